@@ -1,0 +1,182 @@
+"""One pass over one file (storage.md §5.4): stat, skip, reset, read complete lines in bounded chunks, feed
+the importer's parser, and hand out batches of rows with the checkpoint that covers them.
+
+Used identically by `hyp backfill`, the wizard's import and the capture daemon, so a line produces the same
+rows whichever path reads it. Nothing here writes: batches go to `Storage.commit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
+from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, Window, loads_state
+
+CHUNK_SIZE = 4 * 1024 * 1024
+HEAD_LEN = 4096
+DEFAULT_BATCH_ROWS = 50_000
+
+
+@dataclass
+class Batch:
+    rows: list[Row]
+    update: CheckpointUpdate | None  # None when the run may not write checkpoints
+    bytes_done: int  # bytes of the file consumed so far in this pass
+    final: bool = False
+
+
+class FilePass:
+    """Reads one file once. Iterate `batches()`; afterwards `status` is one of `unchanged`, `read`, `reset`,
+    `failed`, and `bytes_read`, `error` describe the pass."""
+
+    def __init__(
+        self,
+        importer: Importer,
+        file: SourceFile,
+        checkpoint: Checkpoint | None,
+        window: Window,
+        stats: ParseStats,
+        *,
+        write_checkpoints: bool = True,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        chunk_size: int = CHUNK_SIZE,
+        cancel: Callable[[], bool] | None = None,
+    ) -> None:
+        self.importer = importer
+        self.file = file
+        self.checkpoint = checkpoint
+        self.window = window
+        self.stats = stats
+        self.write_checkpoints = write_checkpoints
+        self.batch_rows = batch_rows
+        self.chunk_size = chunk_size
+        self.cancel = cancel or (lambda: False)
+        self.status = "pending"
+        self.bytes_read = 0
+        self.error: str | None = None
+        self.stopped_at_until = False
+        self.size = 0
+
+    # ------------------------------------------------------------------------------------------------
+
+    def unchanged(self, st: os.stat_result) -> bool:
+        cp = self.checkpoint
+        return (
+            cp is not None
+            and cp.size == st.st_size
+            and cp.mtime_ns == st.st_mtime_ns
+            and (cp.device, cp.inode) == (st.st_dev, st.st_ino)
+        )
+
+    def batches(self) -> Iterator[Batch]:
+        try:
+            st = os.stat(self.file.path)
+        except OSError as exc:
+            self.status, self.error = "failed", f"cannot read file: {exc.strerror or exc}"
+            return
+        self.size = st.st_size
+        if self.unchanged(st):
+            self.status = "unchanged"
+            return
+        try:
+            if self.file.read_mode == "whole":
+                yield from self._whole(st)
+            else:
+                yield from self._incremental(st)
+        except OSError as exc:
+            self.status, self.error = "failed", f"cannot read file: {exc.strerror or exc}"
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _update(self, st: os.stat_result, offset: int, state: str, head: bytes, *, size: int) -> CheckpointUpdate | None:
+        if not self.write_checkpoints:
+            return None
+        entry = Checkpoint(
+            path_hash=self.file.path_hash,
+            client_name=self.file.client,
+            read_mode=self.file.read_mode,
+            device=st.st_dev,
+            inode=st.st_ino,
+            size=size,
+            mtime_ns=st.st_mtime_ns,
+            offset=offset,
+            head_len=len(head),
+            head_sha256=hashlib.sha256(head).hexdigest(),
+            parser_state=state,
+            rows_emitted=0,
+        )
+        return CheckpointUpdate(entry=entry, path=self.file.path)
+
+    def _incremental(self, st: os.stat_result) -> Iterator[Batch]:
+        cp = self.checkpoint
+        with open(self.file.path, "rb") as fh:
+            head = fh.read(min(st.st_size, HEAD_LEN))
+            start, state = 0, None
+            reset = False
+            if cp is not None:
+                same_identity = (cp.device, cp.inode) == (st.st_dev, st.st_ino)
+                head_ok = cp.head_len <= len(head) and (
+                    hashlib.sha256(head[: cp.head_len]).hexdigest() == cp.head_sha256
+                )
+                if st.st_size < cp.offset or not same_identity or not head_ok:
+                    reset = True
+                else:
+                    start, state = cp.offset, loads_state(cp.parser_state)
+            if state is None:
+                start = 0
+                state = self.importer.prepare_fresh_state(self.file)
+            self.status = "reset" if reset else "read"
+            parser = self.importer.new_parser(self.file, state, self.window, self.stats)
+            end = st.st_size  # read what was there at stat time; later bytes are the next pass's
+            fh.seek(start)
+            pos = start  # offset of the first byte of `buf`
+            buf = b""
+            stopped = False
+            while pos + len(buf) < end and not stopped:
+                chunk = fh.read(min(self.chunk_size, end - pos - len(buf)))
+                if not chunk:
+                    break
+                self.bytes_read += len(chunk)
+                buf += chunk
+                last_nl = buf.rfind(b"\n")
+                if last_nl < 0:
+                    continue
+                complete, buf = buf[: last_nl + 1], buf[last_nl + 1 :]
+                line_start = 0
+                while True:
+                    nl = complete.find(b"\n", line_start)
+                    if nl < 0:
+                        break
+                    if not parser.feed(complete[line_start:nl], pos + line_start, pos + nl + 1):
+                        stopped = True
+                        break
+                    line_start = nl + 1
+                pos += len(complete) if not stopped else line_start
+                if stopped:
+                    break
+                if parser.ready_count >= self.batch_rows:
+                    offset, pstate = parser.checkpoint()
+                    # Mid-file: record size = offset so a crash before the end never makes the file look
+                    # unchanged (storage.md §5.4 step 2).
+                    yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=offset), offset - start)
+                    if self.cancel():
+                        return
+            self.stopped_at_until = stopped
+            offset, pstate = parser.checkpoint()
+            size = offset if stopped else st.st_size
+            yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=size), end - start, final=True)
+
+    def _whole(self, st: os.stat_result) -> Iterator[Batch]:
+        parser, bytes_read = self.importer.read_whole(self.file, self.window, self.stats)
+        self.bytes_read = bytes_read
+        self.status = "read"
+        with open(self.file.path, "rb") as fh:
+            head = fh.read(min(st.st_size, HEAD_LEN))
+        rows = parser.drain()
+        update = self._update(st, st.st_size, "{}", head, size=st.st_size)
+        for i in range(0, max(len(rows), 1), self.batch_rows):
+            last = i + self.batch_rows >= len(rows)
+            yield Batch(rows[i : i + self.batch_rows], update if last else None, st.st_size, final=last)

@@ -1,0 +1,218 @@
+"""The `ai_gateway_messages` row schema (schema.md §2), canonical JSON (§3.3) and validation.
+
+Rows travel through the importers as plain dicts: column name -> value, a missing key meaning null.
+Timestamps (`message_created_at`, `conversation_started_at`) are integers, microseconds since the Unix
+epoch in UTC; `frame_from_rows` turns them into `Datetime("us", "UTC")`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import polars as pl
+
+SCHEMA_VERSION = 1
+DATASET_NAME = "ai_gateway_messages"
+
+UTC_US = pl.Datetime("us", "UTC")
+
+# (name, dtype, nullable, description) in the exact order of schema.md §2.
+COLUMNS: tuple[tuple[str, pl.DataType, bool, str], ...] = (
+    ("schema_version", pl.Int32(), False, "Always 1."),
+    ("session_id", pl.String(), False, "Session container (Claude sessionId; Codex session id or thread id)."),
+    ("conversation_id", pl.String(), False, "Thread id."),
+    ("user_id", pl.String(), True, "Account id (null from both importers)."),
+    ("provider", pl.String(), False, "anthropic or openai."),
+    ("model", pl.String(), True, "Model id, on assistant rows only."),
+    ("system_text", pl.String(), True, "System prompt (null in v1)."),
+    ("tools", pl.String(), True, "Tool declarations, JSON (null in v1)."),
+    ("conversation_started_at", UTC_US, False, "Start of the thread."),
+    ("conversation_source", pl.String(), True, "claude or codex."),
+    ("client_name", pl.String(), False, "claude or codex; equals the partition key source."),
+    ("cwd", pl.String(), True, "Working directory, verbatim."),
+    ("git_branch", pl.String(), True, "Branch recorded by the client."),
+    ("git_remote", pl.String(), True, "Null in v1."),
+    ("head_sha", pl.String(), True, "Null in v1."),
+    ("repo_root", pl.String(), True, "Null in v1."),
+    ("client_version", pl.String(), True, "Client version string, verbatim."),
+    ("entrypoint", pl.String(), True, "Launch surface (Claude entrypoint, Codex originator)."),
+    ("user_type", pl.String(), True, "Claude userType; Codex thread_source."),
+    ("permission_mode", pl.String(), True, "Claude permissionMode; Codex sandbox mode."),
+    ("is_sidechain", pl.Boolean(), True, "Subagent or side-chain row."),
+    ("agent_id", pl.String(), True, "Claude subagent id."),
+    ("parent_thread_id", pl.String(), True, "Codex parent thread (spawn or fork)."),
+    ("message_id", pl.String(), False, "Message identity."),
+    ("previous_message_id", pl.String(), False, "JSON: [] or [\"<id>\"] of the previous message in the thread."),
+    ("provider_uuid", pl.String(), True, "Native record id."),
+    ("parent_uuid", pl.String(), True, "Claude parentUuid."),
+    ("logical_parent_uuid", pl.String(), True, "Claude logicalParentUuid (across a compaction)."),
+    ("source_tool_assistant_uuid", pl.String(), True, "Claude sourceToolAssistantUUID."),
+    ("request_id", pl.String(), True, "Claude requestId."),
+    ("api_message_id", pl.String(), True, "Claude message.id."),
+    ("prompt_id", pl.String(), True, "Claude promptId; Codex turn id."),
+    ("message_index", pl.Int32(), False, "Ordinal of the message in its thread."),
+    ("message_created_at", UTC_US, False, "Message time (UTC)."),
+    ("role", pl.String(), False, "user, assistant, system, developer, tool, or a native role."),
+    ("part_id", pl.String(), False, "message_id#part_index; the dedupe key."),
+    ("part_index", pl.Int32(), False, "0-based part position."),
+    ("part_type", pl.String(), False, "text, reasoning, tool_call, tool_result, image, file, audio, error, compaction, …"),
+    ("provider_type", pl.String(), True, "Native record or item type."),
+    ("provider_subtype", pl.String(), True, "Native subtype or block type."),
+    ("content_text", pl.String(), True, "Text of the part (base64 data URIs omitted)."),
+    ("tool_name", pl.String(), True, "Tool name on calls; looked up for results."),
+    ("tool_call_id", pl.String(), True, "Call id on calls and results."),
+    ("tool_args", pl.String(), True, "Tool input, JSON."),
+    ("caller_type", pl.String(), True, "Claude tool_use.caller.type."),
+    ("tool_result_for", pl.String(), True, "The call id a result answers."),
+    ("thinking_signature", pl.String(), True, "Claude thinking signature."),
+    ("attachment_type", pl.String(), True, "Null in v1."),
+    ("hook_event", pl.String(), True, "Null in v1."),
+    ("is_error", pl.Boolean(), True, "Tool or API error flag."),
+    ("is_compact_summary", pl.Boolean(), True, "Claude isCompactSummary."),
+    ("compact_metadata", pl.String(), True, "Compaction metadata, JSON."),
+    ("finish_reason", pl.String(), True, "Normalized stop reason."),
+    ("input_tokens", pl.Int64(), True, "Uncached input tokens (carrier row only)."),
+    ("output_tokens", pl.Int64(), True, "Output tokens, reasoning included (carrier row only)."),
+    ("cache_read_tokens", pl.Int64(), True, "Input tokens read from the cache (carrier row only)."),
+    ("cache_write_tokens", pl.Int64(), True, "Input tokens written to the cache (carrier row only)."),
+    ("status", pl.String(), True, "JSON {tool_status, error_code, error_message}."),
+    ("attributes", pl.String(), False, "JSON attribute bag; always has gateway.identity_source."),
+    ("raw_frame", pl.String(), True, "JSON minimized native frame (ids, types, timestamp; never content)."),
+    ("source_path_hash", pl.String(), False, "sha256 of the source file's real path, first 16 hex chars."),
+    ("source_offset", pl.Int64(), True, "Byte offset of the source line."),
+    ("record_format", pl.String(), False, "claude-jsonl, codex-envelope, codex-early-jsonl, codex-legacy-json."),
+    ("date", pl.String(), False, "YYYY-MM-DD, UTC date of message_created_at."),
+)
+
+AI_GATEWAY_MESSAGES_SCHEMA: dict[str, pl.DataType] = {name: dtype for name, dtype, _, _ in COLUMNS}
+COLUMN_NAMES: tuple[str, ...] = tuple(AI_GATEWAY_MESSAGES_SCHEMA)
+NON_NULL_COLUMNS: tuple[str, ...] = tuple(name for name, _, nullable, _ in COLUMNS if not nullable)
+JSON_COLUMNS: frozenset[str] = frozenset(
+    {"tools", "previous_message_id", "tool_args", "compact_metadata", "status", "attributes", "raw_frame"}
+)
+TIMESTAMP_COLUMNS: frozenset[str] = frozenset({"conversation_started_at", "message_created_at"})
+# Sort key of every written file (storage.md §2).
+SORT_KEY: tuple[str, ...] = ("session_id", "message_created_at", "message_id", "part_index")
+
+assert len(COLUMNS) == 64
+
+
+class SchemaError(ValueError):
+    """A batch that does not fit schema_version 1 (a bug in a producer, never silently dropped)."""
+
+
+def canonical_json(value: Any) -> str:
+    """schema.md §3.3: sorted keys, no spaces, UTF-8 (no ASCII escaping)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def empty_frame() -> pl.DataFrame:
+    return pl.DataFrame(schema=AI_GATEWAY_MESSAGES_SCHEMA)
+
+
+def frame_from_rows(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Build a frame in schema order from row dicts (missing keys are null), then validate it."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    if not rows:
+        return empty_frame()
+    columns: dict[str, list[Any]] = {}
+    for name in COLUMN_NAMES:
+        columns[name] = [r.get(name) for r in rows]
+    series = []
+    for name, dtype, _, _ in COLUMNS:
+        if name in TIMESTAMP_COLUMNS:
+            s = pl.Series(name, columns[name], dtype=pl.Int64()).cast(UTC_US)
+        else:
+            s = pl.Series(name, columns[name], dtype=dtype, strict=False)
+        series.append(s)
+    return validate_frame(pl.DataFrame(series))
+
+
+def validate_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """Cast to the schema (order and dtypes) and reject nulls in non-null columns (schema.md §2)."""
+    missing = [c for c in COLUMN_NAMES if c not in df.columns]
+    extra = [c for c in df.columns if c not in AI_GATEWAY_MESSAGES_SCHEMA]
+    if missing or extra:
+        raise SchemaError(f"batch columns do not match schema_version 1: missing {missing}, unexpected {extra}")
+    try:
+        df = df.select([pl.col(c).cast(t, strict=True) for c, t in AI_GATEWAY_MESSAGES_SCHEMA.items()])
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        raise SchemaError(f"batch does not cast to schema_version 1: {exc}") from exc
+    if df.height:
+        nulls = df.select([pl.col(c).null_count() for c in NON_NULL_COLUMNS]).row(0)
+        bad = [(c, n) for c, n in zip(NON_NULL_COLUMNS, nulls, strict=True) if n]
+        if bad:
+            detail = ", ".join(f"{c} ({n} null{'s' if n > 1 else ''})" for c, n in bad)
+            raise SchemaError(f"null in a non-null column: {detail}")
+    return df
+
+
+def usage_view(messages: pl.LazyFrame) -> pl.LazyFrame:
+    """`ai_gateway_usage` (schema.md §6): one row per API response, over the deduplicated messages."""
+    token_cols = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"]
+    api_error = pl.col("attributes").str.json_path_match("$.claude.api_error").fill_null("false") == "true"
+    carriers = messages.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in token_cols]) & ~api_error)
+    total = (
+        pl.col("input_tokens").fill_null(0)
+        + pl.col("output_tokens").fill_null(0)
+        + pl.col("cache_read_tokens").fill_null(0)
+        + pl.col("cache_write_tokens").fill_null(0)
+    ).cast(pl.Int64)
+    out_cols = [
+        "usage_key", "key_kind", "client_name", "provider", "model", "session_id", "conversation_id",
+        "agent_id", "is_sidechain", "message_id", "part_id", "api_message_id", "request_id",
+        "message_created_at", "date", *token_cols, "total_tokens", "rows_collapsed",
+    ]  # fmt: skip
+
+    claude = carriers.filter(pl.col("client_name") == "claude")
+    has_both = pl.col("api_message_id").is_not_null() & pl.col("request_id").is_not_null()
+    claude = claude.with_columns(
+        usage_key=pl.when(has_both)
+        .then(pl.col("api_message_id") + ":" + pl.col("request_id"))
+        .otherwise(pl.coalesce("api_message_id", "message_id")),
+        key_kind=pl.when(has_both)
+        .then(pl.lit("api_message_id+request_id"))
+        .when(pl.col("api_message_id").is_not_null())
+        .then(pl.lit("api_message_id"))
+        .otherwise(pl.lit("message_id")),
+    )
+    main_ids = (
+        claude.filter(~pl.col("is_sidechain").fill_null(False) & pl.col("api_message_id").is_not_null())
+        .select("api_message_id")
+        .unique()
+        .with_columns(_has_main=pl.lit(True))
+    )
+    claude = (
+        claude.join(main_ids, on="api_message_id", how="left", nulls_equal=False)
+        .filter(~(pl.col("is_sidechain").fill_null(False) & pl.col("_has_main").fill_null(False)))
+        .drop("_has_main")
+    )
+    in_cache = (
+        pl.col("input_tokens").fill_null(0) + pl.col("cache_read_tokens").fill_null(0)
+        + pl.col("cache_write_tokens").fill_null(0)
+    )  # fmt: skip
+    claude = (
+        claude.with_columns(_in=in_cache, rows_collapsed=pl.len().over("usage_key").cast(pl.Int64))
+        .sort(
+            ["usage_key", "output_tokens", "_in", "message_created_at", "part_id"],
+            descending=[False, True, True, True, False],
+            nulls_last=True,
+        )
+        .group_by("usage_key", maintain_order=True)
+        .first()
+        .with_columns(total_tokens=total)
+        .select(out_cols)
+    )
+    codex = (
+        carriers.filter(pl.col("client_name") == "codex")
+        .with_columns(
+            usage_key=pl.col("part_id"),
+            key_kind=pl.lit("part_id"),
+            total_tokens=total,
+            rows_collapsed=pl.lit(1, dtype=pl.Int64),
+        )
+        .select(out_cols)
+    )
+    return pl.concat([claude, codex], how="vertical")

@@ -1,0 +1,81 @@
+"""Timestamps as integer microseconds since the Unix epoch, UTC (schema.md §3.2)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US_PER_DAY = 86_400_000_000
+_DATE_CACHE: dict[int, str] = {}
+
+
+def parse_iso_us(value: object) -> int | None:
+    """An ISO-8601 string *with* a zone (`Z` or an offset) -> µs UTC; anything else -> None.
+
+    Precision below the microsecond is truncated (Python keeps at most 6 fraction digits)."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        return None
+    delta = dt - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_claude_ts(value: object) -> int | None:
+    """Claude accepts a zoned ISO string or a number of epoch milliseconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        try:
+            return int(value * 1000)
+        except (OverflowError, ValueError):
+            return None
+    return parse_iso_us(value)
+
+
+def us_to_datetime(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def us_to_date(us: int) -> str:
+    """The UTC `YYYY-MM-DD` of a µs timestamp (memoized per day)."""
+    day = us // US_PER_DAY
+    s = _DATE_CACHE.get(day)
+    if s is None:
+        s = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
+        _DATE_CACHE[day] = s
+    return s
+
+
+def us_to_iso(us: int | None) -> str | None:
+    """ISO 8601 UTC with `Z`, second precision unless there is a fraction."""
+    if us is None:
+        return None
+    dt = us_to_datetime(us)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond:
+        text += f".{dt.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def datetime_to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime")
+    delta = dt - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def date_start_us(d: str) -> int:
+    """00:00 UTC of a `YYYY-MM-DD` date."""
+    return datetime_to_us(datetime.fromisoformat(d).replace(tzinfo=UTC))
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000

@@ -1,0 +1,511 @@
+"""The client-neutral importer contract.
+
+An importer turns the bytes of one client's history files into `ai_gateway_messages` rows. It has three
+parts, and every client implements them the same way:
+
+* discovery (`Importer.discover`): the files under the client's roots, as `SourceFile`s, plus what could not
+  be read and what was detected but is never parsed;
+* a fast inventory (`Importer.inventory_file`): first and last timestamps from a bounded head and tail;
+* a `Parser` per file pass: complete lines (or a whole document) in, rows out, with a JSON parser state that
+  lets the next pass resume exactly where this one stopped (storage.md §5, the split invariant).
+
+The byte-level reading loop, checkpoints, skip and reset rules are generic and live in
+`hypaware_tui.core.reader`; the commit lives in `hypaware_tui.core.storage`. Nothing here imports a UI.
+
+Rows are dicts keyed by column name (missing key = null). While a row is being built, the JSON columns
+`attributes`, `status` and `raw_frame` may hold dicts; `Parser.emit` finalizes them to canonical JSON text.
+Timestamps are integers (µs since the epoch, UTC).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from hypaware_tui.core.schema import canonical_json
+from hypaware_tui.core.timeutil import us_to_date
+
+Row = dict[str, Any]
+
+# --------------------------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One history file found by discovery. `path` is the real path; it is never stored anywhere."""
+
+    client: str
+    path: str
+    path_hash: str
+    read_mode: str  # "incremental" | "whole"
+    is_session: bool = True  # a top-level session (Claude subagent files are not sessions)
+    size: int = 0
+    mtime_ns: int = 0
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file or directory that could not be read during discovery or a pass. No raw path: a path hash or
+    a place relative to the client root."""
+
+    where: str
+    message: str
+
+
+@dataclass
+class Discovery:
+    files: list[SourceFile] = field(default_factory=list)
+    failed: list[FileError] = field(default_factory=list)
+    detected_sources: list[str] = field(default_factory=list)  # e.g. "<codex home>/history.jsonl"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Whether a client's history is present (wizard.md §5)."""
+
+    detected: bool
+    root: str | None  # the first existing, readable root; else the first root looked at
+    reason: str | None  # "not found: <root> does not exist" / "not readable: <root> (permission denied)"
+    roots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileInventory:
+    """Cheap facts about one file for plans and previews (never a whole read)."""
+
+    file: SourceFile
+    size: int
+    mtime_ns: int
+    first_ts: int | None  # µs, from a bounded head
+    last_ts: int | None  # µs, from a bounded tail
+
+    @property
+    def newest_us(self) -> int:
+        return self.last_ts if self.last_ts is not None else self.mtime_ns // 1000
+
+    @property
+    def oldest_us(self) -> int:
+        return self.first_ts if self.first_ts is not None else self.mtime_ns // 1000
+
+
+# --------------------------------------------------------------------------------------------- stats
+
+
+@dataclass
+class ParseStats:
+    """Counters of one pass (schema.md §7, storage.md §10 backfill.scan)."""
+
+    records_by_type: Counter = field(default_factory=Counter)
+    lines_skipped: Counter = field(default_factory=Counter)
+    rows_held: int = 0
+    usage_unattached: int = 0
+    rows_built: int = 0
+
+    def merge(self, other: ParseStats) -> None:
+        self.records_by_type.update(other.records_by_type)
+        self.lines_skipped.update(other.lines_skipped)
+        self.rows_held += other.rows_held
+        self.usage_unattached += other.usage_unattached
+        self.rows_built += other.rows_built
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rows a pass may emit: `since_us <= message_created_at <= until_us` (either bound optional).
+
+    `since_us` is already the later of `--since` and the import floor. `until_us` also stops an incremental
+    pass before the first line whose *own* timestamp is later (daemon.md §3.1 rule 4); whole-document reads
+    ignore it (storage.md §5.3)."""
+
+    since_us: int | None = None
+    until_us: int | None = None
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+_B64_RE = re.compile(
+    r"data:([A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9!#$&^_.+=-]+)*)?;base64,[A-Za-z0-9+/_-]+=*"
+)
+
+
+def strip_base64(text: str | None) -> str | None:
+    """schema.md §3.4 rule 2: inline base64 data URIs -> `data:<mediatype>;base64,<omitted>`."""
+    if text is None or "base64," not in text:
+        return text
+    return _B64_RE.sub(lambda m: f"data:{m.group(1) or 'application/octet-stream'};base64,<omitted>", text)
+
+
+def nonempty_str(value: object) -> str | None:
+    """Optional identifier columns hold null rather than "" (schema.md §3.4 rule 5)."""
+    return value if isinstance(value, str) and value != "" else None
+
+
+def compact_dict(d: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop keys whose value is None, recursively for nested dicts built by us; empty dicts vanish."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = compact_dict(v)
+            if not v:
+                continue
+        if v is None:
+            continue
+        out[k] = v
+    return out
+
+
+def json_or_null(d: Mapping[str, Any] | None) -> str | None:
+    """A built object (status, raw_frame) as canonical JSON, or null when it ends up empty (§3.3 rule 2)."""
+    if d is None:
+        return None
+    d = compact_dict(d)
+    return canonical_json(d) if d else None
+
+
+def dumps_state(state: Any) -> str:
+    return orjson.dumps(state, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def loads_state(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    value = orjson.loads(text)
+    return value if isinstance(value, dict) and value else None
+
+
+def parse_json_line(raw: bytes) -> Any:
+    """Parse one line's bytes. orjson first; on failure (invalid UTF-8 included) decode with replacement and
+    try the stdlib, as claude.md §2 rule 3 says. Raises ValueError when it is not JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    import json
+
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------------------------- parser
+
+
+class Parser(ABC):
+    """One pass over one file.
+
+    The reader calls `feed(line, offset, next_offset)` for each complete line (the bytes without the `\\n`)
+    in file order, `finish()` at the end of a whole-document read, and `drain()` / `checkpoint()` whenever it
+    wants to commit. Subclasses implement `handle(obj, offset)` and `own_timestamp(obj)`; they keep *all*
+    resumable state in `self.state` (JSON-able), and hand finished rows to `self.emit(rows)`.
+
+    Timestamp holding (schema.md §3.2 rule 3) is generic: a subclass that builds a row before any timestamp
+    is known sets `message_created_at` (and, if unknown, `conversation_started_at`) to None and calls
+    `emit`; the parser then holds those rows and every later row until a timestamp arrives through
+    `note_timestamp`, and `checkpoint()` points at the first held line with the state from before it.
+    """
+
+    #: key in `self.state` holding the last parseable timestamp (µs) seen in the file
+    LAST_TS = "last_ts"
+
+    def __init__(
+        self,
+        file: SourceFile,
+        state: dict[str, Any] | None,
+        window: Window,
+        stats: ParseStats,
+        *,
+        whole: bool = False,
+    ) -> None:
+        self.file = file
+        self.window = window
+        self.stats = stats
+        self.whole = whole
+        self.state: dict[str, Any] = state if state else self.fresh_state()
+        self._ready: list[Row] = []
+        self._held: list[Row] = []
+        self._hold_snapshot: tuple[int, str] | None = None  # (offset, state JSON) before the first held line
+        self._offset = 0  # end of the last consumed line
+        self._line_rows = 0
+        self._line_kept = 0
+        self._pre_line_state: str | None = None
+
+    # -- to implement -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def fresh_state(self) -> dict[str, Any]:
+        """The state of a file read from offset 0."""
+
+    @abstractmethod
+    def handle(self, obj: dict[str, Any], offset: int) -> None:
+        """Process one parsed JSON object (a line, or an item of a whole document). Count skip reasons for
+        lines that yield no row by nature; call `emit` for rows."""
+
+    def own_timestamp(self, obj: dict[str, Any]) -> int | None:
+        """The line's own timestamp (µs), used to stop an incremental pass at `until`."""
+        return None
+
+    def count_type(self, key: str) -> None:
+        self.stats.records_by_type[key] += 1
+
+    def on_release(self, ts: int) -> None:
+        """Called when held rows get their inherited-later timestamp (fix per-thread start times here)."""
+
+    # -- timestamps ---------------------------------------------------------------------------------------
+
+    def note_timestamp(self, ts: int) -> None:
+        """Record a parseable timestamp (in file order) and release held rows with it."""
+        self.state[self.LAST_TS] = ts
+        if self._held:
+            self._release(ts)
+
+    def inherited_ts(self) -> tuple[int | None, str | None]:
+        """For a record without its own timestamp: (ts, timestamp_source) per schema.md §3.2, or
+        (None, "inherited_later") when it must be held."""
+        last = self.state.get(self.LAST_TS)
+        if last is not None:
+            return last, "inherited_earlier"
+        return None, "inherited_later"
+
+    # -- rows ---------------------------------------------------------------------------------------------
+
+    def emit(self, rows: list[Row]) -> None:
+        """Hand over built rows. Rows with a pending timestamp (None), and everything after them while
+        anything is held, wait; the rest is finalized and window-filtered."""
+        if not rows:
+            return
+        self._line_rows += len(rows)
+        pending = any(r.get("message_created_at") is None for r in rows)
+        if pending or self._held:
+            if not self._held and self._hold_snapshot is None:
+                self._hold_snapshot = (self._current_offset, self._pre_line_state or dumps_state(self.state))
+            self._held.extend(rows)
+            self._line_kept += len(rows)  # judged when released
+            return
+        self._accept(rows)
+
+    def _accept(self, rows: list[Row]) -> None:
+        since, until = self.window.since_us, (None if self.whole else self.window.until_us)
+        for r in rows:
+            ts = r["message_created_at"]
+            self.stats.rows_built += 1
+            if (since is not None and ts < since) or (until is not None and ts > until):
+                continue
+            self._line_kept += 1
+            self._ready.append(finalize_row(r))
+
+    def _release(self, ts: int) -> None:
+        held, self._held = self._held, []
+        self._hold_snapshot = None
+        self.on_release(ts)
+        for r in held:
+            if r.get("message_created_at") is None:
+                r["message_created_at"] = ts
+                attrs = r.setdefault("attributes", {})
+                attrs.setdefault("gateway", {})["timestamp_source"] = "inherited_later"
+            if r.get("conversation_started_at") is None:
+                r["conversation_started_at"] = ts
+        self._accept(held)
+
+    # -- the reader's side --------------------------------------------------------------------------------
+
+    def feed(self, line: bytes, offset: int, next_offset: int) -> bool:
+        """Consume one complete line (without its `\\n`). Returns False, consuming nothing, when an
+        incremental pass must stop here because the line's own timestamp is later than `until`."""
+        if offset == 0 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        self._current_offset = offset
+        if not line.strip():
+            self._consumed(next_offset)
+            return True
+        try:
+            obj = parse_json_line(line)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            if obj is not None:
+                self.count_type("unknown")
+            self.stats.lines_skipped["malformed"] += 1
+            self._consumed(next_offset)
+            return True
+        if not self.whole and self.window.until_us is not None:
+            own = self.own_timestamp(obj)
+            if own is not None and own > self.window.until_us:
+                return False
+        self.handle_object(obj, offset)
+        self._consumed(next_offset)
+        return True
+
+    def handle_object(self, obj: dict[str, Any], offset: int | None) -> None:
+        """Run `handle` with the per-line bookkeeping (outside_window counting, hold snapshot)."""
+        self._line_rows = 0
+        self._line_kept = 0
+        self._current_offset = offset if offset is not None else self._offset
+        self._pre_line_state = dumps_state(self.state) if self.state.get(self.LAST_TS) is None else None
+        self.handle(obj, offset)  # type: ignore[arg-type]
+        if self._line_rows and not self._line_kept:
+            self.stats.lines_skipped["outside_window"] += 1
+        self._pre_line_state = None
+
+    def _consumed(self, next_offset: int) -> None:
+        self._offset = next_offset
+
+    def finish(self) -> None:
+        """End of a whole-document read: held rows take the epoch (schema.md §3.2 rule 4)."""
+        self.flush_pending()
+        if self._held:
+            held, self._held = self._held, []
+            self._hold_snapshot = None
+            for r in held:
+                if r.get("message_created_at") is None:
+                    r["message_created_at"] = 0
+                    r.setdefault("attributes", {}).setdefault("gateway", {})["timestamp_source"] = "epoch"
+                if r.get("conversation_started_at") is None:
+                    r["conversation_started_at"] = 0
+            self._accept(held)
+
+    def flush_pending(self) -> None:
+        """Whole-document end hook for importer-held rows (e.g. a Codex candidate). Override."""
+
+    def drain(self) -> list[Row]:
+        rows, self._ready = self._ready, []
+        return rows
+
+    @property
+    def ready_count(self) -> int:
+        return len(self._ready)
+
+    def checkpoint(self) -> tuple[int, str]:
+        """(offset, parser_state JSON) to resume from: the end of the last consumed line, or the start of
+        the first held line with the state from before it."""
+        self.stats.rows_held = len(self._held)
+        if self._hold_snapshot is not None:
+            return self._hold_snapshot
+        return self._offset, dumps_state(self.state)
+
+
+def finalize_row(r: Row) -> Row:
+    """Turn a built row into its stored form: JSON columns as canonical text, `date` from the timestamp,
+    base64 stripped from content_text."""
+    attrs = r.get("attributes")
+    if isinstance(attrs, dict):
+        r["attributes"] = canonical_json(compact_dict(attrs))
+    for col in ("status", "raw_frame"):
+        v = r.get(col)
+        if isinstance(v, dict):
+            r[col] = json_or_null(v)
+    text = r.get("content_text")
+    if text is not None:
+        r["content_text"] = strip_base64(text)
+    r["date"] = us_to_date(r["message_created_at"])
+    return r
+
+
+# --------------------------------------------------------------------------------------------- importer
+
+
+class Importer(ABC):
+    """One client. Stateless: everything per file lives in `Parser` state and checkpoints."""
+
+    name: str  # "claude" | "codex"  (= client_name = partition source)
+    display_name: str  # "Claude Code" | "Codex"
+    provider: str  # "anthropic" | "openai"
+
+    @abstractmethod
+    def roots(self, config_root: str | None, env: Mapping[str, str]) -> list[str]:
+        """Candidate roots in order (absolute, `~` expanded). Existence is not checked here."""
+
+    def detect(self, config_root: str | None, env: Mapping[str, str]) -> Detection:
+        """Detected = at least one root exists and is readable (wizard.md §5)."""
+        roots = self.roots(config_root, env)
+        first_reason = None
+        for root in roots:
+            if os.path.isdir(root):
+                if os.access(root, os.R_OK | os.X_OK):
+                    return Detection(True, root, None, tuple(roots))
+                first_reason = first_reason or f"not readable: {root} (permission denied)"
+            else:
+                first_reason = first_reason or f"not found: {root} does not exist"
+        if not roots:
+            return Detection(False, None, "no root configured", ())
+        return Detection(False, roots[0], first_reason, tuple(roots))
+
+    @abstractmethod
+    def discover(self, roots: list[str]) -> Discovery:
+        """Every history file under the roots, in processing order (deduplicated by real path)."""
+
+    @abstractmethod
+    def new_parser(
+        self, file: SourceFile, state: dict[str, Any] | None, window: Window, stats: ParseStats
+    ) -> Parser:
+        """A parser for one incremental pass (state None = from offset 0)."""
+
+    def prepare_fresh_state(self, file: SourceFile) -> dict[str, Any] | None:
+        """Called when a pass starts from offset 0 (no checkpoint, or a reset): capture anything that must
+        be frozen into the state (the Claude sidecar). Return None for the parser's default fresh state."""
+        return None
+
+    def read_whole(self, file: SourceFile, window: Window, stats: ParseStats) -> tuple[Parser, int]:
+        """Whole-document files (storage.md §5.3): read and feed the whole document with a fresh state,
+        call `finish()`, and return (parser, bytes_read). Only importers with whole-mode files implement it."""
+        raise NotImplementedError(f"{self.name} has no whole-document files")
+
+    @abstractmethod
+    def inventory_file(self, file: SourceFile, size: int, mtime_ns: int) -> FileInventory:
+        """First/last timestamps from a bounded head and tail of the file (never the whole file)."""
+
+    def session_key(self, file: SourceFile) -> str:
+        """What counts as one session in inventories (a top-level file by default)."""
+        return file.path_hash
+
+
+# --------------------------------------------------------------------------------------------- inventory
+
+HEAD_TAIL_BYTES = 256 * 1024
+
+
+def head_tail_timestamps(
+    path: str, size: int, line_ts: Callable[[dict[str, Any]], int | None], *, span: int = HEAD_TAIL_BYTES
+) -> tuple[int | None, int | None]:
+    """First and last timestamps found in the first and last `span` bytes of a JSONL file.
+
+    Only complete lines inside each window are parsed (the first and last lines of a file often carry no
+    timestamp, so several are tried). Never reads more than 2 × span bytes."""
+
+    def scan(chunk: bytes, reverse: bool) -> int | None:
+        lines = chunk.split(b"\n")
+        for raw in reversed(lines) if reverse else lines:
+            raw = raw.strip()
+            if not raw or raw[:1] != b"{":
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                ts = line_ts(obj)
+                if ts is not None:
+                    return ts
+        return None
+
+    with open(path, "rb") as fh:
+        head = fh.read(min(size, span))
+        first = scan(head if size <= span else head[: head.rfind(b"\n") + 1], reverse=False)
+        if size <= span:
+            last = scan(head, reverse=True)
+        else:
+            fh.seek(size - span)
+            tail = fh.read(span)
+            cut = tail.find(b"\n")
+            last = scan(tail[cut + 1 :], reverse=True)
+    return first, last
