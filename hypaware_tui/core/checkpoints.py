@@ -1,8 +1,21 @@
-"""Per-file checkpoints (storage.md §5.1). The SQLite API lives in StateDB below (filled in by storage work)."""
+"""Per-file checkpoints (storage.md §5): the `Checkpoint` record and the SQLite `StateDB` (§5.1)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from dataclasses import fields as _dc_fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,3 +43,235 @@ class CheckpointUpdate:
 
     entry: Checkpoint
     path: str
+
+
+# --- State database (storage.md §5.1) --------------------------------------------------------------------
+
+HEAD_MAX = 4096
+STATE_VERSION = "1"
+FRESH_PARSER_STATE = "{}"
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta  (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+  path_hash    TEXT PRIMARY KEY,
+  client_name  TEXT NOT NULL,
+  read_mode    TEXT NOT NULL,
+  device       INTEGER, inode INTEGER,
+  size         INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+  offset       INTEGER NOT NULL,
+  head_len     INTEGER NOT NULL,
+  head_sha256  TEXT NOT NULL,
+  parser_state TEXT NOT NULL,
+  rows_emitted INTEGER NOT NULL DEFAULT 0,
+  updated_at   TEXT NOT NULL
+);
+"""
+
+_CP_FIELDS = tuple(f.name for f in _dc_fields(Checkpoint))
+_SELECT = "SELECT " + ", ".join(_CP_FIELDS) + " FROM files"
+
+
+def path_hash(realpath: str | os.PathLike[str]) -> str:
+    """storage.md §5.1: sha256 of the real path's bytes, first 16 hex digits."""
+    return hashlib.sha256(os.fsencode(realpath)).hexdigest()[:16]
+
+
+def head_digest(path: str | os.PathLike[str], size: int) -> tuple[int, str]:
+    """(head_len, head_sha256) of the first min(size, 4096) bytes as read now (storage.md §5.4 step 5).
+    If the file is shorter than expected, the bytes actually read are hashed and counted."""
+    want = max(0, min(int(size), HEAD_MAX))
+    with open(path, "rb") as f:
+        data = f.read(want)
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+class StateDBError(RuntimeError):
+    """The state database could not be opened or written; the message says which file and what to do."""
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StateDB:
+    """Per-file checkpoints and meta values in `<HYP_HOME>/state/ingest.sqlite`.
+
+    `StateDB.open(layout, create=False)` never creates anything: with no database file it is an empty,
+    read-only view (every read returns nothing, every write raises). Writers open with `create=True`.
+    Writes are only made under the commit lock (storage.md §4), which `Storage` holds.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection | None, *, writable: bool) -> None:
+        self.path = path
+        self._conn = conn
+        self.writable = writable
+
+    # -- opening -----------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, layout: Layout, *, create: bool) -> StateDB:
+        path = layout.ingest_db
+        if not create:
+            if not path.exists():
+                return cls(path, None, writable=False)
+            return cls(path, cls._connect_readonly(path), writable=False)
+        try:
+            ensure_dir(path.parent)
+            if not path.exists():
+                # Create the file ourselves with 0600: SQLite gives -wal/-shm the main file's mode.
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+                os.close(fd)
+            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateDBError(f"cannot open the checkpoint database {path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA_SQL + "COMMIT;")
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', ?)", (STATE_VERSION,)
+            )
+            version = conn.execute("SELECT value FROM meta WHERE key='state_version'").fetchone()[0]
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StateDBError(
+                f"cannot use the checkpoint database {path}: {exc}. If it is damaged, move it away: "
+                "the next import re-reads every file and dedupe drops the rows already stored."
+            ) from exc
+        if version != STATE_VERSION:
+            conn.close()
+            raise StateDBError(
+                f"{path} has state_version {version!r}; this hyp understands {STATE_VERSION!r}"
+            )
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.chmod(f"{path}{suffix}", FILE_MODE)
+        return cls(path, conn, writable=True)
+
+    @staticmethod
+    def _connect_readonly(path: Path) -> sqlite3.Connection:
+        """A read-only connection that creates no file. With a -wal present a writer is (or was) active and
+        SQLite reads through it; without one the database is fully checkpointed and is opened immutable,
+        which needs no -wal/-shm at all."""
+        uri_path = path.resolve().as_posix()
+        wal = Path(f"{path}-wal")
+        attempts = ["mode=ro"] if wal.exists() else []
+        attempts.append("immutable=1")
+        last: sqlite3.Error | None = None
+        for q in attempts:
+            try:
+                conn = sqlite3.connect(f"file:{uri_path}?{q}", uri=True, timeout=30.0, isolation_level=None)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return conn
+            except sqlite3.Error as exc:
+                last = exc
+        raise StateDBError(f"cannot read the checkpoint database {path}: {last}")
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> StateDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _require_writable(self) -> sqlite3.Connection:
+        if self._conn is None or not self.writable:
+            raise StateDBError(f"{self.path} was opened read-only")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._require_writable()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- reads --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _row(row: tuple) -> Checkpoint:
+        return Checkpoint(*row)
+
+    def get(self, path_hash: str) -> Checkpoint | None:
+        if self._conn is None:
+            return None
+        row = self._conn.execute(_SELECT + " WHERE path_hash = ?", (path_hash,)).fetchone()
+        return self._row(row) if row else None
+
+    def get_all(self, client_name: str | None = None) -> dict[str, Checkpoint]:
+        if self._conn is None:
+            return {}
+        if client_name is None:
+            rows = self._conn.execute(_SELECT).fetchall()
+        else:
+            rows = self._conn.execute(_SELECT + " WHERE client_name = ?", (client_name,)).fetchall()
+        return {r[0]: self._row(r) for r in rows}
+
+    def count(self, client_name: str | None = None) -> int:
+        if self._conn is None:
+            return 0
+        if client_name is None:
+            return self._conn.execute("SELECT count(*) FROM files").fetchone()[0]
+        return self._conn.execute(
+            "SELECT count(*) FROM files WHERE client_name = ?", (client_name,)
+        ).fetchone()[0]
+
+    def get_meta(self, key: str) -> str | None:
+        if self._conn is None:
+            return None
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    # -- writes (under the commit lock) -------------------------------------------------------------------
+    def put_many(self, checkpoints: Iterable[Checkpoint]) -> int:
+        """Insert or replace entries in one transaction. Returns how many were written."""
+        now = _utc_now()
+        rows = [tuple(getattr(cp, f) for f in _CP_FIELDS) + (now,) for cp in checkpoints]
+        if not rows:
+            return 0
+        placeholders = ", ".join("?" * (len(_CP_FIELDS) + 1))
+        sql = f"INSERT OR REPLACE INTO files ({', '.join(_CP_FIELDS)}, updated_at) VALUES ({placeholders})"
+        with self._transaction() as conn:
+            conn.executemany(sql, rows)
+        return len(rows)
+
+    def put(self, checkpoint: Checkpoint) -> None:
+        self.put_many([checkpoint])
+
+    def delete(self, path_hashes: Iterable[str]) -> int:
+        keys = [(h,) for h in path_hashes]
+        if not keys:
+            return 0
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM files WHERE path_hash = ?", keys)
+            return conn.total_changes - before
+
+    def reset_all(self) -> int:
+        """Reset every entry (storage.md §7.3): kept, at offset 0 with a fresh parser state, and with the
+        size, mtime and head cleared so that the next pass neither skips the file nor trusts its head."""
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "UPDATE files SET offset = 0, parser_state = ?, size = 0, mtime_ns = 0, head_len = 0, "
+                "head_sha256 = '', rows_emitted = 0, updated_at = ?",
+                (FRESH_PARSER_STATE, _utc_now()),
+            )
+            return cur.rowcount
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+
+    def apply_in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` inside one write transaction (used by Storage for the §6.3 update)."""
+        with self._transaction() as conn:
+            return fn(conn)

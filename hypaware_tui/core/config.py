@@ -1,0 +1,299 @@
+"""The config file `<HYP_HOME>/hypaware-config.json` (cli.md §2, daemon.md §5).
+
+* `load_config(layout)` -> `Config`, or None when the file does not exist; raises `ConfigError` (naming the
+  file and the problem) when it is invalid. Reading never creates anything.
+* `build_config_data(existing, ...)` -> the dict `hyp init` writes: the known keys in their documented order,
+  then every other key of the existing file, preserved as is.
+* `render_config(data)` -> the exact file text (2-space indent, trailing newline).
+* `write_config(layout, data, backup=...)` -> atomic write (0600) after a byte-for-byte timestamped backup.
+* `set_capture_enabled(layout, enabled)` -> flip `capture.enabled` in place, every other key preserved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypaware_tui.core.paths import Layout, atomic_write_bytes
+
+CONFIG_VERSION = 1
+DEFAULT_RETENTION_DAYS = 120
+KNOWN_CLIENTS = ("claude", "codex")
+
+# daemon.md §5: optional tuning keys under "capture", with their defaults.
+CAPTURE_DEFAULTS: dict[str, float | int] = {
+    "flush_seconds": 5,
+    "flush_rows": 2000,
+    "poll_seconds": 5,
+    "rescan_seconds": 300,
+}
+_INT_KEYS = {"flush_rows"}
+
+
+class ConfigError(ValueError):
+    """An invalid config file. `str()` names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    enabled: bool
+    root: str | None = None  # absolute; used instead of CLAUDE_CONFIG_DIR / CODEX_HOME and the defaults
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    enabled: bool = True
+    flush_seconds: float = CAPTURE_DEFAULTS["flush_seconds"]
+    flush_rows: int = int(CAPTURE_DEFAULTS["flush_rows"])
+    poll_seconds: float = CAPTURE_DEFAULTS["poll_seconds"]
+    rescan_seconds: float = CAPTURE_DEFAULTS["rescan_seconds"]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    version: int
+    clients: dict[str, ClientConfig]  # known clients present in the file; a missing client is disabled
+    retention_days: int
+    capture: CaptureConfig
+    raw: dict[str, Any] = field(default_factory=dict)  # the whole parsed file, unknown keys included
+
+    def client_enabled(self, client: str) -> bool:
+        entry = self.clients.get(client)
+        return bool(entry and entry.enabled)
+
+    @property
+    def enabled_clients(self) -> list[str]:
+        return [c for c in KNOWN_CLIENTS if self.client_enabled(c)]
+
+    def client_root(self, client: str) -> str | None:
+        entry = self.clients.get(client)
+        return entry.root if entry else None
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def load_config(layout: Layout) -> Config | None:
+    """The parsed config, or None when the file does not exist. Raises ConfigError when it is invalid."""
+    path = layout.config
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise ConfigError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    return parse_config(data, path)
+
+
+def parse_config(data: bytes | str, path: str | os.PathLike[str]) -> Config:
+    path = Path(path)
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(path, f"is not UTF-8 text (byte {exc.start})") from None
+    else:
+        text = data
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            path, f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, f"must be a JSON object, found {_json_type(raw)}")
+
+    if "version" not in raw:
+        raise ConfigError(path, f'has no "version" (expected {CONFIG_VERSION})')
+    version = raw["version"]
+    if not _is_int(version) or version != CONFIG_VERSION:
+        raise ConfigError(
+            path, f"has version {json.dumps(version)}; this hyp understands version {CONFIG_VERSION} only"
+        )
+
+    retention = raw.get("retention_days", DEFAULT_RETENTION_DAYS)
+    if not _is_int(retention) or retention < 0:
+        raise ConfigError(
+            path, f"retention_days must be an integer >= 0 (0 = keep forever), found {json.dumps(retention)}"
+        )
+
+    clients_raw = raw.get("clients", {})
+    if not isinstance(clients_raw, dict):
+        raise ConfigError(path, f'"clients" must be an object, found {_json_type(clients_raw)}')
+    clients: dict[str, ClientConfig] = {}
+    for name in KNOWN_CLIENTS:
+        if name not in clients_raw:
+            continue
+        entry = clients_raw[name]
+        where = f"clients.{name}"
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                path, f'"{where}" must be an object like {{"enabled": true}}, found {_json_type(entry)}'
+            )
+        enabled = entry.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(path, f'"{where}.enabled" must be true or false, found {json.dumps(enabled)}')
+        root = entry.get("root")
+        if root is not None:
+            if not isinstance(root, str) or not root:
+                raise ConfigError(path, f'"{where}.root" must be a path string, found {json.dumps(root)}')
+            expanded = os.path.expanduser(root)
+            if not os.path.isabs(expanded):
+                raise ConfigError(path, f'"{where}.root" must be an absolute path, found {json.dumps(root)}')
+            root = expanded
+        clients[name] = ClientConfig(enabled=enabled, root=root)
+
+    capture_raw = raw.get("capture", {})
+    if not isinstance(capture_raw, dict):
+        raise ConfigError(path, f'"capture" must be an object, found {_json_type(capture_raw)}')
+    cap_enabled = capture_raw.get("enabled", True)
+    if not isinstance(cap_enabled, bool):
+        raise ConfigError(path, f'"capture.enabled" must be true or false, found {json.dumps(cap_enabled)}')
+    tuning: dict[str, Any] = {}
+    for key, default in CAPTURE_DEFAULTS.items():
+        value = capture_raw.get(key, default)
+        ok = _is_int(value) if key in _INT_KEYS else (_is_number(value))
+        if not ok or value <= 0:
+            kind = "a whole number" if key in _INT_KEYS else "a number"
+            raise ConfigError(path, f'"capture.{key}" must be {kind} > 0, found {json.dumps(value)}')
+        tuning[key] = value
+    capture = CaptureConfig(enabled=cap_enabled, **tuning)
+    return Config(
+        path=path, version=version, clients=clients, retention_days=retention, capture=capture, raw=raw
+    )
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v  # not NaN
+
+
+def _json_type(v: object) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+# --- building and writing -------------------------------------------------------------------------------
+
+
+def build_config_data(
+    existing: Mapping[str, Any] | None,
+    *,
+    clients: Mapping[str, bool],
+    retention_days: int,
+    capture_enabled: bool,
+    roots: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The config `hyp init` writes: `version`, `clients`, `retention_days`, `capture` in that order, then
+    every other key of `existing` as it was. Existing client entries keep their other keys (e.g. `root`),
+    and `capture` keeps its tuning keys. `clients` maps each client to enabled (known clients only)."""
+    existing = dict(existing or {})
+    old_clients = existing.get("clients") if isinstance(existing.get("clients"), dict) else {}
+    new_clients: dict[str, Any] = {}
+    for name in KNOWN_CLIENTS:
+        if name not in clients:
+            continue
+        old = old_clients.get(name)
+        entry: dict[str, Any] = {"enabled": bool(clients[name])}
+        if isinstance(old, dict):
+            entry.update({k: v for k, v in old.items() if k != "enabled"})
+        if roots and name in roots:
+            entry["root"] = roots[name]
+        new_clients[name] = entry
+    for name, old in old_clients.items():  # clients this hyp does not know: preserved
+        if name not in KNOWN_CLIENTS:
+            new_clients[name] = old
+    old_capture = existing.get("capture") if isinstance(existing.get("capture"), dict) else {}
+    capture = {"enabled": bool(capture_enabled)}
+    capture.update({k: v for k, v in old_capture.items() if k != "enabled"})
+    data: dict[str, Any] = {
+        "version": CONFIG_VERSION,
+        "clients": new_clients,
+        "retention_days": int(retention_days),
+        "capture": capture,
+    }
+    for key, value in existing.items():
+        if key not in data:
+            data[key] = value
+    return data
+
+
+def render_config(data: Mapping[str, Any]) -> str:
+    """The exact file text: 2-space indent, UTF-8 (no ASCII escaping), trailing newline."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def backup_name(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"hypaware-config.json.bak-{now.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def write_config(
+    layout: Layout, data: Mapping[str, Any], *, backup: bool, now: datetime | None = None
+) -> str | None:
+    """Write the config atomically (0600). With `backup` and an existing file whose bytes differ, first copy
+    it byte-for-byte to `hypaware-config.json.bak-<YYYYMMDDTHHMMSSZ>` (never overwriting an older backup).
+    Returns the backup's file name, or None when none was made. Identical content is not rewritten."""
+    text = render_config(data).encode("utf-8")
+    path = layout.config
+    try:
+        old = path.read_bytes()
+    except FileNotFoundError:
+        old = None
+    if old == text:
+        return None
+    made: str | None = None
+    if backup and old is not None:
+        base = backup_name(now)
+        name, n = base, 1
+        while (layout.home / name).exists():
+            if (layout.home / name).read_bytes() == old:
+                break  # the same backup already exists (same second)
+            n += 1
+            name = f"{base}-{n}"
+        if not (layout.home / name).exists():
+            atomic_write_bytes(layout.home / name, old)
+        made = name
+    atomic_write_bytes(path, text)
+    return made
+
+
+def set_capture_enabled(layout: Layout, enabled: bool) -> bool:
+    """Set `capture.enabled` (an atomic edit: every other key and its order preserved). Returns True when
+    the file changed. Raises ConfigError when there is no valid config."""
+    cfg = load_config(layout)
+    if cfg is None:
+        raise ConfigError(layout.config, "does not exist; run hyp init first")
+    raw = dict(cfg.raw)
+    capture = dict(raw.get("capture") or {})
+    if capture.get("enabled") is enabled:
+        return False
+    capture["enabled"] = enabled
+    raw["capture"] = capture
+    write_config(layout, raw, backup=False)
+    return True

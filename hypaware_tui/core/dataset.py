@@ -1,0 +1,63 @@
+"""Read-only access to the `ai_gateway_messages` dataset (storage.md §9).
+
+`scan_messages(layout)` is the relation every reader shipped with hyp builds on: every
+`<dataset root>/**/*.parquet` file (glob form, so in-flight `.tmp` files are never seen) with Hive
+partitioning, `date` kept as a String, the partition key `source` added, and rows deduplicated by `part_id`
+across the whole dataset, keeping the row from the smallest file name (UUIDv7 names: the oldest copy).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.schema import AI_GATEWAY_MESSAGES_SCHEMA
+
+_FILE_COL = "__hyp_file"
+HIVE_SCHEMA = {"source": pl.String(), "date": pl.String()}
+MESSAGES_SCHEMA: dict[str, pl.DataType] = {**AI_GATEWAY_MESSAGES_SCHEMA, "source": pl.String()}
+
+
+def dataset_glob(layout: Layout) -> str:
+    return os.path.join(str(layout.dataset_root), "**", "*.parquet")
+
+
+def has_parquet_files(root: Path) -> bool:
+    """True when at least one `source=*/date=*/*.parquet` exists (read-only, stops at the first)."""
+    for _ in root.glob("source=*/date=*/*.parquet"):
+        return True
+    return False
+
+
+def empty_messages() -> pl.LazyFrame:
+    return pl.LazyFrame(schema=MESSAGES_SCHEMA)
+
+
+def scan_messages(layout: Layout, *, dedupe: bool = True) -> pl.LazyFrame:
+    """The deduplicated `ai_gateway_messages` relation: schema.md §2 columns in order, then `source`.
+
+    A missing or empty dataset gives an empty frame with the full schema. Nothing is read until the frame
+    is collected; a file removed between listing and reading (compaction, retention) makes `collect` raise
+    FileNotFoundError, and the caller retries once (storage.md §9)."""
+    root = layout.dataset_root
+    if not root.is_dir() or not has_parquet_files(root):
+        return empty_messages()
+    lf = pl.scan_parquet(
+        dataset_glob(layout),
+        hive_partitioning=True,
+        hive_schema=HIVE_SCHEMA,
+        try_parse_hive_dates=False,
+        include_file_paths=_FILE_COL,
+    )
+    columns = list(MESSAGES_SCHEMA)
+    if not dedupe:
+        return lf.select(columns)
+    name = pl.col(_FILE_COL).str.extract(r"([^/\\]+)$", 1)
+    return (
+        lf.with_columns(_name=name)
+        .filter(pl.col("_name") == pl.col("_name").min().over("part_id"))
+        .select(columns)
+    )

@@ -1,0 +1,135 @@
+"""The events log, `<HYP_HOME>/logs/events.jsonl` (storage.md §10).
+
+One JSON object per line, appended with O_APPEND (one `write` per event, so concurrent writers never
+interleave within a line), mode 0600, rotated at 10 MiB into `events.jsonl.1` … `.3`. A disabled log
+(dry runs) writes nothing and creates nothing. Events never carry message content or raw source paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir
+from hypaware_tui.core.schema import DATASET_NAME
+
+MAX_BYTES = 10 * 1024 * 1024
+KEEP = 3
+
+
+def utc_now_iso_ms() -> str:
+    """UTC ISO-8601 with milliseconds and `Z`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class EventLog:
+    """Appends events for one run. `dev_run_id` is `$DEV_RUN_ID`, else `run_id`."""
+
+    def __init__(self, layout: Layout, run_id: str, *, enabled: bool, max_bytes: int = MAX_BYTES) -> None:
+        self.layout = layout
+        self.run_id = run_id
+        self.enabled = enabled
+        self.max_bytes = max_bytes
+        self.dev_run_id = os.environ.get("DEV_RUN_ID") or run_id
+        self.last_error: OSError | None = None  # logging never fails the operation; the error is kept here
+
+    @property
+    def path(self) -> Path:
+        return self.layout.events_log
+
+    def emit(self, event: str, *, provider: str | None = None, **fields: Any) -> dict[str, Any] | None:
+        """Append one event. Returns the record (None when disabled)."""
+        if not self.enabled:
+            return None
+        record: dict[str, Any] = {
+            "ts": utc_now_iso_ms(),
+            "event": event,
+            "dev_run_id": self.dev_run_id,
+            "dataset": DATASET_NAME,
+        }
+        if provider is not None:
+            record["provider"] = provider
+        record.update(fields)
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        try:
+            ensure_dir(self.path.parent)
+            self._rotate_if_needed(len(line))
+            fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE
+            )
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self.last_error = exc
+        return record
+
+    def _rotate_if_needed(self, incoming: int) -> None:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size == 0 or size + incoming <= self.max_bytes:
+            return
+        for i in range(KEEP - 1, 0, -1):
+            src = self.path.with_name(f"{self.path.name}.{i}")
+            if src.exists():
+                os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        with contextlib.suppress(FileNotFoundError):  # another process may have rotated it just now
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+
+def _log_files(layout: Layout) -> list[Path]:
+    """Newest first: events.jsonl, .1, .2, .3."""
+    base = layout.events_log
+    return [base] + [base.with_name(f"{base.name}.{i}") for i in range(1, KEEP + 1)]
+
+
+def iter_events_reversed(layout: Layout, *, max_bytes: int = 4 * 1024 * 1024) -> Iterator[dict[str, Any]]:
+    """Events newest first, reading at most `max_bytes` in total from the end of the logs. Read-only;
+    unparseable lines are skipped."""
+    budget = max_bytes
+    for path in _log_files(layout):
+        if budget <= 0:
+            return
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                start = max(0, size - budget)
+                f.seek(start)
+                data = f.read()
+        except OSError:
+            continue
+        budget -= len(data)
+        lines = data.split(b"\n")
+        if start > 0:
+            lines = lines[1:]  # first line may be cut
+        for raw in reversed(lines):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+def last_event_times(layout: Layout, names: Iterable[str]) -> dict[str, str | None]:
+    """The `ts` of the most recent event of each name (None when not found)."""
+    wanted = set(names)
+    found: dict[str, str | None] = dict.fromkeys(wanted)
+    for ev in iter_events_reversed(layout):
+        name = ev.get("event")
+        if name in wanted and found[name] is None:
+            found[name] = ev.get("ts")
+            if all(v is not None for v in found.values()):
+                break
+    return found

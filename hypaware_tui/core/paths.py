@@ -1,0 +1,178 @@
+"""`HYP_HOME` layout (storage.md §1), directory creation and atomic file writes (storage.md §3, §11).
+
+Nothing here touches the disk on import or when a `Layout` is built: read-only commands must never create
+`HYP_HOME`. Only `ensure_dir` and `atomic_write_bytes` create anything, and only writers call them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+CONFIG_NAME = "hypaware-config.json"
+
+
+def resolve_hyp_home(env: Mapping[str, str] = os.environ) -> Path:
+    """`$HYP_HOME` (`~` expanded, made absolute), else `~/.hyp`. Never touches the disk."""
+    raw = env.get("HYP_HOME") or ""
+    home_dir = env.get("HOME") or os.path.expanduser("~")
+    if not raw:
+        return Path(os.path.abspath(os.path.join(home_dir, ".hyp")))
+    if raw == "~" or raw.startswith("~/"):
+        raw = home_dir + raw[1:]
+    elif raw.startswith("~"):
+        raw = os.path.expanduser(raw)  # ~user/...
+    return Path(os.path.abspath(raw))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path of storage.md §1. Building one creates nothing."""
+
+    home: Path
+
+    @classmethod
+    def resolve(cls, env: Mapping[str, str] = os.environ) -> Layout:
+        return cls(resolve_hyp_home(env))
+
+    @property
+    def config(self) -> Path:
+        return self.home / CONFIG_NAME
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def dataset_root(self) -> Path:
+        return self.cache_dir / "ai_gateway_messages"
+
+    @property
+    def trash(self) -> Path:
+        return self.cache_dir / ".trash"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def ingest_db(self) -> Path:
+        return self.state_dir / "ingest.sqlite"
+
+    @property
+    def capture_json(self) -> Path:
+        return self.state_dir / "capture.json"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def write_lock(self) -> Path:
+        return self.run_dir / "write.lock"
+
+    @property
+    def daemon_pid(self) -> Path:
+        return self.run_dir / "daemon.pid"
+
+    @property
+    def daemon_status(self) -> Path:
+        return self.run_dir / "daemon-status.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def events_log(self) -> Path:
+        return self.logs_dir / "events.jsonl"
+
+    @property
+    def daemon_log(self) -> Path:
+        return self.logs_dir / "daemon.log"
+
+    def partition_dir(self, source: str, date: str) -> Path:
+        return self.dataset_root / f"source={source}" / f"date={date}"
+
+
+def set_umask() -> int:
+    """Writers call this at start (storage.md §11). Returns the previous umask."""
+    return os.umask(0o077)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync a directory so a rename or create in it is durable; skipped where the platform cannot."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # e.g. EINVAL on filesystems that cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: str | os.PathLike[str]) -> Path:
+    """Create `path` and any missing parent with mode 0700, fsyncing each new directory's parent.
+
+    Directories that already exist keep their mode (they may be the user's)."""
+    p = Path(path)
+    missing: list[Path] = []
+    cur = p
+    while not cur.is_dir():
+        missing.append(cur)
+        if cur.parent == cur:
+            break
+        cur = cur.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, DIR_MODE)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            continue
+        with contextlib.suppress(OSError):
+            os.chmod(d, DIR_MODE)  # in case the umask was looser than 077
+        fsync_dir(d.parent)
+    return p
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte to `fd` (a short write is retried). Tests patch this to inject ENOSPC."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> Path:
+    """storage.md §3: temp file in the target directory (O_CREAT|O_EXCL, `mode`), write, fsync, rename,
+    directory fsync. On any error the temp file is removed and the target is left as it was."""
+    target = Path(path)
+    ensure_dir(target.parent)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        try:
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, mode)
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+    return target

@@ -1,0 +1,968 @@
+"""The storage engine: the only module that writes the `ai_gateway_messages` dataset (storage.md).
+
+`Storage.commit(rows, checkpoints)` runs the whole commit protocol of storage.md §6.2 in one call, so no
+importer can get the order wrong:
+
+1. (no lock) validate the batch against the schema and drop rows dated before the import floor;
+2. take `run/write.lock`; refresh the per-process `part_id` memo of each touched `(source, date)` partition
+   by reading only the `part_id` column of part files not read yet;
+3. drop rows whose `part_id` is already stored, or appeared earlier in the batch (first wins);
+4. write one file per partition (temp file in the partition directory, fsync, rename, directory fsync);
+5. update the checkpoints in one SQLite transaction with the forward-only / identity rules of §6.3;
+6. release the lock, then log `backfill.write` per partition and `backfill.flush`.
+
+Crash safety: a process killed anywhere leaves at most an orphan `.part-<id>.parquet.tmp` (never matched by
+readers, removed after an hour by `cleanup_tmp`), and rows whose checkpoint did not move: the next pass
+re-reads those lines and step 3 drops what was already stored.
+
+Fault injection for the crash tests: with `HYP_FAULT=<point>` in the environment, the process SIGKILLs
+itself at that point (`mid_write`, `before_rename`, `after_rename`, `before_checkpoints`, `before_release`,
+`compact_before_unlink`); `HYP_FAULT=compact_verify_fail` makes compaction's verification fail.
+
+A part file that cannot be read (truncated, foreign, wrong schema) stops a commit or compaction touching
+its partition with a `StorageError` naming the file and what to do; nothing is written in that case, so
+nothing already committed is lost and the batch is imported again once the file is moved away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from filelock import FileLock, Timeout
+
+from hypaware_tui.core import paths as _paths
+from hypaware_tui.core.checkpoints import (
+    HEAD_MAX,
+    Checkpoint,
+    CheckpointUpdate,
+    StateDB,
+    StateDBError,
+)
+from hypaware_tui.core.events import EventLog
+from hypaware_tui.core.ids import uuid7_hex
+from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir, fsync_dir
+from hypaware_tui.core.schema import (
+    AI_GATEWAY_MESSAGES_SCHEMA,
+    COLUMN_NAMES,
+    DATASET_NAME,
+    SCHEMA_VERSION,
+    SORT_KEY,
+    SchemaError,
+    frame_from_rows,
+    validate_frame,
+)
+
+FAULT_ENV = "HYP_FAULT"
+LOCK_NOTICE_AFTER_S = 0.2
+STALE_TMP_SECONDS = 3600
+MEMO_IDLE_SECONDS = 600
+ROW_GROUP_SIZE = 100_000
+FOOTER_METADATA = {"hyp.dataset": DATASET_NAME, "hyp.schema_version": str(SCHEMA_VERSION)}
+
+CLIENT_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+PART_NAME_RE = re.compile(r"^part-[0-9a-f]{32}\.parquet$")
+META_IMPORT_FLOOR = "import_floor_date"
+NO_FLOOR = ""  # meta value when retention is 0 (no floor)
+
+
+class StorageError(RuntimeError):
+    """A dataset operation failed. The message says what happened and what to do; it is shown as is."""
+
+
+def _fault(point: str) -> None:
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def partition_name(source: str, date_: str) -> str:
+    return f"source={source}/date={date_}"
+
+
+def cut_date_for(retention_days: int, today: date | None = None) -> str | None:
+    """storage.md §7.2: UTC today minus `retention_days`, or None when retention is 0 (keep forever)."""
+    if retention_days <= 0:
+        return None
+    today = today or datetime.now(UTC).date()
+    return (today - timedelta(days=retention_days)).isoformat()
+
+
+def _os_error_message(exc: OSError, what: str, layout: Layout) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
+        hint = (
+            "Free some disk space and run it again. Rows already committed are kept, and the next run "
+            "resumes from the last checkpoint."
+        )
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = (
+            f"Check that {layout.home} and everything in it belong to you and are writable (mode 0700), "
+            "or point HYP_HOME at a writable directory."
+        )
+    else:
+        hint = "Nothing already committed was lost; run it again once the problem is fixed."
+    return f"{what}: {reason}{where}. {hint}"
+
+
+# --- results ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CommitResult:
+    rows_written: int = 0
+    duplicates_skipped: int = 0
+    files_written: int = 0
+    checkpoints_updated: int = 0
+    lock_wait_ms: int = 0
+    partitions: list[str] = field(default_factory=list)
+    rows_before_floor: int = 0  # dropped by the cut_date safety net (step 1)
+    checkpoints_kept: int = 0  # §6.3 (b): the stored entry was already as far
+    checkpoints_mismatched: int = 0  # §6.3 (a): the file changed since the batch read it
+
+
+@dataclass
+class PartitionInfo:
+    source: str
+    date: str
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+
+    @property
+    def name(self) -> str:
+        return partition_name(self.source, self.date)
+
+
+@dataclass
+class DatasetStats:
+    path: str
+    exists: bool
+    bytes: int = 0
+    files: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # stored rows per source (before cross-file dedupe)
+    oldest: str | None = None
+    newest: str | None = None
+    partitions: list[PartitionInfo] = field(default_factory=list)
+    small_file_partitions: int = 0  # partitions made of more than one file (compaction candidates)
+    small_files: int = 0  # files in those partitions
+    tmp_files: int = 0
+    unreadable: list[str] = field(default_factory=list)  # part files whose footer cannot be read
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass
+class PruneResult:
+    retention_days: int
+    cut_date: str | None
+    dry_run: bool
+    partitions: list[PartitionInfo] = field(default_factory=list)
+    tmp_removed: int = 0
+    checkpoints_removed: int = 0
+
+    @property
+    def files_removed(self) -> int:
+        return sum(p.files for p in self.partitions)
+
+    @property
+    def rows_removed(self) -> int:
+        return sum(p.rows for p in self.partitions)
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(p.bytes for p in self.partitions)
+
+
+@dataclass
+class CompactPartition:
+    source: str
+    date: str
+    files_before: int
+    rows_before: int
+    duplicates: int
+    bytes_before: int
+    bytes_after: int | None = None  # None in a dry run
+    file: str | None = None  # the new file (None in a dry run)
+
+    @property
+    def name(self) -> str:
+        return partition_name(self.source, self.date)
+
+
+@dataclass
+class CompactResult:
+    dry_run: bool
+    partitions: list[CompactPartition] = field(default_factory=list)
+    error: str | None = None  # the first failure; compaction stops there (cli.md §8)
+    failed_partition: str | None = None
+
+    @property
+    def files_before(self) -> int:
+        return sum(p.files_before for p in self.partitions)
+
+    @property
+    def files_after(self) -> int:
+        return len(self.partitions)
+
+    @property
+    def duplicates_removed(self) -> int:
+        return sum(p.duplicates for p in self.partitions)
+
+    @property
+    def bytes_before(self) -> int:
+        return sum(p.bytes_before for p in self.partitions)
+
+    @property
+    def bytes_after(self) -> int | None:
+        if any(p.bytes_after is None for p in self.partitions):
+            return None
+        return sum(p.bytes_after or 0 for p in self.partitions)
+
+
+@dataclass
+class _Memo:
+    ids: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    touched: float = 0.0
+
+
+# --- read-only helpers ----------------------------------------------------------------------------------
+
+
+def list_part_files(partition_dir: Path) -> list[str]:
+    """Committed part file names of a partition, in name (= creation) order. Temp files never match."""
+    try:
+        with os.scandir(partition_dir) as it:
+            names = [e.name for e in it if e.name.endswith(".parquet") and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    return sorted(names)
+
+
+def iter_partitions(root: Path) -> Iterator[tuple[str, str, Path]]:
+    """(source, date, dir) of every `source=*/date=YYYY-MM-DD` directory, sorted. Other names are ignored."""
+    try:
+        sources = sorted(os.scandir(root), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for s in sources:
+        if not (s.is_dir(follow_symlinks=False) and s.name.startswith("source=")):
+            continue
+        source = s.name[len("source=") :]
+        try:
+            dates = sorted(os.scandir(s.path), key=lambda e: e.name)
+        except OSError:
+            continue
+        for d in dates:
+            if d.is_dir(follow_symlinks=False) and d.name.startswith("date=") and DATE_RE.match(d.name[5:]):
+                yield source, d.name[5:], Path(d.path)
+
+
+def file_row_count(path: Path) -> int:
+    """Row count from the Parquet footer (no data pages are read)."""
+    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+
+
+def _unreadable_message(path: Path, layout: Layout, detail: str) -> str:
+    return (
+        f"dataset file {path} cannot be read as a hyp Parquet file ({detail}). It is damaged or was not "
+        f"written by hyp. Move it out of {layout.dataset_root} (for example into {layout.trash}) and run the "
+        "command again; nothing was written. Its rows, if any, are imported again only if you also reset "
+        "the checkpoints (delete state/ingest.sqlite)."
+    )
+
+
+def _check_schema(path: Path, layout: Layout) -> None:
+    try:
+        schema = pl.read_parquet_schema(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # polars raises ComputeError / OSError variants for damaged footers
+        raise StorageError(_unreadable_message(path, layout, _short(exc))) from exc
+    if list(schema.items()) != list(AI_GATEWAY_MESSAGES_SCHEMA.items()):
+        theirs = list(schema)
+        detail = "its columns are not those of schema_version 1"
+        if theirs[: len(COLUMN_NAMES)] == list(COLUMN_NAMES):
+            detail = "its column types are not those of schema_version 1"
+        raise StorageError(_unreadable_message(path, layout, detail))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+# --- the engine -----------------------------------------------------------------------------------------
+
+
+class Storage:
+    """Writes, prunes and compacts the dataset under `layout`. One instance per process (it holds the memo).
+
+    Nothing is created until a write is attempted. `events=None` logs nothing."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        events: EventLog | None = None,
+        lock_timeout: float | None = None,
+    ) -> None:
+        self.layout = layout
+        self.events = events
+        self.lock_timeout = lock_timeout
+        self._memo: dict[tuple[str, str], _Memo] = {}
+        self._lock: FileLock | None = None
+        self._db: StateDB | None = None
+        # Test hook: called with the new compacted file's path and its re-read frame; returning False (or
+        # raising) makes the verification fail.
+        self.verify_hook: Callable[[Path, pl.DataFrame], bool] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _state(self) -> StateDB:
+        if self._db is None:
+            self._db = StateDB.open(self.layout, create=True)
+        return self._db
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self.events is not None:
+            self.events.emit(event, **fields)
+
+    # -- locking ---------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self, on_wait: Callable[[], None] | None = None) -> Iterator[int]:
+        """Hold `run/write.lock` (storage.md §4). Yields the wait in ms. `on_wait` is called once when the
+        lock is not free within 0.2 s (the CLI prints its waiting notice)."""
+        try:
+            ensure_dir(self.layout.run_dir)
+        except OSError as exc:
+            raise StorageError(
+                _os_error_message(exc, "cannot create the run directory", self.layout)
+            ) from exc
+        if self._lock is None:
+            self._lock = FileLock(
+                str(self.layout.write_lock),
+                mode=FILE_MODE,
+                fallback_to_soft=False,
+                preserve_lock_file=True,
+            )
+        lock = self._lock
+        start = time.monotonic()
+        try:
+            try:
+                lock.acquire(timeout=LOCK_NOTICE_AFTER_S)
+            except Timeout:
+                if on_wait is not None:
+                    on_wait()
+                lock.acquire(timeout=-1 if self.lock_timeout is None else self.lock_timeout)
+        except Timeout as exc:
+            raise StorageError(
+                f"another hyp process has held {self.layout.write_lock} for more than "
+                f"{self.lock_timeout:g} s; try again when it has finished (see hyp status)"
+            ) from exc
+        except OSError as exc:
+            raise StorageError(_os_error_message(exc, "cannot take the write lock", self.layout)) from exc
+        wait_ms = int((time.monotonic() - start) * 1000)
+        try:
+            yield wait_ms
+        finally:
+            lock.release()
+
+    # -- memo ------------------------------------------------------------------------------------------
+    def _refresh_memo(self, source: str, date_: str) -> _Memo:
+        """storage.md §6.4: read the `part_id` column of every part file not read yet in this process. When
+        a file that was read has gone (compaction, retention in another process) the memo is rebuilt."""
+        key = (source, date_)
+        pdir = self.layout.partition_dir(source, date_)
+        names = list_part_files(pdir)
+        memo = self._memo.get(key)
+        if memo is None or not memo.files.issubset(names):
+            memo = _Memo()
+        for name in names:
+            if name in memo.files:
+                continue
+            ids = self._read_part_ids(pdir / name)
+            if ids is None:
+                continue  # vanished between listing and reading
+            memo.ids.update(ids)
+            memo.files.add(name)
+        memo.touched = time.monotonic()
+        self._memo[key] = memo
+        return memo
+
+    def _read_part_ids(self, path: Path) -> list[str] | None:
+        try:
+            _check_schema(path, self.layout)
+            return pl.read_parquet(path, columns=["part_id"])["part_id"].to_list()
+        except FileNotFoundError:
+            return None
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(_unreadable_message(path, self.layout, _short(exc))) from exc
+
+    def evict_memo(self, idle_seconds: float = MEMO_IDLE_SECONDS) -> int:
+        """Forget partitions not touched for `idle_seconds` (the daemon calls this). Returns how many."""
+        cutoff = time.monotonic() - idle_seconds
+        stale = [k for k, m in self._memo.items() if m.touched < cutoff]
+        for k in stale:
+            del self._memo[k]
+        return len(stale)
+
+    # -- commit ----------------------------------------------------------------------------------------
+    def commit(
+        self,
+        rows: list[dict[str, Any]] | pl.DataFrame,
+        checkpoints: list[CheckpointUpdate],
+        *,
+        cut_date: str | None = None,
+        on_wait: Callable[[], None] | None = None,
+        provider: str | None = None,
+    ) -> CommitResult:
+        """Commit a batch: rows first, then the checkpoints of the files that produced them (§6.2).
+
+        `rows` are finalized row dicts (JSON columns as text, timestamps as int µs UTC, `date` set) in batch
+        order, or a frame of the schema. Rows dated before `cut_date` are dropped. A batch with no rows still
+        updates its checkpoints. Raises SchemaError for a batch that does not fit the schema (a bug) and
+        StorageError when the dataset or the state database cannot be written."""
+        df = self._prepare(rows)
+        self._check_updates(checkpoints)
+        result = CommitResult()
+        if cut_date is not None and df.height:
+            before = df.height
+            df = df.filter(pl.col("date") >= cut_date)
+            result.rows_before_floor = before - df.height
+        if df.height == 0 and not checkpoints:
+            return result
+
+        writes: list[dict[str, Any]] = []
+        try:
+            with self.locked(on_wait) as wait_ms:
+                result.lock_wait_ms = wait_ms
+                if df.height:
+                    self._write_rows(df, result, writes)
+                _fault("before_checkpoints")
+                if checkpoints:
+                    self._apply_checkpoints(checkpoints, result)
+                _fault("before_release")
+        except OSError as exc:
+            raise StorageError(_os_error_message(exc, "could not write to the dataset", self.layout)) from exc
+        except StateDBError as exc:
+            raise StorageError(str(exc)) from exc
+
+        for ev in writes:
+            self._emit("backfill.write", **ev)
+        if result.rows_written or result.duplicates_skipped or result.checkpoints_updated:
+            self._emit(
+                "backfill.flush",
+                provider=provider,
+                files_written=result.files_written,
+                rows_written=result.rows_written,
+                checkpoints_updated=result.checkpoints_updated,
+                lock_wait_ms=result.lock_wait_ms,
+            )
+        return result
+
+    def _write_rows(self, df: pl.DataFrame, result: CommitResult, writes: list[dict[str, Any]]) -> None:
+        """Steps 2-4 under the lock: refresh the memo, dedupe, write one file per partition."""
+        # Batch order, first wins; a part_id repeated under another date of the same batch counts too.
+        unique = df.unique(subset="part_id", keep="first", maintain_order=True)
+        parts = unique.partition_by(["client_name", "date"], as_dict=True, maintain_order=True)
+        for (source, date_), batch_rows in self._count_by_partition(df).items():
+            part = parts.get((source, date_))
+            dupes = batch_rows - (part.height if part is not None else 0)
+            memo = self._refresh_memo(source, date_)
+            fresh = part
+            if part is not None and memo.ids:
+                fresh = part.filter(~pl.col("part_id").is_in(pl.Series(list(memo.ids), dtype=pl.String)))
+                dupes += part.height - fresh.height
+            result.duplicates_skipped += dupes
+            if fresh is None or fresh.height == 0:
+                writes.append(self._write_event(source, date_, None, 0, dupes))
+                continue
+            name = self._write_part(self.layout.partition_dir(source, date_), fresh)
+            # Only after a successful rename do the ids and the file name join the memo (§6.2 step 4).
+            memo.ids.update(fresh["part_id"].to_list())
+            memo.files.add(name)
+            result.rows_written += fresh.height
+            result.files_written += 1
+            result.partitions.append(partition_name(source, date_))
+            writes.append(self._write_event(source, date_, name, fresh.height, dupes))
+            _fault("after_rename")
+
+    @staticmethod
+    def _count_by_partition(df: pl.DataFrame) -> dict[tuple[str, str], int]:
+        counts = df.group_by(["client_name", "date"], maintain_order=True).len()
+        return {(r[0], r[1]): r[2] for r in counts.iter_rows()}
+
+    @staticmethod
+    def _write_event(source: str, date_: str, name: str | None, written: int, dupes: int) -> dict[str, Any]:
+        return {
+            "provider": source,
+            "partition": partition_name(source, date_),
+            "file": name,
+            "rows_written": written,
+            "duplicates_skipped": dupes,
+        }
+
+    @staticmethod
+    def _prepare(rows: list[dict[str, Any]] | pl.DataFrame) -> pl.DataFrame:
+        df = validate_frame(rows) if isinstance(rows, pl.DataFrame) else frame_from_rows(rows)
+        if df.height == 0:
+            return df
+        bad_clients = [c for c in df["client_name"].unique().to_list() if not CLIENT_NAME_RE.match(c)]
+        if bad_clients:
+            raise SchemaError(f"client_name must match [a-z0-9_-]+: {bad_clients[:5]}")
+        bad_dates = [d for d in df["date"].unique().to_list() if not DATE_RE.match(d)]
+        if bad_dates:
+            raise SchemaError(f"date must be YYYY-MM-DD: {bad_dates[:5]}")
+        wrong = df.filter(pl.col("message_created_at").dt.strftime("%Y-%m-%d") != pl.col("date"))
+        if wrong.height:
+            example = wrong.row(0, named=True)
+            raise SchemaError(
+                f"date must be the UTC date of message_created_at ({wrong.height} rows differ, e.g. part_id "
+                f"{example['part_id']!r}: date {example['date']} for {example['message_created_at']})"
+            )
+        return df
+
+    @staticmethod
+    def _check_updates(updates: list[CheckpointUpdate]) -> None:
+        for upd in updates:
+            if not isinstance(upd, CheckpointUpdate):
+                raise TypeError(f"checkpoints must be CheckpointUpdate objects, got {type(upd).__name__}")
+
+    def _write_part(self, pdir: Path, df: pl.DataFrame) -> str:
+        """storage.md §2-3: one sorted, zstd-compressed Parquet file written atomically. Returns its name."""
+        ensure_dir(pdir)
+        df = df.sort(list(SORT_KEY), maintain_order=True)
+        buf = io.BytesIO()
+        df.write_parquet(
+            buf,
+            compression="zstd",
+            compression_level=3,
+            statistics=True,
+            row_group_size=ROW_GROUP_SIZE,
+            metadata=FOOTER_METADATA,
+        )
+        data = buf.getvalue()
+        file_id = uuid7_hex()
+        tmp = pdir / f".part-{file_id}.parquet.tmp"
+        final = pdir / f"part-{file_id}.parquet"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+        try:
+            try:
+                with contextlib.suppress(OSError):
+                    os.fchmod(fd, FILE_MODE)
+                half = len(data) // 2
+                _paths.write_all(fd, data[:half])
+                _fault("mid_write")
+                _paths.write_all(fd, data[half:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fault("before_rename")
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        fsync_dir(pdir)
+        return final.name
+
+    # -- checkpoints (§6.3) -----------------------------------------------------------------------------
+    def _apply_checkpoints(self, updates: list[CheckpointUpdate], result: CommitResult) -> None:
+        db = self._state()
+        pending: dict[str, Checkpoint] = {}
+        heads: dict[str, tuple[os.stat_result, bytes] | None] = {}
+        for upd in updates:
+            entry = upd.entry
+            if upd.path not in heads:
+                heads[upd.path] = _probe(upd.path)
+            now = heads[upd.path]
+            if now is None or not _matches(now, entry):
+                result.checkpoints_mismatched += 1  # (a) the file changed since the batch read it
+                continue
+            current = pending.get(entry.path_hash) or db.get(entry.path_hash)
+            if current is not None and current.offset >= entry.offset and _matches(now, current):
+                result.checkpoints_kept += 1  # (b) forward only
+                continue
+            pending[entry.path_hash] = entry  # (c)
+        if pending:
+            db.put_many(pending.values())
+        result.checkpoints_updated = len(pending)
+
+    def ensure_import_floor(self, cut_date: str | None, *, on_wait: Callable[[], None] | None = None) -> bool:
+        """storage.md §7.3: record the import floor; when it is earlier than the recorded one (retention was
+        raised, or set to 0), reset every checkpoint first. Returns True when checkpoints were reset."""
+        new = cut_date or NO_FLOOR
+        try:
+            with self.locked(on_wait):
+                db = self._state()
+                old = db.get_meta(META_IMPORT_FLOOR)
+                lowered = old is not None and old != NO_FLOOR and (new == NO_FLOOR or new < old)
+                if lowered:
+                    db.reset_all()
+                if old != new:
+                    db.set_meta(META_IMPORT_FLOOR, new)
+        except StateDBError as exc:
+            raise StorageError(str(exc)) from exc
+        if lowered:
+            self._emit("checkpoints.reset", reason="import_floor_lowered", old_floor=old, new_floor=cut_date)
+        return lowered
+
+    # -- maintenance -----------------------------------------------------------------------------------
+    def cleanup_tmp(self, *, max_age_s: float = STALE_TMP_SECONDS, now: float | None = None) -> int:
+        """Delete `.tmp` files under the dataset root older than `max_age_s` (1 h), under the lock."""
+        if not self.layout.dataset_root.is_dir():
+            return 0
+        with self.locked():
+            return self._cleanup_tmp_locked(max_age_s, now)
+
+    def _cleanup_tmp_locked(self, max_age_s: float, now: float | None) -> int:
+        now = time.time() if now is None else now
+        removed = 0
+        for dirpath, _dirs, files in os.walk(self.layout.dataset_root):
+            for name in files:
+                if not name.endswith(".tmp"):
+                    continue
+                p = os.path.join(dirpath, name)
+                try:
+                    if now - os.stat(p).st_mtime > max_age_s:
+                        os.unlink(p)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+    def prune(
+        self,
+        retention_days: int,
+        *,
+        today: date | None = None,
+        dry_run: bool = False,
+        client_roots_hashes: Mapping[str, set[str] | None] | None = None,
+    ) -> PruneResult:
+        """storage.md §7.4. Removes each `date=` partition older than the cut date (none when retention is
+        0), then empty `source=` directories, stale `.tmp` files and (when `client_roots_hashes` maps a
+        client to the path hashes of a complete scan of its roots) the checkpoints of files that no longer
+        exist; a client mapped to None keeps its entries. A dry run only reports, and writes nothing."""
+        if retention_days < 0:
+            raise ValueError("retention_days must be >= 0")
+        cut = cut_date_for(retention_days, today)
+        result = PruneResult(retention_days=retention_days, cut_date=cut, dry_run=dry_run)
+        root = self.layout.dataset_root
+        if dry_run:
+            if cut is not None:
+                result.partitions = [
+                    self._partition_info(s, d, p) for s, d, p in iter_partitions(root) if d < cut
+                ]
+            return result
+        if not self.layout.home.is_dir():
+            return result  # nothing was ever written; do not create HYP_HOME for a no-op
+        bytes_before = self._dataset_bytes() if root.is_dir() else 0
+        trash_dirs: list[Path] = []
+        try:
+            with self.locked():
+                if cut is not None:
+                    for source, d, pdir in list(iter_partitions(root)):
+                        if d >= cut:
+                            continue
+                        info = self._partition_info(source, d, pdir)
+                        ensure_dir(self.layout.trash)
+                        dest = self.layout.trash / uuid7_hex()
+                        os.rename(pdir, dest)
+                        trash_dirs.append(dest)
+                        self._memo.pop((source, d), None)
+                        result.partitions.append(info)
+                    if trash_dirs:
+                        fsync_dir(self.layout.trash)
+                    self._remove_empty_source_dirs()
+                result.tmp_removed = self._cleanup_tmp_locked(STALE_TMP_SECONDS, None) if root.is_dir() else 0
+                if client_roots_hashes:
+                    result.checkpoints_removed = self._remove_stale_checkpoints(client_roots_hashes)
+        except OSError as exc:
+            raise StorageError(_os_error_message(exc, "could not prune the dataset", self.layout)) from exc
+        except StateDBError as exc:
+            raise StorageError(str(exc)) from exc
+        # The renamed partitions are outside the dataset root: delete them after releasing the lock, along
+        # with anything an earlier, interrupted prune left in the trash.
+        self._empty_trash()
+        if result.partitions or result.tmp_removed:
+            self._emit(
+                "cache.prune",
+                partitions=len(result.partitions),
+                files_removed=result.files_removed,
+                rows_removed=result.rows_removed,
+                bytes_before=bytes_before,
+                bytes_after=self._dataset_bytes() if root.is_dir() else 0,
+                cut_date=cut,
+            )
+        return result
+
+    def _empty_trash(self) -> None:
+        trash = self.layout.trash
+        if not trash.is_dir():
+            return
+        for entry in trash.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+    def _remove_empty_source_dirs(self) -> None:
+        root = self.layout.dataset_root
+        if not root.is_dir():
+            return
+        for s in root.iterdir():
+            if s.is_dir() and s.name.startswith("source="):
+                with contextlib.suppress(OSError):
+                    s.rmdir()  # only succeeds when empty
+        fsync_dir(root)
+
+    def _remove_stale_checkpoints(self, client_roots_hashes: Mapping[str, set[str] | None]) -> int:
+        db = self._state()
+        stale: list[str] = []
+        for client, hashes in client_roots_hashes.items():
+            if hashes is None:
+                continue  # some root could not be read: keep the entries
+            stale.extend(h for h in db.get_all(client) if h not in hashes)
+        return db.delete(stale)
+
+    def _partition_info(self, source: str, date_: str, pdir: Path) -> PartitionInfo:
+        info = PartitionInfo(source, date_)
+        for name in list_part_files(pdir):
+            p = pdir / name
+            try:
+                info.bytes += p.stat().st_size
+                info.files += 1
+                info.rows += file_row_count(p)
+            except FileNotFoundError:
+                continue
+            except Exception:  # noqa: BLE001 - an unreadable file still counts as a file; rows unknown
+                continue
+        return info
+
+    def _dataset_bytes(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.layout.dataset_root):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(dirpath, name)).st_size
+        return total
+
+    # -- compaction (§8) --------------------------------------------------------------------------------
+    def compact(self, *, dry_run: bool = False, on_wait: Callable[[], None] | None = None) -> CompactResult:
+        """Rewrite every partition made of several files into one file without duplicate `part_id`s, with
+        the lock held per partition. Each new file is verified (schema, row count = distinct input
+        part_ids, same part_id set) before its inputs are unlinked; a failure deletes the new file, keeps
+        the inputs and stops (the result carries the error). A dry run reads only `part_id` columns."""
+        result = CompactResult(dry_run=dry_run)
+        root = self.layout.dataset_root
+        candidates = [(s, d, p) for s, d, p in iter_partitions(root) if len(list_part_files(p)) > 1]
+        for source, d, pdir in candidates:
+            try:
+                if dry_run:
+                    result.partitions.append(self._compact_plan(source, d, pdir))
+                    continue
+                with self.locked(on_wait):
+                    done = self._compact_partition(source, d, pdir)
+                if done is not None:
+                    result.partitions.append(done)
+            except StorageError as exc:
+                result.error = str(exc)
+                result.failed_partition = partition_name(source, d)
+                break
+            except OSError as exc:
+                result.error = _os_error_message(
+                    exc, f"could not compact {partition_name(source, d)}", self.layout
+                )
+                result.failed_partition = partition_name(source, d)
+                break
+        if not dry_run and result.partitions:
+            self._emit(
+                "cache.compact",
+                partitions=len(result.partitions),
+                files_removed=result.files_before,
+                duplicates_removed=result.duplicates_removed,
+                bytes_before=result.bytes_before,
+                bytes_after=result.bytes_after,
+            )
+        return result
+
+    def _compact_plan(self, source: str, d: str, pdir: Path) -> CompactPartition:
+        names = list_part_files(pdir)
+        ids: list[str] = []
+        size = 0
+        for name in names:
+            got = self._read_part_ids(pdir / name)
+            if got is not None:
+                ids.extend(got)
+                size += (pdir / name).stat().st_size
+        distinct = len(set(ids))
+        return CompactPartition(source, d, len(names), len(ids), len(ids) - distinct, size)
+
+    def _compact_partition(self, source: str, d: str, pdir: Path) -> CompactPartition | None:
+        names = list_part_files(pdir)  # again, under the lock
+        if len(names) < 2:
+            return None
+        frames = []
+        size = 0
+        for name in names:
+            p = pdir / name
+            _check_schema(p, self.layout)
+            try:
+                frames.append(pl.read_parquet(p))
+            except Exception as exc:
+                raise StorageError(_unreadable_message(p, self.layout, _short(exc))) from exc
+            size += p.stat().st_size
+        merged = pl.concat(frames, how="vertical")
+        input_ids = merged.select(pl.col("part_id").unique().sort())["part_id"]
+        out = merged.unique(subset="part_id", keep="first", maintain_order=True)
+        new_name = self._write_part(pdir, out)
+        new_path = pdir / new_name
+        problem = self._verify(new_path, input_ids)
+        if problem is not None:
+            with contextlib.suppress(OSError):
+                new_path.unlink()
+            fsync_dir(pdir)
+            raise StorageError(
+                f"compaction of {partition_name(source, d)} failed verification ({problem}); the new file was "
+                "deleted and the original files were kept. Nothing was lost; please report this."
+            )
+        _fault("compact_before_unlink")
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                (pdir / name).unlink()
+        fsync_dir(pdir)
+        memo = self._memo.get((source, d))
+        if memo is not None:
+            memo.files = {new_name}
+            memo.ids = set(input_ids.to_list())
+        return CompactPartition(
+            source,
+            d,
+            files_before=len(names),
+            rows_before=merged.height,
+            duplicates=merged.height - out.height,
+            bytes_before=size,
+            bytes_after=new_path.stat().st_size,
+            file=new_name,
+        )
+
+    def _verify(self, path: Path, input_ids: pl.Series) -> str | None:
+        try:
+            back = pl.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001
+            return f"cannot re-open the new file: {_short(exc)}"
+        if list(back.schema.items()) != list(AI_GATEWAY_MESSAGES_SCHEMA.items()):
+            return "schema differs from schema_version 1"
+        if back.height != input_ids.len():
+            return f"{back.height} rows, expected {input_ids.len()}"
+        if not back["part_id"].sort().equals(input_ids):
+            return "part_id set differs from the inputs"
+        if os.environ.get(FAULT_ENV) == "compact_verify_fail":
+            return "injected verification failure (HYP_FAULT)"
+        if self.verify_hook is not None:
+            try:
+                if not self.verify_hook(path, back):
+                    return "rejected by the verification hook"
+            except Exception as exc:  # noqa: BLE001
+                return f"verification hook raised: {exc}"
+        return None
+
+    # -- statistics (read-only) -------------------------------------------------------------------------
+    def dataset_stats(self) -> DatasetStats:
+        return dataset_stats(self.layout)
+
+
+def dataset_stats(layout: Layout) -> DatasetStats:
+    """Sizes, files, stored rows per source (from Parquet footers), date range, compaction candidates and
+    unreadable files. Read-only: creates nothing and reads no data pages."""
+    root = layout.dataset_root
+    stats = DatasetStats(path=str(root), exists=root.is_dir())
+    if not stats.exists:
+        return stats
+    for source, d, pdir in iter_partitions(root):
+        info = PartitionInfo(source, d)
+        try:
+            entries = list(os.scandir(pdir))
+        except OSError:
+            continue
+        names = sorted(e.name for e in entries if e.name.endswith(".parquet") and not e.name.startswith("."))
+        stats.tmp_files += sum(1 for e in entries if e.name.endswith(".tmp"))
+        for name in names:
+            p = pdir / name
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError:
+                continue
+            info.files += 1
+            info.bytes += size
+            try:
+                info.rows += file_row_count(p)
+            except FileNotFoundError:
+                continue
+            except Exception:  # noqa: BLE001 - reported, never fatal for a read-only report
+                stats.unreadable.append(str(p))
+        if info.files == 0:
+            continue
+        stats.partitions.append(info)
+        stats.files += info.files
+        stats.bytes += info.bytes
+        stats.rows[source] = stats.rows.get(source, 0) + info.rows
+        if info.files > 1:
+            stats.small_file_partitions += 1
+            stats.small_files += info.files
+    dates = [p.date for p in stats.partitions]
+    if dates:
+        stats.oldest, stats.newest = min(dates), max(dates)
+    return stats
+
+
+def _probe(path: str) -> tuple[os.stat_result, bytes] | None:
+    """Re-stat the file and read its first 4 KiB (under the lock, §6.3). None when it is gone."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            head = f.read(HEAD_MAX)
+        return st, head
+    except OSError:
+        return None
+
+
+def _matches(now: tuple[os.stat_result, bytes], cp: Checkpoint) -> bool:
+    """Does checkpoint `cp` still describe the file as it is now (same inode, long enough, same head)?"""
+    st, head = now
+    if cp.inode is not None and cp.device is not None and (st.st_dev, st.st_ino) != (cp.device, cp.inode):
+        return False
+    if st.st_size < cp.offset or st.st_size < cp.head_len or len(head) < cp.head_len:
+        return False
+    return hashlib.sha256(head[: cp.head_len]).hexdigest() == cp.head_sha256
