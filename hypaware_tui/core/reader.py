@@ -130,6 +130,7 @@ class FilePass:
                 state = self.importer.prepare_fresh_state(self.file)
             self.status = "reset" if reset else "read"
             parser = self.importer.new_parser(self.file, state, self.window, self.stats)
+            parser.start_at(start)  # a pass that consumes no line must not rewind the checkpoint to 0
             end = st.st_size  # read what was there at stat time; later bytes are the next pass's
             fh.seek(start)
             pos = start  # offset of the first byte of `buf`

@@ -191,9 +191,39 @@ def parse_json_line(raw: bytes) -> Any:
 
     text = raw.decode("utf-8", errors="replace")
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        # orjson refuses lone surrogate escapes ("\ud83d" from a string cut mid-emoji); the stdlib keeps
+        # them as code points that cannot be encoded as UTF-8. Replace them with U+FFFD.
+        return _clean_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
     except (ValueError, RecursionError) as exc:
         raise ValueError(str(exc)) from exc
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _clean_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, list):
+        return [_clean_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean_surrogates(k): _clean_surrogates(v) for k, v in value.items()}
+    return value
 
 
 # --------------------------------------------------------------------------------------------- parser
@@ -345,6 +375,10 @@ class Parser(ABC):
         self.handle_object(obj, offset)
         self._consumed(next_offset)
         return True
+
+    def start_at(self, offset: int) -> None:
+        """The pass resumes at `offset` (a line start): the checkpoint offset until a line is consumed."""
+        self._offset = offset
 
     def handle_object(self, obj: dict[str, Any], offset: int | None) -> None:
         """Run `handle` with the per-line bookkeeping (outside_window counting, hold snapshot)."""
