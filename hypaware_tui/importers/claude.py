@@ -1,0 +1,758 @@
+"""Claude Code transcripts -> `ai_gateway_messages` rows (spec: claude.md; rows: schema.md).
+
+Discovery walks `<root>/projects/` for `*.jsonl` (all three subagent layouts are found by the one walk). A
+`ClaudeParser` turns each complete transcript line into zero or more rows: one row per content part, with
+the thread ordinal, the `previous_message_id` chain, the tool map and the last-seen session fields kept in
+a JSON parser state so that any later pass resumes exactly where this one stopped (claude.md §9).
+
+Robustness: transcripts of many client versions exist. Every line shape that is not understood is counted
+(`records_by_type`, `lines_skipped`) and skipped; `handle` never raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from hypaware_tui.core.schema import canonical_json
+from hypaware_tui.core.timeutil import parse_claude_ts
+from hypaware_tui.importers.base import (
+    Discovery,
+    FileError,
+    FileInventory,
+    Importer,
+    Parser,
+    ParseStats,
+    Row,
+    SourceFile,
+    Window,
+    head_tail_timestamps,
+)
+
+NAME = "claude"
+RECORD_FORMAT = "claude-jsonl"
+PROVIDER = "anthropic"
+STATE_VERSION = 1
+TOOL_MAP_CAP = 4096
+
+# Timestamps outside years 1..9999 cannot be dated; they count as unparseable.
+_MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+_MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_use"}
+_API_ERROR_CODE = re.compile(r"API Error: (\d{3})(?!\d)")
+_USAGE_KEYS = (
+    ("input_tokens", "input_tokens"),
+    ("output_tokens", "output_tokens"),
+    ("cache_read_tokens", "cache_read_input_tokens"),
+    ("cache_write_tokens", "cache_creation_input_tokens"),
+)
+# Line fields the parser state remembers (claude.md §4.2, §9): state key -> line key.
+_LAST_FIELDS = (
+    ("cwd", "cwd"),
+    ("git_branch", "gitBranch"),
+    ("version", "version"),
+    ("entrypoint", "entrypoint"),
+    ("permission_mode", "permissionMode"),
+)
+# Native id columns with their snake-case aliases (claude.md §4.2).
+_ID_FIELDS = (
+    ("parent_uuid", "parentUuid", "parent_uuid"),
+    ("logical_parent_uuid", "logicalParentUuid", "logical_parent_uuid"),
+    ("source_tool_assistant_uuid", "sourceToolAssistantUUID", "source_tool_assistant_uuid"),
+    ("request_id", "requestId", "request_id"),
+    ("prompt_id", "promptId", "prompt_id"),
+)
+_RAW_FRAME_KEYS = ("uuid", "parentUuid", "type", "subtype", "requestId", "timestamp")
+_SCALARS = (str, int, float, bool)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _s(value: object) -> str | None:
+    """A non-empty string, else None (schema.md §3.4 rule 5)."""
+    return value if value.__class__ is str and value != "" else None
+
+
+def _ts(value: object) -> int | None:
+    """A line's own timestamp (ISO with a zone, or epoch ms) in µs, within a datable range."""
+    if value is None:
+        return None
+    try:
+        us = parse_claude_ts(value)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if us is None or us < _MIN_US or us > _MAX_US:
+        return None
+    return us
+
+
+def line_timestamp(obj: Mapping[str, Any]) -> int | None:
+    return _ts(obj.get("timestamp"))
+
+
+def _int(value: object) -> int | None:
+    """A token count: an int (not bool) that fits Int64, else None."""
+    if value.__class__ is int and _I64_MIN <= value <= _I64_MAX:  # type: ignore[operator]
+        return value  # type: ignore[return-value]
+    return None
+
+
+def _tool_args(value: object) -> str | None:
+    """`tool_use.input` as canonical JSON. A string input that parses as JSON is stored as that JSON; any
+    other string as a JSON string literal (schema.md §3.3 rule 3)."""
+    if value is None:
+        return None
+    if value.__class__ is str:
+        try:
+            value = orjson.loads(value)  # type: ignore[arg-type]
+        except orjson.JSONDecodeError:
+            pass
+    return canonical_json(value)
+
+
+def _result_text(content: object) -> str | None:
+    """tool_result `content`: a string as is; an array -> the `text` of its text items joined by `\\n`
+    (null if none); anything else -> canonical JSON (claude.md §5)."""
+    if content is None:
+        return None
+    if content.__class__ is str:
+        return content  # type: ignore[return-value]
+    if isinstance(content, list):
+        texts = [
+            item["text"]
+            for item in content
+            if isinstance(item, dict) and item.get("type") == "text" and item.get("text").__class__ is str
+        ]
+        return "\n".join(texts) if texts else None
+    return canonical_json(content)
+
+
+def _agent_id_from_name(path: str) -> str | None:
+    name = os.path.basename(path)
+    if name.startswith("agent-") and name.endswith(".jsonl") and len(name) > len("agent-.jsonl"):
+        return name[len("agent-") : -len(".jsonl")]
+    return None
+
+
+def _path_hash(real: str) -> str:
+    return hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
+
+
+def read_sidecar(path: str) -> dict[str, Any] | None:
+    """The `agent-<id>.meta.json` next to a subagent file, reduced to the fields rows use; None when the
+    file is not a subagent file, or the sidecar is absent, unreadable or not a JSON object (claude.md §7.2)."""
+    agent = _agent_id_from_name(path)
+    if agent is None:
+        return None
+    side = os.path.join(os.path.dirname(path), f"agent-{agent}.meta.json")
+    try:
+        with open(side, "rb") as fh:
+            data = fh.read(1024 * 1024 + 1)
+    except OSError:
+        return None
+    if len(data) > 1024 * 1024:
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key in ("toolUseId", "agentType"):
+        v = _s(obj.get(key))
+        if v is not None:
+            out[key] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------- parser
+
+
+class ClaudeParser(Parser):
+    """One pass over one Claude Code transcript (claude.md §2-§9)."""
+
+    def __init__(
+        self,
+        file: SourceFile,
+        state: dict[str, Any] | None,
+        window: Window,
+        stats: ParseStats,
+        *,
+        whole: bool = False,
+    ) -> None:
+        super().__init__(file, state, window, stats, whole=whole)
+        st = self.state
+        st.setdefault("v", STATE_VERSION)
+        st.setdefault(self.LAST_TS, None)
+        last = st.get("last")
+        if not isinstance(last, dict):
+            st["last"] = last = {}
+        for key in ("session_id", *(k for k, _ in _LAST_FIELDS)):
+            last.setdefault(key, None)
+        if not isinstance(st.get("threads"), dict):
+            st["threads"] = {}
+        tools = st.get("tools")
+        if not isinstance(tools, list):
+            st["tools"] = tools = []
+        st.setdefault("sidecar", None)
+        self._tool_index: dict[str, str] = {p[0]: p[1] for p in tools}
+        self._file_agent = _agent_id_from_name(file.path)
+        self._in_agent_file = self._file_agent is not None
+        self._path_hash = file.path_hash
+
+    # -- contract -------------------------------------------------------------------------------------
+
+    def fresh_state(self) -> dict[str, Any]:
+        return fresh_state(self.file)
+
+    def own_timestamp(self, obj: dict[str, Any]) -> int | None:
+        return _ts(obj.get("timestamp"))
+
+    def on_release(self, ts: int) -> None:
+        for thread in self.state["threads"].values():
+            if thread.get("started_at") is None:
+                thread["started_at"] = ts
+
+    def handle(self, obj: dict[str, Any], offset: int) -> None:
+        typ = obj.get("type")
+        if typ.__class__ is not str or typ == "":
+            key = "unknown"
+            typ = None
+        elif typ == "system":
+            sub = obj.get("subtype")
+            key = f"system/{sub}" if sub.__class__ is str and sub != "" else "system"
+        else:
+            key = typ
+        self.stats.records_by_type[key] += 1
+        try:
+            reason = self._line(obj, typ, offset)
+        except Exception:  # an unforeseen shape: count the line, keep going
+            reason = "malformed"
+        if reason is not None:
+            self.stats.lines_skipped[reason] += 1
+
+    # -- one line -------------------------------------------------------------------------------------
+
+    def _line(self, obj: dict[str, Any], typ: str | None, offset: int) -> str | None:
+        """Process one record; returns the skip reason when it yields no row."""
+        state = self.state
+        last = state["last"]
+
+        # State first: every record updates the remembered fields and the last timestamp (claude.md §3).
+        sid = _s(obj.get("sessionId"))
+        if sid is not None:
+            last["session_id"] = sid
+        for skey, lkey in _LAST_FIELDS:
+            v = obj.get(lkey)
+            if v.__class__ is str and v != "":
+                last[skey] = v
+        ts = _ts(obj.get("timestamp"))
+        if ts is not None:
+            self.note_timestamp(ts)
+
+        msg = obj.get("message")
+        if typ == "system":
+            if obj.get("subtype") != "compact_boundary":
+                return "not_a_message"
+            return self._compaction(obj, ts, offset)
+        if msg.__class__ is dict:
+            role = _s(msg.get("role"))
+            if role is None:
+                if typ == "user" or typ == "assistant":
+                    role = typ
+                else:
+                    return "not_a_message"
+            return self._message(obj, msg, role, typ, ts, offset)
+        if (typ == "user" or typ == "assistant") and msg is not None:
+            return "malformed"  # a message record whose `message` is not an object
+        return "not_a_message"
+
+    def _base(
+        self, obj: dict[str, Any], typ: str | None, role: str, ts: int | None, offset: int
+    ) -> tuple[Row, dict[str, Any], str, dict[str, Any]] | None:
+        """Columns shared by every row of a line, the attributes, the thread scope and its state; None
+        when there is no session id."""
+        last = self.state["last"]
+        session_id = last["session_id"]
+        if session_id is None:
+            return None
+        agent_id = _s(obj.get("agentId")) or self._file_agent
+        side = obj.get("isSidechain")
+        if side.__class__ is not bool:
+            side = True if self._in_agent_file else None
+        scope = session_id if agent_id is None else f"{session_id}:{agent_id}"
+
+        attrs: dict[str, Any] = {}
+        gateway: dict[str, Any] = {}
+        attrs["gateway"] = gateway
+        if ts is None:
+            ts, source = self.inherited_ts()
+            if ts is not None:
+                gateway["timestamp_source"] = source
+        claude: dict[str, Any] = {}
+        sidecar = self.state.get("sidecar")
+        if sidecar:
+            if "toolUseId" in sidecar:
+                claude["spawned_by_tool_use_id"] = sidecar["toolUseId"]
+            if "agentType" in sidecar:
+                claude["agent_type"] = sidecar["agentType"]
+        if obj.get("isMeta") is True:
+            claude["is_meta"] = True
+        if claude:
+            attrs["claude"] = claude
+
+        raw: dict[str, Any] = {}
+        for k in _RAW_FRAME_KEYS:
+            v = obj.get(k)
+            if v is not None and isinstance(v, _SCALARS):
+                raw[k] = v
+
+        row: Row = {
+            "schema_version": 1,
+            "session_id": session_id,
+            "conversation_id": session_id,
+            "provider": PROVIDER,
+            "conversation_source": NAME,
+            "client_name": NAME,
+            "cwd": last["cwd"],
+            "git_branch": last["git_branch"],
+            "client_version": last["version"],
+            "entrypoint": last["entrypoint"],
+            "permission_mode": last["permission_mode"],
+            "user_type": _s(obj.get("userType")),
+            "is_sidechain": side,
+            "agent_id": agent_id,
+            "provider_uuid": _s(obj.get("uuid")),
+            "message_created_at": ts,
+            "role": role,
+            "provider_type": typ,
+            "source_path_hash": self._path_hash,
+            "source_offset": offset,
+            "record_format": RECORD_FORMAT,
+            "raw_frame": raw,
+            "attributes": attrs,
+        }
+        for col, key, alias in _ID_FIELDS:
+            v = obj.get(key)
+            if v is None:
+                v = obj.get(alias)
+            if v.__class__ is str and v != "":
+                row[col] = v
+        return row, attrs, scope, gateway
+
+    def _thread(self, scope: str, message_id_native: str | None, role: str, content: object):
+        """(thread state, ordinal, message_id, identity_source) for the next message of `scope`."""
+        threads = self.state["threads"]
+        thread = threads.get(scope)
+        ordinal = thread["ordinal"] if thread is not None else 0
+        if message_id_native is not None:
+            return thread, ordinal, message_id_native, "native"
+        digest = hashlib.sha256(f"{scope}:{ordinal}:{role}:{canonical_json(content)}".encode()).hexdigest()
+        return thread, ordinal, digest[:16], "fallback"
+
+    def _commit_thread(self, scope: str, thread: dict | None, message_id: str, ts: int | None) -> tuple[int, str, int | None]:
+        """Consume the ordinal; returns (ordinal, previous_message_id JSON, conversation_started_at)."""
+        if thread is None:
+            thread = {"ordinal": 0, "last_message_id": None, "started_at": ts}
+            self.state["threads"][scope] = thread
+        ordinal = thread["ordinal"]
+        prev = thread["last_message_id"]
+        thread["ordinal"] = ordinal + 1
+        thread["last_message_id"] = message_id
+        prev_json = "[]" if prev is None else canonical_json([prev])
+        return ordinal, prev_json, thread["started_at"]
+
+    # -- messages -------------------------------------------------------------------------------------
+
+    def _message(
+        self, obj: dict[str, Any], msg: dict[str, Any], role: str, typ: str | None, ts: int | None, offset: int
+    ) -> str | None:
+        based = self._base(obj, typ, role, ts, offset)
+        if based is None:
+            return "no_session_id"
+        row, attrs, scope, gateway = based
+        content = msg.get("content")
+        parts = self._parts(content)
+        if not parts:
+            return "empty_content"
+
+        thread, _, message_id, identity = self._thread(scope, row.get("provider_uuid"), role, content)
+        gateway["identity_source"] = identity
+        ordinal, prev_json, started = self._commit_thread(scope, thread, message_id, row["message_created_at"])
+
+        row["message_id"] = message_id
+        row["previous_message_id"] = prev_json
+        row["message_index"] = ordinal
+        row["conversation_started_at"] = started
+        api_id = msg.get("id")
+        if api_id.__class__ is str and api_id != "":
+            row["api_message_id"] = api_id
+            row["raw_frame"]["message"] = {"id": api_id}
+        if role == "assistant":
+            model = msg.get("model")
+            if model.__class__ is str and model != "" and model != "<synthetic>":
+                row["model"] = model
+        csum = obj.get("isCompactSummary")
+        if csum.__class__ is bool:
+            row["is_compact_summary"] = csum
+        subtype = _s(obj.get("subtype"))
+
+        api_error = obj.get("isApiErrorMessage") is True
+        error_status: dict[str, Any] | None = None
+        if api_error:
+            row["model"] = None
+            row["is_error"] = True
+            attrs.setdefault("claude", {})["api_error"] = True
+            first_text = next((p[2] for p in parts if p[0] == "text" and p[2] is not None), None)
+            error_status = {}
+            if first_text is not None:
+                error_status["error_message"] = first_text
+                m = _API_ERROR_CODE.search(first_text)
+                if m:
+                    error_status["error_code"] = m.group(1)
+
+        rows: list[Row] = []
+        n = len(parts)
+        tools = self._tool_index
+        for i, (ptype, btype, text, extra) in enumerate(parts):
+            r = row if n == 1 else dict(row)
+            r["part_index"] = i
+            r["part_id"] = f"{message_id}#{i}"
+            r["part_type"] = ptype
+            r["provider_subtype"] = subtype if subtype is not None else btype
+            if text is not None:
+                r["content_text"] = text
+            status = None
+            if extra is not None:
+                if ptype == "tool_call":
+                    call_id = extra.get("tool_call_id")
+                    name = extra.get("tool_name")
+                    if call_id is not None and name is not None:
+                        self._remember_tool(call_id, name)
+                elif ptype == "tool_result":
+                    call_id = extra.get("tool_call_id")
+                    if call_id is not None:
+                        name = tools.get(call_id)
+                        if name is not None:
+                            r["tool_name"] = name
+                    status = {"tool_status": "error" if extra.get("is_error") is True else "success"}
+                r.update(extra)
+            if error_status is not None:
+                status = {**(status or {}), **error_status}
+            if status:
+                r["status"] = status
+            rows.append(r)
+
+        carrier = rows[-1]
+        usage = msg.get("usage")
+        if usage.__class__ is dict:
+            for col, key in _USAGE_KEYS:
+                v = _int(usage.get(key))
+                if v is not None:
+                    carrier[col] = v
+        if api_error:
+            carrier["finish_reason"] = "error"
+        else:
+            stop = msg.get("stop_reason")
+            if stop.__class__ is str and stop != "":
+                carrier["finish_reason"] = _FINISH.get(stop, stop)
+        self.emit(rows)
+        return None
+
+    def _parts(self, content: object) -> list[tuple[str, str | None, str | None, dict[str, Any] | None]]:
+        """Content -> [(part_type, block type, content_text, extra columns)] (claude.md §5)."""
+        if content.__class__ is str:
+            return [("text", "text", content, None)] if content else []  # type: ignore[list-item]
+        if content.__class__ is not list:
+            return []
+        out = []
+        for block in content:  # type: ignore[attr-defined]
+            cls = block.__class__
+            if cls is str:
+                if block:
+                    out.append(("text", "text", block, None))
+                continue
+            if cls is not dict:
+                continue
+            btype = block.get("type")
+            if btype.__class__ is not str or btype == "":
+                text = block.get("text")
+                out.append(("unknown", None, text if text.__class__ is str else None, None))
+                continue
+            if btype == "text":
+                text = block.get("text")
+                out.append(("text", btype, text if text.__class__ is str else None, None))
+            elif btype == "thinking":
+                text = block.get("thinking")
+                sig = _s(block.get("signature"))
+                out.append(
+                    ("reasoning", btype, text if text.__class__ is str else None,
+                     {"thinking_signature": sig} if sig is not None else None)
+                )  # fmt: skip
+            elif btype == "redacted_thinking":
+                out.append(("reasoning", btype, None, None))
+            elif btype == "tool_use" or btype == "server_tool_use":
+                extra: dict[str, Any] = {}
+                call_id = _s(block.get("id"))
+                if call_id is not None:
+                    extra["tool_call_id"] = call_id
+                name = _s(block.get("name"))
+                if name is not None:
+                    extra["tool_name"] = name
+                args = _tool_args(block.get("input"))
+                if args is not None:
+                    extra["tool_args"] = args
+                caller = block.get("caller")
+                if caller.__class__ is dict:
+                    ctype = _s(caller.get("type"))
+                    if ctype is not None:
+                        extra["caller_type"] = ctype
+                out.append(("tool_call", btype, None, extra))
+            elif btype == "tool_result" or btype.endswith("_tool_result"):
+                extra = {}
+                call_id = _s(block.get("tool_use_id"))
+                if call_id is not None:
+                    extra["tool_call_id"] = call_id
+                    extra["tool_result_for"] = call_id
+                is_error = block.get("is_error")
+                if is_error.__class__ is bool:
+                    extra["is_error"] = is_error
+                out.append(("tool_result", btype, _result_text(block.get("content")), extra))
+            elif btype == "image":
+                out.append(("image", btype, None, None))
+            elif btype == "document":
+                out.append(("file", btype, None, None))
+            else:
+                text = block.get("text")
+                out.append((btype, btype, text if text.__class__ is str else None, None))
+        return out
+
+    def _remember_tool(self, call_id: str, name: str) -> None:
+        """The tool map: most recent last, at most TOOL_MAP_CAP pairs (FIFO), ids unique."""
+        tools = self.state["tools"]
+        index = self._tool_index
+        if call_id in index:
+            if index[call_id] == name and tools and tools[-1][0] == call_id:
+                return
+            for i, pair in enumerate(tools):
+                if pair[0] == call_id:
+                    del tools[i]
+                    break
+        tools.append([call_id, name])
+        index[call_id] = name
+        if len(tools) > TOOL_MAP_CAP:
+            old = tools.pop(0)
+            del index[old[0]]
+
+    # -- compaction -----------------------------------------------------------------------------------
+
+    def _compaction(self, obj: dict[str, Any], ts: int | None, offset: int) -> str | None:
+        based = self._base(obj, "system", "system", ts, offset)
+        if based is None:
+            return "no_session_id"
+        row, _attrs, scope, gateway = based
+        content = obj.get("content")
+        thread, _, message_id, identity = self._thread(scope, row.get("provider_uuid"), "system", content)
+        gateway["identity_source"] = identity
+        ordinal, prev_json, started = self._commit_thread(scope, thread, message_id, row["message_created_at"])
+        row["message_id"] = message_id
+        row["previous_message_id"] = prev_json
+        row["message_index"] = ordinal
+        row["conversation_started_at"] = started
+        row["part_index"] = 0
+        row["part_id"] = f"{message_id}#0"
+        row["part_type"] = "compaction"
+        row["provider_type"] = "system"
+        row["provider_subtype"] = "compact_boundary"
+        if content.__class__ is str:
+            row["content_text"] = content
+        meta = obj.get("compactMetadata")
+        if meta is None:
+            meta = obj.get("compact_metadata")
+        if meta is not None:
+            row["compact_metadata"] = canonical_json(meta)
+        self.emit([row])
+        return None
+
+
+# --------------------------------------------------------------------------------------------- importer
+
+
+def fresh_state(file: SourceFile) -> dict[str, Any]:
+    """The state of a file read from offset 0, with the subagent sidecar captured (claude.md §7.2, §9)."""
+    return {
+        "v": STATE_VERSION,
+        "last_ts": None,
+        "last": {"session_id": None, **{k: None for k, _ in _LAST_FIELDS}},
+        "threads": {},
+        "tools": [],
+        "sidecar": read_sidecar(file.path),
+    }
+
+
+def _expand(path: str, env: Mapping[str, str]) -> str:
+    if path == "~" or path.startswith("~/") or path.startswith("~" + os.sep):
+        home = env.get("HOME") or os.path.expanduser("~")
+        path = home + path[1:]
+    else:
+        path = os.path.expanduser(path)
+    return os.path.abspath(path)
+
+
+class ClaudeImporter(Importer):
+    name = NAME
+    display_name = "Claude Code"
+    provider = PROVIDER
+
+    # -- roots and discovery (claude.md §1) ---------------------------------------------------------------
+
+    def roots(self, config_root: str | None, env: Mapping[str, str]) -> list[str]:
+        if config_root:
+            candidates = [_expand(config_root, env)]
+        else:
+            raw = (env.get("CLAUDE_CONFIG_DIR") or "").strip()
+            if raw:
+                candidates = [_expand(p.strip(), env) for p in raw.split(",") if p.strip()]
+            else:
+                home = env.get("HOME") or os.path.expanduser("~")
+                candidates = [
+                    os.path.abspath(os.path.join(home, ".claude")),
+                    os.path.abspath(os.path.join(home, ".config", "claude")),
+                ]
+        out: list[str] = []
+        seen: set[str] = set()
+        for c in candidates:
+            real = os.path.realpath(c)
+            if real in seen:
+                continue
+            seen.add(real)
+            out.append(c)
+        return out
+
+    def discover(self, roots: list[str]) -> Discovery:
+        disc = Discovery()
+        seen_roots: set[str] = set()
+        found: dict[str, tuple[str, os.stat_result]] = {}  # real path -> (name, stat)
+        for root in roots:
+            real_root = os.path.realpath(root)
+            if real_root in seen_roots:
+                continue
+            seen_roots.add(real_root)
+            projects = os.path.join(real_root, "projects")
+            try:
+                if not os.path.isdir(os.path.realpath(projects)):
+                    os.stat(projects)  # raises for an unreadable root; a missing one is no error
+                    continue
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                disc.failed.append(
+                    FileError(
+                        _path_hash(real_root),
+                        f"cannot read the Claude Code folder {root} ({exc.strerror or exc}); "
+                        "check its permissions.",
+                    )
+                )
+                continue
+            self._walk(projects, disc, found)
+
+        by_hash: dict[str, str] = {}
+        files: list[SourceFile] = []
+        for real in sorted(found, key=lambda p: (os.path.basename(p).startswith("agent-"), p)):
+            name, st = found[real]
+            h = _path_hash(real)
+            if h in by_hash and by_hash[h] != real:
+                disc.failed.append(
+                    FileError(h, "two transcript files have the same path hash; the second one is skipped")
+                )
+                continue
+            by_hash[h] = real
+            files.append(
+                SourceFile(
+                    client=NAME,
+                    path=real,
+                    path_hash=h,
+                    read_mode="incremental",
+                    is_session=not name.startswith("agent-"),
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                )
+            )
+        disc.files = files
+        return disc
+
+    def _walk(self, top: str, disc: Discovery, found: dict[str, tuple[str, os.stat_result]]) -> None:
+        stack = [top]
+        while stack:
+            d = stack.pop()
+            try:
+                with os.scandir(d) as it:
+                    entries = list(it)
+            except OSError as exc:
+                disc.failed.append(
+                    FileError(
+                        _path_hash(os.path.realpath(d)),
+                        f"cannot read a Claude Code transcript directory ({exc.strerror or exc}); "
+                        "its sessions are skipped. Check its permissions.",
+                    )
+                )
+                continue
+            for e in entries:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                        continue
+                    if not e.name.endswith(".jsonl") or not e.is_file():  # file symlinks are followed
+                        continue
+                    real = os.path.realpath(e.path)
+                    if real in found:
+                        continue
+                    st = os.stat(real)
+                    if not os.access(real, os.R_OK):
+                        raise PermissionError(13, "permission denied")
+                except OSError as exc:
+                    disc.failed.append(
+                        FileError(
+                            _path_hash(os.path.realpath(e.path)),
+                            f"cannot read a Claude Code transcript ({exc.strerror or exc}); it is skipped. "
+                            "Check its permissions.",
+                        )
+                    )
+                    continue
+                found[real] = (os.path.basename(real), st)
+
+    # -- passes -----------------------------------------------------------------------------------------
+
+    def new_parser(
+        self, file: SourceFile, state: dict[str, Any] | None, window: Window, stats: ParseStats
+    ) -> ClaudeParser:
+        return ClaudeParser(file, state, window, stats)
+
+    def prepare_fresh_state(self, file: SourceFile) -> dict[str, Any] | None:
+        return fresh_state(file)
+
+    def inventory_file(self, file: SourceFile, size: int, mtime_ns: int) -> FileInventory:
+        first, last = head_tail_timestamps(file.path, size, line_timestamp)
+        return FileInventory(file=file, size=size, mtime_ns=mtime_ns, first_ts=first, last_ts=last)
+
+    def session_key(self, file: SourceFile) -> str:
+        """A layout-(c) subagent file belongs to its parent's session file
+        (`<dir>/<sessionId>/subagents/agent-*.jsonl` -> `<dir>/<sessionId>.jsonl`); any other file is its
+        own session."""
+        if file.is_session:
+            return file.path_hash
+        sub = os.path.dirname(file.path)
+        if os.path.basename(sub) == "subagents":
+            sess_dir = os.path.dirname(sub)
+            parent = os.path.join(os.path.dirname(sess_dir), os.path.basename(sess_dir) + ".jsonl")
+            return _path_hash(os.path.realpath(parent))
+        return file.path_hash
