@@ -638,11 +638,17 @@ class Storage:
         return lowered
 
     # -- maintenance -----------------------------------------------------------------------------------
-    def cleanup_tmp(self, *, max_age_s: float = STALE_TMP_SECONDS, now: float | None = None) -> int:
+    def cleanup_tmp(
+        self,
+        *,
+        max_age_s: float = STALE_TMP_SECONDS,
+        now: float | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> int:
         """Delete `.tmp` files under the dataset root older than `max_age_s` (1 h), under the lock."""
         if not self.layout.dataset_root.is_dir():
             return 0
-        with self.locked():
+        with self.locked(on_wait):
             return self._cleanup_tmp_locked(max_age_s, now)
 
     def _cleanup_tmp_locked(self, max_age_s: float, now: float | None) -> int:
@@ -668,6 +674,7 @@ class Storage:
         today: date | None = None,
         dry_run: bool = False,
         client_roots_hashes: Mapping[str, set[str] | None] | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> PruneResult:
         """storage.md §7.4. Removes each `date=` partition older than the cut date (none when retention is
         0), then empty `source=` directories, stale `.tmp` files and (when `client_roots_hashes` maps a
@@ -689,7 +696,7 @@ class Storage:
         bytes_before = self._dataset_bytes() if root.is_dir() else 0
         trash_dirs: list[Path] = []
         try:
-            with self.locked():
+            with self.locked(on_wait):
                 if cut is not None:
                     for source, d, pdir in list(iter_partitions(root)):
                         if d >= cut:

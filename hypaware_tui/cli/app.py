@@ -1,0 +1,162 @@
+"""The `hyp` command frame (cli.md §1): root app, command registration and error handling.
+
+Exit codes: 0 ok, 1 failure, 2 usage (unknown flag/command, bad value: `hyp <command>: <problem>` plus the
+usage line on stderr, nothing on stdout), 130 interrupted. Unexpected errors print one line on stderr
+(the traceback with HYP_DEBUG=1) and exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+import typer
+from typer import _click as click
+from typer._click import exceptions as click_exc
+from typer.core import TyperGroup
+
+from hypaware_tui import __version__
+from hypaware_tui.cli import backfill, cache, status
+from hypaware_tui.cli.output import out
+
+# The name the program was invoked as (`hyp` or `hypaware`); messages use it (cli.md §1 "Names").
+PROG = "hyp"
+
+HELP = "Keep your Claude Code and Codex history as one queryable local Parquet dataset."
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+app = typer.Typer(
+    name="hyp",
+    help=HELP,
+    add_completion=False,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out(f"{PROG} {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    if ctx.invoked_subcommand is None:
+        out(ctx.get_help())
+        out()
+        out(state_hint())
+        raise typer.Exit(0)
+
+
+def state_hint() -> str:
+    """The one state hint of `hyp` with no arguments (cli.md §1). Read-only, creates nothing."""
+    from hypaware_tui.cli.status import daemon_running
+    from hypaware_tui.core.paths import Layout
+
+    layout = Layout.resolve()
+    if not layout.config.exists():
+        return f"Not set up yet: run {PROG} init, or {PROG} init --demo to try it."
+    if daemon_running(layout):
+        return f"Capture is running; see {PROG} status."
+    return f"Capture is not running; see {PROG} status."
+
+
+# --- Command registration ----------------------------------------------------------------------------------
+# One line per command module, in the order of `hyp --help`. Each module owns its commands:
+#   * a single command:   `<module>.register(app)`            (defines `@app.command("<name>")`)
+#   * a command group:    `app.add_typer(<module>.app, name="<name>")`
+# Register a command only when it works (no placeholders). Later issues add, e.g.:
+#   init.register(app) · app.add_typer(backfill.app, name="backfill") · app.add_typer(query.app, name="query")
+#   · app.add_typer(daemon.app, name="daemon")
+status.register(app)
+app.add_typer(backfill.app, name="backfill")
+app.add_typer(cache.app, name="cache")
+# -----------------------------------------------------------------------------------------------------------
+
+
+def _invoked_name(argv0: str) -> str:
+    name = os.path.basename(argv0)
+    return name if name in ("hyp", "hypaware") else "hyp"
+
+
+def _command_path(root: click.Command, args: Sequence[str]) -> str:
+    """`hyp cache compact` for `cache compact --json`: follow the leading subcommand names of `args`."""
+    parts = [PROG]
+    cmd = root
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        sub = cmd.commands.get(arg) if isinstance(cmd, TyperGroup) else None
+        if sub is None:
+            break
+        parts.append(arg)
+        cmd = sub
+    return " ".join(parts)
+
+
+def _problem_text(message: str) -> str:
+    """Click's message, with a lower-case first letter (`No such option` -> `no such option`)."""
+    message = message.strip()
+    if len(message) > 1 and message[0].isupper() and not message[1].isupper():
+        message = message[0].lower() + message[1:]
+    return message
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of `hyp`, `hypaware` and `python -m hypaware_tui`. Never returns: exits with the code."""
+    global PROG
+    PROG = _invoked_name(sys.argv[0] if sys.argv else "hyp")
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        rc = command.main(args=args, prog_name=PROG, standalone_mode=False)
+    except click_exc.UsageError as exc:
+        path = exc.ctx.command_path if exc.ctx is not None else _command_path(command, args)
+        lines = [f"{path}: {_problem_text(exc.format_message())}"]
+        if exc.ctx is not None:
+            lines.append(exc.ctx.get_usage())
+            lines.append(f"Try '{path} --help' for help.")
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.exit(2)
+    except typer.Abort:
+        sys.stderr.write("\n")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        sys.exit(130)
+    except click_exc.ClickException as exc:
+        sys.stderr.write(f"{_command_path(command, args)}: {_problem_text(exc.format_message())}\n")
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # The reader went away (`hyp status | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any error into one line
+        from hypaware_tui.core.checkpoints import StateDBError
+        from hypaware_tui.core.config import ConfigError
+        from hypaware_tui.core.storage import StorageError
+
+        where = _command_path(command, args)
+        debug = os.environ.get("HYP_DEBUG") == "1"
+        if isinstance(exc, StorageError | ConfigError | StateDBError):
+            sys.stderr.write(f"{where}: {exc}\n")
+        else:
+            sys.stderr.write(f"{where}: unexpected error: {type(exc).__name__}: {exc}\n")
+            if not debug:
+                sys.stderr.write("Run it again with HYP_DEBUG=1 to see the traceback.\n")
+        if debug:
+            traceback.print_exc()
+        sys.exit(1)
+    sys.exit(rc if isinstance(rc, int) else 0)

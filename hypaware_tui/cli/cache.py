@@ -1,0 +1,277 @@
+"""`hyp cache status | compact | prune` (cli.md §8): dataset housekeeping.
+
+`status` and every `--dry-run` are read-only (no lock, no events, nothing created). `compact` and `prune`
+take the commit lock, log `cache.compact` / `cache.prune` events, and exit 1 when a partition fails (the
+dataset is left as it was before that partition).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from hypaware_tui.cli.output import (
+    err,
+    fmt_int,
+    human_size,
+    out,
+    plural,
+    print_json,
+    short_path,
+    waiting_notice,
+)
+
+app = typer.Typer(
+    help="Dataset housekeeping: status, compaction, retention.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _cache_root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        out(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def _prog() -> str:
+    from hypaware_tui.cli.app import PROG
+
+    return PROG
+
+
+def _retention(layout: Any) -> tuple[int | None, str, str | None]:
+    """(retention_days, source, config error). Source: `config`, `default` (no config) or `invalid`."""
+    from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS, ConfigError, load_config
+
+    try:
+        cfg = load_config(layout)
+    except ConfigError as exc:
+        return None, "invalid", str(exc)
+    if cfg is None:
+        return DEFAULT_RETENTION_DAYS, "default", None
+    return cfg.retention_days, "config", None
+
+
+# --- status ----------------------------------------------------------------------------------------------
+
+
+@app.command(
+    "status", help="Path, size, files, rows, dates, compaction candidates and retention. Writes nothing."
+)
+def cache_status(
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    from hypaware_tui.core.events import last_event_times
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.storage import cut_date_for, dataset_stats
+
+    layout = Layout.resolve()
+    stats = dataset_stats(layout)
+    retention, retention_source, config_error = _retention(layout)
+    cut = cut_date_for(retention) if retention is not None else None
+    old = [p for p in stats.partitions if cut is not None and p.date < cut]
+    times = last_event_times(layout, ["cache.compact", "cache.prune"])
+    doc = {
+        "path": str(layout.dataset_root),
+        "exists": stats.exists,
+        "bytes": stats.bytes,
+        "files": stats.files,
+        "partitions": len(stats.partitions),
+        "rows": dict(sorted(stats.rows.items())),
+        "total_rows": stats.total_rows,
+        "oldest": stats.oldest,
+        "newest": stats.newest,
+        "compaction_candidates": {"partitions": stats.small_file_partitions, "files": stats.small_files},
+        "tmp_files": stats.tmp_files,
+        "unreadable_files": stats.unreadable,
+        "retention_days": retention,
+        "retention_source": retention_source,
+        "cut_date": cut,
+        "rows_older_than_retention": sum(p.rows for p in old) if retention is not None else None,
+        "partitions_older_than_retention": len(old) if retention is not None else None,
+        "last_compact_at": times["cache.compact"],
+        "last_prune_at": times["cache.prune"],
+        "config_error": config_error,
+    }
+    code = 1 if (config_error or stats.unreadable) else 0
+    if json_out:
+        print_json(doc)
+        raise typer.Exit(code)
+
+    prog = _prog()
+    rows = doc["rows"]
+    out(f"Dataset      {short_path(doc['path'])}" + ("" if stats.exists else " (not created yet)"))
+    out(
+        f"Size         {human_size(doc['bytes'])} in {plural(doc['files'], 'file')}, {plural(doc['partitions'], 'partition')}"
+    )
+    per_source = ", ".join(f"{s} {fmt_int(n)}" for s, n in rows.items())
+    out(f"Rows         {fmt_int(doc['total_rows'])}" + (f" ({per_source})" if per_source else ""))
+    out(f"Dates        {doc['oldest']} → {doc['newest']}" if doc["oldest"] else "Dates        none")
+    cand = doc["compaction_candidates"]
+    if cand["partitions"]:
+        out(
+            f"Small files  {plural(cand['files'], 'file')} in {plural(cand['partitions'], 'partition')} "
+            f"({prog} cache compact merges them)"
+        )
+    else:
+        out("Small files  none")
+    if retention is None:
+        out(f"Retention    unknown: {config_error}")
+    elif retention == 0:
+        out("Retention    forever (retention_days 0)")
+    else:
+        src = " (default)" if retention_source == "default" else ""
+        older = doc["rows_older_than_retention"]
+        line = f"Retention    {retention} days{src}, cut {cut}: "
+        if older or old:
+            line += (
+                f"{plural(older, 'row')} in {plural(len(old), 'partition')} older than that "
+                f"({prog} cache prune removes them)"
+            )
+        else:
+            line += "nothing older"
+        out(line)
+    out(f"Last compact {doc['last_compact_at'] or 'never'}")
+    out(f"Last prune   {doc['last_prune_at'] or 'never'}")
+    if stats.unreadable:
+        for p in stats.unreadable:
+            err(f"{prog} cache status: unreadable file {p}: move it out of the dataset directory")
+    raise typer.Exit(code)
+
+
+# --- compact ---------------------------------------------------------------------------------------------
+
+
+@app.command("compact", help="Merge each partition made of several files into one, dropping duplicate rows.")
+def cache_compact(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be compacted; write nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    from hypaware_tui.core.events import EventLog
+    from hypaware_tui.core.ids import new_run_id
+    from hypaware_tui.core.paths import Layout, set_umask
+    from hypaware_tui.core.storage import Storage
+
+    layout = Layout.resolve()
+    prog = _prog()
+    if not dry_run:
+        set_umask()
+    events = None if dry_run else EventLog(layout, new_run_id(), enabled=True)
+    with Storage(layout, events=events) as storage:
+        result = storage.compact(dry_run=dry_run, on_wait=waiting_notice(prog))
+    parts = [
+        {
+            "partition": p.name,
+            "files_before": p.files_before,
+            "rows_before": p.rows_before,
+            "duplicates": p.duplicates,
+            "bytes_before": p.bytes_before,
+            "bytes_after": p.bytes_after,
+            "file": p.file,
+        }
+        for p in result.partitions
+    ]
+    doc = {
+        "dry_run": dry_run,
+        "partitions": parts,
+        "partitions_compacted": 0 if dry_run else len(parts),
+        "files_before": result.files_before,
+        "files_after": result.files_after,
+        "bytes_before": result.bytes_before,
+        "bytes_after": result.bytes_after,
+        "duplicates_removed": result.duplicates_removed,
+        "error": result.error,
+        "failed_partition": result.failed_partition,
+    }
+    code = 1 if result.error else 0
+    if json_out:
+        print_json(doc)
+    else:
+        n = len(parts)
+        if dry_run:
+            if n:
+                out(
+                    f"Dry run: nothing written · would compact {plural(n, 'partition')}: "
+                    f"{plural(result.files_before, 'file')} → {plural(n, 'file')}, "
+                    f"{human_size(result.bytes_before)} now, {plural(result.duplicates_removed, 'duplicate row')} to remove."
+                )
+            elif not result.error:
+                out("Dry run: nothing written · nothing to compact: every partition is a single file.")
+        elif n:
+            out(
+                f"Compacted {plural(n, 'partition')}: {plural(result.files_before, 'file')} → {plural(n, 'file')}, "
+                f"{human_size(result.bytes_before)} → {human_size(result.bytes_after)}, "
+                f"{plural(result.duplicates_removed, 'duplicate row')} removed."
+            )
+        elif not result.error:
+            out("Nothing to compact: every partition is a single file.")
+    if result.error:
+        err(f"{prog} cache compact: {result.error}")
+    raise typer.Exit(code)
+
+
+# --- prune -----------------------------------------------------------------------------------------------
+
+
+@app.command(
+    "prune", help="Delete the date partitions older than the retention window. No-op at retention 0."
+)
+def cache_prune(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed; remove nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    from hypaware_tui.core.events import EventLog
+    from hypaware_tui.core.ids import new_run_id
+    from hypaware_tui.core.paths import Layout, set_umask
+    from hypaware_tui.core.storage import Storage
+
+    layout = Layout.resolve()
+    prog = _prog()
+    retention, _source, config_error = _retention(layout)
+    if retention is None:
+        err(f"{prog} cache prune: {config_error}")
+        err(f"Nothing was removed. Fix the file, or run {prog} init to rewrite it.")
+        raise typer.Exit(1)
+    if not dry_run:
+        set_umask()
+    events = None if dry_run else EventLog(layout, new_run_id(), enabled=True)
+    with Storage(layout, events=events) as storage:
+        # Stale checkpoints are removed by the daemon's daily pass, which scans the client roots.
+        result = storage.prune(retention, dry_run=dry_run, on_wait=waiting_notice(prog))
+    doc = {
+        "dry_run": dry_run,
+        "retention_days": retention,
+        "cut_date": result.cut_date,
+        "partitions": [
+            {"partition": p.name, "files": p.files, "rows": p.rows, "bytes": p.bytes}
+            for p in result.partitions
+        ],
+        "partitions_removed": len(result.partitions),
+        "files_removed": result.files_removed,
+        "rows_removed": result.rows_removed,
+        "bytes_removed": result.bytes_removed,
+        "tmp_files_removed": result.tmp_removed,
+    }
+    if json_out:
+        print_json(doc)
+        raise typer.Exit(0)
+    if retention == 0:
+        msg = "retention is 0 (keep forever): nothing to prune."
+    elif not result.partitions:
+        msg = f"nothing to prune: no partition is older than {result.cut_date} ({retention}-day retention)."
+    else:
+        msg = (
+            f"{'would remove' if dry_run else 'removed'} {plural(len(result.partitions), 'partition')} older "
+            f"than {result.cut_date} ({retention}-day retention): {plural(result.files_removed, 'file')}, "
+            f"{plural(result.rows_removed, 'row')}, {human_size(result.bytes_removed)}."
+        )
+    out(f"Dry run: nothing removed · {msg}" if dry_run else msg[0].upper() + msg[1:])
+    if result.partitions:
+        for p in result.partitions:
+            out(f"  {p.name}  {plural(p.files, 'file')}  {plural(p.rows, 'row')}")
+    raise typer.Exit(0)

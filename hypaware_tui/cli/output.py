@@ -1,0 +1,112 @@
+"""Shared output helpers for every command (cli.md §1 "Streams", "--json", "Colour").
+
+* stdout carries results only; progress, notices, warnings and errors go to stderr (`err`).
+* `print_json(obj)`: exactly one JSON document, 2-space indent, UTF-8, trailing newline.
+* `out_console()` / `err_console()`: Rich consoles that colour only on a TTY and never with NO_COLOR.
+* Human formats: `human_size`, `fmt_int`, `short_path` (home shown as `~`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+WAITING_NOTICE = "waiting for another import to finish its batch…"
+
+
+def color_enabled(stream: Any) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _console(stream: Any) -> Console:
+    from rich.console import Console
+
+    color = color_enabled(stream)
+    return Console(
+        file=stream,
+        no_color=not color,
+        color_system="auto" if color else None,
+        force_terminal=color or None,
+        highlight=False,
+        emoji=False,
+        soft_wrap=not color,  # redirected output: never wrap long lines (paths) at 80 columns
+    )
+
+
+def out_console() -> Console:
+    return _console(sys.stdout)
+
+
+def err_console() -> Console:
+    return _console(sys.stderr)
+
+
+def out(text: str = "") -> None:
+    """One plain line of results on stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def err(text: str) -> None:
+    """One plain line on stderr (notices, warnings, errors)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def waiting_notice(prog: str = "hyp") -> Callable[[], None]:
+    """The `on_wait` callback of storage operations: prints the lock-waiting notice once, on stderr."""
+    shown = False
+
+    def notice() -> None:
+        nonlocal shown
+        if not shown:
+            shown = True
+            err(WAITING_NOTICE)
+
+    return notice
+
+
+def human_size(n: int | None) -> str:
+    """Decimal units: 999 B, 1.2 kB, 34.5 MB, 1.18 GB."""
+    if n is None:
+        return "unknown"
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        value /= 1000
+        if value < 999.95 or unit == "PB":
+            return (
+                f"{value:.2f} {unit}" if value < 10 and unit in ("GB", "TB", "PB") else f"{value:.1f} {unit}"
+            )
+    return f"{n} B"  # unreachable
+
+
+def fmt_int(n: int | None) -> str:
+    return "unknown" if n is None else f"{n:,}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{fmt_int(n)} {word if n == 1 else (words or word + 's')}"
+
+
+def short_path(path: str | os.PathLike[str]) -> str:
+    """The path with the user's home directory shown as `~`."""
+    p = os.fspath(path)
+    home = os.path.expanduser("~")
+    if home and home != "/" and (p == home or p.startswith(home.rstrip(os.sep) + os.sep)):
+        return "~" + p[len(home.rstrip(os.sep)) :]
+    return p
