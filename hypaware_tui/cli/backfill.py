@@ -1,0 +1,747 @@
+"""`hyp backfill [PROVIDER...]`, `hyp backfill list`, `hyp backfill plan` (cli.md §5).
+
+`list` and `plan` are subcommands next to positional provider names: `BackfillGroup` dispatches the first
+positional word `list` / `plan` to its subcommand and sends everything else to the hidden import command,
+so `hyp backfill claude`, `hyp backfill --json codex claude` and `hyp backfill plan --json` all work, and
+`list` / `plan` can never be provider names.
+
+Registered on the root app with `app.add_typer(backfill_app, name="backfill")` (see `register`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import typer
+from typer.core import TyperCommand, TyperGroup
+
+from hypaware_tui.cli.output import (
+    WAITING_NOTICE,
+    err,
+    err_console,
+    fmt_int,
+    human_size,
+    out,
+    out_console,
+    print_json,
+)
+from hypaware_tui.core.timeutil import us_to_iso
+
+COMMAND = "backfill"
+RUN = "__import__"  # the hidden default command; never reachable by name (see BackfillGroup.parse_args)
+SUBCOMMANDS = ("list", "plan")
+_VALUE_OPTIONS = ("--since", "--until")
+
+USAGE_PIECES = "[PROVIDER]... [--since DATE] [--until DATE] [--dry-run] [--json]"
+
+
+def _prog(ctx: typer.Context | None) -> str:
+    """The invoked program name (`hyp` or `hypaware`), for messages."""
+    if ctx is not None:
+        root = ctx.find_root()
+        name = root.info_name or ""
+        if name in ("hyp", "hypaware"):
+            return name
+    base = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return base if base in ("hyp", "hypaware") else "hyp"
+
+
+def _first_positional(args: list[str]) -> int | None:
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return i + 1 if i + 1 < len(args) else None
+        if a.startswith("-") and len(a) > 1:
+            if a in _VALUE_OPTIONS:
+                i += 2
+                continue
+            i += 1
+            continue
+        return i
+    return None
+
+
+class BackfillGroup(TyperGroup):
+    """Treat the first positional word as a subcommand only when it is `list` or `plan`; otherwise every
+    argument goes to the hidden import command (provider names included)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = list(args)
+        idx = _first_positional(args)
+        if idx is not None and args[idx] in SUBCOMMANDS:
+            name = args.pop(idx)
+            args.insert(0, name)
+        elif idx is None and any(a in ("-h", "--help") for a in args):
+            pass  # `hyp backfill --help`: the group's help (it documents the import form too)
+        else:
+            args.insert(0, RUN)
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [
+            USAGE_PIECES,
+            "|",
+            "list [--json]",
+            "|",
+            "plan [PROVIDER]... [--since DATE] [--until DATE] [--json]",
+        ]
+
+
+class _ImportContext(typer.Context):
+    @property
+    def command_path(self) -> str:  # `hyp backfill`, not the hidden command's internal name
+        return self.parent.command_path if self.parent is not None else COMMAND
+
+
+class ImportCommand(TyperCommand):
+    """The hidden import command: its usage and messages read `hyp backfill`."""
+
+    context_class = _ImportContext
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [USAGE_PIECES]
+
+
+backfill_app = typer.Typer(
+    cls=BackfillGroup,
+    name=COMMAND,
+    help="Import the history already on this computer (Claude Code, Codex) into the dataset.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+app = backfill_app  # registered by cli/app.py: app.add_typer(backfill.app, name="backfill")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+class UsageProblem(Exception):
+    """A bad flag value: exit 2 with `hyp backfill: <message>` and the usage line."""
+
+
+def _usage_exit(ctx: typer.Context, message: str, sub: str | None = None) -> None:
+    prog = _prog(ctx)
+    where = f"{prog} {COMMAND}" + (f" {sub}" if sub else "")
+    err(f"{where}: {message}")
+    usage = f"Usage: {where} " + (USAGE_PIECES if sub is None else _SUB_USAGE[sub])
+    err(usage)
+    raise typer.Exit(2)
+
+
+_SUB_USAGE = {
+    "list": "[--json]",
+    "plan": "[PROVIDER]... [--since DATE] [--until DATE] [--json]",
+}
+
+
+def _fail(ctx: typer.Context, message: str, sub: str | None = None) -> None:
+    where = f"{_prog(ctx)} {COMMAND}" + (f" {sub}" if sub else "")
+    err(f"{where}: {message}")
+    raise typer.Exit(1)
+
+
+def _check_providers(ctx: typer.Context, names: list[str] | None, sub: str | None = None) -> list[str]:
+    from hypaware_tui.importers import KNOWN_CLIENTS
+
+    names = list(names or [])
+    unknown = [n for n in dict.fromkeys(names) if n not in KNOWN_CLIENTS]
+    if unknown:
+        quoted = ", ".join(f'"{n}"' for n in unknown)
+        word = "provider" if len(unknown) == 1 else "providers"
+        _fail(ctx, f"unknown {word} {quoted} (known: {', '.join(KNOWN_CLIENTS)})", sub)
+    return list(dict.fromkeys(names))
+
+
+def _window_args(ctx: typer.Context, since: str | None, until: str | None, sub: str | None = None):
+    from hypaware_tui.core.window import WindowError, parse_range
+
+    try:
+        return parse_range(since, until)
+    except WindowError as exc:
+        _usage_exit(ctx, str(exc), sub)
+
+
+def _load(ctx: typer.Context, sub: str | None = None):
+    from hypaware_tui.core.config import ConfigError, load_config
+    from hypaware_tui.core.paths import Layout
+
+    layout = Layout.resolve(os.environ)
+    try:
+        config = load_config(layout)
+    except ConfigError as exc:
+        _fail(ctx, f"the config is invalid: {exc}. Fix the file, or run hyp init --force to replace it.", sub)
+    return layout, config
+
+
+def _retention(config: Any) -> int:
+    from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS
+
+    return config.retention_days if config is not None else DEFAULT_RETENTION_DAYS
+
+
+def _enabled_text(config: Any, client: str) -> str:
+    if config is None:
+        return "no config"
+    return "yes" if config.client_enabled(client) else "no"
+
+
+def _local_date(us: int | None) -> str:
+    from hypaware_tui.core.window import local_text
+
+    return local_text(us, none="—")[:10] if us is not None else "—"
+
+
+def _range_text(oldest: int | None, newest: int | None) -> str:
+    if oldest is None and newest is None:
+        return "—"
+    return f"{_local_date(oldest)} → {_local_date(newest)}"
+
+
+def _duration(seconds: float) -> str:
+    s = int(max(0, seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]):
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for i, h in enumerate(headers):
+        t.add_column(
+            h, justify="right" if i in right else "left", no_wrap=i not in right and i != len(headers) - 1
+        )
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+
+class _Rate:
+    """Bytes per second over the last 5 s."""
+
+    def __init__(self, span: float = 5.0) -> None:
+        self.span = span
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, t: float, done: int) -> float:
+        self.samples.append((t, done))
+        while len(self.samples) > 2 and t - self.samples[0][0] > self.span:
+            self.samples.popleft()
+        t0, d0 = self.samples[0]
+        return (done - d0) / (t - t0) if t > t0 else 0.0
+
+
+def progress_line(prog: str, p: Any, state: str, rate: float) -> str:
+    """wizard.md §9 step 5: `hyp: claude importing 34% 412 MB/1.2 GB files 88/240 sessions 120 rows 45210
+    duplicates 0 skipped 12 12.1 MB/s elapsed 0:42 eta 1:10`."""
+    pct = (
+        100
+        if p.bytes_total <= 0 and state != "importing"
+        else (min(100, int(100 * p.bytes_done / p.bytes_total)) if p.bytes_total > 0 else 0)
+    )
+    if rate > 0 and p.elapsed_s >= 3 and p.bytes_total > p.bytes_done:
+        eta = _duration((p.bytes_total - p.bytes_done) / rate)
+    elif state != "importing":
+        eta = "0:00"
+    else:
+        eta = "—"
+    skipped = sum(p.lines_skipped.values())
+    return (
+        f"{prog}: {p.provider} {state} {pct}% {human_size(p.bytes_done)}/{human_size(p.bytes_total)} "
+        f"files {p.files_done}/{p.files_total} sessions {p.sessions} rows {p.rows_written} "
+        f"duplicates {p.duplicates} skipped {skipped} {human_size(int(rate))}/s "
+        f"elapsed {_duration(p.elapsed_s)} eta {eta}"
+    )
+
+
+class PlainSink:
+    """Non-TTY stderr: one line per running provider every `interval` seconds and at its end."""
+
+    def __init__(self, prog: str, *, dry_run: bool, interval: float = 5.0) -> None:
+        self.prog = prog
+        self.interval = interval
+        self.verb = "counting" if dry_run else "importing"
+        self.last: dict[str, Any] = {}
+        self.printed: dict[str, float] = {}
+        self.rates: dict[str, _Rate] = {}
+        self.rate: dict[str, float] = {}
+        self.waited = False
+
+    def on_provider_start(self, provider: str, bytes_total: int, files_total: int) -> None:
+        self.printed[provider] = time.monotonic()
+        self.rates[provider] = _Rate()
+
+    def on_progress(self, p: Any) -> None:
+        now = time.monotonic()
+        self.last[p.provider] = p
+        rate = self.rates.setdefault(p.provider, _Rate()).add(now, p.bytes_done)
+        self.rate[p.provider] = rate
+        if now - self.printed.get(p.provider, now) >= self.interval:
+            self.printed[p.provider] = now
+            err(progress_line(self.prog, p, self.verb, rate))
+
+    def on_provider_finish(self, result: Any) -> None:
+        p = self.last.get(result.provider)
+        if p is None:
+            if result.status == "skipped":
+                err(f"{self.prog}: {result.provider} skipped ({result.error})")
+            else:
+                err(f"{self.prog}: {result.provider} {result.status}")
+            return
+        p.rows_written, p.duplicates, p.errors = result.rows_written, result.duplicates_skipped, result.errors
+        avg = p.bytes_done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+        err(progress_line(self.prog, p, result.status, avg))
+
+    def on_lock_wait(self, provider: str) -> None:
+        if not self.waited:
+            self.waited = True
+            err(WAITING_NOTICE)
+
+
+class RichSink:
+    """TTY stderr: a Rich progress bar per provider."""
+
+    def __init__(self, prog: str, *, dry_run: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.prog = prog
+        self.verb = "counting" if dry_run else "importing"
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            TaskProgressColumn(),
+            DownloadColumn(binary_units=False),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err_console(),
+            transient=False,
+            refresh_per_second=8,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.waited = False
+        self.started = False
+
+    def start(self) -> None:
+        self.progress.start()
+        self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            self.progress.stop()
+            self.started = False
+
+    def _label(self, provider: str, state: str) -> str:
+        from hypaware_tui.importers import DISPLAY_NAMES
+
+        return f"{DISPLAY_NAMES.get(provider, provider):<11} {state:<9}"
+
+    def on_provider_start(self, provider: str, bytes_total: int, files_total: int) -> None:
+        self.tasks[provider] = self.progress.add_task(
+            self._label(provider, self.verb), total=max(bytes_total, 1), info=f"files 0/{files_total}"
+        )
+
+    @staticmethod
+    def _info(p: Any) -> str:
+        skipped = sum(p.lines_skipped.values())
+        text = (
+            f"files {p.files_done}/{p.files_total} · sessions {fmt_int(p.sessions)} · rows "
+            f"{fmt_int(p.rows_written)} · dup {fmt_int(p.duplicates)} · skipped {fmt_int(skipped)}"
+        )
+        if p.errors:
+            text += f" · errors {p.errors}"
+        return text
+
+    def on_progress(self, p: Any) -> None:
+        task = self.tasks.get(p.provider)
+        if task is None:
+            return
+        self.progress.update(task, completed=min(p.bytes_done, max(p.bytes_total, 1)), info=self._info(p))
+
+    def on_provider_finish(self, result: Any) -> None:
+        task = self.tasks.get(result.provider)
+        if task is None:
+            label = f"{result.provider} {result.status}" + (
+                f" ({result.error})" if result.status == "skipped" else ""
+            )
+            self.progress.console.print(label)
+            return
+        done = result.status == "ok"
+        kwargs: dict[str, Any] = {"description": self._label(result.provider, result.status)}
+        if done:
+            kwargs["completed"] = self.progress.tasks[task].total
+        self.progress.update(task, **kwargs)
+        self.progress.stop_task(task)
+
+    def on_lock_wait(self, provider: str) -> None:
+        if not self.waited:
+            self.waited = True
+            self.progress.console.print(WAITING_NOTICE)
+
+
+class _Interrupts:
+    """SIGINT/SIGTERM: the first sets the cancel flag (the batch finishes, the summary prints, exit 130); a
+    second one exits at once with 130 (committed data stays consistent)."""
+
+    def __init__(self, prog: str, cancel: threading.Event) -> None:
+        self.prog = prog
+        self.cancel = cancel
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.cancel.is_set():
+            try:
+                if sys.stderr.isatty():
+                    sys.stderr.write("\x1b[?25h\n")  # show the cursor again (Rich hid it)
+                sys.stderr.flush()
+            finally:
+                os._exit(130)
+        self.cancel.set()
+        try:
+            os.write(
+                2,
+                f"\n{self.prog}: stopping after the current batch (press Ctrl+C again to quit at once)\n".encode(),
+            )
+        except OSError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------------------------- import
+
+
+def closing_line(result: Any) -> str:
+    """Exactly one of the cli.md §5.3 closing lines."""
+    written = result.rows_written
+    dups = result.duplicates_skipped
+    if written:
+        return f"{'Would import' if result.dry_run else 'Imported'} {fmt_int(written)} new rows."
+    if dups:
+        return f"Nothing new to import: all {fmt_int(dups)} rows in this window are already in the dataset."
+    if result.files_unchanged:
+        return "Nothing new to import: no history was added since the last import."
+    return "No history in this window."
+
+
+def _summary_text(prog: str, result: Any) -> None:
+    from hypaware_tui.core.window import describe_window
+    from hypaware_tui.importers.base import Window
+
+    heading = f"Backfill {describe_window(Window(result.since_us, result.until_us))} (local time) · run {result.run_id}"
+    if result.dry_run:
+        heading = "Dry run: nothing written · " + heading
+    console = out_console()
+    console.print(heading, markup=False)
+    rows = []
+    for p in result.providers:
+        rows.append(
+            [
+                p.provider,
+                p.status,
+                fmt_int(p.files_scanned),
+                fmt_int(p.sessions_seen),
+                fmt_int(p.rows_written),
+                fmt_int(p.duplicates_skipped),
+                fmt_int(sum(p.lines_skipped.values())),
+                fmt_int(p.errors),
+            ]
+        )
+    if rows:
+        console.print(
+            _table(
+                [
+                    "provider",
+                    "status",
+                    "files",
+                    "sessions",
+                    "rows written",
+                    "duplicates",
+                    "lines skipped",
+                    "errors",
+                ],
+                rows,
+                right={2, 3, 4, 5, 6, 7},
+            )
+        )
+    for p in result.providers:
+        if p.error:
+            console.print(f"  {p.provider}: {p.error}", markup=False, highlight=False)
+    console.print(closing_line(result), markup=False)
+
+
+def _empty_selection(ctx: typer.Context, config: Any, as_json: bool, dry_run: bool, window: Any) -> None:
+    from hypaware_tui.core.ids import new_run_id
+
+    if as_json:
+        print_json(
+            {
+                "run_id": new_run_id(),
+                "dry_run": dry_run,
+                "since": us_to_iso(window.since_us),
+                "until": us_to_iso(window.until_us),
+                "providers": [],
+            }
+        )
+    elif config is not None:
+        out(
+            "Nothing to import: no client is enabled in the config. Name one (hyp backfill claude) or run "
+            "hyp init."
+        )
+    else:
+        out("Nothing to import: no Claude Code or Codex history found.")
+    raise typer.Exit(0)
+
+
+def _detected_clients(config: Any) -> list[str]:
+    from hypaware_tui.core.inventory import config_root
+    from hypaware_tui.importers import KNOWN_CLIENTS, get_importer
+
+    found = []
+    for c in KNOWN_CLIENTS:
+        try:
+            if get_importer(c).detect(config_root(config, c), os.environ).detected:
+                found.append(c)
+        except Exception:
+            continue
+    return found
+
+
+def _workers() -> int:
+    raw = os.environ.get("HYP_WORKERS", "")
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw)
+    from hypaware_tui.core.runner import DEFAULT_WORKERS
+
+    return DEFAULT_WORKERS
+
+
+_PROVIDERS = typer.Argument(None, metavar="[PROVIDER]...", show_default=False)
+
+
+@backfill_app.command(RUN, cls=ImportCommand, hidden=True, help="Import existing history.")
+def import_command(
+    ctx: typer.Context,
+    providers: list[str] | None = _PROVIDERS,
+    since: str | None = typer.Option(None, "--since", metavar="DATE", help="Lower bound (inclusive)."),
+    until: str | None = typer.Option(None, "--until", metavar="DATE", help="Upper bound (inclusive)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be written; write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    from hypaware_tui.core.paths import set_umask
+    from hypaware_tui.core.runner import run_backfill
+    from hypaware_tui.core.timeutil import now_us
+    from hypaware_tui.core.window import resolve_window
+
+    prog = _prog(ctx)
+    since_us, until_us = _window_args(ctx, since, until)
+    names = _check_providers(ctx, providers)
+    layout, config = _load(ctx)
+    now = now_us()
+    retention = _retention(config)
+    window, _floor, write_checkpoints = resolve_window(since_us, until_us, retention, now)
+
+    if not names:
+        names = config.enabled_clients if config is not None else _detected_clients(config)
+        if not names:
+            _empty_selection(ctx, config, as_json, dry_run, window)
+
+    if not dry_run:
+        set_umask()
+    cancel = threading.Event()
+    use_rich = sys.stderr.isatty()
+    sink: Any = RichSink(prog, dry_run=dry_run) if use_rich else PlainSink(prog, dry_run=dry_run)
+    with _Interrupts(prog, cancel):
+        if use_rich:
+            sink.start()
+        try:
+            result = run_backfill(
+                layout,
+                names,
+                window=window,
+                write_checkpoints=write_checkpoints,
+                dry_run=dry_run,
+                sink=sink,
+                cancel=cancel,
+                config=config,
+                retention_days=retention,
+                now=now,
+                workers=_workers(),
+            )
+        finally:
+            if use_rich:
+                sink.stop()
+    if as_json:
+        print_json(result.to_json())
+    else:
+        _summary_text(prog, result)
+    raise typer.Exit(result.exit_code)
+
+
+# --------------------------------------------------------------------------------------------- list
+
+
+@backfill_app.command(
+    "list", help="Providers, whether their history was found, and whether they are enabled."
+)
+def list_command(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    from hypaware_tui.core.inventory import build_inventory, client_figures
+    from hypaware_tui.importers import KNOWN_CLIENTS
+
+    _layout, config = _load(ctx, "list")
+    inv = build_inventory(KNOWN_CLIENTS, config=config, env=os.environ)
+    entries = []
+    for ci in inv:
+        fig = client_figures(ci)
+        entries.append(
+            {
+                "provider": ci.client,
+                "name": ci.name,
+                "detected": ci.detected,
+                "reason": ci.reason,
+                "enabled": None if config is None else config.client_enabled(ci.client),
+                "root": ci.root,
+                "files": fig.files,
+                "sessions": fig.sessions,
+                "bytes": fig.bytes,
+                "oldest": us_to_iso(fig.oldest_us),
+                "newest": us_to_iso(fig.newest_us),
+                "_fig": fig,
+            }
+        )
+    if as_json:
+        print_json({"providers": [{k: v for k, v in e.items() if k != "_fig"} for e in entries]})
+        raise typer.Exit(0)
+    from hypaware_tui.cli.output import short_path
+
+    rows = []
+    for e in entries:
+        fig = e["_fig"]
+        rows.append(
+            [
+                e["provider"],
+                e["name"],
+                "yes" if e["detected"] else (e["reason"] or "no"),
+                _enabled_text(config, e["provider"]),
+                short_path(e["root"]) if e["root"] else "—",
+                fmt_int(fig.files),
+                human_size(fig.bytes),
+                _range_text(fig.oldest_us, fig.newest_us),
+            ]
+        )
+    out_console().print(
+        _table(
+            ["provider", "name", "detected", "enabled", "root", "files", "size", "history range"],
+            rows,
+            right={5, 6},
+        )
+    )
+    raise typer.Exit(0)
+
+
+# --------------------------------------------------------------------------------------------- plan
+
+
+@backfill_app.command("plan", help="Estimate what an import would read (upper bounds); writes nothing.")
+def plan_command(
+    ctx: typer.Context,
+    providers: list[str] | None = _PROVIDERS,
+    since: str | None = typer.Option(None, "--since", metavar="DATE", help="Lower bound (inclusive)."),
+    until: str | None = typer.Option(None, "--until", metavar="DATE", help="Upper bound (inclusive)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    from hypaware_tui.core.inventory import build_inventory, client_figures
+    from hypaware_tui.core.timeutil import now_us
+    from hypaware_tui.core.window import describe_window, resolve_window
+    from hypaware_tui.importers import KNOWN_CLIENTS
+
+    since_us, until_us = _window_args(ctx, since, until, "plan")
+    names = _check_providers(ctx, providers, "plan")
+    _layout, config = _load(ctx, "plan")
+    window, _floor, _write = resolve_window(since_us, until_us, _retention(config), now_us())
+    if not names:
+        # The same selection as the import, except that without a config every client is shown, detected
+        # or not (a plan is a preview: the reason a client is missing is useful).
+        names = config.enabled_clients if config is not None else list(KNOWN_CLIENTS)
+    inv = build_inventory(names, config=config, env=os.environ)
+    entries = []
+    for ci in inv:
+        fig = client_figures(ci, window.since_us, window.until_us)
+        entries.append((ci, fig))
+    if as_json:
+        print_json(
+            {
+                "since": us_to_iso(window.since_us),
+                "until": us_to_iso(window.until_us),
+                "providers": [
+                    {"provider": ci.client, "detected": ci.detected, "reason": ci.reason, **fig.to_json()}
+                    for ci, fig in entries
+                ],
+            }
+        )
+        raise typer.Exit(0)
+    console = out_console()
+    console.print(f"Plan {describe_window(window)} (local time) · estimates, up to", markup=False)
+    if not entries:
+        console.print(
+            "No client is enabled in the config. Name one (hyp backfill plan claude).", markup=False
+        )
+        raise typer.Exit(0)
+    rows = []
+    for ci, fig in entries:
+        if not ci.detected:
+            rows.append([ci.client, ci.reason or "not detected", "—", "—", "—", "—"])
+            continue
+        rows.append(
+            [
+                ci.client,
+                "yes",
+                f"up to {fmt_int(fig.files)}",
+                f"up to {fmt_int(fig.sessions)}",
+                f"up to {human_size(fig.bytes)}",
+                _range_text(fig.oldest_us, fig.newest_us),
+            ]
+        )
+    console.print(
+        _table(["provider", "detected", "files", "sessions", "size", "in window"], rows, right={2, 3, 4})
+    )
+    console.print(
+        "Upper bounds from each file's first and last timestamps; hyp backfill --dry-run counts exact rows.",
+        markup=False,
+    )
+    raise typer.Exit(0)

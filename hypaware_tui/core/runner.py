@@ -1,0 +1,867 @@
+"""The backfill runner (cli.md §5, storage.md §5-7 and §10): import the existing history of a list of
+providers through the generic reader and the single committer.
+
+    result = run_backfill(layout, ["claude", "codex"], window=w, write_checkpoints=True, dry_run=False)
+
+* Providers run in the order given; one failing never stops the others.
+* Per-file error isolation: a file that cannot be read, or whose parser raises, is counted in `errors` with
+  a message naming its path hash, and the run continues. A failure outside per-file handling (detection,
+  discovery, the checkpoint database) or a `StorageError` on commit makes the provider `failed`.
+* Rows and checkpoint updates are buffered across files and committed through `Storage.commit` at least
+  every `batch_rows` rows and every `flush_interval_s` seconds, and at the end of each provider.
+* A dry run takes no lock, logs nothing and creates nothing (not even `HYP_HOME`); it deduplicates against
+  the existing dataset read-only, so its `rows_written` equals what a real run would write.
+* Progress goes to a `ProgressSink` (at most 10 events per second per provider); a `threading.Event` cancel
+  flag is checked between batches: the current batch is committed, the provider becomes `cancelled`, and so
+  do the remaining ones.
+
+With `workers > 1` files are parsed in a process pool and merged in file order by the committer in this
+process (see `_parallel_file_results`).
+
+No UI imports here: the CLI, the wizard and `hyp init --yes` all drive this through their own sinks.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
+from hypaware_tui.core.ids import new_run_id
+from hypaware_tui.core.inventory import Inventory, client_figures, config_root
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.reader import DEFAULT_BATCH_ROWS, FilePass
+from hypaware_tui.core.timeutil import now_us, us_to_iso
+from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS
+from hypaware_tui.core.window import cut_date as compute_cut_date
+from hypaware_tui.importers import KNOWN_CLIENTS
+from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, Window
+
+FLUSH_INTERVAL_S = 2.0
+DEFAULT_WORKERS = 1  # see issue 8 measurements in _file_results / core.parallel
+PROGRESS_INTERVAL_S = 0.1  # at most 10 progress events per second per provider
+
+STATUSES = ("ok", "failed", "skipped", "cancelled")
+
+
+# --------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class ProviderResult:
+    """One provider's outcome. The first nine fields are exactly the cli.md §5.3 JSON keys."""
+
+    provider: str
+    status: str = "ok"
+    files_scanned: int = 0
+    sessions_seen: int = 0
+    rows_written: int = 0
+    duplicates_skipped: int = 0
+    lines_skipped: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    error: str | None = None
+    # internal extras (events, progress, tests)
+    files_total: int = 0
+    files_unchanged: int = 0
+    files_reset: int = 0
+    files_failed: int = 0
+    bytes_read: int = 0
+    bytes_total: int = 0
+    records_by_type: dict[str, int] = field(default_factory=dict)
+    rows_built: int = 0
+    rows_held: int = 0
+    usage_unattached: int = 0
+    detected_sources: list[str] = field(default_factory=list)
+    lock_wait_ms: int = 0
+    commits: int = 0
+    duration_s: float = 0.0
+
+    JSON_KEYS = (
+        "provider",
+        "status",
+        "files_scanned",
+        "sessions_seen",
+        "rows_written",
+        "duplicates_skipped",
+        "lines_skipped",
+        "errors",
+        "error",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.JSON_KEYS}
+        out["lines_skipped"] = dict(sorted(self.lines_skipped.items()))
+        return out
+
+    def note_error(self, message: str) -> None:
+        self.errors += 1
+        if self.error is None:
+            self.error = message
+
+    def fail(self, message: str) -> None:
+        """A fatal error: it replaces an earlier per-file message, since it matters more."""
+        self.status = "failed"
+        self.error = message
+
+
+@dataclass
+class BackfillResult:
+    run_id: str
+    dry_run: bool
+    since_us: int | None
+    until_us: int | None
+    providers: list[ProviderResult]
+    retention_days: int | None = None
+    cut_date: str | None = None
+    write_checkpoints: bool = True
+    duration_s: float = 0.0
+
+    @property
+    def status(self) -> str:
+        statuses = {p.status for p in self.providers}
+        if "failed" in statuses:
+            return "failed"
+        if "cancelled" in statuses:
+            return "cancelled"
+        return "ok"
+
+    @property
+    def cancelled(self) -> bool:
+        return any(p.status == "cancelled" for p in self.providers)
+
+    @property
+    def exit_code(self) -> int:
+        """cli.md §5.3 with the precedence of wizard.md §11: 130 when interrupted, else 1 when a provider
+        failed, else 0."""
+        if self.cancelled:
+            return 130
+        if any(p.status == "failed" for p in self.providers):
+            return 1
+        return 0
+
+    @property
+    def rows_written(self) -> int:
+        return sum(p.rows_written for p in self.providers)
+
+    @property
+    def duplicates_skipped(self) -> int:
+        return sum(p.duplicates_skipped for p in self.providers)
+
+    @property
+    def files_unchanged(self) -> int:
+        return sum(p.files_unchanged for p in self.providers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "since": us_to_iso(self.since_us),
+            "until": us_to_iso(self.until_us),
+            "providers": [p.to_json() for p in self.providers],
+        }
+
+
+@dataclass
+class Progress:
+    provider: str
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+    sessions: int
+    rows_written: int
+    duplicates: int
+    lines_skipped: dict[str, int]
+    errors: int
+    elapsed_s: float
+    rows_pending: int = 0  # rows parsed but not committed yet
+    final: bool = False
+
+
+class ProgressSink(Protocol):
+    """What the runner reports to. Implementations must be cheap and thread-safe enough to be called from
+    the runner's thread (the wizard forwards them as messages). `on_lock_wait` is optional."""
+
+    def on_provider_start(self, provider: str, bytes_total: int, files_total: int) -> None: ...
+
+    def on_progress(self, progress: Progress) -> None: ...
+
+    def on_provider_finish(self, result: ProviderResult) -> None: ...
+
+
+class NullSink:
+    def on_provider_start(self, provider: str, bytes_total: int, files_total: int) -> None:
+        pass
+
+    def on_progress(self, progress: Progress) -> None:
+        pass
+
+    def on_provider_finish(self, result: ProviderResult) -> None:
+        pass
+
+    def on_lock_wait(self, provider: str) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------------- commit
+
+
+class _DryRunDedupe:
+    """storage.md §6.2 steps 2-3 without writing: the part_ids of the touched partitions of the existing
+    dataset (read-only, `part_id` column only), plus everything this run already counted."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.memo: dict[tuple[str, str], set[str]] = {}
+
+    def _partition(self, source: str, date: str) -> set[str]:
+        key = (source, date)
+        ids = self.memo.get(key)
+        if ids is None:
+            ids = set()
+            pdir = self.layout.partition_dir(source, date)
+            if pdir.is_dir():
+                import polars as pl
+
+                for f in sorted(pdir.glob("*.parquet")):
+                    try:
+                        ids.update(pl.read_parquet(f, columns=["part_id"])["part_id"].to_list())
+                    except (OSError, pl.exceptions.PolarsError):
+                        continue  # vanished (compaction) or unreadable: a real run would say so
+            self.memo[key] = ids
+        return ids
+
+    def count(self, rows: list[Row], cut: str | None) -> tuple[int, int]:
+        written = dups = 0
+        for r in rows:
+            if cut is not None and r["date"] < cut:
+                continue
+            ids = self._partition(r["client_name"], r["date"])
+            pid = r["part_id"]
+            if pid in ids:
+                dups += 1
+            else:
+                ids.add(pid)
+                written += 1
+        return written, dups
+
+
+class _Committer:
+    """Buffers rows and checkpoint updates across files; flushes through `Storage.commit` (or the dry-run
+    deduper) and accounts the result on the provider."""
+
+    def __init__(
+        self,
+        storage: Any,
+        dry: _DryRunDedupe | None,
+        cut: str | None,
+        result: ProviderResult,
+        on_wait: Callable[[], None] | None,
+        *,
+        batch_rows: int,
+        flush_interval_s: float,
+    ) -> None:
+        self.storage = storage
+        self.dry = dry
+        self.cut = cut
+        self.result = result
+        self.on_wait = on_wait
+        self.batch_rows = batch_rows
+        self.flush_interval_s = flush_interval_s
+        self.rows: list[Row] = []
+        self.updates: dict[str, CheckpointUpdate] = {}
+        self.last_flush = time.monotonic()
+
+    @property
+    def pending(self) -> int:
+        return len(self.rows)
+
+    def add(self, rows: list[Row], update: CheckpointUpdate | None) -> None:
+        if rows:
+            self.rows.extend(rows)
+        if update is not None:
+            self.updates[update.entry.path_hash] = update  # a later update of the same file supersedes
+
+    def due(self) -> bool:
+        if len(self.rows) >= self.batch_rows:
+            return True
+        return bool(self.rows or self.updates) and time.monotonic() - self.last_flush >= self.flush_interval_s
+
+    def flush(self) -> None:
+        rows, updates = self.rows, list(self.updates.values())
+        self.rows, self.updates = [], {}
+        self.last_flush = time.monotonic()
+        if not rows and not updates:
+            return
+        if self.dry is not None:
+            w, d = self.dry.count(rows, self.cut)
+            self.result.rows_written += w
+            self.result.duplicates_skipped += d
+            return
+        res = self.storage.commit(
+            rows, updates, cut_date=self.cut, on_wait=self.on_wait, provider=self.result.provider
+        )
+        self.result.rows_written += res.rows_written
+        self.result.duplicates_skipped += res.duplicates_skipped
+        self.result.lock_wait_ms += int(getattr(res, "lock_wait_ms", 0) or 0)
+        self.result.commits += 1
+
+
+class _Throttle:
+    def __init__(self, interval: float = PROGRESS_INTERVAL_S) -> None:
+        self.interval = interval
+        self.last = -1e9
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+
+# --------------------------------------------------------------------------------------------- per file
+
+
+@dataclass
+class FileOutcome:
+    """What one file pass produced, streamed as `(rows, update, bytes_done)` batches by `iter_file`."""
+
+    status: str = "pending"  # unchanged | read | reset | failed | error
+    bytes_read: int = 0
+    error: str | None = None
+    stats: ParseStats = field(default_factory=ParseStats)
+
+
+def _scrub(message: str, file: SourceFile) -> str:
+    """Never let a raw source path reach an output or the events log (storage.md §10)."""
+    return message.replace(file.path, f"<file {file.path_hash}>")
+
+
+def iter_file(
+    importer: Importer,
+    file: SourceFile,
+    checkpoint: Checkpoint | None,
+    window: Window,
+    outcome: FileOutcome,
+    *,
+    write_checkpoints: bool,
+    batch_rows: int,
+    cancel: Callable[[], bool],
+) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int]]:
+    """One file through `FilePass`, with per-file error isolation: an exception from the importer ends the
+    file (outcome.status = "error") instead of the run. Batches already yielded stay valid (their
+    checkpoint covers exactly their rows)."""
+    fp = FilePass(
+        importer,
+        file,
+        checkpoint,
+        window,
+        outcome.stats,
+        write_checkpoints=write_checkpoints,
+        batch_rows=batch_rows,
+        cancel=cancel,
+    )
+    try:
+        for batch in fp.batches():
+            yield batch.rows, batch.update, batch.bytes_done
+    except Exception as exc:  # parser or decoder bug on this file only
+        outcome.status = "error"
+        outcome.bytes_read = fp.bytes_read
+        outcome.error = _scrub(f"file {file.path_hash}: {type(exc).__name__}: {exc}", file)
+        return
+    outcome.status = fp.status
+    outcome.bytes_read = fp.bytes_read
+    if fp.status == "failed":
+        outcome.error = _scrub(f"file {file.path_hash}: {fp.error}", file)
+
+
+def _bytes_to_read(file: SourceFile, size: int, mtime_ns: int, dev_ino: tuple[int, int], cp: Checkpoint | None) -> int:
+    """Estimate of the bytes a pass will read (the progress bar's total)."""
+    if cp is None:
+        return size
+    if cp.size == size and cp.mtime_ns == mtime_ns and (cp.device, cp.inode) == dev_ino:
+        return 0
+    if file.read_mode == "whole" or (cp.device, cp.inode) != dev_ino or size < cp.offset:
+        return size
+    return size - cp.offset
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+def _retention_from_config(config: Any) -> int:
+    value = getattr(config, "retention_days", None) if config is not None else None
+    if value is None and isinstance(config, Mapping):
+        value = config.get("retention_days")
+    return int(value) if isinstance(value, int) else DEFAULT_RETENTION_DAYS
+
+
+def order_providers(names: Iterable[str] | None) -> list[str]:
+    """Deduplicated, in the order named; none named = claude then codex."""
+    if not names:
+        return list(KNOWN_CLIENTS)
+    out: list[str] = []
+    for n in names:
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def run_backfill(
+    layout: Layout,
+    providers: Iterable[str],
+    *,
+    window: Window,
+    write_checkpoints: bool,
+    dry_run: bool,
+    sink: ProgressSink | None = None,
+    cancel: threading.Event | None = None,
+    env: Mapping[str, str] = os.environ,
+    config: Any = None,
+    importers: Mapping[str, Importer] | None = None,
+    run_id: str | None = None,
+    workers: int = 1,
+    retention_days: int | None = None,
+    now: int | None = None,
+    inventory: Inventory | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    flush_interval_s: float = FLUSH_INTERVAL_S,
+) -> BackfillResult:
+    """Import the history of `providers` (in that order) inside `window`.
+
+    `retention_days` defaults to the config's (120 without one) and, with `now` (µs, default: the wall
+    clock at the call), gives the cut date used for the import floor (storage.md §7); `window.since_us` is
+    expected to already be the later of `--since` and that floor (see `core.window.resolve_window`).
+    `inventory`, when the caller has one (the wizard), supplies the `backfill.plan` figures."""
+    started = time.monotonic()
+    sink = sink or NullSink()
+    cancel = cancel or threading.Event()
+    run_id = run_id or new_run_id()
+    names = order_providers(providers)
+    if importers is None:
+        from hypaware_tui.importers import get_importer
+
+        importers = _LazyImporters(get_importer)
+    retention = retention_days if retention_days is not None else _retention_from_config(config)
+    now = now if now is not None else now_us()
+    cut = compute_cut_date(retention, now)
+    write_cps = write_checkpoints and not dry_run
+
+    result = BackfillResult(
+        run_id=run_id,
+        dry_run=dry_run,
+        since_us=window.since_us,
+        until_us=window.until_us,
+        providers=[],
+        retention_days=retention,
+        cut_date=cut,
+        write_checkpoints=write_cps,
+    )
+
+    events = storage = None
+    dry = _DryRunDedupe(layout) if dry_run else None
+    floor_ensured = dry_run or not write_cps
+    if not dry_run:
+        from hypaware_tui.core.events import EventLog
+
+        events = EventLog(layout, run_id, enabled=True)
+        events.emit(
+            "backfill.start",
+            providers=names,
+            retention_days=retention,
+            cut_date=cut,
+            since=us_to_iso(window.since_us),
+            until=us_to_iso(window.until_us),
+        )
+
+    for name in names:
+        pr = ProviderResult(provider=name)
+        result.providers.append(pr)
+        if cancel.is_set():
+            pr.status = "cancelled"
+            _finish_provider(pr, events, sink)
+            continue
+        t0 = time.monotonic()
+        try:
+            if not dry_run and storage is None:
+                storage = _open_storage(layout, events)
+            if not floor_ensured:
+                # storage.md §7.3: a floor earlier than the last commit's resets every checkpoint first.
+                storage.ensure_import_floor(cut, on_wait=lambda n=name: _lock_wait(sink, n))
+                floor_ensured = True
+            _run_provider(
+                pr,
+                importers[name],
+                layout=layout,
+                window=window,
+                write_checkpoints=write_cps,
+                storage=storage,
+                dry=dry,
+                cut=cut,
+                sink=sink,
+                cancel=cancel,
+                env=env,
+                config=config,
+                events=events,
+                inventory=inventory,
+                batch_rows=batch_rows,
+                flush_interval_s=flush_interval_s,
+                workers=workers,
+            )
+        except Exception as exc:
+            pr.fail(_fatal_message(exc))
+        pr.duration_s = time.monotonic() - t0
+        _finish_provider(pr, events, sink)
+
+    result.duration_s = time.monotonic() - started
+    if events is not None:
+        events.emit(
+            "backfill.finish",
+            status=result.status,
+            rows_written=result.rows_written,
+            duplicates_skipped=result.duplicates_skipped,
+            error_count=sum(p.errors for p in result.providers)
+            + sum(1 for p in result.providers if p.status == "failed"),
+            duration_ms=int(result.duration_s * 1000),
+        )
+    if storage is not None:
+        close = getattr(storage, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass
+    return result
+
+
+class _LazyImporters(Mapping[str, Importer]):
+    """The default registry, importing a client's module only when that client runs."""
+
+    def __init__(self, get: Callable[[str], Importer]) -> None:
+        self._get = get
+
+    def __getitem__(self, name: str) -> Importer:
+        return self._get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(KNOWN_CLIENTS)
+
+    def __len__(self) -> int:
+        return len(KNOWN_CLIENTS)
+
+
+def _open_storage(layout: Layout, events: Any) -> Any:
+    from hypaware_tui.core.storage import Storage
+
+    return Storage(layout, events=events)
+
+
+def _fatal_message(exc: BaseException) -> str:
+    try:
+        from hypaware_tui.core.storage import StorageError
+    except ImportError:  # pragma: no cover - storage always exists in a real install
+        StorageError = ()  # type: ignore[assignment]  # noqa: N806
+    if isinstance(exc, StorageError):
+        return f"could not write to the dataset: {exc}"
+    from hypaware_tui.core.checkpoints import StateDBError
+
+    if isinstance(exc, StateDBError):
+        return str(exc)
+    return f"the importer stopped: {type(exc).__name__}: {exc}"
+
+
+def _lock_wait(sink: Any, provider: str) -> None:
+    fn = getattr(sink, "on_lock_wait", None)
+    if fn is not None:
+        try:
+            fn(provider)
+        except Exception:
+            pass
+
+
+def _finish_provider(pr: ProviderResult, events: Any, sink: ProgressSink) -> None:
+    if events is not None:
+        events.emit(
+            "backfill.provider_finish",
+            provider=pr.provider,
+            status=pr.status,
+            files_scanned=pr.files_scanned,
+            rows_written=pr.rows_written,
+            duplicates_skipped=pr.duplicates_skipped,
+            errors=pr.errors,
+            error=pr.error if pr.status != "skipped" else "not detected",
+        )
+    try:
+        sink.on_provider_finish(pr)
+    except Exception:
+        pass  # a broken sink must not change the result
+
+
+def _load_checkpoints(layout: Layout, client: str, *, dry_run: bool) -> dict[str, Checkpoint]:
+    from hypaware_tui.core.checkpoints import StateDB
+
+    if dry_run:
+        if not layout.ingest_db.exists():
+            return {}
+        db = StateDB.open(layout, create=False)
+    else:
+        db = StateDB.open(layout, create=layout.ingest_db.exists())
+    try:
+        return db.get_all(client)
+    finally:
+        db.close()
+
+
+def _run_provider(
+    pr: ProviderResult,
+    importer: Importer,
+    *,
+    layout: Layout,
+    window: Window,
+    write_checkpoints: bool,
+    storage: Any,
+    dry: _DryRunDedupe | None,
+    cut: str | None,
+    sink: ProgressSink,
+    cancel: threading.Event,
+    env: Mapping[str, str],
+    config: Any,
+    events: Any,
+    inventory: Inventory | None,
+    batch_rows: int,
+    flush_interval_s: float,
+    workers: int,
+) -> None:
+    name = pr.provider
+    if events is not None:
+        events.emit("backfill.provider_start", provider=name)
+    detection = importer.detect(config_root(config, name), env)
+    if not detection.detected:
+        pr.status = "skipped"
+        pr.error = detection.reason
+        return
+    discovery = importer.discover(list(detection.roots) or [detection.root])
+    pr.detected_sources = list(discovery.detected_sources)
+    for fe in discovery.failed:
+        pr.files_failed += 1
+        pr.note_error(f"{fe.where}: {fe.message}")
+    checkpoints = _load_checkpoints(layout, name, dry_run=dry is not None)
+
+    # stat every file once: the plan figures and the progress total
+    files: list[tuple[SourceFile, int]] = []
+    bytes_total = 0
+    sizes = 0
+    sessions: set[str] = set()
+    newest_mtime: int | None = None
+    for f in discovery.files:
+        try:
+            st = os.stat(f.path)
+        except OSError:
+            files.append((f, 0))
+            continue
+        est = _bytes_to_read(f, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino), checkpoints.get(f.path_hash))
+        files.append((f, est))
+        bytes_total += est
+        sizes += st.st_size
+        mtime_us = st.st_mtime_ns // 1000
+        newest_mtime = mtime_us if newest_mtime is None else max(newest_mtime, mtime_us)
+        if f.is_session:
+            sessions.add(importer.session_key(f))
+    pr.files_total = len(files)
+    pr.bytes_total = bytes_total
+    if events is not None:
+        if inventory is not None and name in inventory.clients:
+            fig = client_figures(inventory.clients[name], window.since_us, window.until_us).to_json()
+        else:  # without an inventory (no head/tail reads here): totals from the scan, newest from mtimes
+            fig = {"files": len(files), "sessions": len(sessions), "bytes": sizes, "oldest": None,
+                   "newest": us_to_iso(newest_mtime)}
+        events.emit("backfill.plan", provider=name, **fig)
+
+    try:
+        sink.on_provider_start(name, bytes_total, len(files))
+    except Exception:
+        pass
+
+    def on_wait() -> None:
+        _lock_wait(sink, name)
+
+    committer = _Committer(
+        storage, dry, cut, pr, on_wait, batch_rows=batch_rows, flush_interval_s=flush_interval_s
+    )
+    stats = ParseStats()
+    session_ids: set[str] = set()
+    throttle = _Throttle()
+    t0 = time.monotonic()
+    bytes_done = 0
+    files_done = 0
+
+    def report(final: bool = False) -> None:
+        if not final and not throttle.ready():
+            return
+        lines = dict(stats.lines_skipped)
+        prog = Progress(
+            provider=name,
+            bytes_done=min(bytes_done, bytes_total) if bytes_total else bytes_done,
+            bytes_total=bytes_total,
+            files_done=files_done,
+            files_total=len(files),
+            sessions=len(session_ids),
+            rows_written=pr.rows_written,
+            duplicates=pr.duplicates_skipped,
+            lines_skipped=lines,
+            errors=pr.errors,
+            elapsed_s=time.monotonic() - t0,
+            rows_pending=committer.pending,
+            final=final,
+        )
+        try:
+            sink.on_progress(prog)
+        except Exception:
+            pass
+
+    report(final=True)
+    cancelled = False
+    results = _file_results(
+        importer,
+        files,
+        checkpoints,
+        window,
+        write_checkpoints=write_checkpoints,
+        batch_rows=batch_rows,
+        cancel=cancel,
+        workers=workers,
+    )
+    try:
+        for item in results:
+            if isinstance(item, _FileDone):
+                outcome = item.outcome
+                files_done += 1
+                stats.merge(outcome.stats)
+                pr.bytes_read += outcome.bytes_read
+                if outcome.status == "unchanged":
+                    pr.files_unchanged += 1
+                else:
+                    if outcome.status in ("read", "reset", "error"):
+                        pr.files_scanned += 1
+                    if outcome.status == "reset":
+                        pr.files_reset += 1
+                    if outcome.status in ("failed", "error"):
+                        pr.files_failed += 1
+                        pr.note_error(outcome.error or "file failed")
+                    bytes_done += item.estimate - item.bytes_seen if item.bytes_seen < item.estimate else 0
+                if committer.due():
+                    committer.flush()
+                report()
+                if cancel.is_set():
+                    cancelled = True
+                    break
+                continue
+            rows, update, delta = item
+            bytes_done += delta
+            for r in rows:
+                sid = r.get("session_id")
+                if sid is not None:
+                    session_ids.add(sid)
+            committer.add(rows, update)
+            if committer.due():
+                committer.flush()
+            report()
+            if cancel.is_set():
+                cancelled = True
+                # the reader stops after this batch; the batch is committed below
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+    committer.flush()
+    if cancelled or cancel.is_set():
+        pr.status = "cancelled"
+    pr.sessions_seen = len(session_ids)
+    pr.lines_skipped = {k: v for k, v in stats.lines_skipped.items() if v}
+    pr.records_by_type = {k: v for k, v in stats.records_by_type.items() if v}
+    pr.rows_built = stats.rows_built
+    pr.rows_held = stats.rows_held
+    pr.usage_unattached = stats.usage_unattached
+    if events is not None:
+        events.emit(
+            "backfill.scan",
+            provider=name,
+            files_seen=len(files),
+            files_unchanged=pr.files_unchanged,
+            files_reset=pr.files_reset,
+            files_failed=pr.files_failed,
+            bytes_read=pr.bytes_read,
+            records_by_type=dict(sorted(pr.records_by_type.items())),
+            lines_skipped=dict(sorted(pr.lines_skipped.items())),
+            rows_held=pr.rows_held,
+            usage_unattached=pr.usage_unattached,
+            detected_sources=pr.detected_sources,
+        )
+        events.emit("backfill.materialize", provider=name, rows_built=pr.rows_built)
+    report(final=True)
+
+
+@dataclass
+class _FileDone:
+    outcome: FileOutcome
+    estimate: int
+    bytes_seen: int
+
+
+def _file_results(
+    importer: Importer,
+    files: list[tuple[SourceFile, int]],
+    checkpoints: Mapping[str, Checkpoint],
+    window: Window,
+    *,
+    write_checkpoints: bool,
+    batch_rows: int,
+    cancel: threading.Event,
+    workers: int,
+) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
+    """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`."""
+    if workers > 1 and len(files) > 1:
+        from hypaware_tui.core import parallel
+
+        yield from parallel.file_results(
+            importer, files, checkpoints, window, write_checkpoints=write_checkpoints,
+            batch_rows=batch_rows, cancel=cancel, workers=workers,
+        )
+        return
+    for f, estimate in files:
+        if cancel.is_set():
+            return
+        outcome = FileOutcome()
+        seen = 0
+        for rows, update, done in iter_file(
+            importer,
+            f,
+            checkpoints.get(f.path_hash),
+            window,
+            outcome,
+            write_checkpoints=write_checkpoints,
+            batch_rows=batch_rows,
+            cancel=cancel.is_set,
+        ):
+            delta = max(0, done - seen)
+            seen = max(seen, done)
+            yield rows, update, delta
+        yield _FileDone(outcome, estimate, seen)
+
+
+__all__ = [
+    "BackfillResult",
+    "NullSink",
+    "Progress",
+    "ProgressSink",
+    "ProviderResult",
+    "order_providers",
+    "run_backfill",
+    "FileOutcome",
+    "iter_file",
+]

@@ -1,0 +1,157 @@
+"""Dates and the import window of a backfill (cli.md §1 "Dates", §5.1-5.2; storage.md §7).
+
+* `parse_since` / `parse_until` turn a `--since` / `--until` value into µs UTC. An ISO date or datetime;
+  no offset means local time; a bare date is the start of that day (`since`) or its end, inclusive (`until`).
+* `cut_date` / `import_floor_us`: retention -> the cut date and the floor instant (00:00 UTC of the cut date;
+  none when retention is 0). "Today" is the UTC date of `now`, computed once per run.
+* `resolve_window(since, until, retention_days, now)` -> `(Window, floor_us, write_checkpoints)`.
+* `describe_window` prints `<since> → <until>` in local time for headings.
+
+Nothing here reads the disk or imports a UI.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+
+from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS
+from hypaware_tui.core.timeutil import US_PER_DAY, date_start_us, datetime_to_us, us_to_date, us_to_datetime
+from hypaware_tui.importers.base import Window
+
+_EXAMPLE = "expected an ISO date or datetime like 2026-05-01 or 2026-05-01T09:30"
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class WindowError(ValueError):
+    """A bad `--since` / `--until` value or pair. The message is what the CLI prints after `hyp <cmd>: `."""
+
+
+def _local_to_us(naive: datetime) -> int:
+    """A naive datetime read as local wall-clock time -> µs UTC."""
+    return datetime_to_us(naive.astimezone())  # astimezone() on a naive value assumes the local zone
+
+
+def _parse(value: str, flag: str, *, end_of_day: bool) -> int:
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        if _DATE_ONLY.match(text):
+            d = date.fromisoformat(text)
+            if end_of_day:
+                # The last µs of the local day (inclusive), DST-safe: start of the next local day − 1 µs.
+                return _local_to_us(datetime.combine(d + timedelta(days=1), time())) - 1
+            return _local_to_us(datetime.combine(d, time()))
+        if len(text) < 10 or not text[:4].isdigit():
+            raise ValueError(text)
+        dt = datetime.fromisoformat(text.replace("z", "Z"))
+    except (ValueError, OverflowError):
+        raise WindowError(f'{flag}: {_EXAMPLE} (got "{value}")') from None
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        return _local_to_us(dt)
+    return datetime_to_us(dt)
+
+
+def parse_since(value: str) -> int:
+    """`--since` value -> µs UTC (a bare date is the start of that local day). Raises WindowError."""
+    return _parse(value, "--since", end_of_day=False)
+
+
+def parse_until(value: str) -> int:
+    """`--until` value -> µs UTC (a bare date is the end of that local day, inclusive). Raises WindowError."""
+    return _parse(value, "--until", end_of_day=True)
+
+
+def parse_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    """Both flags at once, with the `since` after `until` check (cli.md §5.2), quoting the values as given."""
+    since_us = parse_since(since) if since is not None else None
+    until_us = parse_until(until) if until is not None else None
+    if since_us is not None and until_us is not None and since_us > until_us:
+        raise WindowError(f"--since ({since}) is after --until ({until})")
+    return since_us, until_us
+
+
+# --------------------------------------------------------------------------------------------- retention
+
+
+def utc_today(now_us: int) -> date:
+    return us_to_datetime(now_us).date()
+
+
+def cut_date(retention_days: int, now_us: int) -> str | None:
+    """storage.md §7.2: (UTC today − retention_days) as YYYY-MM-DD; None when retention is 0 (forever)."""
+    if retention_days <= 0:
+        return None
+    return (utc_today(now_us) - timedelta(days=retention_days)).isoformat()
+
+
+def import_floor_us(retention_days: int, now_us: int) -> int | None:
+    """storage.md §7.3: 00:00 UTC of the cut date, as µs; None when retention is 0."""
+    cd = cut_date(retention_days, now_us)
+    return date_start_us(cd) if cd is not None else None
+
+
+def resolve_window(
+    since_us: int | None, until_us: int | None, retention_days: int, now_us: int
+) -> tuple[Window, int | None, bool]:
+    """The run's window (cli.md §5.1, storage.md §7):
+
+    * `until` = `--until`, else `now`;
+    * `since` = the later of `--since` and the import floor (rows before the floor are never imported);
+    * `write_checkpoints` is True only when the run's lower bound is not later than the floor, i.e. no
+      `--since`, or one at or before the floor (storage.md §7.5, daemon.md §3.1 rule 5). With no floor
+      (retention 0), any `--since` forbids checkpoints.
+
+    Returns `(Window, floor_us, write_checkpoints)`."""
+    floor = import_floor_us(retention_days, now_us)
+    until = until_us if until_us is not None else now_us
+    if since_us is None:
+        since, write = floor, True
+    elif floor is None:
+        since, write = since_us, False
+    else:
+        since, write = max(since_us, floor), since_us <= floor
+    return Window(since_us=since, until_us=until), floor, write
+
+
+# --------------------------------------------------------------------------------------------- display
+
+
+def local_text(us: int | None, *, none: str = "everything") -> str:
+    """`2026-05-02 02:00` in local time (seconds shown only when not zero)."""
+    if us is None:
+        return none
+    dt = us_to_datetime(us).astimezone()
+    return dt.strftime("%Y-%m-%d %H:%M:%S" if dt.second else "%Y-%m-%d %H:%M")
+
+
+def describe_window(window: Window) -> str:
+    """`2026-05-02 02:00 → 2026-08-30 14:15` (local time; `everything` for an open lower bound)."""
+    return f"{local_text(window.since_us)} → {local_text(window.until_us, none='now')}"
+
+
+def local_zone_name() -> str:
+    return datetime.now(UTC).astimezone().tzname() or "local"
+
+
+def days_between(since_us: int | None, until_us: int) -> int | None:
+    if since_us is None:
+        return None
+    return max(0, (until_us - since_us) // US_PER_DAY)
+
+
+__all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "WindowError",
+    "cut_date",
+    "days_between",
+    "describe_window",
+    "import_floor_us",
+    "local_text",
+    "local_zone_name",
+    "parse_range",
+    "parse_since",
+    "parse_until",
+    "resolve_window",
+    "us_to_date",
+    "utc_today",
+]

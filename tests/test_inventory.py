@@ -1,0 +1,158 @@
+"""The fast inventory (core/inventory.py, wizard.md §5): detection, totals, in-window figures computed in
+memory, bounded reads."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from backfill_fakes import FakeImporter, fakes, write_session
+
+from hypaware_tui.core.checkpoints import path_hash
+from hypaware_tui.core.inventory import build_inventory, client_figures, figures, older_than
+from hypaware_tui.core.timeutil import parse_iso_us
+from hypaware_tui.importers import base as base_mod
+
+
+@pytest.fixture
+def env(tmp_path):
+    home = tmp_path / "home"
+    return {"HOME": str(home), "FAKE_CLAUDE_ROOT": str(home / "claude"), "FAKE_CODEX_ROOT": str(home / "codex")}
+
+
+def fixture_files(env):
+    root = env["FAKE_CLAUDE_ROOT"]
+    write_session(os.path.join(root, "p", "a.jsonl"), "a", ["2026-04-01T10:00:00Z", "2026-04-03T10:00:00Z"])
+    write_session(os.path.join(root, "p", "b.jsonl"), "b", ["2026-05-01T10:00:00Z", "2026-05-10T10:00:00Z"])
+    write_session(os.path.join(root, "p", "agent-1.jsonl"), "b", ["2026-05-02T10:00:00Z", "2026-05-02T11:00:00Z"])
+    write_session(os.path.join(root, "q", "c.jsonl"), "c", ["2026-06-01T10:00:00Z", "2026-06-02T10:00:00Z"])
+
+
+def test_detection_reasons(env):
+    os.makedirs(env["FAKE_CODEX_ROOT"])
+    inv = build_inventory(["claude", "codex"], env=env, importers=fakes())
+    claude, codex = inv["claude"], inv["codex"]
+    assert not claude.detected
+    assert claude.reason == f"not found: {env['FAKE_CLAUDE_ROOT']} does not exist"
+    assert claude.root == env["FAKE_CLAUDE_ROOT"]
+    assert codex.detected and codex.reason is None and codex.root == env["FAKE_CODEX_ROOT"]
+    assert client_figures(codex).files == 0  # detected, empty
+
+
+def test_totals_and_in_window_figures(env):
+    fixture_files(env)
+    inv = build_inventory(["claude"], env=env, importers=fakes())
+    ci = inv["claude"]
+    total = client_figures(ci)
+    sizes = sum(os.path.getsize(f.file.path) for f in ci.files)
+    assert (total.files, total.sessions, total.bytes) == (4, 3, sizes)  # agent-1 is a file, not a session
+    assert total.oldest_us == parse_iso_us("2026-04-01T10:00:00Z")
+    assert total.newest_us == parse_iso_us("2026-06-02T10:00:00Z")
+
+    since = parse_iso_us("2026-05-05T00:00:00Z")
+    win = client_figures(ci, since)
+    # b (newest 05-10) and c are in; a and agent-1 (newest 05-02) are not
+    assert (win.files, win.sessions) == (2, 2)
+    assert win.oldest_us == since  # clamped to the window: never a date outside it
+    assert win.newest_us == total.newest_us
+
+    until = parse_iso_us("2026-05-20T00:00:00Z")
+    win = client_figures(ci, since, until)
+    assert (win.files, win.sessions, win.newest_us) == (1, 1, parse_iso_us("2026-05-10T10:00:00Z"))
+    win = client_figures(ci, since, parse_iso_us("2026-06-01T12:00:00Z"))
+    assert (win.files, win.newest_us) == (2, parse_iso_us("2026-06-01T12:00:00Z"))  # clamped to until
+
+    old = older_than(ci, since)
+    assert (old.files, old.sessions) == (2, 1)
+
+
+def test_figures_json_shape_and_no_rescan(env, monkeypatch):
+    fixture_files(env)
+    imps = fakes()
+    calls = {"discover": 0, "inventory": 0}
+    real_discover, real_inv = FakeImporter.discover, FakeImporter.inventory_file
+
+    def discover(self, roots):
+        calls["discover"] += 1
+        return real_discover(self, roots)
+
+    def inventory_file(self, *a):
+        calls["inventory"] += 1
+        return real_inv(self, *a)
+
+    monkeypatch.setattr(FakeImporter, "discover", discover)
+    monkeypatch.setattr(FakeImporter, "inventory_file", inventory_file)
+    inv = build_inventory(["claude", "codex"], env=env, importers=imps)
+    assert calls == {"discover": 1, "inventory": 4}
+    previews = [figures(inv, parse_iso_us(f"2026-0{m}-01T00:00:00Z")) for m in (3, 4, 5, 6, 7)]
+    assert calls == {"discover": 1, "inventory": 4}  # five previews, no rescan
+    assert [p["claude"]["in_window"]["files"] for p in previews] == [4, 4, 3, 1, 0]
+    entry = previews[2]["claude"]
+    assert set(entry) == {"client", "name", "detected", "reason", "root", "total", "in_window"}
+    assert set(entry["in_window"]) == {"files", "sessions", "bytes", "oldest", "newest"}
+    assert entry["total"]["oldest"] == "2026-04-01T10:00:00Z"
+    assert previews[2]["codex"]["detected"] is False
+
+
+def test_reads_only_head_and_tail(env, monkeypatch):
+    root = env["FAKE_CLAUDE_ROOT"]
+    path = os.path.join(root, "big.jsonl")
+    write_session(path, "big", [f"2026-05-01T10:{m:02d}:00Z" for m in range(60)], text="y" * 200_000)
+    size = os.path.getsize(path)
+    assert size > 10_000_000
+    read = {"bytes": 0}
+    real_open = open
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, n=-1):
+            data = self.fh.read(n)
+            read["bytes"] += len(data)
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(base_mod, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
+    inv = build_inventory(["claude"], env=env, importers=fakes())
+    fi = inv["claude"].files[0]
+    assert read["bytes"] <= 2 * base_mod.HEAD_TAIL_BYTES
+    # lines are 200 kB: the head window holds the first line, the tail window the last complete one
+    assert fi.first_ts == parse_iso_us("2026-05-01T10:00:00Z")
+    assert fi.last_ts == parse_iso_us("2026-05-01T10:59:00Z")
+
+
+def test_progress_callback_and_failed_files(env, monkeypatch):
+    fixture_files(env)
+    real_inv = FakeImporter.inventory_file
+
+    def inventory_file(self, file, size, mtime_ns):
+        if file.path.endswith("c.jsonl"):
+            raise ValueError("odd file")
+        return real_inv(self, file, size, mtime_ns)
+
+    monkeypatch.setattr(FakeImporter, "inventory_file", inventory_file)
+    seen = []
+    inv = build_inventory(["claude"], env=env, importers=fakes(), progress=lambda c, n, t: seen.append((c, n, t)))
+    ci = inv["claude"]
+    assert len(ci.files) == 3 and len(ci.failed) == 1
+    c_path = os.path.realpath(os.path.join(env["FAKE_CLAUDE_ROOT"], "q", "c.jsonl"))
+    assert "odd file" in ci.failed[0].message and ci.failed[0].where == path_hash(c_path)
+    assert seen[0] == ("claude", 0, 4) and seen[-1] == ("claude", 4, 4)
+
+
+def test_missing_importer_module_is_reported_not_raised(env):
+    class Registry(dict):
+        def __getitem__(self, k):
+            raise ModuleNotFoundError(f"No module named 'hypaware_tui.importers.{k}'")
+
+    inv = build_inventory(["codex"], env=env, importers=Registry())
+    assert not inv["codex"].detected and "importer unavailable" in inv["codex"].reason

@@ -1,0 +1,415 @@
+"""The backfill runner (core/runner.py) against real Parquet, SQLite and a fake importer that implements the
+importer contract (tests/backfill_fakes.py). The CLI and real-importer runs are in test_backfill_cli.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+from backfill_fakes import FakeImporter, fakes, write_session
+
+from hypaware_tui.core import storage as storage_mod
+from hypaware_tui.core.checkpoints import StateDB
+from hypaware_tui.core.inventory import build_inventory
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.runner import NullSink, run_backfill
+from hypaware_tui.core.timeutil import now_us, parse_iso_us
+from hypaware_tui.core.window import resolve_window
+from hypaware_tui.importers.base import Window
+
+ALL = Window()
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def times(start: str, n: int, step_s: int = 60) -> list[str]:
+    t0 = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    return [iso(t0 + timedelta(seconds=i * step_s)) for i in range(n)]
+
+
+@pytest.fixture
+def env(tmp_path):
+    home = tmp_path / "home"
+    e = {
+        "HOME": str(home),
+        "FAKE_CLAUDE_ROOT": str(home / "claude"),
+        "FAKE_CODEX_ROOT": str(home / "codex"),
+    }
+    return e
+
+
+@pytest.fixture
+def layout(tmp_path):
+    return Layout(tmp_path / "hyp")
+
+
+def dataset(layout: Layout) -> pl.DataFrame:
+    files = sorted(layout.dataset_root.glob("**/*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame({"part_id": []})
+
+
+def run(layout, env, providers=("claude", "codex"), window=ALL, *, dry_run=False, write_checkpoints=True,
+        importers=None, **kw):
+    return run_backfill(
+        layout,
+        list(providers),
+        window=window,
+        write_checkpoints=write_checkpoints,
+        dry_run=dry_run,
+        env=env,
+        importers=importers if importers is not None else fakes(),
+        retention_days=kw.pop("retention_days", 0),
+        **kw,
+    )
+
+
+def two_clients(env, *, claude_files=3, msgs=20, noise=2, malformed=1):
+    total = 0
+    for i in range(claude_files):
+        total += write_session(
+            os.path.join(env["FAKE_CLAUDE_ROOT"], f"p{i % 2}", f"s{i}.jsonl"), f"c{i}",
+            times(f"2026-05-0{i + 1}T10:00:00Z", msgs), noise=noise, malformed=malformed,
+        )
+    total += write_session(
+        os.path.join(env["FAKE_CODEX_ROOT"], "2026", "rollout-1.jsonl"), "x1", times("2026-05-02T09:00:00Z", msgs),
+        noise=noise, malformed=malformed,
+    )
+    return total
+
+
+# --------------------------------------------------------------------------------------------- basics
+
+
+def test_import_then_rerun_reads_nothing_and_writes_nothing(layout, env):
+    total = two_clients(env)
+    first = run(layout, env)
+    assert first.exit_code == 0 and first.status == "ok"
+    claude, codex = first.providers
+    assert [p.provider for p in first.providers] == ["claude", "codex"]
+    assert claude.status == codex.status == "ok"
+    assert claude.rows_written == 60 and codex.rows_written == 20
+    assert claude.files_scanned == 3 and codex.files_scanned == 1
+    assert claude.sessions_seen == 3 and codex.sessions_seen == 1
+    assert claude.lines_skipped == {"not_a_message": 6, "malformed": 3}
+    assert claude.errors == 0 and claude.error is None
+    df = dataset(layout)
+    assert df.height == total and df["part_id"].n_unique() == total
+
+    second = run(layout, env)
+    for p in second.providers:
+        assert p.status == "ok"
+        assert p.rows_written == 0 and p.duplicates_skipped == 0
+        assert p.files_scanned == 0
+        assert p.files_unchanged == p.files_total > 0  # every file skipped as unchanged: not read again
+        assert p.bytes_read == 0
+    assert dataset(layout).height == total
+
+
+def test_checkpoints_deleted_rerun_counts_duplicates(layout, env):
+    two_clients(env)
+    first = run(layout, env)
+    layout.ingest_db.unlink()
+    for suffix in ("-wal", "-shm"):
+        p = layout.ingest_db.with_name(layout.ingest_db.name + suffix)
+        if p.exists():
+            p.unlink()
+    again = run(layout, env)
+    assert again.rows_written == 0
+    assert again.duplicates_skipped == first.rows_written == 80
+    for a, b in zip(first.providers, again.providers, strict=True):
+        assert b.duplicates_skipped == a.rows_written
+        assert b.sessions_seen == a.sessions_seen  # duplicates still count as seen
+    assert dataset(layout).height == 80
+
+
+def test_dry_run_creates_nothing_and_predicts_the_real_run(layout, env):
+    two_clients(env)
+    dry = run(layout, env, dry_run=True)
+    assert not layout.home.exists()
+    real = run(layout, env)
+    assert [p.rows_written for p in dry.providers] == [p.rows_written for p in real.providers]
+    assert [p.sessions_seen for p in dry.providers] == [p.sessions_seen for p in real.providers]
+    assert [p.lines_skipped for p in dry.providers] == [p.lines_skipped for p in real.providers]
+
+
+def test_dry_run_dedupes_against_the_existing_dataset_read_only(layout, env):
+    two_clients(env)
+    run(layout, env, providers=["claude"])
+    # a new session appears, and the checkpoints are lost: the dry run must not count old rows as new
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "p9", "new.jsonl"), "n1", times("2026-05-09T10:00:00Z", 7))
+    layout.ingest_db.unlink()
+    before = {p: p.stat().st_mtime_ns for p in layout.home.rglob("*")}
+    dry = run(layout, env, providers=["claude"], dry_run=True)
+    assert dry.providers[0].rows_written == 7
+    assert dry.providers[0].duplicates_skipped == 60
+    after = {p: p.stat().st_mtime_ns for p in layout.home.rglob("*")}
+    assert after == before  # no file created or touched (no lock, no events, no SQLite)
+    real = run(layout, env, providers=["claude"])
+    assert real.providers[0].rows_written == 7
+
+
+def test_skipped_provider_is_not_a_failure(layout, env):
+    two_clients(env)
+    env = dict(env, FAKE_CODEX_ROOT=os.path.join(env["HOME"], "nope"))
+    res = run(layout, env)
+    assert res.providers[1].status == "skipped"
+    assert res.providers[1].error.startswith("not found: ")
+    assert res.exit_code == 0
+
+
+def test_providers_run_in_the_order_named_and_deduplicated(layout, env):
+    two_clients(env)
+    res = run(layout, env, providers=["codex", "claude", "codex"])
+    assert [p.provider for p in res.providers] == ["codex", "claude"]
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+def test_one_bad_file_is_isolated(layout, env):
+    two_clients(env)
+    bad = os.path.join(env["FAKE_CLAUDE_ROOT"], "p0", "bad.jsonl")
+    write_session(bad, "b1", times("2026-05-07T10:00:00Z", 5), boom_at=3, prefix="bad-")
+    res = run(layout, env)
+    claude = res.providers[0]
+    assert claude.status == "ok" and res.exit_code == 0
+    assert claude.errors == 1
+    from hypaware_tui.core.checkpoints import path_hash
+
+    h = path_hash(os.path.realpath(bad))
+    assert claude.error.startswith(f"file {h}: RuntimeError")
+    assert os.path.realpath(bad) not in claude.error  # the raw path never leaks
+    assert claude.rows_written == 60  # the other files all imported
+    assert res.providers[1].rows_written == 20
+    events = [json.loads(x) for x in layout.events_log.read_text().splitlines()]
+    assert os.path.realpath(bad) not in layout.events_log.read_text()
+    assert any(e["event"] == "backfill.provider_finish" and e["errors"] == 1 for e in events)
+
+
+def test_importer_raising_outside_files_fails_only_that_provider(layout, env):
+    two_clients(env)
+    res = run(layout, env, importers=fakes("codex-raises"))
+    claude, codex = res.providers
+    assert claude.status == "ok" and claude.rows_written == 60
+    assert codex.status == "failed"
+    assert "simulated importer crash" in codex.error
+    assert res.exit_code == 1
+
+
+def test_storage_error_fails_the_provider_and_the_next_one_still_runs(layout, env, monkeypatch):
+    two_clients(env)
+    real_commit = storage_mod.Storage.commit
+
+    def commit(self, rows, checkpoints, **kw):
+        if kw.get("provider") == "claude":
+            raise storage_mod.StorageError("could not write to the dataset: No space left on device")
+        return real_commit(self, rows, checkpoints, **kw)
+
+    monkeypatch.setattr(storage_mod.Storage, "commit", commit)
+    res = run(layout, env)
+    claude, codex = res.providers
+    assert claude.status == "failed" and "No space left on device" in claude.error
+    assert codex.status == "ok" and codex.rows_written == 20
+    assert res.exit_code == 1
+
+
+# --------------------------------------------------------------------------------------------- windows
+
+
+def test_window_filters_rows_and_counts_outside_window(layout, env):
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "s.jsonl")
+    write_session(path, "s", ["2026-05-01T10:00:00Z", "2026-05-02T10:00:00Z", "2026-05-03T10:00:00Z"])
+    w = Window(since_us=parse_iso_us("2026-05-02T00:00:00Z"), until_us=None)
+    res = run(layout, env, providers=["claude"], window=w, write_checkpoints=False)
+    p = res.providers[0]
+    assert p.rows_written == 2
+    assert p.lines_skipped == {"outside_window": 1}
+    # a run with a later lower bound than the floor writes no checkpoint (storage.md §7.5)
+    db = StateDB.open(layout, create=False)
+    try:
+        assert db.get_all("claude") == {}
+    finally:
+        db.close()
+
+
+def test_until_stops_the_pass_and_the_next_run_takes_the_rest(layout, env):
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "s.jsonl")
+    write_session(path, "s", times("2026-05-01T10:00:00Z", 10, step_s=3600))
+    until = parse_iso_us("2026-05-01T14:30:00Z")
+    first = run(layout, env, providers=["claude"], window=Window(None, until))
+    assert first.providers[0].rows_written == 5
+    second = run(layout, env, providers=["claude"])
+    # the checkpoint stopped before the first line past `until` (size = offset): the rest is read, once
+    assert second.providers[0].rows_written == 5
+    assert second.providers[0].duplicates_skipped == 0
+    assert dataset(layout).height == 10
+
+
+def test_resolve_window_and_retention_floor(layout, env):
+    now = now_us()
+    old_day = (datetime.now(UTC) - timedelta(days=200)).replace(hour=12, minute=0, second=0, microsecond=0)
+    new_day = (datetime.now(UTC) - timedelta(days=2)).replace(hour=12, minute=0, second=0, microsecond=0)
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "s.jsonl")
+    write_session(path, "s", [iso(old_day), iso(new_day)])
+    window, floor, write = resolve_window(None, None, 120, now)
+    assert write and floor is not None and window.since_us == floor
+    res = run(layout, env, providers=["claude"], window=window, retention_days=120, now=now)
+    assert res.providers[0].rows_written == 1
+    assert res.providers[0].lines_skipped == {"outside_window": 1}
+    # retention raised to forever: the floor moves earlier, checkpoints reset, the old row arrives
+    window, floor, write = resolve_window(None, None, 0, now)
+    assert floor is None and window.since_us is None
+    res = run(layout, env, providers=["claude"], window=window, retention_days=0, now=now)
+    assert res.providers[0].rows_written == 1
+    assert res.providers[0].duplicates_skipped == 1
+    assert dataset(layout).height == 2
+
+
+# --------------------------------------------------------------------------------------------- batching
+
+
+def test_many_small_files_are_committed_in_few_batches(layout, env):
+    for i in range(30):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl"), f"s{i}",
+                      times("2026-05-01T10:00:00Z", 3))
+    res = run(layout, env, providers=["claude"])
+    p = res.providers[0]
+    assert p.rows_written == 90 and p.files_scanned == 30
+    assert p.commits < 30  # buffered across files
+    # and the checkpoints of all 30 files were written
+    db = StateDB.open(layout, create=False)
+    try:
+        assert len(db.get_all("claude")) == 30
+    finally:
+        db.close()
+
+
+def test_large_file_is_committed_every_batch_rows(layout, env):
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "big.jsonl")
+    # ~12 MB: three 4 MiB read chunks of ~100 lines each
+    write_session(path, "big", times("2026-05-01T00:00:00Z", 300, step_s=1), text="x" * 40_000)
+    calls = []
+    real_commit = storage_mod.Storage.commit
+
+    def commit(self, rows, checkpoints, **kw):
+        calls.append((len(rows), [u.entry.offset for u in checkpoints]))
+        return real_commit(self, rows, checkpoints, **kw)
+
+    import unittest.mock as um
+
+    with um.patch.object(storage_mod.Storage, "commit", commit):
+        res = run(layout, env, providers=["claude"], batch_rows=100)
+    assert res.providers[0].rows_written == 300
+    assert all(n < 2 * 100 for n, _ in calls)  # at most a batch plus the rest of one read chunk
+    assert len(calls) >= 2
+    offsets = [o for _, offs in calls for o in offs]
+    assert offsets == sorted(offsets)  # mid-file checkpoints move forward
+
+
+# --------------------------------------------------------------------------------------------- progress, cancel
+
+
+class RecordingSink(NullSink):
+    def __init__(self, cancel: threading.Event | None = None, after_rows: int | None = None) -> None:
+        self.events: list[tuple[float, str, object]] = []
+        self.cancel = cancel
+        self.after_rows = after_rows
+
+    def on_provider_start(self, provider, bytes_total, files_total):
+        self.events.append((time.monotonic(), "start", (provider, bytes_total, files_total)))
+
+    def on_progress(self, progress):
+        self.events.append((time.monotonic(), "progress", progress))
+        if self.cancel is not None and progress.rows_written + progress.rows_pending >= (self.after_rows or 1):
+            self.cancel.set()
+
+    def on_provider_finish(self, result):
+        self.events.append((time.monotonic(), "finish", result))
+
+
+def test_progress_events_are_throttled_and_complete(layout, env):
+    for i in range(40):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl"), f"s{i}",
+                      times("2026-05-01T10:00:00Z", 50))
+    sink = RecordingSink()
+    run(layout, env, providers=["claude"], sink=sink, batch_rows=10)
+    kinds = [k for _, k, _ in sink.events]
+    assert kinds[0] == "start" and kinds[-1] == "finish"
+    start = sink.events[0][2]
+    progress = [p for _, k, p in sink.events if k == "progress"]
+    span = max(sink.events[-1][0] - sink.events[0][0], 0.1)
+    non_final = [p for p in progress if not p.final]
+    assert len(non_final) <= 10 * span + 1
+    last = progress[-1]
+    assert last.final and last.files_done == last.files_total == 40
+    assert last.bytes_done == last.bytes_total == start[1]
+    assert last.rows_written == 2000 and last.sessions == 40
+
+
+def test_cancel_mid_run_then_rerun_completes_without_duplicates(layout, env, tmp_path):
+    for i in range(12):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl"), f"s{i}",
+                      times("2026-05-01T10:00:00Z", 40))
+    write_session(os.path.join(env["FAKE_CODEX_ROOT"], "r.jsonl"), "x", times("2026-05-01T10:00:00Z", 10))
+    cancel = threading.Event()
+    sink = RecordingSink(cancel=cancel, after_rows=100)
+    res = run(layout, env, sink=sink, cancel=cancel, batch_rows=30)
+    claude, codex = res.providers
+    assert claude.status == "cancelled" and codex.status == "cancelled"
+    assert res.exit_code == 130
+    assert 0 < claude.rows_written < 480
+    assert codex.rows_written == 0
+    df = dataset(layout)
+    assert df.height == claude.rows_written and df["part_id"].n_unique() == df.height
+    again = run(layout, env)
+    assert again.exit_code == 0
+    df = dataset(layout)
+    assert df["part_id"].n_unique() == df.height == 490
+    # nothing was lost: the union equals a one-shot import into a fresh home
+    ref = Layout(tmp_path / "ref")
+    run(ref, env)
+    assert set(dataset(ref)["part_id"]) == set(df["part_id"])
+
+
+def test_events_are_logged_and_dry_runs_log_nothing(layout, env):
+    two_clients(env)
+    res = run(layout, env)
+    events = [json.loads(x) for x in layout.events_log.read_text().splitlines()]
+    names = [e["event"] for e in events]
+    for required in ("backfill.start", "backfill.plan", "backfill.provider_start", "backfill.scan",
+                     "backfill.materialize", "backfill.write", "backfill.flush", "backfill.provider_finish",
+                     "backfill.finish"):
+        assert required in names, required
+    assert names[0] == "backfill.start" and names[-1] == "backfill.finish"
+    assert all(e["dev_run_id"] == (os.environ.get("DEV_RUN_ID") or res.run_id) for e in events)
+    scan = next(e for e in events if e["event"] == "backfill.scan" and e["provider"] == "claude")
+    assert scan["files_seen"] == 3 and scan["lines_skipped"] == {"malformed": 3, "not_a_message": 6}
+    finish = events[-1]
+    assert finish["status"] == "ok" and finish["rows_written"] == 80
+    size = layout.events_log.stat().st_size
+    run(layout, env, dry_run=True)
+    assert layout.events_log.stat().st_size == size
+
+
+def test_inventory_figures_feed_the_plan_event(layout, env):
+    two_clients(env)
+    inv = build_inventory(["claude", "codex"], env=env, importers=fakes())
+    run(layout, env, inventory=inv)
+    events = [json.loads(x) for x in layout.events_log.read_text().splitlines()]
+    plan = next(e for e in events if e["event"] == "backfill.plan" and e["provider"] == "claude")
+    assert plan["files"] == 3 and plan["sessions"] == 3
+    assert plan["oldest"] == "2026-05-01T10:00:00Z"
+
+
+def test_fake_importer_is_a_real_importer(env):
+    """Guard: the fake must behave like the contract says (else the tests above prove nothing)."""
+    imp = FakeImporter("claude")
+    det = imp.detect(None, env)
+    assert not det.detected and det.reason.startswith("not found:")

@@ -1,0 +1,134 @@
+"""Date flags and the import window (cli.md §1 "Dates", §5.1-5.2; storage.md §7)."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from hypaware_tui.core.timeutil import date_start_us, parse_iso_us
+from hypaware_tui.core.window import (
+    WindowError,
+    cut_date,
+    describe_window,
+    import_floor_us,
+    parse_range,
+    parse_since,
+    parse_until,
+    resolve_window,
+)
+from hypaware_tui.importers.base import Window
+
+US = 1_000_000
+
+
+def _set_tz(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = value
+    time.tzset()
+
+
+@pytest.fixture
+def paris():
+    old = os.environ.get("TZ")
+    _set_tz("Europe/Paris")
+    yield
+    _set_tz(old)
+
+
+def test_zoned_values_are_exact():
+    assert parse_since("2026-05-01T09:30:00Z") == parse_iso_us("2026-05-01T09:30:00Z")
+    assert parse_since("2026-05-01T09:30:00+02:00") == parse_iso_us("2026-05-01T07:30:00Z")
+    assert parse_until("2026-05-01T09:30:00.250Z") == parse_iso_us("2026-05-01T09:30:00.250Z")
+
+
+def test_no_offset_means_local_time(paris):
+    # Paris is UTC+2 in May
+    assert parse_since("2026-05-01T09:30") == parse_iso_us("2026-05-01T07:30:00Z")
+    assert parse_since("2026-05-01") == parse_iso_us("2026-04-30T22:00:00Z")
+    # a bare `until` date is the end of that local day, inclusive
+    assert parse_until("2026-05-01") == parse_iso_us("2026-05-01T22:00:00Z") - 1
+
+
+def test_same_day_since_until_covers_the_whole_local_day(paris):
+    s, u = parse_range("2026-05-01", "2026-05-01")
+    assert u - s == 86_400 * US - 1
+    assert s <= parse_iso_us("2026-05-01T21:59:59.999999Z") <= u
+    assert not (s <= parse_iso_us("2026-05-01T22:00:00Z") <= u)
+
+
+def test_dst_day_end_is_correct(paris):
+    # 2026-03-29: clocks go forward in Paris, the local day has 23 hours
+    s, u = parse_range("2026-03-29", "2026-03-29")
+    assert u - s == 23 * 3600 * US - 1
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01", "05/01/2026", "2026-05-01T25:00", "now"])
+def test_unparseable_values_have_the_exact_message(bad):
+    with pytest.raises(WindowError) as e:
+        parse_since(bad)
+    assert str(e.value) == (
+        f'--since: expected an ISO date or datetime like 2026-05-01 or 2026-05-01T09:30 (got "{bad}")'
+    )
+    with pytest.raises(WindowError) as e:
+        parse_until(bad)
+    assert str(e.value).startswith("--until: expected an ISO date")
+
+
+def test_since_after_until_quotes_the_values():
+    with pytest.raises(WindowError) as e:
+        parse_range("2026-06-01", "2026-05-01")
+    assert str(e.value) == "--since (2026-06-01) is after --until (2026-05-01)"
+
+
+def test_cut_date_and_floor_use_the_utc_day():
+    now = parse_iso_us("2026-08-30T23:30:00Z")
+    assert cut_date(120, now) == "2026-05-02"
+    assert import_floor_us(120, now) == date_start_us("2026-05-02")
+    assert cut_date(0, now) is None and import_floor_us(0, now) is None
+    assert cut_date(1, parse_iso_us("2026-01-01T00:00:00Z")) == "2025-12-31"
+
+
+def test_resolve_window_defaults_and_checkpoint_rule():
+    now = parse_iso_us("2026-08-30T12:00:00Z")
+    floor = date_start_us("2026-05-02")
+    w, f, write = resolve_window(None, None, 120, now)
+    assert w == Window(floor, now) and f == floor and write is True
+    # a --since before the floor is clamped to it and still writes checkpoints
+    early = date_start_us("2026-01-01")
+    w, f, write = resolve_window(early, None, 120, now)
+    assert w.since_us == floor and write is True
+    # exactly at the floor: allowed
+    assert resolve_window(floor, None, 120, now)[2] is True
+    # later than the floor: no checkpoints (storage.md §7.5)
+    late = date_start_us("2026-06-01")
+    w, f, write = resolve_window(late, None, 120, now)
+    assert w.since_us == late and write is False
+    # no floor (forever): no --since writes checkpoints, any --since does not
+    w, f, write = resolve_window(None, None, 0, now)
+    assert w == Window(None, now) and f is None and write is True
+    assert resolve_window(early, None, 0, now)[2] is False
+    # --until replaces now
+    until = date_start_us("2026-07-01")
+    assert resolve_window(None, until, 120, now)[0].until_us == until
+
+
+def test_describe_window_local_time(paris):
+    w = Window(parse_iso_us("2026-05-02T00:00:00Z"), parse_iso_us("2026-08-30T12:15:30Z"))
+    assert describe_window(w) == "2026-05-02 02:00 → 2026-08-30 14:15:30"
+    assert describe_window(Window(None, parse_iso_us("2026-08-30T12:15:00Z"))) == "everything → 2026-08-30 14:15"
+
+
+def test_local_time_follows_tz():
+    old = os.environ.get("TZ")
+    try:
+        _set_tz("UTC")
+        assert parse_since("2026-05-01") == int(datetime(2026, 5, 1, tzinfo=UTC).timestamp()) * US
+        _set_tz("America/New_York")
+        assert parse_since("2026-05-01") == parse_iso_us("2026-05-01T04:00:00Z")
+    finally:
+        _set_tz(old)
