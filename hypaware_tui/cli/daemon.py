@@ -1,0 +1,347 @@
+"""`hyp daemon run | start | stop | restart | status | install | uninstall` (cli.md §9, daemon.md §4-8)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import typer
+
+from hypaware_tui.cli.output import err, fmt_int, out, print_json, short_path
+
+app = typer.Typer(
+    help="The capture daemon: keeps the dataset up to date as Claude Code and Codex write history.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _daemon_root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        out(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def _prog() -> str:
+    try:
+        from hypaware_tui.cli.app import PROG
+
+        return PROG
+    except Exception:  # noqa: BLE001
+        return "hyp"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err(f"{_prog()} daemon: {message}")
+    raise typer.Exit(code)
+
+
+def _layout() -> Any:
+    from hypaware_tui.core.paths import Layout
+
+    return Layout.resolve()
+
+
+def _manager() -> Any:
+    from hypaware_tui.core.daemon.service import get_service_manager
+
+    try:
+        return get_service_manager()
+    except Exception:  # noqa: BLE001 - no usable manager: everything goes detached
+        return None
+
+
+# --- run -----------------------------------------------------------------------------------------------
+
+
+@app.command("run", help="Run the capture loop in the foreground (what the service and start run).")
+def daemon_run(
+    once: bool = typer.Option(False, "--once", help="One catch-up pass, then exit."),
+) -> None:
+    from hypaware_tui.core.daemon.loop import run_daemon
+
+    code = run_daemon(_layout(), once=once)
+    raise typer.Exit(code)
+
+
+# --- start / stop / restart ----------------------------------------------------------------------------
+
+
+def _report(res: Any) -> None:
+    for note in res.notes:
+        out(note)
+    if res.ok:
+        out(res.message)
+        raise typer.Exit(0)
+    err(f"{_prog()} daemon: {res.message}")
+    if res.log_tail:
+        err(f"last lines of {short_path(_layout().daemon_log)}:")
+        for line in res.log_tail:
+            err(f"  {line}")
+    raise typer.Exit(res.exit_code)
+
+
+@app.command("start", help="Start the daemon in the background (through the service when installed).")
+def daemon_start() -> None:
+    from hypaware_tui.core.daemon.control import start_daemon
+
+    _report(start_daemon(_layout(), service=_manager()))
+
+
+@app.command("stop", help="Stop the daemon and wait up to 10 s. The config is not changed.")
+def daemon_stop() -> None:
+    from hypaware_tui.core.daemon.control import stop_daemon
+
+    _report(stop_daemon(_layout(), service=_manager()))
+
+
+@app.command("restart", help="Stop, then start the daemon.")
+def daemon_restart() -> None:
+    from hypaware_tui.core.daemon.control import restart_daemon
+
+    _report(restart_daemon(_layout(), service=_manager()))
+
+
+# --- status --------------------------------------------------------------------------------------------
+
+
+def _service_info(layout: Any) -> dict[str, Any]:
+    """Whether a unit is installed, read-only (a broken or refused manager reports `unknown`)."""
+    mgr = _manager()
+    if mgr is None:
+        return {"installed": False, "kind": None, "unit_path": None}
+    try:
+        installed = mgr.installed()
+    except Exception:  # noqa: BLE001
+        installed = None
+    return {"installed": installed, "kind": mgr.kind, "unit_path": str(mgr.unit_path)}
+
+
+@app.command("status", help="State, pid, mode, clients, last import, rows, last error, service. Writes nothing.")
+def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    from hypaware_tui.core.daemon.control import read_daemon_status
+
+    layout = _layout()
+    report = read_daemon_status(layout)
+    service = _service_info(layout)
+    if json_out:
+        doc = report.to_json()
+        doc["service"] = service
+        doc["log_path"] = str(layout.daemon_log)
+        print_json(doc)
+        raise typer.Exit(0)
+    out(f"Capture daemon  {report.message}")
+    s = report.status or {}
+    if report.status is not None:
+        out(f"Watch           {s.get('watch') or '-'}")
+        out(f"Started         {s.get('started_at') or '-'}")
+        out(f"Updated         {s.get('updated_at') or '-'}")
+        out(f"Last import     {s.get('last_import_at') or 'none yet'}")
+        out(f"Rows written    {fmt_int(s.get('rows_written') or 0)} (since it started)")
+        clients = s.get("clients") or {}
+        for name, c in clients.items():
+            if not isinstance(c, dict):
+                continue
+            line = (f"  {name:<8} {c.get('root_state', '-'):<10} rows {fmt_int(c.get('rows_written') or 0)}"
+                    f"  last import {c.get('last_import_at') or 'none yet'}")
+            if c.get("files_failed"):
+                line += f"  files failed {c['files_failed']}"
+            out(line)
+        le = s.get("last_error")
+        if isinstance(le, dict):
+            out(f"Last error      {le.get('at')}  {le.get('message')}")
+        else:
+            out("Last error      none")
+        if s.get("retention_applied_at"):
+            out(f"Retention       {s['retention_applied_at']} ({fmt_int(s.get('rows_pruned') or 0)} rows pruned)")
+    if service["installed"]:
+        out(f"Service         installed ({short_path(service['unit_path'])})")
+    elif service["installed"] is None:
+        out("Service         unknown")
+    else:
+        out(f"Service         not installed ({_prog()} daemon install starts capture at login)")
+    out(f"Log             {short_path(layout.daemon_log)}")
+    raise typer.Exit(0)
+
+
+# --- install / uninstall -------------------------------------------------------------------------------
+
+EPHEMERAL = (
+    "this Python will disappear; install hypaware_tui with pipx install or uv tool install, then run "
+    "hyp daemon install"
+)
+
+
+def _check_python(python: str) -> str | None:
+    """`<python> -m hypaware_tui --version` must work (daemon.md §8 SHOULD). Returns a problem or None."""
+    try:
+        proc = subprocess.run([python, "-m", "hypaware_tui", "--version"], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"cannot run {python}: {exc}"
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or [""]
+        return f"{python} -m hypaware_tui --version failed (exit {proc.returncode}) {tail[0]}".strip()
+    return None
+
+
+@app.command("install", help="Write and enable a systemd user unit (Linux) or launchd agent (macOS).")
+def daemon_install(
+    python: str | None = typer.Option(None, "--python", help="Interpreter the service runs (default: this one)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the unit and commands; write nothing."),
+) -> None:
+    from hypaware_tui.core.daemon import control, settings
+    from hypaware_tui.core.daemon.service import (
+        ephemeral_reason,
+        manager_commands,
+        platform_kind,
+        render_unit,
+        unit_hyp_home,
+        unit_spec,
+    )
+
+    layout = _layout()
+    mgr = _manager()
+    kind = getattr(mgr, "kind", None) or platform_kind()
+    if mgr is None or kind is None:
+        _fail(f"hyp daemon install is not supported on {sys.platform}; use hyp daemon start")
+    interpreter = python or sys.executable  # as is: a venv's python is a symlink that must stay one
+    if python:
+        interpreter = os.path.abspath(os.path.expanduser(python))
+    if ephemeral_reason(interpreter):
+        _fail(EPHEMERAL)
+    spec = unit_spec(interpreter, layout.home, layout.daemon_log, os.environ)
+    text = render_unit(kind, spec)
+    if dry_run:
+        out(f"Unit      {mgr.unit_path}")
+        out("")
+        out(text.rstrip("\n"))
+        out("")
+        out("Commands")
+        for cmd in manager_commands(kind, "install", mgr.unit_path):
+            out(f"  {cmd}")
+        out("")
+        out("Dry run: nothing was written.")
+        raise typer.Exit(0)
+    cfg = settings.load(layout)
+    if cfg.error is not None:
+        _fail(cfg.error)
+    if not python or interpreter != sys.executable:
+        problem = _check_python(interpreter)
+        if problem:
+            _fail(f"{problem}. Point --python at an interpreter where hypaware_tui is installed.")
+    old_text = mgr.read_unit()
+    if old_text is not None:
+        old_home = unit_hyp_home(kind, old_text)
+        if old_home and old_home != str(layout.home):
+            out(f"replacing a unit that used HYP_HOME={old_home}")
+    try:
+        from hypaware_tui.core.paths import ensure_dir
+
+        ensure_dir(layout.logs_dir)
+        mgr.write_unit(text)
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"could not write {mgr.unit_path}: {exc}")
+    out(f"wrote {short_path(mgr.unit_path)}")
+    if not cfg.capture_enabled:
+        settings.set_capture_enabled(layout, True)
+        out(f"capture was off; turned it on in {short_path(layout.config)}")
+    try:
+        available = mgr.available()
+    except Exception:  # noqa: BLE001
+        available = False
+    if not available:
+        if kind == "systemd":
+            out(f"systemd user services are not available here; unit written to {mgr.unit_path} but not "
+                "enabled. Start capture with hyp daemon start.")
+        else:
+            out(f"launchctl is not available here; agent written to {mgr.unit_path} but not loaded. "
+                "Start capture with hyp daemon start.")
+        raise typer.Exit(0)
+    report = control.read_daemon_status(layout)
+    if report.running and report.mode != "service":
+        stopped = control.stop_daemon(layout)
+        if not stopped.ok:
+            _fail(f"could not stop the detached daemon (pid {report.pid}) first: {stopped.message}")
+        out(f"stopped the detached daemon (pid {report.pid})")
+    try:
+        mgr.reload()
+        mgr.enable()
+        if mgr.is_active():
+            mgr.restart()
+        else:
+            mgr.start()
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"the service manager could not enable the unit: {exc}. The unit is written; start capture "
+              "with hyp daemon start meanwhile.")
+    outcome, pid = control.wait_until_up(layout, timeout=control.START_TIMEOUT_S, pid=None, proc=None)
+    if outcome == "up":
+        out(f"capture daemon running (pid {pid}, service); it starts at login")
+    else:
+        out(f"service enabled; the daemon has not reported running yet (see {_prog()} daemon status and "
+            f"{short_path(layout.daemon_log)})")
+    if kind == "systemd":
+        try:
+            linger = mgr.linger_enabled()
+        except Exception:  # noqa: BLE001
+            linger = None
+        if linger is False:
+            out("capture stops when you log out; loginctl enable-linger keeps it running")
+    raise typer.Exit(0)
+
+
+@app.command("uninstall", help="Disable and remove the unit. Config, data and logs are kept.")
+def daemon_uninstall(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be removed; write nothing."),
+) -> None:
+    from hypaware_tui.core.daemon.service import manager_commands, platform_kind
+
+    mgr = _manager()
+    kind = getattr(mgr, "kind", None) or platform_kind()
+    if mgr is None or kind is None:
+        out("not installed")
+        raise typer.Exit(0)
+    if dry_run:
+        out(f"Unit      {mgr.unit_path}")
+        out("Commands")
+        for cmd in manager_commands(kind, "uninstall", mgr.unit_path):
+            out(f"  {cmd}")
+        out("")
+        out("Dry run: nothing was written.")
+        raise typer.Exit(0)
+    try:
+        installed = mgr.installed()
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"cannot check the service: {exc}")
+    if not installed:
+        out("not installed")
+        raise typer.Exit(0)
+    try:
+        available = mgr.available()
+    except Exception:  # noqa: BLE001
+        available = False
+    problems: list[str] = []
+    if available:
+        for step in (mgr.stop, mgr.disable):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001
+                problems.append(str(exc))
+    try:
+        mgr.remove()
+    except Exception as exc:  # noqa: BLE001
+        _fail(f"could not remove {mgr.unit_path}: {exc}")
+    if available:
+        try:
+            mgr.reload()
+        except Exception as exc:  # noqa: BLE001
+            problems.append(str(exc))
+    for p in problems:
+        err(f"{_prog()} daemon: warning: {p}")
+    out(f"removed {short_path(mgr.unit_path)}; config, data and logs are kept")
+    raise typer.Exit(0)

@@ -1,0 +1,97 @@
+"""Capture start per client, `HYP_HOME/state/capture.json` (daemon.md §3.2).
+
+```json
+{"claude": {"capture_since": "2026-08-30T12:15:02Z", "set_by": "wizard"}}
+```
+
+* The wizard's Import step calls `record_capture_start(layout, enabled, until_us, previously_enabled)`:
+  `capture_since = until` for every enabled client that has no entry or was disabled before; other entries
+  are kept (Import again and Reconfigure do not move them).
+* The daemon calls `ensure_capture_start(layout, clients, now_us)` for enabled clients without an entry
+  (a hand-edited config): `set_by: "daemon"`, its own start time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hypaware_tui.core.paths import Layout, atomic_write_bytes
+from hypaware_tui.core.timeutil import parse_iso_us, us_to_iso
+
+SET_BY = ("wizard", "daemon")
+GRACE_US = 5 * 60 * 1_000_000  # daemon.md §2: lines written shortly after the timestamp they carry
+
+
+@dataclass(frozen=True)
+class CaptureStart:
+    capture_since_us: int
+    set_by: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"capture_since": us_to_iso(self.capture_since_us) or "", "set_by": self.set_by}
+
+
+def read_capture(layout: Layout) -> dict[str, CaptureStart]:
+    """The valid entries of capture.json ({} when missing or unreadable). Read-only."""
+    try:
+        raw = json.loads(layout.capture_json.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, CaptureStart] = {}
+    for client, entry in raw.items():
+        if not isinstance(entry, dict):
+            continue
+        since = parse_iso_us(entry.get("capture_since"))
+        set_by = entry.get("set_by")
+        if since is None:
+            continue
+        out[client] = CaptureStart(since, set_by if set_by in SET_BY else "wizard")
+    return out
+
+
+def write_capture(layout: Layout, entries: dict[str, CaptureStart]) -> None:
+    data = {client: entries[client].to_json() for client in sorted(entries)}
+    atomic_write_bytes(layout.capture_json, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def record_capture_start(
+    layout: Layout,
+    enabled: Iterable[str],
+    until_us: int,
+    previously_enabled: Iterable[str] = (),
+) -> dict[str, CaptureStart]:
+    """The wizard's rule. Returns the entries after the update (the file is written only when it changes)."""
+    entries = read_capture(layout)
+    before = dict(entries)
+    prev = set(previously_enabled)
+    for client in enabled:
+        if client not in entries or client not in prev:
+            entries[client] = CaptureStart(until_us, "wizard")
+    if entries != before or not layout.capture_json.exists():
+        write_capture(layout, entries)
+    return entries
+
+
+def ensure_capture_start(layout: Layout, clients: Iterable[str], now_us: int) -> dict[str, CaptureStart]:
+    """The daemon's rule for enabled clients without an entry."""
+    entries = read_capture(layout)
+    missing = [c for c in clients if c not in entries]
+    if missing:
+        for client in missing:
+            entries[client] = CaptureStart(now_us, "daemon")
+        write_capture(layout, entries)
+    return entries
+
+
+def daemon_since_us(start: CaptureStart | None, floor_us: int | None) -> int | None:
+    """Lower bound for a file without a checkpoint: `capture_since - 5 min`, not before the floor."""
+    bound = start.capture_since_us - GRACE_US if start is not None else None
+    if bound is None:
+        return floor_us
+    if floor_us is None:
+        return bound
+    return max(bound, floor_us)

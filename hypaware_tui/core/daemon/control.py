@@ -1,0 +1,477 @@
+"""Daemon process control (daemon.md §4.1, §6, §7): the single-instance pid lock, the status file, the
+daemon log, and `start` / `stop` / `restart` of a detached or service-managed daemon.
+
+`read_daemon_status(layout)` is read-only: it never creates `HYP_HOME` or anything in it (cli.md §1), so
+`hyp status` and `hyp daemon status` can call it anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypaware_tui.core.paths import FILE_MODE, Layout, atomic_write_bytes, ensure_dir
+
+STATES = ("starting", "running", "degraded", "stopped")
+MODES = ("service", "detached", "foreground")
+MODE_ENV = "HYP_DAEMON_MODE"
+LOG_MAX_BYTES = 5 * 1024 * 1024
+LOG_KEEP = 3
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+LOCK_ATTEMPTS = 6  # a status probe holds the lock for microseconds; retry briefly before "already running"
+LOCK_RETRY_S = 0.05
+LOG_TAIL_LINES = 20
+
+
+def utc_iso(ts: float | None = None) -> str:
+    """UTC ISO 8601 with seconds and `Z` (status file timestamps)."""
+    dt = datetime.fromtimestamp(time.time() if ts is None else ts, UTC)
+    return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def daemon_mode(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    mode = env.get(MODE_ENV, "foreground")
+    return mode if mode in MODES else "foreground"
+
+
+# --------------------------------------------------------------------------------------------- pid lock
+
+
+class AlreadyRunning(RuntimeError):
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(f"already running (pid {pid})" if pid else "already running")
+        self.pid = pid
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    try:
+        pid = int(text.split()[0]) if text else None
+    except ValueError:
+        return None
+    return pid if pid and pid > 0 else None
+
+
+class PidLock:
+    """An exclusive `flock` on `run/daemon.pid`, held for the life of the process, with the pid inside.
+
+    A stale pid file (no lock) is simply taken over. `release()` removes the file, then drops the lock."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.path = layout.daemon_pid
+        self.fd: int | None = None
+
+    def acquire(self, pid: int | None = None) -> None:
+        ensure_dir(self.path.parent)
+        pid = os.getpid() if pid is None else pid
+        attempts = 0
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                attempts += 1
+                if attempts >= LOCK_ATTEMPTS:
+                    raise AlreadyRunning(_read_pid(self.path)) from None
+                time.sleep(LOCK_RETRY_S)
+                continue
+            # The file may have been unlinked by a stopping daemon between our open and our lock: then we
+            # hold a lock on an orphan inode, and must start over on the current file.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{pid}\n".encode(), 0)
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+            self.fd = fd
+            return
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            if os.path.samestat(os.fstat(self.fd), os.stat(self.path)):
+                os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def lock_held(layout: Layout) -> bool:
+    """Whether some process holds the daemon lock. Read-only: opens the pid file without creating it and
+    takes (then drops) a shared lock only to probe."""
+    try:
+        fd = os.open(layout.daemon_pid, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------------------------- status file
+
+
+def write_status_file(layout: Layout, status: Mapping[str, Any]) -> None:
+    data = json.dumps(status, indent=2, sort_keys=False, ensure_ascii=False).encode() + b"\n"
+    atomic_write_bytes(layout.daemon_status, data)
+
+
+def read_status_file(layout: Layout) -> dict[str, Any] | None:
+    """The status file as written, or None when missing or unreadable (read-only)."""
+    try:
+        data = json.loads(layout.daemon_status.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class DaemonStatusReport:
+    """What `hyp daemon status` and `hyp status` show (daemon.md §6)."""
+
+    running: bool
+    state: str  # "never started" | one of STATES
+    pid: int | None
+    mode: str | None
+    message: str
+    ended_unexpectedly: bool = False
+    status: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        s = dict(self.status or {})
+        out: dict[str, Any] = {
+            "running": self.running,
+            "state": self.state,
+            "message": self.message,
+            "ended_unexpectedly": self.ended_unexpectedly,
+            "pid": self.pid,
+            "mode": self.mode,
+        }
+        for key in ("version", "started_at", "updated_at", "watch", "last_import_at", "rows_written",
+                    "last_error", "retention_applied_at", "rows_pruned", "clients"):
+            out[key] = s.get(key)
+        return out
+
+
+def read_daemon_status(layout: Layout) -> DaemonStatusReport:
+    """Combine the status file with the process table and the lock. Never creates anything."""
+    status = read_status_file(layout)
+    held = lock_held(layout)
+    lock_pid = _read_pid(layout.daemon_pid) if held else None
+    if status is None:
+        if held:
+            return DaemonStatusReport(True, "starting", lock_pid, None, f"starting (pid {lock_pid})")
+        return DaemonStatusReport(False, "never started", None, None, "never started")
+    pid = status.get("pid") if isinstance(status.get("pid"), int) else None
+    mode = status.get("mode") if isinstance(status.get("mode"), str) else None
+    state = status.get("state") if status.get("state") in STATES else "stopped"
+    running = held and pid_alive(pid) and (lock_pid is None or lock_pid == pid)
+    if held and not running and lock_pid and pid_alive(lock_pid):
+        # A new daemon holds the lock but has not written its status yet.
+        return DaemonStatusReport(True, "starting", lock_pid, None, f"starting (pid {lock_pid})", status=status)
+    if running:
+        where = f"pid {pid}, {mode}" if mode else f"pid {pid}"
+        return DaemonStatusReport(True, state, pid, mode, f"{state} ({where})", status=status)
+    if state != "stopped":
+        at = status.get("updated_at") or "an unknown time"
+        return DaemonStatusReport(False, "stopped", pid, mode, f"stopped (ended unexpectedly at {at})",
+                                  ended_unexpectedly=True, status=status)
+    return DaemonStatusReport(False, "stopped", pid, mode, "stopped", status=status)
+
+
+# --------------------------------------------------------------------------------------------- log
+
+
+def rotate_log(path: Path, *, max_bytes: int = LOG_MAX_BYTES, keep: int = LOG_KEEP, incoming: int = 0) -> bool:
+    """Rotate `path` to `.1` … `.keep` when it would exceed `max_bytes`. Returns True when rotated."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size == 0 or size + incoming <= max_bytes:
+        return False
+    for i in range(keep - 1, 0, -1):
+        src = path.with_name(f"{path.name}.{i}")
+        if src.exists():
+            with contextlib.suppress(OSError):
+                os.replace(src, path.with_name(f"{path.name}.{i + 1}"))
+    with contextlib.suppress(OSError):
+        os.replace(path, path.with_name(f"{path.name}.1"))
+    return True
+
+
+def open_log_append(path: Path) -> int:
+    ensure_dir(path.parent)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+
+
+def log_tail(layout: Layout, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last `lines` lines of the daemon log (read-only)."""
+    try:
+        with open(layout.daemon_log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return text[-lines:]
+
+
+# --------------------------------------------------------------------------------------------- spawning
+
+
+class Spawned:
+    """A started daemon process as the starter sees it."""
+
+    def __init__(self, pid: int, poll: Callable[[], int | None]) -> None:
+        self.pid = pid
+        self.poll = poll
+
+
+Spawner = Callable[[Layout, Mapping[str, str]], Spawned]
+
+
+def daemon_argv(python: str | None = None) -> list[str]:
+    return [python or sys.executable, "-m", "hypaware_tui", "daemon", "run"]
+
+
+def child_env(layout: Layout, env: Mapping[str, str], mode: str = "detached") -> dict[str, str]:
+    out = dict(env)
+    out["HYP_HOME"] = str(layout.home)
+    out[MODE_ENV] = mode
+    return out
+
+
+def spawn_detached(layout: Layout, env: Mapping[str, str]) -> Spawned:
+    """`<python> -m hypaware_tui daemon run` in a new session, stdin from the null device, stdout and
+    stderr appended to `logs/daemon.log`, HYP_HOME passed explicitly."""
+    ensure_dir(layout.logs_dir)
+    rotate_log(layout.daemon_log)
+    fd = open_log_append(layout.daemon_log)
+    try:
+        proc = subprocess.Popen(
+            daemon_argv(),
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            env=child_env(layout, env),
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(fd)
+    return Spawned(proc.pid, proc.poll)
+
+
+# --------------------------------------------------------------------------------------------- start / stop
+
+
+@dataclass
+class ControlResult:
+    """The outcome of start / stop / restart. `exit_code` follows cli.md §9."""
+
+    ok: bool
+    exit_code: int
+    message: str  # stdout line on success, error text (without the `hyp daemon:` prefix) on failure
+    pid: int | None = None
+    mode: str | None = None
+    notes: list[str] = field(default_factory=list)  # extra stdout lines (e.g. capture turned on)
+    log_tail: list[str] = field(default_factory=list)  # printed on stderr when a start failed
+    error: str | None = None
+
+
+def _wait_for(pred: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if pred():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def wait_until_up(layout: Layout, *, timeout: float, pid: int | None, proc: Spawned | None) -> tuple[str, int | None]:
+    """Wait for a daemon to report `running` / `degraded`. Returns (outcome, pid) with outcome one of
+    `up`, `exited` (the process ended first), `stopped` (it reported stopped) or `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = read_status_file(layout)
+        if st is not None and (pid is None or st.get("pid") == pid):
+            state = st.get("state")
+            if state in ("running", "degraded") and pid_alive(st.get("pid")):
+                return "up", st.get("pid")
+            if state == "stopped" and (pid is not None or not lock_held(layout)):
+                return "stopped", st.get("pid")
+        if proc is not None and proc.poll() is not None:
+            return "exited", pid
+        if time.monotonic() >= deadline:
+            return "timeout", pid
+        time.sleep(0.1)
+
+
+def _start_failure(layout: Layout, why: str, pid: int | None, mode: str) -> ControlResult:
+    tail = log_tail(layout)
+    st = read_status_file(layout)
+    err = (st or {}).get("last_error") if st and (pid is None or st.get("pid") == pid) else None
+    detail = err.get("message") if isinstance(err, dict) else None
+    msg = f"the capture daemon {why}" + (f": {detail}" if detail else "") + f" (log: {layout.daemon_log})"
+    return ControlResult(False, 1, msg, pid=pid, mode=mode, log_tail=tail, error=detail or why)
+
+
+def start_daemon(
+    layout: Layout,
+    *,
+    env: Mapping[str, str] | None = None,
+    service: Any = None,
+    spawner: Spawner | None = None,
+    timeout: float = START_TIMEOUT_S,
+    ensure_capture_on: bool = True,
+) -> ControlResult:
+    """daemon.md §7 `start`. `service` is a ServiceManager or None (no service support here)."""
+    from hypaware_tui.core.daemon import settings
+
+    env = os.environ if env is None else env
+    notes: list[str] = []
+    cfg = settings.load(layout)
+    if cfg.error is not None:
+        return ControlResult(False, 1, cfg.error, error=cfg.error)
+    if not cfg.capture_enabled:
+        if not ensure_capture_on:
+            return ControlResult(False, 1, "capture is off in the config", error="capture is off in the config")
+        try:
+            settings.set_capture_enabled(layout, True)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            return ControlResult(False, 1, f"could not turn capture on in {layout.config}: {exc}", error=str(exc))
+        notes.append(f"capture was off; turned it on in {layout.config}")
+    report = read_daemon_status(layout)
+    if report.running:
+        return ControlResult(False, 1, f"already running (pid {report.pid})", pid=report.pid, mode=report.mode,
+                             notes=notes, error="already running")
+    use_service = _service_usable(service)
+    if use_service:
+        try:
+            service.start()
+        except Exception as exc:  # noqa: BLE001
+            return ControlResult(False, 1, f"the service manager could not start the daemon: {exc}",
+                                 mode="service", notes=notes, error=str(exc))
+        outcome, pid = wait_until_up(layout, timeout=timeout, pid=None, proc=None)
+        if outcome == "up":
+            return ControlResult(True, 0, f"capture daemon running (pid {pid}, service)", pid=pid,
+                                 mode="service", notes=notes)
+        res = _start_failure(layout, "did not start", pid, "service")
+        res.notes = notes
+        return res
+    spawner = spawner or spawn_detached
+    try:
+        proc = spawner(layout, env)
+    except OSError as exc:
+        return ControlResult(False, 1, f"could not start the capture daemon: {exc}", mode="detached",
+                             notes=notes, error=str(exc))
+    outcome, pid = wait_until_up(layout, timeout=timeout, pid=proc.pid, proc=proc)
+    if outcome == "up":
+        return ControlResult(True, 0, f"capture daemon running (pid {proc.pid}, detached)", pid=proc.pid,
+                             mode="detached", notes=notes)
+    if outcome == "timeout" and proc.poll() is None:
+        # Still catching up after a long pause: it is alive and will report running when done.
+        return ControlResult(True, 0, f"capture daemon starting (pid {proc.pid}, detached); it is still "
+                             "catching up, see hyp daemon status", pid=proc.pid, mode="detached", notes=notes)
+    why = "exited while starting" if outcome in ("exited", "stopped") else "did not start"
+    res = _start_failure(layout, why, proc.pid, "detached")
+    res.notes = notes
+    return res
+
+
+def _service_usable(service: Any) -> bool:
+    if service is None:
+        return False
+    try:
+        return bool(service.installed() and service.available())
+    except Exception:  # noqa: BLE001 - a broken manager means: do it detached
+        return False
+
+
+def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TIMEOUT_S) -> ControlResult:
+    """daemon.md §7 `stop`: through the manager for a service daemon, else SIGTERM; wait up to 10 s."""
+    report = read_daemon_status(layout)
+    if not report.running:
+        return ControlResult(True, 0, "not running")
+    pid = report.pid
+    used_service = False
+    if report.mode == "service" and _service_usable(service):
+        try:
+            service.stop()
+            used_service = True
+        except Exception:  # noqa: BLE001 - fall back to a signal
+            used_service = False
+    if not used_service and pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:
+            return ControlResult(False, 1, f"cannot signal pid {pid}: {exc.strerror}", pid=pid, error=str(exc))
+    if _wait_for(lambda: not read_daemon_status(layout).running, timeout):
+        return ControlResult(True, 0, f"capture daemon stopped (pid {pid})", pid=pid, mode=report.mode)
+    return ControlResult(
+        False, 1,
+        f"still running (pid {pid}) after {timeout:g} s; it may be finishing a large batch. Try hyp daemon "
+        f"stop again, or end it with kill {pid} (unwritten lines are re-read next time)",
+        pid=pid, mode=report.mode, error="still running",
+    )
+
+
+def restart_daemon(layout: Layout, *, env: Mapping[str, str] | None = None, service: Any = None,
+                   spawner: Spawner | None = None, timeout: float = START_TIMEOUT_S) -> ControlResult:
+    """`stop`, then `start` (through the service manager's restart when it manages the daemon)."""
+    stopped = stop_daemon(layout, service=service)
+    if not stopped.ok:
+        return stopped
+    return start_daemon(layout, env=env, service=service, spawner=spawner, timeout=timeout)

@@ -1,0 +1,1191 @@
+"""`hyp daemon run`: the capture daemon's foreground loop (daemon.md §4).
+
+New complete lines go through exactly the code a backfill uses: `Importer.discover`, the generic reader
+(`core.runner.iter_file` over `core.reader.FilePass`, with the stored checkpoint) and `Storage.commit`
+(rows, then checkpoints). A line therefore yields the same rows (same `part_id`) whichever path imports it.
+
+Window per file (daemon.md §2): with a checkpoint, everything after it not before the import floor; without
+one, lines newer than `capture_since(client) - 5 min` and not before the floor. No `until`.
+
+The loop is a sequence of `step()` calls, each doing whatever is due (events, polls, rescans, file reads,
+flushes, status heartbeat, retention) and returning the next deadline, so tests drive it deterministically
+with a fake clock; `run()` adds the pid lock, signals and the waiting between steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypaware_tui import __version__
+from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB
+from hypaware_tui.core.daemon import capture as capture_mod
+from hypaware_tui.core.daemon import control, settings
+from hypaware_tui.core.daemon.settings import DaemonSettings
+from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, make_watcher
+from hypaware_tui.core.paths import Layout, set_umask
+from hypaware_tui.core.timeutil import parse_iso_us
+from hypaware_tui.core.window import cut_date, import_floor_us
+from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, Window
+
+log = logging.getLogger("hypaware_tui.daemon")
+
+HEARTBEAT_S = 30.0
+DEBOUNCE_S = 0.5
+BACKOFF_START_S = 5.0
+BACKOFF_MAX_S = 60.0
+RETENTION_EVERY_S = 24 * 3600.0
+SIDECAR_WAIT_S = 30.0
+MEMO_EVICT_EVERY_S = 60.0
+MAX_WAIT_S = 30.0
+
+# Where each client's history files live under a root, and which file names matter (claude.md §1,
+# codex.md §1). An importer may override both with `watch_subdirs` / `watch_accept`.
+WATCH_SUBDIRS: dict[str, tuple[str, ...]] = {
+    "claude": ("projects",),
+    "codex": ("sessions", "archived_sessions"),
+}
+
+
+def _accept_claude(name: str) -> bool:
+    return name.endswith(".jsonl") or name.endswith(".meta.json")
+
+
+def _accept_codex(name: str) -> bool:
+    return name.startswith("rollout-") and (
+        name.endswith(".jsonl") or name.endswith(".json") or name.endswith(".jsonl.zst")
+    )
+
+
+WATCH_ACCEPT: dict[str, Callable[[str], bool]] = {"claude": _accept_claude, "codex": _accept_codex}
+
+
+# --------------------------------------------------------------------------------------------- clock
+
+
+class SystemClock:
+    """Wall time (for timestamps and windows) and a monotonic clock (for intervals)."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class FakeClock:
+    """A clock the tests move by hand."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.t = time.time() if start is None else start
+        self.m = 1000.0
+
+    def time(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.m
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self.m += seconds
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class _Pending:
+    """A file waiting to be read: due at `due` (monotonic); `first` is when it was first marked."""
+
+    due: float
+    first: float
+
+
+@dataclass
+class _Batch:
+    rows: list[Row] = field(default_factory=list)
+    updates: dict[str, CheckpointUpdate] = field(default_factory=dict)
+    since: float | None = None  # monotonic time of the oldest buffered row or update
+
+    @property
+    def empty(self) -> bool:
+        return not self.rows and not self.updates
+
+
+@dataclass
+class _Scan:
+    """Counters for the `backfill.scan` event the daemon logs with its flushes."""
+
+    files_seen: int = 0
+    files_unchanged: int = 0
+    files_reset: int = 0
+    files_failed: int = 0
+    bytes_read: int = 0
+    stats: ParseStats = field(default_factory=ParseStats)
+
+
+class ClientState:
+    def __init__(self, name: str, importer: Importer, config_root: str | None, env: Mapping[str, str]) -> None:
+        self.name = name
+        self.importer = importer
+        self.config_root = config_root
+        self.roots: list[str] = list(importer.roots(config_root, env))
+        subdirs = getattr(importer, "watch_subdirs", None)
+        self.subdirs: tuple[str, ...] = tuple(subdirs) if subdirs is not None else WATCH_SUBDIRS.get(name, ("",))
+        accept = getattr(importer, "watch_accept", None) or WATCH_ACCEPT.get(name)
+        self.accept_name: Callable[[str], bool] = accept or (lambda _n: True)
+        self.files: dict[str, SourceFile] = {}  # real path -> file (discovery order = dict order)
+        self.order: dict[str, int] = {}
+        self.by_hash: dict[str, str] = {}  # path_hash -> real path
+        self.dirs: dict[str, int] = {}  # directory -> mtime_ns (polling)
+        self.stats: dict[str, tuple[int, int]] = {}  # real path -> (size, mtime_ns) (polling)
+        self.watch_dirs: list[str] = []  # existing, readable directories being watched (real paths)
+        self.root_state = "waiting"
+        self.need_discover = True
+        self.discovered_ok = False  # last discovery complete (for dropping vanished checkpoints)
+        self.last_import_at: str | None = None
+        self.rows_written = 0
+        self.failing: dict[str, str] = {}  # path hash (or place) -> message
+        self.last_error: dict[str, str] | None = None
+        self.scan = _Scan()
+        self.whole_seen: dict[str, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, seen at)
+        self.sidecar_first: dict[str, float] = {}
+
+    # -- roots --------------------------------------------------------------------------------------------
+    def candidate_dirs(self) -> list[str]:
+        out: list[str] = []
+        seen: set[str] = set()
+        for root in self.roots:
+            for sub in self.subdirs:
+                d = os.path.join(root, sub) if sub else root
+                real = os.path.realpath(d)
+                if real not in seen:
+                    seen.add(real)
+                    out.append(real)
+        return out
+
+    def check_roots(self) -> tuple[bool, bool]:
+        """Refresh `watch_dirs` and `root_state`. Returns (changed, unreadable)."""
+        watch: list[str] = []
+        unreadable = False
+        for root in self.roots:
+            if os.path.isdir(root) and not os.access(root, os.R_OK | os.X_OK):
+                unreadable = True
+        for d in self.candidate_dirs():
+            if not os.path.isdir(d):
+                continue
+            if not os.access(d, os.R_OK | os.X_OK):
+                unreadable = True
+                continue
+            watch.append(d)
+        changed = watch != self.watch_dirs
+        self.watch_dirs = watch
+        self.root_state = "unreadable" if unreadable else ("watching" if watch else "waiting")
+        return changed, unreadable
+
+    def accepts(self, path: str) -> bool:
+        return self.accept_name(os.path.basename(path))
+
+    def owns(self, path: str) -> bool:
+        return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in self.watch_dirs)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "root_state": self.root_state,
+            "last_import_at": self.last_import_at,
+            "rows_written": self.rows_written,
+            "files_failed": len(self.failing),
+            "last_error": self.last_error,
+        }
+
+
+def _walk_dirs(top: str) -> dict[str, int]:
+    """Every directory under `top` (symlinks not followed) with its mtime_ns."""
+    out: dict[str, int] = {}
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            out[d] = os.stat(d).st_mtime_ns
+            with os.scandir(d) as it:
+                for e in it:
+                    with contextlib.suppress(OSError):
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(e.path)
+        except OSError:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------------------------- the loop
+
+
+class DaemonLoop:
+    """The capture loop for one HYP_HOME. Construct, then `run(once=...)`; tests may call `start()`,
+    `step()` and `shutdown()` themselves with a `FakeClock`."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Any = None,
+        importers: Mapping[str, Importer] | None = None,
+        watcher_factory: Callable[[], Watcher] | None = None,
+        storage_factory: Callable[[Layout, Any], Any] | None = None,
+        mode: str | None = None,
+    ) -> None:
+        self.layout = layout
+        self.env = dict(os.environ if env is None else env)
+        self.clock = clock or SystemClock()
+        self._importers = importers
+        self._watcher_factory = watcher_factory or (lambda: make_watcher(self.env))
+        self._storage_factory = storage_factory
+        self.mode = mode or control.daemon_mode(self.env)
+        self.pid = os.getpid()
+        self.settings: DaemonSettings | None = None
+        self.clients: dict[str, ClientState] = {}
+        self.captures: dict[str, capture_mod.CaptureStart] = {}
+        self.pending: dict[str, dict[str, _Pending]] = {}  # client -> real path -> pending
+        self.batches: dict[str, _Batch] = {}
+        self.inflight: dict[str, Checkpoint] = {}  # path_hash -> checkpoint of uncommitted batches
+        self.state = "starting"
+        self.watcher: Watcher | None = None
+        self.watch_kind = "polling"
+        self.started_at = control.utc_iso(self.clock.time())
+        self.rows_written = 0
+        self.last_import_at: str | None = None
+        self.last_error: dict[str, str] | None = None
+        self.retention_applied_at: str | None = None
+        self.rows_pruned: int | None = None
+        self.degraded: dict[str, str] = {}  # reason key -> message
+        self.write_failing = False
+        self.backoff = BACKOFF_START_S
+        self.retry_at = 0.0
+        self.once = False
+        self.storage: Any = None
+        self.events: Any = None
+        self.db: StateDB | None = None
+        self._events_in: deque[list[str]] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._stop_requested = False
+        self._stopping = False
+        self._reload_requested = False
+        self._status_dirty = True
+        now = self.clock.monotonic()
+        self.next_poll = now
+        self.next_rescan = now
+        self.next_status = now
+        self.next_retention: float | None = None
+        self.next_evict = now + MEMO_EVICT_EVERY_S
+        self.pid_lock = control.PidLock(layout)
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def importer(self, name: str) -> Importer:
+        if self._importers is not None:
+            return self._importers[name]
+        from hypaware_tui.importers import get_importer
+
+        return get_importer(name)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    def _on_paths(self, paths: list[str]) -> None:  # watcher thread
+        self._events_in.append(paths)
+        self.wake()
+
+    def _now_iso(self) -> str:
+        return control.utc_iso(self.clock.time())
+
+    def _error(self, message: str, client: ClientState | None = None) -> None:
+        err = {"at": self._now_iso(), "message": message}
+        self.last_error = err
+        if client is not None:
+            client.last_error = err
+        self._status_dirty = True
+
+    def _floor_us(self) -> int | None:
+        assert self.settings is not None
+        return import_floor_us(self.settings.retention_days, int(self.clock.time() * 1_000_000))
+
+    def _cut(self) -> str | None:
+        assert self.settings is not None
+        return cut_date(self.settings.retention_days, int(self.clock.time() * 1_000_000))
+
+    # ------------------------------------------------------------------------------------------ status
+    def status_doc(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "version": __version__,
+            "mode": self.mode,
+            "state": self.state,
+            "started_at": self.started_at,
+            "updated_at": self._now_iso(),
+            "watch": self.watch_kind,
+            "last_import_at": self.last_import_at,
+            "rows_written": self.rows_written,
+            "last_error": self.last_error,
+            "retention_applied_at": self.retention_applied_at,
+            "rows_pruned": self.rows_pruned,
+            "clients": {name: c.status() for name, c in self.clients.items()},
+        }
+
+    def write_status(self) -> None:
+        try:
+            control.write_status_file(self.layout, self.status_doc())
+        except OSError as exc:
+            log.warning("could not write the status file %s: %s", self.layout.daemon_status, exc)
+        self._status_dirty = False
+        self.next_status = self.clock.monotonic() + HEARTBEAT_S
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._status_dirty = True
+
+    def _refresh_state(self) -> None:
+        if self.state in ("starting", "stopped"):
+            return
+        self._set_state("degraded" if self.degraded else "running")
+
+    # ------------------------------------------------------------------------------------------ startup
+    def start(self, *, once: bool = False) -> int | None:
+        """Steps 2-5 of daemon.md §4.1 after the lock: status `starting`, config, catch-up, watching.
+        Returns an exit code when the daemon must end now (config missing/invalid, capture off, --once)."""
+        self.once = once
+        self.write_status()
+        cfg = settings.load(self.layout)
+        if cfg.error is not None:
+            msg = cfg.error
+            log.error("%s", msg)
+            self._error(msg)
+            self._set_state("stopped")
+            self.write_status()
+            return 1
+        self.settings = cfg
+        if not cfg.capture_enabled:
+            log.info("capture is off in the config")
+            self._set_state("stopped")
+            self.write_status()
+            return 0
+        prev = control.read_status_file(self.layout)
+        self._open_storage()
+        self._setup_clients(cfg.clients)
+        self._schedule_retention(prev)
+        log.info("capture daemon started (pid %s, %s; clients: %s)", self.pid, self.mode,
+                 ", ".join(self.clients) or "none")
+        if not once:
+            # Watch before the catch-up pass, so nothing appended during it is missed (the events wait in
+            # the queue until the first step).
+            self.start_watching()
+        self.catch_up()
+        if once:
+            return 0 if self.flush() else 1
+        now = self.clock.monotonic()
+        self.next_poll = now + self._poll_s()
+        self.next_rescan = now + cfg.rescan_seconds
+        self._set_state("running")
+        self._refresh_state()
+        self.write_status()
+        return None
+
+    def _open_storage(self) -> None:
+        from hypaware_tui.core.events import EventLog
+        from hypaware_tui.core.ids import new_run_id
+
+        if self.storage is not None:
+            return
+        self.events = EventLog(self.layout, new_run_id(), enabled=True)
+        if self._storage_factory is not None:
+            self.storage = self._storage_factory(self.layout, self.events)
+        else:
+            from hypaware_tui.core.storage import Storage
+
+            self.storage = Storage(self.layout, events=self.events)
+        self.db = StateDB.open(self.layout, create=True)
+        try:
+            self.storage.ensure_import_floor(self._cut())
+        except Exception as exc:  # noqa: BLE001 - retried at the next flush / retention pass
+            self._error(f"could not record the import floor: {exc}")
+
+    def _setup_clients(self, wanted: Mapping[str, str | None]) -> None:
+        for name in list(self.clients):
+            if name not in wanted:
+                self._drop_client(name)
+        added = []
+        for name, root in wanted.items():
+            existing = self.clients.get(name)
+            if existing is not None and existing.config_root == root:
+                continue
+            if existing is not None:
+                self._drop_client(name)
+            try:
+                importer = self.importer(name)
+            except Exception as exc:  # noqa: BLE001
+                self._error(f"{name}: no importer ({exc})")
+                continue
+            self.clients[name] = ClientState(name, importer, root, self.env)
+            self.pending[name] = {}
+            added.append(name)
+        if added:
+            now_us = int(self.clock.time() * 1_000_000)
+            try:
+                self.captures = capture_mod.ensure_capture_start(self.layout, added, now_us)
+            except OSError as exc:
+                self._error(f"could not write {self.layout.capture_json}: {exc}")
+                self.captures = capture_mod.read_capture(self.layout)
+                for name in added:
+                    self.captures.setdefault(name, capture_mod.CaptureStart(now_us, "daemon"))
+        for name in added:
+            c = self.clients[name]
+            c.check_roots()
+            self._note_root_state(c)
+        self._status_dirty = True
+
+    def _drop_client(self, name: str) -> None:
+        self.clients.pop(name, None)
+        self.pending.pop(name, None)
+        self.degraded.pop(f"root:{name}", None)
+
+    def _schedule_retention(self, prev: Mapping[str, Any] | None) -> None:
+        last = prev.get("retention_applied_at") if prev else None
+        self.retention_applied_at = last if isinstance(last, str) else None
+        if prev and isinstance(prev.get("rows_pruned"), int):
+            self.rows_pruned = prev["rows_pruned"]
+        last_us = parse_iso_us(last) if isinstance(last, str) else None
+        now = self.clock.monotonic()
+        if last_us is None:
+            self.next_retention = now
+        else:
+            age = self.clock.time() - last_us / 1_000_000
+            self.next_retention = now + max(0.0, RETENTION_EVERY_S - age)
+
+    # ------------------------------------------------------------------------------------------ catch-up
+    def catch_up(self) -> None:
+        """Every enabled client: discover, then read every file from its checkpoint (§4.1 step 4)."""
+        for c in self.clients.values():
+            self._discover(c, mark_all=True)
+        self._process_due(force=True)
+
+    # ------------------------------------------------------------------------------------------ watching
+    def start_watching(self) -> None:
+        if self.watcher is None:
+            try:
+                self.watcher = self._watcher_factory()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("file watching is unavailable (%s); polling instead", exc)
+                self.watcher = PollingWatcher()
+            if self._polling():
+                for c in self.clients.values():
+                    c.need_discover = True
+        self._restart_watcher()
+
+    def _restart_watcher(self) -> None:
+        w = self.watcher
+        if w is None:
+            return
+        self.watch_kind = w.kind
+        if isinstance(w, PollingWatcher):
+            self._status_dirty = True
+            return
+        dirs = [d for c in self.clients.values() for d in c.watch_dirs]
+        # The watch thread filters with a frozen copy (the clients may change on reload meanwhile).
+        specs = [(tuple(d.rstrip(os.sep) + os.sep for d in c.watch_dirs), c.accept_name)
+                 for c in self.clients.values()]
+
+        def accept(path: str) -> bool:
+            for prefixes, accept_name in specs:
+                if path.startswith(prefixes):
+                    return accept_name(os.path.basename(path))
+            return False
+
+        try:
+            w.start(dirs, accept, self._on_paths)
+        except Exception as exc:  # noqa: BLE001
+            self._fallback_to_polling(f"{type(exc).__name__}: {exc}")
+            return
+        self._status_dirty = True
+
+    def _fallback_to_polling(self, why: str) -> None:
+        log.warning("file watching failed (%s); polling every %s s instead", why, self._poll_s())
+        if self.watcher is not None:
+            with contextlib.suppress(Exception):
+                self.watcher.stop()
+        self.watcher = PollingWatcher()
+        self.watch_kind = "polling"
+        for c in self.clients.values():
+            c.need_discover = True  # rebuild the directory list polling needs
+        self._status_dirty = True
+
+    def _polling(self) -> bool:
+        return self.watcher is None or isinstance(self.watcher, PollingWatcher)
+
+    def _poll_s(self) -> float:
+        return self.settings.poll_seconds if self.settings else 5.0
+
+    # ------------------------------------------------------------------------------------------ discovery
+    def _note_root_state(self, c: ClientState) -> None:
+        key = f"root:{c.name}"
+        if c.root_state == "unreadable":
+            if key not in self.degraded:
+                msg = f"{c.name}: a history folder exists but cannot be read; check its permissions"
+                self.degraded[key] = msg
+                self._error(msg, c)
+        else:
+            self.degraded.pop(key, None)
+        self._status_dirty = True
+
+    def _discover(self, c: ClientState, *, mark_all: bool) -> None:
+        c.need_discover = False
+        roots = [r for r in c.roots if os.path.isdir(r)]
+        try:
+            disc = c.importer.discover(roots) if roots else None
+        except Exception as exc:  # noqa: BLE001
+            c.discovered_ok = False
+            self._error(f"{c.name}: could not list the history files: {type(exc).__name__}: {exc}", c)
+            return
+        now = self.clock.monotonic()
+        new_files: dict[str, SourceFile] = {}
+        if disc is not None:
+            for f in disc.files:
+                new_files[f.path] = f
+        pend = self.pending.setdefault(c.name, {})
+        for path in new_files:
+            if mark_all or path not in c.files:
+                pend.setdefault(path, _Pending(now, now))
+        for path in list(c.files):
+            if path not in new_files:
+                pend.pop(path, None)
+                c.stats.pop(path, None)
+                c.whole_seen.pop(path, None)
+                c.sidecar_first.pop(path, None)
+        c.files = new_files
+        c.order = {p: i for i, p in enumerate(new_files)}
+        c.by_hash = {f.path_hash: p for p, f in new_files.items()}
+        for f in new_files.values():
+            c.stats.setdefault(f.path, (f.size, f.mtime_ns))
+        # discovery failures (unreadable files or directories) are per-file errors
+        failed_now = {fe.where: fe.message for fe in (disc.failed if disc else [])}
+        for key in [k for k in c.failing if k.startswith("discover:")]:
+            if key[len("discover:"):] not in failed_now:
+                del c.failing[key]
+        for where, message in failed_now.items():
+            key = f"discover:{where}"
+            if key not in c.failing:
+                c.failing[key] = message
+                self._error(f"{c.name}: {where}: {message}", c)
+        c.discovered_ok = disc is not None and not disc.failed and c.root_state != "unreadable"
+        if self._polling():
+            dirs: dict[str, int] = {}
+            for d in c.watch_dirs:
+                dirs.update(_walk_dirs(d))
+            c.dirs = dirs
+        self._status_dirty = True
+
+    # ------------------------------------------------------------------------------------------ the step
+    def step(self) -> float:
+        """Do everything that is due now. Returns the monotonic time of the next deadline."""
+        if self._reload_requested:
+            self._reload_requested = False
+            self.reload()
+            if self._stop_requested:
+                return self.clock.monotonic()
+        now = self.clock.monotonic()
+        if self.watcher is not None and self.watcher.error:
+            self._fallback_to_polling(self.watcher.error)
+        self._drain_wake()
+        self._take_events(now)
+        if now >= self.next_poll:
+            self._poll(now)
+            self.next_poll = now + self._poll_s()
+        if self.settings and now >= self.next_rescan:
+            # the safety rescan: rediscover, and look at every file again (unchanged ones cost a stat)
+            for c in self.clients.values():
+                c.need_discover = True
+                for path in c.files:
+                    self.pending[c.name].setdefault(path, _Pending(now, now))
+            self.next_rescan = now + self.settings.rescan_seconds
+        for c in self.clients.values():
+            if c.need_discover:
+                self._discover(c, mark_all=False)
+        if self.write_failing and now >= self.retry_at:
+            self.flush()
+        if not self.write_failing:
+            self._process_due()
+        if self._flush_due(self.clock.monotonic()):
+            self.flush()
+        now = self.clock.monotonic()
+        if self.next_retention is not None and now >= self.next_retention and not self.write_failing:
+            self.retention_pass()
+        if now >= self.next_evict:
+            self.next_evict = now + MEMO_EVICT_EVERY_S
+            evict = getattr(self.storage, "evict_memo", None)
+            if evict is not None:
+                with contextlib.suppress(Exception):
+                    evict()
+        self._refresh_state()
+        if self._status_dirty or now >= self.next_status:
+            self.write_status()
+        return self._next_deadline()
+
+    def _next_deadline(self) -> float:
+        cands = [self.next_poll, self.next_status, self.next_evict]
+        if self.settings:
+            cands.append(self.next_rescan)
+        if self.next_retention is not None:
+            cands.append(self.next_retention)
+        if self.write_failing:
+            cands.append(self.retry_at)
+        else:
+            for pend in self.pending.values():
+                for p in pend.values():
+                    cands.append(p.due)
+        oldest = self._oldest_batch()
+        if oldest is not None and self.settings:
+            cands.append(oldest + self.settings.flush_seconds)
+        return min(cands)
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._wake_r, 4096):
+                pass
+
+    def _take_events(self, now: float) -> None:
+        while self._events_in:
+            paths = self._events_in.popleft()
+            for path in paths:
+                self._on_changed(path, now)
+
+    def _on_changed(self, path: str, now: float) -> None:
+        for c in self.clients.values():
+            if not c.owns(path):
+                continue
+            if not c.accepts(path):
+                return
+            real = os.path.realpath(path)
+            if path.endswith(".meta.json"):
+                # a sidecar appeared: its agent file may be waiting for it
+                agent = real[: -len(".meta.json")] + ".jsonl"
+                if agent in c.files and agent in c.sidecar_first:
+                    self.pending[c.name][agent] = _Pending(now, now)
+                elif agent not in c.files:
+                    c.need_discover = True
+                return
+            if real in c.files:
+                pend = self.pending[c.name]
+                if real not in pend:
+                    pend[real] = _Pending(now + DEBOUNCE_S, now)
+            elif os.path.exists(real) or path in c.files:
+                c.need_discover = True  # a new file (or a vanished one)
+            return
+
+    def _poll(self, now: float) -> None:
+        """Every poll: missing roots, and in polling mode the stat of known directories and files."""
+        root_changed = False
+        for c in self.clients.values():
+            changed, _ = c.check_roots()
+            self._note_root_state(c)
+            if changed:
+                root_changed = True
+                c.need_discover = True
+                if c.watch_dirs:
+                    log.info("%s: watching %d folder(s)", c.name, len(c.watch_dirs))
+        if root_changed and self.watcher is not None and not isinstance(self.watcher, PollingWatcher):
+            self._restart_watcher()
+        if not self._polling():
+            return
+        for c in self.clients.values():
+            for d, mtime in c.dirs.items():
+                try:
+                    if os.stat(d).st_mtime_ns != mtime:
+                        c.need_discover = True
+                        break
+                except OSError:
+                    c.need_discover = True
+                    break
+            pend = self.pending[c.name]
+            for path in c.files:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    c.need_discover = True
+                    continue
+                sig = (st.st_size, st.st_mtime_ns)
+                if c.stats.get(path) != sig:
+                    c.stats[path] = sig
+                    pend.setdefault(path, _Pending(now, now))
+
+    # ------------------------------------------------------------------------------------------ reading
+    def _due_files(self, force: bool) -> list[tuple[ClientState, SourceFile]]:
+        now = self.clock.monotonic()
+        out: list[tuple[ClientState, SourceFile]] = []
+        for c in self.clients.values():
+            pend = self.pending.get(c.name, {})
+            due = [p for p, pd in pend.items() if force or pd.due <= now]
+            due.sort(key=lambda p: c.order.get(p, 1 << 30))
+            for p in due:
+                f = c.files.get(p)
+                if f is None:
+                    pend.pop(p, None)
+                    continue
+                out.append((c, f))
+        return out
+
+    def _process_due(self, *, force: bool = False) -> None:
+        items = self._due_files(force)
+        if not items:
+            return
+        by_client: dict[str, dict[str, Checkpoint]] = {}
+        counts: dict[str, int] = {}
+        for c, _f in items:
+            counts[c.name] = counts.get(c.name, 0) + 1
+        for name, n in counts.items():
+            if n > 20 and self.db is not None:
+                by_client[name] = self.db.get_all(name)
+        for c, f in items:
+            if self._stop_requested or self.write_failing:
+                return
+            cached = by_client.get(c.name)
+            cp = cached.get(f.path_hash) if cached is not None else (self.db.get(f.path_hash) if self.db else None)
+            self._read_file(c, f, cp)
+
+    def _checkpoint_to_use(self, f: SourceFile, stored: Checkpoint | None) -> Checkpoint | None:
+        """The stored checkpoint (re-read: a backfill may have advanced it), or this process's own
+        uncommitted one when that is further along on the same file."""
+        mine = self.inflight.get(f.path_hash)
+        if mine is None:
+            return stored
+        if stored is None:
+            return mine
+        same = (mine.device, mine.inode, mine.head_sha256) == (stored.device, stored.inode, stored.head_sha256)
+        if same and stored.offset > mine.offset:
+            return stored
+        return mine
+
+    def _read_file(self, c: ClientState, f: SourceFile, stored: Checkpoint | None) -> None:
+        from hypaware_tui.core.runner import FileOutcome, iter_file
+
+        assert self.settings is not None
+        pend = self.pending[c.name]
+        now = self.clock.monotonic()
+        cp = self._checkpoint_to_use(f, stored)
+        try:
+            st = os.stat(f.path)
+        except FileNotFoundError:
+            # gone (e.g. Codex compressed it): its entry stays until the daily retention pass
+            pend.pop(f.path, None)
+            c.need_discover = True
+            return
+        except OSError:
+            st = None
+        if st is not None and cp is not None and (cp.size, cp.mtime_ns, cp.device, cp.inode) == (
+            st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
+        ):
+            pend.pop(f.path, None)
+            c.stats[f.path] = (st.st_size, st.st_mtime_ns)
+            c.scan.files_seen += 1
+            c.scan.files_unchanged += 1
+            return
+        if st is not None and not self.once:
+            wait = self._must_wait(c, f, cp, st, now)
+            if wait is not None:
+                pend[f.path] = _Pending(wait, pend[f.path].first if f.path in pend else now)
+                return
+        pend.pop(f.path, None)
+        if st is not None:
+            c.stats[f.path] = (st.st_size, st.st_mtime_ns)
+        floor = self._floor_us()
+        if cp is not None:
+            since = floor
+        else:
+            since = capture_mod.daemon_since_us(self.captures.get(c.name), floor)
+        window = Window(since_us=since, until_us=None)
+        outcome = FileOutcome()
+        batch = self.batches.setdefault(c.name, _Batch())
+        gen = iter_file(
+            c.importer, f, cp, window, outcome,
+            write_checkpoints=True,
+            batch_rows=self.settings.flush_rows,
+            cancel=lambda: self._stop_requested,
+        )
+        try:
+            for rows, update, _done in gen:
+                if rows or update is not None:
+                    if batch.since is None:
+                        batch.since = self.clock.monotonic()
+                    batch.rows.extend(rows)
+                    if update is not None:
+                        batch.updates[f.path_hash] = update
+                        self.inflight[f.path_hash] = update.entry
+                if self._total_rows() >= self.settings.flush_rows:
+                    self.flush()
+                    if self.write_failing:
+                        # stop reading: the rest of the file is read again after a successful flush
+                        pend[f.path] = _Pending(self.retry_at, now)
+                        return
+                    batch = self.batches.setdefault(c.name, _Batch())
+        finally:
+            gen.close()
+        c.scan.files_seen += 1
+        c.scan.bytes_read += outcome.bytes_read
+        c.scan.stats.merge(outcome.stats)
+        if outcome.status == "reset":
+            c.scan.files_reset += 1
+        if outcome.status in ("failed", "error"):
+            c.scan.files_failed += 1
+            msg = outcome.error or f"file {f.path_hash}: could not be read"
+            if c.failing.get(f.path_hash) != msg:
+                log.warning("%s: %s", c.name, msg)
+            c.failing[f.path_hash] = msg
+            self._error(f"{c.name}: {msg}", c)
+        elif f.path_hash in c.failing:
+            del c.failing[f.path_hash]
+            self._status_dirty = True
+        c.sidecar_first.pop(f.path, None)
+        c.whole_seen.pop(f.path, None)
+
+    def _must_wait(self, c: ClientState, f: SourceFile, cp: Checkpoint | None, st: os.stat_result,
+                   now: float) -> float | None:
+        """When a file must not be read yet, the monotonic time to look again."""
+        wall = self.clock.time()
+        if f.read_mode == "whole":
+            # storage.md §5.3: imported once size and mtime are unchanged over two polls
+            poll = self._poll_s()
+            sig = (st.st_size, st.st_mtime_ns)
+            seen = c.whole_seen.get(f.path)
+            settled_on_disk = wall - st.st_mtime_ns / 1e9 >= 2 * poll
+            if settled_on_disk or (seen is not None and seen[:2] == sig and now - seen[2] >= poll):
+                return None
+            if seen is None or seen[:2] != sig:
+                c.whole_seen[f.path] = (sig[0], sig[1], now)
+            return now + poll
+        if cp is None and c.name == "claude" and self._sidecar_missing(f):
+            # claude.md §7.2 (SHOULD): wait for the sidecar of a new layout-(c) file, at most 30 s
+            first = c.sidecar_first.setdefault(f.path, now)
+            age = max(now - first, wall - st.st_mtime_ns / 1e9)
+            if age < SIDECAR_WAIT_S:
+                return min(now + 1.0, first + SIDECAR_WAIT_S)
+        return None
+
+    @staticmethod
+    def _sidecar_missing(f: SourceFile) -> bool:
+        d, name = os.path.split(f.path)
+        if os.path.basename(d) != "subagents" or not name.startswith("agent-") or not name.endswith(".jsonl"):
+            return False
+        return not os.path.exists(os.path.join(d, name[: -len(".jsonl")] + ".meta.json"))
+
+    # ------------------------------------------------------------------------------------------ flushing
+    def _total_rows(self) -> int:
+        return sum(len(b.rows) for b in self.batches.values())
+
+    def _oldest_batch(self) -> float | None:
+        times = [b.since for b in self.batches.values() if b.since is not None and not b.empty]
+        return min(times) if times else None
+
+    def _flush_due(self, now: float) -> bool:
+        if self.write_failing or self.settings is None:
+            return False
+        if self._total_rows() >= self.settings.flush_rows:
+            return True
+        oldest = self._oldest_batch()
+        return oldest is not None and now - oldest >= self.settings.flush_seconds
+
+    def flush(self) -> bool:
+        """Commit every client's batch: rows first, then checkpoints (Storage.commit). On failure the batch
+        is kept and retried with backoff; the state is degraded until a flush succeeds."""
+        if self.storage is None:
+            return True
+        cut = self._cut() if self.settings else None
+        for name in list(self.batches):
+            batch = self.batches[name]
+            if batch.empty:
+                del self.batches[name]
+                continue
+            try:
+                res = self.storage.commit(batch.rows, list(batch.updates.values()), cut_date=cut, provider=name)
+            except Exception as exc:  # noqa: BLE001 - StorageError and anything else: keep the batch
+                self._write_failed(exc)
+                return False
+            del self.batches[name]
+            for h in batch.updates:
+                self.inflight.pop(h, None)
+            self._account(name, res)
+        if self.write_failing:
+            self.write_failing = False
+            self.backoff = BACKOFF_START_S
+            self.degraded.pop("write", None)
+            log.info("writing works again")
+            self._status_dirty = True
+        return True
+
+    def _account(self, name: str, res: Any) -> None:
+        c = self.clients.get(name)
+        written = int(getattr(res, "rows_written", 0) or 0)
+        self.rows_written += written
+        if written:
+            now = self._now_iso()
+            self.last_import_at = now
+            if c is not None:
+                c.last_import_at = now
+            log.info("%s: imported %d row(s)", name, written)
+        if c is not None:
+            c.rows_written += written
+            self._emit_scan(c)
+        self._status_dirty = True
+
+    def _emit_scan(self, c: ClientState) -> None:
+        s = c.scan
+        if self.events is None or s.files_seen == 0 or s.files_seen == s.files_unchanged:
+            c.scan = _Scan()
+            return
+        self.events.emit(
+            "backfill.scan",
+            provider=c.name,
+            files_seen=s.files_seen,
+            files_unchanged=s.files_unchanged,
+            files_reset=s.files_reset,
+            files_failed=s.files_failed,
+            bytes_read=s.bytes_read,
+            records_by_type=dict(sorted((k, v) for k, v in s.stats.records_by_type.items() if v)),
+            lines_skipped=dict(sorted((k, v) for k, v in s.stats.lines_skipped.items() if v)),
+            rows_held=s.stats.rows_held,
+            usage_unattached=s.stats.usage_unattached,
+            detected_sources=[],
+        )
+        c.scan = _Scan()
+
+    def _write_failed(self, exc: BaseException) -> None:
+        now = self.clock.monotonic()
+        msg = f"could not write to the dataset: {exc}"
+        if not self.write_failing:
+            log.error("%s; retrying in %g s", msg, self.backoff)
+        self.write_failing = True
+        self.retry_at = now + self.backoff
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX_S)
+        self.degraded["write"] = msg
+        self._error(msg)
+        self._refresh_state()
+
+    # ------------------------------------------------------------------------------------------ retention
+    def retention_pass(self) -> None:
+        """daemon.md §4.4: prune partitions before the cut date and drop checkpoints of vanished files."""
+        assert self.settings is not None
+        self.next_retention = self.clock.monotonic() + RETENTION_EVERY_S
+        hashes: dict[str, set[str] | None] = {}
+        for c in self.clients.values():
+            self._discover(c, mark_all=False)
+            any_root = any(os.path.isdir(r) for r in c.roots)
+            hashes[c.name] = {f.path_hash for f in c.files.values()} if (c.discovered_ok and any_root) else None
+        try:
+            self.storage.ensure_import_floor(self._cut())
+            res = self.storage.prune(self.settings.retention_days, client_roots_hashes=hashes)
+        except Exception as exc:  # noqa: BLE001
+            self._error(f"the retention pass failed: {exc}")
+            log.error("the retention pass failed: %s", exc)
+            self.next_retention = self.clock.monotonic() + 3600.0
+            return
+        self.retention_applied_at = self._now_iso()
+        self.rows_pruned = int(getattr(res, "rows_removed", 0) or 0)
+        removed = int(getattr(res, "checkpoints_removed", 0) or 0)
+        if self.rows_pruned or removed:
+            log.info("retention: removed %d row(s) before %s, %d checkpoint(s) of vanished files",
+                     self.rows_pruned, getattr(res, "cut_date", None), removed)
+        self._status_dirty = True
+
+    # ------------------------------------------------------------------------------------------ reload
+    def reload(self) -> None:
+        """SIGHUP (daemon.md §4.5)."""
+        new = settings.load(self.layout)
+        if new.error is not None:
+            msg = f"config reload failed, keeping the previous config: {new.error}"
+            log.error(msg)
+            self.degraded["reload"] = msg
+            self._error(msg)
+            self._refresh_state()
+            return
+        self.degraded.pop("reload", None)
+        if not new.capture_enabled:
+            log.info("capture is off in the config; stopping")
+            self.settings = new
+            self._stop_requested = True
+            return
+        # flush what was read under the old config before clients go away
+        self.flush()
+        self.settings = new
+        before = set(self.clients)
+        self._setup_clients(new.clients)
+        for name in set(self.clients) - before:
+            self._discover(self.clients[name], mark_all=True)
+        self._restart_watcher()
+        log.info("config reloaded")
+        self._refresh_state()
+        self._status_dirty = True
+
+    # ------------------------------------------------------------------------------------------ stopping
+    def shutdown(self) -> None:
+        """Stop watching, flush, write checkpoints (part of the commit), status `stopped`."""
+        self._stopping = True
+        if self.watcher is not None:
+            with contextlib.suppress(Exception):
+                self.watcher.stop()
+        if self.storage is not None and not self.flush():
+            log.error("stopping with unwritten rows; their lines are read again next time")
+        self._set_state("stopped")
+        self.write_status()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            with contextlib.suppress(Exception):
+                self.watcher.stop()
+        for closer in (getattr(self.storage, "close", None), getattr(self.db, "close", None)):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    closer()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # ------------------------------------------------------------------------------------------ run
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old: dict[int, Any] = {}
+
+        def on_stop(signum: int, _frame: Any) -> None:
+            if self._stopping or self._stop_requested:
+                os._exit(130)
+            self._stop_requested = True
+            self.wake()
+
+        def on_hup(_signum: int, _frame: Any) -> None:
+            self._reload_requested = True
+            self.wake()
+
+        for sig, fn in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+            old[sig] = signal.signal(sig, fn)
+        return old
+
+    def wait_until(self, deadline: float) -> None:
+        timeout = min(MAX_WAIT_S, max(0.0, deadline - self.clock.monotonic()))
+        if self._stop_requested or self._reload_requested or self._events_in:
+            return
+        with contextlib.suppress(InterruptedError, OSError, ValueError):
+            select.select([self._wake_r], [], [], timeout)
+
+    def run(self, *, once: bool = False) -> int:
+        """The whole foreground life. Returns the exit code (0, 1; 130 is an immediate `os._exit`)."""
+        set_umask()
+        try:
+            self.pid_lock.acquire()
+        except control.AlreadyRunning as exc:
+            log.error("hyp daemon: %s", exc)
+            return 1
+        old = self._install_signals()
+        try:
+            code = self.start(once=once)
+            if code is not None:
+                if once and code == 0:
+                    self._set_state("stopped")
+                    self.write_status()
+                return code
+            while not self._stop_requested:
+                deadline = self.step()
+                self.wait_until(deadline)
+            self.shutdown()
+            log.info("capture daemon stopped")
+            return 0
+        except Exception as exc:
+            log.exception("the capture daemon failed: %s", exc)
+            self._error(f"the capture daemon failed: {type(exc).__name__}: {exc}")
+            self._stopping = True
+            with contextlib.suppress(Exception):
+                self.flush()
+            self._set_state("stopped")
+            with contextlib.suppress(Exception):
+                self.write_status()
+            return 1
+        finally:
+            for sig, handler in old.items():
+                with contextlib.suppress(Exception):
+                    signal.signal(sig, handler)
+            self.close()
+            self.pid_lock.release()
+
+
+# --------------------------------------------------------------------------------------------- logging
+
+
+class DaemonLogHandler(logging.Handler):
+    """Appends to `logs/daemon.log`, rotating at 5 MB (3 kept). In detached/service mode stdout and
+    stderr are that same file; after a rotation they are pointed at the new file, so a crash's traceback
+    lands in the current log."""
+
+    def __init__(self, layout: Layout, mode: str) -> None:
+        super().__init__()
+        self.layout = layout
+        self.mode = mode
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8", errors="replace")
+            path = self.layout.daemon_log
+            rotated = control.rotate_log(path, incoming=len(data))
+            fd = control.open_log_append(path)
+            try:
+                os.write(fd, data)
+                if rotated and self.mode != "foreground":
+                    for std in (1, 2):
+                        with contextlib.suppress(OSError):
+                            os.dup2(fd, std)
+            finally:
+                os.close(fd)
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
+def configure_logging(layout: Layout, mode: str) -> list[logging.Handler]:
+    logger = logging.getLogger("hypaware_tui.daemon")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handlers: list[logging.Handler] = [DaemonLogHandler(layout, mode)]
+    if mode == "foreground":
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("hyp daemon: %(message)s"))
+        handlers.append(h)
+    for h in handlers:
+        logger.addHandler(h)
+    return handlers
+
+
+def run_daemon(layout: Layout, *, once: bool = False, env: Mapping[str, str] | None = None,
+               importers: Mapping[str, Importer] | None = None) -> int:
+    """Entry point of `hyp daemon run`."""
+    env = os.environ if env is None else env
+    mode = control.daemon_mode(env)
+    handlers = configure_logging(layout, mode)
+    try:
+        loop = DaemonLoop(layout, env=env, importers=importers, mode=mode)
+        return loop.run(once=once)
+    finally:
+        logger = logging.getLogger("hypaware_tui.daemon")
+        for h in handlers:
+            logger.removeHandler(h)
+            h.close()
+
+
+__all__ = ["DaemonLoop", "FakeClock", "SystemClock", "run_daemon", "configure_logging"]

@@ -1,0 +1,114 @@
+"""Watchers for the capture daemon (daemon.md §4.2).
+
+* `EventWatcher`: `watchfiles.watch` in a thread with a stop event; changed paths (already filtered to the
+  importers' file patterns) are handed to the loop through `notify(paths)`.
+* `PollingWatcher`: no thread; the loop stats files and directories itself every `poll_seconds`.
+
+`make_watcher()` picks events unless `watchfiles` cannot be imported (or `HYP_NO_WATCHFILES=1`).
+A watcher whose thread fails sets `error`; the loop then falls back to polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+log = logging.getLogger("hypaware_tui.daemon")
+
+NO_WATCHFILES_ENV = "HYP_NO_WATCHFILES"
+STEP_MS = 100  # how often the watch thread checks its stop event
+DEBOUNCE_MS = 500
+
+
+class Watcher:
+    kind = "polling"
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+    def start(self, dirs: Sequence[str], accept: Callable[[str], bool], notify: Callable[[list[str]], None]) -> None:
+        """Watch `dirs` recursively; call `notify(paths)` (from another thread) with accepted paths."""
+
+    def stop(self) -> None:
+        pass
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+
+class PollingWatcher(Watcher):
+    kind = "polling"
+
+
+class EventWatcher(Watcher):
+    kind = "events"
+
+    def __init__(self, watch_fn: Callable[..., object]) -> None:
+        super().__init__()
+        self._watch = watch_fn
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self, dirs: Sequence[str], accept: Callable[[str], bool], notify: Callable[[list[str]], None]) -> None:
+        self.stop()
+        self._stop = threading.Event()
+        dirs = list(dirs)
+        if not dirs:
+            return
+        stop = self._stop
+
+        def run() -> None:
+            try:
+                for changes in self._watch(
+                    *dirs,
+                    watch_filter=lambda _change, path: accept(path),
+                    debounce=DEBOUNCE_MS,
+                    step=STEP_MS,
+                    stop_event=stop,
+                    rust_timeout=60_000,
+                    yield_on_timeout=False,
+                    raise_interrupt=False,
+                    recursive=True,
+                    ignore_permission_denied=True,
+                ):
+                    if stop.is_set():
+                        return
+                    paths = sorted({p for _c, p in changes})  # type: ignore[misc]
+                    if paths:
+                        notify(paths)
+            except Exception as exc:  # noqa: BLE001 - e.g. inotify limits; the loop falls back to polling
+                if not stop.is_set():
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    notify([])
+
+        self._thread = threading.Thread(target=run, name="hyp-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        t, self._thread = self._thread, None
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=5)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def watchfiles_available(env: Mapping[str, str] | None = None) -> Callable[..., object] | None:
+    env = os.environ if env is None else env
+    if env.get(NO_WATCHFILES_ENV) == "1":
+        return None
+    try:
+        from watchfiles import watch
+    except Exception:  # noqa: BLE001 - missing or broken binary wheel
+        return None
+    return watch
+
+
+def make_watcher(env: Mapping[str, str] | None = None) -> Watcher:
+    fn = watchfiles_available(env)
+    return EventWatcher(fn) if fn is not None else PollingWatcher()
