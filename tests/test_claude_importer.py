@@ -1,0 +1,924 @@
+"""The Claude Code importer against the fixture transcripts (claude.md §1-§11, schema.md).
+
+Fixtures: tests/fixtures/claude/home (built by make_fixtures.py there). Every test asserts on rows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from hypaware_tui.core.reader import FilePass
+from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json, frame_from_rows, usage_view
+from hypaware_tui.importers import get_importer
+from hypaware_tui.importers.base import ParseStats, Window
+from hypaware_tui.importers.claude import TOOL_MAP_CAP, ClaudeImporter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from import_helpers import import_file, rows_multiset, source_file_for  # noqa: E402
+
+FIX = Path(__file__).parent / "fixtures" / "claude"
+HOME = FIX / "home"
+PROJ = HOME / ".claude" / "projects"
+sys.path.insert(0, str(FIX))
+import make_fixtures as mk  # noqa: E402
+
+MAIN = PROJ / "-Users-ada-repo" / f"{mk.S_MAIN}.jsonl"
+SUB = PROJ / "-Users-ada-repo" / mk.S_MAIN / "subagents"
+WORKED = PROJ / "-Users-ada-repo" / "worked-example.jsonl"
+ODD = PROJ / "-Users-ada-odd"
+U = mk.U
+
+IMP = ClaudeImporter()
+
+
+def us(iso: str) -> int:
+    from hypaware_tui.core.timeutil import parse_iso_us
+
+    v = parse_iso_us(iso)
+    assert v is not None
+    return v
+
+
+def load(path: Path, **kw) -> tuple[list[dict], ParseStats]:
+    rows, stats = import_file(IMP, path, **kw)
+    frame_from_rows(rows)  # every row validates against the 64-column schema, no null in a non-null column
+    return rows, stats
+
+
+def by_id(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["message_id"], []).append(r)
+    for parts in out.values():
+        parts.sort(key=lambda r: r["part_index"])
+    return out
+
+
+def line_offsets(path: Path) -> list[int]:
+    data = path.read_bytes()
+    offs, pos = [], 0
+    for line in data.split(b"\n")[:-1]:
+        offs.append(pos)
+        pos += len(line) + 1
+    return offs
+
+
+def attrs(r: dict) -> dict:
+    return json.loads(r["attributes"])
+
+
+def usage_rows(rows: list[dict]) -> pl.DataFrame:
+    return usage_view(frame_from_rows(rows).lazy()).collect()
+
+
+def assert_chain(rows: list[dict]) -> None:
+    """Per thread: ordinals 0..n-1 and previous_message_id naming the message of ordinal-1."""
+    threads: dict[tuple, dict[int, str]] = {}
+    for r in rows:
+        scope = (r["conversation_id"], r["agent_id"])
+        threads.setdefault(scope, {})[r["message_index"]] = r["message_id"]
+    for r in rows:
+        ids = threads[(r["conversation_id"], r["agent_id"])]
+        assert sorted(ids) == list(range(len(ids)))
+        i = r["message_index"]
+        assert r["previous_message_id"] == ("[]" if i == 0 else canonical_json([ids[i - 1]]))
+        assert r["part_id"] == f"{r['message_id']}#{r['part_index']}"
+
+
+# --------------------------------------------------------------------------------------------- §10
+
+
+def test_worked_example_exactly():
+    rows, stats = load(WORKED)
+    assert [(r["message_id"], r["message_index"], r["part_index"]) for r in rows] == [
+        ("u1", 0, 0), ("a1", 1, 0), ("a2", 2, 0), ("r1", 3, 0)]
+    started = us("2026-05-20T10:00:00Z")
+    for r in rows:
+        assert r["session_id"] == r["conversation_id"] == "s1"
+        assert (r["cwd"], r["git_branch"], r["client_version"]) == ("/home/ada/repo", "main", "2.1.92")
+        assert r["conversation_started_at"] == started and r["date"] == "2026-05-20"
+        assert (r["provider"], r["client_name"], r["conversation_source"], r["record_format"]) == (
+            "anthropic", "claude", "claude", "claude-jsonl")
+        assert r["schema_version"] == 1 and attrs(r) == {"gateway": {"identity_source": "native"}}
+        assert r["provider_uuid"] == r["message_id"]
+    u1, a1, a2, r1 = rows
+    assert (u1["role"], u1["part_type"], u1["content_text"], u1["previous_message_id"]) == (
+        "user", "text", "list the files", "[]")
+    assert u1.get("api_message_id") is None and u1.get("input_tokens") is None and u1.get("model") is None
+    assert (a1["role"], a1["part_type"], a1["content_text"]) == ("assistant", "text", "Running ls.")
+    assert (a1["api_message_id"], a1["request_id"], a1["model"]) == ("msg_1", "req_1", "claude-opus-4-6")
+    assert (a1["input_tokens"], a1["output_tokens"], a1["cache_read_tokens"], a1["cache_write_tokens"]) == (
+        3, 1, 9000, 200)
+    assert a1.get("finish_reason") is None and a1["previous_message_id"] == '["u1"]'
+    assert (a2["part_type"], a2["tool_name"], a2["tool_call_id"], a2["tool_args"]) == (
+        "tool_call", "Bash", "toolu_1", '{"command":"ls"}')
+    assert a2.get("content_text") is None
+    assert (a2["api_message_id"], a2["request_id"]) == ("msg_1", "req_1")
+    assert (a2["input_tokens"], a2["output_tokens"], a2["cache_read_tokens"], a2["cache_write_tokens"]) == (
+        3, 48, 9000, 200)
+    assert a2["finish_reason"] == "tool_use" and a2["previous_message_id"] == '["a1"]'
+    assert (r1["role"], r1["part_type"], r1["content_text"]) == ("user", "tool_result", "README.md\nsrc")
+    assert (r1["tool_name"], r1["tool_call_id"], r1["tool_result_for"]) == ("Bash", "toolu_1", "toolu_1")
+    assert r1["source_tool_assistant_uuid"] == "a2" and r1["previous_message_id"] == '["a2"]'
+    assert json.loads(r1["status"]) == {"tool_status": "success"}
+    assert r1.get("input_tokens") is None
+    assert stats.lines_skipped == {"not_a_message": 1}
+    assert stats.records_by_type == {"user": 2, "assistant": 2, "file-history-snapshot": 1}
+    assert [r["source_offset"] for r in rows] == line_offsets(WORKED)[:4]
+    assert json.loads(a2["raw_frame"]) == {
+        "uuid": "a2", "parentUuid": "a1", "type": "assistant", "message": {"id": "msg_1"}, "requestId": "req_1",
+        "timestamp": "2026-05-20T10:00:05.000Z"}
+    assert json.loads(u1["raw_frame"]) == {"uuid": "u1", "type": "user", "timestamp": "2026-05-20T10:00:00.000Z"}
+    use = usage_rows(rows)
+    assert use.height == 1
+    u = use.row(0, named=True)
+    assert (u["usage_key"], u["output_tokens"], u["message_id"], u["rows_collapsed"]) == ("msg_1:req_1", 48, "a2", 2)
+
+
+# --------------------------------------------------------------------------------------------- 2.1.x session
+
+
+@pytest.fixture(scope="module")
+def main_rows():
+    return load(MAIN)
+
+
+def test_main_session_messages_and_parts(main_rows):
+    rows, stats = main_rows
+    m = by_id(rows)
+    assert_chain(rows)
+    assert len({r["session_id"] for r in rows}) == 1 and all(r["agent_id"] is None for r in rows)
+    assert all(r["is_sidechain"] is False for r in rows)
+    # message order and ids (non-message lines take no ordinal)
+    order = [U(n) for n in (1, 3, 4, 5, 7, 8, 10, 11, 12, 15, 16, 17, 18, 19, 20, 21, 22, 23)]
+    assert [mid for mid, _ in sorted(m.items(), key=lambda kv: kv[1][0]["message_index"])] == order
+    shape = {mid: [p["part_type"] for p in parts] for mid, parts in m.items()}
+    assert shape == {
+        U(1): ["text"], U(3): ["reasoning"], U(4): ["text"], U(5): ["tool_call"], U(7): ["tool_result"],
+        U(8): ["text"], U(10): ["image", "text"], U(11): ["tool_call", "tool_result", "text"],
+        U(12): ["reasoning", "text"], U(15): ["text"], U(16): ["compaction"], U(17): ["text"],
+        U(18): ["file", "text"], U(19): ["tool_call"], U(20): ["tool_result"], U(21): ["tool_call"],
+        U(22): ["tool_result"], U(23): ["text"]}
+    # thinking
+    (th,) = m[U(3)]
+    assert (th["content_text"], th["thinking_signature"], th["provider_subtype"]) == (
+        "The user wants the flaky test.", "EqQBsig==", "thinking")
+    # tool result text keeps U+2028 and U+0085; its tool name is looked up
+    (res,) = m[U(7)]
+    assert res["content_text"] == "1\tdef test_login():\u2028\tassert ok\u0085# end"
+    assert (res["tool_name"], res["tool_call_id"], res["tool_result_for"]) == ("Read", "toolu_01Read", "toolu_01Read")
+    assert res["source_tool_assistant_uuid"] == U(5)
+    # toolUseResult is never stored
+    blob = json.dumps(rows)
+    assert "numLines" not in blob and "totalTokens" not in blob
+    # redacted thinking: no content, and the encrypted data is nowhere
+    red, txt = m[U(12)]
+    assert red.get("content_text") is None and red["provider_subtype"] == "redacted_thinking"
+    assert "ENCRYPTED-SECRET-BYTES" not in blob
+    assert (txt["finish_reason"], txt["output_tokens"], red.get("output_tokens")) == ("length", 30, None)
+    # image and document bytes are never stored
+    img, cap = m[U(10)]
+    assert img.get("content_text") is None and img["provider_subtype"] == "image"
+    assert mk.B64_PNG not in blob and mk.B64_PDF not in blob
+    assert cap["content_text"] == (
+        "the failure screenshot: data:image/png;base64,<omitted> and a blob "
+        "data:application/octet-stream;base64,<omitted>")
+    doc, ask = m[U(18)]
+    assert doc["part_type"] == "file" and doc.get("content_text") is None and ask["content_text"] == (
+        "and summarize this report")
+    # server tool call, its result and the text in one line: tokens on the last part only
+    call, sres, stext = m[U(11)]
+    assert (call["tool_name"], call["tool_call_id"], call["provider_subtype"]) == (
+        "web_search", "srvtoolu_01", "server_tool_use")
+    assert call["tool_args"] == '{"query":"pytest flaky auth"}'
+    assert (sres["tool_name"], sres["tool_result_for"], sres["provider_subtype"]) == (
+        "web_search", "srvtoolu_01", "web_search_tool_result")
+    assert sres.get("content_text") is None  # no text items in its content
+    assert [r.get("output_tokens") for r in (call, sres, stext)] == [None, None, 40]
+    assert stext["finish_reason"] == "stop" and call.get("finish_reason") is None
+    # Agent spawn: caller type; a string input that is JSON is stored as that JSON
+    (agent_call,) = m[U(19)]
+    assert agent_call["caller_type"] == "direct"
+    assert json.loads(agent_call["tool_args"])["subagent_type"] == "Explore"
+    (bash_call,) = m[U(21)]
+    assert bash_call["tool_args"] == '{"command":"pytest -x tests/test_auth.py"}'
+    (agent_res,) = m[U(20)]
+    assert agent_res["content_text"] == "Found 2 files\nagentId: a1b2c3d4e5f60718"
+    assert agent_res["tool_name"] == "Agent"
+    (err,) = m[U(22)]
+    assert (err["is_error"], err["tool_name"], json.loads(err["status"])) == (True, "Bash", {"tool_status": "error"})
+    assert "is_error" not in res or res["is_error"] is None
+    # isMeta
+    (meta,) = m[U(8)]
+    assert attrs(meta) == {"claude": {"is_meta": True}, "gateway": {"identity_source": "native"}}
+    assert all("is_meta" not in attrs(r).get("claude", {}) for r in rows if r["message_id"] != U(8))
+    # per-line fields that change inside the file
+    versions = {mid: parts[0]["client_version"] for mid, parts in m.items()}
+    assert versions[U(15)] == "2.1.92" and versions[U(16)] == versions[U(23)] == "2.1.96"
+    modes = {mid: parts[0]["permission_mode"] for mid, parts in m.items()}
+    assert modes[U(1)] == "plan"  # from the permission-mode record: the line itself has none
+    assert modes[U(17)] == "plan" and modes[U(18)] == modes[U(23)] == "acceptEdits"
+    assert {r["user_type"] for r in rows if r["role"] != "system"} == {"external"}
+    assert m[U(1)][0]["prompt_id"] == "p-0001"
+    # models on assistant rows only
+    assert {r["model"] for r in rows if r["role"] == "assistant" and r["message_id"] != U(15)} == {"claude-opus-4-6"}
+    assert all(r.get("model") is None for r in rows if r["role"] != "assistant")
+    # source offsets point at the line starts
+    offs = line_offsets(MAIN)
+    assert {r["source_offset"] for r in rows} <= set(offs)
+    assert m[U(1)][0]["source_offset"] == offs[2]
+    # raw_frame: ids, types, timestamp only
+    for r in rows:
+        frame = json.loads(r["raw_frame"])
+        assert set(frame) <= {"uuid", "parentUuid", "type", "subtype", "message", "requestId", "timestamp"}
+        assert len(r["raw_frame"]) < 300
+    assert json.loads(m[U(16)][0]["raw_frame"]) == {
+        "uuid": U(16), "type": "system", "subtype": "compact_boundary", "timestamp": mk.ts(60)}
+    assert stats.rows_built == len(rows) == 23
+
+
+def test_streamed_split_three_messages_one_response(main_rows):
+    rows, _ = main_rows
+    m = by_id(rows)
+    split = [m[U(n)][0] for n in (3, 4, 5)]
+    assert [r["message_index"] for r in split] == [1, 2, 3]
+    assert {(r["api_message_id"], r["request_id"]) for r in split} == {("msg_01AAA", "req_01AAA")}
+    assert [(r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["cache_write_tokens"]) for r in split] == [
+        (4, 7, 12000, 300), (4, 7, 12000, 300), (4, 121, 12000, 300)]
+    assert [r.get("finish_reason") for r in split] == [None, None, "tool_use"]
+    use = usage_rows(rows)
+    one = use.filter(pl.col("usage_key") == "msg_01AAA:req_01AAA").to_dicts()
+    assert len(one) == 1 and one[0]["output_tokens"] == 121 and one[0]["rows_collapsed"] == 3
+    assert one[0]["message_id"] == U(5) and one[0]["total_tokens"] == 4 + 121 + 12000 + 300
+    # the synthetic API-error line is not usage
+    assert "msg_synth_1" not in set(use["api_message_id"].to_list())
+    assert sorted(use["api_message_id"].to_list()) == [f"msg_01{c * 3}" for c in "ABCDEF"]
+
+
+def test_api_error_line(main_rows):
+    rows, _ = main_rows
+    (e,) = by_id(rows)[U(15)]
+    assert e["role"] == "assistant" and e.get("model") is None and e["is_error"] is True
+    assert e["finish_reason"] == "error"
+    assert attrs(e) == {"claude": {"api_error": True}, "gateway": {"identity_source": "native"}}
+    status = json.loads(e["status"])
+    assert status["error_code"] == "529" and status["error_message"].startswith("API Error: 529 {")
+    assert (e["input_tokens"], e["output_tokens"], e["cache_read_tokens"], e["cache_write_tokens"]) == (0, 0, 0, 0)
+    assert e["api_message_id"] == "msg_synth_1" and e.get("request_id") is None
+
+
+def test_compaction_generation_2(main_rows):
+    rows, stats = main_rows
+    m = by_id(rows)
+    (b,) = m[U(16)]
+    assert (b["role"], b["part_type"], b["part_index"], b["content_text"]) == (
+        "system", "compaction", 0, "Conversation compacted")
+    assert (b["provider_type"], b["provider_subtype"]) == ("system", "compact_boundary")
+    assert b["logical_parent_uuid"] == U(15) and b.get("parent_uuid") is None
+    assert b["compact_metadata"] == '{"note":null,"preTokens":155123,"trigger":"auto"}'  # native nulls kept
+    assert b["previous_message_id"] == canonical_json([U(15)]) and b["message_index"] == 10
+    (s,) = m[U(17)]
+    assert s["is_compact_summary"] is True and s["role"] == "user" and s["previous_message_id"] == canonical_json([U(16)])
+    assert all(r.get("is_compact_summary") is None for r in rows if r["message_id"] != U(17))
+    assert stats.records_by_type["system/compact_boundary"] == 1
+
+
+def test_compaction_generation_1_and_summary_only():
+    rows, stats = load(PROJ / "-Users-ada-legacy" / f"{mk.S_OLD}.jsonl")
+    assert stats.records_by_type["summary"] == 2 and stats.lines_skipped == {"not_a_message": 2}
+    m = by_id(rows)
+    (cs,) = m[U(6, "1000")]
+    assert cs["is_compact_summary"] is True and cs.get("parent_uuid") is None
+    assert all(r["part_type"] != "compaction" for r in rows)
+    rows, stats = load(PROJ / "-Users-ada-legacy" / f"{mk.S_SUM}.jsonl")
+    assert rows == [] and stats.lines_skipped == {"not_a_message": 2} and stats.records_by_type == {"summary": 2}
+
+
+def test_several_client_versions_in_one_file():
+    rows, _ = load(PROJ / "-Users-ada-legacy" / f"{mk.S_OLD}.jsonl")
+    seen = [(r["message_index"], r["client_version"]) for r in rows if r["part_index"] == 0]
+    assert seen == [(0, "1.0.34"), (1, "1.0.34"), (2, "1.0.34"), (3, "1.0.34"), (4, "1.0.34"),
+                    (5, "1.0.35"), (6, "1.0.35")]
+    rows, _ = load(MAIN)
+    assert {r["client_version"] for r in rows} == {"2.1.92", "2.1.96"}
+
+
+def test_legacy_multi_block_line_and_inline_side_chain():
+    rows, _ = load(PROJ / "-Users-ada-legacy" / f"{mk.S_OLD}.jsonl")
+    m = by_id(rows)
+    text, call = m[U(2, "1000")]
+    assert (text["part_id"], call["part_id"]) == (f"{U(2, '1000')}#0", f"{U(2, '1000')}#1")
+    assert text.get("output_tokens") is None and call["output_tokens"] == 70 and call["input_tokens"] == 12
+    assert call.get("cache_read_tokens") == 0 and call["model"] == "claude-sonnet-4-20250514"
+    # layout (a): inline side chain, no agentId -> agent_id null, is_sidechain true, the main thread
+    side = [r for r in rows if r["is_sidechain"]]
+    assert {r["message_id"] for r in side} == {U(3, "1000"), U(4, "1000")}
+    assert all(r["agent_id"] is None for r in rows)
+    assert [r["message_index"] for r in side] == [2, 3]
+    assert_chain(rows)
+    (res,) = m[U(5, "1000")]
+    assert res["tool_name"] == "Edit" and res["is_sidechain"] is False
+    assert all(r.get("git_branch") is None for r in rows)  # 1.0.x lines had no gitBranch
+
+
+# --------------------------------------------------------------------------------------------- subagents
+
+
+def test_nested_subagent_with_sidecar():
+    rows, stats = load(SUB / f"agent-{mk.AGENT_C}.jsonl")
+    assert stats.records_by_type["agent-setting"] == 1 and stats.lines_skipped == {"not_a_message": 1}
+    assert len(rows) == 4
+    for r in rows:
+        assert (r["session_id"], r["conversation_id"], r["agent_id"], r["is_sidechain"]) == (
+            mk.S_MAIN, mk.S_MAIN, mk.AGENT_C, True)
+        assert attrs(r) == {"claude": {"agent_type": "Explore", "spawned_by_tool_use_id": "toolu_01Agent"},
+                            "gateway": {"identity_source": "native"}}
+    assert_chain(rows)
+    assert [r["model"] for r in rows if r["role"] == "assistant"] == ["claude-haiku-4-5"] * 2
+    assert by_id(rows)[U(3, "c0c0")][0]["tool_name"] == "Glob"
+
+
+def test_compaction_agent_without_sidecar():
+    rows, _ = load(SUB / f"agent-{mk.AGENT_COMPACT}.jsonl")
+    assert [r["agent_id"] for r in rows] == [mk.AGENT_COMPACT] * 2
+    assert all(attrs(r) == {"gateway": {"identity_source": "native"}} for r in rows)
+
+
+def test_sibling_agent_files_layout_b():
+    d = PROJ / "-Users-ada-repo20"
+    no_id, _ = load(d / f"agent-{mk.AGENT_B1}.jsonl")
+    with_id, _ = load(d / f"agent-{mk.AGENT_B2}.jsonl")
+    assert {r["agent_id"] for r in no_id} == {mk.AGENT_B1}  # from the file name
+    assert {r["agent_id"] for r in with_id} == {mk.AGENT_B2}
+    assert {r["session_id"] for r in no_id + with_id} == {mk.S_20}
+    assert all(r["is_sidechain"] is True for r in no_id + with_id)
+    main, _ = load(d / f"{mk.S_20}.jsonl")
+    assert {r["agent_id"] for r in main} == {None}
+    # three threads of one session, each with its own ordinals
+    assert [r["message_index"] for r in no_id] == [0, 1] and [r["message_index"] for r in with_id] == [0, 1]
+
+
+def test_is_sidechain_line_value_wins_and_file_default():
+    lines = [
+        {"type": "user", "sessionId": "s", "uuid": "x1", "timestamp": "2026-05-20T10:00:00Z", "isSidechain": False,
+         "message": {"role": "user", "content": "explicit false"}},
+        {"type": "user", "sessionId": "s", "uuid": "x2", "timestamp": "2026-05-20T10:00:01Z", "isSidechain": "yes",
+         "message": {"role": "user", "content": "not a boolean"}},
+    ]
+    rows = _rows_from_lines(lines, "agent-zz9.jsonl")
+    assert [(r["is_sidechain"], r["agent_id"]) for r in rows] == [(False, "zz9"), (True, "zz9")]
+    rows = _rows_from_lines(lines, "plain.jsonl")
+    assert [(r["is_sidechain"], r["agent_id"]) for r in rows] == [(False, None), (None, None)]
+
+
+def test_sidecar_is_captured_once_per_checkpoint(tmp_path):
+    d = tmp_path / "s" / "subagents"
+    d.mkdir(parents=True)
+    name = f"agent-{mk.AGENT_C}"
+    data = (SUB / f"{name}.jsonl").read_bytes()
+    shutil.copy(SUB / f"{name}.meta.json", d / f"{name}.meta.json")
+    f = d / f"{name}.jsonl"
+    cut = line_offsets(SUB / f"{name}.jsonl")[3]
+    f.write_bytes(data[:cut])
+    src = source_file_for(IMP, f)
+    rows1, cp = _pass(src, None)
+    assert cp is not None and json.loads(cp.parser_state)["sidecar"] == {
+        "agentType": "Explore", "toolUseId": "toolu_01Agent"}
+    (d / f"{name}.meta.json").write_text('{"agentType":"Changed","toolUseId":"toolu_other"}')
+    with open(f, "ab") as fh:
+        fh.write(data[cut:])
+    rows2, cp2 = _pass(src, cp)
+    assert len(rows1) == 2 and len(rows2) == 2
+    assert {r["attributes"] for r in rows1 + rows2} == {
+        '{"claude":{"agent_type":"Explore","spawned_by_tool_use_id":"toolu_01Agent"},'
+        '"gateway":{"identity_source":"native"}}'}
+    # a reset (no checkpoint) captures the sidecar again
+    rows3, _ = _pass(src, None)
+    assert {attrs(r)["claude"]["agent_type"] for r in rows3} == {"Changed"}
+    # a sidecar that is absent, or not JSON, is captured as null
+    (d / f"{name}.meta.json").write_text("{not json")
+    rows4, cp4 = _pass(src, None)
+    assert json.loads(cp4.parser_state)["sidecar"] is None and "claude" not in attrs(rows4[0])
+
+
+def test_aside_question_replay_never_duplicates_or_double_counts(tmp_path):
+    from hypaware_tui.core.dataset import scan_messages
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.storage import Storage
+
+    main, _ = load(MAIN)
+    aside, _ = load(SUB / f"agent-{mk.AGENT_ASIDE}.jsonl")
+    replayed = {U(1), U(4), U(5)}
+    assert {r["message_id"] for r in aside} >= replayed
+    results = {}
+    for order in ("main-first", "aside-first"):
+        layout = Layout(tmp_path / order)
+        batches = [main, aside] if order == "main-first" else [aside, main]
+        with Storage(layout) as storage:
+            written = [storage.commit([dict(r) for r in b], []).rows_written for b in batches]
+        df = scan_messages(layout).collect()
+        assert df["part_id"].n_unique() == df.height  # no duplicate part_id
+        assert df.height == len({r["part_id"] for r in main + aside}) == sum(written)
+        use = usage_view(scan_messages(layout)).collect()
+        assert use["usage_key"].n_unique() == use.height
+        # every API response counts at most once across the two files
+        assert use.filter(pl.col("api_message_id") == "msg_01AAA").height == 1
+        results[order] = use
+    first = results["main-first"].filter(pl.col("api_message_id") == "msg_01AAA").row(0, named=True)
+    assert (first["output_tokens"], first["is_sidechain"], first["message_id"]) == (121, False, U(5))
+    # the side question's own response counts in both orders
+    for use in results.values():
+        own = use.filter(pl.col("api_message_id") == "msg_04AAA").to_dicts()
+        assert len(own) == 1 and own[0]["output_tokens"] == 6 and own[0]["agent_id"] == mk.AGENT_ASIDE
+
+
+# --------------------------------------------------------------------------------------------- record types
+
+
+def test_non_message_records_are_counted_per_type():
+    stats = ParseStats()
+    total_rows = 0
+    for p in (MAIN, SUB / f"agent-{mk.AGENT_C}.jsonl", ODD / "teleported-only.jsonl"):
+        rows, s = load(p)
+        stats.merge(s)
+        total_rows += len(rows)
+        assert all(r["provider_type"] in ("user", "assistant", "system") for r in rows)
+    for typ in ("file-history-snapshot", "queue-operation", "progress", "permission-mode", "teleported-from",
+                "agent-setting", "attachment", "last-prompt", "ai-title", "custom-title", "pr-link",
+                "worktree-state", "tool_use", "tool_result", "brand-new-record-2027", "system/turn_duration",
+                "system/api_error"):
+        assert stats.records_by_type[typ] == 1, typ
+    rows, s = load(MAIN)
+    non_msg = 33 - 18  # lines in the file minus message lines
+    assert s.lines_skipped == {"not_a_message": non_msg}
+    assert sum(s.records_by_type.values()) == 33
+
+
+def test_message_line_shapes():
+    lines = [
+        {"sessionId": "s", "uuid": "n1", "timestamp": "2026-05-20T10:00:00Z",
+         "message": {"role": "user", "content": "no type field"}},
+        {"type": "assistant", "sessionId": "s", "uuid": "n2", "timestamp": "2026-05-20T10:00:01Z",
+         "message": {"content": [{"type": "text", "text": "no role: role = type"}]}},
+        {"type": "progress", "sessionId": "s", "uuid": "n3", "timestamp": "2026-05-20T10:00:02Z",
+         "data": {"message": {"role": "user", "content": "nested message is not a message"}}},
+        {"type": "user", "sessionId": "s", "uuid": "n4", "timestamp": "2026-05-20T10:00:03Z",
+         "message": {"role": "user", "content": "snake", "id": ""}, "parent_uuid": "n2", "request_id": "r",
+         "prompt_id": "p", "logical_parent_uuid": "l", "source_tool_assistant_uuid": "a", "userType": ""},
+        {"type": "system", "sessionId": "s", "timestamp": "2026-05-20T10:00:04Z", "content": "plain"},
+        {"type": "user", "sessionId": "s", "uuid": "n5", "timestamp": "2026-05-20T10:00:05Z",
+         "message": {"role": "tool", "content": [{"type": "mystery_block", "text": "kept", "x": 1},
+                                                 {"type": "audio_x"}]}},
+    ]
+    rows, stats = _rows_from_lines(lines, "shapes.jsonl", stats=True)
+    m = by_id(rows)
+    assert m["n1"][0]["role"] == "user" and m["n1"][0].get("provider_type") is None
+    assert m["n2"][0]["role"] == "assistant" and m["n2"][0]["content_text"] == "no role: role = type"
+    assert "n3" not in m
+    n4 = m["n4"][0]
+    assert (n4["parent_uuid"], n4["request_id"], n4["prompt_id"], n4["logical_parent_uuid"],
+            n4["source_tool_assistant_uuid"]) == ("n2", "r", "p", "l", "a")
+    assert n4.get("api_message_id") is None and n4.get("user_type") is None
+    a, b = m["n5"]
+    assert (a["role"], a["part_type"], a["content_text"], a["provider_subtype"]) == (
+        "tool", "mystery_block", "kept", "mystery_block")
+    assert (b["part_type"], b.get("content_text")) == ("audio_x", None)
+    assert stats.records_by_type == {"unknown": 1, "assistant": 1, "progress": 1, "user": 2, "system": 1}
+    assert stats.lines_skipped == {"not_a_message": 2}
+
+
+def test_unknown_shapes_are_counted_and_never_cost_valid_lines():
+    rows, stats = load(ODD / "unknown-shapes.jsonl")
+    m = by_id(rows)
+    assert m[U(1, "9f00")][0]["content_text"] == "valid first"
+    assert m[U(11, "9f00")][0]["content_text"] == "valid last"
+    assert stats.lines_skipped == {"malformed": 5, "empty_content": 1, "not_a_message": 2}
+    # usage as a list, model as a number, id as a number, stop_reason as an object: the text survives
+    (u4,) = m[U(4, "9f00")]
+    assert u4["content_text"] == "usage is a list" and u4.get("model") is None and u4.get("api_message_id") is None
+    assert u4.get("finish_reason") is None and u4.get("output_tokens") is None
+    # a timestamp object is unparseable: inherited from the line before
+    (u5,) = m[U(5, "9f00")]
+    assert u5["message_created_at"] == us(mk.ts(3)) and attrs(u5)["gateway"]["timestamp_source"] == "inherited_earlier"
+    # odd blocks
+    assert [(r["part_type"], r.get("content_text")) for r in m[U(6, "9f00")]] == [
+        ("unknown", "block without type"), ("unknown", "numeric type"), ("tool_result", '{"a":1}')]
+    tr = m[U(6, "9f00")][2]
+    assert tr.get("tool_call_id") is None and tr.get("is_error") is None
+    call, think = m[U(7, "9f00")]
+    assert call["tool_args"] == '"not json {"' and think.get("thinking_signature") is None
+    assert (think.get("input_tokens"), think.get("output_tokens"), think.get("cache_read_tokens"),
+            think.get("cache_write_tokens")) == (None, None, None, -1)
+    # a 300-deep tool input is kept as canonical JSON
+    (deep,) = m[U(12, "9f00")]
+    assert deep["tool_args"].startswith('{"k":{"k":') and deep["tool_args"].count("{") == 300
+    # epoch-ms far out of range is unparseable too
+    (u8,) = m[U(8, "9f00")]
+    assert attrs(u8)["gateway"]["timestamp_source"] == "inherited_earlier"
+    assert stats.records_by_type["unknown"] == 2 and stats.records_by_type["system"] == 1
+
+
+def test_odd_files_import_cleanly():
+    for name in ("empty.jsonl", "teleported-only.jsonl"):
+        rows, stats = load(ODD / name)
+        assert rows == [] and sum(stats.lines_skipped.values()) == (0 if name == "empty.jsonl" else 1)
+        assert stats.lines_skipped.get("malformed", 0) == 0
+    rows, stats = load(ODD / "pretty.jsonl")
+    nonblank = [ln for ln in (ODD / "pretty.jsonl").read_bytes().split(b"\n") if ln.strip()]
+    assert rows == [] and stats.lines_skipped == {"malformed": len(nonblank)}
+
+
+def test_no_session_id():
+    rows, stats = load(ODD / "no-session.jsonl")
+    assert [r["message_id"] for r in rows] == [U(2, "9800"), U(3, "9800")]
+    assert rows[1]["session_id"] == mk.S_ODD  # the last one seen earlier in the file
+    assert stats.lines_skipped == {"no_session_id": 2, "empty_content": 2}
+    assert [r["message_index"] for r in rows] == [0, 1]
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def test_truncated_last_line_waits_then_imports_once(tmp_path):
+    src_path = ODD / "truncated.jsonl"
+    data = src_path.read_bytes()
+    assert not data.endswith(b"\n")
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(data)
+    src = source_file_for(IMP, f)
+    rows1, cp = _pass(src, None)
+    assert [r["message_id"] for r in rows1] == [U(1, "9a00"), U(2, "9a00")]
+    assert cp.offset == data.rfind(b"\n") + 1
+    # the rest of the line arrives
+    full = mk.dumps(mk.Env(mk.S_ODD, "2.1.92", "/Users/ada/odd").user(
+        U(3, "9a00"), U(2, "9a00"), mk.ts(3), "the last line, cut while being written"))
+    tail = full[60:]
+    with open(f, "ab") as fh:
+        fh.write(tail.encode() + b"\n")
+    rows2, cp2 = _pass(src, cp)
+    assert [r["message_id"] for r in rows2] == [U(3, "9a00")]
+    assert rows2[0]["content_text"] == "the last line, cut while being written"
+    assert rows2[0]["previous_message_id"] == canonical_json([U(2, "9a00")]) and rows2[0]["message_index"] == 2
+    rows3, _ = _pass(src, cp2)
+    assert rows3 == []
+    whole, _ = _pass(src, None)
+    assert rows_multiset(rows1 + rows2) == rows_multiset(whole)
+
+
+def test_u0085_u2028_are_not_line_ends(main_rows):
+    rows, _ = main_rows
+    raw = MAIN.read_bytes()
+    assert "\u2028".encode() in raw and "\u0085".encode() in raw
+    assert any("\u2028" in (r.get("content_text") or "") for r in rows)
+
+
+def test_invalid_utf8_and_lone_surrogates():
+    rows, stats = load(ODD / "invalid-utf8.jsonl")
+    assert [r["content_text"] for r in rows] == ["before", "bad bytes: \ufffd\ufffd\ufffd here", "cut emoji: \ufffd",
+                                                 "after"]
+    assert sum(stats.lines_skipped.values()) == 0
+    frame_from_rows(rows).write_parquet(os.devnull)  # encodable as UTF-8
+
+
+def test_windows_project_dirs_and_cwd():
+    up, _ = load(PROJ / "C--Users-ada-repo" / f"{mk.S_WIN1}.jsonl")
+    low, _ = load(PROJ / "c--Users-ada-repo" / f"{mk.S_WIN2}.jsonl")
+    assert {r["cwd"] for r in up} == {"C:\\Users\\ada\\repo"} and {r["cwd"] for r in low} == {"c:\\Users\\ada\\repo"}
+    assert up[0]["content_text"] == low[0]["content_text"] == "run the build\r\nthen the tests"
+    assert json.loads(up[1]["tool_args"])["cwd"] == "C:\\Users\\ada\\repo"
+    # CRLF line ends and a BOM: the first line starts at 0, the second after "\r\n"
+    raw = (PROJ / "C--Users-ada-repo" / f"{mk.S_WIN1}.jsonl").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
+    assert [r["source_offset"] for r in up] == [0, raw.index(b"\r\n") + 2]
+    assert up[0]["source_path_hash"] != low[0]["source_path_hash"]
+    assert [r["message_index"] for r in up] == [0, 1]
+
+
+def test_interleaved_sessions_keep_separate_threads():
+    rows, _ = load(ODD / "interleaved.jsonl")
+    xs = [r for r in rows if r["session_id"] == mk.S_X]
+    ys = [r for r in rows if r["session_id"] == mk.S_Y]
+    assert [(r["message_index"], r["previous_message_id"]) for r in xs] == [
+        (0, "[]"), (1, canonical_json([U(1, "9c00")])), (2, canonical_json([U(2, "9c00")]))]
+    assert [(r["message_index"], r["previous_message_id"]) for r in ys] == [
+        (0, "[]"), (1, canonical_json([U(1, "9d00")]))]
+    assert {r["conversation_started_at"] for r in xs} == {us(mk.ts(0))}
+    assert {r["conversation_started_at"] for r in ys} == {us(mk.ts(1))}
+    assert {r["cwd"] for r in ys} == {"/Users/ada/y"} and {r["git_branch"] for r in ys} == {"other"}
+
+
+def test_timestamps_held_inherited_epoch_ms_and_fallback_ids(tmp_path):
+    path = ODD / "held.jsonl"
+    rows, stats = load(path)
+    later = 1779271230000 * 1000  # the epoch-ms timestamp of the first timestamped line
+    c0, c1, a3, u4, u5, u6 = rows
+    for r in (c0, c1):
+        assert r["message_created_at"] == later and r["conversation_started_at"] == later
+        assert attrs(r) == {"gateway": {"identity_source": "fallback", "timestamp_source": "inherited_later"}}
+        assert r.get("provider_uuid") is None
+    # the fallback id formula of schema.md §4.2; identical messages stay two messages
+    for ordinal, r in enumerate((c0, c1)):
+        want = hashlib.sha256(f"{mk.S_ODD}:{ordinal}:user:{json.dumps('continue')}".encode()).hexdigest()[:16]
+        assert r["message_id"] == want and r["part_id"] == f"{want}#0"
+    assert c0["message_id"] != c1["message_id"] and c1["previous_message_id"] == canonical_json([c0["message_id"]])
+    assert a3["message_created_at"] == later and "timestamp_source" not in attrs(a3)["gateway"]
+    assert a3["date"] == "2026-05-20" and a3["conversation_started_at"] == later
+    assert u4["message_created_at"] == later and attrs(u4)["gateway"]["timestamp_source"] == "inherited_earlier"
+    assert u5["message_created_at"] == us("2026-05-20T10:00:40.123456Z")  # +02:00, nanoseconds truncated
+    assert u6["message_created_at"] == u5["message_created_at"]  # zone-less string is unparseable
+    assert attrs(u6)["gateway"]["timestamp_source"] == "inherited_earlier"
+    assert {r["conversation_started_at"] for r in rows} == {later}
+    assert stats.lines_skipped == {"not_a_message": 2}
+    # incremental: the held lines are not consumed until the timestamped line arrives
+    offs = line_offsets(path)
+    data = path.read_bytes()
+    f = tmp_path / "held.jsonl"
+    f.write_bytes(data[: offs[4]])  # snapshot, two held lines, last-prompt
+    src = source_file_for(IMP, f)
+    got1, cp = _pass(src, None)
+    assert got1 == [] and cp.offset == offs[1]
+    state = json.loads(cp.parser_state)
+    assert state["threads"] == {} and state["last"]["session_id"] is None
+    f.write_bytes(data)
+    got2, _ = _pass(src, cp)
+    whole, _ = _pass(src, None)
+    assert rows_multiset(got1 + got2) == rows_multiset(whole)
+    assert len(whole) == 6
+
+
+def test_tool_result_in_a_later_piece_gets_tool_name(main_rows):
+    offs = line_offsets(MAIN)
+    rows, stats = load(MAIN, pieces=[offs[7], offs[8] + 5])  # the Read call before the cut, the result after
+    (res,) = by_id(rows)[U(7)]
+    assert res["tool_name"] == "Read"
+    assert rows_multiset(rows) == rows_multiset(main_rows[0])
+
+
+def test_tool_map_is_a_bounded_fifo(tmp_path):
+    lines = []
+    n = TOOL_MAP_CAP + 3
+    for i in range(n):
+        lines.append({"type": "assistant", "sessionId": "s", "uuid": f"c{i}", "timestamp": "2026-05-20T10:00:00Z",
+                      "message": {"role": "assistant", "content": [
+                          {"type": "tool_use", "id": f"t{i}", "name": f"Tool{i}", "input": {}}]}})
+    # an id seen again moves to the end (most recent last), without growing the map
+    lines.append({"type": "assistant", "sessionId": "s", "uuid": "again", "timestamp": "2026-05-20T10:00:00Z",
+                  "message": {"role": "assistant", "content": [
+                      {"type": "tool_use", "id": "t5", "name": "Renamed", "input": {}}]}})
+    for i in (0, 2, 3, 4, 5, n - 1):
+        lines.append({"type": "user", "sessionId": "s", "uuid": f"r{i}", "timestamp": "2026-05-20T10:00:01Z",
+                      "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}"}]}})
+    rows, _ = _rows_from_lines(lines, "tools.jsonl", tmp=tmp_path, stats=True)
+    names = {r["message_id"]: r.get("tool_name") for r in rows if r["part_type"] == "tool_result"}
+    # 4099 calls: t0..t2 were evicted; re-using t5 moved it to the end and renamed it
+    assert names == {"r0": None, "r2": None, "r3": "Tool3", "r4": "Tool4", "r5": "Renamed", f"r{n - 1}": f"Tool{n - 1}"}
+    f = tmp_path / "tools.jsonl"
+    cp = _pass(source_file_for(IMP, f), None)[1]
+    tools = json.loads(cp.parser_state)["tools"]
+    assert len(tools) == TOOL_MAP_CAP and tools[-1] == ["t5", "Renamed"] and tools[0] == ["t3", "Tool3"]
+
+
+def test_parser_state_shape(main_rows):
+    rows, cp = _pass(source_file_for(IMP, MAIN), None)
+    state = json.loads(cp.parser_state)
+    assert set(state) == {"v", "last_ts", "last", "threads", "tools", "sidecar"}
+    assert state["v"] == 1 and state["sidecar"] is None
+    assert state["last_ts"] == us(mk.ts(99))
+    assert state["last"] == {"session_id": mk.S_MAIN, "cwd": "/Users/ada/repo", "git_branch": "main",
+                             "version": "2.1.96", "entrypoint": None, "permission_mode": "acceptEdits"}
+    assert state["threads"] == {mk.S_MAIN: {"ordinal": 18, "last_message_id": U(23), "started_at": us(mk.ts(0))}}
+    assert state["tools"] == [["toolu_01Read", "Read"], ["srvtoolu_01", "web_search"], ["toolu_01Agent", "Agent"],
+                              ["toolu_01Bash", "Bash"]]
+
+
+def test_until_stops_before_the_first_later_line(tmp_path):
+    offs = line_offsets(MAIN)
+    until = us(mk.ts(10))  # U10 is at ts(10); the next timestamped line (U11) at ts(12)
+    src = source_file_for(IMP, MAIN)
+    rows, cp = _pass(src, None, window=Window(until_us=until))
+    assert max(r["message_created_at"] for r in rows) == until
+    assert cp.offset == offs[12] and cp.size == cp.offset  # stopped: size recorded as the offset
+    rest, _ = _pass(src, cp)
+    whole, _ = _pass(src, None)
+    assert rows_multiset(rows + rest) == rows_multiset(whole)
+
+
+def test_since_window_counts_outside_window():
+    since = us(mk.ts(60))
+    rows, stats = load(MAIN, window=Window(since_us=since))
+    assert min(r["message_created_at"] for r in rows) >= since
+    assert stats.lines_skipped["outside_window"] == 10
+    whole, _ = load(MAIN)
+    assert rows_multiset(rows) == rows_multiset([r for r in whole if r["message_created_at"] >= since])
+
+
+def test_desktop_entrypoint_and_worktree():
+    rows, stats = load(PROJ / "-Users-ada-repo--claude-worktrees-feat-x" / f"{mk.S_WT}.jsonl")
+    assert {r["entrypoint"] for r in rows} == {"claude-desktop"}
+    assert {r["cwd"] for r in rows} == {"/Users/ada/repo/.claude/worktrees/feat-x"}
+    assert stats.records_by_type["teleported-from"] == 1
+
+
+def test_determinism_and_no_clock(monkeypatch):
+    import time
+
+    a, _ = load(MAIN)
+    b, _ = load(MAIN)
+    monkeypatch.setattr(time, "time", lambda: 4_000_000_000.0)
+    monkeypatch.setattr(time, "time_ns", lambda: 4_000_000_000 * 10**9)
+    c, _ = load(MAIN)
+    assert a == b == c
+    held_a, _ = load(ODD / "held.jsonl")
+    held_b, _ = load(ODD / "held.jsonl")
+    assert held_a == held_b
+
+
+def test_every_row_has_all_columns_as_the_schema_says():
+    for path in sorted(PROJ.rglob("*.jsonl")):
+        rows, _ = load(path)
+        for r in rows:
+            assert set(r) <= set(COLUMN_NAMES)
+            assert json.loads(r["attributes"])["gateway"]["identity_source"] in ("native", "fallback")
+            for col in ("user_id", "system_text", "tools", "git_remote", "head_sha", "repo_root",
+                        "parent_thread_id", "attachment_type", "hook_event"):
+                assert r.get(col) is None
+
+
+# --------------------------------------------------------------------------------------------- discovery
+
+
+def _tree(root: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+
+def test_fixture_tree_discovery_order_and_layouts():
+    roots = IMP.roots(None, {"HOME": str(HOME)})
+    assert roots == [str(HOME / ".claude"), str(HOME / ".config" / "claude")]
+    disc = IMP.discover(roots)
+    assert disc.failed == []
+    names = [os.path.basename(f.path) for f in disc.files]
+    assert len(names) == len(list(PROJ.rglob("*.jsonl")))
+    first_agent = next(i for i, n in enumerate(names) if n.startswith("agent-"))
+    assert all(not n.startswith("agent-") for n in names[:first_agent])
+    assert all(n.startswith("agent-") for n in names[first_agent:])
+    assert [f.path for f in disc.files[:first_agent]] == sorted(f.path for f in disc.files[:first_agent])
+    assert all(f.is_session == (not os.path.basename(f.path).startswith("agent-")) for f in disc.files)
+    assert all(f.read_mode == "incremental" and f.client == "claude" for f in disc.files)
+    assert not any(n.endswith(".meta.json") for n in names)
+    for f in disc.files:
+        assert f.path_hash == hashlib.sha256(os.fsencode(os.path.realpath(f.path))).hexdigest()[:16]
+    # a nested subagent counts toward its parent's session in inventories
+    nested = next(f for f in disc.files if os.path.basename(f.path) == f"agent-{mk.AGENT_C}.jsonl")
+    parent = next(f for f in disc.files if os.path.basename(f.path) == f"{mk.S_MAIN}.jsonl")
+    assert IMP.session_key(nested) == IMP.session_key(parent) == parent.path_hash
+
+
+def test_roots_config_dir_alone_both_and_symlinked_pair(tmp_path):
+    line = (WORKED.read_bytes().split(b"\n")[0]) + b"\n"
+    # ~/.config/claude alone
+    h1 = tmp_path / "h1"
+    _tree(h1, {".config/claude/projects/-r/s.jsonl": line})
+    disc = IMP.discover(IMP.roots(None, {"HOME": str(h1)}))
+    assert [os.path.basename(f.path) for f in disc.files] == ["s.jsonl"] and disc.failed == []
+    assert IMP.detect(None, {"HOME": str(h1)}).root == str(h1 / ".config" / "claude")
+    # both roots, different files
+    h2 = tmp_path / "h2"
+    _tree(h2, {".claude/projects/-r/a.jsonl": line, ".config/claude/projects/-r/b.jsonl": line})
+    disc = IMP.discover(IMP.roots(None, {"HOME": str(h2)}))
+    assert sorted(os.path.basename(f.path) for f in disc.files) == ["a.jsonl", "b.jsonl"]
+    # a symlinked pair is one root
+    h3 = tmp_path / "h3"
+    _tree(h3, {".claude/projects/-r/a.jsonl": line})
+    (h3 / ".config").mkdir()
+    os.symlink(h3 / ".claude", h3 / ".config" / "claude")
+    roots = IMP.roots(None, {"HOME": str(h3)})
+    assert roots == [str(h3 / ".claude")]
+    disc = IMP.discover([str(h3 / ".claude"), str(h3 / ".config" / "claude")])  # even when given both
+    assert [os.path.basename(f.path) for f in disc.files] == ["a.jsonl"]
+    # nothing at all: no files, no error
+    assert IMP.discover(IMP.roots(None, {"HOME": str(tmp_path / "nobody")})).files == []
+    assert IMP.detect(None, {"HOME": str(tmp_path / "nobody")}).detected is False
+
+
+def test_roots_claude_config_dir_list_and_config_root(tmp_path):
+    env = {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": " a, ~/b ,, /abs/c ,"}
+    roots = IMP.roots(None, env)
+    assert roots == [os.path.abspath("a"), str(tmp_path / "b"), "/abs/c"]
+    assert IMP.roots("~/only", env) == [str(tmp_path / "only")]  # the config root wins
+    assert IMP.roots(None, {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": "  "}) == [
+        str(tmp_path / ".claude"), str(tmp_path / ".config" / "claude")]
+    line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
+    _tree(tmp_path, {"a/projects/-x/1.jsonl": line, "b/projects/-y/2.jsonl": line})
+    env = {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": f"{tmp_path / 'a'}, ~/b"}
+    disc = IMP.discover(IMP.roots(None, env))
+    assert sorted(os.path.basename(f.path) for f in disc.files) == ["1.jsonl", "2.jsonl"]
+
+
+def test_walk_symlinks_other_files_and_errors(tmp_path, monkeypatch):
+    line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
+    root = tmp_path / ".claude"
+    _tree(root, {
+        "projects/-r/s.jsonl": line,
+        "projects/-r/notes.txt": b"x",
+        "projects/-r/sessions-index.json": b"{}",
+        "projects/-r/s/subagents/agent-a1.meta.json": b"{}",
+        "history.jsonl": line,
+        "todos/t.jsonl": line,
+    })
+    os.symlink(root / "projects" / "-r", root / "projects" / "loop")  # a directory symlink: not followed
+    os.symlink(root / "projects" / "-r" / "s.jsonl", root / "projects" / "-r" / "link.jsonl")  # same real file
+    os.symlink(root / "history.jsonl", root / "projects" / "-r" / "hist-link.jsonl")  # a file symlink: resolved
+    disc = IMP.discover([str(root)])
+    assert sorted(f.path for f in disc.files) == sorted([str(root / "history.jsonl"), str(root / "projects/-r/s.jsonl")])
+    # a path-hash collision in one scan: reported, the second file skipped
+    import hypaware_tui.importers.claude as claude_mod
+
+    monkeypatch.setattr(claude_mod, "_path_hash", lambda real: "0" * 16)
+    disc = IMP.discover([str(root)])
+    assert len(disc.files) == 1 and len(disc.failed) == 1 and "same path hash" in disc.failed[0].message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
+def test_unreadable_directory_and_file_are_reported(tmp_path):
+    line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
+    root = tmp_path / ".claude"
+    _tree(root, {"projects/-ok/a.jsonl": line, "projects/-locked/b.jsonl": line, "projects/-ok/c.jsonl": line})
+    os.chmod(root / "projects" / "-locked", 0)
+    os.chmod(root / "projects" / "-ok" / "c.jsonl", 0)
+    try:
+        disc = IMP.discover([str(root)])
+    finally:
+        os.chmod(root / "projects" / "-locked", 0o755)
+        os.chmod(root / "projects" / "-ok" / "c.jsonl", 0o644)
+    assert [os.path.basename(f.path) for f in disc.files] == ["a.jsonl"]
+    assert len(disc.failed) == 2 and all(str(tmp_path) not in e.where for e in disc.failed)
+
+
+def test_unreadable_entries_simulated(tmp_path, monkeypatch):
+    """Same as above, for runs as root: scandir / access fail."""
+    line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
+    root = tmp_path / ".claude"
+    _tree(root, {"projects/-ok/a.jsonl": line, "projects/-locked/b.jsonl": line, "projects/-ok/c.jsonl": line})
+    real_scandir, real_access = os.scandir, os.access
+
+    def scandir(path):
+        if str(path).endswith("-locked"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "access", lambda p, m: False if str(p).endswith("c.jsonl") else real_access(p, m))
+    disc = IMP.discover([str(root)])
+    assert [os.path.basename(f.path) for f in disc.files] == ["a.jsonl"]
+    assert len(disc.failed) == 2
+    assert any("directory" in e.message for e in disc.failed) and any("transcript (" in e.message for e in disc.failed)
+
+
+def test_inventory_head_and_tail():
+    src = source_file_for(IMP, MAIN)
+    inv = IMP.inventory_file(src, src.size, src.mtime_ns)
+    assert (inv.first_ts, inv.last_ts) == (us(mk.ts(0)), us(mk.ts(99)))
+    empty = source_file_for(IMP, ODD / "empty.jsonl")
+    inv = IMP.inventory_file(empty, 0, empty.mtime_ns)
+    assert (inv.first_ts, inv.last_ts) == (None, None)
+
+
+def test_registry_returns_the_claude_importer():
+    imp = get_importer("claude")
+    assert isinstance(imp, ClaudeImporter) and imp.name == "claude" and imp.provider == "anthropic"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _pass(src, checkpoint, window: Window | None = None):
+    window = window or Window()
+    stats = ParseStats()
+    rows, cp = [], checkpoint
+    for batch in FilePass(IMP, src, checkpoint, window, stats).batches():
+        rows += batch.rows
+        if batch.update is not None:
+            cp = batch.update.entry
+    return rows, cp
+
+
+def _rows_from_lines(lines, name, *, tmp: Path | None = None, stats: bool = False):
+    import tempfile
+
+    d = Path(tmp) if tmp is not None else Path(tempfile.mkdtemp(prefix="hyp-claude-"))
+    p = d / name
+    p.write_bytes(b"".join(json.dumps(x).encode() + b"\n" for x in lines))
+    rows, st = load(p)
+    if tmp is None:
+        shutil.rmtree(d, ignore_errors=True)
+    return (rows, st) if stats else rows
