@@ -501,7 +501,8 @@ class Storage:
             memo = self._refresh_memo(source, date_)
             fresh = part
             if part is not None and memo.ids:
-                fresh = part.filter(~pl.col("part_id").is_in(pl.Series(list(memo.ids), dtype=pl.String)))
+                ids = memo.ids
+                fresh = part.filter(pl.Series([pid not in ids for pid in part["part_id"].to_list()]))
                 dupes += part.height - fresh.height
             result.duplicates_skipped += dupes
             if fresh is None or fresh.height == 0:

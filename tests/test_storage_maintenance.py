@@ -1,0 +1,236 @@
+"""Compaction (storage.md §8), retention prune (§7.4) and stale temp cleanup (§3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from helpers import make_row, make_rows
+
+from hypaware_tui.core.checkpoints import Checkpoint, StateDB
+from hypaware_tui.core.dataset import scan_messages
+from hypaware_tui.core.events import EventLog
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.schema import frame_from_rows
+from hypaware_tui.core.storage import Storage, cut_date_for, list_part_files
+
+TODAY = date(2026, 8, 30)
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(tmp_path / "hyp")
+
+
+@pytest.fixture
+def storage(layout: Layout):
+    s = Storage(layout, events=EventLog(layout, "RUN", enabled=True))
+    yield s
+    s.close()
+
+
+def files_in(layout: Layout, source: str = "claude", d: str = "2026-05-01") -> list[str]:
+    return list_part_files(layout.partition_dir(source, d))
+
+
+def events(layout: Layout, name: str) -> list[dict]:
+    if not layout.events_log.exists():
+        return []
+    return [e for e in map(json.loads, layout.events_log.read_text().splitlines()) if e["event"] == name]
+
+
+def ten_one_row_files_with_duplicates(storage: Storage, layout: Layout) -> None:
+    for row in make_rows(10):
+        storage.commit([row], [])
+    # Duplicates that dedupe would normally prevent (e.g. two writers on a filesystem without locks):
+    # written directly, bypassing the commit's dedupe.
+    pdir = layout.partition_dir("claude", "2026-05-01")
+    dup = frame_from_rows([make_row(message_id="m3", message_index=3, content_text="later copy")])
+    storage._write_part(pdir, dup)
+    storage._write_part(pdir, frame_from_rows(make_rows(2)))
+
+
+# --- compaction ------------------------------------------------------------------------------------------
+
+
+def test_compaction_keeps_distinct_part_ids_and_removes_duplicates(storage: Storage, layout: Layout) -> None:
+    ten_one_row_files_with_duplicates(storage, layout)
+    storage.commit([make_row(message_id="single", created="2026-05-02T00:00:00Z")], [])
+    assert len(files_in(layout)) == 12
+    before = scan_messages(layout).collect()
+    inputs = pl.concat(
+        [pl.read_parquet(layout.partition_dir("claude", "2026-05-01") / f) for f in files_in(layout)]
+    )
+    assert inputs.height == 13 and inputs["part_id"].n_unique() == 10
+
+    result = storage.compact()
+    assert result.error is None
+    assert [p.name for p in result.partitions] == ["source=claude/date=2026-05-01"]  # single-file one skipped
+    p = result.partitions[0]
+    assert (p.files_before, p.rows_before, p.duplicates) == (12, 13, 3)
+    names = files_in(layout)
+    assert names == [p.file]
+    out = pl.read_parquet(layout.partition_dir("claude", "2026-05-01") / names[0])
+    assert out.height == 10 and sorted(out["part_id"]) == sorted(inputs["part_id"].unique())
+    # First copy (name order) wins, and the file is sorted by the §2 key.
+    assert out.filter(pl.col("part_id") == "m3#0")["content_text"][0] == "hello"
+    assert out["message_id"].to_list() == [f"m{i}" for i in range(10)]
+    after = scan_messages(layout).collect()
+    assert after.sort("part_id").equals(before.sort("part_id"))
+    ev = events(layout, "cache.compact")[-1]
+    assert ev["partitions"] == 1 and ev["files_removed"] == 12 and ev["duplicates_removed"] == 3
+    assert ev["bytes_before"] > ev["bytes_after"] > 0
+    # The memo follows: re-committing the same rows adds nothing.
+    assert storage.commit(make_rows(10), []).rows_written == 0
+    assert storage.compact().partitions == []  # nothing left to do
+
+
+def test_compaction_dry_run_changes_nothing(storage: Storage, layout: Layout) -> None:
+    ten_one_row_files_with_duplicates(storage, layout)
+    snapshot = sorted((p, p.stat().st_mtime_ns) for p in layout.home.rglob("*"))
+    result = storage.compact(dry_run=True)
+    assert [(p.files_before, p.rows_before, p.duplicates) for p in result.partitions] == [(12, 13, 3)]
+    assert result.bytes_after is None
+    assert sorted((p, p.stat().st_mtime_ns) for p in layout.home.rglob("*")) == snapshot
+    assert events(layout, "cache.compact") == []
+
+
+def test_failed_verification_keeps_the_inputs(storage: Storage, layout: Layout) -> None:
+    ten_one_row_files_with_duplicates(storage, layout)
+    before = files_in(layout)
+    seen: list[Path] = []
+
+    def reject(path: Path, frame: pl.DataFrame) -> bool:
+        seen.append(path)
+        assert frame.height == 10
+        return False
+
+    storage.verify_hook = reject
+    result = storage.compact()
+    assert (
+        result.error and "failed verification" in result.error and "original files were kept" in result.error
+    )
+    assert result.failed_partition == "source=claude/date=2026-05-01" and result.partitions == []
+    assert files_in(layout) == before and not seen[0].exists()
+    assert not list(layout.dataset_root.rglob("*.tmp"))
+    assert scan_messages(layout).collect().height == 10
+
+
+def test_compaction_stops_at_an_unreadable_file(storage: Storage, layout: Layout) -> None:
+    ten_one_row_files_with_duplicates(storage, layout)
+    for row in make_rows(2, prefix="x", created="2026-05-03T00:00:00Z"):
+        storage.commit([row], [])
+    bad = layout.partition_dir("claude", "2026-05-01") / "part-00000000000000000000000000000000.parquet"
+    bad.write_bytes(b"PAR1garbage")
+    result = storage.compact()
+    assert result.failed_partition == "source=claude/date=2026-05-01"
+    assert bad.name in result.error and "Move it out of" in result.error
+    assert len(files_in(layout)) == 13 and len(files_in(layout, d="2026-05-03")) == 2  # left as they were
+
+
+# --- prune -----------------------------------------------------------------------------------------------
+
+
+def dated_dataset(storage: Storage) -> dict[str, int]:
+    """Partitions at TODAY minus 200, 121, 120, 119 and 1 days; returns rows per date."""
+    counts = {}
+    for i, days in enumerate((200, 121, 120, 119, 1)):
+        d = TODAY - timedelta(days=days)
+        n = i + 1
+        storage.commit(make_rows(n, prefix=f"d{days}_", created=f"{d.isoformat()}T12:00:00Z"), [])
+        counts[d.isoformat()] = n
+    storage.commit(
+        make_rows(
+            2,
+            prefix="cx",
+            client_name="codex",
+            created=f"{(TODAY - timedelta(days=200)).isoformat()}T01:00:00Z",
+        ),
+        [],
+    )
+    return counts
+
+
+def test_prune_removes_exactly_the_partitions_before_the_cut(storage: Storage, layout: Layout) -> None:
+    dated_dataset(storage)
+    cut = cut_date_for(120, TODAY)
+    assert cut == "2026-05-02"
+    dry = storage.prune(120, today=TODAY, dry_run=True)
+    expected = [
+        "source=claude/date=2026-02-11",
+        "source=claude/date=2026-05-01",
+        "source=codex/date=2026-02-11",
+    ]
+    assert sorted(p.name for p in dry.partitions) == expected
+    assert dry.rows_removed == 1 + 2 + 2 and dry.files_removed == 3
+    assert len(list(layout.dataset_root.glob("**/*.parquet"))) == 6  # dry run changed nothing
+
+    res = storage.prune(120, today=TODAY)
+    assert sorted(p.name for p in res.partitions) == expected and res.rows_removed == 5
+    left = sorted(
+        p.parent.relative_to(layout.dataset_root).as_posix() for p in layout.dataset_root.glob("**/*.parquet")
+    )
+    assert left == [
+        "source=claude/date=2026-05-02",
+        "source=claude/date=2026-05-03",
+        "source=claude/date=2026-08-29",
+    ]
+    assert not (layout.dataset_root / "source=codex").exists()  # emptied source dir removed
+    assert list(layout.trash.iterdir()) == []  # deleted, not just moved
+    ev = events(layout, "cache.prune")[-1]
+    assert ev["partitions"] == 3 and ev["rows_removed"] == 5 and ev["bytes_before"] > ev["bytes_after"]
+    assert storage.prune(120, today=TODAY).partitions == []
+
+
+def test_prune_with_retention_zero_removes_nothing(storage: Storage, layout: Layout) -> None:
+    dated_dataset(storage)
+    assert storage.prune(0, today=TODAY, dry_run=True).partitions == []
+    res = storage.prune(0, today=TODAY)
+    assert res.partitions == [] and res.cut_date is None
+    assert len(list(layout.dataset_root.glob("**/*.parquet"))) == 6
+
+
+def test_prune_on_a_missing_home_creates_nothing(layout: Layout) -> None:
+    Storage(layout).prune(120, today=TODAY)
+    assert not layout.home.exists()
+
+
+def test_prune_deletes_stale_tmp_and_stale_checkpoints(storage: Storage, layout: Layout) -> None:
+    dated_dataset(storage)
+    pdir = layout.partition_dir("claude", "2026-08-29")
+    old_tmp, new_tmp = pdir / ".part-old.parquet.tmp", pdir / ".part-new.parquet.tmp"
+    old_tmp.write_bytes(b"x")
+    new_tmp.write_bytes(b"x")
+    os.utime(old_tmp, (time.time() - 7200, time.time() - 7200))
+    with StateDB.open(layout, create=True) as db:
+        db.put_many(
+            [Checkpoint(h, client, "incremental", 1, 1, 10, 1, 10, 10, "0" * 64, "{}")
+             for h, client in (("a" * 16, "claude"), ("b" * 16, "claude"), ("c" * 16, "codex"))]
+        )  # fmt: skip
+    res = storage.prune(120, today=TODAY, client_roots_hashes={"claude": {"a" * 16}, "codex": None})
+    assert res.tmp_removed == 1 and not old_tmp.exists() and new_tmp.exists()
+    assert res.checkpoints_removed == 1
+    with StateDB.open(layout, create=False) as db:
+        assert sorted(db.get_all()) == ["a" * 16, "c" * 16]  # codex roots unreadable: kept
+
+
+def test_prune_finishes_an_interrupted_trash(storage: Storage, layout: Layout) -> None:
+    dated_dataset(storage)
+    leftover = layout.trash / "0190abcd"
+    (leftover / "x").mkdir(parents=True)
+    storage.prune(120, today=TODAY)
+    assert list(layout.trash.iterdir()) == []
+
+
+def test_cleanup_tmp_keeps_fresh_temp_files(storage: Storage, layout: Layout) -> None:
+    storage.commit(make_rows(1), [])
+    pdir = layout.partition_dir("claude", "2026-05-01")
+    (pdir / ".part-x.parquet.tmp").write_bytes(b"x")
+    assert storage.cleanup_tmp() == 0
+    assert storage.cleanup_tmp(now=time.time() + 3601) == 1
+    assert list_part_files(pdir) and not list(pdir.glob("*.tmp"))

@@ -1,0 +1,274 @@
+"""The pieces under the storage engine: HYP_HOME layout and atomic writes, ids, the events log and the
+SQLite state database (storage.md §1, §3, §5.1, §10, §11)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import sqlite3
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from hypaware_tui.core import paths as paths_mod
+from hypaware_tui.core.checkpoints import Checkpoint, StateDB, StateDBError
+from hypaware_tui.core.events import EventLog, iter_events_reversed, last_event_times
+from hypaware_tui.core.ids import new_run_id, uuid7_hex
+from hypaware_tui.core.paths import Layout, atomic_write_bytes, ensure_dir, resolve_hyp_home
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+# --- paths -----------------------------------------------------------------------------------------------
+
+
+def test_resolve_hyp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_hyp_home({"HOME": "/home/ada"}) == Path("/home/ada/.hyp")
+    assert resolve_hyp_home({"HOME": "/home/ada", "HYP_HOME": "~/data/hyp"}) == Path("/home/ada/data/hyp")
+    assert resolve_hyp_home({"HOME": "/home/ada", "HYP_HOME": "/srv/hyp/"}) == Path("/srv/hyp")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_hyp_home({"HYP_HOME": "rel/hyp"}) == tmp_path / "rel" / "hyp"
+    assert resolve_hyp_home({"HOME": "/h", "HYP_HOME": ""}) == Path("/h/.hyp")
+
+
+def test_layout_paths_and_no_disk_access(tmp_path: Path) -> None:
+    lay = Layout.resolve({"HYP_HOME": str(tmp_path / "h")})
+    rel = {k: getattr(lay, k).relative_to(lay.home).as_posix() for k in (
+        "config", "cache_dir", "dataset_root", "trash", "state_dir", "ingest_db", "capture_json", "run_dir",
+        "write_lock", "daemon_pid", "daemon_status", "logs_dir", "events_log", "daemon_log")}  # fmt: skip
+    assert rel == {
+        "config": "hypaware-config.json",
+        "cache_dir": "cache",
+        "dataset_root": "cache/ai_gateway_messages",
+        "trash": "cache/.trash",
+        "state_dir": "state",
+        "ingest_db": "state/ingest.sqlite",
+        "capture_json": "state/capture.json",
+        "run_dir": "run",
+        "write_lock": "run/write.lock",
+        "daemon_pid": "run/daemon.pid",
+        "daemon_status": "run/daemon-status.json",
+        "logs_dir": "logs",
+        "events_log": "logs/events.jsonl",
+        "daemon_log": "logs/daemon.log",
+    }
+    assert not lay.home.exists()
+
+
+def test_ensure_dir_creates_0700_chain(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        ensure_dir(tmp_path / "a" / "b" / "c")
+    finally:
+        os.umask(old)
+    for p in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c"):
+        assert mode(p) == 0o700
+    (tmp_path / "mine").mkdir(mode=0o755)
+    os.chmod(tmp_path / "mine", 0o755)
+    ensure_dir(tmp_path / "mine")
+    assert mode(tmp_path / "mine") == 0o755  # an existing directory keeps its mode
+
+
+def test_atomic_write_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "d" / "f.json"
+    atomic_write_bytes(target, b"one")
+    assert target.read_bytes() == b"one" and mode(target) == 0o600 and mode(target.parent) == 0o700
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(paths_mod, "write_all", full)
+    with pytest.raises(OSError, match="No space"):
+        atomic_write_bytes(target, b"three")
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]  # temp removed
+
+
+# --- ids -------------------------------------------------------------------------------------------------
+
+
+def test_run_ids_are_time_sortable_ulids() -> None:
+    a = new_run_id()
+    time.sleep(0.002)
+    b = new_run_id()
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", a) and a < b
+
+
+def test_uuid7_hex_is_ordered_within_a_process() -> None:
+    ids = [uuid7_hex() for _ in range(5000)]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert all(i[12] == "7" and i[16] in "89ab" for i in ids)  # version 7, RFC 4122 variant
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    ms = int(ids[0][:12], 16)
+    assert abs(ms - time.time() * 1000) < 5000
+
+
+# --- events ----------------------------------------------------------------------------------------------
+
+
+def test_events_fields_mode_and_disabled_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lay = Layout(tmp_path / "h")
+    EventLog(lay, "RUN1", enabled=False).emit("backfill.start", providers=["claude"])
+    assert not lay.home.exists()  # a dry run writes nothing, creates nothing
+    monkeypatch.delenv("DEV_RUN_ID", raising=False)
+    log = EventLog(lay, "RUN1", enabled=True)
+    log.emit("backfill.start", providers=["claude"])
+    log.emit("backfill.plan", provider="codex", files=3)
+    monkeypatch.setenv("DEV_RUN_ID", "dev-42")
+    EventLog(lay, "RUN2", enabled=True).emit("backfill.finish", status="ok")
+    lines = [json.loads(x) for x in lay.events_log.read_text().splitlines()]
+    assert [e["event"] for e in lines] == ["backfill.start", "backfill.plan", "backfill.finish"]
+    assert lines[0]["dev_run_id"] == "RUN1" and lines[2]["dev_run_id"] == "dev-42"
+    assert lines[1]["provider"] == "codex" and "provider" not in lines[0]
+    assert all(e["dataset"] == "ai_gateway_messages" for e in lines)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", lines[0]["ts"])
+    assert mode(lay.events_log) == 0o600 and mode(lay.logs_dir) == 0o700
+
+
+def test_events_rotate_keeping_three(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    log = EventLog(lay, "R", enabled=True, max_bytes=2000)
+    for i in range(200):
+        log.emit("backfill.write", n=i, pad="x" * 50)
+    names = sorted(p.name for p in lay.logs_dir.iterdir())
+    assert names == ["events.jsonl", "events.jsonl.1", "events.jsonl.2", "events.jsonl.3"]
+    for p in lay.logs_dir.iterdir():
+        assert p.stat().st_size <= 2000 and mode(p) == 0o600
+    newest = next(iter_events_reversed(lay))
+    assert newest["n"] == 199
+    seen = [e["n"] for e in iter_events_reversed(lay)]
+    assert seen == sorted(seen, reverse=True) and seen[0] == 199
+
+
+def test_last_event_times(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    assert last_event_times(lay, ["cache.prune"]) == {"cache.prune": None}
+    log = EventLog(lay, "R", enabled=True)
+    log.emit("cache.prune", partitions=1)
+    log.emit("cache.compact", partitions=1)
+    first = last_event_times(lay, ["cache.prune", "cache.compact"])
+    time.sleep(0.01)
+    log.emit("cache.prune", partitions=2)
+    again = last_event_times(lay, ["cache.prune", "cache.compact"])
+    assert again["cache.compact"] == first["cache.compact"] and again["cache.prune"] > first["cache.prune"]
+
+
+# --- state database ------------------------------------------------------------------------------------------
+
+
+def cp(h: str, client: str = "claude", offset: int = 10, **kw) -> Checkpoint:
+    base = dict(path_hash=h, client_name=client, read_mode="incremental", device=1, inode=2, size=100,
+                mtime_ns=123, offset=offset, head_len=50, head_sha256="ab" * 32, parser_state='{"k":1}')  # fmt: skip
+    base.update(kw)
+    return Checkpoint(**base)
+
+
+def test_statedb_read_only_on_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=False) as db:
+        assert db.get("x") is None and db.get_all() == {} and db.get_meta("import_floor_date") is None
+        with pytest.raises(StateDBError, match="read-only"):
+            db.put_many([cp("a" * 16)])
+    assert not lay.home.exists()
+
+
+def test_statedb_schema_pragmas_and_modes(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    old = os.umask(0o022)
+    try:
+        db = StateDB.open(lay, create=True)
+        db.put(cp("a" * 16))
+    finally:
+        os.umask(old)
+    conn = sqlite3.connect(lay.ingest_db)
+    cols = [(r[1], r[2], r[3], r[5]) for r in conn.execute("PRAGMA table_info(files)")]
+    assert cols == [
+        ("path_hash", "TEXT", 0, 1), ("client_name", "TEXT", 1, 0), ("read_mode", "TEXT", 1, 0),
+        ("device", "INTEGER", 0, 0), ("inode", "INTEGER", 0, 0), ("size", "INTEGER", 1, 0),
+        ("mtime_ns", "INTEGER", 1, 0), ("offset", "INTEGER", 1, 0), ("head_len", "INTEGER", 1, 0),
+        ("head_sha256", "TEXT", 1, 0), ("parser_state", "TEXT", 1, 0), ("rows_emitted", "INTEGER", 1, 0),
+        ("updated_at", "TEXT", 1, 0),
+    ]  # fmt: skip
+    assert [(r[1], r[2], r[3], r[5]) for r in conn.execute("PRAGMA table_info(meta)")] == [
+        ("key", "TEXT", 0, 1),
+        ("value", "TEXT", 1, 0),
+    ]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("SELECT value FROM meta WHERE key='state_version'").fetchone()[0] == "1"
+    conn.close()
+    assert db._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    for suffix in ("", "-wal", "-shm"):
+        assert mode(Path(f"{lay.ingest_db}{suffix}")) == 0o600, suffix
+    assert mode(lay.state_dir) == 0o700
+    db.close()
+
+
+def test_statedb_api(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        assert db.put_many([cp("a" * 16), cp("b" * 16, "codex"), cp("c" * 16, offset=99)]) == 3
+        assert db.get("a" * 16) == cp("a" * 16)
+        assert set(db.get_all()) == {"a" * 16, "b" * 16, "c" * 16}
+        assert set(db.get_all("codex")) == {"b" * 16}
+        db.put(cp("a" * 16, offset=50, parser_state='{"k":2}'))
+        assert db.get("a" * 16).offset == 50
+        assert db.delete(["b" * 16, "zz"]) == 1 and db.get("b" * 16) is None
+        db.set_meta("import_floor_date", "2026-05-01")
+        assert db.get_meta("import_floor_date") == "2026-05-01"
+        assert db.reset_all() == 2
+        for c in db.get_all().values():
+            assert (c.offset, c.parser_state, c.head_len, c.head_sha256, c.size, c.mtime_ns) == (
+                0,
+                "{}",
+                0,
+                "",
+                0,
+                0,
+            )
+            assert c.inode == 2  # entries are kept
+        row = db._conn.execute("SELECT updated_at FROM files LIMIT 1").fetchone()[0]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row)
+
+
+def test_put_many_is_one_transaction(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put(cp("a" * 16))
+        bad = cp("b" * 16, client_name=None)  # NOT NULL violation in the middle of the batch
+        with pytest.raises(sqlite3.IntegrityError):
+            db.put_many([cp("c" * 16), bad, cp("d" * 16)])
+        assert set(db.get_all()) == {"a" * 16}
+
+
+def test_statedb_read_only_open_of_an_existing_database_creates_no_files(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put(cp("a" * 16))
+    before = sorted(p.name for p in lay.state_dir.iterdir())
+    assert before == ["ingest.sqlite"]  # the last writer checkpointed and removed -wal/-shm
+    with StateDB.open(lay, create=False) as ro:
+        assert ro.get("a" * 16) == cp("a" * 16)
+    assert sorted(p.name for p in lay.state_dir.iterdir()) == before
+    # With a writer active (WAL present), a reader sees committed data.
+    writer = StateDB.open(lay, create=True)
+    writer.put(cp("b" * 16))
+    with StateDB.open(lay, create=False) as ro:
+        assert set(ro.get_all()) == {"a" * 16, "b" * 16}
+    writer.close()
+
+
+def test_statedb_unusable_file_is_a_clear_error(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    lay.state_dir.mkdir(parents=True)
+    lay.ingest_db.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StateDBError) as info:
+        StateDB.open(lay, create=True)
+    assert str(lay.ingest_db) in str(info.value) and "move it away" in str(info.value)
