@@ -1,0 +1,496 @@
+"""The `hyp init` wizard: the one place that sequences screens (wizard.md §3).
+
+`WizardApp` runs the flow in a single async worker that pushes one step screen at a time and waits for its
+result: Welcome (or Welcome back) → Clients → Retention → Consent → Review → Import → Done. Screens get
+immutable data and return a value; `Back` goes one screen back with every answer kept. The inventory runs in
+a thread worker from the start and reports through messages; the App passes what it learns down to the
+screen on display. Quitting (§8) is decided here too.
+
+Everything the wizard needs from the machine comes in through `WizardSettings` (built by `cli/init.py`):
+paths, the config and daemon facts read once, and injectable seams (importers, service manager, spawner,
+clocks, the first-look query) so tests and snapshots are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from textual import events, work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+
+from hypaware_tui.core.inventory import (
+    ClientInventory,
+    Inventory,
+    build_inventory,
+    client_figures,
+    older_than,
+)
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.plan import (
+    MODE_FIRST,
+    MODE_IMPORT_AGAIN,
+    MODE_RECONFIGURE,
+    RETENTION_PRESETS,
+    Choices,
+    InitPlan,
+    InitResult,
+    MachineState,
+    build_plan,
+    client_name,
+    fmt_bytes,
+    join_names,
+    shorter_retention_warning,
+    summary_text,
+    tilde,
+    with_until,
+)
+from hypaware_tui.core.timeutil import now_us as wall_now_us
+from hypaware_tui.core.timeutil import us_to_iso
+from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us
+from hypaware_tui.importers import KNOWN_CLIENTS
+from hypaware_tui.screens.base import Back, StepInfo
+from hypaware_tui.screens.clients import ClientsScreen, ClientView
+from hypaware_tui.screens.consent import ConsentScreen
+from hypaware_tui.screens.dialogs import ConfirmDialog, QuitSetupDialog, StopImportDialog, TooSmallScreen
+from hypaware_tui.screens.done import DoneScreen
+from hypaware_tui.screens.import_ import ImportJob, ImportScreen
+from hypaware_tui.screens.retention import RetentionScreen
+from hypaware_tui.screens.review import ReviewScreen
+from hypaware_tui.screens.welcome import LOOKING, WelcomeScreen
+from hypaware_tui.screens.welcome_back import WelcomeBackScreen
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+SCREENS_DIR = Path(__file__).parent / "screens"
+
+
+def _default_first_look(layout: Layout, env: Mapping[str, str]) -> Any:
+    from hypaware_tui.core.query import overview
+
+    return overview(layout, days=30, home=env.get("HOME"))
+
+
+@dataclass(frozen=True)
+class WizardSettings:
+    """What the wizard is started with. Built once by the CLI; never read from globals inside screens."""
+
+    layout: Layout
+    env: Mapping[str, str]
+    machine: MachineState
+    dry_run: bool = False
+    demo_dir: Path | None = None
+    seed_clients: tuple[str, ...] | None = None  # --client
+    seed_retention: int | None = None  # --retention-days
+    seed_import: bool = True  # not --no-backfill
+    seed_capture: bool = True  # not --no-daemon
+    welcome_back_facts: tuple[tuple[str, str], ...] = ()
+    importers: Mapping[str, Any] | None = None
+    service_manager: Any = None
+    spawner: Any = None
+    clock: Callable[[], float] = time.monotonic  # elapsed, throughput, ETA
+    now_us: Callable[[], int] = wall_now_us  # the `until` of the plan
+    first_look: Callable[[Layout, Mapping[str, str]], Any] | None = _default_first_look
+    inventory_fn: Callable[..., Inventory] = build_inventory
+    handle_signals: bool = False  # SIGTERM / SIGHUP -> hang_up (the CLI turns it on)
+
+    @property
+    def badge(self) -> str | None:
+        parts = [p for p, on in (("DEMO", self.demo_dir is not None), ("DRY RUN", self.dry_run)) if on]
+        return " · ".join(parts) or None
+
+
+# --------------------------------------------------------------------------------------------- messages
+
+
+class InventoryProgressed(Message):
+    def __init__(self, client: str, done: int, total: int) -> None:
+        super().__init__()
+        self.client = client
+        self.done = done
+        self.total = total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, InventoryProgressed) and message.client == self.client
+
+
+class ClientInventoried(Message):
+    def __init__(self, inventory: ClientInventory) -> None:
+        super().__init__()
+        self.inventory = inventory
+
+
+class InventoryFinished(Message):
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error
+
+
+# --------------------------------------------------------------------------------------------- app
+
+
+def client_summary(ci: ClientInventory) -> str:
+    f = client_figures(ci)
+    span = ""
+    if f.oldest_us is not None and f.newest_us is not None:
+        span = f" · {us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
+    return f"{f.files:,} files · {f.sessions:,} sessions · {fmt_bytes(f.bytes)}{span}"
+
+
+class WizardApp(App[int]):
+    """`hyp init`, interactive. `return_code` is the wizard.md §11 exit code; `summary` is printed to stdout
+    by the CLI after the TUI has closed."""
+
+    TITLE = "hyp init"
+    CSS_PATH = [SCREENS_DIR / "wizard.tcss"]
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("ctrl+c", "request_quit", "quit", show=False, priority=True),
+        Binding("ctrl+q", "request_quit", "quit", show=False, priority=True),
+    ]
+
+    def __init__(self, settings: WizardSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.summary: str | None = None
+        """Plain-text summary to print after the TUI closes (set on Done)."""
+        self.result: InitResult | None = None
+        self.plan: InitPlan | None = None
+        self.inventory_clients: dict[str, ClientInventory] = {}
+        self.scan_progress: dict[str, tuple[int, int]] = {}
+        self.inventory_done = False
+        self._inventory_event: asyncio.Event | None = None
+        self.choices = self._initial_choices()
+        self.clients_answer: tuple[str, ...] | None = self.choices.clients or None
+        self.mode = MODE_FIRST
+        self._hung_up = False
+        self._too_small: TooSmallScreen | None = None
+
+    # -- setup ---------------------------------------------------------------------------------------
+
+    def _initial_choices(self) -> Choices:
+        s = self.settings
+        retention = s.seed_retention if s.seed_retention is not None else DEFAULT_RETENTION_DAYS
+        return Choices(clients=tuple(s.seed_clients or ()), retention_days=retention,
+                       import_history=s.seed_import, capture=s.seed_capture)
+
+    def _seed_from_config(self) -> None:
+        """Reconfigure / Import again: every choice starts from the config on disk (flags still win)."""
+        s = self.settings
+        cfg = s.machine.config
+        if not cfg.valid:
+            self.choices = self._initial_choices()
+            self.clients_answer = self.choices.clients or None
+            return
+        clients = tuple(s.seed_clients) if s.seed_clients else cfg.enabled_clients
+        retention = s.seed_retention if s.seed_retention is not None else (
+            cfg.retention_days if cfg.retention_days is not None else DEFAULT_RETENTION_DAYS)
+        capture = bool(cfg.capture_enabled) and s.seed_capture
+        self.choices = Choices(clients=clients, retention_days=retention, import_history=s.seed_import,
+                               capture=capture)
+        self.clients_answer = clients
+
+    def on_mount(self) -> None:
+        if self.settings.handle_signals:
+            import signal
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                try:
+                    loop.add_signal_handler(sig, self.hang_up)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        self._inventory_event = asyncio.Event()
+        self._inventory_worker()
+        self._flow()
+        self.call_after_refresh(self._apply_size)
+
+    # -- inventory -----------------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="inventory", description="inventory")
+    def _inventory_worker(self) -> None:
+        s = self.settings
+        config = s.machine.config.data if s.machine.config.valid else None
+        error = None
+        for client in KNOWN_CLIENTS:
+            try:
+                inv = s.inventory_fn(
+                    [client], config=config, env=s.env, importers=s.importers,
+                    progress=lambda c, done, total: self.post_message(InventoryProgressed(c, done, total)),
+                )
+                self.post_message(ClientInventoried(inv.clients[client]))
+            except Exception as exc:  # noqa: BLE001 - one client's failure never stops the others
+                error = f"{type(exc).__name__}: {exc}"
+                from hypaware_tui.importers.base import Detection
+
+                self.post_message(ClientInventoried(ClientInventory(
+                    client, client_name(client), Detection(False, None, f"inventory failed: {error}"))))
+        self.post_message(InventoryFinished(error))
+
+    def on_inventory_progressed(self, message: InventoryProgressed) -> None:
+        self.scan_progress[message.client] = (message.done, message.total)
+        self._push_scan_state()
+
+    def on_client_inventoried(self, message: ClientInventoried) -> None:
+        self.inventory_clients[message.inventory.client] = message.inventory
+        self._push_scan_state()
+
+    def on_inventory_finished(self, message: InventoryFinished) -> None:
+        self.inventory_done = True
+        if self._inventory_event is not None:
+            self._inventory_event.set()
+        self._push_scan_state()
+
+    @property
+    def inventory(self) -> Inventory:
+        return Inventory(clients=dict(self.inventory_clients), scanned_at_us=0)
+
+    def client_views(self) -> list[ClientView]:
+        cfg = self.settings.machine.config
+        enabled = set(cfg.enabled_clients) if cfg.valid else None
+        views = []
+        for client in KNOWN_CLIENTS:
+            ci = self.inventory_clients.get(client)
+            done, total = self.scan_progress.get(client, (0, 0))
+            if ci is None:
+                views.append(ClientView(client, client_name(client), scanning=True,
+                                        detected=True if client in self.scan_progress else None,
+                                        files_scanned=done))
+                continue
+            off = (self.mode == MODE_RECONFIGURE and enabled is not None and ci.detected
+                   and client not in enabled)
+            views.append(ClientView(client, ci.name, scanning=False, detected=ci.detected, reason=ci.reason,
+                                    files_scanned=len(ci.files), summary=client_summary(ci),
+                                    empty=ci.detected and not ci.files, currently_off=off))
+        return views
+
+    def scan_status(self) -> str:
+        if not self.inventory_done:
+            return LOOKING
+        found = [f"{ci.name} ({len(ci.files):,} files)" for ci in self.inventory_clients.values() if ci.detected]
+        if not found:
+            return "No Claude Code or Codex history was found on this computer."
+        return "Found " + join_names(found) + "."
+
+    def _push_scan_state(self) -> None:
+        """Attributes down: tell the screen on display what the inventory knows now."""
+        screen = self._step_screen()
+        if isinstance(screen, WelcomeScreen):
+            screen.set_scan_status(self.scan_status())
+        elif isinstance(screen, ClientsScreen):
+            screen.update_views(self.client_views())
+
+    # -- previews (from the inventory in memory; never a rescan) --------------------------------------
+
+    def retention_preview(self, days: int) -> str:
+        now = self.settings.now_us()
+        since = import_floor_us(days, now)
+        parts = []
+        sessions = size = older_sessions = 0
+        for client in self.choices.clients:
+            ci = self.inventory_clients.get(client)
+            if ci is None or not ci.detected:
+                continue
+            f = client_figures(ci, since, now)
+            parts.append(f"{ci.name} {f.sessions:,}")
+            sessions += f.sessions
+            size += f.bytes
+            older_sessions += older_than(ci, since).sessions
+        text = f"In this window: up to {sessions:,} sessions · {fmt_bytes(size)}"
+        if len(parts) > 1:
+            text += f" ({' · '.join(parts)})"
+        text += "."
+        if since is not None:
+            text += (f" Older: {older_sessions:,} sessions, not imported." if older_sessions
+                     else " Nothing older.")
+        if not self.inventory_done:
+            text += " (Still scanning…)"
+        return text
+
+    def retention_warning(self, days: int) -> str | None:
+        return shorter_retention_warning(self.settings.machine.config, days, None)
+
+    # -- size ----------------------------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._apply_size()
+
+    def _apply_size(self) -> None:
+        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+        if small and self._too_small is None:
+            self._too_small = TooSmallScreen()
+            self.push_screen(self._too_small)
+        elif not small and self._too_small is not None:
+            notice, self._too_small = self._too_small, None
+            if self.screen is notice:
+                self.pop_screen()
+            else:
+                notice.dismiss()
+
+    # -- flow ----------------------------------------------------------------------------------------
+
+    def _step_screen(self) -> Any:
+        for screen in reversed(self.screen_stack):
+            if not isinstance(screen, (TooSmallScreen, ConfirmDialog)):
+                return screen
+        return self.screen
+
+    async def _show(self, screen: Any) -> Any:
+        """Push a step screen and wait for its result (the resize notice stays on top)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+
+        def _result(value: Any) -> None:
+            if not done.done():
+                done.set_result(value)
+
+        notice = self._too_small
+        if notice is not None and self.screen is notice:
+            self.pop_screen()
+            self._too_small = None
+        await self.push_screen(screen, callback=_result)
+        self._apply_size()
+        return await done
+
+    @work(group="wizard", exclusive=True, description="wizard flow")
+    async def _flow(self) -> None:
+        s = self.settings
+        while True:
+            if s.machine.config.exists:
+                choice = await self._show(WelcomeBackScreen(StepInfo(1, 0, s.badge), list(s.welcome_back_facts),
+                                                            s.machine.config.error))
+                if choice == "quit":
+                    self.exit(return_code=0)
+                    return
+                self.mode = MODE_IMPORT_AGAIN if choice == "import_again" else MODE_RECONFIGURE
+                self._seed_from_config()
+            else:
+                total = 5 if s.dry_run else 7
+                await self._show(WelcomeScreen(StepInfo(1, total, s.badge), tilde(s.layout.home, s.env),
+                                               self.scan_status()))
+                self.mode = MODE_FIRST
+            if await self._steps() is not Back:
+                return
+
+    def _total_steps(self) -> int:
+        if self.mode == MODE_IMPORT_AGAIN:
+            return 4
+        return 5 if self.settings.dry_run else 7
+
+    async def _steps(self) -> Any:
+        names = ["review"] if self.mode == MODE_IMPORT_AGAIN else ["clients", "retention", "consent", "review"]
+        total = self._total_steps()
+        i = 0
+        while i < len(names):
+            name = names[i]
+            step = StepInfo(i + 2, total, self.settings.badge)
+            result = await self._show(await self._make_screen(name, step))
+            if isinstance(result, Back):
+                self._keep(name, result.answer)
+                if i == 0:
+                    return Back
+                i -= 1
+                continue
+            self._keep(name, result)
+            if name == "review":
+                if result == "close":
+                    self.exit(return_code=0)
+                    return None
+                await self._commit(i + 3, total)
+                return None
+            i += 1
+        return None
+
+    def _keep(self, name: str, answer: Any) -> None:
+        if answer is None:
+            return
+        if name == "clients":
+            self.clients_answer = tuple(answer)
+            self.choices = self.choices.with_clients(answer)
+        elif name == "retention":
+            self.choices = replace(self.choices, retention_days=int(answer))
+        elif name == "consent":
+            self.choices = replace(self.choices, import_history=bool(answer[0]), capture=bool(answer[1]))
+
+    def _retention_options(self) -> list[int]:
+        options = list(RETENTION_PRESETS)
+        current = self.settings.machine.config.retention_days if self.mode == MODE_RECONFIGURE else None
+        for extra in (current, self.choices.retention_days):
+            if extra is not None and extra not in options:
+                options.insert(next((k for k, d in enumerate(options) if d == 0 or d > extra), len(options)), extra)
+        return options
+
+    async def _make_screen(self, name: str, step: StepInfo) -> Any:
+        s = self.settings
+        if name == "clients":
+            return ClientsScreen(step, self.client_views(), self.clients_answer)
+        if name == "retention":
+            current = s.machine.config.retention_days if self.mode == MODE_RECONFIGURE else None
+            return RetentionScreen(step, self._retention_options(), self.choices.retention_days, current=current,
+                                   preview=self.retention_preview, warning=self.retention_warning)
+        if name == "consent":
+            names = join_names([client_name(c) for c in self.choices.clients])
+            return ConsentScreen(step, names, self.choices.retention_days, tilde(s.layout.home, s.env),
+                                 import_history=self.choices.import_history, capture=self.choices.capture)
+        if name == "review":
+            if self._inventory_event is not None and not self.inventory_done:
+                await self._inventory_event.wait()
+            self.plan = build_plan(self.inventory, self.choices, s.machine, now_us=s.now_us(), mode=self.mode,
+                                   dry_run=s.dry_run, demo_dir=s.demo_dir,
+                                   named_clients=s.seed_clients or (), force=True)
+            return ReviewScreen(step, self.plan, s.env)
+        raise ValueError(name)
+
+    async def _commit(self, number: int, total: int) -> None:
+        s = self.settings
+        plan = with_until(self.plan, s.now_us())  # `until` captured once, at the commit point
+        self.plan = plan
+        job = ImportJob(plan=plan, layout=s.layout, env=s.env, clock=s.clock, inventory=self.inventory,
+                        importers=s.importers, service_manager=s.service_manager, spawner=s.spawner)
+        result: InitResult = await self._show(ImportScreen(StepInfo(number, total, s.badge), job))
+        if self._hung_up:
+            result.interrupted = True
+        self.result = result
+        self.summary = summary_text(result, s.env)
+        if self._hung_up:
+            self.exit(return_code=130)
+            return
+        first_look = None
+        if s.first_look is not None:
+            first_look = lambda: s.first_look(s.layout, s.env)  # noqa: E731
+        await self._show(DoneScreen(StepInfo(number + 1, total, s.badge), result, s.env, first_look))
+        self.exit(return_code=result.exit_code)
+
+    # -- quitting ------------------------------------------------------------------------------------
+
+    def action_request_quit(self) -> None:
+        """Ctrl+C / `q` (wizard.md §8). A second Ctrl+C in a dialog confirms it."""
+        if isinstance(self.screen, ConfirmDialog):
+            self.screen.action_confirm()
+            return
+        target = self._step_screen()
+        kind = getattr(target, "QUIT_KIND", "setup")
+        if kind in ("done", "close"):
+            target.action_next()
+        elif kind == "import":
+            self.push_screen(StopImportDialog(), lambda ok: target.stop_import() if ok else None)
+        else:
+            self.push_screen(QuitSetupDialog(), lambda ok: self.exit(return_code=130) if ok else None)
+
+    def hang_up(self) -> None:
+        """Terminal closed, SIGHUP, SIGTERM: nothing written before the commit; during the import stop after
+        the batch and skip the daemon action. Exit 130."""
+        self._hung_up = True
+        target = self._step_screen()
+        if isinstance(target, ImportScreen):
+            target.hang_up()
+        elif self.result is not None:
+            self.exit(return_code=self.result.exit_code or 130)
+        else:
+            self.exit(return_code=130)
+

@@ -1,0 +1,294 @@
+"""`hyp init` (cli.md §4, wizard.md): the wizard, `--yes`, `--dry-run` and `--demo`.
+
+Both front ends share `core.plan`: inventory → plan → commit. This module parses flags, chooses the front
+end, and renders the headless plan and summary. Textual is imported only when the wizard starts (never for
+`--help`, `--yes` or a headless dry run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from hypaware_tui.cli.output import err, print_json
+
+NOT_INTERACTIVE = ("hyp init needs an interactive terminal. For a non-interactive setup run: hyp init --yes "
+                   "[--client claude] [--retention-days N] (add --dry-run to preview)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init", help="Set up hyp: pick clients, import their history, start capture.")(init_command)
+
+
+def _prog(ctx: typer.Context) -> str:
+    root = ctx.find_root()
+    return (root.info_name or "hyp") if root is not None else "hyp"
+
+
+def interactive_terminal() -> bool:
+    """wizard.md §2: stdin and stdout are TTYs and TERM is not `dumb`."""
+    try:
+        return sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def init_command(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Headless: no TUI, no prompts."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Compute and show the plan; write nothing."),
+    demo: bool = typer.Option(False, "--demo", help="Run against bundled sample data in a temporary HOME."),
+    client: list[str] | None = typer.Option(None, "--client", metavar="CLIENT",
+                                            help="claude or codex (repeatable). Default: every detected client."),
+    retention_days: int | None = typer.Option(None, "--retention-days", metavar="N", min=0,
+                                              help="Window and retention in days; 0 = forever. Default 120."),
+    no_backfill: bool = typer.Option(False, "--no-backfill", help="Do not import existing history."),
+    no_daemon: bool = typer.Option(False, "--no-daemon", help="Record capture as off; do not start the daemon."),
+    force: bool = typer.Option(False, "--force", help="Headless only: replace an existing config (backup kept)."),
+    json_out: bool = typer.Option(False, "--json", help="Headless only: print the summary (or plan) as JSON."),
+) -> None:
+    from hypaware_tui.importers import KNOWN_CLIENTS
+
+    clients: list[str] = []
+    for value in client or []:
+        if value not in KNOWN_CLIENTS:
+            raise typer.BadParameter(f'expected claude or codex (got "{value}")', param_hint="--client")
+        if value not in clients:
+            clients.append(value)
+    if json_out and not yes:
+        raise typer.BadParameter("--json needs --yes (the wizard prints no JSON)", param_hint="--json")
+    if not yes and not interactive_terminal():
+        err(NOT_INTERACTIVE)
+        raise typer.Exit(2)
+
+    demo_dir = None
+    env: dict[str, str] = dict(os.environ)
+    if demo:
+        from hypaware_tui.core.demo import create_demo_dir
+        from hypaware_tui.core.timeutil import now_us
+
+        demo_dir = create_demo_dir(now_us())
+        env = demo_dir.env(os.environ)
+        # Everything in this process now sees the demo HOME; the real HOME and HYP_HOME are never read.
+        os.environ.update({k: env[k] for k in ("HOME", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "HYP_HOME")})
+    try:
+        if yes:
+            code = run_headless(
+                _prog(ctx), env, clients=clients, retention_days=retention_days, dry_run=dry_run,
+                demo_dir=demo_dir.root if demo_dir else None, no_backfill=no_backfill, no_daemon=no_daemon,
+                force=force, json_out=json_out,
+            )
+        else:
+            code = run_wizard(env, clients=clients, retention_days=retention_days, dry_run=dry_run,
+                              demo_dir=demo_dir.root if demo_dir else None, no_backfill=no_backfill,
+                              no_daemon=no_daemon)
+    finally:
+        if demo_dir is not None and dry_run:
+            from hypaware_tui.core.demo import remove_demo_dir
+
+            remove_demo_dir(demo_dir)
+    raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------------------------- wizard
+
+
+def welcome_back_facts(layout: Any, env: Mapping[str, str], machine: Any) -> tuple[tuple[str, str], ...]:
+    """Config path, enabled clients, retention, dataset size, rows and range, daemon state (read-only)."""
+    from hypaware_tui.core.plan import client_name, join_names, tilde
+
+    cfg = machine.config
+    facts: list[tuple[str, str]] = [("Config", tilde(cfg.path, env) + ("" if cfg.valid else " (invalid)"))]
+    if cfg.valid:
+        facts.append(("Clients", join_names([client_name(c) for c in cfg.enabled_clients]) or "none enabled"))
+        days = cfg.retention_days
+        facts.append(("Retention", "forever" if days == 0 else f"{days} days"))
+        facts.append(("Capture", "on" if cfg.capture_enabled else "off"))
+    try:
+        from hypaware_tui.cli.output import human_size
+        from hypaware_tui.cli.status import build_report
+
+        report, _code = build_report(layout)
+        ds = report.get("dataset") or {}
+        if ds.get("total_rows"):
+            span = f"{(ds.get('oldest') or '')[:10]} → {(ds.get('newest') or '')[:10]}"
+            facts.append(("Dataset", f"{human_size(ds.get('bytes') or 0)} · {ds['total_rows']:,} rows · {span}"))
+        else:
+            facts.append(("Dataset", "empty"))
+        d = report.get("daemon") or {}
+        state = d.get("state") or ("running" if d.get("running") else "never started")
+        pid = f" (pid {d['pid']})" if d.get("running") and d.get("pid") else ""
+        facts.append(("Daemon", f"{state}{pid}"))
+    except Exception as exc:  # noqa: BLE001 - the screen still works without these facts
+        facts.append(("Dataset", f"unknown ({type(exc).__name__})"))
+    return tuple(facts)
+
+
+def run_wizard(env: dict[str, str], *, clients: list[str], retention_days: int | None, dry_run: bool,
+               demo_dir: Path | None, no_backfill: bool, no_daemon: bool) -> int:
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.plan import gather_machine_state
+
+    layout = Layout.resolve(env)
+    machine = gather_machine_state(layout, env, demo=demo_dir is not None)
+    facts = welcome_back_facts(layout, env, machine) if machine.config.exists else ()
+
+    from hypaware_tui.app import WizardApp, WizardSettings  # Textual is imported here, and only here
+
+    settings = WizardSettings(
+        layout=layout, env=env, machine=machine, dry_run=dry_run, demo_dir=demo_dir,
+        seed_clients=tuple(clients) or None, seed_retention=retention_days, seed_import=not no_backfill,
+        seed_capture=not no_daemon, welcome_back_facts=facts, handle_signals=True,
+    )
+    app = WizardApp(settings)
+    app.run()
+    code = app.return_code if app.return_code is not None else 1
+    if app.summary:
+        sys.stdout.write(app.summary)
+        sys.stdout.flush()
+    elif code == 130:
+        err("hyp init: cancelled; nothing was written.")
+    return code
+
+
+# --------------------------------------------------------------------------------------------- headless
+
+
+def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retention_days: int | None,
+                 dry_run: bool, demo_dir: Path | None, no_backfill: bool, no_daemon: bool, force: bool,
+                 json_out: bool, service_manager: Any = ..., spawner: Any = None,
+                 importers: Mapping[str, Any] | None = None) -> int:
+    """wizard.md §9 and §10.1 (headless). Returns the exit code."""
+    from hypaware_tui.core.inventory import build_inventory
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.plan import Choices, build_plan, gather_machine_state
+    from hypaware_tui.core.timeutil import now_us
+    from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS
+    from hypaware_tui.importers import KNOWN_CLIENTS
+
+    layout = Layout.resolve(env)
+    machine = gather_machine_state(layout, env, demo=demo_dir is not None, service_manager=service_manager)
+    existing = machine.config
+    if existing.exists and not force and not dry_run:
+        err(f"{prog} init: a config already exists at {existing.path}. Re-run with --force to replace it "
+            "(a backup is kept), or use hyp backfill to import again.")
+        return 1
+    config_data = existing.data if existing.valid else None
+    inventory = build_inventory(KNOWN_CLIENTS, config=config_data, env=env, importers=importers)
+    replacing = existing.valid and (force or dry_run)
+
+    if clients:
+        chosen = list(clients)
+    elif replacing and existing.enabled_clients:
+        chosen = list(existing.enabled_clients)
+        err(f"clients: {', '.join(chosen)} (kept from existing config)")
+    else:
+        chosen = [ci.client for ci in inventory if ci.detected]
+    if not chosen:
+        roots = [r for ci in inventory for r in (ci.detection.roots or ((ci.root,) if ci.root else ()))]
+        err(f"{prog} init: no Claude Code or Codex history found (looked in {', '.join(roots)}). Name a client "
+            "with --client, or try hyp init --demo --yes.")
+        return 2
+    for c in chosen:
+        ci = inventory.clients.get(c)
+        if ci is not None and not ci.detected:
+            err(f"{prog} init: warning: {ci.name} not detected ({ci.reason}); its import will be skipped.")
+
+    if retention_days is not None:
+        retention = retention_days
+    elif replacing and existing.retention_days is not None:
+        retention = existing.retention_days
+        err(f"retention: {'forever' if retention == 0 else f'{retention} days'} (kept from existing config)")
+    else:
+        retention = DEFAULT_RETENTION_DAYS
+
+    choices = Choices(clients=tuple(c for c in KNOWN_CLIENTS if c in chosen), retention_days=retention,
+                      import_history=not no_backfill, capture=not no_daemon)
+    plan = build_plan(inventory, choices, machine, now_us=now_us(), dry_run=dry_run, demo_dir=demo_dir,
+                      named_clients=clients, force=force)
+    if dry_run:
+        if json_out:
+            from hypaware_tui.core.plan import plan_json
+
+            print_json(plan_json(plan))
+        else:
+            print_plan_text(plan, env)
+        return 0
+    return _commit_headless(prog, plan, layout, env, inventory, json_out=json_out,
+                            service_manager=service_manager, spawner=spawner, importers=importers)
+
+
+def _commit_headless(prog: str, plan: Any, layout: Any, env: Mapping[str, str], inventory: Any, *,
+                     json_out: bool, service_manager: Any, spawner: Any,
+                     importers: Mapping[str, Any] | None) -> int:
+    from hypaware_tui.cli.backfill import PlainSink, RichSink, _Interrupts
+    from hypaware_tui.core.plan import commit, summary_json, summary_text
+
+    cancel = threading.Event()
+    use_rich = sys.stderr.isatty()
+    sink: Any = RichSink(prog, dry_run=False) if use_rich else PlainSink(prog, dry_run=False)
+    with _Interrupts(prog, cancel):
+        if use_rich:
+            sink.start()
+        try:
+            result = commit(plan, layout, env=env, inventory=inventory, sink=sink, cancel=cancel,
+                            importers=importers, service_manager=service_manager, spawner=spawner)
+        finally:
+            if use_rich:
+                sink.stop()
+    if cancel.is_set():
+        result.interrupted = True
+    if json_out:
+        print_json(summary_json(result))
+    else:
+        sys.stdout.write(summary_text(result, env))
+        sys.stdout.flush()
+    return result.exit_code
+
+
+def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
+    """cli.md §4.3 text: the Review screen's blocks as Rich tables, headed `Dry run: nothing was written.`"""
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    from hypaware_tui.cli.output import out_console
+    from hypaware_tui.core.plan import fmt_bytes, tilde
+    from hypaware_tui.core.timeutil import us_to_iso
+
+    console = out_console()
+    console.print("Dry run: nothing was written.", markup=False)
+    console.print()
+    console.print(f"Window    {plan.window_text()}", markup=False)
+    console.print()
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in (("Client", "left"), ("Detected", "left"), ("Import", "left"), ("Files", "right"),
+                          ("Sessions", "right"), ("Size", "right"), ("Oldest → newest (in window, up to)", "left")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    for c in plan.clients:
+        f = c.in_window
+        span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}" if f.files else "—"
+        table.add_row(c.name, "yes" if c.detected else (c.reason or "no"),
+                      "yes" if c.import_ else ("skipped" if c.selected else "not selected"),
+                      f"{f.files:,}", f"{f.sessions:,}", fmt_bytes(f.bytes), span)
+    console.print(table)
+    console.print()
+    cfg = plan.config
+    state = {"create": "new", "unchanged": "unchanged"}.get(cfg.action)
+    if state is None:
+        state = f"replace (backup: {cfg.backup})" + ("; a real run needs --force" if cfg.needs_force else "")
+    console.print(f"Config    {tilde(cfg.path, env)} · {state}", markup=False)
+    for change in cfg.changes:
+        console.print(f"          {change}", markup=False)
+    console.print(Syntax(cfg.text.rstrip("\n"), "json", theme="ansi_dark", background_color="default"))
+    d = plan.daemon
+    console.print(f"Daemon    {d.action} · {d.reason}" + (f" · {d.mode}" if d.mode else ""), markup=False)
+    if plan.warnings:
+        console.print()
+        for w in plan.warnings:
+            console.print(f"Warning   {w}", markup=False)

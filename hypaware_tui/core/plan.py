@@ -1,0 +1,822 @@
+"""The `hyp init` plan and its commit (wizard.md §1, §6.5-6.6, §9-§11; cli.md §4; daemon.md §3.2, §9).
+
+One core, two front ends: the Textual wizard and the headless `--yes` / `--dry-run` path both go
+
+    inventory (core.inventory) → build_plan(...) → InitPlan (immutable) → commit steps → InitResult
+
+* `build_plan` is pure: it reads nothing and writes nothing. Everything it shows (window, per-client
+  figures, the exact config text, the backup name, the daemon action, warnings) comes from the inventory in
+  memory and a `MachineState` gathered once by `gather_machine_state` (read-only).
+* The commit is three steps, run in this order, so the wizard's worker can report each one:
+  `write_config_step` (back up + write the config atomically + record the capture start),
+  `import_step` (the runner, with a progress sink and a cancel flag) and `daemon_step` (daemon.md §9).
+  `commit` runs all three for the headless path.
+* `summary_text` / `summary_json` render the cli.md §4.2 summary; `plan_json` the §4.3 plan.
+
+No Textual or Rich here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.timeutil import US_PER_DAY, us_to_iso
+from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us
+from hypaware_tui.importers import DISPLAY_NAMES, KNOWN_CLIENTS
+
+RETENTION_PRESETS: tuple[int, ...] = (30, 90, 120, 365, 0)
+
+MODE_FIRST = "first"
+MODE_RECONFIGURE = "reconfigure"
+MODE_IMPORT_AGAIN = "import_again"
+
+
+def client_name(client: str) -> str:
+    return DISPLAY_NAMES.get(client, client)
+
+
+def join_names(names: Sequence[str]) -> str:
+    """`Claude Code`, `Claude Code and Codex`, `A, B and C`."""
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def retention_label(days: int) -> str:
+    return "forever" if days == 0 else f"{days} days"
+
+
+def tilde(path: str | os.PathLike[str], env: Mapping[str, str]) -> str:
+    """`/home/ada/.hyp/x` -> `~/.hyp/x` (display only)."""
+    text = os.fspath(path)
+    home = (env.get("HOME") or "").rstrip("/")
+    if home and (text == home or text.startswith(home + "/")):
+        return "~" + text[len(home):]
+    return text
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True)
+class ExistingConfig:
+    """The config file found on disk, read once (never written here)."""
+
+    path: Path
+    exists: bool = False
+    raw: bytes | None = None
+    data: Mapping[str, Any] | None = None  # the parsed object, unknown keys included (None when invalid)
+    error: str | None = None  # why it is invalid
+
+    @property
+    def valid(self) -> bool:
+        return self.exists and self.data is not None and self.error is None
+
+    @property
+    def enabled_clients(self) -> tuple[str, ...]:
+        if not self.valid:
+            return ()
+        clients = self.data.get("clients") or {}
+        return tuple(c for c in KNOWN_CLIENTS if isinstance(clients.get(c), Mapping) and clients[c].get("enabled"))
+
+    @property
+    def retention_days(self) -> int | None:
+        if not self.valid:
+            return None
+        value = self.data.get("retention_days", DEFAULT_RETENTION_DAYS)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    @property
+    def capture_enabled(self) -> bool | None:
+        if not self.valid:
+            return None
+        capture = self.data.get("capture")
+        if isinstance(capture, Mapping):
+            return bool(capture.get("enabled", True))
+        return True
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    """What the daemon action depends on (daemon.md §9): is one running, is a service unit installed."""
+
+    running: bool = False
+    pid: int | None = None
+    service_installed: bool = False
+    manager_available: bool = False
+
+
+@dataclass(frozen=True)
+class MachineState:
+    """Everything `build_plan` needs from the machine besides the inventory, read once, read-only."""
+
+    hyp_home: Path
+    config: ExistingConfig
+    daemon: DaemonState = DaemonState()
+    home: str = ""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The answers: which clients, how long, import existing history, keep capturing."""
+
+    clients: tuple[str, ...]
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    import_history: bool = True
+    capture: bool = True
+
+    def with_clients(self, clients: Sequence[str]) -> Choices:
+        return replace(self, clients=tuple(c for c in KNOWN_CLIENTS if c in set(clients)))
+
+
+# --------------------------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    client: str
+    name: str
+    detected: bool
+    reason: str | None
+    root: str | None
+    selected: bool
+    import_: bool  # selected, detected and the import accepted
+    total: Figures
+    in_window: Figures
+    older: Figures
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "name": self.name,
+            "detected": self.detected,
+            "reason": self.reason,
+            "selected": self.selected,
+            "import": self.import_,
+            "root": self.root,
+            "total": self.total.to_json(),
+            "in_window": self.in_window.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class ConfigPlan:
+    path: Path
+    action: str  # create | replace | unchanged
+    needs_force: bool
+    backup: str | None  # file name of the backup (beside the config) when replacing
+    text: str  # the exact file text that will be written (or the current text when unchanged)
+    changes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InitPlan:
+    hyp_home: Path
+    mode: str
+    dry_run: bool
+    demo_dir: Path | None
+    choices: Choices
+    since_us: int | None
+    until_us: int
+    clients: tuple[ClientPlan, ...]
+    config: ConfigPlan
+    daemon: Any  # core.daemon.action.DaemonAction
+    warnings: tuple[str, ...] = ()
+    previously_enabled: tuple[str, ...] = ()
+    planned_at_us: int = 0  # when the plan was made (the backup name shown on Review)
+
+    @property
+    def retention_days(self) -> int:
+        return self.choices.retention_days
+
+    @property
+    def import_clients(self) -> tuple[str, ...]:
+        return tuple(c.client for c in self.clients if c.import_)
+
+    @property
+    def selected_clients(self) -> tuple[str, ...]:
+        return tuple(c.client for c in self.clients if c.selected)
+
+    def client(self, name: str) -> ClientPlan:
+        return next(c for c in self.clients if c.client == name)
+
+    def window_text(self) -> str:
+        """`2026-05-02 → now (120 days)` or `everything → now`."""
+        if self.since_us is None:
+            return "everything → now"
+        return f"{us_to_iso(self.since_us)[:10]} → now ({self.retention_days} days)"
+
+
+def backup_name(config_path: Path, now_us: int) -> str:
+    stamp = datetime.fromtimestamp(now_us / 1e6, UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{config_path.name}.bak-{stamp}"
+
+
+def new_config_data(existing: ExistingConfig, choices: Choices) -> dict[str, Any]:
+    """The config to write: the existing object (unknown keys and hand edits kept) with the four managed
+    keys set; defaults when there is none or it is invalid."""
+    from hypaware_tui.core.config import build_config_data
+
+    return build_config_data(
+        dict(existing.data) if existing.valid else None,
+        clients={c: c in choices.clients for c in KNOWN_CLIENTS},
+        retention_days=choices.retention_days,
+        capture_enabled=choices.capture,
+    )
+
+
+def render_config_text(data: Mapping[str, Any]) -> str:
+    from hypaware_tui.core.config import render_config
+
+    return render_config(data)
+
+
+def config_changes(existing: ExistingConfig, choices: Choices) -> tuple[str, ...]:
+    """`retention: 365 → 120 days`, `codex: on → off`, `capture: on → off` (Reconfigure)."""
+    if not existing.valid:
+        return ()
+    out = []
+    old_ret = existing.retention_days
+    if old_ret is not None and old_ret != choices.retention_days:
+        out.append(f"retention: {_days(old_ret)} → {_days(choices.retention_days)}")
+    old = set(existing.enabled_clients)
+    for c in KNOWN_CLIENTS:
+        before, after = c in old, c in choices.clients
+        if before != after:
+            out.append(f"{c}: {'on' if before else 'off'} → {'on' if after else 'off'}")
+    if existing.capture_enabled is not None and existing.capture_enabled != choices.capture:
+        out.append(f"capture: {'on' if existing.capture_enabled else 'off'} → {'on' if choices.capture else 'off'}")
+    return tuple(out)
+
+
+def _days(days: int) -> str:
+    return "forever" if days == 0 else f"{days} days"
+
+
+def plan_daemon(state: DaemonState, *, capture: bool, config_changed: bool, demo: bool,
+                user_declined: bool = False) -> Any:
+    """daemon.md §9, from facts gathered once (pure)."""
+    from hypaware_tui.core.daemon.action import DaemonAction, decide
+
+    if demo:
+        return DaemonAction("none", None, "not started (demo)")
+    action, reason = decide(capture, state.running, config_changed)
+    if action == "none" and not capture and user_declined:
+        reason = "not started (you chose not to)"
+    usable = state.service_installed and state.manager_available
+    mode = None if action == "none" else ("service" if usable else "detached")
+    return DaemonAction(action, mode, reason, running_pid=state.pid, service_installed=state.service_installed)
+
+
+def shorter_retention_warning(existing: ExistingConfig, retention_days: int, rows_older: int | None) -> str | None:
+    """wizard.md §6.3: a window shorter than the configured one deletes rows at the next daily cleanup."""
+    old = existing.retention_days
+    if old is None or not existing.valid:
+        return None
+    if retention_days == 0 or (old != 0 and retention_days >= old):
+        return None
+    older = f" (about {rows_older:,})" if rows_older is not None else ""
+    current = "keep-forever setting" if old == 0 else f"current {old} days"
+    return (
+        f"Shorter than your {current}: rows older than {retention_days} days{older} will be deleted at the "
+        "next daily cleanup."
+    )
+
+
+def build_plan(
+    inventory: Inventory,
+    choices: Choices,
+    machine: MachineState,
+    *,
+    now_us: int,
+    mode: str = MODE_FIRST,
+    dry_run: bool = False,
+    demo_dir: Path | None = None,
+    named_clients: Sequence[str] = (),
+    rows_older: int | None = None,
+    force: bool = False,
+) -> InitPlan:
+    """The immutable plan for `choices` (pure: reads and writes nothing). `force`: replacing an existing
+    config is allowed (headless `--force`; the wizard's Review is the confirmation)."""
+    existing = machine.config
+    since = import_floor_us(choices.retention_days, now_us)
+    clients = []
+    for c in KNOWN_CLIENTS:
+        ci: ClientInventory | None = inventory.clients.get(c)
+        detected = bool(ci and ci.detected)
+        selected = c in choices.clients
+        clients.append(
+            ClientPlan(
+                client=c,
+                name=client_name(c),
+                detected=detected,
+                reason=ci.reason if ci else "not inventoried",
+                root=ci.root if ci else None,
+                selected=selected,
+                import_=selected and detected and choices.import_history,
+                total=client_figures(ci) if ci else Figures(),
+                in_window=client_figures(ci, since, now_us) if ci else Figures(),
+                older=older_than(ci, since) if ci else Figures(),
+            )
+        )
+
+    config_path = Path(machine.hyp_home) / "hypaware-config.json"
+    if mode == MODE_IMPORT_AGAIN and existing.valid:
+        text = existing.raw.decode("utf-8", "replace") if existing.raw else ""
+        cfg = ConfigPlan(config_path, "unchanged", False, None, text)
+    else:
+        text = render_config_text(new_config_data(existing, choices))
+        if not existing.exists:
+            cfg = ConfigPlan(config_path, "create", False, None, text)
+        elif existing.raw is not None and existing.raw == text.encode():
+            cfg = ConfigPlan(config_path, "unchanged", False, None, text)
+        else:
+            cfg = ConfigPlan(
+                config_path,
+                "replace",
+                not force,
+                backup_name(config_path, now_us),
+                text,
+                config_changes(existing, choices),
+            )
+    config_changed = cfg.action != "unchanged"
+    daemon = plan_daemon(machine.daemon, capture=choices.capture, config_changed=config_changed,
+                         demo=demo_dir is not None, user_declined=not choices.capture)
+
+    warnings = []
+    w = shorter_retention_warning(existing, choices.retention_days, rows_older)
+    if w:
+        warnings.append(w)
+    for c in named_clients:
+        cp = next((x for x in clients if x.client == c), None)
+        if cp is not None and not cp.detected:
+            warnings.append(f"{cp.name} was named but not detected ({cp.reason}); its import will be skipped.")
+    return InitPlan(
+        hyp_home=Path(machine.hyp_home),
+        mode=mode,
+        dry_run=dry_run,
+        demo_dir=demo_dir,
+        choices=choices,
+        since_us=since,
+        until_us=now_us,
+        clients=tuple(clients),
+        config=cfg,
+        daemon=daemon,
+        warnings=tuple(warnings),
+        previously_enabled=existing.enabled_clients,
+        planned_at_us=now_us,
+    )
+
+
+def with_until(plan: InitPlan, until_us: int) -> InitPlan:
+    """The plan at the commit point: `until` captured once; the window and in-window figures follow it."""
+    if until_us == plan.until_us:
+        return plan
+    since = import_floor_us(plan.choices.retention_days, until_us)
+    return replace(plan, until_us=until_us, since_us=since)
+
+
+def plan_json(plan: InitPlan) -> dict[str, Any]:
+    """cli.md §4.3."""
+    cfg = plan.config
+    return {
+        "command": "init",
+        "dry_run": True,
+        "demo_dir": str(plan.demo_dir) if plan.demo_dir else None,
+        "hyp_home": str(plan.hyp_home),
+        "retention_days": plan.retention_days,
+        "window": {"since": us_to_iso(plan.since_us), "until": us_to_iso(plan.until_us)},
+        "clients": [c.to_json() for c in plan.clients],
+        "config": {
+            "path": str(cfg.path),
+            "action": cfg.action,
+            "needs_force": cfg.needs_force,
+            "backup": cfg.backup,
+            "text": cfg.text,
+        },
+        "daemon": {"action": plan.daemon.action, "mode": plan.daemon.mode, "reason": plan.daemon.reason},
+        "warnings": list(plan.warnings),
+    }
+
+
+# --------------------------------------------------------------------------------------------- gather
+
+
+def read_existing_config(layout: Layout) -> ExistingConfig:
+    """Read (never write) the config. Invalid files are described, not raised."""
+    path = layout.config
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ExistingConfig(path)
+    except OSError as exc:
+        return ExistingConfig(path, True, None, None, f"cannot read {path}: {exc.strerror or exc}")
+    from hypaware_tui.core.config import ConfigError, parse_config
+
+    try:
+        cfg = parse_config(raw, path)
+    except ConfigError as exc:
+        return ExistingConfig(path, True, raw, None, str(exc))
+    return ExistingConfig(path, True, raw, cfg.raw, None)
+
+
+def gather_machine_state(layout: Layout, env: Mapping[str, str], *, demo: bool = False,
+                         service_manager: Any = ..., process_table: Callable[[Layout], int | None] | None = None
+                         ) -> MachineState:
+    """Config and daemon facts, read-only (a demo never looks at any daemon). `service_manager=...` means
+    the platform's manager; `process_table` defaults to the daemon's status file and pid lock."""
+    existing = read_existing_config(layout)
+    daemon = DaemonState()
+    if not demo:
+        from hypaware_tui.core.daemon import action
+
+        pid = (process_table or action.real_process_table)(layout)
+        manager = action._safe_manager() if service_manager is ... else service_manager
+        installed = available = False
+        if manager is not None:
+            try:
+                installed = bool(manager.installed())
+                available = installed and bool(manager.available())
+            except Exception:  # noqa: BLE001 - a broken manager means: detached
+                installed = available = False
+        daemon = DaemonState(running=pid is not None, pid=pid, service_installed=installed,
+                             manager_available=available)
+    return MachineState(hyp_home=layout.home, config=existing, daemon=daemon, home=env.get("HOME", ""))
+
+
+# --------------------------------------------------------------------------------------------- commit
+
+
+@dataclass(frozen=True)
+class ConfigOutcome:
+    status: str  # ok | failed
+    action: str  # created | replaced | unchanged
+    path: Path
+    backup: Path | None = None
+    error: str | None = None
+
+    def line(self, env: Mapping[str, str]) -> str:
+        if self.status == "failed":
+            return f"failed: {self.error}"
+        if self.action == "unchanged":
+            return f"unchanged {tilde(self.path, env)}"
+        backup = f" (backup {self.backup.name})" if self.backup else ""
+        return f"written {tilde(self.path, env)}{backup}"
+
+
+@dataclass
+class InitResult:
+    """What a commit did. Mutable while it runs (the wizard fills it from messages)."""
+
+    plan: InitPlan
+    config: ConfigOutcome | None = None
+    backfill: Any = None  # runner.BackfillResult, or None when the import was declined or not run
+    clients: dict[str, Any] = field(default_factory=dict)  # client -> runner.ProviderResult
+    daemon: Any = None  # core.daemon.action.DaemonActionResult
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """wizard.md §11 (precedence 130, then 1, then 0)."""
+        statuses = {getattr(r, "status", None) for r in self.clients.values()}
+        if self.interrupted or "cancelled" in statuses:
+            return 130
+        if "failed" in statuses:
+            return 1
+        if self.config is not None and self.config.status == "failed":
+            return 1
+        if self.daemon is not None and self.daemon.status == "failed":
+            return 1
+        return 0
+
+
+def write_config_step(plan: InitPlan, layout: Layout, *, now_us: int) -> ConfigOutcome:
+    """Back up an existing config and write the new one atomically (HYP_HOME 0700, config 0600), then
+    record the capture start of the enabled clients (daemon.md §3.2). Raises nothing: failures are returned."""
+    from hypaware_tui.core.config import write_config
+    from hypaware_tui.core.daemon.capture import record_capture_start
+    from hypaware_tui.core.paths import ensure_dir, set_umask
+
+    cfg = plan.config
+    action = {"create": "created", "replace": "replaced", "unchanged": "unchanged"}[cfg.action]
+    backup: Path | None = None
+    set_umask()
+    try:
+        ensure_dir(layout.home)
+        if cfg.action != "unchanged":
+            planned = datetime.fromtimestamp(plan.planned_at_us / 1e6, UTC)
+            name = write_config(layout, json.loads(cfg.text), backup=True, now=planned)
+            backup = layout.home / name if name else None
+        record_capture_start(layout, plan.selected_clients, plan.until_us, plan.previously_enabled)
+    except Exception as exc:  # noqa: BLE001 - reported to the user, never a crash
+        return ConfigOutcome("failed", action, cfg.path, backup, _error_text(exc))
+    return ConfigOutcome("ok", action, cfg.path, backup)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
+
+
+def import_step(
+    plan: InitPlan,
+    layout: Layout,
+    *,
+    env: Mapping[str, str],
+    inventory: Inventory | None = None,
+    sink: Any = None,
+    cancel: threading.Event | None = None,
+    importers: Mapping[str, Any] | None = None,
+):
+    """Run the imports of the plan's clients over `[since, until]` through the runner. Clients selected but
+    not imported (declined, not detected) are reported `skipped` by the runner or here."""
+    from hypaware_tui.core.runner import run_backfill
+    from hypaware_tui.importers.base import Window
+
+    clients = plan.import_clients
+    if not clients:
+        return None
+    return run_backfill(
+        layout,
+        list(clients),
+        window=Window(since_us=plan.since_us, until_us=plan.until_us),
+        write_checkpoints=True,
+        dry_run=False,
+        sink=sink,
+        cancel=cancel,
+        env=env,
+        config=new_config_data(plan_config_source(plan), plan.choices),
+        importers=importers,
+        retention_days=plan.retention_days,
+        now=plan.until_us,
+        inventory=inventory,
+    )
+
+
+def plan_config_source(plan: InitPlan) -> ExistingConfig:
+    """The written config as an ExistingConfig (for the runner's client roots)."""
+    try:
+        data = json.loads(plan.config.text) if plan.config.text else None
+    except ValueError:
+        data = None
+    return ExistingConfig(plan.config.path, True, plan.config.text.encode(), data, None)
+
+
+def daemon_step(
+    plan: InitPlan,
+    layout: Layout,
+    *,
+    env: Mapping[str, str],
+    service_manager: Any = ...,
+    spawner: Any = None,
+    interrupted: bool = False,
+) -> Any:
+    """Perform the planned daemon action (never in a demo or a dry run). Raises nothing."""
+    from hypaware_tui.core.daemon.action import DaemonActionResult, perform_daemon_action
+
+    d = plan.daemon
+    try:
+        return perform_daemon_action(layout, d, dry_run=plan.dry_run, interrupted=interrupted, env=env,
+                                     service=service_manager, spawner=spawner)
+    except Exception as exc:  # noqa: BLE001
+        log = str(layout.daemon_log)
+        error = _error_text(exc)
+        return DaemonActionResult(d.action, "failed", d.mode, None, error, log,
+                                  f"failed to start: {error} (log: {log})", d.service_installed)
+
+
+def skipped_daemon(plan: InitPlan) -> Any:
+    from hypaware_tui.core.daemon.action import DaemonActionResult
+
+    d = plan.daemon
+    line = "not started (demo)" if plan.demo_dir is not None else "not started (the run was interrupted)"
+    return DaemonActionResult(d.action, "skipped", d.mode, None, None, None, line, d.service_installed)
+
+
+def commit(
+    plan: InitPlan,
+    layout: Layout,
+    *,
+    env: Mapping[str, str],
+    inventory: Inventory | None = None,
+    sink: Any = None,
+    cancel: threading.Event | None = None,
+    importers: Mapping[str, Any] | None = None,
+    service_manager: Any = ...,
+    spawner: Any = None,
+    skip_daemon_when_cancelled: bool = True,
+) -> InitResult:
+    """The headless commit (wizard.md §9 step 4): config, imports, daemon action."""
+    result = InitResult(plan)
+    result.config = write_config_step(plan, layout, now_us=plan.until_us)
+    if result.config.status != "ok":
+        result.daemon = skipped_daemon(plan)
+        return result
+    backfill = import_step(plan, layout, env=env, inventory=inventory, sink=sink, cancel=cancel,
+                           importers=importers)
+    result.backfill = backfill
+    if backfill is not None:
+        result.clients = {p.provider: p for p in backfill.providers}
+    if backfill is not None and backfill.cancelled and skip_daemon_when_cancelled:
+        result.interrupted = True
+        result.daemon = skipped_daemon(plan)
+        return result
+    result.daemon = daemon_step(plan, layout, env=env, service_manager=service_manager, spawner=spawner)
+    return result
+
+
+# --------------------------------------------------------------------------------------------- summary
+
+
+DETACHED_NOTE = "It stops at logout or reboot; run hyp daemon install to start it automatically."
+
+
+def capture_line(result: InitResult) -> str:
+    """wizard.md §6.7 item 2."""
+    plan = result.plan
+    d = result.daemon
+    if plan.demo_dir is not None:
+        return "not started (demo)"
+    if d is None:
+        return "not started"
+    if d.status == "failed":
+        return d.capture_line
+    if not plan.choices.capture:
+        return "stopped" if d.action == "stop" and d.status == "ok" else "not started (you chose not to)"
+    text = d.capture_line
+    if d.status == "skipped" and d.action != "none":
+        text = "not started (setup was interrupted; start it with hyp daemon start)"
+    elif d.mode == "detached" and d.pid:
+        text += f". {DETACHED_NOTE}"
+    return text
+
+
+def next_commands(result: InitResult) -> list[str]:
+    out = ["hyp status", "hyp query overview", 'hyp query sql "select …"']
+    for client, r in result.clients.items():
+        if getattr(r, "status", None) in ("failed", "cancelled"):
+            out.append(f"hyp backfill {client}")
+    plan = result.plan
+    if plan.choices.capture and plan.demo_dir is None and not plan.daemon.service_installed:
+        out.append("hyp daemon install")
+    return out
+
+
+def client_rows(result: InitResult) -> list[dict[str, Any]]:
+    """One row per selected client: name, status, files, sessions, rows, duplicates, skipped, errors, error."""
+    rows = []
+    for cp in result.plan.clients:
+        if not cp.selected:
+            continue
+        r = result.clients.get(cp.client)
+        if r is None:
+            reason = "import declined" if not result.plan.choices.import_history else (cp.reason or "not run")
+            rows.append({"client": cp.client, "name": cp.name, "status": "skipped", "files": 0, "sessions": 0,
+                         "rows": 0, "duplicates": 0, "skipped": 0, "errors": 0, "error": None,
+                         "note": reason})
+            continue
+        rows.append({
+            "client": cp.client, "name": cp.name, "status": r.status, "files": r.files_scanned,
+            "sessions": r.sessions_seen, "rows": r.rows_written, "duplicates": r.duplicates_skipped,
+            "skipped": sum(r.lines_skipped.values()), "errors": r.errors, "error": r.error, "note": None,
+        })
+    return rows
+
+
+def summary_text(result: InitResult, env: Mapping[str, str]) -> str:
+    """cli.md §4.2 text summary (also printed after the wizard closes)."""
+    plan = result.plan
+    lines = []
+    if result.config is not None:
+        lines.append(f"Config    {result.config.line(env)}")
+    since = "everything" if plan.since_us is None else f"{us_to_iso(plan.since_us)[:10]} 00:00 UTC"
+    until_local = datetime.fromtimestamp(plan.until_us / 1e6).astimezone().strftime("%Y-%m-%d %H:%M")
+    ret = "keep forever" if plan.retention_days == 0 else f"{plan.retention_days} days"
+    lines.append(f"Window    {since} → {until_local} local ({ret})")
+    lines.append("")
+    header = ["Client", "Status", "Files", "Sessions", "Rows written", "Duplicates", "Lines skipped", "Errors"]
+    table = [header]
+    notes = []
+    for row in client_rows(result):
+        table.append([row["name"], row["status"], f"{row['files']:,}", f"{row['sessions']:,}", f"{row['rows']:,}",
+                      f"{row['duplicates']:,}", f"{row['skipped']:,}", f"{row['errors']:,}"])
+        if row["error"]:
+            notes.append(f"  {row['client']}: {row['error']}")
+        elif row["note"] and row["status"] == "skipped":
+            notes.append(f"  {row['client']}: {row['note']}")
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [r[i].rjust(widths[i]) for i in range(2, len(r))]
+        lines.append("  ".join(cells).rstrip())
+    lines.extend(notes)
+    lines.append("")
+    lines.append(f"Capture   {capture_line(result)}")
+    lines.append("Next      " + " · ".join(next_commands(result)))
+    if plan.demo_dir is not None:
+        from hypaware_tui.core.demo import DemoDir
+
+        lines.append("")
+        lines.extend(DemoDir(Path(plan.demo_dir)).next_commands())
+    return "\n".join(lines) + "\n"
+
+
+def summary_json(result: InitResult) -> dict[str, Any]:
+    """cli.md §4.2 JSON summary."""
+    plan = result.plan
+    cfg = result.config
+    d = result.daemon or skipped_daemon(plan)
+    return {
+        "command": "init",
+        "dry_run": False,
+        "demo_dir": str(plan.demo_dir) if plan.demo_dir else None,
+        "hyp_home": str(plan.hyp_home),
+        "config": {
+            "path": str(plan.config.path),
+            "action": cfg.action if cfg else None,
+            "backup": str(cfg.backup) if cfg and cfg.backup else None,
+            **({"error": cfg.error} if cfg and cfg.error else {}),
+        },
+        "clients": list(plan.selected_clients),
+        "retention_days": plan.retention_days,
+        "window": {"since": us_to_iso(plan.since_us), "until": us_to_iso(plan.until_us)},
+        "backfill": result.backfill.to_json() if result.backfill is not None else None,
+        "daemon": d.to_json(),
+        "exit_code": result.exit_code,
+    }
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    bytes_done: int
+
+
+def throughput(samples: Sequence[Sample], now: float, span: float = 5.0) -> float:
+    """Bytes per second over the last `span` seconds (wizard.md §6.6)."""
+    recent = [s for s in samples if s.at >= now - span]
+    older = [s for s in samples if s.at < now - span]
+    if older:
+        recent = [older[-1], *recent]
+    if len(recent) < 2:
+        return 0.0
+    dt = recent[-1].at - recent[0].at
+    if dt <= 0:
+        return 0.0
+    return max(0.0, (recent[-1].bytes_done - recent[0].bytes_done) / dt)
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_bytes(n: int | float) -> str:
+    n = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            if unit == "B":
+                return f"{int(n)} B"
+            return f"{n:.2f} {unit}" if n < 10 else (f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}")
+        n /= 1000
+    return f"{n:.0f} TB"
+
+
+def skipped_reasons(lines_skipped: Mapping[str, int], top: int = 3) -> str:
+    """`12 (malformed 9 · no session id 3)`, the three largest then `+N more`."""
+    total = sum(lines_skipped.values())
+    if not total:
+        return "0"
+    items = sorted(((v, k) for k, v in lines_skipped.items() if v), key=lambda x: (-x[0], x[1]))
+    parts = [f"{k.replace('_', ' ')} {v:,}" for v, k in items[:top]]
+    if len(items) > top:
+        parts.append(f"+{len(items) - top} more")
+    return f"{total:,} ({' · '.join(parts)})"
+
+
+def days_of(us: int) -> int:
+    return us // US_PER_DAY
+
+
+__all__ = [
+    "Choices", "ClientPlan", "ConfigOutcome", "ConfigPlan", "DaemonState",
+    "ExistingConfig", "InitPlan", "InitResult", "MachineState", "RETENTION_PRESETS", "build_plan", "commit",
+    "daemon_step", "gather_machine_state", "import_step", "plan_json", "summary_json", "summary_text",
+    "with_until", "write_config_step",
+]

@@ -1,0 +1,118 @@
+"""Step 2 (wizard.md §6.2): which assistants hyp reads, with what the inventory found so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from hypaware_tui.screens.base import StepInfo, WizardScreen
+from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
+
+NOTHING_FOUND = ("No Claude Code or Codex history was found on this computer. Run hyp init --demo to try hyp "
+                 "with sample data.")
+PICK_ONE = "Pick at least one assistant."
+
+
+@dataclass(frozen=True)
+class ClientView:
+    """One client as the inventory knows it right now."""
+
+    client: str
+    name: str
+    scanning: bool = True
+    detected: bool | None = None  # None until detection is known
+    reason: str | None = None
+    files_scanned: int = 0
+    summary: str = ""  # "241 files · 133 sessions · 1.1 GB · 2026-04-30 → 2026-08-29"
+    empty: bool = False
+    currently_off: bool = False  # Reconfigure: detected but disabled in the config
+
+    def detail(self) -> str:
+        if self.detected is False:
+            return self.reason or "not found"
+        if self.scanning:
+            return f"scanning… {self.files_scanned:,} files" if self.files_scanned else "scanning…"
+        text = "no history yet · new sessions will be captured" if self.empty else self.summary
+        if self.currently_off:
+            text += " · detected, currently off"
+        return text
+
+
+class ClientsScreen(WizardScreen):
+    """Returns the checked clients (a tuple, never empty)."""
+
+    NAME = "Clients"
+    TITLE = "Which assistants should hyp read?"
+
+    def __init__(self, step: StepInfo, views: list[ClientView], checked: tuple[str, ...] | None) -> None:
+        super().__init__(step)
+        self.views = views
+        self.initial = checked  # None = pre-check what detection finds
+        self.touched = checked is not None
+
+    def _rows(self, checked: set[str]) -> list[Row]:
+        return [Row(v.client, v.name, v.detail(), checked=v.client in checked and v.detected is not False,
+                    disabled=v.detected is False) for v in self.views]
+
+    def _default_checked(self) -> set[str]:
+        if self.initial is not None:
+            return set(self.initial)
+        return {v.client for v in self.views if v.detected}
+
+    def compose_body(self) -> ComposeResult:
+        width = max(len(v.name) for v in self.views)
+        yield ChoiceList(self._rows(self._default_checked()), label_width=width, id="clients")
+        yield Static("", id="nothing-found")
+        yield Static("", id="problem")
+
+    def compose_buttons(self) -> ComposeResult:
+        yield ActionButton("Continue", id="continue")
+
+    def on_mount(self) -> None:
+        self.query_one("#clients").focus()
+        self._refresh_nothing_found()
+
+    def keys(self) -> list[tuple[str, str]]:
+        return [("Enter", "next"), ("Space", "toggle"), ("a", "all"), ("↑↓", "move"), ("Esc", "back"),
+                ("q", "quit")]
+
+    @property
+    def nothing_detected(self) -> bool:
+        return all(v.detected is False for v in self.views)
+
+    def _refresh_nothing_found(self) -> None:
+        self.query_one("#nothing-found", Static).update(NOTHING_FOUND if self.nothing_detected else "")
+
+    def update_views(self, views: list[ClientView]) -> None:
+        """Attributes down: the inventory reported. Pre-checks newly detected clients unless the user
+        already changed the selection."""
+        self.views = views
+        if not self.is_mounted:
+            return
+        cl = self.query_one("#clients", ChoiceList)
+        checked = set(cl.checked) if self.touched else self._default_checked()
+        cl.set_rows(self._rows(checked))
+        self._refresh_nothing_found()
+
+    def on_choice_list_changed(self, event: ChoiceList.Changed) -> None:
+        self.touched = True
+        if event.choice_list.checked:
+            self.query_one("#problem", Static).update("")
+
+    def current_answer(self):
+        return tuple(self.query_one("#clients", ChoiceList).checked)
+
+    def action_next(self) -> None:
+        if self.nothing_detected:
+            self.app.bell()
+            return
+        checked = self.query_one("#clients", ChoiceList).checked
+        if not checked:
+            self.query_one("#problem", Static).update(PICK_ONE)
+            return
+        self.dismiss(tuple(checked))
+
+    def on_action_button_pressed(self, event: ActionButton.Pressed) -> None:
+        self.action_next()

@@ -1,0 +1,70 @@
+"""Step 4 (wizard.md §6.4): the normative consent text and the two choices."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from hypaware_tui.screens.base import StepInfo, WizardScreen
+from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
+
+
+def consent_text(clients: str, retention_days: int, hyp_home: str) -> str:
+    """The normative text; `clients` are the checked names joined with "and"."""
+    back = "as far back as it goes" if retention_days == 0 else f"going back up to {retention_days} days"
+    return (
+        f"hyp will read the session history that {clients} keep on this computer, {back}: your prompts, the "
+        "assistants' replies, tool calls and their results, token counts, model names, and the working "
+        "directory of each session.\n\n"
+        f"The copy is stored only on this computer, in {hyp_home}. Nothing is uploaded and nothing leaves this "
+        "machine. Image contents are never stored, only the fact that an image was there. The location of each "
+        "history file is stored as a one-way hash, not as a path.\n\n"
+        '"Up to" because the assistants delete old history themselves, so you may have less.'
+    )
+
+
+class ConsentScreen(WizardScreen):
+    """Returns (import_history, capture)."""
+
+    NAME = "Consent"
+    TITLE = "Import the history already on this computer?"
+
+    def __init__(self, step: StepInfo, clients: str, retention_days: int, hyp_home: str, *,
+                 import_history: bool, capture: bool) -> None:
+        super().__init__(step)
+        self.clients = clients
+        self.retention_days = retention_days
+        self.hyp_home = hyp_home
+        self.import_history = import_history
+        self.capture = capture
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(consent_text(self.clients, self.retention_days, self.hyp_home), id="consent-text")
+        span = "everything" if self.retention_days == 0 else f"up to {self.retention_days} days"
+        rows = [
+            Row("import", f"Import existing history ({span})", checked=self.import_history),
+            Row("capture", "Keep capturing new sessions after setup", checked=self.capture,
+                note=f"Runs the hyp capture daemon in the background. It reads the same history files and "
+                     f"changes nothing in {self.clients}."),
+        ]
+        yield ChoiceList(rows, id="consent")
+
+    def compose_buttons(self) -> ComposeResult:
+        yield ActionButton("Continue", id="continue")
+
+    def on_mount(self) -> None:
+        self.query_one("#consent").focus()
+
+    def keys(self) -> list[tuple[str, str]]:
+        return [("Enter", "next"), ("Space", "toggle"), ("↑↓", "move"), ("Esc", "back"), ("q", "quit")]
+
+    def current_answer(self):
+        cl = self.query_one("#consent", ChoiceList)
+        return (cl.is_checked("import"), cl.is_checked("capture"))
+
+    def action_next(self) -> None:
+        cl = self.query_one("#consent", ChoiceList)
+        self.dismiss((cl.is_checked("import"), cl.is_checked("capture")))
+
+    def on_action_button_pressed(self, event: ActionButton.Pressed) -> None:
+        self.action_next()

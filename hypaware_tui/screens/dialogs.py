@@ -1,0 +1,77 @@
+"""Modal dialogs (wizard.md §8) and the resize notice (§4).
+
+`ConfirmDialog` returns True (quit / stop) or False (keep going). `y` confirms, `n` or Esc keeps going; the
+App routes a second Ctrl+C to `confirm`. The safe choice is focused.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from hypaware_tui.screens.widgets import ActionButton, KeyBar
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes/no question whose default (focused) answer is "keep going"."""
+
+    BINDINGS = [
+        Binding("y", "confirm", "confirm", show=False),
+        Binding("n,escape", "cancel", "keep going", show=False),
+        Binding("q", "confirm", "confirm", show=False),
+        Binding("tab,right,l,down,j", "app.focus_next", "", show=False),
+        Binding("shift+tab,left,h,up,k", "app.focus_previous", "", show=False),
+    ]
+
+    def __init__(self, message: str, keep_label: str, confirm_label: str) -> None:
+        super().__init__()
+        self.message = message
+        self.keep_label = keep_label
+        self.confirm_label = confirm_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(self.message, id="dialog-message")
+            with Horizontal(id="dialog-buttons"):
+                yield ActionButton(self.keep_label, id="keep")
+                yield ActionButton(self.confirm_label, id="confirm")
+            yield KeyBar([("y", self.confirm_label.lower()), ("n", self.keep_label.lower())], id="dialog-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#keep").focus()
+
+    def on_action_button_pressed(self, event: ActionButton.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class QuitSetupDialog(ConfirmDialog):
+    def __init__(self) -> None:
+        super().__init__("Quit setup? Nothing has been written.", "Keep going", "Quit")
+
+
+class StopImportDialog(ConfirmDialog):
+    def __init__(self) -> None:
+        super().__init__(
+            "Stop the import? The current batch finishes and rows already written are kept. "
+            "Finish later with hyp backfill.",
+            "Keep importing",
+            "Stop import",
+        )
+
+
+class TooSmallScreen(ModalScreen[None]):
+    """Shown while the terminal is smaller than 80×24; swallows keys, keeps the screen below as it was."""
+
+    BINDINGS = [Binding("q", "app.request_quit", "quit", show=False)]
+
+    def compose(self) -> ComposeResult:
+        yield Static("Make the terminal at least 80×24", id="too-small")

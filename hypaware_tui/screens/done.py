@@ -1,0 +1,210 @@
+"""Step 7 (wizard.md §6.7): summary, capture, a first look at the user's own data, next commands.
+
+The first look runs in a thread worker that only posts `FirstLookReady`; on error, or when it is not ready
+after `FIRST_LOOK_TIMEOUT_S`, it becomes a one-line note. It never fails setup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Static
+
+from hypaware_tui.core.plan import InitResult, capture_line, client_rows, next_commands
+from hypaware_tui.screens.base import StepInfo, WizardScreen
+
+FIRST_LOOK_TIMEOUT_S = 5.0
+SPARK = "▁▂▃▄▅▆▇█"
+NOTHING_YET = "Nothing imported yet. New sessions will show up in hyp query overview."
+
+
+def done_title(result: InitResult) -> str:
+    statuses = {getattr(r, "status", "") for r in result.clients.values()}
+    if result.interrupted or "cancelled" in statuses:
+        return "Setup finished, import stopped"
+    if result.exit_code != 0:
+        return "Setup complete, with errors"
+    return "Setup complete"
+
+
+def sparkline(values: list[int]) -> str:
+    if not values:
+        return ""
+    top = max(values)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, round(v / top * (len(SPARK) - 1)))] for v in values)
+
+
+def compact_number(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            value = n / size
+            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
+    return str(n)
+
+
+def summary_table(result: InitResult) -> Table:
+    table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    for name, justify in (("Client", "left"), ("Status", "left"), ("Files", "right"), ("Sessions", "right"),
+                          ("Rows written", "right"), ("Duplicates", "right"), ("Errors", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)
+    for row in client_rows(result):
+        table.add_row(row["name"], row["status"], f"{row['files']:,}", f"{row['sessions']:,}",
+                      f"{row['rows']:,}", f"{row['duplicates']:,}", f"{row['errors']:,}")
+    return table
+
+
+def error_lines(result: InitResult) -> Text:
+    out = Text()
+    for row in client_rows(result):
+        note = row["error"] or (row["note"] if row["status"] == "skipped" else None)
+        if note:
+            if out:
+                out.append("\n")
+            out.append(f"  {row['client']}: {note}")
+    return out
+
+
+class FirstLookReady(Message):
+    def __init__(self, overview: Any = None, error: str | None = None) -> None:
+        super().__init__()
+        self.overview = overview
+        self.error = error
+
+
+class DoneScreen(WizardScreen):
+    """Enter or `q` exits (returns None)."""
+
+    NAME = "Done"
+    CAN_GO_BACK = False
+    QUIT_KIND = "done"
+
+    def __init__(self, step: StepInfo, result: InitResult, env: Mapping[str, str],
+                 first_look: Callable[[], Any] | None) -> None:
+        super().__init__(step)
+        self.result = result
+        self.env = env
+        self.first_look = first_look
+        self.first_look_done = False
+
+    def title_text(self) -> str:
+        return done_title(self.result)
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(summary_table(self.result), id="summary")
+        errors = error_lines(self.result)
+        if errors:
+            yield Static(errors, id="errors")
+        capture = Text()
+        capture.append("Capture  ", style="bold")
+        capture.append(capture_line(self.result))
+        yield Static(capture, id="capture")
+        if self.result.plan.demo_dir is not None:
+            from hypaware_tui.core.demo import DemoDir
+
+            yield Static("\n".join(DemoDir(self.result.plan.demo_dir).next_commands()), id="demo")
+        yield Static(Text("First look", style="bold"), id="first-look-title")
+        yield Static("Loading…" if self.first_look else NOTHING_YET, id="first-look")
+        with Horizontal(id="first-look-side"):
+            yield Static("", id="first-look-repos")
+            yield Static("", id="first-look-tools")
+        nxt = Text()
+        nxt.append("Next     ", style="bold")
+        nxt.append(" · ".join(next_commands(self.result)))
+        yield Static(nxt, id="next")
+
+    def keys(self) -> list[tuple[str, str]]:
+        return [("Enter", "exit"), ("q", "exit"), ("↑↓", "scroll")]
+
+    def on_mount(self) -> None:
+        body = self.query_one("#body")
+        body.focus()
+        if self.first_look is not None and not self._nothing_imported():
+            self.set_timer(FIRST_LOOK_TIMEOUT_S, self._first_look_timeout)
+            self._first_look_worker()
+        elif self.first_look is not None:
+            self._show_note(NOTHING_YET)
+
+    def _nothing_imported(self) -> bool:
+        return not any(getattr(r, "rows_written", 0) or getattr(r, "duplicates_skipped", 0)
+                       for r in self.result.clients.values())
+
+    @work(thread=True, exit_on_error=False, group="first-look", description="first look")
+    def _first_look_worker(self) -> None:
+        try:
+            ov = self.first_look()
+        except Exception as exc:  # noqa: BLE001 - never fails setup
+            self.post_message(FirstLookReady(error=f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(FirstLookReady(overview=ov))
+
+    def _first_look_timeout(self) -> None:
+        if not self.first_look_done:
+            self._show_note("The first look is taking longer than 5 s; run hyp query overview to see it.")
+
+    def _show_note(self, text: str) -> None:
+        self.first_look_done = True
+        self.query_one("#first-look", Static).update(text)
+        self.query_one("#first-look-side").display = False
+
+    def on_first_look_ready(self, message: FirstLookReady) -> None:
+        if self.first_look_done:
+            return
+        if message.error is not None:
+            self._show_note(f"The first look is not available ({message.error}); try hyp query overview.")
+            return
+        ov = message.overview
+        if ov is None or getattr(ov, "is_empty", True):
+            self._show_note(NOTHING_YET)
+            return
+        self.first_look_done = True
+        self.query_one("#first-look", Static).update(self._overview_main(ov))
+        self.query_one("#first-look-repos", Static).update(self._top_table("Top repos", "sessions",
+                                                                           [(r.repo, r.sessions) for r in ov.repos]))
+        self.query_one("#first-look-tools", Static).update(self._top_table("Top tools", "calls",
+                                                                           [(t.tool, t.calls) for t in ov.tools]))
+
+    @staticmethod
+    def _overview_main(ov: Any) -> Table:
+        outer = Table.grid(padding=(0, 0))
+        outer.add_column()
+        period = ov.period
+        first = ov.first_date or "—"
+        last = ov.last_date or "—"
+        outer.add_row(Text(f"{first} → {last} ({period.time_zone}) · {ov.active_days} active days · "
+                           f"{ov.rows:,} rows", style="dim"))
+        models = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+        for name, justify in (("Model", "left"), ("Input", "right"), ("Cached", "right"), ("Output", "right")):
+            models.add_column(name, justify=justify, no_wrap=True)
+        for m in ov.models[:5]:
+            models.add_row(m.model or f"({m.provider or 'unknown'})", compact_number(m.input_tokens),
+                           compact_number(m.cached_tokens), compact_number(m.output_tokens))
+        outer.add_row(models)
+        counts = [d.sessions for d in ov.days]
+        spark = Text()
+        spark.append("Sessions per day  ", style="bold")
+        spark.append(sparkline(counts))
+        if counts:
+            spark.append(f"  min {min(counts)} · max {max(counts)}", style="dim")
+        outer.add_row(spark)
+        return outer
+
+    @staticmethod
+    def _top_table(title: str, unit: str, items: list[tuple[str, int]]) -> Table:
+        table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+        table.add_column(title, no_wrap=True, overflow="ellipsis", max_width=28)
+        table.add_column(unit, justify="right", no_wrap=True)
+        for name, n in items[:5]:
+            table.add_row(name, f"{n:,}")
+        return table
+
+    def action_next(self) -> None:
+        self.dismiss(None)

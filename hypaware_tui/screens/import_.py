@@ -1,0 +1,445 @@
+"""Step 6 (wizard.md §6.6): the commit. Config, one panel per client, capture daemon.
+
+Worker contract: `run_import_job(target, job)` is the whole worker body. It runs in a Textual thread worker
+(`thread=True`, `exit_on_error=False`, group "import"), calls the core commit steps and only ever calls
+`target.post_message(...)` with the messages defined here; it never reads or writes a widget. The screen's
+handlers own every widget update.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from hypaware_tui.core.inventory import Inventory
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.plan import (
+    ConfigOutcome,
+    DaemonOutcome,
+    InitPlan,
+    InitResult,
+    Sample,
+    daemon_step,
+    fmt_bytes,
+    fmt_duration,
+    import_step,
+    skipped_daemon,
+    skipped_reasons,
+    throughput,
+    write_config_step,
+)
+from hypaware_tui.core.runner import Progress, ProviderResult
+from hypaware_tui.screens.base import StepInfo, WizardScreen
+
+ETA_GRACE_S = 3.0
+THROUGHPUT_SPAN_S = 5.0
+
+# --------------------------------------------------------------------------------------------- messages
+
+
+class ConfigWritten(Message):
+    """The config step ended (written, unchanged or failed)."""
+
+    def __init__(self, outcome: ConfigOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+class ImportStarted(Message):
+    def __init__(self, client: str, bytes_total: int, files_total: int, at: float) -> None:
+        super().__init__()
+        self.client = client
+        self.bytes_total = bytes_total
+        self.files_total = files_total
+        self.at = at
+
+
+class ImportProgressed(Message):
+    """A progress snapshot; a newer one replaces a pending one for the same client."""
+
+    def __init__(self, client: str, progress: Progress, at: float) -> None:
+        super().__init__()
+        self.client = client
+        self.progress = progress
+        self.at = at
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ImportProgressed) and message.client == self.client
+
+
+class ImportFinished(Message):
+    """The final per-client result."""
+
+    def __init__(self, client: str, result: ProviderResult, at: float) -> None:
+        super().__init__()
+        self.client = client
+        self.result = result
+        self.at = at
+
+
+class DaemonActionFinished(Message):
+    def __init__(self, outcome: DaemonOutcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+# --------------------------------------------------------------------------------------------- worker
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """Everything the worker needs; immutable apart from the two flags it watches."""
+
+    plan: InitPlan
+    layout: Layout
+    env: Mapping[str, str]
+    clock: Callable[[], float]
+    inventory: Inventory | None = None
+    importers: Mapping[str, Any] | None = None
+    service_manager: Any = None
+    spawner: Any = None
+    cancel: threading.Event = field(default_factory=threading.Event)  # stop after the current batch
+    hangup: threading.Event = field(default_factory=threading.Event)  # terminal gone: skip the daemon action
+
+
+class _MessageSink:
+    """The runner's ProgressSink, turned into messages."""
+
+    def __init__(self, post: Callable[[Message], Any], clock: Callable[[], float]) -> None:
+        self.post = post
+        self.clock = clock
+        self.finished: set[str] = set()
+
+    def on_provider_start(self, provider: str, bytes_total: int, files_total: int) -> None:
+        self.post(ImportStarted(provider, bytes_total, files_total, self.clock()))
+
+    def on_progress(self, progress: Progress) -> None:
+        self.post(ImportProgressed(progress.provider, progress, self.clock()))
+
+    def on_provider_finish(self, result: ProviderResult) -> None:
+        self.finished.add(result.provider)
+        self.post(ImportFinished(result.provider, result, self.clock()))
+
+    def on_lock_wait(self, provider: str) -> None:
+        pass
+
+
+def run_import_job(target: Any, job: ImportJob) -> None:
+    """The worker body: config, imports, daemon action. Only `target.post_message` is called."""
+    post = target.post_message
+    clients = job.plan.import_clients
+    outcome = write_config_step(job.plan, job.layout, now_us=job.plan.until_us)
+    post(ConfigWritten(outcome))
+    if outcome.status != "ok":
+        for client in clients:
+            post(ImportFinished(client, ProviderResult(client, status="skipped",
+                                                       error="not run: the config could not be written"),
+                                job.clock()))
+        post(DaemonActionFinished(skipped_daemon(job.plan)))
+        return
+    sink = _MessageSink(post, job.clock)
+    try:
+        import_step(job.plan, job.layout, env=job.env, inventory=job.inventory, sink=sink, cancel=job.cancel,
+                    importers=job.importers)
+    except Exception as exc:  # noqa: BLE001 - a crash becomes a failed result, never a crashed app
+        message = f"{type(exc).__name__}: {exc}"
+        for client in clients:
+            if client not in sink.finished:
+                sink.on_provider_finish(ProviderResult(client, status="failed", error=message, errors=1))
+    for client in clients:
+        if client not in sink.finished:  # defensive: the runner reports every provider
+            status = "cancelled" if job.cancel.is_set() else "failed"
+            sink.on_provider_finish(ProviderResult(client, status=status,
+                                                   error=None if status == "cancelled" else "no result"))
+    if job.hangup.is_set():
+        post(DaemonActionFinished(skipped_daemon(job.plan)))
+        return
+    post(DaemonActionFinished(daemon_step(job.plan, job.layout, env=job.env,
+                                          service_manager=job.service_manager, spawner=job.spawner)))
+
+
+# --------------------------------------------------------------------------------------------- panel
+
+
+class ImportPanel(Widget):
+    """One client's progress: bar with %, bytes, files, sessions, rows, duplicates, skipped lines, speed."""
+
+    def __init__(self, client: str, name: str, clock: Callable[[], float], *, skipped_reason: str | None) -> None:
+        super().__init__(id=f"panel-{client}", classes="import-panel")
+        self.client = client
+        self.display_name = name
+        self.clock = clock
+        self.status = "skipped" if skipped_reason else "waiting"
+        self.skipped_reason = skipped_reason
+        self.bytes_total = 0
+        self.files_total = 0
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.progress: Progress | None = None
+        self.result: ProviderResult | None = None
+        self.samples: deque[Sample] = deque(maxlen=200)
+        self.border_title = name
+        self.border_subtitle = self.status
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return 4
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+        self.border_subtitle = status
+        self.set_class(status == "failed", "-failed")
+        self.set_class(status == "ok", "-ok")
+        self.refresh()
+
+    def start(self, bytes_total: int, files_total: int, at: float) -> None:
+        self.bytes_total = bytes_total
+        self.files_total = files_total
+        self.started_at = at
+        self.samples.append(Sample(at, 0))
+        self.set_status("importing")
+
+    def update_progress(self, progress: Progress, at: float) -> None:
+        if self.started_at is None:
+            self.start(progress.bytes_total, progress.files_total, at)
+        self.progress = progress
+        self.bytes_total = progress.bytes_total or self.bytes_total
+        self.files_total = progress.files_total or self.files_total
+        self.samples.append(Sample(at, progress.bytes_done))
+        self.refresh()
+
+    def finish(self, result: ProviderResult, at: float) -> None:
+        self.result = result
+        self.finished_at = at
+        if self.started_at is None:
+            self.started_at = at
+        self.set_status(result.status)
+
+    # -- rendering -----------------------------------------------------------------------------------
+
+    def _figures(self) -> dict[str, Any]:
+        r, p = self.result, self.progress
+        if r is not None:
+            return {
+                "files": r.files_scanned, "sessions": r.sessions_seen, "rows": r.rows_written,
+                "duplicates": r.duplicates_skipped, "skipped": dict(r.lines_skipped),
+                "bytes": max(r.bytes_read, p.bytes_done if p else 0), "files_total": r.files_total or self.files_total,
+            }
+        if p is not None:
+            return {
+                "files": p.files_done, "sessions": p.sessions, "rows": p.rows_written, "duplicates": p.duplicates,
+                "skipped": dict(p.lines_skipped), "bytes": p.bytes_done, "files_total": p.files_total,
+            }
+        return {"files": 0, "sessions": 0, "rows": 0, "duplicates": 0, "skipped": {}, "bytes": 0,
+                "files_total": self.files_total}
+
+    def render(self) -> Text:
+        width = max(20, self.content_size.width)
+        if self.status == "skipped" and self.result is None:
+            return Text(f"skipped: {self.skipped_reason}")
+        f = self._figures()
+        total = self.bytes_total
+        done = f["bytes"]
+        if self.status == "ok":
+            frac = 1.0
+        else:
+            frac = min(1.0, done / total) if total else 0.0
+        pct = f"{int(frac * 100):>3d}%"
+        amount = f"{fmt_bytes(min(done, total) if total else done)} of {fmt_bytes(total)}"
+        bar_width = max(10, width - len(pct) - len(amount) - 7)
+        filled = int(round(frac * bar_width))
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append("[")
+        out.append("█" * filled, style="bold")
+        out.append("░" * (bar_width - filled), style="dim")
+        out.append(f"] {pct}   {amount}\n")
+        files_total = f["files_total"]
+        out.append(f"files {f['files']:,}/{files_total:,} · sessions {f['sessions']:,} · rows {f['rows']:,} · "
+                   f"duplicates {f['duplicates']:,}\n")
+        out.append(f"lines skipped {skipped_reasons(f['skipped'])}\n")
+        if self.status == "failed" and self.result is not None and self.result.error:
+            out.append(f"error: {self.result.error}", style="bold")
+        else:
+            out.append(self._speed_line())
+        return out
+
+    def _speed_line(self) -> str:
+        if self.started_at is None:
+            return "waiting for the previous client" if self.status == "waiting" else ""
+        now = self.finished_at if self.finished_at is not None else self.clock()
+        elapsed = max(0.0, now - self.started_at)
+        rate = throughput(list(self.samples), now, THROUGHPUT_SPAN_S)
+        if self.finished_at is not None:
+            avg = (self._figures()["bytes"] / elapsed) if elapsed > 0 else 0.0
+            return f"{fmt_bytes(avg)}/s · elapsed {fmt_duration(elapsed)} · done"
+        remaining = max(0, self.bytes_total - self._figures()["bytes"])
+        eta = "—" if elapsed < ETA_GRACE_S or rate <= 0 else fmt_duration(remaining / rate)
+        return f"{fmt_bytes(rate)}/s · elapsed {fmt_duration(elapsed)} · ETA {eta}"
+
+
+# --------------------------------------------------------------------------------------------- screen
+
+
+class ImportScreen(WizardScreen):
+    """Runs the commit; dismisses with the InitResult when the daemon step has ended."""
+
+    NAME = "Import"
+    TITLE = "Importing your history"
+    CAN_GO_BACK = False
+    QUIT_KIND = "import"
+
+    def __init__(self, step: StepInfo, job: ImportJob, *, start: bool = True) -> None:
+        super().__init__(step)
+        self.job = job
+        self.autostart = start
+        self.result = InitResult(job.plan)
+        self.stopping = False
+        self._pending_finish = False
+
+    def title_text(self) -> str:
+        return "Importing your history" if self.job.plan.import_clients else "Finishing setup"
+
+    def compose_body(self) -> ComposeResult:
+        plan = self.job.plan
+        for cp in plan.clients:
+            if not cp.selected:
+                continue
+            reason = None
+            if not cp.import_:
+                reason = ("you chose not to import existing history" if cp.detected else cp.reason) or "not run"
+            yield ImportPanel(cp.client, cp.name, self.job.clock, skipped_reason=reason)
+        yield Static(self._steps_text(), id="steps")
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._tick)
+        if self.autostart:
+            self._import_worker()
+
+    def keys(self) -> list[tuple[str, str]]:
+        return [("c", "stop import"), ("q", "stop import")]
+
+    def _tick(self) -> None:
+        for panel in self.query(ImportPanel):
+            if panel.status == "importing":
+                panel.refresh()
+
+    @work(thread=True, exit_on_error=False, group="import", description="hyp init: config, import, daemon")
+    def _import_worker(self) -> None:
+        run_import_job(self, self.job)
+
+    # -- steps lines ---------------------------------------------------------------------------------
+
+    def _steps_text(self) -> Text:
+        r = self.result
+        out = Text()
+        env = self.job.env
+        cfg = "waiting" if r.config is None else ("ok  " if r.config.status == "ok" else "failed  ")
+        cfg_detail = "" if r.config is None else r.config.line(env).replace("written ", "written ", 1)
+        if r.config is not None and r.config.status == "ok":
+            cfg_detail = "unchanged" if r.config.action == "unchanged" else (
+                "written (backup kept)" if r.config.backup else "written")
+        elif r.config is not None:
+            cfg_detail = r.config.error or ""
+        out.append("Config   ", style="bold")
+        out.append(f"{cfg}{cfg_detail}\n")
+        out.append("Daemon   ", style="bold")
+        d = r.daemon
+        plan = self.job.plan
+        if d is None:
+            out.append("waiting" + (f" ({plan.daemon.action})" if plan.daemon.action != "none" else ""))
+        elif d.status == "failed":
+            out.append(f"failed  {d.error}")
+        elif d.status == "skipped":
+            why = "demo" if plan.demo_dir is not None else ("nothing to do" if d.action == "none" else "not performed")
+            out.append(f"skipped ({why})")
+        else:
+            out.append(f"ok  {d.action}" + (f" (pid {d.pid})" if d.pid else ""))
+        if self.stopping and d is None:
+            out.append("\nStopping after the current batch…", style="bold")
+        return out
+
+    def _refresh_steps(self) -> None:
+        self.query_one("#steps", Static).update(self._steps_text())
+
+    # -- handlers ------------------------------------------------------------------------------------
+
+    def _panel(self, client: str) -> ImportPanel | None:
+        try:
+            return self.query_one(f"#panel-{client}", ImportPanel)
+        except Exception:  # noqa: BLE001 - a client without a panel (not selected)
+            return None
+
+    def on_config_written(self, message: ConfigWritten) -> None:
+        self.result.config = message.outcome
+        self._refresh_steps()
+
+    def on_import_started(self, message: ImportStarted) -> None:
+        panel = self._panel(message.client)
+        if panel is not None:
+            panel.start(message.bytes_total, message.files_total, message.at)
+
+    def on_import_progressed(self, message: ImportProgressed) -> None:
+        panel = self._panel(message.client)
+        if panel is not None and panel.result is None:
+            panel.update_progress(message.progress, message.at)
+
+    def on_import_finished(self, message: ImportFinished) -> None:
+        self.result.clients[message.client] = message.result
+        panel = self._panel(message.client)
+        if panel is not None:
+            panel.finish(message.result, message.at)
+
+    def on_daemon_action_finished(self, message: DaemonActionFinished) -> None:
+        self.result.daemon = message.outcome
+        self._refresh_steps()
+        self._finish()
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "import" or event.state != WorkerState.ERROR:
+            return
+        error = f"{type(event.worker.error).__name__}: {event.worker.error}"
+        for client in self.job.plan.import_clients:
+            if client not in self.result.clients:
+                failed = ProviderResult(client, status="failed", error=error, errors=1)
+                self.on_import_finished(ImportFinished(client, failed, self.job.clock()))
+        if self.result.daemon is None:
+            self.result.daemon = skipped_daemon(self.job.plan)
+            self._refresh_steps()
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.job.cancel.is_set() and self.job.hangup.is_set():
+            self.result.interrupted = True
+        if not self.is_current:
+            self._pending_finish = True  # e.g. the resize notice is on top; finish when it goes
+            return
+        self.dismiss(self.result)
+
+    def on_screen_resume(self) -> None:
+        if self._pending_finish:
+            self._pending_finish = False
+            self.dismiss(self.result)
+
+    # -- called by the App ---------------------------------------------------------------------------
+
+    def stop_import(self) -> None:
+        """The user confirmed "Stop import": workers stop after their batch; the daemon action still runs."""
+        self.stopping = True
+        self.job.cancel.set()
+        self._refresh_steps()
+
+    def hang_up(self) -> None:
+        """Terminal closed / SIGTERM: stop after the batch and skip the daemon action."""
+        self.job.hangup.set()
+        self.stop_import()

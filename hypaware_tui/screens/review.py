@@ -1,0 +1,118 @@
+"""Step 5 (wizard.md §6.5): the plan, before anything is written. The final screen of `--dry-run`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from hypaware_tui.core.plan import InitPlan, fmt_bytes, tilde
+from hypaware_tui.core.timeutil import us_to_iso
+from hypaware_tui.screens.base import StepInfo, WizardScreen
+from hypaware_tui.screens.widgets import ActionButton
+
+LABEL_WIDTH = 10
+
+
+def _block(label: str, lines: list[str | Text]) -> Text:
+    out = Text()
+    for i, line in enumerate(lines or [""]):
+        out.append((label if i == 0 else "").ljust(LABEL_WIDTH), style="bold")
+        out.append_text(line if isinstance(line, Text) else Text(line))
+        if i < len(lines) - 1:
+            out.append("\n")
+    return out
+
+
+def client_lines(plan: InitPlan) -> list[str]:
+    width = max(len(c.name) for c in plan.clients)
+    out = []
+    for c in plan.clients:
+        if not c.selected:
+            text = "not selected"
+        elif not c.detected:
+            text = f"import skipped ({c.reason})"
+        elif not c.import_:
+            text = "import skipped (you chose not to import existing history)"
+        else:
+            f = c.in_window
+            if f.files:
+                span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
+                text = f"up to {f.files:,} files · {f.sessions:,} sessions · {fmt_bytes(f.bytes)} · {span}"
+            else:
+                text = "nothing in this window yet"
+        out.append(f"{c.name.ljust(width)}  {text}")
+    return out
+
+
+def config_lines(plan: InitPlan, env: Mapping[str, str]) -> list[str]:
+    cfg = plan.config
+    path = tilde(cfg.path, env)
+    if cfg.action == "create":
+        state = "new"
+    elif cfg.action == "unchanged":
+        state = "unchanged"
+    elif plan.dry_run and cfg.needs_force:
+        state = f"replace (a real run needs --force; backup: {cfg.backup})"
+    else:
+        state = f"replace (backup: {cfg.backup})"
+    return [f"{path} · {state}", *(f"  {c}" for c in cfg.changes)]
+
+
+def daemon_line(plan: InitPlan) -> str:
+    d = plan.daemon
+    mode = f" · {d.mode}" if d.mode else ""
+    return f"{d.action} · {d.reason}{mode}"
+
+
+class ReviewScreen(WizardScreen):
+    """Returns "start" (commit), "close" (dry run) or Back."""
+
+    NAME = "Review"
+    TITLE = "Review"
+
+    def __init__(self, step: StepInfo, plan: InitPlan, env: Mapping[str, str]) -> None:
+        super().__init__(step)
+        self.plan = plan
+        self.env = env
+        self.QUIT_KIND = "close" if plan.dry_run else "setup"
+
+    def compose_body(self) -> ComposeResult:
+        plan = self.plan
+        subtitle = ("Dry run: this is what hyp init would do. Nothing will be written." if plan.dry_run
+                    else "Nothing has been written yet.")
+        yield Static(subtitle, id="subtitle")
+        yield Static(_block("Window", [plan.window_text()]), classes="block", id="window")
+        yield Static(_block("Clients", client_lines(plan)), classes="block", id="clients")
+        yield Static(_block("Config", config_lines(plan, self.env)), classes="block", id="config")
+        yield Static(Text(plan.config.text.rstrip("\n")), id="config-json")
+        yield Static(_block("Daemon", [daemon_line(plan)]), classes="block", id="daemon")
+        if plan.warnings:
+            yield Static(_block("Warnings", list(plan.warnings)), classes="block", id="warnings")
+
+    def compose_buttons(self) -> ComposeResult:
+        if self.plan.dry_run:
+            yield ActionButton("Close", id="close")
+        else:
+            label = "Write config and start import" if self.plan.import_clients else "Write config"
+            yield ActionButton(label, id="start")
+            yield ActionButton("Back", id="back")
+
+    def on_mount(self) -> None:
+        self.query_one("#close" if self.plan.dry_run else "#start").focus()
+
+    def keys(self) -> list[tuple[str, str]]:
+        if self.plan.dry_run:
+            return [("Enter", "close"), ("Tab", "move"), ("Esc", "back"), ("q", "close")]
+        return [("Enter", "activate"), ("Tab", "move"), ("Esc", "back"), ("q", "quit")]
+
+    def action_next(self) -> None:
+        self.dismiss("close" if self.plan.dry_run else "start")
+
+    def on_action_button_pressed(self, event: ActionButton.Pressed) -> None:
+        if event.button.id == "back":
+            self.action_back()
+        else:
+            self.action_next()

@@ -1,0 +1,53 @@
+"""Step 1 when a config exists (wizard.md §7): what is set up, then Reconfigure / Import again / Quit."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from hypaware_tui.screens.base import StepInfo, WizardScreen
+from hypaware_tui.screens.widgets import ChoiceList, Row
+
+
+class WelcomeBackScreen(WizardScreen):
+    """Returns "reconfigure", "import_again" or "quit"."""
+
+    NAME = "Welcome back"
+    TITLE = "hyp is already set up on this computer"
+    CAN_GO_BACK = False
+
+    def __init__(self, step: StepInfo, facts: list[tuple[str, str]], error: str | None = None,
+                 default: str = "quit") -> None:
+        super().__init__(step)
+        self.facts = facts
+        self.error = error
+        self.default = default
+
+    def title_text(self) -> str:
+        return "Your hyp config cannot be read" if self.error else self.TITLE
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+
+    def compose_body(self) -> ComposeResult:
+        width = max((len(k) for k, _ in self.facts), default=0)
+        yield Static("\n".join(f"{k.ljust(width)}  {v}" for k, v in self.facts), id="facts")
+        if self.error:
+            yield Static(f"{self.error}\n\nReconfigure starts from the defaults; the broken file is kept as a "
+                         "backup.", id="config-error")
+        rows = [Row("reconfigure", "Reconfigure", "change clients, retention or capture")]
+        if not self.error:
+            rows.append(Row("import_again", "Import again", "import the enabled clients' history again (safe)"))
+        rows.append(Row("quit", "Quit", "change nothing"))
+        rows = [Row(r.value, r.label, r.detail, checked=(r.value == self.default)) for r in rows]
+        yield ChoiceList(rows, multi=False, id="choices")
+
+    def on_mount(self) -> None:
+        self.query_one("#choices").focus()
+
+    def keys(self) -> list[tuple[str, str]]:
+        return [("Enter", "choose"), ("↑↓", "move"), ("q", "quit")]
+
+    def action_next(self) -> None:
+        choice = self.query_one("#choices", ChoiceList).checked
+        self.dismiss(choice[0] if choice else "quit")
