@@ -92,9 +92,10 @@ def _invoked_name(argv0: str) -> str:
     return name if name in ("hyp", "hypaware") else "hyp"
 
 
-def _command_path(root: click.Command, args: Sequence[str]) -> str:
-    """`hyp cache compact` for `cache compact --json`: follow the leading subcommand names of `args`."""
-    parts = [PROG]
+def _context_for(root: click.Command, args: Sequence[str]) -> click.Context:
+    """A context for the (sub)command `args` names (`cache compact --json` -> `hyp cache compact`): it gives
+    the command path and usage line for errors that click raises without one."""
+    ctx = click.Context(root, info_name=PROG)
     cmd = root
     for arg in args:
         if arg.startswith("-"):
@@ -102,9 +103,13 @@ def _command_path(root: click.Command, args: Sequence[str]) -> str:
         sub = cmd.commands.get(arg) if isinstance(cmd, TyperGroup) else None
         if sub is None:
             break
-        parts.append(arg)
+        ctx = click.Context(sub, info_name=arg, parent=ctx)
         cmd = sub
-    return " ".join(parts)
+    return ctx
+
+
+def _command_path(root: click.Command, args: Sequence[str]) -> str:
+    return _context_for(root, args).command_path
 
 
 def _problem_text(message: str) -> str:
@@ -124,11 +129,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         rc = command.main(args=args, prog_name=PROG, standalone_mode=False)
     except click_exc.UsageError as exc:
-        path = exc.ctx.command_path if exc.ctx is not None else _command_path(command, args)
-        lines = [f"{path}: {_problem_text(exc.format_message())}"]
-        if exc.ctx is not None:
-            lines.append(exc.ctx.get_usage())
-            lines.append(f"Try '{path} --help' for help.")
+        ctx = exc.ctx if exc.ctx is not None else _context_for(command, args)
+        path = ctx.command_path
+        lines = [
+            f"{path}: {_problem_text(exc.format_message())}",
+            ctx.get_usage(),
+            f"Try '{path} --help' for help.",
+        ]
         sys.stderr.write("\n".join(lines) + "\n")
         sys.exit(2)
     except typer.Abort:

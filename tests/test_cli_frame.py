@@ -1,0 +1,443 @@
+"""The `hyp` command frame (cli.md §1, §6, §8, §10): version, no-argument hint, help, usage errors (exit 2),
+interrupts (130), unexpected errors, `hyp status` and `hyp cache status|compact|prune`, read-only commands.
+
+Most checks call `main()` in-process (fast, same code path); a few run the real program in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from helpers import make_rows
+
+from hypaware_tui import __version__
+from hypaware_tui.cli import main
+from hypaware_tui.core.checkpoints import StateDB
+from hypaware_tui.core.dataset import scan_messages
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.storage import Storage
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "hyp"
+    monkeypatch.setenv("HYP_HOME", str(h))
+    monkeypatch.delenv("HYP_DEBUG", raising=False)
+    monkeypatch.delenv("HYP_FAULT", raising=False)
+    return h
+
+
+def call(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = dict(os.environ, HYP_HOME=str(home), **env)
+    full.pop("HYP_FAULT", None) if "HYP_FAULT" not in env else None
+    full["PYTHONPATH"] = os.pathsep.join([str(REPO), full.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "hypaware_tui", *args], env=full, capture_output=True, text=True, timeout=60
+    )
+
+
+def write_config(home: Path, **over: object) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    data = {
+        "version": 1,
+        "clients": {"claude": {"enabled": True}},
+        "retention_days": 120,
+        "capture": {"enabled": False},
+    }
+    data.update(over)
+    (home / "hypaware-config.json").write_text(json.dumps(data))
+
+
+def day(days_ago: int) -> str:
+    return (datetime.now(UTC).date() - timedelta(days=days_ago)).isoformat()
+
+
+def snapshot(root: Path) -> list[tuple[str, int, int]]:
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in [root, *root.rglob("*")])
+
+
+# --- frame -----------------------------------------------------------------------------------------------
+
+
+def test_version_uses_the_invoked_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    proc = run(tmp_path / "h", "--version")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"hyp {__version__}\n", "")
+    bindir = Path(sys.executable).parent
+    for name in ("hyp", "hypaware"):
+        script = bindir / name
+        if not script.exists():
+            pytest.skip("console scripts not installed")
+        p = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+        assert (p.returncode, p.stdout) == (0, f"{name} {__version__}\n")
+
+
+def test_no_arguments_lists_commands_and_the_state_hint_without_textual(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from hypaware_tui.cli import main\n"
+        "try:\n    main([])\nexcept SystemExit as e:\n    rc = e.code\n"
+        "sys.stderr.write(f'RC={rc} TEXTUAL={\"textual\" in sys.modules}\\n')\n"
+    )
+    env = dict(os.environ, HYP_HOME=str(tmp_path / "h"), PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert "RC=0 TEXTUAL=False" in p.stderr
+    assert "status" in p.stdout and "cache" in p.stdout and "Usage: hyp" in p.stdout
+    assert p.stdout.rstrip().endswith("Not set up yet: run hyp init, or hyp init --demo to try it.")
+    assert not (tmp_path / "h").exists()
+
+
+def test_no_arguments_hint_when_configured(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_config(home)
+    code, out, _ = call(capsys)
+    assert code == 0 and out.rstrip().endswith("Capture is not running; see hyp status.")
+    (home / "run").mkdir()
+    (home / "run" / "daemon-status.json").write_text(json.dumps({"state": "running", "pid": os.getpid()}))
+    code, out, _ = call(capsys)
+    assert out.rstrip().endswith("Capture is running; see hyp status.")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["-h"], ["--help"], ["status", "-h"], ["status", "--help"], ["cache", "-h"], ["cache", "status", "-h"],
+     ["cache", "compact", "--help"], ["cache", "prune", "-h"]],
+)  # fmt: skip
+def test_help_everywhere(home: Path, capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    code, out, err = call(capsys, *args)
+    assert code == 0 and out.startswith("Usage: hyp") and err == ""
+    assert "-h, --help" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "prefix", "token"),
+    [
+        (["status", "--jsn"], "hyp status: ", "--jsn"),
+        (["nosuch"], "hyp: ", "nosuch"),
+        (["cache", "prune", "--bogus"], "hyp cache prune: ", "--bogus"),
+        (["cache", "prnue"], "hyp cache: ", "prnue"),
+        (["status", "--json=yes"], "hyp status: ", "--json"),
+        (["status", "extra"], "hyp status: ", "extra"),
+        (["--verbose"], "hyp: ", "--verbose"),
+    ],
+)
+def test_usage_errors_exit_2_naming_the_token(
+    home: Path, capsys: pytest.CaptureFixture[str], args: list[str], prefix: str, token: str
+) -> None:
+    code, out, err = call(capsys, *args)
+    assert code == 2 and out == ""
+    first, usage = err.splitlines()[:2]
+    assert first.startswith(prefix) and token in first
+    assert usage.startswith("Usage: " + prefix.rstrip(": ").rstrip(":"))
+    assert not home.exists()
+
+
+def test_usage_error_in_a_real_process(tmp_path: Path) -> None:
+    p = run(tmp_path / "h", "status", "--jsn")
+    assert p.returncode == 2 and p.stdout == ""
+    assert (
+        p.stderr.startswith("hyp status: no such option: --jsn") and "Usage: hyp status [OPTIONS]" in p.stderr
+    )
+
+
+def test_unexpected_error_is_one_line_unless_debugging(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hypaware_tui.cli import status
+
+    def boom(layout):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(status, "build_report", boom)
+    code, out, err = call(capsys, "status")
+    assert code == 1 and out == ""
+    assert err.splitlines()[0] == "hyp status: unexpected error: RuntimeError: boom"
+    assert "Traceback" not in err and "HYP_DEBUG=1" in err
+    monkeypatch.setenv("HYP_DEBUG", "1")
+    code, _, err = call(capsys, "status")
+    assert code == 1 and "Traceback (most recent call last)" in err
+
+
+def test_interrupt_while_waiting_for_the_lock_exits_130(tmp_path: Path) -> None:
+    home = tmp_path / "hyp"
+    layout = Layout(home)
+    with Storage(layout) as s:
+        s.commit(make_rows(1), [])
+        with s.locked():
+            full = dict(os.environ, HYP_HOME=str(home), PYTHONPATH=str(REPO))
+            p = subprocess.Popen(
+                [sys.executable, "-m", "hypaware_tui", "cache", "prune"],
+                env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            line = p.stderr.readline()  # blocks until the notice is printed
+            assert line.strip() == "waiting for another import to finish its batch…"
+            p.send_signal(signal.SIGINT)
+            out, _ = p.communicate(timeout=30)
+    assert p.returncode == 130 and out == ""
+
+
+# --- read-only commands ----------------------------------------------------------------------------------
+
+READ_ONLY = [
+    ["status"],
+    ["status", "--json"],
+    ["cache", "status"],
+    ["cache", "status", "--json"],
+    ["cache", "prune", "--dry-run"],
+    ["cache", "prune", "--dry-run", "--json"],
+    ["cache", "compact", "--dry-run"],
+    ["cache", "compact", "--dry-run", "--json"],
+]
+
+
+def test_read_only_commands_never_create_hyp_home(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args in READ_ONLY:
+        code, out, _ = call(capsys, *args)
+        assert code == 0, args
+        if "--json" in args:
+            json.loads(out)
+        assert not home.exists(), args
+    p = run(home, "status")
+    assert p.returncode == 0 and "Next: hyp init" in p.stdout and not home.exists()
+
+
+def test_read_only_commands_write_nothing_in_an_existing_home(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(home)
+    with Storage(Layout(home)) as s:
+        for row in make_rows(3, created=f"{day(200)}T10:00:00Z"):
+            s.commit([row], [])
+        s.commit(make_rows(2, prefix="n", created=f"{day(1)}T10:00:00Z"), [])
+        s.ensure_import_floor(day(120))
+    before = snapshot(home)
+    for args in READ_ONLY:
+        code, out, _ = call(capsys, *args)
+        assert code == 0, args
+    assert snapshot(home) == before
+
+
+# --- hyp status ------------------------------------------------------------------------------------------
+
+
+def test_status_unconfigured_ends_with_next_step(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = call(capsys, "status")
+    assert code == 0 and err == ""
+    assert out.splitlines()[0].startswith("Config") and "missing" in out.splitlines()[0]
+    assert out.rstrip().endswith("Next: hyp init")
+    code, out, _ = call(capsys, "status", "--json")
+    doc = json.loads(out)
+    assert set(doc) == {"hyp_home", "version", "config", "clients", "dataset", "daemon", "recent_errors"}
+    assert doc["hyp_home"] == str(home) and doc["version"] == __version__
+    assert doc["config"]["state"] == "missing" and doc["config"]["retention_days"] == 120
+    assert set(doc["config"]) == {
+        "path",
+        "state",
+        "error",
+        "retention_days",
+        "clients_enabled",
+        "capture_enabled",
+    }
+    assert {"path", "bytes", "files", "rows", "total_rows", "oldest", "newest"} <= set(doc["dataset"])
+    assert doc["daemon"]["state"] == "never started" and doc["recent_errors"] == []
+
+
+def test_status_config_ok_with_unknown_key_and_dataset(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(home, x=1, retention_days=0)
+    with Storage(Layout(home)) as s:
+        s.commit(
+            make_rows(3) + make_rows(2, prefix="c", client_name="codex", created="2026-05-03T00:00:00Z"), []
+        )
+    code, out, _ = call(capsys, "status", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["config"]["state"] == "ok" and doc["config"]["retention_days"] == 0
+    assert doc["config"]["clients_enabled"] == ["claude"] and doc["config"]["capture_enabled"] is False
+    ds = doc["dataset"]
+    assert ds["rows"] == {"claude": 3, "codex": 2} and ds["total_rows"] == 5 and ds["files"] == 2
+    assert (ds["oldest"], ds["newest"]) == ("2026-05-01", "2026-05-03") and ds["bytes"] > 0
+    code, out, _ = call(capsys, "status")
+    assert "ok" in out and "retention forever" in out and "claude 3, codex 2" in out
+    assert "Next:" not in out and "\x1b[" not in out
+
+
+def test_status_invalid_config_exits_1_with_the_report(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(home, retention_days=-1)
+    code, out, _ = call(capsys, "status", "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["config"]["state"] == "invalid"
+    assert "retention_days must be an integer >= 0" in doc["config"]["error"]
+    code, out, _ = call(capsys, "status")
+    assert code == 1 and "invalid: retention_days must be an integer >= 0" in out
+
+
+def test_status_unreadable_dataset_exits_1(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(1), [])
+    bad = Layout(home).partition_dir("claude", "2026-05-01") / "part-broken.parquet"
+    bad.write_bytes(b"junk")
+    code, out, _ = call(capsys, "status", "--json")
+    assert code == 1 and "part-broken.parquet" in json.loads(out)["dataset"]["error"]
+
+
+def test_status_recent_errors_from_the_events_log(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hypaware_tui.core.events import EventLog
+
+    log = EventLog(Layout(home), "R", enabled=True)
+    log.emit(
+        "backfill.provider_finish", provider="codex", status="failed", error="could not write: disk full"
+    )
+    log.emit("backfill.provider_finish", provider="claude", status="ok", error=None)
+    code, out, _ = call(capsys, "status", "--json")
+    errors = json.loads(out)["recent_errors"]
+    assert [(e["source"], e["message"]) for e in errors] == [("codex", "could not write: disk full")]
+
+
+def test_no_color_and_redirected_output_have_no_ansi(tmp_path: Path) -> None:
+    home = tmp_path / "hyp"
+    write_config(home)
+    for env, args in (({"NO_COLOR": "1"}, ["status"]), ({}, ["cache", "status"])):
+        p = run(home, *args, **env)
+        assert p.returncode == 0 and p.stdout and "\x1b[" not in p.stdout + p.stderr
+
+
+# --- hyp cache -------------------------------------------------------------------------------------------
+
+
+def test_cache_status(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_config(home)
+    with Storage(Layout(home)) as s:
+        for row in make_rows(3, created=f"{day(200)}T10:00:00Z"):
+            s.commit([row], [])
+        s.commit(make_rows(2, prefix="n", created=f"{day(1)}T10:00:00Z"), [])
+    code, out, _ = call(capsys, "cache", "status", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["files"] == 4 and doc["partitions"] == 2 and doc["rows"] == {"claude": 5}
+    assert doc["compaction_candidates"] == {"partitions": 1, "files": 3}
+    assert (
+        doc["retention_days"] == 120 and doc["retention_source"] == "config" and doc["cut_date"] == day(120)
+    )
+    assert doc["rows_older_than_retention"] == 3 and doc["partitions_older_than_retention"] == 1
+    assert doc["last_compact_at"] is None and doc["last_prune_at"] is None
+    code, out, _ = call(capsys, "cache", "status")
+    assert "3 rows in 1 partition older than that" in out and "hyp cache prune" in out
+    call(capsys, "cache", "compact")
+    doc = json.loads(call(capsys, "cache", "status", "--json")[1])
+    assert doc["last_compact_at"] is not None and doc["compaction_candidates"]["partitions"] == 0
+
+
+def test_cache_prune_dry_run_then_real(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_config(home)
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(3, created=f"{day(200)}T10:00:00Z"), [])
+        s.commit(make_rows(2, prefix="c", client_name="codex", created=f"{day(121)}T10:00:00Z"), [])
+        s.commit(make_rows(4, prefix="n", created=f"{day(120)}T10:00:00Z"), [])
+    before = snapshot(home)
+    code, out, _ = call(capsys, "cache", "prune", "--dry-run", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["dry_run"] is True and doc["cut_date"] == day(120)
+    expected = sorted([f"source=claude/date={day(200)}", f"source=codex/date={day(121)}"])
+    assert sorted(p["partition"] for p in doc["partitions"]) == expected
+    assert doc["rows_removed"] == 5 and doc["files_removed"] == 2
+    assert snapshot(home) == before
+    code, out, _ = call(capsys, "cache", "prune", "--dry-run")
+    assert out.startswith("Dry run: nothing removed · would remove 2 partitions") and "5 rows" in out
+    code, out, _ = call(capsys, "cache", "prune")
+    assert code == 0 and out.startswith("Removed 2 partitions") and "5 rows" in out
+    left = scan_messages(Layout(home)).collect()
+    assert left.height == 4 and set(left["date"]) == {day(120)}
+    code, out, _ = call(capsys, "cache", "prune", "--json")
+    assert json.loads(out)["partitions"] == []
+
+
+def test_cache_prune_with_retention_zero_reports_nothing(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config(home, retention_days=0)
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(3, created=f"{day(900)}T10:00:00Z"), [])
+    for args in (["cache", "prune", "--dry-run", "--json"], ["cache", "prune", "--json"]):
+        doc = json.loads(call(capsys, *args)[1])
+        assert doc["partitions"] == [] and doc["rows_removed"] == 0 and doc["cut_date"] is None
+    assert "Retention is 0 (keep forever): nothing to prune." in call(capsys, "cache", "prune")[1]
+    assert scan_messages(Layout(home)).collect().height == 3
+
+
+def test_cache_prune_refuses_an_invalid_config(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_config(home, retention_days="soon")
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(3, created=f"{day(900)}T10:00:00Z"), [])
+    code, out, err = call(capsys, "cache", "prune")
+    assert (
+        code == 1
+        and out == ""
+        and "retention_days must be an integer" in err
+        and "hypaware-config.json" in err
+    )
+    assert scan_messages(Layout(home)).collect().height == 3
+
+
+def test_cache_compact(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layout = Layout(home)
+    with Storage(layout) as s:
+        for row in make_rows(10):
+            s.commit([row], [])
+    distinct = scan_messages(layout).select(pl.col("part_id").n_unique()).collect().item()
+    code, out, _ = call(capsys, "cache", "compact", "--dry-run", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["dry_run"] and doc["files_before"] == 10 and doc["partitions_compacted"] == 0
+    assert len(list(layout.dataset_root.glob("**/*.parquet"))) == 10
+    code, out, _ = call(capsys, "cache", "compact", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["files_before"] == 10 and doc["files_after"] == 1 and doc["error"] is None
+    assert len(list(layout.dataset_root.glob("**/*.parquet"))) == 1
+    assert scan_messages(layout).select(pl.col("part_id").n_unique()).collect().item() == distinct == 10
+    code, out, _ = call(capsys, "cache", "compact")
+    assert code == 0 and out.startswith("Nothing to compact")
+
+
+def test_cache_compact_verification_failure_exits_1_and_keeps_inputs(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = Layout(home)
+    with Storage(layout) as s:
+        for row in make_rows(3):
+            s.commit([row], [])
+    before = sorted(layout.dataset_root.glob("**/*.parquet"))
+    monkeypatch.setenv("HYP_FAULT", "compact_verify_fail")
+    code, out, err = call(capsys, "cache", "compact")
+    assert code == 1 and "failed verification" in err and err.startswith("hyp cache compact: ")
+    assert sorted(layout.dataset_root.glob("**/*.parquet")) == before
+    assert not list(layout.dataset_root.glob("**/*.tmp"))
+
+
+def test_writers_report_storage_errors_in_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layout = Layout(home)
+    with Storage(layout) as s:
+        for row in make_rows(2):
+            s.commit([row], [])
+    (layout.partition_dir("claude", "2026-05-01") / "part-zzz.parquet").write_bytes(b"junk")
+    code, out, err = call(capsys, "cache", "compact")
+    assert code == 1 and "part-zzz.parquet" in err and "Move it out of" in err
+    # The state database is untouched by compaction.
+    assert StateDB.open(layout, create=False).get_all() == {}
