@@ -10,13 +10,15 @@ Its files are `*.jsonl` under `<root>/` (root = the config root, else `$FAKE_<NA
 
 `install(mode)` puts fakes named `claude` and `codex` in the importer registry (used in-process, and by the
 launcher script of the CLI tests, which runs the real `hyp` main in a subprocess). With `mode="codex-raises"`
-the codex fake raises from `discover` (outside per-file handling).
+the codex fake raises from `discover` (outside per-file handling); with `mode="slow"` every message line
+takes 2 ms.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ def _line_ts(obj: dict[str, Any]) -> int | None:
 
 
 class FakeParser(Parser):
+    delay_s = 0.0  # "slow" mode: sleep per message line, so a signal can land mid-run
+
     def fresh_state(self) -> dict[str, Any]:
         return {"index": 0}
 
@@ -56,6 +60,8 @@ class FakeParser(Parser):
         if typ != "msg":
             self.stats.lines_skipped["not_a_message"] += 1
             return
+        if self.delay_s:
+            time.sleep(self.delay_s)
         ts = _line_ts(obj)
         if ts is not None:
             self.note_timestamp(ts)
@@ -156,6 +162,8 @@ def install(mode: str = "ok") -> None:
     """Replace the registry's importers with fakes (in this process)."""
     import hypaware_tui.importers as registry
 
+    if mode == "slow":
+        FakeParser.delay_s = 0.002
     registry._cache.update(fakes(mode))
 
 

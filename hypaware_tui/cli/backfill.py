@@ -215,6 +215,14 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _console():
+    """stdout console; when redirected, tables are never squeezed to 80 columns (no truncated cells)."""
+    console = out_console()
+    if not console.is_terminal:
+        console.width = 400
+    return console
+
+
 def _table(headers: list[str], rows: list[list[str]], right: set[int]):
     from rich import box
     from rich.table import Table
@@ -463,7 +471,7 @@ def _summary_text(prog: str, result: Any) -> None:
     heading = f"Backfill {describe_window(Window(result.since_us, result.until_us))} (local time) · run {result.run_id}"
     if result.dry_run:
         heading = "Dry run: nothing written · " + heading
-    console = out_console()
+    console = _console()
     console.print(heading, markup=False)
     rows = []
     for p in result.providers:
@@ -664,7 +672,7 @@ def list_command(
                 _range_text(fig.oldest_us, fig.newest_us),
             ]
         )
-    out_console().print(
+    _console().print(
         _table(
             ["provider", "name", "detected", "enabled", "root", "files", "size", "history range"],
             rows,
@@ -715,8 +723,8 @@ def plan_command(
             }
         )
         raise typer.Exit(0)
-    console = out_console()
-    console.print(f"Plan {describe_window(window)} (local time) · estimates, up to", markup=False)
+    console = _console()
+    console.print(f"Plan {describe_window(window)} (local time) · upper-bound estimates", markup=False)
     if not entries:
         console.print(
             "No client is enabled in the config. Name one (hyp backfill plan claude).", markup=False
@@ -731,14 +739,18 @@ def plan_command(
             [
                 ci.client,
                 "yes",
-                f"up to {fmt_int(fig.files)}",
-                f"up to {fmt_int(fig.sessions)}",
-                f"up to {human_size(fig.bytes)}",
+                fmt_int(fig.files),
+                fmt_int(fig.sessions),
+                human_size(fig.bytes),
                 _range_text(fig.oldest_us, fig.newest_us),
             ]
         )
     console.print(
-        _table(["provider", "detected", "files", "sessions", "size", "in window"], rows, right={2, 3, 4})
+        _table(
+            ["provider", "detected", "files (up to)", "sessions (up to)", "size (up to)", "in window"],
+            rows,
+            right={2, 3, 4},
+        )
     )
     console.print(
         "Upper bounds from each file's first and last timestamps; hyp backfill --dry-run counts exact rows.",

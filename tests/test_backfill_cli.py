@@ -1,0 +1,491 @@
+"""`hyp backfill`, `hyp backfill list`, `hyp backfill plan` as real subprocesses (cli.md §5 and the backfill
+checks of §10). Every run points HYP_HOME, HOME, CLAUDE_CONFIG_DIR and CODEX_HOME into tmp_path.
+
+Two kinds of fixtures: real Claude Code transcripts read by the real importer, and the fake importer of
+tests/backfill_fakes.py (installed by a launcher script that then runs the real `hyp` main) where a test needs
+to control the importer (a crash, a slow parse for signals)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from backfill_fakes import write_launcher, write_session
+
+from hypaware_tui.core.inventory import build_inventory, client_figures
+from hypaware_tui.core.timeutil import parse_iso_us
+
+HYP = [sys.executable, "-m", "hypaware_tui"]
+KEYS = {"run_id", "dry_run", "since", "until", "providers"}
+PROVIDER_KEYS = {
+    "provider", "status", "files_scanned", "sessions_seen", "rows_written", "duplicates_skipped",
+    "lines_skipped", "errors", "error",
+}
+
+
+class Home:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.home = tmp_path / "home"
+        self.hyp = tmp_path / "hyp"
+        self.claude = self.home / ".claude"
+        self.codex = self.home / ".codex"
+        self.home.mkdir()
+        env = {k: v for k, v in os.environ.items() if k not in ("HYP_DEBUG", "DEV_RUN_ID", "HYP_WORKERS")}
+        env.update(
+            HOME=str(self.home),
+            HYP_HOME=str(self.hyp),
+            CLAUDE_CONFIG_DIR=str(self.claude),
+            CODEX_HOME=str(self.codex),
+            FAKE_CLAUDE_ROOT=str(self.home / "fake-claude"),
+            FAKE_CODEX_ROOT=str(self.home / "fake-codex"),
+            NO_COLOR="1",
+        )
+        self.env = env
+
+    def run(self, *args: str, fake: str | None = None, timeout: float = 120, env: dict | None = None):
+        cmd = ([sys.executable, write_launcher(self.tmp, fake)] if fake else HYP) + list(args)
+        return subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, timeout=timeout)
+
+    def json(self, *args: str, **kw) -> tuple[dict, subprocess.CompletedProcess]:
+        proc = self.run(*args, "--json", **kw)
+        assert proc.stdout.strip(), proc.stderr
+        return json.loads(proc.stdout), proc
+
+    def config(self, **clients: bool) -> None:
+        self.hyp.mkdir(mode=0o700, exist_ok=True)
+        (self.hyp / "hypaware-config.json").write_text(json.dumps({
+            "version": 1, "clients": {k: {"enabled": v} for k, v in clients.items()},
+            "retention_days": 120, "capture": {"enabled": False},
+        }))
+
+    def dataset(self) -> pl.DataFrame:
+        files = sorted((self.hyp / "cache" / "ai_gateway_messages").glob("**/*.parquet"))
+        return pl.concat([pl.read_parquet(f) for f in files]) if files else pl.DataFrame({"part_id": []})
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        return {str(p.relative_to(self.hyp)): (p.stat().st_size, p.stat().st_mtime_ns)
+                for p in self.hyp.rglob("*")} if self.hyp.exists() else {}
+
+    def drop_checkpoints(self) -> None:
+        for p in (self.hyp / "state").glob("ingest.sqlite*"):
+            p.unlink()
+
+
+@pytest.fixture
+def h(tmp_path) -> Home:
+    return Home(tmp_path)
+
+
+@pytest.fixture
+def inproc(h, monkeypatch, capsys):
+    """Run `hyp` in this process (same main, same environment as the subprocess runs): for the many quick
+    checks of messages and exit codes. Returns (exit code, stdout, stderr)."""
+    for k, v in h.env.items():
+        monkeypatch.setenv(k, v)
+    for k in ("HYP_DEBUG", "DEV_RUN_ID", "HYP_WORKERS"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(sys, "argv", ["hyp"])
+    from hypaware_tui.cli.app import main
+
+    def call(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main(list(args))
+        got = capsys.readouterr()
+        return exc.value.code, got.out, got.err
+
+    return call
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def claude_session(path: Path, sid: str, turns: int, start: datetime) -> tuple[int, int]:
+    """A real-looking Claude Code transcript: `turns` user+assistant pairs (one row each), plus a summary, a
+    file-history snapshot and a malformed line. Returns (rows, lines that produce no row)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"type": "summary", "summary": "work", "leafUuid": f"{sid}-leaf"})]
+    prev = None
+    for i in range(turns):
+        t = start + timedelta(minutes=2 * i)
+        u, a = f"{sid}-u{i}", f"{sid}-a{i}"
+        lines.append(json.dumps({
+            "type": "user", "sessionId": sid, "uuid": u, "parentUuid": prev, "timestamp": _iso(t),
+            "cwd": "/home/ada/repo", "version": "2.0.1", "message": {"role": "user", "content": f"question {i}"},
+        }))
+        lines.append(json.dumps({
+            "type": "assistant", "sessionId": sid, "uuid": a, "parentUuid": u, "requestId": f"req-{sid}-{i}",
+            "timestamp": _iso(t + timedelta(seconds=30)), "cwd": "/home/ada/repo", "version": "2.0.1",
+            "message": {"id": f"msg-{sid}-{i}", "role": "assistant", "model": "claude-sonnet-4-5",
+                        "content": [{"type": "text", "text": f"answer {i}"}],
+                        "usage": {"input_tokens": 10, "output_tokens": 5}},
+        }))
+        prev = a
+    lines.append(json.dumps({"type": "file-history-snapshot", "messageId": prev, "snapshot": {}}))
+    lines.append("{this is not json")
+    path.write_text("\n".join(lines) + "\n")
+    return 2 * turns, 3
+
+
+def recent(days: float) -> datetime:
+    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0)
+
+
+def claude_fixtures(h: Home, sessions: int = 3, turns: int = 5) -> tuple[int, int]:
+    rows = skipped = 0
+    for i in range(sessions):
+        r, s = claude_session(h.claude / "projects" / f"-home-ada-repo{i % 2}" / f"sess-{i}.jsonl", f"sess-{i}",
+                              turns, recent(3 + i))
+        rows += r
+        skipped += s
+    return rows, skipped
+
+
+def fake_fixtures(h: Home, files: int = 2, msgs: int = 10) -> int:
+    base = recent(2)
+    ts = [_iso(base + timedelta(minutes=m)) for m in range(msgs)]
+    for i in range(files):
+        write_session(Path(h.env["FAKE_CLAUDE_ROOT"]) / f"s{i}.jsonl", f"c{i}", ts, noise=1)
+    write_session(Path(h.env["FAKE_CODEX_ROOT"]) / "r.jsonl", "x", ts, noise=1)
+    return (files + 1) * msgs
+
+
+# --------------------------------------------------------------------------------------------- usage
+
+
+def test_bad_flags_and_dates_exit_2_and_write_nothing(h, inproc):
+    p = h.run("backfill", "--sinse", "2026-01-01")  # one real process for §10 check 2
+    assert p.returncode == 2 and p.stdout == ""
+    assert "--sinse" in p.stderr and p.stderr.startswith("hyp backfill: ")
+    rc, out, err = inproc("backfill", "--since", "yesterday", "--json")
+    assert rc == 2 and out == ""
+    assert err.splitlines()[0] == (
+        'hyp backfill: --since: expected an ISO date or datetime like 2026-05-01 or 2026-05-01T09:30 '
+        '(got "yesterday")'
+    )
+    assert err.splitlines()[1].startswith("Usage: hyp backfill [PROVIDER]...")
+    rc, out, err = inproc("backfill", "--since", "2026-06-01", "--until", "2026-05-01")
+    assert rc == 2 and out == ""
+    assert err.splitlines()[0] == "hyp backfill: --since (2026-06-01) is after --until (2026-05-01)"
+    rc, out, err = inproc("backfill", "plan", "--until", "soon")
+    assert rc == 2 and err.startswith("hyp backfill plan: --until: expected an ISO date")
+    rc, out, err = inproc("backfill", "list", "--since", "2026-01-01")
+    assert rc == 2 and "--since" in err and out == ""
+    rc, out, err = inproc("backfill", "claude", "--since")
+    assert rc == 2 and "--since" in err
+    assert not h.hyp.exists()
+
+
+def test_same_day_since_until_covers_the_whole_local_day(h, inproc, monkeypatch):
+    day = recent(2).date().isoformat()
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        rc, out, err = inproc("backfill", "--since", day, "--until", day, "--dry-run", "--json")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert rc == 0, err
+    data = json.loads(out)
+    since, until = parse_iso_us(data["since"]), parse_iso_us(data["until"])
+    assert until - since == 86_400_000_000 - 1 or until - since == 82_800_000_000 - 1 or \
+        until - since == 90_000_000_000 - 1  # 24 h, or a DST day
+    assert data["since"].startswith(day) and data["since"][11:13] in ("04", "05")  # local midnight in UTC
+
+
+def test_unknown_provider_exits_1_and_runs_nothing(h, inproc):
+    claude_fixtures(h)
+    p = h.run("backfill", "cursor")
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.strip() == 'hyp backfill: unknown provider "cursor" (known: claude, codex)'
+    for args in (["claude", "cursor"], ["plan", "cursor"], ["cursor", "--dry-run", "--json"]):
+        rc, out, err = inproc("backfill", *args)
+        assert rc == 1 and out == "", args
+        assert 'unknown provider "cursor" (known: claude, codex)' in err
+    rc, out, err = inproc("backfill", "run")  # internal names are not commands either
+    assert rc == 1 and 'unknown provider "run"' in err
+    assert not h.hyp.exists()  # nothing ran
+
+
+def test_read_only_commands_never_create_hyp_home(h, inproc):
+    claude_fixtures(h)
+    p = h.run("backfill", "--dry-run", "--json")
+    assert p.returncode == 0 and not h.hyp.exists()
+    for args in (["list"], ["list", "--json"], ["plan"], ["plan", "--json"], ["--dry-run"],
+                 ["claude", "--dry-run"], ["--help"], ["plan", "--help"], ["claude", "--help"]):
+        rc, out, err = inproc("backfill", *args)
+        assert rc == 0, (args, err)
+        assert not h.hyp.exists(), args
+
+
+# --------------------------------------------------------------------------------------------- real importer
+
+
+def test_rerun_nothing_new_then_checkpoints_deleted(h):
+    rows, skipped = claude_fixtures(h)
+    first, p = h.json("backfill")
+    assert p.returncode == 0, p.stderr
+    assert set(first) == KEYS and first["dry_run"] is False
+    assert [set(x) for x in first["providers"]] == [PROVIDER_KEYS]  # no config: detected clients only
+    claude = first["providers"][0]
+    assert claude["provider"] == "claude" and claude["status"] == "ok"
+    assert claude["rows_written"] == rows and claude["files_scanned"] == 3 and claude["sessions_seen"] == 3
+    assert sum(claude["lines_skipped"].values()) == skipped  # §10 check 9
+    assert claude["lines_skipped"] == {"malformed": 3, "not_a_message": 6}
+    assert h.dataset().height == rows
+
+    second, p = h.json("backfill")
+    c2 = second["providers"][0]
+    assert (c2["rows_written"], c2["duplicates_skipped"], c2["files_scanned"]) == (0, 0, 0)
+    text = h.run("backfill")
+    assert text.returncode == 0
+    assert text.stdout.strip().splitlines()[-1] == "Nothing new to import: no history was added since the last import."
+    assert text.stdout.startswith("Backfill ") and " (local time) · run " in text.stdout.splitlines()[0]
+
+    h.drop_checkpoints()
+    third, p = h.json("backfill")
+    c3 = third["providers"][0]
+    assert c3["duplicates_skipped"] == claude["rows_written"] and c3["rows_written"] == 0
+    assert c3["files_scanned"] == 3
+    h.drop_checkpoints()
+    text = h.run("backfill", "claude")
+    assert text.stdout.strip().splitlines()[-1] == (
+        f"Nothing new to import: all {rows} rows in this window are already in the dataset."
+    )
+    assert h.dataset().height == rows
+
+
+def test_dry_run_json_equals_the_following_real_run_and_changes_nothing(h):
+    claude_fixtures(h, sessions=2)
+    assert h.run("backfill").returncode == 0
+    # new history arrives, and one old file grows
+    claude_session(h.claude / "projects" / "-home-ada-new" / "new.jsonl", "new", 4, recent(1))
+    with open(h.claude / "projects" / "-home-ada-repo0" / "sess-0.jsonl", "a") as fh:
+        fh.write(json.dumps({"type": "user", "sessionId": "sess-0", "uuid": "late-u", "timestamp": _iso(recent(0.5)),
+                             "message": {"role": "user", "content": "one more"}}) + "\n")
+    before = h.snapshot()
+    dry, p = h.json("backfill", "--dry-run")
+    assert p.returncode == 0 and dry["dry_run"] is True
+    assert h.snapshot() == before  # dataset, checkpoints, logs and lock untouched
+    real, p = h.json("backfill")
+    assert [x["rows_written"] for x in dry["providers"]] == [x["rows_written"] for x in real["providers"]] == [9]
+    assert [x["duplicates_skipped"] for x in dry["providers"]] == [x["duplicates_skipped"] for x in real["providers"]]
+    text = h.run("backfill", "--dry-run")
+    assert text.stdout.startswith("Dry run: nothing written · Backfill ")
+
+
+def test_dry_run_on_a_fresh_home_creates_nothing_and_predicts(h):
+    rows, _ = claude_fixtures(h)
+    dry, p = h.json("backfill", "--dry-run")
+    assert not h.hyp.exists()
+    assert dry["providers"][0]["rows_written"] == rows
+    assert "Would import" in h.run("backfill", "--dry-run").stdout
+    real, _ = h.json("backfill")
+    assert real["providers"][0]["rows_written"] == rows
+
+
+def test_json_stdout_is_one_document_and_progress_goes_to_stderr(h, inproc):
+    claude_fixtures(h)
+    p = h.run("backfill", "--json")
+    json.loads(p.stdout)
+    assert "hyp: claude ok 100%" in p.stderr  # the end-of-provider progress line
+    assert "hyp:" not in p.stdout
+    for args in (["list", "--json"], ["plan", "--json"]):
+        rc, out, err = inproc("backfill", *args)
+        json.loads(out)
+        assert err == ""
+
+
+def test_no_config_and_nothing_detected_is_an_empty_selection(h, inproc):
+    data, p = h.json("backfill")
+    assert p.returncode == 0 and data["providers"] == [] and set(data) == KEYS
+    rc, out, err = inproc("backfill")
+    assert rc == 0
+    assert out.strip() == "Nothing to import: no Claude Code or Codex history found."
+    assert not h.hyp.exists()
+
+
+def test_named_undetected_provider_is_skipped_not_failed(h, inproc):
+    claude_fixtures(h)
+    rc, out, err = inproc("backfill", "codex", "claude", "--json")
+    assert rc == 0
+    data = json.loads(out)
+    codex, claude = data["providers"]
+    assert codex["status"] == "skipped" and codex["error"] == f"not found: {h.codex} does not exist"
+    assert claude["status"] == "ok"
+
+
+def test_list_reports_detection_enablement_and_totals(h, inproc):
+    rows, _ = claude_fixtures(h)
+
+    def listing():
+        rc, out, err = inproc("backfill", "list", "--json")
+        assert rc == 0, err
+        return json.loads(out)
+
+    data = listing()
+    by = {x["provider"]: x for x in data["providers"]}
+    assert set(by) == {"claude", "codex"}
+    keys = {"provider", "name", "detected", "reason", "enabled", "root", "files", "sessions", "bytes", "oldest",
+            "newest"}
+    assert all(set(x) == keys for x in data["providers"])
+    assert by["claude"]["detected"] is True and by["claude"]["enabled"] is None and by["claude"]["files"] == 3
+    assert by["claude"]["root"] == str(h.claude)
+    assert by["codex"]["detected"] is False and by["codex"]["reason"].startswith("not found: ")
+    h.config(claude=True, codex=False)
+    data = listing()
+    assert [x["enabled"] for x in data["providers"]] == [True, False]
+    rc, text, _ = inproc("backfill", "list")
+    assert "no config" not in text and "Claude Code" in text
+
+
+def test_plan_figures_equal_the_inventory_in_window_figures(h, inproc):
+    claude_fixtures(h, sessions=4)
+    # an old session outside the default window
+    claude_session(h.claude / "projects" / "-old" / "old.jsonl", "old", 2, recent(300))
+    data, p = h.json("backfill", "plan")
+    assert p.returncode == 0
+    assert set(data) == {"since", "until", "providers"}
+    assert [x["provider"] for x in data["providers"]] == ["claude", "codex"]
+    claude = data["providers"][0]
+    assert set(claude) == {"provider", "detected", "reason", "files", "sessions", "bytes", "oldest", "newest"}
+    assert claude["files"] == 4 and claude["sessions"] == 4  # the old file is not in the window
+    inv = build_inventory(["claude"], env=h.env)
+    fig = client_figures(inv["claude"], parse_iso_us(data["since"]), parse_iso_us(data["until"])).to_json()
+    assert {k: claude[k] for k in fig} == fig
+    rc, out, _ = inproc("backfill", "plan", "claude", "--since", "2000-01-01", "--json")
+    assert json.loads(out)["providers"][0]["files"] == 4  # --since cannot go below the import floor
+    rc, out, _ = inproc("backfill", "plan", "claude", "--until", recent(250).date().isoformat(), "--json")
+    assert json.loads(out)["providers"][0]["files"] == 0
+    assert not h.hyp.exists()
+
+
+def test_plan_matches_init_dry_run(h):
+    """§10 check 11: `hyp backfill plan --json` = the in_window figures of `hyp init --yes --dry-run --json`."""
+    claude_fixtures(h)
+    probe = h.run("init", "--help")
+    if probe.returncode != 0:
+        pytest.skip("hyp init is not registered yet")
+    init = h.run("init", "--yes", "--dry-run", "--json")
+    assert init.returncode == 0, init.stderr
+    plan, _ = h.json("backfill", "plan")
+    init_data = json.loads(init.stdout)
+    for entry in plan["providers"]:
+        c = next(x for x in init_data["clients"] if x["client"] == entry["provider"])
+        if not entry["detected"]:
+            continue
+        assert {k: entry[k] for k in ("files", "sessions", "bytes", "oldest")} == {
+            k: c["in_window"][k] for k in ("files", "sessions", "bytes", "oldest")}
+
+
+# --------------------------------------------------------------------------------------------- fake importer
+
+
+def test_importer_raising_for_codex_fails_only_codex(h):
+    fake_fixtures(h)
+    data, p = h.json("backfill", fake="codex-raises")
+    assert p.returncode == 1
+    claude, codex = data["providers"]
+    assert claude["status"] == "ok" and claude["rows_written"] == 20
+    assert codex["status"] == "failed" and "simulated importer crash" in codex["error"]
+    text = h.run("backfill", fake="codex-raises")
+    assert text.returncode == 1
+    assert "  codex: the importer stopped: RuntimeError: simulated importer crash" in text.stdout
+
+
+def test_config_selection(h):
+    fake_fixtures(h)
+    h.config(claude=True, codex=False)
+    data, p = h.json("backfill", fake="ok")
+    assert [x["provider"] for x in data["providers"]] == ["claude"]
+    data, p = h.json("backfill", "codex", fake="ok")  # named: runs even though disabled
+    assert [x["provider"] for x in data["providers"]] == ["codex"] and data["providers"][0]["rows_written"] == 10
+    h.config(claude=False, codex=False)
+    p = h.run("backfill", fake="ok")
+    assert p.returncode == 0 and p.stdout.strip() == (
+        "Nothing to import: no client is enabled in the config. Name one (hyp backfill claude) or run hyp init."
+    )
+    data, p = h.json("backfill", fake="ok")
+    assert data["providers"] == []
+
+
+def test_invalid_config_exits_1_naming_the_file(h, inproc):
+    claude_fixtures(h)
+    h.hyp.mkdir()
+    (h.hyp / "hypaware-config.json").write_text("{nope")
+    for args in ([], ["list"], ["plan"]):
+        rc, out, err = inproc("backfill", *args)
+        assert rc == 1 and str(h.hyp / "hypaware-config.json") in err and out == "", args
+
+
+def _wait_for_parquet(h: Home, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list((h.hyp / "cache").glob("**/*.parquet")) if (h.hyp / "cache").exists() else []:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"finished before the first commit: {proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError("no commit within the timeout")
+
+
+def _slow_fixtures(h: Home) -> int:
+    base = recent(2)
+    ts = [_iso(base + timedelta(seconds=s)) for s in range(250)]
+    for i in range(16):
+        write_session(Path(h.env["FAKE_CLAUDE_ROOT"]) / f"s{i:02d}.jsonl", f"c{i}", ts)
+    write_session(Path(h.env["FAKE_CODEX_ROOT"]) / "r.jsonl", "x", ts[:50])
+    return 16 * 250 + 50
+
+
+def test_sigint_finishes_the_batch_prints_the_summary_and_exits_130(h):
+    total = _slow_fixtures(h)  # 2 ms per row: ~8 s of parsing
+    launcher = write_launcher(h.tmp, "slow")
+    proc = subprocess.Popen([sys.executable, launcher, "backfill", "--json"], env=h.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_parquet(h, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    data = json.loads(out)
+    claude, codex = data["providers"]
+    assert claude["status"] == "cancelled" and codex["status"] == "cancelled"
+    assert 0 < claude["rows_written"] < 16 * 250 and codex["rows_written"] == 0
+    assert "stopping after the current batch" in err
+    df = h.dataset()
+    assert df.height == claude["rows_written"] and df["part_id"].n_unique() == df.height
+    rerun, p = h.json("backfill", fake="ok")
+    assert p.returncode == 0
+    df = h.dataset()
+    assert df.height == df["part_id"].n_unique() == total
+
+
+def test_second_sigint_exits_at_once_and_data_stays_consistent(h):
+    total = _slow_fixtures(h)
+    launcher = write_launcher(h.tmp, "slow")
+    proc = subprocess.Popen([sys.executable, launcher, "backfill"], env=h.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_parquet(h, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    t = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert time.monotonic() - t < 5
+    for f in (h.hyp / "cache").glob("**/*.parquet"):
+        pl.read_parquet_schema(f)  # no partial file is visible
+    p = h.run("backfill", "--json", fake="ok")
+    assert p.returncode == 0, p.stderr
+    df = h.dataset()
+    assert df.height == df["part_id"].n_unique() == total
