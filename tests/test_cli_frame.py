@@ -108,10 +108,20 @@ def test_no_arguments_hint_when_configured(home: Path, capsys: pytest.CaptureFix
     write_config(home)
     code, out, _ = call(capsys)
     assert code == 0 and out.rstrip().endswith("Capture is not running; see hyp status.")
-    (home / "run").mkdir()
-    (home / "run" / "daemon-status.json").write_text(json.dumps({"state": "running", "pid": os.getpid()}))
-    code, out, _ = call(capsys)
-    assert out.rstrip().endswith("Capture is running; see hyp status.")
+    from hypaware_tui.core.daemon.control import PidLock, write_status_file
+
+    lock = PidLock(Layout(home))  # this process poses as the running daemon
+    lock.acquire()
+    try:
+        write_status_file(Layout(home), {"state": "running", "pid": os.getpid(), "mode": "foreground"})
+        code, out, _ = call(capsys)
+        assert out.rstrip().endswith("Capture is running; see hyp status.")
+        doc = json.loads(call(capsys, "status", "--json")[1])
+        assert doc["daemon"]["running"] is True and doc["daemon"]["pid"] == os.getpid()
+    finally:
+        lock.release()
+    doc = json.loads(call(capsys, "status", "--json")[1])
+    assert doc["daemon"]["running"] is False and doc["daemon"]["ended_unexpectedly"] is True
 
 
 @pytest.mark.parametrize(
