@@ -1,0 +1,306 @@
+"""The data of `hyp status` (cli.md §6), gathered without any UI so the wizard's Welcome back screen can reuse it.
+
+`gather_status(layout, env)` returns exactly the `hyp status --json` document:
+
+    {hyp_home, version,
+     config: {path, state, error, retention_days, clients_enabled, capture_enabled},
+     clients: [{client, name, enabled, detected, reason, root, files, bytes, sessions, oldest, newest,
+                files_failed, error}],
+     dataset: {path, bytes, files, rows: {source: n}, total_rows, oldest, newest, error},
+     daemon: {running, state, message, ended_unexpectedly, pid, mode, …daemon.md §6 fields},
+     recent_errors: [{at, source, message}]}
+
+Read-only: nothing here creates `HYP_HOME` or any file in it (cli.md §1). Every section is built defensively:
+a broken piece is reported in its section and never stops the report. `status_exit_code(report)` is 1 when the
+config is invalid or the dataset unreadable, else 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypaware_tui.core.paths import Layout
+
+RECENT_ERRORS_MAX = 5
+RECENT_ERRORS_DAYS = 7
+_EVENTS_TAIL_BYTES = 1024 * 1024
+_DAEMON_LOG_TAIL_BYTES = 256 * 1024
+
+
+def gather_status(
+    layout: Layout,
+    env: Mapping[str, str] = os.environ,
+    *,
+    now: datetime | None = None,
+    include_clients: bool = True,
+) -> dict[str, Any]:
+    """The whole report (see the module docstring). `include_clients=False` skips the client inventory (the
+    only part that lists the clients' history files), for callers that need a quick answer."""
+    from hypaware_tui import __version__
+
+    now = now or datetime.now(UTC)
+    report: dict[str, Any] = {"hyp_home": str(layout.home), "version": __version__}
+    config, report["config"] = config_section(layout)
+    report["clients"] = clients_section(config, env) if include_clients else []
+    report["dataset"] = dataset_section(layout)
+    report["daemon"] = daemon_section(layout)
+    report["recent_errors"] = recent_errors(layout, report["daemon"], now=now)
+    return report
+
+
+def status_exit_code(report: Mapping[str, Any]) -> int:
+    """cli.md §6: 1 when the config is invalid or the dataset unreadable (the report is still produced)."""
+    if report.get("config", {}).get("state") == "invalid":
+        return 1
+    if report.get("dataset", {}).get("error"):
+        return 1
+    return 0
+
+
+# --- config ------------------------------------------------------------------------------------------------
+
+
+def config_section(layout: Layout) -> tuple[Any, dict[str, Any]]:
+    """(the parsed Config or None, the JSON section). State `ok`, `missing` or `invalid`."""
+    from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS, ConfigError, load_config
+
+    section: dict[str, Any] = {
+        "path": str(layout.config),
+        "state": "missing",
+        "error": None,
+        "retention_days": DEFAULT_RETENTION_DAYS,
+        "clients_enabled": [],
+        "capture_enabled": None,
+    }
+    try:
+        cfg = load_config(layout)
+    except ConfigError as exc:
+        section.update(state="invalid", error=exc.problem, retention_days=None)
+        return None, section
+    if cfg is not None:
+        section.update(
+            state="ok",
+            retention_days=cfg.retention_days,
+            clients_enabled=cfg.enabled_clients,
+            capture_enabled=cfg.capture.enabled,
+        )
+    return cfg, section
+
+
+# --- clients -----------------------------------------------------------------------------------------------
+
+
+def clients_section(config: Any, env: Mapping[str, str] = os.environ) -> list[dict[str, Any]]:
+    """Per known client: detection (or the reason), root, and the files found there (count, size, sessions,
+    date range), from the shared inventory (`core.inventory`, the numbers `hyp backfill list` shows)."""
+    from hypaware_tui.core.inventory import build_inventory, client_figures
+    from hypaware_tui.importers import KNOWN_CLIENTS
+
+    try:
+        inventory = build_inventory(KNOWN_CLIENTS, config=config, env=env)
+    except Exception as exc:  # noqa: BLE001 - a broken importer must not break the report
+        return [
+            {"client": c, "name": c, "enabled": _enabled(config, c), "detected": False, "reason": None,
+             "root": None, "files": None, "bytes": None, "sessions": None, "oldest": None, "newest": None,
+             "files_failed": 0, "error": f"could not look for {c} history: {type(exc).__name__}: {exc}"}
+            for c in KNOWN_CLIENTS
+        ]  # fmt: skip
+    out: list[dict[str, Any]] = []
+    for ci in inventory:
+        entry: dict[str, Any] = {
+            "client": ci.client,
+            "name": ci.name,
+            "enabled": _enabled(config, ci.client),
+            "detected": ci.detected,
+            "reason": ci.reason,
+            "root": ci.root,
+            "files": None,
+            "bytes": None,
+            "sessions": None,
+            "oldest": None,
+            "newest": None,
+            "files_failed": len(ci.failed),
+            "error": ci.error,
+        }
+        if ci.detected:
+            entry.update(client_figures(ci).to_json())
+        out.append(entry)
+    return out
+
+
+def _enabled(config: Any, client: str) -> bool | None:
+    """Enabled in the config; None when there is no (valid) config."""
+    if config is None:
+        return None
+    return bool(config.client_enabled(client))
+
+
+# --- dataset -----------------------------------------------------------------------------------------------
+
+
+def dataset_section(layout: Layout) -> dict[str, Any]:
+    """Size, files, stored rows per source (from the Parquet footers) and the date range (partition dates)."""
+    from hypaware_tui.core.storage import dataset_stats
+
+    section: dict[str, Any] = {
+        "path": str(layout.dataset_root),
+        "bytes": 0,
+        "files": 0,
+        "rows": {},
+        "total_rows": 0,
+        "oldest": None,
+        "newest": None,
+        "error": None,
+    }
+    try:
+        stats = dataset_stats(layout)
+    except OSError as exc:
+        section["error"] = f"cannot read the dataset: {exc.strerror or exc}"
+        return section
+    section.update(
+        bytes=stats.bytes,
+        files=stats.files,
+        rows=dict(sorted(stats.rows.items())),
+        total_rows=stats.total_rows,
+        oldest=stats.oldest,
+        newest=stats.newest,
+    )
+    if stats.unreadable:
+        n = len(stats.unreadable)
+        section["error"] = (
+            f"{n} unreadable file{'s' if n != 1 else ''}: {', '.join(stats.unreadable[:3])}"
+            + (" …" if n > 3 else "")
+            + f" (move {'them' if n != 1 else 'it'} out of the dataset directory)"
+        )
+    return section
+
+
+# --- daemon ------------------------------------------------------------------------------------------------
+
+
+def daemon_section(layout: Layout) -> dict[str, Any]:
+    """daemon.md §6 fields plus `running` (pid alive and lock held), `mode`, `message` and
+    `ended_unexpectedly`, from the daemon's own read-only reader."""
+    from hypaware_tui.core.daemon.control import read_daemon_status
+
+    try:
+        return read_daemon_status(layout).to_json()
+    except Exception as exc:  # noqa: BLE001 - an unreadable status must not break the report
+        return {
+            "running": False,
+            "state": "unknown",
+            "message": f"cannot read the daemon status: {type(exc).__name__}: {exc}",
+            "ended_unexpectedly": False,
+            "pid": None,
+            "mode": None,
+        }
+
+
+# --- recent errors -----------------------------------------------------------------------------------------
+
+_LOG_LINE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[+-]\d{2}:?\d{2}|Z)?)\s+(ERROR|CRITICAL)\s+(.*)$"
+)
+
+
+def recent_errors(
+    layout: Layout,
+    daemon: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
+    limit: int = RECENT_ERRORS_MAX,
+    days: int = RECENT_ERRORS_DAYS,
+) -> list[dict[str, Any]]:
+    """Up to `limit` errors from the last `days` days, newest first: the daemon status (`last_error`, and each
+    client's), the events log (`error` fields) and `ERROR` lines of the daemon log. The same message at the
+    same second is listed once."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=days)
+    found: list[tuple[datetime, str, str]] = []
+
+    def add(at: object, source: str, message: object) -> None:
+        ts = parse_ts(at)
+        if ts is None or ts < since or not isinstance(message, str) or not message.strip():
+            return
+        found.append((ts, source, message.strip()))
+
+    daemon = daemon or {}
+    last = daemon.get("last_error")
+    if isinstance(last, Mapping):
+        add(last.get("at"), "daemon", last.get("message"))
+    clients = daemon.get("clients")
+    if isinstance(clients, Mapping):
+        for name, c in clients.items():
+            if isinstance(c, Mapping) and isinstance(c.get("last_error"), Mapping):
+                add(c["last_error"].get("at"), f"daemon {name}", c["last_error"].get("message"))
+    _events_errors(layout, add, since)
+    _daemon_log_errors(layout, add)
+
+    found.sort(key=lambda e: e[0], reverse=True)
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for ts, source, message in found:
+        at = ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if (at, message) in seen:
+            continue
+        seen.add((at, message))
+        out.append({"at": at, "source": source, "message": message})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _events_errors(layout: Layout, add: Callable[[object, str, object], None], since: datetime) -> None:
+    from hypaware_tui.core.events import iter_events_reversed
+
+    try:
+        for ev in iter_events_reversed(layout, max_bytes=_EVENTS_TAIL_BYTES):
+            ts = parse_ts(ev.get("ts"))
+            if ts is not None and ts < since:
+                break  # newest first: everything further is older
+            msg = ev.get("error")
+            if isinstance(msg, str) and msg:
+                source = ev.get("provider") or ev.get("event") or "events"
+                add(ev.get("ts"), str(source), msg)
+    except OSError:
+        return
+
+
+def _daemon_log_errors(layout: Layout, add: Callable[[object, str, object], None]) -> None:
+    for path in (layout.daemon_log, Path(f"{layout.daemon_log}.1")):
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                start = max(0, size - _DAEMON_LOG_TAIL_BYTES)
+                fh.seek(start)
+                data = fh.read()
+        except OSError:
+            continue
+        lines = data.decode("utf-8", "replace").splitlines()
+        if start > 0 and lines:
+            lines = lines[1:]  # the first line may be cut
+        for line in lines:
+            m = _LOG_LINE.match(line)
+            if m:
+                add(m.group(1), "daemon log", m.group(3))
+
+
+def parse_ts(value: object) -> datetime | None:
+    """An ISO 8601 timestamp (`Z`, `+00:00` or `+0000`; naive = UTC) as an aware datetime, else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    m = re.search(r"([+-]\d{2})(\d{2})$", text)
+    if m and not re.search(r"[+-]\d{2}:\d{2}$", text):
+        text = text[: m.start()] + f"{m.group(1)}:{m.group(2)}"
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
