@@ -18,7 +18,7 @@ from typer._click import exceptions as click_exc
 from typer.core import TyperGroup
 
 from hypaware_tui import __version__
-from hypaware_tui.cli import backfill, cache, daemon, init, status
+from hypaware_tui.cli import backfill, cache, daemon, init, query, status
 from hypaware_tui.cli.output import out
 
 # The name the program was invoked as (`hyp` or `hypaware`); messages use it (cli.md §1 "Names").
@@ -82,6 +82,7 @@ def state_hint() -> str:
 init.register(app)
 status.register(app)
 app.add_typer(backfill.app, name="backfill")
+app.add_typer(query.app, name="query")
 app.add_typer(cache.app, name="cache")
 app.add_typer(daemon.app, name="daemon")
 # -----------------------------------------------------------------------------------------------------------

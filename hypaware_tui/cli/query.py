@@ -1,0 +1,357 @@
+"""`hyp query sql | overview | schema` (cli.md §7): read-only queries over the imported history.
+
+Every command here is read-only: nothing creates `HYP_HOME` or a file in it, and a missing dataset reads as
+empty relations with the full schema. The work is done by `hypaware_tui.core.query`; this module only parses
+flags and renders (Rich tables and bars on stdout; row counts, warnings and errors on stderr).
+
+Exit codes: 0 ok (also for no rows), 1 the dataset could not be read, 2 usage (bad flags, a statement that is
+not a single SELECT, an engine error, an unknown relation).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from hypaware_tui.cli.output import err, fmt_int, out, out_console, plural, print_json
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from hypaware_tui.core.query import Overview
+
+app = typer.Typer(
+    help="Read-only queries over the imported history: SQL, the overview, the schema.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+# Longest cell shown in a table on a terminal before it is cut with `…`.
+TTY_CELL_MAX = 48
+TTY_CELL_MIN = 12
+BAR_WIDTH = 40
+
+
+@app.callback()
+def _query_root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        out(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def _prog() -> str:
+    from hypaware_tui.cli.app import PROG
+
+    return PROG
+
+
+def _fail(command: str, message: str, code: int) -> typer.Exit:
+    err(f"{_prog()} query {command}: {message}")
+    return typer.Exit(code)
+
+
+def _is_tty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+# --- sql -------------------------------------------------------------------------------------------------
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command(
+    "sql",
+    help="Run one read-only SELECT over ai_gateway_messages and ai_gateway_usage. Writes nothing.",
+)
+def sql_command(
+    statement: str = typer.Argument(
+        ..., metavar="SELECT", help="One SELECT (or WITH … SELECT) statement.", show_default=False
+    ),
+    fmt: Format = typer.Option(Format.table, "--format", help="table (default), json or csv."),  # noqa: B008
+) -> None:
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.query import DatasetReadError, QueryError, run_sql
+
+    layout = Layout.resolve()
+    try:
+        df = run_sql(layout, statement)
+    except QueryError as exc:
+        raise _fail("sql", str(exc), 2) from None
+    except DatasetReadError as exc:
+        raise _fail("sql", str(exc), 1) from None
+    if fmt is Format.json:
+        from hypaware_tui.core.query import to_records
+
+        print_json(to_records(df))
+    elif fmt is Format.csv:
+        write_csv(df)
+    else:
+        print_table(df)
+        sys.stdout.flush()  # the table first, then the count on stderr
+        err(plural(df.height, "row"))
+
+
+def write_csv(df: Any) -> None:
+    """RFC 4180 (CRLF line ends, quotes doubled) with a header row; JSON columns stay JSON text."""
+    from hypaware_tui.core.query import cell_text
+
+    writer = csv.writer(sys.stdout, lineterminator="\r\n")
+    writer.writerow(df.columns)
+    for row in df.iter_rows():
+        writer.writerow([cell_text(v) for v in row])
+    sys.stdout.flush()
+
+
+def _table_cell(value: Any) -> str:
+    from hypaware_tui.core.query import cell_text
+
+    if value is None:
+        return "null"
+    return cell_text(value).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def fit_widths(natural: list[int], available: int) -> list[int]:
+    """Column widths that fit `available` characters: each capped at TTY_CELL_MAX, then the widest narrowed
+    one character at a time down to TTY_CELL_MIN (or its own width when smaller)."""
+    widths = [max(1, min(w, TTY_CELL_MAX)) for w in natural]
+    floor = [min(w, TTY_CELL_MIN) for w in widths]
+    while sum(widths) > available:
+        i = max(range(len(widths)), key=lambda k: (widths[k] - floor[k], widths[k]))
+        if widths[i] <= floor[i]:
+            break  # even the floors do not fit: Rich squeezes the rest
+        widths[i] -= 1
+    return widths
+
+
+def print_table(df: Any) -> None:
+    """A Rich table. On a terminal long cells are cut with `…` to fit (and columns that cannot fit at all are
+    left out, with a note on stderr); redirected output keeps every cell whole on one line."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    console = out_console()
+    tty = _is_tty(sys.stdout)
+    columns = list(df.columns)
+    rows = [[_table_cell(v) for v in row] for row in df.iter_rows()]
+    widths = [cell_len(c) for c in columns]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], cell_len(cell))
+    numeric = [dtype.is_numeric() for dtype in df.dtypes]
+    shown = len(columns)
+    if tty:
+        # Keep the columns that fit at their minimum width, then share the rest of the line.
+        used = 0
+        for i, w in enumerate(widths):
+            used += min(w, TTY_CELL_MIN) + (3 if i else 0)
+            if used > console.width and i > 0:
+                shown = i
+                break
+        widths = fit_widths(widths[:shown], console.width - 3 * max(0, shown - 1))
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        header_style="bold" if tty else None,
+        pad_edge=False,
+        collapse_padding=False,
+    )
+    for name, is_num, width in zip(columns[:shown], numeric[:shown], widths[:shown], strict=True):
+        justify = "right" if is_num else "left"
+        if tty:
+            table.add_column(Text(name), no_wrap=True, overflow="ellipsis", width=width, justify=justify)
+        else:
+            table.add_column(Text(name), no_wrap=True, justify=justify)
+    for row in rows:
+        table.add_row(*[Text(c) for c in row[:shown]])
+    if not tty:
+        console.width = max(20, sum(widths) + 3 * len(widths) + 2)
+    console.print(table)
+    if shown < len(columns):
+        sys.stdout.flush()
+        hidden = len(columns) - shown
+        err(
+            f"{plural(hidden, 'more column')} not shown ({', '.join(columns[shown : shown + 3])}"
+            f"{', …' if hidden > 3 else ''}): select fewer columns, or use --format csv or json"
+        )
+
+
+# --- overview --------------------------------------------------------------------------------------------
+
+
+@app.command("overview", help="The first look: tokens per model, sessions per day, top repos and tools.")
+def overview_command(
+    days: int = typer.Option(30, "--days", min=0, help="Local calendar days ending today; 0 = all data."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.query import DatasetReadError, dataset_has_rows, overview
+
+    layout = Layout.resolve()
+    try:
+        ov = overview(layout, days=days)
+    except DatasetReadError as exc:
+        raise _fail("overview", str(exc), 1) from None
+    if json_out:
+        print_json(ov.to_json())
+        return
+    if ov.is_empty:
+        if days and dataset_has_rows(layout):
+            out(
+                f"No messages from {ov.first_date} to {ov.last_date} ({ov.period.time_zone}). "
+                f"Try {_prog()} query overview --days 0 for all data."
+            )
+        else:
+            out("Nothing imported yet.")
+        return
+    render_overview(ov, out_console())
+
+
+def _bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar in eighths of a character (`█▉▊▋▌▍▎▏`); any non-zero value shows at least `▏`."""
+    if top <= 0 or value <= 0:
+        return ""
+    eighths = max(1, round(value * width * 8 / top))
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[rest]
+
+
+def render_overview(ov: Overview, console: Console) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    bold = "bold" if console.is_terminal and not console.no_color else None
+
+    def heading(text: str) -> None:
+        console.print()
+        console.print(Text(text, style=bold or ""))
+
+    def table(*columns: tuple[str, str]) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=bold)
+        for name, justify in columns:
+            t.add_column(Text(name), justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        return t
+
+    console.print(
+        Text(
+            f"{ov.first_date} → {ov.last_date} ({ov.period.time_zone}) · "
+            f"{plural(ov.active_days, 'active day')} · {plural(ov.rows, 'row')} · {plural(ov.sessions, 'session')}"
+        )
+    )
+
+    heading("Tokens per model")
+    if ov.models:
+        t = table(("provider", "left"), ("model", "left"), ("input", "right"), ("cached", "right"),
+                  ("output", "right"))  # fmt: skip
+        for m in ov.models:
+            t.add_row(Text(m.provider or "?"), Text(m.model or "(unknown)"), fmt_int(m.input_tokens),
+                      fmt_int(m.cached_tokens), fmt_int(m.output_tokens))  # fmt: skip
+        console.print(t)
+    else:
+        console.print("  no token usage in this period")
+
+    heading("Sessions per day")
+    top = max((d.sessions for d in ov.days), default=0)
+    count_width = max(len(fmt_int(d.sessions)) for d in ov.days) if ov.days else 1
+    for d in ov.days:
+        console.print(
+            Text(f"  {d.date}  {fmt_int(d.sessions):>{count_width}}  {_bar(d.sessions, top)}".rstrip())
+        )
+
+    heading("Top repos")
+    if ov.repos:
+        t = table(("repo", "left"), ("sessions", "right"), ("messages", "right"))
+        for r in ov.repos:
+            t.add_row(Text(r.repo), fmt_int(r.sessions), fmt_int(r.messages))
+        console.print(t)
+    else:
+        console.print("  no working directories recorded")
+
+    heading("Top tools")
+    if ov.tools:
+        t = table(("tool", "left"), ("calls", "right"))
+        for tool in ov.tools:
+            t.add_row(Text(tool.tool), fmt_int(tool.calls))
+        console.print(t)
+    else:
+        console.print("  no tool calls in this period")
+
+
+# --- schema ----------------------------------------------------------------------------------------------
+
+
+@app.command("schema", help="Columns of ai_gateway_messages and ai_gateway_usage, or of NAME only.")
+def schema_command(
+    name: str | None = typer.Argument(
+        None, metavar="[NAME]", help="ai_gateway_messages or ai_gateway_usage."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    from hypaware_tui.core.query import RELATIONS, schema_listing
+
+    try:
+        cols = schema_listing(name)
+    except KeyError:
+        raise _fail("schema", f"unknown relation {name!r}; known: {', '.join(RELATIONS)}", 2) from None
+    relations = [r for r in RELATIONS if name in (None, r)]
+    if json_out:
+        print_json(
+            {
+                "relations": [
+                    {
+                        "name": rel,
+                        "columns": [
+                            {
+                                "name": c.name,
+                                "type": c.type,
+                                "nullable": c.nullable,
+                                "description": c.description,
+                            }
+                            for c in cols
+                            if c.relation == rel
+                        ],
+                    }
+                    for rel in relations
+                ]
+            }
+        )
+        return
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = out_console()
+    tty = _is_tty(sys.stdout)
+    bold = "bold" if tty and not console.no_color else None
+    for i, rel in enumerate(relations):
+        if i:
+            console.print()
+        console.print(Text(rel, style=bold or ""))
+        t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=bold)
+        t.add_column("column", no_wrap=True)
+        t.add_column("type", no_wrap=True)
+        t.add_column("null", no_wrap=True)
+        t.add_column("description", overflow="fold" if tty else "ignore", no_wrap=not tty)
+        rows = [c for c in cols if c.relation == rel]
+        for c in rows:
+            t.add_row(Text(c.name), Text(c.type), "yes" if c.nullable else "no", Text(c.description))
+        if not tty:
+            widths = [
+                max(len(v) for v in col)
+                for col in zip(*[(c.name, c.type, "null", c.description) for c in rows], strict=True)
+            ]
+            console.width = sum(widths) + 2 * len(widths) + 2
+        console.print(t)
