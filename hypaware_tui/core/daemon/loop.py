@@ -33,6 +33,7 @@ from hypaware_tui.core.daemon import control, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
 from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, make_watcher
 from hypaware_tui.core.paths import Layout, set_umask
+from hypaware_tui.core.schema import SchemaError
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.core.window import cut_date, import_floor_us
 from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, Window
@@ -394,7 +395,7 @@ class DaemonLoop:
             self.start_watching()
         self.catch_up()
         if once:
-            return 0 if self.flush() else 1
+            return 0 if not self.write_failing and self.flush() else 1
         now = self.clock.monotonic()
         self.next_poll = now + self._poll_s()
         self.next_rescan = now + cfg.rescan_seconds
@@ -480,6 +481,8 @@ class DaemonLoop:
         for c in self.clients.values():
             self._discover(c, mark_all=True)
         self._process_due(force=True)
+        if not self._stop_requested:
+            self.flush()  # caught up: commit it now rather than after flush_seconds
 
     # ------------------------------------------------------------------------------------------ watching
     def start_watching(self) -> None:
@@ -917,6 +920,12 @@ class DaemonLoop:
                 continue
             try:
                 res = self.storage.commit(batch.rows, list(batch.updates.values()), cut_date=cut, provider=name)
+            except SchemaError:
+                # A row that does not fit the schema is an importer bug on one file: retrying the batch
+                # would never succeed, so commit file by file and set the offending file(s) aside.
+                if not self._commit_per_file(name, batch, cut):
+                    return False
+                continue
             except Exception as exc:  # noqa: BLE001 - StorageError and anything else: keep the batch
                 self._write_failed(exc)
                 return False
@@ -930,6 +939,38 @@ class DaemonLoop:
             self.degraded.pop("write", None)
             log.info("writing works again")
             self._status_dirty = True
+        return True
+
+    def _commit_per_file(self, name: str, batch: _Batch, cut: str | None) -> bool:
+        groups: dict[str, list[Row]] = {}
+        for r in batch.rows:
+            groups.setdefault(r.get("source_path_hash") or "", []).append(r)
+        for h in batch.updates:
+            groups.setdefault(h, [])
+        c = self.clients.get(name)
+        for h in list(groups):
+            rows = groups[h]
+            upd = batch.updates.get(h)
+            try:
+                res = self.storage.commit(rows, [upd] if upd else [], cut_date=cut, provider=name)
+            except SchemaError as exc:
+                msg = f"file {h}: the importer produced a row that does not fit the schema ({exc}); " \
+                      "this file is skipped until it changes"
+                log.error("%s: %s", name, msg)
+                if c is not None:
+                    c.failing[h] = msg
+                self._error(f"{name}: {msg}", c)
+            except Exception as exc:  # noqa: BLE001 - a write failure: keep what is left
+                batch.rows = [r for g in groups.values() for r in g]
+                batch.updates = {k: v for k, v in batch.updates.items() if k in groups}
+                self._write_failed(exc)
+                return False
+            else:
+                self._account(name, res)
+            del groups[h]
+            batch.updates.pop(h, None)
+            self.inflight.pop(h, None)
+        self.batches.pop(name, None)
         return True
 
     def _account(self, name: str, res: Any) -> None:

@@ -1,0 +1,348 @@
+"""Process control: the pid lock, the status file and `hyp daemon status`, `start` / `stop` / `restart` of a
+real detached daemon, and the wizard's daemon action (daemon.md §4.1, §6, §7, §9; acceptance 6, 12, 17, 18)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_daemon_support import Home, stop
+
+from hypaware_tui.cli.app import main
+from hypaware_tui.core.daemon import control, service
+from hypaware_tui.core.daemon.action import (
+    DaemonAction,
+    decide,
+    perform_daemon_action,
+    plan_daemon_action,
+)
+from hypaware_tui.core.daemon.control import (
+    AlreadyRunning,
+    PidLock,
+    Spawned,
+    read_daemon_status,
+    start_daemon,
+    stop_daemon,
+)
+from hypaware_tui.core.daemon.service import FakeServiceManager
+from hypaware_tui.core.paths import Layout
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    h = Home(tmp_path, capture={"poll_seconds": 0.5, "flush_seconds": 0.5})
+    for k, v in h.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("HYP_TEST_SERVICE_MANAGER", raising=False)
+    fake = FakeServiceManager(h.home / ".config/systemd/user/hypaware.service", available=False)
+    service.set_service_manager_factory(lambda: fake)
+    yield h
+    service.set_service_manager_factory(None)
+    report = read_daemon_status(h.layout)
+    if report.running and report.pid:
+        os.kill(report.pid, signal.SIGKILL)
+
+
+def _reap() -> None:
+    """Collect detached children started in-process (they are ours until this test process exits)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+# --- pid lock (acceptance 6) ---------------------------------------------------------------------------------
+
+
+def test_second_instance_exits_1_naming_the_pid(home: Home) -> None:
+    lock = PidLock(home.layout)
+    lock.acquire()
+    try:
+        r = home.hyp_cmd("daemon", "run", timeout=60)
+        assert r.returncode == 1
+        assert f"hyp daemon: already running (pid {os.getpid()})" in r.stderr
+        assert r.stdout == ""
+        with pytest.raises(AlreadyRunning) as exc:
+            PidLock(home.layout).acquire()
+        assert exc.value.pid == os.getpid()
+    finally:
+        lock.release()
+    assert not home.layout.daemon_pid.exists()
+
+
+def test_stale_pid_file_is_taken_over(home: Home) -> None:
+    home.layout.run_dir.mkdir(parents=True)
+    home.layout.daemon_pid.write_text("999999\n")
+    lock = PidLock(home.layout)
+    lock.acquire()
+    assert home.layout.daemon_pid.read_text() == f"{os.getpid()}\n"
+    assert control.lock_held(home.layout)
+    lock.release()
+    assert not control.lock_held(home.layout)
+
+
+# --- status (acceptance 18, cli.md read-only rule) ---------------------------------------------------------------
+
+
+def test_status_never_started_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nothing-here"
+    monkeypatch.setenv("HYP_HOME", str(missing))
+    service.set_service_manager_factory(lambda: None)
+    try:
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert code == 0 and "never started" in out
+        code, out, _ = run_cli(capsys, "daemon", "status", "--json")
+    finally:
+        service.set_service_manager_factory(None)
+    doc = json.loads(out)
+    assert code == 0 and doc["running"] is False and doc["state"] == "never started"
+    assert not missing.exists()
+
+
+def test_status_of_a_dead_daemon_reports_unexpected_end(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    home.layout.run_dir.mkdir(parents=True)
+    status = {"pid": dead.pid, "version": "0.1.0", "mode": "detached", "state": "running",
+              "started_at": "2026-08-30T10:00:00Z", "updated_at": "2026-08-30T11:00:00Z", "watch": "events",
+              "last_import_at": None, "rows_written": 3, "last_error": None, "retention_applied_at": None,
+              "rows_pruned": None, "clients": {}}
+    home.layout.daemon_status.write_text(json.dumps(status))
+    home.layout.daemon_pid.write_text(f"{dead.pid}\n")  # a pid file nobody holds a lock on
+    code, out, err = run_cli(capsys, "daemon", "status", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["running"] is False
+    assert doc["state"] == "stopped" and doc["ended_unexpectedly"] is True
+    assert doc["message"] == "stopped (ended unexpectedly at 2026-08-30T11:00:00Z)"
+    assert doc["rows_written"] == 3
+    code, out, _ = run_cli(capsys, "daemon", "status")
+    assert code == 0 and "stopped (ended unexpectedly at 2026-08-30T11:00:00Z)" in out
+
+
+# --- start / stop (acceptance 12) ---------------------------------------------------------------------------------
+
+
+def test_start_twice_then_stop_twice(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "daemon", "start")
+    assert code == 0, err + home.log_text()
+    report = read_daemon_status(home.layout)
+    assert report.running and report.mode == "detached"
+    assert out.strip() == f"capture daemon running (pid {report.pid}, detached)"
+    st = home.status()
+    assert st["state"] == "running" and st["mode"] == "detached"
+    # detached: its own session, stdin from the null device, output in logs/daemon.log
+    assert os.getsid(report.pid) == report.pid
+    assert os.path.realpath(f"/proc/{report.pid}/fd/0") == os.devnull
+    assert os.path.realpath(f"/proc/{report.pid}/fd/2") == str(home.layout.daemon_log)
+    assert json.loads(home.hyp_cmd("daemon", "status", "--json").stdout)["running"] is True
+
+    code, out, err = run_cli(capsys, "daemon", "start")
+    assert code == 1 and f"hyp daemon: already running (pid {report.pid})" in err
+
+    code, out, err = run_cli(capsys, "daemon", "stop")
+    assert code == 0, err
+    assert f"capture daemon stopped (pid {report.pid})" in out
+    _reap()
+    assert not read_daemon_status(home.layout).running
+    assert home.status()["state"] == "stopped" and not home.layout.daemon_pid.exists()
+    code, out, _ = run_cli(capsys, "daemon", "stop")
+    assert (code, out.strip()) == (0, "not running")
+    assert "capture daemon started" in home.layout.daemon_log.read_text()
+
+
+def test_start_without_config_and_with_capture_off(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    home.layout.config.unlink()
+    code, out, err = run_cli(capsys, "daemon", "start")
+    assert (code, out) == (1, "") and err.strip() == "hyp daemon: not set up: run hyp init"
+    home.write_config(enabled=False)
+    assert json.loads(home.layout.config.read_text())["capture"]["enabled"] is False
+    pids: list[int] = []
+
+    def spawner(layout: Layout, env: dict[str, str]) -> Spawned:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        pids.append(proc.pid)
+        # pretend it came up, as a real daemon would report
+        layout.run_dir.mkdir(parents=True, exist_ok=True)
+        control.write_status_file(layout, {"pid": proc.pid, "state": "running", "mode": "detached"})
+        return Spawned(proc.pid, proc.poll)
+
+    res = start_daemon(home.layout, spawner=spawner, timeout=5)
+    try:
+        assert res.ok and res.pid == pids[0]
+        assert json.loads(home.layout.config.read_text())["capture"]["enabled"] is True
+        assert any("turned it on" in n for n in res.notes)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        _reap()
+
+
+def test_start_that_fails_prints_the_log_tail(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    def spawner(layout: Layout, env: dict[str, str]) -> Spawned:
+        fd = control.open_log_append(layout.daemon_log)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys\nfor i in range(30): print('line', i)\nsys.exit(3)"],
+            stdout=fd, stderr=fd)
+        os.close(fd)
+        return Spawned(proc.pid, proc.poll)
+
+    res = start_daemon(home.layout, spawner=spawner, timeout=20)
+    assert not res.ok and res.exit_code == 1
+    assert "exited while starting" in res.message and str(home.layout.daemon_log) in res.message
+    assert res.log_tail == [f"line {i}" for i in range(10, 30)]
+
+
+def test_start_and_stop_through_the_service(home: Home) -> None:
+    fake = FakeServiceManager(home.home / "unit.service", available=True)
+    fake.unit_path.write_text("[Service]\n")
+    procs: list[subprocess.Popen[bytes]] = []
+    fake.on_start = lambda: procs.append(home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "service"}))
+    fake.on_stop = lambda: [p.send_signal(signal.SIGTERM) for p in procs if p.poll() is None]
+    try:
+        res = start_daemon(home.layout, service=fake, timeout=30)
+        assert res.ok, res.message + home.log_text()
+        assert res.message == f"capture daemon running (pid {procs[0].pid}, service)"
+        assert read_daemon_status(home.layout).mode == "service"
+        res = stop_daemon(home.layout, service=fake)
+        assert res.ok and fake.calls == ["start", "stop"]
+        assert procs[0].wait(timeout=15) == 0
+    finally:
+        for p in procs:
+            stop(p)
+
+
+# --- the wizard's action (acceptance 17) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("capture_on", "running", "changed", "expected"),
+    [
+        (True, False, False, "start"),
+        (True, False, True, "start"),
+        (True, True, True, "restart"),
+        (True, True, False, "none"),
+        (False, True, False, "stop"),
+        (False, True, True, "stop"),
+        (False, False, True, "none"),
+        (False, False, False, "none"),
+    ],
+)
+@pytest.mark.parametrize("service_state", ["installed", "unavailable", "absent"])
+def test_action_table(tmp_path: Path, capture_on: bool, running: bool, changed: bool, expected: str,
+                      service_state: str) -> None:
+    layout = Layout(tmp_path / "hyp")
+    fake = FakeServiceManager(tmp_path / "unit", available=service_state != "unavailable")
+    if service_state != "absent":
+        fake.unit_path.write_text("x")
+    table = {layout.home: 4242} if running else {}
+    plan = plan_daemon_action(layout, capture_on=capture_on, config_changed=changed,
+                              process_table=lambda lay: table.get(lay.home), service=fake)
+    assert plan.action == expected
+    assert plan.running_pid == (4242 if running else None)
+    if expected == "none":
+        assert plan.mode is None
+    else:
+        assert plan.mode == ("service" if service_state == "installed" else "detached")
+    assert fake.calls == []  # planning only probes
+    assert not layout.home.exists()
+
+
+def test_action_demo_and_dry_run_and_interrupted(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "hyp")
+    fake = FakeServiceManager(tmp_path / "unit")
+    demo = plan_daemon_action(layout, capture_on=True, config_changed=True, demo=True,
+                              process_table=lambda _l: None, service=fake)
+    assert (demo.action, demo.reason) == ("none", "not started (demo)")
+    res = perform_daemon_action(layout, demo, service=fake)
+    assert (res.status, res.capture_line) == ("skipped", "not started (demo)")
+    plan = DaemonAction("start", "detached", "capture on, daemon not running")
+    for kwargs in ({"dry_run": True}, {"interrupted": True}):
+        res = perform_daemon_action(layout, plan, service=fake,
+                                    spawner=lambda *_a: pytest.fail("must not spawn"), **kwargs)
+        assert res.status == "skipped"
+    declined = plan_daemon_action(layout, capture_on=False, config_changed=True, user_declined=True,
+                                  process_table=lambda _l: None, service=fake)
+    assert declined.action == "none"
+    res = perform_daemon_action(layout, declined, service=fake)
+    assert res.capture_line == "not started (you chose not to)"
+    assert fake.calls == [] and not layout.home.exists()
+    assert decide(True, False, False) == ("start", "capture on, daemon not running")
+
+
+def test_action_perform_start_restart_stop_real_daemon(home: Home) -> None:
+    fake = FakeServiceManager(home.home / "unit", available=True)  # not installed: detached
+    plan = plan_daemon_action(home.layout, capture_on=True, config_changed=False, service=fake)
+    assert (plan.action, plan.mode) == ("start", "detached")
+    res = perform_daemon_action(home.layout, plan, service=fake, timeout=30)
+    assert res.status == "ok", res
+    first = res.pid
+    assert res.capture_line == f"running (pid {first}), new sessions appear within seconds"
+    assert res.to_json() == {"action": "start", "status": "ok", "mode": "detached", "pid": first, "error": None}
+
+    plan = plan_daemon_action(home.layout, capture_on=True, config_changed=False, service=fake)
+    assert plan.action == "none"
+    assert perform_daemon_action(home.layout, plan, service=fake).pid == first
+
+    plan = plan_daemon_action(home.layout, capture_on=True, config_changed=True, service=fake)
+    assert plan.action == "restart"
+    res = perform_daemon_action(home.layout, plan, service=fake, timeout=30)
+    assert res.status == "ok" and res.pid != first
+    _reap()
+    plan = plan_daemon_action(home.layout, capture_on=False, config_changed=True, service=fake)
+    assert plan.action == "stop"
+    res = perform_daemon_action(home.layout, plan, service=fake)
+    assert (res.status, res.capture_line) == ("ok", "stopped")
+    _reap()
+    assert not read_daemon_status(home.layout).running
+    assert fake.calls == []
+
+
+def test_action_failure_names_error_and_log(home: Home) -> None:
+    def spawner(layout: Layout, env: dict[str, str]) -> Spawned:
+        raise OSError(28, "No space left on device")
+
+    plan = DaemonAction("start", "detached", "capture on, daemon not running")
+    res = perform_daemon_action(home.layout, plan, service=None, spawner=spawner)
+    assert res.status == "failed" and "No space left on device" in (res.error or "")
+    assert res.log_path == str(home.layout.daemon_log)
+    assert res.capture_line.startswith("failed to start: ") and f"(log: {home.layout.daemon_log})" in res.capture_line
+
+
+def test_pid_lock_probe_never_blocks_a_starting_daemon(home: Home) -> None:
+    """`hyp status` probing the lock while a daemon takes it must not make the daemon think it is a
+    second instance (the daemon retries briefly)."""
+    home.layout.run_dir.mkdir(parents=True)
+    stop_at = time.monotonic() + 1.0
+    import threading
+
+    def probe() -> None:
+        while time.monotonic() < stop_at:
+            control.lock_held(home.layout)
+
+    t = threading.Thread(target=probe)
+    t.start()
+    try:
+        for _ in range(50):
+            lock = PidLock(home.layout)
+            lock.acquire()
+            lock.release()
+    finally:
+        t.join()

@@ -1,0 +1,615 @@
+"""The capture loop in-process, with the real Claude (and Codex) importers on real files and a fake clock
+(daemon.md §2-4; acceptance 1-5, 8-11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_daemon_support import (
+    Home,
+    claude_line,
+    dataset,
+    part_ids,
+    rows_by_part,
+    session_text,
+)
+
+from hypaware_tui.core.checkpoints import StateDB
+from hypaware_tui.core.daemon import watch as watch_mod
+from hypaware_tui.core.daemon.capture import read_capture, record_capture_start
+from hypaware_tui.core.daemon.loop import DaemonLoop, FakeClock
+from hypaware_tui.core.daemon.watch import PollingWatcher
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.runner import run_backfill
+from hypaware_tui.core.storage import Storage, StorageError
+from hypaware_tui.core.timeutil import datetime_to_us
+from hypaware_tui.importers.base import Window
+from hypaware_tui.importers.claude import ClaudeImporter
+
+FIXTURES = Path(__file__).parent / "fixtures"
+S1 = "11111111-1111-4111-8111-111111111111"
+S2 = "22222222-2222-4222-8222-222222222222"
+T = datetime(2026, 8, 30, 12, 0, 0, tzinfo=UTC)
+T_US = datetime_to_us(T)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home(tmp_path, capture={"poll_seconds": 2, "flush_seconds": 1, "flush_rows": 2000})
+
+
+def once(home: Home, **kw: object) -> int:
+    return DaemonLoop(home.layout, env=home.env, **kw).run(once=True)
+
+
+def backfill_all(home: Home, tmp: Path, since_us: int | None = None) -> dict[str, dict]:
+    """A single backfill of the current files over [since, ∞) into an empty HYP_HOME."""
+    layout = Layout(tmp / f"fresh-{random.randrange(1 << 30)}")
+    res = run_backfill(layout, ["claude", "codex"], window=Window(since_us=since_us), write_checkpoints=True,
+                       dry_run=False, env=home.env, retention_days=0)
+    assert all(p.status in ("ok", "skipped") for p in res.providers), res.providers
+    return rows_by_part(layout)
+
+
+def assert_same_as_backfill(home: Home, tmp: Path, since_us: int | None = None) -> None:
+    ids = part_ids(home.layout)
+    assert all(n == 1 for n in ids.values()), [k for k, n in ids.items() if n > 1]
+    expected = backfill_all(home, tmp, since_us)
+    got = rows_by_part(home.layout)
+    assert set(got) == set(expected)
+    diffs = {k: {c: (got[k][c], expected[k][c]) for c in got[k] if got[k][c] != expected[k][c]}
+             for k in got if got[k] != expected[k]}
+    assert diffs == {}  # all 64 columns
+
+
+def polling_loop(home: Home, clock: FakeClock, **kw: object) -> DaemonLoop:
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock, watcher_factory=PollingWatcher, **kw)
+    assert loop.start() is None
+    return loop
+
+
+# --- acceptance 1: no gap, no overlap ---------------------------------------------------------------------------
+
+
+def test_no_gap_no_overlap_after_wizard_import(home: Home, tmp_path: Path) -> None:
+    f1 = home.session(S1)
+    f1.write_text(session_text(S1, 10, T - timedelta(hours=2)))
+    # the wizard's Import step: capture start = until = T, then a backfill up to T
+    record_capture_start(home.layout, ["claude"], T_US)
+    res = run_backfill(home.layout, ["claude"], window=Window(until_us=T_US), write_checkpoints=True,
+                       dry_run=False, env=home.env, retention_days=0, now=T_US)
+    assert res.providers[0].rows_written > 0
+    imported = part_ids(home.layout)
+    with f1.open("a") as fh:
+        fh.write(claude_line(S1, 10, T + timedelta(seconds=5)))
+        fh.write(claude_line(S1, 11, T - timedelta(seconds=30)))  # written late, stamped before T
+        fh.write(claude_line(S1, 12, T + timedelta(minutes=3)))
+    home.session(S2).write_text(session_text(S2, 4, T + timedelta(minutes=1)))
+    assert once(home) == 0
+    ids = part_ids(home.layout)
+    assert set(imported) < set(ids)
+    assert_same_as_backfill(home, tmp_path)
+    st = home.status()
+    assert st["state"] == "stopped" and st["clients"]["claude"]["rows_written"] == sum(ids.values()) - sum(
+        imported.values())
+
+
+# --- acceptance 2: declined import ---------------------------------------------------------------------------------
+
+
+def test_declined_import_takes_only_lines_after_capture_start_minus_5_minutes(home: Home) -> None:
+    record_capture_start(home.layout, ["claude"], T_US)
+    f = home.session(S1)
+    stamps = [T - timedelta(minutes=20), T - timedelta(minutes=6), T - timedelta(minutes=4),
+              T - timedelta(seconds=10), T + timedelta(minutes=2)]
+    f.write_text("".join(claude_line(S1, i * 2, ts, role="user") for i, ts in enumerate(stamps)))
+    assert once(home) == 0
+    df = dataset(home.layout)
+    got = sorted(df["message_created_at"].to_list())
+    want = [ts.replace(microsecond=0) for ts in stamps[2:]]
+    assert [g.replace(tzinfo=UTC) for g in got] == want
+
+
+# --- acceptance 3: split equivalence through the daemon -------------------------------------------------------------
+
+
+def _fixture_files() -> list[tuple[str, Path]]:
+    out = []
+    for p in sorted((FIXTURES / "claude" / "home" / ".claude" / "projects").rglob("*")):
+        if p.is_file():
+            out.append(("claude", p))
+    for p in sorted((FIXTURES / "codex").glob("rollout-*.jsonl")):
+        out.append(("codex", p))
+    return out
+
+
+def test_daemon_passes_split_at_random_lines_equal_one_backfill(home: Home, tmp_path: Path) -> None:
+    home.write_config(clients={"claude": True, "codex": True})
+    record_capture_start(home.layout, ["claude", "codex"], 0)  # everything is after capture start
+    rng = random.Random(6)
+    plans: list[tuple[Path, bytes, list[int]]] = []
+    for client, src in _fixture_files():
+        if client == "claude":
+            rel = src.relative_to(FIXTURES / "claude" / "home" / ".claude")
+            dst = home.claude / rel
+        else:
+            dst = home.home / ".codex" / "sessions" / "2026" / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        data = src.read_bytes()
+        if src.name.endswith(".meta.json"):
+            dst.write_bytes(data)
+            continue
+        starts = [i + 1 for i, b in enumerate(data) if b == 0x0A and i + 1 < len(data)]
+        cuts = sorted(rng.sample(starts, min(3, len(starts))))
+        plans.append((dst, data, cuts))
+        dst.write_bytes(b"")
+    for round_ in range(4):
+        for dst, data, cuts in plans:
+            end = cuts[round_] if round_ < len(cuts) else len(data)
+            dst.write_bytes(data[:end])
+        assert once(home) == 0
+    assert once(home) == 0  # a rerun on unchanged files writes nothing
+    assert_same_as_backfill(home, tmp_path)
+    assert {r["client_name"] for r in rows_by_part(home.layout).values()} == {"claude", "codex"}
+
+
+# --- acceptance 4 and 5: partial lines, truncation, replacement --------------------------------------------------------
+
+
+def test_partial_line_waits_for_its_newline(home: Home, tmp_path: Path) -> None:
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    full = session_text(S1, 3, T)
+    last = claude_line(S1, 3, T + timedelta(minutes=1))
+    f.write_text(full + last[:40])
+    assert once(home) == 0
+    before = part_ids(home.layout)
+    with f.open("a") as fh:
+        fh.write(last[40:-1])  # still no newline
+    assert once(home) == 0
+    assert part_ids(home.layout) == before
+    with f.open("a") as fh:
+        fh.write("\n")
+    assert once(home) == 0
+    assert once(home) == 0
+    after = part_ids(home.layout)
+    assert len(after) > len(before)
+    assert_same_as_backfill(home, tmp_path)
+
+
+@pytest.mark.parametrize("change", ["truncate", "replace"])
+def test_truncated_or_replaced_file_is_reimported_without_duplicates(home: Home, tmp_path: Path,
+                                                                     change: str) -> None:
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 8, T))
+    assert once(home) == 0
+    first = len(part_ids(home.layout))
+    old = StateDB.open(home.layout, create=False).get_all("claude")
+    (cp_before,) = old.values()
+    if change == "truncate":
+        f.write_text(session_text(S1, 3, T))  # shorter than the checkpoint: a reset
+    else:
+        tmp = f.with_suffix(".new")
+        tmp.write_text(session_text(S1, 4, T + timedelta(hours=1), first=100))
+        os.replace(tmp, f)  # a new inode and a different head
+    assert once(home) == 0
+    db = StateDB.open(home.layout, create=False)
+    (cp_after,) = db.get_all("claude").values()
+    assert cp_after.offset == f.stat().st_size and cp_after.offset != cp_before.offset
+    ids = part_ids(home.layout)
+    assert all(n == 1 for n in ids.values())
+    if change == "replace":
+        new = backfill_all(home, tmp_path)
+        assert set(new) <= set(ids) and len(ids) == first + len(new)
+
+
+# --- acceptance 8: polling --------------------------------------------------------------------------------------------
+
+
+def test_polling_when_watchfiles_cannot_be_imported(home: Home, monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    monkeypatch.setitem(os.sys.modules, "watchfiles", None)  # `import watchfiles` now raises ImportError
+    assert watch_mod.watchfiles_available({}) is None
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock)  # default watcher factory
+    try:
+        assert loop.start() is None
+        loop.step()
+        st = home.status()
+        assert (st["watch"], st["state"]) == ("polling", "running")
+        n0 = len(part_ids(home.layout))
+        assert n0 == 3
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        poll = 2
+        for _ in range(4):  # 2 x poll_seconds of fake time, in half-poll steps
+            clock.advance(poll / 2)
+            loop.step()
+        assert len(part_ids(home.layout)) == n0 + 1
+        home.session(S2).write_text(session_text(S2, 2, T))  # a new file in polling mode
+        for _ in range(4):
+            clock.advance(poll / 2)
+            loop.step()
+        assert len(part_ids(home.layout)) == n0 + 4
+    finally:
+        loop.shutdown()
+        loop.close()
+    assert home.status()["state"] == "stopped"
+    assert_same_as_backfill(home, tmp_path)
+
+
+# --- acceptance 9: reload -----------------------------------------------------------------------------------------------
+
+
+def test_reload_disables_a_client_and_survives_an_invalid_config(home: Home) -> None:
+    home.write_config(clients={"claude": True, "codex": True}, capture={"poll_seconds": 2, "flush_seconds": 1})
+    record_capture_start(home.layout, ["claude", "codex"], 0)
+    src = next(p for c, p in _fixture_files() if c == "codex" and "019e4a50" in p.name)
+    lines = src.read_bytes().splitlines(keepends=True)
+    rollout = home.home / ".codex" / "sessions" / "2026" / "05" / src.name
+    rollout.parent.mkdir(parents=True)
+    rollout.write_bytes(b"".join(lines[: len(lines) // 2]))
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        def count(client: str) -> int:
+            df = dataset(home.layout)
+            return 0 if df.height == 0 else df.filter(df["client_name"] == client).height
+
+        codex0, claude0 = count("codex"), count("claude")
+        assert codex0 > 0 and claude0 == 3
+        home.write_config(clients={"claude": True, "codex": False}, capture={"poll_seconds": 2, "flush_seconds": 1})
+        loop._reload_requested = True
+        loop.step()
+        assert set(loop.clients) == {"claude"} and set(home.status()["clients"]) == {"claude"}
+        rollout.write_bytes(b"".join(lines))
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        for _ in range(3):
+            clock.advance(1.5)
+            loop.step()
+        assert count("codex") == codex0 and count("claude") == claude0 + 1
+        # an invalid config: keep going with the old one, degraded with last_error
+        home.layout.config.write_text("{ not json")
+        loop._reload_requested = True
+        loop.step()
+        st = home.status()
+        assert st["state"] == "degraded" and "config reload failed" in st["last_error"]["message"]
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 4, T + timedelta(minutes=2)))
+        for _ in range(3):
+            clock.advance(1.5)
+            loop.step()
+        assert count("claude") == claude0 + 2
+        home.write_config(clients={"claude": True, "codex": True}, capture={"poll_seconds": 2, "flush_seconds": 1})
+        loop._reload_requested = True
+        loop.step()
+        for _ in range(3):
+            clock.advance(1.5)
+            loop.step()
+        assert home.status()["state"] == "running"
+        assert count("codex") > codex0  # re-enabled: catches up from its checkpoint
+        assert StateDB.open(home.layout, create=False).count("codex") == 1
+    finally:
+        loop.shutdown()
+        loop.close()
+    ids = part_ids(home.layout)
+    assert all(n == 1 for n in ids.values())
+
+
+def test_reload_with_capture_off_stops(home: Home) -> None:
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        home.write_config(enabled=False)
+        loop._reload_requested = True
+        loop.step()
+        assert loop._stop_requested
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+# --- acceptance 10: retention ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retention", [120, 0])
+def test_daily_retention_pass(home: Home, retention: int) -> None:
+    from helpers import make_row
+
+    home.write_config(retention_days=retention, capture={"poll_seconds": 2})
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    ages = [400, 200, 121, 120, 119, 3]
+    with Storage(home.layout) as st:
+        st.commit([make_row(created=today - timedelta(days=a), message_id=f"m{a}") for a in ages], [])
+    cut = (today - timedelta(days=retention)).date().isoformat() if retention else None
+    # a checkpoint of a file that has vanished
+    record_capture_start(home.layout, ["claude"], 0)
+    gone = home.session(S2)
+    gone.write_text(session_text(S2, 2, today))
+    assert once(home) == 0
+    gone.unlink()
+    assert StateDB.open(home.layout, create=False).count("claude") == 1
+    before = {p.name for p in home.layout.dataset_root.glob("source=claude/date=*")}
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        loop.step()  # no previous pass: it runs now
+        st = home.status()
+        assert st["retention_applied_at"] is not None
+        after = {p.name for p in home.layout.dataset_root.glob("source=claude/date=*")}
+        removed = before - after
+        if cut is None:
+            assert removed == set() and st["rows_pruned"] == 0
+        else:
+            assert removed == {d for d in before if d[len("date="):] < cut}
+            assert removed and all(d[len("date="):] >= cut for d in after)
+            assert st["rows_pruned"] == len(removed)
+        assert StateDB.open(home.layout, create=False).count("claude") == 0
+        first = st["retention_applied_at"]
+        clock.advance(3600)
+        loop.step()
+        assert home.status()["retention_applied_at"] == first  # once a day
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+# --- acceptance 11: the client roots are read-only, no socket ---------------------------------------------------------
+
+
+def test_roots_untouched_and_no_socket(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    home.write_config(clients={"claude": True, "codex": True})
+    shutil.copytree(FIXTURES / "claude" / "home" / ".claude", home.claude, dirs_exist_ok=True)
+    codex = home.home / ".codex" / "sessions"
+    shutil.copytree(FIXTURES / "codex", codex, ignore=shutil.ignore_patterns("*.py"))
+    record_capture_start(home.layout, ["claude", "codex"], 0)
+
+    def snapshot() -> dict[str, tuple[bytes, int]]:
+        return {str(p): (p.read_bytes(), p.stat().st_mtime_ns) for p in home.home.rglob("*") if p.is_file()}
+
+    before = snapshot()
+
+    def no_socket(*_a: object, **_k: object) -> None:
+        raise AssertionError("the daemon opened a socket")
+
+    monkeypatch.setattr(socket, "socket", no_socket)
+    monkeypatch.setattr(socket, "create_connection", no_socket)
+    assert once(home) == 0
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        for _ in range(3):
+            clock.advance(2)
+            loop.step()
+    finally:
+        loop.shutdown()
+        loop.close()
+    assert snapshot() == before
+    assert len(part_ids(home.layout)) > 0
+
+
+# --- flush, write failures, importer errors -------------------------------------------------------------------------------
+
+
+class FlakyStorage(Storage):
+    fail = False
+
+    def commit(self, rows, checkpoints, **kw):  # type: ignore[no-untyped-def]
+        if FlakyStorage.fail:
+            raise StorageError("could not write to the dataset: No space left on device (test)")
+        return super().commit(rows, checkpoints, **kw)
+
+
+def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path) -> None:
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    FlakyStorage.fail = False
+    loop = polling_loop(home, clock, storage_factory=lambda lay, ev: FlakyStorage(lay, events=ev))
+    try:
+        n0 = len(part_ids(home.layout))
+        FlakyStorage.fail = True
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        clock.advance(2)
+        loop.step()
+        clock.advance(1)
+        loop.step()
+        st = home.status()
+        assert st["state"] == "degraded" and "No space left on device" in st["last_error"]["message"]
+        assert loop.write_failing and loop.retry_at - clock.monotonic() == pytest.approx(5, abs=0.01)
+        held = sum(len(b.rows) for b in loop.batches.values())
+        assert held == 1
+        with f.open("a") as fh:  # not read while writing fails
+            fh.write(claude_line(S1, 4, T + timedelta(minutes=2), role="user"))
+        clock.advance(5)
+        loop.step()
+        assert loop.retry_at - clock.monotonic() == pytest.approx(10, abs=0.01)  # backoff doubles
+        assert sum(len(b.rows) for b in loop.batches.values()) == 1
+        FlakyStorage.fail = False
+        clock.advance(10)
+        loop.step()
+        clock.advance(2)
+        loop.step()
+        clock.advance(2)
+        loop.step()
+        assert home.status()["state"] == "running"
+        assert len(part_ids(home.layout)) == n0 + 2
+        (cp,) = StateDB.open(home.layout, create=False).get_all("claude").values()
+        assert cp.offset == f.stat().st_size
+    finally:
+        FlakyStorage.fail = False
+        loop.shutdown()
+        loop.close()
+    assert_same_as_backfill(home, tmp_path)
+
+
+class FaultyClaude(ClaudeImporter):
+    bad: set[str] = set()
+
+    def new_parser(self, file, state, window, stats):  # type: ignore[no-untyped-def]
+        if file.path_hash in self.bad:
+            raise ValueError("parser exploded (test)")
+        return super().new_parser(file, state, window, stats)
+
+
+def test_importer_error_on_one_file_is_reported_and_others_flow(home: Home) -> None:
+    record_capture_start(home.layout, ["claude"], 0)
+    good, bad = home.session(S1), home.session(S2)
+    good.write_text(session_text(S1, 2, T))
+    bad.write_text(session_text(S2, 2, T))
+    from hypaware_tui.core.checkpoints import path_hash
+
+    imp = FaultyClaude()
+    imp.bad = {path_hash(os.path.realpath(bad))}
+    clock = FakeClock()
+    loop = polling_loop(home, clock, importers={"claude": imp})
+    try:
+        st = home.status()
+        assert st["state"] == "running"  # per-file errors do not degrade
+        c = st["clients"]["claude"]
+        assert c["files_failed"] == 1
+        assert path_hash(os.path.realpath(bad)) in c["last_error"]["message"]
+        assert str(bad) not in json.dumps(st)  # no raw path
+        assert {r["session_id"] for r in rows_by_part(home.layout).values()} == {S1}
+        with good.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        clock.advance(2)
+        loop.step()
+        clock.advance(1)
+        loop.step()
+        assert len(part_ids(home.layout)) == 4
+        imp.bad = set()
+        with bad.open("a") as fh:  # retried when it changes again
+            fh.write(claude_line(S2, 2, T + timedelta(minutes=1)))
+        clock.advance(2)
+        loop.step()
+        clock.advance(1)
+        loop.step()
+        assert {r["session_id"] for r in rows_by_part(home.layout).values()} == {S1, S2}
+        assert home.status()["clients"]["claude"]["files_failed"] == 0
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_flush_by_rows_and_by_age(home: Home) -> None:
+    home.write_config(capture={"poll_seconds": 1, "flush_seconds": 30, "flush_rows": 5})
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text("")
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        with f.open("a") as fh:  # two user lines: 2 rows < flush_rows
+            fh.write(claude_line(S1, 0, T, role="user") + claude_line(S1, 2, T, role="user"))
+        clock.advance(1)
+        loop.step()
+        assert len(part_ids(home.layout)) == 0 and sum(len(b.rows) for b in loop.batches.values()) == 2
+        clock.advance(29.5)
+        loop.step()
+        assert len(part_ids(home.layout)) == 0
+        clock.advance(1)
+        loop.step()
+        assert len(part_ids(home.layout)) == 2  # the oldest row reached flush_seconds
+        with f.open("a") as fh:  # 6 user lines >= flush_rows: flushed at once
+            fh.write("".join(claude_line(S1, 10 + 2 * k, T, role="user") for k in range(6)))
+        clock.advance(1)
+        loop.step()
+        assert len(part_ids(home.layout)) == 8
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_sidecar_wait_for_new_layout_c_files(home: Home) -> None:
+    record_capture_start(home.layout, ["claude"], 0)
+    sub = home.projects / S1 / "subagents"
+    sub.mkdir(parents=True)
+    a1, a2 = sub / "agent-a1111111111111111.jsonl", sub / "agent-a2222222222222222.jsonl"
+    a1.write_text("".join(claude_line(S1, i, T, agent="a1111111111111111") for i in range(2)))
+    a2.write_text("".join(claude_line(S1, i, T, agent="a2222222222222222") for i in range(2)))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+
+    def agents() -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for r in rows_by_part(home.layout).values():
+            out.setdefault(r["agent_id"], set()).add(json.loads(r["attributes"]).get("claude", {}).get("agent_type"))
+        return out
+
+    try:
+        assert agents() == {}  # both wait for their sidecar
+        (sub / "agent-a1111111111111111.meta.json").write_text(json.dumps({"agentType": "Explore", "toolUseId": "t1"}))
+        clock.advance(2)
+        loop.step()
+        clock.advance(1)
+        loop.step()
+        assert agents() == {"a1111111111111111": {"Explore"}}
+        for _ in range(30):  # the other one is read without a sidecar after 30 s
+            clock.advance(1)
+            loop.step()
+        assert agents() == {"a1111111111111111": {"Explore"}, "a2222222222222222": {None}}
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_whole_document_files_wait_until_stable(home: Home) -> None:
+    home.write_config(clients={"codex": True}, capture={"poll_seconds": 2, "flush_seconds": 1})
+    record_capture_start(home.layout, ["codex"], 0)
+    src = next(p for p in (FIXTURES / "codex").glob("rollout-*.json"))
+    dst = home.home / ".codex" / "sessions" / "2025" / src.name
+    dst.parent.mkdir(parents=True)
+    dst.write_bytes(src.read_bytes())
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        assert len(part_ids(home.layout)) == 0  # just written: not stable yet
+        clock.advance(2)
+        loop.step()
+        clock.advance(1)
+        loop.step()
+        assert len(part_ids(home.layout)) > 0  # same size and mtime over two polls
+        (cp,) = StateDB.open(home.layout, create=False).get_all("codex").values()
+        assert cp.read_mode == "whole" and cp.offset == dst.stat().st_size
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_missing_client_capture_start_is_set_by_the_daemon(home: Home) -> None:
+    clock = FakeClock(start=T.timestamp())
+    loop = polling_loop(home, clock)
+    loop.shutdown()
+    loop.close()
+    cap = read_capture(home.layout)
+    assert cap["claude"].set_by == "daemon" and cap["claude"].capture_since_us == T_US
+
+
+def test_capture_start_rules(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "hyp")
+    record_capture_start(layout, ["claude"], T_US, previously_enabled=[])
+    record_capture_start(layout, ["claude", "codex"], T_US + 1_000_000, previously_enabled=["claude"])
+    cap = read_capture(layout)
+    assert cap["claude"].capture_since_us == T_US  # kept (Import again / Reconfigure)
+    assert cap["codex"].capture_since_us == T_US + 1_000_000 and cap["codex"].set_by == "wizard"
+    record_capture_start(layout, ["claude"], T_US + 9_000_000, previously_enabled=[])  # was disabled
+    assert read_capture(layout)["claude"].capture_since_us == T_US + 9_000_000
+    raw = json.loads(layout.capture_json.read_text())
+    assert raw["codex"] == {"capture_since": "2026-08-30T12:00:01Z", "set_by": "wizard"}

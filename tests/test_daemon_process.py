@@ -1,0 +1,267 @@
+"""The capture daemon as a real process (`python -m hypaware_tui daemon run`) on real Claude Code transcripts:
+live appends (partial lines included), new sessions, polling, a missing root, an unreadable file, a
+concurrent backfill, kill -9 mid-flush, SIGTERM with buffered rows and SIGHUP (daemon.md §4; acceptance 7, 9).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import signal
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from test_daemon_support import (
+    Home,
+    claude_line,
+    now_utc,
+    part_ids,
+    rows_by_part,
+    session_text,
+    stop,
+    wait_for,
+)
+
+from hypaware_tui.core.checkpoints import StateDB, path_hash
+from hypaware_tui.core.daemon.capture import record_capture_start
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.runner import run_backfill
+from hypaware_tui.importers.base import Window
+
+S1 = "aaaaaaaa-1111-4111-8111-111111111111"
+S2 = "bbbbbbbb-2222-4222-8222-222222222222"
+S3 = "cccccccc-3333-4333-8333-333333333333"
+FAST = {"poll_seconds": 0.5, "flush_seconds": 0.3, "flush_rows": 2000, "rescan_seconds": 300}
+
+
+def backfill_rows(home: Home, tmp: Path) -> dict[str, dict]:
+    """A one-shot backfill of the final files into an empty HYP_HOME (the reference)."""
+    layout = Layout(tmp / f"reference-{random.randrange(1 << 30)}")
+    res = run_backfill(layout, ["claude"], window=Window(), write_checkpoints=True, dry_run=False,
+                       env=home.env, retention_days=0)
+    assert res.providers[0].status == "ok", res.providers[0]
+    return rows_by_part(layout)
+
+
+def assert_matches_backfill(home: Home, tmp: Path) -> None:
+    ids = part_ids(home.layout)
+    dupes = [k for k, n in ids.items() if n > 1]
+    assert dupes == []
+    expected = backfill_rows(home, tmp)
+    got = rows_by_part(home.layout)
+    assert sorted(got) == sorted(expected)
+    assert got == expected  # every column of every row
+
+
+def rows_now(home: Home) -> int:
+    return sum(part_ids(home.layout).values())
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as fh:
+        fh.write(text)
+        fh.flush()
+
+
+@pytest.mark.parametrize("mode", ["events", "polling"])
+def test_live_appends_partial_line_and_new_session(tmp_path: Path, mode: str) -> None:
+    home = Home(tmp_path, capture=FAST)
+    extra = {"HYP_NO_WATCHFILES": "1"} if mode == "polling" else {}
+    start = now_utc()
+    f1 = home.session(S1)
+    f1.write_text(session_text(S1, 2, start - timedelta(minutes=1)))
+    if mode == "polling":
+        # polling also covers "a root missing at start": the Claude folder appears while it runs
+        moved = tmp_path / "later"
+        os.rename(home.claude, moved)
+    proc = home.spawn_daemon(extra_env=extra)
+    try:
+        st = home.wait_state("running", pid=proc.pid)
+        assert st["watch"] == mode
+        if mode == "polling":
+            assert st["clients"]["claude"]["root_state"] == "waiting" and rows_now(home) == 0
+            os.rename(moved, home.claude)
+            assert wait_for(lambda: (home.status() or {}).get("clients", {}).get("claude", {}).get(
+                "root_state") == "watching", 15), home.log_text()
+        assert wait_for(lambda: rows_now(home) == 3, 15), home.log_text()
+        # line by line, while it runs
+        for i in range(2, 6):
+            append(f1, claude_line(S1, i, now_utc()))
+            assert wait_for(lambda n=i: rows_now(home) >= 3 + (n - 1) * 3 // 2, 15), home.log_text()
+        n = rows_now(home)
+        last = claude_line(S1, 6, now_utc())
+        append(f1, last[:50])  # a partial line is never consumed ...
+        time.sleep(1.5)
+        assert rows_now(home) == n
+        append(f1, last[50:])  # ... until its newline arrives, then exactly once
+        assert wait_for(lambda: rows_now(home) == n + 1, 15), home.log_text()
+        # a brand-new session file
+        home.session(S2).write_text(session_text(S2, 3, now_utc()))
+        assert wait_for(lambda: rows_now(home) == n + 1 + 4, 15), home.log_text()
+        st = home.status()
+        assert st["state"] == "running" and st["last_error"] is None
+        assert st["clients"]["claude"]["rows_written"] == rows_now(home)
+    finally:
+        assert stop(proc) == 0
+    assert home.status()["state"] == "stopped"
+    assert not home.layout.daemon_pid.exists()
+    assert_matches_backfill(home, tmp_path)
+
+
+def test_sigterm_flushes_buffered_rows_and_sighup_reload(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture=dict(FAST, flush_seconds=120))
+    f1 = home.session(S1)
+    f1.write_text(session_text(S1, 2, now_utc()))
+    proc = home.spawn_daemon()
+    try:
+        home.wait_state("running", pid=proc.pid)
+        assert rows_now(home) == 3  # the catch-up pass is committed at once
+        # SIGHUP with an invalid config: keeps the old one, degraded with last_error
+        home.layout.config.write_text("{ broken")
+        proc.send_signal(signal.SIGHUP)
+        st = home.wait_state("degraded", pid=proc.pid)
+        assert "config reload failed" in st["last_error"]["message"]
+        append(f1, claude_line(S1, 2, now_utc()) + claude_line(S1, 3, now_utc()))
+        time.sleep(2.0)  # read and buffered (flush_seconds is 120)
+        assert rows_now(home) == 3
+        home.write_config(capture=dict(FAST, flush_seconds=120))
+        proc.send_signal(signal.SIGHUP)
+        home.wait_state("running", pid=proc.pid)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        elapsed = time.monotonic() - t0
+    finally:
+        stop(proc)
+    assert rows_now(home) == 6, home.log_text()
+    st = home.status()
+    assert st["state"] == "stopped" and not home.layout.daemon_pid.exists()
+    (cp,) = StateDB.open(home.layout, create=False).get_all("claude").values()
+    assert cp.offset == f1.stat().st_size  # the checkpoints cover exactly the committed lines
+    assert "config reloaded" in home.layout.daemon_log.read_text()
+    print(f"SIGTERM to exit: {elapsed:.2f}s")
+
+
+def test_backfill_and_daemon_at_the_same_time(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture=dict(FAST, flush_rows=50))
+    files = [home.session(s) for s in (S1, S2, S3)]
+    for s, f in zip((S1, S2, S3), files, strict=True):
+        f.write_text(session_text(s, 200, now_utc() - timedelta(minutes=2), step_s=0.1))
+    proc = home.spawn_daemon()
+    stop_writing = threading.Event()
+
+    def writer() -> None:
+        i = 1000
+        while not stop_writing.is_set():
+            for s, f in zip((S1, S2, S3), files, strict=True):
+                append(f, claude_line(s, i, now_utc()))
+            i += 1
+            time.sleep(0.01)
+
+    t = threading.Thread(target=writer)
+    try:
+        home.wait_state("running", "starting", pid=proc.pid)
+        t.start()
+        for _ in range(2):  # two backfills from this process while the daemon and the writer run
+            res = run_backfill(home.layout, ["claude"], window=Window(until_us=None), write_checkpoints=True,
+                               dry_run=False, env=home.env, retention_days=0, flush_interval_s=0.2,
+                               batch_rows=100)
+            assert res.providers[0].status == "ok"
+        stop_writing.set()
+        t.join()
+        final = {f: f.stat().st_size for f in files}
+        db = StateDB.open(home.layout, create=False)
+
+        def caught_up() -> bool:
+            cps = db.get_all("claude")
+            return all(cps.get(path_hash(os.path.realpath(f))) and
+                       cps[path_hash(os.path.realpath(f))].offset == size for f, size in final.items())
+
+        assert wait_for(caught_up, 30), home.log_text()
+        db.close()
+    finally:
+        stop_writing.set()
+        if t.is_alive():
+            t.join()
+        assert stop(proc) == 0
+    assert_matches_backfill(home, tmp_path)
+
+
+def test_kill_9_mid_flush_then_restart(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture=dict(FAST, flush_rows=200))
+    record_capture_start(home.layout, ["claude"], 0)  # an old capture start: the whole history is the daemon's
+    big = home.session(S1)
+    big.write_text(session_text(S1, 2500, now_utc() - timedelta(hours=1), step_s=1.0))
+    home.session(S2).write_text(session_text(S2, 50, now_utc() - timedelta(minutes=30)))
+    # 1. killed by SIGKILL between the Parquet rename and the checkpoint update of its first flush
+    proc = home.spawn_daemon(extra_env={"HYP_FAULT": "before_checkpoints"})
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert rows_now(home) > 0
+    assert StateDB.open(home.layout, create=False).count("claude") == 0
+    # 2. restarted, then killed at a random moment of its catch-up
+    proc = home.spawn_daemon()
+    try:
+        assert wait_for(lambda: StateDB.open(home.layout, create=False).count("claude") > 0, 60), home.log_text()
+        time.sleep(random.uniform(0.0, 0.4))
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        stop(proc)
+    # 3. a --once pass finishes the job: nothing lost, nothing doubled
+    r = home.hyp_cmd("daemon", "run", "--once", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert_matches_backfill(home, tmp_path)
+    assert home.status()["state"] == "stopped"
+
+
+def _drop_dac_caps() -> None:
+    """In the child: give up root's permission to read any file, so chmod 000 really blocks reads."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_unreadable_file_is_reported_and_others_keep_flowing(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture=FAST)
+    good, bad = home.session(S1), home.session(S2)
+    good.write_text(session_text(S1, 2, now_utc()))
+    bad.write_text(session_text(S2, 2, now_utc()))
+    bad.chmod(0)
+    kwargs = {"preexec_fn": _drop_dac_caps} if os.geteuid() == 0 else {}
+    proc = home.spawn_daemon(**kwargs)
+    bad_hash = path_hash(os.path.realpath(bad))
+    try:
+        st = home.wait_state("running", pid=proc.pid)
+        c = st["clients"]["claude"]
+        assert c["files_failed"] == 1 and bad_hash in c["last_error"]["message"], st
+        assert st["state"] == "running"  # a per-file error does not degrade the daemon
+        assert str(bad) not in home.layout.daemon_status.read_text()
+        assert rows_now(home) == 3
+        append(good, claude_line(S1, 2, now_utc()))
+        assert wait_for(lambda: rows_now(home) == 4, 15), home.log_text()
+        bad.chmod(0o644)  # readable again: picked up, and no longer failing
+        assert wait_for(lambda: rows_now(home) == 7, 15), home.log_text()
+        assert wait_for(lambda: home.status()["clients"]["claude"]["files_failed"] == 0, 10)
+    finally:
+        bad.chmod(0o644)
+        assert stop(proc) == 0
+    assert_matches_backfill(home, tmp_path)
+
+
+def test_foreground_once_without_config_or_with_capture_off(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    home.write_config(enabled=False)
+    r = home.hyp_cmd("daemon", "run", "--once")
+    assert r.returncode == 0 and "capture is off in the config" in r.stderr
+    assert home.status()["state"] == "stopped"
+    home.layout.config.write_text("[1, 2]")
+    r = home.hyp_cmd("daemon", "run")
+    assert r.returncode == 1 and "invalid config" in r.stderr
+    st = home.status()
+    assert st["state"] == "stopped" and "must be a JSON object" in st["last_error"]["message"]
+    assert not home.layout.daemon_pid.exists()

@@ -1,0 +1,238 @@
+"""`hyp daemon install | uninstall` and the service-manager seam (daemon.md §8, §10; acceptance 13-16)."""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import sys
+from pathlib import Path
+
+import pytest
+from test_daemon_support import Home
+
+from hypaware_tui.cli.app import main
+from hypaware_tui.core.daemon import control, service
+from hypaware_tui.core.daemon.service import (
+    FakeServiceManager,
+    LaunchdAgentManager,
+    ServiceError,
+    SystemdUserManager,
+    ephemeral_reason,
+    get_service_manager,
+    render_launchd_plist,
+    render_systemd_unit,
+    unit_hyp_home,
+    unit_spec,
+)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(exc.value.code or 0), captured.out, captured.err
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    h = Home(tmp_path)
+    for k in list(h.env):
+        monkeypatch.setenv(k, h.env[k])
+    monkeypatch.delenv("HYP_TEST_SERVICE_MANAGER", raising=False)
+    monkeypatch.setattr(control, "START_TIMEOUT_S", 0.3)
+    return h
+
+
+@pytest.fixture
+def fake(home: Home) -> FakeServiceManager:
+    mgr = FakeServiceManager(home.home / ".config/systemd/user/hypaware.service", kind="systemd")
+    service.set_service_manager_factory(lambda: mgr)
+    yield mgr
+    service.set_service_manager_factory(None)
+
+
+def unit_command(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("ExecStart="))[len("ExecStart="):]
+
+
+# --- acceptance 13 ------------------------------------------------------------------------------------------
+
+
+def test_install_writes_unit_with_unresolved_interpreter_and_enables(home: Home, fake: FakeServiceManager,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "daemon", "install")
+    assert code == 0, err
+    text = fake.unit_path.read_text()
+    # the exact interpreter path as given (a venv's python is a symlink: it must not be resolved)
+    if Path(sys.executable).is_symlink():
+        assert os.path.realpath(sys.executable) not in text
+    assert unit_command(text) == f'"{sys.executable}" "-m" "hypaware_tui" "daemon" "run"'
+    assert f'Environment="HYP_HOME={home.hyp}"' in text
+    assert f'Environment="CLAUDE_CONFIG_DIR={home.claude}"' in text
+    assert 'Environment="HYP_DAEMON_MODE=service"' in text
+    assert f"StandardOutput=append:{home.layout.daemon_log}" in text
+    assert "Restart=on-failure" in text and "RestartSec=10" in text and "WantedBy=default.target" in text
+    assert fake.calls[:3] == ["write_unit", "reload", "enable"]
+    assert "start" in fake.calls
+    assert unit_hyp_home("systemd", text) == str(home.hyp)
+    assert "wrote" in out
+
+
+def test_install_with_manager_unavailable_writes_unit_only(home: Home, fake: FakeServiceManager,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fake._available = False
+    code, out, err = run_cli(capsys, "daemon", "install")
+    assert code == 0, err
+    assert fake.unit_path.is_file()
+    assert "enable" not in fake.calls and "start" not in fake.calls and "reload" not in fake.calls
+    assert ("systemd user services are not available here; unit written to "
+            f"{fake.unit_path} but not enabled. Start capture with hyp daemon start.") in out
+
+
+def test_install_turns_capture_on_and_warns_about_linger(home: Home, fake: FakeServiceManager,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    home.write_config(enabled=False)
+    fake._linger = False
+    code, out, _err = run_cli(capsys, "daemon", "install")
+    assert code == 0
+    assert json.loads(home.layout.config.read_text())["capture"]["enabled"] is True
+    assert "capture stops when you log out; loginctl enable-linger keeps it running" in out
+
+
+def test_install_without_config_fails(home: Home, fake: FakeServiceManager,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    home.layout.config.unlink()
+    code, out, err = run_cli(capsys, "daemon", "install")
+    assert code == 1
+    assert "not set up: run hyp init" in err
+    assert not fake.unit_path.exists() and fake.calls == []
+
+
+def test_reinstall_names_previous_hyp_home(home: Home, fake: FakeServiceManager,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    other = unit_spec(sys.executable, "/elsewhere/hyp", "/elsewhere/hyp/logs/daemon.log", {})
+    fake.unit_path.parent.mkdir(parents=True)
+    fake.unit_path.write_text(render_systemd_unit(other))
+    code, out, _ = run_cli(capsys, "daemon", "install")
+    assert code == 0
+    assert "HYP_HOME=/elsewhere/hyp" in out
+    assert unit_hyp_home("systemd", fake.unit_path.read_text()) == str(home.hyp)
+
+
+# --- acceptance 14 ------------------------------------------------------------------------------------------
+
+
+def test_install_refuses_ephemeral_interpreter(home: Home, fake: FakeServiceManager, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in home.hyp.iterdir())
+    code, out, err = run_cli(capsys, "daemon", "install", "--python", str(tmp_path / "venv/bin/python"))
+    assert code == 1
+    assert ("this Python will disappear; install hypaware_tui with pipx install or uv tool install, then run "
+            "hyp daemon install") in err
+    assert not fake.unit_path.exists() and fake.calls == []
+    assert sorted(p.name for p in home.hyp.iterdir()) == before
+
+
+@pytest.mark.parametrize("path", [
+    "/tmp/x/bin/python",
+    "/home/ada/.cache/uv/archive-v0/abc123/bin/python",
+    "/home/ada/.local/pipx/.cache/9f8e/bin/python",
+])
+def test_ephemeral_paths(path: str) -> None:
+    assert ephemeral_reason(path, {}) is not None
+
+
+@pytest.mark.parametrize("path", [
+    "/home/ada/.local/share/uv/tools/hypaware-tui/bin/python",
+    "/home/ada/.local/pipx/venvs/hypaware-tui/bin/python",
+    "/usr/bin/python3",
+])
+def test_durable_paths(path: str) -> None:
+    assert ephemeral_reason(path, {}) is None
+
+
+# --- acceptance 15 ------------------------------------------------------------------------------------------
+
+
+def test_dry_runs_write_nothing_and_call_no_manager(home: Home, fake: FakeServiceManager,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(str(p) for p in home.base.rglob("*"))
+    code, out, _ = run_cli(capsys, "daemon", "install", "--dry-run")
+    assert code == 0
+    assert str(fake.unit_path) in out and "ExecStart=" in out and "systemctl --user daemon-reload" in out
+    code2, out2, _ = run_cli(capsys, "daemon", "uninstall", "--dry-run")
+    assert code2 == 0 and "systemctl --user disable hypaware.service" in out2
+    assert fake.calls == []
+    assert sorted(str(p) for p in home.base.rglob("*")) == before
+
+
+def test_uninstall(home: Home, fake: FakeServiceManager, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "daemon", "uninstall")
+    assert (code, out.strip()) == (0, "not installed")
+    assert run_cli(capsys, "daemon", "install")[0] == 0
+    fake.calls.clear()
+    code, out, _ = run_cli(capsys, "daemon", "uninstall")
+    assert code == 0
+    assert fake.calls == ["stop", "disable", "remove", "reload"]
+    assert not fake.unit_path.exists()
+    assert home.layout.config.exists()
+
+
+def test_install_unsupported_platform(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    service.set_service_manager_factory(lambda: None)
+    try:
+        code, _out, err = run_cli(capsys, "daemon", "install")
+    finally:
+        service.set_service_manager_factory(None)
+    assert code == 1
+    assert "hyp daemon install is not supported on" in err and "use hyp daemon start" in err
+
+
+# --- acceptance 16 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [SystemdUserManager, LaunchdAgentManager])
+def test_real_backends_refuse_under_pytest(cls: type, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    mgr = cls(unit_path=tmp_path / "unit", runner=lambda argv: calls.append(list(argv)))
+    for name in ("available", "installed", "read_unit", "reload", "enable", "start", "stop", "restart",
+                 "disable", "remove", "is_active"):
+        with pytest.raises(ServiceError, match="under pytest"):
+            getattr(mgr, name)()
+    with pytest.raises(ServiceError):
+        mgr.write_unit("x")
+    if cls is SystemdUserManager:
+        with pytest.raises(ServiceError):
+            mgr.linger_enabled()
+    assert calls == [] and not (tmp_path / "unit").exists()
+
+
+def test_factory_picks_platform_and_test_fake(tmp_path: Path) -> None:
+    assert isinstance(get_service_manager({}, "linux"), SystemdUserManager)
+    assert isinstance(get_service_manager({}, "darwin"), LaunchdAgentManager)
+    assert get_service_manager({}, "win32") is None
+    state = tmp_path / "fake.json"
+    state.write_text(json.dumps({"unit_path": str(tmp_path / "u.service"), "available": False}))
+    mgr = get_service_manager({"HYP_TEST_SERVICE_MANAGER": str(state)}, "linux")
+    assert isinstance(mgr, FakeServiceManager) and not mgr.available()
+
+
+def test_launchd_plist_shape(tmp_path: Path) -> None:
+    spec = unit_spec("/opt/venv/bin/python", "/Users/ada/.hyp", "/Users/ada/.hyp/logs/daemon.log",
+                     {"CODEX_HOME": "/Users/ada/.codex", "UNRELATED": "x"})
+    doc = plistlib.loads(render_launchd_plist(spec).encode())
+    assert doc["Label"] == "dev.hypaware.daemon"
+    assert doc["ProgramArguments"] == ["/opt/venv/bin/python", "-m", "hypaware_tui", "daemon", "run"]
+    assert doc["EnvironmentVariables"] == {"HYP_HOME": "/Users/ada/.hyp", "HYP_DAEMON_MODE": "service",
+                                           "CODEX_HOME": "/Users/ada/.codex"}
+    assert doc["StandardOutPath"] == doc["StandardErrorPath"] == "/Users/ada/.hyp/logs/daemon.log"
+    assert doc["RunAtLoad"] is True and doc["KeepAlive"] == {"SuccessfulExit": False}
+    assert unit_hyp_home("launchd", render_launchd_plist(spec)) == "/Users/ada/.hyp"
+
+
+def test_systemd_quoting_of_odd_paths() -> None:
+    spec = unit_spec('/opt/my "py"/100%/python', "/home/a b/.hyp", "/home/a b/.hyp/logs/daemon.log", {})
+    text = render_systemd_unit(spec)
+    assert unit_command(text).startswith('"/opt/my \\"py\\"/100%%/python" "-m"')
+    assert unit_hyp_home("systemd", text) == "/home/a b/.hyp"
