@@ -1,0 +1,401 @@
+"""core/query.py: relations, the read-only SQL gate, the overview and the schema listing.
+
+Data is committed through the real storage engine (real Parquet files under a temp HYP_HOME)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+from helpers import make_row
+
+from hypaware_tui.core import query as q
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json
+from hypaware_tui.core.storage import Storage
+
+NOW = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
+HOME = "/home/me"
+
+
+def attrs(**extra: object) -> str:
+    bag: dict[str, object] = {"gateway": {"identity_source": "native"}}
+    for key, value in extra.items():
+        ns, name = key.split("__", 1)
+        bag.setdefault(ns, {})[name] = value  # type: ignore[index]
+    return canonical_json(bag)
+
+
+def claude(mid: str, created: str, **kw: object) -> dict:
+    base = dict(
+        message_id=mid,
+        role="assistant",
+        model="claude-opus-4",
+        cwd=f"{HOME}/src/app",
+        session_id="s1",
+        conversation_id="s1",
+        attributes=attrs(),
+        previous_message_id="[]",
+    )
+    base.update(kw)
+    return make_row(created=created, **base)
+
+
+def codex(mid: str, created: str, **kw: object) -> dict:
+    base = dict(
+        message_id=mid,
+        client_name="codex",
+        provider="openai",
+        role="assistant",
+        model="gpt-5",
+        cwd="/work/other",
+        session_id="cx1",
+        conversation_id="cx1",
+        attributes=attrs(codex__thread_source="cli"),
+        record_format="codex-envelope",
+    )
+    base.update(kw)
+    return make_row(created=created, **base)
+
+
+def tokens(i: int | None, cr: int | None, cw: int | None, o: int | None) -> dict:
+    return dict(input_tokens=i, cache_read_tokens=cr, cache_write_tokens=cw, output_tokens=o)
+
+
+def fixture_rows() -> list[dict]:
+    """Claude streamed split lines, an API-error line, side-chain replays, a real subagent response, Codex
+    carriers and replays, a user prompt, tool calls, and rows on both sides of the period boundary."""
+    t = "2026-05-09T09:00:0{}Z"
+    rows = [
+        claude("u1", "2026-05-09T08:59:00Z", role="user", model=None, content_text="fix the bug"),
+        # Response A streamed as three lines: output grows 1 -> 7 -> 42; counted once with 42.
+        claude("a1", t.format(1), part_type="reasoning", api_message_id="msg_A", request_id="req_A",
+               **tokens(10, 100, 5, 1)),
+        claude("a2", t.format(2), part_type="text", api_message_id="msg_A", request_id="req_A",
+               **tokens(10, 100, 5, 7)),
+        claude("a3", t.format(3), part_type="tool_call", tool_name="Bash", api_message_id="msg_A",
+               request_id="req_A", finish_reason="tool_use", **tokens(10, 100, 5, 42)),
+        # Response B, single line.
+        claude("b1", t.format(5), part_type="tool_call", tool_name="Read", api_message_id="msg_B",
+               request_id="req_B", **tokens(3, 200, 0, 20)),
+        # Side question replaying response B with another request id: dropped from usage.
+        claude("sb1", t.format(7), is_sidechain=True, api_message_id="msg_B", request_id="req_B2",
+               part_type="tool_call", tool_name="Read", **tokens(3, 200, 0, 20)),
+        # A real subagent response (its own api id): counted.
+        claude("sa1", t.format(8), is_sidechain=True, agent_id="ag1", model="claude-haiku-4",
+               api_message_id="msg_S", request_id="req_S", **tokens(50, None, None, 5)),
+        # API-error line: all-zero usage stored, model null, excluded from usage.
+        claude("e1", t.format(9), model=None, is_error=True, finish_reason="error", api_message_id="msg_E",
+               request_id="req_E", attributes=attrs(claude__api_error=True), **tokens(0, 0, 0, 0)),
+        # Late evening UTC = next local day in Europe/Paris (UTC+2).
+        claude("late", "2026-05-09T22:30:00Z", session_id="s2", conversation_id="s2", part_type="tool_call",
+               tool_name="Bash", api_message_id="msg_L", request_id="req_L", **tokens(1, 2, 3, 4)),
+        # Just inside the 30-day period (local 2026-04-11 00:30) and just outside (local 2026-04-10 23:00).
+        claude("in_edge", "2026-04-10T22:30:00Z", session_id="s3", conversation_id="s3",
+               api_message_id="msg_IN", request_id="req_IN", **tokens(1, 0, 0, 1)),
+        claude("out_edge", "2026-04-10T21:00:00Z", session_id="s4", conversation_id="s4",
+               api_message_id="msg_OUT", request_id="req_OUT", **tokens(7000, 7000, 7000, 7000)),
+        # Codex: every carrier is its own response; replayed rows never carry tokens.
+        codex("c0", "2026-05-08T10:00:00Z", role="user", model=None, content_text="hi"),
+        codex("c1", "2026-05-08T10:00:01Z", part_type="tool_call", tool_name="shell", **tokens(1000, 500, None, 300)),
+        codex("c2", "2026-05-08T10:00:05Z", **tokens(200, 0, None, 50)),
+        codex("c3", "2026-05-08T10:00:06Z", session_id="cx2", conversation_id="cx2", part_type="tool_call",
+              tool_name="shell", attributes=attrs(codex__replayed_from_parent=True)),
+    ]  # fmt: skip
+    return rows
+
+
+EXPECTED_MODELS = [
+    # provider, model, input, cached (cache_read), output
+    ("openai", "gpt-5", 1200, 500, 350),
+    ("anthropic", "claude-opus-4", 10 + 3 + 1 + 1, 100 + 200 + 2 + 0, 42 + 20 + 4 + 1),
+    ("anthropic", "claude-haiku-4", 50, 0, 5),
+]
+
+
+def commit(layout: Layout, rows: list[dict]) -> None:
+    with Storage(layout) as st:
+        st.commit(rows, [])
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    return Layout(tmp_path / "hyp")
+
+
+@pytest.fixture
+def filled(layout: Layout) -> Layout:
+    rows = fixture_rows()
+    # Two commits, so the relation spans several files per partition.
+    commit(layout, rows[:6])
+    commit(layout, rows[6:])
+    return layout
+
+
+# --- relations and SQL ---------------------------------------------------------------------------------
+
+
+def test_missing_dataset_is_empty_relations_with_full_schema(layout: Layout) -> None:
+    df = q.run_sql(layout, "select * from ai_gateway_messages")
+    assert df.height == 0
+    assert df.columns == [*COLUMN_NAMES, "source"]
+    usage = q.run_sql(layout, "select * from ai_gateway_usage")
+    assert usage.height == 0 and "usage_key" in usage.columns
+    assert q.run_sql(layout, "select count(*) as n from ai_gateway_messages").item() == 0
+    assert not layout.home.exists()
+
+
+def test_sql_counts_and_source(filled: Layout) -> None:
+    df = q.run_sql(
+        filled, "select source, count(*) as n from ai_gateway_messages group by source order by source"
+    )
+    assert df.rows() == [("claude", 11), ("codex", 4)]
+    # Trailing semicolon and a semicolon inside a literal are fine.
+    assert (
+        q.run_sql(filled, "select count(*) as n from ai_gateway_messages where content_text <> ';';").item()
+        == 15
+    )
+
+
+def test_usage_view_counts_streamed_split_once(filled: Layout) -> None:
+    df = q.run_sql(
+        filled,
+        "select usage_key, output_tokens, rows_collapsed from ai_gateway_usage where client_name = 'claude' "
+        "order by usage_key",
+    )
+    got = {k: (o, n) for k, o, n in df.rows()}
+    assert got["msg_A:req_A"] == (42, 3)
+    assert "msg_B:req_B2" not in got  # the side-chain replay
+    assert "msg_E:req_E" not in got  # the API error
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "delete from ai_gateway_messages",
+        "drop table ai_gateway_messages",
+        "create table x as select 1",
+        "select 1; select 2",
+        "select 1;; select 2",
+        "with x as (select 1) delete from ai_gateway_messages",
+        "select * into t2 from ai_gateway_messages",
+        "insert into ai_gateway_messages values (1)",
+        "update ai_gateway_messages set model = 'x'",
+        "truncate ai_gateway_messages",
+        "show tables",
+        "explain select 1",
+        "",
+        "  ;  ",
+        "-- just a comment",
+    ],
+)
+def test_only_a_single_select(layout: Layout, statement: str) -> None:
+    with pytest.raises(q.QueryError, match="only a single SELECT statement is allowed"):
+        q.run_sql(layout, statement)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "select 1 as x",
+        "SELECT 1 AS x;",
+        "select 1 as x ;  -- trailing comment",
+        "(select 1 as x)",
+        "with t as (select 1 as x) select x from t",
+        "select ';' as x",
+        "select 'a''; drop table t; --' as x",
+        'select 1 as "delete;"',
+        "select 1 as x /* ; delete */",
+    ],
+)
+def test_select_variants_accepted(layout: Layout, statement: str) -> None:
+    df = q.run_sql(layout, statement)
+    assert df.height == 1
+
+
+def test_engine_errors_are_query_errors_with_the_engine_message(filled: Layout) -> None:
+    with pytest.raises(q.QueryError) as info:
+        q.run_sql(filled, "select no_such_column from ai_gateway_messages")
+    assert "no_such_column" in str(info.value)
+    assert "Resolved plan" not in str(info.value)
+    with pytest.raises(q.QueryError, match="nope"):
+        q.run_sql(filled, "select * from nope")
+    with pytest.raises(q.QueryError):
+        q.run_sql(filled, "selec 1")
+
+
+def _vanished_scan(layout: Layout) -> pl.LazyFrame:
+    """A scan whose file list was taken before one of its files was removed (compaction, retention)."""
+    files = sorted(str(p) for p in layout.dataset_root.rglob("*.parquet"))
+    gone = files[0].replace("part-", "part-0")  # listed, but no longer there
+    return pl.scan_parquet([gone, *files[1:]], hive_partitioning=True).select(list(q.MESSAGES_SCHEMA))
+
+
+def test_query_retries_once_when_a_file_vanishes(filled: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_scan = q.scan_messages
+    calls: list[int] = []
+
+    def flaky(layout: Layout) -> pl.LazyFrame:
+        calls.append(1)
+        return _vanished_scan(layout) if len(calls) == 1 else real_scan(layout)
+
+    monkeypatch.setattr(q, "scan_messages", flaky)
+    assert q.run_sql(filled, "select count(*) as n from ai_gateway_messages").item() == 15
+    assert len(calls) == 2
+    calls.clear()
+    ov = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    assert ov.rows == 14 and len(calls) == 2
+
+
+def test_two_vanishing_files_give_a_dataset_error(filled: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(q, "scan_messages", _vanished_scan)
+    with pytest.raises(q.DatasetReadError, match="Run the query again"):
+        q.run_sql(filled, "select count(*) from ai_gateway_messages")
+
+
+def test_to_records_nested_json_and_iso_timestamps(filled: Layout) -> None:
+    df = q.run_sql(
+        filled,
+        "select message_created_at, previous_message_id, attributes, tool_args, is_error "
+        "from ai_gateway_messages where message_id = 'e1'",
+    )
+    (rec,) = q.to_records(df)
+    assert rec["message_created_at"] == "2026-05-09T09:00:09Z"
+    assert rec["previous_message_id"] == []
+    assert rec["attributes"]["claude"]["api_error"] is True
+    assert rec["tool_args"] is None
+    assert rec["is_error"] is True
+    json.dumps(rec)  # JSON-ready
+    assert q.cell_text(df["attributes"][0]).startswith("{")
+
+
+# --- overview --------------------------------------------------------------------------------------------
+
+
+def test_overview_tokens_per_model_hand_computed(filled: Layout) -> None:
+    ov = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    got = [(m.provider, m.model, m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models]
+    assert got == EXPECTED_MODELS
+
+
+def test_overview_period_days_repos_tools(filled: Layout) -> None:
+    ov = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    assert ov.period.time_zone == "Europe/Paris"
+    assert ov.period.since == "2026-04-10T22:00:00Z"  # local midnight of 2026-04-11 in Paris
+    assert ov.period.until == "2026-05-10T12:00:00Z"
+    assert ov.period.days == 30 and len(ov.days) == 30
+    assert ov.days[0].date == "2026-04-11" and ov.days[-1].date == "2026-05-10"
+    # Every row but `out_edge` is in the period.
+    assert ov.rows == 14
+    assert ov.sessions == 5  # s1, s2, s3, cx1, cx2
+    by_day = {d.date: (d.sessions, d.messages) for d in ov.days}
+    assert by_day["2026-04-11"] == (1, 1)  # in_edge, local date
+    assert by_day["2026-05-08"] == (2, 4)  # cx1 (c0, c1, c2) and cx2 (c3)
+    assert by_day["2026-05-09"] == (1, 8)  # s1 only (late is the next local day)
+    assert by_day["2026-05-10"] == (1, 1)  # late
+    assert sum(1 for d in ov.days if d.messages) == ov.active_days == 4
+    assert sum(d.messages for d in ov.days) == 14
+    repos = [(r.repo, r.sessions, r.messages) for r in ov.repos]
+    assert repos == [("~/src/app", 3, 10), ("/work/other", 2, 4)]
+    tools = [(t.tool, t.calls) for t in ov.tools]
+    assert tools == [("Bash", 2), ("Read", 2), ("shell", 2)]
+
+
+def test_overview_rows_equal_select_count_over_the_same_period(filled: Layout) -> None:
+    ov = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    n = q.run_sql(
+        filled,
+        "select count(*) from ai_gateway_messages where message_created_at >= "
+        f"'{ov.period.since}'::timestamptz and message_created_at <= '{ov.period.until}'::timestamptz",
+    ).item()
+    assert ov.rows == n == 14
+
+
+def test_overview_all_days_and_json_shape(filled: Layout) -> None:
+    ov = q.overview(filled, days=0, now=NOW, tz="UTC", home=HOME)
+    assert ov.rows == 15
+    assert ov.days[0].date == "2026-04-10" and ov.days[-1].date == "2026-05-10"
+    assert ov.period.since == "2026-04-10T00:00:00Z"
+    doc = ov.to_json()
+    assert set(doc) == {"period", "rows", "sessions", "models", "days", "repos", "tools"}
+    assert set(doc["period"]) == {"since", "until", "days", "time_zone"}
+    assert set(doc["models"][0]) == {"provider", "model", "input_tokens", "cached_tokens", "output_tokens"}
+    assert set(doc["days"][0]) == {"date", "sessions", "messages"}
+    assert set(doc["repos"][0]) == {"repo", "sessions", "messages"}
+    assert set(doc["tools"][0]) == {"tool", "calls"}
+    json.dumps(doc)
+    # The out-of-period response now counts.
+    opus = next(m for m in ov.models if m.model == "claude-opus-4")
+    assert opus.input_tokens == 15 + 7000
+
+
+def test_overview_empty(layout: Layout) -> None:
+    ov = q.overview(layout, days=7, now=NOW, tz="UTC")
+    assert ov.is_empty and ov.rows == 0 and ov.models == [] and ov.repos == [] and ov.tools == []
+    assert [d.messages for d in ov.days] == [0] * 7
+    ov0 = q.overview(layout, days=0, now=NOW, tz="UTC")
+    assert ov0.is_empty and ov0.days == [] and ov0.period.since is None
+    assert not layout.home.exists()
+
+
+def test_overview_top_ten(layout: Layout) -> None:
+    rows = []
+    for i in range(12):
+        for k in range(i + 1):
+            rows.append(
+                claude(f"t{i}_{k}", "2026-05-09T10:00:00Z", part_type="tool_call", tool_name=f"tool{i:02d}",
+                       session_id=f"s{i}_{k}", conversation_id=f"s{i}_{k}", cwd=f"/r/{i:02d}",
+                       model=f"model{i:02d}", api_message_id=f"x{i}_{k}", request_id="r", **tokens(i, 0, 0, 1))
+            )  # fmt: skip
+    commit(layout, rows)
+    ov = q.overview(layout, days=30, now=NOW, tz="UTC", home=HOME)
+    assert [t.tool for t in ov.tools] == [f"tool{i:02d}" for i in range(11, 1, -1)]
+    assert [r.repo for r in ov.repos] == [f"/r/{i:02d}" for i in range(11, 1, -1)]
+    assert len(ov.models) == 10 and ov.models[0].model == "model11"
+
+
+def test_home_as_tilde() -> None:
+    assert q.home_as_tilde("/home/me", "/home/me") == "~"
+    assert q.home_as_tilde("/home/me/x", "/home/me/") == "~/x"
+    assert q.home_as_tilde("/home/meow/x", "/home/me") == "/home/meow/x"
+    assert q.home_as_tilde("C:\\Users\\me\\x", "C:\\Users\\me") == "~\\x"
+
+
+# --- schema ---------------------------------------------------------------------------------------------
+
+
+def test_schema_listing() -> None:
+    cols = q.schema_listing()
+    msgs = [c for c in cols if c.relation == "ai_gateway_messages"]
+    usage = [c for c in cols if c.relation == "ai_gateway_usage"]
+    assert [c.name for c in msgs] == [*COLUMN_NAMES, "source"]
+    assert next(c for c in msgs if c.name == "message_created_at").type == "Datetime(us, UTC)"
+    assert next(c for c in msgs if c.name == "model").nullable is True
+    assert next(c for c in msgs if c.name == "part_id").nullable is False
+    assert all(c.description for c in cols)
+    assert "total_tokens" in [c.name for c in usage]
+    assert [c.name for c in q.schema_listing("ai_gateway_usage")] == [c.name for c in usage]
+    with pytest.raises(KeyError):
+        q.schema_listing("nope")
+
+
+def test_core_query_imports_no_ui() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, hypaware_tui.core.query, hypaware_tui.core.status; print('textual' in sys.modules, 'rich' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_damaged_file_is_a_dataset_error_naming_the_file(filled: Layout) -> None:
+    victim = sorted(filled.dataset_root.rglob("*.parquet"))[1]
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(q.DatasetReadError) as info:
+        q.run_sql(filled, "select count(*) from ai_gateway_messages")
+    assert str(victim) in str(info.value) and "Move it out" in str(info.value)
+    with pytest.raises(q.DatasetReadError, match=victim.name):
+        q.overview(filled, days=30, now=NOW, tz="UTC")

@@ -1,0 +1,390 @@
+"""`hyp query sql | overview | schema` end to end (cli.md §7, §10 checks 13-16 and 20).
+
+Most checks call `main()` in-process; colour, redirection and blocked sockets run the real program in a
+subprocess or a pseudo-terminal."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_query import HOME, fixture_rows
+
+from hypaware_tui.cli import main
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.schema import COLUMN_NAMES
+from hypaware_tui.core.storage import Storage
+
+REPO = Path(__file__).resolve().parent.parent
+ANSI = "\x1b["
+# The fixture's newest row (`late`) is 2026-05-09T22:30Z; move everything so it falls 2 hours before now.
+_NEWEST = datetime(2026, 5, 9, 22, 30, tzinfo=UTC)
+
+
+def shifted_rows() -> list[dict]:
+    delta = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2) - _NEWEST
+    delta_us = (delta.days * 86_400 + delta.seconds) * 1_000_000
+    out = []
+    for r in fixture_rows():
+        r = dict(r)
+        for col in ("message_created_at", "conversation_started_at"):
+            r[col] += delta_us
+        r["date"] = datetime.fromtimestamp(r["message_created_at"] / 1e6, UTC).strftime("%Y-%m-%d")
+        out.append(r)
+    return out
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    h = tmp_path / "hyp"
+    monkeypatch.setenv("HYP_HOME", str(h))
+    monkeypatch.setenv("HOME", HOME)  # the fixture's cwd is under /home/me: shown as `~`
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.delenv("HYP_DEBUG", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return h
+
+
+@pytest.fixture
+def filled(home: Path) -> Path:
+    rows = shifted_rows()
+    with Storage(Layout(home)) as st:
+        st.commit(rows[:6], [])
+        st.commit(rows[6:], [])
+    return home
+
+
+def call(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", **env)
+    full["PYTHONPATH"] = os.pathsep.join([str(REPO), full.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "hypaware_tui", *args], env=full, capture_output=True, text=True, timeout=120
+    )
+
+
+# --- sql --------------------------------------------------------------------------------------------------
+
+
+def test_count_as_json(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = call(
+        capsys, "query", "sql", "select count(*) as n from ai_gateway_messages", "--format", "json"
+    )
+    assert code == 0 and err == ""
+    assert json.loads(out) == [{"n": 15}]
+
+
+def test_json_round_trips_with_nested_json_columns(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call(
+        capsys, "query", "sql",
+        "select message_id, previous_message_id, attributes, tool_args, status, is_sidechain, "
+        "message_created_at, input_tokens from ai_gateway_messages where message_id in ('e1', 'a3', 'c3') "
+        "order by message_id",
+        "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["message_id"] for r in rows] == ["a3", "c3", "e1"]
+    a3, c3, e1 = rows
+    assert a3["previous_message_id"] == [] and isinstance(a3["attributes"], dict)
+    assert e1["attributes"]["claude"]["api_error"] is True
+    assert c3["attributes"]["codex"]["replayed_from_parent"] is True
+    assert a3["tool_args"] is None and a3["status"] is None
+    assert a3["input_tokens"] == 10 and e1["is_sidechain"] is None
+    assert all(r["message_created_at"].endswith("Z") for r in rows)
+    datetime.fromisoformat(a3["message_created_at"].replace("Z", "+00:00"))
+
+
+def test_empty_result_and_missing_dataset(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call(capsys, "query", "sql", "select * from ai_gateway_messages", "--format", "json")
+    assert code == 0 and json.loads(out) == []
+    code, out, _ = call(capsys, "query", "sql", "select * from ai_gateway_usage", "--format", "csv")
+    assert code == 0 and next(csv.reader(io.StringIO(out)))[0] == "usage_key"
+    assert not home.exists()
+
+
+def test_csv_round_trips_with_the_selected_columns(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call(
+        capsys, "query", "sql",
+        "select message_id, content_text, attributes, model, message_created_at from ai_gateway_messages "
+        "order by message_id",
+        "--format", "csv",
+    )  # fmt: skip
+    assert code == 0 and "\r\n" in out  # RFC 4180 line ends
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert rows[0] == ["message_id", "content_text", "attributes", "model", "message_created_at"]
+    body = {r[0]: r for r in rows[1:]}
+    assert len(body) == 15
+    assert json.loads(body["e1"][2])["claude"]["api_error"] is True  # JSON columns stay JSON text
+    assert body["u1"][3] == ""  # null model
+    assert body["u1"][1] == "fix the bug"
+    assert body["a1"][4].endswith("Z")
+
+
+def test_csv_quotes_commas_quotes_and_newlines(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call(capsys, "query", "sql", "select 'a,\"b\"\nc' as x, 1 as y", "--format", "csv")
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out, newline=""))) == [["x", "y"], ['a,"b"\nc', "1"]]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "delete from ai_gateway_messages",
+        "drop table ai_gateway_messages",
+        "select 1; select 2",
+        "insert into ai_gateway_messages select * from ai_gateway_messages",
+        "create table t as select 1",
+        "with x as (select 1) update ai_gateway_messages set model = 'x'",
+    ],
+)
+def test_ddl_dml_and_two_statements_exit_2(
+    filled: Path, capsys: pytest.CaptureFixture[str], statement: str
+) -> None:
+    code, out, err = call(capsys, "query", "sql", statement)
+    assert (code, out) == (2, "")
+    assert err == "hyp query sql: only a single SELECT statement is allowed\n"
+    # Nothing was changed.
+    assert json.loads(call(capsys, "query", "sql", "select count(*) as n from ai_gateway_messages",
+                           "--format", "json")[1]) == [{"n": 15}]  # fmt: skip
+
+
+def test_engine_errors_exit_2_with_the_engine_message(
+    filled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = call(capsys, "query", "sql", "select no_such_col from ai_gateway_messages")
+    assert (code, out) == (2, "")
+    assert err.startswith("hyp query sql: ") and "no_such_col" in err
+    code, out, err = call(capsys, "query", "sql", "select * form ai_gateway_messages")
+    assert (code, out) == (2, "") and err.startswith("hyp query sql: ")
+
+
+def test_usage_errors_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = call(capsys, "query", "sql")
+    assert (code, out) == (2, "") and err.startswith("hyp query sql: ")
+    code, out, err = call(capsys, "query", "sql", "select 1", "--format", "xml")
+    assert (code, out) == (2, "") and "--format" in err
+    code, out, err = call(capsys, "query", "overview", "--days", "-1")
+    assert (code, out) == (2, "") and "--days" in err
+    assert not home.exists()
+
+
+def test_damaged_file_exits_1_naming_it(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    victim = sorted(Layout(filled).dataset_root.rglob("*.parquet"))[0]
+    victim.write_bytes(b"junk")
+    code, out, err = call(capsys, "query", "sql", "select count(*) from ai_gateway_messages")
+    assert (code, out) == (1, "") and victim.name in err
+    code, out, err = call(capsys, "query", "overview", "--json")
+    assert (code, out) == (1, "") and victim.name in err
+
+
+def test_table_redirected_keeps_cells_whole_and_counts_on_stderr(filled: Path) -> None:
+    p = run(filled, "query", "sql", "select message_id, content_text, attributes from ai_gateway_messages "
+            "where message_id = 'e1'")  # fmt: skip
+    assert p.returncode == 0
+    assert p.stderr == "1 row\n"
+    assert '{"claude":{"api_error":true},"gateway":{"identity_source":"native"}}' in p.stdout
+    assert "…" not in p.stdout and ANSI not in p.stdout
+
+
+def test_table_on_a_terminal_cuts_long_cells(filled: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC", TERM="xterm-256color")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env.pop("NO_COLOR", None)
+    statement = "select message_id, attributes, attributes as a2, attributes as a3 from ai_gateway_messages"
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "sql", statement], env=env,
+                          dimensions=(50, 80), encoding="utf-8", timeout=60)  # fmt: skip
+    child.expect(pexpect.EOF)
+    text = child.before
+    assert "…" in text and "15 rows" in text
+    assert ANSI in text  # colour (bold headers) on a terminal…
+    env["NO_COLOR"] = "1"
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "sql", statement], env=env,
+                          dimensions=(50, 80), encoding="utf-8", timeout=60)  # fmt: skip
+    child.expect(pexpect.EOF)
+    assert "…" in child.before and ANSI not in child.before  # …but none with NO_COLOR
+    assert max(len(line) for line in child.before.splitlines()) <= 80
+
+
+# --- overview --------------------------------------------------------------------------------------------
+
+
+def test_overview_json_rows_equal_select_count_over_the_period(
+    filled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = call(capsys, "query", "overview", "--json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert set(doc) == {"period", "rows", "sessions", "models", "days", "repos", "tools"}
+    assert doc["period"]["days"] == 30 and doc["period"]["time_zone"] == "UTC"
+    since, until = doc["period"]["since"], doc["period"]["until"]
+    code, out, _ = call(
+        capsys, "query", "sql",
+        "select count(*) as n from ai_gateway_messages where message_created_at >= "
+        f"'{since}'::timestamptz and message_created_at <= '{until}'::timestamptz",
+        "--format", "json",
+    )  # fmt: skip
+    assert json.loads(out) == [{"n": doc["rows"]}]
+    # …and equals the fixture rows in the period, counted by hand.
+    since_us = int(datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() * 1e6)
+    until_us = int(datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp() * 1e6)
+    rows = shifted_rows()
+    assert doc["rows"] == sum(1 for r in rows if since_us <= r["message_created_at"] <= until_us) >= 14
+    assert doc["models"] and doc["days"] and doc["repos"] and doc["tools"]
+    assert doc["repos"][0]["repo"] == "~/src/app"
+    # Token totals as hand-computed in test_query (streamed split once, API error and replay excluded).
+    # (`out_edge`, 7000 of each, falls inside or outside the period depending on the time of day.)
+    out_edge = next(r for r in rows if r["message_id"] == "out_edge")
+    extra = 7000 if since_us <= out_edge["message_created_at"] else 0
+    opus = next(m for m in doc["models"] if m["model"] == "claude-opus-4")
+    assert (opus["input_tokens"], opus["cached_tokens"], opus["output_tokens"]) == (
+        15 + extra,
+        302 + extra,
+        67 + extra,
+    )
+
+
+def test_overview_text(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = call(capsys, "query", "overview", "--days", "7")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    today = datetime.now(UTC).date()
+    assert lines[0].startswith(f"{today - timedelta(days=6)} → {today} (UTC) · ")
+    assert "rows" in lines[0] and "sessions" in lines[0]
+    for heading in ("Tokens per model", "Sessions per day", "Top repos", "Top tools"):
+        assert heading in lines
+    assert "claude-opus-4" in out and "~/src/app" in out and "Bash" in out
+    day_lines = lines[lines.index("Sessions per day") + 1 : lines.index("Top repos") - 1]
+    assert len(day_lines) == 7 and any("█" in line for line in day_lines)
+    assert ANSI not in out
+
+
+def test_overview_nothing_imported(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = call(capsys, "query", "overview")
+    assert (code, out, err) == (0, "Nothing imported yet.\n", "")
+    code, out, _ = call(capsys, "query", "overview", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["rows"] == 0 and doc["models"] == [] and len(doc["days"]) == 30
+    assert not home.exists()
+
+
+def test_overview_with_only_older_data_says_so(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import make_row
+
+    with Storage(Layout(home)) as st:
+        st.commit([make_row(created="2020-01-01T00:00:00Z")], [])
+    code, out, _ = call(capsys, "query", "overview", "--days", "3")
+    assert code == 0 and out.startswith("No messages from ") and "--days 0" in out
+    code, out, _ = call(capsys, "query", "overview", "--days", "0", "--json")
+    assert json.loads(out)["rows"] == 1
+
+
+# --- schema ----------------------------------------------------------------------------------------------
+
+
+def test_schema(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = call(capsys, "query", "schema")
+    assert code == 0 and "ai_gateway_messages" in out and "ai_gateway_usage" in out
+    assert "message_created_at" in out and "Datetime(us, UTC)" in out
+    code, out, _ = call(capsys, "query", "schema", "ai_gateway_messages", "--json")
+    doc = json.loads(out)
+    assert [r["name"] for r in doc["relations"]] == ["ai_gateway_messages"]
+    cols = doc["relations"][0]["columns"]
+    assert [c["name"] for c in cols] == [*COLUMN_NAMES, "source"]
+    assert set(cols[0]) == {"name", "type", "nullable", "description"}
+    code, out, err = call(capsys, "query", "schema", "nope")
+    assert (code, out) == (2, "") and "unknown relation 'nope'" in err
+    assert not home.exists()
+
+
+# --- read-only, colour, network ---------------------------------------------------------------------------
+
+
+def test_no_query_command_creates_hyp_home(tmp_path: Path) -> None:
+    home = tmp_path / "missing" / "hyp"
+    for args in (
+        ["query", "sql", "select 1"],
+        ["query", "sql", "select count(*) from ai_gateway_usage", "--format", "json"],
+        ["query", "overview"],
+        ["query", "overview", "--json", "--days", "0"],
+        ["query", "schema"],
+        ["query", "schema", "--json"],
+        ["status"],
+        ["status", "--json"],
+    ):
+        p = run(home, *args)
+        assert p.returncode == 0, (args, p.stderr)
+    assert not home.exists() and not home.parent.exists()
+
+
+def test_redirected_output_and_no_color_have_no_escape_codes(filled: Path) -> None:
+    for env, args in (
+        ({}, ["query", "sql", "select message_id, model from ai_gateway_messages"]),
+        ({}, ["query", "overview"]),
+        ({}, ["query", "schema"]),
+        ({"NO_COLOR": "1"}, ["query", "overview"]),
+        ({"NO_COLOR": "1"}, ["status"]),
+    ):
+        p = run(filled, *args, **env)
+        assert p.returncode == 0 and p.stdout
+        assert ANSI not in p.stdout and ANSI not in p.stderr
+
+
+def test_overview_on_a_terminal_without_color(filled: Path) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "overview"], env=env,
+                          dimensions=(60, 100), encoding="utf-8", timeout=60)  # fmt: skip
+    child.expect(pexpect.EOF)
+    assert "Tokens per model" in child.before and ANSI not in child.before
+
+
+_NO_SOCKETS = """
+import socket, sys
+def _blocked(*a, **k):
+    raise OSError("network access blocked by the test")
+socket.socket = _blocked
+socket.create_connection = _blocked
+socket.socketpair = _blocked
+from hypaware_tui.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_commands_complete_with_sockets_blocked(filled: Path) -> None:
+    env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    for args in (
+        ["query", "sql", "select count(*) as n from ai_gateway_messages", "--format", "json"],
+        ["query", "overview", "--json"],
+        ["query", "schema", "--json"],
+        ["status", "--json"],
+    ):
+        p = subprocess.run([sys.executable, "-c", _NO_SOCKETS, *args], env=env, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+        assert p.returncode == 0, (args, p.stderr)
+        json.loads(p.stdout)
+    # The wrapper really blocks sockets.
+    p = subprocess.run(
+        [sys.executable, "-c", _NO_SOCKETS.replace("from hypaware_tui.cli import main\nmain(sys.argv[1:])",
+                                                   "socket.socket()")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert p.returncode != 0 and "network access blocked" in p.stderr
