@@ -1,0 +1,190 @@
+"""`hyp status` data (core/status.py) and its clients / daemon / recent-errors sections (cli.md §6).
+
+The config and dataset sections are covered in test_cli_frame.py; this file covers what gather_status adds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hypaware_tui.cli import main
+from hypaware_tui.core.daemon.control import PidLock, write_status_file
+from hypaware_tui.core.events import EventLog
+from hypaware_tui.core.paths import Layout, ensure_dir
+from hypaware_tui.core.status import gather_status, parse_ts, recent_errors, status_exit_code
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    claude = tmp_path / "claude-home"
+    shutil.copytree(FIXTURES / "claude" / "home" / ".claude", claude)
+    return {
+        "HOME": str(tmp_path / "user"),
+        "CLAUDE_CONFIG_DIR": str(claude),
+        "CODEX_HOME": str(tmp_path / "no-codex"),
+    }
+
+
+def write_config(layout: Layout, **over: object) -> None:
+    ensure_dir(layout.home)
+    data = {"version": 1, "clients": {"claude": {"enabled": True}}, "retention_days": 30,
+            "capture": {"enabled": True}}  # fmt: skip
+    data.update(over)
+    layout.config.write_text(json.dumps(data))
+
+
+def test_gather_status_of_a_missing_home_creates_nothing(tmp_path: Path, env: dict[str, str]) -> None:
+    layout = Layout(tmp_path / "missing" / "hyp")
+    report = gather_status(layout, env)
+    assert set(report) == {"hyp_home", "version", "config", "clients", "dataset", "daemon", "recent_errors"}
+    assert report["config"]["state"] == "missing" and report["daemon"]["state"] == "never started"
+    assert report["recent_errors"] == [] and status_exit_code(report) == 0
+    assert not layout.home.exists() and not layout.home.parent.exists()
+
+
+def test_clients_section(tmp_path: Path, env: dict[str, str]) -> None:
+    layout = Layout(tmp_path / "hyp")
+    write_config(layout)
+    clients = {c["client"]: c for c in gather_status(layout, env)["clients"]}
+    assert list(clients) == ["claude", "codex"]
+    claude = clients["claude"]
+    jsonl = sorted(Path(env["CLAUDE_CONFIG_DIR"]).rglob("*.jsonl"))
+    assert claude["detected"] is True and claude["enabled"] is True
+    assert claude["root"] == env["CLAUDE_CONFIG_DIR"]
+    assert claude["files"] == len(jsonl) and claude["bytes"] == sum(p.stat().st_size for p in jsonl)
+    assert claude["sessions"] >= 1 and claude["oldest"] <= claude["newest"]
+    codex = clients["codex"]
+    assert codex["detected"] is False and codex["enabled"] is False
+    assert env["CODEX_HOME"] in codex["reason"] and codex["files"] is None
+    assert set(claude) == set(codex)
+    # Without a config, `enabled` is unknown (null).
+    assert {c["enabled"] for c in gather_status(Layout(tmp_path / "other"), env)["clients"]} == {None}
+
+
+def test_daemon_section_uses_pid_and_lock(tmp_path: Path, env: dict[str, str]) -> None:
+    layout = Layout(tmp_path / "hyp")
+    write_config(layout)
+    lock = PidLock(layout)
+    lock.acquire()
+    try:
+        write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
+                                   "last_import_at": iso(NOW), "rows_written": 42,
+                                   "updated_at": iso(NOW)})  # fmt: skip
+        d = gather_status(layout, env, include_clients=False)["daemon"]
+        assert (d["running"], d["state"], d["pid"], d["mode"], d["rows_written"]) == (
+            True, "running", os.getpid(), "detached", 42
+        )  # fmt: skip
+    finally:
+        lock.release()
+    d = gather_status(layout, env, include_clients=False)["daemon"]
+    assert d["running"] is False and d["state"] == "stopped" and d["ended_unexpectedly"] is True
+
+
+def test_recent_errors_newest_first_from_every_source(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "hyp")
+    daemon = {
+        "last_error": {"at": iso(NOW - timedelta(hours=1)), "message": "flush failed: disk full"},
+        "clients": {
+            "codex": {"last_error": {"at": iso(NOW - timedelta(hours=2)), "message": "root unreadable"}},
+            "claude": {"last_error": None},
+        },
+    }
+    log = EventLog(layout, "R", enabled=True)
+    log.emit("backfill.provider_finish", provider="claude", status="failed", error="could not parse a file")
+    log.emit("backfill.provider_finish", provider="codex", status="ok", error=None)
+    ensure_dir(layout.logs_dir)
+    old = (NOW - timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    recent = (NOW - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    layout.daemon_log.write_text(
+        f"{old} ERROR too old to show\n"
+        f"{recent} INFO claude: imported 3 row(s)\n"
+        f"{recent} ERROR the retention pass failed: permission denied\n"
+    )
+    errors = recent_errors(layout, daemon, now=NOW)
+    assert [(e["source"], e["message"]) for e in errors] == [
+        ("claude", "could not parse a file"),
+        ("daemon", "flush failed: disk full"),
+        ("daemon codex", "root unreadable"),
+        ("daemon log", "the retention pass failed: permission denied"),
+    ]
+    assert all(e["at"].endswith("Z") for e in errors)
+    assert len(recent_errors(layout, daemon, now=NOW, limit=2)) == 2
+    # Eight days later everything is older than the 7-day window.
+    assert recent_errors(layout, daemon, now=NOW + timedelta(days=8)) == []
+
+
+def test_recent_errors_are_deduplicated_and_capped(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "hyp")
+    log = EventLog(layout, "R", enabled=True)
+    for i in range(8):
+        log.emit("backfill.provider_finish", provider="codex", status="failed", error=f"failure {i}")
+    at = iso(NOW - timedelta(minutes=5))
+    daemon = {"last_error": {"at": at, "message": "same"}, "clients": {"claude": {"last_error": {"at": at,
+              "message": "same"}}}}  # fmt: skip
+    errors = recent_errors(layout, daemon, now=NOW + timedelta(seconds=1))
+    assert len(errors) == 5
+    assert [e["message"] for e in errors[:5]] == [
+        "failure 7",
+        "failure 6",
+        "failure 5",
+        "failure 4",
+        "failure 3",
+    ]
+    only_daemon = recent_errors(Layout(tmp_path / "other"), daemon, now=NOW)
+    assert [e["message"] for e in only_daemon] == ["same"]
+
+
+def test_parse_ts() -> None:
+    assert parse_ts("2026-05-01T10:00:00Z") == datetime(2026, 5, 1, 10, tzinfo=UTC)
+    assert parse_ts("2026-05-01T12:00:00+0200") == datetime(2026, 5, 1, 10, tzinfo=UTC)
+    assert parse_ts("2026-05-01T10:00:00") == datetime(2026, 5, 1, 10, tzinfo=UTC)
+    assert parse_ts("yesterday") is None and parse_ts(None) is None
+
+
+def test_status_text_and_json(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = Layout(tmp_path / "hyp")
+    write_config(layout)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("HYP_HOME", str(layout.home))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    EventLog(layout, "R", enabled=True).emit("backfill.provider_finish", provider="codex", error="boom")
+
+    with pytest.raises(SystemExit) as info:
+        main(["status"])
+    out = capsys.readouterr().out
+    assert info.value.code == 0
+    lines = out.splitlines()
+    clients = [line for line in lines if "Claude Code:" in line or "Codex:" in line]
+    assert (
+        clients[0].startswith("Clients") and "Claude Code: detected" in clients[0] and "enabled" in clients[0]
+    )
+    assert "Codex: not found" in clients[1] and "disabled" in clients[1]
+    assert any(line.startswith("Daemon") and "never started" in line for line in lines)
+    assert "warning: capture is on but the daemon is not running" in out
+    assert any(line.startswith("Errors") and "codex: boom" in line for line in lines)
+    assert "\x1b[" not in out
+
+    with pytest.raises(SystemExit) as info:
+        main(["status", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert info.value.code == 0
+    assert [c["client"] for c in doc["clients"]] == ["claude", "codex"]
+    assert doc["recent_errors"][0]["message"] == "boom"
+    assert {"running", "state", "pid", "mode", "last_import_at", "rows_written", "last_error"} <= set(
+        doc["daemon"]
+    )
