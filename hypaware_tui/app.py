@@ -58,7 +58,7 @@ from hypaware_tui.importers import KNOWN_CLIENTS
 from hypaware_tui.screens.base import Back, StepInfo
 from hypaware_tui.screens.clients import ClientsScreen, ClientView
 from hypaware_tui.screens.consent import ConsentScreen
-from hypaware_tui.screens.dialogs import ConfirmDialog, QuitSetupDialog, StopImportDialog, TooSmallScreen
+from hypaware_tui.screens.dialogs import ConfirmDialog, QuitSetupDialog, TooSmallScreen
 from hypaware_tui.screens.done import DoneScreen
 from hypaware_tui.screens.import_ import ImportJob, ImportScreen
 from hypaware_tui.screens.retention import RetentionScreen
@@ -97,6 +97,7 @@ class WizardSettings:
     now_us: Callable[[], int] = wall_now_us  # the `until` of the plan
     first_look: Callable[[Layout, Mapping[str, str]], Any] | None = _default_first_look
     inventory_fn: Callable[..., Inventory] = build_inventory
+    import_finish_delay: float = 0.0  # seconds the finished Import panels stay up (the CLI uses 1 s)
     handle_signals: bool = False  # SIGTERM / SIGHUP -> hang_up (the CLI turns it on)
 
     @property
@@ -119,6 +120,14 @@ class InventoryProgressed(Message):
         return isinstance(message, InventoryProgressed) and message.client == self.client
 
 
+class ClientsDetected(Message):
+    """Which clients' roots exist (a few stat calls, reported before the slower inventory)."""
+
+    def __init__(self, detections: dict[str, Any]) -> None:
+        super().__init__()
+        self.detections = detections
+
+
 class ClientInventoried(Message):
     def __init__(self, inventory: ClientInventory) -> None:
         super().__init__()
@@ -132,6 +141,14 @@ class InventoryFinished(Message):
 
 
 # --------------------------------------------------------------------------------------------- app
+
+
+def tilde_text(text: str | None, home: str) -> str | None:
+    """Show the home directory as `~` inside a message (`not found: ~/.codex does not exist`)."""
+    home = home.rstrip("/")
+    if not text or not home:
+        return text
+    return text.replace(home + "/", "~/").replace(home + " ", "~ ")
 
 
 def client_summary(ci: ClientInventory) -> str:
@@ -163,6 +180,7 @@ class WizardApp(App[int]):
         self.plan: InitPlan | None = None
         self.inventory_clients: dict[str, ClientInventory] = {}
         self.scan_progress: dict[str, tuple[int, int]] = {}
+        self.detections: dict[str, Any] = {}
         self.inventory_done = False
         self._inventory_event: asyncio.Event | None = None
         self.choices = self._initial_choices()
@@ -217,6 +235,18 @@ class WizardApp(App[int]):
         s = self.settings
         config = s.machine.config.data if s.machine.config.valid else None
         error = None
+        detections: dict[str, Any] = {}
+        try:
+            from hypaware_tui.core.inventory import config_root
+            from hypaware_tui.importers import get_importer
+
+            for client in KNOWN_CLIENTS:
+                importer = s.importers[client] if s.importers is not None else get_importer(client)
+                detections[client] = importer.detect(config_root(config, client), s.env)
+        except Exception:  # noqa: BLE001 - the inventory below reports detection too
+            detections = {}
+        if detections:
+            self.post_message(ClientsDetected(detections))
         for client in KNOWN_CLIENTS:
             try:
                 inv = s.inventory_fn(
@@ -231,6 +261,10 @@ class WizardApp(App[int]):
                 self.post_message(ClientInventoried(ClientInventory(
                     client, client_name(client), Detection(False, None, f"inventory failed: {error}"))))
         self.post_message(InventoryFinished(error))
+
+    def on_clients_detected(self, message: ClientsDetected) -> None:
+        self.detections = dict(message.detections)
+        self._push_scan_state()
 
     def on_inventory_progressed(self, message: InventoryProgressed) -> None:
         self.scan_progress[message.client] = (message.done, message.total)
@@ -253,18 +287,22 @@ class WizardApp(App[int]):
     def client_views(self) -> list[ClientView]:
         cfg = self.settings.machine.config
         enabled = set(cfg.enabled_clients) if cfg.valid else None
+        home = self.settings.env.get("HOME", "")
         views = []
         for client in KNOWN_CLIENTS:
             ci = self.inventory_clients.get(client)
             done, total = self.scan_progress.get(client, (0, 0))
             if ci is None:
-                views.append(ClientView(client, client_name(client), scanning=True,
-                                        detected=True if client in self.scan_progress else None,
+                det = self.detections.get(client)
+                detected = det.detected if det is not None else (True if client in self.scan_progress else None)
+                views.append(ClientView(client, client_name(client), scanning=True, detected=detected,
+                                        reason=tilde_text(det.reason, home) if det is not None else None,
                                         files_scanned=done))
                 continue
             off = (self.mode == MODE_RECONFIGURE and enabled is not None and ci.detected
                    and client not in enabled)
-            views.append(ClientView(client, ci.name, scanning=False, detected=ci.detected, reason=ci.reason,
+            views.append(ClientView(client, ci.name, scanning=False, detected=ci.detected,
+                                    reason=tilde_text(ci.reason, home),
                                     files_scanned=len(ci.files), summary=client_summary(ci),
                                     empty=ci.detected and not ci.files, currently_off=off))
         return views
@@ -318,10 +356,11 @@ class WizardApp(App[int]):
     # -- size ----------------------------------------------------------------------------------------
 
     def on_resize(self, event: events.Resize) -> None:
-        self._apply_size()
+        self._apply_size(event.size)
 
-    def _apply_size(self) -> None:
-        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+    def _apply_size(self, size: Any = None) -> None:
+        size = size or self.size
+        small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
         if small and self._too_small is None:
             self._too_small = TooSmallScreen()
             self.push_screen(self._too_small)
@@ -452,7 +491,8 @@ class WizardApp(App[int]):
         self.plan = plan
         job = ImportJob(plan=plan, layout=s.layout, env=s.env, clock=s.clock, inventory=self.inventory,
                         importers=s.importers, service_manager=s.service_manager, spawner=s.spawner)
-        result: InitResult = await self._show(ImportScreen(StepInfo(number, total, s.badge), job))
+        result: InitResult = await self._show(ImportScreen(StepInfo(number, total, s.badge), job,
+                                                           finish_delay=s.import_finish_delay))
         if self._hung_up:
             result.interrupted = True
         self.result = result
@@ -478,7 +518,7 @@ class WizardApp(App[int]):
         if kind in ("done", "close"):
             target.action_next()
         elif kind == "import":
-            self.push_screen(StopImportDialog(), lambda ok: target.stop_import() if ok else None)
+            target.ask_stop()
         else:
             self.push_screen(QuitSetupDialog(), lambda ok: self.exit(return_code=130) if ok else None)
 

@@ -44,7 +44,7 @@ def init_command(
     yes: bool = typer.Option(False, "--yes", "-y", help="Headless: no TUI, no prompts."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute and show the plan; write nothing."),
     demo: bool = typer.Option(False, "--demo", help="Run against bundled sample data in a temporary HOME."),
-    client: list[str] | None = typer.Option(None, "--client", metavar="CLIENT",
+    client: list[str] | None = typer.Option(None, "--client", metavar="CLIENT",  # noqa: B008
                                             help="claude or codex (repeatable). Default: every detected client."),
     retention_days: int | None = typer.Option(None, "--retention-days", metavar="N", min=0,
                                               help="Window and retention in days; 0 = forever. Default 120."),
@@ -144,7 +144,7 @@ def run_wizard(env: dict[str, str], *, clients: list[str], retention_days: int |
     settings = WizardSettings(
         layout=layout, env=env, machine=machine, dry_run=dry_run, demo_dir=demo_dir,
         seed_clients=tuple(clients) or None, seed_retention=retention_days, seed_import=not no_backfill,
-        seed_capture=not no_daemon, welcome_back_facts=facts, handle_signals=True,
+        seed_capture=not no_daemon, welcome_back_facts=facts, handle_signals=True, import_finish_delay=1.0,
     )
     app = WizardApp(settings)
     app.run()

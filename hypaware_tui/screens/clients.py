@@ -13,6 +13,7 @@ from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
 NOTHING_FOUND = ("No Claude Code or Codex history was found on this computer. Run hyp init --demo to try hyp "
                  "with sample data.")
 PICK_ONE = "Pick at least one assistant."
+STILL_LOOKING = "Still looking for history…"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class ClientsScreen(WizardScreen):
         self.views = views
         self.initial = checked  # None = pre-check what detection finds
         self.touched = checked is not None
+        self.problem = ""  # the message under the rows (Pick at least one assistant., …)
+
+    def _set_problem(self, text: str) -> None:
+        self.problem = text
+        self.query_one("#problem", Static).update(text)
 
     def _rows(self, checked: set[str]) -> list[Row]:
         return [Row(v.client, v.name, v.detail(), checked=v.client in checked and v.detected is not False,
@@ -95,11 +101,13 @@ class ClientsScreen(WizardScreen):
         checked = set(cl.checked) if self.touched else self._default_checked()
         cl.set_rows(self._rows(checked))
         self._refresh_nothing_found()
+        if self.problem == STILL_LOOKING and all(v.detected is not None for v in views):
+            self._set_problem("")
 
     def on_choice_list_changed(self, event: ChoiceList.Changed) -> None:
         self.touched = True
-        if event.choice_list.checked:
-            self.query_one("#problem", Static).update("")
+        if event.choice_list.checked and self.problem == PICK_ONE:
+            self._set_problem("")
 
     def current_answer(self):
         return tuple(self.query_one("#clients", ChoiceList).checked)
@@ -108,9 +116,12 @@ class ClientsScreen(WizardScreen):
         if self.nothing_detected:
             self.app.bell()
             return
+        if any(v.detected is None for v in self.views):
+            self._set_problem(STILL_LOOKING)
+            return
         checked = self.query_one("#clients", ChoiceList).checked
         if not checked:
-            self.query_one("#problem", Static).update(PICK_ONE)
+            self._set_problem(PICK_ONE)
             return
         self.dismiss(tuple(checked))
 

@@ -58,14 +58,8 @@ class QuitSetupDialog(ConfirmDialog):
         super().__init__("Quit setup? Nothing has been written.", "Keep going", "Quit")
 
 
-class StopImportDialog(ConfirmDialog):
-    def __init__(self) -> None:
-        super().__init__(
-            "Stop the import? The current batch finishes and rows already written are kept. "
-            "Finish later with hyp backfill.",
-            "Keep importing",
-            "Stop import",
-        )
+STOP_QUESTION = ("Stop the import? The current batch finishes and rows already written are kept. Finish later "
+                 "with hyp backfill.")
 
 
 class TooSmallScreen(ModalScreen[None]):

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Static
@@ -86,6 +87,12 @@ class DoneScreen(WizardScreen):
     NAME = "Done"
     CAN_GO_BACK = False
     QUIT_KIND = "done"
+    BINDINGS = [
+        Binding("down,j", "scroll_body(1)", "", show=False),
+        Binding("up,k", "scroll_body(-1)", "", show=False),
+        Binding("pagedown,space", "scroll_body(10)", "", show=False),
+        Binding("pageup", "scroll_body(-10)", "", show=False),
+    ]
 
     def __init__(self, step: StepInfo, result: InitResult, env: Mapping[str, str],
                  first_look: Callable[[], Any] | None) -> None:
@@ -125,8 +132,6 @@ class DoneScreen(WizardScreen):
         return [("Enter", "exit"), ("q", "exit"), ("↑↓", "scroll")]
 
     def on_mount(self) -> None:
-        body = self.query_one("#body")
-        body.focus()
         if self.first_look is not None and not self._nothing_imported():
             self.set_timer(FIRST_LOOK_TIMEOUT_S, self._first_look_timeout)
             self._first_look_worker()
@@ -205,6 +210,9 @@ class DoneScreen(WizardScreen):
         for name, n in items[:5]:
             table.add_row(name, f"{n:,}")
         return table
+
+    def action_scroll_body(self, lines: int) -> None:
+        self.query_one("#body").scroll_relative(y=lines, animate=False)
 
     def action_next(self) -> None:
         self.dismiss(None)

@@ -8,6 +8,7 @@ handlers own every widget update.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -17,8 +18,10 @@ from typing import Any
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
@@ -26,7 +29,6 @@ from hypaware_tui.core.inventory import Inventory
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.plan import (
     ConfigOutcome,
-    DaemonOutcome,
     InitPlan,
     InitResult,
     Sample,
@@ -41,8 +43,11 @@ from hypaware_tui.core.plan import (
 )
 from hypaware_tui.core.runner import Progress, ProviderResult
 from hypaware_tui.screens.base import StepInfo, WizardScreen
+from hypaware_tui.screens.dialogs import STOP_QUESTION
+from hypaware_tui.screens.widgets import ActionButton, KeyBar
 
 ETA_GRACE_S = 3.0
+GIL_SWITCH_INTERVAL_S = 0.0005
 THROUGHPUT_SPAN_S = 5.0
 
 # --------------------------------------------------------------------------------------------- messages
@@ -89,7 +94,7 @@ class ImportFinished(Message):
 
 
 class DaemonActionFinished(Message):
-    def __init__(self, outcome: DaemonOutcome) -> None:
+    def __init__(self, outcome: Any) -> None:  # core.daemon.action.DaemonActionResult
         super().__init__()
         self.outcome = outcome
 
@@ -175,15 +180,16 @@ def run_import_job(target: Any, job: ImportJob) -> None:
 class ImportPanel(Widget):
     """One client's progress: bar with %, bytes, files, sessions, rows, duplicates, skipped lines, speed."""
 
-    def __init__(self, client: str, name: str, clock: Callable[[], float], *, skipped_reason: str | None) -> None:
+    def __init__(self, client: str, name: str, clock: Callable[[], float], *, skipped_reason: str | None,
+                 bytes_total: int = 0, files_total: int = 0) -> None:
         super().__init__(id=f"panel-{client}", classes="import-panel")
         self.client = client
         self.display_name = name
         self.clock = clock
         self.status = "skipped" if skipped_reason else "waiting"
         self.skipped_reason = skipped_reason
-        self.bytes_total = 0
-        self.files_total = 0
+        self.bytes_total = bytes_total  # in-window bytes from the inventory until the runner says more
+        self.files_total = files_total
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.progress: Progress | None = None
@@ -297,11 +303,17 @@ class ImportScreen(WizardScreen):
     TITLE = "Importing your history"
     CAN_GO_BACK = False
     QUIT_KIND = "import"
+    BINDINGS = [
+        Binding("c", "app.request_quit", "stop import", show=False),
+        Binding("y", "confirm_stop", "stop import", show=False),
+        Binding("n", "keep_importing", "keep importing", show=False),
+    ]
 
-    def __init__(self, step: StepInfo, job: ImportJob, *, start: bool = True) -> None:
+    def __init__(self, step: StepInfo, job: ImportJob, *, start: bool = True, finish_delay: float = 0.0) -> None:
         super().__init__(step)
         self.job = job
         self.autostart = start
+        self.finish_delay = finish_delay  # a moment to see the finished panels before Done
         self.result = InitResult(job.plan)
         self.stopping = False
         self._pending_finish = False
@@ -317,16 +329,36 @@ class ImportScreen(WizardScreen):
             reason = None
             if not cp.import_:
                 reason = ("you chose not to import existing history" if cp.detected else cp.reason) or "not run"
-            yield ImportPanel(cp.client, cp.name, self.job.clock, skipped_reason=reason)
+            yield ImportPanel(cp.client, cp.name, self.job.clock, skipped_reason=reason,
+                              bytes_total=cp.in_window.bytes, files_total=cp.in_window.files)
         yield Static(self._steps_text(), id="steps")
+
+    def compose(self) -> ComposeResult:
+        yield from super().compose()
+        # The stop confirmation lives on this screen (an overlay layer), not in a modal screen: showing and
+        # hiding it repaints a few lines instead of the whole screen, so keys stay fast during the import.
+        with Vertical(id="stop-confirm"):
+            yield Static(STOP_QUESTION, id="stop-message")
+            with Horizontal(id="stop-buttons"):
+                yield ActionButton("Keep importing", id="keep")
+                yield ActionButton("Stop import", id="stop")
+            yield KeyBar([("y", "stop import"), ("n", "keep importing")], id="stop-keys")
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
         if self.autostart:
+            # The import is CPU-bound Python in a thread: hand the GIL back to the UI more often than the
+            # default 5 ms so keys keep answering quickly (wizard.md §6.6: within 250 ms).
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
             self._import_worker()
 
+    def on_unmount(self) -> None:
+        if getattr(self, "_switch_interval", None) is not None:
+            sys.setswitchinterval(self._switch_interval)
+
     def keys(self) -> list[tuple[str, str]]:
-        return [("c", "stop import"), ("q", "stop import")]
+        return [("c", "stop import"), ("q", "stop import"), ("Ctrl+C", "stop import")]
 
     def _tick(self) -> None:
         for panel in self.query(ImportPanel):
@@ -421,6 +453,10 @@ class ImportScreen(WizardScreen):
     def _finish(self) -> None:
         if self.job.cancel.is_set() and self.job.hangup.is_set():
             self.result.interrupted = True
+        if self.finish_delay > 0:
+            delay, self.finish_delay = self.finish_delay, 0.0
+            self.set_timer(delay, self._finish)
+            return
         if not self.is_current:
             self._pending_finish = True  # e.g. the resize notice is on top; finish when it goes
             return
@@ -431,15 +467,59 @@ class ImportScreen(WizardScreen):
             self._pending_finish = False
             self.dismiss(self.result)
 
-    # -- called by the App ---------------------------------------------------------------------------
+    # -- the stop confirmation (wizard.md §8) ---------------------------------------------------------
 
-    def stop_import(self) -> None:
-        """The user confirmed "Stop import": workers stop after their batch; the daemon action still runs."""
-        self.stopping = True
-        self.job.cancel.set()
-        self._refresh_steps()
+    @property
+    def confirming(self) -> bool:
+        return self.query_one("#stop-confirm").display
+
+    def ask_stop(self) -> None:
+        """Ctrl+C / q / c: ask before stopping; a second Ctrl+C confirms."""
+        if self.stopping or self.result.daemon is not None:
+            return
+        if self.confirming:
+            self.action_confirm_stop()
+            return
+        self._focus_before = self.focused
+        self.query_one("#stop-confirm").display = True
+        self.query_one("#keep", ActionButton).focus()
+
+    def _close_confirm(self) -> None:
+        self.query_one("#stop-confirm").display = False
+        self.set_focus(getattr(self, "_focus_before", None))
+
+    def action_confirm_stop(self) -> None:
+        if self.confirming:
+            self._close_confirm()
+            self.stop_import()
+
+    def action_keep_importing(self) -> None:
+        if self.confirming:
+            self._close_confirm()
+
+    def action_back(self) -> None:
+        """Esc keeps importing when the question is open; otherwise there is no going back from here."""
+        self.action_keep_importing()
+
+    @on(ActionButton.Pressed, "#keep")
+    def _keep_pressed(self) -> None:
+        self.action_keep_importing()
+
+    @on(ActionButton.Pressed, "#stop")
+    def _stop_pressed(self) -> None:
+        self.action_confirm_stop()
+
+    # -- called by the App ---------------------------------------------------------------------------
 
     def hang_up(self) -> None:
         """Terminal closed / SIGTERM: stop after the batch and skip the daemon action."""
         self.job.hangup.set()
         self.stop_import()
+
+    def stop_import(self) -> None:
+        """The user confirmed "Stop import": workers stop after their batch; the daemon action still runs."""
+        self.stopping = True
+        self.job.cancel.set()
+        if self.is_mounted:
+            self.query_one("#stop-confirm").display = False
+            self._refresh_steps()

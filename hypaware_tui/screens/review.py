@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Static
 
 from hypaware_tui.core.plan import InitPlan, fmt_bytes, tilde
@@ -27,9 +28,15 @@ def _block(label: str, lines: list[str | Text]) -> Text:
 
 
 def client_lines(plan: InitPlan) -> list[str]:
-    width = max(len(c.name) for c in plan.clients)
-    out = []
+    """A small table: what each client would import (in window, upper bounds), or why it is skipped."""
+    name_w = max(len(c.name) for c in plan.clients)
+    cells = []
     for c in plan.clients:
+        f = c.in_window
+        if c.import_ and f.files:
+            span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
+            cells.append((c.name, f"{f.files:,}", f"{f.sessions:,}", fmt_bytes(f.bytes), span, None))
+            continue
         if not c.selected:
             text = "not selected"
         elif not c.detected:
@@ -37,13 +44,18 @@ def client_lines(plan: InitPlan) -> list[str]:
         elif not c.import_:
             text = "import skipped (you chose not to import existing history)"
         else:
-            f = c.in_window
-            if f.files:
-                span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
-                text = f"up to {f.files:,} files · {f.sessions:,} sessions · {fmt_bytes(f.bytes)} · {span}"
-            else:
-                text = "nothing in this window yet"
-        out.append(f"{c.name.ljust(width)}  {text}")
+            text = "nothing in this window yet"
+        cells.append((c.name, "", "", "", "", text))
+    widths = [max([len(h)] + [len(row[k]) for row in cells if row[5] is None])
+              for k, h in enumerate(("", "files", "sessions", "size"))]
+    widths[0] = name_w
+    out = [f"{'':{name_w}}  {'files':>{widths[1]}}  {'sessions':>{widths[2]}}  {'size':>{widths[3]}}  "
+           "oldest → newest (up to)"]
+    for name, files, sessions, size, span, text in cells:
+        if text is not None:
+            out.append(f"{name:{name_w}}  {text}")
+        else:
+            out.append(f"{name:{name_w}}  {files:>{widths[1]}}  {sessions:>{widths[2]}}  {size:>{widths[3]}}  {span}")
     return out
 
 
@@ -72,6 +84,14 @@ class ReviewScreen(WizardScreen):
 
     NAME = "Review"
     TITLE = "Review"
+    BINDINGS = [
+        Binding("down,j", "scroll_body(1)", "", show=False),
+        Binding("up,k", "scroll_body(-1)", "", show=False),
+        Binding("pagedown", "scroll_body(10)", "", show=False),
+        Binding("pageup", "scroll_body(-10)", "", show=False),
+        Binding("tab,right,l", "app.focus_next", "", show=False),
+        Binding("shift+tab,left,h", "app.focus_previous", "", show=False),
+    ]
 
     def __init__(self, step: StepInfo, plan: InitPlan, env: Mapping[str, str]) -> None:
         super().__init__(step)
@@ -87,10 +107,11 @@ class ReviewScreen(WizardScreen):
         yield Static(_block("Window", [plan.window_text()]), classes="block", id="window")
         yield Static(_block("Clients", client_lines(plan)), classes="block", id="clients")
         yield Static(_block("Config", config_lines(plan, self.env)), classes="block", id="config")
-        yield Static(Text(plan.config.text.rstrip("\n")), id="config-json")
         yield Static(_block("Daemon", [daemon_line(plan)]), classes="block", id="daemon")
         if plan.warnings:
             yield Static(_block("Warnings", list(plan.warnings)), classes="block", id="warnings")
+        yield Static(Text("Config file, exactly as it will be written:", style="dim"), id="config-json-title")
+        yield Static(Text(plan.config.text.rstrip("\n")), id="config-json")
 
     def compose_buttons(self) -> ComposeResult:
         if self.plan.dry_run:
@@ -105,8 +126,11 @@ class ReviewScreen(WizardScreen):
 
     def keys(self) -> list[tuple[str, str]]:
         if self.plan.dry_run:
-            return [("Enter", "close"), ("Tab", "move"), ("Esc", "back"), ("q", "close")]
-        return [("Enter", "activate"), ("Tab", "move"), ("Esc", "back"), ("q", "quit")]
+            return [("Enter", "close"), ("↑↓", "scroll"), ("Esc", "back"), ("q", "close")]
+        return [("Enter", "activate"), ("Tab", "move"), ("↑↓", "scroll"), ("Esc", "back"), ("q", "quit")]
+
+    def action_scroll_body(self, lines: int) -> None:
+        self.query_one("#body").scroll_relative(y=lines, animate=False)
 
     def action_next(self) -> None:
         self.dismiss("close" if self.plan.dry_run else "start")

@@ -155,8 +155,9 @@ class ChoiceList(Widget, can_focus=True):
     async def _on_click(self, event: events.Click) -> None:
         line = event.y
         index = 0
+        width = self.content_size.width or 80
         for i, row in enumerate(self.rows):
-            height = 2 if row.note else 1
+            height = self._row_height(row, width)
             if line < height:
                 index = i
                 break
@@ -171,12 +172,28 @@ class ChoiceList(Widget, can_focus=True):
 
     # -- rendering -----------------------------------------------------------------------------------
 
+    PREFIX = 6  # "> [x] "
+
+    def _lines(self, row: Row, width: int) -> tuple[list[str], list[str]]:
+        """The row's detail (after the label) and note, wrapped to `width`."""
+        import textwrap
+
+        detail_width = max(10, width - self.PREFIX - self.label_width - 3)
+        detail = textwrap.wrap(row.detail, detail_width) if row.detail else []
+        note = textwrap.wrap(row.note, max(10, width - self.PREFIX)) if row.note else []
+        return detail, note
+
+    def _row_height(self, row: Row, width: int) -> int:
+        detail, note = self._lines(row, width)
+        return max(1, len(detail)) + len(note)
+
     def get_content_height(self, container, viewport, width: int) -> int:
-        return sum(2 if r.note else 1 for r in self.rows)
+        return sum(self._row_height(r, width) for r in self.rows)
 
     def render(self) -> Text:
         out = Text(no_wrap=True, overflow="ellipsis")
         focused = self.has_focus
+        width = self.content_size.width or 80
         for i, row in enumerate(self.rows):
             at = i == self.cursor
             marker = ">" if at and focused else " "
@@ -189,15 +206,20 @@ class ChoiceList(Widget, can_focus=True):
             line.append(f"{box} ", style="dim" if row.disabled else "")
             label_style = "dim" if row.disabled else ("reverse" if at and focused else "bold" if row.checked else "")
             line.append(row.label.ljust(self.label_width), style=label_style)
-            if row.detail:
-                line.append("   ")
-                line.append(row.detail, style="dim" if row.disabled else "")
+            detail, note = self._lines(row, width)
+            indent = " " * (self.PREFIX + self.label_width + 3)
+            for k, chunk in enumerate(detail):
+                if k:
+                    line.append("\n" + indent)
+                else:
+                    line.append("   ")
+                line.append(chunk, style="dim" if row.disabled else "")
             if i:
                 out.append("\n")
             out.append_text(line)
-            if row.note:
+            for chunk in note:
                 out.append("\n")
-                out.append(" " * 6 + row.note, style="dim")
+                out.append(" " * self.PREFIX + chunk, style="dim")
         return out
 
     def on_focus(self) -> None:
