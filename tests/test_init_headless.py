@@ -1,0 +1,289 @@
+"""`hyp init` without the TUI: non-interactive refusal, `--yes`, `--dry-run`, `--demo --yes`, exit codes,
+and the import hygiene of the headless paths (wizard.md §12 checks 1-7, 19-21)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from hypaware_tui.cli.init import run_headless
+from hypaware_tui.core.timeutil import now_us
+from tests.wizard_support import make_machine as _make_machine
+from tests.wizard_support import tree_listing
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def make_machine(tmp_path: Path, **kwargs):
+    """The fixture machine with history ending an hour ago (headless runs use the real clock)."""
+    return _make_machine(tmp_path, now_us=now_us(), **kwargs)
+
+
+def hyp(args: list[str], env: dict[str, str], *, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`python -m hypaware_tui <args>` with stdin from /dev/null and stdout/stderr piped."""
+    return subprocess.run([PY, "-m", "hypaware_tui", *args], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
+
+
+def headless(m, **kwargs):
+    """run_headless in-process with the machine's fakes; returns (code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    defaults = dict(clients=[], retention_days=None, dry_run=False, demo_dir=None, no_backfill=False,
+                    no_daemon=False, force=False, json_out=True, service_manager=m.service, spawner=m.spawner)
+    defaults.update(kwargs)
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run_headless("hyp", dict(m.env), **defaults)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def fake_manager_env(tmp_path: Path) -> dict[str, str]:
+    state = tmp_path / "fake-manager.json"
+    state.write_text(json.dumps({"unit_path": str(tmp_path / "unit" / "hypaware.service"), "calls": []}))
+    return {"HYP_TEST_SERVICE_MANAGER": str(state)}
+
+
+# --------------------------------------------------------------------------------------------- §12.1
+
+
+@pytest.mark.parametrize("args", [["init"], ["init", "--dry-run"]])
+def test_not_interactive_exits_2_with_the_yes_hint_and_creates_nothing(tmp_path: Path, args: list[str]) -> None:
+    env = dict(os.environ, HOME=str(tmp_path / "home"), HYP_HOME=str(tmp_path / "fresh-hyp"))
+    t0 = time.monotonic()
+    proc = hyp(args, env)
+    assert time.monotonic() - t0 < 2.0 + 3.0  # interpreter start on a loaded machine; the check itself is instant
+    assert proc.returncode == 2
+    assert "hyp init --yes" in proc.stderr and "interactive terminal" in proc.stderr
+    assert proc.stdout == ""
+    assert not (tmp_path / "fresh-hyp").exists()
+
+
+# --------------------------------------------------------------------------------------------- §12.2, §12.20
+
+
+def test_yes_imports_both_clients(tmp_path: Path, fake_manager_env) -> None:
+    m = make_machine(tmp_path)
+    env = dict(m.env, **fake_manager_env)
+    proc = hyp(["init", "--yes", "--no-daemon", "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    providers = {p["provider"]: p for p in summary["backfill"]["providers"]}
+    assert {p: providers[p]["status"] for p in providers} == {"claude": "ok", "codex": "ok"}
+    assert all(p["rows_written"] > 0 for p in providers.values())
+    assert summary["config"]["action"] == "created" and summary["exit_code"] == 0
+    assert summary["daemon"] == {"action": "none", "status": "skipped", "mode": None, "pid": None, "error": None}
+    assert "hyp: claude" in proc.stderr  # plain progress lines on a non-TTY stderr
+
+
+def test_demo_yes_keeps_the_real_home_untouched(tmp_path: Path, fake_manager_env) -> None:
+    real_home = tmp_path / "real-home"
+    real_home.mkdir()
+    real_hyp = tmp_path / "real-hyp"
+    env = dict(os.environ, HOME=str(real_home), HYP_HOME=str(real_hyp), TMPDIR=str(tmp_path),
+               **fake_manager_env)
+    env.pop("CLAUDE_CONFIG_DIR", None)
+    env.pop("CODEX_HOME", None)
+    proc = hyp(["init", "--demo", "--yes", "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    demo_dir = Path(summary["demo_dir"])
+    assert demo_dir.parent == tmp_path and demo_dir.name.startswith("hyp-demo-")
+    assert summary["hyp_home"] == str(demo_dir / "hyp")
+    rows = {p["provider"]: p["rows_written"] for p in summary["backfill"]["providers"]}
+    assert rows["claude"] > 0 and rows["codex"] > 0
+    files = list((demo_dir / "hyp" / "cache" / "ai_gateway_messages").rglob("*.parquet"))
+    sources = set(pl.concat([pl.read_parquet(f, columns=["client_name"]) for f in files])["client_name"])
+    assert sources == {"claude", "codex"}
+    assert summary["daemon"]["status"] == "skipped" and summary["daemon"]["action"] == "none"
+    assert not real_hyp.exists()
+    assert list(real_home.iterdir()) == []
+    assert json.loads(Path(fake_manager_env["HYP_TEST_SERVICE_MANAGER"]).read_text())["calls"] == []
+    text = hyp(["init", "--demo", "--yes"], env)  # the text summary names the demo dir and how to use it
+    assert text.returncode == 0
+    assert "HYP_HOME=" in text.stdout and "hyp query overview" in text.stdout and "rm -rf" in text.stdout
+    assert "not started (demo)" in text.stdout
+
+
+# --------------------------------------------------------------------------------------------- §12.3
+
+
+def test_yes_with_nothing_detected_exits_2_naming_the_roots(tmp_path: Path) -> None:
+    m = make_machine(tmp_path, clients=())
+    code, out, err = headless(m)
+    assert code == 2 and out == ""
+    assert "no Claude Code or Codex history found" in err
+    assert str(m.home / ".claude") in err and str(m.home / ".codex") in err
+    assert "--demo --yes" in err
+    assert not m.layout.home.exists()
+
+
+# --------------------------------------------------------------------------------------------- §12.4, §12.5
+
+
+def test_existing_config_needs_force_and_is_backed_up(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    old = b'{"version": 1, "clients": {"claude": {"enabled": true}}, "retention_days": 365, "x": 1}\n'
+    m.layout.config.write_bytes(old)
+
+    code, out, err = headless(m, no_backfill=True)
+    assert code == 1 and out == ""
+    assert f"a config already exists at {m.layout.config}" in err and "--force" in err
+    assert m.layout.config.read_bytes() == old
+
+    code, out, err = headless(m, no_backfill=True, force=True, no_daemon=True)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["config"]["action"] == "replaced"
+    backup = Path(summary["config"]["backup"])
+    assert backup.name.startswith("hypaware-config.json.bak-") and len(backup.name) == len(
+        "hypaware-config.json.bak-20260830T141502Z")
+    assert backup.read_bytes() == old
+    new = json.loads(m.layout.config.read_text())
+    assert new["retention_days"] == 365  # §12.5: kept from the existing config
+    assert new["x"] == 1 and new["clients"]["claude"]["enabled"] is True
+    assert new["clients"]["codex"]["enabled"] is False  # clients kept from the config, not re-detected
+    assert "retention: 365 days (kept from existing config)" in err
+    assert "clients: claude (kept from existing config)" in err
+
+
+# --------------------------------------------------------------------------------------------- §12.6, §12.7
+
+
+def test_dry_runs_write_nothing_and_call_nothing(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    before = tree_listing(m.root, m.layout.home)
+    code, out, err = headless(m, dry_run=True, json_out=True)
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["dry_run"] is True and plan["config"]["action"] == "create"
+    assert json.loads(plan["config"]["text"]) == {
+        "version": 1, "clients": {"claude": {"enabled": True}, "codex": {"enabled": True}},
+        "retention_days": 120, "capture": {"enabled": True}}
+    assert plan["daemon"]["action"] == "start"
+    code, out, err = headless(m, dry_run=True, json_out=False)
+    assert code == 0 and out.startswith("Dry run: nothing was written.")
+    assert tree_listing(m.root, m.layout.home) == before
+    assert not m.layout.home.exists()
+    assert m.service.calls == [] and m.spawner.calls == []
+
+
+def test_dry_run_over_an_existing_config_is_not_an_error(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version": 1, "retention_days": 30}\n')
+    before = tree_listing(m.layout.home)
+    code, out, _err = headless(m, dry_run=True)
+    assert code == 0
+    cfg = json.loads(out)["config"]
+    assert cfg["action"] == "replace" and cfg["needs_force"] is True and cfg["backup"].startswith(
+        "hypaware-config.json.bak-")
+    assert tree_listing(m.layout.home) == before
+
+
+async def test_dry_run_json_in_window_equals_the_review_screen(tmp_path: Path) -> None:
+    """§12.6 (interactive dry run writes nothing) and §12.7 (same in_window figures as Review)."""
+    from hypaware_tui.app import WizardApp
+    from hypaware_tui.screens.review import ReviewScreen
+    from tests.test_wizard_flow import enter_to, on_screen, to_clients, wait_for
+    from tests.wizard_support import wizard_settings
+
+    m = make_machine(tmp_path)
+    before = tree_listing(m.root, m.layout.home)
+    code, out, _ = headless(m, dry_run=True, json_out=True)
+    headless_in_window = {c["client"]: c["in_window"] for c in json.loads(out)["clients"]}
+
+    app = WizardApp(wizard_settings(m, dry_run=True, now_us=__import__("hypaware_tui.core.timeutil",
+                                                                     fromlist=["now_us"]).now_us))
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients = await to_clients(pilot)
+        assert clients.step.total == 5
+        for _ in range(3):
+            await pilot.press("enter")
+        review = await on_screen(pilot, ReviewScreen)
+        assert "Dry run: this is what hyp init would do." in str(review.query_one("#subtitle").render())
+        assert review.query("#close") and not review.query("#start")
+        screen_in_window = {c.client: c.in_window.to_json() for c in review.plan.clients}
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0
+    assert screen_in_window == headless_in_window
+    assert tree_listing(m.root, m.layout.home) == before
+    assert m.service.calls == [] and m.spawner.calls == []
+    _ = enter_to
+
+
+# --------------------------------------------------------------------------------------------- §12.19
+
+
+def test_every_importer_gets_the_same_until_as_the_summary(tmp_path: Path) -> None:
+    from hypaware_tui.core.timeutil import parse_iso_us
+    from tests.test_wizard_flow import WrappedImporter
+
+    m = make_machine(tmp_path)
+    windows: list = []
+    imps = {n: WrappedImporter(n, windows=windows) for n in ("claude", "codex")}
+    code, out, err = headless(m, importers=imps)
+    assert code == 0, err
+    summary = json.loads(out)
+    until = parse_iso_us(summary["window"]["until"])
+    assert windows and {w.until_us for w in windows} == {until}
+    assert parse_iso_us(summary["backfill"]["until"]) == until
+    assert summary["daemon"]["action"] == "start" and summary["daemon"]["status"] == "ok"
+    assert len(m.spawner.calls) == 1
+
+
+def test_failing_client_exit_1_and_text_summary(tmp_path: Path) -> None:
+    from tests.test_wizard_flow import WrappedImporter
+
+    m = make_machine(tmp_path)
+    imps = {"claude": WrappedImporter("claude"), "codex": WrappedImporter("codex", fail_discover_after=1)}
+    code, out, err = headless(m, importers=imps, json_out=False, no_daemon=True)
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("Config    written ")
+    assert lines[1].startswith("Window    ") and "(120 days)" in lines[1]
+    header = next(line for line in lines if line.startswith("Client"))
+    assert header.split() == ["Client", "Status", "Files", "Sessions", "Rows", "written", "Duplicates", "Lines",
+                              "skipped", "Errors"]
+    assert any(line.startswith("Codex") and " failed " in line for line in lines)
+    assert any(line.startswith("  codex: ") and "injected failure" in line for line in lines)
+    assert any(line.startswith("Next      ") and "hyp backfill codex" in line for line in lines)
+
+
+# --------------------------------------------------------------------------------------------- §12.21
+
+
+@pytest.mark.parametrize("args", [["init", "--help"], ["init", "--yes", "--no-daemon", "--no-backfill"],
+                                  ["init", "--yes", "--dry-run"]])
+def test_textual_is_not_imported_by_headless_paths(tmp_path: Path, args: list[str]) -> None:
+    m = make_machine(tmp_path)
+    marker = tmp_path / "modules.txt"
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: open({str(marker)!r}, 'w').write(str('textual' in sys.modules)))\n"
+            "from hypaware_tui.cli.app import main\n"
+            f"main({args!r})\n")
+    proc = subprocess.run([PY, "-c", code], env=m.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60, cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr
+    assert marker.read_text() == "False"
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    m = make_machine(tmp_path, clients=())
+    for args, needle in ((["init", "--yes", "--client", "cursor"], "cursor"),
+                         (["init", "--yes", "--retention-days", "-1"], "--retention-days"),
+                         (["init", "--json"], "--json")):
+        proc = hyp(args, m.env)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert needle in proc.stderr and proc.stdout == ""
