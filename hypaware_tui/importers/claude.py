@@ -70,7 +70,6 @@ _ID_FIELDS = (
     ("prompt_id", "promptId", "prompt_id"),
 )
 _RAW_FRAME_KEYS = ("uuid", "parentUuid", "type", "subtype", "requestId", "timestamp")
-_SCALARS = (str, int, float, bool)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -133,6 +132,50 @@ def _result_text(content: object) -> str | None:
         ]
         return "\n".join(texts) if texts else None
     return canonical_json(content)
+
+
+_UNSAFE_ID = re.compile('[\x00-\x1f"\\\\]')
+_STATUS_SUCCESS = '{"tool_status":"success"}'
+_STATUS_ERROR = '{"tool_status":"error"}'
+_SCALAR_TYPES = frozenset((str, int, bool))
+
+
+def _id_list_json(message_id: str) -> str:
+    """canonical_json([message_id]), without the encoder for the usual plain ids."""
+    if _UNSAFE_ID.search(message_id) is None:
+        return f'["{message_id}"]'
+    return canonical_json([message_id])
+
+
+def _raw_frame(obj: Mapping[str, Any], api_id: str | None) -> str | None:
+    """claude.md §4.2 raw_frame: uuid, parentUuid, type, subtype, message.id, requestId, timestamp; present
+    scalar values only, verbatim. Canonical JSON text, or None when empty."""
+    raw: dict[str, Any] = {}
+    simple = True
+    for k in _RAW_FRAME_KEYS:
+        v = obj.get(k)
+        if v is None:
+            continue
+        cls = v.__class__
+        if cls in _SCALAR_TYPES:
+            raw[k] = v
+        elif cls is float:
+            raw[k] = v
+            simple = False  # float formatting differs between orjson and json.dumps
+    if api_id is not None:
+        raw["message"] = {"id": api_id}
+    if not raw:
+        return None
+    if simple:
+        try:
+            return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+        except (TypeError, orjson.JSONEncodeError):  # an int beyond 64 bits
+            pass
+    return canonical_json(raw)
+
+
+def _copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: dict(v) if v.__class__ is dict else v for k, v in attrs.items()}
 
 
 def _agent_id_from_name(path: str) -> str | None:
@@ -208,6 +251,7 @@ class ClaudeParser(Parser):
         self._file_agent = _agent_id_from_name(file.path)
         self._in_agent_file = self._file_agent is not None
         self._path_hash = file.path_hash
+        self._attr_cache: dict[tuple, str] = {}
 
     # -- contract -------------------------------------------------------------------------------------
 
@@ -231,7 +275,7 @@ class ClaudeParser(Parser):
             sub = obj.get("subtype")
             key = f"system/{sub}" if sub.__class__ is str and sub != "" else "system"
         else:
-            key = typ
+            key = typ if len(typ) <= 100 else typ[:100]
         self.stats.records_by_type[key] += 1
         try:
             reason = self._line(obj, typ, offset)
@@ -278,9 +322,9 @@ class ClaudeParser(Parser):
 
     def _base(
         self, obj: dict[str, Any], typ: str | None, role: str, ts: int | None, offset: int
-    ) -> tuple[Row, dict[str, Any], str, dict[str, Any]] | None:
-        """Columns shared by every row of a line, the attributes, the thread scope and its state; None
-        when there is no session id."""
+    ) -> tuple[Row, str, str | None] | None:
+        """Columns shared by every row of a line, the thread scope and the timestamp source; None when
+        there is no session id."""
         last = self.state["last"]
         session_id = last["session_id"]
         if session_id is None:
@@ -290,32 +334,9 @@ class ClaudeParser(Parser):
         if side.__class__ is not bool:
             side = True if self._in_agent_file else None
         scope = session_id if agent_id is None else f"{session_id}:{agent_id}"
-
-        attrs: dict[str, Any] = {}
-        gateway: dict[str, Any] = {}
-        attrs["gateway"] = gateway
+        ts_source = None
         if ts is None:
-            ts, source = self.inherited_ts()
-            if ts is not None:
-                gateway["timestamp_source"] = source
-        claude: dict[str, Any] = {}
-        sidecar = self.state.get("sidecar")
-        if sidecar:
-            if "toolUseId" in sidecar:
-                claude["spawned_by_tool_use_id"] = sidecar["toolUseId"]
-            if "agentType" in sidecar:
-                claude["agent_type"] = sidecar["agentType"]
-        if obj.get("isMeta") is True:
-            claude["is_meta"] = True
-        if claude:
-            attrs["claude"] = claude
-
-        raw: dict[str, Any] = {}
-        for k in _RAW_FRAME_KEYS:
-            v = obj.get(k)
-            if v is not None and isinstance(v, _SCALARS):
-                raw[k] = v
-
+            ts, ts_source = self.inherited_ts()
         row: Row = {
             "schema_version": 1,
             "session_id": session_id,
@@ -338,8 +359,6 @@ class ClaudeParser(Parser):
             "source_path_hash": self._path_hash,
             "source_offset": offset,
             "record_format": RECORD_FORMAT,
-            "raw_frame": raw,
-            "attributes": attrs,
         }
         for col, key, alias in _ID_FIELDS:
             v = obj.get(key)
@@ -347,29 +366,63 @@ class ClaudeParser(Parser):
                 v = obj.get(alias)
             if v.__class__ is str and v != "":
                 row[col] = v
-        return row, attrs, scope, gateway
+        return row, scope, ts_source
+
+    def _attributes(
+        self, identity: str, ts_source: str | None, held: bool, is_meta: bool, api_error: bool
+    ) -> dict[str, Any] | str:
+        """schema.md §5 attributes. Canonical text (cached: few distinct values per file), or a dict for a
+        held row, whose timestamp source the base parser fills in on release."""
+        key = (identity, ts_source, is_meta, api_error)
+        if not held:
+            text = self._attr_cache.get(key)
+            if text is not None:
+                return text
+        gateway: dict[str, Any] = {"identity_source": identity}
+        if ts_source is not None and not held:
+            gateway["timestamp_source"] = ts_source
+        attrs: dict[str, Any] = {"gateway": gateway}
+        claude: dict[str, Any] = {}
+        sidecar = self.state.get("sidecar")
+        if sidecar:
+            if "toolUseId" in sidecar:
+                claude["spawned_by_tool_use_id"] = sidecar["toolUseId"]
+            if "agentType" in sidecar:
+                claude["agent_type"] = sidecar["agentType"]
+        if is_meta:
+            claude["is_meta"] = True
+        if api_error:
+            claude["api_error"] = True
+        if claude:
+            attrs["claude"] = claude
+        if held:
+            return attrs
+        text = canonical_json(attrs)
+        self._attr_cache[key] = text
+        return text
 
     def _thread(self, scope: str, message_id_native: str | None, role: str, content: object):
-        """(thread state, ordinal, message_id, identity_source) for the next message of `scope`."""
-        threads = self.state["threads"]
-        thread = threads.get(scope)
-        ordinal = thread["ordinal"] if thread is not None else 0
+        """(thread state, message_id, identity_source) for the next message of `scope`."""
+        thread = self.state["threads"].get(scope)
         if message_id_native is not None:
-            return thread, ordinal, message_id_native, "native"
+            return thread, message_id_native, "native"
+        ordinal = thread["ordinal"] if thread is not None else 0
         digest = hashlib.sha256(f"{scope}:{ordinal}:{role}:{canonical_json(content)}".encode()).hexdigest()
-        return thread, ordinal, digest[:16], "fallback"
+        return thread, digest[:16], "fallback"
 
-    def _commit_thread(self, scope: str, thread: dict | None, message_id: str, ts: int | None) -> tuple[int, str, int | None]:
-        """Consume the ordinal; returns (ordinal, previous_message_id JSON, conversation_started_at)."""
+    def _commit_thread(self, scope: str, thread: dict | None, message_id: str, row: Row) -> None:
+        """Consume the ordinal and set the thread columns of `row` (§4.3-§4.5)."""
         if thread is None:
-            thread = {"ordinal": 0, "last_message_id": None, "started_at": ts}
+            thread = {"ordinal": 0, "last_message_id": None, "started_at": row["message_created_at"]}
             self.state["threads"][scope] = thread
         ordinal = thread["ordinal"]
         prev = thread["last_message_id"]
         thread["ordinal"] = ordinal + 1
         thread["last_message_id"] = message_id
-        prev_json = "[]" if prev is None else canonical_json([prev])
-        return ordinal, prev_json, thread["started_at"]
+        row["message_id"] = message_id
+        row["message_index"] = ordinal
+        row["previous_message_id"] = "[]" if prev is None else _id_list_json(prev)
+        row["conversation_started_at"] = thread["started_at"]
 
     # -- messages -------------------------------------------------------------------------------------
 
@@ -379,24 +432,20 @@ class ClaudeParser(Parser):
         based = self._base(obj, typ, role, ts, offset)
         if based is None:
             return "no_session_id"
-        row, attrs, scope, gateway = based
+        row, scope, ts_source = based
         content = msg.get("content")
         parts = self._parts(content)
         if not parts:
             return "empty_content"
 
-        thread, _, message_id, identity = self._thread(scope, row.get("provider_uuid"), role, content)
-        gateway["identity_source"] = identity
-        ordinal, prev_json, started = self._commit_thread(scope, thread, message_id, row["message_created_at"])
-
-        row["message_id"] = message_id
-        row["previous_message_id"] = prev_json
-        row["message_index"] = ordinal
-        row["conversation_started_at"] = started
+        thread, message_id, identity = self._thread(scope, row["provider_uuid"], role, content)
+        self._commit_thread(scope, thread, message_id, row)
         api_id = msg.get("id")
         if api_id.__class__ is str and api_id != "":
             row["api_message_id"] = api_id
-            row["raw_frame"]["message"] = {"id": api_id}
+        else:
+            api_id = None
+        row["raw_frame"] = _raw_frame(obj, api_id)
         if role == "assistant":
             model = msg.get("model")
             if model.__class__ is str and model != "" and model != "<synthetic>":
@@ -411,7 +460,6 @@ class ClaudeParser(Parser):
         if api_error:
             row["model"] = None
             row["is_error"] = True
-            attrs.setdefault("claude", {})["api_error"] = True
             first_text = next((p[2] for p in parts if p[0] == "text" and p[2] is not None), None)
             error_status = {}
             if first_text is not None:
@@ -419,12 +467,17 @@ class ClaudeParser(Parser):
                 m = _API_ERROR_CODE.search(first_text)
                 if m:
                     error_status["error_code"] = m.group(1)
+        row["attributes"] = self._attributes(
+            identity, ts_source, row["message_created_at"] is None, obj.get("isMeta") is True, api_error
+        )
 
         rows: list[Row] = []
         n = len(parts)
         tools = self._tool_index
         for i, (ptype, btype, text, extra) in enumerate(parts):
             r = row if n == 1 else dict(row)
+            if n > 1 and r["attributes"].__class__ is dict:
+                r["attributes"] = _copy_attrs(row["attributes"])
             r["part_index"] = i
             r["part_id"] = f"{message_id}#{i}"
             r["part_type"] = ptype
@@ -444,11 +497,14 @@ class ClaudeParser(Parser):
                         name = tools.get(call_id)
                         if name is not None:
                             r["tool_name"] = name
-                    status = {"tool_status": "error" if extra.get("is_error") is True else "success"}
+                    status = _STATUS_ERROR if extra.get("is_error") is True else _STATUS_SUCCESS
                 r.update(extra)
             if error_status is not None:
-                status = {**(status or {}), **error_status}
-            if status:
+                merged = dict(error_status)
+                if status is not None:
+                    merged["tool_status"] = "error" if status is _STATUS_ERROR else "success"
+                status = canonical_json(merged) if merged else None
+            if status is not None:
                 r["status"] = status
             rows.append(r)
 
@@ -559,15 +615,10 @@ class ClaudeParser(Parser):
         based = self._base(obj, "system", "system", ts, offset)
         if based is None:
             return "no_session_id"
-        row, _attrs, scope, gateway = based
+        row, scope, ts_source = based
         content = obj.get("content")
-        thread, _, message_id, identity = self._thread(scope, row.get("provider_uuid"), "system", content)
-        gateway["identity_source"] = identity
-        ordinal, prev_json, started = self._commit_thread(scope, thread, message_id, row["message_created_at"])
-        row["message_id"] = message_id
-        row["previous_message_id"] = prev_json
-        row["message_index"] = ordinal
-        row["conversation_started_at"] = started
+        thread, message_id, identity = self._thread(scope, row["provider_uuid"], "system", content)
+        self._commit_thread(scope, thread, message_id, row)
         row["part_index"] = 0
         row["part_id"] = f"{message_id}#0"
         row["part_type"] = "compaction"
@@ -580,6 +631,10 @@ class ClaudeParser(Parser):
             meta = obj.get("compact_metadata")
         if meta is not None:
             row["compact_metadata"] = canonical_json(meta)
+        row["raw_frame"] = _raw_frame(obj, None)
+        row["attributes"] = self._attributes(
+            identity, ts_source, row["message_created_at"] is None, obj.get("isMeta") is True, False
+        )
         self.emit([row])
         return None
 
