@@ -399,3 +399,24 @@ def test_damaged_file_is_a_dataset_error_naming_the_file(filled: Layout) -> None
     assert str(victim) in str(info.value) and "Move it out" in str(info.value)
     with pytest.raises(q.DatasetReadError, match=victim.name):
         q.overview(filled, days=30, now=NOW, tz="UTC")
+
+
+def test_relation_matches_duckdb_reference_dedupe(layout: Layout) -> None:
+    """ai_gateway_messages = every file, deduplicated by part_id keeping the smallest file name (storage.md §9),
+    checked against DuckDB's documented equivalent on the same files."""
+    duckdb = pytest.importorskip("duckdb")
+    first = [claude(f"m{i}", f"2026-05-0{1 + i % 3}T10:00:00Z") for i in range(30)]
+    commit(layout, first)
+    # The same parts again under another date (another partition, so the writer cannot see them), plus new ones.
+    again = [claude(f"m{i}", "2026-05-07T10:00:00Z", content_text="later copy") for i in range(0, 30, 4)]
+    commit(layout, again + [claude(f"n{i}", "2026-05-07T11:00:00Z") for i in range(5)])
+    ours = q.run_sql(layout, "select part_id, date, content_text from ai_gateway_messages order by part_id")
+    glob = str(layout.dataset_root / "**" / "*.parquet")
+    ref = duckdb.sql(
+        f"select part_id, date, content_text from read_parquet('{glob}', hive_partitioning=true, "
+        "hive_types_autocast=false, filename=true) "
+        "qualify row_number() over (partition by part_id order by regexp_extract(filename, '[^/]+$')) = 1 "
+        "order by part_id"
+    ).fetchall()
+    assert ours.rows() == ref
+    assert ours.height == 35 and "later copy" not in ours["content_text"].to_list()

@@ -55,9 +55,16 @@ def scan_messages(layout: Layout, *, dedupe: bool = True) -> pl.LazyFrame:
     columns = list(MESSAGES_SCHEMA)
     if not dedupe:
         return lf.select(columns)
+    # Duplicates are rare, and a window over every `part_id` string costs more than the rest of a typical
+    # query. So: rows whose 64-bit hash of `part_id` is unique are unique (kept as they are); only rows whose
+    # hash repeats (true duplicates, or a hash collision) go through the exact per-`part_id` rule.
+    lf = lf.with_columns(_dup=pl.col("part_id").hash().is_duplicated())
     name = pl.col(_FILE_COL).str.extract(r"([^/\\]+)$", 1)
-    return (
-        lf.with_columns(_name=name)
+    single = lf.filter(~pl.col("_dup")).select(columns)
+    repeated = (
+        lf.filter(pl.col("_dup"))
+        .with_columns(_name=name)
         .filter(pl.col("_name") == pl.col("_name").min().over("part_id"))
         .select(columns)
     )
+    return pl.concat([single, repeated])
