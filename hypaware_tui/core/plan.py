@@ -798,16 +798,22 @@ def fmt_bytes(n: int | float) -> str:
     return f"{n:.0f} TB"
 
 
-def skipped_reasons(lines_skipped: Mapping[str, int], top: int = 3) -> str:
-    """`12 (malformed 9 · no session id 3)`, the three largest then `+N more`."""
+def skipped_reasons(lines_skipped: Mapping[str, int], top: int = 3, max_len: int | None = None) -> str:
+    """`12 (malformed 9 · no session id 3)`: the three largest reasons (fewer when `max_len` is too short for
+    them), then `+N more`."""
     total = sum(lines_skipped.values())
     if not total:
         return "0"
     items = sorted(((v, k) for k, v in lines_skipped.items() if v), key=lambda x: (-x[0], x[1]))
-    parts = [f"{k.replace('_', ' ')} {v:,}" for v, k in items[:top]]
-    if len(items) > top:
-        parts.append(f"+{len(items) - top} more")
-    return f"{total:,} ({' · '.join(parts)})"
+    text = ""
+    for n in range(min(top, len(items)), -1, -1):
+        parts = [f"{k.replace('_', ' ')} {v:,}" for v, k in items[:n]]
+        if len(items) > n:
+            parts.append(f"+{len(items) - n} more")
+        text = f"{total:,} ({' · '.join(parts)})"
+        if max_len is None or len(text) <= max_len:
+            break
+    return text
 
 
 def days_of(us: int) -> int:

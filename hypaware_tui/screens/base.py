@@ -62,7 +62,8 @@ class WizardScreen(Screen[Any]):
 
     def compose(self) -> ComposeResult:
         yield StepHeader(self.step.badge)
-        yield Static(f"Step {self.step.number} of {self.step.total} · {self.NAME}", id="step")
+        total = f" of {self.step.total}" if self.step.total else ""  # unknown until the path is chosen
+        yield Static(f"Step {self.step.number}{total} · {self.NAME}", id="step")
         yield Static(self.title_text(), id="title")
         with VerticalScroll(id="body"):
             yield from self.compose_body()

@@ -19,9 +19,9 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
@@ -264,19 +264,25 @@ class ImportPanel(Widget):
         amount = f"{fmt_bytes(min(done, total) if total else done)} of {fmt_bytes(total)}"
         bar_width = max(10, width - len(pct) - len(amount) - 7)
         filled = int(round(frac * bar_width))
-        out = Text(no_wrap=True, overflow="ellipsis")
+        out = Text()
         out.append("[")
         out.append("█" * filled, style="bold")
         out.append("░" * (bar_width - filled), style="dim")
         out.append(f"] {pct}   {amount}\n")
         files_total = f["files_total"]
-        out.append(f"files {f['files']:,}/{files_total:,} · sessions {f['sessions']:,} · rows {f['rows']:,} · "
-                   f"duplicates {f['duplicates']:,}\n")
-        out.append(f"lines skipped {skipped_reasons(f['skipped'])}\n")
-        if self.status == "failed" and self.result is not None and self.result.error:
-            out.append(f"error: {self.result.error}", style="bold")
-        else:
-            out.append(self._speed_line())
+        lines = [
+            f"files {f['files']:,}/{files_total:,} · sessions {f['sessions']:,} · rows {f['rows']:,} · "
+            f"duplicates {f['duplicates']:,}",
+            f"lines skipped {skipped_reasons(f['skipped'], max_len=width - 14)}",
+        ]
+        failed = self.status == "failed" and self.result is not None and self.result.error
+        lines.append(f"error: {self.result.error}" if failed else self._speed_line())
+        for i, line in enumerate(lines):
+            if len(line) > width:
+                line = line[: width - 1] + "…"
+            out.append(line, style="bold" if failed and i == 2 else "")
+            if i < len(lines) - 1:
+                out.append("\n")
         return out
 
     def _speed_line(self) -> str:
