@@ -420,3 +420,36 @@ def test_relation_matches_duckdb_reference_dedupe(layout: Layout) -> None:
     ).fetchall()
     assert ours.rows() == ref
     assert ours.height == 35 and "later copy" not in ours["content_text"].to_list()
+
+
+def test_overview_models_equal_the_usage_view_at_the_period_edge(filled: Layout) -> None:
+    """Carriers outside the period still decide the view's rows inside it: a side question in the period that
+    replays an older response is dropped, and a streamed response whose complete copy lies before the period
+    is not counted in it. The overview must agree with `ai_gateway_usage` filtered to the period."""
+    edge = [
+        # Parent response 40 days earlier; its side-chain replay inside the period.
+        claude("p_old", "2026-03-30T10:00:00Z", api_message_id="msg_P", request_id="req_P",
+               **tokens(100, 0, 0, 100)),
+        claude("p_side", "2026-05-09T12:00:00Z", is_sidechain=True, api_message_id="msg_P", request_id="req_P2",
+               **tokens(100, 0, 0, 100)),
+        # A streamed response across the period start: the complete copy (output 500) is just before it.
+        claude("q_full", "2026-04-10T21:59:59Z", api_message_id="msg_Q", request_id="req_Q",
+               **tokens(9, 0, 0, 500)),
+        claude("q_part", "2026-04-10T22:00:01Z", api_message_id="msg_Q", request_id="req_Q",
+               **tokens(9, 0, 0, 1)),
+    ]  # fmt: skip
+    commit(filled, edge)
+    ov = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    view = q.run_sql(
+        filled,
+        "select provider, model, sum(input_tokens) as i, sum(cache_read_tokens) as c, sum(output_tokens) as o "
+        f"from ai_gateway_usage where message_created_at >= '{ov.period.since}'::timestamptz "
+        f"and message_created_at <= '{ov.period.until}'::timestamptz group by provider, model",
+    )
+    expected = {(p, m): (i or 0, c or 0, o or 0) for p, m, i, c, o in view.rows()}
+    got = {(m.provider, m.model): (m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models}
+    assert got == expected
+    # Unchanged from the hand-computed figures: neither edge response counts in this period.
+    assert [(m.provider, m.model, m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models] == (
+        EXPECTED_MODELS
+    )

@@ -521,8 +521,7 @@ def overview(
     sessions = pl.col("session_id").n_unique()
     m = msgs.lazy()
     usage = usage_view(
-        base.lazy()
-        .filter(pl.col("_carrier"))
+        _usage_inputs(base.lazy())
         .with_columns(conversation_id=pl.lit(None, pl.String), agent_id=pl.lit(None, pl.String),
                       date=pl.lit(None, pl.String))
     )  # fmt: skip
@@ -565,6 +564,24 @@ def overview(
         ModelTokens(p, m, int(i or 0), int(c or 0), int(o or 0)) for p, m, i, c, o, _ in models.iter_rows()
     ]
     return result
+
+
+def _usage_inputs(base: pl.LazyFrame) -> pl.LazyFrame:
+    """The carriers `ai_gateway_usage` needs to give exactly its in-period rows.
+
+    A carrier outside the period can change the view's in-period rows only through its `api_message_id`
+    (a usage key made of it, or the side-chain rule); Codex keys are one row each and a Claude key without an
+    api id is one message (one timestamp). So the carriers kept are those in the period plus the Claude ones
+    sharing an `api_message_id` with an in-period Claude carrier. With days=0 that is every carrier."""
+    carriers = base.filter(pl.col("_carrier"))
+    claude = pl.col("client_name") == "claude"
+    ids = carriers.filter(pl.col("_in_period") & claude & pl.col("api_message_id").is_not_null()).select(
+        "api_message_id"
+    )
+    related = carriers.filter(~pl.col("_in_period") & claude).join(
+        ids.unique(), on="api_message_id", how="semi"
+    )
+    return pl.concat([carriers.filter(pl.col("_in_period")), related]).drop("_in_period", "_carrier")
 
 
 def _us_date(us: int, zone: tzinfo) -> date:
