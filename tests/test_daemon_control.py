@@ -346,3 +346,46 @@ def test_pid_lock_probe_never_blocks_a_starting_daemon(home: Home) -> None:
             lock.release()
     finally:
         t.join()
+
+
+# --- the daemon log ---------------------------------------------------------------------------------------------------
+
+
+def test_daemon_log_rotates_at_5_mb_keeping_3(tmp_path: Path) -> None:
+    import logging
+
+    from hypaware_tui.core.daemon.loop import DaemonLogHandler
+
+    layout = Layout(tmp_path / "hyp")
+    layout.logs_dir.mkdir(parents=True)
+    log = layout.daemon_log
+    handler = DaemonLogHandler(layout, "foreground")
+    logger = logging.getLogger("test.daemon.rotation")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for generation in range(5):
+            log.write_bytes(b"x" * (control.LOG_MAX_BYTES - 10) + f"{generation}\n".encode())
+            logger.warning("line after generation %d", generation)
+    finally:
+        logger.removeHandler(handler)
+    names = sorted(p.name for p in layout.logs_dir.iterdir())
+    assert names == ["daemon.log", "daemon.log.1", "daemon.log.2", "daemon.log.3"]
+    assert "line after generation 4" in log.read_text()
+    assert log.stat().st_size < 1000
+    assert (layout.logs_dir / "daemon.log.1").read_bytes().endswith(b"4\n")
+    assert (layout.logs_dir / "daemon.log.3").read_bytes().endswith(b"2\n")
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+
+
+def test_status_text_of_a_running_daemon(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    home.session("s1").write_text("")
+    proc = home.spawn_daemon()
+    try:
+        home.wait_state("running", pid=proc.pid)
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert code == 0
+        assert f"running (pid {proc.pid}, foreground)" in out
+        assert "  claude   watching" in out and "Last error      none" in out, out
+    finally:
+        assert stop(proc) == 0

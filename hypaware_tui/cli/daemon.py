@@ -63,9 +63,20 @@ def _manager() -> Any:
 def daemon_run(
     once: bool = typer.Option(False, "--once", help="One catch-up pass, then exit."),
 ) -> None:
+    from hypaware_tui.core.daemon.control import AlreadyRunning, PidLock
+    from hypaware_tui.core.paths import set_umask
+
+    layout = _layout()
+    # The single-instance lock first, before the heavy imports, so a second instance answers at once.
+    set_umask()
+    lock = PidLock(layout)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        _fail(str(exc))
     from hypaware_tui.core.daemon.loop import run_daemon
 
-    code = run_daemon(_layout(), once=once)
+    code = run_daemon(layout, once=once, lock=lock)
     raise typer.Exit(code)
 
 

@@ -161,6 +161,7 @@ class ClientState:
         self.scan = _Scan()
         self.whole_seen: dict[str, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, seen at)
         self.sidecar_first: dict[str, float] = {}
+        self.detected_sources: list[str] = []
 
     # -- roots --------------------------------------------------------------------------------------------
     def candidate_dirs(self) -> list[str]:
@@ -546,10 +547,11 @@ class DaemonLoop:
         if c.root_state == "unreadable":
             if key not in self.degraded:
                 msg = f"{c.name}: a history folder exists but cannot be read; check its permissions"
+                log.warning("%s", msg)
                 self.degraded[key] = msg
                 self._error(msg, c)
-        else:
-            self.degraded.pop(key, None)
+        elif self.degraded.pop(key, None) is not None:
+            log.info("%s: its history folders can be read again", c.name)
         self._status_dirty = True
 
     def _discover(self, c: ClientState, *, mark_all: bool) -> None:
@@ -577,6 +579,7 @@ class DaemonLoop:
                 c.whole_seen.pop(path, None)
                 c.sidecar_first.pop(path, None)
         c.files = new_files
+        c.detected_sources = list(disc.detected_sources) if disc is not None else []
         c.order = {p: i for i, p in enumerate(new_files)}
         c.by_hash = {f.path_hash: p for p, f in new_files.items()}
         for f in new_files.values():
@@ -590,6 +593,7 @@ class DaemonLoop:
             key = f"discover:{where}"
             if key not in c.failing:
                 c.failing[key] = message
+                log.warning("%s: %s: %s", c.name, where, message)
                 self._error(f"{c.name}: {where}: {message}", c)
         c.discovered_ok = disc is not None and not disc.failed and c.root_state != "unreadable"
         if self._polling():
@@ -705,6 +709,9 @@ class DaemonLoop:
             if changed:
                 root_changed = True
                 c.need_discover = True
+                # events may have been missed while the folder set changed: look at every file once
+                for path in c.files:
+                    self.pending[c.name].setdefault(path, _Pending(now, now))
                 if c.watch_dirs:
                     log.info("%s: watching %d folder(s)", c.name, len(c.watch_dirs))
         if root_changed and self.watcher is not None and not isinstance(self.watcher, PollingWatcher):
@@ -1005,7 +1012,7 @@ class DaemonLoop:
             lines_skipped=dict(sorted((k, v) for k, v in s.stats.lines_skipped.items() if v)),
             rows_held=s.stats.rows_held,
             usage_unattached=s.stats.usage_unattached,
-            detected_sources=[],
+            detected_sources=c.detected_sources,
         )
         c.scan = _Scan()
 
@@ -1129,12 +1136,19 @@ class DaemonLoop:
 
     def run(self, *, once: bool = False) -> int:
         """The whole foreground life. Returns the exit code (0, 1; 130 is an immediate `os._exit`)."""
-        set_umask()
+        old_umask = set_umask()
         try:
-            self.pid_lock.acquire()
-        except control.AlreadyRunning as exc:
-            log.error("hyp daemon: %s", exc)
-            return 1
+            return self._run(once)
+        finally:
+            os.umask(old_umask)
+
+    def _run(self, once: bool) -> int:
+        if self.pid_lock.fd is None:
+            try:
+                self.pid_lock.acquire()
+            except control.AlreadyRunning as exc:
+                log.error("%s", exc)
+                return 1
         old = self._install_signals()
         try:
             code = self.start(once=once)
@@ -1214,13 +1228,15 @@ def configure_logging(layout: Layout, mode: str) -> list[logging.Handler]:
 
 
 def run_daemon(layout: Layout, *, once: bool = False, env: Mapping[str, str] | None = None,
-               importers: Mapping[str, Importer] | None = None) -> int:
-    """Entry point of `hyp daemon run`."""
+               importers: Mapping[str, Importer] | None = None, lock: control.PidLock | None = None) -> int:
+    """Entry point of `hyp daemon run`. `lock`: the pid lock, when the caller already holds it."""
     env = os.environ if env is None else env
     mode = control.daemon_mode(env)
     handlers = configure_logging(layout, mode)
     try:
         loop = DaemonLoop(layout, env=env, importers=importers, mode=mode)
+        if lock is not None:
+            loop.pid_lock = lock
         return loop.run(once=once)
     finally:
         logger = logging.getLogger("hypaware_tui.daemon")
