@@ -44,6 +44,7 @@ class FilePass:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         chunk_size: int = CHUNK_SIZE,
         cancel: Callable[[], bool] | None = None,
+        batch_bytes: int | None = None,
     ) -> None:
         self.importer = importer
         self.file = file
@@ -53,6 +54,9 @@ class FilePass:
         self.write_checkpoints = write_checkpoints
         self.batch_rows = batch_rows
         self.chunk_size = chunk_size
+        # Also hand out a batch once this many source bytes were consumed since the last one (rows with large
+        # contents: memory stays bounded by bytes, not only by a row count).
+        self.batch_bytes = batch_bytes
         self.cancel = cancel or (lambda: False)
         self.status = "pending"
         self.bytes_read = 0
@@ -136,6 +140,7 @@ class FilePass:
             pos = start  # offset of the first byte of `buf`
             buf = b""
             stopped = False
+            batch_pos = start
             while pos + len(buf) < end and not stopped:
                 chunk = fh.read(min(self.chunk_size, end - pos - len(buf)))
                 if not chunk:
@@ -158,7 +163,10 @@ class FilePass:
                 pos += len(complete) if not stopped else line_start
                 if stopped:
                     break
-                if parser.ready_count >= self.batch_rows:
+                if parser.ready_count >= self.batch_rows or (
+                    self.batch_bytes is not None and parser.ready_count and pos - batch_pos >= self.batch_bytes
+                ):
+                    batch_pos = pos
                     offset, pstate = parser.checkpoint()
                     # Mid-file: record size = offset so a crash before the end never makes the file look
                     # unchanged (storage.md §5.4 step 2).
