@@ -200,8 +200,9 @@ sys.path.insert(0, {tests!r})
 import backfill_fakes
 backfill_fakes.install({mode!r})
 from hypaware_tui.cli import main
-sys.argv[0] = "hyp"
-main()
+if __name__ == "__main__":  # parse workers are spawned: they must not run the command again
+    sys.argv[0] = "hyp"
+    main()
 """
 
 

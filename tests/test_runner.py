@@ -413,3 +413,82 @@ def test_fake_importer_is_a_real_importer(env):
     imp = FakeImporter("claude")
     det = imp.detect(None, env)
     assert not det.detected and det.reason.startswith("not found:")
+
+
+def test_batches_are_bounded_by_source_bytes_too(layout, env):
+    """Rows with large contents: a 50 000-row batch would hold the whole file; bytes bound it."""
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "big.jsonl")
+    write_session(path, "big", times("2026-05-01T00:00:00Z", 300, step_s=1), text="x" * 40_000)
+    calls = []
+    real_commit = storage_mod.Storage.commit
+
+    def commit(self, rows, checkpoints, **kw):
+        calls.append(len(rows))
+        return real_commit(self, rows, checkpoints, **kw)
+
+    import unittest.mock as um
+
+    with um.patch.object(storage_mod.Storage, "commit", commit):
+        res = run(layout, env, providers=["claude"], batch_bytes=1024 * 1024)
+    assert res.providers[0].rows_written == 300
+    assert len(calls) >= 3 and max(calls) < 150  # one 4 MiB read chunk is ~100 rows here
+
+
+# --------------------------------------------------------------------------------------------- parallel (issue 8)
+
+
+def _table(layout):
+    df = dataset(layout)
+    return df.sort("part_id")
+
+
+def test_parallel_workers_give_exactly_the_sequential_result(layout, env, tmp_path, monkeypatch):
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(9):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}",
+                      times(f"2026-05-0{i % 3 + 1}T10:00:00Z", 30), noise=1, malformed=1)
+    # a large file in the middle, streamed by the committing process while workers parse the rest
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "s4big.jsonl"), "big", times("2026-05-04T00:00:00Z", 400))
+    # the same message ids in two files: "first wins" must follow file order in both modes
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "s8dup.jsonl"), "s1", times("2026-05-02T10:00:00Z", 30),
+                  prefix="s1-m")
+    bad = os.path.join(env["FAKE_CLAUDE_ROOT"], "s6bad.jsonl")
+    write_session(bad, "bad", times("2026-05-06T10:00:00Z", 5), boom_at=2)
+    big_size = os.path.getsize(os.path.join(env["FAKE_CLAUDE_ROOT"], "s4big.jsonl"))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    monkeypatch.setattr(runner_mod, "PARALLEL_MAX_FILE", big_size - 1)
+    monkeypatch.setattr(runner_mod, "PARALLEL_INFLIGHT_BYTES", 4096)  # exercise the budget
+    seq_layout = Layout(tmp_path / "seq")
+    seq = run(seq_layout, env, providers=["claude"], workers=1)
+    par = run(layout, env, providers=["claude"], workers=2)
+    a, b = seq.providers[0], par.providers[0]
+    for field in ("status", "files_scanned", "sessions_seen", "rows_written", "duplicates_skipped",
+                  "lines_skipped", "errors", "files_unchanged", "bytes_read"):
+        assert getattr(a, field) == getattr(b, field), field
+    assert b.errors == 1 and "RuntimeError" in b.error
+    assert _table(seq_layout).equals(_table(layout))
+    db1, db2 = StateDB.open(seq_layout, create=False), StateDB.open(layout, create=False)
+    try:
+        c1, c2 = db1.get_all("claude"), db2.get_all("claude")
+        assert {h: (c.offset, c.parser_state) for h, c in c1.items()} == \
+            {h: (c.offset, c.parser_state) for h, c in c2.items()}
+    finally:
+        db1.close()
+        db2.close()
+    # the rerun reads nothing, in parallel mode too
+    again = run(layout, env, providers=["claude"], workers=2)
+    assert again.providers[0].rows_written == 0 and again.providers[0].files_scanned == 1  # the bad file
+
+
+def test_parallel_is_not_used_for_small_imports():
+    from hypaware_tui.core import runner as runner_mod
+    from hypaware_tui.importers.base import SourceFile
+
+    f = SourceFile("claude", "/x", "h", "incremental")
+    assert not runner_mod._worth_parallel([(f, 1000), (f, 2000)])
+    big = runner_mod.PARALLEL_MIN_TOTAL
+    third = big // 3 + 1
+    assert third < runner_mod.PARALLEL_MAX_FILE
+    assert runner_mod._worth_parallel([(f, third)] * 3)
+    assert not runner_mod._worth_parallel([(f, runner_mod.PARALLEL_MAX_FILE), (f, 0)])

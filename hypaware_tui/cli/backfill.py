@@ -323,92 +323,123 @@ class PlainSink:
 
 
 class RichSink:
-    """TTY stderr: a Rich progress bar per provider."""
+    """TTY stderr: a live panel per provider (fits 80 columns), like the wizard's Import step:
+
+        Claude Code  importing  ━━━━━━━━━━━━━━━━━━━━━━━━   58%  612 MB/1.05 GB
+                     files 140/241 · sessions 133 · rows 48,210 · duplicates 0 · skipped 12
+                     31.2 MB/s · elapsed 0:20 · ETA 0:14
+    """
 
     def __init__(self, prog: str, *, dry_run: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.live import Live
 
         self.prog = prog
         self.verb = "counting" if dry_run else "importing"
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            TaskProgressColumn(),
-            DownloadColumn(binary_units=False),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=err_console(),
-            transient=False,
-            refresh_per_second=8,
-        )
-        self.tasks: dict[str, Any] = {}
-        self.waited = False
-        self.started = False
+        self.console = err_console()
+        self.state: dict[str, dict[str, Any]] = {}
+        self.order: list[str] = []
+        self.notice: str | None = None
+        self.live = Live(console=self.console, refresh_per_second=8, transient=False, auto_refresh=True,
+                         get_renderable=self._render)
 
     def start(self) -> None:
-        self.progress.start()
-        self.started = True
+        self.live.start()
 
     def stop(self) -> None:
-        if self.started:
-            self.progress.stop()
-            self.started = False
+        self.live.refresh()
+        self.live.stop()
 
-    def _label(self, provider: str, state: str) -> str:
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
         from hypaware_tui.importers import DISPLAY_NAMES
 
-        return f"{DISPLAY_NAMES.get(provider, provider):<11} {state:<9}"
-
-    def on_provider_start(self, provider: str, bytes_total: int, files_total: int) -> None:
-        self.tasks[provider] = self.progress.add_task(
-            self._label(provider, self.verb), total=max(bytes_total, 1), info=f"files 0/{files_total}"
-        )
+        rows: list[Any] = []
+        for name in self.order:
+            st = self.state[name]
+            p = st.get("progress")
+            total = max(st["bytes_total"], 1)
+            done = min(p.bytes_done, total) if p is not None else 0
+            if st["status"] in ("ok",):
+                done = total
+            if st["status"] == "skipped" and p is None:
+                rows.append(Text.assemble((f"{DISPLAY_NAMES.get(name, name):<12}", "bold"), " skipped    ",
+                                          st.get("error") or ""))
+                continue
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(width=12, no_wrap=True)
+            grid.add_column(width=10, no_wrap=True)
+            grid.add_column(width=24, no_wrap=True)
+            grid.add_column(justify="right", width=4, no_wrap=True)
+            grid.add_column(no_wrap=True)
+            pct = int(100 * done / total)
+            grid.add_row(
+                Text(DISPLAY_NAMES.get(name, name), style="bold"),
+                Text(st["status"]),
+                ProgressBar(total=total, completed=done, width=24),
+                f"{pct}%",
+                f"{human_size(done)}/{human_size(st['bytes_total'])}",
+            )
+            rows.append(grid)
+            if p is not None:
+                rows.append(Text(" " * 13 + RichSink._counts(p), no_wrap=True, overflow="ellipsis"))
+                rows.append(Text(" " * 13 + st["timing"], style="dim", no_wrap=True, overflow="ellipsis"))
+            if st.get("error"):
+                rows.append(Text(" " * 13 + st["error"], no_wrap=True, overflow="ellipsis"))
+        if self.notice:
+            rows.append(Text(self.notice))
+        return Group(*rows)
 
     @staticmethod
-    def _info(p: Any) -> str:
+    def _counts(p: Any) -> str:
         skipped = sum(p.lines_skipped.values())
         text = (
             f"files {p.files_done}/{p.files_total} · sessions {fmt_int(p.sessions)} · rows "
-            f"{fmt_int(p.rows_written)} · dup {fmt_int(p.duplicates)} · skipped {fmt_int(skipped)}"
+            f"{fmt_int(p.rows_written)} · duplicates {fmt_int(p.duplicates)} · skipped {fmt_int(skipped)}"
         )
         if p.errors:
             text += f" · errors {p.errors}"
         return text
 
+    def on_provider_start(self, provider: str, bytes_total: int, files_total: int) -> None:
+        self.order.append(provider)
+        self.state[provider] = {"status": self.verb, "bytes_total": bytes_total, "progress": None,
+                                "rate": _Rate(), "timing": ""}
+
     def on_progress(self, p: Any) -> None:
-        task = self.tasks.get(p.provider)
-        if task is None:
+        st = self.state.get(p.provider)
+        if st is None:
             return
-        self.progress.update(task, completed=min(p.bytes_done, max(p.bytes_total, 1)), info=self._info(p))
+        st["progress"] = p
+        rate = st["rate"].add(time.monotonic(), p.bytes_done)
+        if rate > 0 and p.elapsed_s >= 3 and p.bytes_total > p.bytes_done:
+            eta = _duration((p.bytes_total - p.bytes_done) / rate)
+        else:
+            eta = "—"
+        st["timing"] = f"{human_size(int(rate))}/s · elapsed {_duration(p.elapsed_s)} · ETA {eta}"
 
     def on_provider_finish(self, result: Any) -> None:
-        task = self.tasks.get(result.provider)
-        if task is None:
-            label = f"{result.provider} {result.status}" + (
-                f" ({result.error})" if result.status == "skipped" else ""
-            )
-            self.progress.console.print(label)
-            return
-        done = result.status == "ok"
-        kwargs: dict[str, Any] = {"description": self._label(result.provider, result.status)}
-        if done:
-            kwargs["completed"] = self.progress.tasks[task].total
-        self.progress.update(task, **kwargs)
-        self.progress.stop_task(task)
+        st = self.state.get(result.provider)
+        if st is None:
+            self.order.append(result.provider)
+            st = self.state[result.provider] = {"status": result.status, "bytes_total": 0, "progress": None,
+                                                "rate": _Rate(), "timing": ""}
+        st["status"] = result.status
+        p = st.get("progress")
+        if p is not None:
+            p.rows_written, p.duplicates, p.errors = result.rows_written, result.duplicates_skipped, result.errors
+            avg = p.bytes_done / p.elapsed_s if p.elapsed_s > 0 else 0.0
+            st["timing"] = f"{human_size(int(avg))}/s · elapsed {_duration(p.elapsed_s)}"
+        if result.error and result.status == "failed":
+            st["error"] = result.error
+        elif result.status == "skipped":
+            st["error"] = result.error
 
     def on_lock_wait(self, provider: str) -> None:
-        if not self.waited:
-            self.waited = True
-            self.progress.console.print(WAITING_NOTICE)
+        self.notice = WAITING_NOTICE
 
 
 class _Interrupts:

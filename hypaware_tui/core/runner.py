@@ -42,6 +42,9 @@ from hypaware_tui.importers import KNOWN_CLIENTS
 from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, Window
 
 FLUSH_INTERVAL_S = 2.0
+# Rows of large transcripts carry large contents: batches are also bounded by source bytes, so memory stays
+# flat in the size of any one file (a 50 000-row batch of 10 kB tool results would be 500 MB).
+BATCH_BYTES = 8 * 1024 * 1024
 DEFAULT_WORKERS = 1  # see issue 8 measurements in _file_results / core.parallel
 PROGRESS_INTERVAL_S = 0.1  # at most 10 progress events per second per provider
 
@@ -235,13 +238,13 @@ class _DryRunDedupe:
             self.memo[key] = ids
         return ids
 
-    def count(self, rows: list[Row], cut: str | None) -> tuple[int, int]:
+    def count(self, keys: Iterable[tuple[str, str, str]], cut: str | None) -> tuple[int, int]:
+        """`keys` = (client_name, date, part_id) per row, in batch order."""
         written = dups = 0
-        for r in rows:
-            if cut is not None and r["date"] < cut:
+        for source, date, pid in keys:
+            if cut is not None and date < cut:
                 continue
-            ids = self._partition(r["client_name"], r["date"])
-            pid = r["part_id"]
+            ids = self._partition(source, date)
             if pid in ids:
                 dups += 1
             else:
@@ -264,6 +267,7 @@ class _Committer:
         *,
         batch_rows: int,
         flush_interval_s: float,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
         self.storage = storage
         self.dry = dry
@@ -272,33 +276,68 @@ class _Committer:
         self.on_wait = on_wait
         self.batch_rows = batch_rows
         self.flush_interval_s = flush_interval_s
-        self.rows: list[Row] = []
+        self.batch_bytes = batch_bytes
+        self.pending_bytes = 0  # source bytes behind the buffered rows
+        self.rows: list[Row] = []  # rows parsed in this process
+        self.frames: list[Any] = []  # or frames built by parse workers (then `rows` is empty)
+        self.count = 0
         self.updates: dict[str, CheckpointUpdate] = {}
         self.last_flush = time.monotonic()
 
     @property
     def pending(self) -> int:
-        return len(self.rows)
+        return self.count
 
-    def add(self, rows: list[Row], update: CheckpointUpdate | None) -> None:
-        if rows:
-            self.rows.extend(rows)
+    def add(self, rows: Any, update: CheckpointUpdate | None, source_bytes: int = 0) -> None:
+        """`rows`: a list of row dicts, or a frame of the schema (from a parse worker). Order is kept."""
+        self.pending_bytes += source_bytes
+        if isinstance(rows, list):
+            if rows:
+                if self.frames:
+                    self._to_frames()
+                    self.frames.append(_frame(rows))
+                else:
+                    self.rows.extend(rows)
+                self.count += len(rows)
+        elif rows is not None and rows.height:
+            if self.rows:
+                self._to_frames()
+            self.frames.append(rows)
+            self.count += rows.height
         if update is not None:
             self.updates[update.entry.path_hash] = update  # a later update of the same file supersedes
 
+    def _to_frames(self) -> None:
+        if self.rows:
+            self.frames.append(_frame(self.rows))
+            self.rows = []
+
     def due(self) -> bool:
-        if len(self.rows) >= self.batch_rows:
+        if self.count >= self.batch_rows or (self.count and self.pending_bytes >= self.batch_bytes):
             return True
-        return bool(self.rows or self.updates) and time.monotonic() - self.last_flush >= self.flush_interval_s
+        return bool(self.count or self.updates) and time.monotonic() - self.last_flush >= self.flush_interval_s
 
     def flush(self) -> None:
-        rows, updates = self.rows, list(self.updates.values())
-        self.rows, self.updates = [], {}
+        if self.frames:
+            self._to_frames()
+            import polars as pl
+
+            rows: Any = self.frames[0] if len(self.frames) == 1 else pl.concat(self.frames, how="vertical")
+        else:
+            rows = self.rows
+        updates = list(self.updates.values())
+        has_rows = self.count > 0
+        self.rows, self.frames, self.updates, self.count = [], [], {}, 0
+        self.pending_bytes = 0
         self.last_flush = time.monotonic()
-        if not rows and not updates:
+        if not has_rows and not updates:
             return
         if self.dry is not None:
-            w, d = self.dry.count(rows, self.cut)
+            if isinstance(rows, list):
+                keys: Iterable[tuple[str, str, str]] = ((r["client_name"], r["date"], r["part_id"]) for r in rows)
+            else:
+                keys = zip(rows["client_name"], rows["date"], rows["part_id"], strict=True)
+            w, d = self.dry.count(keys, self.cut)
             self.result.rows_written += w
             self.result.duplicates_skipped += d
             return
@@ -309,6 +348,12 @@ class _Committer:
         self.result.duplicates_skipped += res.duplicates_skipped
         self.result.lock_wait_ms += int(getattr(res, "lock_wait_ms", 0) or 0)
         self.result.commits += 1
+
+
+def _frame(rows: list[Row]) -> Any:
+    from hypaware_tui.core.schema import frame_from_rows
+
+    return frame_from_rows(rows)
 
 
 class _Throttle:
@@ -352,6 +397,7 @@ def iter_file(
     write_checkpoints: bool,
     batch_rows: int,
     cancel: Callable[[], bool],
+    batch_bytes: int | None = BATCH_BYTES,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int]]:
     """One file through `FilePass`, with per-file error isolation: an exception from the importer ends the
     file (outcome.status = "error") instead of the run. Batches already yielded stay valid (their
@@ -365,6 +411,7 @@ def iter_file(
         write_checkpoints=write_checkpoints,
         batch_rows=batch_rows,
         cancel=cancel,
+        batch_bytes=batch_bytes,
     )
     try:
         for batch in fp.batches():
@@ -431,6 +478,7 @@ def run_backfill(
     inventory: Inventory | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     flush_interval_s: float = FLUSH_INTERVAL_S,
+    batch_bytes: int = BATCH_BYTES,
 ) -> BackfillResult:
     """Import the history of `providers` (in that order) inside `window`.
 
@@ -464,6 +512,7 @@ def run_backfill(
     )
 
     events = storage = None
+    pool = _Pool(workers) if workers > 1 else None
     dry = _DryRunDedupe(layout) if dry_run else None
     floor_ensured = dry_run or not write_cps
     if not dry_run:
@@ -479,45 +528,49 @@ def run_backfill(
             until=us_to_iso(window.until_us),
         )
 
-    for name in names:
-        pr = ProviderResult(provider=name)
-        result.providers.append(pr)
-        if cancel.is_set():
-            pr.status = "cancelled"
+    try:
+        for name in names:
+            pr = ProviderResult(provider=name)
+            result.providers.append(pr)
+            if cancel.is_set():
+                pr.status = "cancelled"
+                _finish_provider(pr, events, sink)
+                continue
+            t0 = time.monotonic()
+            try:
+                if not dry_run and storage is None:
+                    storage = _open_storage(layout, events)
+                if not floor_ensured:
+                    # storage.md §7.3: a floor earlier than the last commit's resets every checkpoint first.
+                    storage.ensure_import_floor(cut, on_wait=lambda n=name: _lock_wait(sink, n))
+                    floor_ensured = True
+                _run_provider(
+                    pr,
+                    importers[name],
+                    layout=layout,
+                    window=window,
+                    write_checkpoints=write_cps,
+                    storage=storage,
+                    dry=dry,
+                    cut=cut,
+                    sink=sink,
+                    cancel=cancel,
+                    env=env,
+                    config=config,
+                    events=events,
+                    inventory=inventory,
+                    batch_rows=batch_rows,
+                    batch_bytes=batch_bytes,
+                    flush_interval_s=flush_interval_s,
+                    pool=pool,
+                )
+            except Exception as exc:
+                pr.fail(_fatal_message(exc))
+            pr.duration_s = time.monotonic() - t0
             _finish_provider(pr, events, sink)
-            continue
-        t0 = time.monotonic()
-        try:
-            if not dry_run and storage is None:
-                storage = _open_storage(layout, events)
-            if not floor_ensured:
-                # storage.md §7.3: a floor earlier than the last commit's resets every checkpoint first.
-                storage.ensure_import_floor(cut, on_wait=lambda n=name: _lock_wait(sink, n))
-                floor_ensured = True
-            _run_provider(
-                pr,
-                importers[name],
-                layout=layout,
-                window=window,
-                write_checkpoints=write_cps,
-                storage=storage,
-                dry=dry,
-                cut=cut,
-                sink=sink,
-                cancel=cancel,
-                env=env,
-                config=config,
-                events=events,
-                inventory=inventory,
-                batch_rows=batch_rows,
-                flush_interval_s=flush_interval_s,
-                workers=workers,
-            )
-        except Exception as exc:
-            pr.fail(_fatal_message(exc))
-        pr.duration_s = time.monotonic() - t0
-        _finish_provider(pr, events, sink)
-
+    finally:
+        if pool is not None:
+            pool.close()
     result.duration_s = time.monotonic() - started
     if events is not None:
         events.emit(
@@ -634,8 +687,9 @@ def _run_provider(
     events: Any,
     inventory: Inventory | None,
     batch_rows: int,
+    batch_bytes: int,
     flush_interval_s: float,
-    workers: int,
+    pool: _Pool | None,
 ) -> None:
     name = pr.provider
     if events is not None:
@@ -691,7 +745,8 @@ def _run_provider(
         _lock_wait(sink, name)
 
     committer = _Committer(
-        storage, dry, cut, pr, on_wait, batch_rows=batch_rows, flush_interval_s=flush_interval_s
+        storage, dry, cut, pr, on_wait, batch_rows=batch_rows, flush_interval_s=flush_interval_s,
+        batch_bytes=batch_bytes,
     )
     stats = ParseStats()
     session_ids: set[str] = set()
@@ -733,14 +788,17 @@ def _run_provider(
         window,
         write_checkpoints=write_checkpoints,
         batch_rows=batch_rows,
+        batch_bytes=batch_bytes,
         cancel=cancel,
-        workers=workers,
+        pool=pool,
     )
     try:
         for item in results:
             if isinstance(item, _FileDone):
                 outcome = item.outcome
                 files_done += 1
+                if item.sessions:
+                    session_ids.update(item.sessions)
                 stats.merge(outcome.stats)
                 pr.bytes_read += outcome.bytes_read
                 if outcome.status == "unchanged":
@@ -763,11 +821,12 @@ def _run_provider(
                 continue
             rows, update, delta = item
             bytes_done += delta
-            for r in rows:
-                sid = r.get("session_id")
-                if sid is not None:
-                    session_ids.add(sid)
-            committer.add(rows, update)
+            if isinstance(rows, list):
+                for r in rows:
+                    sid = r.get("session_id")
+                    if sid is not None:
+                        session_ids.add(sid)
+            committer.add(rows, update, delta)
             if committer.due():
                 committer.flush()
             report()
@@ -811,6 +870,7 @@ class _FileDone:
     outcome: FileOutcome
     estimate: int
     bytes_seen: int
+    sessions: set[str] | None = None  # session ids of rows sent as frames (parse workers)
 
 
 def _file_results(
@@ -821,16 +881,15 @@ def _file_results(
     *,
     write_checkpoints: bool,
     batch_rows: int,
+    batch_bytes: int,
     cancel: threading.Event,
-    workers: int,
+    pool: _Pool | None,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
     """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`."""
-    if workers > 1 and len(files) > 1:
-        from hypaware_tui.core import parallel
-
-        yield from parallel.file_results(
+    if pool is not None and _worth_parallel(files):
+        yield from _parallel_file_results(
             importer, files, checkpoints, window, write_checkpoints=write_checkpoints,
-            batch_rows=batch_rows, cancel=cancel, workers=workers,
+            batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel, pool=pool,
         )
         return
     for f, estimate in files:
@@ -846,12 +905,163 @@ def _file_results(
             outcome,
             write_checkpoints=write_checkpoints,
             batch_rows=batch_rows,
+            batch_bytes=batch_bytes,
             cancel=cancel.is_set,
         ):
             delta = max(0, done - seen)
             seen = max(seen, done)
             yield rows, update, delta
         yield _FileDone(outcome, estimate, seen)
+
+
+# --------------------------------------------------------------------------------------------- parallel parse
+
+#: files at least this large are parsed in the committing process, streamed batch by batch (memory stays flat);
+#: smaller ones go to the parse workers whole
+PARALLEL_MAX_FILE = 16 * 1024 * 1024
+#: below this many bytes to read in total, starting worker processes costs more than it saves
+PARALLEL_MIN_TOTAL = 32 * 1024 * 1024
+#: source bytes of files handed to workers and not consumed yet (bounds the parent's memory)
+PARALLEL_INFLIGHT_BYTES = 48 * 1024 * 1024
+
+
+class _Pool:
+    """One spawned process pool per run (created on first use, shared by the providers)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: Any = None
+
+    def get(self) -> Any:
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _worth_parallel(files: list[tuple[SourceFile, int]]) -> bool:
+    small = [est for _, est in files if 0 < est < PARALLEL_MAX_FILE]
+    return len(small) >= 2 and sum(small) >= PARALLEL_MIN_TOTAL
+
+
+@dataclass
+class _WorkerResult:
+    batches: list[tuple[Any, CheckpointUpdate | None, int]]  # (frame or None, update, bytes_done)
+    outcome: FileOutcome
+    sessions: set[str]
+
+
+def _parse_file_task(
+    importer: Importer,
+    file: SourceFile,
+    checkpoint: Checkpoint | None,
+    window: Window,
+    write_checkpoints: bool,
+    batch_rows: int,
+    batch_bytes: int,
+) -> _WorkerResult:
+    """In a worker process: one whole file through `iter_file`, rows turned into frames of the schema (the
+    costly row-to-column step happens here too). Same batches, same checkpoints as the in-process path."""
+    outcome = FileOutcome()
+    batches: list[tuple[Any, CheckpointUpdate | None, int]] = []
+    sessions: set[str] = set()
+    for rows, update, done in iter_file(
+        importer, file, checkpoint, window, outcome, write_checkpoints=write_checkpoints,
+        batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=lambda: False,
+    ):
+        frame = None
+        if rows:
+            sessions.update(r["session_id"] for r in rows if r.get("session_id") is not None)
+            frame = _frame(rows)
+        batches.append((frame, update, done))
+    return _WorkerResult(batches, outcome, sessions)
+
+
+def _parallel_file_results(
+    importer: Importer,
+    files: list[tuple[SourceFile, int]],
+    checkpoints: Mapping[str, Checkpoint],
+    window: Window,
+    *,
+    write_checkpoints: bool,
+    batch_rows: int,
+    batch_bytes: int,
+    cancel: threading.Event,
+    pool: _Pool,
+) -> Iterator[tuple[Any, CheckpointUpdate | None, int] | _FileDone]:
+    """Like the sequential path, with files smaller than `PARALLEL_MAX_FILE` parsed ahead in `workers`
+    spawned processes. Results are consumed strictly in file order, so the committer sees the same batch
+    order (and dedupe's "first wins") as a sequential run. Large files are streamed here meanwhile."""
+    from collections import deque
+
+    executor = pool.get()
+    pending: deque[tuple[int, Any]] = deque()  # (file index, future)
+    next_submit = 0
+    inflight = 0
+    broken = False  # a worker died: parse everything left here
+
+    def fill() -> None:
+        """Hand the next small files to the workers, in order, within the in-flight byte budget. Large and
+        unchanged files are left to this process (streamed when their turn comes)."""
+        nonlocal next_submit, inflight
+        while not broken and next_submit < len(files) and (not pending or inflight < PARALLEL_INFLIGHT_BYTES):
+            f, est = files[next_submit]
+            next_submit += 1
+            if est >= PARALLEL_MAX_FILE or est == 0:
+                continue
+            fut = executor.submit(
+                _parse_file_task, importer, f, checkpoints.get(f.path_hash), window, write_checkpoints,
+                batch_rows, batch_bytes,
+            )
+            pending.append((next_submit - 1, fut))
+            inflight += est
+
+    try:
+        for i, (f, estimate) in enumerate(files):
+            if cancel.is_set():
+                return
+            fill()
+            res: _WorkerResult | None = None
+            if pending and pending[0][0] == i:
+                _, fut = pending.popleft()
+                inflight -= estimate
+                try:
+                    res = fut.result()
+                except Exception:  # a worker died (or a result could not be pickled): fall back to this process
+                    broken = True
+                    for _, other in pending:
+                        other.cancel()
+                    pending.clear()
+            if res is not None:
+                seen = 0
+                for frame, update, done in res.batches:
+                    delta = max(0, done - seen)
+                    seen = max(seen, done)
+                    yield frame, update, delta
+                yield _FileDone(res.outcome, estimate, seen, res.sessions)
+                continue
+            # streamed here: a large file (or an unchanged one) while the workers parse ahead
+            outcome = FileOutcome()
+            seen = 0
+            for rows, update, done in iter_file(
+                importer, f, checkpoints.get(f.path_hash), window, outcome,
+                write_checkpoints=write_checkpoints, batch_rows=batch_rows, batch_bytes=batch_bytes,
+                cancel=cancel.is_set,
+            ):
+                delta = max(0, done - seen)
+                seen = max(seen, done)
+                yield rows, update, delta
+            yield _FileDone(outcome, estimate, seen)
+    finally:
+        for _, fut in pending:
+            fut.cancel()
 
 
 __all__ = [
