@@ -589,7 +589,8 @@ def _us_date(us: int, zone: tzinfo) -> date:
 
 
 def _overview_base(messages: pl.LazyFrame, since_us: int | None, until_us: int) -> pl.LazyFrame:
-    """The one projected scan: rows of the period and every token carrier (for `ai_gateway_usage`)."""
+    """The one projected scan: rows of the period, plus the carriers outside it that `ai_gateway_usage` may
+    need (Claude, with an api id)."""
     ts = pl.col("message_created_at").cast(pl.Int64)
     in_period = ts <= until_us
     if since_us is not None:
@@ -598,7 +599,15 @@ def _overview_base(messages: pl.LazyFrame, since_us: int | None, until_us: int) 
     return (
         messages.select(*_OVERVIEW_COLUMNS, client_name=pl.col("source"))
         .with_columns(_in_period=in_period, _carrier=carrier)
-        .filter(pl.col("_in_period") | pl.col("_carrier"))
+        # Outside the period only Claude carriers with an api id can matter (see `_usage_inputs`).
+        .filter(
+            pl.col("_in_period")
+            | (
+                pl.col("_carrier")
+                & (pl.col("client_name") == "claude")
+                & pl.col("api_message_id").is_not_null()
+            )
+        )
         # `ai_gateway_usage` reads only `$.claude.api_error` from `attributes`. Parsing the JSON of every
         # carrier costs more than the rest of the overview, so keep the text only on carriers that mention
         # `api_error` (attributes are canonical JSON: the key is never escaped) and null elsewhere, which the
