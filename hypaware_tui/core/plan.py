@@ -767,17 +767,23 @@ class Sample:
 
 
 def throughput(samples: Sequence[Sample], now: float, span: float = 5.0) -> float:
-    """Bytes per second over the last `span` seconds (wizard.md §6.6)."""
-    recent = [s for s in samples if s.at >= now - span]
-    older = [s for s in samples if s.at < now - span]
-    if older:
-        recent = [older[-1], *recent]
-    if len(recent) < 2:
+    """Bytes per second over the last `span` seconds (wizard.md §6.6), from (time, bytes done) samples
+    interpolated linearly; no progress since the last sample counts as zero speed."""
+    if not samples or now <= samples[0].at:
         return 0.0
-    dt = recent[-1].at - recent[0].at
-    if dt <= 0:
-        return 0.0
-    return max(0.0, (recent[-1].bytes_done - recent[0].bytes_done) / dt)
+
+    def bytes_at(t: float) -> float:
+        if t <= samples[0].at:
+            return samples[0].bytes_done
+        for a, b in zip(samples, samples[1:], strict=False):
+            if a.at <= t <= b.at:
+                if b.at == a.at:
+                    return b.bytes_done
+                return a.bytes_done + (b.bytes_done - a.bytes_done) * (t - a.at) / (b.at - a.at)
+        return samples[-1].bytes_done
+
+    start = max(now - span, samples[0].at)
+    return max(0.0, (bytes_at(now) - bytes_at(start)) / (now - start))
 
 
 def fmt_duration(seconds: float) -> str:

@@ -1,0 +1,277 @@
+"""The init plan and its commit steps (core/plan.py): pure planning from an inventory in memory, the exact
+config text, backups, capture start, the daemon table, exit codes and the summaries."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from hypaware_tui.core.demo import DATA_DIR, create_demo_dir, newest_sample_us
+from hypaware_tui.core.inventory import build_inventory, client_figures
+from hypaware_tui.core.plan import (
+    Choices,
+    DaemonState,
+    ExistingConfig,
+    InitResult,
+    MachineState,
+    Sample,
+    build_plan,
+    capture_line,
+    commit,
+    fmt_bytes,
+    fmt_duration,
+    gather_machine_state,
+    plan_daemon,
+    plan_json,
+    read_existing_config,
+    skipped_reasons,
+    summary_json,
+    summary_text,
+    throughput,
+    with_until,
+)
+from hypaware_tui.core.timeutil import US_PER_DAY, parse_iso_us, us_to_iso
+from tests.wizard_support import NOW_US, make_machine
+
+# --------------------------------------------------------------------------------------------- demo data
+
+
+def test_bundled_samples_cover_what_the_demo_promises() -> None:
+    files = [p for p in DATA_DIR.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 1_000_000
+    text = "\n".join(p.read_text() for p in files if p.suffix == ".jsonl")
+    models = set(json.loads(m) for m in __import__("re").findall(r'"model":("[^"]+")', text))
+    assert {"claude-opus-4-6", "claude-sonnet-4-5", "claude-haiku-4-5", "gpt-5-codex", "gpt-5.1-codex-mini"} <= models
+    assert len({p.parent.name for p in (DATA_DIR / "claude" / "projects").glob("*/*.jsonl")}) == 3
+    assert '"token_count"' in text and '"session_meta"' in text
+    assert list((DATA_DIR / "claude").rglob("subagents/agent-*.jsonl"))
+    stamps = [parse_iso_us(t) for t in __import__("re").findall(r'"timestamp":"([^"]+)"', text)]
+    assert (max(stamps) - min(stamps)) >= 14 * US_PER_DAY
+    malformed = 0
+    for p in files:
+        if p.suffix == ".jsonl":
+            for line in p.read_bytes().splitlines():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    malformed += 1
+    assert malformed == 1
+
+
+def test_demo_copy_shifts_time_and_points_cwd_into_the_demo_home(tmp_path: Path) -> None:
+    now = parse_iso_us("2026-09-01T10:00:00Z")
+    demo = create_demo_dir(now, tmp_root=str(tmp_path))
+    assert demo.root.name.startswith("hyp-demo-") and not demo.hyp_home.exists()
+    copied = [p for p in demo.home.rglob("*.jsonl")]
+    assert len(copied) == len([p for p in DATA_DIR.rglob("*.jsonl")])
+    newest = 0
+    cwds = set()
+    for p in copied:
+        for line in p.read_bytes().splitlines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            for holder in (obj, obj.get("payload") or {}):
+                if isinstance(holder, dict):
+                    ts = parse_iso_us(holder.get("timestamp"))
+                    newest = max(newest, ts or 0)
+                    if isinstance(holder.get("cwd"), str):
+                        cwds.add(holder["cwd"])
+    assert newest == now - 3_600_000_000
+    assert cwds and all(c.startswith(str(demo.home) + "/") for c in cwds)
+    rollouts = list((demo.codex_home / "sessions").rglob("rollout-*.jsonl"))
+    assert len(rollouts) == 7 and all(len(p.relative_to(demo.codex_home / "sessions").parts) == 4 for p in rollouts)
+    env = demo.env({"HOME": "/home/real", "HYP_HOME": "/home/real/.hyp", "PATH": "/bin"})
+    assert env["HOME"] == str(demo.home) and env["HYP_HOME"] == str(demo.hyp_home) and env["PATH"] == "/bin"
+    assert env["CLAUDE_CONFIG_DIR"] == str(demo.claude_dir) and env["CODEX_HOME"] == str(demo.codex_home)
+    assert newest_sample_us() < now
+
+
+# --------------------------------------------------------------------------------------------- planning
+
+
+def _machine_state(m, config: ExistingConfig | None = None, daemon: DaemonState = DaemonState()) -> MachineState:
+    return MachineState(hyp_home=m.layout.home, config=config or ExistingConfig(m.layout.config), daemon=daemon,
+                        home=m.env["HOME"])
+
+
+def test_plan_is_pure_and_matches_the_inventory(tmp_path: Path) -> None:
+    m = make_machine(tmp_path, now_us=NOW_US - 50 * US_PER_DAY)  # history 50-70 days old
+    inv = build_inventory(env=m.env)
+    plan = build_plan(inv, Choices(("claude", "codex"), retention_days=60), _machine_state(m), now_us=NOW_US)
+    assert not m.layout.home.exists()
+    assert plan.since_us == parse_iso_us("2026-04-02T00:00:00Z")  # 00:00 UTC of (today - 60 days)
+    assert plan.window_text() == "2026-04-02 → now (60 days)"
+    for cp in plan.clients:
+        assert cp.in_window == client_figures(inv[cp.client], plan.since_us, NOW_US)
+        assert cp.total == client_figures(inv[cp.client])
+        assert cp.in_window.files + cp.older.files == cp.total.files
+        assert 0 < cp.in_window.files < cp.total.files
+    forever = build_plan(inv, Choices(("claude",), retention_days=0), _machine_state(m), now_us=NOW_US)
+    assert forever.since_us is None and forever.window_text() == "everything → now"
+    assert forever.client("codex").selected is False and forever.import_clients == ("claude",)
+    later = with_until(plan, NOW_US + 3 * US_PER_DAY)
+    assert later.until_us == NOW_US + 3 * US_PER_DAY and later.since_us == plan.since_us + 3 * US_PER_DAY
+    assert later.config == plan.config and later.planned_at_us == plan.planned_at_us
+
+
+def test_plan_json_shape(tmp_path: Path) -> None:
+    m = make_machine(tmp_path, clients=("claude",))
+    inv = build_inventory(env=m.env)
+    plan = build_plan(inv, Choices(("claude", "codex")), _machine_state(m), now_us=NOW_US,
+                      named_clients=("codex",))
+    doc = plan_json(plan)
+    assert list(doc) == ["command", "dry_run", "demo_dir", "hyp_home", "retention_days", "window", "clients",
+                         "config", "daemon", "warnings"]
+    codex = doc["clients"][1]
+    assert codex["detected"] is False and codex["import"] is False and codex["selected"] is True
+    assert codex["reason"].startswith("not found: ") and codex["in_window"]["files"] == 0
+    assert list(doc["clients"][0]) == ["client", "name", "detected", "reason", "selected", "import", "root", "total",
+                                       "in_window"]
+    assert list(doc["clients"][0]["in_window"]) == ["files", "sessions", "bytes", "oldest", "newest"]
+    assert doc["config"]["action"] == "create" and doc["config"]["backup"] is None
+    assert doc["config"]["text"].endswith("}\n") and json.loads(doc["config"]["text"])["version"] == 1
+    assert any("Codex was named but not detected" in w for w in doc["warnings"])
+    assert doc["window"]["until"] == us_to_iso(NOW_US)
+
+
+def test_reconfigure_keeps_unknown_keys_and_lists_changes(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    old = {"version": 1, "clients": {"claude": {"enabled": True, "root": str(m.home / ".claude")},
+                                     "codex": {"enabled": True}},
+           "retention_days": 365, "capture": {"enabled": True, "flush_rows": 500}, "x": 1}
+    m.layout.config.write_text(json.dumps(old))
+    existing = read_existing_config(m.layout)
+    assert existing.valid and existing.enabled_clients == ("claude", "codex") and existing.retention_days == 365
+    inv = build_inventory(env=m.env)
+    plan = build_plan(inv, Choices(("claude",), retention_days=120, capture=False), _machine_state(m, existing),
+                      now_us=NOW_US, mode="reconfigure", force=True)
+    new = json.loads(plan.config.text)
+    assert new["x"] == 1 and new["capture"] == {"enabled": False, "flush_rows": 500}
+    assert new["clients"]["claude"] == {"enabled": True, "root": str(m.home / ".claude")}
+    assert new["clients"]["codex"] == {"enabled": False}
+    assert plan.config.action == "replace" and plan.config.needs_force is False
+    assert plan.config.backup == "hypaware-config.json.bak-20260601T120000Z"
+    assert plan.config.changes == ("retention: 365 days → 120 days", "codex: on → off", "capture: on → off")
+    assert plan.warnings[0].startswith("Shorter than your current 365 days: rows older than 120 days")
+    again = build_plan(inv, Choices(("claude", "codex"), 365), _machine_state(m, existing), now_us=NOW_US,
+                       mode="import_again")
+    assert again.config.action == "unchanged" and again.config.text == m.layout.config.read_text()
+
+
+def test_invalid_config_is_described_not_raised(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version": 1, "retention_days": -1}')
+    existing = read_existing_config(m.layout)
+    assert existing.exists and not existing.valid and "retention_days" in existing.error
+    plan = build_plan(build_inventory(env=m.env), Choices(("claude",)), _machine_state(m, existing),
+                      now_us=NOW_US, mode="reconfigure", force=True)
+    assert plan.config.action == "replace" and json.loads(plan.config.text)["retention_days"] == 120
+
+
+@pytest.mark.parametrize(("capture", "running", "changed", "action"), [
+    (True, False, False, "start"), (True, True, True, "restart"), (True, True, False, "none"),
+    (False, True, False, "stop"), (False, False, True, "none")])
+def test_daemon_action_table(capture: bool, running: bool, changed: bool, action: str) -> None:
+    """daemon.md §9 (checked with a fake process table through gather_machine_state below)."""
+    d = plan_daemon(DaemonState(running=running, pid=4242 if running else None), capture=capture,
+                    config_changed=changed, demo=False)
+    assert d.action == action
+    assert d.mode == (None if action == "none" else "detached")
+    service = plan_daemon(DaemonState(running=running, service_installed=True, manager_available=True),
+                          capture=capture, config_changed=changed, demo=False)
+    assert service.mode == (None if action == "none" else "service")
+    assert plan_daemon(DaemonState(running=running), capture=capture, config_changed=changed, demo=True).action == "none"
+
+
+def test_gather_machine_state_uses_the_injected_fakes(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.running_pid[0] = 4242
+    state = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    assert state.daemon == DaemonState(running=True, pid=4242, service_installed=False, manager_available=False)
+    assert m.service.calls == []
+    demo = gather_machine_state(m.layout, m.env, demo=True, service_manager=m.service,
+                                process_table=lambda layout: pytest.fail("a demo never looks at the daemon"))
+    assert demo.daemon == DaemonState()
+
+
+# --------------------------------------------------------------------------------------------- commit
+
+
+def test_commit_writes_config_capture_rows_and_starts_once(tmp_path: Path) -> None:
+    from hypaware_tui.core.daemon.capture import read_capture
+    from hypaware_tui.core.timeutil import now_us
+
+    m = make_machine(tmp_path, now_us=now_us())
+    inv = build_inventory(env=m.env)
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    plan = build_plan(inv, Choices(("claude", "codex")), machine, now_us=now_us())
+    result = commit(plan, m.layout, env=m.env, inventory=inv, service_manager=m.service, spawner=m.spawner)
+    assert result.exit_code == 0
+    assert result.config.status == "ok" and result.config.action == "created" and result.config.backup is None
+    assert stat.S_IMODE(m.layout.home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(m.layout.config.stat().st_mode) == 0o600
+    assert m.layout.config.read_text() == plan.config.text
+    starts = read_capture(m.layout)
+    assert {c: s.capture_since_us for c, s in starts.items()} == {"claude": plan.until_us, "codex": plan.until_us}
+    assert {c: r.status for c, r in result.clients.items()} == {"claude": "ok", "codex": "ok"}
+    assert result.daemon.action == "start" and result.daemon.status == "ok" and len(m.spawner.calls) == 1
+    assert capture_line(result).startswith(f"running (pid {result.daemon.pid})")
+    assert "hyp daemon install" in capture_line(result)
+    doc = summary_json(result)
+    assert list(doc) == ["command", "dry_run", "demo_dir", "hyp_home", "config", "clients", "retention_days",
+                         "window", "backfill", "daemon", "exit_code"]
+    assert doc["daemon"] == {"action": "start", "status": "ok", "mode": "detached", "pid": result.daemon.pid,
+                             "error": None}
+    assert doc["window"]["until"] == doc["backfill"]["until"]
+
+    # Import again over the same machine: nothing new, config unchanged, capture start kept.
+    existing = read_existing_config(m.layout)
+    m.running_pid[0] = result.daemon.pid
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    again = build_plan(inv, Choices(existing.enabled_clients, existing.retention_days), machine,
+                       now_us=now_us(), mode="import_again")
+    second = commit(again, m.layout, env=m.env, inventory=inv, service_manager=m.service, spawner=m.spawner)
+    assert second.config.action == "unchanged"
+    assert all(r.rows_written == 0 for r in second.clients.values())
+    assert second.daemon.action == "none" and len(m.spawner.calls) == 1
+    assert read_capture(m.layout) == starts
+    text = summary_text(second, m.env)
+    assert text.startswith("Config    unchanged ~/.hyp/hypaware-config.json\n")
+
+
+def test_exit_code_precedence() -> None:
+    from types import SimpleNamespace as NS
+
+    plan = NS(choices=Choices(("claude",)))
+    r = InitResult(plan)  # type: ignore[arg-type]
+    assert r.exit_code == 0
+    r.daemon = NS(status="failed")
+    assert r.exit_code == 1
+    r.clients["claude"] = NS(status="cancelled")
+    assert r.exit_code == 130
+
+
+# --------------------------------------------------------------------------------------------- progress text
+
+
+def test_progress_formatting() -> None:
+    samples = [Sample(0.0, 0), Sample(2.0, 2_000_000), Sample(6.0, 10_000_000), Sample(10.0, 30_000_000)]
+    assert throughput(samples, 10.0) == pytest.approx((30_000_000 - 8_000_000) / 5.0)  # last 5 s, interpolated
+    assert throughput(samples, 15.0) == pytest.approx(0.0)  # nothing since t=10
+    assert throughput(samples, 1.0) == pytest.approx(1_000_000.0)
+    assert throughput([Sample(1.0, 5)], 2.0) == 0.0
+    assert fmt_duration(20) == "0:20" and fmt_duration(3725) == "1:02:05"
+    assert fmt_bytes(612_000_000) == "612 MB" and fmt_bytes(1_050_000_000) == "1.05 GB" and fmt_bytes(999) == "999 B"
+    reasons = {"malformed": 9, "no_session_id": 3, "not_a_message": 40, "outside_window": 1, "empty_content": 2}
+    assert skipped_reasons(reasons) == "55 (not a message 40 · malformed 9 · no session id 3 · +2 more)"
+    assert skipped_reasons({"malformed": 9, "no_session_id": 3}) == "12 (malformed 9 · no session id 3)"
+    assert skipped_reasons({}) == "0"
+    assert skipped_reasons(reasons, max_len=31) == "55 (not a message 40 · +4 more)"
+    assert skipped_reasons(reasons, max_len=30) == "55 (+5 more)"
