@@ -94,8 +94,9 @@ def test_demo_copy_shifts_time_and_points_cwd_into_the_demo_home(tmp_path: Path)
 # --------------------------------------------------------------------------------------------- planning
 
 
-def _machine_state(m, config: ExistingConfig | None = None, daemon: DaemonState = DaemonState()) -> MachineState:
-    return MachineState(hyp_home=m.layout.home, config=config or ExistingConfig(m.layout.config), daemon=daemon,
+def _machine_state(m, config: ExistingConfig | None = None, daemon: DaemonState | None = None) -> MachineState:
+    return MachineState(hyp_home=m.layout.home, config=config or ExistingConfig(m.layout.config),
+                        daemon=daemon or DaemonState(),
                         home=m.env["HOME"])
 
 
