@@ -266,7 +266,7 @@ def test_overview_text(filled: Path, capsys: pytest.CaptureFixture[str]) -> None
     lines = out.splitlines()
     today = datetime.now(UTC).date()
     assert lines[0].startswith(f"{today - timedelta(days=6)} → {today} (UTC) · ")
-    assert "rows" in lines[0] and "sessions" in lines[0]
+    assert lines[0].endswith(" rows") and "active day" in lines[0]
     for heading in ("Tokens per model", "Sessions per day", "Top repos", "Top tools"):
         assert heading in lines
     assert "claude-opus-4" in out and "~/src/app" in out and "Bash" in out

@@ -36,6 +36,7 @@ app = typer.Typer(
 TTY_CELL_MAX = 48
 TTY_CELL_MIN = 12
 BAR_WIDTH = 40
+MAX_DAYS = 36_500  # = core.query.MAX_DAYS (not imported here: polars loads only when a command runs)
 
 
 @app.callback()
@@ -193,7 +194,9 @@ def print_table(df: Any) -> None:
 
 @app.command("overview", help="The first look: tokens per model, sessions per day, top repos and tools.")
 def overview_command(
-    days: int = typer.Option(30, "--days", min=0, help="Local calendar days ending today; 0 = all data."),
+    days: int = typer.Option(
+        30, "--days", min=0, max=MAX_DAYS, help="Local calendar days ending today; 0 = all data."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     from hypaware_tui.core.paths import Layout
@@ -248,7 +251,7 @@ def render_overview(ov: Overview, console: Console) -> None:
     console.print(
         Text(
             f"{ov.first_date} → {ov.last_date} ({ov.period.time_zone}) · "
-            f"{plural(ov.active_days, 'active day')} · {plural(ov.rows, 'row')} · {plural(ov.sessions, 'session')}"
+            f"{plural(ov.active_days, 'active day')} · {plural(ov.rows, 'row')}"
         )
     )
 

@@ -42,6 +42,7 @@ RELATIONS = (MESSAGES, USAGE)
 ONLY_SELECT = "only a single SELECT statement is allowed"
 
 TOP_N = 10
+MAX_DAYS = 36_500  # an overview period longer than 100 years is a typo
 _T = TypeVar("_T")
 
 
@@ -465,8 +466,8 @@ def overview(
     One scan of the dataset, projected to the columns needed: rows in the period, plus the token-carrying
     rows that `ai_gateway_usage` is computed from (so a response's streamed copies collapse exactly as in the
     view; the usage rows are then kept when their chosen row falls in the period)."""
-    if days < 0:
-        raise ValueError("days must be >= 0")
+    if not 0 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between 0 and {MAX_DAYS}")
     zone, zone_name = _zone(tz)
     now_dt = (now or datetime.now(UTC)).astimezone(UTC)
     until_us = datetime_to_us(now_dt)
