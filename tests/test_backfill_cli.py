@@ -489,3 +489,45 @@ def test_second_sigint_exits_at_once_and_data_stays_consistent(h):
     assert p.returncode == 0, p.stderr
     df = h.dataset()
     assert df.height == df["part_id"].n_unique() == total
+
+
+# --------------------------------------------------------------------------------------------- both real importers
+
+
+def test_both_real_importers_end_to_end(h):
+    """A realistic two-client corpus (benchmarks/gen_corpus.py, both importers): import, rerun with nothing
+    new, dry run after the checkpoints are lost (dedupe only), and the plan and list figures."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from gen_corpus import generate
+
+    generate(str(h.tmp), 1.5, seed=11, now=datetime.now(UTC) - timedelta(days=1))
+    h.hyp.mkdir(mode=0o700)
+    (h.hyp / "hypaware-config.json").write_text(json.dumps({
+        "version": 1, "clients": {"claude": {"enabled": True}, "codex": {"enabled": True}},
+        "retention_days": 0, "capture": {"enabled": False}}))
+    first, p = h.json("backfill")
+    assert p.returncode == 0, p.stderr
+    assert first["since"] is None  # retention 0: no floor, no lower bound
+    by = {x["provider"]: x for x in first["providers"]}
+    assert by["claude"]["status"] == by["codex"]["status"] == "ok"
+    assert by["claude"]["rows_written"] > 100 and by["codex"]["rows_written"] > 100
+    assert by["claude"]["errors"] == by["codex"]["errors"] == 0
+    df = h.dataset()
+    assert df.height == df["part_id"].n_unique() == sum(x["rows_written"] for x in first["providers"])
+
+    text = h.run("backfill")
+    assert text.returncode == 0
+    assert text.stdout.strip().splitlines()[-1] == "Nothing new to import: no history was added since the last import."
+
+    h.drop_checkpoints()
+    dry, p = h.json("backfill", "--dry-run")
+    assert [x["rows_written"] for x in dry["providers"]] == [0, 0]
+    assert [x["duplicates_skipped"] for x in dry["providers"]] == [x["rows_written"] for x in first["providers"]]
+    assert not (h.hyp / "state" / "ingest.sqlite").exists()  # the dry run created nothing
+
+    plan, _ = h.json("backfill", "plan")
+    listing, _ = h.json("backfill", "list")
+    for entry, lst in zip(plan["providers"], listing["providers"], strict=True):
+        assert entry["files"] == lst["files"] > 0  # no lower bound: every file is in the window
+        # sessions = top-level files (subagent files belong to their parent's session) = distinct session ids
+        assert entry["sessions"] == lst["sessions"] == by[entry["provider"]]["sessions_seen"]
