@@ -531,3 +531,19 @@ def test_both_real_importers_end_to_end(h):
         assert entry["files"] == lst["files"] > 0  # no lower bound: every file is in the window
         # sessions = top-level files (subagent files belong to their parent's session) = distinct session ids
         assert entry["sessions"] == lst["sessions"] == by[entry["provider"]]["sessions_seen"]
+
+
+def test_terminal_progress_panel(h):
+    """On a TTY stderr gets the Rich panel; the run still ends with the summary and exit 0."""
+    pexpect = pytest.importorskip("pexpect")
+    claude_fixtures(h)
+    env = dict(h.env)
+    env.pop("NO_COLOR")
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "backfill", "claude", "codex"], env=env,
+                          dimensions=(24, 80), encoding="utf-8", timeout=60)
+    child.expect(pexpect.EOF)
+    child.close()
+    text = child.before
+    assert child.exitstatus == 0, text
+    assert "Claude Code" in text and "skipped" in text and "Imported 30 new rows." in text
+    assert "Traceback" not in text

@@ -492,3 +492,35 @@ def test_parallel_is_not_used_for_small_imports():
     assert third < runner_mod.PARALLEL_MAX_FILE
     assert runner_mod._worth_parallel([(f, third)] * 3)
     assert not runner_mod._worth_parallel([(f, runner_mod.PARALLEL_MAX_FILE), (f, 0)])
+
+
+def test_waiting_for_the_write_lock_is_reported(layout, env):
+    from filelock import FileLock
+
+    two_clients(env, claude_files=1)
+    layout.run_dir.mkdir(parents=True)
+    held = threading.Event()
+
+    def holder():  # another writer (a thread: filelock refuses a second holder in the same thread)
+        with FileLock(str(layout.write_lock)):
+            held.set()
+            time.sleep(1.0)
+
+    timer = threading.Thread(target=holder)
+    timer.start()
+    held.wait(5)
+    waits: list[str] = []
+
+    class Sink(NullSink):
+        def on_lock_wait(self, provider):
+            waits.append(provider)
+
+    try:
+        t = time.monotonic()
+        res = run(layout, env, providers=["claude"], sink=Sink())
+    finally:
+        timer.join()
+    assert res.providers[0].status == "ok", res.providers[0].error
+    assert res.providers[0].rows_written == 20
+    assert waits and waits[0] == "claude"
+    assert time.monotonic() - t >= 0.9
