@@ -613,3 +613,37 @@ def test_capture_start_rules(tmp_path: Path) -> None:
     assert read_capture(layout)["claude"].capture_since_us == T_US + 9_000_000
     raw = json.loads(layout.capture_json.read_text())
     assert raw["codex"] == {"capture_since": "2026-08-30T12:00:01Z", "set_by": "wizard"}
+
+
+def test_a_failing_watcher_falls_back_to_polling(home: Home) -> None:
+    from hypaware_tui.core.daemon.watch import EventWatcher
+
+    def broken_watch(*_paths: object, **_kw: object):  # what watchfiles does when inotify is exhausted
+        raise OSError(28, "OS file watch limit reached")
+        yield  # pragma: no cover
+
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock, watcher_factory=lambda: EventWatcher(broken_watch))
+    try:
+        assert loop.start() is None
+        assert loop.watcher is not None and not isinstance(loop.watcher, PollingWatcher)
+        import time as _time
+
+        deadline = _time.monotonic() + 10
+        while loop.watcher.error is None and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        loop.step()
+        st = home.status()
+        assert (st["watch"], st["state"]) == ("polling", "running")  # polling alone is not degraded
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        for _ in range(4):
+            clock.advance(1)
+            loop.step()
+        assert len(part_ids(home.layout)) == 4
+    finally:
+        loop.shutdown()
+        loop.close()

@@ -105,8 +105,10 @@ def test_live_appends_partial_line_and_new_session(tmp_path: Path, mode: str) ->
         assert rows_now(home) == n
         append(f1, last[50:])  # ... until its newline arrives, then exactly once
         assert wait_for(lambda: rows_now(home) == n + 1, 15), home.log_text()
-        # a brand-new session file
-        home.session(S2).write_text(session_text(S2, 3, now_utc()))
+        # a brand-new session file, in a project folder created just now
+        newdir = home.claude / "projects" / "-home-ada-src-new"
+        newdir.mkdir()
+        (newdir / f"{S2}.jsonl").write_text(session_text(S2, 3, now_utc()))
         assert wait_for(lambda: rows_now(home) == n + 1 + 4, 15), home.log_text()
         # the status file follows each flush (written right after the commit)
         assert wait_for(lambda: home.status()["clients"]["claude"]["rows_written"] == rows_now(home), 10)

@@ -514,7 +514,8 @@ class DaemonLoop:
         def accept(path: str) -> bool:
             for prefixes, accept_name in specs:
                 if path.startswith(prefixes):
-                    return accept_name(os.path.basename(path))
+                    # new directories too: a file created in one right away may beat its inotify watch
+                    return accept_name(os.path.basename(path)) or os.path.isdir(path)
             return False
 
         try:
@@ -682,6 +683,8 @@ class DaemonLoop:
             if not c.owns(path):
                 continue
             if not c.accepts(path):
+                if os.path.isdir(path):
+                    c.need_discover = True
                 return
             real = os.path.realpath(path)
             if path.endswith(".meta.json"):
