@@ -316,11 +316,15 @@ def test_schema(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
 # --- read-only, colour, network ---------------------------------------------------------------------------
 
 
-def test_no_query_command_creates_hyp_home(tmp_path: Path) -> None:
+def test_no_query_command_creates_hyp_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     home = tmp_path / "missing" / "hyp"
+    monkeypatch.setenv("HYP_HOME", str(home))
     for args in (
         ["query", "sql", "select 1"],
         ["query", "sql", "select count(*) from ai_gateway_usage", "--format", "json"],
+        ["query", "sql", "select * from ai_gateway_messages", "--format", "csv"],
         ["query", "overview"],
         ["query", "overview", "--json", "--days", "0"],
         ["query", "schema"],
@@ -328,8 +332,10 @@ def test_no_query_command_creates_hyp_home(tmp_path: Path) -> None:
         ["status"],
         ["status", "--json"],
     ):
-        p = run(home, *args)
-        assert p.returncode == 0, (args, p.stderr)
+        code, _, err = call(capsys, *args)
+        assert code == 0, (args, err)
+    p = run(home, "query", "overview", "--json")  # and the real program
+    assert p.returncode == 0 and json.loads(p.stdout)["rows"] == 0
     assert not home.exists() and not home.parent.exists()
 
 
@@ -337,9 +343,7 @@ def test_redirected_output_and_no_color_have_no_escape_codes(filled: Path) -> No
     for env, args in (
         ({}, ["query", "sql", "select message_id, model from ai_gateway_messages"]),
         ({}, ["query", "overview"]),
-        ({}, ["query", "schema"]),
-        ({"NO_COLOR": "1"}, ["query", "overview"]),
-        ({"NO_COLOR": "1"}, ["status"]),
+        ({"NO_COLOR": "1"}, ["query", "schema"]),
     ):
         p = run(filled, *args, **env)
         assert p.returncode == 0 and p.stdout
@@ -357,34 +361,41 @@ def test_overview_on_a_terminal_without_color(filled: Path) -> None:
 
 
 _NO_SOCKETS = """
-import socket, sys
+import json, socket, sys
 def _blocked(*a, **k):
     raise OSError("network access blocked by the test")
 socket.socket = _blocked
 socket.create_connection = _blocked
 socket.socketpair = _blocked
 from hypaware_tui.cli import main
-main(sys.argv[1:])
+for args in json.loads(sys.argv[1]):
+    try:
+        main(args)
+    except SystemExit as exc:
+        sys.stderr.write(f"EXIT {exc.code}\\n")
 """
 
 
 def test_commands_complete_with_sockets_blocked(filled: Path) -> None:
     env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    for args in (
+    commands = [
         ["query", "sql", "select count(*) as n from ai_gateway_messages", "--format", "json"],
         ["query", "overview", "--json"],
         ["query", "schema", "--json"],
         ["status", "--json"],
-    ):
-        p = subprocess.run([sys.executable, "-c", _NO_SOCKETS, *args], env=env, capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
-        assert p.returncode == 0, (args, p.stderr)
-        json.loads(p.stdout)
+    ]
+    p = subprocess.run([sys.executable, "-c", _NO_SOCKETS, json.dumps(commands)], env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert [line for line in p.stderr.splitlines() if line.startswith("EXIT")] == ["EXIT 0"] * 4, p.stderr
+    decoder = json.JSONDecoder()
+    docs, pos, text = [], 0, p.stdout
+    while pos < len(text.rstrip()):
+        doc, end = decoder.raw_decode(text, pos)
+        docs.append(doc)
+        pos = end + 1
+    assert docs[0] == [{"n": 15}] and docs[1]["rows"] >= 14 and len(docs) == 4
     # The wrapper really blocks sockets.
-    p = subprocess.run(
-        [sys.executable, "-c", _NO_SOCKETS.replace("from hypaware_tui.cli import main\nmain(sys.argv[1:])",
-                                                   "socket.socket()")],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    p = subprocess.run([sys.executable, "-c", "import socket\n" + _NO_SOCKETS.split("from hypaware_tui")[0]
+                        + "socket.socket()"], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert p.returncode != 0 and "network access blocked" in p.stderr
