@@ -21,11 +21,12 @@ from hypaware_tui.core.reader import FilePass
 from hypaware_tui.core.schema import canonical_json, frame_from_rows
 from hypaware_tui.core.timeutil import parse_iso_us, us_to_iso
 from hypaware_tui.importers import get_importer
-from hypaware_tui.importers.base import ParseStats, SourceFile, Window
+from hypaware_tui.importers.base import ParseStats, SourceFile, Window, compact_dict
 from hypaware_tui.importers.codex import (
     TOOL_MAP_CAP,
     CodexImporter,
     CodexParser,
+    cjson,
     exit_code,
     redact_url,
     thread_id_from_name,
@@ -119,6 +120,12 @@ def test_every_fixture_validates_and_counts_every_line_once(path):
         producing = {r["source_offset"] for r in rows}
     assert units == sum(stats.lines_skipped.values()) + len(producing)
     assert sum(stats.records_by_type.values()) == units
+    # JSON columns are canonical (the importer's fast path writes exactly canonical_json)
+    for r in rows:
+        for col in ("attributes", "raw_frame", "status", "tool_args", "compact_metadata", "previous_message_id"):
+            if r[col] is not None:
+                value = json.loads(r[col])
+                assert r[col] == canonical_json(compact_dict(value) if col in ("attributes", "raw_frame", "status") else value)
     # message_index / previous_message_id chain
     msgs = sorted({(r["message_index"], r["message_id"], r["previous_message_id"]) for r in rows})
     assert [m[0] for m in msgs] == list(range(len(msgs)))
@@ -785,6 +792,16 @@ def test_inventory_file_head_tail_and_whole_modes(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- units
+
+
+def test_fast_canonical_json_matches_the_stdlib():
+    values = ["é\u0085\u2028\x00\x1f\x7f\"\\/", 0, -(2**63), 2**64 - 1, 2**70, 1.5, 1e-05, 1e16, -0.0, True, None,
+              {"b": [1, {"z": None, "é": "x", "\U0001f600": 2, "\uffff": 3}], "a": {}}, [[[]]], "\ud83d"]
+    deep: object = "x"
+    for _ in range(300):
+        deep = [deep]
+    for v in [*values, deep, {"k": values}]:
+        assert cjson(v) == canonical_json(v)
 
 
 def test_helpers():

@@ -47,6 +47,7 @@ from hypaware_tui.importers.base import (
     Row,
     SourceFile,
     Window,
+    compact_dict,
     head_tail_timestamps,
     parse_json_line,
 )
@@ -151,6 +152,55 @@ def thread_id_from_name(path: str) -> str:
     return name
 
 
+def _has_float(value: object) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        c = v.__class__
+        if c is dict:
+            stack.extend(v.values())  # type: ignore[union-attr]
+        elif c is list:
+            stack.extend(v)  # type: ignore[arg-type]
+        elif c is float:
+            return True
+    return False
+
+
+def cjson(value: object) -> str:
+    """`canonical_json(value)`, byte for byte, 10x faster on large payloads: orjson (sorted keys) writes the
+    same text for strings, integers, booleans, null, lists and objects; floats (whose exponent forms differ),
+    integers beyond 64 bits, lone surrogates and very deep nesting take the stdlib path."""
+    if not _has_float(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    return canonical_json(value)
+
+
+def _plain_json(value: object) -> str:
+    """`canonical_json` of a value known to hold no float (strings, ints, bools, nulls, lists, objects)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return canonical_json(value)
+
+
+def _digest(prefix: str, content: object) -> str:
+    """sha256(prefix + canonical_json(content)) hex, first 16 (schema.md §4.2), without re-encoding the JSON."""
+    h = hashlib.sha256(prefix.encode("utf-8", "surrogatepass"))
+    body = None
+    if not _has_float(content):
+        try:
+            body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            body = None
+    if body is None:
+        body = canonical_json(content).encode("utf-8", "surrogatepass")
+    h.update(body)
+    return h.hexdigest()[:16]
+
+
 def _args_json(value: object) -> str | None:
     """Tool input as canonical JSON: a string that parses as JSON is stored as that JSON, any other string as
     a JSON string literal (schema.md §3.3 rule 3); absent -> null."""
@@ -161,7 +211,7 @@ def _args_json(value: object) -> str | None:
             value = orjson.loads(value)  # type: ignore[arg-type]
         except orjson.JSONDecodeError:
             pass
-    return canonical_json(value)
+    return cjson(value)
 
 
 def _entry_texts(entries: object, text_types: frozenset[str] = _TEXT_TYPES) -> list[str]:
@@ -189,7 +239,7 @@ def output_text(output: object) -> str | None:
     if output.__class__ is list:
         texts = _entry_texts(output)
         return "\n".join(texts) if texts else None
-    return canonical_json(output)
+    return cjson(output)
 
 
 def _exit_from_metadata(obj: object) -> int | None:
@@ -405,6 +455,8 @@ class CodexParser(Parser):
         self._key_set: set[str] = set(self.state["turn_keys"])
         self._legacy_index: int | None = None  # set while handling a legacy-JSON item
         self._line_counted = False
+        self._ts_text: object = None  # memo of the last envelope timestamp parsed
+        self._ts_value: int | None = None
 
     def fresh_state(self) -> dict[str, Any]:
         return fresh_state()
@@ -418,6 +470,8 @@ class CodexParser(Parser):
 
     def note_timestamp(self, ts: int) -> None:
         st = self.state
+        if ts == st["last_ts"] and not self._held:
+            return  # nothing can be waiting for a timestamp already noted
         if st["started_at"] is None and st["ordinal"] > 0:
             st["started_at"] = ts  # the first message had no timestamp: it takes this one
         cand = st["candidate"]
@@ -429,6 +483,27 @@ class CodexParser(Parser):
                 if r.get("conversation_started_at") is None:
                     r["conversation_started_at"] = ts
         super().note_timestamp(ts)
+
+    def emit(self, rows: list[Row]) -> None:
+        """Rows that the base will finalize at once get their `attributes` serialized here, with the fast
+        canonical JSON (held rows keep their dict: the base still writes their timestamp source)."""
+        if not self._held:
+            for r in rows:
+                if r["message_created_at"] is None:
+                    break
+            else:
+                src = self.state["header"]["attrs"].get("source")
+                plain = src.__class__ is not dict or not _has_float(src)
+                for r in rows:
+                    a = r["attributes"]
+                    if a.__class__ is dict:
+                        a = a if a.get("codex") else {"gateway": a["gateway"]}
+                        r["attributes"] = _plain_json(a) if plain else cjson(a)
+                    s = r["status"]
+                    if s.__class__ is dict:  # built by us: string values (None dropped, as the base would)
+                        s = {k: v for k, v in s.items() if v is not None}
+                        r["status"] = _plain_json(s) if s else None
+        super().emit(rows)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
 
@@ -537,7 +612,12 @@ class CodexParser(Parser):
     # -- envelopes (codex.md §2.3) ------------------------------------------------------------------------
 
     def _envelope(self, obj: dict[str, Any], typ: object, offset: int) -> None:
-        ts = _ts(obj.get("timestamp"))
+        raw_ts = obj.get("timestamp")
+        if raw_ts == self._ts_text and raw_ts.__class__ is str:
+            ts = self._ts_value
+        else:
+            ts = _ts(raw_ts)
+            self._ts_text, self._ts_value = raw_ts, ts
         if ts is not None:
             self.note_timestamp(ts)
         payload = obj.get("payload")
@@ -670,6 +750,8 @@ class CodexParser(Parser):
         attrs: dict[str, Any] = {}
         if thread_source is not None:
             attrs["thread_source"] = thread_source
+        if source.__class__ is dict:
+            source = compact_dict(source)  # what the base's finalize would write anyway
         if (source.__class__ is str and source) or (source.__class__ is dict and source and _state_safe(source)):
             attrs["source"] = source
         for key in ("model_provider", "forked_from_id"):
@@ -757,7 +839,7 @@ class CodexParser(Parser):
         total = info.get("total_token_usage")
         prev = st["last_total"]
         if total.__class__ is dict:
-            tj = canonical_json(total)
+            tj = cjson(total)
             if tj == prev:
                 return  # a re-emit of an unchanged total
             st["last_total"] = tj
@@ -1025,7 +1107,7 @@ class CodexParser(Parser):
         meta = {k: p[k] for k in ("window_number", "window_id", "first_window_id", "previous_window_id") if k in p}
         msg = p.get("message")
         part = {"part_type": "compaction", "content_text": msg if msg.__class__ is str else None,
-                "compact_metadata": canonical_json(meta) if meta else None}  # fmt: skip
+                "compact_metadata": cjson(meta) if meta else None}  # fmt: skip
         if ts is None:
             ts_, src = self.inherited_ts()
         else:
@@ -1212,9 +1294,7 @@ class CodexParser(Parser):
             message_id = native
             identity = "native"
         else:
-            message_id = hashlib.sha256(
-                f"{thread}:{ordinal}:{role}:{canonical_json(m.content)}".encode("utf-8", "surrogatepass")
-            ).hexdigest()[:16]
+            message_id = _digest(f"{thread}:{ordinal}:{role}:", m.content)
             identity = "fallback"
         prev = st["last_message_id"]
         st["ordinal"] = ordinal + 1
@@ -1225,7 +1305,7 @@ class CodexParser(Parser):
         gateway: dict[str, Any] = {"identity_source": identity}
         if ts_source is not None:
             gateway["timestamp_source"] = ts_source
-        codex: dict[str, Any] = dict(hdr["attrs"])
+        codex: dict[str, Any] = hdr["attrs"].copy()
         is_assistant = role == "assistant"
         if is_assistant and turn["effort"] is not None:
             codex["effort"] = turn["effort"]
@@ -1236,52 +1316,51 @@ class CodexParser(Parser):
         if self._legacy_index is not None:
             codex["item_index"] = self._legacy_index
 
-        base: Row = dict(_ROW_TEMPLATE)
-        base.update({
-            "schema_version": 1,
-            "session_id": hdr["session_id"] or thread,
-            "conversation_id": thread,
-            "provider": PROVIDER,
-            "model": (turn["model"] or hdr["model"]) if is_assistant else None,
-            "conversation_started_at": st["started_at"],
-            "conversation_source": NAME,
-            "client_name": NAME,
-            "cwd": turn["cwd"] or hdr["cwd"],
-            "git_branch": hdr["git_branch"],
-            "client_version": hdr["client_version"],
-            "entrypoint": hdr["entrypoint"],
-            "user_type": hdr["user_type"],
-            "permission_mode": turn["sandbox"],
-            "is_sidechain": hdr["is_sidechain"],
-            "parent_thread_id": hdr["parent_thread_id"],
-            "message_id": message_id,
-            "previous_message_id": "[]" if prev is None else canonical_json([prev]),
-            "provider_uuid": native,
-            "prompt_id": turn["id"],
-            "message_index": ordinal,
-            "message_created_at": ts,
-            "role": role,
-            "provider_type": provider_type,
-            "raw_frame": raw_frame,
-            "source_path_hash": self._path_hash,
-            "source_offset": offset,
-            "record_format": fmt,
-        })  # fmt: skip
+        frame = None if raw_frame is None else _plain_json(raw_frame)
+        base: Row = _ROW_TEMPLATE.copy()
+        base["schema_version"] = 1
+        base["session_id"] = hdr["session_id"] or thread
+        base["conversation_id"] = thread
+        base["provider"] = PROVIDER
+        base["model"] = (turn["model"] or hdr["model"]) if is_assistant else None
+        base["conversation_started_at"] = st["started_at"]
+        base["conversation_source"] = NAME
+        base["client_name"] = NAME
+        base["cwd"] = turn["cwd"] or hdr["cwd"]
+        base["git_branch"] = hdr["git_branch"]
+        base["client_version"] = hdr["client_version"]
+        base["entrypoint"] = hdr["entrypoint"]
+        base["user_type"] = hdr["user_type"]
+        base["permission_mode"] = turn["sandbox"]
+        base["is_sidechain"] = hdr["is_sidechain"]
+        base["parent_thread_id"] = hdr["parent_thread_id"]
+        base["message_id"] = message_id
+        base["previous_message_id"] = "[]" if prev is None else _plain_json([prev])
+        base["provider_uuid"] = native
+        base["prompt_id"] = turn["id"]
+        base["message_index"] = ordinal
+        base["message_created_at"] = ts
+        base["role"] = role
+        base["provider_type"] = provider_type
+        base["raw_frame"] = frame
+        base["source_path_hash"] = self._path_hash
+        base["source_offset"] = offset
+        base["record_format"] = fmt
         rows: list[Row] = []
+        last = len(m.parts) - 1
         for i, part in enumerate(m.parts):
-            row = dict(base)
+            row = base if i == last else base.copy()
             part_codex = part.pop("codex", None)
             row.update(part)
             row["part_index"] = i
             row["part_id"] = f"{message_id}#{i}"
             if not subtype_from_parts:
                 row["provider_subtype"] = subtype
-            c = dict(codex)
             if part_codex:
-                c.update(part_codex)
-            row["attributes"] = {"gateway": dict(gateway), "codex": c}
-            if raw_frame is not None:
-                row["raw_frame"] = dict(raw_frame)
+                c = {**codex, **part_codex}
+            else:
+                c = codex.copy() if i != last else codex
+            row["attributes"] = {"gateway": gateway.copy() if i != last else gateway, "codex": c}
             rows.append(row)
         return rows
 
