@@ -204,20 +204,33 @@ def test_importer_raising_outside_files_fails_only_that_provider(layout, env):
 
 
 def test_storage_error_fails_the_provider_and_the_next_one_still_runs(layout, env, monkeypatch):
+    """A full disk while writing claude's rows (injected ENOSPC under the real commit): claude `failed` with
+    storage's message, nothing partial left, codex still imported; the rerun completes claude."""
+    import errno
+
+    from hypaware_tui.core import paths as paths_mod
+
     two_clients(env)
-    real_commit = storage_mod.Storage.commit
+    real_write_all = paths_mod.write_all
+    state = {"claude": True}
 
-    def commit(self, rows, checkpoints, **kw):
-        if kw.get("provider") == "claude":
-            raise storage_mod.StorageError("could not write to the dataset: No space left on device")
-        return real_commit(self, rows, checkpoints, **kw)
+    def write_all(fd, data):
+        if state["claude"] and "source=claude" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_all(fd, data)
 
-    monkeypatch.setattr(storage_mod.Storage, "commit", commit)
+    monkeypatch.setattr(paths_mod, "write_all", write_all)
     res = run(layout, env)
     claude, codex = res.providers
     assert claude.status == "failed" and "No space left on device" in claude.error
+    assert claude.error.count("could not write") <= 1
     assert codex.status == "ok" and codex.rows_written == 20
     assert res.exit_code == 1
+    assert not list(layout.dataset_root.glob("source=claude/**/*.parquet"))
+    assert not list(layout.dataset_root.glob("**/*.tmp"))
+    state["claude"] = False
+    again = run(layout, env)
+    assert again.providers[0].rows_written == 60 and again.providers[1].rows_written == 0
 
 
 # --------------------------------------------------------------------------------------------- windows

@@ -620,7 +620,7 @@ def _fatal_message(exc: BaseException) -> str:
     except ImportError:  # pragma: no cover - storage always exists in a real install
         StorageError = ()  # type: ignore[assignment]  # noqa: N806
     if isinstance(exc, StorageError):
-        return f"could not write to the dataset: {exc}"
+        return str(exc)  # storage messages say what happened and what to do; shown as is
     from hypaware_tui.core.checkpoints import StateDBError
 
     if isinstance(exc, StateDBError):
