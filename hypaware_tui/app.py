@@ -411,7 +411,7 @@ class WizardApp(App[int]):
             else:
                 total = 5 if s.dry_run else 7
                 await self._show(WelcomeScreen(StepInfo(1, total, s.badge), tilde(s.layout.home, s.env),
-                                               self.scan_status()))
+                                               self.scan_status(), demo=s.demo_dir is not None))
                 self.mode = MODE_FIRST
             if await self._steps() is not Back:
                 return
@@ -475,7 +475,8 @@ class WizardApp(App[int]):
         if name == "consent":
             names = join_names([client_name(c) for c in self.choices.clients])
             return ConsentScreen(step, names, self.choices.retention_days, tilde(s.layout.home, s.env),
-                                 import_history=self.choices.import_history, capture=self.choices.capture)
+                                 import_history=self.choices.import_history, capture=self.choices.capture,
+                                 demo=s.demo_dir is not None)
         if name == "review":
             if self._inventory_event is not None and not self.inventory_done:
                 await self._inventory_event.wait()

@@ -664,7 +664,11 @@ def capture_line(result: InitResult) -> str:
 
 
 def next_commands(result: InitResult) -> list[str]:
+    """wizard.md §6.7 item 4. In a demo every command needs the demo's HYP_HOME (else it would look at the
+    real one), so they carry it."""
     out = ["hyp status", "hyp query overview", 'hyp query sql "select …"']
+    if result.plan.demo_dir is not None:
+        return ["hyp init (to set up hyp with your own history)"]
     for client, r in result.clients.items():
         if getattr(r, "status", None) in ("failed", "cancelled"):
             out.append(f"hyp backfill {client}")
@@ -795,7 +799,7 @@ def fmt_duration(seconds: float) -> str:
 
 def fmt_bytes(n: int | float) -> str:
     n = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
+    for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             if unit == "B":
                 return f"{int(n)} B"

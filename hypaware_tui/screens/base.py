@@ -47,6 +47,7 @@ class WizardScreen(Screen[Any]):
     TITLE = ""
     CAN_GO_BACK = True
     QUIT_KIND = "setup"  # setup | import | done
+    AUTO_FOCUS: str | None = None  # each step names the widget that has focus when it appears (never the scrolling body)
 
     BINDINGS = [
         Binding("enter", "next", "next", show=False),

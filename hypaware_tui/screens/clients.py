@@ -46,6 +46,7 @@ class ClientsScreen(WizardScreen):
 
     NAME = "Clients"
     TITLE = "Which assistants should hyp read?"
+    AUTO_FOCUS = "#clients"
 
     def __init__(self, step: StepInfo, views: list[ClientView], checked: tuple[str, ...] | None) -> None:
         super().__init__(step)
@@ -77,7 +78,6 @@ class ClientsScreen(WizardScreen):
         yield ActionButton("Continue", id="continue")
 
     def on_mount(self) -> None:
-        self.query_one("#clients").focus()
         self._refresh_nothing_found()
 
     def keys(self) -> list[tuple[str, str]]:

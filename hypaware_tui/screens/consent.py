@@ -10,10 +10,11 @@ from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
 
 
 def consent_text(clients: str, retention_days: int, hyp_home: str) -> str:
-    """The normative text; `clients` are the checked names joined with "and"."""
+    """The normative text; `clients` are the checked names joined with "and" ("keeps" for one)."""
     back = "as far back as it goes" if retention_days == 0 else f"going back up to {retention_days} days"
+    keep = "keep" if " and " in clients else "keeps"
     return (
-        f"hyp will read the session history that {clients} keep on this computer, {back}: your prompts, the "
+        f"hyp will read the session history that {clients} {keep} on this computer, {back}: your prompts, the "
         "assistants' replies, tool calls and their results, token counts, model names, and the working "
         "directory of each session.\n\n"
         f"The copy is stored only on this computer, in {hyp_home}. Nothing is uploaded and nothing leaves this "
@@ -28,15 +29,17 @@ class ConsentScreen(WizardScreen):
 
     NAME = "Consent"
     TITLE = "Import the history already on this computer?"
+    AUTO_FOCUS = "#consent"
 
     def __init__(self, step: StepInfo, clients: str, retention_days: int, hyp_home: str, *,
-                 import_history: bool, capture: bool) -> None:
+                 import_history: bool, capture: bool, demo: bool = False) -> None:
         super().__init__(step)
         self.clients = clients
         self.retention_days = retention_days
         self.hyp_home = hyp_home
         self.import_history = import_history
         self.capture = capture
+        self.demo = demo
 
     def compose_body(self) -> ComposeResult:
         yield Static(consent_text(self.clients, self.retention_days, self.hyp_home), id="consent-text")
@@ -44,16 +47,16 @@ class ConsentScreen(WizardScreen):
         rows = [
             Row("import", f"Import existing history ({span})", checked=self.import_history),
             Row("capture", "Keep capturing new sessions after setup", checked=self.capture,
-                note=f"Runs the hyp capture daemon in the background. It reads the same history files and "
-                     f"changes nothing in {self.clients}."),
+                note=("A real setup runs the hyp capture daemon in the background; this demo does not start it."
+                      if self.demo else
+                      f"Runs the hyp capture daemon in the background. It reads the same history files and "
+                      f"changes nothing in {self.clients}.")),
         ]
         yield ChoiceList(rows, id="consent")
 
     def compose_buttons(self) -> ComposeResult:
         yield ActionButton("Continue", id="continue")
 
-    def on_mount(self) -> None:
-        self.query_one("#consent").focus()
 
     def keys(self) -> list[tuple[str, str]]:
         return [("Enter", "next"), ("Space", "toggle"), ("↑↓", "move"), ("Esc", "back"), ("q", "quit")]

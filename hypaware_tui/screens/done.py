@@ -187,7 +187,7 @@ class DoneScreen(WizardScreen):
         outer.add_row(Text(f"{first} → {last} ({period.time_zone}) · {ov.active_days} active days · "
                            f"{ov.rows:,} rows", style="dim"))
         models = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0), header_style="bold")
-        for name, justify in (("Model", "left"), ("Input", "right"), ("Cached", "right"), ("Output", "right")):
+        for name, justify in (("Tokens per model", "left"), ("Input", "right"), ("Cached", "right"), ("Output", "right")):
             models.add_column(name, justify=justify, no_wrap=True)
         for m in ov.models[:5]:
             models.add_row(m.model or f"({m.provider or 'unknown'})", compact_number(m.input_tokens),

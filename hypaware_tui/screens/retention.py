@@ -25,6 +25,7 @@ class RetentionScreen(WizardScreen):
 
     NAME = "Retention"
     TITLE = "How much history should hyp keep?"
+    AUTO_FOCUS = "#retention"
 
     def __init__(self, step: StepInfo, options: list[int], selected: int, *, current: int | None,
                  preview: Callable[[int], str], warning: Callable[[int], str | None]) -> None:
@@ -40,14 +41,13 @@ class RetentionScreen(WizardScreen):
                 for d in self.options]
         yield ChoiceList(rows, multi=False, id="retention")
         yield Static(self.preview(self.selected), id="preview")
-        yield Static(self.warning(self.selected) or "", id="warning")
+        warning = self.warning(self.selected)
+        yield Static(warning or "", id="warning", classes="" if warning else "-empty")
         yield Static(HELP, id="help")
 
     def compose_buttons(self) -> ComposeResult:
         yield ActionButton("Continue", id="continue")
 
-    def on_mount(self) -> None:
-        self.query_one("#retention").focus()
 
     def keys(self) -> list[tuple[str, str]]:
         return [("Enter", "next"), ("↑↓", "choose"), ("Esc", "back"), ("q", "quit")]
@@ -56,7 +56,10 @@ class RetentionScreen(WizardScreen):
         days = int(event.choice_list.checked[0])
         self.selected = days
         self.query_one("#preview", Static).update(self.preview(days))
-        self.query_one("#warning", Static).update(self.warning(days) or "")
+        warning = self.warning(days)
+        box = self.query_one("#warning", Static)
+        box.update(warning or "")
+        box.set_class(not warning, "-empty")
 
     def current_answer(self):
         return self.selected

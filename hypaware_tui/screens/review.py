@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,14 +18,14 @@ from hypaware_tui.screens.widgets import ActionButton
 LABEL_WIDTH = 10
 
 
-def _block(label: str, lines: list[str | Text]) -> Text:
-    out = Text()
+def _block(label: str, lines: list[str | Text]) -> Table:
+    """`Label     first line` with every further (or wrapped) line indented under the first."""
+    grid = Table.grid(padding=(0, 0))
+    grid.add_column(width=LABEL_WIDTH, no_wrap=True, style="bold")
+    grid.add_column(ratio=1)
     for i, line in enumerate(lines or [""]):
-        out.append((label if i == 0 else "").ljust(LABEL_WIDTH), style="bold")
-        out.append_text(line if isinstance(line, Text) else Text(line))
-        if i < len(lines) - 1:
-            out.append("\n")
-    return out
+        grid.add_row(label if i == 0 else "", line)
+    return grid
 
 
 def client_lines(plan: InitPlan) -> list[str]:
@@ -98,6 +99,7 @@ class ReviewScreen(WizardScreen):
         self.plan = plan
         self.env = env
         self.QUIT_KIND = "close" if plan.dry_run else "setup"
+        self.AUTO_FOCUS = "#close" if plan.dry_run else "#start"
 
     def compose_body(self) -> ComposeResult:
         plan = self.plan
@@ -120,9 +122,6 @@ class ReviewScreen(WizardScreen):
             label = "Write config and start import" if self.plan.import_clients else "Write config"
             yield ActionButton(label, id="start")
             yield ActionButton("Back", id="back")
-
-    def on_mount(self) -> None:
-        self.query_one("#close" if self.plan.dry_run else "#start").focus()
 
     def keys(self) -> list[tuple[str, str]]:
         if self.plan.dry_run:

@@ -16,12 +16,14 @@ class WelcomeScreen(WizardScreen):
 
     NAME = "Welcome"
     TITLE = "Keep a private record of your AI coding sessions"
+    AUTO_FOCUS = "#start"
     CAN_GO_BACK = False
 
-    def __init__(self, step: StepInfo, hyp_home: str, scan_status: str = LOOKING) -> None:
+    def __init__(self, step: StepInfo, hyp_home: str, scan_status: str = LOOKING, *, demo: bool = False) -> None:
         super().__init__(step)
         self.hyp_home = hyp_home
         self.scan_status = scan_status
+        self.demo = demo
 
     def compose_body(self) -> ComposeResult:
         yield Static(
@@ -31,13 +33,14 @@ class WelcomeScreen(WizardScreen):
             f"Everything stays on this computer, in {self.hyp_home}.",
             id="welcome-text",
         )
+        if self.demo:
+            yield Static("This is a demo: sample history in a temporary folder. Your real history, settings and "
+                         "hyp data are not touched, and no background process is started.", id="demo-note")
         yield Static(self.scan_status, id="scan-status")
 
     def compose_buttons(self) -> ComposeResult:
         yield ActionButton("Get started", id="start")
 
-    def on_mount(self) -> None:
-        self.query_one("#start").focus()
 
     def keys(self) -> list[tuple[str, str]]:
         return [("Enter", "get started"), ("q", "quit")]

@@ -14,6 +14,7 @@ class WelcomeBackScreen(WizardScreen):
 
     NAME = "Welcome back"
     TITLE = "hyp is already set up on this computer"
+    AUTO_FOCUS = "#choices"
     CAN_GO_BACK = False
 
     def __init__(self, step: StepInfo, facts: list[tuple[str, str]], error: str | None = None,
@@ -42,8 +43,6 @@ class WelcomeBackScreen(WizardScreen):
         rows = [Row(r.value, r.label, r.detail, checked=(r.value == self.default)) for r in rows]
         yield ChoiceList(rows, multi=False, id="choices")
 
-    def on_mount(self) -> None:
-        self.query_one("#choices").focus()
 
     def keys(self) -> list[tuple[str, str]]:
         return [("Enter", "choose"), ("↑↓", "move"), ("q", "quit")]
