@@ -918,3 +918,92 @@ def test_window_drops_rows_and_counts_the_message_line_once():
     dropped_lines = {r["source_offset"] for r in full} - {r["source_offset"] for r in kept}
     assert stats.lines_skipped["outside_window"] == len(dropped_lines)
     assert sum(stats.lines_skipped.values()) == sum(full_stats.lines_skipped.values()) + len(dropped_lines)
+
+
+def _lines_file(tmp_path: Path, records: list[dict], name: str = "rollout-2026-01-01T00-00-00-t.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _e(ts: str, typ: str, payload: dict) -> dict:
+    return {"timestamp": f"2026-01-01T00:00:{ts}Z", "type": typ, "payload": payload}
+
+
+def test_resumed_session_meta_with_the_same_id_updates_client_fields(tmp_path):
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "cli_version": "0.90.0", "originator": "codex_cli_rs",
+            "model_provider": "openai", "cwd": "/a"}
+    recs = [_e("00", "session_meta", meta), _e("01", "response_item", {"type": "message", "role": "user", "content": "one"}),
+            _e("30", "session_meta", {**meta, "cli_version": "0.99.0", "originator": "codex_vscode", "model_provider": "azure",
+                                      "cwd": "/b"}),
+            _e("31", "response_item", {"type": "message", "role": "user", "content": "two"})]  # fmt: skip
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    one, two = rows
+    assert (one["client_version"], one["entrypoint"], attrs(one)["codex"]["model_provider"]) == ("0.90.0", "codex_cli_rs", "openai")
+    assert (two["client_version"], two["entrypoint"], attrs(two)["codex"]["model_provider"]) == ("0.99.0", "codex_vscode", "azure")
+    assert two["cwd"] == "/a" and two["conversation_started_at"] == one["conversation_started_at"]
+    assert not any(attrs(r)["codex"].get("replayed_from_parent") for r in rows)
+
+
+def test_replay_ends_at_a_turn_start_of_the_child_even_within_the_same_second(tmp_path):
+    child_start = "2026-01-01T00:00:10.000Z"
+    child_s = parse_iso_us(child_start) // 1_000_000
+    old_turn = "0194a000-0000-7000-8000-000000000001"  # UUIDv7 of 2025-01: a replayed parent turn
+    ms = f"{child_s * 1000:012x}"
+    new_turn = f"{ms[:8]}-{ms[8:]}-7000-8000-000000000002"
+    recs = [_e("10.000", "session_meta", {"id": "child", "timestamp": child_start}),
+            _e("10.100", "session_meta", {"id": "parent"}),
+            _e("10.200", "event_msg", {"type": "task_started", "turn_id": old_turn}),
+            _e("10.200", "event_msg", {"type": "task_started", "turn_id": "not-a-uuid"}),
+            {"type": "response_item", "payload": {"type": "message", "role": "user", "content": "untimed replayed"}},
+            _e("10.300", "response_item", {"type": "message", "role": "user", "content": "replayed", "id": "msg_1"}),
+            _e("10.400", "event_msg", {"type": "task_started", "turn_id": new_turn}),
+            _e("10.500", "response_item", {"type": "message", "role": "user", "content": "own", "id": "msg_2"})]  # fmt: skip
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    flags = {r["content_text"]: attrs(r).get("codex", {}).get("replayed_from_parent", False) for r in rows}
+    assert flags == {"untimed replayed": True, "replayed": True, "own": False}
+    exact = {r["content_text"]: r for r in rows}
+    assert exact["own"]["message_id"] == "msg_2" and exact["replayed"]["message_id"] != "msg_1"
+    # a start given as started_at (Unix seconds) ends it too; an older one does not
+    recs2 = recs[:2] + [_e("10.200", "event_msg", {"type": "turn_started", "started_at": child_s - 5}),
+                        _e("10.300", "response_item", {"type": "message", "role": "user", "content": "replayed"}),
+                        _e("10.400", "event_msg", {"type": "turn_started", "started_at": child_s + 0.4}),
+                        _e("10.500", "response_item", {"type": "message", "role": "user", "content": "own"})]  # fmt: skip
+    rows2, _ = import_file(IMP, _lines_file(tmp_path, recs2))
+    assert {r["content_text"]: attrs(r).get("codex", {}).get("replayed_from_parent", False) for r in rows2} == {"replayed": True, "own": False}
+
+
+def test_less_common_item_shapes(tmp_path):
+    recs = [_e("00", "session_meta", {"id": "t"}),
+            _e("01", "response_item", {"type": "message", "role": "user", "content": [
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+                {"type": "input_file", "text": "notes.txt contents", "file_id": "f1"},
+                "bare string entry", {"type": "input_image", "image_url": "https://example.com/x.png"}]}),
+            _e("02", "response_item", {"type": "message", "role": "system", "content": "a plain string content"}),
+            _e("03", "response_item", {"type": "function_call", "name": "query", "namespace": "mcp__db", "arguments": "not json",
+                                       "id": "fc_1"}),
+            _e("04", "response_item", {"type": "function_call_output", "call_id": "fc_1", "output": {"rows": 3, "ok": True}}),
+            _e("05", "response_item", {"type": "image_generation_call", "result": "iVBORw0KGgo="}),
+            _e("06", "response_item", {"type": "tool_search_call", "arguments": {}}),
+            _e("07", "inter_agent_communication", {"from": "a"}),
+            _e("08", "event_msg", {"type": "exec_command_end", "exit_code": 1}),
+            _e("09", "event_msg", {"type": "task_complete"})]  # fmt: skip (the boundary releases the held call)
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs))
+    parts = [(r["part_type"], r["provider_subtype"], r["content_text"]) for r in rows if r["role"] == "user"]
+    assert parts == [("audio", "input_audio", None), ("input_file", "input_file", "notes.txt contents"),
+                     ("text", None, "bare string entry"), ("image", "input_image", None)]  # fmt: skip
+    assert by_text(rows, "plain string content")["role"] == "system"
+    call = by_call(rows, "fc_1")  # call_id falls back to the item id
+    assert call["message_id"] == "fc_1" and call["tool_args"] == '"not json"'
+    assert attrs(call)["codex"]["tool_namespace"] == "mcp__db"
+    out = by_call(rows, "fc_1", "tool_result")
+    assert out["content_text"] == '{"ok":true,"rows":3}' and out["tool_name"] == "query" and out["is_error"] is None
+    assert not any("UklGRg" in str(v) or "iVBOR" in str(v) or "example.com" in str(v) for r in rows for v in r.values())
+    assert stats.records_by_type["inter_agent_communication"] == 1
+    assert stats.lines_skipped["not_a_message"] == 6  # meta, image_generation, tool_search, inter_agent, exec_end, complete
+
+
+def test_session_key_is_the_thread():
+    a = SourceFile("codex", "/h/sessions/2026/01/15/rollout-2026-01-15T14-02-11-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl", "a" * 16, "incremental")
+    b = SourceFile("codex", "/h/archived_sessions/rollout-2026-01-15T14-02-11-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl", "b" * 16, "incremental")
+    assert IMP.session_key(a) == IMP.session_key(b) == "019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01"

@@ -1620,6 +1620,10 @@ class CodexImporter(Importer):
         parser.finish()
         return parser, bytes_read
 
+    def session_key(self, file: SourceFile) -> str:
+        """One thread, wherever its file lies: a rollout in both sessions/ and archived_sessions/ counts once."""
+        return thread_id_from_name(file.path)
+
     # -- inventory ------------------------------------------------------------------------------------------
 
     def inventory_file(self, file: SourceFile, size: int, mtime_ns: int) -> FileInventory:
