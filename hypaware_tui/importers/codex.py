@@ -76,15 +76,11 @@ _PROCESS_EXITED = re.compile(r"^Process exited with code (-?\d+)\s*$")
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
 _TURN_STARTS = frozenset({"task_started", "turn_started"})
 _TURN_ENDS = frozenset({"task_complete", "turn_complete", "turn_aborted"})
-# Response-item types that are "assistant-side" for the order latch (codex.md §6.2 rule 1), message aside.
-_ASSISTANT_SIDE = frozenset({"reasoning", "function_call", "custom_tool_call", "local_shell_call", "web_search_call"})
 _IMAGE_ENTRY_TYPES = frozenset({"image", "Image", "local_image", "LocalImage", "input_image"})
 _TEXT_ENTRY_TYPES = frozenset({"text", "Text", "input_text", "output_text"})
 # Every column present (null unless set), so consumers may index rows directly.
 _ROW_TEMPLATE: dict[str, Any] = dict.fromkeys(COLUMN_NAMES)
 _ROW_TEMPLATE.pop("date")
-_USAGE_FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
-                 "reasoning_output_tokens")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- helpers
