@@ -76,19 +76,17 @@ def test_live_appends_partial_line_and_new_session(tmp_path: Path, mode: str) ->
     start = now_utc()
     f1 = home.session(S1)
     f1.write_text(session_text(S1, 2, start - timedelta(minutes=1)))
-    if mode == "polling":
-        # polling also covers "a root missing at start": the Claude folder appears while it runs
-        moved = tmp_path / "later"
-        os.rename(home.claude, moved)
+    # a root missing at start: the Claude folder appears while the daemon runs
+    moved = tmp_path / "later"
+    os.rename(home.claude, moved)
     proc = home.spawn_daemon(extra_env=extra)
     try:
         st = home.wait_state("running", pid=proc.pid)
         assert st["watch"] == mode
-        if mode == "polling":
-            assert st["clients"]["claude"]["root_state"] == "waiting" and rows_now(home) == 0
-            os.rename(moved, home.claude)
-            assert wait_for(lambda: (home.status() or {}).get("clients", {}).get("claude", {}).get(
-                "root_state") == "watching", 15), home.log_text()
+        assert st["clients"]["claude"]["root_state"] == "waiting" and rows_now(home) == 0
+        os.rename(moved, home.claude)
+        assert wait_for(lambda: (home.status() or {}).get("clients", {}).get("claude", {}).get(
+            "root_state") == "watching", 15), home.log_text()
         assert wait_for(lambda: rows_now(home) == 3, 15), home.log_text()
         # line by line, while it runs
         latencies = []
