@@ -46,7 +46,7 @@ def make_row(*, created: str | int | datetime = _DEFAULT_CREATED, **overrides: A
         "part_index": part_index,
         "part_type": "text",
         "content_text": "hello",
-        "attributes": canonical_json({"gateway.identity_source": "native"}),
+        "attributes": canonical_json({"gateway": {"identity_source": "native"}}),
         "source_path_hash": "0123456789abcdef",
         "source_offset": 0,
         "record_format": "claude-jsonl" if client == "claude" else "codex-envelope",
