@@ -112,6 +112,9 @@ def test_demo_yes_keeps_the_real_home_untouched(tmp_path: Path, fake_manager_env
     assert text.returncode == 0
     assert "HYP_HOME=" in text.stdout and "hyp query overview" in text.stdout and "rm -rf" in text.stdout
     assert "not started (demo)" in text.stdout
+    dry = hyp(["init", "--demo", "--yes", "--dry-run", "--json"], env)  # a dry-run demo removes its directory
+    assert dry.returncode == 0 and json.loads(dry.stdout)["demo_dir"]
+    assert not Path(json.loads(dry.stdout)["demo_dir"]).exists()
 
 
 # --------------------------------------------------------------------------------------------- §12.3

@@ -119,7 +119,7 @@ class DoneScreen(WizardScreen):
 
             yield Static("\n".join(DemoDir(self.result.plan.demo_dir).next_commands()), id="demo")
         yield Static(Text("First look", style="bold"), id="first-look-title")
-        yield Static("Loading…" if self.first_look else NOTHING_YET, id="first-look")
+        yield Static("Loading…", id="first-look")
         with Horizontal(id="first-look-side"):
             yield Static("", id="first-look-repos")
             yield Static("", id="first-look-tools")
@@ -135,7 +135,7 @@ class DoneScreen(WizardScreen):
         if self.first_look is not None and not self._nothing_imported():
             self.set_timer(FIRST_LOOK_TIMEOUT_S, self._first_look_timeout)
             self._first_look_worker()
-        elif self.first_look is not None:
+        else:
             self._show_note(NOTHING_YET)
 
     def _nothing_imported(self) -> bool:

@@ -1,0 +1,218 @@
+"""The wizard's other paths: mouse only, Import again, an invalid config, nothing detected, an empty root,
+flag seeds, the first-look timeout, and a terminal hang-up before and during the import."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from hypaware_tui.app import WizardApp
+from hypaware_tui.screens import done as done_module
+from hypaware_tui.screens.clients import NOTHING_FOUND, ClientsScreen
+from hypaware_tui.screens.consent import ConsentScreen
+from hypaware_tui.screens.done import DoneScreen
+from hypaware_tui.screens.import_ import ImportScreen
+from hypaware_tui.screens.retention import RetentionScreen
+from hypaware_tui.screens.review import ReviewScreen
+from hypaware_tui.screens.welcome import WelcomeScreen
+from hypaware_tui.screens.welcome_back import WelcomeBackScreen
+from hypaware_tui.screens.widgets import ChoiceList
+from tests.test_wizard_flow import enter_to, importers, on_screen, to_clients, wait_for
+from tests.wizard_support import make_machine, wizard_settings
+
+
+async def test_everything_by_mouse(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_screen(pilot, WelcomeScreen)
+        await wait_for(pilot, lambda: app.inventory_done)
+        await pilot.click("#start")
+        clients = await on_screen(pilot, ClientsScreen)
+        await pilot.click("#clients", offset=(8, 1))  # the Codex row
+        assert clients.query_one(ChoiceList).checked == ("claude",)
+        await pilot.click("#continue")
+        retention = await on_screen(pilot, RetentionScreen)
+        await pilot.click("#retention", offset=(8, 1))  # 90 days
+        assert retention.selected == 90
+        await pilot.click("#continue")
+        consent = await on_screen(pilot, ConsentScreen)
+        await pilot.click("#consent", offset=(8, 1))  # capture off
+        assert not consent.query_one(ChoiceList).is_checked("capture")
+        await pilot.click("#continue")
+        review = await on_screen(pilot, ReviewScreen)
+        assert (review.plan.choices.clients, review.plan.retention_days, review.plan.choices.capture) == (
+            ("claude",), 90, False)
+        await pilot.click("#back")
+        await on_screen(pilot, ConsentScreen)
+        await pilot.click("#continue")
+        await on_screen(pilot, ReviewScreen)
+        await pilot.click("#start")
+        await on_screen(pilot, DoneScreen)
+        await pilot.press("enter")
+    assert app.return_code == 0
+    assert json.loads(m.layout.config.read_text())["retention_days"] == 90
+
+
+async def test_import_again_uses_the_config_and_four_steps(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    text = '{"version": 1, "clients": {"codex": {"enabled": true}}, "retention_days": 90, "capture": {"enabled": true}}\n'
+    m.layout.config.write_text(text)
+    m.running_pid[0] = 4242  # a daemon is running and the config does not change: action none
+    gate = threading.Event()
+    app = WizardApp(wizard_settings(m, importers=importers(codex={"gate": gate})))
+    async with app.run_test(size=(80, 24)) as pilot:
+        back = await on_screen(pilot, WelcomeBackScreen)
+        assert back.step.total == 0
+        await pilot.press("up", "enter")  # Import again
+        review = await on_screen(pilot, ReviewScreen)
+        assert (review.step.number, review.step.total) == (2, 4)
+        assert review.plan.config.action == "unchanged" and review.plan.import_clients == ("codex",)
+        assert review.plan.daemon.action == "none"
+        from hypaware_tui.screens.review import config_lines
+
+        assert config_lines(review.plan, m.env)[0].endswith("hypaware-config.json · unchanged")
+        importing = await enter_to(pilot, ImportScreen)
+        assert (importing.step.number, importing.step.total) == (3, 4)
+        assert [p.id for p in importing.query(".import-panel")] == ["panel-codex"]
+        gate.set()
+        done = await on_screen(pilot, DoneScreen)
+        assert (done.step.number, done.step.total) == (4, 4)
+        assert done.result.clients["codex"].rows_written > 0 and "claude" not in done.result.clients
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert m.layout.config.read_text() == text
+    assert not list(m.layout.home.glob("*.bak-*"))
+    assert m.spawner.calls == []
+
+
+async def test_welcome_back_quit_is_exit_0(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version": 1}\n')
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_screen(pilot, WelcomeBackScreen)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0
+    assert sorted(p.name for p in m.layout.home.iterdir()) == ["hypaware-config.json"]
+
+
+async def test_invalid_config_offers_reconfigure_from_defaults(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    broken = b'{"version": 1, "retention_days": "soon"'
+    m.layout.config.write_bytes(broken)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        back = await on_screen(pilot, WelcomeBackScreen)
+        assert "is not valid JSON" in str(back.query_one("#config-error").render())
+        assert [r.value for r in back.query_one(ChoiceList).rows] == ["reconfigure", "quit"]
+        await pilot.press("up", "enter")
+        clients = await on_screen(pilot, ClientsScreen)
+        await wait_for(pilot, lambda: app.inventory_done)
+        await pilot.pause()
+        assert clients.query_one(ChoiceList).checked == ("claude", "codex")  # defaults: the detected ones
+        retention = await enter_to(pilot, RetentionScreen)
+        assert retention.selected == 120
+        await enter_to(pilot, ConsentScreen)
+        review = await enter_to(pilot, ReviewScreen)
+        assert review.plan.config.action == "replace"
+        await enter_to(pilot, DoneScreen)
+        await pilot.press("enter")
+    backups = list(m.layout.home.glob("hypaware-config.json.bak-*"))
+    assert len(backups) == 1 and backups[0].read_bytes() == broken
+    assert json.loads(m.layout.config.read_text())["retention_days"] == 120
+
+
+async def test_nothing_detected_only_quitting_is_possible(tmp_path: Path) -> None:
+    m = make_machine(tmp_path, clients=())
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients = await to_clients(pilot)
+        assert str(clients.query_one("#nothing-found").render()) == NOTHING_FOUND
+        await pilot.press("a", "space", "enter")
+        await pilot.pause()
+        assert app.screen is clients and clients.query_one(ChoiceList).checked == ()
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 130 and not m.layout.home.exists()
+
+
+async def test_empty_root_and_flag_seeds(tmp_path: Path) -> None:
+    m = make_machine(tmp_path, clients=("claude",))
+    (m.home / ".codex").mkdir()  # detected, but no history yet
+    app = WizardApp(wizard_settings(m, seed_clients=("codex",), seed_retention=30, seed_import=False,
+                                    seed_capture=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients = await to_clients(pilot)
+        cl = clients.query_one(ChoiceList)
+        assert cl.checked == ("codex",)
+        assert cl.rows[1].detail == "no history yet · new sessions will be captured"
+        retention = await enter_to(pilot, RetentionScreen)
+        assert retention.selected == 30
+        consent = await enter_to(pilot, ConsentScreen)
+        assert consent.current_answer() == (False, False)
+        review = await enter_to(pilot, ReviewScreen)
+        assert str(review.query_one("#start").render()).strip() == "> [ Write config ]"
+        done = await enter_to(pilot, DoneScreen)
+        await wait_for(pilot, lambda: done.first_look_done)
+        assert "Nothing imported yet" in str(done.query_one("#first-look").render())
+        assert "not started (you chose not to)" in str(done.query_one("#capture").render())
+        await pilot.press("enter")
+    assert app.return_code == 0
+    assert json.loads(m.layout.config.read_text())["capture"] == {"enabled": False}
+
+
+async def test_first_look_that_takes_too_long_becomes_a_note(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(done_module, "FIRST_LOOK_TIMEOUT_S", 0.3)
+    release = threading.Event()
+
+    def slow_first_look(layout, env):
+        release.wait(10)
+        raise RuntimeError("too late")
+
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m, first_look=slow_first_look))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        for cls in (RetentionScreen, ConsentScreen, ReviewScreen, DoneScreen):
+            done = await enter_to(pilot, cls)
+        await wait_for(pilot, lambda: done.first_look_done)
+        assert "taking longer than 5 s" in str(done.query_one("#first-look").render())
+        release.set()
+        await pilot.pause(0.1)
+        assert "taking longer" in str(done.query_one("#first-look").render())
+        await pilot.press("enter")
+    assert app.return_code == 0
+
+
+async def test_hang_up_before_the_commit_writes_nothing(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        await enter_to(pilot, RetentionScreen)
+        app.hang_up()
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 130 and not m.layout.home.exists()
+
+
+async def test_hang_up_during_the_import_skips_the_daemon(tmp_path: Path) -> None:
+    m = make_machine(tmp_path)
+    gate = threading.Event()
+    app = WizardApp(wizard_settings(m, importers=importers(claude={"gate": gate})))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        for cls in (RetentionScreen, ConsentScreen, ReviewScreen, ImportScreen):
+            await enter_to(pilot, cls)
+        app.hang_up()
+        gate.set()
+        await wait_for(pilot, lambda: app.return_code is not None, timeout=30)
+    assert app.return_code == 130
+    assert app.result is not None and app.result.daemon.status == "skipped"
+    assert m.spawner.calls == []
+    assert app.summary and "Capture   not started" in app.summary
