@@ -351,7 +351,8 @@ class WizardApp(App[int]):
         return text
 
     def retention_warning(self, days: int) -> str | None:
-        return shorter_retention_warning(self.settings.machine.config, days, None)
+        machine = self.settings.machine
+        return shorter_retention_warning(machine.config, days, machine.rows_older_than(days, self.settings.now_us()))
 
     # -- size ----------------------------------------------------------------------------------------
 

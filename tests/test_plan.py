@@ -276,3 +276,21 @@ def test_progress_formatting() -> None:
     assert skipped_reasons({}) == "0"
     assert skipped_reasons(reasons, max_len=31) == "55 (not a message 40 · +4 more)"
     assert skipped_reasons(reasons, max_len=30) == "55 (+5 more)"
+
+
+def test_shorter_retention_warning_counts_rows_from_the_dataset(tmp_path: Path) -> None:
+    m = make_machine(tmp_path, now_us=NOW_US - 20 * US_PER_DAY)  # history 20-40 days old
+    inv = build_inventory(env=m.env)
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    first = build_plan(inv, Choices(("claude", "codex"), capture=False), machine, now_us=NOW_US)
+    result = commit(first, m.layout, env=m.env, inventory=inv, service_manager=m.service, spawner=m.spawner)
+    written = sum(r.rows_written for r in result.clients.values())
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    assert machine.rows_older_than(120, NOW_US) == 0
+    older = machine.rows_older_than(30, NOW_US)
+    assert 0 < older < written
+    assert machine.rows_older_than(0, NOW_US) is None
+    plan = build_plan(inv, Choices(("claude", "codex"), retention_days=30), machine, now_us=NOW_US,
+                      mode="reconfigure", force=True)
+    assert plan.warnings == (f"Shorter than your current 120 days: rows older than 30 days (about {older:,}) "
+                             "will be deleted at the next daily cleanup.",)

@@ -124,6 +124,16 @@ class MachineState:
     config: ExistingConfig
     daemon: DaemonState = DaemonState()
     home: str = ""
+    partition_rows: tuple[tuple[str, int], ...] | None = None  # (date, stored rows) per dataset partition
+
+    def rows_older_than(self, retention_days: int, now_us: int) -> int | None:
+        """Rows a retention of `retention_days` would delete at the next daily cleanup (None: unknown)."""
+        from hypaware_tui.core.window import cut_date
+
+        cut = cut_date(retention_days, now_us)
+        if cut is None or self.partition_rows is None:
+            return None
+        return sum(rows for date, rows in self.partition_rows if date < cut)
 
 
 @dataclass(frozen=True)
@@ -309,6 +319,8 @@ def build_plan(
     """The immutable plan for `choices` (pure: reads and writes nothing). `force`: replacing an existing
     config is allowed (headless `--force`; the wizard's Review is the confirmation)."""
     existing = machine.config
+    if rows_older is None:
+        rows_older = machine.rows_older_than(choices.retention_days, now_us)
     since = import_floor_us(choices.retention_days, now_us)
     clients = []
     for c in KNOWN_CLIENTS:
@@ -451,7 +463,17 @@ def gather_machine_state(layout: Layout, env: Mapping[str, str], *, demo: bool =
                 installed = available = False
         daemon = DaemonState(running=pid is not None, pid=pid, service_installed=installed,
                              manager_available=available)
-    return MachineState(hyp_home=layout.home, config=existing, daemon=daemon, home=env.get("HOME", ""))
+    partition_rows = None
+    if existing.exists and layout.dataset_root.is_dir():
+        try:  # Parquet footers only: quick, read-only (for "about N rows will be deleted")
+            from hypaware_tui.core.storage import dataset_stats
+
+            stats = dataset_stats(layout)
+            partition_rows = tuple((p.date, p.rows) for p in stats.partitions)
+        except Exception:  # noqa: BLE001 - the count is optional (wizard.md §6.3)
+            partition_rows = None
+    return MachineState(hyp_home=layout.home, config=existing, daemon=daemon, home=env.get("HOME", ""),
+                        partition_rows=partition_rows)
 
 
 # --------------------------------------------------------------------------------------------- commit
