@@ -14,6 +14,7 @@ clocks, the first-look query) so tests and snapshots are deterministic.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -174,6 +175,8 @@ class WizardApp(App[int]):
     def __init__(self, settings: WizardSettings) -> None:
         super().__init__()
         self.settings = settings
+        self.unexpected_error: str | None = None
+        """One line describing an unexpected error that ended the wizard (exit 1)."""
         self.summary: str | None = None
         """Plain-text summary to print after the TUI closes (set on Done)."""
         self.result: InitResult | None = None
@@ -507,6 +510,18 @@ class WizardApp(App[int]):
             first_look = lambda: s.first_look(s.layout, s.env)  # noqa: E731
         await self._show(DoneScreen(StepInfo(number + 1, total, s.badge), result, s.env, first_look))
         self.exit(return_code=result.exit_code)
+
+    # -- errors --------------------------------------------------------------------------------------
+
+    def _fatal_error(self) -> None:
+        """An unexpected error ends the wizard with one line on stderr (printed by the CLI) and exit 1;
+        Textual's full traceback (with locals) only with HYP_DEBUG=1 (wizard.md §11)."""
+        if os.environ.get("HYP_DEBUG") == "1":
+            super()._fatal_error()
+            return
+        error = self._exception
+        self.unexpected_error = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        self._close_messages_no_wait()
 
     # -- quitting ------------------------------------------------------------------------------------
 

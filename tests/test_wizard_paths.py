@@ -216,3 +216,21 @@ async def test_hang_up_during_the_import_skips_the_daemon(tmp_path: Path) -> Non
     assert app.result is not None and app.result.daemon.status == "skipped"
     assert m.spawner.calls == []
     assert app.summary and "Capture   not started" in app.summary
+
+
+async def test_unexpected_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    import pytest
+
+    def broken_clock() -> int:
+        raise RuntimeError("the clock broke")
+
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m, now_us=broken_clock))
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_clients(pilot)
+            await pilot.press("enter")  # Retention computes its preview with the clock
+            await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 1
+    assert app.unexpected_error == "RuntimeError: the clock broke"
+    assert not m.layout.home.exists()
