@@ -78,6 +78,7 @@ _TURN_STARTS = frozenset({"task_started", "turn_started"})
 _TURN_ENDS = frozenset({"task_complete", "turn_complete", "turn_aborted"})
 _IMAGE_ENTRY_TYPES = frozenset({"image", "Image", "local_image", "LocalImage", "input_image"})
 _TEXT_ENTRY_TYPES = frozenset({"text", "Text", "input_text", "output_text"})
+_TYPE_KEYS: dict[tuple[str, str], str] = {}  # ("event_msg", "token_count") -> "event_msg/token_count"
 # Every column present (null unless set), so consumers may index rows directly.
 _ROW_TEMPLATE: dict[str, Any] = dict.fromkeys(COLUMN_NAMES)
 _ROW_TEMPLATE.pop("date")
@@ -149,15 +150,18 @@ def thread_id_from_name(path: str) -> str:
 
 
 def _has_float(value: object) -> bool:
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        c = v.__class__
-        if c is dict:
-            stack.extend(v.values())  # type: ignore[union-attr]
-        elif c is list:
-            stack.extend(v)  # type: ignore[arg-type]
-        elif c is float:
+    c = value.__class__
+    if c is dict:
+        items = value.values()  # type: ignore[union-attr]
+    elif c is list:
+        items = value  # type: ignore[assignment]
+    else:
+        return c is float
+    for v in items:  # type: ignore[union-attr]
+        vc = v.__class__
+        if vc is str or vc is int or vc is bool or v is None:
+            continue
+        if vc is float or _has_float(v):
             return True
     return False
 
@@ -623,9 +627,14 @@ class CodexParser(Parser):
             self._skip("not_a_message")
             return
         if typ == "response_item" or typ == "event_msg":
-            self.count_type(f"{typ}/{ptype}" if ptype.__class__ is str and ptype else typ)  # type: ignore[str-bytes-safe]
+            key = _TYPE_KEYS.get((typ, ptype)) if ptype.__class__ is str else None
+            if key is None:
+                key = f"{typ}/{ptype}" if ptype.__class__ is str and ptype else typ
+                if ptype.__class__ is str and len(_TYPE_KEYS) < 512:
+                    _TYPE_KEYS[(typ, ptype)] = key  # type: ignore[index]
+            self.stats.records_by_type[key] += 1
         else:
-            self.count_type(typ)  # type: ignore[arg-type]
+            self.stats.records_by_type[typ] += 1
 
         replay = self.state["replay"]
         if replay["active"] and self._replay_ends(ts, typ, ptype, payload):
