@@ -270,17 +270,28 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
     console.print()
     console.print(f"Window    {plan.window_text()}", markup=False)
     console.print()
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in (("Client", "left"), ("Detected", "left"), ("Import", "left"), ("Files", "right"),
-                          ("Sessions", "right"), ("Size", "right"), ("Oldest → newest (in window, up to)", "left")):
+    table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
+    for name, justify in (("Client", "left"), ("Import", "left"), ("Files", "right"), ("Sessions", "right"),
+                          ("Size", "right"), ("Oldest → newest", "left")):
         table.add_column(name, justify=justify, no_wrap=True)
+    notes = []
     for c in plan.clients:
         f = c.in_window
         span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}" if f.files else "—"
-        table.add_row(c.name, "yes" if c.detected else (c.reason or "no"),
-                      "yes" if c.import_ else ("skipped" if c.selected else "not selected"),
-                      f"{f.files:,}", f"{f.sessions:,}", fmt_bytes(f.bytes), span)
+        if c.import_:
+            state = "yes"
+        elif not c.selected:
+            state = "not selected"
+        elif not c.detected:
+            state = "not detected"
+            notes.append(f"  {c.client}: {c.reason}")
+        else:
+            state = "declined"
+        table.add_row(c.name, state, f"{f.files:,}", f"{f.sessions:,}", fmt_bytes(f.bytes), span)
+    console.print("Clients   in the window, upper bounds:", markup=False)
     console.print(table)
+    for note in notes:
+        console.print(note, markup=False)
     console.print()
     cfg = plan.config
     state = {"create": "new", "unchanged": "unchanged"}.get(cfg.action)

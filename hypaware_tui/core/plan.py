@@ -295,7 +295,12 @@ def shorter_retention_warning(existing: ExistingConfig, retention_days: int, row
         return None
     if retention_days == 0 or (old != 0 and retention_days >= old):
         return None
-    older = f" (about {rows_older:,})" if rows_older is not None else ""
+    if rows_older is None:
+        older = ""
+    elif rows_older == 0:
+        older = " (none right now)"
+    else:
+        older = f" (about {rows_older:,})"
     current = "keep-forever setting" if old == 0 else f"current {old} days"
     return (
         f"Shorter than your {current}: rows older than {retention_days} days{older} will be deleted at the "
