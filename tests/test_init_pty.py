@@ -46,7 +46,7 @@ def test_demo_wizard_in_a_pty(tmp_path: Path) -> None:
             re.finditer(r"^(Claude Code|Codex)\s+ok\s+[\d,]+\s+[\d,]+\s+([\d,]+)", tail, re.M)}
     assert rows.keys() == {"Claude Code", "Codex"} and all(n > 0 for n in rows.values()), tail
     assert "Capture   not started (demo)" in tail
-    assert "Next      hyp status" in tail
+    assert "Next      hyp init (to set up hyp with your own history)" in tail
     demo = re.search(r"Demo directory: (\S+)", tail)
     assert demo and Path(demo.group(1)).parent == tmp_path
     assert f"HYP_HOME={demo.group(1)}/hyp hyp query overview" in tail
