@@ -235,6 +235,17 @@ class WizardApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="inventory", description="inventory")
     def _inventory_worker(self) -> None:
+        """Detection first (a few stat calls), then each client's inventory; only posts messages. It always
+        ends with InventoryFinished, so Review never waits for a scan that died."""
+        error = None
+        try:
+            error = self._run_inventory()
+        except Exception as exc:  # noqa: BLE001 - reported on the Welcome screen, never a crash
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.post_message(InventoryFinished(error))
+
+    def _run_inventory(self) -> str | None:
         s = self.settings
         config = s.machine.config.data if s.machine.config.valid else None
         error = None
@@ -263,7 +274,7 @@ class WizardApp(App[int]):
 
                 self.post_message(ClientInventoried(ClientInventory(
                     client, client_name(client), Detection(False, None, f"inventory failed: {error}"))))
-        self.post_message(InventoryFinished(error))
+        return error
 
     def on_clients_detected(self, message: ClientsDetected) -> None:
         self.detections = dict(message.detections)
@@ -295,6 +306,10 @@ class WizardApp(App[int]):
         for client in KNOWN_CLIENTS:
             ci = self.inventory_clients.get(client)
             done, total = self.scan_progress.get(client, (0, 0))
+            if ci is None and self.inventory_done:  # the scan died before reaching this client
+                views.append(ClientView(client, client_name(client), scanning=False, detected=False,
+                                        reason="could not look for its history (see hyp backfill list)"))
+                continue
             if ci is None:
                 det = self.detections.get(client)
                 detected = det.detected if det is not None else (True if client in self.scan_progress else None)

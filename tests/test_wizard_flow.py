@@ -436,7 +436,7 @@ async def test_a_failing_client_does_not_stop_the_other_or_the_daemon(tmp_path: 
 async def test_stopping_the_import_keeps_data_consistent_and_runs_the_daemon(tmp_path: Path) -> None:
     """§12.18: stop mid-run: unfinished clients cancelled, no duplicate part_id, daemon action done, 130."""
     m = make_machine(tmp_path)
-    imps = importers(claude={"sleep_per_line_s": 0.005}, codex={"sleep_per_line_s": 0.005})
+    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
         await to_clients(pilot)
