@@ -290,3 +290,19 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         proc = hyp(args, m.env)
         assert proc.returncode == 2, (args, proc.stderr)
         assert needle in proc.stderr and proc.stdout == ""
+
+
+def test_welcome_back_facts_after_a_setup(tmp_path: Path) -> None:
+    from hypaware_tui.cli.init import welcome_back_facts
+    from hypaware_tui.core.plan import gather_machine_state
+
+    m = make_machine(tmp_path)
+    code, out, err = headless(m, no_daemon=True)
+    assert code == 0, err
+    rows = sum(p["rows_written"] for p in json.loads(out)["backfill"]["providers"])
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    facts = dict(welcome_back_facts(m.layout, m.env, machine))
+    assert facts["Config"] == "~/.hyp/hypaware-config.json"
+    assert facts["Clients"] == "Claude Code and Codex" and facts["Retention"] == "120 days"
+    assert facts["Capture"] == "off" and facts["Daemon"] == "never started"
+    assert f"{rows:,} rows" in facts["Dataset"]

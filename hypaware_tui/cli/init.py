@@ -110,11 +110,11 @@ def welcome_back_facts(layout: Any, env: Mapping[str, str], machine: Any) -> tup
         days = cfg.retention_days
         facts.append(("Retention", "forever" if days == 0 else f"{days} days"))
         facts.append(("Capture", "on" if cfg.capture_enabled else "off"))
-    try:
+    try:  # the quick sections of `hyp status` (no inventory: the wizard runs its own)
         from hypaware_tui.cli.output import human_size
-        from hypaware_tui.cli.status import build_report
+        from hypaware_tui.core.status import daemon_section, dataset_section
 
-        report, _code = build_report(layout)
+        report = {"dataset": dataset_section(layout), "daemon": daemon_section(layout)}
         ds = report.get("dataset") or {}
         if ds.get("total_rows"):
             span = f"{(ds.get('oldest') or '')[:10]} → {(ds.get('newest') or '')[:10]}"
