@@ -8,6 +8,7 @@ handlers own every widget update.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import deque
@@ -295,7 +296,7 @@ class ImportPanel(Widget):
             avg = (self._figures()["bytes"] / elapsed) if elapsed > 0 else 0.0
             return f"{fmt_bytes(avg)}/s · elapsed {fmt_duration(elapsed)} · done"
         remaining = max(0, self.bytes_total - self._figures()["bytes"])
-        eta = "—" if elapsed < ETA_GRACE_S or rate <= 0 else fmt_duration(remaining / rate)
+        eta = "—" if elapsed < ETA_GRACE_S or rate <= 0 else fmt_duration(math.ceil(remaining / rate))
         return f"{fmt_bytes(rate)}/s · elapsed {fmt_duration(elapsed)} · ETA {eta}"
 
 
