@@ -153,8 +153,10 @@ def run_wizard(env: dict[str, str], *, clients: list[str], retention_days: int |
         err(f"hyp init: unexpected error: {app.unexpected_error}")
         err("Run it again with HYP_DEBUG=1 to see the traceback.")
         return 1
-    if app.summary:
-        sys.stdout.write(app.summary)
+    if app.result is not None:
+        from hypaware_tui.core.plan import summary_text
+
+        sys.stdout.write(summary_text(app.result, env, _terminal_width()))
         sys.stdout.flush()
     elif code == 130:
         err("hyp init: cancelled; nothing was written.")
@@ -251,9 +253,19 @@ def _commit_headless(prog: str, plan: Any, layout: Any, env: Mapping[str, str], 
     if json_out:
         print_json(summary_json(result))
     else:
-        sys.stdout.write(summary_text(result, env))
+        sys.stdout.write(summary_text(result, env, _terminal_width()))
         sys.stdout.flush()
     return result.exit_code
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width when stdout is one (the summary adapts its table); None otherwise."""
+    import shutil
+
+    try:
+        return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:

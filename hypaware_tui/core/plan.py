@@ -726,8 +726,9 @@ def client_rows(result: InitResult) -> list[dict[str, Any]]:
     return rows
 
 
-def summary_text(result: InitResult, env: Mapping[str, str]) -> str:
-    """cli.md §4.2 text summary (also printed after the wizard closes)."""
+def summary_text(result: InitResult, env: Mapping[str, str], width: int | None = None) -> str:
+    """cli.md §4.2 text summary (also printed after the wizard closes). With a terminal `width` too narrow
+    for the table, its columns are separated by one space instead of two."""
     plan = result.plan
     lines = []
     if result.config is not None:
@@ -748,9 +749,10 @@ def summary_text(result: InitResult, env: Mapping[str, str]) -> str:
         elif row["note"] and row["status"] == "skipped":
             notes.append(f"  {row['client']}: {row['note']}")
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    gap = "  " if width is None or sum(widths) + 2 * (len(widths) - 1) <= width else " "
     for r in table:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [r[i].rjust(widths[i]) for i in range(2, len(r))]
-        lines.append("  ".join(cells).rstrip())
+        lines.append(gap.join(cells).rstrip())
     lines.extend(notes)
     lines.append("")
     lines.append(f"Capture   {capture_line(result)}")
