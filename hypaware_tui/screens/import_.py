@@ -381,16 +381,16 @@ class ImportScreen(WizardScreen):
     def _steps_text(self) -> Text:
         r = self.result
         out = Text()
-        env = self.job.env
-        cfg = "waiting" if r.config is None else ("ok  " if r.config.status == "ok" else "failed  ")
-        cfg_detail = "" if r.config is None else r.config.line(env).replace("written ", "written ", 1)
-        if r.config is not None and r.config.status == "ok":
-            cfg_detail = "unchanged" if r.config.action == "unchanged" else (
-                "written (backup kept)" if r.config.backup else "written")
-        elif r.config is not None:
-            cfg_detail = r.config.error or ""
+        if r.config is None:
+            cfg = "waiting"
+        elif r.config.status != "ok":
+            cfg = f"failed  {r.config.error or ''}"
+        elif r.config.action == "unchanged":
+            cfg = "ok  unchanged"
+        else:
+            cfg = "ok  written (backup kept)" if r.config.backup else "ok  written"
         out.append("Config   ", style="bold")
-        out.append(f"{cfg}{cfg_detail}\n")
+        out.append(f"{cfg}\n")
         out.append("Daemon   ", style="bold")
         d = r.daemon
         plan = self.job.plan

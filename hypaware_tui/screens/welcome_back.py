@@ -27,9 +27,6 @@ class WelcomeBackScreen(WizardScreen):
     def title_text(self) -> str:
         return "Your hyp config cannot be read" if self.error else self.TITLE
 
-    def compose(self) -> ComposeResult:
-        yield from super().compose()
-
     def compose_body(self) -> ComposeResult:
         width = max((len(k) for k, _ in self.facts), default=0)
         yield Static("\n".join(f"{k.ljust(width)}  {v}" for k, v in self.facts), id="facts")
