@@ -584,21 +584,12 @@ def import_step(
         sink=sink,
         cancel=cancel,
         env=env,
-        config=new_config_data(plan_config_source(plan), plan.choices),
+        config=json.loads(plan.config.text) if plan.config.text else None,  # the config just written
         importers=importers,
         retention_days=plan.retention_days,
         now=plan.until_us,
         inventory=inventory,
     )
-
-
-def plan_config_source(plan: InitPlan) -> ExistingConfig:
-    """The written config as an ExistingConfig (for the runner's client roots)."""
-    try:
-        data = json.loads(plan.config.text) if plan.config.text else None
-    except ValueError:
-        data = None
-    return ExistingConfig(plan.config.path, True, plan.config.text.encode(), data, None)
 
 
 def daemon_step(
