@@ -89,7 +89,9 @@ def init_command(
                               demo_dir=demo_dir.root if demo_dir else None, no_backfill=no_backfill,
                               no_daemon=no_daemon)
     finally:
-        if demo_dir is not None and dry_run:
+        # A demo keeps its directory (its results), except a dry run's, or one quit before the commit point
+        # (its HYP_HOME was never created: there is nothing to look at).
+        if demo_dir is not None and (dry_run or not demo_dir.hyp_home.exists()):
             from hypaware_tui.core.demo import remove_demo_dir
 
             remove_demo_dir(demo_dir)
