@@ -51,3 +51,24 @@ def test_demo_wizard_in_a_pty(tmp_path: Path) -> None:
     assert demo and Path(demo.group(1)).parent == tmp_path
     assert f"HYP_HOME={demo.group(1)}/hyp hyp query overview" in tail
     assert not (tmp_path / "real-hyp").exists()
+
+
+def test_ctrl_c_in_a_pty_quits_with_130_and_leaves_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "CLAUDE_", "CODEX_", "TEXTUAL_"))}
+    env.update(HOME=str(home), HYP_HOME=str(tmp_path / "real-hyp"), TMPDIR=str(tmp_path), TERM="xterm-256color",
+               TEXTUAL_ANIMATIONS="none")
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--demo"], env=env, cwd=str(REPO),
+                          dimensions=(24, 80), encoding="utf-8", timeout=40)
+    try:
+        child.expect_exact("Get started")
+        child.sendcontrol("c")
+        child.expect_exact("Quit setup?")
+        child.send("y")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 130
+    assert "cancelled; nothing was written" in (child.before or "")
+    assert not list(tmp_path.glob("hyp-demo-*")) and not (tmp_path / "real-hyp").exists()
