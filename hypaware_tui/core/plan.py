@@ -29,7 +29,7 @@ from typing import Any
 
 from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
 from hypaware_tui.core.paths import Layout
-from hypaware_tui.core.timeutil import US_PER_DAY, us_to_iso
+from hypaware_tui.core.timeutil import us_to_iso
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us
 from hypaware_tui.importers import DISPLAY_NAMES, KNOWN_CLIENTS
 
@@ -50,10 +50,6 @@ def join_names(names: Sequence[str]) -> str:
     if len(names) <= 1:
         return "".join(names)
     return ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def retention_label(days: int) -> str:
-    return "forever" if days == 0 else f"{days} days"
 
 
 def tilde(path: str | os.PathLike[str], env: Mapping[str, str]) -> str:
@@ -87,7 +83,8 @@ class ExistingConfig:
         if not self.valid:
             return ()
         clients = self.data.get("clients") or {}
-        return tuple(c for c in KNOWN_CLIENTS if isinstance(clients.get(c), Mapping) and clients[c].get("enabled"))
+        return tuple(c for c in KNOWN_CLIENTS
+                     if isinstance(clients.get(c), Mapping) and clients[c].get("enabled", True) is True)
 
     @property
     def retention_days(self) -> int | None:
@@ -844,10 +841,6 @@ def skipped_reasons(lines_skipped: Mapping[str, int], top: int = 3, max_len: int
         if max_len is None or len(text) <= max_len:
             break
     return text
-
-
-def days_of(us: int) -> int:
-    return us // US_PER_DAY
 
 
 __all__ = [
