@@ -134,6 +134,8 @@ async def test_nothing_detected_only_quitting_is_possible(tmp_path: Path) -> Non
     async with app.run_test(size=(80, 24)) as pilot:
         clients = await to_clients(pilot)
         assert str(clients.query_one("#nothing-found").render()) == NOTHING_FOUND
+        assert not clients.query_one("#continue").display
+        assert "Enter" not in str(clients.query_one("#keys").render())
         await pilot.press("a", "space", "enter")
         await pilot.pause()
         assert app.screen is clients and clients.query_one(ChoiceList).checked == ()

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
+from hypaware_tui.screens.widgets import ActionButton, ChoiceList, KeyBar, Row
 
 NOTHING_FOUND = ("No Claude Code or Codex history was found on this computer. Run hyp init --demo to try hyp "
                  "with sample data.")
@@ -89,7 +89,10 @@ class ClientsScreen(WizardScreen):
         return all(v.detected is False for v in self.views)
 
     def _refresh_nothing_found(self) -> None:
-        self.query_one("#nothing-found", Static).update(NOTHING_FOUND if self.nothing_detected else "")
+        nothing = self.nothing_detected
+        self.query_one("#nothing-found", Static).update(NOTHING_FOUND if nothing else "")
+        self.query_one("#continue").display = not nothing
+        self.query_one(KeyBar).set_keys([("Esc", "back"), ("q", "quit")] if nothing else self.keys())
 
     def update_views(self, views: list[ClientView]) -> None:
         """Attributes down: the inventory reported. Pre-checks newly detected clients unless the user
