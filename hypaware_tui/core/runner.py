@@ -15,8 +15,9 @@ providers through the generic reader and the single committer.
   flag is checked between batches: the current batch is committed, the provider becomes `cancelled`, and so
   do the remaining ones.
 
-With `workers > 1` files are parsed in a process pool and merged in file order by the committer in this
-process (see `_parallel_file_results`).
+With `workers > 1` (the default for imports of more than `PARALLEL_MIN_TOTAL` bytes) runs of small files are
+parsed and encoded in a process pool, and committed in file order by the single committer in this process
+(see `_parallel_file_results`).
 
 No UI imports here: the CLI, the wizard and `hyp init --yes` all drive this through their own sinks.
 """
@@ -45,7 +46,7 @@ FLUSH_INTERVAL_S = 2.0
 # Rows of large transcripts carry large contents: batches are also bounded by source bytes, so memory stays
 # flat in the size of any one file (a 50 000-row batch of 10 kB tool results would be 500 MB).
 BATCH_BYTES = 8 * 1024 * 1024
-DEFAULT_WORKERS = 1  # see issue 8 measurements in _file_results / core.parallel
+DEFAULT_WORKERS = 2  # parse processes for large imports (issue 8; see default_workers, _worth_parallel)
 PROGRESS_INTERVAL_S = 0.1  # at most 10 progress events per second per provider
 
 STATUSES = ("ok", "failed", "skipped", "cancelled")
@@ -278,8 +279,7 @@ class _Committer:
         self.flush_interval_s = flush_interval_s
         self.batch_bytes = batch_bytes
         self.pending_bytes = 0  # source bytes behind the buffered rows
-        self.rows: list[Row] = []  # rows parsed in this process
-        self.frames: list[Any] = []  # or frames built by parse workers (then `rows` is empty)
+        self.rows: list[Row] = []  # rows parsed in this process, in batch order
         self.count = 0
         self.updates: dict[str, CheckpointUpdate] = {}
         self.last_flush = time.monotonic()
@@ -288,29 +288,14 @@ class _Committer:
     def pending(self) -> int:
         return self.count
 
-    def add(self, rows: Any, update: CheckpointUpdate | None, source_bytes: int = 0) -> None:
-        """`rows`: a list of row dicts, or a frame of the schema (from a parse worker). Order is kept."""
+    def add(self, rows: list[Row], update: CheckpointUpdate | None, source_bytes: int = 0) -> None:
+        """Buffer a batch of row dicts and its checkpoint update. Order is kept."""
         self.pending_bytes += source_bytes
-        if isinstance(rows, list):
-            if rows:
-                if self.frames:
-                    self._to_frames()
-                    self.frames.append(_frame(rows))
-                else:
-                    self.rows.extend(rows)
-                self.count += len(rows)
-        elif rows is not None and rows.height:
-            if self.rows:
-                self._to_frames()
-            self.frames.append(rows)
-            self.count += rows.height
+        if rows:
+            self.rows.extend(rows)
+            self.count += len(rows)
         if update is not None:
             self.updates[update.entry.path_hash] = update  # a later update of the same file supersedes
-
-    def _to_frames(self) -> None:
-        if self.rows:
-            self.frames.append(_frame(self.rows))
-            self.rows = []
 
     def due(self) -> bool:
         if self.count >= self.batch_rows or (self.count and self.pending_bytes >= self.batch_bytes):
@@ -318,29 +303,37 @@ class _Committer:
         return bool(self.count or self.updates) and time.monotonic() - self.last_flush >= self.flush_interval_s
 
     def flush(self) -> None:
-        if self.frames:
-            self._to_frames()
-            import polars as pl
-
-            rows: Any = self.frames[0] if len(self.frames) == 1 else pl.concat(self.frames, how="vertical")
-        else:
-            rows = self.rows
+        rows = self.rows
         updates = list(self.updates.values())
-        has_rows = self.count > 0
-        self.rows, self.frames, self.updates, self.count = [], [], {}, 0
+        self.rows, self.updates, self.count = [], {}, 0
         self.pending_bytes = 0
         self.last_flush = time.monotonic()
-        if not has_rows and not updates:
+        if not rows and not updates:
             return
         if self.dry is not None:
-            if isinstance(rows, list):
-                keys: Iterable[tuple[str, str, str]] = ((r["client_name"], r["date"], r["part_id"]) for r in rows)
-            else:
-                keys = zip(rows["client_name"], rows["date"], rows["part_id"], strict=True)
-            w, d = self.dry.count(keys, self.cut)
-            self.result.rows_written += w
-            self.result.duplicates_skipped += d
+            self._dry_count((r["client_name"], r["date"], r["part_id"]) for r in rows)
             return
+        self._commit(rows, updates)
+
+    def commit_unit(self, unit: _Unit) -> None:
+        """Commit what a parse worker prepared (rows of consecutive files, encoded ahead), after anything
+        buffered before it: the commit order is the file order, as in a sequential run."""
+        self.flush()
+        if unit.payload is None and not unit.updates:
+            return
+        self.last_flush = time.monotonic()
+        if self.dry is not None:
+            self._dry_count(unit.payload or ())
+            return
+        self._commit(unit.payload if unit.payload is not None else [], unit.updates)
+
+    def _dry_count(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        assert self.dry is not None
+        w, d = self.dry.count(keys, self.cut)
+        self.result.rows_written += w
+        self.result.duplicates_skipped += d
+
+    def _commit(self, rows: Any, updates: list[CheckpointUpdate]) -> None:
         res = self.storage.commit(
             rows, updates, cut_date=self.cut, on_wait=self.on_wait, provider=self.result.provider
         )
@@ -348,12 +341,6 @@ class _Committer:
         self.result.duplicates_skipped += res.duplicates_skipped
         self.result.lock_wait_ms += int(getattr(res, "lock_wait_ms", 0) or 0)
         self.result.commits += 1
-
-
-def _frame(rows: list[Row]) -> Any:
-    from hypaware_tui.core.schema import frame_from_rows
-
-    return frame_from_rows(rows)
 
 
 class _Throttle:
@@ -472,7 +459,7 @@ def run_backfill(
     config: Any = None,
     importers: Mapping[str, Importer] | None = None,
     run_id: str | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     retention_days: int | None = None,
     now: int | None = None,
     inventory: Inventory | None = None,
@@ -485,7 +472,8 @@ def run_backfill(
     `retention_days` defaults to the config's (120 without one) and, with `now` (µs, default: the wall
     clock at the call), gives the cut date used for the import floor (storage.md §7); `window.since_us` is
     expected to already be the later of `--since` and that floor (see `core.window.resolve_window`).
-    `inventory`, when the caller has one (the wizard), supplies the `backfill.plan` figures."""
+    `inventory`, when the caller has one (the wizard), supplies the `backfill.plan` figures. `workers`: parse
+    processes for large imports (None = `default_workers()`; 1 = everything in this process)."""
     started = time.monotonic()
     sink = sink or NullSink()
     cancel = cancel or threading.Event()
@@ -512,6 +500,7 @@ def run_backfill(
     )
 
     events = storage = None
+    workers = default_workers() if workers is None else workers
     pool = _Pool(workers) if workers > 1 else None
     dry = _DryRunDedupe(layout) if dry_run else None
     floor_ensured = dry_run or not write_cps
@@ -791,27 +780,34 @@ def _run_provider(
         batch_bytes=batch_bytes,
         cancel=cancel,
         pool=pool,
+        cut=cut,
+        dry_run=dry is not None,
     )
+
+    def file_done(item: _FileDone) -> None:
+        nonlocal files_done, bytes_done
+        outcome = item.outcome
+        files_done += 1
+        if item.sessions:
+            session_ids.update(item.sessions)
+        stats.merge(outcome.stats)
+        pr.bytes_read += outcome.bytes_read
+        if outcome.status == "unchanged":
+            pr.files_unchanged += 1
+            return
+        if outcome.status in ("read", "reset", "error"):
+            pr.files_scanned += 1
+        if outcome.status == "reset":
+            pr.files_reset += 1
+        if outcome.status in ("failed", "error"):
+            pr.files_failed += 1
+            pr.note_error(outcome.error or "file failed")
+        bytes_done += item.estimate - item.bytes_seen if item.bytes_seen < item.estimate else 0
+
     try:
         for item in results:
             if isinstance(item, _FileDone):
-                outcome = item.outcome
-                files_done += 1
-                if item.sessions:
-                    session_ids.update(item.sessions)
-                stats.merge(outcome.stats)
-                pr.bytes_read += outcome.bytes_read
-                if outcome.status == "unchanged":
-                    pr.files_unchanged += 1
-                else:
-                    if outcome.status in ("read", "reset", "error"):
-                        pr.files_scanned += 1
-                    if outcome.status == "reset":
-                        pr.files_reset += 1
-                    if outcome.status in ("failed", "error"):
-                        pr.files_failed += 1
-                        pr.note_error(outcome.error or "file failed")
-                    bytes_done += item.estimate - item.bytes_seen if item.bytes_seen < item.estimate else 0
+                file_done(item)
                 if committer.due():
                     committer.flush()
                 report()
@@ -819,13 +815,22 @@ def _run_provider(
                     cancelled = True
                     break
                 continue
+            if isinstance(item, _Unit):  # consecutive files parsed and encoded by a worker: one commit
+                bytes_done += item.source_bytes
+                committer.commit_unit(item)
+                for done in item.done:
+                    file_done(done)
+                report()
+                if cancel.is_set():
+                    cancelled = True
+                    break
+                continue
             rows, update, delta = item
             bytes_done += delta
-            if isinstance(rows, list):
-                for r in rows:
-                    sid = r.get("session_id")
-                    if sid is not None:
-                        session_ids.add(sid)
+            for r in rows:
+                sid = r.get("session_id")
+                if sid is not None:
+                    session_ids.add(sid)
             committer.add(rows, update, delta)
             if committer.due():
                 committer.flush()
@@ -870,7 +875,7 @@ class _FileDone:
     outcome: FileOutcome
     estimate: int
     bytes_seen: int
-    sessions: set[str] | None = None  # session ids of rows sent as frames (parse workers)
+    sessions: set[str] | None = None  # session ids of the file's rows (parse workers)
 
 
 def _file_results(
@@ -884,12 +889,15 @@ def _file_results(
     batch_bytes: int,
     cancel: threading.Event,
     pool: _Pool | None,
-) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
-    """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`."""
+    cut: str | None = None,
+    dry_run: bool = False,
+) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit]:
+    """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`; with a
+    pool, runs of small files come as `_Unit`s prepared by the workers instead (see `_parallel_file_results`)."""
     if pool is not None and _worth_parallel(files):
         yield from _parallel_file_results(
             importer, files, checkpoints, window, write_checkpoints=write_checkpoints,
-            batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel, pool=pool,
+            batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel, pool=pool, cut=cut, dry_run=dry_run,
         )
         return
     for f, estimate in files:
@@ -917,12 +925,21 @@ def _file_results(
 # --------------------------------------------------------------------------------------------- parallel parse
 
 #: files at least this large are parsed in the committing process, streamed batch by batch (memory stays flat);
-#: smaller ones go to the parse workers whole
+#: runs of smaller ones go to the parse workers
 PARALLEL_MAX_FILE = 16 * 1024 * 1024
 #: below this many bytes to read in total, starting worker processes costs more than it saves
 PARALLEL_MIN_TOTAL = 32 * 1024 * 1024
 #: source bytes of files handed to workers and not consumed yet (bounds the parent's memory)
 PARALLEL_INFLIGHT_BYTES = 48 * 1024 * 1024
+
+
+def default_workers() -> int:
+    """Parse processes for large imports: `HYP_WORKERS` when set, else 2 on a machine with at least 2 CPUs.
+    Small imports never start them (`_worth_parallel`)."""
+    raw = os.environ.get("HYP_WORKERS", "")
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw)
+    return max(1, min(DEFAULT_WORKERS, os.cpu_count() or 1))
 
 
 class _Pool:
@@ -946,42 +963,99 @@ class _Pool:
             self._pool = None
 
 
+def _small(est: int) -> bool:
+    return 0 < est < PARALLEL_MAX_FILE
+
+
 def _worth_parallel(files: list[tuple[SourceFile, int]]) -> bool:
-    small = [est for _, est in files if 0 < est < PARALLEL_MAX_FILE]
+    small = [est for _, est in files if _small(est)]
     return len(small) >= 2 and sum(small) >= PARALLEL_MIN_TOTAL
 
 
+def _groups(files: list[tuple[SourceFile, int]], group_bytes: int) -> dict[int, int]:
+    """Runs of consecutive small files, cut after about `group_bytes`: start index -> end index (exclusive)."""
+    groups: dict[int, int] = {}
+    i = 0
+    while i < len(files):
+        if not _small(files[i][1]):
+            i += 1
+            continue
+        j, total = i, 0
+        while j < len(files) and _small(files[j][1]) and (j == i or total < group_bytes):
+            total += files[j][1]
+            j += 1
+        groups[i] = j
+        i = j
+    return groups
+
+
 @dataclass
-class _WorkerResult:
-    batches: list[tuple[Any, CheckpointUpdate | None, int]]  # (frame or None, update, bytes_done)
-    outcome: FileOutcome
-    sessions: set[str]
+class _Unit:
+    """Rows of consecutive files parsed by a worker, ready for one commit: `payload` is an `EncodedBatch`
+    (a real run), the `(client_name, date, part_id)` keys (a dry run), or None (no rows). `done` closes the
+    files whose last rows are in this unit."""
+
+    payload: Any
+    updates: list[CheckpointUpdate]
+    source_bytes: int
+    rows: int
+    done: list[_FileDone]
 
 
-def _parse_file_task(
+def _parse_group_task(
     importer: Importer,
-    file: SourceFile,
-    checkpoint: Checkpoint | None,
+    group: list[tuple[SourceFile, Checkpoint | None, int]],
     window: Window,
     write_checkpoints: bool,
     batch_rows: int,
     batch_bytes: int,
-) -> _WorkerResult:
-    """In a worker process: one whole file through `iter_file`, rows turned into frames of the schema (the
-    costly row-to-column step happens here too). Same batches, same checkpoints as the in-process path."""
-    outcome = FileOutcome()
-    batches: list[tuple[Any, CheckpointUpdate | None, int]] = []
-    sessions: set[str] = set()
-    for rows, update, done in iter_file(
-        importer, file, checkpoint, window, outcome, write_checkpoints=write_checkpoints,
-        batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=lambda: False,
-    ):
-        frame = None
+    cut: str | None,
+    dry_run: bool,
+) -> list[_Unit]:
+    """In a worker process: the files of a group through `iter_file` (same batches, same checkpoints as in
+    the committing process), their rows cut into units at the committer's thresholds, and each unit
+    validated, deduplicated within itself and encoded (`storage.encode_batch`), so that the committer only
+    checks it against the stored ids and writes the bytes."""
+    units: list[_Unit] = []
+    rows: list[Row] = []
+    updates: list[CheckpointUpdate] = []
+    done: list[_FileDone] = []
+    nbytes = 0
+
+    def close() -> None:
+        nonlocal rows, updates, done, nbytes
+        payload: Any = None
         if rows:
-            sessions.update(r["session_id"] for r in rows if r.get("session_id") is not None)
-            frame = _frame(rows)
-        batches.append((frame, update, done))
-    return _WorkerResult(batches, outcome, sessions)
+            if dry_run:
+                payload = [(r["client_name"], r["date"], r["part_id"]) for r in rows]
+            else:
+                from hypaware_tui.core.storage import encode_batch
+
+                payload = encode_batch(rows, cut)
+        units.append(_Unit(payload, updates, nbytes, len(rows), done))
+        rows, updates, done, nbytes = [], [], [], 0
+
+    for f, checkpoint, estimate in group:
+        outcome = FileOutcome()
+        sessions: set[str] = set()
+        seen = 0
+        for batch, update, at in iter_file(
+            importer, f, checkpoint, window, outcome, write_checkpoints=write_checkpoints,
+            batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=lambda: False,
+        ):
+            nbytes += max(0, at - seen)
+            seen = max(seen, at)
+            if batch:
+                rows.extend(batch)
+                sessions.update(r["session_id"] for r in batch if r.get("session_id") is not None)
+            if update is not None:
+                updates.append(update)
+            if len(rows) >= batch_rows or (rows and nbytes >= batch_bytes):
+                close()
+        done.append(_FileDone(outcome, estimate, seen, sessions))
+    if rows or updates or done:
+        close()
+    return units
 
 
 def _parallel_file_results(
@@ -995,72 +1069,85 @@ def _parallel_file_results(
     batch_bytes: int,
     cancel: threading.Event,
     pool: _Pool,
-) -> Iterator[tuple[Any, CheckpointUpdate | None, int] | _FileDone]:
-    """Like the sequential path, with files smaller than `PARALLEL_MAX_FILE` parsed ahead in `workers`
-    spawned processes. Results are consumed strictly in file order, so the committer sees the same batch
-    order (and dedupe's "first wins") as a sequential run. Large files are streamed here meanwhile."""
+    cut: str | None,
+    dry_run: bool,
+) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit]:
+    """Like the sequential path, with runs of files smaller than `PARALLEL_MAX_FILE` parsed, built into
+    frames and encoded ahead in `workers` spawned processes, about `batch_bytes` of source per task. Results
+    are consumed strictly in file order, so the committer commits in the same order (and dedupe's "first
+    wins" decides the same) as a sequential run; the rows are the same, only the commit boundaries may
+    differ. Large files are streamed here meanwhile."""
     from collections import deque
 
     executor = pool.get()
-    pending: deque[tuple[int, Any]] = deque()  # (file index, future)
-    next_submit = 0
+    groups = _groups(files, batch_bytes)
+    starts = list(groups)
+    pending: deque[tuple[int, Any, int]] = deque()  # (start index, future, estimated bytes)
+    next_group = 0
     inflight = 0
     broken = False  # a worker died: parse everything left here
 
     def fill() -> None:
-        """Hand the next small files to the workers, in order, within the in-flight byte budget. Large and
-        unchanged files are left to this process (streamed when their turn comes)."""
-        nonlocal next_submit, inflight
-        while not broken and next_submit < len(files) and (not pending or inflight < PARALLEL_INFLIGHT_BYTES):
-            f, est = files[next_submit]
-            next_submit += 1
-            if est >= PARALLEL_MAX_FILE or est == 0:
-                continue
+        """Hand the next groups to the workers, in order, within the in-flight byte budget."""
+        nonlocal next_group, inflight
+        while not broken and next_group < len(starts) and (not pending or inflight < PARALLEL_INFLIGHT_BYTES):
+            start = starts[next_group]
+            next_group += 1
+            members = files[start : groups[start]]
+            est = sum(e for _, e in members)
             fut = executor.submit(
-                _parse_file_task, importer, f, checkpoints.get(f.path_hash), window, write_checkpoints,
-                batch_rows, batch_bytes,
+                _parse_group_task, importer, [(f, checkpoints.get(f.path_hash), e) for f, e in members], window,
+                write_checkpoints, batch_rows, batch_bytes, cut, dry_run,
             )
-            pending.append((next_submit - 1, fut))
+            pending.append((start, fut, est))
             inflight += est
 
+    def here(i: int) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
+        f, estimate = files[i]
+        outcome = FileOutcome()
+        seen = 0
+        for rows, update, done in iter_file(
+            importer, f, checkpoints.get(f.path_hash), window, outcome,
+            write_checkpoints=write_checkpoints, batch_rows=batch_rows, batch_bytes=batch_bytes,
+            cancel=cancel.is_set,
+        ):
+            delta = max(0, done - seen)
+            seen = max(seen, done)
+            yield rows, update, delta
+        yield _FileDone(outcome, estimate, seen)
+
     try:
-        for i, (f, estimate) in enumerate(files):
+        i = 0
+        while i < len(files):
             if cancel.is_set():
                 return
             fill()
-            res: _WorkerResult | None = None
+            end = groups.get(i)
+            if end is None:  # a large (or unchanged) file: streamed here while the workers parse ahead
+                yield from here(i)
+                i += 1
+                continue
+            units: list[_Unit] | None = None
             if pending and pending[0][0] == i:
-                _, fut = pending.popleft()
-                inflight -= estimate
+                _, fut, est = pending.popleft()
+                inflight -= est
                 try:
-                    res = fut.result()
+                    units = fut.result()
                 except Exception:  # a worker died (or a result could not be pickled): fall back to this process
                     broken = True
-                    for _, other in pending:
+                    for _, other, _ in pending:
                         other.cancel()
                     pending.clear()
-            if res is not None:
-                seen = 0
-                for frame, update, done in res.batches:
-                    delta = max(0, done - seen)
-                    seen = max(seen, done)
-                    yield frame, update, delta
-                yield _FileDone(res.outcome, estimate, seen, res.sessions)
-                continue
-            # streamed here: a large file (or an unchanged one) while the workers parse ahead
-            outcome = FileOutcome()
-            seen = 0
-            for rows, update, done in iter_file(
-                importer, f, checkpoints.get(f.path_hash), window, outcome,
-                write_checkpoints=write_checkpoints, batch_rows=batch_rows, batch_bytes=batch_bytes,
-                cancel=cancel.is_set,
-            ):
-                delta = max(0, done - seen)
-                seen = max(seen, done)
-                yield rows, update, delta
-            yield _FileDone(outcome, estimate, seen)
+            if units is not None:
+                yield from units
+            else:
+                for k in range(i, end):
+                    if cancel.is_set():
+                        return
+                    yield from here(k)
+            i = end
     finally:
-        for _, fut in pending:
+        for _, fut, _ in pending:
             fut.cancel()
 
 

@@ -309,6 +309,78 @@ def _short(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
+# --- encoding ahead of the lock ---------------------------------------------------------------------------
+
+
+def encode_part(df: pl.DataFrame) -> bytes:
+    """storage.md §2-3: the bytes of one part file (sorted by the sort key, stable; zstd level 3)."""
+    df = df.sort(list(SORT_KEY), maintain_order=True)
+    buf = io.BytesIO()
+    df.write_parquet(
+        buf,
+        compression="zstd",
+        compression_level=3,
+        statistics=True,
+        row_group_size=ROW_GROUP_SIZE,
+        metadata=FOOTER_METADATA,
+    )
+    return buf.getvalue()
+
+
+def decode_part(data: bytes) -> pl.DataFrame:
+    return validate_frame(pl.read_parquet(io.BytesIO(data)))
+
+
+@dataclass
+class EncodedPartition:
+    source: str
+    date: str
+    batch_rows: int  # rows of the batch in this partition, in-batch duplicates included
+    rows: int  # rows in `data` (after the in-batch dedupe)
+    part_ids: list[str]  # their part_ids
+    data: bytes | None  # the part file as `_write_part` would write it; None when `rows` is 0
+
+
+@dataclass
+class EncodedBatch:
+    """A batch validated, floor-filtered, deduplicated within itself, partitioned and encoded ahead of the
+    commit by `encode_batch` (a pure function: a parse worker can run it). `Storage.commit` then only checks
+    it against the memo under the lock and writes the bytes, with the same result and accounting as for the
+    rows it came from."""
+
+    partitions: list[EncodedPartition]
+    height: int  # rows after the floor filter
+    rows_before_floor: int
+    cut_date: str | None
+
+
+def encode_batch(rows: list[dict[str, Any]] | pl.DataFrame, cut_date: str | None = None) -> EncodedBatch:
+    """Steps 1 and 3-4 of §6.2 that need no lock: validate, drop rows before `cut_date`, drop repeated
+    `part_id`s (first wins, across dates too), split by partition and encode each partition's file. Raises
+    SchemaError like `Storage.commit`."""
+    df = Storage._prepare(rows)
+    before_floor = 0
+    if cut_date is not None and df.height:
+        before = df.height
+        df = df.filter(pl.col("date") >= cut_date)
+        before_floor = before - df.height
+    partitions: list[EncodedPartition] = []
+    if df.height:
+        unique = df.unique(subset="part_id", keep="first", maintain_order=True)
+        parts = unique.partition_by(["client_name", "date"], as_dict=True, maintain_order=True)
+        for (source, date_), batch_rows in Storage._count_by_partition(df).items():
+            part = parts.get((source, date_))
+            if part is None:
+                partitions.append(EncodedPartition(source, date_, batch_rows, 0, [], None))
+                continue
+            partitions.append(
+                EncodedPartition(
+                    source, date_, batch_rows, part.height, part["part_id"].to_list(), encode_part(part)
+                )
+            )
+    return EncodedBatch(partitions, df.height, before_floor, cut_date)
+
+
 # --- the engine -----------------------------------------------------------------------------------------
 
 
@@ -439,7 +511,7 @@ class Storage:
     # -- commit ----------------------------------------------------------------------------------------
     def commit(
         self,
-        rows: list[dict[str, Any]] | pl.DataFrame,
+        rows: list[dict[str, Any]] | pl.DataFrame | EncodedBatch,
         checkpoints: list[CheckpointUpdate],
         *,
         cut_date: str | None = None,
@@ -449,24 +521,39 @@ class Storage:
         """Commit a batch: rows first, then the checkpoints of the files that produced them (§6.2).
 
         `rows` are finalized row dicts (JSON columns as text, timestamps as int µs UTC, `date` set) in batch
-        order, or a frame of the schema. Rows dated before `cut_date` are dropped. A batch with no rows still
+        order, or a frame of the schema, or an `EncodedBatch` made by `encode_batch` with the same `cut_date`
+        (steps 1 and 3-4 done ahead, possibly in a parse worker). Rows dated before `cut_date` are dropped. A batch with no rows still
         updates its checkpoints. Raises SchemaError for a batch that does not fit the schema (a bug) and
         StorageError when the dataset or the state database cannot be written."""
-        df = self._prepare(rows)
+        encoded: EncodedBatch | None = None
+        if isinstance(rows, EncodedBatch):
+            encoded = rows
+            if encoded.cut_date != cut_date:
+                raise ValueError("an encoded batch must be committed with the cut date it was encoded with")
+            df = None
+            height = encoded.height
+        else:
+            df = self._prepare(rows)
+            height = df.height
         self._check_updates(checkpoints)
         result = CommitResult()
-        if cut_date is not None and df.height:
-            before = df.height
+        if encoded is not None:
+            result.rows_before_floor = encoded.rows_before_floor
+        elif cut_date is not None and height:
+            before = height
             df = df.filter(pl.col("date") >= cut_date)
-            result.rows_before_floor = before - df.height
-        if df.height == 0 and not checkpoints:
+            height = df.height
+            result.rows_before_floor = before - height
+        if height == 0 and not checkpoints:
             return result
 
         writes: list[dict[str, Any]] = []
         try:
             with self.locked(on_wait) as wait_ms:
                 result.lock_wait_ms = wait_ms
-                if df.height:
+                if encoded is not None:
+                    self._write_encoded(encoded, result, writes)
+                elif height:
                     self._write_rows(df, result, writes)
                 _fault("before_checkpoints")
                 if checkpoints:
@@ -518,6 +605,43 @@ class Storage:
             writes.append(self._write_event(source, date_, name, fresh.height, dupes))
             _fault("after_rename")
 
+    def _write_encoded(self, batch: EncodedBatch, result: CommitResult, writes: list[dict[str, Any]]) -> None:
+        """`_write_rows` for a batch encoded ahead: the same memo, dedupe and accounting. A partition none of
+        whose ids is stored yet is written from its encoded bytes; otherwise it is decoded, filtered and
+        written as `_write_rows` would (the bytes are sorted already, and the sort is stable: same file)."""
+        for ep in batch.partitions:
+            source, date_ = ep.source, ep.date
+            dupes = ep.batch_rows - ep.rows
+            memo = self._refresh_memo(source, date_)
+            if ep.data is None:
+                result.duplicates_skipped += dupes
+                writes.append(self._write_event(source, date_, None, 0, dupes))
+                continue
+            pdir = self.layout.partition_dir(source, date_)
+            ids = memo.ids
+            if ids and not ids.isdisjoint(ep.part_ids):
+                part = decode_part(ep.data)
+                fresh = part.filter(pl.Series([pid not in ids for pid in part["part_id"].to_list()]))
+                dupes += part.height - fresh.height
+                result.duplicates_skipped += dupes
+                if fresh.height == 0:
+                    writes.append(self._write_event(source, date_, None, 0, dupes))
+                    continue
+                name = self._write_part(pdir, fresh)
+                new_ids: list[str] = fresh["part_id"].to_list()
+            else:
+                result.duplicates_skipped += dupes
+                ensure_dir(pdir)
+                name = self._write_bytes(pdir, ep.data)
+                new_ids = ep.part_ids
+            memo.ids.update(new_ids)
+            memo.files.add(name)
+            result.rows_written += len(new_ids)
+            result.files_written += 1
+            result.partitions.append(partition_name(source, date_))
+            writes.append(self._write_event(source, date_, name, len(new_ids), dupes))
+            _fault("after_rename")
+
     @staticmethod
     def _count_by_partition(df: pl.DataFrame) -> dict[tuple[str, str], int]:
         counts = df.group_by(["client_name", "date"], maintain_order=True).len()
@@ -562,17 +686,10 @@ class Storage:
     def _write_part(self, pdir: Path, df: pl.DataFrame) -> str:
         """storage.md §2-3: one sorted, zstd-compressed Parquet file written atomically. Returns its name."""
         ensure_dir(pdir)
-        df = df.sort(list(SORT_KEY), maintain_order=True)
-        buf = io.BytesIO()
-        df.write_parquet(
-            buf,
-            compression="zstd",
-            compression_level=3,
-            statistics=True,
-            row_group_size=ROW_GROUP_SIZE,
-            metadata=FOOTER_METADATA,
-        )
-        data = buf.getvalue()
+        return self._write_bytes(pdir, encode_part(df))
+
+    def _write_bytes(self, pdir: Path, data: bytes) -> str:
+        """Steps 4 of §6.2 for one encoded file: temp file, fsync, rename, directory fsync. Returns its name."""
         file_id = uuid7_hex()
         tmp = pdir / f".part-{file_id}.parquet.tmp"
         final = pdir / f"part-{file_id}.parquet"
