@@ -372,7 +372,9 @@ def test_cancel_mid_run_then_rerun_completes_without_duplicates(layout, env, tmp
                       times("2026-05-01T10:00:00Z", 40))
     write_session(os.path.join(env["FAKE_CODEX_ROOT"], "r.jsonl"), "x", times("2026-05-01T10:00:00Z", 10))
     cancel = threading.Event()
-    sink = RecordingSink(cancel=cancel, after_rows=100)
+    # cancel at the first throttled progress event (after the first batch): a later one may never come when
+    # the whole provider takes less than the 0.1 s throttle
+    sink = RecordingSink(cancel=cancel, after_rows=1)
     res = run(layout, env, sink=sink, cancel=cancel, batch_rows=30)
     claude, codex = res.providers
     assert claude.status == "cancelled" and codex.status == "cancelled"

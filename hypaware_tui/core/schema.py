@@ -9,86 +9,85 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 SCHEMA_VERSION = 1
 DATASET_NAME = "ai_gateway_messages"
 
-UTC_US = pl.Datetime("us", "UTC")
-
-# (name, dtype, nullable, description) in the exact order of schema.md §2.
-COLUMNS: tuple[tuple[str, pl.DataType, bool, str], ...] = (
-    ("schema_version", pl.Int32(), False, "Always 1."),
-    ("session_id", pl.String(), False, "Session container (Claude sessionId; Codex session id or thread id)."),
-    ("conversation_id", pl.String(), False, "Thread id."),
-    ("user_id", pl.String(), True, "Account id (null from both importers)."),
-    ("provider", pl.String(), False, "anthropic or openai."),
-    ("model", pl.String(), True, "Model id, on assistant rows only."),
-    ("system_text", pl.String(), True, "System prompt (null in v1)."),
-    ("tools", pl.String(), True, "Tool declarations, JSON (null in v1)."),
-    ("conversation_started_at", UTC_US, False, "Start of the thread."),
-    ("conversation_source", pl.String(), True, "claude or codex."),
-    ("client_name", pl.String(), False, "claude or codex; equals the partition key source."),
-    ("cwd", pl.String(), True, "Working directory, verbatim."),
-    ("git_branch", pl.String(), True, "Branch recorded by the client."),
-    ("git_remote", pl.String(), True, "Null in v1."),
-    ("head_sha", pl.String(), True, "Null in v1."),
-    ("repo_root", pl.String(), True, "Null in v1."),
-    ("client_version", pl.String(), True, "Client version string, verbatim."),
-    ("entrypoint", pl.String(), True, "Launch surface (Claude entrypoint, Codex originator)."),
-    ("user_type", pl.String(), True, "Claude userType; Codex thread_source."),
-    ("permission_mode", pl.String(), True, "Claude permissionMode; Codex sandbox mode."),
-    ("is_sidechain", pl.Boolean(), True, "Subagent or side-chain row."),
-    ("agent_id", pl.String(), True, "Claude subagent id."),
-    ("parent_thread_id", pl.String(), True, "Codex parent thread (spawn or fork)."),
-    ("message_id", pl.String(), False, "Message identity."),
-    ("previous_message_id", pl.String(), False, "JSON: [] or [\"<id>\"] of the previous message in the thread."),
-    ("provider_uuid", pl.String(), True, "Native record id."),
-    ("parent_uuid", pl.String(), True, "Claude parentUuid."),
-    ("logical_parent_uuid", pl.String(), True, "Claude logicalParentUuid (across a compaction)."),
-    ("source_tool_assistant_uuid", pl.String(), True, "Claude sourceToolAssistantUUID."),
-    ("request_id", pl.String(), True, "Claude requestId."),
-    ("api_message_id", pl.String(), True, "Claude message.id."),
-    ("prompt_id", pl.String(), True, "Claude promptId; Codex turn id."),
-    ("message_index", pl.Int32(), False, "Ordinal of the message in its thread."),
-    ("message_created_at", UTC_US, False, "Message time (UTC)."),
-    ("role", pl.String(), False, "user, assistant, system, developer, tool, or a native role."),
-    ("part_id", pl.String(), False, "message_id#part_index; the dedupe key."),
-    ("part_index", pl.Int32(), False, "0-based part position."),
-    ("part_type", pl.String(), False, "text, reasoning, tool_call, tool_result, image, file, audio, error, compaction, …"),
-    ("provider_type", pl.String(), True, "Native record or item type."),
-    ("provider_subtype", pl.String(), True, "Native subtype or block type."),
-    ("content_text", pl.String(), True, "Text of the part (base64 data URIs omitted)."),
-    ("tool_name", pl.String(), True, "Tool name on calls; looked up for results."),
-    ("tool_call_id", pl.String(), True, "Call id on calls and results."),
-    ("tool_args", pl.String(), True, "Tool input, JSON."),
-    ("caller_type", pl.String(), True, "Claude tool_use.caller.type."),
-    ("tool_result_for", pl.String(), True, "The call id a result answers."),
-    ("thinking_signature", pl.String(), True, "Claude thinking signature."),
-    ("attachment_type", pl.String(), True, "Null in v1."),
-    ("hook_event", pl.String(), True, "Null in v1."),
-    ("is_error", pl.Boolean(), True, "Tool or API error flag."),
-    ("is_compact_summary", pl.Boolean(), True, "Claude isCompactSummary."),
-    ("compact_metadata", pl.String(), True, "Compaction metadata, JSON."),
-    ("finish_reason", pl.String(), True, "Normalized stop reason."),
-    ("input_tokens", pl.Int64(), True, "Uncached input tokens (carrier row only)."),
-    ("output_tokens", pl.Int64(), True, "Output tokens, reasoning included (carrier row only)."),
-    ("cache_read_tokens", pl.Int64(), True, "Input tokens read from the cache (carrier row only)."),
-    ("cache_write_tokens", pl.Int64(), True, "Input tokens written to the cache (carrier row only)."),
-    ("status", pl.String(), True, "JSON {tool_status, error_code, error_message}."),
-    ("attributes", pl.String(), False, "JSON attribute bag; always has gateway.identity_source."),
-    ("raw_frame", pl.String(), True, "JSON minimized native frame (ids, types, timestamp; never content)."),
-    ("source_path_hash", pl.String(), False, "sha256 of the source file's real path, first 16 hex chars."),
-    ("source_offset", pl.Int64(), True, "Byte offset of the source line."),
-    ("record_format", pl.String(), False, "claude-jsonl, codex-envelope, codex-early-jsonl, codex-legacy-json."),
-    ("date", pl.String(), False, "YYYY-MM-DD, UTC date of message_created_at."),
+# (name, dtype name, nullable, description) in the exact order of schema.md §2. `COLUMNS` holds the Polars
+# dtypes (see `__getattr__`).
+_SPECS: tuple[tuple[str, str, bool, str], ...] = (
+    ("schema_version", "Int32", False, "Always 1."),
+    ("session_id", "String", False, "Session container (Claude sessionId; Codex session id or thread id)."),
+    ("conversation_id", "String", False, "Thread id."),
+    ("user_id", "String", True, "Account id (null from both importers)."),
+    ("provider", "String", False, "anthropic or openai."),
+    ("model", "String", True, "Model id, on assistant rows only."),
+    ("system_text", "String", True, "System prompt (null in v1)."),
+    ("tools", "String", True, "Tool declarations, JSON (null in v1)."),
+    ("conversation_started_at", "Datetime", False, "Start of the thread."),
+    ("conversation_source", "String", True, "claude or codex."),
+    ("client_name", "String", False, "claude or codex; equals the partition key source."),
+    ("cwd", "String", True, "Working directory, verbatim."),
+    ("git_branch", "String", True, "Branch recorded by the client."),
+    ("git_remote", "String", True, "Null in v1."),
+    ("head_sha", "String", True, "Null in v1."),
+    ("repo_root", "String", True, "Null in v1."),
+    ("client_version", "String", True, "Client version string, verbatim."),
+    ("entrypoint", "String", True, "Launch surface (Claude entrypoint, Codex originator)."),
+    ("user_type", "String", True, "Claude userType; Codex thread_source."),
+    ("permission_mode", "String", True, "Claude permissionMode; Codex sandbox mode."),
+    ("is_sidechain", "Boolean", True, "Subagent or side-chain row."),
+    ("agent_id", "String", True, "Claude subagent id."),
+    ("parent_thread_id", "String", True, "Codex parent thread (spawn or fork)."),
+    ("message_id", "String", False, "Message identity."),
+    ("previous_message_id", "String", False, "JSON: [] or [\"<id>\"] of the previous message in the thread."),
+    ("provider_uuid", "String", True, "Native record id."),
+    ("parent_uuid", "String", True, "Claude parentUuid."),
+    ("logical_parent_uuid", "String", True, "Claude logicalParentUuid (across a compaction)."),
+    ("source_tool_assistant_uuid", "String", True, "Claude sourceToolAssistantUUID."),
+    ("request_id", "String", True, "Claude requestId."),
+    ("api_message_id", "String", True, "Claude message.id."),
+    ("prompt_id", "String", True, "Claude promptId; Codex turn id."),
+    ("message_index", "Int32", False, "Ordinal of the message in its thread."),
+    ("message_created_at", "Datetime", False, "Message time (UTC)."),
+    ("role", "String", False, "user, assistant, system, developer, tool, or a native role."),
+    ("part_id", "String", False, "message_id#part_index; the dedupe key."),
+    ("part_index", "Int32", False, "0-based part position."),
+    ("part_type", "String", False, "text, reasoning, tool_call, tool_result, image, file, audio, error, compaction, …"),
+    ("provider_type", "String", True, "Native record or item type."),
+    ("provider_subtype", "String", True, "Native subtype or block type."),
+    ("content_text", "String", True, "Text of the part (base64 data URIs omitted)."),
+    ("tool_name", "String", True, "Tool name on calls; looked up for results."),
+    ("tool_call_id", "String", True, "Call id on calls and results."),
+    ("tool_args", "String", True, "Tool input, JSON."),
+    ("caller_type", "String", True, "Claude tool_use.caller.type."),
+    ("tool_result_for", "String", True, "The call id a result answers."),
+    ("thinking_signature", "String", True, "Claude thinking signature."),
+    ("attachment_type", "String", True, "Null in v1."),
+    ("hook_event", "String", True, "Null in v1."),
+    ("is_error", "Boolean", True, "Tool or API error flag."),
+    ("is_compact_summary", "Boolean", True, "Claude isCompactSummary."),
+    ("compact_metadata", "String", True, "Compaction metadata, JSON."),
+    ("finish_reason", "String", True, "Normalized stop reason."),
+    ("input_tokens", "Int64", True, "Uncached input tokens (carrier row only)."),
+    ("output_tokens", "Int64", True, "Output tokens, reasoning included (carrier row only)."),
+    ("cache_read_tokens", "Int64", True, "Input tokens read from the cache (carrier row only)."),
+    ("cache_write_tokens", "Int64", True, "Input tokens written to the cache (carrier row only)."),
+    ("status", "String", True, "JSON {tool_status, error_code, error_message}."),
+    ("attributes", "String", False, "JSON attribute bag; always has gateway.identity_source."),
+    ("raw_frame", "String", True, "JSON minimized native frame (ids, types, timestamp; never content)."),
+    ("source_path_hash", "String", False, "sha256 of the source file's real path, first 16 hex chars."),
+    ("source_offset", "Int64", True, "Byte offset of the source line."),
+    ("record_format", "String", False, "claude-jsonl, codex-envelope, codex-early-jsonl, codex-legacy-json."),
+    ("date", "String", False, "YYYY-MM-DD, UTC date of message_created_at."),
 )
 
-AI_GATEWAY_MESSAGES_SCHEMA: dict[str, pl.DataType] = {name: dtype for name, dtype, _, _ in COLUMNS}
-COLUMN_NAMES: tuple[str, ...] = tuple(AI_GATEWAY_MESSAGES_SCHEMA)
-NON_NULL_COLUMNS: tuple[str, ...] = tuple(name for name, _, nullable, _ in COLUMNS if not nullable)
+COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _, _, _ in _SPECS)
+NON_NULL_COLUMNS: tuple[str, ...] = tuple(name for name, _, nullable, _ in _SPECS if not nullable)
 JSON_COLUMNS: frozenset[str] = frozenset(
     {"tools", "previous_message_id", "tool_args", "compact_metadata", "status", "attributes", "raw_frame"}
 )
@@ -96,7 +95,42 @@ TIMESTAMP_COLUMNS: frozenset[str] = frozenset({"conversation_started_at", "messa
 # Sort key of every written file (storage.md §2).
 SORT_KEY: tuple[str, ...] = ("session_id", "message_created_at", "message_id", "part_index")
 
-assert len(COLUMNS) == 64
+assert len(_SPECS) == 64 and len(set(COLUMN_NAMES)) == 64
+
+# The Polars objects of the schema (`COLUMNS` with dtypes, `AI_GATEWAY_MESSAGES_SCHEMA`, `UTC_US`) are made on
+# first use (module `__getattr__`), so that the importers, the event log and a rerun that finds nothing new never
+# import Polars (~0.3 s of a ~0.5 s `hyp backfill` with nothing to do).
+
+
+class _PolarsSchema(NamedTuple):
+    pl: Any  # the polars module
+    COLUMNS: tuple[tuple[str, pl.DataType, bool, str], ...]  # (name, dtype, nullable, description)
+    AI_GATEWAY_MESSAGES_SCHEMA: dict[str, pl.DataType]  # name -> dtype, in column order
+    UTC_US: pl.Datetime  # Datetime("us", "UTC")
+
+
+_loaded: list[_PolarsSchema] = []
+
+
+def _polars() -> _PolarsSchema:
+    if not _loaded:
+        import polars as pl
+
+        utc = pl.Datetime("us", "UTC")
+        make = {"Int32": pl.Int32, "Int64": pl.Int64, "String": pl.String, "Boolean": pl.Boolean}
+        columns = tuple(
+            (name, utc if kind == "Datetime" else make[kind](), nullable, desc) for name, kind, nullable, desc in _SPECS
+        )
+        _loaded.append(_PolarsSchema(pl, columns, {name: dtype for name, dtype, _, _ in columns}, utc))
+    return _loaded[0]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("COLUMNS", "AI_GATEWAY_MESSAGES_SCHEMA", "UTC_US"):
+        value = getattr(_polars(), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SchemaError(ValueError):
@@ -109,11 +143,14 @@ def canonical_json(value: Any) -> str:
 
 
 def empty_frame() -> pl.DataFrame:
-    return pl.DataFrame(schema=AI_GATEWAY_MESSAGES_SCHEMA)
+    p = _polars()
+    return p.pl.DataFrame(schema=p.AI_GATEWAY_MESSAGES_SCHEMA)
 
 
 def frame_from_rows(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     """Build a frame in schema order from row dicts (missing keys are null), then validate it."""
+    p = _polars()
+    pl = p.pl
     rows = rows if isinstance(rows, list) else list(rows)
     if not rows:
         return empty_frame()
@@ -128,10 +165,10 @@ def frame_from_rows(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
             if col is not None:
                 col[i] = v
     series = []
-    for name, dtype, _, _ in COLUMNS:
+    for name, dtype, _, _ in p.COLUMNS:
         values = columns[name]
         if name in TIMESTAMP_COLUMNS:
-            s = pl.Series(name, values, dtype=pl.Int64()).cast(UTC_US)
+            s = pl.Series(name, values, dtype=pl.Int64()).cast(p.UTC_US)
         else:
             s = _series(name, values, dtype)
         series.append(s)
@@ -143,6 +180,7 @@ def _series(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
     constructor first: on columns whose values already have the column's type (every valid batch) that is
     the same Series several times faster (strings: ~4x); where the strict one refuses a value, the lenient
     one decides, as before."""
+    pl = _polars().pl
     try:
         return pl.Series(name, values, dtype=dtype, strict=True)
     except (OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
@@ -151,12 +189,14 @@ def _series(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
 
 def validate_frame(df: pl.DataFrame) -> pl.DataFrame:
     """Cast to the schema (order and dtypes) and reject nulls in non-null columns (schema.md §2)."""
+    p = _polars()
+    pl, schema = p.pl, p.AI_GATEWAY_MESSAGES_SCHEMA
     missing = [c for c in COLUMN_NAMES if c not in df.columns]
-    extra = [c for c in df.columns if c not in AI_GATEWAY_MESSAGES_SCHEMA]
+    extra = [c for c in df.columns if c not in schema]
     if missing or extra:
         raise SchemaError(f"batch columns do not match schema_version 1: missing {missing}, unexpected {extra}")
     try:
-        df = df.select([pl.col(c).cast(t, strict=True) for c, t in AI_GATEWAY_MESSAGES_SCHEMA.items()])
+        df = df.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
         raise SchemaError(f"batch does not cast to schema_version 1: {exc}") from exc
     if df.height:
@@ -170,6 +210,7 @@ def validate_frame(df: pl.DataFrame) -> pl.DataFrame:
 
 def usage_view(messages: pl.LazyFrame) -> pl.LazyFrame:
     """`ai_gateway_usage` (schema.md §6): one row per API response, over the deduplicated messages."""
+    pl = _polars().pl
     token_cols = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"]
     api_error = pl.col("attributes").str.json_path_match("$.claude.api_error").fill_null("false") == "true"
     carriers = messages.filter(pl.any_horizontal([pl.col(c).is_not_null() for c in token_cols]) & ~api_error)

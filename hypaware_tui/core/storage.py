@@ -39,12 +39,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from filelock import FileLock, Timeout
 
 from hypaware_tui.core import paths as _paths
+from hypaware_tui.core import schema as _schema
 from hypaware_tui.core.checkpoints import (
     HEAD_MAX,
     Checkpoint,
@@ -56,7 +56,6 @@ from hypaware_tui.core.events import EventLog
 from hypaware_tui.core.ids import uuid7_hex
 from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir, fsync_dir
 from hypaware_tui.core.schema import (
-    AI_GATEWAY_MESSAGES_SCHEMA,
     COLUMN_NAMES,
     DATASET_NAME,
     SCHEMA_VERSION,
@@ -65,6 +64,22 @@ from hypaware_tui.core.schema import (
     frame_from_rows,
     validate_frame,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+
+    class _LazyPolars:
+        """`polars`, imported on first use: opening the state database (`ensure_import_floor` of a rerun that
+        finds nothing new) needs no Polars, which costs ~0.3 s to import."""
+
+        def __getattr__(self, name: str) -> Any:
+            import polars
+
+            globals()["pl"] = polars
+            return getattr(polars, name)
+
+    pl = _LazyPolars()
 
 FAULT_ENV = "HYP_FAULT"
 LOCK_NOTICE_AFTER_S = 0.2
@@ -296,7 +311,7 @@ def _check_schema(path: Path, layout: Layout) -> None:
         raise
     except Exception as exc:  # polars raises ComputeError / OSError variants for damaged footers
         raise StorageError(_unreadable_message(path, layout, _short(exc))) from exc
-    if list(schema.items()) != list(AI_GATEWAY_MESSAGES_SCHEMA.items()):
+    if list(schema.items()) != list(_schema.AI_GATEWAY_MESSAGES_SCHEMA.items()):
         theirs = list(schema)
         detail = "its columns are not those of schema_version 1"
         if theirs[: len(COLUMN_NAMES)] == list(COLUMN_NAMES):
@@ -1007,7 +1022,7 @@ class Storage:
             back = pl.read_parquet(path)
         except Exception as exc:  # noqa: BLE001
             return f"cannot re-open the new file: {_short(exc)}"
-        if list(back.schema.items()) != list(AI_GATEWAY_MESSAGES_SCHEMA.items()):
+        if list(back.schema.items()) != list(_schema.AI_GATEWAY_MESSAGES_SCHEMA.items()):
             return "schema differs from schema_version 1"
         if back.height != input_ids.len():
             return f"{back.height} rows, expected {input_ids.len()}"
