@@ -41,6 +41,12 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
         monkeypatch.setenv(k, h.env[k])
     monkeypatch.delenv("HYP_TEST_SERVICE_MANAGER", raising=False)
     monkeypatch.setattr(control, "START_TIMEOUT_S", 0.3)
+    # The suite's own interpreter may live in a temporary clone (CI checks out anywhere): treat exactly that
+    # interpreter as durable, so the install tests do not depend on where the repo sits. Every other path is
+    # judged as usual (acceptance 14 passes a temp-dir interpreter explicitly).
+    real = service.ephemeral_reason
+    monkeypatch.setattr(service, "ephemeral_reason",
+                        lambda p, env=None: None if p == sys.executable else real(p, env))
     return h
 
 
