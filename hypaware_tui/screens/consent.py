@@ -47,7 +47,7 @@ class ConsentScreen(WizardScreen):
         rows = [
             Row("import", f"Import existing history ({span})", checked=self.import_history),
             Row("capture", "Keep capturing new sessions after setup", checked=self.capture,
-                note=("A real setup runs the hyp capture daemon in the background; this demo does not start it."
+                note=("Runs the hyp capture daemon; this demo does not start it."
                       if self.demo else
                       f"Runs the hyp capture daemon in the background. It reads the same history files and "
                       f"changes nothing in {self.clients}.")),
