@@ -286,7 +286,7 @@ class Parser(ABC):
     def count_type(self, key: str) -> None:
         self.stats.records_by_type[key] += 1
 
-    def on_release(self, ts: int) -> None:
+    def on_release(self, ts: int) -> None:  # noqa: B027 (an optional hook)
         """Called when held rows get their inherited-later timestamp (fix per-thread start times here)."""
 
     # -- timestamps ---------------------------------------------------------------------------------------
@@ -313,24 +313,34 @@ class Parser(ABC):
         if not rows:
             return
         self._line_rows += len(rows)
-        pending = any(r.get("message_created_at") is None for r in rows)
-        if pending or self._held:
-            if not self._held and self._hold_snapshot is None:
-                self._hold_snapshot = (self._current_offset, self._pre_line_state or dumps_state(self.state))
-            self._held.extend(rows)
-            self._line_kept += len(rows)  # judged when released
-            return
-        self._accept(rows)
+        if not self._held:
+            for r in rows:
+                if r.get("message_created_at") is None:
+                    break
+            else:
+                self._accept(rows)
+                return
+        if not self._held and self._hold_snapshot is None:
+            self._hold_snapshot = (self._current_offset, self._pre_line_state or dumps_state(self.state))
+        self._held.extend(rows)
+        self._line_kept += len(rows)  # judged when released
 
     def _accept(self, rows: list[Row]) -> None:
         since, until = self.window.since_us, (None if self.whole else self.window.until_us)
+        stats, ready = self.stats, self._ready
+        if since is None and until is None:  # everything in the window (a full import)
+            for r in rows:  # (every row here has its timestamp: `emit` held the others)
+                stats.rows_built += 1
+                self._line_kept += 1
+                ready.append(finalize_row(r))
+            return
         for r in rows:
             ts = r["message_created_at"]
-            self.stats.rows_built += 1
+            stats.rows_built += 1
             if (since is not None and ts < since) or (until is not None and ts > until):
                 continue
             self._line_kept += 1
-            self._ready.append(finalize_row(r))
+            ready.append(finalize_row(r))
 
     def _release(self, ts: int) -> None:
         held, self._held = self._held, []
@@ -408,7 +418,7 @@ class Parser(ABC):
                     r["conversation_started_at"] = 0
             self._accept(held)
 
-    def flush_pending(self) -> None:
+    def flush_pending(self) -> None:  # noqa: B027 (an optional hook)
         """Whole-document end hook for importer-held rows (e.g. a Codex candidate). Override."""
 
     def drain(self) -> list[Row]:
@@ -432,14 +442,16 @@ def finalize_row(r: Row) -> Row:
     """Turn a built row into its stored form: JSON columns as canonical text, `date` from the timestamp,
     base64 stripped from content_text."""
     attrs = r.get("attributes")
-    if isinstance(attrs, dict):
+    if attrs.__class__ is not str and isinstance(attrs, dict):  # (most rows carry pre-serialized text)
         r["attributes"] = canonical_json(compact_dict(attrs))
-    for col in ("status", "raw_frame"):
-        v = r.get(col)
-        if isinstance(v, dict):
-            r[col] = json_or_null(v)
+    v = r.get("status")
+    if v.__class__ is not str and isinstance(v, dict):
+        r["status"] = json_or_null(v)
+    v = r.get("raw_frame")
+    if v.__class__ is not str and isinstance(v, dict):
+        r["raw_frame"] = json_or_null(v)
     text = r.get("content_text")
-    if text is not None:
+    if text is not None and "base64," in text:  # strip_base64's own test, without the call for the rest
         r["content_text"] = strip_base64(text)
     r["date"] = us_to_date(r["message_created_at"])
     return r

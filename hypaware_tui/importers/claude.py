@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from hypaware_tui.core.schema import canonical_json
-from hypaware_tui.core.timeutil import parse_claude_ts
+from hypaware_tui.core.timeutil import parse_claude_ts, parse_iso_us
 from hypaware_tui.importers.base import (
     Discovery,
     FileError,
@@ -85,7 +85,8 @@ def _ts(value: object) -> int | None:
     if value is None:
         return None
     try:
-        us = parse_claude_ts(value)
+        # parse_claude_ts(value), with the usual string case first
+        us = parse_iso_us(value) if value.__class__ is str else parse_claude_ts(value)
     except (ValueError, OverflowError, TypeError):
         return None
     if us is None or us < _MIN_US or us > _MAX_US:
@@ -292,11 +293,12 @@ class ClaudeParser(Parser):
         last = state["last"]
 
         # State first: every record updates the remembered fields and the last timestamp (claude.md §3).
-        sid = _s(obj.get("sessionId"))
-        if sid is not None:
+        sid = obj.get("sessionId")
+        if sid.__class__ is str and sid != "":
             last["session_id"] = sid
+        get = obj.get
         for skey, lkey in _LAST_FIELDS:
-            v = obj.get(lkey)
+            v = get(lkey)
             if v.__class__ is str and v != "":
                 last[skey] = v
         ts = _ts(obj.get("timestamp"))
@@ -329,7 +331,9 @@ class ClaudeParser(Parser):
         session_id = last["session_id"]
         if session_id is None:
             return None
-        agent_id = _s(obj.get("agentId")) or self._file_agent
+        agent_id = obj.get("agentId")
+        if agent_id.__class__ is not str or agent_id == "":
+            agent_id = self._file_agent
         side = obj.get("isSidechain")
         if side.__class__ is not bool:
             side = True if self._in_agent_file else None
@@ -337,6 +341,8 @@ class ClaudeParser(Parser):
         ts_source = None
         if ts is None:
             ts, ts_source = self.inherited_ts()
+        user_type = obj.get("userType")
+        uuid = obj.get("uuid")
         row: Row = {
             "schema_version": 1,
             "session_id": session_id,
@@ -349,10 +355,10 @@ class ClaudeParser(Parser):
             "client_version": last["version"],
             "entrypoint": last["entrypoint"],
             "permission_mode": last["permission_mode"],
-            "user_type": _s(obj.get("userType")),
+            "user_type": user_type if user_type.__class__ is str and user_type != "" else None,
             "is_sidechain": side,
             "agent_id": agent_id,
-            "provider_uuid": _s(obj.get("uuid")),
+            "provider_uuid": uuid if uuid.__class__ is str and uuid != "" else None,
             "message_created_at": ts,
             "role": role,
             "provider_type": typ,
@@ -360,10 +366,13 @@ class ClaudeParser(Parser):
             "source_offset": offset,
             "record_format": RECORD_FORMAT,
         }
+        get = obj.get
         for col, key, alias in _ID_FIELDS:
-            v = obj.get(key)
+            v = get(key)
             if v is None:
-                v = obj.get(alias)
+                v = get(alias)
+                if v is None:
+                    continue
             if v.__class__ is str and v != "":
                 row[col] = v
         return row, scope, ts_source
@@ -512,8 +521,8 @@ class ClaudeParser(Parser):
         usage = msg.get("usage")
         if usage.__class__ is dict:
             for col, key in _USAGE_KEYS:
-                v = _int(usage.get(key))
-                if v is not None:
+                v = usage.get(key)
+                if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:  # _int(v), inline
                     carrier[col] = v
         if api_error:
             carrier["finish_reason"] = "error"
