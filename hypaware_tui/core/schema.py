@@ -154,32 +154,42 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-_PLAIN_SCALARS = frozenset((str, int, bool, type(None)))
-_MAX_LEVEL_NODES = 100_000
+def canonical_json_bytes(value: Any) -> bytes:
+    """`canonical_json(value)` as UTF-8 bytes (lone surrogates passed through), for hashing without a
+    decode/encode round trip on large payloads."""
+    if _orjson_identical(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except (orjson.JSONEncodeError, TypeError):
+            pass
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
 _MAX_DEPTH = 256  # orjson refuses deeper nesting anyway
 
 
-def _orjson_identical(value: Any) -> bool:
-    """True when `value` holds only the exact types for which orjson and the stdlib encode alike (no float:
-    their number formats differ). Walks level by level within bounds, so a cyclic value ends (the stdlib then
-    reports it as before)."""
-    level = [value]
-    for _ in range(_MAX_DEPTH):
-        if not level:
-            return True
-        nxt: list[Any] = []
-        for v in level:
-            cls = v.__class__
-            if cls is dict:
-                nxt.extend(v.values())
-            elif cls is list:
-                nxt.extend(v)
-            elif cls not in _PLAIN_SCALARS:
-                return False
-        if len(nxt) > _MAX_LEVEL_NODES:
+def _orjson_identical(value: Any, depth: int = 0) -> bool:
+    """True when `value` holds only the exact types for which orjson and the stdlib encode alike: dict, list,
+    str, int, bool, None (no float: their number formats differ). Bounded in depth, so a cyclic value ends
+    (the stdlib then reports it as before). A plain recursive scan: this runs for every JSON column."""
+    cls = value.__class__
+    if cls is dict:
+        children = value.values()
+    elif cls is list:
+        children = value
+    else:
+        return cls is str or cls is int or cls is bool or value is None
+    if depth >= _MAX_DEPTH:
+        return False
+    for v in children:
+        vc = v.__class__
+        if vc is str or vc is int or vc is bool or v is None:
+            continue
+        if (vc is not dict and vc is not list) or not _orjson_identical(v, depth + 1):
             return False
-        level = nxt
-    return False
+    return True
 
 
 def empty_frame() -> pl.DataFrame:

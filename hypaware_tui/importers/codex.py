@@ -35,7 +35,8 @@ from typing import Any
 
 import orjson
 
-from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json
+from hypaware_tui.core.checkpoints import path_hash
+from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json, canonical_json_bytes
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.importers.base import (
     Discovery,
@@ -149,55 +150,10 @@ def thread_id_from_name(path: str) -> str:
     return name
 
 
-def _has_float(value: object) -> bool:
-    c = value.__class__
-    if c is dict:
-        items = value.values()  # type: ignore[union-attr]
-    elif c is list:
-        items = value  # type: ignore[assignment]
-    else:
-        return c is float
-    for v in items:  # type: ignore[union-attr]
-        vc = v.__class__
-        if vc is str or vc is int or vc is bool or v is None:
-            continue
-        if vc is float or _has_float(v):
-            return True
-    return False
-
-
-def cjson(value: object) -> str:
-    """`canonical_json(value)`, byte for byte, 10x faster on large payloads: orjson (sorted keys) writes the
-    same text for strings, integers, booleans, null, lists and objects; floats (whose exponent forms differ),
-    integers beyond 64 bits, lone surrogates and very deep nesting take the stdlib path."""
-    if not _has_float(value):
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        except (TypeError, orjson.JSONEncodeError):
-            pass
-    return canonical_json(value)
-
-
-def _plain_json(value: object) -> str:
-    """`canonical_json` of a value known to hold no float (strings, ints, bools, nulls, lists, objects)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return canonical_json(value)
-
-
 def _digest(prefix: str, content: object) -> str:
-    """sha256(prefix + canonical_json(content)) hex, first 16 (schema.md §4.2), without re-encoding the JSON."""
+    """sha256(prefix + canonical_json(content)) hex, first 16 (schema.md §4.2)."""
     h = hashlib.sha256(prefix.encode("utf-8", "surrogatepass"))
-    body = None
-    if not _has_float(content):
-        try:
-            body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-        except (TypeError, orjson.JSONEncodeError):
-            body = None
-    if body is None:
-        body = canonical_json(content).encode("utf-8", "surrogatepass")
-    h.update(body)
+    h.update(canonical_json_bytes(content))
     return h.hexdigest()[:16]
 
 
@@ -211,7 +167,7 @@ def _args_json(value: object) -> str | None:
             value = orjson.loads(value)  # type: ignore[arg-type]
         except orjson.JSONDecodeError:
             pass
-    return cjson(value)
+    return canonical_json(value)
 
 
 def _entry_texts(entries: object, text_types: frozenset[str] = _TEXT_TYPES) -> list[str]:
@@ -239,7 +195,7 @@ def output_text(output: object) -> str | None:
     if output.__class__ is list:
         texts = _entry_texts(output)
         return "\n".join(texts) if texts else None
-    return cjson(output)
+    return canonical_json(output)
 
 
 def _exit_from_metadata(obj: object) -> int | None:
@@ -312,10 +268,6 @@ def _loads(text: str | None) -> object:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-
-
-def _path_hash(real: str) -> str:
-    return hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------- parts
@@ -492,17 +444,15 @@ class CodexParser(Parser):
                 if r["message_created_at"] is None:
                     break
             else:
-                src = self.state["header"]["attrs"].get("source")
-                plain = src.__class__ is not dict or not _has_float(src)
                 for r in rows:
                     a = r["attributes"]
                     if a.__class__ is dict:
                         a = a if a.get("codex") else {"gateway": a["gateway"]}
-                        r["attributes"] = _plain_json(a) if plain else cjson(a)
+                        r["attributes"] = canonical_json(a)
                     s = r["status"]
                     if s.__class__ is dict:  # built by us: string values (None dropped, as the base would)
                         s = {k: v for k, v in s.items() if v is not None}
-                        r["status"] = _plain_json(s) if s else None
+                        r["status"] = canonical_json(s) if s else None
         super().emit(rows)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
@@ -844,7 +794,7 @@ class CodexParser(Parser):
         total = info.get("total_token_usage")
         prev = st["last_total"]
         if total.__class__ is dict:
-            tj = cjson(total)
+            tj = canonical_json(total)
             if tj == prev:
                 return  # a re-emit of an unchanged total
             st["last_total"] = tj
@@ -1112,7 +1062,7 @@ class CodexParser(Parser):
         meta = {k: p[k] for k in ("window_number", "window_id", "first_window_id", "previous_window_id") if k in p}
         msg = p.get("message")
         part = {"part_type": "compaction", "content_text": msg if msg.__class__ is str else None,
-                "compact_metadata": cjson(meta) if meta else None}  # fmt: skip
+                "compact_metadata": canonical_json(meta) if meta else None}  # fmt: skip
         if ts is None:
             ts_, src = self.inherited_ts()
         else:
@@ -1321,7 +1271,7 @@ class CodexParser(Parser):
         if self._legacy_index is not None:
             codex["item_index"] = self._legacy_index
 
-        frame = None if raw_frame is None else _plain_json(raw_frame)
+        frame = None if raw_frame is None else canonical_json(raw_frame)
         base: Row = _ROW_TEMPLATE.copy()
         base["schema_version"] = 1
         base["session_id"] = hdr["session_id"] or thread
@@ -1340,7 +1290,7 @@ class CodexParser(Parser):
         base["is_sidechain"] = hdr["is_sidechain"]
         base["parent_thread_id"] = hdr["parent_thread_id"]
         base["message_id"] = message_id
-        base["previous_message_id"] = "[]" if prev is None else _plain_json([prev])
+        base["previous_message_id"] = "[]" if prev is None else canonical_json([prev])
         base["provider_uuid"] = native
         base["prompt_id"] = turn["id"]
         base["message_index"] = ordinal
@@ -1584,7 +1534,7 @@ class CodexImporter(Importer):
             disc.failed.append(FileError(_place(home, path), f"cannot read a Codex rollout "
                                          f"({exc.strerror or exc}); it is skipped. Check its permissions."))  # fmt: skip
             return
-        h = _path_hash(real)
+        h = path_hash(real)
         if h in by_hash and by_hash[h] != real:
             disc.failed.append(FileError(h, "two rollout files have the same path hash; the second one is skipped"))
             return
