@@ -843,7 +843,7 @@ def test_walk_symlinks_other_files_and_errors(tmp_path, monkeypatch):
     # a path-hash collision in one scan: reported, the second file skipped
     import hypaware_tui.importers.claude as claude_mod
 
-    monkeypatch.setattr(claude_mod, "_path_hash", lambda real: "0" * 16)
+    monkeypatch.setattr(claude_mod, "path_hash", lambda real: "0" * 16)
     disc = IMP.discover([str(root)])
     assert len(disc.files) == 1 and len(disc.failed) == 1 and "same path hash" in disc.failed[0].message
 

@@ -142,6 +142,17 @@ def strip_base64(text: str | None) -> str | None:
     return _B64_RE.sub(lambda m: f"data:{m.group(1) or 'application/octet-stream'};base64,<omitted>", text)
 
 
+def expand_root(path: str, env: Mapping[str, str]) -> str:
+    """A configured root made absolute, with `~` taken from `env["HOME"]` (so tests and the demo can point
+    HOME elsewhere), else the process's home."""
+    if path == "~" or path.startswith("~/") or path.startswith("~" + os.sep):
+        home = env.get("HOME") or os.path.expanduser("~")
+        path = home + path[1:]
+    else:
+        path = os.path.expanduser(path)
+    return os.path.abspath(path)
+
+
 def nonempty_str(value: object) -> str | None:
     """Optional identifier columns hold null rather than "" (schema.md §3.4 rule 5)."""
     return value if isinstance(value, str) and value != "" else None

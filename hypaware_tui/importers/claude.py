@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from hypaware_tui.core.checkpoints import path_hash
 from hypaware_tui.core.schema import canonical_json
 from hypaware_tui.core.timeutil import parse_claude_ts, parse_iso_us
 from hypaware_tui.importers.base import (
@@ -31,6 +32,7 @@ from hypaware_tui.importers.base import (
     Row,
     SourceFile,
     Window,
+    expand_root,
     head_tail_timestamps,
 )
 
@@ -184,10 +186,6 @@ def _agent_id_from_name(path: str) -> str | None:
     if name.startswith("agent-") and name.endswith(".jsonl") and len(name) > len("agent-.jsonl"):
         return name[len("agent-") : -len(".jsonl")]
     return None
-
-
-def _path_hash(real: str) -> str:
-    return hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
 
 
 def read_sidecar(path: str) -> dict[str, Any] | None:
@@ -663,15 +661,6 @@ def fresh_state(file: SourceFile) -> dict[str, Any]:
     }
 
 
-def _expand(path: str, env: Mapping[str, str]) -> str:
-    if path == "~" or path.startswith("~/") or path.startswith("~" + os.sep):
-        home = env.get("HOME") or os.path.expanduser("~")
-        path = home + path[1:]
-    else:
-        path = os.path.expanduser(path)
-    return os.path.abspath(path)
-
-
 class ClaudeImporter(Importer):
     name = NAME
     display_name = "Claude Code"
@@ -681,11 +670,11 @@ class ClaudeImporter(Importer):
 
     def roots(self, config_root: str | None, env: Mapping[str, str]) -> list[str]:
         if config_root:
-            candidates = [_expand(config_root, env)]
+            candidates = [expand_root(config_root, env)]
         else:
             raw = (env.get("CLAUDE_CONFIG_DIR") or "").strip()
             if raw:
-                candidates = [_expand(p.strip(), env) for p in raw.split(",") if p.strip()]
+                candidates = [expand_root(p.strip(), env) for p in raw.split(",") if p.strip()]
             else:
                 home = env.get("HOME") or os.path.expanduser("~")
                 candidates = [
@@ -721,7 +710,7 @@ class ClaudeImporter(Importer):
             except OSError as exc:
                 disc.failed.append(
                     FileError(
-                        _path_hash(real_root),
+                        path_hash(real_root),
                         f"cannot read the Claude Code folder {root} ({exc.strerror or exc}); "
                         "check its permissions.",
                     )
@@ -733,7 +722,7 @@ class ClaudeImporter(Importer):
         files: list[SourceFile] = []
         for real in sorted(found, key=lambda p: (os.path.basename(p).startswith("agent-"), p)):
             name, st = found[real]
-            h = _path_hash(real)
+            h = path_hash(real)
             if h in by_hash and by_hash[h] != real:
                 disc.failed.append(
                     FileError(h, "two transcript files have the same path hash; the second one is skipped")
@@ -764,7 +753,7 @@ class ClaudeImporter(Importer):
             except OSError as exc:
                 disc.failed.append(
                     FileError(
-                        _path_hash(os.path.realpath(d)),
+                        path_hash(os.path.realpath(d)),
                         f"cannot read a Claude Code transcript directory ({exc.strerror or exc}); "
                         "its sessions are skipped. Check its permissions.",
                     )
@@ -786,7 +775,7 @@ class ClaudeImporter(Importer):
                 except OSError as exc:
                     disc.failed.append(
                         FileError(
-                            _path_hash(os.path.realpath(e.path)),
+                            path_hash(os.path.realpath(e.path)),
                             f"cannot read a Claude Code transcript ({exc.strerror or exc}); it is skipped. "
                             "Check its permissions.",
                         )
@@ -818,5 +807,5 @@ class ClaudeImporter(Importer):
         if os.path.basename(sub) == "subagents":
             sess_dir = os.path.dirname(sub)
             parent = os.path.join(os.path.dirname(sess_dir), os.path.basename(sess_dir) + ".jsonl")
-            return _path_hash(os.path.realpath(parent))
+            return path_hash(os.path.realpath(parent))
         return file.path_hash

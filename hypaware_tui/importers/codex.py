@@ -49,6 +49,7 @@ from hypaware_tui.importers.base import (
     SourceFile,
     Window,
     compact_dict,
+    expand_root,
     head_tail_timestamps,
     parse_json_line,
 )
@@ -1422,15 +1423,6 @@ def _is_search(action: object) -> bool:
 # --------------------------------------------------------------------------------------------- importer
 
 
-def _expand(path: str, env: Mapping[str, str]) -> str:
-    if path == "~" or path.startswith("~/") or path.startswith("~" + os.sep):
-        home = env.get("HOME") or os.path.expanduser("~")
-        path = home + path[1:]
-    else:
-        path = os.path.expanduser(path)
-    return os.path.abspath(path)
-
-
 def _is_rollout(name: str) -> bool:
     return name.startswith("rollout-") and (
         name.endswith(".jsonl") or name.endswith(".json") or name.endswith(".jsonl.zst")
@@ -1455,10 +1447,10 @@ class CodexImporter(Importer):
 
     def roots(self, config_root: str | None, env: Mapping[str, str]) -> list[str]:
         if config_root:
-            return [_expand(config_root, env)]
+            return [expand_root(config_root, env)]
         raw = (env.get("CODEX_HOME") or "").strip()
         if raw:
-            return [_expand(raw, env)]
+            return [expand_root(raw, env)]
         home = env.get("HOME") or os.path.expanduser("~")
         return [os.path.abspath(os.path.join(home, ".codex"))]
 
