@@ -537,8 +537,8 @@ class Storage:
 
         `rows` are finalized row dicts (JSON columns as text, timestamps as int µs UTC, `date` set) in batch
         order, or a frame of the schema, or an `EncodedBatch` made by `encode_batch` with the same `cut_date`
-        (steps 1 and 3-4 done ahead, possibly in a parse worker). Rows dated before `cut_date` are dropped. A batch with no rows still
-        updates its checkpoints. Raises SchemaError for a batch that does not fit the schema (a bug) and
+        (steps 1 and 3-4 done ahead, possibly in a parse worker). Rows dated before `cut_date` are dropped.
+        A batch with no rows still updates its checkpoints. Raises SchemaError for a batch that does not fit the schema (a bug) and
         StorageError when the dataset or the state database cannot be written."""
         encoded: EncodedBatch | None = None
         if isinstance(rows, EncodedBatch):
