@@ -579,12 +579,10 @@ def _detected_clients(config: Any) -> list[str]:
 
 
 def _workers() -> int:
-    raw = os.environ.get("HYP_WORKERS", "")
-    if raw.isdigit() and int(raw) >= 1:
-        return int(raw)
-    from hypaware_tui.core.runner import DEFAULT_WORKERS
+    """`HYP_WORKERS`, else 2 parse processes on a machine with 2+ CPUs (used only for large imports)."""
+    from hypaware_tui.core.runner import default_workers
 
-    return DEFAULT_WORKERS
+    return default_workers()
 
 
 _PROVIDERS = typer.Argument(None, metavar="[PROVIDER]...", show_default=False)
