@@ -5,6 +5,7 @@ events; and a parallel backfill gives the sequential dataset (issue 8)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -142,3 +143,90 @@ def test_parallel_dry_run_and_duplicates_match_the_sequential_run(tmp_path: Path
     b = pl.concat([pl.read_parquet(f) for f in sorted(par.dataset_root.glob("**/*.parquet"))]).sort("part_id")
     assert a.equals(b)
     assert len(units) >= 8 and sum(units) == 3 * (first[1] + first[2])  # every row came through worker units
+
+
+# --------------------------------------------------------------------------------------------- killed parent
+
+LAUNCHER = """\
+import sys
+from hypaware_tui.core import runner
+runner.PARALLEL_MIN_TOTAL = 0  # the small test corpus goes to the parse workers too
+if __name__ == "__main__":  # (workers are spawned: they import this module, and must not run the command)
+    from hypaware_tui.cli import main
+    sys.argv[0] = "hyp"
+    main()
+"""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_parse_workers_exit_when_the_committer_is_killed(tmp_path: Path) -> None:
+    """SIGKILL of `hyp backfill` while its parse workers run: they exit by themselves (they would otherwise
+    wait on their task queue forever), and a rerun completes the dataset."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from gen_corpus import generate
+
+    generate(str(tmp_path / "corpus"), 12, seed=5)
+    home = tmp_path / "corpus" / "home"
+    launcher = tmp_path / "hyp_launcher.py"
+    launcher.write_text(LAUNCHER)
+
+    def env(hyp_home: Path, workers: str) -> dict[str, str]:
+        hyp_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (hyp_home / "hypaware-config.json").write_text(json.dumps(
+            {"version": 1, "clients": {"claude": {"enabled": True}, "codex": {"enabled": True}},
+             "retention_days": 0, "capture": {"enabled": False}}))
+        e = dict(os.environ, HOME=str(home), HYP_HOME=str(hyp_home), CLAUDE_CONFIG_DIR=str(home / ".claude"),
+                 CODEX_HOME=str(home / ".codex"), NO_COLOR="1", HYP_WORKERS=workers)
+        e.pop("HYP_FAULT", None)
+        return e
+
+    cmd = [sys.executable, str(launcher), "backfill", "--json"]
+    hyp = tmp_path / "hyp"
+    proc = subprocess.Popen(cmd, env=env(hyp, "2"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while not workers and time.monotonic() < deadline and proc.poll() is None:
+        workers = [c for c in _children(proc.pid)
+                   if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        time.sleep(0.01)
+    assert workers, "no parse worker started"  # (started on demand: one per pending task, up to 2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.05)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "parse workers outlived the killed committer"
+
+    again = subprocess.run(cmd, env=env(hyp, "2"), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    ref = tmp_path / "ref"
+    one = subprocess.run(cmd, env=env(ref, "1"), capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+
+    def rows(h: Path) -> pl.DataFrame:
+        files = sorted(h.glob("cache/**/*.parquet"))
+        return pl.concat([pl.read_parquet(f) for f in files]).unique("part_id", keep="first").sort("part_id")
+
+    assert rows(hyp).equals(rows(ref))

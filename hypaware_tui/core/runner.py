@@ -931,6 +931,8 @@ PARALLEL_MAX_FILE = 16 * 1024 * 1024
 PARALLEL_MIN_TOTAL = 32 * 1024 * 1024
 #: source bytes of files handed to workers and not consumed yet (bounds the parent's memory)
 PARALLEL_INFLIGHT_BYTES = 48 * 1024 * 1024
+#: how often a parse worker checks that the committing process is still there
+PARENT_WATCH_S = 0.5
 
 
 def default_workers() -> int:
@@ -955,7 +957,10 @@ class _Pool:
             from concurrent.futures import ProcessPoolExecutor
 
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
@@ -965,12 +970,20 @@ class _Pool:
             self._pool = None
 
 
-def _worker_init() -> None:
-    """Parse workers leave Ctrl-C to the committing process, which cancels the run cleanly (the signal goes to
-    the whole foreground process group; a worker killed by it would print a traceback)."""
+def _worker_init(parent: int) -> None:
+    """In each parse worker: leave Ctrl-C to the committing process, which cancels the run cleanly (the signal
+    goes to the whole foreground process group; a worker killed by it would print a traceback); and exit
+    when that process is gone (killed with SIGKILL, say), instead of waiting forever on the task queue."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:  # (the pid passed in: a parent gone before this started counts too)
+            time.sleep(PARENT_WATCH_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hyp-parent-watch", daemon=True).start()
 
 
 def _small(est: int) -> bool:
