@@ -96,13 +96,14 @@ _FORBIDDEN_WORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
-def _tokens(sql: str) -> list[str]:
-    """A tiny lexer: bare words (lower-cased), `;`, `(` and other punctuation, with string literals, quoted
-    identifiers and comments skipped. Only used to classify a statement; the engine does the real parsing.
+def _tokens(sql: str) -> list[tuple[str, int]]:
+    """A tiny lexer: (token, end offset) for bare words (lower-cased), string literals and quoted identifiers
+    (as "lit"), `;`, `(` and other punctuation; comments and whitespace are skipped. Only used to classify a
+    statement and to cut trailing semicolons; the engine does the real parsing.
 
     Quotes are closed by the same quote (doubled quotes are an escape); a backslash is never treated as an
     escape, so a lexer/engine disagreement can only make us see *more* statements, never fewer."""
-    out: list[str] = []
+    out: list[tuple[str, int]] = []
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
@@ -115,8 +116,8 @@ def _tokens(sql: str) -> list[str]:
                         continue
                     break
                 j += 1
-            out.append("lit")
-            i = j + 1
+            i = min(j + 1, n)
+            out.append(("lit", i))
         elif c == "-" and sql.startswith("--", i):
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
@@ -128,66 +129,36 @@ def _tokens(sql: str) -> list[str]:
         elif c == "_" or c.isalpha():
             m = _WORD.match(sql, i)
             if m is None:  # a non-ASCII letter
-                out.append(c)
                 i += 1
+                out.append((c, i))
             else:
-                out.append(m.group(0).lower())
                 i = m.end()
+                out.append((m.group(0).lower(), i))
         else:
-            out.append(c)
             i += 1
+            out.append((c, i))
     return out
 
 
 def check_select(statement: str) -> str:
     """Accept exactly one read-only `SELECT …` or `WITH … SELECT …` (a trailing `;` is allowed) and return it
-    without the trailing semicolon; raise QueryError otherwise."""
+    without the trailing semicolons (and whatever whitespace or comments follow the last real token); raise
+    QueryError otherwise."""
     toks = _tokens(statement)
     # Drop trailing semicolons; any other semicolon separates statements.
-    while toks and toks[-1] == ";":
+    while toks and toks[-1][0] == ";":
         toks.pop()
-    if not toks or ";" in toks:
+    words = [t for t, _ in toks]
+    if not words or ";" in words:
         raise QueryError(ONLY_SELECT)
     k = 0
-    while k < len(toks) and toks[k] == "(":
+    while k < len(words) and words[k] == "(":
         k += 1
-    if k >= len(toks) or toks[k] not in ("select", "with"):
+    if k >= len(words) or words[k] not in ("select", "with"):
         raise QueryError(ONLY_SELECT)
-    if any(t in _FORBIDDEN_WORDS for t in toks):
+    if any(t in _FORBIDDEN_WORDS for t in words):
         raise QueryError(ONLY_SELECT)
-    return _strip_trailing_semicolons(statement)
-
-
-def _strip_trailing_semicolons(statement: str) -> str:
-    """Remove semicolons that only have whitespace or comments after them."""
-    # Find the position of the last character that is neither whitespace, comment nor ';'.
-    i, n = 0, len(statement)
-    last_end = 0
-    while i < n:
-        c = statement[i]
-        if c in "'\"`":
-            j = i + 1
-            while j < n:
-                if statement[j] == c:
-                    if j + 1 < n and statement[j + 1] == c:
-                        j += 2
-                        continue
-                    break
-                j += 1
-            i = j + 1
-            last_end = min(i, n)
-        elif statement.startswith("--", i):
-            j = statement.find("\n", i)
-            i = n if j < 0 else j + 1
-        elif statement.startswith("/*", i):
-            j = statement.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-        elif c.isspace() or c == ";":
-            i += 1
-        else:
-            i += 1
-            last_end = i
-    return statement[:last_end]
+    return statement[: toks[-1][1]]
 
 
 _DATA_ERROR_HINTS = ("parquet:", "out of specification", "os error", "magic bytes", "footer")
