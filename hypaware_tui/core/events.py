@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir
+from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir, read_tail
 from hypaware_tui.core.schema import DATASET_NAME
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -99,18 +99,10 @@ def iter_events_reversed(layout: Layout, *, max_bytes: int = 4 * 1024 * 1024) ->
         if budget <= 0:
             return
         try:
-            with open(path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                start = max(0, size - budget)
-                f.seek(start)
-                data = f.read()
+            lines = read_tail(path, budget)
         except OSError:
             continue
-        budget -= len(data)
-        lines = data.split(b"\n")
-        if start > 0:
-            lines = lines[1:]  # first line may be cut
+        budget -= sum(len(line) + 1 for line in lines)
         for raw in reversed(lines):
             if not raw.strip():
                 continue

@@ -176,3 +176,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = FI
         raise
     fsync_dir(target.parent)
     return target
+
+
+def read_tail(path: str | os.PathLike[str], max_bytes: int) -> list[bytes]:
+    """The complete lines among the last `max_bytes` bytes of a file (read-only; a first line cut by the
+    window is dropped). Raises OSError like open()."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = max(0, size - max_bytes)
+        fh.seek(start)
+        data = fh.read()
+    lines = data.split(b"\n")
+    return lines[1:] if start > 0 else lines

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.paths import Layout, read_tail
 
 RECENT_ERRORS_MAX = 5
 RECENT_ERRORS_DAYS = 7
@@ -274,17 +274,9 @@ def _events_errors(layout: Layout, add: Callable[[object, str, object], None], s
 def _daemon_log_errors(layout: Layout, add: Callable[[object, str, object], None]) -> None:
     for path in (layout.daemon_log, Path(f"{layout.daemon_log}.1")):
         try:
-            with open(path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                size = fh.tell()
-                start = max(0, size - _DAEMON_LOG_TAIL_BYTES)
-                fh.seek(start)
-                data = fh.read()
+            lines = [raw.decode("utf-8", "replace").rstrip("\r") for raw in read_tail(path, _DAEMON_LOG_TAIL_BYTES)]
         except OSError:
             continue
-        lines = data.decode("utf-8", "replace").splitlines()
-        if start > 0 and lines:
-            lines = lines[1:]  # the first line may be cut
         for line in lines:
             m = _LOG_LINE.match(line)
             if m:

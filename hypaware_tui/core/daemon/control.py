@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import FILE_MODE, Layout, atomic_write_bytes, ensure_dir
+from hypaware_tui.core.paths import FILE_MODE, Layout, atomic_write_bytes, ensure_dir, read_tail
 
 STATES = ("starting", "running", "degraded", "stopped")
 MODES = ("service", "detached", "foreground")
@@ -253,14 +253,12 @@ def open_log_append(path: Path) -> int:
 def log_tail(layout: Layout, lines: int = LOG_TAIL_LINES) -> list[str]:
     """The last `lines` lines of the daemon log (read-only)."""
     try:
-        with open(layout.daemon_log, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            data = fh.read()
+        raw = read_tail(layout.daemon_log, 64 * 1024)
     except OSError:
         return []
-    text = data.decode("utf-8", errors="replace").splitlines()
+    text = [line.decode("utf-8", errors="replace") for line in raw]
+    while text and not text[-1]:
+        text.pop()
     return text[-lines:]
 
 
