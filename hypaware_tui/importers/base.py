@@ -155,7 +155,7 @@ def expand_root(path: str, env: Mapping[str, str]) -> str:
 
 def nonempty_str(value: object) -> str | None:
     """Optional identifier columns hold null rather than "" (schema.md §3.4 rule 5)."""
-    return value if isinstance(value, str) and value != "" else None
+    return value if value.__class__ is str and value != "" else None  # exact type: on every field
 
 
 def compact_dict(d: Mapping[str, Any]) -> dict[str, Any]:

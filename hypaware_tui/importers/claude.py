@@ -35,6 +35,9 @@ from hypaware_tui.importers.base import (
     expand_root,
     head_tail_timestamps,
 )
+from hypaware_tui.importers.base import (
+    nonempty_str as _s,
+)
 
 NAME = "claude"
 RECORD_FORMAT = "claude-jsonl"
@@ -75,11 +78,6 @@ _RAW_FRAME_KEYS = ("uuid", "parentUuid", "type", "subtype", "requestId", "timest
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def _s(value: object) -> str | None:
-    """A non-empty string, else None (schema.md §3.4 rule 5)."""
-    return value if value.__class__ is str and value != "" else None
 
 
 def _ts(value: object) -> int | None:

@@ -53,6 +53,9 @@ from hypaware_tui.importers.base import (
     head_tail_timestamps,
     parse_json_line,
 )
+from hypaware_tui.importers.base import (
+    nonempty_str as _s,
+)
 
 NAME = "codex"
 PROVIDER = "openai"
@@ -87,11 +90,6 @@ _ROW_TEMPLATE.pop("date")
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def _s(value: object) -> str | None:
-    """A non-empty string, else None (schema.md §3.4 rule 5)."""
-    return value if value.__class__ is str and value != "" else None
 
 
 def _num(value: object) -> int | None:
