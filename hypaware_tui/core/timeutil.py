@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_DAY = 86_400_000_000
 _DATE_CACHE: dict[int, str] = {}
+_ONE_US = timedelta(microseconds=1)
+_fromisoformat = datetime.fromisoformat
 
 
 def parse_iso_us(value: object) -> int | None:
@@ -17,13 +19,12 @@ def parse_iso_us(value: object) -> int | None:
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:
-        dt = datetime.fromisoformat(value)
+        dt = _fromisoformat(value)
     except ValueError:
         return None
-    if dt.tzinfo is None or dt.utcoffset() is None:
+    if dt.tzinfo is None:  # (fromisoformat only makes fixed-offset zones: a zone always has an offset)
         return None
-    delta = dt - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (dt - EPOCH) // _ONE_US  # exact integer division of timedeltas
 
 
 def parse_claude_ts(value: object) -> int | None:
