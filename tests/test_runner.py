@@ -112,6 +112,27 @@ def test_import_then_rerun_reads_nothing_and_writes_nothing(layout, env):
     assert dataset(layout).height == total
 
 
+def test_touched_file_is_read_once_then_unchanged_again(layout, env):
+    """A file whose mtime moved but whose bytes did not (touched, or appended to and cut back) is read from
+    its checkpoint once, finds nothing, and its checkpoint takes the new stat: the run after is a pure
+    stat again (storage.md §6.3 (c) at an equal offset), instead of re-opening the file on every run."""
+    total = two_clients(env)
+    run(layout, env)
+    touched = os.path.join(env["FAKE_CLAUDE_ROOT"], "p0", "s0.jsonl")
+    st = os.stat(touched)
+    os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+    second = run(layout, env)
+    claude = second.providers[0]
+    assert claude.files_scanned == 1 and claude.files_unchanged == claude.files_total - 1
+    assert claude.rows_written == 0 and claude.bytes_read == 0  # resumed at the end: no byte to read
+
+    third = run(layout, env)
+    for p in third.providers:
+        assert p.files_scanned == 0 and p.files_unchanged == p.files_total > 0
+    assert dataset(layout).height == total
+
+
 def test_checkpoints_deleted_rerun_counts_duplicates(layout, env):
     two_clients(env)
     first = run(layout, env)

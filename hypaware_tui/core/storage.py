@@ -547,6 +547,9 @@ class Storage:
                 raise ValueError("an encoded batch must be committed with the cut date it was encoded with")
             df = None
             height = encoded.height
+        elif isinstance(rows, list) and not rows:  # checkpoints only: no frame (nor Polars import) needed
+            df = None
+            height = 0
         else:
             df = self._prepare(rows)
             height = df.height
@@ -743,9 +746,16 @@ class Storage:
                 result.checkpoints_mismatched += 1  # (a) the file changed since the batch read it
                 continue
             current = pending.get(entry.path_hash) or db.get(entry.path_hash)
-            if current is not None and current.offset >= entry.offset and _matches(now, current):
+            if current is not None and _matches(now, current) and (
+                current.offset > entry.offset
+                or (current.offset == entry.offset and (current.size, current.mtime_ns) == (entry.size, entry.mtime_ns))
+            ):
                 result.checkpoints_kept += 1  # (b) forward only
                 continue
+            # (c) Also at the stored offset when only the file's size or mtime moved (a file touched, or
+            # appended to and cut back): both parses resumed from consistent checkpoints to the same offset,
+            # so the entries are equivalent, and keeping the old stat would make every later run re-open the
+            # file to find nothing new.
             pending[entry.path_hash] = entry  # (c)
         if pending:
             db.put_many(pending.values())
