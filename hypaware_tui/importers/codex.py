@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json, canonical_json_bytes
+from hypaware_tui.core.schema import COLUMN_NAMES, _orjson_identical, canonical_json, canonical_json_bytes
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.importers.base import (
     Discovery,
@@ -154,6 +154,28 @@ def _digest(prefix: str, content: object) -> str:
     h = hashlib.sha256(prefix.encode("utf-8", "surrogatepass"))
     h.update(canonical_json_bytes(content))
     return h.hexdigest()[:16]
+
+
+# Fast paths to `canonical_json` for values whose leaves are known to be str / int / bool / None (no float):
+# for those its own scan always passes and it returns orjson's text, or the stdlib's when orjson raises (a
+# lone surrogate, an int beyond 64 bits). The same two steps here, without the scan, give the same text.
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+_UNSAFE_IN_STRING = re.compile('[\x00-\x1f"\\\\]')  # what JSON escapes inside a string
+
+
+def _str_json(value: dict[str, Any]) -> str:
+    """canonical_json of a dict built here whose leaves are all str (or int / bool / None)."""
+    try:
+        return orjson.dumps(value, option=_SORT_KEYS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return canonical_json(value)
+
+
+def _id_list_json(message_id: str) -> str:
+    """canonical_json([message_id]) (previous_message_id), written directly for an id needing no escape."""
+    if _UNSAFE_IN_STRING.search(message_id) is None:
+        return f'["{message_id}"]'
+    return canonical_json([message_id])
 
 
 def _args_json(value: object) -> str | None:
@@ -311,6 +333,11 @@ def _text_of(parts: list[dict[str, Any]]) -> str:
     return "\n".join(p["content_text"] for p in parts if p["part_type"] == "text" and p.get("content_text"))
 
 
+# `status` is built as its canonical text (rows never carry a status dict).
+_STATUS_SUCCESS = '{"tool_status":"success"}'
+_STATUS_ERROR = '{"tool_status":"error"}'
+
+
 def _tool_result_part(call_id: str | None, text: str | None, code_error: bool | None) -> dict[str, Any]:
     part: dict[str, Any] = {
         "part_type": "tool_result",
@@ -320,7 +347,7 @@ def _tool_result_part(call_id: str | None, text: str | None, code_error: bool | 
     }
     if code_error is not None:
         part["is_error"] = code_error
-        part["status"] = {"tool_status": "error" if code_error else "success"}
+        part["status"] = _STATUS_ERROR if code_error else _STATUS_SUCCESS
     return part
 
 
@@ -408,6 +435,7 @@ class CodexParser(Parser):
         self._line_counted = False
         self._ts_text: object = None  # memo of the last envelope timestamp parsed
         self._ts_value: int | None = None
+        self._plain_objects: dict[int, object] = {}  # id -> nested attribute object known to hold no float
 
     def fresh_state(self) -> dict[str, Any]:
         return fresh_state()
@@ -446,13 +474,32 @@ class CodexParser(Parser):
                 for r in rows:
                     a = r["attributes"]
                     if a.__class__ is dict:
-                        a = a if a.get("codex") else {"gateway": a["gateway"]}
-                        r["attributes"] = canonical_json(a)
-                    s = r["status"]
-                    if s.__class__ is dict:  # built by us: string values (None dropped, as the base would)
-                        s = {k: v for k, v in s.items() if v is not None}
-                        r["status"] = canonical_json(s) if s else None
+                        r["attributes"] = self._attributes_json(a)
         super().emit(rows)
+
+    def _attributes_json(self, a: dict[str, Any]) -> str:
+        """canonical_json of a built `attributes` ({"gateway": …, "codex": …}; an empty codex dropped).
+
+        Its leaves are strings, ints and True, but for the header's nested `source` and `git` objects, shared
+        by every row of the file: each distinct one is scanned once for floats (`_plain_objects`), and an
+        attributes object without any is written by orjson directly (see `_str_json`)."""
+        if not a.get("codex"):
+            a = {"gateway": a["gateway"]}
+        plain = self._plain_objects
+        for group in a.values():
+            if group.__class__ is not dict:
+                return canonical_json(a)
+            for v in group.values():
+                cls = v.__class__
+                if cls is str or cls is int or cls is bool or v is None:
+                    continue
+                if plain.get(id(v)) is not v:  # (the memo holds the object, so its id stays its own)
+                    if not _orjson_identical(v):
+                        return canonical_json(a)
+                    if len(plain) >= 64:
+                        plain.clear()
+                    plain[id(v)] = v
+        return _str_json(a)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
 
@@ -834,7 +881,7 @@ class CodexParser(Parser):
         ts_source: str | None,
         offset: int | None,
         fmt: str,
-        raw_frame: dict[str, Any] | None,
+        raw_frame: str | None,
     ) -> None:
         st = self.state
         replayed = src == "envelope" and st["replay"]["active"]
@@ -907,7 +954,7 @@ class CodexParser(Parser):
                     "tool_args": _args_json(p.get("action"))}  # fmt: skip
             status = _s(p.get("status"))
             if status is not None:
-                part["status"] = {"tool_status": status}
+                part["status"] = _str_json({"tool_status": status})
             self._remember_tool(native, "web_search")
             key = f"web_search|{native}" if paginated and native else None
             msgs = [_Msg("assistant", [part], native, p, key)]
@@ -1074,7 +1121,7 @@ class CodexParser(Parser):
         msg = p.get("message")
         msg = msg if msg.__class__ is str else None
         part: dict[str, Any] = {"part_type": "error", "content_text": msg, "is_error": True,
-                                "status": {"error_message": msg}}  # fmt: skip
+                                "status": None if msg is None else _str_json({"error_message": msg})}  # fmt: skip
         if ts is None:
             ts_, src = self.inherited_ts()
         else:
@@ -1123,7 +1170,7 @@ class CodexParser(Parser):
         self._skip("not_a_message")
 
     def _chat_item(self, item: dict[str, Any], role: str, ts: int | None, src: str | None,
-                   frame: dict[str, Any] | None) -> None:  # fmt: skip
+                   frame: str | None) -> None:  # fmt: skip
         content = item.get("content")
         parts: list[dict[str, Any]] = []
         if role == "tool":
@@ -1184,7 +1231,7 @@ class CodexParser(Parser):
         offset: int | None,
         fmt: str,
         provider_type: object,
-        raw_frame: dict[str, Any] | None,
+        raw_frame: str | None,
         subtype: str | None = None,
         subtype_from_parts: bool = False,
     ) -> None:
@@ -1230,7 +1277,7 @@ class CodexParser(Parser):
         offset: int | None,
         fmt: str,
         provider_type: str | None,
-        raw_frame: dict[str, Any] | None,
+        raw_frame: str | None,
         subtype: str | None,
         subtype_from_parts: bool,
     ) -> list[Row]:
@@ -1270,7 +1317,6 @@ class CodexParser(Parser):
         if self._legacy_index is not None:
             codex["item_index"] = self._legacy_index
 
-        frame = None if raw_frame is None else canonical_json(raw_frame)
         base: Row = _ROW_TEMPLATE.copy()
         base["schema_version"] = 1
         base["session_id"] = hdr["session_id"] or thread
@@ -1289,14 +1335,14 @@ class CodexParser(Parser):
         base["is_sidechain"] = hdr["is_sidechain"]
         base["parent_thread_id"] = hdr["parent_thread_id"]
         base["message_id"] = message_id
-        base["previous_message_id"] = "[]" if prev is None else canonical_json([prev])
+        base["previous_message_id"] = "[]" if prev is None else _id_list_json(prev)
         base["provider_uuid"] = native
         base["prompt_id"] = turn["id"]
         base["message_index"] = ordinal
         base["message_created_at"] = ts
         base["role"] = role
         base["provider_type"] = provider_type
-        base["raw_frame"] = frame
+        base["raw_frame"] = raw_frame
         base["source_path_hash"] = self._path_hash
         base["source_offset"] = offset
         base["record_format"] = fmt
@@ -1386,29 +1432,41 @@ def _attach(rows: list[Row], usage: dict[str, int]) -> None:
 # --------------------------------------------------------------------------------------------- frames
 
 
+#
+# A raw frame holds verbatim *string* fields only, so it is serialized at once with `_str_json` (rows carry
+# its canonical text, never the dict).
+
+
 def _pick(d: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {k: d[k] for k in keys if d.get(k).__class__ is str}
+    out: dict[str, Any] = {}
+    for k in keys:
+        v = d.get(k)
+        if v.__class__ is str:
+            out[k] = v
+    return out
 
 
 _ITEM_KEYS = ("type", "role", "id", "call_id")
+_ENVELOPE_KEYS = ("timestamp", "type")
 
 
-def _envelope_frame(obj: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-    frame = _pick(obj, ("timestamp", "type"))
+def _envelope_frame(obj: dict[str, Any], payload: dict[str, Any]) -> str:
+    frame = _pick(obj, _ENVELOPE_KEYS)
     inner = _pick(payload, _ITEM_KEYS)
     if inner:
         frame["payload"] = inner
-    return frame
+    return _str_json(frame)
 
 
-def _item_completed_frame(obj: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-    frame = _pick(obj, ("timestamp", "type"))
+def _item_completed_frame(obj: dict[str, Any], item: dict[str, Any]) -> str:
+    frame = _pick(obj, _ENVELOPE_KEYS)
     frame["payload"] = {"type": "item_completed", "item": _pick(item, ("type", "id"))}
-    return frame
+    return _str_json(frame)
 
 
-def _item_frame(item: dict[str, Any]) -> dict[str, Any] | None:
-    return _pick(item, _ITEM_KEYS) or None
+def _item_frame(item: dict[str, Any]) -> str | None:
+    frame = _pick(item, _ITEM_KEYS)
+    return _str_json(frame) if frame else None
 
 
 def _is_search(action: object) -> bool:
