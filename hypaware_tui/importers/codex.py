@@ -83,6 +83,8 @@ _TURN_STARTS = frozenset({"task_started", "turn_started"})
 _TURN_ENDS = frozenset({"task_complete", "turn_complete", "turn_aborted"})
 _IMAGE_ENTRY_TYPES = frozenset({"image", "Image", "local_image", "LocalImage", "input_image"})
 _TEXT_ENTRY_TYPES = frozenset({"text", "Text", "input_text", "output_text"})
+_SUMMARY_TYPES = frozenset({"summary_text", "text"})
+_CHAT_TEXT_TYPES = frozenset({"text"})
 _TYPE_KEYS: dict[tuple[str, str], str] = {}  # ("event_msg", "token_count") -> "event_msg/token_count"
 # Every column present (null unless set), so consumers may index rows directly.
 _ROW_TEMPLATE: dict[str, Any] = dict.fromkeys(COLUMN_NAMES)
@@ -169,6 +171,14 @@ def _str_json(value: dict[str, Any]) -> str:
         return orjson.dumps(value, option=_SORT_KEYS).decode()
     except (orjson.JSONEncodeError, TypeError):
         return canonical_json(value)
+
+
+def _counts_json(value: dict[str, Any]) -> str:
+    """canonical_json of a token usage object: flat ints as a rule (anything else takes the full path)."""
+    for v in value.values():
+        if v.__class__ is not int:
+            return canonical_json(value)
+    return _str_json(value)
 
 
 def _id_list_json(message_id: str) -> str:
@@ -436,6 +446,10 @@ class CodexParser(Parser):
         self._ts_text: object = None  # memo of the last envelope timestamp parsed
         self._ts_value: int | None = None
         self._plain_objects: dict[int, object] = {}  # id -> nested attribute object known to hold no float
+        # every column present (null unless set), the file's constants filled in
+        self._row_template: Row = _ROW_TEMPLATE.copy()
+        self._row_template.update(schema_version=1, provider=PROVIDER, conversation_source=NAME, client_name=NAME,
+                                  source_path_hash=file.path_hash)  # fmt: skip
 
     def fresh_state(self) -> dict[str, Any]:
         return fresh_state()
@@ -840,7 +854,7 @@ class CodexParser(Parser):
         total = info.get("total_token_usage")
         prev = st["last_total"]
         if total.__class__ is dict:
-            tj = canonical_json(total)
+            tj = _counts_json(total)
             if tj == prev:
                 return  # a re-emit of an unchanged total
             st["last_total"] = tj
@@ -914,7 +928,7 @@ class CodexParser(Parser):
             if not replayed:
                 st["assistant_seen"] = True
             summary = p.get("summary")
-            texts = [t for t in _entry_texts(summary, frozenset({"summary_text", "text"})) if t]
+            texts = [t for t in _entry_texts(summary, _SUMMARY_TYPES) if t]
             if not texts:
                 self._skip("encrypted_only")
                 return
@@ -1178,7 +1192,7 @@ class CodexParser(Parser):
             if content.__class__ is str:
                 text: str | None = content
             else:
-                texts = _entry_texts(content, frozenset({"text"}))
+                texts = _entry_texts(content, _CHAT_TEXT_TYPES)
                 text = "\n".join(texts) if texts else None
             part = _tool_result_part(call_id, text, None)
             if call_id is not None and call_id in self._tool_index:
@@ -1317,15 +1331,11 @@ class CodexParser(Parser):
         if self._legacy_index is not None:
             codex["item_index"] = self._legacy_index
 
-        base: Row = _ROW_TEMPLATE.copy()
-        base["schema_version"] = 1
+        base: Row = self._row_template.copy()
         base["session_id"] = hdr["session_id"] or thread
         base["conversation_id"] = thread
-        base["provider"] = PROVIDER
         base["model"] = (turn["model"] or hdr["model"]) if is_assistant else None
         base["conversation_started_at"] = st["started_at"]
-        base["conversation_source"] = NAME
-        base["client_name"] = NAME
         base["cwd"] = turn["cwd"] or hdr["cwd"]
         base["git_branch"] = hdr["git_branch"]
         base["client_version"] = hdr["client_version"]
@@ -1343,7 +1353,6 @@ class CodexParser(Parser):
         base["role"] = role
         base["provider_type"] = provider_type
         base["raw_frame"] = raw_frame
-        base["source_path_hash"] = self._path_hash
         base["source_offset"] = offset
         base["record_format"] = fmt
         rows: list[Row] = []
