@@ -445,7 +445,11 @@ class CodexParser(Parser):
         self._line_counted = False
         self._ts_text: object = None  # memo of the last envelope timestamp parsed
         self._ts_value: int | None = None
-        self._plain_objects: dict[int, object] = {}  # id -> nested attribute object known to hold no float
+        # Attributes built here from a float-free header: their other values are strings, ints and True by
+        # construction (as are what _attach and note_timestamp add later), so `emit` writes them with orjson
+        # at once (`_str_json`) instead of canonical_json's scan. id -> the dict (held, so the id stays its own).
+        self._vetted_attrs: dict[int, dict[str, Any]] = {}
+        self._plain_header: object = None
         # every column present (null unless set), the file's constants filled in
         self._row_template: Row = _ROW_TEMPLATE.copy()
         self._row_template.update(schema_version=1, provider=PROVIDER, conversation_source=NAME, client_name=NAME,
@@ -485,35 +489,31 @@ class CodexParser(Parser):
                 if r["message_created_at"] is None:
                     break
             else:
+                vetted = self._vetted_attrs
                 for r in rows:
                     a = r["attributes"]
                     if a.__class__ is dict:
-                        r["attributes"] = self._attributes_json(a)
+                        plain = vetted.pop(id(a), None) is a
+                        if not a.get("codex"):
+                            a = {"gateway": a["gateway"]}
+                        r["attributes"] = _str_json(a) if plain else canonical_json(a)
+                super().emit(rows)
+                return
+        for r in rows:  # held: the base finalizes them
+            a = r["attributes"]
+            if a.__class__ is dict:
+                self._vetted_attrs.pop(id(a), None)
         super().emit(rows)
 
-    def _attributes_json(self, a: dict[str, Any]) -> str:
-        """canonical_json of a built `attributes` ({"gateway": …, "codex": …}; an empty codex dropped).
-
-        Its leaves are strings, ints and True, but for the header's nested `source` and `git` objects, shared
-        by every row of the file: each distinct one is scanned once for floats (`_plain_objects`), and an
-        attributes object without any is written by orjson directly (see `_str_json`)."""
-        if not a.get("codex"):
-            a = {"gateway": a["gateway"]}
-        plain = self._plain_objects
-        for group in a.values():
-            if group.__class__ is not dict:
-                return canonical_json(a)
-            for v in group.values():
-                cls = v.__class__
-                if cls is str or cls is int or cls is bool or v is None:
-                    continue
-                if plain.get(id(v)) is not v:  # (the memo holds the object, so its id stays its own)
-                    if not _orjson_identical(v):
-                        return canonical_json(a)
-                    if len(plain) >= 64:
-                        plain.clear()
-                    plain[id(v)] = v
-        return _str_json(a)
+    def _header_is_plain(self, attrs: dict[str, Any]) -> bool:
+        """Whether the header's attributes.codex (copied into every row) holds no float, remembered for the
+        object (the state replaces it on change, never edits it)."""
+        if attrs is self._plain_header:
+            return True
+        if _orjson_identical(attrs):
+            self._plain_header = attrs
+            return True
+        return False
 
     # -- bookkeeping ------------------------------------------------------------------------------------
 
@@ -1321,6 +1321,7 @@ class CodexParser(Parser):
         if ts_source is not None:
             gateway["timestamp_source"] = ts_source
         codex: dict[str, Any] = hdr["attrs"].copy()
+        plain = self._header_is_plain(hdr["attrs"])
         is_assistant = role == "assistant"
         if is_assistant and turn["effort"] is not None:
             codex["effort"] = turn["effort"]
@@ -1369,7 +1370,9 @@ class CodexParser(Parser):
                 c = {**codex, **part_codex}
             else:
                 c = codex.copy() if i != last else codex
-            row["attributes"] = {"gateway": gateway.copy() if i != last else gateway, "codex": c}
+            attrs = row["attributes"] = {"gateway": gateway.copy() if i != last else gateway, "codex": c}
+            if plain:
+                self._vetted_attrs[id(attrs)] = attrs
             rows.append(row)
         return rows
 
