@@ -52,13 +52,15 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_use"}
 _API_ERROR_CODE = re.compile(r"API Error: (\d{3})(?!\d)")
+# Token columns <- `message.usage` keys; unrolled in `ClaudeParser._message`.
 _USAGE_KEYS = (
     ("input_tokens", "input_tokens"),
     ("output_tokens", "output_tokens"),
     ("cache_read_tokens", "cache_read_input_tokens"),
     ("cache_write_tokens", "cache_creation_input_tokens"),
 )
-# Line fields the parser state remembers (claude.md §4.2, §9): state key -> line key.
+# Line fields the parser state remembers (claude.md §4.2, §9): state key -> line key; unrolled in
+# `ClaudeParser._line`.
 _LAST_FIELDS = (
     ("cwd", "cwd"),
     ("git_branch", "gitBranch"),
@@ -66,7 +68,7 @@ _LAST_FIELDS = (
     ("entrypoint", "entrypoint"),
     ("permission_mode", "permissionMode"),
 )
-# Native id columns with their snake-case aliases (claude.md §4.2).
+# Native id columns with their snake-case aliases (claude.md §4.2); unrolled in `ClaudeParser._base`.
 _ID_FIELDS = (
     ("parent_uuid", "parentUuid", "parent_uuid"),
     ("logical_parent_uuid", "logicalParentUuid", "logical_parent_uuid"),
@@ -74,7 +76,8 @@ _ID_FIELDS = (
     ("request_id", "requestId", "request_id"),
     ("prompt_id", "promptId", "prompt_id"),
 )
-_RAW_FRAME_KEYS = ("uuid", "parentUuid", "type", "subtype", "requestId", "timestamp")
+# The raw_frame keys other than `message`, in canonical order (code point order: orjson then needs no sort).
+_RAW_FRAME_KEYS = ("parentUuid", "requestId", "subtype", "timestamp", "type", "uuid")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -135,15 +138,16 @@ def _result_text(content: object) -> str | None:
     return canonical_json(content)
 
 
-_UNSAFE_ID = re.compile('[\x00-\x1f"\\\\]')
 _STATUS_SUCCESS = '{"tool_status":"success"}'
 _STATUS_ERROR = '{"tool_status":"error"}'
 _SCALAR_TYPES = frozenset((str, int, bool))
 
 
 def _id_list_json(message_id: str) -> str:
-    """canonical_json([message_id]), without the encoder for the usual plain ids."""
-    if _UNSAFE_ID.search(message_id) is None:
+    """canonical_json([message_id]), without the encoder for the usual plain ids: a printable string without
+    `"` or `\\` is its own JSON text (the control characters JSON escapes are not printable; other
+    non-printable characters take the encoder, which gives the same text)."""
+    if message_id.isprintable() and '"' not in message_id and "\\" not in message_id:
         return f'["{message_id}"]'
     return canonical_json([message_id])
 
@@ -151,25 +155,23 @@ def _id_list_json(message_id: str) -> str:
 def _raw_frame(obj: Mapping[str, Any], api_id: str | None) -> str | None:
     """claude.md §4.2 raw_frame: uuid, parentUuid, type, subtype, message.id, requestId, timestamp; present
     scalar values only, verbatim. Canonical JSON text, or None when empty."""
-    raw: dict[str, Any] = {}
+    # Keys inserted in canonical order ("message" first), so that orjson's output is already sorted.
+    raw: dict[str, Any] = {"message": {"id": api_id}} if api_id is not None else {}
     simple = True
+    get = obj.get
     for k in _RAW_FRAME_KEYS:
-        v = obj.get(k)
-        if v is None:
-            continue
-        cls = v.__class__
+        v = get(k)
+        cls = v.__class__  # (an absent key: NoneType, neither branch)
         if cls in _SCALAR_TYPES:
             raw[k] = v
         elif cls is float:
             raw[k] = v
             simple = False  # float formatting differs between orjson and json.dumps
-    if api_id is not None:
-        raw["message"] = {"id": api_id}
     if not raw:
         return None
     if simple:
         try:
-            return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()
+            return orjson.dumps(raw).decode()
         except (TypeError, orjson.JSONEncodeError):  # an int beyond 64 bits
             pass
     return canonical_json(raw)
@@ -249,6 +251,13 @@ class ClaudeParser(Parser):
         self._in_agent_file = self._file_agent is not None
         self._path_hash = file.path_hash
         self._attr_cache: dict[tuple, str] = {}
+        # Hot-path references to objects of `self.state` / `self.stats` (the same objects, never rebound: the
+        # state stays the one JSON document checkpoints serialize).
+        self._last: dict[str, Any] = last
+        self._threads: dict[str, Any] = st["threads"]
+        self._tools: list[list[str]] = tools
+        self._by_type = stats.records_by_type
+        self._skipped = stats.lines_skipped
 
     # -- contract -------------------------------------------------------------------------------------
 
@@ -273,42 +282,53 @@ class ClaudeParser(Parser):
             key = f"system/{sub}" if sub.__class__ is str and sub != "" else "system"
         else:
             key = typ if len(typ) <= 100 else typ[:100]
-        self.stats.records_by_type[key] += 1
+        self._by_type[key] += 1
         try:
             reason = self._line(obj, typ, offset)
         except Exception:  # an unforeseen shape: count the line, keep going
             reason = "malformed"
         if reason is not None:
-            self.stats.lines_skipped[reason] += 1
+            self._skipped[reason] += 1
 
     # -- one line -------------------------------------------------------------------------------------
 
     def _line(self, obj: dict[str, Any], typ: str | None, offset: int) -> str | None:
         """Process one record; returns the skip reason when it yields no row."""
-        state = self.state
-        last = state["last"]
+        last = self._last
+        get = obj.get
 
         # State first: every record updates the remembered fields and the last timestamp (claude.md §3).
-        sid = obj.get("sessionId")
+        sid = get("sessionId")
         if sid.__class__ is str and sid != "":
             last["session_id"] = sid
-        get = obj.get
-        for skey, lkey in _LAST_FIELDS:
-            v = get(lkey)
-            if v.__class__ is str and v != "":
-                last[skey] = v
-        ts = _ts(obj.get("timestamp"))
+        # _LAST_FIELDS, unrolled (on every line: the loop's own bookkeeping cost a third of it)
+        v = get("cwd")
+        if v.__class__ is str and v != "":
+            last["cwd"] = v
+        v = get("gitBranch")
+        if v.__class__ is str and v != "":
+            last["git_branch"] = v
+        v = get("version")
+        if v.__class__ is str and v != "":
+            last["version"] = v
+        v = get("entrypoint")
+        if v.__class__ is str and v != "":
+            last["entrypoint"] = v
+        v = get("permissionMode")
+        if v.__class__ is str and v != "":
+            last["permission_mode"] = v
+        ts = _ts(get("timestamp"))
         if ts is not None:
             self.note_timestamp(ts)
 
-        msg = obj.get("message")
+        msg = get("message")
         if typ == "system":
-            if obj.get("subtype") != "compact_boundary":
+            if get("subtype") != "compact_boundary":
                 return "not_a_message"
             return self._compaction(obj, ts, offset)
         if msg.__class__ is dict:
-            role = _s(msg.get("role"))
-            if role is None:
+            role = msg.get("role")
+            if role.__class__ is not str or role == "":  # _s(role) is None
                 if typ == "user" or typ == "assistant":
                     role = typ
                 else:
@@ -323,22 +343,23 @@ class ClaudeParser(Parser):
     ) -> tuple[Row, str, str | None] | None:
         """Columns shared by every row of a line, the thread scope and the timestamp source; None when
         there is no session id."""
-        last = self.state["last"]
+        last = self._last
         session_id = last["session_id"]
         if session_id is None:
             return None
-        agent_id = obj.get("agentId")
+        get = obj.get
+        agent_id = get("agentId")
         if agent_id.__class__ is not str or agent_id == "":
             agent_id = self._file_agent
-        side = obj.get("isSidechain")
+        side = get("isSidechain")
         if side.__class__ is not bool:
             side = True if self._in_agent_file else None
         scope = session_id if agent_id is None else f"{session_id}:{agent_id}"
         ts_source = None
         if ts is None:
             ts, ts_source = self.inherited_ts()
-        user_type = obj.get("userType")
-        uuid = obj.get("uuid")
+        user_type = get("userType")
+        uuid = get("uuid")
         row: Row = {
             "schema_version": 1,
             "session_id": session_id,
@@ -362,15 +383,32 @@ class ClaudeParser(Parser):
             "source_offset": offset,
             "record_format": RECORD_FORMAT,
         }
-        get = obj.get
-        for col, key, alias in _ID_FIELDS:
-            v = get(key)
-            if v is None:
-                v = get(alias)
-                if v is None:
-                    continue
-            if v.__class__ is str and v != "":
-                row[col] = v
+        # _ID_FIELDS, unrolled (every row); the snake-case aliases are rare: `in` is cheaper than a get
+        v = get("parentUuid")
+        if v is None and "parent_uuid" in obj:
+            v = obj["parent_uuid"]
+        if v.__class__ is str and v != "":
+            row["parent_uuid"] = v
+        v = get("logicalParentUuid")
+        if v is None and "logical_parent_uuid" in obj:
+            v = obj["logical_parent_uuid"]
+        if v.__class__ is str and v != "":
+            row["logical_parent_uuid"] = v
+        v = get("sourceToolAssistantUUID")
+        if v is None and "source_tool_assistant_uuid" in obj:
+            v = obj["source_tool_assistant_uuid"]
+        if v.__class__ is str and v != "":
+            row["source_tool_assistant_uuid"] = v
+        v = get("requestId")
+        if v is None and "request_id" in obj:
+            v = obj["request_id"]
+        if v.__class__ is str and v != "":
+            row["request_id"] = v
+        v = get("promptId")
+        if v is None and "prompt_id" in obj:
+            v = obj["prompt_id"]
+        if v.__class__ is str and v != "":
+            row["prompt_id"] = v
         return row, scope, ts_source
 
     def _attributes(
@@ -406,20 +444,23 @@ class ClaudeParser(Parser):
         self._attr_cache[key] = text
         return text
 
-    def _thread(self, scope: str, message_id_native: str | None, role: str, content: object):
-        """(thread state, message_id, identity_source) for the next message of `scope`."""
-        thread = self.state["threads"].get(scope)
+    def _next_message(
+        self, scope: str, message_id_native: str | None, role: str, content: object, row: Row
+    ) -> str:
+        """The next message of `scope`: consume the thread ordinal and set the thread columns of `row`
+        (`message_id`, `message_index`, `previous_message_id`, `conversation_started_at`; §4.3-§4.5).
+        Returns the identity source ("native" or "fallback")."""
+        threads = self._threads
+        thread = threads.get(scope)
         if message_id_native is not None:
-            return thread, message_id_native, "native"
-        ordinal = thread["ordinal"] if thread is not None else 0
-        digest = hashlib.sha256(f"{scope}:{ordinal}:{role}:{canonical_json(content)}".encode()).hexdigest()
-        return thread, digest[:16], "fallback"
-
-    def _commit_thread(self, scope: str, thread: dict | None, message_id: str, row: Row) -> None:
-        """Consume the ordinal and set the thread columns of `row` (§4.3-§4.5)."""
+            message_id, identity = message_id_native, "native"
+        else:  # (computed before the thread changes: a failure here leaves the state as it was)
+            ordinal = thread["ordinal"] if thread is not None else 0
+            text = f"{scope}:{ordinal}:{role}:{canonical_json(content)}"
+            message_id, identity = hashlib.sha256(text.encode()).hexdigest()[:16], "fallback"
         if thread is None:
             thread = {"ordinal": 0, "last_message_id": None, "started_at": row["message_created_at"]}
-            self.state["threads"][scope] = thread
+            threads[scope] = thread
         ordinal = thread["ordinal"]
         prev = thread["last_message_id"]
         thread["ordinal"] = ordinal + 1
@@ -428,6 +469,7 @@ class ClaudeParser(Parser):
         row["message_index"] = ordinal
         row["previous_message_id"] = "[]" if prev is None else _id_list_json(prev)
         row["conversation_started_at"] = thread["started_at"]
+        return identity
 
     # -- messages -------------------------------------------------------------------------------------
 
@@ -438,29 +480,33 @@ class ClaudeParser(Parser):
         if based is None:
             return "no_session_id"
         row, scope, ts_source = based
-        content = msg.get("content")
+        mget = msg.get
+        content = mget("content")
         parts = self._parts(content)
         if not parts:
             return "empty_content"
 
-        thread, message_id, identity = self._thread(scope, row["provider_uuid"], role, content)
-        self._commit_thread(scope, thread, message_id, row)
-        api_id = msg.get("id")
+        identity = self._next_message(scope, row["provider_uuid"], role, content, row)
+        message_id = row["message_id"]
+        api_id = mget("id")
         if api_id.__class__ is str and api_id != "":
             row["api_message_id"] = api_id
         else:
             api_id = None
         row["raw_frame"] = _raw_frame(obj, api_id)
         if role == "assistant":
-            model = msg.get("model")
+            model = mget("model")
             if model.__class__ is str and model != "" and model != "<synthetic>":
                 row["model"] = model
-        csum = obj.get("isCompactSummary")
+        get = obj.get
+        csum = get("isCompactSummary")
         if csum.__class__ is bool:
             row["is_compact_summary"] = csum
-        subtype = _s(obj.get("subtype"))
+        subtype = get("subtype")
+        if subtype.__class__ is not str or subtype == "":  # _s(subtype)
+            subtype = None
 
-        api_error = obj.get("isApiErrorMessage") is True
+        api_error = get("isApiErrorMessage") is True
         error_status: dict[str, Any] | None = None
         if api_error:
             row["model"] = None
@@ -473,7 +519,7 @@ class ClaudeParser(Parser):
                 if m:
                     error_status["error_code"] = m.group(1)
         row["attributes"] = self._attributes(
-            identity, ts_source, row["message_created_at"] is None, obj.get("isMeta") is True, api_error
+            identity, ts_source, row["message_created_at"] is None, get("isMeta") is True, api_error
         )
 
         rows: list[Row] = []
@@ -484,7 +530,7 @@ class ClaudeParser(Parser):
             if n > 1 and r["attributes"].__class__ is dict:
                 r["attributes"] = _copy_attrs(row["attributes"])
             r["part_index"] = i
-            r["part_id"] = f"{message_id}#{i}"
+            r["part_id"] = message_id + "#0" if i == 0 else f"{message_id}#{i}"  # (no int formatting: ~all)
             r["part_type"] = ptype
             r["provider_subtype"] = subtype if subtype is not None else btype
             if text is not None:
@@ -514,16 +560,25 @@ class ClaudeParser(Parser):
             rows.append(r)
 
         carrier = rows[-1]
-        usage = msg.get("usage")
-        if usage.__class__ is dict:
-            for col, key in _USAGE_KEYS:
-                v = usage.get(key)
-                if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:  # _int(v), inline
-                    carrier[col] = v
+        usage = mget("usage")
+        if usage.__class__ is dict:  # _USAGE_KEYS, unrolled; `_int(v)` inline
+            uget = usage.get
+            v = uget("input_tokens")
+            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
+                carrier["input_tokens"] = v
+            v = uget("output_tokens")
+            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
+                carrier["output_tokens"] = v
+            v = uget("cache_read_input_tokens")
+            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
+                carrier["cache_read_tokens"] = v
+            v = uget("cache_creation_input_tokens")
+            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
+                carrier["cache_write_tokens"] = v
         if api_error:
             carrier["finish_reason"] = "error"
         else:
-            stop = msg.get("stop_reason")
+            stop = mget("stop_reason")
             if stop.__class__ is str and stop != "":
                 carrier["finish_reason"] = _FINISH.get(stop, stop)
         self.emit(rows)
@@ -599,7 +654,7 @@ class ClaudeParser(Parser):
 
     def _remember_tool(self, call_id: str, name: str) -> None:
         """The tool map: most recent last, at most TOOL_MAP_CAP pairs (FIFO), ids unique."""
-        tools = self.state["tools"]
+        tools = self._tools
         index = self._tool_index
         if call_id in index:
             if index[call_id] == name and tools and tools[-1][0] == call_id:
@@ -622,8 +677,8 @@ class ClaudeParser(Parser):
             return "no_session_id"
         row, scope, ts_source = based
         content = obj.get("content")
-        thread, message_id, identity = self._thread(scope, row["provider_uuid"], "system", content)
-        self._commit_thread(scope, thread, message_id, row)
+        identity = self._next_message(scope, row["provider_uuid"], "system", content, row)
+        message_id = row["message_id"]
         row["part_index"] = 0
         row["part_id"] = f"{message_id}#0"
         row["part_type"] = "compaction"
