@@ -1,4 +1,4 @@
-from hypaware_tui.cli import main
+from hypaware_tui.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

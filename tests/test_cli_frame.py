@@ -451,3 +451,25 @@ def test_writers_report_storage_errors_in_one_line(home: Path, capsys: pytest.Ca
     assert code == 1 and "part-zzz.parquet" in err and "Move it out of" in err
     # The state database is untouched by compaction.
     assert StateDB.open(layout, create=False).get_all() == {}
+
+
+def test_console_entry_keeps_exit_codes_and_flushes_everything(tmp_path: Path) -> None:
+    """`run()` (the console scripts and `python -m hypaware_tui`) ends the process without the interpreter's
+    teardown: the exit codes of cli.md §2 and every byte written to a pipe must be what `main()` gives."""
+    env = dict(os.environ, HYP_HOME=str(tmp_path / "h"), PYTHONPATH=str(REPO))
+    env.pop("HYP_DEBUG", None)
+
+    def hyp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hypaware_tui", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    p = hyp("--version")
+    assert (p.returncode, p.stdout) == (0, f"hyp {__version__}\n")
+    p = hyp("backfill", "cursor")
+    assert p.returncode == 1 and 'unknown provider "cursor"' in p.stderr
+    p = hyp("status", "--bogus")
+    assert p.returncode == 2 and "no such option" in p.stderr
+    # a long output through a pipe arrives whole (the buffer is flushed before the quick exit)
+    p = hyp("query", "schema", "ai_gateway_messages", "--json")
+    assert p.returncode == 0 and p.stdout.endswith("\n")
+    assert "content_text" in json.dumps(json.loads(p.stdout))

@@ -1,5 +1,6 @@
-"""The `hyp` command line. `main()` is the console-script entry point; `app` is the Typer root app."""
+"""The `hyp` command line. `run()` is the console-script entry point (`main()` and a quick exit); `main()`
+runs one command and exits with its code (tests call it); `app` is the Typer root app."""
 
-from hypaware_tui.cli.app import app, main
+from hypaware_tui.cli.app import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

@@ -24,7 +24,10 @@ No UI imports here: the CLI, the wizard and `hyp init --yes` all drive this thro
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -988,6 +991,17 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="hyp-parent-watch", daemon=True).start()
+    # At the end of the run, skip the interpreter's teardown of a worker (freeing its heap and modules took
+    # ~0.2 s that the committing process waited for in `shutdown`). Nothing is lost: results go back through
+    # a synchronous pipe before the worker reads its stop sentinel, and it holds no file open for writing.
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _small(est: int) -> bool:
