@@ -158,6 +158,16 @@ def nonempty_str(value: object) -> str | None:
     return value if value.__class__ is str and value != "" else None  # exact type: on every field
 
 
+def id_list_json(message_id: str) -> str:
+    """canonical_json([message_id]) (a previous_message_id list of one id), without the encoder for the usual
+    plain ids: a printable string without `"` or `\\` is its own JSON text (the control characters JSON
+    escapes are not printable; any other non-printable character takes the encoder, which gives the same
+    text)."""
+    if message_id.isprintable() and '"' not in message_id and "\\" not in message_id:
+        return f'["{message_id}"]'
+    return canonical_json([message_id])
+
+
 def compact_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     """Drop keys whose value is None, recursively for nested dicts built by us; empty dicts vanish."""
     out: dict[str, Any] = {}

@@ -34,6 +34,7 @@ from hypaware_tui.importers.base import (
     Window,
     expand_root,
     head_tail_timestamps,
+    id_list_json,
 )
 from hypaware_tui.importers.base import (
     nonempty_str as _s,
@@ -141,15 +142,6 @@ def _result_text(content: object) -> str | None:
 _STATUS_SUCCESS = '{"tool_status":"success"}'
 _STATUS_ERROR = '{"tool_status":"error"}'
 _SCALAR_TYPES = frozenset((str, int, bool))
-
-
-def _id_list_json(message_id: str) -> str:
-    """canonical_json([message_id]), without the encoder for the usual plain ids: a printable string without
-    `"` or `\\` is its own JSON text (the control characters JSON escapes are not printable; other
-    non-printable characters take the encoder, which gives the same text)."""
-    if message_id.isprintable() and '"' not in message_id and "\\" not in message_id:
-        return f'["{message_id}"]'
-    return canonical_json([message_id])
 
 
 def _raw_frame(obj: Mapping[str, Any], api_id: str | None) -> str | None:
@@ -467,7 +459,7 @@ class ClaudeParser(Parser):
         thread["last_message_id"] = message_id
         row["message_id"] = message_id
         row["message_index"] = ordinal
-        row["previous_message_id"] = "[]" if prev is None else _id_list_json(prev)
+        row["previous_message_id"] = "[]" if prev is None else id_list_json(prev)
         row["conversation_started_at"] = thread["started_at"]
         return identity
 

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.schema import COLUMN_NAMES, _orjson_identical, canonical_json, canonical_json_bytes
+from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json, canonical_json_bytes, orjson_identical
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.importers.base import (
     Discovery,
@@ -51,6 +51,7 @@ from hypaware_tui.importers.base import (
     compact_dict,
     expand_root,
     head_tail_timestamps,
+    id_list_json,
     parse_json_line,
 )
 from hypaware_tui.importers.base import (
@@ -162,7 +163,6 @@ def _digest(prefix: str, content: object) -> str:
 # for those its own scan always passes and it returns orjson's text, or the stdlib's when orjson raises (a
 # lone surrogate, an int beyond 64 bits). The same two steps here, without the scan, give the same text.
 _SORT_KEYS = orjson.OPT_SORT_KEYS
-_UNSAFE_IN_STRING = re.compile('[\x00-\x1f"\\\\]')  # what JSON escapes inside a string
 
 
 def _str_json(value: dict[str, Any]) -> str:
@@ -179,13 +179,6 @@ def _counts_json(value: dict[str, Any]) -> str:
         if v.__class__ is not int:
             return canonical_json(value)
     return _str_json(value)
-
-
-def _id_list_json(message_id: str) -> str:
-    """canonical_json([message_id]) (previous_message_id), written directly for an id needing no escape."""
-    if _UNSAFE_IN_STRING.search(message_id) is None:
-        return f'["{message_id}"]'
-    return canonical_json([message_id])
 
 
 def _args_json(value: object) -> str | None:
@@ -510,7 +503,7 @@ class CodexParser(Parser):
         object (the state replaces it on change, never edits it)."""
         if attrs is self._plain_header:
             return True
-        if _orjson_identical(attrs):
+        if orjson_identical(attrs):
             self._plain_header = attrs
             return True
         return False
@@ -1346,7 +1339,7 @@ class CodexParser(Parser):
         base["is_sidechain"] = hdr["is_sidechain"]
         base["parent_thread_id"] = hdr["parent_thread_id"]
         base["message_id"] = message_id
-        base["previous_message_id"] = "[]" if prev is None else _id_list_json(prev)
+        base["previous_message_id"] = "[]" if prev is None else id_list_json(prev)
         base["provider_uuid"] = native
         base["prompt_id"] = turn["id"]
         base["message_index"] = ordinal
