@@ -53,15 +53,14 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_use"}
 _API_ERROR_CODE = re.compile(r"API Error: (\d{3})(?!\d)")
-# Token columns <- `message.usage` keys; unrolled in `ClaudeParser._message`.
+# Token columns <- `message.usage` keys.
 _USAGE_KEYS = (
     ("input_tokens", "input_tokens"),
     ("output_tokens", "output_tokens"),
     ("cache_read_tokens", "cache_read_input_tokens"),
     ("cache_write_tokens", "cache_creation_input_tokens"),
 )
-# Line fields the parser state remembers (claude.md §4.2, §9): state key -> line key; unrolled in
-# `ClaudeParser._line`.
+# Line fields the parser state remembers (claude.md §4.2, §9): state key -> line key.
 _LAST_FIELDS = (
     ("cwd", "cwd"),
     ("git_branch", "gitBranch"),
@@ -69,7 +68,7 @@ _LAST_FIELDS = (
     ("entrypoint", "entrypoint"),
     ("permission_mode", "permissionMode"),
 )
-# Native id columns with their snake-case aliases (claude.md §4.2); unrolled in `ClaudeParser._base`.
+# Native id columns with their snake-case aliases (claude.md §4.2).
 _ID_FIELDS = (
     ("parent_uuid", "parentUuid", "parent_uuid"),
     ("logical_parent_uuid", "logicalParentUuid", "logical_parent_uuid"),
@@ -293,22 +292,10 @@ class ClaudeParser(Parser):
         sid = get("sessionId")
         if sid.__class__ is str and sid != "":
             last["session_id"] = sid
-        # _LAST_FIELDS, unrolled (on every line: the loop's own bookkeeping cost a third of it)
-        v = get("cwd")
-        if v.__class__ is str and v != "":
-            last["cwd"] = v
-        v = get("gitBranch")
-        if v.__class__ is str and v != "":
-            last["git_branch"] = v
-        v = get("version")
-        if v.__class__ is str and v != "":
-            last["version"] = v
-        v = get("entrypoint")
-        if v.__class__ is str and v != "":
-            last["entrypoint"] = v
-        v = get("permissionMode")
-        if v.__class__ is str and v != "":
-            last["permission_mode"] = v
+        for skey, lkey in _LAST_FIELDS:
+            v = get(lkey)
+            if v.__class__ is str and v != "":
+                last[skey] = v
         ts = _ts(get("timestamp"))
         if ts is not None:
             self.note_timestamp(ts)
@@ -375,32 +362,12 @@ class ClaudeParser(Parser):
             "source_offset": offset,
             "record_format": RECORD_FORMAT,
         }
-        # _ID_FIELDS, unrolled (every row); the snake-case aliases are rare: `in` is cheaper than a get
-        v = get("parentUuid")
-        if v is None and "parent_uuid" in obj:
-            v = obj["parent_uuid"]
-        if v.__class__ is str and v != "":
-            row["parent_uuid"] = v
-        v = get("logicalParentUuid")
-        if v is None and "logical_parent_uuid" in obj:
-            v = obj["logical_parent_uuid"]
-        if v.__class__ is str and v != "":
-            row["logical_parent_uuid"] = v
-        v = get("sourceToolAssistantUUID")
-        if v is None and "source_tool_assistant_uuid" in obj:
-            v = obj["source_tool_assistant_uuid"]
-        if v.__class__ is str and v != "":
-            row["source_tool_assistant_uuid"] = v
-        v = get("requestId")
-        if v is None and "request_id" in obj:
-            v = obj["request_id"]
-        if v.__class__ is str and v != "":
-            row["request_id"] = v
-        v = get("promptId")
-        if v is None and "prompt_id" in obj:
-            v = obj["prompt_id"]
-        if v.__class__ is str and v != "":
-            row["prompt_id"] = v
+        for col, key, alias in _ID_FIELDS:
+            v = get(key)
+            if v is None and alias in obj:  # the snake-case aliases are rare: `in` is cheaper than a get
+                v = obj[alias]
+            if v.__class__ is str and v != "":
+                row[col] = v
         return row, scope, ts_source
 
     def _attributes(
@@ -553,20 +520,12 @@ class ClaudeParser(Parser):
 
         carrier = rows[-1]
         usage = mget("usage")
-        if usage.__class__ is dict:  # _USAGE_KEYS, unrolled; `_int(v)` inline
+        if usage.__class__ is dict:
             uget = usage.get
-            v = uget("input_tokens")
-            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
-                carrier["input_tokens"] = v
-            v = uget("output_tokens")
-            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
-                carrier["output_tokens"] = v
-            v = uget("cache_read_input_tokens")
-            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
-                carrier["cache_read_tokens"] = v
-            v = uget("cache_creation_input_tokens")
-            if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:
-                carrier["cache_write_tokens"] = v
+            for col, key in _USAGE_KEYS:
+                v = uget(key)
+                if v.__class__ is int and _I64_MIN <= v <= _I64_MAX:  # _int(v), inline
+                    carrier[col] = v
         if api_error:
             carrier["finish_reason"] = "error"
         else:
