@@ -146,7 +146,7 @@ def canonical_json(value: Any) -> str:
     of dicts, lists, str, int, bool and None (what `orjson.loads` gives, floats aside) are encoded by orjson,
     whose output is the same text for them (string escapes, key order by code point, 64-bit ints; it raises
     on what differs: bigger ints, lone surrogates, non-str keys, deep nesting), several times faster."""
-    if orjson_identical(value):
+    if _orjson_identical(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         except (orjson.JSONEncodeError, TypeError):
@@ -157,7 +157,7 @@ def canonical_json(value: Any) -> str:
 def canonical_json_bytes(value: Any) -> bytes:
     """`canonical_json(value)` as UTF-8 bytes (lone surrogates passed through), for hashing without a
     decode/encode round trip on large payloads."""
-    if orjson_identical(value):
+    if _orjson_identical(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except (orjson.JSONEncodeError, TypeError):
@@ -170,7 +170,7 @@ def canonical_json_bytes(value: Any) -> bytes:
 _MAX_DEPTH = 256  # orjson refuses deeper nesting anyway
 
 
-def orjson_identical(value: Any, depth: int = 0) -> bool:
+def _orjson_identical(value: Any, depth: int = 0) -> bool:
     """True when `value` holds only the exact types for which orjson and the stdlib encode alike: dict, list,
     str, int, bool, None (no float: their number formats differ). Bounded in depth, so a cyclic value ends
     (the stdlib then reports it as before). A plain recursive scan: this runs for every JSON column."""
@@ -187,7 +187,7 @@ def orjson_identical(value: Any, depth: int = 0) -> bool:
         vc = v.__class__
         if vc is str or vc is int or vc is bool or v is None:
             continue
-        if (vc is not dict and vc is not list) or not orjson_identical(v, depth + 1):
+        if (vc is not dict and vc is not list) or not _orjson_identical(v, depth + 1):
             return False
     return True
 

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json, canonical_json_bytes, orjson_identical
+from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json, canonical_json_bytes
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.importers.base import (
     Discovery,
@@ -438,11 +438,6 @@ class CodexParser(Parser):
         self._line_counted = False
         self._ts_text: object = None  # memo of the last envelope timestamp parsed
         self._ts_value: int | None = None
-        # Attributes built here from a float-free header: their other values are strings, ints and True by
-        # construction (as are what _attach and note_timestamp add later), so `emit` writes them with orjson
-        # at once (`_str_json`) instead of canonical_json's scan. id -> the dict (held, so the id stays its own).
-        self._vetted_attrs: dict[int, dict[str, Any]] = {}
-        self._plain_header: object = None
         # every column present (null unless set), the file's constants filled in
         self._row_template: Row = _ROW_TEMPLATE.copy()
         self._row_template.update(schema_version=1, provider=PROVIDER, conversation_source=NAME, client_name=NAME,
@@ -482,31 +477,12 @@ class CodexParser(Parser):
                 if r["message_created_at"] is None:
                     break
             else:
-                vetted = self._vetted_attrs
                 for r in rows:
                     a = r["attributes"]
                     if a.__class__ is dict:
-                        plain = vetted.pop(id(a), None) is a
-                        if not a.get("codex"):
-                            a = {"gateway": a["gateway"]}
-                        r["attributes"] = _str_json(a) if plain else canonical_json(a)
-                super().emit(rows)
-                return
-        for r in rows:  # held: the base finalizes them
-            a = r["attributes"]
-            if a.__class__ is dict:
-                self._vetted_attrs.pop(id(a), None)
+                        a = a if a.get("codex") else {"gateway": a["gateway"]}
+                        r["attributes"] = canonical_json(a)
         super().emit(rows)
-
-    def _header_is_plain(self, attrs: dict[str, Any]) -> bool:
-        """Whether the header's attributes.codex (copied into every row) holds no float, remembered for the
-        object (the state replaces it on change, never edits it)."""
-        if attrs is self._plain_header:
-            return True
-        if orjson_identical(attrs):
-            self._plain_header = attrs
-            return True
-        return False
 
     # -- bookkeeping ------------------------------------------------------------------------------------
 
@@ -1314,7 +1290,6 @@ class CodexParser(Parser):
         if ts_source is not None:
             gateway["timestamp_source"] = ts_source
         codex: dict[str, Any] = hdr["attrs"].copy()
-        plain = self._header_is_plain(hdr["attrs"])
         is_assistant = role == "assistant"
         if is_assistant and turn["effort"] is not None:
             codex["effort"] = turn["effort"]
@@ -1363,9 +1338,7 @@ class CodexParser(Parser):
                 c = {**codex, **part_codex}
             else:
                 c = codex.copy() if i != last else codex
-            attrs = row["attributes"] = {"gateway": gateway.copy() if i != last else gateway, "codex": c}
-            if plain:
-                self._vetted_attrs[id(attrs)] = attrs
+            row["attributes"] = {"gateway": gateway.copy() if i != last else gateway, "codex": c}
             rows.append(row)
         return rows
 
