@@ -24,12 +24,17 @@ from hypaware_tui.core.storage import Storage
 
 REPO = Path(__file__).resolve().parent.parent
 ANSI = "\x1b["
-# The fixture's newest row (`late`) is 2026-05-09T22:30Z; move everything so it falls 2 hours before now.
+# The fixture's newest row (`late`) is 2026-05-09T22:30Z; move everything so it falls 2 hours before now, but
+# on today's UTC date (just after midnight, halfway between midnight and now): the 30-day overview counts
+# calendar days, and its boundary rows (29 days before the newest) must not slip out of the period at 00:30.
 _NEWEST = datetime(2026, 5, 9, 22, 30, tzinfo=UTC)
 
 
 def shifted_rows() -> list[dict]:
-    delta = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2) - _NEWEST
+    now = datetime.now(UTC).replace(microsecond=0)
+    midnight = now.replace(hour=0, minute=0, second=0)
+    newest = now - min(timedelta(hours=2), (now - midnight) // 2)
+    delta = newest - _NEWEST
     delta_us = (delta.days * 86_400 + delta.seconds) * 1_000_000
     out = []
     for r in fixture_rows():
