@@ -547,3 +547,38 @@ def test_terminal_progress_panel(h):
     assert child.exitstatus == 0, text
     assert "Claude Code" in text and "skipped" in text and "Imported 30 new rows." in text
     assert "Traceback" not in text
+
+
+def test_cache_prune_forgets_the_checkpoints_of_vanished_files_only(h):
+    """`hyp cache prune` is the daemon's daily pass (cli.md §8): besides old partitions, it drops the
+    checkpoints of files that no longer exist, and keeps everything of a client whose root is gone."""
+    from hypaware_tui.core.checkpoints import StateDB
+    from hypaware_tui.core.paths import Layout
+
+    h.config(claude=True, codex=False)
+    claude_fixtures(h)
+    first, p = h.json("backfill")
+    assert p.returncode == 0 and first["providers"][0]["files_scanned"] == 3, p.stderr
+
+    def entries() -> int:
+        db = StateDB.open(Layout(h.hyp), create=False)
+        try:
+            return len(db.get_all("claude"))
+        finally:
+            db.close()
+
+    assert entries() == 3
+    gone = next((h.claude / "projects").glob("*/sess-1.jsonl"))
+    gone.unlink()
+    doc, p = h.json("cache", "prune")
+    assert p.returncode == 0 and doc["checkpoints_removed"] == 1 and doc["partitions_removed"] == 0, p.stderr
+    assert entries() == 2
+    again, _ = h.json("backfill")  # the files still there are still known: nothing is read again
+    assert (again["providers"][0]["files_scanned"], again["providers"][0]["rows_written"]) == (0, 0)
+
+    moved = h.claude.rename(h.tmp / "claude-elsewhere")  # the whole root missing: nothing is forgotten
+    doc, p = h.json("cache", "prune")
+    assert p.returncode == 0 and doc["checkpoints_removed"] == 0
+    assert entries() == 2 and moved.exists()
+    text = h.run("cache", "prune")
+    assert text.returncode == 0 and "import position" not in text.stdout

@@ -240,9 +240,15 @@ def cache_prune(
     if not dry_run:
         set_umask()
     events = None if dry_run else EventLog(layout, new_run_id(), enabled=True)
+    hashes = None
+    if not dry_run and layout.ingest_db.exists():  # checkpoints of vanished files go too, as in the daemon's pass
+        from hypaware_tui.core.config import load_config
+        from hypaware_tui.core.inventory import scanned_path_hashes
+
+        hashes = scanned_path_hashes(load_config(layout))
     with Storage(layout, events=events) as storage:
-        # Stale checkpoints are removed by the daemon's daily pass, which scans the client roots.
-        result = storage.prune(retention, dry_run=dry_run, on_wait=waiting_notice(prog))
+        result = storage.prune(retention, dry_run=dry_run, client_roots_hashes=hashes,
+                               on_wait=waiting_notice(prog))  # fmt: skip
     doc = {
         "dry_run": dry_run,
         "retention_days": retention,
@@ -256,6 +262,7 @@ def cache_prune(
         "rows_removed": result.rows_removed,
         "bytes_removed": result.bytes_removed,
         "tmp_files_removed": result.tmp_removed,
+        "checkpoints_removed": result.checkpoints_removed,
     }
     if json_out:
         print_json(doc)
@@ -274,4 +281,6 @@ def cache_prune(
     if result.partitions:
         for p in result.partitions:
             out(f"  {p.name}  {plural(p.files, 'file')}  {plural(p.rows, 'row')}")
+    if result.checkpoints_removed:
+        out(f"Forgot the import position of {plural(result.checkpoints_removed, 'file')} that no longer exist.")
     raise typer.Exit(0)

@@ -284,3 +284,20 @@ __all__ = [
     "inventory_client",
     "older_than",
 ]
+
+
+def scanned_path_hashes(config: Any, env: Mapping[str, str] = os.environ) -> dict[str, set[str] | None]:
+    """For each client enabled in `config`: the path hashes of the files a scan of its roots finds now, for
+    dropping the checkpoints of vanished files (storage.md §7.4, as the daemon's daily pass does); None for a
+    client whose roots are all missing or whose scan failed, so that its entries are kept."""
+    out: dict[str, set[str] | None] = {}
+    enabled = getattr(config, "enabled_clients", None)
+    for name in enabled if enabled is not None else ():
+        importer = get_importer(name)
+        try:
+            detection = importer.detect(config_root(config, name), env)
+            roots = [r for r in (detection.roots or (detection.root,)) if r and os.path.isdir(r)]
+            out[name] = {f.path_hash for f in importer.discover(roots).files} if roots else None
+        except Exception:  # noqa: BLE001 - a scan that did not complete keeps the entries
+            out[name] = None
+    return out
