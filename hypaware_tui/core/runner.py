@@ -906,23 +906,33 @@ def _file_results(
     for f, estimate in files:
         if cancel.is_set():
             return
-        outcome = FileOutcome()
-        seen = 0
-        for rows, update, done in iter_file(
-            importer,
-            f,
-            checkpoints.get(f.path_hash),
-            window,
-            outcome,
-            write_checkpoints=write_checkpoints,
-            batch_rows=batch_rows,
-            batch_bytes=batch_bytes,
-            cancel=cancel.is_set,
-        ):
-            delta = max(0, done - seen)
-            seen = max(seen, done)
-            yield rows, update, delta
-        yield _FileDone(outcome, estimate, seen)
+        yield from _one_file(importer, f, estimate, checkpoints, window, write_checkpoints=write_checkpoints,
+                             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel)  # fmt: skip
+
+
+def _one_file(
+    importer: Importer,
+    f: SourceFile,
+    estimate: int,
+    checkpoints: Mapping[str, Checkpoint],
+    window: Window,
+    *,
+    write_checkpoints: bool,
+    batch_rows: int,
+    batch_bytes: int,
+    cancel: threading.Event,
+) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
+    """One file read in this process: its batches `(rows, update, bytes_delta)`, then its `_FileDone`."""
+    outcome = FileOutcome()
+    seen = 0
+    for rows, update, done in iter_file(
+        importer, f, checkpoints.get(f.path_hash), window, outcome,
+        write_checkpoints=write_checkpoints, batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel.is_set,
+    ):  # fmt: skip
+        delta = max(0, done - seen)
+        seen = max(seen, done)
+        yield rows, update, delta
+    yield _FileDone(outcome, estimate, seen)
 
 
 # --------------------------------------------------------------------------------------------- parallel parse
@@ -1145,17 +1155,8 @@ def _parallel_file_results(
 
     def here(i: int) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
         f, estimate = files[i]
-        outcome = FileOutcome()
-        seen = 0
-        for rows, update, done in iter_file(
-            importer, f, checkpoints.get(f.path_hash), window, outcome,
-            write_checkpoints=write_checkpoints, batch_rows=batch_rows, batch_bytes=batch_bytes,
-            cancel=cancel.is_set,
-        ):
-            delta = max(0, done - seen)
-            seen = max(seen, done)
-            yield rows, update, delta
-        yield _FileDone(outcome, estimate, seen)
+        return _one_file(importer, f, estimate, checkpoints, window, write_checkpoints=write_checkpoints,
+                         batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel)  # fmt: skip
 
     try:
         i = 0
