@@ -33,6 +33,7 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 LOCK_ATTEMPTS = 6  # a status probe holds the lock for microseconds; retry briefly before "already running"
 LOCK_RETRY_S = 0.05
+PROBE_WAIT_S = 5.0  # how long status probes alone may keep a starting daemon from its lock
 LOG_TAIL_LINES = 20
 
 
@@ -82,14 +83,23 @@ class PidLock:
         ensure_dir(self.path.parent)
         pid = os.getpid() if pid is None else pid
         attempts = 0
+        probe_deadline = time.monotonic() + PROBE_WAIT_S
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
-                os.close(fd)
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
                     raise
+                # Only a daemon holds the lock exclusively; status probes (`lock_held`) hold it shared for
+                # microseconds. A shared lock we can take too means probes only: wait them out (up to a
+                # deadline), without counting the attempt, however often they come.
+                probes_only = _try_shared(fd)
+                os.close(fd)
+                if probes_only and time.monotonic() < probe_deadline:
+                    time.sleep(LOCK_RETRY_S / 10)
+                    continue
                 attempts += 1
                 if attempts >= LOCK_ATTEMPTS:
                     raise AlreadyRunning(_read_pid(self.path)) from None
@@ -121,6 +131,16 @@ class PidLock:
             pass
         os.close(self.fd)
         self.fd = None
+
+
+def _try_shared(fd: int) -> bool:
+    """Whether a shared lock on `fd` can be had now (then released): no process holds it exclusively."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
 
 
 def lock_held(layout: Layout) -> bool:
