@@ -6,6 +6,8 @@ Its files are `*.jsonl` under `<root>/` (root = the config root, else `$FAKE_<NA
 * `{"type": "msg", "session": "s1", "id": "m1", "ts": "2026-05-01T10:00:00Z", "text": "hi"}` -> one row
 * `{"type": "noise"}` -> no row (`not_a_message`)
 * `{"type": "boom"}` -> the parser raises (a per-file error)
+* `{"type": "die"}` -> in a parse worker, the worker process kills itself with SIGKILL (what the OOM killer
+  does); in the committing process, a noise line
 * anything that is not JSON -> `malformed` (the generic parser counts it)
 
 `install(mode)` puts fakes named `claude` and `codex` in the importer registry (used in-process, and by the
@@ -17,7 +19,9 @@ takes 2 ms.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -57,6 +61,8 @@ class FakeParser(Parser):
         self.count_type(str(typ))
         if typ == "boom":
             raise RuntimeError(f"cannot parse {self.file.path}")
+        if typ == "die" and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
         if typ != "msg":
             self.stats.lines_skipped["not_a_message"] += 1
             return

@@ -517,6 +517,55 @@ def test_parallel_workers_give_exactly_the_sequential_result(layout, env, tmp_pa
     assert again.providers[0].rows_written == 0 and again.providers[0].files_scanned == 1  # the bad file
 
 
+def test_a_killed_parse_worker_costs_nothing(layout, env, tmp_path, monkeypatch):
+    """A parse worker killed mid-run (the OOM killer, a `kill -9`): its files are parsed again in the committing
+    process, the providers after it run there too, and the dataset and checkpoints are exactly those of a
+    sequential run. The loss is logged, without a raw path."""
+    from hypaware_tui.core import runner as runner_mod
+
+    for client in ("claude", "codex"):
+        for i in range(6):
+            write_session(os.path.join(env[f"FAKE_{client.upper()}_ROOT"], f"{client}{i}.jsonl"), f"{client}{i}",
+                          times(f"2026-05-0{i % 3 + 1}T10:00:00Z", 20), noise=1, malformed=1)
+    victim = os.path.join(env["FAKE_CLAUDE_ROOT"], "claude3.jsonl")
+    with open(victim, "a") as fh:  # in a worker, this line kills it (in this process it is noise)
+        fh.write(json.dumps({"type": "die"}) + "\n")
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    seq_layout = Layout(tmp_path / "seq")
+    seq = run(seq_layout, env, workers=1)
+    notices = []
+
+    class Sink(NullSink):
+        def on_notice(self, provider, message):
+            notices.append((provider, message))
+
+    par = run(layout, env, workers=2, sink=Sink())
+    assert [p.status for p in par.providers] == ["ok", "ok"] and par.exit_code == 0
+    assert notices == [("claude", runner_mod.WORKER_LOST_NOTICE)]
+    for a, b in zip(seq.providers, par.providers, strict=True):
+        for field in ("files_scanned", "sessions_seen", "rows_written", "duplicates_skipped", "lines_skipped",
+                      "errors", "bytes_read"):
+            assert getattr(a, field) == getattr(b, field), (a.provider, field)
+    assert par.rows_written == 2 * 6 * 20
+    assert _table(seq_layout).equals(_table(layout))
+    db1, db2 = StateDB.open(seq_layout, create=False), StateDB.open(layout, create=False)
+    try:
+        for client in ("claude", "codex"):
+            assert {h: (c.offset, c.parser_state) for h, c in db1.get_all(client).items()} == \
+                {h: (c.offset, c.parser_state) for h, c in db2.get_all(client).items()}
+    finally:
+        db1.close()
+        db2.close()
+    text = layout.events_log.read_text()
+    lost = [e for e in map(json.loads, text.splitlines()) if e["event"] == "backfill.worker_lost"]
+    assert len(lost) == 1 and lost[0]["provider"] == "claude"
+    assert "terminated abruptly" in lost[0]["reason"] or "SIGKILL" in lost[0]["reason"]
+    assert env["FAKE_CLAUDE_ROOT"] not in text
+    # and the next run (a fresh pool) reads nothing new
+    again = run(layout, env, workers=2)
+    assert again.rows_written == 0 and [p.status for p in again.providers] == ["ok", "ok"]
+
+
 def test_parallel_is_not_used_for_small_imports():
     from hypaware_tui.core import runner as runner_mod
     from hypaware_tui.importers.base import SourceFile

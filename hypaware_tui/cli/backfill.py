@@ -321,6 +321,9 @@ class PlainSink:
             self.waited = True
             err(WAITING_NOTICE)
 
+    def on_notice(self, provider: str, message: str) -> None:
+        err(f"{self.prog}: {provider}: {message}")
+
 
 class RichSink:
     """TTY stderr: a live panel per provider (fits 80 columns), like the wizard's Import step:
@@ -440,6 +443,9 @@ class RichSink:
 
     def on_lock_wait(self, provider: str) -> None:
         self.notice = WAITING_NOTICE
+
+    def on_notice(self, provider: str, message: str) -> None:
+        self.notice = f"{provider}: {message}"
 
 
 class _Interrupts:

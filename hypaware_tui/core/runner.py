@@ -629,6 +629,15 @@ def _lock_wait(sink: Any, provider: str) -> None:
             pass
 
 
+def _notice(sink: Any, provider: str, message: str) -> None:
+    fn = getattr(sink, "on_notice", None)
+    if fn is not None:
+        try:
+            fn(provider, message)
+        except Exception:
+            pass
+
+
 def _finish_provider(pr: ProviderResult, events: Any, sink: ProgressSink) -> None:
     if events is not None:
         events.emit(
@@ -846,6 +855,12 @@ def _run_provider(
         if close is not None:
             close()
     committer.flush()
+    if pool is not None and pool.lost is not None and not pool.lost_reported:
+        pool.lost_reported = True
+        # Recovered in full, so not an error of the run; said (it explains a slower import) and logged.
+        if events is not None:
+            events.emit("backfill.worker_lost", provider=name, reason=pool.lost, continued_in="committing process")
+        _notice(sink, name, WORKER_LOST_NOTICE)
     if cancelled or cancel.is_set():
         pr.status = "cancelled"
     pr.sessions_seen = len(session_ids)
@@ -897,7 +912,7 @@ def _file_results(
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit]:
     """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`; with a
     pool, runs of small files come as `_Unit`s prepared by the workers instead (see `_parallel_file_results`)."""
-    if pool is not None and _worth_parallel(files):
+    if pool is not None and pool.usable and _worth_parallel(files):
         yield from _parallel_file_results(
             importer, files, checkpoints, window, write_checkpoints=write_checkpoints,
             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel, pool=pool, cut=cut, dry_run=dry_run,
@@ -946,6 +961,11 @@ PARALLEL_MIN_TOTAL = 32 * 1024 * 1024
 PARALLEL_INFLIGHT_BYTES = 48 * 1024 * 1024
 #: how often a parse worker checks that the committing process is still there
 PARENT_WATCH_S = 0.5
+#: said once when a parse worker dies and the run goes on in the committing process (nothing is lost)
+WORKER_LOST_NOTICE = (
+    "a parse worker process stopped unexpectedly (killed, perhaps for lack of memory); its files were read "
+    "again here and the rest of the import runs in this one process, more slowly. Nothing was lost."
+)
 
 
 def default_workers() -> int:
@@ -958,11 +978,27 @@ def default_workers() -> int:
 
 
 class _Pool:
-    """One spawned process pool per run (created on first use, shared by the providers)."""
+    """One spawned process pool per run (created on first use, shared by the providers). When a worker dies
+    (the OOM killer, a `kill -9`), the pool is `lost` and the rest of the run is parsed in the committing
+    process: a machine short of memory should not be asked for two new processes."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: Any = None
+        self.lost: str | None = None  # why the workers were lost, once they were
+        self.lost_reported = False
+
+    @property
+    def usable(self) -> bool:
+        return self.lost is None
+
+    def mark_lost(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = f"{type(exc).__name__}: {exc}"
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def get(self) -> Any:
         if self._pool is None:
@@ -1129,6 +1165,7 @@ def _parallel_file_results(
     wins" decides the same) as a sequential run; the rows are the same, only the commit boundaries may
     differ. Large files are streamed here meanwhile."""
     from collections import deque
+    from concurrent.futures import BrokenExecutor
 
     executor = pool.get()
     groups = _groups(files, batch_bytes)
@@ -1146,12 +1183,28 @@ def _parallel_file_results(
             next_group += 1
             members = files[start : groups[start]]
             est = sum(e for _, e in members)
-            fut = executor.submit(
-                _parse_group_task, importer, [(f, checkpoints.get(f.path_hash), e) for f, e in members], window,
-                write_checkpoints, batch_rows, batch_bytes, cut, dry_run,
-            )
+            try:
+                fut = executor.submit(
+                    _parse_group_task, importer, [(f, checkpoints.get(f.path_hash), e) for f, e in members],
+                    window, write_checkpoints, batch_rows, batch_bytes, cut, dry_run,
+                )
+            except Exception as exc:  # the pool broke between two tasks (BrokenProcessPool)
+                lose(exc)
+                return
             pending.append((start, fut, est))
             inflight += est
+
+    def lose(exc: BaseException) -> None:
+        """Stop handing out work: every group not consumed yet is parsed here, in order. A dead worker also
+        ends the pool for the rest of the run; a task that raised (a bug, or a result that could not be
+        pickled) only sends its group here, where the same error is met and reported as in a sequential run."""
+        nonlocal broken
+        broken = True
+        for _, other, _ in pending:
+            other.cancel()
+        pending.clear()
+        if isinstance(exc, BrokenExecutor):
+            pool.mark_lost(exc)
 
     def here(i: int) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
         f, estimate = files[i]
@@ -1175,11 +1228,8 @@ def _parallel_file_results(
                 inflight -= est
                 try:
                     units = fut.result()
-                except Exception:  # a worker died (or a result could not be pickled): fall back to this process
-                    broken = True
-                    for _, other, _ in pending:
-                        other.cancel()
-                    pending.clear()
+                except Exception as exc:  # a worker died, or the task raised: this group is parsed here
+                    lose(exc)
             if units is not None:
                 yield from units
             else:
