@@ -137,20 +137,33 @@ class FilePass:
             parser.start_at(start)  # a pass that consumes no line must not rewind the checkpoint to 0
             end = st.st_size  # read what was there at stat time; later bytes are the next pass's
             fh.seek(start)
-            pos = start  # offset of the first byte of `buf`
-            buf = b""
+            pos = start  # offset of the first byte of `tail`
+            # The bytes read after the last newline, as the chunks they came in: a line longer than a chunk is
+            # joined once when its newline arrives (appending to one buffer copied it again for every chunk,
+            # and searched it again for a newline: quadratic in the line's length).
+            tail: list[bytes] = []
+            tail_len = 0
             stopped = False
             batch_pos = start
-            while pos + len(buf) < end and not stopped:
-                chunk = fh.read(min(self.chunk_size, end - pos - len(buf)))
+            while pos + tail_len < end and not stopped:
+                chunk = fh.read(min(self.chunk_size, end - pos - tail_len))
                 if not chunk:
                     break
                 self.bytes_read += len(chunk)
-                buf += chunk
-                last_nl = buf.rfind(b"\n")
+                last_nl = chunk.rfind(b"\n")
                 if last_nl < 0:
+                    tail.append(chunk)
+                    tail_len += len(chunk)
                     continue
-                complete, buf = buf[: last_nl + 1], buf[last_nl + 1 :]
+                head_part = chunk if last_nl == len(chunk) - 1 else chunk[: last_nl + 1]
+                if tail:
+                    tail.append(head_part)
+                    complete = b"".join(tail)
+                else:
+                    complete = head_part
+                rest = chunk[last_nl + 1 :]
+                tail = [rest] if rest else []
+                tail_len = len(rest)
                 line_start = 0
                 while True:
                     nl = complete.find(b"\n", line_start)
@@ -161,6 +174,7 @@ class FilePass:
                         break
                     line_start = nl + 1
                 pos += len(complete) if not stopped else line_start
+                complete = b""  # not held while the next long line is read
                 if stopped:
                     break
                 if parser.ready_count >= self.batch_rows or (

@@ -1,0 +1,87 @@
+"""The line reader (core/reader.py) cuts a file into the same lines whatever its chunk size: lines longer than a
+chunk (a 200 MB tool result on one line), a chunk boundary on a newline, CRLF, blank lines and a trailing
+partial line. Property-tested against a plain split of the bytes, through the fake importer (one row per
+message line, `source_offset` = the line's offset)."""
+
+from __future__ import annotations
+
+import json
+
+from backfill_fakes import FakeImporter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hypaware_tui.core.checkpoints import path_hash
+from hypaware_tui.core.reader import FilePass
+from hypaware_tui.importers.base import ParseStats, SourceFile, Window
+
+IMP = FakeImporter("claude")
+
+
+def _msg(i: int, text: str) -> bytes:
+    return json.dumps({"type": "msg", "session": "s", "id": f"m{i}", "ts": "2026-05-01T10:00:00Z", "text": text},
+                      ensure_ascii=False).encode()  # fmt: skip
+
+
+line = st.one_of(
+    st.tuples(st.just("msg"), st.text(max_size=40), st.sampled_from([b"\n", b"\r\n"])),
+    st.tuples(st.just("long"), st.integers(50, 400), st.just(b"\n")),
+    st.tuples(st.just("junk"), st.binary(max_size=30).filter(lambda b: b"\n" not in b).map(lambda b: b"#" + b),
+              st.just(b"\n")),
+    st.tuples(st.just("blank"), st.sampled_from([b"", b"  ", b"\r"]), st.just(b"\n")),
+)
+
+
+def _build(spec: list[tuple[str, object, bytes]], partial: bytes) -> tuple[bytes, list[tuple[int, str]]]:
+    """The file's bytes and the expected (offset, text) of every message row."""
+    out = bytearray()
+    expected = []
+    for i, (kind, arg, end) in enumerate(spec):
+        at = len(out)
+        if kind in ("msg", "long"):
+            text = arg if kind == "msg" else "é" * arg  # multi-byte characters across chunk boundaries
+            out += _msg(i, text) + end
+            expected.append((at, text))
+        else:
+            out += arg + end  # type: ignore[operator]
+    return bytes(out) + partial, expected
+
+
+def _read(path: str, size: int, chunk: int) -> tuple[list[tuple[int, str]], int, dict[str, int]]:
+    f = SourceFile(client="claude", path=path, path_hash=path_hash(path), read_mode="incremental")
+    stats = ParseStats()
+    rows, offset = [], None
+    for b in FilePass(IMP, f, None, Window(), stats, chunk_size=chunk, batch_rows=3).batches():
+        rows += [(r["source_offset"], r["content_text"]) for r in b.rows]
+        offset = b.update.entry.offset
+    return rows, offset, {k: v for k, v in stats.lines_skipped.items() if v}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    spec=st.lists(line, max_size=12),
+    partial=st.sampled_from([b"", b'{"type": "msg", "id": "cut', b"x" * 300]),
+    chunks=st.lists(st.integers(1, 200), min_size=1, max_size=3),
+)
+def test_any_chunk_size_reads_the_same_lines(tmp_path, spec, partial, chunks):
+    data, expected = _build(spec, partial)
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    complete_end = len(data) - len(partial)
+    reference = _read(str(path), len(data), 4 * 1024 * 1024)
+    rows, offset, skipped = reference
+    assert rows == expected
+    assert offset == complete_end  # the partial line is left for the next pass
+    assert skipped.get("malformed", 0) == sum(1 for k, _, _ in spec if k == "junk")
+    for chunk in chunks:
+        assert _read(str(path), len(data), chunk) == reference, chunk
+
+
+def test_a_line_many_chunks_long_is_read_whole(tmp_path):
+    text = "x" * 3_000_000
+    data = _msg(0, "before") + b"\n" + _msg(1, text) + b"\n" + _msg(2, "after") + b"\n"
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    rows, offset, _ = _read(str(path), len(data), 4096)  # ~730 chunks for the long line
+    assert [t for _, t in rows] == ["before", text, "after"] and offset == len(data)
+    assert rows[1][0] == len(_msg(0, "before")) + 1
