@@ -566,6 +566,57 @@ def test_a_killed_parse_worker_costs_nothing(layout, env, tmp_path, monkeypatch)
     assert again.rows_written == 0 and [p.status for p in again.providers] == ["ok", "ok"]
 
 
+def test_a_file_deleted_after_listing_is_not_an_error(layout, env, monkeypatch):
+    """Claude Code deletes transcripts older than its cleanup period when it starts, possibly while hyp
+    reads: a file listed by discovery and gone when its turn comes has nothing to import and is no error.
+    A file that cannot be read for another reason still is one."""
+    from hypaware_tui.core import reader as reader_mod
+
+    for i in range(3):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 4))
+    doomed = os.path.join(env["FAKE_CLAUDE_ROOT"], "s1.jsonl")
+    real_open = open
+
+    def delete_before_open(path, *a, **kw):  # deleted between the pass's stat and its open
+        if path == doomed and os.path.exists(doomed):
+            os.unlink(doomed)
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(reader_mod, "open", delete_before_open, raising=False)
+    res = run(layout, env, providers=["claude"], workers=1)
+    p = res.providers[0]
+    assert (p.status, p.errors, p.error, p.files_failed, res.exit_code) == ("ok", 0, None, 0, 0)
+    assert p.rows_written == 8 and p.files_scanned == 2
+    # deleted before the pass's stat too (the next run's discovery may still list it: simulated)
+    monkeypatch.undo()
+    write_session(doomed, "s1", times("2026-05-01T10:00:00Z", 4))
+    gone = os.path.join(env["FAKE_CLAUDE_ROOT"], "s3.jsonl")
+    real_discover = FakeImporter.discover
+
+    def discover(self, roots):
+        d = real_discover(self, roots)
+        d.files.append(type(d.files[0])(client="claude", path=gone, path_hash="0" * 16, read_mode="incremental"))
+        return d
+
+    monkeypatch.setattr(FakeImporter, "discover", discover)
+    res = run(layout, env, providers=["claude"], workers=1)
+    p = res.providers[0]
+    assert (p.status, p.errors, p.files_failed, p.rows_written, res.exit_code) == ("ok", 0, 0, 4, 0)
+    # a file that cannot be read for another reason is still reported (simulated: the suite may run as root)
+    monkeypatch.undo()
+
+    def refuse(path, *a, **kw):
+        if path == doomed:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(reader_mod, "open", refuse, raising=False)
+    os.utime(doomed, (1, 1))
+    res = run(layout, env, providers=["claude"], workers=1)
+    p = res.providers[0]
+    assert p.errors == 1 and p.files_failed == 1 and "Permission denied" in p.error and doomed not in p.error
+
+
 def test_parallel_is_not_used_for_small_imports():
     from hypaware_tui.core import runner as runner_mod
     from hypaware_tui.importers.base import SourceFile

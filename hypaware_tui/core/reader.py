@@ -30,7 +30,8 @@ class Batch:
 
 class FilePass:
     """Reads one file once. Iterate `batches()`; afterwards `status` is one of `unchanged`, `read`, `reset`,
-    `failed`, and `bytes_read`, `error` describe the pass."""
+    `failed`, `vanished` (deleted since it was listed: the client's own cleanup; nothing to read, not an
+    error), and `bytes_read`, `error` describe the pass."""
 
     def __init__(
         self,
@@ -78,6 +79,9 @@ class FilePass:
     def batches(self) -> Iterator[Batch]:
         try:
             st = os.stat(self.file.path)
+        except FileNotFoundError:
+            self.status = "vanished"
+            return
         except OSError as exc:
             self.status, self.error = "failed", f"cannot read file: {exc.strerror or exc}"
             return
@@ -90,6 +94,11 @@ class FilePass:
                 yield from self._whole(st)
             else:
                 yield from self._incremental(st)
+        except FileNotFoundError:  # deleted between the stat and the open
+            if self.status == "pending":
+                self.status = "vanished"
+            else:
+                self.status, self.error = "failed", "cannot read file: it was deleted while being read"
         except OSError as exc:
             self.status, self.error = "failed", f"cannot read file: {exc.strerror or exc}"
 

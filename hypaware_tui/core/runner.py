@@ -366,7 +366,7 @@ class _Throttle:
 class FileOutcome:
     """What one file pass produced, streamed as `(rows, update, bytes_done)` batches by `iter_file`."""
 
-    status: str = "pending"  # unchanged | read | reset | failed | error
+    status: str = "pending"  # unchanged | read | reset | vanished | failed | error
     bytes_read: int = 0
     error: str | None = None
     stats: ParseStats = field(default_factory=ParseStats)
