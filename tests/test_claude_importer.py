@@ -840,6 +840,17 @@ def test_walk_symlinks_other_files_and_errors(tmp_path, monkeypatch):
     os.symlink(root / "history.jsonl", root / "projects" / "-r" / "hist-link.jsonl")  # a file symlink: resolved
     disc = IMP.discover([str(root)])
     assert sorted(f.path for f in disc.files) == sorted([str(root / "history.jsonl"), str(root / "projects/-r/s.jsonl")])
+    # paths are real paths when the root and `projects` are reached through symlinks (discovery derives them
+    # from the directory's real path instead of resolving every file)
+    (tmp_path / "alias").symlink_to(root, target_is_directory=True)
+    moved = tmp_path / "moved-projects"
+    os.rename(root / "projects", moved)
+    os.symlink(moved, root / "projects")
+    disc = IMP.discover([str(tmp_path / "alias")])
+    assert sorted(f.path for f in disc.files) == sorted([str(root / "history.jsonl"), str(moved / "-r/s.jsonl")])
+    assert all(f.path == os.path.realpath(f.path) for f in disc.files)
+    os.unlink(root / "projects")
+    os.rename(moved, root / "projects")
     # a path-hash collision in one scan: reported, the second file skipped
     import hypaware_tui.importers.claude as claude_mod
 

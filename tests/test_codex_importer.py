@@ -685,6 +685,10 @@ def test_discovery_order_zst_sibling_symlinks_and_detected_sources(tmp_path, mon
         f"sessions/{fx('4e5f.json').name}",
         f"archived_sessions/{after.name}",
     ]
+    # through a symlinked home, the paths are the same real paths
+    (tmp_path / "alias").symlink_to(home, target_is_directory=True)
+    assert [f.path for f in IMP.discover([str(tmp_path / "alias")]).files] == [f.path for f in disc.files]
+    assert all(f.path == os.path.realpath(f.path) for f in disc.files)
     modes = {os.path.basename(f.path): f.read_mode for f in disc.files}
     assert modes[after.name] == "incremental" and modes[zst.name] == "whole" and modes[fx("4e5f.json").name] == "whole"
     for f in disc.files:

@@ -566,6 +566,44 @@ def test_a_killed_parse_worker_costs_nothing(layout, env, tmp_path, monkeypatch)
     assert again.rows_written == 0 and [p.status for p in again.providers] == ["ok", "ok"]
 
 
+def test_a_rerun_opens_only_the_files_that_changed(layout, env, monkeypatch):
+    """With nothing new, a rerun over many transcripts only stats them once (the checkpoint matches): no file
+    pass is started, no file opened. An appended file is read from its offset; a touched one (same size, new
+    mtime) is opened too."""
+    from hypaware_tui.core import reader as reader_mod
+    from hypaware_tui.core import runner as runner_mod
+
+    paths = []
+    for i in range(5):
+        paths.append(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"))
+        write_session(paths[-1], f"s{i}", times("2026-05-01T10:00:00Z", 3))
+    assert run(layout, env, providers=["claude"], workers=1).rows_written == 15
+    opened = []
+    real_open = open
+
+    def spy(path, *a, **kw):
+        opened.append(os.path.basename(path))
+        return real_open(path, *a, **kw)
+
+    passes = []
+
+    class CountedPass(reader_mod.FilePass):
+        def __init__(self, importer, file, *a, **kw):
+            passes.append(os.path.basename(file.path))
+            super().__init__(importer, file, *a, **kw)
+
+    monkeypatch.setattr(reader_mod, "open", spy, raising=False)
+    monkeypatch.setattr(runner_mod, "FilePass", CountedPass)
+    res = run(layout, env, providers=["claude"], workers=1)
+    assert (res.rows_written, res.providers[0].files_unchanged, opened, passes) == (0, 5, [], [])
+    with open(paths[1], "a") as fh:
+        fh.write(json.dumps({"type": "msg", "session": "s1", "id": "new", "ts": "2026-05-02T10:00:00Z"}) + "\n")
+    os.utime(paths[3], ns=(1, os.stat(paths[3]).st_mtime_ns + 5_000_000_000))
+    res = run(layout, env, providers=["claude"], workers=1)
+    assert res.rows_written == 1 and res.providers[0].files_unchanged == 3
+    assert sorted(opened) == sorted(passes) == ["s1.jsonl", "s3.jsonl"]
+
+
 def test_a_file_deleted_after_listing_is_not_an_error(layout, env, monkeypatch):
     """Claude Code deletes transcripts older than its cleanup period when it starts, possibly while hyp
     reads: a file listed by discovery and gone when its turn comes has nothing to import and is no error.

@@ -153,6 +153,15 @@ def expand_root(path: str, env: Mapping[str, str]) -> str:
     return os.path.abspath(path)
 
 
+def entry_realpath(real_dir: str, entry: os.DirEntry[str]) -> str:
+    """`os.path.realpath(entry.path)` for an entry of the directory whose real path is `real_dir`, without an
+    lstat of every component of the path for every file (20,000 transcripts took 2 s that way): a plain entry
+    is `real_dir` plus its name; only a symlink is resolved."""
+    if entry.is_symlink():
+        return os.path.realpath(entry.path)
+    return os.path.join(real_dir, entry.name)
+
+
 def nonempty_str(value: object) -> str | None:
     """Optional identifier columns hold null rather than "" (schema.md §3.4 rule 5)."""
     return value if value.__class__ is str and value != "" else None  # exact type: on every field

@@ -32,6 +32,7 @@ from hypaware_tui.importers.base import (
     Row,
     SourceFile,
     Window,
+    entry_realpath,
     expand_root,
     head_tail_timestamps,
     id_list_json,
@@ -724,8 +725,7 @@ class ClaudeImporter(Importer):
 
         by_hash: dict[str, str] = {}
         files: list[SourceFile] = []
-        for real in sorted(found, key=lambda p: (os.path.basename(p).startswith("agent-"), p)):
-            name, st = found[real]
+        for real, (name, st) in sorted(found.items(), key=lambda kv: (kv[1][0].startswith("agent-"), kv[0])):
             h = path_hash(real)
             if h in by_hash and by_hash[h] != real:
                 disc.failed.append(
@@ -748,9 +748,11 @@ class ClaudeImporter(Importer):
         return disc
 
     def _walk(self, top: str, disc: Discovery, found: dict[str, tuple[str, os.stat_result]]) -> None:
-        stack = [top]
+        # (path, real path): directory symlinks below `top` are not followed, so a directory's real path is
+        # its parent's plus its name
+        stack = [(top, os.path.realpath(top))]
         while stack:
-            d = stack.pop()
+            d, real_d = stack.pop()
             try:
                 with os.scandir(d) as it:
                     entries = list(it)
@@ -766,11 +768,11 @@ class ClaudeImporter(Importer):
             for e in entries:
                 try:
                     if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
+                        stack.append((e.path, os.path.join(real_d, e.name)))
                         continue
                     if not e.name.endswith(".jsonl") or not e.is_file():  # file symlinks are followed
                         continue
-                    real = os.path.realpath(e.path)
+                    real = entry_realpath(real_d, e)
                     if real in found:
                         continue
                     st = os.stat(real)
@@ -785,7 +787,7 @@ class ClaudeImporter(Importer):
                         )
                     )
                     continue
-                found[real] = (os.path.basename(real), st)
+                found[real] = (real.rpartition(os.sep)[2], st)
 
     # -- passes -----------------------------------------------------------------------------------------
 

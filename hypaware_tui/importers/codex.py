@@ -49,6 +49,7 @@ from hypaware_tui.importers.base import (
     SourceFile,
     Window,
     compact_dict,
+    entry_realpath,
     expand_root,
     head_tail_timestamps,
     id_list_json,
@@ -1507,13 +1508,12 @@ class CodexImporter(Importer):
                 top = os.path.join(home, sub)
                 if not os.path.isdir(top):
                     continue
-                found: list[str] = []
+                found: dict[str, str] = {}  # path -> real path
                 self._walk(home, top, disc, found)
-                names = set(found)
                 for path in sorted(found):
-                    if path.endswith(".jsonl.zst") and path[:-4] in names:
+                    if path.endswith(".jsonl.zst") and path[:-4] in found:
                         continue  # the plain file wins (codex.md §1 rule 3)
-                    self._add(home, path, disc, seen_real, by_hash)
+                    self._add(home, path, found[path], disc, seen_real, by_hash)
             for rel, is_dir in _HOME_SOURCES:
                 p = os.path.join(home, rel)
                 if (os.path.isdir(p) if is_dir else os.path.lexists(p)):
@@ -1526,10 +1526,12 @@ class CodexImporter(Importer):
                 disc.detected_sources.append(label)
         return disc
 
-    def _walk(self, home: str, top: str, disc: Discovery, found: list[str]) -> None:
-        stack = [top]
+    def _walk(self, home: str, top: str, disc: Discovery, found: dict[str, str]) -> None:
+        # (path, real path): directory symlinks below `top` are not followed, so a directory's real path is
+        # its parent's plus its name
+        stack = [(top, os.path.realpath(top))]
         while stack:
-            d = stack.pop()
+            d, real_d = stack.pop()
             try:
                 with os.scandir(d) as it:
                     entries = list(it)
@@ -1541,14 +1543,15 @@ class CodexImporter(Importer):
             for e in entries:
                 try:
                     if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
+                        stack.append((e.path, os.path.join(real_d, e.name)))
                     elif _is_rollout(e.name) and e.is_file():  # file symlinks are followed
-                        found.append(e.path)
+                        found[e.path] = entry_realpath(real_d, e)
                 except OSError:
                     continue
 
-    def _add(self, home: str, path: str, disc: Discovery, seen_real: set[str], by_hash: dict[str, str]) -> None:
-        real = os.path.realpath(path)
+    def _add(
+        self, home: str, path: str, real: str, disc: Discovery, seen_real: set[str], by_hash: dict[str, str]
+    ) -> None:
         if real in seen_real:
             return
         seen_real.add(real)
