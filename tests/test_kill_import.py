@@ -81,3 +81,78 @@ def test_sigkill_then_rerun_equals_uninterrupted(corpus, tmp_path, delay):
     cols = reference.columns
     key = ["part_id"]
     assert got.select(cols).sort(key).equals(reference.select(cols).sort(key))
+
+
+# --------------------------------------------------------------------------------------------- parallel path
+# Providers with more than 32 MiB of small files are parsed and encoded by spawned workers and committed
+# by the main process: a kill then lands while workers hold results that were never committed.
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bigcorpus")
+    generate(str(base), 90, seed=5)  # ~56 MB of Claude, ~38 MB of Codex: both above the parallel threshold
+    home = base / "home"
+    ref = base / "ref-hyp"
+    _write_config(ref)
+    t0 = time.monotonic()
+    out = subprocess.run(_cmd(), env=_env(home, ref), capture_output=True, text=True, timeout=600)
+    took = time.monotonic() - t0
+    assert out.returncode == 0, out.stderr
+    return home, _raw_rows(ref), took
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the parse workers through /proc")
+@pytest.mark.parametrize("fraction", [0.3, 0.5, 0.7])
+def test_sigkill_during_a_parallel_import_then_rerun_equals_uninterrupted(big_corpus, tmp_path, fraction):
+    home, reference, took = big_corpus
+    hyp_home = tmp_path / "hyp"
+    _write_config(hyp_home)
+    env = _env(home, hyp_home)
+    env.pop("HYP_WORKERS", None)
+    proc = subprocess.Popen(_cmd(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + took * fraction
+    workers: set[int] = set()
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers.update(_children(proc.pid))
+        time.sleep(0.05)
+    alive = proc.poll() is None
+    if alive:
+        workers.update(_children(proc.pid))
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert alive, "the import finished before the kill: the corpus is too small for this machine"
+    assert workers, "no parse worker was started: the parallel path was not exercised"
+    # the workers notice the committer is gone and exit (they would otherwise hold memory for nothing)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and any(map(_running, workers)):
+        time.sleep(0.1)
+    assert not [w for w in workers if _running(w)]
+    rerun = subprocess.run(_cmd(), env=_env(home, hyp_home), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    got = _raw_rows(hyp_home)
+    assert got["part_id"].n_unique() == got.height
+    cols = reference.columns
+    assert got.select(cols).sort("part_id").equals(reference.select(cols).sort("part_id"))
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (in a container, nobody may reap an orphan)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
