@@ -602,6 +602,75 @@ def test_missing_client_capture_start_is_set_by_the_daemon(home: Home) -> None:
     assert cap["claude"].set_by == "daemon" and cap["claude"].capture_since_us == T_US
 
 
+def test_after_a_watcher_failure_file_events_are_tried_again(home: Home, caplog) -> None:
+    """Polling is the fallback, not a life sentence: at each safety rescan the daemon tries file events
+    again (the inotify watches may have been freed). A retry that fails the same way is not logged again; a
+    watcher that then runs a whole rescan interval is reported as working."""
+    import logging
+    import time as _time
+
+    from watchfiles import watch as real_watch
+
+    from hypaware_tui.core.daemon.watch import EventWatcher
+
+    limit = {"reached": True}
+
+    def flaky_watch(*paths: object, **kw: object):
+        if limit["reached"]:
+            raise OSError(28, "OS file watch limit reached")
+        yield from real_watch(*paths, **kw)
+
+    def wait_for(cond, what: str) -> None:
+        deadline = _time.monotonic() + 10
+        while not cond():
+            assert _time.monotonic() < deadline, what
+            _time.sleep(0.02)
+
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock, watcher_factory=lambda: EventWatcher(flaky_watch))
+    caplog.set_level(logging.INFO, logger="hypaware_tui.daemon")
+    try:
+        assert loop.start() is None
+        wait_for(lambda: loop.watcher.error is not None, "the first watcher fails")
+        loop.step()
+        assert home.status()["watch"] == "polling"
+        rescan = loop.settings.rescan_seconds
+        clock.advance(rescan)
+        loop.step()  # the retry: the limit is still reached
+        wait_for(lambda: loop._polling() or loop.watcher.error is not None, "the retried watcher fails")
+        loop.step()
+        assert home.status()["watch"] == "polling"
+        failures = [r for r in caplog.records if "file watching failed" in r.getMessage()]
+        assert len(failures) == 1
+        limit["reached"] = False  # watches freed
+        clock.advance(rescan)
+        loop.step()
+        assert home.status()["watch"] == "events" and loop.watch_failure is not None
+        assert len(part_ids(home.layout)) == 3  # the two lines of the catch-up (the assistant's has 2 parts)
+        _time.sleep(0.3)  # the watch is in place
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+
+        def imported() -> bool:
+            clock.advance(1)
+            loop.step()
+            return len(part_ids(home.layout)) == 4
+
+        rescan_due = loop.next_rescan
+        wait_for(imported, "an appended line arrives through file events")
+        assert clock.monotonic() < rescan_due  # not the safety rescan: the event brought it
+        clock.advance(rescan)
+        loop.step()
+        assert loop.watch_failure is None and home.status()["watch"] == "events"
+        assert any("file watching works again" in r.getMessage() for r in caplog.records)
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 def test_capture_start_rules(tmp_path: Path) -> None:
     layout = Layout(tmp_path / "hyp")
     record_capture_start(layout, ["claude"], T_US, previously_enabled=[])

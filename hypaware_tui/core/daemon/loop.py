@@ -264,6 +264,7 @@ class DaemonLoop:
         self.state = "starting"
         self.watcher: Watcher | None = None
         self.watch_kind = "polling"
+        self.watch_failure: str | None = None  # why file events failed; polling until they work again
         self.started_at = control.utc_iso(self.clock.time())
         self.rows_written = 0
         self.last_import_at: str | None = None
@@ -526,7 +527,10 @@ class DaemonLoop:
         self._status_dirty = True
 
     def _fallback_to_polling(self, why: str) -> None:
-        log.warning("file watching failed (%s); polling every %s s instead", why, self._poll_s())
+        if why != self.watch_failure:  # a retry that fails the same way is not news
+            log.warning("file watching failed (%s); polling every %s s instead, and trying file events again "
+                        "every %s s", why, self._poll_s(), self._rescan_s())  # fmt: skip
+        self.watch_failure = why
         if self.watcher is not None:
             with contextlib.suppress(Exception):
                 self.watcher.stop()
@@ -535,6 +539,22 @@ class DaemonLoop:
         for c in self.clients.values():
             c.need_discover = True  # rebuild the directory list polling needs
         self._status_dirty = True
+
+    def _retry_events(self) -> None:
+        """Polling after a watcher failure (inotify watches exhausted, say): try file events again, since the
+        watches may have been freed. Runs with the safety rescan, which looks at every file meanwhile. A
+        watcher that fails again at start, or later from its thread, falls back to polling as before."""
+        try:
+            w = self._watcher_factory()
+        except Exception:  # noqa: BLE001
+            return
+        if isinstance(w, PollingWatcher):
+            return
+        self.watcher = w
+        self._restart_watcher()
+
+    def _rescan_s(self) -> float:
+        return self.settings.rescan_seconds if self.settings else 300.0
 
     def _polling(self) -> bool:
         return self.watcher is None or isinstance(self.watcher, PollingWatcher)
@@ -621,6 +641,12 @@ class DaemonLoop:
             self._poll(now)
             self.next_poll = now + self._poll_s()
         if self.settings and now >= self.next_rescan:
+            if self.watch_failure is not None:
+                if self._polling():
+                    self._retry_events()
+                else:  # the retried watcher has run a whole interval: said once (failures again are not)
+                    log.info("file watching works again (it had failed: %s)", self.watch_failure)
+                    self.watch_failure = None
             # the safety rescan: rediscover, and look at every file again (unchanged ones cost a stat)
             for c in self.clients.values():
                 c.need_discover = True
