@@ -728,6 +728,34 @@ def test_zst_rollout_is_read_whole(tmp_path):
     assert fp.status == "failed" and "damaged" in fp.error
 
 
+@pytest.mark.parametrize("chunk", [16, 100, 4096])
+def test_a_zst_rollout_streams_in_batches_with_the_rows_of_a_whole_read(tmp_path, monkeypatch, chunk):
+    """Memory must not grow with one compressed rollout: its rows are handed out as it is decompressed.
+    Every rollout fixture, compressed, read in small decompressed chunks and batches, gives exactly the rows
+    (and order) of a read of the whole document; through FilePass only the last batch carries the checkpoint."""
+    import hypaware_tui.importers.codex as codex_mod
+
+    streamed_somewhere = False
+    for src in sorted(FIX.glob("rollout-*.jsonl")):
+        zst = tmp_path / (src.name + ".zst")
+        zst.write_bytes(zstandard.ZstdCompressor().compress(src.read_bytes()))
+        f = source_file_for(IMP, zst)
+        whole, n = IMP.read_whole(f, Window(), ParseStats())
+        expected = whole.drain()
+        monkeypatch.setattr(codex_mod, "WHOLE_CHUNK", chunk)
+        pieces = list(IMP.read_whole_batches(f, Window(), ParseStats(), batch_bytes=1))
+        monkeypatch.undo()
+        assert [r for rows, _ in pieces for r in rows] == expected, src.name
+        assert pieces[-1][1] == n == zst.stat().st_size
+        streamed_somewhere |= sum(1 for rows, _ in pieces if rows) > 1
+        monkeypatch.setattr(codex_mod, "WHOLE_CHUNK", chunk)
+        batches = list(FilePass(IMP, f, None, Window(), ParseStats(), batch_bytes=1).batches())
+        monkeypatch.undo()
+        assert [r for b in batches for r in b.rows] == expected, src.name
+        assert all(b.update is None for b in batches[:-1]) and batches[-1].update.entry.offset == zst.stat().st_size
+    assert streamed_somewhere
+
+
 def test_roots():
     env = {"HOME": "/home/ada"}
     assert IMP.roots(None, env) == ["/home/ada/.codex"]

@@ -202,12 +202,24 @@ class FilePass:
             yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=size), end - start, final=True)
 
     def _whole(self, st: os.stat_result) -> Iterator[Batch]:
-        parser, bytes_read = self.importer.read_whole(self.file, self.window, self.stats)
-        self.bytes_read = bytes_read
-        self.status = "read"
+        """A whole document (storage.md §5.3), its rows handed out as the importer reads them. Only the last
+        batch carries the checkpoint: rows committed before a crash or a cancel are read again next time and
+        absorbed by dedupe, as the whole re-read of a changed document is."""
         with open(self.file.path, "rb") as fh:
             head = fh.read(min(st.st_size, HEAD_LEN))
-        rows = parser.drain()
+        self.status = "read"
+        batches = self.importer.read_whole_batches(self.file, self.window, self.stats, batch_bytes=self.batch_bytes)
+        pending: list[Row] | None = None
+        for rows, consumed in batches:
+            self.bytes_read = consumed
+            if pending:
+                for i in range(0, len(pending), self.batch_rows):
+                    yield Batch(pending[i : i + self.batch_rows], None, min(consumed, st.st_size))
+                if self.cancel():
+                    batches.close()
+                    return
+            pending = rows
+        rows = pending or []
         update = self._update(st, st.st_size, "{}", head, size=st.st_size)
         for i in range(0, max(len(rows), 1), self.batch_rows):
             last = i + self.batch_rows >= len(rows)

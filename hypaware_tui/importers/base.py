@@ -23,7 +23,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -535,6 +535,16 @@ class Importer(ABC):
         """Whole-document files (storage.md §5.3): read and feed the whole document with a fresh state,
         call `finish()`, and return (parser, bytes_read). Only importers with whole-mode files implement it."""
         raise NotImplementedError(f"{self.name} has no whole-document files")
+
+    def read_whole_batches(
+        self, file: SourceFile, window: Window, stats: ParseStats, *, batch_bytes: int | None = None
+    ) -> Iterator[tuple[list[Row], int]]:
+        """`read_whole` as it goes: `(rows ready so far, bytes of the file consumed)`, the last pair after
+        `finish()`. The concatenated rows are exactly `read_whole`'s. An importer whose documents can be
+        streamed yields about every `batch_bytes` of input, so memory does not grow with the document; this
+        default reads the whole document, then yields once."""
+        parser, bytes_read = self.read_whole(file, window, stats)
+        yield parser.drain(), bytes_read
 
     @abstractmethod
     def inventory_file(self, file: SourceFile, size: int, mtime_ns: int) -> FileInventory:

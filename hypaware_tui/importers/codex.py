@@ -30,7 +30,8 @@ import hashlib
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -1587,11 +1588,31 @@ class CodexImporter(Importer):
     ) -> Parser:
         return CodexParser(file, state, window, stats)
 
+    def read_whole_batches(
+        self, file: SourceFile, window: Window, stats: ParseStats, *, batch_bytes: int | None = None
+    ) -> Iterator[tuple[list[Row], int]]:
+        """A `.jsonl.zst` rollout is decompressed and fed as a stream, its ready rows handed out about every
+        `batch_bytes` of decompressed lines (a cold rollout of a long session can hold hundreds of MB: held
+        whole, its rows took ~4x that in memory). A legacy `.json` document is one JSON value: read whole."""
+        if not file.path.endswith(".zst"):
+            yield from super().read_whole_batches(file, window, stats, batch_bytes=batch_bytes)
+            return
+        parser = CodexParser(file, None, window, stats, whole=True)
+        step = batch_bytes or WHOLE_CHUNK
+        fed = 0
+        consumed = 0
+        for decompressed, consumed in _feed_zst_chunks(parser, file.path):
+            if decompressed - fed >= step and parser.ready_count:
+                fed = decompressed
+                yield parser.drain(), consumed
+        parser.finish()
+        yield parser.drain(), consumed
+
     def read_whole(self, file: SourceFile, window: Window, stats: ParseStats) -> tuple[Parser, int]:
         parser = CodexParser(file, None, window, stats, whole=True)
         path = file.path
         if path.endswith(".zst"):
-            bytes_read = _feed_zst(parser, path)
+            bytes_read = deque(_feed_zst_chunks(parser, path), maxlen=1)[0][1]  # the last (fed, read) pair
         else:
             with open(path, "rb") as fh:
                 data = fh.read()
@@ -1672,27 +1693,35 @@ def _feed_lines(parser: CodexParser, data: bytes, base: int, *, final: bool) -> 
     return start
 
 
-def _feed_zst(parser: CodexParser, path: str) -> int:
-    """Stream-decompress a `.jsonl.zst` rollout and feed its lines; offsets count decompressed bytes."""
+def _feed_zst_chunks(parser: CodexParser, path: str) -> Iterator[tuple[int, int]]:
+    """Stream-decompress a `.jsonl.zst` rollout and feed its lines (offsets count decompressed bytes), one
+    chunk at a time: yields `(decompressed bytes fed, compressed bytes read)` after each, the last pair once
+    the final line (even without `\n`) was fed."""
     import zstandard
 
     dctx = zstandard.ZstdDecompressor()
     try:
         with open(path, "rb") as fh:
             reader = dctx.stream_reader(fh, read_across_frames=True)
-            buf = b""
+            tail: list[bytes] = []  # decompressed bytes after the last newline (a long line spans chunks)
             pos = 0
             while True:
                 chunk = reader.read(WHOLE_CHUNK)
                 if not chunk:
                     break
-                buf += chunk
-                used = _feed_lines(parser, buf, pos, final=False)
-                pos += used
-                buf = buf[used:]
-            if buf:
-                _feed_lines(parser, buf, pos, final=True)
-            return fh.tell()
+                last_nl = chunk.rfind(b"\n")
+                if last_nl < 0:
+                    tail.append(chunk)
+                    continue
+                tail.append(chunk[: last_nl + 1])
+                data = b"".join(tail)
+                tail = [chunk[last_nl + 1 :]]
+                pos += _feed_lines(parser, data, pos, final=False)
+                yield pos, fh.tell()
+            data = b"".join(tail)
+            if data:
+                pos += _feed_lines(parser, data, pos, final=True)
+            yield pos, fh.tell()
     except zstandard.ZstdError as exc:
         raise OSError(f"the compressed rollout is damaged ({exc}); it is skipped") from exc
 
