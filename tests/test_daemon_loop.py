@@ -368,6 +368,51 @@ def test_daily_retention_pass(home: Home, retention: int) -> None:
         loop.close()
 
 
+def test_partitions_the_daemon_keeps_writing_to_are_compacted(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every flush adds a file to today's partition; at COMPACT_AT_FILES files the daemon compacts it, so a
+    busy day does not leave thousands of small files for every query to open. The daily pass compacts
+    every partition of several files (a backfill's, say). No row is lost or doubled."""
+    from hypaware_tui.core.daemon import loop as loop_mod
+    from hypaware_tui.core.storage import list_part_files
+
+    monkeypatch.setattr(loop_mod, "COMPACT_AT_FILES", 4)
+    record_capture_start(home.layout, ["claude"], 0)
+    # a partition left with two files by two commits (a backfill in two batches): the daily pass merges it
+    old_day = T - timedelta(days=3)
+    home.session(S2).write_text(session_text(S2, 2, old_day))
+    assert once(home) == 0
+    with home.session(S2).open("a") as fh:
+        fh.write(claude_line(S2, 2, old_day + timedelta(minutes=1)))
+    assert once(home) == 0
+    old_dir = home.layout.dataset_root / f"source=claude/date={old_day.date().isoformat()}"
+    assert len(list_part_files(old_dir)) == 2
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        loop.step()  # the first daily pass
+        assert len(list_part_files(old_dir)) == 1
+        pdir = home.layout.dataset_root / f"source=claude/date={T.date().isoformat()}"
+        counts = [len(list_part_files(pdir))]
+        for i in range(2, 9):
+            with f.open("a") as fh:
+                fh.write(claude_line(S1, i, T + timedelta(seconds=10 * i)))
+            for _ in range(8):
+                clock.advance(1)
+                loop.step()
+            counts.append(len(list_part_files(pdir)))
+        assert max(counts) == 3 and 1 in counts[1:]  # never 4: compacted when the 4th was written
+        ids = part_ids(home.layout)
+        assert all(n == 1 for n in ids.values())
+        assert sum(1 for k in ids if S1[:8] in k) == 9 // 2 + 2 * (9 // 2) + 1  # users 1 row, assistants 2
+    finally:
+        loop.shutdown()
+        loop.close()
+    events = [json.loads(x) for x in home.layout.events_log.read_text().splitlines()]
+    assert sum(1 for e in events if e["event"] == "cache.compact") >= 2
+
+
 # --- acceptance 11: the client roots are read-only, no socket ---------------------------------------------------------
 
 

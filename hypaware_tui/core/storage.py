@@ -35,7 +35,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -937,14 +937,25 @@ class Storage:
         return total
 
     # -- compaction (§8) --------------------------------------------------------------------------------
-    def compact(self, *, dry_run: bool = False, on_wait: Callable[[], None] | None = None) -> CompactResult:
+    def compact(
+        self,
+        *,
+        dry_run: bool = False,
+        on_wait: Callable[[], None] | None = None,
+        only: Collection[str] | None = None,
+    ) -> CompactResult:
         """Rewrite every partition made of several files into one file without duplicate `part_id`s, with
         the lock held per partition. Each new file is verified (schema, row count = distinct input
         part_ids, same part_id set) before its inputs are unlinked; a failure deletes the new file, keeps
-        the inputs and stops (the result carries the error). A dry run reads only `part_id` columns."""
+        the inputs and stops (the result carries the error). A dry run reads only `part_id` columns.
+        `only`: just these partitions (`source=…/date=…` names)."""
         result = CompactResult(dry_run=dry_run)
         root = self.layout.dataset_root
-        candidates = [(s, d, p) for s, d, p in iter_partitions(root) if len(list_part_files(p)) > 1]
+        candidates = [
+            (s, d, p)
+            for s, d, p in iter_partitions(root)
+            if (only is None or partition_name(s, d) in only) and len(list_part_files(p)) > 1
+        ]
         for source, d, pdir in candidates:
             try:
                 if dry_run:

@@ -47,6 +47,11 @@ BACKOFF_MAX_S = 60.0
 RETENTION_EVERY_S = 24 * 3600.0
 SIDECAR_WAIT_S = 30.0
 MEMO_EVICT_EVERY_S = 60.0
+# A partition the daemon keeps writing to (today's, while a session runs) gets a new file at every flush, up
+# to one per `flush_seconds`: a busy day would leave thousands of small files that every query must open.
+# Once a partition it wrote to has this many files, it is compacted (storage.md §8); the daily pass compacts
+# every partition with more than one.
+COMPACT_AT_FILES = 64
 MAX_WAIT_S = 30.0
 
 # Where each client's history files live under a root, and which file names matter (claude.md §1,
@@ -272,6 +277,7 @@ class DaemonLoop:
         self.retention_applied_at: str | None = None
         self.rows_pruned: int | None = None
         self.degraded: dict[str, str] = {}  # reason key -> message
+        self.touched: set[str] = set()  # partitions written since the last compaction check
         self.write_failing = False
         self.backoff = BACKOFF_START_S
         self.retry_at = 0.0
@@ -662,6 +668,8 @@ class DaemonLoop:
             self._process_due()
         if self._flush_due(self.clock.monotonic()):
             self.flush()
+        if not self.write_failing:
+            self.compact_grown()
         now = self.clock.monotonic()
         if self.next_retention is not None and now >= self.next_retention and not self.write_failing:
             self.retention_pass()
@@ -1022,7 +1030,41 @@ class DaemonLoop:
         if c is not None:
             c.rows_written += written
             self._emit_scan(c)
+        self.touched.update(getattr(res, "partitions", None) or ())
         self._status_dirty = True
+
+    def compact_grown(self) -> None:
+        """Compact the partitions written since the last check that have reached `COMPACT_AT_FILES` files."""
+        if not self.touched:
+            return
+        from hypaware_tui.core.storage import list_part_files
+
+        names, self.touched = self.touched, set()
+        root = self.layout.dataset_root
+        try:
+            grown = [n for n in sorted(names) if len(list_part_files(root / n)) >= COMPACT_AT_FILES]
+        except OSError:  # an unreadable partition: the next flush or the daily pass tries again
+            return
+        if grown:
+            self._compact(grown)
+
+    def _compact(self, only: list[str] | None) -> None:
+        compact = getattr(self.storage, "compact", None)
+        if compact is None:
+            return
+        try:
+            res = compact(only=only)
+        except Exception as exc:  # noqa: BLE001 - the data is intact; tried again later
+            res = None
+            error = str(exc)
+        else:
+            error = res.error
+        if error:
+            log.error("compaction failed (the files were kept; nothing was lost): %s", error)
+            self._error(f"compaction failed: {error}")
+        if res is not None and res.partitions:
+            log.info("compacted %d partition(s): %d files into %d", len(res.partitions),
+                     sum(p.files_before for p in res.partitions), len(res.partitions))  # fmt: skip
 
     def _emit_scan(self, c: ClientState) -> None:
         s = c.scan
@@ -1077,6 +1119,8 @@ class DaemonLoop:
             return
         self.retention_applied_at = self._now_iso()
         self.rows_pruned = int(getattr(res, "rows_removed", 0) or 0)
+        self.touched.clear()
+        self._compact(None)  # every partition of several files (storage.md §8: MAY run in the daily pass)
         removed = int(getattr(res, "checkpoints_removed", 0) or 0)
         if self.rows_pruned or removed:
             log.info("retention: removed %d row(s) before %s, %d checkpoint(s) of vanished files",
