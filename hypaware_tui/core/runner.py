@@ -30,7 +30,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -792,14 +792,16 @@ def _run_provider(
         except Exception:
             pass
 
+    # Files whose stat matched their checkpoint a moment ago are not opened (a rerun over tens of thousands
+    # of transcripts spent a third of its time on their passes); a change since is the next run's.
+    files_done = pr.files_unchanged = len(unchanged)
     report(final=True)
     cancelled = False
     results = _file_results(
         importer,
-        files,
+        [(f, est) for f, est in files if f.path_hash not in unchanged] if unchanged else files,
         checkpoints,
         window,
-        unchanged=unchanged,
         write_checkpoints=write_checkpoints,
         batch_rows=batch_rows,
         batch_bytes=batch_bytes,
@@ -922,7 +924,6 @@ def _file_results(
     pool: _Pool | None,
     cut: str | None = None,
     dry_run: bool = False,
-    unchanged: Collection[str] = (),
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit]:
     """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`; with a
     pool, runs of small files come as `_Unit`s prepared by the workers instead (see `_parallel_file_results`)."""
@@ -930,15 +931,13 @@ def _file_results(
         yield from _parallel_file_results(
             importer, files, checkpoints, window, write_checkpoints=write_checkpoints,
             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel, pool=pool, cut=cut, dry_run=dry_run,
-            unchanged=unchanged,
         )
         return
     for f, estimate in files:
         if cancel.is_set():
             return
         yield from _one_file(importer, f, estimate, checkpoints, window, write_checkpoints=write_checkpoints,
-                             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel,
-                             unchanged=unchanged)  # fmt: skip
+                             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel)  # fmt: skip
 
 
 def _one_file(
@@ -952,15 +951,8 @@ def _one_file(
     batch_rows: int,
     batch_bytes: int,
     cancel: threading.Event,
-    unchanged: Collection[str] = (),
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
-    """One file read in this process: its batches `(rows, update, bytes_delta)`, then its `_FileDone`. A file
-    in `unchanged` (its stat a moment ago matched its checkpoint) is not opened: on a rerun over tens of
-    thousands of transcripts, the pass's own stat and bookkeeping were a third of the time. A change in
-    between is read by the next run, like one made just after."""
-    if f.path_hash in unchanged:
-        yield _FileDone(FileOutcome(status="unchanged"), estimate, 0)
-        return
+    """One file read in this process: its batches `(rows, update, bytes_delta)`, then its `_FileDone`."""
     outcome = FileOutcome()
     seen = 0
     for rows, update, done in iter_file(
@@ -1181,7 +1173,6 @@ def _parallel_file_results(
     pool: _Pool,
     cut: str | None,
     dry_run: bool,
-    unchanged: Collection[str] = (),
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit]:
     """Like the sequential path, with runs of files smaller than `PARALLEL_MAX_FILE` parsed, built into
     frames and encoded ahead in `workers` spawned processes, about `batch_bytes` of source per task. Results
@@ -1233,8 +1224,7 @@ def _parallel_file_results(
     def here(i: int) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
         f, estimate = files[i]
         return _one_file(importer, f, estimate, checkpoints, window, write_checkpoints=write_checkpoints,
-                         batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel,
-                         unchanged=unchanged)  # fmt: skip
+                         batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel)  # fmt: skip
 
     try:
         i = 0
