@@ -491,6 +491,27 @@ def test_second_sigint_exits_at_once_and_data_stays_consistent(h):
     assert df.height == df["part_id"].n_unique() == total
 
 
+def test_a_second_sigint_after_the_run_ended_still_exits_130(tmp_path):
+    """The race behind a CI failure: the first Ctrl+C ended the run within 50 ms, the handlers were restored,
+    and the second one, landing before the process had exited, killed it with a KeyboardInterrupt (-2)."""
+    script = tmp_path / "second.py"
+    script.write_text(
+        "import os, signal, threading, time\n"
+        "from hypaware_tui.cli.backfill import _Interrupts\n"
+        "cancel = threading.Event()\n"
+        "with _Interrupts('hyp', cancel):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)  # the first: stop after the batch\n"
+        "    time.sleep(0.2)\n"
+        "    assert cancel.is_set()\n"
+        "os.kill(os.getpid(), signal.SIGINT)  # the second, after the run, before the exit\n"
+        "time.sleep(2)\n"
+        "raise SystemExit(3)\n"
+    )
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 130, (p.returncode, p.stderr)
+    assert "stopping after the current batch" in p.stderr and "Traceback" not in p.stderr
+
+
 # --------------------------------------------------------------------------------------------- both real importers
 
 

@@ -481,6 +481,11 @@ class _Interrupts:
             pass
 
     def __exit__(self, *exc: object) -> None:
+        if self.cancel.is_set():
+            # Interrupted: the process is on its way out (summary, exit 130). Restoring the default handlers
+            # here let a second Ctrl+C that landed after the run but before the exit kill the process with a
+            # KeyboardInterrupt (status -2 instead of 130); it still means "quit at once".
+            return
         for sig, handler in self.old.items():
             signal.signal(sig, handler)
 
