@@ -235,7 +235,18 @@ COMPACT_CHILD = textwrap.dedent(
 )
 
 
-def test_sigkill_during_compaction_keeps_the_dataset_readable(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fault", "files_after_crash"),
+    [
+        ("compact_after_journal", 10),  # journal written, no new file yet: undone
+        ("before_rename", 10),  # the new file's bytes are in a temp file: undone
+        ("compact_before_unlink", 11),  # renamed and verified, inputs not deleted yet: finished
+    ],
+)
+def test_sigkill_during_compaction_loses_and_doubles_nothing(tmp_path: Path, fault: str, files_after_crash: int) -> None:
+    """A compaction killed at any point: readers' deduplicated view never changes, and the next holder of
+    the write lock (any writer: a backfill, the daemon, `cache compact`) finishes or undoes it from its
+    journal, so no row stays twice on disk and none is lost."""
     layout = Layout(tmp_path / "hyp")
     with Storage(layout) as s:
         for row in make_rows(10):
@@ -244,14 +255,20 @@ def test_sigkill_during_compaction_keeps_the_dataset_readable(tmp_path: Path) ->
     script.write_text(COMPACT_CHILD)
     proc = subprocess.run(
         [sys.executable, str(script), str(layout.home)],
-        env=child_env(HYP_FAULT="compact_before_unlink"), capture_output=True, text=True, timeout=60,
+        env=child_env(HYP_FAULT=fault), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    files = sorted(layout.dataset_root.glob("**/*.parquet"))
-    assert len(files) == 11  # the ten inputs and the verified new file
+    assert len(sorted(layout.dataset_root.glob("**/*.parquet"))) == files_after_crash
+    assert layout.compaction_journal.exists()
     assert scan_messages(layout).collect().height == 10  # readers' deduplicated view is unchanged
     with Storage(layout) as s:
+        assert s.ensure_import_floor(None) is False  # any write takes the lock, and the lock recovers
+    assert not layout.compaction_journal.exists()
+    files = sorted(layout.dataset_root.glob("**/*.parquet"))
+    assert len(files) == (1 if files_after_crash == 11 else 10)
+    assert pl.concat([pl.read_parquet(f) for f in files]).height == 10  # on disk: no row twice
+    with Storage(layout) as s:
         result = s.compact()
-    assert result.error is None and result.duplicates_removed == 10
+    assert result.error is None and result.duplicates_removed == 0
     assert len(sorted(layout.dataset_root.glob("**/*.parquet"))) == 1
     assert assert_consistent(layout).height == 10

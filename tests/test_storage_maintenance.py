@@ -234,3 +234,43 @@ def test_cleanup_tmp_keeps_fresh_temp_files(storage: Storage, layout: Layout) ->
     assert storage.cleanup_tmp() == 0
     assert storage.cleanup_tmp(now=time.time() + 3601) == 1
     assert list_part_files(pdir) and not list(pdir.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("case", ["mid_unlink", "new_lacks_rows", "journal_garbage"])
+def test_an_interrupted_compaction_is_finished_or_undone_by_the_next_writer(tmp_path: Path, case: str) -> None:
+    """The compaction journal's decisions: an input already deleted means the new file was verified, so the
+    rest go; a new file that lacks rows of an intact input is deleted instead; an unreadable journal is
+    dropped and touches nothing."""
+    layout = Layout(tmp_path / "hyp")
+    rows = make_rows(3)
+    with Storage(layout) as s:
+        for row in rows:
+            s.commit([row], [])
+    pdir = next(layout.dataset_root.glob("source=*/date=*"))
+    inputs = list_part_files(pdir)
+    assert len(inputs) == 3
+    with Storage(layout) as s:
+        merged = frame_from_rows(rows if case != "new_lacks_rows" else rows[:2])
+        new = s._write_part(pdir, merged)
+    partition = f"{pdir.parent.name}/{pdir.name}"
+    journal = {"partition": partition, "new": new, "inputs": inputs}
+    layout.compaction_journal.parent.mkdir(parents=True, exist_ok=True)
+    layout.compaction_journal.write_text("{not json" if case == "journal_garbage" else json.dumps(journal))
+    if case == "mid_unlink":
+        (pdir / inputs[0]).unlink()
+    events = EventLog(layout, "r1", enabled=True)
+    with Storage(layout, events=events) as s:
+        s.ensure_import_floor(None)
+    assert not layout.compaction_journal.exists()
+    left = list_part_files(pdir)
+    if case == "mid_unlink":
+        assert left == [new]
+    elif case == "new_lacks_rows":
+        assert left == inputs
+    else:
+        assert left == sorted([*inputs, new])  # nothing decided: readers deduplicate, compaction cleans up
+    ids = pl.concat([pl.read_parquet(pdir / n) for n in left])["part_id"]
+    assert sorted(set(ids.to_list())) == sorted(r["part_id"] for r in rows)  # nothing lost
+    recovered = [json.loads(x) for x in layout.events_log.read_text().splitlines()
+                 if '"cache.compact_recovered"' in x] if layout.events_log.exists() else []  # fmt: skip
+    assert [e["finished"] for e in recovered] == ({"mid_unlink": [True], "new_lacks_rows": [False]}.get(case, []))

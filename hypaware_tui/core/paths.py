@@ -70,6 +70,11 @@ class Layout:
         return self.state_dir / "capture.json"
 
     @property
+    def compaction_journal(self) -> Path:
+        """A compaction in progress (storage.Storage._compact_partition); absent otherwise."""
+        return self.state_dir / "compaction.json"
+
+    @property
     def run_dir(self) -> Path:
         return self.home / "run"
 

@@ -30,6 +30,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -91,6 +92,7 @@ FOOTER_METADATA = {"hyp.dataset": DATASET_NAME, "hyp.schema_version": str(SCHEMA
 CLIENT_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PART_NAME_RE = re.compile(r"^part-[0-9a-f]{32}\.parquet$")
+_PLAIN_PARQUET_RE = re.compile(r"^[^./\\][^/\\]*\.parquet$")  # what list_part_files may list: a name, no path
 META_IMPORT_FLOOR = "import_floor_date"
 NO_FLOOR = ""  # meta value when retention is 0 (no floor)
 
@@ -486,6 +488,8 @@ class Storage:
             raise StorageError(_os_error_message(exc, "cannot take the write lock", self.layout)) from exc
         wait_ms = int((time.monotonic() - start) * 1000)
         try:
+            if self.layout.compaction_journal.exists():
+                self._recover_compaction()
             yield wait_ms
         finally:
             lock.release()
@@ -709,14 +713,14 @@ class Storage:
             if not isinstance(upd, CheckpointUpdate):
                 raise TypeError(f"checkpoints must be CheckpointUpdate objects, got {type(upd).__name__}")
 
-    def _write_part(self, pdir: Path, df: pl.DataFrame) -> str:
+    def _write_part(self, pdir: Path, df: pl.DataFrame, file_id: str | None = None) -> str:
         """storage.md §2-3: one sorted, zstd-compressed Parquet file written atomically. Returns its name."""
         ensure_dir(pdir)
-        return self._write_bytes(pdir, encode_part(df))
+        return self._write_bytes(pdir, encode_part(df), file_id)
 
-    def _write_bytes(self, pdir: Path, data: bytes) -> str:
+    def _write_bytes(self, pdir: Path, data: bytes, file_id: str | None = None) -> str:
         """Steps 4 of §6.2 for one encoded file: temp file, fsync, rename, directory fsync. Returns its name."""
-        file_id = uuid7_hex()
+        file_id = file_id or uuid7_hex()
         tmp = pdir / f".part-{file_id}.parquet.tmp"
         final = pdir / f"part-{file_id}.parquet"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
@@ -1015,13 +1019,28 @@ class Storage:
         merged = pl.concat(frames, how="vertical")
         input_ids = merged.select(pl.col("part_id").unique().sort())["part_id"]
         out = merged.unique(subset="part_id", keep="first", maintain_order=True)
-        new_name = self._write_part(pdir, out)
+        # The journal names the new file and its inputs before the new file exists: a crash from here to the
+        # last unlink leaves it, and the next holder of the lock finishes or undoes the compaction
+        # (`_recover_compaction`). Without it a crash left every row twice on disk until a compaction ran.
+        file_id = uuid7_hex()
+        new_name = f"part-{file_id}.parquet"
+        journal = self.layout.compaction_journal
+        _paths.atomic_write_bytes(
+            journal, json.dumps({"partition": partition_name(source, d), "new": new_name, "inputs": names}).encode()
+        )
+        _fault("compact_after_journal")
+        try:
+            self._write_part(pdir, out, file_id)
+        except BaseException:
+            journal.unlink(missing_ok=True)
+            raise
         new_path = pdir / new_name
         problem = self._verify(new_path, input_ids)
         if problem is not None:
             with contextlib.suppress(OSError):
                 new_path.unlink()
             fsync_dir(pdir)
+            journal.unlink(missing_ok=True)
             raise StorageError(
                 f"compaction of {partition_name(source, d)} failed verification ({problem}); the new file was "
                 "deleted and the original files were kept. Nothing was lost; please report this."
@@ -1031,6 +1050,7 @@ class Storage:
             with contextlib.suppress(FileNotFoundError):
                 (pdir / name).unlink()
         fsync_dir(pdir)
+        journal.unlink(missing_ok=True)
         memo = self._memo.get((source, d))
         if memo is not None:
             memo.files = {new_name}
@@ -1045,6 +1065,56 @@ class Storage:
             bytes_after=new_path.stat().st_size,
             file=new_name,
         )
+
+    def _recover_compaction(self) -> None:
+        """Under the lock: a compaction interrupted by a crash left its journal. When its new file holds every
+        `part_id` of the inputs still there, they are deleted (the compaction is finished); otherwise the new
+        file is (it is undone). Best effort: what cannot be decided now stays for the next holder, and readers
+        deduplicate by `part_id` meanwhile (storage.md §8)."""
+        journal = self.layout.compaction_journal
+        try:
+            entry = json.loads(journal.read_bytes())
+            partition, new, inputs = entry["partition"], entry["new"], list(entry["inputs"])
+            source, _, d = partition.partition("/")
+            valid = (
+                partition == partition_name(source[len("source=") :], d[len("date=") :])
+                and CLIENT_NAME_RE.match(source[len("source=") :]) is not None
+                and DATE_RE.match(d[len("date=") :]) is not None
+                and all(_PLAIN_PARQUET_RE.match(n) for n in [new, *inputs])
+            )
+        except FileNotFoundError:
+            return
+        except (ValueError, KeyError, TypeError, OSError):
+            valid = False
+        try:
+            if valid:
+                pdir = self.layout.dataset_root / partition
+                finished = self._compaction_finishable(pdir, new, inputs)
+                for name in inputs if finished else [new]:
+                    with contextlib.suppress(FileNotFoundError):
+                        (pdir / name).unlink()
+                fsync_dir(pdir)
+                self._memo.pop((source[len("source=") :], d[len("date=") :]), None)
+                self._emit("cache.compact_recovered", partition=partition, finished=finished)
+            journal.unlink(missing_ok=True)
+            fsync_dir(journal.parent)
+        except (OSError, StorageError):
+            return
+
+    def _compaction_finishable(self, pdir: Path, new: str, inputs: list[str]) -> bool:
+        """Whether an interrupted compaction must be finished (True) or undone (False). No new file: undone.
+        An input already deleted: the new file was verified first, so it is finished. All inputs there: it
+        is finished only when the new file holds every one of their `part_id`s, else undone (the inputs are
+        intact, so undoing loses nothing)."""
+        if not (pdir / new).exists():
+            return False
+        if not all((pdir / name).exists() for name in inputs):
+            return True
+        try:
+            have = set(self._read_part_ids(pdir / new) or ())
+            return all(have.issuperset(self._read_part_ids(pdir / name) or ()) for name in inputs) and bool(have)
+        except StorageError:
+            return False
 
     def _verify(self, path: Path, input_ids: pl.Series) -> str | None:
         try:
