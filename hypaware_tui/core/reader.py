@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
-from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, Window, loads_state
+from hypaware_tui.importers.base import (
+    Importer,
+    ParseStats,
+    Row,
+    SourceFile,
+    Window,
+    line_blocks,
+    loads_state,
+)
 
 CHUNK_SIZE = 4 * 1024 * 1024
 HEAD_LEN = 4096
@@ -146,33 +154,16 @@ class FilePass:
             parser.start_at(start)  # a pass that consumes no line must not rewind the checkpoint to 0
             end = st.st_size  # read what was there at stat time; later bytes are the next pass's
             fh.seek(start)
-            pos = start  # offset of the first byte of `tail`
-            # The bytes read after the last newline, as the chunks they came in: a line longer than a chunk is
-            # joined once when its newline arrives (appending to one buffer copied it again for every chunk,
-            # and searched it again for a newline: quadratic in the line's length).
-            tail: list[bytes] = []
-            tail_len = 0
+            pos = start  # offset of the first byte of the next block
             stopped = False
             batch_pos = start
-            while pos + tail_len < end and not stopped:
-                chunk = fh.read(min(self.chunk_size, end - pos - tail_len))
-                if not chunk:
-                    break
+
+            def read(n: int) -> bytes:
+                chunk = fh.read(n)
                 self.bytes_read += len(chunk)
-                last_nl = chunk.rfind(b"\n")
-                if last_nl < 0:
-                    tail.append(chunk)
-                    tail_len += len(chunk)
-                    continue
-                head_part = chunk if last_nl == len(chunk) - 1 else chunk[: last_nl + 1]
-                if tail:
-                    tail.append(head_part)
-                    complete = b"".join(tail)
-                else:
-                    complete = head_part
-                rest = chunk[last_nl + 1 :]
-                tail = [rest] if rest else []
-                tail_len = len(rest)
+                return chunk
+
+            for complete in line_blocks(read, self.chunk_size, end - start):
                 line_start = 0
                 while True:
                     nl = complete.find(b"\n", line_start)

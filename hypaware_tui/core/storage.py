@@ -1067,19 +1067,18 @@ class Storage:
         )
 
     def _recover_compaction(self) -> None:
-        """Under the lock: a compaction interrupted by a crash left its journal. When its new file holds every
-        `part_id` of the inputs still there, they are deleted (the compaction is finished); otherwise the new
-        file is (it is undone). Best effort: what cannot be decided now stays for the next holder, and readers
-        deduplicate by `part_id` meanwhile (storage.md §8)."""
+        """Under the lock: a compaction interrupted by a crash left its journal; finish it (delete the inputs
+        left) or undo it (delete the new file), as `_compaction_finishable` decides. Best effort: what cannot
+        be done now stays for the next holder, and readers deduplicate by `part_id` meanwhile (§8)."""
         journal = self.layout.compaction_journal
         try:
             entry = json.loads(journal.read_bytes())
             partition, new, inputs = entry["partition"], entry["new"], list(entry["inputs"])
-            source, _, d = partition.partition("/")
+            source, _, day = partition.removeprefix("source=").partition("/date=")
             valid = (
-                partition == partition_name(source[len("source=") :], d[len("date=") :])
-                and CLIENT_NAME_RE.match(source[len("source=") :]) is not None
-                and DATE_RE.match(d[len("date=") :]) is not None
+                partition == partition_name(source, day)
+                and CLIENT_NAME_RE.match(source) is not None
+                and DATE_RE.match(day) is not None
                 and all(_PLAIN_PARQUET_RE.match(n) for n in [new, *inputs])
             )
         except FileNotFoundError:
@@ -1094,7 +1093,7 @@ class Storage:
                     with contextlib.suppress(FileNotFoundError):
                         (pdir / name).unlink()
                 fsync_dir(pdir)
-                self._memo.pop((source[len("source=") :], d[len("date=") :]), None)
+                self._memo.pop((source, day), None)
                 self._emit("cache.compact_recovered", partition=partition, finished=finished)
             journal.unlink(missing_ok=True)
             fsync_dir(journal.parent)

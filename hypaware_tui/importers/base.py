@@ -23,7 +23,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +151,35 @@ def expand_root(path: str, env: Mapping[str, str]) -> str:
     else:
         path = os.path.expanduser(path)
     return os.path.abspath(path)
+
+
+def line_blocks(read: Callable[[int], bytes], chunk_size: int, limit: int | None = None) -> Generator[bytes, None, bytes]:
+    """Read through `read(n)` in chunks of `chunk_size` (at most `limit` bytes in all) and yield blocks of whole
+    lines, each ending with `\n`; the generator returns the bytes after the last newline. A line longer than
+    a chunk is kept as the chunks it came in and joined once its newline arrives (appending to one buffer
+    copied it again for every chunk, and searched it again for a newline: quadratic in the line's length)."""
+    tail: list[bytes] = []
+    got = 0
+    while limit is None or got < limit:
+        chunk = read(chunk_size if limit is None else min(chunk_size, limit - got))
+        if not chunk:
+            break
+        got += len(chunk)
+        last_nl = chunk.rfind(b"\n")
+        if last_nl < 0:
+            tail.append(chunk)
+            continue
+        tail.append(chunk if last_nl == len(chunk) - 1 else chunk[: last_nl + 1])
+        rest = chunk[last_nl + 1 :]
+        parts, tail = tail, [rest] if rest else []
+        yield _joined(parts)  # not bound here: the block is freed as soon as the reader drops it
+    return _joined(tail)
+
+
+def _joined(parts: list[bytes]) -> bytes:
+    data = b"".join(parts)
+    parts.clear()
+    return data
 
 
 def entry_realpath(real_dir: str, entry: os.DirEntry[str]) -> str:

@@ -54,6 +54,7 @@ from hypaware_tui.importers.base import (
     expand_root,
     head_tail_timestamps,
     id_list_json,
+    line_blocks,
     parse_json_line,
 )
 from hypaware_tui.importers.base import (
@@ -1702,26 +1703,18 @@ def _feed_zst_chunks(parser: CodexParser, path: str) -> Iterator[tuple[int, int]
     dctx = zstandard.ZstdDecompressor()
     try:
         with open(path, "rb") as fh:
-            reader = dctx.stream_reader(fh, read_across_frames=True)
-            tail: list[bytes] = []  # decompressed bytes after the last newline (a long line spans chunks)
+            blocks = line_blocks(dctx.stream_reader(fh, read_across_frames=True).read, WHOLE_CHUNK)
             pos = 0
             while True:
-                chunk = reader.read(WHOLE_CHUNK)
-                if not chunk:
-                    break
-                last_nl = chunk.rfind(b"\n")
-                if last_nl < 0:
-                    tail.append(chunk)
-                    continue
-                tail.append(chunk[: last_nl + 1])
-                data = b"".join(tail)
-                tail = [chunk[last_nl + 1 :]]
-                pos += _feed_lines(parser, data, pos, final=False)
+                try:
+                    block = next(blocks)
+                except StopIteration as done:  # the rest after the last newline: a document's final line
+                    if done.value:
+                        pos += _feed_lines(parser, done.value, pos, final=True)
+                    yield pos, fh.tell()
+                    return
+                pos += _feed_lines(parser, block, pos, final=False)
                 yield pos, fh.tell()
-            data = b"".join(tail)
-            if data:
-                pos += _feed_lines(parser, data, pos, final=True)
-            yield pos, fh.tell()
     except zstandard.ZstdError as exc:
         raise OSError(f"the compressed rollout is damaged ({exc}); it is skipped") from exc
 
