@@ -413,6 +413,44 @@ def test_partitions_the_daemon_keeps_writing_to_are_compacted(home: Home, monkey
     assert sum(1 for e in events if e["event"] == "cache.compact") >= 2
 
 
+def test_a_failing_compaction_is_not_retried_at_every_flush(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hypaware_tui.core.daemon import loop as loop_mod
+    from hypaware_tui.core.storage import CompactResult
+
+    monkeypatch.setattr(loop_mod, "COMPACT_AT_FILES", 2)
+    calls: list[object] = []
+
+    def failing_compact(self, *, only=None, **_kw):
+        calls.append(only)
+        return CompactResult(dry_run=False, error="injected: verification failed")
+
+    monkeypatch.setattr(Storage, "compact", failing_compact)
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        loop.step()  # the daily pass: it fails
+        for i in range(2, 8):
+            with f.open("a") as fh:
+                fh.write(claude_line(S1, i, T + timedelta(seconds=10 * i)))
+            for _ in range(4):
+                clock.advance(1)
+                loop.step()
+        assert calls == [None] and home.status()["last_error"] is not None  # 6 flushes, no retry
+        clock.advance(3600)
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 8, T + timedelta(seconds=80)))
+        for _ in range(4):
+            clock.advance(1)
+            loop.step()
+        assert len(calls) == 2 and calls[1]  # an hour later: the grown partition is tried again
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 # --- acceptance 11: the client roots are read-only, no socket ---------------------------------------------------------
 
 

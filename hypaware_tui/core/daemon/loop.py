@@ -278,6 +278,7 @@ class DaemonLoop:
         self.rows_pruned: int | None = None
         self.degraded: dict[str, str] = {}  # reason key -> message
         self.touched: set[str] = set()  # partitions written since the last compaction check
+        self.compact_retry_at = 0.0  # after a failed compaction, grown partitions wait for this (monotonic)
         self.write_failing = False
         self.backoff = BACKOFF_START_S
         self.retry_at = 0.0
@@ -1034,8 +1035,9 @@ class DaemonLoop:
         self._status_dirty = True
 
     def compact_grown(self) -> None:
-        """Compact the partitions written since the last check that have reached `COMPACT_AT_FILES` files."""
-        if not self.touched:
+        """Compact the partitions written since the last check that have reached `COMPACT_AT_FILES` files.
+        After a failure, not before an hour has passed (it would fail again at every flush)."""
+        if not self.touched or self.clock.monotonic() < self.compact_retry_at:
             return
         from hypaware_tui.core.storage import list_part_files
 
@@ -1062,6 +1064,7 @@ class DaemonLoop:
         if error:
             log.error("compaction failed (the files were kept; nothing was lost): %s", error)
             self._error(f"compaction failed: {error}")
+            self.compact_retry_at = self.clock.monotonic() + 3600.0
         if res is not None and res.partitions:
             log.info("compacted %d partition(s): %d files into %d", len(res.partitions),
                      sum(p.files_before for p in res.partitions), len(res.partitions))  # fmt: skip
