@@ -52,6 +52,15 @@ def source_file_for(importer: Importer, path: str | os.PathLike[str], *, path_ha
     )
 
 
+_NULLS: Row = dict.fromkeys(COLUMN_NAMES)
+
+
+def _full(row: Row) -> Row:
+    """A row with every column as a key, in schema order (an importer may leave null columns out: a missing
+    key reads as null, as in `frame_from_rows`), so that tests may index any column."""
+    return {**_NULLS, **row}
+
+
 def _run_pass(
     importer: Importer,
     file: SourceFile,
@@ -63,7 +72,7 @@ def _run_pass(
     fp = FilePass(importer, file, checkpoint, window, stats, write_checkpoints=True, batch_rows=batch_rows)
     rows: list[Row] = []
     for batch in fp.batches():
-        rows.extend(batch.rows)
+        rows.extend(_full(r) for r in batch.rows)
         if batch.update is not None:
             checkpoint = batch.update.entry
     if fp.status == "failed":
@@ -80,7 +89,7 @@ def import_file(
     file: SourceFile | None = None,
     batch_rows: int = 50_000,
 ) -> tuple[list[Row], ParseStats]:
-    """Import one file through `FilePass` and return (finalized rows, stats).
+    """Import one file through `FilePass` and return (finalized rows, every column a key, stats).
 
     With `pieces` (byte offsets, any values; out-of-range ones are clamped, duplicates ignored), a copy of
     the file (plus its sibling files sharing the stem, e.g. a Claude `agent-x.meta.json` sidecar) is grown
