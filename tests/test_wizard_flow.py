@@ -508,3 +508,77 @@ async def test_keys_respond_within_250ms_while_a_slow_import_runs(tmp_path: Path
     # The test machine is shared (several test runs on 2 cores): a press that waited for the OS scheduler
     # is not the app's doing, so the bound is on three quarters of the presses; the report shows them all.
     assert ordered[(len(ordered) * 3) // 4 - 1] < 0.25, report
+
+
+async def test_import_waiting_for_the_write_lock_says_so_in_the_panel(tmp_path: Path) -> None:
+    """cli.md "Writers": a writer that waits for another one's lock says so; in the wizard, in the panel of
+    the client that waits, until its import moves on. The lock is held here as another hyp process would."""
+    from filelock import FileLock
+
+    m = make_machine(tmp_path)
+    m.layout.run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(m.layout.write_lock))
+    lock.acquire()
+    app = WizardApp(wizard_settings(m))
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await to_clients(pilot)
+            await enter_to(pilot, RetentionScreen)
+            await enter_to(pilot, ConsentScreen)
+            await enter_to(pilot, ReviewScreen)
+            screen = await enter_to(pilot, ImportScreen)
+            panel = screen.query_one("#panel-claude")
+            await wait_for(pilot, lambda: panel.waiting is not None, what="the lock notice")
+            await pilot.pause()
+            assert "waiting for another import to finish its batch…" in str(panel.render())
+            assert dataset_part_ids(m.layout) == []  # nothing written while the lock is held
+            lock.release()
+            done = await on_screen(pilot, DoneScreen, timeout=30)
+            assert panel.waiting is None
+            assert {c: r.status for c, r in done.result.clients.items()} == {"claude": "ok", "codex": "ok"}
+            await pilot.press("enter")
+    finally:
+        if lock.is_locked:
+            lock.release()
+    assert app.return_code == 0
+    ids = dataset_part_ids(m.layout)
+    assert ids and len(ids) == len(set(ids))
+
+
+async def test_a_lost_parse_worker_is_a_note_under_the_panels(tmp_path: Path) -> None:
+    """The runner's notices (`on_notice`: a parse worker killed mid-import) reach the Import screen as a
+    lasting note under the panels, with the client's name; a lock notice goes to that client's panel."""
+    from hypaware_tui.core.runner import WORKER_LOST_NOTICE
+    from hypaware_tui.screens.import_ import ImportNotice, _MessageSink
+
+    posted: list[Any] = []
+    sink = _MessageSink(posted.append, lambda: 0.0)
+    sink.on_notice("codex", WORKER_LOST_NOTICE)
+    sink.on_lock_wait("claude")
+    assert [(type(x), x.client, x.kind) for x in posted] == [
+        (ImportNotice, "codex", "note"), (ImportNotice, "claude", "waiting")]
+
+    m = make_machine(tmp_path)
+    gate = threading.Event()
+    app = WizardApp(wizard_settings(m, importers=importers(claude={"gate": gate})))
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            await to_clients(pilot)
+            await enter_to(pilot, RetentionScreen)
+            await enter_to(pilot, ConsentScreen)
+            await enter_to(pilot, ReviewScreen)
+            screen = await enter_to(pilot, ImportScreen)
+            assert "Note" not in str(screen.query_one("#steps").render())
+            for msg in posted:
+                screen.post_message(msg)
+            await wait_for(pilot, lambda: bool(screen.notes), what="the note")
+            await pilot.pause()
+            steps = str(screen.query_one("#steps").render())
+            assert "Note     Codex: a parse worker process stopped unexpectedly" in steps
+            assert "waiting for another import" in str(screen.query_one("#panel-claude").render())
+            gate.set()
+            await on_screen(pilot, DoneScreen, timeout=30)
+            await pilot.press("enter")
+    finally:
+        gate.set()
+    assert app.return_code == 0

@@ -26,6 +26,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from hypaware_tui.cli.output import WAITING_NOTICE
 from hypaware_tui.core.inventory import Inventory
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.plan import (
@@ -94,6 +95,18 @@ class ImportFinished(Message):
         self.at = at
 
 
+class ImportNotice(Message):
+    """Something the user should know while a client imports: `waiting` (another hyp process holds the write
+    lock; shown in the client's panel until its import moves on) or a lasting `note` (a parse worker was
+    lost), shown under the panels."""
+
+    def __init__(self, client: str, kind: str, text: str) -> None:
+        super().__init__()
+        self.client = client
+        self.kind = kind  # "waiting" | "note"
+        self.text = text
+
+
 class DaemonActionFinished(Message):
     def __init__(self, outcome: Any) -> None:  # core.daemon.action.DaemonActionResult
         super().__init__()
@@ -138,7 +151,10 @@ class _MessageSink:
         self.post(ImportFinished(result.provider, result, self.clock()))
 
     def on_lock_wait(self, provider: str) -> None:
-        pass
+        self.post(ImportNotice(provider, "waiting", WAITING_NOTICE))
+
+    def on_notice(self, provider: str, message: str) -> None:
+        self.post(ImportNotice(provider, "note", message))
 
 
 def run_import_job(target: Any, job: ImportJob) -> None:
@@ -196,6 +212,7 @@ class ImportPanel(Widget):
         self.progress: Progress | None = None
         self.result: ProviderResult | None = None
         self.samples: deque[Sample] = deque(maxlen=200)
+        self.waiting: str | None = None  # the write-lock notice, until the import moves on
         self.border_title = name
         self.border_subtitle = self.status
 
@@ -216,9 +233,14 @@ class ImportPanel(Widget):
         self.samples.append(Sample(at, 0))
         self.set_status("importing")
 
+    def wait_notice(self, text: str) -> None:
+        self.waiting = text
+        self.refresh()
+
     def update_progress(self, progress: Progress, at: float) -> None:
         if self.started_at is None:
             self.start(progress.bytes_total, progress.files_total, at)
+        self.waiting = None  # the runner reports again only once the lock is taken (same thread, in order)
         self.progress = progress
         self.bytes_total = progress.bytes_total or self.bytes_total
         self.files_total = progress.files_total or self.files_total
@@ -227,6 +249,7 @@ class ImportPanel(Widget):
 
     def finish(self, result: ProviderResult, at: float) -> None:
         self.result = result
+        self.waiting = None
         self.finished_at = at
         if self.started_at is None:
             self.started_at = at
@@ -287,6 +310,8 @@ class ImportPanel(Widget):
         return out
 
     def _speed_line(self) -> str:
+        if self.waiting is not None:
+            return self.waiting
         if self.started_at is None:
             return "waiting for the previous client" if self.status == "waiting" else ""
         now = self.finished_at if self.finished_at is not None else self.clock()
@@ -324,6 +349,7 @@ class ImportScreen(WizardScreen):
         self.result = InitResult(job.plan)
         self.stopping = False
         self._pending_finish = False
+        self.notes: list[str] = []  # lasting notices of the run (a lost parse worker), shown under the panels
 
     def title_text(self) -> str:
         return "Importing your history" if self.job.plan.import_clients else "Finishing setup"
@@ -403,6 +429,9 @@ class ImportScreen(WizardScreen):
             out.append(f"skipped ({why})")
         else:
             out.append(f"ok  {d.action}" + (f" (pid {d.pid})" if d.pid else ""))
+        for note in self.notes:
+            out.append("\nNote     ", style="bold")
+            out.append(note)
         if self.stopping and d is None:
             out.append("\nStopping after the current batch…", style="bold")
         return out
@@ -431,6 +460,18 @@ class ImportScreen(WizardScreen):
         panel = self._panel(message.client)
         if panel is not None and panel.result is None:
             panel.update_progress(message.progress, message.at)
+
+    def on_import_notice(self, message: ImportNotice) -> None:
+        panel = self._panel(message.client)
+        if message.kind == "waiting":
+            if panel is not None and panel.result is None:
+                panel.wait_notice(message.text)
+            return
+        name = panel.display_name if panel is not None else message.client
+        note = f"{name}: {message.text}"
+        if note not in self.notes:
+            self.notes.append(note)
+            self._refresh_steps()
 
     def on_import_finished(self, message: ImportFinished) -> None:
         self.result.clients[message.client] = message.result
