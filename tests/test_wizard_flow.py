@@ -63,6 +63,14 @@ async def to_clients(pilot) -> ClientsScreen:
     return await on_screen(pilot, ClientsScreen)
 
 
+async def to_review(pilot) -> ReviewScreen:
+    """Welcome to Review with every default (Enter on each step)."""
+    await to_clients(pilot)
+    await enter_to(pilot, RetentionScreen)
+    await enter_to(pilot, ConsentScreen)
+    return await enter_to(pilot, ReviewScreen)
+
+
 async def send_key(app, key: str, cond: Callable[[], bool], timeout: float = 5.0) -> float:
     """Send a key as the terminal driver would (Pilot.press waits for the process to go idle, which never
     happens while an import keeps a core busy) and return the seconds until `cond` holds."""
@@ -522,10 +530,7 @@ async def test_import_waiting_for_the_write_lock_says_so_in_the_panel(tmp_path: 
     app = WizardApp(wizard_settings(m))
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            await to_clients(pilot)
-            await enter_to(pilot, RetentionScreen)
-            await enter_to(pilot, ConsentScreen)
-            await enter_to(pilot, ReviewScreen)
+            await to_review(pilot)
             screen = await enter_to(pilot, ImportScreen)
             panel = screen.query_one("#panel-claude")
             await wait_for(pilot, lambda: panel.waiting is not None, what="the lock notice")
@@ -563,10 +568,7 @@ async def test_a_lost_parse_worker_is_a_note_under_the_panels(tmp_path: Path) ->
     app = WizardApp(wizard_settings(m, importers=importers(claude={"gate": gate})))
     try:
         async with app.run_test(size=(100, 32)) as pilot:
-            await to_clients(pilot)
-            await enter_to(pilot, RetentionScreen)
-            await enter_to(pilot, ConsentScreen)
-            await enter_to(pilot, ReviewScreen)
+            await to_review(pilot)
             screen = await enter_to(pilot, ImportScreen)
             assert "Note" not in str(screen.query_one("#steps").render())
             for msg in posted:
