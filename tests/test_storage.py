@@ -425,6 +425,80 @@ def test_full_disk_is_a_clear_error_and_keeps_what_was_committed(
     assert stored(layout).height == 4
 
 
+def _spread_rows(days: int, per_day: int = 3) -> list[dict]:
+    """Rows of one client over `days` consecutive dates: a commit touching `days` partitions."""
+    rows: list[dict] = []
+    for d in range(days):
+        rows += make_rows(per_day, prefix=f"d{d}-", created=f"2026-03-{d + 1:02d}T12:00:00Z")
+    return rows
+
+
+def test_a_commit_over_many_partitions_writes_them_on_several_threads(
+    storage: Storage, layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """History spread over months: one commit touches many partitions, written up to WRITE_THREADS at a time.
+    The files, the result and the events are those of writing them one at a time."""
+    rows = _spread_rows(12)
+    names: list[str] = []
+    real = Storage._write_bytes
+
+    def spy(self, pdir, data, file_id=None):
+        names.append(threading.current_thread().name)
+        return real(self, pdir, data, file_id)
+
+    monkeypatch.setattr(Storage, "_write_bytes", spy)
+    res = storage.commit(rows, [])
+    assert (res.rows_written, res.files_written) == (36, 12)
+    assert res.partitions == [f"source=claude/date=2026-03-{d + 1:02d}" for d in range(12)]  # partition order
+    assert len(names) == 12 and all(n.startswith("hyp-write") for n in names)
+    assert not [t for t in threading.enumerate() if t.name.startswith("hyp-write")]  # none outlives the commit
+
+    import hypaware_tui.core.storage as storage_mod
+
+    one_by_one = Layout(layout.home.parent / "one")
+    monkeypatch.setattr(storage_mod, "PARALLEL_WRITES_FROM", 10_000)
+    with Storage(one_by_one) as s:
+        assert s.commit(rows, []).partitions == res.partitions
+    assert stored(layout).sort("part_id").equals(stored(one_by_one).sort("part_id"))
+    assert storage.commit(rows, []).duplicates_skipped == 36  # the memo has every file written
+
+
+def test_a_full_disk_during_a_parallel_commit_keeps_a_consistent_dataset(
+    storage: Storage, layout: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC on one of many partitions written at once: a clear error once no write is running, no temp
+    file, no checkpoint; the files that were written are whole, and the replay adds exactly the rest."""
+    rows = _spread_rows(12)
+    src = source_file(tmp_path)
+    real_write_all = paths_mod.write_all
+    lock = threading.Lock()
+    calls = {"n": 0}
+
+    def failing_write_all(fd: int, data: bytes) -> None:
+        with lock:
+            calls["n"] += 1
+            n = calls["n"]
+        if n == 9:  # a few partitions in
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write_all(fd, data)
+
+    monkeypatch.setattr(paths_mod, "write_all", failing_write_all)
+    with pytest.raises(StorageError) as info:
+        storage.commit(rows, [checkpoint_for(src)])
+    assert "No space left on device" in str(info.value)
+    assert not [t for t in threading.enumerate() if t.name.startswith("hyp-write")]
+    assert not list(layout.dataset_root.rglob("*.tmp"))
+    written = stored(layout)  # every file present reads whole
+    assert 0 < written.height < len(rows) and written["part_id"].is_unique().all()
+    assert StateDB.open(layout, create=False).get(path_hash(os.path.realpath(src))) is None
+    monkeypatch.setattr(paths_mod, "write_all", real_write_all)
+    res = storage.commit(rows, [checkpoint_for(src)])
+    assert (res.rows_written, res.duplicates_skipped) == (len(rows) - written.height, written.height)
+    assert res.checkpoints_updated == 1
+    final = stored(layout)
+    assert final.height == len(rows) and final["part_id"].is_unique().all()
+
+
 def test_unwritable_hyp_home_is_a_clear_error(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
     layout.home.mkdir(mode=0o700)
     if os.geteuid() != 0:
