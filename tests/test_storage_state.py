@@ -238,6 +238,18 @@ def test_statedb_api(tmp_path: Path) -> None:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", row)
 
 
+def test_statedb_get_many_reads_present_entries_across_query_chunks(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        keys = [f"{i:016x}" for i in range(1203)]  # more than two IN (...) chunks
+        db.put_many(cp(k, offset=i) for i, k in enumerate(keys))
+        asked = keys[::-1] + ["f" * 16, keys[5]]  # reversed, an absent one, a repeat
+        got = db.get_many(asked)
+        assert set(got) == set(keys)
+        assert all(got[k] == db.get(k) for k in keys) and got[keys[1202]].offset == 1202
+        assert db.get_many([]) == {}
+
+
 def test_put_many_is_one_transaction(tmp_path: Path) -> None:
     lay = Layout(tmp_path / "h")
     with StateDB.open(lay, create=True) as db:

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 _CP_FIELDS = tuple(f.name for f in _dc_fields(Checkpoint))
+_IN_CHUNK = 500  # host parameters per IN (...) query: under SQLite's oldest limit of 999
 _SELECT = "SELECT " + ", ".join(_CP_FIELDS) + " FROM files"
 
 
@@ -206,6 +207,20 @@ class StateDB:
             return None
         row = self._conn.execute(_SELECT + " WHERE path_hash = ?", (path_hash,)).fetchone()
         return self._row(row) if row else None
+
+    def get_many(self, path_hashes: Iterable[str]) -> dict[str, Checkpoint]:
+        """The stored entries of these files (absent ones left out), in a few queries rather than one per file
+        (a commit of 20,000 small files spent 0.4 s in single lookups)."""
+        if self._conn is None:
+            return {}
+        keys = list(dict.fromkeys(path_hashes))
+        out: dict[str, Checkpoint] = {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i : i + _IN_CHUNK]
+            sql = _SELECT + f" WHERE path_hash IN ({','.join('?' * len(chunk))})"
+            for r in self._conn.execute(sql, chunk):
+                out[r[0]] = self._row(r)
+        return out
 
     def get_all(self, client_name: str | None = None) -> dict[str, Checkpoint]:
         if self._conn is None:

@@ -811,6 +811,7 @@ class Storage:
         db = self._state()
         pending: dict[str, Checkpoint] = {}
         heads: dict[str, tuple[os.stat_result, bytes] | None] = {}
+        stored = db.get_many(upd.entry.path_hash for upd in updates)
         for upd in updates:
             entry = upd.entry
             if upd.path not in heads:
@@ -819,7 +820,7 @@ class Storage:
             if now is None or not _matches(now, entry):
                 result.checkpoints_mismatched += 1  # (a) the file changed since the batch read it
                 continue
-            current = pending.get(entry.path_hash) or db.get(entry.path_hash)
+            current = pending.get(entry.path_hash) or stored.get(entry.path_hash)
             if current is not None and _matches(now, current) and (
                 current.offset > entry.offset
                 or (current.offset == entry.offset and (current.size, current.mtime_ns) == (entry.size, entry.mtime_ns))
