@@ -655,7 +655,7 @@ def test_a_file_deleted_after_listing_is_not_an_error(layout, env, monkeypatch):
     assert p.errors == 1 and p.files_failed == 1 and "Permission denied" in p.error and doomed not in p.error
 
 
-def test_parallel_is_not_used_for_small_imports():
+def test_parallel_is_used_for_many_bytes_or_many_files_only():
     from hypaware_tui.core import runner as runner_mod
     from hypaware_tui.importers.base import SourceFile
 
@@ -666,6 +666,10 @@ def test_parallel_is_not_used_for_small_imports():
     assert third < runner_mod.PARALLEL_MAX_FILE
     assert runner_mod._worth_parallel([(f, third)] * 3)
     assert not runner_mod._worth_parallel([(f, runner_mod.PARALLEL_MAX_FILE), (f, 0)])
+    many = runner_mod.PARALLEL_MIN_FILES  # many small sessions: the per-file cost is worth two processes
+    assert runner_mod._worth_parallel([(f, 1000)] * many)
+    assert not runner_mod._worth_parallel([(f, 1000)] * (many - 1))
+    assert not runner_mod._worth_parallel([(f, 0)] * many)  # unchanged files are not read at all
 
 
 def test_waiting_for_the_write_lock_is_reported(layout, env):
