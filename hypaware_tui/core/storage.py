@@ -88,7 +88,7 @@ LOCK_NOTICE_AFTER_S = 0.2
 STALE_TMP_SECONDS = 3600
 MEMO_IDLE_SECONDS = 600
 ROW_GROUP_SIZE = 100_000
-WRITE_THREADS = 4  # partition files of one commit encoded and written at a time (`Storage._write_planned`)
+WRITE_THREADS = 8  # partition files of one commit encoded and written at a time (`Storage._write_planned`)
 PARALLEL_WRITES_FROM = 4  # fewer files (the daemon's commits, most backfill commits) are written in turn
 FOOTER_METADATA = {"hyp.dataset": DATASET_NAME, "hyp.schema_version": str(SCHEMA_VERSION)}
 
