@@ -8,6 +8,8 @@ Its files are `*.jsonl` under `<root>/` (root = the config root, else `$FAKE_<NA
 * `{"type": "boom"}` -> the parser raises (a per-file error)
 * `{"type": "die"}` -> in a parse worker, the worker process kills itself with SIGKILL (what the OOM killer
   does); in the committing process, a noise line
+* `{"type": "shout"}` -> in a parse worker, `WORKER-SHOUT` is written to file descriptor 2 (what a library's
+  warning would do); in the committing process, a noise line
 * anything that is not JSON -> `malformed` (the generic parser counts it)
 
 `install(mode)` puts fakes named `claude` and `codex` in the importer registry (used in-process, and by the
@@ -63,6 +65,8 @@ class FakeParser(Parser):
             raise RuntimeError(f"cannot parse {self.file.path}")
         if typ == "die" and multiprocessing.parent_process() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
+        if typ == "shout" and multiprocessing.parent_process() is not None:
+            os.write(2, b"WORKER-SHOUT\n")
         if typ != "msg":
             self.stats.lines_skipped["not_a_message"] += 1
             return

@@ -566,6 +566,99 @@ def test_a_killed_parse_worker_costs_nothing(layout, env, tmp_path, monkeypatch)
     assert again.rows_written == 0 and [p.status for p in again.providers] == ["ok", "ok"]
 
 
+UI_CHILD = """
+import io, json, sys
+from pathlib import Path
+import backfill_fakes
+from hypaware_tui.core import runner
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.importers.base import Window
+
+
+class Capture(io.TextIOBase):  # what Textual puts in sys.stderr while the wizard runs
+    def write(self, s):
+        return len(s)
+
+    def fileno(self):
+        return -1
+
+
+if __name__ == "__main__":
+    runner.PARALLEL_MIN_TOTAL = 0
+    if sys.argv[2] == "captured":
+        sys.stderr = Capture()
+    res = runner.run_backfill(Layout(Path(sys.argv[1])), ["claude"], window=Window(until_us=None),
+                              write_checkpoints=True, dry_run=False, env=json.loads(sys.argv[3]),
+                              importers={"claude": backfill_fakes.FakeImporter("claude")}, retention_days=0,
+                              workers=2)
+    p = res.providers[0]
+    print(json.dumps({"status": p.status, "rows": p.rows_written, "error": p.error}))
+"""
+
+
+@pytest.mark.parametrize("stderr", ["captured", "terminal"])
+def test_parse_workers_start_under_a_full_screen_ui(layout, env, tmp_path, stderr):
+    """`hyp init` imports under Textual, whose capture of stderr answers `fileno()` with -1. multiprocessing
+    handed that -1 to the resource tracker it starts with the first pool ("bad value(s) in fds_to_keep"), so
+    every import big enough for the workers failed in the wizard. The workers start now, and under the UI
+    nothing they print reaches the terminal (on a plain stderr it does: the shout is real). Fresh processes:
+    the tracker is started once per process."""
+    import subprocess
+    import sys
+
+    for i in range(6):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}",
+                      times(f"2026-05-0{i % 3 + 1}T10:00:00Z", 20))
+    with open(os.path.join(env["FAKE_CLAUDE_ROOT"], "s2.jsonl"), "a") as fh:
+        fh.write(json.dumps({"type": "shout"}) + "\n")
+    script = tmp_path / "child.py"
+    script.write_text(UI_CHILD)
+    tests = os.path.dirname(os.path.abspath(__file__))
+    child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([tests, os.path.dirname(tests)]))
+    proc = subprocess.run([sys.executable, str(script), str(layout.home), stderr, json.dumps(env)],
+                          capture_output=True, text=True, timeout=120, env=child_env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"status": "ok", "rows": 120, "error": None}
+    events = [json.loads(x) for x in layout.events_log.read_text().splitlines()]
+    assert not [e for e in events if e["event"] == "backfill.worker_lost"]  # the workers did the parsing
+    assert ("WORKER-SHOUT" in proc.stderr) == (stderr == "terminal")
+
+
+def test_workers_that_cannot_start_leave_the_import_to_this_process(layout, env, tmp_path, monkeypatch):
+    """No process can be started (a process limit, a sandbox): the import runs here, says so once, and gives
+    exactly the sequential result."""
+    import concurrent.futures
+
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(6):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}",
+                      times(f"2026-05-0{i % 3 + 1}T10:00:00Z", 20), noise=1)
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    seq_layout = Layout(tmp_path / "seq")
+    seq = run(seq_layout, env, providers=["claude"], workers=1)
+
+    def no_processes(*a, **k):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_processes)
+    notices = []
+
+    class Sink(NullSink):
+        def on_notice(self, provider, message):
+            notices.append((provider, message))
+
+    par = run(layout, env, providers=["claude"], workers=2, sink=Sink())
+    assert par.providers[0].status == "ok" and par.rows_written == seq.rows_written == 120
+    assert notices == [("claude", runner_mod.WORKER_START_NOTICE.format(
+        reason="BlockingIOError: [Errno 11] Resource temporarily unavailable"))]
+    assert notices[0][1].startswith("could not start the parse worker processes (BlockingIOError")
+    assert _table(seq_layout).equals(_table(layout))
+    lost = [e for e in map(json.loads, layout.events_log.read_text().splitlines())
+            if e["event"] == "backfill.worker_lost"]
+    assert len(lost) == 1 and lost[0]["at_start"] is True
+
+
 def test_a_rerun_opens_only_the_files_that_changed(layout, env, monkeypatch):
     """With nothing new, a rerun over many transcripts only stats them once (the checkpoint matches): no file
     pass is started, no file opened. An appended file is read from its offset; a touched one (same size, new

@@ -874,8 +874,9 @@ def _run_provider(
         pool.lost_reported = True
         # Recovered in full, so not an error of the run; said (it explains a slower import) and logged.
         if events is not None:
-            events.emit("backfill.worker_lost", provider=name, reason=pool.lost, continued_in="committing process")
-        _notice(sink, name, WORKER_LOST_NOTICE)
+            events.emit("backfill.worker_lost", provider=name, reason=pool.lost, continued_in="committing process",
+                        at_start=pool.start_failed)  # fmt: skip
+        _notice(sink, name, WORKER_START_NOTICE.format(reason=pool.lost) if pool.start_failed else WORKER_LOST_NOTICE)
     if cancelled or cancel.is_set():
         pr.status = "cancelled"
     pr.sessions_seen = len(session_ids)
@@ -927,7 +928,7 @@ def _file_results(
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit]:
     """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`; with a
     pool, runs of small files come as `_Unit`s prepared by the workers instead (see `_parallel_file_results`)."""
-    if pool is not None and pool.usable and _worth_parallel(files):
+    if pool is not None and pool.usable and _worth_parallel(files) and _started(pool):
         yield from _parallel_file_results(
             importer, files, checkpoints, window, write_checkpoints=write_checkpoints,
             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel, pool=pool, cut=cut, dry_run=dry_run,
@@ -938,6 +939,16 @@ def _file_results(
             return
         yield from _one_file(importer, f, estimate, checkpoints, window, write_checkpoints=write_checkpoints,
                              batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel)  # fmt: skip
+
+
+def _started(pool: _Pool) -> bool:
+    """Start the workers if they are not running yet. False when they cannot be (the pool is then lost with
+    `start_failed`, said once): the files are parsed in this process, as in a small import."""
+    try:
+        pool.get()
+    except Exception:
+        return False
+    return True
 
 
 def _one_file(
@@ -984,6 +995,8 @@ WORKER_LOST_NOTICE = (
     "a parse worker process stopped unexpectedly (killed, perhaps for lack of memory); its files were read "
     "again here and the rest of the import runs in this one process, more slowly. Nothing was lost."
 )
+#: said once when the parse workers cannot be started at all
+WORKER_START_NOTICE = "could not start the parse worker processes ({reason}); importing in this one process, more slowly."
 
 
 def default_workers() -> int:
@@ -1005,6 +1018,7 @@ class _Pool:
         self._pool: Any = None
         self.lost: str | None = None  # why the workers were lost, once they were
         self.lost_reported = False
+        self.start_failed = False  # lost before any worker ran: they could not be started
 
     @property
     def usable(self) -> bool:
@@ -1019,16 +1033,24 @@ class _Pool:
             self._pool = None
 
     def get(self) -> Any:
+        """The executor, created on first use. Raises when it cannot be (the caller parses here instead)."""
         if self._pool is None:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(os.getpid(),),
-            )
+            quiet = not _stderr_is_a_file()
+            try:
+                with _real_stderr():
+                    self._pool = ProcessPoolExecutor(
+                        max_workers=self.workers,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_worker_init,
+                        initargs=(os.getpid(), quiet),
+                    )
+            except Exception as exc:
+                self.start_failed = True
+                self.mark_lost(exc)
+                raise
         return self._pool
 
     def close(self) -> None:
@@ -1037,13 +1059,43 @@ class _Pool:
             self._pool = None
 
 
-def _worker_init(parent: int) -> None:
+def _stderr_is_a_file() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.fileno() >= 0
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def _real_stderr() -> Iterator[None]:
+    """multiprocessing passes `sys.stderr.fileno()` to the resource tracker it starts with the first pool. Under
+    the wizard, Textual's capture of stderr answers -1, and the start failed ("bad value(s) in fds_to_keep"):
+    every import big enough for the workers failed in `hyp init`. The process's own stderr stands in while
+    the pool is created."""
+    if _stderr_is_a_file() or sys.__stderr__ is None:
+        yield
+        return
+    saved, sys.stderr = sys.stderr, sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stderr = saved
+
+
+def _worker_init(parent: int, quiet: bool = False) -> None:
     """In each parse worker: leave Ctrl-C to the committing process, which cancels the run cleanly (the signal
     goes to the whole foreground process group; a worker killed by it would print a traceback); and exit
-    when that process is gone (killed with SIGKILL, say), instead of waiting forever on the task queue."""
+    when that process is gone (killed with SIGKILL, say), instead of waiting forever on the task queue.
+    `quiet` (the committing process draws a full-screen UI): nothing a worker might print reaches the
+    terminal, where it would garble the screen; results and errors go back through the pipe anyway."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if quiet:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     # One Polars thread per worker (read when Polars starts its pool; nothing here has imported it yet): the
     # workers already keep every CPU busy, and two pools of one thread per CPU each only add switching and
     # idle spinning (~4 % of the CPU of a 250 MB import, measured).
