@@ -584,3 +584,55 @@ async def test_a_lost_parse_worker_is_a_note_under_the_panels(tmp_path: Path) ->
     finally:
         gate.set()
     assert app.return_code == 0
+
+
+WIZARD_WITH_WORKERS = """
+import asyncio, json, sys
+from pathlib import Path
+from hypaware_tui.app import WizardApp
+from hypaware_tui.core import runner
+from hypaware_tui.screens.done import DoneScreen
+from tests.wizard_support import make_machine, wizard_settings
+from tests.test_wizard_flow import enter_to, on_screen, to_review
+
+runner.PARALLEL_MIN_TOTAL = 0  # the demo history is small: make it take the parse workers, as a big one does
+
+
+async def main():
+    root = Path(sys.argv[1])
+    root.mkdir(parents=True, exist_ok=True)
+    m = make_machine(root)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_review(pilot)
+        done = await enter_to(pilot, DoneScreen)
+        out = {c: [r.status, r.rows_written, r.error] for c, r in done.result.clients.items()}
+        await pilot.press("enter")
+    events = [json.loads(x) for x in m.layout.events_log.read_text().splitlines()]
+    out["worker_lost"] = [e for e in events if e["event"] == "backfill.worker_lost"]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_the_wizard_imports_with_parse_workers(tmp_path: Path) -> None:
+    """The wizard's import with the parse workers, as every history over 32 MiB (or 4,000 files) has it, in a
+    fresh process (multiprocessing starts its resource tracker once per process). Under Textual the start
+    of the workers failed ("bad value(s) in fds_to_keep") and both clients ended `failed`."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "wizard_child.py"
+    script.write_text(WIZARD_WITH_WORKERS)
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests")]))
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "m")], capture_output=True, text=True,
+                          timeout=180, env=env, cwd=repo)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["worker_lost"] == []  # the workers started and parsed
+    assert out["claude"][0] == "ok" and out["codex"][0] == "ok", out
+    assert out["claude"][1] > 0 and out["codex"][1] > 0
