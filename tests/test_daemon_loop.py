@@ -368,6 +368,15 @@ def test_daily_retention_pass(home: Home, retention: int) -> None:
         loop.close()
 
 
+def append_and_step(f: Path, i: int, loop, clock: FakeClock, *, seconds: int) -> None:
+    """Append Claude line `i` of S1 (10 s apart from T), then run the loop once a second for `seconds`."""
+    with f.open("a") as fh:
+        fh.write(claude_line(S1, i, T + timedelta(seconds=10 * i)))
+    for _ in range(seconds):
+        clock.advance(1)
+        loop.step()
+
+
 def test_partitions_the_daemon_keeps_writing_to_are_compacted(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every flush adds a file to today's partition; at COMPACT_AT_FILES files the daemon compacts it, so a
     busy day does not leave thousands of small files for every query to open. The daily pass compacts
@@ -396,11 +405,7 @@ def test_partitions_the_daemon_keeps_writing_to_are_compacted(home: Home, monkey
         pdir = home.layout.dataset_root / f"source=claude/date={T.date().isoformat()}"
         counts = [len(list_part_files(pdir))]
         for i in range(2, 9):
-            with f.open("a") as fh:
-                fh.write(claude_line(S1, i, T + timedelta(seconds=10 * i)))
-            for _ in range(8):
-                clock.advance(1)
-                loop.step()
+            append_and_step(f, i, loop, clock, seconds=8)
             counts.append(len(list_part_files(pdir)))
         assert max(counts) == 3 and 1 in counts[1:]  # never 4: compacted when the 4th was written
         ids = part_ids(home.layout)
@@ -433,18 +438,10 @@ def test_a_failing_compaction_is_not_retried_at_every_flush(home: Home, monkeypa
     try:
         loop.step()  # the daily pass: it fails
         for i in range(2, 8):
-            with f.open("a") as fh:
-                fh.write(claude_line(S1, i, T + timedelta(seconds=10 * i)))
-            for _ in range(4):
-                clock.advance(1)
-                loop.step()
+            append_and_step(f, i, loop, clock, seconds=4)
         assert calls == [None] and home.status()["last_error"] is not None  # 6 flushes, no retry
         clock.advance(3600)
-        with f.open("a") as fh:
-            fh.write(claude_line(S1, 8, T + timedelta(seconds=80)))
-        for _ in range(4):
-            clock.advance(1)
-            loop.step()
+        append_and_step(f, 8, loop, clock, seconds=4)
         assert len(calls) == 2 and calls[1]  # an hour later: the grown partition is tried again
     finally:
         loop.shutdown()
