@@ -7,6 +7,7 @@ to control the importer (a crash, a slow parse for signals)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -510,6 +511,35 @@ def test_a_second_sigint_after_the_run_ended_still_exits_130(tmp_path):
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
     assert p.returncode == 130, (p.returncode, p.stderr)
     assert "stopping after the current batch" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_second_sigint_during_the_interpreter_teardown_still_exits_130(tmp_path):
+    """The same race one step later (a CI failure again): Python's teardown resets the handlers it installed
+    to the default, and with Polars loaded it lasts long enough for the second Ctrl+C to land in it. Before
+    the fix, most of these tries ended with status -2."""
+    script = tmp_path / "teardown.py"
+    script.write_text(
+        "import os, signal, sys, threading, time\n"
+        "import polars as pl\n"
+        "from hypaware_tui.cli.backfill import _Interrupts\n"
+        "cancel = threading.Event()\n"
+        "with _Interrupts('hyp', cancel):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)  # the first: stop after the batch\n"
+        f"    pl.DataFrame({{'a': list(range(100_000))}}).write_parquet({str(tmp_path / 'x.parquet')!r})\n"
+        "    time.sleep(0.01)\n"
+        "print('ending', flush=True)\n"
+        "raise SystemExit(130)\n"
+    )
+    codes = []
+    for delay in (0.0, 0.005, 0.01, 0.02, 0.03, 0.05):
+        p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "ending\n"
+        time.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGINT)  # the second, while the process exits
+        p.communicate(timeout=30)
+        codes.append(p.returncode)
+    assert codes == [130] * 6
 
 
 # --------------------------------------------------------------------------------------------- both real importers
