@@ -149,6 +149,8 @@ class FakeImporter(Importer):
                             is_session=not n.startswith("agent-"),
                             size=st.st_size,
                             mtime_ns=st.st_mtime_ns,
+                            device=st.st_dev,
+                            inode=st.st_ino,
                         )
                     )
         return disc

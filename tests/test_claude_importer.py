@@ -888,6 +888,8 @@ def test_unreadable_entries_simulated(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
+    # an unreadable file has no read bits, and the system refuses it (which root's access() would not say)
+    os.chmod(root / "projects" / "-ok" / "c.jsonl", 0)
     monkeypatch.setattr(os, "access", lambda p, m: False if str(p).endswith("c.jsonl") else real_access(p, m))
     disc = IMP.discover([str(root)])
     assert [os.path.basename(f.path) for f in disc.files] == ["a.jsonl"]
@@ -933,3 +935,20 @@ def _rows_from_lines(lines, name, *, tmp: Path | None = None, stats: bool = Fals
     if tmp is None:
         shutil.rmtree(d, ignore_errors=True)
     return (rows, st) if stats else rows
+
+
+def test_readable_asks_the_system_only_when_the_mode_does_not_answer(tmp_path, monkeypatch):
+    """Discovery checks each transcript is readable; for a file of this user with its owner-read bit set the
+    mode answers, so 20,000 transcripts cost no second system call each. Other files still ask access()."""
+    from hypaware_tui.importers.base import readable
+
+    f = tmp_path / "a.jsonl"
+    f.write_text("{}\n")
+    asked = []
+    monkeypatch.setattr(os, "access", lambda p, m: asked.append(p) or False)
+    assert readable(str(f), os.stat(f)) is True and asked == []
+    f.chmod(0o244)  # no owner-read bit: the system decides (here: refuses)
+    assert readable(str(f), os.stat(f)) is False and asked == [str(f)]
+    st = os.stat(f)
+    other = os.stat_result((0o100644, st.st_ino, st.st_dev, 1, st.st_uid + 1, st.st_gid, 3, 0, 0, 0))
+    assert readable(str(f), other) is False and len(asked) == 2  # another owner: asked too

@@ -789,7 +789,9 @@ def test_unreadable_directory_and_file_are_reported(tmp_path, monkeypatch):
             return real_scandir(path)
 
         monkeypatch.setattr(os, "scandir", scandir)
+        # the file has no read bits (below), and the system refuses it, which root's access() would not say
         monkeypatch.setattr(os, "access", lambda p, mode: p != str(secret) and real_access(p, mode))
+        secret.chmod(0)
     else:
         secret.chmod(0)
         locked.chmod(0)

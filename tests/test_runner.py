@@ -14,7 +14,7 @@ import pytest
 from backfill_fakes import FakeImporter, fakes, write_session
 
 from hypaware_tui.core import storage as storage_mod
-from hypaware_tui.core.checkpoints import StateDB
+from hypaware_tui.core.checkpoints import StateDB, path_hash
 from hypaware_tui.core.inventory import build_inventory
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.runner import NullSink, run_backfill
@@ -660,9 +660,9 @@ def test_workers_that_cannot_start_leave_the_import_to_this_process(layout, env,
 
 
 def test_a_rerun_opens_only_the_files_that_changed(layout, env, monkeypatch):
-    """With nothing new, a rerun over many transcripts only stats them once (the checkpoint matches): no file
-    pass is started, no file opened. An appended file is read from its offset; a touched one (same size, new
-    mtime) is opened too."""
+    """With nothing new, a rerun over many transcripts only stats them once, in discovery (the checkpoint
+    matches): no file pass is started, no file opened, no full checkpoint read. An appended file is read
+    from its offset; a touched one (same size, new mtime) is opened too; only theirs are read in full."""
     from hypaware_tui.core import reader as reader_mod
     from hypaware_tui.core import runner as runner_mod
 
@@ -685,16 +685,37 @@ def test_a_rerun_opens_only_the_files_that_changed(layout, env, monkeypatch):
             passes.append(os.path.basename(file.path))
             super().__init__(importer, file, *a, **kw)
 
+    stats = []
+    real_stat = os.stat
+
+    def stat_spy(path, *a, **kw):
+        if str(path).startswith(env["FAKE_CLAUDE_ROOT"]) and str(path).endswith(".jsonl"):
+            stats.append(os.path.basename(path))
+        return real_stat(path, *a, **kw)
+
+    full_reads = []
+    real_get_many = StateDB.get_many
+
+    def get_many_spy(self, hashes):
+        hashes = list(hashes)
+        full_reads.extend(hashes)
+        return real_get_many(self, hashes)
+
     monkeypatch.setattr(reader_mod, "open", spy, raising=False)
     monkeypatch.setattr(runner_mod, "FilePass", CountedPass)
+    monkeypatch.setattr(os, "stat", stat_spy)
+    monkeypatch.setattr(StateDB, "get_many", get_many_spy)
     res = run(layout, env, providers=["claude"], workers=1)
     assert (res.rows_written, res.providers[0].files_unchanged, opened, passes) == (0, 5, [], [])
+    assert sorted(stats) == [f"s{i}.jsonl" for i in range(5)] and full_reads == []
     with open(paths[1], "a") as fh:
         fh.write(json.dumps({"type": "msg", "session": "s1", "id": "new", "ts": "2026-05-02T10:00:00Z"}) + "\n")
-    os.utime(paths[3], ns=(1, os.stat(paths[3]).st_mtime_ns + 5_000_000_000))
+    os.utime(paths[3], ns=(1, real_stat(paths[3]).st_mtime_ns + 5_000_000_000))
     res = run(layout, env, providers=["claude"], workers=1)
     assert res.rows_written == 1 and res.providers[0].files_unchanged == 3
     assert sorted(opened) == sorted(passes) == ["s1.jsonl", "s3.jsonl"]
+    by_name = {path_hash(os.path.realpath(p)): os.path.basename(p) for p in paths}
+    assert sorted({by_name[h] for h in full_reads}) == ["s1.jsonl", "s3.jsonl"]
 
 
 def test_a_file_deleted_after_listing_is_not_an_error(layout, env, monkeypatch):

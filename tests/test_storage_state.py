@@ -250,6 +250,18 @@ def test_statedb_get_many_reads_present_entries_across_query_chunks(tmp_path: Pa
         assert db.get_many([]) == {}
 
 
+def test_statedb_stat_keys_are_the_stat_fields_of_one_clients_entries(tmp_path: Path) -> None:
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put_many([cp("a" * 16, offset=7), cp("b" * 16, client_name="codex"), cp("c" * 16, device=None)])
+        keys = db.stat_keys("claude")
+        assert set(keys) == {"a" * 16, "c" * 16}
+        for h, key in keys.items():
+            full = db.get(h)
+            assert key == (full.size, full.mtime_ns, full.device, full.inode, full.offset)
+        assert keys["a" * 16][4] == 7 and keys["c" * 16][2] is None
+
+
 def test_put_many_is_one_transaction(tmp_path: Path) -> None:
     lay = Layout(tmp_path / "h")
     with StateDB.open(lay, create=True) as db:

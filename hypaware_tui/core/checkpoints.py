@@ -222,6 +222,15 @@ class StateDB:
                 out[r[0]] = self._row(r)
         return out
 
+    def stat_keys(self, client_name: str) -> dict[str, tuple[int, int, int | None, int | None, int]]:
+        """`path_hash -> (size, mtime_ns, device, inode, offset)` of one client's entries: what a run needs to
+        tell the unchanged files and estimate the bytes to read, without building full entries (a rerun over
+        20,000 files spent 0.2 s on parser states it never used). Full entries: `get_many`."""
+        if self._conn is None:
+            return {}
+        sql = "SELECT path_hash, size, mtime_ns, device, inode, offset FROM files WHERE client_name = ?"
+        return {r[0]: r[1:] for r in self._conn.execute(sql, (client_name,))}
+
     def get_all(self, client_name: str | None = None) -> dict[str, Checkpoint]:
         if self._conn is None:
             return {}

@@ -423,15 +423,16 @@ def iter_file(
         outcome.error = _scrub(f"file {file.path_hash}: {fp.error}", file)
 
 
-def _bytes_to_read(file: SourceFile, size: int, mtime_ns: int, dev_ino: tuple[int, int], cp: Checkpoint | None) -> int:
-    """Estimate of the bytes a pass will read (the progress bar's total)."""
-    if cp is None:
+_StatKey = tuple[int, int, "int | None", "int | None", int]  # StateDB.stat_keys: size, mtime_ns, device, inode, offset
+
+
+def _bytes_to_read(file: SourceFile, size: int, dev_ino: tuple[int, int], key: _StatKey) -> int:
+    """Estimate of the bytes a pass will read (the progress bar's total) of a file with a checkpoint that
+    does not match its stat."""
+    offset = key[4]
+    if file.read_mode == "whole" or (key[2], key[3]) != dev_ino or size < offset:
         return size
-    if cp.size == size and cp.mtime_ns == mtime_ns and (cp.device, cp.inode) == dev_ino:
-        return 0
-    if file.read_mode == "whole" or (cp.device, cp.inode) != dev_ino or size < cp.offset:
-        return size
-    return size - cp.offset
+    return size - offset
 
 
 # --------------------------------------------------------------------------------------------- the run
@@ -662,19 +663,15 @@ def _finish_provider(pr: ProviderResult, events: Any, sink: ProgressSink) -> Non
         pass  # a broken sink must not change the result
 
 
-def _load_checkpoints(layout: Layout, client: str, *, dry_run: bool) -> dict[str, Checkpoint]:
+def _open_state(layout: Layout, *, dry_run: bool) -> Any:
+    """The state database to read checkpoints from; None for a dry run before any import."""
     from hypaware_tui.core.checkpoints import StateDB
 
     if dry_run:
         if not layout.ingest_db.exists():
-            return {}
-        db = StateDB.open(layout, create=False)
-    else:
-        db = StateDB.open(layout, create=layout.ingest_db.exists())
-    try:
-        return db.get_all(client)
-    finally:
-        db.close()
+            return None
+        return StateDB.open(layout, create=False)
+    return StateDB.open(layout, create=layout.ingest_db.exists())
 
 
 def _run_provider(
@@ -711,34 +708,51 @@ def _run_provider(
     for fe in discovery.failed:
         pr.files_failed += 1
         pr.note_error(f"{fe.where}: {fe.message}")
-    checkpoints = _load_checkpoints(layout, name, dry_run=dry is not None)
-
-    # stat every file once: the plan figures and the progress total
-    files: list[tuple[SourceFile, int]] = []
-    unchanged: set[str] = set()  # path hashes of files whose checkpoint matches their stat: nothing to open
-    bytes_total = 0
-    sizes = 0
-    sessions: set[str] = set()
-    newest_mtime: int | None = None
-    for f in discovery.files:
-        try:
-            st = os.stat(f.path)
-        except OSError:
-            files.append((f, 0))
-            continue
-        cp = checkpoints.get(f.path_hash)
-        est = _bytes_to_read(f, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino), cp)
-        if cp is not None and (cp.size, cp.mtime_ns, cp.device, cp.inode) == (
-            st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
-        ):  # FilePass.unchanged
-            unchanged.add(f.path_hash)
-        files.append((f, est))
-        bytes_total += est
-        sizes += st.st_size
-        mtime_us = st.st_mtime_ns // 1000
-        newest_mtime = mtime_us if newest_mtime is None else max(newest_mtime, mtime_us)
-        if f.is_session:
-            sessions.add(importer.session_key(f))
+    db = _open_state(layout, dry_run=dry is not None)
+    try:
+        # Each file's stat from discovery (a file without one is stat'ed here), against its checkpoint's
+        # stat: the plan figures, the progress total, and the files a pass need not open. Full checkpoints
+        # are read for the other files only.
+        stored = db.stat_keys(name) if db is not None else {}
+        files: list[tuple[SourceFile, int]] = []
+        unchanged: set[str] = set()  # path hashes of files whose checkpoint matches their stat
+        bytes_total = 0
+        sizes = 0
+        sessions: set[str] = set()
+        newest_mtime: int | None = None
+        for f in discovery.files:
+            if f.device is not None:
+                size, mtime_ns, dev_ino = f.size, f.mtime_ns, (f.device, f.inode)
+            else:
+                try:
+                    st = os.stat(f.path)
+                except OSError:
+                    files.append((f, 0))
+                    continue
+                size, mtime_ns, dev_ino = st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)
+            key = stored.get(f.path_hash)
+            if key is None:
+                est = size
+            elif key[:4] == (size, mtime_ns, *dev_ino):  # FilePass.unchanged
+                est = 0
+                unchanged.add(f.path_hash)
+            else:
+                est = _bytes_to_read(f, size, dev_ino, key)
+            files.append((f, est))
+            bytes_total += est
+            sizes += size
+            mtime_us = mtime_ns // 1000
+            newest_mtime = mtime_us if newest_mtime is None else max(newest_mtime, mtime_us)
+            if f.is_session:
+                sessions.add(importer.session_key(f))
+        checkpoints = (
+            db.get_many(f.path_hash for f, _ in files if f.path_hash in stored and f.path_hash not in unchanged)
+            if db is not None
+            else {}
+        )
+    finally:
+        if db is not None:
+            db.close()
     pr.files_total = len(files)
     pr.bytes_total = bytes_total
     if events is not None:

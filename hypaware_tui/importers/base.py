@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -48,6 +49,10 @@ class SourceFile:
     is_session: bool = True  # a top-level session (Claude subagent files are not sessions)
     size: int = 0
     mtime_ns: int = 0
+    # the file's identity at discovery (from the same stat as size and mtime), so a run can tell unchanged
+    # files without a second stat of each; None where unknown
+    device: int | None = None
+    inode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,18 @@ def entry_realpath(real_dir: str, entry: os.DirEntry[str]) -> str:
     if entry.is_symlink():
         return os.path.realpath(entry.path)
     return os.path.join(real_dir, entry.name)
+
+
+_EUID = os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def readable(path: str, st: os.stat_result) -> bool:
+    """`os.access(path, os.R_OK)` for a file just stat'ed, without a second system call per file where the
+    mode answers it: a file of this user with its owner-read bit set (the owner's bits decide for the owner,
+    ACLs included; root too, even without its capabilities). Anything else asks the system."""
+    if _EUID is not None and st.st_uid == _EUID and st.st_mode & stat.S_IRUSR:
+        return True
+    return os.access(path, os.R_OK)
 
 
 def nonempty_str(value: object) -> str | None:

@@ -36,6 +36,7 @@ from hypaware_tui.importers.base import (
     expand_root,
     head_tail_timestamps,
     id_list_json,
+    readable,
 )
 from hypaware_tui.importers.base import (
     nonempty_str as _s,
@@ -742,6 +743,8 @@ class ClaudeImporter(Importer):
                     is_session=not name.startswith("agent-"),
                     size=st.st_size,
                     mtime_ns=st.st_mtime_ns,
+                    device=st.st_dev,
+                    inode=st.st_ino,
                 )
             )
         disc.files = files
@@ -776,7 +779,7 @@ class ClaudeImporter(Importer):
                     if real in found:
                         continue
                     st = os.stat(real)
-                    if not os.access(real, os.R_OK):
+                    if not readable(real, st):
                         raise PermissionError(13, "permission denied")
                 except OSError as exc:
                     disc.failed.append(

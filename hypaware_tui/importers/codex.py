@@ -56,6 +56,7 @@ from hypaware_tui.importers.base import (
     id_list_json,
     line_blocks,
     parse_json_line,
+    readable,
 )
 from hypaware_tui.importers.base import (
     nonempty_str as _s,
@@ -1558,7 +1559,7 @@ class CodexImporter(Importer):
         seen_real.add(real)
         try:
             st = os.stat(real)
-            if not os.access(real, os.R_OK):
+            if not readable(real, st):
                 raise PermissionError(13, "permission denied")
         except OSError as exc:
             disc.failed.append(FileError(_place(home, path), f"cannot read a Codex rollout "
@@ -1578,6 +1579,8 @@ class CodexImporter(Importer):
                 is_session=True,
                 size=st.st_size,
                 mtime_ns=st.st_mtime_ns,
+                device=st.st_dev,
+                inode=st.st_ino,
             )
         )
 

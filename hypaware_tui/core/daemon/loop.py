@@ -803,7 +803,7 @@ class DaemonLoop:
             counts[c.name] = counts.get(c.name, 0) + 1
         for name, n in counts.items():
             if n > 20 and self.db is not None:
-                by_client[name] = self.db.get_all(name)
+                by_client[name] = self.db.get_many(f.path_hash for c2, f in items if c2.name == name)
         for c, f in items:
             if self._stop_requested or self.write_failing:
                 return
