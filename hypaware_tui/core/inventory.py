@@ -119,9 +119,11 @@ def inventory_client(
     env: Mapping[str, str] = os.environ,
     progress: InventoryProgress | None = None,
     cancel: threading.Event | None = None,
+    timestamps: bool = True,
 ) -> ClientInventory:
     """Detect, discover and inventory one client. Never raises for a bad file: unreadable files land in
-    `failed`; a discovery crash lands in `error`."""
+    `failed`; a discovery crash lands in `error`. `timestamps=False`: the files' figures from discovery's
+    stat alone, no file opened (first/last timestamps unknown, so `oldest_us`/`newest_us` are mtimes)."""
     name = importer.name
     try:
         detection = importer.detect(config_root_path, env)
@@ -146,8 +148,11 @@ def inventory_client(
             ci.complete = False
             break
         try:
-            st = os.stat(f.path)
-            inv = importer.inventory_file(f, st.st_size, st.st_mtime_ns)
+            if not timestamps and f.device is not None:  # (discovery stat'ed it)
+                inv = FileInventory(file=f, size=f.size, mtime_ns=f.mtime_ns, first_ts=None, last_ts=None)
+            else:
+                st = os.stat(f.path)
+                inv = importer.inventory_file(f, st.st_size, st.st_mtime_ns)
         except OSError as exc:
             ci.failed.append(FileError(f.path_hash, f"cannot read file: {exc.strerror or exc}"))
         except Exception as exc:  # an importer bug on one odd file: report it, keep the file by its stat
@@ -172,8 +177,9 @@ def build_inventory(
     importers: Mapping[str, Importer] | None = None,
     progress: InventoryProgress | None = None,
     cancel: threading.Event | None = None,
+    timestamps: bool = True,
 ) -> Inventory:
-    """Inventory the named clients (default: all known), in order."""
+    """Inventory the named clients (default: all known), in order (`timestamps`: see `inventory_client`)."""
     from hypaware_tui.core.timeutil import now_us
 
     started = time.monotonic()
@@ -192,7 +198,8 @@ def build_inventory(
             )
             continue
         out[client] = inventory_client(
-            importer, config_root_path=config_root(config, client), env=env, progress=progress, cancel=cancel
+            importer, config_root_path=config_root(config, client), env=env, progress=progress, cancel=cancel,
+            timestamps=timestamps,
         )
     return Inventory(clients=out, scanned_at_us=at, duration_s=time.monotonic() - started)
 
