@@ -387,6 +387,31 @@ def test_progress_events_are_throttled_and_complete(layout, env):
     assert last.rows_written == 2000 and last.sessions == 40
 
 
+def test_progress_moves_while_the_workers_parse_a_group(layout, env, monkeypatch):
+    """Thousands of tiny sessions make a few worker groups of seconds each: progress moved only when one was
+    done (0 % for the first 5 s of a 12 s import). The workers now say how far they are: the files read show
+    before the group's commit, the bytes at half weight, never backwards, and the end is exact."""
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(30):
+        path = os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl")
+        write_session(path, f"s{i}", times("2026-05-01T10:00:00Z", 2))
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"type": "nap", "s": 0.04}) + "\n")
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    sink = RecordingSink()
+    res = run(layout, env, providers=["claude"], sink=sink, workers=2, batch_rows=10)  # a group: several units
+    assert res.providers[0].status == "ok" and res.rows_written == 60
+    progress = [p for _, k, p in sink.events if k == "progress"]
+    before_commit = [p for p in progress if not p.final and p.rows_written == 0]
+    assert any(0 < p.files_done < 30 for p in before_commit), [(p.files_done, p.rows_written) for p in progress]
+    assert all(p.bytes_done <= p.bytes_total // 2 + 1 for p in before_commit)  # parsed, not written: half
+    shown = [(p.bytes_done, p.files_done) for p in progress if not p.final]
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(shown, shown[1:], strict=False))
+    last = progress[-1]
+    assert last.final and last.files_done == last.files_total == 30 and last.bytes_done == last.bytes_total
+
+
 def test_cancel_mid_run_then_rerun_completes_without_duplicates(layout, env, tmp_path):
     for i in range(12):
         write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl"), f"s{i}",
