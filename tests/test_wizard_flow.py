@@ -197,6 +197,29 @@ async def test_enter_alone_reaches_done_and_starts_the_daemon_once(tmp_path: Pat
     assert "Claude Code  ok" in app.summary and "Capture" in app.summary
 
 
+async def test_a_choice_typed_fast_is_the_one_taken(tmp_path: Path) -> None:
+    """Up then Enter as fast as a terminal delivers them (a fast typist, a pasted sequence): the retention
+    taken is the one the list shows. It used to be the previous one, remembered from a message that the
+    Enter overtook (Up, Enter on "Keep forever" gave "Keep forever", not 365 days)."""
+    from textual import events
+
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m, importers=importers()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        await enter_to(pilot, RetentionScreen)
+        for key in ("up", "up", "enter"):  # 120 -> 90 -> 30, then on at once
+            app._driver.send_message(events.Key(key, None))
+        consent = await on_screen(pilot, ConsentScreen)
+        assert "up to 30 days" in " ".join(str(w.render()) for w in consent.query("Static"))
+        await pilot.press("escape")
+        back = await on_screen(pilot, RetentionScreen)
+        assert back.query_one("#retention").checked == ("30",)
+        await enter_to(pilot, ConsentScreen)
+        review = await enter_to(pilot, ReviewScreen)
+        assert review.plan.retention_days == 30
+
+
 async def test_esc_goes_back_keeping_answers_and_does_nothing_from_import_on(tmp_path: Path) -> None:
     """§12.9: Esc on Clients, Retention, Consent and Review goes back with answers intact; not on Import/Done."""
     m = make_machine(tmp_path)

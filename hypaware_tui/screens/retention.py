@@ -62,10 +62,13 @@ class RetentionScreen(WizardScreen):
         box.set_class(not warning, "-empty")
 
     def current_answer(self):
-        return self.selected
+        # From the list itself: `Changed` reaches this screen as a message, and a key typed right after an
+        # arrow (Up then Enter, quickly) is handled before it; the remembered choice was then the old one.
+        checked = self.query_one("#retention", ChoiceList).checked
+        return int(checked[0]) if checked else self.selected
 
     def action_next(self) -> None:
-        self.dismiss(self.selected)
+        self.dismiss(self.current_answer())
 
     def on_action_button_pressed(self, event: ActionButton.Pressed) -> None:
         self.action_next()
