@@ -380,7 +380,10 @@ def append_and_step(f: Path, i: int, loop, clock: FakeClock, *, seconds: int) ->
 def test_partitions_the_daemon_keeps_writing_to_are_compacted(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every flush adds a file to today's partition; at COMPACT_AT_FILES files the daemon compacts it, so a
     busy day does not leave thousands of small files for every query to open. The daily pass compacts
-    every partition of several files (a backfill's, say). No row is lost or doubled."""
+    every partition of several files (a backfill's, say), but not in the daemon's first 15 minutes: started
+    by `hyp init` right after its import, it compacted that import's partitions one after another for
+    seconds, while the Done screen's first look read them (which then failed: a file vanished twice). No row
+    is lost or doubled."""
     from hypaware_tui.core.daemon import loop as loop_mod
     from hypaware_tui.core.storage import list_part_files
 
@@ -400,7 +403,14 @@ def test_partitions_the_daemon_keeps_writing_to_are_compacted(home: Home, monkey
     clock = FakeClock()
     loop = polling_loop(home, clock)
     try:
-        loop.step()  # the first daily pass
+        loop.step()  # the first daily pass: it prunes now, and compacts later
+        assert home.status()["retention_applied_at"] is not None and len(list_part_files(old_dir)) == 2
+        clock.advance(loop_mod.COMPACT_AFTER_START_S - 5)
+        loop.step()
+        assert len(list_part_files(old_dir)) == 2
+        assert loop._next_deadline() <= clock.monotonic() + 5  # (it wakes up for it)
+        clock.advance(5)
+        loop.step()
         assert len(list_part_files(old_dir)) == 1
         pdir = home.layout.dataset_root / f"source=claude/date={T.date().isoformat()}"
         counts = [len(list_part_files(pdir))]
@@ -423,6 +433,7 @@ def test_a_failing_compaction_is_not_retried_at_every_flush(home: Home, monkeypa
     from hypaware_tui.core.storage import CompactResult
 
     monkeypatch.setattr(loop_mod, "COMPACT_AT_FILES", 2)
+    monkeypatch.setattr(loop_mod, "COMPACT_AFTER_START_S", 0)
     calls: list[object] = []
 
     def failing_compact(self, *, only=None, **_kw):

@@ -52,6 +52,11 @@ MEMO_EVICT_EVERY_S = 60.0
 # Once a partition it wrote to has this many files, it is compacted (storage.md §8); the daily pass compacts
 # every partition with more than one.
 COMPACT_AT_FILES = 64
+# The daily pass's compaction of every partition waits this long after the daemon started. `hyp init` starts
+# the daemon right after its import, whose files the first pass would compact at once, one partition after
+# another for seconds: just when the Done screen's first look and the user's first `hyp query` read the
+# dataset, and a file vanishing under a query twice makes it fail (it retries once, storage.md §9).
+COMPACT_AFTER_START_S = 15 * 60.0
 MAX_WAIT_S = 30.0
 
 # Where each client's history files live under a root, and which file names matter (claude.md §1,
@@ -299,6 +304,8 @@ class DaemonLoop:
         self.next_rescan = now
         self.next_status = now
         self.next_retention: float | None = None
+        self.next_compact: float | None = None  # the daily pass's compaction of every partition, when due
+        self.started = now
         self.next_evict = now + MEMO_EVICT_EVERY_S
         self.pid_lock = control.PidLock(layout)
 
@@ -674,6 +681,9 @@ class DaemonLoop:
         now = self.clock.monotonic()
         if self.next_retention is not None and now >= self.next_retention and not self.write_failing:
             self.retention_pass()
+        if self.next_compact is not None and now >= self.next_compact and not self.write_failing:
+            self.next_compact = None
+            self._compact(None)  # every partition of several files (storage.md §8: MAY run in the daily pass)
         if now >= self.next_evict:
             self.next_evict = now + MEMO_EVICT_EVERY_S
             evict = getattr(self.storage, "evict_memo", None)
@@ -691,6 +701,8 @@ class DaemonLoop:
             cands.append(self.next_rescan)
         if self.next_retention is not None:
             cands.append(self.next_retention)
+        if self.next_compact is not None:
+            cands.append(self.next_compact)
         if self.write_failing:
             cands.append(self.retry_at)
         else:
@@ -1122,8 +1134,7 @@ class DaemonLoop:
             return
         self.retention_applied_at = self._now_iso()
         self.rows_pruned = int(getattr(res, "rows_removed", 0) or 0)
-        self.touched.clear()
-        self._compact(None)  # every partition of several files (storage.md §8: MAY run in the daily pass)
+        self.next_compact = max(self.clock.monotonic(), self.started + COMPACT_AFTER_START_S)
         removed = int(getattr(res, "checkpoints_removed", 0) or 0)
         if self.rows_pruned or removed:
             log.info("retention: removed %d row(s) before %s, %d checkpoint(s) of vanished files",
