@@ -72,9 +72,15 @@ SCREENS_DIR = Path(__file__).parent / "screens"
 
 
 def _default_first_look(layout: Layout, env: Mapping[str, str]) -> Any:
+    """`hyp query overview`'s default period (30 days); when that is empty and history was imported (a
+    history that ended months ago), all of it, rather than "Nothing imported yet" over 80,000 rows. The period
+    line of the first look shows which dates it covers."""
     from hypaware_tui.core.query import overview
 
-    return overview(layout, days=30, home=env.get("HOME"))
+    ov = overview(layout, days=30, home=env.get("HOME"))
+    if ov.is_empty:
+        ov = overview(layout, days=0, home=env.get("HOME"))
+    return ov
 
 
 @dataclass(frozen=True)

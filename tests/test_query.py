@@ -341,6 +341,19 @@ def test_overview_empty(layout: Layout) -> None:
     assert not layout.home.exists()
 
 
+def test_first_look_of_a_history_that_ended_months_ago_shows_all_of_it(filled: Layout, layout: Layout) -> None:
+    """The wizard's first look is the overview's default 30 days; for history older than that (the fixture's
+    is from May) it said "Nothing imported yet" under a summary of thousands of rows written. It now shows
+    all the data, and says which dates in its period line."""
+    from hypaware_tui.app import _default_first_look
+
+    assert q.overview(filled, days=30).is_empty  # (the default period, ending today, has nothing)
+    ov = _default_first_look(filled, {"HOME": "/home/x"})
+    every = q.overview(filled, days=0)
+    assert not ov.is_empty and ov.period.since == every.period.since and ov.rows == every.rows > 0
+    assert _default_first_look(Layout(layout.home.parent / "empty"), {}).is_empty
+
+
 def test_overview_top_ten(layout: Layout) -> None:
     rows = []
     for i in range(12):
