@@ -163,18 +163,21 @@ class FilePass:
                 self.bytes_read += len(chunk)
                 return chunk
 
+            feed = parser.feed
             for complete in line_blocks(read, self.chunk_size, end - start):
-                line_start = 0
-                while True:
-                    nl = complete.find(b"\n", line_start)
-                    if nl < 0:
-                        break
-                    if not parser.feed(complete[line_start:nl], pos + line_start, pos + nl + 1):
+                # the block's lines in one C call (a find and a slice per line cost ~1 µs more each)
+                lines = complete.split(b"\n")
+                lines.pop()  # (a block ends with its last line's newline: the piece after it is empty)
+                size, complete = len(complete), b""  # not held while the next long line is read
+                at = pos
+                for line in lines:
+                    after = at + len(line) + 1
+                    if not feed(line, at, after):
                         stopped = True
                         break
-                    line_start = nl + 1
-                pos += len(complete) if not stopped else line_start
-                complete = b""  # not held while the next long line is read
+                    at = after
+                lines = []
+                pos = at if stopped else pos + size
                 if stopped:
                     break
                 if parser.ready_count >= self.batch_rows or (

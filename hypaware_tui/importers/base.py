@@ -441,7 +441,7 @@ class Parser(ABC):
         if line.endswith(b"\r"):
             line = line[:-1]
         self._current_offset = offset
-        if not line.strip():
+        if not line or line.isspace():  # (not `strip()`: that copied every line)
             self._consumed(next_offset)
             return True
         try:
