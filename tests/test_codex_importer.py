@@ -852,6 +852,9 @@ def test_helpers():
     assert exit_code('{"output":"x","metadata":{"exit_code":1}}') == 1
     assert exit_code({"output": "x", "metadata": {"exit_code": 0}}) == 0
     assert exit_code('{"metadata":{"exit_code":"1"}}') is None
+    # the key escaped (\\u0065 is "e"): still found, though a large output without the key is not parsed
+    assert exit_code('{"output":"x","metadata":{"\\u0065xit_code":4}}') == 4
+    assert exit_code('{"output":"' + "y" * 100_000 + '","metadata":{}}') is None
     assert exit_code("all good") is None and exit_code(None) is None and exit_code(["Exit code: 1"]) is None
 
 

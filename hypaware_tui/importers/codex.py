@@ -254,7 +254,9 @@ def exit_code(output: object) -> int | None:
                 m = _PROCESS_EXITED.match(line.rstrip("\r"))
                 if m:
                     return int(m.group(1))
-    if text[:1] == "{":
+    # A JSON object's "metadata": {"exit_code": n}. Its key is spelled out unless the text escapes characters
+    # as \uXXXX, so without either there is nothing to find, and the output (often large) is not parsed.
+    if text[:1] == "{" and ('"exit_code"' in text or "\\u" in text):
         try:
             return _exit_from_metadata(orjson.loads(text))
         except orjson.JSONDecodeError:
