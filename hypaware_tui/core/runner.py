@@ -13,7 +13,8 @@ providers through the generic reader and the single committer.
   the existing dataset read-only, so its `rows_written` equals what a real run would write.
 * Progress goes to a `ProgressSink` (at most 10 events per second per provider); a `threading.Event` cancel
   flag is checked between batches: the current batch is committed, the provider becomes `cancelled`, and so
-  do the remaining ones.
+  do the remaining ones. (A group a parse worker is still reading is dropped, not waited for: its files'
+  checkpoints did not move, so the next run reads them.)
 
 With `workers > 1` (the default for imports of more than `PARALLEL_MIN_TOTAL` bytes) runs of small files are
 parsed and encoded in a process pool, and committed in file order by the single committer in this process
@@ -424,7 +425,7 @@ def iter_file(
         outcome.error = _scrub(f"file {file.path_hash}: {fp.error}", file)
 
 
-_StatKey = tuple[int, int, "int | None", "int | None", int]  # StateDB.stat_keys: size, mtime_ns, device, inode, offset
+_StatKey = tuple[int, int, int | None, int | None, int]  # StateDB.stat_keys: size, mtime_ns, device, inode, offset
 
 
 def _bytes_to_read(file: SourceFile, size: int, dev_ino: tuple[int, int], key: _StatKey) -> int:
@@ -788,7 +789,7 @@ def _run_provider(
     # the other half of their work being the commit (with thousands of tiny sessions over months, a unit's
     # commit writes hundreds of partition files: counted whole, the bar reached 98 % with 30 % of the time
     # left).
-    ahead = ParsedAhead()
+    ahead = _ParsedAhead()
     shown = [0, 0]  # bytes and files last reported
 
     def report(final: bool = False) -> None:
@@ -960,7 +961,7 @@ def _file_results(
     pool: _Pool | None,
     cut: str | None = None,
     dry_run: bool = False,
-    ahead: ParsedAhead | None = None,
+    ahead: _ParsedAhead | None = None,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit | _Tick]:
     """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`; with a
     pool, runs of small files come as `_Unit`s prepared by the workers instead (see `_parallel_file_results`),
@@ -1291,7 +1292,7 @@ def _parse_group_task(
     return units
 
 
-class ParsedAhead:
+class _ParsedAhead:
     """Files and source bytes parsed by the workers in groups whose results the committer has not taken
     yet: shown with the progress (with thousands of tiny sessions, a group is seconds of work), never
     counted in the result."""
@@ -1325,10 +1326,10 @@ class ParsedAhead:
 
 
 class _Tick:
-    """Yielded by the parallel path while it waits for a worker and `ParsedAhead` moved: report progress."""
+    """Yielded by the parallel path while it waits for a worker and `_ParsedAhead` moved: report progress."""
 
 
-def _read_progress(pool: _Pool, token: int, ahead: ParsedAhead) -> bool:
+def _read_progress(pool: _Pool, token: int, ahead: _ParsedAhead) -> bool:
     """Take the workers' progress messages of this run into `ahead`; True when any was taken."""
     import queue as queue_mod
 
@@ -1364,7 +1365,7 @@ def _parallel_file_results(
     pool: _Pool,
     cut: str | None,
     dry_run: bool,
-    ahead: ParsedAhead | None = None,
+    ahead: _ParsedAhead | None = None,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit | _Tick]:
     """Like the sequential path, with runs of files smaller than `PARALLEL_MAX_FILE` parsed, built into
     frames and encoded ahead in `workers` spawned processes, about `batch_bytes` of source per task. Results
