@@ -389,8 +389,9 @@ def test_progress_events_are_throttled_and_complete(layout, env):
 
 def test_progress_moves_while_the_workers_parse_a_group(layout, env, monkeypatch):
     """Thousands of tiny sessions make a few worker groups of seconds each: progress moved only when one was
-    done (0 % for the first 5 s of a 12 s import). The workers now say how far they are: the files read show
-    before the group's commit, the bytes at half weight, never backwards, and the end is exact."""
+    done (0 % for the first 5 s of a 12 s import). The workers now say how far they are: the files read and
+    their sessions show before the group's commit, the bytes at half weight, never backwards, and the end is
+    exact."""
     from hypaware_tui.core import runner as runner_mod
 
     for i in range(30):
@@ -405,11 +406,13 @@ def test_progress_moves_while_the_workers_parse_a_group(layout, env, monkeypatch
     progress = [p for _, k, p in sink.events if k == "progress"]
     before_commit = [p for p in progress if not p.final and p.rows_written == 0]
     assert any(0 < p.files_done < 30 for p in before_commit), [(p.files_done, p.rows_written) for p in progress]
+    assert any(0 < p.sessions < 30 for p in before_commit)  # (a session per file here)
     assert all(p.bytes_done <= p.bytes_total // 2 + 1 for p in before_commit)  # parsed, not written: half
-    shown = [(p.bytes_done, p.files_done) for p in progress if not p.final]
-    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(shown, shown[1:], strict=False))
+    shown = [(p.bytes_done, p.files_done, p.sessions) for p in progress if not p.final]
+    assert all(x <= y for a, b in zip(shown, shown[1:], strict=False) for x, y in zip(a, b, strict=True))
     last = progress[-1]
     assert last.final and last.files_done == last.files_total == 30 and last.bytes_done == last.bytes_total
+    assert last.sessions == 30
 
 
 def test_cancel_while_the_workers_parse_stops_at_once_then_rerun_completes(layout, env, monkeypatch):

@@ -784,30 +784,31 @@ def _run_provider(
     bytes_done = 0
     files_done = 0
 
-    # Parsed by the workers and not taken yet: shown, never counted in the result. Files count as read (as
-    # in a sequential run, where a file is done once read); their bytes count half in the bar and the ETA,
+    # Parsed by the workers and not taken yet: shown, never counted in the result. Files (and their sessions)
+    # count as read (as in a sequential run, where a file is done once read); their bytes count half in the bar and the ETA,
     # the other half of their work being the commit (with thousands of tiny sessions over months, a unit's
     # commit writes hundreds of partition files: counted whole, the bar reached 98 % with 30 % of the time
     # left).
     ahead = _ParsedAhead()
-    shown = [0, 0]  # bytes and files last reported
+    shown = [0, 0, 0]  # bytes, files and sessions last reported
 
     def report(final: bool = False) -> None:
         if not final and not throttle.ready():
             return
         lines = dict(stats.lines_skipped)
         if final:
-            shown[:] = [bytes_done, files_done]
+            shown[:] = [bytes_done, files_done, len(session_ids)]
         else:  # (never backwards: a group's results are taken a unit at a time, its estimate dropped at once)
             shown[0] = max(shown[0], bytes_done + ahead.bytes // 2)
             shown[1] = max(shown[1], min(files_done + ahead.files, len(files)))
+            shown[2] = max(shown[2], len(session_ids) + ahead.sessions)
         prog = Progress(
             provider=name,
             bytes_done=min(shown[0], bytes_total) if bytes_total else shown[0],
             bytes_total=bytes_total,
             files_done=shown[1],
             files_total=len(files),
-            sessions=len(session_ids),
+            sessions=shown[2],
             rows_written=pr.rows_written,
             duplicates=pr.duplicates_skipped,
             lines_skipped=lines,
@@ -1242,6 +1243,7 @@ def _parse_group_task(
     queue = _progress_queue if tag is not None else None
     last_said = time.monotonic()
     files_parsed = bytes_parsed = 0
+    group_sessions: set[str] = set()
     units: list[_Unit] = []
     rows: list[Row] = []
     updates: list[CheckpointUpdate] = []
@@ -1282,30 +1284,32 @@ def _parse_group_task(
         if queue is not None:
             files_parsed += 1
             bytes_parsed += seen
+            group_sessions |= sessions
             now = time.monotonic()
             if now - last_said >= PARSE_PROGRESS_S:
                 last_said = now
                 with contextlib.suppress(Exception):  # (a display aid: never a reason to fail the group)
-                    queue.put_nowait((*tag, files_parsed, bytes_parsed))
+                    queue.put_nowait((*tag, files_parsed, bytes_parsed, len(group_sessions)))
     if rows or updates or done:
         close()
     return units
 
 
 class _ParsedAhead:
-    """Files and source bytes parsed by the workers in groups whose results the committer has not taken
-    yet: shown with the progress (with thousands of tiny sessions, a group is seconds of work), never
+    """Files, source bytes and sessions parsed by the workers in groups whose results the committer has not
+    taken yet: shown with the progress (with thousands of tiny sessions, a group is seconds of work), never
     counted in the result."""
 
     def __init__(self) -> None:
-        self.by_group: dict[int, tuple[int, int]] = {}
+        self.by_group: dict[int, tuple[int, int, int]] = {}
         self.floor = 0  # groups are taken in file order: a message about one before this came too late
         self.files = 0
         self.bytes = 0
+        self.sessions = 0
 
-    def set(self, start: int, files: int, nbytes: int) -> None:
+    def set(self, start: int, files: int, nbytes: int, sessions: int) -> None:
         if start >= self.floor:
-            self.by_group[start] = (files, nbytes)
+            self.by_group[start] = (files, nbytes, sessions)
             self._sum()
 
     def taken(self, start: int, end: int) -> None:
@@ -1321,8 +1325,9 @@ class _ParsedAhead:
         self._sum()
 
     def _sum(self) -> None:
-        self.files = sum(f for f, _ in self.by_group.values())
-        self.bytes = sum(b for _, b in self.by_group.values())
+        self.files = sum(f for f, _, _ in self.by_group.values())
+        self.bytes = sum(b for _, b, _ in self.by_group.values())
+        self.sessions = sum(s for _, _, s in self.by_group.values())
 
 
 class _Tick:
@@ -1337,13 +1342,13 @@ def _read_progress(pool: _Pool, token: int, ahead: _ParsedAhead) -> bool:
     moved = False
     while q is not None:
         try:
-            tok, start, files, nbytes = q.get_nowait()
+            tok, start, files, nbytes, sessions = q.get_nowait()
         except queue_mod.Empty:
             break
         except Exception:  # a queue a dead worker left in a bad state: progress is only a display aid
             break
         if tok == token:
-            ahead.set(start, files, nbytes)
+            ahead.set(start, files, nbytes, sessions)
             moved = True
     return moved
 
