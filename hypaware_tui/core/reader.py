@@ -169,10 +169,12 @@ class FilePass:
                 lines = complete.split(b"\n")
                 lines.pop()  # (a block ends with its last line's newline: the piece after it is empty)
                 size, complete = len(complete), b""  # not held while the next long line is read
+                lines.reverse()
                 at = pos
-                for line in lines:
-                    after = at + len(line) + 1
-                    if not feed(line, at, after):
+                while lines:
+                    after = at + len(lines[-1]) + 1
+                    # handed over, no reference kept here: the parser frees a long line once it is parsed
+                    if not feed(lines.pop(), at, after):
                         stopped = True
                         break
                     at = after

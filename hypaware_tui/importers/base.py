@@ -448,6 +448,9 @@ class Parser(ABC):
             obj = parse_json_line(line)
         except ValueError:
             obj = None
+        # Not held while the rows are built: with the reader's reference gone too (it hands each line over
+        # and keeps none), a long line's bytes are freed here, before its objects are turned into rows.
+        del line
         if not isinstance(obj, dict):
             if obj is not None:
                 self.count_type("unknown")
