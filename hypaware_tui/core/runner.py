@@ -785,10 +785,10 @@ def _run_provider(
     files_done = 0
 
     # Parsed by the workers and not taken yet: shown, never counted in the result. Files (and their sessions)
-    # count as read (as in a sequential run, where a file is done once read); their bytes count half in the bar and the ETA,
-    # the other half of their work being the commit (with thousands of tiny sessions over months, a unit's
-    # commit writes hundreds of partition files: counted whole, the bar reached 98 % with 30 % of the time
-    # left).
+    # count as read (as in a sequential run, where a file is done once read); their bytes count half in the
+    # bar and the ETA, the other half of their work being the commit (with thousands of tiny sessions over
+    # months, a unit's commit writes hundreds of partition files: counted whole, the bar reached 98 % with
+    # 30 % of the time left).
     ahead = _ParsedAhead()
     shown = [0, 0, 0]  # bytes, files and sessions last reported
 
