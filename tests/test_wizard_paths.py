@@ -74,6 +74,8 @@ async def test_import_again_uses_the_config_and_four_steps(tmp_path: Path) -> No
         from hypaware_tui.screens.review import config_lines
 
         assert config_lines(review.plan, m.env)[0].endswith("hypaware-config.json · unchanged")
+        box = review.query_one("#config-json")  # the config, one 107-character line: wrapped, not cut off
+        assert box.region.right <= 80 and box.region.height == 4 and "capture" in str(box.render())
         importing = await enter_to(pilot, ImportScreen)
         assert (importing.step.number, importing.step.total) == (3, 4)
         assert [p.id for p in importing.query(".import-panel")] == ["panel-codex"]
