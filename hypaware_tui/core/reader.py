@@ -19,8 +19,10 @@ from hypaware_tui.importers.base import (
     Row,
     SourceFile,
     Window,
+    feed_lines,
     line_blocks,
     loads_state,
+    split_lines,
 )
 
 CHUNK_SIZE = 4 * 1024 * 1024
@@ -163,23 +165,10 @@ class FilePass:
                 self.bytes_read += len(chunk)
                 return chunk
 
-            feed = parser.feed
             for complete in line_blocks(read, self.chunk_size, end - start):
-                # the block's lines in one C call (a find and a slice per line cost ~1 µs more each)
-                lines = complete.split(b"\n")
-                lines.pop()  # (a block ends with its last line's newline: the piece after it is empty)
-                size, complete = len(complete), b""  # not held while the next long line is read
-                lines.reverse()
-                at = pos
-                while lines:
-                    after = at + len(lines[-1]) + 1
-                    # handed over, no reference kept here: the parser frees a long line once it is parsed
-                    if not feed(lines.pop(), at, after):
-                        stopped = True
-                        break
-                    at = after
-                lines = []
-                pos = at if stopped else pos + size
+                lines, _ = split_lines(complete)  # (a block ends with its last line's newline)
+                complete = b""  # not held while its lines are parsed, nor while the next long line is read
+                pos, stopped = feed_lines(parser.feed, lines, pos)
                 if stopped:
                     break
                 if parser.ready_count >= self.batch_rows or (

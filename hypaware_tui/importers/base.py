@@ -181,6 +181,30 @@ def line_blocks(read: Callable[[int], bytes], chunk_size: int, limit: int | None
     return _joined(tail)
 
 
+def split_lines(data: bytes) -> tuple[list[bytes], bytes]:
+    """The complete lines of `data` (without their `\n`), last first as `feed_lines` takes them, and the
+    bytes after the last `\n` (a final line without one, or b""). One C call: a find and a slice per line
+    cost about 1 µs more each."""
+    lines = data.split(b"\n")
+    rest = lines.pop()
+    lines.reverse()
+    return lines, rest
+
+
+def feed_lines(feed: Callable[[bytes, int, int], bool], lines: list[bytes], at: int) -> tuple[int, bool]:
+    """Hand `lines` (from `split_lines`; the first at file offset `at`) to `feed(line, offset, next_offset)`,
+    taking each out of the list as it goes: no reference stays here, so the parser frees a long line once it
+    has parsed it, before building its rows. Returns the offset after the last line consumed and whether
+    `feed` stopped (an incremental pass at `until`); the list is empty afterwards."""
+    while lines:
+        after = at + len(lines[-1]) + 1
+        if not feed(lines.pop(), at, after):
+            lines.clear()
+            return at, True
+        at = after
+    return at, False
+
+
 def _joined(parts: list[bytes]) -> bytes:
     data = b"".join(parts)
     parts.clear()

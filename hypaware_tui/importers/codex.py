@@ -52,11 +52,13 @@ from hypaware_tui.importers.base import (
     compact_dict,
     entry_realpath,
     expand_root,
+    feed_lines,
     head_tail_timestamps,
     id_list_json,
     line_blocks,
     parse_json_line,
     readable,
+    split_lines,
 )
 from hypaware_tui.importers.base import (
     nonempty_str as _s,
@@ -1626,7 +1628,8 @@ class CodexImporter(Importer):
             if doc.__class__ is dict and doc.get("items").__class__ is list:
                 parser.feed_legacy(doc)
             else:
-                _feed_lines(parser, data, 0, final=True)
+                lines, rest = split_lines(data)
+                _feed_rest(parser, rest, feed_lines(parser.feed, lines, 0)[0])
         parser.finish()
         return parser, bytes_read
 
@@ -1680,22 +1683,11 @@ def _parse_document(data: bytes) -> object:
         return None
 
 
-def _feed_lines(parser: CodexParser, data: bytes, base: int, *, final: bool) -> int:
-    """Feed the complete lines of `data` (at file offset `base`); with `final`, a last line without `\\n`
-    too. Returns how many bytes were consumed."""
-    start = 0
-    n = len(data)
-    while start < n:
-        nl = data.find(b"\n", start)
-        if nl < 0:
-            if not final:
-                break
-            parser.feed(data[start:], base + start, base + n)
-            start = n
-            break
-        parser.feed(data[start:nl], base + start, base + nl + 1)
-        start = nl + 1
-    return start
+def _feed_rest(parser: CodexParser, rest: bytes, at: int) -> int:
+    """A document's final line, without its newline (none, when `rest` is empty). Returns the offset after it."""
+    if rest:
+        parser.feed(rest, at, at + len(rest))
+    return at + len(rest)
 
 
 def _feed_zst_chunks(parser: CodexParser, path: str) -> Iterator[tuple[int, int]]:
@@ -1711,13 +1703,12 @@ def _feed_zst_chunks(parser: CodexParser, path: str) -> Iterator[tuple[int, int]
             pos = 0
             while True:
                 try:
-                    block = next(blocks)
+                    lines, _ = split_lines(next(blocks))  # (a block ends with its last line's newline)
                 except StopIteration as done:  # the rest after the last newline: a document's final line
-                    if done.value:
-                        pos += _feed_lines(parser, done.value, pos, final=True)
+                    pos = _feed_rest(parser, done.value, pos)
                     yield pos, fh.tell()
                     return
-                pos += _feed_lines(parser, block, pos, final=False)
+                pos = feed_lines(parser.feed, lines, pos)[0]
                 yield pos, fh.tell()
     except zstandard.ZstdError as exc:
         raise OSError(f"the compressed rollout is damaged ({exc}); it is skipped") from exc
