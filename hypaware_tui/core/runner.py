@@ -666,14 +666,11 @@ def _finish_provider(pr: ProviderResult, events: Any, sink: ProgressSink) -> Non
 
 
 def _open_state(layout: Layout, *, dry_run: bool) -> Any:
-    """The state database to read checkpoints from; None for a dry run before any import."""
+    """The state database to read checkpoints from (read-only and empty when there is none yet: opening it
+    creates nothing; a dry run never writes)."""
     from hypaware_tui.core.checkpoints import StateDB
 
-    if dry_run:
-        if not layout.ingest_db.exists():
-            return None
-        return StateDB.open(layout, create=False)
-    return StateDB.open(layout, create=layout.ingest_db.exists())
+    return StateDB.open(layout, create=not dry_run and layout.ingest_db.exists())
 
 
 def _run_provider(
@@ -715,7 +712,7 @@ def _run_provider(
         # Each file's stat from discovery (a file without one is stat'ed here), against its checkpoint's
         # stat: the plan figures, the progress total, and the files a pass need not open. Full checkpoints
         # are read for the other files only.
-        stored = db.stat_keys(name) if db is not None else {}
+        stored = db.stat_keys(name)
         files: list[tuple[SourceFile, int]] = []
         unchanged: set[str] = set()  # path hashes of files whose checkpoint matches their stat
         bytes_total = 0
@@ -747,14 +744,11 @@ def _run_provider(
             newest_mtime = mtime_us if newest_mtime is None else max(newest_mtime, mtime_us)
             if f.is_session:
                 sessions.add(importer.session_key(f))
-        checkpoints = (
-            db.get_many(f.path_hash for f, _ in files if f.path_hash in stored and f.path_hash not in unchanged)
-            if db is not None
-            else {}
+        checkpoints = db.get_many(
+            f.path_hash for f, _ in files if f.path_hash in stored and f.path_hash not in unchanged
         )
     finally:
-        if db is not None:
-            db.close()
+        db.close()
     pr.files_total = len(files)
     pr.bytes_total = bytes_total
     if events is not None:
