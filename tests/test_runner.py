@@ -387,6 +387,15 @@ def test_progress_events_are_throttled_and_complete(layout, env):
     assert last.rows_written == 2000 and last.sessions == 40
 
 
+def slow_sessions(env, n: int, *, nap_s: float) -> None:
+    """`n` sessions of two messages each, whose parsing takes `nap_s` more in a parse worker (a `nap` line)."""
+    for i in range(n):
+        path = os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl")
+        write_session(path, f"s{i}", times("2026-05-01T10:00:00Z", 2))
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"type": "nap", "s": nap_s}) + "\n")
+
+
 def test_progress_moves_while_the_workers_parse_a_group(layout, env, monkeypatch):
     """Thousands of tiny sessions make a few worker groups of seconds each: progress moved only when one was
     done (0 % for the first 5 s of a 12 s import). The workers now say how far they are: the files read and
@@ -394,11 +403,7 @@ def test_progress_moves_while_the_workers_parse_a_group(layout, env, monkeypatch
     exact."""
     from hypaware_tui.core import runner as runner_mod
 
-    for i in range(30):
-        path = os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl")
-        write_session(path, f"s{i}", times("2026-05-01T10:00:00Z", 2))
-        with open(path, "a") as fh:
-            fh.write(json.dumps({"type": "nap", "s": 0.04}) + "\n")
+    slow_sessions(env, 30, nap_s=0.04)
     monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
     sink = RecordingSink()
     res = run(layout, env, providers=["claude"], sink=sink, workers=2, batch_rows=10)  # a group: several units
@@ -421,11 +426,7 @@ def test_cancel_while_the_workers_parse_stops_at_once_then_rerun_completes(layou
     20,000 sessions), keeps nothing half done, and the next run imports everything exactly once."""
     from hypaware_tui.core import runner as runner_mod
 
-    for i in range(40):
-        path = os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl")
-        write_session(path, f"s{i}", times("2026-05-01T10:00:00Z", 2))
-        with open(path, "a") as fh:
-            fh.write(json.dumps({"type": "nap", "s": 0.25}) + "\n")  # 10 s of parsing per group of 40
+    slow_sessions(env, 40, nap_s=0.25)  # 10 s of parsing in one worker group
     monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
     cancel = threading.Event()
 
