@@ -245,6 +245,9 @@ def test_commit_writes_config_capture_rows_and_starts_once(tmp_path: Path) -> No
     assert read_capture(m.layout) == starts
     text = summary_text(second, m.env)
     assert text.startswith("Config    unchanged ~/.hyp/hypaware-config.json\n")
+    # A table of zeros says why: nothing was new (the first run's summary has no such line).
+    nothing_new = "Nothing new to import: no history was added since the last import."
+    assert f"\n{nothing_new}\n\nCapture   " in text and nothing_new not in summary_text(result, m.env)
 
 
 def test_exit_code_precedence() -> None:

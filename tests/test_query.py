@@ -221,8 +221,11 @@ def test_engine_errors_are_query_errors_with_the_engine_message(filled: Layout) 
         q.run_sql(filled, "select no_such_column from ai_gateway_messages")
     assert "no_such_column" in str(info.value)
     assert "Resolved plan" not in str(info.value)
-    with pytest.raises(q.QueryError, match="nope"):
+    assert str(info.value).endswith("`hyp query schema` describes them")
+    with pytest.raises(q.QueryError, match="nope") as info:
         q.run_sql(filled, "select * from nope")
+    # A misspelt table names the two there are.
+    assert str(info.value).endswith("the relations are ai_gateway_messages and ai_gateway_usage")
     with pytest.raises(q.QueryError):
         q.run_sql(filled, "selec 1")
 

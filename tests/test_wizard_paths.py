@@ -4,6 +4,7 @@ flag seeds, the first-look timeout, and a terminal hang-up before and during the
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -88,6 +89,43 @@ async def test_import_again_uses_the_config_and_four_steps(tmp_path: Path) -> No
     assert m.layout.config.read_text() == text
     assert not list(m.layout.home.glob("*.bak-*"))
     assert m.spawner.calls == []
+
+
+def _plain(renderable: object) -> str:
+    from rich.console import Console
+
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(renderable)
+    return console.export_text()
+
+
+async def test_import_again_with_nothing_new_says_so_and_shows_the_history_already_imported(tmp_path: Path) -> None:
+    """"Import again" over a history already imported writes no row. Its Done screen said "Nothing imported yet"
+    under a table of zeros (files 0: unchanged files are not scanned), as if hyp had found nothing; it now says
+    nothing was new, and the first look shows the dataset."""
+    from hypaware_tui.app import _default_first_look
+
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version": 1, "clients": {"claude": {"enabled": true}}, "retention_days": 0, '
+                               '"capture": {"enabled": false}}\n')
+    notes = []
+    for run in range(2):
+        app = WizardApp(wizard_settings(m, first_look=_default_first_look))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await on_screen(pilot, WelcomeBackScreen)
+            await pilot.press("up", "enter")  # Import again
+            await on_screen(pilot, ReviewScreen)
+            done = await enter_to(pilot, DoneScreen)
+            await wait_for(pilot, lambda: done.first_look_done)
+            written = done.result.clients["claude"].rows_written
+            notes.append([str(w.render()) for w in done.query("#nothing-new")])
+            look = _plain(done.query_one("#first-look").content)
+            assert "Nothing imported yet" not in look and "Tokens per model" in look, (run, look)
+            await pilot.press("enter")
+        assert app.return_code == 0
+        assert (written > 0) == (run == 0)
+    assert notes == [[], ["Nothing new to import: no history was added since the last import."]]
 
 
 async def test_welcome_back_quit_is_exit_0(tmp_path: Path) -> None:

@@ -512,11 +512,9 @@ def closing_line(result: Any) -> str:
     dups = result.duplicates_skipped
     if written:
         return f"{'Would import' if result.dry_run else 'Imported'} {fmt_int(written)} new rows."
-    if dups:
-        return f"Nothing new to import: all {fmt_int(dups)} rows in this window are already in the dataset."
-    if result.files_unchanged:
-        return "Nothing new to import: no history was added since the last import."
-    return "No history in this window."
+    from hypaware_tui.core.plan import nothing_new_text
+
+    return nothing_new_text(dups, result.files_unchanged) or "No history in this window."
 
 
 def _summary_text(prog: str, result: Any) -> None:

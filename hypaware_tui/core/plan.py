@@ -714,6 +714,28 @@ def client_rows(result: InitResult) -> list[dict[str, Any]]:
     return rows
 
 
+def nothing_new_text(duplicates: int, files_unchanged: int) -> str | None:
+    """cli.md §5.3's closing line for an import that wrote no row but found history it already had; None
+    otherwise."""
+    if duplicates:
+        return f"Nothing new to import: all {duplicates:,} rows in this window are already in the dataset."
+    if files_unchanged:
+        return "Nothing new to import: no history was added since the last import."
+    return None
+
+
+def nothing_new_note(result: InitResult) -> str | None:
+    """Under the summary of an import that ran to the end without writing a row because everything was already
+    in the dataset ("Import again" on a history with nothing new): a table of zeros, files 0 included (unchanged
+    files are not scanned), otherwise reads as if hyp had found nothing."""
+    clients = list(result.clients.values())
+    if not clients or any(getattr(r, "status", None) != "ok" for r in clients):  # (none: no import ran)
+        return None
+    if any(r.rows_written for r in clients):
+        return None
+    return nothing_new_text(sum(r.duplicates_skipped for r in clients), sum(r.files_unchanged for r in clients))
+
+
 def summary_text(result: InitResult, env: Mapping[str, str], width: int | None = None) -> str:
     """cli.md §4.2 text summary (also printed after the wizard closes). With a terminal `width` too narrow
     for the table, its columns are separated by one space instead of two."""
@@ -742,6 +764,9 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [r[i].rjust(widths[i]) for i in range(2, len(r))]
         lines.append(gap.join(cells).rstrip())
     lines.extend(notes)
+    note = nothing_new_note(result)
+    if note is not None:
+        lines.append(note)
     lines.append("")
     lines.append(f"Capture   {capture_line(result)}")
     lines.append("Next      " + " · ".join(next_commands(result)))

@@ -193,7 +193,12 @@ def _engine_message(exc: BaseException) -> str:
         pos = text.find(marker)
         if pos >= 0:
             text = text[:pos]
-    return text.strip() or type(exc).__name__
+    text = text.strip() or type(exc).__name__
+    if "relation" in text and "not found" in text:  # a misspelt table: say which ones there are
+        text += f"; the relations are {' and '.join(RELATIONS)}"
+    elif "unable to find column" in text:  # (Polars lists every column: the schema command says what they mean)
+        text += "; `hyp query schema` describes them"
+    return text
 
 
 def run_sql(layout: Layout, statement: str) -> pl.DataFrame:

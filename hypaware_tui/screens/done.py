@@ -18,7 +18,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Static
 
-from hypaware_tui.core.plan import InitResult, capture_line, client_rows, next_commands
+from hypaware_tui.core.plan import InitResult, capture_line, client_rows, next_commands, nothing_new_note
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 
 FIRST_LOOK_TIMEOUT_S = 5.0
@@ -110,6 +110,9 @@ class DoneScreen(WizardScreen):
         errors = error_lines(self.result)
         if errors:
             yield Static(errors, id="errors")
+        nothing_new = nothing_new_note(self.result)
+        if nothing_new is not None:
+            yield Static(nothing_new, id="nothing-new")
         capture = Text()
         capture.append("Capture  ", style="bold")
         capture.append(capture_line(self.result))
@@ -132,15 +135,13 @@ class DoneScreen(WizardScreen):
         return [("Enter", "exit"), ("q", "exit"), ("↑↓", "scroll")]
 
     def on_mount(self) -> None:
-        if self.first_look is not None and not self._nothing_imported():
+        # Asked of the dataset, not of this run: "Import again" with nothing new writes no row, and its first
+        # look is the history imported before ("Nothing imported yet" only when the dataset is empty).
+        if self.first_look is not None:
             self.set_timer(FIRST_LOOK_TIMEOUT_S, self._first_look_timeout)
             self._first_look_worker()
         else:
             self._show_note(NOTHING_YET)
-
-    def _nothing_imported(self) -> bool:
-        return not any(getattr(r, "rows_written", 0) or getattr(r, "duplicates_skipped", 0)
-                       for r in self.result.clients.values())
 
     @work(thread=True, exit_on_error=False, group="first-look", description="first look")
     def _first_look_worker(self) -> None:
