@@ -512,7 +512,7 @@ def closing_line(result: Any) -> str:
     dups = result.duplicates_skipped
     if written:
         return f"{'Would import' if result.dry_run else 'Imported'} {fmt_int(written)} new rows."
-    from hypaware_tui.core.plan import nothing_new_text
+    from hypaware_tui.core.runner import nothing_new_text
 
     return nothing_new_text(dups, result.files_unchanged) or "No history in this window."
 

@@ -714,20 +714,12 @@ def client_rows(result: InitResult) -> list[dict[str, Any]]:
     return rows
 
 
-def nothing_new_text(duplicates: int, files_unchanged: int) -> str | None:
-    """cli.md §5.3's closing line for an import that wrote no row but found history it already had; None
-    otherwise."""
-    if duplicates:
-        return f"Nothing new to import: all {duplicates:,} rows in this window are already in the dataset."
-    if files_unchanged:
-        return "Nothing new to import: no history was added since the last import."
-    return None
-
-
 def nothing_new_note(result: InitResult) -> str | None:
     """Under the summary of an import that ran to the end without writing a row because everything was already
     in the dataset ("Import again" on a history with nothing new): a table of zeros, files 0 included (unchanged
     files are not scanned), otherwise reads as if hyp had found nothing."""
+    from hypaware_tui.core.runner import nothing_new_text  # (imported already: an import ran)
+
     clients = list(result.clients.values())
     if not clients or any(getattr(r, "status", None) != "ok" for r in clients):  # (none: no import ran)
         return None

@@ -117,6 +117,16 @@ class ProviderResult:
         self.error = message
 
 
+def nothing_new_text(duplicates: int, files_unchanged: int) -> str | None:
+    """cli.md §5.3's closing line for an import that wrote no row but found history it already had; None
+    otherwise."""
+    if duplicates:
+        return f"Nothing new to import: all {duplicates:,} rows in this window are already in the dataset."
+    if files_unchanged:
+        return "Nothing new to import: no history was added since the last import."
+    return None
+
+
 @dataclass
 class BackfillResult:
     run_id: str
@@ -1474,6 +1484,7 @@ __all__ = [
     "ProviderResult",
     "order_providers",
     "run_backfill",
+    "nothing_new_text",
     "FileOutcome",
     "iter_file",
 ]
