@@ -3,8 +3,8 @@ flag seeds, the first-look timeout, and a terminal hang-up before and during the
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -94,7 +94,7 @@ async def test_import_again_uses_the_config_and_four_steps(tmp_path: Path) -> No
 def _plain(renderable: object) -> str:
     from rich.console import Console
 
-    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console = Console(width=80, record=True, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
 
