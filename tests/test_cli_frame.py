@@ -190,7 +190,8 @@ def test_interrupt_while_waiting_for_the_lock_exits_130(tmp_path: Path) -> None:
     with Storage(layout) as s:
         s.commit(make_rows(1), [])
         with s.locked():
-            full = dict(os.environ, HYP_HOME=str(home), PYTHONPATH=str(REPO))
+            # (faulthandler: if it ever hangs again, SIGABRT prints where, for the failure message)
+            full = dict(os.environ, HYP_HOME=str(home), PYTHONPATH=str(REPO), PYTHONFAULTHANDLER="1")
             p = subprocess.Popen(
                 [sys.executable, "-m", "hypaware_tui", "cache", "prune"],
                 env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -198,7 +199,12 @@ def test_interrupt_while_waiting_for_the_lock_exits_130(tmp_path: Path) -> None:
             line = p.stderr.readline()  # blocks until the notice is printed
             assert line.strip() == "waiting for another import to finish its batch…"
             p.send_signal(signal.SIGINT)
-            out, _ = p.communicate(timeout=30)
+            try:
+                out, _ = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGABRT)
+                _, stacks = p.communicate(timeout=10)
+                pytest.fail(f"still running 30 s after Ctrl+C; its threads:\n{stacks}")
     assert p.returncode == 130 and out == ""
 
 
