@@ -10,6 +10,7 @@ import signal
 import stat
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -602,7 +603,17 @@ def test_head_digest_and_path_hash(tmp_path: Path) -> None:
     assert path_hash("/x/y") == hashlib.sha256(b"/x/y").hexdigest()[:16]
 
 
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a process started at a terminal (a suite started in the background
+    of a script inherits SIGINT ignored, and Python then installs no handler)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 @pytest.mark.parametrize("free", [True, False])
+@pytest.mark.usefixtures("default_sigint")
 def test_ctrl_c_during_a_lock_try_is_raised_after_it_with_no_lock_left_held(free: bool) -> None:
     """A Ctrl+C that arrives while the lock library is inside its acquire is held back and raised right after
     it, in our code: the library's bookkeeping is never left half done (a `hyp cache prune` interrupted
