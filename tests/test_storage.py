@@ -6,11 +6,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import signal
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -601,47 +599,3 @@ def test_head_digest_and_path_hash(tmp_path: Path) -> None:
     assert head_digest(p, 5000) == (4096, hashlib.sha256(b"a" * 4096).hexdigest())
     assert head_digest(p, 10) == (10, hashlib.sha256(b"a" * 10).hexdigest())
     assert path_hash("/x/y") == hashlib.sha256(b"/x/y").hexdigest()[:16]
-
-
-@pytest.fixture
-def default_sigint() -> Iterator[None]:
-    """Python's own SIGINT handler, as in a process started at a terminal (a suite started in the background
-    of a script inherits SIGINT ignored, and Python then installs no handler)."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, old)
-
-
-@pytest.mark.parametrize("free", [True, False])
-@pytest.mark.usefixtures("default_sigint")
-def test_ctrl_c_during_a_lock_try_is_raised_after_it_with_no_lock_left_held(free: bool) -> None:
-    """A Ctrl+C that arrives while the lock library is inside its acquire is held back and raised right after
-    it, in our code: the library's bookkeeping is never left half done (a `hyp cache prune` interrupted
-    while waiting for the lock hung at exit, once in CI). When that try got the lock, it is released."""
-    from filelock import Timeout
-
-    from hypaware_tui.core.storage import _try_lock
-
-    class Lock:
-        def __init__(self) -> None:
-            self.held = False
-            self.steps: list[str] = []
-
-        def acquire(self, timeout: float) -> None:
-            os.kill(os.getpid(), signal.SIGINT)  # delivered here, in the middle of the library's work
-            time.sleep(0.05)  # (the handler runs at the next check: inside this call without the fix)
-            self.steps.append("acquire done")
-            if not free:
-                raise Timeout("write.lock")
-            self.held = True
-
-        def release(self) -> None:
-            self.steps.append("release")
-            self.held = False
-
-    lock = Lock()
-    with pytest.raises(KeyboardInterrupt):
-        _try_lock(lock)  # type: ignore[arg-type]
-    assert lock.steps == (["acquire done", "release"] if free else ["acquire done"])
-    assert not lock.held
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -85,7 +85,6 @@ else:
 
 FAULT_ENV = "HYP_FAULT"
 LOCK_NOTICE_AFTER_S = 0.2
-LOCK_POLL_S = 0.05
 STALE_TMP_SECONDS = 3600
 MEMO_IDLE_SECONDS = 600
 ROW_GROUP_SIZE = 100_000
@@ -431,36 +430,6 @@ def encode_batch(rows: list[dict[str, Any]] | pl.DataFrame, cut_date: str | None
     return EncodedBatch(partitions, df.height, before_floor, cut_date)
 
 
-def _try_lock(lock: FileLock) -> bool:
-    """One non-blocking try at the write lock. In the main thread, a Ctrl+C (the default handler's
-    KeyboardInterrupt) is held back during the try and raised right after it, with the lock released if the
-    try got it: it never lands inside the lock library's own bookkeeping, which it can leave half done (a
-    `hyp cache prune` interrupted while waiting hung at exit instead of exiting 130, once in CI). A handler
-    of our own (`hyp backfill`'s) only sets a flag, and other threads never get the signal: both unchanged."""
-    held: list[int] = []
-    swap = (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
-    if swap:
-        signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    got = False
-    try:
-        try:
-            lock.acquire(timeout=0)
-            got = True
-        except Timeout:
-            pass
-    finally:
-        if swap:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-    if held:
-        if got:
-            lock.release()
-        raise KeyboardInterrupt
-    return got
-
-
 @dataclass
 class _PartWrite:
     """One partition of a commit: what to write (a frame to encode, or bytes encoded ahead; neither when every
@@ -558,20 +527,18 @@ class Storage:
             )
         lock = self._lock
         start = time.monotonic()
-        noticed = False
         try:
-            while not _try_lock(lock):
-                waited = time.monotonic() - start
-                if not noticed and waited >= LOCK_NOTICE_AFTER_S:
-                    noticed = True
-                    if on_wait is not None:
-                        on_wait()
-                if self.lock_timeout is not None and waited >= LOCK_NOTICE_AFTER_S + self.lock_timeout:
-                    raise StorageError(
-                        f"another hyp process has held {self.layout.write_lock} for more than "
-                        f"{self.lock_timeout:g} s; try again when it has finished (see hyp status)"
-                    )
-                time.sleep(LOCK_POLL_S)  # where a Ctrl+C of the waiting user lands
+            try:
+                lock.acquire(timeout=LOCK_NOTICE_AFTER_S)
+            except Timeout:
+                if on_wait is not None:
+                    on_wait()
+                lock.acquire(timeout=-1 if self.lock_timeout is None else self.lock_timeout)
+        except Timeout as exc:
+            raise StorageError(
+                f"another hyp process has held {self.layout.write_lock} for more than "
+                f"{self.lock_timeout:g} s; try again when it has finished (see hyp status)"
+            ) from exc
         except OSError as exc:
             raise StorageError(_os_error_message(exc, "cannot take the write lock", self.layout)) from exc
         wait_ms = int((time.monotonic() - start) * 1000)
