@@ -721,7 +721,7 @@ def nothing_new_note(result: InitResult) -> str | None:
     from hypaware_tui.core.runner import nothing_new_text  # (imported already: an import ran)
 
     clients = list(result.clients.values())
-    if not clients or any(getattr(r, "status", None) != "ok" for r in clients):  # (none: no import ran)
+    if not clients or any(r.status != "ok" for r in clients):  # (none: no import ran)
         return None
     if any(r.rows_written for r in clients):
         return None
