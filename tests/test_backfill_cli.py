@@ -542,6 +542,56 @@ def test_a_second_sigint_during_the_interpreter_teardown_still_exits_130(tmp_pat
     assert codes == [130] * 6
 
 
+def test_a_ctrl_c_while_polars_is_at_work_still_finishes_the_batch_and_prints_the_summary(tmp_path):
+    """Polars installs a SIGINT handler of its own on import, which turns a Ctrl+C into a KeyboardInterrupt
+    inside the Polars operation under way. `hyp backfill` imports Polars after installing its own handler,
+    so a first Ctrl+C that landed while a batch was being encoded ended the run with exit 130 and no summary
+    (about half the tries 0.8-0.9 s into a small import). Here the Ctrl+C always lands during Polars work in
+    the first commit; before the fix stdout stayed empty."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from gen_corpus import generate
+
+    generate(str(tmp_path), 1.0, seed=5, now=datetime.now(UTC) - timedelta(days=1))
+    hyp = tmp_path / "hyp"
+    hyp.mkdir(mode=0o700)
+    (hyp / "hypaware-config.json").write_text(json.dumps({
+        "version": 1, "clients": {"claude": {"enabled": True}, "codex": {"enabled": True}},
+        "retention_days": 0, "capture": {"enabled": False}}))
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(
+        "import io, os, signal, sys, threading\n"
+        "import hypaware_tui.core.storage as storage\n"
+        "real = storage.encode_part\n"
+        "def encode_part(df):\n"
+        "    if not getattr(encode_part, 'done', False):\n"
+        "        encode_part.done = True\n"
+        "        pl = storage.pl\n"
+        "        work = pl.DataFrame({'a': [str(i * 7919) for i in range(300_000)]})\n"
+        "        sent = threading.Event()\n"
+        "        def ctrl_c():\n"
+        "            os.kill(os.getpid(), signal.SIGINT)\n"
+        "            sent.set()\n"
+        "        threading.Timer(0.05, ctrl_c).start()\n"
+        "        while not sent.is_set():\n"
+        "            work.write_parquet(io.BytesIO(), compression='zstd')  # Polars at work when it lands\n"
+        "        work.write_parquet(io.BytesIO(), compression='zstd')\n"
+        "    return real(df)\n"
+        "storage.encode_part = encode_part\n"
+        "from hypaware_tui.cli.app import main\n"
+        "main(['backfill', '--json'])\n"
+    )
+    env = dict(os.environ, HOME=str(tmp_path / "home"), HYP_HOME=str(hyp), HYP_WORKERS="1",
+               CLAUDE_CONFIG_DIR=str(tmp_path / "home" / ".claude"), CODEX_HOME=str(tmp_path / "home" / ".codex"))
+    p = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as at a terminal)
+    assert p.returncode == 130, (p.returncode, p.stderr[-2000:])
+    assert "stopping after the current batch" in p.stderr and "Traceback" not in p.stderr
+    data = json.loads(p.stdout)  # the summary, whole
+    assert [x["status"] for x in data["providers"]] == ["cancelled", "cancelled"]
+    written = data["providers"][0]["rows_written"]
+    assert written > 0 and pl.read_parquet(hyp / "cache" / "**" / "*.parquet").height == written
+
+
 # --------------------------------------------------------------------------------------------- both real importers
 
 

@@ -662,10 +662,11 @@ def import_command(
         finally:
             if use_rich:
                 sink.stop()
-    if as_json:
-        print_json(result.to_json())
-    else:
-        _summary_text(prog, result)
+        # (still under the handler: a Ctrl+C that lands as the run ends does not cut the summary short)
+        if as_json:
+            print_json(result.to_json())
+        else:
+            _summary_text(prog, result)
     raise typer.Exit(result.exit_code)
 
 

@@ -244,8 +244,9 @@ class _DryRunDedupe:
             ids = set()
             pdir = self.layout.partition_dir(source, date)
             if pdir.is_dir():
-                import polars as pl
+                from hypaware_tui.core.schema import import_polars
 
+                pl = import_polars()
                 for f in sorted(pdir.glob("*.parquet")):
                     try:
                         ids.update(pl.read_parquet(f, columns=["part_id"])["part_id"].to_list())

@@ -76,8 +76,7 @@ else:
         finds nothing new) needs no Polars, which costs ~0.3 s to import."""
 
         def __getattr__(self, name: str) -> Any:
-            import polars
-
+            polars = _schema.import_polars()
             globals()["pl"] = polars
             return getattr(polars, name)
 
