@@ -255,6 +255,13 @@ async def test_esc_goes_back_keeping_answers_and_does_nothing_from_import_on(tmp
         review = await enter_to(pilot, ReviewScreen)
         assert (review.plan.choices.clients, review.plan.retention_days, review.plan.choices.capture) == (
             ("claude",), 30, False)
+        # Tab stops only where the focus shows (`>`): the scrolling body was a stop with no marker, and Enter
+        # there started the import with no button visibly chosen.
+        stops = []
+        for _ in range(4):
+            await pilot.press("tab")
+            stops.append(pilot.app.focused.id if pilot.app.focused is not None else None)
+        assert stops == ["back", "start", "back", "start"]
 
         importing = await enter_to(pilot, ImportScreen)
         await pilot.press("escape")
@@ -314,6 +321,11 @@ async def test_space_toggles_a_skips_disabled_and_empty_selection_stays(tmp_path
         await pilot.pause()
         assert pilot.app.screen is screen
         assert screen.problem == PICK_ONE
+        # `a`, listed in the key bar, works wherever the focus is (it did nothing once Continue had focus)
+        await pilot.press("tab")
+        assert pilot.app.focused is screen.query_one("#continue")
+        await pilot.press("a")
+        assert cl.checked == ("claude",)
 
 
 async def test_retention_preview_changes_without_touching_the_file_system(tmp_path: Path) -> None:

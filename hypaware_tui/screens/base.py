@@ -66,7 +66,10 @@ class WizardScreen(Screen[Any]):
         total = f" of {self.step.total}" if self.step.total else ""  # unknown until the path is chosen
         yield Static(f"Step {self.step.number}{total} · {self.NAME}", id="step")
         yield Static(self.title_text(), id="title")
-        with VerticalScroll(id="body"):
+        # Not a focus stop: Tab moves between the lists and buttons, each of which shows its focus. A focusable
+        # body took focus with no marker, and Enter there ran Next (on Review: the commit) with no button
+        # visibly chosen. Scrolling stays with the wheel and each screen's keys.
+        with VerticalScroll(id="body", can_focus=False):
             yield from self.compose_body()
         with Horizontal(id="buttons"):
             yield from self.compose_buttons()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Static
 
 from hypaware_tui.screens.base import StepInfo, WizardScreen
@@ -47,6 +48,8 @@ class ClientsScreen(WizardScreen):
     NAME = "Clients"
     TITLE = "Which assistants should hyp read?"
     AUTO_FOCUS = "#clients"
+    # `a` from anywhere on the screen (the key bar lists it), not only while the list has focus.
+    BINDINGS = [Binding("a", "toggle_all", "all", show=False)]
 
     def __init__(self, step: StepInfo, views: list[ClientView], checked: tuple[str, ...] | None) -> None:
         super().__init__(step)
@@ -83,6 +86,9 @@ class ClientsScreen(WizardScreen):
     def keys(self) -> list[tuple[str, str]]:
         return [("Enter", "next"), ("Space", "toggle"), ("a", "all"), ("↑↓", "move"), ("Esc", "back"),
                 ("q", "quit")]
+
+    def action_toggle_all(self) -> None:
+        self.query_one("#clients", ChoiceList).action_toggle_all()
 
     @property
     def nothing_detected(self) -> bool:
