@@ -306,3 +306,28 @@ def test_welcome_back_facts_after_a_setup(tmp_path: Path) -> None:
     assert facts["Clients"] == "Claude Code and Codex" and facts["Retention"] == "120 days"
     assert facts["Capture"] == "off" and facts["Daemon"] == "never started"
     assert f"{rows:,} rows" in facts["Dataset"]
+
+
+def test_yes_json_names_a_selected_client_that_was_not_found(tmp_path: Path, fake_manager_env) -> None:
+    """A named but undetected client is `skipped` (wizard.md §9), in the JSON as in the text summary and in
+    `hyp backfill --json`: it was missing from `backfill.providers`, and `backfill` was null when no named
+    client was found, as if the import had been declined."""
+    m = make_machine(tmp_path, clients=("codex",))
+    env = dict(m.env, **fake_manager_env)
+    proc = hyp(["init", "--yes", "--no-daemon", "--client", "claude", "--client", "codex", "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    providers = summary["backfill"]["providers"]
+    assert [(p["provider"], p["status"]) for p in providers] == [("claude", "skipped"), ("codex", "ok")]
+    assert providers[0]["rows_written"] == 0 and "does not exist" in providers[0]["error"]
+
+    (tmp_path / "none").mkdir()
+    m2 = make_machine(tmp_path / "none", clients=("codex",))
+    proc = hyp(["init", "--yes", "--no-daemon", "--client", "claude", "--json"], dict(m2.env, **fake_manager_env))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["backfill"] is not None and summary["backfill"]["run_id"] is None
+    assert [(p["provider"], p["status"]) for p in summary["backfill"]["providers"]] == [("claude", "skipped")]
+    proc = hyp(["init", "--yes", "--no-daemon", "--no-backfill", "--json", "--force"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["backfill"] is None  # declined

@@ -770,6 +770,31 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
     return "\n".join(lines) + "\n"
 
 
+def _backfill_json(result: InitResult) -> dict[str, Any] | None:
+    """The `hyp backfill --json` object of the import (null only when it was declined), with a `skipped` entry
+    for each selected client that was not imported (named but not detected), as `hyp backfill` names one and
+    as the text summary shows it: the JSON left them out, and was null when no selected client was found."""
+    plan = result.plan
+    if not plan.choices.import_history:
+        return None
+    if result.backfill is not None:
+        doc = result.backfill.to_json()
+    else:  # nothing to import: no run
+        doc = {"run_id": None, "dry_run": False, "since": us_to_iso(plan.since_us), "until": us_to_iso(plan.until_us),
+               "providers": []}
+    have = {p["provider"]: p for p in doc["providers"]}
+    providers = []
+    for cp in plan.clients:
+        if not cp.selected:
+            continue
+        providers.append(have.pop(cp.client, None) or {
+            "provider": cp.client, "status": "skipped", "files_scanned": 0, "sessions_seen": 0, "rows_written": 0,
+            "duplicates_skipped": 0, "lines_skipped": {}, "errors": 0, "error": cp.reason or "not detected",
+        })
+    doc["providers"] = providers + list(have.values())
+    return doc
+
+
 def summary_json(result: InitResult) -> dict[str, Any]:
     """cli.md §4.2 JSON summary."""
     plan = result.plan
@@ -789,7 +814,7 @@ def summary_json(result: InitResult) -> dict[str, Any]:
         "clients": list(plan.selected_clients),
         "retention_days": plan.retention_days,
         "window": {"since": us_to_iso(plan.since_us), "until": us_to_iso(plan.until_us)},
-        "backfill": result.backfill.to_json() if result.backfill is not None else None,
+        "backfill": _backfill_json(result),
         "daemon": d.to_json(),
         "exit_code": result.exit_code,
     }
