@@ -197,3 +197,24 @@ def test_status_text_and_json(
     assert {"running", "state", "pid", "mode", "last_import_at", "rows_written", "last_error"} <= set(
         doc["daemon"]
     )
+
+
+def test_a_dataset_path_that_is_a_file_is_unreadable_not_empty(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cli.md §6: exit 1 when the dataset is unreadable. A file where the dataset directory belongs (every
+    import there fails with "Not a directory") was reported as "empty: nothing imported yet", exit 0."""
+    layout = Layout(tmp_path / "hyp")
+    write_config(layout)
+    layout.dataset_root.parent.mkdir(parents=True)
+    layout.dataset_root.write_text("not a dataset")
+    report = gather_status(layout, env)
+    assert "is not a directory" in report["dataset"]["error"] and status_exit_code(report) == 1
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("HYP_HOME", str(layout.home))
+    with pytest.raises(SystemExit) as info:
+        main(["status"])
+    out = capsys.readouterr().out
+    assert info.value.code == 1
+    assert "error: cannot read the dataset" in out and "nothing imported yet" not in out

@@ -99,7 +99,7 @@ def render_text(report: dict[str, Any]) -> None:
             f"{plural(ds['total_rows'], 'row')} ({per_source})"
         )
         lines.append(f"messages from {ds['oldest']} to {ds['newest']}")
-    else:
+    elif not ds.get("error"):  # (an unreadable dataset is not an empty one)
         lines.append("empty: nothing imported yet")
     if ds.get("error"):
         lines.append(f"error: {ds['error']}")

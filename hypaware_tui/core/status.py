@@ -158,6 +158,10 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         "newest": None,
         "error": None,
     }
+    root = layout.dataset_root
+    if root.exists() and not root.is_dir():  # (listed as empty otherwise; every import there fails)
+        section["error"] = f"cannot read the dataset: {root} is not a directory (move it away)"
+        return section
     try:
         stats = dataset_stats(layout)
     except OSError as exc:
