@@ -774,6 +774,8 @@ def _backfill_json(result: InitResult) -> dict[str, Any] | None:
     """The `hyp backfill --json` object of the import (null only when it was declined), with a `skipped` entry
     for each selected client that was not imported (named but not detected), as `hyp backfill` names one and
     as the text summary shows it: the JSON left them out, and was null when no selected client was found."""
+    from hypaware_tui.core.runner import ProviderResult
+
     plan = result.plan
     if not plan.choices.import_history:
         return None
@@ -787,10 +789,8 @@ def _backfill_json(result: InitResult) -> dict[str, Any] | None:
     for cp in plan.clients:
         if not cp.selected:
             continue
-        providers.append(have.pop(cp.client, None) or {
-            "provider": cp.client, "status": "skipped", "files_scanned": 0, "sessions_seen": 0, "rows_written": 0,
-            "duplicates_skipped": 0, "lines_skipped": {}, "errors": 0, "error": cp.reason or "not detected",
-        })
+        providers.append(have.pop(cp.client, None)
+                         or ProviderResult(cp.client, status="skipped", error=cp.reason or "not detected").to_json())
     doc["providers"] = providers + list(have.values())
     return doc
 
