@@ -156,3 +156,34 @@ def test_missing_importer_module_is_reported_not_raised(env):
 
     inv = build_inventory(["codex"], env=env, importers=Registry())
     assert not inv["codex"].detected and "importer unavailable" in inv["codex"].reason
+
+
+def test_scanned_path_hashes_keeps_a_client_whose_scan_could_not_read_a_folder(tmp_path, monkeypatch):
+    """storage.md §7.4: `hyp cache prune` forgets the checkpoints of vanished files only after a complete
+    scan: a project folder that cannot be read for now (permissions, a disk away) keeps the client's entries
+    (its transcripts were forgotten and read again from byte 0). Without a config, the defaults apply."""
+    from hypaware_tui.core.config import parse_config
+    from hypaware_tui.core.inventory import scanned_path_hashes
+
+    claude = tmp_path / "claude"
+    a = claude / "projects" / "-a" / "s1.jsonl"
+    b = claude / "projects" / "-b" / "s2.jsonl"
+    for f in (a, b):
+        f.parent.mkdir(parents=True)
+        f.write_text("{}\n")
+    env = {"HOME": str(tmp_path / "home"), "CLAUDE_CONFIG_DIR": str(claude), "CODEX_HOME": str(tmp_path / "nocodex")}
+    both = {path_hash(os.path.realpath(a)), path_hash(os.path.realpath(b))}
+    config = parse_config('{"version": 1, "clients": {"claude": {"enabled": true}}, "retention_days": 0}', "c.json")
+    assert scanned_path_hashes(config, env)["claude"] == both
+    assert scanned_path_hashes(None, env) == {"claude": both, "codex": None}  # no config: every client, defaults
+
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.fspath(path) == str(b.parent):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert scanned_path_hashes(config, env)["claude"] is None
+    assert scanned_path_hashes(None, env)["claude"] is None

@@ -282,5 +282,6 @@ def cache_prune(
         for p in result.partitions:
             out(f"  {p.name}  {plural(p.files, 'file')}  {plural(p.rows, 'row')}")
     if result.checkpoints_removed:
-        out(f"Forgot the import position of {plural(result.checkpoints_removed, 'file')} that no longer exist.")
+        n = result.checkpoints_removed
+        out(f"Forgot the import position of {plural(n, 'file')} that no longer exist{'s' if n == 1 else ''}.")
     raise typer.Exit(0)

@@ -294,17 +294,19 @@ __all__ = [
 
 
 def scanned_path_hashes(config: Any, env: Mapping[str, str] = os.environ) -> dict[str, set[str] | None]:
-    """For each client enabled in `config`: the path hashes of the files a scan of its roots finds now, for
-    dropping the checkpoints of vanished files (storage.md §7.4, as the daemon's daily pass does); None for a
-    client whose roots are all missing or whose scan failed, so that its entries are kept."""
+    """For each client enabled in `config` (every client when there is no config: its defaults apply): the
+    path hashes of the files a scan of its roots finds now, for dropping the checkpoints of vanished files
+    (storage.md §7.4, as the daemon's daily pass does); None for a client whose roots are all missing, or
+    whose scan failed or could not read a directory or file under them, so that its entries are kept."""
     out: dict[str, set[str] | None] = {}
-    enabled = getattr(config, "enabled_clients", None)
+    enabled = getattr(config, "enabled_clients", None) if config is not None else list(KNOWN_CLIENTS)
     for name in enabled if enabled is not None else ():
         importer = get_importer(name)
         try:
             detection = importer.detect(config_root(config, name), env)
             roots = [r for r in (detection.roots or (detection.root,)) if r and os.path.isdir(r)]
-            out[name] = {f.path_hash for f in importer.discover(roots).files} if roots else None
+            disc = importer.discover(roots) if roots else None
+            out[name] = {f.path_hash for f in disc.files} if disc is not None and not disc.failed else None
         except Exception:  # noqa: BLE001 - a scan that did not complete keeps the entries
             out[name] = None
     return out
