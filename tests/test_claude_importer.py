@@ -952,3 +952,35 @@ def test_readable_asks_the_system_only_when_the_mode_does_not_answer(tmp_path, m
     st = os.stat(f)
     other = os.stat_result((0o100644, st.st_ino, st.st_dev, 1, st.st_uid + 1, st.st_gid, 3, 0, 0, 0))
     assert readable(str(f), other) is False and len(asked) == 2  # another owner: asked too
+
+
+def test_tool_results_and_inputs_that_are_objects_never_store_file_bytes(tmp_path):
+    """schema.md §3.4 rule 3: a `*_tool_result` whose content is an object (a fetched PDF comes back as a
+    document with a base64 source) is stored as canonical JSON (claude.md §5), but without the document's
+    bytes; the same for a tool input carrying an image, and a data URI in a tool input."""
+    pdf = "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFI+PgpzdHJlYW0K" * 40
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg" * 20
+    base = {"sessionId": "s1", "cwd": "/r", "timestamp": "2026-05-20T10:00:04Z"}
+    lines = [
+        {**base, "type": "assistant", "uuid": "a1", "message": {
+            "id": "m1", "role": "assistant", "model": "claude-x", "content": [
+                {"type": "server_tool_use", "id": "srv1", "name": "web_fetch", "input": {"url": "https://x/a.pdf"}},
+                {"type": "web_fetch_tool_result", "tool_use_id": "srv1", "content": {
+                    "type": "web_fetch_result", "url": "https://x/a.pdf", "content": {
+                        "type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}}}},
+                {"type": "tool_use", "id": "t1", "name": "mcp__vision__describe", "input": {
+                    "image": {"type": "base64", "media_type": "image/png", "data": png},
+                    "also": f"data:image/png;base64,{png}"}},
+            ]}},
+    ]
+    rows = _rows_from_lines(lines, "s1.jsonl", tmp=tmp_path)
+    blob = json.dumps(rows)
+    assert pdf[:64] not in blob and png[:64] not in blob
+    call, result, tool = rows
+    assert result["part_type"] == "tool_result" and json.loads(result["content_text"]) == {
+        "type": "web_fetch_result", "url": "https://x/a.pdf", "content": {
+            "type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "<omitted>"}}}
+    assert json.loads(tool["tool_args"]) == {
+        "image": {"type": "base64", "media_type": "image/png", "data": "<omitted>"},
+        "also": "data:image/png;base64,<omitted>"}
+    assert call["tool_args"] == '{"url":"https://x/a.pdf"}'

@@ -1043,3 +1043,24 @@ def test_session_key_is_the_thread():
     a = SourceFile("codex", "/h/sessions/2026/01/15/rollout-2026-01-15T14-02-11-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl", "a" * 16, "incremental")
     b = SourceFile("codex", "/h/archived_sessions/rollout-2026-01-15T14-02-11-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl", "b" * 16, "incremental")
     assert IMP.session_key(a) == IMP.session_key(b) == "019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01"
+
+
+def test_object_outputs_and_arguments_never_store_file_bytes():
+    """schema.md §3.4 rule 3: an output that is an object is canonical JSON (codex.md §4.1) without audio,
+    file or image bytes; tool arguments likewise (a data URI becomes `<omitted>`, as in content_text)."""
+    import orjson
+
+    from hypaware_tui.importers.base import args_json
+    from hypaware_tui.importers.codex import output_text
+
+    wav, pdf = "UklGRiQAAABXQVZFZm10IBAAAAABAAEA" * 50, "JVBERi0xLjQKJcfsj6IKNSAwIG9iago8" * 50
+    out = output_text({"content": [{"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}},
+                                   {"type": "input_file", "filename": "a.pdf", "file_data": pdf}], "ok": True})
+    assert out is not None and wav[:40] not in out and pdf[:40] not in out
+    assert orjson.loads(out) == {"content": [
+        {"type": "input_audio", "input_audio": {"data": "<omitted>", "format": "wav"}},
+        {"type": "input_file", "filename": "a.pdf", "file_data": "<omitted>"}], "ok": True}
+    args = args_json(orjson.dumps({"path": "x.png", "image_url": f"data:image/png;base64,{pdf}"}).decode())
+    assert args == '{"image_url":"data:image/png;base64,<omitted>","path":"x.png"}'
+    assert output_text({"output": "plain", "metadata": {"exit_code": 0}}) == (
+        '{"metadata":{"exit_code":0},"output":"plain"}')  # nothing to omit: the text as before

@@ -147,6 +147,52 @@ def strip_base64(text: str | None) -> str | None:
     return _B64_RE.sub(lambda m: f"data:{m.group(1) or 'application/octet-stream'};base64,<omitted>", text)
 
 
+_BINARY_MARKS = ('"base64"', "base64,", '"input_audio"', '"file_data"')
+
+
+def binary_free_json(value: Any) -> str:
+    """canonical_json of a source value stored in a text column (a tool result that is an object, tool
+    arguments), without the bytes of images, audio or documents it may carry (schema.md §3.4 rule 3): the
+    `data` of a `{"type": "base64", ...}` source and of an `input_audio` object, and a `file_data` value,
+    become `<omitted>`; inline data URIs become `data:<mediatype>;base64,<omitted>` (rule 2). A value with
+    none of these (nearly all) costs one scan of its text."""
+    text = canonical_json(value)
+    if not any(mark in text for mark in _BINARY_MARKS):
+        return text
+    return strip_base64(canonical_json(_without_binary(value))) or text
+
+
+def _without_binary(value: Any, depth: int = 0) -> Any:
+    if depth > 200:
+        return value
+    if isinstance(value, list):
+        return [_without_binary(v, depth + 1) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _without_binary(v, depth + 1) for k, v in value.items()}
+    if value.get("type") == "base64" and isinstance(value.get("data"), str):
+        out["data"] = "<omitted>"
+    audio = value.get("input_audio")
+    if isinstance(audio, dict) and isinstance(audio.get("data"), str):
+        out["input_audio"] = {**out["input_audio"], "data": "<omitted>"}
+    if isinstance(value.get("file_data"), str):
+        out["file_data"] = "<omitted>"
+    return out
+
+
+def args_json(value: object) -> str | None:
+    """Tool input as canonical JSON (binary payloads omitted, as above): a string that parses as JSON is
+    stored as that JSON, any other string as a JSON string literal (schema.md §3.3 rule 3); absent: null."""
+    if value is None:
+        return None
+    if value.__class__ is str:
+        try:
+            value = orjson.loads(value)  # type: ignore[arg-type]
+        except orjson.JSONDecodeError:
+            pass
+    return binary_free_json(value)
+
+
 def expand_root(path: str, env: Mapping[str, str]) -> str:
     """A configured root made absolute, with `~` taken from `env["HOME"]` (so tests and the demo can point
     HOME elsewhere), else the process's home."""

@@ -32,6 +32,8 @@ from hypaware_tui.importers.base import (
     Row,
     SourceFile,
     Window,
+    args_json,
+    binary_free_json,
     entry_realpath,
     expand_root,
     head_tail_timestamps,
@@ -110,19 +112,6 @@ def _int(value: object) -> int | None:
     return None
 
 
-def _tool_args(value: object) -> str | None:
-    """`tool_use.input` as canonical JSON. A string input that parses as JSON is stored as that JSON; any
-    other string as a JSON string literal (schema.md §3.3 rule 3)."""
-    if value is None:
-        return None
-    if value.__class__ is str:
-        try:
-            value = orjson.loads(value)  # type: ignore[arg-type]
-        except orjson.JSONDecodeError:
-            pass
-    return canonical_json(value)
-
-
 def _result_text(content: object) -> str | None:
     """tool_result `content`: a string as is; an array -> the `text` of its text items joined by `\\n`
     (null if none); anything else -> canonical JSON (claude.md §5)."""
@@ -137,7 +126,7 @@ def _result_text(content: object) -> str | None:
             if isinstance(item, dict) and item.get("type") == "text" and item.get("text").__class__ is str
         ]
         return "\n".join(texts) if texts else None
-    return canonical_json(content)
+    return binary_free_json(content)
 
 
 _STATUS_SUCCESS = '{"tool_status":"success"}'
@@ -577,7 +566,7 @@ class ClaudeParser(Parser):
                 name = _s(block.get("name"))
                 if name is not None:
                     extra["tool_name"] = name
-                args = _tool_args(block.get("input"))
+                args = args_json(block.get("input"))
                 if args is not None:
                     extra["tool_args"] = args
                 caller = block.get("caller")

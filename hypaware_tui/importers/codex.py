@@ -49,6 +49,8 @@ from hypaware_tui.importers.base import (
     Row,
     SourceFile,
     Window,
+    args_json,
+    binary_free_json,
     compact_dict,
     entry_realpath,
     expand_root,
@@ -187,19 +189,6 @@ def _counts_json(value: dict[str, Any]) -> str:
     return _str_json(value)
 
 
-def _args_json(value: object) -> str | None:
-    """Tool input as canonical JSON: a string that parses as JSON is stored as that JSON, any other string as
-    a JSON string literal (schema.md §3.3 rule 3); absent -> null."""
-    if value is None:
-        return None
-    if value.__class__ is str:
-        try:
-            value = orjson.loads(value)  # type: ignore[arg-type]
-        except orjson.JSONDecodeError:
-            pass
-    return canonical_json(value)
-
-
 def _entry_texts(entries: object, text_types: frozenset[str] = _TEXT_TYPES) -> list[str]:
     """Texts of the text entries of a content array (bare strings count)."""
     out: list[str] = []
@@ -225,7 +214,7 @@ def output_text(output: object) -> str | None:
     if output.__class__ is list:
         texts = _entry_texts(output)
         return "\n".join(texts) if texts else None
-    return canonical_json(output)
+    return binary_free_json(output)
 
 
 def _exit_from_metadata(obj: object) -> int | None:
@@ -920,7 +909,7 @@ class CodexParser(Parser):
                 "part_type": "tool_call",
                 "tool_name": name,
                 "tool_call_id": call_id,
-                "tool_args": _args_json(p.get("arguments") if ptype == "function_call" else p.get("input")),
+                "tool_args": args_json(p.get("arguments") if ptype == "function_call" else p.get("input")),
             }
             ns = _s(p.get("namespace"))
             if ns is not None:
@@ -933,7 +922,7 @@ class CodexParser(Parser):
                 st["assistant_seen"] = True
             call_id = _s(p.get("call_id")) or native
             part = {"part_type": "tool_call", "tool_name": "local_shell", "tool_call_id": call_id,
-                    "tool_args": _args_json(p.get("action"))}  # fmt: skip
+                    "tool_args": args_json(p.get("action"))}  # fmt: skip
             self._remember_tool(call_id, "local_shell")
             key = f"call|{call_id}" if paginated and call_id else None
             msgs = [_Msg("assistant", [part], native, p, key)]
@@ -941,7 +930,7 @@ class CodexParser(Parser):
             if not replayed:
                 st["assistant_seen"] = True
             part = {"part_type": "tool_call", "tool_name": "web_search", "tool_call_id": native,
-                    "tool_args": _args_json(p.get("action"))}  # fmt: skip
+                    "tool_args": args_json(p.get("action"))}  # fmt: skip
             status = _s(p.get("status"))
             if status is not None:
                 part["status"] = _str_json({"tool_status": status})
@@ -1042,7 +1031,7 @@ class CodexParser(Parser):
                                           "\n".join(outs) if outs else None, None)  # fmt: skip
         elif itype == "Extension" and _is_search(item.get("action")):
             part = {"part_type": "tool_call", "tool_name": "web_search", "tool_call_id": iid,
-                    "tool_args": _args_json(item.get("action"))}  # fmt: skip
+                    "tool_args": args_json(item.get("action"))}  # fmt: skip
             self._remember_tool(iid, "web_search")
             if not replayed:
                 st["assistant_seen"] = True
@@ -1079,7 +1068,7 @@ class CodexParser(Parser):
         if not self.state["replay"]["active"]:
             self.state["assistant_seen"] = True
         call: dict[str, Any] = {"part_type": "tool_call", "tool_name": name, "tool_call_id": iid,
-                                "tool_args": _args_json(args)}  # fmt: skip
+                                "tool_args": args_json(args)}  # fmt: skip
         if namespace is not None:
             call["codex"] = {"tool_namespace": namespace}
         self._remember_tool(iid, name)
@@ -1197,7 +1186,7 @@ class CodexParser(Parser):
                     name = _s(fn.get("name"))
                     self._remember_tool(call_id, name)
                     parts.append({"part_type": "tool_call", "tool_name": name, "tool_call_id": call_id,
-                                  "tool_args": _args_json(fn.get("arguments"))})  # fmt: skip
+                                  "tool_args": args_json(fn.get("arguments"))})  # fmt: skip
         if role == "user":
             self._boundary()
         if not parts:
