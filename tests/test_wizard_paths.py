@@ -117,7 +117,7 @@ async def test_import_again_with_nothing_new_says_so_and_shows_the_history_alrea
             await pilot.press("up", "enter")  # Import again
             await on_screen(pilot, ReviewScreen)
             done = await enter_to(pilot, DoneScreen)
-            await wait_for(pilot, lambda: done.first_look_done)
+            await wait_for(pilot, lambda done=done: done.first_look_done)
             written = done.result.clients["claude"].rows_written
             notes.append([str(w.render()) for w in done.query("#nothing-new")])
             look = _plain(done.query_one("#first-look").content)
