@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -366,6 +367,14 @@ def test_cache_status(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     call(capsys, "cache", "compact")
     doc = json.loads(call(capsys, "cache", "status", "--json")[1])
     assert doc["last_compact_at"] is not None and doc["compaction_candidates"]["partitions"] == 0
+    # passes that find nothing to do still ran: the status says when (it said "never")
+    write_config(home, retention_days=0)
+    time.sleep(0.01)  # (event times are in ms)
+    for command in ("compact", "prune"):
+        assert call(capsys, "cache", command)[0] == 0
+    again = json.loads(call(capsys, "cache", "status", "--json")[1])
+    assert again["last_compact_at"] > doc["last_compact_at"] and again["last_prune_at"] is not None
+    assert "Last prune   never" not in call(capsys, "cache", "status")[1]
 
 
 def test_cache_prune_dry_run_then_real(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -159,6 +159,14 @@ def test_last_event_times(tmp_path: Path) -> None:
     log.emit("cache.prune", partitions=2)
     again = last_event_times(lay, ["cache.prune", "cache.compact"])
     assert again["cache.compact"] == first["cache.compact"] and again["cache.prune"] > first["cache.prune"]
+    # weeks of imports later, the compaction sits in a rotated log, under more than the 4 MiB tail that
+    # iter_events_reversed reads; an event whose fields quote the name does not count
+    small = EventLog(lay, "R", enabled=True, max_bytes=3 * 1024 * 1024)
+    for i in range(2_800):
+        small.emit("backfill.flush", n=i, pad="x" * 2_000, note='"event":"cache.compact"')
+    assert (lay.logs_dir / "events.jsonl.1").exists()
+    assert all(e["event"] != "cache.compact" for e in iter_events_reversed(lay))
+    assert last_event_times(lay, ["cache.prune", "cache.compact", "nope"]) == {**again, "nope": None}
 
 
 # --- state database ------------------------------------------------------------------------------------------

@@ -115,13 +115,34 @@ def iter_events_reversed(layout: Layout, *, max_bytes: int = 4 * 1024 * 1024) ->
 
 
 def last_event_times(layout: Layout, names: Iterable[str]) -> dict[str, str | None]:
-    """The `ts` of the most recent event of each name (None when not found)."""
-    wanted = set(names)
-    found: dict[str, str | None] = dict.fromkeys(wanted)
-    for ev in iter_events_reversed(layout):
-        name = ev.get("event")
-        if name in wanted and found[name] is None:
-            found[name] = ev.get("ts")
-            if all(v is not None for v in found.values()):
-                break
+    """The `ts` of the most recent event of each name (None when not found), searched through every log,
+    rotated ones included: a pass that ran weeks ago may sit under 10 MiB of later imports. Each log is read
+    whole (at most 10 MiB) and searched from its end for the name's key, without parsing the other lines."""
+    found: dict[str, str | None] = dict.fromkeys(names)
+    for path in _log_files(layout):
+        missing = [n for n, ts in found.items() if ts is None]
+        if not missing:
+            break
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for name in missing:
+            found[name] = _last_ts_of(data, name)
     return found
+
+
+def _last_ts_of(data: bytes, name: str) -> str | None:
+    key = b'"event":' + json.dumps(name).encode()
+    end = len(data)
+    while (at := data.rfind(key, 0, end)) >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        stop = data.find(b"\n", at)
+        try:
+            obj = json.loads(data[start : stop if stop >= 0 else len(data)])
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and obj.get("event") == name and isinstance(obj.get("ts"), str):
+            return obj["ts"]
+        end = start
+    return None

@@ -959,16 +959,15 @@ class Storage:
         # The renamed partitions are outside the dataset root: delete them after releasing the lock, along
         # with anything an earlier, interrupted prune left in the trash.
         self._empty_trash()
-        if result.partitions or result.tmp_removed:
-            self._emit(
-                "cache.prune",
-                partitions=len(result.partitions),
-                files_removed=result.files_removed,
-                rows_removed=result.rows_removed,
-                bytes_before=bytes_before,
-                bytes_after=self._dataset_bytes() if root.is_dir() else 0,
-                cut_date=cut,
-            )
+        self._emit(  # (also when nothing was old enough: `hyp cache status` shows when a pass last ran)
+            "cache.prune",
+            partitions=len(result.partitions),
+            files_removed=result.files_removed,
+            rows_removed=result.rows_removed,
+            bytes_before=bytes_before,
+            bytes_after=self._dataset_bytes() if root.is_dir() else 0,
+            cut_date=cut,
+        )
         return result
 
     def _empty_trash(self) -> None:
@@ -1062,8 +1061,8 @@ class Storage:
                 )
                 result.failed_partition = partition_name(source, d)
                 break
-        if not dry_run and result.partitions:
-            self._emit(
+        if not dry_run and self.layout.home.is_dir() and (result.partitions or result.error is None):
+            self._emit(  # (also when no partition had several files: `hyp cache status` shows the last pass)
                 "cache.compact",
                 partitions=len(result.partitions),
                 files_removed=result.files_before,
