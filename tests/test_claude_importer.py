@@ -973,10 +973,17 @@ def test_tool_results_and_inputs_that_are_objects_never_store_file_bytes(tmp_pat
                     "also": f"data:image/png;base64,{png}"}},
             ]}},
     ]
+    mcp_text = json.dumps({"content": [{"type": "image", "data": png, "mimeType": "image/png"}]})
+    plain_json = '{"data": [1, 2], "type": "image"}'
+    lines.append({**base, "type": "user", "uuid": "u1", "message": {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": mcp_text},
+        {"type": "tool_result", "tool_use_id": "t1", "content": plain_json}]}})
     rows = _rows_from_lines(lines, "s1.jsonl", tmp=tmp_path)
     blob = json.dumps(rows)
     assert pdf[:64] not in blob and png[:64] not in blob
-    call, result, tool = rows
+    call, result, tool, mcp, plain = rows
+    assert mcp["content_text"] == '{"content":[{"data":"<omitted>","mimeType":"image/png","type":"image"}]}'
+    assert plain["content_text"] == plain_json  # no bytes in it: stored as it came
     assert result["part_type"] == "tool_result" and json.loads(result["content_text"]) == {
         "type": "web_fetch_result", "url": "https://x/a.pdf", "content": {
             "type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "<omitted>"}}}

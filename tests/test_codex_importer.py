@@ -1064,3 +1064,17 @@ def test_object_outputs_and_arguments_never_store_file_bytes():
     assert args == '{"image_url":"data:image/png;base64,<omitted>","path":"x.png"}'
     assert output_text({"output": "plain", "metadata": {"exit_code": 0}}) == (
         '{"metadata":{"exit_code":0},"output":"plain"}')  # nothing to omit: the text as before
+    # older Codex serialised an MCP CallToolResult into the output string: a screenshot's base64 with it
+    mcp = json.dumps({"content": [{"type": "text", "text": "screenshot taken"},
+                                  {"type": "image", "data": wav, "mimeType": "image/png"},
+                                  {"type": "resource", "resource": {"uri": "file:///a.pdf", "blob": pdf}}],
+                      "isError": False})
+    out = output_text(mcp)
+    assert out is not None and wav[:40] not in out and pdf[:40] not in out
+    assert orjson.loads(out) == {"content": [
+        {"type": "text", "text": "screenshot taken"},
+        {"type": "image", "data": "<omitted>", "mimeType": "image/png"},
+        {"type": "resource", "resource": {"uri": "file:///a.pdf", "blob": "<omitted>"}}], "isError": False}
+    # JSON text without file bytes is kept exactly as it came, spacing included
+    for text in ('{"data": {"rows": [1, 2]}, "type": "image"}', ' [{"blob": "x"}]', '{"data": "abc"', "plain"):
+        assert output_text(text) == text

@@ -147,37 +147,81 @@ def strip_base64(text: str | None) -> str | None:
     return _B64_RE.sub(lambda m: f"data:{m.group(1) or 'application/octet-stream'};base64,<omitted>", text)
 
 
-_BINARY_MARKS = ('"base64"', "base64,", '"input_audio"', '"file_data"')
+_BINARY_MARKS = ('"data"', '"blob"', '"file_data"', "base64,")
+_JSON_START = re.compile(r"\s*[\[{]")
+_BINARY_KEY = re.compile(r'"(?:data|blob|file_data)"')  # (one scan: three `in` tests took twice as long)
 
 
 def binary_free_json(value: Any) -> str:
     """canonical_json of a source value stored in a text column (a tool result that is an object, tool
-    arguments), without the bytes of images, audio or documents it may carry (schema.md §3.4 rule 3): the
-    `data` of a `{"type": "base64", ...}` source and of an `input_audio` object, and a `file_data` value,
-    become `<omitted>`; inline data URIs become `data:<mediatype>;base64,<omitted>` (rule 2). A value with
-    none of these (nearly all) costs one scan of its text."""
+    arguments), without the bytes of images, audio or documents it may carry (schema.md §3.4 rule 3, see
+    `_without_binary`); inline data URIs become `data:<mediatype>;base64,<omitted>` (rule 2). A value with
+    none of the keys that carry bytes costs one scan of its text."""
     text = canonical_json(value)
     if not any(mark in text for mark in _BINARY_MARKS):
         return text
-    return strip_base64(canonical_json(_without_binary(value))) or text
+    clean, changed = _without_binary(value)
+    return strip_base64(canonical_json(clean) if changed else text) or text
 
 
-def _without_binary(value: Any, depth: int = 0) -> Any:
+def binary_free_text(text: str) -> str:
+    """A tool output stored as it is (claude.md §5, codex.md §4.1), unless it is the JSON text of an object
+    that carries file bytes (an MCP result serialised as a string: `{"content": [{"type": "image", "data":
+    ...}]}`): then the canonical JSON of that object without them (schema.md §3.4 rule 3 wins over "as it
+    is"). Any other text is returned unchanged; only one that starts like JSON and names such a key is
+    parsed."""
+    if _JSON_START.match(text) is None or _BINARY_KEY.search(text) is None:
+        return text
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    if value.__class__ is not dict and value.__class__ is not list:
+        return text
+    clean, changed = _without_binary(value)
+    return canonical_json(clean) if changed else text
+
+
+def _without_binary(value: Any, depth: int = 0) -> tuple[Any, bool]:
+    """`value` with the bytes it carries replaced by `<omitted>`, and whether there were any: the `data` of
+    a base64 source (`{"type": "base64", "data": ...}`, Anthropic images and documents), of an MCP `image`
+    or `audio` content item and of an OpenAI `input_audio` object; the `blob` of an MCP resource (an object
+    with a `uri` or `mimeType`); a `file_data` string."""
     if depth > 200:
-        return value
-    if isinstance(value, list):
-        return [_without_binary(v, depth + 1) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out = {k: _without_binary(v, depth + 1) for k, v in value.items()}
-    if value.get("type") == "base64" and isinstance(value.get("data"), str):
+        return value, False
+    if value.__class__ is list:
+        changed = False
+        items = []
+        for v in value:
+            v, c = _without_binary(v, depth + 1)
+            items.append(v)
+            changed = changed or c
+        return (items, True) if changed else (value, False)
+    if value.__class__ is not dict:
+        return value, False
+    out: dict[str, Any] = {}
+    changed = False
+    for k, v in value.items():
+        v, c = _without_binary(v, depth + 1)
+        out[k] = v
+        changed = changed or c
+    data = value.get("data")
+    if data.__class__ is str and data and value.get("type") in ("base64", "image", "audio"):
         out["data"] = "<omitted>"
-    audio = value.get("input_audio")
-    if isinstance(audio, dict) and isinstance(audio.get("data"), str):
-        out["input_audio"] = {**out["input_audio"], "data": "<omitted>"}
-    if isinstance(value.get("file_data"), str):
+        changed = True
+    audio = out.get("input_audio")
+    if audio.__class__ is dict and audio.get("data").__class__ is str and audio["data"] != "<omitted>":
+        out["input_audio"] = {**audio, "data": "<omitted>"}
+        changed = True
+    blob = value.get("blob")
+    if blob.__class__ is str and blob and ("uri" in value or "mimeType" in value):
+        out["blob"] = "<omitted>"
+        changed = True
+    file_data = value.get("file_data")
+    if file_data.__class__ is str and file_data:
         out["file_data"] = "<omitted>"
-    return out
+        changed = True
+    return (out, True) if changed else (value, False)
 
 
 def args_json(value: object) -> str | None:

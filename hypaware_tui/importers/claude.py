@@ -34,6 +34,7 @@ from hypaware_tui.importers.base import (
     Window,
     args_json,
     binary_free_json,
+    binary_free_text,
     entry_realpath,
     expand_root,
     head_tail_timestamps,
@@ -113,12 +114,13 @@ def _int(value: object) -> int | None:
 
 
 def _result_text(content: object) -> str | None:
-    """tool_result `content`: a string as is; an array -> the `text` of its text items joined by `\\n`
-    (null if none); anything else -> canonical JSON (claude.md §5)."""
+    """tool_result `content`: a string as is (unless it is JSON carrying file bytes, `binary_free_text`); an
+    array -> the `text` of its text items joined by `\\n` (null if none); anything else -> canonical JSON,
+    without file bytes (claude.md §5, schema.md §3.4 rule 3)."""
     if content is None:
         return None
     if content.__class__ is str:
-        return content  # type: ignore[return-value]
+        return binary_free_text(content)  # type: ignore[arg-type]
     if isinstance(content, list):
         texts = [
             item["text"]

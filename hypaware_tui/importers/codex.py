@@ -51,6 +51,7 @@ from hypaware_tui.importers.base import (
     Window,
     args_json,
     binary_free_json,
+    binary_free_text,
     compact_dict,
     entry_realpath,
     expand_root,
@@ -205,12 +206,13 @@ def _entry_texts(entries: object, text_types: frozenset[str] = _TEXT_TYPES) -> l
 
 
 def output_text(output: object) -> str | None:
-    """`function_call_output.output` -> content_text (codex.md §4.1): the string; the text entries of an array
-    joined with `\\n` (images never stored); else canonical JSON."""
+    """`function_call_output.output` -> content_text (codex.md §4.1): the string (file bytes taken out of an
+    MCP result serialised into it, `binary_free_text`); the text entries of an array joined with `\\n`
+    (images never stored); else canonical JSON without file bytes."""
     if output is None:
         return None
     if output.__class__ is str:
-        return output  # type: ignore[return-value]
+        return binary_free_text(output)  # type: ignore[arg-type]
     if output.__class__ is list:
         texts = _entry_texts(output)
         return "\n".join(texts) if texts else None
