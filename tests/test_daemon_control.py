@@ -224,6 +224,12 @@ def test_start_and_stop_through_the_service(home: Home) -> None:
         res = stop_daemon(home.layout, service=fake)
         assert res.ok and fake.calls == ["start", "stop"]
         assert procs[0].wait(timeout=15) == 0
+        # again, with the first run's "stopped" report in the status file: the wait is for the new run (it
+        # took that report, before the new daemon wrote anything, for a failure to start)
+        assert read_daemon_status(home.layout).state == "stopped"
+        res = start_daemon(home.layout, service=fake, timeout=30)
+        assert res.ok and res.message == f"capture daemon running (pid {procs[1].pid}, service)", res.message
+        assert stop_daemon(home.layout, service=fake).ok and procs[1].wait(timeout=15) == 0
     finally:
         for p in procs:
             stop(p)

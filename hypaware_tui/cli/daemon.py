@@ -280,6 +280,7 @@ def daemon_install(
         if not stopped.ok:
             _fail(f"could not stop the detached daemon (pid {report.pid}) first: {stopped.message}")
         out(f"stopped the detached daemon (pid {report.pid})")
+    before = control.status_identity(layout)  # (the wait below ignores this run's report)
     try:
         mgr.reload()
         mgr.enable()
@@ -290,7 +291,8 @@ def daemon_install(
     except Exception as exc:  # noqa: BLE001
         _fail(f"the service manager could not enable the unit: {exc}. The unit is written; start capture "
               "with hyp daemon start meanwhile.")
-    outcome, pid = control.wait_until_up(layout, timeout=control.START_TIMEOUT_S, pid=None, proc=None)
+    outcome, pid = control.wait_until_up(layout, timeout=control.START_TIMEOUT_S, pid=None, proc=None,
+                                         not_run=before)
     if outcome == "up":
         out(f"capture daemon running (pid {pid}, service); it starts at login")
     else:

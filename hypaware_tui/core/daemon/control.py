@@ -356,12 +356,31 @@ def _wait_for(pred: Callable[[], bool], timeout: float, interval: float = 0.1) -
         time.sleep(interval)
 
 
-def wait_until_up(layout: Layout, *, timeout: float, pid: int | None, proc: Spawned | None) -> tuple[str, int | None]:
+def status_identity(layout: Layout) -> tuple[Any, Any] | None:
+    """Which daemon run the status file is about: (pid, started_at), or None when there is no file. Taken
+    before a service manager is asked to start the daemon, so that the wait ignores the previous run's
+    `stopped` report (and its last error) until the new daemon has written its own."""
+    st = read_status_file(layout)
+    return None if st is None else (st.get("pid"), st.get("started_at"))
+
+
+def wait_until_up(
+    layout: Layout,
+    *,
+    timeout: float,
+    pid: int | None,
+    proc: Spawned | None,
+    not_run: tuple[Any, Any] | None = None,
+) -> tuple[str, int | None]:
     """Wait for a daemon to report `running` / `degraded`. Returns (outcome, pid) with outcome one of
-    `up`, `exited` (the process ended first), `stopped` (it reported stopped) or `timeout`."""
+    `up`, `exited` (the process ended first), `stopped` (it reported stopped) or `timeout`. With `pid`
+    None (a daemon started by the service manager), a status file of the run `not_run` (its
+    `status_identity` from before the start) is not an answer."""
     deadline = time.monotonic() + timeout
     while True:
         st = read_status_file(layout)
+        if st is not None and pid is None and not_run is not None and (st.get("pid"), st.get("started_at")) == not_run:
+            st = None  # still the previous run's report
         if st is not None and (pid is None or st.get("pid") == pid):
             state = st.get("state")
             if state in ("running", "degraded") and pid_alive(st.get("pid")):
@@ -415,12 +434,13 @@ def start_daemon(
                              notes=notes, error="already running")
     use_service = _service_usable(service)
     if use_service:
+        before = status_identity(layout)
         try:
             service.start()
         except Exception as exc:  # noqa: BLE001
             return ControlResult(False, 1, f"the service manager could not start the daemon: {exc}",
                                  mode="service", notes=notes, error=str(exc))
-        outcome, pid = wait_until_up(layout, timeout=timeout, pid=None, proc=None)
+        outcome, pid = wait_until_up(layout, timeout=timeout, pid=None, proc=None, not_run=before)
         if outcome == "up":
             return ControlResult(True, 0, f"capture daemon running (pid {pid}, service)", pid=pid,
                                  mode="service", notes=notes)
