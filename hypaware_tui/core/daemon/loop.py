@@ -384,6 +384,9 @@ class DaemonLoop:
         """Steps 2-5 of daemon.md §4.1 after the lock: status `starting`, config, catch-up, watching.
         Returns an exit code when the daemon must end now (config missing/invalid, capture off, --once)."""
         self.once = once
+        # The previous run's report, read before this run writes its own over it: when the daily pass last
+        # ran (reading it later found this run's `starting` report, so every start pruned).
+        self._schedule_retention(control.read_status_file(self.layout))
         self.write_status()
         cfg = settings.load(self.layout)
         if cfg.error is not None:
@@ -399,10 +402,8 @@ class DaemonLoop:
             self._set_state("stopped")
             self.write_status()
             return 0
-        prev = control.read_status_file(self.layout)
         self._open_storage()
         self._setup_clients(cfg.clients)
-        self._schedule_retention(prev)
         log.info("capture daemon started (pid %s, %s; clients: %s)", self.pid, self.mode,
                  ", ".join(self.clients) or "none")
         if not once:
