@@ -143,3 +143,23 @@ def row_key(row: Row) -> tuple:
 def rows_multiset(rows: Iterable[Row]) -> Counter:
     """Rows as a multiset of 64-column tuples, for split-equals-whole comparisons."""
     return Counter(row_key(r) for r in rows)
+
+
+def counts(stats: ParseStats) -> tuple[dict[str, int], dict[str, int]]:
+    """`records_by_type` and `lines_skipped` without zero entries, for comparing the counts of two imports."""
+    return ({k: v for k, v in stats.records_by_type.items() if v},
+            {k: v for k, v in stats.lines_skipped.items() if v})  # fmt: skip
+
+
+def lines_without_rows(body: bytes, rows: list[Row]) -> int:
+    """The complete, non-blank lines of a JSONL file that produced none of `rows` (by `source_offset`):
+    schema.md §7 says each is counted under exactly one skip reason."""
+    with_rows = {r.get("source_offset") for r in rows}
+    n, at = 0, 0
+    for line in body.split(b"\n")[:-1]:  # (the bytes after the last newline are not a complete line)
+        text = line[3:] if at == 0 and line.startswith(b"\xef\xbb\xbf") else line
+        text = text[:-1] if text.endswith(b"\r") else text
+        if text and not text.isspace() and at not in with_rows:
+            n += 1
+        at += len(line) + 1
+    return n

@@ -522,7 +522,10 @@ def test_unknown_shapes_are_counted_and_never_cost_valid_lines():
     # epoch-ms far out of range is unparseable too
     (u8,) = m[U(8, "9f00")]
     assert attrs(u8)["gateway"]["timestamp_source"] == "inherited_earlier"
-    assert stats.records_by_type["unknown"] == 2 and stats.records_by_type["system"] == 1
+    # every line has a key (claude.md §3): the typeless object, and the lines that are not JSON objects
+    # ([1, 2, 3], null, the NaN line, the line nested too deep to parse)
+    assert stats.records_by_type["unknown"] == 5 and stats.records_by_type["system"] == 1
+    assert sum(stats.records_by_type.values()) == len(ODD.joinpath("unknown-shapes.jsonl").read_bytes().splitlines())
 
 
 def test_odd_files_import_cleanly():
@@ -991,3 +994,39 @@ def test_tool_results_and_inputs_that_are_objects_never_store_file_bytes(tmp_pat
         "image": {"type": "base64", "media_type": "image/png", "data": "<omitted>"},
         "also": "data:image/png;base64,<omitted>"}
     assert call["tool_args"] == '{"url":"https://x/a.pdf"}'
+
+
+def test_held_lines_are_counted_once_when_consumed_and_judged_when_released(tmp_path):
+    """schema.md §3.2 rule 3 and §7: a line held for a later timestamp, and every line after it, is
+    consumed (and counted) by the pass that releases the hold, not also by an earlier pass that ended
+    holding it; a held line whose rows all fall outside the window, once released, is an outside_window
+    line (it was counted under no reason at all)."""
+    from hypaware_tui.core.timeutil import parse_iso_us
+
+    def user(uuid, ts=None, **extra):
+        line = {"type": "user", "sessionId": "s1", "uuid": uuid, "message": {"role": "user", "content": uuid}}
+        return {**line, **({"timestamp": ts} if ts else {}), **extra}
+
+    lines = [json.dumps(x).encode() for x in (
+        user("h0"), {"type": "file-history-snapshot", "messageId": "x"}, user("u1", "2026-05-20T10:00:00Z"),
+        user("u3", "2026-06-20T10:00:00Z"))] + [b"[1,2]", b"{broken"]
+    path = tmp_path / "s1.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    win = Window(since_us=parse_iso_us("2026-06-01T00:00:00Z"))
+    rows, stats = import_file(IMP, path, window=win)
+    assert [r["message_id"] for r in rows] == ["u3"]
+    # h0 takes u1's (old) timestamp when released: it and u1 are outside the window; 5 lines, 5 reasons
+    assert dict(stats.lines_skipped) == {"outside_window": 2, "not_a_message": 1, "malformed": 2}
+    assert dict(stats.records_by_type) == {"user": 3, "file-history-snapshot": 1, "unknown": 2}
+    # the first pass ends holding h0 (no timestamp yet): it counts nothing; the second counts each line once
+    cut = len(lines[0]) + len(lines[1]) + 2
+    for window in (Window(), win):
+        whole_rows, whole = import_file(IMP, path, window=window)
+        piece_rows, pieces = import_file(IMP, path, window=window, pieces=[cut])
+        assert rows_multiset(piece_rows) == rows_multiset(whole_rows)
+        assert (dict(pieces.records_by_type), dict(pieces.lines_skipped)) == (
+            dict(whole.records_by_type), dict(whole.lines_skipped))
+    path.write_bytes(b"\n".join(lines[:2]) + b"\n")
+    held_rows, held = import_file(IMP, path)
+    assert held_rows == [] and held.rows_held == 1
+    assert (dict(held.records_by_type), dict(held.lines_skipped)) == ({}, {})

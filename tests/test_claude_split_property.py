@@ -21,7 +21,7 @@ from hypaware_tui.importers.base import ParseStats, Window
 from hypaware_tui.importers.claude import ClaudeImporter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from import_helpers import import_file, rows_multiset, source_file_for  # noqa: E402
+from import_helpers import counts, import_file, lines_without_rows, rows_multiset, source_file_for  # noqa: E402
 
 IMP = ClaudeImporter()
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "claude" / "home").rglob("*.jsonl"))
@@ -170,18 +170,25 @@ def _write(tmp_path_factory, data: bytes, name: str = "s.jsonl") -> Path:
 def test_generated_transcripts_split_equals_whole(tmp_path_factory, data, body):
     name = data.draw(st.sampled_from(["s.jsonl", "agent-a0123456789abcdef.jsonl"]))
     path = _write(tmp_path_factory, body, name)
-    whole, _ = import_file(IMP, path)
+    whole, whole_stats = import_file(IMP, path)
     frame_from_rows(whole)
     cuts = _cuts(data.draw, body)
-    pieces, _ = import_file(IMP, path, pieces=cuts)
+    pieces, piece_stats = import_file(IMP, path, pieces=cuts)
     assert rows_multiset(pieces) == rows_multiset(whole)
+    # each line is counted once, in the pass that consumes it (schema.md §3.2 rule 3, §7)
+    assert counts(piece_stats) == counts(whole_stats)
+    if not whole_stats.rows_held:  # (lines from a held one on are not consumed yet, so not counted)
+        assert sum(whole_stats.lines_skipped.values()) == lines_without_rows(body, whole)
     # a window applies identically to pieces and whole
     since = BASE_MS * 1000 + data.draw(st.integers(0, 60_000_000))
     win = Window(since_us=since)
-    w_whole, _ = import_file(IMP, path, window=win)
-    w_pieces, _ = import_file(IMP, path, window=win, pieces=cuts)
+    w_whole, w_whole_stats = import_file(IMP, path, window=win)
+    w_pieces, w_piece_stats = import_file(IMP, path, window=win, pieces=cuts)
     assert rows_multiset(w_pieces) == rows_multiset(w_whole)
     assert rows_multiset(w_whole) == rows_multiset([r for r in whole if r["message_created_at"] >= since])
+    assert counts(w_piece_stats) == counts(w_whole_stats)
+    if not w_whole_stats.rows_held:
+        assert sum(w_whole_stats.lines_skipped.values()) == lines_without_rows(body, w_whole)
 
 
 @SETTINGS

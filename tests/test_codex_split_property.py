@@ -26,7 +26,7 @@ from hypaware_tui.importers.base import ParseStats, Window, loads_state
 from hypaware_tui.importers.codex import CodexImporter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from import_helpers import import_file, rows_multiset, source_file_for  # noqa: E402
+from import_helpers import counts, import_file, lines_without_rows, rows_multiset, source_file_for  # noqa: E402
 
 IMP = CodexImporter()
 FIX = Path(__file__).parent / "fixtures" / "codex"
@@ -253,9 +253,13 @@ def _line_starts(data: bytes) -> list[int]:
 
 
 def _check_split(path: Path, cuts: list[int]) -> None:
-    whole, _ = import_file(IMP, path)
-    pieces, _ = import_file(IMP, path, pieces=cuts)
+    whole, whole_stats = import_file(IMP, path)
+    pieces, piece_stats = import_file(IMP, path, pieces=cuts)
     assert rows_multiset(pieces) == rows_multiset(whole)
+    # each line is counted once, in the pass that consumes it (schema.md §3.2 rule 3, §7)
+    assert counts(piece_stats) == counts(whole_stats)
+    if not whole_stats.rows_held:
+        assert sum(whole_stats.lines_skipped.values()) == lines_without_rows(path.read_bytes(), whole)
     frame_from_rows(whole)
 
 

@@ -182,7 +182,7 @@ class FilePass:
                     if self.cancel():
                         return
             self.stopped_at_until = stopped
-            offset, pstate = parser.checkpoint()
+            offset, pstate = parser.checkpoint(final=True)
             size = offset if stopped else st.st_size
             yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=size), end - start, final=True)
 

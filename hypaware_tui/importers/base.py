@@ -113,6 +113,17 @@ class ParseStats:
     usage_unattached: int = 0
     rows_built: int = 0
 
+    def copy(self) -> ParseStats:
+        return ParseStats(Counter(self.records_by_type), Counter(self.lines_skipped), self.rows_held,
+                          self.usage_unattached, self.rows_built)  # fmt: skip
+
+    def restore(self, other: ParseStats) -> None:
+        """Put back the counts of `other` (a `copy`), in place: the object is shared with the caller."""
+        self.records_by_type = Counter(other.records_by_type)
+        self.lines_skipped = Counter(other.lines_skipped)
+        self.rows_held, self.usage_unattached = other.rows_held, other.usage_unattached
+        self.rows_built = other.rows_built
+
     def merge(self, other: ParseStats) -> None:
         self.records_by_type.update(other.records_by_type)
         self.lines_skipped.update(other.lines_skipped)
@@ -453,6 +464,14 @@ class Parser(ABC):
         self._ready: list[Row] = []
         self._held: list[Row] = []
         self._hold_snapshot: tuple[int, str] | None = None  # (offset, state JSON) before the first held line
+        self._hold_stats: ParseStats | None = None  # the counts from before the first held line
+        # The held rows in emission order, in runs of (rows, the line they belong to): a line whose rows were
+        # all held is judged (outside_window, schema.md §7) when they are released. A line is [its rows kept
+        # so far, whether it awaits that verdict].
+        self._held_marks: list[tuple[int, list[Any]]] = []
+        self._line_group: list[Any] | None = None
+        self._line_held = 0
+        self._pre_line_stats: ParseStats | None = None
         self._offset = 0  # end of the last consumed line
         self._line_rows = 0
         self._line_kept = 0
@@ -512,8 +531,12 @@ class Parser(ABC):
                 return
         if not self._held and self._hold_snapshot is None:
             self._hold_snapshot = (self._current_offset, self._pre_line_state or dumps_state(self.state))
+            self._hold_stats = self._pre_line_stats or self.stats.copy()
         self._held.extend(rows)
-        self._line_kept += len(rows)  # judged when released
+        if self._line_group is None:
+            self._line_group = [0, True]
+        self._held_marks.append((len(rows), self._line_group))
+        self._line_held += len(rows)  # the line is judged when these are released
 
     def _accept(self, rows: list[Row]) -> None:
         since, until = self.window.since_us, (None if self.whole else self.window.until_us)
@@ -533,17 +556,33 @@ class Parser(ABC):
             ready.append(finalize_row(r))
 
     def _release(self, ts: int) -> None:
-        held, self._held = self._held, []
-        self._hold_snapshot = None
         self.on_release(ts)
-        for r in held:
+        for r in self._held:
             if r.get("message_created_at") is None:
                 r["message_created_at"] = ts
                 attrs = r.setdefault("attributes", {})
                 attrs.setdefault("gateway", {})["timestamp_source"] = "inherited_later"
             if r.get("conversation_started_at") is None:
                 r["conversation_started_at"] = ts
-        self._accept(held)
+        self._accept_held()
+
+    def _accept_held(self) -> None:
+        """Accept the held rows (their timestamps now set) and judge the lines they came from: a line none
+        of whose rows is kept counts as outside_window. The line being handled keeps its own count."""
+        held, marks = self._held, self._held_marks
+        self._held, self._held_marks = [], []
+        self._hold_snapshot = self._hold_stats = None
+        kept_now = self._line_kept
+        ready, at = self._ready, 0
+        for n, line in marks:
+            before = len(ready)
+            self._accept(held[at : at + n])
+            at += n
+            line[0] += len(ready) - before
+        self._line_kept = kept_now
+        for line in {id(line): line for _, line in marks}.values():
+            if line[1] and not line[0]:
+                self.stats.lines_skipped["outside_window"] += 1
 
     # -- the reader's side --------------------------------------------------------------------------------
 
@@ -565,9 +604,8 @@ class Parser(ABC):
         # Not held while the rows are built: with the reader's reference gone too (it hands each line over
         # and keeps none), a long line's bytes are freed here, before its objects are turned into rows.
         del line
-        if not isinstance(obj, dict):
-            if obj is not None:
-                self.count_type("unknown")
+        if not isinstance(obj, dict):  # not JSON, or not an object: every line has a records_by_type key
+            self.count_type("unknown")
             self.stats.lines_skipped["malformed"] += 1
             self._consumed(next_offset)
             return True
@@ -585,14 +623,23 @@ class Parser(ABC):
 
     def handle_object(self, obj: dict[str, Any], offset: int | None) -> None:
         """Run `handle` with the per-line bookkeeping (outside_window counting, hold snapshot)."""
-        self._line_rows = 0
-        self._line_kept = 0
+        self._line_rows = self._line_kept = self._line_held = 0
+        self._line_group = None
         self._current_offset = offset if offset is not None else self._offset
-        self._pre_line_state = dumps_state(self.state) if self.state.get(self.LAST_TS) is None else None
+        if self.state.get(self.LAST_TS) is None:  # (only then can this line start holding rows)
+            self._pre_line_state, self._pre_line_stats = dumps_state(self.state), self.stats.copy()
         self.handle(obj, offset)  # type: ignore[arg-type]
-        if self._line_rows and not self._line_kept:
+        self.judge_line()
+        self._pre_line_state = self._pre_line_stats = None
+
+    def judge_line(self) -> None:
+        """The outside_window verdict on the rows emitted since the line counters were zeroed (schema.md
+        §7): none kept and none held -> counted now; some held, none kept -> when they are released."""
+        if self._line_group is not None:
+            self._line_group[1] = not self._line_kept  # rows of it already kept: no verdict pending
+            self._line_group = None
+        elif self._line_rows and not self._line_kept:
             self.stats.lines_skipped["outside_window"] += 1
-        self._pre_line_state = None
 
     def _consumed(self, next_offset: int) -> None:
         self._offset = next_offset
@@ -601,15 +648,13 @@ class Parser(ABC):
         """End of a whole-document read: held rows take the epoch (schema.md §3.2 rule 4)."""
         self.flush_pending()
         if self._held:
-            held, self._held = self._held, []
-            self._hold_snapshot = None
-            for r in held:
+            for r in self._held:
                 if r.get("message_created_at") is None:
                     r["message_created_at"] = 0
                     r.setdefault("attributes", {}).setdefault("gateway", {})["timestamp_source"] = "epoch"
                 if r.get("conversation_started_at") is None:
                     r["conversation_started_at"] = 0
-            self._accept(held)
+            self._accept_held()
 
     def flush_pending(self) -> None:  # noqa: B027 (an optional hook)
         """Whole-document end hook for importer-held rows (e.g. a Codex candidate). Override."""
@@ -622,12 +667,17 @@ class Parser(ABC):
     def ready_count(self) -> int:
         return len(self._ready)
 
-    def checkpoint(self) -> tuple[int, str]:
+    def checkpoint(self, *, final: bool = False) -> tuple[int, str]:
         """(offset, parser_state JSON) to resume from: the end of the last consumed line, or the start of
-        the first held line with the state from before it."""
-        self.stats.rows_held = len(self._held)
+        the first held line with the state from before it. `final`: the pass ends here; while rows are
+        held, the lines from the first held one on are not consumed (the next pass reads them again), so
+        their counts are taken back (schema.md §3.2 rule 3: counted once, when consumed)."""
         if self._hold_snapshot is not None:
+            if final and self._hold_stats is not None:
+                self.stats.restore(self._hold_stats)
+            self.stats.rows_held = len(self._held)
             return self._hold_snapshot
+        self.stats.rows_held = len(self._held)
         return self._offset, dumps_state(self.state)
 
 

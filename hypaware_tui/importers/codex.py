@@ -491,12 +491,12 @@ class CodexParser(Parser):
     def _emit_deferred(self, rows: list[Row]) -> None:
         """Emit rows built on an earlier line (the candidate): their `outside_window` verdict belongs to that
         line, not to the one being handled."""
-        saved = (self._line_rows, self._line_kept)
-        self._line_rows = self._line_kept = 0
+        saved = (self._line_rows, self._line_kept, self._line_held, self._line_group)
+        self._line_rows = self._line_kept = self._line_held = 0
+        self._line_group = None
         self.emit(rows)
-        if self._line_rows and not self._line_kept:
-            self.stats.lines_skipped["outside_window"] += 1
-        self._line_rows, self._line_kept = saved
+        self.judge_line()
+        self._line_rows, self._line_kept, self._line_held, self._line_group = saved
 
     def _emit_candidate(self, usage: dict[str, int] | None) -> None:
         st = self.state
