@@ -1060,6 +1060,9 @@ def test_object_outputs_and_arguments_never_store_file_bytes():
     assert orjson.loads(out) == {"content": [
         {"type": "input_audio", "input_audio": {"data": "<omitted>", "format": "wav"}},
         {"type": "input_file", "filename": "a.pdf", "file_data": "<omitted>"}], "ok": True}
+    # arguments are a JSON string: an integer beyond 64 bits stays exact (orjson alone made it a float)
+    assert args_json('{"n": 1267650600228229401496703205377, "neg": -9223372036854775809, "f": 1.5}') == (
+        '{"f":1.5,"n":1267650600228229401496703205377,"neg":-9223372036854775809}')
     args = args_json(orjson.dumps({"path": "x.png", "image_url": f"data:image/png;base64,{pdf}"}).decode())
     assert args == '{"image_url":"data:image/png;base64,<omitted>","path":"x.png"}'
     assert output_text({"output": "plain", "metadata": {"exit_code": 0}}) == (
@@ -1078,3 +1081,33 @@ def test_object_outputs_and_arguments_never_store_file_bytes():
     # JSON text without file bytes is kept exactly as it came, spacing included
     for text in ('{"data": {"rows": [1, 2]}, "type": "image"}', ' [{"blob": "x"}]', '{"data": "abc"', "plain"):
         assert output_text(text) == text
+
+
+def test_is_error_of_paginated_items_and_of_legacy_chat_tool_results(tmp_path):
+    """codex.md §4.4: a CommandExecution's result is an error when exit_code ∉ {0, null} (a declined
+    command, exit code null, is not one), an McpToolCall's when result.isError or an error is present: both
+    always true or false, never null. §4.1 SHOULD: a legacy chat `role: tool` result states its exit code
+    like a function_call_output does."""
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}
+    done = [{"type": "CommandExecution", "id": "ce1", "command": ["rm", "x"], "exit_code": None, "status": "declined"},
+            {"type": "CommandExecution", "id": "ce2", "command": ["false"], "exit_code": 1},
+            {"type": "McpToolCall", "id": "mc1", "server": "s", "tool": "t", "result": {"content": [{"type": "text", "text": "ok"}]}},
+            {"type": "McpToolCall", "id": "mc2", "server": "s", "tool": "t", "error": {"message": "boom"}}]  # fmt: skip
+    recs = [_e("00", "session_meta", meta), _e("01", "response_item", {"type": "message", "role": "user", "content": "go"})]
+    recs += [_e(f"0{2 + i}", "event_msg", {"type": "item_completed", "item": item}) for i, item in enumerate(done)]
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    results = {r["message_id"]: r for r in rows if r["part_type"] == "tool_result"}
+    verdicts = {k: (r["is_error"], json.loads(r["status"])["tool_status"]) for k, r in results.items()}
+    assert verdicts == {"ce1:output": (False, "success"), "ce2:output": (True, "error"),
+                        "mc1:output": (False, "success"), "mc2:output": (True, "error")}  # fmt: skip
+
+    out = json.dumps({"output": "ls: cannot access x\n", "metadata": {"exit_code": 2}})
+    doc = {"session": {"id": "legacy", "timestamp": "2025-04-01T10:00:00Z"}, "items": [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "shell", "arguments": '{"command": ["ls", "x"]}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": out},
+        {"type": "function_call_output", "call_id": "c1", "output": out}]}
+    path = tmp_path / "rollout-2025-04-01-legacy.json"
+    path.write_text(json.dumps(doc))
+    rows, _ = import_file(IMP, path, file=source_file_for(IMP, path))
+    assert [r["is_error"] for r in rows if r["part_type"] == "tool_result"] == [True, True]

@@ -172,7 +172,7 @@ def canonical_json(value: Any) -> str:
     of dicts, lists, str, int, bool and None (what `orjson.loads` gives, floats aside) are encoded by orjson,
     whose output is the same text for them (string escapes, key order by code point, 64-bit ints; it raises
     on what differs: bigger ints, lone surrogates, non-str keys, deep nesting), several times faster."""
-    if _orjson_identical(value):
+    if plain_json_types(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         except (orjson.JSONEncodeError, TypeError):
@@ -183,7 +183,7 @@ def canonical_json(value: Any) -> str:
 def canonical_json_bytes(value: Any) -> bytes:
     """`canonical_json(value)` as UTF-8 bytes (lone surrogates passed through), for hashing without a
     decode/encode round trip on large payloads."""
-    if _orjson_identical(value):
+    if plain_json_types(value):
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except (orjson.JSONEncodeError, TypeError):
@@ -196,7 +196,7 @@ def canonical_json_bytes(value: Any) -> bytes:
 _MAX_DEPTH = 256  # orjson refuses deeper nesting anyway
 
 
-def _orjson_identical(value: Any, depth: int = 0) -> bool:
+def plain_json_types(value: Any, depth: int = 0) -> bool:
     """True when `value` holds only the exact types for which orjson and the stdlib encode alike: dict, list,
     str, int, bool, None (no float: their number formats differ). Bounded in depth, so a cyclic value ends
     (the stdlib then reports it as before). A plain recursive scan: this runs for every JSON column."""
@@ -213,7 +213,7 @@ def _orjson_identical(value: Any, depth: int = 0) -> bool:
         vc = v.__class__
         if vc is str or vc is int or vc is bool or v is None:
             continue
-        if (vc is not dict and vc is not list) or not _orjson_identical(v, depth + 1):
+        if (vc is not dict and vc is not list) or not plain_json_types(v, depth + 1):
             return False
     return True
 

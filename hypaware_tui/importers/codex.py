@@ -1008,18 +1008,16 @@ class CodexParser(Parser):
                 outs = [item[k] for k in ("stdout", "stderr") if item.get(k).__class__ is str]
                 text = "\n".join(outs) if outs else None
             code = item.get("exit_code")
-            err = None if code is None or code.__class__ is not int else code != 0
+            err = code is not None and not (code.__class__ is int and code == 0)  # exit_code ∉ {0, null}
             msgs += self._call_and_result(item, iid, "shell", args, None, text, err)
         elif itype == "McpToolCall":
             result = item.get("result")
             text = None
-            err: bool | None = None
+            err: bool | None = False  # result.isError, or an error present (codex.md §4.4)
             if result.__class__ is dict:
                 texts = _entry_texts(result.get("content"))
                 text = "\n".join(texts) if texts else None
-                is_err = result.get("isError")
-                if is_err.__class__ is bool:
-                    err = is_err
+                err = result.get("isError") is True
             if item.get("error") is not None:
                 err = True
                 if text is None:
@@ -1157,11 +1155,12 @@ class CodexParser(Parser):
         if role == "tool":
             call_id = _s(item.get("tool_call_id"))
             if content.__class__ is str:
-                text: str | None = content
+                text: str | None = binary_free_text(content)  # type: ignore[arg-type]
             else:
                 texts = _entry_texts(content, _CHAT_TEXT_TYPES)
                 text = "\n".join(texts) if texts else None
-            part = _tool_result_part(call_id, text, None)
+            code = exit_code(content)  # (codex.md §4.1 SHOULD, as for a function_call_output)
+            part = _tool_result_part(call_id, text, None if code is None else code != 0)
             if call_id is not None and call_id in self._tool_index:
                 part["tool_name"] = self._tool_index[call_id]
             parts.append(part)
