@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from hypaware_tui.core.daemon.loop import DaemonLoop, FakeClock
 from hypaware_tui.core.daemon.watch import PollingWatcher
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.runner import run_backfill
-from hypaware_tui.core.storage import Storage, StorageError
+from hypaware_tui.core.storage import Storage, StorageError, _os_error_message
 from hypaware_tui.core.timeutil import datetime_to_us
 from hypaware_tui.importers.base import Window
 from hypaware_tui.importers.claude import ClaudeImporter
@@ -509,8 +510,9 @@ class FlakyStorage(Storage):
     fail = False
 
     def commit(self, rows, checkpoints, **kw):  # type: ignore[no-untyped-def]
-        if FlakyStorage.fail:
-            raise StorageError("could not write to the dataset: No space left on device (test)")
+        if FlakyStorage.fail:  # as the storage raises it: a message for a command, the OSError behind
+            err = OSError(errno.ENOSPC, "No space left on device", "part.tmp")
+            raise StorageError(_os_error_message(err, "could not write to the dataset", self.layout)) from err
         return super().commit(rows, checkpoints, **kw)
 
 
@@ -531,7 +533,9 @@ def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path)
         clock.advance(1)
         loop.step()
         st = home.status()
-        assert st["state"] == "degraded" and "No space left on device" in st["last_error"]["message"]
+        assert st["state"] == "degraded"
+        # said once, with what to do; not the command's "run it again" (the daemon retries by itself)
+        assert st["last_error"]["message"] == "could not write to the dataset: No space left on device (part.tmp); free some disk space"
         assert loop.write_failing and loop.retry_at - clock.monotonic() == pytest.approx(5, abs=0.01)
         held = sum(len(b.rows) for b in loop.batches.values())
         assert held == 1

@@ -168,9 +168,17 @@ def test_dry_runs_write_nothing_and_call_no_manager(home: Home, fake: FakeServic
     assert code == 0
     assert str(fake.unit_path) in out and "ExecStart=" in out and "systemctl --user daemon-reload" in out
     code2, out2, _ = run_cli(capsys, "daemon", "uninstall", "--dry-run")
-    assert code2 == 0 and "systemctl --user disable hypaware.service" in out2
+    assert (code2, out2.strip()) == (0, "not installed; nothing would be removed")
     assert fake.calls == []
     assert sorted(str(p) for p in home.base.rglob("*")) == before
+    # installed: the dry run shows the unit that would go (path, text) and the manager commands
+    assert run_cli(capsys, "daemon", "install")[0] == 0
+    fake.calls.clear()
+    unit = fake.unit_path.read_text()
+    code3, out3, _ = run_cli(capsys, "daemon", "uninstall", "--dry-run")
+    assert code3 == 0 and str(fake.unit_path) in out3 and unit.strip() in out3
+    assert "systemctl --user disable hypaware.service" in out3 and out3.rstrip().endswith("nothing was written.")
+    assert fake.calls == [] and fake.unit_path.read_text() == unit
 
 
 def test_uninstall(home: Home, fake: FakeServiceManager, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -319,20 +320,26 @@ def daemon_uninstall(
     if mgr is None or kind is None:
         out("not installed")
         raise typer.Exit(0)
-    if dry_run:
-        out(f"Unit      {mgr.unit_path}")
-        out("Commands")
-        for cmd in manager_commands(kind, "uninstall", mgr.unit_path):
-            out(f"  {cmd}")
-        out("")
-        out("Dry run: nothing was written.")
-        raise typer.Exit(0)
     try:
         installed = mgr.installed()
     except Exception as exc:  # noqa: BLE001
         _fail(f"cannot check the service: {exc}")
     if not installed:
-        out("not installed")
+        out("not installed" + ("; nothing would be removed" if dry_run else ""))
+        raise typer.Exit(0)
+    if dry_run:  # (daemon.md §8: the unit path, the unit text and the manager commands)
+        out(f"Unit      {mgr.unit_path}")
+        out("")
+        try:
+            out(Path(mgr.unit_path).read_text(errors="replace").rstrip("\n"))
+        except OSError as exc:
+            out(f"(cannot read it: {exc.strerror or exc})")
+        out("")
+        out("Commands")
+        for cmd in manager_commands(kind, "uninstall", mgr.unit_path):
+            out(f"  {cmd}")
+        out("")
+        out("Dry run: nothing was written.")
         raise typer.Exit(0)
     try:
         available = mgr.available()

@@ -15,6 +15,7 @@ with a fake clock; `run()` adds the pid lock, signals and the waiting between st
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -1105,7 +1106,7 @@ class DaemonLoop:
 
     def _write_failed(self, exc: BaseException) -> None:
         now = self.clock.monotonic()
-        msg = f"could not write to the dataset: {exc}"
+        msg = self._write_failure_text(exc)
         if not self.write_failing:
             log.error("%s; retrying in %g s", msg, self.backoff)
         self.write_failing = True
@@ -1114,6 +1115,21 @@ class DaemonLoop:
         self.degraded["write"] = msg
         self._error(msg)
         self._refresh_state()
+
+    def _write_failure_text(self, exc: BaseException) -> str:
+        """What failed, and what to do, for the status and the log: the storage's own messages end with
+        advice for a command ("run it again"), and the daemon retries by itself."""
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        if isinstance(cause, OSError):
+            where = f" ({cause.filename})" if cause.filename else ""
+            text = f"could not write to the dataset: {cause.strerror or cause}{where}"
+            if cause.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+                text += "; free some disk space"
+            elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                text += f"; check that {self.layout.home} and everything in it are yours and writable"
+            return text
+        text = str(exc)
+        return text if text.startswith("could not") else f"could not write to the dataset: {text}"
 
     # ------------------------------------------------------------------------------------------ retention
     def retention_pass(self) -> None:
