@@ -631,9 +631,12 @@ def test_flush_by_rows_and_by_age(home: Home) -> None:
         clock.advance(1)
         loop.step()
         assert len(part_ids(home.layout)) == 2  # the oldest row reached flush_seconds
-        with f.open("a") as fh:  # 6 user lines >= flush_rows: flushed at once
+        with f.open("a") as fh:  # 6 user lines: a batch of flush_rows (its maximum) flushed at once
             fh.write("".join(claude_line(S1, 10 + 2 * k, T, role="user") for k in range(6)))
         clock.advance(1)
+        loop.step()
+        assert len(part_ids(home.layout)) == 7 and sum(len(b.rows) for b in loop.batches.values()) == 1
+        clock.advance(30)  # the sixth waits for flush_seconds, like any batch below flush_rows
         loop.step()
         assert len(part_ids(home.layout)) == 8
     finally:

@@ -113,3 +113,18 @@ def test_a_long_line_is_freed_once_parsed(tmp_path, monkeypatch):
         tracemalloc.stop()
     assert [t for _, t in rows] == [text]
     assert held and held[0] < 60_000_000, held  # the 40 MB string, without the 40 MB line beside it
+
+
+def test_batch_rows_is_a_maximum_within_one_block(tmp_path):
+    """daemon.md §5 flush_rows is the maximum rows per batch (storage.md §4.3: batches sized for the lock):
+    a 4 MiB block holding 5,000 short lines gives batches of at most `batch_rows`, each with a checkpoint
+    right after its last line, not one batch of 5,000."""
+    data = b"".join(_msg(i, "x") + b"\n" for i in range(5_000))
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(data)
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True, len(data), 0)
+    batches = list(FilePass(IMP, src, None, Window(), ParseStats(), batch_rows=2_000).batches())
+    assert [len(b.rows) for b in batches] == [2_000, 2_000, 1_000]
+    for b in batches:  # each checkpoint is the offset after its batch's last row's line
+        last = max(r["source_offset"] for r in b.rows)
+        assert b.update.entry.offset == data.index(b"\n", last) + 1

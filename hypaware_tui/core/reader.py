@@ -168,19 +168,26 @@ class FilePass:
             for complete in line_blocks(read, self.chunk_size, end - start):
                 lines, _ = split_lines(complete)  # (a block ends with its last line's newline)
                 complete = b""  # not held while its lines are parsed, nor while the next long line is read
-                pos, stopped = feed_lines(parser.feed, lines, pos)
+                while lines and not stopped:
+                    # At most as many lines as the batch has room for rows: a block of short lines holds
+                    # tens of thousands, and `batch_rows` is a maximum (daemon.md §5 flush_rows), give or
+                    # take the parts of the last lines.
+                    room = max(1, self.batch_rows - parser.ready_count)
+                    pos, stopped = feed_lines(parser.feed, lines, pos, room)
+                    if stopped:
+                        break
+                    if parser.ready_count >= self.batch_rows or (
+                        self.batch_bytes is not None and parser.ready_count and pos - batch_pos >= self.batch_bytes
+                    ):
+                        batch_pos = pos
+                        offset, pstate = parser.checkpoint()
+                        # Mid-file: record size = offset so a crash before the end never makes the file look
+                        # unchanged (storage.md §5.4 step 2).
+                        yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=offset), offset - start)
+                        if self.cancel():
+                            return
                 if stopped:
                     break
-                if parser.ready_count >= self.batch_rows or (
-                    self.batch_bytes is not None and parser.ready_count and pos - batch_pos >= self.batch_bytes
-                ):
-                    batch_pos = pos
-                    offset, pstate = parser.checkpoint()
-                    # Mid-file: record size = offset so a crash before the end never makes the file look
-                    # unchanged (storage.md §5.4 step 2).
-                    yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=offset), offset - start)
-                    if self.cancel():
-                        return
             self.stopped_at_until = stopped
             offset, pstate = parser.checkpoint(final=True)
             size = offset if stopped else st.st_size

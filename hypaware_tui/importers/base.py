@@ -306,12 +306,16 @@ def split_lines(data: bytes) -> tuple[list[bytes], bytes]:
     return lines, rest
 
 
-def feed_lines(feed: Callable[[bytes, int, int], bool], lines: list[bytes], at: int) -> tuple[int, bool]:
+def feed_lines(
+    feed: Callable[[bytes, int, int], bool], lines: list[bytes], at: int, limit: int | None = None
+) -> tuple[int, bool]:
     """Hand `lines` (from `split_lines`; the first at file offset `at`) to `feed(line, offset, next_offset)`,
     taking each out of the list as it goes: no reference stays here, so the parser frees a long line once it
-    has parsed it, before building its rows. Returns the offset after the last line consumed and whether
-    `feed` stopped (an incremental pass at `until`); the list is empty afterwards."""
-    while lines:
+    has parsed it, before building its rows. At most `limit` lines when given (the rest stay in the list).
+    Returns the offset after the last line consumed and whether `feed` stopped (an incremental pass at
+    `until`; the list is then emptied)."""
+    end = 0 if limit is None else max(0, len(lines) - limit)
+    while len(lines) > end:
         after = at + len(lines[-1]) + 1
         if not feed(lines.pop(), at, after):
             lines.clear()
