@@ -1030,3 +1030,19 @@ def test_held_lines_are_counted_once_when_consumed_and_judged_when_released(tmp_
     held_rows, held = import_file(IMP, path)
     assert held_rows == [] and held.rows_held == 1
     assert (dict(held.records_by_type), dict(held.lines_skipped)) == ({}, {})
+
+
+def test_an_empty_cwd_branch_or_version_is_that_line_s_value_not_the_last_one(tmp_path):
+    """claude.md §4.2: the line's `cwd`, `gitBranch`, `version`; only an absent one takes the last value seen.
+    An empty one (Claude Code writes gitBranch "" outside a git repository) is null (schema.md §3.4 rule 5),
+    and what later lines without the field inherit."""
+    def user(uuid, **fields):
+        return {"type": "user", "sessionId": "s1", "uuid": uuid, "timestamp": "2026-05-20T10:00:00Z",
+                "message": {"role": "user", "content": uuid}, **fields}
+
+    rows = _rows_from_lines([user("u0", cwd="/r", gitBranch="main", version="2.1.1"),
+                             user("u1", cwd="", gitBranch="", version=""), user("u2"),
+                             user("u3", cwd="/s", gitBranch="dev", version="2.1.2"), user("u4")], "s1.jsonl", tmp=tmp_path)
+    got = [(r["message_id"], r.get("cwd"), r.get("git_branch"), r.get("client_version")) for r in rows]
+    assert got == [("u0", "/r", "main", "2.1.1"), ("u1", None, None, None), ("u2", None, None, None),
+                   ("u3", "/s", "dev", "2.1.2"), ("u4", "/s", "dev", "2.1.2")]

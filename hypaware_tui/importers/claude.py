@@ -287,8 +287,8 @@ class ClaudeParser(Parser):
             last["session_id"] = sid
         for skey, lkey in _LAST_FIELDS:
             v = get(lkey)
-            if v.__class__ is str and v != "":
-                last[skey] = v
+            if v.__class__ is str:  # a line's own value, "" (no git branch, say) included, is its value:
+                last[skey] = v or None  # stored as null (schema.md §3.4 rule 5); only an absent one inherits
         ts = _ts(get("timestamp"))
         if ts is not None:
             self.note_timestamp(ts)
