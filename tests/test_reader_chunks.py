@@ -128,3 +128,24 @@ def test_batch_rows_is_a_maximum_within_one_block(tmp_path):
     for b in batches:  # each checkpoint is the offset after its batch's last row's line
         last = max(r["source_offset"] for r in b.rows)
         assert b.update.entry.offset == data.index(b"\n", last) + 1
+
+
+def test_checkpoints_count_the_rows_a_file_gave_across_passes(tmp_path):
+    """storage.md §5.1 `files.rows_emitted`: the rows the file has given so far, earlier passes included; a
+    reset starts again from 0."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"".join(_msg(i, "x") + b"\n" for i in range(5)))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+
+    def one_pass(cp):
+        batches = list(FilePass(IMP, src, cp, Window(), ParseStats(), batch_rows=2).batches())
+        return [b.update.entry.rows_emitted for b in batches], batches[-1].update.entry
+
+    counts, cp = one_pass(None)
+    assert counts == [2, 4, 5]
+    with path.open("ab") as fh:
+        fh.write(b"".join(_msg(i, "x") + b"\n" for i in range(5, 8)))
+    counts, cp = one_pass(cp)
+    assert counts == [7, 8]
+    path.write_bytes(_msg(0, "rewritten") + b"\n")  # shorter than the checkpoint: a reset
+    assert one_pass(cp)[0] == [1]

@@ -74,6 +74,7 @@ class FilePass:
         self.error: str | None = None
         self.stopped_at_until = False
         self.size = 0
+        self.rows_emitted = 0  # rows this file has given up to the next checkpoint, earlier passes included
 
     # ------------------------------------------------------------------------------------------------
 
@@ -129,7 +130,7 @@ class FilePass:
             head_len=len(head),
             head_sha256=hashlib.sha256(head).hexdigest(),
             parser_state=state,
-            rows_emitted=0,
+            rows_emitted=self.rows_emitted,
         )
         return CheckpointUpdate(entry=entry, path=self.file.path)
 
@@ -148,7 +149,9 @@ class FilePass:
                     reset = True
                 else:
                     start, state = cp.offset, loads_state(cp.parser_state)
+                    self.rows_emitted = cp.rows_emitted
             if state is None:
+                self.rows_emitted = 0
                 start = 0
                 state = self.importer.prepare_fresh_state(self.file)
             self.status = "reset" if reset else "read"
@@ -181,9 +184,11 @@ class FilePass:
                     ):
                         batch_pos = pos
                         offset, pstate = parser.checkpoint()
+                        rows = parser.drain()
+                        self.rows_emitted += len(rows)
                         # Mid-file: record size = offset so a crash before the end never makes the file look
                         # unchanged (storage.md §5.4 step 2).
-                        yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=offset), offset - start)
+                        yield Batch(rows, self._update(st, offset, pstate, head, size=offset), offset - start)
                         if self.cancel():
                             return
                 if stopped:
@@ -191,7 +196,9 @@ class FilePass:
             self.stopped_at_until = stopped
             offset, pstate = parser.checkpoint(final=True)
             size = offset if stopped else st.st_size
-            yield Batch(parser.drain(), self._update(st, offset, pstate, head, size=size), end - start, final=True)
+            rows = parser.drain()
+            self.rows_emitted += len(rows)
+            yield Batch(rows, self._update(st, offset, pstate, head, size=size), end - start, final=True)
 
     def _whole(self, st: os.stat_result) -> Iterator[Batch]:
         """A whole document (storage.md §5.3), its rows handed out as the importer reads them. Only the last
@@ -205,6 +212,7 @@ class FilePass:
         for rows, consumed in batches:
             self.bytes_read = consumed
             if pending:
+                self.rows_emitted += len(pending)
                 for i in range(0, len(pending), self.batch_rows):
                     yield Batch(pending[i : i + self.batch_rows], None, min(consumed, st.st_size))
                 if self.cancel():
@@ -212,6 +220,7 @@ class FilePass:
                     return
             pending = rows
         rows = pending or []
+        self.rows_emitted += len(rows)
         update = self._update(st, st.st_size, "{}", head, size=st.st_size)
         for i in range(0, max(len(rows), 1), self.batch_rows):
             last = i + self.batch_rows >= len(rows)
