@@ -312,6 +312,29 @@ def test_waiting_for_the_lock_calls_on_wait_once(layout: Layout) -> None:
     assert res.lock_wait_ms >= 400 and res.rows_written == 1
 
 
+def test_a_wait_for_the_import_floor_check_is_reported_with_the_next_commit(layout: Layout) -> None:
+    """A run's first wait for the lock may be the import-floor check (storage.md §7.3), not a commit: it
+    is part of the lock_wait_ms of the run's first commit (it was reported nowhere)."""
+    holder = Storage(layout)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.locked():
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(5)
+    threading.Timer(0.6, release.set).start()
+    waiter = Storage(layout)
+    waiter.ensure_import_floor(None)
+    t.join()
+    first = waiter.commit(make_rows(1), [])
+    second = waiter.commit(make_rows(1, prefix="b"), [])
+    assert first.lock_wait_ms >= 400 and second.lock_wait_ms < 400
+
+
 def test_lock_timeout_is_a_clear_error(layout: Layout) -> None:
     holder = Storage(layout)
     with holder.locked():

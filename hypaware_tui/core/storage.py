@@ -480,6 +480,7 @@ class Storage:
         self.lock_timeout = lock_timeout
         self._memo: dict[tuple[str, str], _Memo] = {}
         self._lock: FileLock | None = None
+        self._unreported_wait_ms = 0  # a lock wait outside a commit (the import-floor check)
         self._db: StateDB | None = None
         # Test hook: called with the new compacted file's path and its re-read frame; returning False (or
         # raising) makes the verification fail.
@@ -634,7 +635,8 @@ class Storage:
         writes: list[dict[str, Any]] = []
         try:
             with self.locked(on_wait) as wait_ms:
-                result.lock_wait_ms = wait_ms
+                # (with the wait for the import-floor check before the run's first commit, if any)
+                result.lock_wait_ms, self._unreported_wait_ms = wait_ms + self._unreported_wait_ms, 0
                 if encoded is not None:
                     self._write_encoded(encoded, result, writes)
                 elif height:
@@ -861,7 +863,8 @@ class Storage:
         raised, or set to 0), reset every checkpoint first. Returns True when checkpoints were reset."""
         new = cut_date or NO_FLOOR
         try:
-            with self.locked(on_wait):
+            with self.locked(on_wait) as wait_ms:
+                self._unreported_wait_ms += wait_ms  # reported with the next commit's lock_wait_ms
                 db = self._state()
                 old = db.get_meta(META_IMPORT_FLOOR)
                 lowered = old is not None and old != NO_FLOOR and (new == NO_FLOOR or new < old)
