@@ -709,6 +709,25 @@ def test_missing_client_capture_start_is_set_by_the_daemon(home: Home) -> None:
     assert cap["claude"].set_by == "daemon" and cap["claude"].capture_since_us == T_US
 
 
+def test_a_client_enabled_by_hand_captures_from_the_daemon_s_start(home: Home) -> None:
+    """daemon.md §3.2: a client enabled without a capture entry gets the daemon's own start time, also when
+    the daemon meets it at a reload later on (it got the reload time: what the client wrote in between,
+    beyond the 5 min grace, was never captured)."""
+    clock = FakeClock(start=T.timestamp())
+    loop = polling_loop(home, clock)
+    try:
+        clock.advance(3600)
+        home.write_config(clients={"claude": True, "codex": True})
+        loop._reload_requested = True
+        loop.step()
+        assert set(loop.clients) == {"claude", "codex"}
+    finally:
+        loop.shutdown()
+        loop.close()
+    cap = read_capture(home.layout)
+    assert (cap["codex"].set_by, cap["codex"].capture_since_us) == ("daemon", T_US)
+
+
 def test_after_a_watcher_failure_file_events_are_tried_again(home: Home, caplog) -> None:
     """Polling is the fallback, not a life sentence: at each safety rescan the daemon tries file events
     again (the inotify watches may have been freed). A retry that fails the same way is not logged again; a

@@ -276,7 +276,8 @@ class DaemonLoop:
         self.watcher: Watcher | None = None
         self.watch_kind = "polling"
         self.watch_failure: str | None = None  # why file events failed; polling until they work again
-        self.started_at = control.utc_iso(self.clock.time())
+        self.started_us = int(self.clock.time() * 1_000_000)
+        self.started_at = control.utc_iso(self.started_us / 1_000_000)
         self.rows_written = 0
         self.last_import_at: str | None = None
         self.last_error: dict[str, str] | None = None
@@ -461,7 +462,9 @@ class DaemonLoop:
             self.pending[name] = {}
             added.append(name)
         if added:
-            now_us = int(self.clock.time() * 1_000_000)
+            # daemon.md §3.2: a client enabled without a capture entry (by hand, seen at start or at a reload)
+            # captures from the daemon's own start time
+            now_us = self.started_us
             try:
                 self.captures = capture_mod.ensure_capture_start(self.layout, added, now_us)
             except OSError as exc:
