@@ -291,23 +291,26 @@ def test_import_floor_lowered_resets_checkpoints(storage: Storage, layout: Layou
 # --- locking ---------------------------------------------------------------------------------------------
 
 
-def test_waiting_for_the_lock_calls_on_wait_once(layout: Layout) -> None:
-    holder = Storage(layout)
+def _lock_held_for(layout: Layout, seconds: float) -> threading.Thread:
+    """Another process's commit: the write lock held from now for `seconds` (join the thread after)."""
     held = threading.Event()
-    release = threading.Event()
 
     def hold() -> None:
-        with holder.locked():
+        with Storage(layout).locked():
             held.set()
-            release.wait(5)
+            time.sleep(seconds)
 
     t = threading.Thread(target=hold)
     t.start()
     held.wait(5)
+    return t
+
+
+def test_waiting_for_the_lock_calls_on_wait_once(layout: Layout) -> None:
+    holder = _lock_held_for(layout, 0.6)
     calls: list[float] = []
-    threading.Timer(0.6, release.set).start()
     res = Storage(layout).commit(make_rows(1), [], on_wait=lambda: calls.append(time.monotonic()))
-    t.join()
+    holder.join()
     assert len(calls) == 1
     assert res.lock_wait_ms >= 400 and res.rows_written == 1
 
@@ -315,21 +318,10 @@ def test_waiting_for_the_lock_calls_on_wait_once(layout: Layout) -> None:
 def test_a_wait_for_the_import_floor_check_is_reported_with_the_next_commit(layout: Layout) -> None:
     """A run's first wait for the lock may be the import-floor check (storage.md §7.3), not a commit: it
     is part of the lock_wait_ms of the run's first commit (it was reported nowhere)."""
-    holder = Storage(layout)
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with holder.locked():
-            held.set()
-            release.wait(5)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(5)
-    threading.Timer(0.6, release.set).start()
+    holder = _lock_held_for(layout, 0.6)
     waiter = Storage(layout)
     waiter.ensure_import_floor(None)
-    t.join()
+    holder.join()
     first = waiter.commit(make_rows(1), [])
     second = waiter.commit(make_rows(1, prefix="b"), [])
     assert first.lock_wait_ms >= 400 and second.lock_wait_ms < 400
