@@ -331,3 +331,16 @@ def test_yes_json_names_a_selected_client_that_was_not_found(tmp_path: Path, fak
     proc = hyp(["init", "--yes", "--no-daemon", "--no-backfill", "--json", "--force"], env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["backfill"] is None  # declined
+
+
+def test_hyp_home_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    """HYP_HOME pointing at a file: init said "a config already exists at <file>/hypaware-config.json"
+    (there is none) and offered --force. It names the real problem, exit 1, and writes nothing."""
+    m = make_machine(tmp_path)
+    m.layout.home.write_text("a file\n")
+    for args in (["init", "--yes"], ["init", "--yes", "--force"], ["init", "--yes", "--dry-run"]):
+        p = hyp(args, dict(m.env))
+        assert p.returncode == 1, (args, p.stderr)
+        assert p.stderr.strip() == (f"hyp init: HYP_HOME is {m.layout.home}, which is not a directory. Point "
+                                    "HYP_HOME at a directory (or move that file away) and run it again.")
+        assert m.layout.home.read_text() == "a file\n"

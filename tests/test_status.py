@@ -218,3 +218,20 @@ def test_a_dataset_path_that_is_a_file_is_unreadable_not_empty(
     out = capsys.readouterr().out
     assert info.value.code == 1
     assert "error: cannot read the dataset" in out and "nothing imported yet" not in out
+
+
+@pytest.mark.parametrize("file_at", ["cache", "home"])
+def test_a_file_above_the_dataset_makes_it_unreadable_too(tmp_path: Path, env: dict[str, str], file_at: str) -> None:
+    """The same when the file is higher up: `cache/` is a file, or HYP_HOME itself is one (HYP_HOME=/dev/null
+    said "empty: nothing imported yet")."""
+    layout = Layout(tmp_path / "hyp")
+    if file_at == "cache":
+        write_config(layout)
+        layout.cache_dir.write_text("not a directory")
+        expected = f"cannot read the dataset: {layout.cache_dir} is not a directory (move it away)"
+    else:
+        layout.home.write_text("not a directory")
+        expected = f"cannot read the dataset: HYP_HOME ({layout.home}) is not a directory; point HYP_HOME at a directory"
+    report = gather_status(layout, env)
+    assert report["dataset"]["error"] == expected and status_exit_code(report) == 1
+    assert gather_status(Layout(tmp_path / "fresh"), env)["dataset"]["error"] is None  # nothing yet: no error

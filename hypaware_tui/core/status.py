@@ -158,9 +158,16 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         "newest": None,
         "error": None,
     }
-    root = layout.dataset_root
-    if root.exists() and not root.is_dir():  # (listed as empty otherwise; every import there fails)
-        section["error"] = f"cannot read the dataset: {root} is not a directory (move it away)"
+    # A file where the dataset directory, or one of the directories above it, belongs: listed as empty
+    # otherwise, while every import there fails.
+    where = layout.dataset_root
+    while not where.exists() and where != layout.home and where.parent != where:
+        where = where.parent
+    if where.exists() and not where.is_dir():
+        section["error"] = (
+            f"cannot read the dataset: HYP_HOME ({where}) is not a directory; point HYP_HOME at a directory"
+            if where == layout.home else f"cannot read the dataset: {where} is not a directory (move it away)"
+        )
         return section
     try:
         stats = dataset_stats(layout)
