@@ -306,6 +306,27 @@ def test_resolve_window_and_retention_floor(layout, env):
     assert dataset(layout).height == 2
 
 
+def test_after_retention_is_raised_a_dry_run_and_a_since_run_see_the_older_history(layout, env):
+    """storage.md §7.3 for the runs that write no checkpoints: a dry run previews what the real run will
+    import (it counted nothing: every file looked unchanged), and a `--since` run, which commits rows,
+    checks the floor first (it imported nothing of the older history it asked for)."""
+    now = now_us()
+    day = lambda n: (datetime.now(UTC) - timedelta(days=n)).replace(hour=12, minute=0, second=0, microsecond=0)  # noqa: E731
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "s.jsonl"), "s", [iso(day(200)), iso(day(2))])
+    window, _, _ = resolve_window(None, None, 120, now)
+    assert run(layout, env, providers=["claude"], window=window, retention_days=120, now=now).providers[0].rows_written == 1
+
+    window, _, write = resolve_window(None, None, 365, now)  # retention raised
+    preview = run(layout, env, providers=["claude"], window=window, retention_days=365, now=now, dry_run=True)
+    assert (preview.providers[0].rows_written, preview.providers[0].duplicates_skipped) == (1, 1)
+    since = parse_iso_us(iso(day(250)))
+    window, _, write = resolve_window(since, None, 365, now)
+    assert not write  # a lower bound later than the floor: no checkpoints (§7.5)
+    res = run(layout, env, providers=["claude"], window=window, write_checkpoints=write, retention_days=365, now=now)
+    assert (res.providers[0].rows_written, res.providers[0].duplicates_skipped) == (1, 1)
+    assert dataset(layout).height == 2
+
+
 # --------------------------------------------------------------------------------------------- batching
 
 

@@ -236,6 +236,9 @@ class _DryRunDedupe:
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self.memo: dict[tuple[str, str], set[str]] = {}
+        # The real run would reset every checkpoint first (storage.md §7.3, the import floor was lowered):
+        # the preview reads every file from its start too. Set by `run_backfill`.
+        self.fresh = False
 
     def _partition(self, source: str, date: str) -> set[str]:
         key = (source, date)
@@ -526,7 +529,11 @@ def run_backfill(
     workers = default_workers() if workers is None else workers
     pool = _Pool(workers) if workers > 1 else None
     dry = _DryRunDedupe(layout) if dry_run else None
-    floor_ensured = dry_run or not write_cps
+    if dry is not None:
+        dry.fresh = _floor_would_be_lowered(layout, cut)
+    # Every run that commits checks the floor first, one with --since too (it commits rows): after retention
+    # was raised, it would otherwise find every file unchanged and import nothing of the older history.
+    floor_ensured = dry_run
     if not dry_run:
         from hypaware_tui.core.events import EventLog
 
@@ -676,6 +683,19 @@ def _finish_provider(pr: ProviderResult, events: Any, sink: ProgressSink) -> Non
         pass  # a broken sink must not change the result
 
 
+def _floor_would_be_lowered(layout: Layout, cut: str | None) -> bool:
+    """Whether `Storage.ensure_import_floor(cut)` would reset every checkpoint (read-only, for a dry run)."""
+    from hypaware_tui.core.storage import META_IMPORT_FLOOR, floor_lowered
+
+    if not layout.ingest_db.exists():
+        return False
+    db = _open_state(layout, dry_run=True)
+    try:
+        return floor_lowered(db.get_meta(META_IMPORT_FLOOR), cut)
+    finally:
+        db.close()
+
+
 def _open_state(layout: Layout, *, dry_run: bool) -> Any:
     """The state database to read checkpoints from (read-only and empty when there is none yet: opening it
     creates nothing; a dry run never writes)."""
@@ -723,7 +743,7 @@ def _run_provider(
         # Each file's stat from discovery (a file without one is stat'ed here), against its checkpoint's
         # stat: the plan figures, the progress total, and the files a pass need not open. Full checkpoints
         # are read for the other files only.
-        stored = db.stat_keys(name)
+        stored = {} if dry is not None and dry.fresh else db.stat_keys(name)
         files: list[tuple[SourceFile, int]] = []
         unchanged: set[str] = set()  # path hashes of files whose checkpoint matches their stat
         bytes_total = 0

@@ -112,6 +112,13 @@ def partition_name(source: str, date_: str) -> str:
     return f"source={source}/date={date_}"
 
 
+def floor_lowered(recorded: str | None, cut_date: str | None) -> bool:
+    """storage.md §7.3: whether a run with `cut_date` has an earlier import floor than the one `recorded` in
+    the state database (retention was raised, or set to 0), so that every checkpoint must be reset."""
+    new = cut_date or NO_FLOOR
+    return recorded is not None and recorded != NO_FLOOR and (new == NO_FLOOR or new < recorded)
+
+
 def cut_date_for(retention_days: int, today: date | None = None) -> str | None:
     """storage.md §7.2: UTC today minus `retention_days`, or None when retention is 0 (keep forever)."""
     if retention_days <= 0:
@@ -867,7 +874,7 @@ class Storage:
                 self._unreported_wait_ms += wait_ms  # reported with the next commit's lock_wait_ms
                 db = self._state()
                 old = db.get_meta(META_IMPORT_FLOOR)
-                lowered = old is not None and old != NO_FLOOR and (new == NO_FLOOR or new < old)
+                lowered = floor_lowered(old, cut_date)
                 if lowered:
                     db.reset_all()
                 if old != new:
