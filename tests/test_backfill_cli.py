@@ -683,3 +683,31 @@ def test_cache_prune_forgets_the_checkpoints_of_vanished_files_only(h):
     assert entries() == 2 and moved.exists()
     text = h.run("cache", "prune")
     assert text.returncode == 0 and "import position" not in text.stdout
+
+
+def test_a_ctrl_c_while_waiting_for_the_lock_stops_the_wait_and_prints_the_summary(h):
+    """cli.md §5.3: a Ctrl+C ends a backfill with exit 130 and its summary. While another process held the
+    write lock, the first Ctrl+C was only noted: hyp went on waiting until the lock came free. Nothing is
+    lost: the next run imports everything."""
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.storage import Storage
+
+    h.config(claude=True, codex=False)
+    rows, _ = claude_fixtures(h)
+    with Storage(Layout(h.hyp)) as other, other.locked():
+        p = subprocess.Popen(HYP + ["backfill", "--json"], env=dict(h.env, PYTHONFAULTHANDLER="1"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (as at a terminal)
+        assert "waiting for another import to finish its batch" in p.stderr.readline()
+        p.send_signal(signal.SIGINT)
+        try:
+            out, err = p.communicate(timeout=20)  # the lock is still held all along
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGABRT)
+            pytest.fail(f"still waiting 20 s after Ctrl+C:\n{p.communicate(timeout=10)[1]}")
+    assert p.returncode == 130, err
+    (claude,) = json.loads(out)["providers"]
+    assert claude["status"] == "cancelled" and claude["rows_written"] == 0
+    assert "stopping after the current batch" in err
+    again, p = h.json("backfill")
+    assert p.returncode == 0 and again["providers"][0]["rows_written"] == rows

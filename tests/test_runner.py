@@ -897,3 +897,29 @@ def test_waiting_for_the_write_lock_is_reported(layout, env):
     assert res.providers[0].rows_written == 20
     assert waits and waits[0] == "claude"
     assert time.monotonic() - t >= 0.9
+
+
+def test_after_a_batch_is_dropped_at_a_cancelled_lock_wait_nothing_later_is_committed():
+    """A batch not written (the run was interrupted while another process held the lock) must not be
+    followed by a later batch of the same run: that one's checkpoints would skip the dropped lines for good."""
+    from hypaware_tui.core.runner import ProviderResult, _Committer
+    from hypaware_tui.core.storage import LockWaitCancelled
+
+    class Storage:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def commit(self, rows, updates, **kw):
+            self.calls += 1
+            if self.calls == 1:
+                raise LockWaitCancelled("interrupted while waiting for another import to finish its batch")
+            raise AssertionError("committed after a dropped batch")
+
+    storage = Storage()
+    pr = ProviderResult(provider="claude")
+    committer = _Committer(storage, None, None, pr, None, batch_rows=1, flush_interval_s=60)
+    committer.add([{"part_id": "a"}], None, 10)
+    committer.flush()
+    committer.add([{"part_id": "b"}], None, 10)
+    committer.flush()
+    assert storage.calls == 1 and pr.rows_written == 0 and pr.commits == 0

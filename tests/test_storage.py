@@ -614,3 +614,27 @@ def test_head_digest_and_path_hash(tmp_path: Path) -> None:
     assert head_digest(p, 5000) == (4096, hashlib.sha256(b"a" * 4096).hexdigest())
     assert head_digest(p, 10) == (10, hashlib.sha256(b"a" * 10).hexdigest())
     assert path_hash("/x/y") == hashlib.sha256(b"/x/y").hexdigest()[:16]
+
+
+def test_a_cancelled_run_stops_waiting_for_the_lock(layout: Layout) -> None:
+    """A Ctrl+C of `hyp backfill` sets its cancel event; a commit waiting for another process's lock stops
+    waiting (it waited until the lock came free) and writes nothing."""
+    from hypaware_tui.core.storage import LockWaitCancelled
+
+    holder = _lock_held_for(layout, 3.0)
+    waiter = Storage(layout)
+    cancelled_at = time.monotonic() + 0.5
+    waiter.cancel = lambda: time.monotonic() >= cancelled_at
+    notices: list[float] = []
+    with pytest.raises(LockWaitCancelled):
+        waiter.commit(make_rows(2), [], on_wait=lambda: notices.append(time.monotonic()))
+    stopped = time.monotonic()
+    assert stopped - cancelled_at < 1.0 and len(notices) == 1
+    holder.join()
+    assert not list(layout.dataset_root.rglob("*.parquet"))
+    # once cancelled, a later commit that would have to wait does not print the notice again
+    holder = _lock_held_for(layout, 1.0)
+    with pytest.raises(LockWaitCancelled):
+        waiter.commit(make_rows(2), [], on_wait=lambda: notices.append(time.monotonic()))
+    holder.join()
+    assert len(notices) == 1

@@ -298,6 +298,7 @@ class _Committer:
         self.flush_interval_s = flush_interval_s
         self.batch_bytes = batch_bytes
         self.pending_bytes = 0  # source bytes behind the buffered rows
+        self.dropped = False  # a batch was not written (interrupted while waiting for the lock)
         self.rows: list[Row] = []  # rows parsed in this process, in batch order
         self.count = 0
         self.updates: dict[str, CheckpointUpdate] = {}
@@ -359,9 +360,19 @@ class _Committer:
         self.result.duplicates_skipped += d
 
     def _commit(self, rows: Any, updates: list[CheckpointUpdate]) -> None:
-        res = self.storage.commit(
-            rows, updates, cut_date=self.cut, on_wait=self.on_wait, provider=self.result.provider
-        )
+        from hypaware_tui.core.storage import LockWaitCancelled
+
+        if self.dropped:
+            return  # a batch before this one was not written: nothing after it may be (its checkpoints would skip it)
+        try:
+            res = self.storage.commit(
+                rows, updates, cut_date=self.cut, on_wait=self.on_wait, provider=self.result.provider
+            )
+        except LockWaitCancelled:
+            # Interrupted while another process held the lock: this batch is not written, and its lines are
+            # read again next time (its checkpoints were not written either).
+            self.dropped = True
+            return
         self.result.rows_written += res.rows_written
         self.result.duplicates_skipped += res.duplicates_skipped
         self.result.lock_wait_ms += int(getattr(res, "lock_wait_ms", 0) or 0)
@@ -558,7 +569,7 @@ def run_backfill(
             t0 = time.monotonic()
             try:
                 if not dry_run and storage is None:
-                    storage = _open_storage(layout, events)
+                    storage = _open_storage(layout, events, cancel)
                 if not floor_ensured:
                     # storage.md §7.3: a floor earlier than the last commit's resets every checkpoint first.
                     storage.ensure_import_floor(cut, on_wait=lambda n=name: _lock_wait(sink, n))
@@ -584,7 +595,10 @@ def run_backfill(
                     pool=pool,
                 )
             except Exception as exc:
-                pr.fail(_fatal_message(exc))
+                if cancel.is_set() and type(exc).__name__ == "LockWaitCancelled":  # (the import floor's wait)
+                    pr.status = "cancelled"
+                else:
+                    pr.fail(_fatal_message(exc))
             pr.duration_s = time.monotonic() - t0
             _finish_provider(pr, events, sink)
     finally:
@@ -627,10 +641,13 @@ class _LazyImporters(Mapping[str, Importer]):
         return len(KNOWN_CLIENTS)
 
 
-def _open_storage(layout: Layout, events: Any) -> Any:
+def _open_storage(layout: Layout, events: Any, cancel: threading.Event | None = None) -> Any:
     from hypaware_tui.core.storage import Storage
 
-    return Storage(layout, events=events)
+    storage = Storage(layout, events=events)
+    if cancel is not None:
+        storage.cancel = cancel.is_set
+    return storage
 
 
 def _fatal_message(exc: BaseException) -> str:

@@ -103,6 +103,11 @@ class StorageError(RuntimeError):
     """A dataset operation failed. The message says what happened and what to do; it is shown as is."""
 
 
+class LockWaitCancelled(StorageError):
+    """The run was interrupted while it waited for another process's lock: nothing of the batch was written
+    (its lines are read again next time)."""
+
+
 def _fault(point: str) -> None:
     if os.environ.get(FAULT_ENV) == point:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -487,6 +492,9 @@ class Storage:
         self.lock_timeout = lock_timeout
         self._memo: dict[tuple[str, str], _Memo] = {}
         self._lock: FileLock | None = None
+        # Asked while waiting for another process's lock: a Ctrl+C of `hyp backfill` then stops the wait
+        # (it was ignored until the lock came free). None: wait as long as `lock_timeout`.
+        self.cancel: Callable[[], bool] | None = None
         self._unreported_wait_ms = 0  # a lock wait outside a commit (the import-floor check)
         self._db: StateDB | None = None
         # Test hook: called with the new compacted file's path and its re-read frame; returning False (or
@@ -538,9 +546,11 @@ class Storage:
             try:
                 lock.acquire(timeout=LOCK_NOTICE_AFTER_S)
             except Timeout:
+                if self.cancel is not None and self.cancel():
+                    raise LockWaitCancelled("interrupted while waiting for another import to finish its batch") from None
                 if on_wait is not None:
                     on_wait()
-                lock.acquire(timeout=-1 if self.lock_timeout is None else self.lock_timeout)
+                self._acquire_waiting(lock)
         except Timeout as exc:
             raise StorageError(
                 f"another hyp process has held {self.layout.write_lock} for more than "
@@ -555,6 +565,22 @@ class Storage:
             yield wait_ms
         finally:
             lock.release()
+
+    def _acquire_waiting(self, lock: FileLock) -> None:
+        """The wait after the notice: up to `lock_timeout`, in short tries when the run can be cancelled."""
+        cancel = self.cancel
+        if cancel is None:
+            lock.acquire(timeout=-1 if self.lock_timeout is None else self.lock_timeout)
+            return
+        deadline = None if self.lock_timeout is None else time.monotonic() + self.lock_timeout
+        while not cancel():
+            try:
+                lock.acquire(timeout=0.2)
+                return
+            except Timeout:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+        raise LockWaitCancelled("interrupted while waiting for another import to finish its batch")
 
     # -- memo ------------------------------------------------------------------------------------------
     def _refresh_memo(self, source: str, date_: str) -> _Memo:
