@@ -113,6 +113,8 @@ def test_recent_errors_newest_first_from_every_source(tmp_path: Path) -> None:
     log = EventLog(layout, "R", enabled=True)
     log.emit("backfill.provider_finish", provider="claude", status="failed", error="could not parse a file")
     log.emit("backfill.provider_finish", provider="codex", status="ok", error=None)
+    # a client that was not found is skipped, not an error (cli.md §5.1): not listed for a week
+    log.emit("backfill.provider_finish", provider="codex", status="skipped", error="not detected")
     ensure_dir(layout.logs_dir)
     old = (NOW - timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%S+0000")
     recent = (NOW - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S+0000")

@@ -276,6 +276,8 @@ def _events_errors(layout: Layout, add: Callable[[object, str, object], None], s
             if ts is not None and ts < since:
                 break  # newest first: everything further is older
             msg = ev.get("error")
+            if ev.get("status") == "skipped":
+                continue  # a client that is not there, the reason it was left out: not an error (cli.md §5.1)
             if isinstance(msg, str) and msg:
                 source = ev.get("provider") or ev.get("event") or "events"
                 add(ev.get("ts"), str(source), msg)
