@@ -366,8 +366,10 @@ def test_plan_figures_equal_the_inventory_in_window_figures(h, inproc):
     assert {k: claude[k] for k in fig} == fig
     rc, out, _ = inproc("backfill", "plan", "claude", "--since", "2000-01-01", "--json")
     assert json.loads(out)["providers"][0]["files"] == 4  # --since cannot go below the import floor
-    rc, out, _ = inproc("backfill", "plan", "claude", "--until", recent(250).date().isoformat(), "--json")
-    assert json.loads(out)["providers"][0]["files"] == 0
+    # an --until before the import floor leaves an empty window: a usage error that says why (it was a plan
+    # of 0 files, or of files that only looked in the window)
+    rc, out, err = inproc("backfill", "plan", "claude", "--until", recent(250).date().isoformat(), "--json")
+    assert rc == 2 and out == "" and "is before the import floor" in err and "retention_days" in err
     assert not h.hyp.exists()
 
 

@@ -132,3 +132,36 @@ def test_local_time_follows_tz():
         assert parse_since("2026-05-01") == parse_iso_us("2026-05-01T04:00:00Z")
     finally:
         _set_tz(old)
+
+
+def test_the_far_ends_of_the_calendar_are_dates_too(paris):
+    """0001-01-01 and 9999-12-31 are ISO dates: `--since 0001-01-01T00:00` crashed (year 0 is out of range,
+    exit 1), and `--until 9999-12-31` was called unparseable."""
+    assert parse_since("0001-01-01") <= parse_since("0001-01-02") < 0
+    assert parse_since("0001-01-01T00:00") == parse_since("0001-01-01")
+    assert parse_until("9999-12-31") == 253402300799999999  # the last µs of 9999 (UTC)
+    assert parse_until("9999-12-31T23:59") > parse_until("2026-05-01")
+
+
+def test_an_empty_window_after_the_floor_is_a_usage_error():
+    """cli.md §5.2: like `--since` after `--until`, a window left empty once the floor and the default
+    `until` apply exits 2 and says why (it ran, and `hyp backfill plan` showed the files of an empty window)."""
+    from hypaware_tui.core.window import check_window
+
+    now = parse_iso_us("2026-11-27T10:00:00Z")
+    until = parse_until("2026-06-30T23:59:59Z")
+    window, _, _ = resolve_window(parse_since("2026-05-01T00:00:00Z"), until, 120, now)
+    with pytest.raises(WindowError) as e:
+        check_window(window, "2026-05-01", "2026-06-30", 120)
+    assert str(e.value) == ("--until (2026-06-30) is before the import floor (2026-07-30, 120-day retention): "
+                            "nothing in that window can be imported. Raise retention_days in the config to import "
+                            "older history")
+    window, _, _ = resolve_window(parse_since("2027-01-01T00:00:00Z"), None, 120, now)
+    with pytest.raises(WindowError) as e:
+        check_window(window, "2027-01-01", None, 120)
+    assert str(e.value).startswith("--since (2027-01-01) is after now (2026-11-27 ")
+    for since, until_ in ((None, None), ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z"), ("2020-01-01T00:00:00Z", None)):
+        window, _, _ = resolve_window(since and parse_since(since), until_ and parse_until(until_), 120, now)
+        check_window(window, since, until_, 120)  # not empty: no error
+    window, _, _ = resolve_window(None, parse_until("2020-01-01T00:00:00Z"), 0, now)  # retention 0: no floor
+    check_window(window, None, "2020-01-01", 0)

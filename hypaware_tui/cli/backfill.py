@@ -174,6 +174,16 @@ def _window_args(ctx: typer.Context, since: str | None, until: str | None, sub: 
         _usage_exit(ctx, str(exc), sub)
 
 
+def _check_window(ctx: typer.Context, window: Any, since: str | None, until: str | None, retention: int,
+                  sub: str | None = None) -> None:
+    from hypaware_tui.core.window import WindowError, check_window
+
+    try:
+        check_window(window, since, until, retention)
+    except WindowError as exc:
+        _usage_exit(ctx, str(exc), sub)
+
+
 def _load(ctx: typer.Context, sub: str | None = None):
     from hypaware_tui.core.config import ConfigError, load_config
     from hypaware_tui.core.paths import Layout
@@ -631,6 +641,7 @@ def import_command(
     now = now_us()
     retention = _retention(config)
     window, _floor, write_checkpoints = resolve_window(since_us, until_us, retention, now)
+    _check_window(ctx, window, since, until, retention)
 
     if not names:
         names = config.enabled_clients if config is not None else _detected_clients(config)
@@ -754,6 +765,7 @@ def plan_command(
     names = _check_providers(ctx, providers, "plan")
     _layout, config = _load(ctx, "plan")
     window, _floor, _write = resolve_window(since_us, until_us, _retention(config), now_us())
+    _check_window(ctx, window, since, until, _retention(config), "plan")
     if not names:
         # The same selection as the import, except that without a config every client is shown, detected
         # or not (a plan is a preview: the reason a client is missing is useful).

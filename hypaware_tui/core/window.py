@@ -28,8 +28,12 @@ class WindowError(ValueError):
 
 
 def _local_to_us(naive: datetime) -> int:
-    """A naive datetime read as local wall-clock time -> µs UTC."""
-    return datetime_to_us(naive.astimezone())  # astimezone() on a naive value assumes the local zone
+    """A naive datetime read as local wall-clock time -> µs UTC. Years the platform's local-time conversion
+    does not cover (0001, 9999) are read as UTC: hours do not matter there."""
+    try:
+        return datetime_to_us(naive.astimezone())  # astimezone() on a naive value assumes the local zone
+    except (ValueError, OverflowError, OSError):
+        return datetime_to_us(naive.replace(tzinfo=UTC))
 
 
 def _parse(value: str, flag: str, *, end_of_day: bool) -> int:
@@ -38,6 +42,8 @@ def _parse(value: str, flag: str, *, end_of_day: bool) -> int:
         if _DATE_ONLY.match(text):
             d = date.fromisoformat(text)
             if end_of_day:
+                if d == date.max:  # (9999-12-31: "no upper bound")
+                    return datetime_to_us(datetime.max.replace(tzinfo=UTC))
                 # The last µs of the local day (inclusive), DST-safe: start of the next local day − 1 µs.
                 return _local_to_us(datetime.combine(d + timedelta(days=1), time())) - 1
             return _local_to_us(datetime.combine(d, time()))
@@ -48,7 +54,10 @@ def _parse(value: str, flag: str, *, end_of_day: bool) -> int:
         raise WindowError(f'{flag}: {_EXAMPLE} (got "{value}")') from None
     if dt.tzinfo is None or dt.utcoffset() is None:
         return _local_to_us(dt)
-    return datetime_to_us(dt)
+    try:
+        return datetime_to_us(dt)
+    except (ValueError, OverflowError):
+        raise WindowError(f'{flag}: {_EXAMPLE} (got "{value}")') from None
 
 
 def parse_since(value: str) -> int:
@@ -113,6 +122,19 @@ def resolve_window(
     return Window(since_us=since, until_us=until), floor, write
 
 
+def check_window(window: Window, since: str | None, until: str | None, retention_days: int) -> None:
+    """An empty window once the defaults and the floor apply is a usage error, like `--since` after
+    `--until` (cli.md §5.2): `--until` before the import floor, or `--since` after now. Raises WindowError."""
+    if window.since_us is None or window.until_us is None or window.since_us <= window.until_us:
+        return
+    if until is not None:
+        cut = us_to_date(window.since_us)
+        raise WindowError(f"--until ({until}) is before the import floor ({cut}, {retention_days}-day retention): "
+                          "nothing in that window can be imported. Raise retention_days in the config to "
+                          "import older history")
+    raise WindowError(f"--since ({since}) is after now ({local_text(window.until_us)})")
+
+
 # --------------------------------------------------------------------------------------------- display
 
 
@@ -142,6 +164,7 @@ def days_between(since_us: int | None, until_us: int) -> int | None:
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "WindowError",
+    "check_window",
     "cut_date",
     "days_between",
     "describe_window",
