@@ -713,3 +713,15 @@ def test_a_ctrl_c_while_waiting_for_the_lock_stops_the_wait_and_prints_the_summa
     assert "stopping after the current batch" in err
     again, p = h.json("backfill")
     assert p.returncode == 0 and again["providers"][0]["rows_written"] == rows
+
+
+def test_help_works_with_any_other_arguments_and_lists_the_import_options(inproc):
+    """cli.md §1: -h/--help on every command, exit 0. `hyp backfill --dry-run --help` said "no such option:
+    --dry-run" (exit 2), and `hyp backfill --help` listed only -h among its options."""
+    rc, out, _ = inproc("backfill", "--help")
+    assert rc == 0
+    for piece in ("--since DATE", "--until DATE", "--dry-run", "--json", "claude or codex", "list", "plan"):
+        assert piece in out, piece
+    for args in (["--dry-run", "--help"], ["--since", "2026-01-01", "-h"], ["--help", "--json"], ["claude", "-h"]):
+        rc, out, err = inproc("backfill", *args)
+        assert rc == 0 and out.startswith("Usage: hyp backfill [PROVIDER]...") and "--until DATE" in out, (args, err)

@@ -80,11 +80,25 @@ class BackfillGroup(TyperGroup):
         if idx is not None and args[idx] in SUBCOMMANDS:
             name = args.pop(idx)
             args.insert(0, name)
-        elif idx is None and any(a in ("-h", "--help") for a in args):
+        elif idx is None and args and all(a in ("-h", "--help") for a in args):
             pass  # `hyp backfill --help`: the group's help (it documents the import form too)
-        else:
+        else:  # (`hyp backfill --dry-run --help` too: the import's help, not "no such option: --dry-run")
             args.insert(0, RUN)
         return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """The import's own arguments and options, then the group's and the subcommands: `hyp backfill
+        --help` listed only -h, while --since, --until, --dry-run and --json are what most readers look for."""
+        run = self.commands.get(RUN)
+        if run is not None:
+            rows = [r for r in (p.get_help_record(ctx) for p in run.get_params(ctx)) if r is not None]
+            if rows:
+                with formatter.section("Options"):
+                    formatter.write_dl(rows)
+        else:
+            super().format_options(ctx, formatter)
+            return
+        self.format_commands(ctx, formatter)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         return [
@@ -617,7 +631,8 @@ def _workers() -> int:
     return default_workers()
 
 
-_PROVIDERS = typer.Argument(None, metavar="[PROVIDER]...", show_default=False)
+_PROVIDERS = typer.Argument(None, metavar="[PROVIDER]...", show_default=False,
+                            help="claude or codex (default: the clients enabled in the config).")
 
 
 @backfill_app.command(RUN, cls=ImportCommand, hidden=True, help="Import existing history.")
