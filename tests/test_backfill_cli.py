@@ -725,3 +725,15 @@ def test_help_works_with_any_other_arguments_and_lists_the_import_options(inproc
     for args in (["--dry-run", "--help"], ["--since", "2026-01-01", "-h"], ["--help", "--json"], ["claude", "-h"]):
         rc, out, err = inproc("backfill", *args)
         assert rc == 0 and out.startswith("Usage: hyp backfill [PROVIDER]...") and "--until DATE" in out, (args, err)
+
+
+def test_hyp_home_that_is_a_file_is_named_by_backfill(h, inproc, monkeypatch):
+    """HYP_HOME pointing at a file: `hyp backfill` said "the config is invalid: …/hypaware-config.json: cannot
+    be read: Not a directory. Fix the file, or run hyp init --force", about a config that is fine."""
+    h.hyp.write_text("a file\n")
+    for args in (["backfill", "claude"], ["backfill", "plan"], ["backfill", "--dry-run"]):
+        rc, out, err = inproc(*args)
+        assert rc == 1 and out == "", args
+        assert err.strip().endswith(f"HYP_HOME is {h.hyp}, which is not a directory. Point HYP_HOME at a "
+                                    "directory (or move that file away) and run it again."), (args, err)
+    assert h.hyp.read_text() == "a file\n"

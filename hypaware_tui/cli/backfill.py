@@ -200,13 +200,17 @@ def _check_window(ctx: typer.Context, window: Any, since: str | None, until: str
 
 def _load(ctx: typer.Context, sub: str | None = None):
     from hypaware_tui.core.config import ConfigError, load_config
-    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.paths import Layout, hyp_home_problem
 
     layout = Layout.resolve(os.environ)
+    problem = hyp_home_problem(layout.home)  # (else: "the config is invalid: …: Not a directory")
+    if problem is not None:
+        _fail(ctx, problem, sub)
     try:
         config = load_config(layout)
     except ConfigError as exc:
-        _fail(ctx, f"the config is invalid: {exc}. Fix the file, or run hyp init --force to replace it.", sub)
+        _fail(ctx, f"the config is invalid: {exc}. Fix the file, or run {_prog(ctx)} init --force to replace it.",
+              sub)
     return layout, config
 
 

@@ -77,12 +77,11 @@ def init_command(
         env = demo_dir.env(os.environ)
         # Everything in this process now sees the demo HOME; the real HOME and HYP_HOME are never read.
         os.environ.update({k: env[k] for k in ("HOME", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "HYP_HOME")})
-    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.paths import Layout, hyp_home_problem
 
-    home = Layout.resolve(env).home
-    if home.exists() and not home.is_dir():  # (else: "a config already exists at <file>/hypaware-config.json")
-        err(f"{_prog(ctx)} init: HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or "
-            "move that file away) and run it again.")
+    problem = hyp_home_problem(Layout.resolve(env).home)  # (else: "a config already exists at <file>/…")
+    if problem is not None:
+        err(f"{_prog(ctx)} init: {problem}")
         raise typer.Exit(1)
     try:
         if yes:
