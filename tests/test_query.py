@@ -182,6 +182,8 @@ def test_usage_view_counts_streamed_split_once(filled: Layout) -> None:
         "select 1;; select 2",
         "with x as (select 1) delete from ai_gateway_messages",
         "select * into t2 from ai_gateway_messages",
+        "with x as (delete from ai_gateway_messages) select 1",
+        "select 1 as x from ai_gateway_messages where merge = 1",
         "insert into ai_gateway_messages values (1)",
         "update ai_gateway_messages set model = 'x'",
         "truncate ai_gateway_messages",
@@ -209,6 +211,10 @@ def test_only_a_single_select(layout: Layout, statement: str) -> None:
         "select 'a''; drop table t; --' as x",
         'select 1 as "delete;"',
         "select 1 as x /* ; delete */",
+        # the words of other statements as a function, an alias or a qualified name (they were refused)
+        "select truncate(2.7) as x",
+        "select 1 as copy",
+        "with t as (select 1 as x) select t.x as x from t",
     ],
 )
 def test_select_variants_accepted(layout: Layout, statement: str) -> None:

@@ -156,8 +156,13 @@ def check_select(statement: str) -> str:
         k += 1
     if k >= len(words) or words[k] not in ("select", "with"):
         raise QueryError(ONLY_SELECT)
-    if any(t in _FORBIDDEN_WORDS for t in words):
-        raise QueryError(ONLY_SELECT)
+    for i, t in enumerate(words):
+        # A statement keyword anywhere (a data-modifying CTE, SELECT … INTO) is refused; the same word as a
+        # function (`truncate(x)`), an alias (`AS copy`) or a qualified name (`t.update`) is not a statement.
+        if t in _FORBIDDEN_WORDS and not (
+            (i + 1 < len(words) and words[i + 1] == "(") or (i and words[i - 1] in ("as", "."))
+        ):
+            raise QueryError(ONLY_SELECT)
     return statement[: toks[-1][1]]
 
 
