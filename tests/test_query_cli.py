@@ -76,7 +76,8 @@ def call(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 
 def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", **env)
+    full = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC")
+    full.update(env)
     full["PYTHONPATH"] = os.pathsep.join([str(REPO), full.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "hypaware_tui", *args], env=full, capture_output=True, text=True, timeout=120
@@ -404,3 +405,12 @@ def test_commands_complete_with_sockets_blocked(filled: Path) -> None:
     p = subprocess.run([sys.executable, "-c", "import socket\n" + _NO_SOCKETS.split("from hypaware_tui")[0]
                         + "socket.socket()"], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert p.returncode != 0 and "network access blocked" in p.stderr
+
+
+def test_overview_days_follow_a_posix_tz_like_backfill_dates(filled: Path) -> None:
+    """cli.md §7.2: days are local calendar days. With a POSIX TZ (`JST-9`, not an IANA name) the overview
+    fell back to /etc/localtime (UTC here) while `hyp backfill` read dates in JST."""
+    p = run(filled, "query", "overview", "--days", "2", "--json", TZ="JST-9")
+    assert p.returncode == 0, p.stderr
+    period = json.loads(p.stdout)["period"]
+    assert period["time_zone"] == "JST" and period["since"].endswith("T15:00:00Z"), period  # local midnight

@@ -307,7 +307,12 @@ def local_zone(env: Mapping[str, str] = os.environ) -> tuple[tzinfo, str]:
         try:
             return ZoneInfo(name), name
         except (ZoneInfoNotFoundError, ValueError):
-            pass
+            # A POSIX TZ (`JST-9`, `EST5EDT`): not an IANA name, but the process's local time follows it (as
+            # `hyp backfill` dates do); /etc/localtime below would be another zone. (Its offset of now: a
+            # rule-based DST is not followed across the period.)
+            local = datetime.now().astimezone().tzinfo
+            if local is not None:
+                return local, datetime.now(local).tzname() or name
     try:
         target = os.path.realpath("/etc/localtime")
         marker = "zoneinfo" + os.sep
