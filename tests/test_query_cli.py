@@ -414,3 +414,22 @@ def test_overview_days_follow_a_posix_tz_like_backfill_dates(filled: Path) -> No
     assert p.returncode == 0, p.stderr
     period = json.loads(p.stdout)["period"]
     assert period["time_zone"] == "JST" and period["since"].endswith("T15:00:00Z"), period  # local midnight
+
+
+def test_overview_of_everything_with_an_epoch_dated_row_stays_readable(home: Path, capsys) -> None:
+    """A legacy Codex document without any timestamp has rows at the epoch (schema.md §3.2 rule 4); with
+    retention 0 they are stored, and `overview --days 0` printed one line per day since 1970: ~20,800 lines.
+    Long runs of days without a session are one line; the JSON keeps every day."""
+    rows = shifted_rows()
+    epoch = dict(rows[0], part_id="epoch#0", message_id="epoch", message_created_at=0, conversation_started_at=0,
+                 date="1970-01-01")
+    with Storage(Layout(home)) as st:
+        st.commit(rows + [epoch], [])
+    code, out, err = call(capsys, "query", "overview", "--days", "0")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) < 100
+    assert any(line.startswith("  1970-01-02 … ") and "days without sessions" in line for line in lines), out
+    code, out, _ = call(capsys, "query", "overview", "--days", "0", "--json")
+    days = json.loads(out)["days"]
+    assert days[0]["date"] == "1970-01-01" and len(days) > 20_000

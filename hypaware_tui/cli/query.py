@@ -231,6 +231,9 @@ def _bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
     return "█" * full + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[rest]
 
 
+EMPTY_RUN_DAYS = 31  # longer runs of days without a session are one line (never within the default 30 days)
+
+
 def render_overview(ov: Overview, console: Console) -> None:
     from rich import box
     from rich.table import Table
@@ -269,10 +272,21 @@ def render_overview(ov: Overview, console: Console) -> None:
     heading("Sessions per day")
     top = max((d.sessions for d in ov.days), default=0)
     count_width = max(len(fmt_int(d.sessions)) for d in ov.days) if ov.days else 1
-    for d in ov.days:
+    days = list(ov.days)
+    i = 0
+    while i < len(days):
+        d = days[i]
+        j = i
+        while j < len(days) and days[j].sessions == 0:
+            j += 1
+        if j - i > EMPTY_RUN_DAYS:  # (--days 0 from a row dated at the epoch: 56 years of empty lines)
+            console.print(Text(f"  {d.date} … {days[j - 1].date}  {plural(j - i, 'day')} without sessions"))
+            i = j
+            continue
         console.print(
             Text(f"  {d.date}  {fmt_int(d.sessions):>{count_width}}  {_bar(d.sessions, top)}".rstrip())
         )
+        i += 1
 
     heading("Top repos")
     if ov.repos:
