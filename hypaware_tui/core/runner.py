@@ -595,7 +595,7 @@ def run_backfill(
                     pool=pool,
                 )
             except Exception as exc:
-                if cancel.is_set() and type(exc).__name__ == "LockWaitCancelled":  # (the import floor's wait)
+                if storage is not None and isinstance(exc, _lock_wait_cancelled()):  # (at the import floor's wait)
                     pr.status = "cancelled"
                 else:
                     pr.fail(_fatal_message(exc))
@@ -698,6 +698,12 @@ def _finish_provider(pr: ProviderResult, events: Any, sink: ProgressSink) -> Non
         sink.on_provider_finish(pr)
     except Exception:
         pass  # a broken sink must not change the result
+
+
+def _lock_wait_cancelled() -> type[Exception]:
+    from hypaware_tui.core.storage import LockWaitCancelled  # (loaded already wherever a Storage exists)
+
+    return LockWaitCancelled
 
 
 def _floor_would_be_lowered(layout: Layout, cut: str | None) -> bool:

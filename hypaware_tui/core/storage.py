@@ -107,6 +107,9 @@ class LockWaitCancelled(StorageError):
     """The run was interrupted while it waited for another process's lock: nothing of the batch was written
     (its lines are read again next time)."""
 
+    def __init__(self) -> None:
+        super().__init__("interrupted while waiting for another import to finish its batch")
+
 
 def _fault(point: str) -> None:
     if os.environ.get(FAULT_ENV) == point:
@@ -547,7 +550,7 @@ class Storage:
                 lock.acquire(timeout=LOCK_NOTICE_AFTER_S)
             except Timeout:
                 if self.cancel is not None and self.cancel():
-                    raise LockWaitCancelled("interrupted while waiting for another import to finish its batch") from None
+                    raise LockWaitCancelled() from None
                 if on_wait is not None:
                     on_wait()
                 self._acquire_waiting(lock)
@@ -580,7 +583,7 @@ class Storage:
             except Timeout:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
-        raise LockWaitCancelled("interrupted while waiting for another import to finish its batch")
+        raise LockWaitCancelled()
 
     # -- memo ------------------------------------------------------------------------------------------
     def _refresh_memo(self, source: str, date_: str) -> _Memo:
