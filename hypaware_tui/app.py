@@ -393,8 +393,8 @@ class WizardApp(App[int]):
             notice, self._too_small = self._too_small, None
             if self.screen is notice:
                 self.pop_screen()
-            else:
-                notice.dismiss()
+            # (else it is no longer on the stack: a step screen or a dialog replaced it, see _show and
+            # action_request_quit; dismissing it would close whatever is on top)
 
     # -- flow ----------------------------------------------------------------------------------------
 
@@ -553,12 +553,27 @@ class WizardApp(App[int]):
             return
         target = self._step_screen()
         kind = getattr(target, "QUIT_KIND", "setup")
+        if kind == "import":
+            target.ask_stop()
+            return
+        # Over the resize notice (`q` works there), the notice goes first: a screen's dismiss() pops whatever
+        # is on top, and a notice left under a dialog could never be removed. It comes back after a dialog
+        # while the terminal is still small.
+        notice = self._too_small
+        if notice is not None and self.screen is notice:
+            self.pop_screen()
+            self._too_small = None
         if kind in ("done", "close"):
             target.action_next()
-        elif kind == "import":
-            target.ask_stop()
-        else:
-            self.push_screen(QuitSetupDialog(), lambda ok: self.exit(return_code=130) if ok else None)
+            return
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.exit(return_code=130)
+            else:
+                self._apply_size()
+
+        self.push_screen(QuitSetupDialog(), answered)
 
     def hang_up(self) -> None:
         """Terminal closed, SIGHUP, SIGTERM: nothing written before the commit; during the import stop after

@@ -521,6 +521,54 @@ async def test_resize_notice_below_80x24_keeps_screen_and_answers(tmp_path: Path
         assert clients.query_one(ChoiceList).checked == ("codex",)
 
 
+async def test_quit_dialog_over_the_resize_notice_leaves_no_notice_behind(tmp_path: Path) -> None:
+    """§4, §8: Ctrl+C while the notice shows opens the quit dialog; after "no" and a resize to 80×24 the step
+    screen is back. The notice stayed under the dialog, and its dismissal closed the dialog instead: the
+    notice then stayed for good, at any size."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients = await to_clients(pilot)
+        await pilot.resize_terminal(70, 24)
+        await on_screen(pilot, TooSmallScreen)
+        await pilot.press("ctrl+c")
+        await on_screen(pilot, QuitSetupDialog)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert isinstance(app.screen, QuitSetupDialog)  # the dialog stays until answered
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is clients)
+        assert not any(isinstance(s, TooSmallScreen) for s in app.screen_stack)
+        await pilot.resize_terminal(70, 24)  # and the notice still comes and goes
+        await on_screen(pilot, TooSmallScreen)
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: app.screen is clients)
+
+
+async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_path: Path) -> None:
+    """§4: an import that finishes while the terminal is too small shows Done once it is 80×24 again. The
+    Import screen counted as current under the notice, dismissed itself, and popped the notice instead: the
+    wizard was stuck on a finished Import screen that no key could leave."""
+    m = make_machine(tmp_path)
+    imps = importers(claude={"sleep_per_line_s": 0.005}, codex={"sleep_per_line_s": 0.005})
+    app = WizardApp(wizard_settings(m, importers=imps))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        await enter_to(pilot, RetentionScreen)
+        await enter_to(pilot, ConsentScreen)
+        await enter_to(pilot, ReviewScreen)
+        screen = await enter_to(pilot, ImportScreen)
+        await pilot.resize_terminal(70, 24)
+        await on_screen(pilot, TooSmallScreen)
+        await wait_for(pilot, lambda: screen._pending_finish, timeout=60)
+        assert isinstance(app.screen, TooSmallScreen)
+        await pilot.resize_terminal(80, 24)
+        done = await on_screen(pilot, DoneScreen, timeout=30)
+        assert not any(isinstance(s, (TooSmallScreen, ImportScreen)) for s in app.screen_stack)
+        await pilot.press("enter")
+    assert app.return_code == 0 and done.result is not None
+
+
 async def test_keys_respond_within_250ms_while_a_slow_import_runs(tmp_path: Path) -> None:
     """§6.6: keys answer within 250 ms during the import (slow, CPU-bound fake parsing)."""
     m = make_machine(tmp_path)
