@@ -6,6 +6,7 @@ message line, `source_offset` = the line's offset)."""
 from __future__ import annotations
 
 import json
+import os
 
 from backfill_fakes import FakeImporter
 from hypothesis import HealthCheck, given, settings
@@ -149,3 +150,25 @@ def test_checkpoints_count_the_rows_a_file_gave_across_passes(tmp_path):
     assert counts == [7, 8]
     path.write_bytes(_msg(0, "rewritten") + b"\n")  # shorter than the checkpoint: a reset
     assert one_pass(cp)[0] == [1]
+
+
+def test_a_file_truncated_in_place_and_grown_past_its_checkpoint_is_read_again(tmp_path):
+    """storage.md §5.4 step 3: a file rewritten in place (same inode, same first 4 KiB) and grown past the old
+    offset was read from there, the middle of a line now: its rows were lost and the line counted
+    malformed. A checkpoint offset that no longer follows a newline resets the file."""
+    path = tmp_path / "f.jsonl"
+    lines = [_msg(i, f"line {i} " + "x" * 600) + b"\n" for i in range(18)]
+    path.write_bytes(b"".join(lines))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    first = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())
+    cp = first[-1].update.entry
+    assert cp.offset == path.stat().st_size and len(first[-1].rows) == 18
+    with path.open("r+b") as fh:  # keep the first 8 lines, then 30 new ones: longer than before
+        fh.truncate(sum(map(len, lines[:8])))
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"".join(_msg(100 + i, "new " + "y" * 700) + b"\n" for i in range(30)))
+    assert path.stat().st_size > cp.offset
+    fp = FilePass(IMP, src, cp, Window(), ParseStats())
+    rows = [r for b in fp.batches() for r in b.rows]
+    assert fp.status == "reset"
+    assert [r["content_text"][:8] for r in rows] == [f"line {i} x" for i in range(8)] + ["new yyyy"] * 30

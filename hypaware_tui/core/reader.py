@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
 from hypaware_tui.importers.base import (
@@ -36,6 +37,16 @@ class Batch:
     update: CheckpointUpdate | None  # None when the run may not write checkpoints
     bytes_done: int  # bytes of the file consumed so far in this pass
     final: bool = False
+
+
+def _at_line_start(fh: BinaryIO, offset: int) -> bool:
+    """Whether `offset` still follows a newline, as every checkpoint offset did when it was written (storage.md
+    §5.4 step 3, one more reason to reset): a file truncated in place and grown past its old offset, or
+    edited before it, would otherwise be read from the middle of a line, its rows lost. One byte read."""
+    if offset <= 0:
+        return True
+    fh.seek(offset - 1)
+    return fh.read(1) == b"\n"
 
 
 class FilePass:
@@ -145,7 +156,7 @@ class FilePass:
                 head_ok = cp.head_len <= len(head) and (
                     hashlib.sha256(head[: cp.head_len]).hexdigest() == cp.head_sha256
                 )
-                if st.st_size < cp.offset or not same_identity or not head_ok:
+                if st.st_size < cp.offset or not same_identity or not head_ok or not _at_line_start(fh, cp.offset):
                     reset = True
                 else:
                     start, state = cp.offset, loads_state(cp.parser_state)
