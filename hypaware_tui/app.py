@@ -443,7 +443,7 @@ class WizardApp(App[int]):
 
     def _total_steps(self) -> int:
         if self.mode == MODE_IMPORT_AGAIN:
-            return 4
+            return 2 if self.settings.dry_run else 4  # (a dry run ends on Review)
         return 5 if self.settings.dry_run else 7
 
     async def _steps(self) -> Any:

@@ -492,6 +492,9 @@ async def test_stopping_the_import_keeps_data_consistent_and_runs_the_daemon(tmp
         await send_key(app, "c", lambda: screen.confirming)
         assert "Stop the import?" in str(screen.query_one("#stop-message").render())
         await send_key(app, "y", lambda: not screen.confirming)
+        codex_panel = screen.query_one("#panel-codex")
+        await wait_for(pilot, lambda: codex_panel.status == "cancelled" and codex_panel.finished_at is not None)
+        assert codex_panel._speed_line().endswith("· cancelled")  # (it said "· done")
         done = await on_screen(pilot, DoneScreen, timeout=30)
         statuses = {c: r.status for c, r in done.result.clients.items()}
         assert statuses["codex"] == "cancelled"

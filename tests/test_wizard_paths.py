@@ -276,3 +276,18 @@ async def test_unexpected_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert app.return_code == 1
     assert app.unexpected_error == "RuntimeError: the clock broke"
     assert not m.layout.home.exists()
+
+
+async def test_a_dry_run_of_import_again_counts_its_two_steps(tmp_path: Path) -> None:
+    """wizard.md §3: M is fixed once the path is known; a dry run ends on Review. Import again in a dry run
+    read "Step 2 of 4 · Review" on its last screen."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version": 1, "clients": {"claude": {"enabled": true}}, "retention_days": 0, '
+                               '"capture": {"enabled": false}}\n')
+    app = WizardApp(wizard_settings(m, dry_run=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_screen(pilot, WelcomeBackScreen)
+        await pilot.press("up", "enter")  # Import again
+        review = await on_screen(pilot, ReviewScreen)
+        assert (review.step.number, review.step.total) == (2, 2)

@@ -319,7 +319,8 @@ class ImportPanel(Widget):
         rate = throughput(list(self.samples), now, THROUGHPUT_SPAN_S)
         if self.finished_at is not None:
             avg = (self._figures()["bytes"] / elapsed) if elapsed > 0 else 0.0
-            return f"{fmt_bytes(avg)}/s · elapsed {fmt_duration(elapsed)} · done"
+            end = "done" if self.status in ("ok", "done") else self.status  # (a stopped client is not "done")
+            return f"{fmt_bytes(avg)}/s · elapsed {fmt_duration(elapsed)} · {end}"
         remaining = max(0, self.bytes_total - self._figures()["bytes"])
         eta = "—" if elapsed < ETA_GRACE_S or rate <= 0 else fmt_duration(math.ceil(remaining / rate))
         return f"{fmt_bytes(rate)}/s · elapsed {fmt_duration(elapsed)} · ETA {eta}"
