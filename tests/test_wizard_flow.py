@@ -553,7 +553,7 @@ async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_p
     Import screen counted as current under the notice, dismissed itself, and popped the notice instead: the
     wizard was stuck on a finished Import screen that no key could leave."""
     m = make_machine(tmp_path)
-    imps = importers(claude={"sleep_per_line_s": 0.005}, codex={"sleep_per_line_s": 0.005})
+    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})  # (seconds long)
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
         await to_clients(pilot)
@@ -561,6 +561,7 @@ async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_p
         await enter_to(pilot, ConsentScreen)
         await enter_to(pilot, ReviewScreen)
         screen = await enter_to(pilot, ImportScreen)
+        assert isinstance(screen, ImportScreen) and screen.query_one("#panel-claude").status != "ok"
         await pilot.resize_terminal(70, 24)
         await on_screen(pilot, TooSmallScreen)
         await wait_for(pilot, lambda: screen._pending_finish, timeout=60)
