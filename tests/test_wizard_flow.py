@@ -556,10 +556,7 @@ async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_p
     imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})  # (seconds long)
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        await enter_to(pilot, ConsentScreen)
-        await enter_to(pilot, ReviewScreen)
+        await to_review(pilot)
         screen = await enter_to(pilot, ImportScreen)
         assert isinstance(screen, ImportScreen) and screen.query_one("#panel-claude").status != "ok"
         await pilot.resize_terminal(70, 24)
