@@ -396,6 +396,14 @@ class WizardApp(App[int]):
             # (else it is no longer on the stack: a step screen or a dialog replaced it, see _show and
             # action_request_quit; dismissing it would close whatever is on top)
 
+    def _drop_notice(self) -> None:
+        """Take the resize notice down before another screen goes on top (it comes back through
+        `_apply_size`): dismissing it later, from under that screen, would close the screen instead."""
+        notice = self._too_small
+        if notice is not None and self.screen is notice:
+            self.pop_screen()
+            self._too_small = None
+
     # -- flow ----------------------------------------------------------------------------------------
 
     def _step_screen(self) -> Any:
@@ -413,10 +421,7 @@ class WizardApp(App[int]):
             if not done.done():
                 done.set_result(value)
 
-        notice = self._too_small
-        if notice is not None and self.screen is notice:
-            self.pop_screen()
-            self._too_small = None
+        self._drop_notice()
         await self.push_screen(screen, callback=_result)
         self._apply_size()
         return await done
@@ -559,10 +564,7 @@ class WizardApp(App[int]):
         # Over the resize notice (`q` works there), the notice goes first: a screen's dismiss() pops whatever
         # is on top, and a notice left under a dialog could never be removed. It comes back after a dialog
         # while the terminal is still small.
-        notice = self._too_small
-        if notice is not None and self.screen is notice:
-            self.pop_screen()
-            self._too_small = None
+        self._drop_notice()
         if kind in ("done", "close"):
             target.action_next()
             return

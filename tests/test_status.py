@@ -233,7 +233,8 @@ def test_a_file_above_the_dataset_makes_it_unreadable_too(tmp_path: Path, env: d
         expected = f"cannot read the dataset: {layout.cache_dir} is not a directory (move it away)"
     else:
         layout.home.write_text("not a directory")
-        expected = f"cannot read the dataset: HYP_HOME ({layout.home}) is not a directory; point HYP_HOME at a directory"
+        expected = (f"cannot read the dataset: HYP_HOME is {layout.home}, which is not a directory. Point HYP_HOME "
+                    "at a directory (or move that file away) and run it again.")  # (the words of init and backfill)
     report = gather_status(layout, env)
     assert report["dataset"]["error"] == expected and status_exit_code(report) == 1
     assert gather_status(Layout(tmp_path / "fresh"), env)["dataset"]["error"] is None  # nothing yet: no error

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
 from hypaware_tui.importers.base import (
     Importer,
+    Parser,
     ParseStats,
     Row,
     SourceFile,
@@ -126,6 +127,12 @@ class FilePass:
 
     # ------------------------------------------------------------------------------------------------
 
+    def _take(self, parser: Parser) -> list[Row]:
+        """The parser's ready rows, counted into `rows_emitted` (the next checkpoint's count)."""
+        rows = parser.drain()
+        self.rows_emitted += len(rows)
+        return rows
+
     def _update(self, st: os.stat_result, offset: int, state: str, head: bytes, *, size: int) -> CheckpointUpdate | None:
         if not self.write_checkpoints:
             return None
@@ -195,8 +202,7 @@ class FilePass:
                     ):
                         batch_pos = pos
                         offset, pstate = parser.checkpoint()
-                        rows = parser.drain()
-                        self.rows_emitted += len(rows)
+                        rows = self._take(parser)
                         # Mid-file: record size = offset so a crash before the end never makes the file look
                         # unchanged (storage.md §5.4 step 2).
                         yield Batch(rows, self._update(st, offset, pstate, head, size=offset), offset - start)
@@ -207,8 +213,7 @@ class FilePass:
             self.stopped_at_until = stopped
             offset, pstate = parser.checkpoint(final=True)
             size = offset if stopped else st.st_size
-            rows = parser.drain()
-            self.rows_emitted += len(rows)
+            rows = self._take(parser)
             yield Batch(rows, self._update(st, offset, pstate, head, size=size), end - start, final=True)
 
     def _whole(self, st: os.stat_result) -> Iterator[Batch]:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout, read_tail
+from hypaware_tui.core.paths import Layout, hyp_home_problem, read_tail
 
 RECENT_ERRORS_MAX = 5
 RECENT_ERRORS_DAYS = 7
@@ -165,7 +165,7 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         where = where.parent
     if where.exists() and not where.is_dir():
         section["error"] = (
-            f"cannot read the dataset: HYP_HOME ({where}) is not a directory; point HYP_HOME at a directory"
+            f"cannot read the dataset: {hyp_home_problem(where)}"
             if where == layout.home else f"cannot read the dataset: {where} is not a directory (move it away)"
         )
         return section

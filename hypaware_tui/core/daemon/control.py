@@ -361,7 +361,11 @@ def status_identity(layout: Layout) -> tuple[Any, Any] | None:
     before a service manager is asked to start the daemon, so that the wait ignores the previous run's
     `stopped` report (and its last error) until the new daemon has written its own."""
     st = read_status_file(layout)
-    return None if st is None else (st.get("pid"), st.get("started_at"))
+    return None if st is None else _run_of(st)
+
+
+def _run_of(status: Mapping[str, Any]) -> tuple[Any, Any]:
+    return status.get("pid"), status.get("started_at")
 
 
 def wait_until_up(
@@ -379,7 +383,7 @@ def wait_until_up(
     deadline = time.monotonic() + timeout
     while True:
         st = read_status_file(layout)
-        if st is not None and pid is None and not_run is not None and (st.get("pid"), st.get("started_at")) == not_run:
+        if st is not None and pid is None and not_run is not None and _run_of(st) == not_run:
             st = None  # still the previous run's report
         if st is not None and (pid is None or st.get("pid") == pid):
             state = st.get("state")
