@@ -118,6 +118,101 @@ def test_declined_import_takes_only_lines_after_capture_start_minus_5_minutes(ho
     assert [g.replace(tzinfo=UTC) for g in got] == want
 
 
+def _old_and_new_session(home: Home) -> Path:
+    """A session from two hours before the capture start T through two minutes after it."""
+    f = home.session(S1)
+    f.write_text(session_text(S1, 12, T - timedelta(hours=2), step_s=660))
+    return f
+
+
+def _bounds(home: Home) -> list[int | None]:
+    with StateDB.open(home.layout, create=False) as db:
+        return [cp.since_us for cp in db.get_all().values()]
+
+
+def test_a_backfill_after_the_daemon_imports_the_history_it_skipped(home: Home, tmp_path: Path) -> None:
+    """The import declined (or stopped before reaching a file): the daemon's first pass over the file begins
+    at the capture start and checkpoints the whole file. A later `hyp backfill` must still import the older
+    lines (it read the file as unchanged and imported nothing), and then be a rerun like any other."""
+    record_capture_start(home.layout, ["claude"], T_US)
+    f = _old_and_new_session(home)
+    assert once(home) == 0
+    daemon_rows = dataset(home.layout).height
+    assert 0 < daemon_rows < 12 and _bounds(home) == [T_US - 5 * 60 * 1_000_000]
+    with f.open("a") as fh:
+        fh.write(claude_line(S1, 12, T + timedelta(hours=1), role="user"))
+    assert once(home) == 0  # the daemon keeps its own bound: the declined history stays out
+    daemon_rows += 1
+    assert dataset(home.layout).height == daemon_rows
+    res = run_backfill(home.layout, ["claude"], window=Window(), write_checkpoints=True, dry_run=False,
+                       env=home.env, retention_days=0)
+    pr = res.providers[0]
+    assert pr.status == "ok" and pr.rows_written > 0 and pr.duplicates_skipped == daemon_rows
+    assert pr.files_unchanged == 0 and pr.files_reset == 0
+    assert_same_as_backfill(home, tmp_path)
+    assert _bounds(home) == [None]  # the backfill's entry (no lower bound) replaced the daemon's
+    again = run_backfill(home.layout, ["claude"], window=Window(), write_checkpoints=True, dry_run=False,
+                         env=home.env, retention_days=0).providers[0]
+    assert (again.rows_written, again.files_unchanged, again.bytes_read) == (0, 1, 0)
+    with f.open("a") as fh:  # and capture goes on from the backfill's checkpoint
+        fh.write(claude_line(S1, 13, T + timedelta(hours=3)))
+    assert once(home) == 0
+    assert_same_as_backfill(home, tmp_path)
+    assert _bounds(home) == [None]
+
+
+def test_a_backfill_since_a_time_before_the_capture_start_takes_the_gap_and_writes_no_checkpoint(
+    home: Home,
+) -> None:
+    record_capture_start(home.layout, ["claude"], T_US)
+    _old_and_new_session(home)
+    assert once(home) == 0
+    before = dataset(home.layout).height
+    with StateDB.open(home.layout, create=False) as db:
+        cps = db.get_all()
+    since = T_US - 30 * 60 * 1_000_000
+    pr = run_backfill(home.layout, ["claude"], window=Window(since_us=since), write_checkpoints=False,
+                      dry_run=False, env=home.env, retention_days=0).providers[0]
+    df = dataset(home.layout)
+    assert pr.rows_written > 0 and df.height == before + pr.rows_written
+    stamps = [datetime_to_us(d.replace(tzinfo=UTC)) for d in df["message_created_at"].to_list()]
+    assert min(stamps) >= since and sum(1 for s in stamps if s < T_US - 5 * 60 * 1_000_000) == pr.rows_written
+    with StateDB.open(home.layout, create=False) as db:
+        assert db.get_all() == cps
+
+
+def test_capture_after_a_backfill_read_the_file_again_carries_the_backfill_bound(home: Home, tmp_path: Path) -> None:
+    """A running daemon holds the checkpoint of a batch it has not committed yet; once a backfill has read the
+    file from an earlier bound to the same line, the daemon goes on from the backfill's entry, not from its
+    own (which would put the later bound back and make every later backfill read the file again)."""
+    record_capture_start(home.layout, ["claude"], T_US)
+    f = _old_and_new_session(home)
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        assert _bounds(home) == [T_US - 5 * 60 * 1_000_000]  # the catch-up pass at start
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 12, T + timedelta(hours=3)))
+        clock.advance(10)
+        loop.step()  # read, not yet committed: the daemon holds the checkpoint of its batch
+        assert loop.inflight and _bounds(home) == [T_US - 5 * 60 * 1_000_000]
+        run_backfill(home.layout, ["claude"], window=Window(), write_checkpoints=True, dry_run=False,
+                     env=home.env, retention_days=0)
+        assert _bounds(home) == [None]
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 13, T + timedelta(hours=4)))
+        clock.advance(10)
+        loop.step()
+        clock.advance(10)
+        loop.step()
+        loop.flush()
+    finally:
+        loop.shutdown()
+        loop.close()
+    assert_same_as_backfill(home, tmp_path)
+    assert _bounds(home) == [None]
+
+
 # --- acceptance 3: split equivalence through the daemon -------------------------------------------------------------
 
 

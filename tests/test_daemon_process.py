@@ -307,3 +307,26 @@ def test_foreground_once_without_config_or_with_capture_off(tmp_path: Path) -> N
     st = home.status()
     assert st["state"] == "stopped" and "must be a JSON object" in st["last_error"]["message"]
     assert not home.layout.daemon_pid.exists()
+
+
+def test_declined_import_then_daemon_then_backfill_imports_the_older_history(tmp_path: Path) -> None:
+    """What a user does: `hyp init --yes --no-backfill` (the import declined), the daemon captures, and a
+    later `hyp backfill` imports the history before the capture start. It said "Nothing new to import":
+    the daemon's checkpoint of the whole file hid the lines it had skipped."""
+    home = Home(tmp_path)
+    f = home.session(S1)
+    now = now_utc()
+    f.write_text(session_text(S1, 6, now - timedelta(days=3), step_s=600))
+    r = home.hyp_cmd("init", "--yes", "--no-backfill", "--no-daemon", "--force")
+    assert r.returncode == 0, r.stderr
+    home.write_config()  # capture on (--no-daemon turned it off), the daemon run here in the foreground
+    append(f, claude_line(S1, 6, now_utc(), role="user"))
+    r = home.hyp_cmd("daemon", "run", "--once")
+    assert r.returncode == 0, r.stderr
+    assert rows_now(home) == 1
+    r = home.hyp_cmd("backfill")
+    assert r.returncode == 0, r.stderr
+    assert "Nothing new" not in r.stdout + r.stderr
+    assert_matches_backfill(home, tmp_path)
+    r = home.hyp_cmd("backfill")
+    assert r.returncode == 0 and "Nothing new to import" in r.stdout, r.stdout + r.stderr

@@ -10,6 +10,7 @@ import re
 import sqlite3
 import stat
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,28 @@ def test_statedb_read_only_on_a_missing_file_creates_nothing(tmp_path: Path) -> 
     assert not lay.home.exists()
 
 
+def test_a_database_from_before_since_us_is_read_and_then_extended(tmp_path: Path) -> None:
+    """A state database written before checkpoints kept their pass's lower bound: read-only opens read its
+    entries with no bound, the first writable open adds the column, and nothing is lost."""
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put(cp("a" * 16))
+    conn = sqlite3.connect(lay.ingest_db)
+    conn.execute("ALTER TABLE files DROP COLUMN since_us")
+    conn.commit()
+    conn.close()
+    with StateDB.open(lay, create=False) as db:
+        got = db.get("a" * 16)
+        assert got is not None and got.since_us is None and got.offset == cp("a" * 16).offset
+        assert db.stat_keys(got.client_name)["a" * 16][5] is None
+    with StateDB.open(lay, create=True) as db:
+        assert db.get("a" * 16) == got
+        db.put(replace(got, since_us=123))
+        assert db.get("a" * 16).since_us == 123
+        db.reset_all()
+        assert db.get("a" * 16).since_us is None
+
+
 def test_statedb_schema_pragmas_and_modes(tmp_path: Path) -> None:
     lay = Layout(tmp_path / "h")
     old = os.umask(0o022)
@@ -203,7 +226,7 @@ def test_statedb_schema_pragmas_and_modes(tmp_path: Path) -> None:
         ("device", "INTEGER", 0, 0), ("inode", "INTEGER", 0, 0), ("size", "INTEGER", 1, 0),
         ("mtime_ns", "INTEGER", 1, 0), ("offset", "INTEGER", 1, 0), ("head_len", "INTEGER", 1, 0),
         ("head_sha256", "TEXT", 1, 0), ("parser_state", "TEXT", 1, 0), ("rows_emitted", "INTEGER", 1, 0),
-        ("updated_at", "TEXT", 1, 0),
+        ("updated_at", "TEXT", 1, 0), ("since_us", "INTEGER", 0, 0),
     ]  # fmt: skip
     assert [(r[1], r[2], r[3], r[5]) for r in conn.execute("PRAGMA table_info(meta)")] == [
         ("key", "TEXT", 0, 1),
@@ -261,12 +284,14 @@ def test_statedb_get_many_reads_present_entries_across_query_chunks(tmp_path: Pa
 def test_statedb_stat_keys_are_the_stat_fields_of_one_clients_entries(tmp_path: Path) -> None:
     lay = Layout(tmp_path / "h")
     with StateDB.open(lay, create=True) as db:
-        db.put_many([cp("a" * 16, offset=7), cp("b" * 16, client_name="codex"), cp("c" * 16, device=None)])
+        db.put_many([cp("a" * 16, offset=7), cp("b" * 16, client_name="codex"),
+                     cp("c" * 16, device=None, since_us=5)])  # fmt: skip
         keys = db.stat_keys("claude")
         assert set(keys) == {"a" * 16, "c" * 16}
         for h, key in keys.items():
             full = db.get(h)
-            assert key == (full.size, full.mtime_ns, full.device, full.inode, full.offset)
+            assert key == (full.size, full.mtime_ns, full.device, full.inode, full.offset, full.since_us)
+        assert keys["c" * 16][5] == 5
         assert keys["a" * 16][4] == 7 and keys["c" * 16][2] is None
 
 

@@ -40,6 +40,14 @@ class Batch:
     final: bool = False
 
 
+def must_widen(cp_since_us: int | None, since_us: int | None) -> bool:
+    """Whether a checkpoint whose first pass began at `cp_since_us` leaves out lines a window starting at
+    `since_us` takes: the daemon's first pass over a file begins at the capture start (daemon.md §2), so a later
+    backfill of the older history (an import declined, or stopped before reaching the file) must read the file
+    again from the start, dedupe absorbing what the daemon stored. None is no bound: the earliest."""
+    return cp_since_us is not None and (since_us is None or since_us < cp_since_us)
+
+
 def _at_line_start(fh: BinaryIO, offset: int) -> bool:
     """Whether `offset` still follows a newline, as every checkpoint offset did when it was written (storage.md
     §5.4 step 3, one more reason to reset): a file truncated in place and grown past its old offset, or
@@ -68,6 +76,7 @@ class FilePass:
         chunk_size: int = CHUNK_SIZE,
         cancel: Callable[[], bool] | None = None,
         batch_bytes: int | None = None,
+        widen: bool = True,
     ) -> None:
         self.importer = importer
         self.file = file
@@ -81,6 +90,12 @@ class FilePass:
         # contents: memory stays bounded by bytes, not only by a row count).
         self.batch_bytes = batch_bytes
         self.cancel = cancel or (lambda: False)
+        # A checkpoint that skipped lines this window takes is read again from the start (`must_widen`): every
+        # backfill. The daemon passes False: its own capture start is the bound it means to keep.
+        self.widen = (
+            widen and checkpoint is not None and must_widen(checkpoint.since_us, window.since_us)
+        )
+        self.pass_since_us: int | None = window.since_us  # the bound of the next checkpoint (see `_incremental`)
         self.status = "pending"
         self.bytes_read = 0
         self.error: str | None = None
@@ -94,6 +109,7 @@ class FilePass:
         cp = self.checkpoint
         return (
             cp is not None
+            and not self.widen
             and cp.size == st.st_size
             and cp.mtime_ns == st.st_mtime_ns
             and (cp.device, cp.inode) == (st.st_dev, st.st_ino)
@@ -149,6 +165,7 @@ class FilePass:
             head_sha256=hashlib.sha256(head).hexdigest(),
             parser_state=state,
             rows_emitted=self.rows_emitted,
+            since_us=self.pass_since_us,
         )
         return CheckpointUpdate(entry=entry, path=self.file.path)
 
@@ -158,7 +175,7 @@ class FilePass:
             head = fh.read(min(st.st_size, HEAD_LEN))
             start, state = 0, None
             reset = False
-            if cp is not None:
+            if cp is not None and not self.widen:
                 same_identity = (cp.device, cp.inode) == (st.st_dev, st.st_ino)
                 head_ok = cp.head_len <= len(head) and (
                     hashlib.sha256(head[: cp.head_len]).hexdigest() == cp.head_sha256
@@ -168,6 +185,8 @@ class FilePass:
                 else:
                     start, state = cp.offset, loads_state(cp.parser_state)
                     self.rows_emitted = cp.rows_emitted
+                    if state is not None:  # resumed: the lines before the offset were read from its bound
+                        self.pass_since_us = cp.since_us
             if state is None:
                 self.rows_emitted = 0
                 start = 0

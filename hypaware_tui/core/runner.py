@@ -40,7 +40,7 @@ from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
 from hypaware_tui.core.ids import new_run_id
 from hypaware_tui.core.inventory import Inventory, client_figures, config_root
 from hypaware_tui.core.paths import Layout
-from hypaware_tui.core.reader import DEFAULT_BATCH_ROWS, FilePass
+from hypaware_tui.core.reader import DEFAULT_BATCH_ROWS, FilePass, must_widen
 from hypaware_tui.core.timeutil import now_us, us_to_iso
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS
 from hypaware_tui.core.window import cut_date as compute_cut_date
@@ -421,6 +421,7 @@ def iter_file(
     batch_rows: int,
     cancel: Callable[[], bool],
     batch_bytes: int | None = BATCH_BYTES,
+    widen: bool = True,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int]]:
     """One file through `FilePass`, with per-file error isolation: an exception from the importer ends the
     file (outcome.status = "error") instead of the run. Batches already yielded stay valid (their
@@ -435,6 +436,7 @@ def iter_file(
         batch_rows=batch_rows,
         cancel=cancel,
         batch_bytes=batch_bytes,
+        widen=widen,
     )
     try:
         for batch in fp.batches():
@@ -450,14 +452,17 @@ def iter_file(
         outcome.error = _scrub(f"file {file.path_hash}: {fp.error}", file)
 
 
-_StatKey = tuple[int, int, int | None, int | None, int]  # StateDB.stat_keys: size, mtime_ns, device, inode, offset
+# StateDB.stat_keys: size, mtime_ns, device, inode, offset, since_us
+_StatKey = tuple[int, int, int | None, int | None, int, int | None]
 
 
-def _bytes_to_read(file: SourceFile, size: int, dev_ino: tuple[int, int], key: _StatKey) -> int:
+def _bytes_to_read(
+    file: SourceFile, size: int, dev_ino: tuple[int, int], key: _StatKey, since_us: int | None
+) -> int:
     """Estimate of the bytes a pass will read (the progress bar's total) of a file with a checkpoint that
     does not match its stat."""
     offset = key[4]
-    if file.read_mode == "whole" or (key[2], key[3]) != dev_ino or size < offset:
+    if file.read_mode == "whole" or (key[2], key[3]) != dev_ino or size < offset or must_widen(key[5], since_us):
         return size
     return size - offset
 
@@ -786,11 +791,11 @@ def _run_provider(
             key = stored.get(f.path_hash)
             if key is None:
                 est = size
-            elif key[:4] == (size, mtime_ns, *dev_ino):  # FilePass.unchanged
-                est = 0
+            elif key[:4] == (size, mtime_ns, *dev_ino) and not must_widen(key[5], window.since_us):
+                est = 0  # FilePass.unchanged
                 unchanged.add(f.path_hash)
             else:
-                est = _bytes_to_read(f, size, dev_ino, key)
+                est = _bytes_to_read(f, size, dev_ino, key, window.since_us)
             files.append((f, est))
             bytes_total += est
             sizes += size

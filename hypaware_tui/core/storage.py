@@ -53,6 +53,7 @@ from hypaware_tui.core.checkpoints import (
     CheckpointUpdate,
     StateDB,
     StateDBError,
+    earlier_bound,
 )
 from hypaware_tui.core.events import EventLog
 from hypaware_tui.core.ids import uuid7_hex
@@ -881,11 +882,17 @@ class Storage:
             current = pending.get(entry.path_hash) or stored.get(entry.path_hash)
             if current is not None and _matches(now, current) and (
                 current.offset > entry.offset
-                or (current.offset == entry.offset and (current.size, current.mtime_ns) == (entry.size, entry.mtime_ns))
+                or (
+                    current.offset == entry.offset
+                    and (current.size, current.mtime_ns) == (entry.size, entry.mtime_ns)
+                    and not earlier_bound(entry, current)
+                )
             ):
                 result.checkpoints_kept += 1  # (b) forward only
                 continue
-            # (c) Also at the stored offset when only the file's size or mtime moved (a file touched, or
+            # (c) Also at the stored offset when the batch's pass began earlier (a backfill read again what the
+            # daemon's first pass skipped, `reader.must_widen`: the stored bound would make every later
+            # backfill read the file again), and when only the file's size or mtime moved (a file touched, or
             # appended to and cut back): both parses resumed from consistent checkpoints to the same offset,
             # so the entries are equivalent, and keeping the old stat would make every later run re-open the
             # file to find nothing new.

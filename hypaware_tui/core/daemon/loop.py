@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypaware_tui import __version__
-from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB
+from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB, earlier_bound
 from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
@@ -837,8 +837,8 @@ class DaemonLoop:
         if stored is None:
             return mine
         same = (mine.device, mine.inode, mine.head_sha256) == (stored.device, stored.inode, stored.head_sha256)
-        if same and stored.offset > mine.offset:
-            return stored
+        if same and (stored.offset > mine.offset or (stored.offset == mine.offset and earlier_bound(stored, mine))):
+            return stored  # (a backfill read it again from an earlier bound: carry that one on)
         return mine
 
     def _read_file(self, c: ClientState, f: SourceFile, stored: Checkpoint | None) -> None:
@@ -886,6 +886,7 @@ class DaemonLoop:
             write_checkpoints=True,
             batch_rows=self.settings.flush_rows,
             cancel=lambda: self._stop_requested,
+            widen=False,  # the capture start is this daemon's own bound (daemon.md §2); a backfill widens
         )
         try:
             for rows, update, _done in gen:
