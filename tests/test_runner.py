@@ -254,6 +254,49 @@ def test_storage_error_fails_the_provider_and_the_next_one_still_runs(layout, en
     assert again.providers[0].rows_written == 60 and again.providers[1].rows_written == 0
 
 
+def test_a_commit_that_fails_midway_counts_the_rows_it_wrote(layout, env, monkeypatch):
+    """A full disk at the second of the three partition files of claude's commit: the first file is in the
+    dataset, and the result (the summary of `hyp backfill`, the wizard's, the events) counts its rows instead
+    of 0, with storage's message and what was read (sessions, skipped lines). The rerun reads the files again
+    (no checkpoint moved) and finds those rows as duplicates."""
+    import errno
+
+    from hypaware_tui.core import paths as paths_mod
+
+    two_clients(env)  # claude: 3 files of 20 messages on 3 days -> 3 partition files in one commit
+    real_write_all = paths_mod.write_all
+    writes = {"claude": 0, "fail": True}
+
+    def write_all(fd, data):
+        if writes["fail"] and "source=claude" in os.readlink(f"/proc/self/fd/{fd}"):
+            writes["claude"] += 1
+            if writes["claude"] > 2:  # (a file is written in two halves)
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_all(fd, data)
+
+    monkeypatch.setattr(paths_mod, "write_all", write_all)
+    res = run(layout, env)
+    claude, codex = res.providers
+    stored = dataset(layout).filter(pl.col("client_name") == "claude").height
+    assert stored == 20
+    assert claude.status == "failed" and claude.rows_written == stored
+    assert claude.error.startswith("could not write to the dataset: No space left on device.")
+    assert "Free some disk space and run it again." in claude.error
+    assert claude.sessions_seen == 3 and claude.lines_skipped == {"not_a_message": 6, "malformed": 3}
+    assert codex.status == "ok" and codex.rows_written == 20
+    assert res.rows_written == 40 and res.exit_code == 1
+    events = [json.loads(x) for x in layout.events_log.read_text().splitlines()]
+    finish = [e for e in events if e["event"] == "backfill.provider_finish" and e["provider"] == "claude"]
+    assert finish[0]["rows_written"] == 20 and finish[0]["status"] == "failed"
+    assert sum(e["rows_written"] for e in events if e["event"] == "backfill.write" and e["provider"] == "claude") == 20
+
+    writes["fail"] = False
+    again = run(layout, env, providers=["claude"])
+    assert again.providers[0].status == "ok"
+    assert again.providers[0].rows_written == 40 and again.providers[0].duplicates_skipped == 20
+    assert dataset(layout).height == 80
+
+
 # --------------------------------------------------------------------------------------------- windows
 
 

@@ -360,7 +360,7 @@ class _Committer:
         self.result.duplicates_skipped += d
 
     def _commit(self, rows: Any, updates: list[CheckpointUpdate]) -> None:
-        from hypaware_tui.core.storage import LockWaitCancelled
+        from hypaware_tui.core.storage import LockWaitCancelled, StorageError
 
         if self.dropped:
             return  # a batch before this one was not written: nothing after it may be (its checkpoints would skip it)
@@ -373,6 +373,15 @@ class _Committer:
             # read again next time (its checkpoints were not written either).
             self.dropped = True
             return
+        except StorageError as exc:
+            # A commit that failed midway (a full disk at its third partition file) kept the files it wrote
+            # before the error: their rows are in the dataset, and counted, so the summary says what the run did.
+            if exc.partial is not None:
+                self._account(exc.partial)
+            raise
+        self._account(res)
+
+    def _account(self, res: Any) -> None:
         self.result.rows_written += res.rows_written
         self.result.duplicates_skipped += res.duplicates_skipped
         self.result.lock_wait_ms += int(getattr(res, "lock_wait_ms", 0) or 0)
@@ -959,6 +968,14 @@ def _run_provider(
         close = getattr(results, "close", None)
         if close is not None:
             close()
+        # What was read, counted here: a commit that fails (in the loop, or the last one below) fails the
+        # provider, whose summary still shows the sessions and skipped lines next to the rows committed.
+        pr.sessions_seen = len(session_ids)
+        pr.lines_skipped = {k: v for k, v in stats.lines_skipped.items() if v}
+        pr.records_by_type = {k: v for k, v in stats.records_by_type.items() if v}
+        pr.rows_built = stats.rows_built
+        pr.rows_held = stats.rows_held
+        pr.usage_unattached = stats.usage_unattached
     committer.flush()
     if pool is not None and pool.lost is not None and not pool.lost_reported:
         pool.lost_reported = True
@@ -969,12 +986,6 @@ def _run_provider(
         _notice(sink, name, WORKER_START_NOTICE.format(reason=pool.lost) if pool.start_failed else WORKER_LOST_NOTICE)
     if cancelled or cancel.is_set():
         pr.status = "cancelled"
-    pr.sessions_seen = len(session_ids)
-    pr.lines_skipped = {k: v for k, v in stats.lines_skipped.items() if v}
-    pr.records_by_type = {k: v for k, v in stats.records_by_type.items() if v}
-    pr.rows_built = stats.rows_built
-    pr.rows_held = stats.rows_held
-    pr.usage_unattached = stats.usage_unattached
     if events is not None:
         events.emit(
             "backfill.scan",

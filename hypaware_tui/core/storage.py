@@ -101,7 +101,13 @@ NO_FLOOR = ""  # meta value when retention is 0 (no floor)
 
 
 class StorageError(RuntimeError):
-    """A dataset operation failed. The message says what happened and what to do; it is shown as is."""
+    """A dataset operation failed. The message says what happened and what to do; it is shown as is.
+
+    `partial`, set by `Storage.commit`: what the failed commit did write before the error (the partition
+    files renamed into place stay: they are whole, and their rows are in the dataset), so that a caller can
+    count them."""
+
+    partial: CommitResult | None = None
 
 
 class LockWaitCancelled(StorageError):
@@ -682,10 +688,18 @@ class Storage:
                 if checkpoints:
                     self._apply_checkpoints(checkpoints, result)
                 _fault("before_release")
-        except OSError as exc:
-            raise StorageError(_os_error_message(exc, "could not write to the dataset", self.layout)) from exc
-        except StateDBError as exc:
-            raise StorageError(str(exc)) from exc
+        except (OSError, StateDBError) as exc:
+            # Files written before the error stay in the dataset (their checkpoints do not move: the next run
+            # reads those lines again and finds them as duplicates). Said, and logged, for what they are.
+            error = StorageError(
+                _os_error_message(exc, "could not write to the dataset", self.layout)
+                if isinstance(exc, OSError)
+                else str(exc)
+            )
+            error.partial = result
+            for ev in writes:
+                self._emit("backfill.write", **ev)
+            raise error from exc
 
         for ev in writes:
             self._emit("backfill.write", **ev)
