@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from backfill_fakes import write_launcher, write_session
+from backfill_fakes import fakes, write_launcher, write_session
 
 from hypaware_tui.core.inventory import build_inventory, client_figures
 from hypaware_tui.core.timeutil import parse_iso_us
@@ -737,3 +737,106 @@ def test_hyp_home_that_is_a_file_is_named_by_backfill(h, inproc, monkeypatch):
         assert err.strip().endswith(f"HYP_HOME is {h.hyp}, which is not a directory. Point HYP_HOME at a "
                                     "directory (or move that file away) and run it again."), (args, err)
     assert h.hyp.read_text() == "a file\n"
+
+
+def _full_disk(monkeypatch, files_before: int):
+    """ENOSPC on every write of a claude partition file after the first `files_before` (each file is written in
+    two halves): the counter, to switch it off with `["fail"] = False`."""
+    import errno
+
+    from hypaware_tui.core import paths as paths_mod
+
+    real_write_all = paths_mod.write_all
+    state = {"writes": 0, "fail": True}
+
+    def write_all(fd, data):
+        if state["fail"] and "source=claude" in os.readlink(f"/proc/self/fd/{fd}"):
+            state["writes"] += 1
+            if state["writes"] > 2 * files_before:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_all(fd, data)
+
+    monkeypatch.setattr(paths_mod, "write_all", write_all)
+    return state
+
+
+def _last_line(out: str) -> str:
+    return out.strip().splitlines()[-1]
+
+
+def test_a_full_disk_midway_reports_the_rows_committed_and_the_error(h, inproc, monkeypatch):
+    """The disk fills at the second of the three partition files of claude's commit: the first one is in the
+    dataset. The summary said `rows written 0` and "No history in this window."; it counts those rows, shows
+    the storage error (what to do), and exits 1 (cli.md §5.3)."""
+    import shutil
+
+    claude_fixtures(h)  # 3 sessions of 10 rows on 3 days
+    disk = _full_disk(monkeypatch, files_before=1)
+    rc, out, _ = inproc("backfill", "claude", "--json")
+    assert rc == 1
+    (claude,) = json.loads(out)["providers"]
+    assert h.dataset().height == 10
+    assert (claude["status"], claude["rows_written"], claude["sessions_seen"]) == ("failed", 10, 3)
+    assert claude["error"].startswith("could not write to the dataset: No space left on device. Free some disk")
+
+    shutil.rmtree(h.hyp)
+    disk["writes"] = 0
+    rc, out, _ = inproc("backfill", "claude")
+    assert rc == 1
+    row = next(line.split() for line in out.splitlines() if line.startswith("claude "))
+    assert row[:2] == ["claude", "failed"] and row[4] == "10"  # provider status files sessions rows-written …
+    assert "  claude: could not write to the dataset: No space left on device. Free some disk space" in out
+    assert "No history in this window." not in out
+    assert _last_line(out) == "Imported 10 new rows."
+
+
+def test_no_history_in_this_window_is_never_said_after_a_failure(h, inproc, monkeypatch):
+    """A provider that failed, or whose files all failed to read, wrote nothing: the closing line says that it
+    failed (its error is printed above), never "No history in this window.", which reads as "all is well,
+    there was nothing to import"."""
+    import hypaware_tui.importers as registry
+
+    # the disk is full from the first write: claude failed, nothing written
+    claude_fixtures(h, sessions=1)
+    disk = _full_disk(monkeypatch, files_before=0)
+    rc, out, _ = inproc("backfill", "claude")
+    assert rc == 1 and h.dataset().height == 0
+    assert "  claude: could not write to the dataset: No space left on device." in out
+    assert _last_line(out) == "Nothing was imported: claude failed (the error is above)."
+    disk["fail"] = False
+
+    # the importer raised before reading a file (codex), and every file of claude failed to read
+    for name, importer in fakes("codex-raises").items():
+        monkeypatch.setitem(registry._cache, name, importer)
+    for i in range(2):
+        write_session(Path(h.env["FAKE_CLAUDE_ROOT"]) / f"s{i}.jsonl", f"c{i}", [_iso(recent(1))], boom_at=0)
+    write_session(Path(h.env["FAKE_CODEX_ROOT"]) / "r.jsonl", "x", [_iso(recent(1))])
+    rc, out, _ = inproc("backfill", "codex")
+    assert rc == 1 and "  codex: the importer stopped: RuntimeError: simulated importer crash" in out
+    assert _last_line(out) == "Nothing was imported: codex failed (the error is above)."
+    rc, out, _ = inproc("backfill", "claude")
+    assert rc == 0  # (files that cannot be read are errors, not a failure: cli.md §5.3)
+    row = next(line.split() for line in out.splitlines() if line.startswith("claude "))
+    assert row[1] == "ok" and row[4] == "0" and row[-1] == "2"
+    assert _last_line(out) == "Nothing was imported: history of claude could not be read (the error is above)."
+    rc, out, _ = inproc("backfill", "claude", "codex")
+    assert rc == 1 and _last_line(out) == "Nothing was imported: codex failed (the error is above)."
+    assert "No history in this window." not in out
+
+
+def test_closing_line_of_an_interrupted_run_that_wrote_nothing():
+    from hypaware_tui.cli.backfill import closing_line
+    from hypaware_tui.core.runner import BackfillResult, ProviderResult
+
+    def result(*providers: ProviderResult) -> BackfillResult:
+        return BackfillResult(run_id="r", dry_run=False, since_us=None, until_us=None, providers=list(providers))
+
+    # (the duplicates of a run stopped early: not "all rows in this window are already in the dataset")
+    stopped = result(ProviderResult("claude", status="cancelled", duplicates_skipped=5))
+    assert closing_line(stopped) == (
+        "Nothing was imported: the import was interrupted. Run it again to import this window."
+    )
+    both = result(ProviderResult("claude", status="failed"), ProviderResult("codex", status="failed"))
+    assert closing_line(both) == "Nothing was imported: claude and codex failed (the error is above)."
+    assert closing_line(result(ProviderResult("claude"))) == "No history in this window."
+    assert closing_line(result(ProviderResult("claude", status="failed", rows_written=3))) == "Imported 3 new rows."

@@ -534,15 +534,32 @@ def _ignore_interrupts() -> None:
 # --------------------------------------------------------------------------------------------- import
 
 
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def closing_line(result: Any) -> str:
-    """Exactly one of the cli.md §5.3 closing lines."""
+    """Exactly one of the cli.md §5.3 closing lines. A run that wrote nothing because a provider failed, was
+    interrupted, or could not read its files says so: "No history in this window." (or "Nothing new") would
+    tell the user there was nothing to import, when the error printed above is what they need to act on."""
     written = result.rows_written
     dups = result.duplicates_skipped
     if written:
         return f"{'Would import' if result.dry_run else 'Imported'} {fmt_int(written)} new rows."
     from hypaware_tui.core.runner import nothing_new_text
 
-    return nothing_new_text(dups, result.files_unchanged) or "No history in this window."
+    failed = [p.provider for p in result.providers if p.status == "failed"]
+    if failed:
+        return f"Nothing was imported: {_names(failed)} failed (the error is above)."
+    if any(p.status == "cancelled" for p in result.providers):
+        return "Nothing was imported: the import was interrupted. Run it again to import this window."
+    text = nothing_new_text(dups, result.files_unchanged)
+    if text is not None:
+        return text
+    erred = [p.provider for p in result.providers if p.errors]
+    if erred:  # (files that could not be read: nothing says the window is empty)
+        return f"Nothing was imported: history of {_names(erred)} could not be read (the error is above)."
+    return "No history in this window."
 
 
 def _summary_text(prog: str, result: Any) -> None:
