@@ -840,3 +840,24 @@ def test_closing_line_of_an_interrupted_run_that_wrote_nothing():
     assert closing_line(both) == "Nothing was imported: claude and codex failed (the error is above)."
     assert closing_line(result(ProviderResult("claude"))) == "No history in this window."
     assert closing_line(result(ProviderResult("claude", status="failed", rows_written=3))) == "Imported 3 new rows."
+
+
+def test_a_line_stamped_in_2099_does_not_stop_hyp_backfill(h, inproc):
+    """A Claude Code transcript with one line stamped 2099 in the middle (a corrupt stamp): every `hyp backfill`
+    stopped there (daemon.md §3.1 rule 4, the line is after `until`), and the lines after it were never
+    imported. One run imports every other line, counts that one outside_window; the rerun writes nothing."""
+    path = h.claude / "projects" / "-home-ada-repo" / "s.jsonl"
+    rows, _ = claude_session(path, "s", 4, recent(1))
+    lines = path.read_text().splitlines(keepends=True)
+    future = json.loads(lines[3])
+    future.update(uuid="s-future", timestamp="2099-01-01T00:00:00.000Z")
+    lines.insert(4, json.dumps(future) + "\n")
+    path.write_text("".join(lines))
+    rc, out, _ = inproc("backfill", "claude", "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert rc == 0 and claude["status"] == "ok"
+    assert claude["rows_written"] == rows == h.dataset().height
+    assert claude["lines_skipped"]["outside_window"] == 1
+    rc, out, _ = inproc("backfill", "claude", "--json")
+    (again,) = json.loads(out)["providers"]
+    assert (again["rows_written"], again["duplicates_skipped"], again["lines_skipped"]) == (0, 0, {})

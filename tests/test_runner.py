@@ -329,6 +329,32 @@ def test_until_stops_the_pass_and_the_next_run_takes_the_rest(layout, env):
     assert dataset(layout).height == 10
 
 
+def test_a_line_stamped_far_in_the_future_does_not_stop_every_backfill(layout, env):
+    """daemon.md §3.1 rule 4 stops a backfill at the first line stamped after `until`. A line stamped 2099 (a
+    skewed clock, a corrupt stamp) stopped every backfill there, forever: the lines after it were never
+    imported by one, and nothing was counted. More than 24 h after the run's start, it cannot have been
+    written since: its row is outside the window and the pass goes on. A line later than `until` within
+    those 24 h still stops the pass."""
+    now = now_us()
+    recent = [iso(datetime.now(UTC) - timedelta(hours=5 - i)) for i in range(4)]
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "s.jsonl")
+    write_session(path, "s", [recent[0], recent[1], "2099-01-01T00:00:00Z", recent[2], recent[3]])
+    first = run(layout, env, providers=["claude"], window=Window(None, now))
+    p = first.providers[0]
+    assert p.status == "ok" and p.rows_written == 4
+    assert p.lines_skipped == {"outside_window": 1}
+    assert sorted(dataset(layout)["message_id"].to_list()) == ["s-m0", "s-m1", "s-m3", "s-m4"]
+    again = run(layout, env, providers=["claude"], window=Window(None, now_us()))
+    assert (again.providers[0].rows_written, again.providers[0].duplicates_skipped) == (0, 0)
+
+    # stamped an hour after `until`: it may have been written after the run started, so the pass stops there
+    soon = iso(datetime.fromtimestamp(now / 1e6, UTC) + timedelta(hours=1))
+    later = os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "t.jsonl")
+    write_session(later, "t", [recent[0], soon, recent[1]])
+    stopped = run(layout, env, providers=["claude"], window=Window(None, now))
+    assert stopped.providers[0].rows_written == 1 and stopped.providers[0].lines_skipped == {}
+
+
 def test_resolve_window_and_retention_floor(layout, env):
     now = now_us()
     old_day = (datetime.now(UTC) - timedelta(days=200)).replace(hour=12, minute=0, second=0, microsecond=0)

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
@@ -524,8 +524,11 @@ def run_backfill(
     clock at the call), gives the cut date used for the import floor (storage.md §7); `window.since_us` is
     expected to already be the later of `--since` and that floor (see `core.window.resolve_window`).
     `inventory`, when the caller has one (the wizard), supplies the `backfill.plan` figures. `workers`: parse
-    processes for large imports (None = `default_workers()`; 1 = everything in this process)."""
+    processes for large imports (None = `default_workers()`; 1 = everything in this process). A window with
+    an `until` and no `started_us` gets the wall clock at the call (see `Window.started_us`)."""
     started = time.monotonic()
+    if window.until_us is not None and window.started_us is None:
+        window = replace(window, started_us=now_us())
     sink = sink or NullSink()
     cancel = cancel or threading.Event()
     run_id = run_id or new_run_id()

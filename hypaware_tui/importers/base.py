@@ -132,16 +132,32 @@ class ParseStats:
         self.rows_built += other.rows_built
 
 
+#: a line stamped more than this after a backfill started cannot have been written since (see `Window`)
+FUTURE_SKEW_US = 24 * 3600 * 1_000_000
+
+
 @dataclass(frozen=True)
 class Window:
     """The rows a pass may emit: `since_us <= message_created_at <= until_us` (either bound optional).
 
     `since_us` is already the later of `--since` and the import floor. `until_us` also stops an incremental
     pass before the first line whose *own* timestamp is later (daemon.md §3.1 rule 4); whole-document reads
-    ignore it (storage.md §5.3)."""
+    ignore it (storage.md §5.3).
+
+    `started_us`: the wall-clock start of a backfill (set by the runner). A line stamped more than
+    `FUTURE_SKEW_US` after it (a skewed clock, a corrupt stamp: 2099) cannot have been written after the run
+    started, so it does not stop the pass: stopping there stopped every backfill at that line, forever. It is
+    read, and its rows, later than `until`, are outside the window."""
 
     since_us: int | None = None
     until_us: int | None = None
+    started_us: int | None = None
+
+    def stops_before(self, own_us: int) -> bool:
+        """Whether an incremental pass rests before a line whose own timestamp is `own_us` (rule 4)."""
+        if self.until_us is None or own_us <= self.until_us:
+            return False
+        return self.started_us is None or own_us <= self.started_us + FUTURE_SKEW_US
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -629,7 +645,7 @@ class Parser(ABC):
             return True
         if not self.whole and self.window.until_us is not None:
             own = self.own_timestamp(obj)
-            if own is not None and own > self.window.until_us:
+            if own is not None and self.window.stops_before(own):
                 return False
         self.handle_object(obj, offset)
         self._consumed(next_offset)
