@@ -137,6 +137,70 @@ def test_status_of_a_dead_daemon_reports_unexpected_end(home: Home, capsys: pyte
     assert code == 0 and "stopped (ended unexpectedly at 2026-08-30T11:00:00Z)" in out
 
 
+def _live_status(home: Home, age_s: float, state: str = "running") -> PidLock:
+    """This test process as a running daemon (it holds the lock) whose status was written `age_s` ago."""
+    lock = PidLock(home.layout)
+    lock.acquire()
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - age_s))
+    control.write_status_file(home.layout, {
+        "pid": os.getpid(), "version": "0.1.0", "mode": "detached", "state": state, "started_at": at,
+        "updated_at": at, "watch": "events", "last_import_at": None, "rows_written": 7, "last_error": None,
+        "retention_applied_at": None, "rows_pruned": None, "clients": {}})  # fmt: skip
+    return lock
+
+
+def test_a_running_daemon_whose_status_is_old_is_reported_stale(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # e.g. the disk is full or run/ became read-only: the daemon lives on, its last status says "running"
+    lock = _live_status(home, 7 * 60)
+    try:
+        code, out, err = run_cli(capsys, "daemon", "status")
+        assert code == 0, err
+        assert f"running (pid {os.getpid()}, detached), status stale" in out
+        warning = next(line for line in out.splitlines() if line.startswith("Warning"))
+        assert "status not updated for 7 min (a running daemon writes it every 30 s)" in warning
+        assert f"unable to write to {home.layout.run_dir} (disk full? read-only?)" in warning
+        assert str(home.layout.daemon_log) in warning and "hyp daemon restart" in warning
+        code, out, _ = run_cli(capsys, "daemon", "status", "--json")
+        doc = json.loads(out)
+        assert code == 0 and doc["running"] is True and doc["state"] == "running"
+        assert doc["stale"] is True and 7 * 60 <= doc["status_age_s"] < 8 * 60
+        assert doc["warning"].startswith("status not updated for 7 min")
+    finally:
+        lock.release()
+
+
+def test_a_status_a_few_heartbeats_old_is_not_stale(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    # one long step (a compaction, a flush waiting for a backfill's batch) delays heartbeats: not a problem yet
+    lock = _live_status(home, 4 * control.HEARTBEAT_S)
+    try:
+        code, out, _ = run_cli(capsys, "daemon", "status", "--json")
+        doc = json.loads(out)
+        assert doc["stale"] is False and doc["warning"] is None and doc["status_age_s"] >= 120
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert "stale" not in out and "Warning" not in out
+    finally:
+        lock.release()
+    # and a stopped daemon's status is as old as it is: never stale
+    report = read_daemon_status(home.layout, now=time.time() + 3600)
+    assert not report.running and report.stale is False
+
+
+def test_a_daemon_that_never_wrote_its_status_is_reported_stale(home: Home) -> None:
+    lock = PidLock(home.layout)
+    lock.acquire()
+    try:
+        report = read_daemon_status(home.layout)
+        assert (report.state, report.stale) == ("starting", False)
+        report = read_daemon_status(home.layout, now=time.time() + control.STALE_AFTER_S + 60)
+        assert report.state == "starting" and report.stale is True
+        assert report.message == f"starting (pid {os.getpid()}), status stale"
+        assert report.warning.startswith("no status written since it started 6 min ago")
+    finally:
+        lock.release()
+
+
 # --- start / stop (acceptance 12) ---------------------------------------------------------------------------------
 
 

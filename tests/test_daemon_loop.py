@@ -23,6 +23,7 @@ from test_daemon_support import (
 )
 
 from hypaware_tui.core.checkpoints import StateDB
+from hypaware_tui.core.daemon import control
 from hypaware_tui.core.daemon import watch as watch_mod
 from hypaware_tui.core.daemon.capture import read_capture, record_capture_start
 from hypaware_tui.core.daemon.loop import DaemonLoop, FakeClock
@@ -656,6 +657,68 @@ def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path)
         loop.shutdown()
         loop.close()
     assert_same_as_backfill(home, tmp_path)
+
+
+def test_a_long_catch_up_keeps_the_status_heartbeat(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A catch-up over many files can take minutes: the status must not look stale meanwhile (daemon.md §6)
+    record_capture_start(home.layout, ["claude"], 0)
+    sessions = [f"{i}{S1[1:]}" for i in range(6)]
+    for s in sessions:
+        home.session(s).write_text(session_text(s, 2, T))
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock, watcher_factory=PollingWatcher)
+    read_file = loop._read_file
+
+    def slow_read(c, f, cp):  # type: ignore[no-untyped-def]
+        read_file(c, f, cp)
+        clock.advance(20)  # each file takes 20 s
+
+    monkeypatch.setattr(loop, "_read_file", slow_read)
+    written: list[tuple[str, str]] = []
+    real_write = control.write_status_file
+    monkeypatch.setattr(control, "write_status_file",
+                        lambda layout, doc: (written.append((doc["state"], doc["updated_at"])), real_write(layout, doc)))
+    try:
+        assert loop.start() is None
+    finally:
+        loop.shutdown()
+        loop.close()
+    # from the first report to `running` 120 s later, never more than a heartbeat plus one file's read between two
+    up = [(state, datetime.fromisoformat(at).timestamp()) for state, at in written if state != "stopped"]
+    assert [state for state, _ in up] == ["starting"] * (len(up) - 1) + ["running"]
+    ats = [at for _, at in up]
+    assert ats[-1] - ats[0] == 120
+    assert max(b - a for a, b in zip(ats, ats[1:], strict=False)) <= control.HEARTBEAT_S + 20
+    assert len(part_ids(home.layout)) == 18  # every file was read (3 parts per user + assistant pair)
+
+
+def test_a_status_file_that_cannot_be_written_is_logged_once(home: Home, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    loop = DaemonLoop(home.layout, env=home.env, clock=FakeClock(), watcher_factory=PollingWatcher)
+    real_write = control.write_status_file
+    full = [True]
+
+    def write(layout: Layout, doc: dict) -> None:
+        if full[0]:  # like atomic_write_bytes: a new temporary name at each attempt
+            raise OSError(errno.ENOSPC, "No space left on device", str(random.random()))
+        real_write(layout, doc)
+
+    monkeypatch.setattr(control, "write_status_file", write)
+    try:
+        with caplog.at_level("INFO", logger="hypaware_tui.daemon"):
+            for _ in range(3):  # three heartbeats
+                loop.write_status()
+            full[0] = False
+            loop.write_status()
+    finally:
+        loop.close()
+    said = [r.getMessage() for r in caplog.records if "status file" in r.getMessage()]
+    assert said == [
+        f"could not write the status file {home.layout.daemon_status}: No space left on device; trying again "
+        "every 30 s",
+        "the status file is written again",
+    ]
+    assert home.status()["state"] == "starting"
 
 
 class FaultyClaude(ClaudeImporter):

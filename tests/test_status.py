@@ -157,6 +157,36 @@ def test_recent_errors_are_deduplicated_and_capped(tmp_path: Path) -> None:
     assert [e["message"] for e in only_daemon] == ["same"]
 
 
+def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = Layout(tmp_path / "hyp")
+    write_config(layout)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("HYP_HOME", str(layout.home))
+    lock = PidLock(layout)
+    lock.acquire()
+    try:
+        old = iso(NOW - timedelta(minutes=12))
+        write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
+                                   "started_at": old, "updated_at": old, "rows_written": 3})  # fmt: skip
+        with pytest.raises(SystemExit) as info:
+            main(["status"])
+        out = capsys.readouterr().out
+        assert info.value.code == 0
+        assert f"running (status stale) · pid {os.getpid()} · detached" in out
+        assert "warning: status not updated for 12 min (a running daemon writes it every 30 s): the daemon may " \
+               f"be unable to write to {layout.run_dir} (disk full? read-only?)" in out
+        with pytest.raises(SystemExit) as info:
+            main(["status", "--json"])
+        d = json.loads(capsys.readouterr().out)["daemon"]
+        assert (d["running"], d["state"], d["stale"]) == (True, "running", True)
+        assert d["warning"].startswith("status not updated for 12 min")
+    finally:
+        lock.release()
+
+
 def test_parse_ts() -> None:
     assert parse_ts("2026-05-01T10:00:00Z") == datetime(2026, 5, 1, 10, tzinfo=UTC)
     assert parse_ts("2026-05-01T12:00:00+0200") == datetime(2026, 5, 1, 10, tzinfo=UTC)

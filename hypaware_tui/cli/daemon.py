@@ -148,6 +148,8 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
         print_json(doc)
         raise typer.Exit(0)
     out(f"Capture daemon  {report.message}")
+    if report.warning:
+        out(f"Warning         {report.warning}")
     s = report.status or {}
     if report.status is not None:
         out(f"Watch           {s.get('watch') or '-'}")

@@ -132,7 +132,8 @@ def welcome_back_facts(layout: Any, env: Mapping[str, str], machine: Any) -> tup
         d = report.get("daemon") or {}
         state = d.get("state") or ("running" if d.get("running") else "never started")
         pid = f" (pid {d['pid']})" if d.get("running") and d.get("pid") else ""
-        facts.append(("Daemon", f"{state}{pid}"))
+        stale = ", status stale: see hyp daemon status" if d.get("stale") else ""
+        facts.append(("Daemon", f"{state}{pid}{stale}"))
     except Exception as exc:  # noqa: BLE001 - the screen still works without these facts
         facts.append(("Dataset", f"unknown ({type(exc).__name__})"))
     return tuple(facts)

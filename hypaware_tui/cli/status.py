@@ -152,11 +152,15 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str) -> list[str
         text = str(state)
         if d.get("ended_unexpectedly"):
             text += f" (ended unexpectedly at {d.get('updated_at') or 'an unknown time'})"
+        if d.get("stale"):
+            text += " (status stale)"
         if d.get("running") and d.get("pid"):
             text += f" · pid {d['pid']}"
         if d.get("mode"):
             text += f" · {d['mode']}"
         lines.append(text)
+        if d.get("warning"):
+            lines.append(f"warning: {d['warning']}")
         if d.get("last_import_at") or d.get("rows_written") is not None:
             lines.append(
                 f"last import {d.get('last_import_at') or 'none yet'} · "

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hypaware_tui.core.paths import FILE_MODE, Layout, atomic_write_bytes, ensure_dir, read_tail
+from hypaware_tui.core.timeutil import parse_iso_us
 
 STATES = ("starting", "running", "degraded", "stopped")
 MODES = ("service", "detached", "foreground")
@@ -35,6 +36,13 @@ LOCK_ATTEMPTS = 6  # a status probe holds the lock for microseconds; retry brief
 LOCK_RETRY_S = 0.05
 PROBE_WAIT_S = 5.0  # how long status probes alone may keep a starting daemon from its lock
 LOG_TAIL_LINES = 20
+HEARTBEAT_S = 30.0  # a live daemon rewrites its status file at least this often (daemon.md §6)
+# A live daemon whose status is older than this is reported stale. Not 2-3 heartbeats: one step of the loop may
+# legitimately run for minutes without a heartbeat (the daily compaction of every partition, a prune, a flush
+# waiting for the write lock behind a large backfill batch), and a false "stale" would send people hunting
+# for a problem that is not there. Ten heartbeats still tell within minutes that nobody is updating it, which
+# is mostly a daemon that cannot write to HYP_HOME (a full disk, a read-only run/ directory) or one that hangs.
+STALE_AFTER_S = 10 * HEARTBEAT_S
 
 
 def utc_iso(ts: float | None = None) -> str:
@@ -201,6 +209,9 @@ class DaemonStatusReport:
     message: str
     ended_unexpectedly: bool = False
     status: dict[str, Any] | None = None
+    stale: bool = False  # running, but its status has not been updated for STALE_AFTER_S
+    status_age_s: int | None = None  # seconds since the status was last written (a running daemon's)
+    warning: str | None = None  # what a stale status means and what to do
 
     def to_json(self) -> dict[str, Any]:
         s = dict(self.status or {})
@@ -209,6 +220,9 @@ class DaemonStatusReport:
             "state": self.state,
             "message": self.message,
             "ended_unexpectedly": self.ended_unexpectedly,
+            "stale": self.stale,
+            "status_age_s": self.status_age_s,
+            "warning": self.warning,
             "pid": self.pid,
             "mode": self.mode,
         }
@@ -218,14 +232,17 @@ class DaemonStatusReport:
         return out
 
 
-def read_daemon_status(layout: Layout) -> DaemonStatusReport:
-    """Combine the status file with the process table and the lock. Never creates anything."""
+def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonStatusReport:
+    """Combine the status file with the process table and the lock. Never creates anything. A running daemon
+    whose status file is older than `STALE_AFTER_S` (at `now`, epoch seconds) is reported `stale`, with a
+    warning: its state is only what it last managed to write."""
+    now = time.time() if now is None else now
     status = read_status_file(layout)
     held = lock_held(layout)
     lock_pid = _read_pid(layout.daemon_pid) if held else None
     if status is None:
         if held:
-            return DaemonStatusReport(True, "starting", lock_pid, None, f"starting (pid {lock_pid})")
+            return _starting(layout, lock_pid, None, now)
         return DaemonStatusReport(False, "never started", None, None, "never started")
     pid = status.get("pid") if isinstance(status.get("pid"), int) else None
     mode = status.get("mode") if isinstance(status.get("mode"), str) else None
@@ -233,15 +250,60 @@ def read_daemon_status(layout: Layout) -> DaemonStatusReport:
     running = held and pid_alive(pid) and (lock_pid is None or lock_pid == pid)
     if held and not running and lock_pid and pid_alive(lock_pid):
         # A new daemon holds the lock but has not written its status yet.
-        return DaemonStatusReport(True, "starting", lock_pid, None, f"starting (pid {lock_pid})", status=status)
+        return _starting(layout, lock_pid, status, now)
     if running:
         where = f"pid {pid}, {mode}" if mode else f"pid {pid}"
-        return DaemonStatusReport(True, state, pid, mode, f"{state} ({where})", status=status)
+        report = DaemonStatusReport(True, state, pid, mode, f"{state} ({where})", status=status)
+        updated = parse_iso_us(status.get("updated_at"))
+        if updated is not None:
+            report.status_age_s = max(0, int(now - updated / 1_000_000))
+            if state != "stopped" and report.status_age_s > STALE_AFTER_S:
+                report.stale = True
+                report.message += ", status stale"
+                report.warning = stale_warning(layout, report.status_age_s)
+        return report
     if state != "stopped":
         at = status.get("updated_at") or "an unknown time"
         return DaemonStatusReport(False, "stopped", pid, mode, f"stopped (ended unexpectedly at {at})",
                                   ended_unexpectedly=True, status=status)
     return DaemonStatusReport(False, "stopped", pid, mode, "stopped", status=status)
+
+
+def _starting(layout: Layout, pid: int | None, status: dict[str, Any] | None, now: float) -> DaemonStatusReport:
+    """A daemon that holds the lock but has written no status of its own: `starting`, or stale when it took
+    the lock (the pid file's mtime) longer than `STALE_AFTER_S` ago, since its first act is to write one."""
+    report = DaemonStatusReport(True, "starting", pid, None, f"starting (pid {pid})", status=status)
+    try:
+        age = max(0, int(now - layout.daemon_pid.stat().st_mtime))
+    except OSError:
+        return report
+    if age > STALE_AFTER_S:
+        report.stale = True
+        report.message += ", status stale"
+        report.warning = stale_warning(layout, age, never=True)
+    return report
+
+
+def fmt_age(seconds: float) -> str:
+    """`45 s`, `7 min`, `2 h 5 min`, `3 d 4 h`."""
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def stale_warning(layout: Layout, age_s: float, *, never: bool = False) -> str:
+    """What a running daemon's old status means and what to do (`hyp daemon status`, `hyp status`)."""
+    what = f"no status written since it started {fmt_age(age_s)} ago" if never else \
+        f"status not updated for {fmt_age(age_s)}"
+    return (f"{what} (a running daemon writes it every {HEARTBEAT_S:g} s): the daemon may be unable to write to "
+            f"{layout.run_dir} (disk full? read-only?), or be stuck, so the figures shown may be old. "
+            f"Check the free space and permissions there and the log {layout.daemon_log}; then "
+            "hyp daemon restart")
 
 
 # --------------------------------------------------------------------------------------------- log

@@ -41,7 +41,7 @@ from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, W
 
 log = logging.getLogger("hypaware_tui.daemon")
 
-HEARTBEAT_S = 30.0
+HEARTBEAT_S = control.HEARTBEAT_S
 DEBOUNCE_S = 0.5
 BACKOFF_START_S = 5.0
 BACKOFF_MAX_S = 60.0
@@ -287,6 +287,7 @@ class DaemonLoop:
         self.touched: set[str] = set()  # partitions written since the last compaction check
         self.compact_retry_at = 0.0  # after a failed compaction, grown partitions wait for this (monotonic)
         self.write_failing = False
+        self.status_failure: str | None = None  # why the status file could not be written, while it cannot
         self.backoff = BACKOFF_START_S
         self.retry_at = 0.0
         self.once = False
@@ -367,7 +368,16 @@ class DaemonLoop:
         try:
             control.write_status_file(self.layout, self.status_doc())
         except OSError as exc:
-            log.warning("could not write the status file %s: %s", self.layout.daemon_status, exc)
+            # said once, not at every heartbeat; meanwhile `hyp daemon status` reports the status stale
+            why = exc.strerror or str(exc)  # (not the exception itself: it names a new temporary file each time)
+            if self.status_failure != why:
+                log.warning("could not write the status file %s: %s; trying again every %g s",
+                            self.layout.daemon_status, why, HEARTBEAT_S)
+            self.status_failure = why
+        else:
+            if self.status_failure is not None:
+                log.info("the status file is written again")
+            self.status_failure = None
         self._status_dirty = False
         self.next_status = self.clock.monotonic() + HEARTBEAT_S
 
@@ -827,6 +837,10 @@ class DaemonLoop:
             cached = by_client.get(c.name)
             cp = cached.get(f.path_hash) if cached is not None else (self.db.get(f.path_hash) if self.db else None)
             self._read_file(c, f, cp)
+            if self.clock.monotonic() >= self.next_status:
+                # the heartbeat, also while a long catch-up reads thousands of files: a status left unwritten
+                # for minutes is reported stale (control.STALE_AFTER_S)
+                self.write_status()
 
     def _checkpoint_to_use(self, f: SourceFile, stored: Checkpoint | None) -> Checkpoint | None:
         """The stored checkpoint (re-read: a backfill may have advanced it), or this process's own
