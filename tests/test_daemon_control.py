@@ -274,6 +274,27 @@ def test_start_that_fails_prints_the_log_tail(home: Home, capsys: pytest.Capture
     assert res.log_tail == [f"line {i}" for i in range(10, 30)]
 
 
+def test_start_with_a_damaged_checkpoint_database_fails_with_its_own_error(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home.layout.state_dir.mkdir(parents=True)
+    home.layout.ingest_db.write_bytes(b"\x8f not sqlite " * 2000)
+    home.layout.logs_dir.mkdir(parents=True)
+    home.layout.daemon_log.write_text("2026-08-01T10:00:00+0000 ERROR an older run's problem\nTraceback (most "
+                                      "recent call last):\n  File \"old.py\"\n")
+    code, out, err = run_cli(capsys, "daemon", "start")
+    _reap()
+    assert code == 1 and out == ""
+    problem = f"cannot use the checkpoint database {home.layout.ingest_db}: file is not a database. If it is damaged"
+    first, *rest = err.splitlines()
+    assert first.startswith(f"hyp daemon: the capture daemon exited while starting: {problem}")
+    assert first.endswith(f"(log: {home.layout.daemon_log})")
+    # the log lines of this start only: its error, not an earlier run's traceback
+    assert rest[0] == f"last lines of {home.layout.daemon_log}:"
+    assert len(rest) == 2 and f"ERROR {problem}" in rest[1], err
+    assert home.status()["last_error"]["message"].startswith(problem)
+
+
 def test_start_and_stop_through_the_service(home: Home) -> None:
     fake = FakeServiceManager(home.home / "unit.service", available=True)
     fake.unit_path.write_text("[Service]\n")

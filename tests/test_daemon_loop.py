@@ -721,6 +721,26 @@ def test_a_status_file_that_cannot_be_written_is_logged_once(home: Home, monkeyp
     assert home.status()["state"] == "starting"
 
 
+def test_an_unexpected_failure_keeps_its_traceback_in_the_log_not_on_the_terminal(
+    home: Home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hypaware_tui.core.daemon.loop import run_daemon
+
+    def explode(self: DaemonLoop) -> None:
+        raise TypeError("boom (test)")
+
+    monkeypatch.setattr(DaemonLoop, "catch_up", explode)
+    monkeypatch.delenv("HYP_DEBUG", raising=False)
+    env = {k: v for k, v in home.env.items() if k != "HYP_DAEMON_MODE"}
+    assert run_daemon(home.layout, once=True, env=env) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"hyp daemon: the capture daemon failed: boom (test) (traceback in {home.layout.daemon_log})" in err
+    log_text = home.layout.daemon_log.read_text()
+    assert "Traceback (most recent call last)" in log_text and "TypeError: boom (test)" in log_text
+    assert home.status()["last_error"]["message"] == "the capture daemon failed: TypeError: boom (test)"
+
+
 class FaultyClaude(ClaudeImporter):
     bad: set[str] = set()
 

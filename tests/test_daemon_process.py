@@ -309,6 +309,24 @@ def test_foreground_once_without_config_or_with_capture_off(tmp_path: Path) -> N
     assert not home.layout.daemon_pid.exists()
 
 
+def test_a_damaged_checkpoint_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    home.layout.state_dir.mkdir(parents=True)
+    home.layout.ingest_db.write_bytes(random.Random(7).randbytes(20000))
+    expected = (f"cannot use the checkpoint database {home.layout.ingest_db}: file is not a database. If it is "
+                "damaged, move it away: the next import re-reads every file and dedupe drops the rows already "
+                "stored.")
+    for args in (("daemon", "run", "--once"), ("daemon", "run")):
+        r = home.hyp_cmd(*args, timeout=30)
+        assert r.returncode == 1  # cli.md §9: a fatal start error
+        assert r.stderr == f"hyp daemon: {expected}\n"
+        st = home.status()
+        assert st["state"] == "stopped" and st["last_error"]["message"] == expected
+        assert not home.layout.daemon_pid.exists()
+    assert "Traceback" not in home.layout.daemon_log.read_text()
+
+
 def test_declined_import_then_daemon_then_backfill_imports_the_older_history(tmp_path: Path) -> None:
     """What a user does: `hyp init --yes --no-backfill` (the import declined), the daemon captures, and a
     later `hyp backfill` imports the history before the capture start. It said "Nothing new to import":

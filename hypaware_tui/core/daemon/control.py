@@ -332,10 +332,31 @@ def open_log_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
 
 
-def log_tail(layout: Layout, lines: int = LOG_TAIL_LINES) -> list[str]:
-    """The last `lines` lines of the daemon log (read-only)."""
+def log_mark(layout: Layout) -> tuple[int, int] | None:
+    """Where the daemon log ends now, (inode, size), so that `log_tail` can show only what comes after."""
     try:
-        raw = read_tail(layout.daemon_log, 64 * 1024)
+        st = layout.daemon_log.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size
+
+
+def log_tail(layout: Layout, lines: int = LOG_TAIL_LINES, *, since: tuple[int, int] | None = None) -> list[str]:
+    """The last `lines` lines of the daemon log (read-only); with `since` (a `log_mark`), only the lines
+    written after it: a failed start shows its own error, not a traceback an earlier run left there. A log
+    rotated since (another inode) is read whole."""
+    window = 64 * 1024
+    try:
+        if since is None:
+            raw = read_tail(layout.daemon_log, window)
+        else:
+            with open(layout.daemon_log, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                start = since[1] if st.st_ino == since[0] and st.st_size >= since[1] else 0
+                fh.seek(max(start, st.st_size - window))
+                raw = fh.read().split(b"\n")
+            if start < st.st_size - window:
+                raw = raw[1:]  # (a first line cut by the window)
     except OSError:
         return []
     text = [line.decode("utf-8", errors="replace") for line in raw]
@@ -460,8 +481,9 @@ def wait_until_up(
         time.sleep(0.1)
 
 
-def _start_failure(layout: Layout, why: str, pid: int | None, mode: str) -> ControlResult:
-    tail = log_tail(layout)
+def _start_failure(layout: Layout, why: str, pid: int | None, mode: str,
+                   mark: tuple[int, int] | None = None) -> ControlResult:
+    tail = log_tail(layout, since=mark)
     st = read_status_file(layout)
     err = (st or {}).get("last_error") if st and (pid is None or st.get("pid") == pid) else None
     detail = err.get("message") if isinstance(err, dict) else None
@@ -501,6 +523,7 @@ def start_daemon(
     use_service = _service_usable(service)
     if use_service:
         before = status_identity(layout)
+        mark = log_mark(layout)
         try:
             service.start()
         except Exception as exc:  # noqa: BLE001
@@ -510,10 +533,11 @@ def start_daemon(
         if outcome == "up":
             return ControlResult(True, 0, f"capture daemon running (pid {pid}, service)", pid=pid,
                                  mode="service", notes=notes)
-        res = _start_failure(layout, "did not start", pid, "service")
+        res = _start_failure(layout, "did not start", pid, "service", mark)
         res.notes = notes
         return res
     spawner = spawner or spawn_detached
+    mark = log_mark(layout)
     try:
         proc = spawner(layout, env)
     except OSError as exc:
@@ -528,7 +552,7 @@ def start_daemon(
         return ControlResult(True, 0, f"capture daemon starting (pid {proc.pid}, detached); it is still "
                              "catching up, see hyp daemon status", pid=proc.pid, mode="detached", notes=notes)
     why = "exited while starting" if outcome in ("exited", "stopped") else "did not start"
-    res = _start_failure(layout, why, proc.pid, "detached")
+    res = _start_failure(layout, why, proc.pid, "detached", mark)
     res.notes = notes
     return res
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypaware_tui import __version__
-from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB, earlier_bound
+from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB, StateDBError, earlier_bound
 from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
@@ -1286,8 +1286,13 @@ class DaemonLoop:
             log.info("capture daemon stopped")
             return 0
         except Exception as exc:
-            log.exception("the capture daemon failed: %s", exc)
-            self._error(f"the capture daemon failed: {type(exc).__name__}: {exc}")
+            known = _known_failure(exc)
+            if known is not None:  # (a damaged checkpoint database, an unwritable dataset: nothing to debug)
+                log.error("%s", known)
+                self._error(known)
+            else:
+                log.exception("the capture daemon failed: %s", exc)
+                self._error(f"the capture daemon failed: {type(exc).__name__}: {exc}")
             self._stopping = True
             with contextlib.suppress(Exception):
                 self.flush()
@@ -1301,6 +1306,15 @@ class DaemonLoop:
                     signal.signal(sig, handler)
             self.close()
             self.pid_lock.release()
+
+
+def _known_failure(exc: BaseException) -> str | None:
+    """The message of an error whose text already says what happened and what to do (the checkpoint
+    database's, the storage's, the config's), shown as is without a traceback; None for anything else."""
+    from hypaware_tui.core.config import ConfigError
+    from hypaware_tui.core.storage import StorageError
+
+    return str(exc) if isinstance(exc, StateDBError | StorageError | ConfigError) else None
 
 
 # --------------------------------------------------------------------------------------------- logging
@@ -1335,6 +1349,21 @@ class DaemonLogHandler(logging.Handler):
             self.handleError(record)
 
 
+class _TerminalFormatter(logging.Formatter):
+    """The terminal's lines (`hyp daemon run` in the foreground): an unexpected error's traceback goes to the
+    log file only, unless `HYP_DEBUG=1` (cli.md §1); the terminal says where it is."""
+
+    def __init__(self, fmt: str, log_path: os.PathLike[str] | str) -> None:
+        super().__init__(fmt)
+        self.log_path = log_path
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and os.environ.get("HYP_DEBUG") != "1":
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "args": None,
+                                            "msg": f"{record.getMessage()} (traceback in {self.log_path})"})
+        return super().format(record)
+
+
 def configure_logging(layout: Layout, mode: str) -> list[logging.Handler]:
     logger = logging.getLogger("hypaware_tui.daemon")
     logger.setLevel(logging.INFO)
@@ -1342,7 +1371,7 @@ def configure_logging(layout: Layout, mode: str) -> list[logging.Handler]:
     handlers: list[logging.Handler] = [DaemonLogHandler(layout, mode)]
     if mode == "foreground":
         h = logging.StreamHandler()
-        h.setFormatter(logging.Formatter("hyp daemon: %(message)s"))
+        h.setFormatter(_TerminalFormatter("hyp daemon: %(message)s", layout.daemon_log))
         handlers.append(h)
     for h in handlers:
         logger.addHandler(h)
