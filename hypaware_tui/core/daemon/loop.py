@@ -1383,6 +1383,8 @@ def run_daemon(layout: Layout, *, once: bool = False, env: Mapping[str, str] | N
     """Entry point of `hyp daemon run`. `lock`: the pid lock, when the caller already holds it."""
     env = os.environ if env is None else env
     mode = control.daemon_mode(env)
+    logger = logging.getLogger("hypaware_tui.daemon")
+    before = (logger.level, logger.propagate)
     handlers = configure_logging(layout, mode)
     try:
         loop = DaemonLoop(layout, env=env, importers=importers, mode=mode)
@@ -1390,10 +1392,11 @@ def run_daemon(layout: Layout, *, once: bool = False, env: Mapping[str, str] | N
             loop.pid_lock = lock
         return loop.run(once=once)
     finally:
-        logger = logging.getLogger("hypaware_tui.daemon")
         for h in handlers:
             logger.removeHandler(h)
             h.close()
+        logger.setLevel(before[0])  # as it was, for an in-process caller (a test's log capture)
+        logger.propagate = before[1]
 
 
 __all__ = ["DaemonLoop", "FakeClock", "SystemClock", "run_daemon", "configure_logging"]
