@@ -116,6 +116,31 @@ def test_status_never_started_creates_nothing(tmp_path: Path, monkeypatch: pytes
     assert not missing.exists()
 
 
+def test_every_daemon_command_with_hyp_home_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "hyp-is-a-file"
+    afile.write_text("not a directory\n")
+    monkeypatch.setenv("HYP_HOME", str(afile))
+    problem = (f"HYP_HOME is {afile}, which is not a directory. Point HYP_HOME at a directory (or move that file "
+               "away) and run it again.")  # the words of init, backfill and status (paths.hyp_home_problem)
+    fake = FakeServiceManager(tmp_path / "unit.service", available=False)
+    service.set_service_manager_factory(lambda: fake)
+    try:
+        for args in (["run"], ["run", "--once"], ["start"], ["restart"], ["install", "--dry-run"]):
+            code, out, err = run_cli(capsys, "daemon", *args)
+            assert (code, out, err) == (1, "", f"hyp daemon: {problem}\n"), args
+        code, out, err = run_cli(capsys, "daemon", "status")
+        assert code == 0 and f"Warning         {problem}" in out.splitlines(), out
+        code, out, _ = run_cli(capsys, "daemon", "status", "--json")
+        doc = json.loads(out)
+        assert code == 0 and doc["state"] == "never started" and doc["warning"] == problem
+        assert run_cli(capsys, "daemon", "stop")[:2] == (0, "not running\n")  # (nothing can run there)
+        assert run_cli(capsys, "daemon", "uninstall", "--dry-run")[0] == 0
+    finally:
+        service.set_service_manager_factory(None)
+    assert afile.read_text() == "not a directory\n" and fake.calls == []
+
+
 def test_status_of_a_dead_daemon_reports_unexpected_end(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -327,6 +327,52 @@ def test_a_damaged_checkpoint_database_is_one_line_not_a_traceback(tmp_path: Pat
     assert "Traceback" not in home.layout.daemon_log.read_text()
 
 
+def _hyp_unprivileged(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
+    """`hyp` in `home` as a user that read-only directories stop (root gives up its permission to write any)."""
+    kwargs = {"preexec_fn": _drop_dac_caps} if os.geteuid() == 0 else {}
+    return subprocess.run([sys.executable, "-m", "hypaware_tui", *args], env=home.env, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    # HYP_HOME in a read-only directory: nothing can be created there
+    ro = tmp_path / "read-only"
+    ro.mkdir(mode=0o555)
+    home.env["HYP_HOME"] = str(ro / "hyp")
+    try:
+        for args in (("daemon", "run", "--once"), ("daemon", "run")):
+            r = _hyp_unprivileged(home, *args)
+            assert r.returncode == 1
+            assert r.stderr == (
+                f"hyp daemon: cannot take the daemon lock: Permission denied ({ro / 'hyp'}). Check that "
+                f"{ro / 'hyp'} and everything in it belong to you and are writable (mode 0700), or point HYP_HOME "
+                "at a writable directory.\n")
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
+    # a set-up HYP_HOME whose logs/ directory is read-only: start cannot open the daemon's output
+    home.env["HYP_HOME"] = str(home.hyp)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    home.layout.logs_dir.mkdir(mode=0o555)
+    try:
+        r = _hyp_unprivileged(home, "daemon", "start")
+        assert r.returncode == 1 and r.stdout == ""
+        assert r.stderr == (
+            f"hyp daemon: could not start the capture daemon: Permission denied ({home.layout.daemon_log}). Check "
+            f"that {home.hyp} and everything in it belong to you and are writable (mode 0700), or point HYP_HOME "
+            "at a writable directory.\n")
+        # the foreground daemon runs on, and says once that it cannot log (not a traceback per message)
+        r = _hyp_unprivileged(home, "daemon", "run", "--once")
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr and "Logging error" not in r.stderr
+        lines = r.stderr.splitlines()
+        assert lines.count(f"hyp daemon: cannot write to the log {home.layout.daemon_log}: Permission denied") == 1
+        assert len(part_ids(home.layout)) == 3
+    finally:
+        home.layout.logs_dir.chmod(0o755)
+
+
 def test_declined_import_then_daemon_then_backfill_imports_the_older_history(tmp_path: Path) -> None:
     """What a user does: `hyp init --yes --no-backfill` (the import declined), the daemon captures, and a
     later `hyp backfill` imports the history before the capture start. It said "Nothing new to import":

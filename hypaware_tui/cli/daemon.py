@@ -48,6 +48,15 @@ def _layout() -> Any:
     return Layout.resolve()
 
 
+def _check_home(layout: Any) -> None:
+    """HYP_HOME is a file (or a device): say so in the words init, backfill and status use, exit 1."""
+    from hypaware_tui.core.paths import hyp_home_problem
+
+    problem = hyp_home_problem(layout.home)
+    if problem is not None:
+        _fail(problem)
+
+
 def _manager() -> Any:
     from hypaware_tui.core.daemon.service import get_service_manager
 
@@ -68,6 +77,7 @@ def daemon_run(
     from hypaware_tui.core.paths import set_umask
 
     layout = _layout()
+    _check_home(layout)
     # The single-instance lock first, before the heavy imports, so a second instance answers at once.
     set_umask()
     lock = PidLock(layout)
@@ -75,6 +85,10 @@ def daemon_run(
         lock.acquire()
     except AlreadyRunning as exc:
         _fail(str(exc))
+    except OSError as exc:  # HYP_HOME (or its run/ directory) cannot be created or written
+        from hypaware_tui.core.storage import _os_error_message
+
+        _fail(_os_error_message(exc, "cannot take the daemon lock", layout))
     from hypaware_tui.core.daemon.loop import run_daemon
 
     code = run_daemon(layout, once=once, lock=lock)
@@ -138,18 +152,22 @@ def _service_info(layout: Any) -> dict[str, Any]:
 def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     from hypaware_tui.core.daemon.control import read_daemon_status
 
+    from hypaware_tui.core.paths import hyp_home_problem
+
     layout = _layout()
     report = read_daemon_status(layout)
     service = _service_info(layout)
+    warning = hyp_home_problem(layout.home) or report.warning  # (no daemon runs in a HYP_HOME that is a file)
     if json_out:
         doc = report.to_json()
+        doc["warning"] = warning
         doc["service"] = service
         doc["log_path"] = str(layout.daemon_log)
         print_json(doc)
         raise typer.Exit(0)
     out(f"Capture daemon  {report.message}")
-    if report.warning:
-        out(f"Warning         {report.warning}")
+    if warning:
+        out(f"Warning         {warning}")
     s = report.status or {}
     if report.status is not None:
         out(f"Watch           {s.get('watch') or '-'}")
@@ -220,6 +238,7 @@ def daemon_install(
     )
 
     layout = _layout()
+    _check_home(layout)  # (a dry run too: the unit it shows would start a daemon that cannot run)
     mgr = _manager()
     kind = getattr(mgr, "kind", None) or platform_kind()
     if mgr is None or kind is None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import FILE_MODE, Layout, atomic_write_bytes, ensure_dir, read_tail
+from hypaware_tui.core.paths import FILE_MODE, Layout, atomic_write_bytes, ensure_dir, hyp_home_problem, read_tail
 from hypaware_tui.core.timeutil import parse_iso_us
 
 STATES = ("starting", "running", "degraded", "stopped")
@@ -505,6 +505,9 @@ def start_daemon(
 
     env = os.environ if env is None else env
     notes: list[str] = []
+    problem = hyp_home_problem(layout.home)  # (else: "invalid config: …/hypaware-config.json: … Not a directory")
+    if problem is not None:
+        return ControlResult(False, 1, problem, error=problem)
     cfg = settings.load(layout)
     if cfg.error is not None:
         return ControlResult(False, 1, cfg.error, error=cfg.error)
@@ -540,9 +543,11 @@ def start_daemon(
     mark = log_mark(layout)
     try:
         proc = spawner(layout, env)
-    except OSError as exc:
-        return ControlResult(False, 1, f"could not start the capture daemon: {exc}", mode="detached",
-                             notes=notes, error=str(exc))
+    except OSError as exc:  # e.g. logs/ is not writable (its log is the daemon's output)
+        from hypaware_tui.core.storage import _os_error_message
+
+        msg = _os_error_message(exc, "could not start the capture daemon", layout)
+        return ControlResult(False, 1, msg, mode="detached", notes=notes, error=msg)
     outcome, pid = wait_until_up(layout, timeout=timeout, pid=proc.pid, proc=proc)
     if outcome == "up":
         return ControlResult(True, 0, f"capture daemon running (pid {proc.pid}, detached)", pid=proc.pid,

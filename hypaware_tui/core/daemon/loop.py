@@ -20,6 +20,7 @@ import logging
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -1330,6 +1331,7 @@ class DaemonLogHandler(logging.Handler):
         self.layout = layout
         self.mode = mode
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+        self.failure: str | None = None  # why the log cannot be written, while it cannot
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -1345,8 +1347,19 @@ class DaemonLogHandler(logging.Handler):
                             os.dup2(fd, std)
             finally:
                 os.close(fd)
+        except OSError as exc:
+            # a full disk, a read-only logs/ directory: one line on stderr (the terminal in the foreground),
+            # not logging's traceback for every record; the daemon itself goes on
+            why = exc.strerror or str(exc)
+            if why != self.failure:
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(f"hyp daemon: cannot write to the log {self.layout.daemon_log}: {why}\n")
+                    sys.stderr.flush()
+            self.failure = why
         except Exception:  # noqa: BLE001
             self.handleError(record)
+        else:
+            self.failure = None
 
 
 class _TerminalFormatter(logging.Formatter):
