@@ -151,7 +151,6 @@ def _service_info(layout: Any) -> dict[str, Any]:
 @app.command("status", help="State, pid, mode, clients, last import, rows, last error, service. Writes nothing.")
 def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     from hypaware_tui.core.daemon.control import read_daemon_status
-
     from hypaware_tui.core.paths import hyp_home_problem
 
     layout = _layout()

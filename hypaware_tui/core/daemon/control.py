@@ -22,7 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import FILE_MODE, Layout, atomic_write_bytes, ensure_dir, hyp_home_problem, read_tail
+from hypaware_tui.core.paths import (
+    FILE_MODE,
+    Layout,
+    atomic_write_bytes,
+    ensure_dir,
+    hyp_home_problem,
+    read_tail,
+)
 from hypaware_tui.core.timeutil import parse_iso_us
 
 STATES = ("starting", "running", "degraded", "stopped")
