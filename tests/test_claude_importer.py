@@ -898,6 +898,33 @@ def test_unreadable_entries_simulated(tmp_path, monkeypatch):
     assert [os.path.basename(f.path) for f in disc.files] == ["a.jsonl"]
     assert len(disc.failed) == 2
     assert any("directory" in e.message for e in disc.failed) and any("transcript (" in e.message for e in disc.failed)
+    assert all("Check its permissions." in e.message and "link" not in e.message for e in disc.failed)
+
+
+def test_symlink_loops_are_reported_as_loops_not_as_permissions(tmp_path):
+    """A link that leads back to itself fails with ELOOP; the advice is to fix the link (its permissions are
+    not the problem). A directory link back to its parent is not followed: no error, no endless walk. The
+    message names no path (it reaches the events log and the daemon's status); `path` is for the terminal."""
+    line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
+    root = tmp_path / ".claude"
+    _tree(root, {"projects/-ok/a.jsonl": line})
+    os.symlink("loop.jsonl", root / "projects" / "-ok" / "loop.jsonl")
+    os.symlink("..", root / "projects" / "-ok" / "up")
+    looped = tmp_path / "other" / ".claude"
+    looped.mkdir(parents=True)
+    os.symlink("projects", looped / "projects")
+    disc = IMP.discover([str(root), str(looped)])
+    assert [os.path.basename(f.path) for f in disc.files] == ["a.jsonl"]
+    assert len(disc.failed) == 2
+    for e in disc.failed:
+        assert "symbolic link loop" in e.message and "remove the link" in e.message, e.message
+        assert "permissions" not in e.message and str(tmp_path) not in e.message + e.where
+    assert sorted(e.path for e in disc.failed) == [str(root / "projects" / "-ok" / "loop.jsonl"),
+                                                   str(looped / "projects")]
+    # a root that is itself a loop is not reported as missing
+    os.symlink("loop-root", tmp_path / "loop-root")
+    det = IMP.detect(str(tmp_path / "loop-root"), {"HOME": str(tmp_path)})
+    assert not det.detected and "symbolic link loop" in det.reason and "does not exist" not in det.reason
 
 
 def test_inventory_head_and_tail():

@@ -803,7 +803,34 @@ def test_unreadable_directory_and_file_are_reported(tmp_path, monkeypatch):
     assert [f.path for f in disc.files] == [str(good)]
     assert sorted(e.where for e in disc.failed) == ["<codex home>/sessions/2025", f"<codex home>/sessions/2026/01/15/{secret.name}"]
     assert all(str(tmp_path) not in e.where and str(tmp_path) not in e.message for e in disc.failed)
-    assert all("ermission" in e.message for e in disc.failed)
+    assert all("ermission" in e.message and "Check its permissions." in e.message for e in disc.failed)
+
+
+def test_symlink_loops_are_reported_as_loops_not_as_permissions(tmp_path):
+    """A rollout link or a sessions folder that leads back to itself (ELOOP) is reported, with advice about the
+    link rather than permissions (a looped rollout was dropped without a word); a directory link back to its
+    parent is not followed. Messages hold no path; `path` is for the terminal."""
+    home = _home(tmp_path)
+    day = home / "sessions" / "2026" / "01" / "15"
+    good = day / fx("3c5e2f4a6b01").name
+    shutil.copy(fx("3c5e2f4a6b01"), good)
+    os.symlink("rollout-loop.jsonl", day / "rollout-loop.jsonl")
+    os.symlink("..", day / "up")
+    os.rmdir(home / "archived_sessions")
+    os.symlink("archived_sessions", home / "archived_sessions")
+    disc = IMP.discover([str(home)])
+    assert [f.path for f in disc.files] == [str(good)]
+    assert sorted(e.where for e in disc.failed) == ["<codex home>/archived_sessions",
+                                                    "<codex home>/sessions/2026/01/15/rollout-loop.jsonl"]
+    assert sorted(e.path for e in disc.failed) == [str(home / "archived_sessions"), str(day / "rollout-loop.jsonl")]
+    for e in disc.failed:
+        assert "symbolic link loop" in e.message and "remove the link" in e.message, e.message
+        assert "permissions" not in e.message and str(tmp_path) not in e.message + e.where
+    os.symlink("loop-home", tmp_path / "loop-home")
+    disc = IMP.discover([str(tmp_path / "loop-home")])
+    assert [e.where for e in disc.failed] == ["<codex home>"] and "symbolic link loop" in disc.failed[0].message
+    det = IMP.detect(str(tmp_path / "loop-home"), {"HOME": str(tmp_path)})
+    assert not det.detected and "symbolic link loop" in det.reason and "does not exist" not in det.reason
 
 
 def test_inventory_file_head_tail_and_whole_modes(tmp_path):

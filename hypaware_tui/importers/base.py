@@ -19,6 +19,7 @@ Timestamps are integers (µs since the epoch, UTC).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -57,11 +58,25 @@ class SourceFile:
 
 @dataclass(frozen=True)
 class FileError:
-    """A file or directory that could not be read during discovery or a pass. No raw path: a path hash or
-    a place relative to the client root."""
+    """A file or directory that could not be read during discovery or a pass. `where` and `message` hold no
+    raw path (a path hash or a place relative to the client root): they reach the events log and the daemon's
+    status. `path` is the real path, for the terminal only, so a person can find the file; never stored."""
 
     where: str
     message: str
+    path: str | None = field(default=None, compare=False)
+
+
+#: what to do about an OSError met listing or opening a client's history, by errno; anything else: permissions
+_OS_ERROR_ADVICE = {
+    errno.ELOOP: "It is a symbolic link loop (a link that leads back to itself): remove the link or point it at "
+    "the real file or folder.",
+}
+
+
+def os_error_advice(exc: OSError) -> str:
+    """The advice that ends a message about `exc`: a symlink loop is not fixed by looking at permissions."""
+    return _OS_ERROR_ADVICE.get(exc.errno or 0, "Check its permissions.")
 
 
 @dataclass
@@ -356,6 +371,14 @@ def entry_realpath(real_dir: str, entry: os.DirEntry[str]) -> str:
 
 
 _EUID = os.geteuid() if hasattr(os, "geteuid") else None
+
+
+def _is_link_loop(path: str) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 def readable(path: str, st: os.stat_result) -> bool:
@@ -757,6 +780,10 @@ class Importer(ABC):
                 if os.access(root, os.R_OK | os.X_OK):
                     return Detection(True, root, None, tuple(roots))
                 first_reason = first_reason or f"not readable: {root} (permission denied)"
+            elif _is_link_loop(root):
+                first_reason = first_reason or (
+                    f"not readable: {root} (a symbolic link loop: remove or fix the link)"
+                )
             else:
                 first_reason = first_reason or f"not found: {root} does not exist"
         if not roots:

@@ -39,6 +39,7 @@ from hypaware_tui.importers.base import (
     expand_root,
     head_tail_timestamps,
     id_list_json,
+    os_error_advice,
     readable,
 )
 from hypaware_tui.importers.base import (
@@ -705,11 +706,12 @@ class ClaudeImporter(Importer):
             except FileNotFoundError:
                 continue
             except OSError as exc:
+                # (no path in the message: it reaches the events log; the terminal shows `path`)
                 disc.failed.append(
                     FileError(
                         path_hash(real_root),
-                        f"cannot read the Claude Code folder {root} ({exc.strerror or exc}); "
-                        "check its permissions.",
+                        f"cannot read the Claude Code folder ({exc.strerror or exc}). {os_error_advice(exc)}",
+                        path=projects,
                     )
                 )
                 continue
@@ -755,7 +757,8 @@ class ClaudeImporter(Importer):
                     FileError(
                         path_hash(os.path.realpath(d)),
                         f"cannot read a Claude Code transcript directory ({exc.strerror or exc}); "
-                        "its sessions are skipped. Check its permissions.",
+                        f"its sessions are skipped. {os_error_advice(exc)}",
+                        path=d,
                     )
                 )
                 continue
@@ -777,7 +780,8 @@ class ClaudeImporter(Importer):
                         FileError(
                             path_hash(os.path.realpath(e.path)),
                             f"cannot read a Claude Code transcript ({exc.strerror or exc}); it is skipped. "
-                            "Check its permissions.",
+                            f"{os_error_advice(exc)}",
+                            path=e.path,
                         )
                     )
                     continue

@@ -59,6 +59,7 @@ from hypaware_tui.importers.base import (
     head_tail_timestamps,
     id_list_json,
     line_blocks,
+    os_error_advice,
     parse_json_line,
     readable,
     split_lines,
@@ -1497,12 +1498,20 @@ class CodexImporter(Importer):
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                disc.failed.append(FileError("<codex home>", f"cannot read the Codex folder "
-                                             f"({exc.strerror or exc}); check its permissions."))  # fmt: skip
+                disc.failed.append(FileError("<codex home>", f"cannot read the Codex folder ({exc.strerror or exc}). "
+                                             f"{os_error_advice(exc)}", path=home))  # fmt: skip
                 continue
             for sub in ("sessions", "archived_sessions"):
                 top = os.path.join(home, sub)
                 if not os.path.isdir(top):
+                    try:
+                        os.stat(top)  # raises for one that is there but cannot be opened (a link loop)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        disc.failed.append(FileError(f"<codex home>/{sub}", f"cannot read a Codex sessions folder "
+                                                     f"({exc.strerror or exc}); its rollouts are skipped. "
+                                                     f"{os_error_advice(exc)}", path=top))  # fmt: skip
                     continue
                 found: dict[str, str] = {}  # path -> real path
                 self._walk(home, top, disc, found)
@@ -1533,8 +1542,8 @@ class CodexImporter(Importer):
                     entries = list(it)
             except OSError as exc:
                 disc.failed.append(FileError(_place(home, d), f"cannot read a Codex sessions folder "
-                                             f"({exc.strerror or exc}); its rollouts are skipped. Check its "
-                                             "permissions."))  # fmt: skip
+                                             f"({exc.strerror or exc}); its rollouts are skipped. "
+                                             f"{os_error_advice(exc)}", path=d))  # fmt: skip
                 continue
             for e in entries:
                 try:
@@ -1542,8 +1551,10 @@ class CodexImporter(Importer):
                         stack.append((e.path, os.path.join(real_d, e.name)))
                     elif _is_rollout(e.name) and e.is_file():  # file symlinks are followed
                         found[e.path] = entry_realpath(real_d, e)
-                except OSError:
-                    continue
+                except OSError as exc:  # a rollout link that cannot be followed (a loop): said, not dropped
+                    disc.failed.append(FileError(_place(home, e.path), f"cannot read a Codex rollout "
+                                                 f"({exc.strerror or exc}); it is skipped. {os_error_advice(exc)}",
+                                                 path=e.path))  # fmt: skip
 
     def _add(
         self, home: str, path: str, real: str, disc: Discovery, seen_real: set[str], by_hash: dict[str, str]
@@ -1557,7 +1568,8 @@ class CodexImporter(Importer):
                 raise PermissionError(13, "permission denied")
         except OSError as exc:
             disc.failed.append(FileError(_place(home, path), f"cannot read a Codex rollout "
-                                         f"({exc.strerror or exc}); it is skipped. Check its permissions."))  # fmt: skip
+                                         f"({exc.strerror or exc}); it is skipped. {os_error_advice(exc)}",
+                                         path=path))  # fmt: skip
             return
         h = path_hash(real)
         if h in by_hash and by_hash[h] != real:
