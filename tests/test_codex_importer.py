@@ -728,6 +728,78 @@ def test_zst_rollout_is_read_whole(tmp_path):
     assert fp.status == "failed" and "damaged" in fp.error
 
 
+def big_rollout(n: int = 1500, seed: int = 7) -> bytes:
+    """A rollout of `n` distinct user messages whose text compresses badly: its .zst spans several zstd blocks
+    (at most 128 KiB each), so a cut file still holds whole blocks, and complete lines, before the cut."""
+    import random
+
+    rnd = random.Random(seed)
+    lines = [fx("3c5e2f4a6b01").read_bytes().split(b"\n")[0]]  # its session_meta
+    for i in range(n):
+        text = f"message {i} {rnd.randbytes(240).hex()}"
+        lines.append(json.dumps({"timestamp": f"2026-01-15T{10 + i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000Z",
+                                 "type": "response_item", "payload": {"type": "message", "role": "user",
+                                 "content": [{"type": "input_text", "text": text}]}}).encode())  # fmt: skip
+    return b"\n".join(lines) + b"\n"
+
+
+def _pass(path: Path) -> tuple[FilePass, list[dict]]:
+    fp = FilePass(IMP, source_file_for(IMP, path), None, Window(), ParseStats(), batch_rows=100, batch_bytes=1)
+    return fp, [r for b in fp.batches() for r in b.rows]
+
+
+def test_a_truncated_or_damaged_zst_imports_the_lines_before_the_damage_and_is_reported(tmp_path):
+    """zstandard's stream reader stops where a cut file stops: a truncated rollout was read as complete, its
+    lost rows unreported. Now the rows of the complete lines before the cut are handed out and the pass fails
+    with a message that says so; no checkpoint is written, so the next run reads (and reports) it again."""
+    plain = big_rollout()
+    z = zstandard.ZstdCompressor().compress(plain)
+    full = tmp_path / "rollout-full.jsonl.zst"
+    full.write_bytes(z)
+    fp, all_rows = _pass(full)
+    assert fp.status == "read" and fp.error is None and len(all_rows) == 1500
+    assert len(plain) > 4 * 128 * 1024  # several blocks (each decompresses to at most 128 KiB)
+
+    cut = tmp_path / "rollout-2026-01-15T10-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl.zst"
+    cut.write_bytes(z[: len(z) * 2 // 3])
+    fp, rows = _pass(cut)
+    assert fp.status == "failed"
+    assert "truncated" in fp.error and "the lines before the damage were imported" in fp.error
+    assert str(tmp_path) not in fp.error
+    assert 0 < len(rows) < len(all_rows)
+    assert [r["content_text"] for r in rows] == [r["content_text"] for r in all_rows[: len(rows)]]
+    # only complete lines: each row's line ends inside the decompressed bytes that could be read
+    assert all(plain[r["source_offset"] :].startswith(b'{"timestamp"') for r in rows)
+    batches = list(FilePass(IMP, source_file_for(IMP, cut), None, Window(), ParseStats()).batches())
+    assert all(b.update is None for b in batches)  # no checkpoint: read and reported again next time
+
+    # a .zst whose middle is damaged: the same, with the decompressor's reason
+    bad = tmp_path / "rollout-bad.jsonl.zst"
+    mid = len(z) // 2
+    bad.write_bytes(z[:mid] + bytes(b ^ 0xFF for b in z[mid : mid + 64]) + z[mid + 64 :])
+    fp, rows = _pass(bad)
+    assert fp.status == "failed" and "damaged" in fp.error and 0 < len(rows) < len(all_rows)
+
+    # not zstd at all, and empty: failed, nothing read, said so
+    for name, data, words in (("random", os.urandom(4096), "not zstd"), ("empty", b"", "empty")):
+        f = tmp_path / f"rollout-{name}.jsonl.zst"
+        f.write_bytes(data)
+        fp, rows = _pass(f)
+        assert fp.status == "failed" and words in fp.error and "nothing could be read" in fp.error, fp.error
+        assert rows == []
+
+    # a file of two frames (zstd -B, pzstd) is read whole; cut inside the second, the first frame's rows stay
+    two = zstandard.ZstdCompressor().compress(plain[: plain.index(b"\n", len(plain) // 2) + 1])
+    two += zstandard.ZstdCompressor().compress(plain[plain.index(b"\n", len(plain) // 2) + 1 :])
+    multi = tmp_path / "rollout-multi.jsonl.zst"
+    multi.write_bytes(two)
+    fp, rows = _pass(multi)
+    assert fp.status == "read" and [r["part_id"] for r in rows] == [r["part_id"] for r in _pass(full)[1]]
+    multi.write_bytes(two[:-10])
+    fp, rows = _pass(multi)
+    assert fp.status == "failed" and "truncated" in fp.error and len(rows) >= 750
+
+
 @pytest.mark.parametrize("chunk", [16, 100, 4096])
 def test_a_zst_rollout_streams_in_batches_with_the_rows_of_a_whole_read(tmp_path, monkeypatch, chunk):
     """Memory must not grow with one compressed rollout: its rows are handed out as it is decompressed.

@@ -790,6 +790,35 @@ def test_importer_error_on_one_file_is_reported_and_others_flow(home: Home) -> N
         loop.close()
 
 
+def test_a_truncated_zst_rollout_is_reported_in_the_status_and_its_rows_before_the_cut_kept(home: Home) -> None:
+    """A cut `.jsonl.zst` was read as complete, nothing said. Now the daemon imports the rows before the cut,
+    counts the file in `files_failed` with a message that says it is truncated (by path hash, no path), and a
+    second pass adds no duplicate."""
+    import zstandard
+    from test_codex_importer import big_rollout
+
+    from hypaware_tui.core.checkpoints import path_hash
+
+    home.write_config(clients={"codex": True})
+    record_capture_start(home.layout, ["codex"], 0)
+    day = home.home / ".codex" / "sessions" / "2026" / "01" / "15"
+    day.mkdir(parents=True)
+    z = zstandard.ZstdCompressor().compress(big_rollout())
+    cut = day / "rollout-2026-01-15T10-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl.zst"
+    cut.write_bytes(z[: len(z) * 2 // 3])
+    assert once(home) == 0
+    st = home.status()
+    c = st["clients"]["codex"]
+    assert c["files_failed"] == 1
+    assert path_hash(str(cut)) in c["last_error"]["message"] and "truncated" in c["last_error"]["message"]
+    assert str(home.home) not in json.dumps(st)  # no raw path
+    first = part_ids(home.layout)
+    assert 0 < len(first) < 1500
+    assert once(home) == 0
+    assert part_ids(home.layout) == first  # read again (no checkpoint), nothing doubled
+    assert home.status()["clients"]["codex"]["files_failed"] == 1
+
+
 def test_flush_by_rows_and_by_age(home: Home) -> None:
     home.write_config(capture={"poll_seconds": 1, "flush_seconds": 30, "flush_rows": 5})
     record_capture_start(home.layout, ["claude"], 0)

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
 from hypaware_tui.importers.base import (
+    DamagedFile,
     Importer,
     Parser,
     ParseStats,
@@ -140,6 +141,8 @@ class FilePass:
                 self.status, self.error = "failed", "cannot read file: it was deleted while being read"
         except OSError as exc:
             self.status, self.error = "failed", f"cannot read file: {exc.strerror or exc}"
+        except DamagedFile as exc:  # the rows before the damage were handed out
+            self.status, self.error = "failed", str(exc)
 
     # ------------------------------------------------------------------------------------------------
 
@@ -244,16 +247,25 @@ class FilePass:
         self.status = "read"
         batches = self.importer.read_whole_batches(self.file, self.window, self.stats, batch_bytes=self.batch_bytes)
         pending: list[Row] | None = None
-        for rows, consumed in batches:
-            self.bytes_read = consumed
-            if pending:
-                self.rows_emitted += len(pending)
-                for i in range(0, len(pending), self.batch_rows):
-                    yield Batch(pending[i : i + self.batch_rows], None, min(consumed, st.st_size))
-                if self.cancel():
-                    batches.close()
-                    return
-            pending = rows
+        try:
+            for rows, consumed in batches:
+                self.bytes_read = consumed
+                if pending:
+                    self.rows_emitted += len(pending)
+                    for i in range(0, len(pending), self.batch_rows):
+                        yield Batch(pending[i : i + self.batch_rows], None, min(consumed, st.st_size))
+                    if self.cancel():
+                        batches.close()
+                        return
+                pending = rows
+        except DamagedFile:
+            # The rows of the lines before the damage are committed, without a checkpoint: the file is read
+            # (and reported) again next time, dedupe absorbing these rows.
+            rows = pending or []
+            self.rows_emitted += len(rows)
+            for i in range(0, len(rows), self.batch_rows):
+                yield Batch(rows[i : i + self.batch_rows], None, self.bytes_read)
+            raise
         rows = pending or []
         self.rows_emitted += len(rows)
         update = self._update(st, st.st_size, "{}", head, size=st.st_size)

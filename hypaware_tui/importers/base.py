@@ -79,6 +79,12 @@ def os_error_advice(exc: OSError) -> str:
     return _OS_ERROR_ADVICE.get(exc.errno or 0, "Check its permissions.")
 
 
+class DamagedFile(Exception):
+    """A file whose content cannot be decoded past some point (a truncated or corrupt compressed rollout). An
+    importer raises it after handing out the rows of the complete lines before the damage; the pass then
+    fails with this message (what happened, for the user; no path)."""
+
+
 @dataclass
 class Discovery:
     files: list[SourceFile] = field(default_factory=list)

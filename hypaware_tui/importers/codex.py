@@ -32,7 +32,7 @@ import os
 import re
 from collections import deque
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -40,6 +40,7 @@ from hypaware_tui.core.checkpoints import path_hash
 from hypaware_tui.core.schema import canonical_json, canonical_json_bytes
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.importers.base import (
+    DamagedFile,
     Discovery,
     FileError,
     FileInventory,
@@ -1610,12 +1611,19 @@ class CodexImporter(Importer):
         step = batch_bytes or WHOLE_CHUNK
         fed = 0
         consumed = 0
-        for decompressed, consumed in _feed_zst_chunks(parser, file.path):
-            if decompressed - fed >= step and parser.ready_count:
-                fed = decompressed
-                yield parser.drain(), consumed
+        damage: DamagedFile | None = None
+        try:
+            for decompressed, consumed in _feed_zst_chunks(parser, file.path):
+                if decompressed - fed >= step and parser.ready_count:
+                    fed = decompressed
+                    yield parser.drain(), consumed
+        except DamagedFile as exc:
+            damage = exc
+        # after damage too: the complete lines before it end as a document does (held rows are let out)
         parser.finish()
         yield parser.drain(), consumed
+        if damage is not None:
+            raise damage
 
     def read_whole(self, file: SourceFile, window: Window, stats: ParseStats) -> tuple[Parser, int]:
         parser = CodexParser(file, None, window, stats, whole=True)
@@ -1692,28 +1700,82 @@ def _feed_rest(parser: CodexParser, rest: bytes, at: int) -> int:
     return at + len(rest)
 
 
+#: compressed bytes handed to the decompressor at a time: its output (a few times larger) is what memory holds, and
+#: what is lost before a damaged spot (an error discards the output of the call)
+ZST_INPUT_CHUNK = 32 * 1024
+
+
+class _ZstReader:
+    """The decompressed bytes of a `.jsonl.zst` rollout through `read(n)`, frame after frame (Codex writes one;
+    `zstd` and `pzstd` may write several). Reading ends early at damage, and `damage` then says what was wrong:
+    zstandard's stream reader simply stops where a cut file stops, so a truncated rollout read as complete, its
+    lost rows unreported."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        import zstandard
+
+        self._error = zstandard.ZstdError
+        self._dctx = zstandard.ZstdDecompressor()
+        self._fh = fh
+        self._frame: Any = None  # the decompressor of the frame being read; None between frames
+        self._input = b""  # compressed bytes after the end of a frame, not decompressed yet
+        self._out = bytearray()
+        self._ended = False
+        self.decompressed = 0  # bytes returned so far
+        self.damage: str | None = None
+
+    def read(self, n: int) -> bytes:
+        while len(self._out) < n and not self._ended:
+            self._fill()
+        out = bytes(self._out[:n])
+        del self._out[:n]
+        self.decompressed += len(out)
+        return out
+
+    def _fill(self) -> None:
+        data, self._input = self._input or self._fh.read(ZST_INPUT_CHUNK), b""
+        if not data:
+            self._ended = True
+            if self._frame is not None:
+                self.damage = "is truncated: it ends in the middle of its zstd data"
+            elif self._fh.tell() == 0:
+                self.damage = "is empty (0 bytes, no zstd data)"
+            return
+        if self._frame is None:
+            self._frame = self._dctx.decompressobj()
+        try:
+            self._out += self._frame.decompress(data)
+        except self._error as exc:
+            self._ended = True
+            self.damage = f"is damaged or not zstd data ({exc})"
+            return
+        if self._frame.eof:
+            self._input, self._frame = self._frame.unused_data, None
+
+
 def _feed_zst_chunks(parser: CodexParser, path: str) -> Iterator[tuple[int, int]]:
     """Stream-decompress a `.jsonl.zst` rollout and feed its lines (offsets count decompressed bytes), one
     chunk at a time: yields `(decompressed bytes fed, compressed bytes read)` after each, the last pair once
-    the final line (even without `\n`) was fed."""
-    import zstandard
-
-    dctx = zstandard.ZstdDecompressor()
-    try:
-        with open(path, "rb") as fh:
-            blocks = line_blocks(dctx.stream_reader(fh, read_across_frames=True).read, WHOLE_CHUNK)
-            pos = 0
-            while True:
-                try:
-                    lines, _ = split_lines(next(blocks))  # (a block ends with its last line's newline)
-                except StopIteration as done:  # the rest after the last newline: a document's final line
+    the final line (even without `\n`) was fed. A damaged or cut file: the complete lines before the damage
+    are fed (not the partial one at it), then `DamagedFile` is raised."""
+    with open(path, "rb") as fh:
+        reader = _ZstReader(fh)
+        blocks = line_blocks(reader.read, WHOLE_CHUNK)
+        pos = 0
+        while True:
+            try:
+                lines, _ = split_lines(next(blocks))  # (a block ends with its last line's newline)
+            except StopIteration as done:  # the rest after the last newline: a document's final line
+                if reader.damage is None:
                     pos = _feed_rest(parser, done.value, pos)
-                    yield pos, fh.tell()
-                    return
-                pos = feed_lines(parser.feed, lines, pos)[0]
                 yield pos, fh.tell()
-    except zstandard.ZstdError as exc:
-        raise OSError(f"the compressed rollout is damaged ({exc}); it is skipped") from exc
+                break
+            pos = feed_lines(parser.feed, lines, pos)[0]
+            yield pos, fh.tell()
+    if reader.damage is not None:
+        kept = ("the rows of the lines before the damage were imported, the rest cannot be read from this file "
+                "(restore it from a backup to import it whole)" if pos else "nothing could be read from it")
+        raise DamagedFile(f"the compressed rollout (.jsonl.zst) {reader.damage}; {kept}.")
 
 
 def _decompress_head(path: str, limit: int) -> tuple[bytes, bool]:
