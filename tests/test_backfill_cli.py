@@ -861,3 +861,77 @@ def test_a_line_stamped_in_2099_does_not_stop_hyp_backfill(h, inproc):
     rc, out, _ = inproc("backfill", "claude", "--json")
     (again,) = json.loads(out)["providers"]
     assert (again["rows_written"], again["duplicates_skipped"], again["lines_skipped"]) == (0, 0, {})
+
+
+def _cut_zst(h: Home) -> tuple[Path, int]:
+    """A Codex rollout compressed and cut at two thirds (whole zstd blocks before the cut), beside a good plain
+    rollout. Returns the cut file and the rows of the complete rollout."""
+    import zstandard
+    from test_codex_importer import FIX, big_rollout
+
+    day = h.codex / "sessions" / "2026" / "01" / "15"
+    day.mkdir(parents=True)
+    good = next(FIX.glob("rollout-2026-01-15*.jsonl"))
+    (day / good.name).write_bytes(good.read_bytes())
+    z = zstandard.ZstdCompressor().compress(big_rollout())
+    cut = day / "rollout-2026-01-15T10-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b99.jsonl.zst"
+    cut.write_bytes(z[: len(z) * 2 // 3])
+    return cut, 1500
+
+
+def test_a_truncated_zst_rollout_is_reported_and_its_rows_before_the_cut_imported_once(h, inproc):
+    """A cut `.jsonl.zst` was counted as read, nothing said. Now the rows before the cut are imported, the file
+    is an error in the text (with its path, to find it) and JSON (by path hash), and a rerun adds nothing."""
+    h.config(codex=True)
+    cfg = json.loads((h.hyp / "hypaware-config.json").read_text())
+    (h.hyp / "hypaware-config.json").write_text(json.dumps({**cfg, "retention_days": 0}))
+    cut, whole_rows = _cut_zst(h)
+    rc, out, err = inproc("backfill", "--json")
+    assert rc == 0, err
+    codex = json.loads(out)["providers"][0]
+    assert codex["status"] == "ok" and codex["errors"] == 1
+    assert "truncated" in codex["error"] and "the lines before the damage were imported" in codex["error"]
+    assert str(h.tmp) not in codex["error"]
+    from hypaware_tui.core.checkpoints import path_hash
+
+    assert codex["error"].startswith(f"file {path_hash(str(cut))}: ")
+    df = h.dataset()
+    assert df.height == df["part_id"].n_unique() == codex["rows_written"]
+    from_cut = df.filter(pl.col("source_path_hash") == path_hash(str(cut))).height
+    assert 0 < from_cut < whole_rows
+
+    rc, out, err = inproc("backfill")
+    assert rc == 0, err
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if "truncated" in line)
+    assert lines[at].startswith("  codex: file ")
+    assert lines[at + 1] == f"    at ~/.codex/sessions/2026/01/15/{cut.name}"  # (HOME is h.home)
+    assert "more error" not in out
+    assert h.dataset().height == df.height  # read again, reported again, nothing doubled
+    assert str(h.tmp) not in (h.hyp / "logs" / "events.jsonl").read_text()
+
+
+def test_each_file_error_is_logged_and_the_summary_counts_the_others(h, inproc):
+    """The summary showed only the first of N file errors, by path hash: now its path (terminal only), and how
+    many more, which are in the events log (by path hash) and in hyp status."""
+    claude_fixtures(h, sessions=1)
+    bad = [h.claude / "projects" / "-home-ada-repo0" / f"loop{i}.jsonl" for i in range(3)]
+    for p in bad:
+        os.symlink(p.name, p)
+    rc, out, err = inproc("backfill", "claude")
+    assert rc == 0, err
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  claude: "))
+    assert "symbolic link loop" in lines[at]
+    assert lines[at + 1] in {f"    at ~/{p.relative_to(h.home)}" for p in bad}
+    assert lines[at + 2] == ("  claude: and 2 more errors (hyp status shows the latest errors; the events log "
+                             "has each, by path hash).")
+    events = [json.loads(x) for x in (h.hyp / "logs" / "events.jsonl").read_text().splitlines()]
+    logged = [e for e in events if e["event"] == "backfill.file_error"]
+    assert len(logged) == 3 and all("symbolic link loop" in e["error"] and e["provider"] == "claude" for e in logged)
+    assert str(h.tmp) not in json.dumps(events)
+    rc, out, err = inproc("status", "--json")
+    assert sum("symbolic link loop" in e["message"] for e in json.loads(out)["recent_errors"]) >= 3
+    # a dry run logs nothing, and says where the others can be seen
+    rc, out, err = inproc("backfill", "claude", "--dry-run")
+    assert "  claude: and 2 more errors (a run without --dry-run logs each one)." in out.splitlines()

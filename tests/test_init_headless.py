@@ -264,6 +264,24 @@ def test_failing_client_exit_1_and_text_summary(tmp_path: Path) -> None:
     assert any(line.startswith("Next      ") and "hyp backfill codex" in line for line in lines)
 
 
+def test_file_errors_in_the_text_summary_name_the_first_file_and_count_the_others(tmp_path: Path) -> None:
+    """As under `hyp backfill`: the first file error with the path of its file (the message names it by path
+    hash only), then how many more there were."""
+    m = make_machine(tmp_path)
+    projects = Path(m.env["CLAUDE_CONFIG_DIR"]) / "projects"
+    folder = next(p for p in sorted(projects.iterdir()) if p.is_dir())
+    for i in range(3):
+        os.symlink(f"loop{i}.jsonl", folder / f"loop{i}.jsonl")
+    code, out, err = headless(m, json_out=False, no_daemon=True)
+    assert code == 0, err
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  claude: "))
+    assert "symbolic link loop" in lines[at]
+    assert lines[at + 1] in {f"    at ~/{(folder / f'loop{i}.jsonl').relative_to(m.home)}" for i in range(3)}
+    assert lines[at + 2] == ("  claude: and 2 more errors (hyp status shows the latest errors; the events log "
+                             "has each, by path hash).")
+
+
 # --------------------------------------------------------------------------------------------- §12.21
 
 

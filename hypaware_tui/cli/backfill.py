@@ -602,9 +602,12 @@ def _summary_text(prog: str, result: Any) -> None:
                 right={2, 3, 4, 5, 6, 7},
             )
         )
+    from hypaware_tui.core.runner import error_notes
+
     for p in result.providers:
-        if p.error:
-            console.print(f"  {p.provider}: {p.error}", markup=False, highlight=False)
+        for line in error_notes(p.provider, p.error, p.error_path, p.other_errors, os.environ,
+                                logged=not result.dry_run):
+            console.print(line, markup=False, highlight=False)
     console.print(closing_line(result), markup=False)
 
 

@@ -694,7 +694,8 @@ def next_commands(result: InitResult) -> list[str]:
 
 
 def client_rows(result: InitResult) -> list[dict[str, Any]]:
-    """One row per selected client: name, status, files, sessions, rows, duplicates, skipped, errors, error."""
+    """One row per selected client: name, status, files, sessions, rows, duplicates, skipped, errors, error
+    (and for the notes under the summary: error_path, more_errors)."""
     rows = []
     for cp in result.plan.clients:
         if not cp.selected:
@@ -704,14 +705,24 @@ def client_rows(result: InitResult) -> list[dict[str, Any]]:
             reason = "import declined" if not result.plan.choices.import_history else (cp.reason or "not run")
             rows.append({"client": cp.client, "name": cp.name, "status": "skipped", "files": 0, "sessions": 0,
                          "rows": 0, "duplicates": 0, "skipped": 0, "errors": 0, "error": None,
-                         "note": reason})
+                         "error_path": None, "more_errors": 0, "note": reason})
             continue
         rows.append({
             "client": cp.client, "name": cp.name, "status": r.status, "files": r.files_scanned,
             "sessions": r.sessions_seen, "rows": r.rows_written, "duplicates": r.duplicates_skipped,
             "skipped": sum(r.lines_skipped.values()), "errors": r.errors, "error": r.error, "note": None,
+            "error_path": r.error_path, "more_errors": r.other_errors,
         })
     return rows
+
+
+def error_notes_of(row: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
+    """The notes under the summary for a `client_rows` row with an error: the error, where its file is, and
+    how many more there were (as under `hyp backfill`'s table)."""
+    from hypaware_tui.core.runner import error_notes  # (imported already: an import ran)
+
+    return error_notes(row["client"], row["error"], row["error_path"], row["more_errors"], env,
+                       logged=True)  # (the wizard's import is never a dry run: it logs its events)
 
 
 def nothing_new_note(result: InitResult) -> str | None:
@@ -747,7 +758,7 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
         table.append([row["name"], row["status"], f"{row['files']:,}", f"{row['sessions']:,}", f"{row['rows']:,}",
                       f"{row['duplicates']:,}", f"{row['skipped']:,}", f"{row['errors']:,}"])
         if row["error"]:
-            notes.append(f"  {row['client']}: {row['error']}")
+            notes.extend(error_notes_of(row, env))
         elif row["note"] and row["status"] == "skipped":
             notes.append(f"  {row['client']}: {row['note']}")
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]

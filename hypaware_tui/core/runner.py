@@ -74,6 +74,9 @@ class ProviderResult:
     errors: int = 0
     error: str | None = None
     # internal extras (events, progress, tests)
+    # the path of the file or folder of the first error, for the terminal only: `error` (like every stored
+    # message) names it by path hash, which a person cannot look up (storage.md §5.1, §10); never logged
+    error_path: str | None = None
     files_total: int = 0
     files_unchanged: int = 0
     files_reset: int = 0
@@ -106,15 +109,39 @@ class ProviderResult:
         out["lines_skipped"] = dict(sorted(self.lines_skipped.items()))
         return out
 
-    def note_error(self, message: str) -> None:
+    def note_error(self, message: str, path: str | None = None) -> None:
         self.errors += 1
         if self.error is None:
-            self.error = message
+            self.error, self.error_path = message, path
 
     def fail(self, message: str) -> None:
         """A fatal error: it replaces an earlier per-file message, since it matters more."""
         self.status = "failed"
-        self.error = message
+        self.error, self.error_path = message, None
+
+    @property
+    def other_errors(self) -> int:
+        """Errors besides the one in `error` (a fatal error replaced the first file error: all of them)."""
+        return self.errors if self.status == "failed" else max(0, self.errors - 1)
+
+
+def error_notes(name: str, error: str | None, path: str | None, more: int, env: Mapping[str, str], *,
+                logged: bool) -> list[str]:
+    """The lines under a summary table about one client's errors (cli.md §5.3: its first error): the error,
+    the path of its file or folder so a person can find it (terminal only: stored messages name it by path
+    hash), and how many more there were, and where to see them (`logged`: each is in the events log)."""
+    if not error:
+        return []
+    lines = [f"  {name}: {error}"]
+    if path:
+        home = (env.get("HOME") or "").rstrip("/")
+        shown = "~" + path[len(home):] if home and path.startswith(home + "/") else path
+        lines.append(f"    at {shown}")
+    if more > 0:
+        where = ("hyp status shows the latest errors; the events log has each, by path hash" if logged
+                 else "a run without --dry-run logs each one")
+        lines.append(f"  {name}: and {more:,} more {'error' if more == 1 else 'errors'} ({where}).")
+    return lines
 
 
 def nothing_new_text(duplicates: int, files_unchanged: int) -> str | None:
@@ -411,6 +438,7 @@ class FileOutcome:
     status: str = "pending"  # unchanged | read | reset | vanished | failed | error
     bytes_read: int = 0
     error: str | None = None
+    path: str | None = None  # the file's path when it failed: for the terminal only, never logged
     stats: ParseStats = field(default_factory=ParseStats)
 
 
@@ -454,11 +482,13 @@ def iter_file(
         outcome.status = "error"
         outcome.bytes_read = fp.bytes_read
         outcome.error = _scrub(f"file {file.path_hash}: {type(exc).__name__}: {exc}", file)
+        outcome.path = file.path
         return
     outcome.status = fp.status
     outcome.bytes_read = fp.bytes_read
     if fp.status == "failed":
         outcome.error = _scrub(f"file {file.path_hash}: {fp.error}", file)
+        outcome.path = file.path
 
 
 # StateDB.stat_keys: size, mtime_ns, device, inode, offset, since_us
@@ -775,9 +805,14 @@ def _run_provider(
         return
     discovery = importer.discover(list(detection.roots) or [detection.root])
     pr.detected_sources = list(discovery.detected_sources)
-    for fe in discovery.failed:
+    def file_error(message: str, path: str | None) -> None:
         pr.files_failed += 1
-        pr.note_error(f"{fe.where}: {fe.message}")
+        pr.note_error(message, path)
+        if events is not None:  # each one, so that the errors after the first are found too (hyp status)
+            events.emit("backfill.file_error", provider=name, error=message)
+
+    for fe in discovery.failed:
+        file_error(f"{fe.where}: {fe.message}", fe.path)
     db = _open_state(layout, dry_run=dry is not None)
     try:
         # Each file's stat from discovery (a file without one is stat'ed here), against its checkpoint's
@@ -923,8 +958,7 @@ def _run_provider(
         if outcome.status == "reset":
             pr.files_reset += 1
         if outcome.status in ("failed", "error"):
-            pr.files_failed += 1
-            pr.note_error(outcome.error or "file failed")
+            file_error(outcome.error or "file failed", outcome.path)
         bytes_done += item.estimate - item.bytes_seen if item.bytes_seen < item.estimate else 0
 
     try:

@@ -18,7 +18,14 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Static
 
-from hypaware_tui.core.plan import InitResult, capture_line, client_rows, next_commands, nothing_new_note
+from hypaware_tui.core.plan import (
+    InitResult,
+    capture_line,
+    client_rows,
+    error_notes_of,
+    next_commands,
+    nothing_new_note,
+)
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 
 FIRST_LOOK_TIMEOUT_S = 5.0
@@ -63,14 +70,18 @@ def summary_table(result: InitResult) -> Table:
     return table
 
 
-def error_lines(result: InitResult) -> Text:
+def error_lines(result: InitResult, env: Mapping[str, str]) -> Text:
     out = Text()
     for row in client_rows(result):
-        note = row["error"] or (row["note"] if row["status"] == "skipped" else None)
-        if note:
-            if out:
-                out.append("\n")
-            out.append(f"  {row['client']}: {note}")
+        if row["error"]:
+            lines = error_notes_of(row, env)
+        elif row["note"] and row["status"] == "skipped":
+            lines = [f"  {row['client']}: {row['note']}"]
+        else:
+            continue
+        if out:
+            out.append("\n")
+        out.append("\n".join(lines))
     return out
 
 
@@ -107,7 +118,7 @@ class DoneScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(summary_table(self.result), id="summary")
-        errors = error_lines(self.result)
+        errors = error_lines(self.result, self.env)
         if errors:
             yield Static(errors, id="errors")
         nothing_new = nothing_new_note(self.result)
