@@ -300,14 +300,14 @@ def test_shorter_retention_warning_counts_rows_from_the_dataset(tmp_path: Path) 
 
 
 def test_summary_table_fits_a_narrow_terminal(tmp_path: Path) -> None:
-    from types import SimpleNamespace as NS
+    from hypaware_tui.core.runner import ProviderResult
 
     m = make_machine(tmp_path)
     plan = build_plan(build_inventory(env=m.env), Choices(("claude", "codex")), _machine_state(m), now_us=NOW_US)
     result = InitResult(plan)
     for c in ("claude", "codex"):
-        result.clients[c] = NS(status="ok", files_scanned=241, sessions_seen=133, rows_written=48210,
-                               duplicates_skipped=0, lines_skipped={"malformed": 12}, errors=0, error=None)
+        result.clients[c] = ProviderResult(c, status="ok", files_scanned=241, sessions_seen=133, rows_written=48210,
+                                           duplicates_skipped=0, lines_skipped={"malformed": 12}, errors=0, error=None)
     wide = summary_text(result, m.env)
     assert "Client       Status  Files  Sessions  Rows written" in wide
     narrow = summary_text(result, m.env, width=80)
