@@ -805,6 +805,7 @@ def _run_provider(
         return
     discovery = importer.discover(list(detection.roots) or [detection.root])
     pr.detected_sources = list(discovery.detected_sources)
+
     def file_error(message: str, path: str | None) -> None:
         pr.files_failed += 1
         pr.note_error(message, path)
