@@ -141,6 +141,10 @@ class ClientInventoried(Message):
         self.inventory = inventory
 
 
+class TerminalGone(Message):
+    """The terminal was closed: a write to it failed (posted from Textual's writer thread)."""
+
+
 class InventoryFinished(Message):
     def __init__(self, error: str | None = None) -> None:
         super().__init__()
@@ -196,9 +200,24 @@ class WizardApp(App[int]):
         self.clients_answer: tuple[str, ...] | None = self.choices.clients or None
         self.mode = MODE_FIRST
         self._hung_up = False
+        self.terminal_lost = False
+        """The terminal went away (writes failed): the CLI prints nothing more."""
         self._too_small: TooSmallScreen | None = None
 
     # -- setup ---------------------------------------------------------------------------------------
+
+    def get_driver_class(self) -> Any:
+        """Textual's driver, except on POSIX terminals: there, one that survives the terminal being closed
+        (hypaware_tui/driver.py)."""
+        driver = super().get_driver_class()
+        if os.name == "posix":
+            from textual.drivers.linux_driver import LinuxDriver
+
+            if driver is LinuxDriver:
+                from hypaware_tui.driver import hangup_safe_driver
+
+                return hangup_safe_driver(LinuxDriver)
+        return driver
 
     def _initial_choices(self) -> Choices:
         s = self.settings
@@ -576,6 +595,15 @@ class WizardApp(App[int]):
                 self._apply_size()
 
         self.push_screen(QuitSetupDialog(), answered)
+
+    def terminal_gone(self) -> None:
+        """Called from Textual's writer thread when the terminal is gone (hypaware_tui/driver.py)."""
+        self.terminal_lost = True
+        self.post_message(TerminalGone())
+
+    def on_terminal_gone(self, message: TerminalGone) -> None:
+        if not self._hung_up:
+            self.hang_up()
 
     def hang_up(self) -> None:
         """Terminal closed, SIGHUP, SIGTERM: nothing written before the commit; during the import stop after

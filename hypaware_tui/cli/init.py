@@ -158,6 +158,9 @@ def run_wizard(env: dict[str, str], *, clients: list[str], retention_days: int |
     app = WizardApp(settings)
     app.run()
     code = app.return_code if app.return_code is not None else 1
+    if app.terminal_lost:
+        # Nobody is there to read it, and each write would fail (EIO); the events log has the run's outcome.
+        return code
     if app.unexpected_error:
         err(f"hyp init: unexpected error: {app.unexpected_error}")
         err("Run it again with HYP_DEBUG=1 to see the traceback.")

@@ -502,7 +502,7 @@ class ImportScreen(WizardScreen):
     def _finish(self) -> None:
         if self.job.cancel.is_set() and self.job.hangup.is_set():
             self.result.interrupted = True
-        if self.finish_delay > 0:
+        if self.finish_delay > 0 and not self.job.hangup.is_set():  # (no one is looking after a hang-up)
             delay, self.finish_delay = self.finish_delay, 0.0
             self.set_timer(delay, self._finish)
             return
