@@ -584,7 +584,7 @@ class WizardApp(App[int]):
         # is on top, and a notice left under a dialog could never be removed. It comes back after a dialog
         # while the terminal is still small.
         self._drop_notice()
-        if kind in ("done", "close"):
+        if kind == "done":
             target.action_next()
             return
 

@@ -299,6 +299,33 @@ async def test_quit_before_import_writes_nothing_and_exits_130(tmp_path: Path, k
     assert not m.layout.home.exists()
 
 
+async def test_ctrl_c_on_the_dry_run_review_asks_and_q_closes(tmp_path: Path) -> None:
+    """§4, §8: Ctrl+C before Import asks, on a dry run's Review too (it exited 0 at once there, unlike every
+    other screen); `q`, Enter and Close end the dry run with 0 (§6.5)."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m, dry_run=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        review = await to_review(pilot)
+        await pilot.press("ctrl+c")
+        dialog = await on_screen(pilot, QuitSetupDialog)
+        assert "Nothing has been written" in str(dialog.query_one("#dialog-message").render())
+        await pilot.press("n")
+        assert await on_screen(pilot, ReviewScreen) is review and app.return_code is None
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+    assert app.return_code == 0
+    assert not m.layout.home.exists()
+    app = WizardApp(wizard_settings(m, dry_run=True))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_review(pilot)
+        await pilot.press("ctrl+c")
+        await on_screen(pilot, QuitSetupDialog)
+        await pilot.press("ctrl+c")  # a second Ctrl+C confirms
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+    assert app.return_code == 130
+    assert not m.layout.home.exists()
+
+
 async def test_space_toggles_a_skips_disabled_and_empty_selection_stays(tmp_path: Path) -> None:
     """§12.11: Space toggles the focused client; `a` never checks a disabled row; nothing checked stays."""
     m = make_machine(tmp_path, clients=("claude",))

@@ -92,13 +92,13 @@ class ReviewScreen(WizardScreen):
         Binding("pageup", "scroll_body(-10)", "", show=False),
         Binding("tab,right,l", "app.focus_next", "", show=False),
         Binding("shift+tab,left,h", "app.focus_previous", "", show=False),
+        Binding("q", "q_key", "quit", show=False),
     ]
 
     def __init__(self, step: StepInfo, plan: InitPlan, env: Mapping[str, str]) -> None:
         super().__init__(step)
         self.plan = plan
         self.env = env
-        self.QUIT_KIND = "close" if plan.dry_run else "setup"
         self.AUTO_FOCUS = "#close" if plan.dry_run else "#start"
 
     def compose_body(self) -> ComposeResult:
@@ -133,6 +133,15 @@ class ReviewScreen(WizardScreen):
 
     def action_next(self) -> None:
         self.dismiss("close" if self.plan.dry_run else "start")
+
+    def action_q_key(self) -> None:
+        """`q` closes a dry run's last screen (wizard.md §6.5: exit 0), as Enter does; elsewhere it asks, as
+        Ctrl+C always does here: Ctrl+C is the interrupt (§4, §8) on every screen before Import, a dry run's
+        Review included, so one stray key never closes the plan the user is reading."""
+        if self.plan.dry_run:
+            self.action_next()
+        else:
+            self.app.action_request_quit()
 
     def on_action_button_pressed(self, event: ActionButton.Pressed) -> None:
         if event.button.id == "back":
