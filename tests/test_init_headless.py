@@ -262,6 +262,8 @@ def test_failing_client_exit_1_and_text_summary(tmp_path: Path) -> None:
     assert any(line.startswith("Codex") and " failed " in line for line in lines)
     assert any(line.startswith("  codex: ") and "injected failure" in line for line in lines)
     assert any(line.startswith("Next      ") and "hyp backfill codex" in line for line in lines)
+    # --no-daemon: no service unit is installed, so Next says how to turn capture on later, as Done does
+    assert next(line for line in lines if line.startswith("Next")).endswith(" · hyp daemon install")
 
 
 def test_file_errors_in_the_text_summary_name_the_first_file_and_count_the_others(tmp_path: Path) -> None:

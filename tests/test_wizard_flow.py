@@ -326,6 +326,27 @@ async def test_ctrl_c_on_the_dry_run_review_asks_and_q_closes(tmp_path: Path) ->
     assert not m.layout.home.exists()
 
 
+async def test_done_suggests_daemon_install_with_capture_off(tmp_path: Path) -> None:
+    """§6.7 item 4: Next lists `hyp daemon install` when none is installed, capture off included (it is how
+    capture is turned on later); the plain-text summary left in the scrollback says the same."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        await enter_to(pilot, RetentionScreen)
+        await enter_to(pilot, ConsentScreen)
+        await pilot.press("down", "space")  # capture off
+        await enter_to(pilot, ReviewScreen)
+        await pilot.press("enter")
+        done = await on_screen(pilot, DoneScreen, timeout=30)
+        shown = str(done.query_one("#next").render())
+        await pilot.press("q")
+    assert app.result.plan.choices.capture is False and m.spawner.calls == []
+    assert shown == 'Next     hyp status · hyp query overview · hyp query sql "select …" · hyp daemon install'
+    assert 'Next      hyp status · hyp query overview · hyp query sql "select …" · hyp daemon install' in (
+        app.summary.splitlines())
+
+
 async def test_space_toggles_a_skips_disabled_and_empty_selection_stays(tmp_path: Path) -> None:
     """§12.11: Space toggles the focused client; `a` never checks a disabled row; nothing checked stays."""
     m = make_machine(tmp_path, clients=("claude",))

@@ -687,8 +687,8 @@ def next_commands(result: InitResult) -> list[str]:
     for client, r in result.clients.items():
         if getattr(r, "status", None) in ("failed", "cancelled"):
             out.append(f"hyp backfill {client}")
-    plan = result.plan
-    if plan.choices.capture and plan.demo_dir is None and not plan.daemon.service_installed:
+    # Also with capture off: `hyp daemon install` is how capture is turned on later (it sets capture.enabled).
+    if not result.plan.daemon.service_installed:
         out.append("hyp daemon install")
     return out
 
