@@ -291,3 +291,33 @@ async def test_a_dry_run_of_import_again_counts_its_two_steps(tmp_path: Path) ->
         await pilot.press("up", "enter")  # Import again
         review = await on_screen(pilot, ReviewScreen)
         assert (review.step.number, review.step.total) == (2, 2)
+
+
+async def test_done_keeps_a_gap_between_repos_and_tools_at_80_columns(tmp_path: Path) -> None:
+    """§6.7 item 3 at 80×24: a 28-character repo name ran into the tools column ("12,345mcp__…", "sessionsTop
+    tools"); the name is now cut with an ellipsis and the columns keep their gap."""
+    from hypaware_tui.core.query import DayCount, ModelTokens, Overview, Period, RepoCount, ToolCount
+
+    repo = "~/src/" + "a" * 22
+    assert len(repo) == 28
+    overview = Overview(Period(None, "2026-11-20T00:00:00Z", 30, "UTC"), rows=10, sessions=3,
+                        models=[ModelTokens("anthropic", "claude-x", 1, 2, 3)], days=[DayCount("2026-11-01", 1, 2)],
+                        repos=[RepoCount(repo, 12345, 1), RepoCount("~/b", 3, 1)],
+                        tools=[ToolCount("mcp__server__" + "t" * 15, 9876), ToolCount("Bash", 5)])
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m, first_look=lambda layout, env: overview))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        for _ in range(4):  # Clients, Retention, Consent, Review (start)
+            await pilot.press("enter")
+            await pilot.pause()
+        done = await on_screen(pilot, DoneScreen, timeout=30)
+        await wait_for(pilot, lambda: done.first_look_done, what="first look")
+        done.query_one("#body").scroll_end(animate=False)
+        await pilot.pause()
+        lines = [strip.text for strip in app.screen._compositor.render_strips()]
+        await pilot.press("q")
+    heading = next(line for line in lines if "Top repos" in line)
+    first = next(line for line in lines if "12,345" in line)
+    assert "sessions  Top tools" in heading, heading
+    assert "~/src/aaaa" in first and "…" in first and "12,345  mcp__server__" in first, first
