@@ -448,15 +448,22 @@ class WizardApp(App[int]):
     @work(group="wizard", exclusive=True, description="wizard flow")
     async def _flow(self) -> None:
         s = self.settings
+        choice = "quit"  # Welcome back's default
+        kept: tuple[Choices, tuple[str, ...] | None] | None = None  # Reconfigure's answers, after going back
         while True:
             if s.machine.config.exists:
                 choice = await self._show(WelcomeBackScreen(StepInfo(1, 0, s.badge), list(s.welcome_back_facts),
-                                                            s.machine.config.error))
+                                                            s.machine.config.error, default=choice))
                 if choice == "quit":
                     self.exit(return_code=0)
                     return
                 self.mode = MODE_IMPORT_AGAIN if choice == "import_again" else MODE_RECONFIGURE
-                self._seed_from_config()
+                if self.mode == MODE_RECONFIGURE and kept is not None:
+                    # Back to Welcome back and Reconfigure again: the answers given are kept, as everywhere
+                    # else in the wizard (Import again always runs on the config, so it seeds afresh).
+                    self.choices, self.clients_answer = kept
+                else:
+                    self._seed_from_config()
             else:
                 total = 5 if s.dry_run else 7
                 await self._show(WelcomeScreen(StepInfo(1, total, s.badge), tilde(s.layout.home, s.env),
@@ -464,6 +471,8 @@ class WizardApp(App[int]):
                 self.mode = MODE_FIRST
             if await self._steps() is not Back:
                 return
+            if self.mode == MODE_RECONFIGURE:
+                kept = (self.choices, self.clients_answer)
 
     def _total_steps(self) -> int:
         if self.mode == MODE_IMPORT_AGAIN:

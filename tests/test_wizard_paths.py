@@ -321,3 +321,56 @@ async def test_done_keeps_a_gap_between_repos_and_tools_at_80_columns(tmp_path: 
     first = next(line for line in lines if "12,345" in line)
     assert "sessions  Top tools" in heading, heading
     assert "~/src/aaaa" in first and "…" in first and "12,345  mcp__server__" in first, first
+
+
+async def test_back_to_welcome_back_keeps_the_reconfigure_answers(tmp_path: Path) -> None:
+    """§3, §4: Esc goes back keeping answers, up to Welcome back too. Its choice stays on Reconfigure (Enter
+    there quit), and Reconfigure again shows the answers given, not the config's (they were reseeded)."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version": 1, "clients": {"claude": {"enabled": true}, "codex": {"enabled": true}}, '
+                               '"retention_days": 365, "capture": {"enabled": true}}\n')
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_screen(pilot, WelcomeBackScreen)
+        await pilot.press("up", "up")  # Reconfigure
+        clients = await enter_to(pilot, ClientsScreen)
+        await wait_for(pilot, lambda: app.inventory_done)
+        assert clients.query_one(ChoiceList).checked == ("claude", "codex")
+        await pilot.press("down", "space")  # codex off
+        await enter_to(pilot, RetentionScreen)
+        await pilot.press("up", "up", "up")  # 365 -> 30
+        await enter_to(pilot, ConsentScreen)
+        await pilot.press("down", "space")  # capture off
+        for screen in (RetentionScreen, ClientsScreen, WelcomeBackScreen):
+            await pilot.press("escape")
+            await on_screen(pilot, screen)
+        assert app.screen.query_one(ChoiceList).checked == ("reconfigure",)
+        clients = await enter_to(pilot, ClientsScreen)
+        assert clients.query_one(ChoiceList).checked == ("claude",)
+        retention = await enter_to(pilot, RetentionScreen)
+        assert retention.query_one(ChoiceList).checked == ("30",)
+        consent = await enter_to(pilot, ConsentScreen)
+        assert not consent.query_one(ChoiceList).is_checked("capture")
+        review = await enter_to(pilot, ReviewScreen)
+        assert (review.plan.choices.clients, review.plan.retention_days, review.plan.choices.capture) == (
+            ("claude",), 30, False)
+        # Import again runs on the config whatever was answered before; Reconfigure after it still has them.
+        for screen in (ConsentScreen, RetentionScreen, ClientsScreen, WelcomeBackScreen):
+            await pilot.press("escape")
+            await on_screen(pilot, screen)
+        await pilot.press("down")  # Import again
+        review = await enter_to(pilot, ReviewScreen)
+        assert (review.plan.choices.clients, review.plan.retention_days, review.plan.choices.capture) == (
+            ("claude", "codex"), 365, True)
+        assert review.plan.config.action == "unchanged"
+        await pilot.press("escape")
+        back = await on_screen(pilot, WelcomeBackScreen)
+        assert back.query_one(ChoiceList).checked == ("import_again",)
+        await pilot.press("up")
+        clients = await enter_to(pilot, ClientsScreen)
+        assert clients.query_one(ChoiceList).checked == ("claude",)
+        await pilot.press("q")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 130
