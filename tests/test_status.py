@@ -168,7 +168,7 @@ def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
     lock = PidLock(layout)
     lock.acquire()
     try:
-        old = iso(NOW - timedelta(minutes=12))
+        old = iso(datetime.now(UTC) - timedelta(minutes=12, seconds=20))  # (not NOW: taken at collection)
         write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
                                    "started_at": old, "updated_at": old, "rows_written": 3})  # fmt: skip
         with pytest.raises(SystemExit) as info:
@@ -218,7 +218,8 @@ def test_status_text_and_json(
     assert "Codex: not found" in clients[1] and "disabled" in clients[1]
     assert any(line.startswith("Daemon") and "never started" in line for line in lines)
     assert "warning: capture is on but the daemon is not running" in out
-    assert any(line.startswith("Errors") and "codex: boom" in line for line in lines)
+    i = lines.index("Recent errors")  # cli.md §6's section name, heading its entries
+    assert "codex: boom" in lines[i + 1] and lines[i + 1].startswith(" " * 10)
     assert "\x1b[" not in out
 
     with pytest.raises(SystemExit) as info:

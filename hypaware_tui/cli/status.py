@@ -62,6 +62,9 @@ LABEL_WIDTH = 10
 
 
 def _block(label: str, lines: list[str]) -> None:
+    if len(label) >= LABEL_WIDTH:  # a label wider than the column heads its own line
+        out(label)
+        label = ""
     for i, line in enumerate(lines):
         out(f"{(label if i == 0 else ''):<{LABEL_WIDTH}}{line}")
 
@@ -109,9 +112,9 @@ def render_text(report: dict[str, Any]) -> None:
 
     errors = report.get("recent_errors") or []
     if errors:
-        _block("Errors", [f"{e['at']} {e['source']}: {e['message']}" for e in errors])
+        _block("Recent errors", [f"{e['at']} {e['source']}: {e['message']}" for e in errors])
     else:
-        _block("Errors", ["none"])
+        _block("Recent errors", ["none"])
 
     if cfg["state"] == "missing":
         out()
