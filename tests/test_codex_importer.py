@@ -1210,3 +1210,23 @@ def test_is_error_of_paginated_items_and_of_legacy_chat_tool_results(tmp_path):
     path.write_text(json.dumps(doc))
     rows, _ = import_file(IMP, path, file=source_file_for(IMP, path))
     assert [r["is_error"] for r in rows if r["part_type"] == "tool_result"] == [True, True]
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+05:30", "9999-12-31T23:59:59-05:00"])
+def test_a_stamp_outside_years_1_to_9999_in_utc_is_unparseable_not_stored(stamp, tmp_path):
+    """`0001-01-01T00:00:00+05:30` is in year 0 in UTC: stored as it was, every `hyp query sql` that showed the
+    row died (year 0 is out of range). It is unparseable (schema.md §3.2 rule 1), as Claude's importer has it."""
+    path = tmp_path / "rollout-2026-01-01T00-00-00-range.jsonl"
+    lines = [
+        {"timestamp": stamp, "type": "session_meta", "payload": {"id": "r1", "timestamp": stamp, "cwd": "/w"}},
+        {"timestamp": "2026-01-01T00:00:01Z", "type": "response_item",
+         "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}},
+        {"timestamp": stamp, "type": "response_item",
+         "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "late"}]}},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    rows, _ = import_file(IMP, path)
+    ok = parse_iso_us("2026-01-01T00:00:01Z")
+    assert [r["content_text"] for r in rows] == ["hi", "late"]
+    assert all(r["message_created_at"] == ok == r["conversation_started_at"] for r in rows)
+    frame_from_rows(rows).rows()  # every value converts to Python (the query's table did this and raised)

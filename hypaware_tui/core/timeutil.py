@@ -10,6 +10,8 @@ US_PER_DAY = 86_400_000_000
 _DATE_CACHE: dict[int, str] = {}
 _ONE_US = timedelta(microseconds=1)
 _fromisoformat = datetime.fromisoformat
+MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 
 
 def parse_iso_us(value: object) -> int | None:
@@ -24,7 +26,9 @@ def parse_iso_us(value: object) -> int | None:
         return None
     if dt.tzinfo is None:  # (fromisoformat only makes fixed-offset zones: a zone always has an offset)
         return None
-    return (dt - EPOCH) // _ONE_US  # exact integer division of timedeltas
+    us = (dt - EPOCH) // _ONE_US  # exact integer division of timedeltas
+    # "0001-01-01T00:00:00+05:30" is in year 0 in UTC: no datetime (nor Parquet reader) can show it
+    return us if MIN_US <= us <= MAX_US else None
 
 
 def parse_claude_ts(value: object) -> int | None:

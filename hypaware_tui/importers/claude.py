@@ -21,7 +21,7 @@ import orjson
 
 from hypaware_tui.core.checkpoints import path_hash
 from hypaware_tui.core.schema import canonical_json
-from hypaware_tui.core.timeutil import parse_claude_ts, parse_iso_us
+from hypaware_tui.core.timeutil import MAX_US, MIN_US, parse_claude_ts, parse_iso_us
 from hypaware_tui.importers.base import (
     Discovery,
     FileError,
@@ -53,8 +53,7 @@ STATE_VERSION = 1
 TOOL_MAP_CAP = 4096
 
 # Timestamps outside years 1..9999 cannot be dated; they count as unparseable.
-_MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
-_MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+_MIN_US, _MAX_US = MIN_US, MAX_US  # (epoch ms numbers can leave the datable range too)
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_use"}
