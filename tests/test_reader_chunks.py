@@ -172,3 +172,29 @@ def test_a_file_truncated_in_place_and_grown_past_its_checkpoint_is_read_again(t
     rows = [r for b in fp.batches() for r in b.rows]
     assert fp.status == "reset"
     assert [r["content_text"][:8] for r in rows] == [f"line {i} x" for i in range(8)] + ["new yyyy"] * 30
+
+
+def test_a_file_rewritten_while_it_is_read_hands_out_no_row_of_the_new_bytes(tmp_path) -> None:
+    """A file truncated and rewritten in place during a pass (same inode): the lines after the cut came from
+    the new content but were parsed with the old content's state, and were committed (a duplicate message
+    under another fallback id, a wrong ordinal). The pass now checks the file before each batch: it stops,
+    failed, without those rows; the next pass resets (its head changed) and reads the new content whole."""
+    path = tmp_path / "s.jsonl"
+    old = b"".join(_msg(i, f"old {i}") + b"\n" for i in range(40))
+    new = b"".join(_msg(i, f"new {i}") + b"\n" for i in range(60))
+    path.write_bytes(old)
+    f = SourceFile(client="claude", path=str(path), path_hash=path_hash(str(path)), read_mode="incremental")
+    fp = FilePass(IMP, f, None, Window(), ParseStats(), chunk_size=256, batch_rows=5)
+    texts, updates = [], []
+    for b in fp.batches():
+        texts += [r["content_text"] for r in b.rows]
+        updates.append(b.update.entry)
+        if len(updates) == 2:
+            with open(path, "r+b") as fh:  # truncated and rewritten in place, as an editor's save may do
+                fh.truncate(0)
+                fh.write(new)
+    assert fp.status == "failed" and "rewritten while it was read" in (fp.error or "")
+    assert texts == [f"old {i}" for i in range(10)]  # the two batches checked before the rewrite
+    again = FilePass(IMP, f, updates[-1], Window(), ParseStats(), chunk_size=256, batch_rows=5)
+    rows = [r["content_text"] for b in again.batches() for r in b.rows]
+    assert again.status == "reset" and rows == [f"new {i}" for i in range(60)]

@@ -49,6 +49,26 @@ def must_widen(cp_since_us: int | None, since_us: int | None) -> bool:
     return cp_since_us is not None and (since_us is None or since_us < cp_since_us)
 
 
+class _ChangedWhileRead(Exception):
+    """The file was truncated or rewritten while this pass read it."""
+
+
+CHANGED_WHILE_READ = (
+    "the file was truncated or rewritten while it was read: the lines read since the last check were "
+    "dropped, and it is read again next time"
+)
+
+
+def _check_still_there(fh: BinaryIO, head: bytes, end: int) -> None:
+    """Raise `_ChangedWhileRead` unless the open file still holds what this pass is reading: at least the `end`
+    bytes it had at the stat (a transcript only grows), starting with the same `head`. Checked before each
+    batch is handed out, so lines of new content are never parsed on with the old content's state (which
+    gave rows with a wrong ordinal, or a duplicate message under another fallback id) and committed."""
+    fd = fh.fileno()
+    if os.fstat(fd).st_size < end or (head and os.pread(fd, len(head), 0) != head):
+        raise _ChangedWhileRead
+
+
 def _at_line_start(fh: BinaryIO, offset: int) -> bool:
     """Whether `offset` still follows a newline, as every checkpoint offset did when it was written (storage.md
     §5.4 step 3, one more reason to reset): a file truncated in place and grown past its old offset, or
@@ -134,6 +154,8 @@ class FilePass:
                 yield from self._whole(st)
             else:
                 yield from self._incremental(st)
+        except _ChangedWhileRead:
+            self.status, self.error = "failed", CHANGED_WHILE_READ
         except FileNotFoundError:  # deleted between the stat and the open
             if self.status == "pending":
                 self.status = "vanished"
@@ -223,6 +245,7 @@ class FilePass:
                         self.batch_bytes is not None and parser.ready_count and pos - batch_pos >= self.batch_bytes
                     ):
                         batch_pos = pos
+                        _check_still_there(fh, head, end)
                         offset, pstate = parser.checkpoint()
                         rows = self._take(parser)
                         # Mid-file: record size = offset so a crash before the end never makes the file look
@@ -233,6 +256,7 @@ class FilePass:
                 if stopped:
                     break
             self.stopped_at_until = stopped
+            _check_still_there(fh, head, end)  # (a short read, where it shrank, ends the blocks early too)
             offset, pstate = parser.checkpoint(final=True)
             size = offset if stopped else st.st_size
             rows = self._take(parser)
