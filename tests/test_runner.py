@@ -333,17 +333,17 @@ def test_a_line_stamped_far_in_the_future_does_not_stop_every_backfill(layout, e
     """daemon.md §3.1 rule 4 stops a backfill at the first line stamped after `until`. A line stamped 2099 (a
     skewed clock, a corrupt stamp) stopped every backfill there, forever: the lines after it were never
     imported by one, and nothing was counted. More than 24 h after the run's start, it cannot have been
-    written since: its row is outside the window and the pass goes on. A line later than `until` within
-    those 24 h still stops the pass."""
+    written since: the pass goes on, and its row is kept, as the daemon would keep it (dropping it moved the
+    checkpoint over it for good). A line later than `until` within those 24 h still stops the pass."""
     now = now_us()
     recent = [iso(datetime.now(UTC) - timedelta(hours=5 - i)) for i in range(4)]
     path = os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "s.jsonl")
     write_session(path, "s", [recent[0], recent[1], "2099-01-01T00:00:00Z", recent[2], recent[3]])
     first = run(layout, env, providers=["claude"], window=Window(None, now))
     p = first.providers[0]
-    assert p.status == "ok" and p.rows_written == 4
-    assert p.lines_skipped == {"outside_window": 1}
-    assert sorted(dataset(layout)["message_id"].to_list()) == ["s-m0", "s-m1", "s-m3", "s-m4"]
+    assert p.status == "ok" and p.rows_written == 5
+    assert p.lines_skipped == {}
+    assert sorted(dataset(layout)["message_id"].to_list()) == ["s-m0", "s-m1", "s-m2", "s-m3", "s-m4"]
     again = run(layout, env, providers=["claude"], window=Window(None, now_us()))
     assert (again.providers[0].rows_written, again.providers[0].duplicates_skipped) == (0, 0)
 

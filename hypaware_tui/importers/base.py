@@ -167,12 +167,19 @@ class Window:
 
     `started_us`: the wall-clock start of a backfill (set by the runner). A line stamped more than
     `FUTURE_SKEW_US` after it (a skewed clock, a corrupt stamp: 2099) cannot have been written after the run
-    started, so it does not stop the pass: stopping there stopped every backfill at that line, forever. It is
-    read, and its rows, later than `until`, are outside the window."""
+    started, so it does not stop the pass: stopping there stopped every backfill at that line, forever. Its
+    rows are kept although later than `until` (`beyond_until`): the line was in the file when the run read it,
+    the daemon (no `until`) would have stored them, and a pass that dropped them moved the checkpoint over
+    them for good, so the dataset depended on which of the two reached the line first."""
 
     since_us: int | None = None
     until_us: int | None = None
     started_us: int | None = None
+
+    @property
+    def beyond_until(self) -> int | None:
+        """Rows later than this are kept whatever `until` says (see above); None: `until` holds for all."""
+        return None if self.until_us is None or self.started_us is None else self.started_us + FUTURE_SKEW_US
 
     def stops_before(self, own_us: int) -> bool:
         """Whether an incremental pass rests before a line whose own timestamp is `own_us` (rule 4)."""
@@ -610,10 +617,11 @@ class Parser(ABC):
                 self._line_kept += 1
                 ready.append(finalize_row(r))
             return
+        far = None if until is None else self.window.beyond_until
         for r in rows:
             ts = r["message_created_at"]
             stats.rows_built += 1
-            if (since is not None and ts < since) or (until is not None and ts > until):
+            if (since is not None and ts < since) or (until is not None and until < ts and (far is None or ts <= far)):
                 continue
             self._line_kept += 1
             ready.append(finalize_row(r))
