@@ -182,6 +182,55 @@ def test_a_backfill_since_a_time_before_the_capture_start_takes_the_gap_and_writ
         assert db.get_all() == cps
 
 
+def test_a_backfill_that_stops_before_the_daemons_offset_still_hands_its_bound_on(home: Home, tmp_path: Path) -> None:
+    """A backfill with an `until` that reads a daemon-owned file again from the start rests before a line
+    stamped after `until`, short of the daemon's offset. Its entry (the earlier bound) replaces the daemon's
+    even so: kept, the daemon's later bound made every backfill read the whole file again."""
+    record_capture_start(home.layout, ["claude"], T_US)
+    f = _old_and_new_session(home)
+    with f.open("a") as fh:
+        fh.write(claude_line(S1, 12, T + timedelta(hours=2), role="user"))
+        fh.write(claude_line(S1, 13, T + timedelta(hours=3)))
+    assert once(home) == 0
+    size = f.stat().st_size
+
+    def backfill() -> object:
+        return run_backfill(home.layout, ["claude"], window=Window(until_us=T_US + 60_000_000),
+                            write_checkpoints=True, dry_run=False, env=home.env, retention_days=0).providers[0]
+
+    first = backfill()
+    assert first.rows_written > 0 and first.bytes_read == size and _bounds(home) == [None]
+    second = backfill()
+    assert second.rows_written == 0 and second.bytes_read < size // 2  # resumed where the first one rested
+    assert once(home) == 0  # the daemon goes on from there (dedupe absorbs the lines it had)
+    assert_same_as_backfill(home, tmp_path)
+    assert _bounds(home) == [None]
+
+
+@pytest.mark.parametrize("how", ["replaced", "retention raised"])
+def test_the_daemon_keeps_its_capture_start_when_a_checkpoint_resets(home: Home, how: str) -> None:
+    """A file replaced by a copy (a new inode), or every checkpoint reset because retention was raised: the
+    daemon's pass from the start still begins at the capture start. It read the whole file from the floor and
+    imported the history the user had declined (daemon.md §3.2)."""
+    home.write_config(retention_days=30)
+    record_capture_start(home.layout, ["claude"], T_US)
+    f = _old_and_new_session(home)
+    now = T_US + 60 * 1_000_000
+    assert DaemonLoop(home.layout, env=home.env, clock=FakeClock(now / 1e6)).run(once=True) == 0
+    before = dataset(home.layout).height
+    if how == "replaced":
+        copy = f.with_suffix(".tmp")
+        shutil.copyfile(f, copy)
+        os.replace(copy, f)
+    else:
+        home.write_config(retention_days=60)
+    with f.open("a") as fh:
+        fh.write(claude_line(S1, 12, T + timedelta(minutes=30), role="user"))
+    assert DaemonLoop(home.layout, env=home.env, clock=FakeClock(now / 1e6 + 3600)).run(once=True) == 0
+    stamps = sorted(dataset(home.layout)["message_created_at"].to_list())
+    assert len(stamps) == before + 1 and stamps[0].replace(tzinfo=UTC) >= T - timedelta(minutes=5)
+
+
 def test_capture_after_a_backfill_read_the_file_again_carries_the_backfill_bound(home: Home, tmp_path: Path) -> None:
     """A running daemon holds the checkpoint of a batch it has not committed yet; once a backfill has read the
     file from an earlier bound to the same line, the daemon goes on from the backfill's entry, not from its

@@ -207,8 +207,34 @@ def test_a_database_from_before_since_us_is_read_and_then_extended(tmp_path: Pat
         assert db.get("a" * 16) == got
         db.put(replace(got, since_us=123))
         assert db.get("a" * 16).since_us == 123
-        db.reset_all()
-        assert db.get("a" * 16).since_us is None
+        db.reset_all()  # (the bound stays: the daemon's pass from the start keeps it)
+        assert db.get("a" * 16).since_us == 123 and db.get("a" * 16).offset == 0
+
+
+def test_an_old_database_gives_a_clients_entries_its_capture_start_as_their_bound(tmp_path: Path) -> None:
+    """Entries written before the bound existed may be the daemon's, whose first pass over a file began at the
+    capture start: with no bound, a backfill would never read the history it skipped. They get the capture
+    start less the grace, so the next backfill reads those files again once; a client without a capture
+    start keeps none."""
+    from hypaware_tui.core.daemon.capture import CaptureStart, write_capture
+
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put_many([cp("a" * 16), cp("b" * 16, client="codex")])
+    conn = sqlite3.connect(lay.ingest_db)
+    conn.execute("ALTER TABLE files DROP COLUMN since_us")
+    conn.commit()
+    conn.close()
+    write_capture(lay, {"claude": CaptureStart(10_000_000_000, "wizard")})
+    want = {"a" * 16: 10_000_000_000 - 300_000_000, "b" * 16: None}
+    with StateDB.open(lay, create=False) as db:  # read-only: as the migration will make it
+        assert {h: e.since_us for h, e in db.get_all().items()} == want
+        assert db.stat_keys("claude")["a" * 16][5] == want["a" * 16]
+    with StateDB.open(lay, create=True) as db:
+        assert {h: e.since_us for h, e in db.get_all().items()} == want
+    write_capture(lay, {})  # migrated once: the stored values stay
+    with StateDB.open(lay, create=True) as db:
+        assert {h: e.since_us for h, e in db.get_all().items()} == want
 
 
 def test_statedb_schema_pragmas_and_modes(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import fields as _dc_fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +106,16 @@ class StateDBError(RuntimeError):
     """The state database could not be opened or written; the message says which file and what to do."""
 
 
+def _legacy_bounds(layout: Layout) -> dict[str, int]:
+    """For a database written before checkpoints kept their pass's lower bound: per client with a capture
+    start, that start less the daemon's grace. Any of its entries may be the daemon's, whose first pass over a
+    file began there (an import declined, or stopped before the file), so a backfill reads each file again
+    once (`reader.must_widen`; dedupe absorbs what was stored) rather than miss that history for good."""
+    from hypaware_tui.core.daemon.capture import GRACE_US, read_capture
+
+    return {c: start.capture_since_us - GRACE_US for c, start in read_capture(layout).items()}
+
+
 def _columns(conn: sqlite3.Connection) -> set[str]:
     return {r[1] for r in conn.execute("PRAGMA table_info(files)")}
 
@@ -127,8 +137,10 @@ class StateDB:
         self._conn = conn
         self.writable = writable
         self._select = _SELECT
+        self._legacy: dict[str, int] | None = None
         if conn is not None and not writable and "since_us" not in _columns(conn):
             self._select = _SELECT_OLD
+            self._legacy = _legacy_bounds(Layout(path.parent.parent))
 
     # -- opening -----------------------------------------------------------------------------------------
     @classmethod
@@ -153,7 +165,13 @@ class StateDB:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA_SQL + "COMMIT;")
             if "since_us" not in _columns(conn):
+                conn.execute("BEGIN IMMEDIATE")
                 conn.execute("ALTER TABLE files ADD COLUMN since_us INTEGER")
+                conn.executemany(
+                    "UPDATE files SET since_us = ? WHERE client_name = ?",
+                    [(b, c) for c, b in _legacy_bounds(layout).items()],
+                )
+                conn.execute("COMMIT")
             conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', ?)", (STATE_VERSION,)
             )
@@ -222,9 +240,11 @@ class StateDB:
         conn.execute("COMMIT")
 
     # -- reads --------------------------------------------------------------------------------------------
-    @staticmethod
-    def _row(row: tuple) -> Checkpoint:
-        return Checkpoint(*row)
+    def _row(self, row: tuple) -> Checkpoint:
+        cp = Checkpoint(*row)
+        if self._legacy is not None:  # (read-only, before the migration: as the migration will make it)
+            cp = replace(cp, since_us=self._legacy.get(cp.client_name))
+        return cp
 
     def get(self, path_hash: str) -> Checkpoint | None:
         if self._conn is None:
@@ -252,8 +272,11 @@ class StateDB:
         20,000 files spent 0.2 s on parser states it never used). Full entries: `get_many`."""
         if self._conn is None:
             return {}
-        since = "since_us" if self._select is _SELECT else "NULL"
-        sql = f"SELECT path_hash, size, mtime_ns, device, inode, offset, {since} FROM files WHERE client_name = ?"
+        if self._legacy is not None:
+            sql = "SELECT path_hash, size, mtime_ns, device, inode, offset FROM files WHERE client_name = ?"
+            bound = self._legacy.get(client_name)
+            return {r[0]: (*r[1:], bound) for r in self._conn.execute(sql, (client_name,))}
+        sql = "SELECT path_hash, size, mtime_ns, device, inode, offset, since_us FROM files WHERE client_name = ?"
         return {r[0]: r[1:] for r in self._conn.execute(sql, (client_name,))}
 
     def get_all(self, client_name: str | None = None) -> dict[str, Checkpoint]:
@@ -307,11 +330,12 @@ class StateDB:
 
     def reset_all(self) -> int:
         """Reset every entry (storage.md §7.3): kept, at offset 0 with a fresh parser state, and with the
-        size, mtime and head cleared so that the next pass neither skips the file nor trusts its head."""
+        size, mtime and head cleared so that the next pass neither skips the file nor trusts its head. The
+        lower bound stays: a daemon's pass from the start keeps it (`FilePass.keep_bound`)."""
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE files SET offset = 0, parser_state = ?, size = 0, mtime_ns = 0, head_len = 0, "
-                "head_sha256 = '', rows_emitted = 0, since_us = NULL, updated_at = ?",
+                "head_sha256 = '', rows_emitted = 0, updated_at = ?",
                 (FRESH_PARSER_STATE, _utc_now()),
             )
             return cur.rowcount

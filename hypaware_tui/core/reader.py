@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
@@ -116,6 +116,9 @@ class FilePass:
         self.widen = (
             widen and checkpoint is not None and must_widen(checkpoint.since_us, window.since_us)
         )
+        # The daemon keeps the bound across a reset too (a file replaced, the floor lowered): its pass from the
+        # start must not import the history before its capture start that the user declined (daemon.md §3.2).
+        self.keep_bound = not widen and checkpoint is not None and must_widen(checkpoint.since_us, window.since_us)
         self.pass_since_us: int | None = window.since_us  # the bound of the next checkpoint (see `_incremental`)
         self.status = "pending"
         self.bytes_read = 0
@@ -212,12 +215,17 @@ class FilePass:
                     self.rows_emitted = cp.rows_emitted
                     if state is not None:  # resumed: the lines before the offset were read from its bound
                         self.pass_since_us = cp.since_us
+            window = self.window
             if state is None:
                 self.rows_emitted = 0
                 start = 0
                 state = self.importer.prepare_fresh_state(self.file)
+                if self.keep_bound:
+                    assert cp is not None
+                    window = replace(window, since_us=cp.since_us)
+                    self.pass_since_us = cp.since_us
             self.status = "reset" if reset else "read"
-            parser = self.importer.new_parser(self.file, state, self.window, self.stats)
+            parser = self.importer.new_parser(self.file, state, window, self.stats)
             parser.start_at(start)  # a pass that consumes no line must not rewind the checkpoint to 0
             end = st.st_size  # read what was there at stat time; later bytes are the next pass's
             fh.seek(start)

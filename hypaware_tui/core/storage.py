@@ -895,18 +895,24 @@ class Storage:
                 continue
             current = pending.get(entry.path_hash) or stored.get(entry.path_hash)
             if current is not None and _matches(now, current) and (
-                current.offset > entry.offset
+                earlier_bound(current, entry)
                 or (
-                    current.offset == entry.offset
-                    and (current.size, current.mtime_ns) == (entry.size, entry.mtime_ns)
-                    and not earlier_bound(entry, current)
+                    not earlier_bound(entry, current)
+                    and (
+                        current.offset > entry.offset
+                        or (
+                            current.offset == entry.offset
+                            and (current.size, current.mtime_ns) == (entry.size, entry.mtime_ns)
+                        )
+                    )
                 )
             ):
                 result.checkpoints_kept += 1  # (b) forward only
                 continue
-            # (c) Also at the stored offset when the batch's pass began earlier (a backfill read again what the
-            # daemon's first pass skipped, `reader.must_widen`: the stored bound would make every later
-            # backfill read the file again), and when only the file's size or mtime moved (a file touched, or
+            # (c) Also when the batch's pass began at an earlier bound, even at an earlier offset: a backfill
+            # read again what the daemon's first pass skipped (`reader.must_widen`). Kept, the stored bound
+            # made every later backfill read the whole file again; replaced, the lines after the batch's
+            # offset are read again once, and dedupe absorbs them. And when only the file's size or mtime moved (a file touched, or
             # appended to and cut back): both parses resumed from consistent checkpoints to the same offset,
             # so the entries are equivalent, and keeping the old stat would make every later run re-open the
             # file to find nothing new.

@@ -852,8 +852,8 @@ class DaemonLoop:
         if stored is None:
             return mine
         same = (mine.device, mine.inode, mine.head_sha256) == (stored.device, stored.inode, stored.head_sha256)
-        if same and (stored.offset > mine.offset or (stored.offset == mine.offset and earlier_bound(stored, mine))):
-            return stored  # (a backfill read it again from an earlier bound: carry that one on)
+        if same and (stored.offset > mine.offset or earlier_bound(stored, mine)):
+            return stored  # (a backfill read it again from an earlier bound: carry that one on, as storage keeps it)
         return mine
 
     def _read_file(self, c: ClientState, f: SourceFile, stored: Checkpoint | None) -> None:
