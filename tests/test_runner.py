@@ -992,3 +992,30 @@ def test_after_a_batch_is_dropped_at_a_cancelled_lock_wait_nothing_later_is_comm
     committer.add([{"part_id": "b"}], None, 10)
     committer.flush()
     assert storage.calls == 1 and pr.rows_written == 0 and pr.commits == 0
+
+
+def test_a_stop_that_comes_once_every_file_is_read_leaves_the_provider_complete(layout, env, monkeypatch):
+    """The stop confirmed after the provider's last file was read to its end (the user took a second to
+    answer "Stop the import?"): nothing was cut short, so the provider is `ok`, not `cancelled` with a
+    "finish later with hyp backfill" hint for an import that has nothing left to do."""
+    for i in range(3):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 5))
+    from hypaware_tui.core import runner as runner_mod
+
+    cancel = threading.Event()
+    monkeypatch.setattr(runner_mod._Throttle, "ready", lambda self: True)  # every progress event is sent
+
+    class StopAtTheEnd(NullSink):
+        def on_progress(self, progress):
+            if progress.files_done == progress.files_total:
+                cancel.set()
+
+    res = run(layout, env, providers=["claude"], sink=StopAtTheEnd(), cancel=cancel, workers=1)
+    (p,) = res.providers
+    assert cancel.is_set() and p.status == "ok" and p.rows_written == 15 and res.exit_code == 0
+    # a stop in the middle of the last file to read still cancels
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "s3.jsonl"), "s3", times("2026-05-01T10:00:00Z", 10))
+    cancel.clear()
+    res = run(layout, env, providers=["claude"], sink=RecordingSink(cancel=cancel, after_rows=1), cancel=cancel,
+              batch_rows=2, workers=1)
+    assert res.providers[0].status == "cancelled" and res.exit_code == 130

@@ -124,6 +124,7 @@ class FilePass:
         self.bytes_read = 0
         self.error: str | None = None
         self.stopped_at_until = False
+        self.cut_short = False  # stopped by `cancel` before the end of what it had to read
         self.size = 0
         self.rows_emitted = 0  # rows this file has given up to the next checkpoint, earlier passes included
 
@@ -260,6 +261,7 @@ class FilePass:
                         # unchanged (storage.md §5.4 step 2).
                         yield Batch(rows, self._update(st, offset, pstate, head, size=offset), offset - start)
                         if self.cancel():
+                            self.cut_short = True
                             return
                 if stopped:
                     break
@@ -288,6 +290,7 @@ class FilePass:
                         yield Batch(pending[i : i + self.batch_rows], None, min(consumed, st.st_size))
                     if self.cancel():
                         batches.close()
+                        self.cut_short = True
                         return
                 pending = rows
         except DamagedFile:

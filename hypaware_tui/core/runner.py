@@ -440,6 +440,7 @@ class FileOutcome:
     error: str | None = None
     path: str | None = None  # the file's path when it failed: for the terminal only, never logged
     stats: ParseStats = field(default_factory=ParseStats)
+    cut_short: bool = False  # the pass was cancelled before the end of the file
 
 
 def _scrub(message: str, file: SourceFile) -> str:
@@ -486,6 +487,7 @@ def iter_file(
         return
     outcome.status = fp.status
     outcome.bytes_read = fp.bytes_read
+    outcome.cut_short = fp.cut_short
     if fp.status == "failed":
         outcome.error = _scrub(f"file {file.path_hash}: {fp.error}", file)
         outcome.path = file.path
@@ -943,10 +945,13 @@ def _run_provider(
         ahead=ahead,
     )
 
+    cut_short = False
+
     def file_done(item: _FileDone) -> None:
-        nonlocal files_done, bytes_done
+        nonlocal files_done, bytes_done, cut_short
         outcome = item.outcome
         files_done += 1
+        cut_short = cut_short or outcome.cut_short
         if outcome.status == "unchanged":
             pr.files_unchanged += 1
             return
@@ -1022,7 +1027,10 @@ def _run_provider(
             events.emit("backfill.worker_lost", provider=name, reason=pool.lost, continued_in="committing process",
                         at_start=pool.start_failed)  # fmt: skip
         _notice(sink, name, WORKER_START_NOTICE.format(reason=pool.lost) if pool.start_failed else WORKER_LOST_NOTICE)
-    if cancelled or cancel.is_set():
+    # A stop that came once every file was read to its end (in the last batch, or while the stop was being
+    # confirmed) cut nothing short: the provider is complete, and says so (it said cancelled, with a
+    # "finish later" hint, for an import with nothing left to do).
+    if (cancelled or cancel.is_set()) and (cut_short or files_done < len(files)):
         pr.status = "cancelled"
     if events is not None:
         events.emit(
