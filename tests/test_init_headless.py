@@ -108,6 +108,11 @@ def test_demo_yes_keeps_the_real_home_untouched(tmp_path: Path, fake_manager_env
     assert not real_hyp.exists()
     assert list(real_home.iterdir()) == []
     assert json.loads(Path(fake_manager_env["HYP_TEST_SERVICE_MANAGER"]).read_text())["calls"] == []
+    # capture off in the demo's config: with it on, `hyp status` told the user to start a daemon, which would
+    # have read the real HOME's history into the demo's dataset
+    assert json.loads((demo_dir / "hyp" / "hypaware-config.json").read_text())["capture"]["enabled"] is False
+    status = hyp(["status"], dict(env, HYP_HOME=str(demo_dir / "hyp")))
+    assert status.returncode == 0 and "daemon start" not in status.stdout and "capture off" in status.stdout
     text = hyp(["init", "--demo", "--yes"], env)  # the text summary names the demo dir and how to use it
     assert text.returncode == 0
     assert "HYP_HOME=" in text.stdout and "hyp query overview" in text.stdout and "rm -rf" in text.stdout

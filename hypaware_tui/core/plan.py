@@ -229,16 +229,18 @@ def backup_name(config_path: Path, now_us: int) -> str:
     return f"{config_path.name}.bak-{stamp}"
 
 
-def new_config_data(existing: ExistingConfig, choices: Choices) -> dict[str, Any]:
+def new_config_data(existing: ExistingConfig, choices: Choices, *, demo: bool = False) -> dict[str, Any]:
     """The config to write: the existing object (unknown keys and hand edits kept) with the four managed
-    keys set; defaults when there is none or it is invalid."""
+    keys set; defaults when there is none or it is invalid. A demo's has capture off: it never starts the
+    daemon (wizard.md §10.2), and with capture on `hyp status` told the user to start one, which would have
+    captured their real history (the daemon reads the real HOME) into the demo's dataset."""
     from hypaware_tui.core.config import build_config_data
 
     return build_config_data(
         dict(existing.data) if existing.valid else None,
         clients={c: c in choices.clients for c in KNOWN_CLIENTS},
         retention_days=choices.retention_days,
-        capture_enabled=choices.capture,
+        capture_enabled=choices.capture and not demo,
     )
 
 
@@ -349,7 +351,7 @@ def build_plan(
         text = existing.raw.decode("utf-8", "replace") if existing.raw else ""
         cfg = ConfigPlan(config_path, "unchanged", False, None, text)
     else:
-        text = render_config_text(new_config_data(existing, choices))
+        text = render_config_text(new_config_data(existing, choices, demo=demo_dir is not None))
         if not existing.exists:
             cfg = ConfigPlan(config_path, "create", False, None, text)
         elif existing.raw is not None and existing.raw == text.encode():
