@@ -1673,11 +1673,10 @@ class CodexImporter(Importer):
 
 
 def _place(home: str, path: str) -> str:
-    try:
-        rel = os.path.relpath(path, home)
-    except ValueError:
-        rel = os.path.basename(path)
-    return f"<codex home>/{rel}"
+    """Where a discovery error happened, as the events log and the daemon's status may hold it (storage.md §10:
+    no raw source path): the path hash, as Claude's importer names its files. A rollout's name holds its date
+    and thread id. (`FileError.path` gives the terminal the path itself.)"""
+    return path_hash(os.path.realpath(path))
 
 
 def _parse_document(data: bytes) -> object:
