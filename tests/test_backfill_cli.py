@@ -589,8 +589,10 @@ def test_a_ctrl_c_while_polars_is_at_work_still_finishes_the_batch_and_prints_th
     assert p.returncode == 130, (p.returncode, p.stderr[-2000:])
     assert "stopping after the current batch" in p.stderr and "Traceback" not in p.stderr
     data = json.loads(p.stdout)  # the summary, whole
-    assert [x["status"] for x in data["providers"]] == ["cancelled", "cancelled"]
-    written = data["providers"][0]["rows_written"]
+    claude, codex = data["providers"]
+    # (claude is ok when the stop landed in its last commit, every file read to its end; codex never started)
+    assert claude["status"] in ("ok", "cancelled") and codex["status"] == "cancelled"
+    written = claude["rows_written"]
     assert written > 0 and pl.read_parquet(hyp / "cache" / "**" / "*.parquet").height == written
 
 
