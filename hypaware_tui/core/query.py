@@ -16,10 +16,12 @@ prints it and the wizard's Done screen renders it with its own widgets. No UI im
 from __future__ import annotations
 
 import base64
+import functools
+import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -58,12 +60,18 @@ class DatasetReadError(Exception):
 # Relations
 
 
-def open_relations(layout: Layout) -> pl.SQLContext:
-    """A fresh SQL context with `ai_gateway_messages` and `ai_gateway_usage` registered as lazy frames."""
+def open_relations(layout: Layout, json_calls: Sequence[JsonCall] = ()) -> pl.SQLContext:
+    """A fresh SQL context with `ai_gateway_messages` and `ai_gateway_usage` registered as lazy frames, each with
+    the synthetic columns of the JSON path calls on its columns (`rewrite_json_paths`)."""
     messages = scan_messages(layout)
     ctx = pl.SQLContext()
-    ctx.register(MESSAGES, messages)
-    ctx.register(USAGE, usage_view(messages))
+    for name, lf in ((MESSAGES, messages), (USAGE, usage_view(messages))):
+        if json_calls:
+            schema = lf.collect_schema()
+            extra = [json_call_expr(c) for c in json_calls if schema.get(c.column) == pl.String()]
+            if extra:
+                lf = lf.with_columns(extra)
+        ctx.register(name, lf)
     return ctx
 
 
@@ -96,17 +104,19 @@ _FORBIDDEN_WORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
-def _tokens(sql: str) -> list[tuple[str, int]]:
-    """A tiny lexer: (token, end offset) for bare words (lower-cased), string literals and quoted identifiers
-    (as "lit"), `;`, `(` and other punctuation; comments and whitespace are skipped. Only used to classify a
-    statement and to cut trailing semicolons; the engine does the real parsing.
+def _lex(sql: str) -> list[tuple[str, int, int]]:
+    """A tiny lexer: (token, start, end offsets) for bare words (lower-cased), string literals and quoted
+    identifiers (as "lit"; `sql[start]` tells which quote), `;`, `(` and other punctuation; comments and
+    whitespace are skipped. Only used to classify a statement, to cut trailing semicolons and to find the JSON
+    path calls (`rewrite_json_paths`); the engine does the real parsing.
 
     Quotes are closed by the same quote (doubled quotes are an escape); a backslash is never treated as an
     escape, so a lexer/engine disagreement can only make us see *more* statements, never fewer."""
-    out: list[tuple[str, int]] = []
+    out: list[tuple[str, int, int]] = []
     i, n = 0, len(sql)
     while i < n:
         c = sql[i]
+        start = i
         if c in "'\"`":
             j = i + 1
             while j < n:
@@ -117,7 +127,7 @@ def _tokens(sql: str) -> list[tuple[str, int]]:
                     break
                 j += 1
             i = min(j + 1, n)
-            out.append(("lit", i))
+            out.append(("lit", start, i))
         elif c == "-" and sql.startswith("--", i):
             j = sql.find("\n", i)
             i = n if j < 0 else j + 1
@@ -130,14 +140,19 @@ def _tokens(sql: str) -> list[tuple[str, int]]:
             m = _WORD.match(sql, i)
             if m is None:  # a non-ASCII letter
                 i += 1
-                out.append((c, i))
+                out.append((c, start, i))
             else:
                 i = m.end()
-                out.append((m.group(0).lower(), i))
+                out.append((m.group(0).lower(), start, i))
         else:
             i += 1
-            out.append((c, i))
+            out.append((c, start, i))
     return out
+
+
+def _tokens(sql: str) -> list[tuple[str, int]]:
+    """`_lex` as (token, end offset)."""
+    return [(t, end) for t, _, end in _lex(sql)]
 
 
 def check_select(statement: str) -> str:
@@ -164,6 +179,309 @@ def check_select(statement: str) -> str:
         ):
             raise QueryError(ONLY_SELECT)
     return statement[: toks[-1][1]]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# JSON paths in SQL
+#
+# Polars SQL has no JSON functions, but the spec's and DuckDB's SQL read the JSON columns with
+# `json_extract_string(attributes, '$.claude.api_error')`. Before the statement goes to the engine, each such
+# call on a relation's column with a literal path is replaced by a synthetic column (`m.attributes` ->
+# `m.__hyp_json_1`) that the relations then compute with Polars expressions. A `SELECT *` passes the synthetic
+# columns through (so a CTE over `SELECT *` can still use them); they are dropped from the final result.
+
+JSON_FUNCTIONS = ("json_extract_string", "json_extract")
+_SYNTHETIC = "__hyp_json_"
+# A synthetic column in a result (Polars suffixes the right side of a join: `__hyp_json_1:b`).
+_SYNTHETIC_RESULT = re.compile(r"^__hyp_json_\d+(:.*)?$")
+_SYNTHETIC_NAME = re.compile(r"__hyp_json_\d+")
+_JSON_EXAMPLE = "'$.gateway.identity_source', '$.\"key.with.dots\"', '$.list[0]' or '$.list[#-1]'"
+# Where a select item's list ends (at its own parenthesis depth).
+_SELECT_LIST_END = frozenset(
+    {"from", "where", "group", "having", "order", "limit", "offset", "union", "except", "intersect", "window",
+     "qualify", "into", "fetch", ";"}
+)  # fmt: skip
+# Words after which a trailing name is part of the expression, not an alias (`x is null`, `a and b`).
+_NOT_BEFORE_ALIAS = frozenset(
+    {"and", "or", "not", "is", "in", "like", "ilike", "between", "then", "else", "when", "case", "select",
+     "distinct", "all", "on", "by", "as", "interval", "collate", "escape", "similar", "to", "glob", "regexp",
+     "rlike", "end", "null", "true", "false"}
+)  # fmt: skip
+
+Segment = str | int  # an object key, or an array index (negative: from the end)
+
+
+@dataclass(frozen=True)
+class JsonCall:
+    """One distinct `json_extract[_string](column, 'path')`, computed as the synthetic column `name`."""
+
+    function: str
+    column: str
+    path: tuple[Segment, ...]
+    name: str
+    text: str  # as DuckDB names it: json_extract_string(m.attributes, '$.a')
+
+
+def parse_json_path(path: str) -> tuple[Segment, ...]:
+    """A DuckDB JSON path: `$`, `.key`, `."quoted key"`, `[n]`, `[#-n]` / `[-n]` (from the end), or a bare key
+    (`'model'` = `'$.model'`). Raises ValueError for what DuckDB reads as a list (`*`, `..`), JSON pointers
+    (`/a/b`) and malformed paths."""
+    if not path:
+        raise ValueError("an empty path")
+    if not path.startswith("$"):
+        if path.startswith("/"):
+            raise ValueError("JSON pointers ('/a/b') are not supported")
+        return (path,)
+    out: list[Segment] = []
+    i, n = 1, len(path)
+    while i < n:
+        c = path[i]
+        if c == ".":
+            i += 1
+            if i < n and path[i] == '"':
+                j = path.find('"', i + 1)
+                if j < 0:
+                    raise ValueError("a quoted key is not closed")
+                out.append(path[i + 1 : j])
+                i = j + 1
+            elif i < n and path[i] in "*.":
+                raise ValueError("wildcards ('*', '..') give lists and are not supported")
+            else:
+                j = i
+                while j < n and path[j] not in ".[":
+                    j += 1
+                if j == i:
+                    raise ValueError("a key is missing after '.'")
+                out.append(path[i:j])
+                i = j
+        elif c == "[":
+            j = path.find("]", i)
+            inner = path[i + 1 : j] if j > 0 else ""
+            m = re.fullmatch(r"(#?-)?(\d+)", inner)
+            if m is None:
+                raise ValueError("an index must be [n], [#-n] or [-n]" if inner != "*" else
+                                 "wildcards ('[*]') give lists and are not supported")  # fmt: skip
+            index = int(m.group(2))
+            if m.group(1):
+                if index == 0:
+                    raise ValueError("[#-0] is past the end of a list")
+                index = -index
+            out.append(index)
+            i = j + 1
+        else:
+            raise ValueError(f"unexpected {c!r} at position {i + 1}")
+    return tuple(out)
+
+
+def _polars_json_path(path: tuple[Segment, ...]) -> str:
+    """The same path for `Expr.str.json_path_match` (every key bracketed, so dots and spaces are plain)."""
+    parts = ["$"]
+    for seg in path:
+        if isinstance(seg, int):
+            parts.append(f"[{seg}]")
+        else:
+            parts.append("['" + seg.replace("\\", "\\\\").replace("'", "\\'") + "']")
+    return "".join(parts)
+
+
+def _walk_json(text: str | None, path: tuple[Segment, ...]) -> str | None:
+    """`json_extract`: the JSON text at `path` (a JSON null is `null`; missing or malformed -> None)."""
+    if text is None:
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    for seg in path:
+        if isinstance(seg, int):
+            if not isinstance(value, list) or not -len(value) <= seg < len(value):
+                return None
+        elif not isinstance(value, dict) or seg not in value:
+            return None
+        value = value[seg]
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_call_expr(call: JsonCall) -> pl.Expr:
+    """The synthetic column of one call, as DuckDB computes it (missing path -> null)."""
+    src = pl.col(call.column)
+    # Canonical JSON (schema.md §3.3) writes a plain key as `"key":` verbatim, so rows without that text cannot
+    # hold the path: null them first and the JSON is parsed only where it can match (the path of the usage
+    # filter, `$.claude.api_error`, is in one row of a hundred).
+    keys = [s for s in call.path if isinstance(s, str)]
+    if call.column in JSON_COLUMNS and keys and not re.search(r'["\\\x00-\x1f]', keys[-1]):
+        src = pl.when(src.str.contains(f'"{keys[-1]}":', literal=True)).then(src)
+    if call.function == "json_extract_string":
+        # Strings unquoted; numbers, booleans, objects and lists as JSON text; a JSON null is null (as DuckDB).
+        return src.str.json_path_match(_polars_json_path(call.path)).alias(call.name)
+    path = call.path
+    return src.map_batches(
+        lambda s: pl.Series([_walk_json(v, path) for v in s.to_list()], dtype=pl.String),
+        return_dtype=pl.String,
+        is_elementwise=True,
+    ).alias(call.name)
+
+
+@functools.cache
+def _relation_text_columns() -> dict[str, frozenset[str]]:
+    """The String columns of each relation (the columns a JSON path can read)."""
+    messages = pl.LazyFrame(schema=MESSAGES_SCHEMA)
+    out = {}
+    for rel, lf in ((MESSAGES, messages), (USAGE, usage_view(messages))):
+        out[rel] = frozenset(c for c, t in lf.collect_schema().items() if t == pl.String())
+    return out
+
+
+def _usage(function: str) -> str:
+    return (
+        f"{function}() takes a column of {MESSAGES} and a JSON path in single quotes, as in "
+        f"{function}(attributes, '$.gateway.identity_source')"
+    )
+
+
+def _ident(sql: str, tok: tuple[str, int, int]) -> str | None:
+    """The name of a bare word or double-quoted identifier token, else None."""
+    t, s, e = tok
+    if t == "lit":
+        return (
+            sql[s + 1 : e - 1].replace('""', '"')
+            if sql[s] == '"' and e - s >= 2 and sql[e - 1] == '"'
+            else None
+        )
+    return sql[s:e] if _WORD.fullmatch(t) else None
+
+
+def _parse_call(sql: str, toks: list[tuple[str, int, int]], i: int) -> tuple[int, str, str, str, str]:
+    """The call starting at token i (`json_extract…`, `(`, [qualifier `.`] column, `,`, 'path', `)`):
+    (index of its `)`, column, column as written, qualifier as written or "", path). Raises QueryError."""
+    function = toks[i][0]
+    k = i + 2
+    args = toks[k : k + 6]
+    qualifier = ""
+    if len(args) >= 3 and args[1][0] == "." and _ident(sql, args[0]) is not None:
+        qualifier = sql[args[0][1] : args[0][2]]
+        k += 2
+    col_tok = toks[k] if k < len(toks) else None
+    column = _ident(sql, col_tok) if col_tok else None
+    rest = toks[k + 1 : k + 4]
+    if (
+        column is None
+        or len(rest) < 3
+        or rest[0][0] != ","
+        or rest[1][0] != "lit"
+        or sql[rest[1][1]] != "'"
+        or rest[1][2] - rest[1][1] < 2
+        or sql[rest[1][2] - 1] != "'"
+        or rest[2][0] != ")"
+    ):
+        raise QueryError(_usage(function))
+    assert col_tok is not None
+    path = sql[rest[1][1] + 1 : rest[1][2] - 1].replace("''", "'")
+    return k + 3, column, sql[col_tok[1] : col_tok[2]], qualifier, path
+
+
+def _has_alias(sql: str, toks: list[tuple[str, int, int]], depth: list[int], d: int) -> bool:
+    """Whether a select item (its tokens, at depth `d`) ends with an alias (`… AS x` or `… x`)."""
+    if any(t == "as" and depth_ == d for (t, _, _), depth_ in zip(toks, depth, strict=True)):
+        return True
+    if len(toks) < 2 or toks[-1][0] in _NOT_BEFORE_ALIAS or _ident(sql, toks[-1]) is None:
+        return False
+    prev = toks[-2]
+    return prev[0] in (")", "lit") or (
+        _WORD.fullmatch(prev[0]) is not None and prev[0] not in _NOT_BEFORE_ALIAS
+    )
+
+
+def rewrite_json_paths(sql: str) -> tuple[str, list[JsonCall]]:
+    """Replace each `json_extract_string(col, 'path')` / `json_extract(col, 'path')` in a statement (not in a
+    literal or comment) with a synthetic column, and name an unaliased select item that holds one the way
+    DuckDB would (else it would take the synthetic name). Returns the statement for the engine and the calls
+    to compute. Raises QueryError for a call that is not a column and a literal path."""
+    toks = _lex(sql)
+    calls: dict[tuple[str, str, tuple[Segment, ...]], JsonCall] = {}
+    found: dict[int, tuple[int, JsonCall]] = {}  # token index of a call -> (index of its `)`, call)
+    edits: list[tuple[int, int, str]] = []
+    text_columns = _relation_text_columns()
+    for i, (t, s, _) in enumerate(toks):
+        if (
+            t not in JSON_FUNCTIONS
+            or i + 1 >= len(toks)
+            or toks[i + 1][0] != "("
+            or (i and toks[i - 1][0] == ".")
+        ):
+            continue
+        end, column, col_text, qualifier, path_text = _parse_call(sql, toks, i)
+        try:
+            path = parse_json_path(path_text)
+        except ValueError as exc:
+            raise QueryError(f"{t}(): unsupported JSON path '{path_text}' ({exc}); use a path such as "
+                             f"{_JSON_EXAMPLE}") from None  # fmt: skip
+        written = f"{qualifier}.{col_text}" if qualifier else col_text
+        if not any(column in cols for cols in text_columns.values()):
+            raise QueryError(
+                f"{t}(): {written} is not a text column of {MESSAGES} or {USAGE}; JSON paths read their "
+                "columns (attributes, status, raw_frame, tool_args) directly, not columns computed in the query"
+            )
+        key = (t, column, path)
+        if key not in calls:
+            text = f"{t}({written}, '{path_text.replace(chr(39), chr(39) * 2)}')"
+            calls[key] = JsonCall(t, column, path, f"{_SYNTHETIC}{len(calls) + 1}", text)
+        call = calls[key]
+        edits.append((s, toks[end][2], f"{qualifier}.{call.name}" if qualifier else call.name))
+        found[i] = (end, call)
+    if not calls:
+        return sql, []
+    edits.extend(_select_item_aliases(sql, toks, found))
+    for start, end, text in sorted(edits, key=lambda e: e[0], reverse=True):
+        sql = sql[:start] + text + sql[end:]
+    return sql, list(calls.values())
+
+
+def _select_item_aliases(
+    sql: str, toks: list[tuple[str, int, int]], found: dict[int, tuple[int, JsonCall]]
+) -> list[tuple[int, int, str]]:
+    """Insertions of ` AS "<item>"` after each unaliased select item that holds a JSON call: a bare call is
+    named as DuckDB names it, another expression by its text."""
+    depth: list[int] = []  # parenthesis depth of each token (a `(` and its `)` at the outer depth)
+    d = 0
+    for t, _, _ in toks:
+        if t == ")":
+            d -= 1
+        depth.append(d)
+        if t == "(":
+            d += 1
+    edits: list[tuple[int, int, str]] = []
+    for i, (t, _, _) in enumerate(toks):
+        if t != "select":
+            continue
+        d = depth[i]
+        k = i + 1
+        while k < len(toks) and toks[k][0] in ("distinct", "all"):
+            k += 1
+        item: list[int] = []
+        while True:
+            at_end = k >= len(toks) or depth[k] < d or (depth[k] == d and toks[k][0] in _SELECT_LIST_END)
+            if at_end or (depth[k] == d and toks[k][0] == ","):
+                if any(j in found for j in item) and not _has_alias(
+                    sql, [toks[j] for j in item], [depth[j] for j in item], d
+                ):
+                    first, last = item[0], item[-1]
+                    if first in found and found[first][0] == last:
+                        name = found[first][1].text
+                    else:
+                        name = " ".join(sql[toks[first][1] : toks[last][2]].split())
+                    pos = toks[last][2]
+                    edits.append((pos, pos, ' AS "' + name.replace('"', '""') + '"'))
+                item = []
+                if at_end:
+                    break
+            else:
+                item.append(k)
+            k += 1
+    return edits
 
 
 _DATA_ERROR_HINTS = ("parquet:", "out of specification", "os error", "magic bytes", "footer")
@@ -210,19 +528,39 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
     """Run one read-only SELECT over the two relations and return the result.
 
     Raises QueryError (not a single SELECT, or an engine error: exit 2) or DatasetReadError (exit 1)."""
-    sql = check_select(statement)
+    sql, json_calls = rewrite_json_paths(check_select(statement))
 
     def attempt() -> pl.DataFrame:
-        ctx = open_relations(layout)
+        ctx = open_relations(layout, json_calls)
         try:
             lf = ctx.execute(sql)
-            return lf.collect()
+            df = lf.collect()
         except pl.exceptions.PolarsError as exc:
             if _is_data_error(exc):
                 raise _data_error(layout, exc) from exc
-            raise QueryError(_engine_message(exc)) from exc
+            raise QueryError(_json_engine_message(_engine_message(exc), json_calls)) from exc
+        # A `SELECT *` brings the synthetic columns along: they are not part of the answer.
+        return df.drop([c for c in df.columns if _SYNTHETIC_RESULT.match(c)]) if json_calls else df
 
     return _with_retry(attempt)
+
+
+def _json_engine_message(text: str, json_calls: Sequence[JsonCall]) -> str:
+    """An engine message that mentions a synthetic column, in the user's terms."""
+    if not json_calls or _SYNTHETIC not in text:
+        return text
+    by_name = {c.name: c for c in json_calls}
+    missing = re.search(r"""(?:unable to find column "|no column named ')(__hyp_json_\d+)""", text)
+    if missing and missing.group(1) in by_name:
+        call = by_name[missing.group(1)]
+        return (
+            f"{call.text}: the relation or subquery it reads has no column {call.column}. A JSON path reads a "
+            f"column of {MESSAGES} (or {USAGE}) directly, or through a subquery or CTE that selects * from it; "
+            "compute it inside a CTE that lists its columns"
+        )
+    return _SYNTHETIC_NAME.sub(
+        lambda m: by_name[m.group(0)].text if m.group(0) in by_name else m.group(0), text
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,215 @@
+"""JSON paths in `hyp query sql`: json_extract_string / json_extract over the JSON text columns, rewritten to
+Polars expressions (core/query.py `rewrite_json_paths`), checked on real Parquet files and against DuckDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_query import claude, commit, fixture_rows
+
+from hypaware_tui.core import query as q
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json
+
+M = "ai_gateway_messages"
+
+# Attribute bags covering the value kinds: string, int, float, bool, JSON null, object, list, odd keys.
+ODD = {
+    "gateway": {"identity_source": "fallback", "timestamp_source": "inherited_later"},
+    "x": {
+        "s": 'say "hi" — é',
+        "n": 42,
+        "f": 1.5,
+        "big": 12345678901234567890,
+        "t": False,
+        "z": None,
+        "o": {"k": [1, "two", {"deep": True}]},
+        "l": [{"v": 1}, {"v": 2}, {"v": 3}],
+        "empty": "",
+        "odd key": {"a.b": "dotted"},
+    },
+}
+PATHS = [
+    "$.gateway.identity_source", "$.x.s", "$.x.n", "$.x.f", "$.x.big", "$.x.t", "$.x.z", "$.x.o", "$.x.o.k",
+    "$.x.o.k[1]", "$.x.o.k[2].deep", "$.x.l[0].v", "$.x.l[#-1].v", "$.x.l[-2]", "$.x.l[7]", "$.x.empty",
+    '$.x."odd key"."a.b"', "$.x.s.nope", "$.nope", "$.claude.api_error", "$.codex.thread_source", "$", "gateway",
+]  # fmt: skip
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    lay = Layout(tmp_path / "hyp")
+    rows = fixture_rows()
+    rows.append(claude("odd", "2026-05-09T10:00:00Z", attributes=canonical_json(ODD),
+                       tool_args=canonical_json({"command": "ls -la", "timeout": 30})))  # fmt: skip
+    commit(lay, rows)
+    return lay
+
+
+def duck(layout: Layout, sql: str) -> list[tuple]:
+    """The same SQL run by DuckDB over the files, with `ai_gateway_messages` read from them."""
+    duckdb = pytest.importorskip("duckdb")
+    glob = str(layout.dataset_root / "**" / "*.parquet")
+    con = duckdb.connect()
+    con.execute(f"create view {M} as select * from read_parquet('{glob}', hive_partitioning=true, "
+                "hive_types_autocast=false)")  # fmt: skip
+    return con.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize("function", ["json_extract_string", "json_extract"])
+def test_values_agree_with_duckdb(layout: Layout, function: str) -> None:
+    calls = ", ".join(f"{function}(attributes, '{p}') as c{i}" for i, p in enumerate(PATHS))
+    ours = q.run_sql(layout, f"select part_id, {calls} from {M} order by part_id")
+    # (DuckDB's json_extract is of type JSON: as text for the comparison.)
+    as_text = ", ".join(f"cast({function}(attributes, '{p}') as varchar)" for p in PATHS)
+    assert ours.rows() == duck(layout, f"select part_id, {as_text} from {M} order by part_id")
+    odd = dict(zip(PATHS, ours.filter(ours["part_id"] == "odd#0").row(0)[1:], strict=True))
+    if function == "json_extract_string":
+        assert odd["$.x.s"] == 'say "hi" — é' and odd["$.x.n"] == "42" and odd["$.x.t"] == "false"
+        assert odd["$.x.z"] is None and odd["$.x.o.k"] == '[1,"two",{"deep":true}]'
+        assert odd['$.x."odd key"."a.b"'] == "dotted" and odd["$.x.l[#-1].v"] == "3"
+    else:
+        assert odd["$.x.s"] == '"say \\"hi\\" — é"' and odd["$.x.n"] == "42" and odd["$.x.z"] == "null"
+        assert odd["$.x.empty"] == '""'
+    assert odd["$.nope"] is None and odd["$.x.l[7]"] is None and odd["$.x.s.nope"] is None
+    # Keys missing on every other row are null there, not an error.
+    assert set(ours["c1"].to_list()) == {None, odd["$.x.s"]}
+
+
+def test_qualified_and_plain_columns_in_select_where_group_by_and_ctes(layout: Layout) -> None:
+    api_error = q.run_sql(
+        layout,
+        f"select m.message_id from {M} as m where json_extract_string(m.attributes, '$.claude.api_error') = 'true'",
+    )
+    assert api_error["message_id"].to_list() == ["e1"]
+    grouped = f"""select json_extract_string(attributes, '$.gateway.identity_source') as src, count(*) as n
+                  from {M} group by json_extract_string(attributes, '$.gateway.identity_source') order by src"""
+    assert q.run_sql(layout, grouped).rows() == [("fallback", 1), ("native", 15)] == duck(layout, grouped)
+    # Computed inside a CTE, and read from a CTE that selects * (qualified, with the same call twice).
+    in_cte = f"""with c as (select source, json_extract_string(tool_args, '$.command') as cmd,
+                                    json_extract(attributes, '$.codex') as cx from {M})
+                 select source, cmd, cx, count(*) as n from c where cmd is not null or cx is not null
+                 group by all order by source, cx"""
+    assert (
+        q.run_sql(layout, in_cte).rows()
+        == [
+            ("claude", "ls -la", None, 1),
+            ("codex", None, '{"replayed_from_parent":true}', 1),
+            ("codex", None, '{"thread_source":"cli"}', 3),
+        ]
+        == duck(layout, in_cte)
+    )
+    over_star = f"""with c as (select * from {M} where source = 'codex')
+                    select json_extract_string(c.attributes, '$.codex.thread_source') as ts, count(*) as n
+                    from c group by json_extract_string(c.attributes, '$.codex.thread_source') order by ts"""
+    assert q.run_sql(layout, over_star).rows() == [("cli", 3), (None, 1)] == duck(layout, over_star)
+
+
+def test_result_columns_are_named_as_duckdb_names_them_and_star_shows_no_helper_column(
+    layout: Layout,
+) -> None:
+    sql = f"""select *, json_extract_string(attributes, '$.x.n'), upper(json_extract_string(m.attributes, '$.x.s'))
+              from {M} m where part_id = 'odd#0'"""
+    df = q.run_sql(layout, sql)
+    named = ["json_extract_string(attributes, '$.x.n')", "upper(json_extract_string(m.attributes, '$.x.s'))"]
+    assert df.columns == [*COLUMN_NAMES, "source", *named]
+    assert df.row(0)[-2:] == ("42", 'SAY "HI" — É')
+    assert [d[0] for d in duck_description(layout, sql)][-2:] == named
+    # A join of two stars and a star over a CTE that computed a path: only the user's columns.
+    joined = q.run_sql(
+        layout,
+        f"""with c as (select *, json_extract(attributes, '$.x') as x from {M})
+            select * from c join {M} d on c.part_id = d.part_id
+            where json_extract_string(d.attributes, '$.x.f') = '1.5'""",
+    )
+    assert joined.height == 1 and not [c for c in joined.columns if "hyp_json" in c]
+    assert joined["x"].to_list() == [canonical_json(ODD["x"])]
+
+
+def duck_description(layout: Layout, sql: str) -> list[tuple]:
+    duckdb = pytest.importorskip("duckdb")
+    glob = str(layout.dataset_root / "**" / "*.parquet")
+    con = duckdb.connect()
+    con.execute(f"create view {M} as select * from read_parquet('{glob}', hive_partitioning=true)")
+    return con.execute(sql).description
+
+
+def test_a_call_in_a_literal_or_comment_is_left_alone(layout: Layout) -> None:
+    df = q.run_sql(
+        layout,
+        f"""select 'json_extract_string(attributes, ''$.x.n'')' as t, -- json_extract(attributes, '$.x')
+                   json_extract_string(attributes, '$.x.n') as n /* json_extract_string(attributes, 1) */
+            from {M} where part_id = 'odd#0'""",
+    )
+    assert df.rows() == [("json_extract_string(attributes, '$.x.n')", "42")]
+    # Without a real call the statement reaches the engine unchanged.
+    assert q.rewrite_json_paths("select 'json_extract(attributes, ''$.a'')' as t") == (
+        "select 'json_extract(attributes, ''$.a'')' as t",
+        [],
+    )
+
+
+def test_missing_keys_and_json_null(layout: Layout) -> None:
+    df = q.run_sql(
+        layout,
+        f"""select json_extract_string(attributes, '$.claude.nope') as a, json_extract(attributes, '$.x.z') as z,
+                   json_extract_string(attributes, '$.x.z') as zs from {M} order by part_id""",
+    )
+    assert df["a"].null_count() == df.height == 16
+    assert df["z"].drop_nulls().to_list() == ["null"] and df["zs"].null_count() == 16
+
+
+def test_the_spec_usage_filter_runs_and_agrees_with_duckdb_and_the_view(layout: Layout) -> None:
+    """schema.md §6.2's carrier filter, copied from the spec's DuckDB form."""
+    carriers = f"""select part_id from {M}
+        where coalesce(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens) is not null
+          and coalesce(json_extract_string(attributes, '$.claude.api_error'), 'false') <> 'true'
+        order by part_id"""
+    got = [r[0] for r in q.run_sql(layout, carriers).rows()]
+    assert got == [r[0] for r in duck(layout, carriers)]
+    assert "e1#0" not in got and "a3#0" in got and len(got) == 11
+    # Every response of ai_gateway_usage is one of these carriers.
+    usage = q.run_sql(layout, "select part_id from ai_gateway_usage")["part_id"].to_list()
+    assert set(usage) < set(got)
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (f"select json_extract_string(attributes, 1) from {M}",
+         "json_extract_string() takes a column of ai_gateway_messages and a JSON path in single quotes, as in "
+         "json_extract_string(attributes, '$.gateway.identity_source')"),
+        (f"select json_extract(lower(attributes), '$.a') from {M}", "json_extract() takes a column"),
+        (f"select json_extract_string(attributes, '$.x.l[*]') from {M}",
+         "json_extract_string(): unsupported JSON path '$.x.l[*]' (wildcards ('[*]') give lists and are not "
+         "supported); use a path such as '$.gateway.identity_source'"),
+        (f"select json_extract_string(attributes, '$.x.') from {M}", "unsupported JSON path '$.x.'"),
+        (f"select json_extract_string(attributes, '/x/n') from {M}", "JSON pointers"),
+        (f"select json_extract_string(atributes, '$.x') from {M}",
+         "json_extract_string(): atributes is not a text column of ai_gateway_messages or ai_gateway_usage"),
+        (f"with c as (select part_id, attributes as a from {M}) select json_extract_string(c.a, '$.x') from c",
+         "json_extract_string(): c.a is not a text column"),
+        (f"with c as (select part_id from {M}) select json_extract_string(c.attributes, '$.x') from c",
+         "json_extract_string(c.attributes, '$.x'): the relation or subquery it reads has no column attributes"),
+        ("select json_extract_string(attributes, '$.x') from ai_gateway_usage", "has no column attributes"),
+    ],
+)  # fmt: skip
+def test_unsupported_calls_say_what_is_supported(layout: Layout, statement: str, message: str) -> None:
+    with pytest.raises(q.QueryError) as info:
+        q.run_sql(layout, statement)
+    assert str(info.value).startswith(message) or message in str(info.value)
+    assert "__hyp_json" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"with x as (select json_extract_string(attributes, '$.a') as a from {M}) delete from {M}",
+        f"select json_extract_string(attributes, '$.a') into t from {M}",
+        f"select json_extract_string(attributes, '$.a') from {M}; drop table t",
+    ],
+)
+def test_the_read_only_gate_still_comes_first(layout: Layout, statement: str) -> None:
+    with pytest.raises(q.QueryError, match="^only a single SELECT statement is allowed$"):
+        q.run_sql(layout, statement)
