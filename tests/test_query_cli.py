@@ -180,6 +180,33 @@ def test_engine_errors_exit_2_with_the_engine_message(
     assert (code, out) == (2, "") and err.startswith("hyp query sql: ")
 
 
+def test_json_paths_as_in_duckdb(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The spec's DuckDB SQL runs as written: `json_extract_string` on a JSON column, named as DuckDB names it."""
+    statement = (
+        "select json_extract_string(m.attributes, '$.claude.api_error'), count(*) as n from ai_gateway_messages m "
+        "where source = 'claude' group by 1 order by 2"
+    )
+    code, out, err = call(capsys, "query", "sql", statement, "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == [
+        {"json_extract_string(m.attributes, '$.claude.api_error')": "true", "n": 1},
+        {"json_extract_string(m.attributes, '$.claude.api_error')": None, "n": 10},
+    ]
+    code, out, err = call(
+        capsys, "query", "sql", "select json_extract(attributes, '$.a[*]') from ai_gateway_messages"
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("hyp query sql: json_extract(): unsupported JSON path '$.a[*]' (wildcards")
+    code, out, err = call(
+        capsys, "query", "sql", "select json_extract(attributes, model) from ai_gateway_messages"
+    )
+    assert (code, out) == (2, "")
+    assert err == (
+        "hyp query sql: json_extract() takes a column of ai_gateway_messages and a JSON path in single quotes, "
+        "as in json_extract(attributes, '$.gateway.identity_source')\n"
+    )
+
+
 def test_usage_errors_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = call(capsys, "query", "sql")
     assert (code, out) == (2, "") and err.startswith("hyp query sql: ")

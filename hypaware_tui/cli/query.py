@@ -73,7 +73,9 @@ class Format(StrEnum):
 
 @app.command(
     "sql",
-    help="Run one read-only SELECT over ai_gateway_messages and ai_gateway_usage. Writes nothing.",
+    help="Run one read-only SELECT over ai_gateway_messages and ai_gateway_usage. Writes nothing. "
+    "The SQL is Polars SQL; JSON columns are read with json_extract_string(attributes, "
+    "'$.gateway.identity_source') (the value as text) or json_extract(…) (as JSON), as in DuckDB.",
 )
 def sql_command(
     statement: str = typer.Argument(
