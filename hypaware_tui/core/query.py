@@ -359,7 +359,7 @@ def _parse_call(sql: str, toks: list[tuple[str, int, int]], i: int) -> tuple[int
     (index of its `)`, column, column as written, qualifier as written or "", path). Raises QueryError."""
     function = toks[i][0]
     k = i + 2
-    args = toks[k : k + 6]
+    args = toks[k : k + 3]
     qualifier = ""
     if len(args) >= 3 and args[1][0] == "." and _ident(sql, args[0]) is not None:
         qualifier = sql[args[0][1] : args[0][2]]
