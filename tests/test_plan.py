@@ -24,6 +24,7 @@ from hypaware_tui.core.plan import (
     fmt_bytes,
     fmt_duration,
     gather_machine_state,
+    next_commands,
     plan_daemon,
     plan_json,
     read_existing_config,
@@ -311,5 +312,42 @@ def test_summary_table_fits_a_narrow_terminal(tmp_path: Path) -> None:
     wide = summary_text(result, m.env)
     assert "Client       Status  Files  Sessions  Rows written" in wide
     narrow = summary_text(result, m.env, width=80)
-    assert all(len(line) <= 80 for line in narrow.splitlines() if not line.startswith(("Window", "Next")))
+    assert all(len(line) <= 80 for line in narrow.splitlines())
     assert "Claude Code ok       241      133       48,210          0            12      0" in narrow
+
+
+def test_summary_fits_80_columns_with_large_numbers_and_wraps_next_between_commands(tmp_path: Path) -> None:
+    """The summary printed after the wizard (and by `hyp init --yes`) stays in the scrollback: at 80 columns with
+    numbers in the millions no line may be wider than the terminal (which cuts `Errors` as `Error`/`s` and
+    `hyp backf`/`ill codex`)."""
+    from hypaware_tui.core.runner import ProviderResult
+
+    m = make_machine(tmp_path)
+    plan = build_plan(build_inventory(env=m.env), Choices(("claude", "codex")), _machine_state(m), now_us=NOW_US)
+    result = InitResult(plan)
+    result.clients["claude"] = ProviderResult("claude", status="cancelled", files_scanned=12_345, sessions_seen=123_456,
+                                              rows_written=1_234_567, duplicates_skipped=123_456,
+                                              lines_skipped={"malformed": 12_345}, errors=0, error=None)
+    result.clients["codex"] = ProviderResult("codex", status="failed", files_scanned=12_345, sessions_seen=12_345,
+                                             rows_written=1_234_567, duplicates_skipped=12, lines_skipped={},
+                                             errors=3, error="could not write to the dataset: No space left",
+                                             error_path=m.env["HOME"] + "/.codex/sessions")
+    commands = next_commands(result)
+    assert "hyp backfill claude" in commands and "hyp backfill codex" in commands
+    text = summary_text(result, m.env, width=80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    assert "Client       Status      Files  Sessions       Rows  Duplicates  Skipped  Errors" in lines
+    assert "Claude Code  cancelled  12,345   123,456  1,234,567     123,456   12,345       0" in lines
+    assert "Codex        failed     12,345    12,345  1,234,567          12        0       3" in lines
+    # The Next line wraps between commands, with the continuation under the first command.
+    start = next(i for i, line in enumerate(lines) if line.startswith("Next      "))
+    block = [lines[start][10:]] + [line[10:] for line in lines[start + 1:] if line.startswith(" " * 10)]
+    assert len(block) > 1
+    assert [c for line in block for c in line.split(" · ")] == commands
+    # A terminal wide enough keeps the cli.md §4.2 table; one far narrower gets one block per client.
+    assert "Client       Status      Files  Sessions  Rows written  Duplicates  Lines skipped  Errors" in \
+        summary_text(result, m.env, width=120)
+    narrow = summary_text(result, m.env, width=60)
+    assert max(len(line) for line in narrow.splitlines()) <= 60, narrow
+    assert "Claude Code  cancelled\n  files 12,345 · sessions 123,456 · rows written 1,234,567\n" in narrow

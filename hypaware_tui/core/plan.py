@@ -741,20 +741,27 @@ def nothing_new_note(result: InitResult) -> str | None:
     return nothing_new_text(sum(r.duplicates_skipped for r in clients), sum(r.files_unchanged for r in clients))
 
 
+SUMMARY_HEADER = ("Client", "Status", "Files", "Sessions", "Rows written", "Duplicates", "Lines skipped", "Errors")
+# The same columns under one-word headers, for a terminal too narrow for the full ones (80 columns and numbers in
+# the millions): "Skipped" is the lines skipped, as the wide header says.
+SUMMARY_HEADER_SHORT = ("Client", "Status", "Files", "Sessions", "Rows", "Duplicates", "Skipped", "Errors")
+LABEL = 10  # "Capture   ": where the text of a labelled line starts
+
+
 def summary_text(result: InitResult, env: Mapping[str, str], width: int | None = None) -> str:
-    """cli.md §4.2 text summary (also printed after the wizard closes). With a terminal `width` too narrow
-    for the table, its columns are separated by one space instead of two."""
+    """cli.md §4.2 text summary (also printed after the wizard closes, to stay in the scrollback). With a
+    terminal `width`, nothing is wider than the terminal, which would wrap it mid-word: the table narrows
+    (`summary_table`) and the long lines wrap between words, the `Next` line between commands."""
     plan = result.plan
     lines = []
     if result.config is not None:
-        lines.append(f"Config    {result.config.line(env)}")
+        lines.extend(_labelled("Config", result.config.line(env), width))
     since = "everything" if plan.since_us is None else f"{us_to_iso(plan.since_us)[:10]} 00:00 UTC"
     until_local = datetime.fromtimestamp(plan.until_us / 1e6).astimezone().strftime("%Y-%m-%d %H:%M")
     ret = "keep forever" if plan.retention_days == 0 else f"{plan.retention_days} days"
-    lines.append(f"Window    {since} → {until_local} local ({ret})")
+    lines.extend(_labelled("Window", f"{since} → {until_local} local ({ret})", width))
     lines.append("")
-    header = ["Client", "Status", "Files", "Sessions", "Rows written", "Duplicates", "Lines skipped", "Errors"]
-    table = [header]
+    table = []
     notes = []
     for row in client_rows(result):
         table.append([row["name"], row["status"], f"{row['files']:,}", f"{row['sessions']:,}", f"{row['rows']:,}",
@@ -763,24 +770,79 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
             notes.extend(error_notes_of(row, env))
         elif row["note"] and row["status"] == "skipped":
             notes.append(f"  {row['client']}: {row['note']}")
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    gap = "  " if width is None or sum(widths) + 2 * (len(widths) - 1) <= width else " "
-    for r in table:
-        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])] + [r[i].rjust(widths[i]) for i in range(2, len(r))]
-        lines.append(gap.join(cells).rstrip())
-    lines.extend(notes)
+    lines.extend(summary_table(table, width))
+    for n in notes:
+        body = n.lstrip(" ")
+        indent = " " * (len(n) - len(body))
+        lines.extend(_wrap(body, width, indent, indent + "  "))
     note = nothing_new_note(result)
     if note is not None:
-        lines.append(note)
+        lines.extend(_wrap(note, width))
     lines.append("")
-    lines.append(f"Capture   {capture_line(result)}")
-    lines.append("Next      " + " · ".join(next_commands(result)))
+    lines.extend(_labelled("Capture", capture_line(result), width))
+    lines.extend(_wrap_items("Next".ljust(LABEL), next_commands(result), width))
     if plan.demo_dir is not None:
         from hypaware_tui.core.demo import DemoDir
 
         lines.append("")
         lines.extend(DemoDir(Path(plan.demo_dir)).next_commands())
     return "\n".join(lines) + "\n"
+
+
+def summary_table(rows: Sequence[Sequence[str]], width: int | None = None) -> list[str]:
+    """The client table of the summary, as wide as it can be within `width`: full headers two spaces apart
+    (cli.md §4.2), then one space apart, then one-word headers; when even that is too wide, one block per
+    client (`Claude Code  ok` over `files 241 · sessions 133 · …`)."""
+    for header in (SUMMARY_HEADER, SUMMARY_HEADER_SHORT):
+        table = [list(header)] + [list(r) for r in rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+        for gap in ("  ", " "):
+            if width is None or sum(widths) + len(gap) * (len(widths) - 1) <= width:
+                out = []
+                for r in table:
+                    cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1])]
+                    cells += [r[i].rjust(widths[i]) for i in range(2, len(r))]
+                    out.append(gap.join(cells).rstrip())
+                return out
+    out = []
+    for r in rows:
+        out.append(f"{r[0]}  {r[1]}")
+        parts = [f"{name.lower()} {value}" for name, value in zip(SUMMARY_HEADER[2:], r[2:], strict=True)]
+        out.extend(_wrap_items("  ", parts, width))
+    return out
+
+
+def _wrap(text: str, width: int | None, first: str = "", rest: str | None = None) -> list[str]:
+    """`first + text` wrapped to `width` between words (a word longer than the line, a path, stays whole)."""
+    import textwrap
+
+    rest = first if rest is None else rest
+    if width is None or len(first) + len(text) <= width:
+        return [first + text]
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False,
+                         break_on_hyphens=False) or [first]
+
+
+def _labelled(label: str, text: str, width: int | None) -> list[str]:
+    """`Capture   <text>`, continued under the text."""
+    return _wrap(text, width, label.ljust(LABEL), " " * LABEL)
+
+
+def _wrap_items(first: str, items: Sequence[str], width: int | None, sep: str = " · ") -> list[str]:
+    """`items` joined by `sep` after `first`, wrapped to `width` between items, never inside one (each is a
+    command to copy); continuation lines are indented as far as `first`."""
+    lines: list[str] = []
+    line = first
+    for i, item in enumerate(items):
+        if i == 0:
+            line += item
+        elif width is not None and len(line) + len(sep) + len(item) > width:
+            lines.append(line)
+            line = " " * len(first) + item
+        else:
+            line += sep + item
+    lines.append(line)
+    return lines
 
 
 def _backfill_json(result: InitResult) -> dict[str, Any] | None:
