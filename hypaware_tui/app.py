@@ -26,6 +26,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 
+from hypaware_tui.core.fmt import plural
 from hypaware_tui.core.inventory import (
     ClientInventory,
     Inventory,
@@ -167,7 +168,7 @@ def client_summary(ci: ClientInventory) -> str:
     span = ""
     if f.oldest_us is not None and f.newest_us is not None:
         span = f" · {us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
-    return f"{f.files:,} files · {f.sessions:,} sessions · {fmt_bytes(f.bytes)}{span}"
+    return f"{plural(f.files, 'file')} · {plural(f.sessions, 'session')} · {fmt_bytes(f.bytes)}{span}"
 
 
 class WizardApp(App[int]):
@@ -353,7 +354,7 @@ class WizardApp(App[int]):
     def scan_status(self) -> str:
         if not self.inventory_done:
             return LOOKING
-        found = [f"{ci.name} ({len(ci.files):,} files)" for ci in self.inventory_clients.values() if ci.detected]
+        found = [f"{ci.name} ({plural(len(ci.files), 'file')})" for ci in self.inventory_clients.values() if ci.detected]
         if not found:
             return "No Claude Code or Codex history was found on this computer."
         return "Found " + join_names(found) + "."
@@ -382,12 +383,12 @@ class WizardApp(App[int]):
             sessions += f.sessions
             size += f.bytes
             older_sessions += older_than(ci, since).sessions
-        text = f"In this window: up to {sessions:,} sessions · {fmt_bytes(size)}"
+        text = f"In this window: up to {plural(sessions, 'session')} · {fmt_bytes(size)}"
         if len(parts) > 1:
             text += f" ({' · '.join(parts)})"
         text += "."
         if since is not None:
-            text += (f" Older: {older_sessions:,} sessions, not imported." if older_sessions
+            text += (f" Older: {plural(older_sessions, 'session')}, not imported." if older_sessions
                      else " Nothing older.")
         if not self.inventory_done:
             text += " (Still scanning…)"

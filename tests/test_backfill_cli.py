@@ -842,6 +842,7 @@ def test_closing_line_of_an_interrupted_run_that_wrote_nothing():
     assert closing_line(both) == "Nothing was imported: claude and codex failed (the error is above)."
     assert closing_line(result(ProviderResult("claude"))) == "No history in this window."
     assert closing_line(result(ProviderResult("claude", status="failed", rows_written=3))) == "Imported 3 new rows."
+    assert closing_line(result(ProviderResult("claude", rows_written=1))) == "Imported 1 new row."
 
 
 def test_a_line_stamped_in_2099_does_not_stop_hyp_backfill(h, inproc):

@@ -351,3 +351,22 @@ def test_summary_fits_80_columns_with_large_numbers_and_wraps_next_between_comma
     narrow = summary_text(result, m.env, width=60)
     assert max(len(line) for line in narrow.splitlines()) <= 60, narrow
     assert "Claude Code  cancelled\n  files 12,345 · sessions 123,456 · rows written 1,234,567\n" in narrow
+
+
+def test_counts_of_one_read_in_the_singular(tmp_path: Path) -> None:
+    """`1 day`, `1 row`, never `1 days` / `1 rows` (a retention of 1 day is a valid choice)."""
+    from hypaware_tui.core.runner import nothing_new_text
+
+    m = make_machine(tmp_path)
+    inv = build_inventory(env=m.env)
+    data = {"retention_days": 365, "clients": {"claude": {"enabled": True}, "codex": {"enabled": True}}}
+    machine = _machine_state(m, config=ExistingConfig(m.layout.home / "hypaware-config.json", exists=True,
+                                                      raw=json.dumps(data).encode(), data=data))
+    plan = build_plan(inv, Choices(("claude",), retention_days=1), machine, now_us=NOW_US, mode="reconfigure",
+                      rows_older=1, force=True)
+    assert plan.window_text() == "2026-05-31 → now (1 day)"
+    assert plan.config.changes == ("retention: 365 days → 1 day", "codex: on → off")
+    assert plan.warnings == ("Shorter than your current 365 days: rows older than 1 day (about 1) will be deleted "
+                             "at the next daily cleanup.",)
+    assert "(1 day)\n" in summary_text(InitResult(plan), m.env).splitlines(keepends=True)[0]
+    assert nothing_new_text(1, 0) == "Nothing new to import: the 1 row in this window is already in the dataset."

@@ -449,6 +449,48 @@ async def test_consent_text_with_defaults(tmp_path: Path) -> None:
             assert phrase in text
 
 
+def test_counts_of_one_read_in_the_singular_on_every_screen(tmp_path: Path) -> None:
+    """Clients, Retention, Consent and Done say `1 session`, `1 day`, `1 active day`, never `1 sessions`."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from hypaware_tui.app import client_summary
+    from hypaware_tui.core.inventory import build_inventory
+    from hypaware_tui.core.plan import Choices
+    from hypaware_tui.core.query import DayCount, Overview, Period
+    from hypaware_tui.screens.consent import consent_text
+    from hypaware_tui.screens.retention import option_label
+    from tests.wizard_support import NOW_US
+
+    m = make_machine(tmp_path, clients=("claude",))
+    ci = build_inventory(env=m.env).clients["claude"]
+    sessions = {}
+    for fi in ci.files:  # one file of each of two sessions: one 10 days old, one 200 days old
+        key = ci.session_keys.get(fi.file.path_hash)
+        if key is not None and key not in sessions and len(sessions) < 2:
+            age = 10 if not sessions else 200
+            sessions[key] = replace(fi, first_ts=NOW_US - age * 86_400_000_000, last_ts=NOW_US - age * 86_400_000_000)
+    assert len(sessions) == 2
+    app = WizardApp(wizard_settings(m))
+    app.inventory_clients = {"claude": replace(ci, files=list(sessions.values()))}
+    app.inventory_done = True
+    app.choices = Choices(("claude",))
+    assert app.retention_preview(120).startswith("In this window: up to 1 session · ")
+    assert app.retention_preview(120).endswith(" Older: 1 session, not imported.")
+    assert client_summary(replace(ci, files=list(sessions.values())[:1])).startswith("1 file · 1 session · ")
+    assert app.scan_status() == "Found Claude Code (2 files)."
+    app.inventory_clients = {"claude": replace(ci, files=list(sessions.values())[:1])}
+    assert app.scan_status() == "Found Claude Code (1 file)."
+    assert option_label(1) == "1 day" and option_label(1, current=1) == "1 day (current)"
+    assert "going back up to 1 day:" in consent_text("Claude Code", 1, "~/.hyp")
+    ov = Overview(Period("2026-06-01T00:00:00Z", "2026-06-01T12:00:00Z", 1, "UTC"), rows=1, sessions=1,
+                  days=[DayCount("2026-06-01", 1, 1)])
+    console = Console(width=80, record=True, color_system=None)
+    console.print(DoneScreen._overview_main(ov))
+    assert "2026-06-01 → 2026-06-01 (UTC) · 1 active day · 1 row\n" in console.export_text()
+
+
 class ExplodingApp:
     """An app double: any widget access raises; only post_message is allowed."""
 

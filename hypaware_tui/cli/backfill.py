@@ -31,6 +31,7 @@ from hypaware_tui.cli.output import (
     human_size,
     out,
     out_console,
+    plural,
     print_json,
 )
 from hypaware_tui.core.timeutil import us_to_iso
@@ -545,7 +546,7 @@ def closing_line(result: Any) -> str:
     written = result.rows_written
     dups = result.duplicates_skipped
     if written:
-        return f"{'Would import' if result.dry_run else 'Imported'} {fmt_int(written)} new rows."
+        return f"{'Would import' if result.dry_run else 'Imported'} {plural(written, 'new row')}."
     from hypaware_tui.core.runner import nothing_new_text
 
     failed = [p.provider for p in result.providers if p.status == "failed"]

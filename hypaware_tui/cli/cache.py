@@ -127,7 +127,7 @@ def cache_status(
     else:
         src = " (default)" if retention_source == "default" else ""
         older = doc["rows_older_than_retention"]
-        line = f"Retention    {retention} days{src}, cut {cut}: "
+        line = f"Retention    {plural(retention, 'day')}{src}, cut {cut}: "
         if older or old:
             line += (
                 f"{plural(older, 'row')} in {plural(len(old), 'partition')} older than that "

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from hypaware_tui.cli.output import err, fmt_int, out, print_json, short_path
+from hypaware_tui.cli.output import err, fmt_int, out, plural, print_json, short_path
 
 app = typer.Typer(
     help="The capture daemon: keeps the dataset up to date as Claude Code and Codex write history.",
@@ -189,7 +189,7 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
         else:
             out("Last error      none")
         if s.get("retention_applied_at"):
-            out(f"Retention       {s['retention_applied_at']} ({fmt_int(s.get('rows_pruned') or 0)} rows pruned)")
+            out(f"Retention       {s['retention_applied_at']} ({plural(s.get('rows_pruned') or 0, 'row')} pruned)")
     if service["installed"]:
         out(f"Service         installed ({short_path(service['unit_path'])})")
     elif service["installed"] is None:

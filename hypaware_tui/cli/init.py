@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from hypaware_tui.cli.output import err, print_json
+from hypaware_tui.cli.output import err, human_size, plural, print_json
 
 NOT_INTERACTIVE = ("hyp init needs an interactive terminal. For a non-interactive setup run: hyp init --yes "
                    "[--client claude] [--retention-days N] (add --dry-run to preview)")
@@ -116,17 +116,16 @@ def welcome_back_facts(layout: Any, env: Mapping[str, str], machine: Any) -> tup
     if cfg.valid:
         facts.append(("Clients", join_names([client_name(c) for c in cfg.enabled_clients]) or "none enabled"))
         days = cfg.retention_days
-        facts.append(("Retention", "forever" if days == 0 else f"{days} days"))
+        facts.append(("Retention", "forever" if days == 0 else plural(days, "day")))
         facts.append(("Capture", "on" if cfg.capture_enabled else "off"))
     try:  # the quick sections of `hyp status` (no inventory: the wizard runs its own)
-        from hypaware_tui.cli.output import human_size
         from hypaware_tui.core.status import daemon_section, dataset_section
 
         report = {"dataset": dataset_section(layout), "daemon": daemon_section(layout)}
         ds = report.get("dataset") or {}
         if ds.get("total_rows"):
             span = f"{(ds.get('oldest') or '')[:10]} → {(ds.get('newest') or '')[:10]}"
-            facts.append(("Dataset", f"{human_size(ds.get('bytes') or 0)} · {ds['total_rows']:,} rows · {span}"))
+            facts.append(("Dataset", f"{human_size(ds.get('bytes') or 0)} · {plural(ds['total_rows'], 'row')} · {span}"))
         else:
             facts.append(("Dataset", "empty"))
         d = report.get("daemon") or {}
@@ -222,7 +221,7 @@ def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retentio
         retention = retention_days
     elif replacing and existing.retention_days is not None:
         retention = existing.retention_days
-        err(f"retention: {'forever' if retention == 0 else f'{retention} days'} (kept from existing config)")
+        err(f"retention: {'forever' if retention == 0 else plural(retention, 'day')} (kept from existing config)")
     else:
         retention = DEFAULT_RETENTION_DAYS
 

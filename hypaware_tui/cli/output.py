@@ -3,7 +3,8 @@
 * stdout carries results only; progress, notices, warnings and errors go to stderr (`err`).
 * `print_json(obj)`: exactly one JSON document, 2-space indent, UTF-8, trailing newline.
 * `out_console()` / `err_console()`: Rich consoles that colour only on a TTY and never with NO_COLOR.
-* Human formats: `human_size`, `fmt_int`, `short_path` (home shown as `~`).
+* Human formats: `human_size`, `fmt_int` and `plural` (from core.fmt, shared with the wizard), `short_path`
+  (home shown as `~`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from hypaware_tui.core.fmt import fmt_int as fmt_int  # re-exported: the CLI takes its formats from here
+from hypaware_tui.core.fmt import plural as plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -93,14 +97,6 @@ def human_size(n: int | None) -> str:
                 f"{value:.2f} {unit}" if value < 10 and unit in ("GB", "TB", "PB") else f"{value:.1f} {unit}"
             )
     return f"{n} B"  # unreachable
-
-
-def fmt_int(n: int | None) -> str:
-    return "unknown" if n is None else f"{n:,}"
-
-
-def plural(n: int, word: str, words: str | None = None) -> str:
-    return f"{fmt_int(n)} {word if n == 1 else (words or word + 's')}"
 
 
 def short_path(path: str | os.PathLike[str]) -> str:

@@ -74,7 +74,7 @@ def render_text(report: dict[str, Any]) -> None:
 
     cfg = report["config"]
     if cfg["state"] == "ok":
-        retention = "forever" if cfg["retention_days"] == 0 else f"{cfg['retention_days']} days"
+        retention = "forever" if cfg["retention_days"] == 0 else plural(cfg["retention_days"], "day")
         clients = ", ".join(cfg["clients_enabled"]) or "none"
         capture = "on" if cfg["capture_enabled"] else "off"
         _block(

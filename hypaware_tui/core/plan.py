@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core.fmt import plural
 from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.timeutil import us_to_iso
@@ -221,7 +222,7 @@ class InitPlan:
         """`2026-05-02 → now (120 days)` or `everything → now`."""
         if self.since_us is None:
             return "everything → now"
-        return f"{us_to_iso(self.since_us)[:10]} → now ({self.retention_days} days)"
+        return f"{us_to_iso(self.since_us)[:10]} → now ({plural(self.retention_days, 'day')})"
 
 
 def backup_name(config_path: Path, now_us: int) -> str:
@@ -269,7 +270,7 @@ def config_changes(existing: ExistingConfig, choices: Choices) -> tuple[str, ...
 
 
 def _days(days: int) -> str:
-    return "forever" if days == 0 else f"{days} days"
+    return "forever" if days == 0 else plural(days, "day")
 
 
 def plan_daemon(state: DaemonState, *, capture: bool, config_changed: bool, demo: bool,
@@ -300,9 +301,9 @@ def shorter_retention_warning(existing: ExistingConfig, retention_days: int, row
         older = " (none right now)"
     else:
         older = f" (about {rows_older:,})"
-    current = "keep-forever setting" if old == 0 else f"current {old} days"
+    current = "keep-forever setting" if old == 0 else f"current {plural(old, 'day')}"
     return (
-        f"Shorter than your {current}: rows older than {retention_days} days{older} will be deleted at the "
+        f"Shorter than your {current}: rows older than {plural(retention_days, 'day')}{older} will be deleted at the "
         "next daily cleanup."
     )
 
@@ -758,7 +759,7 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
         lines.extend(_labelled("Config", result.config.line(env), width))
     since = "everything" if plan.since_us is None else f"{us_to_iso(plan.since_us)[:10]} 00:00 UTC"
     until_local = datetime.fromtimestamp(plan.until_us / 1e6).astimezone().strftime("%Y-%m-%d %H:%M")
-    ret = "keep forever" if plan.retention_days == 0 else f"{plan.retention_days} days"
+    ret = "keep forever" if plan.retention_days == 0 else plural(plan.retention_days, "day")
     lines.extend(_labelled("Window", f"{since} → {until_local} local ({ret})", width))
     lines.append("")
     table = []

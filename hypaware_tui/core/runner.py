@@ -148,6 +148,8 @@ def nothing_new_text(duplicates: int, files_unchanged: int) -> str | None:
     """cli.md §5.3's closing line for an import that wrote no row but found history it already had; None
     otherwise."""
     if duplicates:
+        if duplicates == 1:
+            return "Nothing new to import: the 1 row in this window is already in the dataset."
         return f"Nothing new to import: all {duplicates:,} rows in this window are already in the dataset."
     if files_unchanged:
         return "Nothing new to import: no history was added since the last import."

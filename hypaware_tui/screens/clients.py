@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
+from hypaware_tui.core.fmt import plural
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.widgets import ActionButton, ChoiceList, KeyBar, Row
 
@@ -35,7 +36,7 @@ class ClientView:
         if self.detected is False:
             return self.reason or "not found"
         if self.scanning:
-            return f"scanning… {self.files_scanned:,} files" if self.files_scanned else "scanning…"
+            return f"scanning… {plural(self.files_scanned, 'file')}" if self.files_scanned else "scanning…"
         text = "no history yet · new sessions will be captured" if self.empty else self.summary
         if self.currently_off:
             text += " · detected, currently off"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from hypaware_tui.core.fmt import plural
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
 
 
 def consent_text(clients: str, retention_days: int, hyp_home: str) -> str:
     """The normative text; `clients` are the checked names joined with "and" ("keeps" for one)."""
-    back = "as far back as it goes" if retention_days == 0 else f"going back up to {retention_days} days"
+    back = "as far back as it goes" if retention_days == 0 else f"going back up to {plural(retention_days, 'day')}"
     keep = "keep" if " and " in clients else "keeps"
     return (
         f"hyp will read the session history that {clients} {keep} on this computer, {back}: your prompts, the "
@@ -43,7 +44,7 @@ class ConsentScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(consent_text(self.clients, self.retention_days, self.hyp_home), id="consent-text")
-        span = "everything" if self.retention_days == 0 else f"up to {self.retention_days} days"
+        span = "everything" if self.retention_days == 0 else f"up to {plural(self.retention_days, 'day')}"
         rows = [
             Row("import", f"Import existing history ({span})", checked=self.import_history),
             Row("capture", "Keep capturing new sessions after setup", checked=self.capture,

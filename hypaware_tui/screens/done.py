@@ -18,6 +18,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Static
 
+from hypaware_tui.core.fmt import plural
 from hypaware_tui.core.plan import (
     InitResult,
     capture_line,
@@ -196,8 +197,8 @@ class DoneScreen(WizardScreen):
         period = ov.period
         first = ov.first_date or "—"
         last = ov.last_date or "—"
-        outer.add_row(Text(f"{first} → {last} ({period.time_zone}) · {ov.active_days} active days · "
-                           f"{ov.rows:,} rows", style="dim"))
+        outer.add_row(Text(f"{first} → {last} ({period.time_zone}) · {plural(ov.active_days, 'active day')} · "
+                           f"{plural(ov.rows, 'row')}", style="dim"))
         models = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0), header_style="bold")
         for name, justify in (("Tokens per model", "left"), ("Input", "right"), ("Cached", "right"), ("Output", "right")):
             models.add_column(name, justify=justify, no_wrap=True)

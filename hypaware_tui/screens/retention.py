@@ -7,6 +7,7 @@ from collections.abc import Callable
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from hypaware_tui.core.fmt import plural
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
 
@@ -15,7 +16,7 @@ HELP = "Rows older than this are deleted from hyp's dataset once a day. The assi
 
 def option_label(days: int, *, current: int | None = None, recommended: int = 120) -> str:
     """`120 days (recommended)`, `60 days (current)`, `Keep forever`."""
-    text = "Keep forever" if days == 0 else f"{days} days"
+    text = "Keep forever" if days == 0 else plural(days, "day")
     tags = [t for t, on in (("recommended", days == recommended), ("current", days == current)) if on]
     return f"{text} ({', '.join(tags)})" if tags else text
 
