@@ -67,6 +67,7 @@ from hypaware_tui.screens.retention import RetentionScreen
 from hypaware_tui.screens.review import ReviewScreen
 from hypaware_tui.screens.welcome import LOOKING, WelcomeScreen
 from hypaware_tui.screens.welcome_back import WelcomeBackScreen
+from hypaware_tui.screens.widgets import ChoiceList
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 SCREENS_DIR = Path(__file__).parent / "screens"
@@ -196,6 +197,9 @@ class WizardApp(App[int]):
         self.scan_progress: dict[str, tuple[int, int]] = {}
         self.detections: dict[str, Any] = {}
         self.inventory_done = False
+        self.list_cursors: dict[str, str] = {}
+        """The row each checkbox list's cursor was last on (by list id), so that a screen shown again after Esc
+        puts it back where the user left it."""
         self._inventory_event: asyncio.Event | None = None
         self.choices = self._initial_choices()
         self.clients_answer: tuple[str, ...] | None = self.choices.clients or None
@@ -398,6 +402,10 @@ class WizardApp(App[int]):
         machine = self.settings.machine
         return shorter_retention_warning(machine.config, days, machine.rows_older_than(days, self.settings.now_us()))
 
+    def on_choice_list_highlighted(self, message: ChoiceList.Highlighted) -> None:
+        if message.choice_list.id:
+            self.list_cursors[message.choice_list.id] = message.value
+
     # -- size ----------------------------------------------------------------------------------------
 
     def on_resize(self, event: events.Resize) -> None:
@@ -526,7 +534,8 @@ class WizardApp(App[int]):
     async def _make_screen(self, name: str, step: StepInfo) -> Any:
         s = self.settings
         if name == "clients":
-            return ClientsScreen(step, self.client_views(), self.clients_answer)
+            return ClientsScreen(step, self.client_views(), self.clients_answer,
+                                 cursor=self.list_cursors.get("clients"))
         if name == "retention":
             current = s.machine.config.retention_days if self.mode == MODE_RECONFIGURE else None
             return RetentionScreen(step, self._retention_options(), self.choices.retention_days, current=current,
@@ -535,7 +544,7 @@ class WizardApp(App[int]):
             names = join_names([client_name(c) for c in self.choices.clients])
             return ConsentScreen(step, names, self.choices.retention_days, tilde(s.layout.home, s.env),
                                  import_history=self.choices.import_history, capture=self.choices.capture,
-                                 demo=s.demo_dir is not None)
+                                 demo=s.demo_dir is not None, cursor=self.list_cursors.get("consent"))
         if name == "review":
             if self._inventory_event is not None and not self.inventory_done:
                 await self._inventory_event.wait()

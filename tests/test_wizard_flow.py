@@ -279,6 +279,46 @@ async def test_esc_goes_back_keeping_answers_and_does_nothing_from_import_on(tmp
     assert m.spawner.calls == []  # capture off: no daemon
 
 
+async def test_esc_back_puts_the_cursor_on_the_row_the_user_left(tmp_path: Path) -> None:
+    """Coming back with Esc, Space toggles the row the user was on: the list started on its first checked row,
+    so after unchecking Import and going back from Review, Space unchecked "Keep capturing" instead."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        await enter_to(pilot, RetentionScreen)
+        consent = await enter_to(pilot, ConsentScreen)
+        assert consent.query_one(ChoiceList).highlighted == "import"
+        await pilot.press("space")  # Import off
+        await enter_to(pilot, ReviewScreen)
+        await pilot.press("escape")
+        consent = await on_screen(pilot, ConsentScreen)
+        cl = consent.query_one(ChoiceList)
+        assert pilot.app.focused is cl and cl.highlighted == "import"
+        assert "> [ ] Import existing history" in str(cl.render())
+        await pilot.press("space")  # the user changes their mind: Import on again
+        assert cl.is_checked("import") and cl.is_checked("capture")
+        await pilot.press("down")  # on "Keep capturing", back to Retention and forward again
+        await pilot.press("escape")
+        await on_screen(pilot, RetentionScreen)
+        consent = await enter_to(pilot, ConsentScreen)
+        assert consent.query_one(ChoiceList).highlighted == "capture"
+        # Clients too: the cursor left on Codex is on Codex again, though Claude Code is checked above it.
+        await pilot.press("escape")
+        await on_screen(pilot, RetentionScreen)
+        await pilot.press("escape")
+        clients = await on_screen(pilot, ClientsScreen)
+        await pilot.press("down")
+        await enter_to(pilot, RetentionScreen)
+        await pilot.press("escape")
+        clients = await on_screen(pilot, ClientsScreen)
+        assert clients.query_one(ChoiceList).highlighted == "codex"
+        await pilot.press("space")
+        assert clients.query_one(ChoiceList).checked == ("claude",)
+        await pilot.press("q", "y")
+    assert app.return_code == 130
+
+
 @pytest.mark.parametrize("key", ["ctrl+c", "q"])
 async def test_quit_before_import_writes_nothing_and_exits_130(tmp_path: Path, key: str) -> None:
     """§12.10: Ctrl+C (or q) before Import opens the quit dialog; confirming exits 130, HYP_HOME absent."""

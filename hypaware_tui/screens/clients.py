@@ -52,9 +52,11 @@ class ClientsScreen(WizardScreen):
     # `a` from anywhere on the screen (the key bar lists it), not only while the list has focus.
     BINDINGS = [Binding("a", "toggle_all", "all", show=False)]
 
-    def __init__(self, step: StepInfo, views: list[ClientView], checked: tuple[str, ...] | None) -> None:
+    def __init__(self, step: StepInfo, views: list[ClientView], checked: tuple[str, ...] | None, *,
+                 cursor: str | None = None) -> None:
         super().__init__(step)
         self.views = views
+        self.cursor = cursor  # the row the cursor was on when the user left this screen (None: the first)
         self.initial = checked  # None = pre-check what detection finds
         self.touched = checked is not None
         self.problem = ""  # the message under the rows (Pick at least one assistant., …)
@@ -74,7 +76,7 @@ class ClientsScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         width = max(len(v.name) for v in self.views)
-        yield ChoiceList(self._rows(self._default_checked()), label_width=width, id="clients")
+        yield ChoiceList(self._rows(self._default_checked()), label_width=width, cursor=self.cursor, id="clients")
         yield Static("", id="nothing-found")
         yield Static("", id="problem")
 

@@ -33,7 +33,7 @@ class ConsentScreen(WizardScreen):
     AUTO_FOCUS = "#consent"
 
     def __init__(self, step: StepInfo, clients: str, retention_days: int, hyp_home: str, *,
-                 import_history: bool, capture: bool, demo: bool = False) -> None:
+                 import_history: bool, capture: bool, demo: bool = False, cursor: str | None = None) -> None:
         super().__init__(step)
         self.clients = clients
         self.retention_days = retention_days
@@ -41,6 +41,7 @@ class ConsentScreen(WizardScreen):
         self.import_history = import_history
         self.capture = capture
         self.demo = demo
+        self.cursor = cursor  # the row the cursor was on when the user left this screen (None: the first)
 
     def compose_body(self) -> ComposeResult:
         yield Static(consent_text(self.clients, self.retention_days, self.hyp_home), id="consent-text")
@@ -53,7 +54,7 @@ class ConsentScreen(WizardScreen):
                       f"Runs the hyp capture daemon in the background. It reads the same history files and "
                       f"changes nothing in {self.clients}.")),
         ]
-        yield ChoiceList(rows, id="consent")
+        yield ChoiceList(rows, cursor=self.cursor, id="consent")
 
     def compose_buttons(self) -> ComposeResult:
         yield ActionButton("Continue", id="continue")

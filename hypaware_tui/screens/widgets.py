@@ -68,14 +68,22 @@ class ChoiceList(Widget, can_focus=True):
             return self.choice_list
 
     def __init__(self, rows: list[Row], *, multi: bool = True, label_width: int | None = None,
-                 id: str | None = None, classes: str | None = None) -> None:
+                 cursor: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        """`cursor`: the value of the row the cursor was on when the user left this screen (the App remembers
+        it from `Highlighted`), so that coming back with Esc puts it there again: starting on the first checked
+        row instead moved it, and Space then toggled a row the user had not chosen. Checkbox lists otherwise
+        start on the first row; a single choice always starts on its choice (there the cursor is the choice)."""
         super().__init__(id=id, classes=classes)
         self.rows: list[Row] = list(rows)
         self.multi = multi
         self.label_width = label_width or max((len(r.label) for r in rows), default=0)
-        start = next((i for i, r in enumerate(self.rows) if r.checked and not r.disabled), None)
+        enabled = [i for i, r in enumerate(self.rows) if not r.disabled]
+        if multi:
+            start = next((i for i in enabled if self.rows[i].value == cursor), None)
+        else:
+            start = next((i for i in enabled if self.rows[i].checked), None)
         if start is None:
-            start = next((i for i, r in enumerate(self.rows) if not r.disabled), 0)
+            start = enabled[0] if enabled else 0
         self.set_reactive(ChoiceList.cursor, start)
 
     # -- values --------------------------------------------------------------------------------------
