@@ -77,6 +77,15 @@ async def test_import_again_uses_the_config_and_four_steps(tmp_path: Path) -> No
         assert config_lines(review.plan, m.env)[0].endswith("hypaware-config.json · unchanged")
         box = review.query_one("#config-json")  # the config, one 107-character line: wrapped, not cut off
         assert box.region.right <= 80 and box.region.height == 4 and "capture" in str(box.render())
+        # The config is not written: neither the button nor the block says it is.
+        assert str(review.query_one("#start").render()).strip() == "> [ Start import ]"
+        assert str(review.query_one("#config-json-title").render()) == "Config file (unchanged: it is not written):"
+        from dataclasses import replace
+
+        from hypaware_tui.screens.review import start_label
+
+        nothing_to_import = replace(review.plan, clients=tuple(replace(c, import_=False) for c in review.plan.clients))
+        assert start_label(nothing_to_import) == "Continue"  # (the daemon action only)
         importing = await enter_to(pilot, ImportScreen)
         assert (importing.step.number, importing.step.total) == (3, 4)
         assert [p.id for p in importing.query(".import-panel")] == ["panel-codex"]

@@ -74,6 +74,22 @@ def config_lines(plan: InitPlan, env: Mapping[str, str]) -> list[str]:
     return [f"{path} · {state}", *(f"  {c}" for c in cfg.changes)]
 
 
+def start_label(plan: InitPlan) -> str:
+    """The commit button says what it does: wizard.md §6.5's `Write config and start import` / `Write config`
+    when the config is written; when it is unchanged (Import again, or a Reconfigure that changes nothing) it
+    is not written, and "Write config" would say otherwise."""
+    written = plan.config.action != "unchanged"
+    if plan.import_clients:
+        return "Write config and start import" if written else "Start import"
+    return "Write config" if written else "Continue"
+
+
+def config_json_title(plan: InitPlan) -> str:
+    if plan.config.action == "unchanged":
+        return "Config file (unchanged: it is not written):"
+    return "Config file, exactly as it will be written:"
+
+
 def daemon_line(plan: InitPlan) -> str:
     d = plan.daemon
     mode = f" · {d.mode}" if d.mode else ""
@@ -112,15 +128,14 @@ class ReviewScreen(WizardScreen):
         yield Static(_block("Daemon", [daemon_line(plan)]), classes="block", id="daemon")
         if plan.warnings:
             yield Static(_block("Warnings", list(plan.warnings)), classes="block", id="warnings")
-        yield Static(Text("Config file, exactly as it will be written:", style="dim"), id="config-json-title")
+        yield Static(Text(config_json_title(plan), style="dim"), id="config-json-title")
         yield Static(Text(plan.config.text.rstrip("\n")), id="config-json")
 
     def compose_buttons(self) -> ComposeResult:
         if self.plan.dry_run:
             yield ActionButton("Close", id="close")
         else:
-            label = "Write config and start import" if self.plan.import_clients else "Write config"
-            yield ActionButton(label, id="start")
+            yield ActionButton(start_label(self.plan), id="start")
             yield ActionButton("Back", id="back")
 
     def keys(self) -> list[tuple[str, str]]:
