@@ -415,7 +415,7 @@ class WizardApp(App[int]):
         size = size or self.size
         small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
         if small and self._too_small is None:
-            self._too_small = TooSmallScreen()
+            self._too_small = TooSmallScreen(self._open_dialog())
             self.push_screen(self._too_small)
         elif not small and self._too_small is not None:
             notice, self._too_small = self._too_small, None
@@ -423,6 +423,10 @@ class WizardApp(App[int]):
                 self.pop_screen()
             # (else it is no longer on the stack: a step screen or a dialog replaced it, see _show and
             # action_request_quit; dismissing it would close whatever is on top)
+
+    def _open_dialog(self) -> ConfirmDialog | None:
+        """The quit dialog, when one is open: on top, or waiting under the resize notice."""
+        return next((s for s in reversed(self.screen_stack) if isinstance(s, ConfirmDialog)), None)
 
     def _drop_notice(self) -> None:
         """Take the resize notice down before another screen goes on top (it comes back through
@@ -590,9 +594,12 @@ class WizardApp(App[int]):
     # -- quitting ------------------------------------------------------------------------------------
 
     def action_request_quit(self) -> None:
-        """Ctrl+C / `q` (wizard.md §8). A second Ctrl+C in a dialog confirms it."""
-        if isinstance(self.screen, ConfirmDialog):
-            self.screen.action_confirm()
+        """Ctrl+C / `q` (wizard.md §8). A second Ctrl+C in a dialog confirms it, also while the dialog waits under
+        the resize notice."""
+        dialog = self._open_dialog()
+        if dialog is not None:
+            self._drop_notice()  # (a dismiss pops whatever is on top: the notice goes first)
+            dialog.action_confirm()
             return
         target = self._step_screen()
         kind = getattr(target, "QUIT_KIND", "setup")
@@ -600,8 +607,7 @@ class WizardApp(App[int]):
             target.ask_stop()
             return
         # Over the resize notice (`q` works there), the notice goes first: a screen's dismiss() pops whatever
-        # is on top, and a notice left under a dialog could never be removed. It comes back after a dialog
-        # while the terminal is still small.
+        # is on top, and a notice left under a dialog could never be removed.
         self._drop_notice()
         if kind == "done":
             target.action_next()
@@ -614,6 +620,10 @@ class WizardApp(App[int]):
                 self._apply_size()
 
         self.push_screen(QuitSetupDialog(), answered)
+        # While the terminal is too small the notice goes back on top, as when it shrinks with the dialog open:
+        # drawn at that size the dialog was cut off over the step screen. It shows once the terminal is 80×24;
+        # meanwhile a second Ctrl+C still quits (§8).
+        self._apply_size()
 
     def terminal_gone(self) -> None:
         """Called from Textual's writer thread when the terminal is gone (hypaware_tui/driver.py)."""

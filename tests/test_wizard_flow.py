@@ -665,8 +665,9 @@ async def test_quit_dialog_over_the_resize_notice_leaves_no_notice_behind(tmp_pa
         await pilot.resize_terminal(70, 24)
         await on_screen(pilot, TooSmallScreen)
         await pilot.press("ctrl+c")
-        await on_screen(pilot, QuitSetupDialog)
+        await wait_for(pilot, lambda: any(isinstance(s, QuitSetupDialog) for s in app.screen_stack))
         await pilot.resize_terminal(80, 24)
+        await on_screen(pilot, QuitSetupDialog)
         await pilot.pause()
         assert isinstance(app.screen, QuitSetupDialog)  # the dialog stays until answered
         await pilot.press("n")
@@ -676,6 +677,51 @@ async def test_quit_dialog_over_the_resize_notice_leaves_no_notice_behind(tmp_pa
         await on_screen(pilot, TooSmallScreen)
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: app.screen is clients)
+
+
+@pytest.mark.parametrize("order", ["ctrl+c then shrink", "shrink then ctrl+c"])
+async def test_the_resize_notice_stays_over_the_quit_dialog_in_either_order(tmp_path: Path, order: str) -> None:
+    """§4: below 80×24 the notice shows, whichever came first, the quit dialog or the small terminal. Ctrl+C
+    under the notice drew the dialog over the step screen, cut off, and the notice was gone (the other order
+    kept it). The dialog shows once the terminal is large enough; a second Ctrl+C quits meanwhile (§8)."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients = await to_clients(pilot)
+        if order == "ctrl+c then shrink":
+            await pilot.press("ctrl+c")
+            await on_screen(pilot, QuitSetupDialog)
+            await pilot.resize_terminal(70, 20)
+        else:
+            await pilot.resize_terminal(70, 20)
+            await on_screen(pilot, TooSmallScreen)
+            await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: any(isinstance(s, QuitSetupDialog) for s in app.screen_stack))
+        await pilot.pause()
+        notice = app.screen
+        assert isinstance(notice, TooSmallScreen)
+        assert [type(s) for s in app.screen_stack[-3:]] == [ClientsScreen, QuitSetupDialog, TooSmallScreen]
+        assert "Make the terminal at least 80×24" in str(notice.query_one("#too-small").render())
+        assert str(notice.query_one("#too-small-pending").render()) == (
+            "Quit setup? Nothing has been written.\nCtrl+C again: quit.")
+        await pilot.press("n", "y")  # swallowed by the notice
+        await pilot.pause()
+        assert app.screen is notice and app.return_code is None
+        await pilot.resize_terminal(80, 24)
+        await on_screen(pilot, QuitSetupDialog)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is clients)
+        assert not any(isinstance(s, (TooSmallScreen, QuitSetupDialog)) for s in app.screen_stack)
+        # Small again, Ctrl+C twice: the second confirms under the notice.
+        await pilot.resize_terminal(70, 20)
+        await on_screen(pilot, TooSmallScreen)
+        assert not app.screen.query("#too-small-pending")
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: any(isinstance(s, QuitSetupDialog) for s in app.screen_stack))
+        assert isinstance(app.screen, TooSmallScreen)
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 130 and not m.layout.home.exists()
 
 
 async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_path: Path) -> None:

@@ -63,9 +63,18 @@ STOP_QUESTION = ("Stop the import? The current batch finishes and rows already w
 
 
 class TooSmallScreen(ModalScreen[None]):
-    """Shown while the terminal is smaller than 80×24; swallows keys, keeps the screen below as it was."""
+    """Shown while the terminal is smaller than 80×24; swallows keys, keeps the screen below as it was. Over a
+    dialog waiting beneath it (Ctrl+C pressed while the terminal was small), it says so: the dialog itself is
+    drawn only once there is room for it."""
 
     BINDINGS = [Binding("q", "app.request_quit", "quit", show=False)]
 
+    def __init__(self, pending: ConfirmDialog | None = None) -> None:
+        super().__init__()
+        self.pending = pending
+
     def compose(self) -> ComposeResult:
         yield Static("Make the terminal at least 80×24", id="too-small")
+        if self.pending is not None:
+            yield Static(f"{self.pending.message}\nCtrl+C again: {self.pending.confirm_label.lower()}.",
+                         id="too-small-pending")
