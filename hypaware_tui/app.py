@@ -26,7 +26,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 
-from hypaware_tui.core.fmt import plural
+from hypaware_tui.core.fmt import human_size, plural
 from hypaware_tui.core.inventory import (
     ClientInventory,
     Inventory,
@@ -46,7 +46,6 @@ from hypaware_tui.core.plan import (
     MachineState,
     build_plan,
     client_name,
-    fmt_bytes,
     join_names,
     shorter_retention_warning,
     summary_text,
@@ -169,7 +168,7 @@ def client_summary(ci: ClientInventory) -> str:
     span = ""
     if f.oldest_us is not None and f.newest_us is not None:
         span = f" · {us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
-    return f"{plural(f.files, 'file')} · {plural(f.sessions, 'session')} · {fmt_bytes(f.bytes)}{span}"
+    return f"{plural(f.files, 'file')} · {plural(f.sessions, 'session')} · {human_size(f.bytes)}{span}"
 
 
 class WizardApp(App[int]):
@@ -387,7 +386,7 @@ class WizardApp(App[int]):
             sessions += f.sessions
             size += f.bytes
             older_sessions += older_than(ci, since).sessions
-        text = f"In this window: up to {plural(sessions, 'session')} · {fmt_bytes(size)}"
+        text = f"In this window: up to {plural(sessions, 'session')} · {human_size(size)}"
         if len(parts) > 1:
             text += f" ({' · '.join(parts)})"
         text += "."

@@ -391,6 +391,31 @@ def test_plan_matches_init_dry_run(h):
             k: c["in_window"][k] for k in ("files", "sessions", "bytes", "oldest")}
 
 
+def test_plan_sizes_read_as_on_the_wizard_review(h, inproc):
+    """One size format: `hyp backfill plan` showed `5.5 MB` / `153.0 kB` where the wizard's Review showed
+    `5.51 MB` / `153 kB` for the same files."""
+    import re
+
+    from hypaware_tui.core.plan import Choices, ExistingConfig, MachineState, build_plan
+    from hypaware_tui.core.timeutil import now_us
+    from hypaware_tui.screens.review import client_lines
+
+    claude_fixtures(h, sessions=2)
+    pad = h.claude / "projects" / "-home-ada-repo0" / "sess-0.jsonl"  # to 5,510,000 bytes: two decimals
+    with pad.open("a") as f:
+        f.write(" " * (5_510_000 - pad.stat().st_size - 1) + "\n")
+    rc, out, _ = inproc("backfill", "plan", "claude")
+    assert rc == 0
+    cli_size = re.search(r"claude .*?(\d[\d.]* [kMG]?B)", out).group(1)
+    plan = build_plan(build_inventory(["claude"], env=h.env), Choices(("claude",)),
+                      MachineState(hyp_home=h.hyp, config=ExistingConfig(h.hyp / "hypaware-config.json")),
+                      now_us=now_us())
+    review = next(line for line in client_lines(plan) if line.startswith("Claude Code"))
+    total = client_figures(build_inventory(["claude"], env=h.env)["claude"]).bytes
+    assert 5_510_000 < total < 5_515_000
+    assert cli_size == "5.51 MB" and "  5.51 MB  " in review
+
+
 # --------------------------------------------------------------------------------------------- fake importer
 
 

@@ -21,7 +21,6 @@ from hypaware_tui.core.plan import (
     build_plan,
     capture_line,
     commit,
-    fmt_bytes,
     fmt_duration,
     gather_machine_state,
     next_commands,
@@ -273,7 +272,12 @@ def test_progress_formatting() -> None:
     assert throughput(samples, 1.0) == pytest.approx(1_000_000.0)
     assert throughput([Sample(1.0, 5)], 2.0) == 0.0
     assert fmt_duration(20) == "0:20" and fmt_duration(3725) == "1:02:05"
-    assert fmt_bytes(612_000_000) == "612 MB" and fmt_bytes(1_050_000_000) == "1.05 GB" and fmt_bytes(999) == "999 B"
+    from hypaware_tui.core.fmt import human_size
+
+    # wizard.md's figures (612 MB of 1.05 GB, 1.1 GB, 31.2 MB/s): three significant digits, no trailing zeros
+    assert [human_size(n) for n in (612_000_000, 1_050_000_000, 1_100_000_000, 31_200_000, 999, 999_600, 5_510_000,
+                                    153_000, None)] == [
+        "612 MB", "1.05 GB", "1.1 GB", "31.2 MB", "999 B", "1 MB", "5.51 MB", "153 kB", "unknown"]
     reasons = {"malformed": 9, "no_session_id": 3, "not_a_message": 40, "outside_window": 1, "empty_content": 2}
     assert skipped_reasons(reasons) == "55 (not a message 40 · malformed 9 · no session id 3 · +2 more)"
     assert skipped_reasons({"malformed": 9, "no_session_id": 3}) == "12 (malformed 9 · no session id 3)"

@@ -285,7 +285,7 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
     from rich.table import Table
 
     from hypaware_tui.cli.output import out_console
-    from hypaware_tui.core.plan import fmt_bytes, tilde
+    from hypaware_tui.core.plan import tilde
     from hypaware_tui.core.timeutil import us_to_iso
 
     console = out_console()
@@ -310,7 +310,7 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
             notes.append(f"  {c.client}: {c.reason}")
         else:
             state = "declined"
-        table.add_row(c.name, state, f"{f.files:,}", f"{f.sessions:,}", fmt_bytes(f.bytes), span)
+        table.add_row(c.name, state, f"{f.files:,}", f"{f.sessions:,}", human_size(f.bytes), span)
     console.print("Clients   in the window, upper bounds:", markup=False)
     console.print(table)
     for note in notes:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hypaware_tui.core.fmt import fmt_int as fmt_int  # re-exported: the CLI takes its formats from here
+from hypaware_tui.core.fmt import human_size as human_size
 from hypaware_tui.core.fmt import plural as plural
 
 if TYPE_CHECKING:
@@ -81,22 +82,6 @@ def waiting_notice(prog: str = "hyp") -> Callable[[], None]:
             err(WAITING_NOTICE)
 
     return notice
-
-
-def human_size(n: int | None) -> str:
-    """Decimal units: 999 B, 1.2 kB, 34.5 MB, 1.18 GB."""
-    if n is None:
-        return "unknown"
-    if n < 1000:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("kB", "MB", "GB", "TB", "PB"):
-        value /= 1000
-        if value < 999.95 or unit == "PB":
-            return (
-                f"{value:.2f} {unit}" if value < 10 and unit in ("GB", "TB", "PB") else f"{value:.1f} {unit}"
-            )
-    return f"{n} B"  # unreachable
 
 
 def short_path(path: str | os.PathLike[str]) -> str:

@@ -14,3 +14,21 @@ def fmt_int(n: int | None) -> str:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """`1 session`, `0 sessions`, `1,204 sessions` (`words`: an irregular plural)."""
     return f"{fmt_int(n)} {word if n == 1 else (words or word + 's')}"
+
+
+def human_size(n: int | float | None) -> str:
+    """Decimal units to three significant digits, trailing zeros dropped: `999 B`, `63.4 kB`, `5.51 MB`,
+    `612 MB`, `1.05 GB`, `1.1 GB` (wizard.md's figures: `612 MB of 1.05 GB`, `1.1 GB`, `31.2 MB/s`). The one
+    format of every size hyp shows, so a file reads the same on the wizard's screens, `hyp status` and
+    `hyp backfill`: the wizard showed `5.51 MB` where `hyp status` showed `5.5 MB`."""
+    if n is None:
+        return "unknown"
+    value = float(n)
+    if value < 1000:
+        return f"{int(value)} B"
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        value /= 1000
+        text = f"{value:.2f}" if value < 10 else (f"{value:.1f}" if value < 100 else f"{value:.0f}")
+        if float(text) < 1000 or unit == "PB":  # (999.7 kB rounds to 1000: it is 1 MB)
+            return f"{text.rstrip('0').rstrip('.') if '.' in text else text} {unit}"
+    raise AssertionError("unreachable")

@@ -932,17 +932,6 @@ def fmt_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def fmt_bytes(n: int | float) -> str:
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            if unit == "B":
-                return f"{int(n)} B"
-            return f"{n:.2f} {unit}" if n < 10 else (f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}")
-        n /= 1000
-    return f"{n:.0f} TB"
-
-
 def skipped_reasons(lines_skipped: Mapping[str, int], top: int = 3, max_len: int | None = None) -> str:
     """`12 (malformed 9 · no session id 3)`: the three largest reasons (fewer when `max_len` is too short for
     them), then `+N more`."""

@@ -27,6 +27,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from hypaware_tui.cli.output import WAITING_NOTICE
+from hypaware_tui.core.fmt import human_size
 from hypaware_tui.core.inventory import Inventory
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.plan import (
@@ -35,7 +36,6 @@ from hypaware_tui.core.plan import (
     InitResult,
     Sample,
     daemon_step,
-    fmt_bytes,
     fmt_duration,
     import_step,
     skipped_daemon,
@@ -285,7 +285,7 @@ class ImportPanel(Widget):
         else:
             frac = min(1.0, done / total) if total else 0.0
         pct = f"{int(frac * 100):>3d}%"
-        amount = f"{fmt_bytes(min(done, total) if total else done)} of {fmt_bytes(total)}"
+        amount = f"{human_size(min(done, total) if total else done)} of {human_size(total)}"
         bar_width = max(10, width - len(pct) - len(amount) - 7)
         filled = int(round(frac * bar_width))
         out = Text()
@@ -320,10 +320,10 @@ class ImportPanel(Widget):
         if self.finished_at is not None:
             avg = (self._figures()["bytes"] / elapsed) if elapsed > 0 else 0.0
             end = "done" if self.status in ("ok", "done") else self.status  # (a stopped client is not "done")
-            return f"{fmt_bytes(avg)}/s · elapsed {fmt_duration(elapsed)} · {end}"
+            return f"{human_size(avg)}/s · elapsed {fmt_duration(elapsed)} · {end}"
         remaining = max(0, self.bytes_total - self._figures()["bytes"])
         eta = "—" if elapsed < ETA_GRACE_S or rate <= 0 else fmt_duration(math.ceil(remaining / rate))
-        return f"{fmt_bytes(rate)}/s · elapsed {fmt_duration(elapsed)} · ETA {eta}"
+        return f"{human_size(rate)}/s · elapsed {fmt_duration(elapsed)} · ETA {eta}"
 
 
 # --------------------------------------------------------------------------------------------- screen

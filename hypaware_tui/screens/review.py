@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from hypaware_tui.core.plan import InitPlan, fmt_bytes, tilde
+from hypaware_tui.core.fmt import human_size
+from hypaware_tui.core.plan import InitPlan, tilde
 from hypaware_tui.core.timeutil import us_to_iso
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.widgets import ActionButton
@@ -36,7 +37,7 @@ def client_lines(plan: InitPlan) -> list[str]:
         f = c.in_window
         if c.import_ and f.files:
             span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
-            cells.append((c.name, f"{f.files:,}", f"{f.sessions:,}", fmt_bytes(f.bytes), span, None))
+            cells.append((c.name, f"{f.files:,}", f"{f.sessions:,}", human_size(f.bytes), span, None))
             continue
         if not c.selected:
             text = "not selected"
