@@ -202,6 +202,29 @@ def test_only_a_single_select(layout: Layout, statement: str) -> None:
 @pytest.mark.parametrize(
     "statement",
     [
+        "select * from read_csv('{f}')",
+        "select * from READ_CSV ('{f}')",
+        'select * from "read_csv"(\'{f}\')',
+        "select * from `read_csv`('{f}')",
+        "select * from read_csv/* c */('{f}')",
+        "select a from (select * from read_parquet('{f}')) t",
+        "select * from ai_gateway_messages m join read_json('{f}') j on true",
+        "select * from read_ipc('{f}')",
+        "select * from read_ndjson('http://127.0.0.1:9/x')",
+    ],
+)
+def test_table_functions_are_refused(layout: Layout, tmp_path: Path, statement: str) -> None:
+    """Polars' SQL engine reads any file or URL through its table functions: `read_csv('/etc/…')` returned the
+    file's rows, and a URL opened a connection (cli.md §1: no command opens one; §7.1: the two relations)."""
+    f = tmp_path / "x.csv"
+    f.write_text("a\n1\n")
+    with pytest.raises(q.QueryError, match=r"read_\w+\(…\) is not allowed: hyp query sql reads only"):
+        q.run_sql(layout, statement.format(f=f))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
         "select 1 as x",
         "SELECT 1 AS x;",
         "select 1 as x ;  -- trailing comment",
@@ -215,6 +238,7 @@ def test_only_a_single_select(layout: Layout, statement: str) -> None:
         "select truncate(2.7) as x",
         "select 1 as copy",
         "with t as (select 1 as x) select t.x as x from t",
+        "select 'read_csv(x)' as read_csv",  # the name in a string, or as an alias, reads nothing
     ],
 )
 def test_select_variants_accepted(layout: Layout, statement: str) -> None:

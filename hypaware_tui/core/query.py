@@ -42,6 +42,10 @@ USAGE = "ai_gateway_usage"
 RELATIONS = (MESSAGES, USAGE)
 
 ONLY_SELECT = "only a single SELECT statement is allowed"
+NO_TABLE_FUNCTIONS = (
+    "{name}(…) is not allowed: hyp query sql reads only ai_gateway_messages and ai_gateway_usage (a table "
+    "function would read other files, or open a network connection)"
+)
 
 TOP_N = 10
 MAX_DAYS = 36_500  # an overview period longer than 100 years is a typo
@@ -159,7 +163,14 @@ def check_select(statement: str) -> str:
     """Accept exactly one read-only `SELECT …` or `WITH … SELECT …` (a trailing `;` is allowed) and return it
     without the trailing semicolons (and whatever whitespace or comments follow the last real token); raise
     QueryError otherwise."""
-    toks = _tokens(statement)
+    lexed = _lex(statement)
+    for i, (t, start, end) in enumerate(lexed):
+        # The engine's table functions (read_csv('…'), "read_parquet"('http://…')) read any file or URL: cli.md
+        # §1, no command opens a network connection; §7.1, the two relations only.
+        name = t if t != "lit" else statement[start + 1 : end - 1].lower() if statement[start] in '"`' else ""
+        if name.startswith("read_") and i + 1 < len(lexed) and lexed[i + 1][0] == "(":
+            raise QueryError(NO_TABLE_FUNCTIONS.format(name=name))
+    toks = [(t, end) for t, _, end in lexed]
     # Drop trailing semicolons; any other semicolon separates statements.
     while toks and toks[-1][0] == ";":
         toks.pop()
