@@ -95,6 +95,15 @@ def test_count_as_json(filled: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(out) == [{"n": 15}]
 
 
+def test_decimal_results_are_json_numbers(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A decimal literal makes a Decimal column (`1.5`, `x * 1.0`): it came out as the JSON string "1.5"."""
+    code, out, _ = call(capsys, "query", "sql", "select 1.5 as f, 3 * 1.0 as g, sum(input_tokens) * 1.0 / 4 as h "
+                        "from ai_gateway_messages", "--format", "json")  # fmt: skip
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["f"] == 1.5 and row["g"] == 3 and isinstance(row["h"], int | float)
+
+
 def test_json_round_trips_with_nested_json_columns(filled: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = call(
         capsys, "query", "sql",
