@@ -308,9 +308,9 @@ def test_status_invalid_config_exits_1_with_the_report(
     code, out, _ = call(capsys, "status", "--json")
     doc = json.loads(out)
     assert code == 1 and doc["config"]["state"] == "invalid"
-    assert "retention_days must be an integer >= 0" in doc["config"]["error"]
+    assert "retention_days must be an integer from 0 to 36500" in doc["config"]["error"]
     code, out, _ = call(capsys, "status")
-    assert code == 1 and "invalid: retention_days must be an integer >= 0" in out
+    assert code == 1 and "invalid: retention_days must be an integer from 0 to 36500" in out
 
 
 def test_status_unreadable_dataset_exits_1(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -311,6 +311,8 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     m = make_machine(tmp_path, clients=())
     for args, needle in ((["init", "--yes", "--client", "cursor"], "cursor"),
                          (["init", "--yes", "--retention-days", "-1"], "--retention-days"),
+                         # (past ~739,000 the cut date is before year 1: it died on an OverflowError, exit 1)
+                         (["init", "--yes", "--retention-days", "740000", "--dry-run"], "--retention-days"),
                          (["init", "--json"], "--json")):
         proc = hyp(args, m.env)
         assert proc.returncode == 2, (args, proc.stderr)

@@ -23,6 +23,9 @@ from hypaware_tui.core.paths import Layout, atomic_write_bytes
 
 CONFIG_VERSION = 1
 DEFAULT_RETENTION_DAYS = 120
+#: 100 years. More is a typo for "forever" (0); past ~739,000 days the cut date is before year 1, and every
+#: command that computed it died on an OverflowError.
+MAX_RETENTION_DAYS = 36_500
 KNOWN_CLIENTS = ("claude", "codex")
 
 # daemon.md §5: optional tuning keys under "capture", with their defaults.
@@ -125,9 +128,10 @@ def parse_config(data: bytes | str, path: str | os.PathLike[str]) -> Config:
         )
 
     retention = raw.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if not _is_int(retention) or retention < 0:
+    if not _is_int(retention) or not 0 <= retention <= MAX_RETENTION_DAYS:
         raise ConfigError(
-            path, f"retention_days must be an integer >= 0 (0 = keep forever), found {json.dumps(retention)}"
+            path, f"retention_days must be an integer from 0 to {MAX_RETENTION_DAYS} (0 = keep forever), "
+            f"found {json.dumps(retention)}"
         )
 
     clients_raw = raw.get("clients", {})
