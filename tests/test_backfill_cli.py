@@ -964,3 +964,20 @@ def test_each_file_error_is_logged_and_the_summary_counts_the_others(h, inproc):
     # a dry run logs nothing, and says where the others can be seen
     rc, out, err = inproc("backfill", "claude", "--dry-run")
     assert "  claude: and 2 more errors (a run without --dry-run logs each one)." in out.splitlines()
+
+
+def test_the_tty_panel_of_a_provider_with_nothing_to_read_says_0_B(monkeypatch):
+    """A rerun under a terminal: both providers read nothing, and the panel said `100%  1 B/0 B`."""
+    import io
+
+    from rich.console import Console
+
+    from hypaware_tui.cli import backfill as bf
+    from hypaware_tui.core.runner import ProviderResult
+
+    sink = bf.RichSink("hyp", dry_run=False)
+    sink.on_provider_start("claude", 0, 3)
+    sink.on_provider_finish(ProviderResult(provider="claude", status="ok"))
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(sink._render())
+    assert "0 B/0 B" in out.getvalue() and "1 B" not in out.getvalue()

@@ -415,7 +415,7 @@ class RichSink:
                 Text(st["status"]),
                 ProgressBar(total=total, completed=done, width=24),
                 f"{pct}%",
-                f"{human_size(done)}/{human_size(st['bytes_total'])}",
+                f"{human_size(min(done, st['bytes_total']))}/{human_size(st['bytes_total'])}",  # (not 1 B/0 B)
             )
             rows.append(grid)
             if p is not None:
