@@ -919,6 +919,7 @@ def test_a_truncated_zst_rollout_is_reported_and_its_rows_before_the_cut_importe
     assert rc == 0, err
     codex = json.loads(out)["providers"][0]
     assert codex["status"] == "ok" and codex["errors"] == 1
+    assert codex["files_scanned"] == 2  # (opened and read, up to the damage: it was left out of the count)
     assert "truncated" in codex["error"] and "the lines before the damage were imported" in codex["error"]
     assert str(h.tmp) not in codex["error"]
     from hypaware_tui.core.checkpoints import path_hash

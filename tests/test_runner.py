@@ -1019,3 +1019,16 @@ def test_a_stop_that_comes_once_every_file_is_read_leaves_the_provider_complete(
     res = run(layout, env, providers=["claude"], sink=RecordingSink(cancel=cancel, after_rows=1), cancel=cancel,
               batch_rows=2, workers=1)
     assert res.providers[0].status == "cancelled" and res.exit_code == 130
+    # every file read, but the stop came while the last commit waited for another process's lock: its rows
+    # were not written (the audit saw `ok`, exit 0 and "No history in this window." with nothing imported)
+    from hypaware_tui.core.storage import LockWaitCancelled, Storage
+
+    def commit(self, rows, updates, **kw):
+        cancel.set()
+        raise LockWaitCancelled()
+
+    monkeypatch.setattr(Storage, "commit", commit)
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "s4.jsonl"), "s4", times("2026-05-01T10:00:00Z", 3))
+    cancel.clear()
+    res = run(layout, env, providers=["claude"], cancel=cancel, workers=1)
+    assert res.providers[0].status == "cancelled" and res.providers[0].rows_written == 0 and res.exit_code == 130

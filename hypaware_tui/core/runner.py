@@ -961,8 +961,8 @@ def _run_provider(
             session_ids.update(item.sessions)
         stats.merge(outcome.stats)
         pr.bytes_read += outcome.bytes_read
-        if outcome.status in ("read", "reset", "error"):
-            pr.files_scanned += 1
+        if outcome.status in ("read", "reset", "error") or (outcome.status == "failed" and outcome.bytes_read):
+            pr.files_scanned += 1  # (a file failed after some of it was read: opened and read, cli.md §5.3)
         if outcome.status == "reset":
             pr.files_reset += 1
         if outcome.status in ("failed", "error"):
@@ -1031,8 +1031,9 @@ def _run_provider(
         _notice(sink, name, WORKER_START_NOTICE.format(reason=pool.lost) if pool.start_failed else WORKER_LOST_NOTICE)
     # A stop that came once every file was read to its end (in the last batch, or while the stop was being
     # confirmed) cut nothing short: the provider is complete, and says so (it said cancelled, with a
-    # "finish later" hint, for an import with nothing left to do).
-    if (cancelled or cancel.is_set()) and (cut_short or files_done < len(files)):
+    # "finish later" hint, for an import with nothing left to do). One whose last batch was dropped at a lock
+    # wait the stop ended did not finish.
+    if (cancelled or cancel.is_set()) and (cut_short or files_done < len(files) or committer.dropped):
         pr.status = "cancelled"
     if events is not None:
         events.emit(
