@@ -711,7 +711,15 @@ def test_cache_prune_forgets_the_checkpoints_of_vanished_files_only(h):
     assert p.returncode == 0 and doc["checkpoints_removed"] == 0
     assert entries() == 2 and moved.exists()
     text = h.run("cache", "prune")
-    assert text.returncode == 0 and "import position" not in text.stdout
+    assert text.returncode == 0 and "import position" not in text.stdout and ".tmp" not in text.stdout
+    # an interrupted write's leftover, older than an hour: removed, and said (it said only "nothing to prune")
+    part = next((h.hyp / "cache").rglob("date=*"))
+    stale = part / "part-x.parquet.tmp"
+    stale.write_bytes(b"x" * 100)
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    text = h.run("cache", "prune")
+    assert text.returncode == 0 and not stale.exists()
+    assert "Removed 1 unfinished file an interrupted write left behind (.tmp)." in text.stdout
 
 
 def test_a_ctrl_c_while_waiting_for_the_lock_stops_the_wait_and_prints_the_summary(h):

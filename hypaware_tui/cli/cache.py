@@ -284,4 +284,6 @@ def cache_prune(
     if result.checkpoints_removed:
         n = result.checkpoints_removed
         out(f"Forgot the import position of {plural(n, 'file')} that no longer exist{'s' if n == 1 else ''}.")
+    if result.tmp_removed:  # (said: "nothing to prune" alone hid them, though the dataset's size went down)
+        out(f"Removed {plural(result.tmp_removed, 'unfinished file')} an interrupted write left behind (.tmp).")
     raise typer.Exit(0)
