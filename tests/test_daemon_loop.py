@@ -126,6 +126,12 @@ def _old_and_new_session(home: Home) -> Path:
     return f
 
 
+def _backfill_claude(home: Home, window: Window | None = None) -> object:
+    """`hyp backfill claude` with no floor (retention 0) in this home: its provider result."""
+    return run_backfill(home.layout, ["claude"], window=window or Window(), write_checkpoints=True, dry_run=False,
+                        env=home.env, retention_days=0).providers[0]
+
+
 def _bounds(home: Home) -> list[int | None]:
     with StateDB.open(home.layout, create=False) as db:
         return [cp.since_us for cp in db.get_all().values()]
@@ -145,15 +151,12 @@ def test_a_backfill_after_the_daemon_imports_the_history_it_skipped(home: Home, 
     assert once(home) == 0  # the daemon keeps its own bound: the declined history stays out
     daemon_rows += 1
     assert dataset(home.layout).height == daemon_rows
-    res = run_backfill(home.layout, ["claude"], window=Window(), write_checkpoints=True, dry_run=False,
-                       env=home.env, retention_days=0)
-    pr = res.providers[0]
+    pr = _backfill_claude(home)
     assert pr.status == "ok" and pr.rows_written > 0 and pr.duplicates_skipped == daemon_rows
     assert pr.files_unchanged == 0 and pr.files_reset == 0
     assert_same_as_backfill(home, tmp_path)
     assert _bounds(home) == [None]  # the backfill's entry (no lower bound) replaced the daemon's
-    again = run_backfill(home.layout, ["claude"], window=Window(), write_checkpoints=True, dry_run=False,
-                         env=home.env, retention_days=0).providers[0]
+    again = _backfill_claude(home)
     assert (again.rows_written, again.files_unchanged, again.bytes_read) == (0, 1, 0)
     with f.open("a") as fh:  # and capture goes on from the backfill's checkpoint
         fh.write(claude_line(S1, 13, T + timedelta(hours=3)))
@@ -195,8 +198,7 @@ def test_a_backfill_that_stops_before_the_daemons_offset_still_hands_its_bound_o
     size = f.stat().st_size
 
     def backfill() -> object:
-        return run_backfill(home.layout, ["claude"], window=Window(until_us=T_US + 60_000_000),
-                            write_checkpoints=True, dry_run=False, env=home.env, retention_days=0).providers[0]
+        return _backfill_claude(home, Window(until_us=T_US + 60_000_000))
 
     first = backfill()
     assert first.rows_written > 0 and first.bytes_read == size and _bounds(home) == [None]
@@ -246,8 +248,7 @@ def test_capture_after_a_backfill_read_the_file_again_carries_the_backfill_bound
         clock.advance(10)
         loop.step()  # read, not yet committed: the daemon holds the checkpoint of its batch
         assert loop.inflight and _bounds(home) == [T_US - 5 * 60 * 1_000_000]
-        run_backfill(home.layout, ["claude"], window=Window(), write_checkpoints=True, dry_run=False,
-                     env=home.env, retention_days=0)
+        _backfill_claude(home)
         assert _bounds(home) == [None]
         with f.open("a") as fh:
             fh.write(claude_line(S1, 13, T + timedelta(hours=4)))

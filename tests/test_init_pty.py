@@ -21,6 +21,16 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 
 
+def _enter_through_to_import(child: pexpect.spawn) -> None:
+    """Each step up to the import: wait for its title, then press Enter (the default everywhere)."""
+    for title in ("Get started", "Which assistants", "How much history", "Import the history",
+                  "Write config and start import"):
+        child.expect_exact(title)
+        if title == "Get started":
+            child.expect_exact("Found")  # the inventory has finished: detected clients are pre-checked
+        child.send("\r")
+
+
 def test_demo_wizard_in_a_pty(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -31,13 +41,7 @@ def test_demo_wizard_in_a_pty(tmp_path: Path) -> None:
     child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--demo"], env=env, cwd=str(REPO),
                           dimensions=(24, 80), encoding="utf-8", timeout=40)
     try:
-        # Each step: wait for its title, then press Enter (the default everywhere).
-        for title in ("Get started", "Which assistants", "How much history", "Import the history",
-                      "Write config and start import"):
-            child.expect_exact(title)
-            if title == "Get started":
-                child.expect_exact("Found")  # the inventory has finished: detected clients are pre-checked
-            child.send("\r")
+        _enter_through_to_import(child)
         child.expect_exact("Setup complete")
         child.expect_exact("First look")
         child.send("\r")
@@ -127,12 +131,7 @@ def test_closing_the_terminal_during_the_import_exits_130_and_commits_nothing_ha
     child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--no-daemon"], env=env, cwd=str(REPO),
                           dimensions=(24, 80), encoding="utf-8", timeout=40)
     try:
-        for title in ("Get started", "Which assistants", "How much history", "Import the history",
-                      "Write config and start import"):
-            child.expect_exact(title)
-            if title == "Get started":
-                child.expect_exact("Found")
-            child.send("\r")
+        _enter_through_to_import(child)
         child.expect_exact("waiting for another import")  # the import runs, blocked before its first commit
         _close_terminal(child)
         status = _wait_exit(child, 20)
@@ -157,12 +156,7 @@ def test_closing_the_terminal_on_done_exits(tmp_path: Path) -> None:
                TEXTUAL_ANIMATIONS="none")
     child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--demo"], env=env, cwd=str(REPO),
                           dimensions=(24, 80), encoding="utf-8", timeout=40)
-    for title in ("Get started", "Which assistants", "How much history", "Import the history",
-                  "Write config and start import"):
-        child.expect_exact(title)
-        if title == "Get started":
-            child.expect_exact("Found")
-        child.send("\r")
+    _enter_through_to_import(child)
     child.expect_exact("First look")
     _close_terminal(child)
     status = _wait_exit(child, 20)

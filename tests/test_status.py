@@ -157,14 +157,20 @@ def test_recent_errors_are_deduplicated_and_capped(tmp_path: Path) -> None:
     assert [e["message"] for e in only_daemon] == ["same"]
 
 
-def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
-    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _configured_home(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Layout:
+    """A configured HYP_HOME, with this process's environment pointing at it."""
     layout = Layout(tmp_path / "hyp")
     write_config(layout)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("HYP_HOME", str(layout.home))
+    return layout
+
+
+def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = _configured_home(tmp_path, env, monkeypatch)
     lock = PidLock(layout)
     lock.acquire()
     try:
@@ -198,11 +204,7 @@ def test_parse_ts() -> None:
 def test_status_text_and_json(
     tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    layout = Layout(tmp_path / "hyp")
-    write_config(layout)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("HYP_HOME", str(layout.home))
+    layout = _configured_home(tmp_path, env, monkeypatch)
     monkeypatch.delenv("NO_COLOR", raising=False)
     EventLog(layout, "R", enabled=True).emit("backfill.provider_finish", provider="codex", error="boom")
 

@@ -63,11 +63,16 @@ async def to_clients(pilot) -> ClientsScreen:
     return await on_screen(pilot, ClientsScreen)
 
 
-async def to_review(pilot) -> ReviewScreen:
-    """Welcome to Review with every default (Enter on each step)."""
+async def to_consent(pilot) -> ConsentScreen:
+    """Welcome to Consent with every default (Enter on each step)."""
     await to_clients(pilot)
     await enter_to(pilot, RetentionScreen)
-    await enter_to(pilot, ConsentScreen)
+    return await enter_to(pilot, ConsentScreen)
+
+
+async def to_review(pilot) -> ReviewScreen:
+    """Welcome to Review with every default (Enter on each step)."""
+    await to_consent(pilot)
     return await enter_to(pilot, ReviewScreen)
 
 
@@ -285,9 +290,7 @@ async def test_esc_back_puts_the_cursor_on_the_row_the_user_left(tmp_path: Path)
     m = make_machine(tmp_path)
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        consent = await enter_to(pilot, ConsentScreen)
+        consent = await to_consent(pilot)
         assert consent.query_one(ChoiceList).highlighted == "import"
         await pilot.press("space")  # Import off
         await enter_to(pilot, ReviewScreen)
@@ -479,9 +482,7 @@ async def test_consent_text_with_defaults(tmp_path: Path) -> None:
     m = make_machine(tmp_path)
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        consent = await enter_to(pilot, ConsentScreen)
+        consent = await to_consent(pilot)
         text = str(consent.query_one("#consent-text").render())
         text = " ".join(text.split())
         for phrase in ("up to 120 days", "nothing leaves this machine", "Image contents are never stored",
