@@ -21,6 +21,18 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 
 
+def _spawn_demo(tmp_path: Path) -> pexpect.spawn:
+    """`hyp init --demo` in an 80×24 pseudo-terminal, HOME empty, the demo directory under `tmp_path`."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "CLAUDE_", "CODEX_", "TEXTUAL_"))}
+    env.update(HOME=str(home), HYP_HOME=str(tmp_path / "real-hyp"), TMPDIR=str(tmp_path), TERM="xterm-256color",
+               TEXTUAL_ANIMATIONS="none")
+    env.pop("NO_COLOR", None)
+    return pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--demo"], env=env, cwd=str(REPO),
+                         dimensions=(24, 80), encoding="utf-8", timeout=40)
+
+
 def _enter_through_to_import(child: pexpect.spawn) -> None:
     """Each step up to the import: wait for its title, then press Enter (the default everywhere)."""
     for title in ("Get started", "Which assistants", "How much history", "Import the history",
@@ -32,14 +44,7 @@ def _enter_through_to_import(child: pexpect.spawn) -> None:
 
 
 def test_demo_wizard_in_a_pty(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "CLAUDE_", "CODEX_", "TEXTUAL_"))}
-    env.update(HOME=str(home), HYP_HOME=str(tmp_path / "real-hyp"), TMPDIR=str(tmp_path), TERM="xterm-256color",
-               TEXTUAL_ANIMATIONS="none")
-    env.pop("NO_COLOR", None)
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--demo"], env=env, cwd=str(REPO),
-                          dimensions=(24, 80), encoding="utf-8", timeout=40)
+    child = _spawn_demo(tmp_path)
     try:
         _enter_through_to_import(child)
         child.expect_exact("Setup complete")
@@ -63,13 +68,7 @@ def test_demo_wizard_in_a_pty(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_in_a_pty_quits_with_130_and_leaves_nothing(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "CLAUDE_", "CODEX_", "TEXTUAL_"))}
-    env.update(HOME=str(home), HYP_HOME=str(tmp_path / "real-hyp"), TMPDIR=str(tmp_path), TERM="xterm-256color",
-               TEXTUAL_ANIMATIONS="none")
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--demo"], env=env, cwd=str(REPO),
-                          dimensions=(24, 80), encoding="utf-8", timeout=40)
+    child = _spawn_demo(tmp_path)
     try:
         child.expect_exact("Get started")
         child.sendcontrol("c")
@@ -149,13 +148,7 @@ def test_closing_the_terminal_during_the_import_exits_130_and_commits_nothing_ha
 def test_closing_the_terminal_on_done_exits(tmp_path: Path) -> None:
     """The same hang-up after the import, on Done: the wizard exits (130, wizard.md §8 "Anywhere") instead of
     hanging."""
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "CLAUDE_", "CODEX_", "TEXTUAL_"))}
-    env.update(HOME=str(home), HYP_HOME=str(tmp_path / "real-hyp"), TMPDIR=str(tmp_path), TERM="xterm-256color",
-               TEXTUAL_ANIMATIONS="none")
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "init", "--demo"], env=env, cwd=str(REPO),
-                          dimensions=(24, 80), encoding="utf-8", timeout=40)
+    child = _spawn_demo(tmp_path)
     _enter_through_to_import(child)
     child.expect_exact("First look")
     _close_terminal(child)

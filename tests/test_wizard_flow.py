@@ -177,9 +177,7 @@ async def test_enter_alone_reaches_done_and_starts_the_daemon_once(tmp_path: Pat
     m = make_machine(tmp_path)
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        await enter_to(pilot, ConsentScreen)
+        await to_consent(pilot)
         review = await enter_to(pilot, ReviewScreen)
         assert review.plan.choices.clients == ("claude", "codex")
         done = await enter_to(pilot, DoneScreen)
@@ -375,9 +373,7 @@ async def test_done_suggests_daemon_install_with_capture_off(tmp_path: Path) -> 
     m = make_machine(tmp_path)
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        await enter_to(pilot, ConsentScreen)
+        await to_consent(pilot)
         await pilot.press("down", "space")  # capture off
         await enter_to(pilot, ReviewScreen)
         await pilot.press("enter")
@@ -576,9 +572,7 @@ async def test_message_hook_sees_started_progressed_finished_per_client(tmp_path
     seen: list[Any] = []
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        await enter_to(pilot, ConsentScreen)
+        await to_consent(pilot)
         await enter_to(pilot, ReviewScreen)
         await enter_to(pilot, DoneScreen)
     for client in ("claude", "codex"):
@@ -592,9 +586,7 @@ async def test_a_failing_client_does_not_stop_the_other_or_the_daemon(tmp_path: 
     imps = importers(codex={"fail_discover_after": 1})  # the inventory's discover works, the import's fails
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        await enter_to(pilot, ConsentScreen)
+        await to_consent(pilot)
         await enter_to(pilot, ReviewScreen)
         done = await enter_to(pilot, DoneScreen)
         assert done.result.clients["claude"].status == "ok"
@@ -613,9 +605,7 @@ async def test_stopping_the_import_keeps_data_consistent_and_runs_the_daemon(tmp
     imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        await enter_to(pilot, ConsentScreen)
+        await to_consent(pilot)
         await enter_to(pilot, ReviewScreen)
         screen = await enter_to(pilot, ImportScreen)
         panel = screen.query_one("#panel-claude")
@@ -754,9 +744,7 @@ async def test_keys_respond_within_250ms_while_a_slow_import_runs(tmp_path: Path
     app = WizardApp(wizard_settings(m, importers=imps))
     latencies: list[float] = []
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        await enter_to(pilot, RetentionScreen)
-        await enter_to(pilot, ConsentScreen)
+        await to_consent(pilot)
         await enter_to(pilot, ReviewScreen)
         screen = await enter_to(pilot, ImportScreen)
         panel = screen.query_one("#panel-claude")
