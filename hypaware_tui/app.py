@@ -59,9 +59,9 @@ from hypaware_tui.importers import KNOWN_CLIENTS
 from hypaware_tui.screens.base import Back, StepInfo
 from hypaware_tui.screens.clients import ClientsScreen, ClientView
 from hypaware_tui.screens.consent import ConsentScreen
-from hypaware_tui.screens.dialogs import ConfirmDialog, QuitSetupDialog, TooSmallScreen
+from hypaware_tui.screens.dialogs import ConfirmDialog, QuitSetupDialog, TooSmallScreen, pending_text
 from hypaware_tui.screens.done import DoneScreen
-from hypaware_tui.screens.import_ import ImportJob, ImportScreen
+from hypaware_tui.screens.import_ import ImportJob, ImportScreen, StopQuestionChanged
 from hypaware_tui.screens.retention import RetentionScreen
 from hypaware_tui.screens.review import ReviewScreen
 from hypaware_tui.screens.welcome import LOOKING, WelcomeScreen
@@ -414,7 +414,7 @@ class WizardApp(App[int]):
         size = size or self.size
         small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
         if small and self._too_small is None:
-            self._too_small = TooSmallScreen(self._open_dialog())
+            self._too_small = TooSmallScreen(self._pending_text())
             self.push_screen(self._too_small)
         elif not small and self._too_small is not None:
             notice, self._too_small = self._too_small, None
@@ -426,6 +426,24 @@ class WizardApp(App[int]):
     def _open_dialog(self) -> ConfirmDialog | None:
         """The quit dialog, when one is open: on top, or waiting under the resize notice."""
         return next((s for s in reversed(self.screen_stack) if isinstance(s, ConfirmDialog)), None)
+
+    def _pending_text(self) -> str | None:
+        """What the resize notice says waits under it: the quit dialog, or the Import screen's stop question
+        (a panel inside that screen, not a dialog), with the keys that answer it; None when nothing does."""
+        dialog = self._open_dialog()
+        if dialog is not None:
+            return pending_text(dialog.message, dialog.confirm_label, dialog.keep_label)
+        step = self._step_screen()
+        if isinstance(step, ImportScreen):
+            return step.pending_text()
+        return None
+
+    def _sync_notice(self) -> None:
+        if self._too_small is not None:
+            self._too_small.set_pending(self._pending_text())
+
+    def on_stop_question_changed(self, message: StopQuestionChanged) -> None:
+        self._sync_notice()
 
     def _drop_notice(self) -> None:
         """Take the resize notice down before another screen goes on top (it comes back through
@@ -603,7 +621,8 @@ class WizardApp(App[int]):
         target = self._step_screen()
         kind = getattr(target, "QUIT_KIND", "setup")
         if kind == "import":
-            target.ask_stop()
+            target.ask_stop()  # (a second Ctrl+C stops the import: §8, the daemon action still runs)
+            self._sync_notice()
             return
         # Over the resize notice (`q` works there), the notice goes first: a screen's dismiss() pops whatever
         # is on top, and a notice left under a dialog could never be removed.
@@ -623,6 +642,23 @@ class WizardApp(App[int]):
         # drawn at that size the dialog was cut off over the step screen. It shows once the terminal is 80×24;
         # meanwhile a second Ctrl+C still quits (§8).
         self._apply_size()
+
+    def action_stop_key(self) -> None:
+        """`c` under the resize notice: on Import, as `q` (§4: Ctrl+C, `q`, `c`); elsewhere nothing."""
+        if getattr(self._step_screen(), "QUIT_KIND", None) == "import":
+            self.action_request_quit()
+
+    def action_answer_pending(self, confirm: bool) -> None:
+        """`y` / `n` / Esc under the resize notice answer the question it names (§8), as they would in it."""
+        dialog = self._open_dialog()
+        if dialog is not None:
+            self._drop_notice()  # (a dismiss pops whatever is on top; "keep going" brings the notice back)
+            dialog.action_confirm() if confirm else dialog.action_cancel()
+            return
+        step = self._step_screen()
+        if isinstance(step, ImportScreen) and step.is_mounted and step.confirming:
+            step.action_confirm_stop() if confirm else step.action_keep_importing()
+            self._sync_notice()
 
     def terminal_gone(self) -> None:
         """Called from Textual's writer thread when the terminal is gone (hypaware_tui/driver.py)."""

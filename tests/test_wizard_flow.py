@@ -694,10 +694,13 @@ async def test_the_resize_notice_stays_over_the_quit_dialog_in_either_order(tmp_
         assert [type(s) for s in app.screen_stack[-3:]] == [ClientsScreen, QuitSetupDialog, TooSmallScreen]
         assert "Make the terminal at least 80×24" in str(notice.query_one("#too-small").render())
         assert str(notice.query_one("#too-small-pending").render()) == (
-            "Quit setup? Nothing has been written.\nCtrl+C again: quit.")
-        await pilot.press("n", "y")  # swallowed by the notice
-        await pilot.pause()
-        assert app.screen is notice and app.return_code is None
+            "Quit setup? Nothing has been written.\ny or Ctrl+C again: quit · n: keep going.")
+        await pilot.press("n")  # answers the question the notice names: keep going, the notice stays
+        await wait_for(pilot, lambda: not any(isinstance(s, QuitSetupDialog) for s in app.screen_stack))
+        await on_screen(pilot, TooSmallScreen)
+        assert not app.screen.query("#too-small-pending") and app.return_code is None
+        await pilot.press("ctrl+c")  # asks again
+        await wait_for(pilot, lambda: any(isinstance(s, QuitSetupDialog) for s in app.screen_stack))
         await pilot.resize_terminal(80, 24)
         await on_screen(pilot, QuitSetupDialog)
         await pilot.press("n")
@@ -713,6 +716,47 @@ async def test_the_resize_notice_stays_over_the_quit_dialog_in_either_order(tmp_
         await pilot.press("ctrl+c")
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 130 and not m.layout.home.exists()
+
+
+async def test_the_stop_question_under_the_resize_notice_is_named_and_answered_there(tmp_path: Path) -> None:
+    """§4, §8 on Import: Ctrl+C with the terminal too small opened the stop question (a panel of the Import
+    screen) under the notice, which did not name it, so the second Ctrl+C stopped an import the user never saw
+    a question about; `c`, `y`, `n` did nothing there. As for the quit dialog, the notice names the question and
+    its keys; a second Ctrl+C stops the import (the daemon action still runs) and Done shows at 80×24."""
+    m = make_machine(tmp_path)
+    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})  # (seconds long)
+    app = WizardApp(wizard_settings(m, importers=imps))
+    question = ("Stop the import? The current batch finishes and rows already written are kept. Finish later "
+                "with hyp backfill.\ny or Ctrl+C again: stop import · n: keep importing.")
+
+    def pending() -> str | None:
+        shown = app.screen.query("#too-small-pending")
+        return str(shown.first().render()) if shown else None
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_review(pilot)
+        screen = await enter_to(pilot, ImportScreen)
+        await pilot.resize_terminal(70, 20)
+        await on_screen(pilot, TooSmallScreen)
+        assert pending() is None
+        await send_key(app, "ctrl+c", lambda: pending() == question)
+        assert screen.confirming and not screen.stopping
+        await send_key(app, "n", lambda: pending() is None)  # keeps importing
+        assert not screen.confirming and not screen.stopping
+        await send_key(app, "c", lambda: pending() == question)  # `c` asks, as `q` and Ctrl+C do on Import
+        await send_key(app, "escape", lambda: pending() is None)
+        await send_key(app, "q", lambda: pending() == question)
+        await send_key(app, "ctrl+c", lambda: screen.stopping)
+        assert isinstance(app.screen, TooSmallScreen) and not screen.confirming
+        await wait_for(pilot, lambda: screen._pending_finish or pending() == (
+            "Stopping the import after the current batch…"))
+        await pilot.resize_terminal(80, 24)
+        done = await on_screen(pilot, DoneScreen, timeout=30)
+        assert "cancelled" in {r.status for r in done.result.clients.values()}
+        assert done.result.daemon.action == "start" and done.result.daemon.status == "ok"
+        await pilot.press("enter")
+    assert app.return_code == 130
+    assert len(m.spawner.calls) == 1
 
 
 async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_path: Path) -> None:

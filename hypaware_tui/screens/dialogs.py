@@ -64,17 +64,40 @@ STOP_QUESTION = ("Stop the import? The current batch finishes and rows already w
 
 class TooSmallScreen(ModalScreen[None]):
     """Shown while the terminal is smaller than 80×24; swallows keys, keeps the screen below as it was. Over a
-    dialog waiting beneath it (Ctrl+C pressed while the terminal was small), it says so: the dialog itself is
-    drawn only once there is room for it."""
+    question waiting beneath it (Ctrl+C pressed while the terminal was small: the quit dialog, or the Import
+    screen's stop question), it names the question and its keys, which answer it from here; the question itself
+    is drawn only once there is room for it. The App says what is pending (`set_pending`)."""
 
-    BINDINGS = [Binding("q", "app.request_quit", "quit", show=False)]
+    BINDINGS = [
+        Binding("q", "app.request_quit", "quit", show=False),
+        Binding("c", "app.stop_key", "stop import", show=False),  # (Import only; `q`'s twin there, §4)
+        Binding("y", "app.answer_pending(True)", "confirm", show=False),
+        Binding("n,escape", "app.answer_pending(False)", "keep going", show=False),
+    ]
 
-    def __init__(self, pending: ConfirmDialog | None = None) -> None:
+    def __init__(self, pending: str | None = None) -> None:
         super().__init__()
         self.pending = pending
 
     def compose(self) -> ComposeResult:
         yield Static("Make the terminal at least 80×24", id="too-small")
         if self.pending is not None:
-            yield Static(f"{self.pending.message}\nCtrl+C again: {self.pending.confirm_label.lower()}.",
-                         id="too-small-pending")
+            yield Static(self.pending, id="too-small-pending")
+
+    def set_pending(self, pending: str | None) -> None:
+        """What waits under the notice changed (the stop question opened or was answered)."""
+        if pending == self.pending:
+            return
+        self.pending = pending
+        shown = self.query("#too-small-pending")
+        if pending is None:
+            shown.remove()
+        elif shown:
+            shown.first(Static).update(pending)
+        else:
+            self.mount(Static(pending, id="too-small-pending"))
+
+
+def pending_text(message: str, confirm_label: str, keep_label: str) -> str:
+    """A question waiting under the resize notice, with the keys that answer it (as in the dialog, §8)."""
+    return f"{message}\ny or Ctrl+C again: {confirm_label.lower()} · n: {keep_label.lower()}."

@@ -45,7 +45,7 @@ from hypaware_tui.core.plan import (
 )
 from hypaware_tui.core.runner import Progress, ProviderResult
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.dialogs import STOP_QUESTION
+from hypaware_tui.screens.dialogs import STOP_QUESTION, pending_text
 from hypaware_tui.screens.widgets import ActionButton, KeyBar
 
 ETA_GRACE_S = 3.0
@@ -105,6 +105,11 @@ class ImportNotice(Message):
         self.client = client
         self.kind = kind  # "waiting" | "note"
         self.text = text
+
+
+class StopQuestionChanged(Message):
+    """The stop question opened or closed, or the import began to stop: the App updates the resize notice,
+    which names what waits under it."""
 
 
 class DaemonActionFinished(Message):
@@ -483,6 +488,8 @@ class ImportScreen(WizardScreen):
     def on_daemon_action_finished(self, message: DaemonActionFinished) -> None:
         self.result.daemon = message.outcome
         self._refresh_steps()
+        if self.confirming:  # nothing left to stop (the question may be open under the resize notice)
+            self._close_confirm()
         self._finish()
 
     @on(Worker.StateChanged)
@@ -532,10 +539,23 @@ class ImportScreen(WizardScreen):
         self._focus_before = self.focused
         self.query_one("#stop-confirm").display = True
         self.query_one("#keep", ActionButton).focus()
+        self.post_message(StopQuestionChanged())
 
     def _close_confirm(self) -> None:
         self.query_one("#stop-confirm").display = False
         self.set_focus(getattr(self, "_focus_before", None))
+        self.post_message(StopQuestionChanged())
+
+    def pending_text(self) -> str | None:
+        """What the resize notice says about this screen: the stop question when it is open (the notice covers
+        it), or that the import is stopping."""
+        if not self.is_mounted:
+            return None
+        if self.confirming:
+            return pending_text(STOP_QUESTION, "Stop import", "Keep importing")
+        if self.stopping and self.result.daemon is None:
+            return "Stopping the import after the current batch…"
+        return None
 
     def action_confirm_stop(self) -> None:
         if self.confirming:
@@ -572,3 +592,4 @@ class ImportScreen(WizardScreen):
         if self.is_mounted:
             self.query_one("#stop-confirm").display = False
             self._refresh_steps()
+            self.post_message(StopQuestionChanged())
