@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from hypaware_tui.app import WizardApp
+from hypaware_tui.core.plan import capture_line
 from hypaware_tui.importers import get_importer
 from hypaware_tui.screens.clients import PICK_ONE, ClientsScreen
 from hypaware_tui.screens.consent import ConsentScreen
@@ -200,6 +201,35 @@ async def test_enter_alone_reaches_done_and_starts_the_daemon_once(tmp_path: Pat
     assert "Claude Code  ok" in app.summary and "Capture" in app.summary
 
 
+def drawn(widget) -> list[str]:
+    """The lines of `widget` as they are on the screen (wrapped and cut at its size), trailing blanks removed."""
+    from textual.geometry import Region
+
+    strips = widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
+    return ["".join(seg.text for seg in strip).rstrip() for strip in strips]
+
+
+async def test_done_wraps_next_between_commands_and_capture_under_its_text(tmp_path: Path) -> None:
+    """§6.7 at 80 columns: the Next line broke inside a command (`… · hyp` / `daemon install`) and went on at
+    column 1, and so did the Capture line; both continue under their text, Next between commands, as the
+    plain-text summary does."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_review(pilot)
+        done = await enter_to(pilot, DoneScreen)
+        capture = drawn(done.query_one("#capture"))
+        nxt = drawn(done.query_one("#next"))
+        width = done.query_one("#next").size.width
+        await pilot.press("enter")
+    assert nxt == ['Next     hyp status · hyp query overview · hyp query sql "select …"',
+                   "         hyp daemon install"]
+    assert capture[0].startswith("Capture  running (pid ") and len(capture) > 1
+    assert all(line.startswith(" " * 9) and line[9] != " " for line in capture[1:])
+    assert " ".join(line.strip() for line in capture) == "Capture  " + capture_line(app.result)
+    assert width <= 80 and all(len(line) <= width for line in capture + nxt)
+
+
 async def test_a_choice_typed_fast_is_the_one_taken(tmp_path: Path) -> None:
     """Up then Enter as fast as a terminal delivers them (a fast typist, a pasted sequence): the retention
     taken is the one the list shows. It used to be the previous one, remembered from a message that the
@@ -381,7 +411,8 @@ async def test_done_suggests_daemon_install_with_capture_off(tmp_path: Path) -> 
         shown = str(done.query_one("#next").render())
         await pilot.press("q")
     assert app.result.plan.choices.capture is False and m.spawner.calls == []
-    assert shown == 'Next     hyp status · hyp query overview · hyp query sql "select …" · hyp daemon install'
+    assert shown == ('Next     hyp status · hyp query overview · hyp query sql "select …"\n'
+                     '         hyp daemon install')
     assert 'Next      hyp status · hyp query overview · hyp query sql "select …" · hyp daemon install' in (
         app.summary.splitlines())
 

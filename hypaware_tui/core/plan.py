@@ -781,7 +781,7 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
         lines.extend(_wrap(note, width))
     lines.append("")
     lines.extend(_labelled("Capture", capture_line(result), width))
-    lines.extend(_wrap_items("Next".ljust(LABEL), next_commands(result), width))
+    lines.extend(wrap_items("Next".ljust(LABEL), next_commands(result), width))
     if plan.demo_dir is not None:
         from hypaware_tui.core.demo import DemoDir
 
@@ -809,7 +809,7 @@ def summary_table(rows: Sequence[Sequence[str]], width: int | None = None) -> li
     for r in rows:
         out.append(f"{r[0]}  {r[1]}")
         parts = [f"{name.lower()} {value}" for name, value in zip(SUMMARY_HEADER[2:], r[2:], strict=True)]
-        out.extend(_wrap_items("  ", parts, width))
+        out.extend(wrap_items("  ", parts, width))
     return out
 
 
@@ -829,7 +829,7 @@ def _labelled(label: str, text: str, width: int | None) -> list[str]:
     return _wrap(text, width, label.ljust(LABEL), " " * LABEL)
 
 
-def _wrap_items(first: str, items: Sequence[str], width: int | None, sep: str = " · ") -> list[str]:
+def wrap_items(first: str, items: Sequence[str], width: int | None, sep: str = " · ") -> list[str]:
     """`items` joined by `sep` after `first`, wrapped to `width` between items, never inside one (each is a
     command to copy); continuation lines are indented as far as `first`."""
     lines: list[str] = []

@@ -28,8 +28,10 @@ from hypaware_tui.core.plan import (
     nothing_new_note,
 )
 from hypaware_tui.screens.base import StepInfo, WizardScreen
+from hypaware_tui.screens.widgets import LabelledLine
 
 FIRST_LOOK_TIMEOUT_S = 5.0
+LABEL_WIDTH = 9  # "Capture  ": where the text of the Capture and Next lines starts
 SPARK = "▁▂▃▄▅▆▇█"
 NOTHING_YET = "Nothing imported yet. New sessions will show up in hyp query overview."
 
@@ -125,10 +127,7 @@ class DoneScreen(WizardScreen):
         nothing_new = nothing_new_note(self.result)
         if nothing_new is not None:
             yield Static(nothing_new, id="nothing-new")
-        capture = Text()
-        capture.append("Capture  ", style="bold")
-        capture.append(capture_line(self.result))
-        yield Static(capture, id="capture")
+        yield LabelledLine("Capture", LABEL_WIDTH, text=capture_line(self.result), id="capture")
         if self.result.plan.demo_dir is not None:
             from hypaware_tui.core.demo import DemoDir
 
@@ -138,10 +137,9 @@ class DoneScreen(WizardScreen):
         with Horizontal(id="first-look-side"):
             yield Static("", id="first-look-repos")
             yield Static("", id="first-look-tools")
-        nxt = Text()
-        nxt.append("Next     ", style="bold")
-        nxt.append(" · ".join(next_commands(self.result)))
-        yield Static(nxt, id="next")
+        # Wrapped between commands, continued under the first: at 80 columns a Static broke `hyp daemon install`
+        # in two and went on at column 1.
+        yield LabelledLine("Next", LABEL_WIDTH, items=next_commands(self.result), id="next")
 
     def keys(self) -> list[tuple[str, str]]:
         return [("Enter", "exit"), ("q", "exit"), ("↑↓", "scroll")]

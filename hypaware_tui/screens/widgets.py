@@ -5,10 +5,14 @@
 * `ActionButton`: a one-line `[ Label ]` button; focus is reverse video plus a `>` marker, so it reads the
   same without colour.
 * `StepHeader`, `KeyBar`: the header line with its badge and the footer listing the keys of a screen.
+* `LabelledLine`: `Label    text` wrapped to the widget's width, continued under the text; a list of commands
+  wraps between commands, never inside one.
 """
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from rich.text import Text
@@ -309,3 +313,40 @@ class KeyBar(Static):
 
     def set_keys(self, keys: list[tuple[str, str]]) -> None:
         self.update(self._text(keys))
+
+
+class LabelledLine(Widget):
+    """`Label    text`, wrapped to the widget's width with every further line under the text (a Static wraps
+    back to column 1). With `items` (commands to copy) it wraps between items, never inside one, as the
+    plain-text summary does (core.plan.wrap_items)."""
+
+    DEFAULT_CSS = "LabelledLine { height: auto; }"
+
+    def __init__(self, label: str, label_width: int, *, text: str = "", items: Sequence[str] | None = None,
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.label = label.ljust(label_width)
+        self.text = text
+        self.items = list(items) if items is not None else None
+
+    def lines(self, width: int | None) -> list[str]:
+        from hypaware_tui.core.plan import wrap_items
+
+        if self.items is not None:
+            return wrap_items(self.label, self.items, width)
+        if width is None or len(self.label) + len(self.text) <= width:
+            return [self.label + self.text]
+        indent = " " * len(self.label)
+        # A word wider than the line (a log path) is cut across lines rather than cut off at the edge.
+        return textwrap.wrap(self.text, max(len(self.label) + 10, width), initial_indent=self.label,
+                             subsequent_indent=indent, break_on_hyphens=False) or [self.label]
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self.lines(width or None))
+
+    def render(self) -> Text:
+        lines = self.lines(self.content_size.width or None)
+        out = Text()
+        out.append(self.label, style="bold")
+        out.append("\n".join(lines)[len(self.label):])
+        return out
