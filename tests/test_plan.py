@@ -165,6 +165,29 @@ def test_reconfigure_keeps_unknown_keys_and_lists_changes(tmp_path: Path) -> Non
     assert again.config.action == "unchanged" and again.config.text == m.layout.config.read_text()
 
 
+@pytest.mark.parametrize(("text", "changes"), [
+    # Same data, another layout (one line, keys in another order, an unknown key): left alone.
+    ('{"x": 1, "capture": {"enabled": true}, "retention_days": 120, "version": 1, '
+     '"clients": {"codex": {"enabled": true}, "claude": {"enabled": true}}}', None),
+    # Same settings, some left to their defaults: written, and Review says why (not an empty change list).
+    ('{"version": 1, "clients": {"claude": {"enabled": true}, "codex": {}}}',
+     ("same settings, with clients, retention_days and capture written out in full",)),
+])
+def test_a_reconfigure_that_changes_no_setting(tmp_path: Path, text: str, changes: tuple[str, ...] | None) -> None:
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text(text)
+    existing = read_existing_config(m.layout)
+    plan = build_plan(build_inventory(env=m.env), Choices(("claude", "codex")), _machine_state(m, existing),
+                      now_us=NOW_US, mode="reconfigure", force=True)
+    if changes is None:
+        assert plan.config.action == "unchanged" and plan.config.text == text
+        assert plan.config.backup is None and plan.config.changes == ()
+    else:
+        assert plan.config.action == "replace" and plan.config.changes == changes
+        assert json.loads(plan.config.text)["capture"] == {"enabled": True}
+
+
 def test_invalid_config_is_described_not_raised(tmp_path: Path) -> None:
     m = make_machine(tmp_path)
     m.layout.home.mkdir(mode=0o700)

@@ -383,3 +383,35 @@ async def test_back_to_welcome_back_keeps_the_reconfigure_answers(tmp_path: Path
         await pilot.press("y")
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 130
+
+
+async def test_reconfigure_that_changes_nothing_leaves_a_hand_written_config_alone(tmp_path: Path) -> None:
+    """§6.5, §7: a Reconfigure that keeps every answer over a config written by hand (one line, another key
+    order, an unknown key) planned `replace (backup: …)` under an empty change list and rewrote the file, since
+    its bytes differed from hyp's rendering. Same data is `unchanged`: nothing written, no backup."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    text = ('{"x": 1, "capture": {"enabled": true}, "retention_days": 120, "version": 1, '
+            '"clients": {"codex": {"enabled": true}, "claude": {"enabled": true}}}\n')
+    m.layout.config.write_text(text)
+    m.running_pid[0] = 4242  # a daemon runs: an unchanged config does not restart it
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_screen(pilot, WelcomeBackScreen)
+        await pilot.press("up", "up")  # Reconfigure
+        await enter_to(pilot, ClientsScreen)
+        await wait_for(pilot, lambda: app.inventory_done)
+        await enter_to(pilot, RetentionScreen)
+        await enter_to(pilot, ConsentScreen)
+        review = await enter_to(pilot, ReviewScreen)
+        config_block = _plain(review.query_one("#config").content)
+        assert "hypaware-config.json · unchanged" in config_block and "replace" not in config_block
+        assert config_block.strip().count("\n") == 0  # no (empty) change list
+        assert str(review.query_one("#start").render()).strip() == "> [ Start import ]"
+        assert review.plan.daemon.action == "none"
+        assert str(review.query_one("#config-json").render()) == text.rstrip("\n")  # the file as it is
+        done = await enter_to(pilot, DoneScreen)
+        assert done.result.config.action == "unchanged"
+        await pilot.press("q")
+    assert m.layout.config.read_text() == text
+    assert not list(m.layout.home.glob("*.bak-*"))

@@ -269,6 +269,21 @@ def config_changes(existing: ExistingConfig, choices: Choices) -> tuple[str, ...
     return tuple(out)
 
 
+def _canonical(data: Any) -> str:
+    """JSON text that is the same for the same data whatever its key order (1, 1.0 and true stay apart)."""
+    return json.dumps(data, sort_keys=True, ensure_ascii=False)
+
+
+def _spelled_out(existing: ExistingConfig, data: Mapping[str, Any]) -> tuple[str, ...]:
+    """Why a config with no setting changed is written all the same: it leaves keys to their defaults (no
+    `version`, no `capture`) or spells a value in another form; the new file writes them out. Review says so
+    rather than showing `replace` over an empty change list."""
+    if not existing.valid:
+        return ()
+    keys = [k for k in data if _canonical(existing.data.get(k)) != _canonical(data[k])]
+    return (f"same settings, with {join_names(keys)} written out in full",) if keys else ()
+
+
 def _days(days: int) -> str:
     return "forever" if days == 0 else plural(days, "day")
 
@@ -352,11 +367,16 @@ def build_plan(
         text = existing.raw.decode("utf-8", "replace") if existing.raw else ""
         cfg = ConfigPlan(config_path, "unchanged", False, None, text)
     else:
-        text = render_config_text(new_config_data(existing, choices, demo=demo_dir is not None))
+        data = new_config_data(existing, choices, demo=demo_dir is not None)
+        text = render_config_text(data)
         if not existing.exists:
             cfg = ConfigPlan(config_path, "create", False, None, text)
-        elif existing.raw is not None and existing.raw == text.encode():
-            cfg = ConfigPlan(config_path, "unchanged", False, None, text)
+        elif existing.valid and _canonical(existing.data) == _canonical(data):
+            # The same settings, only formatted differently (a hand-written file, keys in another order): it is
+            # left as it is. Rewriting it changed nothing the user chose, yet made a backup, replaced their
+            # layout and counted as a config change (a running daemon restarted), under an empty change list.
+            cfg = ConfigPlan(config_path, "unchanged", False, None,
+                             existing.raw.decode("utf-8", "replace") if existing.raw else text)
         else:
             cfg = ConfigPlan(
                 config_path,
@@ -364,7 +384,7 @@ def build_plan(
                 not force,
                 backup_name(config_path, now_us),
                 text,
-                config_changes(existing, choices),
+                config_changes(existing, choices) or _spelled_out(existing, data),
             )
     config_changed = cfg.action != "unchanged"
     daemon = plan_daemon(machine.daemon, capture=choices.capture, config_changed=config_changed,
