@@ -417,6 +417,42 @@ async def test_done_suggests_daemon_install_with_capture_off(tmp_path: Path) -> 
         app.summary.splitlines())
 
 
+async def test_footers_list_the_keys_valid_on_consent_and_on_a_declined_import(tmp_path: Path) -> None:
+    """§4: the footer lists the keys valid on the screen. Consent took `a` (toggle all) without listing it (and
+    only with the list focused); Import with the import declined listed `c`/`q`/Ctrl+C "stop import" with
+    nothing to stop, and they asked "Stop the import?" all the same."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m, import_finish_delay=30.0))  # (the Import screen stays up to be read)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        await enter_to(pilot, RetentionScreen)
+        consent = await enter_to(pilot, ConsentScreen)
+        footer = str(consent.query_one("#keys").render())
+        assert "a all" in footer and footer.index("Space toggle") < footer.index("a all")
+        await pilot.press("tab")  # to [ Continue ]: `a` still toggles every row
+        assert app.focused is consent.query_one("#continue")
+        await pilot.press("a")
+        assert consent.current_answer() == (False, False)
+        await pilot.press("a")
+        assert consent.current_answer() == (True, True)
+        await pilot.press("shift+tab", "space")  # import off (the cursor is on the first row)
+        assert consent.current_answer() == (False, True)
+        await enter_to(pilot, ReviewScreen)
+        screen = await enter_to(pilot, ImportScreen)
+        assert all(p.status == "skipped" for p in screen.query(".import-panel"))
+        assert str(screen.query_one("#keys").render()) == ""
+        for key in ("c", "q", "ctrl+c"):
+            await pilot.press(key)
+            assert not screen.confirming and not screen.stopping
+        await wait_for(pilot, lambda: screen.result.daemon is not None)
+        assert str(screen.query_one("#keys").render()) == ""
+        screen.finish_delay = 0.0
+        screen._finish()
+        await on_screen(pilot, DoneScreen)
+        await pilot.press("enter")
+    assert app.return_code == 0
+
+
 async def test_space_toggles_a_skips_disabled_and_empty_selection_stays(tmp_path: Path) -> None:
     """§12.11: Space toggles the focused client; `a` never checks a disabled row; nothing checked stays."""
     m = make_machine(tmp_path, clients=("claude",))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Static
 
 from hypaware_tui.core.fmt import plural
@@ -31,6 +32,7 @@ class ConsentScreen(WizardScreen):
     NAME = "Consent"
     TITLE = "Import the history already on this computer?"
     AUTO_FOCUS = "#consent"
+    BINDINGS = [Binding("a", "toggle_all", "all", show=False)]  # (also with the button focused, as on Clients)
 
     def __init__(self, step: StepInfo, clients: str, retention_days: int, hyp_home: str, *,
                  import_history: bool, capture: bool, demo: bool = False, cursor: str | None = None) -> None:
@@ -59,9 +61,12 @@ class ConsentScreen(WizardScreen):
     def compose_buttons(self) -> ComposeResult:
         yield ActionButton("Continue", id="continue")
 
-
     def keys(self) -> list[tuple[str, str]]:
-        return [("Enter", "next"), ("Space", "toggle"), ("↑↓", "move"), ("Esc", "back"), ("q", "quit")]
+        return [("Enter", "next"), ("Space", "toggle"), ("a", "all"), ("↑↓", "move"), ("Esc", "back"),
+                ("q", "quit")]
+
+    def action_toggle_all(self) -> None:
+        self.query_one("#consent", ChoiceList).action_toggle_all()
 
     def current_answer(self):
         cl = self.query_one("#consent", ChoiceList)

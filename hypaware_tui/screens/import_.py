@@ -397,7 +397,16 @@ class ImportScreen(WizardScreen):
             sys.setswitchinterval(self._switch_interval)
 
     def keys(self) -> list[tuple[str, str]]:
+        """The stop keys while there is an import to stop; none once there is not (import declined, or every
+        client finished while the daemon action runs): they did nothing then, or asked to stop nothing."""
+        if not self.can_stop:
+            return []
         return [("c", "stop import"), ("q", "stop import"), ("Ctrl+C", "stop import")]
+
+    @property
+    def can_stop(self) -> bool:
+        return (not self.stopping and self.result.daemon is None
+                and any(c not in self.result.clients for c in self.job.plan.import_clients))
 
     def _tick(self) -> None:
         for panel in self.query(ImportPanel):
@@ -484,12 +493,17 @@ class ImportScreen(WizardScreen):
         panel = self._panel(message.client)
         if panel is not None:
             panel.finish(message.result, message.at)
+        if not self.can_stop:
+            self.query_one("#keys", KeyBar).set_keys(self.keys())
+            if self.confirming:  # nothing left to stop
+                self._close_confirm()
 
     def on_daemon_action_finished(self, message: DaemonActionFinished) -> None:
         self.result.daemon = message.outcome
         self._refresh_steps()
         if self.confirming:  # nothing left to stop (the question may be open under the resize notice)
             self._close_confirm()
+        self.query_one("#keys", KeyBar).set_keys(self.keys())
         self._finish()
 
     @on(Worker.StateChanged)
@@ -530,8 +544,8 @@ class ImportScreen(WizardScreen):
         return self.query_one("#stop-confirm").display
 
     def ask_stop(self) -> None:
-        """Ctrl+C / q / c: ask before stopping; a second Ctrl+C confirms."""
-        if self.stopping or self.result.daemon is not None:
+        """Ctrl+C / q / c: ask before stopping; a second Ctrl+C confirms. Nothing to stop, nothing to ask."""
+        if not self.can_stop:
             return
         if self.confirming:
             self.action_confirm_stop()
@@ -591,5 +605,6 @@ class ImportScreen(WizardScreen):
         self.job.cancel.set()
         if self.is_mounted:
             self.query_one("#stop-confirm").display = False
+            self.query_one("#keys", KeyBar).set_keys(self.keys())
             self._refresh_steps()
             self.post_message(StopQuestionChanged())
