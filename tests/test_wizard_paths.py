@@ -415,3 +415,33 @@ async def test_reconfigure_that_changes_nothing_leaves_a_hand_written_config_alo
         await pilot.press("q")
     assert m.layout.config.read_text() == text
     assert not list(m.layout.home.glob("*.bak-*"))
+
+
+async def test_demo_consent_shows_capture_off_and_review_names_an_undetected_client(tmp_path: Path) -> None:
+    """§10.2: a demo never starts the daemon and writes capture off, yet Consent offered a checked, toggleable
+    `Keep capturing` that Review's JSON then contradicted (`"capture": {"enabled": false}`): the row is off,
+    disabled, and says why. §6.5: Review listed the undetected client as `not selected`; it is `import skipped`
+    with the reason, as on Clients."""
+    m = make_machine(tmp_path, clients=("claude",))
+    app = WizardApp(wizard_settings(m, demo_dir=tmp_path / "hyp-demo-x"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        await enter_to(pilot, RetentionScreen)
+        consent = await enter_to(pilot, ConsentScreen)
+        rows = {r.value: r for r in consent.query_one(ChoiceList).rows}
+        assert rows["capture"].checked is False and rows["capture"].disabled is True
+        assert rows["capture"].note == "Off in this demo: it does not start the hyp capture daemon."
+        shown = str(consent.query_one(ChoiceList).render())
+        assert "[-] Keep capturing new sessions after setup" in shown
+        assert consent.current_answer() == (True, False)
+        await pilot.press("down", "space", "a")  # the cursor stays off the disabled row; `a` skips it
+        assert consent.current_answer() == (True, False)
+        review = await enter_to(pilot, ReviewScreen)
+        assert review.plan.choices.capture is False
+        assert json.loads(review.plan.config.text)["capture"] == {"enabled": False}
+        clients = _plain(review.query_one("#clients").content)
+        assert "not selected" not in clients
+        assert "Codex        import skipped (not found: ~/.codex does not exist)" in clients
+        await pilot.press("ctrl+c")
+        await pilot.press("y")
+    assert app.return_code == 130

@@ -50,8 +50,11 @@ class ConsentScreen(WizardScreen):
         span = "everything" if self.retention_days == 0 else f"up to {plural(self.retention_days, 'day')}"
         rows = [
             Row("import", f"Import existing history ({span})", checked=self.import_history),
-            Row("capture", "Keep capturing new sessions after setup", checked=self.capture,
-                note=("Runs the hyp capture daemon; this demo does not start it."
+            # A demo never starts the daemon and writes capture off (core.plan.new_config_data): the row says
+            # so, rather than offer a choice that Review's config would then contradict.
+            Row("capture", "Keep capturing new sessions after setup", checked=self.capture and not self.demo,
+                disabled=self.demo,
+                note=("Off in this demo: it does not start the hyp capture daemon."
                       if self.demo else
                       f"Runs the hyp capture daemon in the background. It reads the same history files and "
                       f"changes nothing in {self.clients}.")),

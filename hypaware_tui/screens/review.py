@@ -29,8 +29,10 @@ def _block(label: str, lines: list[str | Text]) -> Table:
     return grid
 
 
-def client_lines(plan: InitPlan) -> list[str]:
-    """A small table: what each client would import (in window, upper bounds), or why it is skipped."""
+def client_lines(plan: InitPlan, env: Mapping[str, str] | None = None) -> list[str]:
+    """A small table: what each client would import (in window, upper bounds), or `import skipped` and why
+    (wizard.md §6.5); an undetected client says it was not found, as on Clients, not "not selected"."""
+    home = ((env or {}).get("HOME") or "").rstrip("/")
     name_w = max(len(c.name) for c in plan.clients)
     cells = []
     for c in plan.clients:
@@ -39,10 +41,11 @@ def client_lines(plan: InitPlan) -> list[str]:
             span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
             cells.append((c.name, f"{f.files:,}", f"{f.sessions:,}", human_size(f.bytes), span, None))
             continue
-        if not c.selected:
-            text = "not selected"
-        elif not c.detected:
-            text = f"import skipped ({c.reason})"
+        if not c.detected:
+            reason = c.reason or "not found"
+            text = f"import skipped ({reason.replace(home + '/', '~/') if home else reason})"
+        elif not c.selected:
+            text = "import skipped (not selected)"
         elif not c.import_:
             text = "import skipped (you chose not to import existing history)"
         else:
@@ -124,7 +127,7 @@ class ReviewScreen(WizardScreen):
                     else "Nothing has been written yet.")
         yield Static(subtitle, id="subtitle")
         yield Static(_block("Window", [plan.window_text()]), classes="block", id="window")
-        yield Static(_block("Clients", client_lines(plan)), classes="block", id="clients")
+        yield Static(_block("Clients", client_lines(plan, self.env)), classes="block", id="clients")
         yield Static(_block("Config", config_lines(plan, self.env)), classes="block", id="config")
         yield Static(_block("Daemon", [daemon_line(plan)]), classes="block", id="daemon")
         if plan.warnings:
