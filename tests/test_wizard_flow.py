@@ -506,7 +506,8 @@ async def test_retention_preview_changes_without_touching_the_file_system(tmp_pa
 
 async def test_reconfigure_keeps_a_custom_retention_and_unknown_keys(tmp_path: Path) -> None:
     """§12.13: over a config with 60 days and "x": 1, Retention defaults to `60 days (current)` and the new
-    config keeps "x": 1; the old file is backed up byte for byte."""
+    config keeps "x": 1; the old file is backed up byte for byte. (A change is made, 60 → 90 days: with none
+    the file is left as it is, see test_wizard_paths.)"""
     m = make_machine(tmp_path)
     m.layout.home.mkdir(mode=0o700)
     old = (b'{"version": 1, "clients": {"claude": {"enabled": true}, "codex": {"enabled": false}},\n'
@@ -527,14 +528,16 @@ async def test_reconfigure_keeps_a_custom_retention_and_unknown_keys(tmp_path: P
         assert retention.selected == 60
         labels = [r.label for r in retention.query_one(ChoiceList).rows]
         assert "60 days (current)" in labels
+        await pilot.press("down")  # 90 days
         consent = await enter_to(pilot, ConsentScreen)
         assert not consent.query_one(ChoiceList).is_checked("capture")  # seeded: capture was off
         review = await enter_to(pilot, ReviewScreen)
         assert review.plan.config.action == "replace"
+        assert review.plan.config.changes == ("retention: 60 days → 90 days",)
         await enter_to(pilot, DoneScreen)
         await pilot.press("enter")
     new = json.loads(m.layout.config.read_text())
-    assert new["x"] == 1 and new["retention_days"] == 60 and new["clients"]["codex"]["enabled"] is False
+    assert new["x"] == 1 and new["retention_days"] == 90 and new["clients"]["codex"]["enabled"] is False
     backups = list(m.layout.home.glob("hypaware-config.json.bak-*"))
     assert len(backups) == 1 and backups[0].read_bytes() == old
     assert m.spawner.calls == []
