@@ -869,6 +869,29 @@ def test_a_truncated_zst_rollout_is_reported_in_the_status_and_its_rows_before_t
     assert home.status()["clients"]["codex"]["files_failed"] == 1
 
 
+def test_a_changed_zst_rollout_is_read_again_from_the_capture_start(home: Home) -> None:
+    """A whole document the daemon owns (a `.jsonl.zst`), changed: it is read again whole, and still only from
+    the capture start (the import was declined): the re-read took every line from the floor."""
+    import zstandard
+    from test_codex_importer import big_rollout
+
+    home.write_config(clients={"codex": True})
+    start = datetime(2026, 1, 15, 10, 20, tzinfo=UTC)
+    record_capture_start(home.layout, ["codex"], datetime_to_us(start))
+    day = home.home / ".codex" / "sessions" / "2026" / "01" / "15"
+    day.mkdir(parents=True)
+    z = day / "rollout-2026-01-15T10-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b02.jsonl.zst"
+    z.write_bytes(zstandard.ZstdCompressor().compress(big_rollout(1500)))
+    assert once(home) == 0
+    first = dataset(home.layout).height
+    assert 0 < first < 1500
+    z.write_bytes(zstandard.ZstdCompressor().compress(big_rollout(1510)))
+    assert once(home) == 0
+    df = dataset(home.layout)
+    assert df.height == first + 10
+    assert min(df["message_created_at"].to_list()).replace(tzinfo=UTC) >= start - timedelta(minutes=5)
+
+
 def test_flush_by_rows_and_by_age(home: Home) -> None:
     home.write_config(capture={"poll_seconds": 1, "flush_seconds": 30, "flush_rows": 5})
     record_capture_start(home.layout, ["claude"], 0)

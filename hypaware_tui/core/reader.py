@@ -279,7 +279,12 @@ class FilePass:
         with open(self.file.path, "rb") as fh:
             head = fh.read(min(st.st_size, HEAD_LEN))
         self.status = "read"
-        batches = self.importer.read_whole_batches(self.file, self.window, self.stats, batch_bytes=self.batch_bytes)
+        window = self.window
+        if self.keep_bound:  # (the daemon's re-read of a changed document: its capture start still holds)
+            assert self.checkpoint is not None
+            window = replace(window, since_us=self.checkpoint.since_us)
+            self.pass_since_us = self.checkpoint.since_us
+        batches = self.importer.read_whole_batches(self.file, window, self.stats, batch_bytes=self.batch_bytes)
         pending: list[Row] | None = None
         try:
             for rows, consumed in batches:
