@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS files (
 _CP_FIELDS = tuple(f.name for f in _dc_fields(Checkpoint))
 _IN_CHUNK = 500  # host parameters per IN (...) query: under SQLite's oldest limit of 999
 _SELECT = "SELECT " + ", ".join(_CP_FIELDS) + " FROM files"
-# A database written before `since_us` existed: read as NULL (no bound), added at the first writable open.
+# A database written before `since_us` existed (read-only: `_legacy_bounds` fills it in; the first writable
+# open adds the column).
 _SELECT_OLD = "SELECT " + ", ".join(f if f != "since_us" else "NULL" for f in _CP_FIELDS) + " FROM files"
 
 
@@ -166,11 +167,16 @@ class StateDB:
             conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA_SQL + "COMMIT;")
             if "since_us" not in _columns(conn):
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ALTER TABLE files ADD COLUMN since_us INTEGER")
-                conn.executemany(
-                    "UPDATE files SET since_us = ? WHERE client_name = ?",
-                    [(b, c) for c, b in _legacy_bounds(layout).items()],
-                )
+                try:
+                    if "since_us" not in _columns(conn):  # (another process may have added it meanwhile)
+                        conn.execute("ALTER TABLE files ADD COLUMN since_us INTEGER")
+                        conn.executemany(
+                            "UPDATE files SET since_us = ? WHERE client_name = ?",
+                            [(b, c) for c, b in _legacy_bounds(layout).items()],
+                        )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
                 conn.execute("COMMIT")
             conn.execute(
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', ?)", (STATE_VERSION,)
