@@ -912,7 +912,8 @@ class Storage:
             # (c) Also when the batch's pass began at an earlier bound, even at an earlier offset: a backfill
             # read again what the daemon's first pass skipped (`reader.must_widen`). Kept, the stored bound
             # made every later backfill read the whole file again; replaced, the lines after the batch's
-            # offset are read again once, and dedupe absorbs them. And when only the file's size or mtime moved (a file touched, or
+            # offset are read again once, and dedupe absorbs them. (A stored entry of another identity never
+            # wins: `_matches` above.) And when only the file's size or mtime moved (a file touched, or
             # appended to and cut back): both parses resumed from consistent checkpoints to the same offset,
             # so the entries are equivalent, and keeping the old stat would make every later run re-open the
             # file to find nothing new.
