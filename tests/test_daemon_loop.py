@@ -233,6 +233,26 @@ def test_the_daemon_keeps_its_capture_start_when_a_checkpoint_resets(home: Home,
     assert len(stamps) == before + 1 and stamps[0].replace(tzinfo=UTC) >= T - timedelta(minutes=5)
 
 
+def test_after_retention_is_raised_the_daemon_imports_the_older_rows_a_backfill_had_left_out(home: Home) -> None:
+    """A file imported by the wizard (its checkpoint's bound is that run's import floor), then retention raised:
+    every checkpoint resets (storage.md §7.3) and the daemon's pass from the start takes the rows the new floor
+    allows. Keeping any later bound across a reset pinned it at the old floor: the rows came only with the next
+    `hyp backfill`. Only the daemon's own capture start is kept (the test above)."""
+    from hypaware_tui.core.window import resolve_window
+
+    home.write_config(retention_days=30)
+    record_capture_start(home.layout, ["claude"], T_US)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 4, T - timedelta(days=45)) + session_text(S1, 4, T - timedelta(days=10), first=4))
+    window, _floor, _write = resolve_window(None, T_US, 30, T_US)
+    run_backfill(home.layout, ["claude"], window=window, write_checkpoints=True, dry_run=False, env=home.env,
+                 retention_days=30, now=T_US)
+    assert dataset(home.layout).height == 6  # (4 lines of 10 days ago: 2 user + 2 assistant, one with 2 parts)
+    home.write_config(retention_days=60)
+    assert DaemonLoop(home.layout, env=home.env, clock=FakeClock(T_US / 1e6 + 60)).run(once=True) == 0
+    assert dataset(home.layout).height == 12
+
+
 def test_capture_after_a_backfill_read_the_file_again_carries_the_backfill_bound(home: Home, tmp_path: Path) -> None:
     """A running daemon holds the checkpoint of a batch it has not committed yet; once a backfill has read the
     file from an earlier bound to the same line, the daemon goes on from the backfill's entry, not from its

@@ -112,9 +112,10 @@ def _legacy_bounds(layout: Layout) -> dict[str, int]:
     start, that start less the daemon's grace. Any of its entries may be the daemon's, whose first pass over a
     file began there (an import declined, or stopped before the file), so a backfill reads each file again
     once (`reader.must_widen`; dedupe absorbs what was stored) rather than miss that history for good."""
-    from hypaware_tui.core.daemon.capture import GRACE_US, read_capture
+    from hypaware_tui.core.daemon.capture import capture_bound_us, read_capture
 
-    return {c: start.capture_since_us - GRACE_US for c, start in read_capture(layout).items()}
+    bounds = {c: capture_bound_us(start) for c, start in read_capture(layout).items()}
+    return {c: b for c, b in bounds.items() if b is not None}
 
 
 def _columns(conn: sqlite3.Connection) -> set[str]:

@@ -98,6 +98,7 @@ class FilePass:
         cancel: Callable[[], bool] | None = None,
         batch_bytes: int | None = None,
         widen: bool = True,
+        capture_us: int | None = None,
     ) -> None:
         self.importer = importer
         self.file = file
@@ -116,9 +117,17 @@ class FilePass:
         self.widen = (
             widen and checkpoint is not None and must_widen(checkpoint.since_us, window.since_us)
         )
-        # The daemon keeps the bound across a reset too (a file replaced, the floor lowered): its pass from the
-        # start must not import the history before its capture start that the user declined (daemon.md §3.2).
-        self.keep_bound = not widen and checkpoint is not None and must_widen(checkpoint.since_us, window.since_us)
+        # The daemon (`capture_us`: its capture start less the grace, for this client) keeps that bound across a
+        # reset (a file replaced, the floor lowered) when its own first pass set it: a pass from the start must
+        # not import the history before the capture start that the user declined (daemon.md §3.2). A bound that
+        # is an old import floor does not hold: after retention was raised, those older rows are wanted.
+        self.keep_bound = (
+            not widen
+            and checkpoint is not None
+            and checkpoint.since_us is not None
+            and checkpoint.since_us == capture_us
+            and must_widen(checkpoint.since_us, window.since_us)
+        )
         self.pass_since_us: int | None = window.since_us  # the bound of the next checkpoint (see `_incremental`)
         self.status = "pending"
         self.bytes_read = 0

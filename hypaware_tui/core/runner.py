@@ -462,6 +462,7 @@ def iter_file(
     cancel: Callable[[], bool],
     batch_bytes: int | None = BATCH_BYTES,
     widen: bool = True,
+    capture_us: int | None = None,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int]]:
     """One file through `FilePass`, with per-file error isolation: an exception from the importer ends the
     file (outcome.status = "error") instead of the run. Batches already yielded stay valid (their
@@ -477,6 +478,7 @@ def iter_file(
         cancel=cancel,
         batch_bytes=batch_bytes,
         widen=widen,
+        capture_us=capture_us,
     )
     try:
         for batch in fp.batches():

@@ -87,9 +87,14 @@ def ensure_capture_start(layout: Layout, clients: Iterable[str], now_us: int) ->
     return entries
 
 
+def capture_bound_us(start: CaptureStart | None) -> int | None:
+    """`capture_since - 5 min`: where the daemon's first pass over a file begins (before the floor applies)."""
+    return start.capture_since_us - GRACE_US if start is not None else None
+
+
 def daemon_since_us(start: CaptureStart | None, floor_us: int | None) -> int | None:
     """Lower bound for a file without a checkpoint: `capture_since - 5 min`, not before the floor."""
-    bound = start.capture_since_us - GRACE_US if start is not None else None
+    bound = capture_bound_us(start)
     if bound is None:
         return floor_us
     if floor_us is None:

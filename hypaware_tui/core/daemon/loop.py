@@ -902,6 +902,7 @@ class DaemonLoop:
             batch_rows=self.settings.flush_rows,
             cancel=lambda: self._stop_requested,
             widen=False,  # the capture start is this daemon's own bound (daemon.md §2); a backfill widens
+            capture_us=capture_mod.capture_bound_us(self.captures.get(c.name)),
         )
         try:
             for rows, update, _done in gen:
