@@ -762,6 +762,28 @@ def test_a_long_catch_up_keeps_the_status_heartbeat(home: Home, monkeypatch: pyt
     assert len(part_ids(home.layout)) == 18  # every file was read (3 parts per user + assistant pair)
 
 
+def test_each_flush_of_the_catch_up_writes_the_status(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """daemon.md §6: the status is written on every flush. During the catch-up at start it showed `starting`
+    and 0 rows until the end (or the next heartbeat), however many flushes had committed rows."""
+    home.write_config(capture={"poll_seconds": 2, "flush_seconds": 1, "flush_rows": 3})
+    record_capture_start(home.layout, ["claude"], 0)
+    for i in range(4):
+        s = f"{i}{S1[1:]}"
+        home.session(s).write_text(session_text(s, 2, T))
+    loop = DaemonLoop(home.layout, env=home.env, clock=FakeClock(), watcher_factory=PollingWatcher)
+    written: list[tuple[str, int]] = []
+    real_write = control.write_status_file
+    monkeypatch.setattr(control, "write_status_file", lambda layout, doc: (
+        written.append((doc["state"], doc["rows_written"])), real_write(layout, doc)))
+    try:
+        assert loop.start() is None
+    finally:
+        loop.shutdown()
+        loop.close()
+    during = sorted({n for state, n in written if state == "starting"})
+    assert during[0] == 0 and len(during) >= 4 and during[-1] == 12, written  # each flush's rows, as they came
+
+
 def test_a_status_file_that_cannot_be_written_is_logged_once(home: Home, monkeypatch: pytest.MonkeyPatch,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     loop = DaemonLoop(home.layout, env=home.env, clock=FakeClock(), watcher_factory=PollingWatcher)

@@ -1018,6 +1018,10 @@ class DaemonLoop:
             self.degraded.pop("write", None)
             log.info("writing works again")
             self._status_dirty = True
+        if self._status_dirty:
+            # daemon.md §6: written on every flush, also during the catch-up at start, which showed `starting`
+            # and 0 rows until its end (or the next heartbeat) however much it had imported
+            self.write_status()
         return True
 
     def _commit_per_file(self, name: str, batch: _Batch, cut: str | None) -> bool:
