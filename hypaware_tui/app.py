@@ -453,6 +453,16 @@ class WizardApp(App[int]):
             self.pop_screen()
             self._too_small = None
 
+    def uncover(self, screen: Any) -> None:
+        """After a hang-up: take down what covers `screen` (the resize notice, a dialog). Nobody will answer them
+        or resize the terminal, and a step screen finishes only when it is on top (its dismiss would pop the
+        cover instead)."""
+        while self.screen is not screen and len(self.screen_stack) > 1:
+            top = self.screen
+            self.pop_screen()
+            if top is self._too_small:
+                self._too_small = None
+
     # -- flow ----------------------------------------------------------------------------------------
 
     def _step_screen(self) -> Any:

@@ -8,10 +8,13 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
 from hypaware_tui.app import WizardApp
 from hypaware_tui.screens import done as done_module
 from hypaware_tui.screens.clients import NOTHING_FOUND, ClientsScreen
 from hypaware_tui.screens.consent import ConsentScreen
+from hypaware_tui.screens.dialogs import TooSmallScreen
 from hypaware_tui.screens.done import DoneScreen
 from hypaware_tui.screens.import_ import ImportScreen
 from hypaware_tui.screens.retention import RetentionScreen
@@ -269,9 +272,31 @@ async def test_hang_up_during_the_import_skips_the_daemon(tmp_path: Path) -> Non
     assert app.summary and "Capture   not started" in app.summary
 
 
-async def test_unexpected_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    import pytest
+@pytest.mark.parametrize("cover", ["resize notice", "stop question under it"])
+async def test_hang_up_on_the_import_under_the_resize_notice_still_exits(tmp_path: Path, cover: str) -> None:
+    """The terminal closed while the import ran under the resize notice (an audit's tmux session): the import
+    stopped, but the Import screen waits to be on top before it finishes (its dismiss would pop the notice),
+    and with the terminal gone no resize ever took the notice down: `hyp init` stayed alive, idle, for good.
+    After a hang-up nobody answers what covers it: it is taken down and the wizard exits 130."""
+    m = make_machine(tmp_path)
+    imps = importers(claude={"sleep_per_line_s": 0.01}, codex={"sleep_per_line_s": 0.01})
+    app = WizardApp(wizard_settings(m, importers=imps))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        for cls in (RetentionScreen, ConsentScreen, ReviewScreen, ImportScreen):
+            await enter_to(pilot, cls)
+        await pilot.resize_terminal(70, 20)
+        await wait_for(pilot, lambda: isinstance(app.screen, TooSmallScreen))
+        if cover == "stop question under it":
+            app.action_request_quit()  # Ctrl+C: the stop question, under the notice
+            await pilot.pause()
+        app.hang_up()
+        await wait_for(pilot, lambda: app.return_code is not None, timeout=30)
+    assert app.return_code == 130
+    assert app.result is not None and app.result.daemon.status == "skipped" and m.spawner.calls == []
 
+
+async def test_unexpected_error_is_one_line_and_exit_1(tmp_path: Path) -> None:
     def broken_clock() -> int:
         raise RuntimeError("the clock broke")
 

@@ -527,6 +527,8 @@ class ImportScreen(WizardScreen):
             delay, self.finish_delay = self.finish_delay, 0.0
             self.set_timer(delay, self._finish)
             return
+        if self.app.screen is not self and self.job.hangup.is_set():
+            self.app.uncover(self)  # (the terminal is gone: no resize will ever take the notice down)
         if self.app.screen is not self:  # (`is_current` is also true under a modal, the resize notice)
             self._pending_finish = True  # e.g. the resize notice is on top; finish when it goes
             return
