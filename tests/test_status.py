@@ -272,3 +272,35 @@ def test_a_file_above_the_dataset_makes_it_unreadable_too(tmp_path: Path, env: d
     report = gather_status(layout, env)
     assert report["dataset"]["error"] == expected and status_exit_code(report) == 1
     assert gather_status(Layout(tmp_path / "fresh"), env)["dataset"]["error"] is None  # nothing yet: no error
+
+
+def test_the_last_import_and_whether_it_ended(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A killed `hyp init --yes` (or backfill) left nothing in `hyp status` to say the import was incomplete
+    (an audit). The Dataset section now names the last import and how it ended, from the events log."""
+    layout = _configured_home(tmp_path, env, monkeypatch)
+
+    def shown() -> tuple[str, dict]:
+        with pytest.raises(SystemExit):
+            main(["status"])
+        text = capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            main(["status", "--json"])
+        return text, json.loads(capsys.readouterr().out)["dataset"]["last_import"]
+
+    text, doc = shown()
+    assert doc is None and "last import" not in text
+    log = EventLog(layout, "R1", enabled=True)
+    log.emit("backfill.start", providers=["claude"])
+    log.emit("backfill.write", provider="claude", rows=3)
+    text, doc = shown()
+    assert doc["status"] == "unfinished"
+    assert "recorded no end (still running, or interrupted); hyp backfill finishes it" in " ".join(text.split())
+    log.emit("backfill.finish", status="cancelled", rows_written=3)
+    text, doc = shown()
+    assert doc["status"] == "cancelled" and "stopped before the end; hyp backfill finishes it" in text
+    EventLog(layout, "R2", enabled=True).emit("backfill.start", providers=["claude"])
+    EventLog(layout, "R2", enabled=True).emit("backfill.finish", status="ok", rows_written=1)
+    text, doc = shown()
+    assert doc == {"at": doc["at"], "status": "ok", "rows_written": 1} and ": ok, 1 new row" in text

@@ -69,6 +69,19 @@ def _block(label: str, lines: list[str]) -> None:
         out(f"{(label if i == 0 else ''):<{LABEL_WIDTH}}{line}")
 
 
+def _last_import_line(last: dict[str, Any], prog: str) -> str:
+    at = str(last.get("at") or "?").replace("T", " ")[:16] + " UTC"
+    status = last.get("status")
+    if status == "ok":
+        rows = last.get("rows_written")
+        return f"last import {at}: ok" + (f", {plural(rows, 'new row')}" if isinstance(rows, int) else "")
+    if status == "cancelled":
+        return f"last import {at}: stopped before the end; {prog} backfill finishes it"
+    if status == "failed":
+        return f"last import {at}: failed (the error is below); {prog} backfill tries again"
+    return f"last import started {at} and recorded no end (still running, or interrupted); {prog} backfill finishes it"
+
+
 def render_text(report: dict[str, Any]) -> None:
     from hypaware_tui.cli.app import PROG
 
@@ -106,6 +119,9 @@ def render_text(report: dict[str, Any]) -> None:
         lines.append("empty: nothing imported yet")
     if ds.get("error"):
         lines.append(f"error: {ds['error']}")
+    last = ds.get("last_import")
+    if last:
+        lines.append(_last_import_line(last, PROG))
     _block("Dataset", lines)
 
     _block("Daemon", _daemon_lines(report["daemon"], cfg, PROG))

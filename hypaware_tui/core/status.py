@@ -47,6 +47,7 @@ def gather_status(
     config, report["config"] = config_section(layout)
     report["clients"] = clients_section(config, env) if include_clients else []
     report["dataset"] = dataset_section(layout)
+    report["dataset"]["last_import"] = last_import(layout)
     report["daemon"] = daemon_section(layout)
     report["recent_errors"] = recent_errors(layout, report["daemon"], now=now)
     return report
@@ -190,6 +191,27 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
             + f" (move {'them' if n != 1 else 'it'} out of the dataset directory)"
         )
     return section
+
+
+def last_import(layout: Layout) -> dict[str, Any] | None:
+    """The newest backfill or wizard import in the events log: `{at, status, rows_written}`, where status is
+    the run's (`ok`, `cancelled`, `failed`) or `unfinished` when it logged a start and no end (still running,
+    or killed: a killed `hyp init --yes` left nothing in `hyp status` to say the import was incomplete).
+    None when none is logged (dry runs log nothing). Read-only."""
+    from hypaware_tui.core.events import iter_events_reversed
+
+    try:
+        for ev in iter_events_reversed(layout, max_bytes=_EVENTS_TAIL_BYTES):
+            name = ev.get("event")
+            if name == "backfill.finish":
+                rows = ev.get("rows_written")
+                return {"at": ev.get("ts"), "status": str(ev.get("status") or "ok"),
+                        "rows_written": rows if isinstance(rows, int) else None}
+            if name == "backfill.start":
+                return {"at": ev.get("ts"), "status": "unfinished", "rows_written": None}
+    except OSError:
+        return None
+    return None
 
 
 # --- daemon ------------------------------------------------------------------------------------------------
