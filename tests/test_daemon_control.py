@@ -100,6 +100,18 @@ def test_stale_pid_file_is_taken_over(home: Home) -> None:
 # --- status (acceptance 18, cli.md read-only rule) ---------------------------------------------------------------
 
 
+def test_a_damaged_status_file_is_not_never_started(tmp_path: Path) -> None:
+    """A status file cut short (a full disk, an editor): `hyp daemon status` said "never started" after a
+    daemon had run. It says the file cannot be read."""
+    layout = Layout(tmp_path / "hyp")
+    layout.daemon_status.parent.mkdir(parents=True)
+    assert read_daemon_status(layout).state == "never started"
+    layout.daemon_status.write_text('{"pid": 12, "state": "run')
+    report = read_daemon_status(layout)
+    assert report.state == "stopped" and not report.running
+    assert report.message == f"stopped (its status file {layout.daemon_status} cannot be read)"
+
+
 def test_status_never_started_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nothing-here"

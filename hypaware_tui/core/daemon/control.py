@@ -250,6 +250,9 @@ def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonSta
     if status is None:
         if held:
             return _starting(layout, lock_pid, None, now)
+        if layout.daemon_status.exists():  # (there, but not a status: damaged, or not ours)
+            return DaemonStatusReport(False, "stopped", None, None,
+                                      f"stopped (its status file {layout.daemon_status} cannot be read)")
         return DaemonStatusReport(False, "never started", None, None, "never started")
     pid = status.get("pid") if isinstance(status.get("pid"), int) else None
     mode = status.get("mode") if isinstance(status.get("mode"), str) else None
