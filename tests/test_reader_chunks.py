@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 
 from backfill_fakes import FakeImporter
 from hypothesis import HealthCheck, given, settings
@@ -198,3 +199,19 @@ def test_a_file_rewritten_while_it_is_read_hands_out_no_row_of_the_new_bytes(tmp
     again = FilePass(IMP, f, updates[-1], Window(), ParseStats(), chunk_size=256, batch_rows=5)
     rows = [r["content_text"] for b in again.batches() for r in b.rows]
     assert again.status == "reset" and rows == [f"new {i}" for i in range(60)]
+
+
+def test_batch_rows_holds_for_lines_of_several_rows(tmp_path):
+    """An assistant line gives a row per part (its text and its tool call): sliced by lines alone, the daemon's
+    batches of 2,000 rows came out at 3,000 (an audit). The slices now follow the rows per line seen."""
+    from test_daemon_support import session_text
+
+    from hypaware_tui.importers.claude import ClaudeImporter
+
+    claude = ClaudeImporter()
+    path = tmp_path / "11111111-1111-4111-8111-111111111111.jsonl"
+    path.write_text(session_text(path.stem, 3_000, datetime(2026, 5, 1, tzinfo=UTC)))  # 1.5 rows a line
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    batches = [len(b.rows) for b in FilePass(claude, src, None, Window(), ParseStats(), batch_rows=1_000).batches()]
+    assert sum(batches) == 4_500
+    assert all(1_000 <= n <= 1_001 for n in batches[:-1]), batches  # (give or take the parts of one line)

@@ -31,6 +31,7 @@ from hypaware_tui.importers.base import (
 CHUNK_SIZE = 4 * 1024 * 1024
 HEAD_LEN = 4096
 DEFAULT_BATCH_ROWS = 50_000
+FIRST_SLICE_LINES = 64  # lines fed before the rows per line are known (see `_incremental`)
 
 
 @dataclass
@@ -242,6 +243,7 @@ class FilePass:
             pos = start  # offset of the first byte of the next block
             stopped = False
             batch_pos = start
+            lines_fed = rows_made = 0  # this pass's, for the rows a line gives (the batch's room in lines)
 
             def read(n: int) -> bytes:
                 chunk = fh.read(n)
@@ -254,9 +256,18 @@ class FilePass:
                 while lines and not stopped:
                     # At most as many lines as the batch has room for rows: a block of short lines holds
                     # tens of thousands, and `batch_rows` is a maximum (daemon.md §5 flush_rows), give or
-                    # take the parts of the last lines.
-                    room = max(1, self.batch_rows - parser.ready_count)
-                    pos, stopped = feed_lines(parser.feed, lines, pos, room)
+                    # take the parts of the last line. A line gives several rows (an assistant's text and
+                    # tool calls): the room is divided by the rows per line seen so far in this pass, after a
+                    # first slice of a few lines to measure it (sliced by lines alone, batches of 2,000 rows
+                    # came out at 3,000).
+                    room = self.batch_rows - parser.ready_count
+                    if lines_fed:
+                        room = int(room * lines_fed / max(lines_fed, rows_made + parser.ready_count))
+                    else:
+                        room = min(room, FIRST_SLICE_LINES)
+                    before = len(lines)
+                    pos, stopped = feed_lines(parser.feed, lines, pos, max(1, room))
+                    lines_fed += before - len(lines)
                     if stopped:
                         break
                     if parser.ready_count >= self.batch_rows or (
@@ -266,6 +277,7 @@ class FilePass:
                         _check_still_there(fh, head, end)
                         offset, pstate = parser.checkpoint()
                         rows = self._take(parser)
+                        rows_made += len(rows)
                         # Mid-file: record size = offset so a crash before the end never makes the file look
                         # unchanged (storage.md §5.4 step 2).
                         yield Batch(rows, self._update(st, offset, pstate, head, size=offset), offset - start)
