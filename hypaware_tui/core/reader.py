@@ -113,21 +113,16 @@ class FilePass:
         # contents: memory stays bounded by bytes, not only by a row count).
         self.batch_bytes = batch_bytes
         self.cancel = cancel or (lambda: False)
-        # A checkpoint that skipped lines this window takes is read again from the start (`must_widen`): every
-        # backfill. The daemon passes False: its own capture start is the bound it means to keep.
-        self.widen = (
-            widen and checkpoint is not None and must_widen(checkpoint.since_us, window.since_us)
-        )
-        # The daemon (`capture_us`: its capture start less the grace, for this client) keeps that bound across a
-        # reset (a file replaced, the floor lowered) when its own first pass set it: a pass from the start must
-        # not import the history before the capture start that the user declined (daemon.md §3.2). A bound that
-        # is an old import floor does not hold: after retention was raised, those older rows are wanted.
+        # The checkpoint's first pass began later than this window: it skipped lines this window takes.
+        later = checkpoint is not None and must_widen(checkpoint.since_us, window.since_us)
+        # A backfill reads such a file again from the start (`must_widen`). The daemon passes widen=False: its
+        # capture start (`capture_us`, less the grace, for this client) is a bound it keeps, across a reset too
+        # (a file replaced, the floor lowered), so a pass from the start does not import the history before it
+        # that the user declined (daemon.md §3.2). A bound that is an old import floor does not hold: after
+        # retention was raised, those older rows are wanted.
+        self.widen = widen and later
         self.keep_bound = (
-            not widen
-            and checkpoint is not None
-            and checkpoint.since_us is not None
-            and checkpoint.since_us == capture_us
-            and must_widen(checkpoint.since_us, window.since_us)
+            not widen and later and checkpoint is not None and checkpoint.since_us == capture_us
         )
         self.pass_since_us: int | None = window.since_us  # the bound of the next checkpoint (see `_incremental`)
         self.status = "pending"

@@ -1515,11 +1515,11 @@ class CodexImporter(Importer):
                                                      f"{os_error_advice(exc)}", path=top))  # fmt: skip
                     continue
                 found: dict[str, str] = {}  # path -> real path
-                self._walk(home, top, disc, found)
+                self._walk(top, disc, found)
                 for path in sorted(found):
                     if path.endswith(".jsonl.zst") and path[:-4] in found:
                         continue  # the plain file wins (codex.md §1 rule 3)
-                    self._add(home, path, found[path], disc, seen_real, by_hash)
+                    self._add(path, found[path], disc, seen_real, by_hash)
             for rel, is_dir in _HOME_SOURCES:
                 p = os.path.join(home, rel)
                 if (os.path.isdir(p) if is_dir else os.path.lexists(p)):
@@ -1532,7 +1532,7 @@ class CodexImporter(Importer):
                 disc.detected_sources.append(label)
         return disc
 
-    def _walk(self, home: str, top: str, disc: Discovery, found: dict[str, str]) -> None:
+    def _walk(self, top: str, disc: Discovery, found: dict[str, str]) -> None:
         # (path, real path): directory symlinks below `top` are not followed, so a directory's real path is
         # its parent's plus its name
         stack = [(top, os.path.realpath(top))]
@@ -1542,7 +1542,7 @@ class CodexImporter(Importer):
                 with os.scandir(d) as it:
                     entries = list(it)
             except OSError as exc:
-                disc.failed.append(FileError(_place(home, d), f"cannot read a Codex sessions folder "
+                disc.failed.append(FileError(_where(d), f"cannot read a Codex sessions folder "
                                              f"({exc.strerror or exc}); its rollouts are skipped. "
                                              f"{os_error_advice(exc)}", path=d))  # fmt: skip
                 continue
@@ -1553,12 +1553,12 @@ class CodexImporter(Importer):
                     elif _is_rollout(e.name) and e.is_file():  # file symlinks are followed
                         found[e.path] = entry_realpath(real_d, e)
                 except OSError as exc:  # a rollout link that cannot be followed (a loop): said, not dropped
-                    disc.failed.append(FileError(_place(home, e.path), f"cannot read a Codex rollout "
+                    disc.failed.append(FileError(_where(e.path), f"cannot read a Codex rollout "
                                                  f"({exc.strerror or exc}); it is skipped. {os_error_advice(exc)}",
                                                  path=e.path))  # fmt: skip
 
     def _add(
-        self, home: str, path: str, real: str, disc: Discovery, seen_real: set[str], by_hash: dict[str, str]
+        self, path: str, real: str, disc: Discovery, seen_real: set[str], by_hash: dict[str, str]
     ) -> None:
         if real in seen_real:
             return
@@ -1568,7 +1568,7 @@ class CodexImporter(Importer):
             if not readable(real, st):
                 raise PermissionError(13, "permission denied")
         except OSError as exc:
-            disc.failed.append(FileError(_place(home, path), f"cannot read a Codex rollout "
+            disc.failed.append(FileError(_where(path), f"cannot read a Codex rollout "
                                          f"({exc.strerror or exc}); it is skipped. {os_error_advice(exc)}",
                                          path=path))  # fmt: skip
             return
@@ -1672,7 +1672,7 @@ class CodexImporter(Importer):
         return FileInventory(file, size, mtime_ns, first, last)
 
 
-def _place(home: str, path: str) -> str:
+def _where(path: str) -> str:
     """Where a discovery error happened, as the events log and the daemon's status may hold it (storage.md §10:
     no raw source path): the path hash, as Claude's importer names its files. A rollout's name holds its date
     and thread id. (`FileError.path` gives the terminal the path itself.)"""
