@@ -76,7 +76,7 @@ def test_second_instance_exits_1_naming_the_pid(home: Home) -> None:
     try:
         r = home.hyp_cmd("daemon", "run", timeout=60)
         assert r.returncode == 1
-        assert f"hyp daemon: already running (pid {os.getpid()})" in r.stderr
+        assert f"hyp daemon run: already running (pid {os.getpid()})" in r.stderr
         assert r.stdout == ""
         with pytest.raises(AlreadyRunning) as exc:
             PidLock(home.layout).acquire()
@@ -140,7 +140,7 @@ def test_every_daemon_command_with_hyp_home_a_file(tmp_path: Path, monkeypatch: 
     try:
         for args in (["run"], ["run", "--once"], ["start"], ["restart"], ["install", "--dry-run"]):
             code, out, err = run_cli(capsys, "daemon", *args)
-            assert (code, out, err) == (1, "", f"hyp daemon: {problem}\n"), args
+            assert (code, out, err) == (1, "", f"hyp daemon {args[0]}: {problem}\n"), args
         code, out, err = run_cli(capsys, "daemon", "status")
         assert code == 0 and f"Warning         {problem}" in out.splitlines(), out
         code, out, _ = run_cli(capsys, "daemon", "status", "--json")
@@ -256,7 +256,7 @@ def test_start_twice_then_stop_twice(home: Home, capsys: pytest.CaptureFixture[s
     assert json.loads(home.hyp_cmd("daemon", "status", "--json").stdout)["running"] is True
 
     code, out, err = run_cli(capsys, "daemon", "start")
-    assert code == 1 and f"hyp daemon: already running (pid {report.pid})" in err
+    assert code == 1 and f"hyp daemon start: already running (pid {report.pid})" in err
 
     code, out, err = run_cli(capsys, "daemon", "stop")
     assert code == 0, err
@@ -272,7 +272,7 @@ def test_start_twice_then_stop_twice(home: Home, capsys: pytest.CaptureFixture[s
 def test_start_without_config_and_with_capture_off(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     home.layout.config.unlink()
     code, out, err = run_cli(capsys, "daemon", "start")
-    assert (code, out) == (1, "") and err.strip() == "hyp daemon: not set up: run hyp init"
+    assert (code, out) == (1, "") and err.strip() == "hyp daemon start: not set up: run hyp init"
     home.write_config(enabled=False)
     assert json.loads(home.layout.config.read_text())["capture"]["enabled"] is False
     pids: list[int] = []
@@ -324,7 +324,7 @@ def test_start_with_a_damaged_checkpoint_database_fails_with_its_own_error(
     assert code == 1 and out == ""
     problem = f"cannot use the checkpoint database {home.layout.ingest_db}: file is not a database. If it is damaged"
     first, *rest = err.splitlines()
-    assert first.startswith(f"hyp daemon: the capture daemon exited while starting: {problem}")
+    assert first.startswith(f"hyp daemon start: the capture daemon exited while starting: {problem}")
     assert first.endswith(f"(log: {home.layout.daemon_log})")
     # the log lines of this start only: its error, not an earlier run's traceback
     assert rest[0] == f"last lines of {home.layout.daemon_log}:"

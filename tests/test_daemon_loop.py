@@ -827,7 +827,7 @@ def test_an_unexpected_failure_keeps_its_traceback_in_the_log_not_on_the_termina
     assert run_daemon(home.layout, once=True, env=env) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert f"hyp daemon: the capture daemon failed: boom (test) (traceback in {home.layout.daemon_log})" in err
+    assert f"hyp daemon run: the capture daemon failed: boom (test) (traceback in {home.layout.daemon_log})" in err
     log_text = home.layout.daemon_log.read_text()
     assert "Traceback (most recent call last)" in log_text and "TypeError: boom (test)" in log_text
     assert home.status()["last_error"]["message"] == "the capture daemon failed: TypeError: boom (test)"

@@ -320,7 +320,7 @@ def test_a_damaged_checkpoint_database_is_one_line_not_a_traceback(tmp_path: Pat
     for args in (("daemon", "run", "--once"), ("daemon", "run")):
         r = home.hyp_cmd(*args, timeout=30)
         assert r.returncode == 1  # cli.md §9: a fatal start error
-        assert r.stderr == f"hyp daemon: {expected}\n"
+        assert r.stderr == f"hyp daemon run: {expected}\n"
         st = home.status()
         assert st["state"] == "stopped" and st["last_error"]["message"] == expected
         assert not home.layout.daemon_pid.exists()
@@ -345,7 +345,7 @@ def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> 
             r = _hyp_unprivileged(home, *args)
             assert r.returncode == 1
             assert r.stderr == (
-                f"hyp daemon: cannot take the daemon lock: Permission denied ({ro / 'hyp'}). Check that "
+                f"hyp daemon run: cannot take the daemon lock: Permission denied ({ro / 'hyp'}). Check that "
                 f"{ro / 'hyp'} and everything in it belong to you and are writable (mode 0700), or point HYP_HOME "
                 "at a writable directory.\n")
         assert list(ro.iterdir()) == []
@@ -359,7 +359,7 @@ def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> 
         r = _hyp_unprivileged(home, "daemon", "start")
         assert r.returncode == 1 and r.stdout == ""
         assert r.stderr == (
-            f"hyp daemon: could not start the capture daemon: Permission denied ({home.layout.daemon_log}). Check "
+            f"hyp daemon start: could not start the capture daemon: Permission denied ({home.layout.daemon_log}). Check "
             f"that {home.hyp} and everything in it belong to you and are writable (mode 0700), or point HYP_HOME "
             "at a writable directory.\n")
         # the foreground daemon runs on, and says once that it cannot log (not a traceback per message)
@@ -367,7 +367,7 @@ def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> 
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr and "Logging error" not in r.stderr
         lines = r.stderr.splitlines()
-        assert lines.count(f"hyp daemon: cannot write to the log {home.layout.daemon_log}: Permission denied") == 1
+        assert lines.count(f"hyp daemon run: cannot write to the log {home.layout.daemon_log}: Permission denied") == 1
         assert len(part_ids(home.layout)) == 3
     finally:
         home.layout.logs_dir.chmod(0o755)

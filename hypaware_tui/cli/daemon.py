@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer._click.globals import get_current_context
 
 from hypaware_tui.cli.output import err, fmt_int, out, plural, print_json, short_path
 
@@ -37,8 +38,15 @@ def _prog() -> str:
         return "hyp"
 
 
+def _where() -> str:
+    """The command that is running (`hyp daemon install`), the prefix of its errors as of every other
+    command's; `hyp daemon` outside a command's context."""
+    ctx = get_current_context(silent=True)
+    return ctx.command_path if ctx is not None and ctx.parent is not None else f"{_prog()} daemon"
+
+
 def _fail(message: str, code: int = 1) -> None:
-    err(f"{_prog()} daemon: {message}")
+    err(f"{_where()}: {message}")
     raise typer.Exit(code)
 
 
@@ -104,7 +112,7 @@ def _report(res: Any) -> None:
     if res.ok:
         out(res.message)
         raise typer.Exit(0)
-    err(f"{_prog()} daemon: {res.message}")
+    err(f"{_where()}: {res.message}")
     if res.log_tail:
         err(f"last lines of {short_path(_layout().daemon_log)}:")
         for line in res.log_tail:
@@ -382,6 +390,6 @@ def daemon_uninstall(
         except Exception as exc:  # noqa: BLE001
             problems.append(str(exc))
     for p in problems:
-        err(f"{_prog()} daemon: warning: {p}")
+        err(f"{_where()}: warning: {p}")
     out(f"removed {short_path(mgr.unit_path)}; config, data and logs are kept")
     raise typer.Exit(0)

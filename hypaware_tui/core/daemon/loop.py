@@ -1358,7 +1358,7 @@ class DaemonLogHandler(logging.Handler):
             why = exc.strerror or str(exc)
             if why != self.failure:
                 with contextlib.suppress(Exception):
-                    sys.stderr.write(f"hyp daemon: cannot write to the log {self.layout.daemon_log}: {why}\n")
+                    sys.stderr.write(f"hyp daemon run: cannot write to the log {self.layout.daemon_log}: {why}\n")
                     sys.stderr.flush()
             self.failure = why
         except Exception:  # noqa: BLE001
@@ -1389,7 +1389,7 @@ def configure_logging(layout: Layout, mode: str) -> list[logging.Handler]:
     handlers: list[logging.Handler] = [DaemonLogHandler(layout, mode)]
     if mode == "foreground":
         h = logging.StreamHandler()
-        h.setFormatter(_TerminalFormatter("hyp daemon: %(message)s", layout.daemon_log))
+        h.setFormatter(_TerminalFormatter("hyp daemon run: %(message)s", layout.daemon_log))
         handlers.append(h)
     for h in handlers:
         logger.addHandler(h)
