@@ -213,3 +213,28 @@ def test_unsupported_calls_say_what_is_supported(layout: Layout, statement: str,
 def test_the_read_only_gate_still_comes_first(layout: Layout, statement: str) -> None:
     with pytest.raises(q.QueryError, match="^only a single SELECT statement is allowed$"):
         q.run_sql(layout, statement)
+
+
+def test_unaliased_expressions_of_the_outer_select_are_named_by_their_text(layout: Layout) -> None:
+    """The engine would call `count(*)` `len`, a sum by the column it reads and a constant `literal`: a header
+    that says `input_tokens` over a sum misreads as raw values. Column references and aliases stay as they are;
+    a CTE's columns keep the names the outer query uses; repeats get `:1`."""
+    df = q.run_sql(
+        layout,
+        f"""select role, count(*), sum(input_tokens) , count( * ) as n, 1, 'a  b', m.session_id,
+                   count(*) /* again */, upper(role) as "upper(role)" from {M} m group by role, m.session_id
+            order by count(*) desc, role limit 1""",
+    )
+    assert df.columns == ["role", "count(*)", "sum(input_tokens)", "n", "1", "'a  b'", "session_id", "count(*):1",
+                          "upper(role)"]  # fmt: skip
+    total = q.run_sql(layout, f"select count(*) from {M}")
+    assert total.columns == ["count(*)"] and total.item() == len(duck(layout, f"select * from {M}"))
+    # the order by the expression still sorts by it; the CTE's columns and the star over them keep their names
+    assert df["count(*)"].item() == df["count(*):1"].item() == df["n"].item() > 0
+    cte = q.run_sql(layout, f"with t as (select role, count(*) as k from {M} group by role) select * from t")
+    assert cte.columns == ["role", "k"]
+    inner = q.run_sql(layout, f"select * from (select role, max(message_index) from {M} group by role) order by 1")
+    assert inner.columns[0] == "role" and inner.height == len(duck(layout, f"select distinct role from {M}"))
+    # a union takes the names of its first select
+    union = q.run_sql(layout, f"(select count(*) from {M}) union all (select count(*) from ai_gateway_usage)")
+    assert union.columns == ["count(*)"] and union.height == 2

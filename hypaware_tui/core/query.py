@@ -496,6 +496,93 @@ def _select_item_aliases(
     return edits
 
 
+def _depths(toks: list[tuple[str, int, int]]) -> list[int]:
+    """The parenthesis depth of each token (a `(` and its `)` at the outer depth)."""
+    depth: list[int] = []
+    d = 0
+    for t, _, _ in toks:
+        if t == ")":
+            d -= 1
+        depth.append(d)
+        if t == "(":
+            d += 1
+    return depth
+
+
+def _item_text(sql: str, toks: list[tuple[str, int, int]]) -> str:
+    """A select item as written, with each run of whitespace or comments between its tokens as one space."""
+    out = [sql[toks[0][1] : toks[0][2]]]
+    for prev, tok in zip(toks, toks[1:], strict=False):
+        if tok[1] > prev[2]:
+            out.append(" ")
+        out.append(sql[tok[1] : tok[2]])
+    return "".join(out)
+
+
+def _is_column_ref(sql: str, toks: list[tuple[str, int, int]]) -> bool:
+    """`*`, `t.*`, `col`, `t.col`, `"col"`: items the engine already names as a reader expects."""
+    if toks[-1][0] == "*":
+        return len(toks) == 1 or (len(toks) >= 3 and toks[-2][0] == ".")
+    for n, tok in enumerate(toks):
+        if n % 2:
+            if tok[0] != ".":
+                return False
+        elif _ident(sql, tok) is None or tok[0] in ("null", "true", "false"):
+            return False
+    return len(toks) % 2 == 1
+
+
+def name_result_columns(sql: str) -> str:
+    """Name each unaliased expression of the statement's outer select list by its text, as SQLite does
+    (`count(*)`, `sum(input_tokens)`, `1`), with ` AS "<text>"`: the engine would call them `len`,
+    `input_tokens` (the column an aggregate reads, so a sum looked like a raw value) and `literal`. Column
+    references, stars and aliased items are left alone; so are nested selects (a CTE or subquery column keeps
+    the name the outer query may use). A repeated name gets `:1`, `:2`, as the engine suffixes repeats."""
+    toks = _lex(sql)
+    depth = _depths(toks)
+    selects = [i for i, (t, _, _) in enumerate(toks) if t == "select"]
+    if not selects:
+        return sql
+    top = min(depth[i] for i in selects)
+    i = next(i for i in selects if depth[i] == top)
+    k = i + 1
+    while k < len(toks) and toks[k][0] in ("distinct", "all"):
+        k += 1
+    items: list[list[int]] = []
+    item: list[int] = []
+    while True:
+        at_end = k >= len(toks) or depth[k] < top or (depth[k] == top and toks[k][0] in _SELECT_LIST_END)
+        if at_end or (depth[k] == top and toks[k][0] == ","):
+            if item:
+                items.append(item)
+            item = []
+            if at_end:
+                break
+        else:
+            item.append(k)
+        k += 1
+    taken: set[str] = set()
+    plan: list[tuple[int, str]] = []
+    for item in items:
+        its = [toks[j] for j in item]
+        if _has_alias(sql, its, [depth[j] for j in item], top) or _is_column_ref(sql, its):
+            if its[-1][0] != "*":
+                taken.add(_ident(sql, its[-1]) or "")
+            continue
+        plan.append((its[-1][2], _item_text(sql, its)))
+    edits = []
+    for pos, name in plan:
+        unique, n = name, 0
+        while unique in taken:
+            n += 1
+            unique = f"{name}:{n}"
+        taken.add(unique)
+        edits.append((pos, ' AS "' + unique.replace('"', '""') + '"'))
+    for pos, text in reversed(edits):
+        sql = sql[:pos] + text + sql[pos:]
+    return sql
+
+
 _DATA_ERROR_HINTS = ("parquet:", "out of specification", "os error", "magic bytes", "footer")
 
 
@@ -541,6 +628,7 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
 
     Raises QueryError (not a single SELECT, or an engine error: exit 2) or DatasetReadError (exit 1)."""
     sql, json_calls = rewrite_json_paths(check_select(statement))
+    sql = name_result_columns(sql)
 
     def attempt() -> pl.DataFrame:
         ctx = open_relations(layout, json_calls)
