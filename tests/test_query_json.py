@@ -235,6 +235,9 @@ def test_unaliased_expressions_of_the_outer_select_are_named_by_their_text(layou
     assert cte.columns == ["role", "k"]
     inner = q.run_sql(layout, f"select * from (select role, max(message_index) from {M} group by role) order by 1")
     assert inner.columns[0] == "role" and inner.height == len(duck(layout, f"select distinct role from {M}"))
+    # stars, with the engine's EXCLUDE, are left alone; an expression beside one is named
+    star = q.run_sql(layout, f"select m.* exclude (content_text), 2*3 from {M} m limit 1")
+    assert star.columns == [c for c in COLUMN_NAMES if c != "content_text"] + ["source", "2*3"]
     # a union takes the names of its first select
     union = q.run_sql(layout, f"(select count(*) from {M}) union all (select count(*) from ai_gateway_usage)")
     assert union.columns == ["count(*)"] and union.height == 2

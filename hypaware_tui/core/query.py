@@ -520,9 +520,12 @@ def _item_text(sql: str, toks: list[tuple[str, int, int]]) -> str:
 
 
 def _is_column_ref(sql: str, toks: list[tuple[str, int, int]]) -> bool:
-    """`*`, `t.*`, `col`, `t.col`, `"col"`: items the engine already names as a reader expects."""
-    if toks[-1][0] == "*":
-        return len(toks) == 1 or (len(toks) >= 3 and toks[-2][0] == ".")
+    """`*`, `t.*` (with any `EXCLUDE (…)`, `RENAME (…)`), `col`, `t.col`, `"col"`: items the engine already
+    names as a reader expects."""
+    stars = [n for n, tok in enumerate(toks) if tok[0] == "*"]
+    if stars and (stars[0] == 0 or (stars[0] >= 2 and toks[stars[0] - 1][0] == "." and all(
+            toks[n][0] == "." if n % 2 else _ident(sql, toks[n]) is not None for n in range(stars[0])))):
+        return True
     for n, tok in enumerate(toks):
         if n % 2:
             if tok[0] != ".":
