@@ -722,6 +722,31 @@ def test_cache_prune_forgets_the_checkpoints_of_vanished_files_only(h):
     assert "Removed 1 unfinished file an interrupted write left behind (.tmp)." in text.stdout
 
 
+def test_rows_pruned_after_retention_was_lowered_come_back_when_it_is_raised_again(h):
+    """storage.md §7.3/§12: raising retention reads the now-allowed older rows again. After retention was
+    lowered without an import (`hyp init --no-backfill`) and `hyp cache prune` removed the older partitions,
+    the import floor recorded by the first import was still the earlier one: raising retention back did not
+    look lower than it, no checkpoint was reset, and the pruned rows of files still on disk never came back
+    ("Nothing new to import")."""
+    old_rows, _ = claude_session(h.claude / "projects" / "-home-ada-old" / "old.jsonl", "old", 4, recent(200))
+    new_rows, _ = claude_session(h.claude / "projects" / "-home-ada-new" / "new.jsonl", "new", 3, recent(5))
+    base = ("init", "--yes", "--no-daemon", "--client", "claude")
+    p = h.run(*base, "--retention-days", "365")
+    assert p.returncode == 0, p.stderr
+    assert h.dataset().height == old_rows + new_rows
+    p = h.run(*base, "--force", "--no-backfill", "--retention-days", "120")
+    assert p.returncode == 0, p.stderr
+    doc, p = h.json("cache", "prune")
+    assert p.returncode == 0 and doc["rows_removed"] == old_rows, p.stderr
+    assert h.dataset().height == new_rows
+    p = h.run(*base, "--force", "--retention-days", "365")
+    assert p.returncode == 0, p.stderr
+    df = h.dataset()
+    assert df.height == df["part_id"].n_unique() == old_rows + new_rows
+    again = h.run("backfill")
+    assert again.stdout.strip().splitlines()[-1] == "Nothing new to import: no history was added since the last import."
+
+
 def test_a_ctrl_c_while_waiting_for_the_lock_stops_the_wait_and_prints_the_summary(h):
     """cli.md §5.3: a Ctrl+C ends a backfill with exit 130 and its summary. While another process held the
     write lock, the first Ctrl+C was only noted: hyp went on waiting until the lock came free. Nothing is

@@ -942,6 +942,13 @@ class Storage:
             self._emit("checkpoints.reset", reason="import_floor_lowered", old_floor=old, new_floor=cut_date)
         return lowered
 
+    def _raise_import_floor(self, cut_date: str) -> None:
+        """Under the lock: record `cut_date` as the import floor unless a later one is recorded."""
+        db = self._state()
+        old = db.get_meta(META_IMPORT_FLOOR)
+        if old is None or old == NO_FLOOR or old < cut_date:
+            db.set_meta(META_IMPORT_FLOOR, cut_date)
+
     # -- maintenance -----------------------------------------------------------------------------------
     def cleanup_tmp(
         self,
@@ -1015,6 +1022,12 @@ class Storage:
                         result.partitions.append(info)
                     if trash_dirs:
                         fsync_dir(self.layout.trash)
+                        # The rows before the cut are gone, whatever floor the last import ran with: record
+                        # the cut as the import floor (§7.3), so that a later import with an earlier floor
+                        # (retention raised again) resets the checkpoints and reads those rows back.
+                        # Without it, a floor recorded before retention was lowered stayed, and the rows
+                        # of files still on disk never came back.
+                        self._raise_import_floor(cut)
                     self._remove_empty_source_dirs()
                 result.tmp_removed = self._cleanup_tmp_locked(STALE_TMP_SECONDS, None) if root.is_dir() else 0
                 if client_roots_hashes:
