@@ -176,12 +176,15 @@ def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
     try:
         old = iso(datetime.now(UTC) - timedelta(minutes=12, seconds=20))  # (not NOW: taken at collection)
         write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
-                                   "started_at": old, "updated_at": old, "rows_written": 3})  # fmt: skip
+                                   "started_at": old, "updated_at": old, "rows_written": 3,
+                                   "last_import_at": "2026-11-27T14:21:01.250Z"})  # fmt: skip
         with pytest.raises(SystemExit) as info:
             main(["status"])
         out = capsys.readouterr().out
         assert info.value.code == 0
         assert f"running (status stale) · pid {os.getpid()} · detached" in out
+        # the same time format as the Dataset section's last backfill
+        assert "last import 2026-11-27 14:21 UTC · 3 rows written since start" in out
         flat = " ".join(out.split())  # (the block wraps at the terminal's width, which a long tmp path reaches)
         assert "warning: status not updated for 12 min (a running daemon writes it every 30 s): the daemon may " \
                f"be unable to write to {layout.run_dir} (disk full? read-only?)" in flat
@@ -290,7 +293,7 @@ def test_the_last_import_and_whether_it_ended(
         return text, json.loads(capsys.readouterr().out)["dataset"]["last_import"]
 
     text, doc = shown()
-    assert doc is None and "last import" not in text
+    assert doc is None and "last backfill" not in text
     log = EventLog(layout, "R1", enabled=True)
     log.emit("backfill.start", providers=["claude"])
     log.emit("backfill.write", provider="claude", rows=3)
@@ -303,4 +306,6 @@ def test_the_last_import_and_whether_it_ended(
     EventLog(layout, "R2", enabled=True).emit("backfill.start", providers=["claude"])
     EventLog(layout, "R2", enabled=True).emit("backfill.finish", status="ok", rows_written=1)
     text, doc = shown()
-    assert doc == {"at": doc["at"], "status": "ok", "rows_written": 1} and ": ok, 1 new row" in text
+    assert doc == {"at": doc["at"], "status": "ok", "rows_written": 1}
+    line = next(x for x in text.splitlines() if "last backfill" in x)
+    assert line.endswith(f"last backfill {doc['at'][:10]} {doc['at'][11:16]} UTC: ok, 1 new row")

@@ -69,17 +69,25 @@ def _block(label: str, lines: list[str]) -> None:
         out(f"{(label if i == 0 else ''):<{LABEL_WIDTH}}{line}")
 
 
+def _utc_minute(at: Any) -> str:
+    """An event's or the daemon's ISO UTC time as `2026-11-27 14:00 UTC` (one format in the whole report)."""
+    return str(at or "?").replace("T", " ")[:16] + " UTC"
+
+
 def _last_import_line(last: dict[str, Any], prog: str) -> str:
-    at = str(last.get("at") or "?").replace("T", " ")[:16] + " UTC"
+    """The last `hyp backfill` or `hyp init` import (the daemon's own imports are in its section: after
+    months of capture, "last import" here read as if nothing had been imported since setup)."""
+    at = _utc_minute(last.get("at"))
     status = last.get("status")
     if status == "ok":
         rows = last.get("rows_written")
-        return f"last import {at}: ok" + (f", {plural(rows, 'new row')}" if isinstance(rows, int) else "")
+        return f"last backfill {at}: ok" + (f", {plural(rows, 'new row')}" if isinstance(rows, int) else "")
     if status == "cancelled":
-        return f"last import {at}: stopped before the end; {prog} backfill finishes it"
+        return f"last backfill {at}: stopped before the end; {prog} backfill finishes it"
     if status == "failed":
-        return f"last import {at}: failed (the error is below); {prog} backfill tries again"
-    return f"last import started {at} and recorded no end (still running, or interrupted); {prog} backfill finishes it"
+        return f"last backfill {at}: failed (the error is below); {prog} backfill tries again"
+    return (f"last backfill started {at} and recorded no end (still running, or interrupted); {prog} backfill "
+            "finishes it")
 
 
 def render_text(report: dict[str, Any]) -> None:
@@ -182,7 +190,7 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str) -> list[str
             lines.append(f"warning: {d['warning']}")
         if d.get("last_import_at") or d.get("rows_written") is not None:
             lines.append(
-                f"last import {d.get('last_import_at') or 'none yet'} · "
+                f"last import {_utc_minute(d['last_import_at']) if d.get('last_import_at') else 'none yet'} · "
                 f"{plural(int(d.get('rows_written') or 0), 'row')} written since start"
             )
         last = d.get("last_error")
