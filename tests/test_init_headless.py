@@ -68,6 +68,39 @@ def test_not_interactive_exits_2_with_the_yes_hint_and_creates_nothing(tmp_path:
     assert not (tmp_path / "fresh-hyp").exists()
 
 
+@pytest.mark.parametrize(("args", "hint"), [
+    (["init", "--demo"], "hyp init --demo --yes (add --dry-run to preview)"),
+    (["init", "--demo", "--dry-run"], "hyp init --demo --yes --dry-run"),
+    (["init", "--dry-run"], "hyp init --yes --dry-run"),
+    (["init", "--force"], "hyp init --yes --force (add --dry-run to preview)"),
+    (["init", "--client", "codex", "--retention-days", "30", "--no-backfill", "--no-daemon"],
+     "hyp init --yes --client codex --retention-days 30 --no-backfill --no-daemon (add --dry-run to preview)"),
+])
+def test_not_interactive_hint_keeps_the_flags_given(tmp_path: Path, args: list[str], hint: str) -> None:
+    """The hint said `hyp init --yes …` whatever was given: one who typed --demo and followed it imported the real
+    history into the real HYP_HOME and started capture. It is the command given, made headless."""
+    env = dict(os.environ, HOME=str(tmp_path / "home"), HYP_HOME=str(tmp_path / "fresh-hyp"))
+    proc = hyp(args, env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == f"hyp init needs an interactive terminal. For a non-interactive setup run: {hint}"
+    assert not (tmp_path / "fresh-hyp").exists()
+
+
+def test_following_the_demo_hint_leaves_the_real_home_alone(tmp_path: Path, fake_manager_env) -> None:
+    m = make_machine(tmp_path)  # a real HOME with Claude and Codex history, and no HYP_HOME yet
+    env = dict(m.env, TMPDIR=str(tmp_path), **fake_manager_env)
+    refused = hyp(["init", "--demo"], env)
+    assert refused.returncode == 2
+    command = refused.stderr.split("setup run: ", 1)[1].split(" (add", 1)[0].split()
+    assert command[:2] == ["hyp", "init"]
+    before = tree_listing(m.root)
+    proc = hyp([*command[1:], "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["demo_dir"] is not None
+    assert not m.layout.home.exists() and tree_listing(m.root) == before
+    assert json.loads(Path(fake_manager_env["HYP_TEST_SERVICE_MANAGER"]).read_text())["calls"] == []
+
+
 # --------------------------------------------------------------------------------------------- §12.2, §12.20
 
 

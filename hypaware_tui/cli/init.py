@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,27 @@ from hypaware_tui.core.config import MAX_RETENTION_DAYS
 
 NOT_INTERACTIVE = ("hyp init needs an interactive terminal. For a non-interactive setup run: hyp init --yes "
                    "[--client claude] [--retention-days N] (add --dry-run to preview)")
+
+
+def not_interactive_message(prog: str, *, demo: bool = False, dry_run: bool = False, clients: Sequence[str] = (),
+                            retention_days: int | None = None, no_backfill: bool = False, no_daemon: bool = False,
+                            force: bool = False) -> str:
+    """wizard.md §2's refusal, whose hint is a command that does what was asked, without a terminal: the flags
+    given are carried into it. Dropping one changes what the hint does: without --demo it imports the real
+    history into the real HYP_HOME and starts capture; without --dry-run it writes; without --force it stops
+    on the existing config."""
+    given = ["--demo"] if demo else []
+    given += ["--yes"] + (["--dry-run"] if dry_run else [])
+    for c in clients:
+        given += ["--client", c]
+    if retention_days is not None:
+        given += ["--retention-days", str(retention_days)]
+    given += (["--no-backfill"] if no_backfill else []) + (["--no-daemon"] if no_daemon else [])
+    given += ["--force"] if force else []
+    if given == ["--yes"]:  # nothing given: the spec's sentence, with the choices one can add
+        return NOT_INTERACTIVE.replace("hyp init", f"{prog} init")
+    return (f"{prog} init needs an interactive terminal. For a non-interactive setup run: {prog} init "
+            f"{' '.join(given)}" + ("" if dry_run else " (add --dry-run to preview)"))
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +86,9 @@ def init_command(
     if json_out and not yes:
         raise typer.BadParameter("--json needs --yes (the wizard prints no JSON)", param_hint="--json")
     if not yes and not interactive_terminal():
-        err(NOT_INTERACTIVE)
+        err(not_interactive_message(_prog(ctx), demo=demo, dry_run=dry_run, clients=clients,
+                                    retention_days=retention_days, no_backfill=no_backfill, no_daemon=no_daemon,
+                                    force=force))
         raise typer.Exit(2)
 
     demo_dir = None
