@@ -451,9 +451,28 @@ def test_invalid_config_exits_1_naming_the_file(h, inproc):
     claude_fixtures(h)
     h.hyp.mkdir()
     (h.hyp / "hypaware-config.json").write_text("{nope")
-    for args in ([], ["list"], ["plan"]):
+    for args in ([], ["plan"]):
         rc, out, err = inproc("backfill", *args)
         assert rc == 1 and str(h.hyp / "hypaware-config.json") in err and out == "", args
+        # the way out named in full: `hyp init --force` alone asks for a terminal, `--yes` alone stops on the file
+        assert "replace it with hyp init (hyp init --yes --force without a terminal; a backup is kept)" in err
+
+
+def test_list_reports_with_an_invalid_config(h, inproc):
+    """cli.md §5.4: `backfill list` exits 0. It failed like the commands that need the config; it lists the
+    providers, with `enabled` unknown, and names the file, its problem and the way out on stderr."""
+    claude_fixtures(h)
+    h.hyp.mkdir()
+    (h.hyp / "hypaware-config.json").write_text("{nope")
+    rc, out, err = inproc("backfill", "list", "--json")
+    assert rc == 0, err
+    claude = json.loads(out)["providers"][0]
+    assert claude["provider"] == "claude" and claude["detected"] is True and claude["enabled"] is None
+    assert claude["files"] > 0
+    assert f"warning: the config is invalid: {h.hyp / 'hypaware-config.json'}: is not valid JSON" in err
+    assert "hyp init --yes --force" in err
+    rc, out, err = inproc("backfill", "list")
+    assert rc == 0 and "config invalid" in out.splitlines()[2]
 
 
 def _wait_for_parquet(h: Home, proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -311,6 +311,9 @@ def test_status_invalid_config_exits_1_with_the_report(
     assert "retention_days must be an integer from 0 to 36500" in doc["config"]["error"]
     code, out, _ = call(capsys, "status")
     assert code == 1 and "invalid: retention_days must be an integer from 0 to 36500" in out
+    # `hyp init` without a terminal exits 2 and `hyp init --yes` stops on the file: the way out is named in full
+    assert out.splitlines()[-1] == (f"Next: fix {home / 'hypaware-config.json'}, or replace it with hyp init "
+                                    "(hyp init --yes --force without a terminal; a backup is kept)")
 
 
 def test_status_unreadable_dataset_exits_1(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -425,6 +428,8 @@ def test_cache_prune_refuses_an_invalid_config(home: Path, capsys: pytest.Captur
         and "retention_days must be an integer" in err
         and "hypaware-config.json" in err
     )
+    assert err.splitlines()[-1] == ("Nothing was removed. Fix the file, or replace it with hyp init (hyp init --yes "
+                                    "--force without a terminal; a backup is kept).")
     assert scan_messages(Layout(home)).collect().height == 3
 
 

@@ -198,6 +198,32 @@ def test_existing_config_needs_force_and_is_backed_up(tmp_path: Path) -> None:
     assert "clients: claude (kept from existing config)" in err
 
 
+def test_each_step_out_of_an_invalid_config_names_a_command_that_works(tmp_path: Path, fake_manager_env) -> None:
+    """An invalid config: backfill said `hyp init --force`, which without a terminal suggested `hyp init --yes`,
+    which said "Re-run with --force … or use hyp backfill" (which fails on the file). `hyp init --yes --force`
+    was named nowhere in full."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version":1, "clients":\n')
+    env = dict(m.env, **fake_manager_env)
+    backfill = hyp(["backfill"], env)
+    assert backfill.returncode == 1 and "hyp init --yes --force without a terminal" in backfill.stderr
+    forced = hyp(["init", "--force"], env)
+    assert forced.returncode == 2 and "run: hyp init --yes --force (add --dry-run" in forced.stderr
+    headless_run = hyp(["init", "--yes", "--no-daemon"], env)
+    assert headless_run.returncode == 1 and headless_run.stdout == ""
+    assert headless_run.stderr.strip() == (
+        f"hyp init: the config is invalid: {m.layout.config}: is not valid JSON: Expecting value at line 2, column 1. "
+        "Replace it with hyp init --yes --no-daemon --force (a backup is kept), or fix the file.")
+    assert "backfill" not in headless_run.stderr
+    command = headless_run.stderr.split("Replace it with ", 1)[1].split(" (a backup", 1)[0].split()
+    done = hyp([*command[1:], "--no-backfill"], env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(m.layout.config.read_text())["version"] == 1
+    backups = list(m.layout.home.glob("hypaware-config.json.bak-*"))
+    assert [b.read_text() for b in backups] == ['{"version":1, "clients":\n']
+
+
 # --------------------------------------------------------------------------------------------- §12.6, §12.7
 
 

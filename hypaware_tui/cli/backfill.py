@@ -33,6 +33,7 @@ from hypaware_tui.cli.output import (
     out_console,
     plural,
     print_json,
+    replace_config_advice,
 )
 from hypaware_tui.core.timeutil import us_to_iso
 
@@ -199,7 +200,12 @@ def _check_window(ctx: typer.Context, window: Any, since: str | None, until: str
         _usage_exit(ctx, str(exc), sub)
 
 
-def _load(ctx: typer.Context, sub: str | None = None):
+_INVALID = object()  # `_load(report=True)`'s config when the file is invalid
+
+
+def _load(ctx: typer.Context, sub: str | None = None, *, report: bool = False):
+    """(layout, config); config None without a file. An invalid config fails the command, except for a report
+    (`report`: `backfill list`, which cli.md §5.4 has exit 0): it warns and gets `_INVALID`."""
     from hypaware_tui.core.config import ConfigError, load_config
     from hypaware_tui.core.paths import Layout, hyp_home_problem
 
@@ -210,8 +216,13 @@ def _load(ctx: typer.Context, sub: str | None = None):
     try:
         config = load_config(layout)
     except ConfigError as exc:
-        _fail(ctx, f"the config is invalid: {exc}. Fix the file, or run {_prog(ctx)} init --force to replace it.",
-              sub)
+        advice = f"Fix the file, or {replace_config_advice(_prog(ctx))}."
+        if not report:
+            _fail(ctx, f"the config is invalid: {exc}. {advice}", sub)
+        where = f"{_prog(ctx)} {COMMAND}" + (f" {sub}" if sub else "")
+        err(f"{where}: warning: the config is invalid: {exc}. Whether a provider is enabled is unknown, and roots "
+            f"set in the config are not used. {advice}")
+        return layout, _INVALID
     return layout, config
 
 
@@ -224,6 +235,8 @@ def _retention(config: Any) -> int:
 def _enabled_text(config: Any, client: str) -> str:
     if config is None:
         return "no config"
+    if config is _INVALID:
+        return "config invalid"
     return "yes" if config.client_enabled(client) else "no"
 
 
@@ -734,8 +747,9 @@ def list_command(
     from hypaware_tui.core.inventory import build_inventory, client_figures
     from hypaware_tui.importers import KNOWN_CLIENTS
 
-    _layout, config = _load(ctx, "list")
-    inv = build_inventory(KNOWN_CLIENTS, config=config, env=os.environ)
+    _layout, config = _load(ctx, "list", report=True)
+    invalid = config is _INVALID
+    inv = build_inventory(KNOWN_CLIENTS, config=None if invalid else config, env=os.environ)
     entries = []
     for ci in inv:
         fig = client_figures(ci)
@@ -745,7 +759,7 @@ def list_command(
                 "name": ci.name,
                 "detected": ci.detected,
                 "reason": ci.reason,
-                "enabled": None if config is None else config.client_enabled(ci.client),
+                "enabled": None if config is None or invalid else config.client_enabled(ci.client),
                 "root": ci.root,
                 "files": fig.files,
                 "sessions": fig.sessions,

@@ -18,6 +18,7 @@ from hypaware_tui.cli.output import (
     out,
     plural,
     print_json,
+    replace_config_advice,
     short_path,
     waiting_notice,
 )
@@ -235,7 +236,7 @@ def cache_prune(
     retention, _source, config_error = _retention(layout)
     if retention is None:
         err(f"{prog} cache prune: {config_error}")
-        err(f"Nothing was removed. Fix the file, or run {prog} init to rewrite it.")
+        err(f"Nothing was removed. Fix the file, or {replace_config_advice(prog)}.")
         raise typer.Exit(1)
     if not dry_run:
         set_umask()

@@ -23,13 +23,12 @@ NOT_INTERACTIVE = ("hyp init needs an interactive terminal. For a non-interactiv
                    "[--client claude] [--retention-days N] (add --dry-run to preview)")
 
 
-def not_interactive_message(prog: str, *, demo: bool = False, dry_run: bool = False, clients: Sequence[str] = (),
-                            retention_days: int | None = None, no_backfill: bool = False, no_daemon: bool = False,
-                            force: bool = False) -> str:
-    """wizard.md §2's refusal, whose hint is a command that does what was asked, without a terminal: the flags
-    given are carried into it. Dropping one changes what the hint does: without --demo it imports the real
-    history into the real HYP_HOME and starts capture; without --dry-run it writes; without --force it stops
-    on the existing config."""
+def headless_command(prog: str, *, demo: bool = False, dry_run: bool = False, clients: Sequence[str] = (),
+                     retention_days: int | None = None, no_backfill: bool = False, no_daemon: bool = False,
+                     force: bool = False, json_out: bool = False) -> str:
+    """`hyp init --yes` with the flags given, for a hint to run: dropping one changes what it does (without
+    --demo it imports the real history into the real HYP_HOME and starts capture; without --dry-run it writes;
+    without --force it stops on the existing config)."""
     given = ["--demo"] if demo else []
     given += ["--yes"] + (["--dry-run"] if dry_run else [])
     for c in clients:
@@ -37,11 +36,17 @@ def not_interactive_message(prog: str, *, demo: bool = False, dry_run: bool = Fa
     if retention_days is not None:
         given += ["--retention-days", str(retention_days)]
     given += (["--no-backfill"] if no_backfill else []) + (["--no-daemon"] if no_daemon else [])
-    given += ["--force"] if force else []
-    if given == ["--yes"]:  # nothing given: the spec's sentence, with the choices one can add
+    given += (["--force"] if force else []) + (["--json"] if json_out else [])
+    return f"{prog} init {' '.join(given)}"
+
+
+def not_interactive_message(prog: str, **flags: Any) -> str:
+    """wizard.md §2's refusal, whose hint is the command given, made headless (`headless_command`)."""
+    command = headless_command(prog, **flags)
+    if command == f"{prog} init --yes":  # nothing given: the spec's sentence, with the choices one can add
         return NOT_INTERACTIVE.replace("hyp init", f"{prog} init")
-    return (f"{prog} init needs an interactive terminal. For a non-interactive setup run: {prog} init "
-            f"{' '.join(given)}" + ("" if dry_run else " (add --dry-run to preview)"))
+    return (f"{prog} init needs an interactive terminal. For a non-interactive setup run: {command}"
+            + ("" if flags.get("dry_run") else " (add --dry-run to preview)"))
 
 
 def register(app: typer.Typer) -> None:
@@ -217,8 +222,14 @@ def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retentio
     machine = gather_machine_state(layout, env, demo=demo_dir is not None, service_manager=service_manager)
     existing = machine.config
     if existing.exists and not force and not dry_run:
-        err(f"{prog} init: a config already exists at {existing.path}. Re-run with --force to replace it "
-            "(a backup is kept), or use hyp backfill to import again.")
+        again = headless_command(prog, clients=clients, retention_days=retention_days, no_backfill=no_backfill,
+                                 no_daemon=no_daemon, force=True, json_out=json_out)
+        if existing.valid:
+            err(f"{prog} init: a config already exists at {existing.path}. Re-run with --force to replace it "
+                f"({again}; a backup is kept), or use {prog} backfill to import again.")
+        else:  # (hyp backfill stops on an invalid config: --force is the way out)
+            err(f"{prog} init: the config is invalid: {existing.error}. Replace it with {again} (a backup is kept), "
+                "or fix the file.")
         return 1
     config_data = existing.data if existing.valid else None
     inventory = build_inventory(KNOWN_CLIENTS, config=config_data, env=env, importers=importers)

@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 WAITING_NOTICE = "waiting for another import to finish its batch…"
 
 
+def replace_config_advice(prog: str) -> str:
+    """How to replace an invalid config with a command that works: the wizard in a terminal, and without one
+    `--yes --force` (headless `hyp init --yes` stops on any existing config, and `hyp init --force` alone asks
+    for a terminal)."""
+    return f"replace it with {prog} init ({prog} init --yes --force without a terminal; a backup is kept)"
+
+
 def color_enabled(stream: Any) -> bool:
     if os.environ.get("NO_COLOR"):
         return False

@@ -15,7 +15,15 @@ from typing import Any
 
 import typer
 
-from hypaware_tui.cli.output import fmt_int, human_size, out, plural, print_json, short_path
+from hypaware_tui.cli.output import (
+    fmt_int,
+    human_size,
+    out,
+    plural,
+    print_json,
+    replace_config_advice,
+    short_path,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -145,7 +153,7 @@ def render_text(report: dict[str, Any]) -> None:
         out(f"Next: {PROG} init")
     elif cfg["state"] == "invalid":
         out()
-        out(f"Next: fix {short_path(cfg['path'])} or run {PROG} init to rewrite it")
+        out(f"Next: fix {short_path(cfg['path'])}, or {replace_config_advice(PROG)}")
 
 
 def _client_line(c: dict[str, Any]) -> str:
