@@ -105,6 +105,30 @@ def test_no_arguments_lists_commands_and_the_state_hint_without_textual(tmp_path
     assert not (tmp_path / "h").exists()
 
 
+def test_a_hyp_home_that_is_a_file_gets_the_advice_that_works(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HYP_HOME is a regular file: `hyp` said "run hyp init", `hyp status` "fix …/hypaware-config.json or run
+    hyp init to rewrite it" and `hyp cache prune` "Fix the file, or run hyp init to rewrite it"; hyp init fails
+    there, and there is no file to fix. Each names the one thing that works."""
+    home.write_text("a file\n")
+    problem = (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
+               "away) and")
+    code, out, _ = call(capsys)
+    assert code == 0 and out.rstrip().endswith(f"Not set up: {problem} run hyp init.")
+    code, out, _ = call(capsys, "status")
+    assert code == 1 and out.rstrip().splitlines()[-1] == f"Next: {problem} run it again."
+    code, out, err = call(capsys, "cache", "prune")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [f"hyp cache prune: {problem} run it again.", "Nothing was removed."]
+    code, out, _ = call(capsys, "cache", "status")
+    assert code == 1 and f"Retention    unknown: {problem} run it again." in out
+    for args in ((), ("status",), ("cache", "prune"), ("cache", "status")):
+        _code, out, err = call(capsys, *args)
+        assert "rewrite" not in out + err and "replace it" not in out + err and "Fix the" not in out + err, args
+    assert home.read_text() == "a file\n"
+
+
 def test_no_arguments_hint_when_configured(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_config(home)
     code, out, _ = call(capsys)

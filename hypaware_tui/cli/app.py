@@ -65,9 +65,12 @@ def _root(
 def state_hint() -> str:
     """The one state hint of `hyp` with no arguments (cli.md §1). Read-only, creates nothing."""
     from hypaware_tui.cli.status import daemon_running
-    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.paths import Layout, hyp_home_problem
 
     layout = Layout.resolve()
+    problem = hyp_home_problem(layout.home, then=f"run {PROG} init")  # (hyp init itself fails on it)
+    if problem is not None:
+        return f"Not set up: {problem}"
     if not layout.config.exists():
         return f"Not set up yet: run {PROG} init, or {PROG} init --demo to try it."
     if daemon_running(layout):

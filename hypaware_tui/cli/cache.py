@@ -48,7 +48,11 @@ def _prog() -> str:
 def _retention(layout: Any) -> tuple[int | None, str, str | None]:
     """(retention_days, source, config error). Source: `config`, `default` (no config) or `invalid`."""
     from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS, ConfigError, load_config
+    from hypaware_tui.core.paths import hyp_home_problem
 
+    problem = hyp_home_problem(layout.home)  # (else: "…/hypaware-config.json: cannot be read: Not a directory")
+    if problem is not None:
+        return None, "invalid", problem
     try:
         cfg = load_config(layout)
     except ConfigError as exc:
@@ -228,7 +232,7 @@ def cache_prune(
 ) -> None:
     from hypaware_tui.core.events import EventLog
     from hypaware_tui.core.ids import new_run_id
-    from hypaware_tui.core.paths import Layout, set_umask
+    from hypaware_tui.core.paths import Layout, hyp_home_problem, set_umask
     from hypaware_tui.core.storage import Storage
 
     layout = Layout.resolve()
@@ -236,7 +240,9 @@ def cache_prune(
     retention, _source, config_error = _retention(layout)
     if retention is None:
         err(f"{prog} cache prune: {config_error}")
-        err(f"Nothing was removed. Fix the file, or {replace_config_advice(prog)}.")
+        # (a HYP_HOME that is a file: its problem says what to do, and hyp init cannot write a config there)
+        err("Nothing was removed." if hyp_home_problem(layout.home) else
+            f"Nothing was removed. Fix the file, or {replace_config_advice(prog)}.")
         raise typer.Exit(1)
     if not dry_run:
         set_umask()

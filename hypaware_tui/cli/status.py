@@ -153,7 +153,13 @@ def render_text(report: dict[str, Any]) -> None:
         out(f"Next: {PROG} init")
     elif cfg["state"] == "invalid":
         out()
-        out(f"Next: fix {short_path(cfg['path'])}, or {replace_config_advice(PROG)}")
+        from pathlib import Path
+
+        from hypaware_tui.core.paths import hyp_home_problem
+
+        # A HYP_HOME that is a file is the problem, not the config under it, which hyp init cannot write either
+        problem = hyp_home_problem(Path(report["hyp_home"]))
+        out(f"Next: {problem}" if problem else f"Next: fix {short_path(cfg['path'])}, or {replace_config_advice(PROG)}")
 
 
 def _client_line(c: dict[str, Any]) -> str:

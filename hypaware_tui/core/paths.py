@@ -31,12 +31,13 @@ def resolve_hyp_home(env: Mapping[str, str] = os.environ) -> Path:
     return Path(os.path.abspath(raw))
 
 
-def hyp_home_problem(home: Path) -> str | None:
+def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
     """What is wrong when HYP_HOME exists but is not a directory (a file, /dev/null), for the commands that
-    would otherwise blame a config or dataset under it; None when it is a directory or does not exist yet."""
+    would otherwise blame a config or dataset under it, and advise rewriting a config that cannot be written;
+    None when it is a directory or does not exist yet. `then`: what to do once it is one."""
     if home.exists() and not home.is_dir():
         return (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
-                "away) and run it again.")
+                f"away) and {then}.")
     return None
 
 
