@@ -334,6 +334,39 @@ def _hyp_unprivileged(home: Home, *args: str) -> subprocess.CompletedProcess[str
                           text=True, timeout=60, stdin=subprocess.DEVNULL, **kwargs)
 
 
+def test_an_unreadable_history_folder_is_called_a_folder_and_its_path_can_be_found(tmp_path: Path) -> None:
+    """A Codex sessions folder the daemon cannot list: the log, `hyp status` and `hyp daemon status` said only
+    "<path hash>: cannot read a Codex sessions folder… Check its permissions." (no path, storage.md §10) and
+    counted it as "1 file unreadable" / "files failed 1". They name the command that shows the path, and that
+    command does show it."""
+    home = Home(tmp_path, clients={"claude": True, "codex": True})
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    blocked = home.home / ".codex" / "sessions" / "2026" / "11"
+    blocked.mkdir(parents=True)
+    blocked.chmod(0)
+    try:
+        r = _hyp_unprivileged(home, "daemon", "run", "--once")
+        assert r.returncode == 0, r.stderr
+        log = home.layout.daemon_log.read_text()
+        lines = [ln for ln in log.splitlines() if "cannot read a Codex sessions folder" in ln]
+        assert len(lines) == 1 and lines[0].endswith(
+            "its rollouts are skipped. Check its permissions. Run hyp backfill --dry-run to see its path."), log
+        assert str(blocked) not in log and str(blocked) not in home.layout.daemon_status.read_text()
+
+        daemon = _hyp_unprivileged(home, "daemon", "status")
+        codex = next(ln for ln in daemon.stdout.splitlines() if ln.strip().startswith("codex"))
+        assert codex.endswith("failed: 1 folder") and "Run hyp backfill --dry-run to see its path." in daemon.stdout
+        status = _hyp_unprivileged(home, "status")
+        codex = next(ln for ln in status.stdout.splitlines() if "Codex:" in ln)
+        assert "1 folder unreadable" in codex and "file" not in codex.replace("files ·", ""), codex
+        assert "Run hyp backfill --dry-run to see its path." in status.stdout
+
+        dry = _hyp_unprivileged(home, "backfill", "--dry-run")
+        assert "cannot read a Codex sessions folder" in dry.stdout and "at ~/.codex/sessions/2026/11" in dry.stdout
+    finally:
+        blocked.chmod(0o755)
+
+
 def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> None:
     home = Home(tmp_path)
     # HYP_HOME in a read-only directory: nothing can be created there

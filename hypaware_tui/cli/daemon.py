@@ -12,6 +12,7 @@ import typer
 from typer._click.globals import get_current_context
 
 from hypaware_tui.cli.output import err, fmt_int, out, plural, print_json, short_path
+from hypaware_tui.cli.status import failed_text
 
 app = typer.Typer(
     help="The capture daemon: keeps the dataset up to date as Claude Code and Codex write history.",
@@ -189,7 +190,7 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
             line = (f"  {name:<8} {c.get('root_state', '-'):<10} rows {fmt_int(c.get('rows_written') or 0)}"
                     f"  last import {c.get('last_import_at') or 'none yet'}")
             if c.get("files_failed"):
-                line += f"  files failed {c['files_failed']}"
+                line += f"  failed: {failed_text(c['files_failed'], c.get('folders_failed') or 0)}"
             out(line)
         le = s.get("last_error")
         if isinstance(le, dict):

@@ -162,6 +162,13 @@ def render_text(report: dict[str, Any]) -> None:
         out(f"Next: {problem}" if problem else f"Next: fix {short_path(cfg['path'])}, or {replace_config_advice(PROG)}")
 
 
+def failed_text(failed: int, folders: int) -> str:
+    """`2 files`, `1 folder`, `2 files and 1 folder`: a count of failures (files_failed) of which `folders`
+    are folders that could not be listed (a folder called a file could not be found)."""
+    files = max(failed - folders, 0)
+    return " and ".join(plural(n, word) for n, word in ((files, "file"), (folders, "folder")) if n)
+
+
 def _client_line(c: dict[str, Any]) -> str:
     """`Claude Code: detected · ~/.claude · 412 files · 96.1 MB · 130 sessions · enabled`."""
     name = c.get("name") or c.get("client")
@@ -175,7 +182,7 @@ def _client_line(c: dict[str, Any]) -> str:
         if c.get("sessions"):
             parts.append(plural(c["sessions"], "session"))
         if c.get("files_failed"):
-            parts.append(f"{plural(c['files_failed'], 'file')} unreadable")
+            parts.append(f"{failed_text(c['files_failed'], c.get('folders_failed') or 0)} unreadable")
     if c.get("enabled") is not None:
         parts.append("enabled" if c["enabled"] else "disabled")
     line = " · ".join(parts)

@@ -109,7 +109,7 @@ def clients_section(config: Any, env: Mapping[str, str] = os.environ) -> list[di
     except Exception as exc:  # noqa: BLE001 - a broken importer must not break the report
         return [
             {"client": c, "name": c, "enabled": _enabled(config, c), "detected": False, "reason": None,
-             "root": None, "files": None, "bytes": None, "sessions": None, "files_failed": 0,
+             "root": None, "files": None, "bytes": None, "sessions": None, "files_failed": 0, "folders_failed": 0,
              "error": f"could not look for {c} history: {type(exc).__name__}: {exc}"}
             for c in KNOWN_CLIENTS
         ]  # fmt: skip
@@ -125,7 +125,8 @@ def clients_section(config: Any, env: Mapping[str, str] = os.environ) -> list[di
             "files": None,
             "bytes": None,
             "sessions": None,
-            "files_failed": len(ci.failed),
+            "files_failed": len(ci.failed),  # files and folders (as the daemon's); the folders among them:
+            "folders_failed": sum(1 for fe in ci.failed if fe.folder),
             "error": ci.error,
         }
         if ci.detected:

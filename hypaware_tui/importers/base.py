@@ -60,11 +60,13 @@ class SourceFile:
 class FileError:
     """A file or directory that could not be read during discovery or a pass. `where` and `message` hold no
     raw path (a path hash or a place relative to the client root): they reach the events log and the daemon's
-    status. `path` is the real path, for the terminal only, so a person can find the file; never stored."""
+    status. `path` is the real path, for the terminal only, so a person can find the file; never stored.
+    `folder`: a directory could not be listed (reports count it as a folder, not a file)."""
 
     where: str
     message: str
     path: str | None = field(default=None, compare=False)
+    folder: bool = field(default=False, compare=False)
 
 
 #: what to do about an OSError met listing or opening a client's history, by errno; anything else: permissions

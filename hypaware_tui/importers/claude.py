@@ -711,6 +711,7 @@ class ClaudeImporter(Importer):
                         path_hash(real_root),
                         f"cannot read the Claude Code folder ({exc.strerror or exc}). {os_error_advice(exc)}",
                         path=projects,
+                        folder=True,
                     )
                 )
                 continue
@@ -758,6 +759,7 @@ class ClaudeImporter(Importer):
                         f"cannot read a Claude Code transcript directory ({exc.strerror or exc}); "
                         f"its sessions are skipped. {os_error_advice(exc)}",
                         path=d,
+                        folder=True,
                     )
                 )
                 continue

@@ -1500,7 +1500,7 @@ class CodexImporter(Importer):
                 continue
             except OSError as exc:
                 disc.failed.append(FileError("<codex home>", f"cannot read the Codex folder ({exc.strerror or exc}). "
-                                             f"{os_error_advice(exc)}", path=home))  # fmt: skip
+                                             f"{os_error_advice(exc)}", path=home, folder=True))  # fmt: skip
                 continue
             for sub in ("sessions", "archived_sessions"):
                 top = os.path.join(home, sub)
@@ -1512,7 +1512,7 @@ class CodexImporter(Importer):
                     except OSError as exc:
                         disc.failed.append(FileError(f"<codex home>/{sub}", f"cannot read a Codex sessions folder "
                                                      f"({exc.strerror or exc}); its rollouts are skipped. "
-                                                     f"{os_error_advice(exc)}", path=top))  # fmt: skip
+                                                     f"{os_error_advice(exc)}", path=top, folder=True))  # fmt: skip
                     continue
                 found: dict[str, str] = {}  # path -> real path
                 self._walk(top, disc, found)
@@ -1544,7 +1544,7 @@ class CodexImporter(Importer):
             except OSError as exc:
                 disc.failed.append(FileError(_where(d), f"cannot read a Codex sessions folder "
                                              f"({exc.strerror or exc}); its rollouts are skipped. "
-                                             f"{os_error_advice(exc)}", path=d))  # fmt: skip
+                                             f"{os_error_advice(exc)}", path=d, folder=True))  # fmt: skip
                 continue
             for e in entries:
                 try:

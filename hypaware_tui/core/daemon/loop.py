@@ -49,6 +49,9 @@ BACKOFF_MAX_S = 60.0
 RETENTION_EVERY_S = 24 * 3600.0
 SIDECAR_WAIT_S = 30.0
 MEMO_EVICT_EVERY_S = 60.0
+#: ends a message about a file or folder named by its path hash (the log and status hold no path, storage.md §10):
+#: the command that shows the path, run as the daemon's user (it lists the same history)
+FIND_PATH = " Run hyp backfill --dry-run to see its path."
 # A partition the daemon keeps writing to (today's, while a session runs) gets a new file at every flush, up
 # to one per `flush_seconds`: a busy day would leave thousands of small files that every query must open.
 # Once a partition it wrote to has this many files, it is compacted (storage.md §8); the daily pass compacts
@@ -169,6 +172,7 @@ class ClientState:
         self.last_import_at: str | None = None
         self.rows_written = 0
         self.failing: dict[str, str] = {}  # path hash (or place) -> message
+        self.failing_folders: set[str] = set()  # the keys of `failing` that are folders that cannot be listed
         self.last_error: dict[str, str] | None = None
         self.scan = _Scan()
         self.whole_seen: dict[str, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, seen at)
@@ -218,7 +222,8 @@ class ClientState:
             "root_state": self.root_state,
             "last_import_at": self.last_import_at,
             "rows_written": self.rows_written,
-            "files_failed": len(self.failing),
+            "files_failed": len(self.failing),  # files and folders; the folders among them:
+            "folders_failed": len(self.failing_folders & self.failing.keys()),
             "last_error": self.last_error,
         }
 
@@ -636,14 +641,20 @@ class DaemonLoop:
         for f in new_files.values():
             c.stats.setdefault(f.path, (f.size, f.mtime_ns))
         # discovery failures (unreadable files or directories) are per-file errors
-        failed_now = {fe.where: fe.message for fe in (disc.failed if disc else [])}
+        failed_now = {fe.where: fe for fe in (disc.failed if disc else [])}
         for key in [k for k in c.failing if k.startswith("discover:")]:
             if key[len("discover:"):] not in failed_now:
                 del c.failing[key]
-        for where, message in failed_now.items():
+                c.failing_folders.discard(key)
+        for where, fe in failed_now.items():
             key = f"discover:{where}"
             if key not in c.failing:
+                message = fe.message
+                if fe.path is not None and not where.startswith("<"):
+                    message += FIND_PATH  # (named by path hash only: storage.md §10)
                 c.failing[key] = message
+                if fe.folder:
+                    c.failing_folders.add(key)
                 log.warning("%s: %s: %s", c.name, where, message)
                 self._error(f"{c.name}: {where}: {message}", c)
         c.discovered_ok = disc is not None and not disc.failed and c.root_state != "unreadable"
@@ -929,7 +940,7 @@ class DaemonLoop:
             c.scan.files_reset += 1
         if outcome.status in ("failed", "error"):
             c.scan.files_failed += 1
-            msg = outcome.error or f"file {f.path_hash}: could not be read"
+            msg = (outcome.error or f"file {f.path_hash}: could not be read") + FIND_PATH
             if c.failing.get(f.path_hash) != msg:
                 log.warning("%s: %s", c.name, msg)
             c.failing[f.path_hash] = msg
