@@ -157,6 +157,32 @@ def test_recent_errors_are_deduplicated_and_capped(tmp_path: Path) -> None:
     assert [e["message"] for e in only_daemon] == ["same"]
 
 
+def test_a_backfill_file_error_is_listed_once(tmp_path: Path) -> None:
+    """A file error was listed twice: its `backfill.file_error` event, and the provider's finish, which repeats
+    its first error when the run ends (a later second, so the same-second rule did not catch it)."""
+    layout = Layout(tmp_path / "hyp")
+    ensure_dir(layout.logs_dir)
+    msg = "f000fdc72a831030: cannot read a Codex sessions folder (Permission denied); its rollouts are skipped."
+
+    def ev(at: datetime, event: str, run: str, **fields: object) -> str:
+        return json.dumps({"ts": iso(at), "event": event, "dev_run_id": run, "provider": "codex", **fields})
+
+    t1, t2 = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    layout.events_log.write_text("\n".join([
+        ev(t1, "backfill.file_error", "R1", error=msg),
+        ev(t1 + timedelta(seconds=40), "backfill.provider_finish", "R1", status="ok", errors=1, error=msg),
+        ev(t2, "backfill.file_error", "R2", error=msg),  # the next run meets it again: listed again
+        ev(t2 + timedelta(seconds=3), "backfill.provider_finish", "R2", status="ok", errors=1, error=msg),
+        ev(t2 + timedelta(seconds=4), "backfill.provider_finish", "R3", status="failed", error="disk full"),
+    ]) + "\n")
+    errors = recent_errors(layout, {}, now=NOW)
+    assert [(e["at"], e["source"], e["message"]) for e in errors] == [
+        (iso(t2 + timedelta(seconds=4)), "codex", "disk full"),
+        (iso(t2), "codex", msg),
+        (iso(t1), "codex", msg),
+    ]
+
+
 def _configured_home(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Layout:
     """A configured HYP_HOME, with this process's environment pointing at it."""
     layout = Layout(tmp_path / "hyp")

@@ -293,6 +293,7 @@ def recent_errors(
 def _events_errors(layout: Layout, add: Callable[[object, str, object], None], since: datetime) -> None:
     from hypaware_tui.core.events import iter_events_reversed
 
+    errors: list[Mapping[str, Any]] = []
     try:
         for ev in iter_events_reversed(layout, max_bytes=_EVENTS_TAIL_BYTES):
             ts = parse_ts(ev.get("ts"))
@@ -302,10 +303,19 @@ def _events_errors(layout: Layout, add: Callable[[object, str, object], None], s
             if ev.get("status") == "skipped":
                 continue  # a client that is not there, the reason it was left out: not an error (cli.md §5.1)
             if isinstance(msg, str) and msg:
-                source = ev.get("provider") or ev.get("event") or "events"
-                add(ev.get("ts"), str(source), msg)
+                errors.append(ev)
     except OSError:
-        return
+        pass
+    # A provider's finish repeats its first file error (cli.md §5.3 `error`), seconds after the
+    # `backfill.file_error` event of that run: the error is listed once, when it happened.
+    file_errors = {(ev.get("dev_run_id"), ev.get("provider"), ev["error"]) for ev in errors
+                   if ev.get("event") == "backfill.file_error"}
+    for ev in errors:
+        if ev.get("event") != "backfill.file_error" and (ev.get("dev_run_id"), ev.get("provider"),
+                                                         ev["error"]) in file_errors:
+            continue
+        source = ev.get("provider") or ev.get("event") or "events"
+        add(ev.get("ts"), str(source), ev["error"])
 
 
 def _daemon_log_errors(layout: Layout, add: Callable[[object, str, object], None]) -> None:
