@@ -96,6 +96,39 @@ def test_install_with_manager_unavailable_writes_unit_only(home: Home, fake: Fak
             f"{fake.unit_path} but not enabled. Start capture with hyp daemon start.") in out
 
 
+def _service_status(capsys: pytest.CaptureFixture[str]) -> tuple[str, dict]:
+    code, out, err = run_cli(capsys, "daemon", "status")
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("Service "))
+    code, out, err = run_cli(capsys, "daemon", "status", "--json")
+    return line[len("Service"):].strip(), json.loads(out)["service"]
+
+
+def test_status_tells_a_written_unit_from_an_enabled_one(home: Home, fake: FakeServiceManager,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`hyp daemon status` said "Service installed" when install had written the unit but could not enable it
+    (no user systemd: a container, WSL), so capture would not start at login as it implied."""
+    unit = "~/.config/systemd/user/hypaware.service"
+    assert _service_status(capsys)[0] == "not installed (hyp daemon install starts capture at login)"
+    fake._available = False
+    assert run_cli(capsys, "daemon", "install")[0] == 0
+    line, doc = _service_status(capsys)
+    assert line == (f"unit written, not enabled ({unit}): systemd user services are not available here; capture "
+                    "does not start at login")
+    assert (doc["installed"], doc["available"], doc["enabled"]) == (True, False, False)
+    # the manager is there, but enabling failed: install exits 1, and status says so too
+    fake._available = True
+    fake.fail = {"enable": "Failed to enable unit: Access denied"}
+    assert run_cli(capsys, "daemon", "install")[0] == 1
+    line, doc = _service_status(capsys)
+    assert line == f"unit written, not enabled ({unit}): hyp daemon install enables it; capture does not start at login"
+    assert (doc["installed"], doc["available"], doc["enabled"]) == (True, True, False)
+    fake.fail = {}
+    assert run_cli(capsys, "daemon", "install")[0] == 0
+    line, doc = _service_status(capsys)
+    assert line == f"installed ({unit})" and doc["enabled"] is True
+
+
 def test_install_turns_capture_on_and_warns_about_linger(home: Home, fake: FakeServiceManager,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     home.write_config(enabled=False)

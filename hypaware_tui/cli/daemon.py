@@ -146,15 +146,40 @@ def daemon_restart() -> None:
 
 
 def _service_info(layout: Any) -> dict[str, Any]:
-    """Whether a unit is installed, read-only (a broken or refused manager reports `unknown`)."""
+    """Whether a unit is installed (its file written), whether the manager is available and the unit enabled,
+    read-only (a broken or refused manager reports `unknown`: None)."""
     mgr = _manager()
     if mgr is None:
-        return {"installed": False, "kind": None, "unit_path": None}
+        return {"installed": False, "available": None, "enabled": None, "kind": None, "unit_path": None}
+    available = enabled = None
     try:
         installed = mgr.installed()
     except Exception:  # noqa: BLE001
         installed = None
-    return {"installed": installed, "kind": mgr.kind, "unit_path": str(mgr.unit_path)}
+    if installed:
+        try:
+            available = mgr.available()
+            enabled = mgr.is_enabled() if available else False  # (nothing enables it without the manager)
+        except Exception:  # noqa: BLE001
+            pass
+    return {"installed": installed, "available": available, "enabled": enabled, "kind": mgr.kind,
+            "unit_path": str(mgr.unit_path)}
+
+
+def _service_line(service: dict[str, Any]) -> str:
+    """The Service line of `hyp daemon status`: a unit written but not enabled (no user systemd here, or enabling
+    it failed) is not an installed service, and does not start capture at login."""
+    if service["installed"] is None:
+        return "unknown"
+    if not service["installed"]:
+        return f"not installed ({_prog()} daemon install starts capture at login)"
+    unit = short_path(service["unit_path"])
+    if service["enabled"] is False:
+        manager = "systemd user services" if service["kind"] == "systemd" else "launchctl"
+        why = (f"{manager} {'are' if service['kind'] == 'systemd' else 'is'} not available here"
+               if service["available"] is False else f"{_prog()} daemon install enables it")
+        return f"unit written, not enabled ({unit}): {why}; capture does not start at login"
+    return f"installed ({unit})"
 
 
 @app.command("status", help="State, pid, mode, clients, last import, rows, last error, service. Writes nothing.")
@@ -199,12 +224,7 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
             out("Last error      none")
         if s.get("retention_applied_at"):
             out(f"Retention       {s['retention_applied_at']} ({plural(s.get('rows_pruned') or 0, 'row')} pruned)")
-    if service["installed"]:
-        out(f"Service         installed ({short_path(service['unit_path'])})")
-    elif service["installed"] is None:
-        out("Service         unknown")
-    else:
-        out(f"Service         not installed ({_prog()} daemon install starts capture at login)")
+    out(f"Service         {_service_line(service)}")
     out(f"Log             {short_path(layout.daemon_log)}")
     raise typer.Exit(0)
 

@@ -216,6 +216,11 @@ class ServiceManager(ABC):
     def is_active(self) -> bool:
         """Whether the service's process is running (as the manager sees it)."""
 
+    def is_enabled(self) -> bool | None:
+        """Whether the unit is enabled (starts at login; launchd: loaded), None when unknown. A written unit is
+        not always an enabled one: the manager may be unavailable, or enabling it may have failed."""
+        return None
+
     def linger_enabled(self) -> bool | None:
         """systemd only: whether the user's services keep running after logout (None: unknown / n/a)."""
         return None
@@ -316,6 +321,10 @@ class SystemdUserManager(_RealBackend):
         proc = self._sc("is-active", "--quiet", SYSTEMD_UNIT_NAME, check=False)
         return proc.returncode == 0
 
+    def is_enabled(self) -> bool | None:
+        proc = self._sc("is-enabled", "--quiet", SYSTEMD_UNIT_NAME, check=False)
+        return proc.returncode == 0
+
     def linger_enabled(self) -> bool | None:
         self._guard()
         user = os.environ.get("USER") or os.environ.get("LOGNAME")
@@ -398,6 +407,9 @@ class LaunchdAgentManager(_RealBackend):
         proc = self._run("launchctl", "print", self._target, check=False)
         return proc.returncode == 0 and "state = running" in (proc.stdout or "")
 
+    def is_enabled(self) -> bool | None:
+        return self._loaded()  # (an agent runs at load: loaded is enabled)
+
 
 # --------------------------------------------------------------------------------------------- fake
 
@@ -423,6 +435,7 @@ class FakeServiceManager(ServiceManager):
         self.state_file = Path(state_file) if state_file else None
         self.calls: list[str] = []
         self.active = False
+        self.enabled = False
         self.fail = dict(fail or {})
         self.on_start: Callable[[], None] | None = None  # tests may start a real process here
         self.on_stop: Callable[[], None] | None = None
@@ -439,11 +452,13 @@ class FakeServiceManager(ServiceManager):
             data = json.loads(self.state_file.read_text())
             self.calls = list(data.get("calls", []))
             self.active = bool(data.get("active", False))
+            self.enabled = bool(data.get("enabled", False))
 
     def _save(self) -> None:
         if self.state_file:
             data = {"unit_path": str(self.unit_path), "kind": self.kind, "available": self._available,
-                    "linger": self._linger, "calls": self.calls, "active": self.active, "fail": self.fail}
+                    "linger": self._linger, "calls": self.calls, "active": self.active, "enabled": self.enabled,
+                    "fail": self.fail}
             self.state_file.write_text(json.dumps(data, indent=2))
 
     def _call(self, name: str) -> None:
@@ -464,6 +479,8 @@ class FakeServiceManager(ServiceManager):
 
     def enable(self) -> None:
         self._call("enable")
+        self.enabled = True
+        self._save()
 
     def start(self) -> None:
         self._call("start")
@@ -490,6 +507,8 @@ class FakeServiceManager(ServiceManager):
 
     def disable(self) -> None:
         self._call("disable")
+        self.enabled = False
+        self._save()
 
     def remove(self) -> None:
         self._call("remove")
@@ -497,6 +516,9 @@ class FakeServiceManager(ServiceManager):
 
     def is_active(self) -> bool:
         return self.active
+
+    def is_enabled(self) -> bool | None:
+        return self.enabled
 
     def linger_enabled(self) -> bool | None:
         return self._linger
