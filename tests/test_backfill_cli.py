@@ -204,6 +204,21 @@ def test_same_day_since_until_covers_the_whole_local_day(h, inproc, monkeypatch)
     assert data["since"].startswith(day) and data["since"][11:13] in ("04", "05")  # local midnight in UTC
 
 
+def test_until_9999_12_31_east_of_utc_prints_the_summary(h):
+    """`--until 9999-12-31` (no upper bound) is the last µs of 9999 in UTC, in the year 10000 in Kolkata: the
+    heading crashed after the rows were committed (OverflowError, exit 1, no summary); `plan` too."""
+    rows, _ = claude_fixtures(h, sessions=1)
+    env = {**h.env, "TZ": "Asia/Kolkata"}
+    p = h.run("backfill", "--until", "9999-12-31", env=env)
+    assert p.returncode == 0, p.stderr
+    heading = p.stdout.splitlines()[0]
+    assert heading.startswith("Backfill ") and " local → 9999-12-31 23:59:59 UTC · run " in heading
+    assert p.stdout.splitlines()[-1] == f"Imported {rows} new rows."
+    p = h.run("backfill", "plan", "--until", "9999-12-31", env={**h.env, "TZ": "Pacific/Kiritimati"})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0].startswith("Plan ") and "→ 9999-12-31 23:59:59 UTC" in p.stdout
+
+
 def test_unknown_provider_exits_1_and_runs_nothing(h, inproc):
     claude_fixtures(h)
     p = h.run("backfill", "cursor")

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hypaware_tui.core.timeutil import date_start_us, parse_iso_us
+from hypaware_tui.core.timeutil import MAX_US, MIN_US, date_start_us, parse_iso_us
 from hypaware_tui.core.window import (
     WindowError,
     cut_date,
     describe_window,
     import_floor_us,
+    local_text,
     parse_range,
     parse_since,
     parse_until,
@@ -119,8 +120,10 @@ def test_resolve_window_defaults_and_checkpoint_rule():
 
 def test_describe_window_local_time(paris):
     w = Window(parse_iso_us("2026-05-02T00:00:00Z"), parse_iso_us("2026-08-30T12:15:30Z"))
-    assert describe_window(w) == "2026-05-02 02:00 → 2026-08-30 14:15:30"
-    assert describe_window(Window(None, parse_iso_us("2026-08-30T12:15:00Z"))) == "everything → 2026-08-30 14:15"
+    assert describe_window(w) == "2026-05-02 02:00 → 2026-08-30 14:15:30 (local time)"
+    assert describe_window(Window(None, parse_iso_us("2026-08-30T12:15:00Z"))) == (
+        "everything → 2026-08-30 14:15 (local time)"
+    )
 
 
 def test_local_time_follows_tz():
@@ -141,6 +144,33 @@ def test_the_far_ends_of_the_calendar_are_dates_too(paris):
     assert parse_since("0001-01-01T00:00") == parse_since("0001-01-01")
     assert parse_until("9999-12-31") == 253402300799999999  # the last µs of 9999 (UTC)
     assert parse_until("9999-12-31T23:59") > parse_until("2026-05-01")
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "Pacific/Kiritimati", "America/Los_Angeles", "UTC"])
+def test_instants_whose_local_time_has_no_year_are_shown_in_utc(zone):
+    """`--until 9999-12-31` is the last µs of 9999 in UTC: east of UTC its local time is in the year 10000, and
+    the first hours of 0001 are in the year 0 west of UTC. The heading of `hyp backfill` crashed there
+    (OverflowError, exit 1, after the rows were committed). Such an end is shown in UTC and says so."""
+    old = os.environ.get("TZ")
+    try:
+        _set_tz(zone)
+        east = zone in ("Asia/Kolkata", "Pacific/Kiritimati")
+        west = zone in ("Pacific/Kiritimati", "America/Los_Angeles")  # (Kiritimati's LMT of 0001 is −10:29)
+        until = parse_until("9999-12-31")
+        assert (local_text(until) == "9999-12-31 23:59:59 UTC") is east
+        assert (local_text(MAX_US + 1) == "9999-12-31 23:59:59 UTC") is east  # (clamped, no crash)
+        assert (local_text(MIN_US) == "0001-01-01 00:00 UTC") is west
+        assert local_text(MIN_US - 1)[:10] == "0001-01-01"
+        since = parse_iso_us("2026-07-30T00:00:00Z")
+        text = describe_window(Window(since, until))
+        if east:
+            assert text == f"{local_text(since)} local → 9999-12-31 23:59:59 UTC"
+        else:
+            assert text == f"{local_text(since)} → {local_text(until)} (local time)"
+        if zone == "America/Los_Angeles":
+            assert local_text(parse_iso_us("0001-01-02T00:00:00Z")) == "0001-01-01 16:07:02"  # (LMT −7:52:58)
+    finally:
+        _set_tz(old)
 
 
 def test_an_empty_window_after_the_floor_is_a_usage_error():

@@ -580,7 +580,7 @@ def _summary_text(prog: str, result: Any) -> None:
     from hypaware_tui.core.window import describe_window
     from hypaware_tui.importers.base import Window
 
-    heading = f"Backfill {describe_window(Window(result.since_us, result.until_us))} (local time) · run {result.run_id}"
+    heading = f"Backfill {describe_window(Window(result.since_us, result.until_us))} · run {result.run_id}"
     if result.dry_run:
         heading = "Dry run: nothing written · " + heading
     console = _console()
@@ -842,7 +842,7 @@ def plan_command(
         )
         raise typer.Exit(0)
     console = _console()
-    console.print(f"Plan {describe_window(window)} (local time) · upper-bound estimates", markup=False)
+    console.print(f"Plan {describe_window(window)} · upper-bound estimates", markup=False)
     if not entries:
         console.print(
             "No client is enabled in the config. Name one (hyp backfill plan claude).", markup=False

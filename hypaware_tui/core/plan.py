@@ -30,7 +30,7 @@ from typing import Any
 from hypaware_tui.core.fmt import plural
 from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
 from hypaware_tui.core.paths import Layout
-from hypaware_tui.core.timeutil import us_to_iso
+from hypaware_tui.core.timeutil import us_to_iso, us_to_local
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us
 from hypaware_tui.importers import DISPLAY_NAMES, KNOWN_CLIENTS
 
@@ -778,9 +778,10 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
     if result.config is not None:
         lines.extend(_labelled("Config", result.config.line(env), width))
     since = "everything" if plan.since_us is None else f"{us_to_iso(plan.since_us)[:10]} 00:00 UTC"
-    until_local = datetime.fromtimestamp(plan.until_us / 1e6).astimezone().strftime("%Y-%m-%d %H:%M")
+    local = us_to_local(plan.until_us)  # (None past the year 9999 in local time: shown in UTC)
+    until = f"{local.date().isoformat()} {local:%H:%M} local" if local else f"{us_to_iso(plan.until_us)[:16]} UTC"
     ret = "keep forever" if plan.retention_days == 0 else plural(plan.retention_days, "day")
-    lines.extend(_labelled("Window", f"{since} → {until_local} local ({ret})", width))
+    lines.extend(_labelled("Window", f"{since} → {until.replace('T', ' ')} ({ret})", width))
     lines.append("")
     table = []
     notes = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_DAY = 86_400_000_000
@@ -47,6 +47,17 @@ def parse_claude_ts(value: object) -> int | None:
 
 def us_to_datetime(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
+
+
+def us_to_local(us: int, zone: tzinfo | None = None) -> datetime | None:
+    """µs UTC -> an aware datetime in `zone` (default: the process's local zone, as `TZ` sets it); None when
+    that wall-clock time is outside years 1-9999 (the first hours of 0001 west of UTC, the last ones of 9999
+    east of it: Python has no such datetime). A value outside MIN_US..MAX_US is clamped first."""
+    dt = us_to_datetime(min(max(us, MIN_US), MAX_US))
+    try:
+        return dt.astimezone(zone)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def us_to_date(us: int) -> str:

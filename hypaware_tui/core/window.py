@@ -16,7 +16,16 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 
 from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS
-from hypaware_tui.core.timeutil import US_PER_DAY, date_start_us, datetime_to_us, us_to_date, us_to_datetime
+from hypaware_tui.core.timeutil import (
+    MAX_US,
+    MIN_US,
+    US_PER_DAY,
+    date_start_us,
+    datetime_to_us,
+    us_to_date,
+    us_to_datetime,
+    us_to_local,
+)
 from hypaware_tui.importers.base import Window
 
 _EXAMPLE = "expected an ISO date or datetime like 2026-05-01 or 2026-05-01T09:30"
@@ -138,17 +147,38 @@ def check_window(window: Window, since: str | None, until: str | None, retention
 # --------------------------------------------------------------------------------------------- display
 
 
+def _wall_clock(us: int) -> tuple[str, bool]:
+    """`(text, in_utc)`: `2026-05-02 02:00` in local time (seconds shown only when not zero), or the UTC
+    wall clock when the local one is outside years 1-9999 (`--until 9999-12-31` east of UTC, a record of 0001
+    west of it: Python has no such datetime)."""
+    dt = us_to_local(us)
+    in_utc = dt is None
+    if dt is None:
+        dt = us_to_datetime(min(max(us, MIN_US), MAX_US))
+    # (the date by isoformat: strftime's %Y does not pad year 1 to 0001)
+    return f"{dt.date().isoformat()} {dt.strftime('%H:%M:%S' if dt.second else '%H:%M')}", in_utc
+
+
 def local_text(us: int | None, *, none: str = "everything") -> str:
-    """`2026-05-02 02:00` in local time (seconds shown only when not zero)."""
+    """`2026-05-02 02:00` in local time (seconds shown only when not zero). An instant whose local time is
+    outside years 1-9999 is shown in UTC and says so: `9999-12-31 23:59:59 UTC`."""
     if us is None:
         return none
-    dt = us_to_datetime(us).astimezone()
-    return dt.strftime("%Y-%m-%d %H:%M:%S" if dt.second else "%Y-%m-%d %H:%M")
+    text, in_utc = _wall_clock(us)
+    return f"{text} UTC" if in_utc else text
 
 
 def describe_window(window: Window) -> str:
-    """`2026-05-02 02:00 → 2026-08-30 14:15` (local time; `everything` for an open lower bound)."""
-    return f"{local_text(window.since_us)} → {local_text(window.until_us, none='now')}"
+    """`2026-05-02 02:00 → 2026-08-30 14:15 (local time)` (`everything` for an open lower bound). When an end
+    can only be shown in UTC (`--until 9999-12-31` east of UTC), each end says its zone:
+    `2026-07-30 05:30 local → 9999-12-31 23:59:59 UTC`."""
+    ends = [(none, False) if us is None else _wall_clock(us)
+            for us, none in ((window.since_us, "everything"), (window.until_us, "now"))]
+    if not any(in_utc for _, in_utc in ends):
+        return f"{ends[0][0]} → {ends[1][0]} (local time)"
+    labelled = [text if us is None else f"{text} {'UTC' if in_utc else 'local'}"
+                for (text, in_utc), us in zip(ends, (window.since_us, window.until_us), strict=True)]
+    return " → ".join(labelled)
 
 
 def local_zone_name() -> str:
