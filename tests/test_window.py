@@ -68,6 +68,33 @@ def test_dst_day_end_is_correct(paris):
     assert u - s == 23 * 3600 * US - 1
 
 
+def test_a_day_whose_midnight_is_skipped_starts_at_its_first_instant():
+    """America/Santiago sets clocks forward at 00:00 on 2026-09-06 (to 01:00): that local day starts at
+    01:00 (04:00Z). `--since 2026-09-06` started at 23:00 on 09-05 (03:00Z) and `--until 2026-09-05` ended an
+    hour into 09-06, so a row of 09-05 23:30 was counted in both days."""
+    old = os.environ.get("TZ")
+    try:
+        _set_tz("America/Santiago")
+        assert parse_since("2026-09-06") == parse_iso_us("2026-09-06T04:00:00Z")
+        assert parse_until("2026-09-05") == parse_iso_us("2026-09-06T04:00:00Z") - 1
+        assert parse_since("2026-09-05") == parse_iso_us("2026-09-05T04:00:00Z")  # 24 h + 23 h days
+        assert parse_until("2026-09-06") == parse_iso_us("2026-09-07T03:00:00Z") - 1
+        # a skipped wall time is the instant after the gap, for both flags
+        assert parse_since("2026-09-06T00:30") == parse_until("2026-09-06T00:30") == parse_iso_us(
+            "2026-09-06T04:00:00Z")
+        assert parse_since("2026-09-06T01:00") == parse_iso_us("2026-09-06T04:00:00Z")
+        # a repeated wall time (clocks set back at 00:00 on 2026-04-05, to 23:00) is its first occurrence
+        assert parse_since("2026-04-04T23:30") == parse_iso_us("2026-04-05T02:30:00Z")
+        assert parse_until("2026-04-04") == parse_iso_us("2026-04-05T04:00:00Z") - 1  # a 25 h day
+        _set_tz("Europe/Paris")
+        assert parse_since("2026-03-29T02:30") == parse_iso_us("2026-03-29T01:00:00Z")  # 02:00 -> 03:00
+        assert parse_since("2026-10-25T02:30") == parse_iso_us("2026-10-25T00:30:00Z")  # first of two 02:30
+        _set_tz("EST5EDT")  # a POSIX rule, not an IANA name
+        assert parse_since("2026-03-08T02:30") == parse_iso_us("2026-03-08T07:00:00Z")
+    finally:
+        _set_tz(old)
+
+
 @pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01", "05/01/2026", "2026-05-01T25:00", "now"])
 def test_unparseable_values_have_the_exact_message(bad):
     with pytest.raises(WindowError) as e:

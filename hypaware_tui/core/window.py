@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from time import localtime
 
 from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS
 from hypaware_tui.core.timeutil import (
@@ -36,13 +37,48 @@ class WindowError(ValueError):
     """A bad `--since` / `--until` value or pair. The message is what the CLI prints after `hyp <cmd>: `."""
 
 
+def _offset_us(us: int) -> int:
+    """The local zone's UTC offset at an instant, in µs (`TZ` as the process reads it, POSIX rules included)."""
+    return localtime(us // 1_000_000).tm_gmtoff * 1_000_000
+
+
 def _local_to_us(naive: datetime) -> int:
-    """A naive datetime read as local wall-clock time -> µs UTC. Years the platform's local-time conversion
-    does not cover (0001, 9999) are read as UTC: hours do not matter there."""
+    """A naive datetime read as local wall-clock time -> µs UTC, as the first instant whose local wall clock
+    is not earlier than it:
+
+    * a time that exists once is that instant;
+    * a repeated time (clocks set back) is its first occurrence;
+    * a time that does not exist (skipped when clocks go forward: 00:30 on 2026-09-06 in America/Santiago,
+      where 00:00 becomes 01:00) is the instant after the gap, the change itself (01:00 local, 04:00Z).
+      So the start of a local day is the first instant of that date even when its midnight is skipped.
+      (Not PEP 495's fold=0 reading, the offset before the change, which would give 04:30Z = 01:30 local and
+      leave out the half hour after the gap.)
+
+    `naive.astimezone()` read a skipped time with the offset after the change: `--since 2026-09-06` in
+    Santiago started at 23:00 on 09-05. Years the platform's local-time conversion does not cover are read as
+    UTC: hours do not matter there."""
+    wall = datetime_to_us(naive.replace(tzinfo=UTC))
     try:
-        return datetime_to_us(naive.astimezone())  # astimezone() on a naive value assumes the local zone
+        # Every offset in force within a day of this wall time: the one of a day before and a day after
+        # (zones change offset at most once in two days; Samoa's skipped 2011-12-30 is a 24 h gap).
+        before, after = _offset_us(wall - US_PER_DAY), _offset_us(wall + US_PER_DAY)
+        exact = [u for u in sorted({wall - before, wall - after}) if u + _offset_us(u) == wall]
+        if exact:
+            return exact[0]
+        if after <= before:  # (no gap between the two offsets: an offset change we cannot place; be plain)
+            return wall - before
+        # In the gap: the change lies between `wall - after` (still the old offset) and `wall - before` (the
+        # new one). Find the first whole second whose wall clock reaches `wall` (changes fall on seconds).
+        lo, hi = (wall - after) // 1_000_000, -(-(wall - before) // 1_000_000)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if mid * 1_000_000 + _offset_us(mid * 1_000_000) >= wall:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo * 1_000_000
     except (ValueError, OverflowError, OSError):
-        return datetime_to_us(naive.replace(tzinfo=UTC))
+        return wall
 
 
 def _parse(value: str, flag: str, *, end_of_day: bool) -> int:
