@@ -365,6 +365,27 @@ def test_list_reports_detection_enablement_and_totals(h, inproc):
     assert "no config" not in text and "Claude Code" in text
 
 
+def test_list_of_records_dated_0001_and_9999_in_any_zone(h):
+    """`hyp backfill list` exited 1 (OverflowError) when a transcript has a line of 9999-12-31 (in the year
+    10000 in Kolkata) or of 0001-01-01T00:00Z (the year 0 in Los Angeles); its history range now shows them."""
+    path = h.claude / "projects" / "-home-ada-repo" / "s.jsonl"
+    claude_session(path, "s", 2, recent(1))
+    lines = path.read_text().splitlines(keepends=True)
+    for i, stamp in ((1, "0001-01-01T00:00:00.000Z"), (4, "9999-12-31T23:59:59.999Z")):
+        rec = json.loads(lines[i])
+        rec["timestamp"] = stamp
+        lines[i] = json.dumps(rec) + "\n"
+    path.write_text("".join(lines))
+    for zone in ("Asia/Kolkata", "America/Los_Angeles", "UTC"):
+        p = h.run("backfill", "list", env={**h.env, "TZ": zone})
+        assert p.returncode == 0, p.stderr
+        (claude,) = [line for line in p.stdout.splitlines() if line.startswith("claude ")]
+        assert claude.rstrip().endswith("0001-01-01 → 9999-12-31"), (zone, claude)
+    data = json.loads(h.run("backfill", "list", "--json").stdout)
+    assert (data["providers"][0]["oldest"], data["providers"][0]["newest"]) == (
+        "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z")
+
+
 def test_plan_figures_equal_the_inventory_in_window_figures(h, inproc):
     claude_fixtures(h, sessions=4)
     # an old session outside the default window

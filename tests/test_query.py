@@ -387,6 +387,27 @@ def test_first_look_of_a_history_that_ended_months_ago_shows_all_of_it(filled: L
     assert _default_first_look(Layout(layout.home.parent / "empty"), {}).is_empty
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles", "Pacific/Kiritimati", "Asia/Kolkata"])
+def test_overview_of_all_data_from_the_year_1_is_bounded_and_counts_every_row(layout: Layout, zone: str) -> None:
+    """A row stamped 0001-01-01T00:00Z: `overview --days 0` crashed west of UTC (the year 0 in local time), and
+    in UTC its JSON had a day for each of 739,947 days (60 MB, 22 s). The day series is now the last MAX_DAYS
+    days; the older row counts in the totals and in `earlier`, not in the first day of the series."""
+    commit(layout, [claude("old", "0001-01-01T00:00:00Z", date="0001-01-01", session_id="s0", conversation_id="s0"),
+                    claude("new", "2026-05-09T10:00:00Z")])
+    ov = q.overview(layout, days=0, now=NOW, tz=zone)
+    assert (ov.rows, ov.sessions) == (2, 2)
+    assert len(ov.days) == ov.period.days == q.MAX_DAYS and ov.days[-1].date in ("2026-05-10", "2026-05-11")
+    new_day = "2026-05-10" if zone == "Pacific/Kiritimati" else "2026-05-09"  # (10:00Z is 00:00 there, UTC+14)
+    assert [d.date for d in ov.days if d.messages] == [new_day] and sum(d.messages for d in ov.days) == 1
+    assert ov.earlier == q.DayCount("0001-01-01", 1, 1)
+    assert ov.period.since == "0001-01-01T00:00:00Z"
+    doc = ov.to_json()
+    assert set(doc) == {"period", "rows", "sessions", "models", "days", "repos", "tools"}
+    assert len(json.dumps(doc)) < 5_000_000
+    # with nothing older than the series, nothing is `earlier`
+    assert q.overview(layout, days=30, now=NOW, tz=zone).earlier is None
+
+
 def test_overview_top_ten(layout: Layout) -> None:
     rows = []
     for i in range(12):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from test_query import HOME, fixture_rows
@@ -469,3 +470,21 @@ def test_overview_of_everything_with_an_epoch_dated_row_stays_readable(home: Pat
     code, out, _ = call(capsys, "query", "overview", "--days", "0", "--json")
     days = json.loads(out)["days"]
     assert days[0]["date"] == "1970-01-01" and len(days) > 20_000
+
+
+def test_overview_of_a_row_of_the_year_1_west_of_utc(home: Path, capsys, monkeypatch) -> None:
+    """`hyp query overview --days 0` exited 1 in Los Angeles with a row of 0001-01-01T00:00Z (OverflowError:
+    the year 0 in local time). The rows older than the last 100 years are one line of the day series."""
+    from helpers import make_row
+
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    with Storage(Layout(home)) as st:
+        st.commit(shifted_rows() + [make_row(created="0001-01-01T00:00:00Z", date="0001-01-01", message_id="old",
+                                             session_id="old", conversation_id="old")], [])
+    code, out, err = call(capsys, "query", "overview", "--days", "0")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("0001-01-01 → ") and "(America/Los_Angeles)" in lines[0] and "16 rows" in lines[0]
+    first = (datetime.now(ZoneInfo("America/Los_Angeles")).date() - timedelta(days=36_499)).isoformat()
+    assert f"  0001-01-01 … before {first}  1 session, 1 message" in lines
+    assert len(lines) < 100

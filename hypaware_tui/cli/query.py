@@ -253,9 +253,10 @@ def render_overview(ov: Overview, console: Console) -> None:
             t.add_column(Text(name), justify=justify, no_wrap=True)  # type: ignore[arg-type]
         return t
 
+    first = ov.earlier.date if ov.earlier else ov.first_date
     console.print(
         Text(
-            f"{ov.first_date} → {ov.last_date} ({ov.period.time_zone}) · "
+            f"{first} → {ov.last_date} ({ov.period.time_zone}) · "
             f"{plural(ov.active_days, 'active day')} · {plural(ov.rows, 'row')}"
         )
     )
@@ -275,6 +276,10 @@ def render_overview(ov: Overview, console: Console) -> None:
     top = max((d.sessions for d in ov.days), default=0)
     count_width = max(len(fmt_int(d.sessions)) for d in ov.days) if ov.days else 1
     days = list(ov.days)
+    if ov.earlier:  # (all data older than the last MAX_DAYS: one line, not a line per day since the year 1)
+        e = ov.earlier
+        console.print(Text(f"  {e.date} … before {ov.first_date}  {plural(e.sessions, 'session')}, "
+                           f"{plural(e.messages, 'message')}"))
     i = 0
     while i < len(days):
         d = days[i]

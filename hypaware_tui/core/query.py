@@ -36,7 +36,7 @@ from hypaware_tui.core.dataset import MESSAGES_SCHEMA, has_parquet_files, scan_m
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, usage_view
 from hypaware_tui.core.storage import dataset_stats
-from hypaware_tui.core.timeutil import datetime_to_us, us_to_iso
+from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
 
 MESSAGES = "ai_gateway_messages"
 USAGE = "ai_gateway_usage"
@@ -841,6 +841,9 @@ class Overview:
     days: list[DayCount] = field(default_factory=list)
     repos: list[RepoCount] = field(default_factory=list)
     tools: list[ToolCount] = field(default_factory=list)
+    # All data (days=0) older than the day series (`overview`): `date` is the local date of the oldest row,
+    # the counts are those of the rows before the first day. Text only: not a key of cli.md §7.2's JSON.
+    earlier: DayCount | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -859,7 +862,9 @@ class Overview:
         return self.days[-1].date if self.days else None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        del doc["earlier"]
+        return doc
 
 
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -894,6 +899,11 @@ def overview(
 ) -> Overview:
     """The "first look" over the last `days` local calendar days ending now (`days=0`: all data).
 
+    With `days=0` the totals (rows, sessions, models, repos, tools) count every row up to now and
+    `period.since` is the start of the oldest row's local day, but the day series (`days`, `period.days`)
+    covers at most the last MAX_DAYS (100 years) ending today: a single row stamped 0001 made 739,947 days
+    (60 MB of JSON). The rows before the series are in `earlier` (shown by the text report), in no day.
+
     One scan of the dataset, projected to the columns needed: rows in the period, plus the token-carrying
     rows that `ai_gateway_usage` is computed from (so a response's streamed copies collapse exactly as in the
     view; the usage rows are then kept when their chosen row falls in the period)."""
@@ -918,11 +928,13 @@ def overview(
     ts = pl.col("message_created_at").cast(pl.Int64)
     msgs = base.filter(pl.col("_in_period"))
 
-    # The local calendar days of the period (every day, zeros included).
+    # The local calendar days of the period (every day, zeros included); for all data, at most MAX_DAYS.
+    oldest_day: date | None = None
+    oldest_us = int(msgs.select(ts.min()).item()) if since_us is None and msgs.height else 0
     if since_us is None:
         if msgs.height:
-            first_local = _us_date(int(msgs.select(ts.min()).item()), zone)
-            first_day = min(first_local, today)
+            oldest_day = min(_us_date(oldest_us, zone), today)
+            first_day = max(oldest_day, today - timedelta(days=MAX_DAYS - 1))
         else:
             first_day = None
     else:
@@ -931,8 +943,10 @@ def overview(
     if first_day is not None:
         n_days = (today - first_day).days + 1
         day_list = [first_day + timedelta(days=i) for i in range(n_days)]
-    if since_us is None and first_day is not None:
-        since_us = _local_midnight_us(first_day, zone)
+    if since_us is None and oldest_day is not None:
+        # (0001-01-01 00:00 east of UTC is in the year 0 in UTC: the period starts at the first instant there is;
+        # west of UTC, a row of 0001-01-01T00:00Z is dated by its UTC day, whose local midnight is after it)
+        since_us = max(MIN_US, min(oldest_us, _local_midnight_us(oldest_day, zone)))
 
     period = Period(
         since=us_to_iso(since_us) if since_us is not None else None,
@@ -946,9 +960,10 @@ def overview(
         return result
 
     # Days: index of the local day each row falls in, via the UTC instants of the local midnights (this
-    # follows DST changes). A message's rows are its parts 0…N-1, so part 0 counts each message once.
+    # follows DST changes). A message's rows are its parts 0…N-1, so part 0 counts each message once. Rows
+    # before the first day (all data older than the series) are day -1: `earlier`.
     bounds = pl.Series([_local_midnight_us(d, zone) for d in day_list], dtype=pl.Int64)
-    day_ix = (pl.lit(bounds).search_sorted(ts, side="right").cast(pl.Int64) - 1).clip(0, len(day_list) - 1)
+    day_ix = (pl.lit(bounds).search_sorted(ts, side="right").cast(pl.Int64) - 1).clip(-1, len(day_list) - 1)
     messages = (pl.col("part_index") == 0).sum()
     sessions = pl.col("session_id").n_unique()
     m = msgs.lazy()
@@ -990,6 +1005,8 @@ def overview(
     result.rows, result.sessions = (int(v) for v in totals.row(0))
     counts = {int(r[0]): (int(r[1]), int(r[2])) for r in per_day.iter_rows()}
     result.days = [DayCount(d.isoformat(), *counts.get(i, (0, 0))) for i, d in enumerate(day_list)]
+    if -1 in counts and oldest_day is not None:
+        result.earlier = DayCount(oldest_day.isoformat(), *counts[-1])
     result.repos = [RepoCount(home_as_tilde(c, home_dir), int(s), int(n)) for c, s, n in repos.iter_rows()]
     result.tools = [ToolCount(t, int(c)) for t, c in tools.iter_rows()]
     result.models = [
@@ -1017,7 +1034,10 @@ def _usage_inputs(base: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _us_date(us: int, zone: tzinfo) -> date:
-    return datetime.fromtimestamp(us / 1_000_000, UTC).astimezone(zone).date()
+    """The local date of an instant; its UTC date when the local one is outside years 1-9999 (a row of
+    0001-01-01T00:00Z west of UTC is in the year 0 there)."""
+    local = us_to_local(us, zone)
+    return (local or us_to_datetime(us)).date()
 
 
 def _overview_base(messages: pl.LazyFrame, since_us: int | None, until_us: int) -> pl.LazyFrame:

@@ -71,11 +71,12 @@ def us_to_date(us: int) -> str:
 
 
 def us_to_iso(us: int | None) -> str | None:
-    """ISO 8601 UTC with `Z`, second precision unless there is a fraction."""
+    """ISO 8601 UTC with `Z`, second precision unless there is a fraction. The year has four digits
+    (`0001-01-01T00:00:00Z`: strftime's %Y writes `1` on glibc)."""
     if us is None:
         return None
     dt = us_to_datetime(us)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    text = dt.replace(tzinfo=None).isoformat(timespec="seconds")
     if dt.microsecond:
         text += f".{dt.microsecond:06d}".rstrip("0")
     return text + "Z"
