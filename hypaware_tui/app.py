@@ -56,6 +56,7 @@ from hypaware_tui.core.timeutil import now_us as wall_now_us
 from hypaware_tui.core.timeutil import us_to_iso
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us
 from hypaware_tui.importers import KNOWN_CLIENTS
+from hypaware_tui.importers.base import FUTURE_SKEW_US
 from hypaware_tui.screens.base import Back, StepInfo
 from hypaware_tui.screens.clients import ClientsScreen, ClientView
 from hypaware_tui.screens.consent import ConsentScreen
@@ -381,7 +382,7 @@ class WizardApp(App[int]):
             ci = self.inventory_clients.get(client)
             if ci is None or not ci.detected:
                 continue
-            f = client_figures(ci, since, now)
+            f = client_figures(ci, since, now, beyond_us=now + FUTURE_SKEW_US)  # (as the import: Window)
             parts.append(f"{ci.name} {f.sessions:,}")
             sessions += f.sessions
             size += f.bytes

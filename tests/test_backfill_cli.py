@@ -409,6 +409,28 @@ def test_plan_figures_equal_the_inventory_in_window_figures(h, inproc):
     assert not h.hyp.exists()
 
 
+def test_history_stamped_days_ahead_of_the_clock_is_planned_as_it_is_imported(h, inproc):
+    """A clock set back: a session stamped two days from now. `hyp backfill plan` and `hyp init --dry-run`
+    said 0 files (the file starts after `until` = now), and `hyp init --yes` imported it (a line stamped more
+    than 24 h after the run's start is kept); then `hyp query overview` said "Nothing imported yet."."""
+    rows, _ = claude_session(h.claude / "projects" / "-home-ada-repo" / "ahead.jsonl", "ahead", 2,
+                             datetime.now(UTC) + timedelta(days=2))
+    rc, out, _ = inproc("backfill", "plan", "--json")
+    (claude, _codex) = json.loads(out)["providers"]
+    assert rc == 0 and (claude["files"], claude["sessions"]) == (1, 1)
+    assert claude["newest"] > claude["oldest"] > json.loads(out)["until"]
+    dry = json.loads(h.run("init", "--yes", "--dry-run", "--json").stdout)
+    (plan,) = [c for c in dry["clients"] if c["client"] == "claude"]
+    assert plan["in_window"]["files"] == 1, plan
+    rc, out, _ = inproc("backfill", "--json")
+    assert rc == 0 and json.loads(out)["providers"][0]["rows_written"] == rows == h.dataset().height
+    for days in ("0", "30"):
+        rc, out, _ = inproc("query", "overview", "--days", days)
+        assert rc == 0 and out.startswith(f"No messages up to now: the {rows} rows in the dataset are dated after "
+                                          "now, from "), out
+        assert "Nothing imported yet" not in out and "--days 0" not in out
+
+
 def test_plan_matches_init_dry_run(h):
     """§10 check 11: `hyp backfill plan --json` = the in_window figures of `hyp init --yes --dry-run --json`."""
     claude_fixtures(h)

@@ -66,6 +66,26 @@ def test_totals_and_in_window_figures(env):
     assert (old.files, old.sessions) == (2, 1)
 
 
+def test_files_stamped_a_day_past_now_are_in_the_window_the_import_keeps_them(env):
+    """A history stamped two days ahead of the clock (a clock set back): the import keeps lines stamped more
+    than FUTURE_SKEW_US after its start whatever `until` says (Window.beyond_until), but the window's figures
+    dropped the file (its oldest stamp is after `until` = now): `hyp backfill plan` said 0 files."""
+    fixture_files(env)
+    root = env["FAKE_CLAUDE_ROOT"]
+    write_session(os.path.join(root, "f", "ahead.jsonl"), "f", ["2026-06-12T10:00:00Z", "2026-06-12T11:00:00Z"])
+    write_session(os.path.join(root, "f", "soon.jsonl"), "g", ["2026-06-10T13:00:00Z", "2026-06-10T14:00:00Z"])
+    inv = build_inventory(["claude"], env=env, importers=fakes())
+    ci = inv["claude"]
+    now = parse_iso_us("2026-06-10T12:00:00Z")
+    since = parse_iso_us("2026-05-05T00:00:00Z")
+    assert client_figures(ci, since, now).files == 2  # b and c; without `beyond_us` as before
+    win = client_figures(ci, since, now, beyond_us=now + base_mod.FUTURE_SKEW_US)
+    # ahead (2 days later) is imported and counted; soon (an hour later, within the skew) waits for its time
+    assert (win.files, win.sessions) == (3, 3)
+    assert win.newest_us == parse_iso_us("2026-06-12T11:00:00Z")  # (not clamped to `until`: it is imported)
+    assert figures(inv, since, now, beyond_us=now + base_mod.FUTURE_SKEW_US)["claude"]["in_window"]["files"] == 3
+
+
 def test_figures_json_shape_and_no_rescan(env, monkeypatch):
     fixture_files(env)
     imps = fakes()

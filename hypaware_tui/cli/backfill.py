@@ -813,13 +813,16 @@ def plan_command(
     from hypaware_tui.core.inventory import build_inventory, client_figures
     from hypaware_tui.core.timeutil import now_us
     from hypaware_tui.core.window import describe_window, resolve_window
+    from hypaware_tui.importers.base import FUTURE_SKEW_US
     from hypaware_tui.importers import KNOWN_CLIENTS
 
     since_us, until_us = _window_args(ctx, since, until, "plan")
     names = _check_providers(ctx, providers, "plan")
     _layout, config = _load(ctx, "plan")
-    window, _floor, _write = resolve_window(since_us, until_us, _retention(config), now_us())
+    now = now_us()
+    window, _floor, _write = resolve_window(since_us, until_us, _retention(config), now)
     _check_window(ctx, window, since, until, _retention(config), "plan")
+    beyond = now + FUTURE_SKEW_US  # the import keeps the rows stamped later whatever `until` says (Window)
     if not names:
         # The same selection as the import, except that without a config every client is shown, detected
         # or not (a plan is a preview: the reason a client is missing is useful).
@@ -827,7 +830,7 @@ def plan_command(
     inv = build_inventory(names, config=config, env=os.environ)
     entries = []
     for ci in inv:
-        fig = client_figures(ci, window.since_us, window.until_us)
+        fig = client_figures(ci, window.since_us, window.until_us, beyond_us=beyond)
         entries.append((ci, fig))
     if as_json:
         print_json(

@@ -202,7 +202,7 @@ def overview_command(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     from hypaware_tui.core.paths import Layout
-    from hypaware_tui.core.query import DatasetReadError, dataset_has_rows, overview
+    from hypaware_tui.core.query import DatasetReadError, empty_note, overview
 
     layout = Layout.resolve()
     try:
@@ -213,13 +213,7 @@ def overview_command(
         print_json(ov.to_json())
         return
     if ov.is_empty:
-        if days and dataset_has_rows(layout):
-            out(
-                f"No messages from {ov.first_date} to {ov.last_date} ({ov.period.time_zone}). "
-                f"Try {_prog()} query overview --days 0 for all data."
-            )
-        else:
-            out("Nothing imported yet.")
+        out(empty_note(ov, _prog()))
         return
     render_overview(ov, out_console())
 

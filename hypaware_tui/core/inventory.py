@@ -207,23 +207,28 @@ def build_inventory(
 # --------------------------------------------------------------------------------------------- figures
 
 
-def _in_window(fi: FileInventory, since_us: int | None, until_us: int | None) -> bool:
+def _in_window(fi: FileInventory, since_us: int | None, until_us: int | None, beyond_us: int | None) -> bool:
     if since_us is not None and fi.newest_us < since_us:
         return False
     if until_us is not None and fi.oldest_us > until_us:
-        return False
+        return beyond_us is not None and fi.newest_us > beyond_us  # (stamps the import keeps past `until`)
     return True
 
 
-def client_figures(ci: ClientInventory, since_us: int | None = None, until_us: int | None = None) -> Figures:
+def client_figures(
+    ci: ClientInventory, since_us: int | None = None, until_us: int | None = None, *, beyond_us: int | None = None
+) -> Figures:
     """Figures of the files in the window (all files when both bounds are None). Oldest/newest are clamped
-    to the window's bounds, so "in window" never shows a date outside it."""
+    to the window's bounds, so "in window" never shows a date outside it, except for stamps after
+    `beyond_us`: the run's `Window.beyond_until` (its start + FUTURE_SKEW_US), after which the import keeps
+    rows whatever `until` says (a clock set back, a corrupt stamp). Without it a history stamped two days
+    ahead of the clock showed 0 files in `hyp backfill plan` and `hyp init --dry-run`, and was imported."""
     files = sessions = size = 0
     oldest: int | None = None
     newest: int | None = None
     keys: set[str] = set()
     for fi in ci.files:
-        if not _in_window(fi, since_us, until_us):
+        if not _in_window(fi, since_us, until_us, beyond_us):
             continue
         files += 1
         size += fi.size
@@ -236,14 +241,16 @@ def client_figures(ci: ClientInventory, since_us: int | None = None, until_us: i
     sessions = len(keys)
     if oldest is not None and since_us is not None:
         oldest = max(oldest, since_us)
-    if newest is not None and until_us is not None:
+    if newest is not None and until_us is not None and (beyond_us is None or newest <= beyond_us):
         newest = min(newest, until_us)
     if oldest is not None and newest is not None and oldest > newest:
         oldest = newest
     return Figures(files, sessions, size, oldest, newest)
 
 
-def client_entry(ci: ClientInventory, since_us: int | None = None, until_us: int | None = None) -> dict[str, Any]:
+def client_entry(
+    ci: ClientInventory, since_us: int | None = None, until_us: int | None = None, *, beyond_us: int | None = None
+) -> dict[str, Any]:
     """The per-client JSON block of `hyp init --dry-run --json` (without `selected`/`import`)."""
     return {
         "client": ci.client,
@@ -252,14 +259,16 @@ def client_entry(ci: ClientInventory, since_us: int | None = None, until_us: int
         "reason": ci.reason,
         "root": ci.root,
         "total": client_figures(ci).to_json(),
-        "in_window": client_figures(ci, since_us, until_us).to_json(),
+        "in_window": client_figures(ci, since_us, until_us, beyond_us=beyond_us).to_json(),
     }
 
 
-def figures(inventory: Inventory, since_us: int | None = None, until_us: int | None = None) -> dict[str, dict]:
+def figures(
+    inventory: Inventory, since_us: int | None = None, until_us: int | None = None, *, beyond_us: int | None = None
+) -> dict[str, dict]:
     """Per client (in inventory order): detection, `total` and `in_window` figures, JSON-ready. The one
     source of the numbers shown by `hyp backfill plan/list`, the wizard and `hyp init --dry-run`."""
-    return {ci.client: client_entry(ci, since_us, until_us) for ci in inventory}
+    return {ci.client: client_entry(ci, since_us, until_us, beyond_us=beyond_us) for ci in inventory}
 
 
 def older_than(ci: ClientInventory, since_us: int | None) -> Figures:

@@ -33,6 +33,7 @@ from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.timeutil import us_to_iso, us_to_local
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us
 from hypaware_tui.importers import DISPLAY_NAMES, KNOWN_CLIENTS
+from hypaware_tui.importers.base import FUTURE_SKEW_US
 
 RETENTION_PRESETS: tuple[int, ...] = (30, 90, 120, 365, 0)
 
@@ -342,6 +343,7 @@ def build_plan(
     if rows_older is None:
         rows_older = machine.rows_older_than(choices.retention_days, now_us)
     since = import_floor_us(choices.retention_days, now_us)
+    beyond = now_us + FUTURE_SKEW_US  # the import keeps the rows stamped later (Window.beyond_until)
     clients = []
     for c in KNOWN_CLIENTS:
         ci: ClientInventory | None = inventory.clients.get(c)
@@ -357,7 +359,7 @@ def build_plan(
                 selected=selected,
                 import_=selected and detected and choices.import_history,
                 total=client_figures(ci) if ci else Figures(),
-                in_window=client_figures(ci, since, now_us) if ci else Figures(),
+                in_window=client_figures(ci, since, now_us, beyond_us=beyond) if ci else Figures(),
                 older=older_than(ci, since) if ci else Figures(),
             )
         )

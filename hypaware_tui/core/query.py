@@ -844,6 +844,12 @@ class Overview:
     # All data (days=0) older than the day series (`overview`): `date` is the local date of the oldest row,
     # the counts are those of the rows before the first day. Text only: not a key of cli.md §7.2's JSON.
     earlier: DayCount | None = None
+    # When the period has no row: the dataset's rows before it and after it (dated after now: a clock set
+    # back), and the first of the latter (ISO UTC), so an empty report does not say "nothing imported" over
+    # rows that exist (`empty_note`). Text only, like `earlier`.
+    rows_before: int = 0
+    rows_after: int = 0
+    first_after: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -863,7 +869,8 @@ class Overview:
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
-        del doc["earlier"]
+        for key in ("earlier", "rows_before", "rows_after", "first_after"):
+            del doc[key]
         return doc
 
 
@@ -957,6 +964,7 @@ def overview(
     result = Overview(period=period)
     if not msgs.height:
         result.days = [DayCount(d.isoformat(), 0, 0) for d in day_list]
+        _rows_outside(layout, result, since_us, until_us)
         return result
 
     # Days: index of the local day each row falls in, via the UTC instants of the local midnights (this
@@ -1013,6 +1021,41 @@ def overview(
         ModelTokens(p, m, int(i or 0), int(c or 0), int(o or 0)) for p, m, i, c, o, _ in models.iter_rows()
     ]
     return result
+
+
+def _rows_outside(layout: Layout, result: Overview, since_us: int | None, until_us: int) -> None:
+    """An empty period: count the dataset's rows before it and after it (one read of one column)."""
+    if not dataset_has_rows(layout):
+        return
+    ts = pl.col("message_created_at").cast(pl.Int64)
+    before = (ts < since_us).sum() if since_us is not None else pl.lit(0)
+
+    def attempt() -> tuple:
+        try:
+            frame = scan_messages(layout).select(before=before, after=(ts > until_us).sum(),
+                                                 first_after=ts.filter(ts > until_us).min()).collect()
+        except pl.exceptions.PolarsError as exc:
+            raise _data_error(layout, exc) from exc
+        return frame.row(0)
+
+    before_n, after_n, first_after = _with_retry(attempt)
+    result.rows_before, result.rows_after = int(before_n or 0), int(after_n or 0)
+    result.first_after = us_to_iso(int(first_after)) if first_after is not None else None
+
+
+def empty_note(ov: Overview, prog: str = "hyp") -> str:
+    """What an overview without a row in its period says (cli.md §7.2: `Nothing imported yet.` only when the
+    dataset has no row)."""
+    if ov.rows_before:
+        return (f"No messages from {ov.first_date} to {ov.last_date} ({ov.period.time_zone}). "
+                f"Try {prog} query overview --days 0 for all data.")
+    if ov.rows_after:
+        first = ov.first_after or ""
+        verb = "is" if ov.rows_after == 1 else "are"
+        return (f"No messages up to now: the {ov.rows_after:,} {'row' if ov.rows_after == 1 else 'rows'} in the "
+                f"dataset {verb} dated after now, from {first[:10]} {first[11:16]} UTC (is the system clock "
+                f"behind?). They count here once that time comes; {prog} query sql reads them now.")
+    return "Nothing imported yet."
 
 
 def _usage_inputs(base: pl.LazyFrame) -> pl.LazyFrame:

@@ -866,7 +866,8 @@ def _run_provider(
     pr.bytes_total = bytes_total
     if events is not None:
         if inventory is not None and name in inventory.clients:
-            fig = client_figures(inventory.clients[name], window.since_us, window.until_us).to_json()
+            fig = client_figures(inventory.clients[name], window.since_us, window.until_us,
+                                 beyond_us=window.beyond_until).to_json()
         else:  # without an inventory (no head/tail reads here): totals from the scan, newest from mtimes
             fig = {"files": len(files), "sessions": len(sessions), "bytes": sizes, "oldest": None,
                    "newest": us_to_iso(newest_mtime)}

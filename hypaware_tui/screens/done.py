@@ -179,7 +179,12 @@ class DoneScreen(WizardScreen):
             return
         ov = message.overview
         if ov is None or getattr(ov, "is_empty", True):
-            self._show_note(NOTHING_YET)
+            if getattr(ov, "rows_after", 0) or getattr(ov, "rows_before", 0):  # (rows exist, none up to now)
+                from hypaware_tui.core.query import empty_note  # (loaded already: the overview ran)
+
+                self._show_note(empty_note(ov))
+            else:
+                self._show_note(NOTHING_YET)
             return
         self.first_look_done = True
         self.query_one("#first-look", Static).update(self._overview_main(ov))
@@ -193,7 +198,8 @@ class DoneScreen(WizardScreen):
         outer = Table.grid(padding=(0, 0))
         outer.add_column()
         period = ov.period
-        first = ov.first_date or "—"
+        earlier = getattr(ov, "earlier", None)  # (all data older than the day series: its first date)
+        first = (earlier.date if earlier else ov.first_date) or "—"
         last = ov.last_date or "—"
         outer.add_row(Text(f"{first} → {last} ({period.time_zone}) · {plural(ov.active_days, 'active day')} · "
                            f"{plural(ov.rows, 'row')}", style="dim"))
