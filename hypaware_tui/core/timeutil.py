@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
@@ -12,10 +13,30 @@ _ONE_US = timedelta(microseconds=1)
 _fromisoformat = datetime.fromisoformat
 MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
 MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+# `<date><T, t or space><hh>:<mm>:60[.fraction]<zone>`: a leap second (RFC 3339 §5.6)
+_LEAP_SECOND = re.compile(r"^(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}):60(?:[.,]\d+)?([Zz]|[+-]\d{2}:?\d{2}(?::?\d{2})?)$")
+
+
+def _rfc3339(value: str) -> datetime | None:
+    """The RFC 3339 forms `fromisoformat` refuses: a lowercase `z` zone, and a leap second (`23:59:60Z`),
+    read as 59.999999 of its minute so that its row stays in its day (Python has no second 60)."""
+    text = value[:-1] + "Z" if value[-1] == "z" and value[-2].isdigit() else value  # (after the seconds)
+    leap = _LEAP_SECOND.match(text)
+    if leap is not None:
+        text = f"{leap[1]}:59.999999{leap[2]}"
+    if text == value:
+        return None
+    try:
+        return _fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def parse_iso_us(value: object) -> int | None:
-    """An ISO-8601 string *with* a zone (`Z` or an offset) -> µs UTC; anything else -> None.
+    """An ISO-8601 string *with* a zone (`Z` or an offset) -> µs UTC; anything else -> None. The one parser
+    of record timestamps (Claude and Codex importers, inventory). RFC 3339's lowercase `z` and leap second
+    are accepted too (`_rfc3339`), only after `fromisoformat` refused the text: the common path is unchanged
+    (this is called for every line of an import).
 
     Precision below the microsecond is truncated (Python keeps at most 6 fraction digits)."""
     if not isinstance(value, str) or len(value) < 10:
@@ -23,7 +44,9 @@ def parse_iso_us(value: object) -> int | None:
     try:
         dt = _fromisoformat(value)
     except ValueError:
-        return None
+        dt = _rfc3339(value)
+        if dt is None:
+            return None
     if dt.tzinfo is None:  # (fromisoformat only makes fixed-offset zones: a zone always has an offset)
         return None
     us = (dt - EPOCH) // _ONE_US  # exact integer division of timedeltas
