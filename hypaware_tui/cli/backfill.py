@@ -813,8 +813,8 @@ def plan_command(
     from hypaware_tui.core.inventory import build_inventory, client_figures
     from hypaware_tui.core.timeutil import now_us
     from hypaware_tui.core.window import describe_window, resolve_window
-    from hypaware_tui.importers.base import FUTURE_SKEW_US
     from hypaware_tui.importers import KNOWN_CLIENTS
+    from hypaware_tui.importers.base import FUTURE_SKEW_US
 
     since_us, until_us = _window_args(ctx, since, until, "plan")
     names = _check_providers(ctx, providers, "plan")
