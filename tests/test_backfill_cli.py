@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1092,3 +1093,17 @@ def test_the_tty_panel_of_a_provider_with_nothing_to_read_says_0_B(monkeypatch):
     out = io.StringIO()
     Console(file=out, width=100, color_system=None).print(sink._render())
     assert "0 B/0 B" in out.getvalue() and "1 B" not in out.getvalue()
+
+
+def test_a_stdout_that_cannot_encode_the_arrows_gets_question_marks_not_a_crash(h):
+    """`LANG=en_US.ISO-8859-1` or PYTHONIOENCODING=ascii: the range arrow of `hyp backfill list` and the dots
+    of `hyp status` cannot be encoded; `hyp backfill list` died with UnicodeEncodeError (exit 1)."""
+    h.config(claude=True, codex=False)
+    claude_fixtures(h)
+    env = dict(h.env, PYTHONIOENCODING="ascii")
+    for args in (("backfill", "list"), ("backfill", "plan"), ("backfill",), ("status",)):
+        p = h.run(*args, env=env)
+        assert p.returncode == 0, (args, p.stderr)
+        assert "Error" not in p.stderr
+    listing = h.run("backfill", "list", env=env).stdout
+    assert re.search(r"\d{4}-\d\d-\d\d \? \d{4}-\d\d-\d\d", listing), listing

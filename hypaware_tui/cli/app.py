@@ -127,11 +127,23 @@ def _problem_text(message: str) -> str:
     return message
 
 
+def _tolerate_narrow_encodings() -> None:
+    """A stdout or stderr that cannot encode every character (`LANG=en_US.ISO-8859-1`,
+    `PYTHONIOENCODING=ascii`) shows `?` for the arrows and dots of the output: `hyp backfill list` died there
+    with UnicodeEncodeError. (The C and POSIX locales are UTF-8 already: Python coerces them.)"""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if encoding not in ("utf-8", "utf8") and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `hyp`, `hypaware` and `python -m hypaware_tui`. Never returns: exits with the code."""
     global PROG
     PROG = _invoked_name(sys.argv[0] if sys.argv else "hyp")
     args = list(sys.argv[1:] if argv is None else argv)
+    _tolerate_narrow_encodings()
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=args, prog_name=PROG, standalone_mode=False)
