@@ -1107,3 +1107,41 @@ def test_a_stdout_that_cannot_encode_the_arrows_gets_question_marks_not_a_crash(
         assert "Error" not in p.stderr
     listing = h.run("backfill", "list", env=env).stdout
     assert re.search(r"\d{4}-\d\d-\d\d \? \d{4}-\d\d-\d\d", listing), listing
+
+
+def test_following_the_advice_for_a_damaged_part_file_gets_its_rows_back(h, inproc):
+    """A part file cut short: every command that finds it said to move it out of the dataset, and nothing more;
+    the next `hyp backfill` then said "Nothing new to import" and its rows were gone for good (the checkpoints
+    say its history was read). Each gives the same, complete advice, and following it word for word brings the
+    rows back, once each."""
+    import re
+
+    rows, _ = claude_fixtures(h)  # 3 sessions on 3 days: 3 part files
+    assert inproc("backfill", "claude")[0] == 0 and h.dataset().height == rows
+    victim = sorted((h.hyp / "cache" / "ai_gateway_messages").glob("**/*.parquet"))[0]
+    os.truncate(victim, victim.stat().st_size // 2)
+
+    advice = set()
+    for args in (["query", "sql", "select count(*) from ai_gateway_messages"], ["query", "overview"],
+                 ["status"], ["cache", "status"]):
+        rc, out, err = inproc(*args)
+        assert rc == 1 and str(victim) in out + err, (args, out, err)
+        said = re.search(r"Move it into .*? if you stopped it\.", out + err)
+        assert said, (args, out, err)
+        advice.add(said[0])
+    assert len(advice) == 1  # (the same words everywhere)
+    m = re.fullmatch(r"Move it into (\S+)/ \(make that directory if there is none\)\. Then, to import its rows again "
+                     r"from the history on this computer: stop the daemon if it runs \(hyp daemon stop\), delete "
+                     r"(\S+), run hyp backfill .*", advice.pop())
+    assert m
+    trash, state_db = Path(m[1]), Path(m[2])
+    assert trash.parent == h.hyp / "cache" and state_db == h.hyp / "state" / "ingest.sqlite"
+
+    trash.mkdir(parents=True, exist_ok=True)
+    victim.rename(trash / victim.name)
+    state_db.unlink()
+    rc, out, err = inproc("backfill")
+    assert rc == 0, out + err
+    data = h.dataset()
+    assert data.height == rows and data["part_id"].n_unique() == rows
+    assert inproc("status")[0] == 0

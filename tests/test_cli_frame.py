@@ -498,7 +498,7 @@ def test_writers_report_storage_errors_in_one_line(home: Path, capsys: pytest.Ca
             s.commit([row], [])
     (layout.partition_dir("claude", "2026-05-01") / "part-zzz.parquet").write_bytes(b"junk")
     code, out, err = call(capsys, "cache", "compact")
-    assert code == 1 and "part-zzz.parquet" in err and "Move it out of" in err
+    assert code == 1 and "part-zzz.parquet" in err and "Move it into" in err
     # The state database is untouched by compaction.
     assert StateDB.open(layout, create=False).get_all() == {}
 

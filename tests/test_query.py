@@ -463,7 +463,7 @@ def test_damaged_file_is_a_dataset_error_naming_the_file(filled: Layout) -> None
     victim.write_bytes(victim.read_bytes()[:100])
     with pytest.raises(q.DatasetReadError) as info:
         q.run_sql(filled, "select count(*) from ai_gateway_messages")
-    assert str(victim) in str(info.value) and "Move it out" in str(info.value)
+    assert str(victim) in str(info.value) and "Move it into" in str(info.value)
     with pytest.raises(q.DatasetReadError, match=victim.name):
         q.overview(filled, days=30, now=NOW, tz="UTC")
 

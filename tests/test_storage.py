@@ -22,7 +22,7 @@ from hypaware_tui.core.dataset import MESSAGES_SCHEMA, scan_messages
 from hypaware_tui.core.events import EventLog
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import AI_GATEWAY_MESSAGES_SCHEMA, SchemaError
-from hypaware_tui.core.storage import Storage, StorageError, dataset_stats, list_part_files
+from hypaware_tui.core.storage import Storage, StorageError, damaged_file_advice, dataset_stats, list_part_files
 
 
 @pytest.fixture
@@ -388,7 +388,9 @@ def test_stray_file_stops_commits_to_its_partition_with_a_clear_error(
     with pytest.raises(StorageError) as info:
         fresh.commit(make_rows(3, prefix="z"), [checkpoint_for(src)])
     msg = str(info.value)
-    assert "notes.parquet" in msg and "Move it out of" in msg and "nothing was written" in msg
+    assert "notes.parquet" in msg and "nothing was written" in msg
+    assert msg.endswith(damaged_file_advice(layout))  # (what to do, in the words the readers use too)
+    assert f"delete {layout.ingest_db}, run hyp backfill" in msg
     assert sorted(p.name for p in pdir.iterdir()) == before  # nothing written, no temp left
     assert StateDB.open(layout, create=False).get(path_hash(os.path.realpath(src))) is None
     # Other partitions are unaffected.

@@ -129,7 +129,7 @@ def test_compaction_stops_at_an_unreadable_file(storage: Storage, layout: Layout
     bad.write_bytes(b"PAR1garbage")
     result = storage.compact()
     assert result.failed_partition == "source=claude/date=2026-05-01"
-    assert bad.name in result.error and "Move it out of" in result.error
+    assert bad.name in result.error and "Move it into" in result.error
     assert len(files_in(layout)) == 13 and len(files_in(layout, d="2026-05-03")) == 2  # left as they were
 
 

@@ -73,7 +73,7 @@ def cache_status(
 ) -> None:
     from hypaware_tui.core.events import last_event_times
     from hypaware_tui.core.paths import Layout
-    from hypaware_tui.core.storage import cut_date_for, dataset_stats
+    from hypaware_tui.core.storage import cut_date_for, damaged_file_advice, dataset_stats
 
     layout = Layout.resolve()
     stats = dataset_stats(layout)
@@ -145,7 +145,8 @@ def cache_status(
     out(f"Last prune   {doc['last_prune_at'] or 'never'}")
     if stats.unreadable:
         for p in stats.unreadable:
-            err(f"{prog} cache status: unreadable file {p}: move it out of the dataset directory")
+            err(f"{prog} cache status: unreadable file {p}: damaged or not written by hyp")
+        err(f"{prog} cache status: {damaged_file_advice(layout, len(stats.unreadable))}")
     raise typer.Exit(code)
 
 

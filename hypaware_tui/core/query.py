@@ -35,7 +35,7 @@ import polars as pl
 from hypaware_tui.core.dataset import MESSAGES_SCHEMA, has_parquet_files, scan_messages
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, usage_view
-from hypaware_tui.core.storage import dataset_stats
+from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
 from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
 
 MESSAGES = "ai_gateway_messages"
@@ -604,9 +604,10 @@ def _data_error(layout: Layout, exc: BaseException) -> DatasetReadError:
         bad = []
     if bad:
         names = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        verb = "is" if len(bad) == 1 else "are"
         return DatasetReadError(
-            f"cannot read the dataset: {names} is damaged or was not written by hyp ({detail}). Move it out "
-            f"of {layout.dataset_root} and run the command again."
+            f"cannot read the dataset: {names} {verb} damaged or not written by hyp ({detail}). "
+            f"{damaged_file_advice(layout, len(bad))}"
         )
     return DatasetReadError(f"cannot read the dataset under {layout.dataset_root} ({detail})")
 

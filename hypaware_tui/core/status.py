@@ -148,7 +148,7 @@ def _enabled(config: Any, client: str) -> bool | None:
 
 def dataset_section(layout: Layout) -> dict[str, Any]:
     """Size, files, stored rows per source (from the Parquet footers) and the date range (partition dates)."""
-    from hypaware_tui.core.storage import dataset_stats
+    from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
 
     section: dict[str, Any] = {
         "path": str(layout.dataset_root),
@@ -189,7 +189,7 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         section["error"] = (
             f"{n} unreadable file{'s' if n != 1 else ''}: {', '.join(stats.unreadable[:3])}"
             + (" …" if n > 3 else "")
-            + f" (move {'them' if n != 1 else 'it'} out of the dataset directory)"
+            + f" (damaged or not written by hyp). {damaged_file_advice(layout, n)}"
         )
     return section
 

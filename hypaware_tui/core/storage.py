@@ -21,7 +21,8 @@ itself at that point (`mid_write`, `before_rename`, `after_rename`, `before_chec
 
 A part file that cannot be read (truncated, foreign, wrong schema) stops a commit or compaction touching
 its partition with a `StorageError` naming the file and what to do; nothing is written in that case, so
-nothing already committed is lost and the batch is imported again once the file is moved away.
+nothing already committed is lost and the batch is imported again once the file is moved away (the file's own
+rows only once the checkpoints are reset too: `damaged_file_advice`).
 """
 
 from __future__ import annotations
@@ -342,12 +343,25 @@ def row_counts(paths: list[Path]) -> dict[Path, int] | None:
     return counts
 
 
+def damaged_file_advice(layout: Layout, n: int = 1) -> str:
+    """What to do about `n` damaged or foreign part files, in the same words wherever one is reported (a commit,
+    compaction, `hyp query`, `hyp status`, `hyp cache status`). Moving a file away alone loses its rows for good:
+    the checkpoints say its history was read, so the next backfill has nothing new to import. Without the
+    checkpoint database a backfill reads every file again and dedupe drops the rows still stored. The daemon is
+    stopped meanwhile: it keeps the old database (and its -wal) open and would write into the new one's."""
+    it, its = ("it", "its") if n == 1 else ("them", "their")
+    return (
+        f"Move {it} into {layout.trash}/ (make that directory if there is none). Then, to import {its} rows again "
+        f"from the history on this computer: stop the daemon if it runs (hyp daemon stop), delete {layout.ingest_db}, "
+        "run hyp backfill (it reads every file again and skips the rows already stored), and start the daemon "
+        "again if you stopped it."
+    )
+
+
 def _unreadable_message(path: Path, layout: Layout, detail: str) -> str:
     return (
         f"dataset file {path} cannot be read as a hyp Parquet file ({detail}). It is damaged or was not "
-        f"written by hyp. Move it out of {layout.dataset_root} (for example into {layout.trash}) and run the "
-        "command again; nothing was written. Its rows, if any, are imported again only if you also reset "
-        "the checkpoints (delete state/ingest.sqlite)."
+        f"written by hyp; nothing was written. {damaged_file_advice(layout)}"
     )
 
 
