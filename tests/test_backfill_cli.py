@@ -1145,3 +1145,36 @@ def test_following_the_advice_for_a_damaged_part_file_gets_its_rows_back(h, inpr
     data = h.dataset()
     assert data.height == rows and data["part_id"].n_unique() == rows
     assert inproc("status")[0] == 0
+
+
+def _damage_pages(db: Path, first: int) -> None:
+    """Garbage over every page of the SQLite file from page `first` on (the header and the pages before stay:
+    the database opens, and reading a table finds it malformed)."""
+    with open(db, "r+b") as fh:
+        page = int.from_bytes(fh.read(100)[16:18], "big")
+        size = db.stat().st_size
+        assert size >= first * page
+        fh.seek((first - 1) * page)
+        fh.write(bytes(range(256)) * ((size - (first - 1) * page) // 256))
+
+
+def test_a_damaged_checkpoint_database_fails_a_dry_run_as_the_real_run(h, inproc):
+    """Pages past the schema's cut: a dry run ended with "unexpected error: DatabaseError: database disk image
+    is malformed", where the real run fails each provider with what happened and what to do."""
+    claude_fixtures(h)
+    assert inproc("backfill", "claude")[0] == 0
+    _damage_pages(h.hyp / "state" / "ingest.sqlite", 3)
+    problem = (f"cannot use the checkpoint database {h.hyp / 'state' / 'ingest.sqlite'}: database disk image is "
+               "malformed. If it is damaged, move it away")
+    since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    for args in (["claude", "--dry-run"], ["claude", "--dry-run", "--since", since]):
+        rc, out, err = inproc("backfill", *args, "--json")
+        assert rc == 1 and "unexpected error" not in err, err
+        (claude,) = json.loads(out)["providers"]
+        assert claude["status"] == "failed" and claude["error"].startswith(problem), claude
+    rc, out, err = inproc("backfill", "claude", "--dry-run")
+    assert rc == 1 and f"  claude: {problem}" in out and "unexpected error" not in err
+    # the real run says the same
+    rc, out, _ = inproc("backfill", "claude", "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert rc == 1 and claude["status"] == "failed" and claude["error"].startswith(problem)

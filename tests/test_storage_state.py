@@ -355,3 +355,43 @@ def test_statedb_unusable_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StateDBError) as info:
         StateDB.open(lay, create=True)
     assert str(lay.ingest_db) in str(info.value) and "move it away" in str(info.value)
+
+
+def test_statedb_reads_and_writes_of_a_damaged_database_are_clear_errors(tmp_path: Path) -> None:
+    """Opened fine (header and schema intact), malformed further on: every entry point raises StateDBError,
+    which each caller reports, never sqlite3's own (a dry run ended as an "unexpected error")."""
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put_many(cp(f"{i:016x}") for i in range(200))
+        db.set_meta("import_floor_date", "2026-01-01")
+
+    def damage(first_page: int) -> None:
+        page = int.from_bytes(lay.ingest_db.read_bytes()[16:18], "big")
+        with open(lay.ingest_db, "r+b") as fh:
+            fh.seek((first_page - 1) * page)
+            fh.write(b"\xa5" * (lay.ingest_db.stat().st_size - (first_page - 1) * page))
+
+    def raises(db: StateDB, name: str, call) -> None:
+        with pytest.raises(StateDBError) as info:
+            call(db)
+        assert str(info.value).startswith(f"cannot use the checkpoint database {lay.ingest_db}: database disk "
+                                          "image is malformed. "), name
+
+    # Pages 1-5 (the schema, the meta table and its index, the first pages of the files table) are intact:
+    # both opens work, and the reads of the files table fail.
+    damage(6)
+    for create in (False, True):
+        with StateDB.open(lay, create=create) as db:
+            assert db.get_meta("import_floor_date") == "2026-01-01"
+            raises(db, "stat_keys", lambda db: db.stat_keys("claude"))
+            raises(db, "get_many", lambda db: db.get_many(f"{i:016x}" for i in range(200)))
+            raises(db, "get_all", lambda db: db.get_all())
+            raises(db, "count", lambda db: db.count("claude"))
+            raises(db, "get", lambda db: db.get(f"{199:016x}"))
+            if create:
+                raises(db, "delete", lambda db: db.delete([f"{i:016x}" for i in range(200)]))
+                raises(db, "reset_all", lambda db: db.reset_all())
+    # From page 3 on (the meta table's index): a dry run's read of the import floor fails too.
+    damage(3)
+    with StateDB.open(lay, create=False) as db:
+        raises(db, "get_meta", lambda db: db.get_meta("import_floor_date"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import sqlite3
@@ -11,7 +12,7 @@ from dataclasses import dataclass, replace
 from dataclasses import fields as _dc_fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir
 
@@ -104,7 +105,40 @@ def head_digest(path: str | os.PathLike[str], size: int) -> tuple[int, str]:
 
 
 class StateDBError(RuntimeError):
-    """The state database could not be opened or written; the message says which file and what to do."""
+    """The state database could not be opened, read or written; the message says which file and what to do."""
+
+
+def _db_error(path: Path, exc: BaseException) -> StateDBError:
+    """The one message for an SQLite error on the checkpoint database, wherever it happens (opening it, a read
+    of a dry run, a write under the lock): which file, SQLite's reason, and what to do."""
+    return StateDBError(
+        f"cannot use the checkpoint database {path}: {exc}. If it is damaged, move it away: "
+        "the next import re-reads every file and dedupe drops the rows already stored."
+    )
+
+
+# Errors of a statement, not of the file (a constraint, a misuse): bugs, reported as such.
+_STATEMENT_ERRORS = (
+    sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.NotSupportedError,
+    sqlite3.DataError,
+)
+
+
+def _reported(method: Callable[..., T]) -> Callable[..., T]:
+    """A StateDB method whose SQLite errors are `StateDBError`s, which every caller reports as such: a page
+    found damaged by a read (the header and schema read fine when it was opened) ended a dry run with
+    "unexpected error: DatabaseError: database disk image is malformed"."""
+
+    @functools.wraps(method)
+    def wrapper(self: StateDB, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except _STATEMENT_ERRORS:
+            raise
+        except sqlite3.Error as exc:
+            raise _db_error(self.path, exc) from exc
+
+    return wrapper
 
 
 def _legacy_bounds(layout: Layout) -> dict[str, int]:
@@ -151,7 +185,12 @@ class StateDB:
         if not create:
             if not path.exists():
                 return cls(path, None, writable=False)
-            return cls(path, cls._connect_readonly(path), writable=False)
+            conn = cls._connect_readonly(path)
+            try:
+                return cls(path, conn, writable=False)
+            except sqlite3.Error as exc:
+                conn.close()
+                raise _db_error(path, exc) from exc
         try:
             ensure_dir(path.parent)
             if not path.exists():
@@ -185,10 +224,7 @@ class StateDB:
             version = conn.execute("SELECT value FROM meta WHERE key='state_version'").fetchone()[0]
         except sqlite3.Error as exc:
             conn.close()
-            raise StateDBError(
-                f"cannot use the checkpoint database {path}: {exc}. If it is damaged, move it away: "
-                "the next import re-reads every file and dedupe drops the rows already stored."
-            ) from exc
+            raise _db_error(path, exc) from exc
         if version != STATE_VERSION:
             conn.close()
             raise StateDBError(
@@ -216,7 +252,7 @@ class StateDB:
                 return conn
             except sqlite3.Error as exc:
                 last = exc
-        raise StateDBError(f"cannot read the checkpoint database {path}: {last}")
+        raise _db_error(path, last or sqlite3.Error("cannot be opened"))
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -242,7 +278,9 @@ class StateDB:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            # (SQLite may have rolled back already, after a full disk: that error is the one to report)
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
@@ -253,12 +291,14 @@ class StateDB:
             cp = replace(cp, since_us=self._legacy.get(cp.client_name))
         return cp
 
+    @_reported
     def get(self, path_hash: str) -> Checkpoint | None:
         if self._conn is None:
             return None
         row = self._conn.execute(self._select + " WHERE path_hash = ?", (path_hash,)).fetchone()
         return self._row(row) if row else None
 
+    @_reported
     def get_many(self, path_hashes: Iterable[str]) -> dict[str, Checkpoint]:
         """The stored entries of these files (absent ones left out), in a few queries rather than one per file
         (a commit of 20,000 small files spent 0.4 s in single lookups)."""
@@ -273,6 +313,7 @@ class StateDB:
                 out[r[0]] = self._row(r)
         return out
 
+    @_reported
     def stat_keys(self, client_name: str) -> dict[str, tuple[int, int, int | None, int | None, int, int | None]]:
         """`path_hash -> (size, mtime_ns, device, inode, offset, since_us)` of one client's entries: what a run needs to
         tell the unchanged files and estimate the bytes to read, without building full entries (a rerun over
@@ -286,6 +327,7 @@ class StateDB:
         sql = "SELECT path_hash, size, mtime_ns, device, inode, offset, since_us FROM files WHERE client_name = ?"
         return {r[0]: r[1:] for r in self._conn.execute(sql, (client_name,))}
 
+    @_reported
     def get_all(self, client_name: str | None = None) -> dict[str, Checkpoint]:
         if self._conn is None:
             return {}
@@ -295,6 +337,7 @@ class StateDB:
             rows = self._conn.execute(self._select + " WHERE client_name = ?", (client_name,)).fetchall()
         return {r[0]: self._row(r) for r in rows}
 
+    @_reported
     def count(self, client_name: str | None = None) -> int:
         if self._conn is None:
             return 0
@@ -304,6 +347,7 @@ class StateDB:
             "SELECT count(*) FROM files WHERE client_name = ?", (client_name,)
         ).fetchone()[0]
 
+    @_reported
     def get_meta(self, key: str) -> str | None:
         if self._conn is None:
             return None
@@ -311,6 +355,7 @@ class StateDB:
         return row[0] if row else None
 
     # -- writes (under the commit lock) -------------------------------------------------------------------
+    @_reported
     def put_many(self, checkpoints: Iterable[Checkpoint]) -> int:
         """Insert or replace entries in one transaction. Returns how many were written."""
         now = _utc_now()
@@ -326,6 +371,7 @@ class StateDB:
     def put(self, checkpoint: Checkpoint) -> None:
         self.put_many([checkpoint])
 
+    @_reported
     def delete(self, path_hashes: Iterable[str]) -> int:
         keys = [(h,) for h in path_hashes]
         if not keys:
@@ -335,6 +381,7 @@ class StateDB:
             conn.executemany("DELETE FROM files WHERE path_hash = ?", keys)
             return conn.total_changes - before
 
+    @_reported
     def reset_all(self) -> int:
         """Reset every entry (storage.md §7.3): kept, at offset 0 with a fresh parser state, and with the
         size, mtime and head cleared so that the next pass neither skips the file nor trusts its head. The
@@ -347,10 +394,12 @@ class StateDB:
             )
             return cur.rowcount
 
+    @_reported
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
 
+    @_reported
     def apply_in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` inside one write transaction (used by Storage for the §6.3 update)."""
         with self._transaction() as conn:

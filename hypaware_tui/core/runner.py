@@ -593,11 +593,11 @@ def run_backfill(
     workers = default_workers() if workers is None else workers
     pool = _Pool(workers) if workers > 1 else None
     dry = _DryRunDedupe(layout) if dry_run else None
-    if dry is not None:
-        dry.fresh = _floor_would_be_lowered(layout, cut)
     # Every run that commits checks the floor first, one with --since too (it commits rows): after retention
-    # was raised, it would otherwise find every file unchanged and import nothing of the older history.
-    floor_ensured = dry_run
+    # was raised, it would otherwise find every file unchanged and import nothing of the older history. A dry
+    # run reads it (`_floor_would_be_lowered`) at the same place, so that a checkpoint database it cannot read
+    # fails each provider with the real run's error, rather than the whole command.
+    floor_ensured = False
     if not dry_run:
         from hypaware_tui.core.events import EventLog
 
@@ -625,7 +625,10 @@ def run_backfill(
                     storage = _open_storage(layout, events, cancel)
                 if not floor_ensured:
                     # storage.md §7.3: a floor earlier than the last commit's resets every checkpoint first.
-                    storage.ensure_import_floor(cut, on_wait=lambda n=name: _lock_wait(sink, n))
+                    if dry is not None:
+                        dry.fresh = _floor_would_be_lowered(layout, cut)
+                    else:
+                        storage.ensure_import_floor(cut, on_wait=lambda n=name: _lock_wait(sink, n))
                     floor_ensured = True
                 _run_provider(
                     pr,
