@@ -1178,3 +1178,43 @@ def test_a_damaged_checkpoint_database_fails_a_dry_run_as_the_real_run(h, inproc
     rc, out, _ = inproc("backfill", "claude", "--json")
     (claude,) = json.loads(out)["providers"]
     assert rc == 1 and claude["status"] == "failed" and claude["error"].startswith(problem)
+
+
+def test_a_read_only_checkpoint_database_says_to_make_it_writable_not_to_move_it(h):
+    """Any SQLite error on the checkpoint database said "If it is damaged, move it away": for a read-only file
+    or directory that moved a good database (or failed to: the directory is read-only), and the next import
+    re-read every file for nothing. It says what storage says of a read-only HYP_HOME, and doing that works."""
+    from test_daemon_process import _drop_dac_caps
+
+    from hypaware_tui.core.paths import not_writable_hint
+
+    rows, _ = claude_fixtures(h, sessions=2)
+    db, state = h.hyp / "state" / "ingest.sqlite", h.hyp / "state"
+    kwargs = {"preexec_fn": _drop_dac_caps} if os.geteuid() == 0 else {}
+
+    def unprivileged_backfill() -> tuple[int, dict]:
+        p = subprocess.run([*HYP, "backfill", "claude", "--json"], env=h.env, capture_output=True, text=True,
+                           timeout=120, **kwargs)
+        (claude,) = json.loads(p.stdout)["providers"]
+        return p.returncode, claude
+
+    expected = f"cannot use the checkpoint database {db}: attempt to write a readonly database. " + \
+        not_writable_hint(h.hyp)
+    for path, mode, fixed in ((db, 0o400, 0o600), (state, 0o555, 0o700)):
+        assert h.run("backfill", "claude").returncode == 0  # (and closed: no -wal, -shm left)
+        assert sorted(p.name for p in state.glob("ingest.sqlite*")) == ["ingest.sqlite"]
+        path.chmod(mode)
+        try:
+            rc, claude = unprivileged_backfill()
+        finally:
+            path.chmod(fixed)
+        assert rc == 1 and (claude["status"], claude["error"]) == ("failed", expected), (path, claude)
+        assert h.dataset().height == rows
+    # done as it says (the file, or the directory, made writable again): it imports
+    claude_session(h.claude / "projects" / "-home-ada-new" / "new.jsonl", "new", 4, recent(1))
+    db.chmod(0o400)
+    rc, claude = unprivileged_backfill()
+    assert rc == 1 and claude["error"] == expected
+    db.chmod(0o600)
+    rc, claude = unprivileged_backfill()
+    assert rc == 0 and claude["rows_written"] == 8 and h.dataset().height == rows + 8, claude

@@ -395,3 +395,94 @@ def test_statedb_reads_and_writes_of_a_damaged_database_are_clear_errors(tmp_pat
     damage(3)
     with StateDB.open(lay, create=False) as db:
         raises(db, "get_meta", lambda db: db.get_meta("import_floor_date"))
+
+
+def test_statedb_errors_say_what_to_do_by_their_cause(tmp_path: Path) -> None:
+    """Every SQLite error said "If it is damaged, move it away". A full database says to free space (here: the
+    page limit SQLite reports as a full disk); a damaged one still says to move it away."""
+    lay = Layout(tmp_path / "h")
+    db = StateDB.open(lay, create=True)
+    db.put(cp("a" * 16))
+    pages = db._conn.execute("PRAGMA page_count").fetchone()[0]
+    db._conn.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(StateDBError) as info:
+        db.put_many(cp(f"{i:016x}", parser_state="x" * 2000) for i in range(100))
+    assert str(info.value) == (f"cannot use the checkpoint database {lay.ingest_db}: database or disk is full. "
+                               f"{paths_mod.FULL_DISK_HINT}")
+    assert set(db.get_all()) == {"a" * 16}  # (rolled back)
+    db.close()
+    # another writer holds it (past the wait, here none): not damaged either
+    with StateDB.open(lay, create=True) as db, StateDB.open(lay, create=True) as other:
+        other._conn.execute("BEGIN IMMEDIATE")
+        db._conn.execute("PRAGMA busy_timeout = 0")
+        with pytest.raises(StateDBError) as info:
+            db.put(cp("b" * 16))
+        other._conn.execute("ROLLBACK")
+    assert str(info.value) == (f"cannot use the checkpoint database {lay.ingest_db}: database is locked. Another "
+                               "hyp process (a backfill or the daemon) holds it; run it again once that one is done.")
+    lay.ingest_db.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StateDBError) as info:
+        StateDB.open(lay, create=True)
+    assert str(info.value).endswith(": file is not a database. If it is damaged, move it away: the next import "
+                                    "re-reads every file and dedupe drops the rows already stored.")
+
+
+_FULL_DISK_CHILD = r"""
+import os, sys
+from pathlib import Path
+from hypaware_tui.core.checkpoints import Checkpoint, StateDB, StateDBError
+from hypaware_tui.core.paths import Layout
+mnt = Path(sys.argv[1])
+lay = Layout(mnt / "h")
+def cp(i):
+    return Checkpoint(path_hash=f"{i:016x}", client_name="claude", read_mode="incremental", device=1, inode=2,
+                      size=100, mtime_ns=123, offset=10, head_len=50, head_sha256="ab" * 32, parser_state="x" * 3000)
+with StateDB.open(lay, create=True) as db:
+    db.put(cp(0))
+fill = mnt / "fill"
+fd = os.open(fill, os.O_WRONLY | os.O_CREAT, 0o600)  # the disk fills up
+try:
+    while True:
+        os.write(fd, b"\0" * 4096)
+except OSError:
+    os.close(fd)
+for step in ("open", "write"):
+    try:
+        with StateDB.open(lay, create=True) as db:
+            db.put_many(cp(i) for i in range(1, 50))
+        print(step, "ok")
+    except StateDBError as exc:
+        print(step, exc)
+    os.truncate(fill, max(0, fill.stat().st_size - 120_000))  # some room: the open works, the write does not
+os.unlink(fill)  # done as it says: space freed, run again
+with StateDB.open(lay, create=True) as db:
+    db.put_many(cp(i) for i in range(1, 50))
+    print("after", db.count())
+"""
+
+
+def test_statedb_on_a_full_disk_says_to_free_space(tmp_path: Path) -> None:
+    """A real full disk (a small tmpfs in a private mount namespace): SQLite says "disk I/O error" (it cannot
+    size its -shm file) when opening, "database or disk is full" when writing; both said to move the
+    database away. Both say to free space, and after that it works."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    script = f'mount -t tmpfs -o size=400k tmpfs "$1" || exit 77; exec "{sys.executable}" -c "$2" "$1"'
+    p = subprocess.run(["unshare", "-Urm", "sh", "-c", script, "sh", str(mnt), _FULL_DISK_CHILD], env=env,
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode == 77 or "unshare:" in p.stderr:
+        pytest.skip(f"no private mount namespace here: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stderr
+    db = mnt / "h" / "state" / "ingest.sqlite"
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith(f"open cannot use the checkpoint database {db}: disk I/O error. "), lines
+    assert lines[1].startswith(f"write cannot use the checkpoint database {db}: database or disk is full. "), lines
+    assert all(line.endswith(paths_mod.FULL_DISK_HINT) for line in lines[:2]), lines
+    assert lines[2] == "after 50"

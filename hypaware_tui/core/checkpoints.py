@@ -14,7 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir
+from hypaware_tui.core.paths import (
+    FILE_MODE,
+    FULL_DISK_HINT,
+    RETRY_HINT,
+    Layout,
+    ensure_dir,
+    not_writable_hint,
+    os_error_hint,
+)
 
 T = TypeVar("T")
 
@@ -108,13 +116,43 @@ class StateDBError(RuntimeError):
     """The state database could not be opened, read or written; the message says which file and what to do."""
 
 
+DAMAGED_HINT = (
+    "If it is damaged, move it away: the next import re-reads every file and dedupe drops the rows already stored."
+)
+BUSY_HINT = "Another hyp process (a backfill or the daemon) holds it; run it again once that one is done."
+_LOW_SPACE = 4 << 20  # bytes free under which a disk I/O error is taken for a full disk
+
+
+def _db_hint(path: Path, exc: BaseException) -> str:
+    """What to do, by SQLite's primary result code: moving the file away (a reset of every checkpoint) is for
+    a damaged file only. A read-only file or directory, or a full disk, said so too, and the move then failed
+    or cost a full re-read for nothing."""
+    home = path.parent.parent
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return DAMAGED_HINT
+    if primary == sqlite3.SQLITE_FULL:
+        return FULL_DISK_HINT
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH):
+        return not_writable_hint(home)
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return BUSY_HINT
+    if primary == sqlite3.SQLITE_IOERR:
+        # (a full disk shows as an I/O error where SQLite sizes its -shm file: SQLITE_IOERR_SHMSIZE)
+        try:
+            st = os.statvfs(path.parent)
+            if st.f_bavail * st.f_frsize < _LOW_SPACE:
+                return FULL_DISK_HINT
+        except OSError:
+            pass
+    return RETRY_HINT
+
+
 def _db_error(path: Path, exc: BaseException) -> StateDBError:
     """The one message for an SQLite error on the checkpoint database, wherever it happens (opening it, a read
     of a dry run, a write under the lock): which file, SQLite's reason, and what to do."""
-    return StateDBError(
-        f"cannot use the checkpoint database {path}: {exc}. If it is damaged, move it away: "
-        "the next import re-reads every file and dedupe drops the rows already stored."
-    )
+    return StateDBError(f"cannot use the checkpoint database {path}: {exc}. {_db_hint(path, exc)}")
 
 
 # Errors of a statement, not of the file (a constraint, a misuse): bugs, reported as such.
@@ -197,9 +235,20 @@ class StateDB:
                 # Create the file ourselves with 0600: SQLite gives -wal/-shm the main file's mode.
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
                 os.close(fd)
+            for suffix in ("-wal", "-shm"):
+                # (a run that found the main file read-only left them with its mode, 0400: making the main
+                # file writable again, as the error says, must be enough)
+                with contextlib.suppress(OSError):
+                    os.chmod(f"{path}{suffix}", FILE_MODE)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateDBError(f"cannot open the checkpoint database {path}: {exc}") from exc
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise StateDBError(
+                f"cannot open the checkpoint database {path}: {exc.strerror or exc}{where}. "
+                f"{os_error_hint(exc, layout.home)}"
+            ) from exc
+        except sqlite3.Error as exc:
+            raise _db_error(path, exc) from exc
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")

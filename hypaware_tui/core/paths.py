@@ -7,6 +7,7 @@ Nothing here touches the disk on import or when a `Layout` is built: read-only c
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import Mapping
@@ -39,6 +40,31 @@ def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
         return (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
                 f"away) and {then}.")
     return None
+
+
+# What to do after a write failed, by cause: the same words wherever HYP_HOME is written (the dataset,
+# the checkpoint database, the daemon's files).
+FULL_DISK_HINT = (
+    "Free some disk space and run it again. Rows already committed are kept, and the next run resumes from the "
+    "last checkpoint."
+)
+RETRY_HINT = "Nothing already committed was lost; run it again once the problem is fixed."
+
+
+def not_writable_hint(home: Path) -> str:
+    return (
+        f"Check that {home} and everything in it belong to you and are writable (mode 0700), or point HYP_HOME "
+        "at a writable directory."
+    )
+
+
+def os_error_hint(exc: OSError, home: Path) -> str:
+    """What to do about an OSError writing under `home`: free space, permissions, or try again."""
+    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
+        return FULL_DISK_HINT
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return not_writable_hint(home)
+    return RETRY_HINT
 
 
 @dataclass(frozen=True)

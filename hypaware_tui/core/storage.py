@@ -28,7 +28,6 @@ rows only once the checkpoints are reset too: `damaged_file_advice`).
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
@@ -146,19 +145,7 @@ def cut_date_for(retention_days: int, today: date | None = None) -> str | None:
 def _os_error_message(exc: OSError, what: str, layout: Layout) -> str:
     where = f" ({exc.filename})" if exc.filename else ""
     reason = exc.strerror or str(exc)
-    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
-        hint = (
-            "Free some disk space and run it again. Rows already committed are kept, and the next run "
-            "resumes from the last checkpoint."
-        )
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        hint = (
-            f"Check that {layout.home} and everything in it belong to you and are writable (mode 0700), "
-            "or point HYP_HOME at a writable directory."
-        )
-    else:
-        hint = "Nothing already committed was lost; run it again once the problem is fixed."
-    return f"{what}: {reason}{where}. {hint}"
+    return f"{what}: {reason}{where}. {_paths.os_error_hint(exc, layout.home)}"
 
 
 # --- results ------------------------------------------------------------------------------------------------
