@@ -1218,3 +1218,26 @@ def test_a_read_only_checkpoint_database_says_to_make_it_writable_not_to_move_it
     db.chmod(0o600)
     rc, claude = unprivileged_backfill()
     assert rc == 0 and claude["rows_written"] == 8 and h.dataset().height == rows + 8, claude
+
+
+@pytest.mark.parametrize("name", ["cache", "state", "run"])
+def test_a_file_where_a_directory_of_hyp_home_belongs_is_named(h, inproc, name):
+    """`cache` (or `state`, `run`) a file: the backfill said "Not a directory (…/cache/ai_gateway_messages/
+    source=claude/date=…)" or "File exists (…/state)" and "run it again once the problem is fixed". It names
+    the file in the way, in `hyp status`'s words, and moving it away is all it takes."""
+    rows, _ = claude_fixtures(h)
+    h.config(claude=True)
+    blocker = h.hyp / name
+    blocker.write_text("in the way\n")
+    rc, out, _ = inproc("backfill", "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert rc == 1 and claude["status"] == "failed", claude
+    assert claude["error"].endswith(f": {blocker} is not a directory (move it away)"), claude["error"]
+    if name == "cache":
+        rc, out, _ = inproc("status", "--json")
+        assert json.loads(out)["dataset"]["error"] == f"cannot read the dataset: {blocker} is not a directory " \
+            "(move it away)"
+    blocker.rename(h.tmp / "moved")
+    rc, out, _ = inproc("backfill", "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert rc == 0 and claude["rows_written"] == rows and h.dataset().height == rows

@@ -21,7 +21,7 @@ from hypaware_tui.core.paths import (
     Layout,
     ensure_dir,
     not_writable_hint,
-    os_error_hint,
+    os_error_text,
 )
 
 T = TypeVar("T")
@@ -242,10 +242,8 @@ class StateDB:
                     os.chmod(f"{path}{suffix}", FILE_MODE)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
             raise StateDBError(
-                f"cannot open the checkpoint database {path}: {exc.strerror or exc}{where}. "
-                f"{os_error_hint(exc, layout.home)}"
+                f"cannot open the checkpoint database {path}: {os_error_text(exc, layout.home)}"
             ) from exc
         except sqlite3.Error as exc:
             raise _db_error(path, exc) from exc

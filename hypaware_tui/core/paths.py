@@ -67,6 +67,39 @@ def os_error_hint(exc: OSError, home: Path) -> str:
     return RETRY_HINT
 
 
+def file_in_the_way(path: str | os.PathLike[str], home: Path, *, itself: bool = False) -> Path | None:
+    """The topmost of `path`'s directories under `home` (`home` included, and `path` itself with `itself`)
+    that exists and is not a directory: a file where hyp keeps a directory. None when there is none."""
+    p = Path(path)
+    chain = [p] if itself else []
+    chain += [a for a in p.parents if a == home or home in a.parents]
+    for a in reversed(chain):
+        if not a.exists():
+            return None
+        if not a.is_dir():
+            return a
+    return None
+
+
+def in_the_way_message(where: Path, home: Path) -> str:
+    """What `hyp status` says of a file where a directory of HYP_HOME belongs; the writers say the same."""
+    if where == home:
+        return hyp_home_problem(home) or f"{home} is not a directory (move it away)"
+    return f"{where} is not a directory (move it away)"
+
+
+def os_error_text(exc: OSError, home: Path) -> str:
+    """An OSError writing under `home`, for a person: the reason, the file, and what to do. A file where a
+    directory belongs is named itself (the error named the path below it: `Not a directory (…/cache/
+    ai_gateway_messages/source=claude/date=…)`, or `File exists (…/state)`)."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
+        where = file_in_the_way(os.fsdecode(exc.filename), home, itself=exc.errno == errno.EEXIST)
+        if where is not None:
+            return in_the_way_message(where, home)
+    place = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{place}. {os_error_hint(exc, home)}"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Every path of storage.md §1. Building one creates nothing."""

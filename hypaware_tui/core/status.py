@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout, hyp_home_problem, read_tail
+from hypaware_tui.core.paths import Layout, in_the_way_message, read_tail
 
 RECENT_ERRORS_MAX = 5
 RECENT_ERRORS_DAYS = 7
@@ -166,10 +166,7 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
     while not where.exists() and where != layout.home and where.parent != where:
         where = where.parent
     if where.exists() and not where.is_dir():
-        section["error"] = (
-            f"cannot read the dataset: {hyp_home_problem(where)}"
-            if where == layout.home else f"cannot read the dataset: {where} is not a directory (move it away)"
-        )
+        section["error"] = f"cannot read the dataset: {in_the_way_message(where, layout.home)}"
         return section
     try:
         stats = dataset_stats(layout)

@@ -143,9 +143,7 @@ def cut_date_for(retention_days: int, today: date | None = None) -> str | None:
 
 
 def _os_error_message(exc: OSError, what: str, layout: Layout) -> str:
-    where = f" ({exc.filename})" if exc.filename else ""
-    reason = exc.strerror or str(exc)
-    return f"{what}: {reason}{where}. {_paths.os_error_hint(exc, layout.home)}"
+    return f"{what}: {_paths.os_error_text(exc, layout.home)}"
 
 
 # --- results ------------------------------------------------------------------------------------------------
