@@ -22,7 +22,13 @@ from hypaware_tui.core.dataset import MESSAGES_SCHEMA, scan_messages
 from hypaware_tui.core.events import EventLog
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import AI_GATEWAY_MESSAGES_SCHEMA, SchemaError
-from hypaware_tui.core.storage import Storage, StorageError, damaged_file_advice, dataset_stats, list_part_files
+from hypaware_tui.core.storage import (
+    Storage,
+    StorageError,
+    damaged_file_advice,
+    dataset_stats,
+    list_part_files,
+)
 
 
 @pytest.fixture

@@ -473,7 +473,8 @@ def test_statedb_on_a_full_disk_says_to_free_space(tmp_path: Path) -> None:
         pytest.skip("needs unshare")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    repo = str(Path(__file__).parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
     script = f'mount -t tmpfs -o size=400k tmpfs "$1" || exit 77; exec "{sys.executable}" -c "$2" "$1"'
     p = subprocess.run(["unshare", "-Urm", "sh", "-c", script, "sh", str(mnt), _FULL_DISK_CHILD], env=env,
                        capture_output=True, text=True, timeout=60)
