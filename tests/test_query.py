@@ -260,7 +260,7 @@ def test_engine_errors_are_query_errors_with_the_engine_message(filled: Layout) 
         q.run_sql(filled, "selec 1")
 
 
-def _vanished_scan(layout: Layout) -> pl.LazyFrame:
+def _vanished_scan(layout: Layout, **_: bool) -> pl.LazyFrame:
     """A scan whose file list was taken before one of its files was removed (compaction, retention)."""
     files = sorted(str(p) for p in layout.dataset_root.rglob("*.parquet"))
     gone = files[0].replace("part-", "part-0")  # listed, but no longer there
@@ -271,9 +271,9 @@ def test_query_retries_once_when_a_file_vanishes(filled: Layout, monkeypatch: py
     real_scan = q.scan_messages
     calls: list[int] = []
 
-    def flaky(layout: Layout) -> pl.LazyFrame:
+    def flaky(layout: Layout, **kw: bool) -> pl.LazyFrame:
         calls.append(1)
-        return _vanished_scan(layout) if len(calls) == 1 else real_scan(layout)
+        return _vanished_scan(layout) if len(calls) == 1 else real_scan(layout, **kw)
 
     monkeypatch.setattr(q, "scan_messages", flaky)
     assert q.run_sql(filled, "select count(*) as n from ai_gateway_messages").item() == 15
@@ -520,3 +520,30 @@ def test_overview_models_equal_the_usage_view_at_the_period_edge(filled: Layout)
     assert [(m.provider, m.model, m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models] == (
         EXPECTED_MODELS
     )
+
+
+def test_the_overview_reads_only_the_period_and_the_carriers_that_share_its_ids(filled: Layout) -> None:
+    """Its memory follows the period, not the dataset: a 30-day overview of 1.1M rows held every Claude
+    carrier of all time (741 MiB). Unrelated carriers outside the period are not read; those sharing an id
+    with a carrier inside are. A compaction's second copy of a file counts once."""
+    from datetime import timedelta
+
+    from hypaware_tui.core.dataset import scan_messages
+    from hypaware_tui.core.timeutil import datetime_to_us
+
+    commit(filled, [claude("p_old", "2026-03-30T10:00:00Z", api_message_id="msg_P", request_id="req_P",
+                           **tokens(100, 0, 0, 100)),
+                    claude("p_side", "2026-05-09T12:00:00Z", is_sidechain=True, api_message_id="msg_P",
+                           request_id="req_P2", **tokens(100, 0, 0, 100))])  # fmt: skip
+    until = datetime_to_us(NOW)
+    since = datetime_to_us(NOW - timedelta(days=29, hours=12))
+    frame = q._overview_frame(scan_messages(filled, dedupe=False), since, until)
+    ids = set(frame["api_message_id"].drop_nulls())
+    assert "msg_OUT" not in ids and "msg_P" in ids  # out_edge is unrelated; p_old shares p_side's id
+    assert frame.filter(~pl.col("_in_period"))["message_id"].to_list() == ["p_old"]
+    before = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    part = next(filled.dataset_root.glob("source=claude/date=2026-05-09/*.parquet"))
+    (part.parent / ("part-z" + part.name[5:])).write_bytes(part.read_bytes())  # a compaction's copy
+    after = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    assert (after.rows, after.sessions, after.models, after.tools) == (
+        before.rows, before.sessions, before.models, before.tools) and before.rows > 0
