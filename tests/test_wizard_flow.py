@@ -709,6 +709,11 @@ async def test_resize_notice_below_80x24_keeps_screen_and_answers(tmp_path: Path
         await pilot.resize_terminal(79, 23)
         await on_screen(pilot, TooSmallScreen)
         assert "Make the terminal at least 80×24" in str(app.screen.query_one("#too-small").render())
+        # the size it is and the way out (in tmux with a status bar a stock terminal is 80×23)
+        assert str(app.screen.query_one("#too-small-size").render()) == "It is 79×23 now. q quits."
+        await pilot.resize_terminal(60, 20)
+        await wait_for(pilot, lambda: str(app.screen.query_one("#too-small-size").render()) ==
+                       "It is 60×20 now. q quits.")  # fmt: skip
         await pilot.press("space", "enter")  # swallowed by the notice
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: app.screen is clients)
@@ -999,3 +1004,28 @@ def test_the_wizard_imports_with_parse_workers(tmp_path: Path) -> None:
     assert out["worker_lost"] == []  # the workers started and parsed
     assert out["claude"][0] == "ok" and out["codex"][0] == "ok", out
     assert out["claude"][1] > 0 and out["codex"][1] > 0
+
+
+def test_a_first_look_longer_than_the_line_keeps_its_newest_days() -> None:
+    """§6.7 at 80×24: the first look over all history (its last 30 days were empty) had 107 days, one mark
+    each; at 80 columns the newest 30 were cut off with `…` and min/max pushed onto a line of their own. The
+    marks now fit: each the busiest of k days, the newest day in the last one, k said."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from hypaware_tui.screens.done import SPARK, fit_days
+
+    counts = [0] * 100 + [1, 0, 2, 0, 0, 3, 4]  # the newest day is the busiest
+    days = [SimpleNamespace(sessions=c) for c in counts]
+    ov = SimpleNamespace(period=SimpleNamespace(time_zone="UTC"), earlier=None, first_date="2026-08-13",
+                         last_date="2026-11-27", active_days=4, rows=10, models=[], days=days)  # fmt: skip
+    console = Console(width=78, record=True, color_system=None)
+    console.print(DoneScreen._overview_main(ov, 78))
+    line = next(x for x in console.export_text().splitlines() if x.startswith("Sessions per day"))
+    assert "…" not in line and line.endswith("min 0 · max 4") and len(line) <= 78
+    spark, note = line.split("  ")[1].split(" (")
+    k = int(note.split(" ")[0])
+    assert note.startswith(f"{k} days/mark)") and fit_days(counts, len(spark)) == (fit_days(counts, len(spark))[0], k)
+    assert len(spark) == -(-len(counts) // k) > 20 and spark.endswith(SPARK[-1])  # the newest day is the last mark
+    assert fit_days(counts[-30:], 44) == (counts[-30:], 1)  # the default 30 days: one mark a day

@@ -81,8 +81,19 @@ class TooSmallScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("Make the terminal at least 80×24", id="too-small")
+        yield Static(self._size_text(), id="too-small-size")
         if self.pending is not None:
             yield Static(self.pending, id="too-small-pending")
+
+    def _size_text(self) -> str:
+        """The size it is now, and the way out (the notice alone left a user who cannot resize, in tmux with a
+        status bar 80×23, say, without a visible exit)."""
+        size = self.app.size
+        return f"It is {size.width}×{size.height} now. q quits."
+
+    def on_resize(self) -> None:
+        for shown in self.query("#too-small-size"):
+            shown.update(self._size_text())  # type: ignore[attr-defined]
 
     def set_pending(self, pending: str | None) -> None:
         """What waits under the notice changed (the stop question opened or was answered)."""

@@ -45,6 +45,19 @@ def done_title(result: InitResult) -> str:
     return "Setup complete"
 
 
+def fit_days(values: list[int], room: int) -> tuple[list[int], int]:
+    """At most `room` marks for a day series: each mark the busiest day of `k` consecutive days (the newest
+    day always in the last mark), and `k`. One mark a day when they fit: a first look over all history (its
+    last 30 days were empty) had 107 days, and at 80 columns the newest 30 were cut off with `…`."""
+    room = max(1, room)
+    if len(values) <= room:
+        return values, 1
+    k = -(-len(values) // room)
+    head = len(values) % k
+    marks = [max(values[:head])] if head else []
+    return marks + [max(values[i : i + k]) for i in range(head, len(values), k)], k
+
+
 def sparkline(values: list[int]) -> str:
     if not values:
         return ""
@@ -187,14 +200,14 @@ class DoneScreen(WizardScreen):
                 self._show_note(NOTHING_YET)
             return
         self.first_look_done = True
-        self.query_one("#first-look", Static).update(self._overview_main(ov))
+        self.query_one("#first-look", Static).update(self._overview_main(ov, self.app.size.width - 4))
         self.query_one("#first-look-repos", Static).update(self._top_table("Top repos", "sessions",
                                                                            [(r.repo, r.sessions) for r in ov.repos]))
         self.query_one("#first-look-tools", Static).update(self._top_table("Top tools", "calls",
                                                                            [(t.tool, t.calls) for t in ov.tools]))
 
     @staticmethod
-    def _overview_main(ov: Any) -> Table:
+    def _overview_main(ov: Any, width: int = 80) -> Table:
         outer = Table.grid(padding=(0, 0))
         outer.add_column()
         period = ov.period
@@ -211,11 +224,17 @@ class DoneScreen(WizardScreen):
                            compact_number(m.cached_tokens), compact_number(m.output_tokens))
         outer.add_row(models)
         counts = [d.sessions for d in ov.days]
+        label = "Sessions per day  "
+        stats = f"  min {min(counts)} · max {max(counts)}" if counts else ""
+        marks, k = fit_days(counts, width - len(label) - len(stats))
+        if k > 1:  # (room for the note too: it takes from the marks, and k may grow by a digit)
+            marks, k = fit_days(counts, width - len(label) - len(stats) - len(f" ({k} days/mark)") - 1)
+            stats = f" ({k} days/mark)" + stats
         spark = Text()
-        spark.append("Sessions per day  ", style="bold")
-        spark.append(sparkline(counts))
-        if counts:
-            spark.append(f"  min {min(counts)} · max {max(counts)}", style="dim")
+        spark.append(label, style="bold")
+        spark.append(sparkline(marks))
+        if stats:
+            spark.append(stats, style="dim")
         outer.add_row(spark)
         return outer
 
