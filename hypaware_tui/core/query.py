@@ -457,42 +457,23 @@ def _select_item_aliases(
 ) -> list[tuple[int, int, str]]:
     """Insertions of ` AS "<item>"` after each unaliased select item that holds a JSON call: a bare call is
     named as DuckDB names it, another expression by its text."""
-    depth: list[int] = []  # parenthesis depth of each token (a `(` and its `)` at the outer depth)
-    d = 0
-    for t, _, _ in toks:
-        if t == ")":
-            d -= 1
-        depth.append(d)
-        if t == "(":
-            d += 1
+    depth = _depths(toks)
     edits: list[tuple[int, int, str]] = []
     for i, (t, _, _) in enumerate(toks):
         if t != "select":
             continue
         d = depth[i]
-        k = i + 1
-        while k < len(toks) and toks[k][0] in ("distinct", "all"):
-            k += 1
-        item: list[int] = []
-        while True:
-            at_end = k >= len(toks) or depth[k] < d or (depth[k] == d and toks[k][0] in _SELECT_LIST_END)
-            if at_end or (depth[k] == d and toks[k][0] == ","):
-                if any(j in found for j in item) and not _has_alias(
-                    sql, [toks[j] for j in item], [depth[j] for j in item], d
-                ):
-                    first, last = item[0], item[-1]
-                    if first in found and found[first][0] == last:
-                        name = found[first][1].text
-                    else:
-                        name = " ".join(sql[toks[first][1] : toks[last][2]].split())
-                    pos = toks[last][2]
-                    edits.append((pos, pos, ' AS "' + name.replace('"', '""') + '"'))
-                item = []
-                if at_end:
-                    break
-            else:
-                item.append(k)
-            k += 1
+        for item in _select_items(toks, depth, i):
+            if any(j in found for j in item) and not _has_alias(
+                sql, [toks[j] for j in item], [depth[j] for j in item], d
+            ):
+                first, last = item[0], item[-1]
+                if first in found and found[first][0] == last:
+                    name = found[first][1].text
+                else:
+                    name = " ".join(sql[toks[first][1] : toks[last][2]].split())
+                pos = toks[last][2]
+                edits.append((pos, pos, ' AS "' + name.replace('"', '""') + '"'))
     return edits
 
 
@@ -509,6 +490,27 @@ def _depths(toks: list[tuple[str, int, int]]) -> list[int]:
     return depth
 
 
+def _select_items(toks: list[tuple[str, int, int]], depth: list[int], i: int) -> list[list[int]]:
+    """The items of the select list that starts at token `i` (`select`), as lists of token indexes."""
+    d = depth[i]
+    k = i + 1
+    while k < len(toks) and toks[k][0] in ("distinct", "all"):
+        k += 1
+    items: list[list[int]] = []
+    item: list[int] = []
+    while True:
+        at_end = k >= len(toks) or depth[k] < d or (depth[k] == d and toks[k][0] in _SELECT_LIST_END)
+        if at_end or (depth[k] == d and toks[k][0] == ","):
+            if item:
+                items.append(item)
+            item = []
+            if at_end:
+                return items
+        else:
+            item.append(k)
+        k += 1
+
+
 def _item_text(sql: str, toks: list[tuple[str, int, int]]) -> str:
     """A select item as written, with each run of whitespace or comments between its tokens as one space."""
     out = [sql[toks[0][1] : toks[0][2]]]
@@ -523,8 +525,14 @@ def _is_column_ref(sql: str, toks: list[tuple[str, int, int]]) -> bool:
     """`*`, `t.*` (with any `EXCLUDE (…)`, `RENAME (…)`), `col`, `t.col`, `"col"`: items the engine already
     names as a reader expects."""
     stars = [n for n, tok in enumerate(toks) if tok[0] == "*"]
-    if stars and (stars[0] == 0 or (stars[0] >= 2 and toks[stars[0] - 1][0] == "." and all(
-            toks[n][0] == "." if n % 2 else _ident(sql, toks[n]) is not None for n in range(stars[0])))):
+    if stars and (
+        stars[0] == 0
+        or (
+            stars[0] >= 2
+            and toks[stars[0] - 1][0] == "."
+            and all(toks[n][0] == "." if n % 2 else _ident(sql, toks[n]) is not None for n in range(stars[0]))
+        )
+    ):
         return True
     for n, tok in enumerate(toks):
         if n % 2:
@@ -547,23 +555,7 @@ def name_result_columns(sql: str) -> str:
     if not selects:
         return sql
     top = min(depth[i] for i in selects)
-    i = next(i for i in selects if depth[i] == top)
-    k = i + 1
-    while k < len(toks) and toks[k][0] in ("distinct", "all"):
-        k += 1
-    items: list[list[int]] = []
-    item: list[int] = []
-    while True:
-        at_end = k >= len(toks) or depth[k] < top or (depth[k] == top and toks[k][0] in _SELECT_LIST_END)
-        if at_end or (depth[k] == top and toks[k][0] == ","):
-            if item:
-                items.append(item)
-            item = []
-            if at_end:
-                break
-        else:
-            item.append(k)
-        k += 1
+    items = _select_items(toks, depth, next(i for i in selects if depth[i] == top))
     taken: set[str] = set()
     plan: list[tuple[int, str]] = []
     for item in items:
