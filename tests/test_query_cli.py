@@ -245,6 +245,24 @@ def test_table_redirected_keeps_cells_whole_and_counts_on_stderr(filled: Path) -
     assert "…" not in p.stdout and ANSI not in p.stdout
 
 
+def test_a_redirected_table_pads_no_line_to_a_long_cell(filled: Path) -> None:
+    """Rich padded every line of a redirected table to the widest cell: `select content_text` over 3,766 rows
+    wrote 157 MB of lines of 125,394 characters (an audit). Columns are aligned up to REDIRECT_PAD_MAX; a
+    longer cell is written whole on its own line."""
+    long = "y" * 2000
+    p = run(filled, "query", "sql", f"select role, case when role = 'user' then lpad('y', 2000, 'y') else role "
+            "end as t, count(*) as n from ai_gateway_messages group by role order by role")  # fmt: skip
+    assert p.returncode == 0 and p.stderr.endswith(" rows\n"), p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split() == ["role", "t", "n"] and set(lines[1]) == {"─"}
+    body = {line.split()[0]: line for line in lines[2:]}
+    assert long in body["user"] and len(body["user"]) < 2000 + 40
+    assert all(len(line) < 160 for role, line in body.items() if role != "user")
+    # the other columns line up, the numbers to the right
+    ends = {len(line) for role, line in body.items() if role != "user"}
+    assert len(ends) == 1 and ends == {len(lines[0])}
+
+
 def test_table_on_a_terminal_cuts_long_cells(filled: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
     env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC", TERM="xterm-256color")

@@ -148,6 +148,9 @@ def print_table(df: Any) -> None:
     console = out_console()
     tty = _is_tty(sys.stdout)
     columns = list(df.columns)
+    if not tty:
+        _print_redirected_table(df)
+        return
     rows = [[_table_cell(v) for v in row] for row in df.iter_rows()]
     widths = [cell_len(c) for c in columns]
     for row in rows:
@@ -189,6 +192,39 @@ def print_table(df: Any) -> None:
             f"{plural(hidden, 'more column')} not shown ({', '.join(columns[shown : shown + 3])}"
             f"{', …' if hidden > 3 else ''}): select fewer columns, or use --format csv or json"
         )
+
+
+#: a redirected table pads a column to at most this many characters; a longer cell is written whole and
+#: only its own line loses the alignment
+REDIRECT_PAD_MAX = 120
+
+
+def _print_redirected_table(df: Any) -> None:
+    """The table for a file or a pipe: the terminal's layout (columns three spaces apart, a rule under the
+    names), every cell whole on one line, written line by line. Rich padded every line to the widest cell:
+    `select content_text` over 3,766 rows wrote 157 MB (lines of 125,394 characters) in 12 s with 728 MB of
+    memory, and `| head -1` waited for all of it."""
+    from rich.cells import cell_len
+
+    columns = list(df.columns)
+    numeric = [dtype.is_numeric() for dtype in df.dtypes]
+    widths = [cell_len(c) for c in columns]
+    for row in df.iter_rows():
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], min(cell_len(_table_cell(value)), REDIRECT_PAD_MAX))
+
+    def line(cells: list[str]) -> str:
+        parts = []
+        for cell, width, is_num in zip(cells, widths, numeric, strict=True):
+            pad = " " * max(0, width - cell_len(cell))
+            parts.append(pad + cell if is_num else cell + pad)
+        return "   ".join(parts).rstrip()
+
+    write = sys.stdout.write
+    write(line(columns) + "\n")
+    write("─" * (sum(widths) + 3 * max(0, len(widths) - 1)) + "\n")
+    for row in df.iter_rows():
+        write(line([_table_cell(v) for v in row]) + "\n")
 
 
 # --- overview --------------------------------------------------------------------------------------------
