@@ -217,7 +217,7 @@ _SELECT_LIST_END = frozenset(
 _NOT_BEFORE_ALIAS = frozenset(
     {"and", "or", "not", "is", "in", "like", "ilike", "between", "then", "else", "when", "case", "select",
      "distinct", "all", "on", "by", "as", "interval", "collate", "escape", "similar", "to", "glob", "regexp",
-     "rlike", "end", "null", "true", "false"}
+     "rlike", "end", "null", "true", "false", "from", "over"}
 )  # fmt: skip
 
 Segment = str | int  # an object key, or an array index (negative: from the end)
@@ -499,7 +499,11 @@ def _select_items(toks: list[tuple[str, int, int]], depth: list[int], i: int) ->
     items: list[list[int]] = []
     item: list[int] = []
     while True:
-        at_end = k >= len(toks) or depth[k] < d or (depth[k] == d and toks[k][0] in _SELECT_LIST_END)
+        at_end = k >= len(toks) or depth[k] < d or (
+            depth[k] == d
+            and toks[k][0] in _SELECT_LIST_END
+            and not (toks[k][0] == "from" and toks[k - 1][0] == "distinct")  # (`a IS [NOT] DISTINCT FROM b`)
+        )
         if at_end or (depth[k] == d and toks[k][0] == ","):
             if item:
                 items.append(item)
@@ -544,36 +548,34 @@ def _is_column_ref(sql: str, toks: list[tuple[str, int, int]]) -> bool:
 
 
 def name_result_columns(sql: str) -> str:
-    """Name each unaliased expression of the statement's outer select list by its text, as SQLite does
-    (`count(*)`, `sum(input_tokens)`, `1`), with ` AS "<text>"`: the engine would call them `len`,
-    `input_tokens` (the column an aggregate reads, so a sum looked like a raw value) and `literal`. Column
-    references, stars and aliased items are left alone; so are nested selects (a CTE or subquery column keeps
-    the name the outer query may use). A repeated name gets `:1`, `:2`, as the engine suffixes repeats."""
+    """Name each unaliased expression of every select list by its text, as SQLite and DuckDB do (`count(*)`,
+    `sum(input_tokens)`, `1`), with ` AS "<text>"`: the engine would call them `len`, `input_tokens` (the
+    column an aggregate reads, so a sum looked like a raw value, also through a CTE's `select *`) and
+    `literal`. Column references, stars and aliased items are left alone. A repeated name in one list gets
+    `:1`, `:2`, as the engine suffixes repeats."""
     toks = _lex(sql)
     depth = _depths(toks)
-    selects = [i for i, (t, _, _) in enumerate(toks) if t == "select"]
-    if not selects:
-        return sql
-    top = min(depth[i] for i in selects)
-    items = _select_items(toks, depth, next(i for i in selects if depth[i] == top))
-    taken: set[str] = set()
-    plan: list[tuple[int, str]] = []
-    for item in items:
-        its = [toks[j] for j in item]
-        if _has_alias(sql, its, [depth[j] for j in item], top) or _is_column_ref(sql, its):
-            if its[-1][0] != "*":
-                taken.add(_ident(sql, its[-1]) or "")
+    edits: list[tuple[int, str]] = []
+    for i, (t, _, _) in enumerate(toks):
+        if t != "select":
             continue
-        plan.append((its[-1][2], _item_text(sql, its)))
-    edits = []
-    for pos, name in plan:
-        unique, n = name, 0
-        while unique in taken:
-            n += 1
-            unique = f"{name}:{n}"
-        taken.add(unique)
-        edits.append((pos, ' AS "' + unique.replace('"', '""') + '"'))
-    for pos, text in reversed(edits):
+        taken: set[str] = set()
+        plan: list[tuple[int, str]] = []
+        for item in _select_items(toks, depth, i):
+            its = [toks[j] for j in item]
+            if _has_alias(sql, its, [depth[j] for j in item], depth[i]) or _is_column_ref(sql, its):
+                if its[-1][0] != "*":
+                    taken.add(_ident(sql, its[-1]) or "")
+                continue
+            plan.append((its[-1][2], _item_text(sql, its)))
+        for pos, name in plan:
+            unique, n = name, 0
+            while unique in taken:
+                n += 1
+                unique = f"{name}:{n}"
+            taken.add(unique)
+            edits.append((pos, ' AS "' + unique.replace('"', '""') + '"'))
+    for pos, text in sorted(edits, reverse=True):
         sql = sql[:pos] + text + sql[pos:]
     return sql
 
