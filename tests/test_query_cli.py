@@ -250,7 +250,7 @@ def test_a_redirected_table_pads_no_line_to_a_long_cell(filled: Path) -> None:
     wrote 157 MB of lines of 125,394 characters (an audit). Columns are aligned up to REDIRECT_PAD_MAX; a
     longer cell is written whole on its own line."""
     long = "y" * 2000
-    p = run(filled, "query", "sql", f"select role, case when role = 'user' then lpad('y', 2000, 'y') else role "
+    p = run(filled, "query", "sql", "select role, case when role = 'user' then lpad('y', 2000, 'y') else role "
             "end as t, count(*) as n from ai_gateway_messages group by role order by role")  # fmt: skip
     assert p.returncode == 0 and p.stderr.endswith(" rows\n"), p.stderr
     lines = p.stdout.splitlines()
