@@ -249,3 +249,26 @@ def test_unaliased_expressions_of_the_outer_select_are_named_by_their_text(layou
     # a union takes the names of its first select
     union = q.run_sql(layout, f"(select count(*) from {M}) union all (select count(*) from ai_gateway_usage)")
     assert union.columns == ["count(*)"] and union.height == 2
+
+
+def test_now_is_the_utc_instant_and_json_operators_say_what_to_use(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's now() and current_timestamp are naive local times: a filter on the last 30 days failed (a
+    UTC column against a naive value) and `select now()` printed local time with no zone. DuckDB's `->>` gave
+    only the path as the message."""
+    from datetime import UTC, datetime
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    before = datetime.now(UTC)
+    df = q.run_sql(layout, "select now(), current_timestamp, count(*) from ai_gateway_messages "
+                           "where message_created_at > now() - interval '100000 days'")  # fmt: skip
+    assert df.columns == ["now()", "current_timestamp", "count(*)"]
+    stamp = df["now()"].item()
+    assert str(df.schema["now()"]) == "Datetime(time_unit='us', time_zone='UTC')"
+    assert before <= stamp <= datetime.now(UTC) and df["current_timestamp"].item() == stamp
+    assert df["count(*)"].item() == len(duck(layout, f"select * from {M}"))
+    # a literal or a quoted name that says now() is left alone
+    assert q.run_sql(layout, "select 'now()' as x").item() == "now()"
+    with pytest.raises(q.QueryError, match="use json_extract"):
+        q.run_sql(layout, "select attributes->>'$.gateway.identity_source' from ai_gateway_messages")

@@ -525,6 +525,12 @@ def _item_text(sql: str, toks: list[tuple[str, int, int]]) -> str:
     return "".join(out)
 
 
+# Bare words that are values, not columns: named by their text like any expression.
+_VALUE_WORDS = frozenset(
+    {"null", "true", "false", "current_timestamp", "current_date", "current_time", "localtimestamp", "localtime"}
+)
+
+
 def _is_column_ref(sql: str, toks: list[tuple[str, int, int]]) -> bool:
     """`*`, `t.*` (with any `EXCLUDE (…)`, `RENAME (…)`), `col`, `t.col`, `"col"`: items the engine already
     names as a reader expects."""
@@ -542,7 +548,7 @@ def _is_column_ref(sql: str, toks: list[tuple[str, int, int]]) -> bool:
         if n % 2:
             if tok[0] != ".":
                 return False
-        elif _ident(sql, tok) is None or tok[0] in ("null", "true", "false"):
+        elif _ident(sql, tok) is None or tok[0] in _VALUE_WORDS:
             return False
     return len(toks) % 2 == 1
 
@@ -577,6 +583,31 @@ def name_result_columns(sql: str) -> str:
             edits.append((pos, ' AS "' + unique.replace('"', '""') + '"'))
     for pos, text in sorted(edits, reverse=True):
         sql = sql[:pos] + text + sql[pos:]
+    return sql
+
+
+def utc_now(sql: str, now: datetime | None = None) -> str:
+    """`now()` and `current_timestamp` as the UTC instant the query starts (`timestamptz '…'`): the engine's
+    are naive local wall-clock times, so `message_created_at > now() - interval '30 days'` failed (a UTC
+    timestamp against a naive one) and `select now()` printed local time without a zone. The JSON operators
+    `->` / `->>` are refused here with what to use instead (the engine's own message named only the path)."""
+    toks = _lex(sql)
+    stamp = f"timestamptz '{(now or datetime.now(UTC)).astimezone(UTC).isoformat()}'"
+    edits: list[tuple[int, int]] = []
+    for i, (t, start, end) in enumerate(toks):
+        if t == "-" and i + 1 < len(toks) and toks[i + 1][0] == ">" and toks[i + 1][1] == end:
+            raise QueryError(
+                "the JSON operators -> and ->> are not supported; use json_extract(column, '$.path') or "
+                "json_extract_string(column, '$.path')"
+            )
+        if i and toks[i - 1][0] == ".":
+            continue
+        if t == "now" and toks[i + 1 : i + 3] and [x[0] for x in toks[i + 1 : i + 3]] == ["(", ")"]:
+            edits.append((start, toks[i + 2][2]))
+        elif t == "current_timestamp" and not (i + 1 < len(toks) and toks[i + 1][0] == "("):
+            edits.append((start, end))
+    for start, end in reversed(edits):
+        sql = sql[:start] + stamp + sql[end:]
     return sql
 
 
@@ -626,7 +657,7 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
 
     Raises QueryError (not a single SELECT, or an engine error: exit 2) or DatasetReadError (exit 1)."""
     sql, json_calls = rewrite_json_paths(check_select(statement))
-    sql = name_result_columns(sql)
+    sql = utc_now(name_result_columns(sql))
 
     def attempt() -> pl.DataFrame:
         ctx = open_relations(layout, json_calls)
