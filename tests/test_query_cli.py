@@ -506,3 +506,18 @@ def test_overview_of_a_row_of_the_year_1_west_of_utc(home: Path, capsys, monkeyp
     first = (datetime.now(ZoneInfo("America/Los_Angeles")).date() - timedelta(days=36_499)).isoformat()
     assert f"  0001-01-01 … before {first}  1 session, 1 message" in lines
     assert len(lines) < 100
+
+
+def test_a_statement_opening_with_a_comment_and_a_relation_name_in_capitals(
+    filled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hyp query sql "-- top sources…"` read as an option with no word on the way out; `hyp query schema
+    AI_GATEWAY_USAGE` said unknown relation, while SQL names are case-insensitive (an audit)."""
+    statement = "-- rows\nselect count(*) as n from ai_gateway_messages"
+    code, out, err = call(capsys, "query", "sql", statement)
+    assert (code, out) == (2, "")
+    assert 'put -- before it, hyp query sql -- "-- rows…"' in err
+    code, out, err = call(capsys, "query", "sql", "--format", "json", "--", statement)
+    assert code == 0 and json.loads(out) == [{"n": 15}], err
+    code, out, err = call(capsys, "query", "schema", "AI_GATEWAY_USAGE", "--json")
+    assert code == 0 and [r["name"] for r in json.loads(out)["relations"]] == ["ai_gateway_usage"], err

@@ -155,6 +155,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             ctx.get_usage(),
             f"Try '{path} --help' for help.",
         ]
+        statement = next((a for a in args if a.startswith("--") and (a[2:3].isspace() or "\n" in a)), None)
+        if statement is not None and path.endswith("query sql"):
+            # (a statement that opens with a `--` comment reads as an option; `--` ends the options)
+            lines.insert(1, f"A statement that starts with -- is read as an option: put -- before it, "
+                            f"{path} -- \"{statement.splitlines()[0][:40]}…\"")
         sys.stderr.write("\n".join(lines) + "\n")
         sys.exit(2)
     except typer.Abort:

@@ -356,6 +356,8 @@ def schema_command(
 ) -> None:
     from hypaware_tui.core.query import RELATIONS, schema_listing
 
+    if name is not None and name.lower() in RELATIONS:  # (SQL names are case-insensitive: so is this one)
+        name = name.lower()
     try:
         cols = schema_listing(name)
     except KeyError:
