@@ -537,7 +537,7 @@ def test_the_overview_reads_only_the_period_and_the_carriers_that_share_its_ids(
                            request_id="req_P2", **tokens(100, 0, 0, 100))])  # fmt: skip
     until = datetime_to_us(NOW)
     since = datetime_to_us(NOW - timedelta(days=29, hours=12))
-    frame = q._overview_frame(scan_messages(filled, dedupe=False), since, until)
+    frame = q._overview_frame(scan_messages(filled, dedupe=False, file_names=True), since, until)
     ids = set(frame["api_message_id"].drop_nulls())
     assert "msg_OUT" not in ids and "msg_P" in ids  # out_edge is unrelated; p_old shares p_side's id
     assert frame.filter(~pl.col("_in_period"))["message_id"].to_list() == ["p_old"]
@@ -547,3 +547,11 @@ def test_the_overview_reads_only_the_period_and_the_carriers_that_share_its_ids(
     after = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
     assert (after.rows, after.sessions, after.models, after.tools) == (
         before.rows, before.sessions, before.models, before.tools) and before.rows > 0
+    # A copy whose values differ (a line imported again after a fix to its stamp), in a smaller file name: the
+    # relation keeps that copy, dated before the period, and so must the overview (it counted the other one).
+    moved = pl.read_parquet(part).with_columns(message_created_at=pl.lit(datetime(2026, 1, 5, tzinfo=UTC)))
+    moved.write_parquet(part.parent / ("part-0" + part.name[5:]))
+    period = f"'{before.period.since}'::timestamptz and '{before.period.until}'::timestamptz"
+    want = q.run_sql(filled, f"select count(*) as n from ai_gateway_messages where message_created_at between {period}")
+    again = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    assert again.rows == want.item() == before.rows - moved.height

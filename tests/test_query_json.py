@@ -272,3 +272,15 @@ def test_now_is_the_utc_instant_and_json_operators_say_what_to_use(
     assert q.run_sql(layout, "select 'now()' as x").item() == "now()"
     with pytest.raises(q.QueryError, match="use json_extract"):
         q.run_sql(layout, "select attributes->>'$.gateway.identity_source' from ai_gateway_messages")
+
+
+def test_a_name_without_as_after_a_value_is_an_alias_and_distinct_on_is_not_a_name(layout: Layout) -> None:
+    """The result naming took `case … end kind`, `count(*) * 100 pct`, `1 x`, `x is not null has_x` for
+    unnamed and put ` AS "…"` after the alias: a parse error on queries that ran before (an audit)."""
+    df = q.run_sql(layout, f"""select case when role = 'user' then 'u' else 'o' end kind, count(*) * 100 pct,
+                               1 x, -1 y, 1.5 z, null nn, true t, model is not null has_model
+                               from {M} group by 1, 8 order by 1, 8""")
+    assert df.columns == ["kind", "pct", "x", "y", "z", "nn", "t", "has_model"]
+    assert df["pct"].sum() == 100 * len(duck(layout, f"select * from {M}"))
+    on = q.run_sql(layout, f"select distinct on (role) upper(role), role from {M} order by role")
+    assert on.columns == ["upper(role)", "role"] and on.height == len(duck(layout, f"select distinct role from {M}"))

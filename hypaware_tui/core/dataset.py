@@ -36,7 +36,10 @@ def empty_messages() -> pl.LazyFrame:
     return pl.LazyFrame(schema=MESSAGES_SCHEMA)
 
 
-def scan_messages(layout: Layout, *, dedupe: bool = True) -> pl.LazyFrame:
+FILE_NAME = "__hyp_file_name"  # the part file's name, with `scan_messages(dedupe=False, file_names=True)`
+
+
+def scan_messages(layout: Layout, *, dedupe: bool = True, file_names: bool = False) -> pl.LazyFrame:
     """The deduplicated `ai_gateway_messages` relation: schema.md §2 columns in order, then `source`.
 
     A missing or empty dataset gives an empty frame with the full schema. Nothing is read until the frame
@@ -44,7 +47,8 @@ def scan_messages(layout: Layout, *, dedupe: bool = True) -> pl.LazyFrame:
     FileNotFoundError, and the caller retries once (storage.md §9)."""
     root = layout.dataset_root
     if not root.is_dir() or not has_parquet_files(root):
-        return empty_messages()
+        empty = empty_messages()
+        return empty.with_columns(pl.lit(None, pl.String).alias(FILE_NAME)) if file_names and not dedupe else empty
     lf = pl.scan_parquet(
         dataset_glob(layout),
         hive_partitioning=True,
@@ -53,13 +57,13 @@ def scan_messages(layout: Layout, *, dedupe: bool = True) -> pl.LazyFrame:
         include_file_paths=_FILE_COL,
     )
     columns = list(MESSAGES_SCHEMA)
+    name = pl.col(_FILE_COL).str.extract(r"([^/\\]+)$", 1)
     if not dedupe:
-        return lf.select(columns)
+        return lf.select(*columns, name.alias(FILE_NAME)) if file_names else lf.select(columns)
     # Duplicates are rare, and a window over every `part_id` string costs more than the rest of a typical
     # query. So: rows whose 64-bit hash of `part_id` is unique are unique (kept as they are); only rows whose
     # hash repeats (true duplicates, or a hash collision) go through the exact per-`part_id` rule.
     lf = lf.with_columns(_dup=pl.col("part_id").hash().is_duplicated())
-    name = pl.col(_FILE_COL).str.extract(r"([^/\\]+)$", 1)
     single = lf.filter(~pl.col("_dup")).select(columns)
     repeated = (
         lf.filter(pl.col("_dup"))

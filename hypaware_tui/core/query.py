@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import polars as pl
 
-from hypaware_tui.core.dataset import MESSAGES_SCHEMA, has_parquet_files, scan_messages
+from hypaware_tui.core.dataset import FILE_NAME, MESSAGES_SCHEMA, has_parquet_files, scan_messages
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, usage_view
 from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
@@ -402,9 +402,18 @@ def _has_alias(sql: str, toks: list[tuple[str, int, int]], depth: list[int], d: 
     if len(toks) < 2 or toks[-1][0] in _NOT_BEFORE_ALIAS or _ident(sql, toks[-1]) is None:
         return False
     prev = toks[-2]
-    return prev[0] in (")", "lit") or (
-        _WORD.fullmatch(prev[0]) is not None and prev[0] not in _NOT_BEFORE_ALIAS
+    # After a value (`)`, a literal, a number, a column, `END`, `NULL`, `TRUE`, `FALSE`) a name is an alias:
+    # `case … end kind`, `count(*) * 100 pct`, `x is not null has_x` (the lexer gives a number digit by digit)
+    return (
+        prev[0] in (")", "lit")
+        or prev[0].isdigit()
+        or prev[0] in _VALUE_END_WORDS
+        or (_WORD.fullmatch(prev[0]) is not None and prev[0] not in _NOT_BEFORE_ALIAS)
     )
+
+
+# Words that end a value: a name after one of them is an alias.
+_VALUE_END_WORDS = frozenset({"end", "null", "true", "false"})
 
 
 def rewrite_json_paths(sql: str) -> tuple[str, list[JsonCall]]:
@@ -496,6 +505,11 @@ def _select_items(toks: list[tuple[str, int, int]], depth: list[int], i: int) ->
     k = i + 1
     while k < len(toks) and toks[k][0] in ("distinct", "all"):
         k += 1
+        if k + 1 < len(toks) and toks[k][0] == "on" and toks[k + 1][0] == "(":  # DISTINCT ON (…)
+            k += 1
+            while k < len(toks) and not (toks[k][0] == ")" and depth[k] == d):
+                k += 1
+            k += 1
     items: list[list[int]] = []
     item: list[int] = []
     while True:
@@ -600,7 +614,7 @@ def utc_now(sql: str, now: datetime | None = None) -> str:
                 "the JSON operators -> and ->> are not supported; use json_extract(column, '$.path') or "
                 "json_extract_string(column, '$.path')"
             )
-        if i and toks[i - 1][0] == ".":
+        if i and toks[i - 1][0] in (".", "as"):  # (a qualified name, or a column called so)
             continue
         if t == "now" and toks[i + 1 : i + 3] and [x[0] for x in toks[i + 1 : i + 3]] == ["(", ")"]:
             edits.append((start, toks[i + 2][2]))
@@ -953,7 +967,7 @@ def overview(
 
     def attempt() -> pl.DataFrame:
         try:
-            return _overview_frame(scan_messages(layout, dedupe=False), since_us, until_us)
+            return _overview_frame(scan_messages(layout, dedupe=False, file_names=True), since_us, until_us)
         except pl.exceptions.PolarsError as exc:
             raise _data_error(layout, exc) from exc
 
@@ -1117,9 +1131,10 @@ def _overview_frame(raw: pl.LazyFrame, since_us: int | None, until_us: int) -> p
     Memory follows the rows of the period, not the dataset: the period's rows are read first, streaming,
     with the predicate pushed into the scan (the relation's dedupe is a window over every `part_id` of the
     dataset, which read every row before any filter: 741 MiB for a 30-day overview of 1.1M rows); then the
-    carriers outside it, by their ids. The dedupe runs on what is kept, which is exact: the copies of a
-    `part_id` (a compaction's, storage.md §9) are the same row, so a predicate on its values keeps all of
-    them or none."""
+    carriers outside it, by their ids. The dedupe is the relation's (storage.md §9: the copy in the smallest
+    file name): the `part_id`s found twice in the dataset are looked up first, on their hashes alone (almost
+    always none), and a kept copy of one of them that is not the relation's is dropped, so that a copy whose
+    values differ (a line imported again after a fix to its timestamp) is counted where the relation has it."""
     ts = pl.col("message_created_at").cast(pl.Int64)
     in_period = ts <= until_us
     if since_us is not None:
@@ -1127,9 +1142,20 @@ def _overview_frame(raw: pl.LazyFrame, since_us: int | None, until_us: int) -> p
     carrier = pl.any_horizontal([pl.col(c).is_not_null() for c in _TOKENS])
     claude_with_id = (pl.col("client_name") == "claude") & pl.col("api_message_id").is_not_null()
 
+    hashed = pl.col("part_id").hash()
+    twice = raw.select(h=hashed).filter(pl.col("h").is_duplicated()).unique().collect(engine="streaming")["h"]
+    winners = None
+    if not twice.is_empty():
+        winners = (
+            raw.filter(hashed.is_in(twice.implode()))
+            .group_by("part_id")
+            .agg(_winner=pl.col(FILE_NAME).min())
+            .collect(engine="streaming")
+        )
+
     def rows(where: pl.Expr, inside: pl.Expr) -> pl.DataFrame:
         frame = (
-            raw.select(*_OVERVIEW_COLUMNS, client_name=pl.col("source"))
+            raw.select(*_OVERVIEW_COLUMNS, FILE_NAME, client_name=pl.col("source"))
             .filter(where)
             .with_columns(_in_period=inside, _carrier=carrier)
             # `ai_gateway_usage` reads only `$.claude.api_error` from `attributes`. Parsing the JSON of every
@@ -1143,9 +1169,13 @@ def _overview_frame(raw: pl.LazyFrame, since_us: int | None, until_us: int) -> p
             )
             .collect(engine="streaming")
         )
-        if frame.height and not frame["part_id"].is_unique().all():
-            frame = frame.unique(subset="part_id", keep="first", maintain_order=True)
-        return frame
+        if winners is not None:
+            frame = (
+                frame.join(winners, on="part_id", how="left", maintain_order="left")
+                .filter(pl.col("_winner").is_null() | (pl.col(FILE_NAME) == pl.col("_winner")))
+                .drop("_winner")
+            )
+        return frame.drop(FILE_NAME)
 
     if since_us is None:  # all data: the period is nearly every row, one pass (only rows after now are out)
         return rows(in_period | (claude_with_id & carrier), in_period)
