@@ -1220,7 +1220,7 @@ def test_a_read_only_checkpoint_database_says_to_make_it_writable_not_to_move_it
     assert rc == 0 and claude["rows_written"] == 8 and h.dataset().height == rows + 8, claude
 
 
-@pytest.mark.parametrize("name", ["cache", "state", "run"])
+@pytest.mark.parametrize("name", ["cache", "state", "run", "partition"])
 def test_a_file_where_a_directory_of_hyp_home_belongs_is_named(h, inproc, name):
     """`cache` (or `state`, `run`) a file: the backfill said "Not a directory (…/cache/ai_gateway_messages/
     source=claude/date=…)" or "File exists (…/state)" and "run it again once the problem is fixed". It names
@@ -1228,6 +1228,9 @@ def test_a_file_where_a_directory_of_hyp_home_belongs_is_named(h, inproc, name):
     rows, _ = claude_fixtures(h)
     h.config(claude=True)
     blocker = h.hyp / name
+    if name == "partition":  # (a partition that is a file: the error named the file itself, not a path below)
+        blocker = h.hyp / "cache" / "ai_gateway_messages" / "source=claude" / f"date={recent(3).date()}"
+        blocker.parent.mkdir(parents=True)
     blocker.write_text("in the way\n")
     rc, out, _ = inproc("backfill", "--json")
     (claude,) = json.loads(out)["providers"]

@@ -521,3 +521,18 @@ def test_a_statement_opening_with_a_comment_and_a_relation_name_in_capitals(
     assert code == 0 and json.loads(out) == [{"n": 15}], err
     code, out, err = call(capsys, "query", "schema", "AI_GATEWAY_USAGE", "--json")
     assert code == 0 and [r["name"] for r in json.loads(out)["relations"]] == ["ai_gateway_usage"], err
+
+
+def test_json_and_csv_stay_whole_under_a_narrow_encoding_and_names_stay_on_their_line(filled: Path) -> None:
+    """With PYTHONIOENCODING=ascii the tolerance meant for tables wrote `?` into JSON and CSV data (exit 0);
+    they are UTF-8 whatever the locale (cli.md §1). A name made of a literal with a newline broke the header
+    of a redirected table."""
+    statement = "select '漢字é' as k"
+    p = run(filled, "query", "sql", statement, "--format", "json", PYTHONIOENCODING="ascii")
+    assert p.returncode == 0 and json.loads(p.stdout.encode("utf-8", "surrogateescape")) == [{"k": "漢字é"}]
+    raw = subprocess.run([sys.executable, "-m", "hypaware_tui", "query", "sql", statement, "--format=csv"],
+                         env=dict(os.environ, HYP_HOME=str(filled), HOME=HOME, PYTHONIOENCODING="latin-1",
+                                  PYTHONPATH=str(REPO)), capture_output=True, timeout=60)  # fmt: skip
+    assert raw.returncode == 0 and raw.stdout.decode("utf-8").splitlines() == ["k", "漢字é"]
+    p = run(filled, "query", "sql", "select 'a\nb', 1 as n")
+    assert p.stdout.splitlines()[0].split() == ["'a\\nb'", "n"]

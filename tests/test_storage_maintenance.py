@@ -187,6 +187,38 @@ def test_prune_removes_exactly_the_partitions_before_the_cut(storage: Storage, l
     assert storage.prune(120, today=TODAY).partitions == []
 
 
+def test_prune_records_its_cut_first_and_a_broken_checkpoint_database_stops_it_before_any_removal(
+    storage: Storage, layout: Layout
+) -> None:
+    """storage.md §7.3: the prune records its cut as the import floor (a later, earlier floor then resets the
+    checkpoints). That write comes first: with a checkpoint database that cannot be written, the prune used to
+    move the partitions to the trash and then fail, saying nothing of them (an audit)."""
+    from hypaware_tui.core.storage import META_IMPORT_FLOOR, StorageError
+
+    dated_dataset(storage)
+    before = sorted(p.as_posix() for p in layout.dataset_root.glob("**/*.parquet"))
+    storage.close()
+    layout.ingest_db.parent.mkdir(parents=True, exist_ok=True)
+    layout.ingest_db.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    broken = Storage(layout)
+    with pytest.raises(StorageError, match="checkpoint database"):
+        broken.prune(120, today=TODAY)
+    broken.close()
+    assert sorted(p.as_posix() for p in layout.dataset_root.glob("**/*.parquet")) == before
+    for p in layout.state_dir.glob("ingest.sqlite*"):
+        p.unlink()
+    fresh = Storage(layout)
+    try:
+        assert fresh.prune(120, today=TODAY).rows_removed == 5
+        db = StateDB.open(layout, create=False)
+        try:
+            assert db.get_meta(META_IMPORT_FLOOR) == cut_date_for(120, TODAY)
+        finally:
+            db.close()
+    finally:
+        fresh.close()
+
+
 def test_prune_with_retention_zero_removes_nothing(storage: Storage, layout: Layout) -> None:
     dated_dataset(storage)
     assert storage.prune(0, today=TODAY, dry_run=True).partitions == []

@@ -127,15 +127,24 @@ def _problem_text(message: str) -> str:
     return message
 
 
-def _tolerate_narrow_encodings() -> None:
+def _tolerate_narrow_encodings(args: Sequence[str]) -> None:
     """A stdout or stderr that cannot encode every character (`LANG=en_US.ISO-8859-1`,
-    `PYTHONIOENCODING=ascii`) shows `?` for the arrows and dots of the output: `hyp backfill list` died there
-    with UnicodeEncodeError. (The C and POSIX locales are UTF-8 already: Python coerces them.)"""
+    `PYTHONIOENCODING=ascii`): text for people shows `?` for what it cannot encode (the arrows and dots:
+    `hyp backfill list` died there with UnicodeEncodeError); JSON and CSV are written in UTF-8 whatever the
+    locale (cli.md §1: `--json` is UTF-8), never with `?` in the data. (The C and POSIX locales are UTF-8
+    already: Python coerces them.)"""
+    machine = "--json" in args or any(
+        a in ("--format=json", "--format=csv") or (a == "--format" and b in ("json", "csv"))
+        for a, b in zip(args, [*args[1:], ""], strict=False)
+    )
     for stream in (sys.stdout, sys.stderr):
         encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
         if encoding not in ("utf-8", "utf8") and hasattr(stream, "reconfigure"):
             with contextlib.suppress(Exception):
-                stream.reconfigure(errors="replace")
+                if machine and stream is sys.stdout:
+                    stream.reconfigure(encoding="utf-8")
+                else:
+                    stream.reconfigure(errors="replace")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -143,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     global PROG
     PROG = _invoked_name(sys.argv[0] if sys.argv else "hyp")
     args = list(sys.argv[1:] if argv is None else argv)
-    _tolerate_narrow_encodings()
+    _tolerate_narrow_encodings(args)
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=args, prog_name=PROG, standalone_mode=False)

@@ -121,7 +121,12 @@ def _table_cell(value: Any) -> str:
 
     if value is None:
         return "null"
-    return cell_text(value).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    return _escaped(cell_text(value))
+
+
+def _escaped(text: str) -> str:
+    """A cell or a column name on one line (a name is the text of its expression: `select 'a<newline>b'`)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
 
 
 def fit_widths(natural: list[int], available: int) -> list[int]:
@@ -152,7 +157,7 @@ def print_table(df: Any) -> None:
         _print_redirected_table(df)
         return
     rows = [[_table_cell(v) for v in row] for row in df.iter_rows()]
-    widths = [cell_len(c) for c in columns]
+    widths = [cell_len(_escaped(c)) for c in columns]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], cell_len(cell))
@@ -177,7 +182,7 @@ def print_table(df: Any) -> None:
     for name, is_num, width in zip(columns[:shown], numeric[:shown], widths[:shown], strict=True):
         justify = "right" if is_num else "left"
         if tty:
-            table.add_column(Text(name), no_wrap=True, overflow="ellipsis", width=width, justify=justify)
+            table.add_column(Text(_escaped(name)), no_wrap=True, overflow="ellipsis", width=width, justify=justify)
         else:
             table.add_column(Text(name), no_wrap=True, justify=justify)
     for row in rows:
@@ -208,7 +213,7 @@ def _print_redirected_table(df: Any) -> None:
 
     columns = list(df.columns)
     numeric = [dtype.is_numeric() for dtype in df.dtypes]
-    widths = [cell_len(c) for c in columns]
+    widths = [cell_len(_escaped(c)) for c in columns]
     for row in df.iter_rows():
         for i, value in enumerate(row):
             widths[i] = max(widths[i], min(cell_len(_table_cell(value)), REDIRECT_PAD_MAX))
@@ -221,7 +226,7 @@ def _print_redirected_table(df: Any) -> None:
         return "   ".join(parts).rstrip()
 
     write = sys.stdout.write
-    write(line(columns) + "\n")
+    write(line([_escaped(c) for c in columns]) + "\n")
     write("─" * (sum(widths) + 3 * max(0, len(widths) - 1)) + "\n")
     for row in df.iter_rows():
         write(line([_table_cell(v) for v in row]) + "\n")

@@ -93,7 +93,7 @@ def os_error_text(exc: OSError, home: Path) -> str:
     directory belongs is named itself (the error named the path below it: `Not a directory (…/cache/
     ai_gateway_messages/source=claude/date=…)`, or `File exists (…/state)`)."""
     if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
-        where = file_in_the_way(os.fsdecode(exc.filename), home, itself=exc.errno == errno.EEXIST)
+        where = file_in_the_way(os.fsdecode(exc.filename), home, itself=True)
         if where is not None:
             return in_the_way_message(where, home)
     place = f" ({exc.filename})" if exc.filename else ""

@@ -1009,9 +1009,16 @@ class Storage:
         try:
             with self.locked(on_wait):
                 if cut is not None:
-                    for source, d, pdir in list(iter_partitions(root)):
-                        if d >= cut:
-                            continue
+                    old = [(source, d, pdir) for source, d, pdir in iter_partitions(root) if d < cut]
+                    if old:
+                        # The rows before the cut go, whatever floor the last import ran with: record the cut
+                        # as the import floor (§7.3), so that a later import with an earlier floor (retention
+                        # raised again) resets the checkpoints and reads those rows back. Without it, a floor
+                        # recorded before retention was lowered stayed, and the rows of files still on disk
+                        # never came back. First, so that a checkpoint database that cannot be written stops
+                        # the prune before anything is removed.
+                        self._raise_import_floor(cut)
+                    for source, d, pdir in old:
                         info = self._partition_info(source, d, pdir)
                         ensure_dir(self.layout.trash)
                         dest = self.layout.trash / uuid7_hex()
@@ -1021,12 +1028,6 @@ class Storage:
                         result.partitions.append(info)
                     if trash_dirs:
                         fsync_dir(self.layout.trash)
-                        # The rows before the cut are gone, whatever floor the last import ran with: record
-                        # the cut as the import floor (§7.3), so that a later import with an earlier floor
-                        # (retention raised again) resets the checkpoints and reads those rows back.
-                        # Without it, a floor recorded before retention was lowered stayed, and the rows
-                        # of files still on disk never came back.
-                        self._raise_import_floor(cut)
                     self._remove_empty_source_dirs()
                 result.tmp_removed = self._cleanup_tmp_locked(STALE_TMP_SECONDS, None) if root.is_dir() else 0
                 if client_roots_hashes:
