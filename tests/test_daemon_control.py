@@ -128,6 +128,28 @@ def test_status_never_started_creates_nothing(tmp_path: Path, monkeypatch: pytes
     assert not missing.exists()
 
 
+def test_start_install_and_restart_on_an_invalid_config_say_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They gave the bare error where every other command names the fix (an audit)."""
+    hyp = tmp_path / "hyp"
+    hyp.mkdir()
+    (hyp / "hypaware-config.json").write_text('{"version": 1, "clients":')
+    monkeypatch.setenv("HYP_HOME", str(hyp))
+    fake = FakeServiceManager(tmp_path / "unit.service", available=False)
+    service.set_service_manager_factory(lambda: fake)
+    try:
+        for args in (["start"], ["restart"], ["install"]):
+            code, out, err = run_cli(capsys, "daemon", *args)
+            assert (code, out) == (1, ""), args
+            assert not fake.unit_path.exists()
+            assert err.startswith(f"hyp daemon {args[0]}: invalid config: ") and err.endswith(
+                ". Fix the file, or replace it with hyp init (hyp init --yes --force without a terminal; a "
+                "backup is kept).\n"), err
+    finally:
+        service.set_service_manager_factory(None)
+
+
 def test_every_daemon_command_with_hyp_home_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     afile = tmp_path / "hyp-is-a-file"

@@ -46,8 +46,17 @@ def _where() -> str:
     return ctx.command_path if ctx is not None and ctx.parent is not None else f"{_prog()} daemon"
 
 
+def _with_remedy(message: str) -> str:
+    """An invalid config's error with the way out the other commands give (the daemon stores the bare error)."""
+    if message.startswith("invalid config:"):
+        from hypaware_tui.cli.output import replace_config_advice
+
+        return f"{message.rstrip('.')}. Fix the file, or {replace_config_advice(_prog())}."
+    return message
+
+
 def _fail(message: str, code: int = 1) -> None:
-    err(f"{_where()}: {message}")
+    err(f"{_where()}: {_with_remedy(message)}")
     raise typer.Exit(code)
 
 
@@ -113,7 +122,7 @@ def _report(res: Any) -> None:
     if res.ok:
         out(res.message)
         raise typer.Exit(0)
-    err(f"{_where()}: {res.message}")
+    err(f"{_where()}: {_with_remedy(res.message)}")
     if res.log_tail:
         err(f"last lines of {short_path(_layout().daemon_log)}:")
         for line in res.log_tail:
