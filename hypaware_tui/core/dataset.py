@@ -72,3 +72,31 @@ def scan_messages(layout: Layout, *, dedupe: bool = True, file_names: bool = Fal
         .select(columns)
     )
     return pl.concat([single, repeated])
+
+
+def relation_copies(raw: pl.LazyFrame) -> pl.DataFrame | None:
+    """For a scan from `scan_messages(dedupe=False, file_names=True)`: which copy of each `part_id` found twice
+    the relation keeps (`part_id`, `_winner` = its file name: the smallest, as in `scan_messages`), or None when
+    none is (almost always). Found on the hashes of `part_id` alone, so that a caller can filter the scan first
+    and drop the other copies from what it kept (`keep_relation_copies`), without holding every row."""
+    hashed = pl.col("part_id").hash()
+    twice = raw.select(h=hashed).filter(pl.col("h").is_duplicated()).unique().collect(engine="streaming")["h"]
+    if twice.is_empty():
+        return None
+    return (
+        raw.filter(hashed.is_in(twice.implode()))
+        .group_by("part_id")
+        .agg(_winner=pl.col(FILE_NAME).min())
+        .collect(engine="streaming")
+    )
+
+
+def keep_relation_copies(frame: pl.DataFrame, winners: pl.DataFrame | None) -> pl.DataFrame:
+    """`frame` (rows of the scan, with FILE_NAME) without the copies the relation drops; without FILE_NAME."""
+    if winners is not None:
+        frame = (
+            frame.join(winners, on="part_id", how="left", maintain_order="left")
+            .filter(pl.col("_winner").is_null() | (pl.col(FILE_NAME) == pl.col("_winner")))
+            .drop("_winner")
+        )
+    return frame.drop(FILE_NAME)

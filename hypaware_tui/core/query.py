@@ -32,7 +32,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import polars as pl
 
-from hypaware_tui.core.dataset import FILE_NAME, MESSAGES_SCHEMA, has_parquet_files, scan_messages
+from hypaware_tui.core.dataset import (
+    FILE_NAME,
+    MESSAGES_SCHEMA,
+    has_parquet_files,
+    keep_relation_copies,
+    relation_copies,
+    scan_messages,
+)
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, usage_view
 from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
@@ -1142,16 +1149,7 @@ def _overview_frame(raw: pl.LazyFrame, since_us: int | None, until_us: int) -> p
     carrier = pl.any_horizontal([pl.col(c).is_not_null() for c in _TOKENS])
     claude_with_id = (pl.col("client_name") == "claude") & pl.col("api_message_id").is_not_null()
 
-    hashed = pl.col("part_id").hash()
-    twice = raw.select(h=hashed).filter(pl.col("h").is_duplicated()).unique().collect(engine="streaming")["h"]
-    winners = None
-    if not twice.is_empty():
-        winners = (
-            raw.filter(hashed.is_in(twice.implode()))
-            .group_by("part_id")
-            .agg(_winner=pl.col(FILE_NAME).min())
-            .collect(engine="streaming")
-        )
+    winners = relation_copies(raw)
 
     def rows(where: pl.Expr, inside: pl.Expr) -> pl.DataFrame:
         frame = (
@@ -1169,13 +1167,7 @@ def _overview_frame(raw: pl.LazyFrame, since_us: int | None, until_us: int) -> p
             )
             .collect(engine="streaming")
         )
-        if winners is not None:
-            frame = (
-                frame.join(winners, on="part_id", how="left", maintain_order="left")
-                .filter(pl.col("_winner").is_null() | (pl.col(FILE_NAME) == pl.col("_winner")))
-                .drop("_winner")
-            )
-        return frame.drop(FILE_NAME)
+        return keep_relation_copies(frame, winners)
 
     if since_us is None:  # all data: the period is nearly every row, one pass (only rows after now are out)
         return rows(in_period | (claude_with_id & carrier), in_period)
