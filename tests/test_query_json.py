@@ -274,6 +274,62 @@ def test_now_is_the_utc_instant_and_json_operators_say_what_to_use(
         q.run_sql(layout, "select attributes->>'$.gateway.identity_source' from ai_gateway_messages")
 
 
+def test_a_time_without_a_zone_is_utc_beside_now_and_the_dataset(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """now() became a UTC timestamp and `now() > timestamp '2020-01-01'` (a zone-less literal) failed with the
+    engine's dtype error, as `message_created_at > timestamp '2026-05-09 09:00:00'` always had: TIMESTAMP is
+    read as UTC, as the engine reads a plain string and as DuckDB does in a UTC session."""
+    duckdb = pytest.importorskip("duckdb")
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # (not the zone the literals are read in)
+    row = q.run_sql(layout, "select now() > timestamp '2020-01-01' as a, current_timestamp < timestamp "
+                            "'2999-01-01' as b, now() - interval '1 day' < now() as c, now() > '2020-01-01' as d")
+    assert row.row(0) == (True, True, True, True)
+    every = len(duck(layout, f"select * from {M}"))
+    assert q.run_sql(layout, f"select count(*) from {M} where message_created_at < now() "
+                             "and message_created_at > now() - interval '100000 days'").item() == every  # fmt: skip
+
+    def count(where: str) -> int:
+        return q.run_sql(layout, f"select count(*) from {M} where {where}").item()
+
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    glob = str(layout.dataset_root / "**" / "*.parquet")
+    con.execute(f"create view {M} as select * from read_parquet('{glob}', hive_partitioning=true)")
+    after_9 = con.execute(f"select count(*) from {M} where message_created_at > timestamp '2026-05-09 09:00:00'")
+    expected = after_9.fetchone()[0]
+    assert 0 < expected < every
+    # the typed literal, its casts and a plain string agree; an offset in the literal is applied
+    for where in ("message_created_at > timestamp '2026-05-09 09:00:00'",
+                  "timestamp '2026-05-09 09:00:00' < message_created_at",
+                  "message_created_at > cast('2026-05-09 09:00:00' as timestamp)",
+                  "message_created_at > '2026-05-09 09:00:00'::timestamp",
+                  "message_created_at > datetime '2026-05-09 09:00:00'",
+                  "message_created_at > timestamp '2026-05-09 11:00:00+02:00'",
+                  "message_created_at > '2026-05-09 09:00:00'"):  # fmt: skip
+        assert count(where) == expected, where
+    # a naive value of the data made UTC with a cast; a column or alias called timestamp is a name
+    assert count("message_created_at >= cast(date as timestamp)") == every
+    df = q.run_sql(layout, "select timestamp '2026-05-01', 1 as timestamp, t.timestamp from (select 2 as timestamp) t")
+    assert df.columns == ["timestamp '2026-05-01'", "timestamp", "timestamp:1"]
+    assert str(df.schema["timestamp '2026-05-01'"]) == "Datetime(time_unit='us', time_zone='UTC')"
+    assert df.row(0)[1:] == (1, 2)
+
+
+def test_a_time_without_a_zone_against_a_utc_one_says_what_to_write(layout: Layout) -> None:
+    """What still mixes them (strptime(), an explicit `timestamp without time zone`) gave only the engine's
+    dtype message: it now says what happened and what to write."""
+    for sql in (f"select count(*) from {M} where message_created_at > strptime(date, '%Y-%m-%d')",
+                f"select message_created_at - timestamp without time zone '2026-05-01' from {M}"):  # fmt: skip
+        with pytest.raises(q.QueryError) as info:
+            q.run_sql(layout, sql)
+        text = str(info.value)
+        assert "cannot be compared or combined with one without" in text, text
+        assert "cast(… as timestamp)" in text and "timestamp '2026-05-01 12:00'" in text
+    fixed = f"select count(*) from {M} where message_created_at >= cast(strptime(date, '%Y-%m-%d') as timestamp)"
+    assert q.run_sql(layout, fixed).item() == len(duck(layout, f"select * from {M}"))
+
+
 def test_a_name_without_as_after_a_value_is_an_alias_and_distinct_on_is_not_a_name(layout: Layout) -> None:
     """The result naming took `case … end kind`, `count(*) * 100 pct`, `1 x`, `x is not null has_x` for
     unnamed and put ` AS "…"` after the alias: a parse error on queries that ran before (an audit)."""

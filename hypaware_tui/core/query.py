@@ -607,28 +607,66 @@ def name_result_columns(sql: str) -> str:
     return sql
 
 
+# Type names that give a timestamp without a time zone, and the calls whose `AS` is followed by a type.
+_NAIVE_TIME_TYPES = frozenset({"timestamp", "datetime"})
+_CAST_CALLS = frozenset({"cast", "try_cast", "safe_cast"})
+
+
+def _is_naive_time_type(toks: list[tuple[str, int, int]], depth: list[int], sql: str, i: int) -> bool:
+    """Whether token i (`timestamp` or `datetime`) is a type name: a typed literal (`timestamp '2026-05-01'`,
+    `timestamp(3) '…'`), a `::timestamp` cast or the type of `cast(… AS timestamp)`; not a column or an alias
+    called so, nor an explicit `timestamp with[out] time zone`."""
+    nxt = [t for t, _, _ in toks[i + 1 : i + 5]]
+    if nxt[:1] in (["with"], ["without"]):
+        return False
+    if nxt[:1] == ["lit"] and sql[toks[i + 1][1]] == "'":
+        return True
+    if nxt[:1] == ["("] and len(nxt) == 4 and nxt[1].isdigit() and nxt[2] == ")" and nxt[3] == "lit":
+        return sql[toks[i + 4][1]] == "'"
+    if i >= 2 and toks[i - 1][0] == ":" and toks[i - 2][0] == ":":
+        return True
+    if i and toks[i - 1][0] == "as":
+        # the `AS` of a cast is inside the call's parentheses: find the `(` that opens them
+        k = i - 1
+        while k >= 0 and not (toks[k][0] == "(" and depth[k] == depth[i] - 1):
+            k -= 1
+        return k >= 1 and toks[k - 1][0] in _CAST_CALLS
+    return False
+
+
 def utc_now(sql: str, now: datetime | None = None) -> str:
     """`now()` and `current_timestamp` as the UTC instant the query starts (`timestamptz '…'`): the engine's
     are naive local wall-clock times, so `message_created_at > now() - interval '30 days'` failed (a UTC
     timestamp against a naive one) and `select now()` printed local time without a zone. The JSON operators
-    `->` / `->>` are refused here with what to use instead (the engine's own message named only the path)."""
+    `->` / `->>` are refused here with what to use instead (the engine's own message named only the path).
+
+    The type TIMESTAMP (and DATETIME) means a UTC instant too: `timestamp '2026-05-01'`, `'…'::timestamp` and
+    `cast(… as timestamp)` become `timestamptz`. The engine's are naive, and a naive value cannot be compared
+    with a UTC one, so `now() > timestamp '2020-01-01'` and `message_created_at > timestamp '2026-05-01'`
+    failed with a dtype error. Every time hyp stores and prints is UTC, and the engine already reads a plain
+    string (`message_created_at > '2026-05-01'`) as UTC, so a literal written without a zone is read as UTC.
+    (DuckDB reads it in its session time zone, the local one by default: the same answer under TZ=UTC.)"""
     toks = _lex(sql)
+    depth = _depths(toks)
     stamp = f"timestamptz '{(now or datetime.now(UTC)).astimezone(UTC).isoformat()}'"
-    edits: list[tuple[int, int]] = []
+    edits: list[tuple[int, int, str]] = []
     for i, (t, start, end) in enumerate(toks):
         if t == "-" and i + 1 < len(toks) and toks[i + 1][0] == ">" and toks[i + 1][1] == end:
             raise QueryError(
                 "the JSON operators -> and ->> are not supported; use json_extract(column, '$.path') or "
                 "json_extract_string(column, '$.path')"
             )
+        if t in _NAIVE_TIME_TYPES and not (i and toks[i - 1][0] == ".") and _is_naive_time_type(toks, depth, sql, i):
+            edits.append((start, end, "timestamptz"))
+            continue
         if i and toks[i - 1][0] in (".", "as"):  # (a qualified name, or a column called so)
             continue
         if t == "now" and toks[i + 1 : i + 3] and [x[0] for x in toks[i + 1 : i + 3]] == ["(", ")"]:
-            edits.append((start, toks[i + 2][2]))
+            edits.append((start, toks[i + 2][2], stamp))
         elif t == "current_timestamp" and not (i + 1 < len(toks) and toks[i + 1][0] == "("):
-            edits.append((start, end))
-    for start, end in reversed(edits):
-        sql = sql[:start] + stamp + sql[end:]
+            edits.append((start, end, stamp))
+    for start, end, text in reversed(edits):
+        sql = sql[:start] + text + sql[end:]
     return sql
 
 
@@ -670,7 +708,20 @@ def _engine_message(exc: BaseException) -> str:
         text += f"; the relations are {' and '.join(RELATIONS)}"
     elif "unable to find column" in text:  # (Polars lists every column: the schema command says what they mean)
         text += "; `hyp query schema` describes them"
+    elif _ZONED_TIME.search(text) and _NAIVE_TIME.search(text):
+        text += (
+            ": a time with a time zone (the dataset's times, now() and current_timestamp are UTC) cannot be "
+            "compared or combined with one without (from strptime(…) or timestamp without time zone '…'). Make "
+            "the latter UTC with cast(… as timestamp); a time written as timestamp '2026-05-01 12:00' or as "
+            "'2026-05-01 12:00' is already read as UTC"
+        )
     return text
+
+
+# How the engine names a datetime type with a time zone (`Datetime('μs', 'UTC')`, `datetime[μs, UTC]`) and
+# without (`Datetime('μs')`, `datetime[μs]`) in its messages.
+_ZONED_TIME = re.compile(r"Datetime\('[^',]*', '[^']*'\)|datetime\[[^\],]*, [^\]]*\]", re.IGNORECASE)
+_NAIVE_TIME = re.compile(r"Datetime\('[^',]*'\)|datetime\[[^\],]*\]", re.IGNORECASE)
 
 
 def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
