@@ -16,14 +16,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from test_query import HOME, fixture_rows
+from test_query import HOME, claude, fixture_rows
 
 from hypaware_tui.cli import main
 from hypaware_tui.core.paths import Layout
-from hypaware_tui.core.schema import COLUMN_NAMES
+from hypaware_tui.core.schema import COLUMN_NAMES, canonical_json
 from hypaware_tui.core.storage import Storage
 
 REPO = Path(__file__).resolve().parent.parent
+M = "ai_gateway_messages"
 ANSI = "\x1b["
 # The fixture's newest row (`late`) is 2026-05-09T22:30Z; move everything so it falls 2 hours before now, but
 # on today's UTC date (just after midnight, halfway between midnight and now): the 30-day overview counts
@@ -124,6 +125,60 @@ def test_json_round_trips_with_nested_json_columns(filled: Path, capsys: pytest.
     assert a3["input_tokens"] == 10 and e1["is_sidechain"] is None
     assert all(r["message_created_at"].endswith("Z") for r in rows)
     datetime.fromisoformat(a3["message_created_at"].replace("Z", "+00:00"))
+
+
+@pytest.fixture
+def with_json_like_text(home: Path) -> Path:
+    """The fixture plus `j1`, whose text is itself valid JSON (`42`), as a message or a command output can be."""
+    row = claude("j1", "2026-05-09T10:00:00Z", content_text="42", tool_args=canonical_json({"command": "ls"}))
+    with Storage(Layout(home)) as st:
+        st.commit([*shifted_rows(), row], [])
+    return home
+
+
+def sql_json(capsys: pytest.CaptureFixture[str], statement: str) -> list[dict]:
+    code, out, err = call(capsys, "query", "sql", statement, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_json_output_nests_a_json_column_under_any_name(
+    with_json_like_text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A JSON column came out nested only under its own name: `attributes as a`, a join's `attributes:b` or a
+    CTE's column were strings of JSON text. What decides is the select item: a JSON column, aliased or
+    qualified, through a CTE or a star, or json_extract(…) (JSON by definition) is nested."""
+    (row,) = sql_json(capsys, f"""select attributes as a, m.tool_args t, m.attributes,
+                                  json_extract(attributes, '$.gateway') as g,
+                                  json_extract_string(attributes, '$.gateway.identity_source') src
+                                  from {M} m where message_id = 'j1'""")
+    assert row == {"a": {"gateway": {"identity_source": "native"}}, "t": {"command": "ls"},
+                   "attributes": {"gateway": {"identity_source": "native"}},
+                   "g": {"identity_source": "native"}, "src": "native"}  # fmt: skip
+    (row,) = sql_json(capsys, f"""with x as (select message_id, tool_args as args from {M})
+                                  select y.args as first, y.* exclude (message_id) from x y
+                                  where message_id = 'j1'""")
+    assert row == {"first": {"command": "ls"}, "args": {"command": "ls"}}
+    (row,) = sql_json(capsys, f"select * from {M} a join {M} b using (part_id) where a.message_id = 'j1'")
+    assert row["attributes"] == row["attributes:b"] == {"gateway": {"identity_source": "native"}}
+    assert row["tool_args:b"] == {"command": "ls"} and row["content_text:b"] == "42"
+
+
+def test_json_output_keeps_text_named_like_a_json_column_as_text(
+    with_json_like_text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`content_text as attributes` was parsed as JSON because of its name: the text `42` came out as the
+    number 42 (and `null` would have been null). An expression is text whatever it is called: through a
+    subquery's star and in a UNION whose other branch is a JSON column too."""
+    (row,) = sql_json(capsys, f"""select content_text as attributes, upper(tool_args) as tool_args, '[1]' status
+                                  from {M} where message_id = 'j1'""")
+    assert row == {"attributes": "42", "tool_args": '{"COMMAND":"LS"}', "status": "[1]"}
+    (row,) = sql_json(capsys, f"""select * from (select content_text as attributes, tool_args from {M}
+                                  where message_id = 'j1') t""")
+    assert row == {"attributes": "42", "tool_args": {"command": "ls"}}
+    rows = sql_json(capsys, f"""(select tool_args from {M} where message_id = 'j1')
+                                union all (select content_text from {M} where message_id = 'j1')""")
+    assert sorted(r["tool_args"] for r in rows) == ["42", '{"command":"ls"}']
 
 
 def test_empty_result_and_missing_dataset(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

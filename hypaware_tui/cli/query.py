@@ -94,9 +94,9 @@ def sql_command(
     except DatasetReadError as exc:
         raise _fail("sql", str(exc), 1) from None
     if fmt is Format.json:
-        from hypaware_tui.core.query import to_records
+        from hypaware_tui.core.query import json_result_columns, to_records
 
-        print_json(to_records(df))
+        print_json(to_records(df, json_cols=json_result_columns(statement, df)))
     elif fmt is Format.csv:
         write_csv(df)
     else:

@@ -21,7 +21,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -799,6 +799,262 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+# Which result columns of a statement hold JSON. The engine gives plain strings, so this follows each select
+# item back to where its value comes from: a JSON column of a relation (`attributes`, `m.attributes AS a`, a
+# CTE's or subquery's column that is one, `*`) or `json_extract(…)` is JSON; any other expression is text,
+# whatever its name (`content_text AS attributes`, `json_extract_string(…)`, `upper(attributes)`). A name this
+# cannot follow (a FROM item it does not know) is judged by its name, as before.
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """What a FROM item is known to give: its columns that hold JSON and those that do not."""
+
+    json: frozenset[str] = frozenset()
+    text: frozenset[str] = frozenset()
+
+    def is_json(self, name: str) -> bool | None:
+        return True if name in self.json else False if name in self.text else None
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A select item: a column reference (`name`: the column it reads, `json`: None when not known), a star
+    (the columns it brings), or another expression (`json`: only `json_extract(…)`)."""
+
+    kind: str  # "column", "star" or "expression"
+    json: bool | None = False
+    name: str = ""  # the output name (alias, or the column's own name); "" for an unnamed expression
+    star: _Columns | None = None
+
+
+_FROM_END = _SELECT_LIST_END - {"from"}
+_NOT_AN_ALIAS = frozenset(
+    {"join", "inner", "left", "right", "full", "outer", "cross", "natural", "semi", "anti", "on", "using",
+     "lateral", "as", ",", "(", ")"}
+)  # fmt: skip
+
+
+@functools.cache
+def _relation_columns() -> dict[str, _Columns]:
+    messages = pl.LazyFrame(schema=MESSAGES_SCHEMA)
+    out = {}
+    for rel, lf in ((MESSAGES, messages), (USAGE, usage_view(messages))):
+        names = frozenset(lf.collect_schema().names())
+        out[rel] = _Columns(json=names & JSON_COLUMNS, text=names - JSON_COLUMNS)
+    return out
+
+
+def _name(sql: str, tok: tuple[str, int, int]) -> str | None:
+    """A bare word (as the lexer lower-cases it) or a quoted identifier (as written)."""
+    return tok[0] if tok[0] != "lit" else _ident(sql, tok)
+
+
+def _closing(toks: list[tuple[str, int, int]], depth: list[int], k: int) -> int:
+    """The index of the `)` that closes the `(` at k (or the end)."""
+    j = k + 1
+    while j < len(toks) and not (toks[j][0] == ")" and depth[j] == depth[k]):
+        j += 1
+    return j
+
+
+def _query_branches(
+    sql: str, toks: list[tuple[str, int, int]], depth: list[int], start: int, end: int, env: dict[str, _Columns]
+) -> list[list[_Item]]:
+    """The select items of each branch of the query in tokens [start, end) (a UNION has several), after its
+    WITH clause (whose CTEs are added to a copy of `env`)."""
+    env = dict(env)
+    k = start
+    while k < end and toks[k][0] == "(":
+        k += 1
+    if k < end and toks[k][0] == "with":
+        k += 1
+        if k < end and toks[k][0] == "recursive":
+            k += 1
+        while k < end:
+            name = _name(sql, toks[k]) if toks[k][0] != "(" else None
+            k += 1
+            renamed: list[str] | None = None
+            if k < end and toks[k][0] == "(":  # a column list: `x(a, b) AS (…)`
+                close = _closing(toks, depth, k)
+                renamed = [n for j in range(k + 1, close) if toks[j][0] != "," and (n := _name(sql, toks[j]))]
+                k = close + 1
+            while k < end and toks[k][0] in ("as", "not", "materialized"):
+                k += 1
+            if k >= end or toks[k][0] != "(" or name is None:
+                return []
+            close = _closing(toks, depth, k)
+            branches = _query_branches(sql, toks, depth, k + 1, close, env)
+            env[name.lower()] = _output_columns(branches, renamed)
+            k = close + 1
+            if k < end and toks[k][0] == ",":
+                k += 1
+                continue
+            break
+    selects = [j for j in range(k, end) if toks[j][0] == "select"]
+    if not selects:
+        return []
+    top = depth[selects[0]]
+    return [_select_shape(sql, toks, depth, j, env) for j in selects if depth[j] == top]
+
+
+def _output_columns(branches: list[list[_Item]], renamed: list[str] | None = None) -> _Columns:
+    """The columns a CTE or subquery gives, from its first branch (JSON only if so in every branch)."""
+    if not branches:
+        return _Columns()
+    json: set[str] = set()
+    text: set[str] = set()
+    items = branches[0]
+    if renamed is not None:
+        if any(it.kind == "star" for it in items) or len(renamed) != len(items):
+            return _Columns()
+        items = [_Item(it.kind, it.json, new) for it, new in zip(items, renamed, strict=True)]
+    for n, it in enumerate(items):
+        if it.kind == "star" and it.star is not None:
+            json |= it.star.json - text
+            text |= it.star.text - json
+            continue
+        if not it.name:
+            continue
+        same = [b[n] for b in branches[1:] if len(b) == len(branches[0]) and b[n].kind != "star"]
+        if it.json and all(o.json for o in same):
+            json.add(it.name)
+        elif it.json is False or any(o.json is False for o in same):
+            text.add(it.name)
+    return _Columns(frozenset(json), frozenset(text))
+
+
+def _from_items(
+    sql: str, toks: list[tuple[str, int, int]], depth: list[int], i: int, env: dict[str, _Columns]
+) -> dict[str, _Columns]:
+    """The FROM items of the select at token i, by alias or name (a subquery without an alias: ""), with what
+    each is known to give. A FROM item that is neither a relation, a CTE nor a subquery is left out."""
+    d, n = depth[i], len(toks)
+    k = i + 1
+    while k < n and depth[k] >= d and not (
+        depth[k] == d and toks[k][0] in _SELECT_LIST_END and not (toks[k][0] == "from" and toks[k - 1][0] == "distinct")
+    ):
+        k += 1
+    out: dict[str, _Columns] = {}
+    if k >= n or toks[k][0] != "from" or depth[k] != d:
+        return out
+    expect = True  # after FROM, `,` or JOIN: a table comes next
+    k += 1
+    while k < n and depth[k] >= d and not (depth[k] == d and toks[k][0] in _FROM_END):
+        t = toks[k][0]
+        if depth[k] > d or not expect or t == "lateral":
+            expect = depth[k] == d and t in (",", "join")
+            k += 1
+            continue
+        expect = False
+        if t == "(":
+            close = _closing(toks, depth, k)
+            first = toks[k + 1][0] if k + 1 < n else ""
+            subquery = first in ("select", "with", "(")
+            cols = _output_columns(_query_branches(sql, toks, depth, k + 1, close, env)) if subquery else _Columns()
+            key = ""
+            k = close + 1
+        else:
+            name = _name(sql, toks[k])
+            k += 1
+            if name is None:
+                continue
+            key = name.lower()
+            cols = env.get(key) or _relation_columns().get(key) or _Columns()
+        if k < n and toks[k][0] == "as":
+            k += 1
+        if k < n and depth[k] == d and toks[k][0] not in _NOT_AN_ALIAS and toks[k][0] not in _FROM_END:
+            alias = _name(sql, toks[k])
+            if alias is not None:
+                key = alias.lower()
+                k += 1
+        out[key] = cols
+    return out
+
+
+def _select_shape(
+    sql: str, toks: list[tuple[str, int, int]], depth: list[int], i: int, env: dict[str, _Columns]
+) -> list[_Item]:
+    """The items of the select at token i."""
+    sources = _from_items(sql, toks, depth, i, env)
+    d = depth[i]
+    shape: list[_Item] = []
+    for item in _select_items(toks, depth, i):
+        its = [toks[j] for j in item]
+        alias = ""
+        expr = its
+        if _has_alias(sql, its, [depth[j] for j in item], d):
+            alias = _name(sql, its[-1]) or ""
+            expr = its[:-2] if len(its) >= 3 and its[-2][0] == "as" else its[:-1]
+        words = [t for t, _, _ in expr]
+        if "*" in words and _is_column_ref(sql, expr):
+            qualifier = _name(sql, expr[0]) if len(expr) >= 3 and words[1] == "." else None
+            picked = [sources.get(qualifier.lower(), _Columns())] if qualifier else list(sources.values())
+            shape.append(_Item("star", star=_Columns(frozenset().union(*(c.json for c in picked)),
+                                                     frozenset().union(*(c.text for c in picked)))))  # fmt: skip
+        elif expr and _is_column_ref(sql, expr):
+            column = _name(sql, expr[-1]) or ""
+            if len(expr) >= 3:
+                known = sources.get((_name(sql, expr[-3]) or "").lower())
+                answers = [known.is_json(column)] if known else []
+            else:
+                answers = [c.is_json(column) for c in sources.values()]
+            json = next((a for a in answers if a is not None), None)
+            shape.append(_Item("column", json, alias or column))
+        else:
+            # `json_extract(col, 'path')` gives JSON text (DuckDB's JSON type); `json_extract_string` gives text
+            whole = len(words) >= 3 and words[0] == "json_extract" and words[1] == "(" and (
+                _closing(expr, _depths(expr), 1) == len(expr) - 1
+            )
+            shape.append(_Item("expression", whole, alias))
+    return shape
+
+
+def _by_name(name: str) -> bool:
+    """The old rule, for what cannot be followed: a JSON column's own name (a join's `attributes:b` too)."""
+    return name.split(":", 1)[0] in JSON_COLUMNS
+
+
+def json_result_columns(statement: str, df: pl.DataFrame) -> list[str]:
+    """The result columns of `statement` (as run by `run_sql`, giving `df`) that hold JSON text."""
+    strings = [c for c, t in df.schema.items() if t == pl.String()]
+    try:
+        toks = [tok for tok in _lex(statement) if tok[0] != ";"]
+        branches = _query_branches(statement, toks, _depths(toks), 0, len(toks), {})
+    except (IndexError, ValueError):
+        branches = []
+    verdicts = [_align(items, df.columns) for items in branches]
+    if not verdicts or any(v is None for v in verdicts):
+        return [c for c in strings if _by_name(c)]
+    return [c for n, c in enumerate(df.columns) if c in strings and all(v[n] for v in verdicts if v)]
+
+
+def _align(items: list[_Item], columns: list[str]) -> list[bool] | None:
+    """Each result column's verdict, from the items of one branch: the items before the first star are the
+    first columns, those after the last star the last ones, the stars' columns are between (judged by name,
+    with what the stars' sources are known to hold). None when the counts do not match."""
+    stars = [n for n, it in enumerate(items) if it.kind == "star"]
+    if not stars:
+        if len(items) != len(columns):
+            return None
+        return [bool(it.json) if it.json is not None else _by_name(c) for it, c in zip(items, columns, strict=True)]
+    head, tail = items[: stars[0]], items[stars[-1] + 1 :]
+    middle = len(columns) - len(head) - len(tail)
+    if middle < 0 or stars != list(range(stars[0], stars[-1] + 1)):  # (an item between two stars: no place)
+        return None
+    known = _Columns(
+        frozenset().union(*(it.star.json for it in items if it.star)),
+        frozenset().union(*(it.star.text for it in items if it.star)),
+    )
+    out = _align(head, columns[: len(head)]) or []
+    for c in columns[len(head) : len(head) + middle]:
+        base = c.split(":", 1)[0]
+        verdict = known.is_json(base)
+        out.append(verdict if verdict is not None else _by_name(c))
+    out += _align(tail, columns[len(head) + middle :]) or []
+    return out
+
+
 def json_columns(df: pl.DataFrame) -> list[str]:
     """Result columns that hold JSON text (schema.md §2 JSON columns, by name, when still strings)."""
     return [c for c, t in df.schema.items() if c in JSON_COLUMNS and t == pl.String()]
@@ -813,9 +1069,12 @@ def _parse_json_text(text: str | None) -> Any:
         return text
 
 
-def to_records(df: pl.DataFrame, *, nested_json: bool = True) -> list[dict[str, Any]]:
-    """Rows as dicts of JSON-ready values. With `nested_json`, JSON-typed columns become nested values."""
-    jcols = set(json_columns(df)) if nested_json else set()
+def to_records(
+    df: pl.DataFrame, *, nested_json: bool = True, json_cols: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows as dicts of JSON-ready values. With `nested_json`, JSON-typed columns become nested values: those
+    named in `json_cols` (`json_result_columns` of the statement), else those with a JSON column's name."""
+    jcols = (set(json_columns(df)) if json_cols is None else set(json_cols)) if nested_json else set()
     records: list[dict[str, Any]] = []
     for row in df.iter_rows(named=True):
         records.append({k: (_parse_json_text(v) if k in jcols else _plain(v)) for k, v in row.items()})
