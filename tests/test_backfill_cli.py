@@ -432,6 +432,36 @@ def test_history_stamped_days_ahead_of_the_clock_is_planned_as_it_is_imported(h,
         assert "Nothing imported yet" not in out and "--days 0" not in out
 
 
+def test_plan_until_does_not_count_what_the_import_stops_before(h, inproc):
+    """`hyp backfill plan --until DATE` with lines stamped after now: a session that runs past `--until` into
+    lines stamped days ahead of the clock showed an "in window" range ending days after `--until`, and a
+    session that starts after `--until` was counted; the import stops at the first line after `--until`, so it
+    never reaches those lines and reads nothing of the second session."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    day = timedelta(days=1)
+    proj = h.claude / "projects" / "-home-ada-repo"
+    for name, starts in (("mixed", (-10, -8, -2, 3)), ("late", (-1, 3))):  # days from now
+        lines = [json.dumps({"type": "user", "sessionId": name, "uuid": f"{name}-{i}",
+                             "timestamp": _iso(now + d * day), "cwd": "/home/ada/repo",
+                             "message": {"role": "user", "content": f"q {i}"}})
+                 for i, d in enumerate(starts)]
+        proj.mkdir(parents=True, exist_ok=True)
+        (proj / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    until = (now - 5 * day).date().isoformat()
+    rc, out, _ = inproc("backfill", "plan", "claude", "--until", until, "--json")
+    plan = json.loads(out)
+    (claude,) = plan["providers"]
+    assert rc == 0 and (claude["files"], claude["sessions"]) == (1, 1), claude
+    assert claude["oldest"] == _iso(now - 10 * day).replace(".000Z", "Z")
+    assert claude["newest"] <= plan["until"], claude
+    rc, out, _ = inproc("backfill", "plan", "claude", "--until", until)
+    (row,) = [line for line in out.splitlines() if line.startswith("claude")]
+    assert row.split()[-1] <= until and (now + 3 * day).date().isoformat() not in out, out
+    rc, out, _ = inproc("backfill", "claude", "--until", until, "--dry-run", "--json")
+    (run,) = json.loads(out)["providers"]
+    assert (run["sessions_seen"], run["rows_written"]) == (1, 2)
+
+
 def test_plan_matches_init_dry_run(h):
     """§10 check 11: `hyp backfill plan --json` = the in_window figures of `hyp init --yes --dry-run --json`."""
     claude_fixtures(h)

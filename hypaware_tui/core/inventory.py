@@ -207,44 +207,57 @@ def build_inventory(
 # --------------------------------------------------------------------------------------------- figures
 
 
-def _in_window(fi: FileInventory, since_us: int | None, until_us: int | None, beyond_us: int | None) -> bool:
-    if since_us is not None and fi.newest_us < since_us:
-        return False
-    if until_us is not None and fi.oldest_us > until_us:
-        return beyond_us is not None and fi.newest_us > beyond_us  # (stamps the import keeps past `until`)
-    return True
+def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
+          beyond_us: int | None) -> tuple[int, int] | None:
+    """The part of a file's first-to-last stamps that the import reaches inside the window, or None when it
+    imports nothing of the file. An incremental pass stops at the first line stamped after `until` (and not
+    after `beyond_us`, see `client_figures`), so whatever comes after it, even a line stamped days past now, is
+    never reached: the file's span ends at `until`. A file whose first stamp is after `until` is stopped at
+    that line (nothing imported), unless that stamp is after `beyond_us`: then its first lines are kept."""
+    lo, hi = fi.oldest_us, fi.newest_us
+    if since_us is not None and hi < since_us:
+        return None
+    if until_us is not None:
+        if lo > until_us:
+            if beyond_us is None or lo <= beyond_us:
+                return None
+        else:
+            hi = min(hi, until_us)
+    if since_us is not None:
+        lo = max(lo, since_us)
+    return lo, max(lo, hi)
 
 
 def client_figures(
     ci: ClientInventory, since_us: int | None = None, until_us: int | None = None, *, beyond_us: int | None = None
 ) -> Figures:
     """Figures of the files in the window (all files when both bounds are None). Oldest/newest are clamped
-    to the window's bounds, so "in window" never shows a date outside it, except for stamps after
-    `beyond_us`: the run's `Window.beyond_until` (its start + FUTURE_SKEW_US), after which the import keeps
-    rows whatever `until` says (a clock set back, a corrupt stamp). Without it a history stamped two days
-    ahead of the clock showed 0 files in `hyp backfill plan` and `hyp init --dry-run`, and was imported."""
+    to the window's bounds, so "in window" never shows a date outside it, except for a file whose first stamp
+    is after `beyond_us`: the run's `Window.beyond_until` (its start + FUTURE_SKEW_US), after which the import
+    keeps rows whatever `until` says (a clock set back, a corrupt stamp). Without it a history stamped two days
+    ahead of the clock showed 0 files in `hyp backfill plan` and `hyp init --dry-run`, and was imported.
+    A file that starts inside the window and ends stamped after `beyond_us` is different: the import stops at
+    its first line after `until` and never reaches those stamps (`_span`); the plan showed an "in window"
+    range ending days after `--until`, and counted files that start after `--until`, the import reading
+    nothing of them. Files, sessions and bytes stay upper bounds: a file counts whole (its size, its
+    session) as soon as part of it is in the window."""
     files = sessions = size = 0
     oldest: int | None = None
     newest: int | None = None
     keys: set[str] = set()
     for fi in ci.files:
-        if not _in_window(fi, since_us, until_us, beyond_us):
+        span = _span(fi, since_us, until_us, beyond_us)
+        if span is None:
             continue
         files += 1
         size += fi.size
         key = ci.session_keys.get(fi.file.path_hash)
         if key is not None:
             keys.add(key)
-        o, n = fi.oldest_us, fi.newest_us
+        o, n = span
         oldest = o if oldest is None else min(oldest, o)
         newest = n if newest is None else max(newest, n)
     sessions = len(keys)
-    if oldest is not None and since_us is not None:
-        oldest = max(oldest, since_us)
-    if newest is not None and until_us is not None and (beyond_us is None or newest <= beyond_us):
-        newest = min(newest, until_us)
-    if oldest is not None and newest is not None and oldest > newest:
-        oldest = newest
     return Figures(files, sessions, size, oldest, newest)
 
 
