@@ -436,7 +436,8 @@ def test_plan_until_does_not_count_what_the_import_stops_before(h, inproc):
     """`hyp backfill plan --until DATE` with lines stamped after now: a session that runs past `--until` into
     lines stamped days ahead of the clock showed an "in window" range ending days after `--until`, and a
     session that starts after `--until` was counted; the import stops at the first line after `--until`, so it
-    never reaches those lines and reads nothing of the second session."""
+    never reaches those lines and reads nothing of the second session (the lines written since `--until` stop
+    it first)."""
     now = datetime.now(UTC).replace(microsecond=0)
     day = timedelta(days=1)
     proj = h.claude / "projects" / "-home-ada-repo"
@@ -460,6 +461,13 @@ def test_plan_until_does_not_count_what_the_import_stops_before(h, inproc):
     rc, out, _ = inproc("backfill", "claude", "--until", until, "--dry-run", "--json")
     (run,) = json.loads(out)["providers"]
     assert (run["sessions_seen"], run["rows_written"]) == (1, 2)
+    # up to now (no --until), no line lies between `until` and a day ahead: the import keeps the lines stamped
+    # 3 days ahead, and the plan shows them (as for a session stamped ahead from its start)
+    rc, out, _ = inproc("backfill", "plan", "claude", "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert (claude["files"], claude["newest"]) == (2, _iso(now + 3 * day).replace(".000Z", "Z")), claude
+    rc, out, _ = inproc("backfill", "claude", "--dry-run", "--json")
+    assert json.loads(out)["providers"][0]["rows_written"] == 6
 
 
 def test_plan_matches_init_dry_run(h):

@@ -23,7 +23,7 @@ from typing import Any
 
 from hypaware_tui.core.timeutil import us_to_iso
 from hypaware_tui.importers import DISPLAY_NAMES, KNOWN_CLIENTS, get_importer
-from hypaware_tui.importers.base import Detection, FileError, FileInventory, Importer
+from hypaware_tui.importers.base import FUTURE_SKEW_US, Detection, FileError, FileInventory, Importer
 
 #: progress callback: (client, files scanned so far for that client, files found for that client)
 InventoryProgress = Callable[[str, int, int], None]
@@ -210,10 +210,13 @@ def build_inventory(
 def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
           beyond_us: int | None) -> tuple[int, int] | None:
     """The part of a file's first-to-last stamps that the import reaches inside the window, or None when it
-    imports nothing of the file. An incremental pass stops at the first line stamped after `until` (and not
-    after `beyond_us`, see `client_figures`), so whatever comes after it, even a line stamped days past now, is
-    never reached: the file's span ends at `until`. A file whose first stamp is after `until` is stopped at
-    that line (nothing imported), unless that stamp is after `beyond_us`: then its first lines are kept."""
+    imports nothing of the file. An incremental pass stops at the first line stamped after `until` and not
+    after `beyond_us` (see `client_figures`): a file whose first stamp is after `until` is stopped at that line
+    (nothing imported) unless that stamp is after `beyond_us` (its first lines are kept). A file that starts
+    in the window and ends after `beyond_us` reaches those last lines only when no line between `until` and
+    `beyond_us` comes first: with an `until` before now (`beyond_us` - FUTURE_SKEW_US), the lines written
+    between the two are such lines, so its span ends at `until`; with `until` = now, there is none but a line
+    stamped less than a day ahead of the clock, so its last stamp is shown (the import keeps it)."""
     lo, hi = fi.oldest_us, fi.newest_us
     if since_us is not None and hi < since_us:
         return None
@@ -221,7 +224,7 @@ def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
         if lo > until_us:
             if beyond_us is None or lo <= beyond_us:
                 return None
-        else:
+        elif beyond_us is None or hi <= beyond_us or until_us < beyond_us - FUTURE_SKEW_US:
             hi = min(hi, until_us)
     if since_us is not None:
         lo = max(lo, since_us)
@@ -236,10 +239,10 @@ def client_figures(
     is after `beyond_us`: the run's `Window.beyond_until` (its start + FUTURE_SKEW_US), after which the import
     keeps rows whatever `until` says (a clock set back, a corrupt stamp). Without it a history stamped two days
     ahead of the clock showed 0 files in `hyp backfill plan` and `hyp init --dry-run`, and was imported.
-    A file that starts inside the window and ends stamped after `beyond_us` is different: the import stops at
-    its first line after `until` and never reaches those stamps (`_span`); the plan showed an "in window"
-    range ending days after `--until`, and counted files that start after `--until`, the import reading
-    nothing of them. Files, sessions and bytes stay upper bounds: a file counts whole (its size, its
+    A file that starts inside an `--until` window in the past and ends stamped after `beyond_us` is different:
+    the import stops at its first line after `until` and does not reach those stamps (`_span`); the plan
+    showed an "in window" range ending days after `--until`, and counted files that start after `--until`,
+    the import reading nothing of them. Files, sessions and bytes stay upper bounds: a file counts whole (its size, its
     session) as soon as part of it is in the window."""
     files = sessions = size = 0
     oldest: int | None = None
