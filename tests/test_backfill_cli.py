@@ -387,6 +387,29 @@ def test_list_of_records_dated_0001_and_9999_in_any_zone(h):
         "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z")
 
 
+def test_list_and_plan_say_their_dates_are_local_and_the_json_stays_utc(h):
+    """`hyp backfill list` and `plan` show local dates and the wizard UTC ones, and neither said which: a
+    session of 02:00 UTC read a day earlier in New York than on the wizard's screens. The text now names its
+    zone; the JSON keeps ISO 8601 UTC with `Z` (cli.md §1)."""
+    from zoneinfo import ZoneInfo
+
+    day = (datetime.now(UTC) - timedelta(days=3)).replace(hour=2, minute=0, second=0, microsecond=0)
+    claude_session(h.claude / "projects" / "-home-ada-repo" / "s.jsonl", "s", 2, day)
+    before = (day - timedelta(days=1)).date().isoformat()  # the local date in New York (UTC-4 or -5)
+    local = datetime.now(ZoneInfo("America/New_York"))
+    hours = int(local.utcoffset().total_seconds()) // 3600
+    note = f"Dates in local time ({local.tzname()}, UTC{hours:+03d}:00)."
+    env = {**h.env, "TZ": "America/New_York"}
+    for args, range_ in ((("list",), f"{before} → {before}"), (("plan", "claude"), f"{before} → {before}")):
+        p = h.run("backfill", *args, env=env)
+        assert p.returncode == 0, p.stderr
+        (claude,) = [line for line in p.stdout.splitlines() if line.startswith("claude ")]
+        assert claude.rstrip().endswith(range_), (args, claude)
+        assert p.stdout.splitlines()[-1] == note, p.stdout
+        data = json.loads(h.run("backfill", *args, "--json", env=env).stdout)
+        assert data["providers"][0]["oldest"] == day.strftime("%Y-%m-%dT%H:%M:%SZ"), data
+
+
 def test_plan_figures_equal_the_inventory_in_window_figures(h, inproc):
     claude_fixtures(h, sessions=4)
     # an old session outside the default window

@@ -222,3 +222,21 @@ def test_an_empty_window_after_the_floor_is_a_usage_error():
         check_window(window, since, until_, 120)  # not empty: no error
     window, _, _ = resolve_window(None, parse_until("2020-01-01T00:00:00Z"), 0, now)  # retention 0: no floor
     check_window(window, None, "2020-01-01", 0)
+
+
+@pytest.mark.parametrize(("zone", "at", "note"), [
+    ("Europe/Paris", "2026-05-01T12:00:00Z", "Dates in local time (CEST, UTC+02:00)."),
+    ("America/New_York", "2026-01-15T12:00:00Z", "Dates in local time (EST, UTC-05:00)."),
+    ("Asia/Kolkata", "2026-05-01T12:00:00Z", "Dates in local time (IST, UTC+05:30)."),
+    ("America/Sao_Paulo", "2026-05-01T12:00:00Z", "Dates in local time (UTC-03:00)."),  # (its name is "-03")
+    ("UTC", "2026-05-01T12:00:00Z", "Dates in local time (UTC)."),
+])
+def test_local_dates_note_names_the_zone_and_its_offset(zone, at, note):
+    from hypaware_tui.core.window import local_dates_note
+
+    old = os.environ.get("TZ")
+    _set_tz(zone)
+    try:
+        assert local_dates_note(parse_iso_us(at)) == note
+    finally:
+        _set_tz(old)

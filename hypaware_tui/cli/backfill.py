@@ -789,13 +789,17 @@ def list_command(
                 _range_text(fig.oldest_us, fig.newest_us),
             ]
         )
-    _console().print(
+    console = _console()
+    console.print(
         _table(
             ["provider", "name", "detected", "enabled", "root", "files", "size", "history range"],
             rows,
             right={5, 6},
         )
     )
+    from hypaware_tui.core.window import local_dates_note
+
+    console.print(local_dates_note(), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
     raise typer.Exit(0)
 
 
@@ -812,7 +816,7 @@ def plan_command(
 ) -> None:
     from hypaware_tui.core.inventory import build_inventory, client_figures
     from hypaware_tui.core.timeutil import now_us
-    from hypaware_tui.core.window import describe_window, resolve_window
+    from hypaware_tui.core.window import describe_window, local_dates_note, resolve_window
     from hypaware_tui.importers import KNOWN_CLIENTS
     from hypaware_tui.importers.base import FUTURE_SKEW_US
 
@@ -877,4 +881,5 @@ def plan_command(
         "Upper bounds from each file's first and last timestamps; hyp backfill --dry-run counts exact rows.",
         markup=False,
     )
+    console.print(local_dates_note(now), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
     raise typer.Exit(0)

@@ -221,6 +221,20 @@ def local_zone_name() -> str:
     return datetime.now(UTC).astimezone().tzname() or "local"
 
 
+def local_dates_note(now_us: int | None = None) -> str:
+    """`Dates in local time (EST, UTC-05:00).`: under a table of local dates. The wizard shows its dates in UTC,
+    so the same file could read a day apart in the two without saying which zone either is in. The offset is
+    the one at `now_us` (default: now); a zone without a name of its own (`-03`) shows only the offset."""
+    at = datetime.now(UTC) if now_us is None else us_to_datetime(min(max(now_us, MIN_US), MAX_US))
+    local = at.astimezone()
+    minutes = int((local.utcoffset() or timedelta()).total_seconds()) // 60
+    sign, (h, m) = "+" if minutes >= 0 else "-", divmod(abs(minutes), 60)
+    offset = "UTC" if minutes == 0 else f"UTC{sign}{h:02d}:{m:02d}"
+    name = local.tzname() or ""
+    named = name and name[0] not in "+-" and name not in ("UTC", offset)
+    return f"Dates in local time ({name}, {offset})." if named else f"Dates in local time ({offset})."
+
+
 def days_between(since_us: int | None, until_us: int) -> int | None:
     if since_us is None:
         return None
@@ -236,6 +250,7 @@ __all__ = [
     "describe_window",
     "import_floor_us",
     "local_text",
+    "local_dates_note",
     "local_zone_name",
     "parse_range",
     "parse_since",
