@@ -23,7 +23,7 @@ from typing import Any
 
 from hypaware_tui.core.timeutil import us_to_iso
 from hypaware_tui.importers import DISPLAY_NAMES, KNOWN_CLIENTS, get_importer
-from hypaware_tui.importers.base import FUTURE_SKEW_US, Detection, FileError, FileInventory, Importer
+from hypaware_tui.importers.base import Detection, FileError, FileInventory, Importer
 
 #: progress callback: (client, files scanned so far for that client, files found for that client)
 InventoryProgress = Callable[[str, int, int], None]
@@ -213,10 +213,11 @@ def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
     imports nothing of the file. An incremental pass stops at the first line stamped after `until` and not
     after `beyond_us` (see `client_figures`): a file whose first stamp is after `until` is stopped at that line
     (nothing imported) unless that stamp is after `beyond_us` (its first lines are kept). A file that starts
-    in the window and ends after `beyond_us` reaches those last lines only when no line between `until` and
-    `beyond_us` comes first: with an `until` before now (`beyond_us` - FUTURE_SKEW_US), the lines written
-    between the two are such lines, so its span ends at `until`; with `until` = now, there is none but a line
-    stamped less than a day ahead of the clock, so its last stamp is shown (the import keeps it)."""
+    in the window and ends after `beyond_us` reaches those last lines only when no line stamped between
+    `until` and `beyond_us` comes first. A file written to after `until` (its mtime: an `--until` in the
+    past) has such lines, stamped by the clock when they were written, so its span ends at `until`; one last
+    written before `until` (`until` = now) has none but a line stamped less than a day ahead of the clock,
+    so its last stamp is shown (the import keeps it)."""
     lo, hi = fi.oldest_us, fi.newest_us
     if since_us is not None and hi < since_us:
         return None
@@ -224,7 +225,7 @@ def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
         if lo > until_us:
             if beyond_us is None or lo <= beyond_us:
                 return None
-        elif beyond_us is None or hi <= beyond_us or until_us < beyond_us - FUTURE_SKEW_US:
+        elif beyond_us is None or hi <= beyond_us or fi.mtime_ns // 1000 > until_us:
             hi = min(hi, until_us)
     if since_us is not None:
         lo = max(lo, since_us)
