@@ -7,6 +7,7 @@ import functools
 import hashlib
 import os
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from dataclasses import fields as _dc_fields
@@ -98,9 +99,14 @@ _SELECT = "SELECT " + ", ".join(_CP_FIELDS) + " FROM files"
 _SELECT_OLD = "SELECT " + ", ".join(f if f != "since_us" else "NULL" for f in _CP_FIELDS) + " FROM files"
 
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
 def path_hash(realpath: str | os.PathLike[str]) -> str:
-    """storage.md §5.1: sha256 of the real path's bytes, first 16 hex digits."""
-    return hashlib.sha256(os.fsencode(realpath)).hexdigest()[:16]
+    """storage.md §5.1: sha256 of the real path's bytes, first 16 hex digits. (A str is encoded as
+    `os.fsencode` does, without its call: once per file of every run.)"""
+    data = realpath.encode(_FS_ENCODING, _FS_ERRORS) if realpath.__class__ is str else os.fsencode(realpath)
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def head_digest(path: str | os.PathLike[str], size: int) -> tuple[int, str]:

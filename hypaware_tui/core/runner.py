@@ -827,57 +827,66 @@ def _run_provider(
     try:
         # Each file's stat from discovery (a file without one is stat'ed here), against its checkpoint's
         # stat: the plan figures, the progress total, and the files a pass need not open. Full checkpoints
-        # are read for the other files only.
+        # are read for the other files only. This runs once per file of the history (40,000 on a rerun that
+        # finds nothing new), hence the plain comparisons rather than tuples built per file, and the unchanged
+        # files only counted.
         stored = {} if dry is not None and dry.fresh else db.stat_keys(name)
-        files: list[tuple[SourceFile, int]] = []
-        unchanged: set[str] = set()  # path hashes of files whose checkpoint matches their stat
+        files: list[tuple[SourceFile, int]] = []  # the files a pass opens, in discovery order, with an estimate
+        files_total = unchanged = 0
+        stale: list[str] = []  # path hashes of the files whose checkpoint does not match their stat
         bytes_total = 0
         sizes = 0
         sessions: set[str] = set()
-        newest_mtime: int | None = None
+        session_key = importer.session_key
+        newest_ns: int | None = None
+        since_us = window.since_us
         for f in discovery.files:
-            if f.device is not None:
-                size, mtime_ns, dev_ino = f.size, f.mtime_ns, (f.device, f.inode)
-            else:
+            files_total += 1
+            size, mtime_ns, dev, ino = f.size, f.mtime_ns, f.device, f.inode
+            if dev is None:
                 try:
                     st = os.stat(f.path)
-                except OSError:
+                except OSError:  # (its pass reports it)
                     files.append((f, 0))
+                    if f.path_hash in stored:
+                        stale.append(f.path_hash)
                     continue
-                size, mtime_ns, dev_ino = st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)
-            key = stored.get(f.path_hash)
+                size, mtime_ns, dev, ino = st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
+            h = f.path_hash
+            key = stored.get(h)
             if key is None:
-                est = size
-            elif key[:4] == (size, mtime_ns, *dev_ino) and not must_widen(key[5], window.since_us):
-                est = 0  # FilePass.unchanged
-                unchanged.add(f.path_hash)
+                files.append((f, size))
+                bytes_total += size
+            elif (key[0] == size and key[1] == mtime_ns and key[2] == dev and key[3] == ino
+                  and (key[5] is None or not must_widen(key[5], since_us))):  # fmt: skip
+                unchanged += 1  # FilePass.unchanged: nothing to read
             else:
-                est = _bytes_to_read(f, size, dev_ino, key, window.since_us)
-            files.append((f, est))
-            bytes_total += est
+                est = _bytes_to_read(f, size, (dev, ino), key, since_us)
+                files.append((f, est))
+                bytes_total += est
+                stale.append(h)
             sizes += size
-            mtime_us = mtime_ns // 1000
-            newest_mtime = mtime_us if newest_mtime is None else max(newest_mtime, mtime_us)
+            if newest_ns is None or mtime_ns > newest_ns:
+                newest_ns = mtime_ns
             if f.is_session:
-                sessions.add(importer.session_key(f))
-        checkpoints = db.get_many(
-            f.path_hash for f, _ in files if f.path_hash in stored and f.path_hash not in unchanged
-        )
+                sessions.add(session_key(f))
+        newest_mtime = None if newest_ns is None else newest_ns // 1000
+        checkpoints = db.get_many(stale)
     finally:
         db.close()
-    pr.files_total = len(files)
+    pr.files_total = files_total
     pr.bytes_total = bytes_total
     if events is not None:
         if inventory is not None and name in inventory.clients:
             fig = client_figures(inventory.clients[name], window.since_us, window.until_us,
                                  beyond_us=window.beyond_until).to_json()
         else:  # without an inventory (no head/tail reads here): totals from the scan, newest from mtimes
-            fig = {"files": len(files), "sessions": len(sessions), "bytes": sizes, "oldest": None,
+            fig = {"files": files_total, "sessions": len(sessions), "bytes": sizes, "oldest": None,
                    "newest": us_to_iso(newest_mtime)}
         events.emit("backfill.plan", provider=name, **fig)
 
     try:
-        sink.on_provider_start(name, bytes_total, len(files))
+        sink.on_provider_start(name, bytes_total, files_total)
     except Exception:
         pass
 
@@ -911,14 +920,14 @@ def _run_provider(
             shown[:] = [bytes_done, files_done, len(session_ids)]
         else:  # (never backwards: a group's results are taken a unit at a time, its estimate dropped at once)
             shown[0] = max(shown[0], bytes_done + ahead.bytes // 2)
-            shown[1] = max(shown[1], min(files_done + ahead.files, len(files)))
+            shown[1] = max(shown[1], min(files_done + ahead.files, files_total))
             shown[2] = max(shown[2], len(session_ids) + ahead.sessions)
         prog = Progress(
             provider=name,
             bytes_done=min(shown[0], bytes_total) if bytes_total else shown[0],
             bytes_total=bytes_total,
             files_done=shown[1],
-            files_total=len(files),
+            files_total=files_total,
             sessions=shown[2],
             rows_written=pr.rows_written,
             duplicates=pr.duplicates_skipped,
@@ -935,12 +944,12 @@ def _run_provider(
 
     # Files whose stat matched their checkpoint a moment ago are not opened (a rerun over tens of thousands
     # of transcripts spent a third of its time on their passes); a change since is the next run's.
-    files_done = pr.files_unchanged = len(unchanged)
+    files_done = pr.files_unchanged = unchanged
     report(final=True)
     cancelled = False
     results = _file_results(
         importer,
-        [(f, est) for f, est in files if f.path_hash not in unchanged] if unchanged else files,
+        files,
         checkpoints,
         window,
         write_checkpoints=write_checkpoints,
@@ -1039,13 +1048,13 @@ def _run_provider(
     # confirmed) cut nothing short: the provider is complete, and says so (it said cancelled, with a
     # "finish later" hint, for an import with nothing left to do). One whose last batch was dropped at a lock
     # wait the stop ended did not finish.
-    if (cancelled or cancel.is_set()) and (cut_short or files_done < len(files) or committer.dropped):
+    if (cancelled or cancel.is_set()) and (cut_short or files_done < files_total or committer.dropped):
         pr.status = "cancelled"
     if events is not None:
         events.emit(
             "backfill.scan",
             provider=name,
-            files_seen=len(files),
+            files_seen=files_total,
             files_unchanged=pr.files_unchanged,
             files_reset=pr.files_reset,
             files_failed=pr.files_failed,

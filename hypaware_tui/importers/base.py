@@ -55,6 +55,32 @@ class SourceFile:
     device: int | None = None
     inode: int | None = None
 
+    # Written out rather than generated: discovery makes one per file, and the generated frozen `__init__`
+    # (an `object.__setattr__` per field) took 3.5 µs of each, 0.14 s of a rerun over 40,000 files. It stores
+    # the same fields (test_inventory checks it against the field list); instances stay frozen.
+    def __init__(
+        self,
+        client: str,
+        path: str,
+        path_hash: str,
+        read_mode: str,
+        is_session: bool = True,
+        size: int = 0,
+        mtime_ns: int = 0,
+        device: int | None = None,
+        inode: int | None = None,
+    ) -> None:
+        d = self.__dict__
+        d["client"] = client
+        d["path"] = path
+        d["path_hash"] = path_hash
+        d["read_mode"] = read_mode
+        d["is_session"] = is_session
+        d["size"] = size
+        d["mtime_ns"] = mtime_ns
+        d["device"] = device
+        d["inode"] = inode
+
 
 @dataclass(frozen=True)
 class FileError:

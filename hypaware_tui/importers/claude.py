@@ -35,7 +35,6 @@ from hypaware_tui.importers.base import (
     args_json,
     binary_free_json,
     binary_free_text,
-    entry_realpath,
     expand_root,
     head_tail_timestamps,
     id_list_json,
@@ -717,9 +716,18 @@ class ClaudeImporter(Importer):
                 continue
             self._walk(projects, disc, found)
 
+        # Session files first, then subagent files, each in path order: two plain string sorts (a sort keyed
+        # by (is agent, path) built and compared a tuple per file, 0.05 s of a rerun over 40,000 files).
+        sessions: list[str] = []
+        agents: list[str] = []
+        for real, (name, _) in found.items():
+            (agents if name.startswith("agent-") else sessions).append(real)
+        sessions.sort()
+        agents.sort()
         by_hash: dict[str, str] = {}
         files: list[SourceFile] = []
-        for real, (name, st) in sorted(found.items(), key=lambda kv: (kv[1][0].startswith("agent-"), kv[0])):
+        for real in sessions + agents:
+            name, st = found[real]
             h = path_hash(real)
             if h in by_hash and by_hash[h] != real:
                 disc.failed.append(
@@ -727,18 +735,10 @@ class ClaudeImporter(Importer):
                 )
                 continue
             by_hash[h] = real
+            # (positional: keyword arguments cost a microsecond per file)
             files.append(
-                SourceFile(
-                    client=NAME,
-                    path=real,
-                    path_hash=h,
-                    read_mode="incremental",
-                    is_session=not name.startswith("agent-"),
-                    size=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    device=st.st_dev,
-                    inode=st.st_ino,
-                )
+                SourceFile(NAME, real, h, "incremental", not name.startswith("agent-"), st.st_size, st.st_mtime_ns,
+                           st.st_dev, st.st_ino)  # fmt: skip
             )
         disc.files = files
         return disc
@@ -763,14 +763,22 @@ class ClaudeImporter(Importer):
                     )
                 )
                 continue
+            # `os.path.join(real_d, name)` without its call per entry (0.1 s over 40,000 files): a name holds no
+            # separator, and only a root directory's real path ends with one
+            prefix = real_d if real_d.endswith(os.sep) else real_d + os.sep
             for e in entries:
                 try:
+                    name = e.name
                     if e.is_dir(follow_symlinks=False):
-                        stack.append((e.path, os.path.join(real_d, e.name)))
+                        stack.append((e.path, prefix + name))
                         continue
-                    if not e.name.endswith(".jsonl") or not e.is_file():  # file symlinks are followed
+                    if not name.endswith(".jsonl") or not e.is_file():  # file symlinks are followed
                         continue
-                    real = entry_realpath(real_d, e)
+                    if e.is_symlink():  # (as `entry_realpath`: only a symlink is resolved)
+                        real = os.path.realpath(e.path)
+                        name = real.rpartition(os.sep)[2]
+                    else:
+                        real = prefix + name
                     if real in found:
                         continue
                     st = os.stat(real)
@@ -786,7 +794,7 @@ class ClaudeImporter(Importer):
                         )
                     )
                     continue
-                found[real] = (real.rpartition(os.sep)[2], st)
+                found[real] = (name, st)
 
     # -- passes -----------------------------------------------------------------------------------------
 
