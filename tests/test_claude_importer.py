@@ -862,6 +862,54 @@ def test_walk_symlinks_other_files_and_errors(tmp_path, monkeypatch):
     assert len(disc.files) == 1 and len(disc.failed) == 1 and "same path hash" in disc.failed[0].message
 
 
+def test_discovered_files_carry_their_stat_and_real_name(tmp_path):
+    """Each file's size, mtime and (device, inode) are those of its real file (the rerun compares them with
+    the checkpoint and opens nothing when they match); a file symlink is a session or a subagent by the name
+    of the file it leads to, and sessions come before subagents, each in path order."""
+    line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
+    root = tmp_path / ".claude"
+    _tree(root, {
+        "projects/-r/b.jsonl": line * 2,
+        "projects/-r/s/subagents/agent-a1.jsonl": line,
+        "projects/-q/a.jsonl": line * 3,
+        "elsewhere/agent-x.jsonl": line * 4,
+        "elsewhere/plain.jsonl": line * 5,
+    })
+    os.symlink(root / "elsewhere" / "agent-x.jsonl", root / "projects" / "-q" / "c.jsonl")
+    os.symlink(root / "elsewhere" / "plain.jsonl", root / "projects" / "-q" / "agent-y.jsonl")
+    disc = IMP.discover([str(root)])
+    got = [(os.path.relpath(f.path, root), f.is_session) for f in disc.files]
+    assert got == [("elsewhere/plain.jsonl", True), ("projects/-q/a.jsonl", True), ("projects/-r/b.jsonl", True),
+                   ("elsewhere/agent-x.jsonl", False), ("projects/-r/s/subagents/agent-a1.jsonl", False)]
+    for f in disc.files:
+        st = os.stat(f.path)
+        assert (f.size, f.mtime_ns, f.device, f.inode) == (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+        assert f.path_hash == hashlib.sha256(os.fsencode(f.path)).hexdigest()[:16]
+
+
+def test_source_file_init_stores_every_field():
+    """SourceFile's `__init__` is written out (speed); it takes and stores exactly the dataclass's fields, with
+    their defaults, so a field added to the class and not to it fails here."""
+    import dataclasses
+    import inspect
+
+    from hypaware_tui.importers.base import SourceFile
+
+    fields = dataclasses.fields(SourceFile)
+    params = list(inspect.signature(SourceFile.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields]
+    values = ["claude", "/p/x.jsonl", "a" * 16, "whole", False, 7, 8, 9, 10]
+    f = SourceFile(*values)
+    assert [getattr(f, n.name) for n in fields] == values
+    assert f == SourceFile(**dict(zip([n.name for n in fields], values, strict=True)))
+    assert hash(f) == hash(SourceFile(*values))
+    assert dataclasses.replace(f, size=1).size == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.size = 1  # type: ignore[misc]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads everything")
 def test_unreadable_directory_and_file_are_reported(tmp_path):
     line = WORKED.read_bytes().split(b"\n")[0] + b"\n"

@@ -868,6 +868,91 @@ def test_a_rerun_opens_only_the_files_that_changed(layout, env, monkeypatch):
     assert sorted({by_name[h] for h in full_reads}) == ["s1.jsonl", "s3.jsonl"]
 
 
+def test_a_rerun_notices_each_part_of_the_stat_that_changed(layout, env, monkeypatch):
+    """storage.md §5.4 step 2: a file is skipped only when its size, mtime and (device, inode) all equal its
+    checkpoint. A file truncated and rewritten with the same size (new mtime), a file replaced by another of
+    the same size and mtime (new inode: an editor's save by rename), and a touched file are each opened; the
+    first two are read again from the start (new head, new inode), the untouched one is only counted."""
+    from hypaware_tui.core import reader as reader_mod
+
+    paths = [os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl") for i in range(4)]
+    for i, p in enumerate(paths):
+        write_session(p, f"s{i}", times("2026-05-01T10:00:00Z", 3), text="aaaa")
+    assert run(layout, env, providers=["claude"], workers=1).rows_written == 12
+    before = [os.stat(p) for p in paths]
+    # s0: truncated and rewritten in place, same size, new content and mtime
+    size = before[0].st_size
+    with open(paths[0], "r+b") as fh:
+        fh.truncate(0)
+        fh.seek(0)
+    write_session(paths[0], "s0", times("2026-05-01T10:00:00Z", 3), prefix="s0-n", text="bbbb")
+    os.utime(paths[0], ns=(1, before[0].st_mtime_ns + 7_000_000_000))
+    # s1: replaced by a new file (new inode) of the same size, its mtime set back to the old one
+    tmp = paths[1] + ".new"
+    write_session(tmp, "s1", times("2026-05-01T10:00:00Z", 3), prefix="s1-n", text="cccc")
+    os.replace(tmp, paths[1])
+    os.utime(paths[1], ns=(1, before[1].st_mtime_ns))
+    # s2: touched only
+    os.utime(paths[2], ns=(1, before[2].st_mtime_ns + 7_000_000_000))
+    now = [os.stat(p) for p in paths]
+    assert [st.st_size for st in now] == [st.st_size for st in before] and now[0].st_size == size
+    assert now[1].st_ino != before[1].st_ino and now[1].st_mtime_ns == before[1].st_mtime_ns
+    opened = []
+    real_open = open
+
+    def spy(path, *a, **kw):
+        opened.append(os.path.basename(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(reader_mod, "open", spy, raising=False)
+    p = run(layout, env, providers=["claude"], workers=1).providers[0]
+    assert sorted(set(opened)) == ["s0.jsonl", "s1.jsonl", "s2.jsonl"]
+    assert (p.files_unchanged, p.files_reset, p.rows_written) == (1, 2, 6)
+    assert sorted(dataset(layout)["message_id"].to_list()) == sorted(
+        [f"s{i}-m{k}" for i in range(4) for k in range(3)] + [f"s{i}-n{k}" for i in (0, 1) for k in range(3)])
+    opened.clear()
+    p = run(layout, env, providers=["claude"], workers=1).providers[0]
+    assert (opened, p.files_unchanged, p.rows_written) == ([], 4, 0)
+
+
+def test_a_file_discovery_gave_no_stat_for_keeps_its_checkpoint(layout, env, monkeypatch):
+    """An importer may list files without their stat (device None): the runner stats them. One whose stat
+    fails there still gets its checkpoint for its pass, which then resumes at its offset rather than reading
+    the file again from the start."""
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(2):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 4))
+    assert run(layout, env, providers=["claude"], workers=1).rows_written == 8
+    real_discover = FakeImporter.discover
+
+    def discover(self, roots):
+        d = real_discover(self, roots)
+        d.files = [type(f)(f.client, f.path, f.path_hash, f.read_mode, f.is_session) for f in d.files]
+        return d
+
+    flaky = os.path.realpath(os.path.join(env["FAKE_CLAUDE_ROOT"], "s1.jsonl"))
+    real_stat = os.stat
+
+    class FlakyOs:  # the runner's stat of s1 fails once; the pass's own stat (in the reader) succeeds
+        failed = False
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def stat(self, path, *a, **kw):
+            if path == flaky and not FlakyOs.failed:
+                FlakyOs.failed = True
+                raise OSError(5, "Input/output error", path)
+            return real_stat(path, *a, **kw)
+
+    monkeypatch.setattr(FakeImporter, "discover", discover)
+    monkeypatch.setattr(runner_mod, "os", FlakyOs())
+    p = run(layout, env, providers=["claude"], workers=1).providers[0]
+    assert FlakyOs.failed
+    assert (p.rows_written, p.duplicates_skipped, p.bytes_read, p.files_unchanged) == (0, 0, 0, 2)  # s1 by its pass
+
+
 def test_a_file_deleted_after_listing_is_not_an_error(layout, env, monkeypatch):
     """Claude Code deletes transcripts older than its cleanup period when it starts, possibly while hyp
     reads: a file listed by discovery and gone when its turn comes has nothing to import and is no error.

@@ -57,7 +57,7 @@ class SourceFile:
 
     # Written out rather than generated: discovery makes one per file, and the generated frozen `__init__`
     # (an `object.__setattr__` per field) took 3.5 µs of each, 0.14 s of a rerun over 40,000 files. It stores
-    # the same fields (test_inventory checks it against the field list); instances stay frozen.
+    # the same fields (tests/test_claude_importer.py checks it against the field list); instances stay frozen.
     def __init__(
         self,
         client: str,
