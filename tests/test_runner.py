@@ -953,6 +953,36 @@ def test_a_file_discovery_gave_no_stat_for_keeps_its_checkpoint(layout, env, mon
     assert (p.rows_written, p.duplicates_skipped, p.bytes_read, p.files_unchanged) == (0, 0, 0, 2)  # s1 by its pass
 
 
+def test_discovery_pauses_the_cyclic_collector_and_restores_it(layout, env, monkeypatch):
+    """The collector is off during discovery and the stat comparison only, and back as it was after: on
+    after a run (and after one whose discovery raised), still off after a run made with it off."""
+    import gc
+
+    from hypaware_tui.core import runner as runner_mod
+
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "s0.jsonl"), "s0", times("2026-05-01T10:00:00Z", 2))
+    seen = []
+    real_discover = FakeImporter.discover
+
+    def discover(self, roots):
+        seen.append(gc.isenabled())
+        return real_discover(self, roots)
+
+    monkeypatch.setattr(FakeImporter, "discover", discover)
+    assert gc.isenabled()
+    assert run(layout, env, providers=["claude"], workers=1).rows_written == 2
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        run(layout, env, providers=["claude"], workers=1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), runner_mod._gc_paused():
+        raise RuntimeError("discovery failed")
+    assert gc.isenabled()
+
+
 def test_a_file_deleted_after_listing_is_not_an_error(layout, env, monkeypatch):
     """Claude Code deletes transcripts older than its cleanup period when it starts, possibly while hyp
     reads: a file listed by discovery and gone when its turn comes has nothing to import and is no error.
