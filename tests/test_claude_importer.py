@@ -862,10 +862,13 @@ def test_walk_symlinks_other_files_and_errors(tmp_path, monkeypatch):
     assert len(disc.files) == 1 and len(disc.failed) == 1 and "same path hash" in disc.failed[0].message
 
 
-def test_discovered_files_carry_their_stat_and_real_name(tmp_path):
+def test_discovered_files_carry_their_stat_and_real_name(tmp_path, monkeypatch):
     """Each file's size, mtime and (device, inode) are those of its real file (the rerun compares them with
-    the checkpoint and opens nothing when they match); a file symlink is a session or a subagent by the name
-    of the file it leads to, and sessions come before subagents, each in path order."""
+    the checkpoint and opens nothing when they match), stat'ed in the open directory or by path; a file
+    symlink is a session or a subagent by the name of the file it leads to, and sessions come before
+    subagents, each in path order."""
+    import hypaware_tui.importers.claude as claude_mod
+
     line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
     root = tmp_path / ".claude"
     _tree(root, {
@@ -885,6 +888,8 @@ def test_discovered_files_carry_their_stat_and_real_name(tmp_path):
         st = os.stat(f.path)
         assert (f.size, f.mtime_ns, f.device, f.inode) == (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
         assert f.path_hash == hashlib.sha256(os.fsencode(f.path)).hexdigest()[:16]
+    monkeypatch.setattr(claude_mod, "_STAT_AT", False)  # no dir_fd: by path, the same files and stats
+    assert IMP.discover([str(root)]).files == disc.files
 
 
 def test_source_file_init_stores_every_field():

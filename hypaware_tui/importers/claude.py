@@ -11,6 +11,7 @@ Robustness: transcripts of many client versions exist. Every line shape that is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -46,6 +47,7 @@ from hypaware_tui.importers.base import (
 )
 
 NAME = "claude"
+_STAT_AT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 RECORD_FORMAT = "claude-jsonl"
 PROVIDER = "anthropic"
 STATE_VERSION = 1
@@ -763,38 +765,59 @@ class ClaudeImporter(Importer):
                     )
                 )
                 continue
-            # `os.path.join(real_d, name)` without its call per entry (0.1 s over 40,000 files): a name holds no
-            # separator, and only a root directory's real path ends with one
-            prefix = real_d if real_d.endswith(os.sep) else real_d + os.sep
-            for e in entries:
-                try:
-                    name = e.name
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append((e.path, prefix + name))
-                        continue
-                    if not name.endswith(".jsonl") or not e.is_file():  # file symlinks are followed
-                        continue
-                    if e.is_symlink():  # (as `entry_realpath`: only a symlink is resolved)
-                        real = os.path.realpath(e.path)
-                        name = real.rpartition(os.sep)[2]
-                    else:
-                        real = prefix + name
-                    if real in found:
-                        continue
-                    st = os.stat(real)
-                    if not readable(real, st):
-                        raise PermissionError(13, "permission denied")
-                except OSError as exc:
-                    disc.failed.append(
-                        FileError(
-                            path_hash(os.path.realpath(e.path)),
-                            f"cannot read a Claude Code transcript ({exc.strerror or exc}); it is skipped. "
-                            f"{os_error_advice(exc)}",
-                            path=e.path,
-                        )
-                    )
+            # Files are stat'ed by name in the open directory: the kernel then resolves one component rather
+            # than the whole path (0.03 s over 40,000 files). By path where it cannot be opened so, or there
+            # is no `dir_fd`.
+            dir_fd = None
+            if _STAT_AT:
+                with contextlib.suppress(OSError):
+                    dir_fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                self._take_entries(entries, real_d, dir_fd, stack, disc, found)
+            finally:
+                if dir_fd is not None:
+                    os.close(dir_fd)
+
+    @staticmethod
+    def _take_entries(entries: list[os.DirEntry[str]], real_d: str, dir_fd: int | None,
+                      stack: list[tuple[str, str]], disc: Discovery,
+                      found: dict[str, tuple[str, os.stat_result]]) -> None:  # fmt: skip
+        """The transcripts of one listed directory into `found` (real path -> (real name, stat)), its
+        subdirectories onto `stack`."""
+        # `os.path.join(real_d, name)` without its call per entry (0.1 s over 40,000 files): a name holds no
+        # separator, and only a root directory's real path ends with one
+        prefix = real_d if real_d.endswith(os.sep) else real_d + os.sep
+        for e in entries:
+            try:
+                name = e.name
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, prefix + name))
                     continue
-                found[real] = (name, st)
+                if not name.endswith(".jsonl") or not e.is_file():  # file symlinks are followed
+                    continue
+                at = dir_fd
+                if e.is_symlink():  # (as `entry_realpath`: only a symlink is resolved)
+                    real = os.path.realpath(e.path)
+                    name = real.rpartition(os.sep)[2]
+                    at = None
+                else:
+                    real = prefix + name
+                if real in found:
+                    continue
+                st = os.stat(real) if at is None else os.stat(name, dir_fd=at)
+                if not readable(real, st):
+                    raise PermissionError(13, "permission denied")
+            except OSError as exc:
+                disc.failed.append(
+                    FileError(
+                        path_hash(os.path.realpath(e.path)),
+                        f"cannot read a Claude Code transcript ({exc.strerror or exc}); it is skipped. "
+                        f"{os_error_advice(exc)}",
+                        path=e.path,
+                    )
+                )
+                continue
+            found[real] = (name, st)
 
     # -- passes -----------------------------------------------------------------------------------------
 
