@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -17,6 +18,7 @@ from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import AI_GATEWAY_MESSAGES_SCHEMA
 
 _FILE_COL = "__hyp_file"
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 HIVE_SCHEMA = {"source": pl.String(), "date": pl.String()}
 MESSAGES_SCHEMA: dict[str, pl.DataType] = {**AI_GATEWAY_MESSAGES_SCHEMA, "source": pl.String()}
 
@@ -80,7 +82,11 @@ def relation_copies(raw: pl.LazyFrame) -> pl.DataFrame | None:
     none is (almost always). Found on the hashes of `part_id` alone, so that a caller can filter the scan first
     and drop the other copies from what it kept (`keep_relation_copies`), without holding every row."""
     hashed = pl.col("part_id").hash()
-    twice = raw.select(h=hashed).filter(pl.col("h").is_duplicated()).unique().collect(engine="streaming")["h"]
+    # Sorted, a hash found twice is next to itself: 8 bytes a row (`is_duplicated` held a table of ~100 bytes a
+    # row: 190 MiB for 1M rows).
+    hashes = raw.select(h=hashed).collect(engine="streaming")["h"].sort()
+    twice = hashes.filter(hashes == hashes.shift(1)).unique()
+    del hashes
     if twice.is_empty():
         return None
     return (
@@ -91,12 +97,14 @@ def relation_copies(raw: pl.LazyFrame) -> pl.DataFrame | None:
     )
 
 
-def keep_relation_copies(frame: pl.DataFrame, winners: pl.DataFrame | None) -> pl.DataFrame:
-    """`frame` (rows of the scan, with FILE_NAME) without the copies the relation drops; without FILE_NAME."""
+def keep_relation_copies(frame: _Frame, winners: pl.DataFrame | None) -> _Frame:
+    """`frame` (rows of the scan, with FILE_NAME; eager or lazy) without the copies the relation drops; without
+    FILE_NAME. The order of the rows is not kept (the overview sums them)."""
     if winners is not None:
         frame = (
-            frame.join(winners, on="part_id", how="left", maintain_order="left")
+            frame.join(winners.lazy() if isinstance(frame, pl.LazyFrame) else winners,  # type: ignore[arg-type]
+                       on="part_id", how="left")
             .filter(pl.col("_winner").is_null() | (pl.col(FILE_NAME) == pl.col("_winner")))
             .drop("_winner")
-        )
+        )  # fmt: skip
     return frame.drop(FILE_NAME)

@@ -16,6 +16,7 @@ prints it and the wizard's Done screen renders it with its own widgets. No UI im
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import math
@@ -1232,13 +1233,12 @@ class Overview:
 
 
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-# Everything the overview reads: the message figures plus the inputs of `usage_view`.
+# What a period's overview reads (`_overview_frame`): the message figures plus the inputs of `usage_view`.
 # (`client_name` is taken from the partition key `source`, which is equal to it and costs no read.)
 _OVERVIEW_COLUMNS = (
     "session_id", "provider", "model", "cwd", "is_sidechain", "message_id", "api_message_id", "request_id",
     "message_created_at", "part_id", "part_index", "part_type", "tool_name", *_TOKENS, "attributes",
 )  # fmt: skip
-
 
 def home_as_tilde(path: str, home: str) -> str:
     """`/home/me/src/x` -> `~/src/x` (only on a path-component boundary)."""
@@ -1268,9 +1268,10 @@ def overview(
     covers at most the last MAX_DAYS (100 years) ending today: a single row stamped 0001 made 739,947 days
     (60 MB of JSON). The rows before the series are in `earlier` (shown by the text report), in no day.
 
-    One scan of the dataset, projected to the columns needed: rows in the period, plus the token-carrying
-    rows that `ai_gateway_usage` is computed from (so a response's streamed copies collapse exactly as in the
-    view; the usage rows are then kept when their chosen row falls in the period)."""
+    The figures are aggregated while the dataset streams through (`_overview_figures`): memory follows the
+    number of sessions, repos, tools and responses, not the number of rows. Tokens are those of
+    `ai_gateway_usage` (a response's streamed copies collapse exactly as in the view), kept when the view's row
+    falls in the period."""
     if not 0 <= days <= MAX_DAYS:
         raise ValueError(f"days must be between 0 and {MAX_DAYS}")
     zone, zone_name = _zone(tz)
@@ -1282,35 +1283,20 @@ def overview(
         since_us = _local_midnight_us(today - timedelta(days=days - 1), zone)
     home_dir = home if home is not None else os.path.expanduser("~")
 
-    def attempt() -> pl.DataFrame:
+    def attempt() -> _Figures:
         try:
-            return _overview_frame(scan_messages(layout, dedupe=False, file_names=True), since_us, until_us)
+            return _overview_figures(layout, days, since_us, until_us, today, zone)
         except pl.exceptions.PolarsError as exc:
             raise _data_error(layout, exc) from exc
 
-    base = _with_retry(attempt)
-    ts = pl.col("message_created_at").cast(pl.Int64)
-    msgs = base.filter(pl.col("_in_period"))
-
-    # The local calendar days of the period (every day, zeros included); for all data, at most MAX_DAYS.
+    fig = _with_retry(attempt)
+    day_list = fig.day_list
     oldest_day: date | None = None
-    oldest_us = int(msgs.select(ts.min()).item()) if since_us is None and msgs.height else 0
-    if since_us is None:
-        if msgs.height:
-            oldest_day = min(_us_date(oldest_us, zone), today)
-            first_day = max(oldest_day, today - timedelta(days=MAX_DAYS - 1))
-        else:
-            first_day = None
-    else:
-        first_day = today - timedelta(days=days - 1)
-    day_list: list[date] = []
-    if first_day is not None:
-        n_days = (today - first_day).days + 1
-        day_list = [first_day + timedelta(days=i) for i in range(n_days)]
-    if since_us is None and oldest_day is not None:
+    if since_us is None and fig.rows:
+        oldest_day = min(_us_date(fig.oldest_us, zone), today)
         # (0001-01-01 00:00 east of UTC is in the year 0 in UTC: the period starts at the first instant there is;
         # west of UTC, a row of 0001-01-01T00:00Z is dated by its UTC day, whose local midnight is after it)
-        since_us = max(MIN_US, min(oldest_us, _local_midnight_us(oldest_day, zone)))
+        since_us = max(MIN_US, min(fig.oldest_us, _local_midnight_us(oldest_day, zone)))
 
     period = Period(
         since=us_to_iso(since_us) if since_us is not None else None,
@@ -1319,63 +1305,19 @@ def overview(
         time_zone=zone_name,
     )
     result = Overview(period=period)
-    if not msgs.height:
+    if not fig.rows:
         result.days = [DayCount(d.isoformat(), 0, 0) for d in day_list]
         _rows_outside(layout, result, since_us, until_us)
         return result
 
-    # Days: index of the local day each row falls in, via the UTC instants of the local midnights (this
-    # follows DST changes). A message's rows are its parts 0…N-1, so part 0 counts each message once. Rows
-    # before the first day (all data older than the series) are day -1: `earlier`.
-    bounds = pl.Series([_local_midnight_us(d, zone) for d in day_list], dtype=pl.Int64)
-    day_ix = (pl.lit(bounds).search_sorted(ts, side="right").cast(pl.Int64) - 1).clip(-1, len(day_list) - 1)
-    messages = (pl.col("part_index") == 0).sum()
-    sessions = pl.col("session_id").n_unique()
-    m = msgs.lazy()
-    usage = usage_view(
-        _usage_inputs(base.lazy())
-        .with_columns(conversation_id=pl.lit(None, pl.String), agent_id=pl.lit(None, pl.String),
-                      date=pl.lit(None, pl.String))
-    )  # fmt: skip
-    usage_ts = pl.col("message_created_at").cast(pl.Int64)
-    usage_filter = usage_ts <= until_us
-    if days > 0 and since_us is not None:
-        usage_filter &= usage_ts >= since_us
-    totals, per_day, repos, tools, models = pl.collect_all(
-        [
-            m.select(rows=pl.len(), sessions=sessions),
-            m.group_by(_day=day_ix).agg(sessions=sessions, messages=messages),
-            m.filter(pl.col("cwd").is_not_null() & (pl.col("cwd") != ""))
-            .group_by("cwd")
-            .agg(sessions=sessions, messages=messages)
-            .sort(["sessions", "messages", "cwd"], descending=[True, True, False])
-            .head(TOP_N),
-            m.filter((pl.col("part_type") == "tool_call") & pl.col("tool_name").is_not_null())
-            .group_by("tool_name")
-            .agg(calls=pl.len())
-            .sort(["calls", "tool_name"], descending=[True, False])
-            .head(TOP_N),
-            usage.filter(usage_filter)
-            .group_by("provider", "model")
-            .agg(
-                input_tokens=pl.col("input_tokens").sum(),
-                cached_tokens=pl.col("cache_read_tokens").sum(),
-                output_tokens=pl.col("output_tokens").sum(),
-                _total=pl.col("total_tokens").sum(),
-            )
-            .sort(["_total", "provider", "model"], descending=[True, False, False], nulls_last=True)
-            .head(TOP_N),
-        ]
-    )
-    result.rows, result.sessions = (int(v) for v in totals.row(0))
-    counts = {int(r[0]): (int(r[1]), int(r[2])) for r in per_day.iter_rows()}
-    result.days = [DayCount(d.isoformat(), *counts.get(i, (0, 0))) for i, d in enumerate(day_list)]
-    if -1 in counts and oldest_day is not None:
-        result.earlier = DayCount(oldest_day.isoformat(), *counts[-1])
-    result.repos = [RepoCount(home_as_tilde(c, home_dir), int(s), int(n)) for c, s, n in repos.iter_rows()]
-    result.tools = [ToolCount(t, int(c)) for t, c in tools.iter_rows()]
+    result.rows, result.sessions = fig.rows, fig.sessions
+    result.days = [DayCount(d.isoformat(), *fig.per_day.get(i, (0, 0))) for i, d in enumerate(day_list)]
+    if -1 in fig.per_day and oldest_day is not None:
+        result.earlier = DayCount(oldest_day.isoformat(), *fig.per_day[-1])
+    result.repos = [RepoCount(home_as_tilde(c, home_dir), int(s), int(n)) for c, s, n in fig.repos.iter_rows()]
+    result.tools = [ToolCount(t, int(c)) for t, c in fig.tools.iter_rows()]
     result.models = [
-        ModelTokens(p, m, int(i or 0), int(c or 0), int(o or 0)) for p, m, i, c, o, _ in models.iter_rows()
+        ModelTokens(p, m, int(i or 0), int(c or 0), int(o or 0)) for p, m, i, c, o, _ in fig.models.iter_rows()
     ]
     return result
 
@@ -1413,24 +1355,6 @@ def empty_note(ov: Overview, prog: str = "hyp") -> str:
                 f"dataset {verb} dated after now, from {first[:10]} {first[11:16]} UTC (is the system clock "
                 f"behind?). They count here once that time comes; {prog} query sql reads them now.")
     return "Nothing imported yet."
-
-
-def _usage_inputs(base: pl.LazyFrame) -> pl.LazyFrame:
-    """The carriers `ai_gateway_usage` needs to give exactly its in-period rows.
-
-    A carrier outside the period can change the view's in-period rows only through its `api_message_id`
-    (a usage key made of it, or the side-chain rule); Codex keys are one row each and a Claude key without an
-    api id is one message (one timestamp). So the carriers kept are those in the period plus the Claude ones
-    sharing an `api_message_id` with an in-period Claude carrier. With days=0 that is every carrier."""
-    carriers = base.filter(pl.col("_carrier"))
-    claude = pl.col("client_name") == "claude"
-    ids = carriers.filter(pl.col("_in_period") & claude & pl.col("api_message_id").is_not_null()).select(
-        "api_message_id"
-    )
-    related = carriers.filter(~pl.col("_in_period") & claude).join(
-        ids.unique(), on="api_message_id", how="semi"
-    )
-    return pl.concat([carriers.filter(pl.col("_in_period")), related]).drop("_in_period", "_carrier")
 
 
 def _us_date(us: int, zone: tzinfo) -> date:
@@ -1494,6 +1418,280 @@ def _overview_frame(raw: pl.LazyFrame, since_us: int | None, until_us: int) -> p
         return inside
     outside = rows(pl.col("part_id").is_in(part_ids.implode()) & wanted, pl.lit(False))
     return pl.concat([inside, outside]) if outside.height else inside
+
+
+
+@dataclass
+class _Figures:
+    """The overview's figures (`_overview_figures`)."""
+
+    day_list: list[date]  # the local days of the series
+    rows: int
+    sessions: int
+    oldest_us: int  # the oldest row of the period (0 when it has none)
+    per_day: dict[int, tuple[int, int]]  # index in day_list (-1: before its first day) -> (sessions, messages)
+    repos: pl.DataFrame  # cwd, sessions, messages: the top TOP_N
+    tools: pl.DataFrame  # tool_name, calls: the top TOP_N
+    models: pl.DataFrame  # provider, model, input, cached, output tokens, total: the top TOP_N
+
+
+BATCH_ROWS = 50_000  # rows per batch of the all-data overview: ~25 MB of its columns
+
+
+def _overview_figures(
+    layout: Layout, days: int, since_us: int | None, until_us: int, today: date, zone: tzinfo
+) -> _Figures:
+    """The overview's figures, added up batch by batch (`_Tally`).
+
+    A period (days > 0) is one batch: its rows and the carriers `ai_gateway_usage` needs (`_overview_frame`).
+    All data (days = 0) streams through in batches of BATCH_ROWS, so that no step holds every row: holding the
+    period took 1.1 GB for 1.1M rows. The day series must be known before the rows are read: its first day is
+    taken from the partition names (`_first_day_guess`) and checked against the oldest row; a dataset whose
+    partitions say otherwise is read a second time from the right day, rather than counted wrong."""
+    if days > 0:
+        first_day = today - timedelta(days=days - 1)
+        frame = _overview_frame(scan_messages(layout, dedupe=False, file_names=True), since_us, until_us)
+        tally = _Tally(first_day, today, zone, since_us, until_us)
+        tally.add(frame)
+        return tally.figures(first_day)
+    guess = _first_day_guess(layout, today)
+    rel = _relation_rows(layout).with_columns(client_name=pl.col("source"))
+    while True:
+        tally = _Tally(guess, today, zone, since_us, until_us)
+        for batch in tally.prepared(rel).collect_batches(chunk_size=BATCH_ROWS, maintain_order=False):
+            tally.add(batch)
+        if not tally.rows:
+            return tally.figures(None)
+        first_day = max(min(_us_date(tally.oldest_us, zone), today), today - timedelta(days=MAX_DAYS - 1))
+        if first_day >= guess:
+            return tally.figures(first_day)
+        guess = first_day
+
+
+class _Tally:
+    """The overview's figures over batches of rows (`add`), finished by `figures`.
+
+    Each batch leaves only what can be added to the next ones: counts, sums, the minimum time, the distinct
+    sessions, the sessions of each day and of each repo, and for `ai_gateway_usage` the one row per response
+    that the view would choose within the batch (`_usage_choices`). Memory follows the number of sessions and of
+    responses, not of rows."""
+
+    def __init__(self, first: date, today: date, zone: tzinfo, since_us: int | None, until_us: int) -> None:
+        self.first = first
+        self.today = today
+        n_days = (today - first).days + 1
+        self.bounds = pl.Series([_local_midnight_us(first + timedelta(days=i), zone) for i in range(n_days)],
+                                dtype=pl.Int64)  # fmt: skip
+        self.since_us, self.until_us = since_us, until_us
+        self.rows = 0
+        self.oldest_us = 0
+        self.parts: dict[str, list[pl.DataFrame]] = {k: [] for k in ("sessions", "days", "repos", "tools", "codex",
+                                                                     "claude")}  # fmt: skip
+
+    def in_period(self, ts: pl.Expr) -> pl.Expr:
+        inside = ts <= self.until_us
+        return inside if self.since_us is None else inside & (ts >= self.since_us)
+
+    def prepared(self, rows: pl.LazyFrame) -> pl.LazyFrame:
+        """The columns the overview reads, and per row: its time, in the period, a carrier the view counts."""
+        ts = pl.col("message_created_at").cast(pl.Int64)
+        carrier = pl.any_horizontal([pl.col(c).is_not_null() for c in _TOKENS])
+        # `ai_gateway_usage` reads only `$.claude.api_error` from `attributes`. Parsing the JSON of every carrier
+        # costs more than the rest of the overview, so parse only the texts that mention `api_error` (attributes
+        # are canonical JSON: the key is never escaped); a null reads as "not an API error", as in the view.
+        attrs = pl.when(pl.col("attributes").str.contains("api_error", literal=True)).then(pl.col("attributes"))
+        api_error = attrs.str.json_path_match("$.claude.api_error").fill_null("false") == "true"
+        return rows.select(
+            *_TALLY_COLUMNS,
+            _ts=ts,
+            _period=self.in_period(ts),
+            _usage=carrier & ~api_error,
+        )
+
+    def add(self, batch: pl.DataFrame) -> None:
+        if "_period" not in batch.columns:  # a period's frame (`_overview_frame`)
+            batch = self.prepared(batch.lazy()).collect()
+        # The day of a row, through the UTC instants of the local midnights (this follows DST changes); -1 is
+        # before the first day. (Computed here: a literal Series in the streaming plan was copied for each batch.)
+        day = self.bounds.search_sorted(batch["_ts"], side="right").cast(pl.Int64) - 1
+        b = batch.lazy().with_columns(_day=day.clip(-1, len(self.bounds) - 1))
+        m = b.filter("_period")
+        messages = (pl.col("part_index") == 0).sum()
+        usage = b.filter("_usage")
+        totals, *parts = pl.collect_all(
+            [
+                m.select(rows=pl.len(), oldest=pl.col("_ts").min()),
+                m.select(pl.col("session_id").unique()),
+                m.group_by("_day", "session_id").agg(messages=messages),
+                m.filter(pl.col("cwd").is_not_null() & (pl.col("cwd") != "")).group_by("cwd", "session_id")
+                .agg(messages=messages),
+                m.filter((pl.col("part_type") == "tool_call") & pl.col("tool_name").is_not_null())
+                .group_by("tool_name").agg(calls=pl.len()),
+                usage.filter((pl.col("client_name") == "codex") & pl.col("_period"))
+                .group_by("provider", "model").agg(**_USAGE_SUMS),
+                _usage_choices(usage.filter(pl.col("client_name") == "claude")),
+            ]
+        )  # fmt: skip
+        rows, oldest = totals.row(0)
+        if rows:
+            self.oldest_us = int(oldest) if not self.rows else min(self.oldest_us, int(oldest))
+            self.rows += int(rows)
+        for key, part in zip(self.parts, parts, strict=True):
+            if part.height:
+                self.parts[key].append(part)
+
+    def _all(self, key: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        parts = self.parts[key]
+        return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+    def figures(self, first_day: date | None) -> _Figures:
+        """The figures, with the day series from `first_day` (on or after the tally's first day; None: no
+        series) to today: the days before it are counted as one, -1 (`earlier`)."""
+        shift = (first_day - self.first).days if first_day is not None else 0
+        n_unique = pl.col("session_id").n_unique()
+        s, i = pl.String(), pl.Int64()
+        days = (
+            self._all("days", {"_day": i, "session_id": s, "messages": pl.UInt32()})
+            .group_by(_day=pl.when(pl.col("_day") < shift).then(-1).otherwise(pl.col("_day") - shift))
+            .agg(sessions=n_unique, messages=pl.col("messages").sum())
+        )
+        repos = (
+            self._all("repos", {"cwd": s, "session_id": s, "messages": pl.UInt32()})
+            .group_by("cwd")
+            .agg(sessions=n_unique, messages=pl.col("messages").sum())
+            .sort(["sessions", "messages", "cwd"], descending=[True, True, False])
+            .head(TOP_N)
+        )
+        tools = (
+            self._all("tools", {"tool_name": s, "calls": pl.UInt32()})
+            .group_by("tool_name")
+            .agg(pl.col("calls").sum())
+            .sort(["calls", "tool_name"], descending=[True, False])
+            .head(TOP_N)
+        )
+        sums = {"provider": s, "model": s, "input_tokens": i, "cached_tokens": i, "output_tokens": i, "_total": i}
+        claude = self._all("claude", dict(_CHOICE_SCHEMA))
+        day_list = []
+        if first_day is not None:
+            day_list = [first_day + timedelta(days=k) for k in range((self.today - first_day).days + 1)]
+        return _Figures(
+            day_list=day_list,
+            rows=self.rows,
+            sessions=self._all("sessions", {"session_id": s})["session_id"].n_unique(),
+            oldest_us=self.oldest_us,
+            per_day={int(k): (int(n), int(c)) for k, n, c in days.iter_rows()},
+            repos=repos,
+            tools=tools,
+            models=_models(self._all("codex", sums), claude, self.in_period(pl.col("_ts"))),
+        )
+
+
+def _relation_rows(layout: Layout) -> pl.LazyFrame:
+    """`ai_gateway_messages` to stream through: the relation's dedupe (storage.md §9: a `part_id` found twice
+    counts once, the copy in the smallest file name) without its window over every `part_id`, which holds the
+    whole dataset before any filter. The `part_id`s found twice are looked up first, on their hashes alone
+    (almost always none: the scan is then the files as they are), and the copies the relation does not keep
+    are dropped by a join on those few."""
+    raw = scan_messages(layout, dedupe=False, file_names=True)
+    winners = relation_copies(raw)
+    if winners is None:
+        return scan_messages(layout, dedupe=False)
+    return keep_relation_copies(raw, winners)
+
+
+def _first_day_guess(layout: Layout, today: date) -> date:
+    """For all data: the day before the oldest `date=` partition (the UTC date of its rows; a local date is at
+    most one day before it), within the last MAX_DAYS days. A name that is not a date is skipped: the tally
+    checks the guess against the oldest row it reads."""
+    oldest = today
+    with contextlib.suppress(OSError):
+        for source in os.scandir(layout.dataset_root):
+            if source.name.startswith("source=") and source.is_dir():
+                for part in os.scandir(source.path):
+                    if part.name.startswith("date="):
+                        with contextlib.suppress(ValueError):
+                            oldest = min(oldest, date.fromisoformat(part.name[5:]))
+    first = today - timedelta(days=MAX_DAYS - 1)
+    return oldest - timedelta(days=1) if oldest > first else first
+
+
+# What `_Tally` reads (with `message_created_at` and `attributes`, which it reads through expressions). In the
+# all-data scan `client_name` is the partition key `source`, which is equal to it and costs no read.
+_TALLY_COLUMNS = (
+    "session_id", "provider", "model", "cwd", "is_sidechain", "message_id", "api_message_id", "request_id",
+    "part_id", "part_index", "part_type", "tool_name", *_TOKENS, "client_name",
+)  # fmt: skip
+_USAGE_SUMS = {
+    "input_tokens": pl.col("input_tokens").sum(),
+    "cached_tokens": pl.col("cache_read_tokens").sum(),
+    "output_tokens": pl.col("output_tokens").sum(),
+    "_total": pl.sum_horizontal([pl.col(c).fill_null(0) for c in _TOKENS]).cast(pl.Int64).sum(),
+}
+_CHOICE_KEYS = ("api_message_id", "request_id", "_mid", "_side")
+_CHOICE_SCHEMA = {
+    "api_message_id": pl.String(), "request_id": pl.String(), "_mid": pl.String(), "_side": pl.Boolean(),
+    "provider": pl.String(), "model": pl.String(), **{c: pl.Int64() for c in _TOKENS}, "_ts": pl.Int64(),
+    "part_id": pl.String(),
+}  # fmt: skip
+# `schema.usage_view`'s choice of a response's row: the most output, then input and cache, then the latest, all
+# descending with nulls last; then the smallest `part_id`.
+_CHOICE_ORDER = (["output_tokens", "_cache", "_ts", "part_id"], [True, True, True, False])
+
+
+def _in_cache() -> pl.Expr:
+    return (
+        pl.col("input_tokens").fill_null(0) + pl.col("cache_read_tokens").fill_null(0)
+        + pl.col("cache_write_tokens").fill_null(0)
+    )  # fmt: skip
+
+
+def _usage_choices(claude: pl.LazyFrame) -> pl.LazyFrame:
+    """Claude carriers of a batch, reduced to the row `ai_gateway_usage` would choose for each response among
+    them, per `api_message_id` + `request_id` (or `message_id` without an api id; the usage key is made of
+    these) and per side of the side-chain rule (main thread or side chain), so that `_models` can apply the
+    rule and make the choice across batches exactly as the view does over all rows."""
+    by, descending = _CHOICE_ORDER
+    return (
+        claude.with_columns(
+            _mid=pl.when(pl.col("api_message_id").is_null()).then(pl.col("message_id")),
+            _side=pl.col("is_sidechain").fill_null(False),
+            _cache=_in_cache(),
+        )
+        .sort(by, descending=descending, nulls_last=True)
+        .group_by(_CHOICE_KEYS, maintain_order=True)
+        .first()
+        .select(*_CHOICE_SCHEMA)
+    )
+
+
+def _models(codex: pl.DataFrame, claude: pl.DataFrame, in_period: pl.Expr) -> pl.DataFrame:
+    """Tokens per provider and model over `ai_gateway_usage` in the period, top TOP_N: the Codex sums, plus the
+    Claude choices of every batch (`_usage_choices`) after the side-chain rule (a side chain's copy of a
+    response the main thread has is dropped), the first per usage key in the view's order, kept when it falls in
+    the period (`in_period`, on `_ts`)."""
+    side, api, request = pl.col("_side"), pl.col("api_message_id"), pl.col("request_id")
+    main = claude.filter(~side & api.is_not_null())["api_message_id"].unique()
+    usage_key = (
+        pl.when(api.is_not_null() & request.is_not_null()).then(api + ":" + request).otherwise(pl.coalesce(api, "_mid"))
+    )
+    by, descending = _CHOICE_ORDER
+    chosen = (
+        claude.filter(~(side & api.is_in(main.implode()).fill_null(False)))
+        .with_columns(usage_key=usage_key, _cache=_in_cache())
+        .sort(by, descending=descending, nulls_last=True)
+        .group_by("usage_key", maintain_order=True)
+        .first()
+        .filter(in_period)
+        .group_by("provider", "model")
+        .agg(**_USAGE_SUMS)
+    )
+    return (
+        pl.concat([chosen, codex])
+        .group_by("provider", "model")
+        .agg(pl.col("input_tokens", "cached_tokens", "output_tokens", "_total").sum())
+        .sort(["_total", "provider", "model"], descending=[True, False, False], nulls_last=True)
+        .head(TOP_N)
+    )
 
 
 def dataset_has_rows(layout: Layout) -> bool:
