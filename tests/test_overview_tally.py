@@ -208,10 +208,16 @@ def test_a_response_split_across_batches_counts_its_chosen_row_once(
         assert (ov.rows, ov.sessions, [(r.repo, r.sessions, r.messages) for r in ov.repos]) == (4, 1, [("~/a", 1, 4)])
 
 
-def test_all_data_counts_rows_filed_under_a_later_date_on_their_own_day(layout: Layout) -> None:
-    """The all-data day series starts from the oldest partition's date (read before the rows); a file whose
-    rows are older than its partition's date (copied there by hand) still has them on their own day, and its
-    first day is theirs, not the partition's."""
+def test_all_data_counts_rows_filed_under_a_later_date_on_their_own_day(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The all-data day series must start before the rows are read; a file whose rows are older than its
+    partition's date (copied there by hand) still has them on their own day, its first day is theirs, not the
+    partition's, and the rows are read once (the series started from the partitions' dates was read again from
+    the right day: twice the time on such a dataset)."""
+    seen: list[int] = []
+    add = q._Tally.add
+    monkeypatch.setattr(q._Tally, "add", lambda self, batch: (seen.append(batch.height), add(self, batch))[1])
     with Storage(layout) as store:
         store.commit([make_row(created="2026-05-09T10:00:00Z", message_id="new", cwd="/r")], [])
     old = make_row(created="2026-04-20T10:00:00Z", message_id="old", session_id="s9", cwd="/r")
@@ -220,6 +226,7 @@ def test_all_data_counts_rows_filed_under_a_later_date_on_their_own_day(layout: 
     ov = check(layout, "Europe/Paris", 0)
     assert ov.days[0].date == "2026-04-20" and ov.period.days == 21
     assert {d.date: d.messages for d in ov.days if d.messages} == {"2026-04-20": 1, "2026-05-09": 1}
+    assert sum(seen) == ov.rows == 2
 
 
 def test_the_all_data_overview_reads_the_rows_in_batches(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -76,21 +76,28 @@ def scan_messages(layout: Layout, *, dedupe: bool = True, file_names: bool = Fal
     return pl.concat([single, repeated])
 
 
-def relation_copies(raw: pl.LazyFrame) -> pl.DataFrame | None:
+def part_id_hashes(raw: pl.LazyFrame) -> pl.LazyFrame:
+    """What `relation_copies` reads of a scan (the 64-bit hashes of `part_id`, column `h`), for a caller that
+    collects it along with other figures of the same scan (`pl.collect_all` reads the files once)."""
+    return raw.select(h=pl.col("part_id").hash())
+
+
+def relation_copies(raw: pl.LazyFrame, hashes: pl.Series | None = None) -> pl.DataFrame | None:
     """For a scan from `scan_messages(dedupe=False, file_names=True)`: which copy of each `part_id` found twice
     the relation keeps (`part_id`, `_winner` = its file name: the smallest, as in `scan_messages`), or None when
-    none is (almost always). Found on the hashes of `part_id` alone, so that a caller can filter the scan first
-    and drop the other copies from what it kept (`keep_relation_copies`), without holding every row."""
-    hashed = pl.col("part_id").hash()
+    none is (almost always). Found on the hashes of `part_id` alone (`hashes`: `part_id_hashes(raw)` already
+    collected; sorted in place), so that a caller can filter the scan first and drop the other copies from what it
+    kept (`keep_relation_copies`), without holding every row."""
+    if hashes is None:
+        hashes = part_id_hashes(raw).collect(engine="streaming")["h"]
     # Sorted, a hash found twice is next to itself: 8 bytes a row (`is_duplicated` held a table of ~100 bytes a
     # row: 190 MiB for 1M rows).
-    hashes = raw.select(h=hashed).collect(engine="streaming")["h"].sort()
+    hashes.sort(in_place=True)
     twice = hashes.filter(hashes == hashes.shift(1)).unique()
-    del hashes
     if twice.is_empty():
         return None
     return (
-        raw.filter(hashed.is_in(twice.implode()))
+        raw.filter(pl.col("part_id").hash().is_in(twice.implode()))
         .group_by("part_id")
         .agg(_winner=pl.col(FILE_NAME).min())
         .collect(engine="streaming")

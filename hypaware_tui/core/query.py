@@ -16,7 +16,6 @@ prints it and the wizard's Done screen renders it with its own widgets. No UI im
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import json
 import math
@@ -38,6 +37,7 @@ from hypaware_tui.core.dataset import (
     MESSAGES_SCHEMA,
     has_parquet_files,
     keep_relation_copies,
+    part_id_hashes,
     relation_copies,
     scan_messages,
 )
@@ -1446,23 +1446,28 @@ def _overview_figures(
     A period (days > 0) is one batch: its rows and the carriers `ai_gateway_usage` needs (`_overview_frame`).
     All data (days = 0) streams through in batches of BATCH_ROWS, so that no step holds every row: holding the
     period took 1.1 GB for 1.1M rows. The day series must be known before the rows are read: its first day is
-    taken from the partition names (`_first_day_guess`) and checked against the oldest row; a dataset whose
-    partitions say otherwise is read a second time from the right day, rather than counted wrong."""
+    the local day of the oldest row in the files (`_relation_rows`, read along with the `part_id` hashes: the
+    partition names are not enough, a file's rows can be older than its date) and checked against the oldest row
+    counted; a file written in between with older rows makes a second read from the right day."""
     if days > 0:
         first_day = today - timedelta(days=days - 1)
         frame = _overview_frame(scan_messages(layout, dedupe=False, file_names=True), since_us, until_us)
         tally = _Tally(first_day, today, zone, since_us, until_us)
         tally.add(frame)
         return tally.figures(first_day)
-    guess = _first_day_guess(layout, today)
-    rel = _relation_rows(layout).with_columns(client_name=pl.col("source"))
+    rel, winners, oldest_us = _relation_rows(layout, until_us)
+    rel = rel.with_columns(client_name=pl.col("source"))
+    earliest = today - timedelta(days=MAX_DAYS - 1)
+    guess = today if oldest_us is None else max(min(_us_date(oldest_us, zone), today), earliest)
     while True:
         tally = _Tally(guess, today, zone, since_us, until_us)
         for batch in tally.prepared(rel).collect_batches(chunk_size=BATCH_ROWS, maintain_order=False):
-            tally.add(batch)
+            # The copies the relation drops are dropped here, batch by batch: a join (or a lookup) in the streamed
+            # plan cost as much as the rest of the overview, or copied its table for each part of the scan.
+            tally.add(batch if winners is None else keep_relation_copies(batch, winners))
         if not tally.rows:
             return tally.figures(None)
-        first_day = max(min(_us_date(tally.oldest_us, zone), today), today - timedelta(days=MAX_DAYS - 1))
+        first_day = max(min(_us_date(tally.oldest_us, zone), today), earliest)
         if first_day >= guess:
             return tally.figures(first_day)
         guess = first_day
@@ -1501,8 +1506,10 @@ class _Tally:
         # are canonical JSON: the key is never escaped); a null reads as "not an API error", as in the view.
         attrs = pl.when(pl.col("attributes").str.contains("api_error", literal=True)).then(pl.col("attributes"))
         api_error = attrs.str.json_path_match("$.claude.api_error").fill_null("false") == "true"
+        file_name = [FILE_NAME] if FILE_NAME in rows.collect_schema() else []  # to drop the copies of a part_id
         return rows.select(
             *_TALLY_COLUMNS,
+            *file_name,
             _ts=ts,
             _period=self.in_period(ts),
             _usage=carrier & ~api_error,
@@ -1586,33 +1593,23 @@ class _Tally:
         )
 
 
-def _relation_rows(layout: Layout) -> pl.LazyFrame:
-    """`ai_gateway_messages` to stream through: the relation's dedupe (storage.md §9: a `part_id` found twice
-    counts once, the copy in the smallest file name) without its window over every `part_id`, which holds the
-    whole dataset before any filter. The `part_id`s found twice are looked up first, on their hashes alone
-    (almost always none: the scan is then the files as they are), and the copies the relation does not keep
-    are dropped by a join on those few."""
+def _relation_rows(layout: Layout, until_us: int) -> tuple[pl.LazyFrame, pl.DataFrame | None, int | None]:
+    """`ai_gateway_messages` to stream through, with FILE_NAME when some `part_id` is found twice; the copies the
+    relation keeps of those (`relation_copies`: None when there are none), for `keep_relation_copies` on each
+    batch; and the oldest time up to `until_us` in the files (None: no such row), which is at most the relation's
+    oldest (a copy it drops may be older).
+
+    The relation's dedupe (storage.md §9: a `part_id` found twice counts once, the copy in the smallest file
+    name) without its window over every `part_id`, which holds the whole dataset before any filter. The
+    `part_id`s found twice are looked up first, on their hashes alone (almost always none: the scan is then the
+    files as they are), in the same read of the files as the oldest time."""
     raw = scan_messages(layout, dedupe=False, file_names=True)
-    winners = relation_copies(raw)
-    if winners is None:
-        return scan_messages(layout, dedupe=False)
-    return keep_relation_copies(raw, winners)
-
-
-def _first_day_guess(layout: Layout, today: date) -> date:
-    """For all data: the day before the oldest `date=` partition (the UTC date of its rows; a local date is at
-    most one day before it), within the last MAX_DAYS days. A name that is not a date is skipped: the tally
-    checks the guess against the oldest row it reads."""
-    oldest = today
-    with contextlib.suppress(OSError):
-        for source in os.scandir(layout.dataset_root):
-            if source.name.startswith("source=") and source.is_dir():
-                for part in os.scandir(source.path):
-                    if part.name.startswith("date="):
-                        with contextlib.suppress(ValueError):
-                            oldest = min(oldest, date.fromisoformat(part.name[5:]))
-    first = today - timedelta(days=MAX_DAYS - 1)
-    return oldest - timedelta(days=1) if oldest > first else first
+    ts = pl.col("message_created_at").cast(pl.Int64)
+    hashes, oldest = pl.collect_all([part_id_hashes(raw), raw.select(ts.filter(ts <= until_us).min())],
+                                    engine="streaming")  # fmt: skip
+    oldest_us = oldest.item()
+    winners = relation_copies(raw, hashes.drop_in_place("h"))  # (the frame lets go of them: 8 bytes a row)
+    return (scan_messages(layout, dedupe=False) if winners is None else raw), winners, oldest_us
 
 
 # What `_Tally` reads (with `message_created_at` and `attributes`, which it reads through expressions). In the
