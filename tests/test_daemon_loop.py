@@ -9,6 +9,8 @@ import os
 import random
 import shutil
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -1164,3 +1166,91 @@ def test_a_failing_watcher_falls_back_to_polling(home: Home) -> None:
     finally:
         loop.shutdown()
         loop.close()
+
+
+# --- memory after a big pass (daemon.md: < 150 MiB idle) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("big", [True, False])
+def test_a_big_catch_up_forgets_the_memo_and_hands_memory_back(
+    home: Home, monkeypatch: pytest.MonkeyPatch, big: bool
+) -> None:
+    """The catch-up's memo held every part_id of every partition it touched (days of history) for 10 minutes,
+    and what it parsed stayed in the C heap, for as long as the daemon then idled."""
+    from hypaware_tui.core.daemon import loop as loop_mod
+    from hypaware_tui.core.daemon import memory
+
+    released: list[int] = []
+    monkeypatch.setattr(memory, "release", lambda: released.append(1) or True)
+    if big:
+        monkeypatch.setattr(loop_mod, "RELEASE_AFTER_BYTES", 1000, raising=False)  # (these files are small)
+    record_capture_start(home.layout, ["claude"], 0)
+    home.session(S1).write_text(session_text(S1, 10, T - timedelta(days=2)))
+    home.session(S2).write_text(session_text(S2, 10, T))
+    loop = polling_loop(home, FakeClock())
+    try:
+        assert loop.rows_written == 30  # (an assistant line is 2 rows: its text and its tool call)
+        assert released == ([1] if big else [])
+        # the memo is a cache: nothing left to forget after a big catch-up; a small one keeps its partitions
+        assert loop.storage.evict_memo(0) == (0 if big else 2)
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_memory_is_handed_back_once_a_big_append_is_committed(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hypaware_tui.core.daemon import loop as loop_mod
+    from hypaware_tui.core.daemon import memory
+
+    released: list[int] = []
+    monkeypatch.setattr(memory, "release", lambda: released.append(1) or True)
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        assert released == []  # a small catch-up
+        monkeypatch.setattr(loop_mod, "RELEASE_AFTER_BYTES", 4000, raising=False)
+        with f.open("a") as fh:
+            fh.write(session_text(S1, 20, T + timedelta(minutes=1), first=2))  # about 14 KB
+        clock.advance(3)
+        loop.step()  # read: the rows wait in the batch (flush_seconds), so nothing is released yet
+        assert loop.batches and released == []
+        clock.advance(2)
+        loop.step()  # committed
+        assert not loop.batches and released == [1] and len(part_ids(home.layout)) == 33
+        assert loop.storage.evict_memo(0) == 1  # today's partition stays in the memo: the next lines go there
+        for _ in range(3):  # idle: nothing more to hand back
+            clock.advance(3)
+            loop.step()
+        assert released == [1]
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_hyp_daemon_run_sets_the_allocator_before_polars_loads(tmp_path: Path) -> None:
+    """The daemon's jemalloc settings (core.daemon.memory) apply only when set before Polars loads: `hyp daemon
+    run` sets them, and neither the CLI nor the loop's module imports Polars before. A value passed on by the
+    environment still wins (it comes after); once Polars is loaded nothing is set."""
+    code = (
+        "import os, sys\n"
+        "import hypaware_tui.core.daemon.loop as loop\n"
+        "from hypaware_tui.core.daemon.memory import configure_allocator\n"
+        "def run_daemon(layout, **kw):\n"
+        "    print('polars' in sys.modules, os.environ['_RJEM_MALLOC_CONF'])\n"
+        "    import polars\n"
+        "    print(configure_allocator())\n"
+        "    return 0\n"
+        "loop.run_daemon = run_daemon\n"
+        "from hypaware_tui.cli import run\n"
+        "sys.argv = ['hyp', 'daemon', 'run', '--once']\n"
+        "run()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "_RJEM_"))}
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HYP_HOME": str(tmp_path / "hyp"),
+                "_RJEM_MALLOC_CONF": "narenas:4"})
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["False background_thread:true,narenas:1,tcache:false,narenas:4", "False"]

@@ -107,6 +107,9 @@ def daemon_run(
         from hypaware_tui.core.storage import _os_error_message
 
         _fail(_os_error_message(exc, "cannot take the daemon lock", layout))
+    from hypaware_tui.core.daemon.memory import configure_allocator
+
+    configure_allocator()  # before Polars loads: a long-lived, mostly idle process (see core.daemon.memory)
     from hypaware_tui.core.daemon.loop import run_daemon
 
     code = run_daemon(layout, once=once, lock=lock)

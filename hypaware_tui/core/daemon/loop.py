@@ -31,7 +31,7 @@ from typing import Any
 from hypaware_tui import __version__
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB, StateDBError, earlier_bound
 from hypaware_tui.core.daemon import capture as capture_mod
-from hypaware_tui.core.daemon import control, settings
+from hypaware_tui.core.daemon import control, memory, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
 from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, make_watcher
 from hypaware_tui.core.paths import Layout, set_umask
@@ -49,6 +49,10 @@ BACKOFF_MAX_S = 60.0
 RETENTION_EVERY_S = 24 * 3600.0
 SIDECAR_WAIT_S = 30.0
 MEMO_EVICT_EVERY_S = 60.0
+# A pass that read this much history (the catch-up at start, a client added by a reload, a burst of appends) is
+# followed, once its rows are committed, by `memory.release()`: what it parsed stays in the C heap otherwise, and
+# the daemon then idles for weeks at its peak. (The release costs a few ms, nothing next to parsing 4 MiB.)
+RELEASE_AFTER_BYTES = 4 * 1024 * 1024
 #: ends a message about a file or folder named by its path hash (the log and status hold no path, storage.md §10):
 #: the command that shows the path, run as the daemon's user (it lists the same history)
 FIND_PATH = " Run hyp backfill --dry-run to see its path."
@@ -316,6 +320,7 @@ class DaemonLoop:
         self.next_compact: float | None = None  # the daily pass's compaction of every partition, when due
         self.started = now
         self.next_evict = now + MEMO_EVICT_EVERY_S
+        self.read_since_release = 0  # bytes of history read since memory was last handed back
         self.pid_lock = control.PidLock(layout)
 
     # ------------------------------------------------------------------------------------------ helpers
@@ -520,6 +525,11 @@ class DaemonLoop:
         self._process_due(force=True)
         if not self._stop_requested:
             self.flush()  # caught up: commit it now rather than after flush_seconds
+        if not self.once and self.read_since_release >= RELEASE_AFTER_BYTES:
+            # The memo now holds the part_id of every row in every partition the catch-up touched (days of
+            # history, the rows a backfill wrote included), kept for 10 minutes; the lines that come next belong
+            # to today's partition, whose ids its first flush reads again. (`--once` exits instead.)
+            self._release_memory(forget_memo=True)
 
     # ------------------------------------------------------------------------------------------ watching
     def start_watching(self) -> None:
@@ -705,6 +715,8 @@ class DaemonLoop:
             self.flush()
         if not self.write_failing:
             self.compact_grown()
+        if self.read_since_release >= RELEASE_AFTER_BYTES and self._oldest_batch() is None:
+            self._release_memory()  # a big pass is committed (its batch no longer holds its rows)
         now = self.clock.monotonic()
         if self.next_retention is not None and now >= self.next_retention and not self.write_failing:
             self.retention_pass()
@@ -716,7 +728,8 @@ class DaemonLoop:
             evict = getattr(self.storage, "evict_memo", None)
             if evict is not None:
                 with contextlib.suppress(Exception):
-                    evict()
+                    if evict():
+                        self._release_memory()  # the evicted ids' memory, back to the system
         self._refresh_state()
         if self._status_dirty or now >= self.next_status:
             self.write_status()
@@ -740,6 +753,17 @@ class DaemonLoop:
         if oldest is not None and self.settings:
             cands.append(oldest + self.settings.flush_seconds)
         return min(cands)
+
+    def _release_memory(self, *, forget_memo: bool = False) -> None:
+        """After a big pass: drop the storage's `part_id` memo when asked (a cache: a partition's ids are read
+        again at its next commit), then hand the freed memory back to the system (`memory.release`)."""
+        self.read_since_release = 0
+        if forget_memo:
+            evict = getattr(self.storage, "evict_memo", None)
+            if evict is not None:
+                with contextlib.suppress(Exception):
+                    evict(0)
+        memory.release()
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -935,6 +959,7 @@ class DaemonLoop:
             gen.close()
         c.scan.files_seen += 1
         c.scan.bytes_read += outcome.bytes_read
+        self.read_since_release += outcome.bytes_read
         c.scan.stats.merge(outcome.stats)
         if outcome.status == "reset":
             c.scan.files_reset += 1
