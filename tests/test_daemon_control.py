@@ -150,6 +150,27 @@ def test_start_and_restart_on_an_invalid_config_say_the_way_out(
         service.set_service_manager_factory(None)
 
 
+def test_run_on_an_invalid_config_says_the_way_out_and_stores_the_bare_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hyp daemon run` gave the bare error where start names the fix; its status and log keep the daemon's own
+    words (cli.md §9: exit 1 on an invalid config)."""
+    hyp = tmp_path / "hyp"
+    hyp.mkdir()
+    (hyp / "hypaware-config.json").write_text('{"version": 1, "clients":')
+    monkeypatch.setenv("HYP_HOME", str(hyp))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HYP_DAEMON_MODE", raising=False)
+    code, out, err = run_cli(capsys, "daemon", "run")
+    assert (code, out) == (1, "")
+    bare = f"invalid config: {hyp / 'hypaware-config.json'}: is not valid JSON: Expecting value at line 1, column 26"
+    assert err == f"hyp daemon run: {bare}. Fix the file, or replace it with hyp init (hyp init --yes --force " \
+                  "without a terminal; a backup is kept).\n"
+    status = json.loads((hyp / "run" / "daemon-status.json").read_text())
+    assert (status["state"], status["last_error"]["message"]) == ("stopped", bare)
+    assert (hyp / "logs" / "daemon.log").read_text().rstrip("\n").endswith(f" ERROR {bare}")
+
+
 def test_every_daemon_command_with_hyp_home_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     afile = tmp_path / "hyp-is-a-file"

@@ -112,7 +112,9 @@ def daemon_run(
     configure_allocator()  # before Polars loads: a long-lived, mostly idle process (see core.daemon.memory)
     from hypaware_tui.core.daemon.loop import run_daemon
 
-    code = run_daemon(layout, once=once, lock=lock)
+    # An invalid config is found by the daemon itself (it records the error in its status and log, as the
+    # service's runs do); on the terminal its line names the way out, as start's does.
+    code = run_daemon(layout, once=once, lock=lock, explain=_with_remedy)
     raise typer.Exit(code)
 
 

@@ -1405,27 +1405,37 @@ class DaemonLogHandler(logging.Handler):
 
 class _TerminalFormatter(logging.Formatter):
     """The terminal's lines (`hyp daemon run` in the foreground): an unexpected error's traceback goes to the
-    log file only, unless `HYP_DEBUG=1` (cli.md §1); the terminal says where it is."""
+    log file only, unless `HYP_DEBUG=1` (cli.md §1); the terminal says where it is. `explain`, when given, may
+    add what to do to a message (the CLI's advice for an invalid config); the log file and the status keep the
+    daemon's own words."""
 
-    def __init__(self, fmt: str, log_path: os.PathLike[str] | str) -> None:
+    def __init__(self, fmt: str, log_path: os.PathLike[str] | str,
+                 explain: Callable[[str], str] | None = None) -> None:
         super().__init__(fmt)
         self.log_path = log_path
+        self.explain = explain
 
     def format(self, record: logging.LogRecord) -> str:
+        if self.explain is not None:
+            text = record.getMessage()
+            said = self.explain(text)
+            if said != text:
+                record = logging.makeLogRecord({**record.__dict__, "msg": said, "args": None})
         if record.exc_info and os.environ.get("HYP_DEBUG") != "1":
             record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "args": None,
                                             "msg": f"{record.getMessage()} (traceback in {self.log_path})"})
         return super().format(record)
 
 
-def configure_logging(layout: Layout, mode: str) -> list[logging.Handler]:
+def configure_logging(layout: Layout, mode: str,
+                      explain: Callable[[str], str] | None = None) -> list[logging.Handler]:
     logger = logging.getLogger("hypaware_tui.daemon")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     handlers: list[logging.Handler] = [DaemonLogHandler(layout, mode)]
     if mode == "foreground":
         h = logging.StreamHandler()
-        h.setFormatter(_TerminalFormatter("hyp daemon run: %(message)s", layout.daemon_log))
+        h.setFormatter(_TerminalFormatter("hyp daemon run: %(message)s", layout.daemon_log, explain))
         handlers.append(h)
     for h in handlers:
         logger.addHandler(h)
@@ -1433,13 +1443,15 @@ def configure_logging(layout: Layout, mode: str) -> list[logging.Handler]:
 
 
 def run_daemon(layout: Layout, *, once: bool = False, env: Mapping[str, str] | None = None,
-               importers: Mapping[str, Importer] | None = None, lock: control.PidLock | None = None) -> int:
-    """Entry point of `hyp daemon run`. `lock`: the pid lock, when the caller already holds it."""
+               importers: Mapping[str, Importer] | None = None, lock: control.PidLock | None = None,
+               explain: Callable[[str], str] | None = None) -> int:
+    """Entry point of `hyp daemon run`. `lock`: the pid lock, when the caller already holds it. `explain`: adds
+    what to do to a message shown on the terminal (foreground only, see `_TerminalFormatter`)."""
     env = os.environ if env is None else env
     mode = control.daemon_mode(env)
     logger = logging.getLogger("hypaware_tui.daemon")
     before = (logger.level, logger.propagate)
-    handlers = configure_logging(layout, mode)
+    handlers = configure_logging(layout, mode, explain)
     try:
         loop = DaemonLoop(layout, env=env, importers=importers, mode=mode)
         if lock is not None:
