@@ -209,24 +209,28 @@ def build_inventory(
 
 def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
           beyond_us: int | None) -> tuple[int, int] | None:
-    """The part of a file's first-to-last stamps that the import reaches inside the window, or None when it
-    imports nothing of the file. An incremental pass stops at the first line stamped after `until` and not
-    after `beyond_us` (see `client_figures`): a file whose first stamp is after `until` is stopped at that line
-    (nothing imported) unless that stamp is after `beyond_us` (its first lines are kept). A file that starts
-    in the window and ends after `beyond_us` reaches those last lines only when no line stamped between
-    `until` and `beyond_us` comes first. A file written to after `until` (its mtime: an `--until` in the
-    past) has such lines, stamped by the clock when they were written, so its span ends at `until`; one last
-    written before `until` (`until` = now) has none but a line stamped less than a day ahead of the clock,
-    so its last stamp is shown (the import keeps it)."""
+    """The part of a file's first-to-last stamps that the import may reach inside the window (an upper bound),
+    or None when it imports nothing of the file. An incremental pass stops at the first line stamped after
+    `until` and not after `beyond_us` (see `client_figures`):
+    - a file whose first stamp is after `until` is stopped at that line (nothing imported) unless that stamp
+      is after `beyond_us` (its first lines are kept);
+    - a file that starts in the window and whose last stamp is after `until` but not after `beyond_us` is
+      stopped at that last line at the latest: nothing after `until` is kept, so its span ends at `until`;
+    - one whose last stamp is after `beyond_us` may reach it (when no line stamped between `until` and
+      `beyond_us` comes first; only the first and last stamps are known), so that stamp is shown.
+    A file whose first line gave no stamp (none in the bounded head) is counted: nothing says the import stops
+    before it."""
     lo, hi = fi.oldest_us, fi.newest_us
     if since_us is not None and hi < since_us:
         return None
     if until_us is not None:
-        if lo > until_us:
+        if fi.first_ts is not None and lo > until_us:
             if beyond_us is None or lo <= beyond_us:
                 return None
-        elif beyond_us is None or hi <= beyond_us or fi.mtime_ns // 1000 > until_us:
-            hi = min(hi, until_us)
+        elif hi > until_us and (beyond_us is None or hi <= beyond_us):
+            hi = until_us
+    if fi.first_ts is None:  # (its mtime stands in for the first stamp: the file starts no later than its end)
+        lo = min(lo, hi)
     if since_us is not None:
         lo = max(lo, since_us)
     return lo, max(lo, hi)
@@ -235,16 +239,14 @@ def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
 def client_figures(
     ci: ClientInventory, since_us: int | None = None, until_us: int | None = None, *, beyond_us: int | None = None
 ) -> Figures:
-    """Figures of the files in the window (all files when both bounds are None). Oldest/newest are clamped
-    to the window's bounds, so "in window" never shows a date outside it, except for a file whose first stamp
-    is after `beyond_us`: the run's `Window.beyond_until` (its start + FUTURE_SKEW_US), after which the import
-    keeps rows whatever `until` says (a clock set back, a corrupt stamp). Without it a history stamped two days
-    ahead of the clock showed 0 files in `hyp backfill plan` and `hyp init --dry-run`, and was imported.
-    A file that starts inside an `--until` window in the past and ends stamped after `beyond_us` is different:
-    the import stops at its first line after `until` and does not reach those stamps (`_span`); the plan
-    showed an "in window" range ending days after `--until`, and counted files that start after `--until`,
-    the import reading nothing of them. Files, sessions and bytes stay upper bounds: a file counts whole (its size, its
-    session) as soon as part of it is in the window."""
+    """Figures of the files in the window (all files when both bounds are None), each an upper bound of what
+    the import reads: a file counts whole (its size, its session) as soon as part of it may be imported, and
+    "in window" runs from the earliest to the latest stamp it may keep (`_span`). Oldest/newest are clamped to
+    the window's bounds, except for stamps after `beyond_us`: the run's `Window.beyond_until` (its start +
+    FUTURE_SKEW_US), after which the import keeps rows whatever `until` says (a clock set back, a corrupt
+    stamp). Without it a history stamped two days ahead of the clock showed 0 files in `hyp backfill plan` and
+    `hyp init --dry-run`, and was imported. A file that starts after `until` (and not after `beyond_us`) is
+    not counted: the import stops at its first line."""
     files = sessions = size = 0
     oldest: int | None = None
     newest: int | None = None
