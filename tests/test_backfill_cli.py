@@ -396,18 +396,45 @@ def test_list_and_plan_say_their_dates_are_local_and_the_json_stays_utc(h):
     day = (datetime.now(UTC) - timedelta(days=3)).replace(hour=2, minute=0, second=0, microsecond=0)
     claude_session(h.claude / "projects" / "-home-ada-repo" / "s.jsonl", "s", 2, day)
     before = (day - timedelta(days=1)).date().isoformat()  # the local date in New York (UTC-4 or -5)
-    local = datetime.now(ZoneInfo("America/New_York"))
-    hours = int(local.utcoffset().total_seconds()) // 3600
-    note = f"Dates in local time ({local.tzname()}, UTC{hours:+03d}:00)."
+    zone = ZoneInfo("America/New_York")
+
+    def note(*stamps: datetime) -> str:
+        """What the last line must say: the zone's names and offsets at the instants whose dates are shown."""
+        seen = {}
+        for st in stamps:
+            local = st.astimezone(zone)
+            seen.setdefault(int(local.utcoffset().total_seconds()) // 3600, local.tzname())
+        order = sorted(seen)
+        return (f"Dates in local time ({'/'.join(seen[o] for o in order)}, "
+                f"UTC{'/'.join(f'{o:+03d}:00' for o in order)}).")
+
     env = {**h.env, "TZ": "America/New_York"}
     for args, range_ in ((("list",), f"{before} → {before}"), (("plan", "claude"), f"{before} → {before}")):
         p = h.run("backfill", *args, env=env)
         assert p.returncode == 0, p.stderr
         (claude,) = [line for line in p.stdout.splitlines() if line.startswith("claude ")]
         assert claude.rstrip().endswith(range_), (args, claude)
-        assert p.stdout.splitlines()[-1] == note, p.stdout
         data = json.loads(h.run("backfill", *args, "--json", env=env).stdout)
         assert data["providers"][0]["oldest"] == day.strftime("%Y-%m-%dT%H:%M:%SZ"), data
+        # list shows the session's dates; plan its window too (from the retention floor to now)
+        shown = [day] if args == ("list",) else [day, datetime.fromisoformat(data["since"]), datetime.now(UTC)]
+        assert p.stdout.splitlines()[-1] == note(*shown), p.stdout
+
+
+def test_the_dates_note_names_every_offset_of_the_dates_shown(h):
+    """A July date shown in New York in November is EDT (UTC-04:00), not the EST of today: the note named only
+    today's offset, so the reader put the date a day off (a session at 03:30 UTC)."""
+    july = datetime(2026, 7, 10, 3, 30, tzinfo=UTC)
+    january = datetime(2026, 1, 10, 3, 30, tzinfo=UTC)
+    claude_session(h.claude / "projects" / "-home-ada-repo" / "s.jsonl", "s", 2, july)
+    claude_session(h.claude / "projects" / "-home-ada-repo" / "t.jsonl", "t", 2, january)
+    p = h.run("backfill", "list", env={**h.env, "TZ": "America/New_York"})
+    assert p.returncode == 0, p.stderr
+    (claude,) = [line for line in p.stdout.splitlines() if line.startswith("claude ")]
+    assert claude.rstrip().endswith("2026-01-09 → 2026-07-09"), claude
+    assert p.stdout.splitlines()[-1] == "Dates in local time (EST/EDT, UTC-05:00/-04:00).", p.stdout
+    p = h.run("backfill", "list", env={**h.env, "TZ": "Asia/Kolkata"})
+    assert p.stdout.splitlines()[-1] == "Dates in local time (IST, UTC+05:30).", p.stdout
 
 
 def test_plan_figures_equal_the_inventory_in_window_figures(h, inproc):
@@ -477,10 +504,10 @@ def test_plan_until_does_not_count_what_the_import_stops_before(h, inproc):
     (claude,) = plan["providers"]
     assert rc == 0 and (claude["files"], claude["sessions"]) == (1, 1), claude
     assert claude["oldest"] == _iso(now - 10 * day).replace(".000Z", "Z")
-    assert claude["newest"] <= plan["until"], claude
-    rc, out, _ = inproc("backfill", "plan", "claude", "--until", until)
-    (row,) = [line for line in out.splitlines() if line.startswith("claude")]
-    assert row.split()[-1] <= until and (now + 3 * day).date().isoformat() not in out, out
+    # its last stamp, 3 days ahead, is after the run's start + 24 h: the import keeps such a line whatever
+    # --until says when no line stamped in between stops it first; the plan knows only the first and last
+    # stamps, so it shows it (an upper bound; here the line of 2 days ago stops the pass)
+    assert claude["newest"] == _iso(now + 3 * day).replace(".000Z", "Z"), claude
     rc, out, _ = inproc("backfill", "claude", "--until", until, "--dry-run", "--json")
     (run,) = json.loads(out)["providers"]
     assert (run["sessions_seen"], run["rows_written"]) == (1, 2)
@@ -491,6 +518,51 @@ def test_plan_until_does_not_count_what_the_import_stops_before(h, inproc):
     assert (claude["files"], claude["newest"]) == (2, _iso(now + 3 * day).replace(".000Z", "Z")), claude
     rc, out, _ = inproc("backfill", "claude", "--dry-run", "--json")
     assert json.loads(out)["providers"][0]["rows_written"] == 6
+
+
+def test_the_plan_range_holds_every_row_the_import_keeps(h):
+    """The plan's figures are upper bounds of what the import keeps (cli.md §5.5). Three files broke that (the
+    rerun audit): lines stamped days ahead after lines written before `--until` (no line in between stops
+    the pass: the import keeps them, the plan ended its range at `--until`); the same with a clock set back
+    (an mtime days ahead); and a first line longer than the head the plan reads (its mtime stood in for its
+    first stamp: the file counted as starting after `--until`, 0 files, while the import read it)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    day = timedelta(days=1)
+    proj = h.claude / "projects" / "-home-ada-repo"
+    proj.mkdir(parents=True)
+
+    def session(name: str, offsets: tuple[float, ...], big_first: bool = False) -> Path:
+        lines = [json.dumps({"type": "user", "sessionId": name, "uuid": f"{name}-{i}",
+                             "timestamp": _iso(now + d * day), "cwd": "/home/ada/repo",
+                             "message": {"role": "user", "content": ("x" * 300_000 if big_first and i == 0
+                                                                      else f"q {i}")}})
+                 for i, d in enumerate(offsets)]
+        path = proj / f"{name}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    session("far", (-5, -4, 3, 4))
+    set_back = session("setback", (-2, -1 / 24, 3, 4))
+    ahead = (now + 5 * day).timestamp()
+    os.utime(set_back, (ahead, ahead))
+    session("big", (-5, -4.5, -4))
+    until = (now - 3 * day).date().isoformat()
+    for args in (("--until", until), ()):
+        plan, p = h.json("backfill", "plan", "claude", *args)
+        assert p.returncode == 0, p.stderr
+        (claude,) = plan["providers"]
+        home = h.hyp.parent / f"hyp-{len(args)}"
+        env = {**h.env, "HYP_HOME": str(home)}
+        p = h.run("backfill", "claude", *args, env=env)
+        assert p.returncode == 0, p.stderr
+        p = h.run("query", "sql", "--format", "json", "select count(distinct session_id) s, "
+                  "min(message_created_at) lo, max(message_created_at) hi from ai_gateway_messages", env=env)
+        assert p.returncode == 0, p.stderr
+        (row,) = json.loads(p.stdout)
+        # (with --until, the set-back session's first line, 2 days ago, stops its pass: nothing of it is kept)
+        assert claude["sessions"] >= row["s"] == (2 if args else 3), (args, claude, row)
+        assert claude["oldest"] <= row["lo"] and claude["newest"] >= row["hi"], (args, claude, row)
+        assert row["hi"] == _iso(now + 4 * day).replace(".000Z", "Z"), row  # (both ahead-stamped tails kept)
 
 
 def test_plan_matches_init_dry_run(h):

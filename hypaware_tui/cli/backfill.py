@@ -799,7 +799,8 @@ def list_command(
     )
     from hypaware_tui.core.window import local_dates_note
 
-    console.print(local_dates_note(), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
+    shown = [us for e in entries if e["detected"] for us in (e["_fig"].oldest_us, e["_fig"].newest_us)]
+    console.print(local_dates_note(*shown), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
     raise typer.Exit(0)
 
 
@@ -881,5 +882,7 @@ def plan_command(
         "Upper bounds from each file's first and last timestamps; hyp backfill --dry-run counts exact rows.",
         markup=False,
     )
-    console.print(local_dates_note(now), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
+    shown = [window.since_us, window.until_us, now]
+    shown += [us for ci, fig in entries if ci.detected for us in (fig.oldest_us, fig.newest_us)]
+    console.print(local_dates_note(*shown), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
     raise typer.Exit(0)

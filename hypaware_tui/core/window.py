@@ -221,18 +221,37 @@ def local_zone_name() -> str:
     return datetime.now(UTC).astimezone().tzname() or "local"
 
 
-def local_dates_note(now_us: int | None = None) -> str:
+def local_dates_note(*stamps_us: int | None, now_us: int | None = None) -> str:
     """`Dates in local time (EST, UTC-05:00).`: under a table of local dates. The wizard shows its dates in UTC,
-    so the same file could read a day apart in the two without saying which zone either is in. The offset is
-    the one at `now_us` (default: now); a zone without a name of its own (`-03`) shows only the offset."""
-    at = datetime.now(UTC) if now_us is None else us_to_datetime(min(max(now_us, MIN_US), MAX_US))
-    local = at.astimezone()
-    minutes = int((local.utcoffset() or timedelta()).total_seconds()) // 60
-    sign, (h, m) = "+" if minutes >= 0 else "-", divmod(abs(minutes), 60)
-    offset = "UTC" if minutes == 0 else f"UTC{sign}{h:02d}:{m:02d}"
-    name = local.tzname() or ""
-    named = name and name[0] not in "+-" and name not in ("UTC", offset)
-    return f"Dates in local time ({name}, {offset})." if named else f"Dates in local time ({offset})."
+    so the same file could read a day apart in the two without saying which zone either is in. The offsets are
+    those at the dates shown (`stamps_us`; None ones skipped), or at `now_us` (default: now) when there are none:
+    a table of summer and winter dates says both (`EST/EDT, UTC-05:00/-04:00`), since the offset of today alone
+    put a July date a day off for the reader. A zone without a name of its own (`-03`) shows only the offset."""
+    stamps = [s for s in stamps_us if s is not None]
+    if not stamps:
+        stamps = [now_us if now_us is not None else datetime_to_us(datetime.now(UTC))]
+    seen: dict[int, str] = {}  # offset in minutes -> the zone's name at that offset
+    for s in stamps:
+        local = us_to_local(s)
+        if local is None:  # (the last hours of 9999 east of UTC: no local date was shown for it either)
+            continue
+        minutes = int((local.utcoffset() or timedelta()).total_seconds()) // 60
+        seen.setdefault(minutes, local.tzname() or "")
+
+    def hhmm(minutes: int) -> str:
+        sign, (h, m) = "+" if minutes >= 0 else "-", divmod(abs(minutes), 60)
+        return f"{sign}{h:02d}:{m:02d}"
+
+    if not seen:
+        seen[0] = "UTC"
+    order = sorted(seen)
+    offset_text = ("UTC" if order == [0] else f"UTC{hhmm(order[0])}") if len(order) == 1 else (
+        "UTC" + "/".join(hhmm(m) for m in order)
+    )
+    names = [n for n in (seen[m] for m in order) if n and n[0] not in "+-" and n != "UTC"]
+    if len(names) == len(order):
+        return f"Dates in local time ({'/'.join(names)}, {offset_text})."
+    return f"Dates in local time ({offset_text})."
 
 
 def days_between(since_us: int | None, until_us: int) -> int | None:
