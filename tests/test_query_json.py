@@ -3,6 +3,7 @@ Polars expressions (core/query.py `rewrite_json_paths`), checked on real Parquet
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -309,7 +310,7 @@ def test_a_time_without_a_zone_is_utc_beside_now_and_the_dataset(
                   "message_created_at > '2026-05-09 09:00:00'"):  # fmt: skip
         assert count(where) == expected, where
     # a naive value of the data made UTC with a cast; a column or alias called timestamp is a name
-    assert count("message_created_at >= cast(date as timestamp)") == every
+    assert count("message_created_at >= cast(date as timestamptz)") == every
     df = q.run_sql(layout, "select timestamp '2026-05-01', 1 as timestamp, t.timestamp from (select 2 as timestamp) t")
     assert df.columns == ["timestamp '2026-05-01'", "timestamp", "timestamp:1"]
     assert str(df.schema["timestamp '2026-05-01'"]) == "Datetime(time_unit='us', time_zone='UTC')"
@@ -325,9 +326,12 @@ def test_a_time_without_a_zone_against_a_utc_one_says_what_to_write(layout: Layo
             q.run_sql(layout, sql)
         text = str(info.value)
         assert "cannot be compared or combined with one without" in text, text
-        assert "cast(… as timestamp)" in text and "timestamp '2026-05-01 12:00'" in text
-    fixed = f"select count(*) from {M} where message_created_at >= cast(strptime(date, '%Y-%m-%d') as timestamp)"
-    assert q.run_sql(layout, fixed).item() == len(duck(layout, f"select * from {M}"))
+        assert "cast(… as timestamptz)" in text and "timestamp '2026-05-01 12:00'" in text
+    # the advice works, both ways it gives
+    every = len(duck(layout, f"select * from {M}"))
+    for fixed in ("message_created_at >= cast(strptime(date, '%Y-%m-%d') as timestamptz)",
+                  "message_created_at >= strptime(date, '%Y-%m-%d') at time zone 'Europe/Paris'"):  # fmt: skip
+        assert q.run_sql(layout, f"select count(*) from {M} where {fixed}").item() == every, fixed
 
 
 def test_a_name_without_as_after_a_value_is_an_alias_and_distinct_on_is_not_a_name(layout: Layout) -> None:
@@ -340,3 +344,50 @@ def test_a_name_without_as_after_a_value_is_an_alias_and_distinct_on_is_not_a_na
     assert df["pct"].sum() == 100 * len(duck(layout, f"select * from {M}"))
     on = q.run_sql(layout, f"select distinct on (role) upper(role), role from {M} order by role")
     assert on.columns == ["upper(role)", "role"] and on.height == len(duck(layout, f"select distinct role from {M}"))
+
+
+def test_a_naive_time_at_time_zone_and_a_cast_of_a_column_keep_their_meaning(layout: Layout) -> None:
+    """Making every TIMESTAMP a UTC instant turned `timestamp '…' at time zone 'Europe/Paris'` (that wall-clock
+    time in Paris) into the UTC instant shown as Paris wall-clock time, so counts were silently wrong; and
+    `cast(message_created_at as timestamp)`, which drops the zone to compare with strptime(…), failed (an
+    audit). Only a literal written without a zone is read as UTC; the counts are DuckDB's in a UTC session."""
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    glob = str(layout.dataset_root / "**" / "*.parquet")
+    con.execute(f"create view {M} as select * from read_parquet('{glob}', hive_partitioning=true)")
+
+    def both(where: str) -> tuple[int, int]:
+        sql = f"select count(*) from {M} where {where}"
+        return q.run_sql(layout, sql).item(), con.execute(sql).fetchone()[0]
+
+    # 11:00 in Paris (UTC+2 in May) is 09:00 UTC
+    expected = both("message_created_at > timestamp '2026-05-09 09:00:00'")[1]
+    assert 0 < expected < both("true")[1]
+    for where in ("message_created_at > timestamp '2026-05-09 11:00:00' at time zone 'Europe/Paris'",
+                  "message_created_at > cast(timestamp '2026-05-09 11:00:00' at time zone 'Europe/Paris' "
+                  "as timestamptz)",
+                  "message_created_at > cast('2026-05-09 11:00:00' as timestamp) AT TIME ZONE 'Europe/Paris'",
+                  "message_created_at > '2026-05-09 11:00:00'::timestamp at time zone 'Europe/Paris'",
+                  "message_created_at > timestamp(6) '2026-05-09 11:00:00' at time zone 'Europe/Paris'",
+                  "cast(message_created_at as timestamp) > strptime('2026-05-09 09:00:00', '%Y-%m-%d %H:%M:%S')",
+                  "message_created_at::timestamp > strptime('2026-05-09 09:00:00', '%Y-%m-%d %H:%M:%S')",
+                  "cast(message_created_at as timestamp) at time zone 'Europe/Paris' > "
+                  "timestamp '2026-05-09 07:00:00'"):  # fmt: skip
+        assert both(where) == (expected, expected), where
+    df = q.run_sql(layout, "select timestamp '2026-11-20 13:47:02' at time zone 'Europe/Paris' as t, "
+                           "cast(timestamp '2026-11-20 13:47:02' as timestamp) as u")  # fmt: skip
+    assert df.row(0) == (datetime(2026, 11, 20, 12, 47, 2, tzinfo=UTC), datetime(2026, 11, 20, 13, 47, 2))
+    # a cast of a column is the engine's: the time without its zone, not an instant
+    naive = q.run_sql(layout, f"select cast(message_created_at as timestamp) as t from {M} limit 1")
+    assert str(naive.schema["t"]) == "Datetime(time_unit='us', time_zone=None)"
+
+
+def test_a_dollar_quoted_string_is_a_string_to_every_rewrite(layout: Layout) -> None:
+    """The lexer did not know `$$…$$` (the engine does): a TIMESTAMP inside one was rewritten and a `;` in one
+    was taken for a second statement."""
+    df = q.run_sql(layout, "select $$timestamp '2026-01-01'$$ as s, $t$it's; now()$t$ as u, $$a$$")
+    assert df.row(0) == ("timestamp '2026-01-01'", "it's; now()", "a") and df.columns == ["s", "u", "$$a$$"]
+    assert q.check_select("select $$;$$;") == "select $$;$$"
+    with pytest.raises(q.QueryError, match="only a single SELECT"):
+        q.check_select("select $$x$$; drop table t")

@@ -115,11 +115,12 @@ _FORBIDDEN_WORDS = frozenset(
      "detach", "grant", "revoke", "vacuum", "pragma", "into"}
 )  # fmt: skip
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 def _lex(sql: str) -> list[tuple[str, int, int]]:
     """A tiny lexer: (token, start, end offsets) for bare words (lower-cased), string literals and quoted
-    identifiers (as "lit"; `sql[start]` tells which quote), `;`, `(` and other punctuation; comments and
+    identifiers (as "lit"; `sql[start]` tells which quote, `$` for a dollar-quoted string), `;`, `(` and other punctuation; comments and
     whitespace are skipped. Only used to classify a statement, to cut trailing semicolons and to find the JSON
     path calls (`rewrite_json_paths`); the engine does the real parsing.
 
@@ -130,7 +131,12 @@ def _lex(sql: str) -> list[tuple[str, int, int]]:
     while i < n:
         c = sql[i]
         start = i
-        if c in "'\"`":
+        if c == "$" and (m := _DOLLAR_QUOTE.match(sql, i)) is not None:
+            # a dollar-quoted string (`$$…$$`, `$tag$…$tag$`), which the engine reads as a string literal
+            j = sql.find(m.group(0), m.end())
+            i = n if j < 0 else j + len(m.group(0))
+            out.append(("lit", start, i))
+        elif c in "'\"`":
             j = i + 1
             while j < n:
                 if sql[j] == c:
@@ -614,25 +620,37 @@ _CAST_CALLS = frozenset({"cast", "try_cast", "safe_cast"})
 
 
 def _is_naive_time_type(toks: list[tuple[str, int, int]], depth: list[int], sql: str, i: int) -> bool:
-    """Whether token i (`timestamp` or `datetime`) is a type name: a typed literal (`timestamp '2026-05-01'`,
-    `timestamp(3) '…'`), a `::timestamp` cast or the type of `cast(… AS timestamp)`; not a column or an alias
-    called so, nor an explicit `timestamp with[out] time zone`."""
+    """Whether token i (`timestamp` or `datetime`) is the type of a time written without a zone: a typed literal
+    (`timestamp '2026-05-01'`, `timestamp(3) '…'`) or a cast of a string literal (`'…'::timestamp`,
+    `cast('…' AS timestamp)`); not a column or an alias called so, nor an explicit `timestamp with[out] time
+    zone`. A cast of anything else keeps the engine's meaning: `cast(message_created_at as timestamp)` drops the
+    zone (a UTC wall-clock time, comparable with strptime(…)). Nor one followed by AT TIME ZONE: `timestamp
+    '2026-11-20 13:47' at time zone 'Europe/Paris'` is 13:47 in Paris because the literal is naive (made
+    `timestamptz`, it would be the UTC instant shown as Paris wall-clock time)."""
+
+    def quoted(k: int) -> bool:
+        return 0 <= k < len(toks) and toks[k][0] == "lit" and sql[toks[k][1]] == "'"
+
     nxt = [t for t, _, _ in toks[i + 1 : i + 5]]
     if nxt[:1] in (["with"], ["without"]):
         return False
-    if nxt[:1] == ["lit"] and sql[toks[i + 1][1]] == "'":
-        return True
-    if nxt[:1] == ["("] and len(nxt) == 4 and nxt[1].isdigit() and nxt[2] == ")" and nxt[3] == "lit":
-        return sql[toks[i + 4][1]] == "'"
-    if i >= 2 and toks[i - 1][0] == ":" and toks[i - 2][0] == ":":
-        return True
-    if i and toks[i - 1][0] == "as":
+    if quoted(i + 1):
+        end = i + 1
+    elif nxt[:1] == ["("] and len(nxt) == 4 and nxt[1].isdigit() and nxt[2] == ")" and quoted(i + 4):
+        end = i + 4
+    elif i >= 3 and toks[i - 1][0] == ":" and toks[i - 2][0] == ":" and quoted(i - 3):
+        end = _closing(toks, depth, i + 1) if nxt[:1] == ["("] else i  # (`'…'::timestamp(3)`)
+    elif i and toks[i - 1][0] == "as":
         # the `AS` of a cast is inside the call's parentheses: find the `(` that opens them
         k = i - 1
         while k >= 0 and not (toks[k][0] == "(" and depth[k] == depth[i] - 1):
             k -= 1
-        return k >= 1 and toks[k - 1][0] in _CAST_CALLS
-    return False
+        if not (k >= 1 and toks[k - 1][0] in _CAST_CALLS and quoted(k + 1) and k + 2 == i - 1):
+            return False
+        end = _closing(toks, depth, k)
+    else:
+        return False
+    return [t for t, _, _ in toks[end + 1 : end + 4]] != ["at", "time", "zone"]
 
 
 def utc_now(sql: str, now: datetime | None = None) -> str:
@@ -641,12 +659,15 @@ def utc_now(sql: str, now: datetime | None = None) -> str:
     timestamp against a naive one) and `select now()` printed local time without a zone. The JSON operators
     `->` / `->>` are refused here with what to use instead (the engine's own message named only the path).
 
-    The type TIMESTAMP (and DATETIME) means a UTC instant too: `timestamp '2026-05-01'`, `'…'::timestamp` and
-    `cast(… as timestamp)` become `timestamptz`. The engine's are naive, and a naive value cannot be compared
-    with a UTC one, so `now() > timestamp '2020-01-01'` and `message_created_at > timestamp '2026-05-01'`
-    failed with a dtype error. Every time hyp stores and prints is UTC, and the engine already reads a plain
-    string (`message_created_at > '2026-05-01'`) as UTC, so a literal written without a zone is read as UTC.
-    (DuckDB reads it in its session time zone, the local one by default: the same answer under TZ=UTC.)"""
+    A time written without a zone means a UTC instant too: `timestamp '2026-05-01'`, `'…'::timestamp` and
+    `cast('…' as timestamp)` (DATETIME alike) become `timestamptz`. The engine's are naive, and a naive value
+    cannot be compared with a UTC one, so `now() > timestamp '2020-01-01'` and `message_created_at > timestamp
+    '2026-05-01'` failed with a dtype error. Every time hyp stores and prints is UTC, and the engine already reads
+    a plain string (`message_created_at > '2026-05-01'`) as UTC, so a literal written without a zone is read as
+    UTC. DuckDB reads such a literal in its session time zone (the local one by default), so its answers are
+    the same only under TZ=UTC, and not for a literal with an offset (`timestamp '2026-05-01 12:00+02:00'`):
+    hyp applies the offset (10:00 UTC), DuckDB's TIMESTAMP drops it (12:00). Casts of other values and a naive
+    time followed by AT TIME ZONE are left alone (`_is_naive_time_type`)."""
     toks = _lex(sql)
     depth = _depths(toks)
     stamp = f"timestamptz '{(now or datetime.now(UTC)).astimezone(UTC).isoformat()}'"
@@ -712,9 +733,10 @@ def _engine_message(exc: BaseException) -> str:
     elif _ZONED_TIME.search(text) and _NAIVE_TIME.search(text):
         text += (
             ": a time with a time zone (the dataset's times, now() and current_timestamp are UTC) cannot be "
-            "compared or combined with one without (from strptime(…) or timestamp without time zone '…'). Make "
-            "the latter UTC with cast(… as timestamp); a time written as timestamp '2026-05-01 12:00' or as "
-            "'2026-05-01 12:00' is already read as UTC"
+            "compared or combined with one without (from strptime(…), cast(… as timestamp) or timestamp without "
+            "time zone '…'). Read the latter as UTC with cast(… as timestamptz), or in a zone with … at time zone "
+            "'Europe/Paris' (message_created_at at time zone 'Europe/Paris' is the local wall-clock time); a time "
+            "written as timestamp '2026-05-01 12:00' or as '2026-05-01 12:00' is already read as UTC"
         )
     return text
 
