@@ -181,6 +181,59 @@ def test_json_output_keeps_text_named_like_a_json_column_as_text(
     assert sorted(r["tool_args"] for r in rows) == ["42", '{"command":"ls"}']
 
 
+G = {"gateway": {"identity_source": "native"}}  # j1's attributes
+
+
+def test_json_output_nests_json_passed_through_an_expression(
+    with_json_like_text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON passed through an aggregate, a window, coalesce, case, parentheses, a scalar subquery or an EXCEPT
+    came out as a string, where the old rule (by name) nested it (an audit). What cannot be followed is judged by
+    its name again, but then only an object or array is nested: `42` named like a JSON column stays text."""
+    (row,) = sql_json(capsys, f"""select message_id, first(attributes) as attributes, min(tool_args) tool_args
+                                  from {M} where message_id = 'j1' group by message_id""")
+    assert row == {"message_id": "j1", "attributes": G, "tool_args": {"command": "ls"}}
+    (row,) = sql_json(capsys, f"""select coalesce(tool_args, '{{}}') as tool_args, (attributes) as attributes,
+                                  case when true then attributes end as status,
+                                  first_value(attributes) over (partition by message_id) as raw_frame,
+                                  (select tool_args from {M} where message_id = 'j1' limit 1) as tools,
+                                  coalesce(content_text, '') as compact_metadata, (content_text) as
+                                  previous_message_id from {M} where message_id = 'j1'""")
+    assert row == {"tool_args": {"command": "ls"}, "attributes": G, "status": G, "raw_frame": G,
+                   "tools": {"command": "ls"}, "compact_metadata": "42", "previous_message_id": "42"}  # fmt: skip
+    # the rows of EXCEPT and INTERSECT are the first branch's: the other one does not decide
+    for op, other in (("except", "'{}'"), ("intersect", """'{"command":"ls"}'""")):
+        (row,) = sql_json(capsys, f"select tool_args from {M} where message_id = 'j1' {op} select {other}")
+        assert row == {"tool_args": {"command": "ls"}}, op
+
+
+def test_json_output_judges_a_joined_star_column_by_its_own_side(
+    with_json_like_text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A star over a join merged what its FROM items hold, JSON first: the right side's text `attributes:b`
+    ('42') came out as the number 42. A `name:alias` column is judged by the FROM item `alias`."""
+    (row,) = sql_json(capsys, f"""select * from {M} a join (select part_id, '42' as attributes, tool_args,
+                                  content_text as status from {M}) b on a.part_id = b.part_id
+                                  where a.message_id = 'j1'""")
+    assert row["attributes"] == G and row["attributes:b"] == "42" and row["status:b"] == "42"
+    assert row["tool_args:b"] == row["tool_args"] == {"command": "ls"}
+
+
+def test_json_output_follows_renamed_replaced_and_mixed_case_star_columns(
+    with_json_like_text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CTE's column in capitals (the lexer lower-cased it), a star's RENAME and REPLACE and a parenthesized
+    UNION branch were missed: JSON came out as a string, text '42' as the number 42."""
+    (row,) = sql_json(capsys, f"""with x as (select attributes as Foo, content_text from {M}
+                                  where message_id = 'j1') select * from x""")
+    assert row == {"Foo": G, "content_text": "42"}
+    (row,) = sql_json(capsys, f"""select * replace ('42' as tool_args) rename (attributes as a)
+                                  from {M} where message_id = 'j1'""")
+    assert row["a"] == G and row["tool_args"] == "42" and "attributes" not in row
+    rows = sql_json(capsys, f"select tool_args from {M} where message_id = 'j1' union all (select '42')")
+    assert sorted(r["tool_args"] for r in rows) == ["42", '{"command":"ls"}']
+
+
 def test_empty_result_and_missing_dataset(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = call(capsys, "query", "sql", "select * from ai_gateway_messages", "--format", "json")
     assert code == 0 and json.loads(out) == []

@@ -823,32 +823,56 @@ def _plain(value: Any) -> Any:
 
 
 # Which result columns of a statement hold JSON. The engine gives plain strings, so this follows each select
-# item back to where its value comes from: a JSON column of a relation (`attributes`, `m.attributes AS a`, a
-# CTE's or subquery's column that is one, `*`) or `json_extract(…)` is JSON; any other expression is text,
-# whatever its name (`content_text AS attributes`, `json_extract_string(…)`, `upper(attributes)`). A name this
-# cannot follow (a FROM item it does not know) is judged by its name, as before.
+# item back to where its value comes from: a JSON column of a relation (`attributes`, `m.attributes AS a`,
+# `(attributes)`, a CTE's or subquery's column that is one, `*`) or `json_extract(…)` is JSON; a literal, a
+# column that is not JSON and a function that gives text (`json_extract_string(…)`, `upper(…)`, `||`) are text,
+# whatever their name (`content_text AS attributes`). Anything else (`first(attributes)`, `coalesce(…)`, a
+# window, `case`, a FROM item it does not know) is judged by its name, as before, but then only a JSON object
+# or array is nested: text named like a JSON column that reads as `42`, `null` or `true` stays text.
+
+# Functions whose result is text, whatever they are given.
+_TEXT_FUNCTIONS = frozenset(
+    {"json_extract_string", "upper", "lower", "ucase", "lcase", "concat", "concat_ws", "substr", "substring",
+     "replace", "trim", "ltrim", "rtrim", "btrim", "lpad", "rpad", "left", "right", "reverse", "regexp_replace",
+     "regexp_extract", "split_part", "initcap", "strftime", "format", "printf", "md5", "sha256", "repeat",
+     "to_char", "string_agg", "group_concat", "listagg", "chr", "translate"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class _Columns:
-    """What a FROM item is known to give: its columns that hold JSON and those that do not."""
+    """What a FROM item is known to give: its columns that hold JSON and those that do not (lower-cased: the
+    lexer lower-cases bare names, the engine keeps their case)."""
 
     json: frozenset[str] = frozenset()
     text: frozenset[str] = frozenset()
 
     def is_json(self, name: str) -> bool | None:
+        name = name.lower()
         return True if name in self.json else False if name in self.text else None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.json or self.text)
+
+    def with_column(self, name: str, json: bool | None) -> _Columns:
+        """The same with `name` holding JSON (True), text (False) or not known (None)."""
+        name = name.lower()
+        return _Columns(
+            self.json - {name} | ({name} if json else set()),
+            self.text - {name} | ({name} if json is False else set()),
+        )
 
 
 @dataclass(frozen=True)
 class _Item:
-    """A select item: a column reference (`name`: the column it reads, `json`: None when not known), a star
-    (the columns it brings), or another expression (`json`: only `json_extract(…)`)."""
+    """A select item: a column reference or another expression (`json`: True JSON, False text, None not known),
+    or a star (`star`: what it brings from each FROM item, by alias, in FROM order)."""
 
     kind: str  # "column", "star" or "expression"
     json: bool | None = False
     name: str = ""  # the output name (alias, or the column's own name); "" for an unnamed expression
-    star: _Columns | None = None
+    star: tuple[tuple[str, _Columns], ...] = ()
 
 
 _FROM_END = _SELECT_LIST_END - {"from"}
@@ -856,6 +880,7 @@ _NOT_AN_ALIAS = frozenset(
     {"join", "inner", "left", "right", "full", "outer", "cross", "natural", "semi", "anti", "on", "using",
      "lateral", "as", ",", "(", ")"}
 )  # fmt: skip
+_SET_OPERATIONS = frozenset({"union", "except", "intersect"})
 
 
 @functools.cache
@@ -884,12 +909,11 @@ def _closing(toks: list[tuple[str, int, int]], depth: list[int], k: int) -> int:
 def _query_branches(
     sql: str, toks: list[tuple[str, int, int]], depth: list[int], start: int, end: int, env: dict[str, _Columns]
 ) -> list[list[_Item]]:
-    """The select items of each branch of the query in tokens [start, end) (a UNION has several), after its
-    WITH clause (whose CTEs are added to a copy of `env`)."""
+    """The select items of each branch of the query in tokens [start, end) whose rows make the result (a UNION
+    has several; the right side of an EXCEPT or INTERSECT gives none), after its WITH clause (whose CTEs are
+    added to a copy of `env`). A parenthesized branch is followed into (`… union all (select …)`)."""
     env = dict(env)
     k = start
-    while k < end and toks[k][0] == "(":
-        k += 1
     if k < end and toks[k][0] == "with":
         k += 1
         if k < end and toks[k][0] == "recursive":
@@ -914,11 +938,32 @@ def _query_branches(
                 k += 1
                 continue
             break
-    selects = [j for j in range(k, end) if toks[j][0] == "select"]
-    if not selects:
-        return []
-    top = depth[selects[0]]
-    return [_select_shape(sql, toks, depth, j, env) for j in selects if depth[j] == top]
+    out: list[list[_Item]] = []
+    keep, expect = True, True  # (keep: not the right side of EXCEPT / INTERSECT; expect: a branch comes next)
+    base = depth[k] if k < end else 0
+    while k < end:
+        t = toks[k][0]
+        if depth[k] != base:
+            k += 1
+        elif expect and t == "(":
+            close = _closing(toks, depth, k)
+            if keep:
+                out += _query_branches(sql, toks, depth, k + 1, close, env)
+            k, expect = close + 1, False
+        elif expect and t == "select":
+            if keep:
+                out.append(_select_shape(sql, toks, depth, k, env))
+            k, expect = k + 1, False
+        elif t in _SET_OPERATIONS:
+            keep, expect = keep and t == "union", True
+            k += 1
+            while k < end and toks[k][0] in ("all", "distinct", "by", "name"):  # (`UNION ALL BY NAME`)
+                k += 1
+        elif expect:  # a branch this does not know (VALUES, FROM-first)
+            return []
+        else:
+            k += 1
+    return out
 
 
 def _output_columns(branches: list[list[_Item]], renamed: list[str] | None = None) -> _Columns:
@@ -933,25 +978,28 @@ def _output_columns(branches: list[list[_Item]], renamed: list[str] | None = Non
             return _Columns()
         items = [_Item(it.kind, it.json, new) for it, new in zip(items, renamed, strict=True)]
     for n, it in enumerate(items):
-        if it.kind == "star" and it.star is not None:
-            json |= it.star.json - text
-            text |= it.star.text - json
+        if it.kind == "star":
+            for _, cols in it.star:
+                json |= cols.json - text
+                text |= cols.text - json
             continue
         if not it.name:
             continue
+        name = it.name.lower()
         same = [b[n] for b in branches[1:] if len(b) == len(branches[0]) and b[n].kind != "star"]
         if it.json and all(o.json for o in same):
-            json.add(it.name)
+            json.add(name)
         elif it.json is False or any(o.json is False for o in same):
-            text.add(it.name)
+            text.add(name)
     return _Columns(frozenset(json), frozenset(text))
 
 
 def _from_items(
     sql: str, toks: list[tuple[str, int, int]], depth: list[int], i: int, env: dict[str, _Columns]
 ) -> dict[str, _Columns]:
-    """The FROM items of the select at token i, by alias or name (a subquery without an alias: ""), with what
-    each is known to give. A FROM item that is neither a relation, a CTE nor a subquery is left out."""
+    """The FROM items of the select at token i, in order, by alias or name (a subquery without an alias: ""),
+    with what each is known to give (nothing for a FROM item that is neither a relation, a CTE nor a
+    subquery)."""
     d, n = depth[i], len(toks)
     k = i + 1
     while k < n and depth[k] >= d and not (
@@ -981,6 +1029,7 @@ def _from_items(
             name = _name(sql, toks[k])
             k += 1
             if name is None:
+                out[f"({k})"] = _Columns()  # (not known: it may hold any column)
                 continue
             key = name.lower()
             cols = env.get(key) or _relation_columns().get(key) or _Columns()
@@ -995,6 +1044,76 @@ def _from_items(
     return out
 
 
+def _star_changes(
+    sql: str, toks: list[tuple[str, int, int]], depth: list[int], a: int, b: int, sources: dict[str, _Columns],
+    env: dict[str, _Columns],
+) -> list[tuple[str, str | None, bool | None]]:
+    """The RENAME (old AS new) and REPLACE (expr AS name) of a star in tokens [a, b), in order, as (name, the
+    old name it takes the value of or None, whether a replacing value is JSON)."""
+    out: list[tuple[str, str | None, bool | None]] = []
+    k = a
+    while k < b:
+        word = toks[k][0]
+        if word in ("rename", "replace") and k + 1 < b and toks[k + 1][0] == "(" and depth[k] == depth[a]:
+            close = _closing(toks, depth, k + 1)
+            part = k + 2
+            for j in range(k + 2, close + 1):
+                if j == close or (toks[j][0] == "," and depth[j] == depth[k] + 1):
+                    if j - part >= 3 and toks[j - 2][0] == "as":
+                        new = _name(sql, toks[j - 1]) or ""
+                        if word == "rename":
+                            out.append((new, _name(sql, toks[j - 3]) or "", None))
+                        else:
+                            out.append((new, None, _expr_json(sql, toks, depth, part, j - 2, sources, env)))
+                    part = j + 1
+            k = close + 1
+        else:
+            k += 1
+    return out
+
+
+def _expr_json(
+    sql: str, toks: list[tuple[str, int, int]], depth: list[int], a: int, b: int, sources: dict[str, _Columns],
+    env: dict[str, _Columns],
+) -> bool | None:
+    """Whether the expression in tokens [a, b) (not a star) gives JSON (True), text (False) or cannot be told
+    (None)."""
+    while b - a >= 2 and toks[a][0] == "(" and _closing(toks, depth, a) == b - 1:  # `(attributes)`
+        a, b = a + 1, b - 1
+    if a >= b:
+        return None
+    first = toks[a][0]
+    if first in ("select", "with"):  # a scalar subquery: its one column
+        answers = [
+            br[0].json if len(br) == 1 and br[0].kind != "star" else None
+            for br in _query_branches(sql, toks, depth, a, b, env)
+        ]
+        return False if False in answers else True if answers and all(answers) else None
+    expr = toks[a:b]
+    if _is_column_ref(sql, expr):
+        column = _name(sql, expr[-1]) or ""
+        if len(expr) >= 3:
+            known = sources.get((_name(sql, expr[-3]) or "").lower())
+            return known.is_json(column) if known else None
+        for cols in sources.values():  # (the first FROM item that has the column gives it)
+            if not cols.known:
+                return None
+            if (answer := cols.is_json(column)) is not None:
+                return answer
+        return None
+    if b - a == 1 and first == "lit" and sql[toks[a][1]] in "'$":
+        return False
+    if b - a >= 3 and _WORD.fullmatch(first) and toks[a + 1][0] == "(" and _closing(toks, depth, a + 1) == b - 1:
+        # `json_extract(col, 'path')` gives JSON text (DuckDB's JSON type); `json_extract_string` gives text
+        return True if first == "json_extract" else False if first in _TEXT_FUNCTIONS else None
+    if any(
+        toks[j][0] == "|" and toks[j + 1][0] == "|" and toks[j + 1][1] == toks[j][2] and depth[j] == depth[a]
+        for j in range(a, b - 1)
+    ):
+        return False  # (`x || y` is text)
+    return None
+
+
 def _select_shape(
     sql: str, toks: list[tuple[str, int, int]], depth: list[int], i: int, env: dict[str, _Columns]
 ) -> list[_Item]:
@@ -1005,41 +1124,45 @@ def _select_shape(
     for item in _select_items(toks, depth, i):
         its = [toks[j] for j in item]
         alias = ""
-        expr = its
+        a, b = item[0], item[-1] + 1
         if _has_alias(sql, its, [depth[j] for j in item], d):
             alias = _name(sql, its[-1]) or ""
-            expr = its[:-2] if len(its) >= 3 and its[-2][0] == "as" else its[:-1]
+            b -= 2 if len(its) >= 3 and its[-2][0] == "as" else 1
+        expr = toks[a:b]
         words = [t for t, _, _ in expr]
         if "*" in words and _is_column_ref(sql, expr):
-            qualifier = _name(sql, expr[0]) if len(expr) >= 3 and words[1] == "." else None
-            picked = [sources.get(qualifier.lower(), _Columns())] if qualifier else list(sources.values())
-            shape.append(_Item("star", star=_Columns(frozenset().union(*(c.json for c in picked)),
-                                                     frozenset().union(*(c.text for c in picked)))))  # fmt: skip
+            qualifier = (_name(sql, expr[0]) or "").lower() if len(expr) >= 3 and words[1] == "." else None
+            picked = [(qualifier, sources.get(qualifier, _Columns()))] if qualifier else list(sources.items())
+            for new, old, json in _star_changes(sql, toks, depth, a, b, sources, env):
+                changed = []
+                for key, cols in picked:
+                    if old is not None:  # RENAME: the old column's verdict under the new name
+                        json = cols.is_json(old)
+                        cols = cols.with_column(old, None) if old.lower() != new.lower() else cols
+                    changed.append((key, cols.with_column(new, json)))
+                picked = changed
+            shape.append(_Item("star", star=tuple(picked)))
         elif expr and _is_column_ref(sql, expr):
             column = _name(sql, expr[-1]) or ""
-            if len(expr) >= 3:
-                known = sources.get((_name(sql, expr[-3]) or "").lower())
-                answers = [known.is_json(column)] if known else []
-            else:
-                answers = [c.is_json(column) for c in sources.values()]
-            json = next((a for a in answers if a is not None), None)
-            shape.append(_Item("column", json, alias or column))
+            shape.append(_Item("column", _expr_json(sql, toks, depth, a, b, sources, env), alias or column))
         else:
-            # `json_extract(col, 'path')` gives JSON text (DuckDB's JSON type); `json_extract_string` gives text
-            whole = len(words) >= 3 and words[0] == "json_extract" and words[1] == "(" and (
-                _closing(expr, _depths(expr), 1) == len(expr) - 1
-            )
-            shape.append(_Item("expression", whole, alias))
+            shape.append(_Item("expression", _expr_json(sql, toks, depth, a, b, sources, env), alias))
     return shape
 
 
 def _by_name(name: str) -> bool:
     """The old rule, for what cannot be followed: a JSON column's own name (a join's `attributes:b` too)."""
-    return name.split(":", 1)[0] in JSON_COLUMNS
+    return name.split(":", 1)[0].lower() in JSON_COLUMNS
 
 
-def json_result_columns(statement: str, df: pl.DataFrame) -> list[str]:
-    """The result columns of `statement` (as run by `run_sql`, giving `df`) that hold JSON text."""
+# A result column's verdict: any JSON is nested, only an object or array is (judged by its name), or text.
+_JSON, _OBJECT, _TEXT = "json", "object", "text"
+
+
+def json_result_columns(statement: str, df: pl.DataFrame) -> dict[str, bool]:
+    """The result columns of `statement` (as run by `run_sql`, giving `df`) that hold JSON text: True when any
+    JSON value of the column is to be nested (a JSON column or json_extract(…), followed to its source), False
+    when only an object or an array is (a column judged by its name alone)."""
     strings = [c for c, t in df.schema.items() if t == pl.String()]
     try:
         toks = [tok for tok in _lex(statement) if tok[0] != ";"]
@@ -1048,34 +1171,58 @@ def json_result_columns(statement: str, df: pl.DataFrame) -> list[str]:
         branches = []
     verdicts = [_align(items, df.columns) for items in branches]
     if not verdicts or any(v is None for v in verdicts):
-        return [c for c in strings if _by_name(c)]
-    return [c for n, c in enumerate(df.columns) if c in strings and all(v[n] for v in verdicts if v)]
+        return {c: False for c in strings if _by_name(c)}
+    out: dict[str, bool] = {}
+    for n, c in enumerate(df.columns):
+        said = {v[n] for v in verdicts if v}
+        if c in strings and _TEXT not in said:
+            out[c] = said == {_JSON}
+    return out
 
 
-def _align(items: list[_Item], columns: list[str]) -> list[bool] | None:
+def _verdict(json: bool | None, column: str) -> str:
+    if json is None:
+        return _OBJECT if _by_name(column) else _TEXT
+    return _JSON if json else _TEXT
+
+
+def _align(items: list[_Item], columns: list[str]) -> list[str] | None:
     """Each result column's verdict, from the items of one branch: the items before the first star are the
-    first columns, those after the last star the last ones, the stars' columns are between (judged by name,
-    with what the stars' sources are known to hold). None when the counts do not match."""
+    first columns, those after the last star the last ones, the stars' columns are between (judged by what the
+    stars' FROM items are known to hold: `name:alias`, a join's column of the FROM item `alias`, by that one).
+    None when the counts do not match."""
     stars = [n for n, it in enumerate(items) if it.kind == "star"]
     if not stars:
         if len(items) != len(columns):
             return None
-        return [bool(it.json) if it.json is not None else _by_name(c) for it, c in zip(items, columns, strict=True)]
+        return [_verdict(it.json, c) for it, c in zip(items, columns, strict=True)]
     head, tail = items[: stars[0]], items[stars[-1] + 1 :]
     middle = len(columns) - len(head) - len(tail)
     if middle < 0 or stars != list(range(stars[0], stars[-1] + 1)):  # (an item between two stars: no place)
         return None
-    known = _Columns(
-        frozenset().union(*(it.star.json for it in items if it.star)),
-        frozenset().union(*(it.star.text for it in items if it.star)),
-    )
+    sources = [src for it in items if it.kind == "star" for src in it.star]
     out = _align(head, columns[: len(head)]) or []
     for c in columns[len(head) : len(head) + middle]:
-        base = c.split(":", 1)[0]
-        verdict = known.is_json(base)
-        out.append(verdict if verdict is not None else _by_name(c))
+        out.append(_verdict(_star_column(sources, c), c))
     out += _align(tail, columns[len(head) + middle :]) or []
     return out
+
+
+def _star_column(sources: list[tuple[str, _Columns]], column: str) -> bool | None:
+    """Whether a star's result column holds JSON: a column the engine suffixed with `:alias` (the second of two
+    with one name, in a join) is judged by the FROM item `alias`; another by the first FROM item that has it.
+    None when not known."""
+    for _, cols in sources:
+        if not cols.known:
+            break
+        if (answer := cols.is_json(column)) is not None:
+            return answer
+    base, _, alias = column.rpartition(":")
+    if base:
+        for key, cols in sources:
+            if key == alias.lower():
+                return cols.is_json(base)
+    return None
 
 
 def json_columns(df: pl.DataFrame) -> list[str]:
@@ -1083,24 +1230,34 @@ def json_columns(df: pl.DataFrame) -> list[str]:
     return [c for c, t in df.schema.items() if c in JSON_COLUMNS and t == pl.String()]
 
 
-def _parse_json_text(text: str | None) -> Any:
+def _parse_json_text(text: str | None, *, structured: bool = False) -> Any:
+    """JSON text as its value (text that is not JSON as it is); with `structured`, only an object or array."""
     if text is None:
         return None
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
+    return text if structured and not isinstance(value, dict | list) else value
 
 
 def to_records(
-    df: pl.DataFrame, *, nested_json: bool = True, json_cols: Collection[str] | None = None
+    df: pl.DataFrame, *, nested_json: bool = True, json_cols: Mapping[str, bool] | Collection[str] | None = None
 ) -> list[dict[str, Any]]:
     """Rows as dicts of JSON-ready values. With `nested_json`, JSON-typed columns become nested values: those
-    named in `json_cols` (`json_result_columns` of the statement), else those with a JSON column's name."""
-    jcols = (set(json_columns(df)) if json_cols is None else set(json_cols)) if nested_json else set()
+    named in `json_cols` (`json_result_columns` of the statement: a False value nests only objects and arrays),
+    else those with a JSON column's name."""
+    if not nested_json:
+        jcols: dict[str, bool] = {}
+    elif json_cols is None:
+        jcols = dict.fromkeys(json_columns(df), True)
+    else:
+        jcols = dict(json_cols) if isinstance(json_cols, Mapping) else dict.fromkeys(json_cols, True)
     records: list[dict[str, Any]] = []
     for row in df.iter_rows(named=True):
-        records.append({k: (_parse_json_text(v) if k in jcols else _plain(v)) for k, v in row.items()})
+        records.append(
+            {k: (_parse_json_text(v, structured=not jcols[k]) if k in jcols else _plain(v)) for k, v in row.items()}
+        )
     return records
 
 
