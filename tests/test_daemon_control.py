@@ -171,6 +171,30 @@ def test_run_on_an_invalid_config_says_the_way_out_and_stores_the_bare_error(
     assert (hyp / "logs" / "daemon.log").read_text().rstrip("\n").endswith(f" ERROR {bare}")
 
 
+def test_a_config_from_a_newer_hyp_is_not_to_be_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config of version 2 (a newer hyp wrote it) met the advice to replace it with hyp init, which loses its
+    settings under the newer hyp (found by the daemon audit): every command now says to upgrade hyp; an older
+    or broken version keeps the fix-or-replace advice."""
+    hyp = tmp_path / "hyp"
+    hyp.mkdir()
+    cfg = hyp / "hypaware-config.json"
+    monkeypatch.setenv("HYP_HOME", str(hyp))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HYP_DAEMON_MODE", raising=False)
+    upgrade = "It was written by a newer hyp: upgrade hyp to use it (replacing it would lose its settings)."
+    for version, advice in ((2, upgrade), (0, "Fix the file, or replace it with hyp init")):
+        cfg.write_text(json.dumps({"version": version, "clients": {"claude": {"enabled": True}}}))
+        for args in (["daemon", "run"], ["daemon", "start"], ["backfill"], ["cache", "prune"]):
+            code, _out, err = run_cli(capsys, *args)
+            assert code == 1 and f"has version {version};" in err and advice in err, (args, err)
+            assert (upgrade in err) == (version == 2), (args, err)
+        code, out, _err = run_cli(capsys, "status")
+        expected = "Next: it was written by a newer hyp" if version == 2 else "Next: fix "
+        assert any(line.startswith(expected) for line in out.splitlines()), out
+
+
 def test_every_daemon_command_with_hyp_home_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     afile = tmp_path / "hyp-is-a-file"

@@ -25,6 +25,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from hypaware_tui.cli.output import (
     WAITING_NOTICE,
+    config_advice,
     err,
     err_console,
     fmt_int,
@@ -33,7 +34,6 @@ from hypaware_tui.cli.output import (
     out_console,
     plural,
     print_json,
-    replace_config_advice,
 )
 from hypaware_tui.core.timeutil import us_to_iso
 
@@ -216,7 +216,7 @@ def _load(ctx: typer.Context, sub: str | None = None, *, report: bool = False):
     try:
         config = load_config(layout)
     except ConfigError as exc:
-        advice = f"Fix the file, or {replace_config_advice(_prog(ctx))}."
+        advice = config_advice(str(exc), _prog(ctx))
         if not report:
             _fail(ctx, f"the config is invalid: {exc}. {advice}", sub)
         where = f"{_prog(ctx)} {COMMAND}" + (f" {sub}" if sub else "")

@@ -12,13 +12,13 @@ from typing import Any
 import typer
 
 from hypaware_tui.cli.output import (
+    config_advice,
     err,
     fmt_int,
     human_size,
     out,
     plural,
     print_json,
-    replace_config_advice,
     short_path,
     waiting_notice,
 )
@@ -243,7 +243,7 @@ def cache_prune(
         err(f"{prog} cache prune: {config_error}")
         # (a HYP_HOME that is a file: its problem says what to do, and hyp init cannot write a config there)
         err("Nothing was removed." if hyp_home_problem(layout.home) else
-            f"Nothing was removed. Fix the file, or {replace_config_advice(prog)}.")
+            f"Nothing was removed. {config_advice(str(config_error), prog)}")
         raise typer.Exit(1)
     if not dry_run:
         set_umask()

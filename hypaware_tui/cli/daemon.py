@@ -49,9 +49,9 @@ def _where() -> str:
 def _with_remedy(message: str) -> str:
     """An invalid config's error with the way out the other commands give (the daemon stores the bare error)."""
     if message.startswith("invalid config:"):
-        from hypaware_tui.cli.output import replace_config_advice
+        from hypaware_tui.cli.output import config_advice
 
-        return f"{message.rstrip('.')}. Fix the file, or {replace_config_advice(_prog())}."
+        return f"{message.rstrip('.')}. {config_advice(message, _prog())}"
     return message
 
 

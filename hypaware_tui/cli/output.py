@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,19 @@ def replace_config_advice(prog: str) -> str:
     `--yes --force` (headless `hyp init --yes` stops on any existing config, and `hyp init --force` alone asks
     for a terminal)."""
     return f"replace it with {prog} init ({prog} init --yes --force without a terminal; a backup is kept)"
+
+
+_NEWER_CONFIG = re.compile(r"has version (\d+); this hyp understands version (\d+) only")
+
+
+def config_advice(error: str, prog: str, fix: str = "Fix the file, or ") -> str:
+    """What to do about an invalid config, from its error: a config written by a newer hyp is not to be
+    replaced (that loses its settings, and the newer hyp's daemon may be using it): hyp is to be upgraded. Any
+    other: fix it, or replace it (`fix` + `replace_config_advice`)."""
+    m = _NEWER_CONFIG.search(error)
+    if m is not None and int(m.group(1)) > int(m.group(2)):
+        return "It was written by a newer hyp: upgrade hyp to use it (replacing it would lose its settings)."
+    return f"{fix}{replace_config_advice(prog)}."
 
 
 def color_enabled(stream: Any) -> bool:

@@ -16,12 +16,12 @@ from typing import Any
 import typer
 
 from hypaware_tui.cli.output import (
+    config_advice,
     fmt_int,
     human_size,
     out,
     plural,
     print_json,
-    replace_config_advice,
     short_path,
 )
 
@@ -159,7 +159,8 @@ def render_text(report: dict[str, Any]) -> None:
 
         # A HYP_HOME that is a file is the problem, not the config under it, which hyp init cannot write either
         problem = hyp_home_problem(Path(report["hyp_home"]))
-        out(f"Next: {problem}" if problem else f"Next: fix {short_path(cfg['path'])}, or {replace_config_advice(PROG)}")
+        advice = config_advice(str(cfg.get("error") or ""), PROG, f"fix {short_path(cfg['path'])}, or ")
+        out(f"Next: {problem}" if problem else f"Next: {advice[0].lower()}{advice[1:]}")
 
 
 def failed_text(failed: int, folders: int) -> str:
