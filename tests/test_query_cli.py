@@ -644,3 +644,26 @@ def test_json_and_csv_stay_whole_under_a_narrow_encoding_and_names_stay_on_their
     assert raw.returncode == 0 and raw.stdout.decode("utf-8").splitlines() == ["k", "漢字é"]
     p = run(filled, "query", "sql", "select 'a\nb', 1 as n")
     assert p.stdout.splitlines()[0].split() == ["'a\\nb'", "n"]
+
+
+def test_json_output_counts_the_branch_after_except_and_judges_by_name_what_is_not_paired(
+    with_json_like_text: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`a EXCEPT b UNION ALL c` returns c's rows, but every branch after an EXCEPT or INTERSECT was ignored: c's
+    text '[1]' came out as the list [1]. Columns `"A"` (JSON) and `"a"` (text) were one name, JSON winning; a
+    UNION BY NAME was paired by position. A column is nested only if JSON in every branch whose rows it holds:
+    text in one makes it text (as a UNION of a JSON column and a literal)."""
+    rows = sql_json(capsys, f"""select tool_args as x from {M} where message_id = 'j1' except select tool_args
+                                from {M} where 1 = 0 union all select '[1]' as x from {M} where message_id = 'j1'""")
+    assert sorted(r["x"] for r in rows) == ["[1]", '{"command":"ls"}']
+    rows = sql_json(capsys, f"""select * from (select 'x' as attributes from {M} intersect select 'x' as
+                                attributes from {M} union all select attributes from {M} where message_id = 'j1')
+                                t order by attributes""")
+    assert [r["attributes"] for r in rows] == ["x", '{"gateway":{"identity_source":"native"}}']
+    rows = sql_json(capsys, f"""select "a" from (select tool_args as "A", '[1]' as "a" from {M}
+                                where message_id = 'j1') t""")
+    assert rows == [{"a": "[1]"}]
+    rows = sql_json(capsys, f"""select * from (select tool_args as a, tool_args as b from {M} where message_id
+                                = 'j1' union all by name select tool_args as b, '[2]' as a from {M}
+                                where message_id = 'j1') t order by a""")
+    assert [r["a"] for r in rows] == ["[2]", '{"command":"ls"}']

@@ -940,14 +940,17 @@ _TEXT_FUNCTIONS = frozenset(
 @dataclass(frozen=True)
 class _Columns:
     """What a FROM item is known to give: its columns that hold JSON and those that do not (lower-cased: the
-    lexer lower-cases bare names, the engine keeps their case)."""
+    lexer lower-cases bare names, the engine keeps their case). A name in both (`"A"` JSON, `"a"` text) is not
+    known."""
 
     json: frozenset[str] = frozenset()
     text: frozenset[str] = frozenset()
 
     def is_json(self, name: str) -> bool | None:
         name = name.lower()
-        return True if name in self.json else False if name in self.text else None
+        if name in self.json:
+            return None if name in self.text else True
+        return False if name in self.text else None
 
     @property
     def known(self) -> bool:
@@ -1009,7 +1012,8 @@ def _query_branches(
 ) -> list[list[_Item]]:
     """The select items of each branch of the query in tokens [start, end) whose rows make the result (a UNION
     has several; the right side of an EXCEPT or INTERSECT gives none), after its WITH clause (whose CTEs are
-    added to a copy of `env`). A parenthesized branch is followed into (`… union all (select …)`)."""
+    added to a copy of `env`). A parenthesized branch is followed into (`… union all (select …)`). None is
+    known (an empty list) for a UNION BY NAME, whose columns are not paired by position."""
     env = dict(env)
     k = start
     if k < end and toks[k][0] == "with":
@@ -1053,10 +1057,13 @@ def _query_branches(
                 out.append(_select_shape(sql, toks, depth, k, env))
             k, expect = k + 1, False
         elif t in _SET_OPERATIONS:
-            keep, expect = keep and t == "union", True
+            # `a EXCEPT b UNION ALL c` is `(a EXCEPT b) UNION ALL c`: c's rows are in the result, b's are not
+            keep, expect = t == "union", True
             k += 1
-            while k < end and toks[k][0] in ("all", "distinct", "by", "name"):  # (`UNION ALL BY NAME`)
+            while k < end and toks[k][0] in ("all", "distinct"):
                 k += 1
+            if [x[0] for x in toks[k : k + 2]] == ["by", "name"]:  # (`UNION BY NAME` pairs columns by name)
+                return []
         elif expect:  # a branch this does not know (VALUES, FROM-first)
             return []
         else:
