@@ -73,12 +73,20 @@ class DatasetReadError(Exception):
 # Relations
 
 
-def open_relations(layout: Layout, json_calls: Sequence[JsonCall] = (), *, probe: bool = False) -> pl.SQLContext:
+def open_relations(layout: Layout, json_calls: Sequence[JsonCall] = ()) -> pl.SQLContext:
     """A fresh SQL context with `ai_gateway_messages` and `ai_gateway_usage` registered as lazy frames, each with
-    the synthetic columns of the JSON path calls on its columns (`rewrite_json_paths`). `probe`: the same
-    columns with one row of nulls, to learn whether the engine accepts a statement's types without reading the
-    data (without a row, it skips some expressions: a sort's limit, a scalar subquery)."""
-    messages = scan_messages(layout)
+    the synthetic columns of the JSON path calls on its columns (`rewrite_json_paths`)."""
+    return _relations(scan_messages(layout), json_calls)
+
+
+def _probe_relations(json_calls: Sequence[JsonCall] = ()) -> pl.SQLContext:
+    """The same relations with one row of nulls and no file: whether the engine accepts a statement's types is
+    learnt without reading the data (without a row, it skips some expressions: a sort's limit, a scalar
+    subquery)."""
+    return _relations(pl.LazyFrame(schema=MESSAGES_SCHEMA), json_calls, rows=1)
+
+
+def _relations(messages: pl.LazyFrame, json_calls: Sequence[JsonCall], rows: int | None = None) -> pl.SQLContext:
     ctx = pl.SQLContext()
     for name, lf in ((MESSAGES, messages), (USAGE, usage_view(messages))):
         if json_calls:
@@ -86,7 +94,7 @@ def open_relations(layout: Layout, json_calls: Sequence[JsonCall] = (), *, probe
             extra = [json_call_expr(c) for c in json_calls if schema.get(c.column) == pl.String()]
             if extra:
                 lf = lf.with_columns(extra)
-        ctx.register(name, lf.clear(1) if probe else lf)
+        ctx.register(name, lf if rows is None else lf.clear(rows))
     return ctx
 
 
@@ -825,7 +833,7 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
     def refusal(text: str) -> str | None:
         """The engine's message if it refuses `text` on relations of one row of nulls, else None."""
         try:
-            open_relations(layout, json_calls, probe=True).execute(text).collect()
+            _probe_relations(json_calls).execute(text).collect()
         except pl.exceptions.PolarsError as exc:
             return _json_engine_message(_engine_message(exc), json_calls)
         return None
@@ -845,14 +853,14 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
     def utc_instead() -> pl.DataFrame | None:
         """The result with the zone-less literals read as UTC, if the engine accepts that (else None)."""
         utc = utc_literals(sql)
-        if utc is None or _with_retry(lambda: refusal(utc)) is not None:
+        if utc is None or refusal(utc) is not None:
             return None
         try:
             return _with_retry(lambda: attempt(utc))
         except QueryError:
             return None
 
-    first = _with_retry(lambda: refusal(sql))
+    first = refusal(sql)
     if first is None or not _mixes_times(first):
         try:
             return _with_retry(lambda: attempt(sql))
