@@ -160,7 +160,7 @@ def render_text(report: dict[str, Any]) -> None:
         # A HYP_HOME that is a file is the problem, not the config under it, which hyp init cannot write either
         problem = hyp_home_problem(Path(report["hyp_home"]))
         advice = config_advice(str(cfg.get("error") or ""), PROG, f"fix {short_path(cfg['path'])}, or ")
-        out(f"Next: {problem}" if problem else f"Next: {advice[0].lower()}{advice[1:]}")
+        out(f"Next: {problem}" if problem else f"Next: {advice[0].lower()}{advice[1:].rstrip('.')}")
 
 
 def failed_text(failed: int, folders: int) -> str:
