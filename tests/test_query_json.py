@@ -438,6 +438,38 @@ def test_a_statement_runs_as_written_and_only_a_refused_one_reads_its_literals_a
     assert both(f"strptime('2026-05-09', '%Y-%m-%d') < timestamp '{t}'")[0] == every
 
 
+def test_only_a_statement_with_a_zone_less_time_is_probed_and_the_utc_readings_own_error_is_reported(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe (one row of nulls) computes all that does not read the files, with the data's bounds null: a
+    recursive CTE bounded by `coalesce((select max(…) from …), 1000000)` ran for minutes there and instantly on
+    the data (the audit of the probe). Only a statement with a time written without a zone is probed now. When
+    its UTC reading passes the probe but fails on the data, that failure is reported, not the mixed times the
+    reading mended (the audit: the advice led to the next error)."""
+    probes: list[int] = []
+    real = q._probe_relations
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        probes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(q, "_probe_relations", counting)
+    bounded = (f"with recursive t(n) as (select 1 union all select n + 1 from t where n < coalesce((select "
+               f"max(length(content_text)) from {M}), 3000)) select max(n) from t")
+    assert q.run_sql(layout, bounded).item() == q.run_sql(layout, f"select max(length(content_text)) from {M}").item()
+    assert probes == []
+    with pytest.raises(q.QueryError) as info:
+        q.run_sql(layout, f"select count(*) from {M} where message_created_at > timestamp '2026-05-09' and "
+                          "cast(content_text as int) > 0")
+    text = str(info.value)
+    assert probes and "conversion from `str` to `i32` failed" in text, text
+    assert "cannot be compared" not in text and "Hint:" not in text, text
+    with pytest.raises(q.QueryError) as info:  # a hint names Polars' Python API: not for a SQL statement
+        q.run_sql(layout, f"select count(*) from {M} where message_created_at in (select strptime('2026-11-20', "
+                          "'%Y-%m-%d'))")
+    assert "replace_time_zone" not in str(info.value) and ".:" not in str(info.value), str(info.value)
+
+
 def test_a_refused_statement_is_refused_before_the_data_is_read_and_says_what_was_not_written(
     layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -457,7 +489,7 @@ def test_a_refused_statement_is_refused_before_the_data_is_read_and_says_what_wa
     reads.clear()
     with pytest.raises(q.QueryError) as info:
         q.run_sql(layout, f"select count(*) from {M} where message_created_at > strptime(date, '%Y-%m-%d')")
-    assert reads == []
+    assert reads == [1]  # (no time written without a zone: nothing to read as UTC, so no probe; the run refuses)
     text = str(info.value)
     assert "cast(… as timestamptz)" in text and "at time zone 'Europe/Paris'" in text
     # AT TIME ZONE elsewhere: the literal is not read as UTC; the advice does not offer AT TIME ZONE again

@@ -742,7 +742,8 @@ def _data_error(layout: Layout, exc: BaseException) -> DatasetReadError:
 def _engine_message(exc: BaseException) -> str:
     """The engine's own message, without Polars' multi-paragraph plan dump."""
     text = str(exc).strip()
-    for marker in ("\n\nResolved plan", "\n\nThis error occurred", "\n\nHint:"):
+    # (a hint names Polars' Python API, which a SQL statement cannot use)
+    for marker in ("\n\nResolved plan", "\n\nThis error occurred", "\n\nHint:", "\nHint:"):
         pos = text.find(marker)
         if pos >= 0:
             text = text[:pos]
@@ -820,11 +821,12 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
 
     The statement runs as written (now() and current_timestamp made UTC, `utc_now`), so it means what it means
     to the engine. Only one that the engine refuses because it mixes a time with a zone and one without, and
-    that has times written without a zone (`utc_literals`), runs with those read as UTC instead. Whether it is
-    refused is learnt on relations of one row of nulls (with the data, the engine reads the files before it
-    compares: the refusal came after 2.6 s of reading at 350k rows, where the whole query takes 1.9 s). If the
-    UTC reading is refused too, the statement's own error is reported, with advice that fits it (also when the
-    engine refuses it only once it reads rows).
+    that has times written without a zone (`utc_literals`), runs with those read as UTC instead. For such a
+    statement, whether it is refused is learnt on relations of one row of nulls (with the data, the engine reads
+    the files before it compares: the refusal came after 2.6 s of reading at 350k rows, where the whole query
+    takes 1.9 s). If the UTC reading is refused too, the statement's own error is reported, with advice that
+    fits it (also when the engine refuses it only once it reads rows); if it fails on the data for another
+    reason, that error is.
 
     Raises QueryError (not a single SELECT, or an engine error: exit 2) or DatasetReadError (exit 1)."""
     sql, json_calls = rewrite_json_paths(check_select(statement))
@@ -851,16 +853,18 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
         return df.drop([c for c in df.columns if _SYNTHETIC_RESULT.match(c)]) if json_calls else df
 
     def utc_instead() -> pl.DataFrame | None:
-        """The result with the zone-less literals read as UTC, if the engine accepts that (else None)."""
-        utc = utc_literals(sql)
+        """The result with the zone-less literals read as UTC, if the engine accepts that (else None). Accepted
+        on the probe, its own error with the data is the one to report (a cast of a text column, say): the
+        mixed times were mended, that one was not."""
         if utc is None or refusal(utc) is not None:
             return None
-        try:
-            return _with_retry(lambda: attempt(utc))
-        except QueryError:
-            return None
+        return _with_retry(lambda: attempt(utc))
 
-    first = refusal(sql)
+    # Only a statement with a time written without a zone is probed: no reading of its literals can help any
+    # other. (The probe computes everything that does not read the files, and bounds taken from the data are
+    # null there: a recursive CTE or a range() up to one ran far longer on the probe than with the data.)
+    utc = utc_literals(sql)
+    first = None if utc is None else refusal(sql)
     if first is None or not _mixes_times(first):
         try:
             return _with_retry(lambda: attempt(sql))
