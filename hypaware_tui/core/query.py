@@ -362,13 +362,17 @@ def json_call_expr(call: JsonCall) -> pl.Expr:
 
 
 @functools.cache
+@functools.cache
+def _relation_schemas() -> dict[str, pl.Schema]:
+    """Each relation's columns and their types (from the schema: no file is read)."""
+    messages = pl.LazyFrame(schema=MESSAGES_SCHEMA)
+    return {rel: lf.collect_schema() for rel, lf in ((MESSAGES, messages), (USAGE, usage_view(messages)))}
+
+
 def _relation_text_columns() -> dict[str, frozenset[str]]:
     """The String columns of each relation (the columns a JSON path can read)."""
-    messages = pl.LazyFrame(schema=MESSAGES_SCHEMA)
-    out = {}
-    for rel, lf in ((MESSAGES, messages), (USAGE, usage_view(messages))):
-        out[rel] = frozenset(c for c, t in lf.collect_schema().items() if t == pl.String())
-    return out
+    return {rel: frozenset(c for c, t in schema.items() if t == pl.String()) for rel, schema in
+            _relation_schemas().items()}  # fmt: skip
 
 
 def _usage(function: str) -> str:
@@ -996,14 +1000,10 @@ _NOT_AN_ALIAS = frozenset(
 _SET_OPERATIONS = frozenset({"union", "except", "intersect"})
 
 
-@functools.cache
 def _relation_columns() -> dict[str, _Columns]:
-    messages = pl.LazyFrame(schema=MESSAGES_SCHEMA)
-    out = {}
-    for rel, lf in ((MESSAGES, messages), (USAGE, usage_view(messages))):
-        names = frozenset(lf.collect_schema().names())
-        out[rel] = _Columns(json=names & JSON_COLUMNS, text=names - JSON_COLUMNS)
-    return out
+    """Each relation's columns, JSON or text."""
+    return {rel: _Columns(json=frozenset(schema) & JSON_COLUMNS, text=frozenset(schema) - JSON_COLUMNS) for rel,
+            schema in _relation_schemas().items()}  # fmt: skip
 
 
 def _name(sql: str, tok: tuple[str, int, int]) -> str | None:

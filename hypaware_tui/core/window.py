@@ -23,6 +23,7 @@ from hypaware_tui.core.timeutil import (
     US_PER_DAY,
     date_start_us,
     datetime_to_us,
+    now_us,
     us_to_date,
     us_to_datetime,
     us_to_local,
@@ -221,15 +222,15 @@ def local_zone_name() -> str:
     return datetime.now(UTC).astimezone().tzname() or "local"
 
 
-def local_dates_note(*stamps_us: int | None, now_us: int | None = None) -> str:
+def local_dates_note(*stamps_us: int | None) -> str:
     """`Dates in local time (EST, UTC-05:00).`: under a table of local dates. The wizard shows its dates in UTC,
     so the same file could read a day apart in the two without saying which zone either is in. The offsets are
-    those at the dates shown (`stamps_us`; None ones skipped), or at `now_us` (default: now) when there are none:
+    those at the dates shown (`stamps_us`; None ones skipped), or now's when there are none:
     a table of summer and winter dates says both (`EST/EDT, UTC-05:00/-04:00`), since the offset of today alone
     put a July date a day off for the reader. A zone without a name of its own (`-03`) shows only the offset."""
     stamps = [s for s in stamps_us if s is not None]
     if not stamps:
-        stamps = [now_us if now_us is not None else datetime_to_us(datetime.now(UTC))]
+        stamps = [now_us()]
     seen: dict[int, str] = {}  # offset in minutes -> the zone's name at that offset
     for s in stamps:
         local = us_to_local(s)
