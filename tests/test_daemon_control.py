@@ -169,6 +169,10 @@ def test_run_on_an_invalid_config_says_the_way_out_and_stores_the_bare_error(
     status = json.loads((hyp / "run" / "daemon-status.json").read_text())
     assert (status["state"], status["last_error"]["message"]) == ("stopped", bare)
     assert (hyp / "logs" / "daemon.log").read_text().rstrip("\n").endswith(f" ERROR {bare}")
+    # It never watched anything: no watch mode (its status said "Watch polling", found by the daemon audit).
+    assert status["watch"] is None
+    code, out, _ = run_cli(capsys, "daemon", "status")
+    assert code == 0 and "\nWatch           -\n" in out and "polling" not in out
 
 
 def test_a_config_from_a_newer_hyp_is_not_to_be_replaced(

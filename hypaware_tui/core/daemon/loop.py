@@ -284,7 +284,8 @@ class DaemonLoop:
         self.inflight: dict[str, Checkpoint] = {}  # path_hash -> checkpoint of uncommitted batches
         self.state = "starting"
         self.watcher: Watcher | None = None
-        self.watch_kind = "polling"
+        # "events" or "polling" once watching starts; null before (a daemon that stops at its config never watched)
+        self.watch_kind: str | None = None
         self.watch_failure: str | None = None  # why file events failed; polling until they work again
         self.started_us = int(self.clock.time() * 1_000_000)
         self.started_at = control.utc_iso(self.started_us / 1_000_000)
