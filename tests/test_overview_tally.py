@@ -240,3 +240,58 @@ def test_the_all_data_overview_reads_the_rows_in_batches(layout: Layout, monkeyp
     monkeypatch.setattr(q._Tally, "add", lambda self, batch: (seen.append(batch.height), add(self, batch))[1])
     ov = q.overview(layout, days=0, now=NOW, tz="UTC")
     assert ov.rows == sum(seen) == 30 and len(seen) > 1 and max(seen) <= 4
+
+
+def test_the_period_overview_reads_the_rows_in_batches(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A period's overview never holds the period either: it adds up batches of at most BATCH_ROWS rows (one
+    frame of a 30-day period of 1M rows took 780 MiB)."""
+    monkeypatch.setattr(q, "BATCH_ROWS", 4)
+    with Storage(layout) as store:
+        store.commit([make_row(created=START + timedelta(minutes=k), message_id=f"m{k}") for k in range(30)], [])
+    seen: list[int] = []
+    add = q._Tally.add
+    monkeypatch.setattr(q._Tally, "add", lambda self, batch: (seen.append(batch.height), add(self, batch))[1])
+    ov = q.overview(layout, days=30, now=NOW, tz="UTC")
+    assert ov.rows == sum(seen) == 30 and len(seen) > 1 and max(seen) <= 4
+
+
+def test_a_period_in_small_batches_chooses_each_response_as_in_one_batch(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 3-day period (from 2026-05-08 00:00 UTC) read one row at a time, three at a time and in one batch gives
+    the same overview, the view's: response A is streamed in three lines inside the period (the complete one,
+    42 output tokens, neither first nor last) plus a partial copy before it; response B's most complete line is
+    before the period, so B is not the period's usage at all; response C's main-thread line is before the
+    period, so its side chain's replay inside is not counted either (the side-chain rule)."""
+
+    def carrier(created: str, mid: str, api: str, out: int, model: str, **kw: object) -> dict:
+        return make_row(created=created, message_id=mid, role="assistant", model=model, api_message_id=api,
+                        request_id=f"req_{api}", input_tokens=10, output_tokens=out, cache_read_tokens=100,
+                        cwd=f"{HOME}/a", **kw)  # fmt: skip
+
+    rows = [
+        carrier("2026-05-07T23:59:00Z", "a0", "A", 5, "opus"),  # outside, loses
+        carrier("2026-05-08T10:00:00Z", "a1", "A", 1, "opus"),
+        carrier("2026-05-08T10:00:01Z", "a2", "A", 42, "opus"),  # the choice
+        carrier("2026-05-08T10:00:02Z", "a3", "A", 7, "opus"),
+        carrier("2026-05-08T11:00:00Z", "b1", "B", 3, "sonnet"),
+        carrier("2026-05-08T11:00:01Z", "b2", "B", 2, "sonnet"),
+        carrier("2026-05-07T20:00:00Z", "b0", "B", 50, "sonnet"),  # outside, wins: B is not in the period
+        carrier("2026-05-07T21:00:00Z", "c0", "C", 1, "haiku"),  # outside, main thread
+        carrier("2026-05-09T09:00:00Z", "c1", "C", 99, "haiku", is_sidechain=True),  # dropped by the rule
+        make_row(created="2026-05-09T10:00:00Z", message_id="x1", client_name="codex", session_id="s2",
+                 role="assistant", model="gpt-5", input_tokens=3, output_tokens=4, cache_read_tokens=5),
+        make_row(created="2026-05-09T10:30:00Z", message_id="u1", cwd=f"{HOME}/a"),
+    ]  # fmt: skip
+    with Storage(layout) as store:
+        store.commit(rows, [])
+    results = {}
+    for batch in (1, 3, 50_000):
+        monkeypatch.setattr(q, "BATCH_ROWS", batch)
+        ov = check(layout, "UTC", 3)
+        results[batch] = ov
+        assert [(m.provider, m.model, m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models] == [
+            ("anthropic", "opus", 10, 100, 42), ("openai", "gpt-5", 3, 5, 4)
+        ]  # fmt: skip
+        assert (ov.rows, ov.sessions) == (8, 2)
+    assert results[1] == results[3] == results[50_000]

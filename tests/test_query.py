@@ -522,25 +522,25 @@ def test_overview_models_equal_the_usage_view_at_the_period_edge(filled: Layout)
     )
 
 
-def test_the_overview_reads_only_the_period_and_the_carriers_that_share_its_ids(filled: Layout) -> None:
+def test_the_overview_reads_only_the_period_and_the_carriers_that_share_its_ids(
+    filled: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Its memory follows the period, not the dataset: a 30-day overview of 1.1M rows held every Claude
     carrier of all time (741 MiB). Unrelated carriers outside the period are not read; those sharing an id
     with a carrier inside are. A compaction's second copy of a file counts once."""
-    from datetime import timedelta
-
-    from hypaware_tui.core.dataset import scan_messages
-    from hypaware_tui.core.timeutil import datetime_to_us
-
     commit(filled, [claude("p_old", "2026-03-30T10:00:00Z", api_message_id="msg_P", request_id="req_P",
                            **tokens(100, 0, 0, 100)),
                     claude("p_side", "2026-05-09T12:00:00Z", is_sidechain=True, api_message_id="msg_P",
                            request_id="req_P2", **tokens(100, 0, 0, 100))])  # fmt: skip
-    until = datetime_to_us(NOW)
-    since = datetime_to_us(NOW - timedelta(days=29, hours=12))
-    frame = q._overview_frame(scan_messages(filled, dedupe=False, file_names=True), since, until)
+    read: list[pl.DataFrame] = []
+    add = q._Tally.add
+    monkeypatch.setattr(q._Tally, "add", lambda self, batch: (read.append(batch), add(self, batch))[1])
+    q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
+    frame = pl.concat(read)
     ids = set(frame["api_message_id"].drop_nulls())
     assert "msg_OUT" not in ids and "msg_P" in ids  # out_edge is unrelated; p_old shares p_side's id
-    assert frame.filter(~pl.col("_in_period"))["message_id"].to_list() == ["p_old"]
+    assert frame.filter(~pl.col("_period"))["message_id"].to_list() == ["p_old"]
+    monkeypatch.setattr(q._Tally, "add", add)
     before = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
     part = next(filled.dataset_root.glob("source=claude/date=2026-05-09/*.parquet"))
     (part.parent / ("part-z" + part.name[5:])).write_bytes(part.read_bytes())  # a compaction's copy

@@ -1529,12 +1529,7 @@ class Overview:
 
 
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-# What a period's overview reads (`_overview_frame`): the message figures plus the inputs of `usage_view`.
-# (`client_name` is taken from the partition key `source`, which is equal to it and costs no read.)
-_OVERVIEW_COLUMNS = (
-    "session_id", "provider", "model", "cwd", "is_sidechain", "message_id", "api_message_id", "request_id",
-    "message_created_at", "part_id", "part_index", "part_type", "tool_name", *_TOKENS, "attributes",
-)  # fmt: skip
+
 
 def home_as_tilde(path: str, home: str) -> str:
     """`/home/me/src/x` -> `~/src/x` (only on a path-component boundary)."""
@@ -1660,61 +1655,51 @@ def _us_date(us: int, zone: tzinfo) -> date:
     return (local or us_to_datetime(us)).date()
 
 
-def _overview_frame(raw: pl.LazyFrame, since_us: int | None, until_us: int) -> pl.DataFrame:
-    """The overview's rows, projected to the columns it needs: those of the period, plus the Claude carriers
-    outside it that share an `api_message_id` with a carrier inside it (all `ai_gateway_usage` may need:
-    `_usage_inputs`), deduplicated by `part_id`.
+def _add_period(tally: _Tally, layout: Layout) -> None:
+    """Add to `tally`, batch by batch, the rows of its period and the Claude carriers outside it that share an
+    `api_message_id` with a carrier inside it (all `ai_gateway_usage` may need: `_usage_inputs`; the tally's
+    choice per response is made across batches), deduplicated by `part_id` as in the relation.
 
-    Memory follows the rows of the period, not the dataset: the period's rows are read first, streaming,
-    with the predicate pushed into the scan (the relation's dedupe is a window over every `part_id` of the
-    dataset, which read every row before any filter: 741 MiB for a 30-day overview of 1.1M rows); then the
-    carriers outside it, by their ids. The dedupe is the relation's (storage.md §9: the copy in the smallest
-    file name): the `part_id`s found twice in the dataset are looked up first, on their hashes alone (almost
-    always none), and a kept copy of one of them that is not the relation's is dropped, so that a copy whose
-    values differ (a line imported again after a fix to its timestamp) is counted where the relation has it."""
-    ts = pl.col("message_created_at").cast(pl.Int64)
-    in_period = ts <= until_us
-    if since_us is not None:
-        in_period &= ts >= since_us
-    carrier = pl.any_horizontal([pl.col(c).is_not_null() for c in _TOKENS])
+    No step holds the period: one frame of a 30-day period of 1M rows took 780 MiB. The period's rows are read
+    first, with the predicate pushed into the scan (the relation's dedupe is a window over every `part_id` of
+    the dataset, which read every row before any filter: 741 MiB for a 30-day overview of 1.1M rows), collecting
+    the ids of their carriers; then the carriers outside it, by their ids, found on the few columns that say so
+    (a period that holds most of the data leaves few or none: no second read of its rows). The dedupe is the
+    relation's (storage.md §9: the copy in the smallest file name): the `part_id`s found twice in the dataset are
+    looked up first, on their hashes alone (almost always none), and a copy of one of them that is not the
+    relation's is dropped from each batch, so that a copy whose values differ (a line imported again after a fix
+    to its timestamp) is counted where the relation has it."""
+    raw = scan_messages(layout, dedupe=False, file_names=True)
+    winners = relation_copies(raw)
+    # Without copies, the file names are not read (`scan_messages` takes them from each row's path).
+    rows = (raw if winners is not None else scan_messages(layout, dedupe=False)).with_columns(
+        client_name=pl.col("source")  # the partition key, equal to it: no read
+    )
+    in_period = tally.in_period(pl.col("message_created_at").cast(pl.Int64))
+    carrier = pl.any_horizontal([pl.col(c).is_not_null() for c in _TOKENS])  # API errors too, as the view's inputs
     claude_with_id = (pl.col("client_name") == "claude") & pl.col("api_message_id").is_not_null()
 
-    winners = relation_copies(raw)
+    def add(where: pl.Expr) -> list[pl.Series]:
+        """Add the rows `where` holds; the ids of the Claude carriers among them."""
+        ids = []
+        batches = tally.prepared(rows.filter(where)).collect_batches(chunk_size=BATCH_ROWS, maintain_order=False)
+        for batch in batches:
+            batch = batch if winners is None else keep_relation_copies(batch, winners)
+            tally.add(batch)
+            ids.append(batch.filter(carrier & claude_with_id)["api_message_id"].unique())
+        return ids
 
-    def rows(where: pl.Expr, inside: pl.Expr) -> pl.DataFrame:
-        frame = (
-            raw.select(*_OVERVIEW_COLUMNS, FILE_NAME, client_name=pl.col("source"))
-            .filter(where)
-            .with_columns(_in_period=inside, _carrier=carrier)
-            # `ai_gateway_usage` reads only `$.claude.api_error` from `attributes`. Parsing the JSON of every
-            # carrier costs more than the rest of the overview, so keep the text only on carriers that
-            # mention `api_error` (attributes are canonical JSON: the key is never escaped) and null
-            # elsewhere, which the view reads as "not an API error". Same result, a fraction of the work.
-            .with_columns(
-                attributes=pl.when(
-                    pl.col("_carrier") & pl.col("attributes").str.contains("api_error", literal=True)
-                ).then(pl.col("attributes"))
-            )
-            .collect(engine="streaming")
-        )
-        return keep_relation_copies(frame, winners)
-
-    if since_us is None:  # all data: the period is nearly every row, one pass (only rows after now are out)
-        return rows(in_period | (claude_with_id & carrier), in_period)
-    inside = rows(in_period, pl.lit(True))
-    ids = inside.filter(pl.col("_carrier") & claude_with_id)["api_message_id"].unique()
+    inside = add(in_period)
+    if not inside:
+        return
+    ids = pl.concat(inside).unique()
     if ids.is_empty():
-        return inside
-    # Which carriers outside the period share an id: found on the few columns that say so (a period that holds
-    # most of the data leaves few or none), then read whole.
+        return
     wanted = ~in_period & claude_with_id & carrier & pl.col("api_message_id").is_in(ids.implode())
-    found = raw.select("part_id", "message_created_at", "api_message_id", *_TOKENS, client_name=pl.col("source"))
+    found = rows.select("part_id", "message_created_at", "api_message_id", "client_name", *_TOKENS)
     part_ids = found.filter(wanted).select("part_id").collect(engine="streaming")["part_id"]
-    if part_ids.is_empty():
-        return inside
-    outside = rows(pl.col("part_id").is_in(part_ids.implode()) & wanted, pl.lit(False))
-    return pl.concat([inside, outside]) if outside.height else inside
-
+    if not part_ids.is_empty():
+        add(pl.col("part_id").is_in(part_ids.implode()) & wanted)
 
 
 @dataclass
@@ -1731,7 +1716,7 @@ class _Figures:
     models: pl.DataFrame  # provider, model, input, cached, output tokens, total: the top TOP_N
 
 
-BATCH_ROWS = 50_000  # rows per batch of the all-data overview: ~25 MB of its columns
+BATCH_ROWS = 50_000  # rows per batch of the overview: ~25 MB of its columns
 
 
 def _overview_figures(
@@ -1739,17 +1724,16 @@ def _overview_figures(
 ) -> _Figures:
     """The overview's figures, added up batch by batch (`_Tally`).
 
-    A period (days > 0) is one batch: its rows and the carriers `ai_gateway_usage` needs (`_overview_frame`).
-    All data (days = 0) streams through in batches of BATCH_ROWS, so that no step holds every row: holding the
+    A period (days > 0) streams through in batches of BATCH_ROWS: its rows, then the carriers `ai_gateway_usage`
+    needs outside it (`_add_period`). So does all data (days = 0), so that no step holds every row: holding the
     period took 1.1 GB for 1.1M rows. The day series must be known before the rows are read: its first day is
     the local day of the oldest row in the files (`_relation_rows`, read along with the `part_id` hashes: the
     partition names are not enough, a file's rows can be older than its date) and checked against the oldest row
     counted; a file written in between with older rows makes a second read from the right day."""
     if days > 0:
         first_day = today - timedelta(days=days - 1)
-        frame = _overview_frame(scan_messages(layout, dedupe=False, file_names=True), since_us, until_us)
         tally = _Tally(first_day, today, zone, since_us, until_us)
-        tally.add(frame)
+        _add_period(tally, layout)
         return tally.figures(first_day)
     rel, winners, oldest_us = _relation_rows(layout, until_us)
     rel = rel.with_columns(client_name=pl.col("source"))
@@ -1812,8 +1796,7 @@ class _Tally:
         )
 
     def add(self, batch: pl.DataFrame) -> None:
-        if "_period" not in batch.columns:  # a period's frame (`_overview_frame`)
-            batch = self.prepared(batch.lazy()).collect()
+        """Add a batch of `prepared` rows (without the copies the relation drops)."""
         # The day of a row, through the UTC instants of the local midnights (this follows DST changes); -1 is
         # before the first day. (Computed here: a literal Series in the streaming plan was copied for each batch.)
         day = self.bounds.search_sorted(batch["_ts"], side="right").cast(pl.Int64) - 1
