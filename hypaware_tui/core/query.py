@@ -1671,8 +1671,9 @@ def _add_period(tally: _Tally, layout: Layout) -> None:
     to its timestamp) is counted where the relation has it."""
     raw = scan_messages(layout, dedupe=False, file_names=True)
     winners = relation_copies(raw)
-    # Without copies, the file names are not read (`scan_messages` takes them from each row's path).
-    rows = (raw if winners is not None else scan_messages(layout, dedupe=False)).with_columns(
+    # Without copies, the file names are not needed (projected away: the scan takes them from each row's path).
+    # One listing of the files serves both reads, so the dedupe's winners are those of the files read.
+    rows = (raw if winners is not None else raw.drop(FILE_NAME)).with_columns(
         client_name=pl.col("source")  # the partition key, equal to it: no read
     )
     in_period = tally.in_period(pl.col("message_created_at").cast(pl.Int64))
