@@ -20,17 +20,20 @@ Timestamps are integers (µs since the epoch, UTC).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import stat
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from hypaware_tui.core import schema
 from hypaware_tui.core.schema import canonical_json, plain_json_types
 from hypaware_tui.core.timeutil import us_to_date
 
@@ -261,7 +264,11 @@ def binary_free_text(text: str) -> str:
     if value.__class__ is not dict and value.__class__ is not list:
         return text
     clean, changed = _without_binary(value)
-    return canonical_json(clean) if changed else text
+    if not changed:
+        return text
+    if not plain_json_types(clean):  # a float, or an integer orjson widened to one: json.loads
+        clean = _without_binary(_exact_numbers(text, value))[0]
+    return canonical_json(clean)
 
 
 def _without_binary(value: Any, depth: int = 0) -> tuple[Any, bool]:
@@ -326,8 +333,6 @@ def args_json(value: object) -> str | None:
 def _exact_numbers(text: str, parsed: Any) -> Any:
     """`text` through the stdlib (claude.md §2 rule 3 says json.loads): orjson reads an integer beyond 64 bits
     as a float, which would store 1267650600228229401496703205377 as 1.2676506002282294e+30."""
-    import json
-
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
@@ -469,13 +474,19 @@ def json_or_null(d: Mapping[str, Any] | None) -> str | None:
 
 
 def dumps_state(state: Any) -> str:
-    return orjson.dumps(state, option=orjson.OPT_SORT_KEYS).decode()
+    """The parser state as JSON text. A state holding an integer beyond 64 bits (a verbatim value kept exact,
+    see `exact_numbers_of_line`), which orjson refuses, is written by the stdlib after one space: the mark
+    that tells `loads_state` to read it back with the stdlib too (orjson would make the integer a float)."""
+    try:
+        return orjson.dumps(state, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # (orjson.JSONEncodeError is TypeError)
+        return " " + json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def loads_state(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
-    value = orjson.loads(text)
+    value = json.loads(text) if text[0] == " " else orjson.loads(text)
     return value if isinstance(value, dict) and value else None
 
 
@@ -486,8 +497,6 @@ def parse_json_line(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         pass
-    import json
-
     text = raw.decode("utf-8", errors="replace")
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
@@ -496,6 +505,163 @@ def parse_json_line(raw: bytes) -> Any:
         return _clean_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
     except (ValueError, RecursionError) as exc:
         raise ValueError(str(exc)) from exc
+
+
+# -- integers beyond 64 bits ---------------------------------------------------------------------------
+#
+# orjson reads an integer outside [-2**63, 2**64) as a float; the stdlib (claude.md §2 rule 3) keeps it exact.
+# Finding them on every line would cost a walk of every parsed object, so the line's bytes stay reachable
+# while its rows are built, and only a value that reaches the canonical JSON encoder with such a float in it
+# (`schema._stdlib_json`: a float of 2**63 or more prints with "e+") has the line parsed again by the stdlib,
+# once, and its floats replaced by the integers at the same places (`exact_numbers_of_line`). A line longer
+# than `_KEEP_LINE` is not kept (its bytes are freed before its rows are built, see `Parser.feed`): its
+# object is searched for such a float instead, at once (a long line is a few long strings: few values).
+# Every verbatim value of a line is encoded while that line is handled, or kept exact in the parser state
+# (Codex's `session_meta.source`, through `dumps_state`), so no later line needs an earlier one's bytes.
+
+_KEEP_LINE = 8 * 1024 * 1024
+_WIDE = float(2**63)  # a float of this magnitude or more may be an integer orjson widened
+_MAX_NESTING = 1100  # deeper than either parser reads
+
+
+class _Line:
+    """The line (or whole document) being handled: its bytes (None for a long line), its orjson object,
+    and, once asked for, its widened floats: id -> (the float, the stdlib's integer)."""
+
+    __slots__ = ("raw", "obj", "found")
+
+    def __init__(self) -> None:
+        self.raw: bytes | None = None
+        self.obj: Any = None
+        self.found: dict[int, tuple[float, int]] | None = None
+
+    def enter(self, raw: bytes, obj: Any) -> None:
+        """`raw` parsed into `obj` is being handled (a line of any length, a whole document)."""
+        self.obj = obj
+        if len(raw) <= _KEEP_LINE:
+            self.raw, self.found = raw, None
+        else:
+            self.raw, self.found = None, (_widened_ints(obj, raw) if _holds_wide_float(obj) else {})
+
+    def leave(self) -> None:
+        self.raw = self.obj = self.found = None
+
+
+@contextmanager
+def handling(raw: bytes, obj: Any) -> Iterator[None]:
+    """While the objects of a whole document (`raw` parsed into `obj`) are handled one by one (`Parser.feed`
+    does the same for each line)."""
+    _LINE.enter(raw, obj)
+    try:
+        yield
+    finally:
+        _LINE.leave()
+
+
+# One per process: lines are parsed on one thread at a time (parse workers are processes). Were two threads
+# to parse at once, a float would only be missed (left as it is): the table holds its floats, so no other
+# value can share their ids.
+_LINE = _Line()
+
+
+def exact_numbers_of_line(value: Any) -> Any:
+    """`value` with the floats orjson made of the current line's big integers put back as those integers;
+    `value` itself when it holds none (or outside a line). Installed as `schema.exact_numbers`."""
+    line = _LINE
+    found = line.found
+    if found is None:
+        raw = line.raw
+        if raw is None:
+            return value
+        found = line.found = _widened_ints(line.obj, raw)
+    return _put_back(value, found, 0) if found else value
+
+
+def _holds_wide_float(value: Any, depth: int = 0) -> bool:
+    if depth > _MAX_NESTING:
+        return False
+    for v in value.values() if value.__class__ is dict else value:
+        vc = v.__class__
+        if vc is float:
+            if v >= _WIDE or v <= -_WIDE:
+                return True
+        elif (vc is dict or vc is list) and _holds_wide_float(v, depth + 1):
+            return True
+    return False
+
+
+def _widened_ints(obj: Any, raw: bytes) -> dict[int, tuple[float, int]]:
+    """The floats of `obj` (orjson's parse of `raw`) that the stdlib reads from `raw` as integers."""
+    text = raw.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):  # (a whole document's byte order mark)
+        text = text[1:]
+    try:
+        exact = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
+        return {}
+    found: dict[int, tuple[float, int]] = {}
+    _pair(obj, exact, found, 0)
+    return found
+
+
+def _pair(fast: Any, exact: Any, found: dict[int, tuple[float, int]], depth: int) -> None:
+    """Walk the two parses of one text side by side (same keys, same lengths) and note each float of `fast`
+    that is an int in `exact`."""
+    if depth > _MAX_NESTING:
+        return
+    if fast.__class__ is dict:
+        if exact.__class__ is not dict:
+            return
+        pairs: Any = ((v, exact.get(k)) for k, v in fast.items())
+    elif fast.__class__ is list:
+        if exact.__class__ is not list or len(exact) != len(fast):
+            return
+        pairs = zip(fast, exact, strict=True)
+    else:
+        return
+    for f, e in pairs:
+        fc = f.__class__
+        if fc is float:
+            if e.__class__ is int:
+                found[id(f)] = (f, e)
+        elif fc is dict or fc is list:
+            _pair(f, e, found, depth + 1)
+
+
+def _put_back(value: Any, found: dict[int, tuple[float, int]], depth: int) -> Any:
+    """`value` with each float of `found` replaced by its integer; containers copied only where one changed."""
+    cls = value.__class__
+    if cls is float:
+        hit = found.get(id(value))
+        return hit[1] if hit is not None and hit[0] is value else value
+    if depth > _MAX_NESTING:
+        return value
+    if cls is dict:
+        out = None
+        for k, v in value.items():
+            vc = v.__class__
+            if vc is float or vc is dict or vc is list:
+                nv = _put_back(v, found, depth + 1)
+                if nv is not v:
+                    if out is None:
+                        out = dict(value)
+                    out[k] = nv
+        return value if out is None else out
+    if cls is list:
+        items = None
+        for i, v in enumerate(value):
+            vc = v.__class__
+            if vc is float or vc is dict or vc is list:
+                nv = _put_back(v, found, depth + 1)
+                if nv is not v:
+                    if items is None:
+                        items = list(value)
+                    items[i] = nv
+        return value if items is None else items
+    return value
+
+
+schema.exact_numbers = exact_numbers_of_line
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -700,19 +866,25 @@ class Parser(ABC):
             obj = parse_json_line(line)
         except ValueError:
             obj = None
-        # Not held while the rows are built: with the reader's reference gone too (it hands each line over
-        # and keeps none), a long line's bytes are freed here, before its objects are turned into rows.
-        del line
         if not isinstance(obj, dict):  # not JSON, or not an object: every line has a records_by_type key
             self.count_type("unknown")
             self.stats.lines_skipped["malformed"] += 1
             self._consumed(next_offset)
             return True
-        if not self.whole and self.window.until_us is not None:
-            own = self.own_timestamp(obj)
-            if own is not None and self.window.stops_before(own):
-                return False
-        self.handle_object(obj, offset)
+        # The bytes stay where the encoder can parse them again for an integer beyond 64 bits (`_Line`),
+        # unless the line is long: with the reader's reference gone too (it hands each line over and keeps
+        # none), a long line's bytes are freed here, before its objects are turned into rows.
+        line_ = _LINE
+        line_.enter(line, obj)
+        del line
+        try:
+            if not self.whole and self.window.until_us is not None:
+                own = self.own_timestamp(obj)
+                if own is not None and self.window.stops_before(own):
+                    return False
+            self.handle_object(obj, offset)
+        finally:
+            line_.leave()
         self._consumed(next_offset)
         return True
 

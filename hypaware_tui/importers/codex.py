@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.schema import canonical_json, canonical_json_bytes
+from hypaware_tui.core.schema import canonical_json, canonical_json_bytes, plain_json_types
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.importers.base import (
     DamagedFile,
@@ -55,8 +55,10 @@ from hypaware_tui.importers.base import (
     binary_free_text,
     compact_dict,
     entry_realpath,
+    exact_numbers_of_line,
     expand_root,
     feed_lines,
+    handling,
     head_tail_timestamps,
     id_list_json,
     line_blocks,
@@ -278,12 +280,21 @@ def _start_seconds(payload: dict[str, Any]) -> int | None:
 
 
 def _state_safe(value: object) -> bool:
-    """Whether a verbatim value can live in the parser state (orjson: 64-bit integers, depth <= 255)."""
+    """Whether a verbatim value can live in the parser state: depth <= 255 (what orjson writes; an integer
+    beyond 64 bits, which it refuses, makes `dumps_state` write the stdlib's text instead)."""
     try:
         orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError):
-        return False
+    except TypeError as exc:  # (orjson.JSONEncodeError is TypeError)
+        return str(exc) == "Integer exceeds 64-bit range" and _nesting(value, 0) <= 255
     return True
+
+
+def _nesting(value: object, depth: int) -> int:
+    """How deep `value` nests (0 for a scalar), counted up to a little past 255."""
+    if depth > 256 or (value.__class__ is not dict and value.__class__ is not list):
+        return depth
+    children = value.values() if value.__class__ is dict else value  # type: ignore[union-attr]
+    return max((_nesting(v, depth + 1) for v in children), default=depth + 1)
 
 
 def _loads(text: str | None) -> object:
@@ -736,6 +747,8 @@ class CodexParser(Parser):
             attrs["thread_source"] = thread_source
         if source.__class__ is dict:
             source = compact_dict(source)  # what the base's finalize would write anyway
+            if not plain_json_types(source):  # a float, maybe an integer orjson widened: kept exact in the state
+                source = exact_numbers_of_line(source)
         if (source.__class__ is str and source) or (source.__class__ is dict and source and _state_safe(source)):
             attrs["source"] = source
         for key in ("model_provider", "forked_from_id"):
@@ -1636,7 +1649,8 @@ class CodexImporter(Importer):
             bytes_read = len(data)
             doc = _parse_document(data)
             if doc.__class__ is dict and doc.get("items").__class__ is list:
-                parser.feed_legacy(doc)
+                with handling(data, doc):  # (integers beyond 64 bits are looked up in the document's bytes)
+                    parser.feed_legacy(doc)
             else:
                 lines, rest = split_lines(data)
                 _feed_rest(parser, rest, feed_lines(parser.feed, lines, 0)[0])

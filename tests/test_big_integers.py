@@ -1,0 +1,166 @@
+"""Integers beyond 64 bits in the JSON values of a line are stored exactly, as the stdlib's `json.loads` reads
+them (claude.md §2 rule 3, schema.md §3.3). The importers parse with orjson, which reads such an integer as a
+float: 123456789012345678901234567890 was stored as 1.2345678901234568e+29. Real floats stay as before."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from hypaware_tui.importers import base
+from hypaware_tui.importers.base import binary_free_text, dumps_state, loads_state
+from hypaware_tui.importers.claude import ClaudeImporter
+from hypaware_tui.importers.codex import CodexImporter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from import_helpers import import_file, rows_multiset  # noqa: E402
+
+BIG = 123456789012345678901234567890
+NEG = -9223372036854775809  # one below the smallest Int64
+U64 = 18446744073709551616  # one above the largest unsigned 64-bit integer
+NUMBERS = {"n": BIG, "neg": NEG, "u": U64, "f": 1.5, "g": 1e300}
+# what the stdlib writes for them (1e300 is a float in the line: "1e+300", as before)
+EXACT = '"f":1.5,"g":1e+300,"n":123456789012345678901234567890,"neg":-9223372036854775809,"u":18446744073709551616'
+
+
+def _line(**record: object) -> str:
+    return json.dumps(record)  # (the stdlib writes the integers out in full)
+
+
+SID = "5a1e0000-1111-4222-8333-444455556666"
+_C = {"sessionId": SID, "cwd": "/home/ada/x", "version": "2.0.1", "gitBranch": "main"}
+
+
+def _tool_use(uuid: str, ts: str | None, call_id: str, tool_input: object, **extra: object) -> str:
+    msg = {"id": f"m-{uuid}", "role": "assistant", "model": "m",
+           "content": [{"type": "tool_use", "id": call_id, "name": "Calc", "input": tool_input}]}  # fmt: skip
+    return _line(type="assistant", **_C, uuid=uuid, **({"timestamp": ts} if ts else {}), message=msg, **extra)
+
+
+CLAUDE_LINES = [
+    _tool_use("a0", None, "t0", {"held": BIG}),  # before any timestamp: held until the next line's
+    _line(type="user", **_C, uuid="u1", timestamp="2026-01-01T10:00:00.000Z", message={"role": "user", "content": "hi"}),
+    _tool_use("a1", "2026-01-01T10:00:01.000Z", "t1", NUMBERS, requestId=BIG),  # raw_frame: requestId verbatim
+    _line(type="system", **_C, subtype="compact_boundary", uuid="c1", timestamp="2026-01-01T10:00:02.000Z",
+          content="Conversation compacted", compactMetadata={"trigger": "auto", "preTokens": NEG, "ratio": 0.5}),
+    # no uuid: the message id is the hash of the content as the stdlib parses it (claude.md §4.3)
+    _line(type="user", **_C, timestamp="2026-01-01T10:00:03.000Z",
+          message={"role": "user", "content": [{"type": "text", "text": "n"}, {"type": "other", "value": U64}]}),
+    # floats written with a fraction or an exponent stay floats, however large; 64-bit integers stay as they are
+    _tool_use("a2", "2026-01-01T10:00:04.000Z", "t2",
+              {"a": 1.5, "b": 1e300, "c": -1e19, "d": 1.0e20, "e": 2**64 - 1, "f": -(2**63)}),
+]  # fmt: skip
+
+TID = "019b0000-0000-7000-8000-00000000b16e"
+CODEX_LINES = [
+    _line(timestamp="2026-01-01T11:00:00.000Z", type="session_meta",
+          payload={"id": TID, "timestamp": "2026-01-01T11:00:00.000Z", "cwd": "/home/ada/x",
+                   "originator": "codex_cli_rs", "cli_version": "0.98.0", "source": {"exec": {"run": BIG, "f": 1.5}}}),
+    _line(timestamp="2026-01-01T11:00:01.000Z", type="response_item",
+          payload={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}),
+    _line(timestamp="2026-01-01T11:00:02.000Z", type="response_item",
+          payload={"type": "web_search_call", "id": "ws1", "status": "completed",
+                   "action": {"type": "search", "query": "x", **NUMBERS}}),
+    _line(timestamp="2026-01-01T11:00:03.000Z", type="event_msg",
+          payload={"type": "token_count", "info": {"total_token_usage": {"input_tokens": 5, "output_tokens": 3}}}),
+]  # fmt: skip
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _claude_file(tmp_path: Path) -> Path:
+    return _write(tmp_path / ".claude" / "projects" / "-home-ada-x" / f"{SID}.jsonl", CLAUDE_LINES)
+
+
+def _codex_file(tmp_path: Path) -> Path:
+    return _write(tmp_path / ".codex" / "sessions" / f"rollout-2026-01-01T11-00-00-{TID}.jsonl", CODEX_LINES)
+
+
+def _cuts(path: Path) -> range:
+    return range(0, path.stat().st_size, 53)  # mid-line cuts, about two per line
+
+
+def _check_claude(rows: list[dict]) -> None:
+    calls = {r["tool_call_id"]: r for r in rows if r["part_type"] == "tool_call"}
+    assert calls["t1"]["tool_args"] == "{" + EXACT + "}"
+    assert calls["t0"]["tool_args"] == '{"held":123456789012345678901234567890}'
+    assert calls["t2"]["tool_args"] == (
+        '{"a":1.5,"b":1e+300,"c":-1e+19,"d":1e+20,"e":18446744073709551615,"f":-9223372036854775808}')
+    assert calls["t0"]["message_created_at"] == calls["t0"]["conversation_started_at"]  # it was held
+    assert '"requestId":123456789012345678901234567890' in calls["t1"]["raw_frame"]
+    (compaction,) = [r for r in rows if r["part_type"] == "compaction"]
+    assert compaction["compact_metadata"] == '{"preTokens":-9223372036854775809,"ratio":0.5,"trigger":"auto"}'
+    content = json.loads(CLAUDE_LINES[4])["message"]["content"]  # the stdlib's parse: exact
+    ordinal = max(r["message_index"] for r in rows) - 1
+    text = f"{SID}:{ordinal}:user:{json.dumps(content, sort_keys=True, separators=(',', ':'), ensure_ascii=False)}"
+    last = [r for r in rows if r["message_index"] == ordinal]
+    assert {r["message_id"] for r in last} == {hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def _check_codex(rows: list[dict]) -> None:
+    assert rows and all('"source":{"exec":{"f":1.5,"run":123456789012345678901234567890}}' in r["attributes"]
+                        for r in rows)  # fmt: skip
+    (call,) = [r for r in rows if r["part_type"] == "tool_call"]
+    exact = json.loads("{" + EXACT + "}")
+    assert json.loads(call["tool_args"]) == {**exact, "type": "search", "query": "x"}
+    assert "123456789012345678901234567890" in call["tool_args"] and "1e+300" in call["tool_args"]
+
+
+def test_claude_big_integers_are_exact_whole_and_in_pieces(tmp_path):
+    path = _claude_file(tmp_path)
+    rows, _ = import_file(ClaudeImporter(), path)
+    _check_claude(rows)
+    pieces, _ = import_file(ClaudeImporter(), path, pieces=_cuts(path))
+    assert rows_multiset(pieces) == rows_multiset(rows)
+
+
+def test_codex_big_integers_are_exact_whole_and_in_pieces(tmp_path):
+    """`session_meta.source` is kept in the parser state, so its integer crosses checkpoints exactly."""
+    path = _codex_file(tmp_path)
+    rows, _ = import_file(CodexImporter(), path)
+    _check_codex(rows)
+    pieces, _ = import_file(CodexImporter(), path, pieces=_cuts(path))
+    assert rows_multiset(pieces) == rows_multiset(rows)
+
+
+@pytest.mark.parametrize("client", ["claude", "codex"])
+def test_long_lines_are_searched_at_once(tmp_path, monkeypatch, client):
+    """A line longer than `_KEEP_LINE` is not kept while its rows are built: its floats are looked up at once."""
+    monkeypatch.setattr(base, "_KEEP_LINE", 16, raising=False)  # every line is long
+    if client == "claude":
+        rows, _ = import_file(ClaudeImporter(), _claude_file(tmp_path))
+        _check_claude(rows)
+    else:
+        rows, _ = import_file(CodexImporter(), _codex_file(tmp_path))
+        _check_codex(rows)
+
+
+def test_codex_legacy_document_big_integers(tmp_path):
+    doc = _line(session={"id": TID, "timestamp": "2025-04-18T10:12:33.215Z"}, items=[
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]},
+        {"type": "local_shell_call", "call_id": "c1", "status": "completed", "action": {"type": "exec", **NUMBERS}}])
+    path = tmp_path / f"rollout-2025-04-18-{TID}.json"
+    path.write_bytes(b"\xef\xbb\xbf" + doc.encode())  # with a byte order mark
+    rows, _ = import_file(CodexImporter(), path)
+    (call,) = [r for r in rows if r["part_type"] == "tool_call"]
+    assert call["tool_args"] == "{" + EXACT.replace(',"u"', ',"type":"exec","u"') + "}"
+
+
+def test_a_json_tool_output_with_file_bytes_keeps_its_big_integers():
+    text = json.dumps({"content": [{"type": "image", "data": "QUJD" * 40, "mimeType": "image/png"}], "id": BIG})
+    assert binary_free_text(text) == (
+        '{"content":[{"data":"<omitted>","mimeType":"image/png","type":"image"}],"id":123456789012345678901234567890}')
+
+
+def test_state_with_a_big_integer_round_trips():
+    state = {"header": {"attrs": {"source": {"n": BIG, "f": 1.5}}}, "last_ts": 1}
+    assert loads_state(dumps_state(state)) == state
+    assert dumps_state({"a": 1}) == '{"a":1}'  # orjson's text, as before
