@@ -164,3 +164,19 @@ def test_state_with_a_big_integer_round_trips():
     state = {"header": {"attrs": {"source": {"n": BIG, "f": 1.5}}}, "last_ts": 1}
     assert loads_state(dumps_state(state)) == state
     assert dumps_state({"a": 1}) == '{"a":1}'  # orjson's text, as before
+
+
+def test_only_a_line_with_a_wide_float_is_parsed_again(tmp_path, monkeypatch):
+    """Floats of ordinary size, and "e+" in a string, cost no second parse of their line."""
+    calls: list[int] = []
+    real = base._widened_ints
+    monkeypatch.setattr(base, "_widened_ints", lambda obj, raw: calls.append(len(raw)) or real(obj, raw))
+    plain = [_tool_use("a1", "2026-01-01T10:00:01.000Z", "t1", {"timeout": 1.5, "code": "x = 2e+5 + 1e-3"}),
+             _tool_use("a2", "2026-01-01T10:00:02.000Z", "t2", {"n": 2**64 - 1, "ratio": 0.25})]  # fmt: skip
+    rows, _ = import_file(ClaudeImporter(), _write(tmp_path / "p" / f"{SID}.jsonl", plain))
+    assert [r["tool_args"] for r in rows] == ['{"code":"x = 2e+5 + 1e-3","timeout":1.5}',
+                                              '{"n":18446744073709551615,"ratio":0.25}']  # fmt: skip
+    assert calls == []
+    rows, _ = import_file(ClaudeImporter(), _claude_file(tmp_path))
+    _check_claude(rows)
+    assert len(calls) == 5  # the five lines with an integer beyond 64 bits (or 1e300), once each

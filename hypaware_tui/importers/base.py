@@ -571,7 +571,8 @@ def exact_numbers_of_line(value: Any) -> Any:
     found = line.found
     if found is None:
         raw = line.raw
-        if raw is None:
+        # (asked for any text with "e+", a string's too: the line is parsed again only for such a float)
+        if raw is None or not _holds_wide_float(value if value.__class__ in (dict, list) else [value]):
             return value
         found = line.found = _widened_ints(line.obj, raw)
     return _put_back(value, found, 0) if found else value
@@ -874,8 +875,11 @@ class Parser(ABC):
         # The bytes stay where the encoder can parse them again for an integer beyond 64 bits (`_Line`),
         # unless the line is long: with the reader's reference gone too (it hands each line over and keeps
         # none), a long line's bytes are freed here, before its objects are turned into rows.
-        line_ = _LINE
-        line_.enter(line, obj)
+        cur = _LINE
+        if len(line) <= _KEEP_LINE:  # (`_Line.enter` written out: this runs for every line)
+            cur.raw, cur.obj, cur.found = line, obj, None
+        else:
+            cur.enter(line, obj)
         del line
         try:
             if not self.whole and self.window.until_us is not None:
@@ -884,7 +888,7 @@ class Parser(ABC):
                     return False
             self.handle_object(obj, offset)
         finally:
-            line_.leave()
+            cur.raw = cur.obj = cur.found = None
         self._consumed(next_offset)
         return True
 
