@@ -117,6 +117,34 @@ def test_a_long_line_is_freed_once_parsed(tmp_path, monkeypatch):
     assert held and held[0] < 60_000_000, held  # the 40 MB string, without the 40 MB line beside it
 
 
+def test_a_line_longer_than_a_chunk_is_held_once_while_it_is_read():
+    """A 40 MB line read in 4 MiB chunks is grown in one buffer and handed out alone, as it is: the chunks
+    kept until its newline and then joined held it twice at the join (and left their memory to the C heap),
+    and the split of that block into lines copied it once more."""
+    import io
+    import tracemalloc
+
+    from hypaware_tui.importers.base import line_blocks, split_lines
+
+    line = _msg(1, "x" * 40_000_000)
+    data = _msg(0, "before") + b"\n" + line + b"\n" + _msg(2, "after") + b"\n"
+    src = io.BytesIO(data)
+    del data
+    lines: list[bytes] = []
+    tracemalloc.start()
+    try:
+        for block in line_blocks(src.read, 4 * 1024 * 1024):
+            got, _ = split_lines(block)
+            del block
+            lines += reversed(got)
+            del got
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [bytes(x) for x in lines] == [_msg(0, "before"), line, _msg(2, "after")]
+    assert peak < 1.5 * len(line), peak  # (one buffer, grown in place, plus a chunk)
+
+
 def test_batch_rows_is_a_maximum_within_one_block(tmp_path):
     """daemon.md §5 flush_rows is the maximum rows per batch (storage.md §4.3: batches sized for the lock):
     a 4 MiB block holding 5,000 short lines gives batches of at most `batch_rows`, each with a checkpoint
