@@ -1147,3 +1147,36 @@ def test_a_stop_that_comes_once_every_file_is_read_leaves_the_provider_complete(
     cancel.clear()
     res = run(layout, env, providers=["claude"], cancel=cancel, workers=1)
     assert res.providers[0].status == "cancelled" and res.providers[0].rows_written == 0 and res.exit_code == 130
+
+
+def test_a_large_value_is_not_held_in_python_while_its_file_is_encoded(layout, env, monkeypatch):
+    """A 40 MB message on one line: once the commit has built its frame, the row dicts (and their 40 MB
+    string) are let go by the committer, the reader's batch and the run's loop, so that encoding the file,
+    which costs several times the value inside Polars, does not also hold it as a Python string. Measured
+    with tracemalloc, which sees Python's allocations only, not the frame's."""
+    import tracemalloc
+
+    text = "x" * 40_000_000
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "p", "s.jsonl")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as fh:
+        for i, t in enumerate(["before", text, "after"]):
+            fh.write(json.dumps({"type": "msg", "session": "s1", "id": f"m{i}", "ts": "2026-05-01T10:00:00Z",
+                                 "text": t}) + "\n")
+    del text
+    held: list[int] = []
+    real = storage_mod.encode_part
+
+    def encode_part(df):
+        held.append(tracemalloc.get_traced_memory()[0])
+        return real(df)
+
+    monkeypatch.setattr(storage_mod, "encode_part", encode_part)
+    tracemalloc.start()
+    try:
+        res = run(layout, env, providers=["claude"], workers=1)
+    finally:
+        tracemalloc.stop()
+    assert res.providers[0].status == "ok" and res.providers[0].rows_written == 3
+    assert dataset(layout)["content_text"].str.len_bytes().max() == 40_000_000
+    assert held and max(held) < 20_000_000, held  # (the 40 MB string was still held: 40+ MB)

@@ -339,11 +339,14 @@ class _Committer:
         return self.count
 
     def add(self, rows: list[Row], update: CheckpointUpdate | None, source_bytes: int = 0) -> None:
-        """Buffer a batch of row dicts and its checkpoint update. Order is kept."""
+        """Buffer a batch of row dicts and its checkpoint update. Order is kept. The rows are moved: `rows` is
+        left empty, so that the reader's batch (the same list, held by the generators that produced it) does
+        not keep them alive once the commit released them (see `Storage.commit`'s `release_rows`)."""
         self.pending_bytes += source_bytes
         if rows:
             self.rows.extend(rows)
             self.count += len(rows)
+            rows.clear()
         if update is not None:
             self.updates[update.entry.path_hash] = update  # a later update of the same file supersedes
 
@@ -396,7 +399,8 @@ class _Committer:
             return  # a batch before this one was not written: nothing after it may be (its checkpoints would skip it)
         try:
             res = self.storage.commit(
-                rows, updates, cut_date=self.cut, on_wait=self.on_wait, provider=self.result.provider
+                rows, updates, cut_date=self.cut, on_wait=self.on_wait, provider=self.result.provider,
+                release_rows=True,  # (a failed commit is not retried from these rows: they are not needed after)
             )
         except LockWaitCancelled:
             # Interrupted while another process held the lock: this batch is not written, and its lines are
@@ -1030,10 +1034,8 @@ def _run_provider(
                 continue
             rows, update, delta = item
             bytes_done += delta
-            for r in rows:
-                sid = r.get("session_id")
-                if sid is not None:
-                    session_ids.add(sid)
+            # (no loop variable left bound to the last row after this: it would keep its values alive)
+            session_ids.update([sid for r in rows if (sid := r.get("session_id")) is not None])
             committer.add(rows, update, delta)
             if committer.due():
                 committer.flush()

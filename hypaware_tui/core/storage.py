@@ -641,6 +641,7 @@ class Storage:
         cut_date: str | None = None,
         on_wait: Callable[[], None] | None = None,
         provider: str | None = None,
+        release_rows: bool = False,
     ) -> CommitResult:
         """Commit a batch: rows first, then the checkpoints of the files that produced them (§6.2).
 
@@ -648,7 +649,10 @@ class Storage:
         order, or a frame of the schema, or an `EncodedBatch` made by `encode_batch` with the same `cut_date`
         (steps 1 and 3-4 done ahead, possibly in a parse worker). Rows dated before `cut_date` are dropped.
         A batch with no rows still updates its checkpoints. Raises SchemaError for a batch that does not fit the schema (a bug) and
-        StorageError when the dataset or the state database cannot be written."""
+        StorageError when the dataset or the state database cannot be written. With `release_rows`, a list of
+        row dicts is emptied once its frame is built (the caller hands the rows over and keeps no other
+        reference to them): a large value (a 150 MB tool output) is then not held both as a Python string and
+        in the frame while the file is encoded, which costs several times the value."""
         encoded: EncodedBatch | None = None
         if isinstance(rows, EncodedBatch):
             encoded = rows
@@ -662,6 +666,8 @@ class Storage:
         else:
             df = self._prepare(rows)
             height = df.height
+            if release_rows and isinstance(rows, list):
+                rows.clear()
         self._check_updates(checkpoints)
         result = CommitResult()
         if encoded is not None:
