@@ -30,6 +30,9 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_import import _tree_rss_kib  # noqa: E402  (the summed RSS of a process tree, as there)
+
 CHUNK = ("    value_{i} = compute(state, offset, {i}) # checkpoint row partition session\n" * 40)
 
 
@@ -155,36 +158,6 @@ def generate_huge_codex(path: str, mb: float) -> int:
         for r in recs:
             fh.write(json.dumps(r, separators=(",", ":")) + "\n")
     return len(recs)
-
-
-def _tree_rss_kib(root: int) -> int | None:
-    """Summed VmRSS (KiB) of `root` and its descendants, from /proc; None once `root` is gone."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status", "rb") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        ppid = vm = 0
-        for line in text.split(b"\n"):
-            if line.startswith(b"PPid:"):
-                ppid = int(line.split()[1])
-            elif line.startswith(b"VmRSS:"):
-                vm = int(line.split()[1])
-        children.setdefault(ppid, []).append(int(name))
-        rss[int(name)] = vm
-    if root not in rss:
-        return None
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, ()))
-    return total
 
 
 def peak_rss_of(cmd: list[str], env: dict[str, str]) -> tuple[int, float, bytes, int, int]:

@@ -114,20 +114,16 @@ def _check_codex(rows: list[dict]) -> None:
     assert "123456789012345678901234567890" in call["tool_args"] and "1e+300" in call["tool_args"]
 
 
-def test_claude_big_integers_are_exact_whole_and_in_pieces(tmp_path):
-    path = _claude_file(tmp_path)
-    rows, _ = import_file(ClaudeImporter(), path)
-    _check_claude(rows)
-    pieces, _ = import_file(ClaudeImporter(), path, pieces=_cuts(path))
-    assert rows_multiset(pieces) == rows_multiset(rows)
-
-
-def test_codex_big_integers_are_exact_whole_and_in_pieces(tmp_path):
-    """`session_meta.source` is kept in the parser state, so its integer crosses checkpoints exactly."""
-    path = _codex_file(tmp_path)
-    rows, _ = import_file(CodexImporter(), path)
-    _check_codex(rows)
-    pieces, _ = import_file(CodexImporter(), path, pieces=_cuts(path))
+@pytest.mark.parametrize("importer, make, check", [
+    (ClaudeImporter, _claude_file, _check_claude),
+    # `session_meta.source` is kept in the parser state, so its integer crosses checkpoints exactly
+    (CodexImporter, _codex_file, _check_codex),
+], ids=["claude", "codex"])  # fmt: skip
+def test_big_integers_are_exact_whole_and_in_pieces(tmp_path, importer, make, check):
+    path = make(tmp_path)
+    rows, _ = import_file(importer(), path)
+    check(rows)
+    pieces, _ = import_file(importer(), path, pieces=_cuts(path))
     assert rows_multiset(pieces) == rows_multiset(rows)
 
 

@@ -229,29 +229,17 @@ def test_all_data_counts_rows_filed_under_a_later_date_on_their_own_day(
     assert sum(seen) == ov.rows == 2
 
 
-def test_the_all_data_overview_reads_the_rows_in_batches(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The all-data overview never holds the dataset: it adds up batches of at most BATCH_ROWS rows (holding
-    every row of the period took 1.1 GB for 1.1M rows)."""
+@pytest.mark.parametrize("days", [0, 30])
+def test_the_overview_reads_the_rows_in_batches(layout: Layout, monkeypatch: pytest.MonkeyPatch, days: int) -> None:
+    """The overview never holds the dataset, nor the period: it adds up batches of at most BATCH_ROWS rows
+    (holding every row took 1.1 GB for 1.1M rows of all data; one frame of a 30-day period of 1M rows, 780 MiB)."""
     monkeypatch.setattr(q, "BATCH_ROWS", 4)
     with Storage(layout) as store:
         store.commit([make_row(created=START + timedelta(minutes=k), message_id=f"m{k}") for k in range(30)], [])
     seen: list[int] = []
     add = q._Tally.add
     monkeypatch.setattr(q._Tally, "add", lambda self, batch: (seen.append(batch.height), add(self, batch))[1])
-    ov = q.overview(layout, days=0, now=NOW, tz="UTC")
-    assert ov.rows == sum(seen) == 30 and len(seen) > 1 and max(seen) <= 4
-
-
-def test_the_period_overview_reads_the_rows_in_batches(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A period's overview never holds the period either: it adds up batches of at most BATCH_ROWS rows (one
-    frame of a 30-day period of 1M rows took 780 MiB)."""
-    monkeypatch.setattr(q, "BATCH_ROWS", 4)
-    with Storage(layout) as store:
-        store.commit([make_row(created=START + timedelta(minutes=k), message_id=f"m{k}") for k in range(30)], [])
-    seen: list[int] = []
-    add = q._Tally.add
-    monkeypatch.setattr(q._Tally, "add", lambda self, batch: (seen.append(batch.height), add(self, batch))[1])
-    ov = q.overview(layout, days=30, now=NOW, tz="UTC")
+    ov = q.overview(layout, days=days, now=NOW, tz="UTC")
     assert ov.rows == sum(seen) == 30 and len(seen) > 1 and max(seen) <= 4
 
 

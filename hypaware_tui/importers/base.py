@@ -669,28 +669,17 @@ def _put_back(value: Any, found: dict[int, tuple[float, int]], depth: int) -> An
         return hit[1] if hit is not None and hit[0] is value else value
     if depth > _MAX_NESTING:
         return value
-    if cls is dict:
+    if cls is dict or cls is list:
         out = None
-        for k, v in value.items():
+        for k, v in value.items() if cls is dict else enumerate(value):
             vc = v.__class__
             if vc is float or vc is dict or vc is list:
                 nv = _put_back(v, found, depth + 1)
                 if nv is not v:
                     if out is None:
-                        out = dict(value)
+                        out = cls(value)  # (a copy: the parsed object is left as it is)
                     out[k] = nv
         return value if out is None else out
-    if cls is list:
-        items = None
-        for i, v in enumerate(value):
-            vc = v.__class__
-            if vc is float or vc is dict or vc is list:
-                nv = _put_back(v, found, depth + 1)
-                if nv is not v:
-                    if items is None:
-                        items = list(value)
-                    items[i] = nv
-        return value if items is None else items
     return value
 
 
