@@ -504,15 +504,14 @@ def test_plan_until_does_not_count_what_the_import_stops_before(h, inproc):
     (claude,) = plan["providers"]
     assert rc == 0 and (claude["files"], claude["sessions"]) == (1, 1), claude
     assert claude["oldest"] == _iso(now - 10 * day).replace(".000Z", "Z")
-    # its last stamp, 3 days ahead, is after the run's start + 24 h: the import keeps such a line whatever
-    # --until says when no line stamped in between stops it first; the plan knows only the first and last
-    # stamps, so it shows it (an upper bound; here the line of 2 days ago stops the pass)
-    assert claude["newest"] == _iso(now + 3 * day).replace(".000Z", "Z"), claude
+    # its last stamp is 3 days ahead; an explicit --until holds for every line (Window.until_given), so the
+    # range ends at the end of the --until day (here the line of 2 days ago stops the pass)
+    assert claude["newest"] == f"{until}T23:59:59.999999Z", claude
     rc, out, _ = inproc("backfill", "claude", "--until", until, "--dry-run", "--json")
     (run,) = json.loads(out)["providers"]
     assert (run["sessions_seen"], run["rows_written"]) == (1, 2)
-    # up to now (no --until), no line lies between `until` and a day ahead: the import keeps the lines stamped
-    # 3 days ahead, and the plan shows them (as for a session stamped ahead from its start)
+    # up to now (no --until), no line lies between `until` (now) and a day ahead: the import keeps the lines
+    # stamped 3 days ahead, and the plan shows them (as for a session stamped ahead from its start)
     rc, out, _ = inproc("backfill", "plan", "claude", "--json")
     (claude,) = json.loads(out)["providers"]
     assert (claude["files"], claude["newest"]) == (2, _iso(now + 3 * day).replace(".000Z", "Z")), claude
@@ -525,7 +524,8 @@ def test_the_plan_range_holds_every_row_the_import_keeps(h):
     rerun audit): lines stamped days ahead after lines written before `--until` (no line in between stops
     the pass: the import keeps them, the plan ended its range at `--until`); the same with a clock set back
     (an mtime days ahead); and a first line longer than the head the plan reads (its mtime stood in for its
-    first stamp: the file counted as starting after `--until`, 0 files, while the import read it)."""
+    first stamp: the file counted as starting after `--until`, 0 files, while the import read it). (Since then an
+    explicit `--until` holds for every line: the ahead-stamped lines stop the pass, and the plan ends at it.)"""
     now = datetime.now(UTC).replace(microsecond=0)
     day = timedelta(days=1)
     proj = h.claude / "projects" / "-home-ada-repo"
@@ -562,7 +562,8 @@ def test_the_plan_range_holds_every_row_the_import_keeps(h):
         # (with --until, the set-back session's first line, 2 days ago, stops its pass: nothing of it is kept)
         assert claude["sessions"] >= row["s"] == (2 if args else 3), (args, claude, row)
         assert claude["oldest"] <= row["lo"] and claude["newest"] >= row["hi"], (args, claude, row)
-        assert row["hi"] == _iso(now + 4 * day).replace(".000Z", "Z"), row  # (both ahead-stamped tails kept)
+        # without --until both ahead-stamped tails are kept; an explicit --until stops the passes at them
+        assert row["hi"] == _iso(now + (-4 if args else 4) * day).replace(".000Z", "Z"), row
 
 
 def test_plan_matches_init_dry_run(h):
@@ -1134,6 +1135,38 @@ def test_a_line_stamped_in_2099_does_not_stop_hyp_backfill(h, inproc):
     rc, out, _ = inproc("backfill", "claude", "--json")
     (again,) = json.loads(out)["providers"]
     assert (again["rows_written"], again["duplicates_skipped"], again["lines_skipped"]) == (0, 0, {})
+
+
+def test_an_explicit_until_holds_for_a_line_stamped_in_2099(h, inproc):
+    """`hyp backfill --until X` wrote the row of a line stamped 2099 (a `date=2099-01-01` partition in a run asked
+    for nothing after X), kept by the rule above for runs whose `until` is now (found by the reliability audit).
+    `--until` is an upper bound (cli.md §5.2): the pass stops at that line like at any line after X, and a run
+    without `--until` goes on from there. The plan, which sees a file's first and last stamps, ends its range at
+    X for a file whose last line is the one stamped 2099."""
+    path = h.claude / "projects" / "-home-ada-repo" / "s.jsonl"
+    start = recent(1)
+    rows, _ = claude_session(path, "s", 4, start)
+    lines = path.read_text().splitlines(keepends=True)
+    future = json.loads(lines[3])
+    future.update(uuid="s-future", timestamp="2099-01-01T00:00:00.000Z")
+    lines.insert(4, json.dumps(future) + "\n")  # after the first question, its answer and the second question
+    path.write_text("".join(lines))
+    until = _iso(start + timedelta(hours=1))  # after every other line
+    rc, out, _ = inproc("backfill", "claude", "--until", until, "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert rc == 0 and claude["status"] == "ok" and claude["rows_written"] == 3 == h.dataset().height
+    assert max(str(d) for d in h.dataset()["date"].to_list()) < "2099"
+    rc, out, _ = inproc("backfill", "claude", "--json")
+    (rest,) = json.loads(out)["providers"]
+    assert rest["rows_written"] == rows + 1 - 3 and h.dataset().height == rows + 1
+    assert (rest["duplicates_skipped"], rest["lines_skipped"]) == (0, {"malformed": 1, "not_a_message": 1})
+    ends = h.claude / "projects" / "-home-ada-repo" / "t.jsonl"
+    claude_session(ends, "t", 1, start)
+    ends.write_text(ends.read_text() + json.dumps({**future, "uuid": "t-future", "sessionId": "t"}) + "\n")
+    for args, newest in ((["--until", until], until.replace(".000Z", "Z")), ([], "2099-01-01T00:00:00Z")):
+        rc, out, _ = inproc("backfill", "plan", "claude", *args, "--json")
+        (plan,) = json.loads(out)["providers"]
+        assert rc == 0 and plan["files"] == 2 and plan["newest"] == newest
 
 
 def _cut_zst(h: Home) -> tuple[Path, int]:

@@ -827,7 +827,8 @@ def plan_command(
     now = now_us()
     window, _floor, _write = resolve_window(since_us, until_us, _retention(config), now)
     _check_window(ctx, window, since, until, _retention(config), "plan")
-    beyond = now + FUTURE_SKEW_US  # the import keeps the rows stamped later whatever `until` says (Window)
+    # Without --until, the import keeps the rows stamped later than this whatever `until` (now) says (Window)
+    beyond = None if window.until_given else now + FUTURE_SKEW_US
     if not names:
         # The same selection as the import, except that without a config every client is shown, detected
         # or not (a plan is a preview: the reason a client is missing is useful).

@@ -150,7 +150,7 @@ def resolve_window(
 ) -> tuple[Window, int | None, bool]:
     """The run's window (cli.md §5.1, storage.md §7):
 
-    * `until` = `--until`, else `now`;
+    * `until` = `--until` (which then holds for every line: `Window.until_given`), else `now`;
     * `since` = the later of `--since` and the import floor (rows before the floor are never imported);
     * `write_checkpoints` is True only when the run's lower bound is not later than the floor, i.e. no
       `--since`, or one at or before the floor (storage.md §7.5, daemon.md §3.1 rule 5). With no floor
@@ -165,7 +165,7 @@ def resolve_window(
         since, write = since_us, False
     else:
         since, write = max(since_us, floor), since_us <= floor
-    return Window(since_us=since, until_us=until), floor, write
+    return Window(since_us=since, until_us=until, until_given=until_us is not None), floor, write
 
 
 def check_window(window: Window, since: str | None, until: str | None, retention_days: int) -> None:

@@ -201,22 +201,31 @@ class Window:
     started, so it does not stop the pass: stopping there stopped every backfill at that line, forever. Its
     rows are kept although later than `until` (`beyond_until`): the line was in the file when the run read it,
     the daemon (no `until`) would have stored them, and a pass that dropped them moved the checkpoint over
-    them for good, so the dataset depended on which of the two reached the line first."""
+    them for good, so the dataset depended on which of the two reached the line first.
+
+    `until_given`: `until` is the user's `--until`, not the default (now). It holds for every line then (cli.md
+    §5.2: an inclusive upper bound): a line stamped 2099 stops the pass like any line after it, and a later run
+    without `--until` goes on from there. (Kept, its row made a `date=2099-01-01` partition in a run asked for
+    nothing after August, found by the reliability audit.)"""
 
     since_us: int | None = None
     until_us: int | None = None
     started_us: int | None = None
+    until_given: bool = False
 
     @property
     def beyond_until(self) -> int | None:
         """Rows later than this are kept whatever `until` says (see above); None: `until` holds for all."""
-        return None if self.until_us is None or self.started_us is None else self.started_us + FUTURE_SKEW_US
+        if self.until_us is None or self.started_us is None or self.until_given:
+            return None
+        return self.started_us + FUTURE_SKEW_US
 
     def stops_before(self, own_us: int) -> bool:
         """Whether an incremental pass rests before a line whose own timestamp is `own_us` (rule 4)."""
         if self.until_us is None or own_us <= self.until_us:
             return False
-        return self.started_us is None or own_us <= self.started_us + FUTURE_SKEW_US
+        beyond = self.beyond_until
+        return beyond is None or own_us <= beyond
 
 
 # --------------------------------------------------------------------------------------------- helpers
