@@ -257,7 +257,7 @@ def test_storage_error_fails_the_provider_and_the_next_one_still_runs(layout, en
 def test_a_commit_that_fails_midway_counts_the_rows_it_wrote(layout, env, monkeypatch):
     """A full disk at the second of the three partition files of claude's commit: the first file is in the
     dataset, and the result (the summary of `hyp backfill`, the wizard's, the events) counts its rows instead
-    of 0, with storage's message and what was read (sessions, skipped lines). The rerun reads the files again
+    of 0 and their session, with storage's message and what was read (skipped lines). The rerun reads the files again
     (no checkpoint moved) and finds those rows as duplicates."""
     import errno
 
@@ -282,7 +282,8 @@ def test_a_commit_that_fails_midway_counts_the_rows_it_wrote(layout, env, monkey
     assert claude.status == "failed" and claude.rows_written == stored
     assert claude.error.startswith("could not write to the dataset: No space left on device.")
     assert "Free some disk space and run it again." in claude.error
-    assert claude.sessions_seen == 3 and claude.lines_skipped == {"not_a_message": 6, "malformed": 3}
+    # only the session whose rows reached the dataset (cli.md §5.3), with what was read (skipped lines)
+    assert claude.sessions_seen == 1 and claude.lines_skipped == {"not_a_message": 6, "malformed": 3}
     assert codex.status == "ok" and codex.rows_written == 20
     assert res.rows_written == 40 and res.exit_code == 1
     events = [json.loads(x) for x in layout.events_log.read_text().splitlines()]
@@ -295,6 +296,39 @@ def test_a_commit_that_fails_midway_counts_the_rows_it_wrote(layout, env, monkey
     assert again.providers[0].status == "ok"
     assert again.providers[0].rows_written == 40 and again.providers[0].duplicates_skipped == 20
     assert dataset(layout).height == 80
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sessions_seen_counts_only_the_sessions_of_committed_rows(layout, env, monkeypatch, workers):
+    """A commit that fails (a full disk) after two good ones: `sessions_seen` is the number of sessions with a
+    row in the dataset (cli.md §5.3: "with at least one row ... written or duplicate"), not of the sessions
+    read: a run that failed on its first commit printed `sessions 18  rows 0`. Both in this process and with
+    the parse workers (whose units carry the sessions of their rows); the rerun counts the rest."""
+    from hypaware_tui.core import runner as runner_mod
+    from hypaware_tui.core.storage import Storage, StorageError
+
+    for i in range(6):  # a session per file, a commit per file (batch_rows = its rows)
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 5))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)  # (workers=2: the files go to the parse workers)
+    real_commit = Storage.commit
+    calls = {"n": 0}
+
+    def commit(self, rows, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise StorageError("could not write to the dataset: No space left on device.")
+        return real_commit(self, rows, *args, **kw)
+
+    monkeypatch.setattr(Storage, "commit", commit)
+    p = run(layout, env, providers=["claude"], workers=workers, batch_rows=5).providers[0]
+    stored = dataset(layout)
+    assert p.status == "failed" and p.rows_written == stored.height == 10
+    assert p.sessions_seen == stored["session_id"].n_unique() == 2
+
+    calls["n"] = -100
+    again = run(layout, env, providers=["claude"], workers=workers, batch_rows=5).providers[0]
+    assert again.status == "ok" and (again.sessions_seen, again.rows_written, again.duplicates_skipped) == (4, 20, 0)
+    assert dataset(layout)["session_id"].n_unique() == 6
 
 
 # --------------------------------------------------------------------------------------------- windows

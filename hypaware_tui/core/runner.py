@@ -305,7 +305,10 @@ class _DryRunDedupe:
 
 class _Committer:
     """Buffers rows and checkpoint updates across files; flushes through `Storage.commit` (or the dry-run
-    deduper) and accounts the result on the provider."""
+    deduper) and accounts the result on the provider. The session ids of the buffered rows travel with them:
+    a session counts in `sessions_seen` once a commit holding one of its rows succeeded (cli.md §5.3, "with at
+    least one row … written or duplicate"), so a run that failed at its first commit (a full disk) does not
+    claim the sessions it only read."""
 
     def __init__(
         self,
@@ -331,6 +334,8 @@ class _Committer:
         self.dropped = False  # a batch was not written (interrupted while waiting for the lock)
         self.rows: list[Row] = []  # rows parsed in this process, in batch order
         self.count = 0
+        self.sessions: set[str] = set()  # of the buffered rows
+        self.seen: set[str] = set()  # of the rows committed (written or duplicate): the result's sessions_seen
         self.updates: dict[str, CheckpointUpdate] = {}
         self.last_flush = time.monotonic()
 
@@ -338,15 +343,19 @@ class _Committer:
     def pending(self) -> int:
         return self.count
 
-    def add(self, rows: list[Row], update: CheckpointUpdate | None, source_bytes: int = 0) -> None:
-        """Buffer a batch of row dicts and its checkpoint update. Order is kept. The rows are moved: `rows` is
-        left empty, so that the reader's batch (the same list, held by the generators that produced it) does
-        not keep them alive once the commit released them (see `Storage.commit`'s `release_rows`)."""
+    def add(self, rows: list[Row], update: CheckpointUpdate | None, source_bytes: int = 0,
+            sessions: set[str] | None = None) -> None:
+        """Buffer a batch of row dicts, the session ids of those rows and its checkpoint update. Order is kept.
+        The rows are moved: `rows` is left empty, so that the reader's batch (the same list, held by the
+        generators that produced it) does not keep them alive once the commit released them (see
+        `Storage.commit`'s `release_rows`)."""
         self.pending_bytes += source_bytes
         if rows:
             self.rows.extend(rows)
             self.count += len(rows)
             rows.clear()
+        if sessions:
+            self.sessions |= sessions
         if update is not None:
             self.updates[update.entry.path_hash] = update  # a later update of the same file supersedes
 
@@ -358,16 +367,18 @@ class _Committer:
     def flush(self) -> None:
         rows = self.rows
         updates = list(self.updates.values())
-        self.rows, self.updates, self.count = [], {}, 0
+        sessions = self.sessions
+        self.rows, self.updates, self.count, self.sessions = [], {}, 0, set()
         self.pending_bytes = 0
         self.last_flush = time.monotonic()
         if not rows and not updates:
             return
         if self.dry is not None:
             self._dry_count((r["client_name"], r["date"], r["part_id"]) for r in rows)
+            self._seen(sessions)
             return
         try:
-            self._commit(rows, updates)
+            self._commit(rows, updates, sessions)
         finally:
             # The interval counts reading time only: counted from the start of a commit, a commit that took
             # most of the interval (history spread over hundreds of days: a file per day touched) left
@@ -383,8 +394,9 @@ class _Committer:
         self.last_flush = time.monotonic()
         if self.dry is not None:
             self._dry_count(unit.payload or ())
+            self._seen(unit.sessions)
             return
-        self._commit(unit.payload if unit.payload is not None else [], unit.updates)
+        self._commit(unit.payload if unit.payload is not None else [], unit.updates, unit.sessions)
 
     def _dry_count(self, keys: Iterable[tuple[str, str, str]]) -> None:
         assert self.dry is not None
@@ -392,7 +404,12 @@ class _Committer:
         self.result.rows_written += w
         self.result.duplicates_skipped += d
 
-    def _commit(self, rows: Any, updates: list[CheckpointUpdate]) -> None:
+    def _seen(self, sessions: set[str]) -> None:
+        if sessions:
+            self.seen |= sessions
+            self.result.sessions_seen = len(self.seen)
+
+    def _commit(self, rows: Any, updates: list[CheckpointUpdate], sessions: set[str]) -> None:
         from hypaware_tui.core.storage import LockWaitCancelled, StorageError
 
         if self.dropped:
@@ -409,11 +426,14 @@ class _Committer:
             return
         except StorageError as exc:
             # A commit that failed midway (a full disk at its third partition file) kept the files it wrote
-            # before the error: their rows are in the dataset, and counted, so the summary says what the run did.
+            # before the error: their rows are in the dataset, and counted (with their sessions, read back from
+            # those files), so the summary says what the run did.
             if exc.partial is not None:
                 self._account(exc.partial)
+                self._seen(exc.partial.session_ids or set())
             raise
         self._account(res)
+        self._seen(sessions)
 
     def _account(self, res: Any) -> None:
         self.result.rows_written += res.rows_written
@@ -919,7 +939,9 @@ def _run_provider(
         batch_bytes=batch_bytes,
     )
     stats = ParseStats()
-    session_ids: set[str] = set()
+    # Sessions of the rows parsed so far: the live progress shows them (as it shows the files read); the final
+    # figure, like the result's, counts only the sessions of rows committed (the committer's `seen`).
+    parsed_sessions: set[str] = set()
     throttle = _Throttle()
     t0 = time.monotonic()
     bytes_done = 0
@@ -938,11 +960,11 @@ def _run_provider(
             return
         lines = dict(stats.lines_skipped)
         if final:
-            shown[:] = [bytes_done, files_done, len(session_ids)]
+            shown[:] = [bytes_done, files_done, pr.sessions_seen]
         else:  # (never backwards: a group's results are taken a unit at a time, its estimate dropped at once)
             shown[0] = max(shown[0], bytes_done + ahead.bytes // 2)
             shown[1] = max(shown[1], min(files_done + ahead.files, files_total))
-            shown[2] = max(shown[2], len(session_ids) + ahead.sessions)
+            shown[2] = max(shown[2], len(parsed_sessions) + ahead.sessions)
         prog = Progress(
             provider=name,
             bytes_done=min(shown[0], bytes_total) if bytes_total else shown[0],
@@ -993,8 +1015,6 @@ def _run_provider(
         if outcome.status == "unchanged":
             pr.files_unchanged += 1
             return
-        if item.sessions:
-            session_ids.update(item.sessions)
         stats.merge(outcome.stats)
         pr.bytes_read += outcome.bytes_read
         if outcome.status in ("read", "reset", "error") or (outcome.status == "failed" and outcome.bytes_read):
@@ -1024,6 +1044,7 @@ def _run_provider(
                 continue
             if isinstance(item, _Unit):  # consecutive files parsed and encoded by a worker: one commit
                 bytes_done += item.source_bytes
+                parsed_sessions |= item.sessions
                 committer.commit_unit(item)
                 for done in item.done:
                     file_done(done)
@@ -1035,8 +1056,9 @@ def _run_provider(
             rows, update, delta = item
             bytes_done += delta
             # (no loop variable left bound to the last row after this: it would keep its values alive)
-            session_ids.update([sid for r in rows if (sid := r.get("session_id")) is not None])
-            committer.add(rows, update, delta)
+            ids = {sid for r in rows if (sid := r.get("session_id")) is not None}
+            parsed_sessions |= ids
+            committer.add(rows, update, delta, ids)
             if committer.due():
                 committer.flush()
             report()
@@ -1048,8 +1070,8 @@ def _run_provider(
         if close is not None:
             close()
         # What was read, counted here: a commit that fails (in the loop, or the last one below) fails the
-        # provider, whose summary still shows the sessions and skipped lines next to the rows committed.
-        pr.sessions_seen = len(session_ids)
+        # provider, whose summary still shows the skipped lines next to the rows committed. (`sessions_seen`
+        # is the committer's: only the sessions of rows committed count, cli.md §5.3.)
         pr.lines_skipped = {k: v for k, v in stats.lines_skipped.items() if v}
         pr.records_by_type = {k: v for k, v in stats.records_by_type.items() if v}
         pr.rows_built = stats.rows_built
@@ -1093,7 +1115,6 @@ class _FileDone:
     outcome: FileOutcome
     estimate: int
     bytes_seen: int
-    sessions: set[str] | None = None  # session ids of the file's rows (parse workers)
 
 
 def _file_results(
@@ -1362,13 +1383,15 @@ def _groups(files: list[tuple[SourceFile, int]], group_bytes: int) -> dict[int, 
 class _Unit:
     """Rows of consecutive files parsed by a worker, ready for one commit: `payload` is an `EncodedBatch`
     (a real run), the `(client_name, date, part_id)` keys (a dry run), or None (no rows). `done` closes the
-    files whose last rows are in this unit."""
+    files whose last rows are in this unit; `sessions` are the session ids of its rows (counted in the result
+    once the unit is committed)."""
 
     payload: Any
     updates: list[CheckpointUpdate]
     source_bytes: int
     rows: int
     done: list[_FileDone]
+    sessions: set[str] = field(default_factory=set)
 
 
 def _parse_group_task(
@@ -1395,10 +1418,11 @@ def _parse_group_task(
     rows: list[Row] = []
     updates: list[CheckpointUpdate] = []
     done: list[_FileDone] = []
+    sessions: set[str] = set()  # of the unit's rows
     nbytes = 0
 
     def close() -> None:
-        nonlocal rows, updates, done, nbytes
+        nonlocal rows, updates, done, sessions, nbytes
         payload: Any = None
         if rows:
             if dry_run:
@@ -1407,12 +1431,11 @@ def _parse_group_task(
                 from hypaware_tui.core.storage import encode_batch
 
                 payload = encode_batch(rows, cut)
-        units.append(_Unit(payload, updates, nbytes, len(rows), done))
-        rows, updates, done, nbytes = [], [], [], 0
+        units.append(_Unit(payload, updates, nbytes, len(rows), done, sessions))
+        rows, updates, done, sessions, nbytes = [], [], [], set(), 0
 
     for f, checkpoint, estimate in group:
         outcome = FileOutcome()
-        sessions: set[str] = set()
         seen = 0
         for batch, update, at in iter_file(
             importer, f, checkpoint, window, outcome, write_checkpoints=write_checkpoints,
@@ -1422,16 +1445,19 @@ def _parse_group_task(
             seen = max(seen, at)
             if batch:
                 rows.extend(batch)
-                sessions.update(r["session_id"] for r in batch if r.get("session_id") is not None)
+                # (a file's rows may end in the next unit: the ids go with the unit of their rows)
+                ids = {sid for r in batch if (sid := r.get("session_id")) is not None}
+                sessions |= ids
+                if queue is not None:
+                    group_sessions |= ids
             if update is not None:
                 updates.append(update)
             if len(rows) >= batch_rows or (rows and nbytes >= batch_bytes):
                 close()
-        done.append(_FileDone(outcome, estimate, seen, sessions))
+        done.append(_FileDone(outcome, estimate, seen))
         if queue is not None:
             files_parsed += 1
             bytes_parsed += seen
-            group_sessions |= sessions
             now = time.monotonic()
             if now - last_said >= PARSE_PROGRESS_S:
                 last_said = now

@@ -160,6 +160,11 @@ class CommitResult:
     rows_before_floor: int = 0  # dropped by the cut_date safety net (step 1)
     checkpoints_kept: int = 0  # §6.3 (b): the stored entry was already as far
     checkpoints_mismatched: int = 0  # §6.3 (a): the file changed since the batch read it
+    # The part files this commit renamed into place. On a commit that failed midway (`StorageError.partial`),
+    # `session_ids` holds the sessions of the rows they hold (read back from them then, never on a commit that
+    # succeeded), so that a caller counts only the sessions that reached the dataset (cli.md §5.3).
+    files: list[Path] = field(default_factory=list)
+    session_ids: set[str] | None = None
 
 
 @dataclass
@@ -394,6 +399,16 @@ def encode_part(df: pl.DataFrame) -> bytes:
         metadata=FOOTER_METADATA,
     )
     return buf.getvalue()
+
+
+def _session_ids_of(files: list[Path]) -> set[str]:
+    """The session ids of the rows of `files` (part files a failed commit kept). A file that cannot be read
+    back counts none: this only refines the figures of a run that already failed."""
+    out: set[str] = set()
+    for f in files:
+        with contextlib.suppress(Exception):
+            out.update(s for s in pl.read_parquet(f, columns=["session_id"])["session_id"].to_list() if s is not None)
+    return out
 
 
 def decode_part(data: bytes) -> pl.DataFrame:
@@ -701,6 +716,7 @@ class Storage:
                 if isinstance(exc, OSError)
                 else str(exc)
             )
+            result.session_ids = _session_ids_of(result.files)
             error.partial = result
             for ev in writes:
                 self._emit("backfill.write", **ev)
@@ -808,6 +824,7 @@ class Storage:
             result.rows_written += len(w.part_ids or ())
             result.files_written += 1
             result.partitions.append(partition_name(w.source, w.date))
+            result.files.append(self.layout.partition_dir(w.source, w.date) / w.name)
             writes.append(self._write_event(w.source, w.date, w.name, len(w.part_ids or ()), w.dupes))
         if error is not None:
             raise error
