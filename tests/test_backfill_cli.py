@@ -1011,25 +1011,43 @@ def test_hyp_home_that_is_a_file_is_named_by_backfill(h, inproc, monkeypatch):
     assert h.hyp.read_text() == "a file\n"
 
 
-def _full_disk(monkeypatch, files_before: int):
-    """ENOSPC on every write of a claude partition file after the first `files_before` (each file is written in
-    two halves): the counter, to switch it off with `["fail"] = False`."""
+def _full_disk(monkeypatch, files_before: int, code: str = "ENOSPC"):
+    """ENOSPC (or the errno named `code`) on every write of a claude partition file after the first
+    `files_before` (each file is written in two halves): the counter, to switch it off with `["fail"] = False`."""
     import errno
 
     from hypaware_tui.core import paths as paths_mod
 
     real_write_all = paths_mod.write_all
     state = {"writes": 0, "fail": True}
+    number = getattr(errno, code)
 
     def write_all(fd, data):
         if state["fail"] and "source=claude" in os.readlink(f"/proc/self/fd/{fd}"):
             state["writes"] += 1
             if state["writes"] > 2 * files_before:
-                raise OSError(errno.ENOSPC, "No space left on device")
+                raise OSError(number, os.strerror(number))
         return real_write_all(fd, data)
 
     monkeypatch.setattr(paths_mod, "write_all", write_all)
     return state
+
+
+def test_a_file_size_limit_names_ulimit(h, inproc, monkeypatch):
+    """A write stopped by the process's file-size limit (`ulimit -f`: EFBIG, since Python ignores SIGXFSZ) said
+    "File too large. Nothing already committed was lost; run it again once the problem is fixed": not the
+    cause (a limit of this process, not of the disk or the file), nor what fixes it."""
+    claude_fixtures(h)
+    _full_disk(monkeypatch, files_before=0, code="EFBIG")
+    rc, out, _ = inproc("backfill", "claude", "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert rc == 1 and claude["status"] == "failed"
+    assert claude["error"] == (
+        "could not write to the dataset: File too large. A limit on the size of the files this process may write "
+        "(`ulimit -f`, inherited from the shell or service that started it) stopped the write: raise it "
+        "(`ulimit -f unlimited`) and run it again. Rows already committed are kept, and the next run resumes "
+        "from the last checkpoint."
+    )
 
 
 def _last_line(out: str) -> str:

@@ -491,6 +491,41 @@ def test_cache_compact_verification_failure_exits_1_and_keeps_inputs(
     assert not list(layout.dataset_root.glob("**/*.tmp"))
 
 
+@pytest.mark.parametrize("code, advice", [
+    ("ENOSPC", "No space left on device. Free some disk space and run it again."),
+    ("EFBIG", "File too large. A limit on the size of the files this process may write (`ulimit -f`"),
+])
+def test_cache_compact_on_a_full_disk_says_its_inputs_are_kept(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, code: str, advice: str
+) -> None:
+    """A write that fails while compacting (a full disk, a file-size limit): the advice is compaction's own.
+    It said "Rows already committed are kept, and the next run resumes from the last checkpoint", an import's
+    words: compaction has no checkpoints; its input files are kept, and running it again is all it takes."""
+    import errno
+
+    from hypaware_tui.core import paths as paths_mod
+
+    layout = Layout(home)
+    with Storage(layout) as s:
+        for row in make_rows(3):
+            s.commit([row], [])
+    before = sorted(layout.dataset_root.glob("**/*.parquet"))
+    real_write_all = paths_mod.write_all
+
+    def write_all(fd: int, data: bytes) -> None:
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(paths_mod, "write_all", write_all)
+    rc, _, err = call(capsys, "cache", "compact")
+    assert rc == 1 and err.startswith("hyp cache compact: could not compact source=claude/date=2026-05-01: ")
+    assert advice in err and err.rstrip().endswith("Nothing was lost: the files being compacted are kept as they were.")
+    assert "checkpoint" not in err
+    assert sorted(layout.dataset_root.glob("**/*.parquet")) == before
+    monkeypatch.setattr(paths_mod, "write_all", real_write_all)
+    rc, _, _ = call(capsys, "cache", "compact")
+    assert rc == 0 and len(list(layout.dataset_root.glob("**/*.parquet"))) == 1
+
+
 def test_writers_report_storage_errors_in_one_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     layout = Layout(home)
     with Storage(layout) as s:

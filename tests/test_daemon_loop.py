@@ -676,12 +676,44 @@ def test_roots_untouched_and_no_socket(home: Home, monkeypatch: pytest.MonkeyPat
 
 class FlakyStorage(Storage):
     fail = False
+    errno = errno.ENOSPC
 
     def commit(self, rows, checkpoints, **kw):  # type: ignore[no-untyped-def]
         if FlakyStorage.fail:  # as the storage raises it: a message for a command, the OSError behind
-            err = OSError(errno.ENOSPC, "No space left on device", "part.tmp")
+            err = OSError(FlakyStorage.errno, os.strerror(FlakyStorage.errno), "part.tmp")
             raise StorageError(_os_error_message(err, "could not write to the dataset", self.layout)) from err
         return super().commit(rows, checkpoints, **kw)
+
+
+def test_a_file_size_limit_is_named_with_what_to_do(home: Home, tmp_path: Path) -> None:
+    """EFBIG (the daemon's `ulimit -f`, inherited from what started it): the status said "File too large
+    (part.tmp)" and nothing else, and retrying cannot pass a limit of the process: it says to raise it and
+    restart the daemon."""
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    FlakyStorage.fail, FlakyStorage.errno = False, errno.EFBIG
+    loop = polling_loop(home, clock, storage_factory=lambda lay, ev: FlakyStorage(lay, events=ev))
+    try:
+        FlakyStorage.fail = True
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        clock.advance(2)
+        loop.step()
+        clock.advance(1)
+        loop.step()
+        st = home.status()
+        assert st["state"] == "degraded"
+        assert st["last_error"]["message"] == (
+            "could not write to the dataset: File too large (part.tmp); a limit on the size of the files the daemon "
+            "may write (`ulimit -f`, inherited from the shell or service that started it) stopped it: raise it and "
+            "restart the daemon"
+        )
+    finally:
+        FlakyStorage.fail, FlakyStorage.errno = False, errno.ENOSPC
+        loop.shutdown()
+        loop.close()
 
 
 def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path) -> None:

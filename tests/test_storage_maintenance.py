@@ -219,6 +219,34 @@ def test_prune_records_its_cut_first_and_a_broken_checkpoint_database_stops_it_b
         fresh.close()
 
 
+def test_prune_on_a_full_disk_says_nothing_was_lost(storage: Storage, layout: Layout, monkeypatch) -> None:
+    """A prune that cannot write (a full disk when it makes the trash directory) says so with its own advice,
+    not an import's ("the next run resumes from the last checkpoint": a prune has no checkpoints), and keeps
+    the partitions as they were."""
+    import errno
+
+    from hypaware_tui.core import storage as storage_mod
+    from hypaware_tui.core.storage import StorageError
+
+    dated_dataset(storage)
+    before = sorted(p.as_posix() for p in layout.dataset_root.glob("**/*.parquet"))
+    real = storage_mod.ensure_dir
+
+    def ensure_dir(path, *args, **kw):
+        if Path(path) == layout.trash:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args, **kw)
+
+    monkeypatch.setattr(storage_mod, "ensure_dir", ensure_dir)
+    with pytest.raises(StorageError) as info:
+        storage.prune(120, today=TODAY)
+    assert str(info.value) == (
+        f"could not prune the dataset: No space left on device ({layout.trash}). Free some disk space and run it "
+        "again. Nothing was lost: the partitions not removed yet are kept as they were."
+    )
+    assert sorted(p.as_posix() for p in layout.dataset_root.glob("**/*.parquet")) == before
+
+
 def test_prune_with_retention_zero_removes_nothing(storage: Storage, layout: Layout) -> None:
     dated_dataset(storage)
     assert storage.prune(0, today=TODAY, dry_run=True).partitions == []

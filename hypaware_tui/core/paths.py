@@ -43,12 +43,28 @@ def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
 
 
 # What to do after a write failed, by cause: the same words wherever HYP_HOME is written (the dataset,
-# the checkpoint database, the daemon's files).
-FULL_DISK_HINT = (
-    "Free some disk space and run it again. Rows already committed are kept, and the next run resumes from the "
-    "last checkpoint."
-)
+# the checkpoint database, the daemon's files), followed by what the failed operation kept.
+IMPORT_KEPT = "Rows already committed are kept, and the next run resumes from the last checkpoint."
+# Compaction and prune have no checkpoints to resume from: a partition is rewritten (its inputs unlinked only
+# once the new file is verified) or moved out whole, so a failure leaves the dataset as it was.
+COMPACT_KEPT = "Nothing was lost: the files being compacted are kept as they were."
+PRUNE_KEPT = "Nothing was lost: the partitions not removed yet are kept as they were."
+FULL_DISK_HINT = f"Free some disk space and run it again. {IMPORT_KEPT}"
 RETRY_HINT = "Nothing already committed was lost; run it again once the problem is fixed."
+# EFBIG: Python ignores SIGXFSZ, so a write past the RLIMIT_FSIZE of the process fails with "File too large"
+# instead of killing it; the limit is the process's (inherited from the shell or service), not the disk's.
+FILE_SIZE_LIMIT = (
+    "A limit on the size of the files this process may write (`ulimit -f`, inherited from the shell or service "
+    "that started it) stopped the write: raise it (`ulimit -f unlimited`) and run it again."
+)
+
+
+def full_disk_hint(kept: str = IMPORT_KEPT) -> str:
+    return f"Free some disk space and run it again. {kept}"
+
+
+def file_size_hint(kept: str = IMPORT_KEPT) -> str:
+    return f"{FILE_SIZE_LIMIT} {kept}"
 
 
 def not_writable_hint(home: Path) -> str:
@@ -58,10 +74,13 @@ def not_writable_hint(home: Path) -> str:
     )
 
 
-def os_error_hint(exc: OSError, home: Path) -> str:
-    """What to do about an OSError writing under `home`: free space, permissions, or try again."""
+def os_error_hint(exc: OSError, home: Path, kept: str = IMPORT_KEPT) -> str:
+    """What to do about an OSError writing under `home`: free space, raise the file-size limit, permissions,
+    or try again. `kept`: what the operation that failed kept (an import's rows and checkpoints by default)."""
     if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
-        return FULL_DISK_HINT
+        return full_disk_hint(kept)
+    if exc.errno == errno.EFBIG:
+        return file_size_hint(kept)
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return not_writable_hint(home)
     return RETRY_HINT
@@ -88,7 +107,7 @@ def in_the_way_message(where: Path, home: Path) -> str:
     return f"{where} is not a directory (move it away)"
 
 
-def os_error_text(exc: OSError, home: Path) -> str:
+def os_error_text(exc: OSError, home: Path, kept: str = IMPORT_KEPT) -> str:
     """An OSError writing under `home`, for a person: the reason, the file, and what to do. A file where a
     directory belongs is named itself (the error named the path below it: `Not a directory (…/cache/
     ai_gateway_messages/source=claude/date=…)`, or `File exists (…/state)`)."""
@@ -97,7 +116,7 @@ def os_error_text(exc: OSError, home: Path) -> str:
         if where is not None:
             return in_the_way_message(where, home)
     place = f" ({exc.filename})" if exc.filename else ""
-    return f"{exc.strerror or exc}{place}. {os_error_hint(exc, home)}"
+    return f"{exc.strerror or exc}{place}. {os_error_hint(exc, home, kept)}"
 
 
 @dataclass(frozen=True)

@@ -142,8 +142,9 @@ def cut_date_for(retention_days: int, today: date | None = None) -> str | None:
     return (today - timedelta(days=retention_days)).isoformat()
 
 
-def _os_error_message(exc: OSError, what: str, layout: Layout) -> str:
-    return f"{what}: {_paths.os_error_text(exc, layout.home)}"
+def _os_error_message(exc: OSError, what: str, layout: Layout, kept: str = _paths.IMPORT_KEPT) -> str:
+    """`what` failed, why, and what to do; `kept`: what the operation kept (see `paths.os_error_hint`)."""
+    return f"{what}: {_paths.os_error_text(exc, layout.home, kept)}"
 
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -548,14 +549,15 @@ class Storage:
 
     # -- locking ---------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def locked(self, on_wait: Callable[[], None] | None = None) -> Iterator[int]:
+    def locked(self, on_wait: Callable[[], None] | None = None, kept: str = _paths.IMPORT_KEPT) -> Iterator[int]:
         """Hold `run/write.lock` (storage.md §4). Yields the wait in ms. `on_wait` is called once when the
-        lock is not free within 0.2 s (the CLI prints its waiting notice)."""
+        lock is not free within 0.2 s (the CLI prints its waiting notice). `kept`: what the operation keeps
+        when it fails, for the advice of an error (see `paths.os_error_hint`)."""
         try:
             ensure_dir(self.layout.run_dir)
         except OSError as exc:
             raise StorageError(
-                _os_error_message(exc, "cannot create the run directory", self.layout)
+                _os_error_message(exc, "cannot create the run directory", self.layout, kept)
             ) from exc
         if self._lock is None:
             self._lock = FileLock(
@@ -581,7 +583,7 @@ class Storage:
                 f"{self.lock_timeout:g} s; try again when it has finished (see hyp status)"
             ) from exc
         except OSError as exc:
-            raise StorageError(_os_error_message(exc, "cannot take the write lock", self.layout)) from exc
+            raise StorageError(_os_error_message(exc, "cannot take the write lock", self.layout, kept)) from exc
         wait_ms = int((time.monotonic() - start) * 1000)
         try:
             if self.layout.compaction_journal.exists():
@@ -1030,7 +1032,7 @@ class Storage:
         bytes_before = self._dataset_bytes() if root.is_dir() else 0
         trash_dirs: list[Path] = []
         try:
-            with self.locked(on_wait):
+            with self.locked(on_wait, _paths.PRUNE_KEPT):
                 if cut is not None:
                     old = [(source, d, pdir) for source, d, pdir in iter_partitions(root) if d < cut]
                     if old:
@@ -1056,7 +1058,9 @@ class Storage:
                 if client_roots_hashes:
                     result.checkpoints_removed = self._remove_stale_checkpoints(client_roots_hashes)
         except OSError as exc:
-            raise StorageError(_os_error_message(exc, "could not prune the dataset", self.layout)) from exc
+            raise StorageError(
+                _os_error_message(exc, "could not prune the dataset", self.layout, _paths.PRUNE_KEPT)
+            ) from exc
         except StateDBError as exc:
             raise StorageError(str(exc)) from exc
         # The renamed partitions are outside the dataset root: delete them after releasing the lock, along
@@ -1150,7 +1154,7 @@ class Storage:
                 if dry_run:
                     result.partitions.append(self._compact_plan(source, d, pdir))
                     continue
-                with self.locked(on_wait):
+                with self.locked(on_wait, _paths.COMPACT_KEPT):
                     done = self._compact_partition(source, d, pdir)
                 if done is not None:
                     result.partitions.append(done)
@@ -1160,7 +1164,7 @@ class Storage:
                 break
             except OSError as exc:
                 result.error = _os_error_message(
-                    exc, f"could not compact {partition_name(source, d)}", self.layout
+                    exc, f"could not compact {partition_name(source, d)}", self.layout, _paths.COMPACT_KEPT
                 )
                 result.failed_partition = partition_name(source, d)
                 break

@@ -1186,6 +1186,9 @@ class DaemonLoop:
             text = f"could not write to the dataset: {cause.strerror or cause}{where}"
             if cause.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
                 text += "; free some disk space"
+            elif cause.errno == errno.EFBIG:  # (the limit is the process's, set when it started: a retry cannot pass it)
+                text += ("; a limit on the size of the files the daemon may write (`ulimit -f`, inherited from the "
+                         "shell or service that started it) stopped it: raise it and restart the daemon")
             elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 text += f"; check that {self.layout.home} and everything in it are yours and writable"
             return text
