@@ -1263,6 +1263,30 @@ def test_each_file_error_is_logged_and_the_summary_counts_the_others(h, inproc):
     assert "  claude: and 2 more errors (a run without --dry-run logs each one)." in out.splitlines()
 
 
+def test_a_session_linked_from_a_drive_not_mounted_is_a_file_error(h, inproc):
+    """A transcript symlinked to a file that is not there (its drive not mounted) was skipped without a word:
+    no error, not in the events, not in hyp status, while a link loop was reported. It is a file error now,
+    with its path on the terminal and its path hash in the log; status counts it with the failed files."""
+    claude_fixtures(h, sessions=1)
+    link = h.claude / "projects" / "-home-ada-repo0" / "gone.jsonl"
+    os.symlink(h.tmp / "unmounted" / "gone.jsonl", link)
+    rc, out, err = inproc("backfill", "claude", "--json")
+    (claude,) = json.loads(out)["providers"]
+    assert rc == 0 and claude["status"] == "ok" and claude["errors"] == 1, err
+    assert "symbolic link to a file that does not exist" in claude["error"]
+    events = [json.loads(x) for x in (h.hyp / "logs" / "events.jsonl").read_text().splitlines()]
+    logged = [e["error"] for e in events if e["event"] == "backfill.file_error"]
+    assert len(logged) == 1 and "symbolic link to a file that does not exist" in logged[0]
+    assert [e["files_failed"] for e in events if e["event"] == "backfill.scan"] == [1]
+    assert str(h.tmp) not in json.dumps(events)
+    rc, out, _ = inproc("backfill", "claude")
+    assert f"    at ~/{link.relative_to(h.home)}" in out.splitlines()
+    rc, out, _ = inproc("status", "--json")
+    doc = json.loads(out)
+    assert any("symbolic link to a file that does not exist" in e["message"] for e in doc["recent_errors"])
+    assert [(c["files"], c["files_failed"]) for c in doc["clients"] if c["client"] == "claude"] == [(1, 1)]
+
+
 def test_the_tty_panel_of_a_provider_with_nothing_to_read_says_0_B(monkeypatch):
     """A rerun under a terminal: both providers read nothing, and the panel said `100%  1 B/0 B`."""
     import io

@@ -980,6 +980,28 @@ def test_symlink_loops_are_reported_as_loops_not_as_permissions(tmp_path):
     assert not det.detected and "symbolic link loop" in det.reason and "does not exist" not in det.reason
 
 
+def test_a_link_to_a_missing_file_is_reported(tmp_path):
+    """A transcript that is a symbolic link to a file that does not exist (sessions kept on a drive that is not
+    mounted) was skipped without a word (`is_file()` is False for it), while a link loop was reported
+    (claude.md §1 rule 7). It is reported too, saying what it is. A link to a folder, named like a transcript,
+    is still no transcript and no error."""
+    line = WORKED.read_bytes().split(b"\n")[0] + b"\n"
+    root = tmp_path / ".claude"
+    _tree(root, {"projects/-ok/a.jsonl": line})
+    (tmp_path / "folder").mkdir()
+    os.symlink(tmp_path / "unmounted" / "s.jsonl", root / "projects" / "-ok" / "gone.jsonl")
+    os.symlink(tmp_path / "folder", root / "projects" / "-ok" / "folder.jsonl")
+    disc = IMP.discover([str(root)])
+    assert [os.path.basename(f.path) for f in disc.files] == ["a.jsonl"]
+    (e,) = disc.failed
+    assert e.message == (
+        "cannot read a Claude Code transcript (No such file or directory); it is skipped. It is a symbolic link to "
+        "a file that does not exist (on a drive that is not mounted, or moved or deleted): make that file "
+        "available again, or remove the link."
+    )
+    assert e.path == str(root / "projects" / "-ok" / "gone.jsonl") and str(tmp_path) not in e.where
+
+
 def test_inventory_head_and_tail():
     src = source_file_for(IMP, MAIN)
     inv = IMP.inventory_file(src, src.size, src.mtime_ns)

@@ -908,6 +908,26 @@ def test_symlink_loops_are_reported_as_loops_not_as_permissions(tmp_path):
     assert not det.detected and "symbolic link loop" in det.reason and "does not exist" not in det.reason
 
 
+def test_a_rollout_link_to_a_missing_file_is_reported(tmp_path):
+    """A rollout that is a symbolic link to a file that does not exist (a drive that is not mounted) was
+    skipped without a word, while a link loop was reported: it is reported too, saying what it is."""
+    home = _home(tmp_path)
+    day = home / "sessions" / "2026" / "01" / "15"
+    good = day / fx("3c5e2f4a6b01").name
+    shutil.copy(fx("3c5e2f4a6b01"), good)
+    gone = day / "rollout-2026-01-15T10-00-00-0000.jsonl"
+    os.symlink(tmp_path / "unmounted" / "rollout.jsonl", gone)
+    disc = IMP.discover([str(home)])
+    assert [f.path for f in disc.files] == [str(good)]
+    (e,) = disc.failed
+    assert e.message == (
+        "cannot read a Codex rollout (No such file or directory); it is skipped. It is a symbolic link to a file "
+        "that does not exist (on a drive that is not mounted, or moved or deleted): make that file available "
+        "again, or remove the link."
+    )
+    assert e.path == str(gone) and str(tmp_path) not in e.where
+
+
 def test_inventory_file_head_tail_and_whole_modes(tmp_path):
     for tag, first, last in [
         ("3c5e2f4a6b01", "2026-01-15T14:02:11.000Z", "2026-01-15T14:05:31.100Z"),

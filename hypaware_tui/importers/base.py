@@ -105,8 +105,31 @@ _OS_ERROR_ADVICE = {
 }
 
 
+class DanglingLink(FileNotFoundError):
+    """A transcript that is a symbolic link to a file that does not exist (sessions kept on a drive that is not
+    mounted). `DirEntry.is_file()` answers False for it, as for a folder, so a walk skipped it without a word
+    while a link loop (which raises) was reported: see `check_link`."""
+
+
+def check_link(entry: os.DirEntry[str]) -> None:
+    """For a directory entry with a transcript's name that `is_file()` said is not a file: raise `DanglingLink`
+    when it is a symbolic link whose target is missing. Costs a stat for such a symlink only (`is_symlink` is
+    answered by the listing), never for the plain files of a rerun."""
+    if not entry.is_symlink():
+        return
+    try:
+        os.stat(entry.path)
+    except FileNotFoundError as exc:
+        raise DanglingLink(exc.errno, exc.strerror) from None
+    # (a link to a folder or a FIFO: not a transcript, skipped as before; another error came from is_file)
+
+
 def os_error_advice(exc: OSError) -> str:
-    """The advice that ends a message about `exc`: a symlink loop is not fixed by looking at permissions."""
+    """The advice that ends a message about `exc`: a symlink loop or a link to nothing is not fixed by looking
+    at permissions."""
+    if isinstance(exc, DanglingLink):
+        return ("It is a symbolic link to a file that does not exist (on a drive that is not mounted, or moved or "
+                "deleted): make that file available again, or remove the link.")
     return _OS_ERROR_ADVICE.get(exc.errno or 0, "Check its permissions.")
 
 

@@ -36,6 +36,7 @@ from hypaware_tui.importers.base import (
     args_json,
     binary_free_json,
     binary_free_text,
+    check_link,
     expand_root,
     head_tail_timestamps,
     id_list_json,
@@ -793,7 +794,10 @@ class ClaudeImporter(Importer):
                 if e.is_dir(follow_symlinks=False):
                     stack.append((e.path, prefix + name))
                     continue
-                if not name.endswith(".jsonl") or not e.is_file():  # file symlinks are followed
+                if not name.endswith(".jsonl"):
+                    continue
+                if not e.is_file():  # file symlinks are followed; one to nothing is reported (claude.md §1 rule 7)
+                    check_link(e)
                     continue
                 at = dir_fd
                 if e.is_symlink():  # (as `entry_realpath`: only a symlink is resolved)

@@ -53,6 +53,7 @@ from hypaware_tui.importers.base import (
     args_json,
     binary_free_json,
     binary_free_text,
+    check_link,
     compact_dict,
     entry_realpath,
     exact_numbers_of_line,
@@ -1563,9 +1564,12 @@ class CodexImporter(Importer):
                 try:
                     if e.is_dir(follow_symlinks=False):
                         stack.append((e.path, os.path.join(real_d, e.name)))
-                    elif _is_rollout(e.name) and e.is_file():  # file symlinks are followed
-                        found[e.path] = entry_realpath(real_d, e)
-                except OSError as exc:  # a rollout link that cannot be followed (a loop): said, not dropped
+                    elif _is_rollout(e.name):
+                        if e.is_file():  # file symlinks are followed
+                            found[e.path] = entry_realpath(real_d, e)
+                        else:
+                            check_link(e)  # (a link to nothing: reported, as a loop is)
+                except OSError as exc:  # a rollout link that cannot be followed (a loop, no target): said, not dropped
                     disc.failed.append(FileError(_where(e.path), f"cannot read a Codex rollout "
                                                  f"({exc.strerror or exc}); it is skipped. {os_error_advice(exc)}",
                                                  path=e.path))  # fmt: skip
