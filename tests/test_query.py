@@ -305,6 +305,23 @@ def test_to_records_nested_json_and_iso_timestamps(filled: Layout) -> None:
     assert q.cell_text(df["attributes"][0]).startswith("{")
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"v":18446744073709551616}', {"v": 2**64}),  # orjson: 1.8446744073709552e+19
+        ('[-9223372036854775809,1.5,"1234567890123456789012"]', [-(2**63) - 1, 1.5, "1234567890123456789012"]),
+        ('{"v":1' + "0" * 400 + "}", {"v": 10**400}),  # orjson: "number is infinity"
+        ('{"v":NaN}', '{"v":NaN}'),  # what orjson refuses for good stays text, as before
+        ("[1e400]", "[1e400]"),
+        ('["\\ud83d"]', '["\\ud83d"]'),
+        ("not json", "not json"),
+    ],
+)
+def test_json_text_is_read_with_exact_integers(text: str, value: object) -> None:
+    got = q._parse_json_text(text)
+    assert got == value and json.dumps(got) == json.dumps(value)  # (2**64 == float(2**64): the text tells)
+
+
 # --- overview --------------------------------------------------------------------------------------------
 
 

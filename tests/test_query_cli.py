@@ -325,6 +325,32 @@ def test_json_paths_as_in_duckdb(filled: Path, capsys: pytest.CaptureFixture[str
     )
 
 
+BIG = 123456789012345678901234567890
+
+
+def test_json_output_keeps_integers_beyond_64_bits_exact(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The stored JSON holds such integers exactly; orjson read them back as floats (`1.2345678901234568e+29`)
+    and refused one of over 308 digits (the whole column then came out as a string)."""
+    args = {"v": BIG, "neg": -(2**64) - 1, "u64": 2**64 - 1, "f": 1.5, "id": "12345678901234567890123"}
+    rows = [
+        claude("b1", "2026-05-09T10:00:00Z", tool_args=canonical_json(args)),
+        claude("b2", "2026-05-09T10:00:01Z", tool_args=canonical_json({"v": 10**400 + 7})),
+    ]
+    with Storage(Layout(home)) as st:
+        st.commit(rows, [])
+    code, out, err = call(
+        capsys, "query", "sql",
+        "select tool_args, json_extract(tool_args, '$.v') as v from ai_gateway_messages order by message_id",
+        "--format", "json",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert json.loads(out) == [{"tool_args": args, "v": BIG}, {"tool_args": {"v": 10**400 + 7}, "v": 10**400 + 7}]
+    assert '"v": 123456789012345678901234567890' in out and "e+" not in out
+    code, out, _ = call(capsys, "query", "sql", "select tool_args from ai_gateway_messages order by message_id",
+                        "--format", "csv")  # fmt: skip
+    assert code == 0 and list(csv.reader(io.StringIO(out)))[1] == [canonical_json(args)]
+
+
 def test_usage_errors_exit_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = call(capsys, "query", "sql")
     assert (code, out) == (2, "") and err.startswith("hyp query sql: ")

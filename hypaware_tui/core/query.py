@@ -320,13 +320,57 @@ def _polars_json_path(path: tuple[Segment, ...]) -> str:
     return "".join(parts)
 
 
+# The stored JSON keeps integers beyond 64 bits exact (schema.md §3.3), but orjson reads one as a float
+# (123456789012345678901234567890 -> 1.2345678901234568e+29) and refuses one of over 308 digits ("number is
+# infinity"). An integer it widens has 19 digits or more, so a text holding such a run of digits, or one orjson
+# refused, is read again by the stdlib; any other text costs one scan.
+_LONG_DIGITS = re.compile(r"\d{19}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _stdlib_loads(text: str) -> Any:
+    """`text` through the stdlib, refusing what orjson refuses for good (NaN, Infinity, a float beyond the
+    double range); raises ValueError."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
+def _loads_exact(text: str) -> Any:
+    """JSON text as its value, with its integers exact (see above). Raises ValueError when it is not JSON."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        if _SURROGATE_ESCAPE.search(text):  # a lone surrogate escape: a string no output could encode
+            raise
+        return _stdlib_loads(text)
+    if _LONG_DIGITS.search(text) is None:
+        return value
+    try:
+        return _stdlib_loads(text)
+    except ValueError:  # (deeper than the stdlib reads: orjson's value)
+        return value
+
+
 def _walk_json(text: str | None, path: tuple[Segment, ...]) -> str | None:
     """`json_extract`: the JSON text at `path` (a JSON null is `null`; missing or malformed -> None)."""
     if text is None:
         return None
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        value = _loads_exact(text)
+    except ValueError:
         return None
     for seg in path:
         if isinstance(seg, int):
@@ -1352,8 +1396,8 @@ def _parse_json_text(text: str | None, *, structured: bool = False) -> Any:
     if text is None:
         return None
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        value = _loads_exact(text)
+    except ValueError:
         return text
     return text if structured and not isinstance(value, dict | list) else value
 
