@@ -176,3 +176,51 @@ def test_only_a_line_with_a_wide_float_is_parsed_again(tmp_path, monkeypatch):
     rows, _ = import_file(ClaudeImporter(), _claude_file(tmp_path))
     _check_claude(rows)
     assert len(calls) == 5  # the five lines with an integer beyond 64 bits (or 1e300), once each
+
+
+# A tool input or result given as JSON text that orjson refuses but the stdlib reads (claude.md §2 rule 3): an
+# integer of over 308 digits (orjson: "number is infinity"), a lone surrogate escape (a string cut mid-emoji). It
+# was stored as a JSON string literal (schema.md §3.3 rule 3) and kept its image bytes (schema.md §3.4 rule 3).
+HUGE = 10**400 + 7
+IMAGE = {"type": "image", "data": "QUJD" * 40, "mimeType": "image/png"}
+
+
+@pytest.mark.parametrize("given, stored", [
+    (json.dumps({"v": HUGE, "cmd": "ls"}), '{"cmd":"ls","v":' + str(HUGE) + "}"),
+    (json.dumps([{"s": "cut \ud83d", "v": BIG}]), '[{"s":"cut \ufffd","v":123456789012345678901234567890}]'),
+    # what neither reads stays a string, as before: plain text (an apply_patch input), NaN, a float beyond range
+    ("*** Begin Patch\n*** End Patch", json.dumps("*** Begin Patch\n*** End Patch")),
+    ('{"v": NaN}', json.dumps('{"v": NaN}')),
+    ("[1e400]", '"[1e400]"'),
+])  # fmt: skip
+def test_tool_input_text_that_only_the_stdlib_reads_is_stored_as_json(given, stored):
+    assert base.args_json(given) == stored
+
+
+@pytest.mark.parametrize("extra, stored_extra", [
+    ({"id": HUGE}, ',"id":' + str(HUGE)),
+    ({"note": "\ud83d"}, ',"note":"\ufffd"'),
+])  # fmt: skip
+def test_tool_output_json_that_only_the_stdlib_reads_loses_its_file_bytes(extra, stored_extra):
+    text = json.dumps({"content": [IMAGE], **extra})
+    assert binary_free_text(text) == (
+        '{"content":[{"data":"<omitted>","mimeType":"image/png","type":"image"}]' + stored_extra + "}")
+
+
+def test_codex_call_with_a_huge_integer_in_its_arguments_and_output(tmp_path):
+    lines = [
+        CODEX_LINES[0],
+        _line(timestamp="2026-01-01T11:00:01.000Z", type="response_item",
+              payload={"type": "function_call", "name": "shell", "call_id": "c1",
+                       "arguments": json.dumps({"n": HUGE, "cmd": "ls"})}),
+        _line(timestamp="2026-01-01T11:00:02.000Z", type="response_item",
+              payload={"type": "function_call_output", "call_id": "c1",
+                       "output": json.dumps({"content": [IMAGE], "id": HUGE})}),
+        _line(timestamp="2026-01-01T11:00:03.000Z", type="response_item",  # (the call's row waits for the next)
+              payload={"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "ok"}]}),
+    ]  # fmt: skip
+    rows, _ = import_file(CodexImporter(), _write(tmp_path / f"rollout-2026-01-01T11-00-00-{TID}.jsonl", lines))
+    (call,) = [r for r in rows if r["part_type"] == "tool_call"]
+    (result,) = [r for r in rows if r["part_type"] == "tool_result"]
+    assert call["tool_args"] == '{"cmd":"ls","n":' + str(HUGE) + "}"
+    assert "QUJD" not in result["content_text"] and json.loads(result["content_text"])["id"] == HUGE

@@ -289,16 +289,20 @@ def binary_free_text(text: str) -> str:
     parsed."""
     if _JSON_START.match(text) is None or _BINARY_KEY.search(text) is None:
         return text
+    exact = False
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return text
+        value = _refused_json(text)
+        if value is _NOT_JSON:
+            return text
+        exact = True
     if value.__class__ is not dict and value.__class__ is not list:
         return text
     clean, changed = _without_binary(value)
     if not changed:
         return text
-    if not plain_json_types(clean):  # a float, or an integer orjson widened to one: json.loads
+    if not exact and not plain_json_types(clean):  # a float, or an integer orjson widened to one: json.loads
         clean = _without_binary(_exact_numbers(text, value))[0]
     return canonical_json(clean)
 
@@ -355,11 +359,30 @@ def args_json(value: object) -> str | None:
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError:
-            pass
+            parsed = _refused_json(text)
+            if parsed is not _NOT_JSON:
+                value = parsed
         else:
             if not plain_json_types(value):  # a float, or an integer orjson widened to one: json.loads
                 value = _exact_numbers(text, value)
     return binary_free_json(value)
+
+
+_NOT_JSON = object()
+
+
+def _refused_json(text: str) -> Any:
+    """A text orjson refused, read as `parse_json_line` reads a line orjson refused, if it starts like an object
+    or array: the stdlib reads an integer of over 308 digits (orjson: "number is infinity") and a lone surrogate
+    escape ("\\ud83d", a string cut mid-emoji; made U+FFFD). `_NOT_JSON` when it is not JSON. Plain text (an
+    apply_patch input) fails the first test at its first character."""
+    if _JSON_START.match(text) is None:
+        return _NOT_JSON
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+    return _clean_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
 
 
 def _exact_numbers(text: str, parsed: Any) -> Any:
