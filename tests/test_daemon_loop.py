@@ -24,7 +24,7 @@ from test_daemon_support import (
     session_text,
 )
 
-from hypaware_tui.core.checkpoints import StateDB
+from hypaware_tui.core.checkpoints import StateDB, path_hash
 from hypaware_tui.core.daemon import control
 from hypaware_tui.core.daemon import watch as watch_mod
 from hypaware_tui.core.daemon.capture import read_capture, record_capture_start
@@ -544,6 +544,27 @@ def test_daily_retention_pass(home: Home, retention: int) -> None:
     finally:
         loop.shutdown()
         loop.close()
+
+
+def test_daily_retention_pass_forgets_a_vanished_file_despite_a_link_to_nothing(home: Home) -> None:
+    """A transcript link to a drive not mounted is a per-file error: it hides no other file, so the daily pass
+    still drops the checkpoints of files that are gone (daemon.md §3.1 rule 7); it kept them all."""
+    record_capture_start(home.layout, ["claude"], 0)
+    kept, gone = home.session(S1), home.session(S2)
+    kept.write_text(session_text(S1, 2, T))
+    gone.write_text(session_text(S2, 2, T))
+    assert once(home) == 0
+    assert StateDB.open(home.layout, create=False).count("claude") == 2
+    gone.unlink()
+    home.session("33333333-3333-4333-8333-333333333333").symlink_to(home.base / "drive" / "s3.jsonl")
+    loop = polling_loop(home, FakeClock())
+    try:
+        loop.step()
+        assert home.status()["retention_applied_at"] is not None
+    finally:
+        loop.shutdown()
+        loop.close()
+    assert list(StateDB.open(home.layout, create=False).get_all("claude")) == [path_hash(os.path.realpath(kept))]
 
 
 def append_and_step(f: Path, i: int, loop, clock: FakeClock, *, seconds: int) -> None:

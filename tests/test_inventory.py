@@ -178,6 +178,30 @@ def test_missing_importer_module_is_reported_not_raised(env):
     assert not inv["codex"].detected and "importer unavailable" in inv["codex"].reason
 
 
+def test_scanned_path_hashes_is_complete_despite_a_file_it_cannot_read(tmp_path):
+    """A transcript that is a link to nothing (a drive not mounted) or a link loop is reported, but hides no
+    other file: one such link stopped `hyp cache prune` from forgetting any vanished file of its client. The
+    file behind the link keeps its own entry."""
+    from hypaware_tui.core.inventory import scanned_path_hashes
+
+    claude = tmp_path / "claude"
+    sessions = tmp_path / "codex" / "sessions" / "2026" / "01" / "01"
+    kept = claude / "projects" / "-a" / "s1.jsonl"
+    rollout = sessions / "rollout-2026-01-01T10-00-00-019b0000-0000-7000-8000-000000000001.jsonl"
+    for f in (kept, rollout):
+        f.parent.mkdir(parents=True)
+        f.write_text("{}\n")
+    away = tmp_path / "drive" / "s2.jsonl"
+    (kept.parent / "s2.jsonl").symlink_to(away)
+    (kept.parent / "s3.jsonl").symlink_to(kept.parent / "s3.jsonl")  # a loop
+    codex_away = tmp_path / "drive" / rollout.name.replace("01.jsonl", "02.jsonl")
+    (sessions / codex_away.name).symlink_to(codex_away)
+    env = {"HOME": str(tmp_path / "home"), "CLAUDE_CONFIG_DIR": str(claude), "CODEX_HOME": str(tmp_path / "codex")}
+    got = scanned_path_hashes(None, env)
+    real = [path_hash(os.path.realpath(p)) for p in (kept, away, kept.parent / "s3.jsonl", rollout, codex_away)]
+    assert (got["claude"], got["codex"]) == (set(real[:3]), set(real[3:]))
+
+
 def test_scanned_path_hashes_keeps_a_client_whose_scan_could_not_read_a_folder(tmp_path, monkeypatch):
     """storage.md §7.4: `hyp cache prune` forgets the checkpoints of vanished files only after a complete
     scan: a project folder that cannot be read for now (permissions, a disk away) keeps the client's entries

@@ -325,7 +325,8 @@ def scanned_path_hashes(config: Any, env: Mapping[str, str] = os.environ) -> dic
     """For each client enabled in `config` (every client when there is no config: its defaults apply): the
     path hashes of the files a scan of its roots finds now, for dropping the checkpoints of vanished files
     (storage.md §7.4, as the daemon's daily pass does); None for a client whose roots are all missing, or
-    whose scan failed or could not read a directory or file under them, so that its entries are kept."""
+    whose scan failed or could not list a directory under them, so that its entries are kept; the files it
+    found but could not read keep theirs (`Discovery.complete`, `Discovery.unread_hashes`)."""
     out: dict[str, set[str] | None] = {}
     enabled = getattr(config, "enabled_clients", None) if config is not None else list(KNOWN_CLIENTS)
     for name in enabled if enabled is not None else ():
@@ -334,7 +335,7 @@ def scanned_path_hashes(config: Any, env: Mapping[str, str] = os.environ) -> dic
             detection = importer.detect(config_root(config, name), env)
             roots = [r for r in (detection.roots or (detection.root,)) if r and os.path.isdir(r)]
             disc = importer.discover(roots) if roots else None
-            out[name] = {f.path_hash for f in disc.files} if disc is not None and not disc.failed else None
+            out[name] = None if disc is None or not disc.complete else {f.path_hash for f in disc.files} | disc.unread_hashes()
         except Exception:  # noqa: BLE001 - a scan that did not complete keeps the entries
             out[name] = None
     return out

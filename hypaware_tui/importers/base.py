@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from hypaware_tui.core import schema
+from hypaware_tui.core.checkpoints import path_hash
 from hypaware_tui.core.schema import canonical_json, plain_json_types
 from hypaware_tui.core.timeutil import us_to_date
 
@@ -144,6 +145,18 @@ class Discovery:
     files: list[SourceFile] = field(default_factory=list)
     failed: list[FileError] = field(default_factory=list)
     detected_sources: list[str] = field(default_factory=list)  # e.g. "<codex home>/history.jsonl"
+
+    @property
+    def complete(self) -> bool:
+        """Whether the scan saw every file under its roots, as dropping the checkpoints of vanished files needs
+        (storage.md §7.4): a directory that could not be listed may hide any number of files; a file that could
+        not be read (a link to a drive not mounted, a link loop, permissions), named by its path, hides none."""
+        return not any(e.folder or e.path is None for e in self.failed)
+
+    def unread_hashes(self) -> set[str]:
+        """The path hashes of the files found but not read (of the path each leads to): their checkpoints are
+        kept, for when the drive is back or the permissions are fixed."""
+        return {path_hash(os.path.realpath(e.path)) for e in self.failed if e.path is not None and not e.folder}
 
 
 @dataclass(frozen=True)

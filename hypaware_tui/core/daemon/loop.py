@@ -173,6 +173,7 @@ class ClientState:
         self.root_state = "waiting"
         self.need_discover = True
         self.discovered_ok = False  # last discovery complete (for dropping vanished checkpoints)
+        self.unread_hashes: set[str] = set()  # files it found but could not read: their checkpoints are kept
         self.last_import_at: str | None = None
         self.rows_written = 0
         self.failing: dict[str, str] = {}  # path hash (or place) -> message
@@ -668,7 +669,8 @@ class DaemonLoop:
                     c.failing_folders.add(key)
                 log.warning("%s: %s: %s", c.name, where, message)
                 self._error(f"{c.name}: {where}: {message}", c)
-        c.discovered_ok = disc is not None and not disc.failed and c.root_state != "unreadable"
+        c.discovered_ok = disc is not None and disc.complete and c.root_state != "unreadable"
+        c.unread_hashes = disc.unread_hashes() if disc is not None else set()
         if self._polling():
             dirs: dict[str, int] = {}
             for d in c.watch_dirs:
@@ -1204,7 +1206,8 @@ class DaemonLoop:
         for c in self.clients.values():
             self._discover(c, mark_all=False)
             any_root = any(os.path.isdir(r) for r in c.roots)
-            hashes[c.name] = {f.path_hash for f in c.files.values()} if (c.discovered_ok and any_root) else None
+            ok = c.discovered_ok and any_root
+            hashes[c.name] = {f.path_hash for f in c.files.values()} | c.unread_hashes if ok else None
         try:
             self.storage.ensure_import_floor(self._cut())
             res = self.storage.prune(self.settings.retention_days, client_roots_hashes=hashes)
