@@ -928,6 +928,24 @@ def test_a_rollout_link_to_a_missing_file_is_reported(tmp_path):
     assert e.path == str(gone) and str(tmp_path) not in e.where
 
 
+def test_a_zst_link_to_nothing_beside_its_plain_rollout_is_not_reported(tmp_path):
+    """codex.md §1 rule 3: `X.jsonl.zst` is skipped when `X.jsonl` exists, so a link by that name that leads
+    nowhere (or loops) would never be read: it was reported as an error all the same. One that would be read is."""
+    home = _home(tmp_path)
+    day = home / "sessions" / "2026" / "01" / "15"
+    good = day / fx("3c5e2f4a6b01").name
+    shutil.copy(fx("3c5e2f4a6b01"), good)
+    os.symlink(tmp_path / "unmounted" / "r.jsonl.zst", f"{good}.zst")
+    loop = day / "rollout-2026-01-15T11-00-00-0000.jsonl"
+    loop.write_text("")
+    os.symlink(f"{loop}.zst", f"{loop}.zst")
+    disc = IMP.discover([str(home)])
+    assert (sorted(f.path for f in disc.files), disc.failed) == (sorted([str(good), str(loop)]), [])
+    alone = day / "rollout-2026-01-15T12-00-00-0000.jsonl.zst"
+    os.symlink(tmp_path / "unmounted" / "r.jsonl.zst", alone)
+    assert [e.path for e in IMP.discover([str(home)]).failed] == [str(alone)]
+
+
 def test_inventory_file_head_tail_and_whole_modes(tmp_path):
     for tag, first, last in [
         ("3c5e2f4a6b01", "2026-01-15T14:02:11.000Z", "2026-01-15T14:05:31.100Z"),

@@ -1529,7 +1529,11 @@ class CodexImporter(Importer):
                                                      f"{os_error_advice(exc)}", path=top, folder=True))  # fmt: skip
                     continue
                 found: dict[str, str] = {}  # path -> real path
-                self._walk(top, disc, found)
+                unreadable: dict[str, FileError] = {}  # path -> its error
+                self._walk(top, disc, found, unreadable)
+                for path, fe in unreadable.items():
+                    if not (path.endswith(".jsonl.zst") and path[:-4] in found):  # (it would not be read)
+                        disc.failed.append(fe)
                 for path in sorted(found):
                     if path.endswith(".jsonl.zst") and path[:-4] in found:
                         continue  # the plain file wins (codex.md §1 rule 3)
@@ -1546,9 +1550,10 @@ class CodexImporter(Importer):
                 disc.detected_sources.append(label)
         return disc
 
-    def _walk(self, top: str, disc: Discovery, found: dict[str, str]) -> None:
+    def _walk(self, top: str, disc: Discovery, found: dict[str, str], unreadable: dict[str, FileError]) -> None:
         # (path, real path): directory symlinks below `top` are not followed, so a directory's real path is
-        # its parent's plus its name
+        # its parent's plus its name. A rollout that cannot be followed goes to `unreadable`: `discover` reports
+        # it unless it is an `X.jsonl.zst` next to an `X.jsonl`, which is never read (codex.md §1 rule 3).
         stack = [(top, os.path.realpath(top))]
         while stack:
             d, real_d = stack.pop()
@@ -1570,9 +1575,9 @@ class CodexImporter(Importer):
                         else:
                             check_link(e)  # (a link to nothing: reported, as a loop is)
                 except OSError as exc:  # a rollout link that cannot be followed (a loop, no target): said, not dropped
-                    disc.failed.append(FileError(_where(e.path), f"cannot read a Codex rollout "
-                                                 f"({exc.strerror or exc}); it is skipped. {os_error_advice(exc)}",
-                                                 path=e.path))  # fmt: skip
+                    unreadable[e.path] = FileError(_where(e.path), f"cannot read a Codex rollout "
+                                                   f"({exc.strerror or exc}); it is skipped. {os_error_advice(exc)}",
+                                                   path=e.path)  # fmt: skip
 
     def _add(
         self, path: str, real: str, disc: Discovery, seen_real: set[str], by_hash: dict[str, str]
