@@ -335,7 +335,10 @@ def scanned_path_hashes(config: Any, env: Mapping[str, str] = os.environ) -> dic
             detection = importer.detect(config_root(config, name), env)
             roots = [r for r in (detection.roots or (detection.root,)) if r and os.path.isdir(r)]
             disc = importer.discover(roots) if roots else None
-            out[name] = None if disc is None or not disc.complete else {f.path_hash for f in disc.files} | disc.unread_hashes()
+            if disc is None or not disc.complete:
+                out[name] = None
+            else:
+                out[name] = {f.path_hash for f in disc.files} | disc.unread_hashes()
         except Exception:  # noqa: BLE001 - a scan that did not complete keeps the entries
             out[name] = None
     return out

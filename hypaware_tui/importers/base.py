@@ -156,7 +156,7 @@ class Discovery:
     def unread_hashes(self) -> set[str]:
         """The path hashes of the files found but not read (of the path each leads to): their checkpoints are
         kept, for when the drive is back or the permissions are fixed."""
-        return {path_hash(os.path.realpath(e.path)) for e in self.failed if e.path is not None and not e.folder}
+        return {path_hash(os.path.realpath(e.path)) for e in self.failed if e.path and not e.folder}
 
 
 @dataclass(frozen=True)

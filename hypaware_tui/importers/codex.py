@@ -1550,7 +1550,9 @@ class CodexImporter(Importer):
                 disc.detected_sources.append(label)
         return disc
 
-    def _walk(self, top: str, disc: Discovery, found: dict[str, str], unreadable: dict[str, FileError]) -> None:
+    def _walk(
+        self, top: str, disc: Discovery, found: dict[str, str], unreadable: dict[str, FileError]
+    ) -> None:
         # (path, real path): directory symlinks below `top` are not followed, so a directory's real path is
         # its parent's plus its name. A rollout that cannot be followed goes to `unreadable`: `discover` reports
         # it unless it is an `X.jsonl.zst` next to an `X.jsonl`, which is never read (codex.md §1 rule 3).
