@@ -230,3 +230,40 @@ def test_parse_workers_exit_when_the_committer_is_killed(tmp_path: Path) -> None
         return pl.concat([pl.read_parquet(f) for f in files]).unique("part_id", keep="first").sort("part_id")
 
     assert rows(hyp).equals(rows(ref))
+
+
+@pytest.mark.parametrize("mode", ["rows", "encoded"])
+def test_a_failed_commit_reports_the_sessions_of_every_partition_done(
+    tmp_path: Path, mode: str, monkeypatch
+) -> None:
+    """A commit that fails at the checkpoint database after its Parquet step: `partial.session_ids` holds the
+    sessions of every partition done, written or all duplicates (an in-batch duplicate under another date
+    too), so that `sessions_seen` counts them (cli.md §5.3). They were read back from the files written only:
+    a commit of duplicates only reported none (`sessions_seen 0`, `duplicates_skipped 6000`)."""
+    from hypaware_tui.core import storage as storage_mod
+    from hypaware_tui.core.checkpoints import StateDBError
+    from hypaware_tui.core.storage import StorageError
+
+    day1, day2, day3 = "2026-05-01T10:00:00Z", "2026-05-02T10:00:00Z", "2026-05-03T10:00:00Z"
+    layout = Layout(tmp_path / "hyp")
+    with Storage(layout) as st:
+        st.commit(make_rows(3, prefix="a", created=day1, session_id="s-a"), [])
+        batch = (
+            make_rows(3, prefix="a", created=day1, session_id="s-a")  # all stored: a partition of duplicates
+            + make_rows(2, prefix="b", created=day2, session_id="s-b")  # written
+            + [make_row(created=day3, message_id="b0", session_id="s-c")]  # b0 again under another date
+        )
+        real_fault = storage_mod._fault
+
+        def fault(point: str) -> None:
+            if point == "before_checkpoints":
+                raise StateDBError("cannot write the state database: database or disk is full.")
+            real_fault(point)
+
+        monkeypatch.setattr(storage_mod, "_fault", fault)
+        with pytest.raises(StorageError) as info:
+            st.commit(encode_batch(batch) if mode == "encoded" else batch, [])
+    partial = info.value.partial
+    assert partial is not None
+    assert (partial.rows_written, partial.duplicates_skipped) == (2, 4)
+    assert partial.session_ids == {"s-a", "s-b", "s-c"}

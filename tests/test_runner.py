@@ -331,6 +331,33 @@ def test_sessions_seen_counts_only_the_sessions_of_committed_rows(layout, env, m
     assert dataset(layout)["session_id"].n_unique() == 6
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sessions_seen_counts_the_duplicates_of_a_commit_failed_at_the_checkpoint_database(
+    layout, env, monkeypatch, workers
+):
+    """A rerun whose rows are all duplicates, failing at the checkpoint database (a full disk, `ulimit -f`):
+    its sessions have rows that are duplicates, so they are seen (cli.md §5.3). The summary said
+    `sessions_seen 0` beside `duplicates_skipped 6000`."""
+    from hypaware_tui.core import runner as runner_mod
+    from hypaware_tui.core.checkpoints import StateDBError
+    from hypaware_tui.core.storage import Storage
+
+    for i in range(3):
+        path = os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl")
+        write_session(path, f"s{i}", times(f"2026-05-0{i + 1}T10:00:00Z", 4))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)  # (workers=2: the files go to the parse workers)
+    first = run(layout, env, providers=["claude"], write_checkpoints=False).providers[0]
+    assert (first.status, first.rows_written) == ("ok", 12)
+
+    def fail(self, updates, result):
+        raise StateDBError("cannot write the state database: database or disk is full.")
+
+    monkeypatch.setattr(Storage, "_apply_checkpoints", fail)
+    p = run(layout, env, providers=["claude"], workers=workers).providers[0]
+    assert p.status == "failed"
+    assert (p.sessions_seen, p.rows_written, p.duplicates_skipped) == (3, 0, 12)
+
+
 # --------------------------------------------------------------------------------------------- windows
 
 

@@ -426,8 +426,9 @@ class _Committer:
             return
         except StorageError as exc:
             # A commit that failed midway (a full disk at its third partition file) kept the files it wrote
-            # before the error: their rows are in the dataset, and counted (with their sessions, read back from
-            # those files), so the summary says what the run did.
+            # before the error: their rows are in the dataset, and counted, with the sessions of every partition
+            # whose step completed (written, or all duplicates: a commit of duplicates only that failed at the
+            # checkpoint database counts their sessions too), so the summary says what the run did.
             if exc.partial is not None:
                 self._account(exc.partial)
                 self._seen(exc.partial.session_ids or set())

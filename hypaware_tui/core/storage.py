@@ -161,10 +161,12 @@ class CommitResult:
     rows_before_floor: int = 0  # dropped by the cut_date safety net (step 1)
     checkpoints_kept: int = 0  # §6.3 (b): the stored entry was already as far
     checkpoints_mismatched: int = 0  # §6.3 (a): the file changed since the batch read it
-    # The part files this commit renamed into place. On a commit that failed midway (`StorageError.partial`),
-    # `session_ids` holds the sessions of the rows they hold (read back from them then, never on a commit that
-    # succeeded), so that a caller counts only the sessions that reached the dataset (cli.md §5.3).
+    # The part files this commit renamed into place.
     files: list[Path] = field(default_factory=list)
+    # The sessions of the partitions whose step completed: a file written, or every row a duplicate (with their
+    # in-batch duplicates). For a commit that failed midway (`StorageError.partial`, a full disk at a later
+    # partition or at the checkpoint database), so that a caller counts the sessions with a row written or
+    # duplicate (cli.md §5.3), not only those of the files written. None when no partition was reached.
     session_ids: set[str] | None = None
 
 
@@ -402,16 +404,6 @@ def encode_part(df: pl.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _session_ids_of(files: list[Path]) -> set[str]:
-    """The session ids of the rows of `files` (part files a failed commit kept). A file that cannot be read
-    back counts none: this only refines the figures of a run that already failed."""
-    out: set[str] = set()
-    for f in files:
-        with contextlib.suppress(Exception):
-            out.update(s for s in pl.read_parquet(f, columns=["session_id"])["session_id"].to_list() if s is not None)
-    return out
-
-
 def decode_part(data: bytes) -> pl.DataFrame:
     return validate_frame(pl.read_parquet(io.BytesIO(data)))
 
@@ -424,6 +416,7 @@ class EncodedPartition:
     rows: int  # rows in `data` (after the in-batch dedupe)
     part_ids: list[str]  # their part_ids
     data: bytes | None  # the part file as `_write_part` would write it; None when `rows` is 0
+    sessions: frozenset[str] = frozenset()  # of the `batch_rows` (a row dropped as an in-batch duplicate too)
 
 
 @dataclass
@@ -453,14 +446,14 @@ def encode_batch(rows: list[dict[str, Any]] | pl.DataFrame, cut_date: str | None
     if df.height:
         unique = _first_per_part_id(df)
         parts = unique.partition_by(["client_name", "date"], as_dict=True, maintain_order=True)
-        for (source, date_), batch_rows in Storage._count_by_partition(df).items():
+        for (source, date_), (batch_rows, sessions) in Storage._count_by_partition(df).items():
             part = parts.get((source, date_))
             if part is None:
-                partitions.append(EncodedPartition(source, date_, batch_rows, 0, [], None))
+                partitions.append(EncodedPartition(source, date_, batch_rows, 0, [], None, sessions))
                 continue
             partitions.append(
                 EncodedPartition(
-                    source, date_, batch_rows, part.height, part["part_id"].to_list(), encode_part(part)
+                    source, date_, batch_rows, part.height, part["part_id"].to_list(), encode_part(part), sessions
                 )
             )
     return EncodedBatch(partitions, df.height, before_floor, cut_date)
@@ -478,6 +471,7 @@ class _PartWrite:
     frame: pl.DataFrame | None = None
     data: bytes | None = None
     part_ids: list[str] | None = None
+    sessions: frozenset[str] = frozenset()  # of the partition's rows in the batch (written or duplicate)
     name: str | None = None  # the file written
     error: BaseException | None = None
 
@@ -718,7 +712,6 @@ class Storage:
                 if isinstance(exc, OSError)
                 else str(exc)
             )
-            result.session_ids = _session_ids_of(result.files)
             error.partial = result
             for ev in writes:
                 self._emit("backfill.write", **ev)
@@ -743,7 +736,7 @@ class Storage:
         unique = _first_per_part_id(df)
         parts = unique.partition_by(["client_name", "date"], as_dict=True, maintain_order=True)
         plan: list[_PartWrite] = []
-        for (source, date_), batch_rows in self._count_by_partition(df).items():
+        for (source, date_), (batch_rows, sessions) in self._count_by_partition(df).items():
             part = parts.get((source, date_))
             dupes = batch_rows - (part.height if part is not None else 0)
             memo = self._refresh_memo(source, date_)
@@ -753,9 +746,9 @@ class Storage:
                 fresh = part.filter(pl.Series([pid not in ids for pid in part["part_id"].to_list()]))
                 dupes += part.height - fresh.height
             if fresh is None or fresh.height == 0:
-                plan.append(_PartWrite(source, date_, memo, dupes))
+                plan.append(_PartWrite(source, date_, memo, dupes, sessions=sessions))
                 continue
-            plan.append(_PartWrite(source, date_, memo, dupes, frame=fresh))
+            plan.append(_PartWrite(source, date_, memo, dupes, frame=fresh, sessions=sessions))
         self._write_planned(plan, result, writes)
 
     def _write_encoded(self, batch: EncodedBatch, result: CommitResult, writes: list[dict[str, Any]]) -> None:
@@ -767,7 +760,7 @@ class Storage:
             dupes = ep.batch_rows - ep.rows
             memo = self._refresh_memo(ep.source, ep.date)
             if ep.data is None:
-                plan.append(_PartWrite(ep.source, ep.date, memo, dupes))
+                plan.append(_PartWrite(ep.source, ep.date, memo, dupes, sessions=ep.sessions))
                 continue
             ids = memo.ids
             if ids and not ids.isdisjoint(ep.part_ids):
@@ -775,11 +768,15 @@ class Storage:
                 fresh = part.filter(pl.Series([pid not in ids for pid in part["part_id"].to_list()]))
                 dupes += part.height - fresh.height
                 if fresh.height == 0:
-                    plan.append(_PartWrite(ep.source, ep.date, memo, dupes))
+                    plan.append(_PartWrite(ep.source, ep.date, memo, dupes, sessions=ep.sessions))
                     continue
-                plan.append(_PartWrite(ep.source, ep.date, memo, dupes, frame=fresh))
+                plan.append(_PartWrite(ep.source, ep.date, memo, dupes, frame=fresh, sessions=ep.sessions))
             else:
-                plan.append(_PartWrite(ep.source, ep.date, memo, dupes, data=ep.data, part_ids=ep.part_ids))
+                plan.append(
+                    _PartWrite(
+                        ep.source, ep.date, memo, dupes, data=ep.data, part_ids=ep.part_ids, sessions=ep.sessions
+                    )
+                )
         self._write_planned(plan, result, writes)
 
     def _write_planned(self, plan: list[_PartWrite], result: CommitResult, writes: list[dict[str, Any]]) -> None:
@@ -810,6 +807,9 @@ class Storage:
                 for _ in pool.map(run, todo):
                     pass
         error: BaseException | None = None
+        # The sessions of the partitions done (for a commit that fails later: `CommitResult.session_ids`); a
+        # set per partition, nothing per row.
+        done = result.session_ids = set() if result.session_ids is None else result.session_ids
         for w in plan:
             if w.error is not None:
                 error = error or w.error
@@ -817,8 +817,10 @@ class Storage:
             if w.name is None:
                 if w.frame is None and w.data is None:  # nothing to write: every row was a duplicate
                     result.duplicates_skipped += w.dupes
+                    done |= w.sessions
                     writes.append(self._write_event(w.source, w.date, None, 0, w.dupes))
                 continue  # (else not written: an earlier write failed)
+            done |= w.sessions
             # Only after a successful rename do the ids and the file name join the memo (§6.2 step 4).
             w.memo.ids.update(w.part_ids or ())
             w.memo.files.add(w.name)
@@ -832,9 +834,12 @@ class Storage:
             raise error
 
     @staticmethod
-    def _count_by_partition(df: pl.DataFrame) -> dict[tuple[str, str], int]:
-        counts = df.group_by(["client_name", "date"], maintain_order=True).len()
-        return {(r[0], r[1]): r[2] for r in counts.iter_rows()}
+    def _count_by_partition(df: pl.DataFrame) -> dict[tuple[str, str], tuple[int, frozenset[str]]]:
+        """Per partition of `df`: its rows and the session ids of those rows (one pass, by Polars)."""
+        counts = df.group_by(["client_name", "date"], maintain_order=True).agg(
+            pl.len(), pl.col("session_id").drop_nulls().unique()
+        )
+        return {(r[0], r[1]): (r[2], frozenset(r[3])) for r in counts.iter_rows()}
 
     @staticmethod
     def _write_event(source: str, date_: str, name: str | None, written: int, dupes: int) -> dict[str, Any]:
