@@ -428,6 +428,45 @@ def test_cache_prune_dry_run_then_real(home: Path, capsys: pytest.CaptureFixture
     assert json.loads(out)["partitions"] == []
 
 
+def test_cache_prune_failing_at_the_checkpoint_database_lists_what_it_removed(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at the checkpoint database after the old partitions were removed: the output still lists
+    them (they are gone), then the error, with a prune's advice (it printed an import's "the next run resumes
+    from the last checkpoint", and none of the partitions removed); exit 1."""
+    import sqlite3
+
+    from hypaware_tui.core import checkpoints as checkpoints_mod
+    from hypaware_tui.core import inventory
+
+    write_config(home)
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(3, created=f"{day(200)}T10:00:00Z"), [])
+        s.commit(make_rows(4, prefix="n", created=f"{day(120)}T10:00:00Z"), [])
+    StateDB.open(Layout(home), create=True).close()
+    monkeypatch.setattr(inventory, "scanned_path_hashes", lambda config: {"claude": set()})
+
+    def full(self, client_roots_hashes):
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+        raise checkpoints_mod._db_error(self._state().path, exc)
+
+    monkeypatch.setattr(Storage, "_remove_stale_checkpoints", full)
+    code, out, err = call(capsys, "cache", "prune")
+    assert code == 1 and out.startswith("Removed 1 partition") and f"source=claude/date={day(200)}" in out
+    assert err.startswith("hyp cache prune: cannot use the checkpoint database") and "disk is full" in err
+    assert "Nothing was lost: the partitions not removed yet are kept as they were." in err
+    assert "resumes from the last checkpoint" not in err
+    assert not any((Layout(home).trash).iterdir())
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(2, prefix="o", created=f"{day(300)}T10:00:00Z"), [])
+    code, out, err = call(capsys, "cache", "prune", "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["partitions_removed"] == 1 and "disk is full" in doc["error"] and "disk is full" in err
+    code, out, err = call(capsys, "cache", "prune", "--json")  # (nothing old is left: the error alone)
+    assert code == 1 and out == "" and "disk is full" in err
+
+
 def test_cache_prune_with_retention_zero_reports_nothing(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -287,6 +287,39 @@ def test_prune_finishes_an_interrupted_trash(storage: Storage, layout: Layout) -
     assert list(layout.trash.iterdir()) == []
 
 
+def test_prune_failing_at_the_checkpoint_database_empties_the_trash_and_says_what_it_removed(
+    storage: Storage, layout: Layout, monkeypatch
+) -> None:
+    """A full disk at the checkpoint database after the old partitions were moved out: they are deleted from
+    the trash all the same (they stayed there, on the full disk), the error lists them (`pruned`) and the pass
+    is logged; the advice is a prune's, not an import's "the next run resumes from the last checkpoint"."""
+    import sqlite3
+
+    from hypaware_tui.core import checkpoints as checkpoints_mod
+    from hypaware_tui.core.paths import PRUNE_KEPT
+    from hypaware_tui.core.storage import StorageError
+
+    dated_dataset(storage)
+    old = [p.name for p in storage.prune(120, today=TODAY, dry_run=True).partitions]
+    assert len(old) == 3
+
+    def full(self, hashes):
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+        raise checkpoints_mod._db_error(self.path, exc)
+
+    monkeypatch.setattr(StateDB, "delete", full)
+    with pytest.raises(StorageError) as info:
+        storage.prune(120, today=TODAY, client_roots_hashes={"claude": set()})
+    message = str(info.value)
+    assert "database or disk is full" in message and PRUNE_KEPT in message
+    assert "resumes from the last checkpoint" not in message
+    assert info.value.pruned is not None
+    assert [p.name for p in info.value.pruned.partitions] == old
+    assert list(layout.trash.iterdir()) == []
+    assert [e["partitions"] for e in events(layout, "cache.prune")] == [3]
+
+
 def test_cleanup_tmp_keeps_fresh_temp_files(storage: Storage, layout: Layout) -> None:
     storage.commit(make_rows(1), [])
     pdir = layout.partition_dir("claude", "2026-05-01")

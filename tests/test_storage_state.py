@@ -487,3 +487,41 @@ def test_statedb_on_a_full_disk_says_to_free_space(tmp_path: Path) -> None:
     assert lines[1].startswith(f"write cannot use the checkpoint database {db}: database or disk is full. "), lines
     assert all(line.endswith(paths_mod.FULL_DISK_HINT) for line in lines[:2]), lines
     assert lines[2] == "after 50"
+
+
+_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, sys
+from pathlib import Path
+from hypaware_tui.core.checkpoints import Checkpoint, StateDB, StateDBError
+from hypaware_tui.core.paths import PRUNE_KEPT, Layout
+db = StateDB.open(Layout(Path(sys.argv[1])), create=True)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+try:
+    for i in range(200):
+        db.put_many([Checkpoint(f"{i:04d}{j:012d}", "claude", "incremental", 1, 1, 10, 1, 10, 10, "0" * 64,
+                                "{}" + "x" * 200) for j in range(50)])
+except StateDBError as exc:
+    print(exc)
+    print(exc.text(PRUNE_KEPT))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
+def test_an_io_error_under_a_file_size_limit_names_the_limit(tmp_path: Path) -> None:
+    """`ulimit -f`: a write of the checkpoint database past it fails with EFBIG, which SQLite reports as "disk
+    I/O error"; the advice was "run it again once the problem is fixed", and every rerun failed the same way.
+    Under a finite limit, the message names it as the likely cause and says how to raise it (an import's
+    advice, and a prune's with `text(PRUNE_KEPT)`)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    p = subprocess.run([sys.executable, "-c", _UNDER_A_FILE_SIZE_LIMIT, str(tmp_path / "hyp")], env=env,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0 and len(lines) == 2, p.stdout + p.stderr
+    limit = "This process may not write files larger than 64 KiB (`ulimit -f`"
+    for line in lines:
+        assert "disk I/O error" in line and limit in line and "raise it (`ulimit -f unlimited`)" in line
+        assert "once the problem is fixed" not in line
+    assert lines[0].endswith(paths_mod.IMPORT_KEPT) and lines[1].endswith(paths_mod.PRUNE_KEPT)

@@ -234,7 +234,7 @@ def cache_prune(
     from hypaware_tui.core.events import EventLog
     from hypaware_tui.core.ids import new_run_id
     from hypaware_tui.core.paths import Layout, hyp_home_problem, set_umask
-    from hypaware_tui.core.storage import Storage
+    from hypaware_tui.core.storage import Storage, StorageError
 
     layout = Layout.resolve()
     prog = _prog()
@@ -254,9 +254,17 @@ def cache_prune(
         from hypaware_tui.core.inventory import scanned_path_hashes
 
         hashes = scanned_path_hashes(load_config(layout))
+    error: str | None = None
     with Storage(layout, events=events) as storage:
-        result = storage.prune(retention, dry_run=dry_run, client_roots_hashes=hashes,
-                               on_wait=waiting_notice(prog))  # fmt: skip
+        try:
+            result = storage.prune(retention, dry_run=dry_run, client_roots_hashes=hashes,
+                                   on_wait=waiting_notice(prog))  # fmt: skip
+        except StorageError as exc:
+            # A prune that failed after removing partitions (at the checkpoint database, on a full disk) still
+            # says which: they are gone. Before anything was removed, the error alone.
+            if exc.pruned is None or not exc.pruned.partitions:
+                raise
+            result, error = exc.pruned, str(exc)
     doc = {
         "dry_run": dry_run,
         "retention_days": retention,
@@ -271,10 +279,13 @@ def cache_prune(
         "bytes_removed": result.bytes_removed,
         "tmp_files_removed": result.tmp_removed,
         "checkpoints_removed": result.checkpoints_removed,
+        "error": error,
     }
     if json_out:
         print_json(doc)
-        raise typer.Exit(0)
+        if error:
+            err(f"{prog} cache prune: {error}")
+        raise typer.Exit(1 if error else 0)
     if retention == 0:
         msg = "retention is 0 (keep forever): nothing to prune."
     elif not result.partitions:
@@ -294,4 +305,6 @@ def cache_prune(
         out(f"Forgot the import position of {plural(n, 'file')} that no longer exist{'s' if n == 1 else ''}.")
     if result.tmp_removed:  # (said: "nothing to prune" alone hid them, though the dataset's size went down)
         out(f"Removed {plural(result.tmp_removed, 'unfinished file')} an interrupted write left behind (.tmp).")
-    raise typer.Exit(0)
+    if error:
+        err(f"{prog} cache prune: {error}")
+    raise typer.Exit(1 if error else 0)

@@ -17,10 +17,13 @@ from typing import Any, TypeVar
 
 from hypaware_tui.core.paths import (
     FILE_MODE,
-    FULL_DISK_HINT,
+    IMPORT_KEPT,
     RETRY_HINT,
     Layout,
     ensure_dir,
+    file_size_limit,
+    full_disk_hint,
+    likely_file_size_hint,
     not_writable_hint,
     os_error_text,
 )
@@ -119,7 +122,23 @@ def head_digest(path: str | os.PathLike[str], size: int) -> tuple[int, str]:
 
 
 class StateDBError(RuntimeError):
-    """The state database could not be opened, read or written; the message says which file and what to do."""
+    """The state database could not be opened, read or written; the message says which file and what to do
+    (for an import: its advice ends with what an import keeps).
+
+    `cause`: "full" (a full disk), "file_size" (an I/O error under a finite `ulimit -f`: `limit` bytes),
+    or None; `reason`: the message without its advice. `text(kept)`: the message with the advice of the
+    operation that failed (prune, compaction: `paths.PRUNE_KEPT`...), not an import's."""
+
+    def __init__(self, message: str, *, reason: str | None = None, cause: str | None = None,
+                 limit: int | None = None, render: Callable[[str], str] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.cause = cause
+        self.limit = limit
+        self._render = render
+
+    def text(self, kept: str = IMPORT_KEPT) -> str:
+        return self._render(kept) if self._render is not None else str(self)
 
 
 DAMAGED_HINT = (
@@ -129,36 +148,59 @@ BUSY_HINT = "Another hyp process (a backfill or the daemon) holds it; run it aga
 _LOW_SPACE = 4 << 20  # bytes free under which a disk I/O error is taken for a full disk
 
 
-def _db_hint(path: Path, exc: BaseException) -> str:
-    """What to do, by SQLite's primary result code: moving the file away (a reset of every checkpoint) is for
-    a damaged file only. A read-only file or directory, or a full disk, said so too, and the move then failed
-    or cost a full re-read for nothing."""
-    home = path.parent.parent
+def _db_cause(path: Path, exc: BaseException) -> tuple[str, int | None]:
+    """The likely cause, by SQLite's primary result code: moving the file away (a reset of every checkpoint)
+    is for a damaged file only. A read-only file or directory, or a full disk, said so too, and the move then
+    failed or cost a full re-read for nothing. Returns (cause, the `ulimit -f` in bytes for "file_size")."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return DAMAGED_HINT
+        return "damaged", None
     if primary == sqlite3.SQLITE_FULL:
-        return FULL_DISK_HINT
+        return "full", None
     if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH):
-        return not_writable_hint(home)
+        return "not_writable", None
     if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return BUSY_HINT
+        return "busy", None
     if primary == sqlite3.SQLITE_IOERR:
         # (a full disk shows as an I/O error where SQLite sizes its -shm file: SQLITE_IOERR_SHMSIZE)
         try:
             st = os.statvfs(path.parent)
             if st.f_bavail * st.f_frsize < _LOW_SPACE:
-                return FULL_DISK_HINT
+                return "full", None
         except OSError:
             pass
+        # A write past the process's file-size limit fails with EFBIG, which SQLite reports as a plain I/O
+        # error: "run it again" then failed the same way, forever. A finite limit is named as the likely cause.
+        limit = file_size_limit()
+        if limit is not None:
+            return "file_size", limit
+    return "retry", None
+
+
+def _db_hint(path: Path, cause: str, limit: int | None, kept: str = IMPORT_KEPT) -> str:
+    if cause == "damaged":
+        return DAMAGED_HINT
+    if cause == "full":
+        return full_disk_hint(kept)
+    if cause == "not_writable":
+        return not_writable_hint(path.parent.parent)
+    if cause == "busy":
+        return BUSY_HINT
+    if cause == "file_size" and limit is not None:
+        return likely_file_size_hint(limit, kept)
     return RETRY_HINT
 
 
 def _db_error(path: Path, exc: BaseException) -> StateDBError:
     """The one message for an SQLite error on the checkpoint database, wherever it happens (opening it, a read
     of a dry run, a write under the lock): which file, SQLite's reason, and what to do."""
-    return StateDBError(f"cannot use the checkpoint database {path}: {exc}. {_db_hint(path, exc)}")
+    reason = f"cannot use the checkpoint database {path}: {exc}"
+    cause, limit = _db_cause(path, exc)
+    return StateDBError(
+        f"{reason}. {_db_hint(path, cause, limit)}", reason=reason, cause=cause, limit=limit,
+        render=lambda kept: f"{reason}. {_db_hint(path, cause, limit, kept)}",
+    )
 
 
 # Errors of a statement, not of the file (a constraint, a misuse): bugs, reported as such.
@@ -248,8 +290,10 @@ class StateDB:
                     os.chmod(f"{path}{suffix}", FILE_MODE)
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         except OSError as exc:
+            reason = f"cannot open the checkpoint database {path}"
             raise StateDBError(
-                f"cannot open the checkpoint database {path}: {os_error_text(exc, layout.home)}"
+                f"{reason}: {os_error_text(exc, layout.home)}", reason=reason,
+                render=lambda kept, exc=exc: f"{reason}: {os_error_text(exc, layout.home, kept)}",
             ) from exc
         except sqlite3.Error as exc:
             raise _db_error(path, exc) from exc

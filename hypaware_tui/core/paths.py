@@ -59,6 +59,32 @@ FILE_SIZE_LIMIT = (
 )
 
 
+def file_size_limit() -> int | None:
+    """This process's RLIMIT_FSIZE in bytes (`ulimit -f`), or None when there is none (or it cannot be read)."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else soft
+
+
+def likely_file_size_cause(limit: int) -> str:
+    """An I/O error without an errno (SQLite's "disk I/O error") under a finite `ulimit -f`: the limit named as
+    the likely cause (a write past it fails with EFBIG, which SQLite reports as a plain I/O error), without the
+    advice, which differs between a command and the daemon."""
+    return (
+        f"this process may not write files larger than {limit // 1024} KiB (`ulimit -f`, inherited from the shell "
+        "or service that started it), the likely cause"
+    )
+
+
+def likely_file_size_hint(limit: int, kept: str = IMPORT_KEPT) -> str:
+    cause = likely_file_size_cause(limit)
+    return f"{cause[0].upper()}{cause[1:]}: raise it (`ulimit -f unlimited`) and run it again. {kept}"
+
+
 def full_disk_hint(kept: str = IMPORT_KEPT) -> str:
     return f"Free some disk space and run it again. {kept}"
 

@@ -108,6 +108,9 @@ class StorageError(RuntimeError):
     count them."""
 
     partial: CommitResult | None = None
+    # Set by `Storage.prune`: what a prune that failed midway removed before the error (partitions moved out
+    # and deleted), so that the command still lists them.
+    pruned: PruneResult | None = None
 
 
 class LockWaitCancelled(StorageError):
@@ -1036,6 +1039,8 @@ class Storage:
             return result  # nothing was ever written; do not create HYP_HOME for a no-op
         bytes_before = self._dataset_bytes() if root.is_dir() else 0
         trash_dirs: list[Path] = []
+        failure: StorageError | None = None
+        cause: BaseException | None = None
         try:
             with self.locked(on_wait, _paths.PRUNE_KEPT):
                 if cut is not None:
@@ -1063,23 +1068,30 @@ class Storage:
                 if client_roots_hashes:
                     result.checkpoints_removed = self._remove_stale_checkpoints(client_roots_hashes)
         except OSError as exc:
-            raise StorageError(
+            failure, cause = StorageError(
                 _os_error_message(exc, "could not prune the dataset", self.layout, _paths.PRUNE_KEPT)
-            ) from exc
+            ), exc
         except StateDBError as exc:
-            raise StorageError(str(exc)) from exc
+            # (with a prune's advice: an import's "the next run resumes from the last checkpoint" is not for it)
+            failure, cause = StorageError(exc.text(_paths.PRUNE_KEPT)), exc
         # The renamed partitions are outside the dataset root: delete them after releasing the lock, along
-        # with anything an earlier, interrupted prune left in the trash.
+        # with anything an earlier, interrupted prune left in the trash. Also when a later step failed (the
+        # checkpoint database, on a full disk): the partitions moved out are gone from the dataset either
+        # way, and their bytes are what a full disk needs back.
         self._empty_trash()
-        self._emit(  # (also when nothing was old enough: `hyp cache status` shows when a pass last ran)
-            "cache.prune",
-            partitions=len(result.partitions),
-            files_removed=result.files_removed,
-            rows_removed=result.rows_removed,
-            bytes_before=bytes_before,
-            bytes_after=self._dataset_bytes() if root.is_dir() else 0,
-            cut_date=cut,
-        )
+        if failure is None or result.partitions:
+            self._emit(  # (also when nothing was old enough: `hyp cache status` shows when a pass last ran)
+                "cache.prune",
+                partitions=len(result.partitions),
+                files_removed=result.files_removed,
+                rows_removed=result.rows_removed,
+                bytes_before=bytes_before,
+                bytes_after=self._dataset_bytes() if root.is_dir() else 0,
+                cut_date=cut,
+            )
+        if failure is not None:
+            failure.pruned = result
+            raise failure from cause
         return result
 
     def _empty_trash(self) -> None:
