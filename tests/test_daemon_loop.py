@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import random
 import shutil
@@ -706,10 +707,14 @@ class FlakyStorage(Storage):
         return super().commit(rows, checkpoints, **kw)
 
 
-def test_a_file_size_limit_is_named_with_what_to_do(home: Home, tmp_path: Path) -> None:
+def test_a_file_size_limit_is_named_with_what_to_do(
+    home: Home, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """EFBIG (the daemon's `ulimit -f`, inherited from what started it): the status said "File too large
     (part.tmp)" and nothing else, and retrying cannot pass a limit of the process: it says to raise it and
-    restart the daemon."""
+    restart the daemon. The log said "...restart the daemon; retrying in 5 s": it says it keeps retrying until
+    then."""
+    caplog.set_level(logging.ERROR, logger="hypaware_tui.daemon")
     record_capture_start(home.layout, ["claude"], 0)
     f = home.session(S1)
     f.write_text(session_text(S1, 2, T))
@@ -731,8 +736,47 @@ def test_a_file_size_limit_is_named_with_what_to_do(home: Home, tmp_path: Path) 
             "may write (`ulimit -f`, inherited from the shell or service that started it) stopped it: raise it and "
             "restart the daemon"
         )
+        logged = [r.getMessage() for r in caplog.records if "could not write" in r.getMessage()]
+        assert logged == [st["last_error"]["message"] + "; until then it keeps retrying (next in 5 s)"]
     finally:
         FlakyStorage.fail, FlakyStorage.errno = False, errno.ENOSPC
+        loop.shutdown()
+        loop.close()
+
+
+def test_an_io_error_of_the_checkpoint_database_under_a_file_size_limit_names_it(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's "disk I/O error" under a finite `ulimit -f` (EFBIG, which SQLite does not tell apart): the
+    daemon names the limit as the likely cause with its own advice (restart the daemon), not the command's
+    "run it again"."""
+    from hypaware_tui.core.checkpoints import StateDBError
+
+    reason = f"cannot use the checkpoint database {home.layout.ingest_db}: disk I/O error"
+
+    def commit(self, rows, checkpoints, **kw):  # type: ignore[no-untyped-def]
+        db = StateDBError(f"{reason}. Run it again.", reason=reason, cause="file_size", limit=64 * 1024)
+        raise StorageError(str(db)) from db
+
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        monkeypatch.setattr(Storage, "commit", commit)
+        with f.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        clock.advance(2)
+        loop.step()
+        clock.advance(1)
+        loop.step()
+        assert home.status()["last_error"]["message"] == (
+            f"could not write to the dataset: {reason}; this process may not write files larger than 64 KiB "
+            "(`ulimit -f`, inherited from the shell or service that started it), the likely cause: raise it and "
+            "restart the daemon"
+        )
+    finally:
         loop.shutdown()
         loop.close()
 

@@ -34,7 +34,7 @@ from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, memory, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
 from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, make_watcher
-from hypaware_tui.core.paths import Layout, set_umask
+from hypaware_tui.core.paths import Layout, likely_file_size_cause, set_umask
 from hypaware_tui.core.schema import SchemaError
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.core.window import cut_date, import_floor_us
@@ -1171,7 +1171,10 @@ class DaemonLoop:
         now = self.clock.monotonic()
         msg = self._write_failure_text(exc)
         if not self.write_failing:
-            log.error("%s; retrying in %g s", msg, self.backoff)
+            if msg.endswith(_RESTART):  # (a retry cannot pass the process's limit, but costs nothing: it goes on)
+                log.error("%s; until then it keeps retrying (next in %g s)", msg, self.backoff)
+            else:
+                log.error("%s; retrying in %g s", msg, self.backoff)
         self.write_failing = True
         self.retry_at = now + self.backoff
         self.backoff = min(self.backoff * 2, BACKOFF_MAX_S)
@@ -1190,10 +1193,14 @@ class DaemonLoop:
                 text += "; free some disk space"
             elif cause.errno == errno.EFBIG:  # (the limit is the process's, set when it started: a retry cannot pass it)
                 text += ("; a limit on the size of the files the daemon may write (`ulimit -f`, inherited from the "
-                         "shell or service that started it) stopped it: raise it and restart the daemon")
+                         f"shell or service that started it) stopped it: {_RESTART}")
             elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 text += f"; check that {self.layout.home} and everything in it are yours and writable"
             return text
+        db = exc if isinstance(exc, StateDBError) else cause
+        if isinstance(db, StateDBError) and db.cause == "file_size" and db.limit is not None and db.reason:
+            # (SQLite's "disk I/O error" under a finite `ulimit -f`: the command's advice says "run it again")
+            return f"could not write to the dataset: {db.reason}; {likely_file_size_cause(db.limit)}: {_RESTART}"
         text = str(exc)
         return text if text.startswith("could not") else f"could not write to the dataset: {text}"
 
@@ -1355,6 +1362,9 @@ class DaemonLoop:
                     signal.signal(sig, handler)
             self.close()
             self.pid_lock.release()
+
+
+_RESTART = "raise it and restart the daemon"
 
 
 def _known_failure(exc: BaseException) -> str | None:
