@@ -519,6 +519,27 @@ class RecordingSink(NullSink):
         self.events.append((time.monotonic(), "finish", result))
 
 
+@pytest.mark.parametrize("batch_rows", [8, 100_000])
+def test_the_last_progress_of_a_failed_commit_shows_the_result(layout, env, monkeypatch, batch_rows):
+    """A commit that fails (a full disk), in the reading loop (batch_rows=8: at the second file) or at the last
+    flush: the last progress line still showed the sessions parsed (`files 13/42 sessions 13 rows 0`) above a
+    summary saying 0 sessions; it is now a final report with the result's figures."""
+    from hypaware_tui.core.storage import Storage, StorageError
+
+    for i in range(4):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 5))
+
+    def commit(self, rows, *args, **kw):
+        raise StorageError("could not write to the dataset: No space left on device.")
+
+    monkeypatch.setattr(Storage, "commit", commit)
+    sink = RecordingSink()
+    p = run(layout, env, providers=["claude"], sink=sink, batch_rows=batch_rows).providers[0]
+    assert p.status == "failed" and (p.sessions_seen, p.rows_written) == (0, 0)
+    last = [e for _, k, e in sink.events if k == "progress"][-1]
+    assert last.final and (last.sessions, last.rows_written, last.rows_pending) == (0, 0, 0)
+
+
 def test_progress_events_are_throttled_and_complete(layout, env):
     for i in range(40):
         write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl"), f"s{i}",

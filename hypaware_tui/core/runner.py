@@ -1066,6 +1066,9 @@ def _run_provider(
             if cancel.is_set():
                 cancelled = True
                 # the reader stops after this batch; the batch is committed below
+    except Exception:
+        report(final=True)  # (see below)
+        raise
     finally:
         close = getattr(results, "close", None)
         if close is not None:
@@ -1078,7 +1081,13 @@ def _run_provider(
         pr.rows_built = stats.rows_built
         pr.rows_held = stats.rows_held
         pr.usage_unattached = stats.usage_unattached
-    committer.flush()
+    try:
+        committer.flush()
+    except Exception:
+        # A failed commit (a full disk) fails the provider: the last progress line shows the result's figures
+        # too (it kept the sessions parsed, `sessions 13 rows 0`, above a summary saying 0 sessions).
+        report(final=True)
+        raise
     if pool is not None and pool.lost is not None and not pool.lost_reported:
         pool.lost_reported = True
         # Recovered in full, so not an error of the run; said (it explains a slower import) and logged.
