@@ -707,6 +707,24 @@ class FlakyStorage(Storage):
         return super().commit(rows, checkpoints, **kw)
 
 
+def _a_session_captured(home: Home) -> tuple[Path, FakeClock]:
+    """A Claude session of two lines, captured from the start: the set-up of the write-failure tests below."""
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    return f, FakeClock()
+
+
+def _append_and_step(f: Path, clock: FakeClock, loop: DaemonLoop) -> None:
+    """A line appended, then two steps of the loop: it is read and its batch committed (or its commit fails)."""
+    with f.open("a") as fh:
+        fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+    clock.advance(2)
+    loop.step()
+    clock.advance(1)
+    loop.step()
+
+
 def test_a_file_size_limit_is_named_with_what_to_do(
     home: Home, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -715,20 +733,12 @@ def test_a_file_size_limit_is_named_with_what_to_do(
     restart the daemon. The log said "...restart the daemon; retrying in 5 s": it says it keeps retrying until
     then."""
     caplog.set_level(logging.ERROR, logger="hypaware_tui.daemon")
-    record_capture_start(home.layout, ["claude"], 0)
-    f = home.session(S1)
-    f.write_text(session_text(S1, 2, T))
-    clock = FakeClock()
+    f, clock = _a_session_captured(home)
     FlakyStorage.fail, FlakyStorage.errno = False, errno.EFBIG
     loop = polling_loop(home, clock, storage_factory=lambda lay, ev: FlakyStorage(lay, events=ev))
     try:
         FlakyStorage.fail = True
-        with f.open("a") as fh:
-            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
-        clock.advance(2)
-        loop.step()
-        clock.advance(1)
-        loop.step()
+        _append_and_step(f, clock, loop)
         st = home.status()
         assert st["state"] == "degraded"
         assert st["last_error"]["message"] == (
@@ -758,19 +768,11 @@ def test_an_io_error_of_the_checkpoint_database_under_a_file_size_limit_names_it
         db = StateDBError(f"{reason}. Run it again.", reason=reason, cause="file_size", limit=64 * 1024)
         raise StorageError(str(db)) from db
 
-    record_capture_start(home.layout, ["claude"], 0)
-    f = home.session(S1)
-    f.write_text(session_text(S1, 2, T))
-    clock = FakeClock()
+    f, clock = _a_session_captured(home)
     loop = polling_loop(home, clock)
     try:
         monkeypatch.setattr(Storage, "commit", commit)
-        with f.open("a") as fh:
-            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
-        clock.advance(2)
-        loop.step()
-        clock.advance(1)
-        loop.step()
+        _append_and_step(f, clock, loop)
         assert home.status()["last_error"]["message"] == (
             f"could not write to the dataset: {reason}; this process may not write files larger than 64 KiB "
             "(`ulimit -f`, inherited from the shell or service that started it), the likely cause: raise it and "
@@ -782,21 +784,13 @@ def test_an_io_error_of_the_checkpoint_database_under_a_file_size_limit_names_it
 
 
 def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path) -> None:
-    record_capture_start(home.layout, ["claude"], 0)
-    f = home.session(S1)
-    f.write_text(session_text(S1, 2, T))
-    clock = FakeClock()
+    f, clock = _a_session_captured(home)
     FlakyStorage.fail = False
     loop = polling_loop(home, clock, storage_factory=lambda lay, ev: FlakyStorage(lay, events=ev))
     try:
         n0 = len(part_ids(home.layout))
         FlakyStorage.fail = True
-        with f.open("a") as fh:
-            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
-        clock.advance(2)
-        loop.step()
-        clock.advance(1)
-        loop.step()
+        _append_and_step(f, clock, loop)
         st = home.status()
         assert st["state"] == "degraded"
         # said once, with what to do; not the command's "run it again" (the daemon retries by itself)
