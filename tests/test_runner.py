@@ -332,6 +332,26 @@ def test_sessions_seen_counts_only_the_sessions_of_committed_rows(layout, env, m
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+def test_files_read_count_when_their_commit_fails(layout, env, monkeypatch, workers):
+    """cli.md §5.3: `files_scanned` counts the files opened and read. A worker's unit of several files whose
+    commit failed (a full disk) counted none of them: `files 0` next to rows written (found by the audit of the
+    runner). They were read, as in this process, where a file is counted once read."""
+    from hypaware_tui.core import runner as runner_mod
+    from hypaware_tui.core.storage import Storage, StorageError
+
+    for i in range(6):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 5))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)  # (workers=2: the files go to the parse workers)
+
+    def commit(self, rows, *args, **kw):
+        raise StorageError("could not write to the dataset: No space left on device.")
+
+    monkeypatch.setattr(Storage, "commit", commit)
+    p = run(layout, env, providers=["claude"], workers=workers).providers[0]
+    assert p.status == "failed" and (p.files_scanned, p.sessions_seen, p.rows_written) == (6, 0, 0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sessions_seen_counts_the_duplicates_of_a_commit_failed_at_the_checkpoint_database(
     layout, env, monkeypatch, workers
 ):

@@ -1046,9 +1046,14 @@ def _run_provider(
             if isinstance(item, _Unit):  # consecutive files parsed and encoded by a worker: one commit
                 bytes_done += item.source_bytes
                 parsed_sessions |= item.sessions
-                committer.commit_unit(item)
-                for done in item.done:
-                    file_done(done)
+                try:
+                    committer.commit_unit(item)
+                finally:
+                    # Its files were read whether or not their rows could be committed: counted, as in this
+                    # process, where a file is counted once read (a run failing at a unit's commit on a full disk
+                    # said `files 0` next to the rows of the units before it).
+                    for done in item.done:
+                        file_done(done)
                 report()
                 if cancel.is_set():
                     cancelled = True
