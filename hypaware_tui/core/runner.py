@@ -305,10 +305,10 @@ class _DryRunDedupe:
 
 class _Committer:
     """Buffers rows and checkpoint updates across files; flushes through `Storage.commit` (or the dry-run
-    deduper) and accounts the result on the provider. The session ids of the buffered rows travel with them:
-    a session counts in `sessions_seen` once a commit holding one of its rows succeeded (cli.md §5.3, "with at
-    least one row … written or duplicate"), so a run that failed at its first commit (a full disk) does not
-    claim the sessions it only read."""
+    deduper) and accounts the result on the provider. A session counts in `sessions_seen` once a commit holds
+    one of its rows written or duplicate (cli.md §5.3; the storage's `CommitResult.session_ids`), so a run that
+    failed at its first commit (a full disk) does not claim the sessions it only read. A dry run, which commits
+    nothing, counts the session ids that travel with the buffered rows and the workers' units."""
 
     def __init__(
         self,
@@ -378,7 +378,7 @@ class _Committer:
             self._seen(sessions)
             return
         try:
-            self._commit(rows, updates, sessions)
+            self._commit(rows, updates)
         finally:
             # The interval counts reading time only: counted from the start of a commit, a commit that took
             # most of the interval (history spread over hundreds of days: a file per day touched) left
@@ -396,7 +396,7 @@ class _Committer:
             self._dry_count(unit.payload or ())
             self._seen(unit.sessions)
             return
-        self._commit(unit.payload if unit.payload is not None else [], unit.updates, unit.sessions)
+        self._commit(unit.payload if unit.payload is not None else [], unit.updates)
 
     def _dry_count(self, keys: Iterable[tuple[str, str, str]]) -> None:
         assert self.dry is not None
@@ -409,7 +409,7 @@ class _Committer:
             self.seen |= sessions
             self.result.sessions_seen = len(self.seen)
 
-    def _commit(self, rows: Any, updates: list[CheckpointUpdate], sessions: set[str]) -> None:
+    def _commit(self, rows: Any, updates: list[CheckpointUpdate]) -> None:
         from hypaware_tui.core.storage import LockWaitCancelled, StorageError
 
         if self.dropped:
@@ -431,12 +431,13 @@ class _Committer:
             # checkpoint database counts their sessions too), so the summary says what the run did.
             if exc.partial is not None:
                 self._account(exc.partial)
-                self._seen(exc.partial.session_ids or set())
             raise
         self._account(res)
-        self._seen(sessions)
 
     def _account(self, res: Any) -> None:
+        # (the sessions of the partitions the commit completed, from the storage: those of rows written or
+        # duplicate, cli.md §5.3; the buffered `sessions` serve the dry run, which writes nothing)
+        self._seen(res.session_ids or set())
         self.result.rows_written += res.rows_written
         self.result.duplicates_skipped += res.duplicates_skipped
         self.result.lock_wait_ms += int(getattr(res, "lock_wait_ms", 0) or 0)
@@ -1398,8 +1399,8 @@ def _groups(files: list[tuple[SourceFile, int]], group_bytes: int) -> dict[int, 
 class _Unit:
     """Rows of consecutive files parsed by a worker, ready for one commit: `payload` is an `EncodedBatch`
     (a real run), the `(client_name, date, part_id)` keys (a dry run), or None (no rows). `done` closes the
-    files whose last rows are in this unit; `sessions` are the session ids of its rows (counted in the result
-    once the unit is committed)."""
+    files whose last rows are in this unit; `sessions` are the session ids of its rows (for the live progress,
+    and for the result of a dry run; a real commit's come from the storage)."""
 
     payload: Any
     updates: list[CheckpointUpdate]
