@@ -42,7 +42,7 @@ from hypaware_tui.core.dataset import (
     scan_messages,
 )
 from hypaware_tui.core.paths import Layout
-from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, usage_view
+from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, SURROGATE_ESCAPE, stdlib_loads, usage_view
 from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
 from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
 
@@ -325,27 +325,6 @@ def _polars_json_path(path: tuple[Segment, ...]) -> str:
 # infinity"). An integer it widens has 19 digits or more, so a text holding such a run of digits, or one orjson
 # refused, is read again by the stdlib; any other text costs one scan.
 _LONG_DIGITS = re.compile(r"\d{19}")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
-
-
-def _stdlib_loads(text: str) -> Any:
-    """`text` through the stdlib, refusing what orjson refuses for good (NaN, Infinity, a float beyond the
-    double range); raises ValueError."""
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError as exc:
-        raise ValueError("nested too deeply") from exc
 
 
 def _loads_exact(text: str) -> Any:
@@ -353,13 +332,13 @@ def _loads_exact(text: str) -> Any:
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        if _SURROGATE_ESCAPE.search(text):  # a lone surrogate escape: a string no output could encode
+        if SURROGATE_ESCAPE.search(text):  # a lone surrogate escape: a string no output could encode
             raise
-        return _stdlib_loads(text)
+        return stdlib_loads(text)
     if _LONG_DIGITS.search(text) is None:
         return value
     try:
-        return _stdlib_loads(text)
+        return stdlib_loads(text)
     except ValueError:  # (deeper than the stdlib reads: orjson's value)
         return value
 

@@ -8,6 +8,7 @@ epoch in UTC; `frame_from_rows` turns them into `Datetime("us", "UTC")`.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import threading
@@ -189,6 +190,33 @@ def canonical_json_bytes(value: Any) -> bytes:
         except (orjson.JSONEncodeError, TypeError):
             pass
     return _stdlib_json(value).encode("utf-8", "surrogatepass")
+
+
+def stdlib_loads(text: str) -> Any:
+    """`text` as the stdlib's `json.loads` reads it (claude.md §2 rule 3: integers of any size exact), refusing
+    what orjson refuses for good: NaN and Infinity (not JSON) and a float beyond the double range. The one
+    fallback of the importers and of `hyp query` where orjson refuses a text or widens its integers. Raises
+    ValueError (nesting deeper than the stdlib reads included)."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+#: A surrogate escape (`\ud83d`): orjson refuses a lone one (a string cut mid-emoji), the stdlib keeps it as a
+#: code point no UTF-8 output can encode.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 #: Set by `hypaware_tui.importers.base`: `value` with the floats that orjson made of integers beyond 64 bits in

@@ -35,7 +35,7 @@ import orjson
 
 from hypaware_tui.core import schema
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.schema import canonical_json, plain_json_types
+from hypaware_tui.core.schema import SURROGATE_ESCAPE, canonical_json, plain_json_types, stdlib_loads
 from hypaware_tui.core.timeutil import us_to_date
 
 Row = dict[str, Any]
@@ -392,18 +392,18 @@ def _refused_json(text: str) -> Any:
     if _JSON_START.match(text) is None:
         return _NOT_JSON
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError):
+        value = stdlib_loads(text)
+    except ValueError:
         return _NOT_JSON
-    return _clean_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
+    return _clean_surrogates(value) if SURROGATE_ESCAPE.search(text) else value
 
 
 def _exact_numbers(text: str, parsed: Any) -> Any:
     """`text` through the stdlib (claude.md §2 rule 3 says json.loads): orjson reads an integer beyond 64 bits
     as a float, which would store 1267650600228229401496703205377 as 1.2676506002282294e+30."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        return stdlib_loads(text)
+    except ValueError:
         return parsed
 
 
@@ -598,13 +598,10 @@ def parse_json_line(raw: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     text = raw.decode("utf-8", errors="replace")
-    try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-        # orjson refuses lone surrogate escapes ("\ud83d" from a string cut mid-emoji); the stdlib keeps
-        # them as code points that cannot be encoded as UTF-8. Replace them with U+FFFD.
-        return _clean_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
-    except (ValueError, RecursionError) as exc:
-        raise ValueError(str(exc)) from exc
+    value = stdlib_loads(text)
+    # orjson refuses lone surrogate escapes ("\ud83d" from a string cut mid-emoji); the stdlib keeps them as
+    # code points that cannot be encoded as UTF-8. Replace them with U+FFFD.
+    return _clean_surrogates(value) if SURROGATE_ESCAPE.search(text) else value
 
 
 # -- integers beyond 64 bits ---------------------------------------------------------------------------
@@ -697,8 +694,8 @@ def _widened_ints(obj: Any, raw: bytes) -> dict[int, tuple[float, int]]:
     if text.startswith("\ufeff"):  # (a whole document's byte order mark)
         text = text[1:]
     try:
-        exact = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError):
+        exact = stdlib_loads(text)
+    except ValueError:
         return {}
     found: dict[int, tuple[float, int]] = {}
     _pair(obj, exact, found, 0)
@@ -754,19 +751,7 @@ def _put_back(value: Any, found: dict[int, tuple[float, int]], depth: int) -> An
 schema.exact_numbers = exact_numbers_of_line
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
 
 
 def _clean_surrogates(value: Any) -> Any:
