@@ -53,10 +53,15 @@ FULL_DISK_HINT = f"Free some disk space and run it again. {IMPORT_KEPT}"
 RETRY_HINT = "Nothing already committed was lost; run it again once the problem is fixed."
 # EFBIG: Python ignores SIGXFSZ, so a write past the RLIMIT_FSIZE of the process fails with "File too large"
 # instead of killing it; the limit is the process's (inherited from the shell or service), not the disk's.
-FILE_SIZE_LIMIT = (
-    "A limit on the size of the files this process may write (`ulimit -f`, inherited from the shell or service "
-    "that started it) stopped the write: raise it (`ulimit -f unlimited`) and run it again."
-)
+ULIMIT_F = "(`ulimit -f`, inherited from the shell or service that started it)"  # where such a limit comes from
+
+
+def file_size_cause(who: str = "this process") -> str:
+    """An EFBIG named: the limit on the size of the files `who` may write, and where it comes from."""
+    return f"a limit on the size of the files {who} may write {ULIMIT_F}"
+
+
+FILE_SIZE_LIMIT = f"A{file_size_cause()[1:]} stopped the write: raise it (`ulimit -f unlimited`) and run it again."
 
 
 def file_size_limit() -> int | None:
@@ -75,8 +80,7 @@ def likely_file_size_cause(limit: int) -> str:
     the likely cause (a write past it fails with EFBIG, which SQLite reports as a plain I/O error), without the
     advice, which differs between a command and the daemon."""
     return (
-        f"this process may not write files larger than {limit // 1024} KiB (`ulimit -f`, inherited from the shell "
-        "or service that started it), the likely cause"
+        f"this process may not write files larger than {limit // 1024} KiB {ULIMIT_F}, the likely cause"
     )
 
 

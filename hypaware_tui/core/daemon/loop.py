@@ -34,7 +34,7 @@ from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, memory, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
 from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, make_watcher
-from hypaware_tui.core.paths import Layout, likely_file_size_cause, set_umask
+from hypaware_tui.core.paths import Layout, file_size_cause, likely_file_size_cause, set_umask
 from hypaware_tui.core.schema import SchemaError
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.core.window import cut_date, import_floor_us
@@ -1192,8 +1192,7 @@ class DaemonLoop:
             if cause.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
                 text += "; free some disk space"
             elif cause.errno == errno.EFBIG:  # (the limit is the process's, set when it started: a retry cannot pass it)
-                text += ("; a limit on the size of the files the daemon may write (`ulimit -f`, inherited from the "
-                         f"shell or service that started it) stopped it: {_RESTART}")
+                text += f"; {file_size_cause('the daemon')} stopped it: {_RESTART}"
             elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 text += f"; check that {self.layout.home} and everything in it are yours and writable"
             return text
