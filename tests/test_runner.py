@@ -666,6 +666,21 @@ def test_cancel_mid_run_then_rerun_completes_without_duplicates(layout, env, tmp
     assert set(dataset(ref)["part_id"]) == set(df["part_id"])
 
 
+def test_a_stopped_import_shows_what_was_read_not_the_whole_file(layout, env):
+    """A stop in the middle of one file: the last progress shows the bytes read and no file done (it showed
+    100 %, every byte and `files 1/1` next to `cancelled`: the file's unread rest was counted as done)."""
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "big.jsonl"), "big", times("2026-05-01T10:00:00Z", 400))
+    cancel = threading.Event()
+    sink = RecordingSink(cancel=cancel, after_rows=1)
+    res = run(layout, env, providers=["claude"], sink=sink, cancel=cancel, batch_rows=30)
+    p = res.providers[0]
+    assert p.status == "cancelled" and 0 < p.rows_written < 400
+    last = [x for _, k, x in sink.events if k == "progress"][-1]
+    assert last.final and last.files_done == 0 and last.files_total == 1
+    assert 0 < last.bytes_done < last.bytes_total // 2, (last.bytes_done, last.bytes_total)
+    assert last.bytes_done <= p.bytes_read
+
+
 def test_events_are_logged_and_dry_runs_log_nothing(layout, env):
     two_clients(env)
     res = run(layout, env)

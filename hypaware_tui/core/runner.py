@@ -1012,8 +1012,10 @@ def _run_provider(
     def file_done(item: _FileDone) -> None:
         nonlocal files_done, bytes_done, cut_short
         outcome = item.outcome
-        files_done += 1
         cut_short = cut_short or outcome.cut_short
+        # A file a stop cut short is not done, and the rest of it was not read: neither counts in the progress
+        # (a stopped import of one large file showed 100 %, every byte and `files 1/1` next to `cancelled`).
+        files_done += not outcome.cut_short
         if outcome.status == "unchanged":
             pr.files_unchanged += 1
             return
@@ -1025,7 +1027,8 @@ def _run_provider(
             pr.files_reset += 1
         if outcome.status in ("failed", "error"):
             file_error(outcome.error or "file failed", outcome.path)
-        bytes_done += item.estimate - item.bytes_seen if item.bytes_seen < item.estimate else 0
+        if item.bytes_seen < item.estimate and not outcome.cut_short:
+            bytes_done += item.estimate - item.bytes_seen  # (the estimate's remainder: the file was shorter)
 
     try:
         for item in results:
