@@ -470,6 +470,41 @@ def test_overview_text(filled: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert ANSI not in out
 
 
+def test_overview_redirected_keeps_long_paths_and_headers_whole(home: Path) -> None:
+    """cli.md §7.1 cuts cells on a TTY only. `hyp query overview > ov.txt` laid its tables out for 80 columns:
+    a long working directory came out as `/tmp/…/home/code/ml-pipeli…` and the headers as `sessi…`."""
+    long_repo = "/srv/builds/" + "/".join(["a-rather-long-directory-name"] * 4) + "/ml-pipeline"
+    rows = [dict(r, cwd=long_repo) if r["cwd"] == "/work/other" else r for r in shifted_rows()]
+    with Storage(Layout(home)) as st:
+        st.commit(rows, [])
+    p = run(home, "query", "overview")  # stdout is a pipe
+    assert p.returncode == 0 and p.stderr == ""
+    lines = p.stdout.splitlines()
+    assert "…" not in p.stdout and ANSI not in p.stdout
+    headers = {
+        "Tokens per model": ["provider", "model", "input", "cached", "output"],
+        "Top repos": ["repo", "sessions", "messages"],
+        "Top tools": ["tool", "calls"],
+    }
+    for heading, names in headers.items():
+        assert lines[lines.index(heading) + 1].split() == names
+        assert set(lines[lines.index(heading) + 2]) == {"─"}
+    repos = lines[lines.index("Top repos") + 3 :]
+    repos = repos[: repos.index("")]
+    assert [line.split() for line in repos] == [["~/src/app", "4", "11"], [long_repo, "2", "4"]]
+    assert len(repos[1]) > 80
+    # A terminal keeps its layout: the table fits its 80 columns, the long path cut with `…`.
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "overview"], env=env,
+                          dimensions=(60, 80), encoding="utf-8", timeout=60)  # fmt: skip
+    child.expect(pexpect.EOF)
+    shown = child.before.splitlines()
+    assert max(len(line) for line in shown) <= 80 and long_repo not in child.before
+    assert any(line.startswith("/srv/builds/a-rather-long") and "…" in line for line in shown)
+
+
 def test_overview_nothing_imported(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = call(capsys, "query", "overview")
     assert (code, out, err) == (0, "Nothing imported yet.\n", "")

@@ -271,16 +271,39 @@ def _bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
 EMPTY_RUN_DAYS = 31  # longer runs of days without a session are one line (never within the default 30 days)
 
 
+#: wider than any line of the overview: the width its tables are measured at when the output is redirected
+_UNBOUNDED = 1 << 30
+
+
 def render_overview(ov: Overview, console: Console) -> None:
+    """The text overview. On a terminal it fits the console's width (a table cuts its long cells with `…`);
+    written to a file or a pipe, every line, cell and column name is whole (cli.md §7.1 cuts cells on a TTY
+    only, as `hyp query sql`, `hyp status` and `hyp backfill list` do): a table is as wide as its widest
+    cells, not the 80 columns Rich assumes without a terminal."""
     from rich import box
+    from rich.measure import Measurement
     from rich.table import Table
     from rich.text import Text
 
     bold = "bold" if console.is_terminal and not console.no_color else None
+    redirected = not _is_tty(console.file)
+
+    def show(renderable: Any) -> None:
+        if not redirected:
+            console.print(renderable)
+            return
+        width = console.width
+        if isinstance(renderable, Table):
+            natural = Measurement.get(console, console.options.update_width(_UNBOUNDED), renderable).maximum
+            console.width = max(width, natural)
+        try:
+            console.print(renderable, soft_wrap=True)
+        finally:
+            console.width = width
 
     def heading(text: str) -> None:
         console.print()
-        console.print(Text(text, style=bold or ""))
+        show(Text(text, style=bold or ""))
 
     def table(*columns: tuple[str, str]) -> Table:
         t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style=bold)
@@ -289,7 +312,7 @@ def render_overview(ov: Overview, console: Console) -> None:
         return t
 
     first = ov.earlier.date if ov.earlier else ov.first_date
-    console.print(
+    show(
         Text(
             f"{first} → {ov.last_date} ({ov.period.time_zone}) · "
             f"{plural(ov.active_days, 'active day')} · {plural(ov.rows, 'row')}"
@@ -303,9 +326,9 @@ def render_overview(ov: Overview, console: Console) -> None:
         for m in ov.models:
             t.add_row(Text(m.provider or "?"), Text(m.model or "(unknown)"), fmt_int(m.input_tokens),
                       fmt_int(m.cached_tokens), fmt_int(m.output_tokens))  # fmt: skip
-        console.print(t)
+        show(t)
     else:
-        console.print("  no token usage in this period")
+        show("  no token usage in this period")
 
     heading("Sessions per day")
     top = max((d.sessions for d in ov.days), default=0)
@@ -313,8 +336,8 @@ def render_overview(ov: Overview, console: Console) -> None:
     days = list(ov.days)
     if ov.earlier:  # (all data older than the last MAX_DAYS: one line, not a line per day since the year 1)
         e = ov.earlier
-        console.print(Text(f"  {e.date} … before {ov.first_date}  {plural(e.sessions, 'session')}, "
-                           f"{plural(e.messages, 'message')}"))
+        show(Text(f"  {e.date} … before {ov.first_date}  {plural(e.sessions, 'session')}, "
+                  f"{plural(e.messages, 'message')}"))  # fmt: skip
     i = 0
     while i < len(days):
         d = days[i]
@@ -322,12 +345,10 @@ def render_overview(ov: Overview, console: Console) -> None:
         while j < len(days) and days[j].sessions == 0:
             j += 1
         if j - i > EMPTY_RUN_DAYS:  # (--days 0 from a row dated at the epoch: 56 years of empty lines)
-            console.print(Text(f"  {d.date} … {days[j - 1].date}  {plural(j - i, 'day')} without sessions"))
+            show(Text(f"  {d.date} … {days[j - 1].date}  {plural(j - i, 'day')} without sessions"))
             i = j
             continue
-        console.print(
-            Text(f"  {d.date}  {fmt_int(d.sessions):>{count_width}}  {_bar(d.sessions, top)}".rstrip())
-        )
+        show(Text(f"  {d.date}  {fmt_int(d.sessions):>{count_width}}  {_bar(d.sessions, top)}".rstrip()))
         i += 1
 
     heading("Top repos")
@@ -335,18 +356,18 @@ def render_overview(ov: Overview, console: Console) -> None:
         t = table(("repo", "left"), ("sessions", "right"), ("messages", "right"))
         for r in ov.repos:
             t.add_row(Text(r.repo), fmt_int(r.sessions), fmt_int(r.messages))
-        console.print(t)
+        show(t)
     else:
-        console.print("  no working directories recorded")
+        show("  no working directories recorded")
 
     heading("Top tools")
     if ov.tools:
         t = table(("tool", "left"), ("calls", "right"))
         for tool in ov.tools:
             t.add_row(Text(tool.tool), fmt_int(tool.calls))
-        console.print(t)
+        show(t)
     else:
-        console.print("  no tool calls in this period")
+        show("  no tool calls in this period")
 
 
 # --- schema ----------------------------------------------------------------------------------------------
