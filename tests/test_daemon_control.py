@@ -239,10 +239,13 @@ def test_status_of_a_dead_daemon_reports_unexpected_end(home: Home, capsys: pyte
     doc = json.loads(out)
     assert doc["running"] is False
     assert doc["state"] == "stopped" and doc["ended_unexpectedly"] is True
-    assert doc["message"] == "stopped (ended unexpectedly at 2026-08-30T11:00:00Z)"
+    # (the last update is when it was last seen alive, not when it ended: daemon.md §6's "ended unexpectedly at
+    # <updated_at>" read as the time of death)
+    assert doc["message"] == "stopped (ended unexpectedly; last seen 2026-08-30 11:00 UTC)"
+    assert doc["updated_at"] == "2026-08-30T11:00:00Z"
     assert doc["rows_written"] == 3
     code, out, _ = run_cli(capsys, "daemon", "status")
-    assert code == 0 and "stopped (ended unexpectedly at 2026-08-30T11:00:00Z)" in out
+    assert code == 0 and "Capture daemon  stopped (ended unexpectedly; last seen 2026-08-30 11:00 UTC)" in out
 
 
 def _live_status(home: Home, age_s: float, state: str = "running") -> PidLock:
@@ -588,3 +591,78 @@ def test_status_text_of_a_running_daemon(home: Home, capsys: pytest.CaptureFixtu
         assert "  claude   watching" in out and "Last error      none" in out, out
     finally:
         assert stop(proc) == 0
+
+
+def _lines(out: str) -> list[str]:
+    return out.splitlines()
+
+
+def test_status_after_kill_9_says_last_seen_not_watching_and_how_to_start(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `kill -9`, `hyp daemon status` said `stopped (ended unexpectedly at <time>)` with the time of the
+    daemon's last status update (not when it died), listed the client as `watching`, and gave no next step.
+    It says when the daemon was last seen, that nothing is watched, how to start it and where its log is."""
+    home.session("s1").write_text("")
+    proc = home.spawn_daemon()
+    try:
+        st = home.wait_state("running", pid=proc.pid)
+        assert st["clients"]["claude"]["root_state"] == "watching"
+    finally:
+        proc.kill()
+        proc.wait()
+    st = home.status()
+    assert st is not None and st["state"] == "running"  # what a killed daemon leaves behind
+    seen = st["updated_at"].replace("T", " ")[:16] + " UTC"
+    log = home.layout.daemon_log
+    code, out, err = run_cli(capsys, "daemon", "status")
+    assert code == 0, err
+    lines = _lines(out)
+    assert lines[0] == f"Capture daemon  stopped (ended unexpectedly; last seen {seen})", out
+    assert lines[1] == f"Next            start it: hyp daemon start; its log may say why it ended: {log}", out
+    assert "Watch           -" in lines, out
+    assert any(line.startswith("  claude   not watching  rows 0") for line in lines), out
+    assert "ended unexpectedly at" not in out and "  claude   watching" not in out, out
+
+    code, out, _ = run_cli(capsys, "daemon", "status", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["running"] is False and doc["state"] == "stopped"
+    assert doc["ended_unexpectedly"] is True
+    assert doc["message"] == f"stopped (ended unexpectedly; last seen {seen})"
+    assert doc["updated_at"] == st["updated_at"]  # (the time itself is kept, under its own name)
+    assert doc["watch"] is None and doc["clients"]["claude"]["root_state"] is None
+    assert doc["clients"]["claude"]["rows_written"] == 0
+
+    code, out, _ = run_cli(capsys, "status")  # the same words in `hyp status`
+    assert f"Daemon    stopped (ended unexpectedly; last seen {seen}) · foreground" in _lines(out), out
+    assert ("          warning: capture is on but the daemon is not running (start it: hyp daemon start; "
+            f"its log may say why it ended: {log})") in _lines(out), out
+
+
+def test_status_after_a_clean_stop_is_not_watching_and_says_how_to_start(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a clean stop the clients were still listed as `watching`, and no next step was given."""
+    home.session("s1").write_text("")
+    proc = home.spawn_daemon()
+    try:
+        home.wait_state("running", pid=proc.pid)
+    finally:
+        assert stop(proc) == 0
+    assert home.wait_state("stopped", pid=proc.pid)["clients"]["claude"]["root_state"] == "watching"
+    code, out, err = run_cli(capsys, "daemon", "status")
+    assert code == 0, err
+    lines = _lines(out)
+    assert lines[:2] == ["Capture daemon  stopped", "Next            start it: hyp daemon start"], out
+    assert any(line.startswith("  claude   not watching  rows 0") for line in lines), out
+    assert "  claude   watching" not in out and "unexpectedly" not in out, out
+    doc = json.loads(run_cli(capsys, "daemon", "status", "--json")[1])
+    assert doc["message"] == "stopped" and doc["ended_unexpectedly"] is False
+    assert doc["watch"] is None and doc["clients"]["claude"]["root_state"] is None
+
+    home.write_config(enabled=False, capture={"poll_seconds": 0.5})  # capture turned off: start turns it on
+    lines = _lines(run_cli(capsys, "daemon", "status")[1])
+    assert lines[1] == ("Next            capture is off in the config; hyp daemon start turns it on and starts "
+                        "the daemon"), lines
+    home.layout.config.unlink()
+    assert _lines(run_cli(capsys, "daemon", "status")[1])[1] == "Next            hyp init"

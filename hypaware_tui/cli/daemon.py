@@ -12,7 +12,7 @@ import typer
 from typer._click.globals import get_current_context
 
 from hypaware_tui.cli.output import err, fmt_int, out, plural, print_json, short_path
-from hypaware_tui.cli.status import failed_text
+from hypaware_tui.cli.status import daemon_next_step, failed_text
 
 app = typer.Typer(
     help="The capture daemon: keeps the dataset up to date as Claude Code and Codex write history.",
@@ -204,9 +204,10 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
     layout = _layout()
     report = read_daemon_status(layout)
     service = _service_info(layout)
-    warning = hyp_home_problem(layout.home) or report.warning  # (no daemon runs in a HYP_HOME that is a file)
+    home_problem = hyp_home_problem(layout.home)
+    warning = home_problem or report.warning  # (no daemon runs in a HYP_HOME that is a file)
+    doc = report.to_json()  # (the text is rendered from it too: a daemon that is not running watches nothing)
     if json_out:
-        doc = report.to_json()
         doc["warning"] = warning
         doc["service"] = service
         doc["log_path"] = str(layout.daemon_log)
@@ -215,7 +216,13 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
     out(f"Capture daemon  {report.message}")
     if warning:
         out(f"Warning         {warning}")
-    s = report.status or {}
+    if not report.running and home_problem is None:
+        from hypaware_tui.core.status import config_section
+
+        step = daemon_next_step(doc, config_section(layout)[1], _prog(), layout.daemon_log)
+        if step:
+            out(f"Next            {step}")
+    s = doc
     if report.status is not None:
         out(f"Watch           {s.get('watch') or '-'}")
         out(f"Started         {s.get('started_at') or '-'}")
@@ -226,7 +233,8 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
         for name, c in clients.items():
             if not isinstance(c, dict):
                 continue
-            line = (f"  {name:<8} {c.get('root_state', '-'):<10} rows {fmt_int(c.get('rows_written') or 0)}"
+            root_state = c.get("root_state") or ("-" if report.running else "not watching")
+            line = (f"  {name:<8} {root_state:<13} rows {fmt_int(c.get('rows_written') or 0)}"
                     f"  last import {c.get('last_import_at') or 'none yet'}")
             if c.get("files_failed"):
                 line += f"  failed: {failed_text(c['files_failed'], c.get('folders_failed') or 0)}"

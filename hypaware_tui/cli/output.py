@@ -3,8 +3,8 @@
 * stdout carries results only; progress, notices, warnings and errors go to stderr (`err`).
 * `print_json(obj)`: exactly one JSON document, 2-space indent, UTF-8, trailing newline.
 * `out_console()` / `err_console()`: Rich consoles that colour only on a TTY and never with NO_COLOR.
-* Human formats: `human_size`, `fmt_int` and `plural` (from core.fmt, shared with the wizard), `short_path`
-  (home shown as `~`).
+* Human formats: `human_size`, `fmt_int`, `plural` and `utc_minute` (from core.fmt, shared with the wizard),
+  `short_path` (home shown as `~`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from hypaware_tui.core.fmt import fmt_int as fmt_int  # re-exported: the CLI takes its formats from here
 from hypaware_tui.core.fmt import human_size as human_size
 from hypaware_tui.core.fmt import plural as plural
+from hypaware_tui.core.fmt import utc_minute as utc_minute
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -11,6 +11,7 @@ unreadable (the report is still printed).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -23,6 +24,7 @@ from hypaware_tui.cli.output import (
     plural,
     print_json,
     short_path,
+    utc_minute,
 )
 
 
@@ -77,15 +79,10 @@ def _block(label: str, lines: list[str]) -> None:
         out(f"{(label if i == 0 else ''):<{LABEL_WIDTH}}{line}")
 
 
-def _utc_minute(at: Any) -> str:
-    """An event's or the daemon's ISO UTC time as `2026-11-27 14:00 UTC` (one format in the whole report)."""
-    return str(at or "?").replace("T", " ")[:16] + " UTC"
-
-
 def _last_import_line(last: dict[str, Any], prog: str) -> str:
     """The last `hyp backfill` or `hyp init` import (the daemon's own imports are in its section: after
     months of capture, "last import" here read as if nothing had been imported since setup)."""
-    at = _utc_minute(last.get("at"))
+    at = utc_minute(last.get("at"))
     status = last.get("status")
     if status == "ok":
         rows = last.get("rows_written")
@@ -140,7 +137,9 @@ def render_text(report: dict[str, Any]) -> None:
         lines.append(_last_import_line(last, PROG))
     _block("Dataset", lines)
 
-    _block("Daemon", _daemon_lines(report["daemon"], cfg, PROG))
+    from hypaware_tui.core.paths import Layout
+
+    _block("Daemon", _daemon_lines(report["daemon"], cfg, PROG, Layout(Path(report["hyp_home"])).daemon_log))
 
     errors = report.get("recent_errors") or []
     if errors:
@@ -153,14 +152,36 @@ def render_text(report: dict[str, Any]) -> None:
         out(f"Next: {PROG} init")
     elif cfg["state"] == "invalid":
         out()
-        from pathlib import Path
-
         from hypaware_tui.core.paths import hyp_home_problem
 
         # A HYP_HOME that is a file is the problem, not the config under it, which hyp init cannot write either
         problem = hyp_home_problem(Path(report["hyp_home"]))
-        advice = config_advice(str(cfg.get("error") or ""), PROG, f"fix {short_path(cfg['path'])}, or ")
-        out(f"Next: {problem}" if problem else f"Next: {advice[0].lower()}{advice[1:].rstrip('.')}")
+        out(f"Next: {problem or config_next_step(cfg, PROG)}")
+
+
+def config_next_step(cfg: dict[str, Any], prog: str) -> str:
+    """What to do about an invalid config (`hyp status`'s and `hyp daemon status`'s Next)."""
+    advice = config_advice(str(cfg.get("error") or ""), prog, f"fix {short_path(cfg['path'])}, or ")
+    return f"{advice[0].lower()}{advice[1:].rstrip('.')}"
+
+
+def daemon_next_step(d: dict[str, Any], cfg: dict[str, Any], prog: str, log: Any) -> str | None:
+    """What to do about a capture daemon that is not running, from its status (`core.status.daemon_section`)
+    and the config section: the way out `hyp status` gives in its warning and `hyp daemon status` on its Next
+    line, in the same words. An unexpected end adds where its log is. None while it runs."""
+    if d.get("running"):
+        return None
+    if cfg.get("state") == "missing":
+        return f"{prog} init"
+    if cfg.get("state") == "invalid":
+        return f"the config is invalid ({cfg.get('error')}): {config_next_step(cfg, prog)}"
+    if cfg.get("capture_enabled"):
+        step = f"start it: {prog} daemon start"
+    else:
+        step = f"capture is off in the config; {prog} daemon start turns it on and starts the daemon"
+    if d.get("ended_unexpectedly"):
+        step += f"; its log may say why it ended: {short_path(log)}"
+    return step
 
 
 def failed_text(failed: int, folders: int) -> str:
@@ -192,7 +213,9 @@ def _client_line(c: dict[str, Any]) -> str:
     return line
 
 
-def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str) -> list[str]:
+def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str, log: Any) -> list[str]:
+    from hypaware_tui.core.daemon.control import ended_unexpectedly_text
+
     state = d.get("state") or "unknown"
     lines: list[str] = []
     if state == "never started":
@@ -200,7 +223,7 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str) -> list[str
     else:
         text = str(state)
         if d.get("ended_unexpectedly"):
-            text += f" (ended unexpectedly at {d.get('updated_at') or 'an unknown time'})"
+            text += f" ({ended_unexpectedly_text(d)})"
         if d.get("stale"):
             text += " (status stale)"
         if d.get("running") and d.get("pid"):
@@ -212,7 +235,7 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str) -> list[str
             lines.append(f"warning: {d['warning']}")
         if d.get("last_import_at") or d.get("rows_written") is not None:
             lines.append(
-                f"last import {_utc_minute(d['last_import_at']) if d.get('last_import_at') else 'none yet'} · "
+                f"last import {utc_minute(d['last_import_at']) if d.get('last_import_at') else 'none yet'} · "
                 f"{plural(int(d.get('rows_written') or 0), 'row')} written since start"
             )
         last = d.get("last_error")
@@ -221,5 +244,5 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str) -> list[str
     if state == "unknown" and d.get("message"):
         lines.append(str(d["message"]))
     if cfg.get("capture_enabled") and not d.get("running"):
-        lines.append(f"warning: capture is on but the daemon is not running (start it: {prog} daemon start)")
+        lines.append(f"warning: capture is on but the daemon is not running ({daemon_next_step(d, cfg, prog, log)})")
     return lines

@@ -1,5 +1,6 @@
 """Human formats shared by every front end (the CLI, the wizard and the plan text), so one figure reads the
-same everywhere: `plural` (`1 session`, `2 sessions`), `fmt_int` (`1,234`).
+same everywhere: `plural` (`1 session`, `2 sessions`), `fmt_int` (`1,234`), `utc_minute`
+(`2026-11-27 14:00 UTC`).
 
 No Textual or Rich here (the core renders the `hyp init` summary with these).
 """
@@ -9,6 +10,12 @@ from __future__ import annotations
 
 def fmt_int(n: int | None) -> str:
     return "unknown" if n is None else f"{n:,}"
+
+
+def utc_minute(at: object) -> str:
+    """An ISO UTC time (`2026-11-27T14:00:09Z`) as `2026-11-27 14:00 UTC`: the one format of the events and the
+    daemon's times in `hyp status` and `hyp daemon status`."""
+    return str(at or "?").replace("T", " ")[:16] + " UTC"
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core.fmt import utc_minute
 from hypaware_tui.core.paths import (
     FILE_MODE,
     Layout,
@@ -236,6 +237,13 @@ class DaemonStatusReport:
         for key in ("version", "started_at", "updated_at", "watch", "last_import_at", "rows_written",
                     "last_error", "retention_applied_at", "rows_pruned", "clients"):
             out[key] = s.get(key)
+        if not self.running:
+            # What it watched (`watch`, each client's `root_state`) is what it did while it ran: with no daemon
+            # nothing is watched, and a killed one's last status still said `watching`. The figures stay.
+            out["watch"] = None
+            if isinstance(out["clients"], dict):
+                out["clients"] = {name: dict(c, root_state=None) if isinstance(c, dict) else c
+                                  for name, c in out["clients"].items()}
         return out
 
 
@@ -273,10 +281,18 @@ def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonSta
                 report.warning = stale_warning(layout, report.status_age_s)
         return report
     if state != "stopped":
-        at = status.get("updated_at") or "an unknown time"
-        return DaemonStatusReport(False, "stopped", pid, mode, f"stopped (ended unexpectedly at {at})",
+        return DaemonStatusReport(False, "stopped", pid, mode, f"stopped ({ended_unexpectedly_text(status)})",
                                   ended_unexpectedly=True, status=status)
     return DaemonStatusReport(False, "stopped", pid, mode, "stopped", status=status)
+
+
+def ended_unexpectedly_text(status: Mapping[str, Any]) -> str:
+    """`ended unexpectedly; last seen 2026-11-27 21:18 UTC` for a daemon that died without writing `stopped`
+    (killed, a crash, a power cut). When it ended is not known: its last status update (`updated_at`, written
+    at least every HEARTBEAT_S while it ran) is when it was last seen alive, not the time it ended."""
+    at = status.get("updated_at")
+    return f"ended unexpectedly; last seen {utc_minute(at)}" if isinstance(at, str) and at else \
+        "ended unexpectedly"
 
 
 def _starting(layout: Layout, pid: int | None, status: dict[str, Any] | None, now: float) -> DaemonStatusReport:
