@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.fmt import utc_minute
 from hypaware_tui.core.paths import (
     FILE_MODE,
     Layout,
@@ -287,12 +286,11 @@ def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonSta
 
 
 def ended_unexpectedly_text(status: Mapping[str, Any]) -> str:
-    """`ended unexpectedly; last seen 2026-11-27 21:18 UTC` for a daemon that died without writing `stopped`
-    (killed, a crash, a power cut). When it ended is not known: its last status update (`updated_at`, written
-    at least every HEARTBEAT_S while it ran) is when it was last seen alive, not the time it ended."""
+    """`ended unexpectedly at <updated_at>` (daemon.md §6's words) for a daemon that died without writing
+    `stopped` (killed, a crash, a power cut): the time is its last status update, written at least every
+    HEARTBEAT_S while it ran; the Next step that `hyp daemon status` and `hyp status` add says where its log is."""
     at = status.get("updated_at")
-    return f"ended unexpectedly; last seen {utc_minute(at)}" if isinstance(at, str) and at else \
-        "ended unexpectedly"
+    return f"ended unexpectedly at {at if isinstance(at, str) and at else 'an unknown time'}"
 
 
 def _starting(layout: Layout, pid: int | None, status: dict[str, Any] | None, now: float) -> DaemonStatusReport:
