@@ -597,3 +597,13 @@ def test_console_entry_keeps_exit_codes_and_flushes_everything(tmp_path: Path) -
     p = hyp("query", "schema", "ai_gateway_messages", "--json")
     assert p.returncode == 0 and p.stdout.endswith("\n")
     assert "content_text" in json.dumps(json.loads(p.stdout))
+
+
+def test_value_names_are_the_spec_s(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`daemon install --python` takes a PATH (cli.md §9; the help said `<str>`), and a bad --retention-days
+    said `'x' is not a valid int range` (an audit)."""
+    code, out, _ = call(capsys, "daemon", "install", "--help")
+    assert code == 0 and "  --python PATH  Interpreter the service runs" in out and "<str>" not in out
+    code, out, err = call(capsys, "init", "--yes", "--retention-days", "x")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[0] == "hyp init: invalid value for '--retention-days': 'x' is not a whole number of days."

@@ -728,3 +728,20 @@ def test_json_output_counts_the_branch_after_except_and_judges_by_name_what_is_n
                                 = 'j1' union all by name select tool_args as b, '[2]' as a from {M}
                                 where message_id = 'j1') t order by a""")
     assert [r["a"] for r in rows] == ["[2]", '{"command":"ls"}']
+
+
+def test_sql_usage_names_the_statement_and_days_errors_read_as_days(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`Usage: hyp query sql [OPTIONS] {SELECT}` read as the literal word to type; `--days <int range>` said
+    `'x' is not a valid int range` (an audit). cli.md §7.1-7.2: `"<statement>"`, `--days N`."""
+    code, out, _ = call(capsys, "query", "sql", "--help")
+    assert code == 0 and out.startswith("Usage: hyp query sql [OPTIONS] STATEMENT\n")
+    assert "  STATEMENT  One SELECT (or WITH … SELECT) statement." in out
+    code, out, _ = call(capsys, "query", "overview", "--help")
+    assert code == 0 and "  --days N " in out and "int range" not in out
+    code, out, err = call(capsys, "query", "overview", "--days", "x")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[0] == "hyp query overview: invalid value for '--days': 'x' is not a whole number of days."
+    code, out, err = call(capsys, "query", "overview", "--days", "-1")
+    assert err.splitlines()[0] == "hyp query overview: invalid value for '--days': -1 is not in the range 0<=x<=36500."

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from hypaware_tui.cli.output import err, human_size, plural, print_json
+from hypaware_tui.cli.output import Days, err, human_size, plural, print_json
 from hypaware_tui.core.config import MAX_RETENTION_DAYS
 
 NOT_INTERACTIVE = ("hyp init needs an interactive terminal. For a non-interactive setup run: hyp init --yes "
@@ -73,7 +73,8 @@ def init_command(
     demo: bool = typer.Option(False, "--demo", help="Run against bundled sample data in a temporary HOME."),
     client: list[str] | None = typer.Option(None, "--client", metavar="CLIENT",  # noqa: B008
                                             help="claude or codex (repeatable). Default: every detected client."),
-    retention_days: int | None = typer.Option(None, "--retention-days", metavar="N", min=0, max=MAX_RETENTION_DAYS,
+    retention_days: int | None = typer.Option(None, "--retention-days", metavar="N",
+                                              click_type=Days(0, MAX_RETENTION_DAYS),
                                               help="Window and retention in days; 0 = forever. Default 120."),
     no_backfill: bool = typer.Option(False, "--no-backfill", help="Do not import existing history."),
     no_daemon: bool = typer.Option(False, "--no-daemon", help="Record capture as off; do not start the daemon."),

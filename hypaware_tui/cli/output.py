@@ -5,6 +5,7 @@
 * `out_console()` / `err_console()`: Rich consoles that colour only on a TTY and never with NO_COLOR.
 * Human formats: `human_size`, `fmt_int`, `plural` and `utc_minute` (from core.fmt, shared with the wizard),
   `short_path` (home shown as `~`).
+* `Days`: the value type of `--days` and `--retention-days`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from typer._click import types as click_types
+
 from hypaware_tui.core.fmt import fmt_int as fmt_int  # re-exported: the CLI takes its formats from here
 from hypaware_tui.core.fmt import human_size as human_size
 from hypaware_tui.core.fmt import plural as plural
@@ -23,6 +26,22 @@ from hypaware_tui.core.fmt import utc_minute as utc_minute
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+class Days(click_types.IntRange):
+    """A whole number of days in a range: a bad value says `'x' is not a whole number of days` (click's
+    range type said `'x' is not a valid int range`, and its metavar was `<int range>`)."""
+
+    name = "days"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, int):
+            try:
+                int(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a whole number of days.", param, ctx)
+        return super().convert(value, param, ctx)
+
 
 WAITING_NOTICE = "waiting for another import to finish its batch…"
 

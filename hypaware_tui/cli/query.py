@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand
 
-from hypaware_tui.cli.output import err, fmt_int, out, out_console, plural, print_json
+from hypaware_tui.cli.output import Days, err, fmt_int, out, out_console, plural, print_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,15 +72,27 @@ class Format(StrEnum):
     csv = "csv"
 
 
+STATEMENT = "STATEMENT"  # cli.md §7.1: hyp query sql "<statement>"
+
+
+class _SqlCommand(TyperCommand):
+    """`Usage: hyp query sql [OPTIONS] STATEMENT`: Typer writes a required argument as `{STATEMENT}`, which reads
+    as a set of literal choices (`{SELECT}` looked like the word to type)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [self.options_metavar or "[OPTIONS]", STATEMENT]
+
+
 @app.command(
     "sql",
+    cls=_SqlCommand,
     help="Run one read-only SELECT over ai_gateway_messages and ai_gateway_usage. Writes nothing. "
     "The SQL is Polars SQL; JSON columns are read with json_extract_string(attributes, "
     "'$.gateway.identity_source') (the value as text) or json_extract(…) (as JSON), as in DuckDB.",
 )
 def sql_command(
     statement: str = typer.Argument(
-        ..., metavar="SELECT", help="One SELECT (or WITH … SELECT) statement.", show_default=False
+        ..., metavar=STATEMENT, help="One SELECT (or WITH … SELECT) statement.", show_default=False
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table (default), json or csv."),  # noqa: B008
 ) -> None:
@@ -238,7 +251,8 @@ def _print_redirected_table(df: Any) -> None:
 @app.command("overview", help="The first look: tokens per model, sessions per day, top repos and tools.")
 def overview_command(
     days: int = typer.Option(
-        30, "--days", min=0, max=MAX_DAYS, help="Local calendar days ending today; 0 = all data."
+        30, "--days", metavar="N", click_type=Days(0, MAX_DAYS),
+        help="Local calendar days ending today; 0 = all data."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
