@@ -607,3 +607,17 @@ def test_value_names_are_the_spec_s(home: Path, capsys: pytest.CaptureFixture[st
     code, out, err = call(capsys, "init", "--yes", "--retention-days", "x")
     assert (code, out) == (2, "")
     assert err.splitlines()[0] == "hyp init: invalid value for '--retention-days': 'x' is not a whole number of days."
+
+
+def test_init_help_says_the_defaults_an_existing_config_gives(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An audit of the help against what the commands do: `hyp init`'s defaults are the current config's when
+    it is replaced (cli.md §4.1, wizard.md §9; the help said `Default 120`), and --no-daemon stops a running
+    daemon (the summary says `Capture stopped`)."""
+    code, out, _ = call(capsys, "init", "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert ("--client CLIENT claude or codex (repeatable). Default: the clients the current config enables, else "
+            "every detected client.") in text
+    assert ("--retention-days N Window and retention in days; 0 = forever. Default: the current config's, else "
+            "120.") in text
+    assert "--no-daemon Record capture as off; do not start the daemon, and stop a running one." in text

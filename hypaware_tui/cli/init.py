@@ -72,12 +72,15 @@ def init_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute and show the plan; write nothing."),
     demo: bool = typer.Option(False, "--demo", help="Run against bundled sample data in a temporary HOME."),
     client: list[str] | None = typer.Option(None, "--client", metavar="CLIENT",  # noqa: B008
-                                            help="claude or codex (repeatable). Default: every detected client."),
+                                            help="claude or codex (repeatable). Default: the clients the "
+                                                 "current config enables, else every detected client."),
     retention_days: int | None = typer.Option(None, "--retention-days", metavar="N",
                                               click_type=Days(0, MAX_RETENTION_DAYS),
-                                              help="Window and retention in days; 0 = forever. Default 120."),
+                                              help="Window and retention in days; 0 = forever. Default: the "
+                                                   "current config's, else 120."),
     no_backfill: bool = typer.Option(False, "--no-backfill", help="Do not import existing history."),
-    no_daemon: bool = typer.Option(False, "--no-daemon", help="Record capture as off; do not start the daemon."),
+    no_daemon: bool = typer.Option(False, "--no-daemon", help="Record capture as off; do not start the daemon, and "
+                                   "stop a running one."),
     force: bool = typer.Option(False, "--force", help="Headless only: replace an existing config (backup kept)."),
     json_out: bool = typer.Option(False, "--json", help="Headless only: print the summary (or plan) as JSON."),
 ) -> None:
