@@ -745,3 +745,38 @@ def test_sql_usage_names_the_statement_and_days_errors_read_as_days(
     assert err.splitlines()[0] == "hyp query overview: invalid value for '--days': 'x' is not a whole number of days."
     code, out, err = call(capsys, "query", "overview", "--days", "-1")
     assert err.splitlines()[0] == "hyp query overview: invalid value for '--days': -1 is not in the range 0<=x<=36500."
+
+
+def test_options_after_double_dash_get_the_command_that_works(
+    filled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hyp query sql -- "-- weekly…" --format csv` (an audit): the hint said to put -- before the statement,
+    which the user had done; the fix is the options before `--`. Without `--`, the statement read as an option
+    was shown with its line break as a literal `\\x0a`."""
+    statement = "-- weekly\nselect 1 as x"
+    code, out, err = call(capsys, "query", "sql", "--", statement, "--format", "csv")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[:3] == [
+        "hyp query sql: got unexpected extra argument(s) (--format csv)",
+        'Everything after -- is the statement: put the options before --, hyp query sql --format csv -- '
+        '"-- weekly…"',
+        "Usage: hyp query sql [OPTIONS] STATEMENT",
+    ]
+    code, out, err = call(capsys, "query", "sql", "--format", "csv", "--", statement)
+    assert (code, out) == (0, "x\r\n1\r\n"), err
+    code, out, err = call(capsys, "query", "sql", statement, "--format", "csv")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[:2] == [
+        "hyp query sql: no such option: -- weekly…",
+        'A statement that starts with -- is read as an option: put -- before it, hyp query sql --format csv -- '
+        '"-- weekly…"',
+    ]
+    # a short one-line statement is shown whole (no `…`); other usage errors get no hint
+    code, out, err = call(capsys, "query", "sql", "-- x", "--format", "json")
+    assert err.splitlines()[:2] == [
+        "hyp query sql: no such option: -- x",
+        'A statement that starts with -- is read as an option: put -- before it, hyp query sql --format json -- '
+        '"-- x"',
+    ]
+    code, out, err = call(capsys, "query", "sql", "--", "select 1", "select 2")
+    assert code == 2 and err.splitlines()[1].startswith("Usage: ")

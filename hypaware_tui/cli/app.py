@@ -127,6 +127,77 @@ def _problem_text(message: str) -> str:
     return message
 
 
+def _one_line(text: str, limit: int | None = None) -> str:
+    """`text` cut at its first line break (and at `limit` characters), with `…` where something was cut."""
+    lines = text.splitlines() or [""]
+    shown = lines[0] if limit is None else lines[0][:limit]
+    return shown + ("…" if len(lines) > 1 or shown != lines[0] else "")
+
+
+def _usage_message(exc: click_exc.UsageError) -> str:
+    """Click's message; an unknown option is shown on one line (`no such option: -- weekly…`): click wrote
+    a statement read as an option with its line breaks as `\\x0a`."""
+    if isinstance(exc, click_exc.NoSuchOption) and exc.message.startswith("No such option: "):
+        from typer._click.utils import _escape_control_characters
+
+        shown = _escape_control_characters(_one_line(exc.option_name, 60))
+        message = f"No such option: {shown}"
+        if exc.possibilities:
+            message += f" (Possible options: {', '.join(sorted(exc.possibilities))})"
+        return message
+    return exc.format_message()
+
+
+# `hyp query sql`'s options: `--format` takes a value (the statement is the one positional argument).
+_SQL_VALUE_OPTIONS = ("--format",)
+_SQL_FLAGS = ("-h", "--help")
+
+
+def _sql_hint(path: str, args: Sequence[str]) -> str | None:
+    """The way out of two `hyp query sql` mistakes, as the command to run (its options first, then `--`, then
+    the statement):
+      * a statement that opens with a `--` comment, without `--` before it, is read as an option;
+      * after `--` everything is the statement, so options there (`-- "select 1" --format csv`) are extra
+        arguments."""
+    if not path.endswith("query sql"):
+        return None
+    at = next((i + 2 for i in range(len(args) - 1) if args[i] == "query" and args[i + 1] == "sql"), None)
+    if at is None:
+        return None
+    rest = list(args[at:])
+    if "--" in rest:
+        k = rest.index("--")
+        before, after = rest[:k], rest[k + 1 :]
+        i = 0
+        while i < len(before):  # only options before `--` (else the statement is not the one after it)
+            a = before[i]
+            if a in _SQL_VALUE_OPTIONS:
+                i += 2
+            elif a in _SQL_FLAGS or any(a.startswith(f"{o}=") for o in _SQL_VALUE_OPTIONS):
+                i += 1
+            else:
+                return None
+        if len(after) < 2 or not any(a.startswith("-") for a in after[1:]):
+            return None
+        command = _sql_command(path, [*before, *after[1:]], after[0])
+        return f"Everything after -- is the statement: put the options before --, {command}"
+    i = next((i for i, a in enumerate(rest) if a.startswith("--") and (a[2:3].isspace() or "\n" in a)), None)
+    if i is None:
+        return None
+    command = _sql_command(path, rest[:i] + rest[i + 1 :], rest[i])
+    return f"A statement that starts with -- is read as an option: put -- before it, {command}"
+
+
+def _sql_command(path: str, options: Sequence[str], statement: str) -> str:
+    """`hyp query sql --format csv -- "-- weekly…"`: the statement's first line, as a reminder of which one."""
+    import shlex
+
+    from typer._click.utils import _escape_control_characters
+
+    shown = [_escape_control_characters(shlex.quote(a)) for a in options]
+    return " ".join([path, *shown, "--", f'"{_escape_control_characters(_one_line(statement, 40))}"'])
+
+
 def _tolerate_narrow_encodings(args: Sequence[str]) -> None:
     """A stdout or stderr that cannot encode every character (`LANG=en_US.ISO-8859-1`,
     `PYTHONIOENCODING=ascii`): text for people shows `?` for what it cannot encode (the arrows and dots:
@@ -160,15 +231,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         ctx = exc.ctx if exc.ctx is not None else _context_for(command, args)
         path = ctx.command_path
         lines = [
-            f"{path}: {_problem_text(exc.format_message())}",
+            f"{path}: {_problem_text(_usage_message(exc))}",
             ctx.get_usage(),
             f"Try '{path} --help' for help.",
         ]
-        statement = next((a for a in args if a.startswith("--") and (a[2:3].isspace() or "\n" in a)), None)
-        if statement is not None and path.endswith("query sql"):
-            # (a statement that opens with a `--` comment reads as an option; `--` ends the options)
-            lines.insert(1, f"A statement that starts with -- is read as an option: put -- before it, "
-                            f"{path} -- \"{statement.splitlines()[0][:40]}…\"")
+        hint = _sql_hint(path, args)
+        if hint is not None:
+            lines.insert(1, hint)
         sys.stderr.write("\n".join(lines) + "\n")
         sys.exit(2)
     except typer.Abort:
