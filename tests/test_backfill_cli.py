@@ -1453,3 +1453,18 @@ def test_a_file_where_a_directory_of_hyp_home_belongs_is_named(h, inproc, name):
     rc, out, _ = inproc("backfill", "--json")
     (claude,) = json.loads(out)["providers"]
     assert rc == 0 and claude["rows_written"] == rows and h.dataset().height == rows
+
+
+def test_backfill_help_lists_providers_as_arguments_with_the_real_default(inproc):
+    """`hyp backfill --help` listed `[PROVIDER]...` under Options (`backfill plan` has an Arguments section),
+    and its default left out what happens without a config (cli.md §5.1: every detected client; plan shows
+    both)."""
+    rc, out, _ = inproc("backfill", "--help")
+    sections = " ".join(out.split()).split("Commands:")[0]
+    assert rc == 0
+    assert ("Arguments: [PROVIDER]... claude or codex (default: the clients enabled in the config, or every "
+            "detected client when there is no config). Options: --since DATE") in sections
+    rc, out, _ = inproc("backfill", "plan", "--help")
+    assert rc == 0
+    assert ("Arguments: [PROVIDER]... claude or codex (default: the clients enabled in the config, or both when "
+            "there is no config). Options:") in " ".join(out.split())

@@ -89,14 +89,17 @@ class BackfillGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
-        """The import's own arguments and options, then the group's and the subcommands: `hyp backfill
-        --help` listed only -h, while --since, --until, --dry-run and --json are what most readers look for."""
+        """The import's own arguments and options, then the subcommands: `hyp backfill --help` listed only -h,
+        while --since, --until, --dry-run and --json are what most readers look for. Arguments and options are
+        two sections, as in every command's help (`[PROVIDER]...` was listed under Options)."""
         run = self.commands.get(RUN)
         if run is not None:
-            rows = [r for r in (p.get_help_record(ctx) for p in run.get_params(ctx)) if r is not None]
-            if rows:
-                with formatter.section("Options"):
-                    formatter.write_dl(rows)
+            for title, kind in (("Arguments", "argument"), ("Options", "option")):
+                rows = [r for p in run.get_params(ctx) if p.param_type_name == kind
+                        for r in [p.get_help_record(ctx)] if r is not None]  # fmt: skip
+                if rows:
+                    with formatter.section(title):
+                        formatter.write_dl(rows)
         else:
             super().format_options(ctx, formatter)
             return
@@ -670,7 +673,12 @@ def _workers() -> int:
 
 
 _PROVIDERS = typer.Argument(None, metavar="[PROVIDER]...", show_default=False,
-                            help="claude or codex (default: the clients enabled in the config).")
+                            help="claude or codex (default: the clients enabled in the config, or every detected "
+                                 "client when there is no config).")
+# (plan shows every client without a config, detected or not: why one is missing is part of the preview)
+_PLAN_PROVIDERS = typer.Argument(None, metavar="[PROVIDER]...", show_default=False,
+                                 help="claude or codex (default: the clients enabled in the config, or both "
+                                      "when there is no config).")
 
 
 @backfill_app.command(RUN, cls=ImportCommand, hidden=True, help="Import existing history.")
@@ -810,7 +818,7 @@ def list_command(
 @backfill_app.command("plan", help="Estimate what an import would read (upper bounds); writes nothing.")
 def plan_command(
     ctx: typer.Context,
-    providers: list[str] | None = _PROVIDERS,
+    providers: list[str] | None = _PLAN_PROVIDERS,
     since: str | None = typer.Option(None, "--since", metavar="DATE", help="Lower bound (inclusive)."),
     until: str | None = typer.Option(None, "--until", metavar="DATE", help="Upper bound (inclusive)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
