@@ -780,3 +780,19 @@ def test_options_after_double_dash_get_the_command_that_works(
     ]
     code, out, err = call(capsys, "query", "sql", "--", "select 1", "select 2")
     assert code == 2 and err.splitlines()[1].startswith("Usage: ")
+
+
+@pytest.mark.parametrize(
+    ("statement", "word"),
+    [("selec 1", "selec"), ("SELCT * from ai_gateway_messages", "SELCT"), ("(selct 1)", "selct"),
+     ("wiht x as (select 1) select * from x", "wiht")],
+)  # fmt: skip
+def test_a_typo_in_the_first_word_is_not_read_as_a_refusal(
+    home: Path, capsys: pytest.CaptureFixture[str], statement: str, word: str
+) -> None:
+    """`hyp query sql "selec 1"` said `only a single SELECT statement is allowed`: a typo read as a policy
+    refusal (cli.md §7.1: a parse error gets exit 2 and a helpful message). Real statements of another kind
+    keep the spec's message (test_ddl_dml_and_two_statements_exit_2)."""
+    code, out, err = call(capsys, "query", "sql", statement)
+    assert (code, out) == (2, "")
+    assert err == f'hyp query sql: "{word}" is not SELECT or WITH: only one read-only SELECT statement can be run\n'

@@ -51,6 +51,9 @@ USAGE = "ai_gateway_usage"
 RELATIONS = (MESSAGES, USAGE)
 
 ONLY_SELECT = "only a single SELECT statement is allowed"
+# A first word that is no SQL statement at all (a typo: `selec 1`) is not refused as a statement of another
+# kind: the message says what was read (cli.md §7.1: a parse error gets the engine's or a helpful message).
+NOT_SELECT = '"{word}" is not SELECT or WITH: only one read-only SELECT statement can be run'
 NO_TABLE_FUNCTIONS = (
     "{name}(…) is not allowed: hyp query sql reads only ai_gateway_messages and ai_gateway_usage (a table "
     "function would read other files, or open a network connection)"
@@ -123,6 +126,16 @@ def _with_retry(fn: Callable[[], _T]) -> _T:
 _FORBIDDEN_WORDS = frozenset(
     {"insert", "update", "delete", "merge", "upsert", "create", "drop", "alter", "truncate", "copy", "attach",
      "detach", "grant", "revoke", "vacuum", "pragma", "into"}
+)  # fmt: skip
+# The first words of SQL statements other than SELECT and WITH (in Polars, DuckDB, PostgreSQL, SQLite, MySQL and
+# Spark SQL): these get ONLY_SELECT; any other first word is read as a typo (NOT_SELECT).
+_STATEMENT_WORDS = _FORBIDDEN_WORDS | frozenset(
+    {"show", "explain", "describe", "desc", "set", "reset", "use", "begin", "start", "commit", "end", "rollback",
+     "abort", "savepoint", "release", "call", "execute", "exec", "prepare", "deallocate", "values", "table",
+     "from", "analyze", "analyse", "load", "install", "export", "import", "checkpoint", "summarize", "replace",
+     "rename", "lock", "unlock", "comment", "refresh", "optimize", "cache", "uncache", "declare", "fetch",
+     "close", "move", "listen", "notify", "unlisten", "discard", "reindex", "cluster", "do", "kill", "handler",
+     "flush", "pivot", "unpivot", "security", "reassign", "msck", "add", "list", "get", "put", "remove"}
 )  # fmt: skip
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 _DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
@@ -206,6 +219,10 @@ def check_select(statement: str) -> str:
     while k < len(words) and words[k] == "(":
         k += 1
     if k >= len(words) or words[k] not in ("select", "with"):
+        if k < len(words) and words[k] not in _STATEMENT_WORDS:
+            _, start, end = lexed[k]  # (toks is lexed without its trailing semicolons)
+            if _WORD.fullmatch(statement[start:end]):  # a bare word, not a literal or a quoted name
+                raise QueryError(NOT_SELECT.format(word=statement[start:end]))
         raise QueryError(ONLY_SELECT)
     for i, t in enumerate(words):
         # A statement keyword anywhere (a data-modifying CTE, SELECT … INTO) is refused; the same word as a
