@@ -402,6 +402,12 @@ def test_cache_status(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     again = json.loads(call(capsys, "cache", "status", "--json")[1])
     assert again["last_compact_at"] > doc["last_compact_at"] and again["last_prune_at"] is not None
     assert "Last prune   never" not in call(capsys, "cache", "status")[1]
+    # text shows the times as `hyp status` does (it printed the raw `2026-11-27T21:15:01.921Z`); JSON keeps ISO
+    text = call(capsys, "cache", "status")[1].splitlines()
+    for label, key in (("Last compact", "last_compact_at"), ("Last prune  ", "last_prune_at")):
+        at = again[key]
+        assert at.endswith("Z") and "T" in at
+        assert f"{label} {at[:10]} {at[11:16]} UTC" in text
 
 
 def test_cache_prune_dry_run_then_real(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

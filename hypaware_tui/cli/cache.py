@@ -20,6 +20,7 @@ from hypaware_tui.cli.output import (
     plural,
     print_json,
     short_path,
+    utc_minute,
     waiting_notice,
 )
 
@@ -141,8 +142,8 @@ def cache_status(
         else:
             line += "nothing older"
         out(line)
-    out(f"Last compact {doc['last_compact_at'] or 'never'}")
-    out(f"Last prune   {doc['last_prune_at'] or 'never'}")
+    for label, at in (("Last compact", doc["last_compact_at"]), ("Last prune  ", doc["last_prune_at"])):
+        out(f"{label} {utc_minute(at) if at else 'never'}")
     if stats.unreadable:
         for p in stats.unreadable:
             err(f"{prog} cache status: unreadable file {p}: damaged or not written by hyp")

@@ -14,7 +14,7 @@ def fmt_int(n: int | None) -> str:
 
 def utc_minute(at: object) -> str:
     """An ISO UTC time (`2026-11-27T14:00:09Z`) as `2026-11-27 14:00 UTC`: the one format of the events and the
-    daemon's times in `hyp status` and `hyp daemon status`."""
+    daemon's times in `hyp status`, `hyp daemon status` and `hyp cache status` (their JSON keeps ISO 8601)."""
     return str(at or "?").replace("T", " ")[:16] + " UTC"
 
 
