@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,6 +252,8 @@ def test_status_text_and_json(
     assert "warning: capture is on but the daemon is not running" in out
     i = lines.index("Recent errors")  # cli.md §6's section name, heading its entries
     assert "codex: boom" in lines[i + 1] and lines[i + 1].startswith(" " * 10)
+    # (the report's one format of times, as in its Daemon and Dataset lines; the JSON keeps ISO 8601)
+    assert re.fullmatch(r" {10}\d{4}-\d\d-\d\d \d\d:\d\d UTC codex: boom", lines[i + 1]), lines[i + 1]
     assert "\x1b[" not in out
 
     with pytest.raises(SystemExit) as info:

@@ -143,7 +143,7 @@ def render_text(report: dict[str, Any]) -> None:
 
     errors = report.get("recent_errors") or []
     if errors:
-        _block("Recent errors", [f"{e['at']} {e['source']}: {e['message']}" for e in errors])
+        _block("Recent errors", [f"{utc_minute(e['at'])} {e['source']}: {e['message']}" for e in errors])
     else:
         _block("Recent errors", ["none"])
 
