@@ -1345,3 +1345,37 @@ def test_hyp_daemon_run_sets_the_allocator_before_polars_loads(tmp_path: Path) -
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["False background_thread:true,narenas:1,tcache:false,narenas:4", "False"]
+
+
+def test_a_symlinked_session_outside_the_watched_folders_is_captured_at_the_next_poll(home: Home) -> None:
+    """A transcript linked from elsewhere (claude.md §1: file symlinks are resolved): its writes go to a folder
+    the daemon does not watch, so no file event came and its new lines waited for the 5-minute safety rescan
+    (175–285 s in a soak, against 6 s for other sessions). Each poll now stats such files, in event mode too."""
+    import time as _time
+
+    record_capture_start(home.layout, ["claude"], 0)
+    target = home.base / "elsewhere" / "s1.jsonl"
+    target.parent.mkdir(parents=True)
+    target.write_text(session_text(S1, 2, T))
+    home.session(S1).symlink_to(target)
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock)
+    try:
+        assert loop.start() is None
+        loop.step()
+        assert home.status()["watch"] == "events"
+        assert len(part_ids(home.layout)) == 3  # the catch-up (the assistant's line has 2 parts)
+        _time.sleep(0.3)  # the watches are in place
+        with target.open("a") as fh:
+            fh.write(claude_line(S1, 2, T + timedelta(minutes=1)))
+        rescan_due = loop.next_rescan
+        deadline = _time.monotonic() + 10
+        while len(part_ids(home.layout)) < 4:
+            assert _time.monotonic() < deadline and clock.monotonic() < rescan_due, "waited for the rescan"
+            clock.advance(1)
+            loop.step()
+            _time.sleep(0.02)
+        assert clock.monotonic() < rescan_due
+    finally:
+        loop.shutdown()
+        loop.close()

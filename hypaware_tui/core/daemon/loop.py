@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +169,9 @@ class ClientState:
         self.by_hash: dict[str, str] = {}  # path_hash -> real path
         self.dirs: dict[str, int] = {}  # directory -> mtime_ns (polling)
         self.stats: dict[str, tuple[int, int]] = {}  # real path -> (size, mtime_ns) (polling)
+        # Files outside the watched folders (a symlinked transcript whose target is elsewhere): no file event
+        # comes for their writes, so each poll stats them, in event mode too (else the 5-minute rescan did)
+        self.outside: list[str] = []
         self.watch_dirs: list[str] = []  # existing, readable directories being watched (real paths)
         self.root_state = "waiting"
         self.need_discover = True
@@ -652,6 +655,7 @@ class DaemonLoop:
         c.by_hash = {f.path_hash: p for p, f in new_files.items()}
         for f in new_files.values():
             c.stats.setdefault(f.path, (f.size, f.mtime_ns))
+        c.outside = [p for p in new_files if not c.owns(p)]
         # discovery failures (unreadable files or directories) are per-file errors
         failed_now = {fe.where: fe for fe in (disc.failed if disc else [])}
         for key in [k for k in c.failing if k.startswith("discover:")]:
@@ -821,6 +825,8 @@ class DaemonLoop:
         if root_changed and self.watcher is not None and not isinstance(self.watcher, PollingWatcher):
             self._restart_watcher()
         if not self._polling():
+            for c in self.clients.values():
+                self._stat_files(c, c.outside, now)
             return
         for c in self.clients.values():
             for d, mtime in c.dirs.items():
@@ -831,17 +837,21 @@ class DaemonLoop:
                 except OSError:
                     c.need_discover = True
                     break
-            pend = self.pending[c.name]
-            for path in c.files:
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    c.need_discover = True
-                    continue
-                sig = (st.st_size, st.st_mtime_ns)
-                if c.stats.get(path) != sig:
-                    c.stats[path] = sig
-                    pend.setdefault(path, _Pending(now, now))
+            self._stat_files(c, c.files, now)
+
+    def _stat_files(self, c: ClientState, paths: Iterable[str], now: float) -> None:
+        """A file whose size or mtime changed since the last look is due; a vanished one asks for discovery."""
+        pend = self.pending[c.name]
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                c.need_discover = True
+                continue
+            sig = (st.st_size, st.st_mtime_ns)
+            if c.stats.get(path) != sig:
+                c.stats[path] = sig
+                pend.setdefault(path, _Pending(now, now))
 
     # ------------------------------------------------------------------------------------------ reading
     def _due_files(self, force: bool) -> list[tuple[ClientState, SourceFile]]:
