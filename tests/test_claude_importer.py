@@ -439,6 +439,33 @@ def test_aside_question_replay_never_duplicates_or_double_counts(tmp_path):
         assert len(own) == 1 and own[0]["output_tokens"] == 6 and own[0]["agent_id"] == mk.AGENT_ASIDE
 
 
+def test_a_response_replayed_whole_by_a_side_question_counts_once_when_the_side_question_comes_first(tmp_path):
+    """When the side question's file replays every line of a parent response (same uuids, the last one under
+    its own request id) and is imported first, the parent's lines are duplicates: the response is stored only as
+    side-chain copies, under two request ids. It counted twice (`msg:req` and `msg:req_btw`); claude.md §11
+    asks for no double-counted tokens whichever file is imported first."""
+    from hypaware_tui.core.dataset import scan_messages
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.query import overview
+    from hypaware_tui.core.storage import Storage
+
+    main, _ = load(MAIN)
+    aside, _ = load(SUB / f"agent-{mk.AGENT_ASIDE}.jsonl")
+    main = [r for r in main if r["message_id"] != U(3)]  # the parent's lines of the response: all replayed
+    counted = {}
+    for order in ("main-first", "aside-first"):
+        layout = Layout(tmp_path / order)
+        with Storage(layout) as storage:
+            for batch in ([main, aside] if order == "main-first" else [aside, main]):
+                storage.commit([dict(r) for r in batch], [])
+        use = usage_view(scan_messages(layout)).collect().filter(pl.col("api_message_id") == "msg_01AAA")
+        assert use.height == 1, (order, use.select("usage_key", "is_sidechain", "output_tokens").rows())
+        assert use["output_tokens"].to_list() == [121]
+        ov = overview(layout, days=0)
+        counted[order] = sum(m.output_tokens or 0 for m in ov.models)
+    assert counted["aside-first"] == counted["main-first"], counted
+
+
 # --------------------------------------------------------------------------------------------- record types
 
 

@@ -1988,9 +1988,10 @@ def _models(codex: pl.DataFrame, claude: pl.DataFrame, in_period: pl.Expr) -> pl
     the period (`in_period`, on `_ts`)."""
     side, api, request = pl.col("_side"), pl.col("api_message_id"), pl.col("request_id")
     main = claude.filter(~side & api.is_not_null())["api_message_id"].unique()
-    usage_key = (
-        pl.when(api.is_not_null() & request.is_not_null()).then(api + ":" + request).otherwise(pl.coalesce(api, "_mid"))
-    )
+    usage_key = (  # (a side chain's own responses by api id alone, as in `schema.usage_view`)
+        pl.when(api.is_not_null() & request.is_not_null() & ~side).then(api + ":" + request)
+        .otherwise(pl.coalesce(api, "_mid"))
+    )  # fmt: skip
     by, descending = _CHOICE_ORDER
     chosen = (
         claude.filter(~(side & api.is_in(main.implode()).fill_null(False)))

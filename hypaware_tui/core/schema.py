@@ -348,7 +348,15 @@ def usage_view(messages: pl.LazyFrame) -> pl.LazyFrame:
     ]  # fmt: skip
 
     claude = carriers.filter(pl.col("client_name") == "claude")
-    has_both = pl.col("api_message_id").is_not_null() & pl.col("request_id").is_not_null()
+    # A side-chain carrier left after the side-chain rule (no main-thread carrier has its api_message_id) is
+    # keyed by api_message_id alone: a side question replays a parent response under its own request id too,
+    # so with the parent's lines stored only as side-chain copies (the side question's file imported first:
+    # the parent's rows are then duplicates), `api:req` and `api:req_btw` counted the response twice.
+    # claude.md §11: no double-counted tokens, whichever file is imported first.
+    has_both = (
+        pl.col("api_message_id").is_not_null() & pl.col("request_id").is_not_null()
+        & ~pl.col("is_sidechain").fill_null(False)
+    )  # fmt: skip
     claude = claude.with_columns(
         usage_key=pl.when(has_both)
         .then(pl.col("api_message_id") + ":" + pl.col("request_id"))
