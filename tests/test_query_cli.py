@@ -796,3 +796,75 @@ def test_a_typo_in_the_first_word_is_not_read_as_a_refusal(
     code, out, err = call(capsys, "query", "sql", statement)
     assert (code, out) == (2, "")
     assert err == f'hyp query sql: "{word}" is not SELECT or WITH: only one read-only SELECT statement can be run\n'
+
+
+EVIL = "\x1b]0;PWNED\x07x\x1b[2J\x9b31m"  # retitle the terminal, clear the screen, a one-character CSI
+
+
+def _evil_rows() -> list[dict]:
+    rows = []
+    for r in shifted_rows():
+        r = dict(r)
+        if r["cwd"] == "/work/other":
+            r["cwd"] = "/work/" + EVIL
+        if r.get("model"):
+            r["model"] = "m" + EVIL
+        if r.get("tool_name"):
+            r["tool_name"] = "t" + EVIL
+        if r.get("content_text"):
+            r["content_text"] = "c" + EVIL
+        rows.append(r)
+    return rows
+
+
+def test_control_characters_from_the_history_never_reach_the_terminal(home: Path) -> None:
+    """A working directory, model, tool name or text in a transcript is anybody's (a web page a tool fetched):
+    its escape sequences went to the terminal raw from `hyp query sql` and `hyp query overview` (the title
+    changed, the screen cleared). Tables and the overview show them as escapes, on a terminal and redirected;
+    JSON and CSV keep the exact text."""
+    with Storage(Layout(home)) as st:
+        st.commit(_evil_rows(), [])
+    shown = "\\x1b]0;PWNED\\x07x\\x1b[2J\\x9b31m"
+    sql = "select cwd, model, tool_name, content_text from ai_gateway_messages where content_text is not null"
+    for args in (("query", "sql", sql), ("query", "overview")):
+        p = run(home, *args)  # redirected
+        assert p.returncode == 0, p.stderr
+        assert "\x1b" not in p.stdout and "\x9b" not in p.stdout and "\x07" not in p.stdout, args
+        assert shown in p.stdout, (args, p.stdout)
+    p = run(home, "query", "sql", "--format", "json", sql)
+    assert any(EVIL in v for row in json.loads(p.stdout) for v in row.values() if isinstance(v, str))
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    for args in (["query", "sql", "select cwd, model from ai_gateway_messages where model is not null"],
+                 ["query", "overview"]):
+        child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", *args], env=env, dimensions=(60, 200),
+                              encoding="utf-8", timeout=60)  # fmt: skip
+        child.expect(pexpect.EOF)
+        assert "PWNED\x07" not in child.before and "\x1b[2J" not in child.before, args
+        assert "\\x1b]0;PWNED" in child.before, (args, child.before)
+
+
+def test_the_wizards_first_look_shows_control_characters_and_markup_as_text(home: Path) -> None:
+    """The Done screen's first look put a model name from a transcript into a Rich table as a string (read as
+    markup) and repos as raw text: `ESC ] 0 ; … BEL` in a working directory retitled the terminal."""
+    from rich.console import Console
+
+    from hypaware_tui.core.query import overview
+    from hypaware_tui.screens.done import DoneScreen
+
+    rows = _evil_rows()
+    for r in rows:
+        if r.get("model"):
+            r["model"] = "[link=https://example.com]m[/link]" + EVIL
+    with Storage(Layout(home)) as st:
+        st.commit(rows, [])
+    ov = overview(Layout(home), days=0)
+    console = Console(width=200, record=True, file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    console.print(DoneScreen._overview_main(ov, 200))
+    console.print(DoneScreen._top_table("Top repos", "sessions", [(r.repo, r.sessions) for r in ov.repos]))
+    raw = console.file.getvalue()
+    assert "PWNED\x07" not in raw and "\x1b[2J" not in raw and "\x9b" not in raw and "\x1b]8;" not in raw
+    text = console.export_text()
+    assert "[link=https://example.com]m[/link]\\x1b]0;PWNED\\x07x\\x1b[2J\\x9b31m" in text, text
+    assert "/work/\\x1b]0;PWNED" in text, text

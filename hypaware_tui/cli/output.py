@@ -22,6 +22,7 @@ from typer._click import types as click_types
 from hypaware_tui.core.fmt import fmt_int as fmt_int  # re-exported: the CLI takes its formats from here
 from hypaware_tui.core.fmt import human_size as human_size
 from hypaware_tui.core.fmt import plural as plural
+from hypaware_tui.core.fmt import printable as printable
 from hypaware_tui.core.fmt import utc_minute as utc_minute
 
 if TYPE_CHECKING:
@@ -97,13 +98,14 @@ def err_console() -> Console:
 
 
 def out(text: str = "") -> None:
-    """One plain line of results on stdout."""
-    sys.stdout.write(text + "\n")
+    """One plain line of results on stdout. Control characters other than line breaks are shown as escapes
+    (`printable`): a line may carry a path or a message from the history, never an escape sequence of ours."""
+    sys.stdout.write(printable(text, newlines=True) + "\n")
 
 
 def err(text: str) -> None:
-    """One plain line on stderr (notices, warnings, errors)."""
-    sys.stderr.write(text + "\n")
+    """One plain line on stderr (notices, warnings, errors), its control characters shown as `out`'s are."""
+    sys.stderr.write(printable(text, newlines=True) + "\n")
     sys.stderr.flush()
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperCommand
 
-from hypaware_tui.cli.output import Days, err, fmt_int, out, out_console, plural, print_json
+from hypaware_tui.cli.output import Days, err, fmt_int, out, out_console, plural, print_json, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -138,8 +138,10 @@ def _table_cell(value: Any) -> str:
 
 
 def _escaped(text: str) -> str:
-    """A cell or a column name on one line (a name is the text of its expression: `select 'a<newline>b'`)."""
-    return text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    """A cell or a column name on one line (a name is the text of its expression: `select 'a<newline>b'`), its
+    control characters shown as escapes (`\\n`, `\\x1b`): a cell is text from the history, and an escape
+    sequence in it acted on the terminal (`ESC [ 2 J` cleared it)."""
+    return printable(text)
 
 
 def fit_widths(natural: list[int], available: int) -> list[int]:
@@ -338,8 +340,8 @@ def render_overview(ov: Overview, console: Console) -> None:
         t = table(("provider", "left"), ("model", "left"), ("input", "right"), ("cached", "right"),
                   ("output", "right"))  # fmt: skip
         for m in ov.models:
-            t.add_row(Text(m.provider or "?"), Text(m.model or "(unknown)"), fmt_int(m.input_tokens),
-                      fmt_int(m.cached_tokens), fmt_int(m.output_tokens))  # fmt: skip
+            t.add_row(Text(printable(m.provider or "?")), Text(printable(m.model or "(unknown)")),
+                      fmt_int(m.input_tokens), fmt_int(m.cached_tokens), fmt_int(m.output_tokens))  # fmt: skip
         show(t)
     else:
         show("  no token usage in this period")
@@ -369,7 +371,7 @@ def render_overview(ov: Overview, console: Console) -> None:
     if ov.repos:
         t = table(("repo", "left"), ("sessions", "right"), ("messages", "right"))
         for r in ov.repos:
-            t.add_row(Text(r.repo), fmt_int(r.sessions), fmt_int(r.messages))
+            t.add_row(Text(printable(r.repo)), fmt_int(r.sessions), fmt_int(r.messages))
         show(t)
     else:
         show("  no working directories recorded")
@@ -378,7 +380,7 @@ def render_overview(ov: Overview, console: Console) -> None:
     if ov.tools:
         t = table(("tool", "left"), ("calls", "right"))
         for tool in ov.tools:
-            t.add_row(Text(tool.tool), fmt_int(tool.calls))
+            t.add_row(Text(printable(tool.tool)), fmt_int(tool.calls))
         show(t)
     else:
         show("  no tool calls in this period")

@@ -1,11 +1,29 @@
 """Human formats shared by every front end (the CLI, the wizard and the plan text), so one figure reads the
 same everywhere: `plural` (`1 session`, `2 sessions`), `fmt_int` (`1,234`), `utc_minute`
-(`2026-11-27 14:00 UTC`).
+(`2026-11-27 14:00 UTC`), and `printable` for text from the history shown on a terminal.
 
 No Textual or Rich here (the core renders the `hyp init` summary with these).
 """
 
 from __future__ import annotations
+
+import re
+
+# C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts a sequence, U+009B is a one-character CSI)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` with its control characters written as escapes (`\\n`, `\\x1b`), for a terminal. Text from the
+    history (a cell, a working directory, a model or tool name) is anybody's: a web page a tool fetched can hold
+    `ESC ] 0 ; … BEL`, which retitled the terminal from the wizard's first look, or `ESC [ 2 J`, which cleared
+    it from `hyp query sql`. JSON and CSV keep the exact text. `newlines`: keep line breaks (a message)."""
+    pattern = _KEEP_NEWLINES if newlines else _CONTROL
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
 
 
 def fmt_int(n: int | None) -> str:

@@ -18,7 +18,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Static
 
-from hypaware_tui.core.fmt import plural
+from hypaware_tui.core.fmt import plural, printable
 from hypaware_tui.core.plan import (
     InitResult,
     capture_line,
@@ -220,8 +220,10 @@ class DoneScreen(WizardScreen):
         for name, justify in (("Tokens per model", "left"), ("Input", "right"), ("Cached", "right"), ("Output", "right")):
             models.add_column(name, justify=justify, no_wrap=True)
         for m in ov.models[:5]:
-            models.add_row(m.model or f"({m.provider or 'unknown'})", compact_number(m.input_tokens),
-                           compact_number(m.cached_tokens), compact_number(m.output_tokens))
+            # (a Text, not a str: a model name from a transcript is neither Rich markup nor terminal control codes)
+            name = Text(printable(m.model or f"({m.provider or 'unknown'})"))
+            models.add_row(name, compact_number(m.input_tokens), compact_number(m.cached_tokens),
+                           compact_number(m.output_tokens))
         outer.add_row(models)
         counts = [d.sessions for d in ov.days]
         label = "Sessions per day  "
@@ -246,7 +248,7 @@ class DoneScreen(WizardScreen):
         table.add_column(title, overflow="ellipsis", max_width=28)
         table.add_column(unit, justify="right", no_wrap=True)
         for name, n in items[:5]:
-            table.add_row(Text(name, no_wrap=True, overflow="ellipsis"), f"{n:,}")
+            table.add_row(Text(printable(name), no_wrap=True, overflow="ellipsis"), f"{n:,}")
         return table
 
     def action_scroll_body(self, lines: int) -> None:
