@@ -224,3 +224,47 @@ def test_codex_call_with_a_huge_integer_in_its_arguments_and_output(tmp_path):
     (result,) = [r for r in rows if r["part_type"] == "tool_result"]
     assert call["tool_args"] == '{"cmd":"ls","n":' + str(HUGE) + "}"
     assert "QUJD" not in result["content_text"] and json.loads(result["content_text"])["id"] == HUGE
+
+
+# --- nesting: the same answer on every Python version ---------------------------------------------------------
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+def _deep_in_the_stack(frames: int, fn):
+    """`fn()` called `frames` Python frames down (an importer runs deep in a worker, the wizard or the daemon)."""
+    return fn() if frames == 0 else _deep_in_the_stack(frames - 1, fn)
+
+
+def test_the_stdlib_fallback_nests_as_deep_as_orjson_on_every_python():
+    """orjson reads 1,024 levels. The stdlib's limit is the interpreter's: about 990 levels on 3.11 (fewer deeper
+    in a call stack), thousands on 3.13. A line nested 1,000 deep was malformed on 3.11 and imported on 3.13,
+    and one of 2,000 (which orjson refuses) the other way round: rows depended on the Python version."""
+    from hypaware_tui.core.schema import canonical_json, stdlib_loads
+
+    assert _deep_in_the_stack(300, lambda: stdlib_loads(_nested(1024))) is not None
+    for depth in (1025, 2000, 50_000):
+        with pytest.raises(ValueError, match="nested too deeply"):
+            _deep_in_the_stack(300, lambda depth=depth: stdlib_loads(_nested(depth)))
+    value = json.loads(_nested(900))
+    assert _deep_in_the_stack(300, lambda: canonical_json({"a": value})) == '{"a":' + _nested(900) + "}"
+
+
+def test_a_tool_input_nested_a_thousand_deep_is_imported(tmp_path: Path):
+    lines = [
+        {"type": "user", "sessionId": "s1", "uuid": "u1", "timestamp": "2026-11-27T10:00:00Z",
+         "message": {"role": "user", "content": "hi"}},
+        {"type": "assistant", "sessionId": "s1", "uuid": "u2", "timestamp": "2026-11-27T10:00:01Z",
+         "message": {"id": "m1", "role": "assistant", "model": "x", "usage": {"input_tokens": 1, "output_tokens": 2},
+                     "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"a": "NESTED"}}]}},
+        {"type": "user", "sessionId": "s1", "uuid": "u3", "timestamp": "2026-11-27T10:00:02Z",
+         "message": {"role": "user", "content": "after"}},
+    ]
+    text = "".join(json.dumps(line) + "\n" for line in lines).replace('"NESTED"', _nested(1010))
+    path = tmp_path / "11111111-1111-4111-8111-111111111111.jsonl"
+    path.write_text(text)
+    rows, stats = _deep_in_the_stack(200, lambda: import_file(ClaudeImporter(), path))
+    assert [r["message_id"] for r in rows] == ["u1", "u2", "u3"], stats.lines_skipped
+    assert rows[1]["tool_args"] == '{"a":' + _nested(1010) + "}"

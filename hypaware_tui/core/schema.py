@@ -7,12 +7,13 @@ epoch in UTC; `frame_from_rows` turns them into `Datetime("us", "UTC")`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -192,15 +193,58 @@ def canonical_json_bytes(value: Any) -> bytes:
     return _stdlib_json(value).encode("utf-8", "surrogatepass")
 
 
+#: orjson's nesting limit, which the stdlib paths (`stdlib_loads`, `stdlib_dumps`) hold to on every Python: the
+#: stdlib's own limit is the interpreter's (about 990 levels on 3.11 at most, less deep in a call stack; over
+#: 5,000 on 3.13), so the same line nested 1,000 deep was malformed on 3.11 and imported on 3.13.
+JSON_DEPTH = 1024
+_depth_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def _depth_room() -> Iterator[None]:
+    """Room for `JSON_DEPTH` levels of the stdlib's JSON recursion below the current frame (3.11 counts them
+    against the Python recursion limit). Serialised: the limit is the process's."""
+    with _depth_lock:
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(old + JSON_DEPTH + 100)
+        try:
+            yield
+        finally:
+            sys.setrecursionlimit(old)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` arrays and objects (orjson's count: 1,024 `[` pass, 1,025 not)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if v.__class__ is dict else v
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if c.__class__ is dict or c.__class__ is list)
+    return False
+
+
 def stdlib_loads(text: str) -> Any:
     """`text` as the stdlib's `json.loads` reads it (claude.md §2 rule 3: integers of any size exact), refusing
-    what orjson refuses for good: NaN and Infinity (not JSON) and a float beyond the double range. The one
-    fallback of the importers and of `hyp query` where orjson refuses a text or widens its integers. Raises
-    ValueError (nesting deeper than the stdlib reads included)."""
+    what orjson refuses for good: NaN and Infinity (not JSON), a float beyond the double range, and nesting
+    deeper than `JSON_DEPTH`, on every Python version. The one fallback of the importers and of `hyp query`
+    where orjson refuses a text or widens its integers. Raises ValueError."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        with _depth_room():
+            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise ValueError("nested too deeply") from exc
+    if (value.__class__ is dict or value.__class__ is list) and _deeper_than(value, JSON_DEPTH):
+        raise ValueError("nested too deeply")
+    return value
+
+
+def stdlib_dumps(value: Any) -> str:
+    """schema.md §3.3's canonical text by the stdlib (`json.dumps`, sorted keys, no spaces, no ASCII escaping),
+    with room for `JSON_DEPTH` levels on every Python version."""
+    with _depth_room():
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _reject_constant(name: str) -> Any:
@@ -230,11 +274,11 @@ def _stdlib_json(value: Any) -> str:
     `json.loads` (claude.md §2 rule 3) keeps it. Such a float is 2**63 or more in magnitude, which `repr`
     writes with an exponent: only a text holding "e+" asks `exact_numbers` (a float in a value already costs
     this path; no other value pays anything)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = stdlib_dumps(value)
     if "e+" in text and exact_numbers is not None:
         exact = exact_numbers(value)
         if exact is not value:
-            return json.dumps(exact, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            return stdlib_dumps(exact)
     return text
 
 

@@ -20,7 +20,6 @@ Timestamps are integers (µs since the epoch, UTC).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import stat
@@ -35,7 +34,13 @@ import orjson
 
 from hypaware_tui.core import schema
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.schema import SURROGATE_ESCAPE, canonical_json, plain_json_types, stdlib_loads
+from hypaware_tui.core.schema import (
+    SURROGATE_ESCAPE,
+    canonical_json,
+    plain_json_types,
+    stdlib_dumps,
+    stdlib_loads,
+)
 from hypaware_tui.core.timeutil import us_to_date
 
 Row = dict[str, Any]
@@ -580,13 +585,13 @@ def dumps_state(state: Any) -> str:
     try:
         return orjson.dumps(state, option=orjson.OPT_SORT_KEYS).decode()
     except TypeError:  # (orjson.JSONEncodeError is TypeError)
-        return " " + json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return " " + stdlib_dumps(state)
 
 
 def loads_state(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
-    value = json.loads(text) if text[0] == " " else orjson.loads(text)
+    value = stdlib_loads(text[1:]) if text[0] == " " else orjson.loads(text)
     return value if isinstance(value, dict) and value else None
 
 
