@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_daemon_support import Home, stop
+from test_daemon_support import Home, now_utc, session_text, stop
 
 from hypaware_tui.cli.app import main
 from hypaware_tui.core.daemon import control, service
@@ -664,3 +664,35 @@ def test_status_after_a_clean_stop_is_not_watching_and_says_how_to_start(
                         "the daemon"), lines
     home.layout.config.unlink()
     assert _lines(run_cli(capsys, "daemon", "status")[1])[1] == "Next            hyp init"
+
+
+def test_start_with_relative_client_roots_watches_the_folders_meant_here(
+    home: Home, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`CLAUDE_CONFIG_DIR=claude hyp daemon start`: the backfill read ./claude, but the detached daemon runs in
+    `/` and was handed the relative value as it was, so it waited for /claude and captured nothing, saying
+    nothing (status running, the clients `waiting`). It gets the roots the importers resolve here."""
+    work = home.base / "work"
+    (work / "claude" / "projects" / "-p").mkdir(parents=True)
+    (work / "codex" / "sessions").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", "claude")
+    monkeypatch.setenv("CODEX_HOME", "codex")
+    home.write_config(capture={"poll_seconds": 0.5, "flush_seconds": 0.5}, clients={"claude": True, "codex": True})
+    code, out, err = run_cli(capsys, "daemon", "start")
+    assert code == 0, err + home.log_text()
+    home.wait_state("running")
+    (work / "claude" / "projects" / "-p" / "s1.jsonl").write_text(session_text("s1-relative", 4, now_utc()))
+
+    def status_lines() -> list[str]:
+        return _lines(run_cli(capsys, "daemon", "status")[1])
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(ln.startswith("  claude   watching      rows 6  ")
+                                                  for ln in status_lines()):
+        time.sleep(0.2)
+    lines = status_lines()
+    assert any(ln.startswith("  claude   watching      rows 6  ") for ln in lines), lines + [home.log_text()]
+    assert any(ln.startswith("  codex    watching") for ln in lines), lines
+    assert run_cli(capsys, "daemon", "stop")[0] == 0
+    _reap()

@@ -214,6 +214,27 @@ def test_dry_runs_write_nothing_and_call_no_manager(home: Home, fake: FakeServic
     assert fake.calls == [] and fake.unit_path.read_text() == unit
 
 
+def test_install_writes_the_client_roots_made_absolute(home: Home, fake: FakeServiceManager,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`CLAUDE_CONFIG_DIR=claude` and `CODEX_HOME=~/codex` went into the unit as they were: the service runs
+    elsewhere (a relative root names another folder) and systemd does not expand `~`. The unit gets what the
+    importers resolve here: each entry of a list, `~` expanded, made absolute."""
+    work = home.base / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", " claude , ~/more,, ./claude/")
+    monkeypatch.setenv("CODEX_HOME", "~/codex")
+    code, out, err = run_cli(capsys, "daemon", "install", "--dry-run")
+    assert code == 0, err
+    assert f'Environment="CLAUDE_CONFIG_DIR={work}/claude,{home.home}/more"' in out.splitlines(), out
+    assert f'Environment="CODEX_HOME={home.home}/codex"' in out.splitlines(), out
+    assert run_cli(capsys, "daemon", "install")[0] == 0
+    text = fake.unit_path.read_text()
+    assert f'Environment="CLAUDE_CONFIG_DIR={work}/claude,{home.home}/more"' in text.splitlines()
+    assert f'Environment="CODEX_HOME={home.home}/codex"' in text.splitlines()
+
+
 def test_uninstall(home: Home, fake: FakeServiceManager, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "daemon", "uninstall")
     assert (code, out.strip()) == (0, "not installed")

@@ -407,8 +407,34 @@ def daemon_argv(python: str | None = None) -> list[str]:
     return [python or sys.executable, "-m", "hypaware_tui", "daemon", "run"]
 
 
+# The variables that name client roots, and the importer that reads each (claude.md §1, codex.md §1).
+CLIENT_ROOT_ENV = {"CLAUDE_CONFIG_DIR": "claude", "CODEX_HOME": "codex"}
+
+
+def client_root_env(env: Mapping[str, str]) -> dict[str, str]:
+    """`CLAUDE_CONFIG_DIR` / `CODEX_HOME`, those set to something, as the importers resolve them here and now:
+    each entry `~`-expanded and made absolute against this process's working directory, by the importer's own
+    `roots()` (a comma-separated list stays one, de-duplicated as the importer does). For a daemon that runs
+    elsewhere: the detached one runs in `/` and a service wherever its manager puts it, so a relative value
+    (`CLAUDE_CONFIG_DIR=claude`) passed on as it is named another folder, and the daemon waited for it
+    silently while the backfill had read the right one. A value that names no root (`,`) is kept as it is."""
+    from hypaware_tui.importers import get_importer
+
+    out: dict[str, str] = {}
+    for var, client in CLIENT_ROOT_ENV.items():
+        raw = env.get(var)
+        if not raw or not raw.strip():  # (unset, for the importers: their defaults apply)
+            continue
+        roots = get_importer(client).roots(None, env)
+        out[var] = ",".join(roots) if roots else raw
+    return out
+
+
 def child_env(layout: Layout, env: Mapping[str, str], mode: str = "detached") -> dict[str, str]:
+    """The environment of a detached daemon: `env` with HYP_HOME and the client roots made absolute (it runs
+    in `/`, not here), and its mode."""
     out = dict(env)
+    out.update(client_root_env(env))
     out["HYP_HOME"] = str(layout.home)
     out[MODE_ENV] = mode
     return out

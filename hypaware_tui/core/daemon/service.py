@@ -59,7 +59,12 @@ class UnitSpec:
 
 def unit_spec(python: str, hyp_home: str | os.PathLike[str], log_path: str | os.PathLike[str],
               env: Mapping[str, str]) -> UnitSpec:
-    extra = {k: env[k] for k in PASSED_ENV if env.get(k)}
+    """`CLAUDE_CONFIG_DIR` / `CODEX_HOME` when set, made absolute as the importers resolve them from here
+    (daemon.md §8): the service runs in another directory, and neither systemd nor launchd expands `~`."""
+    from hypaware_tui.core.daemon.control import client_root_env
+
+    roots = client_root_env(env)
+    extra = {k: roots[k] for k in PASSED_ENV if k in roots}
     return UnitSpec(python=python, hyp_home=os.fspath(hyp_home), log_path=os.fspath(log_path), env=extra)
 
 
