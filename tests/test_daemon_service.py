@@ -304,3 +304,54 @@ def test_systemd_quoting_of_odd_paths() -> None:
     text = render_systemd_unit(spec)
     assert unit_command(text).startswith('"/opt/my \\"py\\"/100%%/python" "-m"')
     assert unit_hyp_home("systemd", text) == "/home/a b/.hyp"
+
+
+def test_systemd_quoting_of_dollars_tabs_and_line_separators() -> None:
+    """ExecStart= expands `$NAME` (a literal `$` is `$$`); the HYP_HOME read back from a unit is the one written,
+    whatever it holds (a tab, U+2028, which str.splitlines took for a line end, backslashes and quotes)."""
+    home = '/home/a\tb\u2028c\\"d%/.hyp'
+    spec = unit_spec("/opt/$HOME/python", home, home + "/logs/daemon.log", {})
+    text = render_systemd_unit(spec)
+    assert unit_command(text).startswith('"/opt/$$HOME/python" "-m"')
+    assert unit_hyp_home("systemd", text) == home
+
+
+@pytest.mark.parametrize("kind", ["systemd", "launchd"])
+def test_install_refuses_a_path_the_unit_cannot_hold(home: Home, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """A line break in HYP_HOME went raw into `Environment="HYP_HOME=…"` and `StandardOutput=append:…`, which
+    systemd reads to the end of the line (another HYP_HOME, another log file, a broken unit). systemd cannot
+    name that log file at all; launchd cannot hold a carriage return or an escape. Install says so and writes
+    nothing, the dry run too."""
+    mgr = FakeServiceManager(home.home / f"unit.{kind}", kind=kind)
+    service.set_service_manager_factory(lambda: mgr)
+    try:
+        bad = "\n" if kind == "systemd" else "\r"
+        odd = home.base / f"hyp{bad}X"
+        odd.mkdir()
+        (odd / "hypaware-config.json").write_text(home.layout.config.read_text())
+        monkeypatch.setenv("HYP_HOME", str(odd))
+        shown = str(odd).replace(bad, "\\n" if kind == "systemd" else "\\r")
+        why = ("contains a line break, and a systemd unit names the daemon's log file in it verbatim on one line "
+               "(StandardOutput=append:)" if kind == "systemd" else "contains a carriage return, which a launchd "
+               "agent cannot hold")
+        unit = "systemd unit" if kind == "systemd" else "launchd agent"
+        for args in (("daemon", "install", "--dry-run"), ("daemon", "install")):
+            code, out, err = run_cli(capsys, *args)
+            assert (code, out) == (1, ""), out
+            assert err == (f"hyp daemon install: cannot write the {unit}: HYP_HOME {shown} {why}. Use a "
+                           "path without it, or start capture with hyp daemon start (it needs no unit)\n")
+        assert mgr.calls == [] and not mgr.unit_path.exists()
+        # a control character in a client root too; a line break there is fine in a plist
+        monkeypatch.setenv("HYP_HOME", str(home.hyp))
+        monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/x/a\x1bb")
+        code, _, err = run_cli(capsys, "daemon", "install", "--dry-run")
+        assert code == 1 and (f"CLAUDE_CONFIG_DIR /x/a\\x1bb contains the control character \\x1b, which a "
+                              f"{unit} cannot hold") in err, err
+        if kind == "launchd":
+            monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/x/a\nb")
+            assert run_cli(capsys, "daemon", "install")[0] == 0
+            doc = plistlib.loads(mgr.unit_path.read_bytes())
+            assert doc["EnvironmentVariables"]["CLAUDE_CONFIG_DIR"] == "/x/a\nb"
+    finally:
+        service.set_service_manager_factory(None)

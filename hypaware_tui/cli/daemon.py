@@ -285,6 +285,7 @@ def daemon_install(
         platform_kind,
         render_unit,
         unit_hyp_home,
+        unit_problem,
         unit_spec,
     )
 
@@ -300,6 +301,9 @@ def daemon_install(
     if ephemeral_reason(interpreter):
         _fail(EPHEMERAL)
     spec = unit_spec(interpreter, layout.home, layout.daemon_log, os.environ)
+    problem = unit_problem(kind, spec)  # (a dry run too: it shows what install would write)
+    if problem is not None:
+        _fail(f"cannot write the {'systemd unit' if kind == 'systemd' else 'launchd agent'}: {problem}")
     text = render_unit(kind, spec)
     if dry_run:
         out(f"Unit      {mgr.unit_path}")

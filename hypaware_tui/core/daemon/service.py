@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import plistlib
+import re
 import shutil
 import subprocess
 import sys
@@ -70,16 +71,71 @@ def unit_spec(python: str, hyp_home: str | os.PathLike[str], log_path: str | os.
 
 # --------------------------------------------------------------------------------------------- rendering
 
+# What a unit cannot hold. systemd: a line break or another control character (tab aside) in a value. The unit
+# names the daemon's log file verbatim to the end of its line (`StandardOutput=append:` takes no quotes or
+# escapes), and older systemd versions ignore an `Environment=` value with any control character but tab (a
+# daemon started without its HYP_HOME, or watching the default roots instead of CLAUDE_CONFIG_DIR's). launchd:
+# the C0 control characters but tab and line feed, which XML 1.0 cannot write at all (plistlib refuses them,
+# and silently turns a carriage return into a line feed, another path).
+_SYSTEMD_UNHOLDABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_LAUNCHD_UNHOLDABLE = re.compile("[\x00-\x08\x0b-\x1f]")
+_NO_UNIT = "start capture with hyp daemon start (it needs no unit)"
 
-def _systemd_quote(value: str) -> str:
-    """A double-quoted systemd word: backslash and quote escaped, `%` doubled (specifier escape)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+def _shown(value: str) -> str:
+    """A value for a message: undecodable bytes as `\xff`, control characters as escapes (`\n`)."""
+    from hypaware_tui.core.fmt import printable
+
+    return printable(value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+
+
+def unit_problem(kind: str, spec: UnitSpec) -> str | None:
+    """Why `spec` cannot be written as a `kind` unit, or None. The words name the value and what to do."""
+    unit, unholdable = (("a systemd unit", _SYSTEMD_UNHOLDABLE) if kind == "systemd"
+                        else ("a launchd agent", _LAUNCHD_UNHOLDABLE))
+    values = [("the interpreter path", spec.python), ("HYP_HOME", spec.hyp_home),
+              *((k, v) for k, v in spec.env.items())]
+    for name, value in values:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return (f"{name} {_shown(value)} is not valid UTF-8, and {unit} is UTF-8 text. Use a path that is, or "
+                    f"{_NO_UNIT}")
+        m = unholdable.search(value)
+        if m is None:
+            continue
+        what = {"\n": "a line break", "\r": "a carriage return"}.get(m.group()) or \
+            f"the control character {_shown(m.group())}"
+        why = (", and a systemd unit names the daemon's log file in it verbatim on one line "
+               "(StandardOutput=append:)" if name == "HYP_HOME" and kind == "systemd" and m.group() in "\r\n"
+               else f", which {unit} cannot hold")
+        return f"{name} {_shown(value)} contains {what}{why}. Use a path without it, or {_NO_UNIT}"
+    return None
+
+
+def _systemd_quote(value: str, *, command: bool = False) -> str:
+    """A double-quoted systemd word: backslash and quote escaped, `%` doubled (specifier escape); in a
+    `command` line `$` doubled too (ExecStart= expands `$NAME`; `$$` is a literal `$`). The value holds no
+    control character but tab (`unit_problem`)."""
+    text = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return '"' + (text.replace("$", "$$") if command else text) + '"'
+
+
+def _systemd_unquote(word: str) -> str:
+    """`_systemd_quote`'s value back (reading an installed unit): `%%`, then the backslash escapes."""
+    word = word.replace("%%", "%")
+    if not (len(word) >= 2 and word.startswith('"') and word.endswith('"')):
+        return word
+    return re.sub(r"\\(.)", r"\1", word[1:-1])
 
 
 def render_systemd_unit(spec: UnitSpec) -> str:
-    exec_start = " ".join(_systemd_quote(a) for a in spec.argv)
+    problem = unit_problem("systemd", spec)
+    if problem is not None:
+        raise ValueError(problem)
+    exec_start = " ".join(_systemd_quote(a, command=True) for a in spec.argv)
     env_lines = "\n".join(f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in spec.environment.items())
-    log = spec.log_path.replace("%", "%%")
+    log = spec.log_path.replace("%", "%%")  # (taken verbatim to the end of the line: no quotes, no escapes)
     return (
         "# Written by hyp daemon install. Remove with hyp daemon uninstall.\n"
         "[Unit]\n"
@@ -100,6 +156,9 @@ def render_systemd_unit(spec: UnitSpec) -> str:
 
 
 def render_launchd_plist(spec: UnitSpec) -> str:
+    problem = unit_problem("launchd", spec)
+    if problem is not None:
+        raise ValueError(problem)
     doc = {
         "Label": LAUNCHD_LABEL,
         "ProgramArguments": spec.argv,
@@ -132,12 +191,10 @@ def unit_hyp_home(kind: str, text: str) -> str | None:
         env = doc.get("EnvironmentVariables") if isinstance(doc, dict) else None
         value = env.get("HYP_HOME") if isinstance(env, dict) else None
         return value if isinstance(value, str) else None
-    for line in text.splitlines():
+    for line in text.split("\n"):  # (systemd's lines: not str.splitlines, which also splits at U+2028 and more)
         line = line.strip()
         if line.startswith("Environment="):
-            value = line[len("Environment="):].strip()
-            if value.startswith('"') and value.endswith('"'):
-                value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\").replace("%%", "%")
+            value = _systemd_unquote(line[len("Environment="):].strip())
             if value.startswith("HYP_HOME="):
                 return value[len("HYP_HOME="):]
     return None
