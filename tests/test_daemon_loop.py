@@ -926,6 +926,55 @@ def test_an_unexpected_failure_keeps_its_traceback_in_the_log_not_on_the_termina
     assert home.status()["last_error"]["message"] == "the capture daemon failed: TypeError: boom (test)"
 
 
+def test_an_error_naming_a_source_file_is_logged_and_stored_without_its_path(
+    home: Home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OSError's text names its file (`[Errno 13] Permission denied: '/…/projects/p/s.jsonl'`): an unexpected
+    one reached the log (its traceback too), the terminal and the status with the raw source path, which none of
+    them may hold (storage.md §10). The path becomes `<a path in the claude history folder>`; HYP_HOME's stay."""
+    from hypaware_tui.core.daemon.loop import run_daemon
+
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    source = str(f)
+
+    def explode(self: DaemonLoop) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", source)
+
+    monkeypatch.setattr(DaemonLoop, "catch_up", explode)
+    monkeypatch.delenv("HYP_DEBUG", raising=False)
+    env = {k: v for k, v in home.env.items() if k != "HYP_DAEMON_MODE"}
+    assert run_daemon(home.layout, once=True, env=env) == 1
+    err = capsys.readouterr().err
+    said = "the capture daemon failed: [Errno 13] Permission denied: <a path in the claude history folder>"
+    assert f"hyp daemon run: {said} (traceback in {home.layout.daemon_log})" in err, err
+    log_text = home.layout.daemon_log.read_text()
+    assert said in log_text and "Traceback (most recent call last)" in log_text
+    assert "PermissionError: [Errno 13] Permission denied: <a path in the claude history folder>" in log_text
+    assert home.status()["last_error"]["message"] == (
+        "the capture daemon failed: PermissionError: [Errno 13] Permission denied: <a path in the claude history "
+        "folder>")
+    for text in (err, log_text, home.layout.daemon_status.read_text()):
+        assert source not in text and str(home.claude) not in text, text
+
+    # a listing that fails with a path in its text: the status names none either
+    monkeypatch.undo()
+
+    def bad_discover(self: ClaudeImporter, roots: list[str]) -> object:
+        raise ValueError(f"cannot list {source!r}, nor {home.claude}/projects/x y.jsonl")
+
+    monkeypatch.setattr(ClaudeImporter, "discover", bad_discover)
+    loop = DaemonLoop(home.layout, env=home.env, clock=FakeClock(), watcher_factory=PollingWatcher)
+    try:
+        assert loop.start() is None
+        assert home.status()["clients"]["claude"]["last_error"]["message"] == (
+            "claude: could not list the history files: ValueError: cannot list <a path in the claude history "
+            "folder>, nor <a path in the claude history folder>")
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 class FaultyClaude(ClaudeImporter):
     bad: set[str] = set()
 

@@ -427,3 +427,31 @@ def test_declined_import_then_daemon_then_backfill_imports_the_older_history(tmp
     assert_matches_backfill(home, tmp_path)
     r = home.hyp_cmd("backfill")
     assert r.returncode == 0 and "Nothing new to import" in r.stdout, r.stdout + r.stderr
+
+
+def test_an_undecodable_file_name_puts_no_path_in_the_log_and_capture_goes_on(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 under projects/ stops watchfiles with `Unable to decode path
+    "/…/projects/-bad\\xFF\\xFE dir\\nnl/sess\\xFF.jsonl" to string`. The daemon polls instead (fine), but logged
+    that text, a raw source path (storage.md §10: the log and status hold none). It says what happened."""
+    home = Home(tmp_path, capture=FAST)
+    f1 = home.session(S1)
+    f1.write_text(session_text(S1, 2, now_utc()))
+    proc = home.spawn_daemon()
+    try:
+        assert home.wait_state("running", pid=proc.pid)["watch"] == "events"
+        bad_dir = os.path.join(os.fsencode(home.claude / "projects"), b"-bad\xff\xfe dir\nnl")
+        os.mkdir(bad_dir)
+        with open(os.path.join(bad_dir, b"sess\xff.jsonl"), "wb") as fh:
+            fh.write(session_text(S2, 2, now_utc()).encode())
+        assert wait_for(lambda: (home.status() or {}).get("watch") == "polling", 15), home.log_text()
+        append(f1, claude_line(S1, 2, now_utc()))
+        assert wait_for(lambda: rows_now(home) == 3 + 3 + 1, 15), home.log_text()  # both sessions, and the append
+    finally:
+        assert stop(proc) == 0
+    log = home.layout.daemon_log.read_text(errors="replace")
+    terminal = (tmp_path / "daemon-stderr.log").read_text(errors="replace")
+    said = ("file watching failed (WatchfilesRustInternalError: a file name could not be decoded (it is not valid "
+            "UTF-8)); polling every 0.5 s instead")
+    assert said in log and said in terminal, log
+    for text in (log, terminal, home.layout.daemon_status.read_text()):
+        assert str(home.claude) not in text and "-bad" not in text and "sess" not in text, text

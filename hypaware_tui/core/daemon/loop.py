@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import select
 import signal
 import sys
@@ -33,7 +34,7 @@ from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB,
 from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, memory, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
-from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, make_watcher
+from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, describe_watch_error, make_watcher
 from hypaware_tui.core.paths import Layout, file_size_cause, likely_file_size_cause, set_umask
 from hypaware_tui.core.schema import SchemaError
 from hypaware_tui.core.timeutil import parse_iso_us
@@ -160,6 +161,7 @@ class ClientState:
         self.importer = importer
         self.config_root = config_root
         self.roots: list[str] = list(importer.roots(config_root, env))
+        self.root_places: set[str] = {p for r in self.roots for p in (r, os.path.realpath(r))}
         subdirs = getattr(importer, "watch_subdirs", None)
         self.subdirs: tuple[str, ...] = tuple(subdirs) if subdirs is not None else WATCH_SUBDIRS.get(name, ("",))
         accept = getattr(importer, "watch_accept", None) or WATCH_ACCEPT.get(name)
@@ -222,6 +224,10 @@ class ClientState:
     def accepts(self, path: str) -> bool:
         return self.accept_name(os.path.basename(path))
 
+    def places(self) -> set[str]:
+        """Its roots as given and as real paths, and the folders it watches: a path under one is a source path."""
+        return self.root_places | set(self.watch_dirs)
+
     def owns(self, path: str) -> bool:
         return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in self.watch_dirs)
 
@@ -252,6 +258,32 @@ def _walk_dirs(top: str) -> dict[str, int]:
         except OSError:
             continue
     return out
+
+
+def scrub_paths(text: str, places: Mapping[str, str], keep: str | None = None) -> str:
+    """`text` with every path under one of `places` (a folder -> its client's name) replaced by `<a path in the
+    NAME history folder>`: the daemon's log and status hold no raw source path (storage.md §10). A quoted path
+    (Python's repr, Rust's Debug: they start at the root) goes whole, quotes and all; a bare one up to a quote,
+    a bracket, a comma, a semicolon or the end of the line (spaces included: a path may hold them, and a few
+    words too many gone are better than part of a path left). A path under `keep` (HYP_HOME, when a client root
+    holds it) stays: it is not a source."""
+    roots = sorted((p for p in places if p and p != os.sep), key=len, reverse=True)
+    if not text or not roots:
+        return text
+    alt = "|".join(re.escape(r) for r in roots)
+    pattern = re.compile(rf"'(?:{alt})(?:[^'\\\n]|\\.)*'"
+                         rf"|\"(?:{alt})(?:[^\"\\\n]|\\.)*\""
+                         rf"|(?:{alt})[^'\"\n,;()\[\]{{}}<>]*")
+
+    def replace(m: re.Match[str]) -> str:
+        found = m.group()
+        bare = found[1:-1] if found[0] in "'\"" else found
+        if keep and (bare == keep or bare.startswith(keep.rstrip(os.sep) + os.sep)):
+            return found
+        name = next((places[r] for r in roots if r in found), "client")
+        return f"<a path in the {name} history folder>" + found[len(found.rstrip()):]  # (a bare one's spaces)
+
+    return pattern.sub(replace, text)
 
 
 # --------------------------------------------------------------------------------------------- the loop
@@ -347,8 +379,13 @@ class DaemonLoop:
     def _now_iso(self) -> str:
         return control.utc_iso(self.clock.time())
 
+    def scrub(self, text: str) -> str:
+        """`text` without a raw source path (storage.md §10), for the status and the log (`scrub_paths`)."""
+        places = {p: c.name for c in self.clients.values() for p in c.places()}
+        return scrub_paths(text, places, keep=str(self.layout.home))
+
     def _error(self, message: str, client: ClientState | None = None) -> None:
-        err = {"at": self._now_iso(), "message": message}
+        err = {"at": self._now_iso(), "message": self.scrub(message)}
         self.last_error = err
         if client is not None:
             client.last_error = err
@@ -542,7 +579,7 @@ class DaemonLoop:
             try:
                 self.watcher = self._watcher_factory()
             except Exception as exc:  # noqa: BLE001
-                log.warning("file watching is unavailable (%s); polling instead", exc)
+                log.warning("file watching is unavailable (%s); polling instead", describe_watch_error(exc))
                 self.watcher = PollingWatcher()
             if self._polling():
                 for c in self.clients.values():
@@ -572,7 +609,7 @@ class DaemonLoop:
         try:
             w.start(dirs, accept, self._on_paths)
         except Exception as exc:  # noqa: BLE001
-            self._fallback_to_polling(f"{type(exc).__name__}: {exc}")
+            self._fallback_to_polling(describe_watch_error(exc))
             return
         self._status_dirty = True
 
@@ -632,7 +669,8 @@ class DaemonLoop:
             disc = c.importer.discover(roots) if roots else None
         except Exception as exc:  # noqa: BLE001
             c.discovered_ok = False
-            self._error(f"{c.name}: could not list the history files: {type(exc).__name__}: {exc}", c)
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc  # (not its file names)
+            self._error(f"{c.name}: could not list the history files: {type(exc).__name__}: {why}", c)
             return
         now = self.clock.monotonic()
         new_files: dict[str, SourceFile] = {}
@@ -1388,6 +1426,27 @@ def _known_failure(exc: BaseException) -> str | None:
 # --------------------------------------------------------------------------------------------- logging
 
 
+class NoSourcePaths(logging.Filter):
+    """Rewrites a record's text and traceback with `scrub` (the loop's): no raw source path reaches the log or the
+    terminal (storage.md §10), whatever an exception's text held (an OSError's file name, say)."""
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        super().__init__()
+        self.scrub = scrub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+            clean = self.scrub(text)
+            if clean != text:
+                record.msg, record.args = clean, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+        except Exception:  # noqa: BLE001 - a record is still better logged than lost
+            pass
+        return True
+
+
 class DaemonLogHandler(logging.Handler):
     """Appends to `logs/daemon.log`, rotating at 5 MB (3 kept). In detached/service mode stdout and
     stderr are that same file; after a rotation they are pointed at the new file, so a crash's traceback
@@ -1480,6 +1539,8 @@ def run_daemon(layout: Layout, *, once: bool = False, env: Mapping[str, str] | N
     handlers = configure_logging(layout, mode, explain)
     try:
         loop = DaemonLoop(layout, env=env, importers=importers, mode=mode)
+        for h in handlers:
+            h.addFilter(NoSourcePaths(loop.scrub))
         if lock is not None:
             loop.pid_lock = lock
         return loop.run(once=once)

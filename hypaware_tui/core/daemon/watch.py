@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
@@ -20,6 +21,28 @@ log = logging.getLogger("hypaware_tui.daemon")
 NO_WATCHFILES_ENV = "HYP_NO_WATCHFILES"
 STEP_MS = 100  # how often the watch thread checks its stop event
 DEBOUNCE_MS = 500
+
+
+# A quoted absolute path in an error's text (Python's repr of one, Rust's Debug of one: the watched folders are
+# absolute), and what is left of the path lists notify's errors end with (`... about ["/x"]`, `paths: ["/x"]`)
+# once their strings are gone.
+_QUOTED = re.compile(r"'/(?:[^'\\\n]|\\.)*'|\"/(?:[^\"\\\n]|\\.)*\"")
+_PATH_LIST = re.compile(r",?\s*(?:about|paths:) \[[\x00, ]*\]")
+
+
+def describe_watch_error(exc: BaseException) -> str:
+    """Why the file watcher failed, for the log, without a path (storage.md §10: the daemon's log and status
+    name no source file; whatever a watcher error names is under the client roots). An undecodable file name
+    made watchfiles say `Unable to decode path "/…/projects/-bad\\xFF dir/sess\\xFF.jsonl" to string`: it is
+    `a file name could not be decoded`. An OSError keeps its strerror; other texts lose their quoted paths."""
+    name = type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{name}: {exc.strerror}"  # (str(exc) adds the file names)
+    text = str(exc)
+    if "Unable to decode path" in text:
+        return f"{name}: a file name could not be decoded (it is not valid UTF-8)"
+    text = _PATH_LIST.sub("", _QUOTED.sub("\x00", text)).replace("\x00", "<a path>")
+    return f"{name}: {text}" if text else name
 
 
 class Watcher:
@@ -81,7 +104,7 @@ class EventWatcher(Watcher):
                         notify(paths)
             except Exception as exc:  # noqa: BLE001 - e.g. inotify limits; the loop falls back to polling
                 if not stop.is_set():
-                    self.error = f"{type(exc).__name__}: {exc}"
+                    self.error = describe_watch_error(exc)
                     notify([])
 
         self._thread = threading.Thread(target=run, name="hyp-watch", daemon=True)
