@@ -1468,3 +1468,18 @@ def test_backfill_help_lists_providers_as_arguments_with_the_real_default(inproc
     assert rc == 0
     assert ("Arguments: [PROVIDER]... claude or codex (default: the clients enabled in the config, or both when "
             "there is no config). Options:") in " ".join(out.split())
+
+
+def test_a_path_that_is_not_utf8_is_shown_with_escapes_on_a_strict_terminal(h):
+    """The summary names the path of a file it could not read; one with bytes that are not UTF-8 ended
+    `hyp backfill` with "unexpected error: UnicodeEncodeError" on a strict UTF-8 stdout (the usual for a UTF-8
+    locale other than C.UTF-8), after the import. The bytes are shown as `\\xfe` escapes."""
+    claude_fixtures(h, sessions=1)
+    link = os.fsencode(h.claude / "projects" / "-home-ada-repo0") + b"/gone-\xfe.jsonl"
+    os.symlink(h.tmp / "unmounted" / "gone.jsonl", link)
+    env = dict(h.env, PYTHONIOENCODING="utf-8:strict")
+    p = h.run("backfill", "claude", env=env)
+    assert p.returncode == 0, p.stderr
+    assert "    at ~/.claude/projects/-home-ada-repo0/gone-\\xfe.jsonl" in p.stdout.splitlines()
+    events = (h.hyp / "logs" / "events.jsonl").read_bytes().decode("utf-8")  # (strict)
+    assert all(json.loads(x) for x in events.splitlines())

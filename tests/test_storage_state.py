@@ -134,6 +134,21 @@ def test_events_fields_mode_and_disabled_log(tmp_path: Path, monkeypatch: pytest
     assert mode(lay.events_log) == 0o600 and mode(lay.logs_dir) == 0o700
 
 
+def test_an_event_quoting_a_path_that_is_not_utf8_is_written(tmp_path: Path) -> None:
+    """A message holding a path with bytes that are not UTF-8 (`os.fsdecode` keeps them as lone surrogates)
+    crashed `emit` ("surrogates not allowed"), and the command with it. The line is written, valid UTF-8 JSON,
+    the bytes shown as `\\xff` escapes."""
+    lay = Layout(tmp_path / "h")
+    log = EventLog(lay, "R", enabled=True)
+    where = os.fsdecode(b"/tmp/h\xffp")
+    log.emit("backfill.provider_finish", provider="claude", status="failed",
+             error=f"could not write {where}: disk full", more={"k\udcfe": ["\ud83d"]})
+    (event,) = [json.loads(x) for x in lay.events_log.read_bytes().decode("utf-8").splitlines()]
+    assert event["error"] == "could not write /tmp/h\\xffp: disk full"
+    assert event["more"] == {"k\\xfe": ["\\ud83d"]}
+    assert next(iter_events_reversed(lay))["error"] == "could not write /tmp/h\\xffp: disk full"
+
+
 def test_events_rotate_keeping_three(tmp_path: Path) -> None:
     lay = Layout(tmp_path / "h")
     log = EventLog(lay, "R", enabled=True, max_bytes=2000)

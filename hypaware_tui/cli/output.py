@@ -110,7 +110,10 @@ def err(text: str) -> None:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    from hypaware_tui.core.schema import utf8_json
+
+    # (utf8_json: a path that is not UTF-8, in a message, as `\\xff`: cli.md §1, the document is UTF-8)
+    sys.stdout.write(utf8_json(json.dumps(obj, indent=2, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
 
 

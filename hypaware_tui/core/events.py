@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir, read_tail
-from hypaware_tui.core.schema import DATASET_NAME
+from hypaware_tui.core.schema import DATASET_NAME, utf8_json
 
 MAX_BYTES = 10 * 1024 * 1024
 KEEP = 3
@@ -55,7 +55,9 @@ class EventLog:
         if provider is not None:
             record["provider"] = provider
         record.update(fields)
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        # (utf8_json: a message quoting a path that is not UTF-8 crashed the encode, and the command with it)
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+        line = (utf8_json(text) + "\n").encode()
         try:
             ensure_dir(self.path.parent)
             self._rotate_if_needed(len(line))

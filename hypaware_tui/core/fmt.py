@@ -9,21 +9,40 @@ from __future__ import annotations
 
 import re
 
-# C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts a sequence, U+009B is a one-character CSI)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts a sequence, U+009B is a one-character
+# CSI); and lone surrogates, which no terminal's encoding can write (a path's byte that is not UTF-8: see
+# `escape_char`)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def escape_char(char: str) -> str:
+    """The escape `printable` writes for one character: `\\n`, `\\r`, `\\t`, else `\\x1b` for a control; for
+    a lone surrogate, `\\xff` when it is how `os.fsdecode` kept a byte of a path that is not UTF-8
+    (U+DC80-U+DCFF: the byte itself, as `os.fsencode(path).decode("utf-8", "backslashreplace")` shows it),
+    else `\\ud83d`."""
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code < 0xD800:
+        return f"\\x{code:02x}"
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def printable(text: str, *, newlines: bool = False) -> str:
     """`text` with its control characters written as escapes (`\\n`, `\\x1b`), for a terminal. Text from the
     history (a cell, a working directory, a model or tool name) is anybody's: a web page a tool fetched can hold
     `ESC ] 0 ; … BEL`, which retitled the terminal from the wizard's first look, or `ESC [ 2 J`, which cleared
-    it from `hyp query sql`. JSON and CSV keep the exact text. `newlines`: keep line breaks (a message)."""
+    it from `hyp query sql`. JSON and CSV keep the exact text. `newlines`: keep line breaks (a message).
+    A lone surrogate (a path that is not UTF-8, in a message) is written as an escape too: a UTF-8 stream
+    that is strict (the usual for a UTF-8 locale other than C.UTF-8) refused it, and the command ended
+    there."""
     pattern = _KEEP_NEWLINES if newlines else _CONTROL
     if pattern.search(text) is None:
         return text
-    return pattern.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+    return pattern.sub(lambda m: escape_char(m.group()), text)
 
 
 def fmt_int(n: int | None) -> str:

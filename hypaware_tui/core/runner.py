@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
+from hypaware_tui.core.fmt import printable
 from hypaware_tui.core.ids import new_run_id
 from hypaware_tui.core.inventory import Inventory, client_figures, config_root
 from hypaware_tui.core.paths import Layout
@@ -137,7 +138,8 @@ def error_notes(name: str, error: str | None, path: str | None, more: int, env: 
     if path:
         home = (env.get("HOME") or "").rstrip("/")
         shown = "~" + path[len(home):] if home and path.startswith(home + "/") else path
-        lines.append(f"    at {shown}")
+        # (printable: a name that is not UTF-8 shows its bytes as `\\xff`; a strict UTF-8 stdout refused it)
+        lines.append(f"    at {printable(shown)}")
     if more > 0:
         where = ("hyp status shows the latest errors; the events log has each, by path hash" if logged
                  else "a run without --dry-run logs each one")

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
+from hypaware_tui.core.fmt import escape_char
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -261,6 +263,29 @@ def _finite_float(text: str) -> float:
 #: A surrogate escape (`\ud83d`): orjson refuses a lone one (a string cut mid-emoji), the stdlib keeps it as a
 #: code point no UTF-8 output can encode.
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+#: A lone surrogate code point: what `os.fsdecode` makes of each byte of a file name that is not UTF-8
+#: (U+DC80-U+DCFF), or what the stdlib's `json.loads` keeps of a lone `\ud83d`. No UTF-8 output can encode it.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8_text(text: str) -> str:
+    """`text` as valid UTF-8 text: each lone surrogate written as an escape, a byte of a file name that is not
+    UTF-8 as `\\xff` (what `os.fsencode(name).decode("utf-8", "backslashreplace")` gives), any other as
+    `\\ud83d`. `text` itself when it has none (the common case: one regex search)."""
+    if SURROGATE.search(text) is None:
+        return text
+    return SURROGATE.sub(lambda m: escape_char(m.group()), text)
+
+
+def utf8_json(text: str) -> str:
+    """JSON text made by `json.dumps(..., ensure_ascii=False)` as valid UTF-8: a lone surrogate (which can
+    only sit in a string there) becomes `utf8_text`'s escape, its backslash escaped for JSON (the string then
+    reads `\\xff`). For the files and outputs written from messages that may quote a path (the events log,
+    the daemon's status file, `--json`): one that is not UTF-8 crashed their `encode()`."""
+    if SURROGATE.search(text) is None:
+        return text
+    return SURROGATE.sub(lambda m: escape_char(m.group()).replace("\\", "\\\\"), text)
 
 
 #: Set by `hypaware_tui.importers.base`: `value` with the floats that orjson made of integers beyond 64 bits in

@@ -192,7 +192,9 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def write_status_file(layout: Layout, status: Mapping[str, Any]) -> None:
-    data = json.dumps(status, indent=2, sort_keys=False, ensure_ascii=False).encode() + b"\n"
+    from hypaware_tui.core.schema import utf8_json
+
+    data = utf8_json(json.dumps(status, indent=2, sort_keys=False, ensure_ascii=False)).encode() + b"\n"
     atomic_write_bytes(layout.daemon_status, data)
 
 
