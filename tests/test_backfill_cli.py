@@ -1470,6 +1470,53 @@ def test_backfill_help_lists_providers_as_arguments_with_the_real_default(inproc
             "there is no config). Options:") in " ".join(out.split())
 
 
+def _names_not_utf8(h: Home) -> tuple[int, int]:
+    """A Claude session with a subagent file named `agent-\\xff\\xfeQ.jsonl` (no `agentId` on its lines), and
+    a Codex rollout without `session_meta` named `rollout-…-\\xff\\xfe.jsonl`: file names made of bytes that
+    are not UTF-8, whose ids come from the name. Returns the Claude and Codex rows."""
+    rows, _ = claude_session(h.claude / "projects" / "-home-ada-repo" / "sess-a.jsonl", "sess-a", 3, recent(2))
+    sub = os.fsencode(h.claude / "projects" / "-home-ada-repo" / "sess-a" / "subagents")
+    os.makedirs(sub)
+    tmp = h.tmp / "agent.jsonl"
+    agent_rows, _ = claude_session(tmp, "sess-a", 2, recent(1))
+    with open(sub + b"/agent-\xff\xfeQ.jsonl", "wb") as fh:
+        fh.write(tmp.read_bytes().replace(b'"sess-a-', b'"sess-a-agent-'))  # (its own uuids)
+    tmp.unlink()
+    day = os.fsencode(h.codex / "sessions" / "2026" / "11" / "27")
+    os.makedirs(day)
+    t = recent(1)
+    lines = [{"timestamp": _iso(t + timedelta(seconds=i)), "type": "response_item",
+              "payload": {"type": "message", "role": role, "content": [{"type": kind, "text": f"{role} {i}"}]}}
+             for i, (role, kind) in enumerate([("user", "input_text"), ("assistant", "output_text")] * 2)]
+    messages = len(lines)
+    lines.append({"timestamp": _iso(t + timedelta(seconds=9)), "type": "event_msg", "payload": {"type": "task_complete"}})
+    with open(day + b"/rollout-2026-11-27T10-00-00-\xff\xfe.jsonl", "wb") as fh:
+        fh.write(b"".join(json.dumps(x).encode() + b"\n" for x in lines))
+    return rows + agent_rows, messages
+
+
+def test_file_names_that_are_not_utf8_import_with_their_ids_escaped(h, inproc):
+    """Such a name stopped the whole client's import: `claude failed`, 0 rows written of all, "the importer
+    stopped: UnicodeEncodeError: … surrogates not allowed" on every run, while --dry-run said it would import
+    them; the daemon retried forever. Every row is written now, the dry run agrees, and the ids taken from the
+    names show the bytes as `\\xff` escapes."""
+    claude_rows, codex_rows = _names_not_utf8(h)
+    dry, _ = h.json("backfill", "--dry-run")
+    doc, p = h.json("backfill")
+    assert p.returncode == 0, p.stderr
+    got = {x["provider"]: (x["status"], x["rows_written"], x["errors"], x["error"]) for x in doc["providers"]}
+    assert got == {"claude": ("ok", claude_rows, 0, None), "codex": ("ok", codex_rows, 0, None)}
+    assert [x["rows_written"] for x in dry["providers"]] == [claude_rows, codex_rows]
+    rc, out, err = inproc("query", "sql", "--format", "csv", "select client_name, agent_id, conversation_id, "
+                          "count(*) n from ai_gateway_messages where agent_id is not null or client_name = 'codex' "
+                          "group by all order by 1")
+    assert rc == 0, err
+    assert out.splitlines() == ["client_name,agent_id,conversation_id,n", "claude,\\xff\\xfeQ,sess-a,4",
+                                f"codex,,rollout-2026-11-27T10-00-00-\\xff\\xfe,{codex_rows}"]
+    again, _ = h.json("backfill")
+    assert [(x["status"], x["rows_written"]) for x in again["providers"]] == [("ok", 0), ("ok", 0)]
+
+
 def test_a_path_that_is_not_utf8_is_shown_with_escapes_on_a_strict_terminal(h):
     """The summary names the path of a file it could not read; one with bytes that are not UTF-8 ended
     `hyp backfill` with "unexpected error: UnicodeEncodeError" on a strict UTF-8 stdout (the usual for a UTF-8

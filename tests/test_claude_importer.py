@@ -1175,3 +1175,61 @@ def test_an_empty_cwd_branch_or_version_is_that_line_s_value_not_the_last_one(tm
     got = [(r["message_id"], r.get("cwd"), r.get("git_branch"), r.get("client_version")) for r in rows]
     assert got == [("u0", "/r", "main", "2.1.1"), ("u1", None, None, None), ("u2", None, None, None),
                    ("u3", "/s", "dev", "2.1.2"), ("u4", "/s", "dev", "2.1.2")]
+
+
+def _agent_file_named(d: Path, raw_id: bytes) -> Path:
+    """The nested subagent fixture, its `agentId` dropped (so the id comes from the file name) and its second
+    line without `uuid` (a fallback id, hashed from the scope), saved as `agent-<raw_id>.jsonl` with its
+    sidecar: a file name made of bytes, which need not be UTF-8."""
+    src = SUB / f"agent-{mk.AGENT_C}.jsonl"
+    lines = []
+    for i, text in enumerate(src.read_text().splitlines()):
+        obj = json.loads(text)
+        obj.pop("agentId", None)
+        if i == 2:
+            obj.pop("uuid", None)
+        lines.append(json.dumps(obj).encode() + b"\n")
+    stem = os.fsencode(d) + b"/agent-" + raw_id
+    with open(stem + b".jsonl", "wb") as fh:
+        fh.write(b"".join(lines))
+    shutil.copyfile(SUB / f"agent-{mk.AGENT_C}.meta.json", stem + b".meta.json")
+    return Path(os.fsdecode(stem + b".jsonl"))
+
+
+def test_an_agent_file_whose_name_is_not_utf8_gives_an_agent_id_a_row_can_hold(tmp_path):
+    """`agent-\\xff\\xfeQ.jsonl` (bytes that are not UTF-8) without `agentId` on its lines: the agent id came
+    from the name as `os.fsdecode` gives it, with lone surrogates, and the whole batch it was in (rows of every
+    file) failed to become a frame on every run. The id is the name's bytes with those written as escapes, the
+    same in one pass or in pieces; the sidecar next to it is still found."""
+    d = tmp_path / "s" / "subagents"
+    d.mkdir(parents=True)
+    path = _agent_file_named(d, b"\xff\xfeQ")
+    whole, stats = import_file(IMP, path)
+    assert len(whole) == 4 and stats.lines_skipped == {"not_a_message": 1}
+    assert {r["agent_id"] for r in whole} == {"\\xff\\xfeQ"}
+    assert {attrs(r)["claude"]["agent_type"] for r in whole} == {"Explore"}  # (the sidecar, by the raw name)
+    fallback = [r for r in whole if attrs(r)["gateway"]["identity_source"] == "fallback"]
+    assert len(fallback) == 1
+    assert all(r[c].encode() for r in whole for c in COLUMN_NAMES if isinstance(r[c], str))  # valid UTF-8 all
+    pieces, _ = import_file(IMP, path, pieces=line_offsets(path))
+    assert rows_multiset(pieces) == rows_multiset(whole)
+    df = frame_from_rows(whole)
+    assert set(df["agent_id"].to_list()) == {"\\xff\\xfeQ"}
+
+
+def test_agent_ids_from_different_byte_names_never_read_the_same(tmp_path):
+    """Escaping the bytes that are not UTF-8 only would give `\\xff\\xfe` for both `\\xff` + `\\\\xfe` and
+    `\\\\xff` + `\\xfe`: a backslash in such a name is written as an escape too."""
+    ids = []
+    for i, raw in enumerate((b"\\xff\xfe", b"\xff\\xfe", b"\xff\xfe")):
+        d = tmp_path / f"s{i}" / "subagents"
+        d.mkdir(parents=True)
+        rows, _ = import_file(IMP, _agent_file_named(d, raw))
+        (agent,) = {r["agent_id"] for r in rows}
+        ids.append(agent)
+    assert ids == ["\\x5cxff\\xfe", "\\xff\\x5cxfe", "\\xff\\xfe"]
+    # a name that is UTF-8 is its own id, backslashes and all
+    d = tmp_path / "u" / "subagents"
+    d.mkdir(parents=True)
+    rows, _ = import_file(IMP, _agent_file_named(d, "é\\x".encode()))
+    assert {r["agent_id"] for r in rows} == {"é\\x"}

@@ -1271,3 +1271,25 @@ def test_a_stamp_outside_years_1_to_9999_in_utc_is_unparseable_not_stored(stamp,
     assert [r["content_text"] for r in rows] == ["hi", "late"]
     assert all(r["message_created_at"] == ok == r["conversation_started_at"] for r in rows)
     frame_from_rows(rows).rows()  # every value converts to Python (the query's table did this and raised)
+
+
+def test_a_rollout_without_session_meta_whose_name_is_not_utf8(tmp_path):
+    """A rollout without `session_meta` takes its thread id from the file name; a name with bytes that are not
+    UTF-8 kept them as lone surrogates (`os.fsdecode`), and the whole batch (rows of every file) failed to
+    become a frame, on every run. The thread id is the name's bytes with those written as escapes, the same in
+    one pass or in pieces."""
+    from import_helpers import rows_multiset
+
+    src = fx("2026-01-15T14-02-11")
+    body = b"".join(line for line in src.read_bytes().splitlines(keepends=True) if b'"session_meta"' not in line)
+    raw = os.fsencode(tmp_path) + b"/rollout-2026-11-27T10-00-00-\xff\xfe.jsonl"
+    with open(raw, "wb") as fh:
+        fh.write(body)
+    path = Path(os.fsdecode(raw))
+    whole, _ = import_file(IMP, path)
+    assert whole and {r["conversation_id"] for r in whole} == {"rollout-2026-11-27T10-00-00-\\xff\\xfe"}
+    assert all(r[c].encode() for r in whole for c in r if isinstance(r[c], str))  # every value valid UTF-8
+    offsets = [i for i in range(len(body)) if body[i - 1 : i] == b"\n"]
+    pieces, _ = import_file(IMP, path, pieces=offsets[::3])
+    assert rows_multiset(pieces) == rows_multiset(whole)
+    assert thread_id_from_name(os.fsdecode(b"/x/rollout-a\\b\xff.jsonl")) == "rollout-a\\x5cb\\xff"

@@ -164,6 +164,19 @@ def test_schema_violations_are_rejected_before_anything_is_written(storage: Stor
     assert not layout.home.exists()
 
 
+def test_a_value_no_utf8_column_can_hold_never_fails_the_batch(storage: Storage, layout: Layout) -> None:
+    """A lone surrogate in one row (a file name's byte that is not UTF-8, kept as `os.fsdecode` gives it, by
+    a producer that did not escape it) failed the frame of the whole batch, rows of many files, on every run.
+    The value is written with that byte as an escape, the same every time; the other rows commit as they are."""
+    rows = make_rows(3, prefix="a") + [make_row(message_id="b0", agent_id=os.fsdecode(b"x\xff"),
+                                                cwd="/h/\ud83d", content_text="ok")]
+    res = storage.commit(rows, [])
+    assert res.rows_written == 4
+    got = stored(layout).sort("part_id")
+    assert got["agent_id"].to_list() == [None, None, None, "x\\xff"]
+    assert got["cwd"].to_list()[-1] == "/h/\\ud83d" and got["content_text"].to_list() == ["hello"] * 3 + ["ok"]
+
+
 def test_commit_accepts_a_frame(storage: Storage, layout: Layout) -> None:
     from hypaware_tui.core.schema import frame_from_rows
 

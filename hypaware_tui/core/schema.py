@@ -374,7 +374,16 @@ def _series(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
     try:
         return pl.Series(name, values, dtype=dtype, strict=True)
     except (OverflowError, TypeError, ValueError, pl.exceptions.PolarsError):
-        return pl.Series(name, values, dtype=dtype, strict=False)
+        try:
+            return pl.Series(name, values, dtype=dtype, strict=False)
+        except UnicodeEncodeError:
+            # A string no UTF-8 column can hold (a lone surrogate: a file name's byte that is not UTF-8, kept
+            # by a producer as `os.fsdecode` gives it). The importers write such values as escapes themselves
+            # (`importers.base.name_text`); this is the net under any they miss. Failing here failed the whole
+            # batch, rows of many files, on every run (the daemon retried forever); the value is repaired
+            # instead, the same way each time, so rows stay a function of the bytes (schema.md §3.1).
+            fixed = [utf8_text(v) if v.__class__ is str else v for v in values]
+            return pl.Series(name, fixed, dtype=dtype, strict=False)
 
 
 def validate_frame(df: pl.DataFrame) -> pl.DataFrame:

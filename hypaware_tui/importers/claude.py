@@ -40,6 +40,7 @@ from hypaware_tui.importers.base import (
     expand_root,
     head_tail_timestamps,
     id_list_json,
+    name_text,
     os_error_advice,
     readable,
 )
@@ -167,17 +168,25 @@ def _copy_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return {k: dict(v) if v.__class__ is dict else v for k, v in attrs.items()}
 
 
-def _agent_id_from_name(path: str) -> str | None:
+def _agent_name(path: str) -> str | None:
+    """The `<x>` of a file named `agent-<x>.jsonl`, as the file system gives it (for the sidecar's path)."""
     name = os.path.basename(path)
     if name.startswith("agent-") and name.endswith(".jsonl") and len(name) > len("agent-.jsonl"):
         return name[len("agent-") : -len(".jsonl")]
     return None
 
 
+def _agent_id_from_name(path: str) -> str | None:
+    """claude.md §3 `agent_id` from the file name: `<x>` of `agent-<x>.jsonl`, as text a row can hold (a name
+    that is not UTF-8 has its bytes written as escapes: `base.name_text`)."""
+    agent = _agent_name(path)
+    return None if agent is None else name_text(agent)
+
+
 def read_sidecar(path: str) -> dict[str, Any] | None:
     """The `agent-<id>.meta.json` next to a subagent file, reduced to the fields rows use; None when the
     file is not a subagent file, or the sidecar is absent, unreadable or not a JSON object (claude.md §7.2)."""
-    agent = _agent_id_from_name(path)
+    agent = _agent_name(path)
     if agent is None:
         return None
     side = os.path.join(os.path.dirname(path), f"agent-{agent}.meta.json")

@@ -63,6 +63,7 @@ from hypaware_tui.importers.base import (
     head_tail_timestamps,
     id_list_json,
     line_blocks,
+    name_text,
     os_error_advice,
     parse_json_line,
     readable,
@@ -155,8 +156,9 @@ def _sha16(text: str) -> str:
 
 
 def thread_id_from_name(path: str) -> str:
-    """The first UUID in the file name, else the file name without its extensions (codex.md §3)."""
-    name = os.path.basename(path)
+    """The first UUID in the file name, else the file name without its extensions (codex.md §3), as text a
+    row can hold (a name that is not UTF-8 has its bytes written as escapes: `base.name_text`)."""
+    name = name_text(os.path.basename(path))
     m = _UUID_RE.search(name)
     if m:
         return m.group(0)
