@@ -129,6 +129,47 @@ def test_a_hyp_home_that_is_a_file_gets_the_advice_that_works(
     assert home.read_text() == "a file\n"
 
 
+NOT_UTF8_COMMANDS = [
+    ["status"], ["status", "--json"], ["query", "sql", "select 1"], ["query", "overview"], ["cache", "status"],
+    ["cache", "compact"], ["cache", "prune", "--dry-run"], ["backfill", "--json"], ["backfill", "list"],
+    ["backfill", "plan"], ["daemon", "status"], ["daemon", "start"], ["daemon", "run"], ["daemon", "stop"],
+    ["daemon", "install", "--dry-run"], ["init", "--yes", "--no-daemon", "--no-backfill"],
+]
+
+
+def test_a_hyp_home_whose_path_is_not_utf8_is_refused_by_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HYP_HOME=$'/tmp/x/h\\xffp': imports wrote there, then every read failed: `hyp query sql` "unexpected
+    error: TypeError: Object does not have a .read() method.", `hyp status` and `hyp cache status` called every
+    part file damaged and advised deleting ingest.sqlite, and the events log crashed on the path. Every command
+    refuses it up front, exit 1, saying what, why and what to do; `hyp` alone says it as its hint; help works."""
+    raw = os.fsencode(tmp_path) + b"/h\xffp"
+    home = Path(os.fsdecode(raw))
+    monkeypatch.setenv("HYP_HOME", os.fsdecode(raw))
+    monkeypatch.delenv("HYP_DEBUG", raising=False)
+    # a dataset an earlier version wrote there
+    Storage(Layout(home)).commit(make_rows(3), [])
+    before = snapshot(home)
+    problem = (f"HYP_HOME is {tmp_path}/h\\xffp, whose path is not valid UTF-8: the Parquet reader needs a UTF-8 "
+               "path, so the dataset could be written there but never read. Choose a HYP_HOME whose path is valid "
+               "UTF-8 (set HYP_HOME, or rename the folder) and")
+    for args in NOT_UTF8_COMMANDS:
+        code, out, err = call(capsys, *args)
+        where = " ".join(["hyp", *(a for a in args[:2] if not a.startswith("-") and " " not in a)])
+        assert (code, out, err) == (1, "", f"{where}: {problem} run it again.\n"), args
+    assert snapshot(home) == before
+    code, out, _ = call(capsys)
+    assert code == 0 and out.rstrip().endswith(f"Not set up: {problem} run hyp init.")
+    code, out, _ = call(capsys, "backfill", "--help")
+    assert code == 0 and out.startswith("Usage: hyp backfill")
+    # where it does not exist yet, nothing is created
+    fresh = os.fsencode(tmp_path) + b"/new\xfe"
+    monkeypatch.setenv("HYP_HOME", os.fsdecode(fresh))
+    code, _, err = call(capsys, "backfill")
+    assert code == 1 and "whose path is not valid UTF-8" in err and not os.path.lexists(fresh)
+
+
 def test_no_arguments_hint_when_configured(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_config(home)
     code, out, _ = call(capsys)

@@ -65,9 +65,9 @@ def _root(
 def state_hint() -> str:
     """The one state hint of `hyp` with no arguments (cli.md §1). Read-only, creates nothing."""
     from hypaware_tui.cli.status import daemon_running
-    from hypaware_tui.core.paths import Layout, hyp_home_problem
+    from hypaware_tui.core.paths import Layout, hyp_home_problem, resolve_hyp_home
 
-    layout = Layout.resolve()
+    layout = Layout(resolve_hyp_home())  # (not `Layout.resolve`, which refuses a HYP_HOME that is not UTF-8)
     problem = hyp_home_problem(layout.home, then=f"run {PROG} init")  # (hyp init itself fails on it)
     if problem is not None:
         return f"Not set up: {problem}"
@@ -257,11 +257,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that turns any error into one line
         from hypaware_tui.core.checkpoints import StateDBError
         from hypaware_tui.core.config import ConfigError
+        from hypaware_tui.core.paths import HypHomeError
         from hypaware_tui.core.storage import StorageError
 
         where = _command_path(command, args)
         debug = os.environ.get("HYP_DEBUG") == "1"
-        if isinstance(exc, StorageError | ConfigError | StateDBError):
+        if isinstance(exc, StorageError | ConfigError | StateDBError | HypHomeError):
             sys.stderr.write(f"{where}: {exc}\n")
         else:
             sys.stderr.write(f"{where}: unexpected error: {type(exc).__name__}: {exc}\n")

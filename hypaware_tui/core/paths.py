@@ -32,10 +32,38 @@ def resolve_hyp_home(env: Mapping[str, str] = os.environ) -> Path:
     return Path(os.path.abspath(raw))
 
 
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path for a message: its bytes as UTF-8, a byte that is not UTF-8 written as `\\xff` (the text of
+    `os.fsdecode` holds a lone surrogate there, which no UTF-8 output can encode)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def hyp_home_encoding_problem(home: Path, then: str = "run it again") -> str | None:
+    """What is wrong with a HYP_HOME whose path is not valid UTF-8 (`$'/tmp/h\\xffp'`); None when it is.
+    Polars opens the dataset's files by a UTF-8 path only: imports wrote there, then every read failed
+    (`hyp query`: "Object does not have a .read() method"; `hyp status` called every part file damaged)."""
+    try:
+        os.fsencode(home).decode("utf-8")
+    except UnicodeDecodeError:
+        return (f"HYP_HOME is {shown_path(home)}, whose path is not valid UTF-8: the Parquet reader needs "
+                "a UTF-8 path, so the dataset could be written there but never read. Choose a HYP_HOME whose "
+                f"path is valid UTF-8 (set HYP_HOME, or rename the folder) and {then}.")
+    return None
+
+
+class HypHomeError(ValueError):
+    """A HYP_HOME no command can use (its path is not valid UTF-8): every command refuses it up front, from
+    `Layout.resolve`, with this message (what, why, what to do); `hyp` reports it and exits 1."""
+
+
 def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
     """What is wrong when HYP_HOME exists but is not a directory (a file, /dev/null), for the commands that
     would otherwise blame a config or dataset under it, and advise rewriting a config that cannot be written;
-    None when it is a directory or does not exist yet. `then`: what to do once it is one."""
+    None when it is a directory or does not exist yet. `then`: what to do once it is one. (A path that is not
+    valid UTF-8 is the first problem: `hyp_home_encoding_problem`.)"""
+    encoding = hyp_home_encoding_problem(home, then)
+    if encoding is not None:
+        return encoding
     if home.exists() and not home.is_dir():
         return (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
                 f"away) and {then}.")
@@ -157,7 +185,14 @@ class Layout:
 
     @classmethod
     def resolve(cls, env: Mapping[str, str] = os.environ) -> Layout:
-        return cls(resolve_hyp_home(env))
+        """The layout of `$HYP_HOME`. Raises `HypHomeError` for one whose path is not valid UTF-8: every
+        command resolves its layout before it reads or writes anything, so each refuses such a HYP_HOME up
+        front."""
+        home = resolve_hyp_home(env)
+        problem = hyp_home_encoding_problem(home)
+        if problem is not None:
+            raise HypHomeError(problem)
+        return cls(home)
 
     @property
     def config(self) -> Path:
