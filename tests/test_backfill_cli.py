@@ -1530,3 +1530,24 @@ def test_a_path_that_is_not_utf8_is_shown_with_escapes_on_a_strict_terminal(h):
     assert "    at ~/.claude/projects/-home-ada-repo0/gone-\\xfe.jsonl" in p.stdout.splitlines()
     events = (h.hyp / "logs" / "events.jsonl").read_bytes().decode("utf-8")  # (strict)
     assert all(json.loads(x) for x in events.splitlines())
+
+
+def test_a_folder_nested_past_path_max_is_said_to_have_a_path_too_long(h, inproc):
+    """A Claude project folder nested deeper than the system's longest path (PATH_MAX) was reported as
+    "cannot read a Claude Code transcript directory (File name too long); its sessions are skipped. Check its
+    permissions.": permissions have nothing to do with it."""
+    claude_fixtures(h, sessions=1)
+    fd = os.open(h.claude / "projects", os.O_RDONLY)
+    try:
+        for _ in range(24):  # 24 x 201 bytes: past Linux's 4096 and macOS's 1024
+            os.mkdir("d" * 200, dir_fd=fd)
+            nxt = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    rc, out, err = inproc("backfill", "claude")
+    assert rc == 0, err
+    (line,) = [x for x in out.splitlines() if x.startswith("  claude: ")]
+    assert line.endswith("(File name too long); its sessions are skipped. Its path is longer than the system "
+                         "can open: move or rename its folders to shorten it."), line

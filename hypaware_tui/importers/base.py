@@ -123,6 +123,9 @@ class FileError:
 _OS_ERROR_ADVICE = {
     errno.ELOOP: "It is a symbolic link loop (a link that leads back to itself): remove the link or point it at "
     "the real file or folder.",
+    # (folders nested past PATH_MAX, or a name past NAME_MAX: permissions have nothing to do with it)
+    errno.ENAMETOOLONG: "Its path is longer than the system can open: move or rename its folders to shorten "
+    "it.",
 }
 
 
