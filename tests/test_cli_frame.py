@@ -170,6 +170,28 @@ def test_a_hyp_home_whose_path_is_not_utf8_is_refused_by_every_command(
     assert code == 1 and "whose path is not valid UTF-8" in err and not os.path.lexists(fresh)
 
 
+def test_an_empty_home_is_an_unset_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HOME="" (empty) and no HYP_HOME gave HYP_HOME `/.hyp` and the roots `/.claude` and `/.codex`
+    (`os.path.expanduser("~")` answers "/" for it). An empty HOME counts as unset, as Python does for a HOME
+    that is not set: the home directory is the password database's."""
+    import pwd
+    from types import SimpleNamespace
+
+    account = tmp_path / "account"  # (the password database's home of this user, for the test)
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: SimpleNamespace(pw_dir=str(account)))
+    monkeypatch.setenv("HOME", "")
+    for name in ("HYP_HOME", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "HYP_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = call(capsys, "status", "--json")
+    assert json.loads(out)["hyp_home"] == f"{account}/.hyp", err
+    code, out, err = call(capsys, "backfill", "list", "--json")
+    assert code == 0, err
+    assert [p["root"] for p in json.loads(out)["providers"]] == [f"{account}/.claude", f"{account}/.codex"]
+    assert not account.exists()
+
+
 def test_no_arguments_hint_when_configured(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_config(home)
     code, out, _ = call(capsys)

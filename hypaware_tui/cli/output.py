@@ -133,7 +133,9 @@ def waiting_notice(prog: str = "hyp") -> Callable[[], None]:
 def short_path(path: str | os.PathLike[str]) -> str:
     """The path with the user's home directory shown as `~`."""
     p = os.fspath(path)
-    home = os.path.expanduser("~")
+    from hypaware_tui.core.paths import user_home
+
+    home = user_home()
     if home and home != "/" and (p == home or p.startswith(home.rstrip(os.sep) + os.sep)):
         return "~" + p[len(home.rstrip(os.sep)) :]
     return p

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout, atomic_write_bytes
+from hypaware_tui.core.paths import Layout, atomic_write_bytes, user_home
 
 CONFIG_VERSION = 1
 DEFAULT_RETENTION_DAYS = 120
@@ -154,7 +154,9 @@ def parse_config(data: bytes | str, path: str | os.PathLike[str]) -> Config:
         if root is not None:
             if not isinstance(root, str) or not root:
                 raise ConfigError(path, f'"{where}.root" must be a path string, found {json.dumps(root)}')
-            expanded = os.path.expanduser(root)
+            # (`~` as the importers expand it: an empty HOME is an unset one, not "/")
+            tilde = root == "~" or root.startswith("~/")
+            expanded = user_home() + root[1:] if tilde else os.path.expanduser(root)
             if not os.path.isabs(expanded):
                 raise ConfigError(path, f'"{where}.root" must be an absolute path, found {json.dumps(root)}')
             root = expanded

@@ -19,10 +19,26 @@ FILE_MODE = 0o600
 CONFIG_NAME = "hypaware-config.json"
 
 
+def user_home(env: Mapping[str, str] = os.environ) -> str:
+    """The user's home directory: `$HOME` of `env`, else of the process, else the password database's entry
+    (what Python does for an unset HOME). An empty HOME counts as unset: `os.path.expanduser("~")` answers
+    "/" for it, which made HYP_HOME `/.hyp` and the client roots `/.claude` and `/.codex`."""
+    home = env.get("HOME") or os.environ.get("HOME")
+    if home:
+        return home
+    try:
+        import pwd
+
+        home = pwd.getpwuid(os.getuid()).pw_dir
+    except (ImportError, KeyError, AttributeError, OSError):  # (no pwd on Windows; a uid with no entry)
+        home = ""
+    return home or os.path.expanduser("~")
+
+
 def resolve_hyp_home(env: Mapping[str, str] = os.environ) -> Path:
     """`$HYP_HOME` (`~` expanded, made absolute), else `~/.hyp`. Never touches the disk."""
     raw = env.get("HYP_HOME") or ""
-    home_dir = env.get("HOME") or os.path.expanduser("~")
+    home_dir = user_home(env)
     if not raw:
         return Path(os.path.abspath(os.path.join(home_dir, ".hyp")))
     if raw == "~" or raw.startswith("~/"):

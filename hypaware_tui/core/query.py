@@ -41,7 +41,7 @@ from hypaware_tui.core.dataset import (
     relation_copies,
     scan_messages,
 )
-from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.paths import Layout, user_home
 from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, SURROGATE_ESCAPE, stdlib_loads, usage_view
 from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
 from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
@@ -1612,7 +1612,7 @@ def overview(
     since_us: int | None = None
     if days > 0:
         since_us = _local_midnight_us(today - timedelta(days=days - 1), zone)
-    home_dir = home if home is not None else os.path.expanduser("~")
+    home_dir = home or user_home()  # (an empty HOME is an unset one)
 
     def attempt() -> _Figures:
         try:

@@ -34,6 +34,7 @@ import orjson
 
 from hypaware_tui.core import schema
 from hypaware_tui.core.checkpoints import path_hash
+from hypaware_tui.core.paths import user_home
 from hypaware_tui.core.schema import (
     SURROGATE_ESCAPE,
     canonical_json,
@@ -434,8 +435,7 @@ def expand_root(path: str, env: Mapping[str, str]) -> str:
     """A configured root made absolute, with `~` taken from `env["HOME"]` (so tests and the demo can point
     HOME elsewhere), else the process's home."""
     if path == "~" or path.startswith("~/") or path.startswith("~" + os.sep):
-        home = env.get("HOME") or os.path.expanduser("~")
-        path = home + path[1:]
+        path = user_home(env) + path[1:]
     else:
         path = os.path.expanduser(path)
     return os.path.abspath(path)

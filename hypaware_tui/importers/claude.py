@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from hypaware_tui.core.checkpoints import path_hash
+from hypaware_tui.core.paths import user_home
 from hypaware_tui.core.schema import canonical_json
 from hypaware_tui.core.timeutil import MAX_US, MIN_US, parse_claude_ts, parse_iso_us
 from hypaware_tui.importers.base import (
@@ -684,7 +685,7 @@ class ClaudeImporter(Importer):
             if raw:
                 candidates = [expand_root(p.strip(), env) for p in raw.split(",") if p.strip()]
             else:
-                home = env.get("HOME") or os.path.expanduser("~")
+                home = user_home(env)
                 candidates = [
                     os.path.abspath(os.path.join(home, ".claude")),
                     os.path.abspath(os.path.join(home, ".config", "claude")),

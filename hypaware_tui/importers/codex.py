@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from hypaware_tui.core.checkpoints import path_hash
+from hypaware_tui.core.paths import user_home
 from hypaware_tui.core.schema import canonical_json, canonical_json_bytes, plain_json_types
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.importers.base import (
@@ -1500,8 +1501,7 @@ class CodexImporter(Importer):
         raw = (env.get("CODEX_HOME") or "").strip()
         if raw:
             return [expand_root(raw, env)]
-        home = env.get("HOME") or os.path.expanduser("~")
-        return [os.path.abspath(os.path.join(home, ".codex"))]
+        return [os.path.abspath(os.path.join(user_home(env), ".codex"))]
 
     def discover(self, roots: list[str]) -> Discovery:
         disc = Discovery()
@@ -1546,9 +1546,9 @@ class CodexImporter(Importer):
                     label = f"<codex home>/{rel}/" if is_dir else f"<codex home>/{rel}"
                     if label not in disc.detected_sources:
                         disc.detected_sources.append(label)
-        user_home = os.path.expanduser("~")
+        home_dir = user_home()
         for rel, label in _DESKTOP_SOURCES:
-            if os.path.isdir(os.path.join(user_home, rel)) and label not in disc.detected_sources:
+            if os.path.isdir(os.path.join(home_dir, rel)) and label not in disc.detected_sources:
                 disc.detected_sources.append(label)
         return disc
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hypaware_tui.core.paths import atomic_write_bytes
+from hypaware_tui.core.paths import atomic_write_bytes, user_home
 
 SYSTEMD_UNIT_NAME = "hypaware.service"
 LAUNCHD_LABEL = "dev.hypaware.daemon"
@@ -201,7 +201,7 @@ def unit_hyp_home(kind: str, text: str) -> str | None:
 
 
 def default_unit_path(kind: str, home: str | os.PathLike[str] | None = None) -> Path:
-    base = Path(home) if home is not None else Path(os.path.expanduser("~"))
+    base = Path(home) if home is not None else Path(user_home())
     if kind == "systemd":
         return base / ".config" / "systemd" / "user" / SYSTEMD_UNIT_NAME
     return base / "Library" / "LaunchAgents" / f"{LAUNCHD_LABEL}.plist"
