@@ -868,3 +868,18 @@ def test_the_wizards_first_look_shows_control_characters_and_markup_as_text(home
     text = console.export_text()
     assert "[link=https://example.com]m[/link]\\x1b]0;PWNED\\x07x\\x1b[2J\\x9b31m" in text, text
     assert "/work/\\x1b]0;PWNED" in text, text
+
+
+def test_invisible_characters_that_change_how_a_line_reads_are_shown(home: Path) -> None:
+    """U+202E in a working directory turned the rest of the overview's line around on a terminal that does
+    bidi (a repo read as another); a zero-width space or a line separator hid in it too. They are shown as
+    escapes; emoji sequences (zero-width joiner) and right-to-left text (its marks) stay as they are."""
+    from hypaware_tui.core.fmt import printable
+
+    assert printable("a\u202eb\u2066c\u200bd\u2028e\ufefff") == "a\\u202eb\\u2066c\\u200bd\\u2028e\\ufefff"
+    assert printable("👨\u200d👩 \u200fשלום é") == "👨\u200d👩 \u200fשלום é"
+    rows = [dict(r, cwd="/work/\u202etxt.exe") if r["cwd"] == "/work/other" else r for r in shifted_rows()]
+    with Storage(Layout(home)) as st:
+        st.commit(rows, [])
+    p = run(home, "query", "overview")
+    assert p.returncode == 0 and "\u202e" not in p.stdout and "/work/\\u202etxt.exe" in p.stdout

@@ -10,15 +10,20 @@ from __future__ import annotations
 import re
 
 # C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts a sequence, U+009B is a one-character
-# CSI); and lone surrogates, which no terminal's encoding can write (a path's byte that is not UTF-8: see
-# `escape_char`)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# CSI); the invisible characters that change what a line seems to say: the bidi embeddings, overrides and
+# isolates (U+202E turns the rest of a line around, so a path can read as another), the zero-width space and
+# the BOM (the joiners and the LRM/RLM marks stay: emoji sequences and right-to-left text use them); the line
+# and paragraph separators U+2028/U+2029 (a line break in some terminals); and lone surrogates, which no
+# terminal's encoding can write (a path's byte that is not UTF-8: see `escape_char`)
+_SHOWN = "\x7f-\x9f\u200b\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff"
+_CONTROL = re.compile(f"[\x00-\x1f{_SHOWN}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_KEEP_NEWLINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_KEEP_NEWLINES = re.compile(f"[\x00-\x09\x0b-\x1f{_SHOWN}]")
 
 
 def escape_char(char: str) -> str:
-    """The escape `printable` writes for one character: `\\n`, `\\r`, `\\t`, else `\\x1b` for a control; for
+    """The escape `printable` writes for one character: `\\n`, `\\r`, `\\t`, else `\\x1b` for a control and
+    `\\u202e` for an invisible format character; for
     a lone surrogate, `\\xff` when it is how `os.fsdecode` kept a byte of a path that is not UTF-8
     (U+DC80-U+DCFF: the byte itself, as `os.fsencode(path).decode("utf-8", "backslashreplace")` shows it),
     else `\\ud83d`."""
@@ -26,8 +31,10 @@ def escape_char(char: str) -> str:
     if named is not None:
         return named
     code = ord(char)
-    if code < 0xD800:
+    if code < 0x100:
         return f"\\x{code:02x}"
+    if code < 0xD800 or code > 0xDFFF:
+        return f"\\u{code:04x}"  # (a format character: U+202E as \u202e)
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
