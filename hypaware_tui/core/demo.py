@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core.fmt import escape_char, printable
 from hypaware_tui.core.timeutil import parse_iso_us
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "demo" / "data"
@@ -64,12 +66,32 @@ class DemoDir:
         return env
 
     def next_commands(self) -> list[str]:
-        """What the end of a demo run prints: where it is, how to look at it, how to delete it."""
+        """What the end of a demo run prints: where it is, how to look at it, how to delete it. The commands
+        quote the paths (`shell_quote`), so they paste as they read: the folder is in the system temp area
+        (TMPDIR), and with TMPDIR `/tmp/t [old]` the `rm -rf /tmp/t [old]/hyp-demo-…` to copy deleted /tmp/t."""
         return [
             f"Demo directory: {self.root}",
-            f"Look at it:     HYP_HOME={self.hyp_home} hyp query overview",
-            f"Delete it:      rm -rf {self.root}",
+            f"Look at it:     HYP_HOME={shell_quote(str(self.hyp_home))} hyp query overview",
+            f"Delete it:      rm -rf {shell_quote(str(self.root))}",
         ]
+
+
+def shell_quote(text: str) -> str:
+    """`text` as one word of a POSIX shell command, to paste: as it is when no character is special
+    (`/tmp/hyp-demo-x1`), else in single quotes (`'/tmp/t [old]/hyp-demo-x1'`). A control character (or a byte of
+    a path that is not UTF-8) cannot be pasted nor shown: that word is written `$'…'` with the character as an
+    escape (`$'/tmp/a\\x1bb'`), which bash and zsh read back as the same path."""
+    if printable(text) == text:
+        return shlex.quote(text)
+    out = []
+    for char in text:
+        if char in "\\'":
+            out.append("\\" + char)
+        elif printable(char) != char:
+            out.append(escape_char(char))
+        else:
+            out.append(char)
+    return "$'" + "".join(out) + "'"
 
 
 def _format_iso(us: int) -> str:
