@@ -6,9 +6,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from hypaware_tui.core.fmt import plural
+from hypaware_tui.core.fmt import plural, printable
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
+from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row, plain
 
 
 def consent_text(clients: str, retention_days: int, hyp_home: str) -> str:
@@ -46,7 +46,8 @@ class ConsentScreen(WizardScreen):
         self.cursor = cursor  # the row the cursor was on when the user left this screen (None: the first)
 
     def compose_body(self) -> ComposeResult:
-        yield Static(consent_text(self.clients, self.retention_days, self.hyp_home), id="consent-text")
+        text = consent_text(self.clients, self.retention_days, printable(self.hyp_home))
+        yield Static(plain(text, newlines=True), id="consent-text")
         span = "everything" if self.retention_days == 0 else f"up to {plural(self.retention_days, 'day')}"
         rows = [
             Row("import", f"Import existing history ({span})", checked=self.import_history),

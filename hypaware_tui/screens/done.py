@@ -28,7 +28,7 @@ from hypaware_tui.core.plan import (
     nothing_new_note,
 )
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.widgets import LabelledLine
+from hypaware_tui.screens.widgets import LabelledLine, plain
 
 FIRST_LOOK_TIMEOUT_S = 5.0
 LABEL_WIDTH = 9  # "Capture  ": where the text of the Capture and Next lines starts
@@ -97,7 +97,7 @@ def error_lines(result: InitResult, env: Mapping[str, str]) -> Text:
             continue
         if out:
             out.append("\n")
-        out.append("\n".join(lines))
+        out.append("\n".join(printable(line) for line in lines))  # (a reason or an error names a path)
     return out
 
 
@@ -144,7 +144,10 @@ class DoneScreen(WizardScreen):
         if self.result.plan.demo_dir is not None:
             from hypaware_tui.core.demo import DemoDir
 
-            yield Static("\n".join(DemoDir(self.result.plan.demo_dir).next_commands()), id="demo")
+            # (the demo's folder is in the system temp area, TMPDIR: `[old]` in it vanished as markup, and the
+            # `rm -rf` to copy deleted the parent folder)
+            yield Static(plain("\n".join(printable(c) for c in DemoDir(self.result.plan.demo_dir).next_commands()),
+                               newlines=True), id="demo")
         yield Static(Text("First look", style="bold"), id="first-look-title")
         yield Static("Loading…", id="first-look")
         with Horizontal(id="first-look-side"):
@@ -181,7 +184,7 @@ class DoneScreen(WizardScreen):
 
     def _show_note(self, text: str) -> None:
         self.first_look_done = True
-        self.query_one("#first-look", Static).update(text)
+        self.query_one("#first-look", Static).update(plain(text))  # (it may quote an error naming a path)
         self.query_one("#first-look-side").display = False
 
     def on_first_look_ready(self, message: FirstLookReady) -> None:
@@ -214,7 +217,7 @@ class DoneScreen(WizardScreen):
         earlier = getattr(ov, "earlier", None)  # (all data older than the day series: its first date)
         first = (earlier.date if earlier else ov.first_date) or "—"
         last = ov.last_date or "—"
-        outer.add_row(Text(f"{first} → {last} ({period.time_zone}) · {plural(ov.active_days, 'active day')} · "
+        outer.add_row(Text(f"{first} → {last} ({printable(period.time_zone)}) · {plural(ov.active_days, 'active day')} · "
                            f"{plural(ov.rows, 'row')}", style="dim"))
         models = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0), header_style="bold")
         for name, justify in (("Tokens per model", "left"), ("Input", "right"), ("Cached", "right"), ("Output", "right")):

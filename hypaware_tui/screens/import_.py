@@ -27,7 +27,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from hypaware_tui.cli.output import WAITING_NOTICE
-from hypaware_tui.core.fmt import human_size
+from hypaware_tui.core.fmt import human_size, printable
 from hypaware_tui.core.inventory import Inventory
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.plan import (
@@ -285,7 +285,7 @@ class ImportPanel(Widget):
     def render(self) -> Text:
         width = max(20, self.content_size.width)
         if self.status == "skipped" and self.result is None:
-            return Text(f"skipped: {self.skipped_reason}")
+            return Text(f"skipped: {printable(self.skipped_reason or '')}")  # (a reason names a root)
         f = self._figures()
         total = self.bytes_total
         done = f["bytes"]
@@ -309,7 +309,7 @@ class ImportPanel(Widget):
             f"lines skipped {skipped_reasons(f['skipped'], max_len=width - 14)}",
         ]
         failed = self.status == "failed" and self.result is not None and self.result.error
-        lines.append(f"error: {self.result.error}" if failed else self._speed_line())
+        lines.append(f"error: {printable(self.result.error or '')}" if failed else self._speed_line())
         for i, line in enumerate(lines):
             if len(line) > width:
                 line = line[: width - 1] + "…"
@@ -429,7 +429,7 @@ class ImportScreen(WizardScreen):
         if r.config is None:
             cfg = "waiting"
         elif r.config.status != "ok":
-            cfg = f"failed  {r.config.error or ''}"
+            cfg = f"failed  {printable(r.config.error or '')}"  # (errors name paths: shown as they are)
         elif r.config.action == "unchanged":
             cfg = "ok  unchanged"
         else:
@@ -442,7 +442,7 @@ class ImportScreen(WizardScreen):
         if d is None:
             out.append("waiting" + (f" ({plan.daemon.action})" if plan.daemon.action != "none" else ""))
         elif d.status == "failed":
-            out.append(f"failed  {d.error}")
+            out.append(f"failed  {printable(str(d.error))}")
         elif d.status == "skipped":
             why = "demo" if plan.demo_dir is not None else ("nothing to do" if d.action == "none" else "not performed")
             out.append(f"skipped ({why})")
@@ -450,7 +450,7 @@ class ImportScreen(WizardScreen):
             out.append(f"ok  {d.action}" + (f" (pid {d.pid})" if d.pid else ""))
         for note in self.notes:
             out.append("\nNote     ", style="bold")
-            out.append(note)
+            out.append(printable(note))
         if self.stopping and d is None:
             out.append("\nStopping after the current batch…", style="bold")
         return out

@@ -14,18 +14,20 @@ from hypaware_tui.core.fmt import human_size
 from hypaware_tui.core.plan import InitPlan, tilde
 from hypaware_tui.core.timeutil import us_to_iso
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.widgets import ActionButton
+from hypaware_tui.screens.widgets import ActionButton, plain
 
 LABEL_WIDTH = 10
 
 
 def _block(label: str, lines: list[str | Text]) -> Table:
-    """`Label     first line` with every further (or wrapped) line indented under the first."""
+    """`Label     first line` with every further (or wrapped) line indented under the first. A line that is a
+    `str` is shown as it is (`plain`): it may hold a root, a path or an error message, which a Rich table cell
+    reads as markup (`[/]` in a root crashed Review)."""
     grid = Table.grid(padding=(0, 0))
     grid.add_column(width=LABEL_WIDTH, no_wrap=True, style="bold")
     grid.add_column(ratio=1)
     for i, line in enumerate(lines or [""]):
-        grid.add_row(label if i == 0 else "", line)
+        grid.add_row(label if i == 0 else "", plain(line) if isinstance(line, str) else line)
     return grid
 
 
@@ -133,7 +135,8 @@ class ReviewScreen(WizardScreen):
         if plan.warnings:
             yield Static(_block("Warnings", list(plan.warnings)), classes="block", id="warnings")
         yield Static(Text(config_json_title(plan), style="dim"), id="config-json-title")
-        yield Static(Text(plan.config.text.rstrip("\n")), id="config-json")
+        # (JSON escapes C0 controls, not DEL or C1: U+009B in a root is a one-character CSI)
+        yield Static(plain(plan.config.text.rstrip("\n"), newlines=True), id="config-json")
 
     def compose_buttons(self) -> ComposeResult:
         if self.plan.dry_run:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from hypaware_tui.core.fmt import printable
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.widgets import ActionButton
+from hypaware_tui.screens.widgets import ActionButton, plain
 
 LOOKING = "Looking for Claude Code and Codex history…"
 
@@ -26,13 +27,12 @@ class WelcomeScreen(WizardScreen):
         self.demo = demo
 
     def compose_body(self) -> ComposeResult:
-        yield Static(
+        yield Static(plain(
             "Claude Code and Codex keep a history of your sessions on this computer, but they delete it after "
             "a while. hyp copies it into a local dataset you can query: tokens by model, sessions per day, the "
             "repos and tools you use most. It can keep capturing new sessions in the background.\n\n"
-            f"Everything stays on this computer, in {self.hyp_home}.",
-            id="welcome-text",
-        )
+            f"Everything stays on this computer, in {printable(self.hyp_home)}.", newlines=True,
+        ), id="welcome-text")
         if self.demo:
             yield Static("This is a demo: sample history in a temporary folder. Your real history, settings and "
                          "hyp data are not touched, and no background process is started.", id="demo-note")

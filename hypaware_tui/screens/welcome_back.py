@@ -5,8 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static
 
+from hypaware_tui.core.fmt import printable
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.widgets import ChoiceList, Row
+from hypaware_tui.screens.widgets import ChoiceList, Row, plain
 
 
 class WelcomeBackScreen(WizardScreen):
@@ -28,11 +29,13 @@ class WelcomeBackScreen(WizardScreen):
         return "Your hyp config cannot be read" if self.error else self.TITLE
 
     def compose_body(self) -> ComposeResult:
+        # (the config's path and its error, which quotes the file's values: shown as they are, never as markup)
         width = max((len(k) for k, _ in self.facts), default=0)
-        yield Static("\n".join(f"{k.ljust(width)}  {v}" for k, v in self.facts), id="facts")
+        yield Static(plain("\n".join(f"{k.ljust(width)}  {printable(v)}" for k, v in self.facts), newlines=True),
+                     id="facts")
         if self.error:
-            yield Static(f"{self.error}\n\nReconfigure starts from the defaults; the broken file is kept as a "
-                         "backup.", id="config-error")
+            yield Static(plain(f"{printable(self.error)}\n\nReconfigure starts from the defaults; the broken file "
+                               "is kept as a backup.", newlines=True), id="config-error")
         rows = [Row("reconfigure", "Reconfigure", "change clients, retention or capture")]
         if not self.error:
             rows.append(Row("import_again", "Import again", "import the enabled clients' history again (safe)"))

@@ -7,6 +7,7 @@
 * `StepHeader`, `KeyBar`: the header line with its badge and the footer listing the keys of a screen.
 * `LabelledLine`: `Label    text` wrapped to the widget's width, continued under the text; a list of commands
   wraps between commands, never inside one.
+* `plain`: text that is not hyp's own (a path, a root, an error message) as a `Text`, shown exactly as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
+
+from hypaware_tui.core.fmt import printable
+
+
+def plain(text: str, *, newlines: bool = False) -> Text:
+    """`text` to show exactly as it is: a `Text`, never read as Textual or Rich markup, and its control characters
+    written as escapes (`printable`; `newlines`: keep its line breaks, for a message that spans lines). A path is
+    anybody's: HYP_HOME `/tmp/x/[/]x` crashed the Welcome screen (MarkupError), `[@click=app.quit]x` made a link
+    that quit the wizard, `[old]` vanished from a `rm -rf` to copy, and `ESC ] 0 ; … BEL` retitled the terminal."""
+    return Text(printable(text, newlines=newlines))
 
 
 @dataclass(frozen=True)
@@ -191,8 +202,9 @@ class ChoiceList(Widget, can_focus=True):
         import textwrap
 
         detail_width = max(10, width - self.PREFIX - self.label_width - 3)
-        detail = textwrap.wrap(row.detail, detail_width) if row.detail else []
-        note = textwrap.wrap(row.note, max(10, width - self.PREFIX)) if row.note else []
+        # (printable: a detail may be a reason naming a root, whose escape sequence acted on the terminal)
+        detail = textwrap.wrap(printable(row.detail), detail_width) if row.detail else []
+        note = textwrap.wrap(printable(row.note), max(10, width - self.PREFIX)) if row.note else []
         return detail, note
 
     def _row_height(self, row: Row, width: int) -> int:
@@ -217,7 +229,7 @@ class ChoiceList(Widget, can_focus=True):
             line.append(f"{marker} ", style="bold" if at and focused else "")
             line.append(f"{box} ", style="dim" if row.disabled else "")
             label_style = "dim" if row.disabled else ("reverse" if at and focused else "bold" if row.checked else "")
-            line.append(row.label.ljust(self.label_width), style=label_style)
+            line.append(printable(row.label).ljust(self.label_width), style=label_style)
             detail, note = self._lines(row, width)
             indent = " " * (self.PREFIX + self.label_width + 3)
             for k, chunk in enumerate(detail):
@@ -326,8 +338,8 @@ class LabelledLine(Widget):
                  id: str | None = None) -> None:
         super().__init__(id=id)
         self.label = label.ljust(label_width)
-        self.text = text
-        self.items = list(items) if items is not None else None
+        self.text = printable(text)  # (a capture line may quote a daemon's error, naming a path)
+        self.items = [printable(item) for item in items] if items is not None else None
 
     def lines(self, width: int | None) -> list[str]:
         from hypaware_tui.core.plan import wrap_items
