@@ -34,6 +34,7 @@ from hypaware_tui.cli.output import (
     out_console,
     plural,
     print_json,
+    printable,
 )
 from hypaware_tui.core.timeutil import us_to_iso
 
@@ -271,8 +272,11 @@ def _console():
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]):
+    """Every cell shown as it is: a root, a reason or a status is a `Text` (a `str` cell is read as markup, and
+    a root `claude[/]old` ended `hyp backfill list` with a MarkupError), its control characters as escapes."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for i, h in enumerate(headers):
@@ -280,7 +284,7 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]):
             h, justify="right" if i in right else "left", no_wrap=i not in right and i != len(headers) - 1
         )
     for r in rows:
-        t.add_row(*r)
+        t.add_row(*(Text(printable(cell)) for cell in r))
     return t
 
 
@@ -416,8 +420,9 @@ class RichSink:
             if st["status"] in ("ok",):
                 done = total
             if st["status"] == "skipped" and p is None:
+                # (the reason names a root: an escape sequence in it retitled the terminal)
                 rows.append(Text.assemble((f"{DISPLAY_NAMES.get(name, name):<12}", "bold"), " skipped    ",
-                                          st.get("error") or ""))
+                                          printable(st.get("error") or "")))
                 continue
             grid = Table.grid(padding=(0, 1))
             grid.add_column(width=12, no_wrap=True)
@@ -438,9 +443,9 @@ class RichSink:
                 rows.append(Text(" " * 13 + RichSink._counts(p), no_wrap=True, overflow="ellipsis"))
                 rows.append(Text(" " * 13 + st["timing"], style="dim", no_wrap=True, overflow="ellipsis"))
             if st.get("error"):
-                rows.append(Text(" " * 13 + st["error"], no_wrap=True, overflow="ellipsis"))
+                rows.append(Text(" " * 13 + printable(st["error"]), no_wrap=True, overflow="ellipsis"))
         if self.notice:
-            rows.append(Text(self.notice))
+            rows.append(Text(printable(self.notice)))
         return Group(*rows)
 
     @staticmethod

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from hypaware_tui.cli.output import Days, err, human_size, plural, print_json
+from hypaware_tui.cli.output import Days, err, human_size, plural, print_json, printable
 from hypaware_tui.core.config import MAX_RETENTION_DAYS
 
 NOT_INTERACTIVE = ("hyp init needs an interactive terminal. For a non-interactive setup run: hyp init --yes "
@@ -200,7 +200,7 @@ def run_wizard(env: dict[str, str], *, clients: list[str], retention_days: int |
     if app.result is not None:
         from hypaware_tui.core.plan import summary_text
 
-        sys.stdout.write(summary_text(app.result, env, _terminal_width()))
+        sys.stdout.write(printable(summary_text(app.result, env, _terminal_width()), newlines=True))
         sys.stdout.flush()
     elif code == 130:
         err("hyp init: cancelled; nothing was written.")
@@ -303,7 +303,7 @@ def _commit_headless(prog: str, plan: Any, layout: Any, env: Mapping[str, str], 
     if json_out:
         print_json(summary_json(result))
     else:
-        sys.stdout.write(summary_text(result, env, _terminal_width()))
+        sys.stdout.write(printable(summary_text(result, env, _terminal_width()), newlines=True))
         sys.stdout.flush()
     return result.exit_code
 
@@ -346,7 +346,7 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
             state = "not selected"
         elif not c.detected:
             state = "not detected"
-            notes.append(f"  {c.client}: {c.reason}")
+            notes.append(f"  {c.client}: {printable(str(c.reason))}")
         else:
             state = "declined"
         table.add_row(c.name, state, f"{f.files:,}", f"{f.sessions:,}", human_size(f.bytes), span)
@@ -359,13 +359,16 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
     state = {"create": "new", "unchanged": "unchanged"}.get(cfg.action)
     if state is None:
         state = f"replace (backup: {cfg.backup})" + ("; a real run needs --force" if cfg.needs_force else "")
-    console.print(f"Config    {tilde(cfg.path, env)} · {state}", markup=False)
+    # (printable: the paths, reasons and warnings are shown as they are, their escape sequences as `\x1b`)
+    console.print(printable(f"Config    {tilde(cfg.path, env)} · {state}"), markup=False)
     for change in cfg.changes:
-        console.print(f"          {change}", markup=False)
-    console.print(Syntax(cfg.text.rstrip("\n"), "json", theme="ansi_dark", background_color="default"))
+        console.print(printable(f"          {change}"), markup=False)
+    # (JSON escapes C0 controls, not DEL or C1: U+009B in a root is a one-character CSI)
+    console.print(Syntax(printable(cfg.text.rstrip("\n"), newlines=True), "json", theme="ansi_dark",
+                         background_color="default"))
     d = plan.daemon
-    console.print(f"Daemon    {d.action} · {d.reason}" + (f" · {d.mode}" if d.mode else ""), markup=False)
+    console.print(printable(f"Daemon    {d.action} · {d.reason}" + (f" · {d.mode}" if d.mode else "")), markup=False)
     if plan.warnings:
         console.print()
         for w in plan.warnings:
-            console.print(f"Warning   {w}", markup=False)
+            console.print(printable(f"Warning   {w}"), markup=False)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.fmt import plural
+from hypaware_tui.core.fmt import plural, printable
 from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.timeutil import us_to_iso, us_to_local
@@ -777,8 +777,10 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
     (`summary_table`) and the long lines wrap between words, the `Next` line between commands."""
     plan = result.plan
     lines = []
+    # Paths, reasons and errors are anybody's: shown as they are, their control characters as escapes (`printable`)
+    # before the lines wrap (an `ESC ] 0 ; … BEL` in HYP_HOME retitled the terminal from this summary).
     if result.config is not None:
-        lines.extend(_labelled("Config", result.config.line(env), width))
+        lines.extend(_labelled("Config", printable(result.config.line(env)), width))
     since = "everything" if plan.since_us is None else f"{us_to_iso(plan.since_us)[:10]} 00:00 UTC"
     local = us_to_local(plan.until_us)  # (None past the year 9999 in local time: shown in UTC)
     until = f"{local.date().isoformat()} {local:%H:%M} local" if local else f"{us_to_iso(plan.until_us)[:16]} UTC"
@@ -793,7 +795,7 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
         if row["error"]:
             notes.extend(error_notes_of(row, env))
         elif row["note"] and row["status"] == "skipped":
-            notes.append(f"  {row['client']}: {row['note']}")
+            notes.append(f"  {row['client']}: {printable(str(row['note']))}")
     lines.extend(summary_table(table, width))
     for n in notes:
         body = n.lstrip(" ")
@@ -803,13 +805,13 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
     if note is not None:
         lines.extend(_wrap(note, width))
     lines.append("")
-    lines.extend(_labelled("Capture", capture_line(result), width))
+    lines.extend(_labelled("Capture", printable(capture_line(result)), width))
     lines.extend(wrap_items("Next".ljust(LABEL), next_commands(result), width))
     if plan.demo_dir is not None:
         from hypaware_tui.core.demo import DemoDir
 
         lines.append("")
-        lines.extend(DemoDir(Path(plan.demo_dir)).next_commands())
+        lines.extend(printable(line) for line in DemoDir(Path(plan.demo_dir)).next_commands())
     return "\n".join(lines) + "\n"
 
 

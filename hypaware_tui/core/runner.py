@@ -134,7 +134,8 @@ def error_notes(name: str, error: str | None, path: str | None, more: int, env: 
     hash), and how many more there were, and where to see them (`logged`: each is in the events log)."""
     if not error:
         return []
-    lines = [f"  {name}: {error}"]
+    # (printable: the error names a root or a file, whose escape sequence acted on the terminal)
+    lines = [f"  {name}: {printable(error)}"]
     if path:
         home = (env.get("HOME") or "").rstrip("/")
         shown = "~" + path[len(home):] if home and path.startswith(home + "/") else path
