@@ -4,6 +4,13 @@
 `<dataset root>/**/*.parquet` file (glob form, so in-flight `.tmp` files are never seen) with Hive
 partitioning, `date` kept as a String, the partition key `source` added, and rows deduplicated by `part_id`
 across the whole dataset, keeping the row from the smallest file name (UUIDv7 names: the oldest copy).
+
+The dataset root is a user's path (HYP_HOME): it is never read as a pattern. Its glob metacharacters are
+escaped (`glob_literal`): read as a glob, `/x/g [old]/hyp` matched nothing and `/x/hyp*` read the files of
+`/x/hyp-old` too. Every other read of a part file passes `glob=False`. Polars also reads a `key=value` folder
+above the dataset as a Hive partition (`/x/a=1/hyp` failed every read: "path contains column not present in
+the given Hive schema"): under such a root the dataset is scanned one `source=` folder at a time, without Hive
+partitioning, `source` taken from the folder's name (`date` is a column of every file anyway).
 """
 
 from __future__ import annotations
@@ -23,13 +30,29 @@ HIVE_SCHEMA = {"source": pl.String(), "date": pl.String()}
 MESSAGES_SCHEMA: dict[str, pl.DataType] = {**AI_GATEWAY_MESSAGES_SCHEMA, "source": pl.String()}
 
 
+_GLOB_CHARS = frozenset("*?[]{}")
+
+
+def glob_literal(path: str) -> str:
+    """`path` as a glob pattern that matches `path` alone: each metacharacter in brackets (`[[]`, `[*]`). Polars
+    expands `*`, `?` and `[…]` (not `{a,b}` today: escaped too, in case it learns to)."""
+    return "".join(f"[{c}]" if c in _GLOB_CHARS else c for c in path)
+
+
 def dataset_glob(layout: Layout) -> str:
-    return os.path.join(str(layout.dataset_root), "**", "*.parquet")
+    return os.path.join(glob_literal(str(layout.dataset_root)), "**", "*.parquet")
 
 
-def has_parquet_files(root: Path) -> bool:
-    """True when at least one `source=*/date=*/*.parquet` exists (read-only, stops at the first)."""
-    for _ in root.glob("source=*/date=*/*.parquet"):
+def _hive_safe(root: Path) -> bool:
+    """Whether Polars' Hive partitioning would see only `source=`/`date=` in the paths under `root`: no folder of
+    `root` itself holds a `=`."""
+    return "=" not in str(root)
+
+
+def has_parquet_files(root: Path, pattern: str = "source=*/date=*/*.parquet") -> bool:
+    """True when at least one file under `root` matches `pattern` (read-only, stops at the first). `root` is
+    taken literally (pathlib globs below it)."""
+    for _ in root.glob(pattern):
         return True
     return False
 
@@ -51,14 +74,17 @@ def scan_messages(layout: Layout, *, dedupe: bool = True, file_names: bool = Fal
     if not root.is_dir() or not has_parquet_files(root):
         empty = empty_messages()
         return empty.with_columns(pl.lit(None, pl.String).alias(FILE_NAME)) if file_names and not dedupe else empty
-    lf = pl.scan_parquet(
-        dataset_glob(layout),
-        hive_partitioning=True,
-        hive_schema=HIVE_SCHEMA,
-        try_parse_hive_dates=False,
-        include_file_paths=_FILE_COL,
-    )
     columns = list(MESSAGES_SCHEMA)
+    if _hive_safe(root):
+        lf = pl.scan_parquet(
+            dataset_glob(layout),
+            hive_partitioning=True,
+            hive_schema=HIVE_SCHEMA,
+            try_parse_hive_dates=False,
+            include_file_paths=_FILE_COL,
+        )
+    else:
+        lf = _scan_by_source(root)
     name = pl.col(_FILE_COL).str.extract(r"([^/\\]+)$", 1)
     if not dedupe:
         return lf.select(*columns, name.alias(FILE_NAME)) if file_names else lf.select(columns)
@@ -74,6 +100,24 @@ def scan_messages(layout: Layout, *, dedupe: bool = True, file_names: bool = Fal
         .select(columns)
     )
     return pl.concat([single, repeated])
+
+
+def _scan_by_source(root: Path) -> pl.LazyFrame:
+    """The Hive scan's rows (columns, `source`, the file path) for a root whose own path holds a `=`: each
+    `source=` folder that has a part file scanned without Hive partitioning (a filter on `date` then reads the
+    footers instead of skipping the folders by name: slower, but right)."""
+    scans = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not (entry.name.startswith("source=") and entry.is_dir(follow_symlinks=False)):
+            continue
+        if not has_parquet_files(Path(entry.path), "date=*/*.parquet"):
+            continue
+        pattern = os.path.join(glob_literal(entry.path), "**", "*.parquet")
+        scan = pl.scan_parquet(pattern, hive_partitioning=False, include_file_paths=_FILE_COL)
+        scans.append(scan.with_columns(source=pl.lit(entry.name[len("source="):], pl.String())))
+    if not scans:  # (removed since `has_parquet_files` saw one)
+        return empty_messages().with_columns(pl.lit(None, pl.String).alias(_FILE_COL))
+    return pl.concat(scans)
 
 
 def part_id_hashes(raw: pl.LazyFrame) -> pl.LazyFrame:

@@ -285,7 +285,7 @@ class _DryRunDedupe:
                 pl = import_polars()
                 for f in sorted(pdir.glob("*.parquet")):
                     try:
-                        ids.update(pl.read_parquet(f, columns=["part_id"])["part_id"].to_list())
+                        ids.update(pl.read_parquet(f, columns=["part_id"], glob=False)["part_id"].to_list())
                     except (OSError, pl.exceptions.PolarsError):
                         continue  # vanished (compaction) or unreadable: a real run would say so
             self.memo[key] = ids

@@ -23,6 +23,8 @@ A part file that cannot be read (truncated, foreign, wrong schema) stops a commi
 its partition with a `StorageError` naming the file and what to do; nothing is written in that case, so
 nothing already committed is lost and the batch is imported again once the file is moved away (the file's own
 rows only once the checkpoints are reset too: `damaged_file_advice`).
+
+Every read of a part file takes its path literally (`glob=False`; see `core.dataset` for the dataset scan).
 """
 
 from __future__ import annotations
@@ -315,7 +317,7 @@ def iter_partitions(root: Path) -> Iterator[tuple[str, str, Path]]:
 
 def file_row_count(path: Path) -> int:
     """Row count from the Parquet footer (no data pages are read)."""
-    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+    return int(pl.scan_parquet(path, glob=False).select(pl.len()).collect().item())
 
 
 def row_counts(paths: list[Path]) -> dict[Path, int] | None:
@@ -326,7 +328,7 @@ def row_counts(paths: list[Path]) -> dict[Path, int] | None:
     by_name = {str(p): p for p in paths}
     try:
         df = (
-            pl.scan_parquet(list(by_name), include_file_paths="_file", hive_partitioning=False)
+            pl.scan_parquet(list(by_name), glob=False, include_file_paths="_file", hive_partitioning=False)
             .group_by("_file")
             .len()
             .collect()
@@ -363,7 +365,7 @@ def _unreadable_message(path: Path, layout: Layout, detail: str) -> str:
 
 def _check_schema(path: Path, layout: Layout) -> None:
     try:
-        schema = pl.read_parquet_schema(path)
+        schema = pl.scan_parquet(path, glob=False, hive_partitioning=False).collect_schema()
     except FileNotFoundError:
         raise
     except Exception as exc:  # polars raises ComputeError / OSError variants for damaged footers
@@ -630,7 +632,7 @@ class Storage:
     def _read_part_ids(self, path: Path) -> list[str] | None:
         try:
             _check_schema(path, self.layout)
-            return pl.read_parquet(path, columns=["part_id"])["part_id"].to_list()
+            return pl.read_parquet(path, columns=["part_id"], glob=False)["part_id"].to_list()
         except FileNotFoundError:
             return None
         except StorageError:
@@ -1218,7 +1220,7 @@ class Storage:
             p = pdir / name
             _check_schema(p, self.layout)
             try:
-                frames.append(pl.read_parquet(p))
+                frames.append(pl.read_parquet(p, glob=False))
             except Exception as exc:
                 raise StorageError(_unreadable_message(p, self.layout, _short(exc))) from exc
             size += p.stat().st_size
@@ -1323,7 +1325,7 @@ class Storage:
 
     def _verify(self, path: Path, input_ids: pl.Series) -> str | None:
         try:
-            back = pl.read_parquet(path)
+            back = pl.read_parquet(path, glob=False)
         except Exception as exc:  # noqa: BLE001
             return f"cannot re-open the new file: {_short(exc)}"
         if list(back.schema.items()) != list(_schema.AI_GATEWAY_MESSAGES_SCHEMA.items()):

@@ -1,0 +1,123 @@
+"""A HYP_HOME whose path holds glob or Hive characters (`[old]`, `*`, `?`, `{a,b}`, `k=v`) is read as the path it
+is, by every command; and a part file hyp cannot open is not called damaged.
+
+Polars read the dataset root as a glob: under `/x/g [old]/hyp` every read matched nothing (`hyp query sql` exit
+2 "expanded paths were empty", `hyp status` 0 rows and every part file "damaged or not written by hyp", with
+the advice to delete ingest.sqlite), and under `/x/hyp*` it read a sibling `/x/hyp-old` too. It also read a
+`k=v` folder above the dataset as a Hive partition: under `/x/k=v/hyp` every read failed ("path contains column
+not present in the given Hive schema")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from helpers import make_rows
+from test_daemon_support import Home, session_text
+
+from hypaware_tui.core.daemon.loop import DaemonLoop
+from hypaware_tui.core.ids import uuid7_hex
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.schema import AI_GATEWAY_MESSAGES_SCHEMA
+from hypaware_tui.core.storage import encode_part
+
+S1 = "11111111-1111-4111-8111-111111111111"
+S2 = "22222222-2222-4222-8222-222222222222"
+S3 = "33333333-3333-4333-8333-333333333333"
+HYP = [sys.executable, "-m", "hypaware_tui"]
+
+# (the HYP_HOME's folder, a sibling its path matches as a glob: rows there must never be read)
+WEIRD = [
+    ("g [old] a*b?{c,d}", "g o aXXbY{c,d}"),
+    ("k=v [old]", "k=v o"),
+    ("hyp*?", "hyp-old"),  # (matched itself as well: the sibling's rows were counted too)
+    ("x=1", None),  # (no glob character: only the Hive reading of the path failed)
+]
+
+
+def _part_file(layout: Layout, day: datetime, n: int, prefix: str) -> Path:
+    """A valid part file of `n` Claude rows dated `day`, written as hyp writes one."""
+    rows = make_rows(n, prefix=prefix, created=day, client_name="claude")
+    pdir = layout.partition_dir("claude", day.strftime("%Y-%m-%d"))
+    pdir.mkdir(parents=True, exist_ok=True)
+    path = pdir / f"part-{uuid7_hex()}.parquet"
+    path.write_bytes(encode_part(pl.DataFrame(rows, schema=AI_GATEWAY_MESSAGES_SCHEMA)))
+    return path
+
+
+def _stored(layout: Layout) -> int:
+    """Distinct part_ids on disk, read through open handles (never through a path Polars could interpret)."""
+    ids: set[str] = set()
+    for dirpath, _dirs, names in os.walk(layout.dataset_root):
+        for name in names:
+            if name.endswith(".parquet"):
+                with open(os.path.join(dirpath, name), "rb") as fh:
+                    ids.update(pl.read_parquet(fh, columns=["part_id"])["part_id"].to_list())
+    return len(ids)
+
+
+def _hyp(home: Home, *args: str) -> tuple[int, dict]:
+    p = subprocess.run([*HYP, *args], env=home.env, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)  # fmt: skip
+    assert p.stdout.strip(), (args, p.stderr)
+    return p.returncode, json.loads(p.stdout)
+
+
+def _count(home: Home) -> int:
+    code, doc = _hyp(home, "query", "sql", "select count(*) as n from ai_gateway_messages", "--format", "json")
+    assert code == 0, doc
+    return doc[0]["n"]
+
+
+@pytest.mark.parametrize(("folder", "decoy"), WEIRD)
+def test_every_command_reads_a_hyp_home_with_glob_and_hive_characters(tmp_path: Path, folder: str,
+                                                                      decoy: str | None) -> None:
+    home = Home(tmp_path)  # (the Claude folder stays plain: CLAUDE_CONFIG_DIR is a comma-separated list)
+    hyp = tmp_path / folder / "hyp"
+    home.hyp, home.layout, home.env["HYP_HOME"] = hyp, Layout(hyp), str(hyp)
+    home.write_config(retention_days=30)
+    day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+    if decoy:
+        _part_file(Layout(tmp_path / decoy / "hyp"), day, 4, "decoy")  # matched by the root read as a glob
+
+    home.session(S1).write_text(session_text(S1, 6, day))
+    code, doc = _hyp(home, "backfill", "claude", "--json")
+    (claude,) = doc["providers"]
+    assert (code, claude["status"]) == (0, "ok") and claude["rows_written"] > 0
+    # a second commit into the same partition reads the first file's part_ids
+    home.session(S2).write_text(session_text(S2, 4, day + timedelta(minutes=30)))
+    code, doc = _hyp(home, "backfill", "claude", "--json")
+    (claude,) = doc["providers"]
+    assert (code, claude["status"], claude["error"]) == (0, "ok", None) and claude["rows_written"] > 0
+    total = _stored(home.layout)
+    assert len(list(home.layout.partition_dir("claude", day.strftime("%Y-%m-%d")).iterdir())) == 2
+
+    assert _count(home) == total
+    code, doc = _hyp(home, "query", "overview", "--json")
+    assert (code, doc["rows"], doc["sessions"]) == (0, total, 2)
+    code, doc = _hyp(home, "status", "--json")
+    ds = doc["dataset"]
+    assert (ds["total_rows"], ds["files"], ds["error"]) == (total, 2, None)
+    code, doc = _hyp(home, "cache", "status", "--json")
+    assert (code, doc["total_rows"], doc["unreadable_files"]) == (0, total, [])
+
+    code, doc = _hyp(home, "cache", "compact", "--json")
+    assert (code, doc["partitions_compacted"], doc["files_after"], doc["error"]) == (0, 1, 1, None)
+    assert _count(home) == total
+
+    _part_file(home.layout, day - timedelta(days=200), 3, "old")  # older than the 30 days kept
+    code, doc = _hyp(home, "cache", "prune", "--json")
+    assert (code, doc["partitions_removed"], doc["rows_removed"], doc["error"]) == (0, 1, 3, None)
+    assert _count(home) == total
+
+    home.session(S3).write_text(session_text(S3, 2, datetime.now(UTC) - timedelta(minutes=5)))
+    assert DaemonLoop(home.layout, env=home.env).run(once=True) == 0
+    assert _stored(home.layout) > total
+    assert _count(home) == _stored(home.layout)
+
