@@ -121,3 +121,84 @@ def test_every_command_reads_a_hyp_home_with_glob_and_hive_characters(tmp_path: 
     assert _stored(home.layout) > total
     assert _count(home) == _stored(home.layout)
 
+
+# --- a part file that cannot be opened is not called damaged -------------------------------------------------
+
+
+def _unprivileged(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
+    from test_daemon_process import _drop_dac_caps
+
+    kwargs = {"preexec_fn": _drop_dac_caps} if os.geteuid() == 0 else {}
+    return subprocess.run([*HYP, *args], env=home.env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]  # fmt: skip
+
+
+def test_a_part_file_hyp_cannot_open_gets_its_reason_not_the_advice_to_delete_the_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """Every read that failed on a part file called it "damaged or not written by hyp" and advised moving it to
+    .trash and deleting ingest.sqlite: for a file that is fine but could not be opened (its permissions), that
+    advice loses its rows or imports everything again for nothing. It is said only of a file that was opened and
+    is not a hyp part file."""
+    home = Home(tmp_path)
+    day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
+    home.session(S1).write_text(session_text(S1, 6, day))
+    assert _hyp(home, "backfill", "claude", "--json")[0] == 0
+    (part,) = home.layout.partition_dir("claude", day.strftime("%Y-%m-%d")).iterdir()
+    reason = f"{part} cannot be opened (Permission denied)"
+    advice = "Check its permissions (hyp makes its files readable and writable by you)."
+    part.chmod(0)
+    try:
+        status = _unprivileged(home, "status")
+        cache = _unprivileged(home, "cache", "status", "--json")
+        cache_text = _unprivileged(home, "cache", "status")
+        query = _unprivileged(home, "query", "sql", "select count(*) from ai_gateway_messages")
+        home.session(S2).write_text(session_text(S2, 4, day + timedelta(minutes=30)))
+        backfill = _unprivileged(home, "backfill", "claude", "--json")
+    finally:
+        part.chmod(0o600)
+    for p in (status, cache, cache_text, query, backfill):
+        assert "ingest.sqlite" not in p.stdout + p.stderr and "damaged" not in p.stdout + p.stderr
+    assert status.returncode == 1
+    assert f"1 dataset file could not be read: {reason}. {advice}" in " ".join(status.stdout.split())
+    doc = json.loads(cache.stdout)
+    assert cache.returncode == 1 and doc["unreadable_files"] == []
+    assert doc["unopened_files"] == [{"path": str(part), "error": "cannot be opened (Permission denied)"}]
+    assert cache_text.returncode == 1
+    assert cache_text.stderr == f"hyp cache status: 1 dataset file could not be read: {reason}. {advice}\n"
+    assert (query.returncode, query.stdout) == (1, "")
+    assert query.stderr == f"hyp query sql: cannot read the dataset: 1 dataset file could not be read: {reason}. " \
+        f"{advice}\n"
+    (claude,) = json.loads(backfill.stdout)["providers"]
+    assert (backfill.returncode, claude["status"]) == (1, "failed")
+    assert claude["error"] == f"dataset file {reason}; nothing was written. {advice}"
+
+
+def test_a_read_failing_on_a_valid_part_file_does_not_call_it_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reader failing on the path of a good file (as Polars did on a path with `[…]`) is no damage."""
+    from hypaware_tui.cli import main
+    from hypaware_tui.core import storage
+
+    layout = Layout(tmp_path / "hyp")
+    day = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    part = _part_file(layout, day, 3, "m")
+
+    def reader_fails(path: Path) -> int:
+        raise pl.exceptions.ComputeError("failed to retrieve first file schema (parquet): expanded paths were "
+                                         "empty (glob: true)")  # fmt: skip
+
+    monkeypatch.setattr(storage, "row_counts", lambda paths: None)
+    monkeypatch.setattr(storage, "file_row_count", reader_fails)
+    monkeypatch.setenv("HYP_HOME", str(layout.home))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    with pytest.raises(SystemExit):
+        main(["status", "--json"])
+    error = json.loads(capsys.readouterr().out)["dataset"]["error"]
+    assert error == (
+        f"1 dataset file could not be read: {part} could not be read (failed to retrieve first file schema "
+        "(parquet): expanded paths were empty (glob: true)), although it opens as a valid part file. hyp did not "
+        "change it: run the command again."
+    )

@@ -74,7 +74,7 @@ def cache_status(
 ) -> None:
     from hypaware_tui.core.events import last_event_times
     from hypaware_tui.core.paths import Layout
-    from hypaware_tui.core.storage import cut_date_for, damaged_file_advice, dataset_stats
+    from hypaware_tui.core.storage import cut_date_for, damaged_file_advice, dataset_stats, unopened_text
 
     layout = Layout.resolve()
     stats = dataset_stats(layout)
@@ -95,6 +95,7 @@ def cache_status(
         "compaction_candidates": {"partitions": stats.small_file_partitions, "files": stats.small_files},
         "tmp_files": stats.tmp_files,
         "unreadable_files": stats.unreadable,
+        "unopened_files": [{"path": p.path, "error": p.reason} for p in stats.unopened],
         "retention_days": retention,
         "retention_source": retention_source,
         "cut_date": cut,
@@ -104,7 +105,7 @@ def cache_status(
         "last_prune_at": times["cache.prune"],
         "config_error": config_error,
     }
-    code = 1 if (config_error or stats.unreadable) else 0
+    code = 1 if (config_error or stats.unreadable or stats.unopened) else 0
     if json_out:
         print_json(doc)
         raise typer.Exit(code)
@@ -144,6 +145,8 @@ def cache_status(
         out(line)
     for label, at in (("Last compact", doc["last_compact_at"]), ("Last prune  ", doc["last_prune_at"])):
         out(f"{label} {utc_minute(at) if at else 'never'}")
+    if stats.unopened:
+        err(f"{prog} cache status: {unopened_text(stats.unopened)}")
     if stats.unreadable:
         for p in stats.unreadable:
             err(f"{prog} cache status: unreadable file {p}: damaged or not written by hyp")

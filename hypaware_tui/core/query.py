@@ -43,7 +43,7 @@ from hypaware_tui.core.dataset import (
 )
 from hypaware_tui.core.paths import Layout, user_home
 from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, SURROGATE_ESCAPE, stdlib_loads, usage_view
-from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
+from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, unopened_text
 from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
 
 MESSAGES = "ai_gateway_messages"
@@ -101,8 +101,9 @@ def _relations(messages: pl.LazyFrame, json_calls: Sequence[JsonCall], rows: int
     return ctx
 
 
-def _with_retry(fn: Callable[[], _T]) -> _T:
-    """Run `fn` (which must list the dataset afresh) and retry it once if a listed file vanished."""
+def _with_retry(fn: Callable[[], _T], layout: Layout) -> _T:
+    """Run `fn` (which must list the dataset afresh) and retry it once if a listed file vanished. Another OSError
+    (a part file that cannot be opened) names the file and its reason (`_data_error`)."""
     for attempt in (1, 2):
         try:
             return fn()
@@ -113,7 +114,7 @@ def _with_retry(fn: Callable[[], _T]) -> _T:
                     "probably compacting or pruning the dataset. Run the query again."
                 ) from exc
         except OSError as exc:
-            raise DatasetReadError(f"cannot read the dataset: {exc}") from exc
+            raise _data_error(layout, exc) from exc
     raise AssertionError("unreachable")
 
 
@@ -767,19 +768,25 @@ def _is_data_error(exc: BaseException) -> bool:
 
 
 def _data_error(layout: Layout, exc: BaseException) -> DatasetReadError:
-    """Name the damaged file(s) (from the footers, read-only) and say what to do."""
+    """Name the damaged file(s) (from the footers, read-only) and say what to do. A file this process could not
+    open (permissions, a folder of that name) is named with its reason, without the advice to set it aside."""
     detail = _engine_message(exc)
     try:
-        bad = dataset_stats(layout).unreadable
+        stats = dataset_stats(layout)
     except Exception:  # noqa: BLE001 - best effort; the engine message is still reported
-        bad = []
+        stats = None
+    said = []
+    if stats is not None and stats.unopened:
+        said.append(unopened_text(stats.unopened))
+    bad = stats.unreadable if stats is not None else []
     if bad:
         names = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         verb = "is" if len(bad) == 1 else "are"
-        return DatasetReadError(
-            f"cannot read the dataset: {names} {verb} damaged or not written by hyp ({detail}). "
-            f"{damaged_file_advice(layout, len(bad))}"
+        said.append(
+            f"{names} {verb} damaged or not written by hyp ({detail}). {damaged_file_advice(layout, len(bad))}"
         )
+    if said:
+        return DatasetReadError("cannot read the dataset: " + " ".join(said))
     return DatasetReadError(f"cannot read the dataset under {layout.dataset_root} ({detail})")
 
 
@@ -902,7 +909,7 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
         mixed times were mended, that one was not."""
         if utc is None or refusal(utc) is not None:
             return None
-        return _with_retry(lambda: attempt(utc))
+        return _with_retry(lambda: attempt(utc), layout)
 
     # Only a statement with a time written without a zone is probed: no reading of its literals can help any
     # other. (The probe computes everything that does not read the files, and bounds taken from the data are
@@ -911,7 +918,7 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
     first = None if utc is None else refusal(sql)
     if first is None or not _mixes_times(first):
         try:
-            return _with_retry(lambda: attempt(sql))
+            return _with_retry(lambda: attempt(sql), layout)
         except QueryError as exc:
             # (in case a shape is refused only with the data)
             if not _mixes_times(str(exc)):
@@ -1620,7 +1627,7 @@ def overview(
         except pl.exceptions.PolarsError as exc:
             raise _data_error(layout, exc) from exc
 
-    fig = _with_retry(attempt)
+    fig = _with_retry(attempt, layout)
     day_list = fig.day_list
     oldest_day: date | None = None
     if since_us is None and fig.rows:
@@ -1668,7 +1675,7 @@ def _rows_outside(layout: Layout, result: Overview, since_us: int | None, until_
             raise _data_error(layout, exc) from exc
         return frame.row(0)
 
-    before_n, after_n, first_after = _with_retry(attempt)
+    before_n, after_n, first_after = _with_retry(attempt, layout)
     result.rows_before, result.rows_after = int(before_n or 0), int(after_n or 0)
     result.first_after = us_to_iso(int(first_after)) if first_after is not None else None
 

@@ -148,7 +148,7 @@ def _enabled(config: Any, client: str) -> bool | None:
 
 def dataset_section(layout: Layout) -> dict[str, Any]:
     """Size, files, stored rows per source (from the Parquet footers) and the date range (partition dates)."""
-    from hypaware_tui.core.storage import damaged_file_advice, dataset_stats
+    from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, unopened_text
 
     section: dict[str, Any] = {
         "path": str(layout.dataset_root),
@@ -181,13 +181,16 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         oldest=stats.oldest,
         newest=stats.newest,
     )
+    errors = [unopened_text(stats.unopened)] if stats.unopened else []
     if stats.unreadable:
         n = len(stats.unreadable)
-        section["error"] = (
+        errors.append(
             f"{n} unreadable file{'s' if n != 1 else ''}: {', '.join(stats.unreadable[:3])}"
             + (" …" if n > 3 else "")
             + f" (damaged or not written by hyp). {damaged_file_advice(layout, n)}"
         )
+    if errors:
+        section["error"] = " ".join(errors)
     return section
 
 

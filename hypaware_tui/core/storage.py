@@ -22,7 +22,9 @@ itself at that point (`mid_write`, `before_rename`, `after_rename`, `before_chec
 A part file that cannot be read (truncated, foreign, wrong schema) stops a commit or compaction touching
 its partition with a `StorageError` naming the file and what to do; nothing is written in that case, so
 nothing already committed is lost and the batch is imported again once the file is moved away (the file's own
-rows only once the checkpoints are reset too: `damaged_file_advice`).
+rows only once the checkpoints are reset too: `damaged_file_advice`). That advice is given only for a file
+that was opened and is not a hyp part file: one that cannot be opened (permissions, a folder of that name) is
+reported with its reason (`part_file_problem`).
 
 Every read of a part file takes its path literally (`glob=False`; see `core.dataset` for the dataset scan).
 """
@@ -30,6 +32,7 @@ Every read of a part file takes its path literally (`glob=False`; see `core.data
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -201,7 +204,9 @@ class DatasetStats:
     small_file_partitions: int = 0  # partitions made of more than one file (compaction candidates)
     small_files: int = 0  # files in those partitions
     tmp_files: int = 0
-    unreadable: list[str] = field(default_factory=list)  # part files whose footer cannot be read
+    unreadable: list[str] = field(default_factory=list)  # part files opened, whose footer is not a hyp one
+    # part files this process could not read, though they may be fine (`PartFileProblem.damaged` False)
+    unopened: list[PartFileProblem] = field(default_factory=list)
 
     @property
     def total_rows(self) -> int:
@@ -363,18 +368,113 @@ def _unreadable_message(path: Path, layout: Layout, detail: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class PartFileProblem:
+    """Why a part file cannot be read. `damaged`: it was opened, and is not a Parquet file with the columns of
+    schema_version 1 (`damaged_file_advice` applies). Otherwise this process could not open it (`advice` says
+    what to do), or a read failed on a file that reads well: the file may be fine, and setting it aside and
+    deleting the checkpoints, as for a damaged file, would lose its rows or import them again for nothing."""
+
+    path: str
+    reason: str  # the parser's complaint when damaged; else "cannot be opened (Permission denied)", …
+    damaged: bool
+    advice: str = ""
+
+
+def _footer_problem(fh: Any) -> str | None:
+    """What is wrong with the part file open as `fh` (its footer's column list only), or None."""
+    try:
+        schema = pl.read_parquet_schema(fh)
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - polars raises ComputeError variants for damaged footers
+        return _short(exc)
+    return _schema_problem(schema)
+
+
+def _schema_problem(schema: Mapping[str, Any]) -> str | None:
+    if list(schema.items()) != list(_schema.AI_GATEWAY_MESSAGES_SCHEMA.items()):
+        if list(schema)[: len(COLUMN_NAMES)] == list(COLUMN_NAMES):
+            return "its column types are not those of schema_version 1"
+        return "its columns are not those of schema_version 1"
+    return None
+
+
+def _open_advice(exc: OSError) -> str:
+    if exc.errno == errno.EISDIR:
+        return "It is a folder, not a file: move it out of the dataset."
+    if exc.errno == errno.ELOOP:
+        return "It is a symbolic link loop: remove the link."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "Check its permissions (hyp makes its files readable and writable by you)."
+    return "hyp did not change it: run the command again, and check the drive if it happens again."
+
+
+def _diagnose(path: Path) -> PartFileProblem | None:
+    """`path` opened with `open()` and its footer parsed from the handle (the path is never interpreted): None
+    when it is a valid part file. FileNotFoundError when it is gone."""
+    try:
+        with open(path, "rb") as fh:
+            problem = _footer_problem(fh)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        return PartFileProblem(str(path), f"cannot be opened ({exc.strerror or exc})", False, _open_advice(exc))
+    return None if problem is None else PartFileProblem(str(path), problem, True)
+
+
+def part_file_problem(path: Path, failure: BaseException) -> PartFileProblem | None:
+    """Why the part file at `path` could not be read by a reader that failed with `failure`: found again without
+    that reader (`_diagnose`). None when it is gone (compaction or retention removed it meanwhile)."""
+    try:
+        problem = _diagnose(path)
+    except FileNotFoundError:
+        return None
+    if problem is not None:
+        return problem
+    return PartFileProblem(
+        str(path),
+        f"could not be read ({_short(failure)}), although it opens as a valid part file",
+        False,
+        "hyp did not change it: run the command again.",
+    )
+
+
+def unopened_text(problems: list[PartFileProblem]) -> str:
+    """The part files this process could not read (`DatasetStats.unopened`), each with its reason, then what to
+    do. No advice to set them aside: they may be fine."""
+    n = len(problems)
+    shown = "; ".join(f"{p.path} {p.reason}" for p in problems[:3]) + (f"; and {n - 3} more" if n > 3 else "")
+    advice = " ".join(dict.fromkeys(p.advice for p in problems))
+    return f"{n} dataset file{'s' if n != 1 else ''} could not be read: {shown}. {advice}"
+
+
+def _problem_message(path: Path, layout: Layout, problem: PartFileProblem) -> str:
+    if problem.damaged:
+        return _unreadable_message(path, layout, problem.reason)
+    return f"dataset file {path} {problem.reason}; nothing was written. {problem.advice}"
+
+
+def _read_failed(path: Path, layout: Layout, failure: BaseException) -> BaseException:
+    """What to raise after a read of `path` failed with `failure`: a StorageError saying why, or
+    FileNotFoundError when the file is gone."""
+    problem = part_file_problem(path, failure)
+    if problem is None:
+        return FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+    return StorageError(_problem_message(path, layout, problem))
+
+
 def _check_schema(path: Path, layout: Layout) -> None:
+    """Raise a StorageError unless `path` is a part file with the columns of schema_version 1;
+    FileNotFoundError when it is gone."""
     try:
         schema = pl.scan_parquet(path, glob=False, hive_partitioning=False).collect_schema()
     except FileNotFoundError:
         raise
-    except Exception as exc:  # polars raises ComputeError / OSError variants for damaged footers
-        raise StorageError(_unreadable_message(path, layout, _short(exc))) from exc
-    if list(schema.items()) != list(_schema.AI_GATEWAY_MESSAGES_SCHEMA.items()):
-        theirs = list(schema)
-        detail = "its columns are not those of schema_version 1"
-        if theirs[: len(COLUMN_NAMES)] == list(COLUMN_NAMES):
-            detail = "its column types are not those of schema_version 1"
+    except Exception as exc:  # noqa: BLE001 - polars raises ComputeError / OSError variants
+        raise _read_failed(path, layout, exc) from exc
+    detail = _schema_problem(schema)
+    if detail is not None:
         raise StorageError(_unreadable_message(path, layout, detail))
 
 
@@ -638,7 +738,10 @@ class Storage:
         except StorageError:
             raise
         except Exception as exc:
-            raise StorageError(_unreadable_message(path, self.layout, _short(exc))) from exc
+            failed = _read_failed(path, self.layout, exc)
+            if isinstance(failed, FileNotFoundError):
+                return None
+            raise failed from exc
 
     def evict_memo(self, idle_seconds: float = MEMO_IDLE_SECONDS) -> int:
         """Forget partitions not touched for `idle_seconds` (the daemon calls this). Returns how many."""
@@ -1222,7 +1325,7 @@ class Storage:
             try:
                 frames.append(pl.read_parquet(p, glob=False))
             except Exception as exc:
-                raise StorageError(_unreadable_message(p, self.layout, _short(exc))) from exc
+                raise _read_failed(p, self.layout, exc) from exc
             size += p.stat().st_size
         merged = pl.concat(frames, how="vertical")
         input_ids = merged.select(pl.col("part_id").unique().sort())["part_id"]
@@ -1386,8 +1489,14 @@ def dataset_stats(layout: Layout) -> DatasetStats:
                 info.rows += file_row_count(p)
             except FileNotFoundError:
                 continue
-            except Exception:  # noqa: BLE001 - reported, never fatal for a read-only report
-                stats.unreadable.append(str(p))
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal for a read-only report
+                problem = part_file_problem(p, exc)
+                if problem is None:
+                    continue  # gone meanwhile
+                if problem.damaged:
+                    stats.unreadable.append(str(p))
+                else:
+                    stats.unopened.append(problem)
         if info.files == 0:
             continue
         stats.partitions.append(info)
