@@ -505,6 +505,35 @@ def test_overview_redirected_keeps_long_paths_and_headers_whole(home: Path) -> N
     assert any(line.startswith("/srv/builds/a-rather-long") and "…" in line for line in shown)
 
 
+def test_overview_on_a_terminal_cuts_a_long_model_name_not_its_token_counts(home: Path) -> None:
+    """Every column of the overview's tables was no_wrap with no cap: on a terminal of 100 columns a Bedrock
+    inference-profile ARN as the model printed `a…  arn:aws:…clau…   1…`, its 1,234,567 input tokens cut to one
+    digit and the cached and output columns gone. The names are cut now; the numbers keep their width."""
+    arn = ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/"
+           "us.anthropic.claude-sonnet-4-20250514-v1:0")  # fmt: skip
+    rows = [dict(r, model=arn, input_tokens=1_234_567) if r["model"] == "claude-haiku-4" else r
+            for r in shifted_rows()]  # fmt: skip
+    with Storage(Layout(home)) as st:
+        st.commit(rows, [])
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "overview"], env=env,
+                          dimensions=(60, 100), encoding="utf-8", timeout=60)  # fmt: skip
+    child.expect(pexpect.EOF)
+    shown = child.before.splitlines()
+    table = shown[shown.index("Tokens per model") + 1 :][:5]
+    assert table[0].split() == ["provider", "model", "input", "cached", "output"]
+    (line,) = [x for x in table if "arn:" in x]
+    assert len(line) <= 100 and arn not in line
+    assert line.startswith("anthropic   arn:aws:bedrock:us-east-1:123456789012:application-infer")
+    assert line.split()[2:] == ["1,234,567", "0", "5"] and line.split()[1].endswith("…")
+    assert max(len(x) for x in shown) <= 100
+    # redirected, the name stays whole
+    p = run(home, "query", "overview")
+    assert p.returncode == 0 and f"anthropic   {arn}   1,234,567        0        5" in p.stdout
+
+
 def test_overview_nothing_imported(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = call(capsys, "query", "overview")
     assert (code, out, err) == (0, "Nothing imported yet.\n", "")

@@ -289,6 +289,8 @@ EMPTY_RUN_DAYS = 31  # longer runs of days without a session are one line (never
 
 #: wider than any line of the overview: the width its tables are measured at when the output is redirected
 _UNBOUNDED = 1 << 30
+#: the narrowest a name column of the overview is cut to on a terminal (`a…`): the numbers come first
+_MIN_NAME = 2
 
 
 def render_overview(ov: Overview, console: Console) -> None:
@@ -304,8 +306,31 @@ def render_overview(ov: Overview, console: Console) -> None:
     bold = "bold" if console.is_terminal and not console.no_color else None
     redirected = not _is_tty(console.file)
 
+    def fit(t: Table) -> None:
+        """A table wider than the terminal: its name columns (left-aligned: provider, model, repo, tool) cut
+        with `…`, the widest first, so that every number keeps its natural width. Left to Rich, every column
+        was narrowed alike: a long model name printed `a…  arn:aws:…clau…   1…`, its 1,234,567 input
+        tokens cut to one digit and the cached and output columns gone."""
+        options = console.options.update_width(_UNBOUNDED)
+        excess = Measurement.get(console, options, t).maximum - console.width
+        if excess <= 0:
+            return
+        names = [c for c in t.columns if c.justify == "left"]
+        widths = [max(Measurement.get(console, options, x).maximum for x in (c.header, *c.cells)) for c in names]
+        while excess > 0:
+            widest = max(range(len(widths)), key=widths.__getitem__, default=None)
+            if widest is None or widths[widest] <= _MIN_NAME:
+                break  # (a terminal too narrow even for that: Rich narrows the rest)
+            widths[widest] -= 1
+            excess -= 1
+        for column, width in zip(names, widths, strict=True):
+            column.max_width = width
+            column.overflow = "ellipsis"
+
     def show(renderable: Any) -> None:
         if not redirected:
+            if isinstance(renderable, Table):
+                fit(renderable)
             console.print(renderable)
             return
         width = console.width
