@@ -155,6 +155,29 @@ def test_demo_yes_keeps_the_real_home_untouched(tmp_path: Path, fake_manager_env
     assert not Path(json.loads(dry.stdout)["demo_dir"]).exists()
 
 
+def test_demo_under_a_tmpdir_with_brackets_and_a_space(tmp_path: Path, fake_manager_env) -> None:
+    """Under TMPDIR=`…/t [old]` the demo imported its rows, then every read of them failed (its dataset root
+    read as a glob), and its last line said `rm -rf …/t [old]/hyp-demo-…`: pasted as printed, that removes
+    `…/t` and whatever `[old]/hyp-demo-…` names. The commands it prints quote their paths for a shell."""
+    import shlex
+
+    tmp = tmp_path / "t [old]"
+    tmp.mkdir()
+    env = dict(os.environ, HOME=str(tmp_path / "real-home"), HYP_HOME=str(tmp_path / "real-hyp"), TMPDIR=str(tmp),
+               **fake_manager_env)
+    env.pop("CLAUDE_CONFIG_DIR", None)
+    env.pop("CODEX_HOME", None)
+    proc = hyp(["init", "--demo", "--yes"], env)
+    assert proc.returncode == 0, proc.stderr
+    (demo_dir,) = tmp.iterdir()
+    lines = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in proc.stdout.splitlines()
+             if line.startswith(("Look at it:", "Delete it:"))}  # fmt: skip
+    assert shlex.split(lines["Delete it"]) == ["rm", "-rf", str(demo_dir)]
+    assert shlex.split(lines["Look at it"]) == [f"HYP_HOME={demo_dir / 'hyp'}", "hyp", "query", "overview"]
+    look = hyp(["query", "overview", "--json"], dict(env, HYP_HOME=str(demo_dir / "hyp")))
+    assert look.returncode == 0 and json.loads(look.stdout)["rows"] > 0, look.stderr
+
+
 # --------------------------------------------------------------------------------------------- §12.3
 
 
