@@ -77,6 +77,19 @@ def call(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return (code if isinstance(code, int) else 1), captured.out, captured.err
 
 
+
+def on_a_terminal(home: Path, *args: str, cols: int = 80, color: bool = False) -> str:
+    """What `hyp ARGS` writes to a pseudo-terminal of `cols` columns (NO_COLOR unless `color`)."""
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    if color:
+        env.pop("NO_COLOR")
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", *args], env=env, dimensions=(60, cols),
+                          encoding="utf-8", timeout=60)  # fmt: skip
+    child.expect(pexpect.EOF)
+    return child.before
+
 def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC")
     full.update(env)
@@ -398,23 +411,13 @@ def test_a_redirected_table_pads_no_line_to_a_long_cell(filled: Path) -> None:
 
 
 def test_table_on_a_terminal_cuts_long_cells(filled: Path) -> None:
-    pexpect = pytest.importorskip("pexpect")
-    env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC", TERM="xterm-256color")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    env.pop("NO_COLOR", None)
     statement = "select message_id, attributes, attributes as a2, attributes as a3 from ai_gateway_messages"
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "sql", statement], env=env,
-                          dimensions=(50, 80), encoding="utf-8", timeout=60)  # fmt: skip
-    child.expect(pexpect.EOF)
-    text = child.before
+    text = on_a_terminal(filled, "query", "sql", statement, color=True)
     assert "…" in text and "15 rows" in text
     assert ANSI in text  # colour (bold headers) on a terminal…
-    env["NO_COLOR"] = "1"
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "sql", statement], env=env,
-                          dimensions=(50, 80), encoding="utf-8", timeout=60)  # fmt: skip
-    child.expect(pexpect.EOF)
-    assert "…" in child.before and ANSI not in child.before  # …but none with NO_COLOR
-    assert max(len(line) for line in child.before.splitlines()) <= 80
+    text = on_a_terminal(filled, "query", "sql", statement)
+    assert "…" in text and ANSI not in text  # …but none with NO_COLOR
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 # --- overview --------------------------------------------------------------------------------------------
@@ -494,14 +497,9 @@ def test_overview_redirected_keeps_long_paths_and_headers_whole(home: Path) -> N
     assert [line.split() for line in repos] == [["~/src/app", "4", "11"], [long_repo, "2", "4"]]
     assert len(repos[1]) > 80
     # A terminal keeps its layout: the table fits its 80 columns, the long path cut with `…`.
-    pexpect = pytest.importorskip("pexpect")
-    env = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "overview"], env=env,
-                          dimensions=(60, 80), encoding="utf-8", timeout=60)  # fmt: skip
-    child.expect(pexpect.EOF)
-    shown = child.before.splitlines()
-    assert max(len(line) for line in shown) <= 80 and long_repo not in child.before
+    text = on_a_terminal(home, "query", "overview")
+    shown = text.splitlines()
+    assert max(len(line) for line in shown) <= 80 and long_repo not in text
     assert any(line.startswith("/srv/builds/a-rather-long") and "…" in line for line in shown)
 
 
@@ -515,13 +513,7 @@ def test_overview_on_a_terminal_cuts_a_long_model_name_not_its_token_counts(home
             for r in shifted_rows()]  # fmt: skip
     with Storage(Layout(home)) as st:
         st.commit(rows, [])
-    pexpect = pytest.importorskip("pexpect")
-    env = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "overview"], env=env,
-                          dimensions=(60, 100), encoding="utf-8", timeout=60)  # fmt: skip
-    child.expect(pexpect.EOF)
-    shown = child.before.splitlines()
+    shown = on_a_terminal(home, "query", "overview", cols=100).splitlines()
     table = shown[shown.index("Tokens per model") + 1 :][:5]
     assert table[0].split() == ["provider", "model", "input", "cached", "output"]
     (line,) = [x for x in table if "arn:" in x]
@@ -610,13 +602,8 @@ def test_redirected_output_and_no_color_have_no_escape_codes(filled: Path) -> No
 
 
 def test_overview_on_a_terminal_without_color(filled: Path) -> None:
-    pexpect = pytest.importorskip("pexpect")
-    env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "query", "overview"], env=env,
-                          dimensions=(60, 100), encoding="utf-8", timeout=60)  # fmt: skip
-    child.expect(pexpect.EOF)
-    assert "Tokens per model" in child.before and ANSI not in child.before
+    text = on_a_terminal(filled, "query", "overview", cols=100)
+    assert "Tokens per model" in text and ANSI not in text
 
 
 _NO_SOCKETS = """
@@ -862,16 +849,11 @@ def test_control_characters_from_the_history_never_reach_the_terminal(home: Path
         assert shown in p.stdout, (args, p.stdout)
     p = run(home, "query", "sql", "--format", "json", sql)
     assert any(EVIL in v for row in json.loads(p.stdout) for v in row.values() if isinstance(v, str))
-    pexpect = pytest.importorskip("pexpect")
-    env = dict(os.environ, HYP_HOME=str(home), HOME=HOME, TZ="UTC", TERM="xterm-256color", NO_COLOR="1")
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     for args in (["query", "sql", "select cwd, model from ai_gateway_messages where model is not null"],
                  ["query", "overview"]):
-        child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", *args], env=env, dimensions=(60, 200),
-                              encoding="utf-8", timeout=60)  # fmt: skip
-        child.expect(pexpect.EOF)
-        assert "PWNED\x07" not in child.before and "\x1b[2J" not in child.before, args
-        assert "\\x1b]0;PWNED" in child.before, (args, child.before)
+        text = on_a_terminal(home, *args, cols=200)
+        assert "PWNED\x07" not in text and "\x1b[2J" not in text, args
+        assert "\\x1b]0;PWNED" in text, (args, text)
 
 
 def test_the_wizards_first_look_shows_control_characters_and_markup_as_text(home: Path) -> None:
