@@ -466,6 +466,25 @@ def test_a_response_replayed_whole_by_a_side_question_counts_once_when_the_side_
     assert counted["aside-first"] == counted["main-first"], counted
 
 
+def test_a_subagents_own_response_keeps_the_spec_usage_key(tmp_path):
+    """schema.md §6.2 rule 3 keys a response `api_message_id:request_id`. Only a side-chain response stored under
+    several request ids (a replay, above) is keyed by its api id alone; a subagent's own response, side-chain
+    only, kept rule 3's key before that change and keeps it."""
+    from hypaware_tui.core.dataset import scan_messages
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.storage import Storage
+
+    aside, _ = load(SUB / f"agent-{mk.AGENT_ASIDE}.jsonl")
+    layout = Layout(tmp_path / "h")
+    with Storage(layout) as storage:
+        storage.commit([dict(r) for r in aside], [])
+    use = usage_view(scan_messages(layout)).collect()
+    own = use.filter(pl.col("api_message_id") == "msg_04AAA").to_dicts()
+    assert [(u["usage_key"], u["key_kind"]) for u in own] == [("msg_04AAA:req_04AAA", "api_message_id+request_id")]
+    replay = use.filter(pl.col("api_message_id") == "msg_01AAA").to_dicts()
+    assert [(u["usage_key"], u["key_kind"]) for u in replay] == [("msg_01AAA", "api_message_id")]
+
+
 # --------------------------------------------------------------------------------------------- record types
 
 

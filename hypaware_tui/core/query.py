@@ -1995,14 +1995,18 @@ def _models(codex: pl.DataFrame, claude: pl.DataFrame, in_period: pl.Expr) -> pl
     the period (`in_period`, on `_ts`)."""
     side, api, request = pl.col("_side"), pl.col("api_message_id"), pl.col("request_id")
     main = claude.filter(~side & api.is_not_null())["api_message_id"].unique()
-    usage_key = (  # (a side chain's own responses by api id alone, as in `schema.usage_view`)
-        pl.when(api.is_not_null() & request.is_not_null() & ~side).then(api + ":" + request)
+    # (a response replayed in a side chain under several request ids by its api id alone, as in
+    # `schema.usage_view`)
+    replayed = side & api.is_not_null() & (request.n_unique().over("api_message_id") > 1)
+    usage_key = (
+        pl.when(api.is_not_null() & request.is_not_null() & ~replayed).then(api + ":" + request)
         .otherwise(pl.coalesce(api, "_mid"))
     )  # fmt: skip
     by, descending = _CHOICE_ORDER
     chosen = (
         claude.filter(~(side & api.is_in(main.implode()).fill_null(False)))
-        .with_columns(usage_key=usage_key, _cache=_in_cache())
+        .with_columns(usage_key=usage_key)
+        .with_columns(_cache=_in_cache())
         .sort(by, descending=descending, nulls_last=True)
         .group_by("usage_key", maintain_order=True)
         .first()

@@ -426,35 +426,29 @@ def usage_view(messages: pl.LazyFrame) -> pl.LazyFrame:
     ]  # fmt: skip
 
     claude = carriers.filter(pl.col("client_name") == "claude")
-    # A side-chain carrier left after the side-chain rule (no main-thread carrier has its api_message_id) is
-    # keyed by api_message_id alone: a side question replays a parent response under its own request id too,
-    # so with the parent's lines stored only as side-chain copies (the side question's file imported first:
-    # the parent's rows are then duplicates), `api:req` and `api:req_btw` counted the response twice.
-    # claude.md §11: no double-counted tokens, whichever file is imported first.
-    has_both = (
-        pl.col("api_message_id").is_not_null() & pl.col("request_id").is_not_null()
-        & ~pl.col("is_sidechain").fill_null(False)
-    )  # fmt: skip
+    side, api, request = pl.col("is_sidechain").fill_null(False), pl.col("api_message_id"), pl.col("request_id")
+    main_ids = claude.filter(~side & api.is_not_null()).select("api_message_id").unique()
+    claude = (
+        claude.join(main_ids.with_columns(_has_main=pl.lit(True)), on="api_message_id", how="left",
+                    nulls_equal=False)  # fmt: skip
+        .filter(~(side & pl.col("_has_main").fill_null(False)))
+        .drop("_has_main")
+    )
+    # Side-chain carriers of one api_message_id under more than one request id (none on the main thread, or the
+    # rule above dropped them) are one response replayed: a side question replays a parent response under its
+    # own request id too, and with the side question's file imported first the parent's lines are stored only
+    # as its side-chain copies (they are duplicates then). Keyed `api:req` and `api:req_btw`, the response
+    # counted twice; claude.md §11 asks for no double count whichever file is imported first. They are keyed by
+    # api_message_id alone; every other carrier keeps rule 3's key (schema.md §6.2).
+    replayed = side & api.is_not_null() & (request.n_unique().over("api_message_id") > 1)
+    has_both = api.is_not_null() & request.is_not_null() & ~replayed
     claude = claude.with_columns(
-        usage_key=pl.when(has_both)
-        .then(pl.col("api_message_id") + ":" + pl.col("request_id"))
-        .otherwise(pl.coalesce("api_message_id", "message_id")),
+        usage_key=pl.when(has_both).then(api + ":" + request).otherwise(pl.coalesce("api_message_id", "message_id")),
         key_kind=pl.when(has_both)
         .then(pl.lit("api_message_id+request_id"))
-        .when(pl.col("api_message_id").is_not_null())
+        .when(api.is_not_null())
         .then(pl.lit("api_message_id"))
         .otherwise(pl.lit("message_id")),
-    )
-    main_ids = (
-        claude.filter(~pl.col("is_sidechain").fill_null(False) & pl.col("api_message_id").is_not_null())
-        .select("api_message_id")
-        .unique()
-        .with_columns(_has_main=pl.lit(True))
-    )
-    claude = (
-        claude.join(main_ids, on="api_message_id", how="left", nulls_equal=False)
-        .filter(~(pl.col("is_sidechain").fill_null(False) & pl.col("_has_main").fill_null(False)))
-        .drop("_has_main")
     )
     in_cache = (
         pl.col("input_tokens").fill_null(0) + pl.col("cache_read_tokens").fill_null(0)
