@@ -202,3 +202,28 @@ def test_a_read_failing_on_a_valid_part_file_does_not_call_it_damaged(
         "(parquet): expanded paths were empty (glob: true)), although it opens as a valid part file. hyp did not "
         "change it: run the command again."
     )
+
+
+def test_a_part_file_with_a_good_footer_and_damaged_data_is_called_damaged(tmp_path: Path) -> None:
+    """A part file whose footer is intact but whose data pages are damaged (bytes changed in the middle) was
+    reported as "could not be read …, although it opens as a valid part file … run the command again": every
+    commit into its partition then failed for good, and so did every compaction. Read whole, it fails again:
+    it gets the advice to set it aside (`damaged_file_advice`), as before."""
+    from hypaware_tui.core import storage
+
+    layout = Layout(tmp_path / "hyp")
+    day = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    part = _part_file(layout, day, 400, "m")
+    data = bytearray(part.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")
+    for i in range(4, len(data) - 8 - footer, 7):  # (every page, every 7th byte; the footer as it was)
+        data[i] ^= 0x5A
+    part.write_bytes(bytes(data))
+    assert pl.read_parquet_schema(part) is not None  # the footer still reads
+    with pytest.raises(Exception) as info:
+        pl.read_parquet(part, glob=False)
+    problem = storage.part_file_problem(part, info.value)
+    assert problem is not None and problem.damaged, problem
+    with storage.Storage(layout) as st, pytest.raises(storage.StorageError) as failed:
+        st.commit(make_rows(2, prefix="n", created=day, client_name="claude"), [])
+    assert "It is damaged or was not written by hyp" in str(failed.value), failed.value
