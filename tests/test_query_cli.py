@@ -894,3 +894,30 @@ def test_invisible_characters_that_change_how_a_line_reads_are_shown(home: Path)
         st.commit(rows, [])
     p = run(home, "query", "overview")
     assert p.returncode == 0 and "\u202e" not in p.stdout and "/work/\\u202etxt.exe" in p.stdout
+
+
+def test_the_all_data_overview_reads_its_rows_from_the_listing_it_deduplicated(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hyp query overview --days 0` looked for `part_id`s stored twice in one listing of the files, found none,
+    then streamed the rows from a second listing. A compaction that wrote its merged file between the two (its
+    inputs not yet removed) made every row of the partition count twice (9,054 rows for 7,816)."""
+    import shutil
+
+    from hypaware_tui.core import dataset, query
+    from hypaware_tui.core.ids import uuid7_hex
+
+    layout = Layout(home)
+    with Storage(layout) as st:
+        st.commit(shifted_rows(), [])
+    expected = query.overview(layout, days=0).rows
+    real = dataset.relation_copies
+
+    def compaction_meanwhile(raw, hashes=None):
+        found = real(raw, hashes)
+        for part in list(layout.dataset_root.rglob("part-*.parquet")):  # the "merged" copies, written now
+            shutil.copy(part, part.with_name(f"part-{uuid7_hex()}.parquet"))
+        return found
+
+    monkeypatch.setattr(query, "relation_copies", compaction_meanwhile)
+    assert query.overview(layout, days=0).rows == expected
