@@ -1517,6 +1517,31 @@ def test_file_names_that_are_not_utf8_import_with_their_ids_escaped(h, inproc):
     assert [(x["status"], x["rows_written"]) for x in again["providers"]] == [("ok", 0), ("ok", 0)]
 
 
+def test_a_utf8_name_that_spells_the_escapes_out_keeps_its_own_id_and_rows(h, inproc):
+    """`rollout-…-\\xff\\xfe.jsonl` (the two bytes) and `rollout-…-\\\\xff\\\\xfe.jsonl` (UTF-8, backslashes
+    spelled out), same lines, no `session_meta`: both got the conversation id `rollout-…-\\xff\\xfe` and the
+    second file's rows were dropped as duplicates; the Claude `agent-\\xff\\xfeQ.jsonl` pair shared an agent id.
+    Now a name holding a backslash has it written `\\x5c`: every id differs and every row is written."""
+    claude_rows, codex_rows = _names_not_utf8(h)
+    sub = h.claude / "projects" / "-home-ada-repo" / "sess-a" / "subagents"
+    (sub / "agent-\\xff\\xfeQ.jsonl").write_bytes(
+        next(sub.iterdir()).read_bytes().replace(b'"sess-a-agent-', b'"sess-a-twin-'))  # (its own uuids)
+    day = h.codex / "sessions" / "2026" / "11" / "27"
+    (day / "rollout-2026-11-27T10-00-00-\\xff\\xfe.jsonl").write_bytes(next(day.iterdir()).read_bytes())
+    doc, p = h.json("backfill")
+    assert p.returncode == 0, p.stderr
+    got = {x["provider"]: (x["status"], x["rows_written"], x["duplicates_skipped"]) for x in doc["providers"]}
+    assert got == {"claude": ("ok", claude_rows + 4, 0), "codex": ("ok", 2 * codex_rows, 0)}
+    rc, out, err = inproc("query", "sql", "--format", "csv", "select client_name, agent_id, conversation_id, "
+                          "count(*) n from ai_gateway_messages where agent_id is not null or client_name = 'codex' "
+                          "group by all order by all")
+    assert rc == 0, err
+    assert out.splitlines() == ["client_name,agent_id,conversation_id,n",
+                                "claude,\\x5cxff\\x5cxfeQ,sess-a,4", "claude,\\xff\\xfeQ,sess-a,4",
+                                f"codex,,rollout-2026-11-27T10-00-00-\\x5cxff\\x5cxfe,{codex_rows}",
+                                f"codex,,rollout-2026-11-27T10-00-00-\\xff\\xfe,{codex_rows}"]
+
+
 def test_a_path_that_is_not_utf8_is_shown_with_escapes_on_a_strict_terminal(h):
     """The summary names the path of a file it could not read; one with bytes that are not UTF-8 ended
     `hyp backfill` with "unexpected error: UnicodeEncodeError" on a strict UTF-8 stdout (the usual for a UTF-8

@@ -1247,8 +1247,13 @@ def test_agent_ids_from_different_byte_names_never_read_the_same(tmp_path):
         (agent,) = {r["agent_id"] for r in rows}
         ids.append(agent)
     assert ids == ["\\x5cxff\\xfe", "\\xff\\x5cxfe", "\\xff\\xfe"]
-    # a name that is UTF-8 is its own id, backslashes and all
-    d = tmp_path / "u" / "subagents"
-    d.mkdir(parents=True)
-    rows, _ = import_file(IMP, _agent_file_named(d, "é\\x".encode()))
-    assert {r["agent_id"] for r in rows} == {"é\\x"}
+    # a UTF-8 name without a backslash is its own id; one with a backslash has it written `\x5c` (else
+    # `agent-\\xff\\xfeQ.jsonl` spelled out in UTF-8 read as the bytes `agent-<ff><fe>Q.jsonl`)
+    got = {}
+    for i, raw in enumerate(("é-ordinary".encode(), b"\\xff\\xfeQ", b"\xff\xfeQ")):
+        d = tmp_path / f"u{i}" / "subagents"
+        d.mkdir(parents=True)
+        rows, _ = import_file(IMP, _agent_file_named(d, raw))
+        (got[raw],) = {r["agent_id"] for r in rows}
+    assert got == {"é-ordinary".encode(): "é-ordinary", b"\\xff\\xfeQ": "\\x5cxff\\x5cxfeQ",
+                   b"\xff\xfeQ": "\\xff\\xfeQ"}

@@ -1293,3 +1293,9 @@ def test_a_rollout_without_session_meta_whose_name_is_not_utf8(tmp_path):
     pieces, _ = import_file(IMP, path, pieces=offsets[::3])
     assert rows_multiset(pieces) == rows_multiset(whole)
     assert thread_id_from_name(os.fsdecode(b"/x/rollout-a\\b\xff.jsonl")) == "rollout-a\\x5cb\\xff"
+    # a UTF-8 name that spells the escapes out is not read as the bytes; an ordinary name is itself
+    assert thread_id_from_name("/x/rollout-2026-11-20T11-00-00-\\xff\\xfe.jsonl") == (
+        "rollout-2026-11-20T11-00-00-\\x5cxff\\x5cxfe")
+    assert thread_id_from_name(os.fsdecode(b"/x/rollout-2026-11-20T11-00-00-\xff\xfe.jsonl")) == (
+        "rollout-2026-11-20T11-00-00-\\xff\\xfe")
+    assert thread_id_from_name("/x/rollout-2026-11-20T11-00-00-é.jsonl") == "rollout-2026-11-20T11-00-00-é"

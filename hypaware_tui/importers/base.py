@@ -49,14 +49,15 @@ Row = dict[str, Any]
 
 def name_text(name: str) -> str:
     """A file name, or a part of one, as the text of a row value (the ids that come from file names, schema.md
-    §3.1). The name itself when its bytes are UTF-8 (every name a client writes). Otherwise `os.fsdecode`
-    kept each byte that is not UTF-8 as a lone surrogate, which no Parquet column can hold (the whole batch
-    failed on it, rows of every file in it): such a name is decoded from its bytes with each of those bytes
-    written as `\\xff` and each backslash as `\\x5c`, so that two different byte names never give the same
-    text, and the same bytes always the same text (rows are a function of the bytes). (Only a UTF-8 name
-    that spells such an escape out, `agent-\\xff.jsonl`, can read as one that is not UTF-8: every text is a
-    name.)"""
-    if schema.SURROGATE.search(name) is None:
+    §3.1). The name itself when its bytes are UTF-8 and it holds no backslash (every name a client writes).
+    Otherwise (`os.fsdecode` kept each byte that is not UTF-8 as a lone surrogate, which no Parquet column can
+    hold: the whole batch failed on it, rows of every file in it) each byte that is not UTF-8 is written as
+    `\\xff` and each backslash as `\\x5c`. The mapping is one-to-one: a text without a backslash is a name
+    as it is, and a text with one reads back to a single name (every `\\xNN` in it is one byte, and no
+    other backslash is left), so two different names never give the same id (`agent-<0xff>.jsonl` and the
+    UTF-8 `agent-\\xff.jsonl` are `agent-\\xff` and `agent-\\x5cxff`), and the same bytes always the
+    same text (rows are a function of the bytes)."""
+    if "\\" not in name and schema.SURROGATE.search(name) is None:
         return name
     return schema.utf8_text(name.replace("\\", "\\x5c"))
 
