@@ -975,6 +975,30 @@ def test_an_error_naming_a_source_file_is_logged_and_stored_without_its_path(
         loop.close()
 
 
+def test_scrub_paths_takes_a_folder_only_as_a_whole_name() -> None:
+    """The folders matched as bare prefixes: `~/.codex-old/x` and `~/.claudette/notes` (under no client root)
+    became one `<a path in the claude history folder>` (the wrong client, the rest of the line gone). A folder
+    matches now only when a separator, a quote, a delimiter, a space or the end follows it."""
+    from hypaware_tui.core.daemon.loop import scrub_paths
+
+    places = {"/home/u/.claude": "claude", "/home/u/.codex": "codex"}
+    text = "backup at /home/u/.codex-old/x and /home/u/.claudette/notes"
+    assert scrub_paths(text, places) == text
+    assert scrub_paths("open /home/u/.codex: no; '/home/u/.claude/p/s.jsonl', /home/u/.codex/a b (c) /home/u/.claude",
+                       places) == ("open <a path in the codex history folder>; <a path in the claude history folder>, "
+                                   "<a path in the codex history folder> (c) <a path in the claude history folder>")
+
+
+def test_scrub_paths_never_keeps_a_source_path_along_with_a_hyp_home_path() -> None:
+    """A bare HYP_HOME path under a client root ran on into the source path after it, and the whole was kept,
+    raw source path and all; a bare path stops where another folder begins now."""
+    from hypaware_tui.core.daemon.loop import scrub_paths
+
+    places = {"/home/u/.claude": "claude", "/home/u/.codex": "codex"}
+    assert scrub_paths("x /home/u/.claude/hyp/a and /home/u/.claude/projects/b.jsonl secret", places,
+                       keep="/home/u/.claude/hyp") == "x /home/u/.claude/hyp/a and <a path in the claude history folder>"
+
+
 class FaultyClaude(ClaudeImporter):
     bad: set[str] = set()
 

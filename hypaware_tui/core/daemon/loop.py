@@ -262,25 +262,30 @@ def _walk_dirs(top: str) -> dict[str, int]:
 
 def scrub_paths(text: str, places: Mapping[str, str], keep: str | None = None) -> str:
     """`text` with every path under one of `places` (a folder -> its client's name) replaced by `<a path in the
-    NAME history folder>`: the daemon's log and status hold no raw source path (storage.md §10). A quoted path
-    (Python's repr, Rust's Debug: they start at the root) goes whole, quotes and all; a bare one up to a quote,
-    a bracket, a comma, a semicolon or the end of the line (spaces included: a path may hold them, and a few
-    words too many gone are better than part of a path left). A path under `keep` (HYP_HOME, when a client root
-    holds it) stays: it is not a source."""
-    roots = sorted((p for p in places if p and p != os.sep), key=len, reverse=True)
+    NAME history folder>`: the daemon's log and status hold no raw source path (storage.md §10). A folder
+    matches only as a whole name: followed by a path separator, a quote, a delimiter (`,;:()[]{}<>`), a space
+    or the end (`~/.codex-old`, `~/.claudette` are not under `~/.codex`, `~/.claude`). A quoted path (Python's
+    repr, Rust's Debug: they start at the root) goes whole, quotes and all; a bare one up to a quote, a bracket,
+    a comma, a semicolon, the end of the line or the start of another such folder (spaces included: a path may
+    hold them, and a few words too many gone are better than part of a path left). A path under `keep`
+    (HYP_HOME, when a client root holds it) stays: it is not a source, and, ending where a folder begins, it
+    never carries a source path after it along."""
+    names = {p.rstrip(os.sep): name for p, name in places.items() if p.rstrip(os.sep)}
+    roots = sorted(names, key=len, reverse=True)
     if not text or not roots:
         return text
     alt = "|".join(re.escape(r) for r in roots)
-    pattern = re.compile(rf"'(?:{alt})(?:[^'\\\n]|\\.)*'"
-                         rf"|\"(?:{alt})(?:[^\"\\\n]|\\.)*\""
-                         rf"|(?:{alt})[^'\"\n,;()\[\]{{}}<>]*")
+    end = rf"(?=[{re.escape(os.sep)}'\"\s,;:()\[\]{{}}<>]|\Z)"
+    pattern = re.compile(rf"'(?P<q1>{alt}){end}(?:[^'\\\n]|\\.)*'"
+                         rf"|\"(?P<q2>{alt}){end}(?:[^\"\\\n]|\\.)*\""
+                         rf"|(?P<bare>{alt}){end}(?:(?!{alt})[^'\"\n,;()\[\]{{}}<>])*")
 
     def replace(m: re.Match[str]) -> str:
         found = m.group()
         bare = found[1:-1] if found[0] in "'\"" else found
         if keep and (bare == keep or bare.startswith(keep.rstrip(os.sep) + os.sep)):
             return found
-        name = next((places[r] for r in roots if r in found), "client")
+        name = names[m.group("q1") or m.group("q2") or m.group("bare")]
         return f"<a path in the {name} history folder>" + found[len(found.rstrip()):]  # (a bare one's spaces)
 
     return pattern.sub(replace, text)
