@@ -227,3 +227,29 @@ def test_a_part_file_with_a_good_footer_and_damaged_data_is_called_damaged(tmp_p
     with storage.Storage(layout) as st, pytest.raises(storage.StorageError) as failed:
         st.commit(make_rows(2, prefix="n", created=day, client_name="claude"), [])
     assert "It is damaged or was not written by hyp" in str(failed.value), failed.value
+
+
+@pytest.mark.parametrize("kind", ["link loop", "folder"])
+def test_a_part_file_that_is_a_link_loop_or_a_folder_is_reported_not_fatal(tmp_path: Path, kind: str) -> None:
+    """A `part-….parquet` that is a symbolic link to itself ended `hyp cache status` with "unexpected error:
+    OSError: [Errno 40] Too many levels of symbolic links"; a folder of that name was counted as a file. Each is
+    reported with its reason and what to do, and the rest of the report stands."""
+    layout = Layout(tmp_path / "hyp")
+    day = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    _part_file(layout, day, 3, "m")
+    odd = layout.partition_dir("claude", "2026-05-01") / f"part-{uuid7_hex()}.parquet"
+    if kind == "link loop":
+        odd.symlink_to(odd)
+    else:
+        odd.mkdir()
+    env = dict(os.environ, HYP_HOME=str(layout.home), HOME=str(tmp_path / "home"), NO_COLOR="1")
+    p = subprocess.run([*HYP, "cache", "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert "unexpected error" not in p.stderr, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["total_rows"] == 3 and doc["files"] == 1
+    (problem,) = doc["unopened_files"]
+    assert problem["path"] == str(odd)
+    assert ("symbolic link" in problem["error"]) if kind == "link loop" else ("directory" in problem["error"])
+    p = subprocess.run([*HYP, "cache", "status"], env=env, capture_output=True, text=True, timeout=60)
+    advice = "remove the link" if kind == "link loop" else "It is a folder, not a file"
+    assert advice in p.stderr and "unexpected error" not in p.stderr, p.stderr

@@ -889,6 +889,9 @@ def test_invisible_characters_that_change_how_a_line_reads_are_shown(home: Path)
 
     assert printable("a\u202eb\u2066c\u200bd\u2028e\ufefff") == "a\\u202eb\\u2066c\\u200bd\\u2028e\\ufefff"
     assert printable("👨\u200d👩 \u200fשלום é") == "👨\u200d👩 \u200fשלום é"
+    # a plain output line (`out`, `err`) keeps its tabs: a launchd plist printed by `hyp daemon install
+    # --dry-run` is indented with them, and showed `\t` for each
+    assert printable("<dict>\n\t<key>Label</key>", newlines=True) == "<dict>\n\t<key>Label</key>"
     rows = [dict(r, cwd="/work/\u202etxt.exe") if r["cwd"] == "/work/other" else r for r in shifted_rows()]
     with Storage(Layout(home)) as st:
         st.commit(rows, [])

@@ -18,7 +18,7 @@ import re
 _SHOWN = "\x7f-\x9f\u200b\u2028-\u202e\u2066-\u2069\ufeff\ud800-\udfff"
 _CONTROL = re.compile(f"[\x00-\x1f{_SHOWN}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_KEEP_NEWLINES = re.compile(f"[\x00-\x09\x0b-\x1f{_SHOWN}]")
+_KEEP_NEWLINES = re.compile(f"[\x00-\x08\x0b-\x1f{_SHOWN}]")  # (a message's line breaks and tabs stay)
 
 
 def escape_char(char: str) -> str:
@@ -42,10 +42,13 @@ def printable(text: str, *, newlines: bool = False) -> str:
     """`text` with its control characters written as escapes (`\\n`, `\\x1b`), for a terminal. Text from the
     history (a cell, a working directory, a model or tool name) is anybody's: a web page a tool fetched can hold
     `ESC ] 0 ; … BEL`, which retitled the terminal from the wizard's first look, or `ESC [ 2 J`, which cleared
-    it from `hyp query sql`. JSON and CSV keep the exact text. `newlines`: keep line breaks (a message).
+    it from `hyp query sql`. JSON and CSV keep the exact text. `newlines`: keep line breaks and tabs (a message,
+    a unit file's text).
     A lone surrogate (a path that is not UTF-8, in a message) is written as an escape too: a UTF-8 stream
     that is strict (the usual for a UTF-8 locale other than C.UTF-8) refused it, and the command ended
     there."""
+    if text.isprintable():  # (none of them is: the common case, one C-speed pass)
+        return text
     pattern = _KEEP_NEWLINES if newlines else _CONTROL
     if pattern.search(text) is None:
         return text

@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import signal
+import stat as stat_mod
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -1485,9 +1486,19 @@ def dataset_stats(layout: Layout) -> DatasetStats:
         for name in names:
             p = pdir / name
             try:
-                size = p.stat().st_size
+                st = p.stat()
+                if not stat_mod.S_ISREG(st.st_mode):  # (a folder of that name: opening it says so)
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(p))
             except FileNotFoundError:
                 continue
+            except OSError as exc:  # a link loop, a folder: reported with its reason, never the end of the report
+                problem = part_file_problem(p, exc)
+                if problem is not None and problem.damaged:
+                    stats.unreadable.append(str(p))
+                elif problem is not None:
+                    stats.unopened.append(problem)
+                continue
+            size = st.st_size
             info.files += 1
             info.bytes += size
             paths.append(p)
