@@ -515,12 +515,18 @@ def test_overview_on_a_terminal_cuts_a_long_model_name_not_its_token_counts(home
         st.commit(rows, [])
     shown = on_a_terminal(home, "query", "overview", cols=100).splitlines()
     table = shown[shown.index("Tokens per model") + 1 :][:5]
-    assert table[0].split() == ["provider", "model", "input", "cached", "output"]
+    # (the provider gives way first, down to `ant…`: the model tells the rows apart)
+    assert table[0].split() == ["pro…", "model", "input", "cached", "output"]
     (line,) = [x for x in table if "arn:" in x]
     assert len(line) <= 100 and arn not in line
-    assert line.startswith("anthropic   arn:aws:bedrock:us-east-1:123456789012:application-infer")
+    assert line.startswith("ant…   arn:aws:bedrock:us-east-1:123456789012:application-inference-p…")
     assert line.split()[2:] == ["1,234,567", "0", "5"] and line.split()[1].endswith("…")
     assert max(len(x) for x in shown) <= 100
+    # 50 columns: the provider gives way before the models (the demo's were all `claude-…` next to a whole
+    # `anthropic`)
+    narrow = on_a_terminal(home, "query", "overview", cols=50).splitlines()
+    models = [x.split()[1] for x in narrow[narrow.index("Tokens per model") + 3 :][:4] if x.strip()]
+    assert "claude-opus-4" in models and len(set(models)) == len(models), narrow
     # redirected, the name stays whole
     p = run(home, "query", "overview")
     assert p.returncode == 0 and f"anthropic   {arn}   1,234,567        0        5" in p.stdout

@@ -289,8 +289,11 @@ EMPTY_RUN_DAYS = 31  # longer runs of days without a session are one line (never
 
 #: wider than any line of the overview: the width its tables are measured at when the output is redirected
 _UNBOUNDED = 1 << 30
-#: the narrowest a name column of the overview is cut to on a terminal (`a…`): the numbers come first
-_MIN_NAME = 2
+#: the narrowest the overview's provider column is cut to on a terminal (`ant…`), before any other name column,
+#: which keeps at least _MIN_NAME characters (`claude-…`): the numbers come first, then the names that tell
+#: rows apart
+_MIN_PROVIDER = 4
+_MIN_NAME = 8
 
 
 def render_overview(ov: Overview, console: Console) -> None:
@@ -317,8 +320,15 @@ def render_overview(ov: Overview, console: Console) -> None:
             return
         names = [c for c in t.columns if c.justify == "left"]
         widths = [max(Measurement.get(console, options, x).maximum for x in (c.header, *c.cells)) for c in names]
+        # The provider (anthropic, openai) says least: it gives way first; then the widest of the others
+        for i, column in enumerate(names):
+            if str(column.header) == "provider" and excess > 0:
+                cut = min(excess, max(0, widths[i] - _MIN_PROVIDER))
+                widths[i] -= cut
+                excess -= cut
+        others = [i for i, c in enumerate(names) if str(c.header) != "provider"]
         while excess > 0:
-            widest = max(range(len(widths)), key=widths.__getitem__, default=None)
+            widest = max(others, key=widths.__getitem__, default=None)
             if widest is None or widths[widest] <= _MIN_NAME:
                 break  # (a terminal too narrow even for that: Rich narrows the rest)
             widths[widest] -= 1
