@@ -707,7 +707,7 @@ def test_a_statement_opening_with_a_comment_and_a_relation_name_in_capitals(
     statement = "-- rows\nselect count(*) as n from ai_gateway_messages"
     code, out, err = call(capsys, "query", "sql", statement)
     assert (code, out) == (2, "")
-    assert 'put -- before it, hyp query sql -- "-- rows…"' in err
+    assert "put -- before it, hyp query sql -- '-- rows…'" in err
     code, out, err = call(capsys, "query", "sql", "--format", "json", "--", statement)
     assert code == 0 and json.loads(out) == [{"n": 15}], err
     code, out, err = call(capsys, "query", "schema", "AI_GATEWAY_USAGE", "--json")
@@ -780,8 +780,8 @@ def test_options_after_double_dash_get_the_command_that_works(
     assert (code, out) == (2, "")
     assert err.splitlines()[:3] == [
         "hyp query sql: got unexpected extra argument(s) (--format csv)",
-        'Everything after -- is the statement: put the options before --, hyp query sql --format csv -- '
-        '"-- weekly…"',
+        "Everything after -- is the statement: put the options before --, hyp query sql --format csv -- "
+        "'-- weekly…'",
         "Usage: hyp query sql [OPTIONS] STATEMENT",
     ]
     code, out, err = call(capsys, "query", "sql", "--format", "csv", "--", statement)
@@ -790,24 +790,32 @@ def test_options_after_double_dash_get_the_command_that_works(
     assert (code, out) == (2, "")
     assert err.splitlines()[:2] == [
         "hyp query sql: no such option: -- weekly…",
-        'A statement that starts with -- is read as an option: put -- before it, hyp query sql --format csv -- '
-        '"-- weekly…"',
+        "A statement that starts with -- is read as an option: put -- before it, hyp query sql --format csv -- "
+        "'-- weekly…'",
     ]
     # a short one-line statement is shown whole (no `…`); other usage errors get no hint
     code, out, err = call(capsys, "query", "sql", "-- x", "--format", "json")
     assert err.splitlines()[:2] == [
         "hyp query sql: no such option: -- x",
-        'A statement that starts with -- is read as an option: put -- before it, hyp query sql --format json -- '
-        '"-- x"',
+        "A statement that starts with -- is read as an option: put -- before it, hyp query sql --format json -- "
+        "'-- x'",
     ]
     code, out, err = call(capsys, "query", "sql", "--", "select 1", "select 2")
     assert code == 2 and err.splitlines()[1].startswith("Usage: ")
+    # no hint that would fail too (an argument that is no option of hyp query sql, an option given twice),
+    # and the statement quoted for a shell (a review audit)
+    for args in (["--", "select 1", "-- second"], ["--", "select 1", "-1"],
+                 ["--format=csv", "--", "select 1", "--format", "json"]):
+        code, out, err = call(capsys, "query", "sql", *args)
+        assert code == 2 and err.splitlines()[1].startswith("Usage: "), (args, err)
+    code, out, err = call(capsys, "query", "sql", "--", 'select "x" from $t', "--format", "csv")
+    assert err.splitlines()[1].endswith("""hyp query sql --format csv -- 'select "x" from $t'"""), err
 
 
 @pytest.mark.parametrize(
     ("statement", "word"),
     [("selec 1", "selec"), ("SELCT * from ai_gateway_messages", "SELCT"), ("(selct 1)", "selct"),
-     ("wiht x as (select 1) select * from x", "wiht")],
+     ("wiht x as (select 1) select * from x", "wiht"), ("créer 1", "créer")],
 )  # fmt: skip
 def test_a_typo_in_the_first_word_is_not_read_as_a_refusal(
     home: Path, capsys: pytest.CaptureFixture[str], statement: str, word: str

@@ -168,16 +168,10 @@ def _sql_hint(path: str, args: Sequence[str]) -> str | None:
     if "--" in rest:
         k = rest.index("--")
         before, after = rest[:k], rest[k + 1 :]
-        i = 0
-        while i < len(before):  # only options before `--` (else the statement is not the one after it)
-            a = before[i]
-            if a in _SQL_VALUE_OPTIONS:
-                i += 2
-            elif a in _SQL_FLAGS or any(a.startswith(f"{o}=") for o in _SQL_VALUE_OPTIONS):
-                i += 1
-            else:
-                return None
-        if len(after) < 2 or not any(a.startswith("-") for a in after[1:]):
+        # Only hyp query sql's own options, on both sides, and none given twice: else the command shown would
+        # fail too (`-- "select 1" "-- second"`, `-- "select 1" -1`) or keep both (`--format=csv … --format json`)
+        given, moved = _sql_options(before), _sql_options(after[1:])
+        if given is None or moved is None or not moved or set(given) & set(moved):
             return None
         command = _sql_command(path, [*before, *after[1:]], after[0])
         return f"Everything after -- is the statement: put the options before --, {command}"
@@ -188,14 +182,35 @@ def _sql_hint(path: str, args: Sequence[str]) -> str | None:
     return f"A statement that starts with -- is read as an option: put -- before it, {command}"
 
 
+def _sql_options(args: Sequence[str]) -> list[str] | None:
+    """The names of the options `args` holds (`--format`), or None when it holds anything else."""
+    names: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in _SQL_VALUE_OPTIONS and i + 1 < len(args):
+            names.append(a)
+            i += 2
+        elif a in _SQL_FLAGS:
+            names.append(a)
+            i += 1
+        elif (eq := next((o for o in _SQL_VALUE_OPTIONS if a.startswith(f"{o}=")), None)) is not None:
+            names.append(eq)
+            i += 1
+        else:
+            return None
+    return names
+
+
 def _sql_command(path: str, options: Sequence[str], statement: str) -> str:
-    """`hyp query sql --format csv -- "-- weekly…"`: the statement's first line, as a reminder of which one."""
+    """`hyp query sql --format csv -- '-- weekly…'`: the statement's first line, as a reminder of which one,
+    quoted for a shell as the options are (a statement with `"` or `$` pasted as `"…"` broke)."""
     import shlex
 
     from typer._click.utils import _escape_control_characters
 
-    shown = [_escape_control_characters(shlex.quote(a)) for a in options]
-    return " ".join([path, *shown, "--", f'"{_escape_control_characters(_one_line(statement, 40))}"'])
+    shown = [_escape_control_characters(shlex.quote(a)) for a in (*options, "--", _one_line(statement, 40))]
+    return " ".join([path, *shown])
 
 
 def _tolerate_narrow_encodings(args: Sequence[str]) -> None:

@@ -223,6 +223,8 @@ def check_select(statement: str) -> str:
         if k < len(words) and words[k] not in _STATEMENT_WORDS:
             _, start, end = lexed[k]  # (toks is lexed without its trailing semicolons)
             if _WORD.fullmatch(statement[start:end]):  # a bare word, not a literal or a quoted name
+                while end < len(statement) and (statement[end].isalnum() or statement[end] == "_"):
+                    end += 1  # (the whole word: the lexer's words are ASCII, `créer` quoted as "cr")
                 raise QueryError(NOT_SELECT.format(word=statement[start:end]))
         raise QueryError(ONLY_SELECT)
     for i, t in enumerate(words):
