@@ -268,3 +268,24 @@ def test_a_tool_input_nested_a_thousand_deep_is_imported(tmp_path: Path):
     rows, stats = _deep_in_the_stack(200, lambda: import_file(ClaudeImporter(), path))
     assert [r["message_id"] for r in rows] == ["u1", "u2", "u3"], stats.lines_skipped
     assert rows[1]["tool_args"] == '{"a":' + _nested(1010) + "}"
+
+
+def test_a_line_nested_a_thousand_deep_with_an_integer_beyond_64_bits_is_imported_exactly(tmp_path: Path):
+    """The walks that put exact integers back recursed outside the room the stdlib fallback makes: a line nested
+    1,005 deep holding 123456789012345678901234567890 was malformed (RecursionError), the same line without it
+    imported."""
+    big = "123456789012345678901234567890"
+    lines = [
+        {"type": "user", "sessionId": "s1", "uuid": "u1", "timestamp": "2026-11-27T10:00:00Z",
+         "message": {"role": "user", "content": "hi"}},
+        {"type": "assistant", "sessionId": "s1", "uuid": "u2", "timestamp": "2026-11-27T10:00:01Z",
+         "message": {"id": "m1", "role": "assistant", "model": "x", "usage": {"input_tokens": 1, "output_tokens": 2},
+                     "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"a": "NESTED"}}]}},
+    ]
+    nested = "[" * 1000 + big + "]" * 1000
+    text = "".join(json.dumps(line) + "\n" for line in lines).replace('"NESTED"', nested)
+    path = tmp_path / "11111111-1111-4111-8111-111111111111.jsonl"
+    path.write_text(text)
+    rows, stats = _deep_in_the_stack(100, lambda: import_file(ClaudeImporter(), path))
+    assert [r["message_id"] for r in rows] == ["u1", "u2"], stats.lines_skipped
+    assert rows[1]["tool_args"] == '{"a":' + nested + "}"

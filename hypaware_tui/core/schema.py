@@ -203,7 +203,7 @@ _depth_lock = threading.RLock()
 
 
 @contextlib.contextmanager
-def _depth_room() -> Iterator[None]:
+def json_depth_room() -> Iterator[None]:
     """Room for `JSON_DEPTH` levels of the stdlib's JSON recursion below the current frame (3.11 counts them
     against the Python recursion limit). Serialised: the limit is the process's."""
     with _depth_lock:
@@ -233,7 +233,7 @@ def stdlib_loads(text: str) -> Any:
     deeper than `JSON_DEPTH`, on every Python version. The one fallback of the importers and of `hyp query`
     where orjson refuses a text or widens its integers. Raises ValueError."""
     try:
-        with _depth_room():
+        with json_depth_room():
             value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError as exc:
         raise ValueError("nested too deeply") from exc
@@ -245,7 +245,7 @@ def stdlib_loads(text: str) -> Any:
 def stdlib_dumps(value: Any) -> str:
     """schema.md §3.3's canonical text by the stdlib (`json.dumps`, sorted keys, no spaces, no ASCII escaping),
     with room for `JSON_DEPTH` levels on every Python version."""
-    with _depth_room():
+    with json_depth_room():
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

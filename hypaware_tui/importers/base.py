@@ -38,6 +38,7 @@ from hypaware_tui.core.paths import user_home
 from hypaware_tui.core.schema import (
     SURROGATE_ESCAPE,
     canonical_json,
+    json_depth_room,
     plain_json_types,
     stdlib_dumps,
     stdlib_loads,
@@ -662,7 +663,8 @@ class _Line:
         if len(raw) <= _KEEP_LINE:
             self.raw, self.found = raw, None
         else:
-            self.raw, self.found = None, (_widened_ints(obj, raw) if _holds_wide_float(obj) else {})
+            with json_depth_room():  # (these walks recurse: a line nested 1,024 deep is read on every Python)
+                self.raw, self.found = None, (_widened_ints(obj, raw) if _holds_wide_float(obj) else {})
 
     def leave(self) -> None:
         self.raw = self.obj = self.found = None
@@ -689,14 +691,15 @@ def exact_numbers_of_line(value: Any) -> Any:
     """`value` with the floats orjson made of the current line's big integers put back as those integers;
     `value` itself when it holds none (or outside a line). Installed as `schema.exact_numbers`."""
     line = _LINE
-    found = line.found
-    if found is None:
-        raw = line.raw
-        # (asked for any text with "e+", a string's too: the line is parsed again only for such a float)
-        if raw is None or not _holds_wide_float(value if value.__class__ in (dict, list) else [value]):
-            return value
-        found = line.found = _widened_ints(line.obj, raw)
-    return _put_back(value, found, 0) if found else value
+    with json_depth_room():  # (the walks below recurse, as deep as the line: 1,024 levels)
+        found = line.found
+        if found is None:
+            raw = line.raw
+            # (asked for any text with "e+", a string's too: the line is parsed again only for such a float)
+            if raw is None or not _holds_wide_float(value if value.__class__ in (dict, list) else [value]):
+                return value
+            found = line.found = _widened_ints(line.obj, raw)
+        return _put_back(value, found, 0) if found else value
 
 
 def _holds_wide_float(value: Any, depth: int = 0) -> bool:
