@@ -252,7 +252,9 @@ def test_the_stdlib_fallback_nests_as_deep_as_orjson_on_every_python():
     assert _deep_in_the_stack(300, lambda: canonical_json({"a": value})) == '{"a":' + _nested(900) + "}"
 
 
-def test_a_tool_input_nested_a_thousand_deep_is_imported(tmp_path: Path):
+def _session_with_tool_input(tmp_path: Path, tool_input: str) -> Path:
+    """A Claude session: a user line, an assistant tool call whose input is `{"a": tool_input}` (JSON text), and
+    a user line after it."""
     lines = [
         {"type": "user", "sessionId": "s1", "uuid": "u1", "timestamp": "2026-11-27T10:00:00Z",
          "message": {"role": "user", "content": "hi"}},
@@ -262,30 +264,18 @@ def test_a_tool_input_nested_a_thousand_deep_is_imported(tmp_path: Path):
         {"type": "user", "sessionId": "s1", "uuid": "u3", "timestamp": "2026-11-27T10:00:02Z",
          "message": {"role": "user", "content": "after"}},
     ]
-    text = "".join(json.dumps(line) + "\n" for line in lines).replace('"NESTED"', _nested(1010))
     path = tmp_path / "11111111-1111-4111-8111-111111111111.jsonl"
-    path.write_text(text)
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines).replace('"NESTED"', tool_input))
+    return path
+
+
+@pytest.mark.parametrize("inner", ["1", "123456789012345678901234567890"])
+def test_a_tool_input_nested_a_thousand_deep_is_imported(tmp_path: Path, inner: str):
+    """Deep in a stack, a line nested about 1,000 deep is imported, with an integer beyond 64 bits in it too:
+    the walks that put such integers back recursed outside the stdlib fallback's room (the line was malformed,
+    RecursionError, while the same line without the integer imported)."""
+    nested = "[" * 1000 + inner + "]" * 1000
+    path = _session_with_tool_input(tmp_path, nested)
     rows, stats = _deep_in_the_stack(200, lambda: import_file(ClaudeImporter(), path))
     assert [r["message_id"] for r in rows] == ["u1", "u2", "u3"], stats.lines_skipped
-    assert rows[1]["tool_args"] == '{"a":' + _nested(1010) + "}"
-
-
-def test_a_line_nested_a_thousand_deep_with_an_integer_beyond_64_bits_is_imported_exactly(tmp_path: Path):
-    """The walks that put exact integers back recursed outside the room the stdlib fallback makes: a line nested
-    1,005 deep holding 123456789012345678901234567890 was malformed (RecursionError), the same line without it
-    imported."""
-    big = "123456789012345678901234567890"
-    lines = [
-        {"type": "user", "sessionId": "s1", "uuid": "u1", "timestamp": "2026-11-27T10:00:00Z",
-         "message": {"role": "user", "content": "hi"}},
-        {"type": "assistant", "sessionId": "s1", "uuid": "u2", "timestamp": "2026-11-27T10:00:01Z",
-         "message": {"id": "m1", "role": "assistant", "model": "x", "usage": {"input_tokens": 1, "output_tokens": 2},
-                     "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"a": "NESTED"}}]}},
-    ]
-    nested = "[" * 1000 + big + "]" * 1000
-    text = "".join(json.dumps(line) + "\n" for line in lines).replace('"NESTED"', nested)
-    path = tmp_path / "11111111-1111-4111-8111-111111111111.jsonl"
-    path.write_text(text)
-    rows, stats = _deep_in_the_stack(100, lambda: import_file(ClaudeImporter(), path))
-    assert [r["message_id"] for r in rows] == ["u1", "u2"], stats.lines_skipped
     assert rows[1]["tool_args"] == '{"a":' + nested + "}"
