@@ -412,11 +412,21 @@ def _open_advice(exc: OSError) -> str:
 
 
 def _diagnose(path: Path) -> PartFileProblem | None:
-    """`path` opened with `open()` and its footer parsed from the handle (the path is never interpreted): None
-    when it is a valid part file. FileNotFoundError when it is gone."""
+    """`path` opened with `open()` (the path is never interpreted), its footer parsed from the handle and then
+    the whole file read from it: None when it is a valid part file that reads. The footer alone is not enough:
+    a page whose zstd frame does not match its size fails only when read, and a "run it again" for such a file
+    left every commit into its partition failing for good. FileNotFoundError when it is gone."""
     try:
         with open(path, "rb") as fh:
             problem = _footer_problem(fh)
+            if problem is None:
+                fh.seek(0)
+                try:
+                    pl.read_parquet(fh)
+                except OSError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - polars raises ComputeError variants for bad pages
+                    problem = _short(exc)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -429,21 +439,8 @@ def part_file_problem(path: Path, failure: BaseException) -> PartFileProblem | N
     that reader (`_diagnose`). None when it is gone (compaction or retention removed it meanwhile)."""
     try:
         problem = _diagnose(path)
-        if problem is None:
-            # The footer is a hyp one: the data may still be damaged (a page whose zstd frame does not match
-            # its size). Read whole from an open handle, it fails again if so: then it is damaged, and only
-            # setting it aside helps (a "run it again" left every commit into its partition failing for good).
-            with open(path, "rb") as fh:
-                try:
-                    pl.read_parquet(fh)
-                except OSError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - polars raises ComputeError variants for bad pages
-                    return PartFileProblem(str(path), _short(exc), True)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        return PartFileProblem(str(path), f"cannot be opened ({exc.strerror or exc})", False, _open_advice(exc))
     if problem is not None:
         return problem
     return PartFileProblem(
