@@ -417,6 +417,23 @@ def test_welcome_back_facts_after_a_setup(tmp_path: Path) -> None:
     assert f"{rows:,} rows" in facts["Dataset"]
 
 
+def test_welcome_back_says_when_the_daemon_ended_unexpectedly(tmp_path: Path) -> None:
+    """A daemon that was killed (its status still says running, nobody holds its lock) is not reported as a plain
+    "stopped", which reads like a deliberate `hyp daemon stop`: Welcome back says what `hyp status` says."""
+    from hypaware_tui.cli.init import welcome_back_facts
+    from hypaware_tui.core.daemon.control import write_status_file
+    from hypaware_tui.core.plan import gather_machine_state
+
+    m = make_machine(tmp_path)
+    code, _, err = headless(m, no_daemon=True)
+    assert code == 0, err
+    write_status_file(m.layout, {"pid": 999_999, "state": "running", "mode": "detached",
+                                 "updated_at": "2026-11-20T08:15:00Z"})  # fmt: skip
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    facts = dict(welcome_back_facts(m.layout, m.env, machine))
+    assert facts["Daemon"] == "stopped (ended unexpectedly at 2026-11-20T08:15:00Z)"
+
+
 def test_yes_json_names_a_selected_client_that_was_not_found(tmp_path: Path, fake_manager_env) -> None:
     """A named but undetected client is `skipped` (wizard.md §9), in the JSON as in the text summary and in
     `hyp backfill --json`: it was missing from `backfill.providers`, and `backfill` was null when no named

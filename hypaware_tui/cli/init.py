@@ -163,6 +163,10 @@ def welcome_back_facts(layout: Any, env: Mapping[str, str], machine: Any) -> tup
             facts.append(("Dataset", "empty"))
         d = report.get("daemon") or {}
         state = d.get("state") or ("running" if d.get("running") else "never started")
+        if d.get("ended_unexpectedly"):  # killed or crashed: not the same news as a daemon stopped on purpose
+            from hypaware_tui.core.daemon.control import ended_unexpectedly_text
+
+            state += f" ({ended_unexpectedly_text(d)})"
         pid = f" (pid {d['pid']})" if d.get("running") and d.get("pid") else ""
         stale = ", status stale: see hyp daemon status" if d.get("stale") else ""
         facts.append(("Daemon", f"{state}{pid}{stale}"))
