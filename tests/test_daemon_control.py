@@ -429,6 +429,38 @@ def test_start_and_stop_through_the_service(home: Home) -> None:
             stop(p)
 
 
+def test_start_and_stop_leave_a_unit_for_another_hyp_home_alone(home: Home,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit written before HYP_HOME moved runs hyp with the old HYP_HOME: `hyp daemon start` went through it
+    (a daemon for the other HYP_HOME), then waited here for one that never came and said it did not start."""
+    from hypaware_tui.core.daemon.service import render_systemd_unit, unit_spec
+
+    fake = FakeServiceManager(home.home / "unit.service", available=True)
+    fake.unit_path.write_text(render_systemd_unit(unit_spec(sys.executable, "/elsewhere/hyp",
+                                                            "/elsewhere/hyp/logs/daemon.log", {})))
+    service.set_service_manager_factory(lambda: fake)
+    code, out, err = run_cli(capsys, "daemon", "start")
+    assert code == 0, err + home.log_text()
+    pid = read_daemon_status(home.layout).pid
+    assert out.splitlines() == [
+        "the installed service unit runs hyp with HYP_HOME=/elsewhere/hyp, not this one; run hyp daemon install "
+        "to point it here; starting the daemon detached instead",
+        f"capture daemon running (pid {pid}, detached)",
+    ]
+    assert fake.calls == []
+    assert run_cli(capsys, "daemon", "stop")[0] == 0
+    _reap()
+    # a daemon that the unit started here before it was pointed elsewhere: stopped here, not the other one
+    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "service"})
+    try:
+        assert control.wait_until_up(home.layout, timeout=30, pid=proc.pid, proc=proc)[0] == "up"
+        assert read_daemon_status(home.layout).mode == "service"
+        assert stop_daemon(home.layout, service=fake).ok
+        assert proc.wait(timeout=15) == 0 and fake.calls == []
+    finally:
+        stop(proc)
+
+
 # --- the wizard's action (acceptance 17) ---------------------------------------------------------------------------
 
 

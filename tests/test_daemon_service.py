@@ -159,6 +159,33 @@ def test_reinstall_names_previous_hyp_home(home: Home, fake: FakeServiceManager,
     assert unit_hyp_home("systemd", fake.unit_path.read_text()) == str(home.hyp)
 
 
+def test_status_warns_about_a_unit_for_a_moved_hyp_home(home: Home, fake: FakeServiceManager,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """HYP_HOME moved after `hyp daemon install` (HOME renamed): the unit still runs hyp with the old HYP_HOME,
+    and `hyp daemon status` and `hyp status` said only "unit written, not enabled"."""
+    fake._available = False
+    assert run_cli(capsys, "daemon", "install")[0] == 0
+    moved = home.base / "moved-hyp"
+    home.hyp.rename(moved)
+    monkeypatch.setenv("HYP_HOME", str(moved))
+    warning = (f"the installed service unit runs hyp with HYP_HOME={home.hyp}, not this one; run hyp daemon "
+               "install to point it here")
+    code, out, err = run_cli(capsys, "daemon", "status")
+    assert code == 0, err
+    assert f"Warning         {warning}" in out.splitlines()
+    line, doc = _service_status(capsys)
+    assert doc["other_hyp_home"] == str(home.hyp) and doc["warning"] == warning
+    code, out, err = run_cli(capsys, "status")
+    assert f"          warning: {warning}" in out.splitlines(), out
+    code, out, err = run_cli(capsys, "status", "--json")
+    assert json.loads(out)["daemon"]["service_warning"] == warning
+    # pointed here again: no warning
+    assert run_cli(capsys, "daemon", "install")[0] == 0
+    assert "Warning" not in run_cli(capsys, "daemon", "status")[1]
+    assert warning not in run_cli(capsys, "status")[1]
+
+
 # --- acceptance 14 ------------------------------------------------------------------------------------------
 
 

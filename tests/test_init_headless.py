@@ -268,6 +268,23 @@ def test_dry_runs_write_nothing_and_call_nothing(tmp_path: Path) -> None:
     assert m.service.calls == [] and m.spawner.calls == []
 
 
+def test_plan_warns_about_a_unit_for_another_hyp_home_and_starts_detached(tmp_path: Path) -> None:
+    """A unit written before HYP_HOME moved runs hyp with the old HYP_HOME: the plan started the daemon
+    through it (a daemon for the other HYP_HOME) and said nothing."""
+    from hypaware_tui.core.daemon.service import render_systemd_unit, unit_spec
+
+    m = make_machine(tmp_path)
+    m.service.unit_path.parent.mkdir(parents=True)
+    m.service.unit_path.write_text(render_systemd_unit(unit_spec(PY, "/elsewhere/hyp", "/elsewhere/l.log", {})))
+    code, out, err = headless(m, dry_run=True, json_out=False)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "Daemon    start · capture on, daemon not running · detached" in lines
+    assert ("Warning   The installed service unit runs hyp with HYP_HOME=/elsewhere/hyp, not this one; run hyp "
+            "daemon install to point it here (the daemon starts detached meanwhile).") in lines
+    assert m.service.calls == []
+
+
 def test_dry_run_over_an_existing_config_is_not_an_error(tmp_path: Path) -> None:
     m = make_machine(tmp_path)
     m.layout.home.mkdir(mode=0o700)

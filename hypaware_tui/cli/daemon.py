@@ -162,10 +162,13 @@ def daemon_restart() -> None:
 def _service_info(layout: Any) -> dict[str, Any]:
     """Whether a unit is installed (its file written), whether the manager is available and the unit enabled,
     read-only (a broken or refused manager reports `unknown`: None)."""
+    from hypaware_tui.core.daemon.service import other_home_warning, unit_other_home
+
     mgr = _manager()
     if mgr is None:
-        return {"installed": False, "available": None, "enabled": None, "kind": None, "unit_path": None}
-    available = enabled = None
+        return {"installed": False, "available": None, "enabled": None, "kind": None, "unit_path": None,
+                "other_hyp_home": None, "warning": None}
+    available = enabled = other = None
     try:
         installed = mgr.installed()
     except Exception:  # noqa: BLE001
@@ -176,8 +179,10 @@ def _service_info(layout: Any) -> dict[str, Any]:
             enabled = mgr.is_enabled() if available else False  # (nothing enables it without the manager)
         except Exception:  # noqa: BLE001
             pass
+        other = unit_other_home(mgr, layout.home)  # (a HYP_HOME moved since the install: the unit runs the old)
     return {"installed": installed, "available": available, "enabled": enabled, "kind": mgr.kind,
-            "unit_path": str(mgr.unit_path)}
+            "unit_path": str(mgr.unit_path), "other_hyp_home": other,
+            "warning": other_home_warning(other, _prog()) if other else None}
 
 
 def _service_line(service: dict[str, Any]) -> str:
@@ -247,6 +252,8 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
         if s.get("retention_applied_at"):
             out(f"Retention       {s['retention_applied_at']} ({plural(s.get('rows_pruned') or 0, 'row')} pruned)")
     out(f"Service         {_service_line(service)}")
+    if service["warning"]:
+        out(f"Warning         {service['warning']}")
     out(f"Log             {short_path(layout.daemon_log)}")
     raise typer.Exit(0)
 

@@ -113,6 +113,7 @@ class DaemonState:
     pid: int | None = None
     service_installed: bool = False
     manager_available: bool = False
+    unit_other_home: str | None = None  # the installed unit runs hyp with this other HYP_HOME
 
 
 @dataclass(frozen=True)
@@ -299,9 +300,12 @@ def plan_daemon(state: DaemonState, *, capture: bool, config_changed: bool, demo
     action, reason = decide(capture, state.running, config_changed)
     if action == "none" and not capture and user_declined:
         reason = "not started (you chose not to)"
-    usable = state.service_installed and state.manager_available
+    # A unit for another HYP_HOME would start a daemon there: detached here (the Review warns about the unit),
+    # and Done suggests hyp daemon install as when none is installed.
+    installed = state.service_installed and state.unit_other_home is None
+    usable = installed and state.manager_available
     mode = None if action == "none" else ("service" if usable else "detached")
-    return DaemonAction(action, mode, reason, running_pid=state.pid, service_installed=state.service_installed)
+    return DaemonAction(action, mode, reason, running_pid=state.pid, service_installed=installed)
 
 
 def shorter_retention_warning(existing: ExistingConfig, retention_days: int, rows_older: int | None) -> str | None:
@@ -400,6 +404,12 @@ def build_plan(
         cp = next((x for x in clients if x.client == c), None)
         if cp is not None and not cp.detected:
             warnings.append(f"{cp.name} was named but not detected ({cp.reason}); its import will be skipped.")
+    if machine.daemon.unit_other_home is not None and demo_dir is None:
+        from hypaware_tui.core.daemon.service import other_home_warning
+
+        w = other_home_warning(machine.daemon.unit_other_home)
+        warnings.append(f"{w[0].upper()}{w[1:]}" + (" (the daemon starts detached meanwhile)."
+                                                    if daemon.mode == "detached" else "."))
     return InitPlan(
         hyp_home=Path(machine.hyp_home),
         mode=mode,
@@ -482,14 +492,19 @@ def gather_machine_state(layout: Layout, env: Mapping[str, str], *, demo: bool =
         pid = (process_table or action.real_process_table)(layout)
         manager = action._safe_manager() if service_manager is ... else service_manager
         installed = available = False
+        other = None
         if manager is not None:
             try:
                 installed = bool(manager.installed())
                 available = installed and bool(manager.available())
             except Exception:  # noqa: BLE001 - a broken manager means: detached
                 installed = available = False
+            if installed:
+                from hypaware_tui.core.daemon.service import unit_other_home
+
+                other = unit_other_home(manager, layout.home)
         daemon = DaemonState(running=pid is not None, pid=pid, service_installed=installed,
-                             manager_available=available)
+                             manager_available=available, unit_other_home=other)
     partition_rows = None
     if existing.exists and layout.dataset_root.is_dir():
         try:  # Parquet footers only: quick, read-only (for "about N rows will be deleted")

@@ -6,7 +6,7 @@
      config: {path, state, error, retention_days, clients_enabled, capture_enabled},
      clients: [{client, name, enabled, detected, reason, root, files, bytes, sessions, files_failed, error}],
      dataset: {path, bytes, files, rows: {source: n}, total_rows, oldest, newest, error},
-     daemon: {running, state, message, ended_unexpectedly, pid, mode, …daemon.md §6 fields},
+     daemon: {running, state, message, ended_unexpectedly, pid, mode, service_warning, …daemon.md §6 fields},
      recent_errors: [{at, source, message}]}
 
 Read-only: nothing here creates `HYP_HOME` or any file in it (cli.md §1). Every section is built defensively:
@@ -49,6 +49,7 @@ def gather_status(
     report["dataset"] = dataset_section(layout)
     report["dataset"]["last_import"] = last_import(layout)
     report["daemon"] = daemon_section(layout)
+    report["daemon"]["service_warning"] = service_warning(layout)
     report["recent_errors"] = recent_errors(layout, report["daemon"], now=now)
     return report
 
@@ -234,6 +235,19 @@ def daemon_section(layout: Layout) -> dict[str, Any]:
             "pid": None,
             "mode": None,
         }
+
+
+def service_warning(layout: Layout) -> str | None:
+    """The installed service unit runs hyp with another HYP_HOME (this one was moved or renamed since `hyp
+    daemon install`): where a service manager exists, `hyp daemon start` and the wizard would go through it.
+    None otherwise. Reads the unit file only."""
+    from hypaware_tui.core.daemon.service import get_service_manager, other_home_warning, unit_other_home
+
+    try:
+        other = unit_other_home(get_service_manager(), layout.home)
+    except Exception:  # noqa: BLE001 - a broken manager must not break the report
+        return None
+    return other_home_warning(other) if other else None
 
 
 # --- recent errors -----------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hypaware_tui.core.daemon import control
-from hypaware_tui.core.daemon.service import ServiceManager, get_service_manager
+from hypaware_tui.core.daemon.service import ServiceManager, get_service_manager, unit_other_home
 from hypaware_tui.core.paths import Layout
 
 ACTIONS = ("start", "restart", "stop", "none")
@@ -60,12 +60,13 @@ def decide(capture_on: bool, running: bool, config_changed: bool) -> tuple[str, 
     return "none", "capture off, daemon not running"
 
 
-def _service_state(service: ServiceManager | None) -> tuple[bool, bool]:
-    """(installed, installed-and-available). Errors count as not installed (the action goes detached)."""
+def _service_state(service: ServiceManager | None, layout: Layout) -> tuple[bool, bool]:
+    """(installed, installed-and-available). Errors count as not installed (the action goes detached), and so
+    does a unit that runs hyp with another HYP_HOME (through it, the daemon would run there)."""
     if service is None:
         return False, False
     try:
-        installed = service.installed()
+        installed = service.installed() and unit_other_home(service, layout.home) is None
         return installed, installed and service.available()
     except Exception:  # noqa: BLE001
         return False, False
@@ -89,7 +90,7 @@ def plan_daemon_action(
     if service is ...:
         service = _safe_manager()
     pid = (process_table or real_process_table)(layout)
-    installed, usable = _service_state(service)  # type: ignore[arg-type]
+    installed, usable = _service_state(service, layout)  # type: ignore[arg-type]
     action, reason = decide(capture_on, pid is not None, config_changed)
     if action == "none" and not capture_on and user_declined:
         reason = "not started (you chose not to)"

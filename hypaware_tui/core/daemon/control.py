@@ -576,6 +576,12 @@ def start_daemon(
         return ControlResult(False, 1, f"already running (pid {report.pid})", pid=report.pid, mode=report.mode,
                              notes=notes, error="already running")
     use_service = _service_usable(service)
+    other = _unit_other_home(service, layout) if use_service else None
+    if other is not None:  # (through the unit, the daemon would run on the other HYP_HOME)
+        from hypaware_tui.core.daemon.service import other_home_warning
+
+        notes.append(f"{other_home_warning(other)}; starting the daemon detached instead")
+        use_service = False
     if use_service:
         before = status_identity(layout)
         mark = log_mark(layout)
@@ -623,6 +629,12 @@ def _service_usable(service: Any) -> bool:
         return False
 
 
+def _unit_other_home(service: Any, layout: Layout) -> str | None:
+    from hypaware_tui.core.daemon.service import unit_other_home
+
+    return unit_other_home(service, layout.home)
+
+
 def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TIMEOUT_S) -> ControlResult:
     """daemon.md §7 `stop`: through the manager for a service daemon, else SIGTERM; wait up to 10 s."""
     report = read_daemon_status(layout)
@@ -630,7 +642,8 @@ def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TI
         return ControlResult(True, 0, "not running")
     pid = report.pid
     used_service = False
-    if report.mode == "service" and _service_usable(service):
+    # (a unit that now names another HYP_HOME stops that one's daemon: this one gets the signal)
+    if report.mode == "service" and _service_usable(service) and _unit_other_home(service, layout) is None:
         try:
             service.stop()
             used_service = True

@@ -200,6 +200,37 @@ def unit_hyp_home(kind: str, text: str) -> str | None:
     return None
 
 
+def _same_path(a: str, b: str) -> bool:
+    if os.path.normpath(a) == os.path.normpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # (one of them is gone: a HYP_HOME moved or renamed since the install)
+        return False
+
+
+def unit_other_home(manager: ServiceManager | None, home: str | os.PathLike[str]) -> str | None:
+    """The HYP_HOME the installed unit runs hyp with, when it is not `home` (the folder was moved or renamed
+    since `hyp daemon install`, or the unit was installed from another HYP_HOME); None when no unit is
+    installed, it names `home`, or it cannot be read. Read-only: it reads the unit file, calls no manager."""
+    if manager is None:
+        return None
+    try:
+        text = manager.read_unit()
+    except Exception:  # noqa: BLE001 - a manager that refuses (the real ones under pytest) tells nothing
+        return None
+    other = unit_hyp_home(manager.kind, text) if text is not None else None
+    if not other or _same_path(other, os.fspath(home)):
+        return None
+    return other
+
+
+def other_home_warning(other: str, prog: str = "hyp") -> str:
+    """What `hyp status`, `hyp daemon status|start` and the wizard say about a unit for another HYP_HOME."""
+    return (f"the installed service unit runs hyp with HYP_HOME={_shown(other)}, not this one; run {prog} "
+            "daemon install to point it here")
+
+
 def default_unit_path(kind: str, home: str | os.PathLike[str] | None = None) -> Path:
     base = Path(home) if home is not None else Path(user_home())
     if kind == "systemd":
