@@ -353,8 +353,8 @@ def test_list_reports_detection_enablement_and_totals(h, inproc):
     data = listing()
     by = {x["provider"]: x for x in data["providers"]}
     assert set(by) == {"claude", "codex"}
-    keys = {"provider", "name", "detected", "reason", "enabled", "root", "files", "sessions", "bytes", "oldest",
-            "newest"}
+    keys = {"provider", "name", "detected", "reason", "enabled", "root", "roots", "files", "sessions", "bytes",
+            "oldest", "newest"}
     assert all(set(x) == keys for x in data["providers"])
     assert by["claude"]["detected"] is True and by["claude"]["enabled"] is None and by["claude"]["files"] == 3
     assert by["claude"]["root"] == str(h.claude)
@@ -364,6 +364,22 @@ def test_list_reports_detection_enablement_and_totals(h, inproc):
     assert [x["enabled"] for x in data["providers"]] == [True, False]
     rc, text, _ = inproc("backfill", "list")
     assert "no config" not in text and "Claude Code" in text
+
+
+def test_list_shows_every_claude_root(h, inproc, monkeypatch):
+    """With `CLAUDE_CONFIG_DIR="a, b"` the list counted the files of both roots next to the first one only."""
+    claude_fixtures(h)
+    other = h.home / "claude-b"
+    claude_session(other / "projects" / "-home-ada-b" / "sess-b.jsonl", "sess-b", 3, recent(2))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", f"{h.claude}, {other}")
+    rc, text, _ = inproc("backfill", "list")
+    row = next(line for line in text.splitlines() if line.startswith("claude "))
+    assert "~/.claude, ~/claude-b " in row, text
+    rc, out, err = inproc("backfill", "list", "--json")
+    assert rc == 0, err
+    claude = json.loads(out)["providers"][0]
+    assert claude["files"] == 4 and claude["root"] == str(h.claude)
+    assert claude["roots"] == [str(h.claude), str(other)]
 
 
 def test_list_of_records_dated_0001_and_9999_in_any_zone(h):

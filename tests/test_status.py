@@ -267,6 +267,26 @@ def test_status_text_and_json(
     )
 
 
+def test_status_shows_every_claude_root(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With `CLAUDE_CONFIG_DIR="a, b"` the Clients line counted the files of both roots next to the first one
+    only."""
+    other = tmp_path / "user" / "claude-b"
+    shutil.copytree(env["CLAUDE_CONFIG_DIR"], other)
+    env = dict(env, CLAUDE_CONFIG_DIR=f"{env['CLAUDE_CONFIG_DIR']}, ~/claude-b")
+    _configured_home(tmp_path, env, monkeypatch)
+    with pytest.raises(SystemExit):
+        main(["status"])
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "Claude Code:" in ln)
+    assert f"Claude Code: detected · {tmp_path / 'claude-home'}, ~/claude-b · " in line, line
+    with pytest.raises(SystemExit):
+        main(["status", "--json"])
+    claude = json.loads(capsys.readouterr().out)["clients"][0]
+    assert claude["root"] == str(tmp_path / "claude-home")
+    assert claude["roots"] == [str(tmp_path / "claude-home"), str(other)]
+
+
 def test_a_dataset_path_that_is_a_file_is_unreadable_not_empty(
     tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -774,6 +774,7 @@ def list_command(
                 "reason": ci.reason,
                 "enabled": None if config is None or invalid else config.client_enabled(ci.client),
                 "root": ci.root,
+                "roots": ci.roots,  # (every root the files come from: root is the first)
                 "files": fig.files,
                 "sessions": fig.sessions,
                 "bytes": fig.bytes,
@@ -796,7 +797,7 @@ def list_command(
                 e["name"],
                 "yes" if e["detected"] else (e["reason"] or "no"),
                 _enabled_text(config, e["provider"]),
-                short_path(e["root"]) if e["root"] else "—",
+                ", ".join(short_path(r) for r in e["roots"]) or "—",
                 fmt_int(fig.files),
                 human_size(fig.bytes),
                 _range_text(fig.oldest_us, fig.newest_us),

@@ -196,8 +196,9 @@ def _client_line(c: dict[str, Any]) -> str:
     name = c.get("name") or c.get("client")
     parts = [f"{name}: {'detected' if c.get('detected') else (c.get('reason') or 'not detected')}"]
     if c.get("detected"):
-        if c.get("root"):
-            parts.append(short_path(c["root"]))
+        roots = c.get("roots") or ([c["root"]] if c.get("root") else [])
+        if roots:
+            parts.append(", ".join(short_path(r) for r in roots))
         if c.get("files") is not None:
             parts.append(plural(c["files"], "file"))
             parts.append(human_size(c.get("bytes")))

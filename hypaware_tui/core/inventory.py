@@ -54,6 +54,13 @@ class ClientInventory:
         return self.detection.root
 
     @property
+    def roots(self) -> list[str]:
+        """Every root the files are read from (the existing, readable ones: `root` is the first; two with
+        `CLAUDE_CONFIG_DIR="a, b"`); when none is, the roots looked at."""
+        found = [r for r in self.detection.roots if os.path.isdir(r) and os.access(r, os.R_OK | os.X_OK)]
+        return found or list(self.detection.roots) or ([self.root] if self.root else [])
+
+    @property
     def reason(self) -> str | None:
         return self.detection.reason
 

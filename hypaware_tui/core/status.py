@@ -4,7 +4,7 @@
 
     {hyp_home, version,
      config: {path, state, error, retention_days, clients_enabled, capture_enabled},
-     clients: [{client, name, enabled, detected, reason, root, files, bytes, sessions, files_failed, error}],
+     clients: [{client, name, enabled, detected, reason, root, roots, files, bytes, sessions, files_failed, error}],
      dataset: {path, bytes, files, rows: {source: n}, total_rows, oldest, newest, error},
      daemon: {running, state, message, ended_unexpectedly, pid, mode, service_warning, …daemon.md §6 fields},
      recent_errors: [{at, source, message}]}
@@ -110,7 +110,7 @@ def clients_section(config: Any, env: Mapping[str, str] = os.environ) -> list[di
     except Exception as exc:  # noqa: BLE001 - a broken importer must not break the report
         return [
             {"client": c, "name": c, "enabled": _enabled(config, c), "detected": False, "reason": None,
-             "root": None, "files": None, "bytes": None, "sessions": None, "files_failed": 0, "folders_failed": 0,
+             "root": None, "roots": [], "files": None, "bytes": None, "sessions": None, "files_failed": 0, "folders_failed": 0,
              "error": f"could not look for {c} history: {type(exc).__name__}: {exc}"}
             for c in KNOWN_CLIENTS
         ]  # fmt: skip
@@ -123,6 +123,7 @@ def clients_section(config: Any, env: Mapping[str, str] = os.environ) -> list[di
             "detected": ci.detected,
             "reason": ci.reason,
             "root": ci.root,
+            "roots": ci.roots,
             "files": None,
             "bytes": None,
             "sessions": None,
