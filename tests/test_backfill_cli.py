@@ -950,6 +950,26 @@ def test_cache_prune_forgets_the_checkpoints_of_vanished_files_only(h):
     assert "Removed 1 unfinished file an interrupted write left behind (.tmp)." in text.stdout
 
 
+def test_cache_prune_says_files_outside_the_roots_are_forgotten_not_gone(h):
+    """After CLAUDE_CONFIG_DIR was switched to another folder, prune forgot the positions of the old folder's
+    files (storage.md §7.4) and said they "no longer exist", while every one of them was still there."""
+    h.config(claude=True, codex=False)
+    claude_fixtures(h)
+    assert h.run("backfill").returncode == 0
+    other = h.home / "claude-b"
+    claude_session(other / "projects" / "-home-ada-b" / "sess-b.jsonl", "sess-b", 3, recent(2))
+    text = h.run("cache", "prune", env={**h.env, "CLAUDE_CONFIG_DIR": str(other)})
+    assert text.returncode == 0, text.stderr
+    assert ("Forgot the import position of 3 files that are gone or no longer under the clients' folders."
+            in text.stdout.splitlines()), text.stdout
+    assert len(list(h.claude.rglob("*.jsonl"))) == 3
+    assert h.run("backfill").returncode == 0  # the old root again, then one file deleted: one
+    next(h.claude.rglob("sess-1.jsonl")).unlink()
+    text = h.run("cache", "prune")
+    assert ("Forgot the import position of 1 file that is gone or no longer under the clients' folders."
+            in text.stdout.splitlines()), text.stdout
+
+
 def test_rows_pruned_after_retention_was_lowered_come_back_when_it_is_raised_again(h):
     """storage.md §7.3/§12: raising retention reads the now-allowed older rows again. After retention was
     lowered without an import (`hyp init --no-backfill`) and `hyp cache prune` removed the older partitions,

@@ -306,7 +306,9 @@ def cache_prune(
             out(f"  {p.name}  {plural(p.files, 'file')}  {plural(p.rows, 'row')}")
     if result.checkpoints_removed:
         n = result.checkpoints_removed
-        out(f"Forgot the import position of {plural(n, 'file')} that no longer exist{'s' if n == 1 else ''}.")
+        # (storage.md §7.4: a file gone, or one outside the roots scanned now: CLAUDE_CONFIG_DIR set elsewhere)
+        out(f"Forgot the import position of {plural(n, 'file')} that {'is' if n == 1 else 'are'} gone or no "
+            "longer under the clients' folders.")
     if result.tmp_removed:  # (said: "nothing to prune" alone hid them, though the dataset's size went down)
         out(f"Removed {plural(result.tmp_removed, 'unfinished file')} an interrupted write left behind (.tmp).")
     if error:

@@ -1280,7 +1280,8 @@ class DaemonLoop:
         self.next_compact = max(self.clock.monotonic(), self.started + COMPACT_AFTER_START_S)
         removed = int(getattr(res, "checkpoints_removed", 0) or 0)
         if self.rows_pruned or removed:
-            log.info("retention: removed %d row(s) before %s, %d checkpoint(s) of vanished files",
+            log.info("retention: removed %d row(s) before %s, %d checkpoint(s) of files gone or no longer "
+                     "under the clients' folders",
                      self.rows_pruned, getattr(res, "cut_date", None), removed)
         self._status_dirty = True
 
