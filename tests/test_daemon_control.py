@@ -341,6 +341,78 @@ def test_start_twice_then_stop_twice(home: Home, capsys: pytest.CaptureFixture[s
     assert "capture daemon started" in home.layout.daemon_log.read_text()
 
 
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "1000"], stdin=subprocess.DEVNULL)
+
+
+def test_a_live_stranger_pid_in_the_pid_file_is_never_signalled(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pid file said another live process (a `sleep`) while the daemon held the lock: `hyp daemon stop` killed
+    the sleep, said "stopped", and left the daemon running, which neither stop nor start could reach after. The
+    lock's real holder is the daemon, and that is the pid status and stop use."""
+    code, _, err = run_cli(capsys, "daemon", "start")
+    assert code == 0, err + home.log_text()
+    daemon = read_daemon_status(home.layout).pid
+    sleeper = _sleeper()
+    try:
+        home.layout.daemon_pid.write_text(f"{sleeper.pid}\n")
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert code == 0 and out.splitlines()[0] == f"Capture daemon  running (pid {daemon}, detached)"
+        code, out, err = run_cli(capsys, "daemon", "start")
+        assert code == 1 and err.strip() == f"hyp daemon start: already running (pid {daemon})"
+        r = home.hyp_cmd("daemon", "run")
+        assert r.returncode == 1 and r.stderr.strip() == f"hyp daemon run: already running (pid {daemon})"
+        code, out, err = run_cli(capsys, "daemon", "stop")
+        assert (code, out.strip()) == (0, f"capture daemon stopped (pid {daemon})"), err
+        _reap()
+        assert sleeper.poll() is None  # untouched
+        assert not control.pid_alive(daemon)
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert out.splitlines()[0] == "Capture daemon  stopped"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_lock_holder_that_cannot_be_identified_is_not_signalled(
+    home: Home, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without /proc (macOS: no lock table, no command lines to read), when the pid file names another process
+    than the daemon's status file, hyp says it cannot tell which process holds the lock and signals nothing."""
+    code, _, err = run_cli(capsys, "daemon", "start")
+    assert code == 0, err + home.log_text()
+    daemon = read_daemon_status(home.layout).pid
+    sleeper = _sleeper()
+    monkeypatch.setattr(control, "_flock_holders", lambda st: None, raising=False)
+    try:
+        home.layout.daemon_pid.write_text(f"{sleeper.pid}\n")
+        # no lock table, but /proc: the status file's pid is the one whose command line is a hyp daemon run
+        assert read_daemon_status(home.layout).message == f"running (pid {daemon}, detached)"
+        monkeypatch.setattr(control, "_has_proc", lambda: False, raising=False)
+        unknown = (f"the capture daemon holds its lock but its pid is unknown (the pid in {home.layout.daemon_pid} "
+                   "is not that of a hyp daemon, or cannot be checked here), so hyp signals nothing. Find the "
+                   "process holding that file (fuser -v "
+                   f"{home.layout.daemon_pid}, or lsof {home.layout.daemon_pid}), end it with kill <pid>, then "
+                   "hyp daemon start")
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert out.splitlines()[:2] == ["Capture daemon  running (pid unknown)", f"Warning         {unknown}"]
+        code, out, err = run_cli(capsys, "daemon", "stop")
+        assert (code, out) == (1, "") and err.strip() == f"hyp daemon stop: {unknown}"
+        code, out, err = run_cli(capsys, "daemon", "start")
+        assert (code, out) == (1, "") and err.strip() == f"hyp daemon start: already running; {unknown}"
+        assert sleeper.poll() is None and control.pid_alive(daemon)
+        # the daemon's own pid back in its file: known again (the pid file and the status file agree)
+        home.layout.daemon_pid.write_text(f"{daemon}\n")
+        code, out, err = run_cli(capsys, "daemon", "stop")
+        assert (code, out.strip()) == (0, f"capture daemon stopped (pid {daemon})"), err
+        _reap()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        os.kill(daemon, signal.SIGKILL) if control.pid_alive(daemon) else None
+
+
 def test_start_without_config_and_with_capture_off(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     home.layout.config.unlink()
     code, out, err = run_cli(capsys, "daemon", "start")

@@ -69,7 +69,7 @@ def daemon_mode(env: Mapping[str, str] | None = None) -> str:
 
 class AlreadyRunning(RuntimeError):
     def __init__(self, pid: int | None) -> None:
-        super().__init__(f"already running (pid {pid})" if pid else "already running")
+        super().__init__(f"already running (pid {pid})" if pid else "already running (pid unknown)")
         self.pid = pid
 
 
@@ -91,6 +91,7 @@ class PidLock:
     A stale pid file (no lock) is simply taken over. `release()` removes the file, then drops the lock."""
 
     def __init__(self, layout: Layout) -> None:
+        self.layout = layout
         self.path = layout.daemon_pid
         self.fd: int | None = None
 
@@ -117,7 +118,7 @@ class PidLock:
                     continue
                 attempts += 1
                 if attempts >= LOCK_ATTEMPTS:
-                    raise AlreadyRunning(_read_pid(self.path)) from None
+                    raise AlreadyRunning(lock_holder(self.layout)) from None
                 time.sleep(LOCK_RETRY_S)
                 continue
             # The file may have been unlinked by a stopping daemon between our open and our lock: then we
@@ -174,6 +175,75 @@ def lock_held(layout: Layout) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def lock_holder(layout: Layout) -> int | None:
+    """The pid of the process holding the daemon lock exclusively, identified for real, or None when no process
+    holds it or it cannot be told which one does. Never the pid file's word alone: that file is only text (a
+    daemon writes it just after taking the lock, and anyone can overwrite it), and its pid, alive, may be any
+    process (one that reused a dead daemon's pid, a `sleep`): signalling it would hit that process and leave the
+    daemon running. Read-only.
+
+    In order: the kernel's lock table (`/proc/locks`, Linux: the pid that holds a `flock` on the pid file's
+    inode); else, for the pid in the pid file or in the status file, its command line (`/proc/<pid>/cmdline`)
+    must be a `hyp daemon run`; without `/proc` (macOS) the pid file and the status file must name the same live
+    process. Otherwise None."""
+    try:
+        st = os.stat(layout.daemon_pid)
+    except OSError:
+        return None
+    holders = _flock_holders(st)
+    if holders is not None and len(holders) == 1:
+        return holders[0]
+    file_pid = _read_pid(layout.daemon_pid)
+    status = read_status_file(layout) or {}
+    status_pid = status.get("pid") if isinstance(status.get("pid"), int) else None
+    if _has_proc():
+        for pid in (file_pid, status_pid):
+            if pid and pid_alive(pid) and _is_daemon_run(pid):
+                return pid
+        return None
+    if file_pid and file_pid == status_pid and pid_alive(file_pid):
+        return file_pid
+    return None
+
+
+def _has_proc() -> bool:
+    return os.path.exists("/proc/self/cmdline")
+
+
+def _flock_holders(st: os.stat_result) -> list[int] | None:
+    """The pids holding an exclusive `flock` on the file `st` according to `/proc/locks` (None when it cannot
+    be read). A line: `1: FLOCK  ADVISORY  WRITE 26759 fe:00:2500849 0 EOF` (device in hex); a waiter's has
+    `->` after the number and is skipped. A pid of 0 or less (a holder in another pid namespace) is no answer."""
+    try:
+        text = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 6 or parts[1] == "->" or parts[1] != "FLOCK" or parts[3] != "WRITE":
+            continue
+        if parts[5] == want:
+            with contextlib.suppress(ValueError):
+                if int(parts[4]) > 0:
+                    pids.append(int(parts[4]))
+    return pids
+
+
+def _is_daemon_run(pid: int) -> bool:
+    """Whether process `pid`'s command line is a `hyp daemon run` (`python -m hypaware_tui daemon run`, or the
+    `hyp` script's `… hyp daemon run`). Linux only (`/proc`)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    for i, arg in enumerate(argv[:-2]):
+        if argv[i + 1:i + 3] == ["daemon", "run"] and (arg == "hypaware_tui" or os.path.basename(arg) in ("hyp", "hypaware")):
+            return True
+    return False
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -255,7 +325,9 @@ def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonSta
     now = time.time() if now is None else now
     status = read_status_file(layout)
     held = lock_held(layout)
-    lock_pid = _read_pid(layout.daemon_pid) if held else None
+    lock_pid = lock_holder(layout) if held else None
+    if held and lock_pid is None:
+        return _holder_unknown(layout)
     if status is None:
         if held:
             return _starting(layout, lock_pid, None, now)
@@ -266,8 +338,8 @@ def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonSta
     pid = status.get("pid") if isinstance(status.get("pid"), int) else None
     mode = status.get("mode") if isinstance(status.get("mode"), str) else None
     state = status.get("state") if status.get("state") in STATES else "stopped"
-    running = held and pid_alive(pid) and (lock_pid is None or lock_pid == pid)
-    if held and not running and lock_pid and pid_alive(lock_pid):
+    running = held and pid == lock_pid
+    if held and not running:
         # A new daemon holds the lock but has not written its status yet.
         return _starting(layout, lock_pid, status, now)
     if running:
@@ -285,6 +357,18 @@ def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonSta
         return DaemonStatusReport(False, "stopped", pid, mode, f"stopped ({ended_unexpectedly_text(status)})",
                                   ended_unexpectedly=True, status=status)
     return DaemonStatusReport(False, "stopped", pid, mode, "stopped", status=status)
+
+
+def holder_unknown_text(layout: Layout) -> str:
+    """What to do when a process holds the daemon lock but cannot be identified (`lock_holder` is None)."""
+    return (f"the capture daemon holds its lock but its pid is unknown (the pid in {layout.daemon_pid} is not "
+            f"that of a hyp daemon, or cannot be checked here), so hyp signals nothing. Find the process holding that file (fuser -v "
+            f"{layout.daemon_pid}, or lsof {layout.daemon_pid}), end it with kill <pid>, then hyp daemon start")
+
+
+def _holder_unknown(layout: Layout) -> DaemonStatusReport:
+    # (its status file may be another run's: not shown)
+    return DaemonStatusReport(True, "running", None, None, "running (pid unknown)", warning=holder_unknown_text(layout))
 
 
 def ended_unexpectedly_text(status: Mapping[str, Any]) -> str:
@@ -573,8 +657,7 @@ def start_daemon(
         notes.append(f"capture was off; turned it on in {layout.config}")
     report = read_daemon_status(layout)
     if report.running:
-        return ControlResult(False, 1, f"already running (pid {report.pid})", pid=report.pid, mode=report.mode,
-                             notes=notes, error="already running")
+        return _already_running(report, notes)
     use_service = _service_usable(service)
     other = _unit_other_home(service, layout) if use_service else None
     if other is not None:  # (through the unit, the daemon would run on the other HYP_HOME)
@@ -620,6 +703,11 @@ def start_daemon(
     return res
 
 
+def _already_running(report: DaemonStatusReport, notes: list[str]) -> ControlResult:
+    msg = f"already running (pid {report.pid})" if report.pid else f"already running; {report.warning}"
+    return ControlResult(False, 1, msg, pid=report.pid, mode=report.mode, notes=notes, error="already running")
+
+
 def _service_usable(service: Any) -> bool:
     if service is None:
         return False
@@ -641,6 +729,8 @@ def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TI
     if not report.running:
         return ControlResult(True, 0, "not running")
     pid = report.pid
+    if pid is None:  # (never a guess: the pid file's pid may be any process)
+        return ControlResult(False, 1, report.warning or holder_unknown_text(layout), error="pid unknown")
     used_service = False
     # (a unit that now names another HYP_HOME stops that one's daemon: this one gets the signal)
     if report.mode == "service" and _service_usable(service) and _unit_other_home(service, layout) is None:
