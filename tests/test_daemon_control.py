@@ -413,6 +413,26 @@ def test_a_lock_holder_that_cannot_be_identified_is_not_signalled(
         os.kill(daemon, signal.SIGKILL) if control.pid_alive(daemon) else None
 
 
+def test_concurrent_starts_one_daemon_the_others_say_already_running(home: Home) -> None:
+    """Ten `hyp daemon start` at once: one daemon; the nine whose daemon lost the lock said "the capture daemon
+    exited while starting". They say `already running (pid N)` (daemon.md §7) with the winner's pid."""
+    procs = [subprocess.Popen([sys.executable, "-m", "hypaware_tui", "daemon", "start"], env=home.env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(10)]
+    results = [(p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    report = read_daemon_status(home.layout)
+    assert report.running, home.log_text()
+    winners = [r for r in results if r[0] == 0]
+    assert [w[1].strip() for w in winners] == [f"capture daemon running (pid {report.pid}, detached)"], results
+    losers = [r for r in results if r[0] != 0]
+    assert len(losers) == 9
+    assert {(code, out, err.strip()) for code, out, err in losers} == {
+        (1, "", f"hyp daemon start: already running (pid {report.pid})")}, results
+
+
 def test_start_without_config_and_with_capture_off(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     home.layout.config.unlink()
     code, out, err = run_cli(capsys, "daemon", "start")

@@ -697,6 +697,12 @@ def start_daemon(
         # Still catching up after a long pause: it is alive and will report running when done.
         return ControlResult(True, 0, f"capture daemon starting (pid {proc.pid}, detached); it is still "
                              "catching up, see hyp daemon status", pid=proc.pid, mode="detached", notes=notes)
+    if outcome == "exited":
+        # Another start won the race for the lock (`hyp daemon start` twice at once): ours found it held and
+        # ended; that one runs, as if it had been running before this start.
+        other = read_daemon_status(layout)
+        if other.running and other.pid != proc.pid:
+            return _already_running(other, notes)
     why = "exited while starting" if outcome in ("exited", "stopped") else "did not start"
     res = _start_failure(layout, why, proc.pid, "detached", mark)
     res.notes = notes
