@@ -122,6 +122,40 @@ def test_declined_import_takes_only_lines_after_capture_start_minus_5_minutes(ho
     assert [g.replace(tzinfo=UTC) for g in got] == want
 
 
+def test_a_damaged_capture_file_is_set_aside_and_capture_starts_from_the_setup(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """capture.json cut short or garbled: it read as "no entries", and the daemon silently wrote its own start
+    time over it, so every line written between the setup and that start in a file the setup had not imported
+    was never captured. The file is kept aside, the log and the status say so, and capture starts from the
+    earliest time the setup left behind (here the config's, written at setup), not from now."""
+    record_capture_start(home.layout, ["claude"], T_US)  # the wizard, import declined
+    setup = T_US / 1e6
+    os.utime(home.layout.config, (setup, setup))
+    home.session(S1).write_text("".join(claude_line(S1, i * 2, T - timedelta(hours=2, minutes=-i), role="user")
+                                        for i in range(3)))  # history the user declined
+    later = [T + timedelta(hours=1, minutes=i) for i in range(3)]  # written between setup and the damage
+    home.session(S2).write_text("".join(claude_line(S2, i * 2, ts, role="user") for i, ts in enumerate(later)))
+    home.layout.capture_json.write_text("garbage{")
+    damaged_at = setup + 3 * 3600
+    os.utime(home.layout.capture_json, (damaged_at, damaged_at))
+    caplog.set_level(logging.WARNING, logger="hypaware_tui.daemon")
+
+    assert DaemonLoop(home.layout, env=home.env, clock=FakeClock(damaged_at + 60)).run(once=True) == 0
+
+    got = sorted(ts.replace(tzinfo=UTC) for ts in dataset(home.layout)["message_created_at"].to_list())
+    assert got == later
+    assert json.loads(home.layout.capture_json.read_text()) == {
+        "claude": {"capture_since": "2026-08-30T12:00:00Z", "set_by": "daemon"}}
+    kept = home.layout.state_dir / "capture.json.bad-20260830T150100Z"
+    assert kept.read_text() == "garbage{"
+    said = (f"the capture start file {home.layout.capture_json} is damaged (not valid JSON); kept as {kept}. "
+            "Capture starts again from 2026-08-30T12:00:00Z, the earliest time this HYP_HOME records of its "
+            "setup, so nothing written since is missed")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [said]
+    assert home.status()["last_error"]["message"] == said
+
+
 def _old_and_new_session(home: Home) -> Path:
     """A session from two hours before the capture start T through two minutes after it."""
     f = home.session(S1)

@@ -445,6 +445,13 @@ class StateDB:
         ).fetchone()[0]
 
     @_reported
+    def oldest_update(self) -> str | None:
+        """The `updated_at` of the checkpoint updated longest ago (None with none)."""
+        if self._conn is None:
+            return None
+        return self._conn.execute("SELECT MIN(updated_at) FROM files").fetchone()[0]
+
+    @_reported
     def get_meta(self, key: str) -> str | None:
         if self._conn is None:
             return None

@@ -8,14 +8,20 @@
   `capture_since = until` for every enabled client that has no entry or was disabled before; other entries
   are kept (Import again and Reconfigure do not move them).
 * The daemon calls `ensure_capture_start(layout, clients, now_us)` for enabled clients without an entry
-  (a hand-edited config): `set_by: "daemon"`, its own start time.
+  (a hand-edited config): `set_by: "daemon"`, its own start time. A capture.json it cannot read
+  (`capture_problem`) it first sets aside (`set_aside`), and gives the clients the earliest time the setup
+  left behind (`recovered_since_us`) instead: every entry was lost, not just one never made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 from hypaware_tui.core.paths import Layout, atomic_write_bytes
 from hypaware_tui.core.timeutil import parse_iso_us, us_to_iso
@@ -31,6 +37,49 @@ class CaptureStart:
 
     def to_json(self) -> dict[str, str]:
         return {"capture_since": us_to_iso(self.capture_since_us) or "", "set_by": self.set_by}
+
+
+def capture_problem(layout: Layout) -> str | None:
+    """Why capture.json cannot be used (not JSON, not an object of entries, unreadable); None when it is
+    fine or missing. Read-only."""
+    try:
+        raw = json.loads(layout.capture_json.read_bytes())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError:
+        return "not valid JSON"
+    return None if isinstance(raw, dict) else "not a JSON object"
+
+
+def set_aside(layout: Layout, now: float) -> Path:
+    """Move a damaged capture.json aside, as `capture.json.bad-<UTC stamp>` next to it (kept, not overwritten:
+    it may still be read by a person). Returns the new path."""
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    dest = layout.capture_json.with_name(f"{layout.capture_json.name}.bad-{stamp}")
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = layout.capture_json.with_name(f"{layout.capture_json.name}.bad-{stamp}-{n}")
+    os.replace(layout.capture_json, dest)
+    return dest
+
+
+def recovered_since_us(layout: Layout, oldest_checkpoint_us: int | None, now_us: int) -> int:
+    """The capture start for clients whose entries were lost with a damaged capture.json: the earliest instant
+    this HYP_HOME records of its setup, not the daemon's start (which would miss every line written between
+    the setup and now in a file the backfill did not checkpoint). The setup wrote the config, capture.json
+    and the checkpoints of the files it imported, so each of their times is at or after it, and the earliest
+    is the nearest: the config's and the damaged file's last change, the oldest checkpoint's update. Never
+    later than `now_us`."""
+    times = [now_us]
+    for path in (layout.config, layout.capture_json):
+        with contextlib.suppress(OSError):
+            times.append(path.stat().st_mtime_ns // 1000)
+    if oldest_checkpoint_us is not None:
+        times.append(oldest_checkpoint_us)
+    return min(times)
 
 
 def read_capture(layout: Layout) -> dict[str, CaptureStart]:

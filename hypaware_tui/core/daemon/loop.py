@@ -531,8 +531,8 @@ class DaemonLoop:
             added.append(name)
         if added:
             # daemon.md §3.2: a client enabled without a capture entry (by hand, seen at start or at a reload)
-            # captures from the daemon's own start time
-            now_us = self.started_us
+            # captures from the daemon's own start time (unless a damaged capture.json lost every entry)
+            now_us = self._recover_capture_file(self.started_us) or self.started_us
             try:
                 self.captures = capture_mod.ensure_capture_start(self.layout, added, now_us)
             except OSError as exc:
@@ -545,6 +545,31 @@ class DaemonLoop:
             c.check_roots()
             self._note_root_state(c)
         self._status_dirty = True
+
+    def _recover_capture_file(self, now_us: int) -> int | None:
+        """A capture.json that cannot be read lost every client's capture start, not one never made: set it
+        aside (kept for a person to read) and give the clients the earliest time the setup left behind, so
+        that no line written since the setup is missed (`capture.recovered_since_us`). Said in the log and
+        as the last error. Returns that time, or None when the file is fine."""
+        problem = capture_mod.capture_problem(self.layout)
+        if problem is None:
+            return None
+        oldest = None
+        if self.db is not None:
+            with contextlib.suppress(Exception):
+                oldest = parse_iso_us(self.db.oldest_update())
+        since_us = capture_mod.recovered_since_us(self.layout, oldest, now_us)
+        path = self.layout.capture_json
+        try:
+            kept = f"kept as {capture_mod.set_aside(self.layout, self.clock.time())}"
+        except OSError as exc:
+            kept = f"could not be set aside ({exc.strerror or exc}), replaced"
+        msg = (f"the capture start file {path} is damaged ({problem}); {kept}. Capture starts again from "
+               f"{control.utc_iso(since_us / 1_000_000)}, the earliest time this HYP_HOME records of its setup, "
+               "so nothing written since is missed")
+        log.warning("%s", msg)
+        self._error(msg)
+        return since_us
 
     def _drop_client(self, name: str) -> None:
         self.clients.pop(name, None)
