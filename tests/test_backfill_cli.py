@@ -1023,6 +1023,35 @@ def test_a_ctrl_c_while_waiting_for_the_lock_stops_the_wait_and_prints_the_summa
     assert p.returncode == 0 and again["providers"][0]["rows_written"] == rows
 
 
+def test_a_locked_checkpoint_database_is_waited_for_out_loud(h):
+    """Another process holding the checkpoint database (a long transaction): `hyp backfill` waited 30 s per
+    provider in silence before failing. It says it is waiting, as for the storage lock, and goes on once the
+    database is free."""
+    import sqlite3
+
+    from hypaware_tui.core.checkpoints import StateDB
+    from hypaware_tui.core.paths import Layout
+
+    h.config(claude=True, codex=False)
+    rows, _ = claude_fixtures(h)
+    StateDB.open(Layout(h.hyp), create=True).close()
+    other = sqlite3.connect(Layout(h.hyp).ingest_db, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        p = subprocess.Popen(HYP + ["backfill", "--json"], env=dict(h.env, PYTHONFAULTHANDLER="1"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        assert p.stderr.readline().strip() == "waiting for another import to finish its batch…"
+        assert time.monotonic() - t0 < 15
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    (claude,) = json.loads(out)["providers"]
+    assert claude["status"] == "ok" and claude["rows_written"] == rows
+
+
 def test_help_works_with_any_other_arguments_and_lists_the_import_options(inproc):
     """cli.md §1: -h/--help on every command, exit 0. `hyp backfill --dry-run --help` said "no such option:
     --dry-run" (exit 2), and `hyp backfill --help` listed only -h among its options."""

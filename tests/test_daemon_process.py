@@ -5,6 +5,7 @@ concurrent backfill, kill -9 mid-flush, SIGTERM with buffered rows and SIGHUP (d
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import random
@@ -29,6 +30,7 @@ from test_daemon_support import (
 )
 
 from hypaware_tui.core.checkpoints import StateDB, path_hash
+from hypaware_tui.core.daemon import control
 from hypaware_tui.core.daemon.capture import record_capture_start
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.runner import run_backfill
@@ -325,6 +327,41 @@ def test_a_damaged_checkpoint_database_is_one_line_not_a_traceback(tmp_path: Pat
         assert st["state"] == "stopped" and st["last_error"]["message"] == expected
         assert not home.layout.daemon_pid.exists()
     assert "Traceback" not in home.layout.daemon_log.read_text()
+
+
+def test_a_locked_checkpoint_database_is_waited_for_not_a_fatal_error(tmp_path: Path) -> None:
+    """Another process holding the checkpoint database in a long transaction: `hyp daemon start` said it was
+    "still catching up", and the daemon died 30 s later on "database is locked". It keeps trying with backoff,
+    start and the status say why it is not capturing, and it captures once the database is free."""
+    import sqlite3
+
+    home = Home(tmp_path, capture=FAST)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    StateDB.open(home.layout, create=True).close()
+    other = sqlite3.connect(home.layout.ingest_db, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    said = (f"cannot use the checkpoint database {home.layout.ingest_db}: database is locked (another process "
+            "holds it: a backfill, or a program that opened it); trying again in ")
+    try:
+        r = home.hyp_cmd("daemon", "start")
+        first = r.stdout.strip()
+        assert r.returncode == 0 and first.startswith("capture daemon starting (pid "), r.stdout + r.stderr
+        pid = int(first.split("(pid ")[1].split(",")[0])
+        assert f"detached); not capturing yet: {said}" in first and first.endswith("; see hyp daemon status")
+        assert control.pid_alive(pid) and home.status()["state"] == "starting"
+        r = home.hyp_cmd("daemon", "status")
+        assert f"Capture daemon  starting (pid {pid}, detached)" in r.stdout and said in r.stdout, r.stdout
+        assert f"WARNING {said}5 s, and nothing is captured until then" in home.layout.daemon_log.read_text()
+        other.execute("ROLLBACK")
+        other.close()
+        home.wait_state("running", pid=pid, timeout=40)
+        assert wait_for(lambda: rows_now(home) == 3, 15), home.log_text()
+        assert "the checkpoint database is free again" in home.layout.daemon_log.read_text()
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            other.close()
+        r = home.hyp_cmd("daemon", "stop")
+        assert r.returncode == 0, r.stderr
 
 
 def _hyp_unprivileged(home: Home, *args: str) -> subprocess.CompletedProcess[str]:

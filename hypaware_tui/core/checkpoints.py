@@ -8,6 +8,7 @@ import hashlib
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from dataclasses import fields as _dc_fields
@@ -144,6 +145,8 @@ class StateDBError(RuntimeError):
 DAMAGED_HINT = (
     "If it is damaged, move it away: the next import re-reads every file and dedupe drops the rows already stored."
 )
+BUSY_WAIT_S = 30.0  # how long a writer waits for the database another process holds
+NOTICE_AFTER_S = 1.0  # after this much of that wait, `StateDB.open`'s `on_wait` is called
 BUSY_HINT = "Another hyp process (a backfill or the daemon) holds it; run it again once that one is done."
 _LOW_SPACE = 4 << 20  # bytes free under which a disk I/O error is taken for a full disk
 
@@ -266,7 +269,11 @@ class StateDB:
 
     # -- opening -----------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, layout: Layout, *, create: bool) -> StateDB:
+    def open(cls, layout: Layout, *, create: bool, on_wait: Callable[[], None] | None = None,
+             wait_s: float = BUSY_WAIT_S) -> StateDB:
+        """`on_wait` (writers): called once when another process holds the database and this open has waited
+        `NOTICE_AFTER_S` for it, so that a run can say it is waiting rather than seem hung. `wait_s`: how long
+        a writer waits for it in all before the "locked" error (the daemon waits briefly and retries)."""
         path = layout.ingest_db
         if not create:
             if not path.exists():
@@ -288,7 +295,8 @@ class StateDB:
                 # file writable again, as the error says, must be enough)
                 with contextlib.suppress(OSError):
                     os.chmod(f"{path}{suffix}", FILE_MODE)
-            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            first = min(wait_s, NOTICE_AFTER_S) if on_wait is not None else wait_s
+            conn = sqlite3.connect(path, timeout=first, isolation_level=None, check_same_thread=False)
         except OSError as exc:
             reason = f"cannot open the checkpoint database {path}"
             raise StateDBError(
@@ -297,31 +305,26 @@ class StateDB:
             ) from exc
         except sqlite3.Error as exc:
             raise _db_error(path, exc) from exc
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA_SQL + "COMMIT;")
-            if "since_us" not in _columns(conn):
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if "since_us" not in _columns(conn):  # (another process may have added it meanwhile)
-                        conn.execute("ALTER TABLE files ADD COLUMN since_us INTEGER")
-                        conn.executemany(
-                            "UPDATE files SET since_us = ? WHERE client_name = ?",
-                            [(b, c) for c, b in _legacy_bounds(layout).items()],
-                        )
-                except BaseException:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                version = cls._prepare(conn, layout)
+                break
+            except sqlite3.OperationalError as exc:
+                left = deadline - time.monotonic()
+                if on_wait is None or _db_cause(path, exc)[0] != "busy" or left <= 0:
+                    conn.close()
+                    raise _db_error(path, exc) from exc
+                with contextlib.suppress(Exception):
+                    on_wait()
+                on_wait = None
+                with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', ?)", (STATE_VERSION,)
-            )
-            version = conn.execute("SELECT value FROM meta WHERE key='state_version'").fetchone()[0]
-        except sqlite3.Error as exc:
-            conn.close()
-            raise _db_error(path, exc) from exc
+                conn.execute(f"PRAGMA busy_timeout={int(left * 1000)}")
+            except sqlite3.Error as exc:
+                conn.close()
+                raise _db_error(path, exc) from exc
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_WAIT_S * 1000)}")
         if version != STATE_VERSION:
             conn.close()
             raise StateDBError(
@@ -331,6 +334,31 @@ class StateDB:
             with contextlib.suppress(OSError):
                 os.chmod(f"{path}{suffix}", FILE_MODE)
         return cls(path, conn, writable=True)
+
+    @staticmethod
+    def _prepare(conn: sqlite3.Connection, layout: Layout) -> str:
+        """WAL, the schema (and its migration), the state version: idempotent, so a try that found the database
+        locked can be made again. Returns the stored state version."""
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA_SQL + "COMMIT;")
+        if "since_us" not in _columns(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if "since_us" not in _columns(conn):  # (another process may have added it meanwhile)
+                    conn.execute("ALTER TABLE files ADD COLUMN since_us INTEGER")
+                    conn.executemany(
+                        "UPDATE files SET since_us = ? WHERE client_name = ?",
+                        [(b, c) for c, b in _legacy_bounds(layout).items()],
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', ?)", (STATE_VERSION,)
+        )
+        return conn.execute("SELECT value FROM meta WHERE key='state_version'").fetchone()[0]
 
     @staticmethod
     def _connect_readonly(path: Path) -> sqlite3.Connection:

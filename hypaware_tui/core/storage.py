@@ -648,9 +648,11 @@ class Storage:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _state(self) -> StateDB:
+    def _state(self, on_wait: Callable[[], None] | None = None) -> StateDB:
+        """The checkpoint database, opened at first use; `on_wait` is called when another process holds it
+        (`StateDB.open`)."""
         if self._db is None:
-            self._db = StateDB.open(self.layout, create=True)
+            self._db = StateDB.open(self.layout, create=True, on_wait=on_wait)
         return self._db
 
     def _emit(self, event: str, **fields: Any) -> None:
@@ -1077,7 +1079,7 @@ class Storage:
         try:
             with self.locked(on_wait) as wait_ms:
                 self._unreported_wait_ms += wait_ms  # reported with the next commit's lock_wait_ms
-                db = self._state()
+                db = self._state(on_wait)
                 old = db.get_meta(META_IMPORT_FLOOR)
                 lowered = floor_lowered(old, cut_date)
                 if lowered:

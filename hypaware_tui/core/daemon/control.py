@@ -694,9 +694,14 @@ def start_daemon(
         return ControlResult(True, 0, f"capture daemon running (pid {proc.pid}, detached)", pid=proc.pid,
                              mode="detached", notes=notes)
     if outcome == "timeout" and proc.poll() is None:
-        # Still catching up after a long pause: it is alive and will report running when done.
-        return ControlResult(True, 0, f"capture daemon starting (pid {proc.pid}, detached); it is still "
-                             "catching up, see hyp daemon status", pid=proc.pid, mode="detached", notes=notes)
+        # Still catching up after a long pause: it is alive and will report running when done. Unless it says
+        # what holds it up (a locked checkpoint database it keeps trying): then that is the news.
+        st = read_status_file(layout) or {}
+        err = st.get("last_error") if st.get("pid") == proc.pid else None
+        why = err.get("message") if isinstance(err, dict) and isinstance(err.get("message"), str) else None
+        what = f"not capturing yet: {why}" if why else "it is still catching up"
+        return ControlResult(True, 0, f"capture daemon starting (pid {proc.pid}, detached); {what}; see hyp "
+                             "daemon status", pid=proc.pid, mode="detached", notes=notes)
     if outcome == "exited":
         # Another start won the race for the lock (`hyp daemon start` twice at once): ours found it held and
         # ended; that one runs, as if it had been running before this start.

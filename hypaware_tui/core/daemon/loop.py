@@ -47,6 +47,7 @@ HEARTBEAT_S = control.HEARTBEAT_S
 DEBOUNCE_S = 0.5
 BACKOFF_START_S = 5.0
 BACKOFF_MAX_S = 60.0
+DB_OPEN_WAIT_S = 2.0  # one try at the locked checkpoint database; then a wait that a stop can interrupt
 RETENTION_EVERY_S = 24 * 3600.0
 SIDECAR_WAIT_S = 30.0
 MEMO_EVICT_EVERY_S = 60.0
@@ -473,6 +474,10 @@ class DaemonLoop:
             self.write_status()
             return 0
         self._open_storage()
+        if self.db is None:  # (stopped while the checkpoint database was locked)
+            self._set_state("stopped")
+            self.write_status()
+            return 0
         self._setup_clients(cfg.clients)
         log.info("capture daemon started (pid %s, %s; clients: %s)", self.pid, self.mode,
                  ", ".join(self.clients) or "none")
@@ -504,11 +509,39 @@ class DaemonLoop:
             from hypaware_tui.core.storage import Storage
 
             self.storage = Storage(self.layout, events=self.events)
-        self.db = StateDB.open(self.layout, create=True)
+        self.db = self._open_db()
+        if self.db is None:
+            return
         try:
             self.storage.ensure_import_floor(self._cut())
         except Exception as exc:  # noqa: BLE001 - retried at the next flush / retention pass
             self._error(f"could not record the import floor: {exc}")
+
+    def _open_db(self) -> StateDB | None:
+        """The checkpoint database. While another process holds it locked (a long transaction), wait and try
+        again with backoff (5 s up to 60 s), said in the log and the status, rather than end on "database is
+        locked" after SQLite's 30 s. None when a stop came meanwhile."""
+        delay = BACKOFF_START_S
+        while True:
+            try:
+                db = StateDB.open(self.layout, create=True, wait_s=DB_OPEN_WAIT_S)
+            except StateDBError as exc:
+                if exc.cause != "busy":
+                    raise
+                msg = (f"{exc.reason} (another process holds it: a backfill, or a program that opened it); "
+                       f"trying again in {delay:g} s, and nothing is captured until then")
+                log.warning("%s", msg)
+                self._error(msg)
+                self.degraded["db"] = msg
+                self.write_status()
+                self.wait_until(self.clock.monotonic() + delay)
+                if self._stop_requested:
+                    return None
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            if self.degraded.pop("db", None) is not None:
+                log.info("the checkpoint database is free again")
+            return db
 
     def _setup_clients(self, wanted: Mapping[str, str | None]) -> None:
         for name in list(self.clients):
