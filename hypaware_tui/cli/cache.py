@@ -74,7 +74,13 @@ def cache_status(
 ) -> None:
     from hypaware_tui.core.events import last_event_times
     from hypaware_tui.core.paths import Layout
-    from hypaware_tui.core.storage import cut_date_for, damaged_file_advice, dataset_stats, unopened_text
+    from hypaware_tui.core.storage import (
+        cut_date_for,
+        damaged_file_advice,
+        dataset_stats,
+        mismatch_text,
+        unopened_text,
+    )
 
     layout = Layout.resolve()
     stats = dataset_stats(layout)
@@ -96,6 +102,8 @@ def cache_status(
         "tmp_files": stats.tmp_files,
         "unreadable_files": stats.unreadable,
         "unopened_files": [{"path": p.path, "error": p.reason} for p in stats.unopened],
+        "mismatched_files": [{"path": m.path, "error": m.detail, "readable": m.readable} for m in stats.mismatched],
+        "ignored_paths": stats.ignored,
         "retention_days": retention,
         "retention_source": retention_source,
         "cut_date": cut,
@@ -105,7 +113,7 @@ def cache_status(
         "last_prune_at": times["cache.prune"],
         "config_error": config_error,
     }
-    code = 1 if (config_error or stats.unreadable or stats.unopened) else 0
+    code = 1 if (config_error or stats.unreadable or stats.unopened or stats.unreadable_mismatches) else 0
     if json_out:
         print_json(doc)
         raise typer.Exit(code)
@@ -151,6 +159,14 @@ def cache_status(
         for p in stats.unreadable:
             err(f"{prog} cache status: unreadable file {p}: damaged or not written by hyp")
         err(f"{prog} cache status: {damaged_file_advice(layout, len(stats.unreadable))}")
+    if stats.mismatched:
+        err(f"{prog} cache status: {mismatch_text(stats.mismatched)}")
+        if stats.unreadable_mismatches:
+            err(f"{prog} cache status: {damaged_file_advice(layout, len(stats.unreadable_mismatches))}")
+    if stats.ignored:
+        from hypaware_tui.core.status import ignored_text
+
+        err(f"{prog} cache status: {ignored_text(stats.ignored, layout)}")
     raise typer.Exit(code)
 
 

@@ -132,6 +132,7 @@ def render_text(report: dict[str, Any]) -> None:
         lines.append("empty: nothing imported yet")
     if ds.get("error"):
         lines.append(f"error: {ds['error']}")
+    lines.extend(f"warning: {w}" for w in ds.get("warnings") or [])
     last = ds.get("last_import")
     if last:
         lines.append(_last_import_line(last, PROG))

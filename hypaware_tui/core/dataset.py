@@ -1,21 +1,23 @@
 """Read-only access to the `ai_gateway_messages` dataset (storage.md §9).
 
-`scan_messages(layout)` is the relation every reader shipped with hyp builds on: every
-`<dataset root>/**/*.parquet` file (glob form, so in-flight `.tmp` files are never seen) with Hive
-partitioning, `date` kept as a String, the partition key `source` added, and rows deduplicated by `part_id`
-across the whole dataset, keeping the row from the smallest file name (UUIDv7 names: the oldest copy).
+`scan_messages(layout)` is the relation every reader shipped with hyp builds on: the part files of the
+dataset's partitions (`source=<client_name>/date=<YYYY-MM-DD>/`, as storage lists them: never an in-flight
+`.tmp` file, nor a `*.parquet` file elsewhere under the root) with Hive partitioning, `date` kept as a String, the
+partition key `source` added, and rows deduplicated by `part_id` across the whole dataset, keeping the row from
+the smallest file name (UUIDv7 names: the oldest copy).
 
-The dataset root is a user's path (HYP_HOME): it is never read as a pattern. Its glob metacharacters are
-escaped (`glob_literal`): read as a glob, `/x/g [old]/hyp` matched nothing and `/x/hyp*` read the files of
-`/x/hyp-old` too. Every other read of a part file passes `glob=False`. Polars also reads a `key=value` folder
-above the dataset as a Hive partition (`/x/a=1/hyp` failed every read: "path contains column not present in
-the given Hive schema"): under such a root the dataset is scanned one `source=` folder at a time, without Hive
-partitioning, `source` taken from the folder's name (`date` is a column of every file anyway).
+The files are passed to Polars as a list of paths (`glob=False`): the dataset root is a user's path (HYP_HOME)
+and is never read as a pattern. Polars also reads a `key=value` folder above the dataset as a Hive partition
+(`/x/a=1/hyp` failed every read: "path contains column not present in the given Hive schema"): under such a
+root the files of each source are scanned without Hive partitioning, `source` taken from the folder's name
+(`date` is a column of every file anyway).
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,24 +25,12 @@ import polars as pl
 
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.schema import AI_GATEWAY_MESSAGES_SCHEMA
+from hypaware_tui.core.storage import iter_partitions, list_part_files, part_file_paths
 
 _FILE_COL = "__hyp_file"
 _Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 HIVE_SCHEMA = {"source": pl.String(), "date": pl.String()}
 MESSAGES_SCHEMA: dict[str, pl.DataType] = {**AI_GATEWAY_MESSAGES_SCHEMA, "source": pl.String()}
-
-
-_GLOB_CHARS = frozenset("*?[]{}")
-
-
-def glob_literal(path: str) -> str:
-    """`path` as a glob pattern that matches `path` alone: each metacharacter in brackets (`[[]`, `[*]`). Polars
-    expands `*`, `?` and `[…]` (not `{a,b}` today: escaped too, in case it learns to)."""
-    return "".join(f"[{c}]" if c in _GLOB_CHARS else c for c in path)
-
-
-def dataset_glob(layout: Layout) -> str:
-    return os.path.join(glob_literal(str(layout.dataset_root)), "**", "*.parquet")
 
 
 def _hive_safe(root: Path) -> bool:
@@ -49,12 +39,28 @@ def _hive_safe(root: Path) -> bool:
     return "=" not in str(root)
 
 
-def has_parquet_files(root: Path, pattern: str = "source=*/date=*/*.parquet") -> bool:
-    """True when at least one file under `root` matches `pattern` (read-only, stops at the first). `root` is
-    taken literally (pathlib globs below it)."""
-    for _ in root.glob(pattern):
-        return True
-    return False
+def has_parquet_files(root: Path) -> bool:
+    """True when a partition of the dataset under `root` holds a part file (read-only, stops at the first)."""
+    return any(list_part_files(pdir) for _, _, pdir in iter_partitions(root))
+
+
+# Whether `scan_messages` reads a column missing from a file as null (`missing_columns_as_null`).
+_MISSING_AS_NULL: ContextVar[bool] = ContextVar("hyp_missing_as_null", default=False)
+
+
+@contextlib.contextmanager
+def missing_columns_as_null() -> Iterator[None]:
+    """Within it, `scan_messages` reads a column that a part file lacks as null: for a reader that has checked
+    that every such column is nullable (`storage.DatasetStats.mismatched`), and reads again."""
+    token = _MISSING_AS_NULL.set(True)
+    try:
+        yield
+    finally:
+        _MISSING_AS_NULL.reset(token)
+
+
+def missing_as_null() -> bool:
+    return _MISSING_AS_NULL.get()
 
 
 def empty_messages() -> pl.LazyFrame:
@@ -67,24 +73,39 @@ FILE_NAME = "__hyp_file_name"  # the part file's name, with `scan_messages(dedup
 def scan_messages(layout: Layout, *, dedupe: bool = True, file_names: bool = False) -> pl.LazyFrame:
     """The deduplicated `ai_gateway_messages` relation: schema.md §2 columns in order, then `source`.
 
+    It reads exactly the part files of the dataset's partitions (`storage.part_file_paths`: the files status,
+    compaction and retention work on), listed now; a `*.parquet` file elsewhere under the root (the root itself,
+    `date=abc`, `source=Claude Code`) is not part of it. Columns a file has beyond schema_version 1 (a newer
+    hyp's) are ignored. A file without one of its columns fails the read, unless within
+    `missing_columns_as_null()`: then the column reads as null (the query layer reads so once it has checked that
+    only nullable columns are missing, `core.query._with_retry`).
+
     A missing or empty dataset gives an empty frame with the full schema. Nothing is read until the frame
     is collected; a file removed between listing and reading (compaction, retention) makes `collect` raise
     FileNotFoundError, and the caller retries once (storage.md §9)."""
     root = layout.dataset_root
-    if not root.is_dir() or not has_parquet_files(root):
+    files = part_file_paths(root) if root.is_dir() else []
+    if not files:
         empty = empty_messages()
         return empty.with_columns(pl.lit(None, pl.String).alias(FILE_NAME)) if file_names and not dedupe else empty
     columns = list(MESSAGES_SCHEMA)
+    options = {
+        "glob": False,  # (the paths are the files' own: never patterns)
+        "schema": AI_GATEWAY_MESSAGES_SCHEMA,
+        "extra_columns": "ignore",
+        "missing_columns": "insert" if _MISSING_AS_NULL.get() else "raise",
+        "include_file_paths": _FILE_COL,
+    }
     if _hive_safe(root):
         lf = pl.scan_parquet(
-            dataset_glob(layout),
+            [str(p) for _, p in files],
             hive_partitioning=True,
             hive_schema=HIVE_SCHEMA,
             try_parse_hive_dates=False,
-            include_file_paths=_FILE_COL,
+            **options,  # type: ignore[arg-type]
         )
     else:
-        lf = _scan_by_source(root)
+        lf = _scan_by_source(files, options)
     name = pl.col(_FILE_COL).str.extract(r"([^/\\]+)$", 1)
     if not dedupe:
         return lf.select(*columns, name.alias(FILE_NAME)) if file_names else lf.select(columns)
@@ -102,21 +123,18 @@ def scan_messages(layout: Layout, *, dedupe: bool = True, file_names: bool = Fal
     return pl.concat([single, repeated])
 
 
-def _scan_by_source(root: Path) -> pl.LazyFrame:
-    """The Hive scan's rows (columns, `source`, the file path) for a root whose own path holds a `=`: each
-    `source=` folder that has a part file scanned without Hive partitioning (a filter on `date` then reads the
-    footers instead of skipping the folders by name: slower, but right)."""
-    scans = []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not (entry.name.startswith("source=") and entry.is_dir(follow_symlinks=False)):
-            continue
-        if not has_parquet_files(Path(entry.path), "date=*/*.parquet"):
-            continue
-        pattern = os.path.join(glob_literal(entry.path), "**", "*.parquet")
-        scan = pl.scan_parquet(pattern, hive_partitioning=False, include_file_paths=_FILE_COL)
-        scans.append(scan.with_columns(source=pl.lit(entry.name[len("source="):], pl.String())))
-    if not scans:  # (removed since `has_parquet_files` saw one)
-        return empty_messages().with_columns(pl.lit(None, pl.String).alias(_FILE_COL))
+def _scan_by_source(files: list[tuple[str, Path]], options: dict[str, object]) -> pl.LazyFrame:
+    """The Hive scan's rows (columns, `source`, the file path) for a root whose own path holds a `=`: the part
+    files of each source scanned without Hive partitioning (a filter on `date` then reads the footers instead
+    of skipping the folders by name: slower, but right)."""
+    by_source: dict[str, list[str]] = {}
+    for source, path in files:
+        by_source.setdefault(source, []).append(str(path))
+    scans = [
+        pl.scan_parquet(paths, hive_partitioning=False, **options)  # type: ignore[arg-type]
+        .with_columns(source=pl.lit(source, pl.String()))
+        for source, paths in by_source.items()
+    ]
     return pl.concat(scans)
 
 

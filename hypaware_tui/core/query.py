@@ -37,13 +37,15 @@ from hypaware_tui.core.dataset import (
     MESSAGES_SCHEMA,
     has_parquet_files,
     keep_relation_copies,
+    missing_as_null,
+    missing_columns_as_null,
     part_id_hashes,
     relation_copies,
     scan_messages,
 )
 from hypaware_tui.core.paths import Layout, user_home
 from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, SURROGATE_ESCAPE, stdlib_loads, usage_view
-from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, unopened_text
+from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, mismatch_text, unopened_text
 from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
 
 MESSAGES = "ai_gateway_messages"
@@ -101,21 +103,34 @@ def _relations(messages: pl.LazyFrame, json_calls: Sequence[JsonCall], rows: int
     return ctx
 
 
+class _MissingColumns(Exception):
+    """A read failed on a part file without a column, and every such file lacks only nullable ones: read again
+    with those columns as null (`_with_retry`)."""
+
+
 def _with_retry(fn: Callable[[], _T], layout: Layout) -> _T:
-    """Run `fn` (which must list the dataset afresh) and retry it once if a listed file vanished. Another OSError
-    (a part file that cannot be opened) names the file and its reason (`_data_error`)."""
-    for attempt in (1, 2):
+    """Run `fn` (which must list the dataset afresh) and retry it once if a listed file vanished, or once with
+    missing nullable columns read as null (`_MissingColumns`). Another OSError (a part file that cannot be
+    opened) names the file and its reason (`_data_error`)."""
+    vanished = 0
+    while True:
         try:
-            return fn()
+            if missing_as_null():
+                return fn()
+            try:
+                return fn()
+            except _MissingColumns:
+                with missing_columns_as_null():
+                    return _with_retry(fn, layout)
         except FileNotFoundError as exc:
-            if attempt == 2:
+            vanished += 1
+            if vanished == 2:
                 raise DatasetReadError(
                     f"a dataset file disappeared while it was being read ({exc}); another hyp command is "
                     "probably compacting or pruning the dataset. Run the query again."
                 ) from exc
         except OSError as exc:
             raise _data_error(layout, exc) from exc
-    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -761,6 +776,8 @@ def utc_literals(sql: str) -> str | None:
 
 
 _DATA_ERROR_HINTS = ("parquet:", "out of specification", "os error", "magic bytes", "footer")
+# How the scan says that a part file's columns are not the schema's (a file not written by this version of hyp).
+_SCHEMA_ERROR_HINTS = ("did not find column", "data type mismatch for column", "extra column in file")
 
 
 def _is_data_error(exc: BaseException) -> bool:
@@ -769,9 +786,19 @@ def _is_data_error(exc: BaseException) -> bool:
     return any(h in text for h in _DATA_ERROR_HINTS)
 
 
-def _data_error(layout: Layout, exc: BaseException) -> DatasetReadError:
+def _is_schema_error(exc: BaseException) -> bool:
+    """A Polars error that may come from a part file with other columns than the schema's (`_data_error` tells
+    from the footers)."""
+    text = str(exc).lower()
+    return any(h in text for h in _SCHEMA_ERROR_HINTS)
+
+
+def _data_error(layout: Layout, exc: BaseException, fallback: Exception | None = None) -> Exception:
     """Name the damaged file(s) (from the footers, read-only) and say what to do. A file this process could not
-    open (permissions, a folder of that name) is named with its reason, without the advice to set it aside."""
+    open (permissions, a folder of that name) is named with its reason, without the advice to set it aside. A
+    file whose columns are not those hyp writes is named with what differs. When the only such files lack
+    nullable columns, and the read failed on a missing column, `_MissingColumns` (read them as null). When no
+    file is found at fault: `fallback`, else a DatasetReadError with the engine's message."""
     detail = _engine_message(exc)
     try:
         stats = dataset_stats(layout)
@@ -787,8 +814,18 @@ def _data_error(layout: Layout, exc: BaseException) -> DatasetReadError:
         said.append(
             f"{names} {verb} damaged or not written by hyp ({detail}). {damaged_file_advice(layout, len(bad))}"
         )
+    wrong = stats.unreadable_mismatches if stats is not None else []
+    if wrong:
+        said.append(f"{mismatch_text(wrong)} {damaged_file_advice(layout, len(wrong))}")
     if said:
         return DatasetReadError("cannot read the dataset: " + " ".join(said))
+    if (
+        stats is not None and stats.mismatched and not missing_as_null()
+        and "did not find column" in detail.lower()
+    ):  # fmt: skip
+        return _MissingColumns(detail)
+    if fallback is not None:
+        return fallback
     return DatasetReadError(f"cannot read the dataset under {layout.dataset_root} ({detail})")
 
 
@@ -899,9 +936,12 @@ def run_sql(layout: Layout, statement: str) -> pl.DataFrame:
             lf = ctx.execute(text)
             df = lf.collect()
         except pl.exceptions.PolarsError as exc:
+            error = QueryError(_json_engine_message(_engine_message(exc), json_calls))
             if _is_data_error(exc):
                 raise _data_error(layout, exc) from exc
-            raise QueryError(_json_engine_message(_engine_message(exc), json_calls)) from exc
+            if _is_schema_error(exc):  # (a file with other columns, or a statement's own mismatch)
+                raise _data_error(layout, exc, error) from exc
+            raise error from exc
         # A `SELECT *` brings the synthetic columns along: they are not part of the answer.
         return df.drop([c for c in df.columns if _SYNTHETIC_RESULT.match(c)]) if json_calls else df
 

@@ -150,7 +150,7 @@ def _enabled(config: Any, client: str) -> bool | None:
 
 def dataset_section(layout: Layout) -> dict[str, Any]:
     """Size, files, stored rows per source (from the Parquet footers) and the date range (partition dates)."""
-    from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, unopened_text
+    from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, mismatch_text, unopened_text
 
     section: dict[str, Any] = {
         "path": str(layout.dataset_root),
@@ -161,6 +161,7 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         "oldest": None,
         "newest": None,
         "error": None,
+        "warnings": [],
     }
     # A file where the dataset directory, or one of the directories above it, belongs: listed as empty
     # otherwise, while every import there fails.
@@ -191,9 +192,33 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
             + (" …" if n > 3 else "")
             + f" (damaged or not written by hyp). {damaged_file_advice(layout, n)}"
         )
+    wrong = stats.unreadable_mismatches
+    if wrong:
+        errors.append(f"{mismatch_text(wrong)} Queries fail on it. {damaged_file_advice(layout, len(wrong))}"
+                      if len(wrong) == 1 else
+                      f"{mismatch_text(wrong)} Queries fail on them. {damaged_file_advice(layout, len(wrong))}")
     if errors:
         section["error"] = " ".join(errors)
+    readable = [m for m in stats.mismatched if m.readable]
+    if readable:
+        section["warnings"].append(f"{mismatch_text(readable)} Queries read {'it' if len(readable) == 1 else 'them'}.")
+    if stats.ignored:
+        section["warnings"].append(ignored_text(stats.ignored, layout))
     return section
+
+
+def ignored_text(paths: list[str], layout: Layout) -> str:
+    """What status says about `*.parquet` files and folders under the dataset root outside its partitions."""
+    root = layout.dataset_root
+    n = len(paths)
+    names = [os.path.relpath(p, root) for p in paths[:10]]
+    shown = ", ".join(names) + (f" and {n - 10} more" if n > 10 else "")
+    it = "it" if n == 1 else "them"
+    return (
+        f"{'1 path' if n == 1 else f'{n} paths'} under {root} {'is' if n == 1 else 'are'} not part of the dataset "
+        f"(partition folders are source=<client>/date=<YYYY-MM-DD>): {shown}. No query reads {it}, and hyp cache "
+        f"prune and compact leave {it} alone: move {it} out of the dataset folder."
+    )
 
 
 def last_import(layout: Layout) -> dict[str, Any] | None:

@@ -208,6 +208,14 @@ class DatasetStats:
     unreadable: list[str] = field(default_factory=list)  # part files opened, whose footer is not a hyp one
     # part files this process could not read, though they may be fine (`PartFileProblem.damaged` False)
     unopened: list[PartFileProblem] = field(default_factory=list)
+    # part files whose columns are not those of schema_version 1 (`schema_mismatch`)
+    mismatched: list[SchemaMismatch] = field(default_factory=list)
+    # what may hold rows under the dataset root outside its partitions, which no reader reads (`ignored_paths`)
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def unreadable_mismatches(self) -> list[SchemaMismatch]:
+        return [m for m in self.mismatched if not m.readable]
 
     @property
     def total_rows(self) -> int:
@@ -302,23 +310,80 @@ def list_part_files(partition_dir: Path) -> list[str]:
     return sorted(names)
 
 
-def iter_partitions(root: Path) -> Iterator[tuple[str, str, Path]]:
-    """(source, date, dir) of every `source=*/date=YYYY-MM-DD` directory, sorted. Other names are ignored."""
+def valid_date(text: str) -> bool:
+    """`YYYY-MM-DD` naming a real calendar day (`2026-13-45` and `2026-1-2` do not)."""
+    if DATE_RE.match(text) is None or not text.isascii():
+        return False
     try:
-        sources = sorted(os.scandir(root), key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for s in sources:
-        if not (s.is_dir(follow_symlinks=False) and s.name.startswith("source=")):
-            continue
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def iter_partitions(root: Path) -> Iterator[tuple[str, str, Path]]:
+    """(source, date, dir) of every `source=<client_name>/date=<YYYY-MM-DD>` directory with a valid client name
+    and a real date, sorted: the partitions of the dataset, which every reader, status, compaction and retention
+    work on. Other names are not part of the dataset (`ignored_paths` lists them)."""
+    for s in _source_dirs(root):
         source = s.name[len("source=") :]
+        if CLIENT_NAME_RE.match(source) is None:
+            continue
         try:
             dates = sorted(os.scandir(s.path), key=lambda e: e.name)
         except OSError:
             continue
         for d in dates:
-            if d.is_dir(follow_symlinks=False) and d.name.startswith("date=") and DATE_RE.match(d.name[5:]):
+            if d.is_dir(follow_symlinks=False) and d.name.startswith("date=") and valid_date(d.name[5:]):
                 yield source, d.name[5:], Path(d.path)
+
+
+def _source_dirs(root: Path) -> list[os.DirEntry[str]]:
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [s for s in entries if s.is_dir(follow_symlinks=False) and s.name.startswith("source=")]
+
+
+def part_file_paths(root: Path) -> list[tuple[str, Path]]:
+    """(source, path) of every part file of the dataset (`iter_partitions`, `list_part_files`), in partition
+    then name order: exactly the files a query reads and status counts."""
+    return [(source, pdir / name) for source, _, pdir in iter_partitions(root) for name in list_part_files(pdir)]
+
+
+def ignored_paths(root: Path) -> list[str]:
+    """What holds or may hold rows under the dataset root without being part of the dataset, so that no reader
+    reads it: `*.parquet` files outside a partition folder, and `source=` / `date=` folders whose names are not
+    a client name and a real date (`source=Claude Code`, `date=2026-13-45`, `date=abc`). Other stray entries
+    (`.DS_Store`, temp files) are not listed."""
+    found: list[str] = []
+    try:
+        top = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return found
+    for e in top:
+        if e.name.startswith("."):
+            continue
+        if e.name.startswith("source=") and e.is_dir(follow_symlinks=False):
+            if CLIENT_NAME_RE.match(e.name[len("source=") :]) is None:
+                found.append(e.path)
+                continue
+            try:
+                inner = sorted(os.scandir(e.path), key=lambda x: x.name)
+            except OSError:
+                continue
+            for d in inner:
+                if d.name.startswith("."):
+                    continue
+                if d.name.startswith("date=") and d.is_dir(follow_symlinks=False):
+                    if not valid_date(d.name[5:]):
+                        found.append(d.path)
+                elif d.name.endswith(".parquet"):
+                    found.append(d.path)
+        elif e.name.endswith(".parquet"):
+            found.append(e.path)
+    return found
 
 
 def file_row_count(path: Path) -> int:
@@ -399,6 +464,52 @@ def _schema_problem(schema: Mapping[str, Any]) -> str | None:
             return "its column types are not those of schema_version 1"
         return "its columns are not those of schema_version 1"
     return None
+
+
+@dataclass(frozen=True)
+class SchemaMismatch:
+    """A part file whose columns (names and types, from its footer) are not those of schema_version 1.
+    `readable`: a query still reads it (columns it does not know, from a newer hyp, are ignored; a missing
+    nullable column reads as null); otherwise a query that reads it fails, and `damaged_file_advice` applies."""
+
+    path: str
+    detail: str
+    readable: bool
+
+
+def _names(cols: list[str]) -> str:
+    return ", ".join(cols[:5]) + (f" and {len(cols) - 5} more" if len(cols) > 5 else "")
+
+
+def schema_mismatch(path: Path | str, schema: Mapping[str, Any]) -> SchemaMismatch | None:
+    """How the footer schema `schema` of the part file at `path` differs from schema_version 1 (names and types;
+    the order does not matter to a reader), or None."""
+    expected = _schema.AI_GATEWAY_MESSAGES_SCHEMA
+    retyped = [c for c, t in schema.items() if c in expected and t != expected[c]]
+    missing = [c for c in expected if c not in schema]
+    required = [c for c in missing if c in _schema.NON_NULL_COLUMNS]
+    extra = [c for c in schema if c not in expected]
+    said: list[str] = []
+    if retyped:
+        said.append("; ".join(f"its column {c} is {schema[c]}, not {expected[c]}" for c in retyped[:3]))
+    if required:
+        said.append(f"it has no column {_names(required)}, which every row must have")
+    if missing and not required:
+        said.append(f"it has no column {_names(missing)}, which queries read as null")
+    if extra:
+        said.append(f"it has columns this hyp does not know (from a newer hyp?), which queries ignore: {_names(extra)}")
+    if not said:
+        return None
+    return SchemaMismatch(str(path), "; ".join(said), not (retyped or required))
+
+
+def mismatch_text(mismatches: list[SchemaMismatch]) -> str:
+    """The part files whose columns are not those of schema_version 1, each with what differs (one sentence)."""
+    n = len(mismatches)
+    if n == 1:
+        return f"dataset file {mismatches[0].path} was not written by this version of hyp: {mismatches[0].detail}."
+    shown = "; ".join(f"{m.path} ({m.detail})" for m in mismatches[:3]) + (f"; and {n - 3} more" if n > 3 else "")
+    return f"{n} dataset files were not written by this version of hyp: {shown}."
 
 
 def _open_advice(exc: OSError) -> str:
@@ -1507,9 +1618,11 @@ def dataset_stats(layout: Layout) -> DatasetStats:
         for p in paths:
             if counts is not None:
                 info.rows += counts[p]
+                _check_footer_schema(p, stats)
                 continue
             try:
                 info.rows += file_row_count(p)
+                _check_footer_schema(p, stats)
             except FileNotFoundError:
                 continue
             except Exception as exc:  # noqa: BLE001 - reported, never fatal for a read-only report
@@ -1532,7 +1645,21 @@ def dataset_stats(layout: Layout) -> DatasetStats:
     dates = [p.date for p in stats.partitions]
     if dates:
         stats.oldest, stats.newest = min(dates), max(dates)
+    stats.ignored = ignored_paths(root)
     return stats
+
+
+def _check_footer_schema(path: Path, stats: DatasetStats) -> None:
+    """Add `path` to `stats.mismatched` when its footer's columns are not those of schema_version 1 (the footer
+    was just read for its row count: this second read of it comes from the page cache, ~0.1 ms a file; a file
+    handle would make Polars read the whole file)."""
+    try:
+        schema = pl.scan_parquet(path, glob=False, hive_partitioning=False).collect_schema()
+    except Exception:  # noqa: BLE001 - its row count was read: a failure here is reported by the next reader
+        return
+    mismatch = schema_mismatch(path, schema)
+    if mismatch is not None:
+        stats.mismatched.append(mismatch)
 
 
 def _probe(path: str) -> tuple[os.stat_result, bytes] | None:
