@@ -209,6 +209,22 @@ def test_ephemeral_paths(path: str) -> None:
     assert ephemeral_reason(path, {}) is not None
 
 
+@pytest.mark.parametrize(("path", "env"), [
+    ("/Users/ada/Library/Caches/pipx/0a1b2c3d/bin/python", {"HOME": "/Users/ada"}),  # macOS default
+    ("/home/ada/.pipx/.cache/0a1b2c3d/bin/python", {"PIPX_HOME": "/home/ada/.pipx"}),
+    ("/srv/ada/pipx-home/.cache/0a1b2c3d/bin/python", {"PIPX_HOME": "/srv/ada/pipx-home"}),
+    ("/home/ada/.local/pipx/.cache/0a1b2c3d/bin/python", {"HOME": "/home/ada"}),  # before pipx 1.3
+    ("/home/ada/.cache/pipx/0a1b2c3d/bin/python", {"HOME": "/home/ada"}),
+    ("/data/cache/pipx/0a1b2c3d/bin/python", {"XDG_CACHE_HOME": "/data/cache"}),
+])
+def test_pipx_run_caches_are_ephemeral(path: str, env: dict[str, str]) -> None:
+    """`pipx run`'s environments were judged durable in pipx's default cache on macOS and under a PIPX_HOME:
+    the code read PIPX_CACHE_DIR, which pipx does not define."""
+    assert ephemeral_reason(path, env) == "it is inside a tool runner's cache"
+    if "PIPX_HOME" in env:  # (its venvs stay)
+        assert ephemeral_reason(path.replace("/.cache/0a1b2c3d/", "/venvs/hypaware-tui/"), env) is None
+
+
 @pytest.mark.parametrize("path", [
     "/home/ada/.local/share/uv/tools/hypaware-tui/bin/python",
     "/home/ada/.local/pipx/venvs/hypaware-tui/bin/python",

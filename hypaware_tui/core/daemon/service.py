@@ -659,8 +659,10 @@ _EPHEMERAL_MARKERS = (
     "/uv/archive-v",  # uvx / uv tool run environments live in the uv cache
     "/uv/environments-v",
     "/uv/builds-v",
-    "/pipx/.cache/",  # pipx run
+    "/pipx/.cache/",  # pipx run: $PIPX_HOME/.cache (~/.local/pipx before pipx 1.3), or the user cache dir
+    "/.pipx/.cache/",
     "/.cache/pipx/",
+    "/Library/Caches/pipx/",  # (macOS: platformdirs.user_cache_path("pipx"))
     "/pip-build-env-",
     "/pip-req-build-",
     "/_npx/",
@@ -680,8 +682,16 @@ def ephemeral_reason(python: str, env: Mapping[str, str] | None = None) -> str |
         root = os.path.abspath(root).rstrip("/")
         if root and (p == root or p.startswith(root + "/")):
             return "it is inside the temporary directory"
-    for key in ("UV_CACHE_DIR", "PIPX_CACHE_DIR"):
-        root = env.get(key)
+    home = user_home(env)
+    caches = [env.get("UV_CACHE_DIR"), env.get("PIPX_CACHE_DIR")]
+    if env.get("PIPX_HOME"):  # pipx run caches its environments in $PIPX_HOME/.cache (pipx defines no
+        caches.append(os.path.join(os.path.expanduser(env["PIPX_HOME"]), ".cache"))  # PIPX_CACHE_DIR)
+    if env.get("XDG_CACHE_HOME"):
+        caches.append(os.path.join(env["XDG_CACHE_HOME"], "pipx"))
+    if home:
+        caches += [os.path.join(home, ".local/pipx/.cache"), os.path.join(home, "Library/Caches/pipx"),
+                   os.path.join(home, ".cache/pipx")]
+    for root in caches:
         if root and p.startswith(os.path.abspath(root).rstrip("/") + "/"):
             return "it is inside a tool runner's cache"
     for marker in _EPHEMERAL_MARKERS:
