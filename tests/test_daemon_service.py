@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_daemon_support import Home
+from test_daemon_support import REPO, Home
 
+from hypaware_tui.cli import daemon as daemon_cli
 from hypaware_tui.cli.app import main
 from hypaware_tui.core.daemon import control, service
 from hypaware_tui.core.daemon.service import (
@@ -25,6 +26,8 @@ from hypaware_tui.core.daemon.service import (
     unit_hyp_home,
     unit_spec,
 )
+
+REAL_CHECK = daemon_cli._check_python
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -47,6 +50,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     real = service.ephemeral_reason
     monkeypatch.setattr(service, "ephemeral_reason",
                         lambda p, env=None: None if p == sys.executable else real(p, env))
+    # Nor on whether this interpreter has hypaware_tui installed (the suite may run from a checkout through
+    # PYTHONPATH, which install's check rightly ignores): the tests of the check put it back.
+    monkeypatch.setattr(daemon_cli, "_check_python", lambda *a, **k: None)
     return h
 
 
@@ -141,10 +147,84 @@ def test_install_turns_capture_on_and_warns_about_linger(home: Home, fake: FakeS
 
 def test_install_without_config_fails(home: Home, fake: FakeServiceManager,
                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The dry run too (it printed a unit and exited 0, where install itself says to run hyp init)."""
     home.layout.config.unlink()
+    for args in (("daemon", "install"), ("daemon", "install", "--dry-run")):
+        code, out, err = run_cli(capsys, *args)
+        assert (code, out, err) == (1, "", "hyp daemon install: not set up: run hyp init\n")
+    assert not fake.unit_path.exists() and fake.calls == []
+
+
+def _python_without_hyp(tmp_path: Path, own_path: str = "") -> Path:
+    """An interpreter with hyp's dependencies but not hyp itself (as a venv with the deps installed): this one
+    without its site-packages, finding the dependencies through a path of its own (plus `own_path`)."""
+    sites = os.pathsep.join(p for p in sys.path if p.endswith("site-packages"))
+    py = tmp_path / "venv-deps/bin/python"
+    py.parent.mkdir(parents=True)
+    py.write_text(f'#!/bin/sh\nPYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{own_path}{os.pathsep}{sites}" '
+                  f'exec "{sys.executable}" -S "$@"\n')
+    py.chmod(0o755)
+    return py
+
+
+def test_install_checks_the_interpreter_as_the_service_runs_it(home: Home, fake: FakeServiceManager,
+                                                              tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`<python> -m hypaware_tui --version` ran here: with this shell's PYTHONPATH, in this directory (a checkout,
+    which `-m` looks in first), and not at all for the running interpreter. The service has neither, so install
+    wrote a unit that failed with "No module named hypaware_tui" and said it had succeeded. The check now runs
+    as the service will (the user's home, no PYTHON* variables) and says why it works here."""
+    monkeypatch.setattr(daemon_cli, "_check_python", REAL_CHECK)
+    monkeypatch.setattr(service, "ephemeral_reason", lambda *a, **k: None)
+    py = _python_without_hyp(tmp_path)
+    point = ". Point --python at an interpreter where hypaware_tui is installed.\n"
+    failed = f"hyp daemon install: {py} -m hypaware_tui --version failed (exit 1) {sys.executable}: No module named hypaware_tui"
+    # PYTHONPATH names the checkout (the fixture's environment)
+    monkeypatch.chdir(home.base)
+    assert os.environ["PYTHONPATH"] == str(REPO)
+    for args in (("--python", str(py)), ("--python", str(py), "--dry-run")):
+        code, out, err = run_cli(capsys, "daemon", "install", *args)
+        assert (code, out) == (1, ""), err
+        assert err == f"{failed} (it works here only because of PYTHONPATH, which the service does not have){point}"
+    # the running interpreter is checked too (`PYTHONPATH=<checkout> python -m hypaware_tui daemon install`)
+    monkeypatch.setattr(sys, "executable", str(py))
     code, out, err = run_cli(capsys, "daemon", "install")
-    assert code == 1
-    assert "not set up: run hyp init" in err
+    assert (code, out) == (1, "") and "(it works here only because of PYTHONPATH" in err
+    # run from the checkout, without PYTHONPATH
+    monkeypatch.delenv("PYTHONPATH")
+    monkeypatch.chdir(REPO)
+    code, out, err = run_cli(capsys, "daemon", "install", "--python", str(py))
+    assert (code, out) == (1, "")
+    assert err == f"{failed} (it works here only in the current directory, {REPO}; the service runs in ~){point}"
+    assert not fake.unit_path.exists() and fake.calls == []
+    # an interpreter that has hyp of its own passes, from anywhere
+    monkeypatch.chdir(home.base)
+    good = _python_without_hyp(tmp_path / "good", own_path=str(REPO))
+    code, out, err = run_cli(capsys, "daemon", "install", "--python", str(good))
+    assert code == 0, err
+    assert unit_command(fake.unit_path.read_text()).startswith(f'"{good}" "-m"')
+
+
+def test_install_finds_a_bare_python_name_on_path(home: Home, fake: FakeServiceManager, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--python python3` became the current directory's `python3` (`ExecStart="/python3"` from /). A name is
+    looked up on PATH, and the path found is kept as it is (a venv's python is a symlink); none: exit 2."""
+    monkeypatch.setattr(service, "ephemeral_reason", lambda *a, **k: None)
+    bindir = tmp_path / "venv/bin"
+    bindir.mkdir(parents=True)
+    (bindir / "python3").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'empty'}{os.pathsep}{bindir}")
+    monkeypatch.chdir("/")
+    code, out, err = run_cli(capsys, "daemon", "install", "--dry-run", "--python", "python3")
+    assert code == 0, err
+    exec_start = next(line for line in out.splitlines() if line.startswith("ExecStart="))
+    assert exec_start == f'ExecStart="{bindir}/python3" "-m" "hypaware_tui" "daemon" "run"'
+    code, out, err = run_cli(capsys, "daemon", "install", "--python", "python9")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[:2] == [
+        "hyp daemon install: invalid value for --python: python9 was not found on PATH; give the interpreter's path",
+        "Usage: hyp daemon install [OPTIONS]"]
     assert not fake.unit_path.exists() and fake.calls == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -266,17 +267,57 @@ EPHEMERAL = (
 )
 
 
-def _check_python(python: str) -> str | None:
-    """`<python> -m hypaware_tui --version` must work (daemon.md §8 SHOULD). Returns a problem or None."""
+def _service_run(kind: str) -> tuple[str, dict[str, str]]:
+    """The directory and the environment the unit's command runs in, for `_check_python`: a systemd user
+    unit runs in the user's home, a launchd agent in `/`; neither has this shell's Python variables
+    (PYTHONPATH, PYTHONHOME…), and the unit sets its own."""
+    from hypaware_tui.core.paths import user_home
+
+    workdir = user_home() if kind == "systemd" else "/"
+    if not os.path.isdir(workdir):
+        workdir = "/"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "__PYVENV_LAUNCHER__"}
+    return workdir, env
+
+
+def _version_problem(python: str, workdir: str, env: dict[str, str]) -> str | None:
     try:
         proc = subprocess.run([python, "-m", "hypaware_tui", "--version"], capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
+                              timeout=60, stdin=subprocess.DEVNULL, cwd=workdir, env=env)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"cannot run {python}: {exc}"
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or [""]
         return f"{python} -m hypaware_tui --version failed (exit {proc.returncode}) {tail[0]}".strip()
     return None
+
+
+def _check_python(python: str, kind: str, unit_env: dict[str, str]) -> str | None:
+    """`<python> -m hypaware_tui --version` must work (daemon.md §8 SHOULD), run as the service will run it:
+    in the unit's directory, with the unit's environment. Here it may work only because of PYTHONPATH or the
+    current directory (a checkout: `-m` looks there first), which the service does not have; the problem then
+    says so. Returns a problem or None."""
+    workdir, env = _service_run(kind)
+    problem = _version_problem(python, workdir, {**env, **unit_env})
+    if problem is None:
+        return None
+    here_vars = [k for k in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE") if os.environ.get(k)]
+    try:
+        cwd = os.getcwd()
+    except OSError:  # (removed since)
+        cwd = workdir
+    here_env = {**os.environ, **unit_env}
+    because = None
+    if here_vars and _version_problem(python, workdir, here_env) is None:
+        because = f"because of {' and '.join(here_vars)}, which the service does not have"
+    elif cwd != workdir and _version_problem(python, cwd, {**env, **unit_env}) is None:
+        because = f"in the current directory, {short_path(cwd)}; the service runs in {short_path(workdir)}"
+    elif here_vars and cwd != workdir and _version_problem(python, cwd, here_env) is None:
+        because = (f"with {' and '.join(here_vars)} and in the current directory, {short_path(cwd)}; the "
+                   "service has neither")
+    if because is not None:
+        problem += f" (it works here only {because})"
+    return problem
 
 
 @app.command("install", help="Write and enable a systemd user unit (Linux) or launchd agent (macOS).")
@@ -304,7 +345,14 @@ def daemon_install(
         _fail(f"hyp daemon install is not supported on {sys.platform}; use hyp daemon start")
     interpreter = python or sys.executable  # as is: a venv's python is a symlink that must stay one
     if python:
-        interpreter = os.path.abspath(os.path.expanduser(python))
+        interpreter = os.path.expanduser(python)
+        if "/" not in interpreter:  # a command name (python3): where PATH finds it, symlinks kept as well
+            found = shutil.which(interpreter)
+            if found is None:
+                raise typer.BadParameter(f"{interpreter} was not found on PATH; give the interpreter's path",
+                                         param_hint="--python")
+            interpreter = found
+        interpreter = os.path.abspath(interpreter)
     if ephemeral_reason(interpreter):
         _fail(EPHEMERAL)
     spec = unit_spec(interpreter, layout.home, layout.daemon_log, os.environ)
@@ -312,6 +360,12 @@ def daemon_install(
     if problem is not None:
         _fail(f"cannot write the {'systemd unit' if kind == 'systemd' else 'launchd agent'}: {problem}")
     text = render_unit(kind, spec)
+    cfg = settings.load(layout)  # (a dry run too: no config, or an invalid one, and install would fail)
+    if cfg.error is not None:
+        _fail(cfg.error)
+    problem = _check_python(interpreter, kind, spec.environment)  # (even for this interpreter: see there)
+    if problem:
+        _fail(f"{problem}. Point --python at an interpreter where hypaware_tui is installed.")
     if dry_run:
         out(f"Unit      {mgr.unit_path}")
         out("")
@@ -323,13 +377,6 @@ def daemon_install(
         out("")
         out("Dry run: nothing was written.")
         raise typer.Exit(0)
-    cfg = settings.load(layout)
-    if cfg.error is not None:
-        _fail(cfg.error)
-    if not python or interpreter != sys.executable:
-        problem = _check_python(interpreter)
-        if problem:
-            _fail(f"{problem}. Point --python at an interpreter where hypaware_tui is installed.")
     old_text = mgr.read_unit()
     if old_text is not None:
         old_home = unit_hyp_home(kind, old_text)
