@@ -254,6 +254,32 @@ def test_usage_error_in_a_real_process(tmp_path: Path) -> None:
     )
 
 
+def test_output_that_cannot_be_written_is_said_so_not_an_internal_error(tmp_path: Path) -> None:
+    """`hyp status >&-` said "unexpected error: AttributeError: 'NoneType' object has no attribute 'write'",
+    `hyp status > /dev/full` (and --json, --help) "unexpected error: OSError: [Errno 28] No space left on
+    device" with the HYP_DEBUG hint, and `hyp status --jsn 2>&-` exited 1, not 2. Now: one line on stderr
+    saying the output could not be written, exit 1; a closed or full stderr keeps the exit codes."""
+    env = dict(os.environ, HYP_HOME=str(tmp_path / "h"), PYTHONPATH=str(REPO))
+    env.pop("HYP_DEBUG", None)
+
+    def hyp(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", "-c", f'"$@" {redirect}', "sh", sys.executable, "-m", "hypaware_tui", *args],
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    p = hyp(">&-", "status")
+    assert (p.returncode, p.stderr) == (1, "hyp status: cannot write the output: stdout is closed\n")
+    if os.path.exists("/dev/full"):
+        for args in (["status"], ["status", "--json"], ["status", "--help"], ["--version"]):
+            p = hyp(">/dev/full", *args)
+            where = "hyp status" if args[0] == "status" else "hyp"
+            assert (p.returncode, p.stderr) == (1, f"{where}: cannot write the output: No space left on device\n")
+        assert hyp("2>/dev/full", "status", "--jsn").returncode == 2
+    assert hyp("2>&-", "status", "--jsn").returncode == 2
+    p = hyp("2>&-", "status", "--json")  # (stderr closed: the results are written all the same)
+    assert p.returncode == 0 and json.loads(p.stdout)["hyp_home"] == str(tmp_path / "h")
+    assert not (tmp_path / "h").exists()
+
+
 def test_unexpected_error_is_one_line_unless_debugging(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from hypaware_tui import __version__
 from hypaware_tui.cli import backfill, cache, daemon, init, query, status
-from hypaware_tui.cli.output import out
+from hypaware_tui.cli.output import OutputError, guard_streams, out
 
 # The name the program was invoked as (`hyp` or `hypaware`); messages use it (cli.md §1 "Names").
 PROG = "hyp"
@@ -239,9 +239,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     PROG = _invoked_name(sys.argv[0] if sys.argv else "hyp")
     args = list(sys.argv[1:] if argv is None else argv)
     _tolerate_narrow_encodings(args)
+    saved = guard_streams()
+    try:
+        _main(args)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _main(args: list[str]) -> None:
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=args, prog_name=PROG, standalone_mode=False)
+        sys.stdout.flush()  # (here: a full disk found at the last write is this command's failure)
     except click_exc.UsageError as exc:
         ctx = exc.ctx if exc.ctx is not None else _context_for(command, args)
         path = ctx.command_path
@@ -268,6 +277,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         # The reader went away (`hyp status | head`): stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except OutputError as exc:
+        sys.stderr.write(f"{_command_path(command, args)}: cannot write the output: {exc}\n")
+        if os.environ.get("HYP_DEBUG") == "1":
+            traceback.print_exc()
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the one place that turns any error into one line
         from hypaware_tui.core.checkpoints import StateDBError

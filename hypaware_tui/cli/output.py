@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import re
@@ -95,6 +97,96 @@ def out_console() -> Console:
 
 def err_console() -> Console:
     return _console(sys.stderr)
+
+
+class OutputError(Exception):
+    """stdout cannot be written: closed (`hyp status >&-`), a full disk (`> /dev/full`), an I/O error. The
+    command stops with `cannot write the output: <why>`, exit 1 (not an unexpected error). A reader that went
+    away (`| head`) stays a BrokenPipeError: it ends the command quietly."""
+
+
+class _ClosedStream(io.TextIOBase):
+    """The stream of a closed file descriptor (Python makes it None): every write fails, as a closed one's."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, f"{self._name} is closed")
+
+
+class _GuardedStdout:
+    """sys.stdout while a command runs: what cannot be written raises OutputError (main reports it in one
+    line); everything else is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, method)(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from exc
+
+    def write(self, text: str) -> int:
+        return self._call("write", text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+
+class _QuietStderr(_GuardedStdout):
+    """sys.stderr while a command runs: a closed or failing stderr (`2>&-`, `2>/dev/full`) loses what was
+    written there and nothing else; the command goes on, and exits with its own code."""
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, method)(*args)
+        except (OSError, ValueError):  # (ValueError: a closed file object)
+            return len(args[0]) if method == "write" else None
+
+
+def _occupy_closed_descriptors() -> None:
+    """A standard descriptor closed at start (`>&-`) gets /dev/null, so no file opened later lands on it (and
+    receives what a library writes to "stdout" or "stderr")."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def guard_streams() -> tuple[Any, Any]:
+    """Install `_GuardedStdout` and `_QuietStderr` (over a closed stream's stand-in when Python found the
+    descriptor closed). Returns the streams to put back."""
+    saved = sys.stdout, sys.stderr
+    if sys.stdout is None or sys.stderr is None:
+        _occupy_closed_descriptors()
+    sys.stdout = _GuardedStdout(sys.stdout if sys.stdout is not None else _ClosedStream("stdout"))
+    sys.stderr = _QuietStderr(sys.stderr if sys.stderr is not None else _ClosedStream("stderr"))
+    return saved
 
 
 def out(text: str = "") -> None:
