@@ -729,6 +729,18 @@ def test_zst_rollout_is_read_whole(tmp_path):
     assert fp.status == "failed" and "damaged" in fp.error
 
 
+def test_a_zst_rollout_without_zstandard_says_to_reinstall(monkeypatch):
+    """zstandard missing (a broken installation): the file failed with "No module named 'zstandard'" and
+    nothing else. The error now says why it is needed and what to do."""
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # (what `import zstandard` does where it is missing)
+    fp = FilePass(IMP, source_file_for(IMP, fx(".zst")), None, Window(), ParseStats())
+    with pytest.raises(ModuleNotFoundError) as info:  # (the runner reports it as the file's error)
+        list(fp.batches())
+    assert str(info.value).endswith(": hyp reads .jsonl.zst rollouts with the zstandard package, one of its "
+                                    "dependencies, so this installation is incomplete. Reinstall hyp the way it "
+                                    "was installed (for example pip install --force-reinstall hypaware_tui)")
+
+
 def big_rollout(n: int = 1500, seed: int = 7) -> bytes:
     """A rollout of `n` distinct user messages whose text compresses badly: its .zst spans several zstd blocks
     (at most 128 KiB each), so a cut file still holds whole blocks, and complete lines, before the cut."""

@@ -1731,6 +1731,19 @@ def _feed_rest(parser: CodexParser, rest: bytes, at: int) -> int:
 ZST_INPUT_CHUNK = 32 * 1024
 
 
+def _zstandard() -> Any:
+    """The zstandard module. It is one of hyp's dependencies, so without it the installation is incomplete:
+    the error says to reinstall (it said only "No module named 'zstandard'")."""
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            f"{exc}: hyp reads .jsonl.zst rollouts with the zstandard package, one of its dependencies, so this "
+            "installation is incomplete. Reinstall hyp the way it was installed (for example pip install "
+            "--force-reinstall hypaware_tui)", name="zstandard") from exc
+    return zstandard
+
+
 class _ZstReader:
     """The decompressed bytes of a `.jsonl.zst` rollout through `read(n)`, frame after frame (Codex writes one;
     `zstd` and `pzstd` may write several). Reading ends early at damage, and `damage` then says what was wrong:
@@ -1738,8 +1751,7 @@ class _ZstReader:
     lost rows unreported."""
 
     def __init__(self, fh: BinaryIO) -> None:
-        import zstandard
-
+        zstandard = _zstandard()
         self._error = zstandard.ZstdError
         self._dctx = zstandard.ZstdDecompressor()
         self._fh = fh
@@ -1805,9 +1817,7 @@ def _feed_zst_chunks(parser: CodexParser, path: str) -> Iterator[tuple[int, int]
 
 
 def _decompress_head(path: str, limit: int) -> tuple[bytes, bool]:
-    import zstandard
-
-    dctx = zstandard.ZstdDecompressor()
+    dctx = _zstandard().ZstdDecompressor()
     out = bytearray()
     with open(path, "rb") as fh:
         reader = dctx.stream_reader(fh, read_across_frames=True)
