@@ -323,7 +323,8 @@ def _check_python(python: str, kind: str, unit_env: dict[str, str]) -> str | Non
 @app.command("install", help="Write and enable a systemd user unit (Linux) or launchd agent (macOS).")
 def daemon_install(
     python: str | None = typer.Option(None, "--python", metavar="PATH",
-                                      help="Interpreter the service runs (default: this one)."),
+                                      help="Interpreter the service runs (default: this one); a bare name is "
+                                      "looked up on PATH."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the unit and commands; write nothing."),
 ) -> None:
     from hypaware_tui.core.daemon import control, settings
