@@ -369,7 +369,7 @@ def test_sessions_seen_counts_the_duplicates_of_a_commit_failed_at_the_checkpoin
     first = run(layout, env, providers=["claude"], write_checkpoints=False).providers[0]
     assert (first.status, first.rows_written) == ("ok", 12)
 
-    def fail(self, updates, result):
+    def fail(self, updates, result, meta=None):
         raise StateDBError("cannot write the state database: database or disk is full.")
 
     monkeypatch.setattr(Storage, "_apply_checkpoints", fail)

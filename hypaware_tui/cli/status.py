@@ -128,8 +128,12 @@ def render_text(report: dict[str, Any]) -> None:
             f"{plural(ds['total_rows'], 'row')} ({per_source})"
         )
         lines.append(f"messages from {ds['oldest']} to {ds['newest']}")
+    elif ds.get("replaced"):  # (not "nothing imported yet": the checkpoints say otherwise)
+        lines.append("empty")
     elif not ds.get("error"):  # (an unreadable dataset is not an empty one)
         lines.append("empty: nothing imported yet")
+    if ds.get("replaced"):
+        lines.append(f"{ds['replaced']} Run {PROG} backfill to import it now.")
     if ds.get("error"):
         lines.append(f"error: {ds['error']}")
     lines.extend(f"warning: {w}" for w in ds.get("warnings") or [])

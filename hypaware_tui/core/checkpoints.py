@@ -9,7 +9,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from dataclasses import fields as _dc_fields
 from datetime import UTC, datetime
@@ -76,6 +76,39 @@ class CheckpointUpdate:
 HEAD_MAX = 4096
 STATE_VERSION = "1"
 FRESH_PARSER_STATE = "{}"
+# meta key: the identity of the dataset root the checkpoints' rows went into (`dir_identity`), written in the
+# transaction of each commit's checkpoints. Nothing is stored in the dataset itself: a reader scans it whole
+# (`pl.scan_parquet(<root>)` fails on a directory that holds anything but Parquet files).
+META_DATASET_ROOT = "dataset_root"
+# meta key: how many times the checkpoints were reset because the dataset was replaced. A process that read
+# checkpoints before such a reset by another process (the daemon, while a backfill resets them) must not commit
+# what it read against the old ones (`Storage._check_dataset`).
+META_DATASET_RESETS = "dataset_resets"
+ABSENT = "absent"
+
+
+def dir_identity(path: str | os.PathLike[str], *, changed: bool = True) -> str:
+    """`<st_dev>:<st_ino>:<st_ctime_ns>` of the directory at `path`, or "absent" when there is none. One stat: a
+    rerun with nothing new pays nothing more. The change time tells a root deleted and made again (a backup
+    restored after `rm -rf`) whose inode number was reused; hyp records it again after each change it makes to
+    the root's own entries (a commit adding a `source=` folder, retention removing one). Other errors
+    (permissions) raise OSError. `changed=False`: without the change time (HYP_HOME's, whose entries change all
+    the time)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return ABSENT
+    return f"{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}" if changed else f"{st.st_dev}:{st.st_ino}"
+
+
+def dataset_stale(recorded: str | None, current: str, claims_rows: Callable[[], bool]) -> bool:
+    """Whether checkpoints recorded against the dataset root `recorded` no longer describe the root found now
+    (`current`): it was deleted, moved away, or replaced by a copy (a backup restored), so the rows they say were
+    stored may be missing. A database written before the identity was kept (`recorded` None) is stale only when
+    the root is absent while some checkpoint claims rows (`claims_rows()`, asked only then)."""
+    if recorded is None:
+        return current == ABSENT and claims_rows()
+    return recorded != current
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta  (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -480,6 +513,13 @@ class StateDB:
         return self._conn.execute("SELECT MIN(updated_at) FROM files").fetchone()[0]
 
     @_reported
+    def claims_rows(self) -> bool:
+        """Whether some checkpoint says its file gave rows (`rows_emitted > 0`)."""
+        if self._conn is None:
+            return False
+        return self._conn.execute("SELECT 1 FROM files WHERE rows_emitted > 0 LIMIT 1").fetchone() is not None
+
+    @_reported
     def get_meta(self, key: str) -> str | None:
         if self._conn is None:
             return None
@@ -488,16 +528,20 @@ class StateDB:
 
     # -- writes (under the commit lock) -------------------------------------------------------------------
     @_reported
-    def put_many(self, checkpoints: Iterable[Checkpoint]) -> int:
-        """Insert or replace entries in one transaction. Returns how many were written."""
+    def put_many(self, checkpoints: Iterable[Checkpoint], meta: Mapping[str, str] | None = None) -> int:
+        """Insert or replace entries in one transaction, with the `meta` values given (the dataset root's
+        identity: a crash cannot separate them). Returns how many entries were written."""
         now = _utc_now()
         rows = [tuple(getattr(cp, f) for f in _CP_FIELDS) + (now,) for cp in checkpoints]
-        if not rows:
+        if not rows and not meta:
             return 0
         placeholders = ", ".join("?" * (len(_CP_FIELDS) + 1))
         sql = f"INSERT OR REPLACE INTO files ({', '.join(_CP_FIELDS)}, updated_at) VALUES ({placeholders})"
         with self._transaction() as conn:
-            conn.executemany(sql, rows)
+            if rows:
+                conn.executemany(sql, rows)
+            if meta:
+                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
         return len(rows)
 
     def put(self, checkpoint: Checkpoint) -> None:
@@ -514,16 +558,19 @@ class StateDB:
             return conn.total_changes - before
 
     @_reported
-    def reset_all(self) -> int:
+    def reset_all(self, meta: Mapping[str, str] | None = None) -> int:
         """Reset every entry (storage.md §7.3): kept, at offset 0 with a fresh parser state, and with the
         size, mtime and head cleared so that the next pass neither skips the file nor trusts its head. The
-        lower bound stays: a daemon's pass from the start keeps it (`FilePass.keep_bound`)."""
+        lower bound stays: a daemon's pass from the start keeps it (`FilePass.keep_bound`). `meta`: values set
+        in the same transaction."""
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE files SET offset = 0, parser_state = ?, size = 0, mtime_ns = 0, head_len = 0, "
                 "head_sha256 = '', rows_emitted = 0, updated_at = ?",
                 (FRESH_PARSER_STATE, _utc_now()),
             )
+            if meta:
+                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
             return cur.rowcount
 
     @_reported

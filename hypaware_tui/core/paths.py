@@ -295,14 +295,30 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def ensure_dir(path: str | os.PathLike[str]) -> Path:
+class HomeGone(FileNotFoundError):
+    """`ensure_dir(..., below=home)` found `home` missing: it was moved or deleted while a process used it, and
+    is not created again (the process's open files, the checkpoint database above all, went with it)."""
+
+
+def home_moved_message(home: Path, who: str = "hyp", then: str = "run the command again") -> str:
+    """What a process says when its HYP_HOME was moved or deleted under it, and what to do."""
+    return (f"HYP_HOME {shown_path(home)} was moved or deleted while {who} ran: nothing more is written there "
+            f"(it is not created again); {then} with the new HYP_HOME")
+
+
+def ensure_dir(path: str | os.PathLike[str], *, below: str | os.PathLike[str] | None = None) -> Path:
     """Create `path` and any missing parent with mode 0700, fsyncing each new directory's parent.
 
-    Directories that already exist keep their mode (they may be the user's)."""
+    Directories that already exist keep their mode (they may be the user's). With `below` (a HYP_HOME that
+    exists, or existed), only directories under it are created: when `below` itself is missing, `HomeGone` is
+    raised and nothing is created."""
     p = Path(path)
+    stop = Path(below) if below is not None else None
     missing: list[Path] = []
     cur = p
     while not cur.is_dir():
+        if stop is not None and cur == stop:
+            raise HomeGone(errno.ENOENT, "HYP_HOME was moved or deleted", str(stop))
         missing.append(cur)
         if cur.parent == cur:
             break

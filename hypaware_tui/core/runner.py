@@ -655,11 +655,17 @@ def run_backfill(
                     storage = _open_storage(layout, events, cancel)
                 if not floor_ensured:
                     # storage.md §7.3: a floor earlier than the last commit's resets every checkpoint first.
+                    # And when the dataset is not the one the checkpoints describe (deleted, restored from a
+                    # copy), every checkpoint is reset too, and the run says so.
                     if dry is not None:
-                        dry.fresh = _floor_would_be_lowered(layout, cut)
+                        replaced = _dataset_replaced(layout)
+                        dry.fresh = replaced or _floor_would_be_lowered(layout, cut)
                     else:
                         storage.ensure_import_floor(cut, on_wait=lambda n=name: _lock_wait(sink, n))
+                        replaced = getattr(storage, "dataset_reset", False)
                     floor_ensured = True
+                    if replaced:
+                        _notice(sink, name, _dataset_replaced_text(layout, ahead=dry is not None))
                 _run_provider(
                     pr,
                     importers[name],
@@ -803,6 +809,18 @@ def _floor_would_be_lowered(layout: Layout, cut: str | None) -> bool:
         return floor_lowered(db.get_meta(META_IMPORT_FLOOR), cut)
     finally:
         db.close()
+
+
+def _dataset_replaced(layout: Layout) -> bool:
+    from hypaware_tui.core.storage import dataset_replaced
+
+    return dataset_replaced(layout)
+
+
+def _dataset_replaced_text(layout: Layout, *, ahead: bool) -> str:
+    from hypaware_tui.core.storage import dataset_replaced_text
+
+    return dataset_replaced_text(layout, ahead=ahead)
 
 
 def _open_state(layout: Layout, *, dry_run: bool) -> Any:

@@ -48,6 +48,7 @@ def gather_status(
     report["clients"] = clients_section(config, env) if include_clients else []
     report["dataset"] = dataset_section(layout)
     report["dataset"]["last_import"] = last_import(layout)
+    report["dataset"]["replaced"] = dataset_replaced_note(layout)
     report["daemon"] = daemon_section(layout)
     report["daemon"]["service_warning"] = service_warning(layout)
     report["recent_errors"] = recent_errors(layout, report["daemon"], now=now)
@@ -219,6 +220,15 @@ def ignored_text(paths: list[str], layout: Layout) -> str:
         f"(partition folders are source=<client>/date=<YYYY-MM-DD>): {shown}. No query reads {it}, and hyp cache "
         f"prune and compact leave {it} alone: move {it} out of the dataset folder."
     )
+
+
+def dataset_replaced_note(layout: Layout) -> str | None:
+    """When the dataset is not the one the checkpoints describe (deleted, moved, restored from a copy), what the
+    next import does about it (`storage.dataset_replaced_text`); None otherwise. Read-only: a stat and a read
+    of the checkpoint database's meta."""
+    from hypaware_tui.core.storage import dataset_replaced, dataset_replaced_text
+
+    return dataset_replaced_text(layout, ahead=True) if dataset_replaced(layout) else None
 
 
 def last_import(layout: Layout) -> dict[str, Any] | None:

@@ -54,11 +54,16 @@ from filelock import FileLock, Timeout
 from hypaware_tui.core import paths as _paths
 from hypaware_tui.core import schema as _schema
 from hypaware_tui.core.checkpoints import (
+    ABSENT,
     HEAD_MAX,
+    META_DATASET_RESETS,
+    META_DATASET_ROOT,
     Checkpoint,
     CheckpointUpdate,
     StateDB,
     StateDBError,
+    dataset_stale,
+    dir_identity,
     earlier_bound,
 )
 from hypaware_tui.core.events import EventLog
@@ -117,6 +122,38 @@ class StorageError(RuntimeError):
     # Set by `Storage.prune`: what a prune that failed midway removed before the error (partitions moved out
     # and deleted), so that the command still lists them.
     pruned: PruneResult | None = None
+
+
+class DatasetReplaced(StorageError):
+    """The dataset root is not the one the checkpoints' rows went into (deleted, moved, or restored from a copy),
+    or another process found it so and reset the checkpoints meanwhile: nothing of the batch was written. The
+    caller re-checks (`Storage.ensure_import_floor` resets the checkpoints) and reads its files again."""
+
+
+class HomeMoved(StorageError):
+    """HYP_HOME was moved or deleted (or replaced by another directory) while this process used it: nothing was
+    written, and HYP_HOME is not created again."""
+
+
+def dataset_replaced_text(layout: Layout, *, ahead: bool = False) -> str:
+    """The one line said when the checkpoints no longer describe the dataset (a backfill, the daemon), with
+    what hyp does about it; `ahead`: what the next import will do (hyp status, a plan, a dry run)."""
+    does = ("the next import reads all history again" if ahead else "reading all history again")
+    return (f"The dataset at {_paths.shown_path(layout.dataset_root)} is not the one hyp imported into (it was "
+            f"deleted, moved or restored from a copy): {does}; rows already there are skipped.")
+
+
+def dataset_replaced(layout: Layout) -> bool:
+    """Read-only: whether the next import would reset every checkpoint because the dataset root is not the one
+    they were recorded against (`hyp status`, `hyp backfill plan`, a dry run). Creates nothing."""
+    if not layout.ingest_db.exists():
+        return False
+    try:
+        current = dir_identity(layout.dataset_root)
+        with StateDB.open(layout, create=False) as db:
+            return dataset_stale(db.get_meta(META_DATASET_ROOT), current, db.claims_rows)
+    except (OSError, StateDBError):
+        return False  # (a database that cannot be read is reported by whoever reads it)
 
 
 class LockWaitCancelled(StorageError):
@@ -710,7 +747,7 @@ class _PartWrite:
                 self.name = storage._write_part(pdir, self.frame)
             else:
                 assert self.data is not None
-                ensure_dir(pdir)
+                ensure_dir(pdir, below=storage.layout.home)
                 self.name = storage._write_bytes(pdir, self.data)
             self.frame = self.data = None
             _fault("after_rename")
@@ -743,6 +780,14 @@ class Storage:
         self.cancel: Callable[[], bool] | None = None
         self._unreported_wait_ms = 0  # a lock wait outside a commit (the import-floor check)
         self._db: StateDB | None = None
+        # The identity (`paths.dir_identity`) of HYP_HOME this instance writes into: set by the daemon at its
+        # start, else recorded at the first lock. A HYP_HOME moved or deleted since is never created again
+        # (`HomeMoved`): the open checkpoint database went with it.
+        self.home_id: str | None = None
+        # `meta.dataset_resets` as this instance last checked it (None before its first check).
+        self._resets_seen: str | None = None
+        # Whether the last `ensure_import_floor` reset every checkpoint because the dataset was replaced.
+        self.dataset_reset = False
         # Test hook: called with the new compacted file's path and its re-read frame; returning False (or
         # raising) makes the verification fail.
         self.verify_hook: Callable[[Path, pl.DataFrame], bool] | None = None
@@ -766,6 +811,12 @@ class Storage:
             self._db = StateDB.open(self.layout, create=True, on_wait=on_wait)
         return self._db
 
+    def _state_if_any(self) -> StateDB | None:
+        """The checkpoint database when there is one (a commit of rows alone does not create it)."""
+        if self._db is None and not self.layout.ingest_db.exists():
+            return None
+        return self._state()
+
     def _emit(self, event: str, **fields: Any) -> None:
         if self.events is not None:
             self.events.emit(event, **fields)
@@ -776,8 +827,11 @@ class Storage:
         """Hold `run/write.lock` (storage.md §4). Yields the wait in ms. `on_wait` is called once when the
         lock is not free within 0.2 s (the CLI prints its waiting notice). `kept`: what the operation keeps
         when it fails, for the advice of an error (see `paths.os_error_hint`)."""
+        self._check_home()
         try:
-            ensure_dir(self.layout.run_dir)
+            ensure_dir(self.layout.run_dir, below=self.layout.home if self.home_id is not None else None)
+        except _paths.HomeGone as exc:
+            raise HomeMoved(_paths.home_moved_message(self.layout.home)) from exc
         except OSError as exc:
             raise StorageError(
                 _os_error_message(exc, "cannot create the run directory", self.layout, kept)
@@ -809,11 +863,27 @@ class Storage:
             raise StorageError(_os_error_message(exc, "cannot take the write lock", self.layout, kept)) from exc
         wait_ms = int((time.monotonic() - start) * 1000)
         try:
+            if self.home_id is None:
+                with contextlib.suppress(OSError):
+                    self.home_id = dir_identity(self.layout.home, changed=False)
+            else:
+                self._check_home()  # (moved while this process waited for the lock)
             if self.layout.compaction_journal.exists():
                 self._recover_compaction()
             yield wait_ms
         finally:
             lock.release()
+
+    def _check_home(self) -> None:
+        """Raise `HomeMoved` when HYP_HOME is not the directory this instance has been writing into."""
+        if self.home_id is None:
+            return
+        try:
+            now = dir_identity(self.layout.home, changed=False)
+        except OSError:
+            return  # (not readable: the write that follows says why)
+        if now != self.home_id:
+            raise HomeMoved(_paths.home_moved_message(self.layout.home))
 
     def _acquire_waiting(self, lock: FileLock) -> None:
         """The wait after the notice: up to `lock_timeout`, in short tries when the run can be cancelled."""
@@ -928,22 +998,32 @@ class Storage:
             with self.locked(on_wait) as wait_ms:
                 # (with the wait for the import-floor check before the run's first commit, if any)
                 result.lock_wait_ms, self._unreported_wait_ms = wait_ms + self._unreported_wait_ms, 0
+                recorded, current = self._check_dataset()
+                if height:
+                    recorded = self._make_room(recorded, current, encoded, df)
                 if encoded is not None:
                     self._write_encoded(encoded, result, writes)
                 elif height:
                     self._write_rows(df, result, writes)
                 _fault("before_checkpoints")
+                # The root the rows went into, recorded with the checkpoints (one transaction): the first
+                # commit creates it, and a later check tells a root deleted or restored from a copy.
+                now = dir_identity(self.layout.dataset_root)
+                meta = {META_DATASET_ROOT: now} if now != recorded else None
                 if checkpoints:
-                    self._apply_checkpoints(checkpoints, result)
+                    self._apply_checkpoints(checkpoints, result, meta)
+                elif meta and (db := self._state_if_any()) is not None:
+                    db.put_many((), meta)
                 _fault("before_release")
         except (OSError, StateDBError) as exc:
             # Files written before the error stay in the dataset (their checkpoints do not move: the next run
             # reads those lines again and finds them as duplicates). Said, and logged, for what they are.
-            error = StorageError(
-                _os_error_message(exc, "could not write to the dataset", self.layout)
-                if isinstance(exc, OSError)
-                else str(exc)
-            )
+            if isinstance(exc, _paths.HomeGone):
+                error: StorageError = HomeMoved(_paths.home_moved_message(self.layout.home))
+            elif isinstance(exc, OSError):
+                error = StorageError(_os_error_message(exc, "could not write to the dataset", self.layout))
+            else:
+                error = StorageError(str(exc))
             error.partial = result
             for ev in writes:
                 self._emit("backfill.write", **ev)
@@ -1111,7 +1191,7 @@ class Storage:
 
     def _write_part(self, pdir: Path, df: pl.DataFrame, file_id: str | None = None) -> str:
         """storage.md §2-3: one sorted, zstd-compressed Parquet file written atomically. Returns its name."""
-        ensure_dir(pdir)
+        ensure_dir(pdir, below=self.layout.home)
         return self._write_bytes(pdir, encode_part(df), file_id)
 
     def _write_bytes(self, pdir: Path, data: bytes, file_id: str | None = None) -> str:
@@ -1141,7 +1221,50 @@ class Storage:
         return final.name
 
     # -- checkpoints (§6.3) -----------------------------------------------------------------------------
-    def _apply_checkpoints(self, updates: list[CheckpointUpdate], result: CommitResult) -> None:
+    def _make_room(self, recorded: str | None, current: str, encoded: EncodedBatch | None,
+                   df: pl.DataFrame | None) -> str:
+        """Under the lock, before a commit writes its files: the dataset root and its `source=` folders made, and
+        the root's identity (its change time moved) recorded, so that a commit failing midway (a full disk, a
+        kill) leaves no root the next check would take for another. Returns the identity recorded."""
+        root = self.layout.dataset_root
+        if encoded is not None:
+            sources = {ep.source for ep in encoded.partitions}
+        else:
+            sources = set(df["client_name"].unique().to_list()) if df is not None else set()
+        missing = current == ABSENT or any(not (root / f"source={src}").is_dir() for src in sources)
+        if not missing:
+            return current
+        for src in sorted(sources):
+            ensure_dir(root / f"source={src}", below=self.layout.home)
+        now = dir_identity(root)
+        db = self._state_if_any()
+        if now != recorded and db is not None:
+            db.set_meta(META_DATASET_ROOT, now)
+        return now
+
+    def _check_dataset(self) -> tuple[str | None, str]:
+        """Under the lock, before a commit writes anything: raise `DatasetReplaced` when the dataset root is not
+        the one the checkpoints were recorded against, or not the one this instance last saw while another
+        process has recorded it since (it found the root replaced and reset the checkpoints: this process's
+        unwritten checkpoints were read against the old ones). Returns (the recorded identity, the current one)."""
+        current = dir_identity(self.layout.dataset_root)
+        db = self._state_if_any()
+        if db is None:  # (no checkpoint yet: nothing to contradict; the first checkpoints record the root)
+            return None, current
+        recorded = db.get_meta(META_DATASET_ROOT)
+        if dataset_stale(recorded, current, db.claims_rows) or (
+            self._resets_seen is not None and db.get_meta(META_DATASET_RESETS) != self._resets_seen
+        ):
+            raise DatasetReplaced(
+                f"the dataset at {_paths.shown_path(self.layout.dataset_root)} was deleted or replaced while this "
+                "import ran: nothing more was written. Run the import again: it reads all history again and "
+                "skips the rows already there."
+            )
+        return recorded, current
+
+    def _apply_checkpoints(
+        self, updates: list[CheckpointUpdate], result: CommitResult, meta: Mapping[str, str] | None = None
+    ) -> None:
         db = self._state()
         pending: dict[str, Checkpoint] = {}
         heads: dict[str, tuple[os.stat_result, bytes] | None] = {}
@@ -1179,29 +1302,51 @@ class Storage:
             # so the entries are equivalent, and keeping the old stat would make every later run re-open the
             # file to find nothing new.
             pending[entry.path_hash] = entry  # (c)
-        if pending:
-            db.put_many(pending.values())
+        if pending or meta:
+            db.put_many(pending.values(), meta)
         result.checkpoints_updated = len(pending)
 
     def ensure_import_floor(self, cut_date: str | None, *, on_wait: Callable[[], None] | None = None) -> bool:
         """storage.md §7.3: record the import floor; when it is earlier than the recorded one (retention was
-        raised, or set to 0), reset every checkpoint first. Returns True when checkpoints were reset."""
+        raised, or set to 0), reset every checkpoint first. Returns True when checkpoints were reset.
+
+        Also, before every import: when the dataset root is not the one the checkpoints were recorded against
+        (`checkpoints.dataset_stale`: deleted, moved, or restored from a copy), the rows they say were stored
+        may be missing: every checkpoint is reset (the recorded import floor stays) and the current root is
+        recorded, in one transaction; `dataset_reset` is then True, and a `checkpoints.reset` event with reason
+        `dataset_replaced` is logged. One stat and one meta read when nothing changed."""
         new = cut_date or NO_FLOOR
+        replaced = False
         try:
             with self.locked(on_wait) as wait_ms:
                 self._unreported_wait_ms += wait_ms  # reported with the next commit's lock_wait_ms
                 db = self._state(on_wait)
+                recorded = db.get_meta(META_DATASET_ROOT)
+                current = dir_identity(self.layout.dataset_root)
+                replaced = dataset_stale(recorded, current, db.claims_rows)
+                resets = db.get_meta(META_DATASET_RESETS)
+                if replaced:
+                    resets = str(int(resets or 0) + 1)
+                    db.reset_all({META_DATASET_ROOT: current, META_DATASET_RESETS: resets})
+                elif recorded != current:
+                    db.set_meta(META_DATASET_ROOT, current)
+                self._resets_seen = resets
                 old = db.get_meta(META_IMPORT_FLOOR)
                 lowered = floor_lowered(old, cut_date)
-                if lowered:
+                if lowered and not replaced:
                     db.reset_all()
                 if old != new:
                     db.set_meta(META_IMPORT_FLOOR, new)
         except StateDBError as exc:
             raise StorageError(str(exc)) from exc
+        except OSError as exc:  # (the dataset root could not be looked at)
+            raise StorageError(_os_error_message(exc, "could not check the dataset", self.layout)) from exc
+        self.dataset_reset = replaced
+        if replaced:
+            self._emit("checkpoints.reset", reason="dataset_replaced", dataset_was=recorded, dataset_now=current)
         if lowered:
             self._emit("checkpoints.reset", reason="import_floor_lowered", old_floor=old, new_floor=cut_date)
-        return lowered
+        return lowered or replaced
 
     def _raise_import_floor(self, cut_date: str) -> None:
         """Under the lock: record `cut_date` as the import floor unless a later one is recorded."""
@@ -1284,7 +1429,7 @@ class Storage:
                         self._raise_import_floor(cut)
                     for source, d, pdir in old:
                         info = self._partition_info(source, d, pdir)
-                        ensure_dir(self.layout.trash)
+                        ensure_dir(self.layout.trash, below=self.layout.home)
                         dest = self.layout.trash / uuid7_hex()
                         os.rename(pdir, dest)
                         trash_dirs.append(dest)
@@ -1292,7 +1437,7 @@ class Storage:
                         result.partitions.append(info)
                     if trash_dirs:
                         fsync_dir(self.layout.trash)
-                    self._remove_empty_source_dirs()
+                    self._remove_empty_source_dirs(self._state() if self.layout.ingest_db.exists() else None)
                 result.tmp_removed = self._cleanup_tmp_locked(STALE_TMP_SECONDS, None) if root.is_dir() else 0
                 if client_roots_hashes:
                     result.checkpoints_removed = self._remove_stale_checkpoints(client_roots_hashes)
@@ -1334,10 +1479,22 @@ class Storage:
                 with contextlib.suppress(OSError):
                     entry.unlink()
 
-    def _remove_empty_source_dirs(self) -> None:
+    def _remove_empty_source_dirs(self, db: StateDB | None = None) -> None:
+        """Remove the `source=` folders left empty. With `db`: when the root was the recorded one, it is recorded
+        again (its change time moved), so that the next import does not take it for another."""
         root = self.layout.dataset_root
         if not root.is_dir():
             return
+        before = dir_identity(root)
+        try:
+            self._remove_empty_source_dirs_in(root)
+        finally:
+            if db is not None and db.get_meta(META_DATASET_ROOT) == before:
+                after = dir_identity(root)
+                if after != before:
+                    db.set_meta(META_DATASET_ROOT, after)
+
+    def _remove_empty_source_dirs_in(self, root: Path) -> None:
         for s in root.iterdir():
             if s.is_dir() and s.name.startswith("source="):
                 with contextlib.suppress(OSError):

@@ -30,12 +30,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypaware_tui import __version__
-from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB, StateDBError, earlier_bound
+from hypaware_tui.core.checkpoints import (
+    Checkpoint,
+    CheckpointUpdate,
+    StateDB,
+    StateDBError,
+    dir_identity,
+    earlier_bound,
+)
 from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, memory, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
 from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, describe_watch_error, make_watcher
-from hypaware_tui.core.paths import Layout, file_size_cause, likely_file_size_cause, set_umask
+from hypaware_tui.core.paths import (
+    Layout,
+    file_size_cause,
+    home_moved_message,
+    likely_file_size_cause,
+    set_umask,
+)
 from hypaware_tui.core.schema import SchemaError
 from hypaware_tui.core.timeutil import parse_iso_us
 from hypaware_tui.core.window import cut_date, import_floor_us
@@ -365,6 +378,14 @@ class DaemonLoop:
         self.next_evict = now + MEMO_EVICT_EVERY_S
         self.read_since_release = 0  # bytes of history read since memory was last handed back
         self.pid_lock = control.PidLock(layout)
+        # HYP_HOME's identity (`checkpoints.dir_identity`) at the start: a home moved or deleted since (`mv`) is
+        # never written into again, nor created again; the daemon stops (`home_lost` says why).
+        self.home_id: str | None = None
+        self.home_lost: str | None = None
+        # The dataset was found deleted or replaced at a commit: the batches were dropped, and the next step
+        # checks the checkpoints again (resetting them) and catches up, as at the start.
+        self.resync_due = False
+        self.said_reset = False  # (the check that set `resync_due` has reset the checkpoints, and said so)
 
     # ------------------------------------------------------------------------------------------ helpers
     def importer(self, name: str) -> Importer:
@@ -424,6 +445,8 @@ class DaemonLoop:
         }
 
     def write_status(self) -> None:
+        if not self.home_ok():
+            return  # (writing it would create the old HYP_HOME again)
         try:
             control.write_status_file(self.layout, self.status_doc())
         except OSError as exc:
@@ -439,6 +462,31 @@ class DaemonLoop:
             self.status_failure = None
         self._status_dirty = False
         self.next_status = self.clock.monotonic() + HEARTBEAT_S
+
+    def home_ok(self) -> bool:
+        """Whether HYP_HOME is still the directory the daemon started in. When it is not (moved with `mv`,
+        deleted, or replaced by another directory), says so once and stops the daemon: its checkpoint
+        database went with the old one, and writing there would create a new HYP_HOME that nothing reads."""
+        if self.home_lost is not None:
+            return False
+        if self.home_id is None:
+            return True
+        try:
+            now = dir_identity(self.layout.home, changed=False)
+        except OSError:
+            return True  # (not readable: whatever writes next says why)
+        if now == self.home_id:
+            return True
+        self._lose_home()
+        return False
+
+    def _lose_home(self) -> None:
+        if self.home_lost is not None:
+            return
+        self.home_lost = home_moved_message(self.layout.home, "the daemon", "start the daemon again")
+        log.error("%s", self.home_lost)
+        self._stop_requested = True
+        self.wake()
 
     def _set_state(self, state: str) -> None:
         if state != self.state:
@@ -459,6 +507,8 @@ class DaemonLoop:
         # ran (reading it later found this run's `starting` report, so every start pruned).
         self._schedule_retention(control.read_status_file(self.layout))
         self.write_status()
+        with contextlib.suppress(OSError):
+            self.home_id = dir_identity(self.layout.home, changed=False)
         cfg = settings.load(self.layout)
         if cfg.error is not None:
             msg = cfg.error
@@ -509,6 +559,8 @@ class DaemonLoop:
             from hypaware_tui.core.storage import Storage
 
             self.storage = Storage(self.layout, events=self.events)
+        if self.home_id is not None and hasattr(self.storage, "home_id"):
+            self.storage.home_id = self.home_id
         self.db = self._open_db()
         if self.db is None:
             return
@@ -516,6 +568,39 @@ class DaemonLoop:
             self.storage.ensure_import_floor(self._cut())
         except Exception as exc:  # noqa: BLE001 - retried at the next flush / retention pass
             self._error(f"could not record the import floor: {exc}")
+        else:
+            self._said_dataset_reset()
+
+    def _said_dataset_reset(self) -> None:
+        """The one line of a check that reset every checkpoint because the dataset was replaced."""
+        if getattr(self.storage, "dataset_reset", False):
+            from hypaware_tui.core.storage import dataset_replaced_text
+
+            log.warning("%s", dataset_replaced_text(self.layout))
+
+    def _dataset_replaced(self) -> None:
+        """A commit found the dataset deleted or replaced (or the checkpoints reset by another process for that
+        reason): nothing of it was written. What was read since is dropped, read again by `_resync`."""
+        self.batches.clear()
+        self.inflight.clear()
+        self.resync_due = True
+
+    def _resync(self) -> None:
+        """After `_dataset_replaced`: check the checkpoints against the dataset again (resetting them when it
+        is still not the one they describe), then catch up as at the start."""
+        if not self.said_reset:
+            try:
+                self.storage.ensure_import_floor(self._cut())
+            except Exception as exc:  # noqa: BLE001 - tried again at the next step
+                self._error(f"could not check the dataset: {exc}")
+                return
+            if getattr(self.storage, "dataset_reset", False):
+                self._said_dataset_reset()
+            else:  # (another hyp process found it so first, and reset the checkpoints)
+                log.warning("the dataset at %s was replaced and the checkpoints reset by another hyp process: "
+                            "reading the history again from them", self.layout.dataset_root)
+        self.resync_due = self.said_reset = False
+        self.catch_up()
 
     def _open_db(self) -> StateDB | None:
         """The checkpoint database. While another process holds it locked (a long transaction), wait and try
@@ -786,6 +871,10 @@ class DaemonLoop:
     # ------------------------------------------------------------------------------------------ the step
     def step(self) -> float:
         """Do everything that is due now. Returns the monotonic time of the next deadline."""
+        if not self.home_ok():
+            return self.clock.monotonic()
+        if self.resync_due and not self.write_failing:
+            self._resync()
         if self._reload_requested:
             self._reload_requested = False
             self.reload()
@@ -982,7 +1071,7 @@ class DaemonLoop:
             if n > 20 and self.db is not None:
                 by_client[name] = self.db.get_many(f.path_hash for c2, f in items if c2.name == name)
         for c, f in items:
-            if self._stop_requested or self.write_failing:
+            if self._stop_requested or self.write_failing or self.resync_due:
                 return
             cached = by_client.get(c.name)
             cp = cached.get(f.path_hash) if cached is not None else (self.db.get(f.path_hash) if self.db else None)
@@ -1064,9 +1153,10 @@ class DaemonLoop:
                         self.inflight[f.path_hash] = update.entry
                 if self._total_rows() >= self.settings.flush_rows:
                     self.flush()
-                    if self.write_failing:
-                        # stop reading: the rest of the file is read again after a successful flush
-                        pend[f.path] = _Pending(self.retry_at, now)
+                    if self.write_failing or self.resync_due or self.home_lost is not None:
+                        # stop reading: the rest of the file is read again after a successful flush (or the
+                        # whole file, from its checkpoint, after a resync)
+                        pend[f.path] = _Pending(self.retry_at if self.write_failing else now, now)
                         return
                     batch = self.batches.setdefault(c.name, _Batch())
         finally:
@@ -1156,6 +1246,8 @@ class DaemonLoop:
                     return False
                 continue
             except Exception as exc:  # noqa: BLE001 - StorageError and anything else: keep the batch
+                if self._not_written(exc):
+                    return False
                 self._write_failed(exc)
                 return False
             del self.batches[name]
@@ -1194,6 +1286,8 @@ class DaemonLoop:
                     c.failing[h] = msg
                 self._error(f"{name}: {msg}", c)
             except Exception as exc:  # noqa: BLE001 - a write failure: keep what is left
+                if self._not_written(exc):
+                    return False
                 batch.rows = [r for g in groups.values() for r in g]
                 batch.updates = {k: v for k, v in batch.updates.items() if k in groups}
                 self._write_failed(exc)
@@ -1205,6 +1299,19 @@ class DaemonLoop:
             self.inflight.pop(h, None)
         self.batches.pop(name, None)
         return True
+
+    def _not_written(self, exc: BaseException) -> bool:
+        """A commit refused because HYP_HOME was moved (the daemon stops) or the dataset replaced (a resync):
+        handled here, not retried as a write failure."""
+        from hypaware_tui.core.storage import DatasetReplaced, HomeMoved
+
+        if isinstance(exc, HomeMoved):
+            self._lose_home()
+            return True
+        if isinstance(exc, DatasetReplaced):
+            self._dataset_replaced()
+            return True
+        return False
 
     def _account(self, name: str, res: Any) -> None:
         c = self.clients.get(name)
@@ -1327,6 +1434,12 @@ class DaemonLoop:
             hashes[c.name] = {f.path_hash for f in c.files.values()} | c.unread_hashes if ok else None
         try:
             self.storage.ensure_import_floor(self._cut())
+            if getattr(self.storage, "dataset_reset", False):
+                # (the dataset was replaced since the last commit: what was read meanwhile goes, and is read
+                # again from the reset checkpoints once the pass is done)
+                self._said_dataset_reset()
+                self._dataset_replaced()
+                self.said_reset = True
             res = self.storage.prune(self.settings.retention_days, client_roots_hashes=hashes)
         except Exception as exc:  # noqa: BLE001
             self._error(f"the retention pass failed: {exc}")
@@ -1379,6 +1492,8 @@ class DaemonLoop:
         if self.watcher is not None:
             with contextlib.suppress(Exception):
                 self.watcher.stop()
+        if self.home_lost is not None:
+            return  # (nothing is written into a HYP_HOME that was moved away, nor a new one created)
         if self.storage is not None and not self.flush():
             log.error("stopping with unwritten rows; their lines are read again next time")
         self._set_state("stopped")
@@ -1450,6 +1565,8 @@ class DaemonLoop:
                 deadline = self.step()
                 self.wait_until(deadline)
             self.shutdown()
+            if self.home_lost is not None:
+                return 1
             log.info("capture daemon stopped")
             return 0
         except Exception as exc:
@@ -1462,7 +1579,8 @@ class DaemonLoop:
                 self._error(f"the capture daemon failed: {type(exc).__name__}: {exc}")
             self._stopping = True
             with contextlib.suppress(Exception):
-                self.flush()
+                if self.home_lost is None:
+                    self.flush()
             self._set_state("stopped")
             with contextlib.suppress(Exception):
                 self.write_status()
@@ -1522,10 +1640,18 @@ class DaemonLogHandler(logging.Handler):
         self.mode = mode
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
         self.failure: str | None = None  # why the log cannot be written, while it cannot
+        # False once HYP_HOME was moved away (`DaemonLoop.home_ok`): the log is not opened by its path, which
+        # would create the old HYP_HOME again. Detached, stderr is the moved log itself: the record goes there.
+        self.home_ok: Callable[[], bool] | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             data = (self.format(record) + "\n").encode("utf-8", errors="replace")
+            if self.home_ok is not None and not self.home_ok():
+                if self.mode != "foreground":  # (in the foreground, the terminal's handler shows it)
+                    with contextlib.suppress(OSError):
+                        os.write(2, data)
+                return
             path = self.layout.daemon_log
             rotated = control.rotate_log(path, incoming=len(data))
             fd = control.open_log_append(path)
@@ -1605,6 +1731,8 @@ def run_daemon(layout: Layout, *, once: bool = False, env: Mapping[str, str] | N
         loop = DaemonLoop(layout, env=env, importers=importers, mode=mode)
         for h in handlers:
             h.addFilter(NoSourcePaths(loop.scrub))
+            if isinstance(h, DaemonLogHandler):
+                h.home_ok = lambda: loop.home_lost is None
         if lock is not None:
             loop.pid_lock = lock
         return loop.run(once=once)
