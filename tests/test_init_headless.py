@@ -487,3 +487,29 @@ def test_hyp_home_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
         assert p.stderr.strip() == (f"hyp init: HYP_HOME is {m.layout.home}, which is not a directory. Point "
                                     "HYP_HOME at a directory (or move that file away) and run it again.")
         assert m.layout.home.read_text() == "a file\n"
+
+
+def test_a_config_with_a_utf8_bom_is_imported_over_and_rewritten_without_it(tmp_path: Path) -> None:
+    """A config saved with a UTF-8 BOM (Notepad) was read by every command, yet `hyp init --yes --force` died
+    with "unexpected error: JSONDecodeError: Unexpected UTF-8 BOM" before importing anything. Left unchanged
+    it keeps its bytes; a rewrite drops the BOM (no content) and the backup keeps it byte for byte."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    old = ('\ufeff{"version":1,"clients":{"claude":{"enabled":true},"codex":{"enabled":true}},'
+           '"retention_days":120,"capture":{"enabled":false}}').encode()
+    m.layout.config.write_bytes(old)
+
+    code, out, err = headless(m, force=True, no_daemon=True, json_out=False)
+    assert code == 0, err
+    assert "unexpected error" not in err
+    assert out.startswith("Config    unchanged ~/.hyp/hypaware-config.json\n")
+    assert "\nClaude Code  ok  " in out and "\nCodex        ok  " in out
+    assert m.layout.config.read_bytes() == old
+
+    code, out, err = headless(m, force=True, no_daemon=True, no_backfill=True, retention_days=30)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["config"]["action"] == "replaced"
+    assert Path(summary["config"]["backup"]).read_bytes() == old
+    new = m.layout.config.read_bytes()
+    assert not new.startswith(b"\xef\xbb\xbf") and json.loads(new)["retention_days"] == 30

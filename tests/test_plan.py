@@ -273,6 +273,29 @@ def test_commit_writes_config_capture_rows_and_starts_once(tmp_path: Path) -> No
     assert f"\n{nothing_new}\n\nCapture   " in text and nothing_new not in summary_text(result, m.env)
 
 
+
+def test_import_again_over_a_config_with_a_utf8_bom(tmp_path: Path) -> None:
+    """The wizard's Import again over a config saved with a BOM: the import parsed the config's text with the
+    BOM in it and failed (JSONDecodeError) after Review; Review showed the BOM as part of the JSON."""
+    from hypaware_tui.core.timeutil import now_us
+
+    m = make_machine(tmp_path, now_us=now_us())
+    m.layout.home.mkdir(mode=0o700)
+    old = '\ufeff{"version": 1, "clients": {"claude": {"enabled": true}}, "capture": {"enabled": false}}\n'
+    m.layout.config.write_bytes(old.encode())
+    existing = read_existing_config(m.layout)
+    inv = build_inventory(env=m.env)
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    plan = build_plan(inv, Choices(existing.enabled_clients, existing.retention_days, capture=False), machine,
+                      now_us=now_us(), mode="import_again")
+    assert plan.config.action == "unchanged" and plan.config.text == old[1:]
+    result = commit(plan, m.layout, env=m.env, inventory=inv, service_manager=m.service, spawner=m.spawner)
+    assert result.exit_code == 0
+    assert {c: r.status for c, r in result.clients.items()} == {"claude": "ok"}
+    assert summary_text(result, m.env).startswith("Config    unchanged ~/.hyp/hypaware-config.json\n")
+    assert m.layout.config.read_bytes() == old.encode()
+
+
 def test_exit_code_precedence() -> None:
     from types import SimpleNamespace as NS
 

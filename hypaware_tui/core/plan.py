@@ -370,7 +370,8 @@ def build_plan(
 
     config_path = Path(machine.hyp_home) / "hypaware-config.json"
     if mode == MODE_IMPORT_AGAIN and existing.valid:
-        text = existing.raw.decode("utf-8", "replace") if existing.raw else ""
+        # (utf-8-sig: a BOM is no content; the text is parsed again for the import, as parse_config reads it)
+        text = existing.raw.decode("utf-8-sig", "replace") if existing.raw else ""
         cfg = ConfigPlan(config_path, "unchanged", False, None, text)
     else:
         data = new_config_data(existing, choices, demo=demo_dir is not None)
@@ -382,7 +383,7 @@ def build_plan(
             # left as it is. Rewriting it changed nothing the user chose, yet made a backup, replaced their
             # layout and counted as a config change (a running daemon restarted), under an empty change list.
             cfg = ConfigPlan(config_path, "unchanged", False, None,
-                             existing.raw.decode("utf-8", "replace") if existing.raw else text)
+                             existing.raw.decode("utf-8-sig", "replace") if existing.raw else text)
         else:
             cfg = ConfigPlan(
                 config_path,
