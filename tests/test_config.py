@@ -3,9 +3,12 @@ keys preserved."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,6 +122,56 @@ def test_config_not_utf8_or_a_directory(layout: Layout) -> None:
     layout.config.mkdir()
     with pytest.raises(ConfigError, match="is a directory"):
         load_config(layout)
+
+
+
+@pytest.mark.parametrize("depth", [101, 5_000, 200_000])
+def test_a_config_nested_too_deep_names_the_file_and_the_problem(layout: Layout, depth: int) -> None:
+    """Deeper than the recursion limit was "unexpected error: RecursionError" on every command; between ~990
+    and the limit it could be read but `hyp init` could not write it back."""
+    put(layout, '{"version": 1, "x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}")
+    with pytest.raises(ConfigError) as info:
+        load_config(layout)
+    assert str(info.value) == f"{layout.config}: nests arrays and objects more than 100 levels deep"
+    put(layout, '{"version": 1, "x": ' + "[" * 99 + "]" * 99 + "}")  # 100 levels: read, and written back
+    cfg = load_config(layout)
+    write_config(layout, cfg.raw, backup=False)
+    assert load_config(layout).raw == cfg.raw
+
+
+@contextlib.contextmanager
+def _fails_after(seconds: int) -> Iterator[None]:
+    def hung(*_: object) -> None:
+        raise AssertionError(f"still waiting after {seconds}s")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_write_config_moves_aside_what_is_not_a_regular_file(layout: Layout, kind: str) -> None:
+    layout.home.mkdir(parents=True)
+    if kind == "fifo":
+        os.mkfifo(layout.config)
+    else:
+        layout.config.mkdir()
+        (layout.config / "note").write_text("kept")
+    with _fails_after(10), pytest.raises(ConfigError, match="not a regular file"):  # (a read of a pipe hangs)
+        load_config(layout)
+    now = datetime(2026, 8, 30, 14, 15, 2, tzinfo=UTC)
+    with _fails_after(10):
+        assert write_config(layout, STANDARD, backup=True, now=now) == "hypaware-config.json.bak-20260830T141502Z"
+    moved = layout.home / "hypaware-config.json.bak-20260830T141502Z"
+    if kind == "fifo":
+        assert stat.S_ISFIFO(moved.lstat().st_mode)
+    else:
+        assert (moved / "note").read_text() == "kept"
+    assert load_config(layout).raw == STANDARD
 
 
 def test_render_config_exact_text() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -513,3 +514,45 @@ def test_a_config_with_a_utf8_bom_is_imported_over_and_rewritten_without_it(tmp_
     assert Path(summary["config"]["backup"]).read_bytes() == old
     new = m.layout.config.read_bytes()
     assert not new.startswith(b"\xef\xbb\xbf") and json.loads(new)["retention_days"] == 30
+
+
+@pytest.mark.parametrize("kind", ["fifo", "deep"])
+def test_a_config_that_is_a_named_pipe_or_nested_too_deep_is_an_invalid_config(tmp_path: Path, kind: str) -> None:
+    """A named pipe as the config hung every command (reading it waits for a writer); a config nested 200,000
+    deep was "unexpected error: RecursionError" on every command, naming no file, and `hyp init --yes --force`
+    could not replace either. Both are an invalid config like any other: named with the problem, and replaced
+    by --force (a pipe is moved aside to the backup name, never opened)."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    if kind == "fifo":
+        os.mkfifo(m.layout.config)
+        reason = "is a named pipe (FIFO), not a regular file"
+    else:
+        m.layout.config.write_text('{"version": 1, "x": ' + "[" * 200_000 + "]" * 200_000 + "}")
+        reason = "nests arrays and objects more than 100 levels deep"
+    path, env = m.layout.config, dict(m.env)
+    status = hyp(["status"], env, timeout=20)
+    assert status.returncode == 1 and status.stdout.startswith(
+        f"Config    ~/.hyp/hypaware-config.json: invalid: {reason}\n")
+    backfill = hyp(["backfill"], env, timeout=20)
+    assert backfill.returncode == 1 and backfill.stderr.startswith(
+        f"hyp backfill: the config is invalid: {path}: {reason}. Fix the file, or replace it with hyp init")
+    cache = hyp(["cache", "status"], env, timeout=20)
+    assert "unexpected error" not in cache.stderr and reason in cache.stdout
+    daemon = hyp(["daemon", "status"], env, timeout=20)
+    assert f"the config is invalid ({reason}): fix " in daemon.stdout
+    dry = hyp(["init", "--yes", "--dry-run"], env, timeout=20)
+    assert dry.returncode == 0 and " · replace (backup: hypaware-config.json.bak-" in dry.stdout
+    refused = hyp(["init", "--yes", "--no-daemon", "--no-backfill"], env, timeout=20)
+    assert refused.returncode == 1 and refused.stderr.startswith(f"hyp init: the config is invalid: {path}: {reason}. ")
+
+    forced = hyp(["init", "--yes", "--force", "--no-daemon", "--no-backfill"], env, timeout=20)
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.startswith("Config    written ~/.hyp/hypaware-config.json (backup hypaware-config.json.bak-")
+    backup = m.layout.home / forced.stdout.split("(backup ", 1)[1].split(")", 1)[0]
+    if kind == "fifo":
+        assert stat.S_ISFIFO(backup.lstat().st_mode)
+    else:
+        assert backup.read_text().startswith('{"version": 1, "x": [[[')
+    assert json.loads(path.read_text())["version"] == 1
+    assert hyp(["status"], env, timeout=20).stdout.startswith("Config    ~/.hyp/hypaware-config.json: ok\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,10 @@ CAPTURE_DEFAULTS: dict[str, float | int] = {
     "rescan_seconds": 300,
 }
 _INT_KEYS = {"flush_rows"}
+#: Arrays and objects inside each other. A config needs 3; a file nested thousands deep was an "unexpected
+#: error: RecursionError" on every command (naming no file), and deeper than the recursion limit leaves for
+#: the writer (`render_config`, `hyp init`) it could be read but not written back.
+MAX_CONFIG_DEPTH = 100
 
 
 class ConfigError(ValueError):
@@ -89,16 +94,58 @@ class Config:
 
 def load_config(layout: Layout) -> Config | None:
     """The parsed config, or None when the file does not exist. Raises ConfigError when it is invalid."""
-    path = layout.config
+    data = read_config_bytes(layout.config)
+    return None if data is None else parse_config(data, layout.config)
+
+
+def read_config_bytes(path: str | os.PathLike[str]) -> bytes | None:
+    """The config's bytes, or None when there is none. Raises ConfigError when it is not a regular file (a
+    named pipe is never opened: reading one waits for a writer, and every command hung on it) or cannot be
+    read."""
+    path = Path(path)
     try:
-        data = path.read_bytes()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise ConfigError(path, "is a directory, not a file") from None
     except OSError as exc:
-        raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    return parse_config(data, path)
+        raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from None
+    _check_regular(path, st.st_mode)
+    try:
+        # (O_NONBLOCK: a pipe put there since the stat is not waited on; nothing for a regular file)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        _check_regular(path, os.fstat(fd).st_mode)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def not_a_regular_file(mode: int) -> str | None:
+    """What a config path that is not a regular file is ("a directory", "a named pipe (FIFO)", …), or None."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    kind = not_a_regular_file(mode)
+    if kind is not None:
+        raise ConfigError(path, f"is {kind}, not a regular file")
 
 
 def parse_config(data: bytes | str, path: str | os.PathLike[str]) -> Config:
@@ -110,14 +157,19 @@ def parse_config(data: bytes | str, path: str | os.PathLike[str]) -> Config:
             raise ConfigError(path, f"is not UTF-8 text (byte {exc.start})") from None
     else:
         text = data
+    too_deep = f"nests arrays and objects more than {MAX_CONFIG_DEPTH} levels deep"
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             path, f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise ConfigError(path, too_deep) from None
     if not isinstance(raw, dict):
         raise ConfigError(path, f"must be a JSON object, found {_json_type(raw)}")
+    if _deeper_than(raw, MAX_CONFIG_DEPTH):
+        raise ConfigError(path, too_deep)
 
     if "version" not in raw:
         raise ConfigError(path, f'has no "version" (expected {CONFIG_VERSION})')
@@ -180,6 +232,18 @@ def parse_config(data: bytes | str, path: str | os.PathLike[str]) -> Config:
     return Config(
         path=path, version=version, clients=clients, retention_days=retention, capture=capture, raw=raw
     )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` nests more than `limit` arrays and objects (iterative: no recursion of its own)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = v.values() if isinstance(v, dict) else v
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def _is_int(v: object) -> bool:
@@ -264,29 +328,46 @@ def write_config(
 ) -> str | None:
     """Write the config atomically (0600). With `backup` and an existing file whose bytes differ, first copy
     it byte-for-byte to `hypaware-config.json.bak-<YYYYMMDDTHHMMSSZ>` (never overwriting an older backup).
-    Returns the backup's file name, or None when none was made. Identical content is not rewritten."""
+    Something there that is not a regular file (a directory, a named pipe) is moved to that name as it is,
+    never opened. Returns the backup's file name, or None when none was made. Identical content is not
+    rewritten."""
     text = render_config(data).encode("utf-8")
     path = layout.config
     try:
-        old = path.read_bytes()
+        kind = not_a_regular_file(os.stat(path).st_mode)
     except FileNotFoundError:
-        old = None
+        kind = None
+    if kind is not None:
+        if not backup:
+            raise ConfigError(path, f"is {kind}, not a regular file")
+        name = _backup_slot(layout, backup_name(now), None)
+        os.rename(path, layout.home / name)
+        atomic_write_bytes(path, text)
+        return name
+    old = read_config_bytes(path)
     if old == text:
         return None
     made: str | None = None
     if backup and old is not None:
-        base = backup_name(now)
-        name, n = base, 1
-        while (layout.home / name).exists():
-            if (layout.home / name).read_bytes() == old:
-                break  # the same backup already exists (same second)
-            n += 1
-            name = f"{base}-{n}"
+        name = _backup_slot(layout, backup_name(now), old)
         if not (layout.home / name).exists():
             atomic_write_bytes(layout.home / name, old)
         made = name
     atomic_write_bytes(path, text)
     return made
+
+
+def _backup_slot(layout: Layout, base: str, old: bytes | None) -> str:
+    """The first of `base`, `base-2`, … that is free or already a regular file holding `old` (the same backup,
+    the same second)."""
+    name, n = base, 1
+    while os.path.lexists(layout.home / name):
+        where = layout.home / name
+        if old is not None and where.is_file() and not where.is_symlink() and where.read_bytes() == old:
+            break
+        n += 1
+        name = f"{base}-{n}"
+    return name
 
 
 def set_capture_enabled(layout: Layout, enabled: bool) -> bool:

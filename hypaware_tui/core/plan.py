@@ -464,15 +464,15 @@ def plan_json(plan: InitPlan) -> dict[str, Any]:
 
 def read_existing_config(layout: Layout) -> ExistingConfig:
     """Read (never write) the config. Invalid files are described, not raised."""
+    from hypaware_tui.core.config import ConfigError, parse_config, read_config_bytes
+
     path = layout.config
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        raw = read_config_bytes(path)
+    except ConfigError as exc:  # not a regular file (never opened), or unreadable
+        return ExistingConfig(path, True, None, None, str(exc))
+    if raw is None:
         return ExistingConfig(path)
-    except OSError as exc:
-        return ExistingConfig(path, True, None, None, f"cannot read {path}: {exc.strerror or exc}")
-    from hypaware_tui.core.config import ConfigError, parse_config
-
     try:
         cfg = parse_config(raw, path)
     except ConfigError as exc:
