@@ -1454,6 +1454,37 @@ def test_a_damaged_checkpoint_database_fails_a_dry_run_as_the_real_run(h, inproc
     assert rc == 1 and claude["status"] == "failed" and claude["error"].startswith(problem)
 
 
+
+def test_a_checkpoint_database_missing_a_column_or_a_directory_says_to_move_it_away(h, inproc):
+    """A `files` table without one of its columns failed every run with "no such column: rows_emitted. …
+    run it again once the problem is fixed" (it never is); a directory in its place said to check that
+    HYP_HOME is writable. Both say to move it away, and doing that imports again."""
+    import sqlite3
+
+    rows, _ = claude_fixtures(h, sessions=2)
+    db = h.hyp / "state" / "ingest.sqlite"
+    assert inproc("backfill", "claude")[0] == 0
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("ALTER TABLE files DROP COLUMN rows_emitted")
+        conn.commit()
+    claude_session(h.claude / "projects" / "-home-ada-new" / "new.jsonl", "new", 4, recent(1))
+    move_away = "move it away: the next import re-reads every file and dedupe drops the rows already stored."
+    expected = f"cannot use the checkpoint database {db}: its files table has no column rows_emitted. If it " \
+        f"is damaged, {move_away}"
+    for args in (["claude"], ["claude", "--dry-run"]):
+        rc, out, err = inproc("backfill", *args)
+        assert rc == 1 and f"  claude: {expected}\n" in out, (args, out, err)
+        assert "run it again" not in out
+    h.drop_checkpoints()
+    assert inproc("backfill", "claude")[0] == 0 and h.dataset().height == rows + 8
+
+    h.drop_checkpoints()
+    db.mkdir()
+    rc, out, _ = inproc("backfill", "claude")
+    assert rc == 1 and f"  claude: cannot use the checkpoint database {db}: it is a directory, not a database. " \
+        f"{move_away.capitalize()}\n" in out, out
+
+
 def test_a_read_only_checkpoint_database_says_to_make_it_writable_not_to_move_it(h):
     """Any SQLite error on the checkpoint database said "If it is damaged, move it away": for a read-only file
     or directory that moved a good database (or failed to: the directory is read-only), and the next import

@@ -412,6 +412,48 @@ def test_statedb_reads_and_writes_of_a_damaged_database_are_clear_errors(tmp_pat
         raises(db, "get_meta", lambda db: db.get_meta("import_floor_date"))
 
 
+_FILES_WITH_A_NOTE = (
+    "DROP TABLE files; CREATE TABLE files (path_hash TEXT PRIMARY KEY, client_name TEXT NOT NULL, read_mode TEXT "
+    "NOT NULL, device INTEGER, inode INTEGER, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, offset INTEGER NOT "
+    "NULL, head_len INTEGER NOT NULL, head_sha256 TEXT NOT NULL, parser_state TEXT NOT NULL, rows_emitted INTEGER "
+    "NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, since_us INTEGER, note TEXT NOT NULL)"
+)
+
+
+@pytest.mark.parametrize(("sql", "problem"), [
+    ("ALTER TABLE files DROP COLUMN head_sha256", "its files table has no column head_sha256"),
+    (_FILES_WITH_A_NOTE, "its files table has a column this hyp does not write: note"),
+    ("DROP TABLE meta; CREATE TABLE meta (key TEXT PRIMARY KEY, val TEXT)", "its meta table has no column value"),
+])
+def test_statedb_whose_tables_are_not_this_hyps_is_damaged(tmp_path: Path, sql: str, problem: str) -> None:
+    """A table without a column this hyp uses failed every write with "no such column: …" and the advice to
+    run it again: the open checks the columns and says to move the database away, writable or read-only."""
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put(cp("a" * 16))
+    conn = sqlite3.connect(lay.ingest_db)
+    conn.executescript(sql)
+    conn.close()
+    for create in (True, False):
+        with pytest.raises(StateDBError) as info:
+            StateDB.open(lay, create=create)
+        assert str(info.value) == (f"cannot use the checkpoint database {lay.ingest_db}: {problem}. If it is "
+                                   "damaged, move it away: the next import re-reads every file and dedupe drops "
+                                   "the rows already stored.")
+
+
+def test_statedb_read_only_view_of_a_database_without_tables_is_empty(tmp_path: Path) -> None:
+    """(A writer creates the file, then its tables: a reader in between sees an empty database, not a
+    damaged one.)"""
+    lay = Layout(tmp_path / "h")
+    lay.state_dir.mkdir(parents=True)
+    lay.ingest_db.touch()
+    with StateDB.open(lay, create=False) as db:
+        assert db.get_all() == {} and db.get_meta("import_floor_date") is None
+    with StateDB.open(lay, create=True) as db:
+        db.put(cp("a" * 16))
+        assert set(db.get_all()) == {"a" * 16}
+
 def test_statedb_errors_say_what_to_do_by_their_cause(tmp_path: Path) -> None:
     """Every SQLite error said "If it is damaged, move it away". A full database says to free space (here: the
     page limit SQLite reports as a full disk); a damaged one still says to move it away."""

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import os
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -184,6 +185,53 @@ BUSY_HINT = "Another hyp process (a backfill or the daemon) holds it; run it aga
 _LOW_SPACE = 4 << 20  # bytes free under which a disk I/O error is taken for a full disk
 
 
+def _damaged(path: Path, problem: str, hint: str = DAMAGED_HINT) -> StateDBError:
+    """A checkpoint database that is not one this hyp can use as it is (a table or column missing, a directory
+    in its place): "run it again" can never work; moving it away does."""
+    reason = f"cannot use the checkpoint database {path}: {problem}"
+    return StateDBError(f"{reason}. {hint}", reason=reason, cause="damaged", render=lambda _kept: f"{reason}. {hint}")
+
+
+def _not_a_file(path: Path) -> StateDBError | None:
+    """The error for something at `path` that is not a regular file (a directory: SQLite said "unable to open
+    database file" and the advice was to check permissions), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # (missing, or unreadable: SQLite's own error says which)
+    if stat.S_ISREG(mode):
+        return None
+    what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    return _damaged(path, f"it is {what}, not a database",
+                    "Move it away: the next import re-reads every file and dedupe drops the rows already stored.")
+
+
+#: The columns this hyp reads and writes, per table. A table that lacks one (a hand edit, a database of some
+#: other tool) failed every run with "no such column: …" and the advice to run it again.
+_TABLES = {"meta": ("key", "value"), "files": (*_CP_FIELDS, "updated_at")}
+
+
+def _schema_problem(conn: sqlite3.Connection, *, read_only: bool) -> str | None:
+    """What keeps this database's tables from being the ones this hyp writes, or None. (PRAGMA table_info:
+    two cheap queries per open.) A read-only view takes a missing table for an empty one (what the first
+    writable open creates) and an older database's missing `since_us` as that open will add it."""
+    for table, wanted in _TABLES.items():
+        info = conn.execute(f"PRAGMA table_info({table})").fetchall()
+        if not info:
+            if read_only:
+                continue
+            return f"it has no {table} table"
+        have = {r[1] for r in info}
+        missing = [c for c in wanted if c not in have and not (read_only and c == "since_us")]
+        if missing:
+            return f"its {table} table has no column {', '.join(missing)}"
+        # (a column this hyp does not know that must be given a value: every write would fail)
+        required = [r[1] for r in info if r[1] not in wanted and r[3] and r[4] is None and not r[5]]
+        if required:
+            return f"its {table} table has a column this hyp does not write: {', '.join(required)}"
+    return None
+
+
 def _db_cause(path: Path, exc: BaseException) -> tuple[str, int | None]:
     """The likely cause, by SQLite's primary result code: moving the file away (a reset of every checkpoint)
     is for a damaged file only. A read-only file or directory, or a full disk, said so too, and the move then
@@ -198,6 +246,8 @@ def _db_cause(path: Path, exc: BaseException) -> tuple[str, int | None]:
         return "not_writable", None
     if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return "busy", None
+    if primary == sqlite3.SQLITE_ERROR and str(exc).startswith(("no such table", "no such column")):
+        return "damaged", None  # (a table changed under a running process: the open checks them)
     if primary == sqlite3.SQLITE_IOERR:
         # (a full disk shows as an I/O error where SQLite sizes its -shm file: SQLITE_IOERR_SHMSIZE)
         try:
@@ -296,6 +346,7 @@ class StateDB:
         self.writable = writable
         self._select = _SELECT
         self._legacy: dict[str, int] | None = None
+        self._has_meta = True
         if conn is not None and not writable and "since_us" not in _columns(conn):
             self._select = _SELECT_OLD
             self._legacy = _legacy_bounds(Layout(path.parent.parent))
@@ -308,15 +359,30 @@ class StateDB:
         `NOTICE_AFTER_S` for it, so that a run can say it is waiting rather than seem hung. `wait_s`: how long
         a writer waits for it in all before the "locked" error (the daemon waits briefly and retries)."""
         path = layout.ingest_db
+        in_the_way = _not_a_file(path)
+        if in_the_way is not None:
+            raise in_the_way
         if not create:
             if not path.exists():
                 return cls(path, None, writable=False)
             conn = cls._connect_readonly(path)
             try:
-                return cls(path, conn, writable=False)
+                problem = _schema_problem(conn, read_only=True)
+                if problem is not None:
+                    raise _damaged(path, problem)
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if "files" not in tables:  # (e.g. just created by a writer that has not made them yet)
+                    conn.close()
+                    return cls(path, None, writable=False)
+                db = cls(path, conn, writable=False)
+                db._has_meta = "meta" in tables
+                return db
             except sqlite3.Error as exc:
                 conn.close()
                 raise _db_error(path, exc) from exc
+            except StateDBError:
+                conn.close()
+                raise
         try:
             ensure_dir(path.parent)
             if not path.exists():
@@ -343,6 +409,9 @@ class StateDB:
             try:
                 version = cls._prepare(conn, layout)
                 break
+            except StateDBError:  # (tables this hyp cannot use: `_schema_problem`)
+                conn.close()
+                raise
             except sqlite3.OperationalError as exc:
                 left = deadline - time.monotonic()
                 if on_wait is None or _db_cause(path, exc)[0] != "busy" or left <= 0:
@@ -388,6 +457,9 @@ class StateDB:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        problem = _schema_problem(conn, read_only=False)
+        if problem is not None:
+            raise _damaged(layout.ingest_db, problem)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('state_version', ?)", (STATE_VERSION,)
         )
@@ -521,7 +593,7 @@ class StateDB:
 
     @_reported
     def get_meta(self, key: str) -> str | None:
-        if self._conn is None:
+        if self._conn is None or not self._has_meta:
             return None
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
