@@ -1485,6 +1485,18 @@ def test_a_checkpoint_database_missing_a_column_or_a_directory_says_to_move_it_a
         f"{move_away.capitalize()}\n" in out, out
 
 
+def test_an_events_log_that_cannot_be_written_is_said_once_by_a_backfill(h):
+    """A backfill emits dozens of events; with logs/events.jsonl a directory it dropped each without a word.
+    It says so once (stderr: the JSON on stdout stays one document) and imports as usual."""
+    rows, _ = claude_fixtures(h, sessions=2)
+    log = h.hyp / "logs" / "events.jsonl"
+    log.mkdir(parents=True)
+    p = h.run("backfill", "claude", "--json")
+    assert p.returncode == 0 and json.loads(p.stdout)["providers"][0]["rows_written"] == rows
+    said = [line for line in p.stderr.splitlines() if "events log" in line]
+    assert said == [f"hyp: cannot write the events log {log}: it is a directory. Move {log} away; until then hyp "
+                    "records no events (the history that hyp status and hyp cache status show)."]
+
 def test_a_read_only_checkpoint_database_says_to_make_it_writable_not_to_move_it(h):
     """Any SQLite error on the checkpoint database said "If it is damaged, move it away": for a read-only file
     or directory that moved a good database (or failed to: the directory is read-only), and the next import

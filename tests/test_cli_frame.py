@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -498,6 +499,32 @@ def test_cache_status(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert at.endswith("Z") and "T" in at
         assert f"{label} {at[:10]} {at[11:16]} UTC" in text
 
+
+def test_a_half_written_last_event_does_not_swallow_the_next(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A crash mid-write left `{"ts":…,"event":"backfill.fin` as the last line: the next event was appended to
+    it, so the line read as neither, and `hyp cache compact` then `hyp cache status` said "Last compact never"."""
+    write_config(home)
+    (home / "logs").mkdir(mode=0o700)
+    cut = '{"ts":"2026-11-27T10:00:00.000Z","event":"backfill.fin'
+    (home / "logs" / "events.jsonl").write_text('{"ts":"2026-11-27T09:00:00.000Z","event":"backfill.start"}\n' + cut)
+    assert call(capsys, "cache", "compact")[0] == 0
+    text = call(capsys, "cache", "status")[1]
+    assert "Last compact never" not in text and re.search(r"^Last compact \d{4}-\d\d-\d\d \d\d:\d\d UTC$", text, re.M)
+    lines = (home / "logs" / "events.jsonl").read_text().splitlines()
+    assert lines[1] == cut and json.loads(lines[2])["event"] == "cache.compact"
+
+
+def test_an_events_log_that_cannot_be_written_is_said_once(home: Path) -> None:
+    """logs/events.jsonl replaced by a directory: every writer dropped every event without a word (and the
+    statuses went on showing the last events that were written). Each command says it once, on stderr."""
+    write_config(home, retention_days=0)
+    log = home / "logs" / "events.jsonl"
+    log.mkdir(parents=True)
+    said = (f"hyp: cannot write the events log {log}: it is a directory. Move {log} away; until then hyp records "
+            "no events (the history that hyp status and hyp cache status show).\n")
+    for command in ("compact", "prune"):
+        p = run(home, "cache", command)
+        assert p.returncode == 0 and p.stderr == said, (command, p.stderr)
 
 def test_cache_prune_dry_run_then_real(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_config(home)

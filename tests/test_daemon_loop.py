@@ -759,6 +759,23 @@ def _append_and_step(f: Path, clock: FakeClock, loop: DaemonLoop) -> None:
     loop.step()
 
 
+def test_an_events_log_that_cannot_be_written_is_logged_once(home: Home, caplog: pytest.LogCaptureFixture) -> None:
+    """logs/events.jsonl a directory: the daemon dropped every event silently; its log says so once."""
+    caplog.set_level(logging.WARNING, logger="hypaware_tui.daemon")
+    home.layout.events_log.mkdir(parents=True)
+    f, clock = _a_session_captured(home)
+    loop = polling_loop(home, clock)
+    try:
+        for _ in range(3):
+            _append_and_step(f, clock, loop)
+    finally:
+        loop.shutdown()
+        loop.close()
+    log = home.layout.events_log
+    said = [r.getMessage() for r in caplog.records if "events log" in r.getMessage()]
+    assert said == [f"cannot write the events log {log}: it is a directory. Move {log} away; until then hyp records "
+                    "no events (the history that hyp status and hyp cache status show)."]
+
 def test_a_file_size_limit_is_named_with_what_to_do(
     home: Home, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

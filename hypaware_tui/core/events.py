@@ -8,14 +8,25 @@ interleave within a line), mode 0600, rotated at 10 MiB into `events.jsonl.1` â€
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-from collections.abc import Iterable, Iterator
+import stat
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import FILE_MODE, Layout, ensure_dir, read_tail
+from hypaware_tui.core.paths import (
+    FILE_MODE,
+    Layout,
+    ensure_dir,
+    file_in_the_way,
+    not_writable_hint,
+    read_tail,
+)
 from hypaware_tui.core.schema import DATASET_NAME, utf8_json
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -30,13 +41,17 @@ def utc_now_iso_ms() -> str:
 class EventLog:
     """Appends events for one run. `dev_run_id` is `$DEV_RUN_ID`, else `run_id`."""
 
-    def __init__(self, layout: Layout, run_id: str, *, enabled: bool, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, layout: Layout, run_id: str, *, enabled: bool, max_bytes: int = MAX_BYTES,
+                 report: Callable[[str], None] | None = None) -> None:
         self.layout = layout
         self.run_id = run_id
         self.enabled = enabled
         self.max_bytes = max_bytes
         self.dev_run_id = os.environ.get("DEV_RUN_ID") or run_id
         self.last_error: OSError | None = None  # logging never fails the operation; the error is kept here
+        # Where a log that cannot be written is said, once per process and log (`unwritable_log_message`):
+        # a command's stderr by default; the daemon passes its log.
+        self.report = report
 
     @property
     def path(self) -> Path:
@@ -61,16 +76,42 @@ class EventLog:
         try:
             ensure_dir(self.path.parent)
             self._rotate_if_needed(len(line))
-            fd = os.open(
-                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE
-            )
+            flags = os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
             try:
+                fd, readable = os.open(self.path, os.O_RDWR | flags, FILE_MODE), True
+            except PermissionError:  # (a log made write-only by hand: appended to, unchecked, as before)
+                fd, readable = os.open(self.path, os.O_WRONLY | flags, FILE_MODE), False
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise OSError(errno.EINVAL, "it is not a regular file", str(self.path))
+                # A last line cut by a crash mid-write ends without "\n": this event would be appended to it,
+                # and both lost to every reader. It starts a line of its own (one write: never interleaved).
+                if readable and st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+                    line = b"\n" + line
                 os.write(fd, line)
             finally:
                 os.close(fd)
         except OSError as exc:
             self.last_error = exc
+            self._report(exc)
         return record
+
+    def _report(self, exc: OSError) -> None:
+        """Say once per process (and log file) that events cannot be recorded: every writer dropped every
+        event silently, and `hyp status`, `hyp cache status` went on showing the last ones that were."""
+        key = str(self.path)
+        with _reported_lock:
+            if key in _reported:
+                return
+            _reported.add(key)
+        message = unwritable_log_message(self.path, self.layout.home, exc)
+        with contextlib.suppress(Exception):
+            if self.report is not None:
+                self.report(message)
+            else:
+                sys.stderr.write(f"hyp: {message}\n")
+                sys.stderr.flush()
 
     def _rotate_if_needed(self, incoming: int) -> None:
         try:
@@ -85,6 +126,29 @@ class EventLog:
                 os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
         with contextlib.suppress(FileNotFoundError):  # another process may have rotated it just now
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+
+_reported: set[str] = set()
+_reported_lock = threading.Lock()
+
+
+def unwritable_log_message(path: Path, home: Path, exc: OSError) -> str:
+    """One line: the events log cannot be written, why, and what to do."""
+    if os.path.isdir(path):
+        why, todo = "it is a directory", f"Move {path} away"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST) and (where := file_in_the_way(path.parent, home, itself=True)):
+        why, todo = f"{where} is not a directory", f"Move {where} away"
+    elif exc.errno == errno.EINVAL and exc.strerror == "it is not a regular file":
+        why, todo = exc.strerror, f"Move {path} away"
+    elif exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        why, todo = exc.strerror or str(exc), "Free some disk space"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why, todo = exc.strerror or str(exc), not_writable_hint(home).rstrip(".")
+    else:
+        why, todo = exc.strerror or str(exc), "Until that is fixed"
+    then = "; until then" if todo != "Until that is fixed" else ""
+    return (f"cannot write the events log {path}: {why}. {todo}{then} hyp records no events (the history that "
+            "hyp status and hyp cache status show).")
 
 
 def _log_files(layout: Layout) -> list[Path]:

@@ -552,7 +552,7 @@ class DaemonLoop:
 
         if self.storage is not None:
             return
-        self.events = EventLog(self.layout, new_run_id(), enabled=True)
+        self.events = EventLog(self.layout, new_run_id(), enabled=True, report=log.warning)  # (once)
         if self._storage_factory is not None:
             self.storage = self._storage_factory(self.layout, self.events)
         else:
