@@ -321,6 +321,35 @@ def test_capture_after_a_backfill_read_the_file_again_carries_the_backfill_bound
     assert _bounds(home) == [None]
 
 
+def _lines_around_the_capture_start() -> list[str]:
+    """A new session whose first lines predate the capture start T by days (history the user declined), then
+    lines inside the 5-minute grace and after T, and one stamped before the bound but written late."""
+    stamps = [T - timedelta(days=3), T - timedelta(days=3, seconds=-7), T - timedelta(hours=2),
+              T - timedelta(minutes=4), T + timedelta(minutes=1), T - timedelta(hours=1), T + timedelta(minutes=10)]
+    return [claude_line(S1, i, ts) for i, ts in enumerate(stamps)]
+
+
+@pytest.mark.parametrize("cuts", [(), (1,), (2,), (3,), (4,), (5,), (6,), (1, 2), (1, 2, 3, 4, 5, 6), (2, 5)])
+def test_a_new_file_s_lines_before_the_capture_start_stay_out_however_many_passes_saw_it_grow(
+    home: Home, tmp_path: Path, cuts: tuple[int, ...]
+) -> None:
+    """The declined history (daemon.md §3.2) stayed out when the daemon saw a new file whole, but a file it saw
+    grow line by line had every old line after the first pass imported: a resumed checkpoint was read from the
+    import floor, not from the capture start its first pass began at. The rows are the same for every split
+    (storage.md §5.5, daemon.md §3.1 rule 6): the lines stamped from T − 5 min on, and only those."""
+    record_capture_start(home.layout, ["claude"], T_US)
+    lines = _lines_around_the_capture_start()
+    f = home.session(S1)
+    for end in (*cuts, len(lines)):
+        f.write_text("".join(lines[:end]))
+        assert once(home) == 0
+    got = dataset(home.layout)
+    stamps = sorted(d.replace(tzinfo=UTC) for d in got["message_created_at"].to_list())
+    assert stamps == [T - timedelta(minutes=4), T - timedelta(minutes=4), T + timedelta(minutes=1),
+                      T + timedelta(minutes=10)]  # (the assistant line at T − 4 min gives a text and a tool call)
+    assert_same_as_backfill(home, tmp_path, since_us=T_US - 5 * 60 * 1_000_000)  # one pass, all 64 columns
+
+
 # --- acceptance 3: split equivalence through the daemon -------------------------------------------------------------
 
 

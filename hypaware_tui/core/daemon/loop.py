@@ -1127,10 +1127,17 @@ class DaemonLoop:
         if st is not None:
             c.stats[f.path] = (st.st_size, st.st_mtime_ns)
         floor = self._floor_us()
-        if cp is not None:
-            since = floor
-        else:
+        capture_us = capture_mod.capture_bound_us(self.captures.get(c.name))
+        if cp is None:
             since = capture_mod.daemon_since_us(self.captures.get(c.name), floor)
+        elif cp.since_us is not None and cp.since_us == capture_us:
+            # The lines before the checkpoint were read from the capture start: the lines after it are read
+            # from there too, or a file would give other rows depending on how many passes saw it grow (its
+            # old lines dropped in one pass, taken in the next: daemon.md §3.1 rule 6, storage.md §5.5), and
+            # the history the user declined would come in after all (daemon.md §3.2).
+            since = cp.since_us if floor is None else max(floor, cp.since_us)
+        else:
+            since = floor
         window = Window(since_us=since, until_us=None)
         outcome = FileOutcome()
         batch = self.batches.setdefault(c.name, _Batch())
@@ -1140,7 +1147,7 @@ class DaemonLoop:
             batch_rows=self.settings.flush_rows,
             cancel=lambda: self._stop_requested,
             widen=False,  # the capture start is this daemon's own bound (daemon.md §2); a backfill widens
-            capture_us=capture_mod.capture_bound_us(self.captures.get(c.name)),
+            capture_us=capture_us,
         )
         try:
             for rows, update, _done in gen:
