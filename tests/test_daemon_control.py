@@ -296,6 +296,61 @@ def test_a_status_a_few_heartbeats_old_is_not_stale(home: Home, capsys: pytest.C
     assert not report.running and report.stale is False
 
 
+def test_a_status_older_than_three_heartbeats_says_how_old_it_is(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon frozen (a laptop asleep, SIGSTOP) or unable to write its status (a full disk) was "running"
+    with nothing to tell for 5 minutes. Before the stale warning the text says how old the status is; no
+    warning, no other state (one long step may delay the heartbeat)."""
+    lock = _live_status(home, 4 * control.HEARTBEAT_S)
+    try:
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert code == 0
+        assert f"Capture daemon  running (pid {os.getpid()}, detached)\n" in out
+        updated = next(line for line in out.splitlines() if line.startswith("Updated"))
+        assert updated.endswith(", status updated 2 min ago (written every 30 s)")
+        assert "Warning" not in out
+    finally:
+        lock.release()
+    lock = _live_status(home, 0)
+    try:
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert "status updated" not in out
+    finally:
+        lock.release()
+
+
+def test_an_error_in_the_log_newer_than_the_status_is_shown(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk: the daemon logged `ERROR … No space left on device` but could not write its status, and
+    `hyp daemon status` said "Last error none". The newest error of this run's log, when newer than the
+    status's own, is shown; one from before the run started is not."""
+    lock = _live_status(home, 200)
+    home.layout.logs_dir.mkdir(parents=True, exist_ok=True)
+    before = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(time.time() - 3600))
+    after = time.gmtime(time.time() - 60)
+    full = ("could not write the status file: [Errno 28] No space left on device; trying again every 30 s")
+    home.layout.daemon_log.write_text(
+        f"{before} ERROR an error of an earlier run\n"
+        f"{time.strftime('%Y-%m-%dT%H:%M:%S+0000', after)} ERROR {full}\n"
+        f"{time.strftime('%Y-%m-%dT%H:%M:%S+0000', after)} INFO claude: 3 rows\n")
+    try:
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert code == 0
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", after)
+        assert "Last error      none" in out
+        assert f"Logged error    {at}  {full} (in the log, not in the status)" in out
+        code, out, _ = run_cli(capsys, "daemon", "status", "--json")
+        assert json.loads(out)["log_error"] == {"at": at, "message": full}
+        # once the status holds that error (written again), the log line is not repeated
+        st = json.loads(home.layout.daemon_status.read_text())
+        st["last_error"] = {"at": at, "message": full}
+        control.write_status_file(home.layout, st)
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert "Logged error" not in out and f"Last error      {at}  {full}" in out
+    finally:
+        lock.release()
+
+
 def test_a_daemon_that_never_wrote_its_status_is_reported_stale(home: Home) -> None:
     lock = PidLock(home.layout)
     lock.acquire()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import random
 import signal
@@ -492,3 +493,81 @@ def test_an_undecodable_file_name_puts_no_path_in_the_log_and_capture_goes_on(tm
     assert said in log and said in terminal, log
     for text in (log, terminal, home.layout.daemon_status.read_text()):
         assert str(home.claude) not in text and "-bad" not in text and "sess" not in text, text
+
+
+def _stopped(pid: int) -> bool:
+    """Whether `pid` is in state T (stopped) per /proc (the signal is delivered asynchronously)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in ("T", "t")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the process state is read from /proc")
+def test_a_daemon_stopped_by_a_signal_is_reported_so_and_hyp_daemon_stop_still_ends_it(tmp_path: Path) -> None:
+    """SIGSTOP (or a laptop asleep, for a while): `hyp daemon status` said a healthy `running` for 5 minutes.
+    It says the daemon is stopped and how to continue it; and `hyp daemon stop` ends it (its SIGTERM stayed
+    pending in the stopped process: "still running after 10 s")."""
+    home = Home(tmp_path, capture=FAST)
+    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "detached"})
+    try:
+        home.wait_state("running", pid=proc.pid)
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert wait_for(lambda: _stopped(proc.pid), timeout=5)
+        said = (f"stopped by a signal (SIGSTOP): it captures nothing until it is continued "
+                f"(kill -CONT {proc.pid})")
+        p = home.hyp_cmd("daemon", "status")
+        assert p.returncode == 0, p.stderr
+        assert f"Capture daemon  running (pid {proc.pid}, detached), stopped by a signal (SIGSTOP)\n" in p.stdout
+        assert f"Warning         {said}\n" in p.stdout
+        doc = json.loads(home.hyp_cmd("daemon", "status", "--json").stdout)
+        assert (doc["running"], doc["state"], doc["stopped_by_signal"], doc["warning"]) == (
+            True, "running", True, said)
+        p = home.hyp_cmd("daemon", "stop", timeout=30)
+        assert p.returncode == 0 and p.stdout.strip() == f"capture daemon stopped (pid {proc.pid})", p.stdout + p.stderr
+        assert proc.wait(timeout=5) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+        stop(proc)
+
+
+_HOLDER = """
+import sys, time
+from hypaware_tui.core.daemon.control import PidLock
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.storage import Storage
+layout = Layout.resolve()
+PidLock(layout).acquire()
+with Storage(layout) as storage, storage.locked():
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="the lock holder is read from /proc/locks")
+def test_a_backfill_waiting_for_the_capture_daemon_names_it_and_says_when_it_is_stopped(tmp_path: Path) -> None:
+    """A backfill blocked on the write lock said only "waiting for another import…", also behind a capture
+    daemon that was stopped by a signal mid-commit and so would never let go. It names the daemon, and says
+    what to do when it is stopped."""
+    home = Home(tmp_path, capture=FAST)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], env=home.env, stdout=subprocess.PIPE, text=True)
+
+    def first_notice() -> str:
+        p = subprocess.Popen([sys.executable, "-m", "hypaware_tui", "backfill", "--json"], env=home.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        try:
+            return p.stderr.readline().strip()
+        finally:
+            p.kill()
+            p.communicate()
+
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert first_notice() == f"waiting for the capture daemon (pid {holder.pid}) to finish its batch…"
+        os.kill(holder.pid, signal.SIGSTOP)
+        assert wait_for(lambda: _stopped(holder.pid), timeout=5)
+        assert first_notice() == (
+            f"waiting for the capture daemon (pid {holder.pid}) to finish its batch, but it is stopped by a "
+            f"signal (SIGSTOP): continue it with kill -CONT {holder.pid}, or stop it with hyp daemon stop")
+    finally:
+        holder.kill()
+        holder.wait()

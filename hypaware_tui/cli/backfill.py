@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -37,6 +37,9 @@ from hypaware_tui.cli.output import (
     printable,
 )
 from hypaware_tui.core.timeutil import us_to_iso
+
+if TYPE_CHECKING:
+    from hypaware_tui.core.paths import Layout
 
 COMMAND = "backfill"
 RUN = "__import__"  # the hidden default command; never reachable by name (see BackfillGroup.parse_args)
@@ -329,11 +332,20 @@ def progress_line(prog: str, p: Any, state: str, rate: float) -> str:
     )
 
 
+def waiting_text(layout: Layout | None) -> str:
+    """The notice of a run waiting for the write lock (cli.md §1): naming the capture daemon when it holds it
+    (and saying so when that daemon is stopped by a signal and so never lets go), else the generic one."""
+    from hypaware_tui.core.daemon.control import write_lock_waiting_notice
+
+    return (write_lock_waiting_notice(layout) if layout is not None else None) or WAITING_NOTICE
+
+
 class PlainSink:
     """Non-TTY stderr: one line per running provider every `interval` seconds and at its end."""
 
-    def __init__(self, prog: str, *, dry_run: bool, interval: float = 5.0) -> None:
+    def __init__(self, prog: str, *, dry_run: bool, interval: float = 5.0, layout: Layout | None = None) -> None:
         self.prog = prog
+        self.layout = layout
         self.interval = interval
         self.verb = "counting" if dry_run else "importing"
         self.last: dict[str, Any] = {}
@@ -370,7 +382,7 @@ class PlainSink:
     def on_lock_wait(self, provider: str) -> None:
         if not self.waited:
             self.waited = True
-            err(WAITING_NOTICE)
+            err(waiting_text(self.layout))
 
     def on_notice(self, provider: str, message: str) -> None:
         err(f"{self.prog}: {provider}: {message}")
@@ -384,7 +396,8 @@ class RichSink:
                      31.2 MB/s · elapsed 0:20 · ETA 0:14
     """
 
-    def __init__(self, prog: str, *, dry_run: bool) -> None:
+    def __init__(self, prog: str, *, dry_run: bool, layout: Layout | None = None) -> None:
+        self.layout = layout
         from rich.live import Live
 
         self.prog = prog
@@ -494,7 +507,7 @@ class RichSink:
             st["error"] = result.error
 
     def on_lock_wait(self, provider: str) -> None:
-        self.notice = WAITING_NOTICE
+        self.notice = waiting_text(self.layout)
 
     def on_notice(self, provider: str, message: str) -> None:
         self.notice = f"{provider}: {message}"
@@ -718,7 +731,8 @@ def import_command(
         set_umask()
     cancel = threading.Event()
     use_rich = sys.stderr.isatty()
-    sink: Any = RichSink(prog, dry_run=dry_run) if use_rich else PlainSink(prog, dry_run=dry_run)
+    sink: Any = (RichSink(prog, dry_run=dry_run, layout=layout) if use_rich
+                 else PlainSink(prog, dry_run=dry_run, layout=layout))
     with _Interrupts(prog, cancel):
         if use_rich:
             sink.start()

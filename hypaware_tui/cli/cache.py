@@ -189,7 +189,7 @@ def cache_compact(
         set_umask()
     events = None if dry_run else EventLog(layout, new_run_id(), enabled=True)
     with Storage(layout, events=events) as storage:
-        result = storage.compact(dry_run=dry_run, on_wait=waiting_notice(prog))
+        result = storage.compact(dry_run=dry_run, on_wait=waiting_notice(prog, layout))
     parts = [
         {
             "partition": p.name,
@@ -278,7 +278,7 @@ def cache_prune(
     with Storage(layout, events=events) as storage:
         try:
             result = storage.prune(retention, dry_run=dry_run, client_roots_hashes=hashes,
-                                   on_wait=waiting_notice(prog))  # fmt: skip
+                                   on_wait=waiting_notice(prog, layout))  # fmt: skip
         except StorageError as exc:
             # A prune that failed after removing partitions (at the checkpoint database, on a full disk) still
             # says which: they are gone. Before anything was removed, the error alone.

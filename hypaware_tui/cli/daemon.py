@@ -204,8 +204,9 @@ def _service_line(service: dict[str, Any]) -> str:
 
 @app.command("status", help="State, pid, mode, clients, last import, rows, last error, service. Writes nothing.")
 def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
-    from hypaware_tui.core.daemon.control import read_daemon_status
+    from hypaware_tui.core.daemon.control import HEARTBEAT_S, LAGGING_AFTER_S, fmt_age, read_daemon_status
     from hypaware_tui.core.paths import hyp_home_problem
+    from hypaware_tui.core.status import newer_log_error
 
     layout = _layout()
     report = read_daemon_status(layout)
@@ -213,7 +214,10 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
     home_problem = hyp_home_problem(layout.home)
     warning = home_problem or report.warning  # (no daemon runs in a HYP_HOME that is a file)
     doc = report.to_json()  # (the text is rendered from it too: a daemon that is not running watches nothing)
+    # An error the daemon logged but could not put in its status (a full disk): the status alone said none.
+    log_error = newer_log_error(layout, report.status) if report.status is not None else None
     if json_out:
+        doc["log_error"] = log_error
         doc["warning"] = warning
         doc["service"] = service
         doc["log_path"] = str(layout.daemon_log)
@@ -232,7 +236,12 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
     if report.status is not None:
         out(f"Watch           {s.get('watch') or '-'}")
         out(f"Started         {s.get('started_at') or '-'}")
-        out(f"Updated         {s.get('updated_at') or '-'}")
+        updated = f"Updated         {s.get('updated_at') or '-'}"
+        age = report.status_age_s
+        if report.running and age is not None and age > LAGGING_AFTER_S:
+            # (no warning before STALE_AFTER_S: one long step may delay it; the fact is shown all the same)
+            updated += f", status updated {fmt_age(age)} ago (written every {HEARTBEAT_S:g} s)"
+        out(updated)
         out(f"Last import     {s.get('last_import_at') or 'none yet'}")
         out(f"Rows written    {fmt_int(s.get('rows_written') or 0)} (since it started)")
         clients = s.get("clients") or {}
@@ -250,6 +259,8 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
             out(f"Last error      {le.get('at')}  {le.get('message')}")
         else:
             out("Last error      none")
+        if log_error is not None:
+            out(f"Logged error    {log_error['at']}  {log_error['message']} (in the log, not in the status)")
         if s.get("retention_applied_at"):
             out(f"Retention       {s['retention_applied_at']} ({plural(s.get('rows_pruned') or 0, 'row')} pruned)")
     out(f"Service         {_service_line(service)}")

@@ -30,6 +30,8 @@ from hypaware_tui.core.fmt import utc_minute as utc_minute
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from hypaware_tui.core.paths import Layout
+
 
 class Days(click_types.IntRange):
     """A whole number of days in a range: a bad value says `'x' is not a whole number of days` (click's
@@ -209,15 +211,18 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def waiting_notice(prog: str = "hyp") -> Callable[[], None]:
-    """The `on_wait` callback of storage operations: prints the lock-waiting notice once, on stderr."""
+def waiting_notice(prog: str = "hyp", layout: Layout | None = None) -> Callable[[], None]:
+    """The `on_wait` callback of storage operations: prints the lock-waiting notice once, on stderr (naming the
+    capture daemon when it is the holder, `control.write_lock_waiting_notice`)."""
     shown = False
 
     def notice() -> None:
         nonlocal shown
         if not shown:
             shown = True
-            err(WAITING_NOTICE)
+            from hypaware_tui.core.daemon.control import write_lock_waiting_notice
+
+            err((write_lock_waiting_notice(layout) if layout is not None else None) or WAITING_NOTICE)
 
     return notice
 

@@ -368,6 +368,35 @@ def _events_errors(layout: Layout, add: Callable[[object, str, object], None], s
         add(ev.get("ts"), str(source), ev["error"])
 
 
+def newer_log_error(layout: Layout, daemon: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The newest `ERROR` line of the daemon log written during the run the status file describes (not before
+    its `started_at`) and after its `last_error`, as `{at, message}`, else None. A daemon that cannot write its
+    status (a full disk) still logs why: the status file alone said "Last error none"."""
+    daemon = daemon or {}
+    started = parse_ts(daemon.get("started_at"))
+    last = daemon.get("last_error")
+    last_at = parse_ts(last.get("at")) if isinstance(last, Mapping) else None
+    last_message = last.get("message") if isinstance(last, Mapping) else None
+    best: tuple[datetime, str] | None = None
+
+    def add(at: object, _source: str, message: object) -> None:
+        nonlocal best
+        ts = parse_ts(at)
+        if ts is None or not isinstance(message, str) or not message.strip():
+            return
+        if (started is not None and ts < started) or (last_at is not None and ts <= last_at):
+            return
+        if isinstance(last_message, str) and message.strip() == last_message.strip():
+            return  # (the status's own error, logged a second later)
+        if best is None or ts >= best[0]:  # (the later line of the same second: the log is in order)
+            best = (ts, message.strip())
+
+    _daemon_log_errors(layout, add)
+    if best is None:
+        return None
+    return {"at": best[0].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "message": best[1]}
+
+
 def _daemon_log_errors(layout: Layout, add: Callable[[object, str, object], None]) -> None:
     for path in (layout.daemon_log, Path(f"{layout.daemon_log}.1")):
         try:

@@ -50,6 +50,8 @@ HEARTBEAT_S = 30.0  # a live daemon rewrites its status file at least this often
 # for a problem that is not there. Ten heartbeats still tell within minutes that nobody is updating it, which
 # is mostly a daemon that cannot write to HYP_HOME (a full disk, a read-only run/ directory) or one that hangs.
 STALE_AFTER_S = 10 * HEARTBEAT_S
+# Older than this (not yet stale), `hyp daemon status` says how old the status is: no warning, only the fact.
+LAGGING_AFTER_S = 3 * HEARTBEAT_S
 
 
 def utc_iso(ts: float | None = None) -> str:
@@ -246,6 +248,45 @@ def _is_daemon_run(pid: int) -> bool:
     return False
 
 
+def process_stopped(pid: int | None) -> bool:
+    """Whether process `pid` is stopped (SIGSTOP, SIGTSTP, a debugger): state `T` or `t` in `/proc/<pid>/stat`.
+    Linux only: False where that cannot be read."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    fields = text.rpartition(")")[2].split()  # (the command name, in parentheses, may hold spaces)
+    return bool(fields) and fields[0] in ("T", "t")
+
+
+def stopped_warning(pid: int, mode: str | None = None) -> str:
+    """What a daemon stopped by a signal means and what to do (`hyp daemon status`, `hyp status`)."""
+    fg = ", or fg in its terminal" if mode == "foreground" else ""
+    return (f"stopped by a signal (SIGSTOP): it captures nothing until it is continued (kill -CONT {pid}{fg})")
+
+
+def write_lock_waiting_notice(layout: Layout) -> str | None:
+    """The waiting notice of a writer blocked on `run/write.lock` (cli.md §1) when the capture daemon is the
+    one holding it, or None when the holder is another process or cannot be told (without `/proc/locks`):
+    the generic notice then. A daemon stopped by a signal never releases it: the notice says so."""
+    try:
+        st = os.stat(layout.write_lock)
+    except OSError:
+        return None
+    holders = _flock_holders(st)
+    if not holders or len(holders) != 1 or not lock_held(layout):
+        return None
+    pid = holders[0]
+    if lock_holder(layout) != pid:
+        return None
+    if process_stopped(pid):
+        return (f"waiting for the capture daemon (pid {pid}) to finish its batch, but it is stopped by a signal "
+                f"(SIGSTOP): continue it with kill -CONT {pid}, or stop it with hyp daemon stop")
+    return f"waiting for the capture daemon (pid {pid}) to finish its batch…"
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid or pid <= 0:
         return False
@@ -289,6 +330,7 @@ class DaemonStatusReport:
     ended_unexpectedly: bool = False
     status: dict[str, Any] | None = None
     stale: bool = False  # running, but its status has not been updated for STALE_AFTER_S
+    stopped_by_signal: bool = False  # running, but the process is stopped (SIGSTOP): it does nothing
     status_age_s: int | None = None  # seconds since the status was last written (a running daemon's)
     warning: str | None = None  # what a stale status means and what to do
 
@@ -300,6 +342,7 @@ class DaemonStatusReport:
             "message": self.message,
             "ended_unexpectedly": self.ended_unexpectedly,
             "stale": self.stale,
+            "stopped_by_signal": self.stopped_by_signal,
             "status_age_s": self.status_age_s,
             "warning": self.warning,
             "pid": self.pid,
@@ -352,6 +395,11 @@ def read_daemon_status(layout: Layout, *, now: float | None = None) -> DaemonSta
                 report.stale = True
                 report.message += ", status stale"
                 report.warning = stale_warning(layout, report.status_age_s)
+        if pid is not None and process_stopped(pid):
+            # (its status is as old as the stop: what it says is the cause, not a disk that cannot be written)
+            report.stopped_by_signal = True
+            report.message += ", stopped by a signal (SIGSTOP)"
+            report.warning = stopped_warning(pid, mode)
         return report
     if state != "stopped":
         return DaemonStatusReport(False, "stopped", pid, mode, f"stopped ({ended_unexpectedly_text(status)})",
@@ -753,6 +801,9 @@ def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TI
     if not used_service and pid:
         try:
             os.kill(pid, signal.SIGTERM)
+            # A daemon stopped by a signal (SIGSTOP) handles the SIGTERM only once continued (as systemd does
+            # on stop): else it stayed frozen and this waited 10 s for nothing.
+            os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
             pass
         except PermissionError as exc:
