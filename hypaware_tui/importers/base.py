@@ -292,16 +292,83 @@ class Window:
 
 # --------------------------------------------------------------------------------------------- helpers
 
+# RFC 2397 `data:` URIs with a base64 payload, wherever they occur in text (schema.md §3.4 rules 2 and 3). The
+# pattern is rule 2's, widened to what rule 3's "never stored" needs: `data:` and `;base64,` in any case (URI
+# schemes and RFC 2397's `;base64` are case-insensitive), and `\/` for `/` (a data URI inside JSON text whose
+# encoder escaped slashes, e.g. PHP's json_encode). It starts at the `:` (a literal, which the regex engine
+# scans for quickly) and looks back for `data`; the match proper starts 4 characters earlier. Group 1: the
+# media type (with its parameters), group 2: the payload on the first line, group 3: its padding.
 _B64_RE = re.compile(
-    r"data:([A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9!#$&^_.+=-]+)*)?;base64,[A-Za-z0-9+/_-]+=*"
+    r":(?<=[Dd][Aa][Tt][Aa]:)"
+    r"([A-Za-z0-9!#$&^_.+-]+(?:/|\\/)[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9!#$&^_.+=-]+)*)?"
+    r";[Bb][Aa][Ss][Ee]64,((?:[A-Za-z0-9+/_-]|\\/)*)(=*)"
 )
+# One more line of a line-wrapped payload (`base64` and MIME wrap at 76 characters): a line break (or its JSON
+# escape) then a line of nothing but base64 characters, to the end of that line.
+_B64_LINE_RE = re.compile(r"(?:\r?\n|\\r\\n|\\n)((?:[A-Za-z0-9+/]|\\/)+)(=*)(?=[\r\n\"]|\\[rn]|\Z)")
+_B64_WRAPPED_MIN = 60  # a line this long (or longer) continues a payload; a shorter one can only end it
+_B64_DIGIT_OR_SIGN = re.compile(r"[0-9+/]")
+
+
+def _b64_units(run: str) -> int:
+    return len(run) - run.count("\\")  # (`\/` is one character of the payload)
+
+
+def _b64_end(text: str, m: re.Match[str]) -> int:
+    """Where the payload matched by `m` ends: after its first line, or after the lines that continue it when it
+    is wrapped. A line of at least `_B64_WRAPPED_MIN` base64 characters continues it; a shorter one ends it only
+    when it is plausibly the rest of the same base64 (after a long line, padded or holding a digit, `+` or `/`,
+    and making the whole a multiple of 4 characters), so that a word or sentence on the next line stays."""
+    run, pad = m.group(2), m.group(3)
+    end = m.end()
+    if pad:
+        return end
+    units = _b64_units(run)
+    long_before = units >= _B64_WRAPPED_MIN or not run  # (`;base64,` then a line break: wrapped from the start)
+    while True:
+        line = _B64_LINE_RE.match(text, end)
+        if line is None:
+            return end
+        body, pad = line.group(1), line.group(2)
+        n = _b64_units(body)
+        if n < _B64_WRAPPED_MIN:
+            if long_before and (units + n + len(pad)) % 4 == 0 and (pad or _B64_DIGIT_OR_SIGN.search(body)):
+                return line.end()
+            return end
+        units += n
+        end = line.end()
+        if pad:
+            return end
+        long_before = True
 
 
 def strip_base64(text: str | None) -> str | None:
-    """schema.md §3.4 rule 2: inline base64 data URIs -> `data:<mediatype>;base64,<omitted>`."""
-    if text is None or "base64," not in text:
+    """schema.md §3.4 rule 2: inline base64 data URIs -> `data:<mediatype>;base64,<omitted>` (the media type as
+    written, else `application/octet-stream`), with the widenings of `_B64_RE` and line-wrapped payloads (rule 3:
+    their bytes are never stored). Text without `64,` (every match has it) costs one scan."""
+    if text is None or "64," not in text:
         return text
-    return _B64_RE.sub(lambda m: f"data:{m.group(1) or 'application/octet-stream'};base64,<omitted>", text)
+    m = _B64_RE.search(text)
+    if m is None:
+        return text
+    out: list[str] = []
+    done = 0
+    while m is not None:
+        if m.start() - 4 < done:  # `data` was the end of the payload before (the lookbehind sees it)
+            m = _B64_RE.search(text, m.start() + 1)
+            continue
+        end = _b64_end(text, m)
+        if end == m.end() and not m.group(2):  # `;base64,` with no payload after it: nothing to omit
+            m = _B64_RE.search(text, m.end())
+            continue
+        out.append(text[done : m.start() - 4])
+        out.append(f"data:{m.group(1) or 'application/octet-stream'};base64,<omitted>")
+        done = end
+        m = _B64_RE.search(text, end)
+    if not out:
+        return text
+    out.append(text[done:])
+    return "".join(out)
 
 
 _BINARY_KEY = re.compile(r'"(?:data|blob|file_data)"')  # (one scan: three `in` tests took twice as long)
@@ -314,7 +381,7 @@ def binary_free_json(value: Any) -> str:
     `_without_binary`); inline data URIs become `data:<mediatype>;base64,<omitted>` (rule 2). A value with
     none of the keys that carry bytes costs one scan of its text."""
     text = canonical_json(value)
-    if '"data"' not in text and '"blob"' not in text and '"file_data"' not in text and "base64," not in text:
+    if '"data"' not in text and '"blob"' not in text and '"file_data"' not in text and "64," not in text:
         return text  # (four scans: a regex alternation of the four was ten times slower)
     clean, changed = _without_binary(value)
     return strip_base64(canonical_json(clean) if changed else text) or text
@@ -1057,9 +1124,21 @@ class Parser(ABC):
         return self._offset, dumps_state(self.state)
 
 
+def strip_base64_row(r: Row) -> Row:
+    """`r` with the data URIs of its string columns omitted (`strip_base64`), in place: for rows kept in a
+    parser state (the Codex candidate), so that no payload is saved there either. (A column still held as a
+    dict, the `attributes` of a row not yet finalized, holds header values the state keeps anyway.)"""
+    for k, v in r.items():
+        if v.__class__ is str and "64," in v:
+            r[k] = strip_base64(v)
+    return r
+
+
 def finalize_row(r: Row) -> Row:
     """Turn a built row into its stored form: JSON columns as canonical text, `date` from the timestamp,
-    base64 stripped from content_text."""
+    and no inline base64 in any text column (schema.md §3.4 rule 3: never stored in any column, so every
+    string column is stripped, not only content_text: an API error's `status.error_message`, tool arguments,
+    attributes, compaction metadata are source text too)."""
     attrs = r.get("attributes")
     if attrs.__class__ is not str and isinstance(attrs, dict):  # (most rows carry pre-serialized text)
         r["attributes"] = canonical_json(compact_dict(attrs))
@@ -1069,9 +1148,9 @@ def finalize_row(r: Row) -> Row:
     v = r.get("raw_frame")
     if v.__class__ is not str and isinstance(v, dict):
         r["raw_frame"] = json_or_null(v)
-    text = r.get("content_text")
-    if text is not None and "base64," in text:  # strip_base64's own test, without the call for the rest
-        r["content_text"] = strip_base64(text)
+    for k, v in r.items():  # (all serialized now; `64,` is strip_base64's own test, without the call)
+        if v.__class__ is str and "64," in v:
+            r[k] = strip_base64(v)
     r["date"] = us_to_date(r["message_created_at"])
     return r
 

@@ -69,6 +69,7 @@ from hypaware_tui.importers.base import (
     parse_json_line,
     readable,
     split_lines,
+    strip_base64_row,
 )
 from hypaware_tui.importers.base import (
     nonempty_str as _s,
@@ -1258,7 +1259,8 @@ class CodexParser(Parser):
                         self.emit(rows)
                     else:
                         self._emit_candidate(None)
-                        st["candidate"] = rows
+                        # (stripped now: the candidate is saved in the checkpoint's parser state)
+                        st["candidate"] = [strip_base64_row(r) for r in rows]
                     continue
                 if st["order"] != "before":
                     self._emit_candidate(None)
