@@ -1532,3 +1532,75 @@ def test_a_symlinked_session_outside_the_watched_folders_is_captured_at_the_next
     finally:
         loop.shutdown()
         loop.close()
+
+
+def test_a_rollout_replaced_by_a_folder_is_skipped_without_an_error(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """codex.md §1: only regular files are taken. A rollout the daemon had read, now a folder of the same name
+    (whose file event names a path the daemon knows), is skipped as discovery (backfill, the wizard) skips it:
+    no warning and no error in the status ("cannot read file: Is a directory Run hyp backfill ..." before)."""
+    from hypaware_tui.core.daemon.watch import Watcher
+
+    class Events(Watcher):  # file events, sent by the test
+        kind = "events"
+        notify = None
+
+        def start(self, dirs, accept, notify):  # noqa: ANN001, ANN202
+            Events.notify = notify
+
+    home.write_config(clients={"claude": True, "codex": True}, capture={"poll_seconds": 2, "flush_seconds": 1})
+    record_capture_start(home.layout, ["claude", "codex"], 0)
+    src = next(p for c, p in _fixture_files() if c == "codex" and "019e4a50" in p.name)
+    rollout = home.home / ".codex" / "sessions" / "2026" / "05" / src.name
+    rollout.parent.mkdir(parents=True)
+    rollout.write_bytes(src.read_bytes())
+    caplog.set_level(logging.WARNING, logger="hypaware_tui.daemon")
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock, watcher_factory=Events)
+    assert loop.start() is None
+    try:
+        assert StateDB.open(home.layout, create=False).count("codex") == 1
+        while home.status()["retention_applied_at"] is None:  # (its rediscovery would drop the folder first)
+            clock.advance(0.6)
+            loop.step()
+        rollout.unlink()
+        rollout.mkdir()
+        assert Events.notify is not None
+        Events.notify([str(rollout)])
+        for _ in range(3):
+            clock.advance(0.6)  # (read after the debounce, before the next poll and rescan)
+            loop.step()
+        st = home.status()
+        assert st["last_error"] is None and st["state"] == "running"
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_a_read_error_and_the_hint_after_it_are_two_sentences(
+    home: Home, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reader's "cannot read file: <reason>" has no full stop: the hint that follows is a new sentence
+    ("...: Is a directory Run hyp backfill ..." before)."""
+    from hypaware_tui.core import reader
+
+    def denied(self, st):  # noqa: ANN001, ANN202
+        raise PermissionError(errno.EACCES, "Permission denied")
+        yield  # (a generator, as the method it replaces)
+
+    monkeypatch.setattr(reader.FilePass, "_incremental", denied)
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 2, T))
+    caplog.set_level(logging.WARNING, logger="hypaware_tui.daemon")
+    loop = polling_loop(home, FakeClock())
+    try:
+        said = f"file {path_hash(os.path.realpath(f))}: cannot read file: Permission denied. " \
+               "Run hyp backfill --dry-run to see its path."  # fmt: skip
+        assert home.status()["last_error"]["message"] == f"claude: {said}"
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [f"claude: {said}"]
+    finally:
+        loop.shutdown()
+        loop.close()

@@ -21,6 +21,7 @@ import os
 import re
 import select
 import signal
+import stat
 import sys
 import threading
 import time
@@ -71,6 +72,13 @@ RELEASE_AFTER_BYTES = 4 * 1024 * 1024
 #: ends a message about a file or folder named by its path hash (the log and status hold no path, storage.md §10):
 #: the command that shows the path, run as the daemon's user (it lists the same history)
 FIND_PATH = " Run hyp backfill --dry-run to see its path."
+
+
+def with_find_path(message: str) -> str:
+    """`message` ended as a sentence, then `FIND_PATH` (a reader error such as "cannot read file: Permission
+    denied" has no full stop of its own)."""
+    message = message.rstrip()
+    return message + ("" if message.endswith((".", "!", "?")) else ".") + FIND_PATH
 # A partition the daemon keeps writing to (today's, while a session runs) gets a new file at every flush, up
 # to one per `flush_seconds`: a busy day would leave thousands of small files that every query must open.
 # Once a partition it wrote to has this many files, it is compacted (storage.md §8); the daily pass compacts
@@ -853,7 +861,7 @@ class DaemonLoop:
             if key not in c.failing:
                 message = fe.message
                 if fe.path is not None and not where.startswith("<"):
-                    message += FIND_PATH  # (named by path hash only: storage.md §10)
+                    message = with_find_path(message)  # (named by path hash only: storage.md §10)
                 c.failing[key] = message
                 if fe.folder:
                     c.failing_folders.add(key)
@@ -1110,6 +1118,13 @@ class DaemonLoop:
             return
         except OSError:
             st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            # no longer a regular file (a folder or a FIFO now has its name): skipped as discovery skips it
+            # (codex.md §1, as a backfill and the wizard do); rediscovery drops it, its entry stays until the
+            # daily retention pass, as for a file that is gone
+            pend.pop(f.path, None)
+            c.need_discover = True
+            return
         if st is not None and cp is not None and (cp.size, cp.mtime_ns, cp.device, cp.inode) == (
             st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
         ):
@@ -1176,7 +1191,7 @@ class DaemonLoop:
             c.scan.files_reset += 1
         if outcome.status in ("failed", "error"):
             c.scan.files_failed += 1
-            msg = (outcome.error or f"file {f.path_hash}: could not be read") + FIND_PATH
+            msg = with_find_path(outcome.error or f"file {f.path_hash}: could not be read")
             if c.failing.get(f.path_hash) != msg:
                 log.warning("%s: %s", c.name, msg)
             c.failing[f.path_hash] = msg
