@@ -286,6 +286,22 @@ def test_plan_warns_about_a_unit_for_another_hyp_home_and_starts_detached(tmp_pa
     assert m.service.calls == []
 
 
+def test_review_warns_when_the_dataset_is_not_the_one_imported_into(tmp_path: Path) -> None:
+    """The dataset folder deleted after a setup: `hyp backfill` and `hyp status` say the next import reads all
+    history again; the Review (here `--dry-run`'s), the wizard's screen of "what will happen", said nothing."""
+    import shutil
+
+    m = make_machine(tmp_path)
+    code, _, err = headless(m, no_daemon=True)
+    assert code == 0, err
+    shutil.rmtree(m.layout.home / "cache")
+    code, out, err = headless(m, dry_run=True, json_out=False, force=True)
+    assert code == 0, err
+    warnings = [line for line in out.splitlines() if line.startswith("Warning")]
+    assert any("is not the one hyp imported into" in w and "the next import reads all history again" in w
+               for w in warnings), out
+
+
 def test_dry_run_over_an_existing_config_is_not_an_error(tmp_path: Path) -> None:
     m = make_machine(tmp_path)
     m.layout.home.mkdir(mode=0o700)

@@ -125,6 +125,9 @@ class MachineState:
     daemon: DaemonState = DaemonState()
     home: str = ""
     partition_rows: tuple[tuple[str, int], ...] | None = None  # (date, stored rows) per dataset partition
+    # The dataset is not the one the checkpoints describe (deleted, or restored from an older copy): what the
+    # next import does about it (`storage.dataset_replaced_text`), for the Review's warnings.
+    dataset_replaced: str | None = None
 
     def rows_older_than(self, retention_days: int, now_us: int) -> int | None:
         """Rows a retention of `retention_days` would delete at the next daily cleanup (None: unknown)."""
@@ -405,6 +408,8 @@ def build_plan(
         cp = next((x for x in clients if x.client == c), None)
         if cp is not None and not cp.detected:
             warnings.append(f"{cp.name} was named but not detected ({cp.reason}); its import will be skipped.")
+    if machine.dataset_replaced:
+        warnings.append(machine.dataset_replaced)
     if machine.daemon.unit_other_home is not None and demo_dir is None:
         from hypaware_tui.core.daemon.service import other_home_warning
 
@@ -515,8 +520,16 @@ def gather_machine_state(layout: Layout, env: Mapping[str, str], *, demo: bool =
             partition_rows = tuple((p.date, p.rows) for p in stats.partitions)
         except Exception:  # noqa: BLE001 - the count is optional (wizard.md §6.3)
             partition_rows = None
+    replaced = None
+    if not demo:
+        try:  # (a stat, the checkpoint database's meta: read-only)
+            from hypaware_tui.core.storage import dataset_replaced, dataset_replaced_text
+
+            replaced = dataset_replaced_text(layout, ahead=True) if dataset_replaced(layout) else None
+        except Exception:  # noqa: BLE001 - a warning, never a reason to fail the plan
+            replaced = None
     return MachineState(hyp_home=layout.home, config=existing, daemon=daemon, home=env.get("HOME", ""),
-                        partition_rows=partition_rows)
+                        partition_rows=partition_rows, dataset_replaced=replaced)
 
 
 # --------------------------------------------------------------------------------------------- commit
