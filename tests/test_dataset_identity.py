@@ -1,26 +1,37 @@
-"""The checkpoints against the dataset they describe (state/ingest.sqlite records the dataset root's identity) and
-the daemon against a HYP_HOME moved under it. Real files, real SQLite, `hyp` and the daemon as real processes.
+"""The checkpoints against the dataset they describe (state/ingest.sqlite records the id and generation of the
+dataset's marker file, `.hyp-dataset`) and the daemon against a HYP_HOME moved under it. Real files, real SQLite,
+`hyp` and the daemon as real processes.
 
 - The dataset deleted, or restored from an older copy, with the checkpoints left: every command said there was
   nothing to import, and the rows were lost for good. Now the next import (and the daemon) resets the checkpoints,
   says so in one line, and reads all history again (dedupe keeps it at zero duplicates); `hyp status` says so.
 - HYP_HOME moved (`mv`) while the daemon ran: it recreated the old HYP_HOME and wrote its rows there while its
   open SQLite connection advanced the checkpoints in the moved one. Now it stops, writing nothing anywhere.
+- The dataset folder's own metadata changed (a `.DS_Store`, `touch`, `chmod`) or its file system remounted with
+  another device number, or the whole HYP_HOME copied elsewhere: the checkpoints, which recorded the folder's
+  change time, device and inode, took each for a replaced dataset and read all history again. Now nothing
+  happens.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sqlite3
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from test_daemon_support import Home, claude_line, now_utc, part_ids, session_text, stop, wait_for
+import pytest
+from test_daemon_support import REPO, Home, claude_line, now_utc, part_ids, session_text, stop, wait_for
 
 S1 = "aaaaaaaa-1111-4111-8111-111111111111"
 S2 = "bbbbbbbb-2222-4222-8222-222222222222"
 FAST = {"poll_seconds": 0.5, "flush_seconds": 0.3, "flush_rows": 2000, "rescan_seconds": 300}
+NOTHING_NEW = "Nothing new to import: no history was added since the last import."
 REPLACED = "is not the one hyp imported into (it was deleted, moved or restored from a copy): reading all history again"
 
 
@@ -102,6 +113,9 @@ def test_no_loop_when_retention_leaves_no_row(tmp_path: Path) -> None:
     prune = home.hyp_cmd("cache", "prune")
     assert prune.returncode == 0, prune.stderr
     assert rows_now(home) == 0
+    # (a prune that removed every partition leaves the dataset the checkpoints describe)
+    assert (home.layout.dataset_root / ".hyp-dataset").is_file()
+    assert_nothing_new(home)
     shutil.rmtree(home.hyp / "cache")
     first, stderr = backfill(home)
     assert REPLACED in stderr and sum(p["rows_written"] for p in first["providers"]) == 0
@@ -163,3 +177,126 @@ def test_a_hyp_home_moved_under_the_daemon_is_not_recreated_and_the_daemon_stops
     assert rows_now(home) == before
     out, _ = backfill(home)
     assert out["providers"][0]["rows_written"] == 2 and rows_now(home) == before + 2  # (message + usage)
+
+
+def assert_nothing_new(home: Home) -> None:
+    proc = home.hyp_cmd("backfill")
+    assert proc.returncode == 0, proc.stderr
+    assert NOTHING_NEW in proc.stdout and "not the one hyp imported into" not in proc.stderr
+    assert "is not the one" not in home.hyp_cmd("status").stdout
+
+
+def test_changes_to_the_dataset_folders_metadata_are_not_a_replaced_dataset(tmp_path: Path) -> None:
+    """What Finder, `touch` or a `chmod -R` do to the dataset folder moves its change time: not a new dataset."""
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    root = home.layout.dataset_root
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # (macOS Finder)
+    assert_nothing_new(home)
+    status = home.hyp_cmd("status").stdout
+    assert ".DS_Store" not in status and ".hyp-dataset" not in status  # (neither is a stray file)
+    (root / ".DS_Store").unlink()
+    assert_nothing_new(home)
+    os.utime(root)  # touch
+    assert_nothing_new(home)
+    for d, dirs, files in os.walk(home.hyp):  # chmod -R go-rwx $HYP_HOME (no mode changes)
+        for name in [*dirs, *files]:
+            p = os.path.join(d, name)
+            os.chmod(p, os.stat(p).st_mode & 0o700)
+    assert_nothing_new(home)
+    assert home.hyp_cmd("cache", "compact").returncode == 0
+    assert_nothing_new(home)
+    assert reset_events(home) == []
+
+
+def test_a_whole_hyp_home_copied_elsewhere_reads_nothing_again(tmp_path: Path) -> None:
+    """`cp -a` of HYP_HOME to another path (a new laptop): the marker and the checkpoints travel together."""
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    copy = tmp_path / "elsewhere" / "hyp"
+    copy.parent.mkdir()
+    subprocess.run(["cp", "-a", str(home.hyp), str(copy)], check=True)
+    shutil.rmtree(home.hyp)
+    home.env["HYP_HOME"] = str(copy)
+    home.layout = type(home.layout)(copy)
+    rows = rows_now(home)
+    assert rows > 0
+    assert_nothing_new(home)
+    assert rows_now(home) == rows and reset_events(home) == []
+
+
+def marker_and_meta(home: Home) -> tuple[dict, dict]:
+    marker = json.loads((home.layout.dataset_root / ".hyp-dataset").read_text())
+    with sqlite3.connect(home.layout.ingest_db) as conn:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'dataset_%'").fetchall())
+    return marker, meta
+
+
+def test_the_markers_generation_follows_the_commits_that_write_rows(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    first, meta = marker_and_meta(home)
+    assert len(first["id"]) == 32 and first["generation"] >= 2  # (1 when made, +1 per commit that wrote files)
+    assert (meta["dataset_id"], int(meta["dataset_generation"])) == (first["id"], first["generation"])
+    for n in range(3):
+        with home.session(S1).open("a") as fh:
+            fh.write(claude_line(S1, 20 + n, now_utc() - timedelta(hours=1, minutes=-n)))
+        out, _ = backfill(home)
+        assert out["providers"][0]["rows_written"] > 0
+    marker, meta = marker_and_meta(home)
+    assert marker == {"id": first["id"], "generation": first["generation"] + 3}
+    assert (meta["dataset_id"], int(meta["dataset_generation"])) == (marker["id"], marker["generation"])
+    assert_nothing_new(home)
+    assert marker_and_meta(home)[0] == marker  # (a run that writes nothing leaves it)
+
+
+def _overlay_backfill(home: Home, lower: Path, upper: Path, work: Path, mnt: Path, shift: Path | None) -> str:
+    """`hyp backfill` with HYP_HOME on an overlay mount, in a mount namespace of its own; `shift`: a tmpfs
+    mounted first, so that the overlay gets another device number (a container restarted)."""
+    pre = f"mount -t tmpfs t {shift} && " if shift else ""
+    script = (f"{pre}mount -t overlay overlay -o lowerdir={lower},upperdir={upper},workdir={work} {mnt} && "
+              f"stat -c 'dev=%d' {mnt}/hyp && {sys.executable} -m hypaware_tui backfill 2>&1")
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=home.env, capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    if proc.returncode != 0 and "dev=" not in proc.stdout:
+        pytest.skip(f"no overlay mount in a user namespace here: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_a_remount_with_another_device_number_is_not_a_replaced_dataset(tmp_path: Path) -> None:
+    """The same folders after a remount (an overlayfs container restarted, btrfs, a USB disk): st_dev differs."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    lower, upper, work, mnt, shift = (tmp_path / n for n in ("lower", "upper", "work", "m", "t"))
+    for d in (lower, upper, work, mnt, shift):
+        d.mkdir()
+    home.hyp.rename(upper / "hyp")  # (its config)
+    home.env["HYP_HOME"] = str(mnt / "hyp")
+    first = _overlay_backfill(home, lower, upper, work, mnt, None)
+    assert "rows" in first and NOTHING_NEW not in first
+    second = _overlay_backfill(home, lower, upper, work, mnt, shift)
+    dev = [line for line in (first + second).splitlines() if line.startswith("dev=")]
+    assert len(set(dev)) == 2, dev  # (the remount did change the device number)
+    assert NOTHING_NEW in second and "not the one hyp imported into" not in second
+
+
+def test_a_database_from_before_markers_adopts_the_dataset_without_reading_it_again(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    (home.layout.dataset_root / ".hyp-dataset").unlink()
+    with sqlite3.connect(home.layout.ingest_db) as conn:  # (as the previous version left it)
+        conn.execute("DELETE FROM meta WHERE key LIKE 'dataset_%'")
+        conn.execute("INSERT INTO meta(key, value) VALUES ('dataset_root', '2049:1234:1700000000000000000')")
+    assert_nothing_new(home)
+    marker, meta = marker_and_meta(home)
+    assert marker["generation"] == 1 and meta["dataset_id"] == marker["id"]
+    shutil.rmtree(home.hyp / "cache")
+    _, stderr = backfill(home)
+    assert REPLACED in stderr

@@ -77,39 +77,29 @@ class CheckpointUpdate:
 HEAD_MAX = 4096
 STATE_VERSION = "1"
 FRESH_PARSER_STATE = "{}"
-# meta key: the identity of the dataset root the checkpoints' rows went into (`dir_identity`), written in the
-# transaction of each commit's checkpoints. Nothing is stored in the dataset itself: a reader scans it whole
-# (`pl.scan_parquet(<root>)` fails on a directory that holds anything but Parquet files).
-META_DATASET_ROOT = "dataset_root"
+# meta keys: the id and the generation of the dataset's marker file (`storage.DATASET_MARKER`,
+# `<dataset root>/.hyp-dataset`) as the last commit that wrote part files left it, written in the transaction of
+# that commit's checkpoints. A marker missing, of another id, or of a lower generation (an older copy restored)
+# means the checkpoints no longer describe the dataset (`storage.dataset_stale`).
+META_DATASET_ID = "dataset_id"
+META_DATASET_GENERATION = "dataset_generation"
 # meta key: how many times the checkpoints were reset because the dataset was replaced. A process that read
 # checkpoints before such a reset by another process (the daemon, while a backfill resets them) must not commit
 # what it read against the old ones (`Storage._check_dataset`).
 META_DATASET_RESETS = "dataset_resets"
-ABSENT = "absent"
 
 
 def dir_identity(path: str | os.PathLike[str], *, changed: bool = True) -> str:
-    """`<st_dev>:<st_ino>:<st_ctime_ns>` of the directory at `path`, or "absent" when there is none. One stat: a
-    rerun with nothing new pays nothing more. The change time tells a root deleted and made again (a backup
-    restored after `rm -rf`) whose inode number was reused; hyp records it again after each change it makes to
-    the root's own entries (a commit adding a `source=` folder, retention removing one). Other errors
-    (permissions) raise OSError. `changed=False`: without the change time (HYP_HOME's, whose entries change all
-    the time)."""
+    """`<st_dev>:<st_ino>` (`changed=False`, HYP_HOME's moved check) or `<st_dev>:<st_ino>:<st_ctime_ns>` of the
+    directory at `path`, or "absent" when there is none. Other errors (permissions) raise OSError. Not for the
+    dataset: any change of a folder's metadata (a `.DS_Store`, `touch`, `chmod`) moves its change time, and a
+    remount its device number (the dataset's marker file tells its identity instead)."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return ABSENT
+        return "absent"
     return f"{st.st_dev}:{st.st_ino}:{st.st_ctime_ns}" if changed else f"{st.st_dev}:{st.st_ino}"
 
-
-def dataset_stale(recorded: str | None, current: str, claims_rows: Callable[[], bool]) -> bool:
-    """Whether checkpoints recorded against the dataset root `recorded` no longer describe the root found now
-    (`current`): it was deleted, moved away, or replaced by a copy (a backup restored), so the rows they say were
-    stored may be missing. A database written before the identity was kept (`recorded` None) is stale only when
-    the root is absent while some checkpoint claims rows (`claims_rows()`, asked only then)."""
-    if recorded is None:
-        return current == ABSENT and claims_rows()
-    return recorded != current
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta  (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -601,8 +591,8 @@ class StateDB:
     # -- writes (under the commit lock) -------------------------------------------------------------------
     @_reported
     def put_many(self, checkpoints: Iterable[Checkpoint], meta: Mapping[str, str] | None = None) -> int:
-        """Insert or replace entries in one transaction, with the `meta` values given (the dataset root's
-        identity: a crash cannot separate them). Returns how many entries were written."""
+        """Insert or replace entries in one transaction, with the `meta` values given (the dataset marker's id
+        and generation: a crash cannot separate them). Returns how many entries were written."""
         now = _utc_now()
         rows = [tuple(getattr(cp, f) for f in _CP_FIELDS) + (now,) for cp in checkpoints]
         if not rows and not meta:

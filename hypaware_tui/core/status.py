@@ -224,8 +224,8 @@ def ignored_text(paths: list[str], layout: Layout) -> str:
 
 def dataset_replaced_note(layout: Layout) -> str | None:
     """When the dataset is not the one the checkpoints describe (deleted, moved, restored from a copy), what the
-    next import does about it (`storage.dataset_replaced_text`); None otherwise. Read-only: a stat and a read
-    of the checkpoint database's meta."""
+    next import does about it (`storage.dataset_replaced_text`); None otherwise. Read-only: the checkpoint
+    database's meta, then the dataset's marker file."""
     from hypaware_tui.core.storage import dataset_replaced, dataset_replaced_text
 
     return dataset_replaced_text(layout, ahead=True) if dataset_replaced(layout) else None
