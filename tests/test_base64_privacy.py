@@ -301,3 +301,88 @@ def test_a_large_payload_is_stripped_in_little_memory_and_time(escape):
     assert elapsed < 1.0, f"{elapsed:.2f} s"
 
 
+# -------------------------------------------------------------------------------------- ids stay verbatim
+
+_DATA_IDS = ("data:a/b;base64,AAAA", "data:a/b;base64,BBBB", "toolu_data:x/y;base64,QUJD", "data:q/r;base64,Zm9v")
+_SHA1 = "3a3a2244b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6"
+_P72 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA"  # a 1x1 PNG, 72 characters
+
+
+def write_claude_data_uri_ids(root: Path) -> None:
+    """Two Claude sessions whose native ids (uuid, parentUuid, tool_use id, sessionId) look like data URIs."""
+    d1, d2, tool, sid2 = _DATA_IDS
+    proj = root / ".claude" / "projects" / "-p"
+    proj.mkdir(parents=True)
+    base = {"isSidechain": False, "userType": "external", "cwd": "/w", "version": "2.0.14"}
+
+    def user(uuid_, parent, content, t, sid="s1"):
+        return {**base, "sessionId": sid, "parentUuid": parent, "type": "user", "uuid": uuid_, "timestamp": _ts(t),
+                "message": {"role": "user", "content": content}}  # fmt: skip
+
+    s1 = [
+        user(d1, None, "first message", 0),
+        user(d2, d1, "second message", 1),
+        {**base, "sessionId": "s1", "parentUuid": d2, "type": "assistant", "uuid": "u3", "timestamp": _ts(2),
+         "requestId": "req_1", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+         "content": [{"type": "tool_use", "id": tool, "name": "Bash", "input": {"command": "git rev-parse HEAD"}}],
+         "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1}}},
+        user("u4", "u3", [{"type": "tool_result", "tool_use_id": tool,
+                           "content": f"data:image/png;base64,{_P72}\n{_SHA1}\n"}], 3),
+        user("u5", "u4", f"The prefix is data:image/png;base64,\n{_SHA1}\nis the commit.", 4),
+    ]  # fmt: skip
+    (proj / "s1.jsonl").write_text("".join(_d(o) + "\n" for o in s1))
+    (proj / "s2.jsonl").write_text(_d(user("v1", None, "hello", 5, sid=sid2)) + "\n")
+
+
+def _backfill(home: Path, hyp: Path) -> None:
+    hyp.mkdir(mode=0o700)
+    (hyp / "hypaware-config.json").write_text(json.dumps({
+        "version": 1, "clients": {"claude": {"enabled": True}, "codex": {"enabled": True}},
+        "retention_days": 120, "capture": {"enabled": False}}))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("HYP_DEBUG", "DEV_RUN_ID", "HYP_WORKERS")}
+    env.update(HOME=str(home), HYP_HOME=str(hyp), CLAUDE_CONFIG_DIR=str(home / ".claude"),
+               CODEX_HOME=str(home / ".codex"), NO_COLOR="1")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "hypaware_tui", "backfill", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_ids_that_look_like_data_uris_are_stored_verbatim(tmp_path):
+    """schema.md §4.2/§4.4/§4.6: native ids are kept as written. Two messages whose uuids differ only in a
+    data-URI-shaped payload stay two rows (they were both rewritten to `data:a/b;base64,<omitted>#0` and one
+    was dropped as a duplicate); only the content columns are stripped."""
+    d1, d2, tool, sid2 = _DATA_IDS
+    home, hyp = tmp_path / "home", tmp_path / "hyp"
+    write_claude_data_uri_ids(home)
+    _backfill(home, hyp)
+    df = pl.concat([pl.read_parquet(f) for f in sorted(hyp.rglob("*.parquet"))], how="vertical")
+    rows = {r["provider_uuid"]: r for r in df.to_dicts()}
+    assert sorted(rows) == sorted([d1, d2, "u3", "u4", "u5", "v1"])
+    for u, r in rows.items():
+        assert r["message_id"] == u and r["part_id"] == f"{u}#0"
+    assert rows[d2]["parent_uuid"] == d1 and rows["u3"]["parent_uuid"] == d2
+    assert json.loads(rows[d2]["previous_message_id"]) == [d1]
+    assert rows["u3"]["tool_call_id"] == tool and rows["u4"]["tool_call_id"] == tool
+    assert rows["u4"]["tool_result_for"] == tool
+    assert rows["v1"]["session_id"] == sid2 and rows["v1"]["conversation_id"] == sid2
+    assert rows["u4"]["content_text"].startswith(f"{OMITTED}\n")  # the content is still stripped
+
+
+def test_a_held_codex_candidate_keeps_its_id_verbatim(tmp_path):
+    """The Codex candidate saved in the parser state (an assistant message waiting for its token_count) is
+    stripped like a finalized row: its content, not its ids."""
+    path = write_codex_candidate(tmp_path)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    item_id = "msg_data:a/b;base64,QUJDRA"
+    lines[-1]["payload"]["id"] = item_id
+    lines.append({"timestamp": _ts(9), "type": "event_msg", "payload": {"type": "token_count", "info": {
+        "total_token_usage": {"input_tokens": 30, "cached_input_tokens": 0, "output_tokens": 9},
+        "last_token_usage": {"input_tokens": 20, "cached_input_tokens": 0, "output_tokens": 7}}}})  # fmt: skip
+    path.write_text("".join(_d(o) + "\n" for o in lines))
+    rows, _ = import_file(CodexImporter(), path)
+    (msg,) = [r for r in rows if (r["content_text"] or "").startswith("here it is")]
+    assert msg["message_id"] == item_id and msg["part_id"] == f"{item_id}#0"
+    assert msg["provider_uuid"] == item_id
+    assert msg["content_text"] == f"here it is: {OMITTED}" and msg["output_tokens"] == 7
+
+

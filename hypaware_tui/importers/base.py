@@ -1128,11 +1128,23 @@ class Parser(ABC):
         return self._offset, dumps_state(self.state)
 
 
+# The columns that hold source content, stripped of data URIs (schema.md §3.4 rule 3: image bytes are never
+# stored): the part's text, the JSON the source wrote (tool input, compaction metadata) or the importer built from
+# it (status with an error message, attributes, raw_frame), and the v1-null system prompt and tool declarations.
+# Never an identity or naming column: ids (`message_id`, `part_id`, `session_id`, `parent_uuid`,
+# `tool_call_id`, `tool_result_for`, ...) are native values kept verbatim (§4.2, §4.4, §4.6), and names, models,
+# versions, paths, hashes and dates are not content.
+_CONTENT_COLUMNS = (
+    "system_text", "tools", "content_text", "tool_args", "compact_metadata", "status", "attributes", "raw_frame",
+)  # fmt: skip
+
+
 def strip_base64_row(r: Row) -> Row:
-    """`r` with the data URIs of its string columns omitted (`strip_base64`), in place: for rows kept in a
+    """`r` with the data URIs of its content columns omitted (`strip_base64`), in place: for rows kept in a
     parser state (the Codex candidate), so that no payload is saved there either. (A column still held as a
     dict, the `attributes` of a row not yet finalized, holds header values the state keeps anyway.)"""
-    for k, v in r.items():
+    for k in _CONTENT_COLUMNS:
+        v = r.get(k)
         if v.__class__ is str and "64," in v:
             r[k] = strip_base64(v)
     return r
@@ -1140,9 +1152,9 @@ def strip_base64_row(r: Row) -> Row:
 
 def finalize_row(r: Row) -> Row:
     """Turn a built row into its stored form: JSON columns as canonical text, `date` from the timestamp,
-    and no inline base64 in any text column (schema.md §3.4 rule 3: never stored in any column, so every
-    string column is stripped, not only content_text: an API error's `status.error_message`, tool arguments,
-    attributes, compaction metadata are source text too)."""
+    and no inline base64 in any content column (schema.md §3.4 rule 3: never stored in any column, so not only
+    content_text is stripped: an API error's `status.error_message`, tool arguments, attributes, compaction
+    metadata are source text too; ids and names are kept verbatim, see `_CONTENT_COLUMNS`)."""
     attrs = r.get("attributes")
     if attrs.__class__ is not str and isinstance(attrs, dict):  # (most rows carry pre-serialized text)
         r["attributes"] = canonical_json(compact_dict(attrs))
@@ -1152,7 +1164,8 @@ def finalize_row(r: Row) -> Row:
     v = r.get("raw_frame")
     if v.__class__ is not str and isinstance(v, dict):
         r["raw_frame"] = json_or_null(v)
-    for k, v in r.items():  # (all serialized now; `64,` is strip_base64's own test, without the call)
+    for k in _CONTENT_COLUMNS:  # (all serialized now; `64,` is strip_base64's own test, without the call)
+        v = r.get(k)
         if v.__class__ is str and "64," in v:
             r[k] = strip_base64(v)
     r["date"] = us_to_date(r["message_created_at"])
