@@ -365,7 +365,8 @@ def test_ids_that_look_like_data_uris_are_stored_verbatim(tmp_path):
     assert rows["u3"]["tool_call_id"] == tool and rows["u4"]["tool_call_id"] == tool
     assert rows["u4"]["tool_result_for"] == tool
     assert rows["v1"]["session_id"] == sid2 and rows["v1"]["conversation_id"] == sid2
-    assert rows["u4"]["content_text"].startswith(f"{OMITTED}\n")  # the content is still stripped
+    assert rows["u4"]["content_text"] == f"{OMITTED}\n{_SHA1}\n"  # the content is still stripped
+    assert rows["u5"]["content_text"] == f"The prefix is data:image/png;base64,\n{_SHA1}\nis the commit."
 
 
 def test_a_held_codex_candidate_keeps_its_id_verbatim(tmp_path):
@@ -386,3 +387,46 @@ def test_a_held_codex_candidate_keeps_its_id_verbatim(tmp_path):
     assert msg["content_text"] == f"here it is: {OMITTED}" and msg["output_tokens"] == 7
 
 
+# -------------------------------------------------------------------------------------- text after a payload
+
+_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+_A76 = "QUJD" * 19  # one 76-character line of base64
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    # `;base64,` ends the line: a digest on the next line is the user's text
+    (f"The prefix is data:image/png;base64,\n{_SHA1}\nis the commit.", None),
+    (f"Prefix: data:image/png;base64,\n{_SHA256}\nend", None),
+    (f"Prefix: data:image/png;base64,\n{_SHA256}\n{_SHA256}\nend", None),
+    # a payload that is no wrap width wide ends on its line, whatever follows
+    (f"data:text/plain;base64,SGVsbG8h\n{_SHA256}\nrest", f"data:text/plain;base64,<omitted>\n{_SHA256}\nrest"),
+    (f"data:image/png;base64,{_P72}\n{_SHA1}\nrest", f"{OMITTED}\n{_SHA1}\nrest"),
+    (f"data:image/png;base64,{_P72}\n{_SHA256}\nrest", f"{OMITTED}\n{_SHA256}\nrest"),
+    (f"data:image/png;base64,{_P72}\n0123456789abcdef0123456789abcdef\nrest",
+     f"{OMITTED}\n0123456789abcdef0123456789abcdef\nrest"),
+    (f"data:image/png;base64,{_P72}\nabc1\nrest", f"{OMITTED}\nabc1\nrest"),
+    (f"data:image/png;base64,{_P72}\n2024\nrest", f"{OMITTED}\n2024\nrest"),
+    (_d({"u": f"data:image/png;base64,{_P72}\n{_SHA1}"}), _d({"u": f"{OMITTED}\n{_SHA1}"})),
+    # after a full 76-wide line, a list of digests (or a word) is text
+    (f"data:image/png;base64,{_A76}\n" + "\n".join([_SHA1] * 3), f"{OMITTED}\n" + "\n".join([_SHA1] * 3)),
+    (f"data:image/png;base64,{_A76[:64]}\n{_SHA256}\n{_SHA256}", f"{OMITTED}\n{_SHA256}\n{_SHA256}"),
+    (f"data:image/png;base64,{_A76}\n2024\nok", f"{OMITTED}\n2024\nok"),
+], ids=["eol-sha1", "eol-sha256", "eol-sha256-list", "short-then-sha256", "72-then-sha1", "72-then-sha256",
+        "72-then-uuid-hex", "72-then-abc1", "72-then-year", "json-escaped-then-sha1", "76-then-sha1-list",
+        "64-then-sha256-list", "76-then-year"])  # fmt: skip
+def test_lines_after_a_data_uri_that_are_text_stay(text, want):
+    got = strip_base64(text)
+    assert got == (text if want is None else want)
+    assert strip_base64(got) == got
+
+
+@pytest.mark.parametrize("text", [
+    "data:image/png;base64," + "\n".join([_A76] * 3 + ["QUJD"]),  # 76-wide, an unpadded short last line
+    "data:image/png;base64," + "\n".join(["A" * 76] * 3 + ["AAAA"]),
+    "data:image/png;base64," + "\n".join([_A76[:64]] * 4 + ["QUI="]),  # PEM's 64
+    "data:image/png;base64,\n" + "\n".join([_A76] * 2 + ["QQ=="]),  # from the next line
+    "data:image/png;base64,\n" + "\n".join([_A76] * 3),
+    "data:image/png;base64,\n" + _A76[:72] + "A===",  # one full padded line
+], ids=["76-short-last", "76-AAAA", "64-padded", "next-line-padded", "next-line-full", "next-line-one-padded"])
+def test_wrapped_payloads_are_omitted_whole(text):
+    assert strip_base64(text + "\nNext line text") == f"{OMITTED}\nNext line text"

@@ -305,45 +305,71 @@ _B64_RE = re.compile(
     r"([A-Za-z0-9!#$&^_.+-]+(?:/|\\/)[A-Za-z0-9!#$&^_.+-]+(?:;[A-Za-z0-9!#$&^_.+=-]+)*)?"
     r";[Bb][Aa][Ss][Ee]64,([A-Za-z0-9+/_-]*+(?:\\/[A-Za-z0-9+/_-]*+)*+)(=*)"
 )
-# One more line of a line-wrapped payload (`base64` and MIME wrap at 76 characters): a line break (or its JSON
-# escape) then a line of nothing but base64 characters, to the end of that line (unrolled and possessive too).
+# One more line of a line-wrapped payload: a line break (or its JSON escape) then a line of nothing but base64
+# characters, to the end of that line (unrolled and possessive too).
 _B64_LINE_RE = re.compile(
     r"(?:\r?\n|\\r\\n|\\n)((?=[A-Za-z0-9+/]|\\/)[A-Za-z0-9+/]*+(?:\\/[A-Za-z0-9+/]*+)*+)(=*)(?=[\r\n\"]|\\[rn]|\Z)"
 )
-_B64_WRAPPED_MIN = 60  # a line this long (or longer) continues a payload; a shorter one can only end it
-_B64_DIGIT_OR_SIGN = re.compile(r"[0-9+/]")
+# The widths encoders wrap base64 at, in payload characters: 76 (MIME, `base64`, Python's encodebytes) and 64
+# (PEM, `openssl base64`). A payload continues onto the next line only after a line of exactly such a width.
+_B64_WRAP_WIDTHS = (76, 64)
+# Lines that read as text rather than as the end of a payload: a hex digest or id (one case of hex with a
+# digit: a git SHA, SHA-256, dash-less UUID, a year) or a word. A payload line shaped so is rare and short, and
+# keeping it leaks a few characters, while taking it would delete the user's text.
+_B64_TEXTLIKE = re.compile(r"[0-9a-f]*[0-9][0-9a-f]*|[0-9A-F]*[0-9][0-9A-F]*|[A-Z]?[a-z]+")
 
 
 def _b64_units(run: str) -> int:
     return len(run) - run.count("\\")  # (`\/` is one character of the payload)
 
 
+def _b64_last_line(body: str, pad: str, total: int) -> bool:
+    """Whether a line shorter than the wrap width, after a full-width line, is the payload's last line: it
+    makes the whole payload (`total` characters, padding included) a multiple of 4, and it is padded or does
+    not read as text."""
+    return total % 4 == 0 and (bool(pad) or _B64_TEXTLIKE.fullmatch(body) is None)
+
+
 def _b64_end(text: str, m: re.Match[str]) -> int:
     """Where the payload matched by `m` ends: after its first line, or after the lines that continue it when it
-    is wrapped. A line of at least `_B64_WRAPPED_MIN` base64 characters continues it; a shorter one ends it only
-    when it is plausibly the rest of the same base64 (after a long line, padded or holding a digit, `+` or `/`,
-    and making the whole a multiple of 4 characters), so that a word or sentence on the next line stays."""
+    is wrapped. A line break continues the payload only after a line of exactly a wrap width (the first line
+    counted from after `;base64,`); the next line then continues it when it has that width too, or ends it
+    when it is shorter and `_b64_last_line`. A first line that is no wrap width (empty: `;base64,` ends the
+    line) is followed only when the next line has a wrap width and the line after it confirms it (the same
+    width, or a last line). A hex digest never continues a payload. Anything else after a data URI stays."""
     run, pad = m.group(2), m.group(3)
     end = m.end()
     if pad:
         return end
     units = _b64_units(run)
-    long_before = units >= _B64_WRAPPED_MIN or not run  # (`;base64,` then a line break: wrapped from the start)
+    width = units if units in _B64_WRAP_WIDTHS else 0
     while True:
         line = _B64_LINE_RE.match(text, end)
         if line is None:
             return end
         body, pad = line.group(1), line.group(2)
-        n = _b64_units(body)
-        if n < _B64_WRAPPED_MIN:
-            if long_before and (units + n + len(pad)) % 4 == 0 and (pad or _B64_DIGIT_OR_SIGN.search(body)):
-                return line.end()
-            return end
+        n = _b64_units(body) + len(pad)
+        if not width:  # the wrapping is not established yet
+            if n not in _B64_WRAP_WIDTHS or _B64_TEXTLIKE.fullmatch(body):
+                return end
+            if not pad:
+                after = _B64_LINE_RE.match(text, line.end())
+                if after is None:
+                    return end
+                body2, pad2 = after.group(1), after.group(2)
+                n2 = _b64_units(body2) + len(pad2)
+                if not (
+                    (n2 == n and _B64_TEXTLIKE.fullmatch(body2) is None)
+                    or (n2 < n and _b64_last_line(body2, pad2, units + n + n2))
+                ):
+                    return end
+            width = n
+        elif n != width or _B64_TEXTLIKE.fullmatch(body):
+            return line.end() if n < width and _b64_last_line(body, pad, units + n) else end
         units += n
         end = line.end()
         if pad:
             return end
-        long_before = True
 
 
 def strip_base64(text: str | None) -> str | None:
