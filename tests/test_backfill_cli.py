@@ -143,11 +143,19 @@ def recent(days: float) -> datetime:
     return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0)
 
 
+def midday(days: int) -> datetime:
+    """Noon UTC `days` days ago: a session starting then stays on one date (one partition). Started `days` days
+    before now, a session begun in the last minutes before midnight UTC ran past it and had rows on two dates,
+    and tests counting partitions or sessions per partition failed in runs near midnight."""
+    return (datetime.now(UTC) - timedelta(days=days)).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
 def claude_fixtures(h: Home, sessions: int = 3, turns: int = 5) -> tuple[int, int]:
+    """`sessions` sessions of `turns` turns, one per day from 3 days ago back, each on one date."""
     rows = skipped = 0
     for i in range(sessions):
         r, s = claude_session(h.claude / "projects" / f"-home-ada-repo{i % 2}" / f"sess-{i}.jsonl", f"sess-{i}",
-                              turns, recent(3 + i))
+                              turns, midday(3 + i))
         rows += r
         skipped += s
     return rows, skipped
