@@ -34,7 +34,7 @@ from hypaware_tui.core.inventory import (
     client_figures,
     older_than,
 )
-from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.paths import Layout, panics_as_errors
 from hypaware_tui.core.plan import (
     MODE_FIRST,
     MODE_IMPORT_AGAIN,
@@ -269,7 +269,8 @@ class WizardApp(App[int]):
         ends with InventoryFinished, so Review never waits for a scan that died."""
         error = None
         try:
-            error = self._run_inventory()
+            with panics_as_errors():  # (a Polars panic is a BaseException)
+                error = self._run_inventory()
         except Exception as exc:  # noqa: BLE001 - reported on the Welcome screen, never a crash
             error = f"{type(exc).__name__}: {exc}"
         finally:

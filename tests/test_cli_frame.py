@@ -743,3 +743,55 @@ def test_init_help_says_the_defaults_an_existing_config_gives(home: Path, capsys
     assert ("--retention-days N Window and retention in days; 0 = forever. Default: the current config's, else "
             "120.") in text
     assert "--no-daemon Record capture as off; do not start the daemon, and stop a running one." in text
+
+
+# A real Polars panic: its async runtime, started by the process's first lazy query, cannot open its
+# descriptors (what `ulimit -n 20; hyp init --yes` met in the middle of the import).
+_PANIC_WRAPPER = """
+import os, resource, sys
+import polars as pl
+import hypaware_tui.cli.init as init_mod
+real = init_mod.run_headless
+def run_headless(*a, **k):
+    n = len(os.listdir("/proc/self/fd")) - 1
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    pl.LazyFrame({"a": [1]}).collect()
+    return real(*a, **k)
+init_mod.run_headless = run_headless
+from hypaware_tui.cli.app import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
+def test_a_polars_panic_is_one_line_with_the_ulimit_advice(home: Path, tmp_path: Path) -> None:
+    """`ulimit -n 20; hyp init --yes` died with a Rust panic and a Python traceback (`pyo3_runtime.
+    PanicException … TooManyOpenFiles`): PanicException derives from BaseException, so the one place that turns
+    errors into one line missed it. It is one line, with what to do, exit 1; the traceback with HYP_DEBUG=1."""
+    env = dict(os.environ, HYP_HOME=str(home), HOME=str(tmp_path / "h"), CLAUDE_CONFIG_DIR=str(tmp_path / "c"),
+               CODEX_HOME=str(tmp_path / "x"), RUST_BACKTRACE="0", PYTHONPATH=str(REPO))
+    env.pop("HYP_DEBUG", None)
+    cmd = [sys.executable, "-c", _PANIC_WRAPPER, "init", "--yes", "--no-daemon"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("hyp init:")]
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert len(lines) == 1 and re.fullmatch(
+        r"hyp init: Polars \(the data library\) stopped: Too many open files\. Raise the limit on open files "
+        r"\(ulimit -n; currently \d+\) and run it again\.", lines[0]), p.stderr
+    p = subprocess.run(cmd, env=dict(env, HYP_DEBUG="1"), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "Traceback" in p.stderr and "PanicException" in p.stderr
+
+
+def test_a_polars_panic_without_a_known_cause_says_how_to_see_the_traceback(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hypaware_tui.cli.status as status_cli
+
+    def panic(*_a: object, **_k: object) -> None:
+        raise pl.exceptions.PanicException("index out of bounds: the len is 3 but the index is 7")
+
+    monkeypatch.setattr(status_cli, "build_report", panic)
+    code, out, err = call(capsys, "status")
+    assert code == 1 and out == "" and err == (
+        "hyp status: Polars (the data library) stopped on an internal error: index out of bounds: the len is 3 but "
+        "the index is 7\nRun it again with HYP_DEBUG=1 to see the traceback.\n")

@@ -1412,6 +1412,30 @@ def test_a_failing_watcher_falls_back_to_polling(home: Home) -> None:
         loop.close()
 
 
+def test_a_polars_panic_stops_the_daemon_with_one_line_in_the_status(home: Home) -> None:
+    """A Rust panic in Polars (`Too many open files` starting its runtime) is a BaseException: it went past the
+    daemon's handler, so the status kept `running` for a daemon that was gone. It stops as for any failure,
+    with what to do in `last_error`."""
+    import resource
+
+    import polars as pl
+
+    record_capture_start(home.layout, ["claude"], 0)
+    loop = DaemonLoop(home.layout, env=home.env, clock=FakeClock(), watcher_factory=PollingWatcher)
+
+    def panic() -> float:
+        raise pl.exceptions.PanicException('called `Result::unwrap()` on an `Err` value: Os { code: 24, kind: '
+                                           'TooManyOpenFiles, message: "Too many open files" }')
+
+    loop.step = panic  # type: ignore[method-assign]
+    assert loop.run() == 1
+    st = home.status()
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert st["state"] == "stopped" and st["last_error"]["message"] == (
+        "Polars (the data library) stopped: Too many open files. Raise the limit on open files (ulimit -n; "
+        f"currently {limit}) and restart the daemon.")
+
+
 # --- memory after a big pass (daemon.md: < 150 MiB idle) -------------------------------------------------------
 
 

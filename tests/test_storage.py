@@ -554,6 +554,54 @@ def test_unwritable_hyp_home_is_a_clear_error(layout: Layout, monkeypatch: pytes
     assert "Permission denied" in msg and str(layout.home) in msg and "HYP_HOME" in msg
 
 
+def _commit_with_mkdir_failing(layout: Layout, monkeypatch: pytest.MonkeyPatch, err: int) -> str:
+    layout.home.mkdir(mode=0o700, exist_ok=True)
+
+    def fail(path, mode=0o777, *a, **k):
+        raise OSError(err, os.strerror(err), str(path))
+
+    monkeypatch.setattr(os, "mkdir", fail)
+    with pytest.raises(StorageError) as info:
+        Storage(layout).commit(make_rows(1), [])
+    monkeypatch.undo()
+    return str(info.value)
+
+
+def test_a_read_only_mount_says_so_not_to_check_permissions(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HYP_HOME on a read-only mount: "Check that … belong to you and are writable (mode 0700)": no chmod
+    fixes EROFS."""
+    msg = _commit_with_mkdir_failing(layout, monkeypatch, errno.EROFS)
+    assert msg == (f"cannot create the run directory: Read-only file system ({layout.run_dir}). The file system "
+                   "is mounted read-only: point HYP_HOME at a writable place (or remount it read-write).")
+
+
+def test_too_many_open_files_says_to_raise_ulimit_n(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ulimit -n 28; hyp backfill`: "Too many open files (…). Nothing already committed was lost; run it again
+    once the problem is fixed.": no word of the limit. ENFILE is the system's table, which no ulimit raises."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    msg = _commit_with_mkdir_failing(layout, monkeypatch, errno.EMFILE)
+    assert msg == (f"cannot create the run directory: Too many open files ({layout.run_dir}). Raise the limit on "
+                   f"open files (ulimit -n; currently {limit}) and run it again. {paths_mod.IMPORT_KEPT}")
+    msg = _commit_with_mkdir_failing(layout, monkeypatch, errno.ENFILE)
+    assert msg == (f"cannot create the run directory: Too many open files in system ({layout.run_dir}). The "
+                   "system's table of open files is full (fs.file-max): close some programs and run it again. "
+                   f"{paths_mod.IMPORT_KEPT}")
+
+
+def test_reading_history_with_too_many_open_files_says_to_raise_ulimit_n() -> None:
+    """The read side said "Check its permissions." of a file it could not open for want of file descriptors."""
+    import resource
+
+    from hypaware_tui.importers.base import os_error_advice
+
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert os_error_advice(OSError(errno.EMFILE, "Too many open files")) == (
+        f"Raise the limit on open files (ulimit -n; currently {limit}) and run it again.")
+    assert os_error_advice(OSError(errno.EACCES, "Permission denied")) == "Check its permissions."
+
+
 # --- reading ---------------------------------------------------------------------------------------------
 
 

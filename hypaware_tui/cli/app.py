@@ -286,11 +286,13 @@ def _main(args: list[str]) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place that turns any error into one line
         from hypaware_tui.core.checkpoints import StateDBError
         from hypaware_tui.core.config import ConfigError
-        from hypaware_tui.core.paths import HypHomeError
+        from hypaware_tui.core.paths import HypHomeError, PanicError
         from hypaware_tui.core.storage import StorageError
 
         where = _command_path(command, args)
         debug = os.environ.get("HYP_DEBUG") == "1"
+        if isinstance(exc, PanicError):  # (a panic some worker turned into an error)
+            _panic_exit(where, exc, str(exc))
         if isinstance(exc, StorageError | ConfigError | StateDBError | HypHomeError):
             sys.stderr.write(f"{where}: {exc}\n")
         else:
@@ -300,7 +302,28 @@ def _main(args: list[str]) -> None:
         if debug:
             traceback.print_exc()
         sys.exit(1)
+    except BaseException as exc:
+        # A Rust panic in Polars (`pyo3_runtime.PanicException`, e.g. `Too many open files` while it starts its
+        # runtime) derives from BaseException: it went past the line above as a traceback.
+        from hypaware_tui.core.paths import is_panic, panic_text
+
+        if not is_panic(exc):
+            raise
+        _panic_exit(_command_path(command, args), exc, panic_text(exc))
     sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _panic_exit(where: str, exc: BaseException, text: str) -> None:
+    """One line for a Polars panic; the traceback with HYP_DEBUG=1 only (exit 1)."""
+    from hypaware_tui.core.paths import is_internal_panic_text
+
+    debug = os.environ.get("HYP_DEBUG") == "1"
+    sys.stderr.write(f"{where}: {text}\n")
+    if is_internal_panic_text(text) and not debug:
+        sys.stderr.write("Run it again with HYP_DEBUG=1 to see the traceback.\n")
+    if debug:
+        traceback.print_exception(exc)
+    sys.exit(1)
 
 
 def run() -> None:

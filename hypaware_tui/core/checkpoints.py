@@ -28,6 +28,7 @@ from hypaware_tui.core.paths import (
     likely_file_size_hint,
     not_writable_hint,
     os_error_text,
+    read_only_fs_hint,
 )
 
 T = TypeVar("T")
@@ -233,6 +234,9 @@ def _db_cause(path: Path, exc: BaseException) -> tuple[str, int | None]:
     if primary == sqlite3.SQLITE_FULL:
         return "full", None
     if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_AUTH):
+        with contextlib.suppress(OSError, AttributeError):  # (no chmod fixes a read-only mount)
+            if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+                return "read_only", None
         return "not_writable", None
     if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return "busy", None
@@ -261,6 +265,8 @@ def _db_hint(path: Path, cause: str, limit: int | None, kept: str = IMPORT_KEPT)
         return full_disk_hint(kept)
     if cause == "not_writable":
         return not_writable_hint(path.parent.parent)
+    if cause == "read_only":
+        return read_only_fs_hint()
     if cause == "busy":
         return BUSY_HINT
     if cause == "file_size" and limit is not None:

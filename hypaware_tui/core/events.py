@@ -25,6 +25,7 @@ from hypaware_tui.core.paths import (
     ensure_dir,
     file_in_the_way,
     not_writable_hint,
+    read_only_fs_hint,
     read_tail,
 )
 from hypaware_tui.core.schema import DATASET_NAME, utf8_json
@@ -142,7 +143,9 @@ def unwritable_log_message(path: Path, home: Path, exc: OSError) -> str:
         why, todo = exc.strerror, f"Move {path} away"
     elif exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
         why, todo = exc.strerror or str(exc), "Free some disk space"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    elif exc.errno == errno.EROFS:
+        why, todo = exc.strerror or str(exc), read_only_fs_hint().rstrip(".")
+    elif exc.errno in (errno.EACCES, errno.EPERM):
         why, todo = exc.strerror or str(exc), not_writable_hint(home).rstrip(".")
     else:
         why, todo = exc.strerror or str(exc), "Until that is fixed"

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,14 +149,97 @@ def not_writable_hint(home: Path) -> str:
     )
 
 
+# EROFS: no chmod or chown fixes a file system mounted read-only.
+READ_ONLY_FS = "the file system is mounted read-only: point HYP_HOME at a writable place (or remount it read-write)"
+
+
+def read_only_fs_hint() -> str:
+    return f"{READ_ONLY_FS[0].upper()}{READ_ONLY_FS[1:]}."
+
+
+def open_files_limit() -> int | None:
+    """This process's limit on open files (`ulimit -n`, RLIMIT_NOFILE's soft value), or None when unknown."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else soft
+
+
+def too_many_files_advice(err: int | None = errno.EMFILE, then: str = "run it again") -> str:
+    """What to do about EMFILE (this process's limit on open files, `ulimit -n`) or ENFILE (the system's table
+    of open files is full: no `ulimit` raises that), as a sentence without its full stop."""
+    if err == errno.ENFILE:
+        return f"The system's table of open files is full (fs.file-max): close some programs and {then}"
+    n = open_files_limit()
+    now = f"; currently {n}" if n is not None else ""
+    return f"Raise the limit on open files (ulimit -n{now}) and {then}"
+
+
+def too_many_files_hint(err: int | None = errno.EMFILE, kept: str = IMPORT_KEPT) -> str:
+    return f"{too_many_files_advice(err)}. {kept}"
+
+
+class PanicError(RuntimeError):
+    """A Rust panic of a native library (Polars), as an ordinary error whose text is `panic_text`'s."""
+
+    @property
+    def internal(self) -> bool:
+        """No known cause (a bug, not a limit of this machine): worth a traceback."""
+        return is_internal_panic_text(str(self))
+
+
+def is_internal_panic_text(text: str) -> bool:
+    return "stopped on an internal error" in text
+
+
+def is_panic(exc: BaseException) -> bool:
+    """PyO3's `pyo3_runtime.PanicException` (a Rust panic in Polars, e.g. `Too many open files` while starting its
+    runtime). It derives from BaseException, so an `except Exception` lets it through as a traceback."""
+    return any(t.__name__ == "PanicException" for t in type(exc).__mro__)
+
+
+def panic_text(exc: BaseException, then: str = "run it again") -> str:
+    """One line for a Polars panic: what happened and, for a known cause, what to do (then `then`)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else "no message"
+    m = re.search(r"\bOs \{ code: (\d+)", text)
+    code = int(m.group(1)) if m else None
+    if code in (errno.EMFILE, errno.ENFILE) or (code is None and "TooManyOpenFiles" in text):
+        code = code or errno.EMFILE
+        return f"Polars (the data library) stopped: {os.strerror(code)}. {too_many_files_advice(code, then)}."
+    if code is not None:
+        return f"Polars (the data library) stopped: {os.strerror(code)} ({first})"
+    return f"Polars (the data library) stopped on an internal error: {first}"
+
+
+@contextlib.contextmanager
+def panics_as_errors(then: str = "run it again") -> Iterator[None]:
+    """Turn a Polars panic into a `PanicError` (an Exception), for code that handles errors with `except
+    Exception` (a thread worker, the daemon's loop)."""
+    try:
+        yield
+    except BaseException as exc:
+        if not is_panic(exc):
+            raise
+        raise PanicError(panic_text(exc, then)) from exc
+
+
 def os_error_hint(exc: OSError, home: Path, kept: str = IMPORT_KEPT) -> str:
-    """What to do about an OSError writing under `home`: free space, raise the file-size limit, permissions,
-    or try again. `kept`: what the operation that failed kept (an import's rows and checkpoints by default)."""
+    """What to do about an OSError writing under `home`: free space, raise the file-size or open-files limit,
+    permissions, a read-only mount, or try again. `kept`: what the operation that failed kept (an import's rows
+    and checkpoints by default)."""
     if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
         return full_disk_hint(kept)
     if exc.errno == errno.EFBIG:
         return file_size_hint(kept)
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return too_many_files_hint(exc.errno, kept)
+    if exc.errno == errno.EROFS:
+        return read_only_fs_hint()
+    if exc.errno in (errno.EACCES, errno.EPERM):
         return not_writable_hint(home)
     return RETRY_HINT
 

@@ -34,7 +34,7 @@ import orjson
 
 from hypaware_tui.core import schema
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.paths import user_home
+from hypaware_tui.core.paths import too_many_files_advice, user_home
 from hypaware_tui.core.schema import (
     SURROGATE_ESCAPE,
     canonical_json,
@@ -157,6 +157,8 @@ def os_error_advice(exc: OSError) -> str:
     if isinstance(exc, DanglingLink):
         return ("It is a symbolic link to a file that does not exist (on a drive that is not mounted, or moved or "
                 "deleted): make that file available again, or remove the link.")
+    if exc.errno in (errno.EMFILE, errno.ENFILE):  # (the process's limit, or the system's: not the file's)
+        return f"{too_many_files_advice(exc.errno)}."
     return _OS_ERROR_ADVICE.get(exc.errno or 0, "Check its permissions.")
 
 

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from hypaware_tui.core.fmt import plural, printable
+from hypaware_tui.core.paths import panics_as_errors
 from hypaware_tui.core.plan import (
     InitResult,
     capture_line,
@@ -172,7 +173,8 @@ class DoneScreen(WizardScreen):
     @work(thread=True, exit_on_error=False, group="first-look", description="first look")
     def _first_look_worker(self) -> None:
         try:
-            ov = self.first_look()
+            with panics_as_errors():  # (a Polars panic is a BaseException)
+                ov = self.first_look()
         except Exception as exc:  # noqa: BLE001 - never fails setup
             self.post_message(FirstLookReady(error=f"{type(exc).__name__}: {exc}"))
             return

@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 from hypaware_tui.cli.output import WAITING_NOTICE
 from hypaware_tui.core.fmt import human_size, printable
 from hypaware_tui.core.inventory import Inventory
-from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.paths import Layout, PanicError, panics_as_errors
 from hypaware_tui.core.plan import (
     ConfigOutcome,
     InitPlan,
@@ -419,7 +419,8 @@ class ImportScreen(WizardScreen):
 
     @work(thread=True, exit_on_error=False, group="import", description="hyp init: config, import, daemon")
     def _import_worker(self) -> None:
-        run_import_job(self, self.job)
+        with panics_as_errors():  # (a Polars panic is a BaseException: the worker would never end)
+            run_import_job(self, self.job)
 
     # -- steps lines ---------------------------------------------------------------------------------
 
@@ -514,7 +515,8 @@ class ImportScreen(WizardScreen):
     def _worker_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "import" or event.state != WorkerState.ERROR:
             return
-        error = f"{type(event.worker.error).__name__}: {event.worker.error}"
+        exc = event.worker.error
+        error = str(exc) if isinstance(exc, PanicError) else f"{type(exc).__name__}: {exc}"
         for client in self.job.plan.import_clients:
             if client not in self.result.clients:
                 failed = ProviderResult(client, status="failed", error=error, errors=1)

@@ -44,11 +44,15 @@ from hypaware_tui.core.daemon import control, memory, settings
 from hypaware_tui.core.daemon.settings import DaemonSettings
 from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, describe_watch_error, make_watcher
 from hypaware_tui.core.paths import (
+    READ_ONLY_FS,
     Layout,
+    PanicError,
     file_size_cause,
     home_moved_message,
     likely_file_size_cause,
+    panics_as_errors,
     set_umask,
+    too_many_files_advice,
 )
 from hypaware_tui.core.schema import SchemaError
 from hypaware_tui.core.timeutil import parse_iso_us
@@ -1433,7 +1437,13 @@ class DaemonLoop:
                 text += "; free some disk space"
             elif cause.errno == errno.EFBIG:  # (the limit is the process's, set when it started: a retry cannot pass it)
                 text += f"; {file_size_cause('the daemon')} stopped it: {_RESTART}"
-            elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            elif cause.errno in (errno.EMFILE, errno.ENFILE):  # (the daemon's own limit: set when it started)
+                then = "restart the daemon" if cause.errno == errno.EMFILE else "the daemon tries again by itself"
+                advice = too_many_files_advice(cause.errno, then)
+                text += f"; {advice[0].lower()}{advice[1:]}"
+            elif cause.errno == errno.EROFS:
+                text += f"; {READ_ONLY_FS}"
+            elif cause.errno in (errno.EACCES, errno.EPERM):
                 text += f"; check that {self.layout.home} and everything in it are yours and writable"
             return text
         db = exc if isinstance(exc, StateDBError) else cause
@@ -1577,16 +1587,17 @@ class DaemonLoop:
                 return 1
         old = self._install_signals()
         try:
-            code = self.start(once=once)
-            if code is not None:
-                if once and code == 0:
-                    self._set_state("stopped")
-                    self.write_status()
-                return code
-            while not self._stop_requested:
-                deadline = self.step()
-                self.wait_until(deadline)
-            self.shutdown()
+            with panics_as_errors("restart the daemon"):  # (a Polars panic is a BaseException: see below)
+                code = self.start(once=once)
+                if code is not None:
+                    if once and code == 0:
+                        self._set_state("stopped")
+                        self.write_status()
+                    return code
+                while not self._stop_requested:
+                    deadline = self.step()
+                    self.wait_until(deadline)
+                self.shutdown()
             if self.home_lost is not None:
                 return 1
             log.info("capture daemon stopped")
@@ -1624,6 +1635,8 @@ def _known_failure(exc: BaseException) -> str | None:
     from hypaware_tui.core.config import ConfigError
     from hypaware_tui.core.storage import StorageError
 
+    if isinstance(exc, PanicError):
+        return None if exc.internal else str(exc)
     return str(exc) if isinstance(exc, StateDBError | StorageError | ConfigError) else None
 
 
