@@ -23,6 +23,7 @@ from test_daemon_support import (
     part_ids,
     rows_by_part,
     session_text,
+    wait_for,
 )
 
 from hypaware_tui.core.checkpoints import StateDB, path_hash
@@ -1407,6 +1408,145 @@ def test_a_failing_watcher_falls_back_to_polling(home: Home) -> None:
             clock.advance(1)
             loop.step()
         assert len(part_ids(home.layout)) == 4
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def _many_projects(home: Home, n: int) -> list[tuple[str, Path]]:
+    """`n` Claude Code project folders with one session each: n + 1 folders to watch (with `projects`)."""
+    out = []
+    for i in range(n):
+        sid = f"{i + 1:08d}-1111-4111-8111-111111111111"
+        d = home.claude / "projects" / f"-home-ada-p{i}"
+        d.mkdir(parents=True)
+        f = d / f"{sid}.jsonl"
+        f.write_text(session_text(sid, 2, T))
+        out.append((sid, f))
+    return out
+
+
+def _daemon_status_text(home: Home, loop: DaemonLoop, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> str:
+    """`hyp daemon status` as a person sees it, with `loop` as the running daemon (this process holds its lock)."""
+    from hypaware_tui.cli.app import main
+
+    for k, v in home.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("HYP_TEST_SERVICE_MANAGER", str(home.base / "service-manager.json"))
+    if loop.pid_lock.fd is None:
+        loop.pid_lock.acquire()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["daemon", "status"])
+    return capsys.readouterr().out
+
+
+def _inotify_watches_now() -> int:
+    """The inotify watches this process holds (the `inotify wd:` lines of its inotify descriptors)."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify":
+                n += Path(f"/proc/self/fdinfo/{fd}").read_text().count("inotify wd:")
+        except OSError:
+            continue
+    return n
+
+
+def _deaf_watch(*_paths: object, stop_event: object, **_kw: object):
+    """A watcher that runs and reports nothing: notify once the watch limit is reached partway (no error)."""
+    stop_event.wait()  # type: ignore[attr-defined]
+    return
+    yield  # pragma: no cover
+
+
+def test_a_watch_limit_below_the_folders_to_watch_means_polling_with_the_reason(
+    home: Home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """fs.inotify.max_user_watches = 1000 and 3,770 folders to watch: notify stopped adding watches at the limit
+    and raised nothing, so the daemon stayed on `events` (`hyp daemon status`: `Watch events`, `Last error
+    none`) and missed every change past the limit until the 5-minute rescan. More folders than the limit
+    means polling (daemon.md §4.2), the reason in the log and the status, and a change anywhere is read at the
+    next poll."""
+    record_capture_start(home.layout, ["claude"], 0)
+    sessions = _many_projects(home, 8)
+    monkeypatch.setattr(watch_mod, "inotify_max_user_watches", lambda: 5, raising=False)
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock,
+                      watcher_factory=lambda: watch_mod.EventWatcher(_deaf_watch))
+    try:
+        assert loop.start() is None
+        loop.step()
+        reason = ("the inotify watch limit (fs.inotify.max_user_watches = 5) is below the 9 folders to watch; "
+                  "raise it with sysctl to watch for events")
+        st = home.status()
+        assert (st["watch"], st.get("watch_reason"), st["state"]) == ("polling", reason, "running")
+        assert f"Watch           polling: {reason}\n" in _daemon_status_text(home, loop, monkeypatch, capsys)
+        assert len(part_ids(home.layout)) == 8 * 3  # the catch-up
+        sid, f = sessions[-1]  # a folder past the limit
+        with f.open("a") as fh:
+            fh.write(claude_line(sid, 2, T + timedelta(minutes=1)))
+        clock.advance(loop.settings.poll_seconds)
+        loop.step()
+        clock.advance(loop.settings.flush_seconds)
+        loop.step()
+        assert len(part_ids(home.layout)) == 8 * 3 + 1
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify")
+def test_a_watcher_that_watches_only_part_of_the_folders_falls_back_to_polling(
+    home: Home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Below fs.inotify.max_user_watches, but the watches other programs hold leave too few (or a folder it
+    cannot read stops notify's walk): the real inotify watcher holds fewer watches than there are folders, and
+    nothing raises. Its own watch count (the `inotify wd:` lines of its descriptor) is compared with the
+    folders: short, and not growing, means polling with the reason."""
+    from watchfiles import watch as real_watch
+
+    record_capture_start(home.layout, ["claude"], 0)
+    sessions = _many_projects(home, 8)
+    monkeypatch.setattr(watch_mod, "inotify_max_user_watches", lambda: 8192, raising=False)
+    firsts = sorted(str(f.parent) for _sid, f in sessions)[:2]
+
+    def partial_watch(*_paths: object, **kw: object):  # the watches ran out after the first two folders
+        yield from real_watch(*firsts, **kw)
+
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock,
+                      watcher_factory=lambda: watch_mod.EventWatcher(partial_watch))
+    before = _inotify_watches_now()
+    caplog.set_level(logging.INFO, logger="hypaware_tui.daemon")
+    try:
+        assert loop.start() is None
+        assert wait_for(lambda: _inotify_watches_now() >= before + 2, 10)  # the watcher is set up
+        loop.step()
+        assert home.status()["watch"] == "events"
+        poll = loop.settings.poll_seconds
+        clock.advance(poll)
+        loop.step()  # the first look: 2 watches for 9 folders (maybe still adding)
+        clock.advance(poll)
+        loop.step()  # still 2: the watch set is incomplete
+        reason = ("file events cover only 2 of the 9 folders to watch: the inotify watches ran out "
+                  "(fs.inotify.max_user_watches = 8192, shared by every program of this user); raise it with "
+                  "sysctl to watch for events")
+        st = home.status()
+        assert (st["watch"], st.get("watch_reason"), st["state"]) == ("polling", reason, "running")
+        assert f"Watch           polling: {reason}\n" in _daemon_status_text(home, loop, monkeypatch, capsys)
+        assert any(f"file events would miss changes: {reason}; polling every" in r.getMessage()
+                   for r in caplog.records)
+        sid, f = sessions[-1]  # a folder without a watch
+        with f.open("a") as fh:
+            fh.write(claude_line(sid, 2, T + timedelta(minutes=1)))
+        clock.advance(poll)
+        loop.step()
+        clock.advance(loop.settings.flush_seconds)
+        loop.step()
+        assert len(part_ids(home.layout)) == 8 * 3 + 1
     finally:
         loop.shutdown()
         loop.close()

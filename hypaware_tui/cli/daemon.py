@@ -234,7 +234,10 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
             out(f"Next            {step}")
     s = doc
     if report.status is not None:
-        out(f"Watch           {s.get('watch') or '-'}")
+        watch = s.get("watch") or "-"
+        if watch == "polling" and s.get("watch_reason"):
+            watch += f": {s['watch_reason']}"  # (file events failed, or would miss changes: why, and what to do)
+        out(f"Watch           {watch}")
         out(f"Started         {s.get('started_at') or '-'}")
         updated = f"Updated         {s.get('updated_at') or '-'}"
         age = report.status_age_s

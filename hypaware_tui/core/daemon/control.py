@@ -348,13 +348,13 @@ class DaemonStatusReport:
             "pid": self.pid,
             "mode": self.mode,
         }
-        for key in ("version", "started_at", "updated_at", "watch", "last_import_at", "rows_written",
+        for key in ("version", "started_at", "updated_at", "watch", "watch_reason", "last_import_at", "rows_written",
                     "last_error", "retention_applied_at", "rows_pruned", "clients"):
             out[key] = s.get(key)
         if not self.running:
             # What it watched (`watch`, each client's `root_state`) is what it did while it ran: with no daemon
             # nothing is watched, and a killed one's last status still said `watching`. The figures stay.
-            out["watch"] = None
+            out["watch"] = out["watch_reason"] = None
             if isinstance(out["clients"], dict):
                 out["clients"] = {name: dict(c, root_state=None) if isinstance(c, dict) else c
                                   for name, c in out["clients"].items()}

@@ -41,6 +41,7 @@ from hypaware_tui.core.checkpoints import (
 )
 from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, memory, settings
+from hypaware_tui.core.daemon import watch as watch_mod
 from hypaware_tui.core.daemon.settings import DaemonSettings
 from hypaware_tui.core.daemon.watch import PollingWatcher, Watcher, describe_watch_error, make_watcher
 from hypaware_tui.core.paths import (
@@ -354,6 +355,13 @@ class DaemonLoop:
         # "events" or "polling" once watching starts; null before (a daemon that stops at its config never watched)
         self.watch_kind: str | None = None
         self.watch_failure: str | None = None  # why file events failed; polling until they work again
+        self.watch_reason: str | None = None  # that, for a person (the status's `watch_reason` while polling)
+        # Linux: whether the inotify watch set is complete is checked at the next polls after the watcher starts,
+        # after a safety rescan and after a new folder (daemon.md §4.2; see `watch.py`).
+        self._watch_check_due = False
+        self._watch_check_tries = 0
+        self._watch_sample: int | None = None  # the watch count seen at the last check (still growing?)
+        self._inotify_before: set[int] | None = None  # this process's inotify fds before the watcher started
         self.started_us = int(self.clock.time() * 1_000_000)
         self.started_at = control.utc_iso(self.started_us / 1_000_000)
         self.rows_written = 0
@@ -448,6 +456,7 @@ class DaemonLoop:
             "started_at": self.started_at,
             "updated_at": self._now_iso(),
             "watch": self.watch_kind,
+            "watch_reason": self.watch_reason if self.watch_kind == "polling" else None,
             "last_import_at": self.last_import_at,
             "rows_written": self.rows_written,
             "last_error": self.last_error,
@@ -766,18 +775,73 @@ class DaemonLoop:
                     return accept_name(os.path.basename(path)) or os.path.isdir(path)
             return False
 
+        limit = watch_mod.inotify_max_user_watches()
+        if limit is not None and dirs:
+            folders, _ = watch_mod.count_folders(dirs)
+            if folders > limit:  # (a watcher started anyway would take the watches other programs need)
+                self._fallback_to_polling(watch_mod.watch_limit_text(limit, folders), incomplete=True)
+                return
         try:
+            w.stop()  # (its inotify descriptor closed first: the one it opens next is told apart by number)
+            self._inotify_before = watch_mod.inotify_fds()
             w.start(dirs, accept, self._on_paths)
         except Exception as exc:  # noqa: BLE001
             self._fallback_to_polling(describe_watch_error(exc))
             return
+        self._due_watch_check()
         self._status_dirty = True
 
-    def _fallback_to_polling(self, why: str) -> None:
+    def _due_watch_check(self) -> None:
+        self._watch_check_due = True
+        self._watch_check_tries = 0
+        self._watch_sample = None
+
+    def _check_watch_set(self) -> None:
+        """Linux, file events: whether inotify watches every folder under the watched roots. notify stops adding
+        watches at the first folder it cannot watch (the watch limit reached, a folder it cannot read) and
+        watchfiles raises nothing: the watcher then misses every change below the folders it skipped. Counts
+        the folders and this watcher's watches (the `inotify wd:` lines of its descriptors); incomplete (and
+        not growing since the last check): polling, with the reason."""
+        dirs = [d for c in self.clients.values() for d in c.watch_dirs]
+        limit = watch_mod.inotify_max_user_watches()
+        if limit is None or not dirs:
+            self._watch_check_due = False  # (not Linux: unchanged)
+            return
+        folders, unreadable = watch_mod.count_folders(dirs)
+        if folders > limit:
+            self._fallback_to_polling(watch_mod.watch_limit_text(limit, folders), incomplete=True)
+            return
+        now_fds = watch_mod.inotify_fds()
+        before = self._inotify_before
+        fds = now_fds - before if now_fds is not None and before is not None else set()
+        if not fds:
+            # no inotify descriptor of its own (another backend), or not opened yet: a few more looks
+            self._watch_check_tries += 1
+            if self._watch_check_tries >= 3:
+                self._watch_check_due = False
+            return
+        watched = watch_mod.inotify_watches(fds)
+        if watched >= folders:
+            self._watch_check_due = False
+            return
+        if watched != self._watch_sample:  # a first look, or still adding watches (a big tree)
+            self._watch_sample = watched
+            return
+        self._fallback_to_polling(watch_mod.incomplete_watch_text(watched, folders, unreadable, limit),
+                                  incomplete=True)
+
+    def _fallback_to_polling(self, why: str, *, incomplete: bool = False) -> None:
+        """`incomplete`: the watcher runs but misses changes; `why` says so (and what to do) in full."""
         if why != self.watch_failure:  # a retry that fails the same way is not news
-            log.warning("file watching failed (%s); polling every %s s instead, and trying file events again "
-                        "every %s s", why, self._poll_s(), self._rescan_s())  # fmt: skip
+            if incomplete:
+                log.warning("file events would miss changes: %s; polling every %s s instead, and trying file events "
+                            "again every %s s", why, self._poll_s(), self._rescan_s())  # fmt: skip
+            else:
+                log.warning("file watching failed (%s); polling every %s s instead, and trying file events again "
+                            "every %s s", why, self._poll_s(), self._rescan_s())  # fmt: skip
         self.watch_failure = why
+        self.watch_reason = why if incomplete else f"file watching failed ({why})"
+        self._watch_check_due = False
         if self.watcher is not None:
             with contextlib.suppress(Exception):
                 self.watcher.stop()
@@ -907,6 +971,8 @@ class DaemonLoop:
                 else:  # the retried watcher has run a whole interval: said once (failures again are not)
                     log.info("file watching works again (it had failed: %s)", self.watch_failure)
                     self.watch_failure = None
+            if not self._polling():
+                self._due_watch_check()  # (new folders since: watched, or not)
             # the safety rescan: rediscover, and look at every file again (unchanged ones cost a stat)
             for c in self.clients.values():
                 c.need_discover = True
@@ -992,6 +1058,8 @@ class DaemonLoop:
             if not c.accepts(path):
                 if os.path.isdir(path):
                     c.need_discover = True
+                    if not self._watch_check_due and not self._polling():
+                        self._due_watch_check()  # (its watch may not have been added: the limit reached)
                 return
             real = os.path.realpath(path)
             if path.endswith(".meta.json"):
@@ -1026,6 +1094,8 @@ class DaemonLoop:
                     log.info("%s: watching %d folder(s)", c.name, len(c.watch_dirs))
         if root_changed and self.watcher is not None and not isinstance(self.watcher, PollingWatcher):
             self._restart_watcher()
+        if not self._polling() and self._watch_check_due:
+            self._check_watch_set()
         if not self._polling():
             for c in self.clients.values():
                 self._stat_files(c, c.outside, now)

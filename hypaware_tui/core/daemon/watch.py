@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
@@ -119,6 +120,102 @@ class EventWatcher(Watcher):
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+# --- Linux: is the inotify watch set complete? -----------------------------------------------------------------
+# watchfiles (notify) adds one inotify watch per folder. When `inotify_add_watch` fails partway through a recursive
+# watch (ENOSPC: fs.inotify.max_user_watches is used up; EACCES: a folder it cannot read), notify stops adding
+# watches and watchfiles, told to ignore permission errors, drops the error: the watcher runs, deaf to every
+# folder after that point, and nothing raises. So the loop counts (daemon.md §4.2: polling when the watcher fails).
+
+MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
+_INOTIFY_LINK = "anon_inode:inotify"
+
+
+def inotify_max_user_watches() -> int | None:
+    """fs.inotify.max_user_watches (a per-user limit, shared by every program of the user); None off Linux or
+    when it cannot be read."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        with open(MAX_USER_WATCHES, encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def inotify_fds() -> set[int] | None:
+    """This process's open inotify descriptors; None off Linux or when /proc cannot be read."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    out: set[int] = set()
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == _INOTIFY_LINK:
+                out.add(int(name))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def inotify_watches(fds: set[int]) -> int:
+    """The watches held by these inotify descriptors (the `inotify wd:` lines of /proc/self/fdinfo)."""
+    n = 0
+    for fd in fds:
+        try:
+            with open(f"/proc/self/fdinfo/{fd}", encoding="ascii", errors="replace") as fh:
+                n += sum(1 for line in fh if line.startswith("inotify wd:"))
+        except OSError:
+            continue
+    return n
+
+
+def count_folders(tops: Sequence[str]) -> tuple[int, int]:
+    """(folders under `tops` that can be listed, folders that cannot), `tops` included, symlinks not followed:
+    the watches a complete recursive watch needs."""
+    seen: set[str] = set()
+    readable = unreadable = 0
+    stack = list(tops)
+    while stack:
+        d = stack.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        try:
+            with os.scandir(d) as it:
+                subs = [e.path for e in it if _is_dir(e)]
+        except OSError:
+            unreadable += 1
+            continue
+        readable += 1
+        stack.extend(subs)
+    return readable, unreadable
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
+def watch_limit_text(limit: int, folders: int) -> str:
+    return (f"the inotify watch limit (fs.inotify.max_user_watches = {limit}) is below the {folders:,} folders to "
+            "watch; raise it with sysctl to watch for events")
+
+
+def incomplete_watch_text(watched: int, folders: int, unreadable: int, limit: int | None) -> str:
+    got = f"file events cover only {watched:,} of the {folders:,} folders to watch"
+    if unreadable:
+        return (f"{got}: watching stops at a folder it cannot read ({unreadable:,} cannot be read); make them "
+                "readable to watch for events")
+    shared = f"fs.inotify.max_user_watches = {limit}" if limit is not None else "fs.inotify.max_user_watches"
+    return f"{got}: the inotify watches ran out ({shared}, shared by every program of this user); raise it with " \
+           "sysctl to watch for events"
 
 
 def watchfiles_available(env: Mapping[str, str] | None = None) -> Callable[..., object] | None:
