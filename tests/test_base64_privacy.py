@@ -365,6 +365,9 @@ def test_ids_that_look_like_data_uris_are_stored_verbatim(tmp_path):
     assert rows["u3"]["tool_call_id"] == tool and rows["u4"]["tool_call_id"] == tool
     assert rows["u4"]["tool_result_for"] == tool
     assert rows["v1"]["session_id"] == sid2 and rows["v1"]["conversation_id"] == sid2
+    # raw_frame holds ids, types and a timestamp, never content: its ids are the ones the id columns hold
+    assert json.loads(rows[d1]["raw_frame"])["uuid"] == d1
+    assert json.loads(rows[d2]["raw_frame"])["parentUuid"] == d1
     assert rows["u4"]["content_text"] == f"{OMITTED}\n{_SHA1}\n"  # the content is still stripped
     assert rows["u5"]["content_text"] == f"The prefix is data:image/png;base64,\n{_SHA1}\nis the commit."
 
@@ -384,6 +387,7 @@ def test_a_held_codex_candidate_keeps_its_id_verbatim(tmp_path):
     (msg,) = [r for r in rows if (r["content_text"] or "").startswith("here it is")]
     assert msg["message_id"] == item_id and msg["part_id"] == f"{item_id}#0"
     assert msg["provider_uuid"] == item_id
+    assert json.loads(msg["raw_frame"])["payload"]["id"] == item_id
     assert msg["content_text"] == f"here it is: {OMITTED}" and msg["output_tokens"] == 7
 
 

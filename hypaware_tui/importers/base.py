@@ -1158,12 +1158,14 @@ class Parser(ABC):
 
 # The columns that hold source content, stripped of data URIs (schema.md §3.4 rule 3: image bytes are never
 # stored): the part's text, the JSON the source wrote (tool input, compaction metadata) or the importer built from
-# it (status with an error message, attributes, raw_frame), and the v1-null system prompt and tool declarations.
+# it (status with an error message, attributes), and the v1-null system prompt and tool declarations.
 # Never an identity or naming column: ids (`message_id`, `part_id`, `session_id`, `parent_uuid`,
 # `tool_call_id`, `tool_result_for`, ...) are native values kept verbatim (§4.2, §4.4, §4.6), and names, models,
-# versions, paths, hashes and dates are not content.
+# versions, paths, hashes and dates are not content. Nor `raw_frame`: "ids, types and timestamp only, never
+# content" (§3 col 60; claude.md §4.2: uuid, parentUuid, type, subtype, message.id, requestId, timestamp; codex.md:
+# timestamp, type and the item's type, role, id, call_id), so its ids stay as the id columns hold them.
 _CONTENT_COLUMNS = (
-    "system_text", "tools", "content_text", "tool_args", "compact_metadata", "status", "attributes", "raw_frame",
+    "system_text", "tools", "content_text", "tool_args", "compact_metadata", "status", "attributes",
 )  # fmt: skip
 
 
