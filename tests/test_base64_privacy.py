@@ -395,6 +395,13 @@ def test_a_held_codex_candidate_keeps_its_id_verbatim(tmp_path):
 
 _SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 _A76 = "QUJD" * 19  # one 76-character line of base64
+# PNG payloads that end in `==` and make `data:image/png;base64,` + payload 2 more than a multiple of 76
+_B97 = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(89))).decode()  # 132 characters
+_B40 = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(32))).decode()  # 56
+
+
+def _wrap(s: str, width: int) -> str:
+    return "\n".join(s[i : i + width] for i in range(0, len(s), width))
 
 
 @pytest.mark.parametrize(("text", "want"), [
@@ -431,6 +438,35 @@ def test_lines_after_a_data_uri_that_are_text_stay(text, want):
     "data:image/png;base64,\n" + "\n".join([_A76] * 2 + ["QQ=="]),  # from the next line
     "data:image/png;base64,\n" + "\n".join([_A76] * 3),
     "data:image/png;base64,\n" + _A76[:72] + "A===",  # one full padded line
-], ids=["76-short-last", "76-AAAA", "64-padded", "next-line-padded", "next-line-full", "next-line-one-padded"])
+    "data:image/png;base64," + _wrap(PNG, 60),  # Ruby's Base64.encode64 (and pack("m")): 60 a line
+    "data:image/png;base64,\n" + _wrap(PNG, 60),
+    "data:image/png;base64," + _wrap(PNG, 72),  # any other width >= 60, once two lines agree
+    "data:image/png;base64,\n" + _wrap(PNG, 100),
+    "data:image/png;base64,QUJD\n" + _wrap(PNG, 68),
+    _wrap(f"data:image/png;base64,{_B97}", 76),  # the whole URI folded at 76: a last line of `==` alone
+    _wrap(f"data:image/png;base64,{_B40}", 76),  # ... right after the first line
+    _wrap(f"data:image/png;base64,{PNG}", 64),
+    "data:image/png;base64,\niVBORw0KGgo=",  # `;base64,` ends its line: one padded line
+], ids=["76-short-last", "76-AAAA", "64-padded", "next-line-padded", "next-line-full", "next-line-one-padded",
+        "ruby-60", "ruby-60-next-line", "72-wide", "100-wide-next-line", "68-wide-after-a-short-first",
+        "folded-76-padding-line", "folded-76-two-lines", "folded-64", "next-line-one-padded-short"])  # fmt: skip
 def test_wrapped_payloads_are_omitted_whole(text):
     assert strip_base64(text + "\nNext line text") == f"{OMITTED}\nNext line text"
+    assert strip_base64(json.dumps({"t": text})) == json.dumps({"t": OMITTED})  # (in JSON text, to its end)
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("data:image/png;base64,\niVBORw0KGgo=\nThe end.", f"{OMITTED}\nThe end."),
+    ("data:image/png;base64,\nSGVsbG8gd29ybGQh", OMITTED),
+    ("data:image/png;base64,\nSGVsbG8gd29ybGQh\n", f"{OMITTED}\n"),
+    (_d({"u": "data:image/png;base64,\nSGVsbG8gd29ybGQh"}), _d({"u": OMITTED})),
+    # not padded and more text after it: kept (it may be the user's text)
+    ("data:image/png;base64,\nSGVsbG8gd29ybGQh\nThe end.", None),
+    ("data:image/png;base64,\nabc1", None),  # a hex id
+    ("data:image/png;base64,\nHello", None),  # a word
+], ids=["padded-then-text", "end-of-text", "end-of-text-newline", "end-of-json-value", "unpadded-then-text",
+        "hex-at-end", "word-at-end"])  # fmt: skip
+def test_one_line_after_a_base64_comma_at_the_end_of_a_line(text, want):
+    got = strip_base64(text)
+    assert got == (text if want is None else want)
+    assert strip_base64(got) == got

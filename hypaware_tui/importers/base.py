@@ -308,13 +308,19 @@ _B64_RE = re.compile(
     r";[Bb][Aa][Ss][Ee]64,([A-Za-z0-9+/_-]*+(?:\\/[A-Za-z0-9+/_-]*+)*+)(=*)"
 )
 # One more line of a line-wrapped payload: a line break (or its JSON escape) then a line of nothing but base64
-# characters, to the end of that line (unrolled and possessive too).
+# characters, to the end of that line (unrolled and possessive too). The line may be padding alone (`==`): an
+# encoder that wrapped the whole URI, `data:...;base64,` included, can leave only the padding on its last line.
 _B64_LINE_RE = re.compile(
-    r"(?:\r?\n|\\r\\n|\\n)((?=[A-Za-z0-9+/]|\\/)[A-Za-z0-9+/]*+(?:\\/[A-Za-z0-9+/]*+)*+)(=*)(?=[\r\n\"]|\\[rn]|\Z)"
+    r"(?:\r?\n|\\r\\n|\\n)((?=[A-Za-z0-9+/=]|\\/)[A-Za-z0-9+/]*+(?:\\/[A-Za-z0-9+/]*+)*+)(=*)(?=[\r\n\"]|\\[rn]|\Z)"
 )
-# The widths encoders wrap base64 at, in payload characters: 76 (MIME, `base64`, Python's encodebytes) and 64
-# (PEM, `openssl base64`). A payload continues onto the next line only after a line of exactly such a width.
-_B64_WRAP_WIDTHS = (76, 64)
+# The end of the string or of the JSON string value (a closing quote), after at most one line break.
+_B64_VALUE_END = re.compile(r"(?:\r?\n|\\r\\n|\\n)?(?:\"|\Z)")
+# The widths encoders wrap base64 at, in payload characters: 76 (MIME, `base64`, Python's encodebytes, Perl's
+# MIME::Base64), 64 (PEM, `openssl base64`) and 60 (Ruby's Base64.encode64 and pack("m")). A line of such a
+# width continues onto the next line; any other constant width of at least `_B64_MIN_WIDTH` continues only
+# once two consecutive lines of it agree.
+_B64_WRAP_WIDTHS = (76, 64, 60)
+_B64_MIN_WIDTH = 60
 # Lines that read as text rather than as the end of a payload: a hex digest or id (one case of hex with a
 # digit: a git SHA, SHA-256, dash-less UUID, a year) or a word. A payload line shaped so is rare and short, and
 # keeping it leaks a few characters, while taking it would delete the user's text.
@@ -332,41 +338,89 @@ def _b64_last_line(body: str, pad: str, total: int) -> bool:
     return total % 4 == 0 and (bool(pad) or _B64_TEXTLIKE.fullmatch(body) is None)
 
 
+def _b64_line_width(text: str, m: re.Match[str]) -> int:
+    """The width of the whole line the payload's first line ends, `data:` and what is before it included (in
+    a JSON string, from its opening quote or the `\\n` before), or 0 when it is wider than any wrap width.
+    Looks back a bounded span only, so that many data URIs on one long line cost no more each."""
+    end = m.end()
+    lo = max(0, end - 2 * _B64_WRAP_WIDTHS[0] - 2)  # (`\\/` is two characters of one unit)
+    start = m.start() - 4
+    if start < lo:
+        return 0
+    cut = max(text.rfind("\n", lo, start) + 1, text.rfind('"', lo, start) + 1)
+    esc = text.rfind("\\n", lo, start)
+    if esc >= 0:
+        cut = max(cut, esc + 2)
+    if cut == 0 and lo:
+        return 0
+    return _b64_units(text[cut:end])
+
+
+def _b64_confirmed(text: str, line: re.Match[str], units: int, n: int) -> bool:
+    """Whether a line of `n` >= `_B64_MIN_WIDTH` characters, after a shorter first line of `units`, starts a
+    wrapped payload: padded, it ends one of a whole number of quads; otherwise the line after it has the same
+    width, or (for a usual wrap width) is a shorter last line."""
+    if line.group(2):
+        return (units + n) % 4 == 0
+    after = _B64_LINE_RE.match(text, line.end())
+    if after is None:
+        return False
+    body, pad = after.group(1), after.group(2)
+    n2 = _b64_units(body) + len(pad)
+    if n2 == n:
+        return _B64_TEXTLIKE.fullmatch(body) is None
+    return n2 < n and n in _B64_WRAP_WIDTHS and _b64_last_line(body, pad, units + n + n2)
+
+
 def _b64_end(text: str, m: re.Match[str]) -> int:
     """Where the payload matched by `m` ends: after its first line, or after the lines that continue it when it
-    is wrapped. A line break continues the payload only after a line of exactly a wrap width (the first line
-    counted from after `;base64,`); the next line then continues it when it has that width too, or ends it
-    when it is shorter and `_b64_last_line`. A first line that is no wrap width (empty: `;base64,` ends the
-    line) is followed only when the next line has a wrap width and the line after it confirms it (the same
-    width, or a last line). A hex digest never continues a payload. Anything else after a data URI stays."""
+    is wrapped. The first line is counted from after `;base64,`. The payload is wrapped at its first line's
+    width when that is a usual wrap width (`_B64_WRAP_WIDTHS`), or any width >= `_B64_MIN_WIDTH` the second
+    line agrees with; the same at the width of the whole first line (`_b64_line_width`: an encoder that folded
+    the URI, `data:` included); at the second line's width (>= `_B64_MIN_WIDTH`) when the first is shorter (or
+    empty: `;base64,` ends the line) and the third line confirms it (`_b64_confirmed`). Wrapped, each next
+    line of that width continues it, and a shorter one ends it when `_b64_last_line`. With `;base64,` at the
+    end of its line and no wrapping, one line is the payload when it is `_b64_last_line` and padded, a whole
+    wrap width, or the rest of the string (or of the JSON string). A line that reads as text (a hex digest, a
+    word) never continues a payload; anything else after a data URI stays."""
     run, pad = m.group(2), m.group(3)
     end = m.end()
     if pad:
         return end
+    line = _B64_LINE_RE.match(text, end)
+    if line is None:
+        return end
     units = _b64_units(run)
-    width = units if units in _B64_WRAP_WIDTHS else 0
+    body, pad = line.group(1), line.group(2)
+    n = _b64_units(body) + len(pad)
+    textlike = _B64_TEXTLIKE.fullmatch(body) is not None
+    if (units in _B64_WRAP_WIDTHS and n <= units) or (units >= _B64_MIN_WIDTH and n == units and not textlike):
+        width = units  # (the loop below takes the second line, or ends the payload before it)
+    elif (phys := _b64_line_width(text, m)) and (
+        (phys in _B64_WRAP_WIDTHS and n <= phys) or (phys >= _B64_MIN_WIDTH and n == phys and not textlike)
+    ):
+        width = phys  # the whole URI was wrapped, `data:` included
+    elif n > units and n >= _B64_MIN_WIDTH and not textlike and _b64_confirmed(text, line, units, n):
+        width = n
+        units += n
+        end = line.end()
+        if pad:
+            return end
+    elif (
+        not units
+        and _b64_last_line(body, pad, n)
+        and (bool(pad) or n in _B64_WRAP_WIDTHS or _B64_VALUE_END.match(text, line.end()) is not None)
+    ):
+        return line.end()
+    else:
+        return end
     while True:
         line = _B64_LINE_RE.match(text, end)
         if line is None:
             return end
         body, pad = line.group(1), line.group(2)
         n = _b64_units(body) + len(pad)
-        if not width:  # the wrapping is not established yet
-            if n not in _B64_WRAP_WIDTHS or _B64_TEXTLIKE.fullmatch(body):
-                return end
-            if not pad:
-                after = _B64_LINE_RE.match(text, line.end())
-                if after is None:
-                    return end
-                body2, pad2 = after.group(1), after.group(2)
-                n2 = _b64_units(body2) + len(pad2)
-                if not (
-                    (n2 == n and _B64_TEXTLIKE.fullmatch(body2) is None)
-                    or (n2 < n and _b64_last_line(body2, pad2, units + n + n2))
-                ):
-                    return end
-            width = n
-        elif n != width or _B64_TEXTLIKE.fullmatch(body):
+        if n != width or _B64_TEXTLIKE.fullmatch(body):
             return line.end() if n < width and _b64_last_line(body, pad, units + n) else end
         units += n
         end = line.end()
