@@ -480,7 +480,9 @@ def test_overview_redirected_keeps_long_paths_and_headers_whole(home: Path) -> N
     rows = [dict(r, cwd=long_repo) if r["cwd"] == "/work/other" else r for r in shifted_rows()]
     with Storage(Layout(home)) as st:
         st.commit(rows, [])
-    p = run(home, "query", "overview")  # stdout is a pipe
+    # (--days 40: the fixture spans 30 days and a bit; with the default 30, its oldest session fell outside the
+    # window in runs soon after midnight UTC, when `shifted_rows` puts its newest row just past 00:00)
+    p = run(home, "query", "overview", "--days", "40")  # stdout is a pipe
     assert p.returncode == 0 and p.stderr == ""
     lines = p.stdout.splitlines()
     assert "…" not in p.stdout and ANSI not in p.stdout
@@ -497,7 +499,7 @@ def test_overview_redirected_keeps_long_paths_and_headers_whole(home: Path) -> N
     assert [line.split() for line in repos] == [["~/src/app", "4", "11"], [long_repo, "2", "4"]]
     assert len(repos[1]) > 80
     # A terminal keeps its layout: the table fits its 80 columns, the long path cut with `…`.
-    text = on_a_terminal(home, "query", "overview")
+    text = on_a_terminal(home, "query", "overview", "--days", "40")
     shown = text.splitlines()
     assert max(len(line) for line in shown) <= 80 and long_repo not in text
     assert any(line.startswith("/srv/builds/a-rather-long") and "…" in line for line in shown)
