@@ -8,9 +8,14 @@ dataset's marker file, `.hyp-dataset`) and the daemon against a HYP_HOME moved u
 - HYP_HOME moved (`mv`) while the daemon ran: it recreated the old HYP_HOME and wrote its rows there while its
   open SQLite connection advanced the checkpoints in the moved one. Now it stops, writing nothing anywhere.
 - The dataset folder's own metadata changed (a `.DS_Store`, `touch`, `chmod`) or its file system remounted with
-  another device number, or the whole HYP_HOME copied elsewhere: the checkpoints, which recorded the folder's
-  change time, device and inode, took each for a replaced dataset and read all history again. Now nothing
-  happens.
+  another device number, or the whole HYP_HOME moved: the checkpoints, which recorded the folder's change time,
+  device and inode, took each for a replaced dataset and read all history again. Now nothing happens (a copy of
+  the whole HYP_HOME, whose folders have new inode numbers, is read again once; no row is duplicated).
+- The marker lived inside the dataset root, where storage.md §1 allows nothing but part files
+  (`pl.scan_parquet(<root>)` failed on it), and a `rm -rf <root>/*` (the shell glob skips dotfiles) or a
+  `source=` folder removed left it in place: nothing was noticed and the rows were lost for good. Now it lives
+  in `cache/`, beside the root, and records the root's inode number; a client whose checkpoints claim rows while
+  its `source=` folder has no part file is a deleted dataset too.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ def test_no_loop_when_retention_leaves_no_row(tmp_path: Path) -> None:
     assert prune.returncode == 0, prune.stderr
     assert rows_now(home) == 0
     # (a prune that removed every partition leaves the dataset the checkpoints describe)
-    assert (home.layout.dataset_root / ".hyp-dataset").is_file()
+    assert (home.hyp / "cache" / ".hyp-dataset").is_file()
     assert_nothing_new(home)
     shutil.rmtree(home.hyp / "cache")
     first, stderr = backfill(home)
@@ -210,25 +215,39 @@ def test_changes_to_the_dataset_folders_metadata_are_not_a_replaced_dataset(tmp_
     assert reset_events(home) == []
 
 
-def test_a_whole_hyp_home_copied_elsewhere_reads_nothing_again(tmp_path: Path) -> None:
-    """`cp -a` of HYP_HOME to another path (a new laptop): the marker and the checkpoints travel together."""
+def test_a_whole_hyp_home_moved_reads_nothing_again_and_one_copied_reads_it_once(tmp_path: Path) -> None:
+    """`mv` of HYP_HOME on the same file system keeps the inode numbers: nothing is read again. `cp -a` of it (a
+    new laptop) gives the dataset root a new one, which is also what a root restored from an older copy looks
+    like: all history is read once more, and no row is duplicated."""
     home = Home(tmp_path, capture={"enabled": False})
     two_sessions(home)
     backfill(home)
-    copy = tmp_path / "elsewhere" / "hyp"
-    copy.parent.mkdir()
-    subprocess.run(["cp", "-a", str(home.hyp), str(copy)], check=True)
-    shutil.rmtree(home.hyp)
-    home.env["HYP_HOME"] = str(copy)
-    home.layout = type(home.layout)(copy)
     rows = rows_now(home)
     assert rows > 0
+    moved = tmp_path / "moved" / "hyp"
+    moved.parent.mkdir()
+    home.hyp.rename(moved)
+    home.env["HYP_HOME"] = str(moved)
+    home.layout = type(home.layout)(moved)
     assert_nothing_new(home)
     assert rows_now(home) == rows and reset_events(home) == []
 
+    copy = tmp_path / "elsewhere" / "hyp"
+    copy.parent.mkdir()
+    subprocess.run(["cp", "-a", str(moved), str(copy)], check=True)
+    shutil.rmtree(moved)
+    home.env["HYP_HOME"] = str(copy)
+    home.layout = type(home.layout)(copy)
+    assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
+    again, stderr = backfill(home)
+    assert REPLACED in stderr
+    assert sum(p["rows_written"] for p in again["providers"]) == 0  # (every row read was already there)
+    assert rows_now(home) == rows and max(part_ids(home.layout).values()) == 1
+    assert_nothing_new(home)
+
 
 def marker_and_meta(home: Home) -> tuple[dict, dict]:
-    marker = json.loads((home.layout.dataset_root / ".hyp-dataset").read_text())
+    marker = json.loads((home.hyp / "cache" / ".hyp-dataset").read_text())
     with sqlite3.connect(home.layout.ingest_db) as conn:
         meta = dict(conn.execute("SELECT key, value FROM meta WHERE key LIKE 'dataset_%'").fetchall())
     return marker, meta
@@ -247,7 +266,8 @@ def test_the_markers_generation_follows_the_commits_that_write_rows(tmp_path: Pa
         out, _ = backfill(home)
         assert out["providers"][0]["rows_written"] > 0
     marker, meta = marker_and_meta(home)
-    assert marker == {"id": first["id"], "generation": first["generation"] + 3}
+    assert marker == {"id": first["id"], "generation": first["generation"] + 3,
+                      "root_ino": home.layout.dataset_root.stat().st_ino}
     assert (meta["dataset_id"], int(meta["dataset_generation"])) == (marker["id"], marker["generation"])
     assert_nothing_new(home)
     assert marker_and_meta(home)[0] == marker  # (a run that writes nothing leaves it)
@@ -290,7 +310,7 @@ def test_a_database_from_before_markers_adopts_the_dataset_without_reading_it_ag
     home = Home(tmp_path, capture={"enabled": False})
     two_sessions(home)
     backfill(home)
-    (home.layout.dataset_root / ".hyp-dataset").unlink()
+    (home.hyp / "cache" / ".hyp-dataset").unlink()
     with sqlite3.connect(home.layout.ingest_db) as conn:  # (as the previous version left it)
         conn.execute("DELETE FROM meta WHERE key LIKE 'dataset_%'")
         conn.execute("INSERT INTO meta(key, value) VALUES ('dataset_root', '2049:1234:1700000000000000000')")
@@ -300,3 +320,112 @@ def test_a_database_from_before_markers_adopts_the_dataset_without_reading_it_ag
     shutil.rmtree(home.hyp / "cache")
     _, stderr = backfill(home)
     assert REPLACED in stderr
+
+
+def _assert_imported_again(home: Home, total: int) -> None:
+    status = home.hyp_cmd("status")
+    assert "is not the one hyp imported into" in status.stdout and "Run hyp backfill" in status.stdout
+    again, stderr = backfill(home)
+    assert REPLACED in stderr
+    assert sum(p["rows_written"] for p in again["providers"]) == total
+    assert rows_now(home) == total and max(part_ids(home.layout).values()) == 1
+    assert_nothing_new(home)
+
+
+@pytest.mark.parametrize("how", ["rm -rf root/*", "rm -rf root/source=claude"])
+def test_the_datasets_rows_deleted_inside_its_root_are_imported_again(tmp_path: Path, how: str) -> None:
+    """`rm -rf <root>/*` (the shell glob skips dotfiles: a marker inside the root stayed) or one `source=` folder
+    removed: 'Nothing new to import', and the rows were gone for good."""
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    first, _ = backfill(home)
+    total = sum(p["rows_written"] for p in first["providers"])
+    root = home.layout.dataset_root
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # (a dotfile the glob leaves too)
+    if how.endswith("*"):
+        subprocess.run(f"rm -rf {root}/*", shell=True, check=True)
+    else:
+        shutil.rmtree(root / "source=claude")
+    assert root.is_dir() and rows_now(home) == 0
+    _assert_imported_again(home, total)
+
+
+@pytest.mark.parametrize("how", ["mv", "cp -a"])
+def test_a_dataset_root_replaced_by_an_older_copy_of_itself_gets_back_the_rows_written_since(
+    tmp_path: Path, how: str
+) -> None:
+    """Only the dataset folder restored (the marker beside it is the current one): its inode number tells it."""
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    root = home.layout.dataset_root
+    copy = tmp_path / "backup"
+    subprocess.run(["cp", "-a", str(root), str(copy)], check=True)
+    with home.session(S1).open("a") as fh:
+        fh.write(claude_line(S1, 10, now_utc() - timedelta(days=1)))
+    backfill(home)
+    expected = set(part_ids(home.layout))
+    shutil.rmtree(root)
+    if how == "mv":
+        copy.rename(root)
+    else:
+        subprocess.run(["cp", "-a", str(copy), str(root)], check=True)
+    assert set(part_ids(home.layout)) < expected
+    assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
+    _, stderr = backfill(home)
+    assert REPLACED in stderr
+    assert set(part_ids(home.layout)) == expected and max(part_ids(home.layout).values()) == 1
+    assert_nothing_new(home)
+
+
+def test_the_marker_lives_beside_the_dataset_root_which_holds_only_parquet_files(tmp_path: Path) -> None:
+    """storage.md §1: nothing but part files under the dataset root, so Polars can be given the bare folder."""
+    import polars as pl
+
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    first, _ = backfill(home)
+    total = sum(p["rows_written"] for p in first["providers"])
+    root = home.layout.dataset_root
+    stray = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if not n.endswith(".parquet")]
+    assert stray == []
+    marker = json.loads((home.hyp / "cache" / ".hyp-dataset").read_text())
+    assert set(marker) == {"id", "generation", "root_ino"} and marker["root_ino"] == root.stat().st_ino
+    assert pl.scan_parquet(root).select(pl.len()).collect().item() == total
+
+
+def test_a_marker_left_inside_the_dataset_root_is_moved_beside_it_without_reading_again(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    new_place = home.hyp / "cache" / ".hyp-dataset"
+    marker = json.loads(new_place.read_text())
+    old_place = home.layout.dataset_root / ".hyp-dataset"
+    old_place.write_text(json.dumps({"id": marker["id"], "generation": marker["generation"]}) + "\n")
+    new_place.unlink()  # (as the previous version left it)
+    assert "is not the one" not in home.hyp_cmd("status").stdout
+    assert_nothing_new(home)
+    assert not old_place.exists()
+    assert json.loads(new_place.read_text()) == marker
+    assert reset_events(home) == []
+
+
+def test_retention_emptying_a_source_is_not_a_deleted_dataset(tmp_path: Path) -> None:
+    """Every row of `source=claude` older than retention: the prune removes the source's last partition, and
+    the next import has nothing to read (its checkpoints no longer claim rows), then imports what comes next."""
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    home.write_config(retention_days=2, capture={"enabled": False})
+    prune = home.hyp_cmd("cache", "prune")
+    assert prune.returncode == 0, prune.stderr
+    assert rows_now(home) == 0 and not (home.layout.dataset_root / "source=claude").exists()
+    assert_nothing_new(home)
+    with home.session(S1).open("a") as fh:
+        fh.write(claude_line(S1, 10, now_utc() - timedelta(hours=1)))
+    out, stderr = backfill(home)
+    assert "not the one hyp imported into" not in stderr
+    written = out["providers"][0]["rows_written"]
+    assert written > 0 and rows_now(home) == written
+    assert_nothing_new(home)
+    assert reset_events(home) == []

@@ -78,10 +78,10 @@ class CheckpointUpdate:
 HEAD_MAX = 4096
 STATE_VERSION = "1"
 FRESH_PARSER_STATE = "{}"
-# meta keys: the id and the generation of the dataset's marker file (`storage.DATASET_MARKER`,
-# `<dataset root>/.hyp-dataset`) as the last commit that wrote part files left it, written in the transaction of
-# that commit's checkpoints. A marker missing, of another id, or of a lower generation (an older copy restored)
-# means the checkpoints no longer describe the dataset (`storage.dataset_stale`).
+# meta keys: the id and the generation of the dataset's marker file (`<HYP_HOME>/cache/.hyp-dataset`, beside the
+# dataset root: `storage.read_marker`) as the last commit that wrote part files left it, written in the
+# transaction of that commit's checkpoints. A marker missing, of another id, or of a lower generation (an older
+# copy restored) means the checkpoints no longer describe the dataset (`storage.dataset_stale`).
 META_DATASET_ID = "dataset_id"
 META_DATASET_GENERATION = "dataset_generation"
 # meta key: how many times the checkpoints were reset because the dataset was replaced. A process that read
@@ -581,11 +581,13 @@ class StateDB:
         return self._conn.execute("SELECT MIN(updated_at) FROM files").fetchone()[0]
 
     @_reported
-    def claims_rows(self) -> bool:
-        """Whether some checkpoint says its file gave rows (`rows_emitted > 0`)."""
+    def clients_claiming_rows(self) -> list[str]:
+        """The clients some checkpoint of which says its file gave rows (`rows_emitted > 0`): each must have a
+        part file under `source=<client>` (`storage.dataset_stale`)."""
         if self._conn is None:
-            return False
-        return self._conn.execute("SELECT 1 FROM files WHERE rows_emitted > 0 LIMIT 1").fetchone() is not None
+            return []
+        cur = self._conn.execute("SELECT DISTINCT client_name FROM files WHERE rows_emitted > 0")
+        return sorted(row[0] for row in cur.fetchall())
 
     @_reported
     def get_meta(self, key: str) -> str | None:
@@ -640,6 +642,24 @@ class StateDB:
             if meta:
                 conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
             return cur.rowcount
+
+    @_reported
+    def forget_rows(self, clients: Iterable[str], meta: Mapping[str, str] | None = None) -> int:
+        """Set `rows_emitted` to 0 in every checkpoint of `clients` (retention removed all their rows: they no
+        longer claim rows the dataset should hold), with the `meta` values given, in one transaction. The rest
+        of each checkpoint stays: nothing is read again. Returns how many entries changed."""
+        keys = sorted(set(clients))
+        if not keys and not meta:
+            return 0
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "UPDATE files SET rows_emitted = 0 WHERE client_name = ? AND rows_emitted > 0", [(k,) for k in keys]
+            )
+            changed = conn.total_changes - before
+            if meta:
+                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
+        return changed
 
     @_reported
     def set_meta(self, key: str, value: str) -> None:

@@ -311,6 +311,11 @@ class Layout:
         return self.cache_dir / ".trash"
 
     @property
+    def dataset_marker(self) -> Path:
+        """The dataset's marker file (`storage.read_marker`): beside the dataset root, never in it."""
+        return self.cache_dir / ".hyp-dataset"
+
+    @property
     def state_dir(self) -> Path:
         return self.home / "state"
 

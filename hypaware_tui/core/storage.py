@@ -142,12 +142,16 @@ def dataset_replaced_text(layout: Layout, *, ahead: bool = False) -> str:
             f"deleted, moved or restored from a copy): {does}; rows already there are skipped.")
 
 
-# The dataset's marker file: `{"id": "<uuid4 hex>", "generation": N}`, written by hyp under the write lock. A
-# dotfile, so that no reader takes it for data: hyp's own listing, pyarrow, Spark, Hive/Trino and the
-# `**/*.parquet` glob all skip it. The id is made once per dataset; the generation goes up by one at each commit
-# that writes part files, after they are written and before the checkpoints, which record both in their
-# transaction. So a copy restored from before some commit has a lower generation than the checkpoints, a new
-# dataset another id (or no marker), and a whole HYP_HOME copied elsewhere the same of both.
+# The dataset's marker file, `<HYP_HOME>/cache/.hyp-dataset` (`Layout.dataset_marker`): `{"id": "<uuid4 hex>",
+# "generation": N, "root_ino": I}`, written by hyp under the write lock. Beside the dataset root, not in it:
+# nothing but part files (and in-flight temp files) lives under the root (storage.md §1), so that
+# `pl.scan_parquet(<root>)` and any reader of the folder work, and a `rm -rf <root>/*` (which a shell glob would
+# not extend to a dotfile) takes the rows without leaving a marker that says they are there. The id is made once
+# per dataset; the generation goes up by one at each commit that writes part files, after they are written and
+# before the checkpoints, which record both in their transaction; `root_ino` is the dataset root's inode number
+# when the marker was written (not its device number: a remount changes that). So a copy restored from before
+# some commit has a lower generation than the checkpoints, a new dataset another id (or no marker), and a root
+# deleted and made again, or replaced by a copy (`cp -a`, `mv`), another inode.
 DATASET_MARKER = ".hyp-dataset"
 _MARKER_TMP = ".hyp-dataset.tmp"
 _MARKER_ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -157,6 +161,9 @@ _MARKER_ID_RE = re.compile(r"[0-9a-f]{32}")
 class DatasetMarker:
     id: str
     generation: int
+    # the dataset root's inode number when the marker was written (None: a marker from before it was kept, which
+    # only the old place, inside the root, holds)
+    root_ino: int | None = field(default=None, compare=False)
 
     def meta(self) -> dict[str, str]:
         """The checkpoint database's meta values recording this marker."""
@@ -169,11 +176,9 @@ def new_marker() -> DatasetMarker:
     return DatasetMarker(uuid.uuid4().hex, 1)
 
 
-def read_marker(root: Path) -> DatasetMarker | None:
-    """The dataset's marker, or None when it is missing or is not one hyp wrote (unreadable, not JSON, no id or
-    generation). Other errors (permissions) raise OSError."""
+def _parse_marker(path: Path) -> DatasetMarker | None:
     try:
-        data = (root / DATASET_MARKER).read_bytes()
+        data = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     try:
@@ -182,52 +187,124 @@ def read_marker(root: Path) -> DatasetMarker | None:
         return None
     if not isinstance(doc, dict):
         return None
-    mid, gen = doc.get("id"), doc.get("generation")
+    mid, gen, ino = doc.get("id"), doc.get("generation"), doc.get("root_ino")
     if not isinstance(mid, str) or _MARKER_ID_RE.fullmatch(mid) is None:
         return None
     if not isinstance(gen, int) or isinstance(gen, bool) or gen < 1:
         return None
-    return DatasetMarker(mid, gen)
+    if not isinstance(ino, int) or isinstance(ino, bool) or ino < 0:
+        ino = None
+    return DatasetMarker(mid, gen, ino)
 
 
-def write_marker(root: Path, marker: DatasetMarker) -> None:
-    """Replace the dataset's marker atomically and durably (a temp file fsynced, renamed over it, the root
-    fsynced; `root` exists): about 0.3 ms, once per commit that writes part files. So after a power cut the
-    marker is never behind the checkpoints that recorded it, which would read as an older copy restored and
-    cost a full re-read of the history."""
-    tmp = root / _MARKER_TMP
-    data = json.dumps({"id": marker.id, "generation": marker.generation}).encode() + b"\n"
+def _old_marker_path(layout: Layout) -> Path:
+    """Where hyp kept the marker before (inside the dataset root); moved out by `migrate_marker`."""
+    return layout.dataset_root / DATASET_MARKER
+
+
+def read_marker(layout: Layout) -> DatasetMarker | None:
+    """The dataset's marker, or None when it is missing or is not one hyp wrote (unreadable, not JSON, no id or
+    generation). When there is none in its place, one left at the old place (inside the dataset root, by an
+    earlier version) is read, without its inode number (`migrate_marker` moves it). Other errors (permissions)
+    raise OSError."""
+    path = layout.dataset_marker
+    found = _parse_marker(path)
+    if found is None and not path.exists():
+        old = _parse_marker(_old_marker_path(layout))
+        if old is not None:
+            return DatasetMarker(old.id, old.generation)
+    return found
+
+
+def migrate_marker(layout: Layout) -> None:
+    """Under the lock: move a marker an earlier version left inside the dataset root to its place beside it
+    (recording the root's inode number), and remove what is left there. Same id and generation: not a reset.
+    Costs a failed stat when there is nothing to move."""
+    old = _old_marker_path(layout)
+    leftovers = [p for p in (old, layout.dataset_root / _MARKER_TMP) if os.path.lexists(p)]
+    if not leftovers:
+        return
+    found = _parse_marker(old)
+    if found is not None and not layout.dataset_marker.exists():
+        write_marker(layout, found)
+    for p in leftovers:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    fsync_dir(layout.dataset_root)
+
+
+def root_inode(layout: Layout) -> int | None:
+    """The dataset root's inode number, None when there is no root. Other errors raise OSError."""
+    try:
+        return os.stat(layout.dataset_root).st_ino
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def write_marker(layout: Layout, marker: DatasetMarker) -> DatasetMarker:
+    """Replace the dataset's marker atomically and durably (a temp file fsynced, renamed over it, `cache/`
+    fsynced; the dataset root exists), recording the root's inode number now; returns the marker written. About
+    0.3 ms, once per commit that writes part files. So after a power cut the marker is never behind the
+    checkpoints that recorded it, which would read as an older copy restored and cost a full re-read of the
+    history."""
+    marker = DatasetMarker(marker.id, marker.generation, os.stat(layout.dataset_root).st_ino)
+    cache = layout.cache_dir
+    tmp = cache / _MARKER_TMP
+    doc = {"id": marker.id, "generation": marker.generation, "root_ino": marker.root_ino}
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
     try:
-        os.write(fd, data)
+        os.write(fd, json.dumps(doc).encode() + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, root / DATASET_MARKER)
-    fsync_dir(root)
+    os.replace(tmp, layout.dataset_marker)
+    fsync_dir(cache)
+    return marker
 
 
-def _has_part_file(root: Path) -> bool:
-    return any(list_part_files(pdir) for _, _, pdir in iter_partitions(root))
+def _source_has_part_file(source_dir: Path) -> bool:
+    """Whether some `date=*/part-*.parquet` is under `source_dir`; stops at the first one found."""
+    try:
+        with os.scandir(source_dir) as dates:
+            for d in dates:
+                if not (d.name.startswith("date=") and d.is_dir(follow_symlinks=False)):
+                    continue
+                with contextlib.suppress(OSError), os.scandir(d.path) as files:
+                    if any(f.name.startswith("part-") and f.name.endswith(".parquet") for f in files):
+                        return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return False
 
 
-def dataset_stale(db: StateDB, root: Path) -> tuple[bool, DatasetMarker | None, DatasetMarker | None]:
-    """Whether the checkpoints in `db` no longer describe the dataset at `root`: the rows they say were stored
-    may be missing. Returns (stale, the marker the checkpoints recorded or None, the marker found or None).
+def dataset_stale(db: StateDB, layout: Layout) -> tuple[bool, DatasetMarker | None, DatasetMarker | None]:
+    """Whether the checkpoints in `db` no longer describe the dataset: the rows they say were stored may be
+    missing. Returns (stale, the marker the checkpoints recorded or None, the marker found or None).
 
-    Stale when the database records a marker and the one found is missing, unreadable, of another id (the
-    dataset deleted, or replaced by another), or of a lower generation (an older copy restored). A database that
-    records none (written before markers, or no commit yet): stale only when the root is absent or holds no part
-    file while some checkpoint claims rows. The meta is read before the marker: a commit writes the marker
-    before the meta, so a reader without the lock never sees the meta ahead of the marker."""
+    Stale when some client's checkpoints claim rows (`rows_emitted > 0`) while its `source=` folder holds no part
+    file (its rows were deleted: `rm -rf <root>/*`, `source=<client>` removed, the root deleted; retention that
+    removes a source's last partition zeroes its `rows_emitted`, `Storage.prune`), or when the database records a marker and the one found is missing, unreadable, of
+    another id (the dataset deleted, or replaced by another), of a lower generation (an older copy restored), or
+    records another inode number than the dataset root's (the root deleted and made again, or replaced by a
+    copy). A database that records no marker (written before markers, or no commit yet) is stale only by the
+    first rule. Costs one small query, and a listing up to the first part file of each source that claims rows.
+    The meta is read before the marker and the part files: a commit writes those before the meta,
+    and retention zeroes `rows_emitted` before it removes the part files, so a reader without the lock never sees
+    the meta ahead of the dataset."""
     mid = db.get_meta(META_DATASET_ID)
     gen = db.get_meta(META_DATASET_GENERATION)
     recorded = DatasetMarker(mid, int(gen)) if mid is not None and gen is not None and gen.isdigit() else None
-    found = read_marker(root)
-    if recorded is None:
-        stale = db.claims_rows() and not _has_part_file(root)
-    else:
+    root = layout.dataset_root
+    clients = db.clients_claiming_rows()
+    found = read_marker(layout)
+    stale = False
+    if recorded is not None:
         stale = found is None or found.id != recorded.id or found.generation < recorded.generation
+        if not stale and found is not None and found.root_ino is not None:
+            ino = root_inode(layout)
+            stale = ino is not None and ino != found.root_ino
+    if not stale:
+        stale = any(not _source_has_part_file(root / f"source={c}") for c in clients)
     return stale, recorded, found
 
 
@@ -238,7 +315,7 @@ def dataset_replaced(layout: Layout) -> bool:
         return False
     try:
         with StateDB.open(layout, create=False) as db:
-            return dataset_stale(db, layout.dataset_root)[0]
+            return dataset_stale(db, layout)[0]
     except (OSError, StateDBError):
         return False  # (a database that cannot be read is reported by whoever reads it)
 
@@ -1095,8 +1172,7 @@ class Storage:
                     # crash between the two leaves the marker ahead, which is not stale (the lines are read
                     # again, and deduplicated); a copy of the dataset from before these files is behind.
                     _fault("before_marker")
-                    marker = DatasetMarker(marker.id, marker.generation + 1)
-                    write_marker(self.layout.dataset_root, marker)
+                    marker = write_marker(self.layout, DatasetMarker(marker.id, marker.generation + 1))
                     meta = marker.meta()
                 _fault("before_checkpoints")
                 if checkpoints:
@@ -1319,10 +1395,12 @@ class Storage:
         when they do not record it yet (else None)."""
         root = self.layout.dataset_root
         db = self._state_if_any()
+        if not self.layout.dataset_marker.exists():
+            migrate_marker(self.layout)  # (a marker an earlier version left inside the root)
         if db is None:  # (no checkpoint yet: nothing to contradict)
-            recorded, found = None, read_marker(root)
+            recorded, found = None, read_marker(self.layout)
         else:
-            stale, recorded, found = dataset_stale(db, root)
+            stale, recorded, found = dataset_stale(db, self.layout)
             if stale or (self._resets_seen is not None and db.get_meta(META_DATASET_RESETS) != self._resets_seen):
                 raise DatasetReplaced(
                     f"the dataset at {_paths.shown_path(root)} was deleted or replaced while this import ran: "
@@ -1330,9 +1408,8 @@ class Storage:
                     "rows already there."
                 )
         if found is None:  # (and none recorded: not stale)
-            found = new_marker()
             ensure_dir(root, below=self.layout.home)
-            write_marker(root, found)
+            found = write_marker(self.layout, new_marker())
         return found, (found.meta() if db is not None and recorded != found else None)
 
     def _apply_checkpoints(
@@ -1384,10 +1461,10 @@ class Storage:
         raised, or set to 0), reset every checkpoint first. Returns True when checkpoints were reset.
 
         Also, before every import: when the checkpoints no longer describe the dataset (`dataset_stale`: it was
-        deleted, or restored from an older copy), the rows they say were stored may be missing: every checkpoint
+        deleted, emptied, or restored from an older copy), the rows they say were stored may be missing: every checkpoint
         is reset (the recorded import floor stays), and a new marker is written and recorded, in one transaction;
         `dataset_reset` is then True, and a `checkpoints.reset` event with reason `dataset_replaced` is logged.
-        A small read (the marker) and two meta reads when nothing changed."""
+        A small read (the marker), a stat, two meta reads and one small query when nothing changed."""
         new = cut_date or NO_FLOOR
         replaced = False
         try:
@@ -1395,26 +1472,29 @@ class Storage:
                 self._unreported_wait_ms += wait_ms  # reported with the next commit's lock_wait_ms
                 db = self._state(on_wait)
                 root = self.layout.dataset_root
-                replaced, recorded, seen = dataset_stale(db, root)
+                migrate_marker(self.layout)  # (a marker an earlier version left inside the root: no reset)
+                replaced, recorded, seen = dataset_stale(db, self.layout)
                 resets = db.get_meta(META_DATASET_RESETS)
                 if replaced:
                     # A new marker (with the root, when it was deleted), recorded with the reset: the next check
                     # finds what this one recorded, even when no row is written meanwhile.
                     ensure_dir(root, below=self.layout.home)
-                    marker = new_marker()
-                    write_marker(root, marker)
+                    marker = write_marker(self.layout, new_marker())
                     resets = str(int(resets or 0) + 1)
                     db.reset_all({**marker.meta(), META_DATASET_RESETS: resets})
-                elif seen is not None and recorded != seen:
-                    # (a database from before markers, a dataset that has one; or the marker one generation
-                    # ahead, after a crash before the checkpoints)
-                    db.put_many((), seen.meta())
-                elif seen is None and recorded is None and root.is_dir():
-                    # A dataset from before markers, adopted now rather than at the next commit that writes
-                    # (a first import makes the root and its marker when it has rows to write).
-                    marker = new_marker()
-                    write_marker(root, marker)
-                    db.put_many((), marker.meta())
+                else:
+                    if seen is None and recorded is None and root.is_dir():
+                        # A dataset from before markers, adopted now rather than at the next commit that writes
+                        # (a first import makes the root and its marker when it has rows to write).
+                        seen = new_marker()
+                    if seen is not None and root.is_dir() and seen.root_ino != root_inode(self.layout):
+                        # (made just now; or not recorded with the root's inode yet: a database from before
+                        # markers, whose dataset has one)
+                        seen = write_marker(self.layout, seen)
+                    if seen is not None and recorded != seen:
+                        # (a database from before markers; or the marker one generation ahead, after a crash
+                        # before the checkpoints)
+                        db.put_many((), seen.meta())
                 self._resets_seen = resets
                 old = db.get_meta(META_IMPORT_FLOOR)
                 lowered = floor_lowered(old, cut_date)
@@ -1434,17 +1514,23 @@ class Storage:
                 "checkpoints.reset",
                 reason="dataset_replaced",
                 dataset_was=None if recorded is None else {"id": recorded.id, "generation": recorded.generation},
-                dataset_found=None if seen is None else {"id": seen.id, "generation": seen.generation},
+                dataset_found=None if seen is None else {"id": seen.id, "generation": seen.generation,
+                                                         "root_ino": seen.root_ino},
             )
         if lowered:
             self._emit("checkpoints.reset", reason="import_floor_lowered", old_floor=old, new_floor=cut_date)
         return lowered or replaced
 
-    def _raise_import_floor(self, cut_date: str) -> None:
-        """Under the lock: record `cut_date` as the import floor unless a later one is recorded."""
+    def _raise_import_floor(self, cut_date: str, emptied: Collection[str] = ()) -> None:
+        """Under the lock: record `cut_date` as the import floor unless a later one is recorded, and, in the same
+        transaction, set `rows_emitted` to 0 in the checkpoints of the clients in `emptied` (retention removes
+        every part file of theirs: their checkpoints must not claim rows that `dataset_stale` would then miss)."""
         db = self._state()
         old = db.get_meta(META_IMPORT_FLOOR)
-        if old is None or old == NO_FLOOR or old < cut_date:
+        meta = {META_IMPORT_FLOOR: cut_date} if old is None or old == NO_FLOOR or old < cut_date else None
+        if emptied:
+            db.forget_rows(emptied, meta)
+        elif meta:
             db.set_meta(META_IMPORT_FLOOR, cut_date)
 
     # -- maintenance -----------------------------------------------------------------------------------
@@ -1510,15 +1596,19 @@ class Storage:
         try:
             with self.locked(on_wait, _paths.PRUNE_KEPT):
                 if cut is not None:
-                    old = [(source, d, pdir) for source, d, pdir in iter_partitions(root) if d < cut]
+                    parts = list(iter_partitions(root))
+                    old = [(source, d, pdir) for source, d, pdir in parts if d < cut]
                     if old:
                         # The rows before the cut go, whatever floor the last import ran with: record the cut
                         # as the import floor (§7.3), so that a later import with an earlier floor (retention
                         # raised again) resets the checkpoints and reads those rows back. Without it, a floor
                         # recorded before retention was lowered stayed, and the rows of files still on disk
                         # never came back. First, so that a checkpoint database that cannot be written stops
-                        # the prune before anything is removed.
-                        self._raise_import_floor(cut)
+                        # the prune before anything is removed. With it, the sources left without a part file
+                        # stop claiming rows (else the next import took them for deleted and read all history
+                        # again, each time); before the removal, so that no reader sees the claim without rows.
+                        kept = {source for source, d, pdir in parts if d >= cut and list_part_files(pdir)}
+                        self._raise_import_floor(cut, {source for source, _, _ in old} - kept)
                     for source, d, pdir in old:
                         info = self._partition_info(source, d, pdir)
                         ensure_dir(self.layout.trash, below=self.layout.home)
@@ -1572,7 +1662,7 @@ class Storage:
                     entry.unlink()
 
     def _remove_empty_source_dirs(self) -> None:
-        """Remove the `source=` folders left empty (the root and its marker stay)."""
+        """Remove the `source=` folders left empty (the root stays)."""
         root = self.layout.dataset_root
         if not root.is_dir():
             return
