@@ -165,16 +165,7 @@ def test_backfill_stores_no_image_bytes_anywhere(tmp_path):
     write_claude_api_error(home)
     write_codex_error(home)
     write_codex_candidate(home)
-    hyp.mkdir(mode=0o700)
-    (hyp / "hypaware-config.json").write_text(json.dumps({
-        "version": 1, "clients": {"claude": {"enabled": True}, "codex": {"enabled": True}},
-        "retention_days": 120, "capture": {"enabled": False}}))  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in ("HYP_DEBUG", "DEV_RUN_ID", "HYP_WORKERS")}
-    env.update(HOME=str(home), HYP_HOME=str(hyp), CLAUDE_CONFIG_DIR=str(home / ".claude"),
-               CODEX_HOME=str(home / ".codex"), NO_COLOR="1")  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "hypaware_tui", "backfill", "--json"], env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    _backfill(home, hyp)
     con = sqlite3.connect(f"file:{hyp / 'state' / 'ingest.sqlite'}?mode=ro", uri=True)
     states = [s for (s,) in con.execute("select parser_state from files")]
     con.close()

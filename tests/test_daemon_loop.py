@@ -1454,6 +1454,16 @@ def _inotify_watches_now() -> int:
     return n
 
 
+def _append_and_poll(loop: DaemonLoop, clock: FakeClock, sid: str, f: Path, poll: float) -> None:
+    """A line appended to `f`, then a poll and a flush of the loop."""
+    with f.open("a") as fh:
+        fh.write(claude_line(sid, 2, T + timedelta(minutes=1)))
+    clock.advance(poll)
+    loop.step()
+    clock.advance(loop.settings.flush_seconds)
+    loop.step()
+
+
 def _deaf_watch(*_paths: object, stop_event: object, **_kw: object):
     """A watcher that runs and reports nothing: notify once the watch limit is reached partway (no error)."""
     stop_event.wait()  # type: ignore[attr-defined]
@@ -1484,13 +1494,7 @@ def test_a_watch_limit_below_the_folders_to_watch_means_polling_with_the_reason(
         assert (st["watch"], st.get("watch_reason"), st["state"]) == ("polling", reason, "running")
         assert f"Watch           polling: {reason}\n" in _daemon_status_text(home, loop, monkeypatch, capsys)
         assert len(part_ids(home.layout)) == 8 * 3  # the catch-up
-        sid, f = sessions[-1]  # a folder past the limit
-        with f.open("a") as fh:
-            fh.write(claude_line(sid, 2, T + timedelta(minutes=1)))
-        clock.advance(loop.settings.poll_seconds)
-        loop.step()
-        clock.advance(loop.settings.flush_seconds)
-        loop.step()
+        _append_and_poll(loop, clock, *sessions[-1], loop.settings.poll_seconds)  # a folder past the limit
         assert len(part_ids(home.layout)) == 8 * 3 + 1
     finally:
         loop.shutdown()
@@ -1539,13 +1543,7 @@ def test_a_watcher_that_watches_only_part_of_the_folders_falls_back_to_polling(
         assert f"Watch           polling: {reason}\n" in _daemon_status_text(home, loop, monkeypatch, capsys)
         assert any(f"file events would miss changes: {reason}; polling every" in r.getMessage()
                    for r in caplog.records)
-        sid, f = sessions[-1]  # a folder without a watch
-        with f.open("a") as fh:
-            fh.write(claude_line(sid, 2, T + timedelta(minutes=1)))
-        clock.advance(poll)
-        loop.step()
-        clock.advance(loop.settings.flush_seconds)
-        loop.step()
+        _append_and_poll(loop, clock, *sessions[-1], poll)  # a folder without a watch
         assert len(part_ids(home.layout)) == 8 * 3 + 1
     finally:
         loop.shutdown()

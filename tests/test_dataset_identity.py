@@ -131,7 +131,8 @@ def test_no_loop_when_retention_leaves_no_row(tmp_path: Path) -> None:
     assert "is not the one" not in home.hyp_cmd("status").stdout
 
 
-def test_the_daemon_imports_everything_again_when_the_dataset_is_deleted_under_it(tmp_path: Path) -> None:
+def _daemon_with_rows(tmp_path: Path) -> tuple[Home, Path, subprocess.Popen]:
+    """A running daemon (a real process) that has imported a session of 3 lines: (home, the session, process)."""
     home = Home(tmp_path, capture=FAST)
     f1 = home.session(S1)
     f1.write_text(session_text(S1, 3, now_utc() - timedelta(minutes=1)))
@@ -140,6 +141,15 @@ def test_the_daemon_imports_everything_again_when_the_dataset_is_deleted_under_i
         home.wait_state("running", pid=proc.pid)
         assert wait_for(lambda: rows_now(home) > 0, 15), home.log_text()
         time.sleep(0.5)
+    except BaseException:
+        stop(proc)
+        raise
+    return home, f1, proc
+
+
+def test_the_daemon_imports_everything_again_when_the_dataset_is_deleted_under_it(tmp_path: Path) -> None:
+    home, f1, proc = _daemon_with_rows(tmp_path)
+    try:
         before = rows_now(home)
         shutil.rmtree(home.layout.dataset_root)
         with f1.open("a") as fh:
@@ -155,14 +165,8 @@ def test_the_daemon_imports_everything_again_when_the_dataset_is_deleted_under_i
 
 
 def test_a_hyp_home_moved_under_the_daemon_is_not_recreated_and_the_daemon_stops(tmp_path: Path) -> None:
-    home = Home(tmp_path, capture=FAST)
-    f1 = home.session(S1)
-    f1.write_text(session_text(S1, 3, now_utc() - timedelta(minutes=1)))
-    proc = home.spawn_daemon()
+    home, f1, proc = _daemon_with_rows(tmp_path)
     try:
-        home.wait_state("running", pid=proc.pid)
-        assert wait_for(lambda: rows_now(home) > 0, 15), home.log_text()
-        time.sleep(0.5)
         before = rows_now(home)
         moved = tmp_path / "hyp-new"
         home.hyp.rename(moved)
