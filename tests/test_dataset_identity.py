@@ -354,11 +354,21 @@ def test_the_datasets_rows_deleted_inside_its_root_are_imported_again(tmp_path: 
     _assert_imported_again(home, total)
 
 
+def _same_inode_as_the_marker(home: Home) -> None:
+    """As when the restored root got the freed inode number back: the marker records the root's inode now."""
+    marker_path = home.hyp / "cache" / ".hyp-dataset"
+    marker = json.loads(marker_path.read_text())
+    marker_path.write_text(json.dumps({**marker, "root_ino": home.layout.dataset_root.stat().st_ino}) + "\n")
+
+
 @pytest.mark.parametrize("how", ["mv", "cp -a"])
 def test_a_dataset_root_replaced_by_an_older_copy_of_itself_gets_back_the_rows_written_since(
     tmp_path: Path, how: str
 ) -> None:
-    """Only the dataset folder restored (the marker beside it is the current one): its inode number tells it."""
+    """Only the dataset folder restored (the marker beside it is the current one). Its inode number may tell it,
+    but not always: after `rm -rf root`, the copy can get the freed inode number back (ext4 and overlayfs reuse
+    them; CI saw it with `cp -a`). Forced here: the marker is given the restored root's inode number, so only
+    the newest part file recorded for the source, which the older copy lacks, tells it."""
     home = Home(tmp_path, capture={"enabled": False})
     two_sessions(home)
     backfill(home)
@@ -374,6 +384,7 @@ def test_a_dataset_root_replaced_by_an_older_copy_of_itself_gets_back_the_rows_w
         copy.rename(root)
     else:
         subprocess.run(["cp", "-a", str(copy), str(root)], check=True)
+    _same_inode_as_the_marker(home)
     assert set(part_ids(home.layout)) < expected
     assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
     _, stderr = backfill(home)
@@ -431,5 +442,91 @@ def test_retention_emptying_a_source_is_not_a_deleted_dataset(tmp_path: Path) ->
     assert "not the one hyp imported into" not in stderr
     written = out["providers"][0]["rows_written"]
     assert written > 0 and rows_now(home) == written
+    assert_nothing_new(home)
+    assert reset_events(home) == []
+
+
+def _append(home: Home, first: int, n: int, when: timedelta) -> None:
+    with home.session(S1).open("a") as fh:
+        for i in range(first, first + n):
+            fh.write(claude_line(S1, i, now_utc() - when + timedelta(seconds=i)))
+
+
+def test_the_newest_files_deleted_from_a_root_that_keeps_its_inode_are_imported_again(tmp_path: Path) -> None:
+    """An older copy synced into the same root (`rsync -a --delete copy/ root/`), or the newest part files
+    deleted by hand: the root keeps its inode number and every source keeps a part file, and the import said
+    "Nothing new to import" while the rows written since were gone."""
+    home = Home(tmp_path, capture={"enabled": False})
+    two_sessions(home)
+    backfill(home)
+    root = home.layout.dataset_root
+    before = {p.relative_to(root) for p in root.glob("source=*/date=*/part-*.parquet")}
+    ino = root.stat().st_ino
+    _append(home, 10, 3, timedelta(days=1))
+    backfill(home)
+    expected = set(part_ids(home.layout))
+    for p in root.glob("source=*/date=*/part-*.parquet"):
+        if p.relative_to(root) not in before:
+            p.unlink()  # (what `rsync -a --delete` of the older copy does)
+    assert root.stat().st_ino == ino and set(part_ids(home.layout)) < expected
+    assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
+    _, stderr = backfill(home)
+    assert REPLACED in stderr
+    assert set(part_ids(home.layout)) == expected and max(part_ids(home.layout).values()) == 1
+    assert_nothing_new(home)
+
+
+def _two_files_in_one_partition(home: Home) -> Path:
+    """Two backfills writing to yesterday's partition: returns it (two part files, the newest the second)."""
+    _append(home, 0, 3, timedelta(days=1))
+    backfill(home)
+    _append(home, 3, 3, timedelta(days=1) - timedelta(seconds=30))
+    backfill(home)
+    (pdir,) = {p.parent for p in home.layout.dataset_root.glob("source=claude/date=*/part-*.parquet")}
+    assert len(list(pdir.glob("part-*.parquet"))) == 2
+    return pdir
+
+
+def test_a_compaction_of_the_partition_holding_the_newest_file_is_not_a_replaced_dataset(tmp_path: Path) -> None:
+    home = Home(tmp_path, capture={"enabled": False})
+    pdir = _two_files_in_one_partition(home)
+    assert home.hyp_cmd("cache", "compact").returncode == 0
+    assert len(list(pdir.glob("part-*.parquet"))) == 1
+    assert_nothing_new(home)
+    assert reset_events(home) == []
+
+
+@pytest.mark.parametrize("outcome", ["finished", "undone"])
+def test_a_compaction_killed_before_it_deleted_its_inputs_is_not_a_replaced_dataset(
+    tmp_path: Path, outcome: str
+) -> None:
+    """Killed after the new file is written and recorded as the newest, before the inputs go: the next holder of
+    the lock finishes the compaction, or undoes it when the new file is damaged (and deletes it)."""
+    home = Home(tmp_path, capture={"enabled": False})
+    pdir = _two_files_in_one_partition(home)
+    rows = rows_now(home)
+    killed = home.hyp_cmd("cache", "compact", extra_env={"HYP_FAULT": "compact_before_unlink"})
+    assert killed.returncode != 0 and len(list(pdir.glob("part-*.parquet"))) == 3
+    if outcome == "undone":
+        newest = max(pdir.glob("part-*.parquet"))
+        newest.write_bytes(b"PAR1 torn")
+    assert_nothing_new(home)
+    assert len(list(pdir.glob("part-*.parquet"))) == (1 if outcome == "finished" else 2)
+    assert rows_now(home) == rows and reset_events(home) == []
+
+
+def test_a_prune_of_the_partition_holding_the_newest_file_is_not_a_replaced_dataset(tmp_path: Path) -> None:
+    """The newest part file is in an old partition (old history found late); retention removes that partition
+    while newer partitions of the source remain."""
+    home = Home(tmp_path, capture={"enabled": False})
+    _append(home, 0, 3, timedelta(hours=2))
+    backfill(home)
+    recent = rows_now(home)
+    _append(home, 3, 3, timedelta(days=6))
+    backfill(home)
+    home.write_config(retention_days=3, capture={"enabled": False})
+    prune = home.hyp_cmd("cache", "prune")
+    assert prune.returncode == 0, prune.stderr
+    assert rows_now(home) == recent > 0
     assert_nothing_new(home)
     assert reset_events(home) == []

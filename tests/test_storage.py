@@ -707,3 +707,37 @@ def test_a_cancelled_run_stops_waiting_for_the_lock(layout: Layout) -> None:
         waiter.commit(make_rows(2), [], on_wait=lambda: notices.append(time.monotonic()))
     holder.join()
     assert len(notices) == 1
+
+
+def test_two_writers_two_sources_and_a_compaction_keep_the_newest_file_records_true(
+    layout: Layout, tmp_path: Path
+) -> None:
+    """A backfill and the daemon (two instances, each under the write lock) committing in turn to two sources,
+    with a compaction between: the newest part file recorded for each source is always there, so no commit and
+    no status takes the dataset for a replaced one."""
+    from hypaware_tui.core.storage import dataset_replaced
+
+    daemon, backfill = Storage(layout), Storage(layout)
+    try:
+        for i in range(6):
+            writer = (daemon, backfill)[i % 2]
+            client = ("claude", "codex")[(i // 2) % 2]
+            src = source_file(tmp_path, f"{client}-{i}.jsonl")
+            writer.ensure_import_floor(None)
+            assert not writer.dataset_reset
+            writer.commit(make_rows(2, prefix=f"w{i}-", client_name=client),
+                          [checkpoint_for(src, client_name=client)])
+            assert not dataset_replaced(layout)
+            if i == 3:
+                assert daemon.compact().error is None
+                assert not dataset_replaced(layout)
+        with StateDB.open(layout, create=False) as db:
+            newest = db.newest_files()
+        root = layout.dataset_root
+        assert set(newest) == {"claude", "codex"}
+        for client, rel in newest.items():
+            assert rel == f"source={client}/" + max(p.relative_to(root / f"source={client}").as_posix()
+                                                     for p in (root / f"source={client}").glob("*/part-*.parquet"))
+    finally:
+        daemon.close()
+        backfill.close()

@@ -88,6 +88,12 @@ META_DATASET_GENERATION = "dataset_generation"
 # checkpoints before such a reset by another process (the daemon, while a backfill resets them) must not commit
 # what it read against the old ones (`Storage._check_dataset`).
 META_DATASET_RESETS = "dataset_resets"
+# meta keys `newest_file:<client_name>`: the newest part file (`source=<c>/date=<d>/part-<uuid7>.parquet`, names in
+# creation order) hyp knows to be in the dataset for that source. Set by each commit that writes files for it (in
+# the transaction of its checkpoints); moved to the newest file left (or removed) by a compaction or a prune
+# before it deletes the one recorded. Missing, the dataset lost rows behind hyp's back, or is an older copy
+# restored into the same root (`storage.dataset_stale`).
+META_NEWEST_FILE = "newest_file:"
 
 
 def dir_identity(path: str | os.PathLike[str], *, changed: bool = True) -> str:
@@ -322,6 +328,15 @@ def _legacy_bounds(layout: Layout) -> dict[str, int]:
 
 def _columns(conn: sqlite3.Connection) -> set[str]:
     return {r[1] for r in conn.execute("PRAGMA table_info(files)")}
+
+
+def _write_meta(conn: sqlite3.Connection, meta: Mapping[str, str | None] | None) -> None:
+    """Set the `meta` values given; a value None removes its key."""
+    if not meta:
+        return
+    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                     [(k, v) for k, v in meta.items() if v is not None])
+    conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k, v in meta.items() if v is None])
 
 
 def _utc_now() -> str:
@@ -590,6 +605,15 @@ class StateDB:
         return sorted(row[0] for row in cur.fetchall())
 
     @_reported
+    def newest_files(self) -> dict[str, str]:
+        """{client_name: the newest part file recorded for it} (`META_NEWEST_FILE`)."""
+        if self._conn is None or not self._has_meta:
+            return {}
+        cur = self._conn.execute("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?",
+                                 (len(META_NEWEST_FILE), META_NEWEST_FILE))
+        return {k[len(META_NEWEST_FILE):]: v for k, v in cur.fetchall()}
+
+    @_reported
     def get_meta(self, key: str) -> str | None:
         if self._conn is None or not self._has_meta:
             return None
@@ -598,7 +622,7 @@ class StateDB:
 
     # -- writes (under the commit lock) -------------------------------------------------------------------
     @_reported
-    def put_many(self, checkpoints: Iterable[Checkpoint], meta: Mapping[str, str] | None = None) -> int:
+    def put_many(self, checkpoints: Iterable[Checkpoint], meta: Mapping[str, str | None] | None = None) -> int:
         """Insert or replace entries in one transaction, with the `meta` values given (the dataset marker's id
         and generation: a crash cannot separate them). Returns how many entries were written."""
         now = _utc_now()
@@ -610,8 +634,7 @@ class StateDB:
         with self._transaction() as conn:
             if rows:
                 conn.executemany(sql, rows)
-            if meta:
-                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
+            _write_meta(conn, meta)
         return len(rows)
 
     def put(self, checkpoint: Checkpoint) -> None:
@@ -628,7 +651,7 @@ class StateDB:
             return conn.total_changes - before
 
     @_reported
-    def reset_all(self, meta: Mapping[str, str] | None = None) -> int:
+    def reset_all(self, meta: Mapping[str, str | None] | None = None) -> int:
         """Reset every entry (storage.md §7.3): kept, at offset 0 with a fresh parser state, and with the
         size, mtime and head cleared so that the next pass neither skips the file nor trusts its head. The
         lower bound stays: a daemon's pass from the start keeps it (`FilePass.keep_bound`). `meta`: values set
@@ -639,12 +662,11 @@ class StateDB:
                 "head_sha256 = '', rows_emitted = 0, updated_at = ?",
                 (FRESH_PARSER_STATE, _utc_now()),
             )
-            if meta:
-                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
+            _write_meta(conn, meta)
             return cur.rowcount
 
     @_reported
-    def forget_rows(self, clients: Iterable[str], meta: Mapping[str, str] | None = None) -> int:
+    def forget_rows(self, clients: Iterable[str], meta: Mapping[str, str | None] | None = None) -> int:
         """Set `rows_emitted` to 0 in every checkpoint of `clients` (retention removed all their rows: they no
         longer claim rows the dataset should hold), with the `meta` values given, in one transaction. The rest
         of each checkpoint stays: nothing is read again. Returns how many entries changed."""
@@ -657,8 +679,7 @@ class StateDB:
                 "UPDATE files SET rows_emitted = 0 WHERE client_name = ? AND rows_emitted > 0", [(k,) for k in keys]
             )
             changed = conn.total_changes - before
-            if meta:
-                conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(meta.items()))
+            _write_meta(conn, meta)
         return changed
 
     @_reported

@@ -58,6 +58,7 @@ from hypaware_tui.core.checkpoints import (
     META_DATASET_GENERATION,
     META_DATASET_ID,
     META_DATASET_RESETS,
+    META_NEWEST_FILE,
     Checkpoint,
     CheckpointUpdate,
     StateDB,
@@ -277,6 +278,59 @@ def _source_has_part_file(source_dir: Path) -> bool:
     return False
 
 
+_NEWEST_RE = re.compile(r"source=[a-z0-9_-]+/date=\d{4}-\d{2}-\d{2}/part-[0-9a-f]{32}\.parquet")
+
+
+def _part_file_there(root: Path, rel: str) -> bool:
+    """Whether the part file `rel` (`source=…/date=…/part-….parquet`, as `META_NEWEST_FILE` records it) is in the
+    dataset: one stat. A value hyp would not have written counts as there (it proves nothing)."""
+    if _NEWEST_RE.fullmatch(rel) is None:
+        return True
+    try:
+        os.stat(root / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
+
+
+def newest_part_file(
+    root: Path, source: str, *, skip_files: Collection[str] = (), skip_dates: Collection[str] = ()
+) -> str | None:
+    """The newest part file of `source` (hyp's names are UUIDv7s: name order is creation order) as
+    `source=…/date=…/part-….parquet`, leaving out the files in `skip_files` (same form) and the partitions of
+    `skip_dates`; None when none is left. A listing of the source's partitions."""
+    sdir = root / f"source={source}"
+    try:
+        with os.scandir(sdir) as it:
+            dates = [e.name[5:] for e in it
+                     if e.name.startswith("date=") and valid_date(e.name[5:]) and e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    best: tuple[str, str] | None = None
+    for d in dates:
+        if d in skip_dates:
+            continue
+        for name in list_part_files(sdir / f"date={d}"):
+            rel = f"source={source}/date={d}/{name}"
+            if PART_NAME_RE.match(name) and rel not in skip_files and (best is None or name > best[0]):
+                best = (name, rel)
+    return None if best is None else best[1]
+
+
+def _newest_file_missing(db: StateDB, root: Path) -> bool:
+    """Whether the newest part file recorded for some source (`META_NEWEST_FILE`) is not in the dataset. A
+    compaction or a prune moves the record before it deletes the file: a reader without the lock that read the
+    record before the move reads it once more before it concludes."""
+    for source, rel in db.newest_files().items():
+        if _part_file_there(root, rel):
+            continue
+        again = db.get_meta(META_NEWEST_FILE + source)
+        if again is None or (again != rel and _part_file_there(root, again)):
+            continue
+        return True
+    return False
+
+
 def dataset_stale(db: StateDB, layout: Layout) -> tuple[bool, DatasetMarker | None, DatasetMarker | None]:
     """Whether the checkpoints in `db` no longer describe the dataset: the rows they say were stored may be
     missing. Returns (stale, the marker the checkpoints recorded or None, the marker found or None).
@@ -286,8 +340,12 @@ def dataset_stale(db: StateDB, layout: Layout) -> tuple[bool, DatasetMarker | No
     removes a source's last partition zeroes its `rows_emitted`, `Storage.prune`), or when the database records a marker and the one found is missing, unreadable, of
     another id (the dataset deleted, or replaced by another), of a lower generation (an older copy restored), or
     records another inode number than the dataset root's (the root deleted and made again, or replaced by a
-    copy). A database that records no marker (written before markers, or no commit yet) is stale only by the
-    first rule. Costs one small query, and a listing up to the first part file of each source that claims rows.
+    copy). A database that records no marker (written before markers, or no commit yet) is not stale by the
+    marker. And stale when the newest part file recorded for some source (`META_NEWEST_FILE`, set by
+    the commits that write files, moved by compaction and prune before they delete it) is not there: rows hyp
+    wrote are gone (an older copy restored into the root, which may even keep the root's inode number: a freed
+    inode is reused; or files deleted by hand). Costs two small queries, a listing up to the first part file of
+    each source that claims rows, and a stat per source with a recorded file.
     The meta is read before the marker and the part files: a commit writes those before the meta,
     and retention zeroes `rows_emitted` before it removes the part files, so a reader without the lock never sees
     the meta ahead of the dataset."""
@@ -305,6 +363,8 @@ def dataset_stale(db: StateDB, layout: Layout) -> tuple[bool, DatasetMarker | No
             stale = ino is not None and ino != found.root_ino
     if not stale:
         stale = any(not _source_has_part_file(root / f"source={c}") for c in clients)
+    if not stale:
+        stale = _newest_file_missing(db, root)
     return stale, recorded, found
 
 
@@ -1173,7 +1233,7 @@ class Storage:
                     # again, and deduplicated); a copy of the dataset from before these files is behind.
                     _fault("before_marker")
                     marker = write_marker(self.layout, DatasetMarker(marker.id, marker.generation + 1))
-                    meta = marker.meta()
+                    meta = {**marker.meta(), **self._newest_written(result.files)}
                 _fault("before_checkpoints")
                 if checkpoints:
                     self._apply_checkpoints(checkpoints, result, meta)
@@ -1206,6 +1266,36 @@ class Storage:
                 lock_wait_ms=result.lock_wait_ms,
             )
         return result
+
+    def _newest_written(self, files: list[Path]) -> dict[str, str | None]:
+        """The `META_NEWEST_FILE` values after a commit that wrote `files`: per source, the newest of them (by
+        name: creation order), or the one recorded when it is newer (it was checked to be there, under the
+        lock, before the commit wrote anything)."""
+        db = self._state_if_any()
+        recorded = db.newest_files() if db is not None else {}
+        newest: dict[str, str] = {}
+        for path in files:
+            source = path.parent.parent.name.removeprefix("source=")
+            rel = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
+            best = newest.get(source) or recorded.get(source)
+            if best is None or path.name > best.rsplit("/", 1)[-1]:
+                newest[source] = rel
+        return {META_NEWEST_FILE + source: rel for source, rel in newest.items()}
+
+    def _newest_moved(
+        self, db: StateDB, source: str, *, files: Collection[str] = (), dates: Collection[str] = ()
+    ) -> dict[str, str | None]:
+        """Under the lock, before a compaction or a prune deletes `files` (`source=…/date=…/part-….parquet`) or the
+        partitions of `dates` of `source`: when the newest part file recorded for the source is among them, the
+        meta value that records instead the newest file left (None: the source is left without a part file, and
+        the record goes). Else nothing to change."""
+        key = META_NEWEST_FILE + source
+        rel = db.get_meta(key)
+        if rel is None or _NEWEST_RE.fullmatch(rel) is None:
+            return {}
+        if not (rel in files or rel.split("/")[1].removeprefix("date=") in dates):
+            return {}
+        return {key: newest_part_file(self.layout.dataset_root, source, skip_files=files, skip_dates=dates)}
 
     def _write_rows(self, df: pl.DataFrame, result: CommitResult, writes: list[dict[str, Any]]) -> None:
         """Steps 2-4 under the lock: refresh the memo, dedupe, write one file per partition."""
@@ -1481,7 +1571,9 @@ class Storage:
                     ensure_dir(root, below=self.layout.home)
                     marker = write_marker(self.layout, new_marker())
                     resets = str(int(resets or 0) + 1)
-                    db.reset_all({**marker.meta(), META_DATASET_RESETS: resets})
+                    # (the newest files recorded go too: they describe the dataset that was replaced)
+                    forget: dict[str, str | None] = {META_NEWEST_FILE + c: None for c in db.newest_files()}
+                    db.reset_all({**marker.meta(), META_DATASET_RESETS: resets, **forget})
                 else:
                     if seen is None and recorded is None and root.is_dir():
                         # A dataset from before markers, adopted now rather than at the next commit that writes
@@ -1521,17 +1613,19 @@ class Storage:
             self._emit("checkpoints.reset", reason="import_floor_lowered", old_floor=old, new_floor=cut_date)
         return lowered or replaced
 
-    def _raise_import_floor(self, cut_date: str, emptied: Collection[str] = ()) -> None:
+    def _raise_import_floor(
+        self, cut_date: str, emptied: Collection[str] = (), newest: Mapping[str, str | None] | None = None
+    ) -> None:
         """Under the lock: record `cut_date` as the import floor unless a later one is recorded, and, in the same
         transaction, set `rows_emitted` to 0 in the checkpoints of the clients in `emptied` (retention removes
-        every part file of theirs: their checkpoints must not claim rows that `dataset_stale` would then miss)."""
+        every part file of theirs: their checkpoints must not claim rows that `dataset_stale` would then miss)
+        and record the `newest` part files given (`_newest_moved`)."""
         db = self._state()
         old = db.get_meta(META_IMPORT_FLOOR)
-        meta = {META_IMPORT_FLOOR: cut_date} if old is None or old == NO_FLOOR or old < cut_date else None
-        if emptied:
-            db.forget_rows(emptied, meta)
-        elif meta:
-            db.set_meta(META_IMPORT_FLOOR, cut_date)
+        meta: dict[str, str | None] = dict(newest or {})
+        if old is None or old == NO_FLOOR or old < cut_date:
+            meta[META_IMPORT_FLOOR] = cut_date
+        db.forget_rows(emptied, meta)
 
     # -- maintenance -----------------------------------------------------------------------------------
     def cleanup_tmp(
@@ -1608,7 +1702,14 @@ class Storage:
                         # stop claiming rows (else the next import took them for deleted and read all history
                         # again, each time); before the removal, so that no reader sees the claim without rows.
                         kept = {source for source, d, pdir in parts if d >= cut and list_part_files(pdir)}
-                        self._raise_import_floor(cut, {source for source, _, _ in old} - kept)
+                        # And the newest part file recorded for a source whose partition goes: the newest one left
+                        # instead (none: the record goes), in the same transaction, before anything is removed.
+                        db = self._state()
+                        moved: dict[str, str | None] = {}
+                        for source in {source for source, _, _ in old}:
+                            dates = {d for s, d, _ in old if s == source}
+                            moved.update(self._newest_moved(db, source, dates=dates))
+                        self._raise_import_floor(cut, {source for source, _, _ in old} - kept, moved)
                     for source, d, pdir in old:
                         info = self._partition_info(source, d, pdir)
                         ensure_dir(self.layout.trash, below=self.layout.home)
@@ -1808,6 +1909,21 @@ class Storage:
                 f"compaction of {partition_name(source, d)} failed verification ({problem}); the new file was "
                 "deleted and the original files were kept. Nothing was lost; please report this."
             )
+        # The newest part file recorded for the source, when it is an input: the new file instead (the newest of
+        # the source now), recorded before any input goes, so that no crash leaves the record naming a deleted
+        # file (and `_recover_compaction`, which may delete the new file, moves it back first).
+        try:
+            db = self._state_if_any()
+            inputs = {f"{partition_name(source, d)}/{n}" for n in names}
+            moved = {} if db is None else self._newest_moved(db, source, files=inputs)
+            if moved:
+                db.put_many((), moved)
+        except StateDBError as exc:
+            with contextlib.suppress(OSError):
+                new_path.unlink()
+            fsync_dir(pdir)
+            journal.unlink(missing_ok=True)
+            raise StorageError(exc.text(_paths.COMPACT_KEPT)) from exc
         _fault("compact_before_unlink")
         for name in names:
             with contextlib.suppress(FileNotFoundError):
@@ -1852,7 +1968,14 @@ class Storage:
             if valid:
                 pdir = self.layout.dataset_root / partition
                 finished = self._compaction_finishable(pdir, new, inputs)
-                for name in inputs if finished else [new]:
+                removed = inputs if finished else [new]
+                # (the newest part file recorded for the source, when it is one of those: the newest one left)
+                db = self._state_if_any()
+                gone = {f"{partition}/{n}" for n in removed}
+                moved = {} if db is None else self._newest_moved(db, source, files=gone)
+                if moved:
+                    db.put_many((), moved)
+                for name in removed:
                     with contextlib.suppress(FileNotFoundError):
                         (pdir / name).unlink()
                 fsync_dir(pdir)
@@ -1860,7 +1983,7 @@ class Storage:
                 self._emit("cache.compact_recovered", partition=partition, finished=finished)
             journal.unlink(missing_ok=True)
             fsync_dir(journal.parent)
-        except (OSError, StorageError):
+        except (OSError, StorageError, StateDBError):
             return
 
     def _compaction_finishable(self, pdir: Path, new: str, inputs: list[str]) -> bool:
