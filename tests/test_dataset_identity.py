@@ -530,3 +530,36 @@ def test_a_prune_of_the_partition_holding_the_newest_file_is_not_a_replaced_data
     assert rows_now(home) == recent > 0
     assert_nothing_new(home)
     assert reset_events(home) == []
+
+
+class _ClaimsThenNot:
+    """A checkpoint database read while a prune empties claude: the first query sees claude claiming rows, the
+    next sees them zeroed (the prune's transaction came in between). `still`: claude still claims them."""
+
+    def __init__(self, still: bool) -> None:
+        self.still, self.calls = still, 0
+
+    def get_meta(self, key: str) -> None:
+        return None
+
+    def newest_files(self) -> dict[str, str]:
+        return {}
+
+    def clients_claiming_rows(self) -> list[str]:
+        self.calls += 1
+        return ["claude"] if self.calls == 1 or self.still else []
+
+
+@pytest.mark.parametrize("still", [False, True])
+def test_a_prune_between_the_reads_of_a_status_is_no_replaced_dataset(tmp_path: Path, still: bool) -> None:
+    """`hyp status` checks without the lock. A prune that zeroed claude's rows_emitted and removed its last
+    partition between the status's query and its listing made it say "not the one hyp imported into" (review
+    audit: reproduced with a pause between the two); asked again, claude claims nothing, so nothing was lost."""
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.storage import dataset_stale
+
+    layout = Layout(tmp_path / "hyp")
+    (layout.dataset_root / "source=codex" / "date=2026-11-01").mkdir(parents=True)
+    db = _ClaimsThenNot(still)
+    assert dataset_stale(db, layout)[0] is still  # type: ignore[arg-type]
+    assert db.calls == 2

@@ -362,7 +362,12 @@ def dataset_stale(db: StateDB, layout: Layout) -> tuple[bool, DatasetMarker | No
             ino = root_inode(layout)
             stale = ino is not None and ino != found.root_ino
     if not stale:
-        stale = any(not _source_has_part_file(root / f"source={c}") for c in clients)
+        empty = [c for c in clients if not _source_has_part_file(root / f"source={c}")]
+        if empty:
+            # (a reader without the lock: a prune may have zeroed the client's rows_emitted and then removed its
+            # last partition between the query and the listing; asked again, such a client claims nothing)
+            again = set(db.clients_claiming_rows())
+            stale = any(c in again for c in empty)
     if not stale:
         stale = _newest_file_missing(db, root)
     return stale, recorded, found
