@@ -219,10 +219,11 @@ def test_changes_to_the_dataset_folders_metadata_are_not_a_replaced_dataset(tmp_
     assert reset_events(home) == []
 
 
-def test_a_whole_hyp_home_moved_reads_nothing_again_and_one_copied_reads_it_once(tmp_path: Path) -> None:
-    """`mv` of HYP_HOME on the same file system keeps the inode numbers: nothing is read again. `cp -a` of it (a
-    new laptop) gives the dataset root a new one, which is also what a root restored from an older copy looks
-    like: all history is read once more, and no row is duplicated."""
+def test_a_whole_hyp_home_moved_or_copied_reads_nothing_again(tmp_path: Path) -> None:
+    """`mv` of HYP_HOME, and `cp -a` of it (a new laptop: new inode numbers everywhere): the marker, the part
+    files and the checkpoints travel together, so nothing is read again. (Comparing the root's inode number made
+    a copy read all history once more, and the benchmark's append run, which restores a copied HYP_HOME, read
+    everything: 3.2 s against 0.22 s.)"""
     home = Home(tmp_path, capture={"enabled": False})
     two_sessions(home)
     backfill(home)
@@ -242,12 +243,9 @@ def test_a_whole_hyp_home_moved_reads_nothing_again_and_one_copied_reads_it_once
     shutil.rmtree(moved)
     home.env["HYP_HOME"] = str(copy)
     home.layout = type(home.layout)(copy)
-    assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
-    again, stderr = backfill(home)
-    assert REPLACED in stderr
-    assert sum(p["rows_written"] for p in again["providers"]) == 0  # (every row read was already there)
-    assert rows_now(home) == rows and max(part_ids(home.layout).values()) == 1
+    assert "is not the one hyp imported into" not in home.hyp_cmd("status").stdout
     assert_nothing_new(home)
+    assert rows_now(home) == rows and reset_events(home) == []
 
 
 def marker_and_meta(home: Home) -> tuple[dict, dict]:

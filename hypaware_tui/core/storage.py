@@ -149,10 +149,12 @@ def dataset_replaced_text(layout: Layout, *, ahead: bool = False) -> str:
 # `pl.scan_parquet(<root>)` and any reader of the folder work, and a `rm -rf <root>/*` (which a shell glob would
 # not extend to a dotfile) takes the rows without leaving a marker that says they are there. The id is made once
 # per dataset; the generation goes up by one at each commit that writes part files, after they are written and
-# before the checkpoints, which record both in their transaction; `root_ino` is the dataset root's inode number
-# when the marker was written (not its device number: a remount changes that). So a copy restored from before
-# some commit has a lower generation than the checkpoints, a new dataset another id (or no marker), and a root
-# deleted and made again, or replaced by a copy (`cp -a`, `mv`), another inode.
+# before the checkpoints, which record both in their transaction. So a copy restored from before some commit has
+# a lower generation than the checkpoints, and a new dataset another id (or no marker). `root_ino`, the dataset
+# root's inode number when the marker was written, is kept for the events log only, never compared: every copy
+# of a whole HYP_HOME (a new computer, a backup restored whole) has new inode numbers and describes its dataset
+# as well as the original, and a root restored alone from an older copy, even one that got the freed inode back,
+# lacks the newest part file the checkpoints record (`_newest_file_missing`).
 DATASET_MARKER = ".hyp-dataset"
 _MARKER_TMP = ".hyp-dataset.tmp"
 _MARKER_ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -337,15 +339,16 @@ def dataset_stale(db: StateDB, layout: Layout) -> tuple[bool, DatasetMarker | No
 
     Stale when some client's checkpoints claim rows (`rows_emitted > 0`) while its `source=` folder holds no part
     file (its rows were deleted: `rm -rf <root>/*`, `source=<client>` removed, the root deleted; retention that
-    removes a source's last partition zeroes its `rows_emitted`, `Storage.prune`), or when the database records a marker and the one found is missing, unreadable, of
-    another id (the dataset deleted, or replaced by another), of a lower generation (an older copy restored), or
-    records another inode number than the dataset root's (the root deleted and made again, or replaced by a
-    copy). A database that records no marker (written before markers, or no commit yet) is not stale by the
-    marker. And stale when the newest part file recorded for some source (`META_NEWEST_FILE`, set by
-    the commits that write files, moved by compaction and prune before they delete it) is not there: rows hyp
-    wrote are gone (an older copy restored into the root, which may even keep the root's inode number: a freed
-    inode is reused; or files deleted by hand). Costs two small queries, a listing up to the first part file of
-    each source that claims rows, and a stat per source with a recorded file.
+    removes a source's last partition zeroes its `rows_emitted`, `Storage.prune`); or when the database records
+    a marker and the one found is missing, unreadable, of another id (the dataset deleted, or replaced by
+    another) or of a lower generation (`cache/` restored from an older copy); or when the newest part file
+    recorded for some source (`META_NEWEST_FILE`, set by the commits that write files, moved by compaction and
+    prune before they delete it) is not there: rows hyp wrote are gone (the root alone restored from an older
+    copy, whatever its inode number; or files deleted by hand). A database that records no marker (written
+    before markers, or no commit yet) is not stale by the marker. The root's inode number is not compared: a
+    whole HYP_HOME copied (a new computer) has new ones and is the same dataset. Costs two small queries, a
+    listing up to the first part file of each source that claims rows, and a stat per source with a recorded
+    file.
     The meta is read before the marker and the part files: a commit writes those before the meta,
     and retention zeroes `rows_emitted` before it removes the part files, so a reader without the lock never sees
     the meta ahead of the dataset."""
@@ -358,9 +361,6 @@ def dataset_stale(db: StateDB, layout: Layout) -> tuple[bool, DatasetMarker | No
     stale = False
     if recorded is not None:
         stale = found is None or found.id != recorded.id or found.generation < recorded.generation
-        if not stale and found is not None and found.root_ino is not None:
-            ino = root_inode(layout)
-            stale = ino is not None and ino != found.root_ino
     if not stale:
         empty = [c for c in clients if not _source_has_part_file(root / f"source={c}")]
         if empty:
