@@ -1287,6 +1287,15 @@ class Storage:
                 newest[source] = rel
         return {META_NEWEST_FILE + source: rel for source, rel in newest.items()}
 
+    def _move_newest_record(self, source: str, files: Collection[str]) -> None:
+        """Before a compaction (or its recovery) deletes `files` of `source`: the newest-file record moved off
+        them, in its own transaction (`_newest_moved`). Nothing without a checkpoint database."""
+        db = self._state_if_any()
+        moved = {} if db is None else self._newest_moved(db, source, files=files)
+        if moved:
+            assert db is not None
+            db.put_many((), moved)
+
     def _newest_moved(
         self, db: StateDB, source: str, *, files: Collection[str] = (), dates: Collection[str] = ()
     ) -> dict[str, str | None]:
@@ -1918,11 +1927,7 @@ class Storage:
         # the source now), recorded before any input goes, so that no crash leaves the record naming a deleted
         # file (and `_recover_compaction`, which may delete the new file, moves it back first).
         try:
-            db = self._state_if_any()
-            inputs = {f"{partition_name(source, d)}/{n}" for n in names}
-            moved = {} if db is None else self._newest_moved(db, source, files=inputs)
-            if moved:
-                db.put_many((), moved)
+            self._move_newest_record(source, {f"{partition_name(source, d)}/{n}" for n in names})
         except StateDBError as exc:
             with contextlib.suppress(OSError):
                 new_path.unlink()
@@ -1975,11 +1980,7 @@ class Storage:
                 finished = self._compaction_finishable(pdir, new, inputs)
                 removed = inputs if finished else [new]
                 # (the newest part file recorded for the source, when it is one of those: the newest one left)
-                db = self._state_if_any()
-                gone = {f"{partition}/{n}" for n in removed}
-                moved = {} if db is None else self._newest_moved(db, source, files=gone)
-                if moved:
-                    db.put_many((), moved)
+                self._move_newest_record(source, {f"{partition}/{n}" for n in removed})
                 for name in removed:
                     with contextlib.suppress(FileNotFoundError):
                         (pdir / name).unlink()
