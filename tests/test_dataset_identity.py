@@ -334,6 +334,16 @@ def _assert_imported_again(home: Home, total: int) -> None:
     assert_nothing_new(home)
 
 
+def _assert_restored(home: Home, expected: set[str]) -> None:
+    """An older copy in place: status says so, the backfill reads everything again and brings back exactly the
+    `expected` part ids, once each; then nothing is new."""
+    assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
+    _, stderr = backfill(home)
+    assert REPLACED in stderr
+    assert set(part_ids(home.layout)) == expected and max(part_ids(home.layout).values()) == 1
+    assert_nothing_new(home)
+
+
 @pytest.mark.parametrize("how", ["rm -rf root/*", "rm -rf root/source=claude"])
 def test_the_datasets_rows_deleted_inside_its_root_are_imported_again(tmp_path: Path, how: str) -> None:
     """`rm -rf <root>/*` (the shell glob skips dotfiles: a marker inside the root stayed) or one `source=` folder
@@ -384,11 +394,7 @@ def test_a_dataset_root_replaced_by_an_older_copy_of_itself_gets_back_the_rows_w
         subprocess.run(["cp", "-a", str(copy), str(root)], check=True)
     _same_inode_as_the_marker(home)
     assert set(part_ids(home.layout)) < expected
-    assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
-    _, stderr = backfill(home)
-    assert REPLACED in stderr
-    assert set(part_ids(home.layout)) == expected and max(part_ids(home.layout).values()) == 1
-    assert_nothing_new(home)
+    _assert_restored(home, expected)
 
 
 def test_the_marker_lives_beside_the_dataset_root_which_holds_only_parquet_files(tmp_path: Path) -> None:
@@ -467,11 +473,7 @@ def test_the_newest_files_deleted_from_a_root_that_keeps_its_inode_are_imported_
         if p.relative_to(root) not in before:
             p.unlink()  # (what `rsync -a --delete` of the older copy does)
     assert root.stat().st_ino == ino and set(part_ids(home.layout)) < expected
-    assert "is not the one hyp imported into" in home.hyp_cmd("status").stdout
-    _, stderr = backfill(home)
-    assert REPLACED in stderr
-    assert set(part_ids(home.layout)) == expected and max(part_ids(home.layout).values()) == 1
-    assert_nothing_new(home)
+    _assert_restored(home, expected)
 
 
 def _two_files_in_one_partition(home: Home) -> Path:
