@@ -266,17 +266,12 @@ def write_marker(layout: Layout, marker: DatasetMarker) -> DatasetMarker:
 
 
 def _source_has_part_file(source_dir: Path) -> bool:
-    """Whether some `date=*/part-*.parquet` is under `source_dir`; stops at the first one found."""
-    try:
-        with os.scandir(source_dir) as dates:
-            for d in dates:
-                if not (d.name.startswith("date=") and d.is_dir(follow_symlinks=False)):
-                    continue
-                with contextlib.suppress(OSError), os.scandir(d.path) as files:
-                    if any(f.name.startswith("part-") and f.name.endswith(".parquet") for f in files):
-                        return True
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+    """Whether a partition of `source_dir` holds a part file (the partitions a query reads, `_date_dirs`); stops
+    at the first one found."""
+    for _, pdir in _date_dirs(source_dir):
+        with contextlib.suppress(OSError):  # (a partition that cannot be listed proves nothing either way)
+            if list_part_files(pdir):
+                return True
     return False
 
 
@@ -301,18 +296,11 @@ def newest_part_file(
     """The newest part file of `source` (hyp's names are UUIDv7s: name order is creation order) as
     `source=…/date=…/part-….parquet`, leaving out the files in `skip_files` (same form) and the partitions of
     `skip_dates`; None when none is left. A listing of the source's partitions."""
-    sdir = root / f"source={source}"
-    try:
-        with os.scandir(sdir) as it:
-            dates = [e.name[5:] for e in it
-                     if e.name.startswith("date=") and valid_date(e.name[5:]) and e.is_dir(follow_symlinks=False)]
-    except (FileNotFoundError, NotADirectoryError):
-        return None
     best: tuple[str, str] | None = None
-    for d in dates:
+    for d, pdir in _date_dirs(root / f"source={source}"):
         if d in skip_dates:
             continue
-        for name in list_part_files(sdir / f"date={d}"):
+        for name in list_part_files(pdir):
             rel = f"source={source}/date={d}/{name}"
             if PART_NAME_RE.match(name) and rel not in skip_files and (best is None or name > best[0]):
                 best = (name, rel)
@@ -595,13 +583,19 @@ def iter_partitions(root: Path) -> Iterator[tuple[str, str, Path]]:
         source = s.name[len("source=") :]
         if CLIENT_NAME_RE.match(source) is None:
             continue
-        try:
-            dates = sorted(os.scandir(s.path), key=lambda e: e.name)
-        except OSError:
-            continue
-        for d in dates:
-            if d.is_dir(follow_symlinks=False) and d.name.startswith("date=") and valid_date(d.name[5:]):
-                yield source, d.name[5:], Path(d.path)
+        for date_, pdir in _date_dirs(Path(s.path)):
+            yield source, date_, pdir
+
+
+def _date_dirs(source_dir: Path) -> list[tuple[str, Path]]:
+    """(date, dir) of the `date=<YYYY-MM-DD>` partitions of one `source=` folder with a real date, sorted
+    (none when the folder cannot be listed)."""
+    try:
+        entries = sorted(os.scandir(source_dir), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [(d.name[5:], Path(d.path)) for d in entries
+            if d.is_dir(follow_symlinks=False) and d.name.startswith("date=") and valid_date(d.name[5:])]
 
 
 def _source_dirs(root: Path) -> list[os.DirEntry[str]]:
