@@ -144,17 +144,16 @@ def dataset_replaced_text(layout: Layout, *, ahead: bool = False) -> str:
 
 
 # The dataset's marker file, `<HYP_HOME>/cache/.hyp-dataset` (`Layout.dataset_marker`): `{"id": "<uuid4 hex>",
-# "generation": N, "root_ino": I}`, written by hyp under the write lock. Beside the dataset root, not in it:
+# "generation": N}`, written by hyp under the write lock. Beside the dataset root, not in it:
 # nothing but part files (and in-flight temp files) lives under the root (storage.md §1), so that
 # `pl.scan_parquet(<root>)` and any reader of the folder work, and a `rm -rf <root>/*` (which a shell glob would
 # not extend to a dotfile) takes the rows without leaving a marker that says they are there. The id is made once
 # per dataset; the generation goes up by one at each commit that writes part files, after they are written and
 # before the checkpoints, which record both in their transaction. So a copy restored from before some commit has
-# a lower generation than the checkpoints, and a new dataset another id (or no marker). `root_ino`, the dataset
-# root's inode number when the marker was written, is kept for the events log only, never compared: every copy
-# of a whole HYP_HOME (a new computer, a backup restored whole) has new inode numbers and describes its dataset
-# as well as the original, and a root restored alone from an older copy, even one that got the freed inode back,
-# lacks the newest part file the checkpoints record (`_newest_file_missing`).
+# a lower generation than the checkpoints, and a new dataset another id (or no marker). No inode number is
+# compared: every copy of a whole HYP_HOME (a new computer, a backup restored whole) has new ones and describes
+# its dataset as well as the original, and a root restored alone from an older copy, even one that got the freed
+# inode back, lacks the newest part file the checkpoints record (`_newest_file_missing`).
 DATASET_MARKER = ".hyp-dataset"
 _MARKER_TMP = ".hyp-dataset.tmp"
 _MARKER_ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -164,9 +163,6 @@ _MARKER_ID_RE = re.compile(r"[0-9a-f]{32}")
 class DatasetMarker:
     id: str
     generation: int
-    # the dataset root's inode number when the marker was written (None: a marker from before it was kept, which
-    # only the old place, inside the root, holds)
-    root_ino: int | None = field(default=None, compare=False)
 
     def meta(self) -> dict[str, str]:
         """The checkpoint database's meta values recording this marker."""
@@ -190,70 +186,29 @@ def _parse_marker(path: Path) -> DatasetMarker | None:
         return None
     if not isinstance(doc, dict):
         return None
-    mid, gen, ino = doc.get("id"), doc.get("generation"), doc.get("root_ino")
+    mid, gen = doc.get("id"), doc.get("generation")
     if not isinstance(mid, str) or _MARKER_ID_RE.fullmatch(mid) is None:
         return None
     if not isinstance(gen, int) or isinstance(gen, bool) or gen < 1:
         return None
-    if not isinstance(ino, int) or isinstance(ino, bool) or ino < 0:
-        ino = None
-    return DatasetMarker(mid, gen, ino)
-
-
-def _old_marker_path(layout: Layout) -> Path:
-    """Where hyp kept the marker before (inside the dataset root); moved out by `migrate_marker`."""
-    return layout.dataset_root / DATASET_MARKER
+    return DatasetMarker(mid, gen)
 
 
 def read_marker(layout: Layout) -> DatasetMarker | None:
     """The dataset's marker, or None when it is missing or is not one hyp wrote (unreadable, not JSON, no id or
-    generation). When there is none in its place, one left at the old place (inside the dataset root, by an
-    earlier version) is read, without its inode number (`migrate_marker` moves it). Other errors (permissions)
-    raise OSError."""
-    path = layout.dataset_marker
-    found = _parse_marker(path)
-    if found is None and not path.exists():
-        old = _parse_marker(_old_marker_path(layout))
-        if old is not None:
-            return DatasetMarker(old.id, old.generation)
-    return found
-
-
-def migrate_marker(layout: Layout) -> None:
-    """Under the lock: move a marker an earlier version left inside the dataset root to its place beside it
-    (recording the root's inode number), and remove what is left there. Same id and generation: not a reset.
-    Costs a failed stat when there is nothing to move."""
-    old = _old_marker_path(layout)
-    leftovers = [p for p in (old, layout.dataset_root / _MARKER_TMP) if os.path.lexists(p)]
-    if not leftovers:
-        return
-    found = _parse_marker(old)
-    if found is not None and not layout.dataset_marker.exists():
-        write_marker(layout, found)
-    for p in leftovers:
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-    fsync_dir(layout.dataset_root)
-
-
-def root_inode(layout: Layout) -> int | None:
-    """The dataset root's inode number, None when there is no root. Other errors raise OSError."""
-    try:
-        return os.stat(layout.dataset_root).st_ino
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+    generation). Other errors (permissions) raise OSError."""
+    return _parse_marker(layout.dataset_marker)
 
 
 def write_marker(layout: Layout, marker: DatasetMarker) -> DatasetMarker:
     """Replace the dataset's marker atomically and durably (a temp file fsynced, renamed over it, `cache/`
-    fsynced; the dataset root exists), recording the root's inode number now; returns the marker written. About
+    fsynced); returns it. About
     0.3 ms, once per commit that writes part files. So after a power cut the marker is never behind the
     checkpoints that recorded it, which would read as an older copy restored and cost a full re-read of the
     history."""
-    marker = DatasetMarker(marker.id, marker.generation, os.stat(layout.dataset_root).st_ino)
     cache = layout.cache_dir
     tmp = cache / _MARKER_TMP
-    doc = {"id": marker.id, "generation": marker.generation, "root_ino": marker.root_ino}
+    doc = {"id": marker.id, "generation": marker.generation}
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
     try:
         os.write(fd, json.dumps(doc).encode() + b"\n")
@@ -1493,8 +1448,6 @@ class Storage:
         when they do not record it yet (else None)."""
         root = self.layout.dataset_root
         db = self._state_if_any()
-        if not self.layout.dataset_marker.exists():
-            migrate_marker(self.layout)  # (a marker an earlier version left inside the root)
         if db is None:  # (no checkpoint yet: nothing to contradict)
             recorded, found = None, read_marker(self.layout)
         else:
@@ -1570,7 +1523,6 @@ class Storage:
                 self._unreported_wait_ms += wait_ms  # reported with the next commit's lock_wait_ms
                 db = self._state(on_wait)
                 root = self.layout.dataset_root
-                migrate_marker(self.layout)  # (a marker an earlier version left inside the root: no reset)
                 replaced, recorded, seen = dataset_stale(db, self.layout)
                 resets = db.get_meta(META_DATASET_RESETS)
                 if replaced:
@@ -1586,11 +1538,7 @@ class Storage:
                     if seen is None and recorded is None and root.is_dir():
                         # A dataset from before markers, adopted now rather than at the next commit that writes
                         # (a first import makes the root and its marker when it has rows to write).
-                        seen = new_marker()
-                    if seen is not None and root.is_dir() and seen.root_ino != root_inode(self.layout):
-                        # (made just now; or not recorded with the root's inode yet: a database from before
-                        # markers, whose dataset has one)
-                        seen = write_marker(self.layout, seen)
+                        seen = write_marker(self.layout, new_marker())
                     if seen is not None and recorded != seen:
                         # (a database from before markers; or the marker one generation ahead, after a crash
                         # before the checkpoints)
@@ -1614,8 +1562,7 @@ class Storage:
                 "checkpoints.reset",
                 reason="dataset_replaced",
                 dataset_was=None if recorded is None else {"id": recorded.id, "generation": recorded.generation},
-                dataset_found=None if seen is None else {"id": seen.id, "generation": seen.generation,
-                                                         "root_ino": seen.root_ino},
+                dataset_found=None if seen is None else {"id": seen.id, "generation": seen.generation},
             )
         if lowered:
             self._emit("checkpoints.reset", reason="import_floor_lowered", old_floor=old, new_floor=cut_date)
