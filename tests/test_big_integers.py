@@ -152,8 +152,12 @@ def test_codex_legacy_document_big_integers(tmp_path):
 
 def test_a_json_tool_output_with_file_bytes_keeps_its_big_integers():
     text = json.dumps({"content": [{"type": "image", "data": "QUJD" * 40, "mimeType": "image/png"}], "id": BIG})
-    assert binary_free_text(text) == (
-        '{"content":[{"data":"<omitted>","mimeType":"image/png","type":"image"}],"id":123456789012345678901234567890}')
+    assert binary_free_text(text) == (  # the text as written, the bytes omitted (schema.md §3.4 rules 1, 3)
+        '{"content": [{"type": "image", "data": "<omitted>", "mimeType": "image/png"}], '
+        '"id": 123456789012345678901234567890}')
+    # stored as canonical JSON (a duplicate key: the text cannot be kept), the integer is still exact
+    text = '{"content": [{"type": "image", "data": "x", "data": "' + "QUJD" * 40 + '"}], "id": ' + str(BIG) + "}"
+    assert binary_free_text(text) == '{"content":[{"data":"<omitted>","type":"image"}],"id":' + str(BIG) + "}"
 
 
 def test_state_with_a_big_integer_round_trips():
@@ -203,6 +207,8 @@ def test_tool_input_text_that_only_the_stdlib_reads_is_stored_as_json(given, sto
 ])  # fmt: skip
 def test_tool_output_json_that_only_the_stdlib_reads_loses_its_file_bytes(extra, stored_extra):
     text = json.dumps({"content": [IMAGE], **extra})
+    assert binary_free_text(text) == text.replace(IMAGE["data"], "<omitted>")  # as written, without the bytes
+    text = text.replace('"type": "image"', '"type": "image", "data": "x"')  # a duplicate key: canonical JSON
     assert binary_free_text(text) == (
         '{"content":[{"data":"<omitted>","mimeType":"image/png","type":"image"}]' + stored_extra + "}")
 

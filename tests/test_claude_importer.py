@@ -1133,7 +1133,7 @@ def test_tool_results_and_inputs_that_are_objects_never_store_file_bytes(tmp_pat
     blob = json.dumps(rows)
     assert pdf[:64] not in blob and png[:64] not in blob
     call, result, tool, mcp, plain = rows
-    assert mcp["content_text"] == '{"content":[{"data":"<omitted>","mimeType":"image/png","type":"image"}]}'
+    assert mcp["content_text"] == '{"content": [{"type": "image", "data": "<omitted>", "mimeType": "image/png"}]}'
     assert plain["content_text"] == plain_json  # no bytes in it: stored as it came
     assert result["part_type"] == "tool_result" and json.loads(result["content_text"]) == {
         "type": "web_fetch_result", "url": "https://x/a.pdf", "content": {

@@ -227,14 +227,16 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def stdlib_loads(text: str) -> Any:
+def stdlib_loads(text: str, object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """`text` as the stdlib's `json.loads` reads it (claude.md §2 rule 3: integers of any size exact), refusing
     what orjson refuses for good: NaN and Infinity (not JSON), a float beyond the double range, and nesting
     deeper than `JSON_DEPTH`, on every Python version. The one fallback of the importers and of `hyp query`
-    where orjson refuses a text or widens its integers. Raises ValueError."""
+    where orjson refuses a text or widens its integers. Raises ValueError. `object_pairs_hook`: as `json.loads`
+    takes it (it may raise ValueError to refuse an object)."""
     try:
         with json_depth_room():
-            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                               object_pairs_hook=object_pairs_hook)  # fmt: skip
     except RecursionError as exc:
         raise ValueError("nested too deeply") from exc
     if (value.__class__ is dict or value.__class__ is list) and _deeper_than(value, JSON_DEPTH):

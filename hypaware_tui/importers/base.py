@@ -474,11 +474,13 @@ def binary_free_json(value: Any) -> str:
 
 
 def binary_free_text(text: str) -> str:
-    """A tool output stored as it is (claude.md §5, codex.md §4.1), unless it is the JSON text of an object
-    that carries file bytes (an MCP result serialised as a string: `{"content": [{"type": "image", "data":
-    ...}]}`): then the canonical JSON of that object without them (schema.md §3.4 rule 3 wins over "as it
-    is"). Any other text is returned unchanged; only one that starts like JSON and names such a key is
-    parsed."""
+    """A tool output stored as it is (claude.md §5, codex.md §4.1; schema.md §3.4 rule 1), unless it is the
+    JSON text of a value that carries file bytes (an MCP result serialised as a string: `{"content": [{"type":
+    "image", "data": ...}]}`): then the same text with only those byte strings made `"<omitted>"` (rule 3: never
+    stored), every other character as the source wrote it (`_omitted_in_place`). Where that edit cannot be shown
+    to leave exactly the value without its bytes (a key written with escapes, a duplicate key), the canonical
+    JSON of that value. Any other text is returned unchanged; only one that starts like JSON and names such a
+    key is parsed."""
     if _JSON_START.match(text) is None or _BINARY_KEY.search(text) is None:
         return text
     exact = False
@@ -495,8 +497,75 @@ def binary_free_text(text: str) -> str:
     if not changed:
         return text
     if not exact and not plain_json_types(clean):  # a float, or an integer orjson widened to one: json.loads
-        clean = _without_binary(_exact_numbers(text, value))[0]
-    return canonical_json(clean)
+        value = _exact_numbers(text, value)
+        clean = _without_binary(value)[0]
+    kept = _omitted_in_place(text, value, clean)
+    return kept if kept is not None else canonical_json(clean)
+
+
+# A key that may carry file bytes and its string value (group 1; unrolled and possessive, as `_B64_RE`: a value
+# may be a 20 MB image), with the JSON whitespace allowed around the colon.
+_BINARY_MEMBER = re.compile(r'"(?:data|blob|file_data)"[ \t\n\r]*:[ \t\n\r]*("[^"\\]*+(?:\\.[^"\\]*+)*+")')
+
+
+def _omitted_in_place(text: str, value: Any, clean: Any) -> str | None:
+    """`text` (the JSON of `value`) with the string of each `data`, `blob` or `file_data` member that
+    `_without_binary` omitted written as `"<omitted>"`, and nothing else changed; None when the result does not
+    read back as exactly `clean` with no duplicate key (a key spelt with escapes, `"d\\u0061ta"`, is not
+    found; a duplicate could keep the bytes of the member JSON readers drop): the caller then stores
+    canonical JSON."""
+    omitted: set[str] = set()
+    _collect_omitted(value, clean, omitted, 0)
+    out: list[str] = []
+    done = 0
+    for m in _BINARY_MEMBER.finditer(text):
+        if m.start() and text[m.start() - 1] == "\\":  # (the end of a key or string that holds `\"data`)
+            continue
+        token = m.group(1)
+        if "\\" in token:
+            try:
+                string = orjson.loads(token)
+            except orjson.JSONDecodeError:
+                continue  # (a lone surrogate escape: left as it is, the check below decides)
+        else:
+            string = token[1:-1]
+        if string in omitted:
+            out.append(text[done : m.start(1)])
+            out.append('"<omitted>"')
+            done = m.end(1)
+    out.append(text[done:])
+    kept = "".join(out)
+    try:
+        back = stdlib_loads(kept, object_pairs_hook=_unique_keys)
+    except ValueError:
+        return None
+    if SURROGATE_ESCAPE.search(kept):
+        back = _clean_surrogates(back)
+    return kept if back == clean else None
+
+
+def _collect_omitted(value: Any, clean: Any, out: set[str], depth: int) -> None:
+    """The strings of `value` that `_without_binary` made `<omitted>` in `clean` (an unchanged part of the value
+    is the same object in both)."""
+    if value is clean or depth > 200:
+        return
+    if value.__class__ is list:
+        for v, c in zip(value, clean, strict=False):
+            _collect_omitted(v, c, out, depth + 1)
+    elif value.__class__ is dict:
+        for k, v in value.items():
+            c = clean.get(k)
+            if c == "<omitted>" and v.__class__ is str and v != c:
+                out.add(v)
+            else:
+                _collect_omitted(v, c, out, depth + 1)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
 
 
 def _without_binary(value: Any, depth: int = 0) -> tuple[Any, bool]:

@@ -1,0 +1,102 @@
+"""A tool output that is JSON text is stored as the source wrote it (claude.md §5 "string content as is", codex.md
+§4.1 "output when it is a string", schema.md §3.4 rule 1 "content_text keeps the source text exactly"); only
+the file bytes in it are omitted (rule 3: an MCP image or audio item's `data`, a base64 source's `data`, a
+resource `blob`, a `file_data`), each written `"<omitted>"` where it stood. It was re-encoded as canonical JSON:
+keys re-sorted, the spacing and line breaks of a pretty-printed result gone."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from hypaware_tui.importers.base import binary_free_text
+from hypaware_tui.importers.claude import ClaudeImporter
+from hypaware_tui.importers.codex import CodexImporter
+
+sys.path.insert(0, str(Path(__file__).parent))
+from import_helpers import import_file  # noqa: E402
+
+SID = "7001e000-1111-4222-8333-444455556666"
+TID = "7002e000-1111-4222-8333-444455556666"
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PRETTY = '{\n  "type": "image",\n  "data": "not base64 at all, just words",\n  "zeta": 1,\n  "alpha": 2\n}'
+LIST = '[{"file_data": "hello world", "name": "x"}]'
+
+
+def _write(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+    return path
+
+
+def _claude_results(tmp_path: Path, *contents: object) -> list[str | None]:
+    ts = "2026-11-20T10:00:0%dZ"
+    call = {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": c} for c in contents]}
+    path = _write(tmp_path / "p" / f"{SID}.jsonl", [
+        {"type": "assistant", "sessionId": SID, "uuid": "a1", "timestamp": ts % 1, "message": call},
+        {"type": "user", "sessionId": SID, "uuid": "u1", "timestamp": ts % 2, "message": result}])  # fmt: skip
+    rows, _ = import_file(ClaudeImporter(), path)
+    return [r["content_text"] for r in rows if r["part_type"] == "tool_result"]
+
+
+def test_claude_tool_result_json_text_is_kept_as_written(tmp_path):
+    mcp = json.dumps({"content": [{"type": "text", "text": "a screenshot"},
+                                  {"type": "image", "data": PNG, "mimeType": "image/png"}]}, indent=1)  # fmt: skip
+    assert _claude_results(tmp_path, PRETTY, LIST, mcp) == [
+        '{\n  "type": "image",\n  "data": "<omitted>",\n  "zeta": 1,\n  "alpha": 2\n}',
+        '[{"file_data": "<omitted>", "name": "x"}]',
+        mcp.replace(PNG, "<omitted>"),
+    ]
+
+
+def test_codex_function_call_output_json_text_is_kept_as_written(tmp_path):
+    def env(sec: int, typ: str, payload: dict) -> dict:
+        return {"timestamp": f"2026-11-20T10:00:0{sec}.000Z", "type": typ, "payload": payload}
+
+    out = '{\n  "type": "audio",\n  "data": "just some words",\n  "b": 1\n}'
+    path = _write(tmp_path / f"rollout-2026-11-20T10-00-00-{TID}.jsonl", [
+        env(0, "session_meta", {"id": TID}),
+        env(1, "response_item", {"type": "function_call", "name": "shell", "arguments": "{}", "call_id": "c"}),
+        env(2, "response_item", {"type": "function_call_output", "call_id": "c", "output": out}),
+        env(3, "response_item", {"type": "function_call_output", "call_id": "c", "output": LIST})])  # fmt: skip
+    rows, _ = import_file(CodexImporter(), path)
+    assert [r["content_text"] for r in rows if r["part_type"] == "tool_result"] == [
+        '{\n  "type": "audio",\n  "data": "<omitted>",\n  "b": 1\n}',
+        '[{"file_data": "<omitted>", "name": "x"}]',
+    ]
+
+
+@pytest.mark.parametrize("text, stored", [
+    # only the omitted members change: a `data` that carries no file (a text item's) stays, escapes and all
+    ('{"type": "text", "data": "kept"}', '{"type": "text", "data": "kept"}'),
+    ('[ {"type" : "image" , "data" : "A\\/B=" } , {"t": "\\"data\\": \\"x\\""} ]',
+     '[ {"type" : "image" , "data" : "<omitted>" } , {"t": "\\"data\\": \\"x\\""} ]'),
+    ('{"k\\"data": "v", "type": "audio", "data": "zz"}', '{"k\\"data": "v", "type": "audio", "data": "<omitted>"}'),
+    ('{"resource": {"uri": "file:///a.pdf", "blob": "JVBERi0x"}, "input_audio": {"data": "UklG", "format": "wav"}}',
+     '{"resource": {"uri": "file:///a.pdf", "blob": "<omitted>"}, "input_audio": {"data": "<omitted>", '
+     '"format": "wav"}}'),
+    # an integer beyond 64 bits and a float stay as written
+    ('{"type": "image", "data": "QUJD", "n": 123456789012345678901234567890, "f": 1.50}',
+     '{"type": "image", "data": "<omitted>", "n": 123456789012345678901234567890, "f": 1.50}'),
+])  # fmt: skip
+def test_only_the_file_bytes_of_a_json_tool_output_change(text, stored):
+    assert binary_free_text(text) == stored
+
+
+@pytest.mark.parametrize("text, stored", [
+    # a duplicate key: a reader keeps the last, so the first one's bytes could have stayed in the text
+    ('{"type": "image", "data": "AAAA", "data": "BBBB"}', '{"data":"<omitted>","type":"image"}'),
+    # a key written with escapes is not found by the text edit: its bytes would have stayed
+    ('[{"type": "image", "data": "AAAA"}, {"type": "image", "d\\u0061ta": "BBBB"}]',
+     '[{"data":"<omitted>","type":"image"},{"data":"<omitted>","type":"image"}]'),
+    # the same string as a text item's data (kept) and an image's (omitted)
+    ('[{"type": "text", "data": "AAAA"}, {"type": "image", "data": "AAAA"}]',
+     '[{"data":"AAAA","type":"text"},{"data":"<omitted>","type":"image"}]'),
+])  # fmt: skip
+def test_json_tool_output_that_cannot_be_edited_in_place_is_stored_as_canonical_json(text, stored):
+    assert binary_free_text(text) == stored
+    assert "BBBB" not in binary_free_text(text)
