@@ -318,8 +318,8 @@ class ClaudeParser(Parser):
                 else:
                     return "not_a_message"
             return self._message(obj, msg, role, typ, ts, offset)
-        if (typ == "user" or typ == "assistant") and msg is not None:
-            return "malformed"  # a message record whose `message` is not an object
+        # (a `user` line whose `message` is a string, say: a valid object that carries no message, schema.md §7;
+        # `malformed` is for a line that is not JSON or not an object)
         return "not_a_message"
 
     def _base(

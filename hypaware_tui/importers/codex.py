@@ -19,9 +19,10 @@ Robustness: rollouts of many Codex versions exist. A line whose shape is not und
 (`records_by_type`, `lines_skipped`) and skipped; an unexpected exception while handling one line counts that
 line as `malformed` and the pass continues. `handle` never raises.
 
-Skip reasons used (schema.md §7): `malformed` also covers a record whose fields have the wrong types for
-its kind (a `response_item` whose payload is not an object, a message without a role, …) and a line on
-which handling failed unexpectedly — the same convention as the Claude importer.
+Skip reasons used (schema.md §7): `malformed` is a line that is not JSON or not an object (and a line on which
+handling failed unexpectedly, as in the Claude importer); a valid object that carries no message, whatever its
+fields hold (a `response_item` whose payload is not an object, a message without a role, an `item_completed`
+whose item is a string), is `not_a_message`.
 """
 
 from __future__ import annotations
@@ -636,9 +637,8 @@ class CodexParser(Parser):
             replay["active"] = False
             replay["open_ts"] = None
 
-        if payload.__class__ is not dict:
-            self._skip("malformed" if typ in ("session_meta", "turn_context", "response_item", "event_msg",
-                                              "compacted") else "not_a_message")  # fmt: skip
+        if payload.__class__ is not dict:  # (a valid object, of a known type or not: schema.md §7)
+            self._skip("not_a_message")
             return
 
         if typ == "response_item":
@@ -893,7 +893,7 @@ class CodexParser(Parser):
         if ptype == "message":
             role = _s(p.get("role"))
             if role is None:
-                self._skip("malformed")
+                self._skip("not_a_message")
                 return
             parts = _message_parts(p.get("content"))
             key = None
@@ -982,7 +982,7 @@ class CodexParser(Parser):
     def _item_completed(self, obj: dict[str, Any], p: dict[str, Any], ts: int | None, offset: int) -> None:
         item = p.get("item")
         if item.__class__ is not dict:
-            self._skip("malformed")
+            self._skip("not_a_message")
             return
         st = self.state
         replayed = st["replay"]["active"]
