@@ -812,6 +812,24 @@ def compact_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def compact_attributes(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """`attributes` without its null keys (schema.md §3.3 rule 2, §5): a namespace (`gateway`, `claude`,
+    `codex`) drops its keys whose value is None, and vanishes when that leaves it empty. The values themselves
+    are kept as they are: the objects the importers build there hold no null, and `codex.source` is the
+    source's own value, verbatim (codex.md §3, schema.md §5), with its own nulls and empty objects (rule 3:
+    native values keep their nulls)."""
+    out: dict[str, Any] = {}
+    for ns, v in attrs.items():
+        if v.__class__ is dict:
+            v = {k: x for k, x in v.items() if x is not None}
+            if not v:
+                continue
+        elif v is None:
+            continue
+        out[ns] = v
+    return out
+
+
 def json_or_null(d: Mapping[str, Any] | None) -> str | None:
     """A built object (status, raw_frame) as canonical JSON, or null when it ends up empty (§3.3 rule 2)."""
     if d is None:
@@ -1310,7 +1328,7 @@ def finalize_row(r: Row) -> Row:
     metadata are source text too; ids and names are kept verbatim, see `_CONTENT_COLUMNS`)."""
     attrs = r.get("attributes")
     if attrs.__class__ is not str and isinstance(attrs, dict):  # (most rows carry pre-serialized text)
-        r["attributes"] = canonical_json(compact_dict(attrs))
+        r["attributes"] = canonical_json(compact_attributes(attrs))
     v = r.get("status")
     if v.__class__ is not str and isinstance(v, dict):
         r["status"] = json_or_null(v)

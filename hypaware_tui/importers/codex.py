@@ -56,7 +56,6 @@ from hypaware_tui.importers.base import (
     binary_free_json,
     binary_free_text,
     check_link,
-    compact_dict,
     entry_realpath,
     exact_numbers_of_line,
     expand_root,
@@ -750,11 +749,10 @@ class CodexParser(Parser):
         attrs: dict[str, Any] = {}
         if thread_source is not None:
             attrs["thread_source"] = thread_source
-        if source.__class__ is dict:
-            source = compact_dict(source)  # what the base's finalize would write anyway
-            if not plain_json_types(source):  # a float, maybe an integer orjson widened: kept exact in the state
-                source = exact_numbers_of_line(source)
-        if (source.__class__ is str and source) or (source.__class__ is dict and source and _state_safe(source)):
+        # `source` verbatim (codex.md §3), its nested nulls and empty objects included (schema.md §3.3 rule 3)
+        if source.__class__ is dict and not plain_json_types(source):  # a float, maybe an integer orjson widened
+            source = exact_numbers_of_line(source)  # (kept exact in the state)
+        if (source.__class__ is str and source) or (source.__class__ is dict and _state_safe(source)):
             attrs["source"] = source
         for key in ("model_provider", "forked_from_id"):
             v = _s(p.get(key))
