@@ -1692,3 +1692,22 @@ def test_a_folder_nested_past_path_max_is_said_to_have_a_path_too_long(h, inproc
     (line,) = [x for x in out.splitlines() if x.startswith("  claude: ")]
     assert line.endswith("(File name too long); its sessions are skipped. Its path is longer than the system "
                          "can open: move or rename its folders to shorten it."), line
+
+
+def test_rerun_after_one_file_is_replaced_says_what_was_read_and_what_was_unchanged(h):
+    """A file given a new inode (copied back in place) is read again, the others are skipped as unchanged: the
+    closing line said "all 10 rows in this window are already in the dataset" while the window held 30."""
+    rows, _ = claude_fixtures(h)
+    assert h.run("backfill").returncode == 0
+    f = h.claude / "projects" / "-home-ada-repo0" / "sess-0.jsonl"
+    tmp = h.tmp / "copy.jsonl"
+    tmp.write_bytes(f.read_bytes())
+    os.utime(tmp, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns))
+    os.replace(tmp, f)
+    again = h.run("backfill")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == (
+        f"Nothing new to import: the {rows // 3} rows read are already in the dataset and 2 files are unchanged "
+        "since the last import."
+    )
+    assert h.dataset().height == rows

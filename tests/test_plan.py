@@ -420,3 +420,5 @@ def test_counts_of_one_read_in_the_singular(tmp_path: Path) -> None:
                              "at the next daily cleanup.",)
     assert "(1 day)\n" in summary_text(InitResult(plan), m.env).splitlines(keepends=True)[0]
     assert nothing_new_text(1, 0) == "Nothing new to import: the 1 row in this window is already in the dataset."
+    assert nothing_new_text(1, 1) == ("Nothing new to import: the 1 row read is already in the dataset and 1 file is "
+                                      "unchanged since the last import.")

@@ -150,7 +150,14 @@ def error_notes(name: str, error: str | None, path: str | None, more: int, env: 
 
 def nothing_new_text(duplicates: int, files_unchanged: int) -> str | None:
     """cli.md §5.3's closing line for an import that wrote no row but found history it already had; None
-    otherwise."""
+    otherwise. When files were also skipped as unchanged, the duplicates are only the rows of the files read:
+    "all D rows in this window" would be false (the window holds the unchanged files' rows too), so the line
+    names both."""
+    if duplicates and files_unchanged:
+        rows = "the 1 row read is" if duplicates == 1 else f"the {duplicates:,} rows read are"
+        files = "1 file is" if files_unchanged == 1 else f"{files_unchanged:,} files are"
+        return (f"Nothing new to import: {rows} already in the dataset and {files} unchanged since the last "
+                "import.")
     if duplicates:
         if duplicates == 1:
             return "Nothing new to import: the 1 row in this window is already in the dataset."
