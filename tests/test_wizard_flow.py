@@ -1029,3 +1029,30 @@ def test_a_first_look_longer_than_the_line_keeps_its_newest_days() -> None:
     assert note.startswith(f"{k} days/mark)") and fit_days(counts, len(spark)) == (fit_days(counts, len(spark))[0], k)
     assert len(spark) == -(-len(counts) // k) > 20 and spark.endswith(SPARK[-1])  # the newest day is the last mark
     assert fit_days(counts[-30:], 44) == (counts[-30:], 1)  # the default 30 days: one mark a day
+
+
+def test_first_look_token_counts_round_before_picking_the_unit() -> None:
+    """The first look's tokens per model: 999,600 read `1000k` and 999,950,000 `1000M` (the unit was picked
+    before rounding); 99,960 read `100.0k`. Every unit boundary reads as the next unit."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    cases = {
+        999: "999", 1000: "1.0k", 1049: "1.0k", 99_940: "99.9k", 99_960: "100k", 999_499: "999k",
+        999_600: "1.0M", 1_000_000: "1.0M", 9_999_999: "10.0M", 99_960_000: "100M", 999_950_000: "1.0B",
+        1_000_000_000: "1.0B", 123_456_789_012: "123B",
+    }
+    models = [SimpleNamespace(model=f"m{i}", provider="claude", input_tokens=n, cached_tokens=0, output_tokens=0)
+              for i, n in enumerate(cases)]
+    shown = {}
+    for i in range(0, len(models), 5):  # (the first look shows five models)
+        ov = SimpleNamespace(period=SimpleNamespace(time_zone="UTC"), earlier=None, first_date="2026-11-01",
+                             last_date="2026-11-27", active_days=1, rows=1, models=models[i:i + 5], days=[])
+        console = Console(width=100, record=True, color_system=None)
+        console.print(DoneScreen._overview_main(ov, 100))
+        for line in console.export_text().splitlines():
+            if line.startswith("m"):
+                name, value = line.split()[:2]
+                shown[int(name[1:])] = value
+    assert shown == {i: text for i, text in enumerate(cases.values())}

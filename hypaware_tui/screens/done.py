@@ -69,11 +69,18 @@ def sparkline(values: list[int]) -> str:
 
 
 def compact_number(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            value = n / size
-            return f"{value:.1f}{unit}" if value < 100 else f"{value:.0f}{unit}"
-    return str(n)
+    """A token count in three or four characters: `999`, `1.5k`, `12.3k`, `100k`, `1.0M`, `1.2B`. Rounded first,
+    then the unit picked (as `human_size`): 999,600 rounds to 1,000k, which is `1.0M`, and 99,960 to `100k`."""
+    if abs(n) < 1000:
+        return str(n)
+    for unit, size in (("k", 1000), ("M", 1_000_000), ("B", 1_000_000_000)):
+        value = n / size
+        text = f"{value:.1f}"
+        if abs(float(text)) >= 100:
+            text = f"{value:.0f}"
+        if abs(float(text)) < 1000 or unit == "B":
+            return text + unit
+    raise AssertionError("unreachable")
 
 
 def summary_table(result: InitResult) -> Table:
