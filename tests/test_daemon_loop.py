@@ -1766,3 +1766,33 @@ def test_a_read_error_and_the_hint_after_it_are_two_sentences(
     finally:
         loop.shutdown()
         loop.close()
+
+
+def test_the_scan_event_counts_each_file_once(home: Home) -> None:
+    """`backfill.scan` (storage.md §10) added up every pass until a flush emitted it: a safety rescan found the
+    three files unchanged, then one grew and was read, and the event said `files_seen 4, files_unchanged 3` for
+    three files. It now counts each file once: 3 seen, 2 of them unchanged (the one read was not)."""
+    record_capture_start(home.layout, ["claude"], 0)
+    files = [home.session(s) for s in (S1, S2, "33333333-3333-4333-8333-333333333333")]
+    for i, f in enumerate(files):
+        f.write_text(session_text(f.stem, 4, T + timedelta(minutes=i)))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        for _ in range(3):
+            clock.advance(2)
+            loop.step()
+        assert len(part_ids(home.layout)) > 0
+        clock.advance(300)  # the safety rescan: every file looked at again, each unchanged
+        loop.step()
+        with files[0].open("a") as fh:
+            fh.write(claude_line(S1, 10, T + timedelta(hours=1)))
+        for _ in range(3):
+            clock.advance(2)
+            loop.step()
+    finally:
+        loop.shutdown()
+        loop.close()
+    events = [json.loads(x) for x in home.layout.events_log.read_text().splitlines()]
+    scans = [(e["files_seen"], e["files_unchanged"]) for e in events if e["event"] == "backfill.scan"]
+    assert scans == [(3, 0), (3, 2)]

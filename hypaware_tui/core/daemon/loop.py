@@ -172,14 +172,25 @@ class _Batch:
 
 @dataclass
 class _Scan:
-    """Counters for the `backfill.scan` event the daemon logs with its flushes."""
+    """What the `backfill.scan` event the daemon logs with its flushes reports: the files looked at since the
+    last one, each once however many passes saw it (a file unchanged at a rescan and read when it grew is one
+    file seen, not unchanged; its size and mtime were counted twice, `files_seen` above the number of files);
+    the bytes and lines of every read."""
 
-    files_seen: int = 0
-    files_unchanged: int = 0
-    files_reset: int = 0
-    files_failed: int = 0
+    seen: set[str] = field(default_factory=set)  # real paths
+    read: set[str] = field(default_factory=set)  # read at least once (the others were all unchanged)
+    reset: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)  # its last read failed
     bytes_read: int = 0
     stats: ParseStats = field(default_factory=ParseStats)
+
+    @property
+    def files_seen(self) -> int:
+        return len(self.seen)
+
+    @property
+    def files_unchanged(self) -> int:
+        return len(self.seen - self.read)
 
 
 class ClientState:
@@ -1204,8 +1215,7 @@ class DaemonLoop:
         ):
             pend.pop(f.path, None)
             c.stats[f.path] = (st.st_size, st.st_mtime_ns)
-            c.scan.files_seen += 1
-            c.scan.files_unchanged += 1
+            c.scan.seen.add(f.path)
             return
         if st is not None and not self.once:
             wait = self._must_wait(c, f, cp, st, now)
@@ -1257,22 +1267,25 @@ class DaemonLoop:
                     batch = self.batches.setdefault(c.name, _Batch())
         finally:
             gen.close()
-        c.scan.files_seen += 1
+        c.scan.seen.add(f.path)
+        c.scan.read.add(f.path)
         c.scan.bytes_read += outcome.bytes_read
         self.read_since_release += outcome.bytes_read
         c.scan.stats.merge(outcome.stats)
         if outcome.status == "reset":
-            c.scan.files_reset += 1
+            c.scan.reset.add(f.path)
         if outcome.status in ("failed", "error"):
-            c.scan.files_failed += 1
+            c.scan.failed.add(f.path)
             msg = with_find_path(outcome.error or f"file {f.path_hash}: could not be read")
             if c.failing.get(f.path_hash) != msg:
                 log.warning("%s: %s", c.name, msg)
             c.failing[f.path_hash] = msg
             self._error(f"{c.name}: {msg}", c)
-        elif f.path_hash in c.failing:
-            del c.failing[f.path_hash]
-            self._status_dirty = True
+        else:
+            c.scan.failed.discard(f.path)  # (read since it failed: not a failed file)
+            if f.path_hash in c.failing:
+                del c.failing[f.path_hash]
+                self._status_dirty = True
         c.sidecar_first.pop(f.path, None)
         c.whole_seen.pop(f.path, None)
 
@@ -1470,8 +1483,8 @@ class DaemonLoop:
             provider=c.name,
             files_seen=s.files_seen,
             files_unchanged=s.files_unchanged,
-            files_reset=s.files_reset,
-            files_failed=s.files_failed,
+            files_reset=len(s.reset),
+            files_failed=len(s.failed),
             bytes_read=s.bytes_read,
             records_by_type=dict(sorted((k, v) for k, v in s.stats.records_by_type.items() if v)),
             lines_skipped=dict(sorted((k, v) for k, v in s.stats.lines_skipped.items() if v)),
