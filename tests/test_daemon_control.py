@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -258,6 +259,37 @@ def _live_status(home: Home, age_s: float, state: str = "running") -> PidLock:
     return lock
 
 
+def test_daemon_status_shows_its_times_as_hyp_status_does(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    """`hyp daemon status` printed `2026-11-28T01:05:23Z` where `hyp status` and `hyp cache status` print
+    `2026-11-28 01:05 UTC`: the text now uses the one format; --json keeps ISO 8601."""
+    lock = _live_status(home, 0)
+    try:
+        st = json.loads(home.layout.daemon_status.read_text())
+        st.update(started_at="2026-11-27T22:10:05Z", last_import_at="2026-11-28T01:05:23Z",
+                  last_error={"at": "2026-11-28T00:59:59Z", "message": "claude: file 0123abcd: bad"},
+                  retention_applied_at="2026-11-28T00:00:01Z", rows_pruned=4,
+                  clients={"claude": {"root_state": "watching", "last_import_at": "2026-11-28T01:05:23Z",
+                                      "rows_written": 7, "files_failed": 0}})
+        control.write_status_file(home.layout, st)
+        code, out, _ = run_cli(capsys, "daemon", "status")
+        assert code == 0
+        lines = out.splitlines()
+        assert "Started         2026-11-27 22:10 UTC" in lines
+        assert next(x for x in lines if x.startswith("Updated")).endswith(" UTC")
+        assert "Last import     2026-11-28 01:05 UTC" in lines
+        assert "  claude   watching      rows 7  last import 2026-11-28 01:05 UTC" in lines
+        assert "Last error      2026-11-28 00:59 UTC  claude: file 0123abcd: bad" in lines
+        assert "Retention       2026-11-28 00:00 UTC (4 rows pruned)" in lines
+        assert not re.search(r"\d\dT\d\d:", out), out
+        code, out, _ = run_cli(capsys, "status")
+        assert "last error 2026-11-28 00:59 UTC: claude: file 0123abcd: bad" in out, out
+        code, out, _ = run_cli(capsys, "daemon", "status", "--json")
+        doc = json.loads(out)
+        assert (doc["started_at"], doc["last_import_at"]) == ("2026-11-27T22:10:05Z", "2026-11-28T01:05:23Z")
+    finally:
+        lock.release()
+
+
 def test_a_running_daemon_whose_status_is_old_is_reported_stale(
     home: Home, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -337,8 +369,9 @@ def test_an_error_in_the_log_newer_than_the_status_is_shown(home: Home, capsys: 
         code, out, _ = run_cli(capsys, "daemon", "status")
         assert code == 0
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", after)
+        shown = time.strftime("%Y-%m-%d %H:%M UTC", after)
         assert "Last error      none" in out
-        assert f"Logged error    {at}  {full} (in the log, not in the status)" in out
+        assert f"Logged error    {shown}  {full} (in the log, not in the status)" in out
         code, out, _ = run_cli(capsys, "daemon", "status", "--json")
         assert json.loads(out)["log_error"] == {"at": at, "message": full}
         # once the status holds that error (written again), the log line is not repeated
@@ -346,7 +379,7 @@ def test_an_error_in_the_log_newer_than_the_status_is_shown(home: Home, capsys: 
         st["last_error"] = {"at": at, "message": full}
         control.write_status_file(home.layout, st)
         code, out, _ = run_cli(capsys, "daemon", "status")
-        assert "Logged error" not in out and f"Last error      {at}  {full}" in out
+        assert "Logged error" not in out and f"Last error      {shown}  {full}" in out
     finally:
         lock.release()
 

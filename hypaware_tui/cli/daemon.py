@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from typer._click.globals import get_current_context
 
-from hypaware_tui.cli.output import err, fmt_int, out, plural, print_json, short_path
+from hypaware_tui.cli.output import err, fmt_int, out, plural, print_json, short_path, utc_minute
 from hypaware_tui.cli.status import daemon_next_step, failed_text
 
 app = typer.Typer(
@@ -202,6 +202,10 @@ def _service_line(service: dict[str, Any]) -> str:
     return f"installed ({unit})"
 
 
+def _minute(at: object, missing: str) -> str:
+    return utc_minute(at) if isinstance(at, str) and at else missing
+
+
 @app.command("status", help="State, pid, mode, clients, last import, rows, last error, service. Writes nothing.")
 def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
     from hypaware_tui.core.daemon.control import HEARTBEAT_S, LAGGING_AFTER_S, fmt_age, read_daemon_status
@@ -238,14 +242,15 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
         if watch == "polling" and s.get("watch_reason"):
             watch += f": {s['watch_reason']}"  # (file events failed, or would miss changes: why, and what to do)
         out(f"Watch           {watch}")
-        out(f"Started         {s.get('started_at') or '-'}")
-        updated = f"Updated         {s.get('updated_at') or '-'}"
+        # (times as `hyp status` and `hyp cache status` show them, to the minute in UTC; --json keeps ISO 8601)
+        out(f"Started         {_minute(s.get('started_at'), '-')}")
+        updated = f"Updated         {_minute(s.get('updated_at'), '-')}"
         age = report.status_age_s
         if report.running and age is not None and age > LAGGING_AFTER_S:
             # (no warning before STALE_AFTER_S: one long step may delay it; the fact is shown all the same)
             updated += f", status updated {fmt_age(age)} ago (written every {HEARTBEAT_S:g} s)"
         out(updated)
-        out(f"Last import     {s.get('last_import_at') or 'none yet'}")
+        out(f"Last import     {_minute(s.get('last_import_at'), 'none yet')}")
         out(f"Rows written    {fmt_int(s.get('rows_written') or 0)} (since it started)")
         clients = s.get("clients") or {}
         for name, c in clients.items():
@@ -253,19 +258,21 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
                 continue
             root_state = c.get("root_state") or ("-" if report.running else "not watching")
             line = (f"  {name:<8} {root_state:<13} rows {fmt_int(c.get('rows_written') or 0)}"
-                    f"  last import {c.get('last_import_at') or 'none yet'}")
+                    f"  last import {_minute(c.get('last_import_at'), 'none yet')}")
             if c.get("files_failed"):
                 line += f"  failed: {failed_text(c['files_failed'], c.get('folders_failed') or 0)}"
             out(line)
         le = s.get("last_error")
         if isinstance(le, dict):
-            out(f"Last error      {le.get('at')}  {le.get('message')}")
+            out(f"Last error      {_minute(le.get('at'), '-')}  {le.get('message')}")
         else:
             out("Last error      none")
         if log_error is not None:
-            out(f"Logged error    {log_error['at']}  {log_error['message']} (in the log, not in the status)")
+            out(f"Logged error    {utc_minute(log_error['at'])}  {log_error['message']} (in the log, not in the "
+                "status)")
         if s.get("retention_applied_at"):
-            out(f"Retention       {s['retention_applied_at']} ({plural(s.get('rows_pruned') or 0, 'row')} pruned)")
+            out(f"Retention       {utc_minute(s['retention_applied_at'])} "
+                f"({plural(s.get('rows_pruned') or 0, 'row')} pruned)")
     out(f"Service         {_service_line(service)}")
     if service["warning"]:
         out(f"Warning         {service['warning']}")

@@ -246,7 +246,8 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str, log: Any) -
             )
         last = d.get("last_error")
         if isinstance(last, dict) and last.get("message"):
-            lines.append(f"last error {last.get('at') or ''}: {last['message']}".replace("  ", " "))
+            at = f" {utc_minute(last['at'])}" if isinstance(last.get("at"), str) and last["at"] else ""
+            lines.append(f"last error{at}: {last['message']}")
     if state == "unknown" and d.get("message"):
         lines.append(str(d["message"]))
     if d.get("service_warning"):
