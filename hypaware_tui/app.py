@@ -29,6 +29,7 @@ from textual.message import Message
 from hypaware_tui.core.fmt import human_size, plural
 from hypaware_tui.core.inventory import (
     ClientInventory,
+    Figures,
     Inventory,
     build_inventory,
     client_figures,
@@ -53,8 +54,7 @@ from hypaware_tui.core.plan import (
     with_until,
 )
 from hypaware_tui.core.timeutil import now_us as wall_now_us
-from hypaware_tui.core.timeutil import us_to_iso
-from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us
+from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS, import_floor_us, local_date_range
 from hypaware_tui.importers import KNOWN_CLIENTS
 from hypaware_tui.importers.base import FUTURE_SKEW_US
 from hypaware_tui.screens.base import Back, StepInfo
@@ -164,11 +164,13 @@ def tilde_text(text: str | None, home: str) -> str | None:
     return text.replace(home + "/", "~/").replace(home + " ", "~ ")
 
 
-def client_summary(ci: ClientInventory) -> str:
-    f = client_figures(ci)
+def client_summary(ci: ClientInventory, f: Figures | None = None) -> str:
+    """`241 files · 133 sessions · 1.1 GB · 2026-04-30 → 2026-08-29`: the dates local, as `hyp backfill list`
+    shows them (the Clients screen names the zone under its rows). `f`: `client_figures(ci)`, if known."""
+    f = f or client_figures(ci)
     span = ""
     if f.oldest_us is not None and f.newest_us is not None:
-        span = f" · {us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
+        span = f" · {local_date_range(f.oldest_us, f.newest_us)}"
     return f"{plural(f.files, 'file')} · {plural(f.sessions, 'session')} · {human_size(f.bytes)}{span}"
 
 
@@ -350,9 +352,11 @@ class WizardApp(App[int]):
                 continue
             off = (self.mode == MODE_RECONFIGURE and enabled is not None and ci.detected
                    and client not in enabled)
+            f = client_figures(ci)
             views.append(ClientView(client, ci.name, scanning=False, detected=ci.detected,
                                     reason=tilde_text(ci.reason, home),
-                                    files_scanned=len(ci.files), summary=client_summary(ci),
+                                    files_scanned=len(ci.files), summary=client_summary(ci, f),
+                                    dates=(f.oldest_us, f.newest_us),
                                     empty=ci.detected and not ci.files, currently_off=off))
         return views
 

@@ -1711,3 +1711,56 @@ def test_rerun_after_one_file_is_replaced_says_what_was_read_and_what_was_unchan
         "since the last import."
     )
     assert h.dataset().height == rows
+
+
+def test_every_date_range_says_its_zone_and_the_wizard_agrees_with_plan(h, monkeypatch):
+    """Los Angeles, a session at 00:20 UTC: `hyp backfill plan` showed it on the day before (local, labelled),
+    the wizard's Clients and Review screens and `hyp init --yes --dry-run` on its UTC date (unlabelled), and
+    `hyp status` / `hyp cache status` their UTC partition dates without a word. The wizard and the dry run now
+    show the local dates of plan (cli.md §5.5: the same figures) and name the zone; a UTC date says "UTC"."""
+    import time as time_mod
+
+    from hypaware_tui.app import client_summary
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.plan import Choices, build_plan, gather_machine_state
+    from hypaware_tui.core.timeutil import now_us
+    from hypaware_tui.screens.review import client_lines
+
+    day = (datetime.now(UTC) - timedelta(days=3)).replace(hour=0, minute=20, second=0, microsecond=0)
+    claude_session(h.claude / "projects" / "-home-ada-repo" / "s.jsonl", "s", 2, day)
+    utc_day, local_day = day.date().isoformat(), (day - timedelta(days=1)).date().isoformat()
+    env = {**h.env, "TZ": "America/Los_Angeles"}
+    zone_note = re.compile(r"^ *Dates in local time \(P[SD]T, UTC-0[78]:00\)\.$")
+
+    plan = h.run("backfill", "plan", "claude", env=env)
+    (row,) = [x for x in plan.stdout.splitlines() if x.startswith("claude ")]
+    assert row.rstrip().endswith(f"{local_day} → {local_day}"), plan.stdout
+
+    dry = h.run("init", "--yes", "--dry-run", "--client", "claude", env=env)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    (row,) = [x for x in lines if x.startswith("Claude Code ")]
+    assert row.rstrip().endswith(f"{local_day} → {local_day}"), dry.stdout
+    table_end = next(i for i, x in enumerate(lines) if x.startswith("Config "))
+    assert any(zone_note.match(x) for x in lines[lines.index(row) + 1 : table_end]), dry.stdout
+    (window,) = [x for x in lines if x.startswith("Window ")]
+    assert re.fullmatch(r"Window    \d{4}-\d\d-\d\d 00:00 UTC → now \(120 days\)", window), window
+
+    for k, v in env.items():  # the wizard's screens, in this process, in Los Angeles
+        monkeypatch.setenv(k, v)
+    time_mod.tzset()
+    try:
+        inv = build_inventory(["claude"], env=env)
+        assert client_summary(inv.clients["claude"]).endswith(f" · {local_day} → {local_day}")
+        machine = gather_machine_state(Layout(h.hyp), env, service_manager=None)
+        review = client_lines(build_plan(inv, Choices(("claude",)), machine, now_us=now_us()), env)
+        assert review[1].endswith(f"{local_day} → {local_day}") and zone_note.match(review[-1]), review
+    finally:
+        monkeypatch.undo()
+        time_mod.tzset()
+
+    assert h.run("backfill", env=env).returncode == 0
+    status = h.run("status", env=env)
+    assert f"messages from {utc_day} to {utc_day} (UTC)" in status.stdout, status.stdout
+    cache = h.run("cache", "status", env=env)
+    assert f"Dates        {utc_day} → {utc_day} (UTC)" in cache.stdout, cache.stdout

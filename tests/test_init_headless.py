@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -449,6 +450,8 @@ def test_welcome_back_facts_after_a_setup(tmp_path: Path) -> None:
     assert facts["Clients"] == "Claude Code and Codex" and facts["Retention"] == "120 days"
     assert facts["Capture"] == "off" and facts["Daemon"] == "never started"
     assert f"{rows:,} rows" in facts["Dataset"]
+    # (the dataset's dates are those of its UTC date partitions: said, as every other date says its zone)
+    assert re.search(r" · \d{4}-\d\d-\d\d → \d{4}-\d\d-\d\d \(UTC\)$", facts["Dataset"]), facts["Dataset"]
 
 
 def test_welcome_back_says_when_the_daemon_ended_unexpectedly(tmp_path: Path) -> None:

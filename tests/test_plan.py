@@ -106,7 +106,7 @@ def test_plan_is_pure_and_matches_the_inventory(tmp_path: Path) -> None:
     plan = build_plan(inv, Choices(("claude", "codex"), retention_days=60), _machine_state(m), now_us=NOW_US)
     assert not m.layout.home.exists()
     assert plan.since_us == parse_iso_us("2026-04-02T00:00:00Z")  # 00:00 UTC of (today - 60 days)
-    assert plan.window_text() == "2026-04-02 → now (60 days)"
+    assert plan.window_text() == "2026-04-02 00:00 UTC → now (60 days)"
     for cp in plan.clients:
         assert cp.in_window == client_figures(inv[cp.client], plan.since_us, NOW_US)
         assert cp.total == client_figures(inv[cp.client])
@@ -414,7 +414,7 @@ def test_counts_of_one_read_in_the_singular(tmp_path: Path) -> None:
                                                       raw=json.dumps(data).encode(), data=data))
     plan = build_plan(inv, Choices(("claude",), retention_days=1), machine, now_us=NOW_US, mode="reconfigure",
                       rows_older=1, force=True)
-    assert plan.window_text() == "2026-05-31 → now (1 day)"
+    assert plan.window_text() == "2026-05-31 00:00 UTC → now (1 day)"
     assert plan.config.changes == ("retention: 365 days → 1 day", "codex: on → off")
     assert plan.warnings == ("Shorter than your current 365 days: rows older than 1 day (about 1) will be deleted "
                              "at the next daily cleanup.",)

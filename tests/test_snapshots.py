@@ -60,6 +60,18 @@ def tmp_path():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def utc_zone(monkeypatch):
+    """The screens show local dates and name the zone: the snapshots are taken in UTC wherever they run."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.fixture
 def snap(snapshot):
     snapshot = snapshot.use_extension(RootSnapshots)
@@ -107,7 +119,7 @@ def test_welcome_back(snap, tmp_path: Path) -> None:
     m.layout.home.mkdir(mode=0o700)
     m.layout.config.write_text('{"version": 1, "clients": {"claude": {"enabled": true}}, "retention_days": 90}\n')
     facts = (("Config", "~/.hyp/hypaware-config.json"), ("Clients", "Claude Code"), ("Retention", "90 days"),
-             ("Capture", "on"), ("Dataset", "1.2 MB · 4,210 rows · 2026-05-12 → 2026-06-01"),
+             ("Capture", "on"), ("Dataset", "1.2 MB · 4,210 rows · 2026-05-12 → 2026-06-01 (UTC)"),
              ("Daemon", "running (pid 4242)"))
     app = WizardApp(wizard_settings(m, welcome_back_facts=facts))
     assert snap(app, run_before=_enters(0, wait_screen="WelcomeBackScreen"))

@@ -247,16 +247,10 @@ def _enabled_text(config: Any, client: str) -> str:
     return "yes" if config.client_enabled(client) else "no"
 
 
-def _local_date(us: int | None) -> str:
-    from hypaware_tui.core.window import local_text
-
-    return local_text(us, none="—")[:10] if us is not None else "—"
-
-
 def _range_text(oldest: int | None, newest: int | None) -> str:
-    if oldest is None and newest is None:
-        return "—"
-    return f"{_local_date(oldest)} → {_local_date(newest)}"
+    from hypaware_tui.core.window import local_date_range
+
+    return local_date_range(oldest, newest)
 
 
 def _duration(seconds: float) -> str:
@@ -828,7 +822,7 @@ def list_command(
     from hypaware_tui.core.window import local_dates_note
 
     shown = [us for e in entries if e["detected"] for us in (e["_fig"].oldest_us, e["_fig"].newest_us)]
-    console.print(local_dates_note(*shown), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
+    console.print(local_dates_note(*shown), markup=False)
     raise typer.Exit(0)
 
 
@@ -913,5 +907,5 @@ def plan_command(
     )
     shown = [window.since_us, window.until_us, now]
     shown += [us for ci, fig in entries if ci.detected for us in (fig.oldest_us, fig.newest_us)]
-    console.print(local_dates_note(*shown), markup=False)  # (the wizard's are UTC: the same file can read a day apart)
+    console.print(local_dates_note(*shown), markup=False)  # (as Review's and hyp init --dry-run's: the same figures)
     raise typer.Exit(0)

@@ -126,7 +126,8 @@ def cache_status(
     )
     per_source = ", ".join(f"{s} {fmt_int(n)}" for s, n in rows.items())
     out(f"Rows         {fmt_int(doc['total_rows'])}" + (f" ({per_source})" if per_source else ""))
-    out(f"Dates        {doc['oldest']} → {doc['newest']}" if doc["oldest"] else "Dates        none")
+    # (the dates of its date= partitions: UTC dates, said, as local dates are elsewhere)
+    out(f"Dates        {doc['oldest']} → {doc['newest']} (UTC)" if doc["oldest"] else "Dates        none")
     cand = doc["compaction_candidates"]
     if cand["partitions"]:
         out(

@@ -157,7 +157,8 @@ def welcome_back_facts(layout: Any, env: Mapping[str, str], machine: Any) -> tup
         report = {"dataset": dataset_section(layout), "daemon": daemon_section(layout)}
         ds = report.get("dataset") or {}
         if ds.get("total_rows"):
-            span = f"{(ds.get('oldest') or '')[:10]} → {(ds.get('newest') or '')[:10]}"
+            # (the dates of the partitions, which are UTC dates: said, beside the local dates of other screens)
+            span = f"{(ds.get('oldest') or '')[:10]} → {(ds.get('newest') or '')[:10]} (UTC)"
             facts.append(("Dataset", f"{human_size(ds.get('bytes') or 0)} · {plural(ds['total_rows'], 'row')} · {span}"))
         else:
             facts.append(("Dataset", "empty"))
@@ -329,7 +330,7 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
 
     from hypaware_tui.cli.output import out_console
     from hypaware_tui.core.plan import tilde
-    from hypaware_tui.core.timeutil import us_to_iso
+    from hypaware_tui.core.window import local_date_range, local_dates_note
 
     console = out_console()
     console.print("Dry run: nothing was written.", markup=False)
@@ -341,9 +342,12 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
                           ("Size", "right"), ("Oldest → newest", "left")):
         table.add_column(name, justify=justify, no_wrap=True)
     notes = []
+    shown: list[int | None] = []
     for c in plan.clients:
         f = c.in_window
-        span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}" if f.files else "—"
+        span = local_date_range(f.oldest_us, f.newest_us) if f.files else "—"
+        if f.files:
+            shown += [f.oldest_us, f.newest_us]
         if c.import_:
             state = "yes"
         elif not c.selected:
@@ -356,6 +360,8 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
         table.add_row(c.name, state, f"{f.files:,}", f"{f.sessions:,}", human_size(f.bytes), span)
     console.print("Clients   in the window, upper bounds:", markup=False)
     console.print(table)
+    if any(us is not None for us in shown):  # (local dates, as Review's and hyp backfill plan's)
+        console.print(local_dates_note(*shown), markup=False)
     for note in notes:
         console.print(note, markup=False)
     console.print()

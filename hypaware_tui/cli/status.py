@@ -127,7 +127,8 @@ def render_text(report: dict[str, Any]) -> None:
             f"{human_size(ds['bytes'])} in {plural(ds['files'], 'file')} · "
             f"{plural(ds['total_rows'], 'row')} ({per_source})"
         )
-        lines.append(f"messages from {ds['oldest']} to {ds['newest']}")
+        # (the dates of its date= partitions: UTC dates, said, as local dates are elsewhere)
+        lines.append(f"messages from {ds['oldest']} to {ds['newest']} (UTC)")
     elif ds.get("replaced"):  # (not "nothing imported yet": the checkpoints say otherwise)
         lines.append("empty")
     elif not ds.get("error"):  # (an unreadable dataset is not an empty one)

@@ -224,10 +224,12 @@ class InitPlan:
         return next(c for c in self.clients if c.client == name)
 
     def window_text(self) -> str:
-        """`2026-05-02 → now (120 days)` or `everything → now`."""
+        """`2026-05-02 00:00 UTC → now (120 days)` or `everything → now` (Review, `hyp init --dry-run`). The
+        floor is 00:00 UTC of the cut date (cli.md §5.1), and says so, as the summary's Window line after the
+        import does: beside the local dates of the clients' history, a bare `2026-05-02` read as a local date."""
         if self.since_us is None:
             return "everything → now"
-        return f"{us_to_iso(self.since_us)[:10]} → now ({plural(self.retention_days, 'day')})"
+        return f"{us_to_iso(self.since_us)[:10]} 00:00 UTC → now ({plural(self.retention_days, 'day')})"
 
 
 def backup_name(config_path: Path, now_us: int) -> str:

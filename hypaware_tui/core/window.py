@@ -205,6 +205,16 @@ def local_text(us: int | None, *, none: str = "everything") -> str:
     return f"{text} UTC" if in_utc else text
 
 
+def local_date_range(oldest_us: int | None, newest_us: int | None) -> str:
+    """`2026-04-30 → 2026-08-29`: the local dates of a history's oldest and newest records (`—` for an unknown
+    end, `—` alone for neither), as every history range is shown: `hyp backfill list` and `plan`, the wizard's
+    Clients and Review screens and `hyp init --dry-run`, each with `local_dates_note` naming the zone. The
+    wizard showed UTC dates, so the same file read a day apart there and in `hyp backfill plan`."""
+    if oldest_us is None and newest_us is None:
+        return "—"
+    return " → ".join(local_text(us)[:10] if us is not None else "—" for us in (oldest_us, newest_us))
+
+
 def describe_window(window: Window) -> str:
     """`2026-05-02 02:00 → 2026-08-30 14:15 (local time)` (`everything` for an open lower bound). When an end
     can only be shown in UTC (`--until 9999-12-31` east of UTC), each end says its zone:
@@ -223,8 +233,8 @@ def local_zone_name() -> str:
 
 
 def local_dates_note(*stamps_us: int | None) -> str:
-    """`Dates in local time (EST, UTC-05:00).`: under a table of local dates. The wizard shows its dates in UTC,
-    so the same file could read a day apart in the two without saying which zone either is in. The offsets are
+    """`Dates in local time (EST, UTC-05:00).`: under the local dates of `local_date_range` (a date alone does
+    not say its zone: the same file read a day apart in two views, one of them UTC). The offsets are
     those at the dates shown (`stamps_us`; None ones skipped), or now's when there are none:
     a table of summer and winter dates says both (`EST/EDT, UTC-05:00/-04:00`), since the offset of today alone
     put a July date a day off for the reader. A zone without a name of its own (`-03`) shows only the offset."""
@@ -269,6 +279,7 @@ __all__ = [
     "days_between",
     "describe_window",
     "import_floor_us",
+    "local_date_range",
     "local_text",
     "local_dates_note",
     "local_zone_name",

@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from hypaware_tui.core.fmt import plural
+from hypaware_tui.core.window import local_dates_note
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.widgets import ActionButton, ChoiceList, KeyBar, Row
 
@@ -28,7 +29,8 @@ class ClientView:
     detected: bool | None = None  # None until detection is known
     reason: str | None = None
     files_scanned: int = 0
-    summary: str = ""  # "241 files · 133 sessions · 1.1 GB · 2026-04-30 → 2026-08-29"
+    summary: str = ""  # "241 files · 133 sessions · 1.1 GB · 2026-04-30 → 2026-08-29" (local dates)
+    dates: tuple[int | None, int | None] = (None, None)  # the oldest and newest record the summary dates show
     empty: bool = False
     currently_off: bool = False  # Reconfigure: detected but disabled in the config
 
@@ -77,6 +79,7 @@ class ClientsScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         width = max(len(v.name) for v in self.views)
         yield ChoiceList(self._rows(self._default_checked()), label_width=width, cursor=self.cursor, id="clients")
+        yield Static("", id="dates")
         yield Static("", id="nothing-found")
         yield Static("", id="problem")
 
@@ -97,7 +100,17 @@ class ClientsScreen(WizardScreen):
     def nothing_detected(self) -> bool:
         return all(v.detected is False for v in self.views)
 
+    def _refresh_dates(self) -> None:
+        """The zone of the rows' dates, under them (`hyp backfill list` says it under its table): a date alone
+        read a day apart from `hyp backfill plan`'s for a session late in the evening."""
+        shown = [us for v in self.views if v.detected and not v.scanning and not v.empty and v.summary
+                 for us in v.dates]
+        dates = self.query_one("#dates", Static)
+        dates.update(local_dates_note(*shown) if any(us is not None for us in shown) else "")
+        dates.display = any(us is not None for us in shown)
+
     def _refresh_nothing_found(self) -> None:
+        self._refresh_dates()
         nothing = self.nothing_detected
         self.query_one("#nothing-found", Static).update(NOTHING_FOUND if nothing else "")
         self.query_one("#continue").display = not nothing

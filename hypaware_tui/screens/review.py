@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from hypaware_tui.core.fmt import human_size
 from hypaware_tui.core.plan import InitPlan, tilde
-from hypaware_tui.core.timeutil import us_to_iso
+from hypaware_tui.core.window import local_date_range, local_dates_note
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.widgets import ActionButton, plain
 
@@ -33,14 +33,17 @@ def _block(label: str, lines: list[str | Text]) -> Table:
 
 def client_lines(plan: InitPlan, env: Mapping[str, str] | None = None) -> list[str]:
     """A small table: what each client would import (in window, upper bounds), or `import skipped` and why
-    (wizard.md §6.5); an undetected client says it was not found, as on Clients, not "not selected"."""
+    (wizard.md §6.5); an undetected client says it was not found, as on Clients, not "not selected". The dates
+    are local, and the last line names the zone, as `hyp backfill plan` (the same figures, cli.md §5.5)."""
     home = ((env or {}).get("HOME") or "").rstrip("/")
     name_w = max(len(c.name) for c in plan.clients)
     cells = []
+    shown: list[int | None] = []
     for c in plan.clients:
         f = c.in_window
         if c.import_ and f.files:
-            span = f"{us_to_iso(f.oldest_us)[:10]} → {us_to_iso(f.newest_us)[:10]}"
+            span = local_date_range(f.oldest_us, f.newest_us)
+            shown += [f.oldest_us, f.newest_us]
             cells.append((c.name, f"{f.files:,}", f"{f.sessions:,}", human_size(f.bytes), span, None))
             continue
         if not c.detected:
@@ -63,6 +66,8 @@ def client_lines(plan: InitPlan, env: Mapping[str, str] | None = None) -> list[s
             out.append(f"{name:{name_w}}  {text}")
         else:
             out.append(f"{name:{name_w}}  {files:>{widths[1]}}  {sessions:>{widths[2]}}  {size:>{widths[3]}}  {span}")
+    if any(us is not None for us in shown):
+        out.append(local_dates_note(*shown))
     return out
 
 
