@@ -316,6 +316,33 @@ def test_dry_run_over_an_existing_config_is_not_an_error(tmp_path: Path) -> None
     assert tree_listing(m.layout.home) == before
 
 
+def test_dry_run_over_the_same_settings_says_a_real_run_needs_force(tmp_path: Path, fake_manager_env) -> None:
+    """A config with the settings the run would write: the dry run said `unchanged` and `needs_force: false`,
+    and the same command without --dry-run then exited 1 asking for --force (wizard.md §9.3, §10.1). The plan
+    says what the real run does."""
+    m = make_machine(tmp_path)
+    env = dict(m.env, **fake_manager_env)
+    first = hyp(["init", "--yes", "--no-backfill", "--no-daemon"], env)
+    assert first.returncode == 0, first.stderr
+    config = m.layout.config.read_bytes()
+    text = hyp(["init", "--yes", "--no-daemon", "--dry-run"], env)
+    assert text.returncode == 0, text.stderr
+    assert "Config    ~/.hyp/hypaware-config.json · unchanged; a real run needs --force\n" in text.stdout
+    doc = hyp(["init", "--yes", "--no-daemon", "--dry-run", "--json"], env)
+    assert doc.returncode == 0, doc.stderr
+    cfg = json.loads(doc.stdout)["config"]
+    assert (cfg["action"], cfg["needs_force"], cfg["backup"]) == ("unchanged", True, None)
+    real = hyp(["init", "--yes", "--no-daemon", "--no-backfill"], env)
+    assert real.returncode == 1 and "a config already exists at" in real.stderr and "--force" in real.stderr
+    # With --force the plan and the run agree: nothing to force, and the file is left as it is.
+    forced = hyp(["init", "--yes", "--no-daemon", "--dry-run", "--force"], env)
+    assert "Config    ~/.hyp/hypaware-config.json · unchanged\n" in forced.stdout
+    forced = hyp(["init", "--yes", "--no-daemon", "--no-backfill", "--force", "--json"], env)
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["config"]["action"] == "unchanged"
+    assert m.layout.config.read_bytes() == config
+
+
 async def test_dry_run_json_in_window_equals_the_review_screen(tmp_path: Path) -> None:
     """§12.6 (interactive dry run writes nothing) and §12.7 (same in_window figures as Review)."""
     from hypaware_tui.app import WizardApp

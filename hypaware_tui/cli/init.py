@@ -366,9 +366,11 @@ def print_plan_text(plan: Any, env: Mapping[str, str]) -> None:
         console.print(note, markup=False)
     console.print()
     cfg = plan.config
-    state = {"create": "new", "unchanged": "unchanged"}.get(cfg.action)
-    if state is None:
-        state = f"replace (backup: {cfg.backup})" + ("; a real run needs --force" if cfg.needs_force else "")
+    if cfg.action == "create":
+        state = "new"
+    else:  # (an existing config, even one left unchanged, stops a real run without --force: wizard.md §9.3)
+        state = "unchanged" if cfg.action == "unchanged" else f"replace (backup: {cfg.backup})"
+        state += "; a real run needs --force" if cfg.needs_force else ""
     # (printable: the paths, reasons and warnings are shown as they are, their escape sequences as `\x1b`)
     console.print(printable(f"Config    {tilde(cfg.path, env)} · {state}"), markup=False)
     for change in cfg.changes:

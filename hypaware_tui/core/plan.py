@@ -377,7 +377,7 @@ def build_plan(
     if mode == MODE_IMPORT_AGAIN and existing.valid:
         # (utf-8-sig: a BOM is no content; the text is parsed again for the import, as parse_config reads it)
         text = existing.raw.decode("utf-8-sig", "replace") if existing.raw else ""
-        cfg = ConfigPlan(config_path, "unchanged", False, None, text)
+        cfg = ConfigPlan(config_path, "unchanged", not force, None, text)
     else:
         data = new_config_data(existing, choices, demo=demo_dir is not None)
         text = render_config_text(data)
@@ -387,7 +387,8 @@ def build_plan(
             # The same settings, only formatted differently (a hand-written file, keys in another order): it is
             # left as it is. Rewriting it changed nothing the user chose, yet made a backup, replaced their
             # layout and counted as a config change (a running daemon restarted), under an empty change list.
-            cfg = ConfigPlan(config_path, "unchanged", False, None,
+            # A headless run without --force still stops on it (wizard.md §9.3): its dry run says so.
+            cfg = ConfigPlan(config_path, "unchanged", not force, None,
                              existing.raw.decode("utf-8-sig", "replace") if existing.raw else text)
         else:
             cfg = ConfigPlan(
