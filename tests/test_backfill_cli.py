@@ -235,8 +235,12 @@ def test_unknown_provider_exits_1_and_runs_nothing(h, inproc):
     assert p.stderr.strip() == 'hyp backfill: unknown provider "cursor" (known: claude, codex)'
     for args in (["claude", "cursor"], ["plan", "cursor"], ["cursor", "--dry-run", "--json"]):
         rc, out, err = inproc("backfill", *args)
-        assert rc == 1 and out == "", args
-        assert 'unknown provider "cursor" (known: claude, codex)' in err
+        assert rc == 1 and 'unknown provider "cursor" (known: claude, codex)' in err
+        if "--json" in args:  # (cli.md §1: one document, also when nothing ran)
+            assert json.loads(out) == {"dry_run": True, "providers": [],
+                                       "error": 'unknown provider "cursor" (known: claude, codex)'}
+        else:
+            assert out == "", args
     rc, out, err = inproc("backfill", "run")  # internal names are not commands either
     assert rc == 1 and 'unknown provider "run"' in err
     assert not h.hyp.exists()  # nothing ran

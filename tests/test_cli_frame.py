@@ -158,7 +158,10 @@ def test_a_hyp_home_whose_path_is_not_utf8_is_refused_by_every_command(
     for args in NOT_UTF8_COMMANDS:
         code, out, err = call(capsys, *args)
         where = " ".join(["hyp", *(a for a in args[:2] if not a.startswith("-") and " " not in a)])
-        assert (code, out, err) == (1, "", f"{where}: {problem} run it again.\n"), args
+        # (with --json, the error is also the one document on stdout: cli.md §1)
+        shown = json.loads(out)["error"] if "--json" in args else None
+        assert (code, out if shown is None else shown, err) == (1, "" if shown is None else f"{problem} run it again.",
+                                                                f"{where}: {problem} run it again.\n"), args
     assert snapshot(home) == before
     code, out, _ = call(capsys)
     assert code == 0 and out.rstrip().endswith(f"Not set up: {problem} run hyp init.")
@@ -585,8 +588,10 @@ def test_cache_prune_failing_at_the_checkpoint_database_lists_what_it_removed(
     code, out, err = call(capsys, "cache", "prune", "--json")
     doc = json.loads(out)
     assert code == 1 and doc["partitions_removed"] == 1 and "disk is full" in doc["error"] and "disk is full" in err
-    code, out, err = call(capsys, "cache", "prune", "--json")  # (nothing old is left: the error alone)
-    assert code == 1 and out == "" and "disk is full" in err
+    code, out, err = call(capsys, "cache", "prune", "--json")  # (nothing old is left: the error, nothing removed)
+    doc = json.loads(out)
+    assert code == 1 and doc["partitions"] == [] and doc["partitions_removed"] == 0 and doc["retention_days"] == 120
+    assert err.splitlines()[0] == f"hyp cache prune: {doc['error']}" and "disk is full" in doc["error"]
 
 
 def test_cache_prune_with_retention_zero_reports_nothing(
@@ -795,3 +800,107 @@ def test_a_polars_panic_without_a_known_cause_says_how_to_see_the_traceback(
     assert code == 1 and out == "" and err == (
         "hyp status: Polars (the data library) stopped on an internal error: index out of bounds: the len is 3 but "
         "the index is 7\nRun it again with HYP_DEBUG=1 to see the traceback.\n")
+
+
+# --- --json failures ---------------------------------------------------------------------------------------
+
+PRUNE_KEYS = {"dry_run", "retention_days", "cut_date", "partitions", "partitions_removed", "files_removed",
+              "rows_removed", "bytes_removed", "tmp_files_removed", "checkpoints_removed", "error"}
+INIT_KEYS = {"command", "dry_run", "demo_dir", "hyp_home", "exit_code", "error"}
+
+
+def _negative_retention(home: Path) -> None:
+    write_config(home, retention_days=-1)
+
+
+def _existing_config(home: Path) -> None:
+    write_config(home)
+
+
+def _invalid_config(home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "hypaware-config.json").write_text('{"version": 1, "clients":\n')
+
+
+def _home_is_a_file(home: Path) -> None:
+    home.write_text("a file\n")
+
+
+def _wrong_columns(home: Path) -> None:
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(2), [])
+    part = next(Layout(home).dataset_root.rglob("part-*.parquet"))
+    pl.read_parquet(part).with_columns(pl.col("input_tokens").cast(pl.String)).write_parquet(
+        part.parent / "part-ff000000000000000000000000000003.parquet")
+
+
+def _not_utf8(home: Path) -> None:
+    pass  # (HYP_HOME itself is set below)
+
+
+JSON_FAILURES = [
+    (["backfill", "cursor", "--json"], None, "hyp backfill", {"dry_run", "providers", "error"}),
+    (["backfill", "plan", "cursor", "--json"], None, "hyp backfill plan", {"providers", "error"}),
+    (["backfill", "--json"], _negative_retention, "hyp backfill", {"dry_run", "providers", "error"}),
+    (["backfill", "--dry-run", "--json"], _negative_retention, "hyp backfill", {"dry_run", "providers", "error"}),
+    (["backfill", "plan", "--json"], _negative_retention, "hyp backfill plan", {"providers", "error"}),
+    (["backfill", "list", "--json"], _home_is_a_file, "hyp backfill list", {"providers", "error"}),
+    (["cache", "prune", "--json"], _negative_retention, "hyp cache prune", PRUNE_KEYS),
+    (["cache", "prune", "--dry-run", "--json"], _negative_retention, "hyp cache prune", PRUNE_KEYS),
+    (["init", "--yes", "--no-daemon", "--json"], _existing_config, "hyp init", INIT_KEYS),
+    (["init", "--yes", "--no-daemon", "--json"], _invalid_config, "hyp init", INIT_KEYS),
+    (["init", "--yes", "--no-daemon", "--json"], _home_is_a_file, "hyp init", INIT_KEYS),
+    (["query", "overview", "--days", "0", "--json"], _wrong_columns, "hyp query overview", {"error"}),
+    (["status", "--json"], _not_utf8, "hyp status", {"error"}),
+    (["cache", "compact", "--json"], _not_utf8, "hyp cache compact", {"error"}),
+    (["daemon", "status", "--json"], _not_utf8, "hyp daemon status", {"error"}),
+]
+
+
+@pytest.mark.parametrize(("args", "setup", "where", "keys"), JSON_FAILURES,
+                         ids=[f"{' '.join(a)}:{s.__name__ if s else 'none'}" for a, s, _w, _k in JSON_FAILURES])
+def test_a_json_command_that_fails_prints_one_document_with_the_error(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    args: list[str], setup, where: str, keys: set[str],
+) -> None:
+    """cli.md §1: with --json, stdout receives exactly one JSON document. These stopped with exit 1 and an
+    empty stdout (`hyp backfill cursor --json`, an invalid config, `hyp init --yes --json` over a config, an
+    error main reported); each prints its document: `error` is the message on stderr (without the
+    `hyp <command>: ` prefix), with the keys of the command's own document known at that point."""
+    state = tmp_path / "fake-manager.json"
+    state.write_text(json.dumps({"unit_path": str(tmp_path / "unit" / "hypaware.service"), "calls": []}))
+    monkeypatch.setenv("HYP_TEST_SERVICE_MANAGER", str(state))
+    for var, name in (("HOME", "account"), ("CLAUDE_CONFIG_DIR", "account/.claude"), ("CODEX_HOME", "account/.codex")):
+        monkeypatch.setenv(var, str(tmp_path / name))
+    if setup is _not_utf8:
+        monkeypatch.setenv("HYP_HOME", os.fsdecode(os.fsencode(tmp_path) + b"/h\xffp"))
+    elif setup is not None:
+        setup(home)
+    code, out, err = call(capsys, *args)
+    assert code == 1, err
+    doc = json.loads(out)  # (exactly one document: anything after it fails here)
+    assert out.endswith("}\n") and set(doc) == keys, out
+    assert err.splitlines()[0] == f"{where}: {doc['error']}"
+    assert doc.get("providers", []) == [] and doc.get("partitions", []) == []
+    if "exit_code" in doc:
+        assert doc["exit_code"] == 1 and doc["dry_run"] is False and doc["command"] == "init"
+    if "--dry-run" in args:
+        assert doc["dry_run"] is True
+
+
+def test_a_json_failure_after_the_document_adds_no_second_one(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error after the command printed its document: stdout keeps that one document alone."""
+    from hypaware_tui.cli import status
+
+    def print_then_fail(doc):
+        print_json(doc)
+        raise RuntimeError("boom")
+
+    from hypaware_tui.cli.output import print_json
+
+    monkeypatch.setattr(status, "print_json", print_then_fail)
+    code, out, err = call(capsys, "status", "--json")
+    assert code == 1 and "hyp status: unexpected error: RuntimeError: boom" in err
+    assert "error" not in json.loads(out) and json.loads(out)["hyp_home"] == str(home)

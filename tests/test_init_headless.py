@@ -203,8 +203,9 @@ def test_existing_config_needs_force_and_is_backed_up(tmp_path: Path) -> None:
     m.layout.config.write_bytes(old)
 
     code, out, err = headless(m, no_backfill=True)
-    assert code == 1 and out == ""
+    assert code == 1 and json.loads(out)["error"] == err.strip().removeprefix("hyp init: ")
     assert f"a config already exists at {m.layout.config}" in err and "--force" in err
+    assert headless(m, no_backfill=True, json_out=False)[1] == ""
     assert m.layout.config.read_bytes() == old
 
     code, out, err = headless(m, no_backfill=True, force=True, no_daemon=True)

@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from hypaware_tui import __version__
 from hypaware_tui.cli import backfill, cache, daemon, init, query, status
-from hypaware_tui.cli.output import OutputError, guard_streams, out
+from hypaware_tui.cli.output import OutputError, guard_streams, out, print_json_error, stdout_written
 
 # The name the program was invoked as (`hyp` or `hypaware`); messages use it (cli.md §1 "Names").
 PROG = "hyp"
@@ -292,15 +292,15 @@ def _main(args: list[str]) -> None:
         where = _command_path(command, args)
         debug = os.environ.get("HYP_DEBUG") == "1"
         if isinstance(exc, PanicError):  # (a panic some worker turned into an error)
-            _panic_exit(where, exc, str(exc))
-        if isinstance(exc, StorageError | ConfigError | StateDBError | HypHomeError):
-            sys.stderr.write(f"{where}: {exc}\n")
-        else:
-            sys.stderr.write(f"{where}: unexpected error: {type(exc).__name__}: {exc}\n")
-            if not debug:
-                sys.stderr.write("Run it again with HYP_DEBUG=1 to see the traceback.\n")
+            _panic_exit(where, exc, str(exc), args)
+        known = isinstance(exc, StorageError | ConfigError | StateDBError | HypHomeError)
+        message = str(exc) if known else f"unexpected error: {type(exc).__name__}: {exc}"
+        sys.stderr.write(f"{where}: {message}\n")
+        if not known and not debug:
+            sys.stderr.write("Run it again with HYP_DEBUG=1 to see the traceback.\n")
         if debug:
             traceback.print_exc()
+        _json_failure(args, message)
         sys.exit(1)
     except BaseException as exc:
         # A Rust panic in Polars (`pyo3_runtime.PanicException`, e.g. `Too many open files` while it starts its
@@ -309,11 +309,25 @@ def _main(args: list[str]) -> None:
 
         if not is_panic(exc):
             raise
-        _panic_exit(_command_path(command, args), exc, panic_text(exc))
+        _panic_exit(_command_path(command, args), exc, panic_text(exc), args)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
-def _panic_exit(where: str, exc: BaseException, text: str) -> None:
+def _json_requested(args: Sequence[str]) -> bool:
+    """`--json` among the options (not after `--`, where `hyp query sql` reads its statement). A command without
+    the flag never gets this far: click refused it (exit 2)."""
+    return "--json" in (args[: list(args).index("--")] if "--" in args else args)
+
+
+def _json_failure(args: Sequence[str], message: str) -> None:
+    """cli.md §1: `--json` gets exactly one document, also from a command stopped by an error (exit 1) before
+    it printed its own: `{"error": <the message on stderr>}`. Never a second one after the command's."""
+    if _json_requested(args) and not stdout_written():
+        with contextlib.suppress(Exception):  # (stdout itself failing: the message on stderr is what is left)
+            print_json_error(message)
+
+
+def _panic_exit(where: str, exc: BaseException, text: str, args: Sequence[str] = ()) -> None:
     """One line for a Polars panic; the traceback with HYP_DEBUG=1 only (exit 1)."""
     from hypaware_tui.core.paths import is_internal_panic_text
 
@@ -323,6 +337,7 @@ def _panic_exit(where: str, exc: BaseException, text: str) -> None:
         sys.stderr.write("Run it again with HYP_DEBUG=1 to see the traceback.\n")
     if debug:
         traceback.print_exception(exc)
+    _json_failure(args, text)
     sys.exit(1)
 
 

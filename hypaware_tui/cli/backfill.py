@@ -171,8 +171,15 @@ _SUB_USAGE = {
 
 
 def _fail(ctx: typer.Context, message: str, sub: str | None = None) -> None:
+    """Exit 1 before anything ran, the message on stderr; with --json, also the command's document (cli.md §1):
+    no provider ran (`providers: []`), `error` says why, and the import's says whether it was a dry run."""
     where = f"{_prog(ctx)} {COMMAND}" + (f" {sub}" if sub else "")
     err(f"{where}: {message}")
+    if ctx.params.get("as_json"):
+        from hypaware_tui.cli.output import print_json_error
+
+        known: dict[str, Any] = {} if sub else {"dry_run": bool(ctx.params.get("dry_run"))}
+        print_json_error(message, **known, providers=[])
     raise typer.Exit(1)
 
 

@@ -265,6 +265,8 @@ def cache_prune(
         # (a HYP_HOME that is a file: its problem says what to do, and hyp init cannot write a config there)
         err("Nothing was removed." if hyp_home_problem(layout.home) else
             f"Nothing was removed. {config_advice(str(config_error), prog)}")
+        if json_out:
+            print_json(_prune_doc(dry_run, None, None, str(config_error)))
         raise typer.Exit(1)
     if not dry_run:
         set_umask()
@@ -284,24 +286,13 @@ def cache_prune(
             # A prune that failed after removing partitions (at the checkpoint database, on a full disk) still
             # says which: they are gone. Before anything was removed, the error alone.
             if exc.pruned is None or not exc.pruned.partitions:
-                raise
+                if not json_out:
+                    raise
+                err(f"{prog} cache prune: {exc}")
+                print_json(_prune_doc(dry_run, retention, exc.pruned, str(exc)))  # (nothing removed)
+                raise typer.Exit(1) from None
             result, error = exc.pruned, str(exc)
-    doc = {
-        "dry_run": dry_run,
-        "retention_days": retention,
-        "cut_date": result.cut_date,
-        "partitions": [
-            {"partition": p.name, "files": p.files, "rows": p.rows, "bytes": p.bytes}
-            for p in result.partitions
-        ],
-        "partitions_removed": len(result.partitions),
-        "files_removed": result.files_removed,
-        "rows_removed": result.rows_removed,
-        "bytes_removed": result.bytes_removed,
-        "tmp_files_removed": result.tmp_removed,
-        "checkpoints_removed": result.checkpoints_removed,
-        "error": error,
-    }
+    doc = _prune_doc(dry_run, retention, result, error)
     if json_out:
         print_json(doc)
         if error:
@@ -331,3 +322,27 @@ def cache_prune(
     if error:
         err(f"{prog} cache prune: {error}")
     raise typer.Exit(1 if error else 0)
+
+
+def _prune_doc(dry_run: bool, retention: int | None, result: Any, error: str | None) -> dict[str, Any]:
+    """The `hyp cache prune --json` document; `result` None: the prune did not run (nothing was removed)."""
+    from hypaware_tui.core.storage import cut_date_for
+
+    parts = result.partitions if result is not None else []
+    if result is not None:
+        cut = result.cut_date
+    else:
+        cut = cut_date_for(retention) if retention is not None else None
+    return {
+        "dry_run": dry_run,
+        "retention_days": retention,
+        "cut_date": cut,
+        "partitions": [{"partition": p.name, "files": p.files, "rows": p.rows, "bytes": p.bytes} for p in parts],
+        "partitions_removed": len(parts),
+        "files_removed": result.files_removed if result is not None else 0,
+        "rows_removed": result.rows_removed if result is not None else 0,
+        "bytes_removed": result.bytes_removed if result is not None else 0,
+        "tmp_files_removed": result.tmp_removed if result is not None else 0,
+        "checkpoints_removed": result.checkpoints_removed if result is not None else 0,
+        "error": error,
+    }

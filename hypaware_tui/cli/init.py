@@ -112,9 +112,12 @@ def init_command(
         os.environ.update({k: env[k] for k in ("HOME", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "HYP_HOME")})
     from hypaware_tui.core.paths import Layout, hyp_home_problem
 
-    problem = hyp_home_problem(Layout.resolve(env).home)  # (else: "a config already exists at <file>/…")
+    home = Layout.resolve(env).home
+    problem = hyp_home_problem(home)  # (else: "a config already exists at <file>/…")
     if problem is not None:
         err(f"{_prog(ctx)} init: {problem}")
+        if json_out:
+            print_json(failure_json(problem, home, dry_run=dry_run))
         raise typer.Exit(1)
     try:
         if yes:
@@ -234,11 +237,14 @@ def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retentio
         again = headless_command(prog, clients=clients, retention_days=retention_days, no_backfill=no_backfill,
                                  no_daemon=no_daemon, force=True, json_out=json_out)
         if existing.valid:
-            err(f"{prog} init: a config already exists at {existing.path}. Re-run with --force to replace it "
-                f"({again}; a backup is kept), or use {prog} backfill to import again.")
+            message = (f"a config already exists at {existing.path}. Re-run with --force to replace it "
+                       f"({again}; a backup is kept), or use {prog} backfill to import again.")
         else:  # (hyp backfill stops on an invalid config: --force is the way out)
-            err(f"{prog} init: the config is invalid: {existing.error}. Replace it with {again} (a backup is kept), "
-                "or fix the file.")
+            message = (f"the config is invalid: {existing.error}. Replace it with {again} (a backup is kept), "
+                       "or fix the file.")
+        err(f"{prog} init: {message}")
+        if json_out:
+            print_json(failure_json(message, layout.home, dry_run=dry_run, demo_dir=demo_dir))
         return 1
     config_data = existing.data if existing.valid else None
     inventory = build_inventory(KNOWN_CLIENTS, config=config_data, env=env, importers=importers)
@@ -283,6 +289,13 @@ def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retentio
         return 0
     return _commit_headless(prog, plan, layout, env, inventory, json_out=json_out,
                             service_manager=service_manager, spawner=spawner, importers=importers)
+
+
+def failure_json(error: str, hyp_home: Path, *, dry_run: bool, demo_dir: Path | None = None) -> dict[str, Any]:
+    """The `--json` document of a headless run that stopped before its plan (exit 1; cli.md §1): the summary's
+    keys known then (cli.md §4.2), `exit_code` and `error` (the message on stderr, without `hyp init: `)."""
+    return {"command": "init", "dry_run": dry_run, "demo_dir": str(demo_dir) if demo_dir else None,
+            "hyp_home": str(hyp_home), "exit_code": 1, "error": error}
 
 
 def _commit_headless(prog: str, plan: Any, layout: Any, env: Mapping[str, str], inventory: Any, *,

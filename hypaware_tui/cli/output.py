@@ -1,7 +1,8 @@
 """Shared output helpers for every command (cli.md §1 "Streams", "--json", "Colour").
 
 * stdout carries results only; progress, notices, warnings and errors go to stderr (`err`).
-* `print_json(obj)`: exactly one JSON document, 2-space indent, UTF-8, trailing newline.
+* `print_json(obj)`: exactly one JSON document, 2-space indent, UTF-8, trailing newline; `print_json_error`
+  the document of a command that failed (exit 1) with `--json`.
 * `out_console()` / `err_console()`: Rich consoles that colour only on a TTY and never with NO_COLOR.
 * Human formats: `human_size`, `fmt_int`, `plural` and `utc_minute` (from core.fmt, shared with the wizard),
   `short_path` (home shown as `~`).
@@ -130,6 +131,7 @@ class _GuardedStdout:
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self.written = False  # whether the command wrote anything (main adds a failure's JSON document only if not)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -143,6 +145,8 @@ class _GuardedStdout:
             raise OutputError(exc.strerror or str(exc)) from exc
 
     def write(self, text: str) -> int:
+        if text:
+            self.written = True
         return self._call("write", text)
 
     def writelines(self, lines: Any) -> None:
@@ -209,6 +213,18 @@ def print_json(obj: Any) -> None:
     # (utf8_json: a path that is not UTF-8, in a message, as `\\xff`: cli.md §1, the document is UTF-8)
     sys.stdout.write(utf8_json(json.dumps(obj, indent=2, ensure_ascii=False)) + "\n")
     sys.stdout.flush()
+
+
+def print_json_error(error: str, **known: Any) -> None:
+    """cli.md §1: with `--json`, a command that fails (exit 1) still prints exactly one document: the keys of its
+    own document that are known at that point (`known`), and `error`, the message also printed on stderr
+    without its `hyp <command>: ` prefix (as `hyp cache compact --json` does)."""
+    print_json({**known, "error": error})
+
+
+def stdout_written() -> bool:
+    """Whether this command has written anything on stdout (see `_GuardedStdout`)."""
+    return bool(getattr(sys.stdout, "written", False))
 
 
 def waiting_notice(prog: str = "hyp", layout: Layout | None = None) -> Callable[[], None]:

@@ -265,7 +265,12 @@ def overview_command(
     try:
         ov = overview(layout, days=days)
     except DatasetReadError as exc:
-        raise _fail("overview", str(exc), 1) from None
+        failure = _fail("overview", str(exc), 1)
+        if json_out:  # (cli.md §1: one document, also on failure; the figures are unknown)
+            from hypaware_tui.cli.output import print_json_error
+
+            print_json_error(str(exc))
+        raise failure from None
     if json_out:
         print_json(ov.to_json())
         return
