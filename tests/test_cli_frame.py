@@ -904,3 +904,24 @@ def test_a_json_failure_after_the_document_adds_no_second_one(
     code, out, err = call(capsys, "status", "--json")
     assert code == 1 and "hyp status: unexpected error: RuntimeError: boom" in err
     assert "error" not in json.loads(out) and json.loads(out)["hyp_home"] == str(home)
+
+
+def test_cache_prune_dry_run_reports_the_stale_temp_files_the_real_run_removes(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hyp cache prune --dry-run` said `tmp_files_removed: 0`, then the real run removed a `.tmp` left by an
+    interrupted write more than an hour ago. The dry run reports it, and leaves it."""
+    write_config(home)
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(1, created=f"{day(1)}T10:00:00Z"), [])
+    tmp = Layout(home).partition_dir("claude", day(1)) / ".part-x.parquet.tmp"
+    tmp.write_bytes(b"x")
+    os.utime(tmp, (time.time() - 7200, time.time() - 7200))
+    code, out, _ = call(capsys, "cache", "prune", "--dry-run", "--json")
+    assert code == 0 and json.loads(out)["tmp_files_removed"] == 1 and tmp.exists()
+    code, out, _ = call(capsys, "cache", "prune", "--dry-run")
+    assert code == 0 and tmp.exists()
+    assert out.splitlines()[-1] == "Would remove 1 unfinished file an interrupted write left behind (.tmp)."
+    code, out, _ = call(capsys, "cache", "prune")
+    assert code == 0 and not tmp.exists()
+    assert out.splitlines()[-1] == "Removed 1 unfinished file an interrupted write left behind (.tmp)."

@@ -279,6 +279,30 @@ def test_prune_deletes_stale_tmp_and_stale_checkpoints(storage: Storage, layout:
         assert sorted(db.get_all()) == ["a" * 16, "c" * 16]  # codex roots unreadable: kept
 
 
+def test_a_prune_dry_run_counts_what_the_real_run_removes(storage: Storage, layout: Layout) -> None:
+    """The dry run reported `tmp_removed` 0 (and no checkpoint) while the real run then removed a stale `.tmp`
+    (and the checkpoints of vanished files). It counts them now, and writes nothing; a `.tmp` inside a partition
+    that goes is removed with it, not counted twice."""
+    dated_dataset(storage)
+    kept_dir = layout.partition_dir("claude", "2026-08-29")
+    gone_dir = layout.partition_dir("claude", (TODAY - timedelta(days=200)).isoformat())
+    stale = [kept_dir / ".part-old.parquet.tmp", gone_dir / ".part-old.parquet.tmp"]
+    for p in [*stale, kept_dir / ".part-new.parquet.tmp"]:
+        p.write_bytes(b"x")
+    for p in stale:
+        os.utime(p, (time.time() - 7200, time.time() - 7200))
+    with StateDB.open(layout, create=True) as db:
+        db.put_many([Checkpoint(h, "claude", "incremental", 1, 1, 10, 1, 10, 10, "0" * 64, "{}")
+                     for h in ("a" * 16, "b" * 16)])  # fmt: skip
+    hashes = {"claude": {"a" * 16}}
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in layout.home.rglob("*"))
+    dry = storage.prune(120, today=TODAY, dry_run=True, client_roots_hashes=hashes)
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in layout.home.rglob("*")) == before
+    real = storage.prune(120, today=TODAY, client_roots_hashes=hashes)
+    assert (dry.tmp_removed, dry.checkpoints_removed) == (real.tmp_removed, real.checkpoints_removed) == (1, 1)
+    assert [p.name for p in dry.partitions] == [p.name for p in real.partitions]
+
+
 def test_prune_finishes_an_interrupted_trash(storage: Storage, layout: Layout) -> None:
     dated_dataset(storage)
     leftover = layout.trash / "0190abcd"

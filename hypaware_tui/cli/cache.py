@@ -272,7 +272,7 @@ def cache_prune(
         set_umask()
     events = None if dry_run else EventLog(layout, new_run_id(), enabled=True)
     hashes = None
-    if not dry_run and layout.ingest_db.exists():  # checkpoints of vanished files go too, as in the daemon's pass
+    if layout.ingest_db.exists():  # checkpoints of vanished files go too, as in the daemon's pass (a dry run counts)
         from hypaware_tui.core.config import load_config
         from hypaware_tui.core.inventory import scanned_path_hashes
 
@@ -315,10 +315,11 @@ def cache_prune(
     if result.checkpoints_removed:
         n = result.checkpoints_removed
         # (storage.md §7.4: a file gone, or one outside the roots scanned now: CLAUDE_CONFIG_DIR set elsewhere)
-        out(f"Forgot the import position of {plural(n, 'file')} that {'is' if n == 1 else 'are'} gone or no "
-            "longer under the clients' folders.")
+        out(f"{'Would forget' if dry_run else 'Forgot'} the import position of {plural(n, 'file')} that "
+            f"{'is' if n == 1 else 'are'} gone or no longer under the clients' folders.")
     if result.tmp_removed:  # (said: "nothing to prune" alone hid them, though the dataset's size went down)
-        out(f"Removed {plural(result.tmp_removed, 'unfinished file')} an interrupted write left behind (.tmp).")
+        out(f"{'Would remove' if dry_run else 'Removed'} {plural(result.tmp_removed, 'unfinished file')} an "
+            "interrupted write left behind (.tmp).")
     if error:
         err(f"{prog} cache prune: {error}")
     raise typer.Exit(1 if error else 0)

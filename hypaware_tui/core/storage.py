@@ -936,6 +936,16 @@ class _PartWrite:
 # --- the engine -----------------------------------------------------------------------------------------
 
 
+def _stale_checkpoints(db: StateDB, client_roots_hashes: Mapping[str, set[str] | None]) -> list[str]:
+    """The path hashes of the checkpoints whose file a complete scan of its client's roots no longer found; a
+    client mapped to None (some root could not be read) keeps its entries."""
+    stale: list[str] = []
+    for client, hashes in client_roots_hashes.items():
+        if hashes is not None:
+            stale.extend(h for h in db.get_all(client) if h not in hashes)
+    return stale
+
+
 class Storage:
     """Writes, prunes and compacts the dataset under `layout`. One instance per process (it holds the memo).
 
@@ -1597,20 +1607,35 @@ class Storage:
             return self._cleanup_tmp_locked(max_age_s, now)
 
     def _cleanup_tmp_locked(self, max_age_s: float, now: float | None) -> int:
-        now = time.time() if now is None else now
         removed = 0
-        for dirpath, _dirs, files in os.walk(self.layout.dataset_root):
+        for p in self._stale_tmp_files(max_age_s, now):
+            try:
+                os.unlink(p)
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def _stale_tmp_files(self, max_age_s: float, now: float | None, skip: Collection[Path] = ()) -> list[str]:
+        """The `.tmp` files under the dataset root older than `max_age_s`, outside the folders `skip` (the
+        partitions a prune removes whole: their files go with them)."""
+        now = time.time() if now is None else now
+        skipped = {os.path.normpath(p) for p in skip}
+        found = []
+        for dirpath, dirs, files in os.walk(self.layout.dataset_root):
+            if os.path.normpath(dirpath) in skipped:
+                dirs.clear()
+                continue
             for name in files:
                 if not name.endswith(".tmp"):
                     continue
                 p = os.path.join(dirpath, name)
                 try:
                     if now - os.stat(p).st_mtime > max_age_s:
-                        os.unlink(p)
-                        removed += 1
+                        found.append(p)
                 except FileNotFoundError:
                     continue
-        return removed
+        return found
 
     def prune(
         self,
@@ -1630,11 +1655,15 @@ class Storage:
         cut = cut_date_for(retention_days, today)
         result = PruneResult(retention_days=retention_days, cut_date=cut, dry_run=dry_run)
         root = self.layout.dataset_root
-        if dry_run:
-            if cut is not None:
-                result.partitions = [
-                    self._partition_info(s, d, p) for s, d, p in iter_partitions(root) if d < cut
-                ]
+        if dry_run:  # (what the real run removes: the old partitions, the stale .tmp files left outside them, the
+            # checkpoints of vanished files; read-only, the checkpoint database too)
+            old = [(s, d, p) for s, d, p in iter_partitions(root) if d < cut] if cut is not None else []
+            result.partitions = [self._partition_info(s, d, p) for s, d, p in old]
+            if root.is_dir():
+                result.tmp_removed = len(self._stale_tmp_files(STALE_TMP_SECONDS, None, skip=[p for *_, p in old]))
+            if client_roots_hashes and self.layout.ingest_db.exists():
+                with StateDB.open(self.layout, create=False) as db:
+                    result.checkpoints_removed = len(_stale_checkpoints(db, client_roots_hashes))
             return result
         if not self.layout.home.is_dir():
             return result  # nothing was ever written; do not create HYP_HOME for a no-op
@@ -1730,12 +1759,7 @@ class Storage:
 
     def _remove_stale_checkpoints(self, client_roots_hashes: Mapping[str, set[str] | None]) -> int:
         db = self._state()
-        stale: list[str] = []
-        for client, hashes in client_roots_hashes.items():
-            if hashes is None:
-                continue  # some root could not be read: keep the entries
-            stale.extend(h for h in db.get_all(client) if h not in hashes)
-        return db.delete(stale)
+        return db.delete(_stale_checkpoints(db, client_roots_hashes))
 
     def _partition_info(self, source: str, date_: str, pdir: Path) -> PartitionInfo:
         info = PartitionInfo(source, date_)
