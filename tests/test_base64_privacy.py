@@ -431,6 +431,7 @@ def test_lines_after_a_data_uri_that_are_text_stay(text, want):
     "data:image/png;base64,\n" + _A76[:72] + "A===",  # one full padded line
     "data:image/png;base64," + _wrap(PNG, 60),  # Ruby's Base64.encode64 (and pack("m")): 60 a line
     "data:image/png;base64,\n" + _wrap(PNG, 60),
+    "data:image/png;base64," + _wrap(PNG[:80], 60),  # Ruby's 60 then a short last line: no second line to agree
     "data:image/png;base64," + _wrap(PNG, 72),  # any other width >= 60, once two lines agree
     "data:image/png;base64,\n" + _wrap(PNG, 100),
     "data:image/png;base64,QUJD\n" + _wrap(PNG, 68),
@@ -439,7 +440,7 @@ def test_lines_after_a_data_uri_that_are_text_stay(text, want):
     _wrap(f"data:image/png;base64,{PNG}", 64),
     "data:image/png;base64,\niVBORw0KGgo=",  # `;base64,` ends its line: one padded line
 ], ids=["76-short-last", "76-AAAA", "64-padded", "next-line-padded", "next-line-full", "next-line-one-padded",
-        "ruby-60", "ruby-60-next-line", "72-wide", "100-wide-next-line", "68-wide-after-a-short-first",
+        "ruby-60", "ruby-60-next-line", "ruby-60-two-lines", "72-wide", "100-wide-next-line", "68-wide-after-a-short-first",
         "folded-76-padding-line", "folded-76-two-lines", "folded-64", "next-line-one-padded-short"])  # fmt: skip
 def test_wrapped_payloads_are_omitted_whole(text):
     assert strip_base64(text + "\nNext line text") == f"{OMITTED}\nNext line text"

@@ -1259,3 +1259,113 @@ def test_agent_ids_from_different_byte_names_never_read_the_same(tmp_path):
         (got[raw],) = {r["agent_id"] for r in rows}
     assert got == {"é-ordinary".encode(): "é-ordinary", b"\\xff\\xfeQ": "\\x5cxff\\x5cxfeQ",
                    b"\xff\xfeQ": "\\xff\\xfeQ"}
+
+
+# --------------------------------------------------------------------------------------------- pinned by mutants
+
+
+def test_model_error_code_and_subtype_columns_as_claude_md_4_says(tmp_path):
+    """claude.md §4: `model` is null for `<synthetic>` (an assistant line that is no API error included) and
+    for an API-error line whatever its model; `status.error_code` is the 3-digit code after `API Error: `
+    (not the first three of a longer number) taken from the first text part; `provider_subtype` is the line's
+    `subtype` when it has one, else the block type."""
+    base = {"sessionId": "s", "cwd": "/r", "timestamp": "2026-05-20T10:00:00Z"}
+    lines = [
+        {**base, "type": "assistant", "uuid": "syn", "message": {
+            "role": "assistant", "model": "<synthetic>", "content": [{"type": "text", "text": "No response requested."}]}},
+        {**base, "type": "assistant", "uuid": "e1", "isApiErrorMessage": True, "message": {
+            "role": "assistant", "model": "claude-opus-4", "content": [
+                {"type": "text", "text": "API Error: 529 Overloaded"}, {"type": "text", "text": "API Error: 500 later"}]}},
+        {**base, "type": "assistant", "uuid": "e2", "isApiErrorMessage": True, "message": {
+            "role": "assistant", "model": "<synthetic>", "content": [{"type": "text", "text": "API Error: 5290 odd"}]}},
+        {**base, "type": "user", "uuid": "sub", "subtype": "local_command", "message": {
+            "role": "user", "content": [{"type": "text", "text": "/cost"}]}},
+        {**base, "type": "assistant", "uuid": "ok", "message": {
+            "role": "assistant", "model": "claude-opus-4", "content": [{"type": "text", "text": "fine"}]}},
+    ]
+    m = by_id(_rows_from_lines(lines, "s.jsonl", tmp=tmp_path))
+    assert m["syn"][0].get("model") is None and m["syn"][0].get("is_error") is None
+    assert [r.get("model") for r in m["e1"]] == [None, None] and m["ok"][0]["model"] == "claude-opus-4"
+    assert [json.loads(r["status"]) for r in m["e1"]] == [
+        {"error_code": "529", "error_message": "API Error: 529 Overloaded"}] * 2
+    assert json.loads(m["e2"][0]["status"]) == {"error_message": "API Error: 5290 odd"}
+    assert m["sub"][0]["provider_subtype"] == "local_command" and m["ok"][0]["provider_subtype"] == "text"
+
+
+def test_a_long_record_type_is_counted_under_its_first_100_characters(tmp_path):
+    """Every line has a `records_by_type` key (claude.md §3); a type of any length (a damaged or hostile line)
+    is counted under its first 100 characters, so a file of such lines cannot fill the counts with megabytes."""
+    long_type = "x" * 5000
+    lines = [{"type": long_type, "sessionId": "s", "timestamp": "2026-05-20T10:00:00Z"}] * 2
+    rows, stats = _rows_from_lines(lines, "s.jsonl", tmp=tmp_path, stats=True)
+    assert rows == [] and dict(stats.records_by_type) == {"x" * 100: 2}
+    assert stats.lines_skipped == {"not_a_message": 2}
+
+
+def test_ids_with_quotes_and_backslashes_chain_as_json_and_absent_input_is_null(tmp_path):
+    """`previous_message_id` is a JSON list (schema.md §4.5) whatever the native uuid holds: a `"` or a `\\` is
+    escaped, not pasted between quotes. A tool_use without `input` has `tool_args` null (schema.md §3.3 rule 3:
+    absent is null, not the JSON text `null`)."""
+    base = {"sessionId": "s", "cwd": "/r", "timestamp": "2026-05-20T10:00:00Z"}
+    lines = [
+        {**base, "type": "user", "uuid": 'say "hi"', "message": {"role": "user", "content": "one"}},
+        {**base, "type": "assistant", "uuid": "back\\slash", "message": {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "Noop"}]}},
+        {**base, "type": "user", "uuid": "three", "message": {"role": "user", "content": "three"}},
+    ]
+    rows = _rows_from_lines(lines, "s.jsonl", tmp=tmp_path)
+    assert [json.loads(r["previous_message_id"]) for r in rows] == [[], ['say "hi"'], ["back\\slash"]]
+    assert rows[1]["tool_name"] == "Noop" and rows[1]["tool_args"] is None
+
+
+def test_a_line_stamped_far_ahead_stops_a_pass_only_at_a_given_until(tmp_path):
+    """base.Window: a line stamped more than a day after the backfill started (a skewed clock, 2099) does not
+    stop a pass at the default `until` (now): its row is kept, as the daemon would keep it. An `--until` the
+    user gave holds for every line (cli.md §5.2): the pass stops before that line, nothing of 2099 is stored,
+    and the checkpoint rests at it. A line stamped within the day after the start stops the pass either way."""
+    t0 = us("2026-05-20T10:00:00Z")
+    hour = 3600 * 1_000_000
+
+    def line(uid: str, stamp: str) -> dict:
+        return {"type": "user", "sessionId": "s", "uuid": uid, "timestamp": stamp, "message": {
+            "role": "user", "content": uid}}
+
+    path = tmp_path / "s.jsonl"
+    body = [line("a", "2026-05-20T10:00:00Z"), line("far", "2099-01-01T00:00:00Z"), line("c", "2026-05-20T10:10:00Z")]
+    path.write_bytes(b"".join(json.dumps(x).encode() + b"\n" for x in body))
+    src = source_file_for(IMP, path)
+    second = len(json.dumps(body[0])) + 1
+    for given, want in ((False, ["a", "far", "c"]), (True, ["a"])):
+        window = Window(until_us=t0 + hour, started_us=t0 + hour, until_given=given)
+        rows, cp = _pass(src, None, window=window)
+        assert [r["content_text"] for r in rows] == want, given
+        assert cp.offset == (path.stat().st_size if not given else second)
+    body[1] = line("soon", "2026-05-20T12:30:00Z")  # 1.5 h after the start: written since, stop there
+    path.write_bytes(b"".join(json.dumps(x).encode() + b"\n" for x in body))
+    for given in (False, True):
+        rows, cp = _pass(source_file_for(IMP, path), None, window=Window(t0 - hour, t0 + hour, t0 + hour, given))
+        assert [r["content_text"] for r in rows] == ["a"] and cp.offset == second
+
+
+def test_a_compact_boundary_with_snake_case_metadata_keeps_it(tmp_path):
+    """claude.md §4.2 accepts snake-case spellings as aliases; a boundary's `compact_metadata` is one: the row
+    stores it as canonical JSON, as it stores `compactMetadata`."""
+    line = {"type": "system", "subtype": "compact_boundary", "sessionId": "s", "uuid": "b",
+            "timestamp": "2026-05-20T10:00:00Z", "content": "Conversation compacted",
+            "compact_metadata": {"trigger": "manual", "preTokens": 9}}
+    (row,) = _rows_from_lines([line], "s.jsonl", tmp=tmp_path)
+    assert (row["part_type"], row["compact_metadata"]) == ("compaction", '{"preTokens":9,"trigger":"manual"}')
+
+
+def test_an_empty_session_id_is_no_session_id(tmp_path):
+    """An empty `sessionId` is absent (schema.md §3.4 rule 5): a line with one before any other is skipped as
+    `no_session_id`, and one after a line with a session id belongs to that session, not to a session ""."""
+    base = {"type": "user", "timestamp": "2026-05-20T10:00:00Z"}
+    lines = [
+        {**base, "sessionId": "", "uuid": "u0", "message": {"role": "user", "content": "before any"}},
+        {**base, "sessionId": "s", "uuid": "u1", "message": {"role": "user", "content": "one"}},
+        {**base, "sessionId": "", "uuid": "u2", "message": {"role": "user", "content": "two"}},
+    ]
+    rows, stats = _rows_from_lines(lines, "s.jsonl", tmp=tmp_path, stats=True)
+    assert [(r["message_id"], r["session_id"], r["message_index"]) for r in rows] == [("u1", "s", 0), ("u2", "s", 1)]
+    assert stats.lines_skipped == {"no_session_id": 1}

@@ -313,8 +313,22 @@ def test_bare_item_before_any_timestamp_is_held_then_inherits_later(tmp_path):
     rows, _ = import_file(IMP, path)
     ts = parse_iso_us("2025-07-01T00:00:05Z")
     assert len(rows) == 1 and rows[0]["message_created_at"] == ts == rows[0]["conversation_started_at"]
-    assert attrs(rows[0])["gateway"]["timestamp_source"] == "inherited_later"
+    # (no header before it: no attributes.codex, not an empty object, as for a row that was never held)
+    assert attrs(rows[0]) == {"gateway": {"identity_source": "fallback", "timestamp_source": "inherited_later"}}
     assert rows[0]["conversation_id"] == "rollout-2025-07-01T00-00-00-early"  # fixed at the first message
+
+
+def test_a_legacy_document_without_any_timestamp_takes_the_epoch(tmp_path):
+    """schema.md §3.2 rule 4: in a whole-document read, records with no timestamp of their own and none before
+    or after them take the Unix epoch, marked `timestamp_source: "epoch"` (not `inherited_later`: nothing was
+    inherited), and so does the conversation's start."""
+    path = tmp_path / "rollout-2025-04-18-notime.json"
+    path.write_text(json.dumps({"session": {"id": "notime"}, "items": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}))
+    rows, _ = import_file(IMP, path)
+    assert [(r["role"], r["message_created_at"], r["conversation_started_at"], r["date"]) for r in rows] == [
+        ("user", 0, 0, "1970-01-01"), ("assistant", 0, 0, "1970-01-01")]
+    assert {attrs(r)["gateway"]["timestamp_source"] for r in rows} == {"epoch"}
 
 
 # --------------------------------------------------------------------------------------------- envelope, tokens
@@ -1222,14 +1236,18 @@ def test_object_outputs_and_arguments_never_store_file_bytes():
     # older Codex serialised an MCP CallToolResult into the output string: a screenshot's base64 with it
     mcp = json.dumps({"content": [{"type": "text", "text": "screenshot taken"},
                                   {"type": "image", "data": wav, "mimeType": "image/png"},
-                                  {"type": "resource", "resource": {"uri": "file:///a.pdf", "blob": pdf}}],
+                                  {"type": "resource", "resource": {"uri": "file:///a.pdf", "blob": pdf}},
+                                  {"type": "audio", "data": wav, "mimeType": "audio/wav"},  # MCP audio content
+                                  {"type": "resource", "resource": {"mimeType": "application/pdf", "blob": pdf}}],
                       "isError": False})
     out = output_text(mcp)
     assert out is not None and wav[:40] not in out and pdf[:40] not in out
     assert orjson.loads(out) == {"content": [
         {"type": "text", "text": "screenshot taken"},
         {"type": "image", "data": "<omitted>", "mimeType": "image/png"},
-        {"type": "resource", "resource": {"uri": "file:///a.pdf", "blob": "<omitted>"}}], "isError": False}
+        {"type": "resource", "resource": {"uri": "file:///a.pdf", "blob": "<omitted>"}},
+        {"type": "audio", "data": "<omitted>", "mimeType": "audio/wav"},
+        {"type": "resource", "resource": {"mimeType": "application/pdf", "blob": "<omitted>"}}], "isError": False}
     # JSON text without file bytes is kept exactly as it came, spacing included
     for text in ('{"data": {"rows": [1, 2]}, "type": "image"}', ' [{"blob": "x"}]', '{"data": "abc"', "plain"):
         assert output_text(text) == text
