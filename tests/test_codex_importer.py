@@ -1175,6 +1175,111 @@ def test_replay_ends_at_a_turn_start_of_the_child_even_within_the_same_second(tm
     assert {r["content_text"]: attrs(r).get("codex", {}).get("replayed_from_parent", False) for r in rows2} == {"replayed": True, "own": False}
 
 
+def test_replay_ends_more_than_a_second_after_it_opened_and_not_at_a_uuid_that_is_not_v7(tmp_path):
+    """codex.md §7 rule 2: by time, the replay ends at a record stamped *more than* 1 s after the session_meta that
+    opened it, at whole seconds (one in the next second is still replayed); a turn id is a start instant only
+    when it is a UUIDv7 (a v4 whose first bits read as a later time ends nothing)."""
+    child_start = "2026-01-01T00:00:10.000Z"
+    ms = f"{(parse_iso_us(child_start) // 1_000_000 + 1) * 1000:012x}"
+    v4_turn = f"{ms[:8]}-{ms[8:]}-4000-8000-000000000003"  # (as a v7 it would be a start after the child's)
+    recs = [_e("10.000", "session_meta", {"id": "child", "timestamp": child_start}),
+            _e("10.100", "session_meta", {"id": "parent"}),
+            _e("10.200", "event_msg", {"type": "task_started", "turn_id": v4_turn}),
+            _e("10.300", "response_item", {"type": "message", "role": "user", "content": "after v4"}),
+            _e("11.900", "response_item", {"type": "message", "role": "user", "content": "next second"}),
+            _e("12.000", "response_item", {"type": "message", "role": "user", "content": "two seconds on"})]  # fmt: skip
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    flags = {r["content_text"]: attrs(r).get("codex", {}).get("replayed_from_parent", False) for r in rows}
+    assert flags == {"after v4": True, "next second": True, "two seconds on": False}
+
+def test_paginated_dedupe_keys_last_one_turn(tmp_path):
+    """codex.md §4.4: in paginated history an item_completed copy of an item of the same turn is a duplicate, but
+    the keys are forgotten at the next turn start: the same words typed again in a new turn are a new message."""
+    user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "continue"}]}
+    copy = {"type": "item_completed", "item": {"type": "UserMessage", "id": "item_1",
+                                               "content": [{"type": "text", "text": "continue"}]}}
+    recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}),
+            _e("01", "event_msg", {"type": "task_started", "turn_id": "turn-1"}),
+            _e("02", "response_item", user), _e("03", "event_msg", copy),
+            _e("04", "event_msg", {"type": "task_complete"}),
+            _e("05", "event_msg", {"type": "task_started", "turn_id": "turn-2"}),
+            _e("06", "response_item", user)]  # fmt: skip
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs))
+    assert [(r["content_text"], r["prompt_id"], r["message_index"]) for r in rows] == [
+        ("continue", "turn-1", 0), ("continue", "turn-2", 1)]
+    assert stats.lines_skipped["duplicate_item"] == 1
+
+
+def test_a_negative_exit_code_is_an_error(tmp_path):
+    """codex.md §4.1: a tool result is an error when the exit code it states is non-zero, a negative one too
+    (a process killed by a signal is reported as -1 or -9)."""
+    path = _rollout(tmp_path, [
+        {"type": "function_call", "name": "shell", "arguments": "{}", "call_id": "c1"},
+        {"type": "function_call_output", "call_id": "c1", "output": "Exit code: -9\nWall time: 1s\nOutput:\nKilled"},
+        {"type": "function_call", "name": "shell", "arguments": "{}", "call_id": "c2"},
+        {"type": "function_call_output", "call_id": "c2", "output": "Exit code: 0\nOutput:\nok"}])
+    rows, _ = import_file(IMP, path)
+    got = [(r["tool_call_id"], r["is_error"], json.loads(r["status"])) for r in rows if r["part_type"] == "tool_result"]
+    assert got == [("c1", True, {"tool_status": "error"}), ("c2", False, {"tool_status": "success"})]
+
+
+def test_an_early_header_is_taken_once(tmp_path):
+    """codex.md §2.2: the bare `{id, timestamp, ...}` header of an early rollout is its first such line; a later
+    line of that shape is an unknown record and changes nothing (not the session, cwd or git of later rows)."""
+    path = tmp_path / "rollout-2025-07-01T00-00-00-early.jsonl"
+    recs = [{"id": "first", "timestamp": "2025-07-01T00:00:00Z", "git": {"branch": "main"}},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "one"}]},
+            {"id": "second", "timestamp": "2025-07-01T00:05:00Z", "git": {"branch": "other"}},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "two"}]}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rows, stats = import_file(IMP, path)
+    assert [(r["content_text"], r["conversation_id"], r["git_branch"]) for r in rows] == [
+        ("one", "first", "main"), ("two", "first", "main")]
+    assert (stats.records_by_type["header"], stats.records_by_type["unknown"]) == (1, 1)
+    assert stats.lines_skipped == Counter({"not_a_message": 2})
+
+def test_effort_follows_each_turn_context_on_assistant_rows(tmp_path):
+    """codex.md §5: `attributes.codex.effort` is the latest `turn_context.effort`, on assistant rows only: a turn
+    context that says `effort: null` clears it; one that does not mention it leaves it as it was."""
+    def ctx(**kw: object) -> dict:
+        return _e("00", "turn_context", {"model": "gpt-5", **kw})
+
+    def say(role: str, text: str) -> dict:
+        kind = "input_text" if role == "user" else "output_text"
+        return _e("01", "response_item", {"type": "message", "role": role, "content": [{"type": kind, "text": text}]})
+
+    recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z"}),
+            ctx(effort="high"), say("user", "u1"), say("assistant", "a1"),
+            ctx(), say("assistant", "a2"),
+            ctx(effort=None), say("assistant", "a3"), say("user", "u2")]  # fmt: skip
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    assert {r["content_text"]: attrs(r).get("codex", {}).get("effort") for r in rows} == {
+        "u1": None, "a1": "high", "a2": "high", "a3": None, "u2": None}
+
+def test_an_output_array_keeps_untyped_text_entries(tmp_path):
+    """codex.md §4.1: an output given as an array stores the text of its text entries joined with `\\n`: a bare
+    string and an entry with a `text` but no `type` are text too; an image entry is not."""
+    path = _rollout(tmp_path, [
+        {"type": "function_call", "name": "view", "arguments": "{}", "call_id": "c1"},
+        {"type": "function_call_output", "call_id": "c1", "output": [
+            {"text": "untyped"}, "bare", {"type": "input_text", "text": "typed"},
+            {"type": "input_image", "image_url": "https://x/a.png", "text": "not text"}]}])
+    rows, _ = import_file(IMP, path)
+    assert [r["content_text"] for r in rows if r["part_type"] == "tool_result"] == ["untyped\nbare\ntyped"]
+
+def test_before_order_usage_cut_off_by_a_boundary_is_counted_unattached(tmp_path):
+    """codex.md §6.2: in the before order a token_count waits for the next assistant message; a response boundary
+    (a user message) in between drops it, counted in `usage_unattached`, and the later message gets none."""
+    usage = {"input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 3}
+    path = _rollout(tmp_path, [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u1"}]},
+        {"type": "token_count", "info": {"last_token_usage": usage, "total_token_usage": usage}},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u2"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a"}]}])
+    rows, stats = import_file(IMP, path)
+    assert [r["content_text"] for r in rows] == ["u1", "u2", "a"] and carriers(rows) == []
+    assert stats.usage_unattached == 1
+
 def test_less_common_item_shapes(tmp_path):
     recs = [_e("00", "session_meta", {"id": "t"}),
             _e("01", "response_item", {"type": "message", "role": "user", "content": [
