@@ -827,6 +827,22 @@ def test_a_truncated_or_damaged_zst_imports_the_lines_before_the_damage_and_is_r
     assert fp.status == "failed" and "truncated" in fp.error and len(rows) >= 750
 
 
+def test_a_zst_cut_right_after_a_line_without_its_newline_does_not_import_that_line(tmp_path):
+    """A rollout compressed in two frames, the second cut before any of it decodes: the decompressed bytes end
+    with a whole JSON line whose newline was in the lost frame. Only complete lines are imported before damage
+    (storage.md §5.3): that last line is not, though it parses (the file may continue it)."""
+    def user(ts: str, text: str) -> bytes:
+        return json.dumps(_e(ts, "response_item", {"type": "message", "role": "user", "content": text})).encode()
+
+    first = b"\n".join([json.dumps(_e("00", "session_meta", {"id": "t"})).encode(), user("01", "kept"),
+                        user("02", "at the cut")])
+    second = b"\n" + user("03", "lost") + b"\n"
+    cut = tmp_path / "rollout-2026-01-01T00-00-00-t.jsonl.zst"
+    cut.write_bytes(zstandard.ZstdCompressor().compress(first) + zstandard.ZstdCompressor().compress(second)[:6])
+    fp, rows = _pass(cut)
+    assert fp.status == "failed" and "truncated" in fp.error
+    assert [r["content_text"] for r in rows] == ["kept"]
+
 @pytest.mark.parametrize("chunk", [16, 100, 4096])
 def test_a_zst_rollout_streams_in_batches_with_the_rows_of_a_whole_read(tmp_path, monkeypatch, chunk):
     """Memory must not grow with one compressed rollout: its rows are handed out as it is decompressed.
@@ -1279,6 +1295,40 @@ def test_before_order_usage_cut_off_by_a_boundary_is_counted_unattached(tmp_path
     rows, stats = import_file(IMP, path)
     assert [r["content_text"] for r in rows] == ["u1", "u2", "a"] and carriers(rows) == []
     assert stats.usage_unattached == 1
+
+def test_after_order_usage_with_no_message_waiting_is_counted_unattached(tmp_path):
+    """codex.md §6.2: in the after order a token_count attaches to the assistant message waiting for it; a second
+    one with a grown total and no message waiting attaches nowhere and is counted in `usage_unattached`."""
+    t1 = {"input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 3}
+    t2 = {"input_tokens": 25, "cached_input_tokens": 0, "output_tokens": 7}
+    path = _rollout(tmp_path, [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u1"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a1"}]},
+        {"type": "token_count", "info": {"last_token_usage": t1, "total_token_usage": t1}},
+        {"type": "token_count", "info": {"total_token_usage": t2}}])
+    rows, stats = import_file(IMP, path)
+    assert [(r["content_text"], *tokens(r)) for r in rows] == [("u1", None, None, None, None), ("a1", 10, 3, 0, None)]
+    assert stats.usage_unattached == 1
+
+def test_usage_from_totals_restarts_when_a_total_goes_down_and_lands_on_the_last_part(tmp_path):
+    """codex.md §6.1: without `last_token_usage` the usage is the growth of `total_token_usage`, or the total
+    itself when it went down (a restart: never a negative count); schema.md §3.5: the tokens go on the message's
+    last part."""
+    def reply(*texts: str) -> dict:
+        return {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": t} for t in texts]}
+
+    path = _rollout(tmp_path, [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u1"}]},
+        reply("a1", "a1 more"),
+        {"type": "token_count", "info": {"total_token_usage": {"input_tokens": 100, "output_tokens": 10}}},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u2"}]},
+        reply("a2"),
+        {"type": "token_count", "info": {"total_token_usage": {"input_tokens": 30, "output_tokens": 4}}}])
+    rows, stats = import_file(IMP, path)
+    assert [(r["content_text"], r["part_index"], *tokens(r)) for r in rows] == [
+        ("u1", 0, None, None, None, None), ("a1", 0, None, None, None, None), ("a1 more", 1, 100, 10, None, None),
+        ("u2", 0, None, None, None, None), ("a2", 0, 30, 4, None, None)]
+    assert stats.usage_unattached == 0
 
 def test_less_common_item_shapes(tmp_path):
     recs = [_e("00", "session_meta", {"id": "t"}),
