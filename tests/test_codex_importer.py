@@ -1330,6 +1330,22 @@ def test_usage_from_totals_restarts_when_a_total_goes_down_and_lands_on_the_last
         ("u2", 0, None, None, None, None), ("a2", 0, 30, 4, None, None)]
     assert stats.usage_unattached == 0
 
+def test_empty_summary_texts_are_no_reasoning_text(tmp_path):
+    """codex.md §4.1: a reasoning item's row holds its non-empty summary texts joined with `\\n`; one whose
+    summaries are all empty carries only encrypted content (`encrypted_only`, no row)."""
+    def reasoning(*texts: str) -> dict:
+        return {"type": "reasoning", "summary": [{"type": "summary_text", "text": t} for t in texts],
+                "encrypted_content": "gAAAA"}
+
+    path = _rollout(tmp_path, [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u1"}]},
+        reasoning("", ""), reasoning("plan", "", "act"),
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u2"}]}])
+    rows, stats = import_file(IMP, path)
+    assert [(r["part_type"], r["content_text"]) for r in rows] == [
+        ("text", "u1"), ("reasoning", "plan\nact"), ("text", "u2")]
+    assert stats.lines_skipped["encrypted_only"] == 1
+
 def test_less_common_item_shapes(tmp_path):
     recs = [_e("00", "session_meta", {"id": "t"}),
             _e("01", "response_item", {"type": "message", "role": "user", "content": [
