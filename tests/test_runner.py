@@ -1297,3 +1297,67 @@ def test_a_large_value_is_not_held_in_python_while_its_file_is_encoded(layout, e
     assert res.providers[0].status == "ok" and res.providers[0].rows_written == 3
     assert dataset(layout)["content_text"].str.len_bytes().max() == 40_000_000
     assert held and max(held) < 20_000_000, held  # (the 40 MB string was still held: 40+ MB)
+
+
+HALF_SENT = '''
+import gc, os, struct, time
+from multiprocessing.queues import SimpleQueue
+
+
+def half_sent(flag):
+    """In a parse worker: start sending a 1 MB result through the pool's result pipe, write part of it, and stay
+    there, as a worker stopped in the middle of sending a large result does."""
+    (results,) = [o for o in gc.get_objects() if isinstance(o, SimpleQueue)]
+    os.write(results._writer.fileno(), struct.pack("!i", 1 << 20) + b"x" * 4096)
+    open(flag, "w").close()
+    time.sleep(600)
+'''
+
+STOP_CHILD = '''
+import json, os, sys, time
+import half_sent
+from hypaware_tui.core.runner import _Pool
+
+if __name__ == "__main__":
+    pool = _Pool(2)
+    executor = pool.get()
+    executor.submit(half_sent.half_sent, sys.argv[1])
+    deadline = time.monotonic() + 60
+    while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # (the executor's manager thread is reading the message by now)
+    pids = [p.pid for p in executor._processes.values()]
+    t0 = time.monotonic()
+    pool.close(stop_now=True)
+    print(json.dumps({"close_s": time.monotonic() - t0, "pids": pids}), flush=True)
+'''
+
+
+def test_a_stopped_run_stops_workers_caught_sending_a_result(tmp_path):
+    """One Ctrl+C can land while a parse worker sends a large result: `_Pool.close(stop_now=True)` terminated the
+    workers, then waited for the executor's manager thread, which was reading a message that would never be
+    finished: `hyp backfill` hung after one Ctrl+C (both providers `cancelled`, no summary, the cursor hidden).
+    Now the stop takes seconds at most, the process exits, no worker is left, and nothing is printed after it
+    (multiprocessing's "leaked semaphore objects" warning). In a child process, bounded by a timeout."""
+    import subprocess
+    import sys
+
+    (tmp_path / "half_sent.py").write_text(HALF_SENT)
+    script = tmp_path / "child.py"
+    script.write_text(STOP_CHILD)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), repo]), TMPDIR=str(tmp_path))
+    flag = tmp_path / "sending"
+    try:
+        proc = subprocess.run([sys.executable, str(script), str(flag)], capture_output=True, text=True, timeout=30,
+                              env=child_env, cwd=str(tmp_path))
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the stop hung: {exc.stdout!r} {exc.stderr!r}")
+    assert flag.exists()  # (the worker did start sending)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["close_s"] < 10
+    assert out["pids"]
+    for pid in out["pids"]:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+    assert proc.stderr == ""

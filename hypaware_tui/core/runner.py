@@ -1248,6 +1248,9 @@ PARENT_WATCH_S = 0.5
 #: how often a parse worker says how far into its group it is, and the committing process looks (a group of
 #: thousands of tiny sessions takes seconds, and progress moved only when it was done)
 PARSE_PROGRESS_S = 0.1
+#: how long a stopped run waits for each step of stopping its parse workers (their exit after SIGTERM, after
+#: SIGKILL, the executor's manager thread)
+STOP_WAIT_S = 2.0
 #: said once when a parse worker dies and the run goes on in the committing process (nothing is lost)
 WORKER_LOST_NOTICE = (
     "a parse worker process stopped unexpectedly (killed, perhaps for lack of memory); its files were read "
@@ -1318,15 +1321,44 @@ class _Pool:
         """Shut the workers down. `stop_now` (a cancelled run): their groups in progress are of no use any
         more, so they are stopped instead of waited for (seconds, with thousands of tiny sessions per group);
         a worker writes nothing (only the committing process does), so nothing is left half done."""
-        if self._pool is not None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
             if stop_now:
-                for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
-                    with contextlib.suppress(Exception):
-                        proc.terminate()
-            with contextlib.suppress(Exception):  # (stopped workers: the pool reports itself broken)
-                self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+                _stop_pool(pool)
+            else:
+                with contextlib.suppress(Exception):
+                    pool.shutdown(wait=True, cancel_futures=True)
         self.progress = None
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop the workers of `pool` now and reap them, without ever waiting on the executor's manager thread for
+    long: a worker stopped while it was sending a result (a unit of a large group is megabytes) leaves half a
+    message in the result pipe, and the manager's read of it never ended (`shutdown(wait=True)` hung, and
+    with it the summary of a run stopped by one Ctrl+C, in 2 of 24 tries). That read ends at end of file,
+    once no process holds the write end of the pipe: the workers are gone, and this process closes its own."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    results = getattr(pool, "_result_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + STOP_WAIT_S
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():  # (SIGTERM not acted on in time, or the worker was stopped with SIGSTOP)
+                proc.kill()
+                proc.join(STOP_WAIT_S)
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.close()
+    if manager is not None:
+        with contextlib.suppress(Exception):
+            manager.join(STOP_WAIT_S)
 
 
 def _stderr_is_a_file() -> bool:
