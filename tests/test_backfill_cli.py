@@ -861,6 +861,104 @@ def test_a_ctrl_c_while_polars_is_at_work_still_finishes_the_batch_and_prints_th
     assert written > 0 and pl.read_parquet(hyp / "cache" / "**" / "*.parquet").height == written
 
 
+class _Screen:
+    """Just enough of a terminal for Rich's live display: text, CR, LF, cursor up, erase line, cursor shown or
+    hidden (other escape sequences, colours among them, change nothing on it)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = [""]
+        self.row = self.col = 0
+        self.cursor_shown = True
+
+    def feed(self, data: str) -> None:
+        for m in re.finditer(r"\x1b\[([0-9;?]*)([ -/]*[@-~])|\x1b[()][0-9A-B]|\x1b[=>]|([\r\n])|([^\x1b\r\n]+)",
+                             data):
+            params, final, ctl, text = m.group(1), m.group(2), m.group(3), m.group(4)
+            if ctl == "\r":
+                self.col = 0
+            elif ctl == "\n":
+                self.row += 1
+                while len(self.lines) <= self.row:
+                    self.lines.append("")
+            elif text is not None:
+                line = self.lines[self.row].ljust(self.col)
+                self.lines[self.row] = line[: self.col] + text + line[self.col + len(text):]
+                self.col += len(text)
+            elif final == "A":
+                self.row = max(0, self.row - int(params or 1))
+            elif final == "K":
+                self.lines[self.row] = "" if params == "2" else self.lines[self.row][: self.col]
+            elif final in "hl" and params == "?25":
+                self.cursor_shown = final == "h"
+
+
+NEVER_ENDING_RUN = """
+import time
+from hypaware_tui.core import runner
+
+
+def run_backfill(layout, names, *, sink, cancel, **kw):
+    # A batch that never ends, with the parse workers started, and progress reported all along.
+    pool = runner._Pool(1)
+    pool.get().submit(abs, 1).result()  # (a worker is up: a Ctrl+C while it starts shows its traceback)
+    pool.get().submit(time.sleep, 600)
+    sink.on_provider_start("claude", 10_000_000, 10)
+    t0 = time.monotonic()
+    while True:
+        sink.on_progress(runner.Progress("claude", 1_000_000, 10_000_000, 1, 10, 1, 0, 0, {}, 0,
+                                         time.monotonic() - t0))
+        time.sleep(0.05)
+
+
+if __name__ == "__main__":  # (not in the spawned workers)
+    runner.run_backfill = run_backfill
+    from hypaware_tui.cli.app import main
+
+    main(["backfill", "claude"])
+"""
+
+
+def test_ctrl_c_at_a_terminal_keeps_its_notice_and_a_second_one_gives_the_cursor_back(h, tmp_path):
+    """At a terminal, under the live panels. The first Ctrl+C's notice was written past the panels and erased by
+    their next repaint; it now stays above them. The second Ctrl+C exited with the cursor still hidden and the
+    shell's prompt glued to the last panel line (the show-cursor code went to Rich's proxy of stderr, which
+    `os._exit` discarded), and multiprocessing's resource tracker printed "There appear to be 8 leaked
+    semaphore objects" after the exit."""
+    pexpect = pytest.importorskip("pexpect")
+    script = tmp_path / "never_ending.py"
+    script.write_text(NEVER_ENDING_RUN)
+    env = dict(h.env, TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    # Under a shell, as at a prompt: the process exiting does not hang the terminal up, and what comes after
+    # its exit (the resource tracker's warning) is seen. `EXIT=` stands for the prompt.
+    child = pexpect.spawn("/bin/bash", ["-c", f'"{sys.executable}" "{script}"; echo "EXIT=$?"; sleep 1.5'],
+                          env=env, dimensions=(24, 100), encoding="utf-8", timeout=30)
+    screen = _Screen()
+    notice = "hyp: stopping after the current batch (press Ctrl+C again to quit at once)"
+    try:
+        child.expect_exact("files 1/10")
+        screen.feed(child.before + child.after)
+        child.sendintr()
+        child.expect_exact(notice)
+        screen.feed(child.before + child.after)
+        for _ in range(4):  # repaints of the panels after the notice
+            child.expect_exact("files 1/10")
+            screen.feed(child.before + child.after)
+        assert notice in [line.rstrip() for line in screen.lines], screen.lines
+        child.sendintr()
+        child.expect_exact("EXIT=")
+        screen.feed(child.before)
+        assert screen.cursor_shown and screen.col == 0, (screen.cursor_shown, screen.lines[-3:])
+        child.expect(pexpect.EOF)
+        after = child.before
+    finally:
+        child.close()
+    assert after.startswith("130"), after
+    assert notice in [line.rstrip() for line in screen.lines]
+    assert "Traceback" not in "".join(screen.lines)
+    assert "leaked" not in after, after
+
+
 # --------------------------------------------------------------------------------------------- both real importers
 
 

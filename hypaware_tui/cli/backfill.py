@@ -39,6 +39,8 @@ from hypaware_tui.cli.output import (
 from hypaware_tui.core.timeutil import us_to_iso
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hypaware_tui.core.paths import Layout
 
 COMMAND = "backfill"
@@ -417,6 +419,10 @@ class RichSink:
         self.live.refresh()
         self.live.stop()
 
+    def say(self, text: str) -> None:
+        """A line above the live panels, where it stays (the panels are drawn again below it)."""
+        self.console.print(printable(text), markup=False, highlight=False)
+
     def _render(self) -> Any:
         from rich.console import Group
         from rich.progress_bar import ProgressBar
@@ -516,12 +522,15 @@ class RichSink:
 
 class _Interrupts:
     """SIGINT/SIGTERM: the first sets the cancel flag (the batch finishes, the summary prints, exit 130); a
-    second one exits at once with 130 (committed data stays consistent)."""
+    second one exits at once with 130 (committed data stays consistent). `say` prints the notice of the first
+    (the live panels' console: written past them, it was erased by their next repaint)."""
 
-    def __init__(self, prog: str, cancel: threading.Event) -> None:
+    def __init__(self, prog: str, cancel: threading.Event, say: Callable[[str], None] | None = None) -> None:
         self.prog = prog
         self.cancel = cancel
+        self.say = say
         self.old: dict[int, Any] = {}
+        self.quitting = False
 
     def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
@@ -531,20 +540,34 @@ class _Interrupts:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.cancel.is_set():
-            try:
-                if sys.stderr.isatty():
-                    sys.stderr.write("\x1b[?25h\n")  # show the cursor again (Rich hid it)
-                sys.stderr.flush()
-            finally:
-                os._exit(130)
+            self._quit_now()
         self.cancel.set()
+        text = f"{self.prog}: stopping after the current batch (press Ctrl+C again to quit at once)"
+        if self.say is not None:
+            try:
+                self.say(text)
+                return
+            except Exception:
+                pass
+        with contextlib.suppress(OSError):
+            os.write(2, f"\n{text}\n".encode())
+
+    def _quit_now(self) -> None:
+        """Exit 130 at once: the parse workers are killed, and on a terminal the cursor the live panels hid is
+        shown again, on a line of its own. Straight to the file descriptor: under the panels `sys.stderr` is
+        Rich's proxy, which holds a line until its end and drops control codes, and `os._exit` discards it
+        (the cursor stayed hidden, the shell prompt was glued to the last panel line)."""
+        if self.quitting:  # (a third Ctrl+C while the second one's exit is under way)
+            os._exit(130)
+        self.quitting = True
         try:
-            os.write(
-                2,
-                f"\n{self.prog}: stopping after the current batch (press Ctrl+C again to quit at once)\n".encode(),
-            )
-        except OSError:
-            pass
+            from hypaware_tui.core.runner import abandon_workers
+
+            abandon_workers()
+            if os.isatty(2):
+                os.write(2, b"\x1b[?25h\n")
+        finally:
+            os._exit(130)
 
     def __exit__(self, *exc: object) -> None:
         if self.cancel.is_set():
@@ -734,7 +757,7 @@ def import_command(
     use_rich = sys.stderr.isatty()
     sink: Any = (RichSink(prog, dry_run=dry_run, layout=layout) if use_rich
                  else PlainSink(prog, dry_run=dry_run, layout=layout))
-    with _Interrupts(prog, cancel):
+    with _Interrupts(prog, cancel, sink.say if use_rich else None):
         if use_rich:
             sink.start()
         try:

@@ -1361,6 +1361,26 @@ def _stop_pool(pool: Any) -> None:
             manager.join(STOP_WAIT_S)
 
 
+def abandon_workers() -> None:
+    """For a process about to leave with `os._exit` (a second Ctrl+C): kill its parse workers now (they would
+    exit on their own only once they noticed, `PARENT_WATCH_S` later) and release multiprocessing's named
+    semaphores, as a normal exit does (left to its resource tracker, they were released with a warning, "There
+    appear to be 8 leaked semaphore objects", printed after the shell's prompt). Bounded: a lock held by the
+    interrupted thread cannot keep the process from exiting."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:  # (no pool was ever started)
+        return
+    with contextlib.suppress(Exception):
+        for proc in mp.active_children():
+            proc.kill()
+    run_finalizers = getattr(sys.modules.get("multiprocessing.util"), "_run_finalizers", None)
+    if run_finalizers is not None:
+        with contextlib.suppress(Exception):
+            thread = threading.Thread(target=run_finalizers, args=(0,), name="hyp-release", daemon=True)
+            thread.start()
+            thread.join(1.0)
+
+
 def _stderr_is_a_file() -> bool:
     try:
         return sys.stderr is not None and sys.stderr.fileno() >= 0
