@@ -184,6 +184,10 @@ class WizardApp(App[int]):
     BINDINGS = [
         Binding("ctrl+c", "request_quit", "quit", show=False, priority=True),
         Binding("ctrl+q", "request_quit", "quit", show=False, priority=True),
+        # Ctrl+Z suspends the wizard as it does any terminal program (`fg` resumes it, redrawn): in raw mode it is
+        # a key, and it did nothing, and the `fg` and Enter typed next reached the focused button (on Review, the
+        # import started). Where the terminal cannot suspend (Windows), nothing.
+        Binding("ctrl+z", "suspend_process", "suspend", show=False, priority=True),
     ]
 
     def __init__(self, settings: WizardSettings) -> None:

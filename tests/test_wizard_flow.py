@@ -350,6 +350,39 @@ async def test_esc_back_puts_the_cursor_on_the_row_the_user_left(tmp_path: Path)
     assert app.return_code == 130
 
 
+async def test_ctrl_z_suspends_the_wizard_and_presses_nothing(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl+Z did nothing in the wizard (a key in raw mode), and the `fg` and Enter typed next reached the app,
+    where Enter activated the focused button: on Review, the import started. Ctrl+Z stops the process now
+    (SIGTSTP to itself, Textual leaving the terminal as it found it first), where the terminal allows it; the
+    signal itself is not sent here."""
+    import signal
+
+    from textual.drivers.headless_driver import HeadlessDriver
+
+    sent: list[tuple[int, int]] = []
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:
+        if pid == os.getpid() and sig == signal.SIGTSTP:
+            sent.append((pid, sig))
+            return
+        real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_review(pilot)
+        await pilot.press("ctrl+z")  # the test driver cannot suspend: nothing
+        await pilot.pause()
+        assert sent == [] and isinstance(app.screen, ReviewScreen)
+        monkeypatch.setattr(HeadlessDriver, "can_suspend", property(lambda self: True))
+        await pilot.press("ctrl+z")
+        await pilot.pause()
+        assert sent == [(os.getpid(), signal.SIGTSTP)]
+        assert isinstance(app.screen, ReviewScreen) and not m.layout.config.exists()
+
+
 @pytest.mark.parametrize("key", ["ctrl+c", "q"])
 async def test_quit_before_import_writes_nothing_and_exits_130(tmp_path: Path, key: str) -> None:
     """§12.10: Ctrl+C (or q) before Import opens the quit dialog; confirming exits 130, HYP_HOME absent."""
