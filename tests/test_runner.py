@@ -629,11 +629,16 @@ def test_cancel_while_the_workers_parse_stops_at_once_then_rerun_completes(layou
                 cancel.set()
 
     t0 = time.monotonic()
-    res = run(layout, env, providers=["claude"], sink=CancelOnProgress(), cancel=cancel, workers=2)
+    sink = CancelOnProgress()
+    res = run(layout, env, providers=["claude"], sink=sink, cancel=cancel, workers=2)
     took = time.monotonic() - t0
     p = res.providers[0]
     assert p.status == "cancelled" and cancel.is_set() and took < 6, (p.status, took)
     assert (p.rows_written, p.errors) == (0, 0)
+    # The files the workers had read ahead were shown, then dropped: the last report (the wizard's panel after
+    # the stop) gives the summary's figures, not theirs.
+    last = [e for _, k, e in sink.events if k == "progress"][-1]
+    assert last.final and (last.files_done, last.sessions, last.bytes_done) == (p.files_scanned, p.sessions_seen, 0)
     again = run(layout, env, providers=["claude"], workers=1)
     assert again.providers[0].status == "ok" and again.rows_written == 80
     assert dataset(layout)["part_id"].n_unique() == dataset(layout).height == 80
