@@ -214,6 +214,15 @@ def build_inventory(
 # --------------------------------------------------------------------------------------------- figures
 
 
+def before_window(fi: FileInventory, since_us: int | None) -> bool:
+    """Whether a file ends before `since`: its newest timestamp (the last one of its bounded tail, its mtime
+    when none was found there) is earlier. Such a file is not "in window" on the Retention and Review screens,
+    in `hyp backfill plan` and `hyp init --dry-run`, and it is "older, not imported"; and an import given the
+    inventory does not open it when it has no checkpoint (`runner._run_provider`), so that what these show
+    and what the import reads agree by construction."""
+    return since_us is not None and fi.newest_us < since_us
+
+
 def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
           beyond_us: int | None) -> tuple[int, int] | None:
     """The part of a file's first-to-last stamps that the import may reach inside the window (an upper bound),
@@ -227,9 +236,9 @@ def _span(fi: FileInventory, since_us: int | None, until_us: int | None,
       `beyond_us` comes first; only the first and last stamps are known), so that stamp is shown.
     A file whose first line gave no stamp (none in the bounded head) is counted: nothing says the import stops
     before it."""
-    lo, hi = fi.oldest_us, fi.newest_us
-    if since_us is not None and hi < since_us:
+    if before_window(fi, since_us):
         return None
+    lo, hi = fi.oldest_us, fi.newest_us
     if until_us is not None:
         if fi.first_ts is not None and lo > until_us:
             if beyond_us is None or lo <= beyond_us:
@@ -304,7 +313,7 @@ def older_than(ci: ClientInventory, since_us: int | None) -> Figures:
     files = size = 0
     keys: set[str] = set()
     for fi in ci.files:
-        if fi.newest_us < since_us:
+        if before_window(fi, since_us):
             files += 1
             size += fi.size
             key = ci.session_keys.get(fi.file.path_hash)
@@ -318,6 +327,7 @@ __all__ = [
     "Figures",
     "Inventory",
     "InventoryProgress",
+    "before_window",
     "build_inventory",
     "client_entry",
     "client_figures",

@@ -40,14 +40,14 @@ from typing import Any, Protocol
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
 from hypaware_tui.core.fmt import printable
 from hypaware_tui.core.ids import new_run_id
-from hypaware_tui.core.inventory import Inventory, client_figures, config_root
+from hypaware_tui.core.inventory import Inventory, before_window, client_figures, config_root
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.reader import DEFAULT_BATCH_ROWS, FilePass, must_widen
 from hypaware_tui.core.timeutil import now_us, us_to_iso
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS
 from hypaware_tui.core.window import cut_date as compute_cut_date
 from hypaware_tui.importers import KNOWN_CLIENTS
-from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, Window
+from hypaware_tui.importers.base import FileInventory, Importer, ParseStats, Row, SourceFile, Window
 
 FLUSH_INTERVAL_S = 2.0
 # Rows of large transcripts carry large contents: batches are also bounded by source bytes, so memory stays
@@ -81,6 +81,9 @@ class ProviderResult:
     error_path: str | None = None
     files_total: int = 0
     files_unchanged: int = 0
+    # files not opened because they end before the window (`inventory.before_window`): every line of theirs is
+    # older than `since`, so none of them is an `outside_window` line of the summary either
+    files_outside_window: int = 0
     files_reset: int = 0
     files_failed: int = 0
     bytes_read: int = 0
@@ -852,6 +855,22 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _before_window(
+    inventory: Inventory | None, client: str, since_us: int | None
+) -> dict[str, FileInventory]:
+    """The files of `client` that the inventory found to end before the window (`inventory.before_window`,
+    the rule of the in-window figures the Review screen and `hyp backfill plan` show), by path hash: a file
+    without a checkpoint among them is not opened, if its stat is still the one the inventory saw (a session
+    resumed since has grown: it is read, whole). Only the files whose last timestamp was found count: a file
+    dated by its mtime alone is read, as is every file when there is no inventory (`hyp backfill`, the
+    daemon)."""
+    ci = inventory.clients.get(client) if inventory is not None and since_us is not None else None
+    if ci is None:
+        return {}
+    return {fi.file.path_hash: fi for fi in ci.files
+            if fi.last_ts is not None and before_window(fi, since_us)}
+
+
 def _run_provider(
     pr: ProviderResult,
     importer: Importer,
@@ -893,6 +912,7 @@ def _run_provider(
 
     for fe in discovery.failed:
         file_error(f"{fe.where}: {fe.message}", fe.path)
+    before = _before_window(inventory, name, window.since_us)
     db = _open_state(layout, dry_run=dry is not None)
     try:
         # Each file's stat from discovery (a file without one is stat'ed here), against its checkpoint's
@@ -903,7 +923,7 @@ def _run_provider(
         with _gc_paused():
             stored = {} if dry is not None and dry.fresh else db.stat_keys(name)
             files: list[tuple[SourceFile, int]] = []  # the files a pass opens (discovery order), an estimate each
-            files_total = unchanged = 0
+            files_seen = unchanged = outside = 0
             stale: list[str] = []  # path hashes of the files whose checkpoint does not match their stat
             bytes_total = 0
             sizes = 0
@@ -912,7 +932,7 @@ def _run_provider(
             newest_ns: int | None = None
             since_us = window.since_us
             for f in discovery.files:
-                files_total += 1
+                files_seen += 1
                 size, mtime_ns, dev, ino = f.size, f.mtime_ns, f.device, f.inode
                 if dev is None:
                     try:
@@ -926,8 +946,12 @@ def _run_provider(
                 h = f.path_hash
                 key = stored.get(h)
                 if key is None:
-                    files.append((f, size))
-                    bytes_total += size
+                    old = before.get(h)
+                    if old is not None and old.size == size and old.mtime_ns == mtime_ns:
+                        outside += 1  # ends before the window, as the inventory saw it: nothing to read
+                    else:
+                        files.append((f, size))
+                        bytes_total += size
                 elif (key[0] == size and key[1] == mtime_ns and key[2] == dev and key[3] == ino
                       and (key[5] is None or not must_widen(key[5], since_us))):  # fmt: skip
                     unchanged += 1  # FilePass.unchanged: nothing to read
@@ -945,14 +969,15 @@ def _run_provider(
             checkpoints = db.get_many(stale)
     finally:
         db.close()
-    pr.files_total = files_total
+    files_total = pr.files_total = files_seen - outside
+    pr.files_outside_window = outside
     pr.bytes_total = bytes_total
     if events is not None:
         if inventory is not None and name in inventory.clients:
             fig = client_figures(inventory.clients[name], window.since_us, window.until_us,
                                  beyond_us=window.beyond_until).to_json()
         else:  # without an inventory (no head/tail reads here): totals from the scan, newest from mtimes
-            fig = {"files": files_total, "sessions": len(sessions), "bytes": sizes, "oldest": None,
+            fig = {"files": files_seen, "sessions": len(sessions), "bytes": sizes, "oldest": None,
                    "newest": us_to_iso(newest_mtime)}
         events.emit("backfill.plan", provider=name, **fig)
 
@@ -1142,8 +1167,9 @@ def _run_provider(
         events.emit(
             "backfill.scan",
             provider=name,
-            files_seen=files_total,
+            files_seen=files_seen,
             files_unchanged=pr.files_unchanged,
+            files_outside_window=pr.files_outside_window,
             files_reset=pr.files_reset,
             files_failed=pr.files_failed,
             bytes_read=pr.bytes_read,

@@ -1,0 +1,170 @@
+"""An import given the inventory (the wizard, `hyp init --yes`) does not open a file without a checkpoint that
+the inventory found to end before the window (`inventory.before_window`): nobody's rows are in it. What the
+Review screen, `hyp init --dry-run` and `hyp backfill plan` show as in the window is then what the import
+reads, and its progress and summary say the same files and bytes (they said 21 files and 12.7 MB after a
+Review of 4 files and 1.69 MB). The rows are the same as without the skip; a skipped file appended to later
+is read whole, and raising the retention imports it."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from hypaware_tui.core.inventory import build_inventory
+from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.runner import run_backfill
+from hypaware_tui.core.timeutil import now_us
+from hypaware_tui.core.window import resolve_window
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+RETENTION = 30
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def session_lines(sid: str, start: datetime, turns: int, step: timedelta, *, first: int = 0) -> list[str]:
+    """Claude Code lines: `turns` user+assistant pairs from `start`, `step` apart (one row each)."""
+    lines = []
+    prev = None if first == 0 else f"{sid}-a{first - 1}"
+    for i in range(first, first + turns):
+        t = start + step * (i - first)
+        u, a = f"{sid}-u{i}", f"{sid}-a{i}"
+        lines.append(json.dumps({
+            "type": "user", "sessionId": sid, "uuid": u, "parentUuid": prev, "timestamp": _iso(t),
+            "cwd": "/home/ada/repo", "version": "2.0.1", "message": {"role": "user", "content": f"question {i}"},
+        }))
+        lines.append(json.dumps({
+            "type": "assistant", "sessionId": sid, "uuid": a, "parentUuid": u, "requestId": f"req-{sid}-{i}",
+            "timestamp": _iso(t + timedelta(seconds=30)), "cwd": "/home/ada/repo", "version": "2.0.1",
+            "message": {"id": f"msg-{sid}-{i}", "role": "assistant", "model": "claude-sonnet-4-5",
+                        "content": [{"type": "text", "text": f"answer {i}"}],
+                        "usage": {"input_tokens": 10, "output_tokens": 5}},
+        }))
+        prev = a
+    # (lines without a timestamp at the end, as in real transcripts: the inventory looks further back)
+    lines.append(json.dumps({"type": "file-history-snapshot", "messageId": prev, "snapshot": {}}))
+    return lines
+
+
+def write(path: Path, lines: list[str], mtime: datetime | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    if mtime is not None:
+        os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+
+
+# name -> (days before now of its first turn, turns, between turns, mtime: its last line's time, or None: now, as
+# in a history copied without its mtimes); with a 30-day retention, the first three end before the window
+FILES = {
+    "old-a": (90, 6, timedelta(hours=1), "end"),
+    "old-b": (60, 4, timedelta(minutes=5), "end"),
+    "old-copied": (75, 3, timedelta(minutes=5), None),
+    "straddling": (41, 5, timedelta(days=5), "end"),  # from 41 to 21 days ago: 2 turns in the window
+    "new": (3, 5, timedelta(hours=2), "end"),
+}
+OLD = ("old-a", "old-b", "old-copied")
+IN_WINDOW = ("straddling", "new")
+ROWS_IN_WINDOW = 14  # 2 turns of the straddling session, 5 of the new one
+
+
+def write_history(projects: Path, now: datetime) -> None:
+    """The sessions of `FILES` in one Claude Code project folder, dated from `now`."""
+    for name, (days, turns, step, mtime) in FILES.items():
+        start = now - timedelta(days=days)
+        end = start + step * (turns - 1) + timedelta(seconds=30)
+        write(projects / f"{name}.jsonl", session_lines(name, start, turns, step), end if mtime == "end" else None)
+
+
+def make_home(tmp_path: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    write_history(home / ".claude" / "projects" / "-home-ada-repo", NOW)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "CLAUDE_", "CODEX_"))}
+    env.update(HOME=str(home), CLAUDE_CONFIG_DIR=str(home / ".claude"), CODEX_HOME=str(home / ".codex"),
+               HYP_HOME=str(tmp_path / "hyp"), TZ="UTC")
+    return env
+
+
+def session_path(env: dict[str, str], name: str) -> Path:
+    return Path(env["CLAUDE_CONFIG_DIR"]) / "projects" / "-home-ada-repo" / f"{name}.jsonl"
+
+
+def with_hyp_home(env: dict[str, str], path: Path) -> dict[str, str]:
+    return {**env, "HYP_HOME": str(path)}
+
+
+def import_(env: dict[str, str], retention: int, *, inventory: bool = True, now: int | None = None):
+    """An import of Claude Code's history as `hyp init` runs it (with the inventory) or as `hyp backfill`
+    does (without)."""
+    now = now if now is not None else now_us()
+    window, _floor, write_checkpoints = resolve_window(None, None, retention, now)
+    inv = build_inventory(["claude"], env=env) if inventory else None
+    res = run_backfill(Layout.resolve(env), ["claude"], window=window, write_checkpoints=write_checkpoints,
+                       dry_run=False, env=env, retention_days=retention, now=now, inventory=inv, workers=1)
+    assert res.status == "ok", res.providers[0].error
+    return res.providers[0], window
+
+
+def frame(env: dict[str, str]) -> pl.DataFrame:
+    files = sorted(Layout.resolve(env).dataset_root.glob("**/*.parquet"))
+    return pl.concat([pl.read_parquet(f) for f in files]).sort("part_id")
+
+
+# --------------------------------------------------------------------------------------------- rows
+
+
+def test_the_rows_are_those_of_an_import_of_everything_cut_to_the_window(tmp_path: Path) -> None:
+    env = make_home(tmp_path)
+    skipping, window = import_(env, RETENTION)
+    assert skipping.files_scanned == 2 and skipping.files_outside_window == len(OLD)
+    got = frame(env)
+
+    everything, _ = import_(with_hyp_home(env, tmp_path / "all"), 0)
+    assert everything.files_scanned == len(FILES)
+    want = frame(with_hyp_home(env, tmp_path / "all")).filter(pl.col("message_created_at") >= window.since_us)
+    assert got.height == ROWS_IN_WINDOW and set(got["session_id"]) == set(IN_WINDOW)
+    assert_frame_equal(got, want)
+
+    # and without the inventory (`hyp backfill`), every file is read: the same rows
+    reading, _ = import_(with_hyp_home(env, tmp_path / "cli"), RETENTION, inventory=False)
+    assert reading.files_scanned == len(FILES) and reading.files_outside_window == 0
+    assert_frame_equal(frame(with_hyp_home(env, tmp_path / "cli")), got)
+
+
+def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path) -> None:
+    """`claude --resume` appends to an old transcript: its mtime and its last timestamp move into the window.
+    The skip wrote no checkpoint for it, so it is read from its start, as a fresh import reads it."""
+    env = make_home(tmp_path)
+    first, _ = import_(env, RETENTION)
+    assert first.files_outside_window == len(OLD)
+    path = session_path(env, "old-a")
+    with path.open("a") as fh:
+        fh.write("\n".join(session_lines("old-a", NOW - timedelta(minutes=30), 2, timedelta(minutes=1),
+                                         first=6)) + "\n")
+    now = now_us()
+    again, _ = import_(env, RETENTION, now=now)
+    assert again.files_scanned == 1 and again.rows_written == 4  # the two new turns, nothing older
+    assert again.files_outside_window == len(OLD) - 1
+
+    fresh, _ = import_(with_hyp_home(env, tmp_path / "fresh"), RETENTION, now=now)
+    assert fresh.files_scanned == 3
+    assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "fresh")))
+    # (the same whether or not the old lines were read by this pass: message_index, parents, the session's
+    # start all come from the whole file)
+    appended = frame(env).filter(pl.col("session_id") == "old-a")
+    assert sorted(appended["message_index"].to_list()) == [12, 13, 14, 15]
+
+
+def test_raising_the_retention_afterwards_imports_the_old_files(tmp_path: Path) -> None:
+    env = make_home(tmp_path)
+    import_(env, RETENTION)
+    raised, _ = import_(env, 0)
+    assert raised.files_scanned == len(FILES)  # (the floor was lowered: every checkpoint was reset)
+    import_(with_hyp_home(env, tmp_path / "all"), 0)
+    assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "all")))
