@@ -107,7 +107,8 @@ def test_import_then_rerun_reads_nothing_and_writes_nothing(layout, env):
         assert p.status == "ok"
         assert p.rows_written == 0 and p.duplicates_skipped == 0
         assert p.files_scanned == 0
-        assert p.files_unchanged == p.files_total > 0  # every file skipped as unchanged: not read again
+        # every file skipped as unchanged: not read again, and none of them a file the pass reads
+        assert p.files_unchanged == {"claude": 3, "codex": 1}[p.provider] and p.files_total == 0
         assert p.bytes_read == 0
     assert dataset(layout).height == total
 
@@ -124,12 +125,12 @@ def test_touched_file_is_read_once_then_unchanged_again(layout, env):
 
     second = run(layout, env)
     claude = second.providers[0]
-    assert claude.files_scanned == 1 and claude.files_unchanged == claude.files_total - 1
+    assert claude.files_scanned == claude.files_total == 1 and claude.files_unchanged == 2
     assert claude.rows_written == 0 and claude.bytes_read == 0  # resumed at the end: no byte to read
 
     third = run(layout, env)
     for p in third.providers:
-        assert p.files_scanned == 0 and p.files_unchanged == p.files_total > 0
+        assert p.files_scanned == p.files_total == 0 and p.files_unchanged > 0
     assert dataset(layout).height == total
 
 

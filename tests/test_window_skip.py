@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
+from hypaware_tui.core.fmt import human_size
 from hypaware_tui.core.inventory import build_inventory
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.runner import run_backfill
@@ -168,3 +171,70 @@ def test_raising_the_retention_afterwards_imports_the_old_files(tmp_path: Path) 
     assert raised.files_scanned == len(FILES)  # (the floor was lowered: every checkpoint was reset)
     import_(with_hyp_home(env, tmp_path / "all"), 0)
     assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "all")))
+
+
+# --------------------------------------------------------------------------------------------- figures
+
+
+@pytest.fixture
+def hyp_main(monkeypatch, capsys):
+    """`hyp` in this process, in `env`; returns (exit code, stdout, stderr). stderr is not a terminal: the
+    progress is the plain line of wizard.md §9 step 5."""
+
+    def call(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+        for k in list(os.environ):
+            if k.startswith(("HYP_", "CLAUDE_", "CODEX_")):
+                monkeypatch.delenv(k)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setattr(sys, "argv", ["hyp"])
+        from hypaware_tui.cli.app import main
+
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main(list(args))
+        got = capsys.readouterr()
+        return exc.value.code, got.out, got.err
+
+    return call
+
+
+def claude_row(text: str, start: str) -> list[str]:
+    line = next(x for x in text.splitlines() if x.startswith(start))
+    return line.split()
+
+
+def test_review_plan_progress_and_summary_show_the_same_files_and_bytes(tmp_path: Path, hyp_main) -> None:
+    env = make_home(tmp_path)
+    in_window = [session_path(env, n).stat().st_size for n in IN_WINDOW]
+    size = human_size(sum(in_window))
+
+    rc, out, _ = hyp_main(env, "init", "--yes", "--dry-run", "--retention-days", str(RETENTION))
+    assert rc == 0
+    review = claude_row(out, "Claude Code")  # Client Import Files Sessions Size Oldest → newest
+    assert review[3:6] == ["2", "2", size.split()[0]]
+
+    rc, out, err = hyp_main(env, "init", "--yes", "--no-daemon", "--retention-days", str(RETENTION))
+    assert rc == 0
+    progress = [x for x in err.splitlines() if x.startswith("hyp: claude ")][-1]
+    assert progress.startswith(f"hyp: claude ok 100% {size}/{size} files 2/2 sessions 2 rows {ROWS_IN_WINDOW} ")
+    summary = claude_row(out, "Claude Code")  # Client Status Files Sessions Rows ...
+    assert summary[2:6] == ["ok", "2", "2", str(ROWS_IN_WINDOW)]
+
+    rc, out, _ = hyp_main(env, "backfill", "plan", "claude")
+    assert rc == 0
+    plan = claude_row(out, "claude")  # provider detected files sessions size
+    assert plan[2:6] == ["2", "2", *size.split()]
+
+
+def test_a_rerun_with_nothing_new_says_nothing_to_read(tmp_path: Path, hyp_main) -> None:
+    """The files unchanged since the last import are not read, so not "done": the progress said `files 5/5`
+    next to `rows 0`, above a summary of 0 files."""
+    env = make_home(tmp_path)
+    assert hyp_main(env, "init", "--yes", "--no-daemon", "--retention-days", str(RETENTION))[0] == 0
+    rc, out, err = hyp_main(env, "init", "--yes", "--no-daemon", "--force")
+    assert rc == 0
+    progress = [x for x in err.splitlines() if x.startswith("hyp: claude ")][-1]
+    assert progress.startswith("hyp: claude ok 100% 0 B/0 B nothing to read (2 files unchanged) sessions 0 rows 0 ")
+    assert claude_row(out, "Claude Code")[2:4] == ["ok", "0"]
+    assert "Nothing new to import: no history was added since the last import." in out

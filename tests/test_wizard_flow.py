@@ -1089,3 +1089,65 @@ def test_first_look_token_counts_round_before_picking_the_unit() -> None:
                 name, value = line.split()[:2]
                 shown[int(name[1:])] = value
     assert shown == {i: text for i, text in enumerate(cases.values())}
+
+
+async def test_review_panel_and_done_show_the_files_the_import_reads(tmp_path: Path) -> None:
+    """wizard.md §6.6 "Bar total: in-window bytes from the inventory": the files the inventory found to end
+    before the window are not read, so the panel keeps Review's files and bytes from start to end (it switched
+    to every file of the history, `files 0/21` of 12.7 MB, after a Review of 4 files and 1.69 MB), and so does
+    Done. Run again with nothing new, the panel says there is nothing to read (it showed `files 21/21`)."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from hypaware_tui.core.fmt import human_size
+    from tests.test_window_skip import IN_WINDOW, ROWS_IN_WINDOW, write_history
+    from tests.wizard_support import NOW_US
+
+    m = make_machine(tmp_path, clients=("claude",))
+    projects = Path(m.env["CLAUDE_CONFIG_DIR"]) / "projects"
+    shutil.rmtree(projects)
+    write_history(projects / "-home-ada-repo", datetime.fromtimestamp(NOW_US / 1e6, UTC))
+    size = human_size(sum((projects / "-home-ada-repo" / f"{n}.jsonl").stat().st_size for n in IN_WINDOW))
+
+    async def through_import(app: WizardApp, pilot, reconfigure: bool) -> tuple[str, str]:
+        if reconfigure:
+            await on_screen(pilot, WelcomeBackScreen)
+            await pilot.press("up", "up")
+            await enter_to(pilot, ClientsScreen)
+            await wait_for(pilot, lambda: app.inventory_done)
+            await enter_to(pilot, RetentionScreen)  # (30 days, the current retention)
+        else:
+            await to_clients(pilot)
+            await enter_to(pilot, RetentionScreen)
+            await pilot.press("up", "up")  # 30 days
+        await enter_to(pilot, ConsentScreen)
+        review = await enter_to(pilot, ReviewScreen)
+        shown = "\n".join(drawn(review.query_one("#clients")))
+        screen = await enter_to(pilot, ImportScreen)
+        panel = screen.query_one("#panel-claude")
+        await wait_for(pilot, lambda: panel.status == "ok" and screen.finish_delay == 0, what="the import")
+        await pilot.pause()
+        drawn_panel = str(panel.render())
+        screen._finish()  # (the finished panels stay up for `import_finish_delay`)
+        await on_screen(pilot, DoneScreen)
+        await pilot.press("enter")
+        return shown, drawn_panel
+
+    app = WizardApp(wizard_settings(m, import_finish_delay=30.0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        review, panel = await through_import(app, pilot, reconfigure=False)
+        assert f"Claude Code      2         2  {size}" in review
+        assert f"100%   {size} of {size}" in panel
+        assert f"files 2/2 · sessions 2 · rows {ROWS_IN_WINDOW} · duplicates 0" in panel
+    assert app.result.clients["claude"].files_scanned == 2
+    summary = next(line for line in app.summary.splitlines() if line.startswith("Claude Code")).split()
+    assert summary[2:6] == ["ok", "2", "2", str(ROWS_IN_WINDOW)]  # status, files, sessions, rows written
+
+    app = WizardApp(wizard_settings(m, import_finish_delay=30.0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        review, panel = await through_import(app, pilot, reconfigure=True)
+        assert f"Claude Code      2         2  {size}" in review  # (upper bounds: checkpoints aside)
+        assert "100%   0 B of 0 B" in panel
+        assert "nothing to read (2 files unchanged) · sessions 0 · rows 0 · duplicates 0" in panel
+    summary = next(line for line in app.summary.splitlines() if line.startswith("Claude Code")).split()
+    assert summary[2:6] == ["ok", "0", "0", "0"]

@@ -475,13 +475,14 @@ async def test_demo_consent_shows_capture_off_and_review_names_an_undetected_cli
 def test_a_finished_panel_keeps_the_files_figure_of_the_live_progress() -> None:
     """A resumed import's panel counted the unchanged files while it ran (files 19,283/20,000), then showed the
     files scanned once finished (10,815/20,000): the count went backwards. It now ends on the final report's
-    figure; without one (a provider that failed before reporting), files scanned plus unchanged."""
+    figure; without one (a provider that failed before reporting), the files scanned (the files unchanged since
+    the last import are not read, and not in the files the pass reads either)."""
     from hypaware_tui.core.runner import Progress, ProviderResult
     from hypaware_tui.screens.import_ import ImportPanel
 
     panel = ImportPanel("claude", "Claude Code", lambda: 0.0, skipped_reason=None, bytes_total=100, files_total=20)
     panel.result = ProviderResult("claude", status="ok", files_scanned=11, files_total=20, files_unchanged=9)
-    assert panel._figures()["files"] == 20
+    assert panel._figures()["files"] == 11
     panel.progress = Progress(provider="claude", bytes_done=100, bytes_total=100, files_done=19, files_total=20,
                               sessions=5, rows_written=7, duplicates=0, lines_skipped={}, errors=0, elapsed_s=1.0,
                               rows_pending=0, final=True)

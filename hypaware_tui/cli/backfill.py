@@ -36,6 +36,7 @@ from hypaware_tui.cli.output import (
     print_json,
     printable,
 )
+from hypaware_tui.core.fmt import files_progress
 from hypaware_tui.core.timeutil import us_to_iso
 
 if TYPE_CHECKING:
@@ -329,7 +330,8 @@ def progress_line(prog: str, p: Any, state: str, rate: float) -> str:
     skipped = sum(p.lines_skipped.values())
     return (
         f"{prog}: {p.provider} {state} {pct}% {human_size(p.bytes_done)}/{human_size(p.bytes_total)} "
-        f"files {p.files_done}/{p.files_total} sessions {p.sessions} rows {p.rows_written} "
+        f"{files_progress(p.files_done, p.files_total, p.files_unchanged, grouped=False)} "
+        f"sessions {p.sessions} rows {p.rows_written} "
         f"duplicates {p.duplicates} skipped {skipped} {human_size(int(rate))}/s "
         f"elapsed {_duration(p.elapsed_s)} eta {eta}"
     )
@@ -472,8 +474,9 @@ class RichSink:
     def _counts(p: Any) -> str:
         skipped = sum(p.lines_skipped.values())
         text = (
-            f"files {p.files_done}/{p.files_total} · sessions {fmt_int(p.sessions)} · rows "
-            f"{fmt_int(p.rows_written)} · duplicates {fmt_int(p.duplicates)} · skipped {fmt_int(skipped)}"
+            f"{files_progress(p.files_done, p.files_total, p.files_unchanged)} · "
+            f"sessions {fmt_int(p.sessions)} · rows {fmt_int(p.rows_written)} · "
+            f"duplicates {fmt_int(p.duplicates)} · skipped {fmt_int(skipped)}"
         )
         if p.errors:
             text += f" · errors {p.errors}"

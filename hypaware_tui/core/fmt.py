@@ -70,6 +70,19 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     return f"{fmt_int(n)} {word if n == 1 else (words or word + 's')}"
 
 
+def files_progress(done: int, total: int, unchanged: int = 0, *, grouped: bool = True) -> str:
+    """The files part of a progress line (the wizard's panel, `hyp init --yes` and `hyp backfill` on stderr):
+    `files 140/241`, the files read of those the pass reads. A pass with none to read (a rerun that finds
+    nothing new) says so, with the files found unchanged since the last import, rather than `files 0/0` next
+    to a bar at 100 %. `grouped`: thousands separators (the plain stderr line has none)."""
+    n = fmt_int if grouped else str
+    if total:
+        return f"files {n(done)}/{n(total)}"
+    if unchanged:
+        return f"nothing to read ({n(unchanged)} {'file' if unchanged == 1 else 'files'} unchanged)"
+    return "nothing to read"
+
+
 def human_size(n: int | float | None) -> str:
     """Decimal units to three significant digits, trailing zeros dropped: `999 B`, `63.4 kB`, `5.51 MB`,
     `612 MB`, `1.05 GB`, `1.1 GB` (wizard.md's figures: `612 MB of 1.05 GB`, `1.1 GB`, `31.2 MB/s`). The one

@@ -79,7 +79,7 @@ class ProviderResult:
     # the path of the file or folder of the first error, for the terminal only: `error` (like every stored
     # message) names it by path hash, which a person cannot look up (storage.md §5.1, §10); never logged
     error_path: str | None = None
-    files_total: int = 0
+    files_total: int = 0  # the files the pass reads (not those unchanged, nor those before the window)
     files_unchanged: int = 0
     # files not opened because they end before the window (`inventory.before_window`): every line of theirs is
     # older than `since`, so none of them is an `outside_window` line of the summary either
@@ -242,6 +242,7 @@ class Progress:
     elapsed_s: float
     rows_pending: int = 0  # rows parsed but not committed yet
     final: bool = False
+    files_unchanged: int = 0  # files not read because unchanged since their checkpoint (not in files_total)
 
 
 class ProgressSink(Protocol):
@@ -969,7 +970,7 @@ def _run_provider(
             checkpoints = db.get_many(stale)
     finally:
         db.close()
-    files_total = pr.files_total = files_seen - outside
+    files_total = pr.files_total = len(files)  # (the progress counts the files it reads, no other)
     pr.files_outside_window = outside
     pr.bytes_total = bytes_total
     if events is not None:
@@ -1034,6 +1035,7 @@ def _run_provider(
             elapsed_s=time.monotonic() - t0,
             rows_pending=committer.pending,
             final=final,
+            files_unchanged=pr.files_unchanged,
         )
         try:
             sink.on_progress(prog)
@@ -1041,8 +1043,9 @@ def _run_provider(
             pass
 
     # Files whose stat matched their checkpoint a moment ago are not opened (a rerun over tens of thousands
-    # of transcripts spent a third of its time on their passes); a change since is the next run's.
-    files_done = pr.files_unchanged = unchanged
+    # of transcripts spent a third of its time on their passes); a change since is the next run's. They are
+    # not in the progress's files (a rerun showed `files 21/21` next to `rows 0`, and a summary of 0 files).
+    pr.files_unchanged = unchanged
     report(final=True)
     cancelled = False
     results = _file_results(

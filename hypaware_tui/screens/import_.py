@@ -27,7 +27,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from hypaware_tui.cli.output import WAITING_NOTICE
-from hypaware_tui.core.fmt import human_size, printable
+from hypaware_tui.core.fmt import files_progress, human_size, printable
 from hypaware_tui.core.inventory import Inventory
 from hypaware_tui.core.paths import Layout, PanicError, panics_as_errors
 from hypaware_tui.core.plan import (
@@ -247,8 +247,11 @@ class ImportPanel(Widget):
             self.start(progress.bytes_total, progress.files_total, at)
         self.waiting = None  # the runner reports again only once the lock is taken (same thread, in order)
         self.progress = progress
-        self.bytes_total = progress.bytes_total or self.bytes_total
-        self.files_total = progress.files_total or self.files_total
+        # What the pass reads, from the runner, once it started: 0 when a rerun finds nothing new (the
+        # in-window figures of the Review screen it started with count the files unchanged since the last
+        # import too)
+        self.bytes_total = progress.bytes_total
+        self.files_total = progress.files_total
         self.samples.append(Sample(at, progress.bytes_done))
         self.refresh()
 
@@ -265,22 +268,25 @@ class ImportPanel(Widget):
     def _figures(self) -> dict[str, Any]:
         r, p = self.result, self.progress
         if r is not None:
-            # The files figure of the live progress (read, unchanged or failed): its final report, where there is
-            # one, so the count does not fall back to the files scanned at the end (19,283/20,000 became
-            # 10,815/20,000 when a resumed import finished); the summary on Done gives the files scanned.
-            files = p.files_done if p is not None and p.final else r.files_scanned + r.files_unchanged
+            # The files figure of the live progress (read or failed): its final report, where there is one, so
+            # the count does not fall back to the files scanned at the end (19,283/20,000 became 10,815/20,000
+            # when a resumed import finished); the summary on Done gives the files scanned.
+            files = p.files_done if p is not None and p.final else r.files_scanned
             return {
                 "files": files, "sessions": r.sessions_seen, "rows": r.rows_written,
                 "duplicates": r.duplicates_skipped, "skipped": dict(r.lines_skipped),
-                "bytes": max(r.bytes_read, p.bytes_done if p else 0), "files_total": r.files_total or self.files_total,
+                "bytes": max(r.bytes_read, p.bytes_done if p else 0),
+                "files_total": p.files_total if p is not None else self.files_total,
+                "unchanged": r.files_unchanged,
             }
         if p is not None:
             return {
                 "files": p.files_done, "sessions": p.sessions, "rows": p.rows_written, "duplicates": p.duplicates,
                 "skipped": dict(p.lines_skipped), "bytes": p.bytes_done, "files_total": p.files_total,
+                "unchanged": p.files_unchanged,
             }
         return {"files": 0, "sessions": 0, "rows": 0, "duplicates": 0, "skipped": {}, "bytes": 0,
-                "files_total": self.files_total}
+                "files_total": self.files_total, "unchanged": 0}
 
     def render(self) -> Text:
         width = max(20, self.content_size.width)
@@ -302,10 +308,9 @@ class ImportPanel(Widget):
         out.append("█" * filled, style="bold")
         out.append("░" * (bar_width - filled), style="dim")
         out.append(f"] {pct}   {amount}\n")
-        files_total = f["files_total"]
         lines = [
-            f"files {f['files']:,}/{files_total:,} · sessions {f['sessions']:,} · rows {f['rows']:,} · "
-            f"duplicates {f['duplicates']:,}",
+            f"{files_progress(f['files'], f['files_total'], f['unchanged'])} · sessions {f['sessions']:,} · "
+            f"rows {f['rows']:,} · duplicates {f['duplicates']:,}",
             f"lines skipped {skipped_reasons(f['skipped'], max_len=width - 14)}",
         ]
         failed = self.status == "failed" and self.result is not None and self.result.error
