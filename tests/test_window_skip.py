@@ -3,7 +3,8 @@ the inventory found to end before the window (`inventory.before_window`): nobody
 Review screen, `hyp init --dry-run` and `hyp backfill plan` show as in the window is then what the import
 reads, and its progress and summary say the same files and bytes (they said 21 files and 12.7 MB after a
 Review of 4 files and 1.69 MB). The rows are the same as without the skip; a skipped file appended to later
-is read whole, and raising the retention imports it."""
+is read whole, and raising the retention imports it. A file not read gets a checkpoint of nothing read, so
+that neither the daemon nor the next `hyp backfill` reads it either."""
 
 from __future__ import annotations
 
@@ -126,6 +127,7 @@ def test_the_rows_are_those_of_an_import_of_everything_cut_to_the_window(tmp_pat
     env = make_home(tmp_path)
     skipping, window = import_(env, RETENTION)
     assert skipping.files_scanned == 2 and skipping.files_outside_window == len(OLD)
+    assert skipping.commits == 1  # (the checkpoints of the files not read go in the transaction of the rows)
     got = frame(env)
 
     everything, _ = import_(with_hyp_home(env, tmp_path / "all"), 0)
@@ -142,7 +144,8 @@ def test_the_rows_are_those_of_an_import_of_everything_cut_to_the_window(tmp_pat
 
 def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path) -> None:
     """`claude --resume` appends to an old transcript: its mtime and its last timestamp move into the window.
-    The skip wrote no checkpoint for it, so it is read from its start, as a fresh import reads it."""
+    Its checkpoint of nothing read no longer matches its stat: it is read from its start, as a fresh import
+    reads it."""
     env = make_home(tmp_path)
     first, _ = import_(env, RETENTION)
     assert first.files_outside_window == len(OLD)
@@ -153,7 +156,7 @@ def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path) -> None:
     now = now_us()
     again, _ = import_(env, RETENTION, now=now)
     assert again.files_scanned == 1 and again.rows_written == 4  # the two new turns, nothing older
-    assert again.files_outside_window == len(OLD) - 1
+    assert again.files_unchanged == len(FILES) - 1 and again.files_outside_window == 0
 
     fresh, _ = import_(with_hyp_home(env, tmp_path / "fresh"), RETENTION, now=now)
     assert fresh.files_scanned == 3
@@ -235,6 +238,147 @@ def test_a_rerun_with_nothing_new_says_nothing_to_read(tmp_path: Path, hyp_main)
     rc, out, err = hyp_main(env, "init", "--yes", "--no-daemon", "--force")
     assert rc == 0
     progress = [x for x in err.splitlines() if x.startswith("hyp: claude ")][-1]
-    assert progress.startswith("hyp: claude ok 100% 0 B/0 B nothing to read (2 files unchanged) sessions 0 rows 0 ")
+    assert progress.startswith("hyp: claude ok 100% 0 B/0 B nothing to read (5 files unchanged) sessions 0 rows 0 ")
     assert claude_row(out, "Claude Code")[2:4] == ["ok", "0"]
     assert "Nothing new to import: no history was added since the last import." in out
+
+
+# --------------------------------------------------------------------------------------------- afterwards
+
+
+def init(env: dict[str, str], retention: int = RETENTION, *, capture: bool = True) -> None:
+    """`hyp init --yes` with capture on (the wizard's default), its daemon not started (a fake spawner)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from hypaware_tui.cli.init import run_headless
+    from hypaware_tui.core.daemon.service import FakeServiceManager
+    from tests.wizard_support import FakeSpawner
+
+    service = FakeServiceManager(Path(env["HOME"]) / "unit" / "hypaware.service", available=True)
+    with redirect_stdout(io.StringIO()) as out, redirect_stderr(io.StringIO()):
+        code = run_headless("hyp", dict(env), clients=["claude"], retention_days=retention, dry_run=False,
+                            demo_dir=None, no_backfill=False, no_daemon=not capture, force=False, json_out=True,
+                            service_manager=service, spawner=FakeSpawner())
+    assert code == 0, out.getvalue()
+
+
+def daemon_once(env: dict[str, str]) -> None:
+    from hypaware_tui.core.daemon.loop import DaemonLoop
+
+    assert DaemonLoop(Layout.resolve(env), env=env).run(once=True) == 0
+
+
+def bytes_read_by_scans(env: dict[str, str], after: int) -> list[int]:
+    """The bytes read of each `backfill.scan` event (the daemon's and the runner's) from line `after` of the
+    events log on."""
+    lines = events_lines(env)[after:]
+    return [e["bytes_read"] for e in map(json.loads, lines) if e["event"] == "backfill.scan"]
+
+
+def events_lines(env: dict[str, str]) -> list[str]:
+    path = Layout.resolve(env).home / "logs" / "events.jsonl"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_the_daemon_and_the_next_backfill_read_none_of_the_files_the_import_skipped(tmp_path: Path) -> None:
+    """The import's skip left the old files without a checkpoint: the daemon's first catch-up read them whole
+    (from its capture start: nothing kept), and the next `hyp backfill`, whose window starts earlier, read them
+    whole again (`files 17 · lines skipped 4,631 · Nothing new to import`): old history read twice where it
+    was read once before the skip. Each skipped file now has a checkpoint of nothing read."""
+    env = make_home(tmp_path)
+    init(env)
+    before = len(events_lines(env))
+    got = frame(env)
+    assert got.height == ROWS_IN_WINDOW
+
+    daemon_once(env)
+    assert bytes_read_by_scans(env, before) == []  # (a catch-up that reads nothing logs no scan)
+
+    after, _ = import_(env, RETENTION, inventory=False)  # `hyp backfill`
+    assert (after.files_scanned, after.bytes_read, after.rows_written) == (0, 0, 0)
+    assert after.files_unchanged == len(FILES)
+    assert_frame_equal(frame(env), got)
+
+
+def test_a_skipped_file_appended_to_is_read_whole_by_the_daemon(tmp_path: Path) -> None:
+    """The daemon finds the checkpoint of nothing read changed by the append: it reads the file from its start
+    with the window of the import floor, as a fresh import does. (A safety check: it passed before, when the
+    file had no checkpoint and the daemon read it from its capture start.)"""
+    env = make_home(tmp_path)
+    init(env)
+    daemon_once(env)
+    path = session_path(env, "old-b")
+    with path.open("a") as fh:
+        fh.write("\n".join(session_lines("old-b", NOW - timedelta(minutes=2), 2, timedelta(seconds=20),
+                                         first=4)) + "\n")
+    before = len(events_lines(env))
+    daemon_once(env)
+    assert bytes_read_by_scans(env, before) == [path.stat().st_size]
+
+    import_(with_hyp_home(env, tmp_path / "fresh"), RETENTION)
+    assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "fresh")))
+    appended = frame(env).filter(pl.col("session_id") == "old-b")
+    assert sorted(appended["message_index"].to_list()) == [8, 9, 10, 11]
+
+
+def test_raising_the_retention_after_the_skip_gives_the_rows_of_a_forever_import(tmp_path: Path) -> None:
+    """Through the daemon (retention raised in the config) and through `hyp backfill`. (A safety check: the
+    lower floor resets every checkpoint, and a window starting before a checkpoint's bound reads its file again
+    in any case, `reader.must_widen`.)"""
+    env = make_home(tmp_path)
+    init(env)
+    import_(with_hyp_home(env, tmp_path / "all"), 0)
+    forever = frame(with_hyp_home(env, tmp_path / "all"))
+
+    cfg = Layout.resolve(env).config
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "retention_days": 0}))
+    daemon_once(env)
+    assert_frame_equal(frame(env), forever)
+
+    other = with_hyp_home(env, tmp_path / "cli")
+    init(other)
+    raised, _ = import_(other, 0, inventory=False)
+    assert raised.files_scanned == len(FILES)
+    assert_frame_equal(frame(other), forever)
+
+
+def test_a_home_whose_every_file_was_skipped_is_not_taken_for_a_replaced_dataset(tmp_path: Path, hyp_main) -> None:
+    """Checkpoints of nothing read claim no rows: with no part file at all, the next backfill says nothing of a
+    dataset replaced and reads nothing."""
+    env = make_home(tmp_path)
+    for name in IN_WINDOW:
+        session_path(env, name).unlink()
+    init(env, capture=False)
+    rc, out, err = hyp_main(env, "backfill")
+    assert rc == 0
+    assert "is not the one hyp imported into" not in out + err
+    progress = [x for x in err.splitlines() if x.startswith("hyp: claude ")][-1]
+    assert progress.startswith(f"hyp: claude ok 100% 0 B/0 B nothing to read ({len(OLD)} files unchanged) ")
+    assert "Nothing new to import: no history was added since the last import." in out
+
+
+def test_cache_prune_forgets_the_checkpoint_of_a_skipped_file_that_is_gone(tmp_path: Path, hyp_main) -> None:
+    from hypaware_tui.core.checkpoints import StateDB
+
+    env = make_home(tmp_path)
+    init(env, capture=False)
+    layout = Layout.resolve(env)
+    with StateDB.open(layout, create=False) as db:
+        assert db.count("claude") == len(FILES)
+    session_path(env, "old-a").unlink()
+    rc, out, err = hyp_main(env, "cache", "prune")
+    assert rc == 0, out + err
+    with StateDB.open(layout, create=False) as db:
+        assert db.count("claude") == len(FILES) - 1
+
+
+def test_a_dry_run_writes_no_checkpoint(tmp_path: Path) -> None:
+    env = make_home(tmp_path)
+    now = now_us()
+    window, _floor, write = resolve_window(None, None, RETENTION, now)
+    res = run_backfill(Layout.resolve(env), ["claude"], window=window, write_checkpoints=write, dry_run=True,
+                       env=env, retention_days=RETENTION, now=now, inventory=build_inventory(["claude"], env=env),
+                       workers=1)
+    assert res.providers[0].files_outside_window == len(OLD)
+    assert not Layout.resolve(env).ingest_db.exists()

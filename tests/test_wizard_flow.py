@@ -1148,6 +1148,6 @@ async def test_review_panel_and_done_show_the_files_the_import_reads(tmp_path: P
         review, panel = await through_import(app, pilot, reconfigure=True)
         assert f"Claude Code      2         2  {size}" in review  # (upper bounds: checkpoints aside)
         assert "100%   0 B of 0 B" in panel
-        assert "nothing to read (2 files unchanged) · sessions 0 · rows 0 · duplicates 0" in panel
+        assert "nothing to read (5 files unchanged) · sessions 0 · rows 0 · duplicates 0" in panel
     summary = next(line for line in app.summary.splitlines() if line.startswith("Claude Code")).split()
     assert summary[2:6] == ["ok", "0", "0", "0"]

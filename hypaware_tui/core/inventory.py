@@ -218,7 +218,7 @@ def before_window(fi: FileInventory, since_us: int | None) -> bool:
     """Whether a file ends before `since`: its newest timestamp (the last one of its bounded tail, its mtime
     when none was found there) is earlier. Such a file is not "in window" on the Retention and Review screens,
     in `hyp backfill plan` and `hyp init --dry-run`, and it is "older, not imported"; and an import given the
-    inventory does not open it when it has no checkpoint (`runner._run_provider`), so that what these show
+    inventory does not read it when it has no checkpoint (`runner._run_provider`), so that what these show
     and what the import reads agree by construction."""
     return since_us is not None and fi.newest_us < since_us
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
+from hypaware_tui.core.checkpoints import FRESH_PARSER_STATE, Checkpoint, CheckpointUpdate
 from hypaware_tui.importers.base import (
     DamagedFile,
     Importer,
@@ -48,6 +48,42 @@ def must_widen(cp_since_us: int | None, since_us: int | None) -> bool:
     backfill of the older history (an import declined, or stopped before reaching the file) must read the file
     again from the start, dedupe absorbing what the daemon stored. None is no bound: the earliest."""
     return cp_since_us is not None and (since_us is None or since_us < cp_since_us)
+
+
+def _checkpoint(file: SourceFile, st: os.stat_result, offset: int, state: str, head: bytes, *, size: int,
+                rows_emitted: int, since_us: int | None) -> CheckpointUpdate:
+    """The checkpoint of `file` consumed up to `offset` with parser state `state`, at stat `st` (its size
+    recorded as `size`) and the `head` read at that stat."""
+    entry = Checkpoint(
+        path_hash=file.path_hash,
+        client_name=file.client,
+        read_mode=file.read_mode,
+        device=st.st_dev,
+        inode=st.st_ino,
+        size=size,
+        mtime_ns=st.st_mtime_ns,
+        offset=offset,
+        head_len=len(head),
+        head_sha256=hashlib.sha256(head).hexdigest(),
+        parser_state=state,
+        rows_emitted=rows_emitted,
+        since_us=since_us,
+    )
+    return CheckpointUpdate(entry=entry, path=file.path)
+
+
+def nothing_read(file: SourceFile, since_us: int | None) -> CheckpointUpdate:
+    """The checkpoint of a file a run did not read because it ends before its window (`runner._before_window`):
+    nothing consumed, at the file's stat and head as read now. Offset 0, no row and the fresh parser state
+    (`FRESH_PARSER_STATE`, with which `_incremental` starts as without a checkpoint: the importer's
+    `prepare_fresh_state` then, and the bound of that pass's window); its bound is `since_us`, the window's.
+    Every later pass, the daemon's too, finds the file unchanged while its stat is this one; appended to, it is
+    read from its start as a new file; a window starting before `since_us` (retention raised) reads it
+    (`must_widen`). Raises OSError when the file cannot be opened."""
+    with open(file.path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        head = fh.read(min(st.st_size, HEAD_LEN))
+    return _checkpoint(file, st, 0, FRESH_PARSER_STATE, head, size=st.st_size, rows_emitted=0, since_us=since_us)
 
 
 class _ChangedWhileRead(Exception):
@@ -186,22 +222,8 @@ class FilePass:
     def _update(self, st: os.stat_result, offset: int, state: str, head: bytes, *, size: int) -> CheckpointUpdate | None:
         if not self.write_checkpoints:
             return None
-        entry = Checkpoint(
-            path_hash=self.file.path_hash,
-            client_name=self.file.client,
-            read_mode=self.file.read_mode,
-            device=st.st_dev,
-            inode=st.st_ino,
-            size=size,
-            mtime_ns=st.st_mtime_ns,
-            offset=offset,
-            head_len=len(head),
-            head_sha256=hashlib.sha256(head).hexdigest(),
-            parser_state=state,
-            rows_emitted=self.rows_emitted,
-            since_us=self.pass_since_us,
-        )
-        return CheckpointUpdate(entry=entry, path=self.file.path)
+        return _checkpoint(self.file, st, offset, state, head, size=size, rows_emitted=self.rows_emitted,
+                           since_us=self.pass_since_us)
 
     def _incremental(self, st: os.stat_result) -> Iterator[Batch]:
         cp = self.checkpoint

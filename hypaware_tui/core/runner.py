@@ -42,7 +42,7 @@ from hypaware_tui.core.fmt import printable
 from hypaware_tui.core.ids import new_run_id
 from hypaware_tui.core.inventory import Inventory, before_window, client_figures, config_root
 from hypaware_tui.core.paths import Layout
-from hypaware_tui.core.reader import DEFAULT_BATCH_ROWS, FilePass, must_widen
+from hypaware_tui.core.reader import DEFAULT_BATCH_ROWS, FilePass, must_widen, nothing_read
 from hypaware_tui.core.timeutil import now_us, us_to_iso
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS
 from hypaware_tui.core.window import cut_date as compute_cut_date
@@ -861,15 +861,30 @@ def _before_window(
 ) -> dict[str, FileInventory]:
     """The files of `client` that the inventory found to end before the window (`inventory.before_window`,
     the rule of the in-window figures the Review screen and `hyp backfill plan` show), by path hash: a file
-    without a checkpoint among them is not opened, if its stat is still the one the inventory saw (a session
-    resumed since has grown: it is read, whole). Only the files whose last timestamp was found count: a file
-    dated by its mtime alone is read, as is every file when there is no inventory (`hyp backfill`, the
-    daemon)."""
+    without a checkpoint among them is not read, if its stat is still the one the inventory saw (a session
+    resumed since has grown: it is read, whole), and gets a checkpoint of nothing read (`reader.nothing_read`),
+    so that the daemon and the next backfill find it unchanged. Only the files whose last timestamp was found
+    count: a file dated by its mtime alone is read, as is every file when there is no inventory
+    (`hyp backfill`, the daemon)."""
     ci = inventory.clients.get(client) if inventory is not None and since_us is not None else None
     if ci is None:
         return {}
     return {fi.file.path_hash: fi for fi in ci.files
             if fi.last_ts is not None and before_window(fi, since_us)}
+
+
+def _skipped(f: SourceFile, since_us: int | None, size: int, mtime_ns: int, out: list[CheckpointUpdate]) -> bool:
+    """Whether a file that ends before the window is still the one the inventory saw (`size`, `mtime_ns`) as
+    it is opened for its checkpoint of nothing read (`reader.nothing_read`), added to `out`. False (the file is
+    read, whole: a pass reports what failed) when it changed meanwhile or cannot be opened."""
+    try:
+        update = nothing_read(f, since_us)
+    except OSError:
+        return False
+    if (update.entry.size, update.entry.mtime_ns) != (size, mtime_ns):
+        return False
+    out.append(update)
+    return True
 
 
 def _run_provider(
@@ -914,6 +929,11 @@ def _run_provider(
     for fe in discovery.failed:
         file_error(f"{fe.where}: {fe.message}", fe.path)
     before = _before_window(inventory, name, window.since_us)
+    # A file not read because it ends before the window gets a checkpoint of nothing read (`reader.nothing_read`):
+    # without one, the daemon's first pass read it whole from its capture start, and the next backfill (whose
+    # window starts earlier: `must_widen`) read it whole again. Committed with the run's first batch.
+    write_skipped = bool(before) and write_checkpoints and dry is None
+    not_read: list[CheckpointUpdate] = []
     db = _open_state(layout, dry_run=dry is not None)
     try:
         # Each file's stat from discovery (a file without one is stat'ed here), against its checkpoint's
@@ -948,7 +968,9 @@ def _run_provider(
                 key = stored.get(h)
                 if key is None:
                     old = before.get(h)
-                    if old is not None and old.size == size and old.mtime_ns == mtime_ns:
+                    if old is not None and old.size == size and old.mtime_ns == mtime_ns and (
+                        not write_skipped or _skipped(f, since_us, size, mtime_ns, not_read)
+                    ):
                         outside += 1  # ends before the window, as the inventory saw it: nothing to read
                     else:
                         files.append((f, size))
@@ -994,6 +1016,9 @@ def _run_provider(
         storage, dry, cut, pr, on_wait, batch_rows=batch_rows, flush_interval_s=flush_interval_s,
         batch_bytes=batch_bytes,
     )
+    for update in not_read:  # (in the transaction of the first commit, or of the last flush: never one each)
+        committer.add([], update)
+    not_read.clear()
     stats = ParseStats()
     # Sessions of the rows parsed so far: the live progress shows them (as it shows the files read); the final
     # figure, like the result's, counts only the sessions of rows committed (the committer's `seen`).
