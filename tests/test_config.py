@@ -194,6 +194,28 @@ def test_write_config_creates_home_and_file_with_modes(layout: Layout) -> None:
     assert sorted(p.name for p in layout.home.iterdir()) == ["hypaware-config.json"]  # no temp left
 
 
+def test_save_config_create_never_replaces_a_config_and_writes_0600(layout: Layout) -> None:
+    """`create=True` (a `hyp init` that found no config): the file is created whole (0600, no temp left) only
+    where none is at the write itself; one written meanwhile stays as it is (FileExistsError)."""
+    from hypaware_tui.core.config import save_config
+
+    old = os.umask(0o022)
+    try:
+        assert save_config(layout, STANDARD, backup=True, create=True).action == "created"
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(layout.config.stat().st_mode) == 0o600
+    assert layout.config.read_text() == render_config(STANDARD)
+    with pytest.raises(FileExistsError):
+        save_config(layout, dict(STANDARD, retention_days=30), backup=True, create=True)
+    assert layout.config.read_text() == render_config(STANDARD)
+    assert sorted(p.name for p in layout.home.iterdir()) == ["hypaware-config.json"]  # no temp, no backup left
+    # Without create: what was done, as it was done.
+    done = save_config(layout, dict(STANDARD, retention_days=30), backup=True)
+    assert done.action == "replaced" and (layout.home / done.backup).read_text() == render_config(STANDARD)
+    assert save_config(layout, dict(STANDARD, retention_days=30), backup=True).action == "unchanged"
+
+
 def test_write_config_backs_up_byte_for_byte(layout: Layout) -> None:
     original = '{"version":1,  "retention_days": 30, "x": {"keep": [1,2]}}\n'
     put(layout, original)

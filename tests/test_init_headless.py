@@ -603,3 +603,96 @@ def test_a_config_that_is_a_named_pipe_or_nested_too_deep_is_an_invalid_config(t
         assert backup.read_text().startswith('{"version": 1, "x": [[[')
     assert json.loads(path.read_text())["version"] == 1
     assert hyp(["status"], env, timeout=20).stdout.startswith("Config    ~/.hyp/hypaware-config.json: ok\n")
+
+
+# --------------------------------------------------------------------------------------------- §9.3, two at once
+
+
+def _another_init_writes_between_plan_and_commit(monkeypatch: pytest.MonkeyPatch, m, text: bytes) -> list[int]:
+    """Two `hyp init --yes` at once, made deterministic: the config the other one writes lands after this one's
+    plan (made when there was none) and before its commit. Returns how many plans were made (a list to read)."""
+    import hypaware_tui.core.plan as plan_mod
+
+    real = plan_mod.build_plan
+    plans = [0]
+
+    def build_plan(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        plans[0] += 1
+        if plans[0] == 1:
+            m.layout.home.mkdir(mode=0o700, exist_ok=True)
+            m.layout.config.write_bytes(text)
+        return plan
+
+    monkeypatch.setattr(plan_mod, "build_plan", build_plan)
+    return plans
+
+
+OTHER_CONFIG = (b'{\n  "version": 1,\n  "clients": {"claude": {"enabled": true}, "codex": {"enabled": false}},\n'
+                b'  "retention_days": 30\n}\n')
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_a_config_written_by_another_init_meanwhile_stops_this_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    json_out: bool) -> None:
+    """Two `hyp init --yes` at once: both planned `create`, the second silently replaced the first's config (a
+    backup kept, but its summary said "created") and the first's summary described a file that was gone. The
+    config is created only where none is at the write itself; the second then ends as if the first's config had
+    been there from the start: exit 1 with the §9.3 message, nothing written, the first's file intact."""
+    m = make_machine(tmp_path)
+    plans = _another_init_writes_between_plan_and_commit(monkeypatch, m, OTHER_CONFIG)
+    code, out, err = headless(m, clients=["codex"], retention_days=365, no_daemon=True, json_out=json_out)
+    assert code == 1
+    assert plans[0] == 1  # (stopped at the same check as a config found at the start: no second plan)
+    flags = " --json" if json_out else ""
+    assert err.strip().splitlines()[-1] == (
+        f"hyp init: a config already exists at {m.layout.config}. Re-run with --force to replace it (hyp init --yes "
+        f"--client codex --retention-days 365 --no-daemon --force{flags}; a backup is kept), or use hyp backfill to "
+        "import again.")
+    assert '"created"' not in out and "written" not in out  # no summary claims a config it did not write
+    assert m.layout.config.read_bytes() == OTHER_CONFIG
+    assert sorted(p.name for p in m.layout.home.iterdir()) == ["hypaware-config.json"]  # no backup, no import
+
+
+def test_with_force_a_config_written_meanwhile_is_backed_up_and_reported_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--force replaces an existing config: one that appeared after the plan too, but then with a backup, and the
+    summary says `replaced` with that backup (it said `created`, or `created` with a backup)."""
+    m = make_machine(tmp_path)
+    _another_init_writes_between_plan_and_commit(monkeypatch, m, OTHER_CONFIG)
+    code, out, err = headless(m, clients=["codex"], retention_days=365, no_daemon=True, no_backfill=True,
+                              force=True)
+    assert code == 0, err
+    cfg = json.loads(out)["config"]
+    assert cfg["action"] == "replaced" and cfg["backup"] is not None
+    assert Path(cfg["backup"]).read_bytes() == OTHER_CONFIG
+    assert json.loads(m.layout.config.read_text())["retention_days"] == 365
+
+
+def test_the_wizard_step_backs_up_a_config_written_meanwhile_and_says_replaced(tmp_path: Path) -> None:
+    """The wizard's Review is its confirmation: a config another `hyp init` wrote after the Review is backed up
+    and replaced, and the outcome says so. A planned replace of a config removed meanwhile is `created`."""
+    from hypaware_tui.core.inventory import build_inventory
+    from hypaware_tui.core.plan import Choices, build_plan, gather_machine_state, write_config_step
+
+    m = make_machine(tmp_path)
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    inventory = build_inventory(("claude", "codex"), env=m.env)
+    plan = build_plan(inventory, Choices(clients=("codex",), retention_days=365), machine, now_us=now_us(),
+                      force=True)
+    assert plan.config.action == "create"
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_bytes(OTHER_CONFIG)
+    outcome = write_config_step(plan, m.layout, now_us=plan.until_us, replace_existing=True)
+    assert (outcome.status, outcome.action) == ("ok", "replaced")
+    assert outcome.backup is not None and outcome.backup.read_bytes() == OTHER_CONFIG
+    assert outcome.line(m.env) == f"written ~/.hyp/hypaware-config.json (backup {outcome.backup.name})"
+
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    plan = build_plan(inventory, Choices(clients=("claude",), retention_days=30), machine, now_us=now_us(),
+                      force=True)
+    assert plan.config.action == "replace"
+    m.layout.config.unlink()
+    outcome = write_config_step(plan, m.layout, now_us=plan.until_us, replace_existing=True)
+    assert (outcome.status, outcome.action, outcome.backup) == ("ok", "created", None)
+    assert outcome.line(m.env) == "written ~/.hyp/hypaware-config.json"

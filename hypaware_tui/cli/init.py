@@ -221,7 +221,7 @@ def run_wizard(env: dict[str, str], *, clients: list[str], retention_days: int |
 def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retention_days: int | None,
                  dry_run: bool, demo_dir: Path | None, no_backfill: bool, no_daemon: bool, force: bool,
                  json_out: bool, service_manager: Any = ..., spawner: Any = None,
-                 importers: Mapping[str, Any] | None = None) -> int:
+                 importers: Mapping[str, Any] | None = None, _again: bool = False) -> int:
     """wizard.md §9 and §10.1 (headless). Returns the exit code."""
     from hypaware_tui.core.inventory import build_inventory
     from hypaware_tui.core.paths import Layout
@@ -287,8 +287,16 @@ def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retentio
         else:
             print_plan_text(plan, env)
         return 0
-    return _commit_headless(prog, plan, layout, env, inventory, json_out=json_out,
+    code = _commit_headless(prog, plan, layout, env, inventory, json_out=json_out, force=force, again=_again,
                             service_manager=service_manager, spawner=spawner, importers=importers)
+    if code is None:
+        # Another hyp init wrote a config between the look above and the write (nothing was written): the run
+        # ends as if that config had been there from the start (wizard.md §9.3), by the same check and message.
+        return run_headless(prog, env, clients=clients, retention_days=retention_days, dry_run=dry_run,
+                            demo_dir=demo_dir, no_backfill=no_backfill, no_daemon=no_daemon, force=force,
+                            json_out=json_out, service_manager=service_manager, spawner=spawner,
+                            importers=importers, _again=True)
+    return code
 
 
 def failure_json(error: str, hyp_home: Path, *, dry_run: bool, demo_dir: Path | None = None) -> dict[str, Any]:
@@ -299,8 +307,11 @@ def failure_json(error: str, hyp_home: Path, *, dry_run: bool, demo_dir: Path | 
 
 
 def _commit_headless(prog: str, plan: Any, layout: Any, env: Mapping[str, str], inventory: Any, *,
-                     json_out: bool, service_manager: Any, spawner: Any,
-                     importers: Mapping[str, Any] | None) -> int:
+                     json_out: bool, force: bool, again: bool, service_manager: Any, spawner: Any,
+                     importers: Mapping[str, Any] | None) -> int | None:
+    """The commit and its summary; the exit code. None (nothing written, nothing printed): a config was written
+    by someone else since the plan was made, and this run has no --force (`again`: already the second look,
+    when the config was gone again by then: reported as a failed config)."""
     from hypaware_tui.cli.backfill import PlainSink, RichSink, _Interrupts
     from hypaware_tui.core.plan import commit, summary_json, summary_text
 
@@ -312,10 +323,12 @@ def _commit_headless(prog: str, plan: Any, layout: Any, env: Mapping[str, str], 
             sink.start()
         try:
             result = commit(plan, layout, env=env, inventory=inventory, sink=sink, cancel=cancel,
-                            importers=importers, service_manager=service_manager, spawner=spawner)
+                            importers=importers, service_manager=service_manager, spawner=spawner, force=force)
         finally:
             if use_rich:
                 sink.stop()
+    if result.config is not None and result.config.exists and not again:
+        return None
     if cancel.is_set():
         result.interrupted = True
     if json_out:

@@ -5,7 +5,8 @@
 * `build_config_data(existing, ...)` -> the dict `hyp init` writes: the known keys in their documented order,
   then every other key of the existing file, preserved as is.
 * `render_config(data)` -> the exact file text (2-space indent, trailing newline).
-* `write_config(layout, data, backup=...)` -> atomic write (0600) after a byte-for-byte timestamped backup.
+* `write_config(layout, data, backup=...)` -> atomic write (0600) after a byte-for-byte timestamped backup;
+  `save_config` the same, saying what it did, and with `create=True` never over an existing file.
 * `set_capture_enabled(layout, enabled)` -> flip `capture.enabled` in place, every other key preserved.
 """
 
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout, atomic_write_bytes, user_home
+from hypaware_tui.core.paths import Layout, atomic_create_bytes, atomic_write_bytes, user_home
 
 CONFIG_VERSION = 1
 DEFAULT_RETENTION_DAYS = 120
@@ -331,30 +332,76 @@ def write_config(
     Something there that is not a regular file (a directory, a named pipe) is moved to that name as it is,
     never opened. Returns the backup's file name, or None when none was made. Identical content is not
     rewritten."""
+    return save_config(layout, data, backup=backup, now=now).backup
+
+
+@dataclass(frozen=True)
+class ConfigWrite:
+    """What `save_config` did: `created` (there was none), `replaced` (with `backup`, the backup's file name,
+    when one was made) or `unchanged` (the file already held these bytes)."""
+
+    action: str
+    backup: str | None = None
+
+
+def save_config(
+    layout: Layout, data: Mapping[str, Any], *, backup: bool, now: datetime | None = None, create: bool = False
+) -> ConfigWrite:
+    """`write_config`, saying what it did. With `create` the file must not exist: FileExistsError, and nothing
+    written, when one does (checked at the write itself, so a config another process wrote since it was last
+    looked at is never replaced). Without it, a config that appears between the look and the write is backed
+    up like any other, never replaced unseen."""
     text = render_config(data).encode("utf-8")
     path = layout.config
-    try:
-        kind = not_a_regular_file(os.stat(path).st_mode)
-    except FileNotFoundError:
-        kind = None
-    if kind is not None:
-        if not backup:
-            raise ConfigError(path, f"is {kind}, not a regular file")
-        name = _backup_slot(layout, backup_name(now), None)
-        os.rename(path, layout.home / name)
+    if create:
+        _create(path, text)
+        return ConfigWrite("created")
+    for attempt in range(3):
+        try:
+            kind = not_a_regular_file(os.stat(path).st_mode)
+        except FileNotFoundError:
+            kind = None
+        if kind is not None:
+            if not backup:
+                raise ConfigError(path, f"is {kind}, not a regular file")
+            name = _backup_slot(layout, backup_name(now), None)
+            os.rename(path, layout.home / name)
+            atomic_write_bytes(path, text)
+            return ConfigWrite("replaced", name)
+        old = read_config_bytes(path)
+        if old is None:
+            if not backup:
+                atomic_write_bytes(path, text)
+                return ConfigWrite("created")
+            try:
+                _create(path, text)
+            except FileExistsError:
+                if attempt == 2:
+                    raise
+                continue  # written since the look above: backed up as any other
+            return ConfigWrite("created")
+        if old == text:
+            return ConfigWrite("unchanged")
+        made: str | None = None
+        if backup:
+            name = _backup_slot(layout, backup_name(now), old)
+            if not (layout.home / name).exists():
+                atomic_write_bytes(layout.home / name, old)
+            made = name
         atomic_write_bytes(path, text)
-        return name
-    old = read_config_bytes(path)
-    if old == text:
-        return None
-    made: str | None = None
-    if backup and old is not None:
-        name = _backup_slot(layout, backup_name(now), old)
-        if not (layout.home / name).exists():
-            atomic_write_bytes(layout.home / name, old)
-        made = name
-    atomic_write_bytes(path, text)
-    return made
+        return ConfigWrite("replaced", made)
+    raise AssertionError("unreachable")
+
+
+def _create(path: Path, text: bytes) -> None:
+    """Create the config atomically, never over an existing one (FileExistsError). A dangling symlink is not a
+    config: it is replaced by the file, as it always was."""
+    try:
+        atomic_create_bytes(path, text)
+    except FileExistsError:
+        if not path.is_symlink() or path.exists():
+            raise
+        atomic_write_bytes(path, text)
 
 
 def _backup_slot(layout: Layout, base: str, old: bytes | None) -> str:

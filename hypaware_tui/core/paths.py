@@ -433,13 +433,10 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> Path:
-    """storage.md §3: temp file in the target directory (O_CREAT|O_EXCL, `mode`), write, fsync, rename,
-    directory fsync. On any error the temp file is removed and the target is left as it was."""
-    target = Path(path)
-    ensure_dir(target.parent)
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` (O_CREAT|O_EXCL, `mode`: FileExistsError when something is there), write, fsync; on an
+    error the file is removed again."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     try:
         try:
             with contextlib.suppress(OSError):
@@ -448,11 +445,51 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = FI
             os.fsync(fd)
         finally:
             os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> Path:
+    """storage.md §3: temp file in the target directory (O_CREAT|O_EXCL, `mode`), write, fsync, rename,
+    directory fsync. On any error the temp file is removed and the target is left as it was."""
+    target = Path(path)
+    ensure_dir(target.parent)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    _write_new(tmp, data, mode)
+    try:
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    fsync_dir(target.parent)
+    return target
+
+
+def atomic_create_bytes(path: str | os.PathLike[str], data: bytes, mode: int = FILE_MODE) -> Path:
+    """`atomic_write_bytes` for a file that must not exist: the complete temp file is hard-linked to the target
+    name, which fails (FileExistsError, the target left as it is) when anything is there by then, a dangling
+    symlink included. Readers never see a partial file. Where hard links are not supported, the target is
+    created with O_EXCL and written in place (still never replacing anything)."""
+    target = Path(path)
+    ensure_dir(target.parent)
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp"
+    _write_new(tmp, data, mode)
+    try:
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise
+        except (OSError, NotImplementedError) as exc:  # no hard links here (EPERM, ENOTSUP, ...)
+            if isinstance(exc, OSError) and exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP,
+                                                              errno.ENOSYS, errno.EMLINK, errno.EACCES):
+                raise
+            _write_new(target, data, mode)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     fsync_dir(target.parent)
     return target
 

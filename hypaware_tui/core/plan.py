@@ -541,10 +541,13 @@ def gather_machine_state(layout: Layout, env: Mapping[str, str], *, demo: bool =
 @dataclass(frozen=True)
 class ConfigOutcome:
     status: str  # ok | failed
-    action: str  # created | replaced | unchanged
+    action: str  # created | replaced | unchanged (what was done; when failed, what was planned)
     path: Path
     backup: Path | None = None
     error: str | None = None
+    # failed because a config was there by the time it was written, though none was when the plan was made
+    # (another `hyp init` ran meanwhile): nothing was written (wizard.md §9.3)
+    exists: bool = False
 
     def line(self, env: Mapping[str, str]) -> str:
         if self.status == "failed":
@@ -581,10 +584,17 @@ class InitResult:
         return 0
 
 
-def write_config_step(plan: InitPlan, layout: Layout, *, now_us: int) -> ConfigOutcome:
+def write_config_step(plan: InitPlan, layout: Layout, *, now_us: int, replace_existing: bool = False
+                      ) -> ConfigOutcome:
     """Back up an existing config and write the new one atomically (HYP_HOME 0700, config 0600), then
-    record the capture start of the enabled clients (daemon.md §3.2). Raises nothing: failures are returned."""
-    from hypaware_tui.core.config import write_config
+    record the capture start of the enabled clients (daemon.md §3.2). Raises nothing: failures are returned.
+
+    The outcome says what was done, which is not always what the plan said: the plan was made earlier, and
+    another `hyp init` may have written or removed the config since. A planned `create` never replaces a
+    config that is there by then: it fails with `exists` (nothing written), unless `replace_existing` (the
+    wizard, whose Review is the confirmation, and `--force`), where that config is backed up and the outcome
+    is `replaced`. A planned `replace` of a config gone since is `created`, with no backup."""
+    from hypaware_tui.core.config import save_config
     from hypaware_tui.core.daemon.capture import record_capture_start
     from hypaware_tui.core.paths import ensure_dir, set_umask
 
@@ -596,8 +606,17 @@ def write_config_step(plan: InitPlan, layout: Layout, *, now_us: int) -> ConfigO
         ensure_dir(layout.home)
         if cfg.action != "unchanged":
             planned = datetime.fromtimestamp(plan.planned_at_us / 1e6, UTC)
-            name = write_config(layout, json.loads(cfg.text), backup=True, now=planned)
-            backup = layout.home / name if name else None
+            exclusive = cfg.action == "create" and not replace_existing
+            try:
+                done = save_config(layout, json.loads(cfg.text), backup=True, now=planned, create=exclusive)
+            except FileExistsError:
+                if not exclusive:
+                    raise
+                return ConfigOutcome("failed", action, cfg.path, None,
+                                     f"a config already exists at {cfg.path} (written since this run began)",
+                                     exists=True)
+            action = done.action
+            backup = layout.home / done.backup if done.backup else None
         record_capture_start(layout, plan.selected_clients, plan.until_us, plan.previously_enabled)
     except Exception as exc:  # noqa: BLE001 - reported to the user, never a crash
         return ConfigOutcome("failed", action, cfg.path, backup, _error_text(exc))
@@ -689,10 +708,12 @@ def commit(
     service_manager: Any = ...,
     spawner: Any = None,
     skip_daemon_when_cancelled: bool = True,
+    force: bool = False,
 ) -> InitResult:
-    """The headless commit (wizard.md §9 step 4): config, imports, daemon action."""
+    """The headless commit (wizard.md §9 step 4): config, imports, daemon action. Without `force`, a config
+    written since the plan was made stops it before anything is written (`result.config.exists`)."""
     result = InitResult(plan)
-    result.config = write_config_step(plan, layout, now_us=plan.until_us)
+    result.config = write_config_step(plan, layout, now_us=plan.until_us, replace_existing=force)
     if result.config.status != "ok":
         result.daemon = skipped_daemon(plan)
         return result

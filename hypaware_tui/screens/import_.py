@@ -166,7 +166,9 @@ def run_import_job(target: Any, job: ImportJob) -> None:
     """The worker body: config, imports, daemon action. Only `target.post_message` is called."""
     post = target.post_message
     clients = job.plan.import_clients
-    outcome = write_config_step(job.plan, job.layout, now_us=job.plan.until_us)
+    # (the Review is the confirmation: a config another hyp init wrote since is backed up and replaced, and the
+    # outcome says so)
+    outcome = write_config_step(job.plan, job.layout, now_us=job.plan.until_us, replace_existing=True)
     post(ConfigWritten(outcome))
     if outcome.status != "ok":
         for client in clients:
