@@ -1796,3 +1796,29 @@ def test_the_scan_event_counts_each_file_once(home: Home) -> None:
     events = [json.loads(x) for x in home.layout.events_log.read_text().splitlines()]
     scans = [(e["files_seen"], e["files_unchanged"]) for e in events if e["event"] == "backfill.scan"]
     assert scans == [(3, 0), (3, 2)]
+
+
+@pytest.mark.parametrize("raised_to", [365, 0])
+def test_the_retention_pass_never_deletes_rows_the_config_on_disk_now_keeps(home: Home, raised_to: int) -> None:
+    """The retention was raised in the config (hyp init's Reconfigure) while the daemon ran, and nobody told it
+    (its restart skipped by a hang-up): its next daily pass deleted the rows between the old and the new cut,
+    which the config keeps. It prunes to the config on disk when that keeps more; a shorter one still waits for
+    the reload (daemon.md §4.5)."""
+    from helpers import make_row
+
+    home.write_config(retention_days=30, capture={"poll_seconds": 2})
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    with Storage(home.layout) as st:
+        st.commit([make_row(created=today - timedelta(days=a), message_id=f"m{a}") for a in (400, 200, 100, 3)], [])
+    clock = FakeClock()
+    loop = polling_loop(home, clock)  # (loads retention 30; its first step runs the daily pass)
+    try:
+        home.write_config(retention_days=raised_to, capture={"poll_seconds": 2})  # (no SIGHUP)
+        loop.step()
+        assert home.status()["retention_applied_at"] is not None
+        ages = sorted((today.date() - datetime.fromisoformat(p.name[len("date="):]).date()).days
+                      for p in home.layout.dataset_root.glob("source=claude/date=*"))
+        assert ages == ([3, 100, 200] if raised_to else [3, 100, 200, 400])
+    finally:
+        loop.shutdown()
+        loop.close()

@@ -571,3 +571,51 @@ def test_a_backfill_waiting_for_the_capture_daemon_names_it_and_says_when_it_is_
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_status_says_when_the_running_daemon_has_an_older_config(tmp_path: Path) -> None:
+    """`hyp init` (Reconfigure) changed the config, and its daemon action was skipped (a hang-up during the
+    import): the daemon went on with the config it loaded, capturing with capture now off, or about to prune
+    at its daily pass rows the new retention keeps, while `hyp status` said `capture off` over `running` and no
+    warning. The daemon's status now names the settings it runs with, and both status commands say what to do."""
+    home = Home(tmp_path, retention_days=90, capture=FAST)
+    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "detached"})
+    older = "the daemon runs with an older config: hyp daemon restart"
+    off = "capture is off in the config but the daemon is running: hyp daemon stop"
+    try:
+        home.wait_state("running", pid=proc.pid)
+        loaded = home.status()["config_digest"]
+        assert loaded
+
+        def warnings() -> tuple[list[str], str | None, list[str], str | None]:
+            status = home.hyp_cmd("status")
+            daemon = home.hyp_cmd("daemon", "status")
+            assert status.returncode == 0 and daemon.returncode == 0, status.stderr + daemon.stderr
+            return ([line.strip() for line in status.stdout.splitlines() if "warning: " in line],
+                    json.loads(home.hyp_cmd("status", "--json").stdout)["daemon"]["config_warning"],
+                    [line for line in daemon.stdout.splitlines() if line.startswith("Warning")],
+                    json.loads(home.hyp_cmd("daemon", "status", "--json").stdout)["config_warning"])
+
+        assert warnings() == ([], None, [], None)
+        # the same settings, written another way (an unknown key added): nothing to restart for
+        data = json.loads(home.layout.config.read_text())
+        home.layout.config.write_text(json.dumps(dict(data, note="mine"), indent=4))
+        assert warnings() == ([], None, [], None)
+
+        home.write_config(retention_days=30, capture=FAST)  # (as hyp init writes it; the daemon not told)
+        assert warnings() == ([f"warning: {older}"], older, [f"Warning         {older}"], older)
+        proc.send_signal(signal.SIGHUP)  # (what a restart also does: the config is read again)
+        assert wait_for(lambda: home.status()["config_digest"] != loaded, 15), home.log_text()
+        assert warnings() == ([], None, [], None)
+
+        home.write_config(retention_days=30, capture=FAST, enabled=False)
+        status = home.hyp_cmd("status").stdout
+        assert "retention 30 days · clients claude · capture off" in status
+        assert f"warning: {off}" in status and older not in status
+        assert warnings() == ([f"warning: {off}"], off, [f"Warning         {off}"], off)
+        p = home.hyp_cmd("daemon", "stop", timeout=30)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert proc.wait(timeout=5) == 0
+        assert warnings() == ([], None, [], None)
+    finally:
+        stop(proc)

@@ -224,6 +224,39 @@ def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
         lock.release()
 
 
+def test_a_daemon_running_though_capture_is_off_is_flagged_in_both_status_commands(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Capture turned off in the config (hyp init's Reconfigure, its daemon stop skipped) while the daemon runs:
+    `hyp status` said `capture off` and `running` with no word about it. A daemon that does not name the
+    settings it runs with (an older version's status file) is never said to run with an older config."""
+    layout = _configured_home(tmp_path, env, monkeypatch)
+    write_config(layout, capture={"enabled": False}, retention_days=365)
+    lock = PidLock(layout)
+    lock.acquire()
+    try:
+        write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
+                                   "updated_at": iso(datetime.now(UTC))})
+        warning = "capture is off in the config but the daemon is running: hyp daemon stop"
+        with pytest.raises(SystemExit):
+            main(["status"])
+        out = capsys.readouterr().out
+        assert "capture off" in out and f"warning: {warning}" in out
+        with pytest.raises(SystemExit):
+            main(["daemon", "status"])
+        assert f"Warning         {warning}\n" in capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            main(["daemon", "status", "--json"])
+        assert json.loads(capsys.readouterr().out)["config_warning"] == warning
+
+        write_config(layout, retention_days=365)  # capture on again; the daemon's settings unknown
+        with pytest.raises(SystemExit):
+            main(["status", "--json"])
+        assert json.loads(capsys.readouterr().out)["daemon"]["config_warning"] is None
+    finally:
+        lock.release()
+
+
 def test_parse_ts() -> None:
     assert parse_ts("2026-05-01T10:00:00Z") == datetime(2026, 5, 1, 10, tzinfo=UTC)
     assert parse_ts("2026-05-01T12:00:00+0200") == datetime(2026, 5, 1, 10, tzinfo=UTC)

@@ -220,7 +220,13 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
     doc = report.to_json()  # (the text is rendered from it too: a daemon that is not running watches nothing)
     # An error the daemon logged but could not put in its status (a full disk): the status alone said none.
     log_error = newer_log_error(layout, report.status) if report.status is not None else None
+    config_warning = None
+    if report.running and home_problem is None:  # (runs with the config on disk? read only when it runs)
+        from hypaware_tui.core.status import config_section, daemon_config_warning
+
+        config_warning = daemon_config_warning(doc, *config_section(layout))
     if json_out:
+        doc["config_warning"] = config_warning
         doc["log_error"] = log_error
         doc["warning"] = warning
         doc["service"] = service
@@ -230,6 +236,8 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
     out(f"Capture daemon  {report.message}")
     if warning:
         out(f"Warning         {warning}")
+    if config_warning:
+        out(f"Warning         {config_warning}")
     if not report.running and home_problem is None:
         from hypaware_tui.core.status import config_section
 

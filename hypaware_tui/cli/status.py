@@ -253,6 +253,8 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str, log: Any) -
         lines.append(str(d["message"]))
     if d.get("service_warning"):
         lines.append(f"warning: {d['service_warning']}")
+    if d.get("config_warning"):
+        lines.append(f"warning: {d['config_warning']}")
     if cfg.get("capture_enabled") and not d.get("running"):
         lines.append(f"warning: capture is on but the daemon is not running ({daemon_next_step(d, cfg, prog, log)})")
     return lines

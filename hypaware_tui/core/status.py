@@ -6,7 +6,8 @@
      config: {path, state, error, retention_days, clients_enabled, capture_enabled},
      clients: [{client, name, enabled, detected, reason, root, roots, files, bytes, sessions, files_failed, error}],
      dataset: {path, bytes, files, rows: {source: n}, total_rows, oldest, newest, error},
-     daemon: {running, state, message, ended_unexpectedly, pid, mode, service_warning, …daemon.md §6 fields},
+     daemon: {running, state, message, ended_unexpectedly, pid, mode, service_warning, config_warning,
+              …daemon.md §6 fields},
      recent_errors: [{at, source, message}]}
 
 Read-only: nothing here creates `HYP_HOME` or any file in it (cli.md §1). Every section is built defensively:
@@ -51,6 +52,7 @@ def gather_status(
     report["dataset"]["replaced"] = dataset_replaced_note(layout)
     report["daemon"] = daemon_section(layout)
     report["daemon"]["service_warning"] = service_warning(layout)
+    report["daemon"]["config_warning"] = daemon_config_warning(report["daemon"], config, report["config"])
     report["recent_errors"] = recent_errors(layout, report["daemon"], now=now)
     return report
 
@@ -271,6 +273,31 @@ def daemon_section(layout: Layout) -> dict[str, Any]:
             "pid": None,
             "mode": None,
         }
+
+
+def daemon_config_warning(daemon: Mapping[str, Any], config: Any, section: Mapping[str, Any]) -> str | None:
+    """A running daemon that does not run with the config on disk (`hyp status`, `hyp daemon status`): it is
+    read at the start and at SIGHUP only, so after `hyp init` changed it without restarting the daemon (its
+    daemon action skipped by a hang-up, say) the daemon goes on as before: capturing though capture is now
+    off, or deleting at its daily retention pass rows the config now keeps. `daemon` is `daemon_section`,
+    `config` and `section` are `config_section`'s. None when it does run with it, or when that is unknown (no
+    valid config, a daemon still starting or from a version that does not say)."""
+    if not daemon.get("running") or daemon.get("state") not in ("running", "degraded"):
+        return None
+    if config is None or section.get("state") != "ok":
+        return None
+    if section.get("capture_enabled") is False:
+        return "capture is off in the config but the daemon is running: hyp daemon stop"
+    from hypaware_tui.core.daemon.settings import from_config, settings_digest
+
+    theirs = daemon.get("config_digest")
+    try:
+        ours = settings_digest(from_config(config))
+    except Exception:  # noqa: BLE001 - a warning, never a reason to fail the report
+        return None
+    if isinstance(theirs, str) and ours is not None and theirs != ours:
+        return "the daemon runs with an older config: hyp daemon restart"
+    return None
 
 
 def service_warning(layout: Layout) -> str | None:

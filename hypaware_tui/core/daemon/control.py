@@ -349,7 +349,7 @@ class DaemonStatusReport:
             "mode": self.mode,
         }
         for key in ("version", "started_at", "updated_at", "watch", "watch_reason", "last_import_at", "rows_written",
-                    "last_error", "retention_applied_at", "rows_pruned", "clients"):
+                    "last_error", "retention_applied_at", "rows_pruned", "clients", "config_digest"):
             out[key] = s.get(key)
         if not self.running:
             # What it watched (`watch`, each client's `root_state`) is what it did while it ran: with no daemon

@@ -474,6 +474,9 @@ class DaemonLoop:
             "retention_applied_at": self.retention_applied_at,
             "rows_pruned": self.rows_pruned,
             "clients": {name: c.status() for name, c in self.clients.items()},
+            # the settings it runs with (loaded at the start or the last SIGHUP): `hyp status` says when the
+            # config has changed since
+            "config_digest": settings.settings_digest(self.settings),
         }
 
     def write_status(self) -> None:
@@ -1555,7 +1558,7 @@ class DaemonLoop:
                 self._said_dataset_reset()
                 self._dataset_replaced()
                 self.said_reset = True
-            res = self.storage.prune(self.settings.retention_days, client_roots_hashes=hashes)
+            res = self.storage.prune(self._prune_days(), client_roots_hashes=hashes)
         except Exception as exc:  # noqa: BLE001
             self._error(f"the retention pass failed: {exc}")
             log.error("the retention pass failed: %s", exc)
@@ -1570,6 +1573,23 @@ class DaemonLoop:
                      "under the clients' folders",
                      self.rows_pruned, getattr(res, "cut_date", None), removed)
         self._status_dirty = True
+
+    def _prune_days(self) -> int:
+        """The retention the daily pass prunes to: the loaded one (a new one is used from the next SIGHUP or
+        start, daemon.md §4.5), unless the config on disk now keeps more (a longer retention, or forever): a
+        daemon nobody told of the change (hyp init's daemon action skipped by a hang-up) never deletes rows
+        the config keeps. (`hyp status` says it runs with an older config.)"""
+        assert self.settings is not None
+        days = self.settings.retention_days
+        disk = settings.load(self.layout)
+        if disk.error is not None or disk.retention_days == days:
+            return days
+        if disk.retention_days == 0 or (days != 0 and disk.retention_days > days):
+            log.info("retention: the config now keeps %s (this daemon loaded %s): nothing it keeps is deleted; "
+                     "hyp daemon restart applies the new config",
+                     _days_text(disk.retention_days), _days_text(days))
+            return disk.retention_days
+        return days
 
     # ------------------------------------------------------------------------------------------ reload
     def reload(self) -> None:
@@ -1710,6 +1730,10 @@ class DaemonLoop:
 
 
 _RESTART = "raise it and restart the daemon"
+
+
+def _days_text(days: int) -> str:
+    return "everything" if days == 0 else f"{days} day{'s' if days != 1 else ''}"
 
 
 def _known_failure(exc: BaseException) -> str | None:

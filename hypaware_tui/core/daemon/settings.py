@@ -46,6 +46,22 @@ def from_config(cfg: Config) -> DaemonSettings:
     )
 
 
+def settings_digest(s: DaemonSettings | None) -> str | None:
+    """A short digest of what the daemon does with a config (capture and its tuning, the clients and their
+    roots, the retention), for its status file: `hyp status` compares it with the config on disk to tell a
+    daemon that still runs with an older config (`core.status.daemon_config_warning`). A config rewritten with
+    the same settings (another layout, an unknown key) has the same digest. None for an unusable config."""
+    if s is None or s.error is not None:
+        return None
+    import hashlib
+    import json
+
+    doc = {"capture_enabled": s.capture_enabled, "flush_seconds": s.flush_seconds, "flush_rows": s.flush_rows,
+           "poll_seconds": s.poll_seconds, "rescan_seconds": s.rescan_seconds, "retention_days": s.retention_days,
+           "clients": s.clients}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
 def load(layout: Layout) -> DaemonSettings:
     try:
         cfg = load_config(layout)
