@@ -925,3 +925,60 @@ def test_cache_prune_dry_run_reports_the_stale_temp_files_the_real_run_removes(
     code, out, _ = call(capsys, "cache", "prune")
     assert code == 0 and not tmp.exists()
     assert out.splitlines()[-1] == "Removed 1 unfinished file an interrupted write left behind (.tmp)."
+
+
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_a_reader_that_leaves_early_ends_every_format_with_exit_1(tmp_path: Path, fmt: str) -> None:
+    """`… | head -1`: the table (written line by line) exited 1, quietly, as main means it (the output was not
+    delivered whole); `--format json` (one large write) exited 0, its rest dropped without an error."""
+    env = dict(os.environ, HYP_HOME=str(tmp_path / "h"), HOME=str(tmp_path), PYTHONPATH=str(REPO))
+    env.pop("HYP_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "hypaware_tui", "query", "sql",
+                             "select range as a from range(300000)", "--format", fmt],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.read(4096)
+        proc.stdout.close()  # (the reader goes away, several MB before the end)
+        err = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert first.lstrip().startswith(b"[" if fmt == "json" else b"a\n")
+    assert (code, err) == (1, b"")
+
+
+def test_a_large_write_whose_reader_leaves_midway_is_a_broken_pipe() -> None:
+    """The same, made deterministic: the buffered layer takes a part of a large write and returns its count (as
+    CPython's does when a pipe's reader leaves mid-write); the rest is written, and its failure raised."""
+    import io
+
+    from hypaware_tui.cli.output import _GuardedStdout
+
+    class LeavingReader(io.RawIOBase):
+        def __init__(self) -> None:
+            self.got = b""
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b) -> int:
+            if self.got:
+                raise BrokenPipeError(32, "Broken pipe")
+            self.got = bytes(b[:65536])
+            return len(self.got)
+
+    class PartialBuffer(io.BufferedWriter):
+        def write(self, b) -> int:  # (CPython: more than the buffer goes to the raw stream at once)
+            self.flush()
+            return self.raw.write(b)
+
+    raw = LeavingReader()
+    stream = io.TextIOWrapper(PartialBuffer(raw, 4096), encoding="utf-8")
+    with pytest.raises(BrokenPipeError):
+        _GuardedStdout(stream).write("x\n" * 100_000)
+    assert raw.got == b"x\n" * 32768
+    stream.buffer.raw.got = b""  # (closed cleanly: nothing left to flush)
+    stream.detach()

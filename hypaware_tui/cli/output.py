@@ -147,7 +147,14 @@ class _GuardedStdout:
     def write(self, text: str) -> int:
         if text:
             self.written = True
-        return self._call("write", text)
+        if len(text) < _LARGE_WRITE:
+            return self._call("write", text)
+        try:
+            return _write_whole(self._stream, text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from exc
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -155,6 +162,33 @@ class _GuardedStdout:
 
     def flush(self) -> None:
         self._call("flush")
+
+
+_LARGE_WRITE = 4096  # (characters: at most 16 KB of UTF-8, more than the buffered layer's buffer on a pipe)
+_SLICE = 1024  # (characters: at most 4 KB of UTF-8, what that buffer always takes whole)
+
+
+def _write_whole(stream: Any, text: str) -> int:
+    """Write a large `text` so that a reader gone mid-write (`| head`) is a BrokenPipeError, as it is for the
+    commands that write line by line (main: quiet, exit 1). CPython's buffered writer, handed more than its
+    buffer at once, returns after a partial write to a pipe whose reader has left, and the text layer ignores
+    the count: the rest was dropped with no error, so a command whose output was one large write (a --json
+    document) exited 0. Here the bytes go to the buffered layer until each one is taken; where the text layer
+    must translate line ends (or has no buffer), in slices that its buffer takes whole, each flushed."""
+    buffer = getattr(stream, "buffer", None)
+    if not isinstance(stream, io.TextIOWrapper) or buffer is None or os.linesep != "\n":
+        for i in range(0, len(text), _SLICE):
+            stream.write(text[i:i + _SLICE])
+            stream.flush()
+        return len(text)
+    stream.flush()  # (what the text layer holds goes first)
+    view = memoryview(text.encode(stream.encoding, stream.errors or "strict"))
+    while view:
+        n = buffer.write(view)
+        if not n:  # (nothing taken: a non-blocking stdout that would block)
+            raise BlockingIOError(errno.EAGAIN, "the output would block")
+        view = view[n:]
+    return len(text)
 
 
 class _QuietStderr(_GuardedStdout):
