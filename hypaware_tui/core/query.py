@@ -7,7 +7,7 @@ Relations (cli.md §7.1, storage.md §9):
 
 Both are lazy scans of the Parquet files; nothing is copied into another database. A missing or empty dataset
 is an empty relation with the full schema. A file that vanishes between listing and reading (compaction,
-retention) makes the query retry once.
+retention) makes the query read again, a few times within about 2 s (`_with_retry`).
 
 `overview` returns plain dataclasses whose `to_json()` is exactly the cli.md §7.2 JSON document, so the CLI
 prints it and the wizard's Done screen renders it with its own widgets. No UI imports here.
@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import time as _time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -108,11 +109,22 @@ class _MissingColumns(Exception):
     with those columns as null (`_with_retry`)."""
 
 
+#: A listed file gone when read (a compaction or a prune replaced it): the query is read again at once, then
+#: after these pauses (seconds) while the whole wait stays within VANISHED_WAIT_S. One retry (storage.md §9) lost
+#: to a long compaction, which removes a partition's old files one partition after another: 2 of 25 queries
+#: during one failed with "Run the query again".
+VANISHED_PAUSES_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+VANISHED_WAIT_S = 2.0
+_sleep = _time.sleep  # (tests record the pauses instead)
+
+
 def _with_retry(fn: Callable[[], _T], layout: Layout) -> _T:
-    """Run `fn` (which must list the dataset afresh) and retry it once if a listed file vanished, or once with
-    missing nullable columns read as null (`_MissingColumns`). Another OSError (a part file that cannot be
-    opened) names the file and its reason (`_data_error`)."""
-    vanished = 0
+    """Run `fn` (which must list the dataset afresh) and read again, pausing a little longer each time
+    (`VANISHED_PAUSES_S`, within `VANISHED_WAIT_S` in all), while a listed file vanished; or once with missing
+    nullable columns read as null (`_MissingColumns`). Another OSError (a part file that cannot be opened)
+    names the file and its reason (`_data_error`)."""
+    pauses = iter(VANISHED_PAUSES_S)
+    waited = 0.0
     while True:
         try:
             if missing_as_null():
@@ -123,12 +135,15 @@ def _with_retry(fn: Callable[[], _T], layout: Layout) -> _T:
                 with missing_columns_as_null():
                     return _with_retry(fn, layout)
         except FileNotFoundError as exc:
-            vanished += 1
-            if vanished == 2:
+            pause = next(pauses, None)
+            if pause is None or waited + pause > VANISHED_WAIT_S:
                 raise DatasetReadError(
                     f"a dataset file disappeared while it was being read ({exc}); another hyp command is "
                     "probably compacting or pruning the dataset. Run the query again."
                 ) from exc
+            if pause:
+                _sleep(pause)
+                waited += pause
         except OSError as exc:
             raise _data_error(layout, exc) from exc
 
