@@ -420,6 +420,21 @@ def test_stray_file_stops_commits_to_its_partition_with_a_clear_error(
     assert fresh.commit(make_rows(3, prefix="z"), []).rows_written == 3
 
 
+def test_hidden_files_named_like_part_files_are_not_part_of_the_dataset(storage: Storage, layout: Layout) -> None:
+    """A dataset copied through a macOS volume gets an AppleDouble `._<name>` beside each file (and a hidden
+    `.<name>.parquet` is no file hyp writes): not Parquet, and not the dataset's. Listed as part files, they
+    stopped every commit to their partition ("cannot be read") and every query."""
+    storage.commit(make_rows(2), [])
+    pdir = layout.partition_dir("claude", "2026-05-01")
+    (good,) = list_part_files(pdir)
+    (pdir / f"._{good}").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    (pdir / ".hidden.parquet").write_bytes(b"not parquet either")
+    assert list_part_files(pdir) == [good]
+    res = Storage(layout).commit(make_rows(3), [])  # a new process reads the partition's part_ids
+    assert (res.rows_written, res.duplicates_skipped) == (1, 2)
+    assert sorted(scan_messages(layout).collect()["message_id"].to_list()) == ["m0", "m1", "m2"]
+
+
 def test_truncated_and_foreign_parquet_are_reported(storage: Storage, layout: Layout) -> None:
     storage.commit(make_rows(2), [])
     pdir = layout.partition_dir("claude", "2026-05-01")
