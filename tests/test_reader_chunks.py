@@ -243,3 +243,23 @@ def test_batch_rows_holds_for_lines_of_several_rows(tmp_path):
     batches = [len(b.rows) for b in FilePass(claude, src, None, Window(), ParseStats(), batch_rows=1_000).batches()]
     assert sum(batches) == 4_500
     assert all(1_000 <= n <= 1_001 for n in batches[:-1]), batches  # (give or take the parts of one line)
+
+
+def test_an_unchanged_file_whose_checkpoint_skipped_older_lines_is_read_again_from_the_start(tmp_path):
+    """A checkpoint of the daemon's first pass (bound: the capture start) over a file that has not changed
+    since: a backfill with an earlier window (here none) must read the file from the start, not call it
+    unchanged (the history before the capture start was never imported). The same window is unchanged."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"".join(_msg(i, f"t{i}") + b"\n" for i in range(4)))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    bound = int(datetime(2026, 5, 2, tzinfo=UTC).timestamp() * 1_000_000)  # after every line's time
+    first = list(FilePass(IMP, src, None, Window(since_us=bound), ParseStats()).batches())
+    cp = first[-1].update.entry
+    assert [r for b in first for r in b.rows] == []
+    assert cp.since_us == bound and cp.size == cp.offset == path.stat().st_size
+    same = FilePass(IMP, src, cp, Window(since_us=bound), ParseStats())
+    assert list(same.batches()) == [] and same.status == "unchanged"
+    wider = FilePass(IMP, src, cp, Window(), ParseStats())
+    rows = [r["content_text"] for b in wider.batches() for r in b.rows]
+    assert wider.status == "read" and rows == ["t0", "t1", "t2", "t3"]
+    assert wider.bytes_read == path.stat().st_size
