@@ -49,7 +49,7 @@ def _batches() -> list[list[dict]]:
     return [first, second, third]
 
 
-@pytest.mark.parametrize("cut", [None, "2026-04-15"])
+@pytest.mark.parametrize("cut", [None, "2026-04-15", "2026-05-01"])  # (the last: rows dated on the cut stay)
 def test_encoded_batches_commit_like_their_rows(tmp_path: Path, cut: str | None, monkeypatch) -> None:
     from hypaware_tui.core import storage as storage_mod
 
