@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.reader import FilePass
+from hypaware_tui.core.reader import CHANGED_WHILE_READ, FilePass
 from hypaware_tui.importers.base import ParseStats, SourceFile, Window
 
 IMP = FakeImporter("claude")
@@ -263,3 +263,40 @@ def test_an_unchanged_file_whose_checkpoint_skipped_older_lines_is_read_again_fr
     rows = [r["content_text"] for b in wider.batches() for r in b.rows]
     assert wider.status == "read" and rows == ["t0", "t1", "t2", "t3"]
     assert wider.bytes_read == path.stat().st_size
+
+
+def test_a_resumed_pass_keeps_the_bound_its_lines_were_read_from(tmp_path):
+    """A file read whole (no bound), then resumed by a run with a later `since` after lines were appended:
+    the lines before the offset were still read from no bound, so the new checkpoint keeps None. Recording
+    the later bound made the next run without `--since` read the whole file again."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"".join(_msg(i, f"t{i}") + b"\n" for i in range(3)))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    cp = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())[-1].update.entry
+    assert cp.since_us is None
+    with path.open("ab") as fh:
+        fh.write(_msg(3, "t3") + b"\n")
+    later = int(datetime(2026, 4, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    resumed = FilePass(IMP, src, cp, Window(since_us=later), ParseStats())
+    batches = list(resumed.batches())
+    assert resumed.status == "read" and [r["content_text"] for b in batches for r in b.rows] == ["t3"]
+    assert batches[-1].update.entry.since_us is None
+    again = FilePass(IMP, src, batches[-1].update.entry, Window(), ParseStats())
+    assert list(again.batches()) == [] and again.status == "unchanged"
+
+
+def test_a_file_cut_shorter_while_it_is_read_fails_the_pass(tmp_path) -> None:
+    """A file truncated during a pass to a length past its first 4 KiB (the head still the same): the pass
+    stops, failed, with the message that says so, rather than calling the file read to its end."""
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"".join(_msg(i, f"old {i} " + "x" * 200) + b"\n" for i in range(200)))
+    f = SourceFile(client="claude", path=str(path), path_hash=path_hash(str(path)), read_mode="incremental")
+    fp = FilePass(IMP, f, None, Window(), ParseStats(), chunk_size=1024, batch_rows=5)
+    texts = []
+    for b in fp.batches():
+        texts += [r["content_text"] for r in b.rows]
+        if len(texts) == 5:
+            with open(path, "r+b") as fh:
+                fh.truncate(20_000)
+    assert fp.status == "failed" and fp.error == CHANGED_WHILE_READ
+    assert len(texts) == 5
