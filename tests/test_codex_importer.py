@@ -871,6 +871,42 @@ def test_a_zst_rollout_streams_in_batches_with_the_rows_of_a_whole_read(tmp_path
     assert streamed_somewhere
 
 
+
+def test_a_whole_document_split_into_batches_carries_its_checkpoint_on_the_last_only(tmp_path):
+    """A whole document's rows beyond `batch_rows` are handed out in several batches: only the last carries
+    the checkpoint (offset = the file's size). On every batch, a commit of the first (the committer flushes at
+    `batch_rows`) recorded the file as read before its other rows were stored: a crash or a full disk then
+    lost them for good, the file looking unchanged to every later run."""
+    src = FIX / "rollout-2025-04-18-4c1d2e3f-5a6b-4c7d-8e9f-0a1b2c3d4e5f.json"
+    doc = tmp_path / src.name
+    shutil.copy(src, doc)
+    f = source_file_for(IMP, doc)
+    assert f.read_mode == "whole"
+    expected = IMP.read_whole(f, Window(), ParseStats())[0].drain()
+    assert len(expected) > 4
+    batches = list(FilePass(IMP, f, None, Window(), ParseStats(), batch_rows=2).batches())
+    assert [r for b in batches for r in b.rows] == expected
+    assert [len(b.rows) for b in batches[:-1]] == [2] * (len(batches) - 1)
+    assert [b.update is None for b in batches] == [True] * (len(batches) - 1) + [False]
+    assert batches[-1].update.entry.offset == doc.stat().st_size and batches[-1].final
+
+
+def test_a_stop_while_a_compressed_rollout_streams_leaves_it_cut_short(tmp_path, monkeypatch):
+    """A stop between two streamed batches of a `.jsonl.zst` rollout ends its pass there, without a checkpoint,
+    and says the file was cut short (the run is then `cancelled`, not complete)."""
+    import hypaware_tui.importers.codex as codex_mod
+
+    src = max(FIX.glob("rollout-*.jsonl"), key=lambda p: p.stat().st_size)
+    zst = tmp_path / (src.name + ".zst")
+    zst.write_bytes(zstandard.ZstdCompressor().compress(src.read_bytes()))
+    f = source_file_for(IMP, zst)
+    monkeypatch.setattr(codex_mod, "WHOLE_CHUNK", 16)
+    fp = FilePass(IMP, f, None, Window(), ParseStats(), batch_bytes=1, cancel=lambda: True)
+    batches = list(fp.batches())
+    assert batches and all(b.update is None for b in batches)
+    assert fp.cut_short and fp.status == "read"
+
+
 def test_roots():
     env = {"HOME": "/home/ada"}
     assert IMP.roots(None, env) == ["/home/ada/.codex"]
