@@ -247,6 +247,47 @@ def test_a_batch_further_ahead_replaces_the_stored_entry(
         assert db.get(path_hash(os.path.realpath(src))).offset == 16
 
 
+
+def test_a_batch_at_the_same_offset_with_a_newer_stat_replaces_the_stored_entry(
+    storage: Storage, layout: Layout, tmp_path: Path
+) -> None:
+    """A file touched (or appended to and cut back) since its entry: a pass reads nothing new and ends at the
+    same offset with the file's new mtime. That entry replaces the stored one; kept, the old stat made every
+    later run open the file again to find nothing."""
+    src = source_file(tmp_path)
+    storage.commit([], [checkpoint_for(src)])
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    res = storage.commit([], [checkpoint_for(src)])
+    assert (res.checkpoints_updated, res.checkpoints_kept) == (1, 0)
+    with StateDB.open(layout, create=False) as db:
+        got = db.get(path_hash(os.path.realpath(src)))
+    assert (got.offset, got.mtime_ns) == (st.st_size, st.st_mtime_ns + 5_000_000_000)
+
+
+def test_a_stored_entry_read_from_an_earlier_bound_is_kept_against_one_further_ahead(
+    storage: Storage, layout: Layout, tmp_path: Path
+) -> None:
+    """§6.3 with the passes' lower bounds: the stored entry's lines were read from no bound (a backfill), the
+    batch's from the daemon's capture start (it skipped older lines). The stored entry stays, even behind the
+    batch's offset: replaced, its later bound made the next backfill read the whole file again. The other
+    way round, the batch with the earlier bound wins, even behind the stored offset."""
+    src = source_file(tmp_path)
+    storage.commit([], [checkpoint_for(src, offset=8, state='{"backfill":1}')])
+    res = storage.commit([], [checkpoint_for(src, offset=16, since_us=1_000, state='{"daemon":1}')])
+    assert (res.checkpoints_updated, res.checkpoints_kept) == (0, 1)
+    with StateDB.open(layout, create=False) as db:
+        got = db.get(path_hash(os.path.realpath(src)))
+    assert (got.offset, got.since_us, got.parser_state) == (8, None, '{"backfill":1}')
+    other = source_file(tmp_path, "b.jsonl")
+    storage.commit([], [checkpoint_for(other, offset=16, since_us=1_000)])
+    res = storage.commit([], [checkpoint_for(other, offset=8)])
+    assert (res.checkpoints_updated, res.checkpoints_kept) == (1, 0)
+    with StateDB.open(layout, create=False) as db:
+        got = db.get(path_hash(os.path.realpath(other)))
+    assert (got.offset, got.since_us) == (8, None)
+
+
 def test_identity_mismatch_keeps_rows_but_not_the_checkpoint(
     storage: Storage, layout: Layout, tmp_path: Path
 ) -> None:
