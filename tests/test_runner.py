@@ -215,6 +215,28 @@ def test_one_bad_file_is_isolated(layout, env):
     assert any(e["event"] == "backfill.provider_finish" and e["errors"] == 1 for e in events)
 
 
+
+def test_the_summary_names_the_first_bad_file_and_counts_the_others(layout, env):
+    """cli.md §5.3: a client's first error is shown, with its file, and how many more there were."""
+    from hypaware_tui.core.runner import error_notes
+
+    two_clients(env)
+    bad = [os.path.join(env["FAKE_CLAUDE_ROOT"], "p0", f"bad{i}.jsonl") for i in (1, 2, 3)]
+    for i, path in enumerate(bad):
+        write_session(path, f"b{i}", times("2026-05-07T10:00:00Z", 5), boom_at=3, prefix=f"bad{i}-")
+    claude = run(layout, env).providers[0]
+    first = os.path.realpath(bad[0])
+    assert claude.errors == 3 and claude.error.startswith(f"file {path_hash(first)}: RuntimeError")
+    assert error_notes("claude", claude.error, claude.error_path, claude.other_errors, env, logged=True) == [
+        f"  claude: {claude.error}",
+        f"    at ~{first[len(env['HOME']):]}",
+        "  claude: and 2 more errors (hyp status shows the latest errors; the events log has each, by path hash).",
+    ]
+    assert error_notes("claude", claude.error, None, 1, env, logged=False)[-1] == (
+        "  claude: and 1 more error (a run without --dry-run logs each one)."
+    )
+
+
 def test_importer_raising_outside_files_fails_only_that_provider(layout, env):
     two_clients(env)
     res = run(layout, env, importers=fakes("codex-raises"))
