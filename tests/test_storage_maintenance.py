@@ -219,6 +219,31 @@ def test_prune_records_its_cut_first_and_a_broken_checkpoint_database_stops_it_b
         fresh.close()
 
 
+
+def test_prune_keeps_the_rows_claim_of_a_source_whose_rows_on_the_cut_date_stay(
+    storage: Storage, layout: Layout
+) -> None:
+    """A source left with rows dated on the cut date only still holds rows: its checkpoints keep claiming them
+    (`rows_emitted`), so that losing them later is noticed (`dataset_stale`). A source whose every partition
+    went claims none, and the next import does not take the dataset for replaced."""
+    from hypaware_tui.core.storage import dataset_replaced
+
+    cut = cut_date_for(120, TODAY)
+    storage.commit(make_rows(2, created="2026-05-01T12:00:00Z") + make_rows(1, prefix="k", created=f"{cut}T00:00:00Z")
+                   + make_rows(2, prefix="x", client_name="codex", created="2026-05-01T12:00:00Z"), [])  # fmt: skip
+    with StateDB.open(layout, create=True) as db:
+        db.put_many(
+            [Checkpoint(h, client, "incremental", 1, 1, 10, 1, 10, 10, "0" * 64, "{}", rows_emitted=3)
+             for h, client in (("a" * 16, "claude"), ("c" * 16, "codex"))]
+        )  # fmt: skip
+    res = storage.prune(120, today=TODAY)
+    assert sorted(p.name for p in res.partitions) == ["source=claude/date=2026-05-01", "source=codex/date=2026-05-01"]
+    with StateDB.open(layout, create=False) as db:
+        assert {h: cp.rows_emitted for h, cp in db.get_all().items()} == {"a" * 16: 3, "c" * 16: 0}
+        assert db.clients_claiming_rows() == ["claude"]
+    assert not dataset_replaced(layout)
+
+
 def test_prune_on_a_full_disk_says_nothing_was_lost(storage: Storage, layout: Layout, monkeypatch) -> None:
     """A prune that cannot write (a full disk when it makes the trash directory) says so with its own advice,
     not an import's ("the next run resumes from the last checkpoint": a prune has no checkpoints), and keeps
