@@ -686,9 +686,3 @@ class StateDB:
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
-
-    @_reported
-    def apply_in_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` inside one write transaction (used by Storage for the §6.3 update)."""
-        with self._transaction() as conn:
-            return fn(conn)
