@@ -92,9 +92,12 @@ def test_compaction_keeps_distinct_part_ids_and_removes_duplicates(storage: Stor
 
 def test_compaction_dry_run_changes_nothing(storage: Storage, layout: Layout) -> None:
     ten_one_row_files_with_duplicates(storage, layout)
+    storage.commit(make_rows(2, prefix="one", created="2026-05-02T10:00:00Z"), [])  # one file: nothing to do
     snapshot = sorted((p, p.stat().st_mtime_ns) for p in layout.home.rglob("*"))
     result = storage.compact(dry_run=True)
-    assert [(p.files_before, p.rows_before, p.duplicates) for p in result.partitions] == [(12, 13, 3)]
+    assert [(p.name, p.files_before, p.rows_before, p.duplicates) for p in result.partitions] == [
+        ("source=claude/date=2026-05-01", 12, 13, 3)
+    ]
     assert result.bytes_after is None
     assert sorted((p, p.stat().st_mtime_ns) for p in layout.home.rglob("*")) == snapshot
     assert events(layout, "cache.compact") == []
@@ -242,6 +245,26 @@ def test_prune_keeps_the_rows_claim_of_a_source_whose_rows_on_the_cut_date_stay(
         assert {h: cp.rows_emitted for h, cp in db.get_all().items()} == {"a" * 16: 3, "c" * 16: 0}
         assert db.clients_claiming_rows() == ["claude"]
     assert not dataset_replaced(layout)
+
+
+
+def test_prune_raises_an_earlier_import_floor_to_its_cut_and_never_lowers_one(storage: Storage, layout: Layout) -> None:
+    """§7.3: the last import ran with an earlier floor (a longer retention); a prune at a later cut records its
+    cut, so that raising the retention again resets the checkpoints and reads those rows back. A prune at an
+    earlier cut than the recorded floor leaves it."""
+    from hypaware_tui.core.storage import META_IMPORT_FLOOR
+
+    dated_dataset(storage)
+    storage.ensure_import_floor("2026-01-01")
+    storage.prune(120, today=TODAY)
+    with StateDB.open(layout, create=False) as db:
+        assert db.get_meta(META_IMPORT_FLOOR) == "2026-05-02"
+    assert storage.ensure_import_floor("2026-01-01") is True  # retention raised again: every file read again
+    storage.ensure_import_floor("2026-06-01")
+    storage.commit(make_rows(1, prefix="late", created="2026-04-01T10:00:00Z"), [])
+    assert [p.name for p in storage.prune(120, today=TODAY).partitions] == ["source=claude/date=2026-04-01"]
+    with StateDB.open(layout, create=False) as db:
+        assert db.get_meta(META_IMPORT_FLOOR) == "2026-06-01"
 
 
 def test_prune_on_a_full_disk_says_nothing_was_lost(storage: Storage, layout: Layout, monkeypatch) -> None:
