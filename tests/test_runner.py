@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -159,6 +160,21 @@ def test_dry_run_creates_nothing_and_predicts_the_real_run(layout, env):
     assert [p.rows_written for p in dry.providers] == [p.rows_written for p in real.providers]
     assert [p.sessions_seen for p in dry.providers] == [p.sessions_seen for p in real.providers]
     assert [p.lines_skipped for p in dry.providers] == [p.lines_skipped for p in real.providers]
+
+
+
+def test_dry_run_predicts_the_floor_and_the_duplicates_within_the_run(layout, env):
+    """The preview counts as the real run: rows dated on the cut date are kept (those before it dropped), and
+    a transcript copied into another folder (the same message ids) counts once as written, then as duplicates."""
+    two_clients(env)
+    shutil.copy(os.path.join(env["FAKE_CLAUDE_ROOT"], "p1", "s1.jsonl"), os.path.join(env["FAKE_CLAUDE_ROOT"], "p1",
+                "s1-copy.jsonl"))  # fmt: skip
+    at = {"now": parse_iso_us("2026-05-03T12:00:00Z"), "retention_days": 1}  # cut date: 2026-05-02
+    dry = run(layout, env, dry_run=True, **at)
+    real = run(layout, env, **at)
+    assert real.cut_date == "2026-05-02"
+    assert [(p.rows_written, p.duplicates_skipped) for p in real.providers] == [(40, 20), (20, 0)]
+    assert [(p.rows_written, p.duplicates_skipped) for p in dry.providers] == [(40, 20), (20, 0)]
 
 
 def test_dry_run_dedupes_against_the_existing_dataset_read_only(layout, env):
