@@ -326,6 +326,32 @@ def test_stored_entry_that_no_longer_matches_is_replaced_even_if_further(
         assert db.get(path_hash(os.path.realpath(src))).offset == 2
 
 
+
+def test_a_marker_of_an_earlier_generation_means_the_dataset_was_restored(
+    storage: Storage, layout: Layout, tmp_path: Path
+) -> None:
+    """storage.md: a marker of a lower generation than the checkpoints record is `cache/` restored from an
+    older copy: the next import resets every checkpoint (and says so), whatever else still matches."""
+    from hypaware_tui.core.storage import dataset_replaced, read_marker
+
+    src = source_file(tmp_path)
+    storage.commit(make_rows(2), [checkpoint_for(src, rows_emitted=2)])
+    older = layout.dataset_marker.read_bytes()
+    storage.commit(make_rows(2, prefix="n", created="2026-05-01T11:00:00Z"), [checkpoint_for(src, rows_emitted=4)])
+    assert not dataset_replaced(layout)
+    gen = read_marker(layout).generation
+    layout.dataset_marker.write_bytes(older)
+    assert read_marker(layout).generation == gen - 1
+    assert dataset_replaced(layout)
+    fresh = Storage(layout)
+    try:
+        assert fresh.ensure_import_floor(None) is True and fresh.dataset_reset
+        with StateDB.open(layout, create=False) as db:
+            assert db.get(path_hash(os.path.realpath(src))).offset == 0
+    finally:
+        fresh.close()
+
+
 # --- import floor (§7.3) ---------------------------------------------------------------------------------
 
 
