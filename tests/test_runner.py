@@ -135,6 +135,21 @@ def test_touched_file_is_read_once_then_unchanged_again(layout, env):
     assert dataset(layout).height == total
 
 
+
+def test_the_progress_total_of_a_file_appended_to_is_the_bytes_added(layout, env):
+    """A transcript appended to since the last import is read from its checkpoint: the progress bar's total
+    is the bytes added, not the whole file (a long session grown by one line showed its full size to read)."""
+    two_clients(env)
+    run(layout, env)
+    grown = os.path.join(env["FAKE_CLAUDE_ROOT"], "p0", "s0.jsonl")
+    before = os.path.getsize(grown)
+    with open(grown, "a") as fh:
+        fh.write(json.dumps({"type": "msg", "session": "c0", "id": "late", "ts": "2026-05-01T12:00:00Z"}) + "\n")
+    claude = run(layout, env, providers=["claude"]).providers[0]
+    added = os.path.getsize(grown) - before
+    assert (claude.bytes_total, claude.bytes_read, claude.rows_written) == (added, added, 1)
+
+
 def test_checkpoints_deleted_rerun_counts_duplicates(layout, env):
     two_clients(env)
     first = run(layout, env)
