@@ -593,6 +593,31 @@ class RecordingSink(NullSink):
         self.events.append((time.monotonic(), "finish", result))
 
 
+
+def test_progress_moves_by_the_bytes_each_batch_of_a_file_consumed(layout, env, monkeypatch):
+    """The bar of a file read in several batches stands at each batch's checkpoint offset in turn: the bytes
+    done grow by what each batch consumed, not by its offset from the file's start again."""
+    from hypaware_tui.core import runner as runner_mod
+
+    monkeypatch.setattr(runner_mod._Throttle, "ready", lambda self: True)
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "big.jsonl")
+    write_session(path, "big", times("2026-05-01T00:00:00Z", 300, step_s=1))
+    offsets = []
+    real_commit = storage_mod.Storage.commit
+
+    def commit(self, rows, checkpoints, **kw):
+        offsets.extend(u.entry.offset for u in checkpoints)
+        return real_commit(self, rows, checkpoints, **kw)
+
+    monkeypatch.setattr(storage_mod.Storage, "commit", commit)
+    sink = RecordingSink()
+    res = run(layout, env, providers=["claude"], batch_rows=100, sink=sink)
+    assert res.providers[0].rows_written == 300 and len(offsets) >= 3
+    done = [e[2].bytes_done for e in sink.events if e[1] == "progress"]
+    assert done == sorted(done) and done[-1] == os.path.getsize(path)
+    assert set(offsets[:2]) <= set(done), (offsets, done)  # (the first batches: 100 rows each)
+
+
 @pytest.mark.parametrize("batch_rows", [8, 100_000])
 def test_the_last_progress_of_a_failed_commit_shows_the_result(layout, env, monkeypatch, batch_rows):
     """A commit that fails (a full disk), in the reading loop (batch_rows=8: at the second file) or at the last
