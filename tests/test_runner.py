@@ -215,6 +215,11 @@ def test_skipped_provider_is_not_a_failure(layout, env):
     assert res.providers[1].status == "skipped"
     assert res.providers[1].error.startswith("not found: ")
     assert res.exit_code == 0
+    # The events log says why without the folder's path (storage.md §10: no raw path is logged).
+    log = layout.events_log.read_text()
+    assert env["FAKE_CODEX_ROOT"] not in log
+    finish = [e for e in map(json.loads, log.splitlines()) if e["event"] == "backfill.provider_finish"]
+    assert [(e["provider"], e["status"], e["error"]) for e in finish][1] == ("codex", "skipped", "not detected")
 
 
 def test_providers_run_in_the_order_named_and_deduplicated(layout, env):
