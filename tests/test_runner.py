@@ -281,6 +281,8 @@ def test_importer_raising_outside_files_fails_only_that_provider(layout, env):
     assert codex.status == "failed"
     assert "simulated importer crash" in codex.error
     assert res.exit_code == 1
+    finish = [e for e in map(json.loads, layout.events_log.read_text().splitlines()) if e["event"] == "backfill.finish"]
+    assert [(e["status"], e["error_count"]) for e in finish] == [("failed", 1)]  # (what hyp status counts)
 
 
 def test_storage_error_fails_the_provider_and_the_next_one_still_runs(layout, env, monkeypatch):
@@ -1206,10 +1208,13 @@ def test_a_file_deleted_after_listing_is_not_an_error(layout, env, monkeypatch):
         return real_open(path, *a, **kw)
 
     monkeypatch.setattr(reader_mod, "open", delete_before_open, raising=False)
-    res = run(layout, env, providers=["claude"], workers=1)
+    sink = RecordingSink()
+    res = run(layout, env, providers=["claude"], workers=1, sink=sink)
     p = res.providers[0]
     assert (p.status, p.errors, p.error, p.files_failed, res.exit_code) == ("ok", 0, None, 0, 0)
     assert p.rows_written == 8 and p.files_scanned == 2
+    last = [e[2] for e in sink.events if e[1] == "progress"][-1]  # the bar ends full: its bytes are done too
+    assert (last.bytes_done, last.files_done) == (p.bytes_total, 3) and p.bytes_total > p.bytes_read
     # deleted before the pass's stat too (the next run's discovery may still list it: simulated)
     monkeypatch.undo()
     write_session(doomed, "s1", times("2026-05-01T10:00:00Z", 4))
