@@ -352,6 +352,35 @@ def test_a_marker_of_an_earlier_generation_means_the_dataset_was_restored(
         fresh.close()
 
 
+
+def test_a_writer_whose_checkpoints_another_process_reset_commits_nothing_more(
+    layout: Layout, tmp_path: Path
+) -> None:
+    """Two writers (a backfill and the daemon): the dataset is deleted, and the other one notices first and
+    resets every checkpoint. This one read its checkpoints before that reset: its next commit (rows, and
+    checkpoints past lines whose rows are gone) is refused, with what happened and what to do."""
+    import shutil
+
+    from hypaware_tui.core.storage import DatasetReplaced
+
+    src = source_file(tmp_path)
+    a, b = Storage(layout), Storage(layout)
+    try:
+        a.ensure_import_floor(None)
+        a.commit(make_rows(2), [checkpoint_for(src, rows_emitted=2)])
+        shutil.rmtree(layout.dataset_root)
+        assert b.ensure_import_floor(None) is True and b.dataset_reset
+        with pytest.raises(DatasetReplaced) as info:
+            a.commit(make_rows(2, prefix="late"), [checkpoint_for(src, rows_emitted=4)])
+        assert "was deleted or replaced while this import ran: nothing more was written" in str(info.value)
+        assert all_parquet(layout) == []
+        with StateDB.open(layout, create=False) as db:
+            assert db.get(path_hash(os.path.realpath(src))).offset == 0
+    finally:
+        a.close()
+        b.close()
+
+
 # --- import floor (§7.3) ---------------------------------------------------------------------------------
 
 

@@ -972,7 +972,9 @@ class Storage:
         # start, else recorded at the first lock. A HYP_HOME moved or deleted since is never created again
         # (`HomeMoved`): the open checkpoint database went with it.
         self.home_id: str | None = None
-        # `meta.dataset_resets` as this instance last checked it (None before its first check).
+        # `meta.dataset_resets` as this instance last checked it ("0" when none was recorded yet; None before its
+        # first check). A missing value is "0", not None: as None, a writer that checked before any reset never
+        # noticed the first one, made by another process, and committed checkpoints read against the old ones.
         self._resets_seen: str | None = None
         # Whether the last `ensure_import_floor` reset every checkpoint because the dataset was replaced.
         self.dataset_reset = False
@@ -1462,7 +1464,8 @@ class Storage:
             recorded, found = None, read_marker(self.layout)
         else:
             stale, recorded, found = dataset_stale(db, self.layout)
-            if stale or (self._resets_seen is not None and db.get_meta(META_DATASET_RESETS) != self._resets_seen):
+            resets = db.get_meta(META_DATASET_RESETS) or "0"
+            if stale or (self._resets_seen is not None and resets != self._resets_seen):
                 raise DatasetReplaced(
                     f"the dataset at {_paths.shown_path(root)} was deleted or replaced while this import ran: "
                     "nothing more was written. Run the import again: it reads all history again and skips the "
@@ -1553,7 +1556,7 @@ class Storage:
                         # (a database from before markers; or the marker one generation ahead, after a crash
                         # before the checkpoints)
                         db.put_many((), seen.meta())
-                self._resets_seen = resets
+                self._resets_seen = resets or "0"
                 old = db.get_meta(META_IMPORT_FLOOR)
                 lowered = floor_lowered(old, cut_date)
                 if lowered and not replaced:
