@@ -267,6 +267,22 @@ def test_prune_raises_an_earlier_import_floor_to_its_cut_and_never_lowers_one(st
         assert db.get_meta(META_IMPORT_FLOOR) == "2026-06-01"
 
 
+
+def test_prune_moves_the_newest_file_record_to_the_newest_file_left(storage: Storage, layout: Layout) -> None:
+    """The newest part file recorded for a source is in a partition the prune removes: the record moves to the
+    newest file left (creation order), which a later check finds, and not to an older one."""
+    storage.ensure_import_floor(None)  # (a checkpoint database: the commits record their newest files there)
+    dated_dataset(storage)
+    newest_left = f"source=claude/date={(TODAY - timedelta(days=1)).isoformat()}"
+    newest_left += "/" + files_in(layout, d=(TODAY - timedelta(days=1)).isoformat())[0]
+    storage.commit(make_rows(1, prefix="old", created="2026-02-01T10:00:00Z"), [])  # the newest file, pruned
+    with StateDB.open(layout, create=False) as db:
+        assert db.newest_files()["claude"].startswith("source=claude/date=2026-02-01/")
+    storage.prune(120, today=TODAY)
+    with StateDB.open(layout, create=False) as db:
+        assert db.newest_files() == {"claude": newest_left}  # (codex kept no file: its record went)
+
+
 def test_prune_on_a_full_disk_says_nothing_was_lost(storage: Storage, layout: Layout, monkeypatch) -> None:
     """A prune that cannot write (a full disk when it makes the trash directory) says so with its own advice,
     not an import's ("the next run resumes from the last checkpoint": a prune has no checkpoints), and keeps
