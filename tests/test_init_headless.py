@@ -649,7 +649,12 @@ def test_a_config_written_by_another_init_meanwhile_stops_this_one(tmp_path: Pat
         f"hyp init: a config already exists at {m.layout.config}. Re-run with --force to replace it (hyp init --yes "
         f"--client codex --retention-days 365 --no-daemon --force{flags}; a backup is kept), or use hyp backfill to "
         "import again.")
-    assert '"created"' not in out and "written" not in out  # no summary claims a config it did not write
+    if json_out:  # one document (cli.md §1): the failure, not a summary that claims a config it did not write
+        doc = json.loads(out)
+        assert doc["exit_code"] == 1 and doc["error"].startswith("a config already exists at ")
+        assert "config" not in doc and "providers" not in doc
+    else:
+        assert out == ""
     assert m.layout.config.read_bytes() == OTHER_CONFIG
     assert sorted(p.name for p in m.layout.home.iterdir()) == ["hypaware-config.json"]  # no backup, no import
 

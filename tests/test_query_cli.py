@@ -379,8 +379,8 @@ def test_damaged_file_exits_1_naming_it(filled: Path, capsys: pytest.CaptureFixt
     victim.write_bytes(b"junk")
     code, out, err = call(capsys, "query", "sql", "select count(*) from ai_gateway_messages")
     assert (code, out) == (1, "") and victim.name in err
-    code, out, err = call(capsys, "query", "overview", "--json")
-    assert (code, out) == (1, "") and victim.name in err
+    code, out, err = call(capsys, "query", "overview", "--json")  # (with --json, one document: the error)
+    assert code == 1 and victim.name in err and victim.name in json.loads(out)["error"]
 
 
 def test_table_redirected_keeps_cells_whole_and_counts_on_stderr(filled: Path) -> None:
