@@ -29,12 +29,14 @@ ODD = {
         "l": [{"v": 1}, {"v": 2}, {"v": 3}],
         "empty": "",
         "odd key": {"a.b": "dotted"},
+        "back\\slash": "bs",  # (canonical JSON escapes the key: `"back\\\\slash":`)
     },
 }
 PATHS = [
     "$.gateway.identity_source", "$.x.s", "$.x.n", "$.x.f", "$.x.big", "$.x.t", "$.x.z", "$.x.o", "$.x.o.k",
-    "$.x.o.k[1]", "$.x.o.k[2].deep", "$.x.l[0].v", "$.x.l[#-1].v", "$.x.l[-2]", "$.x.l[7]", "$.x.empty",
-    '$.x."odd key"."a.b"', "$.x.s.nope", "$.nope", "$.claude.api_error", "$.codex.thread_source", "$", "gateway",
+    "$.x.o.k[1]", "$.x.o.k[2].deep", "$.x.l[0].v", "$.x.l[#-1].v", "$.x.l[#-3].v", "$.x.l[-2]", "$.x.l[7]",
+    "$.x.empty", '$.x."odd key"."a.b"', '$.x."back\\slash"', "$.x.s.nope", "$.nope", "$.claude.api_error",
+    "$.codex.thread_source", "$", "gateway",
 ]  # fmt: skip
 
 
@@ -70,9 +72,12 @@ def test_values_agree_with_duckdb(layout: Layout, function: str) -> None:
         assert odd["$.x.s"] == 'say "hi" — é' and odd["$.x.n"] == "42" and odd["$.x.t"] == "false"
         assert odd["$.x.z"] is None and odd["$.x.o.k"] == '[1,"two",{"deep":true}]'
         assert odd['$.x."odd key"."a.b"'] == "dotted" and odd["$.x.l[#-1].v"] == "3"
+        # the first item counted from the end, and a key that canonical JSON writes escaped
+        assert odd["$.x.l[#-3].v"] == "1" and odd['$.x."back\\slash"'] == "bs"
     else:
         assert odd["$.x.s"] == '"say \\"hi\\" — é"' and odd["$.x.n"] == "42" and odd["$.x.z"] == "null"
         assert odd["$.x.empty"] == '""'
+        assert odd["$.x.l[#-3].v"] == "1" and odd['$.x."back\\slash"'] == '"bs"'
     assert odd["$.nope"] is None and odd["$.x.l[7]"] is None and odd["$.x.s.nope"] is None
     # Keys missing on every other row are null there, not an error.
     assert set(ours["c1"].to_list()) == {None, odd["$.x.s"]}

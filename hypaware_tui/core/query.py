@@ -393,25 +393,46 @@ def _loads_exact(text: str) -> Any:
         return value
 
 
-def _walk_json(text: str | None, path: tuple[Segment, ...]) -> str | None:
-    """`json_extract`: the JSON text at `path` (a JSON null is `null`; missing or malformed -> None)."""
+_MISSING = object()
+
+
+def _value_at(text: str | None, path: tuple[Segment, ...]) -> Any:
+    """The JSON value at `path` in `text`, or _MISSING (no such path, or not JSON)."""
     if text is None:
-        return None
+        return _MISSING
     try:
         value = _loads_exact(text)
     except ValueError:
-        return None
+        return _MISSING
     for seg in path:
         if isinstance(seg, int):
             if not isinstance(value, list) or not -len(value) <= seg < len(value):
-                return None
+                return _MISSING
         elif not isinstance(value, dict) or seg not in value:
-            return None
+            return _MISSING
         value = value[seg]
+    return value
+
+
+def _json_text(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # an integer beyond 64 bits
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _walk_json(text: str | None, path: tuple[Segment, ...]) -> str | None:
+    """`json_extract`: the JSON text at `path` (a JSON null is `null`; missing or malformed -> None)."""
+    value = _value_at(text, path)
+    return None if value is _MISSING else _json_text(value)
+
+
+def _walk_json_string(text: str | None, path: tuple[Segment, ...]) -> str | None:
+    """`json_extract_string`: a string at `path` unquoted, another value as JSON text, a JSON null as None."""
+    value = _value_at(text, path)
+    if value is _MISSING or value is None:
+        return None
+    return value if isinstance(value, str) else _json_text(value)
 
 
 def json_call_expr(call: JsonCall) -> pl.Expr:
@@ -423,12 +444,14 @@ def json_call_expr(call: JsonCall) -> pl.Expr:
     keys = [s for s in call.path if isinstance(s, str)]
     if call.column in JSON_COLUMNS and keys and not re.search(r'["\\\x00-\x1f]', keys[-1]):
         src = pl.when(src.str.contains(f'"{keys[-1]}":', literal=True)).then(src)
-    if call.function == "json_extract_string":
+    if call.function == "json_extract_string" and not any("\\" in k for k in keys):
         # Strings unquoted; numbers, booleans, objects and lists as JSON text; a JSON null is null (as DuckDB).
+        # (Polars' path matching finds no key with a backslash, however it is escaped: walked below.)
         return src.str.json_path_match(_polars_json_path(call.path)).alias(call.name)
     path = call.path
+    walk = _walk_json if call.function == "json_extract" else _walk_json_string
     return src.map_batches(
-        lambda s: pl.Series([_walk_json(v, path) for v in s.to_list()], dtype=pl.String),
+        lambda s: pl.Series([walk(v, path) for v in s.to_list()], dtype=pl.String),
         return_dtype=pl.String,
         is_elementwise=True,
     ).alias(call.name)
