@@ -333,6 +333,19 @@ def test_to_records_nested_json_and_iso_timestamps(filled: Layout) -> None:
     assert q.cell_text(df["attributes"][0]).startswith("{")
 
 
+def test_computed_values_as_json_and_as_text(layout: Layout) -> None:
+    """NaN and infinity are no JSON (null), a decimal without a scale is an integer, and a boolean cell (CSV,
+    tables) is `true` / `false` as in the JSON."""
+    df = q.run_sql(
+        layout,
+        "select cast('nan' as double) as nan, cast('inf' as double) as inf, cast(5 as decimal(10,0)) as five, "
+        "1.50 as dec, true as t, false as f",
+    )
+    (rec,) = q.to_records(df)
+    assert json.dumps(rec) == '{"nan": null, "inf": null, "five": 5, "dec": 1.5, "t": true, "f": false}'
+    assert [q.cell_text(v) for v in df.row(0)] == ["", "", "5", "1.5", "true", "false"]
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [
