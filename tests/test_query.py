@@ -483,6 +483,29 @@ def test_overview_top_ten(layout: Layout) -> None:
     assert len(ov.models) == 10 and ov.models[0].model == "model11"
 
 
+def test_overview_edges_of_the_period_and_what_counts(layout: Layout) -> None:
+    """A row at the first instant of the period and one at `now` are in it; a message of two parts is one
+    message; a tool result naming its tool is no call; an empty cwd is no repo; ties are in name order."""
+    commit(layout, [
+        claude("since", "2026-05-09T00:00:00Z", session_id="sa", cwd="/r/b", part_type="tool_call", tool_name="Zed"),
+        claude("now", "2026-05-10T12:00:00Z", session_id="sb", cwd="/r/a", part_type="tool_call", tool_name="Alpha"),
+        claude("two", "2026-05-09T10:00:00Z", session_id="sc", cwd="/r/c"),
+        claude("two", "2026-05-09T10:00:00Z", session_id="sc", cwd="/r/c", part_index=1, part_type="tool_result",
+               tool_name="Zed"),
+        claude("nocwd", "2026-05-10T01:00:00Z", session_id="sd", cwd=""),
+    ])  # fmt: skip
+    ov = q.overview(layout, days=2, now=NOW, tz="UTC", home=HOME)
+    assert (ov.period.since, ov.period.until) == ("2026-05-09T00:00:00Z", "2026-05-10T12:00:00Z")
+    assert (ov.rows, ov.sessions) == (5, 4)
+    assert [(d.date, d.sessions, d.messages) for d in ov.days] == [("2026-05-09", 2, 2), ("2026-05-10", 2, 2)]
+    assert [(r.repo, r.sessions, r.messages) for r in ov.repos] == [("/r/a", 1, 1), ("/r/b", 1, 1), ("/r/c", 1, 1)]
+    assert [(t.tool, t.calls) for t in ov.tools] == [("Alpha", 1), ("Zed", 1)]
+    # the longest period there is, and one day more
+    assert len(q.overview(layout, days=q.MAX_DAYS, now=NOW, tz="UTC").days) == q.MAX_DAYS
+    with pytest.raises(ValueError, match="days must be between 0 and 36500"):
+        q.overview(layout, days=q.MAX_DAYS + 1, now=NOW, tz="UTC")
+
+
 def test_home_as_tilde() -> None:
     assert q.home_as_tilde("/home/me", "/home/me") == "~"
     assert q.home_as_tilde("/home/me/x", "/home/me/") == "~/x"
