@@ -111,6 +111,9 @@ def test_since_after_until_quotes_the_values():
     with pytest.raises(WindowError) as e:
         parse_range("2026-06-01", "2026-05-01")
     assert str(e.value) == "--since (2026-06-01) is after --until (2026-05-01)"
+    # the same instant at both ends is a window of one instant, not an error
+    at = "2026-05-01T10:00:00Z"
+    assert parse_range(at, at) == (parse_iso_us(at), parse_iso_us(at))
 
 
 def test_cut_date_and_floor_use_the_utc_day():
@@ -222,6 +225,11 @@ def test_an_empty_window_after_the_floor_is_a_usage_error():
         check_window(window, since, until_, 120)  # not empty: no error
     window, _, _ = resolve_window(None, parse_until("2020-01-01T00:00:00Z"), 0, now)  # retention 0: no floor
     check_window(window, None, "2020-01-01", 0)
+    # --until at the floor's first instant, and --since at now: one instant, which can be imported
+    window, _, _ = resolve_window(None, parse_until("2026-07-30T00:00:00Z"), 120, now)
+    check_window(window, None, "2026-07-30T00:00:00Z", 120)
+    window, _, _ = resolve_window(now, None, 120, now)
+    check_window(window, "2026-11-27T10:00:00Z", None, 120)
 
 
 @pytest.mark.parametrize(("zone", "at", "note"), [
