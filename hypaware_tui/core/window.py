@@ -265,18 +265,11 @@ def local_dates_note(*stamps_us: int | None) -> str:
     return f"Dates in local time ({offset_text})."
 
 
-def days_between(since_us: int | None, until_us: int) -> int | None:
-    if since_us is None:
-        return None
-    return max(0, (until_us - since_us) // US_PER_DAY)
-
-
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "WindowError",
     "check_window",
     "cut_date",
-    "days_between",
     "describe_window",
     "import_floor_us",
     "local_date_range",
