@@ -229,6 +229,41 @@ def test_all_data_counts_rows_filed_under_a_later_date_on_their_own_day(
     assert sum(seen) == ov.rows == 2
 
 
+def test_a_file_with_older_rows_written_after_the_oldest_was_read_is_read_again_from_its_day(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The all-data series starts at the oldest row found before the read; rows older than that (a file written
+    in between) make a second read from their day, so they are on their own day, not in `earlier`."""
+    with Storage(layout) as store:
+        store.commit([make_row(created="2026-05-09T10:00:00Z", message_id="new", cwd="/r"),
+                      make_row(created="2026-04-20T10:00:00Z", message_id="old", session_id="s9", cwd="/r")], [])
+    real = q._relation_rows
+    late = datetime_to_us(datetime(2026, 5, 9, 10, tzinfo=UTC))
+    monkeypatch.setattr(q, "_relation_rows", lambda lay, until: (*real(lay, until)[:2], late))
+    ov = check(layout, "Europe/Paris", 0)
+    assert ov.days[0].date == "2026-04-20" and ov.period.days == 21
+    assert {d.date: d.messages for d in ov.days if d.messages} == {"2026-04-20": 1, "2026-05-09": 1}
+
+
+def test_ties_and_side_chain_replays_are_chosen_as_the_view_chooses(layout: Layout) -> None:
+    """Two lines of one response with equal tokens and times: the smallest part_id's model has them. A side
+    chain's replays of a response under two request ids (no main-thread copy): one response."""
+    base = dict(role="assistant", request_id="r1", input_tokens=10, output_tokens=5, cache_read_tokens=1)
+    with Storage(layout) as store:
+        store.commit([
+            make_row(created=START, message_id="tb", model="m-second", api_message_id="T", **base),
+            make_row(created=START, message_id="ta", model="m-first", api_message_id="T", **base),
+            make_row(created=START, message_id="s1", model="side", api_message_id="S", is_sidechain=True, **base),
+            make_row(created=START, message_id="s2", model="side", api_message_id="S", is_sidechain=True,
+                     **{**base, "request_id": "r2"}),
+        ], [])  # fmt: skip
+    for days in (0, 30):
+        ov = check(layout, "UTC", days)
+        assert [(m.model, m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models] == [
+            ("m-first", 10, 1, 5), ("side", 10, 1, 5)
+        ]
+
+
 @pytest.mark.parametrize("days", [0, 30])
 def test_the_overview_reads_the_rows_in_batches(layout: Layout, monkeypatch: pytest.MonkeyPatch, days: int) -> None:
     """The overview never holds the dataset, nor the period: it adds up batches of at most BATCH_ROWS rows
