@@ -17,7 +17,14 @@ from hypaware_tui.cli import main
 from hypaware_tui.core.daemon.control import PidLock, write_status_file
 from hypaware_tui.core.events import EventLog
 from hypaware_tui.core.paths import Layout, ensure_dir
-from hypaware_tui.core.status import gather_status, parse_ts, recent_errors, status_exit_code
+from hypaware_tui.core.status import (
+    dataset_section,
+    gather_status,
+    newer_log_error,
+    parse_ts,
+    recent_errors,
+    status_exit_code,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -182,6 +189,49 @@ def test_a_backfill_file_error_is_listed_once(tmp_path: Path) -> None:
         (iso(t2), "codex", msg),
         (iso(t1), "codex", msg),
     ]
+
+
+def _log_line(at: datetime, level: str, message: str) -> str:
+    return f"{at.strftime('%Y-%m-%dT%H:%M:%S+0000')} {level} {message}\n"
+
+
+def test_recent_errors_read_the_rotated_log_and_critical_lines(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "hyp")
+    ensure_dir(layout.logs_dir)
+    t = NOW - timedelta(hours=2)
+    layout.daemon_log.write_text(_log_line(t, "ERROR", "a flush failed"))
+    layout.daemon_log.with_name("daemon.log.1").write_text(_log_line(t - timedelta(hours=1), "CRITICAL", "it died"))
+    assert [(e["source"], e["message"]) for e in recent_errors(layout, {}, now=NOW)] == [
+        ("daemon log", "a flush failed"), ("daemon log", "it died")
+    ]
+
+
+def test_newer_log_error_skips_the_status_own_error_and_takes_the_last_line(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "hyp")
+    ensure_dir(layout.logs_dir)
+    t0, t1 = NOW - timedelta(hours=1), NOW - timedelta(minutes=10)
+    daemon = {"started_at": iso(t0), "last_error": {"at": iso(t1), "message": "disk full"}}
+    # another line of the status error's own second, and the status's error logged a second later: not newer
+    layout.daemon_log.write_text(_log_line(t1, "ERROR", "other") + _log_line(t1 + timedelta(seconds=1), "ERROR",
+                                                                             "disk full"))  # fmt: skip
+    assert newer_log_error(layout, daemon) is None
+    # two errors in one second: the later line
+    t2 = t1 + timedelta(minutes=1)
+    layout.daemon_log.write_text(_log_line(t2, "ERROR", "first") + _log_line(t2, "ERROR", "second"))
+    assert newer_log_error(layout, daemon) == {"at": iso(t2), "message": "second"}
+
+
+def test_one_unreadable_dataset_file_is_named_in_the_singular(tmp_path: Path) -> None:
+    from helpers import make_row
+
+    from hypaware_tui.core.storage import Storage
+
+    layout = Layout(tmp_path / "hyp")
+    with Storage(layout) as store:
+        store.commit([make_row(created="2026-05-09T10:00:00Z")], [])
+    bad = layout.dataset_root / "source=claude" / "date=2026-05-09" / "part-zz.parquet"
+    bad.write_bytes(b"not parquet")
+    assert dataset_section(layout)["error"].startswith(f"1 unreadable file: {bad} (damaged or not written by hyp). ")
 
 
 def _configured_home(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Layout:
