@@ -506,6 +506,15 @@ def test_overview_edges_of_the_period_and_what_counts(layout: Layout) -> None:
         q.overview(layout, days=q.MAX_DAYS + 1, now=NOW, tz="UTC")
 
 
+def test_an_empty_period_over_one_row_dated_after_now_says_so_in_the_singular(layout: Layout) -> None:
+    commit(layout, [claude("future", "2026-05-11T08:30:00Z")])
+    ov = q.overview(layout, days=7, now=NOW, tz="UTC")
+    assert ov.is_empty and q.empty_note(ov) == (
+        "No messages up to now: the 1 row in the dataset is dated after now, from 2026-05-11 08:30 UTC (is the "
+        "system clock behind?). They count here once that time comes; hyp query sql reads them now."
+    )
+
+
 def test_home_as_tilde() -> None:
     assert q.home_as_tilde("/home/me", "/home/me") == "~"
     assert q.home_as_tilde("/home/me/x", "/home/me/") == "~/x"
