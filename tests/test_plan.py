@@ -27,10 +27,12 @@ from hypaware_tui.core.plan import (
     plan_daemon,
     plan_json,
     read_existing_config,
+    shorter_retention_warning,
     skipped_reasons,
     summary_json,
     summary_text,
     throughput,
+    tilde,
     with_until,
 )
 from hypaware_tui.core.timeutil import US_PER_DAY, parse_iso_us, us_to_iso
@@ -348,6 +350,24 @@ def test_shorter_retention_warning_counts_rows_from_the_dataset(tmp_path: Path) 
                       mode="reconfigure", force=True)
     assert plan.warnings == (f"Shorter than your current 120 days: rows older than 30 days (about {older:,}) "
                              "will be deleted at the next daily cleanup.",)
+
+
+def test_a_keep_forever_config_is_read_as_such(tmp_path: Path) -> None:
+    """retention_days 0 is "forever", not an invalid value: going to 30 days warns about it."""
+    path = tmp_path / "hypaware-config.json"
+    data = {"version": 1, "clients": {"claude": {"enabled": True}}, "retention_days": 0}
+    existing = ExistingConfig(path, True, json.dumps(data).encode(), data)
+    assert existing.retention_days == 0
+    assert shorter_retention_warning(existing, 30, 7) == (
+        "Shorter than your keep-forever setting: rows older than 30 days (about 7) will be deleted at the next "
+        "daily cleanup."
+    )
+
+
+def test_tilde_only_on_a_path_component_boundary() -> None:
+    env = {"HOME": "/home/ada/"}
+    assert tilde("/home/ada", env) == "~" and tilde("/home/ada/.hyp/x", env) == "~/.hyp/x"
+    assert tilde("/home/adam/.hyp", env) == "/home/adam/.hyp"
 
 
 def test_summary_table_fits_a_narrow_terminal(tmp_path: Path) -> None:

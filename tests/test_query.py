@@ -559,6 +559,17 @@ def test_damaged_file_is_a_dataset_error_naming_the_file(filled: Layout) -> None
         q.overview(filled, days=30, now=NOW, tz="UTC")
 
 
+def test_five_damaged_files_name_three_and_count_the_others(filled: Layout) -> None:
+    folder = filled.dataset_root / "source=claude" / "date=2026-05-09"
+    bad = [folder / f"part-z{i}.parquet" for i in range(5)]
+    for p in bad:
+        p.write_bytes(b"not parquet")
+    with pytest.raises(q.DatasetReadError) as info:
+        q.run_sql(filled, "select count(*) from ai_gateway_messages")
+    assert f"{bad[0]}, {bad[1]}, {bad[2]} and 2 more are damaged or not written by hyp (" in str(info.value)
+    assert str(bad[3]) not in str(info.value)
+
+
 def test_relation_matches_duckdb_reference_dedupe(layout: Layout) -> None:
     """ai_gateway_messages = every file, deduplicated by part_id keeping the smallest file name (storage.md §9),
     checked against DuckDB's documented equivalent on the same files."""
