@@ -364,6 +364,12 @@ def test_a_keep_forever_config_is_read_as_such(tmp_path: Path) -> None:
     )
 
 
+def test_rows_older_than_the_cut_date_leave_the_cut_date_itself(tmp_path: Path) -> None:
+    existing = ExistingConfig(tmp_path / "hypaware-config.json")
+    machine = MachineState(tmp_path, existing, partition_rows=(("2026-05-01", 3), ("2026-05-02", 4), ("2026-05-03", 5)))
+    assert machine.rows_older_than(120, parse_iso_us("2026-08-30T12:00:00Z")) == 3  # (the cut date is 2026-05-02)
+
+
 def test_tilde_only_on_a_path_component_boundary() -> None:
     env = {"HOME": "/home/ada/"}
     assert tilde("/home/ada", env) == "~" and tilde("/home/ada/.hyp/x", env) == "~/.hyp/x"
