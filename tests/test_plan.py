@@ -117,6 +117,8 @@ def test_plan_is_pure_and_matches_the_inventory(tmp_path: Path) -> None:
     forever = build_plan(inv, Choices(("claude",), retention_days=0), _machine_state(m), now_us=NOW_US)
     assert forever.since_us is None and forever.window_text() == "everything → now"
     assert forever.client("codex").selected is False and forever.import_clients == ("claude",)
+    declined = build_plan(inv, Choices(("claude",), import_history=False), _machine_state(m), now_us=NOW_US)
+    assert declined.selected_clients == ("claude",) and declined.import_clients == ()
     later = with_until(plan, NOW_US + 3 * US_PER_DAY)
     assert later.until_us == NOW_US + 3 * US_PER_DAY and later.since_us == plan.since_us + 3 * US_PER_DAY
     assert later.config == plan.config and later.planned_at_us == plan.planned_at_us
@@ -360,6 +362,12 @@ def test_a_keep_forever_config_is_read_as_such(tmp_path: Path) -> None:
     assert existing.retention_days == 0
     assert shorter_retention_warning(existing, 30, 7) == (
         "Shorter than your keep-forever setting: rows older than 30 days (about 7) will be deleted at the next "
+        "daily cleanup."
+    )
+    kept = ExistingConfig(path, True, b"{}", {**data, "retention_days": 120})
+    assert shorter_retention_warning(kept, 120, 7) is None and shorter_retention_warning(kept, 0, 7) is None
+    assert shorter_retention_warning(kept, 30, 0) == (
+        "Shorter than your current 120 days: rows older than 30 days (none right now) will be deleted at the next "
         "daily cleanup."
     )
 

@@ -516,6 +516,12 @@ def test_an_empty_period_over_one_row_dated_after_now_says_so_in_the_singular(la
     )
 
 
+def test_a_tz_with_a_leading_colon_names_its_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    assert q.local_zone({"TZ": ":Europe/Paris"}) == (ZoneInfo("Europe/Paris"), "Europe/Paris")
+
+
 def test_home_as_tilde() -> None:
     assert q.home_as_tilde("/home/me", "/home/me") == "~"
     assert q.home_as_tilde("/home/me/x", "/home/me/") == "~/x"

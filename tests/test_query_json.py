@@ -508,3 +508,10 @@ def test_a_refused_statement_is_refused_before_the_data_is_read_and_says_what_wa
         text = str(info.value)
         assert "cannot be compared or combined with one without" in text and "are UTC" in text, text
         assert "'2026-05-01 12:00' or with an offset" in text and not any(u in text for u in used), text
+
+
+def test_a_cte_column_that_is_text_in_one_branch_of_a_union_is_text(layout: Layout) -> None:
+    sql = f"with c as (select attributes as a from {M} union all select content_text from {M}) select a from c"
+    assert q.json_result_columns(sql, q.run_sql(layout, sql)) == {}
+    both = f"with c as (select attributes as a from {M} union all select tool_args from {M}) select a from c"
+    assert q.json_result_columns(both, q.run_sql(layout, both)) == {"a": True}

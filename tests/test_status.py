@@ -234,6 +234,14 @@ def test_one_unreadable_dataset_file_is_named_in_the_singular(tmp_path: Path) ->
     assert dataset_section(layout)["error"].startswith(f"1 unreadable file: {bad} (damaged or not written by hyp). ")
 
 
+def test_the_last_import_with_a_rows_count_that_is_no_number(tmp_path: Path) -> None:
+    from hypaware_tui.core.status import last_import
+
+    layout = Layout(tmp_path / "hyp")
+    EventLog(layout, "R", enabled=True).emit("backfill.finish", status="ok", rows_written="3")
+    assert last_import(layout) == {"at": last_import(layout)["at"], "status": "ok", "rows_written": None}
+
+
 def _configured_home(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Layout:
     """A configured HYP_HOME, with this process's environment pointing at it."""
     layout = Layout(tmp_path / "hyp")
