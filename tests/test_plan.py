@@ -119,6 +119,9 @@ def test_plan_is_pure_and_matches_the_inventory(tmp_path: Path) -> None:
     assert forever.client("codex").selected is False and forever.import_clients == ("claude",)
     declined = build_plan(inv, Choices(("claude",), import_history=False), _machine_state(m), now_us=NOW_US)
     assert declined.selected_clients == ("claude",) and declined.import_clients == ()
+    named = build_plan(inv, Choices(("claude", "codex")), _machine_state(m), now_us=NOW_US,
+                       named_clients=("claude", "codex"))
+    assert named.warnings == ()  # (both named clients are there: nothing to warn about)
     later = with_until(plan, NOW_US + 3 * US_PER_DAY)
     assert later.until_us == NOW_US + 3 * US_PER_DAY and later.since_us == plan.since_us + 3 * US_PER_DAY
     assert later.config == plan.config and later.planned_at_us == plan.planned_at_us

@@ -542,6 +542,8 @@ def test_schema_listing() -> None:
     assert next(c for c in msgs if c.name == "part_id").nullable is False
     assert all(c.description for c in cols)
     assert "total_tokens" in [c.name for c in usage]
+    # the view's own columns are never null
+    assert {"usage_key", "key_kind", "total_tokens", "rows_collapsed"} <= {c.name for c in usage if not c.nullable}
     assert [c.name for c in q.schema_listing("ai_gateway_usage")] == [c.name for c in usage]
     with pytest.raises(KeyError):
         q.schema_listing("nope")
