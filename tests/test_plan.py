@@ -313,6 +313,22 @@ def test_exit_code_precedence() -> None:
     assert r.exit_code == 1
     r.clients["claude"] = NS(status="cancelled")
     assert r.exit_code == 130
+    r.clients["codex"] = NS(status="failed")
+    assert r.exit_code == 130  # (an interrupted run: 130 before a client's failure)
+
+
+def test_next_commands_and_the_nothing_new_note_follow_the_run() -> None:
+    from types import SimpleNamespace as NS
+
+    from hypaware_tui.core.plan import nothing_new_note
+
+    plan = NS(choices=Choices(("claude", "codex")), demo_dir=None, daemon=NS(service_installed=True))
+    r = InitResult(plan)  # type: ignore[arg-type]
+    r.clients = {"claude": NS(status="ok", rows_written=5, duplicates_skipped=40, files_unchanged=3),
+                 "codex": NS(status="cancelled", rows_written=0, duplicates_skipped=0, files_unchanged=0)}
+    assert next_commands(r) == ["hyp status", "hyp query overview", 'hyp query sql "select …"', "hyp backfill codex"]
+    r.clients["codex"].status = "ok"
+    assert nothing_new_note(r) is None  # (new rows were written besides the 40 already stored)
 
 
 # --------------------------------------------------------------------------------------------- progress text
