@@ -351,6 +351,7 @@ def test_progress_formatting() -> None:
     assert skipped_reasons(reasons) == "55 (not a message 40 · malformed 9 · no session id 3 · +2 more)"
     assert skipped_reasons({"malformed": 9, "no_session_id": 3}) == "12 (malformed 9 · no session id 3)"
     assert skipped_reasons({}) == "0"
+    assert skipped_reasons({"too_large": 2, "malformed": 2}) == "4 (malformed 2 · too large 2)"  # (ties by name)
     assert skipped_reasons(reasons, max_len=31) == "55 (not a message 40 · +4 more)"
     assert skipped_reasons(reasons, max_len=30) == "55 (+5 more)"
 
