@@ -331,6 +331,27 @@ def test_next_commands_and_the_nothing_new_note_follow_the_run() -> None:
     assert nothing_new_note(r) is None  # (new rows were written besides the 40 already stored)
 
 
+
+def test_capture_line_says_what_the_daemon_step_did() -> None:
+    from types import SimpleNamespace as NS
+
+    def line(capture: bool, **daemon: object) -> str:
+        plan = NS(choices=Choices(("claude",), capture=capture), demo_dir=None)
+        return capture_line(InitResult(plan, daemon=NS(mode=None, pid=None, **daemon)))  # type: ignore[arg-type]
+
+    assert line(False, action="stop", status="ok", capture_line="stopped (pid 5)") == "stopped"
+    assert line(False, action="none", status="ok", capture_line="x") == "not started (you chose not to)"
+    # nothing to do was skipped: what the daemon is doing, not "setup was interrupted"
+    assert line(True, action="none", status="skipped", capture_line="running (pid 5)") == "running (pid 5)"
+
+
+def test_wrap_items_fills_the_line_to_the_last_column() -> None:
+    from hypaware_tui.core.plan import wrap_items
+
+    assert wrap_items("Next ", ["aaa", "bbb"], len("Next aaa · bbb")) == ["Next aaa · bbb"]
+    assert wrap_items("Next ", ["aaa", "bbb"], len("Next aaa · bbb") - 1) == ["Next aaa", "     bbb"]
+
+
 # --------------------------------------------------------------------------------------------- progress text
 
 

@@ -242,6 +242,16 @@ def test_the_last_import_with_a_rows_count_that_is_no_number(tmp_path: Path) -> 
     assert last_import(layout) == {"at": last_import(layout)["at"], "status": "ok", "rows_written": None}
 
 
+def test_more_than_ten_ignored_paths_name_ten_and_count_the_others(tmp_path: Path) -> None:
+    from hypaware_tui.core.status import ignored_text
+
+    layout = Layout(tmp_path / "hyp")
+    paths = [str(layout.dataset_root / f"x{i:02d}.parquet") for i in range(12)]
+    text = ignored_text(paths, layout)
+    assert text.startswith(f"12 paths under {layout.dataset_root} are not part of the dataset")
+    assert "x09.parquet and 2 more. No query reads them" in text and "x10" not in text
+
+
 def _configured_home(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Layout:
     """A configured HYP_HOME, with this process's environment pointing at it."""
     layout = Layout(tmp_path / "hyp")
