@@ -74,6 +74,9 @@ FILES = {
     "new": (3, 5, timedelta(hours=2), "end"),
 }
 OLD = ("old-a", "old-b", "old-copied")
+# not read: their last stamp AND their mtime are before the window (the copied one, its mtime now, is read, its
+# lines before the window skipped one by one: a stamp alone never costs the rows of a file written since)
+SKIPPED = ("old-a", "old-b")
 IN_WINDOW = ("straddling", "new")
 ROWS_IN_WINDOW = 14  # 2 turns of the straddling session, 5 of the new one
 
@@ -86,9 +89,11 @@ def write_history(projects: Path, now: datetime) -> None:
         write(projects / f"{name}.jsonl", session_lines(name, start, turns, step), end if mtime == "end" else None)
 
 
-def make_home(tmp_path: Path) -> dict[str, str]:
+def make_home(tmp_path: Path, *, copied: bool = True) -> dict[str, str]:
     home = tmp_path / "home"
     write_history(home / ".claude" / "projects" / "-home-ada-repo", NOW)
+    if not copied:
+        (home / ".claude" / "projects" / "-home-ada-repo" / "old-copied.jsonl").unlink()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "CLAUDE_", "CODEX_"))}
     env.update(HOME=str(home), CLAUDE_CONFIG_DIR=str(home / ".claude"), CODEX_HOME=str(home / ".codex"),
                HYP_HOME=str(tmp_path / "hyp"), TZ="UTC")
@@ -126,7 +131,7 @@ def frame(env: dict[str, str]) -> pl.DataFrame:
 def test_the_rows_are_those_of_an_import_of_everything_cut_to_the_window(tmp_path: Path) -> None:
     env = make_home(tmp_path)
     skipping, window = import_(env, RETENTION)
-    assert skipping.files_scanned == 2 and skipping.files_outside_window == len(OLD)
+    assert skipping.files_scanned == 3 and skipping.files_outside_window == len(SKIPPED)
     assert skipping.commits == 1  # (the checkpoints of the files not read go in the transaction of the rows)
     got = frame(env)
 
@@ -148,7 +153,7 @@ def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path) -> None:
     reads it."""
     env = make_home(tmp_path)
     first, _ = import_(env, RETENTION)
-    assert first.files_outside_window == len(OLD)
+    assert first.files_outside_window == len(SKIPPED)
     path = session_path(env, "old-a")
     with path.open("a") as fh:
         fh.write("\n".join(session_lines("old-a", NOW - timedelta(minutes=30), 2, timedelta(minutes=1),
@@ -159,7 +164,7 @@ def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path) -> None:
     assert again.files_unchanged == len(FILES) - 1 and again.files_outside_window == 0
 
     fresh, _ = import_(with_hyp_home(env, tmp_path / "fresh"), RETENTION, now=now)
-    assert fresh.files_scanned == 3
+    assert fresh.files_scanned == 4  # (old-a, now in the window, the copied one, straddling, new)
     assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "fresh")))
     # (the same whether or not the old lines were read by this pass: message_index, parents, the session's
     # start all come from the whole file)
@@ -174,6 +179,77 @@ def test_raising_the_retention_afterwards_imports_the_old_files(tmp_path: Path) 
     assert raised.files_scanned == len(FILES)  # (the floor was lowered: every checkpoint was reset)
     import_(with_hyp_home(env, tmp_path / "all"), 0)
     assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "all")))
+
+
+def _rows_equal_a_forever_import_cut_to_the_window(tmp_path: Path, env: dict[str, str]) -> pl.DataFrame:
+    skipping, window = import_(env, RETENTION)
+    assert skipping.files_outside_window == len(SKIPPED)  # (old-a and old-b only)
+    import_(with_hyp_home(env, tmp_path / "all"), 0)
+    want = frame(with_hyp_home(env, tmp_path / "all")).filter(pl.col("message_created_at") >= window.since_us)
+    assert_frame_equal(frame(env), want)
+    return want
+
+
+def test_a_last_line_orjson_refuses_still_dates_the_file(tmp_path: Path) -> None:
+    """A turn in the window whose text holds a lone surrogate escape (Node's JSON.stringify of a string cut
+    mid-emoji) or invalid UTF-8 is a line the import reads (claude.md §2 rule 3: replaced, then json.loads).
+    The inventory's tail scan parsed with orjson alone: the line was invisible, an older stamp stood for the
+    file's last, Review left the file out and the setup import skipped it, its rows lost for good."""
+    env = make_home(tmp_path, copied=False)
+    projects = session_path(env, "x").parent
+    for name, bad in (("sur", b'"caf\\ud83d"'), ("bad8", b'"caf\xe9\xe8"')):
+        lines = session_lines(name, NOW - timedelta(days=60), 3, timedelta(minutes=5))[:-1]
+        last = json.loads(lines[-1])
+        turn = {**last, "uuid": f"{name}-late", "parentUuid": last["uuid"], "type": "user",
+                "timestamp": _iso(NOW - timedelta(days=2)),
+                "message": {"role": "user", "content": "@@TEXT@@"}}
+        raw = json.dumps(turn).encode().replace(b'"@@TEXT@@"', bad)
+        path = projects / f"{name}.jsonl"
+        path.write_bytes(("\n".join(lines) + "\n").encode() + raw + b"\n")
+        stamp = (NOW - timedelta(days=2)).timestamp()
+        os.utime(path, (stamp, stamp))
+    inv = build_inventory(["claude"], env=env)
+    window, _floor, _w = resolve_window(None, None, RETENTION, now_us())
+    from hypaware_tui.core.inventory import client_figures
+
+    assert client_figures(inv.clients["claude"], window.since_us).files == 4  # (straddling, new, sur, bad8)
+    want = _rows_equal_a_forever_import_cut_to_the_window(tmp_path, env)
+    assert set(want.filter(pl.col("message_id").str.ends_with("-late"))["session_id"]) == {"sur", "bad8"}
+
+
+def test_stamps_out_of_order_never_cost_the_rows_of_a_file_written_in_the_window(tmp_path: Path) -> None:
+    """Turns in the window, then a last line stamped before it (a clock set back): the file's last stamp is
+    not its newest. Its mtime (in the window) keeps it read."""
+    env = make_home(tmp_path, copied=False)
+    path = session_path(env, "ooo")
+    lines = session_lines("ooo", NOW - timedelta(days=10), 3, timedelta(hours=1))
+    lines += session_lines("ooo", NOW - timedelta(days=60), 1, timedelta(hours=1), first=3)
+    write(path, lines, NOW - timedelta(days=9))
+    want = _rows_equal_a_forever_import_cut_to_the_window(tmp_path, env)
+    assert want.filter(pl.col("session_id") == "ooo").height == 6
+
+
+def test_a_file_replaced_by_another_of_the_same_size_and_mtime_is_read(tmp_path: Path) -> None:
+    """Between the inventory (Review) and the import, a file is replaced (a new inode: `rsync`, a restore) by one
+    of the same size and mtime: what the inventory saw of it says nothing of the new one."""
+    env = make_home(tmp_path, copied=False)
+    path = session_path(env, "old-b")
+    now = now_us()
+    window, _floor, write_checkpoints = resolve_window(None, None, RETENTION, now)
+    inv = build_inventory(["claude"], env=env)
+    st = path.stat()
+    text = path.read_text()
+    late = (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    new = text.replace(text[text.index('"timestamp": "') + 14:][:19], late)  # (same length: one stamp moved)
+    assert len(new) == len(text) and new != text
+    tmp = path.with_suffix(".new")
+    tmp.write_text(new)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp, path)
+    res = run_backfill(Layout.resolve(env), ["claude"], window=window, write_checkpoints=write_checkpoints,
+                       dry_run=False, env=env, retention_days=RETENTION, now=now, inventory=inv, workers=1)
+    assert res.providers[0].files_outside_window == 1  # (old-a only)
+    assert frame(env).filter(pl.col("session_id") == "old-b").height == 1  # its first line, moved into the window
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -208,7 +284,7 @@ def claude_row(text: str, start: str) -> list[str]:
 
 
 def test_review_plan_progress_and_summary_show_the_same_files_and_bytes(tmp_path: Path, hyp_main) -> None:
-    env = make_home(tmp_path)
+    env = make_home(tmp_path, copied=False)  # (a copied file is read though Review leaves it out: see above)
     in_window = [session_path(env, n).stat().st_size for n in IN_WINDOW]
     size = human_size(sum(in_window))
 
@@ -380,5 +456,5 @@ def test_a_dry_run_writes_no_checkpoint(tmp_path: Path) -> None:
     res = run_backfill(Layout.resolve(env), ["claude"], window=window, write_checkpoints=write, dry_run=True,
                        env=env, retention_days=RETENTION, now=now, inventory=build_inventory(["claude"], env=env),
                        workers=1)
-    assert res.providers[0].files_outside_window == len(OLD)
+    assert res.providers[0].files_outside_window == len(SKIPPED)
     assert not Layout.resolve(env).ingest_db.exists()

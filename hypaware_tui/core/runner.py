@@ -869,8 +869,12 @@ def _before_window(
     ci = inventory.clients.get(client) if inventory is not None and since_us is not None else None
     if ci is None:
         return {}
+    # Its last write before `since` too (its mtime): a stamp is the client's word, the mtime the file
+    # system's. Stamps out of order (a clock set back), or a tail line the stamps were not read from, must not
+    # cost the rows of a file written in the window; a history copied without its mtimes is read (and its
+    # lines before the window skipped one by one), slower, nothing lost.
     return {fi.file.path_hash: fi for fi in ci.files
-            if fi.last_ts is not None and before_window(fi, since_us)}
+            if fi.last_ts is not None and before_window(fi, since_us) and fi.mtime_ns // 1000 < since_us}
 
 
 def _skipped(f: SourceFile, since_us: int | None, size: int, mtime_ns: int, out: list[CheckpointUpdate]) -> bool:
@@ -969,6 +973,7 @@ def _run_provider(
                 if key is None:
                     old = before.get(h)
                     if old is not None and old.size == size and old.mtime_ns == mtime_ns and (
+                        old.file.inode is None or old.file.inode == ino) and (
                         not write_skipped or _skipped(f, since_us, size, mtime_ns, not_read)
                     ):
                         outside += 1  # ends before the window, as the inventory saw it: nothing to read

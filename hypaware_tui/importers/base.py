@@ -1434,9 +1434,10 @@ def head_tail_timestamps(
             raw = raw.strip()
             if not raw or raw[:1] != b"{":
                 continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError:
+            try:  # (as the import reads it: a line orjson refuses, a lone surrogate escape or invalid UTF-8 in
+                # it, is a line of the file all the same; skipped here, an older stamp stood for the file's last)
+                obj = parse_json_line(raw)
+            except ValueError:
                 continue
             if isinstance(obj, dict):
                 ts = line_ts(obj)
