@@ -100,3 +100,15 @@ def test_only_the_file_bytes_of_a_json_tool_output_change(text, stored):
 def test_json_tool_output_that_cannot_be_edited_in_place_is_stored_as_canonical_json(text, stored):
     assert binary_free_text(text) == stored
     assert "BBBB" not in binary_free_text(text)
+
+
+def test_a_tool_output_nested_about_a_thousand_deep_keeps_its_row() -> None:
+    """The check that the in-place edit reads back as the value without its bytes compared two values nested
+    ~1,000 deep with `==`, which recurses: RecursionError, and the tool-result line was counted malformed, its
+    row lost (the canonical JSON before kept it). Whatever the depth the stack allows, the text comes back
+    without the bytes."""
+    image = '{"type":"image","data":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAAB"}'
+    for depth in range(880, 1024, 4):
+        text = '{"content":[' + image + '],"x":' + "[" * depth + "]" * depth + "}"
+        out = binary_free_text(text)
+        assert "iVBORw0KGgo" not in out and '"data":"<omitted>"' in out, depth

@@ -541,7 +541,11 @@ def _omitted_in_place(text: str, value: Any, clean: Any) -> str | None:
         return None
     if SURROGATE_ESCAPE.search(kept):
         back = _clean_surrogates(back)
-    return kept if back == clean else None
+    try:
+        same = back == clean
+    except RecursionError:  # (`==` recurses: a value nested about 1,000 deep; canonical JSON then, as before)
+        return None
+    return kept if same else None
 
 
 def _collect_omitted(value: Any, clean: Any, out: set[str], depth: int) -> None:
