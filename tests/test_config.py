@@ -287,3 +287,48 @@ def test_set_capture_enabled_needs_a_valid_config(layout: Layout) -> None:
     with pytest.raises(ConfigError, match="not valid JSON"):
         set_capture_enabled(layout, True)
     assert layout.config.read_text() == "{oops"
+
+
+def test_a_replace_backs_up_the_config_that_is_there_when_it_writes(layout: Layout) -> None:
+    """Two `hyp init --yes --force` at once: each read the config, backed it up and replaced it, so one
+    replaced the other's with no backup (cli.md §2: the previous config, byte for byte), both saying they
+    wrote theirs. The read, backup and write of each now hold the config lock: the second backs up the
+    first's config."""
+    import threading
+
+    from hypaware_tui.core.config import config_lock, save_config
+
+    layout.home.mkdir(mode=0o700)
+    first = render_config({"version": 1, "retention_days": 10}).encode()
+    layout.config.write_bytes(first)
+    other = render_config({"version": 1, "retention_days": 30}).encode()
+    done: list[object] = []
+    with config_lock(layout):  # (another hyp init in the middle of its write)
+        t = threading.Thread(target=lambda: done.append(save_config(
+            layout, {"version": 1, "retention_days": 60}, backup=True, now=datetime(2026, 11, 28, tzinfo=UTC))))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not done  # (waits for it)
+        layout.config.write_bytes(other)  # what the other one writes
+    t.join(10)
+    assert done and done[0].action == "replaced"
+    assert (layout.home / done[0].backup).read_bytes() == other  # the other's config, backed up
+    assert json.loads(layout.config.read_text())["retention_days"] == 60
+
+
+def test_set_capture_enabled_keeps_an_edit_made_while_it_waited(layout: Layout) -> None:
+    import threading
+
+    from hypaware_tui.core.config import config_lock, set_capture_enabled
+
+    layout.home.mkdir(mode=0o700)
+    layout.config.write_text(render_config({"version": 1, "retention_days": 10, "capture": {"enabled": False}}))
+    with config_lock(layout):
+        t = threading.Thread(target=set_capture_enabled, args=(layout, True))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive()
+        layout.config.write_text(render_config({"version": 1, "retention_days": 45, "capture": {"enabled": False}}))
+    t.join(10)
+    data = json.loads(layout.config.read_text())
+    assert (data["retention_days"], data["capture"]["enabled"]) == (45, True)

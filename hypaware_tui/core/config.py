@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import stat
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -351,6 +354,48 @@ def save_config(
     written, when one does (checked at the write itself, so a config another process wrote since it was last
     looked at is never replaced). Without it, a config that appears between the look and the write is backed
     up like any other, never replaced unseen."""
+    with config_lock(layout):
+        return _save_config_locked(layout, data, backup=backup, now=now, create=create)
+
+
+#: how long a config write waits for another hyp process's (a write takes milliseconds)
+CONFIG_LOCK_WAIT_S = 10.0
+
+
+@contextlib.contextmanager
+def config_lock(layout: Layout) -> Iterator[None]:
+    """Serialise the read, backup and write of the config between hyp processes (a flock on the HYP_HOME
+    folder itself, which makes no file): two `hyp init --yes --force` at once each read the config, backed it
+    up and replaced it, so one replaced the other's with no backup of it (cli.md §2: the previous config, byte
+    for byte), both saying they had written theirs. No lock where there is no HYP_HOME yet (nothing to
+    replace: a create never replaces, `save_config`) or it cannot be opened (the write then reports the
+    problem). Not reentrant: hold it once per process."""
+    fd: int | None = None
+    try:
+        fd = os.open(layout.home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        fd = None
+    try:
+        if fd is not None:
+            deadline = time.monotonic() + CONFIG_LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ConfigError(layout.config, "is being written by another hyp process that does not "
+                                          "finish (a stopped one?); try again") from None
+                    time.sleep(0.02)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # (the lock goes with it)
+
+
+def _save_config_locked(
+    layout: Layout, data: Mapping[str, Any], *, backup: bool, now: datetime | None, create: bool
+) -> ConfigWrite:
     text = render_config(data).encode("utf-8")
     path = layout.config
     if create:
@@ -420,14 +465,15 @@ def _backup_slot(layout: Layout, base: str, old: bytes | None) -> str:
 def set_capture_enabled(layout: Layout, enabled: bool) -> bool:
     """Set `capture.enabled` (an atomic edit: every other key and its order preserved). Returns True when
     the file changed. Raises ConfigError when there is no valid config."""
-    cfg = load_config(layout)
-    if cfg is None:
-        raise ConfigError(layout.config, "does not exist; run hyp init first")
-    raw = dict(cfg.raw)
-    capture = dict(raw.get("capture") or {})
-    if capture.get("enabled") is enabled:
-        return False
-    capture["enabled"] = enabled
-    raw["capture"] = capture
-    write_config(layout, raw, backup=False)
+    with config_lock(layout):  # (read and written under it: an edit of another hyp meanwhile is kept)
+        cfg = load_config(layout)
+        if cfg is None:
+            raise ConfigError(layout.config, "does not exist; run hyp init first")
+        raw = dict(cfg.raw)
+        capture = dict(raw.get("capture") or {})
+        if capture.get("enabled") is enabled:
+            return False
+        capture["enabled"] = enabled
+        raw["capture"] = capture
+        _save_config_locked(layout, raw, backup=False, now=None, create=False)
     return True
