@@ -7,7 +7,8 @@ message time (and date); any column can be overridden by name.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypaware_tui.core.schema import canonical_json
@@ -67,3 +68,33 @@ def make_rows(
         make_row(created=base + i * 1_000_000, message_id=f"{prefix}{i}", message_index=i, **overrides)
         for i in range(n)
     ]
+
+
+def iso_ms(dt: datetime) -> str:
+    """A Claude Code timestamp: `2026-11-28T10:00:00.000Z` (a UTC datetime)."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def claude_session_lines(sid: str, start: datetime, turns: int, step: timedelta, *, first: int = 0) -> list[str]:
+    """Claude Code lines: `turns` user+assistant pairs from `start`, `step` apart (one row each), then a
+    file-history snapshot (no timestamp, as at the end of real transcripts). `first`: the number of the first
+    turn, to continue a session."""
+    lines = []
+    prev = None if first == 0 else f"{sid}-a{first - 1}"
+    for i in range(first, first + turns):
+        t = start + step * (i - first)
+        u, a = f"{sid}-u{i}", f"{sid}-a{i}"
+        lines.append(json.dumps({
+            "type": "user", "sessionId": sid, "uuid": u, "parentUuid": prev, "timestamp": iso_ms(t),
+            "cwd": "/home/ada/repo", "version": "2.0.1", "message": {"role": "user", "content": f"question {i}"},
+        }))
+        lines.append(json.dumps({
+            "type": "assistant", "sessionId": sid, "uuid": a, "parentUuid": u, "requestId": f"req-{sid}-{i}",
+            "timestamp": iso_ms(t + timedelta(seconds=30)), "cwd": "/home/ada/repo", "version": "2.0.1",
+            "message": {"id": f"msg-{sid}-{i}", "role": "assistant", "model": "claude-sonnet-4-5",
+                        "content": [{"type": "text", "text": f"answer {i}"}],
+                        "usage": {"input_tokens": 10, "output_tokens": 5}},
+        }))
+        prev = a
+    lines.append(json.dumps({"type": "file-history-snapshot", "messageId": prev, "snapshot": {}}))
+    return lines

@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from backfill_fakes import fakes, write_launcher, write_session
+from helpers import claude_session_lines, iso_ms
 
 from hypaware_tui.core.inventory import build_inventory, client_figures
 from hypaware_tui.core.timeutil import parse_iso_us
@@ -108,8 +109,7 @@ def inproc(h, monkeypatch, capsys):
     return call
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+_iso = iso_ms
 
 
 def claude_session(path: Path, sid: str, turns: int, start: datetime) -> tuple[int, int]:
@@ -117,23 +117,7 @@ def claude_session(path: Path, sid: str, turns: int, start: datetime) -> tuple[i
     file-history snapshot and a malformed line. Returns (rows, lines that produce no row)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps({"type": "summary", "summary": "work", "leafUuid": f"{sid}-leaf"})]
-    prev = None
-    for i in range(turns):
-        t = start + timedelta(minutes=2 * i)
-        u, a = f"{sid}-u{i}", f"{sid}-a{i}"
-        lines.append(json.dumps({
-            "type": "user", "sessionId": sid, "uuid": u, "parentUuid": prev, "timestamp": _iso(t),
-            "cwd": "/home/ada/repo", "version": "2.0.1", "message": {"role": "user", "content": f"question {i}"},
-        }))
-        lines.append(json.dumps({
-            "type": "assistant", "sessionId": sid, "uuid": a, "parentUuid": u, "requestId": f"req-{sid}-{i}",
-            "timestamp": _iso(t + timedelta(seconds=30)), "cwd": "/home/ada/repo", "version": "2.0.1",
-            "message": {"id": f"msg-{sid}-{i}", "role": "assistant", "model": "claude-sonnet-4-5",
-                        "content": [{"type": "text", "text": f"answer {i}"}],
-                        "usage": {"input_tokens": 10, "output_tokens": 5}},
-        }))
-        prev = a
-    lines.append(json.dumps({"type": "file-history-snapshot", "messageId": prev, "snapshot": {}}))
+    lines += claude_session_lines(sid, start, turns, timedelta(minutes=2))
     lines.append("{this is not json")
     path.write_text("\n".join(lines) + "\n")
     return 2 * turns, 3

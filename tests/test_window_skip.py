@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from helpers import claude_session_lines, iso_ms
 from polars.testing import assert_frame_equal
 
 from hypaware_tui.core.fmt import human_size
@@ -29,32 +30,8 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 RETENTION = 30
 
 
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
-
-
-def session_lines(sid: str, start: datetime, turns: int, step: timedelta, *, first: int = 0) -> list[str]:
-    """Claude Code lines: `turns` user+assistant pairs from `start`, `step` apart (one row each)."""
-    lines = []
-    prev = None if first == 0 else f"{sid}-a{first - 1}"
-    for i in range(first, first + turns):
-        t = start + step * (i - first)
-        u, a = f"{sid}-u{i}", f"{sid}-a{i}"
-        lines.append(json.dumps({
-            "type": "user", "sessionId": sid, "uuid": u, "parentUuid": prev, "timestamp": _iso(t),
-            "cwd": "/home/ada/repo", "version": "2.0.1", "message": {"role": "user", "content": f"question {i}"},
-        }))
-        lines.append(json.dumps({
-            "type": "assistant", "sessionId": sid, "uuid": a, "parentUuid": u, "requestId": f"req-{sid}-{i}",
-            "timestamp": _iso(t + timedelta(seconds=30)), "cwd": "/home/ada/repo", "version": "2.0.1",
-            "message": {"id": f"msg-{sid}-{i}", "role": "assistant", "model": "claude-sonnet-4-5",
-                        "content": [{"type": "text", "text": f"answer {i}"}],
-                        "usage": {"input_tokens": 10, "output_tokens": 5}},
-        }))
-        prev = a
-    # (lines without a timestamp at the end, as in real transcripts: the inventory looks further back)
-    lines.append(json.dumps({"type": "file-history-snapshot", "messageId": prev, "snapshot": {}}))
-    return lines
+_iso = iso_ms
+session_lines = claude_session_lines
 
 
 def write(path: Path, lines: list[str], mtime: datetime | None) -> None:
