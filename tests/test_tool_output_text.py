@@ -112,3 +112,41 @@ def test_a_tool_output_nested_about_a_thousand_deep_keeps_its_row() -> None:
         text = '{"content":[' + image + '],"x":' + "[" * depth + "]" * depth + "}"
         out = binary_free_text(text)
         assert "iVBORw0KGgo" not in out and '"data":"<omitted>"' in out, depth
+
+
+@pytest.mark.parametrize("depth", [201, 600, 1000])
+def test_image_bytes_nested_deep_in_a_tool_output_are_never_stored(tmp_path, depth):
+    """The walk that finds file bytes stopped at 200 levels: an image nested 201 deep kept its base64 in
+    content_text (schema.md §3.4 rule 3: never stored, in any column)."""
+    image = json.dumps({"type": "image", "data": PNG, "mimeType": "image/png"})
+    text = '{"content":' + "[" * depth + image + "]" * depth + "}"
+    deep: object = {"type": "image", "data": PNG}
+    for _ in range(min(depth, 250)):
+        deep = [deep]
+    got = _claude_results(tmp_path, text, {"result": deep})
+    assert len(got) == 2 and all(PNG not in t and "<omitted>" in t for t in got)
+
+
+def test_a_line_nested_deep_with_a_lone_surrogate_keeps_its_rows(tmp_path):
+    """A lone surrogate escape (a string cut mid-emoji) in a line nested 600 deep: making it U+FFFD recursed two
+    frames a level, the RecursionError failed the whole file (every row lost, at every later pass)."""
+    def line(uuid: str, sec: int, text: str, extra: str = "") -> bytes:
+        return (f'{{"type":"user","sessionId":"{SID}","uuid":"{uuid}","timestamp":"2026-11-20T10:00:0{sec}Z",'
+                f'"message":{{"role":"user","content":"{text}"}}{extra}}}\n').encode()
+
+    path = tmp_path / "p" / f"{SID}.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(line("u1", 1, "before") + line("u2", 2, "caf\\ud83d", ',"deep":' + "[" * 600 + "]" * 600)
+                     + line("u3", 3, "after"))
+    rows, stats = import_file(ClaudeImporter(), path)
+    assert [r["content_text"] for r in rows] == ["before", "caf\ufffd", "after"]
+    assert not stats.lines_skipped
+
+
+def test_the_codex_tail_scan_reads_a_line_orjson_refuses():
+    """A `.jsonl.zst` rollout is dated by its lines as the import reads them: a last line holding a lone
+    surrogate escape was skipped by the scan (orjson alone), an older stamp dated the file."""
+    from hypaware_tui.importers.codex import _line_ts_bytes
+
+    raw = b'{"timestamp":"2026-11-26T10:00:00.000Z","type":"event_msg","payload":{"type":"x","t":"caf\\ud83d"}}'
+    assert _line_ts_bytes(raw) == _line_ts_bytes(raw.replace(b"caf\\ud83d", b"cafe")) is not None

@@ -36,6 +36,7 @@ from hypaware_tui.core import schema
 from hypaware_tui.core.checkpoints import path_hash
 from hypaware_tui.core.paths import too_many_files_advice, user_home
 from hypaware_tui.core.schema import (
+    JSON_DEPTH,
     SURROGATE_ESCAPE,
     canonical_json,
     json_depth_room,
@@ -469,7 +470,7 @@ def binary_free_json(value: Any) -> str:
     text = canonical_json(value)
     if '"data"' not in text and '"blob"' not in text and '"file_data"' not in text and "64," not in text:
         return text  # (four scans: a regex alternation of the four was ten times slower)
-    clean, changed = _without_binary(value)
+    clean, changed = _without_binary_deep(value)
     return strip_base64(canonical_json(clean) if changed else text) or text
 
 
@@ -493,12 +494,12 @@ def binary_free_text(text: str) -> str:
         exact = True
     if value.__class__ is not dict and value.__class__ is not list:
         return text
-    clean, changed = _without_binary(value)
+    clean, changed = _without_binary_deep(value)
     if not changed:
         return text
     if not exact and not plain_json_types(clean):  # a float, or an integer orjson widened to one: json.loads
         value = _exact_numbers(text, value)
-        clean = _without_binary(value)[0]
+        clean = _without_binary_deep(value)[0]
     kept = _omitted_in_place(text, value, clean)
     return kept if kept is not None else canonical_json(clean)
 
@@ -515,7 +516,8 @@ def _omitted_in_place(text: str, value: Any, clean: Any) -> str | None:
     found; a duplicate could keep the bytes of the member JSON readers drop): the caller then stores
     canonical JSON."""
     omitted: set[str] = set()
-    _collect_omitted(value, clean, omitted, 0)
+    with json_depth_room():
+        _collect_omitted(value, clean, omitted, 0)
     out: list[str] = []
     done = 0
     for m in _BINARY_MEMBER.finditer(text):
@@ -539,10 +541,11 @@ def _omitted_in_place(text: str, value: Any, clean: Any) -> str | None:
         back = stdlib_loads(kept, object_pairs_hook=_unique_keys)
     except ValueError:
         return None
-    if SURROGATE_ESCAPE.search(kept):
-        back = _clean_surrogates(back)
     try:
-        same = back == clean
+        with json_depth_room():
+            if SURROGATE_ESCAPE.search(kept):
+                back = _clean_surrogates(back)
+            same = back == clean
     except RecursionError:  # (`==` recurses: a value nested about 1,000 deep; canonical JSON then, as before)
         return None
     return kept if same else None
@@ -551,7 +554,7 @@ def _omitted_in_place(text: str, value: Any, clean: Any) -> str | None:
 def _collect_omitted(value: Any, clean: Any, out: set[str], depth: int) -> None:
     """The strings of `value` that `_without_binary` made `<omitted>` in `clean` (an unchanged part of the value
     is the same object in both)."""
-    if value is clean or depth > 200:
+    if value is clean or depth > JSON_DEPTH:
         return
     if value.__class__ is list:
         for v, c in zip(value, clean, strict=False):
@@ -572,12 +575,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _without_binary_deep(value: Any) -> tuple[Any, bool]:
+    """`_without_binary` with room for every level a parsed value can have (`JSON_DEPTH`): an image nested 201
+    deep in a tool output was past its old cap of 200 levels and kept its bytes (schema.md §3.4 rule 3: never
+    stored, at any depth)."""
+    with json_depth_room():
+        return _without_binary(value)
+
+
 def _without_binary(value: Any, depth: int = 0) -> tuple[Any, bool]:
     """`value` with the bytes it carries replaced by `<omitted>`, and whether there were any: the `data` of
     a base64 source (`{"type": "base64", "data": ...}`, Anthropic images and documents), of an MCP `image`
     or `audio` content item and of an OpenAI `input_audio` object; the `blob` of an MCP resource (an object
-    with a `uri` or `mimeType`); a `file_data` string."""
-    if depth > 200:
+    with a `uri` or `mimeType`); a `file_data` string. Recursive: call `_without_binary_deep`."""
+    if depth > JSON_DEPTH:  # (no parsed value is deeper: both parsers refuse it)
         return value, False
     if value.__class__ is list:
         changed = False
@@ -647,7 +658,7 @@ def _refused_json(text: str) -> Any:
         value = stdlib_loads(text)
     except ValueError:
         return _NOT_JSON
-    return _clean_surrogates(value) if SURROGATE_ESCAPE.search(text) else value
+    return clean_surrogates(value) if SURROGATE_ESCAPE.search(text) else value
 
 
 def _exact_numbers(text: str, parsed: Any) -> Any:
@@ -870,7 +881,7 @@ def parse_json_line(raw: bytes) -> Any:
     value = stdlib_loads(text)
     # orjson refuses lone surrogate escapes ("\ud83d" from a string cut mid-emoji); the stdlib keeps them as
     # code points that cannot be encoded as UTF-8. Replace them with U+FFFD.
-    return _clean_surrogates(value) if SURROGATE_ESCAPE.search(text) else value
+    return clean_surrogates(value) if SURROGATE_ESCAPE.search(text) else value
 
 
 # -- integers beyond 64 bits ---------------------------------------------------------------------------
@@ -1025,15 +1036,29 @@ schema.exact_numbers = exact_numbers_of_line
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def clean_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate made U+FFFD, with room for every level a parsed value can have: a line
+    nested 500 deep that held one ran out of recursion, and the whole file failed."""
+    with json_depth_room():
+        return _clean_surrogates(value)
+
+
 def _clean_surrogates(value: Any) -> Any:
+    # (loops, not comprehensions: one frame a level on 3.11 too)
     if isinstance(value, str):
         if _SURROGATE.search(value):
             return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return value
     if isinstance(value, list):
-        return [_clean_surrogates(v) for v in value]
+        items = []
+        for v in value:
+            items.append(_clean_surrogates(v))
+        return items
     if isinstance(value, dict):
-        return {_clean_surrogates(k): _clean_surrogates(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            out[_clean_surrogates(k)] = _clean_surrogates(v)
+        return out
     return value
 
 
@@ -1210,7 +1235,7 @@ class Parser(ABC):
             return True
         try:
             obj = parse_json_line(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # (RecursionError: a last guard; the walks have room for 1,024)
             obj = None
         if not isinstance(obj, dict):  # not JSON, or not an object: every line has a records_by_type key
             self.count_type("unknown")
@@ -1441,7 +1466,7 @@ def head_tail_timestamps(
             try:  # (as the import reads it: a line orjson refuses, a lone surrogate escape or invalid UTF-8 in
                 # it, is a line of the file all the same; skipped here, an older stamp stood for the file's last)
                 obj = parse_json_line(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(obj, dict):
                 ts = line_ts(obj)

@@ -1852,8 +1852,8 @@ def _line_ts_bytes(raw: bytes) -> int | None:
     raw = raw.strip()
     if raw[:1] != b"{":
         return None
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    try:  # (as the import reads it: a line orjson refuses is a line of the file all the same)
+        obj = parse_json_line(raw)
+    except (ValueError, RecursionError):
         return None
     return line_timestamp(obj) if obj.__class__ is dict else None
