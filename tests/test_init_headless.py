@@ -537,6 +537,19 @@ def test_hyp_home_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
         assert m.layout.home.read_text() == "a file\n"
 
 
+def test_hyp_home_that_is_a_dangling_link_is_named_as_such(tmp_path: Path) -> None:
+    """HYP_HOME a symlink to a folder that does not exist (an unmounted disk): init said "Config failed: File
+    exists" (making the folder found the link). It names the link and its target, exit 1, and writes nothing."""
+    m = make_machine(tmp_path)
+    target = tmp_path / "unmounted" / "hyp"
+    m.layout.home.symlink_to(target)
+    p = hyp(["init", "--yes", "--no-daemon"], dict(m.env))
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip() == (f"hyp init: HYP_HOME is {m.layout.home}, a link to {target}, which does not exist. "
+                                "Create that folder (or point HYP_HOME elsewhere) and run it again.")
+    assert not target.exists() and m.layout.home.is_symlink()
+
+
 def test_a_config_with_a_utf8_bom_is_imported_over_and_rewritten_without_it(tmp_path: Path) -> None:
     """A config saved with a UTF-8 BOM (Notepad) was read by every command, yet `hyp init --yes --force` died
     with "unexpected error: JSONDecodeError: Unexpected UTF-8 BOM" before importing anything. Left unchanged

@@ -76,7 +76,7 @@ class HypHomeError(ValueError):
 def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
     """What is wrong when HYP_HOME exists but is not a directory (a file, /dev/null), for the commands that
     would otherwise blame a config or dataset under it, and advise rewriting a config that cannot be written;
-    None when it is a directory or does not exist yet. `then`: what to do once it is one. (A path that is not
+    or a link to nothing; None when it is a directory or does not exist yet. `then`: what to do once it is one. (A path that is not
     valid UTF-8 is the first problem: `hyp_home_encoding_problem`.)"""
     encoding = hyp_home_encoding_problem(home, then)
     if encoding is not None:
@@ -84,6 +84,9 @@ def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
     if home.exists() and not home.is_dir():
         return (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
                 f"away) and {then}.")
+    if not home.exists() and home.is_symlink():  # (a dangling link: making the folder failed with "File exists")
+        return (f"HYP_HOME is {home}, a link to {os.readlink(home)}, which does not exist. Create that folder "
+                f"(or point HYP_HOME elsewhere) and {then}.")
     return None
 
 
