@@ -940,3 +940,20 @@ def test_the_all_data_overview_reads_its_rows_from_the_listing_it_deduplicated(
 
     monkeypatch.setattr(query, "relation_copies", compaction_meanwhile)
     assert query.overview(layout, days=0).rows == expected
+
+
+def test_a_json_column_nested_a_thousand_deep_is_queried_and_printed(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stored value may nest 1,024 deep (the importers keep it). `json_extract_string` gave null for every
+    path of such a row (Polars' parser stops at 128 levels), and on 3.11 `json_extract` and `--format json`
+    died with a RecursionError ("unexpected error")."""
+    deep = '{"depth":1000,"x":' + "[" * 1000 + "]" * 1000 + "}"
+    row = claude("deep", "2026-05-09T10:00:00Z", content_text="deep", tool_args=deep)
+    with Storage(Layout(home)) as st:
+        st.commit([*shifted_rows(), row], [])
+    code, out, err = call(capsys, "query", "sql", "select json_extract_string(tool_args, '$.depth') as s, "
+                          "json_extract(tool_args, '$.x') as e, tool_args from ai_gateway_messages "
+                          "where message_id = 'deep'", "--format", "json")
+    assert code == 0, err
+    assert '"s": "1000"' in out and out.count("[") >= 2000 and out.count("]") >= 2000

@@ -242,10 +242,12 @@ def err(text: str) -> None:
 
 
 def print_json(obj: Any) -> None:
-    from hypaware_tui.core.schema import utf8_json
+    from hypaware_tui.core.schema import json_depth_room, utf8_json
 
+    with json_depth_room(frames_per_level=4):  # (a query's JSON column may nest 1,024 deep; indent= recurses)
+        text = json.dumps(obj, indent=2, ensure_ascii=False)
     # (utf8_json: a path that is not UTF-8, in a message, as `\\xff`: cli.md §1, the document is UTF-8)
-    sys.stdout.write(utf8_json(json.dumps(obj, indent=2, ensure_ascii=False)) + "\n")
+    sys.stdout.write(utf8_json(text) + "\n")
     sys.stdout.flush()
 
 

@@ -45,7 +45,14 @@ from hypaware_tui.core.dataset import (
     scan_messages,
 )
 from hypaware_tui.core.paths import Layout, user_home
-from hypaware_tui.core.schema import COLUMNS, JSON_COLUMNS, SURROGATE_ESCAPE, stdlib_loads, usage_view
+from hypaware_tui.core.schema import (
+    COLUMNS,
+    JSON_COLUMNS,
+    SURROGATE_ESCAPE,
+    json_depth_room,
+    stdlib_loads,
+    usage_view,
+)
 from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, mismatch_text, unopened_text
 from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
 
@@ -417,8 +424,9 @@ def _value_at(text: str | None, path: tuple[Segment, ...]) -> Any:
 def _json_text(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
-    except TypeError:  # an integer beyond 64 bits
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # an integer beyond 64 bits, or nesting deeper than orjson writes (255)
+        with json_depth_room():  # (a stored value may nest 1,024 deep: 3.11 ran out of recursion)
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _walk_json(text: str | None, path: tuple[Segment, ...]) -> str | None:
@@ -444,11 +452,20 @@ def json_call_expr(call: JsonCall) -> pl.Expr:
     keys = [s for s in call.path if isinstance(s, str)]
     if call.column in JSON_COLUMNS and keys and not re.search(r'["\\\x00-\x1f]', keys[-1]):
         src = pl.when(src.str.contains(f'"{keys[-1]}":', literal=True)).then(src)
+    path = call.path
     if call.function == "json_extract_string" and not any("\\" in k for k in keys):
         # Strings unquoted; numbers, booleans, objects and lists as JSON text; a JSON null is null (as DuckDB).
-        # (Polars' path matching finds no key with a backslash, however it is escaped: walked below.)
-        return src.str.json_path_match(_polars_json_path(call.path)).alias(call.name)
-    path = call.path
+        # (Polars' path matching finds no key with a backslash, however it is escaped: walked below.) Its
+        # parser gives null for a whole document nesting 128 levels or more, whatever the path: such a row's
+        # null is walked again in Python (a row whose null is a real one costs one parse).
+        fast = src.str.json_path_match(_polars_json_path(call.path))
+        return pl.struct(src.alias("s"), fast.alias("f")).map_batches(
+            lambda b: pl.Series([f if f is not None or t is None else _walk_json_string(t, path)
+                                 for t, f in zip(b.struct.field("s").to_list(), b.struct.field("f").to_list(),
+                                                 strict=True)], dtype=pl.String),
+            return_dtype=pl.String,
+            is_elementwise=True,
+        ).alias(call.name)
     walk = _walk_json if call.function == "json_extract" else _walk_json_string
     return src.map_batches(
         lambda s: pl.Series([walk(v, path) for v in s.to_list()], dtype=pl.String),

@@ -203,12 +203,13 @@ _depth_lock = threading.RLock()
 
 
 @contextlib.contextmanager
-def json_depth_room() -> Iterator[None]:
+def json_depth_room(frames_per_level: int = 1) -> Iterator[None]:
     """Room for `JSON_DEPTH` levels of the stdlib's JSON recursion below the current frame (3.11 counts them
-    against the Python recursion limit). Serialised: the limit is the process's."""
+    against the Python recursion limit), each taking up to `frames_per_level` frames (the pure-Python encoder
+    of `json.dumps(indent=...)` takes several). Serialised: the limit is the process's."""
     with _depth_lock:
         old = sys.getrecursionlimit()
-        sys.setrecursionlimit(old + JSON_DEPTH + 100)
+        sys.setrecursionlimit(old + frames_per_level * JSON_DEPTH + 100)
         try:
             yield
         finally:
