@@ -150,3 +150,28 @@ def test_the_codex_tail_scan_reads_a_line_orjson_refuses():
 
     raw = b'{"timestamp":"2026-11-26T10:00:00.000Z","type":"event_msg","payload":{"type":"x","t":"caf\\ud83d"}}'
     assert _line_ts_bytes(raw) == _line_ts_bytes(raw.replace(b"caf\\ud83d", b"cafe")) is not None
+
+
+def test_file_bytes_in_a_tool_output_that_is_not_json_are_never_stored(tmp_path):
+    """A tool output that names a `data` key but does not parse (cut at a size limit, text after the document,
+    a NaN, nesting past 1,024) was stored as it was, its base64 with it (schema.md §3.4 rule 3). The run of
+    base64 after such a key is omitted; every other character is kept."""
+    image = '{"content":[{"type":"image","mimeType":"image/png","data":"'
+    cases = [
+        image + (PNG * 3)[:200] + "\n[output truncated]",
+        image + PNG + '"}]}\n(1 image)',
+        image + PNG + '"}],"score":NaN}',
+        '{"content":[' + "[" * 1030 + image + PNG + '"}]' + "]" * 1030 + "}",
+    ]
+    got = _claude_results(tmp_path, *cases)
+    assert len(got) == len(cases) and all(PNG[:40] not in t and '"data":"<omitted>' in t for t in got)
+    assert got[0].endswith('"data":"<omitted>\n[output truncated]') and got[1].endswith('"}]}\n(1 image)')
+    digest = '{"data":"' + "ab12" * 16 + '", "x": NaN}'  # (a hex digest is no file: kept)
+    assert _claude_results(tmp_path, digest) == [digest]
+
+
+def test_file_bytes_in_tool_arguments_that_are_not_json_are_never_stored():
+    from hypaware_tui.importers.base import args_json
+
+    text = '{"content":[{"type":"image","data":"' + PNG + '"}]'  # (cut: not JSON, stored as a JSON string)
+    assert json.loads(args_json(text)) == '{"content":[{"type":"image","data":"<omitted>"}]'

@@ -490,7 +490,7 @@ def binary_free_text(text: str) -> str:
     except orjson.JSONDecodeError:
         value = _refused_json(text)
         if value is _NOT_JSON:
-            return text
+            return omit_loose_binary(text)
         exact = True
     if value.__class__ is not dict and value.__class__ is not list:
         return text
@@ -502,6 +502,31 @@ def binary_free_text(text: str) -> str:
         clean = _without_binary_deep(value)[0]
     kept = _omitted_in_place(text, value, clean)
     return kept if kept is not None else canonical_json(clean)
+
+
+# A key that may carry file bytes, then the start of its string value (group 1) and a run of base64 (group 2),
+# in a text that looks like JSON but does not parse (a tool output cut at a size limit, text after the document,
+# nesting past 1,024): the run ends at its first character that base64 has not, wherever the string ends.
+_LOOSE_BINARY = re.compile(r'("(?:data|blob|file_data)"[ \t\n\r]*:[ \t\n\r]*")((?:[A-Za-z0-9+/=_-]|\\[/nr])++)')
+_LOOSE_MIN = 80  # (a 1×1 PNG is 92 characters of base64; a SHA-256 in hex, 64: never taken, nor any hex digest)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+def omit_loose_binary(text: str) -> str:
+    """`text`, which names a key that may carry file bytes but is not JSON, with each such key's string value
+    that is a run of at least `_LOOSE_MIN` base64 characters (not a hex digest) made `<omitted>` (schema.md
+    §3.4 rule 3: never stored, whatever the text around them; without the value's structure, its `type`
+    cannot be read, so the run itself decides). Every other character is kept."""
+    if _BINARY_KEY.search(text) is None:
+        return text
+
+    def omit(m: re.Match[str]) -> str:
+        run = m.group(2)
+        if len(run) < _LOOSE_MIN or _HEX.fullmatch(run):
+            return m.group(0)
+        return m.group(1) + "<omitted>"
+
+    return _LOOSE_BINARY.sub(omit, text)
 
 
 # A key that may carry file bytes and its string value (group 1; unrolled and possessive, as `_B64_RE`: a value
@@ -638,6 +663,8 @@ def args_json(value: object) -> str | None:
             parsed = _refused_json(text)
             if parsed is not _NOT_JSON:
                 value = parsed
+            else:  # (stored as a string literal: its file bytes omitted all the same)
+                value = omit_loose_binary(text)
         else:
             if not plain_json_types(value):  # a float, or an integer orjson widened to one: json.loads
                 value = _exact_numbers(text, value)
