@@ -175,3 +175,22 @@ def test_file_bytes_in_tool_arguments_that_are_not_json_are_never_stored():
 
     text = '{"content":[{"type":"image","data":"' + PNG + '"}]'  # (cut: not JSON, stored as a JSON string)
     assert json.loads(args_json(text)) == '{"content":[{"type":"image","data":"<omitted>"}]'
+
+
+def test_the_loose_rule_takes_file_bytes_and_keeps_text(tmp_path):
+    """Without a value's structure the run itself decides (review of e64d8c4): bytes after text, wrapped at 76
+    columns or in a text item are omitted; a long path or identifier after a `data` key (an apply_patch input
+    editing a JSON file) is text, and was erased."""
+    from hypaware_tui.importers.base import args_json
+
+    wrapped = "\n".join((PNG * 4)[i:i + 76] for i in range(0, 300, 76))
+    image = '{"content":[{"type":"image","data":"'
+    path = "/var/lib/docker/overlay2/" + "3f4e9a" * 12 + "/merged"
+    got = _claude_results(tmp_path, "Output:\n" + image + PNG + '"}]}', image + wrapped + "\n[cut]",
+                          [{"type": "text", "text": image + PNG + '"}]}'}], '{"data":"' + path + '"} (cut)')
+    assert got[0] == "Output:\n" + image + '<omitted>"}]}'
+    assert got[1] == image + "<omitted>\n[cut]"
+    assert got[2] == image + '<omitted>"}]}'
+    assert got[3] == '{"data":"' + path + '"} (cut)'
+    patch = '*** Update File: a.json\n-  "data": "' + "customer-exports" * 6 + '",\n+  "data": "x"'
+    assert json.loads(args_json(patch)) == patch

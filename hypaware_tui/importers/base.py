@@ -482,8 +482,10 @@ def binary_free_text(text: str) -> str:
     to leave exactly the value without its bytes (a key written with escapes, a duplicate key), the canonical
     JSON of that value. Any other text is returned unchanged; only one that starts like JSON and names such a
     key is parsed."""
-    if _JSON_START.match(text) is None or _BINARY_KEY.search(text) is None:
+    if _BINARY_KEY.search(text) is None:
         return text
+    if _JSON_START.match(text) is None:  # (`Output:\n{…}`: JSON after some text, not parsed)
+        return omit_loose_binary(text)
     exact = False
     try:
         value = orjson.loads(text)
@@ -506,23 +508,33 @@ def binary_free_text(text: str) -> str:
 
 # A key that may carry file bytes, then the start of its string value (group 1) and a run of base64 (group 2),
 # in a text that looks like JSON but does not parse (a tool output cut at a size limit, text after the document,
-# nesting past 1,024): the run ends at its first character that base64 has not, wherever the string ends.
-_LOOSE_BINARY = re.compile(r'("(?:data|blob|file_data)"[ \t\n\r]*:[ \t\n\r]*")((?:[A-Za-z0-9+/=_-]|\\[/nr])++)')
-_LOOSE_MIN = 80  # (a 1×1 PNG is 92 characters of base64; a SHA-256 in hex, 64: never taken, nor any hex digest)
-_HEX = re.compile(r"[0-9a-fA-F]+")
+# nesting past 1,024): the run ends at its first character that base64 has not, wherever the string ends; it
+# goes on over a line break followed by more base64 (a payload wrapped at 76 columns).
+_LOOSE_BINARY = re.compile(
+    r'("(?:data|blob|file_data)"[ \t\n\r]*:[ \t\n\r]*")'
+    r"((?:[A-Za-z0-9+/=_-]|\\[/nrt]|\r?\n(?=[A-Za-z0-9+/]))++)"
+)
+_LOOSE_MIN = 80  # (a 1×1 PNG is 92 characters of base64)
+# Without its value's `type`, a run is taken for file bytes when it starts as the base64 of a known file format
+# does (PNG, JPEG, GIF, PDF, RIFF: WebP/WAV, MP3 with ID3, Ogg, WebM/Matroska, an MP4/MOV box size) or is long
+# enough that no name, path or identifier is (4,096 characters): a long path or identifier after a "data" key
+# in an apply_patch input is text, and is kept.
+_FILE_MAGIC = ("iVBOR", "/9j/", "R0lGOD", "JVBER", "UklGR", "SUQz", "T2dnUw", "GkXfo", "AAAA")
+_LOOSE_LONG = 4096
 
 
 def omit_loose_binary(text: str) -> str:
     """`text`, which names a key that may carry file bytes but is not JSON, with each such key's string value
-    that is a run of at least `_LOOSE_MIN` base64 characters (not a hex digest) made `<omitted>` (schema.md
-    §3.4 rule 3: never stored, whatever the text around them; without the value's structure, its `type`
-    cannot be read, so the run itself decides). Every other character is kept."""
+    that is a run of base64 starting as a known file format does (`_FILE_MAGIC`, at least `_LOOSE_MIN`
+    characters) or of `_LOOSE_LONG` characters made `<omitted>` (schema.md §3.4 rule 3: never stored, whatever
+    the text around them; without the value's structure, its `type` cannot be read, so the run itself
+    decides). Every other character is kept."""
     if _BINARY_KEY.search(text) is None:
         return text
 
     def omit(m: re.Match[str]) -> str:
         run = m.group(2)
-        if len(run) < _LOOSE_MIN or _HEX.fullmatch(run):
+        if len(run) < _LOOSE_MIN or (len(run) < _LOOSE_LONG and not run.startswith(_FILE_MAGIC)):
             return m.group(0)
         return m.group(1) + "<omitted>"
 

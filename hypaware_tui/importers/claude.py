@@ -126,8 +126,8 @@ def _result_text(content: object) -> str | None:
     if content.__class__ is str:
         return binary_free_text(content)  # type: ignore[arg-type]
     if isinstance(content, list):
-        texts = [
-            item["text"]
+        texts = [  # (each as a string result is: an MCP result serialised into a text item carries bytes too)
+            binary_free_text(item["text"])
             for item in content
             if isinstance(item, dict) and item.get("type") == "text" and item.get("text").__class__ is str
         ]

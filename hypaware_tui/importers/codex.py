@@ -222,8 +222,8 @@ def output_text(output: object) -> str | None:
         return None
     if output.__class__ is str:
         return binary_free_text(output)  # type: ignore[arg-type]
-    if output.__class__ is list:
-        texts = _entry_texts(output)
+    if output.__class__ is list:  # (each text as a string output is: an MCP result serialised into one)
+        texts = [binary_free_text(t) for t in _entry_texts(output)]
         return "\n".join(texts) if texts else None
     return binary_free_json(output)
 
