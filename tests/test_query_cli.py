@@ -957,3 +957,16 @@ def test_a_json_column_nested_a_thousand_deep_is_queried_and_printed(
                           "where message_id = 'deep'", "--format", "json")
     assert code == 0, err
     assert '"s": "1000"' in out and out.count("[") >= 2000 and out.count("]") >= 2000
+
+
+def test_json_extract_string_of_an_index_before_the_first_is_null(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`[#-4]` of a list of three is no element (DuckDB: null); Polars' path matching gave the first one."""
+    row = claude("neg", "2026-05-09T10:00:00Z", content_text="neg", tool_args='{"a":{"b":[1,2,3]}}')
+    with Storage(Layout(home)) as st:
+        st.commit([*shifted_rows(), row], [])
+    got = sql_json(capsys, "select json_extract_string(tool_args, '$.a.b[#-4]') as s, "
+                   "json_extract_string(tool_args, '$.a.b[#-1]') as t from ai_gateway_messages "
+                   "where message_id = 'neg'")
+    assert got == [{"s": None, "t": "3"}]

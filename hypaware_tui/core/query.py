@@ -453,7 +453,8 @@ def json_call_expr(call: JsonCall) -> pl.Expr:
     if call.column in JSON_COLUMNS and keys and not re.search(r'["\\\x00-\x1f]', keys[-1]):
         src = pl.when(src.str.contains(f'"{keys[-1]}":', literal=True)).then(src)
     path = call.path
-    if call.function == "json_extract_string" and not any("\\" in k for k in keys):
+    negative = any(isinstance(seg, int) and seg < 0 for seg in call.path)  # (Polars clamps `[#-9]` to the first)
+    if call.function == "json_extract_string" and not negative and not any("\\" in k for k in keys):
         # Strings unquoted; numbers, booleans, objects and lists as JSON text; a JSON null is null (as DuckDB).
         # (Polars' path matching finds no key with a backslash, however it is escaped: walked below.) Its
         # parser gives null for a whole document nesting 128 levels or more, whatever the path: such a row's
