@@ -8,6 +8,8 @@ Its files are `*.jsonl` under `<root>/` (root = the config root, else `$FAKE_<NA
 * `{"type": "boom"}` -> the parser raises (a per-file error)
 * `{"type": "die"}` -> in a parse worker, the worker process kills itself with SIGKILL (what the OOM killer
   does); in the committing process, a noise line
+* `{"type": "die_sending"}` -> in a parse worker, the worker writes the start of a 1 MB message to the pool's
+  result pipe and then kills itself with SIGKILL (killed while sending a large result); elsewhere, noise
 * `{"type": "shout"}` -> in a parse worker, `WORKER-SHOUT` is written to file descriptor 2 (what a library's
   warning would do); in the committing process, a noise line
 * anything that is not JSON -> `malformed` (the generic parser counts it)
@@ -49,6 +51,19 @@ def _line_ts(obj: dict[str, Any]) -> int | None:
     return parse_iso_us(obj.get("ts"))
 
 
+def _die_sending() -> None:
+    """Write the length header and the first 4 KiB of a 1 MB message to the result pipe of the pool this worker
+    serves, then die: the executor's manager thread is left reading a message that never ends."""
+    import gc
+    import struct
+    from multiprocessing.queues import SimpleQueue
+
+    (results,) = [o for o in gc.get_objects() if isinstance(o, SimpleQueue)]
+    os.write(results._writer.fileno(), struct.pack("!i", 1 << 20) + b"x" * 4096)
+    time.sleep(0.3)  # (the manager thread starts reading it)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 class FakeParser(Parser):
     delay_s = 0.0  # "slow" mode: sleep per message line, so a signal can land mid-run
 
@@ -65,6 +80,8 @@ class FakeParser(Parser):
             raise RuntimeError(f"cannot parse {self.file.path}")
         if typ == "die" and multiprocessing.parent_process() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
+        if typ == "die_sending" and multiprocessing.parent_process() is not None:
+            _die_sending()
         if typ == "shout" and multiprocessing.parent_process() is not None:
             os.write(2, b"WORKER-SHOUT\n")
         if typ == "nap" and multiprocessing.parent_process() is not None:  # a slow line in a parse worker

@@ -1310,6 +1310,11 @@ PARSE_PROGRESS_S = 0.1
 #: how long a stopped run waits for each step of stopping its parse workers (their exit after SIGTERM, after
 #: SIGKILL, the executor's manager thread)
 STOP_WAIT_S = 2.0
+#: a parse worker is dead and the group awaited is still not done this long after: the executor, which notices
+#: a dead worker at once, is stuck reading the half of a result the worker was sending when it was killed
+DEAD_WORKER_GRACE_S = 2.0
+#: why the pool was lost then (logged with `backfill.worker_lost`)
+WORKER_DIED_SENDING = "a parse worker died while sending a result (the executor did not notice)"
 #: said once when a parse worker dies and the run goes on in the committing process (nothing is lost)
 WORKER_LOST_NOTICE = (
     "a parse worker process stopped unexpectedly (killed, perhaps for lack of memory); its files were read "
@@ -1438,6 +1443,17 @@ def abandon_workers() -> None:
             thread = threading.Thread(target=run_finalizers, args=(0,), name="hyp-release", daemon=True)
             thread.start()
             thread.join(1.0)
+
+
+def _a_worker_died(executor: Any) -> bool:
+    """Whether a worker process of `executor` has ended (its sentinel is ready; nothing is reaped here)."""
+    from multiprocessing.connection import wait
+
+    try:
+        sentinels = [p.sentinel for p in (getattr(executor, "_processes", None) or {}).values()]
+        return bool(sentinels) and bool(wait(sentinels, timeout=0))
+    except Exception:  # (a process object already closed: the executor saw it end, and breaks the pool itself)
+        return False
 
 
 def _stderr_is_a_file() -> bool:
@@ -1711,6 +1727,7 @@ def _parallel_file_results(
     goes into `ahead`, with a `_Tick` for the progress display."""
     from collections import deque
     from concurrent.futures import BrokenExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     executor = pool.get()
     token = next(_run_tokens)  # tells this run's progress messages from those of an earlier provider's groups
@@ -1775,15 +1792,23 @@ def _parallel_file_results(
             if pending and pending[0][0] == i:
                 _, fut, est = pending.popleft()
                 inflight -= est
-                if ahead is not None:
-                    while not fut.done():
-                        with contextlib.suppress(Exception):
-                            fut.exception(timeout=PARSE_PROGRESS_S)
-                        if cancel.is_set():  # (not after the group: it may take seconds)
-                            return
-                        if _read_progress(pool, token, ahead):
-                            yield _TICK
+                dead_since: float | None = None
+                while not fut.done():
+                    with contextlib.suppress(Exception):
+                        fut.exception(timeout=PARSE_PROGRESS_S)
+                    if cancel.is_set():  # (not after the group: it may take seconds)
+                        return
+                    if ahead is not None and _read_progress(pool, token, ahead):
+                        yield _TICK
+                    if fut.done() or not _a_worker_died(executor):
+                        continue
+                    dead_since = dead_since if dead_since is not None else time.monotonic()
+                    if time.monotonic() - dead_since >= DEAD_WORKER_GRACE_S:
+                        _stop_pool(executor)
+                        break
                 try:
+                    if not fut.done():
+                        raise BrokenProcessPool(WORKER_DIED_SENDING)
                     units = fut.result()
                 except Exception as exc:  # a worker died, or the task raised: this group is parsed here
                     lose(exc)
