@@ -1369,3 +1369,73 @@ def test_an_empty_session_id_is_no_session_id(tmp_path):
     rows, stats = _rows_from_lines(lines, "s.jsonl", tmp=tmp_path, stats=True)
     assert [(r["message_id"], r["session_id"], r["message_index"]) for r in rows] == [("u1", "s", 0), ("u2", "s", 1)]
     assert stats.lines_skipped == {"no_session_id": 1}
+
+
+def test_a_prompt_queued_while_the_agent_was_busy_is_a_user_message(tmp_path):
+    """A prompt typed while the agent works and taken into its running turn is written (2.1.x) only as an
+    `attachment` record of type `queued_command` (with `queue-operation` bookkeeping around it, and no `user`
+    line): it is one user message of its `prompt`, a string or content blocks as a user message's content, in
+    the thread like any other, marked `claude.queued_command`. Other attachments stay bookkeeping."""
+    base = {"sessionId": "s1", "cwd": "/r", "version": "2.1.150"}
+
+    def at(sec: int) -> str:
+        return f"2026-05-20T10:00:{sec:02d}.000Z"
+
+    lines = [
+        {**base, "type": "user", "uuid": "u1", "parentUuid": None, "timestamp": at(0),
+         "message": {"role": "user", "content": "migrate the config loader"}},
+        {**base, "type": "assistant", "uuid": "a1", "parentUuid": "u1", "timestamp": at(1), "message": {
+            "id": "m1", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}]}},
+        {"type": "queue-operation", "operation": "enqueue", "timestamp": at(2), "sessionId": "s1",
+         "content": "also add tests"},
+        {"type": "queue-operation", "operation": "remove", "timestamp": at(3), "sessionId": "s1",
+         "content": "also add tests", "reason": "absorbed_mid_turn"},
+        {**base, "type": "attachment", "uuid": "q1", "parentUuid": "a1", "timestamp": at(2), "attachment": {
+            "type": "queued_command", "prompt": "also add tests", "commandMode": "prompt",
+            "origin": {"kind": "human"}, "timestamp": at(2)}},
+        {**base, "type": "attachment", "uuid": "h1", "parentUuid": "q1", "timestamp": at(4),
+         "attachment": {"type": "hook_success", "hookName": "PostToolUse", "content": "not a prompt"}},
+        {**base, "type": "attachment", "uuid": "q2", "parentUuid": "h1", "timestamp": at(5), "attachment": {
+            "type": "queued_command", "commandMode": "prompt", "origin": {"kind": "human"}, "prompt": [
+                {"type": "text", "text": "match this"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}},
+        {**base, "type": "attachment", "uuid": "q3", "parentUuid": "q2", "timestamp": at(6), "attachment": {
+            "type": "queued_command", "commandMode": "prompt", "isMeta": True, "origin": {"kind": "peer"},
+            "prompt": "<cross-session-message>merge it</cross-session-message>"}},
+        {**base, "type": "attachment", "uuid": "q4", "timestamp": at(7),
+         "attachment": {"type": "queued_command", "commandMode": "prompt", "prompt": ""}},
+        {**base, "type": "attachment", "timestamp": at(8),
+         "attachment": {"type": "queued_command", "prompt": "no uuid on this one"}},
+    ]
+    rows, stats = _rows_from_lines(lines, "s1.jsonl", tmp=tmp_path, stats=True)
+    assert_chain(rows)
+    m = by_id(rows)
+    fallback = hashlib.sha256(f"s1:5:user:{canonical_json('no uuid on this one')}".encode()).hexdigest()[:16]
+    assert list(m) == ["u1", "a1", "q1", "q2", "q3", fallback]
+    # the words reach the dataset once: the queue-operation records that repeat them give no row
+    assert [r["content_text"] for r in rows if r["role"] == "user"] == [
+        "migrate the config loader", "also add tests", "match this", None,
+        "<cross-session-message>merge it</cross-session-message>", "no uuid on this one"]
+    (q1,) = m["q1"]
+    assert (q1["role"], q1["part_type"], q1["message_index"], q1["previous_message_id"]) == (
+        "user", "text", 2, '["a1"]')
+    assert (q1["provider_type"], q1["provider_subtype"], q1["parent_uuid"], q1["provider_uuid"]) == (
+        "attachment", "text", "a1", "q1")
+    assert q1["message_created_at"] == us(at(2)) and (q1["session_id"], q1["cwd"]) == ("s1", "/r")
+    assert attrs(q1) == {"claude": {"queued_command": True}, "gateway": {"identity_source": "native"}}
+    assert json.loads(q1["raw_frame"]) == {"uuid": "q1", "parentUuid": "a1", "type": "attachment",
+                                           "timestamp": at(2)}
+    text, image = m["q2"]
+    assert (text["part_type"], image["part_type"], image.get("content_text")) == ("text", "image", None)
+    assert "iVBORw0KGgo=" not in json.dumps(rows)
+    assert attrs(m["q3"][0]) == {"claude": {"is_meta": True, "queued_command": True},
+                                 "gateway": {"identity_source": "native"}}
+    assert attrs(m[fallback][0])["gateway"] == {"identity_source": "fallback"}
+    assert all("queued_command" not in attrs(r).get("claude", {}) for r in m["u1"] + m["a1"])
+    assert stats.records_by_type == {"user": 1, "assistant": 1, "queue-operation": 2, "attachment": 6}
+    assert stats.lines_skipped == {"not_a_message": 3, "empty_content": 1}
+    # piecewise equals whole (claude.md §9: nothing about the queued line lives outside the checkpoint)
+    path = tmp_path / "s1.jsonl"
+    assert rows_multiset(load(path, pieces=line_offsets(path))[0]) == rows_multiset(load(path)[0])
+

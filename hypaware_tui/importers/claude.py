@@ -318,6 +318,14 @@ class ClaudeParser(Parser):
                 else:
                     return "not_a_message"
             return self._message(obj, msg, role, typ, ts, offset)
+        if typ == "attachment":
+            att = get("attachment")
+            if att.__class__ is dict and att.get("type") == "queued_command":
+                # A prompt typed while the agent was busy and taken into its running turn: this record is the
+                # only copy of the person's words (no `user` line is written for it; one drained at the end of
+                # the turn is an ordinary `user` line and has no such record). One user message of its
+                # `prompt`, which is content as a user message's is.
+                return self._message(obj, {"content": att.get("prompt")}, "user", typ, ts, offset, queued=att)
         # (a `user` line whose `message` is a string, say: a valid object that carries no message, schema.md §7;
         # `malformed` is for a line that is not JSON or not an object)
         return "not_a_message"
@@ -376,11 +384,12 @@ class ClaudeParser(Parser):
         return row, scope, ts_source
 
     def _attributes(
-        self, identity: str, ts_source: str | None, held: bool, is_meta: bool, api_error: bool
+        self, identity: str, ts_source: str | None, held: bool, is_meta: bool, api_error: bool,
+        queued: bool = False,
     ) -> dict[str, Any] | str:
         """schema.md §5 attributes. Canonical text (cached: few distinct values per file), or a dict for a
         held row, whose timestamp source the base parser fills in on release."""
-        key = (identity, ts_source, is_meta, api_error)
+        key = (identity, ts_source, is_meta, api_error, queued)
         if not held:
             text = self._attr_cache.get(key)
             if text is not None:
@@ -400,6 +409,8 @@ class ClaudeParser(Parser):
             claude["is_meta"] = True
         if api_error:
             claude["api_error"] = True
+        if queued:
+            claude["queued_command"] = True
         if claude:
             attrs["claude"] = claude
         if held:
@@ -438,8 +449,11 @@ class ClaudeParser(Parser):
     # -- messages -------------------------------------------------------------------------------------
 
     def _message(
-        self, obj: dict[str, Any], msg: dict[str, Any], role: str, typ: str | None, ts: int | None, offset: int
+        self, obj: dict[str, Any], msg: dict[str, Any], role: str, typ: str | None, ts: int | None, offset: int,
+        queued: dict[str, Any] | None = None,
     ) -> str | None:
+        """One message line, or (`queued`: the `attachment` object) a queued prompt's attachment line, whose
+        `msg` is `{"content": prompt}`."""
         based = self._base(obj, typ, role, ts, offset)
         if based is None:
             return "no_session_id"
@@ -482,8 +496,11 @@ class ClaudeParser(Parser):
                 m = _API_ERROR_CODE.search(first_text)
                 if m:
                     error_status["error_code"] = m.group(1)
+        is_meta = get("isMeta") is True
+        if queued is not None and queued.get("isMeta") is True:  # (another session's message, say)
+            is_meta = True
         row["attributes"] = self._attributes(
-            identity, ts_source, row["message_created_at"] is None, get("isMeta") is True, api_error
+            identity, ts_source, row["message_created_at"] is None, is_meta, api_error, queued is not None
         )
 
         rows: list[Row] = []
