@@ -1439,3 +1439,33 @@ def test_a_prompt_queued_while_the_agent_was_busy_is_a_user_message(tmp_path):
     path = tmp_path / "s1.jsonl"
     assert rows_multiset(load(path, pieces=line_offsets(path))[0]) == rows_multiset(load(path)[0])
 
+
+def test_a_server_tool_that_failed_is_an_error_result(tmp_path):
+    """A server tool (web search, web fetch, code execution) reports a failure not with `is_error` but with
+    an error object as the result's `content` (`{"type": "web_search_tool_result_error", "error_code": ...}`):
+    its row is an error result (`tool_status` error, `is_error`, the code in `status.error_code`) whose text
+    names the error, `<type>: <error_code>` with any `error_message` after it. Successful results do not change."""
+    base = {"sessionId": "s1", "timestamp": "2026-05-20T10:00:00Z"}
+    lines = [{**base, "type": "assistant", "uuid": "a1", "message": {
+        "id": "m1", "role": "assistant", "model": "claude-x", "content": [
+            {"type": "server_tool_use", "id": "srv1", "name": "web_search", "input": {"query": "q"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srv1",
+             "content": {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}},
+            {"type": "server_tool_use", "id": "srv2", "name": "text_editor_code_execution", "input": {}},
+            {"type": "text_editor_code_execution_tool_result", "tool_use_id": "srv2", "content": {
+                "type": "text_editor_code_execution_tool_result_error", "error_code": "file_not_found",
+                "error_message": "no such file: a.py"}},
+            {"type": "server_tool_use", "id": "srv3", "name": "web_search", "input": {"query": "r"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srv3",
+             "content": [{"type": "web_search_result", "title": "T", "url": "https://e.x/a"}]},
+        ]}}]
+    rows = _rows_from_lines(lines, "s1.jsonl", tmp=tmp_path)
+    search, code, ok = (r for r in rows if r["part_type"] == "tool_result")
+    assert (search["content_text"], search["is_error"], search["tool_name"]) == (
+        "web_search_tool_result_error: max_uses_exceeded", True, "web_search")
+    assert json.loads(search["status"]) == {"tool_status": "error", "error_code": "max_uses_exceeded"}
+    assert (code["content_text"], code["is_error"]) == (
+        "text_editor_code_execution_tool_result_error: file_not_found\nno such file: a.py", True)
+    assert json.loads(code["status"]) == {"tool_status": "error", "error_code": "file_not_found"}
+    assert (ok.get("content_text"), ok.get("is_error"), json.loads(ok["status"])) == (
+        None, None, {"tool_status": "success"})

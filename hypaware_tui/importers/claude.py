@@ -135,6 +135,25 @@ def _result_text(content: object) -> str | None:
     return binary_free_json(content)
 
 
+def _server_tool_error(content: object) -> tuple[str, str | None] | None:
+    """A server tool's failure: a `*_tool_result` whose `content` is an object typed `<tool>_tool_result_error`
+    (`{"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}`; web fetch and code execution
+    alike), which sets no `is_error`. Returns (content_text `"<type>: <error_code>"`, then the `error_message`
+    some carry on the next line; the error code), or None for any other content."""
+    if content.__class__ is not dict:
+        return None
+    get = content.get  # type: ignore[attr-defined]
+    ctype = get("type")
+    if ctype.__class__ is not str or not ctype.endswith("_tool_result_error"):
+        return None
+    code = _s(get("error_code"))
+    text = ctype if code is None else f"{ctype}: {code}"
+    message = _s(get("error_message"))
+    if message is not None:
+        text = f"{text}\n{binary_free_text(message)}"
+    return text, code
+
+
 _STATUS_SUCCESS = '{"tool_status":"success"}'
 _STATUS_ERROR = '{"tool_status":"error"}'
 _SCALAR_TYPES = frozenset((str, int, bool))
@@ -517,6 +536,7 @@ class ClaudeParser(Parser):
             if text is not None:
                 r["content_text"] = text
             status = None
+            tool_code = None
             if extra is not None:
                 if ptype == "tool_call":
                     call_id = extra.get("tool_call_id")
@@ -530,11 +550,16 @@ class ClaudeParser(Parser):
                         if name is not None:
                             r["tool_name"] = name
                     status = _STATUS_ERROR if extra.get("is_error") is True else _STATUS_SUCCESS
+                    if "error_code" in extra:
+                        tool_code = extra.pop("error_code")
+                        status = canonical_json({"error_code": tool_code, "tool_status": "error"})
                 r.update(extra)
             if error_status is not None:
                 merged = dict(error_status)
                 if status is not None:
-                    merged["tool_status"] = "error" if status is _STATUS_ERROR else "success"
+                    merged["tool_status"] = "success" if status is _STATUS_SUCCESS else "error"
+                    if tool_code is not None:
+                        merged.setdefault("error_code", tool_code)
                 status = canonical_json(merged) if merged else None
             if status is not None:
                 r["status"] = status
@@ -615,7 +640,16 @@ class ClaudeParser(Parser):
                 is_error = block.get("is_error")
                 if is_error.__class__ is bool:
                     extra["is_error"] = is_error
-                out.append(("tool_result", btype, _result_text(block.get("content")), extra))
+                content = block.get("content")
+                failure = _server_tool_error(content) if content.__class__ is dict else None
+                if failure is not None:  # a server tool's failure is not flagged by `is_error`
+                    extra["is_error"] = True
+                    text, code = failure
+                    if code is not None:
+                        extra["error_code"] = code  # (not a column: goes to `status`)
+                else:
+                    text = _result_text(content)
+                out.append(("tool_result", btype, text, extra))
             elif btype == "image":
                 out.append(("image", btype, None, None))
             elif btype == "document":
