@@ -122,12 +122,103 @@ def test_a_hyp_home_that_is_a_file_gets_the_advice_that_works(
     code, out, err = call(capsys, "cache", "prune")
     assert code == 1 and out == ""
     assert err.splitlines() == [f"hyp cache prune: {problem} run it again.", "Nothing was removed."]
-    code, out, _ = call(capsys, "cache", "status")
-    assert code == 1 and f"Retention    unknown: {problem} run it again." in out
+    code, out, err = call(capsys, "cache", "status")  # (it said "(not created yet)", 0 rows: see below)
+    assert (code, out, err) == (1, "", f"hyp cache status: {problem} run it again.\n")
     for args in ((), ("status",), ("cache", "prune"), ("cache", "status")):
         _code, out, err = call(capsys, *args)
         assert "rewrite" not in out + err and "replace it" not in out + err and "Fix the" not in out + err, args
     assert home.read_text() == "a file\n"
+
+
+
+def _under_a_file(tmp: Path) -> tuple[Path, str]:
+    (tmp / "afile").write_text("a file\n")
+    return tmp / "afile" / "hyp", f"under {tmp / 'afile'}, which is not a directory. Point HYP_HOME at a " \
+        "directory (or move that file away) and run it again."
+
+
+def _a_file(tmp: Path) -> tuple[Path, str]:
+    (tmp / "hyp").write_text("a file\n")
+    return tmp / "hyp", "which is not a directory. Point HYP_HOME at a directory (or move that file away) and " \
+        "run it again."
+
+
+def _a_dangling_link(tmp: Path) -> tuple[Path, str]:
+    (tmp / "hyp").symlink_to(tmp / "gone")
+    return tmp / "hyp", f"a link to {tmp / 'gone'}, which does not exist. Create that folder (or point HYP_HOME " \
+        "elsewhere) and run it again."
+
+
+def _under_a_dangling_link(tmp: Path) -> tuple[Path, str]:
+    (tmp / "link").symlink_to(tmp / "gone")
+    return tmp / "link" / "hyp", f"under {tmp / 'link'}, a link to {tmp / 'gone'}, which does not exist. Create " \
+        "that folder (or point HYP_HOME elsewhere) and run it again."
+
+
+
+def _lsnapshot(root: Path) -> list[tuple[str, int, int]]:
+    """`snapshot`, links not followed (a link to nothing has no stat of its own)."""
+    return sorted((str(p), os.lstat(p).st_size, os.lstat(p).st_mtime_ns) for p in [root, *root.rglob("*")])
+
+
+# Every command that reads the dataset: each answered as if nothing had been imported (exit 0).
+DATASET_READERS = [
+    ["query", "sql", "select count(*) as n from ai_gateway_messages"],
+    ["query", "sql", "--format", "json", "select count(*) as n from ai_gateway_messages"],
+    ["query", "overview"], ["query", "overview", "--days", "0", "--json"],
+    ["cache", "status"], ["cache", "status", "--json"],
+    ["cache", "compact"], ["cache", "compact", "--json"], ["cache", "compact", "--dry-run"],
+]
+
+
+@pytest.mark.parametrize("make", [_a_file, _a_dangling_link, _under_a_file, _under_a_dangling_link],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_an_unusable_hyp_home_is_said_not_read_as_an_empty_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], make
+) -> None:
+    """A mistyped HYP_HOME (a file, a link to nothing, a path under a file): `hyp query sql` gave 0 rows,
+    `hyp query overview` "Nothing imported yet." and `hyp cache compact` "Nothing to compact", all exit 0, so the
+    import looked lost; `hyp status` with a link to nothing said "Next: hyp init", which refuses it. Each says
+    what is wrong in hyp status's words and exits 1 (with --json, that is the one document)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "account"))
+    monkeypatch.delenv("HYP_DEBUG", raising=False)
+    home, why = make(tmp_path)
+    monkeypatch.setenv("HYP_HOME", str(home))
+    problem = f"HYP_HOME is {home}, {why}"
+    before = _lsnapshot(tmp_path)
+    for args in DATASET_READERS:
+        code, out, err = call(capsys, *args)
+        where = " ".join(["hyp", *args[:2]])
+        expected_out = json.dumps({"error": problem}, indent=2) + "\n" if "--json" in args else ""
+        assert (code, out, err) == (1, expected_out, f"{where}: {problem}\n"), args
+    code, out, _ = call(capsys, "status")
+    assert code == 1 and out.rstrip().splitlines()[-1] == f"Next: {problem}"
+    assert f"error: cannot read the dataset: {problem}" in out and "nothing imported yet" not in out
+    code, out, _ = call(capsys, "status", "--json")
+    assert code == 1 and json.loads(out)["dataset"]["error"] == f"cannot read the dataset: {problem}"
+    code, _, err = call(capsys, "backfill", "--dry-run")  # (these said so for a file already; now for each)
+    assert (code, err) == (1, f"hyp backfill: {problem}\n")
+    code, _, err = call(capsys, "init", "--yes", "--no-daemon", "--no-backfill")
+    assert (code, err) == (1, f"hyp init: {problem}\n")
+    assert _lsnapshot(tmp_path) == before  # (nothing created, not even the link's target)
+
+
+def test_a_hyp_home_not_created_yet_is_still_an_empty_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh machine (HYP_HOME, even its parent, not there yet) is no mistake: no rows, exit 0, and `hyp
+    status` says to run hyp init."""
+    monkeypatch.setenv("HOME", str(tmp_path / "account"))
+    monkeypatch.setenv("HYP_HOME", str(tmp_path / "new" / "hyp"))
+    code, out, err = call(capsys, "query", "sql", "--format", "json", "select count(*) as n from ai_gateway_messages")
+    assert (code, json.loads(out)) == (0, [{"n": 0}]), err
+    code, out, _ = call(capsys, "query", "overview")
+    assert (code, out) == (0, "Nothing imported yet.\n")
+    code, out, _ = call(capsys, "cache", "status")
+    assert code == 0 and "(not created yet)" in out
+    code, out, _ = call(capsys, "status")
+    assert code == 0 and out.rstrip().endswith("Next: hyp init")
+    assert not (tmp_path / "new").exists()
 
 
 NOT_UTF8_COMMANDS = [

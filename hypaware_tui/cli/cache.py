@@ -73,7 +73,7 @@ def cache_status(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     from hypaware_tui.core.events import last_event_times
-    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.paths import Layout, require_usable_home
     from hypaware_tui.core.storage import (
         cut_date_for,
         damaged_file_advice,
@@ -83,6 +83,7 @@ def cache_status(
     )
 
     layout = Layout.resolve()
+    require_usable_home(layout.home)  # (else: an empty dataset "not created yet", 0 rows)
     stats = dataset_stats(layout)
     retention, retention_source, config_error = _retention(layout)
     cut = cut_date_for(retention) if retention is not None else None
@@ -181,10 +182,11 @@ def cache_compact(
 ) -> None:
     from hypaware_tui.core.events import EventLog
     from hypaware_tui.core.ids import new_run_id
-    from hypaware_tui.core.paths import Layout, set_umask
+    from hypaware_tui.core.paths import Layout, require_usable_home, set_umask
     from hypaware_tui.core.storage import Storage
 
     layout = Layout.resolve()
+    require_usable_home(layout.home)  # (else: "Nothing to compact", for a dataset it could not see)
     prog = _prog()
     if not dry_run:
         set_umask()

@@ -96,10 +96,11 @@ def sql_command(
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table (default), json or csv."),  # noqa: B008
 ) -> None:
-    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.paths import Layout, require_usable_home
     from hypaware_tui.core.query import DatasetReadError, QueryError, run_sql
 
     layout = Layout.resolve()
+    require_usable_home(layout.home)  # (else: no rows, as if nothing had been imported)
     try:
         df = run_sql(layout, statement)
     except QueryError as exc:
@@ -258,10 +259,11 @@ def overview_command(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.paths import Layout, require_usable_home
     from hypaware_tui.core.query import DatasetReadError, empty_note, overview
 
     layout = Layout.resolve()
+    require_usable_home(layout.home)  # (else: "Nothing imported yet.")
     try:
         ov = overview(layout, days=days)
     except DatasetReadError as exc:

@@ -153,16 +153,20 @@ def render_text(report: dict[str, Any]) -> None:
     else:
         _block("Recent errors", ["none"])
 
-    if cfg["state"] == "missing":
+    from hypaware_tui.core.paths import hyp_home_problem
+
+    # A HYP_HOME no command can use (a file, a link to nothing) is the problem, not the config under it, which
+    # hyp init cannot write either (a missing config said "Next: hyp init", which then refused it)
+    problem = hyp_home_problem(Path(report["hyp_home"]))
+    if problem is not None:
+        out()
+        out(f"Next: {problem}")
+    elif cfg["state"] == "missing":
         out()
         out(f"Next: {PROG} init")
     elif cfg["state"] == "invalid":
         out()
-        from hypaware_tui.core.paths import hyp_home_problem
-
-        # A HYP_HOME that is a file is the problem, not the config under it, which hyp init cannot write either
-        problem = hyp_home_problem(Path(report["hyp_home"]))
-        out(f"Next: {problem or config_next_step(cfg, PROG)}")
+        out(f"Next: {config_next_step(cfg, PROG)}")
 
 
 def config_next_step(cfg: dict[str, Any], prog: str) -> str:

@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,25 +70,65 @@ def hyp_home_encoding_problem(home: Path, then: str = "run it again") -> str | N
 
 
 class HypHomeError(ValueError):
-    """A HYP_HOME no command can use (its path is not valid UTF-8): every command refuses it up front, from
-    `Layout.resolve`, with this message (what, why, what to do); `hyp` reports it and exits 1."""
+    """A HYP_HOME no command can use, with its message (what, why, what to do); `hyp` reports it and exits 1.
+    One whose path is not valid UTF-8 every command refuses up front, from `Layout.resolve`; the commands that
+    would read one that is otherwise unusable as empty refuse it with `require_usable_home`."""
 
 
 def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
-    """What is wrong when HYP_HOME exists but is not a directory (a file, /dev/null), for the commands that
-    would otherwise blame a config or dataset under it, and advise rewriting a config that cannot be written;
-    or a link to nothing; None when it is a directory or does not exist yet. `then`: what to do once it is one. (A path that is not
-    valid UTF-8 is the first problem: `hyp_home_encoding_problem`.)"""
+    """What makes HYP_HOME unusable for every command, read-only or not, as what, why and what to do (`then`:
+    what to do once it is fixed); None when it is a directory this user can open, or does not exist yet (a
+    fresh machine: the writers create it). Unusable: a path that is not valid UTF-8
+    (`hyp_home_encoding_problem`), something that is not a directory (a file, /dev/null), a link to nothing, or a
+    path under a file. The commands
+    that would otherwise blame a config or dataset under it (or find "nothing imported yet") say this instead."""
     encoding = hyp_home_encoding_problem(home, then)
     if encoding is not None:
         return encoding
-    if home.exists() and not home.is_dir():
+    try:
+        st = os.stat(home)
+    except OSError as exc:
+        return _unreachable_home_problem(home, exc, then)
+    if not stat.S_ISDIR(st.st_mode):
         return (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
                 f"away) and {then}.")
-    if not home.exists() and home.is_symlink():  # (a dangling link: making the folder failed with "File exists")
+    return None
+
+
+def _unreachable_home_problem(home: Path, exc: OSError, then: str) -> str | None:
+    """`hyp_home_problem` for a HYP_HOME that `os.stat` cannot reach (`exc`); None when it simply does not exist
+    yet under directories it can be created in."""
+    if os.path.islink(home):  # (a dangling link, or a loop: making the folder failed with "File exists")
         return (f"HYP_HOME is {home}, a link to {os.readlink(home)}, which does not exist. Create that folder "
                 f"(or point HYP_HOME elsewhere) and {then}.")
-    return None
+    for above in home.parents:  # the nearest folder above it that is there
+        try:
+            st = os.stat(above)
+        except OSError:
+            if os.path.islink(above):  # (a link to nothing on the way: making the folders would fail there)
+                return (f"HYP_HOME is {home}, under {above}, a link to {os.readlink(above)}, which does not "
+                        f"exist. Create that folder (or point HYP_HOME elsewhere) and {then}.")
+            continue  # (missing too, or one it may not open: a folder further up says why)
+        if not stat.S_ISDIR(st.st_mode):
+            return (f"HYP_HOME is {home}, under {above}, which is not a directory. Point HYP_HOME at a "
+                    f"directory (or move that file away) and {then}.")
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None  # (not there yet: a writer creates it)
+        break
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return None
+    return f"HYP_HOME is {home}, which cannot be opened ({exc.strerror or exc}). Point HYP_HOME at a directory " \
+        f"of yours and {then}."
+
+
+def require_usable_home(home: Path, then: str = "run it again") -> None:
+    """Raise `HypHomeError` with `hyp_home_problem`'s message for a HYP_HOME no command can use: for the
+    commands that would otherwise answer as if there were no data (`hyp query`, `hyp cache compact`), which
+    `hyp` then reports like any other refusal (`hyp <command>: <message>`, the `--json` failure document,
+    exit 1). A HYP_HOME that does not exist yet passes."""
+    problem = hyp_home_problem(home, then)
+    if problem is not None:
+        raise HypHomeError(problem)
 
 
 # What to do after a write failed, by cause: the same words wherever HYP_HOME is written (the dataset,

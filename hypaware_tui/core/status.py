@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout, in_the_way_message, read_tail
+from hypaware_tui.core.paths import Layout, hyp_home_problem, in_the_way_message, read_tail
 
 RECENT_ERRORS_MAX = 5
 RECENT_ERRORS_DAYS = 7
@@ -166,8 +166,13 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         "error": None,
         "warnings": [],
     }
-    # A file where the dataset directory, or one of the directories above it, belongs: listed as empty
-    # otherwise, while every import there fails.
+    # A HYP_HOME no command can use (a file, a link to nothing, a path under a file), or a file
+    # where the dataset directory or one of the directories above it belongs: listed as empty otherwise, while
+    # every import there fails.
+    problem = hyp_home_problem(layout.home)
+    if problem is not None:
+        section["error"] = f"cannot read the dataset: {problem}"
+        return section
     where = layout.dataset_root
     while not where.exists() and where != layout.home and where.parent != where:
         where = where.parent
