@@ -221,6 +221,45 @@ def test_a_hyp_home_not_created_yet_is_still_an_empty_dataset(
     assert not (tmp_path / "new").exists()
 
 
+def test_a_hyp_home_this_user_may_not_open_is_said_by_every_command(tmp_path: Path) -> None:
+    """HYP_HOME a directory this user may not read (or one under a folder it may not open): `hyp status`, `hyp
+    cache status|compact`, `hyp daemon status|stop` died with "unexpected error: PermissionError", and `hyp
+    query` blamed the dataset folder. Each says what is wrong with HYP_HOME and what to do, exit 1."""
+    from test_daemon_process import _drop_dac_caps
+
+    locked, outer = tmp_path / "locked", tmp_path / "outer"
+    locked.mkdir()
+    (outer / "hyp").mkdir(parents=True)
+    cases = {
+        locked: f"HYP_HOME is {locked}, a directory this user may not read (permission denied). Check that it "
+        "belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a directory of yours, and "
+        "run it again.",
+        outer / "hyp": f"HYP_HOME is {outer / 'hyp'}, under {outer}, a folder this user may not open (permission "
+        "denied). Point HYP_HOME at a directory of yours and run it again.",
+    }
+    kwargs = {"preexec_fn": _drop_dac_caps} if os.geteuid() == 0 else {}
+    env = dict(os.environ, HOME=str(tmp_path / "account"), PYTHONPATH=str(REPO))
+    env.pop("HYP_DEBUG", None)
+    commands = [["query", "sql", "select 1 as n"], ["query", "overview", "--json"], ["cache", "status"],
+                ["cache", "compact"], ["daemon", "status", "--json"], ["daemon", "stop"]]
+    locked.chmod(0)
+    outer.chmod(0)
+    try:
+        for home, problem in cases.items():
+            for args in commands:
+                p = subprocess.run([sys.executable, "-m", "hypaware_tui", *args], env={**env, "HYP_HOME": str(home)},
+                                   capture_output=True, text=True, timeout=60, **kwargs)
+                where = " ".join(["hyp", *args[:2]])
+                shown = json.loads(p.stdout)["error"] if "--json" in args else p.stdout
+                assert (p.returncode, shown, p.stderr) == (1, problem if "--json" in args else "",
+                                                           f"{where}: {problem}\n"), (home, args)
+            p = subprocess.run([sys.executable, "-m", "hypaware_tui", "status"], env={**env, "HYP_HOME": str(home)},
+                               capture_output=True, text=True, timeout=60, **kwargs)
+            assert p.returncode == 1 and p.stdout.rstrip().splitlines()[-1] == f"Next: {problem}", p.stderr
+    finally:
+        locked.chmod(0o700)
+        outer.chmod(0o700)
+
 NOT_UTF8_COMMANDS = [
     ["status"], ["status", "--json"], ["query", "sql", "select 1"], ["query", "overview"], ["cache", "status"],
     ["cache", "compact"], ["cache", "prune", "--dry-run"], ["backfill", "--json"], ["backfill", "list"],

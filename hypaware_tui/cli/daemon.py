@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,20 @@ def _check_home(layout: Any) -> None:
     problem = hyp_home_problem(layout.home)
     if problem is not None:
         _fail(problem)
+
+
+@contextlib.contextmanager
+def _reading(layout: Any) -> Iterator[None]:
+    """The daemon's files read in a HYP_HOME this user may not read (or reach): said in the words of the other
+    commands (`hyp_home_problem`, exit 1), not as an unexpected PermissionError. (A HYP_HOME that is a file, or
+    a link to nothing, raises nothing here: no daemon can run there, which status and stop report.)"""
+    try:
+        yield
+    except OSError:
+        from hypaware_tui.core.paths import require_usable_home
+
+        require_usable_home(layout.home)
+        raise
 
 
 def _manager() -> Any:
@@ -147,14 +163,20 @@ def daemon_start() -> None:
 def daemon_stop() -> None:
     from hypaware_tui.core.daemon.control import stop_daemon
 
-    _report(stop_daemon(_layout(), service=_manager()))
+    layout = _layout()
+    with _reading(layout):
+        res = stop_daemon(layout, service=_manager())
+    _report(res)
 
 
 @app.command("restart", help="Stop, then start the daemon.")
 def daemon_restart() -> None:
     from hypaware_tui.core.daemon.control import restart_daemon
 
-    _report(restart_daemon(_layout(), service=_manager()))
+    layout = _layout()
+    with _reading(layout):
+        res = restart_daemon(layout, service=_manager())
+    _report(res)
 
 
 # --- status --------------------------------------------------------------------------------------------
@@ -213,7 +235,8 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
     from hypaware_tui.core.status import newer_log_error
 
     layout = _layout()
-    report = read_daemon_status(layout)
+    with _reading(layout):
+        report = read_daemon_status(layout)
     service = _service_info(layout)
     home_problem = hyp_home_problem(layout.home)
     warning = home_problem or report.warning  # (no daemon runs in a HYP_HOME that is a file)

@@ -79,8 +79,8 @@ def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
     """What makes HYP_HOME unusable for every command, read-only or not, as what, why and what to do (`then`:
     what to do once it is fixed); None when it is a directory this user can open, or does not exist yet (a
     fresh machine: the writers create it). Unusable: a path that is not valid UTF-8
-    (`hyp_home_encoding_problem`), something that is not a directory (a file, /dev/null), a link to nothing, or a
-    path under a file. The commands
+    (`hyp_home_encoding_problem`), something that is not a directory (a file, /dev/null), a link to nothing, a
+    path under a file, a directory this user may not read, or one behind a folder it may not open. The commands
     that would otherwise blame a config or dataset under it (or find "nothing imported yet") say this instead."""
     encoding = hyp_home_encoding_problem(home, then)
     if encoding is not None:
@@ -92,6 +92,10 @@ def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
     if not stat.S_ISDIR(st.st_mode):
         return (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
                 f"away) and {then}.")
+    if not os.access(home, os.R_OK | os.X_OK):
+        return (f"HYP_HOME is {home}, a directory this user may not read (permission denied). Check that it "
+                f"belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a directory of "
+                f"yours, and {then}.")
     return None
 
 
@@ -112,6 +116,9 @@ def _unreachable_home_problem(home: Path, exc: OSError, then: str) -> str | None
         if not stat.S_ISDIR(st.st_mode):
             return (f"HYP_HOME is {home}, under {above}, which is not a directory. Point HYP_HOME at a "
                     f"directory (or move that file away) and {then}.")
+        if not os.access(above, os.X_OK):
+            return (f"HYP_HOME is {home}, under {above}, a folder this user may not open (permission denied). "
+                    f"Point HYP_HOME at a directory of yours and {then}.")
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return None  # (not there yet: a writer creates it)
         break

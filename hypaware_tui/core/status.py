@@ -166,7 +166,7 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         "error": None,
         "warnings": [],
     }
-    # A HYP_HOME no command can use (a file, a link to nothing, a path under a file), or a file
+    # A HYP_HOME no command can use (a file, a link to nothing, a directory this user may not read), or a file
     # where the dataset directory or one of the directories above it belongs: listed as empty otherwise, while
     # every import there fails.
     problem = hyp_home_problem(layout.home)
@@ -174,9 +174,14 @@ def dataset_section(layout: Layout) -> dict[str, Any]:
         section["error"] = f"cannot read the dataset: {problem}"
         return section
     where = layout.dataset_root
-    while not where.exists() and where != layout.home and where.parent != where:
-        where = where.parent
-    if where.exists() and not where.is_dir():
+    try:
+        while not where.exists() and where != layout.home and where.parent != where:
+            where = where.parent
+        in_the_way = where.exists() and not where.is_dir()
+    except OSError as exc:  # (a folder of it this user may not open)
+        section["error"] = f"cannot read the dataset: {exc.strerror or exc} ({exc.filename})"
+        return section
+    if in_the_way:
         section["error"] = f"cannot read the dataset: {in_the_way_message(where, layout.home)}"
         return section
     try:
@@ -235,7 +240,10 @@ def dataset_replaced_note(layout: Layout) -> str | None:
     database's meta, then the dataset's marker file."""
     from hypaware_tui.core.storage import dataset_replaced, dataset_replaced_text
 
-    return dataset_replaced_text(layout, ahead=True) if dataset_replaced(layout) else None
+    try:
+        return dataset_replaced_text(layout, ahead=True) if dataset_replaced(layout) else None
+    except OSError:  # (a HYP_HOME this user may not read: the dataset section says so)
+        return None
 
 
 def last_import(layout: Layout) -> dict[str, Any] | None:
