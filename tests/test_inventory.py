@@ -231,3 +231,20 @@ def test_scanned_path_hashes_keeps_a_client_whose_scan_could_not_read_a_folder(t
     monkeypatch.setattr(os, "scandir", scandir)
     assert scanned_path_hashes(config, env)["claude"] is None
     assert scanned_path_hashes(None, env)["claude"] is None
+
+
+@pytest.mark.parametrize("lines", [1, 3, 40, 4000])
+def test_the_tail_scan_alone_finds_the_last_timestamp_of_the_inventory(tmp_path, lines):
+    """`hyp backfill` dates a file by `tail_timestamp` (no head read): the inventory's last timestamp, for a
+    file shorter than the tail window, one longer, and one whose tail starts mid-line."""
+    from hypaware_tui.importers.claude import line_timestamp
+
+    path = tmp_path / "s.jsonl"
+    stamps = [f"2026-05-01T{10 + i // 3600 % 10:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z" for i in range(lines)]
+    pad = "x" * 150
+    path.write_text("".join(f'{{"timestamp": "{s}", "pad": "{pad}"}}\n' for s in stamps) + '{"type": "snapshot"}\n')
+    size = path.stat().st_size
+    first, last = base_mod.head_tail_timestamps(str(path), size, line_timestamp)
+    assert last == parse_iso_us(stamps[-1])
+    assert base_mod.tail_timestamp(str(path), size, line_timestamp) == last
+    assert base_mod.tail_timestamp(str(path), size, line_timestamp, span=1000) == last

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -1478,6 +1478,13 @@ class Importer(ABC):
     def inventory_file(self, file: SourceFile, size: int, mtime_ns: int) -> FileInventory:
         """First/last timestamps from a bounded head and tail of the file (never the whole file)."""
 
+    def last_timestamp(self, file: SourceFile, size: int, mtime_ns: int) -> int | None:
+        """The last timestamp of the file as its inventory finds it (`FileInventory.last_ts`: the bounded tail's,
+        None when none was found there), for an import that has no inventory (`hyp backfill`) and must tell
+        whether a file ends before its window (`runner._run_provider`). The same scan as `inventory_file`; an
+        importer whose scan has a cheaper tail-only form overrides this. May raise OSError."""
+        return self.inventory_file(file, size, mtime_ns).last_ts
+
     def session_key(self, file: SourceFile) -> str:
         """What counts as one session in inventories (a top-level file by default)."""
         return file.path_hash
@@ -1488,6 +1495,35 @@ class Importer(ABC):
 HEAD_TAIL_BYTES = 256 * 1024
 
 
+def _scan_timestamp(chunk: bytes, line_ts: Callable[[dict[str, Any]], int | None], *, reverse: bool) -> int | None:
+    """The first (`reverse`: the last) timestamp of the complete JSON lines of `chunk`."""
+    lines = chunk.split(b"\n")
+    for raw in reversed(lines) if reverse else lines:
+        raw = raw.strip()
+        if not raw or raw[:1] != b"{":
+            continue
+        try:  # (as the import reads it: a line orjson refuses, a lone surrogate escape or invalid UTF-8 in
+            # it, is a line of the file all the same; skipped here, an older stamp stood for the file's last)
+            obj = parse_json_line(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            ts = line_ts(obj)
+            if ts is not None:
+                return ts
+    return None
+
+
+def _tail(fh: BinaryIO, size: int, span: int) -> bytes:
+    """The complete lines of the last `span` bytes of a file of `size` bytes (all of it when not longer)."""
+    if size <= span:
+        fh.seek(0)
+        return fh.read(size)
+    fh.seek(size - span)
+    tail = fh.read(span)
+    return tail[tail.find(b"\n") + 1 :]
+
+
 def head_tail_timestamps(
     path: str, size: int, line_ts: Callable[[dict[str, Any]], int | None], *, span: int = HEAD_TAIL_BYTES
 ) -> tuple[int | None, int | None]:
@@ -1495,32 +1531,16 @@ def head_tail_timestamps(
 
     Only complete lines inside each window are parsed (the first and last lines of a file often carry no
     timestamp, so several are tried). Never reads more than 2 × span bytes."""
-
-    def scan(chunk: bytes, reverse: bool) -> int | None:
-        lines = chunk.split(b"\n")
-        for raw in reversed(lines) if reverse else lines:
-            raw = raw.strip()
-            if not raw or raw[:1] != b"{":
-                continue
-            try:  # (as the import reads it: a line orjson refuses, a lone surrogate escape or invalid UTF-8 in
-                # it, is a line of the file all the same; skipped here, an older stamp stood for the file's last)
-                obj = parse_json_line(raw)
-            except (ValueError, RecursionError):
-                continue
-            if isinstance(obj, dict):
-                ts = line_ts(obj)
-                if ts is not None:
-                    return ts
-        return None
-
     with open(path, "rb") as fh:
         head = fh.read(min(size, span))
-        first = scan(head if size <= span else head[: head.rfind(b"\n") + 1], reverse=False)
-        if size <= span:
-            last = scan(head, reverse=True)
-        else:
-            fh.seek(size - span)
-            tail = fh.read(span)
-            cut = tail.find(b"\n")
-            last = scan(tail[cut + 1 :], reverse=True)
+        first = _scan_timestamp(head if size <= span else head[: head.rfind(b"\n") + 1], line_ts, reverse=False)
+        last = _scan_timestamp(head if size <= span else _tail(fh, size, span), line_ts, reverse=True)
     return first, last
+
+
+def tail_timestamp(
+    path: str, size: int, line_ts: Callable[[dict[str, Any]], int | None], *, span: int = HEAD_TAIL_BYTES
+) -> int | None:
+    """`head_tail_timestamps(...)[1]` without reading the head: the last timestamp of the last `span` bytes."""
+    with open(path, "rb") as fh:
+        return _scan_timestamp(_tail(fh, size, span), line_ts, reverse=True)

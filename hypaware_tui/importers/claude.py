@@ -44,6 +44,7 @@ from hypaware_tui.importers.base import (
     name_text,
     os_error_advice,
     readable,
+    tail_timestamp,
 )
 from hypaware_tui.importers.base import (
     nonempty_str as _s,
@@ -897,6 +898,9 @@ class ClaudeImporter(Importer):
     def inventory_file(self, file: SourceFile, size: int, mtime_ns: int) -> FileInventory:
         first, last = head_tail_timestamps(file.path, size, line_timestamp)
         return FileInventory(file=file, size=size, mtime_ns=mtime_ns, first_ts=first, last_ts=last)
+
+    def last_timestamp(self, file: SourceFile, size: int, mtime_ns: int) -> int | None:
+        return tail_timestamp(file.path, size, line_timestamp)
 
     def session_key(self, file: SourceFile) -> str:
         """A layout-(c) subagent file belongs to its parent's session file

@@ -70,6 +70,7 @@ from hypaware_tui.importers.base import (
     readable,
     split_lines,
     strip_base64_row,
+    tail_timestamp,
 )
 from hypaware_tui.importers.base import (
     nonempty_str as _s,
@@ -1697,6 +1698,11 @@ class CodexImporter(Importer):
         except Exception:  # an inventory is a best effort: fall back to the mtime
             first = last = None
         return FileInventory(file, size, mtime_ns, first, last)
+
+    def last_timestamp(self, file: SourceFile, size: int, mtime_ns: int) -> int | None:
+        if file.path.endswith(".jsonl"):  # (as `inventory_file` reads it, without the head)
+            return tail_timestamp(file.path, size, line_timestamp)
+        return self.inventory_file(file, size, mtime_ns).last_ts
 
 
 def _where(path: str) -> str:
