@@ -4,7 +4,12 @@ Review screen, `hyp init --dry-run` and `hyp backfill plan` show as in the windo
 reads, and its progress and summary say the same files and bytes (they said 21 files and 12.7 MB after a
 Review of 4 files and 1.69 MB). The rows are the same as without the skip; a skipped file appended to later
 is read whole, and raising the retention imports it. A file not read gets a checkpoint of nothing read, so
-that neither the daemon nor the next `hyp backfill` reads it either."""
+that neither the daemon nor the next `hyp backfill` reads it either.
+
+`hyp backfill` has no inventory: it dates each file without a checkpoint whose mtime is before the window by
+the inventory's own tail scan, and skips it by the same rule (it read two years of history whole under a 90-day
+retention, and its dry run counted 21 files where `hyp backfill plan` said 1). The tests of the rule run both
+ways (`inventory`: the setup import; without: `hyp backfill`)."""
 
 from __future__ import annotations
 
@@ -77,6 +82,16 @@ def make_home(tmp_path: Path, *, copied: bool = True) -> dict[str, str]:
     return env
 
 
+def configure(env: dict[str, str], retention: int = RETENTION) -> None:
+    """The config `hyp init` writes for Claude Code, capture on, without running it."""
+    hyp = Path(env["HYP_HOME"])
+    hyp.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (hyp / "hypaware-config.json").write_text(json.dumps({
+        "version": 1, "clients": {"claude": {"enabled": True}, "codex": {"enabled": False}},
+        "retention_days": retention, "capture": {"enabled": True},
+    }))
+
+
 def session_path(env: dict[str, str], name: str) -> Path:
     return Path(env["CLAUDE_CONFIG_DIR"]) / "projects" / "-home-ada-repo" / f"{name}.jsonl"
 
@@ -118,25 +133,30 @@ def test_the_rows_are_those_of_an_import_of_everything_cut_to_the_window(tmp_pat
     assert got.height == ROWS_IN_WINDOW and set(got["session_id"]) == set(IN_WINDOW)
     assert_frame_equal(got, want)
 
-    # and without the inventory (`hyp backfill`), every file is read: the same rows
+    # and without the inventory (`hyp backfill`), the same files are dated by their tails: the same rows
     reading, _ = import_(with_hyp_home(env, tmp_path / "cli"), RETENTION, inventory=False)
-    assert reading.files_scanned == len(FILES) and reading.files_outside_window == 0
+    assert reading.files_scanned == 3 and reading.files_outside_window == len(SKIPPED)
+    assert reading.bytes_read == sum(session_path(env, n).stat().st_size for n in FILES if n not in SKIPPED)
     assert_frame_equal(frame(with_hyp_home(env, tmp_path / "cli")), got)
 
 
-def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path) -> None:
+BOTH_WAYS = pytest.mark.parametrize("inventory", [True, False], ids=["setup", "backfill"])
+
+
+@BOTH_WAYS
+def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path, inventory: bool) -> None:
     """`claude --resume` appends to an old transcript: its mtime and its last timestamp move into the window.
     Its checkpoint of nothing read no longer matches its stat: it is read from its start, as a fresh import
     reads it."""
     env = make_home(tmp_path)
-    first, _ = import_(env, RETENTION)
+    first, _ = import_(env, RETENTION, inventory=inventory)
     assert first.files_outside_window == len(SKIPPED)
     path = session_path(env, "old-a")
     with path.open("a") as fh:
         fh.write("\n".join(session_lines("old-a", NOW - timedelta(minutes=30), 2, timedelta(minutes=1),
                                          first=6)) + "\n")
     now = now_us()
-    again, _ = import_(env, RETENTION, now=now)
+    again, _ = import_(env, RETENTION, now=now, inventory=inventory)
     assert again.files_scanned == 1 and again.rows_written == 4  # the two new turns, nothing older
     assert again.files_unchanged == len(FILES) - 1 and again.files_outside_window == 0
 
@@ -149,17 +169,20 @@ def test_a_skipped_file_appended_to_later_is_read_whole(tmp_path: Path) -> None:
     assert sorted(appended["message_index"].to_list()) == [12, 13, 14, 15]
 
 
-def test_raising_the_retention_afterwards_imports_the_old_files(tmp_path: Path) -> None:
+@BOTH_WAYS
+def test_raising_the_retention_afterwards_imports_the_old_files(tmp_path: Path, inventory: bool) -> None:
     env = make_home(tmp_path)
-    import_(env, RETENTION)
-    raised, _ = import_(env, 0)
+    first, _ = import_(env, RETENTION, inventory=inventory)
+    assert first.files_outside_window == len(SKIPPED)
+    raised, _ = import_(env, 0, inventory=inventory)
     assert raised.files_scanned == len(FILES)  # (the floor was lowered: every checkpoint was reset)
     import_(with_hyp_home(env, tmp_path / "all"), 0)
     assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "all")))
 
 
-def _rows_equal_a_forever_import_cut_to_the_window(tmp_path: Path, env: dict[str, str]) -> pl.DataFrame:
-    skipping, window = import_(env, RETENTION)
+def _rows_equal_a_forever_import_cut_to_the_window(tmp_path: Path, env: dict[str, str], *,
+                                                    inventory: bool = True) -> pl.DataFrame:
+    skipping, window = import_(env, RETENTION, inventory=inventory)
     assert skipping.files_outside_window == len(SKIPPED)  # (old-a and old-b only)
     import_(with_hyp_home(env, tmp_path / "all"), 0)
     want = frame(with_hyp_home(env, tmp_path / "all")).filter(pl.col("message_created_at") >= window.since_us)
@@ -167,12 +190,9 @@ def _rows_equal_a_forever_import_cut_to_the_window(tmp_path: Path, env: dict[str
     return want
 
 
-def test_a_last_line_orjson_refuses_still_dates_the_file(tmp_path: Path) -> None:
-    """A turn in the window whose text holds a lone surrogate escape (Node's JSON.stringify of a string cut
-    mid-emoji) or invalid UTF-8 is a line the import reads (claude.md §2 rule 3: replaced, then json.loads).
-    The inventory's tail scan parsed with orjson alone: the line was invisible, an older stamp stood for the
-    file's last, Review left the file out and the setup import skipped it, its rows lost for good."""
-    env = make_home(tmp_path, copied=False)
+def _late_bad_turns(env: dict[str, str], mtime: datetime) -> None:
+    """Two sessions from 60 days ago whose last turn, 2 days ago, holds a lone surrogate escape or invalid
+    UTF-8; their mtime `mtime`."""
     projects = session_path(env, "x").parent
     for name, bad in (("sur", b'"caf\\ud83d"'), ("bad8", b'"caf\xe9\xe8"')):
         lines = session_lines(name, NOW - timedelta(days=60), 3, timedelta(minutes=5))[:-1]
@@ -183,8 +203,16 @@ def test_a_last_line_orjson_refuses_still_dates_the_file(tmp_path: Path) -> None
         raw = json.dumps(turn).encode().replace(b'"@@TEXT@@"', bad)
         path = projects / f"{name}.jsonl"
         path.write_bytes(("\n".join(lines) + "\n").encode() + raw + b"\n")
-        stamp = (NOW - timedelta(days=2)).timestamp()
-        os.utime(path, (stamp, stamp))
+        os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+
+
+def test_a_last_line_orjson_refuses_still_dates_the_file(tmp_path: Path) -> None:
+    """A turn in the window whose text holds a lone surrogate escape (Node's JSON.stringify of a string cut
+    mid-emoji) or invalid UTF-8 is a line the import reads (claude.md §2 rule 3: replaced, then json.loads).
+    The inventory's tail scan parsed with orjson alone: the line was invisible, an older stamp stood for the
+    file's last, Review left the file out and the setup import skipped it, its rows lost for good."""
+    env = make_home(tmp_path, copied=False)
+    _late_bad_turns(env, NOW - timedelta(days=2))
     inv = build_inventory(["claude"], env=env)
     window, _floor, _w = resolve_window(None, None, RETENTION, now_us())
     from hypaware_tui.core.inventory import client_figures
@@ -194,7 +222,20 @@ def test_a_last_line_orjson_refuses_still_dates_the_file(tmp_path: Path) -> None
     assert set(want.filter(pl.col("message_id").str.ends_with("-late"))["session_id"]) == {"sur", "bad8"}
 
 
-def test_stamps_out_of_order_never_cost_the_rows_of_a_file_written_in_the_window(tmp_path: Path) -> None:
+@BOTH_WAYS
+def test_a_last_line_orjson_refuses_dates_a_file_whose_mtime_is_before_the_window(tmp_path: Path,
+                                                                                   inventory: bool) -> None:
+    """As above, the files' mtimes set back before the window too (a copy that kept its mtimes, `touch -d`): the
+    tail's stamp alone keeps them read, so it must be found in the line the import reads."""
+    env = make_home(tmp_path, copied=False)
+    _late_bad_turns(env, NOW - timedelta(days=59))
+    want = _rows_equal_a_forever_import_cut_to_the_window(tmp_path, env, inventory=inventory)
+    assert set(want.filter(pl.col("message_id").str.ends_with("-late"))["session_id"]) == {"sur", "bad8"}
+
+
+@BOTH_WAYS
+def test_stamps_out_of_order_never_cost_the_rows_of_a_file_written_in_the_window(tmp_path: Path,
+                                                                                inventory: bool) -> None:
     """Turns in the window, then a last line stamped before it (a clock set back): the file's last stamp is
     not its newest. Its mtime (in the window) keeps it read."""
     env = make_home(tmp_path, copied=False)
@@ -202,8 +243,46 @@ def test_stamps_out_of_order_never_cost_the_rows_of_a_file_written_in_the_window
     lines = session_lines("ooo", NOW - timedelta(days=10), 3, timedelta(hours=1))
     lines += session_lines("ooo", NOW - timedelta(days=60), 1, timedelta(hours=1), first=3)
     write(path, lines, NOW - timedelta(days=9))
-    want = _rows_equal_a_forever_import_cut_to_the_window(tmp_path, env)
+    want = _rows_equal_a_forever_import_cut_to_the_window(tmp_path, env, inventory=inventory)
     assert want.filter(pl.col("session_id") == "ooo").height == 6
+
+
+@BOTH_WAYS
+def test_a_file_copied_without_its_mtimes_is_read(tmp_path: Path, inventory: bool) -> None:
+    """Every stamp before the window, its mtime now (`old-copied`: a history copied without its mtimes): only the
+    file system says when it was last written, and it says now. Read, its lines skipped one by one."""
+    env = make_home(tmp_path)
+    skipping, _ = import_(env, RETENTION, inventory=inventory)
+    assert skipping.files_outside_window == len(SKIPPED)
+    assert skipping.files_scanned == len(FILES) - len(SKIPPED)  # (old-copied, straddling, new)
+    assert skipping.lines_skipped["outside_window"] >= 6  # (old-copied's three turns among them)
+
+
+def test_a_file_written_while_it_is_dated_is_read(tmp_path: Path, monkeypatch) -> None:
+    """`hyp backfill` dates an old file by its tail while `claude --resume` appends to it: the stat it dated no
+    longer holds, so the file is read (the dry run, which writes no checkpoint of nothing read, too)."""
+    from hypaware_tui.importers.claude import ClaudeImporter
+
+    env = make_home(tmp_path, copied=False)
+    path = session_path(env, "old-b")
+    dated = ClaudeImporter.last_timestamp
+
+    def appending(self, file, size, mtime_ns):
+        ts = dated(self, file, size, mtime_ns)
+        if file.path == str(path) and path.stat().st_size == size:
+            with path.open("a") as fh:
+                fh.write("\n".join(session_lines("old-b", NOW - timedelta(minutes=3), 1, timedelta(minutes=1),
+                                                 first=4)) + "\n")
+        return ts
+
+    monkeypatch.setattr(ClaudeImporter, "last_timestamp", appending)
+    now = now_us()
+    window, _floor, write_checkpoints = resolve_window(None, None, RETENTION, now)
+    res = run_backfill(Layout.resolve(env), ["claude"], window=window, write_checkpoints=write_checkpoints,
+                       dry_run=True, env=env, retention_days=RETENTION, now=now, workers=1)
+    pr = res.providers[0]
+    assert (pr.files_outside_window, pr.files_scanned) == (1, 3)  # (old-a not read; old-b, straddling, new)
+    assert pr.rows_written == ROWS_IN_WINDOW + 2  # (old-b's new turn)
 
 
 def test_a_file_replaced_by_another_of_the_same_size_and_mtime_is_read(tmp_path: Path) -> None:
@@ -283,6 +362,27 @@ def test_review_plan_progress_and_summary_show_the_same_files_and_bytes(tmp_path
     assert plan[2:6] == ["2", "2", *size.split()]
 
 
+def test_backfill_dry_run_progress_and_summary_show_the_files_and_bytes_of_the_plan(tmp_path: Path,
+                                                                                     hyp_main) -> None:
+    """`hyp backfill --dry-run` read every file (`files 5`) where `hyp backfill plan` said 2 for the same window;
+    the real run's progress and summary say the plan's files and bytes too."""
+    env = make_home(tmp_path, copied=False)  # (a copied file is read though the plan leaves it out: see above)
+    configure(env)
+    size = human_size(sum(session_path(env, n).stat().st_size for n in IN_WINDOW))
+    rc, out, _ = hyp_main(env, "backfill", "plan", "claude")
+    assert rc == 0
+    assert claude_row(out, "claude")[2:6] == ["2", "2", *size.split()]
+
+    for args in (("--dry-run",), ()):
+        rc, out, err = hyp_main(env, "backfill", "claude", *args)
+        assert rc == 0, out + err
+        progress = [x for x in err.splitlines() if x.startswith("hyp: claude ")][-1]
+        assert progress.startswith(f"hyp: claude ok 100% {size}/{size} files 2/2 sessions 2 rows {ROWS_IN_WINDOW} ")
+        summary = claude_row(out, "claude")  # provider status files sessions rows duplicates skipped errors
+        assert summary[1:5] == ["ok", "2", "2", str(ROWS_IN_WINDOW)]
+        assert f"{'Would import' if args else 'Imported'} {ROWS_IN_WINDOW} new rows." in out
+
+
 def test_a_rerun_with_nothing_new_says_nothing_to_read(tmp_path: Path, hyp_main) -> None:
     """The files unchanged since the last import are not read, so not "done": the progress said `files 5/5`
     next to `rows 0`, above a summary of 0 files."""
@@ -349,6 +449,21 @@ def test_the_daemon_and_the_next_backfill_read_none_of_the_files_the_import_skip
     assert bytes_read_by_scans(env, before) == []  # (a catch-up that reads nothing logs no scan)
 
     after, _ = import_(env, RETENTION, inventory=False)  # `hyp backfill`
+    assert (after.files_scanned, after.bytes_read, after.rows_written) == (0, 0, 0)
+    assert after.files_unchanged == len(FILES)
+    assert_frame_equal(frame(env), got)
+
+
+def test_the_daemon_and_the_next_backfill_read_none_of_the_files_hyp_backfill_skipped(tmp_path: Path) -> None:
+    env = make_home(tmp_path)
+    configure(env)
+    first, _ = import_(env, RETENTION, inventory=False)  # `hyp backfill`
+    assert first.files_outside_window == len(SKIPPED)
+    got = frame(env)
+    before = len(events_lines(env))
+    daemon_once(env)
+    assert bytes_read_by_scans(env, before) == []
+    after, _ = import_(env, RETENTION, inventory=False)
     assert (after.files_scanned, after.bytes_read, after.rows_written) == (0, 0, 0)
     assert after.files_unchanged == len(FILES)
     assert_frame_equal(frame(env), got)
@@ -426,12 +541,80 @@ def test_cache_prune_forgets_the_checkpoint_of_a_skipped_file_that_is_gone(tmp_p
         assert db.count("claude") == len(FILES) - 1
 
 
-def test_a_dry_run_writes_no_checkpoint(tmp_path: Path) -> None:
+@BOTH_WAYS
+def test_a_dry_run_writes_no_checkpoint(tmp_path: Path, inventory: bool) -> None:
     env = make_home(tmp_path)
     now = now_us()
     window, _floor, write = resolve_window(None, None, RETENTION, now)
+    inv = build_inventory(["claude"], env=env) if inventory else None
     res = run_backfill(Layout.resolve(env), ["claude"], window=window, write_checkpoints=write, dry_run=True,
-                       env=env, retention_days=RETENTION, now=now, inventory=build_inventory(["claude"], env=env),
-                       workers=1)
+                       env=env, retention_days=RETENTION, now=now, inventory=inv, workers=1)
     assert res.providers[0].files_outside_window == len(SKIPPED)
+    assert res.providers[0].rows_written == ROWS_IN_WINDOW
     assert not Layout.resolve(env).ingest_db.exists()
+
+
+def test_a_backfill_since_after_the_floor_skips_the_old_files_and_writes_no_checkpoint(tmp_path: Path,
+                                                                                      hyp_main) -> None:
+    """`hyp backfill --since` later than the import floor may write no checkpoint (storage.md §7.5): the files
+    before its window are not read, and none gets a checkpoint of nothing read (a later run with the floor's
+    window must read them)."""
+    from hypaware_tui.core.checkpoints import StateDB
+
+    env = make_home(tmp_path, copied=False)
+    configure(env)
+    since = (NOW - timedelta(days=20)).date().isoformat()  # (after the 30-day floor: old-a, old-b and the
+    # straddling session, whose last turn is 21 days old, end before it)
+    rc, out, err = hyp_main(env, "backfill", "claude", "--since", since)
+    assert rc == 0, out + err
+    progress = [x for x in err.splitlines() if x.startswith("hyp: claude ")][-1]
+    assert " files 1/1 sessions 1 rows 10 " in progress
+    assert claude_row(out, "claude")[1:5] == ["ok", "1", "1", "10"]
+    with StateDB.open(Layout.resolve(env), create=False) as db:
+        assert db.count("claude") == 0
+    wide, _ = import_(env, RETENTION, inventory=False)
+    assert (wide.files_scanned, wide.files_outside_window, wide.rows_written) == (2, 2, 4)
+
+
+# --------------------------------------------------------------------------------------------- codex
+
+
+@pytest.mark.parametrize("inventory", [True, False], ids=["setup", "backfill"])
+def test_codex_rollouts_before_the_window_are_skipped_and_the_rows_are_those_of_a_forever_import(
+        tmp_path: Path, inventory: bool) -> None:
+    """Every Codex fixture (plain, `.zst` and whole-document `.json` rollouts), each file's mtime its last
+    stamp, under a 90-day retention whose floor falls among them."""
+    from hypaware_tui.core.inventory import before_window
+
+    fixtures = Path(__file__).parent / "fixtures" / "codex"
+    env = make_home(tmp_path, copied=False)
+    for f in session_path(env, "x").parent.iterdir():
+        f.unlink()
+    sessions = Path(env["CODEX_HOME"]) / "sessions"
+    sessions.mkdir(parents=True)
+    for f in fixtures.glob("rollout-*"):
+        (sessions / f.name).write_bytes(f.read_bytes())
+    for fi in build_inventory(["codex"], env=env)["codex"].files:
+        if fi.last_ts is not None:
+            os.utime(fi.file.path, ns=(fi.last_ts * 1000 + 10**9, fi.last_ts * 1000 + 10**9))
+    now = int(datetime(2026, 4, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    window, _floor, write = resolve_window(None, None, 90, now)
+    ci = build_inventory(["codex"], env=env)["codex"]
+    old = {fi.file.path_hash for fi in ci.files if fi.last_ts is not None and before_window(fi, window.since_us)}
+    assert len(old) >= 4, old
+
+    def run(e: dict[str, str], retention: int, inv) -> object:
+        w, _f, wr = resolve_window(None, None, retention, now)
+        res = run_backfill(Layout.resolve(e), ["codex"], window=w, write_checkpoints=wr, dry_run=False, env=e,
+                           retention_days=retention, now=now, inventory=inv, workers=1)
+        assert res.status == "ok", res.providers[0].error
+        return res.providers[0]
+
+    pr = run(env, 90, build_inventory(["codex"], env=env) if inventory else None)
+    assert pr.files_outside_window == len(old)
+    assert pr.files_scanned == len(ci.files) - len(old)
+    everything = with_hyp_home(env, tmp_path / "all")
+    run(everything, 0, None)
+    want = frame(everything).filter(pl.col("message_created_at") >= window.since_us)
+    assert want.height > 0
+    assert_frame_equal(frame(env), want)

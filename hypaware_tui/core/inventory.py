@@ -218,8 +218,10 @@ def before_window(fi: FileInventory, since_us: int | None) -> bool:
     """Whether a file ends before `since`: its newest timestamp (the last one of its bounded tail, its mtime
     when none was found there) is earlier. Such a file is not "in window" on the Retention and Review screens,
     in `hyp backfill plan` and `hyp init --dry-run`, and it is "older, not imported"; and an import given the
-    inventory does not read it when it has no checkpoint (`runner._run_provider`), so that what these show
-    and what the import reads agree by construction."""
+    inventory does not read it when it has no checkpoint and its mtime is before `since` too
+    (`runner._run_provider`), so that what these show and what the import reads agree by construction.
+    `hyp backfill`, which has no inventory, dates such a file by the same tail scan (`Importer.last_timestamp`,
+    `runner._dated_before_window`)."""
     return since_us is not None and fi.newest_us < since_us
 
 

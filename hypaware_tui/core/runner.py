@@ -81,8 +81,8 @@ class ProviderResult:
     error_path: str | None = None
     files_total: int = 0  # the files the pass reads (not those unchanged, nor those before the window)
     files_unchanged: int = 0
-    # files not opened because they end before the window (`inventory.before_window`): every line of theirs is
-    # older than `since`, so none of them is an `outside_window` line of the summary either
+    # files not opened because they end before the window (`inventory.before_window`, `_dated_before_window`):
+    # every line of theirs is older than `since`, so none of them is an `outside_window` line of the summary either
     files_outside_window: int = 0
     files_reset: int = 0
     files_failed: int = 0
@@ -864,8 +864,8 @@ def _before_window(
     without a checkpoint among them is not read, if its stat is still the one the inventory saw (a session
     resumed since has grown: it is read, whole), and gets a checkpoint of nothing read (`reader.nothing_read`),
     so that the daemon and the next backfill find it unchanged. Only the files whose last timestamp was found
-    count: a file dated by its mtime alone is read, as is every file when there is no inventory
-    (`hyp backfill`, the daemon)."""
+    count: a file dated by its mtime alone is read. Without an inventory (`hyp backfill`) the same rule dates
+    each file by its own tail scan (`_dated_before_window`); the daemon reads every file."""
     ci = inventory.clients.get(client) if inventory is not None and since_us is not None else None
     if ci is None:
         return {}
@@ -877,15 +877,38 @@ def _before_window(
             if fi.last_ts is not None and before_window(fi, since_us) and fi.mtime_ns // 1000 < since_us}
 
 
-def _skipped(f: SourceFile, since_us: int | None, size: int, mtime_ns: int, out: list[CheckpointUpdate]) -> bool:
-    """Whether a file that ends before the window is still the one the inventory saw (`size`, `mtime_ns`) as
-    it is opened for its checkpoint of nothing read (`reader.nothing_read`), added to `out`. False (the file is
-    read, whole: a pass reports what failed) when it changed meanwhile or cannot be opened."""
+def _dated_before_window(
+    importer: Importer, f: SourceFile, size: int, mtime_ns: int, ino: int | None, since_us: int
+) -> bool:
+    """`_before_window`'s rule for a file no inventory saw (`hyp backfill` has none): its mtime is before
+    `since`, and so is its last timestamp, found by the inventory's own tail scan (`Importer.last_timestamp`:
+    the same lines parsed the same way, a line with a lone surrogate escape or invalid UTF-8 included). The
+    tail is read only for a file whose mtime is already before `since` (a file written in the window, or now,
+    is read without one). False (the file is read) when no timestamp is found in the tail, when the file
+    cannot be read (its pass reports it), or when its stat changed during the scan (a file being written)."""
+    if mtime_ns // 1000 >= since_us:
+        return False
+    try:
+        last = importer.last_timestamp(f, size, mtime_ns)
+        if last is None or last >= since_us:
+            return False
+        st = os.stat(f.path)
+    except Exception:  # noqa: BLE001 - a scan that fails dates nothing: the file is read, its pass reports it
+        return False
+    return st.st_size == size and st.st_mtime_ns == mtime_ns and (ino is None or st.st_ino == ino)
+
+
+def _skipped(f: SourceFile, since_us: int | None, size: int, mtime_ns: int, ino: int | None,
+             out: list[CheckpointUpdate]) -> bool:
+    """Whether a file that ends before the window is still the one that was dated (`size`, `mtime_ns`, inode
+    `ino`) as it is opened for its checkpoint of nothing read (`reader.nothing_read`), added to `out`. False (the
+    file is read, whole: a pass reports what failed) when it changed meanwhile or cannot be opened."""
     try:
         update = nothing_read(f, since_us)
     except OSError:
         return False
-    if (update.entry.size, update.entry.mtime_ns) != (size, mtime_ns):
+    entry = update.entry
+    if (entry.size, entry.mtime_ns) != (size, mtime_ns) or (ino is not None and entry.inode != ino):
         return False
     out.append(update)
     return True
@@ -933,10 +956,17 @@ def _run_provider(
     for fe in discovery.failed:
         file_error(f"{fe.where}: {fe.message}", fe.path)
     before = _before_window(inventory, name, window.since_us)
+    # Without an inventory of this client (`hyp backfill`), each file without a checkpoint whose mtime is before
+    # the window is dated here by its tail, as the inventory dates it (`_dated_before_window`): two years of
+    # history under a 90-day retention were read whole, every line dropped as outside the window, and the dry
+    # run counted files `hyp backfill plan` left out.
+    dating = window.since_us is not None and (inventory is None or name not in inventory.clients)
     # A file not read because it ends before the window gets a checkpoint of nothing read (`reader.nothing_read`):
     # without one, the daemon's first pass read it whole from its capture start, and the next backfill (whose
-    # window starts earlier: `must_widen`) read it whole again. Committed with the run's first batch.
-    write_skipped = bool(before) and write_checkpoints and dry is None
+    # window starts earlier: `must_widen`) read it whole again. Committed with the run's first batch. None when
+    # the run may not write checkpoints (a `--since` after the import floor, storage.md §7.5) or is a dry run:
+    # the file is still not read (every line of it is before the window), and is dated again next time.
+    write_skipped = (bool(before) or dating) and write_checkpoints and dry is None
     not_read: list[CheckpointUpdate] = []
     db = _open_state(layout, dry_run=dry is not None)
     try:
@@ -972,10 +1002,11 @@ def _run_provider(
                 key = stored.get(h)
                 if key is None:
                     old = before.get(h)
-                    if old is not None and old.size == size and old.mtime_ns == mtime_ns and (
-                        old.file.inode is None or old.file.inode == ino) and (
-                        not write_skipped or _skipped(f, since_us, size, mtime_ns, not_read)
-                    ):
+                    if (
+                        (old is not None and old.size == size and old.mtime_ns == mtime_ns
+                         and (old.file.inode is None or old.file.inode == ino))
+                        or (dating and _dated_before_window(importer, f, size, mtime_ns, ino, since_us))
+                    ) and (not write_skipped or _skipped(f, since_us, size, mtime_ns, ino, not_read)):
                         outside += 1  # ends before the window, as the inventory saw it: nothing to read
                     else:
                         files.append((f, size))
