@@ -34,7 +34,7 @@ from hypaware_tui.importers.codex import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from import_helpers import import_file, source_file_for  # noqa: E402
+from import_helpers import import_file, rows_multiset, source_file_for  # noqa: E402
 
 IMP = CodexImporter()
 FIX = Path(__file__).parent / "fixtures" / "codex"
@@ -174,8 +174,8 @@ def test_token_sum_equals_counted_deltas(path):
     if growth is not None:
         assert expected == growth  # totals never reset in the fixtures: deltas add up to the growth
     assert stats.usage_unattached == 0
-    for r in carriers(rows):  # the carrier is the last part of its message, on an assistant row
-        assert r["role"] == "assistant"
+    for r in carriers(rows):  # the carrier is the last part of its message: an assistant row or a compaction
+        assert r["role"] == "assistant" or (r["role"] == "system" and r["part_type"] == "compaction")
         assert not any(o["message_id"] == r["message_id"] and o["part_index"] > r["part_index"] for o in rows)
         assert "replayed_from_parent" not in attrs(r).get("codex", {})
 
@@ -443,6 +443,231 @@ def test_before_order_057_two_turns_model_switch_and_sandbox_shapes():
     assert doc["permission_mode"] == "danger-full-access" and doc["model"] == "gpt-5"  # string sandbox_policy
     assert doc["prompt_id"] == "1f0b8c2e-0000-4000-8000-00000000a002"
     assert by_text(rows, "Added `--json`")["model"] == "gpt-5-codex"
+
+
+def test_compactions_after_order_carry_their_request_usage_and_the_turn_model():
+    """codex.md §6.2: a context compaction is a model request of its own (the whole window as input) whose
+    summary is never written as a message: its token_count finds no assistant message waiting, and the
+    `compacted` record that follows carries it, priced with the turn's model. Nothing is left unattached."""
+    rows, stats = run("019cd8b0-0000-7000-8000-0000000c0a9e")
+    comp = [r for r in rows if r["part_type"] == "compaction"]
+    assert [(r["content_text"][:40], r["model"], *tokens(r)) for r in comp] == [
+        ("Summary: the cart reads prices per SKU; ", "gpt-5.1-codex", 212300, 2410, 0, None),
+        ("Summary: cart prices are batched through", "gpt-5.1-codex-max", 18650 - 14080, 1180, 14080, None)]
+    assert [attrs(r)["codex"]["reasoning_output_tokens"] for r in comp] == [640, 256]
+    assert stats.usage_unattached == 0
+    # the responses around them keep their own usage (the recompute re-emits add nothing)
+    assert tokens(by_text(rows, "I will batch them")) == (196020 - 180224, 95, 180224, None)
+    assert tokens(by_text(rows, "Batched: `price_many()`")) == (14200, 160, 0, None)
+    assert tokens(by_text(rows, "Only the changelog entry")) == (9400, 70, 0, None)
+    # every usage of the file is counted once: the rows add up to the last total_token_usage
+    last = [e["payload"]["info"]["total_token_usage"] for e in envelopes(fx("019cd8b0-0000-7000-8000-0000000c0a9e"))
+            if e["payload"].get("type") == "token_count"][-1]
+    assert sum((r["input_tokens"] or 0) + (r["cache_read_tokens"] or 0) for r in rows) == last["input_tokens"]
+    assert sum(r["output_tokens"] or 0 for r in rows) == last["output_tokens"]
+
+
+def test_compaction_before_order_carries_the_pending_usage():
+    """codex.md §6.2, before order (0.34–0.58): the compaction request's token_count is pending when the
+    `compacted` record comes; the compaction row carries it instead of it being dropped at that boundary."""
+    rows, stats = run("019a00c0-0000-7000-8000-000000000b50")
+    assert [(r["role"], r["part_type"], r["model"], *tokens(r)) for r in carriers(rows)] == [
+        ("assistant", "reasoning", "gpt-5-codex", 150200 - 142336, 205, 142336, None),  # the first after its event
+        ("system", "compaction", "gpt-5-codex", 158900, 1870, 0, None),
+        ("assistant", "text", "gpt-5-codex", 6400, 120, 0, None)]
+    assert by_text(rows, "Summary: migrating")["output_tokens"] == 1870
+    assert stats.usage_unattached == 0
+
+
+def test_ai_gateway_usage_counts_a_compaction_once_under_its_model():
+    """schema.md §6: a Codex carrier is its own response (usage_key = part_id), so the compaction row is one
+    row of ai_gateway_usage, with the turn's model, and the per-model sums hold every token of the file."""
+    import polars as pl
+
+    from hypaware_tui.core.schema import usage_view
+
+    rows, _ = run("019cd8b0-0000-7000-8000-0000000c0a9e")
+    usage = usage_view(frame_from_rows(rows).lazy()).collect()
+    assert usage.height == len(carriers(rows)) == 6
+    comp_ids = {r["part_id"] for r in rows if r["part_type"] == "compaction"}
+    assert set(usage.filter(usage["usage_key"].is_in(list(comp_ids)))["model"].to_list()) == {"gpt-5.1-codex",
+                                                                                             "gpt-5.1-codex-max"}
+    per_model = {m: (i, o) for m, i, o in usage.group_by("model").agg(
+        (pl.col("input_tokens") + pl.col("cache_read_tokens")).sum(), pl.col("output_tokens").sum()).rows()}
+    assert per_model == {"gpt-5.1-codex": (180400 + 196020 + 212300 + 14200, 310 + 95 + 2410 + 160),
+                         "gpt-5.1-codex-max": (18650 + 9400, 1180 + 70)}
+
+
+def test_a_stop_between_the_compaction_token_count_and_its_compacted_line_gives_the_whole_file_rows(tmp_path):
+    """storage.md §5.5 with codex.md §9: the compaction's usage waits in the parser state (the orphan) across an
+    incremental stop right after its token_count (and after the recompute re-emit); the next pass puts it on
+    the compaction row, exactly as one pass does."""
+    for tag in ("019cd8b0-0000-7000-8000-0000000c0a9e", "019a00c0-0000-7000-8000-000000000b50"):
+        path = fx(tag)
+        data = path.read_bytes()
+        starts = [0] + [i + 1 for i, b in enumerate(data) if b == 0x0A]
+        cuts = [starts[i] for i, ln in enumerate(source_lines(path)[:-1]) if b'"type":"compacted"' in ln]
+        cuts += [starts[i - 1] for i, ln in enumerate(source_lines(path)[:-1]) if b'"type":"compacted"' in ln]
+        whole, whole_stats = import_file(IMP, path)
+        for cut in cuts:
+            pieces, piece_stats = import_file(IMP, path, pieces=[cut])
+            assert rows_multiset(pieces) == rows_multiset(whole), (tag, cut)
+            assert piece_stats.usage_unattached == whole_stats.usage_unattached == 0
+        assert all(r["output_tokens"] for r in whole if r["part_type"] == "compaction")
+
+
+def test_a_reemit_after_the_compacted_record_adds_nothing(tmp_path):
+    """codex.md §6.1 rule 2: the recompute token_count some versions write after `compacted` repeats the total
+    (`last` all zero): it is ignored, whether it comes before or after the `compacted` line."""
+    def tc(total: dict, last: dict) -> dict:
+        return {"type": "token_count", "info": {"total_token_usage": total, "last_token_usage": last}}
+
+    u1 = {"input_tokens": 1000, "cached_input_tokens": 800, "output_tokens": 50}
+    c1 = {"input_tokens": 201000, "cached_input_tokens": 0, "output_tokens": 2500}
+    t2 = {"input_tokens": 202000, "cached_input_tokens": 800, "output_tokens": 2550}
+    zero = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0, "total_tokens": 4000}
+    u3 = {"input_tokens": 5000, "cached_input_tokens": 0, "output_tokens": 40}
+    t3 = {"input_tokens": 207000, "cached_input_tokens": 800, "output_tokens": 2590}
+    for reemit_first in (False, True):
+        recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z"}),
+                _e("01", "turn_context", {"model": "gpt-5.2-codex", "cwd": "/r"}),
+                _e("02", "response_item", {"type": "message", "role": "user", "content": "go"}),
+                _e("03", "response_item", {"type": "message", "role": "assistant", "content": "working"}),
+                _e("04", "event_msg", tc(u1, u1)),
+                _e("05", "turn_context", {"model": "gpt-5.2-codex", "cwd": "/r"}),
+                _e("06", "event_msg", tc(t2, c1))]
+        compacted = [_e("07", "compacted", {"message": "SUMMARY", "replacement_history": None}),
+                     _e("07", "event_msg", tc(t2, zero))]
+        recs += compacted[::-1] if reemit_first else compacted
+        recs += [_e("08", "event_msg", {"type": "context_compacted"}),
+                 _e("09", "response_item", {"type": "message", "role": "assistant", "content": "after"}),
+                 _e("10", "event_msg", tc(t3, u3)),
+                 _e("11", "event_msg", {"type": "turn_aborted", "reason": "interrupted"})]
+        rows, stats = import_file(IMP, _lines_file(tmp_path, recs))
+        assert [(r["content_text"], r["model"], *tokens(r)) for r in carriers(rows)] == [
+            ("working", "gpt-5.2-codex", 200, 50, 800, None), ("SUMMARY", "gpt-5.2-codex", 201000, 2500, 0, None),
+            ("after", "gpt-5.2-codex", 5000, 40, 0, None)], reemit_first
+        assert stats.usage_unattached == 0
+        assert sum((r["input_tokens"] or 0) + (r["cache_read_tokens"] or 0) for r in rows) == t3["input_tokens"]
+
+
+def test_usage_with_no_message_waiting_is_not_put_on_a_compaction_after_other_rows(tmp_path):
+    """codex.md §6.2: only a `compacted` record that is the next row carries the orphan usage. A tool output, a
+    user message or a new assistant message in between drops it (`usage_unattached`), and that compaction
+    carries nothing."""
+    t1 = {"input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 3}
+    t2 = {"input_tokens": 25, "cached_input_tokens": 0, "output_tokens": 7}
+    between = [
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u2"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a2"}]},
+        {"type": "task_complete"},
+    ]
+    for item in between:
+        path = _rollout(tmp_path, [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u1"}]},
+            {"type": "function_call", "name": "shell", "arguments": "{}", "call_id": "c1"},
+            {"type": "token_count", "info": {"last_token_usage": t1, "total_token_usage": t1}},
+            {"type": "token_count", "info": {"total_token_usage": t2}},
+            item])
+        lines = path.read_text().splitlines()
+        lines.append(json.dumps({"timestamp": "2026-01-01T00:10:00Z", "type": "compacted", "payload": {"message": "S"}}))
+        path.write_text("\n".join(lines) + "\n")
+        rows, stats = import_file(IMP, path)
+        assert [r["content_text"] for r in carriers(rows)] == [None], item  # the call only
+        assert by_text(rows, "S")["output_tokens"] is None and by_text(rows, "S")["model"] is None
+        assert stats.usage_unattached == 1
+
+
+def test_fork_replayed_compaction_carries_nothing_and_the_child_compaction_carries_its_usage(tmp_path):
+    """codex.md §7 rule 3: a replayed compaction, its token_count included, is the parent's: no tokens, no
+    model. The child's own compaction after the replay carries its request's usage as usual."""
+    def tc(total: dict, last: dict) -> dict:
+        return {"type": "token_count", "info": {"total_token_usage": total, "last_token_usage": last}}
+
+    pu = {"input_tokens": 100, "cached_input_tokens": 0, "output_tokens": 5}
+    pc = {"input_tokens": 9000, "cached_input_tokens": 0, "output_tokens": 700}
+    ptot = {"input_tokens": 9100, "cached_input_tokens": 0, "output_tokens": 705}
+    cu = {"input_tokens": 300, "cached_input_tokens": 0, "output_tokens": 9}
+    ctot = {"input_tokens": 9400, "cached_input_tokens": 0, "output_tokens": 714}
+    cc = {"input_tokens": 12000, "cached_input_tokens": 0, "output_tokens": 800}
+    ctot2 = {"input_tokens": 21400, "cached_input_tokens": 0, "output_tokens": 1514}
+    recs = [
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "session_meta", "payload": {"id": "child", "timestamp": "2026-01-01T00:00:10Z"}},
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "session_meta", "payload": {"id": "parent", "timestamp": "2026-01-01T00:00:00Z"}},
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "turn_context", "payload": {"model": "gpt-parent", "cwd": "/r"}},
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "response_item", "payload": {"type": "message", "role": "user", "content": "q"}},
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "response_item", "payload": {"type": "message", "role": "assistant", "content": "pa"}},
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "event_msg", "payload": tc(pu, pu)},
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "event_msg", "payload": tc(ptot, pc)},
+        {"timestamp": "2026-01-01T00:00:10Z", "type": "compacted", "payload": {"message": "parent summary"}},
+        {"timestamp": "2026-01-01T00:00:15Z", "type": "turn_context", "payload": {"model": "gpt-child", "cwd": "/r"}},
+        {"timestamp": "2026-01-01T00:00:15Z", "type": "event_msg", "payload": tc(ptot, pc)},  # the child's re-emit
+        {"timestamp": "2026-01-01T00:00:16Z", "type": "response_item", "payload": {"type": "message", "role": "user", "content": "go on"}},
+        {"timestamp": "2026-01-01T00:00:17Z", "type": "response_item", "payload": {"type": "message", "role": "assistant", "content": "ca"}},
+        {"timestamp": "2026-01-01T00:00:17Z", "type": "event_msg", "payload": tc(ctot, cu)},
+        {"timestamp": "2026-01-01T00:00:20Z", "type": "event_msg", "payload": tc(ctot2, cc)},
+        {"timestamp": "2026-01-01T00:00:20Z", "type": "compacted", "payload": {"message": "child summary"}},
+    ]
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs, "rollout-2026-01-01T00-00-10-child.jsonl"))
+    parent = by_text(rows, "parent summary")
+    assert attrs(parent)["codex"]["replayed_from_parent"] is True
+    assert tokens(parent) == (None, None, None, None) and parent["model"] is None
+    assert [(r["content_text"], r["model"], *tokens(r)) for r in carriers(rows)] == [
+        ("ca", "gpt-child", 300, 9, 0, None), ("child summary", "gpt-child", 12000, 800, 0, None)]
+    assert stats.usage_unattached == 0
+
+
+def _usage_record(rid: str, u: dict, thread: str = "t") -> dict:
+    return {"thread_id": thread, "turn_id": "turn1", "session_id": thread, "root_turn_id": "turn1",
+            "response_id": rid, "usage": u, "turn_token_usage": u, "thread_token_usage": u}
+
+
+def test_a_compaction_recorded_only_as_a_token_usage_record_is_counted_once(tmp_path):
+    """0.154 on (openai/codex#47003): a compaction's request is written as a `token_usage_record` only, the
+    token_count totals do not move, and the `compacted` record names it by `compaction_response_id`. The
+    compaction row carries that record's usage; every other record is counted only (its response's
+    token_count carries it), and `latest_token_usage_record` (a snapshot) is never counted."""
+    def tc(total: dict, last: dict) -> dict:
+        return {"type": "token_count", "info": {"total_token_usage": total, "last_token_usage": last}}
+
+    u1 = {"input_tokens": 100000, "cached_input_tokens": 90000, "output_tokens": 300, "reasoning_output_tokens": 20}
+    c1 = {"input_tokens": 120000, "cached_input_tokens": 0, "output_tokens": 2000, "reasoning_output_tokens": 500}
+    u2 = {"input_tokens": 8000, "cached_input_tokens": 0, "output_tokens": 40, "reasoning_output_tokens": 0}
+    t2 = {k: u1[k] + u2[k] for k in u1}
+    compacted = {"message": "", "window_number": 1, "compaction_response_id": "resp_c",
+                 "latest_token_usage_record": _usage_record("resp_c", c1)}
+
+    def file(extra_growth: bool, record_id: str = "resp_c", thread: str = "t") -> Path:
+        tot1 = {k: u1[k] + c1[k] for k in u1} if extra_growth else u1
+        recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "cli_version": "0.154.0"}),
+                _e("01", "turn_context", {"model": "gpt-5.6-sol", "cwd": "/r"}),
+                _e("02", "response_item", {"type": "message", "role": "user", "content": "go"}),
+                _e("03", "response_item", {"type": "message", "role": "assistant", "content": "a1"}),
+                _e("04", "token_usage_record", _usage_record("resp_1", u1)),
+                _e("04", "event_msg", tc(u1, u1)),
+                _e("05", "token_usage_record", _usage_record(record_id, c1, thread))]
+        if extra_growth:  # a build whose token_count carries the compaction too: still counted once
+            recs.append(_e("05", "event_msg", tc(tot1, c1)))
+        recs += [_e("06", "compacted", compacted),
+                 _e("06", "event_msg", tc(tot1, u1)),  # the totals did not move (a re-emit)
+                 _e("07", "response_item", {"type": "message", "role": "assistant", "content": "a2"}),
+                 _e("08", "token_usage_record", _usage_record("resp_2", u2)),
+                 _e("08", "event_msg", tc({k: tot1[k] + u2[k] for k in u1} if extra_growth else t2, u2)),
+                 _e("09", "event_msg", {"type": "task_complete"})]
+        return _lines_file(tmp_path, recs)
+
+    expected = [("a1", 10000, 300, 90000, None), ("", 120000, 2000, 0, None), ("a2", 8000, 40, 0, None)]
+    for extra_growth in (False, True):
+        rows, stats = import_file(IMP, file(extra_growth))
+        assert [(r["content_text"], *tokens(r)) for r in carriers(rows)] == expected, extra_growth
+        comp = [r for r in rows if r["part_type"] == "compaction"][0]
+        assert comp["model"] == "gpt-5.6-sol" and attrs(comp)["codex"]["reasoning_output_tokens"] == 500
+        assert stats.usage_unattached == 0
+    # a record that is not the one the compaction names, or another thread's, is not counted
+    for rid, thread in (("resp_other", "t"), ("resp_c", "another-thread")):
+        rows, _ = import_file(IMP, file(False, rid, thread))
+        assert [r["content_text"] for r in carriers(rows)] == ["a1", "a2"], (rid, thread)
 
 
 def _prefix_rows(path: Path, n_lines: int, tmp_path: Path) -> list[dict]:
@@ -1334,14 +1559,16 @@ def test_before_order_usage_cut_off_by_a_boundary_is_counted_unattached(tmp_path
 
 def test_after_order_usage_with_no_message_waiting_is_counted_unattached(tmp_path):
     """codex.md §6.2: in the after order a token_count attaches to the assistant message waiting for it; a second
-    one with a grown total and no message waiting attaches nowhere and is counted in `usage_unattached`."""
+    one with a grown total and no message waiting waits for a `compacted` record (a compaction's request); a
+    turn end comes first, so it attaches nowhere and is counted in `usage_unattached`."""
     t1 = {"input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 3}
     t2 = {"input_tokens": 25, "cached_input_tokens": 0, "output_tokens": 7}
     path = _rollout(tmp_path, [
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "u1"}]},
         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a1"}]},
         {"type": "token_count", "info": {"last_token_usage": t1, "total_token_usage": t1}},
-        {"type": "token_count", "info": {"total_token_usage": t2}}])
+        {"type": "token_count", "info": {"total_token_usage": t2}},
+        {"type": "task_complete"}])
     rows, stats = import_file(IMP, path)
     assert [(r["content_text"], *tokens(r)) for r in rows] == [("u1", None, None, None, None), ("a1", 10, 3, 0, None)]
     assert stats.usage_unattached == 1

@@ -12,8 +12,10 @@ a file may mix them:
 `rollout-*.jsonl` files are read incrementally; `rollout-*.json` and `rollout-*.jsonl.zst` are whole
 documents (`read_whole`). A `CodexParser` keeps *everything* it needs to resume in `self.state` (codex.md
 §9): the header, the turn state, the ordinal chain, the tool map, the token bookkeeping (remembered total,
-latched event order, pending usage and the held **candidate** — the rows of the last assistant message,
-fully built, waiting for its `token_count`), the fork-replay window and the paginated-history key set.
+latched event order, pending usage, the held **candidate** — the rows of the last assistant message,
+fully built, waiting for its `token_count` — and the **orphan** usage of a `token_count` no message waited for,
+which a context compaction's `compacted` record carries next), the fork-replay window and the paginated-history
+key set.
 
 Robustness: rollouts of many Codex versions exist. A line whose shape is not understood is counted
 (`records_by_type`, `lines_skipped`) and skipped; an unexpected exception while handling one line counts that
@@ -426,6 +428,8 @@ def fresh_state() -> dict[str, Any]:
         "order": None,  # None | "after" | "before"
         "pending_usage": None,
         "candidate": None,  # rows of the held assistant message
+        "orphan_usage": None,  # after order: a counted usage no message waited for (a compaction's, codex.md §6.2)
+        "usage_record": None,  # the last `token_usage_record` of this thread: {"id": response_id, "usage": …}
         "assistant_seen": False,
         "replay": {"active": False, "open_ts": None},
         "turn_keys": [],
@@ -657,8 +661,12 @@ class CodexParser(Parser):
             self._session_meta(payload, ts)
             self._skip("not_a_message")
         elif typ == "compacted":
+            usage = self._compaction_usage(payload)  # (taken before the boundary would drop it)
             self._boundary()
-            self._compacted(obj, payload, ts, offset)
+            self._compacted(obj, payload, ts, offset, usage)
+        elif typ == "token_usage_record":
+            self._usage_record(payload)
+            self._skip("not_a_message")
         else:
             self._skip("not_a_message")
 
@@ -802,7 +810,15 @@ class CodexParser(Parser):
                 self.stats.usage_unattached += 1
         else:
             self._emit_candidate(None)
+            self._drop_orphan()
         st["assistant_seen"] = False
+
+    def _drop_orphan(self) -> None:
+        """After order: the held orphan usage did not reach a compaction row (codex.md §6.2)."""
+        st = self.state
+        if st["orphan_usage"] is not None:
+            st["orphan_usage"] = None
+            self.stats.usage_unattached += 1
 
     # -- event_msg ----------------------------------------------------------------------------------------
 
@@ -864,11 +880,51 @@ class CodexParser(Parser):
             if st["candidate"]:
                 self._emit_candidate(usage)
             else:
-                self.stats.usage_unattached += 1
+                # No message waited for it: a context compaction's request, whose summary is never written as
+                # a message. Its `compacted` record, the next row, carries it; anything else drops it.
+                self._drop_orphan()
+                st["orphan_usage"] = usage
         else:
             if st["pending_usage"] is not None:
                 self.stats.usage_unattached += 1
             st["pending_usage"] = usage
+
+    def _usage_record(self, p: dict[str, Any]) -> None:
+        """A `token_usage_record` (0.154 on): one completed response's usage, `{thread_id, turn_id, response_id,
+        usage, turn_token_usage, thread_token_usage, …}`. An ordinary response's usage is counted from its
+        `token_count`, so the record only is remembered: a compaction's request is written as a record alone
+        (its `token_count` total does not move) and its `compacted` record names it (`compaction_response_id`)."""
+        st = self.state
+        if st["replay"]["active"]:
+            return
+        rid = p.get("response_id")
+        owner = p.get("thread_id")
+        if rid.__class__ is not str or not rid or (owner.__class__ is str and owner != st["thread"]):
+            return
+        u = p.get("usage")
+        usage = _usage(u) if u.__class__ is dict else None
+        if usage is not None:
+            st["usage_record"] = {"id": rid, "usage": usage}
+
+    def _compaction_usage(self, p: dict[str, Any]) -> dict[str, int] | None:
+        """The usage a `compacted` record carries (codex.md §6.2): the compaction request's counted `token_count`
+        — the orphan (after order) or the pending usage (before order) — else the `token_usage_record` the
+        payload names by `compaction_response_id`. Never both: one request, counted once. A replayed
+        compaction carries nothing."""
+        st = self.state
+        if st["replay"]["active"]:
+            return None
+        if st["order"] == "before":
+            usage, st["pending_usage"] = st["pending_usage"], None
+        else:
+            usage, st["orphan_usage"] = st["orphan_usage"], None
+        rec = st["usage_record"]
+        rid = p.get("compaction_response_id")
+        if rec is not None and rid.__class__ is str and rec["id"] == rid:
+            st["usage_record"] = None
+            if usage is None:
+                usage = rec["usage"]
+        return usage
 
     # -- response items (codex.md §4.1) -------------------------------------------------------------------
 
@@ -1102,7 +1158,9 @@ class CodexParser(Parser):
 
     # -- single-row records (codex.md §4.5) ---------------------------------------------------------------
 
-    def _compacted(self, obj: dict[str, Any], p: dict[str, Any], ts: int | None, offset: int) -> None:
+    def _compacted(
+        self, obj: dict[str, Any], p: dict[str, Any], ts: int | None, offset: int, usage: dict[str, int] | None
+    ) -> None:
         meta = {k: p[k] for k in ("window_number", "window_id", "first_window_id", "previous_window_id") if k in p}
         msg = p.get("message")
         part = {"part_type": "compaction", "content_text": msg if msg.__class__ is str else None,
@@ -1113,7 +1171,7 @@ class CodexParser(Parser):
             ts_, src = ts, None
         self._deliver([_Msg("system", [part], None, p)], src="envelope", replayed=self.state["replay"]["active"],
                       ts=ts_, ts_source=src, offset=offset, fmt=FMT_ENVELOPE, provider_type="compacted",
-                      raw_frame=_envelope_frame(obj, p))  # fmt: skip
+                      raw_frame=_envelope_frame(obj, p), carry=usage)  # fmt: skip
 
     def _error(self, obj: dict[str, Any], p: dict[str, Any], ts: int | None, offset: int) -> None:
         msg = p.get("message")
@@ -1233,8 +1291,10 @@ class CodexParser(Parser):
         raw_frame: str | None,
         subtype: str | None = None,
         subtype_from_parts: bool = False,
+        carry: dict[str, int] | None = None,
     ) -> None:
-        """Dedupe (paginated mode), build the rows of each message and hand them on per codex.md §6.2."""
+        """Dedupe (paginated mode), build the rows of each message and hand them on per codex.md §6.2. `carry`:
+        the usage a compaction row carries (it then takes the turn's model too, so it can be priced)."""
         st = self.state
         paginated = self._paginated
         built = 0
@@ -1243,10 +1303,14 @@ class CodexParser(Parser):
             if paginated and not self._register_key(m.key):
                 dup += 1
                 continue
+            self._drop_orphan()  # a row before the compaction's: the orphan was not a compaction's
             rows = self._build(m, replayed=replayed, ts=ts, ts_source=ts_source, offset=offset, fmt=fmt,
                                provider_type=provider_type if provider_type.__class__ is str else None,
                                raw_frame=raw_frame, subtype=subtype, subtype_from_parts=subtype_from_parts)  # fmt: skip
             built += 1
+            if carry is not None:
+                _attach(rows, carry)
+                rows[-1]["model"] = st["turn"]["model"] or st["header"]["model"]
             if m.role == "assistant" and not replayed:
                 st["assistant_seen"] = True
                 if src == "envelope":
@@ -1363,6 +1427,7 @@ class CodexParser(Parser):
 
     def flush_pending(self) -> None:
         self._emit_candidate(None)
+        self._drop_orphan()
         if self.state["pending_usage"] is not None:
             self.state["pending_usage"] = None
             self.stats.usage_unattached += 1
