@@ -5,8 +5,8 @@ Generated rollouts of each incremental generation — envelope in *after* order,
 timestamp-less leading lines that must be held, junk lines, CRLF) and early JSONL — are imported in one pass
 and as growing prefixes cut at random byte offsets (so passes see partial trailing lines), with the
 checkpoint carried between passes: the rows are identical (all 64 columns, multiset). Cuts land where a
-candidate is held (after order) and where a usage is pending (before order); a dedicated test checks that
-such states really were crossed. Legacy JSON is a whole document: re-importing gives the same rows. Every
+candidate is held (after order), where a usage is pending (before order) and where a compaction's usage waits
+for its `compacted` line (the orphan); a dedicated test checks that such states really were crossed. Legacy JSON is a whole document: re-importing gives the same rows. Every
 fixture is also cut at random points, and at every line boundary."""
 
 from __future__ import annotations
@@ -184,7 +184,18 @@ def envelope_rollout(draw, order: str) -> bytes:
         elif end == "aborted":
             lines.append(_env(clock.tick(), "event_msg", {"type": "turn_aborted", "reason": "interrupted"}))
         elif end == "compacted":
+            if draw(st.booleans()):  # the compaction's own request (codex.md §6.2): its usage goes on the row
+                cu = _usage(draw)
+                total = _add(total, cu)
+                if order == "after" and draw(st.booleans()):
+                    lines.append(_env(clock.tick(), "turn_context", {"turn_id": f"t{turn}", "model": f"c{turn}"}))
+                lines.append(_env(clock.tick(), "event_msg", {"type": "token_count",
+                                                              "info": {"total_token_usage": total, "last_token_usage": cu}}))
+            reemit = _env(clock.tick(), "event_msg", {"type": "token_count", "info": {"total_token_usage": total}})
+            where = draw(st.sampled_from(["none", "before", "after"]))  # the recompute re-emit, if any
+            lines += [reemit] if where == "before" else []
             lines.append(_env(clock.tick(), "compacted", {"message": "summary", "window_number": turn}))
+            lines += [reemit] if where == "after" else []
     crlf = draw(st.booleans())
     out = bytearray()
     for rec in lines:
@@ -344,7 +355,7 @@ def _passes_at_every_line(path: Path) -> tuple[list[dict], list[dict]]:
 
 
 def test_every_fixture_split_at_every_line_boundary_crosses_candidates_and_pending_usage():
-    crossed = {"candidate": 0, "pending_usage": 0, "replay": 0, "held": 0}
+    crossed = {"candidate": 0, "pending_usage": 0, "orphan_usage": 0, "replay": 0, "held": 0}
     for path in JSONL_FIXTURES:
         rows, states = _passes_at_every_line(path)
         whole, _ = import_file(IMP, path)
@@ -352,8 +363,9 @@ def test_every_fixture_split_at_every_line_boundary_crosses_candidates_and_pendi
         for s in states:
             crossed["candidate"] += bool(s.get("candidate"))
             crossed["pending_usage"] += s.get("pending_usage") is not None
+            crossed["orphan_usage"] += s.get("orphan_usage") is not None
             crossed["replay"] += bool(s.get("replay", {}).get("active"))
-    assert all(crossed[k] > 0 for k in ("candidate", "pending_usage", "replay")), crossed
+    assert all(crossed[k] > 0 for k in ("candidate", "pending_usage", "orphan_usage", "replay")), crossed
 
 
 def test_timestampless_first_lines_are_held_across_passes(tmp_path):
