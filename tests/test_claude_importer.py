@@ -1403,6 +1403,10 @@ def test_a_prompt_queued_while_the_agent_was_busy_is_a_user_message(tmp_path):
         {**base, "type": "attachment", "uuid": "q3", "parentUuid": "q2", "timestamp": at(6), "attachment": {
             "type": "queued_command", "commandMode": "prompt", "isMeta": True, "origin": {"kind": "peer"},
             "prompt": "<cross-session-message>merge it</cross-session-message>"}},
+        {**base, "type": "attachment", "uuid": "q5", "parentUuid": "q3", "timestamp": at(6), "attachment": {
+            "type": "queued_command", "commandMode": "task-notification",
+            "origin": {"kind": "task-notification", "producer": "session-task"},
+            "prompt": "<task-notification>\n<task-id>b1</task-id>\n<status>completed</status>\n</task-notification>"}},
         {**base, "type": "attachment", "uuid": "q4", "timestamp": at(7),
          "attachment": {"type": "queued_command", "commandMode": "prompt", "prompt": ""}},
         {**base, "type": "attachment", "timestamp": at(8),
@@ -1411,12 +1415,14 @@ def test_a_prompt_queued_while_the_agent_was_busy_is_a_user_message(tmp_path):
     rows, stats = _rows_from_lines(lines, "s1.jsonl", tmp=tmp_path, stats=True)
     assert_chain(rows)
     m = by_id(rows)
-    fallback = hashlib.sha256(f"s1:5:user:{canonical_json('no uuid on this one')}".encode()).hexdigest()[:16]
-    assert list(m) == ["u1", "a1", "q1", "q2", "q3", fallback]
+    fallback = hashlib.sha256(f"s1:6:user:{canonical_json('no uuid on this one')}".encode()).hexdigest()[:16]
+    assert list(m) == ["u1", "a1", "q1", "q2", "q3", "q5", fallback]
     # the words reach the dataset once: the queue-operation records that repeat them give no row
     assert [r["content_text"] for r in rows if r["role"] == "user"] == [
         "migrate the config loader", "also add tests", "match this", None,
-        "<cross-session-message>merge it</cross-session-message>", "no uuid on this one"]
+        "<cross-session-message>merge it</cross-session-message>",
+        "<task-notification>\n<task-id>b1</task-id>\n<status>completed</status>\n</task-notification>",
+        "no uuid on this one"]
     (q1,) = m["q1"]
     assert (q1["role"], q1["part_type"], q1["message_index"], q1["previous_message_id"]) == (
         "user", "text", 2, '["a1"]')
@@ -1429,11 +1435,14 @@ def test_a_prompt_queued_while_the_agent_was_busy_is_a_user_message(tmp_path):
     text, image = m["q2"]
     assert (text["part_type"], image["part_type"], image.get("content_text")) == ("text", "image", None)
     assert "iVBORw0KGgo=" not in json.dumps(rows)
-    assert attrs(m["q3"][0]) == {"claude": {"is_meta": True, "queued_command": True},
+    # not the person's own words (another session's message, a background task's notice): said so
+    assert attrs(m["q3"][0]) == {"claude": {"is_meta": True, "queued_command": True, "queued_mode": "peer"},
                                  "gateway": {"identity_source": "native"}}
+    assert attrs(m["q5"][0])["claude"] == {"queued_command": True, "queued_mode": "task-notification"}
+    assert "queued_mode" not in attrs(m[fallback][0])["claude"]
     assert attrs(m[fallback][0])["gateway"] == {"identity_source": "fallback"}
     assert all("queued_command" not in attrs(r).get("claude", {}) for r in m["u1"] + m["a1"])
-    assert stats.records_by_type == {"user": 1, "assistant": 1, "queue-operation": 2, "attachment": 6}
+    assert stats.records_by_type == {"user": 1, "assistant": 1, "queue-operation": 2, "attachment": 7}
     assert stats.lines_skipped == {"not_a_message": 3, "empty_content": 1}
     # piecewise equals whole (claude.md §9: nothing about the queued line lives outside the checkpoint)
     path = tmp_path / "s1.jsonl"

@@ -136,6 +136,21 @@ def _result_text(content: object) -> str | None:
     return binary_free_json(content)
 
 
+def _queued_mode(att: dict[str, Any]) -> str | bool:
+    """What a queued command is when it is not a prompt the person typed: its `commandMode` when that is not
+    `"prompt"` (`"task-notification"`: a background task's notice), else its `origin.kind` when that is not
+    `"human"` (`"peer"`: another session's message; `"auto-continuation"`), stored as `claude.queued_mode`
+    (Claude Code shows only the others as the person's prompts); True for a typed prompt."""
+    mode = att.get("commandMode")
+    if mode.__class__ is str and mode and mode != "prompt":
+        return mode
+    origin = att.get("origin")
+    kind = origin.get("kind") if origin.__class__ is dict else None
+    if kind.__class__ is str and kind and kind != "human":
+        return kind
+    return True
+
+
 def _server_tool_error(content: object) -> tuple[str, str | None] | None:
     """A server tool's failure: a `*_tool_result` whose `content` is an object typed `<tool>_tool_result_error`
     (`{"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}`; web fetch and code execution
@@ -405,7 +420,7 @@ class ClaudeParser(Parser):
 
     def _attributes(
         self, identity: str, ts_source: str | None, held: bool, is_meta: bool, api_error: bool,
-        queued: bool = False,
+        queued: str | bool = False,
     ) -> dict[str, Any] | str:
         """schema.md §5 attributes. Canonical text (cached: few distinct values per file), or a dict for a
         held row, whose timestamp source the base parser fills in on release."""
@@ -431,6 +446,8 @@ class ClaudeParser(Parser):
             claude["api_error"] = True
         if queued:
             claude["queued_command"] = True
+            if queued.__class__ is str:  # (not a prompt the person typed: a background task's notice, say)
+                claude["queued_mode"] = queued
         if claude:
             attrs["claude"] = claude
         if held:
@@ -520,7 +537,8 @@ class ClaudeParser(Parser):
         if queued is not None and queued.get("isMeta") is True:  # (another session's message, say)
             is_meta = True
         row["attributes"] = self._attributes(
-            identity, ts_source, row["message_created_at"] is None, is_meta, api_error, queued is not None
+            identity, ts_source, row["message_created_at"] is None, is_meta, api_error,
+            False if queued is None else _queued_mode(queued),
         )
 
         rows: list[Row] = []
