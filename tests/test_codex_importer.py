@@ -670,6 +670,26 @@ def test_a_compaction_recorded_only_as_a_token_usage_record_is_counted_once(tmp_
         assert [r["content_text"] for r in carriers(rows)] == ["a1", "a2"], (rid, thread)
 
 
+def test_a_compaction_whose_usage_is_all_zero_carries_nothing(tmp_path):
+    """A remote compaction makes no request of its own; after the totals were reset, its recount event is a
+    counted token_count of all zeros. The compaction row does not carry it: a usage row of 0 tokens, priced
+    under a model, would count a response that was never made (review)."""
+    zero = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0, "reasoning_output_tokens": 0}
+    u1 = {"input_tokens": 500, "cached_input_tokens": 0, "output_tokens": 30, "reasoning_output_tokens": 0}
+    recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "cli_version": "0.94.0"}),
+            _e("01", "turn_context", {"model": "gpt-5.1-codex", "cwd": "/r"}),
+            _e("02", "response_item", {"type": "message", "role": "user", "content": "go"}),
+            _e("03", "response_item", {"type": "message", "role": "assistant", "content": "a1"}),
+            _e("04", "event_msg", {"type": "token_count", "info": {"total_token_usage": u1, "last_token_usage": u1}}),
+            _e("05", "event_msg", {"type": "token_count", "info": {"total_token_usage": zero, "last_token_usage": zero}}),
+            _e("06", "compacted", {"message": "summary"}),
+            _e("07", "event_msg", {"type": "task_complete"})]
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    assert [(r["content_text"], *tokens(r)) for r in carriers(rows)] == [("a1", 500, 30, 0, None)]
+    (comp,) = [r for r in rows if r["part_type"] == "compaction"]
+    assert (comp["model"], comp["input_tokens"], comp["output_tokens"]) == (None, None, None)
+
+
 def _prefix_rows(path: Path, n_lines: int, tmp_path: Path) -> list[dict]:
     data = path.read_bytes()
     cut = 0

@@ -918,11 +918,15 @@ class CodexParser(Parser):
             usage, st["pending_usage"] = st["pending_usage"], None
         else:
             usage, st["orphan_usage"] = st["orphan_usage"], None
+        if usage is not None and not any(usage.values()):
+            # (all zero: a remote compaction's recount after the totals were reset, no request of its own; a
+            # usage row of 0 tokens would count a response that was never made)
+            usage = None
         rec = st["usage_record"]
         rid = p.get("compaction_response_id")
         if rec is not None and rid.__class__ is str and rec["id"] == rid:
             st["usage_record"] = None
-            if usage is None:
+            if usage is None and any(rec["usage"].values()):
                 usage = rec["usage"]
         return usage
 
