@@ -180,6 +180,27 @@ def test_raising_the_retention_afterwards_imports_the_old_files(tmp_path: Path, 
     assert_frame_equal(frame(env), frame(with_hyp_home(env, tmp_path / "all")))
 
 
+@BOTH_WAYS
+def test_raising_the_retention_not_past_the_old_files_still_does_not_read_them(tmp_path: Path, inventory: bool) -> None:
+    """The floor moves back (retention 30 -> 45 days) but the old files still end before it: the checkpoints,
+    reset to offset 0 by the move, no longer told them from new files, and both were read whole again, their
+    every line dropped as outside the window, while the dry run said they were not read (review). They are
+    dated again, not read, and get a checkpoint of nothing read at the new floor."""
+    env = make_home(tmp_path)
+    first, _ = import_(env, RETENTION, inventory=inventory)
+    assert first.files_outside_window == len(SKIPPED)
+    wider = 45  # (old-a ended 90 days ago, old-b 60 days ago: both still before the window)
+    raised, window = import_(env, wider, inventory=inventory)
+    assert raised.files_outside_window == len(SKIPPED), raised
+    assert raised.files_scanned == len(FILES) - len(SKIPPED)
+    assert raised.bytes_read == sum(session_path(env, n).stat().st_size for n in FILES if n not in SKIPPED)
+    again, _ = import_(env, wider, inventory=inventory)
+    assert (again.files_scanned, again.files_unchanged, again.rows_written) == (0, len(FILES), 0)
+    import_(with_hyp_home(env, tmp_path / "all"), 0)
+    want = frame(with_hyp_home(env, tmp_path / "all")).filter(pl.col("message_created_at") >= window.since_us)
+    assert_frame_equal(frame(env), want)
+
+
 def _rows_equal_a_forever_import_cut_to_the_window(tmp_path: Path, env: dict[str, str], *,
                                                     inventory: bool = True) -> pl.DataFrame:
     skipping, window = import_(env, RETENTION, inventory=inventory)

@@ -1000,19 +1000,25 @@ def _run_provider(
                     size, mtime_ns, dev, ino = st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino
                 h = f.path_hash
                 key = stored.get(h)
-                if key is None:
-                    old = before.get(h)
-                    if (
-                        (old is not None and old.size == size and old.mtime_ns == mtime_ns
-                         and (old.file.inode is None or old.file.inode == ino))
-                        or (dating and _dated_before_window(importer, f, size, mtime_ns, ino, since_us))
-                    ) and (not write_skipped or _skipped(f, since_us, size, mtime_ns, ino, not_read)):
-                        outside += 1  # ends before the window, as the inventory saw it: nothing to read
-                    else:
-                        files.append((f, size))
-                        bytes_total += size
-                elif (key[0] == size and key[1] == mtime_ns and key[2] == dev and key[3] == ino
-                      and (key[5] is None or not must_widen(key[5], since_us))):  # fmt: skip
+                fits = key is not None and (
+                    key[0] == size and key[1] == mtime_ns and key[2] == dev and key[3] == ino
+                    and (key[5] is None or not must_widen(key[5], since_us))
+                )  # fmt: skip
+                # A file without a checkpoint, or whose checkpoint read nothing of it (offset 0: one of nothing
+                # read whose window was widened, or one reset when the floor moved or the dataset was replaced):
+                # it is read from its start, unless it ends before the window. (A checkpoint at offset 0 reset
+                # by a raised retention sent two old files to be read whole again, their every line dropped,
+                # while the dry run, which has no checkpoints, said they were not read.)
+                if (key is None or (key[4] == 0 and not fits)) and (
+                    ((old := before.get(h)) is not None and old.size == size and old.mtime_ns == mtime_ns
+                     and (old.file.inode is None or old.file.inode == ino))
+                    or (dating and _dated_before_window(importer, f, size, mtime_ns, ino, since_us))
+                ) and (not write_skipped or _skipped(f, since_us, size, mtime_ns, ino, not_read)):
+                    outside += 1  # ends before the window, as the inventory saw it: nothing to read
+                elif key is None:
+                    files.append((f, size))
+                    bytes_total += size
+                elif fits:
                     unchanged += 1  # FilePass.unchanged: nothing to read
                 else:
                     est = _bytes_to_read(f, size, (dev, ino), key, since_us)
