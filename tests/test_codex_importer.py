@@ -1489,6 +1489,89 @@ def test_replay_ends_more_than_a_second_after_it_opened_and_not_at_a_uuid_that_i
     flags = {r["content_text"]: attrs(r).get("codex", {}).get("replayed_from_parent", False) for r in rows}
     assert flags == {"after v4": True, "next second": True, "two seconds on": False}
 
+
+SUB_PARENT = "019a0000-0000-7000-8000-0000000000b1"
+SUB_CHILD = "019a0000-0000-7000-8000-0000000000b2"
+
+
+def _u(i: int, c: int, o: int) -> dict:
+    return {"input_tokens": i, "cached_input_tokens": c, "output_tokens": o, "reasoning_output_tokens": 0}
+
+
+def _msg(role: str, text: str, **kw) -> dict:
+    kind = "input_text" if role == "user" else "output_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}], **kw}
+
+
+def _count(total: dict, last: dict | None = None) -> dict:
+    return {"type": "token_count", "info": {"total_token_usage": total, "last_token_usage": last or total}}
+
+
+def subagent_with_start_ordinal(copied_meta: bool = False, late_copy: bool = False) -> list[dict]:
+    """A spawned subagent's rollout in paginated history, every record carrying its `ordinal`: ONE session_meta,
+    naming where the child's own history starts (`subagent_history_start_ordinal`); the records before it are a
+    copy of the parent's history, the parent's token_count included. `copied_meta`: the copy opens with the
+    parent's session_meta; `late_copy`: a copied record stamped 2.5 s after the child started."""
+    copy = [("10.000", "event_msg", {"type": "task_started", "turn_id": "pt1"}),
+            ("10.000", "response_item", _msg("user", "investigate the bug with a subagent")),
+            ("12.500" if late_copy else "10.000", "response_item", _msg("assistant", "spawning", id="msg_parent_1")),
+            ("12.500" if late_copy else "10.000", "event_msg", _count(_u(5000, 4000, 100)))]  # fmt: skip
+    if copied_meta:
+        copy.insert(0, ("10.000", "session_meta", {"id": SUB_PARENT, "timestamp": "2026-01-01T00:00:00.000Z"}))
+    header = ("10.000", "session_meta", {
+        "id": SUB_CHILD, "session_id": SUB_PARENT, "timestamp": "2026-01-01T00:00:10.000Z", "cwd": "/repo",
+        "cli_version": "0.152.0", "parent_thread_id": SUB_PARENT, "thread_source": "subagent",
+        "history_mode": "paginated", "subagent_history_start_ordinal": len(copy) + 1,
+        "source": {"subagent": {"thread_spawn": {"parent_thread_id": SUB_PARENT, "depth": 1}}}})  # fmt: skip
+    own = [("12.900" if late_copy else "11.000", "event_msg", {"type": "task_started", "turn_id": "ct1"}),
+           ("12.900" if late_copy else "11.000", "response_item", _msg("user", "child task: read the logs")),
+           ("13.000", "response_item", _msg("assistant", "logs say X", id="msg_child_1")),
+           ("13.000", "event_msg", _count(_u(6000, 4500, 130), _u(1000, 500, 30))),
+           ("13.100", "event_msg", {"type": "task_complete", "turn_id": "ct1"})]  # fmt: skip
+    return [{"timestamp": f"2026-01-01T00:00:{ts}Z", "ordinal": i, "type": typ, "payload": p}
+            for i, (ts, typ, p) in enumerate([header, *copy, *own])]  # fmt: skip
+
+
+def _replay_flags(rows: list[dict]) -> dict:
+    return {r["content_text"]: attrs(r).get("codex", {}).get("replayed_from_parent", False) for r in rows}
+
+
+def test_subagent_history_before_its_start_ordinal_is_a_replay(tmp_path):
+    """codex.md §7: a spawned subagent with ONE session_meta carrying `subagent_history_start_ordinal` N copies the
+    parent's history into its own file (records with `ordinal` < N, the parent's token_count included). Those
+    rows are the parent's: flagged, fallback ids, no tokens; the child's usage is its own response's only."""
+    rows, stats = import_file(IMP, _lines_file(tmp_path, subagent_with_start_ordinal(), f"rollout-x-{SUB_CHILD}.jsonl"))
+    assert _replay_flags(rows) == {"investigate the bug with a subagent": True, "spawning": True,
+                                   "child task: read the logs": False, "logs say X": False}  # fmt: skip
+    copied = by_text(rows, "spawning")
+    assert copied["message_id"] != "msg_parent_1" and copied["provider_uuid"] is None
+    assert attrs(copied)["codex"]["native_item_id"] == "msg_parent_1" and tokens(copied) == (None, None, None, None)
+    assert by_text(rows, "logs say X")["message_id"] == "msg_child_1"
+    # the parent's 5000-token request is not counted again: only the child's own response carries usage
+    assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {"logs say X": (500, 30, 500, None)}
+    assert stats.usage_unattached == 0
+    assert {(r["is_sidechain"], r["parent_thread_id"], r["conversation_id"]) for r in rows} == {(True, SUB_PARENT, SUB_CHILD)}
+
+
+def test_a_start_ordinal_alone_bounds_the_copy_whatever_the_stamps(tmp_path):
+    """The ordinal is exact (Codex itself skips the records below it): a copy that opens with the parent's
+    session_meta and has a record stamped 2.5 s after the child started is still the copy up to the ordinal. A
+    file whose records carry no ordinal, or a later page that starts at or after it, copies nothing."""
+    recs = subagent_with_start_ordinal(copied_meta=True, late_copy=True)
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs, f"rollout-x-{SUB_CHILD}.jsonl"))
+    assert _replay_flags(rows) == {"investigate the bug with a subagent": True, "spawning": True,
+                                   "child task: read the logs": False, "logs say X": False}  # fmt: skip
+    assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {"logs say X": (500, 30, 500, None)}
+    no_ordinals = [{k: v for k, v in r.items() if k != "ordinal"} for r in subagent_with_start_ordinal()]
+    rows, _ = import_file(IMP, _lines_file(tmp_path, no_ordinals, "rollout-y.jsonl"))
+    assert not any(_replay_flags(rows).values())
+    page = [r for r in subagent_with_start_ordinal() if r["ordinal"] == 0 or r["ordinal"] >= 5]
+    later_page = [{**r, "ordinal": 5 + i} for i, r in enumerate(page)]  # its header's ordinal: the previous end
+    rows, _ = import_file(IMP, _lines_file(tmp_path, later_page, "rollout-z.jsonl"))
+    assert _replay_flags(rows) == {"child task: read the logs": False, "logs say X": False}
+    assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {"logs say X": (500, 30, 500, None)}
+
+
 def test_paginated_dedupe_keys_last_one_turn(tmp_path):
     """codex.md §4.4: in paginated history an item_completed copy of an item of the same turn is a duplicate, but
     the keys are forgotten at the next turn start: the same words typed again in a new turn are a new message."""

@@ -1,7 +1,8 @@
 """Split equals whole (storage.md §5.5) for the Codex importer, property-tested.
 
 Generated rollouts of each incremental generation — envelope in *after* order, envelope in *before* order
-(both with re-emits, rate-limit-only events, aborted turns, forks with a replay, paginated item_completed,
+(both with re-emits, rate-limit-only events, aborted turns, forks with a replay, subagents whose copy of the
+parent's history ends at an ordinal, paginated item_completed,
 timestamp-less leading lines that must be held, junk lines, CRLF) and early JSONL — are imported in one pass
 and as growing prefixes cut at random byte offsets (so passes see partial trailing lines), with the
 checkpoint carried between passes: the rows are identical (all 64 columns, multiset). Cuts land where a
@@ -27,6 +28,7 @@ from hypaware_tui.importers.codex import CodexImporter
 
 sys.path.insert(0, str(Path(__file__).parent))
 from import_helpers import counts, import_file, lines_without_rows, rows_multiset, source_file_for  # noqa: E402
+from test_codex_importer import subagent_with_start_ordinal  # noqa: E402
 
 IMP = CodexImporter()
 FIX = Path(__file__).parent / "fixtures" / "codex"
@@ -119,7 +121,8 @@ def envelope_rollout(draw, order: str) -> bytes:
         for _ in range(draw(st.integers(1, 2))):
             lines.append({"type": "response_item", "payload": {"type": "message", "role": "user", "content": draw(TEXTS)}})
     total = None
-    if draw(st.integers(0, 3)) == 0:  # a fork: the parent's session_meta and a replay of its history
+    copy = draw(st.sampled_from(["none", "none", "none", "fork", "subagent"]))
+    if copy == "fork":  # a fork: the parent's session_meta and a replay of its history
         lines.append(_env(clock.tick(10), "session_meta", {"id": "parent-thread", "timestamp": "2026-05-19T00:00:00Z"}))
         fork_ts = clock.tick(20)
         pu = {"input_tokens": 50, "cached_input_tokens": 0, "output_tokens": 7, "reasoning_output_tokens": 0}
@@ -130,6 +133,19 @@ def envelope_rollout(draw, order: str) -> bytes:
             _env(fork_ts, "event_msg", {"type": "token_count", "info": {"total_token_usage": total, "last_token_usage": pu}}),
         ]
         clock.tick(3000)
+    elif copy == "subagent":  # a spawned subagent: the parent's history copied below its own start ordinal
+        if draw(st.booleans()):
+            lines.append(_env(clock.tick(10), "session_meta", {"id": "parent-thread"}))
+        pu = {"input_tokens": 50, "cached_input_tokens": 0, "output_tokens": 7, "reasoning_output_tokens": 0}
+        total = pu
+        lines += [  # (stamped over more than a second: the ordinal alone ends the copy)
+            _env(clock.tick(600), "response_item", {"type": "message", "role": "user", "content": "parent q"}),
+            _env(clock.tick(600), "response_item", {"type": "message", "role": "assistant", "content": "parent a",
+                                                    "id": "msg_pa"}),
+            _env(clock.tick(600), "event_msg", {"type": "token_count", "info": {"total_token_usage": total,
+                                                                                "last_token_usage": pu}}),
+        ]  # fmt: skip
+    own_from = len(lines)
     n_call = [0]
     for turn in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
@@ -196,6 +212,10 @@ def envelope_rollout(draw, order: str) -> bytes:
             lines += [reemit] if where == "before" else []
             lines.append(_env(clock.tick(), "compacted", {"message": "summary", "window_number": turn}))
             lines += [reemit] if where == "after" else []
+    if copy == "subagent":  # paginated history: every record carries its ordinal
+        for n, rec in enumerate(r for r in lines if isinstance(r, dict)):
+            rec["ordinal"] = n
+        meta["subagent_history_start_ordinal"] = lines[own_from]["ordinal"]  # type: ignore[index]
     crlf = draw(st.booleans())
     out = bytearray()
     for rec in lines:
@@ -366,6 +386,20 @@ def test_every_fixture_split_at_every_line_boundary_crosses_candidates_and_pendi
             crossed["orphan_usage"] += s.get("orphan_usage") is not None
             crossed["replay"] += bool(s.get("replay", {}).get("active"))
     assert all(crossed[k] > 0 for k in ("candidate", "pending_usage", "orphan_usage", "replay")), crossed
+
+
+def test_a_copy_bounded_by_an_ordinal_and_a_replay_cut_short_split_at_every_line(tmp_path):
+    """The ordinal that ends a subagent's copy of its parent's history lives in the parser state: a pass per
+    line gives the rows of one pass, with the parent's usage counted nowhere and the child's on its own
+    message."""
+    cases = (("rollout-s.jsonl", subagent_with_start_ordinal(copied_meta=True), "until", {"logs say X": 30}),)
+    for name, recs, key, usage in cases:
+        path = _write(tmp_path, b"".join(json.dumps(r).encode() + b"\n" for r in recs), name)
+        rows, states = _passes_at_every_line(path)
+        whole, _ = import_file(IMP, path)
+        assert rows_multiset(rows) == rows_multiset(whole), name
+        assert {r["content_text"]: r.get("output_tokens") for r in rows if r.get("output_tokens") is not None} == usage
+        assert any(s.get("replay", {}).get(key) for s in states), (name, key)  # a cut fell inside that state
 
 
 def test_timestampless_first_lines_are_held_across_passes(tmp_path):

@@ -431,7 +431,10 @@ def fresh_state() -> dict[str, Any]:
         "orphan_usage": None,  # after order: a counted usage no message waited for (a compaction's, codex.md §6.2)
         "usage_record": None,  # the last `token_usage_record` of this thread: {"id": response_id, "usage": …}
         "assistant_seen": False,
-        "replay": {"active": False, "open_ts": None},
+        # a copy of the parent's history (codex.md §7): `open_ts` the stamp of the session_meta opening it
+        # (a fork's second one); `until` the child's first own ordinal (`subagent_history_start_ordinal`),
+        # which alone then ends it
+        "replay": {"active": False, "open_ts": None, "until": None},
         "turn_keys": [],
     }
 
@@ -636,10 +639,8 @@ class CodexParser(Parser):
         else:
             self.stats.records_by_type[typ] += 1
 
-        replay = self.state["replay"]
-        if replay["active"] and self._replay_ends(ts, typ, ptype, payload):
-            replay["active"] = False
-            replay["open_ts"] = None
+        if self.state["replay"]["active"] and self._replay_ends(obj, ts, typ, ptype, payload):
+            self.state["replay"] = {"active": False, "open_ts": None, "until": None}
 
         if payload.__class__ is not dict:  # (a valid object, of a known type or not: schema.md §7)
             self._skip("not_a_message")
@@ -658,7 +659,7 @@ class CodexParser(Parser):
             self._turn_context(payload)
             self._skip("not_a_message")
         elif typ == "session_meta":
-            self._session_meta(payload, ts)
+            self._session_meta(payload, ts, obj.get("ordinal"))
             self._skip("not_a_message")
         elif typ == "compacted":
             usage = self._compaction_usage(payload)  # (taken before the boundary would drop it)
@@ -670,9 +671,18 @@ class CodexParser(Parser):
         else:
             self._skip("not_a_message")
 
-    def _replay_ends(self, ts: int | None, typ: object, ptype: object, payload: object) -> bool:
-        """codex.md §7 rule 2, checked before the record is handled (the ending record is not replayed)."""
+    def _replay_ends(
+        self, obj: dict[str, Any], ts: int | None, typ: object, ptype: object, payload: object
+    ) -> bool:
+        """codex.md §7 rule 2, checked before the record is handled (the ending record is not replayed). A
+        replay bounded by an ordinal ends at the first record whose own `ordinal` reaches it, and only there:
+        Codex itself skips exactly the records below it (its thread-history projection), whatever their
+        stamps."""
         replay = self.state["replay"]
+        until = replay.get("until")
+        if until is not None:
+            o = obj.get("ordinal")
+            return o.__class__ is int and o >= until
         open_ts = replay["open_ts"]
         if ts is not None and open_ts is not None and ts // 1_000_000 > open_ts // 1_000_000 + 1:
             return True
@@ -685,12 +695,19 @@ class CodexParser(Parser):
 
     # -- header (codex.md §3) -----------------------------------------------------------------------------
 
-    def _session_meta(self, p: dict[str, Any], env_ts: int | None) -> None:
+    def _session_meta(self, p: dict[str, Any], env_ts: int | None, ordinal: object) -> None:
         st = self.state
         hdr = st["header"]
         pid = _s(p.get("id"))
         if not hdr["seen"]:
             self._adopt_header(p, env_ts)
+            # A spawned subagent's single session_meta may say where its own history starts: the records
+            # before that ordinal are a copy of the parent's (its items and token_counts). Only in a file
+            # whose records carry ordinals (paginated history; the header's is the first), and only when the
+            # copy is in this file: a later page of the thread starts at or after the ordinal.
+            start = p.get("subagent_history_start_ordinal")
+            if start.__class__ is int and ordinal.__class__ is int and start > ordinal:  # type: ignore
+                st["replay"] = {"active": True, "open_ts": None, "until": start}
             return
         if st["replay"]["active"]:
             return  # a nested copy inside a replay changes nothing
@@ -706,7 +723,7 @@ class CodexParser(Parser):
             if v is not None:
                 hdr["attrs"] = {**hdr["attrs"], "model_provider": v}
             return
-        st["replay"] = {"active": True, "open_ts": env_ts}
+        st["replay"] = {"active": True, "open_ts": env_ts, "until": None}
 
     def _adopt_header(self, p: dict[str, Any], env_ts: int | None) -> None:
         st = self.state
