@@ -1532,6 +1532,29 @@ def subagent_with_start_ordinal(copied_meta: bool = False, late_copy: bool = Fal
             for i, (ts, typ, p) in enumerate([header, *copy, *own])]  # fmt: skip
 
 
+def slow_fork_replay() -> list[dict]:
+    """A fork (two session_meta lines) whose replay burst is written over 2.9 s, each record under a second after
+    the one before: rule 2(b) ends the replay between the parent's last assistant message and its token_count."""
+    t1 = _u(1000, 800, 50)  # the parent's first response (before the fork; not in the file)
+    t2 = {k: t1[k] + v for k, v in _u(1200, 1000, 70).items()}
+    t3 = {k: t2[k] + v for k, v in _u(1500, 1200, 40).items()}
+    recs = [_e("10.000", "session_meta", {"id": "child", "timestamp": "2026-01-01T00:00:10.000Z", "forked_from_id": "p"}),
+            _e("10.000", "session_meta", {"id": "p", "timestamp": "2026-01-01T00:00:00.000Z"}),
+            _e("10.600", "event_msg", {"type": "task_started", "turn_id": "pt1"}),
+            _e("11.200", "response_item", _msg("user", "list files")),
+            _e("11.900", "response_item", _msg("assistant", "two files")),  # second 11: still replayed
+            _e("12.500", "event_msg", _count(t2, _u(1200, 1000, 70))),  # second 12: ends the replay
+            _e("12.900", "event_msg", {"type": "task_complete", "turn_id": "pt1"}),
+            # the child's own turn
+            _e("20.000", "event_msg", {"type": "task_started", "turn_id": "ct1"}),
+            _e("20.100", "response_item", _msg("user", "now count lines")),
+            _e("20.200", "event_msg", _count(t2, _u(1200, 1000, 70))),  # a re-emit of the replayed total
+            _e("22.000", "response_item", _msg("assistant", "forty lines")),
+            _e("22.100", "event_msg", _count(t3, _u(1500, 1200, 40))),
+            _e("22.200", "event_msg", {"type": "task_complete", "turn_id": "ct1"})]  # fmt: skip
+    return recs
+
+
 def _replay_flags(rows: list[dict]) -> dict:
     return {r["content_text"]: attrs(r).get("codex", {}).get("replayed_from_parent", False) for r in rows}
 
@@ -1571,6 +1594,16 @@ def test_a_start_ordinal_alone_bounds_the_copy_whatever_the_stamps(tmp_path):
     assert _replay_flags(rows) == {"child task: read the logs": False, "logs say X": False}
     assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {"logs say X": (500, 30, 500, None)}
 
+
+def test_a_parent_token_count_left_past_a_replay_cut_short_by_time_does_not_latch(tmp_path):
+    """codex.md §6.2 rule 1: a fork whose replay burst lasts more than a second is cut by §7 rule 2(b) between
+    the parent's last assistant message (replayed) and its token_count. That token_count is still the parent's:
+    it is counted unattached and decides nothing, so the order latches on the child's own response and the
+    child's usage lands on its own message (it used to latch `before` and drop every later usage)."""
+    rows, stats = import_file(IMP, _lines_file(tmp_path, slow_fork_replay()))
+    assert _replay_flags(rows) == {"list files": True, "two files": True, "now count lines": False, "forty lines": False}
+    assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {"forty lines": (300, 40, 1200, None)}
+    assert stats.usage_unattached == 1
 
 def test_paginated_dedupe_keys_last_one_turn(tmp_path):
     """codex.md §4.4: in paginated history an item_completed copy of an item of the same turn is a duplicate, but

@@ -28,7 +28,7 @@ from hypaware_tui.importers.codex import CodexImporter
 
 sys.path.insert(0, str(Path(__file__).parent))
 from import_helpers import counts, import_file, lines_without_rows, rows_multiset, source_file_for  # noqa: E402
-from test_codex_importer import subagent_with_start_ordinal  # noqa: E402
+from test_codex_importer import slow_fork_replay, subagent_with_start_ordinal  # noqa: E402
 
 IMP = CodexImporter()
 FIX = Path(__file__).parent / "fixtures" / "codex"
@@ -389,10 +389,11 @@ def test_every_fixture_split_at_every_line_boundary_crosses_candidates_and_pendi
 
 
 def test_a_copy_bounded_by_an_ordinal_and_a_replay_cut_short_split_at_every_line(tmp_path):
-    """The ordinal that ends a subagent's copy of its parent's history lives in the parser state: a pass per
-    line gives the rows of one pass, with the parent's usage counted nowhere and the child's on its own
-    message."""
-    cases = (("rollout-s.jsonl", subagent_with_start_ordinal(copied_meta=True), "until", {"logs say X": 30}),)
+    """The ordinal that ends a subagent's copy of its parent's history, and the wait for the child's first own
+    record after a replay cut short by time, live in the parser state: a pass per line gives the rows of one
+    pass, with the parent's usage counted nowhere and the child's on its own message."""
+    cases = (("rollout-s.jsonl", subagent_with_start_ordinal(copied_meta=True), "until", {"logs say X": 30}),
+             ("rollout-f.jsonl", slow_fork_replay(), "awaiting_own", {"forty lines": 40}))  # fmt: skip
     for name, recs, key, usage in cases:
         path = _write(tmp_path, b"".join(json.dumps(r).encode() + b"\n" for r in recs), name)
         rows, states = _passes_at_every_line(path)

@@ -433,8 +433,8 @@ def fresh_state() -> dict[str, Any]:
         "assistant_seen": False,
         # a copy of the parent's history (codex.md §7): `open_ts` the stamp of the session_meta opening it
         # (a fork's second one); `until` the child's first own ordinal (`subagent_history_start_ordinal`),
-        # which alone then ends it
-        "replay": {"active": False, "open_ts": None, "until": None},
+        # which alone then ends it; `awaiting_own` from its end to the child's first own message or boundary
+        "replay": {"active": False, "open_ts": None, "until": None, "awaiting_own": False},
         "turn_keys": [],
     }
 
@@ -640,7 +640,7 @@ class CodexParser(Parser):
             self.stats.records_by_type[typ] += 1
 
         if self.state["replay"]["active"] and self._replay_ends(obj, ts, typ, ptype, payload):
-            self.state["replay"] = {"active": False, "open_ts": None, "until": None}
+            self.state["replay"] = {"active": False, "open_ts": None, "until": None, "awaiting_own": True}
 
         if payload.__class__ is not dict:  # (a valid object, of a known type or not: schema.md §7)
             self._skip("not_a_message")
@@ -707,7 +707,7 @@ class CodexParser(Parser):
             # copy is in this file: a later page of the thread starts at or after the ordinal.
             start = p.get("subagent_history_start_ordinal")
             if start.__class__ is int and ordinal.__class__ is int and start > ordinal:  # type: ignore
-                st["replay"] = {"active": True, "open_ts": None, "until": start}
+                st["replay"] = {"active": True, "open_ts": None, "until": start, "awaiting_own": False}
             return
         if st["replay"]["active"]:
             return  # a nested copy inside a replay changes nothing
@@ -723,7 +723,7 @@ class CodexParser(Parser):
             if v is not None:
                 hdr["attrs"] = {**hdr["attrs"], "model_provider": v}
             return
-        st["replay"] = {"active": True, "open_ts": env_ts, "until": None}
+        st["replay"] = {"active": True, "open_ts": env_ts, "until": None, "awaiting_own": False}
 
     def _adopt_header(self, p: dict[str, Any], env_ts: int | None) -> None:
         st = self.state
@@ -821,6 +821,8 @@ class CodexParser(Parser):
     def _boundary(self) -> None:
         """A response boundary (codex.md §5, §6.2)."""
         st = self.state
+        if not st["replay"]["active"]:
+            self._own_record()
         if st["order"] == "before":
             if st["pending_usage"] is not None:
                 st["pending_usage"] = None
@@ -829,6 +831,12 @@ class CodexParser(Parser):
             self._emit_candidate(None)
             self._drop_orphan()
         st["assistant_seen"] = False
+
+    def _own_record(self) -> None:
+        """The child's first own record after a replay: usage counts again (codex.md §6.2 rule 1)."""
+        replay = self.state["replay"]
+        if replay.get("awaiting_own"):
+            self.state["replay"] = {**replay, "awaiting_own": False}
 
     def _drop_orphan(self) -> None:
         """After order: the held orphan usage did not reach a compaction row (codex.md §6.2)."""
@@ -890,6 +898,13 @@ class CodexParser(Parser):
             return
         usage = _usage(src)
         if usage is None:
+            return
+        if st["replay"].get("awaiting_own"):
+            # Between a replay's end and the child's first own message or boundary, the records are still
+            # the parent's: a replay cut short by time (codex.md §7 rule 2b) in the middle of the parent's
+            # last response leaves that response's token_count here. It must neither latch the order (its
+            # message was replayed, so it would latch `before` and drop every later usage) nor attach.
+            self.stats.usage_unattached += 1
             return
         if st["order"] is None:
             st["order"] = "after" if st["assistant_seen"] else "before"
@@ -1325,6 +1340,8 @@ class CodexParser(Parser):
                 dup += 1
                 continue
             self._drop_orphan()  # a row before the compaction's: the orphan was not a compaction's
+            if not replayed:
+                self._own_record()
             rows = self._build(m, replayed=replayed, ts=ts, ts_source=ts_source, offset=offset, fmt=fmt,
                                provider_type=provider_type if provider_type.__class__ is str else None,
                                raw_frame=raw_frame, subtype=subtype, subtype_from_parts=subtype_from_parts)  # fmt: skip
