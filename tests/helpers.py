@@ -98,3 +98,43 @@ def claude_session_lines(sid: str, start: datetime, turns: int, step: timedelta,
         prev = a
     lines.append(json.dumps({"type": "file-history-snapshot", "messageId": prev, "snapshot": {}}))
     return lines
+
+
+#: A session resumed by `claude --resume` (1.0.x) into a new file whose random name sorts before the original's
+RESUMED_ORIGINAL = "ffffffff-1111-4111-8111-111111111111"
+RESUMED_COPY = "00000000-2222-4222-8222-222222222222"
+
+
+def write_resumed_pair(project_dir, start: datetime) -> None:
+    """The original transcript (3 turns from `start`, 6 rows) and its `--resume` copy in `project_dir`: a
+    summary, the original's message lines under the copy's session id with their `uuid`s and timestamps kept,
+    then a turn of its own an hour later (2 rows). The copy's name sorts first, and its mtime is the earlier
+    one: Claude Code later appended an untimestamped `last-prompt` record to the original (#90954)."""
+    import os
+    from pathlib import Path
+
+    d = Path(project_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    orig = claude_session_lines(RESUMED_ORIGINAL, start, 3, timedelta(minutes=2))
+    copy = [json.dumps({"type": "summary", "summary": "work", "leafUuid": f"{RESUMED_ORIGINAL}-a2"})]
+    for line in orig:
+        obj = json.loads(line)
+        if obj["type"] in ("user", "assistant"):
+            copy.append(json.dumps(dict(obj, sessionId=RESUMED_COPY)))
+    copy += claude_session_lines(RESUMED_COPY, start + timedelta(hours=1), 1, timedelta(minutes=2))
+    orig.append(json.dumps({"type": "last-prompt", "lastPrompt": "question 2", "sessionId": RESUMED_ORIGINAL}))
+    (d / f"{RESUMED_COPY}.jsonl").write_text("\n".join(copy) + "\n")
+    (d / f"{RESUMED_ORIGINAL}.jsonl").write_text("\n".join(orig) + "\n")
+    t = (start + timedelta(hours=2)).timestamp()
+    os.utime(d / f"{RESUMED_COPY}.jsonl", (t, t))
+    os.utime(d / f"{RESUMED_ORIGINAL}.jsonl", (t + 86400, t + 86400))
+
+
+def resumed_pair_sessions_csv() -> list[str]:
+    """The lines `hyp query sql --format csv` shows of `write_resumed_pair`'s rows by session once the original
+    keeps its messages: 6 rows for the original conversation, 2 (its own turn) for the copy."""
+    return [
+        "session_id,conversation_id,rows",
+        f"{RESUMED_COPY},{RESUMED_COPY},2",
+        f"{RESUMED_ORIGINAL},{RESUMED_ORIGINAL},6",
+    ]

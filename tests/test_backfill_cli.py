@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from backfill_fakes import fakes, write_launcher, write_session
-from helpers import claude_session_lines, iso_ms
+from helpers import claude_session_lines, iso_ms, resumed_pair_sessions_csv, write_resumed_pair
 
 from hypaware_tui.core.inventory import build_inventory, client_figures
 from hypaware_tui.core.timeutil import parse_iso_us
@@ -622,6 +622,48 @@ def test_plan_sizes_read_as_on_the_wizard_review(h, inproc):
 
 
 # --------------------------------------------------------------------------------------------- fake importer
+
+
+RESUMED_QUERY = ("select session_id, conversation_id, count(*) as rows from ai_gateway_messages "
+                 "group by session_id, conversation_id order by session_id")
+
+
+@pytest.mark.parametrize("how", ["backfill", "parallel", "init"])
+def test_a_session_resumed_into_a_new_file_keeps_its_messages(h, inproc, monkeypatch, how):
+    """`claude --resume` (1.0.x) wrote the conversation again into a new session file, each line under its
+    original `uuid` and timestamp. The first committed copy of a message is kept (schema.md §4.6), and the
+    files were read in path order: when the copy's random name sorted first, the original conversation kept
+    no row and all its messages were filed under the copy's session, where the daemon (which saw the original
+    written first) filed them under the original. Session files are now read in the order their own lines were
+    last written (not by mtime: the original's is the later one here), sequentially, with the parse workers,
+    and in the setup import (which takes the timestamps from its inventory)."""
+    write_resumed_pair(h.claude / "projects" / "-home-ada-repo", midday(3))
+    if how == "init":
+        state = h.tmp / "fake-manager.json"
+        state.write_text(json.dumps({"unit_path": str(h.tmp / "unit" / "hypaware.service"), "calls": []}))
+        proc = h.run("init", "--yes", "--no-daemon", "--client", "claude",
+                     env=dict(h.env, HYP_TEST_SERVICE_MANAGER=str(state)))
+        assert proc.returncode == 0, proc.stderr
+    else:
+        if how == "parallel":
+            from hypaware_tui.core import runner as runner_mod
+
+            monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+            monkeypatch.setenv("HYP_WORKERS", "2")
+            parallel = runner_mod._parallel_file_results
+            used = []
+
+            def spy(*args, **kw):
+                used.append(1)
+                yield from parallel(*args, **kw)
+
+            monkeypatch.setattr(runner_mod, "_parallel_file_results", spy)
+        code, out, err = inproc("backfill", "claude")
+        assert code == 0, err
+        assert how != "parallel" or used  # (the files went to the parse workers)
+    code, out, err = inproc("query", "sql", RESUMED_QUERY, "--format", "csv")
+    assert code == 0, err
+    assert out.splitlines() == resumed_pair_sessions_csv()
 
 
 def test_importer_raising_for_codex_fails_only_codex(h):

@@ -898,6 +898,19 @@ def _dated_before_window(
     return st.st_size == size and st.st_mtime_ns == mtime_ns and (ino is None or st.st_ino == ino)
 
 
+def _reading_order(
+    importer: Importer, name: str, files: list[tuple[SourceFile, int]], inventory: Inventory | None
+) -> list[tuple[SourceFile, int]]:
+    """The files a pass opens in the importer's reading order (`Importer.reading_order`: a Claude session
+    resumed into a new file is read before its copy), the inventory's entries reused where it has one (the
+    setup import). Both the sequential and the parallel paths take the files in this order, and the committer
+    commits in it."""
+    ci = inventory.clients.get(name) if inventory is not None else None
+    known = {fi.file.path_hash: fi for fi in ci.files} if ci is not None else None
+    order = importer.reading_order([f for f, _ in files], known)
+    return files if order is None else [files[i] for i in order]
+
+
 def _skipped(f: SourceFile, since_us: int | None, size: int, mtime_ns: int, ino: int | None,
              out: list[CheckpointUpdate]) -> bool:
     """Whether a file that ends before the window is still the one that was dated (`size`, `mtime_ns`, inode
@@ -1034,6 +1047,8 @@ def _run_provider(
             checkpoints = db.get_many(stale)
     finally:
         db.close()
+    if importer.reorders_reads and len(files) > 1:
+        files = _reading_order(importer, name, files, inventory)
     files_total = pr.files_total = len(files)  # (the progress counts the files it reads, no other)
     pr.files_outside_window = outside
     pr.bytes_total = bytes_total

@@ -1485,6 +1485,20 @@ class Importer(ABC):
         importer whose scan has a cheaper tail-only form overrides this. May raise OSError."""
         return self.inventory_file(file, size, mtime_ns).last_ts
 
+    #: whether `reading_order` may reorder the files a pass reads (callers skip the work for one that does not)
+    reorders_reads = False
+
+    def reading_order(
+        self, files: list[SourceFile], known: Mapping[str, FileInventory] | None = None
+    ) -> list[int] | None:
+        """The order in which one pass (a backfill, the setup import, a daemon pass) reads `files`, the files it
+        opens, in discovery order: indices into `files`, or None for discovery order. `known`: inventory entries
+        by path hash, whose timestamps an importer may reuse for a file whose stat has not changed since. Only
+        the files to read are given, so that an importer may look into each (a rerun that finds nothing new
+        opens nothing for it). The same files must come back in the same order: the committer keeps the first
+        copy of a `part_id` (schema.md §4.6)."""
+        return None
+
     def session_key(self, file: SourceFile) -> str:
         """What counts as one session in inventories (a top-level file by default)."""
         return file.path_hash

@@ -728,6 +728,26 @@ class ClaudeParser(Parser):
 # --------------------------------------------------------------------------------------------- importer
 
 
+def _written_us(file: SourceFile, known: Mapping[str, FileInventory] | None) -> int:
+    """When `file` was last written to, for the reading order (`ClaudeImporter.reading_order`): the inventory's
+    `newest_us` (its tail's last timestamp, else its mtime), from `known` when that entry's stat is still the
+    file's, else from the same tail scan. A file that cannot be read sorts by its discovery mtime (its pass
+    reports it)."""
+    try:
+        st = os.stat(file.path)
+    except OSError:
+        return file.mtime_ns // 1000
+    inv = known.get(file.path_hash) if known is not None else None
+    if (inv is not None and inv.size == st.st_size and inv.mtime_ns == st.st_mtime_ns
+            and (inv.file.inode is None or inv.file.inode == st.st_ino)):  # fmt: skip
+        return inv.newest_us
+    try:
+        last = tail_timestamp(file.path, st.st_size, line_timestamp)
+    except Exception:  # noqa: BLE001 - an unreadable tail dates the file by its mtime; its pass reports it
+        last = None
+    return last if last is not None else st.st_mtime_ns // 1000
+
+
 def fresh_state(file: SourceFile) -> dict[str, Any]:
     """The state of a file read from offset 0, with the subagent sidecar captured (claude.md §7.2, §9)."""
     return {
@@ -919,6 +939,29 @@ class ClaudeImporter(Importer):
 
     def last_timestamp(self, file: SourceFile, size: int, mtime_ns: int) -> int | None:
         return tail_timestamp(file.path, size, line_timestamp)
+
+    reorders_reads = True
+
+    def reading_order(
+        self, files: list[SourceFile], known: Mapping[str, FileInventory] | None = None
+    ) -> list[int] | None:
+        """Session files first, by the time they were last written to as their own lines tell it (the last
+        timestamp of the inventory's tail scan; the mtime when it finds none), then real path; subagent files
+        after them, in discovery order (claude.md §1 rule 5).
+
+        `claude --resume` / `--continue` (1.0.x) wrote the conversation again into a new session file, each line
+        under its original `uuid` and timestamp: the copy's last line is later than every line of the original,
+        so the original is read first and keeps its messages (schema.md §4.6: the first committed copy wins), as
+        with the daemon, which saw the original written first. In path order, a copy whose random name sorted
+        first took them all, and the original conversation kept no row. Not by mtime alone: Claude Code appends
+        untimestamped records (`last-prompt`, `mode`) to closed transcripts long after their last line, and
+        copies of a history lose their mtimes. The tail is read only for the files a pass opens."""
+        sessions = [i for i, f in enumerate(files) if f.is_session]
+        if len(sessions) < 2:
+            return None
+        keys = {i: _written_us(files[i], known) for i in sessions}
+        sessions.sort(key=lambda i: (keys[i], files[i].path))
+        return sessions + [i for i, f in enumerate(files) if not f.is_session]
 
     def session_key(self, file: SourceFile) -> str:
         """A layout-(c) subagent file belongs to its parent's session file
