@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import RESUMED_COPY, RESUMED_ORIGINAL, write_resumed_pair
 from test_daemon_support import (
     Home,
     claude_line,
@@ -395,6 +396,20 @@ def test_daemon_passes_split_at_random_lines_equal_one_backfill(home: Home, tmp_
 
 
 # --- acceptance 4 and 5: partial lines, truncation, replacement --------------------------------------------------------
+
+
+def test_a_catch_up_files_a_resumed_session_under_the_original_as_a_backfill_does(home: Home, tmp_path: Path) -> None:
+    """A session and its `claude --resume` copy (a new file, the original's lines under their `uuid`s, a name
+    that sorts first), both written while the daemon was down: its catch-up read them in path order and filed
+    the original conversation's messages under the copy's session. It now reads them as a backfill does, the
+    original first (`Importer.reading_order`), and both keep the first copy in the original session."""
+    record_capture_start(home.layout, ["claude"], T_US - 24 * 3600 * 1_000_000)
+    write_resumed_pair(home.projects, T - timedelta(hours=3))
+    assert once(home) == 0
+    df = dataset(home.layout)
+    by_session = df.group_by("session_id", "conversation_id").len().sort("session_id").rows()
+    assert by_session == [(RESUMED_COPY, RESUMED_COPY, 2), (RESUMED_ORIGINAL, RESUMED_ORIGINAL, 6)]
+    assert_same_as_backfill(home, tmp_path)
 
 
 def test_partial_line_waits_for_its_newline(home: Home, tmp_path: Path) -> None:

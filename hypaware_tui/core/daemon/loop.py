@@ -1166,6 +1166,7 @@ class DaemonLoop:
         for name, n in counts.items():
             if n > 20 and self.db is not None:
                 by_client[name] = self.db.get_many(f.path_hash for c2, f in items if c2.name == name)
+        items = self._in_reading_order(items, by_client)
         for c, f in items:
             if self._stop_requested or self.write_failing or self.resync_due:
                 return
@@ -1176,6 +1177,42 @@ class DaemonLoop:
                 # the heartbeat, also while a long catch-up reads thousands of files: a status left unwritten
                 # for minutes is reported stale (control.STALE_AFTER_S)
                 self.write_status()
+
+    def _in_reading_order(
+        self, items: list[tuple[ClientState, SourceFile]], by_client: dict[str, dict[str, Checkpoint]]
+    ) -> list[tuple[ClientState, SourceFile]]:
+        """The due files of each client whose importer orders its reads (`Importer.reading_order`, as a backfill
+        and the setup import read them: `runner._reading_order`), so that a catch-up files a resumed Claude
+        conversation under the original session as they do: first the files whose checkpoint matches their
+        last seen stat (not read: nothing to order, and no tail read for each of them after a rescan), then
+        the others in the importer's order. `items` come grouped by client (`_due_files`)."""
+        out: list[tuple[ClientState, SourceFile]] = []
+        i = 0
+        while i < len(items):
+            c = items[i][0]
+            j = i
+            while j < len(items) and items[j][0] is c:
+                j += 1
+            files = [f for _c, f in items[i:j]]
+            i = j
+            if not c.importer.reorders_reads or len(files) < 2:
+                out.extend((c, f) for f in files)
+                continue
+            cached = by_client.get(c.name)
+            same: list[SourceFile] = []
+            read: list[SourceFile] = []
+            for f in files:
+                stored = cached.get(f.path_hash) if cached is not None else (
+                    self.db.get(f.path_hash) if self.db is not None else None)  # fmt: skip
+                cp = self._checkpoint_to_use(f, stored)
+                unchanged = cp is not None and c.stats.get(f.path) == (cp.size, cp.mtime_ns)
+                (same if unchanged else read).append(f)
+            order = c.importer.reading_order(read) if len(read) > 1 else None
+            if order is not None:
+                read = [read[k] for k in order]
+            out.extend((c, f) for f in same)
+            out.extend((c, f) for f in read)
+        return out
 
     def _checkpoint_to_use(self, f: SourceFile, stored: Checkpoint | None) -> Checkpoint | None:
         """The stored checkpoint (re-read: a backfill may have advanced it), or this process's own
