@@ -690,6 +690,52 @@ def test_a_compaction_whose_usage_is_all_zero_carries_nothing(tmp_path):
     assert (comp["model"], comp["input_tokens"], comp["output_tokens"]) == (None, None, None)
 
 
+def test_a_compaction_first_in_an_after_order_file_does_not_latch_it_before(tmp_path):
+    """A thread that compacts before its first response (a resumed or forked session whose context is full): the
+    compaction's token_count is the first counted one, with no message before it, and latched the file `before`
+    (codex.md §6.2 rule 1); every later usage then went on the next response and the last was dropped (review).
+    A compaction's request says nothing of the order: the next response's token_count decides. A true
+    before-order file that compacts first keeps its order."""
+    def tc(total: dict, last: dict) -> dict:
+        return {"type": "token_count", "info": {"total_token_usage": total, "last_token_usage": last}}
+
+    def u(i: int, o: int) -> dict:
+        return {"input_tokens": i, "cached_input_tokens": 0, "output_tokens": o, "reasoning_output_tokens": 0}
+
+    c1, u1, u2 = u(90000, 900), u(1000, 10), u(2000, 20)
+    t1 = c1
+    t2 = {k: t1[k] + u1[k] for k in t1}
+    t3 = {k: t2[k] + u2[k] for k in t1}
+    head = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "cli_version": "0.94.0"}),
+            _e("01", "turn_context", {"model": "gpt-5.1-codex", "cwd": "/r"}),
+            _e("02", "event_msg", tc(t1, c1)),
+            _e("03", "compacted", {"message": "summary"}),
+            _e("04", "event_msg", {"type": "task_started", "turn_id": "x"}),
+            _e("05", "response_item", {"type": "message", "role": "user", "content": "go"})]
+    after = head + [_e("06", "response_item", {"type": "message", "role": "assistant", "content": "a1"}),
+                    _e("07", "event_msg", tc(t2, u1)),
+                    _e("08", "response_item", {"type": "message", "role": "assistant", "content": "a2"}),
+                    _e("09", "event_msg", tc(t3, u2)),
+                    _e("10", "event_msg", {"type": "task_complete"})]
+    path = _lines_file(tmp_path, after)
+    rows, stats = import_file(IMP, path)
+    assert [(r["content_text"], *tokens(r)) for r in carriers(rows)] == [
+        ("summary", 90000, 900, 0, None), ("a1", 1000, 10, 0, None), ("a2", 2000, 20, 0, None)]
+    assert stats.usage_unattached == 0
+    data = path.read_bytes()
+    for cut in (i + 1 for i, c in enumerate(data) if c == 0x0A):  # (the latch undone across a stop too)
+        pieces, _ = import_file(IMP, path, pieces=[cut])
+        assert rows_multiset(pieces) == rows_multiset(rows), cut
+    before = head + [_e("06", "event_msg", tc(t2, u1)),
+                     _e("07", "response_item", {"type": "message", "role": "assistant", "content": "a1"}),
+                     _e("08", "event_msg", tc(t3, u2)),
+                     _e("09", "response_item", {"type": "message", "role": "assistant", "content": "a2"}),
+                     _e("10", "event_msg", {"type": "task_complete"})]
+    rows, stats = import_file(IMP, _lines_file(tmp_path, before, "rollout-2026-01-01T00-00-00-b.jsonl"))
+    assert [(r["content_text"], *tokens(r)) for r in carriers(rows)] == [
+        ("summary", 90000, 900, 0, None), ("a1", 1000, 10, 0, None), ("a2", 2000, 20, 0, None)]
+
+
 def _prefix_rows(path: Path, n_lines: int, tmp_path: Path) -> list[dict]:
     data = path.read_bytes()
     cut = 0

@@ -427,6 +427,7 @@ def fresh_state() -> dict[str, Any]:
         "last_total": None,  # canonical JSON of the last info-bearing total_token_usage
         "order": None,  # None | "after" | "before"
         "pending_usage": None,
+        "latched_on_pending": False,  # before order was latched by the token_count now pending (see `_token_count`)
         "candidate": None,  # rows of the held assistant message
         "orphan_usage": None,  # after order: a counted usage no message waited for (a compaction's, codex.md §6.2)
         "usage_record": None,  # the last `token_usage_record` of this thread: {"id": response_id, "usage": …}
@@ -826,6 +827,7 @@ class CodexParser(Parser):
         if st["order"] == "before":
             if st["pending_usage"] is not None:
                 st["pending_usage"] = None
+                st["latched_on_pending"] = False
                 self.stats.usage_unattached += 1
         else:
             self._emit_candidate(None)
@@ -906,8 +908,10 @@ class CodexParser(Parser):
             # message was replayed, so it would latch `before` and drop every later usage) nor attach.
             self.stats.usage_unattached += 1
             return
+        latched = False
         if st["order"] is None:
             st["order"] = "after" if st["assistant_seen"] else "before"
+            latched = st["order"] == "before"
         if st["order"] == "after":
             if st["candidate"]:
                 self._emit_candidate(usage)
@@ -920,6 +924,9 @@ class CodexParser(Parser):
             if st["pending_usage"] is not None:
                 self.stats.usage_unattached += 1
             st["pending_usage"] = usage
+            # (a compaction's request also comes before its `compacted` record in after order, where no message
+            # precedes it: if this one is a compaction's, it says nothing of the order; `_compaction_usage`)
+            st["latched_on_pending"] = latched
 
     def _usage_record(self, p: dict[str, Any]) -> None:
         """A `token_usage_record` (0.154 on): one completed response's usage, `{thread_id, turn_id, response_id,
@@ -948,6 +955,14 @@ class CodexParser(Parser):
             return None
         if st["order"] == "before":
             usage, st["pending_usage"] = st["pending_usage"], None
+            if st["latched_on_pending"] and usage is not None:
+                # The order was latched `before` by this compaction's own token_count, the first counted one of
+                # the file: a compaction's request precedes its `compacted` record in either order (no message of
+                # it is ever written), so it told nothing. Unlatched: the next response's token_count decides
+                # (an after-order file, a resumed or forked thread that compacts first, was read as before order:
+                # every later usage shifted one response late and the last dropped).
+                st["order"] = None
+            st["latched_on_pending"] = False
         else:
             usage, st["orphan_usage"] = st["orphan_usage"], None
         if usage is not None and not any(usage.values()):
@@ -1356,6 +1371,7 @@ class CodexParser(Parser):
                         pending = st["pending_usage"]
                         if pending is not None:
                             st["pending_usage"] = None
+                            st["latched_on_pending"] = False
                             _attach(rows, pending)
                         self.emit(rows)
                     else:
@@ -1468,6 +1484,7 @@ class CodexParser(Parser):
         self._drop_orphan()
         if self.state["pending_usage"] is not None:
             self.state["pending_usage"] = None
+            self.state["latched_on_pending"] = False
             self.stats.usage_unattached += 1
 
 
