@@ -178,7 +178,10 @@ def test_install_checks_the_interpreter_as_the_service_runs_it(home: Home, fake:
     monkeypatch.setattr(service, "ephemeral_reason", lambda *a, **k: None)
     py = _python_without_hyp(tmp_path)
     point = ". Point --python at an interpreter where hypaware_tui is installed.\n"
-    failed = f"hyp daemon install: {py} -m hypaware_tui --version failed (exit 1) {sys.executable}: No module named hypaware_tui"
+    # (the interpreter names itself with its path normalized: pytest run as `../venv/bin/python` has a `..` in
+    # sys.executable, which the child it execs has not)
+    failed = (f"hyp daemon install: {py} -m hypaware_tui --version failed (exit 1) {os.path.normpath(sys.executable)}: "
+              "No module named hypaware_tui")
     # PYTHONPATH names the checkout (the fixture's environment)
     monkeypatch.chdir(home.base)
     assert os.environ["PYTHONPATH"] == str(REPO)
