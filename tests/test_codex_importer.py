@@ -1641,6 +1641,40 @@ def test_a_start_ordinal_alone_bounds_the_copy_whatever_the_stamps(tmp_path):
     assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {"logs say X": (500, 30, 500, None)}
 
 
+def test_a_subagent_whose_own_records_open_with_a_compaction_counts_its_usage(tmp_path):
+    """A replay bounded by an ordinal ends exactly where the child's own records start, so the child's first
+    counted token_count is its own: a compaction's request there was dropped as the parent's (review)."""
+    def tc(total: dict, last: dict) -> dict:
+        return {"type": "token_count", "info": {"total_token_usage": total, "last_token_usage": last}}
+
+    def u(i: int, c: int, o: int) -> dict:
+        return {"input_tokens": i, "cached_input_tokens": c, "output_tokens": o, "reasoning_output_tokens": 0}
+
+    meta = {"id": SUB_CHILD, "timestamp": "2026-01-01T00:00:10Z", "cli_version": "0.120.0",
+            "source": {"subagent": {"thread_spawn": {"parent_thread_id": SUB_PARENT, "depth": 1}}},
+            "subagent_history_start_ordinal": 6}
+    recs = [("session_meta", meta),
+            ("session_meta", {"id": SUB_PARENT, "timestamp": "2026-01-01T00:00:00Z", "cli_version": "0.120.0"}),
+            ("event_msg", {"type": "task_started", "turn_id": "pt"}),
+            ("response_item", {"type": "message", "role": "user", "content": "parent prompt"}),
+            ("response_item", {"type": "message", "role": "assistant", "content": "parent answer", "id": "msg_p1"}),
+            ("event_msg", tc(u(5_000_000, 4_900_000, 10_000), u(70_000, 69_000, 100))),
+            ("turn_context", {"turn_id": "ct", "model": "gpt-c", "cwd": "/r"}),
+            ("event_msg", tc(u(5_090_000, 4_900_000, 10_900), u(90_000, 0, 900))),
+            ("compacted", {"message": "summary"}),
+            ("event_msg", {"type": "task_started", "turn_id": "ct"}),
+            ("response_item", {"type": "message", "role": "user", "content": "child task"}),
+            ("response_item", {"type": "message", "role": "assistant", "content": "child answer", "id": "msg_c1"}),
+            ("event_msg", tc(u(5_120_000, 4_929_000, 11_000), u(30_000, 29_000, 100))),
+            ("event_msg", {"type": "task_complete", "turn_id": "ct"})]
+    out = [{"timestamp": f"2026-01-01T00:00:{10 + i * 0.4:06.3f}Z", "ordinal": i, "type": t, "payload": p}
+           for i, (t, p) in enumerate(recs)]
+    rows, stats = import_file(IMP, _lines_file(tmp_path, out, f"rollout-x-{SUB_CHILD}.jsonl"))
+    assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {
+        "summary": (90000, 900, 0, None), "child answer": (1000, 100, 29000, None)}
+    assert stats.usage_unattached == 0
+
+
 def test_a_parent_token_count_left_past_a_replay_cut_short_by_time_does_not_latch(tmp_path):
     """codex.md §6.2 rule 1: a fork whose replay burst lasts more than a second is cut by §7 rule 2(b) between
     the parent's last assistant message (replayed) and its token_count. That token_count is still the parent's:

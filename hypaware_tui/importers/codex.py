@@ -641,7 +641,10 @@ class CodexParser(Parser):
             self.stats.records_by_type[typ] += 1
 
         if self.state["replay"]["active"] and self._replay_ends(obj, ts, typ, ptype, payload):
-            self.state["replay"] = {"active": False, "open_ts": None, "until": None, "awaiting_own": True}
+            # (a replay bounded by an ordinal ends exactly where the child's own records start: nothing of the
+            # parent's can follow it, and the child's first token_count, a compaction's say, is its own)
+            by_ordinal = self.state["replay"].get("until") is not None
+            self.state["replay"] = {"active": False, "open_ts": None, "until": None, "awaiting_own": not by_ordinal}
 
         if payload.__class__ is not dict:  # (a valid object, of a known type or not: schema.md §7)
             self._skip("not_a_message")
