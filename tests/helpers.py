@@ -105,17 +105,24 @@ RESUMED_ORIGINAL = "ffffffff-1111-4111-8111-111111111111"
 RESUMED_COPY = "00000000-2222-4222-8222-222222222222"
 
 
-def write_resumed_pair(project_dir, start: datetime) -> None:
+def write_resumed_pair(project_dir, start: datetime, *, long_last: bool = False) -> None:
     """The original transcript (3 turns from `start`, 6 rows) and its `--resume` copy in `project_dir`: a
     summary, the original's message lines under the copy's session id with their `uuid`s and timestamps kept,
     then a turn of its own an hour later (2 rows). The copy's name sorts first, and its mtime is the earlier
-    one: Claude Code later appended an untimestamped `last-prompt` record to the original (#90954)."""
+    one: Claude Code later appended an untimestamped `last-prompt` record to the original (#90954).
+    `long_last`: the original's last message is 300 KB long (a long answer, a large tool result), longer than
+    the tail a timestamp scan reads first."""
     import os
     from pathlib import Path
 
     d = Path(project_dir)
     d.mkdir(parents=True, exist_ok=True)
     orig = claude_session_lines(RESUMED_ORIGINAL, start, 3, timedelta(minutes=2))
+    if long_last:
+        i = max(k for k, line in enumerate(orig) if json.loads(line).get("type") == "assistant")
+        last = json.loads(orig[i])
+        last["message"]["content"] = [{"type": "text", "text": "x" * 300_000}]
+        orig[i] = json.dumps(last)
     copy = [json.dumps({"type": "summary", "summary": "work", "leafUuid": f"{RESUMED_ORIGINAL}-a2"})]
     for line in orig:
         obj = json.loads(line)

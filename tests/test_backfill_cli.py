@@ -628,7 +628,7 @@ RESUMED_QUERY = ("select session_id, conversation_id, count(*) as rows from ai_g
                  "group by session_id, conversation_id order by session_id")
 
 
-@pytest.mark.parametrize("how", ["backfill", "parallel", "init"])
+@pytest.mark.parametrize("how", ["backfill", "parallel", "init", "backfill-long", "init-long"])
 def test_a_session_resumed_into_a_new_file_keeps_its_messages(h, inproc, monkeypatch, how):
     """`claude --resume` (1.0.x) wrote the conversation again into a new session file, each line under its
     original `uuid` and timestamp. The first committed copy of a message is kept (schema.md §4.6), and the
@@ -636,8 +636,11 @@ def test_a_session_resumed_into_a_new_file_keeps_its_messages(h, inproc, monkeyp
     no row and all its messages were filed under the copy's session, where the daemon (which saw the original
     written first) filed them under the original. Session files are now read in the order their own lines were
     last written (not by mtime: the original's is the later one here), sequentially, with the parse workers,
-    and in the setup import (which takes the timestamps from its inventory)."""
-    write_resumed_pair(h.claude / "projects" / "-home-ada-repo", midday(3))
+    and in the setup import (which takes the timestamps from its inventory). `-long`: the original's last
+    message is longer than the 256 KB tail first scanned for a timestamp; the scan goes further back rather than
+    take the mtime (review)."""
+    write_resumed_pair(h.claude / "projects" / "-home-ada-repo", midday(3), long_last=how.endswith("-long"))
+    how = how.removesuffix("-long")
     if how == "init":
         state = h.tmp / "fake-manager.json"
         state.write_text(json.dumps({"unit_path": str(h.tmp / "unit" / "hypaware.service"), "calls": []}))

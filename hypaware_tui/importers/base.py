@@ -1553,8 +1553,16 @@ def head_tail_timestamps(
 
 
 def tail_timestamp(
-    path: str, size: int, line_ts: Callable[[dict[str, Any]], int | None], *, span: int = HEAD_TAIL_BYTES
+    path: str, size: int, line_ts: Callable[[dict[str, Any]], int | None], *, span: int = HEAD_TAIL_BYTES,
+    further: bool = False,
 ) -> int | None:
-    """`head_tail_timestamps(...)[1]` without reading the head: the last timestamp of the last `span` bytes."""
+    """`head_tail_timestamps(...)[1]` without reading the head: the last timestamp of the last `span` bytes.
+    `further`: when those hold none (a last line longer than `span`, a long answer or tool result, followed by
+    untimestamped records), look 8 times further back, and so on up to the whole file: the last timestamp of
+    the file, at the cost of reading it (for a file about to be read anyway)."""
     with open(path, "rb") as fh:
-        return _scan_timestamp(_tail(fh, size, span), line_ts, reverse=True)
+        while True:
+            ts = _scan_timestamp(_tail(fh, size, span), line_ts, reverse=True)
+            if ts is not None or not further or span >= size:
+                return ts
+            span *= 8

@@ -729,20 +729,22 @@ class ClaudeParser(Parser):
 
 
 def _written_us(file: SourceFile, known: Mapping[str, FileInventory] | None) -> int:
-    """When `file` was last written to, for the reading order (`ClaudeImporter.reading_order`): the inventory's
-    `newest_us` (its tail's last timestamp, else its mtime), from `known` when that entry's stat is still the
-    file's, else from the same tail scan. A file that cannot be read sorts by its discovery mtime (its pass
-    reports it)."""
+    """When `file` was last written to, for the reading order (`ClaudeImporter.reading_order`): its last
+    timestamp, the inventory's (`known`, when that entry's stat is still the file's and its tail held one), else
+    found by a tail scan that goes further back until it finds one (a last message longer than the inventory's
+    256 KB tail: the mtime, a day late after Claude Code appended a record, put the original after its copy);
+    the mtime only for a file with no timestamp at all. A file that cannot be read sorts by its discovery mtime
+    (its pass reports it)."""
     try:
         st = os.stat(file.path)
     except OSError:
         return file.mtime_ns // 1000
     inv = known.get(file.path_hash) if known is not None else None
-    if (inv is not None and inv.size == st.st_size and inv.mtime_ns == st.st_mtime_ns
+    if (inv is not None and inv.last_ts is not None and inv.size == st.st_size and inv.mtime_ns == st.st_mtime_ns
             and (inv.file.inode is None or inv.file.inode == st.st_ino)):  # fmt: skip
-        return inv.newest_us
+        return inv.last_ts
     try:
-        last = tail_timestamp(file.path, st.st_size, line_timestamp)
+        last = tail_timestamp(file.path, st.st_size, line_timestamp, further=True)
     except Exception:  # noqa: BLE001 - an unreadable tail dates the file by its mtime; its pass reports it
         last = None
     return last if last is not None else st.st_mtime_ns // 1000
