@@ -1979,3 +1979,34 @@ def test_a_rollout_without_session_meta_whose_name_is_not_utf8(tmp_path):
     assert thread_id_from_name(os.fsdecode(b"/x/rollout-2026-11-20T11-00-00-\xff\xfe.jsonl")) == (
         "rollout-2026-11-20T11-00-00-\\xff\\xfe")
     assert thread_id_from_name("/x/rollout-2026-11-20T11-00-00-é.jsonl") == "rollout-2026-11-20T11-00-00-é"
+
+
+def _every_line(path: Path) -> list[int]:
+    """The byte offset after each line of a file: split points for the split-equals-whole invariant."""
+    offsets, at = [], 0
+    for line in path.read_bytes().splitlines(keepends=True):
+        at += len(line)
+        offsets.append(at)
+    return offsets
+
+
+def test_a_camel_case_command_execution_keeps_its_output_and_exit_code(tmp_path):
+    """codex.md §4.4: Codex's protocol items.rs declared `CommandExecutionItem` with `rename_all = "camelCase"`
+    while paginated rollouts already stored every TurnItem, so a command's output and exit code may be spelled
+    `aggregatedOutput` / `exitCode` (`processId`, `parsedCmd`, ...): they are read as the snake_case names are."""
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}
+    item = {"type": "CommandExecution", "id": "ce1", "processId": "p7", "command": ["make", "test"], "cwd": "/repo",
+            "parsedCmd": [], "source": "agent", "status": "failed", "aggregatedOutput": "2 failed, 9 passed\n",
+            "exitCode": 2}  # fmt: skip
+    recs = [_e("00", "session_meta", meta), _e("01", "event_msg", {"type": "task_started", "turn_id": "u1"}),
+            _e("02", "response_item", {"type": "message", "role": "user", "content": "run the tests"}),
+            _e("03", "event_msg", {"type": "item_completed", "item": item}),
+            _e("04", "event_msg", {"type": "task_complete", "turn_id": "u1"})]  # fmt: skip
+    path = _lines_file(tmp_path, recs)
+    rows, _ = import_file(IMP, path)
+    out = by_call(rows, "ce1", "tool_result")
+    assert (out["content_text"], out["is_error"], json.loads(out["status"])) == (
+        "2 failed, 9 passed\n", True, {"tool_status": "error"})
+    assert json.loads(by_call(rows, "ce1")["tool_args"]) == {"command": ["make", "test"], "cwd": "/repo"}
+    pieces, _ = import_file(IMP, path, pieces=_every_line(path))
+    assert rows_multiset(pieces) == rows_multiset(rows)

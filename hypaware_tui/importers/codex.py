@@ -1130,13 +1130,15 @@ class CodexParser(Parser):
                              f"reasoning|{_sha16(text)}"))  # fmt: skip
         elif itype == "CommandExecution":
             args = {k: item[k] for k in ("command", "cwd") if item.get(k) is not None}
-            agg = item.get("aggregated_output")
+            # snake_case in newer builds, camelCase (`aggregatedOutput`, `exitCode`) where the item type had
+            # `rename_all = "camelCase"` (Codex's protocol items.rs, paginated rollouts of that time)
+            agg = _either(item, "aggregated_output", "aggregatedOutput")
             if agg.__class__ is str:
                 text = agg
             else:
                 outs = [item[k] for k in ("stdout", "stderr") if item.get(k).__class__ is str]
                 text = "\n".join(outs) if outs else None
-            code = item.get("exit_code")
+            code = _either(item, "exit_code", "exitCode")
             err = code is not None and not (code.__class__ is int and code == 0)  # exit_code ∉ {0, null}
             msgs += self._call_and_result(item, iid, "shell", args, None, text, err)
         elif itype == "McpToolCall":
@@ -1585,6 +1587,11 @@ def _item_completed_frame(obj: dict[str, Any], item: dict[str, Any]) -> str:
 def _item_frame(item: dict[str, Any]) -> str | None:
     frame = _pick(item, _ITEM_KEYS)
     return _str_json(frame) if frame else None
+
+
+def _either(item: dict[str, Any], snake: str, camel: str) -> object:
+    """A field of a TurnItem under its snake_case name, else under its camelCase one."""
+    return item[snake] if snake in item else item.get(camel)
 
 
 def _is_search(action: object) -> bool:
