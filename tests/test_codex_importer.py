@@ -2010,3 +2010,32 @@ def test_a_camel_case_command_execution_keeps_its_output_and_exit_code(tmp_path)
     assert json.loads(by_call(rows, "ce1")["tool_args"]) == {"command": ["make", "test"], "cwd": "/repo"}
     pieces, _ = import_file(IMP, path, pieces=_every_line(path))
     assert rows_multiset(pieces) == rows_multiset(rows)
+
+
+def test_a_standalone_web_search_is_one_tool_call_and_a_hosted_one_too(tmp_path):
+    """codex.md §4.4: Codex's standalone web search is the function tool `web.run` (ext/web-search); its
+    `Extension` item (`kind: "web.search"`) has the call id as its id, and the rollout holds the
+    `function_call` response item too: one call, one tool_call row. A hosted search's `WebSearch` item is
+    derived from its `web_search_call` response item (core event_mapping.rs): it adds no row either."""
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}
+    ext = {"type": "Extension", "kind": "web.search", "id": "call_W1", "query": "ruff F401",
+           "action": {"type": "search", "query": "ruff F401"}}  # fmt: skip
+    hosted = {"type": "WebSearch", "id": "ws_2", "query": "mypy strict", "action": {"type": "search", "query": "mypy strict"}}
+    recs = [_e("00", "session_meta", meta), _e("01", "event_msg", {"type": "task_started", "turn_id": "u1"}),
+            _e("02", "response_item", {"type": "message", "role": "user", "content": "look it up"}),
+            _e("03", "response_item", {"type": "function_call", "name": "run", "namespace": "web", "call_id": "call_W1",
+                                       "arguments": '{"search_query": [{"q": "ruff F401"}]}'}),
+            _e("04", "event_msg", {"type": "item_completed", "item": ext}),
+            _e("05", "response_item", {"type": "function_call_output", "call_id": "call_W1", "output": "F401 (https://x.dev)"}),
+            _e("06", "response_item", {"type": "web_search_call", "id": "ws_2", "status": "completed",
+                                       "action": {"type": "search", "query": "mypy strict"}}),
+            _e("07", "event_msg", {"type": "item_completed", "item": hosted}),
+            _e("08", "event_msg", {"type": "task_complete", "turn_id": "u1"})]  # fmt: skip
+    path = _lines_file(tmp_path, recs)
+    rows, stats = import_file(IMP, path)
+    calls = [(r["tool_call_id"], r["tool_name"], r["provider_type"]) for r in rows if r["part_type"] == "tool_call"]
+    assert calls == [("call_W1", "run", "function_call"), ("ws_2", "web_search", "web_search_call")]
+    assert by_call(rows, "call_W1", "tool_result")["tool_name"] == "run"
+    assert stats.lines_skipped["duplicate_item"] == 1
+    pieces, _ = import_file(IMP, path, pieces=_every_line(path))
+    assert rows_multiset(pieces) == rows_multiset(rows)

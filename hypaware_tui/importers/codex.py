@@ -1161,12 +1161,16 @@ class CodexParser(Parser):
             msgs += self._call_and_result(item, iid, "apply_patch", item.get("changes"), None,
                                           "\n".join(outs) if outs else None, None)  # fmt: skip
         elif itype == "Extension" and _is_search(item.get("action")):
+            # Codex's standalone web search is a function tool (`web.run`): its item's id is the call id of the
+            # `function_call` response item the rollout also holds, so it is keyed as that call is (one row).
+            # (A hosted search's `WebSearch` item repeats its `web_search_call` response item: no row.)
             part = {"part_type": "tool_call", "tool_name": "web_search", "tool_call_id": iid,
                     "tool_args": args_json(item.get("action"))}  # fmt: skip
-            self._remember_tool(iid, "web_search")
             if not replayed:
                 st["assistant_seen"] = True
-            msgs.append(_Msg("assistant", [part], iid, item, f"web_search|{iid}" if iid else None))
+            if iid is None or f"call|{iid}" not in self._key_set:
+                self._remember_tool(iid, "web_search")
+            msgs.append(_Msg("assistant", [part], iid, item, f"call|{iid}" if iid else None))
         else:
             self._skip("not_a_message")
             return
