@@ -2039,3 +2039,87 @@ def test_a_standalone_web_search_is_one_tool_call_and_a_hosted_one_too(tmp_path)
     assert stats.lines_skipped["duplicate_item"] == 1
     pieces, _ = import_file(IMP, path, pieces=_every_line(path))
     assert rows_multiset(pieces) == rows_multiset(rows)
+
+
+_PT = "019a0000-0000-7000-8000-0000000000aa"  # the paged thread
+_PR = "019a0000-0000-7000-8000-0000000000bb"  # its revision's rollout id (`thread/revert`)
+_PP = "019a0000-0000-7000-8000-0000000000cc"  # a parent it was forked from
+
+
+def _page(day: str, first: int, meta_extra: dict, turn: str) -> list[dict]:
+    """One page of a paginated thread without native ids: a turn "continue" / "ok" and its usage."""
+    ts = f"{day}T10:00:00.000Z"
+    meta = {"id": _PT, "session_id": _PT, "timestamp": ts, "cwd": "/repo", "originator": "codex-tui",
+            "cli_version": "0.150.0", "source": "cli", "thread_source": "user", "history_mode": "paginated",
+            **meta_extra}  # fmt: skip
+    last = {"input_tokens": 100, "cached_input_tokens": 0, "output_tokens": 10, "total_tokens": 110}
+    payloads = [("session_meta", meta), ("event_msg", {"type": "task_started", "turn_id": turn}),
+                ("response_item", {"type": "message", "role": "user", "id": None, "content": [{"type": "input_text", "text": "continue"}]}),
+                ("response_item", {"type": "message", "role": "assistant", "id": None, "content": [{"type": "output_text", "text": "ok"}]}),
+                ("event_msg", {"type": "token_count", "info": {"total_token_usage": last, "last_token_usage": last}}),
+                ("event_msg", {"type": "task_complete", "turn_id": turn})]  # fmt: skip
+    return [{"timestamp": ts, "ordinal": first + i, "type": t, "payload": p} for i, (t, p) in enumerate(payloads)]
+
+
+def _write_pages(day_dir: Path, second_name: str, cut: int, base_thread: str = _PT) -> tuple[Path, Path]:
+    day = "-".join(day_dir.parts[-3:])
+    first = day_dir / f"rollout-{day}T10-00-00-{_PT}.jsonl"
+    first.write_text("".join(json.dumps(r) + "\n" for r in _page(day, 0, {}, "turn-a")))
+    base = {"thread_id": base_thread, "end_ordinal_exclusive": cut, "end_byte_offset": first.stat().st_size}
+    second = day_dir / second_name.format(day=day)
+    second.write_text("".join(json.dumps(r) + "\n" for r in _page(day, cut, {"history_base": base}, "turn-b")))
+    return first, second
+
+
+@pytest.mark.parametrize("second_name, cut", [
+    ("rollout-{day}T11-00-00-" + _PT + "_" + _PR + ".jsonl", 1),  # thread/revert before the first prompt
+    ("rollout-{day}T11-00-00-" + _PT + ".jsonl", 6),  # a page naming its own thread as its base
+], ids=["revision", "own-base"])  # fmt: skip
+def test_a_later_page_of_a_thread_keeps_its_rows_and_usage(second_name, cut, tmp_path, monkeypatch, capsys):
+    """codex.md §4.3 (decision): a later page of a paginated thread (a `session_meta` whose `history_base`
+    names an earlier rollout of the same thread, e.g. `rollout-…-<thread>_<rollout>.jsonl` written by
+    `thread/revert`) holds only its own records, its messages at ordinals from 0 again. The "continue" / "ok"
+    of the second page had the fallback ids of the first page's and `hyp backfill` dropped them as duplicates,
+    the usage of that turn with them. A page's fallback ids have a scope of their own now."""
+    home = tmp_path / "home"
+    day_dir = home / ".codex" / "sessions" / "2026" / "11" / "25"
+    day_dir.mkdir(parents=True)
+    first, second = _write_pages(day_dir, second_name, cut)
+    env = {"HOME": str(home), "HYP_HOME": str(tmp_path / "hyp"), "CODEX_HOME": str(home / ".codex"),
+           "CLAUDE_CONFIG_DIR": str(home / ".claude"), "NO_COLOR": "1"}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for k in ("HYP_DEBUG", "DEV_RUN_ID", "HYP_WORKERS"):
+        monkeypatch.delenv(k, raising=False)
+    from hypaware_tui.cli.app import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["backfill", "codex", "--json"])
+    assert exc.value.code == 0
+    codex = json.loads(capsys.readouterr().out)["providers"][0]
+    assert (codex["rows_written"], codex["duplicates_skipped"]) == (4, 0)
+    import polars as pl
+
+    parts = sorted((tmp_path / "hyp" / "cache" / "ai_gateway_messages").glob("**/*.parquet"))
+    data = pl.concat([pl.read_parquet(p) for p in parts])
+    assert sorted(zip(data["content_text"], data["prompt_id"], data["output_tokens"], strict=True), key=str) == [
+        ("continue", "turn-a", None), ("continue", "turn-b", None), ("ok", "turn-a", 10), ("ok", "turn-b", 10)]
+    # the first page's ids are the thread's own (schema.md §4.2); each page splits like the whole
+    rows, _ = import_file(IMP, first)
+    assert rows[0]["message_id"] == hashlib.sha256(
+        f"{_PT}:0:user:{canonical_json(_page('x', 0, {}, 't')[2]['payload'])}".encode()).hexdigest()[:16]
+    for path in (first, second):
+        whole, _ = import_file(IMP, path)
+        pieces, _ = import_file(IMP, path, pieces=_every_line(path))
+        assert rows_multiset(pieces) == rows_multiset(whole)
+
+
+def test_a_forked_page_keeps_the_ids_of_its_own_thread(tmp_path):
+    """A fork's rollout whose `history_base` names its parent (Codex 0.154 writes no copy of the parent's
+    history) is its own thread: its fallback ids are the ones schema.md §4.2 gives, as they were."""
+    day_dir = tmp_path / "2026" / "11" / "25"
+    day_dir.mkdir(parents=True)
+    _, second = _write_pages(day_dir, "rollout-{day}T11-00-00-" + _PT + ".jsonl", 6, base_thread=_PP)
+    rows, _ = import_file(IMP, second)
+    user = _page("x", 0, {}, "t")[2]["payload"]
+    assert rows[0]["message_id"] == hashlib.sha256(f"{_PT}:0:user:{canonical_json(user)}".encode()).hexdigest()[:16]
