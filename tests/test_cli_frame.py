@@ -156,6 +156,21 @@ def _under_a_dangling_link(tmp: Path) -> tuple[Path, str]:
 
 
 
+def _a_link_loop(tmp: Path) -> tuple[Path, str]:
+    (tmp / "hyp").symlink_to(tmp / "loop")
+    (tmp / "loop").symlink_to(tmp / "hyp")
+    return tmp / "hyp", f"a link to {tmp / 'loop'} that leads into a loop of links (Too many levels of symbolic " \
+        "links). Point HYP_HOME at a directory (or make the link lead to one) and run it again."
+
+
+def _under_a_link_loop(tmp: Path) -> tuple[Path, str]:
+    (tmp / "link").symlink_to(tmp / "loop")
+    (tmp / "loop").symlink_to(tmp / "link")
+    return tmp / "link" / "hyp", f"under {tmp / 'link'}, a link to {tmp / 'loop'} that leads into a loop of links " \
+        "(Too many levels of symbolic links). Point HYP_HOME at a directory (or make the link lead to one) and run " \
+        "it again."
+
+
 def _lsnapshot(root: Path) -> list[tuple[str, int, int]]:
     """`snapshot`, links not followed (a link to nothing has no stat of its own)."""
     return sorted((str(p), os.lstat(p).st_size, os.lstat(p).st_mtime_ns) for p in [root, *root.rglob("*")])
@@ -171,15 +186,18 @@ DATASET_READERS = [
 ]
 
 
-@pytest.mark.parametrize("make", [_a_file, _a_dangling_link, _under_a_file, _under_a_dangling_link],
-                         ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize("make", [_a_file, _a_dangling_link, _under_a_file, _under_a_dangling_link, _a_link_loop,
+                                  _under_a_link_loop], ids=lambda f: f.__name__.strip("_"))
 def test_an_unusable_hyp_home_is_said_not_read_as_an_empty_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], make
 ) -> None:
     """A mistyped HYP_HOME (a file, a link to nothing, a path under a file): `hyp query sql` gave 0 rows,
     `hyp query overview` "Nothing imported yet." and `hyp cache compact` "Nothing to compact", all exit 0, so the
     import looked lost; `hyp status` with a link to nothing said "Next: hyp init", which refuses it. Each says
-    what is wrong in hyp status's words and exits 1 (with --json, that is the one document)."""
+    what is wrong in hyp status's words and exits 1 (with --json, that is the one document). A loop of links
+    (hyp -> loop -> hyp) was "a link to loop, which does not exist", though loop is there. `hyp status` blamed
+    the config under it ("invalid: cannot be read: Not a directory"): its config and daemon lines now point at
+    the one problem."""
     monkeypatch.setenv("HOME", str(tmp_path / "account"))
     monkeypatch.delenv("HYP_DEBUG", raising=False)
     home, why = make(tmp_path)
@@ -194,8 +212,17 @@ def test_an_unusable_hyp_home_is_said_not_read_as_an_empty_dataset(
     code, out, _ = call(capsys, "status")
     assert code == 1 and out.rstrip().splitlines()[-1] == f"Next: {problem}"
     assert f"error: cannot read the dataset: {problem}" in out and "nothing imported yet" not in out
+    lines = out.splitlines()
+    assert f"Config    {home}/hypaware-config.json: cannot be read: HYP_HOME cannot be used (see Next)" in lines
+    at = lines.index("Daemon    unknown")
+    assert lines[at + 1] == "          its status cannot be read: HYP_HOME cannot be used (see Next)"
+    assert "invalid" not in out
     code, out, _ = call(capsys, "status", "--json")
-    assert code == 1 and json.loads(out)["dataset"]["error"] == f"cannot read the dataset: {problem}"
+    doc = json.loads(out)
+    assert code == 1 and doc["dataset"]["error"] == f"cannot read the dataset: {problem}"
+    fault = problem.split(". ")[0]  # (what is wrong, without what to do)
+    assert (doc["config"]["state"], doc["config"]["error"]) == ("invalid", f"cannot be read: {fault}")
+    assert (doc["daemon"]["state"], doc["daemon"]["message"]) == ("unknown", f"cannot read the daemon status: {fault}")
     code, _, err = call(capsys, "backfill", "--dry-run")  # (these said so for a file already; now for each)
     assert (code, err) == (1, f"hyp backfill: {problem}\n")
     code, _, err = call(capsys, "init", "--yes", "--no-daemon", "--no-backfill")
@@ -228,7 +255,9 @@ def test_a_hyp_home_this_user_may_not_open_is_said_by_every_command(tmp_path: Pa
     from test_daemon_process import _drop_dac_caps
 
     locked, outer = tmp_path / "locked", tmp_path / "outer"
-    locked.mkdir()
+    write_config(locked)
+    (locked / "run").mkdir()
+    (locked / "run" / "daemon-status.json").write_text("{}")
     (outer / "hyp").mkdir(parents=True)
     cases = {
         locked: f"HYP_HOME is {locked}, a directory this user may not read (permission denied). Check that it "
@@ -256,9 +285,69 @@ def test_a_hyp_home_this_user_may_not_open_is_said_by_every_command(tmp_path: Pa
             p = subprocess.run([sys.executable, "-m", "hypaware_tui", "status"], env={**env, "HYP_HOME": str(home)},
                                capture_output=True, text=True, timeout=60, **kwargs)
             assert p.returncode == 1 and p.stdout.rstrip().splitlines()[-1] == f"Next: {problem}", p.stderr
+            # The config and the daemon's status under it cannot be read because of HYP_HOME: said so, pointing
+            # at the problem (it said "Config …: invalid: cannot be read: Permission denied", and "cannot read
+            # the daemon status: PermissionError: [Errno 13] Permission denied: '…/run/daemon-status.json'").
+            lines = p.stdout.splitlines()
+            assert f"Config    {home}/hypaware-config.json: cannot be read: HYP_HOME cannot be used (see Next)" in lines
+            at = lines.index("Daemon    unknown")
+            assert lines[at + 1] == "          its status cannot be read: HYP_HOME cannot be used (see Next)"
+            assert "invalid" not in p.stdout and "Error" not in p.stdout and "Errno" not in p.stdout
+            p = subprocess.run([sys.executable, "-m", "hypaware_tui", "status", "--json"],
+                               env={**env, "HYP_HOME": str(home)}, capture_output=True, text=True, timeout=60,
+                               **kwargs)
+            doc = json.loads(p.stdout)
+            fault = problem.split(". ")[0]
+            assert p.returncode == 1 and doc["config"] == {
+                "path": f"{home}/hypaware-config.json", "state": "invalid", "error": f"cannot be read: {fault}",
+                "retention_days": None, "clients_enabled": [], "capture_enabled": None}
+            assert (doc["daemon"]["state"], doc["daemon"]["running"], doc["daemon"]["message"]) == (
+                "unknown", False, f"cannot read the daemon status: {fault}")
     finally:
         locked.chmod(0o700)
         outer.chmod(0o700)
+
+def test_a_hyp_home_that_cannot_be_created_is_said_before_anything_is_written(tmp_path: Path) -> None:
+    """HYP_HOME not there yet, under a folder this user may not write in: `hyp status` said "Next: hyp init", and
+    `hyp init --yes` then failed at its first write ("Config failed: Permission denied (…)") and still ended
+    with "Next hyp status · hyp query overview …". The commands that create it say so up front (exit 1); the
+    read-only ones still read it as empty, and `hyp status` names it as its next step."""
+    from test_daemon_process import _drop_dac_caps
+
+    parent = tmp_path / "theirs"
+    parent.mkdir()
+    home = parent / "hyp"
+    env = dict(os.environ, HOME=str(tmp_path / "account"), HYP_HOME=str(home), PYTHONPATH=str(REPO))
+    env.pop("HYP_DEBUG", None)
+    kwargs = {"preexec_fn": _drop_dac_caps} if os.geteuid() == 0 else {}
+    fault = (f"HYP_HOME is {home}, which does not exist yet and cannot be created: {parent} is a folder this user "
+             "may not write in (permission denied). Point HYP_HOME at a directory of yours (or create that one, "
+             "owned by this user) and")
+
+    def hyp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hypaware_tui", *args], env=env, capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL, **kwargs)
+
+    parent.chmod(0o555)
+    try:
+        p = hyp("status")
+        assert p.returncode == 0 and p.stdout.rstrip().splitlines()[-1] == f"Next: {fault} run hyp init.", p.stdout
+        assert "empty: nothing imported yet" in p.stdout
+        p = hyp()
+        assert p.returncode == 0 and p.stdout.rstrip().endswith(f"Not set up: {fault} run hyp init.")
+        p = hyp("query", "sql", "--format", "json", "select count(*) as n from ai_gateway_messages")
+        assert (p.returncode, json.loads(p.stdout)) == (0, [{"n": 0}]), p.stderr
+        for args in (["init", "--yes", "--no-daemon", "--no-backfill"], ["init", "--yes", "--client", "claude"],
+                     ["backfill", "claude"], ["daemon", "start"]):
+            p = hyp(*args)
+            where = " ".join(["hyp", *args[:2]]) if args[0] == "daemon" else f"hyp {args[0]}"
+            assert (p.returncode, p.stdout, p.stderr) == (1, "", f"{where}: {fault} run it again.\n"), args
+        p = hyp("init", "--yes", "--dry-run", "--client", "claude")  # (writes nothing: not refused)
+        assert p.returncode == 0 and p.stdout.startswith("Dry run: nothing was written."), p.stderr
+        assert list(parent.iterdir()) == []
+    finally:
+        parent.chmod(0o700)
+
 
 NOT_UTF8_COMMANDS = [
     ["status"], ["status", "--json"], ["query", "sql", "select 1"], ["query", "overview"], ["cache", "status"],

@@ -68,7 +68,7 @@ def state_hint() -> str:
     from hypaware_tui.core.paths import Layout, hyp_home_problem, resolve_hyp_home
 
     layout = Layout(resolve_hyp_home())  # (not `Layout.resolve`, which refuses a HYP_HOME that is not UTF-8)
-    problem = hyp_home_problem(layout.home, then=f"run {PROG} init")  # (hyp init itself fails on it)
+    problem = hyp_home_problem(layout.home, then=f"run {PROG} init", create=True)  # (hyp init fails on it)
     if problem is not None:
         return f"Not set up: {problem}"
     if not layout.config.exists():

@@ -220,14 +220,15 @@ def _check_window(ctx: typer.Context, window: Any, since: str | None, until: str
 _INVALID = object()  # `_load(report=True)`'s config when the file is invalid
 
 
-def _load(ctx: typer.Context, sub: str | None = None, *, report: bool = False):
+def _load(ctx: typer.Context, sub: str | None = None, *, report: bool = False, create: bool = False):
     """(layout, config); config None without a file. An invalid config fails the command, except for a report
-    (`report`: `backfill list`, which cli.md §5.4 has exit 0): it warns and gets `_INVALID`."""
+    (`report`: `backfill list`, which cli.md §5.4 has exit 0): it warns and gets `_INVALID`. `create`: the
+    command creates HYP_HOME when it is missing (an import): one that cannot be created fails it up front."""
     from hypaware_tui.core.config import ConfigError, load_config
     from hypaware_tui.core.paths import Layout, hyp_home_problem
 
     layout = Layout.resolve(os.environ)
-    problem = hyp_home_problem(layout.home)  # (else: "the config is invalid: …: Not a directory")
+    problem = hyp_home_problem(layout.home, create=create)  # (else: "the config is invalid: …: Not a directory")
     if problem is not None:
         _fail(ctx, problem, sub)
     try:
@@ -743,7 +744,7 @@ def import_command(
     prog = _prog(ctx)
     since_us, until_us = _window_args(ctx, since, until)
     names = _check_providers(ctx, providers)
-    layout, config = _load(ctx)
+    layout, config = _load(ctx, create=not dry_run)
     now = now_us()
     retention = _retention(config)
     window, _floor, write_checkpoints = resolve_window(since_us, until_us, retention, now)

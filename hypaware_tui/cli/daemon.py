@@ -69,11 +69,12 @@ def _layout() -> Any:
     return Layout.resolve()
 
 
-def _check_home(layout: Any) -> None:
-    """HYP_HOME is a file (or a device): say so in the words init, backfill and status use, exit 1."""
+def _check_home(layout: Any, *, create: bool = False) -> None:
+    """HYP_HOME is a file (or a device): say so in the words init, backfill and status use, exit 1. `create`:
+    also one not there yet that this user cannot create (`hyp daemon run`, which creates it)."""
     from hypaware_tui.core.paths import hyp_home_problem
 
-    problem = hyp_home_problem(layout.home)
+    problem = hyp_home_problem(layout.home, create=create)
     if problem is not None:
         _fail(problem)
 
@@ -112,7 +113,7 @@ def daemon_run(
     from hypaware_tui.core.paths import set_umask
 
     layout = _layout()
-    _check_home(layout)
+    _check_home(layout, create=True)
     # The single-instance lock first, before the heavy imports, so a second instance answers at once.
     set_umask()
     lock = PidLock(layout)

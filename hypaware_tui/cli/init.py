@@ -113,7 +113,9 @@ def init_command(
     from hypaware_tui.core.paths import Layout, hyp_home_problem
 
     home = Layout.resolve(env).home
-    problem = hyp_home_problem(home)  # (else: "a config already exists at <file>/…")
+    # (else: "a config already exists at <file>/…"; and a HYP_HOME that cannot be created, under a folder this
+    # user may not write in, failed only at the commit: "Config failed: Permission denied", after the Review)
+    problem = hyp_home_problem(home, create=not dry_run)
     if problem is not None:
         err(f"{_prog(ctx)} init: {problem}")
         if json_out:

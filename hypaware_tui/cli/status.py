@@ -95,11 +95,23 @@ def _last_import_line(last: dict[str, Any], prog: str) -> str:
             "finishes it")
 
 
+# Where HYP_HOME is what cannot be used, the config and the daemon's status under it cannot be read: said in
+# short, pointing at the one problem (the Next line says it whole, the dataset's error too).
+UNUSABLE_HOME = "cannot be read: HYP_HOME cannot be used (see Next)"
+
+
 def render_text(report: dict[str, Any]) -> None:
     from hypaware_tui.cli.app import PROG
+    from hypaware_tui.core.paths import hyp_home_problem
 
+    # A HYP_HOME no command can use (a file, a link to nothing) is the problem, not the config under it, which
+    # hyp init cannot write either (a missing config said "Next: hyp init", which then refused it)
+    home = Path(report["hyp_home"])
+    problem = hyp_home_problem(home)
     cfg = report["config"]
-    if cfg["state"] == "ok":
+    if problem is not None:
+        _block("Config", [f"{short_path(cfg['path'])}: {UNUSABLE_HOME}"])
+    elif cfg["state"] == "ok":
         retention = "forever" if cfg["retention_days"] == 0 else plural(cfg["retention_days"], "day")
         clients = ", ".join(cfg["clients_enabled"]) or "none"
         capture = "on" if cfg["capture_enabled"] else "off"
@@ -145,7 +157,10 @@ def render_text(report: dict[str, Any]) -> None:
 
     from hypaware_tui.core.paths import Layout
 
-    _block("Daemon", _daemon_lines(report["daemon"], cfg, PROG, Layout(Path(report["hyp_home"])).daemon_log))
+    if problem is not None:
+        _block("Daemon", ["unknown", f"its status {UNUSABLE_HOME}"])
+    else:
+        _block("Daemon", _daemon_lines(report["daemon"], cfg, PROG, Layout(home).daemon_log))
 
     errors = report.get("recent_errors") or []
     if errors:
@@ -153,17 +168,14 @@ def render_text(report: dict[str, Any]) -> None:
     else:
         _block("Recent errors", ["none"])
 
-    from hypaware_tui.core.paths import hyp_home_problem
-
-    # A HYP_HOME no command can use (a file, a link to nothing) is the problem, not the config under it, which
-    # hyp init cannot write either (a missing config said "Next: hyp init", which then refused it)
-    problem = hyp_home_problem(Path(report["hyp_home"]))
     if problem is not None:
         out()
         out(f"Next: {problem}")
     elif cfg["state"] == "missing":
+        # (hyp init creates HYP_HOME: one that cannot be created, under a folder this user may not write in,
+        # is what to fix first; hyp init refuses it up front)
         out()
-        out(f"Next: {PROG} init")
+        out(f"Next: {hyp_home_problem(home, f'run {PROG} init', create=True) or f'{PROG} init'}")
     elif cfg["state"] == "invalid":
         out()
         out(f"Next: {config_next_step(cfg, PROG)}")

@@ -60,13 +60,23 @@ def hyp_home_encoding_problem(home: Path, then: str = "run it again") -> str | N
     """What is wrong with a HYP_HOME whose path is not valid UTF-8 (`$'/tmp/h\\xffp'`); None when it is.
     Polars opens the dataset's files by a UTF-8 path only: imports wrote there, then every read failed
     (`hyp query`: "Object does not have a .read() method"; `hyp status` called every part file damaged)."""
+    fault = _encoding_fault(home)
+    return None if fault is None else _sentence(fault, then)
+
+
+def _encoding_fault(home: Path) -> tuple[str, str] | None:
     try:
         os.fsencode(home).decode("utf-8")
     except UnicodeDecodeError:
         return (f"HYP_HOME is {shown_path(home)}, whose path is not valid UTF-8: the Parquet reader needs "
-                "a UTF-8 path, so the dataset could be written there but never read. Choose a HYP_HOME whose "
-                f"path is valid UTF-8 (set HYP_HOME, or rename the folder) and {then}.")
+                "a UTF-8 path, so the dataset could be written there but never read",
+                "Choose a HYP_HOME whose path is valid UTF-8 (set HYP_HOME, or rename the folder)")
     return None
+
+
+def _sentence(fault: tuple[str, str], then: str) -> str:
+    what, advice = fault
+    return f"{what}. {advice} and {then}."
 
 
 class HypHomeError(ValueError):
@@ -75,57 +85,110 @@ class HypHomeError(ValueError):
     would read one that is otherwise unusable as empty refuse it with `require_usable_home`."""
 
 
-def hyp_home_problem(home: Path, then: str = "run it again") -> str | None:
+def hyp_home_problem(home: Path, then: str = "run it again", *, create: bool = False) -> str | None:
     """What makes HYP_HOME unusable for every command, read-only or not, as what, why and what to do (`then`:
     what to do once it is fixed); None when it is a directory this user can open, or does not exist yet (a
     fresh machine: the writers create it). Unusable: a path that is not valid UTF-8
     (`hyp_home_encoding_problem`), something that is not a directory (a file, /dev/null), a link to nothing, a
-    path under a file, a directory this user may not read, or one behind a folder it may not open. The commands
-    that would otherwise blame a config or dataset under it (or find "nothing imported yet") say this instead."""
-    encoding = hyp_home_encoding_problem(home, then)
+    loop of links, a path under a file, a directory this user may not read, or one behind a folder it may not
+    open. The commands that would otherwise blame a config or dataset under it (or find "nothing imported yet")
+    say this instead.
+
+    `create`: for the commands that create it when it is missing (`hyp init`, `hyp backfill`, `hyp daemon
+    start`), and for the advice to run one of them: a HYP_HOME not there yet that cannot be created (the
+    nearest folder above it that exists is not writable by this user, or on a read-only file system) is
+    unusable too. (It failed only at its first write: `hyp init --yes` printed "Config failed: Permission
+    denied" after `hyp status` had said "Next: hyp init".) The read-only commands read it as empty."""
+    fault = _home_fault(home, create)
+    return None if fault is None else _sentence(fault, then)
+
+
+def hyp_home_fault(home: Path) -> str | None:
+    """`hyp_home_problem`'s what and why alone (`HYP_HOME is …, a directory this user may not read (permission
+    denied)`), without what to do: for the parts of a report that the problem keeps from being read, beside
+    the one place that gives the whole message."""
+    fault = _home_fault(home, False)
+    return None if fault is None else fault[0]
+
+
+def _home_fault(home: Path, create: bool) -> tuple[str, str] | None:
+    """(what and why, what to do without `and <then>.`) for `hyp_home_problem`, or None."""
+    encoding = _encoding_fault(home)
     if encoding is not None:
         return encoding
     try:
         st = os.stat(home)
     except OSError as exc:
-        return _unreachable_home_problem(home, exc, then)
+        return _unreachable_home_fault(home, exc, create)
     if not stat.S_ISDIR(st.st_mode):
-        return (f"HYP_HOME is {home}, which is not a directory. Point HYP_HOME at a directory (or move that file "
-                f"away) and {then}.")
+        return (f"HYP_HOME is {home}, which is not a directory",
+                "Point HYP_HOME at a directory (or move that file away)")
     if not os.access(home, os.R_OK | os.X_OK):
-        return (f"HYP_HOME is {home}, a directory this user may not read (permission denied). Check that it "
-                f"belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a directory of "
-                f"yours, and {then}.")
+        return (f"HYP_HOME is {home}, a directory this user may not read (permission denied)",
+                "Check that it belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a "
+                "directory of yours,")
     return None
 
 
-def _unreachable_home_problem(home: Path, exc: OSError, then: str) -> str | None:
-    """`hyp_home_problem` for a HYP_HOME that `os.stat` cannot reach (`exc`); None when it simply does not exist
-    yet under directories it can be created in."""
+def _link_fault(home: Path, link: Path, exc: OSError | None) -> tuple[str, str]:
+    """A link on HYP_HOME's way (`link`, HYP_HOME itself or a folder above it) that leads nowhere: to nothing,
+    or round in a loop (ELOOP: each link's target exists, so "which does not exist" named one that did)."""
+    under = "" if link == home else f"under {link}, "
+    target = os.readlink(link)
+    if (exc is not None and exc.errno == errno.ELOOP) or _is_link_loop(link):
+        return (f"HYP_HOME is {home}, {under}a link to {target} that leads into a loop of links "
+                f"({os.strerror(errno.ELOOP)})",
+                "Point HYP_HOME at a directory (or make the link lead to one)")
+    return (f"HYP_HOME is {home}, {under}a link to {target}, which does not exist",
+            "Create that folder (or point HYP_HOME elsewhere)")
+
+
+def _is_link_loop(link: Path) -> bool:
+    try:
+        os.stat(link)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def _unreachable_home_fault(home: Path, exc: OSError, create: bool) -> tuple[str, str] | None:
+    """`_home_fault` for a HYP_HOME that `os.stat` cannot reach (`exc`); None when it simply does not exist
+    yet under directories it can be created in (with `create`: that this user may write in)."""
     if os.path.islink(home):  # (a dangling link, or a loop: making the folder failed with "File exists")
-        return (f"HYP_HOME is {home}, a link to {os.readlink(home)}, which does not exist. Create that folder "
-                f"(or point HYP_HOME elsewhere) and {then}.")
+        return _link_fault(home, home, exc)
     for above in home.parents:  # the nearest folder above it that is there
         try:
             st = os.stat(above)
         except OSError:
-            if os.path.islink(above):  # (a link to nothing on the way: making the folders would fail there)
-                return (f"HYP_HOME is {home}, under {above}, a link to {os.readlink(above)}, which does not "
-                        f"exist. Create that folder (or point HYP_HOME elsewhere) and {then}.")
+            if os.path.islink(above):  # (a link to nothing, or a loop, on the way: making the folders fails)
+                return _link_fault(home, above, None)
             continue  # (missing too, or one it may not open: a folder further up says why)
         if not stat.S_ISDIR(st.st_mode):
-            return (f"HYP_HOME is {home}, under {above}, which is not a directory. Point HYP_HOME at a "
-                    f"directory (or move that file away) and {then}.")
+            return (f"HYP_HOME is {home}, under {above}, which is not a directory",
+                    "Point HYP_HOME at a directory (or move that file away)")
         if not os.access(above, os.X_OK):
-            return (f"HYP_HOME is {home}, under {above}, a folder this user may not open (permission denied). "
-                    f"Point HYP_HOME at a directory of yours and {then}.")
+            return (f"HYP_HOME is {home}, under {above}, a folder this user may not open (permission denied)",
+                    "Point HYP_HOME at a directory of yours")
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            if create and not os.access(above, os.W_OK | os.X_OK):
+                return _not_creatable_fault(home, above)
             return None  # (not there yet: a writer creates it)
         break
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return None
-    return f"HYP_HOME is {home}, which cannot be opened ({exc.strerror or exc}). Point HYP_HOME at a directory " \
-        f"of yours and {then}."
+    return (f"HYP_HOME is {home}, which cannot be opened ({exc.strerror or exc})",
+            "Point HYP_HOME at a directory of yours")
+
+
+def _not_creatable_fault(home: Path, above: Path) -> tuple[str, str]:
+    """A HYP_HOME not there yet whose nearest existing folder (`above`) this user may not write in."""
+    read_only = False
+    with contextlib.suppress(OSError, AttributeError):
+        read_only = bool(os.statvfs(above).f_flag & os.ST_RDONLY)
+    why = "is on a file system mounted read-only" if read_only else \
+        "is a folder this user may not write in (permission denied)"
+    return (f"HYP_HOME is {home}, which does not exist yet and cannot be created: {above} {why}",
+            "Point HYP_HOME at a directory of yours (or create that one, owned by this user)")
 
 
 def require_usable_home(home: Path, then: str = "run it again") -> None:

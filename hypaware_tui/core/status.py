@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout, hyp_home_problem, in_the_way_message, read_tail
+from hypaware_tui.core.paths import Layout, hyp_home_fault, hyp_home_problem, in_the_way_message, read_tail
 
 RECENT_ERRORS_MAX = 5
 RECENT_ERRORS_DAYS = 7
@@ -81,6 +81,13 @@ def config_section(layout: Layout) -> tuple[Any, dict[str, Any]]:
         "clients_enabled": [],
         "capture_enabled": None,
     }
+    # A HYP_HOME no command can use (a directory this user may not read, a file, a link to nothing): the config
+    # under it cannot be read, which is no fault of the config ("invalid: cannot be read: Permission denied").
+    # The state stays `invalid` (the config is unusable, cli.md §6's exit 1); the error names HYP_HOME.
+    fault = hyp_home_fault(layout.home)
+    if fault is not None:
+        section.update(state="invalid", error=f"cannot be read: {fault}", retention_days=None)
+        return None, section
     try:
         cfg = load_config(layout)
     except ConfigError as exc:
@@ -275,17 +282,21 @@ def daemon_section(layout: Layout) -> dict[str, Any]:
     `ended_unexpectedly`, from the daemon's own read-only reader."""
     from hypaware_tui.core.daemon.control import read_daemon_status
 
+    # In a HYP_HOME no command can use, the daemon's files cannot be read: said as that, not as the exception
+    # (`PermissionError: [Errno 13] Permission denied: '…/run/daemon-status.json'`), nor as "never started"
+    # (a HYP_HOME this user may not read may well have a daemon of its owner's running).
+    fault = hyp_home_fault(layout.home)
+    if fault is not None:
+        return _unknown_daemon(f"cannot read the daemon status: {fault}")
     try:
         return read_daemon_status(layout).to_json()
     except Exception as exc:  # noqa: BLE001 - an unreadable status must not break the report
-        return {
-            "running": False,
-            "state": "unknown",
-            "message": f"cannot read the daemon status: {type(exc).__name__}: {exc}",
-            "ended_unexpectedly": False,
-            "pid": None,
-            "mode": None,
-        }
+        return _unknown_daemon(f"cannot read the daemon status: {type(exc).__name__}: {exc}")
+
+
+def _unknown_daemon(message: str) -> dict[str, Any]:
+    return {"running": False, "state": "unknown", "message": message, "ended_unexpectedly": False, "pid": None,
+            "mode": None}
 
 
 def daemon_config_warning(daemon: Mapping[str, Any], config: Any, section: Mapping[str, Any]) -> str | None:

@@ -689,7 +689,9 @@ def start_daemon(
 
     env = os.environ if env is None else env
     notes: list[str] = []
-    problem = hyp_home_problem(layout.home)  # (else: "invalid config: …/hypaware-config.json: … Not a directory")
+    # (else: "invalid config: …/hypaware-config.json: … Not a directory"; or, for one that cannot be created,
+    # "not configured: run hyp init", which fails on it)
+    problem = hyp_home_problem(layout.home, create=True)
     if problem is not None:
         return ControlResult(False, 1, problem, error=problem)
     cfg = settings.load(layout)
