@@ -416,6 +416,31 @@ def test_failing_client_exit_1_and_text_summary(tmp_path: Path) -> None:
     assert next(line for line in lines if line.startswith("Next")).endswith(" · hyp daemon install")
 
 
+def test_a_config_that_could_not_be_written_ends_without_the_next_steps_of_a_setup(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config write failed (a HYP_HOME this user may not write in): the summary said "Config failed:
+    Permission denied (…)", "Capture not started (setup was interrupted; …)", and ended with "Next hyp status ·
+    hyp query overview …" as if setup had worked. Nothing was set up: it says what to do about the config,
+    and that the daemon was not started because of it."""
+    import hypaware_tui.core.config as config_mod
+
+    m = make_machine(tmp_path)
+    tmp = m.layout.home / ".hypaware-config.json.0123.tmp"
+
+    def save_config(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp))
+
+    monkeypatch.setattr(config_mod, "save_config", save_config)
+    code, out, err = headless(m, json_out=False)
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[0] == (f"Config    failed: Permission denied ({tmp}). Check that {m.layout.home} and everything in "
+                        "it belong to you and are writable (mode 0700), or point HYP_HOME at a writable directory.")
+    assert "Capture   not started (the config could not be written)" in lines
+    assert lines[-1] == "Next      fix the config error above, then run hyp init again"
+    assert "hyp status" not in out and not m.spawner.calls
+
+
 def test_file_errors_in_the_text_summary_name_the_first_file_and_count_the_others(tmp_path: Path) -> None:
     """As under `hyp backfill`: the first file error with the path of its file (the message names it by path
     hash only), then how many more there were."""

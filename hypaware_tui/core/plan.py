@@ -619,8 +619,23 @@ def write_config_step(plan: InitPlan, layout: Layout, *, now_us: int, replace_ex
             backup = layout.home / done.backup if done.backup else None
         record_capture_start(layout, plan.selected_clients, plan.until_us, plan.previously_enabled)
     except Exception as exc:  # noqa: BLE001 - reported to the user, never a crash
-        return ConfigOutcome("failed", action, cfg.path, backup, _error_text(exc))
+        return ConfigOutcome("failed", action, cfg.path, backup, _config_error_text(exc, layout.home))
     return ConfigOutcome("ok", action, cfg.path, backup)
+
+
+def _config_error_text(exc: BaseException, home: Path) -> str:
+    """Why the config could not be written and, where permissions or a read-only mount are why, what to do
+    (it said "Permission denied (…/.hypaware-config.json.….tmp)" alone)."""
+    import errno
+
+    from hypaware_tui.core.paths import not_writable_hint, read_only_fs_hint
+
+    text = _error_text(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{text}. {not_writable_hint(home)}"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return f"{text}. {read_only_fs_hint()}"
+    return text
 
 
 def _error_text(exc: BaseException) -> str:
@@ -688,11 +703,14 @@ def daemon_step(
                                   f"failed to start: {error} (log: {log})", d.service_installed)
 
 
-def skipped_daemon(plan: InitPlan) -> Any:
+CONFIG_NOT_WRITTEN = "the config could not be written"
+
+
+def skipped_daemon(plan: InitPlan, why: str = "the run was interrupted") -> Any:
     from hypaware_tui.core.daemon.action import DaemonActionResult
 
     d = plan.daemon
-    line = "not started (demo)" if plan.demo_dir is not None else "not started (the run was interrupted)"
+    line = "not started (demo)" if plan.demo_dir is not None else f"not started ({why})"
     return DaemonActionResult(d.action, "skipped", d.mode, None, None, None, line, d.service_installed)
 
 
@@ -715,7 +733,7 @@ def commit(
     result = InitResult(plan)
     result.config = write_config_step(plan, layout, now_us=plan.until_us, replace_existing=force)
     if result.config.status != "ok":
-        result.daemon = skipped_daemon(plan)
+        result.daemon = skipped_daemon(plan, CONFIG_NOT_WRITTEN)
         return result
     backfill = import_step(plan, layout, env=env, inventory=inventory, sink=sink, cancel=cancel,
                            importers=importers)
@@ -746,6 +764,8 @@ def capture_line(result: InitResult) -> str:
         return "not started"
     if d.status == "failed":
         return d.capture_line
+    if plan.choices.capture and result.config is not None and result.config.status == "failed":
+        return f"not started ({CONFIG_NOT_WRITTEN})"  # (not "setup was interrupted": it stopped at the config)
     if not plan.choices.capture:
         return "stopped" if d.action == "stop" and d.status == "ok" else "not started (you chose not to)"
     text = d.capture_line
@@ -760,6 +780,10 @@ def next_commands(result: InitResult) -> list[str]:
     """wizard.md §6.7 item 4. In a demo every command needs the demo's HYP_HOME (else it would look at the
     real one), so they carry it."""
     out = ["hyp status", "hyp query overview", 'hyp query sql "select …"']
+    if result.config is not None and result.config.status == "failed":
+        # Nothing was set up: no import ran, no daemon started (it said "Next hyp status · hyp query overview …"
+        # under "Config failed: Permission denied", as if setup had worked).
+        return ["fix the config error above, then run hyp init again"]
     if result.plan.demo_dir is not None:
         return ["hyp init (to set up hyp with your own history)"]
     for client, r in result.clients.items():

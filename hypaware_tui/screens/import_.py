@@ -31,6 +31,7 @@ from hypaware_tui.core.fmt import files_progress, human_size, printable
 from hypaware_tui.core.inventory import Inventory
 from hypaware_tui.core.paths import Layout, PanicError, panics_as_errors
 from hypaware_tui.core.plan import (
+    CONFIG_NOT_WRITTEN,
     ConfigOutcome,
     InitPlan,
     InitResult,
@@ -173,9 +174,9 @@ def run_import_job(target: Any, job: ImportJob) -> None:
     if outcome.status != "ok":
         for client in clients:
             post(ImportFinished(client, ProviderResult(client, status="skipped",
-                                                       error="not run: the config could not be written"),
+                                                       error=f"not run: {CONFIG_NOT_WRITTEN}"),
                                 job.clock()))
-        post(DaemonActionFinished(skipped_daemon(job.plan)))
+        post(DaemonActionFinished(skipped_daemon(job.plan, CONFIG_NOT_WRITTEN)))
         return
     sink = _MessageSink(post, job.clock)
     try:
