@@ -730,6 +730,58 @@ def test_cancel_while_the_workers_parse_stops_at_once_then_rerun_completes(layou
     assert dataset(layout)["part_id"].n_unique() == dataset(layout).height == 80
 
 
+def test_a_stop_says_how_many_files_were_read_but_not_saved(layout, env, monkeypatch, capsys):
+    """A parallel import stopped while the workers were ahead of the commits (Python 3.13 audit, HYP_WORKERS=2,
+    thousands of small sessions): the live progress showed `27% … files 1,893/4,620`, then the final line
+    `16% … files 841` with nothing to say why the bar went back. The final figures stay the committed ones (as
+    the summary's); the files that were read and dropped are said beside them, on the terminal panel and in the
+    plain progress."""
+    import io
+
+    from rich.console import Console
+
+    from hypaware_tui.cli import backfill as bf
+    from hypaware_tui.core import runner as runner_mod
+
+    slow_sessions(env, 40, nap_s=0.05)  # 2 s of parsing in one worker group: nothing committed for 2 s
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    cancel = threading.Event()
+    plain = bf.PlainSink("hyp", dry_run=False, interval=0.0)
+    rich = bf.RichSink("hyp", dry_run=False)
+    shown: list[int] = []
+
+    class Both:
+        def on_provider_start(self, *args):
+            plain.on_provider_start(*args)
+            rich.on_provider_start(*args)
+
+        def on_progress(self, p):
+            if not p.final:
+                shown.append(p.files_done)
+            plain.on_progress(p)
+            rich.on_progress(p)
+            if not p.final and p.files_done >= 5:
+                cancel.set()
+
+        def on_provider_finish(self, result):
+            plain.on_provider_finish(result)
+            rich.on_provider_finish(result)
+
+    capsys.readouterr()
+    p = run(layout, env, providers=["claude"], sink=Both(), cancel=cancel, workers=2).providers[0]
+    err = capsys.readouterr().err.splitlines()
+    assert p.status == "cancelled" and p.files_scanned == 0 and max(shown) >= 5
+    n = max(shown) - p.files_scanned
+    note = f"{n} more files were read but not saved; the next run reads them again"
+    assert err[-2].startswith("hyp: claude cancelled 0% 0 B/") and " files 0/40 " in err[-2]
+    assert err[-1] == f"hyp: claude: {note}"
+    assert not any(line.startswith("hyp: claude importing 0%") for line in err)  # (no final line as "importing")
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(rich._render())
+    panel = [line.strip() for line in out.getvalue().splitlines()]
+    assert panel[1].startswith("files 0/40 ·") and panel[-1] == note, panel
+
+
 def test_cancel_mid_run_then_rerun_completes_without_duplicates(layout, env, tmp_path):
     for i in range(12):
         write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl"), f"s{i}",

@@ -369,7 +369,9 @@ class PlainSink:
         self.last[p.provider] = p
         rate = self.rates.setdefault(p.provider, _Rate()).add(now, p.bytes_done)
         self.rate[p.provider] = rate
-        if now - self.printed.get(p.provider, now) >= self.interval:
+        # (a final report is printed by on_provider_finish, with the provider's status: printed here too, the
+        # end of a stopped import read "importing 0% … files 0/400", then "cancelled 0% … files 0/400")
+        if not p.final and now - self.printed.get(p.provider, now) >= self.interval:
             self.printed[p.provider] = now
             err(progress_line(self.prog, p, self.verb, rate))
 
@@ -384,6 +386,10 @@ class PlainSink:
         p.rows_written, p.duplicates, p.errors = result.rows_written, result.duplicates_skipped, result.errors
         avg = p.bytes_done / p.elapsed_s if p.elapsed_s > 0 else 0.0
         err(progress_line(self.prog, p, result.status, avg))
+        if getattr(p, "files_unsaved", 0):  # (why the files figure is below the last one shown)
+            from hypaware_tui.core.runner import unsaved_files_text
+
+            err(f"{self.prog}: {result.provider}: {unsaved_files_text(p.files_unsaved)}")
 
     def on_lock_wait(self, provider: str) -> None:
         if not self.waited:
@@ -465,6 +471,8 @@ class RichSink:
             if p is not None:
                 rows.append(Text(" " * 13 + RichSink._counts(p), no_wrap=True, overflow="ellipsis"))
                 rows.append(Text(" " * 13 + st["timing"], style="dim", no_wrap=True, overflow="ellipsis"))
+            if st.get("unsaved"):
+                rows.append(Text(" " * 13 + st["unsaved"]))
             if st.get("error"):
                 rows.append(Text(" " * 13 + printable(st["error"]), no_wrap=True, overflow="ellipsis"))
         if self.notice:
@@ -512,6 +520,10 @@ class RichSink:
             p.rows_written, p.duplicates, p.errors = result.rows_written, result.duplicates_skipped, result.errors
             avg = p.bytes_done / p.elapsed_s if p.elapsed_s > 0 else 0.0
             st["timing"] = f"{human_size(int(avg))}/s · elapsed {_duration(p.elapsed_s)}"
+            if getattr(p, "files_unsaved", 0):  # (why the bar and the files figure went back at the stop)
+                from hypaware_tui.core.runner import unsaved_files_text
+
+                st["unsaved"] = unsaved_files_text(p.files_unsaved)
         if result.error and result.status == "failed":
             st["error"] = result.error
         elif result.status == "skipped":
