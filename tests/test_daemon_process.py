@@ -407,7 +407,9 @@ def test_an_unreadable_history_folder_is_called_a_folder_and_its_path_can_be_fou
 
 def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> None:
     home = Home(tmp_path)
-    # HYP_HOME in a read-only directory: nothing can be created there
+    # HYP_HOME in a read-only directory: nothing can be created there (said up front, as by init and backfill:
+    # it was "cannot take the daemon lock: Permission denied (…/hyp). Check that …/hyp and everything in it
+    # belong to you", of a folder that does not exist)
     ro = tmp_path / "read-only"
     ro.mkdir(mode=0o555)
     home.env["HYP_HOME"] = str(ro / "hyp")
@@ -416,9 +418,9 @@ def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> 
             r = _hyp_unprivileged(home, *args)
             assert r.returncode == 1
             assert r.stderr == (
-                f"hyp daemon run: cannot take the daemon lock: Permission denied ({ro / 'hyp'}). Check that "
-                f"{ro / 'hyp'} and everything in it belong to you and are writable (mode 0700), or point HYP_HOME "
-                "at a writable directory.\n")
+                f"hyp daemon run: HYP_HOME is {ro / 'hyp'}, which does not exist yet and cannot be created: {ro} is "
+                "a folder this user may not write in (permission denied). Point HYP_HOME at a directory of yours (or "
+                "create that one, owned by this user) and run it again.\n")
         assert list(ro.iterdir()) == []
     finally:
         ro.chmod(0o755)
