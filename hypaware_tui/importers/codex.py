@@ -173,29 +173,6 @@ def thread_id_from_name(path: str) -> str:
     return name
 
 
-_REVISION_RE = re.compile(_UUID_RE.pattern + "_(" + _UUID_RE.pattern + ")")
-
-
-def _page_of(meta: dict[str, Any], thread: str, path: str) -> str | None:
-    """What tells a later page of a thread's paginated history from its other pages, else None.
-
-    A page starts with a `session_meta` whose `history_base` names the rollout whose records, up to
-    `end_ordinal_exclusive`, come before its own, and holds only the records after that cut (Codex thread-store
-    rollout_lineage.rs). `thread/revert` writes such a page of the *same* thread as
-    `rollout-<ts>-<thread>_<rollout>.jsonl` (codex-rs/rollout metadata.rs); its messages restart at ordinal 0
-    in the file, so without a scope of their own a message without a native id that matched the one at the
-    same ordinal of an earlier page (a prompt sent again after a revert) had its id and was dropped as a
-    duplicate, its usage with it. The page's rollout id from the file name, else its `history_base` cut when
-    that base is this thread. A fork's page (another thread's base) keeps its thread's scope."""
-    m = _REVISION_RE.search(name_text(os.path.basename(path)))
-    if m is not None and m.group(1).lower() != thread.lower():
-        return m.group(1).lower()
-    base = meta.get("history_base")
-    if base.__class__ is dict and _s(base.get("thread_id")) == thread:  # type: ignore[union-attr]
-        return f"@{base.get('end_ordinal_exclusive')}"  # type: ignore[union-attr]
-    return None
-
-
 def _digest(prefix: str, content: object) -> str:
     """sha256(prefix + canonical_json(content)) hex, first 16 (schema.md §4.2)."""
     h = hashlib.sha256(prefix.encode("utf-8", "surrogatepass"))
@@ -441,7 +418,6 @@ def fresh_state() -> dict[str, Any]:
             "cwd": None,
             "model": None,
             "history_mode": None,
-            "page": None,  # a later page of the thread's history: its fallback ids' own scope (`_page_of`)
             "attrs": {},  # attributes.codex from the header
         },
         "turn": {"id": None, "model": None, "cwd": None, "sandbox": None, "effort": None},
@@ -759,7 +735,6 @@ class CodexParser(Parser):
         hdr["seen"] = True
         if st["thread"] is None:
             st["thread"] = _s(p.get("id")) or thread_id_from_name(self.file.path)
-        hdr["page"] = _page_of(p, st["thread"], self.file.path)
         hdr["session_id"] = _s(p.get("session_id"))
         start = _ts(p.get("timestamp"))
         if start is None:
@@ -1447,9 +1422,7 @@ class CodexParser(Parser):
             message_id = native
             identity = "native"
         else:
-            page = hdr.get("page")
-            scope = thread if page is None else f"{thread}/{page}"
-            message_id = _digest(f"{scope}:{ordinal}:{role}:", m.content)
+            message_id = _digest(f"{thread}:{ordinal}:{role}:", m.content)
             identity = "fallback"
         prev = st["last_message_id"]
         st["ordinal"] = ordinal + 1
