@@ -1357,6 +1357,61 @@ def test_waiting_for_the_write_lock_is_reported(layout, env):
     assert time.monotonic() - t >= 0.9
 
 
+def test_files_of_a_worker_unit_dropped_at_a_cancelled_lock_wait_are_not_counted_as_imported(layout, env,
+                                                                                            monkeypatch):
+    """A stop while another process holds the write lock drops the unit being committed (its lines are read
+    again next time). Its files were counted done all the same: the summary said `files 6` next to `rows 0`,
+    and the "read but not saved" note left them out (review)."""
+    from filelock import FileLock
+
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(6):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 5))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    held, release = threading.Event(), threading.Event()
+    threads = []
+
+    def holder():  # another writer takes the lock just as the first unit is to be committed
+        with FileLock(str(layout.write_lock)):
+            held.set()
+            release.wait(30)
+
+    real = runner_mod._Committer.commit_unit
+
+    def commit_unit(self, unit):
+        if not threads:
+            threads.append(threading.Thread(target=holder))
+            threads[0].start()
+            held.wait(5)
+        return real(self, unit)
+
+    monkeypatch.setattr(runner_mod._Committer, "commit_unit", commit_unit)
+    cancel = threading.Event()
+    finals = []
+
+    class Sink(NullSink):
+        def on_lock_wait(self, provider):
+            cancel.set()
+
+        def on_progress(self, progress):
+            if progress.final:
+                finals.append(progress)
+
+    try:
+        p = run(layout, env, providers=["claude"], sink=Sink(), cancel=cancel, workers=2).providers[0]
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+    assert threads and p.status == "cancelled" and p.rows_written == 0
+    assert (p.files_scanned, p.bytes_read) == (0, 0)
+    assert finals and finals[-1].files_done == 0 and finals[-1].files_unsaved == 6, finals
+    monkeypatch.setattr(runner_mod._Committer, "commit_unit", real)
+    again = run(layout, env, providers=["claude"]).providers[0]
+    assert (again.files_scanned, again.rows_written) == (6, 30)
+
+
 def test_after_a_batch_is_dropped_at_a_cancelled_lock_wait_nothing_later_is_committed():
     """A batch not written (the run was interrupted while another process held the lock) must not be
     followed by a later batch of the same run: that one's checkpoints would skip the dropped lines for good."""

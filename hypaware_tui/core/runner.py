@@ -1104,6 +1104,7 @@ def _run_provider(
     ahead = _ParsedAhead()
     shown = [0, 0, 0]  # bytes, files and sessions last reported
     unsaved = 0  # files shown as read whose rows a stop (or a failure) dropped before their commit
+    dropped_files = 0  # files of worker units parsed but not written (a stop while waiting for the lock)
 
     def report(final: bool = False) -> None:
         nonlocal unsaved
@@ -1112,7 +1113,7 @@ def _run_provider(
         lines = dict(stats.lines_skipped)
         if final:
             # (the summary's figures: what was committed. Files shown read ahead and dropped are said apart.)
-            unsaved = max(unsaved, shown[1] - files_done)
+            unsaved = max(unsaved, shown[1] - files_done, dropped_files)
             shown[:] = [bytes_done, files_done, pr.sessions_seen]
         else:  # (never backwards: a group's results are taken a unit at a time, its estimate dropped at once)
             shown[0] = max(shown[0], bytes_done + ahead.bytes // 2)
@@ -1207,11 +1208,18 @@ def _run_provider(
                 try:
                     committer.commit_unit(item)
                 finally:
-                    # Its files were read whether or not their rows could be committed: counted, as in this
-                    # process, where a file is counted once read (a run failing at a unit's commit on a full disk
-                    # said `files 0` next to the rows of the units before it).
-                    for done in item.done:
-                        file_done(done)
+                    if committer.dropped:
+                        # Not written (a stop while another process held the lock): its files are read again
+                        # next time, so they are not counted (the summary said `files 6` next to `rows 0`); the
+                        # progress says them "read but not saved".
+                        bytes_done -= item.source_bytes
+                        dropped_files += len(item.done)
+                    else:
+                        # Its files were read whether or not their rows could be committed: counted, as in this
+                        # process, where a file is counted once read (a run failing at a unit's commit on a full
+                        # disk said `files 0` next to the rows of the units before it).
+                        for done in item.done:
+                            file_done(done)
                 report()
                 if cancel.is_set():
                     cancelled = True
