@@ -345,8 +345,26 @@ def test_a_hyp_home_that_cannot_be_created_is_said_before_anything_is_written(tm
         p = hyp("init", "--yes", "--dry-run", "--client", "claude")  # (writes nothing: not refused)
         assert p.returncode == 0 and p.stdout.startswith("Dry run: nothing was written."), p.stderr
         assert list(parent.iterdir()) == []
+        # a HYP_HOME that exists but cannot be written in (or is on a read-only mount): the same (review)
+        parent.chmod(0o700)
+        home.mkdir()
+        home.chmod(0o555)
+        fault = (f"HYP_HOME is {home}, a directory this user may not write in (permission denied). Check that it "
+                 "belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a directory of "
+                 "yours, and")
+        p = hyp("status")
+        assert p.stdout.rstrip().splitlines()[-1] == f"Next: {fault} run hyp init.", p.stdout
+        p = hyp("query", "sql", "--format", "json", "select count(*) as n from ai_gateway_messages")
+        assert (p.returncode, json.loads(p.stdout)) == (0, [{"n": 0}]), p.stderr
+        for args in (["init", "--yes", "--no-daemon", "--no-backfill"], ["backfill", "claude"], ["daemon", "start"]):
+            p = hyp(*args)
+            where = " ".join(["hyp", *args[:2]]) if args[0] == "daemon" else f"hyp {args[0]}"
+            assert (p.returncode, p.stdout, p.stderr) == (1, "", f"{where}: {fault} run it again.\n"), args
+        assert list(home.iterdir()) == []
     finally:
         parent.chmod(0o700)
+        if home.exists():
+            home.chmod(0o700)
 
 
 NOT_UTF8_COMMANDS = [

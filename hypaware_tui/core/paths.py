@@ -127,7 +127,20 @@ def _home_fault(home: Path, create: bool) -> tuple[str, str] | None:
         return (f"HYP_HOME is {home}, a directory this user may not read (permission denied)",
                 "Check that it belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a "
                 "directory of yours,")
+    if create and not os.access(home, os.W_OK | os.X_OK):
+        # (for the commands that write there: `hyp status` said "Next: hyp init", which then failed at its
+        # first write; the read-only commands read such a HYP_HOME as it is)
+        return (f"HYP_HOME is {home}, a directory this user may not write in ({_why_not_writable(home)})",
+                "Check that it belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a "
+                "directory of yours,")
     return None
+
+
+def _why_not_writable(folder: Path) -> str:
+    with contextlib.suppress(OSError, AttributeError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "its file system is mounted read-only"
+    return "permission denied"
 
 
 def _link_fault(home: Path, link: Path, exc: OSError | None) -> tuple[str, str]:
