@@ -148,7 +148,7 @@ def _link_fault(home: Path, link: Path, exc: OSError | None) -> tuple[str, str]:
     or round in a loop (ELOOP: each link's target exists, so "which does not exist" named one that did)."""
     under = "" if link == home else f"under {link}, "
     target = os.readlink(link)
-    if (exc is not None and exc.errno == errno.ELOOP) or _is_link_loop(link):
+    if (exc is not None and exc.errno == errno.ELOOP) or is_link_loop(link):
         return (f"HYP_HOME is {home}, {under}a link to {target} that leads into a loop of links "
                 f"({os.strerror(errno.ELOOP)})",
                 "Point HYP_HOME at a directory (or make the link lead to one)")
@@ -156,7 +156,8 @@ def _link_fault(home: Path, link: Path, exc: OSError | None) -> tuple[str, str]:
             "Create that folder (or point HYP_HOME elsewhere)")
 
 
-def _is_link_loop(link: Path) -> bool:
+def is_link_loop(link: str | os.PathLike[str]) -> bool:
+    """Whether following `link` goes round a loop of links (ELOOP)."""
     try:
         os.stat(link)
     except OSError as exc:

@@ -34,7 +34,7 @@ import orjson
 
 from hypaware_tui.core import schema
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.paths import too_many_files_advice, user_home
+from hypaware_tui.core.paths import is_link_loop, too_many_files_advice, user_home
 from hypaware_tui.core.schema import (
     JSON_DEPTH,
     SURROGATE_ESCAPE,
@@ -820,14 +820,6 @@ def entry_realpath(real_dir: str, entry: os.DirEntry[str]) -> str:
 _EUID = os.geteuid() if hasattr(os, "geteuid") else None
 
 
-def _is_link_loop(path: str) -> bool:
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return exc.errno == errno.ELOOP
-    return False
-
-
 def readable(path: str, st: os.stat_result) -> bool:
     """`os.access(path, os.R_OK)` for a file just stat'ed, without a second system call per file where the
     mode answers it: a file of this user with its owner-read bit set (the owner's bits decide for the owner,
@@ -1434,7 +1426,7 @@ class Importer(ABC):
                 if os.access(root, os.R_OK | os.X_OK):
                     return Detection(True, root, None, tuple(roots))
                 first_reason = first_reason or f"not readable: {root} (permission denied)"
-            elif _is_link_loop(root):
+            elif is_link_loop(root):
                 first_reason = first_reason or (
                     f"not readable: {root} (a symbolic link loop: remove or fix the link)"
                 )
