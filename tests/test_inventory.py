@@ -248,3 +248,30 @@ def test_the_tail_scan_alone_finds_the_last_timestamp_of_the_inventory(tmp_path,
     assert last == parse_iso_us(stamps[-1])
     assert base_mod.tail_timestamp(str(path), size, line_timestamp) == last
     assert base_mod.tail_timestamp(str(path), size, line_timestamp, span=1000) == last
+
+
+def test_the_tail_scan_further_back_finds_a_stamp_past_a_long_last_line_within_a_bound(tmp_path, monkeypatch):
+    """`further`: a last message longer than the 256 KB tail (then untimestamped records) is still found, the
+    scan reading 8 times further back each time; it never reads more than `TAIL_FURTHER_MAX` at once (memory
+    stays bounded on a huge file), and says None past it."""
+    from hypaware_tui.importers.claude import line_timestamp
+
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"timestamp": "2026-05-01T10:00:00Z"}\n'
+                    '{"timestamp": "2026-05-01T11:00:00Z", "text": "' + "x" * 3_000_000 + '"}\n'
+                    '{"type": "last-prompt"}\n')
+    size = path.stat().st_size
+    assert base_mod.tail_timestamp(str(path), size, line_timestamp) is None  # (the 256 KB tail: no stamp)
+    want = parse_iso_us("2026-05-01T11:00:00Z")
+    assert base_mod.tail_timestamp(str(path), size, line_timestamp, further=True) == want
+    reads = []
+    real = base_mod._tail
+
+    def tail(fh, size, span):
+        reads.append(span)
+        return real(fh, size, span)
+
+    monkeypatch.setattr(base_mod, "_tail", tail)
+    monkeypatch.setattr(base_mod, "TAIL_FURTHER_MAX", 2 * 1024 * 1024)
+    assert base_mod.tail_timestamp(str(path), size, line_timestamp, further=True) is None
+    assert max(reads) <= 2 * 1024 * 1024

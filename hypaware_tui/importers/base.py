@@ -1499,6 +1499,8 @@ class Importer(ABC):
 # --------------------------------------------------------------------------------------------- inventory
 
 HEAD_TAIL_BYTES = 256 * 1024
+#: the most `tail_timestamp(further=True)` reads of a file at once (256 KB, 2 MB, 16 MB)
+TAIL_FURTHER_MAX = 32 * 1024 * 1024
 
 
 def _scan_timestamp(chunk: bytes, line_ts: Callable[[dict[str, Any]], int | None], *, reverse: bool) -> int | None:
@@ -1550,11 +1552,11 @@ def tail_timestamp(
 ) -> int | None:
     """`head_tail_timestamps(...)[1]` without reading the head: the last timestamp of the last `span` bytes.
     `further`: when those hold none (a last line longer than `span`, a long answer or tool result, followed by
-    untimestamped records), look 8 times further back, and so on up to the whole file: the last timestamp of
-    the file, at the cost of reading it (for a file about to be read anyway)."""
+    untimestamped records), look 8 times further back, and so on up to the whole file or `TAIL_FURTHER_MAX`
+    bytes (memory stays bounded whatever the file's size; past that, None)."""
     with open(path, "rb") as fh:
         while True:
             ts = _scan_timestamp(_tail(fh, size, span), line_ts, reverse=True)
-            if ts is not None or not further or span >= size:
+            if ts is not None or not further or span >= size or span * 8 > TAIL_FURTHER_MAX:
                 return ts
             span *= 8
