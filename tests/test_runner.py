@@ -927,6 +927,66 @@ def test_parallel_workers_give_exactly_the_sequential_result(layout, env, tmp_pa
     assert again.providers[0].rows_written == 0 and again.providers[0].files_scanned == 1  # the bad file
 
 
+@pytest.mark.parametrize("prepare_ahead", ["works", "fails"])
+def test_the_next_providers_groups_go_to_the_workers_ahead(layout, env, tmp_path, monkeypatch, prepare_ahead):
+    """Once every group of Claude's files is handed to the parse workers, Codex's first groups are handed out
+    too (`_Lookahead`), so the workers parse them while the committer takes Claude's last units, instead of
+    waiting for Codex's turn. The dataset, the checkpoints and the figures are those of a sequential run, the
+    same message ids in both clients included ("first wins" still follows the providers' order). A preparation
+    ahead that fails (a folder unreadable for a moment) is done again in Codex's own turn."""
+    from hypaware_tui.core import runner as runner_mod
+
+    for client in ("claude", "codex"):
+        for i in range(6):
+            write_session(os.path.join(env[f"FAKE_{client.upper()}_ROOT"], f"{client}{i}.jsonl"), f"s{i}",
+                          times(f"2026-05-0{i % 3 + 1}T10:00:00Z", 20), noise=1, malformed=1)
+    real_prepare = runner_mod._prepare_provider
+    prepared: list[str] = []
+    par_run = False
+
+    def prepare(importer, name, **kw):
+        prepared.append(name)
+        if prepare_ahead == "fails" and par_run and prepared.count(name) == 1 and name == "codex":
+            raise OSError("Permission denied")
+        return real_prepare(importer, name, **kw)
+
+    monkeypatch.setattr(runner_mod, "_prepare_provider", prepare)
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    monkeypatch.setattr(runner_mod, "PARALLEL_INFLIGHT_BYTES", 4096)  # one budget over both providers' groups
+    ahead: list[tuple[str, int]] = []
+    real_take = runner_mod._Lookahead.take
+
+    def take(self, name):
+        prep = real_take(self, name)
+        ahead.append((name, len(prep.feed.pending) if prep is not None and prep.feed is not None else -1))
+        return prep
+
+    monkeypatch.setattr(runner_mod._Lookahead, "take", take)
+    seq_layout = Layout(tmp_path / "seq")
+    seq = run(seq_layout, env, workers=1)
+    prepared.clear()
+    par_run = True
+    par = run(layout, env, workers=2, batch_bytes=2048)
+    if prepare_ahead == "works":  # (prepared once each: Codex while Claude's last groups were parsed)
+        assert prepared == ["claude", "codex"] and ahead[0] == ("claude", -1), (prepared, ahead)
+        assert ahead[1][0] == "codex" and ahead[1][1] >= 1, ahead
+    else:
+        assert prepared == ["claude", "codex", "codex"] and ahead == [("claude", -1), ("codex", -1)]
+    for a, b in zip(seq.providers, par.providers, strict=True):
+        for field in ("status", "error", "files_scanned", "sessions_seen", "rows_written", "duplicates_skipped",
+                      "lines_skipped", "errors", "bytes_read"):
+            assert getattr(a, field) == getattr(b, field), (a.provider, field)
+    assert _table(seq_layout).equals(_table(layout))
+    db1, db2 = StateDB.open(seq_layout, create=False), StateDB.open(layout, create=False)
+    try:
+        for client in ("claude", "codex"):
+            assert {h: (c.offset, c.parser_state) for h, c in db1.get_all(client).items()} == \
+                {h: (c.offset, c.parser_state) for h, c in db2.get_all(client).items()}
+    finally:
+        db1.close()
+        db2.close()
+
+
 @pytest.mark.parametrize("death", ["die", "die_sending"])
 def test_a_killed_parse_worker_costs_nothing(layout, env, tmp_path, monkeypatch, death):
     """A parse worker killed mid-run (the OOM killer, a `kill -9`): its files are parsed again in the committing

@@ -663,8 +663,20 @@ def run_backfill(
             until=us_to_iso(window.until_us),
         )
 
+    lookahead: _Lookahead | None = None
+    if pool is not None:
+
+        def prepare(n: str) -> _Prepared:
+            return _prepare_provider(importers[n], n, layout=layout, window=window, write_checkpoints=write_cps,
+                                     dry=dry, env=env, config=config, inventory=inventory)  # fmt: skip
+
+        def make_feed(n: str, prep: _Prepared) -> _Feed:
+            return _Feed(pool, importers[n], prep.files, prep.checkpoints, window, write_checkpoints=write_cps,
+                         batch_rows=batch_rows, batch_bytes=batch_bytes, cut=cut, dry_run=dry_run)  # fmt: skip
+
+        lookahead = _Lookahead(pool, prepare, make_feed)
     try:
-        for name in names:
+        for index, name in enumerate(names):
             pr = ProviderResult(provider=name)
             result.providers.append(pr)
             if cancel.is_set():
@@ -672,6 +684,8 @@ def run_backfill(
                 _finish_provider(pr, events, sink)
                 continue
             t0 = time.monotonic()
+            if lookahead is not None:
+                lookahead.next_name = names[index + 1] if index + 1 < len(names) else None
             try:
                 if not dry_run and storage is None:
                     storage = _open_storage(layout, events, cancel)
@@ -707,6 +721,8 @@ def run_backfill(
                     batch_bytes=batch_bytes,
                     flush_interval_s=flush_interval_s,
                     pool=pool,
+                    prepared=lookahead.take(name) if lookahead is not None else None,
+                    lookahead=lookahead,
                 )
             except Exception as exc:
                 if storage is not None and isinstance(exc, _lock_wait_cancelled()):  # (at the import floor's wait)
@@ -938,47 +954,47 @@ def _skipped(f: SourceFile, since_us: int | None, size: int, mtime_ns: int, ino:
     return True
 
 
-def _run_provider(
-    pr: ProviderResult,
+@dataclass
+class _Prepared:
+    """What a provider's pass starts from (`_prepare_provider`): its detection and discovery, the files to read
+    in reading order with an estimate each, their checkpoints, and the figures of the scan. `feed`: its first
+    groups of files, already handed to the parse workers while the provider before it finished (`_Lookahead`)."""
+
+    detection: Any
+    discovery: Any = None
+    files: list[tuple[SourceFile, int]] = field(default_factory=list)
+    checkpoints: Mapping[str, Checkpoint] = field(default_factory=dict)
+    not_read: list[CheckpointUpdate] = field(default_factory=list)
+    files_seen: int = 0
+    unchanged: int = 0
+    outside: int = 0
+    bytes_total: int = 0
+    sizes: int = 0
+    sessions: int = 0
+    newest_mtime: int | None = None
+    feed: _Feed | None = None
+
+
+def _prepare_provider(
     importer: Importer,
+    name: str,
     *,
     layout: Layout,
     window: Window,
     write_checkpoints: bool,
-    storage: Any,
     dry: _DryRunDedupe | None,
-    cut: str | None,
-    sink: ProgressSink,
-    cancel: threading.Event,
     env: Mapping[str, str],
     config: Any,
-    events: Any,
     inventory: Inventory | None,
-    batch_rows: int,
-    batch_bytes: int,
-    flush_interval_s: float,
-    pool: _Pool | None,
-) -> None:
-    name = pr.provider
-    if events is not None:
-        events.emit("backfill.provider_start", provider=name)
+) -> _Prepared:
+    """Detect, discover and compare each file's stat with its checkpoint: the files a pass of `name` opens.
+    Reads the file system and the checkpoint database only (no event, no write), so that it can run ahead,
+    while the provider before this one finishes."""
     detection = importer.detect(config_root(config, name), env)
     if not detection.detected:
-        pr.status = "skipped"
-        pr.error = detection.reason
-        return
+        return _Prepared(detection)
     with _gc_paused():
         discovery = importer.discover(list(detection.roots) or [detection.root])
-    pr.detected_sources = list(discovery.detected_sources)
-
-    def file_error(message: str, path: str | None) -> None:
-        pr.files_failed += 1
-        pr.note_error(message, path)
-        if events is not None:  # each one, so that the errors after the first are found too (hyp status)
-            events.emit("backfill.file_error", provider=name, error=message)
-
-    for fe in discovery.failed:
-        file_error(f"{fe.where}: {fe.message}", fe.path)
     before = _before_window(inventory, name, window.since_us)
     # Without an inventory of this client (`hyp backfill`), each file without a checkpoint whose mtime is before
     # the window is dated here by its tail, as the inventory dates it (`_dated_before_window`): two years of
@@ -1060,16 +1076,69 @@ def _run_provider(
         db.close()
     if importer.reorders_reads and len(files) > 1:
         files = _reading_order(importer, name, files, inventory)
+    return _Prepared(
+        detection, discovery, files, checkpoints, not_read, files_seen=files_seen, unchanged=unchanged,
+        outside=outside, bytes_total=bytes_total, sizes=sizes, sessions=len(sessions), newest_mtime=newest_mtime,
+    )
+
+
+def _run_provider(
+    pr: ProviderResult,
+    importer: Importer,
+    *,
+    layout: Layout,
+    window: Window,
+    write_checkpoints: bool,
+    storage: Any,
+    dry: _DryRunDedupe | None,
+    cut: str | None,
+    sink: ProgressSink,
+    cancel: threading.Event,
+    env: Mapping[str, str],
+    config: Any,
+    events: Any,
+    inventory: Inventory | None,
+    batch_rows: int,
+    batch_bytes: int,
+    flush_interval_s: float,
+    pool: _Pool | None,
+    prepared: _Prepared | None = None,
+    lookahead: Callable[[], None] | None = None,
+) -> None:
+    name = pr.provider
+    if events is not None:
+        events.emit("backfill.provider_start", provider=name)
+    prep = prepared or _prepare_provider(
+        importer, name, layout=layout, window=window, write_checkpoints=write_checkpoints, dry=dry, env=env,
+        config=config, inventory=inventory,
+    )
+    if not prep.detection.detected:
+        pr.status = "skipped"
+        pr.error = prep.detection.reason
+        return
+    discovery = prep.discovery
+    pr.detected_sources = list(discovery.detected_sources)
+
+    def file_error(message: str, path: str | None) -> None:
+        pr.files_failed += 1
+        pr.note_error(message, path)
+        if events is not None:  # each one, so that the errors after the first are found too (hyp status)
+            events.emit("backfill.file_error", provider=name, error=message)
+
+    for fe in discovery.failed:
+        file_error(f"{fe.where}: {fe.message}", fe.path)
+    files, checkpoints, not_read = prep.files, prep.checkpoints, prep.not_read
+    files_seen, bytes_total = prep.files_seen, prep.bytes_total
     files_total = pr.files_total = len(files)  # (the progress counts the files it reads, no other)
-    pr.files_outside_window = outside
+    pr.files_outside_window = prep.outside
     pr.bytes_total = bytes_total
     if events is not None:
         if inventory is not None and name in inventory.clients:
             fig = client_figures(inventory.clients[name], window.since_us, window.until_us,
                                  beyond_us=window.beyond_until).to_json()
         else:  # without an inventory (no head/tail reads here): totals from the scan, newest from mtimes
-            fig = {"files": files_seen, "sessions": len(sessions), "bytes": sizes, "oldest": None,
-                   "newest": us_to_iso(newest_mtime)}
+            fig = {"files": files_seen, "sessions": prep.sessions, "bytes": prep.sizes, "oldest": None,
+                   "newest": us_to_iso(prep.newest_mtime)}
         events.emit("backfill.plan", provider=name, **fig)
 
     try:
@@ -1144,7 +1213,7 @@ def _run_provider(
     # Files whose stat matched their checkpoint a moment ago are not opened (a rerun over tens of thousands
     # of transcripts spent a third of its time on their passes); a change since is the next run's. They are
     # not in the progress's files (a rerun showed `files 21/21` next to `rows 0`, and a summary of 0 files).
-    pr.files_unchanged = unchanged
+    pr.files_unchanged = prep.unchanged
     report(final=True)
     cancelled = False
     results = _file_results(
@@ -1160,6 +1229,8 @@ def _run_provider(
         cut=cut,
         dry_run=dry is not None,
         ahead=ahead,
+        feed=prep.feed,
+        lookahead=lookahead,
     )
 
     cut_short = False
@@ -1313,15 +1384,17 @@ def _file_results(
     cut: str | None = None,
     dry_run: bool = False,
     ahead: _ParsedAhead | None = None,
+    feed: _Feed | None = None,
+    lookahead: Callable[[], None] | None = None,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit | _Tick]:
     """Batches `(rows, update, bytes_delta)` of every file in order, each file closed by a `_FileDone`; with a
     pool, runs of small files come as `_Unit`s prepared by the workers instead (see `_parallel_file_results`),
-    and `_Tick`s when `ahead` moved."""
-    if pool is not None and pool.usable and _worth_parallel(files) and _started(pool):
+    and `_Tick`s when `ahead` moved. `feed`: the groups of these files already handed to the workers."""
+    if pool is not None and pool.usable and (feed is not None or (_worth_parallel(files) and _started(pool))):
         yield from _parallel_file_results(
             importer, files, checkpoints, window, write_checkpoints=write_checkpoints,
             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=cancel, pool=pool, cut=cut, dry_run=dry_run,
-            ahead=ahead,
+            ahead=ahead, feed=feed, lookahead=lookahead,
         )
         return
     for f, estimate in files:
@@ -1421,6 +1494,7 @@ class _Pool:
         self.lost_reported = False
         self.start_failed = False  # lost before any worker ran: they could not be started
         self.progress: Any = None  # the workers' queue of (token, group start, files done, bytes done)
+        self.inflight = 0  # source bytes of the groups handed out and not consumed yet (`_Feed`)
 
     @property
     def usable(self) -> bool:
@@ -1780,6 +1854,95 @@ _TICK = _Tick()
 _run_tokens = itertools.count(1)
 
 
+class _Feed:
+    """The groups of one provider's files for the parse workers (`_groups`: runs of consecutive small files,
+    about `batch_bytes` of source each), handed out in file order while the source bytes handed out and not
+    consumed yet, over every feed, stay within `PARALLEL_INFLIGHT_BYTES` (`_Pool.inflight`). The next
+    provider's feed is filled once this one's groups are all handed out (`_Lookahead`), so the workers parse
+    its first groups while the committer takes the last ones of this provider, instead of waiting."""
+
+    def __init__(
+        self,
+        pool: _Pool,
+        importer: Importer,
+        files: list[tuple[SourceFile, int]],
+        checkpoints: Mapping[str, Checkpoint],
+        window: Window,
+        *,
+        write_checkpoints: bool,
+        batch_rows: int,
+        batch_bytes: int,
+        cut: str | None,
+        dry_run: bool,
+    ) -> None:
+        from collections import deque
+
+        self.pool = pool
+        self.executor = pool.get()
+        self.token = next(_run_tokens)  # tells this feed's progress messages from other providers'
+        self.files = files
+        self.groups = _groups(files, batch_bytes)
+        self.starts = list(self.groups)
+        self.pending: deque[tuple[int, Any, int]] = deque()  # (start index, future, estimated bytes)
+        self.next_group = 0
+        self.broken = False  # a worker died, or a task failed: everything not consumed is parsed here
+        self._task = (importer, checkpoints, window, write_checkpoints, batch_rows, batch_bytes, cut, dry_run)
+
+    @property
+    def handed_out(self) -> bool:
+        return self.broken or self.next_group >= len(self.starts)
+
+    def fill(self, *, own: bool) -> None:
+        """Hand out the next groups, in order, within the byte budget. `own`: the feed being consumed, which
+        always has at least one group in flight (a group larger than the budget is still handed out)."""
+        importer, checkpoints, window, write_checkpoints, batch_rows, batch_bytes, cut, dry_run = self._task
+        pool = self.pool
+        while not self.handed_out and ((own and not self.pending) or pool.inflight < PARALLEL_INFLIGHT_BYTES):
+            start = self.starts[self.next_group]
+            members = self.files[start : self.groups[start]]
+            est = sum(e for _, e in members)
+            try:
+                fut = self.executor.submit(
+                    _parse_group_task, importer, [(f, checkpoints.get(f.path_hash), e) for f, e in members],
+                    window, write_checkpoints, batch_rows, batch_bytes, cut, dry_run, (self.token, start),
+                )
+            except Exception as exc:  # the pool broke between two tasks (BrokenProcessPool)
+                self.lose(exc)
+                return
+            self.next_group += 1
+            self.pending.append((start, fut, est))
+            pool.inflight += est
+
+    def take(self, start: int) -> tuple[Any, int] | None:
+        """The future of the group starting at file `start` (the next one in order), or None when it was
+        never handed out (the feed broke): its files are parsed here."""
+        if self.pending and self.pending[0][0] == start:
+            _, fut, est = self.pending.popleft()
+            self.pool.inflight -= est
+            return fut, est
+        return None
+
+    def lose(self, exc: BaseException | None) -> None:
+        """Stop handing out work: every group not consumed yet is parsed here, in order. A dead worker also
+        ends the pool for the rest of the run; a task that raised (a bug, or a result that could not be
+        pickled) only sends its group here, where the same error is met and reported as in a sequential run."""
+        from concurrent.futures import BrokenExecutor
+
+        self.broken = True
+        for _, other, est in self.pending:
+            other.cancel()
+            self.pool.inflight -= est
+        self.pending.clear()
+        if isinstance(exc, BrokenExecutor):
+            self.pool.mark_lost(exc)
+
+    def cancel(self) -> None:
+        for _, fut, est in self.pending:
+            fut.cancel()
+            self.pool.inflight -= est
+        self.pending.clear()
+
+
 def _parallel_file_results(
     importer: Importer,
     files: list[tuple[SourceFile, int]],
@@ -1794,59 +1957,36 @@ def _parallel_file_results(
     cut: str | None,
     dry_run: bool,
     ahead: _ParsedAhead | None = None,
+    feed: _Feed | None = None,
+    lookahead: Callable[[], None] | None = None,
 ) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone | _Unit | _Tick]:
     """Like the sequential path, with runs of files smaller than `PARALLEL_MAX_FILE` parsed, built into
-    frames and encoded ahead in `workers` spawned processes, about `batch_bytes` of source per task. Results
-    are consumed strictly in file order, so the committer commits in the same order (and dedupe's "first
-    wins" decides the same) as a sequential run; the rows are the same, only the commit boundaries may
-    differ. Large files are streamed here meanwhile. While it waits for a group, how far the workers are
-    goes into `ahead`, with a `_Tick` for the progress display."""
-    from collections import deque
-    from concurrent.futures import BrokenExecutor
+    frames and encoded ahead in `workers` spawned processes, about `batch_bytes` of source per task (a `_Feed`;
+    `feed` when its first groups were handed out ahead). Results are consumed strictly in file order, so the
+    committer commits in the same order (and dedupe's "first wins" decides the same) as a sequential run; the
+    rows are the same, only the commit boundaries may differ. Large files are streamed here meanwhile. While
+    it waits for a group, how far the workers are goes into `ahead`, with a `_Tick` for the progress display.
+    Once every group is handed out, `lookahead` hands out the next provider's first ones."""
     from concurrent.futures.process import BrokenProcessPool
 
-    executor = pool.get()
-    token = next(_run_tokens)  # tells this run's progress messages from those of an earlier provider's groups
-    groups = _groups(files, batch_bytes)
-    starts = list(groups)
-    pending: deque[tuple[int, Any, int]] = deque()  # (start index, future, estimated bytes)
-    next_group = 0
-    inflight = 0
-    broken = False  # a worker died: parse everything left here
+    if feed is None:
+        feed = _Feed(
+            pool, importer, files, checkpoints, window, write_checkpoints=write_checkpoints, batch_rows=batch_rows,
+            batch_bytes=batch_bytes, cut=cut, dry_run=dry_run,
+        )
+    groups = feed.groups
+    token = feed.token
+    executor = feed.executor
 
     def fill() -> None:
-        """Hand the next groups to the workers, in order, within the in-flight byte budget."""
-        nonlocal next_group, inflight
-        while not broken and next_group < len(starts) and (not pending or inflight < PARALLEL_INFLIGHT_BYTES):
-            start = starts[next_group]
-            next_group += 1
-            members = files[start : groups[start]]
-            est = sum(e for _, e in members)
-            try:
-                fut = executor.submit(
-                    _parse_group_task, importer, [(f, checkpoints.get(f.path_hash), e) for f, e in members],
-                    window, write_checkpoints, batch_rows, batch_bytes, cut, dry_run,
-                    (token, start) if ahead is not None else None,
-                )
-            except Exception as exc:  # the pool broke between two tasks (BrokenProcessPool)
-                lose(exc)
-                return
-            pending.append((start, fut, est))
-            inflight += est
+        feed.fill(own=True)
+        if feed.handed_out and lookahead is not None and not cancel.is_set():
+            lookahead()
 
     def lose(exc: BaseException) -> None:
-        """Stop handing out work: every group not consumed yet is parsed here, in order. A dead worker also
-        ends the pool for the rest of the run; a task that raised (a bug, or a result that could not be
-        pickled) only sends its group here, where the same error is met and reported as in a sequential run."""
-        nonlocal broken
-        broken = True
-        for _, other, _ in pending:
-            other.cancel()
-        pending.clear()
+        feed.lose(exc)
         if ahead is not None:
             ahead.clear()
-        if isinstance(exc, BrokenExecutor):
-            pool.mark_lost(exc)
 
     def here(i: int) -> Iterator[tuple[list[Row], CheckpointUpdate | None, int] | _FileDone]:
         f, estimate = files[i]
@@ -1865,9 +2005,9 @@ def _parallel_file_results(
                 i += 1
                 continue
             units: list[_Unit] | None = None
-            if pending and pending[0][0] == i:
-                _, fut, est = pending.popleft()
-                inflight -= est
+            taken = feed.take(i)
+            if taken is not None:
+                fut, _ = taken
                 dead_since: float | None = None
                 while not fut.done():
                     with contextlib.suppress(Exception):
@@ -1900,8 +2040,46 @@ def _parallel_file_results(
                     yield from here(k)
             i = end
     finally:
-        for _, fut, _ in pending:
-            fut.cancel()
+        feed.cancel()
+
+
+class _Lookahead:
+    """Called by a provider's parallel pass once all its groups are handed out: prepares the next provider
+    that runs (`_prepare_provider`, once) and, when its pass will be parallel too, hands out its first groups
+    (`_Feed`), within the byte budget, each time it is called. A preparation that fails is left to the
+    provider's own turn, which prepares again and reports the error."""
+
+    def __init__(
+        self, pool: _Pool, prepare: Callable[[str], _Prepared], make_feed: Callable[[str, _Prepared], _Feed]
+    ) -> None:
+        self._prepare = prepare
+        self._pool = pool
+        self._make_feed = make_feed
+        self.next_name: str | None = None
+        self.prepared: dict[str, _Prepared] = {}
+        self._tried: set[str] = set()
+
+    def __call__(self) -> None:
+        name = self.next_name
+        if name is None or not self._pool.usable:
+            return
+        prep = self.prepared.get(name)
+        if prep is None:
+            if name in self._tried:
+                return
+            self._tried.add(name)
+            try:
+                prep = self._prepare(name)
+                if prep.detection.detected and _worth_parallel(prep.files):
+                    prep.feed = self._make_feed(name, prep)
+            except Exception:  # noqa: BLE001 - prepared again in its turn, where the error is reported
+                return
+            self.prepared[name] = prep
+        if prep.feed is not None:
+            prep.feed.fill(own=False)
+
+    def take(self, name: str) -> _Prepared | None:
+        return self.prepared.pop(name, None)
 
 
 __all__ = [
