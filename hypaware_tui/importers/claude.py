@@ -55,6 +55,7 @@ _STAT_AT = os.stat in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 RECORD_FORMAT = "claude-jsonl"
 PROVIDER = "anthropic"
 STATE_VERSION = 1
+LAST_TS = Parser.LAST_TS
 TOOL_MAP_CAP = 4096
 
 # Timestamps outside years 1..9999 cannot be dated; they count as unparseable.
@@ -172,7 +173,6 @@ def _server_tool_error(content: object) -> tuple[str, str | None] | None:
 
 _STATUS_SUCCESS = '{"tool_status":"success"}'
 _STATUS_ERROR = '{"tool_status":"error"}'
-_SCALAR_TYPES = frozenset((str, int, bool))
 
 
 def _raw_frame(obj: Mapping[str, Any], api_id: str | None) -> str | None:
@@ -185,7 +185,7 @@ def _raw_frame(obj: Mapping[str, Any], api_id: str | None) -> str | None:
     for k in _RAW_FRAME_KEYS:
         v = get(k)
         cls = v.__class__  # (an absent key: NoneType, neither branch)
-        if cls in _SCALAR_TYPES:
+        if cls is str or cls is int or cls is bool:
             raw[k] = v
         elif cls is float:
             raw[k] = v
@@ -284,6 +284,9 @@ class ClaudeParser(Parser):
         self._attr_cache: dict[tuple, str] = {}
         # Hot-path references to objects of `self.state` / `self.stats` (the same objects, never rebound: the
         # state stays the one JSON document checkpoints serialize).
+        self._st: dict[str, Any] = st
+        self._own_value: object = None  # the last `own_timestamp` asked for, and its µs (`_ts(None)` is None)
+        self._own_us: int | None = None
         self._last: dict[str, Any] = last
         self._threads: dict[str, Any] = st["threads"]
         self._tools: list[list[str]] = tools
@@ -296,7 +299,10 @@ class ClaudeParser(Parser):
         return fresh_state(self.file)
 
     def own_timestamp(self, obj: dict[str, Any]) -> int | None:
-        return _ts(obj.get("timestamp"))
+        value = obj.get("timestamp")
+        self._own_value = value
+        self._own_us = us = _ts(value)
+        return us
 
     def on_release(self, ts: int) -> None:
         for thread in self.state["threads"].values():
@@ -336,9 +342,13 @@ class ClaudeParser(Parser):
             v = get(lkey)
             if v.__class__ is str:  # a line's own value, "" (no git branch, say) included, is its value:
                 last[skey] = v or None  # stored as null (schema.md §3.4 rule 5); only an absent one inherits
-        ts = _ts(get("timestamp"))
-        if ts is not None:
-            self.note_timestamp(ts)
+        value = get("timestamp")
+        # (the same string `own_timestamp` was just given, for a pass with an `until`: its value, not parsed again)
+        ts = self._own_us if value is self._own_value else _ts(value)
+        if ts is not None:  # (`note_timestamp(ts)` written out: this runs for every line)
+            self._st[LAST_TS] = ts
+            if self._held:
+                self._release(ts)
 
         msg = get("message")
         if typ == "system":
