@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_DAY = 86_400_000_000
-_DATE_CACHE: dict[int, str] = {}
+DATE_CACHE: dict[int, str] = {}  # day number -> `us_to_date` text (read directly by `finalize_row`)
 _ONE_US = timedelta(microseconds=1)
 _fromisoformat = datetime.fromisoformat
 MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
@@ -86,10 +86,10 @@ def us_to_local(us: int, zone: tzinfo | None = None) -> datetime | None:
 def us_to_date(us: int) -> str:
     """The UTC `YYYY-MM-DD` of a µs timestamp (memoized per day)."""
     day = us // US_PER_DAY
-    s = _DATE_CACHE.get(day)
+    s = DATE_CACHE.get(day)
     if s is None:
         s = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-        _DATE_CACHE[day] = s
+        DATE_CACHE[day] = s
     return s
 
 

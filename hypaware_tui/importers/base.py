@@ -44,7 +44,7 @@ from hypaware_tui.core.schema import (
     stdlib_dumps,
     stdlib_loads,
 )
-from hypaware_tui.core.timeutil import us_to_date
+from hypaware_tui.core.timeutil import DATE_CACHE, US_PER_DAY, us_to_date
 
 Row = dict[str, Any]
 
@@ -1303,7 +1303,7 @@ class Parser(ABC):
             self.handle_object(obj, offset)
         finally:
             cur.raw = cur.obj = cur.found = None
-        self._consumed(next_offset)
+        self._offset = next_offset  # (`_consumed`, written out)
         return True
 
     def start_at(self, offset: int) -> None:
@@ -1399,22 +1399,24 @@ def finalize_row(r: Row) -> Row:
     and no inline base64 in any content column (schema.md §3.4 rule 3: never stored in any column, so not only
     content_text is stripped: an API error's `status.error_message`, tool arguments, attributes, compaction
     metadata are source text too; ids and names are kept verbatim, see `_CONTENT_COLUMNS`)."""
-    attrs = r.get("attributes")
+    get = r.get
+    attrs = get("attributes")
     if attrs.__class__ is not str and isinstance(attrs, dict):  # (most rows carry pre-serialized text)
         r["attributes"] = canonical_json(compact_attributes(attrs))
-    v = r.get("status")
-    if v.__class__ is not str and isinstance(v, dict):
+    v = get("status")
+    if v is not None and v.__class__ is not str and isinstance(v, dict):
         r["status"] = json_or_null(v)
-    v = r.get("raw_frame")
-    if v.__class__ is not str and isinstance(v, dict):
+    v = get("raw_frame")
+    if v is not None and v.__class__ is not str and isinstance(v, dict):
         r["raw_frame"] = json_or_null(v)
     # (all serialized now; `64,` is strip_base64's own test, without the call. `;` first: every data URI has one
     # before its `base64,`, and a one-character test is a memchr, ~70x faster than the scan for `64,`)
     for k in _CONTENT_COLUMNS:
-        v = r.get(k)
+        v = get(k)
         if v.__class__ is str and ";" in v and "64," in v:
             r[k] = strip_base64(v)
-    r["date"] = us_to_date(r["message_created_at"])
+    us = r["message_created_at"]
+    r["date"] = DATE_CACHE.get(us // US_PER_DAY) or us_to_date(us)  # (us_to_date's memo, without its call)
     return r
 
 

@@ -546,9 +546,12 @@ class ClaudeParser(Parser):
         is_meta = get("isMeta") is True
         if queued is not None and queued.get("isMeta") is True:  # (another session's message, say)
             is_meta = True
-        row["attributes"] = self._attributes(
-            identity, ts_source, row["message_created_at"] is None, is_meta, api_error,
-            False if queued is None else _queued_mode(queued),
+        mode = False if queued is None else _queued_mode(queued)
+        held = row["message_created_at"] is None
+        # (`_attributes`' cached text looked up here, without its call: nearly every row)
+        attrs = None if held else self._attr_cache.get((identity, ts_source, is_meta, api_error, mode))
+        row["attributes"] = attrs if attrs is not None else self._attributes(
+            identity, ts_source, held, is_meta, api_error, mode
         )
 
         rows: list[Row] = []
