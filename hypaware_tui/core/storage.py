@@ -833,7 +833,11 @@ def _first_per_part_id(df: pl.DataFrame) -> pl.DataFrame:
 
 def encode_part(df: pl.DataFrame) -> bytes:
     """storage.md §2-3: the bytes of one part file (sorted by the sort key, stable; zstd level 3)."""
-    df = df.sort(list(SORT_KEY), maintain_order=True)
+    return _encode_sorted(df.sort(list(SORT_KEY), maintain_order=True))
+
+
+def _encode_sorted(df: pl.DataFrame) -> bytes:
+    """`encode_part` of a frame already in file order."""
     buf = io.BytesIO()
     df.write_parquet(
         buf,
@@ -856,7 +860,7 @@ class EncodedPartition:
     date: str
     batch_rows: int  # rows of the batch in this partition, in-batch duplicates included
     rows: int  # rows in `data` (after the in-batch dedupe)
-    part_ids: list[str]  # their part_ids
+    part_ids: list[str]  # their part_ids (in file order)
     data: bytes | None  # the part file as `_write_part` would write it; None when `rows` is 0
     sessions: frozenset[str] = frozenset()  # of the `batch_rows` (a row dropped as an in-batch duplicate too)
 
@@ -886,8 +890,7 @@ def encode_batch(rows: list[dict[str, Any]] | pl.DataFrame, cut_date: str | None
         before_floor = before - df.height
     partitions: list[EncodedPartition] = []
     if df.height:
-        unique = _first_per_part_id(df)
-        parts = unique.partition_by(["client_name", "date"], as_dict=True, maintain_order=True)
+        parts = _sorted_partitions(_first_per_part_id(df))
         for (source, date_), (batch_rows, sessions) in Storage._count_by_partition(df).items():
             part = parts.get((source, date_))
             if part is None:
@@ -895,10 +898,24 @@ def encode_batch(rows: list[dict[str, Any]] | pl.DataFrame, cut_date: str | None
                 continue
             partitions.append(
                 EncodedPartition(
-                    source, date_, batch_rows, part.height, part["part_id"].to_list(), encode_part(part), sessions
+                    source, date_, batch_rows, part.height, part["part_id"].to_list(), _encode_sorted(part), sessions
                 )
             )
     return EncodedBatch(partitions, df.height, before_floor, cut_date)
+
+
+def _sorted_partitions(df: pl.DataFrame) -> dict[tuple[str, str], pl.DataFrame]:
+    """(client_name, date) -> that partition's rows of `df` in file order (`encode_part`'s stable sort by
+    `SORT_KEY`). One stable sort of the whole batch with the partition first, then a slice per partition (no
+    copy): the same rows in the same order as `partition_by` (which copies every column) then a sort per
+    partition (which copies them again), and the same file bytes."""
+    df = df.sort(["client_name", "date", *SORT_KEY], maintain_order=True)
+    parts: dict[tuple[str, str], pl.DataFrame] = {}
+    offset = 0
+    for source, date_, n in df.group_by(["client_name", "date"], maintain_order=True).len().iter_rows():
+        parts[(source, date_)] = df.slice(offset, n)
+        offset += n
+    return parts
 
 
 @dataclass
