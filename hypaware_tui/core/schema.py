@@ -101,6 +101,7 @@ JSON_COLUMNS: frozenset[str] = frozenset(
     {"tools", "previous_message_id", "tool_args", "compact_metadata", "status", "attributes", "raw_frame"}
 )
 TIMESTAMP_COLUMNS: frozenset[str] = frozenset({"conversation_started_at", "message_created_at"})
+_NON_NULL: frozenset[str] = frozenset(NON_NULL_COLUMNS)
 # Sort key of every written file (storage.md §2).
 SORT_KEY: tuple[str, ...] = ("session_id", "message_created_at", "message_id", "part_index")
 
@@ -351,12 +352,19 @@ def frame_from_rows(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     # every row 64 times and is ~5x slower on batches that do not fit the CPU cache).
     n = len(rows)
     columns: dict[str, list[Any]] = {name: [None] * n for name in COLUMN_NAMES}
-    get = columns.get
-    for i, r in enumerate(rows):
-        for k, v in r.items():
-            col = get(k)
-            if col is not None:
-                col[i] = v
+    try:
+        # Fast path: every key a column (what the importers emit); a subscript instead of a `get` call per value.
+        for i, r in enumerate(rows):
+            for k, v in r.items():
+                columns[k][i] = v
+    except KeyError:
+        # A key that is no column is ignored: the general loop, from the start (it writes the same values again).
+        get = columns.get
+        for i, r in enumerate(rows):
+            for k, v in r.items():
+                col = get(k)
+                if col is not None:
+                    col[i] = v
     series = []
     for name, dtype, _, _ in p.COLUMNS:
         values = columns[name]
@@ -365,7 +373,13 @@ def frame_from_rows(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
         else:
             s = _series(name, values, dtype)
         series.append(s)
-    return validate_frame(pl.DataFrame(series))
+    df = pl.DataFrame(series)
+    if df.dtypes != list(p.AI_GATEWAY_MESSAGES_SCHEMA.values()):  # (not expected: each Series was made so)
+        return validate_frame(df)
+    # The columns are the schema's, in its order and dtypes: `validate_frame`'s cast would change nothing, and
+    # only its null check is left (each Series knows its null count).
+    _check_nulls([s.null_count() for s in series if s.name in _NON_NULL])
+    return df
 
 
 def _series(name: str, values: list[Any], dtype: pl.DataType) -> pl.Series:
@@ -402,12 +416,16 @@ def validate_frame(df: pl.DataFrame) -> pl.DataFrame:
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
         raise SchemaError(f"batch does not cast to schema_version 1: {exc}") from exc
     if df.height:
-        nulls = df.select([pl.col(c).null_count() for c in NON_NULL_COLUMNS]).row(0)
-        bad = [(c, n) for c, n in zip(NON_NULL_COLUMNS, nulls, strict=True) if n]
-        if bad:
-            detail = ", ".join(f"{c} ({n} null{'s' if n > 1 else ''})" for c, n in bad)
-            raise SchemaError(f"null in a non-null column: {detail}")
+        _check_nulls(df.select([pl.col(c).null_count() for c in NON_NULL_COLUMNS]).row(0))
     return df
+
+
+def _check_nulls(nulls: Iterable[int]) -> None:
+    """Raise SchemaError when a non-null column has nulls: `nulls` are the null counts of `NON_NULL_COLUMNS`."""
+    bad = [(c, n) for c, n in zip(NON_NULL_COLUMNS, nulls, strict=True) if n]
+    if bad:
+        detail = ", ".join(f"{c} ({n} null{'s' if n > 1 else ''})" for c, n in bad)
+        raise SchemaError(f"null in a non-null column: {detail}")
 
 
 def usage_view(messages: pl.LazyFrame) -> pl.LazyFrame:
