@@ -222,11 +222,18 @@ def write_marker(layout: Layout, marker: DatasetMarker) -> DatasetMarker:
 
 def _source_has_part_file(source_dir: Path) -> bool:
     """Whether a partition of `source_dir` holds a part file (the partitions a query reads, `_date_dirs`); stops
-    at the first one found."""
-    for _, pdir in _date_dirs(source_dir):
-        with contextlib.suppress(OSError):  # (a partition that cannot be listed proves nothing either way)
-            if list_part_files(pdir):
-                return True
+    at the first one found. Asked before every commit: the folder is scanned in directory order, and only the
+    entries looked at are checked and listed (`_date_dirs` sorts and checks them all first, one `Path` each)."""
+    try:
+        with os.scandir(source_dir) as it:
+            entries = list(it)
+    except OSError:
+        return False
+    for d in entries:
+        if d.name.startswith("date=") and d.is_dir(follow_symlinks=False) and valid_date(d.name[5:]):
+            with contextlib.suppress(OSError):  # (a partition that cannot be listed proves nothing either way)
+                if list_part_files(d.path):
+                    return True
     return False
 
 
@@ -509,7 +516,7 @@ class _Memo:
 # --- read-only helpers ----------------------------------------------------------------------------------
 
 
-def list_part_files(partition_dir: Path) -> list[str]:
+def list_part_files(partition_dir: str | os.PathLike[str]) -> list[str]:
     """Committed part file names of a partition, in name (= creation) order. Temp files never match."""
     try:
         with os.scandir(partition_dir) as it:
@@ -1452,9 +1459,10 @@ class Storage:
                 with contextlib.suppress(OSError):
                     os.fchmod(fd, FILE_MODE)
                 half = len(data) // 2
-                _paths.write_all(fd, data[:half])
+                view = memoryview(data)  # (halves without copying the bytes)
+                _paths.write_all(fd, view[:half])
                 _fault("mid_write")
-                _paths.write_all(fd, data[half:])
+                _paths.write_all(fd, view[half:])
                 os.fsync(fd)
             finally:
                 os.close(fd)
