@@ -251,8 +251,8 @@ def exit_code(output: object) -> int | None:
     if text.startswith("Exit code: "):
         m = _EXIT_CODE_PREFIX.match(text)
         return int(m.group(1)) if m else None
-    head = text[:4096]
-    if "Process exited with code" in head:
+    if text.find("Process exited with code", 0, 4096) >= 0:  # (in `text[:4096]`, without copying it)
+        head = text[:4096]
         cut = head.find("\nOutput:")
         if cut >= 0 or head.startswith("Output:"):
             for line in head[: max(cut, 0)].split("\n"):
@@ -505,8 +505,12 @@ class CodexParser(Parser):
                 for r in rows:
                     a = r["attributes"]
                     if a.__class__ is dict:
-                        a = a if a.get("codex") else {"gateway": a["gateway"]}
-                        r["attributes"] = canonical_json(a)
+                        c = a.get("codex")
+                        if not c:
+                            a = {"gateway": a["gateway"]}
+                        # Every leaf built here is a str, int or bool; only a `source` object, verbatim, may
+                        # hold a float: without one, `_str_json` gives canonical_json's text without its scan.
+                        r["attributes"] = canonical_json(a) if c and c.get("source").__class__ is dict else _str_json(a)
         super().emit(rows)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
@@ -997,7 +1001,7 @@ class CodexParser(Parser):
         replayed = src == "envelope" and st["replay"]["active"]
         ptype = p.get("type")
         native = _s(p.get("id"))
-        paginated = self._paginated
+        paginated = st["header"]["history_mode"] == "paginated"
 
         if ptype == "message":
             role = _s(p.get("role"))
@@ -1356,15 +1360,16 @@ class CodexParser(Parser):
         """Dedupe (paginated mode), build the rows of each message and hand them on per codex.md §6.2. `carry`:
         the usage a compaction row carries (it then takes the turn's model too, so it can be priced)."""
         st = self.state
-        paginated = self._paginated
+        paginated = st["header"]["history_mode"] == "paginated"
         built = 0
         dup = 0
         for m in msgs:
             if paginated and not self._register_key(m.key):
                 dup += 1
                 continue
-            self._drop_orphan()  # a row before the compaction's: the orphan was not a compaction's
-            if not replayed:
+            if st["orphan_usage"] is not None:  # (`_drop_orphan`, `_own_record`: called only when they act)
+                self._drop_orphan()  # a row before the compaction's: the orphan was not a compaction's
+            if not replayed and st["replay"].get("awaiting_own"):
                 self._own_record()
             rows = self._build(m, replayed=replayed, ts=ts, ts_source=ts_source, offset=offset, fmt=fmt,
                                provider_type=provider_type if provider_type.__class__ is str else None,
@@ -1575,8 +1580,19 @@ _ENVELOPE_KEYS = ("timestamp", "type")
 
 
 def _envelope_frame(obj: dict[str, Any], payload: dict[str, Any]) -> str:
-    frame = _pick(obj, _ENVELOPE_KEYS)
-    inner = _pick(payload, _ITEM_KEYS)
+    # (`_pick(obj, _ENVELOPE_KEYS)` and `_pick(payload, _ITEM_KEYS)` written out: this runs for most rows)
+    frame: dict[str, Any] = {}
+    v = obj.get("timestamp")
+    if v.__class__ is str:
+        frame["timestamp"] = v
+    v = obj.get("type")
+    if v.__class__ is str:
+        frame["type"] = v
+    inner: dict[str, Any] = {}
+    for k in _ITEM_KEYS:
+        v = payload.get(k)
+        if v.__class__ is str:
+            inner[k] = v
     if inner:
         frame["payload"] = inner
     return _str_json(frame)
