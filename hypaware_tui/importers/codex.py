@@ -261,7 +261,8 @@ def exit_code(output: object) -> int | None:
                     return int(m.group(1))
     # A JSON object's "metadata": {"exit_code": n}. Its key is spelled out unless the text escapes characters
     # as \uXXXX, so without either there is nothing to find, and the output (often large) is not parsed.
-    if text[:1] == "{" and ('"exit_code"' in text or "\\u" in text):
+    # (`rfind`: Codex writes the metadata last, so the search from the end stops within a few bytes.)
+    if text[:1] == "{" and (text.rfind('"exit_code"') >= 0 or "\\u" in text):
         try:
             return _exit_from_metadata(orjson.loads(text))
         except orjson.JSONDecodeError:
@@ -584,6 +585,8 @@ class CodexParser(Parser):
         try:
             if self._legacy_index is not None:
                 self._legacy_item(obj)
+            elif "payload" in obj and obj.get("type") is not None:  # (`_line`'s first case, without its call)
+                self._envelope(obj, obj["type"], offset)
             else:
                 self._line(obj, offset)
         except Exception:  # an unforeseen shape: count the line, keep going
@@ -1473,9 +1476,20 @@ class CodexParser(Parser):
         base["raw_frame"] = raw_frame
         base["source_offset"] = offset
         base["record_format"] = fmt
+        parts = m.parts
+        if len(parts) == 1:  # (the loop below for one part: the row is `base` itself, nothing is copied)
+            part = parts[0]
+            part_codex = part.pop("codex", None)
+            base.update(part)
+            base["part_index"] = 0
+            base["part_id"] = message_id + "#0"
+            if not subtype_from_parts:
+                base["provider_subtype"] = subtype
+            base["attributes"] = {"gateway": gateway, "codex": {**codex, **part_codex} if part_codex else codex}
+            return [base]
         rows: list[Row] = []
-        last = len(m.parts) - 1
-        for i, part in enumerate(m.parts):
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
             row = base if i == last else base.copy()
             part_codex = part.pop("codex", None)
             row.update(part)
