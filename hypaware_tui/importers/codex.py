@@ -509,9 +509,10 @@ class CodexParser(Parser):
                         c = a.get("codex")
                         if not c:
                             a = {"gateway": a["gateway"]}
-                        # Every leaf built here is a str, int or bool; only a `source` object, verbatim, may
-                        # hold a float: without one, `_str_json` gives canonical_json's text without its scan.
-                        r["attributes"] = canonical_json(a) if c and c.get("source").__class__ is dict else _str_json(a)
+                        # Every leaf built here is a str, int or bool; only `source`, verbatim, may hold a float:
+                        # without it or as a string, `_str_json` gives canonical_json's text without its scan.
+                        src = c.get("source") if c else None
+                        r["attributes"] = _str_json(a) if src is None or src.__class__ is str else canonical_json(a)
         super().emit(rows)
 
     # -- bookkeeping ------------------------------------------------------------------------------------
