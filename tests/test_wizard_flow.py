@@ -987,6 +987,41 @@ async def test_a_lost_parse_worker_is_a_note_under_the_panels(tmp_path: Path) ->
     assert app.return_code == 0
 
 
+async def test_files_read_but_not_saved_at_a_stop_are_a_note(tmp_path: Path) -> None:
+    """A stopped parallel import drops the workers' results not taken yet: its final progress counts fewer
+    files than the live one showed. `hyp backfill` says why ("N more files were read but not saved"); the
+    Import screen says it too, as a note under the panels, and not for a final report without such files."""
+    from hypaware_tui.core.runner import Progress
+    from hypaware_tui.screens.import_ import ImportProgressed
+
+    def progress(final: bool, unsaved: int) -> Progress:
+        return Progress("claude", 10, 100, 841, 4620, 12, 300, 0, {}, 0, 1.0, final=final, files_unsaved=unsaved)
+
+    m = make_machine(tmp_path)
+    gate = threading.Event()
+    app = WizardApp(wizard_settings(m, importers=importers(claude={"gate": gate})))
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            await to_review(pilot)
+            screen = await enter_to(pilot, ImportScreen)
+            screen.post_message(ImportProgressed("codex", progress(True, 0), 0.0))
+            screen.post_message(ImportProgressed("claude", progress(False, 7), 0.0))  # (only a final one says it)
+            await pilot.pause()
+            assert screen.notes == []
+            screen.post_message(ImportProgressed("claude", progress(True, 1052), 0.0))
+            await wait_for(pilot, lambda: bool(screen.notes), what="the note")
+            await pilot.pause()
+            steps = str(screen.query_one("#steps").render())
+            assert "Note     Claude Code: 1,052 more files were read but not saved; the next run reads them again" \
+                in steps, steps
+            gate.set()
+            await on_screen(pilot, DoneScreen, timeout=30)
+            await pilot.press("enter")
+    finally:
+        gate.set()
+    assert app.return_code == 0
+
+
 WIZARD_WITH_WORKERS = """
 import asyncio, json, sys
 from pathlib import Path

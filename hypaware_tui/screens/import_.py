@@ -44,7 +44,7 @@ from hypaware_tui.core.plan import (
     throughput,
     write_config_step,
 )
-from hypaware_tui.core.runner import Progress, ProviderResult
+from hypaware_tui.core.runner import Progress, ProviderResult, unsaved_files_text
 from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.dialogs import STOP_QUESTION, pending_text
 from hypaware_tui.screens.widgets import ActionButton, KeyBar
@@ -488,6 +488,9 @@ class ImportScreen(WizardScreen):
         panel = self._panel(message.client)
         if panel is not None and panel.result is None:
             panel.update_progress(message.progress, message.at)
+        unsaved = message.progress.files_unsaved if message.progress.final else 0
+        if unsaved:  # (why the files figure went back when the import stopped, as `hyp backfill` says it)
+            self._add_note(panel.display_name if panel is not None else message.client, unsaved_files_text(unsaved))
 
     def on_import_notice(self, message: ImportNotice) -> None:
         panel = self._panel(message.client)
@@ -495,8 +498,10 @@ class ImportScreen(WizardScreen):
             if panel is not None and panel.result is None:
                 panel.wait_notice(message.text)
             return
-        name = panel.display_name if panel is not None else message.client
-        note = f"{name}: {message.text}"
+        self._add_note(panel.display_name if panel is not None else message.client, message.text)
+
+    def _add_note(self, name: str, text: str) -> None:
+        note = f"{name}: {text}"
         if note not in self.notes:
             self.notes.append(note)
             self._refresh_steps()
