@@ -14,6 +14,7 @@ import secrets
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -407,7 +408,9 @@ def os_error_text(exc: OSError, home: Path, kept: str = IMPORT_KEPT) -> str:
 
 @dataclass(frozen=True)
 class Layout:
-    """Every path of storage.md §1. Building one creates nothing."""
+    """Every path of storage.md §1. Building one creates nothing. Each path is a pure function of `home` (the
+    layout is immutable), built once per instance (`cached_property`): a commit asked for them hundreds of
+    times, two or three `Path` joins each."""
 
     home: Path
 
@@ -422,74 +425,80 @@ class Layout:
             raise HypHomeError(problem)
         return cls(home)
 
-    @property
+    @cached_property
     def config(self) -> Path:
         return self.home / CONFIG_NAME
 
-    @property
+    @cached_property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
-    @property
+    @cached_property
     def dataset_root(self) -> Path:
         return self.cache_dir / "ai_gateway_messages"
 
-    @property
+    @cached_property
     def trash(self) -> Path:
         return self.cache_dir / ".trash"
 
-    @property
+    @cached_property
     def dataset_marker(self) -> Path:
         """The dataset's marker file (`storage.read_marker`): beside the dataset root, never in it."""
         return self.cache_dir / ".hyp-dataset"
 
-    @property
+    @cached_property
     def state_dir(self) -> Path:
         return self.home / "state"
 
-    @property
+    @cached_property
     def ingest_db(self) -> Path:
         return self.state_dir / "ingest.sqlite"
 
-    @property
+    @cached_property
     def capture_json(self) -> Path:
         return self.state_dir / "capture.json"
 
-    @property
+    @cached_property
     def compaction_journal(self) -> Path:
         """A compaction in progress (storage.Storage._compact_partition); absent otherwise."""
         return self.state_dir / "compaction.json"
 
-    @property
+    @cached_property
     def run_dir(self) -> Path:
         return self.home / "run"
 
-    @property
+    @cached_property
     def write_lock(self) -> Path:
         return self.run_dir / "write.lock"
 
-    @property
+    @cached_property
     def daemon_pid(self) -> Path:
         return self.run_dir / "daemon.pid"
 
-    @property
+    @cached_property
     def daemon_status(self) -> Path:
         return self.run_dir / "daemon-status.json"
 
-    @property
+    @cached_property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
-    @property
+    @cached_property
     def events_log(self) -> Path:
         return self.logs_dir / "events.jsonl"
 
-    @property
+    @cached_property
     def daemon_log(self) -> Path:
         return self.logs_dir / "daemon.log"
 
     def partition_dir(self, source: str, date: str) -> Path:
-        return self.dataset_root / f"source={source}" / f"date={date}"
+        # (kept per layout: a commit asks for each of its partitions several times, two `Path` joins each)
+        cache = self.__dict__.setdefault("_partition_dirs", {})
+        key = (source, date)
+        pdir = cache.get(key)
+        if pdir is None:
+            pdir = cache[key] = self.dataset_root / f"source={source}" / f"date={date}"
+        return pdir
 
 
 def set_umask() -> int:
@@ -529,6 +538,8 @@ def ensure_dir(path: str | os.PathLike[str], *, below: str | os.PathLike[str] | 
     Directories that already exist keep their mode (they may be the user's). With `below` (a HYP_HOME that
     exists, or existed), only directories under it are created: when `below` itself is missing, `HomeGone` is
     raised and nothing is created."""
+    if os.path.isdir(path):  # (the common case, one stat: what the loop below finds at its first step)
+        return path if isinstance(path, Path) else Path(path)
     p = Path(path)
     stop = Path(below) if below is not None else None
     missing: list[Path] = []

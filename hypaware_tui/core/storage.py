@@ -1451,8 +1451,11 @@ class Storage:
     def _write_bytes(self, pdir: Path, data: bytes, file_id: str | None = None) -> str:
         """Steps 4 of §6.2 for one encoded file: temp file, fsync, rename, directory fsync. Returns its name."""
         file_id = file_id or uuid7_hex()
-        tmp = pdir / f".part-{file_id}.parquet.tmp"
-        final = pdir / f"part-{file_id}.parquet"
+        name = f"part-{file_id}.parquet"
+        # (str paths, joined by hand: `os.open` and `os.replace` take them as they are, without two `Path`
+        # joins per file; the same paths, `Path` always spells a directory without a trailing "/")
+        tmp = f"{os.fspath(pdir)}/.{name}.tmp"
+        final = f"{os.fspath(pdir)}/{name}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
         try:
             try:
@@ -1473,7 +1476,7 @@ class Storage:
                 os.unlink(tmp)
             raise
         fsync_dir(pdir)
-        return final.name
+        return name
 
     # -- checkpoints (§6.3) -----------------------------------------------------------------------------
     def _check_dataset(self) -> tuple[DatasetMarker, dict[str, str] | None]:
