@@ -1035,6 +1035,11 @@ class Storage:
         if self.events is not None:
             self.events.emit(event, **fields)
 
+    def _emit_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """`_emit` of each `(event, fields)` in turn, in one append to the log (`EventLog.emit_many`)."""
+        if self.events is not None and events:
+            self.events.emit_many(events)
+
     # -- locking ---------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self, on_wait: Callable[[], None] | None = None, kept: str = _paths.IMPORT_KEPT) -> Iterator[int]:
@@ -1240,21 +1245,22 @@ class Storage:
             else:
                 error = StorageError(str(exc))
             error.partial = result
-            for ev in writes:
-                self._emit("backfill.write", **ev)
+            self._emit_many([("backfill.write", ev) for ev in writes])
             raise error from exc
 
-        for ev in writes:
-            self._emit("backfill.write", **ev)
+        events = [("backfill.write", ev) for ev in writes]
         if result.rows_written or result.duplicates_skipped or result.checkpoints_updated:
-            self._emit(
+            events.append((
                 "backfill.flush",
-                provider=provider,
-                files_written=result.files_written,
-                rows_written=result.rows_written,
-                checkpoints_updated=result.checkpoints_updated,
-                lock_wait_ms=result.lock_wait_ms,
-            )
+                {
+                    "provider": provider,
+                    "files_written": result.files_written,
+                    "rows_written": result.rows_written,
+                    "checkpoints_updated": result.checkpoints_updated,
+                    "lock_wait_ms": result.lock_wait_ms,
+                },
+            ))
+        self._emit_many(events)
         return result
 
     def _newest_written(self, files: list[Path]) -> dict[str, str | None]:
