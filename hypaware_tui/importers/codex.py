@@ -474,7 +474,13 @@ class CodexParser(Parser):
 
     def own_timestamp(self, obj: dict[str, Any]) -> int | None:
         if "payload" in obj:
-            return _ts(obj.get("timestamp"))
+            # (through `_envelope`'s memo: the handler then finds this line's stamp parsed, not parsing it again)
+            raw_ts = obj.get("timestamp")
+            if raw_ts == self._ts_text and raw_ts.__class__ is str:
+                return self._ts_value
+            ts = _ts(raw_ts)
+            self._ts_text, self._ts_value = raw_ts, ts
+            return ts
         return None
 
     # -- timestamps -----------------------------------------------------------------------------------
