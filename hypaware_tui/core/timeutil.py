@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_DAY = 86_400_000_000
 DATE_CACHE: dict[int, str] = {}  # day number -> `us_to_date` text (read directly by `finalize_row`)
-_ONE_US = timedelta(microseconds=1)
 _fromisoformat = datetime.fromisoformat
 MIN_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
 MAX_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
@@ -49,7 +48,8 @@ def parse_iso_us(value: object) -> int | None:
             return None
     if dt.tzinfo is None:  # (fromisoformat only makes fixed-offset zones: a zone always has an offset)
         return None
-    us = (dt - EPOCH) // _ONE_US  # exact integer division of timedeltas
+    td = dt - EPOCH  # (its fields: `td // timedelta(microseconds=1)` without the slow division of timedeltas)
+    us = td.days * US_PER_DAY + td.seconds * 1_000_000 + td.microseconds
     # "0001-01-01T00:00:00+05:30" is in year 0 in UTC: no datetime (nor Parquet reader) can show it
     return us if MIN_US <= us <= MAX_US else None
 
