@@ -927,13 +927,18 @@ def test_parallel_workers_give_exactly_the_sequential_result(layout, env, tmp_pa
     assert again.providers[0].rows_written == 0 and again.providers[0].files_scanned == 1  # the bad file
 
 
-@pytest.mark.parametrize("prepare_ahead", ["works", "fails"])
-def test_the_next_providers_groups_go_to_the_workers_ahead(layout, env, tmp_path, monkeypatch, prepare_ahead):
-    """Once every group of Claude's files is handed to the parse workers, Codex's first groups are handed out
-    too (`_Lookahead`), so the workers parse them while the committer takes Claude's last units, instead of
-    waiting for Codex's turn. The dataset, the checkpoints and the figures are those of a sequential run, the
-    same message ids in both clients included ("first wins" still follows the providers' order). A preparation
-    ahead that fails (a folder unreadable for a moment) is done again in Codex's own turn."""
+@pytest.mark.parametrize("prepare_ahead", ["works", "fails", "not_there_yet"])
+@pytest.mark.parametrize("budget", [4096, None])
+def test_the_next_providers_groups_go_to_the_workers_ahead(layout, env, tmp_path, monkeypatch, prepare_ahead,
+                                                             budget):
+    """Once Claude's last groups are in the parse workers' hands, Codex is prepared and its first groups are
+    handed out too (`_Lookahead`), so the workers parse them while the committer takes Claude's last units,
+    instead of waiting for Codex's turn. The dataset, the checkpoints and the figures are those of a sequential
+    run, the same message ids in both clients included ("first wins" still follows the providers' order).
+    With every Claude group within the byte budget (`budget` None: the default), Codex is still prepared near
+    the end of Claude's pass, not at its start (the review found it checked seconds before its turn). A
+    preparation ahead that fails (a folder unreadable for a moment), or that did not find Codex's folder, is
+    done again in Codex's own turn, which then reads it."""
     from hypaware_tui.core import runner as runner_mod
 
     for client in ("claude", "codex"):
@@ -941,18 +946,34 @@ def test_the_next_providers_groups_go_to_the_workers_ahead(layout, env, tmp_path
             write_session(os.path.join(env[f"FAKE_{client.upper()}_ROOT"], f"{client}{i}.jsonl"), f"s{i}",
                           times(f"2026-05-0{i % 3 + 1}T10:00:00Z", 20), noise=1, malformed=1)
     real_prepare = runner_mod._prepare_provider
-    prepared: list[str] = []
+    real_commit_unit = runner_mod._Committer.commit_unit
+    prepared: list[tuple[str, int]] = []  # (provider, Claude's units committed by then)
+    units: list[str] = []
     par_run = False
 
     def prepare(importer, name, **kw):
-        prepared.append(name)
-        if prepare_ahead == "fails" and par_run and prepared.count(name) == 1 and name == "codex":
+        prepared.append((name, units.count("claude")))
+        early = par_run and name == "codex" and len(prepared) == 2
+        if early and prepare_ahead == "fails":
             raise OSError("Permission denied")
+        if early and prepare_ahead == "not_there_yet":
+            root = env["FAKE_CODEX_ROOT"]
+            os.rename(root, root + ".away")
+            try:
+                return real_prepare(importer, name, **kw)
+            finally:
+                os.rename(root + ".away", root)
         return real_prepare(importer, name, **kw)
 
+    def commit_unit(self, unit):
+        units.append(self.result.provider)
+        return real_commit_unit(self, unit)
+
     monkeypatch.setattr(runner_mod, "_prepare_provider", prepare)
+    monkeypatch.setattr(runner_mod._Committer, "commit_unit", commit_unit)
     monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
-    monkeypatch.setattr(runner_mod, "PARALLEL_INFLIGHT_BYTES", 4096)  # one budget over both providers' groups
+    if budget is not None:
+        monkeypatch.setattr(runner_mod, "PARALLEL_INFLIGHT_BYTES", budget)  # one budget over both providers
     ahead: list[tuple[str, int]] = []
     real_take = runner_mod._Lookahead.take
 
@@ -965,14 +986,21 @@ def test_the_next_providers_groups_go_to_the_workers_ahead(layout, env, tmp_path
     seq_layout = Layout(tmp_path / "seq")
     seq = run(seq_layout, env, workers=1)
     prepared.clear()
+    units.clear()
     par_run = True
     par = run(layout, env, workers=2, batch_bytes=2048)
+    claude_units = units.count("claude")
+    assert claude_units >= 6, units  # (a group of about 2 KB per file: several units, so "near the end" means something)
+    names = [n for n, _ in prepared]
     if prepare_ahead == "works":  # (prepared once each: Codex while Claude's last groups were parsed)
-        assert prepared == ["claude", "codex"] and ahead[0] == ("claude", -1), (prepared, ahead)
+        assert names == ["claude", "codex"] and ahead[0] == ("claude", -1), (prepared, ahead)
         assert ahead[1][0] == "codex" and ahead[1][1] >= 1, ahead
     else:
-        assert prepared == ["claude", "codex", "codex"] and ahead == [("claude", -1), ("codex", -1)]
+        assert names == ["claude", "codex", "codex"] and ahead == [("claude", -1), ("codex", -1)], (prepared, ahead)
+    # (near Claude's end: its last groups, one per worker, were still to be committed; a group is 1-2 units)
+    assert claude_units // 2 <= prepared[1][1] < claude_units, (prepared, claude_units)
     assert [(p.status, p.error) for p in seq.providers] == [(p.status, p.error) for p in par.providers]
+    assert par.providers[1].rows_written > 0
     _same_as_sequential(seq, par, seq_layout, layout)
 
 

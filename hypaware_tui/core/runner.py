@@ -1966,7 +1966,8 @@ def _parallel_file_results(
     committer commits in the same order (and dedupe's "first wins" decides the same) as a sequential run; the
     rows are the same, only the commit boundaries may differ. Large files are streamed here meanwhile. While
     it waits for a group, how far the workers are goes into `ahead`, with a `_Tick` for the progress display.
-    Once every group is handed out, `lookahead` hands out the next provider's first ones."""
+    Once every group is handed out and no more are pending than there are workers, `lookahead` hands out the
+    next provider's first ones."""
     from concurrent.futures.process import BrokenProcessPool
 
     if feed is None:
@@ -1980,7 +1981,10 @@ def _parallel_file_results(
 
     def fill() -> None:
         feed.fill(own=True)
-        if feed.handed_out and lookahead is not None and not cancel.is_set():
+        # The next provider is prepared once this one's last groups are in the workers' hands (no more left
+        # than there are workers): not at the start of a provider whose groups all fit in the byte budget,
+        # seconds before its turn, when its files may still change.
+        if feed.handed_out and len(feed.pending) <= pool.workers and lookahead is not None and not cancel.is_set():
             lookahead()
 
     def lose(exc: BaseException) -> None:
@@ -2044,7 +2048,7 @@ def _parallel_file_results(
 
 
 class _Lookahead:
-    """Called by a provider's parallel pass once all its groups are handed out: prepares the next provider
+    """Called by a provider's parallel pass once its last groups are handed out: prepares the next provider
     that runs (`_prepare_provider`, once) and, when its pass will be parallel too, hands out its first groups
     (`_Feed`), within the byte budget, each time it is called. A preparation that fails is left to the
     provider's own turn, which prepares again and reports the error."""
@@ -2079,7 +2083,16 @@ class _Lookahead:
             prep.feed.fill(own=False)
 
     def take(self, name: str) -> _Prepared | None:
-        return self.prepared.pop(name, None)
+        """The preparation made ahead for `name`, if it found the client and every folder could be read;
+        else None, and the provider is prepared again in its turn (a folder unreadable for a moment, or not
+        there yet, must not be reported for a run that could read it then). Its groups handed out are
+        dropped then."""
+        prep = self.prepared.pop(name, None)
+        if prep is None or (prep.detection.detected and not prep.discovery.failed):
+            return prep
+        if prep.feed is not None:
+            prep.feed.cancel()
+        return None
 
 
 __all__ = [
