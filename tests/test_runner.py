@@ -1004,6 +1004,42 @@ def test_the_next_providers_groups_go_to_the_workers_ahead(layout, env, tmp_path
     _same_as_sequential(seq, par, seq_layout, layout)
 
 
+def test_a_stop_after_a_files_last_unit_counts_that_file(layout, env, monkeypatch):
+    """A worker's file whose last batch filled a unit: its `_FileDone` went into the next unit, so a stop right
+    after the commit of its rows and final checkpoint counted it neither read nor done (`files 22` beside 23
+    files saved, found by the review), and the rerun read the rest: 65 of 66 files in all. The file now closes
+    with the unit of its last batch: the stopped run counts every file it saved, and the two runs add up."""
+    from hypaware_tui.core import runner as runner_mod
+
+    paths = []
+    for i in range(6):  # 20 rows a file, 20 rows a unit: each file's last batch fills its unit
+        paths.append(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"))
+        write_session(paths[-1], f"s{i}", times(f"2026-05-0{i % 3 + 1}T10:00:00Z", 20))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    cancel = threading.Event()
+    real = runner_mod._Committer.commit_unit
+
+    def commit_unit(self, unit):
+        real(self, unit)
+        if unit.rows:
+            cancel.set()  # (the stop comes right after the first unit with rows is saved)
+
+    monkeypatch.setattr(runner_mod._Committer, "commit_unit", commit_unit)
+    first = run(layout, env, providers=["claude"], workers=2, batch_rows=20, cancel=cancel).providers[0]
+    db = StateDB.open(layout, create=False)
+    try:
+        sizes = {path_hash(os.path.realpath(p)): os.path.getsize(p) for p in paths}
+        saved = sum(1 for h, c in db.get_all("claude").items() if c.offset == sizes.get(h))
+    finally:
+        db.close()
+    assert first.status == "cancelled" and first.rows_written == 20 * saved and saved >= 1
+    assert first.files_scanned == saved, (first.files_scanned, saved)
+    monkeypatch.setattr(runner_mod._Committer, "commit_unit", real)
+    again = run(layout, env, providers=["claude"], workers=2, batch_rows=20).providers[0]
+    assert again.status == "ok" and first.files_scanned + again.files_scanned == 6
+    assert first.rows_written + again.rows_written == 120 and dataset(layout).height == 120
+
+
 def _same_as_sequential(seq, par, seq_layout, layout) -> None:
     """A parallel run `par` gave exactly the sequential run `seq`: figures, dataset and checkpoints."""
     for a, b in zip(seq.providers, par.providers, strict=True):

@@ -1761,10 +1761,13 @@ def _parse_group_task(
     for f, checkpoint, estimate in group:
         outcome = FileOutcome()
         seen = 0
+        full = False  # the unit reached a threshold: closed before the file's next rows, or after its end
         for batch, update, at in iter_file(
             importer, f, checkpoint, window, outcome, write_checkpoints=write_checkpoints,
             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=lambda: False,
         ):
+            if full and batch:  # (a last batch without rows, only the file's final checkpoint, stays with it)
+                close()
             nbytes += max(0, at - seen)
             seen = max(seen, at)
             if batch:
@@ -1776,9 +1779,12 @@ def _parse_group_task(
                     group_sessions |= ids
             if update is not None:
                 updates.append(update)
-            if len(rows) >= batch_rows or (rows and nbytes >= batch_bytes):
-                close()
+            full = len(rows) >= batch_rows or bool(rows and nbytes >= batch_bytes)
+        # (with the unit of its last batch: a stop right after that unit's commit counted the file, whose rows
+        # and checkpoint were all saved, neither read nor done: `files 22` beside 23 files saved)
         done.append(_FileDone(outcome, estimate, seen))
+        if full:
+            close()
         if queue is not None:
             files_parsed += 1
             bytes_parsed += seen
