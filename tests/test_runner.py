@@ -698,6 +698,28 @@ def test_progress_moves_while_the_workers_parse_a_group(layout, env, monkeypatch
     assert last.sessions == 30
 
 
+def test_live_sessions_count_a_session_in_several_groups_once(layout, env, monkeypatch):
+    """The live sessions figure of a parallel import added up each worker group's count: a session whose files
+    fell in several groups (a resumed session, subagents), or in a group and in what was committed already,
+    counted again for each, so the wizard showed `sessions 61` for a history of 50 (review). The workers now
+    send the ids, and each session counts once: never more than there are."""
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(30):  # 30 files of 3 sessions, each file's parsing slow enough for the workers to say so
+        path = os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i:02d}.jsonl")
+        write_session(path, f"s{i % 3}", times(f"2026-05-01T10:{i:02d}:00Z", 2), prefix=f"f{i}-m")
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"type": "nap", "s": 0.04}) + "\n")
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    sink = RecordingSink()
+    res = run(layout, env, providers=["claude"], sink=sink, workers=2, batch_rows=10, batch_bytes=2048)
+    assert res.providers[0].status == "ok" and res.rows_written == 60 and res.providers[0].sessions_seen == 3
+    progress = [p for _, k, p in sink.events if k == "progress"]
+    before_commit = [p for p in progress if not p.final and p.rows_written == 0]
+    assert any(p.sessions for p in before_commit), [(p.files_done, p.sessions) for p in progress]  # (shown early)
+    assert max(p.sessions for p in progress) == 3, [(p.files_done, p.sessions) for p in progress]
+
+
 def test_cancel_while_the_workers_parse_stops_at_once_then_rerun_completes(layout, env, monkeypatch):
     """Cancel (Ctrl+C, the wizard's Stop) while the workers are in the middle of long groups: the run stops
     without waiting for them (it waited for each group, then committed it: about 5 s in the wizard on

@@ -1187,7 +1187,7 @@ def _run_provider(
         else:  # (never backwards: a group's results are taken a unit at a time, its estimate dropped at once)
             shown[0] = max(shown[0], bytes_done + ahead.bytes // 2)
             shown[1] = max(shown[1], min(files_done + ahead.files, files_total))
-            shown[2] = max(shown[2], len(parsed_sessions) + ahead.sessions)
+            shown[2] = max(shown[2], ahead.sessions_with(parsed_sessions))
         prog = Progress(
             provider=name,
             bytes_done=min(shown[0], bytes_total) if bytes_total else shown[0],
@@ -1493,7 +1493,8 @@ class _Pool:
         self.lost: str | None = None  # why the workers were lost, once they were
         self.lost_reported = False
         self.start_failed = False  # lost before any worker ran: they could not be started
-        self.progress: Any = None  # the workers' queue of (token, group start, files done, bytes done)
+        # the workers' queue of (token, group start, files done, bytes done, ids of sessions not sent before)
+        self.progress: Any = None
         self.inflight = 0  # source bytes of the groups handed out and not consumed yet (`_Feed`)
 
     @property
@@ -1738,6 +1739,7 @@ def _parse_group_task(
     last_said = time.monotonic()
     files_parsed = bytes_parsed = 0
     group_sessions: set[str] = set()
+    said: set[str] = set()  # of `group_sessions`, the ids sent with the group's progress already
     units: list[_Unit] = []
     rows: list[Row] = []
     updates: list[CheckpointUpdate] = []
@@ -1791,8 +1793,10 @@ def _parse_group_task(
             now = time.monotonic()
             if now - last_said >= PARSE_PROGRESS_S:
                 last_said = now
+                new = group_sessions - said
                 with contextlib.suppress(Exception):  # (a display aid: never a reason to fail the group)
-                    queue.put_nowait((*tag, files_parsed, bytes_parsed, len(group_sessions)))
+                    queue.put_nowait((*tag, files_parsed, bytes_parsed, list(new)))
+                    said |= new
     if rows or updates or done:
         close()
     return units
@@ -1801,19 +1805,29 @@ def _parse_group_task(
 class _ParsedAhead:
     """Files, source bytes and sessions parsed by the workers in groups whose results the committer has not
     taken yet: shown with the progress (with thousands of tiny sessions, a group is seconds of work), never
-    counted in the result."""
+    counted in the result. Sessions by id (`sessions_with`): one whose files fall in several groups, or in a
+    group and in what was committed, counts once (counted per group, 61 showed for 50)."""
 
     def __init__(self) -> None:
-        self.by_group: dict[int, tuple[int, int, int]] = {}
+        self.by_group: dict[int, tuple[int, int, set[str]]] = {}
         self.floor = 0  # groups are taken in file order: a message about one before this came too late
         self.files = 0
         self.bytes = 0
-        self.sessions = 0
 
-    def set(self, start: int, files: int, nbytes: int, sessions: int) -> None:
+    def set(self, start: int, files: int, nbytes: int, new_sessions: Iterable[str]) -> None:
+        """A group's figures so far, with the ids of its sessions not sent before."""
         if start >= self.floor:
-            self.by_group[start] = (files, nbytes, sessions)
+            old = self.by_group.get(start)
+            ids = old[2] if old is not None else set()
+            ids.update(new_sessions)
+            self.by_group[start] = (files, nbytes, ids)
             self._sum()
+
+    def sessions_with(self, committed: set[str]) -> int:
+        """How many sessions the committed ones and the groups ahead have between them."""
+        if not self.by_group:
+            return len(committed)
+        return len(committed.union(*(ids for _, _, ids in self.by_group.values())))
 
     def taken(self, start: int, end: int) -> None:
         """The group of files [start, end) was taken (its results committed, or it is parsed here)."""
@@ -1830,7 +1844,6 @@ class _ParsedAhead:
     def _sum(self) -> None:
         self.files = sum(f for f, _, _ in self.by_group.values())
         self.bytes = sum(b for _, b, _ in self.by_group.values())
-        self.sessions = sum(s for _, _, s in self.by_group.values())
 
 
 class _Tick:
@@ -1845,13 +1858,13 @@ def _read_progress(pool: _Pool, token: int, ahead: _ParsedAhead) -> bool:
     moved = False
     while q is not None:
         try:
-            tok, start, files, nbytes, sessions = q.get_nowait()
+            tok, start, files, nbytes, new_sessions = q.get_nowait()
         except queue_mod.Empty:
             break
         except Exception:  # a queue a dead worker left in a bad state: progress is only a display aid
             break
         if tok == token:
-            ahead.set(start, files, nbytes, sessions)
+            ahead.set(start, files, nbytes, new_sessions)
             moved = True
     return moved
 
