@@ -1948,14 +1948,12 @@ class _Feed:
         from concurrent.futures import BrokenExecutor
 
         self.broken = True
-        for _, other, est in self.pending:
-            other.cancel()
-            self.pool.inflight -= est
-        self.pending.clear()
+        self.cancel()
         if isinstance(exc, BrokenExecutor):
             self.pool.mark_lost(exc)
 
     def cancel(self) -> None:
+        """Cancel the groups handed out and not consumed, and give their bytes back to the budget."""
         for _, fut, est in self.pending:
             fut.cancel()
             self.pool.inflight -= est

@@ -230,7 +230,7 @@ def _source_has_part_file(source_dir: Path) -> bool:
     except OSError:
         return False
     for d in entries:
-        if d.name.startswith("date=") and d.is_dir(follow_symlinks=False) and valid_date(d.name[5:]):
+        if _is_date_dir(d):
             with contextlib.suppress(OSError):  # (a partition that cannot be listed proves nothing either way)
                 if list_part_files(d.path):
                     return True
@@ -556,8 +556,12 @@ def _date_dirs(source_dir: Path) -> list[tuple[str, Path]]:
         entries = sorted(os.scandir(source_dir), key=lambda e: e.name)
     except OSError:
         return []
-    return [(d.name[5:], Path(d.path)) for d in entries
-            if d.is_dir(follow_symlinks=False) and d.name.startswith("date=") and valid_date(d.name[5:])]
+    return [(d.name[5:], Path(d.path)) for d in entries if _is_date_dir(d)]
+
+
+def _is_date_dir(entry: os.DirEntry[str]) -> bool:
+    """A `date=<YYYY-MM-DD>` partition folder with a real date (not a link)."""
+    return entry.name.startswith("date=") and entry.is_dir(follow_symlinks=False) and valid_date(entry.name[5:])
 
 
 def _source_dirs(root: Path) -> list[os.DirEntry[str]]:
