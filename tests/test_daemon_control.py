@@ -429,6 +429,36 @@ def test_start_twice_then_stop_twice(home: Home, capsys: pytest.CaptureFixture[s
     assert "capture daemon started" in home.layout.daemon_log.read_text()
 
 
+def test_restart_says_which_daemon_it_stopped_and_which_it_started(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hyp daemon restart` printed only the new daemon's line: the stop of the old one went unsaid (and the log's
+    "capture daemon stopped" named no pid, among the started lines that do)."""
+    code, _, err = run_cli(capsys, "daemon", "start")
+    assert code == 0, err + home.log_text()
+    old = read_daemon_status(home.layout).pid
+    code, out, err = run_cli(capsys, "daemon", "restart")
+    assert code == 0, err + home.log_text()
+    new = read_daemon_status(home.layout).pid
+    assert new != old
+    assert out.splitlines() == [f"capture daemon stopped (pid {old})", f"capture daemon running (pid {new}, detached)"]
+    code, out, err = run_cli(capsys, "daemon", "stop")
+    assert (code, out.strip()) == (0, f"capture daemon stopped (pid {new})"), err
+    _reap()
+    log_text = home.layout.daemon_log.read_text()
+    for pid in (old, new):
+        assert f"capture daemon stopped (pid {pid})" in log_text, log_text
+    # (stopped cleanly: no start says the one before it ended unexpectedly)
+    assert "ended unexpectedly" not in log_text, log_text
+    # stopped, restart starts it
+    code, out, err = run_cli(capsys, "daemon", "restart")
+    assert code == 0, err + home.log_text()
+    assert out.splitlines() == [f"capture daemon running (pid {read_daemon_status(home.layout).pid}, detached)"]
+    code, _, err = run_cli(capsys, "daemon", "stop")
+    assert code == 0, err
+    _reap()
+
+
 def _sleeper() -> subprocess.Popen[bytes]:
     return subprocess.Popen(["sleep", "1000"], stdin=subprocess.DEVNULL)
 

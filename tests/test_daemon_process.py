@@ -212,6 +212,7 @@ def test_kill_9_mid_flush_then_restart(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == -signal.SIGKILL
     assert rows_now(home) > 0
     assert StateDB.open(home.layout, create=False).count("claude") == 0
+    killed = [proc.pid]
     # 2. restarted, then killed at a random moment of its catch-up
     proc = home.spawn_daemon()
     try:
@@ -219,13 +220,21 @@ def test_kill_9_mid_flush_then_restart(tmp_path: Path) -> None:
         time.sleep(random.uniform(0.0, 0.4))
         proc.kill()
         proc.wait(timeout=10)
+        last = home.status()["updated_at"]  # (its last report, as the next start reads it)
     finally:
         stop(proc)
+    killed.append(proc.pid)
     # 3. a --once pass finishes the job: nothing lost, nothing doubled
     r = home.hyp_cmd("daemon", "run", "--once", timeout=120)
     assert r.returncode == 0, r.stderr
     assert_matches_backfill(home, tmp_path)
     assert home.status()["state"] == "stopped"
+    # Each start after a kill says so in the log (the status file that said it is replaced by the new one's).
+    log_text = home.layout.daemon_log.read_text()
+    said = [line.split(" WARNING ", 1)[-1] for line in log_text.splitlines() if "ended unexpectedly" in line]
+    assert len(said) == 2 and all(f"(pid {pid})" in s for pid, s in zip(killed, said, strict=True)), log_text
+    assert said[1] == (f"the previous capture daemon (pid {killed[1]}) ended unexpectedly at {last}; the lines it "
+                       "had not saved are read again from its checkpoints"), log_text
 
 
 def _drop_dac_caps() -> None:

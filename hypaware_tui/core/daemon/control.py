@@ -826,4 +826,7 @@ def restart_daemon(layout: Layout, *, env: Mapping[str, str] | None = None, serv
     stopped = stop_daemon(layout, service=service)
     if not stopped.ok:
         return stopped
-    return start_daemon(layout, env=env, service=service, spawner=spawner, timeout=timeout)
+    started = start_daemon(layout, env=env, service=service, spawner=spawner, timeout=timeout)
+    if stopped.pid is not None:  # (the line `stop` says, before what `start` says: one restart, two processes)
+        started.notes.insert(0, stopped.message)
+    return started

@@ -539,8 +539,12 @@ class DaemonLoop:
         Returns an exit code when the daemon must end now (config missing/invalid, capture off, --once)."""
         self.once = once
         # The previous run's report, read before this run writes its own over it: when the daily pass last
-        # ran (reading it later found this run's `starting` report, so every start pruned).
-        self._schedule_retention(control.read_status_file(self.layout))
+        # ran (reading it later found this run's `starting` report, so every start pruned), and whether that
+        # run ended without saying so (the report this run writes replaces the one `hyp daemon status` read it
+        # from: the log keeps it).
+        prev = control.read_status_file(self.layout)
+        self._note_previous_end(prev)
+        self._schedule_retention(prev)
         self.write_status()
         with contextlib.suppress(OSError):
             self.home_id = dir_identity(self.layout.home, changed=False)
@@ -728,6 +732,17 @@ class DaemonLoop:
         self.clients.pop(name, None)
         self.pending.pop(name, None)
         self.degraded.pop(f"root:{name}", None)
+
+    @staticmethod
+    def _note_previous_end(prev: Mapping[str, Any] | None) -> None:
+        """Log that the previous daemon ended unexpectedly (killed, a crash, a power cut: its last report is not
+        `stopped`), as `hyp daemon status` said until now; what it had read and not saved is read again."""
+        if not prev or prev.get("state") not in control.STATES or prev.get("state") == "stopped":
+            return
+        pid = prev.get("pid")
+        who = f" (pid {pid})" if pid.__class__ is int else ""
+        log.warning("the previous capture daemon%s %s; the lines it had not saved are read again from its "
+                    "checkpoints", who, control.ended_unexpectedly_text(prev))
 
     def _schedule_retention(self, prev: Mapping[str, Any] | None) -> None:
         last = prev.get("retention_applied_at") if prev else None
@@ -1740,7 +1755,7 @@ class DaemonLoop:
                 self.shutdown()
             if self.home_lost is not None:
                 return 1
-            log.info("capture daemon stopped")
+            log.info("capture daemon stopped (pid %s)", self.pid)
             return 0
         except Exception as exc:
             known = _known_failure(exc)
