@@ -1062,6 +1062,65 @@ def test_a_stop_after_a_files_last_unit_counts_that_file(layout, env, monkeypatc
     assert first.rows_written + again.rows_written == 120 and dataset(layout).height == 120
 
 
+def test_a_stop_after_a_unit_holding_a_files_first_rows_counts_that_file_as_cut_short(layout, env, tmp_path,
+                                                                                      monkeypatch):
+    """A worker unit closed mid-file (the file's rows filled it) carried the file's rows and checkpoint but none
+    of its counts, which went with the file's `_FileDone` in a later unit: a stop right after the commit of the
+    first said `files 0`, no skipped line and no byte read beside that file's rows, the rerun started after
+    those lines, and no run counted them (a stress test of the parallel path). The stopped run now counts what a
+    sequential one stopped there counts, and with the rerun adds up to one import."""
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(3):  # 70 messages a file, a skipped line after each, 20 rows a unit: units close mid-file
+        lines = []
+        for k, ts in enumerate(times(f"2026-05-0{i + 1}T10:00:00Z", 70)):
+            lines.append(json.dumps({"type": "msg", "session": f"s{i}", "id": f"s{i}-m{k}", "ts": ts, "text": "x"}))
+            lines.append(json.dumps({"type": "noise", "ts": ts}))
+        path = os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    real = runner_mod._Committer._commit
+    got = {}
+    for workers in (1, 2):
+        lay = Layout(tmp_path / f"hyp{workers}")
+        cancel = threading.Event()
+        finals = []
+
+        def commit(self, rows, updates, _cancel=cancel):
+            real(self, rows, updates)
+            _cancel.set()  # (a stop right after the first commit: 20 rows of the first file)
+
+        class Sink(NullSink):
+            def on_progress(self, progress, _finals=finals):
+                _finals.append(progress)
+
+        monkeypatch.setattr(runner_mod._Committer, "_commit", commit)
+        first = run(lay, env, providers=["claude"], workers=workers, batch_rows=20, cancel=cancel,
+                    sink=Sink()).providers[0]
+        monkeypatch.setattr(runner_mod._Committer, "_commit", real)
+        again = run(lay, env, providers=["claude"], workers=workers, batch_rows=20).providers[0]
+        got[workers] = (first, again, finals)
+    seq, par = got[1][0], got[2][0]
+    assert par.status == seq.status == "cancelled" and par.rows_written == seq.rows_written == 20
+    for field in ("files_scanned", "lines_skipped", "records_by_type", "bytes_read", "sessions_seen"):
+        assert getattr(par, field) == getattr(seq, field), (field, getattr(seq, field), getattr(par, field))
+    # (the batch ends with the 20th message: the skipped line after it is the next batch's)
+    assert par.files_scanned == 1 and par.lines_skipped == {"not_a_message": 19}
+    # Cut short, as in one process: not one of the files "read but not saved" (those the workers had parsed and
+    # the live progress showed read: this one, and any other whose rows came in no commit).
+    assert got[1][2][-1].files_unsaved == 0
+    shown = max([p.files_done for p in got[2][2] if not p.final], default=0)
+    assert got[2][2][-1].final and got[2][2][-1].files_unsaved == max(0, shown - 1), (shown, got[2][2][-1])
+    for workers in (1, 2):
+        first, again, _ = got[workers]
+        assert again.status == "ok" and first.rows_written + again.rows_written == 210
+        skipped = first.lines_skipped["not_a_message"] + again.lines_skipped["not_a_message"]
+        assert skipped == 210, (workers, first.lines_skipped, again.lines_skipped)
+        assert dataset(Layout(tmp_path / f"hyp{workers}")).height == 210
+
+
 def _same_as_sequential(seq, par, seq_layout, layout) -> None:
     """A parallel run `par` gave exactly the sequential run `seq`: figures, dataset and checkpoints."""
     for a, b in zip(seq.providers, par.providers, strict=True):

@@ -33,6 +33,7 @@ import os
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -534,6 +535,8 @@ def iter_file(
     )
     try:
         for batch in fp.batches():
+            # (current at each batch: a unit closed mid-file tells the committer what its part of the file counts)
+            outcome.status, outcome.bytes_read = fp.status, fp.bytes_read
             yield batch.rows, batch.update, batch.bytes_done
     except Exception as exc:  # parser or decoder bug on this file only
         outcome.status = "error"
@@ -1174,6 +1177,8 @@ def _run_provider(
     shown = [0, 0, 0]  # bytes, files and sessions last reported
     unsaved = 0  # files shown as read whose rows a stop (or a failure) dropped before their commit
     dropped_files = 0  # files of worker units parsed but not written (a stop while waiting for the lock)
+    # Files whose first rows a worker unit committed, their `_FileDone` not taken yet: the counts taken so far
+    parts: dict[str, _FilePart] = {}
 
     def report(final: bool = False) -> None:
         nonlocal unsaved
@@ -1182,7 +1187,8 @@ def _run_provider(
         lines = dict(stats.lines_skipped)
         if final:
             # (the summary's figures: what was committed. Files shown read ahead and dropped are said apart.)
-            unsaved = max(unsaved, shown[1] - files_done, dropped_files)
+            # (a file whose first rows were saved is not one of them: it was cut short, as in this process)
+            unsaved = max(unsaved, shown[1] - files_done - len(parts), dropped_files)
             shown[:] = [bytes_done, files_done, pr.sessions_seen]
         else:  # (never backwards: a group's results are taken a unit at a time, its estimate dropped at once)
             shown[0] = max(shown[0], bytes_done + ahead.bytes // 2)
@@ -1235,6 +1241,20 @@ def _run_provider(
 
     cut_short = False
 
+    def file_part(part: _FilePart) -> None:
+        """What a committed unit holds of a file it does not finish: counted now, as of its last batch, as a
+        file a stop cut short is (the file's `_FileDone`, if it comes, counts the rest)."""
+        before = parts.get(part.key)
+        if before is None:
+            stats.merge(part.stats)
+            pr.bytes_read += part.bytes_read
+            pr.files_scanned += 1
+            pr.files_reset += part.status == "reset"
+        else:
+            stats.merge(_counts_since(part.stats, before.stats))
+            pr.bytes_read += part.bytes_read - before.bytes_read
+        parts[part.key] = part
+
     def file_done(item: _FileDone) -> None:
         nonlocal files_done, bytes_done, cut_short
         outcome = item.outcome
@@ -1245,12 +1265,17 @@ def _run_provider(
         if outcome.status == "unchanged":
             pr.files_unchanged += 1
             return
-        stats.merge(outcome.stats)
-        pr.bytes_read += outcome.bytes_read
-        if outcome.status in ("read", "reset", "error") or (outcome.status == "failed" and outcome.bytes_read):
-            pr.files_scanned += 1  # (a file failed after some of it was read: opened and read, cli.md §5.3)
-        if outcome.status == "reset":
-            pr.files_reset += 1
+        before = parts.pop(item.key, None) if item.key is not None else None
+        if before is not None:  # (counted as read with its first rows: the rest of its counts)
+            stats.merge(_counts_since(outcome.stats, before.stats))
+            pr.bytes_read += outcome.bytes_read - before.bytes_read
+        else:
+            stats.merge(outcome.stats)
+            pr.bytes_read += outcome.bytes_read
+            if outcome.status in ("read", "reset", "error") or (outcome.status == "failed" and outcome.bytes_read):
+                pr.files_scanned += 1  # (a file failed after some of it was read: opened and read, cli.md §5.3)
+            if outcome.status == "reset":
+                pr.files_reset += 1
         if outcome.status in ("failed", "error"):
             file_error(outcome.error or "file failed", outcome.path)
         if item.bytes_seen < item.estimate and not outcome.cut_short:
@@ -1291,6 +1316,8 @@ def _run_provider(
                         # disk said `files 0` next to the rows of the units before it).
                         for done in item.done:
                             file_done(done)
+                        if item.part is not None:
+                            file_part(item.part)
                 report()
                 if cancel.is_set():
                     cancelled = True
@@ -1368,6 +1395,30 @@ class _FileDone:
     outcome: FileOutcome
     estimate: int
     bytes_seen: int
+    key: str | None = None  # the file's path hash (a worker's: `_FilePart`)
+
+
+@dataclass
+class _FilePart:
+    """A file whose rows a worker unit holds the first ones of, its `_FileDone` coming with a later unit: its
+    counts (`stats`, `bytes_read`, `status`) as of the unit's last batch. A stop right after that unit's commit
+    counts the file as the sequential path counts a file a stop cut short (a stopped run said `files 0` and
+    no skipped line beside the rows of that file, and the rerun, starting after them, never counted those
+    lines); else its `_FileDone`'s counts replace these."""
+
+    key: str
+    status: str
+    stats: ParseStats
+    bytes_read: int
+
+
+def _counts_since(now: ParseStats, before: ParseStats) -> ParseStats:
+    """`now - before`, every key kept (a pass that ends with held rows takes counts back: some may be < 0)."""
+    records, skipped = Counter(now.records_by_type), Counter(now.lines_skipped)
+    records.subtract(before.records_by_type)
+    skipped.subtract(before.lines_skipped)
+    return ParseStats(records, skipped, now.rows_held - before.rows_held,
+                      now.usage_unattached - before.usage_unattached, now.rows_built - before.rows_built)  # fmt: skip
 
 
 def _file_results(
@@ -1717,6 +1768,7 @@ class _Unit:
     rows: int
     done: list[_FileDone]
     sessions: set[str] = field(default_factory=set)
+    part: _FilePart | None = None  # the file whose first rows end this unit, its `_FileDone` in a later one
 
 
 def _parse_group_task(
@@ -1747,7 +1799,7 @@ def _parse_group_task(
     sessions: set[str] = set()  # of the unit's rows
     nbytes = 0
 
-    def close() -> None:
+    def close(part: _FilePart | None = None) -> None:
         nonlocal rows, updates, done, sessions, nbytes
         payload: Any = None
         if rows:
@@ -1757,19 +1809,20 @@ def _parse_group_task(
                 from hypaware_tui.core.storage import encode_batch
 
                 payload = encode_batch(rows, cut)
-        units.append(_Unit(payload, updates, nbytes, len(rows), done, sessions))
+        units.append(_Unit(payload, updates, nbytes, len(rows), done, sessions, part))
         rows, updates, done, sessions, nbytes = [], [], [], set(), 0
 
     for f, checkpoint, estimate in group:
         outcome = FileOutcome()
         seen = 0
         full = False  # the unit reached a threshold: closed before the file's next rows, or after its end
+        part: _FilePart | None = None  # the file's counts when it did
         for batch, update, at in iter_file(
             importer, f, checkpoint, window, outcome, write_checkpoints=write_checkpoints,
             batch_rows=batch_rows, batch_bytes=batch_bytes, cancel=lambda: False,
         ):
             if full and batch:  # (a last batch without rows, only the file's final checkpoint, stays with it)
-                close()
+                close(part)
             nbytes += max(0, at - seen)
             seen = max(seen, at)
             if batch:
@@ -1782,9 +1835,11 @@ def _parse_group_task(
             if update is not None:
                 updates.append(update)
             full = len(rows) >= batch_rows or bool(rows and nbytes >= batch_bytes)
+            if full:
+                part = _FilePart(f.path_hash, outcome.status, outcome.stats.copy(), outcome.bytes_read)
         # (with the unit of its last batch: a stop right after that unit's commit counted the file, whose rows
         # and checkpoint were all saved, neither read nor done: `files 22` beside 23 files saved)
-        done.append(_FileDone(outcome, estimate, seen))
+        done.append(_FileDone(outcome, estimate, seen, f.path_hash))
         if full:
             close()
         if queue is not None:
