@@ -395,6 +395,42 @@ def test_shorter_retention_warning_counts_rows_from_the_dataset(tmp_path: Path) 
                              "will be deleted at the next daily cleanup.",)
 
 
+def test_a_window_that_deletes_stored_rows_warns_without_a_readable_config(tmp_path: Path) -> None:
+    """With a config that cannot be read (Reconfigure replaces it) or none at all, over a dataset, there was no
+    setting to compare the window with, and no warning: a Reconfigure to 30 days over a broken config of a
+    keep-forever history started a daemon whose first cleanup deleted 12,594 rows without a word (wizard
+    audit). The dataset's rows older than the window are said instead, when there are any."""
+    m = make_machine(tmp_path, now_us=NOW_US - 20 * US_PER_DAY)  # history 20-40 days old
+    inv = build_inventory(env=m.env)
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    first = build_plan(inv, Choices(("claude", "codex"), capture=False), machine, now_us=NOW_US)
+    commit(first, m.layout, env=m.env, inventory=inv, service_manager=m.service, spawner=m.spawner)
+    config = m.layout.config
+    for broken, why in ((b'{"version": 1, "retention_days": -5,', "Your config cannot be read"),
+                        (None, "There is no config")):
+        if broken is None:
+            config.unlink()
+        else:
+            config.write_bytes(broken)
+        machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+        assert not machine.config.valid
+        older = machine.rows_older_than(30, NOW_US)
+        assert older and older > 0
+        mode = "reconfigure" if broken is not None else "first"
+        plan = build_plan(inv, Choices(("claude", "codex"), retention_days=30), machine, now_us=NOW_US, mode=mode,
+                          force=True)
+        assert plan.warnings == (f"{why}, and hyp's dataset holds rows older than 30 days (about {older:,}): they "
+                                 "will be deleted at the next daily cleanup.",), plan.warnings
+        # a window that keeps every stored row, or keeps forever: nothing to say
+        for days in (120, 0):
+            plan = build_plan(inv, Choices(("claude", "codex"), retention_days=days), machine, now_us=NOW_US,
+                              mode=mode, force=True)
+            assert plan.warnings == (), (days, plan.warnings)
+    # no dataset (a first setup): nothing to delete, nothing said
+    fresh = ExistingConfig(tmp_path / "nowhere.json")
+    assert shorter_retention_warning(fresh, 30, None) is None and shorter_retention_warning(fresh, 30, 0) is None
+
+
 def test_a_keep_forever_config_is_read_as_such(tmp_path: Path) -> None:
     """retention_days 0 is "forever", not an invalid value: going to 30 days warns about it."""
     path = tmp_path / "hypaware-config.json"

@@ -314,10 +314,19 @@ def plan_daemon(state: DaemonState, *, capture: bool, config_changed: bool, demo
 
 
 def shorter_retention_warning(existing: ExistingConfig, retention_days: int, rows_older: int | None) -> str | None:
-    """wizard.md §6.3: a window shorter than the configured one deletes rows at the next daily cleanup."""
+    """wizard.md §6.3: a window shorter than the configured one deletes rows at the next daily cleanup. With no
+    configured one to compare with (no config, or one that cannot be read, which Reconfigure replaces), the
+    dataset's rows older than the window are what it deletes: said when there are any (a Reconfigure over a
+    broken config chose 30 days and the new daemon's first cleanup deleted 12,594 rows, without a word)."""
     old = existing.retention_days
     if old is None or not existing.valid:
-        return None
+        if retention_days == 0 or not rows_older:
+            return None
+        why = "Your config cannot be read" if existing.exists else "There is no config"
+        return (
+            f"{why}, and hyp's dataset holds rows older than {plural(retention_days, 'day')} (about {rows_older:,}): "
+            "they will be deleted at the next daily cleanup."
+        )
     if retention_days == 0 or (old != 0 and retention_days >= old):
         return None
     if rows_older is None:
@@ -515,7 +524,7 @@ def gather_machine_state(layout: Layout, env: Mapping[str, str], *, demo: bool =
         daemon = DaemonState(running=pid is not None, pid=pid, service_installed=installed,
                              manager_available=available, unit_other_home=other)
     partition_rows = None
-    if existing.exists and layout.dataset_root.is_dir():
+    if layout.dataset_root.is_dir():  # (a dataset without a config too: the retention chosen may delete rows)
         try:  # Parquet footers only: quick, read-only (for "about N rows will be deleted")
             from hypaware_tui.core.storage import dataset_stats
 
