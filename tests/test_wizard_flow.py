@@ -450,6 +450,38 @@ async def test_done_suggests_daemon_install_with_capture_off(tmp_path: Path) -> 
         app.summary.splitlines())
 
 
+@pytest.mark.parametrize("capture", [False, True])
+async def test_a_declined_import_says_how_to_import_later_and_what_shows_up_by_itself(tmp_path: Path,
+                                                                                      capture: bool) -> None:
+    """With the import declined and capture off, Done said "Nothing imported yet. New sessions will show up in hyp
+    query overview." (nothing would: no daemon runs), and Next had no `hyp backfill` (wizard audit). The
+    sentence now says what runs, and Next says how to import the history declined."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        consent = await to_consent(pilot)
+        await pilot.press("space")  # import off (the cursor is on the first row)
+        if not capture:
+            await pilot.press("down", "space")
+        assert consent.current_answer() == (False, capture)
+        await enter_to(pilot, ReviewScreen)
+        await pilot.press("enter")
+        done = await on_screen(pilot, DoneScreen, timeout=30)
+        await wait_for(pilot, lambda: done.first_look_done)
+        note = str(done.query_one("#first-look").render())
+        shown = str(done.query_one("#next").render())
+        await pilot.press("q")
+    assert (len(m.spawner.calls) == 1) is capture
+    if capture:
+        assert note == "Nothing imported yet. New sessions will show up in hyp query overview."
+    else:
+        assert " ".join(note.split()) == ("Nothing imported yet, and nothing is captured: hyp backfill imports your "
+                                          "history, hyp daemon start captures new sessions.")
+    commands = [c for line in shown.splitlines() for c in line[9:].split(" · ")]
+    assert commands[:4] == ["hyp status", "hyp query overview", 'hyp query sql "select …"', "hyp backfill"], shown
+    assert "hyp backfill" in app.summary
+
+
 async def test_footers_list_the_keys_valid_on_consent_and_on_a_declined_import(tmp_path: Path) -> None:
     """§4: the footer lists the keys valid on the screen. Consent took `a` (toggle all) without listing it (and
     only with the list focused); Import with the import declined listed `c`/`q`/Ctrl+C "stop import" with

@@ -785,6 +785,13 @@ def capture_line(result: InitResult) -> str:
     return text
 
 
+def capture_runs(result: InitResult) -> bool:
+    """Whether a capture daemon runs after this setup (new sessions will show up by themselves)."""
+    d = result.daemon
+    return (result.plan.demo_dir is None and result.plan.choices.capture and d is not None
+            and d.status != "failed" and d.pid is not None)
+
+
 def next_commands(result: InitResult) -> list[str]:
     """wizard.md §6.7 item 4. In a demo every command needs the demo's HYP_HOME (else it would look at the
     real one), so they carry it."""
@@ -795,6 +802,8 @@ def next_commands(result: InitResult) -> list[str]:
         return ["fix the config error above, then run hyp init again"]
     if result.plan.demo_dir is not None:
         return ["hyp init (to set up hyp with your own history)"]
+    if not result.plan.choices.import_history:
+        out.append("hyp backfill")  # (the history declined: how to import it later)
     for client, r in result.clients.items():
         if getattr(r, "status", None) in ("failed", "cancelled"):
             out.append(f"hyp backfill {client}")

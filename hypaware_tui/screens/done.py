@@ -23,6 +23,7 @@ from hypaware_tui.core.paths import panics_as_errors
 from hypaware_tui.core.plan import (
     InitResult,
     capture_line,
+    capture_runs,
     client_rows,
     error_notes_of,
     next_commands,
@@ -35,6 +36,14 @@ FIRST_LOOK_TIMEOUT_S = 5.0
 LABEL_WIDTH = 9  # "Capture  ": where the text of the Capture and Next lines starts
 SPARK = "▁▂▃▄▅▆▇█"
 NOTHING_YET = "Nothing imported yet. New sessions will show up in hyp query overview."
+# (no daemon captures: nothing shows up by itself, and the sentence above said it would)
+NOTHING_YET_NO_CAPTURE = ("Nothing imported yet, and nothing is captured: hyp backfill imports your history, "
+                          "hyp daemon start captures new sessions.")
+
+
+def nothing_yet(result: InitResult) -> str:
+    """wizard.md §6.7 item 3's sentence, when a daemon captures (or in the demo, which captures nothing)."""
+    return NOTHING_YET if result.plan.demo_dir is not None or capture_runs(result) else NOTHING_YET_NO_CAPTURE
 
 
 def done_title(result: InitResult) -> str:
@@ -175,7 +184,7 @@ class DoneScreen(WizardScreen):
             self.set_timer(FIRST_LOOK_TIMEOUT_S, self._first_look_timeout)
             self._first_look_worker()
         else:
-            self._show_note(NOTHING_YET)
+            self._show_note(nothing_yet(self.result))
 
     @work(thread=True, exit_on_error=False, group="first-look", description="first look")
     def _first_look_worker(self) -> None:
@@ -209,7 +218,7 @@ class DoneScreen(WizardScreen):
 
                 self._show_note(empty_note(ov))
             else:
-                self._show_note(NOTHING_YET)
+                self._show_note(nothing_yet(self.result))
             return
         self.first_look_done = True
         self.query_one("#first-look", Static).update(self._overview_main(ov, self.app.size.width - 4))
