@@ -1131,6 +1131,23 @@ def test_a_first_look_longer_than_the_line_keeps_its_newest_days() -> None:
     assert fit_days(counts[-30:], 44) == (counts[-30:], 1)  # the default 30 days: one mark a day
 
 
+def test_the_first_looks_top_repos_use_the_width_they_have() -> None:
+    """The repo names were cut at 28 columns whatever the terminal: at 160 columns a long path read
+    `~/work/acme-corporation/bil…` beside 45 blank columns (wizard audit, §4 "use extra space when larger").
+    They now take the half screen they have, and still give way (never the figures) on a narrow one."""
+    from rich.console import Console
+
+    repo = "~/work/acme-corporation/billing-service-monorepo/packages/pdf"  # (60 columns)
+    for width, whole in ((76, True), (36, False)):  # (the halves of 160 and 80 columns, less the gap)
+        console = Console(width=width, record=True, color_system=None)
+        console.print(DoneScreen._top_table("Top repos", "sessions", [(repo, 12_345), ("~/dotfiles", 3)]))
+        lines = console.export_text().splitlines()
+        assert max(len(line) for line in lines) <= width, lines
+        assert (repo in lines[1]) is whole and lines[1].rstrip().endswith("12,345"), lines
+        if not whole:
+            assert "…" in lines[1] and lines[1].startswith("~/work/acme-corporation"), lines
+
+
 def test_first_look_token_counts_round_before_picking_the_unit() -> None:
     """The first look's tokens per model: 999,600 read `1000k` and 999,950,000 `1000M` (the unit was picked
     before rounding); 99,960 read `100.0k`. Every unit boundary reads as the next unit."""

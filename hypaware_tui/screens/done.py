@@ -265,8 +265,9 @@ class DoneScreen(WizardScreen):
     def _top_table(title: str, unit: str, items: list[tuple[str, int]]) -> Table:
         table = Table(box=None, pad_edge=False, show_edge=False, padding=(0, 2, 0, 0), header_style="bold")
         # When the half screen is narrower than the table, the names give way (cut with an ellipsis), never
-        # the figures: Rich only narrows a column that may wrap, so the column may and each name may not.
-        table.add_column(title, overflow="ellipsis", max_width=28)
+        # the figures: Rich only narrows a column that may wrap, so the column may and each name may not. No
+        # other limit: a wider terminal shows longer names (cut at 28 columns, 45 stayed blank at 160).
+        table.add_column(title, overflow="ellipsis")
         table.add_column(unit, justify="right", no_wrap=True)
         for name, n in items[:5]:
             table.add_row(Text(printable(name), no_wrap=True, overflow="ellipsis"), f"{n:,}")
