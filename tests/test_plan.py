@@ -335,12 +335,15 @@ def test_next_commands_and_the_nothing_new_note_follow_the_run() -> None:
 def test_capture_line_says_what_the_daemon_step_did() -> None:
     from types import SimpleNamespace as NS
 
-    def line(capture: bool, **daemon: object) -> str:
-        plan = NS(choices=Choices(("claude",), capture=capture), demo_dir=None)
+    def line(capture: bool, mode: str = "first", **daemon: object) -> str:
+        plan = NS(choices=Choices(("claude",), capture=capture), demo_dir=None, mode=mode)
         return capture_line(InitResult(plan, daemon=NS(mode=None, pid=None, **daemon)))  # type: ignore[arg-type]
 
     assert line(False, action="stop", status="ok", capture_line="stopped (pid 5)") == "stopped"
     assert line(False, action="none", status="ok", capture_line="x") == "not started (you chose not to)"
+    # Import again asks nothing: the config has capture off
+    assert line(False, "import_again", action="none", status="ok", capture_line="x") == (
+        "not started (capture is off in the config)")
     # nothing to do was skipped: what the daemon is doing, not "setup was interrupted"
     assert line(True, action="none", status="skipped", capture_line="running (pid 5)") == "running (pid 5)"
 

@@ -103,6 +103,29 @@ async def test_import_again_uses_the_config_and_four_steps(tmp_path: Path) -> No
     assert m.spawner.calls == []
 
 
+async def test_import_again_with_capture_off_in_the_config_does_not_say_the_user_chose(tmp_path: Path) -> None:
+    """Import again asks nothing: with capture off in the config, Review and Done said the daemon was "not started
+    (you chose not to)" although no choice was made in that run (wizard audit). They say the config has it off."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    text = '{"version": 1, "clients": {"codex": {"enabled": true}}, "retention_days": 90, "capture": {"enabled": false}}\n'
+    m.layout.config.write_text(text)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await on_screen(pilot, WelcomeBackScreen)
+        await pilot.press("up", "enter")  # Import again
+        review = await on_screen(pilot, ReviewScreen)
+        from hypaware_tui.screens.review import daemon_line
+
+        assert daemon_line(review.plan) == "none · not started (capture is off in the config)"
+        done = await enter_to(pilot, DoneScreen)
+        capture = str(done.query_one("#capture").render())
+        await pilot.press("q")
+    assert capture == "Capture  not started (capture is off in the config)", capture
+    assert "Capture   not started (capture is off in the config)" in app.summary.splitlines()
+    assert m.layout.config.read_text() == text and m.spawner.calls == []
+
+
 def _plain(renderable: object) -> str:
     from rich.console import Console
 

@@ -295,16 +295,20 @@ def _days(days: int) -> str:
     return "forever" if days == 0 else plural(days, "day")
 
 
+CAPTURE_OFF_IN_CONFIG = "not started (capture is off in the config)"
+
+
 def plan_daemon(state: DaemonState, *, capture: bool, config_changed: bool, demo: bool,
-                user_declined: bool = False) -> Any:
-    """daemon.md §9, from facts gathered once (pure)."""
+                user_declined: bool = False, off_in_config: bool = False) -> Any:
+    """daemon.md §9, from facts gathered once (pure). `off_in_config`: capture is off because the config says so
+    (Import again), not by a choice made in this run."""
     from hypaware_tui.core.daemon.action import DaemonAction, decide
 
     if demo:
         return DaemonAction("none", None, "not started (demo)")
     action, reason = decide(capture, state.running, config_changed)
-    if action == "none" and not capture and user_declined:
-        reason = "not started (you chose not to)"
+    if action == "none" and not capture and (user_declined or off_in_config):
+        reason = CAPTURE_OFF_IN_CONFIG if off_in_config else "not started (you chose not to)"
     # A unit for another HYP_HOME would start a daemon there: detached here (the Review warns about the unit),
     # and Done suggests hyp daemon install as when none is installed.
     installed = state.service_installed and state.unit_other_home is None
@@ -409,8 +413,10 @@ def build_plan(
                 config_changes(existing, choices) or _spelled_out(existing, data),
             )
     config_changed = cfg.action != "unchanged"
+    again = mode == MODE_IMPORT_AGAIN  # (the choices are the config's: no question was asked)
     daemon = plan_daemon(machine.daemon, capture=choices.capture, config_changed=config_changed,
-                         demo=demo_dir is not None, user_declined=not choices.capture)
+                         demo=demo_dir is not None, user_declined=not choices.capture and not again,
+                         off_in_config=not choices.capture and again)
 
     warnings = []
     w = shorter_retention_warning(existing, choices.retention_days, rows_older)
@@ -776,7 +782,9 @@ def capture_line(result: InitResult) -> str:
     if plan.choices.capture and result.config is not None and result.config.status == "failed":
         return f"not started ({CONFIG_NOT_WRITTEN})"  # (not "setup was interrupted": it stopped at the config)
     if not plan.choices.capture:
-        return "stopped" if d.action == "stop" and d.status == "ok" else "not started (you chose not to)"
+        if d.action == "stop" and d.status == "ok":
+            return "stopped"
+        return CAPTURE_OFF_IN_CONFIG if plan.mode == MODE_IMPORT_AGAIN else "not started (you chose not to)"
     text = d.capture_line
     if d.status == "skipped" and d.action != "none":
         text = "not started (setup was interrupted; start it with hyp daemon start)"
