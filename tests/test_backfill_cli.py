@@ -940,16 +940,20 @@ def run_backfill(layout, names, *, sink, cancel, **kw):
 
 
 if __name__ == "__main__":  # (not in the spawned workers)
+    import sys
+
     runner.run_backfill = run_backfill
     from hypaware_tui.cli.app import main
 
-    main(["backfill", "claude"])
+    main(sys.argv[1:] or ["backfill", "claude"])
 """
 
 
-def test_ctrl_c_at_a_terminal_keeps_its_notice_and_a_second_one_gives_the_cursor_back(h, tmp_path):
+@pytest.mark.parametrize("command", ["backfill claude", "init --yes --client claude --retention-days 0 --no-daemon"])
+def test_ctrl_c_at_a_terminal_keeps_its_notice_and_a_second_one_gives_the_cursor_back(h, tmp_path, command):
     """At a terminal, under the live panels. The first Ctrl+C's notice was written past the panels and erased by
-    their next repaint; it now stays above them. The second Ctrl+C exited with the cursor still hidden and the
+    their next repaint; it now stays above them (`hyp init --yes` still wrote it past them, which also left two
+    stale panel lines above: init audit). The second Ctrl+C exited with the cursor still hidden and the
     shell's prompt glued to the last panel line (the show-cursor code went to Rich's proxy of stderr, which
     `os._exit` discarded), and multiprocessing's resource tracker printed "There appear to be 8 leaked
     semaphore objects" after the exit."""
@@ -958,9 +962,10 @@ def test_ctrl_c_at_a_terminal_keeps_its_notice_and_a_second_one_gives_the_cursor
     script.write_text(NEVER_ENDING_RUN)
     env = dict(h.env, TERM="xterm-256color")
     env.pop("NO_COLOR", None)
+    h.claude.mkdir(parents=True)  # (detected, for `hyp init --yes --client claude`)
     # Under a shell, as at a prompt: the process exiting does not hang the terminal up, and what comes after
     # its exit (the resource tracker's warning) is seen. `EXIT=` stands for the prompt.
-    child = pexpect.spawn("/bin/bash", ["-c", f'"{sys.executable}" "{script}"; echo "EXIT=$?"; sleep 1.5'],
+    child = pexpect.spawn("/bin/bash", ["-c", f'"{sys.executable}" "{script}" {command}; echo "EXIT=$?"; sleep 1.5'],
                           env=env, dimensions=(24, 100), encoding="utf-8", timeout=30)
     screen = _Screen()
     notice = "hyp: stopping after the current batch (press Ctrl+C again to quit at once)"

@@ -319,8 +319,12 @@ def _commit_headless(prog: str, plan: Any, layout: Any, env: Mapping[str, str], 
 
     cancel = threading.Event()
     use_rich = sys.stderr.isatty()
-    sink: Any = RichSink(prog, dry_run=False) if use_rich else PlainSink(prog, dry_run=False)
-    with _Interrupts(prog, cancel):
+    # (the layout: a wait for the write lock names the capture daemon holding it, as `hyp backfill` does)
+    sink: Any = (RichSink(prog, dry_run=False, layout=layout) if use_rich
+                 else PlainSink(prog, dry_run=False, layout=layout))
+    # The notice of a first Ctrl+C goes through the live panels' console: written straight to the terminal, past
+    # them, it was erased by their next repaint, which left two lines of the panels above them (init audit).
+    with _Interrupts(prog, cancel, sink.say if use_rich else None):
         if use_rich:
             sink.start()
         try:
