@@ -1611,6 +1611,65 @@ def test_files_of_a_worker_unit_dropped_at_a_cancelled_lock_wait_are_not_counted
     assert (again.files_scanned, again.rows_written) == (6, 30)
 
 
+def test_a_dropped_unit_that_ends_a_file_whose_first_rows_were_saved_counts_that_file_once(layout, env,
+                                                                                          monkeypatch):
+    """The unit dropped at a cancelled lock wait held the end of a file whose first rows earlier units had saved
+    (counted read, as a file cut short): the "read but not saved" figure counted it again, `files 1` beside "3
+    more files were read but not saved" for a history of 3 files (review)."""
+    from filelock import FileLock
+
+    from hypaware_tui.core import runner as runner_mod
+
+    write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "s0.jsonl"), "s0", times("2026-05-01T10:00:00Z", 70))
+    for i in (1, 2):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-02T10:00:00Z", 5))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    held, release = threading.Event(), threading.Event()
+    threads = []
+    units = []
+
+    def holder():
+        with FileLock(str(layout.write_lock)):
+            held.set()
+            release.wait(30)
+
+    real = runner_mod._Committer.commit_unit
+
+    def commit_unit(self, unit):
+        units.append(unit)
+        if unit.done and not threads:  # (the unit that ends s0, s1 and s2: 20 rows a unit, s0 has 70)
+            threads.append(threading.Thread(target=holder))
+            threads[0].start()
+            held.wait(5)
+        return real(self, unit)
+
+    monkeypatch.setattr(runner_mod._Committer, "commit_unit", commit_unit)
+    cancel = threading.Event()
+    finals = []
+
+    class Sink(NullSink):
+        def on_lock_wait(self, provider):
+            cancel.set()
+
+        def on_progress(self, progress):
+            if progress.final:
+                finals.append(progress)
+
+    try:
+        p = run(layout, env, providers=["claude"], sink=Sink(), cancel=cancel, workers=2, batch_rows=20).providers[0]
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+    assert threads and [len(u.done) for u in units] == [0, 0, 0, 3], [(u.rows, len(u.done)) for u in units]
+    assert p.status == "cancelled" and p.rows_written == 60 and p.files_scanned == 1
+    assert finals and finals[-1].files_unsaved == 2, finals[-1]
+    assert p.files_scanned + finals[-1].files_unsaved == 3
+    monkeypatch.setattr(runner_mod._Committer, "commit_unit", real)
+    again = run(layout, env, providers=["claude"], batch_rows=20).providers[0]
+    assert (again.files_scanned, again.rows_written) == (3, 20) and dataset(layout).height == 80
+
+
 def test_after_a_batch_is_dropped_at_a_cancelled_lock_wait_nothing_later_is_committed():
     """A batch not written (the run was interrupted while another process held the lock) must not be
     followed by a later batch of the same run: that one's checkpoints would skip the dropped lines for good."""

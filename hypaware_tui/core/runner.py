@@ -1309,7 +1309,8 @@ def _run_provider(
                         # next time, so they are not counted (the summary said `files 6` next to `rows 0`); the
                         # progress says them "read but not saved".
                         bytes_done -= item.source_bytes
-                        dropped_files += len(item.done)
+                        # (a file whose first rows were saved is counted read already: cut short, not unsaved)
+                        dropped_files += sum(1 for done in item.done if done.key not in parts)
                     else:
                         # Its files were read whether or not their rows could be committed: counted, as in this
                         # process, where a file is counted once read (a run failing at a unit's commit on a full
