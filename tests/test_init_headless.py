@@ -224,6 +224,31 @@ def test_existing_config_needs_force_and_is_backed_up(tmp_path: Path) -> None:
     assert "clients: claude (kept from existing config)" in err
 
 
+def test_a_window_that_deletes_stored_rows_is_said_before_the_run(tmp_path: Path) -> None:
+    """`--force --retention-days 7` over a keep-forever history (or over a config that cannot be read) deletes
+    the older rows at the next daily cleanup: the wizard warns on Retention and Review, the headless run said
+    nothing (review). It says the same warning on stderr before it writes anything."""
+    m = make_machine(tmp_path)
+    code, _, err = headless(m, retention_days=0, no_daemon=True)
+    assert code == 0, err
+    from hypaware_tui.core.plan import gather_machine_state
+
+    machine = gather_machine_state(m.layout, dict(m.env), service_manager=m.service)
+    older = machine.rows_older_than(7, now_us())
+    assert older and older > 0
+    code, _, err = headless(m, retention_days=7, no_daemon=True, force=True)
+    assert code == 0, err
+    assert (f"hyp init: warning: Shorter than your keep-forever setting: rows older than 7 days (about {older:,}) "
+            "will be deleted at the next daily cleanup.") in err.splitlines(), err
+    m.layout.config.write_text('{"version":1, "clients":\n')  # (cannot be read)
+    code, _, err = headless(m, retention_days=7, no_daemon=True, force=True)
+    assert code == 0, err
+    assert (f"hyp init: warning: Your config cannot be read, and hyp's dataset holds rows older than 7 days "
+            f"(about {older:,}): they will be deleted at the next daily cleanup.") in err.splitlines(), err
+    code, _, err = headless(m, retention_days=0, no_daemon=True, force=True)  # (keeps every row: nothing said)
+    assert code == 0 and "warning" not in err, err
+
+
 def test_each_step_out_of_an_invalid_config_names_a_command_that_works(tmp_path: Path, fake_manager_env) -> None:
     """An invalid config: backfill said `hyp init --force`, which without a terminal suggested `hyp init --yes`,
     which said "Re-run with --force … or use hyp backfill" (which fails on the file). `hyp init --yes --force`

@@ -289,6 +289,13 @@ def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retentio
         else:
             print_plan_text(plan, env)
         return 0
+    # The warning the wizard shows on Retention and Review, before anything is written: a window that deletes
+    # stored rows (a `--force --retention-days 30` over a keep-forever history said nothing, wizard.md §6.3).
+    from hypaware_tui.core.plan import shorter_retention_warning
+
+    shorter = shorter_retention_warning(existing, retention, machine.rows_older_than(retention, now_us()))
+    if shorter is not None:
+        err(f"{prog} init: warning: {shorter}")
     code = _commit_headless(prog, plan, layout, env, inventory, json_out=json_out, force=force, again=_again,
                             service_manager=service_manager, spawner=spawner, importers=importers)
     if code is None:
