@@ -918,6 +918,29 @@ def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path)
     assert_same_as_backfill(home, tmp_path)
 
 
+def test_a_once_pass_that_cannot_write_ends_stopped_and_the_next_start_does_not_call_it_unexpected(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`hyp daemon run --once` whose commit failed (a full disk) exited 1 with its status left `starting`: `hyp
+    daemon status` then said it "ended unexpectedly", and so did the log of the next start (review). It ended,
+    with its error said: the status says `stopped`, its error kept."""
+    record_capture_start(home.layout, ["claude"], 0)
+    home.session(S1).write_text(session_text(S1, 2, T))
+    FlakyStorage.fail = True
+    try:
+        code = once(home, clock=FakeClock(T_US / 1e6 + 60),
+                    storage_factory=lambda lay, ev: FlakyStorage(lay, events=ev))
+    finally:
+        FlakyStorage.fail = False
+    st = home.status()
+    assert code == 1 and st["state"] == "stopped", st
+    assert st["last_error"]["message"].startswith("could not write to the dataset: No space left on device"), st
+    assert not control.read_daemon_status(home.layout).ended_unexpectedly
+    caplog.set_level(logging.WARNING, logger="hypaware_tui.daemon")
+    assert once(home, clock=FakeClock(T_US / 1e6 + 120)) == 0
+    assert not [r for r in caplog.records if "ended unexpectedly" in r.getMessage()], caplog.records
+
+
 def test_a_long_catch_up_keeps_the_status_heartbeat(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
     # A catch-up over many files can take minutes: the status must not look stale meanwhile (daemon.md §6)
     record_capture_start(home.layout, ["claude"], 0)

@@ -341,6 +341,9 @@ def test_capture_line_says_what_the_daemon_step_did() -> None:
 
     assert line(False, action="stop", status="ok", capture_line="stopped (pid 5)") == "stopped"
     assert line(False, action="none", status="ok", capture_line="x") == "not started (you chose not to)"
+    # a stop the interrupted setup skipped: the daemon still runs
+    assert line(False, action="stop", status="skipped", capture_line="x") == (
+        "still running (setup was interrupted; stop it with hyp daemon stop)")
     # Import again asks nothing: the config has capture off
     assert line(False, "import_again", action="none", status="ok", capture_line="x") == (
         "not started (capture is off in the config)")

@@ -482,6 +482,25 @@ async def test_a_declined_import_says_how_to_import_later_and_what_shows_up_by_i
     assert "hyp backfill" in app.summary
 
 
+def test_without_capture_the_first_look_names_hyp_backfill_only_when_the_import_was_declined() -> None:
+    """An import that ran and found nothing in the window, without capture: `hyp backfill` would find nothing
+    again, so the sentence names only what captures (review)."""
+    from types import SimpleNamespace as NS
+
+    from hypaware_tui.core.plan import Choices
+    from hypaware_tui.screens.done import nothing_yet
+
+    def said(import_history: bool, capture: bool, pid: int | None) -> str:
+        plan = NS(demo_dir=None, choices=Choices(("claude",), import_history=import_history, capture=capture))
+        return nothing_yet(NS(plan=plan, daemon=NS(status="ok", pid=pid)))
+
+    assert said(True, False, None) == "Nothing imported yet, and nothing is captured: hyp daemon start captures new sessions."
+    assert said(False, False, None) == ("Nothing imported yet, and nothing is captured: hyp backfill imports your "
+                                        "history, hyp daemon start captures new sessions.")
+    assert said(True, True, 4242) == said(False, True, 4242) == (
+        "Nothing imported yet. New sessions will show up in hyp query overview.")
+
+
 async def test_footers_list_the_keys_valid_on_consent_and_on_a_declined_import(tmp_path: Path) -> None:
     """§4: the footer lists the keys valid on the screen. Consent took `a` (toggle all) without listing it (and
     only with the list focused); Import with the import declined listed `c`/`q`/Ctrl+C "stop import" with

@@ -784,6 +784,8 @@ def capture_line(result: InitResult) -> str:
     if not plan.choices.capture:
         if d.action == "stop" and d.status == "ok":
             return "stopped"
+        if d.action == "stop" and d.status == "skipped":  # (it still runs: not "not started")
+            return "still running (setup was interrupted; stop it with hyp daemon stop)"
         return CAPTURE_OFF_IN_CONFIG if plan.mode == MODE_IMPORT_AGAIN else "not started (you chose not to)"
     text = d.capture_line
     if d.status == "skipped" and d.action != "none":

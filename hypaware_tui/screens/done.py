@@ -36,14 +36,19 @@ FIRST_LOOK_TIMEOUT_S = 5.0
 LABEL_WIDTH = 9  # "Capture  ": where the text of the Capture and Next lines starts
 SPARK = "▁▂▃▄▅▆▇█"
 NOTHING_YET = "Nothing imported yet. New sessions will show up in hyp query overview."
-# (no daemon captures: nothing shows up by itself, and the sentence above said it would)
-NOTHING_YET_NO_CAPTURE = ("Nothing imported yet, and nothing is captured: hyp backfill imports your history, "
-                          "hyp daemon start captures new sessions.")
+# No daemon captures: nothing shows up by itself, and the sentence above said it would. With the import declined,
+# `hyp backfill` is how the history comes in; after an import that found nothing in the window, it would find
+# nothing again.
+NOTHING_YET_NO_CAPTURE = "Nothing imported yet, and nothing is captured: hyp daemon start captures new sessions."
+NOTHING_YET_DECLINED_NO_CAPTURE = ("Nothing imported yet, and nothing is captured: hyp backfill imports your "
+                                   "history, hyp daemon start captures new sessions.")
 
 
 def nothing_yet(result: InitResult) -> str:
     """wizard.md §6.7 item 3's sentence, when a daemon captures (or in the demo, which captures nothing)."""
-    return NOTHING_YET if result.plan.demo_dir is not None or capture_runs(result) else NOTHING_YET_NO_CAPTURE
+    if result.plan.demo_dir is not None or capture_runs(result):
+        return NOTHING_YET
+    return NOTHING_YET_NO_CAPTURE if result.plan.choices.import_history else NOTHING_YET_DECLINED_NO_CAPTURE
 
 
 def done_title(result: InitResult) -> str:

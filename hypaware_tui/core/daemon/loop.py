@@ -1745,7 +1745,9 @@ class DaemonLoop:
             with panics_as_errors("restart the daemon"):  # (a Polars panic is a BaseException: see below)
                 code = self.start(once=once)
                 if code is not None:
-                    if once and code == 0:
+                    # (a pass that ended with an error ended too: left `starting`, the next start logged that it
+                    # "ended unexpectedly"; not where HYP_HOME is gone, see `_home_here`)
+                    if once and self.home_lost is None:
                         self._set_state("stopped")
                         self.write_status()
                     return code
