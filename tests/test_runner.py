@@ -1556,22 +1556,18 @@ def test_waiting_for_the_write_lock_is_reported(layout, env):
     assert time.monotonic() - t >= 0.9
 
 
-def test_files_of_a_worker_unit_dropped_at_a_cancelled_lock_wait_are_not_counted_as_imported(layout, env,
-                                                                                            monkeypatch):
-    """A stop while another process holds the write lock drops the unit being committed (its lines are read
-    again next time). Its files were counted done all the same: the summary said `files 6` next to `rows 0`,
-    and the "read but not saved" note left them out (review)."""
+def _stopped_at_a_lock_wait(layout, env, monkeypatch, when, **kw):
+    """A run with workers whose commit of the first unit `when` accepts finds the write lock held by another
+    writer, and is stopped while it waits (the unit is dropped, its lines read again next time). Returns the
+    result of its provider, its final progress and the units it was given."""
     from filelock import FileLock
 
     from hypaware_tui.core import runner as runner_mod
 
-    for i in range(6):
-        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 5))
-    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
     held, release = threading.Event(), threading.Event()
-    threads = []
+    threads, units = [], []
 
-    def holder():  # another writer takes the lock just as the first unit is to be committed
+    def holder():  # another writer takes the lock just as that unit is to be committed
         with FileLock(str(layout.write_lock)):
             held.set()
             release.wait(30)
@@ -1579,7 +1575,8 @@ def test_files_of_a_worker_unit_dropped_at_a_cancelled_lock_wait_are_not_counted
     real = runner_mod._Committer.commit_unit
 
     def commit_unit(self, unit):
-        if not threads:
+        units.append(unit)
+        if not threads and when(unit):
             threads.append(threading.Thread(target=holder))
             threads[0].start()
             held.wait(5)
@@ -1598,15 +1595,30 @@ def test_files_of_a_worker_unit_dropped_at_a_cancelled_lock_wait_are_not_counted
                 finals.append(progress)
 
     try:
-        p = run(layout, env, providers=["claude"], sink=Sink(), cancel=cancel, workers=2).providers[0]
+        p = run(layout, env, providers=["claude"], sink=Sink(), cancel=cancel, workers=2, **kw).providers[0]
     finally:
         release.set()
         for t in threads:
             t.join()
-    assert threads and p.status == "cancelled" and p.rows_written == 0
+        monkeypatch.setattr(runner_mod._Committer, "commit_unit", real)
+    assert threads and finals
+    return p, finals[-1], units
+
+
+def test_files_of_a_worker_unit_dropped_at_a_cancelled_lock_wait_are_not_counted_as_imported(layout, env,
+                                                                                            monkeypatch):
+    """A stop while another process holds the write lock drops the unit being committed (its lines are read
+    again next time). Its files were counted done all the same: the summary said `files 6` next to `rows 0`,
+    and the "read but not saved" note left them out (review)."""
+    from hypaware_tui.core import runner as runner_mod
+
+    for i in range(6):
+        write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-01T10:00:00Z", 5))
+    monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
+    p, final, _ = _stopped_at_a_lock_wait(layout, env, monkeypatch, lambda unit: True)
+    assert p.status == "cancelled" and p.rows_written == 0
     assert (p.files_scanned, p.bytes_read) == (0, 0)
-    assert finals and finals[-1].files_done == 0 and finals[-1].files_unsaved == 6, finals
-    monkeypatch.setattr(runner_mod._Committer, "commit_unit", real)
+    assert final.files_done == 0 and final.files_unsaved == 6, final
     again = run(layout, env, providers=["claude"]).providers[0]
     assert (again.files_scanned, again.rows_written) == (6, 30)
 
@@ -1616,56 +1628,18 @@ def test_a_dropped_unit_that_ends_a_file_whose_first_rows_were_saved_counts_that
     """The unit dropped at a cancelled lock wait held the end of a file whose first rows earlier units had saved
     (counted read, as a file cut short): the "read but not saved" figure counted it again, `files 1` beside "3
     more files were read but not saved" for a history of 3 files (review)."""
-    from filelock import FileLock
-
     from hypaware_tui.core import runner as runner_mod
 
     write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], "s0.jsonl"), "s0", times("2026-05-01T10:00:00Z", 70))
     for i in (1, 2):
         write_session(os.path.join(env["FAKE_CLAUDE_ROOT"], f"s{i}.jsonl"), f"s{i}", times("2026-05-02T10:00:00Z", 5))
     monkeypatch.setattr(runner_mod, "PARALLEL_MIN_TOTAL", 0)
-    held, release = threading.Event(), threading.Event()
-    threads = []
-    units = []
-
-    def holder():
-        with FileLock(str(layout.write_lock)):
-            held.set()
-            release.wait(30)
-
-    real = runner_mod._Committer.commit_unit
-
-    def commit_unit(self, unit):
-        units.append(unit)
-        if unit.done and not threads:  # (the unit that ends s0, s1 and s2: 20 rows a unit, s0 has 70)
-            threads.append(threading.Thread(target=holder))
-            threads[0].start()
-            held.wait(5)
-        return real(self, unit)
-
-    monkeypatch.setattr(runner_mod._Committer, "commit_unit", commit_unit)
-    cancel = threading.Event()
-    finals = []
-
-    class Sink(NullSink):
-        def on_lock_wait(self, provider):
-            cancel.set()
-
-        def on_progress(self, progress):
-            if progress.final:
-                finals.append(progress)
-
-    try:
-        p = run(layout, env, providers=["claude"], sink=Sink(), cancel=cancel, workers=2, batch_rows=20).providers[0]
-    finally:
-        release.set()
-        for t in threads:
-            t.join()
-    assert threads and [len(u.done) for u in units] == [0, 0, 0, 3], [(u.rows, len(u.done)) for u in units]
+    # (the lock is held at the unit that ends s0, s1 and s2: 20 rows a unit, s0 has 70)
+    p, final, units = _stopped_at_a_lock_wait(layout, env, monkeypatch, lambda unit: bool(unit.done), batch_rows=20)
+    assert [len(u.done) for u in units] == [0, 0, 0, 3], [(u.rows, len(u.done)) for u in units]
     assert p.status == "cancelled" and p.rows_written == 60 and p.files_scanned == 1
-    assert finals and finals[-1].files_unsaved == 2, finals[-1]
-    assert p.files_scanned + finals[-1].files_unsaved == 3
-    monkeypatch.setattr(runner_mod._Committer, "commit_unit", real)
+    assert final.files_unsaved == 2, final
+    assert p.files_scanned + final.files_unsaved == 3
     again = run(layout, env, providers=["claude"], batch_rows=20).providers[0]
     assert (again.files_scanned, again.rows_written) == (3, 20) and dataset(layout).height == 80
 
