@@ -311,6 +311,12 @@ def test_plan_warns_about_a_unit_for_another_hyp_home_and_starts_detached(tmp_pa
     assert ("Warning   The installed service unit runs hyp with HYP_HOME=/elsewhere/hyp, not this one; run hyp "
             "daemon install to point it here (the daemon starts detached meanwhile).") in lines
     assert m.service.calls == []
+    # the real run says it too, on stderr before it writes (it said nothing: only --dry-run printed warnings)
+    code, out, err = headless(m, json_out=False, no_backfill=True)
+    assert code == 0, err
+    assert ("hyp init: warning: The installed service unit runs hyp with HYP_HOME=/elsewhere/hyp, not this one; run "
+            "hyp daemon install to point it here (the daemon starts detached meanwhile).") in err.splitlines(), err
+    assert err.count("warning") == 1, err
 
 
 def test_review_warns_when_the_dataset_is_not_the_one_imported_into(tmp_path: Path) -> None:
@@ -327,6 +333,10 @@ def test_review_warns_when_the_dataset_is_not_the_one_imported_into(tmp_path: Pa
     warnings = [line for line in out.splitlines() if line.startswith("Warning")]
     assert any("is not the one hyp imported into" in w and "the next import reads all history again" in w
                for w in warnings), out
+    # the real run says it once: the import itself does (not also as a warning of the plan before it)
+    code, out, err = headless(m, json_out=False, force=True, no_daemon=True)
+    assert code == 0, err
+    assert err.count("is not the one hyp imported into") == 1, err
 
 
 def test_dry_run_over_an_existing_config_is_not_an_error(tmp_path: Path) -> None:

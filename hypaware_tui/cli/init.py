@@ -289,13 +289,16 @@ def run_headless(prog: str, env: dict[str, str], *, clients: list[str], retentio
         else:
             print_plan_text(plan, env)
         return 0
-    # The warning the wizard shows on Retention and Review, before anything is written: a window that deletes
-    # stored rows (a `--force --retention-days 30` over a keep-forever history said nothing, wizard.md §6.3).
-    from hypaware_tui.core.plan import shorter_retention_warning
+    # The warnings the wizard shows on Review, before anything is written (a `--force --retention-days 30` over
+    # a keep-forever history deleted rows without a word: wizard.md §6.3; a service unit of another HYP_HOME). A
+    # client named and not detected was said above, and the import says itself that the dataset was replaced.
+    from hypaware_tui.core.plan import named_not_detected_warning
 
-    shorter = shorter_retention_warning(existing, retention, machine.rows_older_than(retention, now_us()))
-    if shorter is not None:
-        err(f"{prog} init: warning: {shorter}")
+    said = {named_not_detected_warning(cp.name, cp.reason) for cp in plan.clients if not cp.detected}
+    said.add(machine.dataset_replaced)
+    for w in plan.warnings:
+        if w not in said:
+            err(f"{prog} init: warning: {w}")
     code = _commit_headless(prog, plan, layout, env, inventory, json_out=json_out, force=force, again=_again,
                             service_manager=service_manager, spawner=spawner, importers=importers)
     if code is None:

@@ -317,6 +317,10 @@ def plan_daemon(state: DaemonState, *, capture: bool, config_changed: bool, demo
     return DaemonAction(action, mode, reason, running_pid=state.pid, service_installed=installed)
 
 
+def named_not_detected_warning(name: str, reason: str | None) -> str:
+    return f"{name} was named but not detected ({reason}); its import will be skipped."
+
+
 def shorter_retention_warning(existing: ExistingConfig, retention_days: int, rows_older: int | None) -> str | None:
     """wizard.md §6.3: a window shorter than the configured one deletes rows at the next daily cleanup. With no
     configured one to compare with (no config, or one that cannot be read, which Reconfigure replaces), the
@@ -425,7 +429,7 @@ def build_plan(
     for c in named_clients:
         cp = next((x for x in clients if x.client == c), None)
         if cp is not None and not cp.detected:
-            warnings.append(f"{cp.name} was named but not detected ({cp.reason}); its import will be skipped.")
+            warnings.append(named_not_detected_warning(cp.name, cp.reason))
     if machine.dataset_replaced:
         warnings.append(machine.dataset_replaced)
     if machine.daemon.unit_other_home is not None and demo_dir is None:
