@@ -626,6 +626,42 @@ def test_daily_retention_pass(home: Home, retention: int) -> None:
         loop.close()
 
 
+def test_a_daemon_on_an_older_config_does_not_bring_back_what_a_prune_under_the_new_one_deleted(home: Home) -> None:
+    """The config shortened to 30 days without telling the daemon (still on "forever"), then `hyp cache prune`:
+    it deleted the older rows and recorded the new import floor. The daemon's daily pass recorded its own,
+    earlier, floor: every checkpoint was reset and the history read again, the pruned rows back (6,584 of
+    7,817; audit of destructive paths). Its floor is now never earlier than the config on disk's."""
+    home.write_config(retention_days=0, capture={"poll_seconds": 2, "flush_seconds": 1})
+    now = datetime.now(UTC).replace(microsecond=0)
+    record_capture_start(home.layout, ["claude"], 0)
+    old, new = home.session(S1), home.session(S2)
+    old.write_text(session_text(S1, 5, now - timedelta(days=200)))
+    new.write_text(session_text(S2, 5, now - timedelta(days=3)))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        loop.step()
+        everything = set(part_ids(home.layout))
+        kept = {p for p in everything if p.startswith(S2[:8])}
+        assert kept and everything - kept and {p[:8] for p in everything} == {S1[:8], S2[:8]}
+        home.write_config(retention_days=30, capture={"poll_seconds": 2, "flush_seconds": 1})  # (no SIGHUP)
+        r = home.hyp_cmd("cache", "prune")
+        assert r.returncode == 0, r.stderr
+        assert set(part_ids(home.layout)) == kept
+        clock.advance(24 * 3600 + 60)  # the daemon's daily pass, then its polls and rescans
+        for _ in range(8):
+            loop.step()
+            clock.advance(600)
+        assert home.status()["retention_applied_at"] is not None
+        assert set(part_ids(home.layout)) == kept, "the pruned rows came back"
+        (cp,) = [c for c in StateDB.open(home.layout, create=False).get_all("claude").values()
+                 if c.path_hash == path_hash(os.path.realpath(new))]
+        assert cp.offset == new.stat().st_size  # (not reset: nothing read again)
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 def test_daily_retention_pass_forgets_a_vanished_file_despite_a_link_to_nothing(home: Home) -> None:
     """A transcript link to a drive not mounted is a per-file error: it hides no other file, so the daily pass
     still drops the checkpoints of files that are gone (daemon.md §3.1 rule 7); it kept them all."""

@@ -457,6 +457,23 @@ class DaemonLoop:
         assert self.settings is not None
         return cut_date(self.settings.retention_days, int(self.clock.time() * 1_000_000))
 
+    def _floor_cut(self) -> str | None:
+        """The import floor this daemon records (storage.md §7.3): the loaded retention's cut, unless the config
+        on disk now keeps less. A floor earlier than the recorded one resets every checkpoint and reads the
+        history again: a daemon nobody told of a shorter retention (still on "forever") brought back, at its
+        daily pass, the 6,584 rows `hyp cache prune` had just deleted under the new one. The other way round
+        (the config keeps more), its rows come back from the next SIGHUP or start (daemon.md §4.5), as
+        `_prune_days` keeps them meanwhile."""
+        assert self.settings is not None
+        cut = self._cut()
+        disk = settings.load(self.layout)
+        if disk.error is not None or disk.retention_days == self.settings.retention_days:
+            return cut
+        later = cut_date(disk.retention_days, int(self.clock.time() * 1_000_000))
+        if later is not None and (cut is None or later > cut):
+            return later
+        return cut
+
     # ------------------------------------------------------------------------------------------ status
     def status_doc(self) -> dict[str, Any]:
         return {
@@ -604,7 +621,7 @@ class DaemonLoop:
         if self.db is None:
             return
         try:
-            self.storage.ensure_import_floor(self._cut())
+            self.storage.ensure_import_floor(self._floor_cut())
         except Exception as exc:  # noqa: BLE001 - retried at the next flush / retention pass
             self._error(f"could not record the import floor: {exc}")
         else:
@@ -629,7 +646,7 @@ class DaemonLoop:
         is still not the one they describe), then catch up as at the start."""
         if not self.said_reset:
             try:
-                self.storage.ensure_import_floor(self._cut())
+                self.storage.ensure_import_floor(self._floor_cut())
             except Exception as exc:  # noqa: BLE001 - tried again at the next step
                 self._error(f"could not check the dataset: {exc}")
                 return
@@ -1603,7 +1620,7 @@ class DaemonLoop:
             ok = c.discovered_ok and any_root
             hashes[c.name] = {f.path_hash for f in c.files.values()} | c.unread_hashes if ok else None
         try:
-            self.storage.ensure_import_floor(self._cut())
+            self.storage.ensure_import_floor(self._floor_cut())
             if getattr(self.storage, "dataset_reset", False):
                 # (the dataset was replaced since the last commit: what was read meanwhile goes, and is read
                 # again from the reset checkpoints once the pass is done)
