@@ -190,6 +190,62 @@ def test_prune_removes_exactly_the_partitions_before_the_cut(storage: Storage, l
     assert storage.prune(120, today=TODAY).partitions == []
 
 
+def test_prune_leaves_what_hyp_did_not_write_in_a_partition(storage: Storage, layout: Layout) -> None:
+    """A folder of copies and a note put in a partition by hand were deleted with it: the prune renamed the whole
+    `date=` folder into the trash and emptied it, though the README says no hyp command deletes such entries
+    (audit of destructive paths). Only the Parquet and temp files go now; the rest stays and is named (and a
+    partition that is a link keeps what it points to, as before)."""
+    import shutil
+
+    from hypaware_tui.core.storage import ignored_paths
+
+    dated_dataset(storage)
+    old = layout.dataset_root / "source=claude" / "date=2026-02-11"
+    (old / "mybackup").mkdir()
+    for f in old.glob("*.parquet"):
+        shutil.copy(f, old / "mybackup" / f.name)
+    (old / "notes.txt").write_text("mine\n")
+    assert ignored_paths(layout.dataset_root) == [str(old / "mybackup")]  # (named by hyp status: not read)
+    dry = storage.prune(120, today=TODAY, dry_run=True)
+    assert dry.kept_foreign == [str(old / "mybackup"), str(old / "notes.txt")]
+    res = storage.prune(120, today=TODAY)
+    assert res.rows_removed == 5 and res.kept_foreign == dry.kept_foreign
+    assert sorted(p.name for p in old.iterdir()) == ["mybackup", "notes.txt"]
+    assert (old / "notes.txt").read_text() == "mine\n" and len(list((old / "mybackup").glob("*.parquet"))) == 1
+    assert not list(old.glob("*.parquet")) and list(layout.trash.iterdir()) == []
+    assert storage.prune(120, today=TODAY).partitions == []  # (what is left holds no rows: nothing to prune)
+
+
+def test_hyp_cache_prune_names_what_it_left_in_a_partition(tmp_path: Path) -> None:
+    """What a person sees of the above: the entries left, by path, after the counts of what went."""
+    import subprocess
+    import sys
+
+    from hypaware_tui.core.timeutil import now_us, us_to_iso
+
+    layout = Layout(tmp_path / "hyp")
+    layout.home.mkdir(mode=0o700)
+    layout.config.write_text('{"version": 1, "clients": {"claude": {"enabled": true}}, "retention_days": 30, '
+                             '"capture": {"enabled": false}}')
+    old_day = us_to_iso(now_us() - 90 * 86_400_000_000)[:10]
+    with Storage(layout) as st:
+        st.commit(make_rows(3, prefix="old", created=f"{old_day}T12:00:00Z"), [])
+    part = layout.dataset_root / "source=claude" / f"date={old_day}"
+    (part / "mybackup").mkdir()
+    (part / "notes.txt").write_text("mine")
+    env = dict(os.environ, HOME=str(tmp_path), HYP_HOME=str(layout.home), CLAUDE_CONFIG_DIR=str(tmp_path / "c"),
+               CODEX_HOME=str(tmp_path / "x"))
+    for dry, verb in ((True, "Would keep"), (False, "Kept")):
+        p = subprocess.run([sys.executable, "-m", "hypaware_tui", "cache", "prune", *(["--dry-run"] if dry else [])],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        at = lines.index(f"{verb} 2 entries hyp did not write, where they are:")
+        shown = f"~/hyp/cache/ai_gateway_messages/source=claude/date={old_day}"  # (HOME is tmp_path)
+        assert lines[at + 1 : at + 3] == [f"  {shown}/mybackup", f"  {shown}/notes.txt"], p.stdout
+    assert sorted(x.name for x in part.iterdir()) == ["mybackup", "notes.txt"]
+
+
 def test_prune_records_its_cut_first_and_a_broken_checkpoint_database_stops_it_before_any_removal(
     storage: Storage, layout: Layout
 ) -> None:

@@ -319,6 +319,12 @@ def cache_prune(
         # (storage.md §7.4: a file gone, or one outside the roots scanned now: CLAUDE_CONFIG_DIR set elsewhere)
         out(f"{'Would forget' if dry_run else 'Forgot'} the import position of {plural(n, 'file')} that "
             f"{'is' if n == 1 else 'are'} gone or no longer under the clients' folders.")
+    if result.kept_foreign:  # (what hyp did not write there stays: the README says no hyp command deletes it)
+        n = len(result.kept_foreign)
+        out(f"{'Would keep' if dry_run else 'Kept'} {plural(n, 'entry', 'entries')} hyp did not write, where "
+            f"{'it is' if n == 1 else 'they are'}:")
+        for path in result.kept_foreign:
+            out(f"  {short_path(path)}")
     if result.tmp_removed:  # (said: "nothing to prune" alone hid them, though the dataset's size went down)
         out(f"{'Would remove' if dry_run else 'Removed'} {plural(result.tmp_removed, 'unfinished file')} an "
             "interrupted write left behind (.tmp).")
@@ -347,5 +353,6 @@ def _prune_doc(dry_run: bool, retention: int | None, result: Any, error: str | N
         "bytes_removed": result.bytes_removed if result is not None else 0,
         "tmp_files_removed": result.tmp_removed if result is not None else 0,
         "checkpoints_removed": result.checkpoints_removed if result is not None else 0,
+        "kept_foreign": list(result.kept_foreign) if result is not None else [],
         "error": error,
     }

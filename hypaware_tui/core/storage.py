@@ -446,6 +446,8 @@ class PruneResult:
     partitions: list[PartitionInfo] = field(default_factory=list)
     tmp_removed: int = 0
     checkpoints_removed: int = 0
+    # entries hyp did not write found in the partitions pruned (a folder, a note): left where they were
+    kept_foreign: list[str] = field(default_factory=list)
 
     @property
     def files_removed(self) -> int:
@@ -514,6 +516,41 @@ class _Memo:
 
 
 # --- read-only helpers ----------------------------------------------------------------------------------
+
+
+def _own_entry(entry: os.DirEntry[str]) -> bool:
+    """A partition's entry that hyp writes there, or reads as the dataset's: a Parquet file (or a link named
+    so: its rows are read) or a temp file (`*.tmp`). Not a folder."""
+    if entry.is_dir(follow_symlinks=False):
+        return False
+    return entry.name.endswith((".parquet", ".tmp"))
+
+
+def _own_entries(partition_dir: str | os.PathLike[str]) -> list[str]:
+    with os.scandir(partition_dir) as it:
+        return sorted(e.name for e in it if _own_entry(e))
+
+
+def _prunable(partition_dir: str | os.PathLike[str]) -> bool:
+    """A partition a prune removes (from) when it is old: not one left holding only what hyp did not write (a
+    prune before took its files), which would be "removed" again by every prune, with nothing in it."""
+    if os.path.islink(partition_dir):
+        return True
+    try:
+        with os.scandir(partition_dir) as it:
+            entries = list(it)
+    except OSError:
+        return True
+    return not entries or any(_own_entry(e) for e in entries)
+
+
+def _foreign_entries(partition_dir: str | os.PathLike[str]) -> list[str]:
+    """A partition's entries that hyp does not write (a folder of copies, a note): a prune leaves them."""
+    try:
+        with os.scandir(partition_dir) as it:
+            return sorted(e.name for e in it if not _own_entry(e))
+    except FileNotFoundError:
+        return []
 
 
 def list_part_files(partition_dir: str | os.PathLike[str]) -> list[str]:
@@ -605,6 +642,10 @@ def ignored_paths(root: Path) -> list[str]:
                 if d.name.startswith("date=") and d.is_dir(follow_symlinks=False):
                     if not valid_date(d.name[5:]):
                         found.append(d.path)
+                    else:  # (a folder in a partition, a copy of its files say: no reader reads it, no prune deletes it)
+                        with contextlib.suppress(OSError), os.scandir(d.path) as it:
+                            found.extend(sorted(x.path for x in it
+                                                if not x.name.startswith(".") and x.is_dir(follow_symlinks=False)))
                 elif d.name.endswith(".parquet"):
                     found.append(d.path)
         elif e.name.endswith(".parquet"):
@@ -1698,8 +1739,10 @@ class Storage:
         root = self.layout.dataset_root
         if dry_run:  # (what the real run removes: the old partitions, the stale .tmp files left outside them, the
             # checkpoints of vanished files; read-only, the checkpoint database too)
-            old = [(s, d, p) for s, d, p in iter_partitions(root) if d < cut] if cut is not None else []
+            old = [(s, d, p) for s, d, p in iter_partitions(root) if d < cut and _prunable(p)] if cut is not None else []
             result.partitions = [self._partition_info(s, d, p) for s, d, p in old]
+            result.kept_foreign = [os.path.join(p, name) for *_, p in old if not os.path.islink(p)
+                                   for name in _foreign_entries(p)]
             if root.is_dir():
                 result.tmp_removed = len(self._stale_tmp_files(STALE_TMP_SECONDS, None, skip=[p for *_, p in old]))
             if client_roots_hashes and self.layout.ingest_db.exists():
@@ -1716,7 +1759,7 @@ class Storage:
             with self.locked(on_wait, _paths.PRUNE_KEPT):
                 if cut is not None:
                     parts = list(iter_partitions(root))
-                    old = [(source, d, pdir) for source, d, pdir in parts if d < cut]
+                    old = [(source, d, pdir) for source, d, pdir in parts if d < cut and _prunable(pdir)]
                     if old:
                         # The rows before the cut go, whatever floor the last import ran with: record the cut
                         # as the import floor (§7.3), so that a later import with an earlier floor (retention
@@ -1739,7 +1782,19 @@ class Storage:
                         info = self._partition_info(source, d, pdir)
                         ensure_dir(self.layout.trash, below=self.layout.home)
                         dest = self.layout.trash / uuid7_hex()
-                        os.rename(pdir, dest)
+                        # (a partition that is a link to a folder elsewhere: the link goes, what it points to stays)
+                        foreign = [] if os.path.islink(pdir) else _foreign_entries(pdir)
+                        if not foreign:
+                            os.rename(pdir, dest)  # (atomic: readers see the partition whole, or not at all)
+                        else:
+                            # Something hyp did not write (a folder, a note): it stays where it was, and only the
+                            # Parquet and temp files go. The whole folder went to the trash, and was deleted with
+                            # them (the README says no hyp command deletes such entries).
+                            dest.mkdir()
+                            for name in _own_entries(pdir):
+                                os.rename(os.path.join(pdir, name), dest / name)
+                            fsync_dir(pdir)
+                            result.kept_foreign.extend(os.path.join(pdir, name) for name in foreign)
                         trash_dirs.append(dest)
                         self._memo.pop((source, d), None)
                         result.partitions.append(info)
@@ -1776,7 +1831,7 @@ class Storage:
             raise failure from cause
         return result
 
-    def _empty_trash(self) -> None:
+    def _empty_trash(self) -> None:  # (what is in the trash is hyp's: `_foreign_entries` stay in the dataset)
         trash = self.layout.trash
         if not trash.is_dir():
             return

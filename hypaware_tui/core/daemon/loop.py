@@ -1636,6 +1636,10 @@ class DaemonLoop:
         self.retention_applied_at = self._now_iso()
         self.rows_pruned = int(getattr(res, "rows_removed", 0) or 0)
         self.next_compact = max(self.clock.monotonic(), self.started + COMPACT_AFTER_START_S)
+        kept = list(getattr(res, "kept_foreign", None) or [])
+        if kept:  # (the partitions' entries hyp did not write stay where they are)
+            log.info("retention: kept %d entr%s hyp did not write in the partitions it removed: %s", len(kept),
+                     "y" if len(kept) == 1 else "ies", ", ".join(kept))
         removed = int(getattr(res, "checkpoints_removed", 0) or 0)
         if self.rows_pruned or removed:
             log.info("retention: removed %d row(s) before %s, %d checkpoint(s) of files gone or no longer "
