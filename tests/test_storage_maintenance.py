@@ -62,6 +62,10 @@ def test_compaction_keeps_distinct_part_ids_and_removes_duplicates(storage: Stor
     ten_one_row_files_with_duplicates(storage, layout)
     storage.commit([make_row(message_id="single", created="2026-05-02T00:00:00Z")], [])
     assert len(files_in(layout)) == 12
+    # a write of the compaction journal that a kill cut short: nothing removed it (audit of destructive paths)
+    leftover = layout.compaction_journal.parent / f".{layout.compaction_journal.name}.0123abcd.tmp"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b'{"partit')
     before = scan_messages(layout).collect()
     inputs = pl.concat(
         [pl.read_parquet(layout.partition_dir("claude", "2026-05-01") / f) for f in files_in(layout)]
@@ -70,6 +74,7 @@ def test_compaction_keeps_distinct_part_ids_and_removes_duplicates(storage: Stor
 
     result = storage.compact()
     assert result.error is None
+    assert not leftover.exists() and not layout.compaction_journal.exists()
     assert [p.name for p in result.partitions] == ["source=claude/date=2026-05-01"]  # single-file one skipped
     p = result.partitions[0]
     assert (p.files_before, p.rows_before, p.duplicates) == (12, 13, 3)

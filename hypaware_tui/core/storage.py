@@ -1964,6 +1964,9 @@ class Storage:
         file_id = uuid7_hex()
         new_name = f"part-{file_id}.parquet"
         journal = self.layout.compaction_journal
+        for stale in journal.parent.glob(f".{journal.name}.*.tmp"):  # (a write of it a kill cut short: under
+            with contextlib.suppress(OSError):  # the lock, no other process's; nothing else ever removed it)
+                stale.unlink()
         _paths.atomic_write_bytes(
             journal, json.dumps({"partition": partition_name(source, d), "new": new_name, "inputs": names}).encode()
         )
