@@ -879,6 +879,31 @@ def test_cache_compact(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and out.startswith("Nothing to compact")
 
 
+def test_cache_compact_stopped_by_ctrl_c_says_nothing_was_lost(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl+C in the middle of a partition's compaction exited 130 with a bare line (audit of destructive paths):
+    it says what state it left, and the next run finishes the job with every row there once."""
+    layout = Layout(home)
+    with Storage(layout) as s:
+        for row in make_rows(10):
+            s.commit([row], [])
+    real = Storage._write_part
+
+    def interrupted(self, *args, **kwargs):  # (after the journal is written: the worst moment)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Storage, "_write_part", interrupted)
+    code, out, err = call(capsys, "cache", "compact")
+    assert code == 130 and out == ""
+    assert err.strip() == ("hyp cache compact: interrupted. The partitions compacted so far stay compacted, and the "
+                           "others as they were; nothing was lost. Run it again to finish.")
+    monkeypatch.setattr(Storage, "_write_part", real)
+    code, out, _ = call(capsys, "cache", "compact", "--json")
+    assert code == 0 and json.loads(out)["files_after"] == 1
+    assert scan_messages(layout).select(pl.len(), pl.col("part_id").n_unique()).collect().row(0) == (10, 10)
+
+
 def test_cache_compact_verification_failure_exits_1_and_keeps_inputs(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -191,8 +191,16 @@ def cache_compact(
     if not dry_run:
         set_umask()
     events = None if dry_run else EventLog(layout, new_run_id(), enabled=True)
-    with Storage(layout, events=events) as storage:
-        result = storage.compact(dry_run=dry_run, on_wait=waiting_notice(prog, layout))
+    try:
+        with Storage(layout, events=events) as storage:
+            result = storage.compact(dry_run=dry_run, on_wait=waiting_notice(prog, layout))
+    except KeyboardInterrupt:
+        # (it ended with a bare line: the partitions already compacted, and the one under way, are safe either
+        # way: the journal of the one under way is finished or undone by the next hyp process that writes)
+        err("")
+        err(f"{prog} cache compact: interrupted. The partitions compacted so far stay compacted, and the others "
+            "as they were; nothing was lost. Run it again to finish.")
+        raise typer.Exit(130) from None
     parts = [
         {
             "partition": p.name,
