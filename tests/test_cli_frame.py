@@ -1067,7 +1067,7 @@ def test_a_polars_panic_without_a_known_cause_says_how_to_see_the_traceback(
 # --- --json failures ---------------------------------------------------------------------------------------
 
 PRUNE_KEYS = {"dry_run", "retention_days", "cut_date", "partitions", "partitions_removed", "files_removed",
-              "rows_removed", "bytes_removed", "tmp_files_removed", "checkpoints_removed", "error"}
+              "rows_removed", "bytes_removed", "tmp_files_removed", "checkpoints_removed", "kept_foreign", "error"}
 INIT_KEYS = {"command", "dry_run", "demo_dir", "hyp_home", "exit_code", "error"}
 
 
