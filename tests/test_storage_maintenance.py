@@ -210,6 +210,7 @@ def test_prune_leaves_what_hyp_did_not_write_in_a_partition(storage: Storage, la
     for f in old.glob("*.parquet"):
         shutil.copy(f, old / "mybackup" / f.name)
     (old / "notes.txt").write_text("mine\n")
+    (old / ".DS_Store").write_bytes(b"\0")  # (a file manager's: no one's data, goes with the partition's files)
     assert ignored_paths(layout.dataset_root) == [str(old / "mybackup")]  # (named by hyp status: not read)
     dry = storage.prune(120, today=TODAY, dry_run=True)
     assert dry.kept_foreign == [str(old / "mybackup"), str(old / "notes.txt")]

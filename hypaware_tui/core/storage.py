@@ -519,11 +519,12 @@ class _Memo:
 
 
 def _own_entry(entry: os.DirEntry[str]) -> bool:
-    """A partition's entry that hyp writes there, or reads as the dataset's: a Parquet file (or a link named
-    so: its rows are read) or a temp file (`*.tmp`). Not a folder."""
+    """A partition's entry that hyp writes there, or reads as the dataset's, or that is no one's data: a Parquet
+    file (or a link named so: its rows are read), a temp file (`*.tmp`), a hidden file (a file manager's
+    `.DS_Store`: kept, it alone would keep an emptied partition and be named at every prune). Not a folder."""
     if entry.is_dir(follow_symlinks=False):
         return False
-    return entry.name.endswith((".parquet", ".tmp"))
+    return entry.name.endswith((".parquet", ".tmp")) or entry.name.startswith(".")
 
 
 def _own_entries(partition_dir: str | os.PathLike[str]) -> list[str]:
