@@ -527,31 +527,25 @@ def _own_entry(entry: os.DirEntry[str]) -> bool:
     return entry.name.endswith((".parquet", ".tmp")) or entry.name.startswith(".")
 
 
-def _own_entries(partition_dir: str | os.PathLike[str]) -> list[str]:
-    with os.scandir(partition_dir) as it:
-        return sorted(e.name for e in it if _own_entry(e))
-
-
-def _prunable(partition_dir: str | os.PathLike[str]) -> bool:
-    """A partition a prune removes (from) when it is old: not one left holding only what hyp did not write (a
-    prune before took its files), which would be "removed" again by every prune, with nothing in it."""
+def _split_entries(partition_dir: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """A partition's entries as (hyp's, the others: a folder of copies, a note, which a prune leaves). A partition
+    that is a link to a folder elsewhere has none of its own: the link goes, what it points to stays."""
     if os.path.islink(partition_dir):
-        return True
+        return [], []
     try:
         with os.scandir(partition_dir) as it:
             entries = list(it)
-    except OSError:
-        return True
-    return not entries or any(_own_entry(e) for e in entries)
-
-
-def _foreign_entries(partition_dir: str | os.PathLike[str]) -> list[str]:
-    """A partition's entries that hyp does not write (a folder of copies, a note): a prune leaves them."""
-    try:
-        with os.scandir(partition_dir) as it:
-            return sorted(e.name for e in it if not _own_entry(e))
     except FileNotFoundError:
-        return []
+        return [], []
+    own = sorted(e.name for e in entries if _own_entry(e))
+    return own, sorted(e.name for e in entries if not _own_entry(e))
+
+
+def _prunable(split: tuple[list[str], list[str]]) -> bool:
+    """An old partition a prune removes (from): not one left holding only what hyp did not write (a prune before
+    took its files), which would be "removed" again by every prune, with nothing in it."""
+    own, foreign = split
+    return bool(own) or not foreign
 
 
 def list_part_files(partition_dir: str | os.PathLike[str]) -> list[str]:
@@ -1740,10 +1734,11 @@ class Storage:
         root = self.layout.dataset_root
         if dry_run:  # (what the real run removes: the old partitions, the stale .tmp files left outside them, the
             # checkpoints of vanished files; read-only, the checkpoint database too)
-            old = [(s, d, p) for s, d, p in iter_partitions(root) if d < cut and _prunable(p)] if cut is not None else []
+            parts = list(iter_partitions(root)) if cut is not None else []
+            split = {p: _split_entries(p) for _, d, p in parts if d < cut}
+            old = [(s, d, p) for s, d, p in parts if p in split and _prunable(split[p])]
             result.partitions = [self._partition_info(s, d, p) for s, d, p in old]
-            result.kept_foreign = [os.path.join(p, name) for *_, p in old if not os.path.islink(p)
-                                   for name in _foreign_entries(p)]
+            result.kept_foreign = [os.path.join(p, name) for *_, p in old for name in split[p][1]]
             if root.is_dir():
                 result.tmp_removed = len(self._stale_tmp_files(STALE_TMP_SECONDS, None, skip=[p for *_, p in old]))
             if client_roots_hashes and self.layout.ingest_db.exists():
@@ -1760,7 +1755,8 @@ class Storage:
             with self.locked(on_wait, _paths.PRUNE_KEPT):
                 if cut is not None:
                     parts = list(iter_partitions(root))
-                    old = [(source, d, pdir) for source, d, pdir in parts if d < cut and _prunable(pdir)]
+                    split = {pdir: _split_entries(pdir) for _, d, pdir in parts if d < cut}
+                    old = [(source, d, pdir) for source, d, pdir in parts if pdir in split and _prunable(split[pdir])]
                     if old:
                         # The rows before the cut go, whatever floor the last import ran with: record the cut
                         # as the import floor (§7.3), so that a later import with an earlier floor (retention
@@ -1783,8 +1779,7 @@ class Storage:
                         info = self._partition_info(source, d, pdir)
                         ensure_dir(self.layout.trash, below=self.layout.home)
                         dest = self.layout.trash / uuid7_hex()
-                        # (a partition that is a link to a folder elsewhere: the link goes, what it points to stays)
-                        foreign = [] if os.path.islink(pdir) else _foreign_entries(pdir)
+                        own, foreign = split[pdir]
                         if not foreign:
                             os.rename(pdir, dest)  # (atomic: readers see the partition whole, or not at all)
                         else:
@@ -1792,7 +1787,7 @@ class Storage:
                             # Parquet and temp files go. The whole folder went to the trash, and was deleted with
                             # them (the README says no hyp command deletes such entries).
                             dest.mkdir()
-                            for name in _own_entries(pdir):
+                            for name in own:
                                 os.rename(os.path.join(pdir, name), dest / name)
                             fsync_dir(pdir)
                             result.kept_foreign.extend(os.path.join(pdir, name) for name in foreign)
@@ -1832,7 +1827,7 @@ class Storage:
             raise failure from cause
         return result
 
-    def _empty_trash(self) -> None:  # (what is in the trash is hyp's: `_foreign_entries` stay in the dataset)
+    def _empty_trash(self) -> None:  # (what is in the trash is hyp's: the others stay in the dataset, `_split_entries`)
         trash = self.layout.trash
         if not trash.is_dir():
             return
