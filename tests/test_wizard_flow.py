@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -1002,6 +1003,21 @@ async def test_import_waiting_for_the_write_lock_says_so_in_the_panel(tmp_path: 
     assert ids and len(ids) == len(set(ids))
 
 
+@contextlib.asynccontextmanager
+async def _import_screen_held(tmp_path: Path):
+    """The wizard at 100×32 on its Import step, Claude's import held at a gate (opened on the way out):
+    (app, pilot, import screen, gate)."""
+    m = make_machine(tmp_path)
+    gate = threading.Event()
+    app = WizardApp(wizard_settings(m, importers=importers(claude={"gate": gate})))
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            await to_review(pilot)
+            yield app, pilot, await enter_to(pilot, ImportScreen), gate
+    finally:
+        gate.set()
+
+
 async def test_a_lost_parse_worker_is_a_note_under_the_panels(tmp_path: Path) -> None:
     """The runner's notices (`on_notice`: a parse worker killed mid-import) reach the Import screen as a
     lasting note under the panels, with the client's name; a lock notice goes to that client's panel."""
@@ -1015,26 +1031,18 @@ async def test_a_lost_parse_worker_is_a_note_under_the_panels(tmp_path: Path) ->
     assert [(type(x), x.client, x.kind) for x in posted] == [
         (ImportNotice, "codex", "note"), (ImportNotice, "claude", "waiting")]
 
-    m = make_machine(tmp_path)
-    gate = threading.Event()
-    app = WizardApp(wizard_settings(m, importers=importers(claude={"gate": gate})))
-    try:
-        async with app.run_test(size=(100, 32)) as pilot:
-            await to_review(pilot)
-            screen = await enter_to(pilot, ImportScreen)
-            assert "Note" not in str(screen.query_one("#steps").render())
-            for msg in posted:
-                screen.post_message(msg)
-            await wait_for(pilot, lambda: bool(screen.notes), what="the note")
-            await pilot.pause()
-            steps = str(screen.query_one("#steps").render())
-            assert "Note     Codex: a parse worker process stopped unexpectedly" in steps
-            assert "waiting for another import" in str(screen.query_one("#panel-claude").render())
-            gate.set()
-            await on_screen(pilot, DoneScreen, timeout=30)
-            await pilot.press("enter")
-    finally:
+    async with _import_screen_held(tmp_path) as (app, pilot, screen, gate):
+        assert "Note" not in str(screen.query_one("#steps").render())
+        for msg in posted:
+            screen.post_message(msg)
+        await wait_for(pilot, lambda: bool(screen.notes), what="the note")
+        await pilot.pause()
+        steps = str(screen.query_one("#steps").render())
+        assert "Note     Codex: a parse worker process stopped unexpectedly" in steps
+        assert "waiting for another import" in str(screen.query_one("#panel-claude").render())
         gate.set()
+        await on_screen(pilot, DoneScreen, timeout=30)
+        await pilot.press("enter")
     assert app.return_code == 0
 
 
@@ -1048,28 +1056,20 @@ async def test_files_read_but_not_saved_at_a_stop_are_a_note(tmp_path: Path) -> 
     def progress(final: bool, unsaved: int) -> Progress:
         return Progress("claude", 10, 100, 841, 4620, 12, 300, 0, {}, 0, 1.0, final=final, files_unsaved=unsaved)
 
-    m = make_machine(tmp_path)
-    gate = threading.Event()
-    app = WizardApp(wizard_settings(m, importers=importers(claude={"gate": gate})))
-    try:
-        async with app.run_test(size=(100, 32)) as pilot:
-            await to_review(pilot)
-            screen = await enter_to(pilot, ImportScreen)
-            screen.post_message(ImportProgressed("codex", progress(True, 0), 0.0))
-            screen.post_message(ImportProgressed("claude", progress(False, 7), 0.0))  # (only a final one says it)
-            await pilot.pause()
-            assert screen.notes == []
-            screen.post_message(ImportProgressed("claude", progress(True, 1052), 0.0))
-            await wait_for(pilot, lambda: bool(screen.notes), what="the note")
-            await pilot.pause()
-            steps = str(screen.query_one("#steps").render())
-            assert "Note     Claude Code: 1,052 more files were read but not saved; the next run reads them again" \
-                in steps, steps
-            gate.set()
-            await on_screen(pilot, DoneScreen, timeout=30)
-            await pilot.press("enter")
-    finally:
+    async with _import_screen_held(tmp_path) as (app, pilot, screen, gate):
+        screen.post_message(ImportProgressed("codex", progress(True, 0), 0.0))
+        screen.post_message(ImportProgressed("claude", progress(False, 7), 0.0))  # (only a final one says it)
+        await pilot.pause()
+        assert screen.notes == []
+        screen.post_message(ImportProgressed("claude", progress(True, 1052), 0.0))
+        await wait_for(pilot, lambda: bool(screen.notes), what="the note")
+        await pilot.pause()
+        steps = str(screen.query_one("#steps").render())
+        assert "Note     Claude Code: 1,052 more files were read but not saved; the next run reads them again" \
+            in steps, steps
         gate.set()
+        await on_screen(pilot, DoneScreen, timeout=30)
+        await pilot.press("enter")
     assert app.return_code == 0
 
 
