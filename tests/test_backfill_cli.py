@@ -1900,3 +1900,65 @@ def test_every_date_range_says_its_zone_and_the_wizard_agrees_with_plan(h, monke
     assert f"messages from {utc_day} to {utc_day} (UTC)" in status.stdout, status.stdout
     cache = h.run("cache", "status", env=env)
     assert f"Dates        {utc_day} → {utc_day} (UTC)" in cache.stdout, cache.stdout
+
+
+def test_status_and_overview_after_the_retention_cleanup_deleted_every_row_do_not_say_nothing_was_imported(
+    h, inproc
+):
+    """After `hyp cache prune` deleted every row (all older than the new retention window), `hyp status` said
+    "empty: nothing imported yet" and `hyp query overview` "Nothing imported yet.", over a backfill that had
+    imported them (and whose line said so). Both now say why the dataset is empty."""
+    rows_a, _ = claude_session(h.claude / "projects" / "-home-ada-old" / "a.jsonl", "a", 3, recent(200))
+    rows_b, _ = claude_session(h.claude / "projects" / "-home-ada-old" / "b.jsonl", "b", 2, recent(150))
+    base = ("init", "--yes", "--no-daemon", "--client", "claude")
+    code, _, err = inproc(*base, "--retention-days", "365")
+    assert code == 0 and h.dataset().height == rows_a + rows_b, err
+    code, out, err = inproc("status")
+    assert "empty" not in out
+    code, _, err = inproc(*base, "--force", "--no-backfill", "--retention-days", "30")
+    assert code == 0, err
+    code, out, err = inproc("cache", "prune")
+    assert code == 0 and "Removed 2 partitions" in out, out + err
+    from hypaware_tui.core.storage import cut_date_for
+
+    cut = cut_date_for(30)
+    why = (f"none of the 2 files hyp has read has a message from {cut} on (the retention window: older messages "
+           "are not kept)")
+    code, out, _ = inproc("status")
+    assert f"empty: {why}" in out and "nothing imported" not in out, out
+    doc = json.loads(inproc("status", "--json")[1])
+    assert doc["dataset"]["empty_reason"] == why and doc["dataset"]["files"] == 0
+    for days in ("30", "0"):
+        code, out, _ = inproc("query", "overview", "--days", days)
+        assert code == 0 and out.strip() == f"No messages: {why}.", out
+    # A backfill now reads nothing older either: the same text, with the floor of that run
+    code, out, _ = inproc("backfill")
+    assert code == 0 and f"empty: {why}" in inproc("status")[1]
+
+
+def test_status_and_overview_of_history_without_messages_say_so(h, inproc):
+    """Retention 0 (no floor) and a file that holds no message (a summary line only): not "nothing imported
+    yet" either, but that the file read holds none; a fresh home still says "Nothing imported yet."."""
+    code, out, _ = inproc("query", "overview")
+    assert out.strip() == "Nothing imported yet."
+    path = h.claude / "projects" / "-home-ada" / "s.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"type": "summary", "summary": "s", "leafUuid": "x"}) + "\n")
+    code, _, err = inproc("init", "--yes", "--no-daemon", "--client", "claude", "--retention-days", "0")
+    assert code == 0, err
+    assert "empty: the file hyp has read has no message\n" in inproc("status")[1]
+    assert inproc("query", "overview", "--days", "0")[1].strip() == "No messages: the file hyp has read has no message."
+
+
+def test_overview_of_a_dataset_deleted_by_hand_says_the_next_import_reads_it_again(h, inproc):
+    """`hyp status` said the dataset was replaced; `hyp query overview` said "Nothing imported yet." over the
+    import whose rows were deleted. It says what status says, and what to run."""
+    import shutil
+
+    claude_session(h.claude / "projects" / "-home-ada" / "a.jsonl", "a", 2, recent(3))
+    code, _, err = inproc("init", "--yes", "--no-daemon", "--client", "claude", "--retention-days", "30")
+    assert code == 0, err
+    shutil.rmtree(h.hyp / "cache" / "ai_gateway_messages")
+    code, out, _ = inproc("query", "overview")
+    assert code == 0 and out.startswith("No messages. The dataset at "), out
+    assert "the next import reads all history again" in out and "Run hyp backfill to import it now." in out

@@ -277,7 +277,7 @@ def overview_command(
         print_json(ov.to_json())
         return
     if ov.is_empty:
-        out(empty_note(ov, _prog()))
+        out(empty_note(ov, _prog(), layout))
         return
     render_overview(ov, out_console())
 

@@ -143,6 +143,8 @@ def render_text(report: dict[str, Any]) -> None:
         lines.append(f"messages from {ds['oldest']} to {ds['newest']} (UTC)")
     elif ds.get("replaced"):  # (not "nothing imported yet": the checkpoints say otherwise)
         lines.append("empty")
+    elif ds.get("empty_reason"):  # (hyp has read history: the retention window kept none of it, say)
+        lines.append(f"empty: {ds['empty_reason']}")
     elif not ds.get("error"):  # (an unreadable dataset is not an empty one)
         lines.append("empty: nothing imported yet")
     if ds.get("replaced"):

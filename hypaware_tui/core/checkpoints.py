@@ -589,6 +589,13 @@ class StateDB:
         ).fetchone()[0]
 
     @_reported
+    def files_read(self) -> int:
+        """How many files a checkpoint says hyp has read some bytes of (`offset > 0`)."""
+        if self._conn is None:
+            return 0
+        return self._conn.execute("SELECT count(*) FROM files WHERE offset > 0").fetchone()[0]
+
+    @_reported
     def oldest_update(self) -> str | None:
         """The `updated_at` of the checkpoint updated longest ago (None with none)."""
         if self._conn is None:

@@ -1778,9 +1778,10 @@ def _rows_outside(layout: Layout, result: Overview, since_us: int | None, until_
     result.first_after = us_to_iso(int(first_after)) if first_after is not None else None
 
 
-def empty_note(ov: Overview, prog: str = "hyp") -> str:
+def empty_note(ov: Overview, prog: str = "hyp", layout: Layout | None = None) -> str:
     """What an overview without a row in its period says (cli.md §7.2: `Nothing imported yet.` only when the
-    dataset has no row)."""
+    dataset has no row; and, given the `layout`, not when hyp has imported into a dataset that is gone, or has
+    read history none of which the retention window keeps)."""
     if ov.rows_before:
         return (f"No messages from {ov.first_date} to {ov.last_date} ({ov.period.time_zone}). "
                 f"Try {prog} query overview --days 0 for all data.")
@@ -1790,6 +1791,19 @@ def empty_note(ov: Overview, prog: str = "hyp") -> str:
         return (f"No messages up to now: the {ov.rows_after:,} {'row' if ov.rows_after == 1 else 'rows'} in the "
                 f"dataset {verb} dated after now, from {first[:10]} {first[11:16]} UTC (is the system clock "
                 f"behind?). They count here once that time comes; {prog} query sql reads them now.")
+    if layout is not None:
+        from hypaware_tui.core.storage import (
+            dataset_replaced,
+            dataset_replaced_text,
+            empty_dataset_text,
+            history_read,
+        )
+
+        if dataset_replaced(layout):
+            return f"No messages. {dataset_replaced_text(layout, ahead=True)} Run {prog} backfill to import it now."
+        read = history_read(layout)
+        if read is not None:
+            return f"No messages: {empty_dataset_text(read)}."
     return "Nothing imported yet."
 
 

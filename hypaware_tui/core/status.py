@@ -50,6 +50,7 @@ def gather_status(
     report["dataset"] = dataset_section(layout)
     report["dataset"]["last_import"] = last_import(layout)
     report["dataset"]["replaced"] = dataset_replaced_note(layout)
+    report["dataset"]["empty_reason"] = empty_reason(layout, report["dataset"])
     report["daemon"] = daemon_section(layout)
     report["daemon"]["service_warning"] = service_warning(layout)
     report["daemon"]["config_warning"] = daemon_config_warning(report["daemon"], config, report["config"])
@@ -251,6 +252,17 @@ def dataset_replaced_note(layout: Layout) -> str | None:
         return dataset_replaced_text(layout, ahead=True) if dataset_replaced(layout) else None
     except OSError:  # (a HYP_HOME this user may not read: the dataset section says so)
         return None
+
+
+def empty_reason(layout: Layout, section: Mapping[str, Any]) -> str | None:
+    """Why a readable dataset without a file is empty when hyp has read history (`storage.empty_dataset_text`:
+    the retention window kept nothing, say); None otherwise ("nothing imported yet" is then true)."""
+    if section["files"] or section.get("error") or section.get("replaced"):
+        return None
+    from hypaware_tui.core.storage import empty_dataset_text, history_read
+
+    read = history_read(layout)
+    return empty_dataset_text(read) if read is not None else None
 
 
 def last_import(layout: Layout) -> dict[str, Any] | None:

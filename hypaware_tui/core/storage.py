@@ -335,6 +335,42 @@ def dataset_replaced(layout: Layout) -> bool:
         return False  # (a database that cannot be read is reported by whoever reads it)
 
 
+@dataclass(frozen=True)
+class HistoryRead:
+    """What the checkpoints say of an import before (`history_read`): how many files hyp has read some bytes
+    of, and the import floor recorded by the last import or cleanup (None: none, or retention 0)."""
+
+    files: int
+    floor: str | None
+
+
+def history_read(layout: Layout) -> HistoryRead | None:
+    """Read-only: the history hyp has read, for an empty dataset's text (`empty_dataset_text`); None when the
+    checkpoints record no file read (or cannot be read: whoever reads them reports that)."""
+    if not layout.ingest_db.exists():
+        return None
+    try:
+        with StateDB.open(layout, create=False) as db:
+            files = db.files_read()
+            floor = db.get_meta(META_IMPORT_FLOOR) if files else None
+    except (OSError, StateDBError):
+        return None
+    return HistoryRead(files, floor or None) if files else None
+
+
+def empty_dataset_text(read: HistoryRead) -> str:
+    """Why the dataset has no row although hyp has read history (a `hyp status` line and the `hyp query
+    overview` note): every message was older than the retention window (not imported, or deleted by a
+    cleanup since), or (no floor) the files held none. Not "nothing imported yet"."""
+    if read.files == 1:
+        text = "the file hyp has read has no message"
+    else:
+        text = f"none of the {read.files:,} files hyp has read has a message"
+    if read.floor is not None:
+        text += f" from {read.floor} on (the retention window: older messages are not kept)"
+    return text
+
+
 class LockWaitCancelled(StorageError):
     """The run was interrupted while it waited for another process's lock: nothing of the batch was written
     (its lines are read again next time)."""
