@@ -409,7 +409,8 @@ class WizardApp(App[int]):
 
     def retention_warning(self, days: int) -> str | None:
         machine = self.settings.machine
-        return shorter_retention_warning(machine.config, days, machine.rows_older_than(days, self.settings.now_us()))
+        return shorter_retention_warning(machine.config, days, machine.rows_older_than(days, self.settings.now_us()),
+                                         daemon_running=machine.daemon.running)
 
     def on_choice_list_highlighted(self, message: ChoiceList.Highlighted) -> None:
         if message.choice_list.id:

@@ -238,13 +238,15 @@ def test_a_window_that_deletes_stored_rows_is_said_before_the_run(tmp_path: Path
     assert older and older > 0
     code, _, err = headless(m, retention_days=7, no_daemon=True, force=True)
     assert code == 0, err
+    # (capture off: no daemon, no daily cleanup; it said "at the next daily cleanup", which never came)
+    prune = "will be deleted by the next hyp cache prune (capture is off, so no daily cleanup runs)."
     assert (f"hyp init: warning: Shorter than your keep-forever setting: rows older than 7 days (about {older:,}) "
-            "will be deleted at the next daily cleanup.") in err.splitlines(), err
+            f"{prune}") in err.splitlines(), err
     m.layout.config.write_text('{"version":1, "clients":\n')  # (cannot be read)
     code, _, err = headless(m, retention_days=7, no_daemon=True, force=True)
     assert code == 0, err
     assert (f"hyp init: warning: Your config cannot be read, and hyp's dataset holds rows older than 7 days "
-            f"(about {older:,}): they will be deleted at the next daily cleanup.") in err.splitlines(), err
+            f"(about {older:,}): they {prune}") in err.splitlines(), err
     code, _, err = headless(m, retention_days=0, no_daemon=True, force=True)  # (keeps every row: nothing said)
     assert code == 0 and "warning" not in err, err
 
@@ -774,3 +776,29 @@ def test_the_wizard_step_backs_up_a_config_written_meanwhile_and_says_replaced(t
     outcome = write_config_step(plan, m.layout, now_us=plan.until_us, replace_existing=True)
     assert (outcome.status, outcome.action, outcome.backup) == ("ok", "created", None)
     assert outcome.line(m.env) == "written ~/.hyp/hypaware-config.json"
+
+
+def test_starting_capture_over_rows_older_than_the_configured_window_warns(tmp_path: Path) -> None:
+    """A retention lowered by hand in the config (or rows that aged past it while capture was off), then
+    `hyp init --yes` turning capture on: the window is the config's, so no "shorter than" warning, and the new
+    daemon's first daily cleanup deleted the older rows without a word (retention audit). Said now, as a
+    shorter window is; with capture left off nothing deletes them, and nothing is said."""
+    m = make_machine(tmp_path)
+    code, _, err = headless(m, retention_days=0, no_daemon=True)
+    assert code == 0, err
+    from hypaware_tui.core.plan import gather_machine_state
+
+    data = json.loads(m.layout.config.read_text())
+    data["retention_days"] = 7
+    m.layout.config.write_text(json.dumps(data))
+    machine = gather_machine_state(m.layout, dict(m.env), service_manager=m.service)
+    older = machine.rows_older_than(7, now_us())
+    assert older and older > 0
+    code, out, err = headless(m, dry_run=True, force=True)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["retention_days"] == 7 and doc["daemon"]["action"] == "start", doc
+    assert doc["warnings"] == [f"hyp's dataset holds rows older than 7 days (about {older:,}): they will be deleted "
+                               "at the next daily cleanup."], doc["warnings"]
+    code, out, err = headless(m, dry_run=True, force=True, no_daemon=True)
+    assert code == 0 and json.loads(out)["warnings"] == [], out

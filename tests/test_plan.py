@@ -448,7 +448,19 @@ def test_a_keep_forever_config_is_read_as_such(tmp_path: Path) -> None:
         "daily cleanup."
     )
     kept = ExistingConfig(path, True, b"{}", {**data, "retention_days": 120})
-    assert shorter_retention_warning(kept, 120, 7) is None and shorter_retention_warning(kept, 0, 7) is None
+    assert shorter_retention_warning(kept, 0, 7) is None
+    # the same window over rows older than it (lowered by hand, or aged while capture was off): a new daemon's
+    # first cleanup deletes them; a running one deletes such rows every day, and with capture off none runs
+    assert shorter_retention_warning(kept, 120, 7) == (
+        "hyp's dataset holds rows older than 120 days (about 7): they will be deleted at the next daily cleanup."
+    )
+    assert shorter_retention_warning(kept, 120, 7, daemon_running=True) is None
+    assert shorter_retention_warning(kept, 120, 7, capture=False) is None
+    assert shorter_retention_warning(kept, 120, 0) is None and shorter_retention_warning(kept, 120, None) is None
+    assert shorter_retention_warning(existing, 30, 7, capture=False) == (
+        "Shorter than your keep-forever setting: rows older than 30 days (about 7) will be deleted by the next hyp "
+        "cache prune (capture is off, so no daily cleanup runs)."
+    )
     assert shorter_retention_warning(kept, 30, 0) == (
         "Shorter than your current 120 days: rows older than 30 days (none right now) will be deleted at the next "
         "daily cleanup."

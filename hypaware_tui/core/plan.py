@@ -321,11 +321,21 @@ def named_not_detected_warning(name: str, reason: str | None) -> str:
     return f"{name} was named but not detected ({reason}); its import will be skipped."
 
 
-def shorter_retention_warning(existing: ExistingConfig, retention_days: int, rows_older: int | None) -> str | None:
+def shorter_retention_warning(existing: ExistingConfig, retention_days: int, rows_older: int | None, *,
+                              capture: bool | None = None, daemon_running: bool = False) -> str | None:
     """wizard.md §6.3: a window shorter than the configured one deletes rows at the next daily cleanup. With no
     configured one to compare with (no config, or one that cannot be read, which Reconfigure replaces), the
     dataset's rows older than the window are what it deletes: said when there are any (a Reconfigure over a
-    broken config chose 30 days and the new daemon's first cleanup deleted 12,594 rows, without a word)."""
+    broken config chose 30 days and the new daemon's first cleanup deleted 12,594 rows, without a word).
+
+    `capture`: the plan's choice (None: not asked yet, on the Retention screen). Off, no daily cleanup runs:
+    the rows go at the next `hyp cache prune` (it said "at the next daily cleanup", which never came). On,
+    with no daemon running, a window no shorter than the config's also warns when the dataset holds rows
+    older than it (a retention lowered by hand, or rows that aged past it while capture was off): the new
+    daemon's first cleanup deletes them (it did, without a word). A running daemon deletes such rows every
+    day: nothing new to say."""
+    when = ("will be deleted by the next hyp cache prune (capture is off, so no daily cleanup runs)"
+            if capture is False else "will be deleted at the next daily cleanup")
     old = existing.retention_days
     if old is None or not existing.valid:
         if retention_days == 0 or not rows_older:
@@ -333,10 +343,15 @@ def shorter_retention_warning(existing: ExistingConfig, retention_days: int, row
         why = "Your config cannot be read" if existing.exists else "There is no config"
         return (
             f"{why}, and hyp's dataset holds rows older than {plural(retention_days, 'day')} (about {rows_older:,}): "
-            "they will be deleted at the next daily cleanup."
+            f"they {when}."
         )
-    if retention_days == 0 or (old != 0 and retention_days >= old):
+    if retention_days == 0:
         return None
+    if old != 0 and retention_days >= old:
+        if not rows_older or capture is False or daemon_running:
+            return None
+        return (f"hyp's dataset holds rows older than {plural(retention_days, 'day')} (about {rows_older:,}): they "
+                f"{when}.")
     if rows_older is None:
         older = ""
     elif rows_older == 0:
@@ -344,10 +359,7 @@ def shorter_retention_warning(existing: ExistingConfig, retention_days: int, row
     else:
         older = f" (about {rows_older:,})"
     current = "keep-forever setting" if old == 0 else f"current {plural(old, 'day')}"
-    return (
-        f"Shorter than your {current}: rows older than {plural(retention_days, 'day')}{older} will be deleted at the "
-        "next daily cleanup."
-    )
+    return f"Shorter than your {current}: rows older than {plural(retention_days, 'day')}{older} {when}."
 
 
 def build_plan(
@@ -423,7 +435,8 @@ def build_plan(
                          off_in_config=not choices.capture and again)
 
     warnings = []
-    w = shorter_retention_warning(existing, choices.retention_days, rows_older)
+    w = shorter_retention_warning(existing, choices.retention_days, rows_older, capture=choices.capture,
+                                  daemon_running=machine.daemon.running)
     if w:
         warnings.append(w)
     for c in named_clients:
