@@ -401,7 +401,10 @@ class WizardApp(App[int]):
             text += f" ({' · '.join(parts)})"
         text += "."
         if since is not None:
-            text += (f" Older: {plural(older_sessions, 'session')}, not imported." if older_sessions
+            # (over a dataset holding rows older than the window, some of those sessions are in it, and go at the
+            # next cleanup: "not imported" was said of sessions imported long ago)
+            fate = "not kept" if self.settings.machine.rows_older_than(days, now) else "not imported"
+            text += (f" Older: {plural(older_sessions, 'session')}, {fate}." if older_sessions
                      else " Nothing older.")
         if not self.inventory_done:
             text += " (Still scanning…)"

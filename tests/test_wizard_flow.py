@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -1255,3 +1256,36 @@ async def test_review_panel_and_done_show_the_files_the_import_reads(tmp_path: P
         assert "nothing to read (4 files unchanged) · sessions 0 · rows 0 · duplicates 0" in panel
     summary = next(line for line in app.summary.splitlines() if line.startswith("Claude Code")).split()
     assert summary[2:6] == ["ok", "0", "0", "0"]
+
+
+async def test_retention_over_a_stored_history_says_older_sessions_are_not_kept_and_forever_deletes_nothing(
+    tmp_path: Path,
+) -> None:
+    """Reconfigure over a dataset holding the whole history (kept forever): at 30 days the preview said the
+    older sessions were "not imported" (they were, long ago: they go at the next cleanup), and with Keep
+    forever under the cursor the help still said rows older than it are deleted once a day (retention audit)."""
+    from hypaware_tui.core.inventory import build_inventory
+    from hypaware_tui.core.plan import Choices, build_plan, commit, gather_machine_state
+    from hypaware_tui.screens.retention import HELP, HELP_FOREVER
+    from tests.wizard_support import NOW_US
+
+    m = make_machine(tmp_path, now_us=NOW_US - 20 * 86_400_000_000)  # history 20-40 days old
+    inv = build_inventory(env=m.env)
+    machine = gather_machine_state(m.layout, m.env, service_manager=m.service, process_table=m.process_table)
+    first = build_plan(inv, Choices(("claude", "codex"), retention_days=0, capture=False), machine, now_us=NOW_US)
+    commit(first, m.layout, env=m.env, inventory=inv, service_manager=m.service, spawner=m.spawner)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await on_screen(pilot, WelcomeBackScreen)
+        await pilot.press("up", "up")  # Reconfigure
+        await enter_to(pilot, ClientsScreen)
+        await wait_for(pilot, lambda: app.inventory_done)
+        retention = await enter_to(pilot, RetentionScreen)
+        assert retention.selected == 0
+        shown = lambda wid: " ".join(str(retention.query_one(wid).render()).split())  # noqa: E731
+        assert shown("#help") == HELP_FOREVER and "Older" not in shown("#preview")
+        await pilot.press("up", "up", "up", "up")  # 30 days
+        await wait_for(pilot, lambda: retention.selected == 30)
+        assert shown("#help") == HELP
+        assert re.search(r"Older: \d+ sessions?, not kept\.$", shown("#preview")), shown("#preview")
+        assert shown("#warning").startswith("Shorter than your keep-forever setting: rows older than 30 days")

@@ -12,6 +12,12 @@ from hypaware_tui.screens.base import StepInfo, WizardScreen
 from hypaware_tui.screens.widgets import ActionButton, ChoiceList, Row
 
 HELP = "Rows older than this are deleted from hyp's dataset once a day. The assistants' own files are never touched."
+HELP_FOREVER = "hyp keeps every row it imports. The assistants' own files are never touched."
+
+
+def help_text(days: int) -> str:
+    """wizard.md §6.3's help, of the option under the cursor (with Keep forever, nothing is deleted)."""
+    return HELP_FOREVER if days == 0 else HELP
 
 
 def option_label(days: int, *, current: int | None = None, recommended: int = 120) -> str:
@@ -44,7 +50,7 @@ class RetentionScreen(WizardScreen):
         yield Static(self.preview(self.selected), id="preview")
         warning = self.warning(self.selected)
         yield Static(warning or "", id="warning", classes="" if warning else "-empty")
-        yield Static(HELP, id="help")
+        yield Static(help_text(self.selected), id="help")
 
     def compose_buttons(self) -> ComposeResult:
         yield ActionButton("Continue", id="continue")
@@ -61,6 +67,7 @@ class RetentionScreen(WizardScreen):
         box = self.query_one("#warning", Static)
         box.update(warning or "")
         box.set_class(not warning, "-empty")
+        self.query_one("#help", Static).update(help_text(days))
 
     def current_answer(self):
         # From the list itself: `Changed` reaches this screen as a message, and a key typed right after an
