@@ -662,6 +662,38 @@ def test_a_daemon_on_an_older_config_does_not_bring_back_what_a_prune_under_the_
         loop.close()
 
 
+def test_a_reload_that_raises_retention_reads_the_older_history_at_once(home: Home) -> None:
+    """SIGHUP after the config went from 30 to 60 days: the rows between the two cuts came back only at the next
+    daily pass or a restart, up to a day later (the reload did not record the new import floor; retention
+    audit). They come back at the reload, once each; a reload that shortens retention reads nothing again."""
+    cap = {"poll_seconds": 2, "flush_seconds": 1}
+    home.write_config(retention_days=30, capture=cap)
+    now = datetime.now(UTC).replace(microsecond=0)
+    record_capture_start(home.layout, ["claude"], 0)
+    f = home.session(S1)
+    f.write_text(session_text(S1, 4, now - timedelta(days=45)) + session_text(S1, 4, now - timedelta(days=10), first=4))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    try:
+        loop.step()
+        recent = set(part_ids(home.layout))
+        assert len(recent) == 6  # (4 lines of 10 days ago: 2 user + 2 assistant, one with 2 parts)
+        home.write_config(retention_days=60, capture=cap)
+        loop._reload_requested = True
+        clock.advance(1)
+        loop.step()
+        ids = part_ids(home.layout)
+        assert len(ids) == len(set(ids)) == 12 and recent < set(ids)
+        home.write_config(retention_days=30, capture=cap)
+        loop._reload_requested = True
+        clock.advance(1)
+        loop.step()
+        assert sorted(part_ids(home.layout)) == sorted(ids)  # (deleted at the daily pass, not read again)
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 def test_daily_retention_pass_forgets_a_vanished_file_despite_a_link_to_nothing(home: Home) -> None:
     """A transcript link to a drive not mounted is a per-file error: it hides no other file, so the daily pass
     still drops the checkpoints of files that are gone (daemon.md §3.1 rule 7); it kept them all."""

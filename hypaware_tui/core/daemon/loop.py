@@ -1683,6 +1683,7 @@ class DaemonLoop:
             return
         # flush what was read under the old config before clients go away
         self.flush()
+        old_days = self.settings.retention_days if self.settings is not None else None
         self.settings = new
         before = set(self.clients)
         self._setup_clients(new.clients)
@@ -1690,8 +1691,30 @@ class DaemonLoop:
             self._discover(self.clients[name], mark_all=True)
         self._restart_watcher()
         log.info("config reloaded")
+        if new.retention_days != old_days:
+            self._floor_after_reload()
         self._refresh_state()
         self._status_dirty = True
+
+    def _floor_after_reload(self) -> None:
+        """A new retention from a reload: its import floor is recorded now, as at a start (storage.md §7.3). A
+        longer one (or forever) resets the checkpoints, and the older history it keeps is read at once: it was
+        read back only at the next daily pass or restart, up to a day after the reload. (A shorter one deletes
+        at the daily pass, daemon.md §4.5.)"""
+        try:
+            lowered = self.storage.ensure_import_floor(self._floor_cut())
+        except Exception as exc:  # noqa: BLE001 - tried again at the next retention pass
+            self._error(f"could not record the import floor: {exc}")
+            return
+        if getattr(self.storage, "dataset_reset", False):
+            self._said_dataset_reset()
+            self._dataset_replaced()
+            self.said_reset = True  # (`_resync` catches up at the next step)
+        elif lowered:
+            assert self.settings is not None
+            log.info("retention: the config now keeps %s: reading the older history it keeps",
+                     _days_text(self.settings.retention_days))
+            self.catch_up()
 
     # ------------------------------------------------------------------------------------------ stopping
     def shutdown(self) -> None:
