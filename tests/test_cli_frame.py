@@ -721,6 +721,7 @@ def test_cache_status(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["last_compact_at"] is None and doc["last_prune_at"] is None
     code, out, _ = call(capsys, "cache", "status")
     assert "3 rows in 1 partition older than that" in out and "hyp cache prune" in out
+    assert f", cut {day(120)} UTC: " in out
     call(capsys, "cache", "compact")
     doc = json.loads(call(capsys, "cache", "status", "--json")[1])
     assert doc["last_compact_at"] is not None and doc["compaction_candidates"]["partitions"] == 0
@@ -784,6 +785,8 @@ def test_cache_prune_dry_run_then_real(home: Path, capsys: pytest.CaptureFixture
     assert out.startswith("Dry run: nothing removed · would remove 2 partitions") and "5 rows" in out
     code, out, _ = call(capsys, "cache", "prune")
     assert code == 0 and out.startswith("Removed 2 partitions") and "5 rows" in out
+    # (the cut is a UTC date, as the partitions' are: said, as the auditor of time zones found it was not)
+    assert f"older than {day(120)} UTC (120-day retention)" in out
     left = scan_messages(Layout(home)).collect()
     assert left.height == 4 and set(left["date"]) == {day(120)}
     code, out, _ = call(capsys, "cache", "prune", "--json")

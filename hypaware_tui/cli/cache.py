@@ -144,7 +144,7 @@ def cache_status(
     else:
         src = " (default)" if retention_source == "default" else ""
         older = doc["rows_older_than_retention"]
-        line = f"Retention    {plural(retention, 'day')}{src}, cut {cut}: "
+        line = f"Retention    {plural(retention, 'day')}{src}, cut {cut} UTC: "
         if older or old:
             line += (
                 f"{plural(older, 'row')} in {plural(len(old), 'partition')} older than that "
@@ -311,11 +311,11 @@ def cache_prune(
     if retention == 0:
         msg = "retention is 0 (keep forever): nothing to prune."
     elif not result.partitions:
-        msg = f"nothing to prune: no partition is older than {result.cut_date} ({retention}-day retention)."
+        msg = f"nothing to prune: no partition is older than {result.cut_date} UTC ({retention}-day retention)."
     else:
         msg = (
             f"{'would remove' if dry_run else 'removed'} {plural(len(result.partitions), 'partition')} older "
-            f"than {result.cut_date} ({retention}-day retention): {plural(result.files_removed, 'file')}, "
+            f"than {result.cut_date} UTC ({retention}-day retention): {plural(result.files_removed, 'file')}, "
             f"{plural(result.rows_removed, 'row')}, {human_size(result.bytes_removed)}."
         )
     out(f"Dry run: nothing removed · {msg}" if dry_run else msg[0].upper() + msg[1:])
