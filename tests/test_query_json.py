@@ -515,3 +515,25 @@ def test_a_cte_column_that_is_text_in_one_branch_of_a_union_is_text(layout: Layo
     assert q.json_result_columns(sql, q.run_sql(layout, sql)) == {}
     both = f"with c as (select attributes as a from {M} union all select tool_args from {M}) select a from c"
     assert q.json_result_columns(both, q.run_sql(layout, both)) == {"a": True}
+
+
+def test_current_date_is_the_utc_date_of_the_date_column(layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`current_date` was the engine's local date, where `date` (the partition) is the UTC one: `where date =
+    current_date` missed today's partition for half of each day west or east of UTC (time zone audit)."""
+    import time
+    from datetime import UTC, datetime
+
+    # a zone whose date differs from UTC's at this hour: UTC-12 before noon UTC, UTC+14 after 10:00 UTC
+    monkeypatch.setenv("TZ", "Etc/GMT+12" if datetime.now(UTC).hour < 12 else "Etc/GMT-14")
+    time.tzset()
+    try:
+        before = datetime.now(UTC).date()
+        assert datetime.now().date() != before  # (the local date is another one)
+        got = q.run_sql(layout, "select current_date as a, current_date() as b, current_date = current_date as c")
+        assert got.row(0)[0] in (before, datetime.now(UTC).date()) and got.row(0)[1] == got.row(0)[0]
+        assert got.row(0)[2] is True
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    at = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    assert q.utc_now("select current_date, 1 as current_date", at) == "select date '2026-11-28', 1 as current_date"

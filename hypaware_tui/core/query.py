@@ -779,12 +779,15 @@ def _has_at_time_zone(toks: list[tuple[str, int, int]]) -> bool:
 
 
 def utc_now(sql: str, now: datetime | None = None) -> str:
-    """`now()` and `current_timestamp` as the UTC instant the query starts (`timestamptz '…'`): the engine's
-    are naive local wall-clock times, so `message_created_at > now() - interval '30 days'` failed (a UTC
-    timestamp against a naive one) and `select now()` printed local time without a zone. The JSON operators
+    """`now()` and `current_timestamp` as the UTC instant the query starts (`timestamptz '…'`), and `current_date`
+    as its UTC date (the `date` column's): the engine's are local, naive wall-clock times, so
+    `message_created_at > now() - interval '30 days'` failed (a UTC timestamp against a naive one) and `select
+    now()` printed local time without a zone. The JSON operators
     `->` / `->>` are refused here with what to use instead (the engine's own message named only the path)."""
     toks = _lex(sql)
-    stamp = f"timestamptz '{(now or datetime.now(UTC)).astimezone(UTC).isoformat()}'"
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    stamp = f"timestamptz '{at.isoformat()}'"
+    day = at.date().isoformat()
     edits: list[tuple[int, int, str]] = []
     for i, (t, start, end) in enumerate(toks):
         if t == "-" and i + 1 < len(toks) and toks[i + 1][0] == ">" and toks[i + 1][1] == end:
@@ -798,6 +801,11 @@ def utc_now(sql: str, now: datetime | None = None) -> str:
             edits.append((start, toks[i + 2][2], stamp))
         elif t == "current_timestamp" and not (i + 1 < len(toks) and toks[i + 1][0] == "("):
             edits.append((start, end, stamp))
+        elif t == "current_date":
+            # (the local date, where the dataset's `date` is the UTC one: `where date = current_date` missed
+            # today's partition for half the day, west or east of UTC)
+            call = [x[0] for x in toks[i + 1 : i + 3]] == ["(", ")"]
+            edits.append((start, toks[i + 2][2] if call else end, f"date '{day}'"))
     for start, end, text in reversed(edits):
         sql = sql[:start] + text + sql[end:]
     return sql
