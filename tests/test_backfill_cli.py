@@ -197,6 +197,33 @@ def test_same_day_since_until_covers_the_whole_local_day(h, inproc, monkeypatch)
     assert data["since"].startswith(day) and data["since"][11:13] in ("04", "05")  # local midnight in UTC
 
 
+def test_every_iso_8601_date_form_is_a_whole_local_day(h, inproc, monkeypatch):
+    """cli.md §1: `--since`/`--until` take ISO 8601 dates, a bare date being its whole day. `--until 2026-W47-6`
+    (the week date of 2026-11-21) was read as the START of the day (the window `2026-11-21 00:00 → 2026-11-21
+    00:00`, no rows), and `--until 20261121` was refused. The week alone is not a day: refused as before."""
+    claude_fixtures(h, sessions=1)  # (with history to read: the heading is printed)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        seen = set()
+        for form in ("2026-11-21", "20261121", "2026-W47-6", "2026W476"):
+            rc, out, err = inproc("backfill", "--since", form, "--until", form, "--dry-run", "--json")
+            assert rc == 0, err
+            seen.add((json.loads(out)["since"], json.loads(out)["until"]))
+            rc, out, err = inproc("backfill", "--since", form, "--until", form, "--dry-run")
+            assert out.startswith("Dry run: nothing written · Backfill 2026-11-21 00:00 → 2026-11-21 23:59:59 "
+                                  "(local time) · run "), out
+        assert seen == {("2026-11-20T18:30:00Z", "2026-11-21T18:29:59.999999Z")}
+        for flag in ("--since", "--until"):
+            rc, out, err = inproc("backfill", flag, "2026-W47", "--dry-run")
+            assert rc == 2 and out == ""
+            assert err.splitlines()[0] == (f"hyp backfill: {flag}: expected an ISO date or datetime like 2026-05-01 "
+                                           'or 2026-05-01T09:30 (got "2026-W47")')
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_until_9999_12_31_east_of_utc_prints_the_summary(h):
     """`--until 9999-12-31` (no upper bound) is the last µs of 9999 in UTC, in the year 10000 in Kolkata: the
     heading crashed after the rows were committed (OverflowError, exit 1, no summary); `plan` too."""

@@ -95,6 +95,18 @@ def test_a_day_whose_midnight_is_skipped_starts_at_its_first_instant():
         _set_tz(old)
 
 
+def test_basic_and_week_dates_are_bare_dates(paris):
+    """ISO 8601 dates in the basic form and as week dates are whole days, like 2026-11-21 (`2026-W47-6` was
+    read as 00:00 even for `--until`; `20261121` was refused); the week alone is not a day."""
+    for form in ("20261121", "2026-W47-6", "2026W476"):
+        assert parse_since(form) == parse_since("2026-11-21") == parse_iso_us("2026-11-20T23:00:00Z")
+        assert parse_until(form) == parse_until("2026-11-21") == parse_iso_us("2026-11-21T23:00:00Z") - 1
+    assert parse_since("2026-W47-6T09:30") == parse_iso_us("2026-11-21T08:30:00Z")  # (a datetime, as before)
+    for bad in ("2026-W47", "2026W47", "2026-325"):
+        with pytest.raises(WindowError, match="expected an ISO date or datetime"):
+            parse_until(bad)
+
+
 @pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01", "05/01/2026", "2026-05-01T25:00", "now"])
 def test_unparseable_values_have_the_exact_message(bad):
     with pytest.raises(WindowError) as e:

@@ -31,7 +31,10 @@ from hypaware_tui.core.timeutil import (
 from hypaware_tui.importers.base import Window
 
 _EXAMPLE = "expected an ISO date or datetime like 2026-05-01 or 2026-05-01T09:30"
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A date without a time, in every complete ISO 8601 form `date.fromisoformat` reads: calendar (2026-11-21,
+# 20261121) and week dates (2026-W47-6, 2026W476). (Other dates that reader takes, the week alone `2026-W47`,
+# are not a day: refused, not read as its Monday.)
+_DATE_ONLY = re.compile(r"^\d{4}(?:-\d{2}-\d{2}|\d{4}|-W\d{2}-\d|W\d{3})$")
 
 
 class WindowError(ValueError):
@@ -93,7 +96,7 @@ def _parse(value: str, flag: str, *, end_of_day: bool) -> int:
                 # The last µs of the local day (inclusive), DST-safe: start of the next local day − 1 µs.
                 return _local_to_us(datetime.combine(d + timedelta(days=1), time())) - 1
             return _local_to_us(datetime.combine(d, time()))
-        if len(text) < 10 or not text[:4].isdigit():
+        if len(text) < 10 or not text[:4].isdigit():  # (also the week alone, `2026-W47`: not a day)
             raise ValueError(text)
         dt = datetime.fromisoformat(text.replace("z", "Z"))
     except (ValueError, OverflowError):
