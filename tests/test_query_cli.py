@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -661,7 +661,56 @@ def test_overview_days_follow_a_posix_tz_like_backfill_dates(filled: Path) -> No
     p = run(filled, "query", "overview", "--days", "2", "--json", TZ="JST-9")
     assert p.returncode == 0, p.stderr
     period = json.loads(p.stdout)["period"]
-    assert period["time_zone"] == "JST" and period["since"].endswith("T15:00:00Z"), period  # local midnight
+    assert period["time_zone"] == "JST, UTC+09:00" and period["since"].endswith("T15:00:00Z"), period  # midnight
+
+
+def _last_fall_back_before_today() -> date:
+    """The last Sunday of October (clocks go back in Berlin) before today, UTC."""
+    today = datetime.now(UTC).date()
+    year = today.year if today > date(today.year, 10, 31) else today.year - 1
+    last = date(year, 10, 31)
+    return last - timedelta(days=(last.weekday() + 1) % 7)
+
+
+def test_overview_days_follow_the_dst_rules_of_a_posix_tz(home: Path) -> None:
+    """cli.md §7.2: days are local calendar days. Under `TZ=CET-1CEST,M3.5.0,M10.5.0/3` (Berlin's rules
+    without an IANA name) the overview took now's offset for the whole period: a row at 00:30 CEST on the day
+    clocks go back was counted on the day before, and the period started an hour late. The day list, the period
+    and the counts are now those of `TZ=Europe/Berlin`; the header names the zone by its abbreviations and
+    offsets over the period (`hyp backfill list` names it so), as does the JSON's `time_zone`."""
+    from helpers import make_row
+
+    sunday = _last_fall_back_before_today()
+    saturday_late = datetime.combine(sunday, datetime.min.time(), UTC) - timedelta(hours=1, minutes=30)
+    with Storage(Layout(home)) as st:  # 22:30Z on Saturday: 00:30 CEST on Sunday
+        st.commit([make_row(created=saturday_late, date=saturday_late.date().isoformat())], [])
+    days = str((datetime.now(UTC).date() - sunday).days + 8)  # (a week of summer time in the period)
+    runs = [run(home, "query", "overview", "--days", days, "--json", TZ=tz)
+            for tz in ("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Berlin")]
+    assert [p.returncode for p in runs] == [0, 0], runs
+    posix, berlin = (json.loads(p.stdout) for p in runs)
+    assert [d for d in posix["days"] if d["messages"]] == [{"date": sunday.isoformat(), "sessions": 1,
+                                                             "messages": 1}]  # fmt: skip
+    assert posix["days"] == berlin["days"]
+    assert posix["period"]["since"] == berlin["period"]["since"]
+    assert posix["period"]["since"].endswith("T22:00:00Z")  # midnight CEST
+    assert posix["period"]["time_zone"] == "CET/CEST, UTC+01:00/+02:00"
+    text = run(home, "query", "overview", "--days", days, TZ="CET-1CEST,M3.5.0,M10.5.0/3")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0].startswith(
+        f"{posix['days'][0]['date']} → {posix['days'][-1]['date']} (CET/CEST, UTC+01:00/+02:00) · 1 active day"
+    ), text.stdout
+
+
+def test_overview_names_a_posix_tz_by_its_utc_offset(filled: Path) -> None:
+    """`TZ=UTC+3` is UTC−03:00 (POSIX counts west): the days were computed at −03:00 but the header said
+    `(UTC)`; an unknown name (`Mars/Olympus`: glibc keeps UTC, calling it `Mars`) was printed as `(Mars)`."""
+    zones = [("UTC+3", "UTC-03:00")] + [("Mars/Olympus", "Mars, UTC")] * sys.platform.startswith("linux")
+    for tz, name in zones:
+        p = run(filled, "query", "overview", "--days", "3", TZ=tz)
+        assert p.returncode == 0, p.stderr
+        assert f"({name}) · " in p.stdout.splitlines()[0], p.stdout
+        assert json.loads(run(filled, "query", "overview", "--json", TZ=tz).stdout)["period"]["time_zone"] == name
 
 
 def test_overview_of_everything_with_an_epoch_dated_row_stays_readable(home: Path, capsys) -> None:

@@ -107,6 +107,36 @@ def test_basic_and_week_dates_are_bare_dates(paris):
             parse_until(bad)
 
 
+@pytest.mark.parametrize(("posix", "iana"), [("CET-1CEST,M3.5.0,M10.5.0/3", "Europe/Berlin"),
+                                              ("<-04>4<-03>,M9.1.6/24,M4.1.6/24", "America/Santiago")])
+def test_c_local_time_follows_the_dst_rules_of_a_posix_tz(posix, iana):
+    """`CLocalTime` (the overview's zone for a `TZ` without an IANA name) reads local time as the C library
+    does: its midnights and wall clocks are those of the IANA zone with the same rules (Santiago's midnight is
+    skipped in September, repeated in April)."""
+    from datetime import date, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from hypaware_tui.core.timeutil import datetime_to_us
+    from hypaware_tui.core.window import CLocalTime
+
+    old = os.environ.get("TZ")
+    try:
+        _set_tz(posix)
+        c, z = CLocalTime(), ZoneInfo(iana)
+        for i in range(366):
+            d = date(2026, 1, 1) + timedelta(days=i)
+            assert datetime_to_us(datetime.combine(d, time(), c)) == datetime_to_us(datetime.combine(d, time(), z))
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        for k in range(366 * 48):
+            u = start + timedelta(minutes=30 * k)
+            a, b = u.astimezone(c), u.astimezone(z)
+            assert (a.replace(tzinfo=None), a.fold, a.utcoffset(), a.tzname()) == \
+                (b.replace(tzinfo=None), b.fold, b.utcoffset(), b.tzname()), u
+            assert a.astimezone(UTC) == u
+    finally:
+        _set_tz(old)
+
+
 @pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01", "05/01/2026", "2026-05-01T25:00", "now"])
 def test_unparseable_values_have_the_exact_message(bad):
     with pytest.raises(WindowError) as e:

@@ -54,7 +54,14 @@ from hypaware_tui.core.schema import (
     usage_view,
 )
 from hypaware_tui.core.storage import damaged_file_advice, dataset_stats, mismatch_text, unopened_text
-from hypaware_tui.core.timeutil import MIN_US, datetime_to_us, us_to_datetime, us_to_iso, us_to_local
+from hypaware_tui.core.timeutil import (
+    MIN_US,
+    US_PER_DAY,
+    datetime_to_us,
+    us_to_datetime,
+    us_to_iso,
+    us_to_local,
+)
 
 MESSAGES = "ai_gateway_messages"
 USAGE = "ai_gateway_usage"
@@ -1552,19 +1559,19 @@ def cell_text(value: Any) -> str:
 
 
 def local_zone(env: Mapping[str, str] = os.environ) -> tuple[tzinfo, str]:
-    """The local time zone and its name (IANA when it can be found: `TZ`, `/etc/localtime`, `/etc/timezone`)."""
+    """The local time zone and its name (IANA when it can be found: `TZ`, `/etc/localtime`, `/etc/timezone`).
+    Without an IANA key (a POSIX `TZ` such as `CET-1CEST,M3.5.0,M10.5.0/3` or `UTC+3`), the process's local
+    time as the C library keeps it (`CLocalTime`: its DST rules are followed across the period, as `hyp backfill`
+    dates follow them), named by its abbreviation and UTC offset now (`zone_label`; the overview names it by the
+    offsets of its period)."""
     tz_env = (env.get("TZ") or "").strip()
     if tz_env:
         name = tz_env[1:] if tz_env.startswith(":") else tz_env
         try:
             return ZoneInfo(name), name
         except (ZoneInfoNotFoundError, ValueError):
-            # A POSIX TZ (`JST-9`, `EST5EDT`): not an IANA name, but the process's local time follows it (as
-            # `hyp backfill` dates do); /etc/localtime below would be another zone. (Its offset of now: a
-            # rule-based DST is not followed across the period.)
-            local = datetime.now().astimezone().tzinfo
-            if local is not None:
-                return local, datetime.now(local).tzname() or name
+            # Not an IANA name, but the process's local time follows it; /etc/localtime below would be another zone.
+            return _c_local_zone()
     try:
         target = os.path.realpath("/etc/localtime")
         marker = "zoneinfo" + os.sep
@@ -1579,8 +1586,13 @@ def local_zone(env: Mapping[str, str] = os.environ) -> tuple[tzinfo, str]:
             return ZoneInfo(name), name
     except (OSError, ZoneInfoNotFoundError, ValueError):
         pass
-    local = datetime.now().astimezone().tzinfo or UTC
-    return local, datetime.now(local).tzname() or "local time"
+    return _c_local_zone()
+
+
+def _c_local_zone() -> tuple[tzinfo, str]:
+    from hypaware_tui.core.window import CLocalTime, zone_label
+
+    return CLocalTime(), zone_label()
 
 
 def _zone(tz: tzinfo | str | None) -> tuple[tzinfo, str]:
@@ -1742,6 +1754,13 @@ def overview(
         # west of UTC, a row of 0001-01-01T00:00Z is dated by its UTC day, whose local midnight is after it)
         since_us = max(MIN_US, min(fig.oldest_us, _local_midnight_us(oldest_day, zone)))
 
+    from hypaware_tui.core.window import CLocalTime, zone_label
+
+    if isinstance(zone, CLocalTime):
+        # (no IANA name: the abbreviations and offsets in force over the days shown, e.g. `CET/CEST,
+        # UTC+01:00/+02:00`, as `hyp backfill list` names the zone of its dates; one probe a day)
+        start = _local_midnight_us(day_list[0], zone) if day_list else until_us
+        zone_name = zone_label(since_us, *range(start, until_us, US_PER_DAY), until_us)
     period = Period(
         since=us_to_iso(since_us) if since_us is not None else None,
         until=us_to_iso(until_us) or "",

@@ -5,7 +5,8 @@
 * `cut_date` / `import_floor_us`: retention -> the cut date and the floor instant (00:00 UTC of the cut date;
   none when retention is 0). "Today" is the UTC date of `now`, computed once per run.
 * `resolve_window(since, until, retention_days, now)` -> `(Window, floor_us, write_checkpoints)`.
-* `describe_window` prints `<since> → <until>` in local time for headings.
+* `describe_window` prints `<since> → <until>` in local time for headings; `zone_label` names the local zone
+  (`CET/CEST, UTC+01:00/+02:00`), `CLocalTime` is it as a `tzinfo` when it has no IANA name (a POSIX `TZ`).
 
 Nothing here reads the disk or imports a UI.
 """
@@ -13,7 +14,7 @@ Nothing here reads the disk or imports a UI.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from time import localtime
 
 from hypaware_tui.core.config import DEFAULT_RETENTION_DAYS
@@ -46,12 +47,12 @@ def _offset_us(us: int) -> int:
     return localtime(us // 1_000_000).tm_gmtoff * 1_000_000
 
 
-def _local_to_us(naive: datetime) -> int:
+def _local_to_us(naive: datetime, *, fold: int = 0) -> int:
     """A naive datetime read as local wall-clock time -> µs UTC, as the first instant whose local wall clock
     is not earlier than it:
 
     * a time that exists once is that instant;
-    * a repeated time (clocks set back) is its first occurrence;
+    * a repeated time (clocks set back) is its first occurrence (its second with `fold=1`, as PEP 495);
     * a time that does not exist (skipped when clocks go forward: 00:30 on 2026-09-06 in America/Santiago,
       where 00:00 becomes 01:00) is the instant after the gap, the change itself (01:00 local, 04:00Z).
       So the start of a local day is the first instant of that date even when its midnight is skipped.
@@ -68,7 +69,7 @@ def _local_to_us(naive: datetime) -> int:
         before, after = _offset_us(wall - US_PER_DAY), _offset_us(wall + US_PER_DAY)
         exact = [u for u in sorted({wall - before, wall - after}) if u + _offset_us(u) == wall]
         if exact:
-            return exact[0]
+            return exact[-1] if fold else exact[0]
         if after <= before:  # (no gap between the two offsets: an offset change we cannot place; be plain)
             return wall - before
         # In the gap: the change lies between `wall - after` (still the old offset) and `wall - before` (the
@@ -83,6 +84,57 @@ def _local_to_us(naive: datetime) -> int:
         return lo * 1_000_000
     except (ValueError, OverflowError, OSError):
         return wall
+
+
+class CLocalTime(tzinfo):
+    """The process's local time as the C library keeps it (`TZ`, POSIX rules included), as a `tzinfo`: for a
+    local zone that has no IANA key (`TZ=CET-1CEST,M3.5.0,M10.5.0/3`, `TZ=UTC+3`). A fixed offset taken from
+    now put the overview's days of the other half of the year an hour off (a row at 00:30 CEST on the day clocks
+    go back was counted on the day before). Conversions are those of `hyp backfill` dates (`_local_to_us`):
+    a skipped wall time is the instant after the gap, a repeated one its first occurrence unless `fold=1`."""
+
+    def __repr__(self) -> str:
+        return "CLocalTime()"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CLocalTime)
+
+    def __hash__(self) -> int:
+        return hash(CLocalTime)
+
+    @staticmethod
+    def _instant(dt: datetime) -> int:
+        return datetime_to_us(dt.replace(tzinfo=UTC))
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        if dt is None:
+            return timedelta(microseconds=_safe_offset_us(now_us()))
+        wall = self._instant(dt)
+        return timedelta(microseconds=wall - _local_to_us(dt.replace(tzinfo=None), fold=dt.fold))
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        us = now_us() if dt is None else self._instant(dt) - int(self.utcoffset(dt) / timedelta(microseconds=1))
+        try:
+            return localtime(us // 1_000_000).tm_zone
+        except (ValueError, OverflowError, OSError):
+            return None
+
+    def fromutc(self, dt: datetime) -> datetime:
+        us = self._instant(dt)
+        local = (dt + timedelta(microseconds=_safe_offset_us(us))).replace(tzinfo=self)
+        if _local_to_us(local.replace(tzinfo=None)) != us:  # (the second time this wall clock reads so)
+            local = local.replace(fold=1)
+        return local
+
+
+def _safe_offset_us(us: int) -> int:
+    try:
+        return _offset_us(us)
+    except (ValueError, OverflowError, OSError):
+        return 0
 
 
 def _parse(value: str, flag: str, *, end_of_day: bool) -> int:
@@ -235,12 +287,11 @@ def local_zone_name() -> str:
     return datetime.now(UTC).astimezone().tzname() or "local"
 
 
-def local_dates_note(*stamps_us: int | None) -> str:
-    """`Dates in local time (EST, UTC-05:00).`: under the local dates of `local_date_range` (a date alone does
-    not say its zone: the same file read a day apart in two views, one of them UTC). The offsets are
-    those at the dates shown (`stamps_us`; None ones skipped), or now's when there are none:
-    a table of summer and winter dates says both (`EST/EDT, UTC-05:00/-04:00`), since the offset of today alone
-    put a July date a day off for the reader. A zone without a name of its own (`-03`) shows only the offset."""
+def zone_label(*stamps_us: int | None) -> str:
+    """`EST, UTC-05:00`: the local zone at the instants `stamps_us` (None ones skipped; now's when there are
+    none), by its abbreviations and UTC offsets; a zone whose offset differs between them says each
+    (`CET/CEST, UTC+01:00/+02:00`); one without a name of its own (`-03`, or `UTC` at another offset: POSIX
+    `TZ=UTC+3`) shows only the offset (`UTC-03:00`)."""
     stamps = [s for s in stamps_us if s is not None]
     if not stamps:
         stamps = [now_us()]
@@ -264,13 +315,23 @@ def local_dates_note(*stamps_us: int | None) -> str:
     )
     names = [n for n in (seen[m] for m in order) if n and n[0] not in "+-" and n != "UTC"]
     if len(names) == len(order):
-        return f"Dates in local time ({'/'.join(names)}, {offset_text})."
-    return f"Dates in local time ({offset_text})."
+        return f"{'/'.join(names)}, {offset_text}"
+    return offset_text
+
+
+def local_dates_note(*stamps_us: int | None) -> str:
+    """`Dates in local time (EST, UTC-05:00).`: under the local dates of `local_date_range` (a date alone does
+    not say its zone: the same file read a day apart in two views, one of them UTC). The zone is named by
+    `zone_label` at the dates shown (`stamps_us`), or now's when there are none: a table of summer and winter
+    dates says both (`EST/EDT, UTC-05:00/-04:00`), since the offset of today alone put a July date a day off
+    for the reader."""
+    return f"Dates in local time ({zone_label(*stamps_us)})."
 
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
     "WindowError",
+    "CLocalTime",
     "check_window",
     "cut_date",
     "describe_window",
@@ -285,4 +346,5 @@ __all__ = [
     "resolve_window",
     "us_to_date",
     "utc_today",
+    "zone_label",
 ]
