@@ -255,13 +255,15 @@ def test_an_empty_window_after_the_floor_is_a_usage_error():
     window, _, _ = resolve_window(parse_since("2026-05-01T00:00:00Z"), until, 120, now)
     with pytest.raises(WindowError) as e:
         check_window(window, "2026-05-01", "2026-06-30", 120)
-    assert str(e.value) == ("--until (2026-06-30) is before the import floor (2026-07-30, 120-day retention): "
+    # (the floor is a UTC date and now a local time: each says so, as the time zone audit found they did not)
+    assert str(e.value) == ("--until (2026-06-30) is before the import floor (2026-07-30 UTC, 120-day retention): "
                             "nothing in that window can be imported. Raise retention_days in the config to import "
                             "older history")
     window, _, _ = resolve_window(parse_since("2027-01-01T00:00:00Z"), None, 120, now)
     with pytest.raises(WindowError) as e:
         check_window(window, "2027-01-01", None, 120)
     assert str(e.value).startswith("--since (2027-01-01) is after now (2026-11-27 ")
+    assert str(e.value).endswith(" local time)")
     for since, until_ in ((None, None), ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z"), ("2020-01-01T00:00:00Z", None)):
         window, _, _ = resolve_window(since and parse_since(since), until_ and parse_until(until_), 120, now)
         check_window(window, since, until_, 120)  # not empty: no error

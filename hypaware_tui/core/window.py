@@ -230,10 +230,10 @@ def check_window(window: Window, since: str | None, until: str | None, retention
         return
     if until is not None:
         cut = us_to_date(window.since_us)
-        raise WindowError(f"--until ({until}) is before the import floor ({cut}, {retention_days}-day retention): "
+        raise WindowError(f"--until ({until}) is before the import floor ({cut} UTC, {retention_days}-day retention): "
                           "nothing in that window can be imported. Raise retention_days in the config to "
                           "import older history")
-    raise WindowError(f"--since ({since}) is after now ({local_text(window.until_us)})")
+    raise WindowError(f"--since ({since}) is after now ({local_text(window.until_us)} local time)")
 
 
 # --------------------------------------------------------------------------------------------- display
