@@ -1019,3 +1019,21 @@ def test_json_extract_string_of_an_index_before_the_first_is_null(
                    "json_extract_string(tool_args, '$.a.b[#-1]') as t from ai_gateway_messages "
                    "where message_id = 'neg'")
     assert got == [{"s": None, "t": "3"}]
+
+
+def test_an_output_that_cannot_encode_the_rule_and_bars_gets_ascii_ones(filled: Path) -> None:
+    """Under `LC_ALL=C` with `PYTHONUTF8=0` (or PYTHONIOENCODING=latin-1), `query sql`'s table rule came out
+    as `?????…` and the overview's bars as `????`, where the Rich tables of the other commands switch to ASCII
+    (scripting audit). Dashes and `#` bars now; the data is written as before."""
+    p = run(filled, "query", "sql", "select provider, count(*) as n from ai_gateway_messages group by provider "
+                                    "order by provider", PYTHONIOENCODING="ascii")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    header, rule, *rows = p.stdout.splitlines()
+    assert header.split() == ["provider", "n"] and set(rule) == {"-"}
+    assert rows and "?" not in p.stdout
+    p = run(filled, "query", "overview", PYTHONIOENCODING="ascii")
+    assert p.returncode == 0, p.stderr
+    bars = [line.split()[-1] for line in p.stdout.splitlines() if line.startswith("  20") and line.split()[-1][0] in "#?"]
+    assert bars and all(set(b) == {"#"} for b in bars), p.stdout
+    utf8 = run(filled, "query", "overview")  # (a UTF-8 output keeps its blocks)
+    assert "█" in utf8.stdout

@@ -243,7 +243,8 @@ def _print_redirected_table(df: Any) -> None:
 
     write = sys.stdout.write
     write(line([_escaped(c) for c in columns]) + "\n")
-    write("─" * (sum(widths) + 3 * max(0, len(widths) - 1)) + "\n")
+    rule = "─" if _encodes("─", getattr(sys.stdout, "encoding", None)) else "-"  # (as the Rich tables of the other commands fall back)
+    write(rule * (sum(widths) + 3 * max(0, len(widths) - 1)) + "\n")
     for row in df.iter_rows():
         write(line([_table_cell(v) for v in row]) + "\n")
 
@@ -282,13 +283,26 @@ def overview_command(
     render_overview(ov, out_console())
 
 
-def _bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
-    """A horizontal bar in eighths of a character (`█▉▊▋▌▍▎▏`); any non-zero value shows at least `▏`."""
+def _bar(value: int, top: int, width: int = BAR_WIDTH, *, ascii_only: bool = False) -> str:
+    """A horizontal bar in eighths of a character (`█▉▊▋▌▍▎▏`); any non-zero value shows at least `▏`.
+    `ascii_only` (a stdout that cannot encode them): whole characters of `#`, at least one."""
     if top <= 0 or value <= 0:
         return ""
+    if ascii_only:
+        return "#" * max(1, round(value * width / top))
     eighths = max(1, round(value * width * 8 / top))
     full, rest = divmod(eighths, 8)
     return "█" * full + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[rest]
+
+
+def _encodes(text: str, encoding: str | None) -> bool:
+    """Whether an output in `encoding` can write `text` (not under `LC_ALL=C` with `PYTHONUTF8=0`, or
+    `PYTHONIOENCODING=latin-1`: there the box-drawing rule and the bars came out as `?????`)."""
+    try:
+        text.encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 EMPTY_RUN_DAYS = 31  # longer runs of days without a session are one line (never within the default 30 days)
@@ -390,6 +404,7 @@ def render_overview(ov: Overview, console: Console) -> None:
 
     heading("Sessions per day")
     top = max((d.sessions for d in ov.days), default=0)
+    ascii_bars = not _encodes("█▉▊▋▌▍▎▏", console.encoding)
     count_width = max(len(fmt_int(d.sessions)) for d in ov.days) if ov.days else 1
     days = list(ov.days)
     if ov.earlier:  # (all data older than the last MAX_DAYS: one line, not a line per day since the year 1)
@@ -406,7 +421,8 @@ def render_overview(ov: Overview, console: Console) -> None:
             show(Text(f"  {d.date} … {days[j - 1].date}  {plural(j - i, 'day')} without sessions"))
             i = j
             continue
-        show(Text(f"  {d.date}  {fmt_int(d.sessions):>{count_width}}  {_bar(d.sessions, top)}".rstrip()))
+        bar = _bar(d.sessions, top, ascii_only=ascii_bars)
+        show(Text(f"  {d.date}  {fmt_int(d.sessions):>{count_width}}  {bar}".rstrip()))
         i += 1
 
     heading("Top repos")
