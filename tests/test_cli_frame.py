@@ -659,12 +659,19 @@ def test_status_invalid_config_exits_1_with_the_report(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_config(home, retention_days=-1)
-    code, out, _ = call(capsys, "status", "--json")
+    code, out, err = call(capsys, "status", "--json")
     doc = json.loads(out)
     assert code == 1 and doc["config"]["state"] == "invalid"
     assert "retention_days must be an integer from 0 to 36500" in doc["config"]["error"]
-    code, out, _ = call(capsys, "status")
+    # (the reason on stderr too: an exit 1 with nothing there left a script's log with no reason)
+    why = f"the config at {home / 'hypaware-config.json'} is invalid: retention_days must be an integer from 0"
+    assert err.startswith(f"hyp status: {why}") and err.count("\n") == 1, err
+    code, out, err = call(capsys, "status")
     assert code == 1 and "invalid: retention_days must be an integer from 0 to 36500" in out
+    assert err.startswith(f"hyp status: {why}"), err
+    for args in (("cache", "status"), ("cache", "status", "--json")):
+        code, _, err = call(capsys, *args)
+        assert code == 1 and err.startswith("hyp cache status: retention unknown: ") and "found -1" in err, err
     # `hyp init` without a terminal exits 2 and `hyp init --yes` stops on the file: the way out is named in full
     assert out.splitlines()[-1] == (f"Next: fix {home / 'hypaware-config.json'}, or replace it with hyp init "
                                     "(hyp init --yes --force without a terminal; a backup is kept)")
@@ -675,8 +682,9 @@ def test_status_unreadable_dataset_exits_1(home: Path, capsys: pytest.CaptureFix
         s.commit(make_rows(1), [])
     bad = Layout(home).partition_dir("claude", "2026-05-01") / "part-broken.parquet"
     bad.write_bytes(b"junk")
-    code, out, _ = call(capsys, "status", "--json")
+    code, out, err = call(capsys, "status", "--json")
     assert code == 1 and "part-broken.parquet" in json.loads(out)["dataset"]["error"]
+    assert err.startswith("hyp status: ") and "part-broken.parquet" in err
 
 
 def test_status_recent_errors_from_the_events_log(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

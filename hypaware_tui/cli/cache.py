@@ -76,10 +76,7 @@ def cache_status(
     from hypaware_tui.core.paths import Layout, require_usable_home
     from hypaware_tui.core.storage import (
         cut_date_for,
-        damaged_file_advice,
         dataset_stats,
-        mismatch_text,
-        unopened_text,
     )
 
     layout = Layout.resolve()
@@ -115,11 +112,12 @@ def cache_status(
         "config_error": config_error,
     }
     code = 1 if (config_error or stats.unreadable or stats.unopened or stats.unreadable_mismatches) else 0
+    prog = _prog()
     if json_out:
         print_json(doc)
+        _status_problems(prog, layout, stats, config_error)
         raise typer.Exit(code)
 
-    prog = _prog()
     rows = doc["rows"]
     out(f"Dataset      {short_path(doc['path'])}" + ("" if stats.exists else " (not created yet)"))
     out(
@@ -155,6 +153,17 @@ def cache_status(
         out(line)
     for label, at in (("Last compact", doc["last_compact_at"]), ("Last prune  ", doc["last_prune_at"])):
         out(f"{label} {utc_minute(at) if at else 'never'}")
+    _status_problems(prog, layout, stats, config_error)
+    raise typer.Exit(code)
+
+
+def _status_problems(prog: str, layout: Any, stats: Any, config_error: str | None) -> None:
+    """`hyp cache status`'s problems on stderr, with `--json` too: an exit 1 with nothing there left a script's
+    log with no reason (the config's error was only on stdout, or only in the JSON)."""
+    from hypaware_tui.core.storage import damaged_file_advice, mismatch_text, unopened_text
+
+    if config_error:
+        err(f"{prog} cache status: retention unknown: {config_error}")
     if stats.unopened:
         err(f"{prog} cache status: {unopened_text(stats.unopened)}")
     if stats.unreadable:
@@ -169,7 +178,6 @@ def cache_status(
         from hypaware_tui.core.status import ignored_text
 
         err(f"{prog} cache status: {ignored_text(stats.ignored, layout)}")
-    raise typer.Exit(code)
 
 
 # --- compact ---------------------------------------------------------------------------------------------

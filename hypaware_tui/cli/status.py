@@ -18,6 +18,7 @@ import typer
 
 from hypaware_tui.cli.output import (
     config_advice,
+    err,
     fmt_int,
     human_size,
     out,
@@ -45,6 +46,22 @@ def status_command(
         print_json(report)
     else:
         render_text(report)
+    if code:  # (one line on stderr: an exit 1 with nothing there left a script's log with no reason)
+        from hypaware_tui.cli.app import PROG
+
+        from hypaware_tui.core.paths import hyp_home_problem
+
+        problems = []
+        cfg, ds = report["config"], report["dataset"]
+        problem = hyp_home_problem(layout.home)
+        if problem is not None:  # (the config and the dataset both: said once)
+            problems.append(problem)
+        else:
+            if cfg.get("state") == "invalid":
+                problems.append(f"the config at {short_path(cfg['path'])} is invalid: {cfg.get('error')}")
+            if ds.get("error"):
+                problems.append(str(ds["error"]))
+        err(f"{PROG} status: {'; '.join(problems)}")
     raise typer.Exit(code)
 
 
