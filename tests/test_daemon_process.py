@@ -30,7 +30,7 @@ from test_daemon_support import (
     wait_for,
 )
 
-from hypaware_tui.core.checkpoints import StateDB, path_hash
+from hypaware_tui.core.checkpoints import StateDB, path_hash, roots_hash
 from hypaware_tui.core.daemon import control
 from hypaware_tui.core.daemon.capture import record_capture_start
 from hypaware_tui.core.paths import Layout
@@ -87,6 +87,8 @@ def test_live_appends_partial_line_and_new_session(tmp_path: Path, mode: str) ->
         st = home.wait_state("running", pid=proc.pid)
         assert st["watch"] == mode
         assert st["clients"]["claude"]["root_state"] == "waiting" and rows_now(home) == 0
+        # (where it waits, as a hash: `hyp status` compares it with where the shell looks)
+        assert st["clients"]["claude"]["roots_hash"] == roots_hash([str(home.claude)])
         os.rename(moved, home.claude)
         assert wait_for(lambda: (home.status() or {}).get("clients", {}).get("claude", {}).get(
             "root_state") == "watching", 15), home.log_text()

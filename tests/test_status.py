@@ -325,6 +325,52 @@ def test_a_daemon_running_though_capture_is_off_is_flagged_in_both_status_comman
         lock.release()
 
 
+def test_a_running_daemon_that_captures_nothing_of_a_client_found_here_is_flagged(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon started with CLAUDE_CONFIG_DIR at A; A moved to B, and the shell now says B: the daemon waits
+    for A (`waiting`) and captures nothing, while `hyp status` said `running` and no more (client lifecycle
+    audit). It says so, and that this shell looks elsewhere (the daemon's status names no path: a hash)."""
+    from hypaware_tui.core.checkpoints import roots_hash
+
+    layout = _configured_home(tmp_path, env, monkeypatch)
+    lock = PidLock(layout)
+    lock.acquire()
+    try:
+        clients = {"claude": {"root_state": "waiting", "roots_hash": roots_hash([str(tmp_path / "moved-away")]),
+                              "rows_written": 0}}
+        write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
+                                   "updated_at": iso(datetime.now(UTC)), "clients": clients})
+        warning = ("Claude Code: the daemon's folder for it does not exist: none of it is captured (it looks "
+                   f"elsewhere than this shell, which finds it in {env['CLAUDE_CONFIG_DIR']}: was CLAUDE_CONFIG_DIR "
+                   "changed since it started? hyp daemon restart from here watches that)")
+        with pytest.raises(SystemExit):
+            main(["status"])
+        assert f"warning: {warning}" in capsys.readouterr().out
+        with pytest.raises(SystemExit):
+            main(["status", "--json"])
+        assert json.loads(capsys.readouterr().out)["daemon"]["client_warnings"] == [warning]
+        # unreadable where it looks, which is where this shell looks; and a client that is not found here
+        # either is the Clients section's to say
+        clients = {"claude": {"root_state": "unreadable", "roots_hash": roots_hash([env["CLAUDE_CONFIG_DIR"]])},
+                   "codex": {"root_state": "waiting", "roots_hash": roots_hash([env["CODEX_HOME"]])}}
+        write_status_file(layout, {"pid": os.getpid(), "state": "degraded", "mode": "detached",
+                                   "updated_at": iso(datetime.now(UTC)), "clients": clients})
+        with pytest.raises(SystemExit):
+            main(["status", "--json"])
+        assert json.loads(capsys.readouterr().out)["daemon"]["client_warnings"] == [
+            "Claude Code: the daemon cannot read its folder for it: none of it is captured"]
+        # a watching daemon: nothing to say
+        clients = {"claude": {"root_state": "watching", "roots_hash": roots_hash([env["CLAUDE_CONFIG_DIR"]])}}
+        write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
+                                   "updated_at": iso(datetime.now(UTC)), "clients": clients})
+        with pytest.raises(SystemExit):
+            main(["status", "--json"])
+        assert json.loads(capsys.readouterr().out)["daemon"]["client_warnings"] == []
+    finally:
+        lock.release()
+
+
 def test_parse_ts() -> None:
     assert parse_ts("2026-05-01T10:00:00Z") == datetime(2026, 5, 1, 10, tzinfo=UTC)
     assert parse_ts("2026-05-01T12:00:00+0200") == datetime(2026, 5, 1, 10, tzinfo=UTC)

@@ -48,7 +48,6 @@ def status_command(
         render_text(report)
     if code:  # (one line on stderr: an exit 1 with nothing there left a script's log with no reason)
         from hypaware_tui.cli.app import PROG
-
         from hypaware_tui.core.paths import hyp_home_problem
 
         problems = []
@@ -290,6 +289,7 @@ def _daemon_lines(d: dict[str, Any], cfg: dict[str, Any], prog: str, log: Any) -
         lines.append(f"warning: {d['service_warning']}")
     if d.get("config_warning"):
         lines.append(f"warning: {d['config_warning']}")
+    lines.extend(f"warning: {w}" for w in d.get("client_warnings") or [])
     if cfg.get("capture_enabled") and not d.get("running"):
         lines.append(f"warning: capture is on but the daemon is not running ({daemon_next_step(d, cfg, prog, log)})")
     return lines

@@ -144,6 +144,12 @@ def path_hash(realpath: str | os.PathLike[str]) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def roots_hash(roots: list[str]) -> str:
+    """One client's root folders, as a one-way hash (`path_hash` of them, in order): what the daemon's status
+    says of where it looks, for `hyp status` to compare with where the shell looks (no path in the file)."""
+    return path_hash("\0".join(roots))
+
+
 def head_digest(path: str | os.PathLike[str], size: int) -> tuple[int, str]:
     """(head_len, head_sha256) of the first min(size, 4096) bytes as read now (storage.md §5.4 step 5).
     If the file is shorter than expected, the bytes actually read are hashed and counted."""

@@ -5,9 +5,10 @@
     {hyp_home, version,
      config: {path, state, error, retention_days, clients_enabled, capture_enabled},
      clients: [{client, name, enabled, detected, reason, root, roots, files, bytes, sessions, files_failed, error}],
-     dataset: {path, bytes, files, rows: {source: n}, total_rows, oldest, newest, error},
+     dataset: {path, bytes, files, rows: {source: n}, total_rows, oldest, newest, error, warnings, last_import,
+               replaced, empty_reason},
      daemon: {running, state, message, ended_unexpectedly, pid, mode, service_warning, config_warning,
-              …daemon.md §6 fields},
+              client_warnings, …daemon.md §6 fields},
      recent_errors: [{at, source, message}]}
 
 Read-only: nothing here creates `HYP_HOME` or any file in it (cli.md §1). Every section is built defensively:
@@ -54,6 +55,7 @@ def gather_status(
     report["daemon"] = daemon_section(layout)
     report["daemon"]["service_warning"] = service_warning(layout)
     report["daemon"]["config_warning"] = daemon_config_warning(report["daemon"], config, report["config"])
+    report["daemon"]["client_warnings"] = daemon_client_warnings(report["daemon"], report["clients"])
     report["recent_errors"] = recent_errors(layout, report["daemon"], now=now)
     return report
 
@@ -334,6 +336,42 @@ def daemon_config_warning(daemon: Mapping[str, Any], config: Any, section: Mappi
     if isinstance(theirs, str) and ours is not None and theirs != ours:
         return "the daemon runs with an older config: hyp daemon restart"
     return None
+
+
+def daemon_client_warnings(daemon: Mapping[str, Any], clients: list[Mapping[str, Any]]) -> list[str]:
+    """A running daemon that captures nothing of a client whose history this shell finds: its folder is
+    missing (`waiting`) or unreadable where the daemon looks (its own environment's: CLAUDE_CONFIG_DIR set
+    elsewhere since it started, a folder moved). `hyp status` said "running" and nothing else, while new
+    sessions went uncaptured. Where the daemon looks is known by its hash only (the status file names no
+    path): when it is not where this shell looks, a restart from here is the way. (Not said of a client not
+    detected here either: the Clients section says so.)"""
+    if not daemon.get("running") or daemon.get("state") not in ("running", "degraded"):
+        return []
+    theirs = daemon.get("clients")
+    if not isinstance(theirs, Mapping):
+        return []
+    from hypaware_tui.core.checkpoints import roots_hash
+    from hypaware_tui.core.daemon.control import CLIENT_ROOT_ENV
+    from hypaware_tui.core.paths import shown_path
+    from hypaware_tui.core.plan import tilde
+
+    variables = {client: name for name, client in CLIENT_ROOT_ENV.items()}
+    out = []
+    for c in clients:
+        d = theirs.get(c.get("client"))
+        if not isinstance(d, Mapping) or d.get("root_state") not in ("waiting", "unreadable") or not c.get("detected"):
+            continue
+        text = (f"{c.get('name')}: the daemon's folder for it does not exist: none of it is captured"
+                if d["root_state"] == "waiting" else
+                f"{c.get('name')}: the daemon cannot read its folder for it: none of it is captured")
+        here = [r for r in c.get("roots") or [] if isinstance(r, str)]
+        if here and isinstance(d.get("roots_hash"), str) and d["roots_hash"] != roots_hash(here):
+            var = variables.get(str(c.get("client")), "its folder setting")
+            shown = ", ".join(tilde(shown_path(r), os.environ) for r in here)
+            text += (f" (it looks elsewhere than this shell, which finds it in {shown}: was {var} changed since "
+                     "it started? hyp daemon restart from here watches that)")
+        out.append(text)
+    return out
 
 
 def service_warning(layout: Layout) -> str | None:

@@ -38,6 +38,7 @@ from hypaware_tui.core.checkpoints import (
     StateDBError,
     dir_identity,
     earlier_bound,
+    roots_hash,
 )
 from hypaware_tui.core.daemon import capture as capture_mod
 from hypaware_tui.core.daemon import control, memory, settings
@@ -272,6 +273,9 @@ class ClientState:
     def status(self) -> dict[str, Any]:
         return {
             "root_state": self.root_state,
+            # (which folders it looks in, as a one-way hash: its environment's, maybe not the shell's that reads
+            # this, `hyp status`; the status file names no path of the history)
+            "roots_hash": roots_hash(self.roots),
             "last_import_at": self.last_import_at,
             "rows_written": self.rows_written,
             "files_failed": len(self.failing),  # files and folders; the folders among them:
