@@ -429,6 +429,24 @@ def test_start_twice_then_stop_twice(home: Home, capsys: pytest.CaptureFixture[s
     assert "capture daemon started" in home.layout.daemon_log.read_text()
 
 
+def test_a_stop_behind_another_that_never_finishes_says_so_and_signals_nothing(home: Home) -> None:
+    """`hyp daemon stop` waits for a stop under way rather than send a second signal (which ends the daemon at
+    once, daemon.md §4.5); one that is not done in time is named, and nothing is signalled."""
+    from filelock import FileLock
+
+    daemon = _live_status(home, 0)  # (this process as the daemon: a signal would end the test)
+    other = FileLock(str(home.layout.stop_lock))
+    other.acquire()
+    try:
+        res = stop_daemon(home.layout, lock_wait=0.3)
+        assert (res.ok, res.exit_code) == (False, 1)
+        assert res.message == (f"still running (pid {os.getpid()}): another hyp daemon stop has been stopping "
+                               "it for more than 0.3 s. Run hyp daemon stop again once that one has finished")
+    finally:
+        other.release()
+        daemon.release()
+
+
 def test_restart_says_which_daemon_it_stopped_and_which_it_started(
     home: Home, capsys: pytest.CaptureFixture[str]
 ) -> None:

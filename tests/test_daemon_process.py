@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from test_daemon_support import (
     Home,
     claude_line,
@@ -307,6 +308,82 @@ def test_a_second_signal_while_stopping_exits_130(tmp_path: Path) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 130, r.stderr
+
+
+def _daemon_flushing_behind_the_write_lock(home: Home, proc: subprocess.Popen[bytes]) -> tuple[FileLock, int]:
+    """A daemon whose flush of one buffered line waits for the write lock this returns (held), and the rows
+    written before: a stop takes as long as the lock is held, as a daemon finishing a large batch does."""
+    home.wait_state("running", pid=proc.pid)
+    assert wait_for(lambda: rows_now(home) > 0, 15), home.log_text()
+    before = rows_now(home)
+    lock = FileLock(str(home.layout.write_lock))
+    lock.acquire(timeout=10)
+    append(home.session(S1), claude_line(S1, 2, now_utc()))
+    time.sleep(2)  # read (events, or the 0.5 s poll) and its flush (after 0.3 s) waiting for the lock
+    assert proc.poll() is None and rows_now(home) == before
+    return lock, before
+
+
+def test_hyp_daemon_stop_three_times_at_once_stops_it_cleanly(tmp_path: Path) -> None:
+    """Teardown scripts that run `hyp daemon stop` two or three times at once: each sent SIGTERM, and the second
+    one during the shutdown ended the daemon at once (exit 130, daemon.md §4.5): no "stopped" line in the log,
+    `hyp daemon status` said "ended unexpectedly" while every stop had said it stopped. Stops now wait for
+    the one under way: one signal, a clean stop, and every one says it stopped (exit 0, acceptance 12)."""
+    home = Home(tmp_path, capture=FAST)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "detached"})
+    try:
+        lock, before = _daemon_flushing_behind_the_write_lock(home, proc)
+        try:
+            stops = [subprocess.Popen([sys.executable, "-m", "hypaware_tui", "daemon", "stop"], env=home.env,
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for _ in range(3)]
+            time.sleep(3)  # (each stop has read the status and signalled, or waits for the first)
+        finally:
+            lock.release()
+        said = [p.communicate(timeout=60) + (p.returncode,) for p in stops]
+        for out, err, code in said:
+            assert (code, err) == (0, ""), said
+            assert out in (f"capture daemon stopped (pid {proc.pid})\n", "not running\n"), said
+        assert proc.wait(timeout=15) == 0, home.log_text()
+    finally:
+        stop(proc)
+    assert f"capture daemon stopped (pid {proc.pid})" in home.layout.daemon_log.read_text()
+    assert rows_now(home) > before  # the buffered line, written at the stop
+    p = home.hyp_cmd("daemon", "status")
+    assert p.stdout.splitlines()[0] == "Capture daemon  stopped", p.stdout
+
+
+def test_a_stop_that_times_out_says_a_second_one_ends_it_at_once_and_the_batch_is_read_again(
+        tmp_path: Path) -> None:
+    """The hint of a stop still waiting after its time said "Try hyp daemon stop again, or end it with kill".
+    It says what the second stop does (ends it at once) and what becomes of the unwritten batch, as it is."""
+    home = Home(tmp_path, capture=FAST)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "detached"})
+    try:
+        lock, before = _daemon_flushing_behind_the_write_lock(home, proc)
+        try:
+            res = control.stop_daemon(home.layout, timeout=1)
+            assert (res.ok, res.exit_code) == (False, 1)
+            assert res.message == (
+                f"still running (pid {proc.pid}) after 1 s; it may be finishing a large batch. Run hyp daemon "
+                f"stop again to end it at once (or kill {proc.pid}): the lines of the batch it has not written "
+                "are read again next time")
+            p = home.hyp_cmd("daemon", "stop")
+            assert (p.returncode, p.stdout) == (0, f"capture daemon stopped (pid {proc.pid})\n"), p.stderr
+            assert proc.wait(timeout=5) == 130
+        finally:
+            lock.release()
+    finally:
+        stop(proc)
+    assert rows_now(home) == before
+    again = home.spawn_daemon()
+    try:
+        assert wait_for(lambda: rows_now(home) > before, 20), home.log_text()
+    finally:
+        assert stop(again) == 0
+    assert_matches_backfill(home, tmp_path)
 
 
 def test_foreground_once_without_config_or_with_capture_off(tmp_path: Path) -> None:

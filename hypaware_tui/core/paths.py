@@ -472,6 +472,11 @@ class Layout:
         return self.run_dir / "write.lock"
 
     @cached_property
+    def stop_lock(self) -> Path:
+        """Held by `hyp daemon stop` while it stops the daemon: concurrent stops wait for it, not signal again."""
+        return self.run_dir / "stop.lock"
+
+    @cached_property
     def daemon_pid(self) -> Path:
         return self.run_dir / "daemon.pid"
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,9 @@ LOG_MAX_BYTES = 5 * 1024 * 1024
 LOG_KEEP = 3
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+# How long a `hyp daemon stop` waits for another one to finish: that one may wait for the service manager (its
+# call times out at 30 s) and then `STOP_TIMEOUT_S` for the daemon to end.
+STOP_LOCK_WAIT_S = 60.0
 LOCK_ATTEMPTS = 6  # a status probe holds the lock for microseconds; retry briefly before "already running"
 LOCK_RETRY_S = 0.05
 PROBE_WAIT_S = 5.0  # how long status probes alone may keep a starting daemon from its lock
@@ -784,14 +787,58 @@ def _unit_other_home(service: Any, layout: Layout) -> str | None:
     return unit_other_home(service, layout.home)
 
 
-def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TIMEOUT_S) -> ControlResult:
-    """daemon.md §7 `stop`: through the manager for a service daemon, else SIGTERM; wait up to 10 s."""
-    report = read_daemon_status(layout)
-    if not report.running:
+def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TIMEOUT_S,
+                lock_wait: float = STOP_LOCK_WAIT_S) -> ControlResult:
+    """daemon.md §7 `stop`: through the manager for a service daemon, else SIGTERM; wait up to 10 s.
+
+    Stops are serialised on `run/stop.lock`: a second signal during the shutdown makes the daemon exit at once
+    (§4.5, for a person who presses Ctrl+C twice), so `hyp daemon stop` run twice at once (teardown scripts)
+    cut the clean stop short. A stop that finds another under way waits for it, then says what it saw."""
+    first = read_daemon_status(layout)
+    if not first.running:
         return ControlResult(True, 0, "not running")
+    if first.pid is None:  # (never a guess: the pid file's pid may be any process)
+        return ControlResult(False, 1, first.warning or holder_unknown_text(layout), error="pid unknown")
+    with _stop_lock(layout, lock_wait) as held:
+        if not held:
+            return ControlResult(
+                False, 1,
+                f"still running (pid {first.pid}): another hyp daemon stop has been stopping it for more than "
+                f"{lock_wait:g} s. Run hyp daemon stop again once that one has finished",
+                pid=first.pid, mode=first.mode, error="still running",
+            )
+        report = read_daemon_status(layout)  # (another stop may have ended it meanwhile)
+        if not report.running:
+            return ControlResult(True, 0, f"capture daemon stopped (pid {first.pid})", pid=first.pid,
+                                 mode=first.mode)
+        if report.pid is None:
+            return ControlResult(False, 1, report.warning or holder_unknown_text(layout), error="pid unknown")
+        return _stop_locked(layout, report, service, timeout)
+
+
+@contextlib.contextmanager
+def _stop_lock(layout: Layout, wait: float) -> Iterator[bool]:
+    """Hold `run/stop.lock`, waiting up to `wait` s for another stop. Yields False when it stayed held; True
+    also when the lock cannot be made here (a read-only run/: the stop goes ahead as before the lock)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(layout.stop_lock), mode=FILE_MODE, preserve_lock_file=True)
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        yield False
+        return
+    except OSError:
+        yield True
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+def _stop_locked(layout: Layout, report: DaemonStatusReport, service: Any, timeout: float) -> ControlResult:
     pid = report.pid
-    if pid is None:  # (never a guess: the pid file's pid may be any process)
-        return ControlResult(False, 1, report.warning or holder_unknown_text(layout), error="pid unknown")
     used_service = False
     # (a unit that now names another HYP_HOME stops that one's daemon: this one gets the signal)
     if report.mode == "service" and _service_usable(service) and _unit_other_home(service, layout) is None:
@@ -812,10 +859,12 @@ def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TI
             return ControlResult(False, 1, f"cannot signal pid {pid}: {exc.strerror}", pid=pid, error=str(exc))
     if _wait_for(lambda: not read_daemon_status(layout).running, timeout):
         return ControlResult(True, 0, f"capture daemon stopped (pid {pid})", pid=pid, mode=report.mode)
+    # (a second signal while it stops ends it at once, daemon.md §4.5: its batch's checkpoints did not move)
     return ControlResult(
         False, 1,
-        f"still running (pid {pid}) after {timeout:g} s; it may be finishing a large batch. Try hyp daemon "
-        f"stop again, or end it with kill {pid} (unwritten lines are re-read next time)",
+        f"still running (pid {pid}) after {timeout:g} s; it may be finishing a large batch. Run hyp daemon "
+        f"stop again to end it at once (or kill {pid}): the lines of the batch it has not written are read "
+        f"again next time",
         pid=pid, mode=report.mode, error="still running",
     )
 
