@@ -292,6 +292,39 @@ def test_unreadable_file_and_root_are_reported_and_others_keep_flowing(tmp_path:
     assert_matches_backfill(home, tmp_path)
 
 
+def test_a_file_that_fails_under_a_folder_that_cannot_be_read_is_counted_as_that_folder(tmp_path: Path) -> None:
+    """The Claude folder made mode 000 while the daemon runs, and a session under it written to: its read fails
+    (Permission denied), then its folder is found unreadable. `hyp daemon status` said "failed: 1 file and
+    1 folder" (files_failed 2, folders_failed 1) for the one folder: the file fails because of its folder, and
+    is counted as that folder's."""
+    home = Home(tmp_path, capture=dict(FAST, poll_seconds=3))
+    session = home.session(S1)
+    session.write_text(session_text(S1, 2, now_utc()))
+    root = home.claude / "projects"
+    kwargs = {"preexec_fn": _drop_dac_caps} if os.geteuid() == 0 else {}
+    proc = home.spawn_daemon(**kwargs)
+    try:
+        home.wait_state("running", pid=proc.pid)
+        assert wait_for(lambda: rows_now(home) > 0, 15), home.log_text()
+        root.chmod(0)
+        append(session, claude_line(S1, 2, now_utc()))
+        file_failed = f"claude: file {path_hash(os.path.realpath(session))}: cannot read file: Permission denied"
+        assert wait_for(lambda: file_failed in home.layout.daemon_log.read_text(), 15), home.log_text()
+        assert wait_for(lambda: home.status()["clients"]["claude"]["root_state"] == "unreadable", 15), \
+            home.log_text()
+        c = home.status()["clients"]["claude"]
+        assert (c["files_failed"], c["folders_failed"]) == (1, 1), c
+        p = home.hyp_cmd("daemon", "status")
+        line = next(ln for ln in p.stdout.splitlines() if ln.startswith("  claude"))
+        assert line.endswith("  failed: 1 folder"), p.stdout
+        root.chmod(0o755)  # readable again: nothing failing
+        assert wait_for(lambda: home.status()["clients"]["claude"]["files_failed"] == 0, 15), home.log_text()
+        assert "failed:" not in home.hyp_cmd("daemon", "status").stdout
+    finally:
+        root.chmod(0o755)
+        assert stop(proc) == 0
+
+
 def test_a_second_signal_while_stopping_exits_130(tmp_path: Path) -> None:
     code = (
         "import os, signal, sys, time\nfrom pathlib import Path\n"

@@ -222,6 +222,8 @@ class ClientState:
         self.rows_written = 0
         self.failing: dict[str, str] = {}  # path hash (or place) -> message
         self.failing_folders: set[str] = set()  # the keys of `failing` that are folders that cannot be listed
+        # where they are (real paths, in memory only): a file that fails under one fails because of it
+        self.failing_places: dict[str, str] = {}  # key of `failing` (a folder, or a file's hash) -> real path
         self.last_error: dict[str, str] | None = None
         self.scan = _Scan()
         self.whole_seen: dict[str, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, seen at)
@@ -270,6 +272,15 @@ class ClientState:
     def owns(self, path: str) -> bool:
         return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in self.watch_dirs)
 
+    def _files_failed(self) -> int:
+        """What cannot be read, files and folders: a file under a folder that cannot be listed is one of that
+        folder's (it failed because of it: a root made mode 000 counted "1 file and 1 folder")."""
+        folders = self.failing_folders & self.failing.keys()
+        under = [self.failing_places[k].rstrip(os.sep) + os.sep for k in folders if k in self.failing_places]
+        files = sum(1 for k in self.failing if k not in folders
+                    and not self.failing_places.get(k, "\0").startswith(tuple(under)))
+        return files + len(folders)
+
     def status(self) -> dict[str, Any]:
         return {
             "root_state": self.root_state,
@@ -278,7 +289,7 @@ class ClientState:
             "roots_hash": roots_hash(self.roots),
             "last_import_at": self.last_import_at,
             "rows_written": self.rows_written,
-            "files_failed": len(self.failing),  # files and folders; the folders among them:
+            "files_failed": self._files_failed(),  # files and folders (claude.md 7); the folders among them:
             "folders_failed": len(self.failing_folders & self.failing.keys()),
             "last_error": self.last_error,
         }
@@ -974,6 +985,7 @@ class DaemonLoop:
             if key[len("discover:"):] not in failed_now:
                 del c.failing[key]
                 c.failing_folders.discard(key)
+                c.failing_places.pop(key, None)
         for where, fe in failed_now.items():
             key = f"discover:{where}"
             if key not in c.failing:
@@ -983,6 +995,8 @@ class DaemonLoop:
                 c.failing[key] = message
                 if fe.folder:
                     c.failing_folders.add(key)
+                    if fe.path is not None:
+                        c.failing_places[key] = os.path.realpath(fe.path)
                 log.warning("%s: %s: %s", c.name, where, message)
                 self._error(f"{c.name}: {where}: {message}", c)
         c.discovered_ok = disc is not None and disc.complete and c.root_state != "unreadable"
@@ -1356,11 +1370,13 @@ class DaemonLoop:
             if c.failing.get(f.path_hash) != msg:
                 log.warning("%s: %s", c.name, msg)
             c.failing[f.path_hash] = msg
+            c.failing_places[f.path_hash] = os.path.realpath(f.path)
             self._error(f"{c.name}: {msg}", c)
         else:
             c.scan.failed.discard(f.path)  # (read since it failed: not a failed file)
             if f.path_hash in c.failing:
                 del c.failing[f.path_hash]
+                c.failing_places.pop(f.path_hash, None)
                 self._status_dirty = True
         c.sidecar_first.pop(f.path, None)
         c.whole_seen.pop(f.path, None)
