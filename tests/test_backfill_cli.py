@@ -1523,6 +1523,29 @@ def test_a_session_linked_from_a_drive_not_mounted_is_a_file_error(h, inproc):
     assert [(c["files"], c["files_failed"]) for c in doc["clients"] if c["client"] == "claude"] == [(1, 1)]
 
 
+NOTHING_NEW = "Nothing new to import: no history was added since the last import."
+
+
+def test_nothing_new_is_said_only_of_what_could_be_read(h, inproc):
+    """"Nothing new to import: no history was added since the last import." closed a run whose table said
+    `errors 1` and whose error (a file that could not be read) was printed just above: the line now says what
+    it is sure of. cli.md §5.3's text is unchanged for a run without error."""
+    claude_fixtures(h, sessions=2)
+    assert inproc("backfill", "claude")[0] == 0
+    rc, out, _ = inproc("backfill", "claude")
+    assert rc == 0 and out.splitlines()[-1] == NOTHING_NEW
+    os.symlink("loop.jsonl", h.claude / "projects" / "-home-ada-repo0" / "loop.jsonl")
+    rc, out, _ = inproc("backfill", "claude")
+    assert rc == 0 and "symbolic link loop" in out
+    assert out.splitlines()[-1] == ("Nothing new to import from what could be read: 1 file could not be read "
+                                    "(see above)."), out
+    h.drop_checkpoints()  # every row read again, all duplicates: the same
+    rc, out, _ = inproc("backfill", "claude")
+    assert rc == 0 and out.splitlines()[3].split()[5] == "20"  # (20 duplicates)
+    assert out.splitlines()[-1] == ("Nothing new to import from what could be read: 1 file could not be read "
+                                    "(see above)."), out
+
+
 def test_the_tty_panel_of_a_provider_with_nothing_to_read_says_0_B(monkeypatch):
     """A rerun under a terminal: both providers read nothing, and the panel said `100%  1 B/0 B`."""
     import io

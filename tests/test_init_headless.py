@@ -496,6 +496,24 @@ def test_file_errors_in_the_text_summary_name_the_first_file_and_count_the_other
                              "has each, by path hash).")
 
 
+def test_import_again_with_a_file_that_could_not_be_read_does_not_say_nothing_was_added(tmp_path: Path) -> None:
+    """`hyp init --yes --force` again with nothing new: the summary ended "Nothing new to import: no history was
+    added since the last import." under `Errors 1` and the error of a file it could not read. As under `hyp
+    backfill`, the line says what it is sure of; without the error, cli.md §5.3's text."""
+    m = make_machine(tmp_path)
+    assert headless(m, json_out=False, no_daemon=True)[0] == 0
+    code, out, err = headless(m, json_out=False, no_daemon=True, force=True)
+    assert code == 0, err
+    assert "\nNothing new to import: no history was added since the last import.\n\nCapture   " in out
+    folder = next(p for p in sorted((Path(m.env["CLAUDE_CONFIG_DIR"]) / "projects").iterdir()) if p.is_dir())
+    os.symlink("loop.jsonl", folder / "loop.jsonl")
+    code, out, err = headless(m, json_out=False, no_daemon=True, force=True)
+    assert code == 0, err
+    assert "symbolic link loop" in out and "no history was added" not in out
+    assert ("\nNothing new to import from what could be read: 1 file could not be read (see above).\n\nCapture   "
+            in out), out
+
+
 # --------------------------------------------------------------------------------------------- §12.21
 
 

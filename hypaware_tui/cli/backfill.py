@@ -628,10 +628,16 @@ def closing_line(result: Any) -> str:
         return f"Nothing was imported: {_names(failed)} failed (the error is above)."
     if any(p.status == "cancelled" for p in result.providers):
         return "Nothing was imported: the import was interrupted. Run it again to import this window."
-    text = nothing_new_text(dups, result.files_unchanged)
+    # what could not be read: files and folders, and the roots of a client skipped as not readable (a link to
+    # a drive not mounted, permissions), each a folder
+    unreadable = [p.provider for p in result.providers
+                  if p.status == "skipped" and (p.error or "").startswith("not readable:")]
+    folders = sum(p.folders_failed for p in result.providers) + len(unreadable)
+    text = nothing_new_text(dups, result.files_unchanged, sum(p.files_failed for p in result.providers)
+                            + len(unreadable), folders)
     if text is not None:
         return text
-    erred = [p.provider for p in result.providers if p.errors]
+    erred = [p.provider for p in result.providers if p.errors or p.provider in unreadable]
     if erred:  # (files that could not be read: nothing says the window is empty)
         return f"Nothing was imported: history of {_names(erred)} could not be read (the error is above)."
     return "No history in this window."

@@ -883,7 +883,8 @@ def nothing_new_note(result: InitResult) -> str | None:
         return None
     if any(r.rows_written for r in clients):
         return None
-    return nothing_new_text(sum(r.duplicates_skipped for r in clients), sum(r.files_unchanged for r in clients))
+    return nothing_new_text(sum(r.duplicates_skipped for r in clients), sum(r.files_unchanged for r in clients),
+                            sum(r.files_failed for r in clients), sum(r.folders_failed for r in clients))
 
 
 SUMMARY_HEADER = ("Client", "Status", "Files", "Sessions", "Rows written", "Duplicates", "Lines skipped", "Errors")

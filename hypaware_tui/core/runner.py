@@ -87,6 +87,7 @@ class ProviderResult:
     files_outside_window: int = 0
     files_reset: int = 0
     files_failed: int = 0
+    folders_failed: int = 0  # of `files_failed`: folders that could not be listed (permissions, a link to nothing)
     bytes_read: int = 0
     bytes_total: int = 0
     records_by_type: dict[str, int] = field(default_factory=dict)
@@ -158,11 +159,23 @@ def unsaved_files_text(n: int) -> str:
     return f"{files} read but not saved; the next run reads {'it' if n == 1 else 'them'} again"
 
 
-def nothing_new_text(duplicates: int, files_unchanged: int) -> str | None:
+def unread_text(files: int, folders: int) -> str:
+    """`1 file`, `2 folders`, `2 files and 1 folder`: what could not be read (`files` counts the folders too)."""
+    files = max(files - folders, 0)
+    return " and ".join(f"{n:,} {w}{'' if n == 1 else 's'}" for n, w in ((files, "file"), (folders, "folder")) if n)
+
+
+def nothing_new_text(duplicates: int, files_unchanged: int, files_failed: int = 0,
+                     folders_failed: int = 0) -> str | None:
     """cli.md §5.3's closing line for an import that wrote no row but found history it already had; None
     otherwise. When files were also skipped as unchanged, the duplicates are only the rows of the files read:
     "all D rows in this window" would be false (the window holds the unchanged files' rows too), so the line
-    names both."""
+    names both. `files_failed` (of which `folders_failed` are folders) could not be read: nothing says their
+    history is in the dataset (a folder on a drive not mounted may hold any number of new sessions), so the
+    line says what it is sure of and what was not read."""
+    if (duplicates or files_unchanged) and files_failed:
+        unread = unread_text(files_failed, folders_failed)
+        return f"Nothing new to import from what could be read: {unread} could not be read (see above)."
     if duplicates and files_unchanged:
         rows = "the 1 row read is" if duplicates == 1 else f"the {duplicates:,} rows read are"
         files = "1 file is" if files_unchanged == 1 else f"{files_unchanged:,} files are"
@@ -1130,6 +1143,7 @@ def _run_provider(
 
     for fe in discovery.failed:
         file_error(f"{fe.where}: {fe.message}", fe.path)
+        pr.folders_failed += fe.folder
     files, checkpoints, not_read = prep.files, prep.checkpoints, prep.not_read
     files_seen, bytes_total = prep.files_seen, prep.bytes_total
     files_total = pr.files_total = len(files)  # (the progress counts the files it reads, no other)
