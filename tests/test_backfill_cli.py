@@ -1516,7 +1516,7 @@ def test_a_session_linked_from_a_drive_not_mounted_is_a_file_error(h, inproc):
     assert [e["files_failed"] for e in events if e["event"] == "backfill.scan"] == [1]
     assert str(h.tmp) not in json.dumps(events)
     rc, out, _ = inproc("backfill", "claude")
-    assert f"    at ~/{link.relative_to(h.home)}" in out.splitlines()
+    assert f"    at ~/{link.relative_to(h.home)} (a link to {h.tmp / 'unmounted' / 'gone.jsonl'})" in out.splitlines()
     rc, out, _ = inproc("status", "--json")
     doc = json.loads(out)
     assert any("symbolic link to a file that does not exist" in e["message"] for e in doc["recent_errors"])
@@ -1524,6 +1524,103 @@ def test_a_session_linked_from_a_drive_not_mounted_is_a_file_error(h, inproc):
 
 
 NOTHING_NEW = "Nothing new to import: no history was added since the last import."
+CODEX_ROLLOUT = (Path(__file__).parent / "fixtures" / "codex"
+                 / "rollout-2026-01-15T14-02-11-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl")
+
+
+def _count_checkpoints(h: Home, client: str) -> int:
+    from hypaware_tui.core.checkpoints import StateDB
+    from hypaware_tui.core.paths import Layout
+
+    db = StateDB.open(Layout(h.hyp), create=False)
+    try:
+        return len(db.get_all(client))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("link", ["claude projects", "claude root", "codex home", "codex sessions"])
+def test_a_history_folder_on_a_drive_not_mounted_is_said_and_keeps_its_checkpoints(h, inproc, monkeypatch, link):
+    """~/.claude/projects a link to a folder on a drive that is not mounted counted as a healthy, empty root:
+    `backfill list` said "yes … 0 files", `hyp backfill` "ok 0 files, errors 0" and no word, and `hyp cache
+    prune` forgot every checkpoint of that folder (the next import read it all again once the drive was back).
+    Such a folder (`projects`, the Claude root itself beside a second root, the Codex home, its `sessions`)
+    cannot be read: each command says so, with where the link points, and prune keeps its checkpoints
+    (storage.md §7.4: "a client whose roots could not all be read keeps its entries")."""
+    client, which = link.split()
+    drive = h.tmp / "drive"
+    h.hyp.mkdir(mode=0o700)
+    (h.hyp / "hypaware-config.json").write_text(json.dumps({
+        "version": 1, "clients": {client: {"enabled": True}}, "retention_days": 0, "capture": {"enabled": False}}))
+    if link == "claude projects":
+        (drive / "projects").mkdir(parents=True)
+        h.claude.mkdir()
+        (h.claude / "projects").symlink_to(drive / "projects")
+        shown, target = "~/.claude/projects", drive / "projects"
+    elif link == "claude root":  # beside a second root that can be read, with a session already imported
+        drive.mkdir()
+        h.claude.symlink_to(drive)
+        other = h.home / "claude-b"
+        claude_session(other / "projects" / "-home-ada-b" / "sess-b.jsonl", "sess-b", 2, midday(2))
+        monkeypatch.setenv("CLAUDE_CONFIG_DIR", f"{h.claude},{other}")
+        shown, target = "~/.claude", drive
+    elif link == "codex home":
+        drive.mkdir()
+        h.codex.symlink_to(drive)
+        shown, target = "~/.codex", drive
+    else:
+        (drive / "sessions").mkdir(parents=True)
+        h.codex.mkdir()
+        (h.codex / "sessions").symlink_to(drive / "sessions")
+        shown, target = "~/.codex/sessions", drive / "sessions"
+    if client == "claude":
+        claude_fixtures(h)
+    else:
+        day = h.codex / "sessions" / "2026" / "01" / "15"
+        day.mkdir(parents=True)
+        (day / CODEX_ROLLOUT.name).write_bytes(CODEX_ROLLOUT.read_bytes())
+    rc, out, err = inproc("backfill")
+    assert rc == 0 and out.splitlines()[-1].startswith("Imported "), out + err
+    known = _count_checkpoints(h, client)
+    assert known == (4 if link == "claude root" else 3 if client == "claude" else 1)
+
+    drive.rename(h.tmp / "drive-unmounted")
+    rc, out, err = inproc("backfill")
+    lines = out.splitlines()
+    assert rc == 0, err
+    if link == "codex home":  # its only root: not detected, and why
+        assert (f"  codex: not readable: {h.codex} (a symbolic link to {target}, which does not exist: mount its "
+                "drive or fix the link)") in lines, out
+        assert lines[-1] == "Nothing was imported: history of codex could not be read (the error is above).", out
+    else:
+        at = lines.index(f"    at {shown} (a link to {target})")
+        assert lines[at - 1].startswith(f"  {client}: ") and (
+            "folder: it is a symbolic link to a folder that does not exist (on a drive that is not mounted, or "
+            "moved or deleted), so none of its history was read. Mount the drive or make that folder available "
+            "again, or remove the link.") in lines[at - 1], out
+        if link == "claude root":  # (the second root's session: unchanged)
+            assert lines[-1] == ("Nothing new to import from what could be read: 1 folder could not be read "
+                                 "(see above)."), out
+        else:
+            assert lines[-1] == (f"Nothing was imported: history of {client} could not be read (the error is "
+                                 "above)."), out
+
+    rc, out, _ = inproc("backfill", "list")
+    assert rc == 0
+    if link == "codex home":
+        assert f"not readable: {h.codex} (a symbolic link to {target}" in out
+    else:
+        assert f"    at {shown} (a link to {target})" in out.splitlines(), out
+
+    rc, out, _ = inproc("cache", "prune", "--dry-run")
+    assert rc == 0 and "import position" not in out, out
+    rc, out, _ = inproc("cache", "prune", "--json")
+    assert rc == 0 and json.loads(out)["checkpoints_removed"] == 0
+    assert _count_checkpoints(h, client) == known
+
+    (h.tmp / "drive-unmounted").rename(drive)  # the drive back: nothing is read again
+    rc, out, _ = inproc("backfill")
+    assert rc == 0 and out.splitlines()[-1] == NOTHING_NEW, out
 
 
 def test_nothing_new_is_said_only_of_what_could_be_read(h, inproc):
@@ -1544,6 +1641,22 @@ def test_nothing_new_is_said_only_of_what_could_be_read(h, inproc):
     assert rc == 0 and out.splitlines()[3].split()[5] == "20"  # (20 duplicates)
     assert out.splitlines()[-1] == ("Nothing new to import from what could be read: 1 file could not be read "
                                     "(see above)."), out
+
+
+def test_without_a_config_a_root_that_cannot_be_read_is_not_no_history_found(h, inproc):
+    """Without a config, `hyp backfill` imports the detected clients; ~/.claude a link to a drive not mounted
+    is not detected, and the run said "no Claude Code or Codex history found" of history that is there."""
+    h.claude.symlink_to(h.tmp / "unmounted")
+    rc, out, _ = inproc("backfill")
+    assert rc == 0
+    assert out.splitlines() == [
+        "Nothing to import: no Claude Code or Codex history could be read.",
+        f"  claude: not readable: {h.claude} (a symbolic link to {h.tmp / 'unmounted'}, which does not exist: "
+        "mount its drive or fix the link)",
+    ]
+    h.claude.unlink()
+    rc, out, _ = inproc("backfill")
+    assert out.splitlines() == ["Nothing to import: no Claude Code or Codex history found."]
 
 
 def test_the_tty_panel_of_a_provider_with_nothing_to_read_says_0_B(monkeypatch):
@@ -1854,7 +1967,8 @@ def test_a_path_that_is_not_utf8_is_shown_with_escapes_on_a_strict_terminal(h):
     env = dict(h.env, PYTHONIOENCODING="utf-8:strict")
     p = h.run("backfill", "claude", env=env)
     assert p.returncode == 0, p.stderr
-    assert "    at ~/.claude/projects/-home-ada-repo0/gone-\\xfe.jsonl" in p.stdout.splitlines()
+    assert (f"    at ~/.claude/projects/-home-ada-repo0/gone-\\xfe.jsonl (a link to {h.tmp / 'unmounted' / 'gone.jsonl'})"
+            in p.stdout.splitlines())
     events = (h.hyp / "logs" / "events.jsonl").read_bytes().decode("utf-8")  # (strict)
     assert all(json.loads(x) for x in events.splitlines())
 

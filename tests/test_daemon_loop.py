@@ -715,6 +715,48 @@ def test_daily_retention_pass_forgets_a_vanished_file_despite_a_link_to_nothing(
     assert list(StateDB.open(home.layout, create=False).get_all("claude")) == [path_hash(os.path.realpath(kept))]
 
 
+@pytest.mark.parametrize("link", ["projects", "root"])
+def test_daily_retention_pass_keeps_the_checkpoints_of_a_folder_on_a_drive_not_mounted(home: Home, link: str) -> None:
+    """~/.claude/projects (or ~/.claude itself, beside a second root that can be read) a link to a folder on
+    a drive that is not mounted: the daemon found an empty, healthy root, and its daily pass forgot every
+    checkpoint of that folder, so the next import read it all again once the drive was back (storage.md §7.4:
+    "a client whose roots could not all be read keeps its entries"). The folder is now one that cannot be
+    read: the client waits for it, says so, and keeps its checkpoints."""
+    drive = home.base / "drive"
+    if link == "projects":
+        (drive / "projects").mkdir(parents=True)
+        home.claude.mkdir(parents=True)
+        (home.claude / "projects").symlink_to(drive / "projects")
+        shown = home.claude / "projects"
+    else:
+        drive.mkdir()
+        home.claude.symlink_to(drive)
+        other = home.home / "claude-b"
+        (other / "projects").mkdir(parents=True)
+        home.env["CLAUDE_CONFIG_DIR"] = f"{home.claude},{other}"
+        shown = home.claude
+    record_capture_start(home.layout, ["claude"], 0)
+    home.session(S1).write_text(session_text(S1, 2, T))
+    home.session(S2).write_text(session_text(S2, 2, T))
+    assert once(home) == 0
+    assert StateDB.open(home.layout, create=False).count("claude") == 2
+    drive.rename(home.base / "drive-unmounted")
+    loop = polling_loop(home, FakeClock())
+    try:
+        loop.step()
+        st = home.status()
+        assert st["retention_applied_at"] is not None
+        claude = st["clients"]["claude"]
+        assert claude["root_state"] == "waiting" if link == "projects" else claude["root_state"] != "unreadable"
+        assert claude["files_failed"] == claude["folders_failed"] == 1
+        assert "symbolic link to a folder that does not exist" in claude["last_error"]["message"]
+        assert str(shown) not in json.dumps(st)  # (by path hash, as every stored message)
+    finally:
+        loop.shutdown()
+        loop.close()
+    assert StateDB.open(home.layout, create=False).count("claude") == 2
+
+
 def append_and_step(f: Path, i: int, loop, clock: FakeClock, *, seconds: int) -> None:
     """Append Claude line `i` of S1 (10 s apart from T), then run the loop once a second for `seconds`."""
     with f.open("a") as fh:

@@ -711,22 +711,35 @@ def _empty_selection(ctx: typer.Context, config: Any, as_json: bool, dry_run: bo
             "hyp init."
         )
     else:
-        out("Nothing to import: no Claude Code or Codex history found.")
+        # A client whose folder is there but cannot be read (a link to a drive not mounted, permissions) is not
+        # detected either: "no history found" would hide it, so the line says so and each reason follows
+        unreadable = [(c, r) for c, r in _detections(config) if (r or "").startswith("not readable:")]
+        if not unreadable:
+            out("Nothing to import: no Claude Code or Codex history found.")
+        else:
+            out("Nothing to import: no Claude Code or Codex history could be read.")
+            for c, reason in unreadable:
+                out(f"  {c}: {printable(reason or '')}")
     raise typer.Exit(0)
 
 
-def _detected_clients(config: Any) -> list[str]:
+def _detections(config: Any) -> list[tuple[str, str | None]]:
+    """Each known client whose detection did not fail, with None when detected, else the reason."""
     from hypaware_tui.core.inventory import config_root
     from hypaware_tui.importers import KNOWN_CLIENTS, get_importer
 
-    found = []
+    out: list[tuple[str, str | None]] = []
     for c in KNOWN_CLIENTS:
         try:
-            if get_importer(c).detect(config_root(config, c), os.environ).detected:
-                found.append(c)
+            d = get_importer(c).detect(config_root(config, c), os.environ)
         except Exception:
             continue
-    return found
+        out.append((c, None if d.detected else (d.reason or "not detected")))
+    return out
+
+
+def _detected_clients(config: Any) -> list[str]:
+    return [c for c, reason in _detections(config) if reason is None]
 
 
 def _workers() -> int:
@@ -875,6 +888,15 @@ def list_command(
 
     shown = [us for e in entries if e["detected"] for us in (e["_fig"].oldest_us, e["_fig"].newest_us)]
     console.print(local_dates_note(*shown), markup=False)
+    # A folder of a detected client that could not be read (its `projects` a link to a drive not mounted): its
+    # figures leave out whatever that folder holds, which "yes … 0 files" would not say
+    from hypaware_tui.core.runner import error_notes
+
+    for ci in inv:
+        for fe in ci.failed:
+            if fe.folder:
+                for line in error_notes(ci.client, fe.message, fe.path, 0, os.environ, logged=False):
+                    console.print(line, markup=False, highlight=False)
     raise typer.Exit(0)
 
 

@@ -352,7 +352,9 @@ def scanned_path_hashes(config: Any, env: Mapping[str, str] = os.environ) -> dic
         importer = get_importer(name)
         try:
             detection = importer.detect(config_root(config, name), env)
-            roots = [r for r in (detection.roots or (detection.root,)) if r and os.path.isdir(r)]
+            # (a root that is a link to nothing is scanned too: its scan says it could not be read, so that a
+            # second root that can be does not make the scan complete and forget the first one's files)
+            roots = [r for r in (detection.roots or (detection.root,)) if r and (os.path.isdir(r) or os.path.islink(r))]
             disc = importer.discover(roots) if roots else None
             if disc is None or not disc.complete:
                 out[name] = None

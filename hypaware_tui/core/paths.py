@@ -166,6 +166,23 @@ def is_link_loop(link: str | os.PathLike[str]) -> bool:
     return False
 
 
+def dangling_link_target(link: str | os.PathLike[str]) -> str | None:
+    """Where `link` points, when it is a symbolic link that leads to nothing (a folder on a drive that is not
+    mounted, moved or deleted); None for anything else (not a link, a link that leads somewhere, a loop:
+    `is_link_loop`). The target as the link names it, made absolute against the link's folder."""
+    try:
+        target = os.readlink(link)
+    except OSError:  # (not a link, or not there at all)
+        return None
+    try:
+        os.stat(link)
+    except (FileNotFoundError, NotADirectoryError):
+        return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(link)), target))
+    except OSError:
+        return None
+    return None
+
+
 def _unreachable_home_fault(home: Path, exc: OSError, create: bool) -> tuple[str, str] | None:
     """`_home_fault` for a HYP_HOME that `os.stat` cannot reach (`exc`); None when it simply does not exist
     yet under directories it can be created in (with `create`: that this user may write in)."""

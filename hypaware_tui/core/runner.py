@@ -42,7 +42,7 @@ from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
 from hypaware_tui.core.fmt import printable
 from hypaware_tui.core.ids import new_run_id
 from hypaware_tui.core.inventory import Inventory, before_window, client_figures, config_root
-from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.paths import Layout, dangling_link_target
 from hypaware_tui.core.reader import DEFAULT_BATCH_ROWS, FilePass, must_widen, nothing_read
 from hypaware_tui.core.timeutil import now_us, us_to_iso
 from hypaware_tui.core.window import DEFAULT_RETENTION_DAYS
@@ -143,9 +143,14 @@ def error_notes(name: str, error: str | None, path: str | None, more: int, env: 
     lines = [f"  {name}: {printable(error)}"]
     if path:
         home = (env.get("HOME") or "").rstrip("/")
-        shown = "~" + path[len(home):] if home and path.startswith(home + "/") else path
-        # (printable: a name that is not UTF-8 shows its bytes as `\\xff`; a strict UTF-8 stdout refused it)
-        lines.append(f"    at {printable(shown)}")
+
+        def shown(p: str) -> str:
+            # (printable: a name that is not UTF-8 shows its bytes as `\\xff`; a strict UTF-8 stdout refused it)
+            return printable("~" + p[len(home):] if home and p.startswith(home + "/") else p)
+
+        # a link to nothing: where it points too, which names the drive that is not mounted
+        target = dangling_link_target(path)
+        lines.append(f"    at {shown(path)}" + (f" (a link to {shown(target)})" if target else ""))
     if more > 0:
         where = ("hyp status shows the latest errors; the events log has each, by path hash" if logged
                  else "a run without --dry-run logs each one")

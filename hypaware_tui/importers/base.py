@@ -34,7 +34,7 @@ import orjson
 
 from hypaware_tui.core import schema
 from hypaware_tui.core.checkpoints import path_hash
-from hypaware_tui.core.paths import is_link_loop, too_many_files_advice, user_home
+from hypaware_tui.core.paths import dangling_link_target, is_link_loop, too_many_files_advice, user_home
 from hypaware_tui.core.schema import (
     JSON_DEPTH,
     SURROGATE_ESCAPE,
@@ -150,6 +150,20 @@ def check_link(entry: os.DirEntry[str]) -> None:
     except FileNotFoundError as exc:
         raise DanglingLink(exc.errno, exc.strerror) from None
     # (a link to a folder or a FIFO: not a transcript, skipped as before; another error came from is_file)
+
+
+def link_to_nothing_error(where: str, what: str, path: str) -> FileError | None:
+    """The discovery error of a root or history folder (`what`: "the Claude Code folder") that is a symbolic
+    link to nothing: the folder on a drive that is not mounted, or moved. It is a folder that could not be
+    read, not a folder that is absent: the scan is incomplete (`Discovery.complete`), so the checkpoints of its
+    files are kept (storage.md §7.4) rather than forgotten, and the run says so rather than finding an empty
+    history. None when `path` is not such a link. (No path in the message: it reaches the events log; the
+    terminal shows `path`, and where it points.)"""
+    if dangling_link_target(path) is None:
+        return None
+    return FileError(where, f"cannot read {what}: it is a symbolic link to a folder that does not exist (on a drive "
+                            "that is not mounted, or moved or deleted), so none of its history was read. Mount the "
+                            "drive or make that folder available again, or remove the link.", path=path, folder=True)  # fmt: skip
 
 
 def os_error_advice(exc: OSError) -> str:
@@ -1446,6 +1460,11 @@ class Importer(ABC):
             elif is_link_loop(root):
                 first_reason = first_reason or (
                     f"not readable: {root} (a symbolic link loop: remove or fix the link)"
+                )
+            elif (target := dangling_link_target(root)) is not None:  # (its drive not mounted: not "not found")
+                first_reason = first_reason or (
+                    f"not readable: {root} (a symbolic link to {target}, which does not exist: mount its drive "
+                    "or fix the link)"
                 )
             else:
                 first_reason = first_reason or f"not found: {root} does not exist"

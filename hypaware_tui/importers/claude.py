@@ -41,6 +41,7 @@ from hypaware_tui.importers.base import (
     expand_root,
     head_tail_timestamps,
     id_list_json,
+    link_to_nothing_error,
     name_text,
     os_error_advice,
     readable,
@@ -815,6 +816,13 @@ class ClaudeImporter(Importer):
                 continue
             seen_roots.add(real_root)
             projects = os.path.join(real_root, "projects")
+            # A root or `projects` that is a link to nothing (its drive not mounted) is a folder that cannot be
+            # read, not one that is absent (claude.md §1 rule 2): said, and its files' checkpoints are kept
+            fe = (link_to_nothing_error(path_hash(real_root), "the Claude Code folder", root)
+                  or link_to_nothing_error(path_hash(projects), "the Claude Code projects folder", projects))
+            if fe is not None:
+                disc.failed.append(fe)
+                continue
             try:
                 if not os.path.isdir(os.path.realpath(projects)):
                     os.stat(projects)  # raises for an unreadable root; a missing one is no error

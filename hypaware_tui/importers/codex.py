@@ -66,6 +66,7 @@ from hypaware_tui.importers.base import (
     head_tail_timestamps,
     id_list_json,
     line_blocks,
+    link_to_nothing_error,
     name_text,
     os_error_advice,
     parse_json_line,
@@ -1680,6 +1681,12 @@ class CodexImporter(Importer):
         seen_real: set[str] = set()
         by_hash: dict[str, str] = {}
         for home in roots:
+            # a home or sessions folder that is a link to nothing (its drive not mounted) cannot be read: said,
+            # and its files' checkpoints are kept (a missing one is no error, codex.md §1 rule 1)
+            fe = link_to_nothing_error("<codex home>", "the Codex folder", home)
+            if fe is not None:
+                disc.failed.append(fe)
+                continue
             try:
                 if not os.path.isdir(home):
                     os.stat(home)  # raises for an unreadable home; a missing one is no error
@@ -1693,6 +1700,10 @@ class CodexImporter(Importer):
             for sub in ("sessions", "archived_sessions"):
                 top = os.path.join(home, sub)
                 if not os.path.isdir(top):
+                    fe = link_to_nothing_error(f"<codex home>/{sub}", "a Codex sessions folder", top)
+                    if fe is not None:
+                        disc.failed.append(fe)
+                        continue
                     try:
                         os.stat(top)  # raises for one that is there but cannot be opened (a link loop)
                     except FileNotFoundError:

@@ -949,7 +949,9 @@ class DaemonLoop:
 
     def _discover(self, c: ClientState, *, mark_all: bool) -> None:
         c.need_discover = False
-        roots = [r for r in c.roots if os.path.isdir(r)]
+        # (a root that is a link to nothing too: its discovery reports it, and is incomplete, so that the daily
+        # pass keeps its files' checkpoints whatever another root holds)
+        roots = [r for r in c.roots if os.path.isdir(r) or os.path.islink(r)]
         try:
             disc = c.importer.discover(roots) if roots else None
         except Exception as exc:  # noqa: BLE001
