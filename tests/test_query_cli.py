@@ -569,6 +569,8 @@ def test_schema(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert set(cols[0]) == {"name", "type", "nullable", "description"}
     code, out, err = call(capsys, "query", "schema", "nope")
     assert (code, out) == (2, "") and "unknown relation 'nope'" in err
+    # a usage error: its usage line follows (cli.md §1), as for a bad flag value
+    assert err.splitlines()[1:] == ["Usage: hyp query schema [OPTIONS] [NAME]", "Try 'hyp query schema --help' for help."]
     assert not home.exists()
 
 

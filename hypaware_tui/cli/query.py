@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer._click import exceptions as click_exc
 from typer.core import TyperCommand
 
 from hypaware_tui.cli.output import Days, err, fmt_int, out, out_console, plural, print_json, printable
@@ -461,7 +462,8 @@ def schema_command(
     try:
         cols = schema_listing(name)
     except KeyError:
-        raise _fail("schema", f"unknown relation {name!r}; known: {', '.join(RELATIONS)}", 2) from None
+        # (a bad argument value: the usage line follows, as for any usage error, cli.md §1)
+        raise click_exc.UsageError(f"unknown relation {name!r}; known: {', '.join(RELATIONS)}") from None
     relations = [r for r in RELATIONS if name in (None, r)]
     if json_out:
         print_json(
