@@ -1194,6 +1194,25 @@ def test_a_ctrl_c_while_waiting_for_the_lock_stops_the_wait_and_prints_the_summa
     assert p.returncode == 0 and again["providers"][0]["rows_written"] == rows
 
 
+def test_a_sigterm_notice_does_not_say_press_ctrl_c(h):
+    """A SIGTERM (a script, a service manager, a cron timeout) printed "press Ctrl+C again to quit at once" in
+    the job's log (scripting audit): it says to send the signal again; exit 130 and the summary as for Ctrl+C."""
+    from hypaware_tui.core.paths import Layout
+    from hypaware_tui.core.storage import Storage
+
+    h.config(claude=True, codex=False)
+    claude_fixtures(h)
+    with Storage(Layout(h.hyp)) as other, other.locked():
+        p = subprocess.Popen(HYP + ["backfill", "--json"], env=h.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        assert "waiting for another import to finish its batch" in p.stderr.readline()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    assert p.returncode == 130, err
+    assert "hyp: stopping after the current batch (send the signal again to quit at once)" in err, err
+    assert "Ctrl+C" not in err and json.loads(out)["providers"][0]["status"] == "cancelled"
+
+
 def test_a_locked_checkpoint_database_is_waited_for_out_loud(h):
     """Another process holding the checkpoint database (a long transaction): `hyp backfill` waited 30 s per
     provider in silence before failing. It says it is waiting, as for the storage lock, and goes on once the

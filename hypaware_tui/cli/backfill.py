@@ -558,7 +558,9 @@ class _Interrupts:
         if self.cancel.is_set():
             self._quit_now()
         self.cancel.set()
-        text = f"{self.prog}: stopping after the current batch (press Ctrl+C again to quit at once)"
+        # (a SIGTERM comes from a script, a service manager or a cron timeout: "press Ctrl+C" meant nothing there)
+        again = "press Ctrl+C again" if signum == signal.SIGINT else "send the signal again"
+        text = f"{self.prog}: stopping after the current batch ({again} to quit at once)"
         if self.say is not None:
             try:
                 self.say(text)
