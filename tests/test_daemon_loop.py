@@ -694,6 +694,43 @@ def test_a_reload_that_raises_retention_reads_the_older_history_at_once(home: Ho
         loop.close()
 
 
+def test_an_idle_daemon_writes_its_status_at_the_heartbeat_not_at_every_poll(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing happening: the status file (an atomic write with two fsyncs) was rewritten at every poll, every
+    5 s, where daemon.md §6 says at least every 30 s (daemon resources audit: 17,000 writes a day). A change of
+    a client's folder is still written at once."""
+    home.write_config(capture={"poll_seconds": 5})
+    record_capture_start(home.layout, ["claude"], 0)
+    home.session(S1).write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = polling_loop(home, clock)
+    writes: list[float] = []
+    real = DaemonLoop.write_status
+
+    def counted(self: DaemonLoop) -> None:
+        writes.append(clock.monotonic())
+        real(self)
+
+    monkeypatch.setattr(DaemonLoop, "write_status", counted)
+    try:
+        loop.step()
+        writes.clear()
+        for _ in range(120):  # two minutes, a poll every 5 s
+            clock.advance(1)
+            loop.step()
+        assert 3 <= len(writes) <= 5, writes  # (the 30 s heartbeat)
+        writes.clear()
+        os.rename(home.claude, home.claude.with_name("moved"))  # its folder gone: said at the next poll
+        for _ in range(6):
+            clock.advance(1)
+            loop.step()
+        assert writes and home.status()["clients"]["claude"]["root_state"] == "waiting"
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 def test_daily_retention_pass_forgets_a_vanished_file_despite_a_link_to_nothing(home: Home) -> None:
     """A transcript link to a drive not mounted is a per-file error: it hides no other file, so the daily pass
     still drops the checkpoints of files that are gone (daemon.md §3.1 rule 7); it kept them all."""

@@ -215,6 +215,7 @@ class ClientState:
         self.outside: list[str] = []
         self.watch_dirs: list[str] = []  # existing, readable directories being watched (real paths)
         self.root_state = "waiting"
+        self.noted_root_state: str | None = None  # (the one the status last said: `DaemonLoop._note_root_state`)
         self.need_discover = True
         self.discovered_ok = False  # last discovery complete (for dropping vanished checkpoints)
         self.unread_hashes: set[str] = set()  # files it found but could not read: their checkpoints are kept
@@ -945,7 +946,9 @@ class DaemonLoop:
                 self._error(msg, c)
         elif self.degraded.pop(key, None) is not None:
             log.info("%s: its history folders can be read again", c.name)
-        self._status_dirty = True
+        if c.root_state != c.noted_root_state:  # (every poll came here: an idle daemon rewrote and fsynced its
+            c.noted_root_state = c.root_state  # status every 5 s, not every 30 s as daemon.md §6 says)
+            self._status_dirty = True
 
     def _discover(self, c: ClientState, *, mark_all: bool) -> None:
         c.need_discover = False
