@@ -731,6 +731,48 @@ def test_an_idle_daemon_writes_its_status_at_the_heartbeat_not_at_every_poll(
         loop.close()
 
 
+def test_a_batch_of_large_lines_is_committed_by_its_size_not_only_its_rows(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch was committed at `flush_rows` rows (2,000) or after `flush_seconds`: 200 MB of tool results of
+    ~800 KB each were held whole, 700 MB of memory (daemon resources audit). It is also committed once the
+    history read into it reaches `FLUSH_BYTES`; every row arrives, once."""
+    from hypaware_tui.core.daemon import loop as loop_mod
+
+    monkeypatch.setattr(loop_mod, "FLUSH_BYTES", 4 * 1024 * 1024, raising=False)
+    record_capture_start(home.layout, ["claude"], 0)
+    big = "x" * 300_000
+    lines = [json.dumps({"type": "user", "sessionId": S1, "uuid": f"u-{i:04d}",
+                         "timestamp": (T + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                         "message": {"role": "user", "content": f"{i} {big}"}}) for i in range(80)]
+    home.session(S1).write_text("\n".join(lines) + "\n")  # 24 MB, 80 rows: far below flush_rows
+    commits: list[int] = []
+    loop = DaemonLoop(home.layout, env=home.env, clock=FakeClock(), watcher_factory=PollingWatcher)
+    real_open = loop._open_storage
+
+    def open_and_count() -> None:
+        real_open()
+        commit = loop.storage.commit
+
+        def counted(rows, *a, **kw):  # noqa: ANN001, ANN002, ANN003
+            commits.append(len(rows))
+            return commit(rows, *a, **kw)
+
+        loop.storage.commit = counted
+
+    monkeypatch.setattr(loop, "_open_storage", open_and_count)
+    try:
+        assert loop.start() is None
+        loop.step()
+        loop.flush()
+    finally:
+        loop.shutdown()
+        loop.close()
+    assert len([n for n in commits if n]) >= 2 and sum(commits) == 80, commits  # (a file's batches: ~12 MB)
+    ids = part_ids(home.layout)
+    assert len(ids) == len(set(ids)) == 80
+
+
 def test_daily_retention_pass_forgets_a_vanished_file_despite_a_link_to_nothing(home: Home) -> None:
     """A transcript link to a drive not mounted is a per-file error: it hides no other file, so the daily pass
     still drops the checkpoints of files that are gone (daemon.md §3.1 rule 7); it kept them all."""

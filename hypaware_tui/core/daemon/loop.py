@@ -64,6 +64,10 @@ from hypaware_tui.importers.base import Importer, ParseStats, Row, SourceFile, W
 log = logging.getLogger("hypaware_tui.daemon")
 
 HEARTBEAT_S = control.HEARTBEAT_S
+# A batch is also committed once the history its rows came from reaches this (besides `flush_rows` rows): 2,000
+# rows of tool results of ~800 KB held 700 MB before a flush (daemon resources audit). As a backfill's batches
+# (`runner.BATCH_BYTES`), a few of them.
+FLUSH_BYTES = 32 * 1024 * 1024
 DEBOUNCE_S = 0.5
 BACKOFF_START_S = 5.0
 BACKOFF_MAX_S = 60.0
@@ -165,6 +169,7 @@ class _Batch:
     rows: list[Row] = field(default_factory=list)
     updates: dict[str, CheckpointUpdate] = field(default_factory=dict)
     since: float | None = None  # monotonic time of the oldest buffered row or update
+    bytes: int = 0  # of the history its rows were read from (`FLUSH_BYTES`)
 
     @property
     def empty(self) -> bool:
@@ -1343,6 +1348,7 @@ class DaemonLoop:
             widen=False,  # the capture start is this daemon's own bound (daemon.md §2); a backfill widens
             capture_us=capture_us,
         )
+        read = outcome.bytes_read
         try:
             for rows, update, _done in gen:
                 if rows or update is not None:
@@ -1352,7 +1358,9 @@ class DaemonLoop:
                     if update is not None:
                         batch.updates[f.path_hash] = update
                         self.inflight[f.path_hash] = update.entry
-                if self._total_rows() >= self.settings.flush_rows:
+                batch.bytes += outcome.bytes_read - read
+                read = outcome.bytes_read
+                if self._total_rows() >= self.settings.flush_rows or self._total_bytes() >= FLUSH_BYTES:
                     self.flush()
                     if self.write_failing or self.resync_due or self.home_lost is not None:
                         # stop reading: the rest of the file is read again after a successful flush (or the
@@ -1420,6 +1428,9 @@ class DaemonLoop:
     def _total_rows(self) -> int:
         return sum(len(b.rows) for b in self.batches.values())
 
+    def _total_bytes(self) -> int:
+        return sum(b.bytes for b in self.batches.values())
+
     def _oldest_batch(self) -> float | None:
         times = [b.since for b in self.batches.values() if b.since is not None and not b.empty]
         return min(times) if times else None
@@ -1427,7 +1438,7 @@ class DaemonLoop:
     def _flush_due(self, now: float) -> bool:
         if self.write_failing or self.settings is None:
             return False
-        if self._total_rows() >= self.settings.flush_rows:
+        if self._total_rows() >= self.settings.flush_rows or self._total_bytes() >= FLUSH_BYTES:
             return True
         oldest = self._oldest_batch()
         return oldest is not None and now - oldest >= self.settings.flush_seconds
