@@ -66,6 +66,15 @@ async def to_clients(pilot) -> ClientsScreen:
     return await on_screen(pilot, ClientsScreen)
 
 
+async def to_reconfigure_clients(pilot) -> ClientsScreen:
+    """Welcome back (a config exists) to Reconfigure's Clients step, the inventory done."""
+    await on_screen(pilot, WelcomeBackScreen)
+    await pilot.press("up", "up")  # Reconfigure
+    clients = await enter_to(pilot, ClientsScreen)
+    await wait_for(pilot, lambda: pilot.app.inventory_done, what="inventory")
+    return clients
+
+
 async def to_consent(pilot) -> ConsentScreen:
     """Welcome to Consent with every default (Enter on each step)."""
     await to_clients(pilot)
@@ -1276,10 +1285,7 @@ async def test_retention_over_a_stored_history_says_older_sessions_are_not_kept_
     commit(first, m.layout, env=m.env, inventory=inv, service_manager=m.service, spawner=m.spawner)
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(100, 32)) as pilot:
-        await on_screen(pilot, WelcomeBackScreen)
-        await pilot.press("up", "up")  # Reconfigure
-        await enter_to(pilot, ClientsScreen)
-        await wait_for(pilot, lambda: app.inventory_done)
+        await to_reconfigure_clients(pilot)
         retention = await enter_to(pilot, RetentionScreen)
         assert retention.selected == 0
         shown = lambda wid: " ".join(str(retention.query_one(wid).render()).split())  # noqa: E731

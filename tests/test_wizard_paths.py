@@ -22,7 +22,14 @@ from hypaware_tui.screens.review import ReviewScreen
 from hypaware_tui.screens.welcome import WelcomeScreen
 from hypaware_tui.screens.welcome_back import WelcomeBackScreen
 from hypaware_tui.screens.widgets import ChoiceList
-from tests.test_wizard_flow import enter_to, importers, on_screen, to_clients, wait_for
+from tests.test_wizard_flow import (
+    enter_to,
+    importers,
+    on_screen,
+    to_clients,
+    to_reconfigure_clients,
+    wait_for,
+)
 from tests.wizard_support import make_machine, wizard_settings
 
 
@@ -389,10 +396,7 @@ async def test_back_to_welcome_back_keeps_the_reconfigure_answers(tmp_path: Path
                                '"retention_days": 365, "capture": {"enabled": true}}\n')
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(80, 24)) as pilot:
-        await on_screen(pilot, WelcomeBackScreen)
-        await pilot.press("up", "up")  # Reconfigure
-        clients = await enter_to(pilot, ClientsScreen)
-        await wait_for(pilot, lambda: app.inventory_done)
+        clients = await to_reconfigure_clients(pilot)
         assert clients.query_one(ChoiceList).checked == ("claude", "codex")
         await pilot.press("down", "space")  # codex off
         await enter_to(pilot, RetentionScreen)
@@ -445,10 +449,7 @@ async def test_reconfigure_that_changes_nothing_leaves_a_hand_written_config_alo
     m.running_pid[0] = 4242  # a daemon runs: an unchanged config does not restart it
     app = WizardApp(wizard_settings(m))
     async with app.run_test(size=(80, 24)) as pilot:
-        await on_screen(pilot, WelcomeBackScreen)
-        await pilot.press("up", "up")  # Reconfigure
-        await enter_to(pilot, ClientsScreen)
-        await wait_for(pilot, lambda: app.inventory_done)
+        await to_reconfigure_clients(pilot)
         await enter_to(pilot, RetentionScreen)
         await enter_to(pilot, ConsentScreen)
         review = await enter_to(pilot, ReviewScreen)
