@@ -466,11 +466,21 @@ def json_call_expr(call: JsonCall) -> pl.Expr:
         # (Polars' path matching finds no key with a backslash, however it is escaped: walked below.) Its
         # parser gives null for a whole document nesting 128 levels or more, whatever the path: such a row's
         # null is walked again in Python (a row whose null is a real one costs one parse).
+        # And an integer beyond 64 bits: Polars gives it as a float (`1.2345678901234568e+22`): walked again
+        # too, exact, when the document holds such digits (as `json_extract` keeps it).
         fast = src.str.json_path_match(_polars_json_path(call.path))
+
+        def exact(t: str | None, f: str | None) -> str | None:
+            if f is None:
+                return None if t is None else _walk_json_string(t, path)
+            if ("e" in f or "." in f) and t is not None and _LONG_DIGITS.search(t) is not None:
+                return _walk_json_string(t, path)
+            return f
+
         return pl.struct(src.alias("s"), fast.alias("f")).map_batches(
-            lambda b: pl.Series([f if f is not None or t is None else _walk_json_string(t, path)
-                                 for t, f in zip(b.struct.field("s").to_list(), b.struct.field("f").to_list(),
-                                                 strict=True)], dtype=pl.String),
+            lambda b: pl.Series([exact(t, f) for t, f in zip(b.struct.field("s").to_list(),
+                                                             b.struct.field("f").to_list(), strict=True)],
+                                dtype=pl.String),
             return_dtype=pl.String,
             is_elementwise=True,
         ).alias(call.name)
