@@ -1039,3 +1039,18 @@ def test_an_output_that_cannot_encode_the_rule_and_bars_gets_ascii_ones(filled: 
     assert bars and all(set(b) == {"#"} for b in bars), p.stdout
     utf8 = run(filled, "query", "overview")  # (a UTF-8 output keeps its blocks)
     assert "█" in utf8.stdout
+
+
+def test_infinite_and_nan_results_are_said_in_csv_and_tables_and_null_in_json(
+    filled: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cast(1 as double)/0` is inf: JSON has no such number (null), but CSV wrote an empty field, which is a
+    null there, and a table a blank cell (query audit). They say inf, -inf and nan; a real null stays empty."""
+    sql = ("select cast(1 as double)/0 as a, cast(-1 as double)/0 as b, cast(0 as double)/0 as c, "
+           "cast(null as double) as d")
+    code, out, _ = call(capsys, "query", "sql", sql, "--format", "csv")
+    assert code == 0 and out.splitlines() == ["a,b,c,d", "inf,-inf,nan,"], out
+    code, out, _ = call(capsys, "query", "sql", sql, "--format", "json")
+    assert json.loads(out) == [{"a": None, "b": None, "c": None, "d": None}]
+    code, out, _ = call(capsys, "query", "sql", sql)
+    assert out.splitlines()[-1].split() == ["inf", "-inf", "nan", "null"], out

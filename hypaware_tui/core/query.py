@@ -1556,6 +1556,9 @@ def cell_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        # (JSON has no such number, and says null; CSV and tables say what it is: an empty cell is a null)
+        return "nan" if value != value else ("inf" if value > 0 else "-inf")
     plain = _plain(value)
     if isinstance(plain, dict | list):
         return orjson.dumps(plain).decode("utf-8")
