@@ -1054,3 +1054,30 @@ def test_infinite_and_nan_results_are_said_in_csv_and_tables_and_null_in_json(
     assert json.loads(out) == [{"a": None, "b": None, "c": None, "d": None}]
     code, out, _ = call(capsys, "query", "sql", sql)
     assert out.splitlines()[-1].split() == ["inf", "-inf", "nan", "null"], out
+
+
+def test_a_json_result_is_written_row_by_row_as_the_same_document(filled: Path) -> None:
+    """`--format json` built the list of every row, then the whole document as one string: 5 GB of memory for a
+    450 MB document, and `| head` waited for all of it (query audit). It is written a row at a time, the same
+    text as `json.dumps(rows, indent=2)`; a reader that leaves early stops it."""
+    statement = "select * from ai_gateway_messages order by part_id"
+    p = run(filled, "query", "sql", statement, "--format", "json")
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(p.stdout)
+    assert len(rows) == 15 and p.stdout == json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    empty = run(filled, "query", "sql", "select part_id from ai_gateway_messages where false", "--format", "json")
+    assert empty.stdout == "[]\n"
+    # a large result (every row 3,375 times: ~95 MB of JSON) read by `head -c`: it ends early, and small
+    big = ("select m.* from ai_gateway_messages m cross join (select part_id as k1 from ai_gateway_messages) a "
+           "cross join (select part_id as k2 from ai_gateway_messages) b cross join (select part_id as k3 from "
+           "ai_gateway_messages) c")
+    env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen([sys.executable, "-m", "hypaware_tui", "query", "sql", big, "--format", "json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    head = proc.stdout.read(4096)
+    proc.stdout.close()
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # (reaped above)
+    assert head.startswith(b"[\n  {\n")
+    assert usage.ru_maxrss < 600 * 1024, usage.ru_maxrss  # KiB: ~120 MB; the whole document took 840 MB

@@ -17,7 +17,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from typer._click import types as click_types
@@ -248,6 +248,25 @@ def print_json(obj: Any) -> None:
         text = json.dumps(obj, indent=2, ensure_ascii=False)
     # (utf8_json: a path that is not UTF-8, in a message, as `\\xff`: cli.md §1, the document is UTF-8)
     sys.stdout.write(utf8_json(text) + "\n")
+    sys.stdout.flush()
+
+
+def print_json_array(items: Iterable[Any]) -> None:
+    """`print_json` of a list, written an item at a time: the same text (`json.dumps(items, indent=2)`), without
+    the list or the whole document in memory (`hyp query sql --format json` of a large result held both: 5 GB for
+    a 450 MB document)."""
+    from hypaware_tui.core.schema import json_depth_room, utf8_json
+
+    write = sys.stdout.write
+    first = True
+    for item in items:
+        with json_depth_room(frames_per_level=4):
+            text = json.dumps(item, indent=2, ensure_ascii=False)
+        # (the item one level down: each of its lines indented by two more spaces; a newline inside a string
+        # is written `\n` by the encoder, so every one in `text` is a line break of the layout)
+        write(("[\n  " if first else ",\n  ") + utf8_json(text).replace("\n", "\n  "))
+        first = False
+    write("[]\n" if first else "\n]\n")
     sys.stdout.flush()
 
 

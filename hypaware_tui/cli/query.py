@@ -109,9 +109,10 @@ def sql_command(
     except DatasetReadError as exc:
         raise _fail("sql", str(exc), 1) from None
     if fmt is Format.json:
-        from hypaware_tui.core.query import json_result_columns, to_records
+        from hypaware_tui.cli.output import print_json_array
+        from hypaware_tui.core.query import iter_records, json_result_columns
 
-        print_json(to_records(df, json_cols=json_result_columns(statement, df)))
+        print_json_array(iter_records(df, json_cols=json_result_columns(statement, df)))
     elif fmt is Format.csv:
         write_csv(df)
     else:

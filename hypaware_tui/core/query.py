@@ -22,7 +22,7 @@ import math
 import os
 import re
 import time as _time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -1534,18 +1534,22 @@ def to_records(
     """Rows as dicts of JSON-ready values. With `nested_json`, JSON-typed columns become nested values: those
     named in `json_cols` (`json_result_columns` of the statement: a False value nests only objects and arrays),
     else those with a JSON column's name."""
+    return list(iter_records(df, nested_json=nested_json, json_cols=json_cols))
+
+
+def iter_records(
+    df: pl.DataFrame, *, nested_json: bool = True, json_cols: Mapping[str, bool] | Collection[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """`to_records`, one row at a time (`hyp query sql --format json` writes each as it comes: the list of every
+    row, then the whole document as one string, took 14 times the output's size in memory)."""
     if not nested_json:
         jcols: dict[str, bool] = {}
     elif json_cols is None:
         jcols = dict.fromkeys(json_columns(df), True)
     else:
         jcols = dict(json_cols) if isinstance(json_cols, Mapping) else dict.fromkeys(json_cols, True)
-    records: list[dict[str, Any]] = []
     for row in df.iter_rows(named=True):
-        records.append(
-            {k: (_parse_json_text(v, structured=not jcols[k]) if k in jcols else _plain(v)) for k, v in row.items()}
-        )
-    return records
+        yield {k: (_parse_json_text(v, structured=not jcols[k]) if k in jcols else _plain(v)) for k, v in row.items()}
 
 
 def cell_text(value: Any) -> str:
