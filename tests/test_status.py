@@ -165,6 +165,22 @@ def test_recent_errors_are_deduplicated_and_capped(tmp_path: Path) -> None:
     assert [e["message"] for e in only_daemon] == ["same"]
 
 
+def test_two_clients_that_failed_alike_in_the_same_second_are_both_listed(tmp_path: Path) -> None:
+    """A full disk failed both clients' imports with the same text in the same second: Recent errors listed
+    codex only (the same-second rule took them for one error said twice; message audit). Both are listed; a
+    daemon's client error no longer says its client twice ("daemon claude: claude: …")."""
+    layout = Layout(tmp_path / "hyp")
+    log = EventLog(layout, "R", enabled=True)
+    disk = "could not write to the dataset: No space left on device"
+    log.emit("backfill.provider_finish", provider="claude", status="failed", error=disk)
+    log.emit("backfill.provider_finish", provider="codex", status="failed", error=disk)
+    at = iso(NOW - timedelta(minutes=5))
+    daemon = {"clients": {"claude": {"last_error": {"at": at, "message": "claude: a folder cannot be read"}}}}
+    errors = recent_errors(layout, daemon, now=NOW + timedelta(seconds=1))
+    assert sorted((e["source"], e["message"]) for e in errors) == [
+        ("claude", disk), ("codex", disk), ("daemon claude", "a folder cannot be read")]
+
+
 def test_a_backfill_file_error_is_listed_once(tmp_path: Path) -> None:
     """A file error was listed twice: its `backfill.file_error` event, and the provider's finish, which repeats
     its first error when the run ends (a later second, so the same-second rule did not catch it)."""

@@ -423,22 +423,31 @@ def recent_errors(
     if isinstance(clients, Mapping):
         for name, c in clients.items():
             if isinstance(c, Mapping) and isinstance(c.get("last_error"), Mapping):
-                add(c["last_error"].get("at"), f"daemon {name}", c["last_error"].get("message"))
+                message = c["last_error"].get("message")
+                if isinstance(message, str) and message.startswith(f"{name}: "):  # (its source says the client:
+                    message = message[len(name) + 2:]  # "daemon claude: claude: …" said it twice)
+                add(c["last_error"].get("at"), f"daemon {name}", message)
     _events_errors(layout, add, since)
     _daemon_log_errors(layout, add)
 
     found.sort(key=lambda e: e[0], reverse=True)
     out: list[dict[str, Any]] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     for ts, source, message in found:
         at = ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if (at, message) in seen:
+        # (the same error said by several places is listed once; but two clients' imports that failed alike in
+        # the same second, a full disk, are two errors: only one of them was listed)
+        key = (at, message, source if source in _CLIENT_SOURCES else "")
+        if key in seen:
             continue
-        seen.add((at, message))
+        seen.add(key)
         out.append({"at": at, "source": source, "message": message})
         if len(out) >= limit:
             break
     return out
+
+
+_CLIENT_SOURCES = frozenset({"claude", "codex"})
 
 
 def _events_errors(layout: Layout, add: Callable[[object, str, object], None], since: datetime) -> None:
