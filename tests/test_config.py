@@ -78,7 +78,10 @@ def test_defaults_and_options(layout: Layout) -> None:
     ("text", "problem"),
     [
         ('{"version": 1,\n  "retention_days": 120,,\n}', "is not valid JSON: Expecting property name enclosed in double quotes at line 2, column 25"),
-        ("", "is not valid JSON: Expecting value at line 1, column 1"),
+        # (the parser's "Expecting value at line 1, column 1" said nothing of an empty or a cut file)
+        ("", "is empty (it holds no JSON object)"),
+        ("  \n", "is empty (it holds no JSON object)"),
+        ('{"version": 1, "clients":', "is not valid JSON: it ends early, at line 1, column 26 (was it cut short?)"),
         ("[1, 2]", "must be a JSON object, found an array"),
         ('{"retention_days": 120}', 'has no "version" (expected 1)'),
         ('{"version": 2}', "has version 2; this hyp understands version 1 only"),
@@ -332,3 +335,29 @@ def test_set_capture_enabled_keeps_an_edit_made_while_it_waited(layout: Layout) 
     t.join(10)
     data = json.loads(layout.config.read_text())
     assert (data["retention_days"], data["capture"]["enabled"]) == (45, True)
+
+
+def test_a_config_that_is_a_link_to_nothing_or_unreadable_is_said_so_with_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config that is a symbolic link to nothing was "missing": every command ran on defaults and `hyp init
+    --yes` replaced the link with a file. It is a config that cannot be read, and the advice is to fix the link
+    (message audit). An unreadable one (permissions) was told to be replaced with --force, which fails: it
+    needs its bytes for the backup; the advice is its mode."""
+    from hypaware_tui.cli import main
+    from hypaware_tui.cli.output import config_advice
+
+    home = tmp_path / "hyp"
+    home.mkdir()
+    config = home / "hypaware-config.json"
+    config.symlink_to(tmp_path / "drive" / "hypaware-config.json")
+    monkeypatch.setenv("HYP_HOME", str(home))
+    with pytest.raises(ConfigError, match="is a symbolic link to .*drive/hypaware-config.json, which does not exist"):
+        load_config(Layout(home))
+    with pytest.raises(SystemExit) as exc:
+        main(["backfill"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.strip().endswith("which does not exist. Fix or remove the link, then run it again.")
+    assert config.is_symlink()  # (left as it is)
+    assert config_advice(f"{config}: cannot be read: Permission denied", "hyp") == (
+        "Check that it belongs to you and is readable (chmod 600 on it), then run it again.")

@@ -164,7 +164,8 @@ def test_run_on_an_invalid_config_says_the_way_out_and_stores_the_bare_error(
     monkeypatch.delenv("HYP_DAEMON_MODE", raising=False)
     code, out, err = run_cli(capsys, "daemon", "run")
     assert (code, out) == (1, "")
-    bare = f"invalid config: {hyp / 'hypaware-config.json'}: is not valid JSON: Expecting value at line 1, column 26"
+    bare = (f"invalid config: {hyp / 'hypaware-config.json'}: is not valid JSON: it ends early, at line 1, column 26 "
+            "(was it cut short?)")
     assert err == f"hyp daemon run: {bare}. Fix the file, or replace it with hyp init (hyp init --yes --force " \
                   "without a terminal; a backup is kept).\n"
     status = json.loads((hyp / "run" / "daemon-status.json").read_text())

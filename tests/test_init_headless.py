@@ -266,7 +266,8 @@ def test_each_step_out_of_an_invalid_config_names_a_command_that_works(tmp_path:
     headless_run = hyp(["init", "--yes", "--no-daemon"], env)
     assert headless_run.returncode == 1 and headless_run.stdout == ""
     assert headless_run.stderr.strip() == (
-        f"hyp init: the config is invalid: {m.layout.config}: is not valid JSON: Expecting value at line 2, column 1. "
+        f"hyp init: the config is invalid: {m.layout.config}: is not valid JSON: it ends early, at line 2, column 1 "
+        "(was it cut short?). "
         "Replace it with hyp init --yes --no-daemon --force (a backup is kept), or fix the file.")
     assert "backfill" not in headless_run.stderr
     command = headless_run.stderr.split("Replace it with ", 1)[1].split(" (a backup", 1)[0].split()

@@ -69,6 +69,10 @@ def config_advice(error: str, prog: str, fix: str = "Fix the file, or ") -> str:
     m = _NEWER_CONFIG.search(error)
     if m is not None and int(m.group(1)) > int(m.group(2)):
         return "It was written by a newer hyp: upgrade hyp to use it (replacing it would lose its settings)."
+    if "cannot be read: Permission denied" in error:  # (a replacement must read it too, for its backup)
+        return "Check that it belongs to you and is readable (chmod 600 on it), then run it again."
+    if "is a symbolic link to" in error:
+        return "Fix or remove the link, then run it again."
     return f"{fix}{replace_config_advice(prog)}."
 
 

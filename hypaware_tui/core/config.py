@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypaware_tui.core.paths import Layout, atomic_create_bytes, atomic_write_bytes, user_home
+from hypaware_tui.core.paths import (
+    Layout,
+    atomic_create_bytes,
+    atomic_write_bytes,
+    dangling_link_target,
+    user_home,
+)
 
 CONFIG_VERSION = 1
 DEFAULT_RETENTION_DAYS = 120
@@ -110,6 +116,11 @@ def read_config_bytes(path: str | os.PathLike[str]) -> bytes | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        # A link to nothing is a config that cannot be read, not none at all: every command ran on defaults,
+        # and `hyp init --yes` replaced the link with a file.
+        target = dangling_link_target(path)
+        if target is not None:
+            raise ConfigError(path, f"is a symbolic link to {target}, which does not exist") from None
         return None
     except OSError as exc:
         raise ConfigError(path, f"cannot be read: {exc.strerror or exc}") from None
@@ -165,6 +176,11 @@ def parse_config(data: bytes | str, path: str | os.PathLike[str]) -> Config:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
+        if not text.strip():
+            raise ConfigError(path, "is empty (it holds no JSON object)") from None
+        if exc.pos >= len(text.rstrip()):  # (the parser's message, "Expecting value", said nothing of that)
+            raise ConfigError(path, f"is not valid JSON: it ends early, at line {exc.lineno}, column "
+                                    f"{exc.colno} (was it cut short?)") from None
         raise ConfigError(
             path, f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
