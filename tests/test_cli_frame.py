@@ -890,6 +890,33 @@ def test_cache_compact(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and out.startswith("Nothing to compact")
 
 
+def test_cache_prune_stopped_by_ctrl_c_says_so_and_json_still_gives_a_document(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl+C while `hyp cache prune` waited for the write lock ended on the waiting notice alone, and `--json`
+    printed no document (message audit). It says what state it left, and --json gives one document."""
+    write_config(home)
+    with Storage(Layout(home)) as s:
+        s.commit(make_rows(3, created=f"{day(200)}T10:00:00Z"), [])
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Storage, "prune", interrupted)
+    code, out, err = call(capsys, "cache", "prune")
+    assert code == 130 and out == ""
+    assert err.strip() == ("hyp cache prune: interrupted. The partitions removed so far stay removed, and the others "
+                           "as they were; nothing was lost. Run it again to finish.")
+    code, out, _ = call(capsys, "cache", "prune", "--json")
+    assert code == 130 and json.loads(out)["error"].startswith("interrupted: run it again to finish")
+    with Storage(Layout(home)) as s:  # (two files in one partition: a compaction to interrupt)
+        s.commit(make_rows(1, prefix="x"), [])
+        s.commit(make_rows(1, prefix="y"), [])
+    monkeypatch.setattr(Storage, "_write_part", interrupted)
+    code, out, _ = call(capsys, "cache", "compact", "--json")
+    assert code == 130 and json.loads(out) == {"error": "interrupted"}
+
+
 def test_cache_compact_stopped_by_ctrl_c_says_nothing_was_lost(
     home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,6 +19,7 @@ from hypaware_tui.cli.output import (
     out,
     plural,
     print_json,
+    print_json_error,
     short_path,
     utc_minute,
     waiting_notice,
@@ -208,6 +209,8 @@ def cache_compact(
         err("")
         err(f"{prog} cache compact: interrupted. The partitions compacted so far stay compacted, and the others "
             "as they were; nothing was lost. Run it again to finish.")
+        if json_out:  # (cli.md §1: one document, also when it fails)
+            print_json_error("interrupted")
         raise typer.Exit(130) from None
     parts = [
         {
@@ -300,6 +303,17 @@ def cache_prune(
         try:
             result = storage.prune(retention, dry_run=dry_run, client_roots_hashes=hashes,
                                    on_wait=waiting_notice(prog, layout))  # fmt: skip
+        except KeyboardInterrupt:
+            # (it ended on the lock-waiting notice alone, and --json printed no document; each partition goes
+            # in one rename, and the checkpoints' floor is recorded before the first: nothing is half done)
+            text = ("interrupted. The partitions removed so far stay removed, and the others as they were; nothing "
+                    "was lost. Run it again to finish.")
+            err("")
+            err(f"{prog} cache prune: {text}")
+            if json_out:  # (cli.md §1: one document, also when it fails)
+                print_json(_prune_doc(dry_run, retention, None, "interrupted: run it again to finish (partitions "
+                                      "removed before the interrupt are not listed here)"))
+            raise typer.Exit(130) from None
         except StorageError as exc:
             # A prune that failed after removing partitions (at the checkpoint database, on a full disk) still
             # says which: they are gone. Before anything was removed, the error alone.
