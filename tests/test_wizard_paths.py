@@ -274,6 +274,33 @@ async def test_first_look_that_takes_too_long_becomes_a_note(tmp_path: Path, mon
     assert app.return_code == 0
 
 
+@pytest.mark.parametrize("unreadable", [True, False])
+async def test_a_first_look_that_fails_says_why_without_a_class_name(tmp_path: Path, unreadable: bool) -> None:
+    """A dataset file that cannot be read: the first look said "(DatasetReadError: <its advice>); try hyp query
+    overview", the class name of an error whose text is for the user, and a command that fails alike (message
+    audit). It gives the error's own text and advice; an unforeseen error keeps its class and the hint."""
+    from hypaware_tui.core.query import DatasetReadError
+
+    advice = "a file of the dataset cannot be read: move it out of the dataset, then run hyp backfill"
+
+    def failing_first_look(layout, env):
+        raise DatasetReadError(advice) if unreadable else RuntimeError("boom")
+
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m, first_look=failing_first_look))
+    async with app.run_test(size=(100, 32)) as pilot:
+        await to_clients(pilot)
+        for cls in (RetentionScreen, ConsentScreen, ReviewScreen, DoneScreen):
+            done = await enter_to(pilot, cls)
+        await wait_for(pilot, lambda: done.first_look_done)
+        shown = " ".join(str(done.query_one("#first-look").render()).split())
+        await pilot.press("enter")
+    if unreadable:
+        assert shown == f"The first look is not available: {advice}"
+    else:
+        assert shown == "The first look is not available (RuntimeError: boom); try hyp query overview."
+
+
 async def test_hang_up_before_the_commit_writes_nothing(tmp_path: Path) -> None:
     m = make_machine(tmp_path)
     app = WizardApp(wizard_settings(m))

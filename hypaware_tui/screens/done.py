@@ -124,10 +124,11 @@ def error_lines(result: InitResult, env: Mapping[str, str]) -> Text:
 
 
 class FirstLookReady(Message):
-    def __init__(self, overview: Any = None, error: str | None = None) -> None:
+    def __init__(self, overview: Any = None, error: str | None = None, unreadable: bool = False) -> None:
         super().__init__()
         self.overview = overview
         self.error = error
+        self.unreadable = unreadable  # (the dataset cannot be read: `error` says so, and what to do)
 
 
 class DoneScreen(WizardScreen):
@@ -197,7 +198,12 @@ class DoneScreen(WizardScreen):
             with panics_as_errors():  # (a Polars panic is a BaseException)
                 ov = self.first_look()
         except Exception as exc:  # noqa: BLE001 - never fails setup
-            self.post_message(FirstLookReady(error=f"{type(exc).__name__}: {exc}"))
+            from hypaware_tui.core.query import DatasetReadError
+
+            if isinstance(exc, DatasetReadError):  # (its message is for the user: no class name before it)
+                self.post_message(FirstLookReady(error=str(exc), unreadable=True))
+            else:
+                self.post_message(FirstLookReady(error=f"{type(exc).__name__}: {exc}"))
             return
         self.post_message(FirstLookReady(overview=ov))
 
@@ -214,7 +220,9 @@ class DoneScreen(WizardScreen):
         if self.first_look_done:
             return
         if message.error is not None:
-            self._show_note(f"The first look is not available ({message.error}); try hyp query overview.")
+            # (hyp query overview fails alike on a dataset that cannot be read: the error's own advice instead)
+            self._show_note(f"The first look is not available: {message.error}" if message.unreadable else
+                            f"The first look is not available ({message.error}); try hyp query overview.")
             return
         ov = message.overview
         if ov is None or getattr(ov, "is_empty", True):
