@@ -131,7 +131,11 @@ def _home_fault(home: Path, create: bool) -> tuple[str, str] | None:
     if create and not os.access(home, os.W_OK | os.X_OK):
         # (for the commands that write there: `hyp status` said "Next: hyp init", which then failed at its
         # first write; the read-only commands read such a HYP_HOME as it is)
-        return (f"HYP_HOME is {home}, a directory this user may not write in ({_why_not_writable(home)})",
+        why = _why_not_writable(home)
+        if why != "permission denied":  # (no owner or mode fixes a file system mounted read-only)
+            return (f"HYP_HOME is {home}, a directory this user may not write in ({why})",
+                    "Remount it read-write, or point HYP_HOME at a directory on a writable disk,")
+        return (f"HYP_HOME is {home}, a directory this user may not write in ({why})",
                 "Check that it belongs to you and is readable and writable (mode 0700), or point HYP_HOME at a "
                 "directory of yours,")
     return None
