@@ -899,22 +899,17 @@ def test_cache_prune_stopped_by_ctrl_c_says_so_and_json_still_gives_a_document(
     with Storage(Layout(home)) as s:
         s.commit(make_rows(3, created=f"{day(200)}T10:00:00Z"), [])
 
-    def interrupted(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Storage, "prune", interrupted)
+    monkeypatch.setattr(Storage, "prune", _ctrl_c)
     code, out, err = call(capsys, "cache", "prune")
     assert code == 130 and out == ""
     assert err.strip() == ("hyp cache prune: interrupted. The partitions removed so far stay removed, and the others "
                            "as they were; nothing was lost. Run it again to finish.")
     code, out, _ = call(capsys, "cache", "prune", "--json")
     assert code == 130 and json.loads(out)["error"].startswith("interrupted: run it again to finish")
-    with Storage(Layout(home)) as s:  # (two files in one partition: a compaction to interrupt)
-        s.commit(make_rows(1, prefix="x"), [])
-        s.commit(make_rows(1, prefix="y"), [])
-    monkeypatch.setattr(Storage, "_write_part", interrupted)
-    code, out, _ = call(capsys, "cache", "compact", "--json")
-    assert code == 130 and json.loads(out) == {"error": "interrupted"}
+
+
+def _ctrl_c(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
 
 
 def test_cache_compact_stopped_by_ctrl_c_says_nothing_was_lost(
@@ -927,15 +922,13 @@ def test_cache_compact_stopped_by_ctrl_c_says_nothing_was_lost(
         for row in make_rows(10):
             s.commit([row], [])
     real = Storage._write_part
-
-    def interrupted(self, *args, **kwargs):  # (after the journal is written: the worst moment)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Storage, "_write_part", interrupted)
+    monkeypatch.setattr(Storage, "_write_part", _ctrl_c)  # (after the journal is written: the worst moment)
     code, out, err = call(capsys, "cache", "compact")
     assert code == 130 and out == ""
     assert err.strip() == ("hyp cache compact: interrupted. The partitions compacted so far stay compacted, and the "
                            "others as they were; nothing was lost. Run it again to finish.")
+    code, out, _ = call(capsys, "cache", "compact", "--json")  # (one document, also when interrupted)
+    assert code == 130 and json.loads(out) == {"error": "interrupted"}
     monkeypatch.setattr(Storage, "_write_part", real)
     code, out, _ = call(capsys, "cache", "compact", "--json")
     assert code == 0 and json.loads(out)["files_after"] == 1

@@ -66,6 +66,14 @@ async def to_clients(pilot) -> ClientsScreen:
     return await on_screen(pilot, ClientsScreen)
 
 
+async def to_first_look(pilot) -> DoneScreen:
+    """Welcome to Done with every default, once its first look has shown (or its note)."""
+    await to_review(pilot)
+    done = await enter_to(pilot, DoneScreen)
+    await wait_for(pilot, lambda: done.first_look_done, what="first look")
+    return done
+
+
 async def to_reconfigure_clients(pilot) -> ClientsScreen:
     """Welcome back (a config exists) to Reconfigure's Clients step, the inventory done."""
     await on_screen(pilot, WelcomeBackScreen)

@@ -27,6 +27,7 @@ from tests.test_wizard_flow import (
     importers,
     on_screen,
     to_clients,
+    to_first_look,
     to_reconfigure_clients,
     wait_for,
 )
@@ -262,10 +263,7 @@ async def test_first_look_that_takes_too_long_becomes_a_note(tmp_path: Path, mon
     m = make_machine(tmp_path)
     app = WizardApp(wizard_settings(m, first_look=slow_first_look))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_clients(pilot)
-        for cls in (RetentionScreen, ConsentScreen, ReviewScreen, DoneScreen):
-            done = await enter_to(pilot, cls)
-        await wait_for(pilot, lambda: done.first_look_done)
+        done = await to_first_look(pilot)
         assert "taking longer than 5 s" in str(done.query_one("#first-look").render())
         release.set()
         await pilot.pause(0.1)
@@ -289,10 +287,7 @@ async def test_a_first_look_that_fails_says_why_without_a_class_name(tmp_path: P
     m = make_machine(tmp_path)
     app = WizardApp(wizard_settings(m, first_look=failing_first_look))
     async with app.run_test(size=(100, 32)) as pilot:
-        await to_clients(pilot)
-        for cls in (RetentionScreen, ConsentScreen, ReviewScreen, DoneScreen):
-            done = await enter_to(pilot, cls)
-        await wait_for(pilot, lambda: done.first_look_done)
+        done = await to_first_look(pilot)
         shown = " ".join(str(done.query_one("#first-look").render()).split())
         await pilot.press("enter")
     if unreadable:
