@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -343,18 +344,30 @@ def test_a_second_signal_while_stopping_exits_130(tmp_path: Path) -> None:
     assert r.returncode == 130, r.stderr
 
 
-def _daemon_flushing_behind_the_write_lock(home: Home, proc: subprocess.Popen[bytes]) -> tuple[FileLock, int]:
-    """A daemon whose flush of one buffered line waits for the write lock this returns (held), and the rows
-    written before: a stop takes as long as the lock is held, as a daemon finishing a large batch does."""
-    home.wait_state("running", pid=proc.pid)
-    assert wait_for(lambda: rows_now(home) > 0, 15), home.log_text()
-    before = rows_now(home)
+@contextlib.contextmanager
+def _daemon_flushing_behind_the_write_lock(
+    tmp_path: Path,
+) -> Iterator[tuple[Home, subprocess.Popen[bytes], FileLock, int]]:
+    """A detached daemon whose flush of one buffered line waits for the write lock this holds: (its home, the
+    process, the lock, the rows written before). A stop takes as long as the lock is held, as a daemon finishing
+    a large batch does. At the end the lock is released and the daemon stopped, whatever the test did."""
+    home = Home(tmp_path, capture=FAST)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "detached"})
     lock = FileLock(str(home.layout.write_lock))
-    lock.acquire(timeout=10)
-    append(home.session(S1), claude_line(S1, 2, now_utc()))
-    time.sleep(2)  # read (events, or the 0.5 s poll) and its flush (after 0.3 s) waiting for the lock
-    assert proc.poll() is None and rows_now(home) == before
-    return lock, before
+    try:
+        home.wait_state("running", pid=proc.pid)
+        assert wait_for(lambda: rows_now(home) > 0, 15), home.log_text()
+        before = rows_now(home)
+        lock.acquire(timeout=10)
+        append(home.session(S1), claude_line(S1, 2, now_utc()))
+        time.sleep(2)  # read (events, or the 0.5 s poll) and its flush (after 0.3 s) waiting for the lock
+        assert proc.poll() is None and rows_now(home) == before
+        yield home, proc, lock, before
+    finally:
+        while lock.is_locked:
+            lock.release()
+        stop(proc)
 
 
 def test_hyp_daemon_stop_three_times_at_once_stops_it_cleanly(tmp_path: Path) -> None:
@@ -362,11 +375,7 @@ def test_hyp_daemon_stop_three_times_at_once_stops_it_cleanly(tmp_path: Path) ->
     one during the shutdown ended the daemon at once (exit 130, daemon.md §4.5): no "stopped" line in the log,
     `hyp daemon status` said "ended unexpectedly" while every stop had said it stopped. Stops now wait for
     the one under way: one signal, a clean stop, and every one says it stopped (exit 0, acceptance 12)."""
-    home = Home(tmp_path, capture=FAST)
-    home.session(S1).write_text(session_text(S1, 2, now_utc()))
-    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "detached"})
-    try:
-        lock, before = _daemon_flushing_behind_the_write_lock(home, proc)
+    with _daemon_flushing_behind_the_write_lock(tmp_path) as (home, proc, lock, before):
         try:
             stops = [subprocess.Popen([sys.executable, "-m", "hypaware_tui", "daemon", "stop"], env=home.env,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -379,8 +388,6 @@ def test_hyp_daemon_stop_three_times_at_once_stops_it_cleanly(tmp_path: Path) ->
             assert (code, err) == (0, ""), said
             assert out in (f"capture daemon stopped (pid {proc.pid})\n", "not running\n"), said
         assert proc.wait(timeout=15) == 0, home.log_text()
-    finally:
-        stop(proc)
     assert f"capture daemon stopped (pid {proc.pid})" in home.layout.daemon_log.read_text()
     assert rows_now(home) > before  # the buffered line, written at the stop
     p = home.hyp_cmd("daemon", "status")
@@ -391,25 +398,16 @@ def test_a_stop_that_times_out_says_a_second_one_ends_it_at_once_and_the_batch_i
         tmp_path: Path) -> None:
     """The hint of a stop still waiting after its time said "Try hyp daemon stop again, or end it with kill".
     It says what the second stop does (ends it at once) and what becomes of the unwritten batch, as it is."""
-    home = Home(tmp_path, capture=FAST)
-    home.session(S1).write_text(session_text(S1, 2, now_utc()))
-    proc = home.spawn_daemon(extra_env={"HYP_DAEMON_MODE": "detached"})
-    try:
-        lock, before = _daemon_flushing_behind_the_write_lock(home, proc)
-        try:
-            res = control.stop_daemon(home.layout, timeout=1)
-            assert (res.ok, res.exit_code) == (False, 1)
-            assert res.message == (
-                f"still running (pid {proc.pid}) after 1 s; it may be finishing a large batch. Run hyp daemon "
-                f"stop again to end it at once (or kill {proc.pid}): the lines of the batch it has not written "
-                "are read again next time")
-            p = home.hyp_cmd("daemon", "stop")
-            assert (p.returncode, p.stdout) == (0, f"capture daemon stopped (pid {proc.pid})\n"), p.stderr
-            assert proc.wait(timeout=5) == 130
-        finally:
-            lock.release()
-    finally:
-        stop(proc)
+    with _daemon_flushing_behind_the_write_lock(tmp_path) as (home, proc, _lock, before):
+        res = control.stop_daemon(home.layout, timeout=1)
+        assert (res.ok, res.exit_code) == (False, 1)
+        assert res.message == (
+            f"still running (pid {proc.pid}) after 1 s; it may be finishing a large batch. Run hyp daemon "
+            f"stop again to end it at once (or kill {proc.pid}): the lines of the batch it has not written "
+            "are read again next time")
+        p = home.hyp_cmd("daemon", "stop")
+        assert (p.returncode, p.stdout) == (0, f"capture daemon stopped (pid {proc.pid})\n"), p.stderr
+        assert proc.wait(timeout=5) == 130
     assert rows_now(home) == before
     again = home.spawn_daemon()
     try:
