@@ -1886,7 +1886,63 @@ def test_hyp_daemon_run_sets_the_allocator_before_polars_loads(tmp_path: Path) -
                 "_RJEM_MALLOC_CONF": "narenas:4"})
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.splitlines() == ["False background_thread:true,narenas:1,tcache:false,narenas:4", "False"]
+    assert res.stdout.splitlines() == ["False background_thread:true,narenas:1,tcache:false,dirty_decay_ms:0,narenas:4", "False"]
+
+
+@pytest.mark.parametrize("given", ["narenas:4", None])
+def test_a_daemon_started_after_polars_loaded_gets_the_allocator_settings_this_process_was_given(
+    tmp_path: Path, given: str | None
+) -> None:
+    """Polars rewrites `_RJEM_MALLOC_CONF` with its defaults when it loads (`hyp init` has loaded it when it
+    starts the daemon). Passed on, they came after the daemon's own settings and won over its
+    `dirty_decay_ms:0`. The daemon gets the value this process was given instead (none: no variable)."""
+    code = (
+        "import os, sys\n"
+        "import hypaware_tui\n"
+        "import polars\n"
+        "from hypaware_tui.core.daemon import control\n"
+        "from hypaware_tui.core.paths import Layout\n"
+        "print(os.environ.get('_RJEM_MALLOC_CONF'))\n"
+        "env = control.child_env(Layout.resolve(), os.environ)\n"
+        "print(env.get('_RJEM_MALLOC_CONF'))\n"
+        "print(control.child_env(Layout.resolve(), dict(os.environ, _RJEM_MALLOC_CONF='mine'))['_RJEM_MALLOC_CONF'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "_RJEM_"))}
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HYP_HOME": str(tmp_path / "hyp")})
+    if given is not None:
+        env["_RJEM_MALLOC_CONF"] = given
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    polars_set, child, explicit = res.stdout.splitlines()
+    assert "dirty_decay_ms:500" in polars_set  # (what Polars wrote: the case)
+    assert child == str(given) and explicit == "mine"
+
+
+def test_hyp_cache_compact_sets_its_allocator_setting_before_polars_loads(tmp_path: Path) -> None:
+    """`hyp cache compact` returns freed pages at once (core.daemon.memory.COMPACT_ALLOCATOR_CONF): set before
+    Polars loads, it comes after Polars' own `dirty_decay_ms` in the variable, and wins."""
+    from helpers import make_rows
+
+    layout = Layout(tmp_path / "hyp")
+    with Storage(layout) as storage:  # (two files of one partition: something to compact)
+        storage.commit(make_rows(2), [])
+        storage.commit(make_rows(2, prefix="n"), [])
+    code = (
+        "import atexit, os, sys\n"
+        "atexit.register(lambda: print('polars' in sys.modules, 'CONF', os.environ.get('_RJEM_MALLOC_CONF')))\n"
+        "from hypaware_tui.cli import run\n"
+        "import sys\n"
+        "sys.argv = ['hyp', 'cache', 'compact', '--json']\n"
+        "run()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "_RJEM_"))}
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HYP_HOME": str(tmp_path / "hyp")})
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout[: res.stdout.rindex("}") + 1])["partitions_compacted"] == 1
+    conf = res.stdout.splitlines()[-1].removeprefix("True CONF ").split(",")
+    decays = [c for c in conf if c.startswith("dirty_decay_ms:")]
+    assert decays[-1] == "dirty_decay_ms:0" and len(decays) == 2  # (Polars' own first, then this one)
 
 
 def test_a_symlinked_session_outside_the_watched_folders_is_captured_at_the_next_poll(home: Home) -> None:

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from helpers import make_row, make_rows
 
+from hypaware_tui.core import storage as storage_mod
 from hypaware_tui.core.checkpoints import Checkpoint, StateDB
 from hypaware_tui.core.dataset import scan_messages
 from hypaware_tui.core.events import EventLog
@@ -93,6 +94,49 @@ def test_compaction_keeps_distinct_part_ids_and_removes_duplicates(storage: Stor
     # The memo follows: re-committing the same rows adds nothing.
     assert storage.commit(make_rows(10), []).rows_written == 0
     assert storage.compact().partitions == []  # nothing left to do
+
+
+def test_compaction_writes_the_bytes_of_unique_then_sort_of_every_input_row(storage: Storage, layout: Layout) -> None:
+    """`compact_frames` works the order out on the key columns and moves each column once (for memory): its file
+    is byte for byte what `unique(keep="first", maintain_order=True)` of the concatenated files, then
+    `encode_part`'s stable sort, gave. The files repeat part_ids with other contents (the first in name order
+    wins), interleave sessions and times, and tie on the whole sort key (two part_ids of one message_id and
+    part_index: the file order of the tie is kept)."""
+    import random
+
+    from hypaware_tui.core.storage import compact_frames, encode_part
+
+    rng = random.Random(3)
+    pdir = layout.partition_dir("claude", "2026-05-01")
+    pdir.mkdir(parents=True)
+    made: list[dict] = []
+    for f in range(7):
+        batch = []
+        for i in range(rng.randint(1, 40)):
+            if made and rng.random() < 0.25:  # a part_id an earlier file has, with other content
+                batch.append({**rng.choice(made), "content_text": f"copy {f}/{i}"})
+                continue
+            n = len(made) + len(batch)
+            row = make_row(created=f"2026-05-01T{rng.randint(0, 23):02d}:00:0{rng.randint(0, 1)}Z",
+                           session_id=f"s{rng.randint(0, 3)}", message_id=f"m{rng.randint(0, 30)}",
+                           part_index=rng.randint(0, 1), part_id=f"p{n}", content_text=f"text {n} " * rng.randint(0, 50))
+            batch.append(row)
+        storage._write_bytes(pdir, storage_mod._encode_sorted(frame_from_rows(batch)))  # (file order as given)
+        made.extend(r for r in batch if not r["content_text"].startswith("copy"))
+    names = files_in(layout)
+    frames = [pl.read_parquet(pdir / n) for n in names]
+    merged = pl.concat(frames)
+    expected = encode_part(merged.unique(subset="part_id", keep="first", maintain_order=True))
+    ties = merged.group_by(list(storage_mod.SORT_KEY)).len().filter(pl.col("len") > 1).height
+    assert ties > 0 and merged["part_id"].n_unique() < merged.height  # (the case has both)
+
+    out, rows_before, input_ids = compact_frames([pl.read_parquet(pdir / n) for n in names])
+    assert rows_before == merged.height
+    assert input_ids.to_list() == sorted(set(merged["part_id"]))
+    assert storage_mod._encode_sorted(out) == expected
+    result = storage.compact()
+    assert result.error is None and result.partitions[0].duplicates == merged.height - out.height
+    assert (pdir / files_in(layout)[0]).read_bytes() == expected
 
 
 def test_compaction_dry_run_changes_nothing(storage: Storage, layout: Layout) -> None:

@@ -189,16 +189,19 @@ def cache_compact(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be compacted; write nothing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
+    from hypaware_tui.core.daemon.memory import COMPACT_ALLOCATOR_CONF, configure_allocator
     from hypaware_tui.core.events import EventLog
     from hypaware_tui.core.ids import new_run_id
     from hypaware_tui.core.paths import Layout, require_usable_home, set_umask
-    from hypaware_tui.core.storage import Storage
 
     layout = Layout.resolve()
     require_usable_home(layout.home)  # (else: "Nothing to compact", for a dataset it could not see)
     prog = _prog()
     if not dry_run:
         set_umask()
+        configure_allocator(COMPACT_ALLOCATOR_CONF)  # (before Polars loads: see core.daemon.memory)
+    from hypaware_tui.core.storage import Storage
+
     events = None if dry_run else EventLog(layout, new_run_id(), enabled=True)
     try:
         with Storage(layout, events=events) as storage:

@@ -914,6 +914,34 @@ def _first_per_part_id(df: pl.DataFrame) -> pl.DataFrame:
     return df.unique(subset="part_id", keep="first", maintain_order=True)
 
 
+def compact_frames(frames: list[pl.DataFrame]) -> tuple[pl.DataFrame, int, pl.Series]:
+    """storage.md §8 step 2 on a partition's files read in name order: the first row of each `part_id`
+    (name order, then row order), sorted by the sort key (stable), as `unique(keep="first",
+    maintain_order=True)` then `encode_part`'s sort give them. Also returns the number of input rows and the
+    sorted distinct input `part_id`s (for step 4). Empties `frames`.
+
+    The row order is worked out on the key columns alone, then each column is moved into the result at once,
+    its input dropped as it goes: the rows are held about once and a column more, where the frame-wide
+    concat, unique and sort held four copies of every text (11 KiB a row for rows of 2 KB,
+    benchmarks/bench_compact.py)."""
+    merged = pl.concat(frames, how="vertical", rechunk=False)  # (the files' buffers, not copied)
+    frames.clear()
+    rows_before = merged.height
+    keys = merged.select("part_id", *SORT_KEY).with_row_index("__row")
+    input_ids = keys.select(pl.col("part_id").unique().sort())["part_id"]
+    order = (
+        keys.unique(subset="part_id", keep="first", maintain_order=True)
+        .sort(list(SORT_KEY), maintain_order=True)["__row"]
+    )
+    del keys
+    columns = []
+    for name in merged.columns:
+        column = merged.drop_in_place(name)
+        columns.append(column.gather(order))
+        del column
+    return pl.DataFrame(columns), rows_before, input_ids
+
+
 def encode_part(df: pl.DataFrame) -> bytes:
     """storage.md §2-3: the bytes of one part file (sorted by the sort key, stable; zstd level 3)."""
     return _encode_sorted(df.sort(list(SORT_KEY), maintain_order=True))
@@ -1987,9 +2015,7 @@ class Storage:
             except Exception as exc:
                 raise _read_failed(p, self.layout, exc) from exc
             size += p.stat().st_size
-        merged = pl.concat(frames, how="vertical")
-        input_ids = merged.select(pl.col("part_id").unique().sort())["part_id"]
-        out = merged.unique(subset="part_id", keep="first", maintain_order=True)
+        out, rows_before, input_ids = compact_frames(frames)
         # The journal names the new file and its inputs before the new file exists: a crash from here to the
         # last unlink leaves it, and the next holder of the lock finishes or undoes the compaction
         # (`_recover_compaction`). Without it a crash left every row twice on disk until a compaction ran.
@@ -2003,11 +2029,16 @@ class Storage:
             journal, json.dumps({"partition": partition_name(source, d), "new": new_name, "inputs": names}).encode()
         )
         _fault("compact_after_journal")
+        rows_after = out.height
         try:
-            self._write_part(pdir, out, file_id)
+            ensure_dir(pdir, below=self.layout.home)
+            data = _encode_sorted(out)  # (in file order already)
+            del out  # (the rows, decoded: only the encoded file is left in memory while it is written)
+            self._write_bytes(pdir, data, file_id)
         except BaseException:
             journal.unlink(missing_ok=True)
             raise
+        del data
         new_path = pdir / new_name
         problem = self._verify(new_path, input_ids)
         if problem is not None:
@@ -2044,8 +2075,8 @@ class Storage:
             source,
             d,
             files_before=len(names),
-            rows_before=merged.height,
-            duplicates=merged.height - out.height,
+            rows_before=rows_before,
+            duplicates=rows_before - rows_after,
             bytes_before=size,
             bytes_after=new_path.stat().st_size,
             file=new_name,

@@ -569,8 +569,11 @@ def client_root_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def child_env(layout: Layout, env: Mapping[str, str], mode: str = "detached") -> dict[str, str]:
     """The environment of a detached daemon: `env` with HYP_HOME and the client roots made absolute (it runs
-    in `/`, not here), and its mode."""
+    in `/`, not here), its mode, and the allocator settings this process was given (`child_allocator_env`)."""
+    from hypaware_tui.core.daemon.memory import child_allocator_env
+
     out = dict(env)
+    child_allocator_env(out)
     out.update(client_root_env(env))
     out["HYP_HOME"] = str(layout.home)
     out[MODE_ENV] = mode

@@ -63,12 +63,17 @@ def release() -> bool:
 #: jemalloc's settings for the daemon: read from this variable when Polars loads (its wheel builds jemalloc with
 #: the `_rjem_` prefix); `background_thread:true` is the wheel's own (kept: it is what purges freed pages)
 ALLOCATOR_ENV = "_RJEM_MALLOC_CONF"
-DAEMON_ALLOCATOR_CONF = "background_thread:true,narenas:1,tcache:false"
+DAEMON_ALLOCATOR_CONF = "background_thread:true,narenas:1,tcache:false,dirty_decay_ms:0"
+#: for `hyp cache compact`: freed pages go back at once (Polars' own setting keeps them 500 ms). A compaction
+#: frees each input column while it builds the next and then encodes the file, all within that time, so freed
+#: pages were not reused and the peak was the sum of every step's (benchmarks/bench_compact.py, 64 files of 60,000
+#: rows of 2 KB: 615 -> 412 MiB). Not for imports: there it costs about 10 % more CPU.
+COMPACT_ALLOCATOR_CONF = "dirty_decay_ms:0"
 
 
-def configure_allocator() -> bool:
-    """Set the daemon's jemalloc settings for this process, before Polars loads (later they would not apply, so
-    nothing is set then). Returns whether they were set.
+def configure_allocator(conf: str = DAEMON_ALLOCATOR_CONF) -> bool:
+    """Set jemalloc settings (the daemon's by default) for this process, before Polars loads (later they would
+    not apply, so nothing is set then). Returns whether they were set.
 
     They go first: jemalloc applies the pairs in order, so a value already in the variable still wins, whether
     the user's or the one a parent process passed on (Polars writes its own defaults into the variable when it
@@ -76,8 +81,23 @@ def configure_allocator() -> bool:
     if "polars" in sys.modules:
         return False
     inherited = os.environ.get(ALLOCATOR_ENV)
-    os.environ[ALLOCATOR_ENV] = DAEMON_ALLOCATOR_CONF + (f",{inherited}" if inherited else "")
+    os.environ[ALLOCATOR_ENV] = conf + (f",{inherited}" if inherited else "")
     return True
 
 
 __all__ = ["configure_allocator", "release"]
+
+
+def child_allocator_env(env: dict[str, str]) -> None:
+    """Give a daemon started from this process the allocator settings this process was given, not Polars'
+    rewrite of them: Polars, once loaded here (`hyp init` has), wrote its defaults into the variable, and they
+    would come after the daemon's own and win over them (its `dirty_decay_ms`)."""
+    import hypaware_tui
+
+    given = hypaware_tui._ALLOCATOR_CONF_GIVEN
+    if given is None or env.get(ALLOCATOR_ENV) != os.environ.get(ALLOCATOR_ENV):
+        return  # (not known; or a variable the caller set for the child itself)
+    if given:
+        env[ALLOCATOR_ENV] = given
+    else:
+        env.pop(ALLOCATOR_ENV, None)
