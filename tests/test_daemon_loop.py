@@ -1863,6 +1863,18 @@ def test_memory_is_handed_back_once_a_big_append_is_committed(home: Home, monkey
         loop.close()
 
 
+def run_allocator_code(code: str, tmp_path: Path, conf: str | None = None) -> list[str]:
+    """The lines `code` prints, run by a fresh Python (Polars not loaded) with this checkout's package, HYP_HOME
+    in `tmp_path` and `_RJEM_MALLOC_CONF` set to `conf` (unset: None)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "_RJEM_"))}
+    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HYP_HOME": str(tmp_path / "hyp")})
+    if conf is not None:
+        env["_RJEM_MALLOC_CONF"] = conf
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.splitlines()
+
+
 def test_hyp_daemon_run_sets_the_allocator_before_polars_loads(tmp_path: Path) -> None:
     """The daemon's jemalloc settings (core.daemon.memory) apply only when set before Polars loads: `hyp daemon
     run` sets them, and neither the CLI nor the loop's module imports Polars before. A value passed on by the
@@ -1881,12 +1893,9 @@ def test_hyp_daemon_run_sets_the_allocator_before_polars_loads(tmp_path: Path) -
         "sys.argv = ['hyp', 'daemon', 'run', '--once']\n"
         "run()\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "_RJEM_"))}
-    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HYP_HOME": str(tmp_path / "hyp"),
-                "_RJEM_MALLOC_CONF": "narenas:4"})
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.splitlines() == ["False background_thread:true,narenas:1,tcache:false,dirty_decay_ms:0,narenas:4", "False"]
+    assert run_allocator_code(code, tmp_path, "narenas:4") == [
+        "False background_thread:true,narenas:1,tcache:false,dirty_decay_ms:0,narenas:4", "False"
+    ]
 
 
 @pytest.mark.parametrize("given", ["narenas:4", None])
@@ -1907,13 +1916,7 @@ def test_a_daemon_started_after_polars_loaded_gets_the_allocator_settings_this_p
         "print(env.get('_RJEM_MALLOC_CONF'))\n"
         "print(control.child_env(Layout.resolve(), dict(os.environ, _RJEM_MALLOC_CONF='mine'))['_RJEM_MALLOC_CONF'])\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "_RJEM_"))}
-    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HYP_HOME": str(tmp_path / "hyp")})
-    if given is not None:
-        env["_RJEM_MALLOC_CONF"] = given
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    polars_set, child, explicit = res.stdout.splitlines()
+    polars_set, child, explicit = run_allocator_code(code, tmp_path, given)
     assert "dirty_decay_ms:500" in polars_set  # (what Polars wrote: the case)
     assert child == str(given) and explicit == "mine"
 
@@ -1931,16 +1934,12 @@ def test_hyp_cache_compact_sets_its_allocator_setting_before_polars_loads(tmp_pa
         "import atexit, os, sys\n"
         "atexit.register(lambda: print('polars' in sys.modules, 'CONF', os.environ.get('_RJEM_MALLOC_CONF')))\n"
         "from hypaware_tui.cli import run\n"
-        "import sys\n"
         "sys.argv = ['hyp', 'cache', 'compact', '--json']\n"
         "run()\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HYP_", "_RJEM_"))}
-    env.update({"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HYP_HOME": str(tmp_path / "hyp")})
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout[: res.stdout.rindex("}") + 1])["partitions_compacted"] == 1
-    conf = res.stdout.splitlines()[-1].removeprefix("True CONF ").split(",")
+    out = run_allocator_code(code, tmp_path)
+    assert json.loads("\n".join(out[:-1]))["partitions_compacted"] == 1
+    conf = out[-1].removeprefix("True CONF ").split(",")
     decays = [c for c in conf if c.startswith("dirty_decay_ms:")]
     assert decays[-1] == "dirty_decay_ms:0" and len(decays) == 2  # (Polars' own first, then this one)
 
