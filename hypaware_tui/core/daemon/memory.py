@@ -61,13 +61,14 @@ def release() -> bool:
 
 
 #: jemalloc's settings for the daemon: read from this variable when Polars loads (its wheel builds jemalloc with
-#: the `_rjem_` prefix); `background_thread:true` is the wheel's own (kept: it is what purges freed pages)
+#: the `_rjem_` prefix); `background_thread:true` is the wheel's own (kept: it is what purges freed pages);
+#: `dirty_decay_ms:0` as for a compaction (below), which the daemon runs every 64 flushes.
 ALLOCATOR_ENV = "_RJEM_MALLOC_CONF"
 DAEMON_ALLOCATOR_CONF = "background_thread:true,narenas:1,tcache:false,dirty_decay_ms:0"
 #: for `hyp cache compact`: freed pages go back at once (Polars' own setting keeps them 500 ms). A compaction
-#: frees each input column while it builds the next and then encodes the file, all within that time, so freed
-#: pages were not reused and the peak was the sum of every step's (benchmarks/bench_compact.py, 64 files of 60,000
-#: rows of 2 KB: 615 -> 412 MiB). Not for imports: there it costs about 10 % more CPU.
+#: frees each input column while it builds the next and then encodes the file, all within that time; the pages
+#: kept were not reused, and the peak was the sum of every step's (benchmarks/bench_compact.py, 64 files of
+#: 60,000 rows of 2 KB: 719 -> 411 MiB, with storage.compact_frames). Not for a backfill: about 10 % more CPU.
 COMPACT_ALLOCATOR_CONF = "dirty_decay_ms:0"
 
 
@@ -85,9 +86,6 @@ def configure_allocator(conf: str = DAEMON_ALLOCATOR_CONF) -> bool:
     return True
 
 
-__all__ = ["configure_allocator", "release"]
-
-
 def child_allocator_env(env: dict[str, str]) -> None:
     """Give a daemon started from this process the allocator settings this process was given, not Polars'
     rewrite of them: Polars, once loaded here (`hyp init` has), wrote its defaults into the variable, and they
@@ -101,3 +99,7 @@ def child_allocator_env(env: dict[str, str]) -> None:
         env[ALLOCATOR_ENV] = given
     else:
         env.pop(ALLOCATOR_ENV, None)
+
+
+__all__ = ["child_allocator_env", "configure_allocator", "release"]
+
