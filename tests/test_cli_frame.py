@@ -921,15 +921,15 @@ def test_cache_compact_stopped_by_ctrl_c_says_nothing_was_lost(
     with Storage(layout) as s:
         for row in make_rows(10):
             s.commit([row], [])
-    real = Storage._write_part
-    monkeypatch.setattr(Storage, "_write_part", _ctrl_c)  # (after the journal is written: the worst moment)
+    real = Storage._write_bytes
+    monkeypatch.setattr(Storage, "_write_bytes", _ctrl_c)  # (after the journal is written: the worst moment)
     code, out, err = call(capsys, "cache", "compact")
     assert code == 130 and out == ""
     assert err.strip() == ("hyp cache compact: interrupted. The partitions compacted so far stay compacted, and the "
                            "others as they were; nothing was lost. Run it again to finish.")
     code, out, _ = call(capsys, "cache", "compact", "--json")  # (one document, also when interrupted)
     assert code == 130 and json.loads(out) == {"error": "interrupted"}
-    monkeypatch.setattr(Storage, "_write_part", real)
+    monkeypatch.setattr(Storage, "_write_bytes", real)
     code, out, _ = call(capsys, "cache", "compact", "--json")
     assert code == 0 and json.loads(out)["files_after"] == 1
     assert scan_messages(layout).select(pl.len(), pl.col("part_id").n_unique()).collect().row(0) == (10, 10)
