@@ -1214,6 +1214,41 @@ def test_a_status_file_that_cannot_be_written_is_logged_once(home: Home, monkeyp
     assert home.status()["state"] == "starting"
 
 
+def test_a_clean_stop_on_a_full_disk_still_says_stopped(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run/ full (a tiny tmpfs, filled): the final `stopped` status could not be written, so `hyp daemon status`
+    read the `running` one left behind as "stopped (ended unexpectedly at ...)" after a clean stop. The room the
+    daemon kept for it is freed, and the final status written atomically as ever."""
+    from hypaware_tui.core import paths
+
+    loop = DaemonLoop(home.layout, env=home.env, clock=FakeClock(), watcher_factory=PollingWatcher)
+    real_write_all = paths.write_all
+    full: list[int] = []  # once the disk is full: the bytes then used in run/ (only what is freed there is free)
+
+    def used() -> int:
+        return sum(p.lstat().st_blocks * 512 for p in home.layout.run_dir.iterdir())
+
+    def write_all(fd: int, data: bytes | memoryview) -> None:
+        if full and used() + os.fstat(fd).st_blocks * 512 + len(data) > full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr(paths, "write_all", write_all)
+    try:
+        loop.pid_lock.acquire()
+        assert loop.start() is None
+        assert control.read_daemon_status(home.layout).message == f"running (pid {os.getpid()}, foreground)"
+        full.append(used())  # the disk is full from here on
+        loop.write_status()  # a heartbeat: nothing written (the status goes stale, as it says)
+        loop.shutdown()
+    finally:
+        loop.close()
+        loop.pid_lock.release()
+    report = control.read_daemon_status(home.layout)
+    assert (report.message, report.ended_unexpectedly) == ("stopped", False)
+    assert sorted(p.name for p in home.layout.run_dir.iterdir() if not p.name.startswith(".")) == [
+        "daemon-status.json", "write.lock"]  # (the room kept is not left behind)
+
+
 def test_an_unexpected_failure_keeps_its_traceback_in_the_log_not_on_the_terminal(
     home: Home, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

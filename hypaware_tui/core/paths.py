@@ -506,6 +506,11 @@ class Layout:
         return self.run_dir / "daemon-status.json"
 
     @cached_property
+    def daemon_status_reserve(self) -> Path:
+        """Room a running daemon keeps for its final status (control.reserve_status_room); absent otherwise."""
+        return self.run_dir / "daemon-status.reserve"
+
+    @cached_property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 

@@ -312,6 +312,55 @@ def write_status_file(layout: Layout, status: Mapping[str, Any]) -> None:
     atomic_write_bytes(layout.daemon_status, data)
 
 
+# Room kept beside the status file for the daemon's final status, freed for it when the disk is full (a clean stop
+# on a full run/ left the `running` status, read as "ended unexpectedly"): the temporary file of a status (some
+# KiB, more with long error messages), in pages or blocks of up to 4 KiB.
+STATUS_RESERVE_BYTES = 16 * 1024
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def reserve_status_room(layout: Layout) -> bool:
+    """Keep `STATUS_RESERVE_BYTES` allocated in run/ (`layout.daemon_status_reserve`) for the daemon's final
+    status, which the daemon frees (`drop_status_reserve`) when the disk is full. Best effort: False when it
+    cannot be had (the disk already full), and nothing is left behind then."""
+    path = layout.daemon_status_reserve
+    try:
+        if path.lstat().st_size >= STATUS_RESERVE_BYTES and path.is_file():
+            return True  # (left by a daemon that was killed)
+    except OSError:
+        pass
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    except OSError:
+        return False
+    try:
+        try:
+            os.posix_fallocate(fd, 0, STATUS_RESERVE_BYTES)
+        except (OSError, AttributeError) as exc:  # not supported here (or not on this platform): real bytes
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+                raise
+            os.ftruncate(fd, 0)
+            view = memoryview(bytes(STATUS_RESERVE_BYTES))
+            while view:
+                view = view[os.write(fd, view):]
+    except OSError:
+        os.close(fd)
+        drop_status_reserve(layout)
+        return False
+    os.close(fd)
+    return True
+
+
+def drop_status_reserve(layout: Layout) -> bool:
+    """Remove the room `reserve_status_room` kept. True when there was one to free."""
+    try:
+        os.unlink(layout.daemon_status_reserve)
+    except OSError:
+        return False
+    return True
+
+
 def read_status_file(layout: Layout) -> dict[str, Any] | None:
     """The status file as written, or None when missing or unreadable (read-only)."""
     try:

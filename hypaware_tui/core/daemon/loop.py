@@ -406,6 +406,7 @@ class DaemonLoop:
         self.compact_retry_at = 0.0  # after a failed compaction, grown partitions wait for this (monotonic)
         self.write_failing = False
         self.status_failure: str | None = None  # why the status file could not be written, while it cannot
+        self.status_reserved = False  # room kept in run/ for the final status (control.reserve_status_room)
         self.backoff = BACKOFF_START_S
         self.retry_at = 0.0
         self.once = False
@@ -521,7 +522,7 @@ class DaemonLoop:
         if not self.home_ok():
             return  # (writing it would create the old HYP_HOME again)
         try:
-            control.write_status_file(self.layout, self.status_doc())
+            self._write_status_file()
         except OSError as exc:
             # said once, not at every heartbeat; meanwhile `hyp daemon status` reports the status stale
             why = exc.strerror or str(exc)  # (not the exception itself: it names a new temporary file each time)
@@ -535,6 +536,20 @@ class DaemonLoop:
             self.status_failure = None
         self._status_dirty = False
         self.next_status = self.clock.monotonic() + HEARTBEAT_S
+
+    def _write_status_file(self) -> None:
+        doc = self.status_doc()
+        try:
+            control.write_status_file(self.layout, doc)
+        except OSError as exc:
+            # The final `stopped` frees the room kept for it on a full disk: left saying `running`, the status
+            # read "ended unexpectedly" after a clean stop. (Still written atomically: a temporary file renamed.)
+            if not (self.state == "stopped" and exc.errno in control.DISK_FULL and self.status_reserved):
+                raise
+            self.status_reserved = False
+            if not control.drop_status_reserve(self.layout):
+                raise
+            control.write_status_file(self.layout, doc)
 
     def home_ok(self) -> bool:
         """Whether HYP_HOME is still the directory the daemon started in. When it is not (moved with `mv`,
@@ -584,6 +599,8 @@ class DaemonLoop:
         self._note_previous_end(prev)
         self._schedule_retention(prev)
         self.write_status()
+        if self.home_ok() and not self.status_reserved:
+            self.status_reserved = control.reserve_status_room(self.layout)
         with contextlib.suppress(OSError):
             self.home_id = dir_identity(self.layout.home, changed=False)
         cfg = settings.load(self.layout)
@@ -1777,6 +1794,9 @@ class DaemonLoop:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        if self.status_reserved and self.home_lost is None:  # (not in a HYP_HOME that took the old one's place)
+            control.drop_status_reserve(self.layout)
+        self.status_reserved = False
 
     # ------------------------------------------------------------------------------------------ run
     def _install_signals(self) -> dict[int, Any]:
