@@ -1107,6 +1107,50 @@ def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path)
     assert_same_as_backfill(home, tmp_path)
 
 
+def test_rows_written_before_a_failed_checkpoint_commit_are_counted_once(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint database full after the batch's Parquet file was written: the rows are in the dataset
+    (the retry finds them as duplicates), but `rows_written`, which hyp status shows, left them out for good."""
+    import sqlite3
+
+    from hypaware_tui.core import checkpoints as checkpoints_mod
+
+    real_put_many = StateDB.put_many
+    full = [False]
+
+    def put_many(self, entries, meta=None):  # type: ignore[no-untyped-def]
+        if full[0]:
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode = sqlite3.SQLITE_FULL
+            raise checkpoints_mod._db_error(self.path, exc)
+        return real_put_many(self, entries, meta)
+
+    monkeypatch.setattr(StateDB, "put_many", put_many)
+    f, clock = _a_session_captured(home)
+    loop = polling_loop(home, clock)
+    try:
+        before = len(part_ids(home.layout))
+        assert home.status()["rows_written"] == before > 0
+        full[0] = True
+        _append_and_step(f, clock, loop)
+        st = home.status()
+        assert st["state"] == "degraded" and "disk is full" in st["last_error"]["message"], st
+        rows = sum(part_ids(home.layout).values())
+        assert rows > before  # written, though its checkpoint was not
+        assert (st["rows_written"], st["clients"]["claude"]["rows_written"]) == (rows, rows)
+        full[0] = False
+        clock.advance(5)
+        loop.step()  # the retry: the same rows, found as duplicates
+        st = home.status()
+        assert st["state"] == "running" and sum(part_ids(home.layout).values()) == rows
+        assert (st["rows_written"], st["clients"]["claude"]["rows_written"]) == (rows, rows)
+    finally:
+        full[0] = False
+        loop.shutdown()
+        loop.close()
+
+
 def test_a_once_pass_that_cannot_write_ends_stopped_and_the_next_start_does_not_call_it_unexpected(
     home: Home, caplog: pytest.LogCaptureFixture
 ) -> None:

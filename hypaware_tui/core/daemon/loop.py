@@ -1480,6 +1480,7 @@ class DaemonLoop:
                     return False
                 continue
             except Exception as exc:  # noqa: BLE001 - StorageError and anything else: keep the batch
+                self._account_partial(name, exc)
                 if self._not_written(exc):
                     return False
                 self._write_failed(exc)
@@ -1520,6 +1521,7 @@ class DaemonLoop:
                     c.failing[h] = msg
                 self._error(f"{name}: {msg}", c)
             except Exception as exc:  # noqa: BLE001 - a write failure: keep what is left
+                self._account_partial(name, exc)
                 if self._not_written(exc):
                     return False
                 batch.rows = [r for g in groups.values() for r in g]
@@ -1547,7 +1549,16 @@ class DaemonLoop:
             return True
         return False
 
-    def _account(self, name: str, res: Any) -> None:
+    def _account_partial(self, name: str, exc: BaseException) -> None:
+        """A commit that failed after writing part files (the checkpoint database full or locked after the
+        Parquet files were renamed into place, or a full disk at a later partition): their rows are in the
+        dataset, so they count. The batch is kept; its retry finds them as duplicates, which do not count."""
+        partial = getattr(exc, "partial", None)
+        if partial is not None and (partial.rows_written or partial.partitions):
+            self._account(name, partial, note=", but not their checkpoints: their lines are read again and these "
+                          "rows found as duplicates")
+
+    def _account(self, name: str, res: Any, *, note: str = "") -> None:
         c = self.clients.get(name)
         written = int(getattr(res, "rows_written", 0) or 0)
         self.rows_written += written
@@ -1556,10 +1567,11 @@ class DaemonLoop:
             self.last_import_at = now
             if c is not None:
                 c.last_import_at = now
-            log.info("%s: imported %d row(s)", name, written)
+            log.info("%s: imported %d row(s)%s", name, written, note)
         if c is not None:
             c.rows_written += written
-            self._emit_scan(c)
+            if not note:  # (a partial commit's scan is reported with the commit that ends it)
+                self._emit_scan(c)
         self.touched.update(getattr(res, "partitions", None) or ())
         self._status_dirty = True
 
