@@ -1670,6 +1670,10 @@ class DaemonLoop:
         if isinstance(db, StateDBError) and db.cause == "file_size" and db.limit is not None and db.reason:
             # (SQLite's "disk I/O error" under a finite `ulimit -f`: the command's advice says "run it again")
             return f"could not write to the dataset: {db.reason}; {likely_file_size_cause(db.limit)}: {_RESTART}"
+        if isinstance(db, StateDBError) and db.cause == "full" and db.reason:
+            # (not "could not write to the dataset", which may have been written, nor the command's "run it
+            # again": the daemon retries by itself)
+            return f"{db.reason}; free some disk space"
         text = str(exc)
         return text if text.startswith("could not") else f"could not write to the dataset: {text}"
 
