@@ -565,6 +565,25 @@ def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> 
         home.layout.logs_dir.chmod(0o755)
 
 
+def test_a_daemon_log_that_is_a_directory_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """logs/daemon.log a directory: start said "Is a directory (…/daemon.log). Nothing already committed was
+    lost; run it again once the problem is fixed" (no run helps), and the foreground daemon "cannot write to
+    the log …: Is a directory". Both say what is wrong and what to do."""
+    home = Home(tmp_path)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    home.layout.daemon_log.mkdir(parents=True)
+    r = home.hyp_cmd("daemon", "start")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == (f"hyp daemon start: could not start the capture daemon: {home.layout.daemon_log} is a "
+                        "directory, not a file (move it away)\n")
+    r = home.hyp_cmd("daemon", "run", "--once")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines.count(f"hyp daemon run: cannot write to the log: {home.layout.daemon_log} is a directory, not a "
+                       "file (move it away)") == 1
+    assert len(part_ids(home.layout)) == 3
+
+
 def test_declined_import_then_daemon_then_backfill_imports_the_older_history(tmp_path: Path) -> None:
     """What a user does: `hyp init --yes --no-backfill` (the import declined), the daemon captures, and a
     later `hyp backfill` imports the history before the capture start. It said "Nothing new to import":

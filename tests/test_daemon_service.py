@@ -208,6 +208,46 @@ def test_install_checks_the_interpreter_as_the_service_runs_it(home: Home, fake:
     assert unit_command(fake.unit_path.read_text()).startswith(f'"{good}" "-m"')
 
 
+def test_install_says_why_a_python_path_is_no_interpreter(home: Home, fake: FakeServiceManager, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--python /nowhere` said "cannot run /nowhere: [Errno 2] No such file or directory: '/nowhere'". A path
+    that is not there, a folder or not executable is a bad value (exit 2, as a name not on PATH); one that does
+    not run, or runs and is no Python, is named with the reason (exit 1)."""
+    monkeypatch.setattr(daemon_cli, "_check_python", REAL_CHECK)
+    monkeypatch.setattr(service, "ephemeral_reason", lambda *a, **k: None)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    dangling = tmp_path / "python-link"
+    dangling.symlink_to(tmp_path / "gone")
+    way_out = "; give the path of a Python interpreter, or leave --python out"
+    for path, why in (("/nowhere", "/nowhere does not exist"),
+                      (str(tmp_path), f"{tmp_path} is a directory, not a Python interpreter"),
+                      (str(text), f"{text} is not executable, so not a Python interpreter"),
+                      (str(dangling), f"{dangling} is a link to {tmp_path / 'gone'}, which does not exist")):
+        code, out, err = run_cli(capsys, "daemon", "install", "--python", path)
+        assert (code, out) == (2, "")
+        assert err.splitlines()[:2] == [f"hyp daemon install: invalid value for --python: {why}{way_out}",
+                                        "Usage: hyp daemon install [OPTIONS]"]
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\x00\x01not a program\n")
+    shebang = tmp_path / "script"
+    shebang.write_text("#!/nonexistent/python3\n")
+    silent = tmp_path / "true"
+    silent.write_text("#!/bin/sh\nexit 0\n")
+    point = ". Point --python at an interpreter where hypaware_tui is installed.\n"
+    for path, why in (
+            (garbage, f"{garbage} could not be run (exec format error), so it is not a Python interpreter this "
+                      "system can use"),
+            (shebang, f"{shebang} could not be run: the program its first line (#!) names does not exist"),
+            (silent, f"{silent} -m hypaware_tui --version printed nothing, so {silent} is not a Python "
+                     "interpreter")):
+        path.chmod(0o755)
+        code, out, err = run_cli(capsys, "daemon", "install", "--python", str(path))
+        assert (code, out, err) == (1, "", f"hyp daemon install: {why}{point}")
+    assert not fake.unit_path.exists() and fake.calls == []
+
+
 def test_install_finds_a_bare_python_name_on_path(home: Home, fake: FakeServiceManager, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -333,15 +334,35 @@ def _service_run(kind: str) -> tuple[str, dict[str, str]]:
     return workdir, env
 
 
+def _not_an_interpreter(path: str) -> str | None:
+    """Why `path` (given to --python) cannot be an interpreter at all, before running it; None if it may be."""
+    if not os.path.lexists(path):
+        return f"{path} does not exist"
+    if not os.path.exists(path):
+        return f"{path} is a link to {os.readlink(path)}, which does not exist"
+    if os.path.isdir(path):
+        return f"{path} is a directory, not a Python interpreter"
+    if not os.access(path, os.X_OK):
+        return f"{path} is not executable, so not a Python interpreter"
+    return None
+
+
 def _version_problem(python: str, workdir: str, env: dict[str, str]) -> str | None:
     try:
         proc = subprocess.run([python, "-m", "hypaware_tui", "--version"], capture_output=True, text=True,
                               timeout=60, stdin=subprocess.DEVNULL, cwd=workdir, env=env)
+    except subprocess.TimeoutExpired:
+        return f"{python} -m hypaware_tui --version did not finish in 60 s"
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"cannot run {python}: {exc}"
+        if isinstance(exc, OSError) and exc.errno == errno.ENOENT:  # (it exists: its `#!` line's program not)
+            return f"{python} could not be run: the program its first line (#!) names does not exist"
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"{python} could not be run ({why.lower()}), so it is not a Python interpreter this system can use"
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or [""]
         return f"{python} -m hypaware_tui --version failed (exit {proc.returncode}) {tail[0]}".strip()
+    if not proc.stdout.strip():  # (`--python /bin/true`)
+        return f"{python} -m hypaware_tui --version printed nothing, so {python} is not a Python interpreter"
     return None
 
 
@@ -407,6 +428,10 @@ def daemon_install(
                                          param_hint="--python")
             interpreter = found
         interpreter = os.path.abspath(interpreter)
+        not_one = _not_an_interpreter(interpreter)
+        if not_one is not None:
+            raise typer.BadParameter(f"{not_one}; give the path of a Python interpreter, or leave --python out",
+                                     param_hint="--python")
     if ephemeral_reason(interpreter):
         _fail(EPHEMERAL)
     spec = unit_spec(interpreter, layout.home, layout.daemon_log, os.environ)

@@ -415,6 +415,11 @@ def in_the_way_message(where: Path, home: Path) -> str:
     return f"{where} is not a directory (move it away)"
 
 
+def directory_in_the_way_message(where: str | os.PathLike[str]) -> str:
+    """A directory where hyp keeps a file (`logs/daemon.log`, an EISDIR): no retry helps, moving it does."""
+    return f"{os.fsdecode(where)} is a directory, not a file (move it away)"
+
+
 def os_error_text(exc: OSError, home: Path, kept: str = IMPORT_KEPT) -> str:
     """An OSError writing under `home`, for a person: the reason, the file, and what to do. A file where a
     directory belongs is named itself (the error named the path below it: `Not a directory (…/cache/
@@ -423,6 +428,8 @@ def os_error_text(exc: OSError, home: Path, kept: str = IMPORT_KEPT) -> str:
         where = file_in_the_way(os.fsdecode(exc.filename), home, itself=True)
         if where is not None:
             return in_the_way_message(where, home)
+    if exc.errno == errno.EISDIR and exc.filename:
+        return directory_in_the_way_message(exc.filename)
     place = f" ({exc.filename})" if exc.filename else ""
     return f"{exc.strerror or exc}{place}. {os_error_hint(exc, home, kept)}"
 

@@ -49,6 +49,7 @@ from hypaware_tui.core.paths import (
     READ_ONLY_FS,
     Layout,
     PanicError,
+    directory_in_the_way_message,
     file_size_cause,
     home_moved_message,
     likely_file_size_cause,
@@ -1978,10 +1979,13 @@ class DaemonLogHandler(logging.Handler):
         except OSError as exc:
             # a full disk, a read-only logs/ directory: one line on stderr (the terminal in the foreground),
             # not logging's traceback for every record; the daemon itself goes on
-            why = exc.strerror or str(exc)
+            if exc.errno == errno.EISDIR:
+                why = f"cannot write to the log: {directory_in_the_way_message(self.layout.daemon_log)}"
+            else:
+                why = f"cannot write to the log {self.layout.daemon_log}: {exc.strerror or exc}"
             if why != self.failure:
                 with contextlib.suppress(Exception):
-                    sys.stderr.write(f"hyp daemon run: cannot write to the log {self.layout.daemon_log}: {why}\n")
+                    sys.stderr.write(f"hyp daemon run: {why}\n")
                     sys.stderr.flush()
             self.failure = why
         except Exception:  # noqa: BLE001
