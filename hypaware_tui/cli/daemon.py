@@ -428,12 +428,12 @@ def daemon_install(
                                          param_hint="--python")
             interpreter = found
         interpreter = os.path.abspath(interpreter)
-        not_one = _not_an_interpreter(interpreter)
-        if not_one is not None:
-            raise typer.BadParameter(f"{not_one}; give the path of a Python interpreter, or leave --python out",
-                                     param_hint="--python")
     if ephemeral_reason(interpreter):
         _fail(EPHEMERAL)
+    not_one = _not_an_interpreter(interpreter) if python else None
+    if not_one is not None:
+        raise typer.BadParameter(f"{not_one}; give the path of a Python interpreter, or leave --python out",
+                                 param_hint="--python")
     spec = unit_spec(interpreter, layout.home, layout.daemon_log, os.environ)
     problem = unit_problem(kind, spec)  # (a dry run too: it shows what install would write)
     if problem is not None:
