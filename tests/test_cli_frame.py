@@ -91,6 +91,26 @@ def test_version_uses_the_invoked_name(tmp_path: Path, capsys: pytest.CaptureFix
         assert (p.returncode, p.stdout) == (0, f"{name} {__version__}\n")
 
 
+def test_hints_from_the_core_name_the_command_the_user_ran(tmp_path: Path) -> None:
+    """Run as `hypaware`, the prefix said `hypaware daemon start` but the hint built in the core `run hyp init`
+    (and `hyp init`'s Next line `hyp status · …`): each names the program as it was run."""
+    code = "import sys\nsys.argv[0] = 'hypaware'\nfrom hypaware_tui.cli import run\nrun()\n"
+    env = dict(os.environ, HYP_HOME=str(tmp_path / "h"), HOME=str(tmp_path / "home"), PYTHONPATH=str(REPO),
+               CLAUDE_CONFIG_DIR=str(tmp_path / "claude"), CODEX_HOME=str(tmp_path / "codex"))
+    (tmp_path / "claude/projects").mkdir(parents=True)
+
+    def hypaware(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    p = hypaware("daemon", "start")
+    assert (p.returncode, p.stdout, p.stderr) == (1, "", "hypaware daemon start: not set up: run hypaware init\n")
+    p = hypaware("init", "--yes", "--client", "claude", "--no-daemon")
+    assert p.returncode == 0, p.stderr
+    assert ("Next      hypaware status · hypaware query overview · hypaware query sql \"select …\" · hypaware "
+            "daemon install") in p.stdout.splitlines()
+
+
 def test_no_arguments_lists_commands_and_the_state_hint_without_textual(tmp_path: Path) -> None:
     code = (
         "import sys\n"

@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from hypaware_tui import __version__
 from hypaware_tui.cli import backfill, cache, daemon, init, query, status
 from hypaware_tui.cli.output import OutputError, guard_streams, out, print_json_error, stdout_written
+from hypaware_tui.core import prog
 
 # The name the program was invoked as (`hyp` or `hypaware`); messages use it (cli.md §1 "Names").
 PROG = "hyp"
@@ -237,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `hyp`, `hypaware` and `python -m hypaware_tui`. Never returns: exits with the code."""
     global PROG
     PROG = _invoked_name(sys.argv[0] if sys.argv else "hyp")
+    prog.set_name(PROG)  # (the commands that texts of the core name)
     args = list(sys.argv[1:] if argv is None else argv)
     _tolerate_narrow_encodings(args)
     saved = guard_streams()

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.paths import (
     Layout,
     atomic_create_bytes,
@@ -484,7 +485,7 @@ def set_capture_enabled(layout: Layout, enabled: bool) -> bool:
     with config_lock(layout):  # (read and written under it: an edit of another hyp meanwhile is kept)
         cfg = load_config(layout)
         if cfg is None:
-            raise ConfigError(layout.config, "does not exist; run hyp init first")
+            raise ConfigError(layout.config, f"does not exist; run {prog.NAME} init first")
         raw = dict(cfg.raw)
         capture = dict(raw.get("capture") or {})
         if capture.get("enabled") is enabled:

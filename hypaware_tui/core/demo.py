@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.fmt import escape_char, printable
 from hypaware_tui.core.timeutil import parse_iso_us
 
@@ -71,7 +72,7 @@ class DemoDir:
         (TMPDIR), and with TMPDIR `/tmp/t [old]` the `rm -rf /tmp/t [old]/hyp-demo-…` to copy deleted /tmp/t."""
         return [
             f"Demo directory: {self.root}",
-            f"Look at it:     HYP_HOME={shell_quote(str(self.hyp_home))} hyp query overview",
+            f"Look at it:     HYP_HOME={shell_quote(str(self.hyp_home))} {prog.NAME} query overview",
             f"Delete it:      rm -rf {shell_quote(str(self.root))}",
         ]
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.paths import (
     FILE_MODE,
     Layout,
@@ -177,7 +178,7 @@ def unwritable_log_message(path: Path, home: Path, exc: OSError) -> str:
         why, todo = exc.strerror or str(exc), "Until that is fixed"
     then = "; until then" if todo != "Until that is fixed" else ""
     return (f"cannot write the events log {path}: {why}. {todo}{then} hyp records no events (the history that "
-            "hyp status and hyp cache status show).")
+            f"{prog.NAME} status and {prog.NAME} cache status show).")
 
 
 def _log_files(layout: Layout) -> list[Path]:

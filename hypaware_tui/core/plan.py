@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.fmt import plural, printable
 from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
 from hypaware_tui.core.paths import Layout
@@ -783,7 +784,8 @@ def commit(
 # --------------------------------------------------------------------------------------------- summary
 
 
-DETACHED_NOTE = "It stops at logout or reboot; run hyp daemon install to start it automatically."
+def detached_note() -> str:
+    return f"It stops at logout or reboot; run {prog.NAME} daemon install to start it automatically."
 
 
 def capture_line(result: InitResult) -> str:
@@ -802,13 +804,13 @@ def capture_line(result: InitResult) -> str:
         if d.action == "stop" and d.status == "ok":
             return "stopped"
         if d.action == "stop" and d.status == "skipped":  # (it still runs: not "not started")
-            return "still running (setup was interrupted; stop it with hyp daemon stop)"
+            return f"still running (setup was interrupted; stop it with {prog.NAME} daemon stop)"
         return CAPTURE_OFF_IN_CONFIG if plan.mode == MODE_IMPORT_AGAIN else "not started (you chose not to)"
     text = d.capture_line
     if d.status == "skipped" and d.action != "none":
-        text = "not started (setup was interrupted; start it with hyp daemon start)"
+        text = f"not started (setup was interrupted; start it with {prog.NAME} daemon start)"
     elif d.mode == "detached" and d.pid:
-        text += f". {DETACHED_NOTE}"
+        text += f". {detached_note()}"
     return text
 
 
@@ -822,21 +824,22 @@ def capture_runs(result: InitResult) -> bool:
 def next_commands(result: InitResult) -> list[str]:
     """wizard.md §6.7 item 4. In a demo every command needs the demo's HYP_HOME (else it would look at the
     real one), so they carry it."""
-    out = ["hyp status", "hyp query overview", 'hyp query sql "select …"']
+    hyp = prog.NAME
+    out = [f"{hyp} status", f"{hyp} query overview", f'{hyp} query sql "select …"']
     if result.config is not None and result.config.status == "failed":
         # Nothing was set up: no import ran, no daemon started (it said "Next hyp status · hyp query overview …"
         # under "Config failed: Permission denied", as if setup had worked).
-        return ["fix the config error above, then run hyp init again"]
+        return [f"fix the config error above, then run {hyp} init again"]
     if result.plan.demo_dir is not None:
-        return ["hyp init (to set up hyp with your own history)"]
+        return [f"{hyp} init (to set up hyp with your own history)"]
     if not result.plan.choices.import_history:
-        out.append("hyp backfill")  # (the history declined: how to import it later)
+        out.append(f"{hyp} backfill")  # (the history declined: how to import it later)
     for client, r in result.clients.items():
         if getattr(r, "status", None) in ("failed", "cancelled"):
-            out.append(f"hyp backfill {client}")
+            out.append(f"{hyp} backfill {client}")
     # Also with capture off: `hyp daemon install` is how capture is turned on later (it sets capture.enabled).
     if not result.plan.daemon.service_installed:
-        out.append("hyp daemon install")
+        out.append(f"{hyp} daemon install")
     return out
 
 

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import polars as pl
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.dataset import (
     FILE_NAME,
     MESSAGES_SCHEMA,
@@ -922,7 +923,7 @@ def _engine_message(exc: BaseException) -> str:
     if "relation" in text and "not found" in text:  # a misspelt table: say which ones there are
         text += f"; the relations are {' and '.join(RELATIONS)}"
     elif "unable to find column" in text:  # (Polars lists every column: the schema command says what they mean)
-        text += "; `hyp query schema` describes them"
+        text += f"; `{prog.NAME} query schema` describes them"
     return text
 
 

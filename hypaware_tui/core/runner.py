@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate
 from hypaware_tui.core.fmt import printable
 from hypaware_tui.core.ids import new_run_id
@@ -152,7 +153,7 @@ def error_notes(name: str, error: str | None, path: str | None, more: int, env: 
         target = dangling_link_target(path)
         lines.append(f"    at {shown(path)}" + (f" (a link to {shown(target)})" if target else ""))
     if more > 0:
-        where = ("hyp status shows the latest errors; the events log has each, by path hash" if logged
+        where = (f"{prog.NAME} status shows the latest errors; the events log has each, by path hash" if logged
                  else "a run without --dry-run logs each one")
         lines.append(f"  {name}: and {more:,} more {'error' if more == 1 else 'errors'} ({where}).")
     return lines

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.paths import Layout, hyp_home_fault, hyp_home_problem, in_the_way_message, read_tail
 
 RECENT_ERRORS_MAX = 5
@@ -325,7 +326,7 @@ def daemon_config_warning(daemon: Mapping[str, Any], config: Any, section: Mappi
     if config is None or section.get("state") != "ok":
         return None
     if section.get("capture_enabled") is False:
-        return "capture is off in the config but the daemon is running: hyp daemon stop"
+        return f"capture is off in the config but the daemon is running: {prog.NAME} daemon stop"
     from hypaware_tui.core.daemon.settings import from_config, settings_digest
 
     theirs = daemon.get("config_digest")
@@ -334,7 +335,7 @@ def daemon_config_warning(daemon: Mapping[str, Any], config: Any, section: Mappi
     except Exception:  # noqa: BLE001 - a warning, never a reason to fail the report
         return None
     if isinstance(theirs, str) and ours is not None and theirs != ours:
-        return "the daemon runs with an older config: hyp daemon restart"
+        return f"the daemon runs with an older config: {prog.NAME} daemon restart"
     return None
 
 
@@ -369,7 +370,7 @@ def daemon_client_warnings(daemon: Mapping[str, Any], clients: list[Mapping[str,
             var = variables.get(str(c.get("client")), "its folder setting")
             shown = ", ".join(tilde(shown_path(r), os.environ) for r in here)
             text += (f" (it looks elsewhere than this shell, which finds it in {shown}: was {var} changed since "
-                     "it started? hyp daemon restart from here watches that)")
+                     f"it started? {prog.NAME} daemon restart from here watches that)")
         out.append(text)
     return out
 

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 
 from hypaware_tui.core import paths as _paths
+from hypaware_tui.core import prog
 from hypaware_tui.core import schema as _schema
 from hypaware_tui.core.checkpoints import (
     HEAD_MAX,
@@ -719,9 +720,9 @@ def damaged_file_advice(layout: Layout, n: int = 1) -> str:
     it, its = ("it", "its") if n == 1 else ("them", "their")
     return (
         f"Move {it} into {layout.trash}/ (make that directory if there is none). Then, to import {its} rows again "
-        f"from the history on this computer: stop the daemon if it runs (hyp daemon stop), delete {layout.ingest_db}, "
-        "run hyp backfill (it reads every file again and skips the rows already stored), and start the daemon "
-        "again if you stopped it."
+        f"from the history on this computer: stop the daemon if it runs ({prog.NAME} daemon stop), delete "
+        f"{layout.ingest_db}, run {prog.NAME} backfill (it reads every file again and skips the rows already "
+        "stored), and start the daemon again if you stopped it."
     )
 
 
@@ -1181,7 +1182,7 @@ class Storage:
         except Timeout as exc:
             raise StorageError(
                 f"another hyp process has held {self.layout.write_lock} for more than "
-                f"{self.lock_timeout:g} s; try again when it has finished (see hyp status)"
+                f"{self.lock_timeout:g} s; try again when it has finished (see {prog.NAME} status)"
             ) from exc
         except OSError as exc:
             raise StorageError(_os_error_message(exc, "cannot take the write lock", self.layout, kept)) from exc

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.paths import (
     FILE_MODE,
     Layout,
@@ -286,7 +287,7 @@ def write_lock_waiting_notice(layout: Layout) -> str | None:
         return None
     if process_stopped(pid):
         return (f"waiting for the capture daemon (pid {pid}) to finish its batch, but it is stopped by a signal "
-                f"(SIGSTOP): continue it with kill -CONT {pid}, or stop it with hyp daemon stop")
+                f"(SIGSTOP): continue it with kill -CONT {pid}, or stop it with {prog.NAME} daemon stop")
     return f"waiting for the capture daemon (pid {pid}) to finish its batch…"
 
 
@@ -463,7 +464,7 @@ def holder_unknown_text(layout: Layout) -> str:
     """What to do when a process holds the daemon lock but cannot be identified (`lock_holder` is None)."""
     return (f"the capture daemon holds its lock but its pid is unknown (the pid in {layout.daemon_pid} is not "
             f"that of a hyp daemon, or cannot be checked here), so hyp signals nothing. Find the process holding that file (fuser -v "
-            f"{layout.daemon_pid}, or lsof {layout.daemon_pid}), end it with kill <pid>, then hyp daemon start")
+            f"{layout.daemon_pid}, or lsof {layout.daemon_pid}), end it with kill <pid>, then {prog.NAME} daemon start")
 
 
 def _holder_unknown(layout: Layout) -> DaemonStatusReport:
@@ -513,7 +514,7 @@ def stale_warning(layout: Layout, age_s: float, *, never: bool = False) -> str:
     return (f"{what} (a running daemon writes it every {HEARTBEAT_S:g} s): the daemon may be unable to write to "
             f"{layout.run_dir} (disk full? read-only?), or be stuck, so the figures shown may be old. "
             f"Check the free space and permissions there and the log {layout.daemon_log}; then "
-            "hyp daemon restart")
+            f"{prog.NAME} daemon restart")
 
 
 # --------------------------------------------------------------------------------------------- log
@@ -805,8 +806,8 @@ def start_daemon(
         err = st.get("last_error") if st.get("pid") == proc.pid else None
         why = err.get("message") if isinstance(err, dict) and isinstance(err.get("message"), str) else None
         what = f"not capturing yet: {why}" if why else "it is still catching up"
-        return ControlResult(True, 0, f"capture daemon starting (pid {proc.pid}, detached); {what}; see hyp "
-                             "daemon status", pid=proc.pid, mode="detached", notes=notes)
+        return ControlResult(True, 0, f"capture daemon starting (pid {proc.pid}, detached); {what}; see "
+                             f"{prog.NAME} daemon status", pid=proc.pid, mode="detached", notes=notes)
     if outcome == "exited":
         # Another start won the race for the lock (`hyp daemon start` twice at once): ours found it held and
         # ended; that one runs, as if it had been running before this start.
@@ -855,8 +856,8 @@ def stop_daemon(layout: Layout, *, service: Any = None, timeout: float = STOP_TI
         if not held:
             return ControlResult(
                 False, 1,
-                f"still running (pid {first.pid}): another hyp daemon stop has been stopping it for more than "
-                f"{lock_wait:g} s. Run hyp daemon stop again once that one has finished",
+                f"still running (pid {first.pid}): another {prog.NAME} daemon stop has been stopping it for "
+                f"more than {lock_wait:g} s. Run {prog.NAME} daemon stop again once that one has finished",
                 pid=first.pid, mode=first.mode, error="still running",
             )
         report = read_daemon_status(layout)  # (another stop may have ended it meanwhile)
@@ -914,8 +915,8 @@ def _stop_locked(layout: Layout, report: DaemonStatusReport, service: Any, timeo
     # (a second signal while it stops ends it at once, daemon.md §4.5: its batch's checkpoints did not move)
     return ControlResult(
         False, 1,
-        f"still running (pid {pid}) after {timeout:g} s; it may be finishing a large batch. Run hyp daemon "
-        f"stop again to end it at once (or kill {pid}): the lines of the batch it has not written are read "
+        f"still running (pid {pid}) after {timeout:g} s; it may be finishing a large batch. Run {prog.NAME} "
+        f"daemon stop again to end it at once (or kill {pid}): the lines of the batch it has not written are read "
         f"again next time",
         pid=pid, mode=report.mode, error="still running",
     )

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.paths import atomic_write_bytes, user_home
 
 SYSTEMD_UNIT_NAME = "hypaware.service"
@@ -79,7 +80,10 @@ def unit_spec(python: str, hyp_home: str | os.PathLike[str], log_path: str | os.
 # and silently turns a carriage return into a line feed, another path).
 _SYSTEMD_UNHOLDABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _LAUNCHD_UNHOLDABLE = re.compile("[\x00-\x08\x0b-\x1f]")
-_NO_UNIT = "start capture with hyp daemon start (it needs no unit)"
+
+
+def _no_unit() -> str:
+    return f"start capture with {prog.NAME} daemon start (it needs no unit)"
 
 
 def _shown(value: str) -> str:
@@ -100,7 +104,7 @@ def unit_problem(kind: str, spec: UnitSpec) -> str | None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return (f"{name} {_shown(value)} is not valid UTF-8, and {unit} is UTF-8 text. Use a path that is, or "
-                    f"{_NO_UNIT}")
+                    f"{_no_unit()}")
         m = unholdable.search(value)
         if m is None:
             continue
@@ -109,7 +113,7 @@ def unit_problem(kind: str, spec: UnitSpec) -> str | None:
         why = (", and a systemd unit names the daemon's log file in it verbatim on one line "
                "(StandardOutput=append:)" if name == "HYP_HOME" and kind == "systemd" and m.group() in "\r\n"
                else f", which {unit} cannot hold")
-        return f"{name} {_shown(value)} contains {what}{why}. Use a path without it, or {_NO_UNIT}"
+        return f"{name} {_shown(value)} contains {what}{why}. Use a path without it, or {_no_unit()}"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hypaware_tui.core import prog
 from hypaware_tui.core.config import (
     DEFAULT_RETENTION_DAYS,
     Config,
@@ -13,7 +14,9 @@ from hypaware_tui.core.config import (
 from hypaware_tui.core.config import set_capture_enabled as _set_capture_enabled
 from hypaware_tui.core.paths import Layout
 
-NOT_SET_UP = "not set up: run hyp init"
+
+def not_set_up() -> str:
+    return f"not set up: run {prog.NAME} init"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def load(layout: Layout) -> DaemonSettings:
     except ConfigError as exc:
         return DaemonSettings(error=f"invalid config: {exc}")
     if cfg is None:
-        return DaemonSettings(error=NOT_SET_UP, missing=True)
+        return DaemonSettings(error=not_set_up(), missing=True)
     return from_config(cfg)
 
 
