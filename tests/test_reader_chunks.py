@@ -300,3 +300,28 @@ def test_a_file_cut_shorter_while_it_is_read_fails_the_pass(tmp_path) -> None:
                 fh.truncate(20_000)
     assert fp.status == "failed" and fp.error == CHANGED_WHILE_READ
     assert len(texts) == 5
+
+
+def test_a_file_replaced_by_another_with_the_same_head_is_read_again_from_its_start(tmp_path) -> None:
+    """storage.md §5.4 step 3: a file replaced by another one (a new inode: a restore, a save by rename) is read
+    again from its start even when the new one begins with the same 4 KiB, is longer than the checkpoint's
+    offset and has a line starting there. Resumed at the old offset instead, the new file's lines before it,
+    which differ from the old ones, were never read: their rows lost."""
+    path = tmp_path / "f.jsonl"
+    old = [_msg(i, f"old {i:02} " + "x" * 600) + b"\n" for i in range(10)]
+    path.write_bytes(b"".join(old))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    first = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())
+    cp = first[-1].update.entry
+    assert cp.offset == path.stat().st_size and sum(len(b.rows) for b in first) == 10
+    # The first 8 lines (more than the 4 KiB head) kept; lines 8 and 9 differ, of the same lengths; 5 more after.
+    new = old[:8] + [_msg(i, f"new {i:02} " + "y" * 600) + b"\n" for i in range(8, 15)]
+    assert sum(map(len, new[:10])) == cp.offset and sum(map(len, new[:8])) > 4096
+    tmp = tmp_path / "f.jsonl.new"
+    tmp.write_bytes(b"".join(new))
+    os.replace(tmp, path)
+    assert path.stat().st_ino != cp.inode
+    fp = FilePass(IMP, src, cp, Window(), ParseStats())
+    rows = [r["content_text"][:6] for b in fp.batches() for r in b.rows]
+    assert fp.status == "reset"
+    assert rows == [f"old {i:02}" for i in range(8)] + [f"new {i:02}" for i in range(8, 15)]
