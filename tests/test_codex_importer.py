@@ -1703,6 +1703,24 @@ def test_paginated_dedupe_keys_last_one_turn(tmp_path):
     assert stats.lines_skipped["duplicate_item"] == 1
 
 
+def test_paginated_user_message_copy_after_its_item_completed_is_a_duplicate_item(tmp_path):
+    """codex.md §4.4 and its checklist ("in either order"): a paginated turn whose `item_completed` UserMessage
+    comes before the response item of the same words gives one row, from the item, and the response item is
+    counted as `duplicate_item`: the reason the summary shows, not `not_a_message`."""
+    user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "continue"}]}
+    item = {"type": "item_completed", "item": {"type": "UserMessage", "id": "item_1",
+                                               "content": [{"type": "text", "text": "continue"}]}}
+    recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}),
+            _e("01", "event_msg", {"type": "task_started", "turn_id": "turn-1"}),
+            _e("02", "event_msg", item), _e("03", "response_item", user),
+            _e("04", "event_msg", {"type": "task_complete"})]  # fmt: skip
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs))
+    assert [(r["content_text"], r["message_id"], r["provider_type"]) for r in rows] == [
+        ("continue", "item_1", "item_completed")]
+    # (the session_meta and the two turn events carry no message)
+    assert {k: v for k, v in stats.lines_skipped.items() if v} == {"duplicate_item": 1, "not_a_message": 3}
+
+
 def test_a_negative_exit_code_is_an_error(tmp_path):
     """codex.md §4.1: a tool result is an error when the exit code it states is non-zero, a negative one too
     (a process killed by a signal is reported as -1 or -9)."""
