@@ -325,3 +325,29 @@ def test_a_file_replaced_by_another_with_the_same_head_is_read_again_from_its_st
     rows = [r["content_text"][:6] for b in fp.batches() for r in b.rows]
     assert fp.status == "reset"
     assert rows == [f"old {i:02}" for i in range(8)] + [f"new {i:02}" for i in range(8, 15)]
+
+
+def test_a_file_rewritten_after_the_last_batch_check_hands_out_no_row_of_the_new_bytes(tmp_path) -> None:
+    """The check before each batch covers the pass's last batch too: a file rewritten in place after the last
+    full batch (its last lines still to read) gave rows of the new content, parsed with the old content's state,
+    in the final batch. Now the pass fails there, without them, and the next pass reads the new content whole."""
+    path = tmp_path / "s.jsonl"
+    old = b"".join(_msg(i, f"old {i:02}") + b"\n" for i in range(12))
+    new = b"".join(_msg(i, f"new {i:02}") + b"\n" for i in range(20))  # (lines of the same lengths)
+    path.write_bytes(old)
+    f = SourceFile(client="claude", path=str(path), path_hash=path_hash(str(path)), read_mode="incremental")
+    # (chunks shorter than a line: the lines after a batch are read from the file once it is handed out)
+    fp = FilePass(IMP, f, None, Window(), ParseStats(), chunk_size=16, batch_rows=5)
+    texts, updates = [], []
+    for b in fp.batches():
+        texts += [r["content_text"] for r in b.rows]
+        updates.append(b.update.entry)
+        if len(updates) == 2:  # the last full batch: 2 lines left, fewer than a batch
+            with open(path, "r+b") as fh:
+                fh.truncate(0)
+                fh.write(new)
+    assert fp.status == "failed" and "rewritten while it was read" in (fp.error or "")
+    assert texts == [f"old {i:02}" for i in range(10)]
+    again = FilePass(IMP, f, updates[-1], Window(), ParseStats())
+    rows = [r["content_text"] for b in again.batches() for r in b.rows]
+    assert again.status == "reset" and rows == [f"new {i:02}" for i in range(20)]
