@@ -173,6 +173,34 @@ def test_failed_verification_keeps_the_inputs(storage: Storage, layout: Layout) 
     assert scan_messages(layout).collect().height == 10
 
 
+@pytest.mark.parametrize("fault", ["row_lost", "part_id_changed"])
+def test_a_compaction_whose_new_file_lost_a_row_fails_verification_and_keeps_the_inputs(
+    storage: Storage, layout: Layout, monkeypatch, fault: str
+) -> None:
+    """storage.md §8 step 4: the new file is checked against its inputs before any input goes. A merge that
+    lost a row, or kept the right number of rows but one under another `part_id`, would have replaced the
+    inputs and lost that message for good; it fails verification, the new file deleted, the inputs kept."""
+    ten_one_row_files_with_duplicates(storage, layout)
+    before = files_in(layout)
+    ids = sorted(scan_messages(layout).collect()["part_id"].unique().to_list())
+    real = storage_mod.compact_frames
+
+    def broken(frames):
+        out, rows_before, input_ids = real(frames)
+        if fault == "row_lost":
+            return out.head(out.height - 1), rows_before, input_ids
+        changed = pl.Series("part_id", ["other#0", *out["part_id"].to_list()[1:]])
+        return out.with_columns(changed), rows_before, input_ids
+
+    monkeypatch.setattr(storage_mod, "compact_frames", broken)
+    result = storage.compact()
+    problem = "9 rows, expected 10" if fault == "row_lost" else "part_id set differs from the inputs"
+    assert result.error and f"failed verification ({problem})" in result.error
+    assert "original files were kept" in result.error and result.partitions == []
+    assert files_in(layout) == before
+    assert sorted(scan_messages(layout).collect()["part_id"].unique().to_list()) == ids
+
+
 def test_compaction_stops_at_an_unreadable_file(storage: Storage, layout: Layout) -> None:
     ten_one_row_files_with_duplicates(storage, layout)
     for row in make_rows(2, prefix="x", created="2026-05-03T00:00:00Z"):
