@@ -594,6 +594,32 @@ def test_no_session_id():
     assert [r["message_index"] for r in rows] == [0, 1]
 
 
+def test_a_line_the_parser_fails_on_is_counted_malformed_and_its_neighbours_kept(tmp_path, monkeypatch):
+    """schema.md §7: bad input is counted with a reason, never a crash, and never costs the rows around it. A
+    line of a shape the parser did not foresee (here: building its raw frame raises) is counted `malformed`;
+    the lines before and after it give their rows. Uncounted, the line vanished from the summary."""
+    from hypaware_tui.importers import claude as claude_mod
+
+    lines = [
+        {"type": "user", "sessionId": mk.S_ODD, "uuid": f"u{i}", "timestamp": f"2026-05-01T10:00:0{i}Z",
+         "message": {"role": "user", "content": f"prompt {i}"}}
+        for i in range(1, 4)
+    ]  # fmt: skip
+    path = tmp_path / f"{mk.S_ODD}.jsonl"
+    path.write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+    real = claude_mod._raw_frame
+
+    def fails_on_u2(obj, api_id):
+        if obj.get("uuid") == "u2":
+            raise KeyError("an unforeseen shape")
+        return real(obj, api_id)
+
+    monkeypatch.setattr(claude_mod, "_raw_frame", fails_on_u2)
+    rows, stats = load(path)
+    assert [(r["provider_uuid"], r["content_text"]) for r in rows] == [("u1", "prompt 1"), ("u3", "prompt 3")]
+    assert {k: v for k, v in stats.lines_skipped.items() if v} == {"malformed": 1}
+
+
 # --------------------------------------------------------------------------------------------- reading
 
 
