@@ -314,6 +314,23 @@ def test_replaced_inode_and_deleted_file_are_mismatches(
     assert storage.commit([], [upd]).checkpoints_mismatched == 1
 
 
+def test_a_file_cut_below_the_batch_offset_keeps_the_rows_but_not_the_checkpoint(
+    storage: Storage, layout: Layout, tmp_path: Path
+) -> None:
+    """storage.md §6.3: a file truncated after its batch was read, its first 4 KiB unchanged, no longer holds
+    the lines up to the batch's offset: the rows are written, the checkpoint is not (stored, a file grown back
+    past it would resume there, after lines it never read)."""
+    src = source_file(tmp_path, data=b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * 90) for i in range(60)))
+    upd = checkpoint_for(src, offset=src.stat().st_size)
+    with src.open("r+b") as fh:
+        fh.truncate(5000)
+    assert upd.entry.head_len == 4096 and upd.entry.offset > 5000
+    res = storage.commit(make_rows(2), [upd])
+    assert (res.rows_written, res.checkpoints_updated, res.checkpoints_mismatched) == (2, 0, 1)
+    with StateDB.open(layout, create=False) as db:
+        assert db.get(upd.entry.path_hash) is None
+
+
 def test_stored_entry_that_no_longer_matches_is_replaced_even_if_further(
     storage: Storage, layout: Layout, tmp_path: Path
 ) -> None:
