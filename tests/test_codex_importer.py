@@ -1685,12 +1685,17 @@ def test_a_parent_token_count_left_past_a_replay_cut_short_by_time_does_not_latc
     assert {r["content_text"]: tokens(r) for r in carriers(rows)} == {"forty lines": (300, 40, 1200, None)}
     assert stats.usage_unattached == 1
 
+
+# A user message of a paginated turn, and its item_completed copy (codex.md §4.4)
+_CONTINUE = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "continue"}]}
+_CONTINUE_ITEM = {"type": "item_completed",
+                  "item": {"type": "UserMessage", "id": "item_1", "content": [{"type": "text", "text": "continue"}]}}
+
+
 def test_paginated_dedupe_keys_last_one_turn(tmp_path):
     """codex.md §4.4: in paginated history an item_completed copy of an item of the same turn is a duplicate, but
     the keys are forgotten at the next turn start: the same words typed again in a new turn are a new message."""
-    user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "continue"}]}
-    copy = {"type": "item_completed", "item": {"type": "UserMessage", "id": "item_1",
-                                               "content": [{"type": "text", "text": "continue"}]}}
+    user, copy = _CONTINUE, _CONTINUE_ITEM
     recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}),
             _e("01", "event_msg", {"type": "task_started", "turn_id": "turn-1"}),
             _e("02", "response_item", user), _e("03", "event_msg", copy),
@@ -1707,9 +1712,7 @@ def test_paginated_user_message_copy_after_its_item_completed_is_a_duplicate_ite
     """codex.md §4.4 and its checklist ("in either order"): a paginated turn whose `item_completed` UserMessage
     comes before the response item of the same words gives one row, from the item, and the response item is
     counted as `duplicate_item`: the reason the summary shows, not `not_a_message`."""
-    user = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "continue"}]}
-    item = {"type": "item_completed", "item": {"type": "UserMessage", "id": "item_1",
-                                               "content": [{"type": "text", "text": "continue"}]}}
+    user, item = _CONTINUE, _CONTINUE_ITEM
     recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}),
             _e("01", "event_msg", {"type": "task_started", "turn_id": "turn-1"}),
             _e("02", "event_msg", item), _e("03", "response_item", user),
