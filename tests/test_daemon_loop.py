@@ -1107,6 +1107,48 @@ def test_write_failure_keeps_the_batch_and_backs_off(home: Home, tmp_path: Path)
     assert_same_as_backfill(home, tmp_path)
 
 
+def test_a_long_write_failure_retries_at_least_every_minute_and_a_new_one_starts_again_at_5_s(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    """daemon.md §4.3: retries with backoff from 5 s up to 60 s. After half an hour of a full disk, the rows are
+    written within a minute of the space being freed (without the cap the waits doubled to 21 minutes by then);
+    and once a flush succeeds, the next failure is retried after 5 s again, as its log line says (mutation audit:
+    neither the cap nor the reset failed a test)."""
+    f, clock = _a_session_captured(home)
+    FlakyStorage.fail = False
+    loop = polling_loop(home, clock, storage_factory=lambda lay, ev: FlakyStorage(lay, events=ev))
+
+    def run_for(seconds: float) -> None:  # as `run` does: step, then sleep until the deadline the step gives
+        end = clock.monotonic() + seconds
+        while clock.monotonic() < end:
+            deadline = loop.step()
+            clock.advance(min(max(deadline - clock.monotonic(), 0.01), end - clock.monotonic()))
+
+    try:
+        n0 = len(part_ids(home.layout))
+        FlakyStorage.fail = True
+        _append_and_step(f, clock, loop)
+        assert home.status()["state"] == "degraded"
+        run_for(1800)
+        assert len(part_ids(home.layout)) == n0 and home.status()["state"] == "degraded"
+        FlakyStorage.fail = False
+        run_for(61)
+        assert home.status()["state"] == "running" and len(part_ids(home.layout)) == n0 + 1
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="hypaware_tui.daemon"):
+            FlakyStorage.fail = True
+            with f.open("a") as fh:
+                fh.write(claude_line(S1, 4, T + timedelta(minutes=2), role="user"))
+            run_for(4)
+        said = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+        assert said == ["could not write to the dataset: No space left on device (part.tmp); free some disk space; "
+                        "retrying in 5 s"]
+    finally:
+        FlakyStorage.fail = False
+        loop.shutdown()
+        loop.close()
+
+
 def test_rows_written_before_a_failed_checkpoint_commit_are_counted_once(
     home: Home, monkeypatch: pytest.MonkeyPatch
 ) -> None:
