@@ -626,6 +626,66 @@ def test_daily_retention_pass(home: Home, retention: int) -> None:
         loop.close()
 
 
+def test_a_daemon_restarted_every_day_still_runs_the_daily_pass(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """daemon.md §4.4: at start when the last pass is more than 24 h old, then every 24 h from it. A daemon
+    restarted 23 h after the last pass runs it an hour later, not 24 h after its start (a laptop restarted every
+    morning never pruned); one started 25 h after it runs it at once. A pass that fails is tried again an hour
+    later, not a day later (mutation audit: no test failed with either of these)."""
+    record_capture_start(home.layout, ["claude"], 0)
+    home.session(S1).write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+
+    def run_daemon(hours: float) -> list[str | None]:
+        """Start a daemon, step it once an hour for `hours`: `retention_applied_at` after each step."""
+        loop = polling_loop(home, clock)
+        seen = []
+        try:
+            for k in range(int(hours) + 1):
+                if k:
+                    clock.advance(3600)
+                loop.step()
+                seen.append(home.status()["retention_applied_at"])
+        finally:
+            loop.shutdown()
+            loop.close()
+        return seen
+
+    (first,) = run_daemon(0)
+    assert first is not None
+    clock.advance(23 * 3600)
+    at_23, at_24 = run_daemon(1)
+    assert at_23 == first and at_24 not in (None, first)
+    clock.advance(25 * 3600)
+    (at_49,) = run_daemon(0)
+    assert at_49 not in (None, at_24)
+    real_prune = Storage.prune
+    failing = [True]
+
+    def prune(self, *a, **kw):  # type: ignore[no-untyped-def]
+        if failing[0]:
+            raise StorageError("could not remove a partition: Permission denied")
+        return real_prune(self, *a, **kw)
+
+    monkeypatch.setattr(Storage, "prune", prune)
+    clock.advance(25 * 3600)
+    loop = polling_loop(home, clock)
+    try:
+        loop.step()
+        st = home.status()
+        assert st["retention_applied_at"] == at_49
+        assert st["last_error"]["message"] == "the retention pass failed: could not remove a partition: Permission denied"
+        failing[0] = False
+        clock.advance(3599)
+        loop.step()
+        assert home.status()["retention_applied_at"] == at_49
+        clock.advance(1)
+        loop.step()
+        assert home.status()["retention_applied_at"] not in (None, at_49)
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 def test_a_daemon_on_an_older_config_does_not_bring_back_what_a_prune_under_the_new_one_deleted(home: Home) -> None:
     """The config shortened to 30 days without telling the daemon (still on "forever"), then `hyp cache prune`:
     it deleted the older rows and recorded the new import floor. The daemon's daily pass recorded its own,
