@@ -551,6 +551,30 @@ def test_a_reemit_after_the_compacted_record_adds_nothing(tmp_path):
         assert sum((r["input_tokens"] or 0) + (r["cache_read_tokens"] or 0) for r in rows) == t3["input_tokens"]
 
 
+def test_cache_writes_are_stored_and_net_input_never_goes_below_zero(tmp_path):
+    """codex.md §6.1 rule 4: `cache_write_tokens = cache_write_input_tokens`, and `input_tokens = max(0, input -
+    cached)`. A response reporting more cached tokens than input stored -24 input tokens, which `hyp query
+    overview` summed into its input column; a cache write was stored as null (mutation audit: no test failed
+    with either)."""
+    def tc(last: dict) -> dict:
+        return {"type": "token_count", "info": {"last_token_usage": last}}
+
+    recs = [_e("00", "session_meta", {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "cli_version": "0.120.0"}),
+            _e("01", "turn_context", {"model": "gpt-5.2-codex", "cwd": "/r"}),
+            _e("02", "response_item", {"type": "message", "role": "user", "content": "go"}),
+            _e("03", "response_item", {"type": "message", "role": "assistant", "content": "first"}),
+            _e("04", "event_msg", tc({"input_tokens": 1200, "cached_input_tokens": 1000,
+                                      "cache_write_input_tokens": 150, "output_tokens": 30})),
+            _e("05", "response_item", {"type": "message", "role": "assistant", "content": "second"}),
+            _e("06", "event_msg", tc({"input_tokens": 40, "cached_input_tokens": 64, "output_tokens": 5})),
+            _e("07", "event_msg", {"type": "task_complete"})]
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs))
+    # (input, output, cache read, cache write)
+    assert [(r["content_text"], *tokens(r)) for r in carriers(rows)] == [
+        ("first", 200, 30, 1000, 150), ("second", 0, 5, 64, None)]
+    assert stats.usage_unattached == 0
+
+
 def test_usage_with_no_message_waiting_is_not_put_on_a_compaction_after_other_rows(tmp_path):
     """codex.md §6.2: only a `compacted` record that is the next row carries the orphan usage. A tool output, a
     user message or a new assistant message in between drops it (`usage_unattached`), and that compaction
