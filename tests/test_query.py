@@ -484,6 +484,27 @@ def test_overview_top_ten(layout: Layout) -> None:
     assert len(ov.models) == 10 and ov.models[0].model == "model11"
 
 
+def test_top_repos_rank_by_sessions_then_messages(layout: Layout) -> None:
+    """A repo of two short sessions comes before one long session: the ranking is by sessions, then messages
+    (mutation audit: every test had repos whose sessions and messages ranked alike)."""
+    rows = [claude(f"long{k}", f"2026-05-09T10:0{k}:00Z", session_id="s_long", cwd="/r/long") for k in range(5)]
+    rows += [claude(f"short{k}", "2026-05-09T11:00:00Z", session_id=f"s_short{k}", cwd="/r/short") for k in range(2)]
+    commit(layout, rows)
+    ov = q.overview(layout, days=30, now=NOW, tz="UTC", home=HOME)
+    assert [(r.repo, r.sessions, r.messages) for r in ov.repos] == [("/r/short", 2, 2), ("/r/long", 1, 5)]
+
+
+def test_all_data_leaves_out_the_tokens_of_codex_rows_dated_after_now(layout: Layout) -> None:
+    """`--days 0` ends now, as its rows do: a Codex response dated after now (a clock set back) is neither a row
+    nor tokens of the report (mutation audit: its tokens were counted with the period test removed)."""
+    commit(layout, [codex("c1", "2026-05-09T10:00:00Z", **tokens(100, 20, None, 10)),
+                    codex("later", "2026-05-11T10:00:00Z", **tokens(5000, 0, None, 500))])
+    ov = q.overview(layout, days=0, now=NOW, tz="UTC", home=HOME)
+    assert ov.rows == 1
+    assert [(m.provider, m.model, m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models] == [
+        ("openai", "gpt-5", 100, 20, 10)]
+
+
 def test_overview_edges_of_the_period_and_what_counts(layout: Layout) -> None:
     """A row at the first instant of the period and one at `now` are in it; a message of two parts is one
     message; a tool result naming its tool is no call; an empty cwd is no repo; ties are in name order."""
