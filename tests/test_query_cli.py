@@ -279,6 +279,14 @@ def test_csv_quotes_commas_quotes_and_newlines(home: Path, capsys: pytest.Captur
     assert list(csv.reader(io.StringIO(out, newline=""))) == [["x", "y"], ['a,"b"\nc', "1"]]
 
 
+def test_a_computed_list_is_json_text_in_csv(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """cli.md §7.1: nested values are JSON text in CSV, not Python's `['a', 'b']`, which no JSON reader takes
+    (mutation audit: no test had a list in a CSV result)."""
+    code, out, _ = call(capsys, "query", "sql", "select string_to_array('a,\"b', ',') as l", "--format", "csv")
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out, newline=""))) == [["l"], ['["a","\\"b"]']]
+
+
 @pytest.mark.parametrize(
     "statement",
     [
