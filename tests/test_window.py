@@ -166,6 +166,28 @@ def test_cut_date_and_floor_use_the_utc_day():
     assert cut_date(1, parse_iso_us("2026-01-01T00:00:00Z")) == "2025-12-31"
 
 
+@pytest.mark.parametrize(("zone", "now", "cut"), [
+    # 01:30 on 08-31 in Paris, still 08-30 in UTC
+    ("Europe/Paris", "2026-08-30T23:30:00Z", "2026-05-02"),
+    # 19:00 on 08-30 in Los Angeles, already 08-31 in UTC
+    ("America/Los_Angeles", "2026-08-31T02:00:00Z", "2026-05-03"),
+])
+def test_the_cut_and_the_floor_are_utc_whatever_the_local_zone(zone: str, now: str, cut: str):
+    """storage.md §7.2-7.3: the cut date is the UTC date of now minus the retention, the floor 00:00 UTC of it,
+    wherever the machine is: the local date of now put the cut a day off, and a local midnight put the floor
+    hours off (rows of the cut date before local midnight not imported), east and west of UTC alike."""
+    old = os.environ.get("TZ")
+    _set_tz(zone)
+    try:
+        at = parse_iso_us(now)
+        assert cut_date(120, at) == cut
+        assert import_floor_us(120, at) == parse_iso_us(f"{cut}T00:00:00Z")
+        window, floor, _ = resolve_window(None, None, 120, at)
+        assert window.since_us == floor == parse_iso_us(f"{cut}T00:00:00Z")
+    finally:
+        _set_tz(old)
+
+
 def test_resolve_window_defaults_and_checkpoint_rule():
     now = parse_iso_us("2026-08-30T12:00:00Z")
     floor = date_start_us("2026-05-02")
