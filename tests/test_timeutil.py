@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from import_helpers import import_file
 
-from hypaware_tui.core.timeutil import MAX_US, MIN_US, parse_iso_us, us_to_iso
+from hypaware_tui.core.timeutil import MAX_US, MIN_US, parse_iso_us, us_to_date, us_to_iso
 from hypaware_tui.importers import get_importer
 
 
@@ -20,6 +20,16 @@ def test_us_to_iso_writes_four_digit_years():
     assert us_to_iso(0) == "1970-01-01T00:00:00Z" and us_to_iso(None) is None
     for text in ("0001-01-01T00:00:00Z", "0999-06-30T12:34:56.5Z", "2026-11-27T08:00:00Z"):
         assert us_to_iso(parse_iso_us(text)) == text
+
+
+def test_a_record_before_1970_is_dated_by_its_own_utc_day():
+    """The partition date of a row stamped before the epoch (a negative µs count) is its UTC day: a division
+    that rounds towards zero filed 1969-12-31T12:00Z under 1970-01-01."""
+    assert us_to_date(parse_iso_us("1969-12-31T12:00:00Z")) == "1969-12-31"
+    assert us_to_date(parse_iso_us("1969-12-31T23:59:59.999999Z")) == "1969-12-31"
+    assert us_to_date(parse_iso_us("1970-01-01T00:00:00Z")) == "1970-01-01"
+    assert us_to_date(parse_iso_us("0001-01-01T00:00:00Z")) == "0001-01-01"
+    assert us_to_date(MAX_US) == "9999-12-31"
 
 
 def test_rfc3339_lowercase_z_and_leap_seconds_parse():
