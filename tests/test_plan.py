@@ -127,6 +127,26 @@ def test_plan_is_pure_and_matches_the_inventory(tmp_path: Path) -> None:
     assert later.config == plan.config and later.planned_at_us == plan.planned_at_us
 
 
+def test_history_stamped_days_ahead_of_the_clock_is_counted_in_the_window(tmp_path: Path) -> None:
+    """A history whose stamps run up to three days past the plan's now (a clock set back): the import keeps
+    every row stamped more than FUTURE_SKEW_US ahead (`Window.beyond_until`), so the Review and `hyp init
+    --dry-run` count those files and show their newest date; without it they were left out of "in window"
+    (and its newest clamped to now) while the import wrote them."""
+    from hypaware_tui.importers.base import FUTURE_SKEW_US
+
+    m = make_machine(tmp_path, now_us=NOW_US + 3 * US_PER_DAY)
+    inv = build_inventory(env=m.env)
+    plan = build_plan(inv, Choices(("claude", "codex"), retention_days=30), _machine_state(m), now_us=NOW_US)
+    doc = {c["client"]: c for c in plan_json(plan)["clients"]}
+    for cp in plan.clients:
+        ahead = [fi for fi in inv[cp.client].files if fi.oldest_us > NOW_US + FUTURE_SKEW_US]
+        assert ahead  # (the fixture: some files start more than a day ahead)
+        assert cp.in_window.files >= len(ahead)
+        assert cp.in_window.newest_us == cp.total.newest_us > NOW_US + FUTURE_SKEW_US
+        assert doc[cp.client]["in_window"]["files"] == cp.in_window.files
+        assert doc[cp.client]["in_window"]["newest"] == us_to_iso(cp.total.newest_us)
+
+
 def test_plan_json_shape(tmp_path: Path) -> None:
     m = make_machine(tmp_path, clients=("claude",))
     inv = build_inventory(env=m.env)
