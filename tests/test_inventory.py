@@ -66,6 +66,19 @@ def test_totals_and_in_window_figures(env):
     assert (old.files, old.sessions) == (2, 1)
 
 
+def test_a_file_whose_last_stamp_is_the_window_start_is_in_the_window(env):
+    """The window includes its start (`since_us <= message_created_at`): a file whose newest stamp is exactly
+    `since` (a line at 00:00:00 UTC of the cut date) has a row the import writes, so it is in the window, not
+    "older, not imported" (which also keeps the import from reading it: `before_window`)."""
+    fixture_files(env)
+    ci = build_inventory(["claude"], env=env, importers=fakes())["claude"]
+    since = parse_iso_us("2026-05-02T11:00:00Z")  # agent-1's last stamp
+    win = client_figures(ci, since)
+    assert (win.files, win.sessions, win.oldest_us) == (3, 2, since)  # b, agent-1 and c
+    assert (older_than(ci, since).files, older_than(ci, since).sessions) == (1, 1)  # a alone
+    assert (older_than(ci, since + 1).files, client_figures(ci, since + 1).files) == (2, 2)
+
+
 def test_files_stamped_a_day_past_now_are_in_the_window_the_import_keeps_them(env):
     """A history stamped two days ahead of the clock (a clock set back): the import keeps lines stamped more
     than FUTURE_SKEW_US after its start whatever `until` says (Window.beyond_until), but the window's figures
