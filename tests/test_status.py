@@ -80,7 +80,11 @@ def test_clients_section(tmp_path: Path, env: dict[str, str], monkeypatch: pytes
     assert claude["detected"] is True and claude["enabled"] is True
     assert claude["root"] == env["CLAUDE_CONFIG_DIR"]
     assert claude["files"] == len(jsonl) and claude["bytes"] == sum(p.stat().st_size for p in jsonl)
-    assert claude["sessions"] >= 1 and "oldest" not in claude  # the date range is `hyp backfill list`'s
+    # a session is a transcript: subagent files (`agent-*.jsonl`, under `subagents/` or beside their session)
+    # are files of their parent's session, not sessions of their own
+    sessions = [p for p in jsonl if "subagents" not in p.parts and not p.name.startswith("agent-")]
+    assert claude["sessions"] == len(sessions) < claude["files"]
+    assert "oldest" not in claude  # the date range is `hyp backfill list`'s
     assert claude["files_failed"] == 0 and claude["error"] is None
     codex = clients["codex"]
     assert codex["detected"] is False and codex["enabled"] is False
