@@ -282,22 +282,26 @@ def _configured_home(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.Mo
     return layout
 
 
+@pytest.mark.parametrize("state", ["running", "degraded"])
 def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
-    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    state: str,
 ) -> None:
+    """A live daemon whose status file stopped being updated, running or degraded (a degraded one that then hangs
+    is as stale: its "degraded" is only what it last wrote)."""
     layout = _configured_home(tmp_path, env, monkeypatch)
     lock = PidLock(layout)
     lock.acquire()
     try:
         old = iso(datetime.now(UTC) - timedelta(minutes=12, seconds=20))  # (not NOW: taken at collection)
-        write_status_file(layout, {"pid": os.getpid(), "state": "running", "mode": "detached",
+        write_status_file(layout, {"pid": os.getpid(), "state": state, "mode": "detached",
                                    "started_at": old, "updated_at": old, "rows_written": 3,
                                    "last_import_at": "2026-11-27T14:21:01.250Z"})  # fmt: skip
         with pytest.raises(SystemExit) as info:
             main(["status"])
         out = capsys.readouterr().out
         assert info.value.code == 0
-        assert f"running (status stale) · pid {os.getpid()} · detached" in out
+        assert f"{state} (status stale) · pid {os.getpid()} · detached" in out
         # the same time format as the Dataset section's last backfill
         assert "last import 2026-11-27 14:21 UTC · 3 rows written since start" in out
         flat = " ".join(out.split())  # (the block wraps at the terminal's width, which a long tmp path reaches)
@@ -306,7 +310,7 @@ def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
         with pytest.raises(SystemExit) as info:
             main(["status", "--json"])
         d = json.loads(capsys.readouterr().out)["daemon"]
-        assert (d["running"], d["state"], d["stale"]) == (True, "running", True)
+        assert (d["running"], d["state"], d["stale"]) == (True, state, True)
         assert d["warning"].startswith("status not updated for 12 min")
     finally:
         lock.release()
