@@ -316,6 +316,33 @@ def test_a_running_daemon_with_an_old_status_is_stale_in_hyp_status(
         lock.release()
 
 
+def test_a_daemon_still_starting_is_not_said_to_run_an_older_config(
+    tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon that holds the lock but has not written its status yet (`starting`, a restart after `hyp init`
+    changed the config): the status file is still the previous run's, with that run's settings digest. The new
+    daemon reads the config on disk, so "runs with an older config: hyp daemon restart" would be false."""
+    layout = _configured_home(tmp_path, env, monkeypatch)
+    lock = PidLock(layout)
+    lock.acquire()
+    try:
+        old = iso(datetime.now(UTC) - timedelta(seconds=5))
+        write_status_file(layout, {"pid": os.getpid() + 1, "state": "stopped", "mode": "detached",
+                                   "started_at": old, "updated_at": old, "config_digest": "0ld"})  # fmt: skip
+        with pytest.raises(SystemExit) as info:
+            main(["status", "--json"])
+        d = json.loads(capsys.readouterr().out)["daemon"]
+        assert info.value.code == 0
+        assert (d["running"], d["state"], d["config_digest"]) == (True, "starting", "0ld")
+        assert d["config_warning"] is None
+        with pytest.raises(SystemExit):
+            main(["status"])
+        out = capsys.readouterr().out
+        assert f"Daemon    starting · pid {os.getpid()}\n" in out and "older config" not in out and "warning" not in out
+    finally:
+        lock.release()
+
+
 def test_a_daemon_running_though_capture_is_off_is_flagged_in_both_status_commands(
     tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
