@@ -1303,3 +1303,53 @@ async def test_retention_over_a_stored_history_says_older_sessions_are_not_kept_
         assert shown("#help") == HELP
         assert re.search(r"Older: \d+ sessions?, not kept\.$", shown("#preview")), shown("#preview")
         assert shown("#warning").startswith("Shorter than your keep-forever setting: rows older than 30 days")
+
+
+async def test_enter_in_the_quit_dialog_and_the_stop_question_keeps_going(tmp_path: Path) -> None:
+    """§8: the safe choice is the focused one: `[Keep going]` in the quit dialog, `[Keep importing]` in the stop
+    question. Enter pressed right after Ctrl+C (a reflex) keeps the setup and the import going; no test failed
+    with `[Quit]` or `[Stop import]` focused instead (mutation audit)."""
+    m = make_machine(tmp_path)
+    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})
+    app = WizardApp(wizard_settings(m, importers=imps))
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients = await to_clients(pilot)
+        await pilot.press("ctrl+c")
+        dialog = await on_screen(pilot, QuitSetupDialog)
+        assert str(dialog.focused.render()).strip() == "> [ Keep going ]"
+        await pilot.press("enter")
+        assert await on_screen(pilot, ClientsScreen) is clients
+        await pilot.pause(0.2)
+        assert app.return_code is None and not m.layout.home.exists()
+        await enter_to(pilot, RetentionScreen)
+        await enter_to(pilot, ConsentScreen)
+        await enter_to(pilot, ReviewScreen)
+        screen = await enter_to(pilot, ImportScreen)
+        panel = screen.query_one("#panel-claude")
+        await wait_for(pilot, lambda: panel.progress is not None and panel.progress.files_done >= 1)
+        await send_key(app, "c", lambda: screen.confirming)
+        assert str(screen.focused.render()).strip() == "> [ Keep importing ]"
+        await send_key(app, "enter", lambda: not screen.confirming)
+        assert not screen.stopping and not screen.job.cancel.is_set()
+        assert "Stopping" not in str(screen.query_one("#steps").render())
+        await send_key(app, "c", lambda: screen.confirming)  # (now stop it, to end the test quickly)
+        await send_key(app, "y", lambda: not screen.confirming)
+        await on_screen(pilot, DoneScreen, timeout=30)
+        await pilot.press("enter")
+    assert app.return_code == 130
+
+
+async def test_q_on_done_exits_at_once_with_the_setups_code(tmp_path: Path) -> None:
+    """§4, §8: on Done `q` exits directly (0 after a good setup). No test failed when it opened the dialog
+    `Quit setup? Nothing has been written.` there instead, after the config was written, and whose Quit exited
+    130 (mutation audit)."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_review(pilot)
+        await enter_to(pilot, DoneScreen)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None, timeout=5, what="exit on q")
+        assert not any(isinstance(s, QuitSetupDialog) for s in app.screen_stack)
+    assert app.return_code == 0
+    assert m.layout.config.exists()
