@@ -27,6 +27,7 @@ from tests.test_wizard_flow import (
     importers,
     on_screen,
     to_clients,
+    to_consent,
     to_first_look,
     to_reconfigure_clients,
     wait_for,
@@ -533,3 +534,25 @@ def test_a_finished_panel_keeps_the_files_figure_of_the_live_progress() -> None:
                               sessions=5, rows_written=7, duplicates=0, lines_skipped={}, errors=0, elapsed_s=1.0,
                               rows_pending=0, final=True)
     assert panel._figures()["files"] == 19
+
+
+async def test_review_of_a_declined_import_lists_no_figures_to_import(tmp_path: Path) -> None:
+    """§6.5: with the import declined on Consent, Review's Clients block says `import skipped` for each client,
+    not the files, sessions and bytes it would have imported; no test failed when it showed those figures under
+    a `[ Write config ]` that imports nothing (mutation audit)."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        consent = await to_consent(pilot)
+        await pilot.press("space")  # import off (the cursor is on the first row)
+        assert consent.current_answer() == (False, True)
+        review = await enter_to(pilot, ReviewScreen)
+        clients = _plain(review.query_one("#clients").content)
+        assert str(review.query_one("#start").render()).strip() == "> [ Write config ]"
+        await pilot.press("ctrl+c")
+        await pilot.press("y")
+    lines = [line.rstrip() for line in clients.splitlines()]
+    assert "          Claude Code  import skipped (you chose not to import existing history)" in lines, clients
+    assert "          Codex        import skipped (you chose not to import existing history)" in lines, clients
+    assert not any(" MB" in line or " KB" in line or "→" in line for line in lines[1:]), clients
+    assert app.return_code == 130 and not m.layout.home.exists()
