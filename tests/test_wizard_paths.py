@@ -556,3 +556,21 @@ async def test_review_of_a_declined_import_lists_no_figures_to_import(tmp_path: 
     assert "          Codex        import skipped (you chose not to import existing history)" in lines, clients
     assert not any(" MB" in line or " KB" in line or "→" in line for line in lines[1:]), clients
     assert app.return_code == 130 and not m.layout.home.exists()
+
+
+async def test_a_client_named_by_flag_but_not_found_is_not_checked(tmp_path: Path) -> None:
+    """§6.2: undetected rows are disabled and never checked, also when `--client` names one: `--client codex`
+    without a Codex history left nothing checked, and Enter says so, rather than set up a client that is not
+    there. No test failed with that row checked behind its `[-]` (mutation audit)."""
+    m = make_machine(tmp_path, clients=("claude",))
+    app = WizardApp(wizard_settings(m, seed_clients=("codex",)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        clients = await to_clients(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is clients
+        assert str(clients.query_one("#problem").render()) == "Pick at least one assistant."
+        assert clients.query_one(ChoiceList).checked == ()
+        await pilot.press("ctrl+c")
+        await pilot.press("y")
+    assert app.return_code == 130 and not m.layout.home.exists()
