@@ -1353,3 +1353,24 @@ async def test_q_on_done_exits_at_once_with_the_setups_code(tmp_path: Path) -> N
         assert not any(isinstance(s, QuitSetupDialog) for s in app.screen_stack)
     assert app.return_code == 0
     assert m.layout.config.exists()
+
+
+async def test_consent_after_keep_forever_says_as_far_back_as_it_goes(tmp_path: Path) -> None:
+    """§6.4: with `Keep forever`, "going back up to <N> days" becomes "as far back as it goes", and the import
+    row says `everything`; no test failed when the text read "going back up to 0 days" (mutation audit)."""
+    m = make_machine(tmp_path)
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_clients(pilot)
+        retention = await enter_to(pilot, RetentionScreen)
+        await pilot.press("down", "down")  # 120 → 365 → Keep forever
+        assert retention.current_answer() == 0
+        consent = await enter_to(pilot, ConsentScreen)
+        text = " ".join(str(consent.query_one("#consent-text").render()).split())
+        shown = str(consent.query_one(ChoiceList).render())
+        await pilot.press("ctrl+c")
+        await pilot.press("y")
+    assert ("hyp will read the session history that Claude Code and Codex keep on this computer, as far back as "
+            "it goes: your prompts,") in text
+    assert "0 days" not in text and "up to 0" not in shown
+    assert "[x] Import existing history (everything)" in shown
