@@ -505,6 +505,22 @@ def test_all_data_leaves_out_the_tokens_of_codex_rows_dated_after_now(layout: La
         ("openai", "gpt-5", 100, 20, 10)]
 
 
+def test_a_streamed_copy_without_output_tokens_is_not_the_response_chosen(layout: Layout) -> None:
+    """A response's copy that lacks `output_tokens` (a line written before its usage was complete) sorts after
+    the copy that has them, nulls last as in `schema.usage_view`: the overview counts the complete copy's output,
+    the same as the view, also when both are in one batch and the incomplete copy is the later line."""
+    commit(layout, [
+        claude("full", "2026-05-09T09:00:01Z", api_message_id="msg_A", request_id="req_A", **tokens(10, 100, 5, 42)),
+        claude("part", "2026-05-09T09:00:02Z", api_message_id="msg_A", request_id="req_A", **tokens(10, 100, 5, None)),
+    ])  # fmt: skip
+    ov = q.overview(layout, days=30, now=NOW, tz="UTC", home=HOME)
+    assert [(m.model, m.input_tokens, m.cached_tokens, m.output_tokens) for m in ov.models] == [
+        ("claude-opus-4", 10, 100, 42)
+    ]
+    view = q.run_sql(layout, "select output_tokens, rows_collapsed from ai_gateway_usage").rows()
+    assert view == [(42, 2)]
+
+
 def test_overview_edges_of_the_period_and_what_counts(layout: Layout) -> None:
     """A row at the first instant of the period and one at `now` are in it; a message of two parts is one
     message; a tool result naming its tool is no call; an empty cwd is no repo; ties are in name order."""
