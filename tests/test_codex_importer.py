@@ -1382,6 +1382,7 @@ def test_helpers():
     assert exit_code("Exit code: 3\nWall time: 1s\nOutput:\nx") == 3
     assert exit_code("Chunk ID: a\nProcess exited with code 0\nOutput:\nProcess exited with code 9\n") == 0
     assert exit_code("Output:\nProcess exited with code 9\n") is None  # after Output: it is output
+    assert exit_code("build log\nProcess exited with code 9\n") is None  # no Output: line, no header lines
     assert exit_code('{"output":"x","metadata":{"exit_code":1}}') == 1
     assert exit_code({"output": "x", "metadata": {"exit_code": 0}}) == 0
     assert exit_code('{"metadata":{"exit_code":"1"}}') is None
@@ -2084,3 +2085,84 @@ def test_a_standalone_web_search_is_one_tool_call_and_a_hosted_one_too(tmp_path)
     assert stats.lines_skipped["duplicate_item"] == 1
     pieces, _ = import_file(IMP, path, pieces=_every_line(path))
     assert rows_multiset(pieces) == rows_multiset(rows)
+
+
+def test_paginated_command_file_change_and_mcp_results_keep_their_text_and_verdict(tmp_path):
+    """codex.md §4.4: a CommandExecution without `aggregated_output` shows its stdout and stderr joined with a
+    newline, a FileChange its stdout and stderr too, and an McpToolCall whose `result.isError` is true is an
+    error (without any `error` field)."""
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}
+    done = [{"type": "CommandExecution", "id": "ce1", "command": ["make"], "cwd": "/repo", "stdout": "built 3 targets",
+             "stderr": "warning: unused x", "exit_code": 0},
+            {"type": "FileChange", "id": "fc1", "changes": {"a.py": {"type": "add", "content": "x"}},
+             "stdout": "Success. Updated a.py", "stderr": "warning: CRLF line endings"},
+            {"type": "McpToolCall", "id": "mc1", "server": "db", "tool": "query", "arguments": {"sql": "select 1"},
+             "result": {"content": [{"type": "text", "text": "no such table: t"}], "isError": True}}]  # fmt: skip
+    recs = [_e("00", "session_meta", meta), _e("01", "response_item", {"type": "message", "role": "user", "content": "go"})]
+    recs += [_e(f"0{2 + i}", "event_msg", {"type": "item_completed", "item": item}) for i, item in enumerate(done)]
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    got = {r["message_id"]: (r["tool_name"], r["content_text"], r["is_error"], r["status"])
+           for r in rows if r["part_type"] == "tool_result"}  # fmt: skip
+    assert got == {"ce1:output": ("shell", "built 3 targets\nwarning: unused x", False, '{"tool_status":"success"}'),
+                   "fc1:output": ("apply_patch", "Success. Updated a.py\nwarning: CRLF line endings", None, None),
+                   "mc1:output": ("query", "no such table: t", True, '{"tool_status":"error"}')}  # fmt: skip
+
+
+def test_a_local_shell_call_is_keyed_by_its_call_id_and_empty_messages_are_empty_content(tmp_path):
+    """codex.md §4.1: a `local_shell_call` carries an item id (`lsh_…`, its message_id) and a `call_id`; the
+    call id is what its output names, so the call's tool_call_id is the call id and the output is paired with
+    it (tool_name `local_shell`). A message with no content parts gives no row and is counted `empty_content`."""
+    path = _rollout(tmp_path, [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list it"}]},
+        {"type": "local_shell_call", "id": "lsh_1", "call_id": "call_L1", "status": "completed",
+         "action": {"type": "exec", "command": ["ls"]}},
+        {"type": "function_call_output", "call_id": "call_L1", "output": "Exit code: 0\nOutput:\na.py"},
+        {"type": "message", "role": "assistant", "content": []},
+        {"type": "message", "role": "user", "content": []},
+        {"type": "task_complete"}])  # fmt: skip
+    rows, stats = import_file(IMP, path)
+    call, out = by_call(rows, "call_L1"), by_call(rows, "call_L1", "tool_result")
+    assert (call["message_id"], call["tool_name"], json.loads(call["tool_args"])["command"]) == ("lsh_1", "local_shell", ["ls"])
+    assert (out["tool_result_for"], out["tool_name"], out["is_error"], out["content_text"]) == (
+        "call_L1", "local_shell", False, "Exit code: 0\nOutput:\na.py")
+    assert len(rows) == 3
+    assert dict(stats.lines_skipped) == {"not_a_message": 2, "empty_content": 2}  # (session_meta, task_complete)
+
+
+def test_a_repeated_web_search_call_in_a_paginated_turn_is_one_row(tmp_path):
+    """codex.md §4.4 rule 3: a `web_search_call` registers ("web_search", id) in the turn; the same search again in
+    that turn is a `duplicate_item`, in the next turn it is a row again."""
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}
+    search = {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "q"}}
+    recs = [_e("00", "session_meta", meta), _e("01", "event_msg", {"type": "task_started", "turn_id": "u1"}),
+            _e("02", "response_item", {"type": "message", "role": "user", "content": "look it up"}),
+            _e("03", "response_item", search), _e("04", "response_item", search),
+            _e("05", "event_msg", {"type": "task_started", "turn_id": "u2"}), _e("06", "response_item", search),
+            _e("07", "event_msg", {"type": "task_complete", "turn_id": "u2"})]  # fmt: skip
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs))
+    assert [(r["tool_call_id"], r["prompt_id"]) for r in rows if r["part_type"] == "tool_call"] == [
+        ("ws_1", "u1"), ("ws_1", "u2")]
+    assert stats.lines_skipped["duplicate_item"] == 1
+
+
+def test_a_compaction_row_keeps_its_four_window_fields_and_never_the_replacement_history(tmp_path):
+    """codex.md §4.5: compact_metadata = window_number, window_id, first_window_id and previous_window_id."""
+    comp = {"message": "Summary: done", "window_number": 3, "window_id": "w3", "first_window_id": "w1",
+            "previous_window_id": "w2", "replacement_history": [{"type": "message", "role": "user", "content": "SECRET"}]}
+    rows, _ = import_file(IMP, _lines_file(tmp_path, [_e("00", "session_meta", {"id": "t"}), _e("01", "compacted", comp)]))
+    assert [(r["role"], r["part_type"], r["content_text"], r["compact_metadata"]) for r in rows] == [
+        ("system", "compaction", "Summary: done",
+         '{"first_window_id":"w1","previous_window_id":"w2","window_id":"w3","window_number":3}')]
+    assert not any("SECRET" in str(v) for v in rows[0].values())
+
+
+def test_a_spawned_subagent_names_its_nickname_and_role_from_its_thread_spawn(tmp_path):
+    """codex.md §3: `agent_nickname` and `agent_role` in attributes.codex; a spawned subagent's header may hold
+    them only in `source.subagent.thread_spawn`."""
+    spawn = {"parent_thread_id": "p1", "depth": 1, "agent_nickname": "Kepler", "agent_role": "explorer"}
+    recs = [_e("00", "session_meta", {"id": "t", "source": {"subagent": {"thread_spawn": spawn}}}),
+            _e("01", "response_item", {"type": "message", "role": "user", "content": "map the repo"})]
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    a = attrs(rows[0])["codex"]
+    assert (a["agent_nickname"], a["agent_role"], rows[0]["parent_thread_id"], rows[0]["is_sidechain"]) == (
+        "Kepler", "explorer", "p1", True)
