@@ -2166,3 +2166,47 @@ def test_a_spawned_subagent_names_its_nickname_and_role_from_its_thread_spawn(tm
     a = attrs(rows[0])["codex"]
     assert (a["agent_nickname"], a["agent_role"], rows[0]["parent_thread_id"], rows[0]["is_sidechain"]) == (
         "Kepler", "explorer", "p1", True)
+
+
+def test_a_later_session_meta_without_an_id_is_a_resume_not_a_fork(tmp_path):
+    """codex.md §3, §7: only a session_meta with a *different* id opens a fork replay; one without an id is the
+    thread resumed: the rows after it are the thread's own (native ids, tokens, not flagged) and take its
+    newer client version and originator."""
+    recs = [_e("00", "session_meta", {"id": "t", "cli_version": "0.98.0", "originator": "codex_cli_rs"}),
+            _e("01", "response_item", {"type": "message", "role": "user", "content": "first"}),
+            _e("02", "session_meta", {"cli_version": "0.99.0", "originator": "codex_vscode"}),
+            _e("03", "response_item", {"type": "message", "role": "user", "content": "again"}),
+            _e("04", "response_item", {"type": "message", "role": "assistant", "id": "msg_9", "content": [
+                {"type": "output_text", "text": "done"}]}),
+            _e("05", "event_msg", {"type": "token_count", "info": {"last_token_usage": {"input_tokens": 40, "output_tokens": 5}}})]  # fmt: skip
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    got = [(r["content_text"], r["client_version"], r["entrypoint"], r["provider_uuid"], r["output_tokens"],
+            "replayed_from_parent" in attrs(r).get("codex", {})) for r in rows]  # fmt: skip
+    assert got == [("first", "0.98.0", "codex_cli_rs", None, None, False),
+                   ("again", "0.99.0", "codex_vscode", None, None, False),
+                   ("done", "0.99.0", "codex_vscode", "msg_9", 5, False)]  # fmt: skip
+
+
+def test_a_header_cwd_that_is_not_absolute_is_not_stored_and_a_turn_cwd_takes_over(tmp_path):
+    """codex.md §5: a cwd is used only when it is absolute on some OS; the header's `~/proj` is not, so rows
+    before the first usable turn_context cwd have none, and each later turn_context cwd applies from there on."""
+    recs = [_e("00", "session_meta", {"id": "t", "cwd": "~/proj"}),
+            _e("01", "response_item", {"type": "message", "role": "user", "content": "one"}),
+            _e("02", "turn_context", {"cwd": "/home/ada/proj", "model": "gpt-5"}),
+            _e("03", "response_item", {"type": "message", "role": "user", "content": "two"}),
+            _e("04", "turn_context", {"cwd": "/home/ada/other", "model": "gpt-5"}),
+            _e("05", "response_item", {"type": "message", "role": "user", "content": "three"})]  # fmt: skip
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    assert [(r["content_text"], r["cwd"]) for r in rows] == [
+        ("one", None), ("two", "/home/ada/proj"), ("three", "/home/ada/other")]
+
+
+def test_a_paginated_reasoning_item_joins_its_summary_texts_with_newlines(tmp_path):
+    """codex.md §4.4: a `Reasoning` item's text is its `summary_text[]` joined with `\\n`."""
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}
+    item = {"type": "Reasoning", "id": "rs_1", "summary_text": ["**Plan**", "Read the config first."], "raw_content": []}
+    recs = [_e("00", "session_meta", meta), _e("01", "response_item", {"type": "message", "role": "user", "content": "go"}),
+            _e("02", "event_msg", {"type": "item_completed", "item": item}),
+            _e("03", "event_msg", {"type": "task_complete"})]  # fmt: skip
+    rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
+    assert [(r["part_type"], r["content_text"]) for r in rows[1:]] == [("reasoning", "**Plan**\nRead the config first.")]
