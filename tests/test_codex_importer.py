@@ -2210,3 +2210,22 @@ def test_a_paginated_reasoning_item_joins_its_summary_texts_with_newlines(tmp_pa
             _e("03", "event_msg", {"type": "task_complete"})]  # fmt: skip
     rows, _ = import_file(IMP, _lines_file(tmp_path, recs))
     assert [(r["part_type"], r["content_text"]) for r in rows[1:]] == [("reasoning", "**Plan**\nRead the config first.")]
+
+
+def test_a_paginated_user_message_known_only_from_item_completed_is_a_response_boundary(tmp_path):
+    """codex.md §5: a user-role message is a response boundary, also when it comes from an `item_completed`
+    (its response item then is a duplicate_item). The assistant reply held before it, whose token_count never
+    came, is let out without tokens; the compaction request's usage that follows goes on the `compacted` row,
+    not on that earlier reply."""
+    meta = {"id": "t", "timestamp": "2026-01-01T00:00:00Z", "history_mode": "paginated"}
+    user2 = {"type": "UserMessage", "id": "um2", "content": [{"type": "text", "text": "summarise and go on"}]}
+    recs = [_e("00", "session_meta", meta),
+            _e("01", "response_item", {"type": "message", "role": "user", "content": "start"}),
+            _e("02", "response_item", {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "reply A"}]}),
+            _e("03", "event_msg", {"type": "item_completed", "item": user2}),
+            _e("04", "event_msg", {"type": "token_count", "info": {"last_token_usage": {"input_tokens": 900, "output_tokens": 60}}}),
+            _e("05", "compacted", {"message": "Summary: A"})]  # fmt: skip
+    rows, stats = import_file(IMP, _lines_file(tmp_path, recs))
+    assert [(r["content_text"], r["input_tokens"], r["output_tokens"]) for r in rows] == [
+        ("start", None, None), ("reply A", None, None), ("summarise and go on", None, None), ("Summary: A", 900, 60)]
+    assert stats.usage_unattached == 0
