@@ -361,3 +361,33 @@ def test_a_config_that_is_a_link_to_nothing_or_unreadable_is_said_so_with_what_t
     assert config.is_symlink()  # (left as it is)
     assert config_advice(f"{config}: cannot be read: Permission denied", "hyp") == (
         "Check that it belongs to you and is readable (chmod 600 on it), then run it again.")
+
+
+def test_a_config_replaced_or_edited_is_0600_even_when_the_old_one_was_world_readable(layout: Layout) -> None:
+    """cli.md §2: the config is mode 0600, whoever wrote the one it replaces. A config made by hand (0644 under
+    umask 022) rewritten by `hyp init --force` or by `hyp daemon start` (capture.enabled) is 0600 after, and so
+    is the backup of it: it names the folders of a person's history."""
+    old = os.umask(0o022)
+    try:
+        put(layout, STANDARD)
+        assert stat.S_IMODE(layout.config.stat().st_mode) == 0o644
+        name = write_config(layout, dict(STANDARD, retention_days=30), backup=True)
+        assert name is not None
+        assert json.loads(layout.config.read_text())["retention_days"] == 30
+        assert stat.S_IMODE(layout.config.stat().st_mode) == 0o600
+        assert stat.S_IMODE((layout.home / name).stat().st_mode) == 0o600
+        os.chmod(layout.config, 0o644)
+        assert set_capture_enabled(layout, False) is True
+        assert json.loads(layout.config.read_text())["capture"] == {"enabled": False}
+        assert stat.S_IMODE(layout.config.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_retention_days_at_the_limit_the_message_names_is_valid(layout: Layout) -> None:
+    """The error says "an integer from 0 to 36500": 36500 itself loads (100 years), 36501 is refused."""
+    put(layout, dict(STANDARD, retention_days=36_500))
+    assert load_config(layout).retention_days == 36_500
+    put(layout, dict(STANDARD, retention_days=36_501))
+    with pytest.raises(ConfigError, match="from 0 to 36500 .* found 36501"):
+        load_config(layout)
