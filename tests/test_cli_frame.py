@@ -364,6 +364,10 @@ def test_a_hyp_home_that_cannot_be_created_is_said_before_anything_is_written(tm
             assert (p.returncode, p.stdout, p.stderr) == (1, "", f"{where}: {fault} run it again.\n"), args
         p = hyp("init", "--yes", "--dry-run", "--client", "claude")  # (writes nothing: not refused)
         assert p.returncode == 0 and p.stdout.startswith("Dry run: nothing was written."), p.stderr
+        # (nor a dry-run import: it counts, and writes nothing, so where HYP_HOME would go is not its concern)
+        p = hyp("backfill", "--dry-run", "claude")
+        assert p.returncode == 0 and "cannot be created" not in p.stderr, p.stderr
+        assert p.stdout.startswith("Dry run: nothing written · Backfill "), p.stdout
         assert list(parent.iterdir()) == []
         # a HYP_HOME that exists but cannot be written in (or is on a read-only mount): the same (review)
         parent.chmod(0o700)
