@@ -1805,3 +1805,21 @@ def test_a_stopped_run_stops_workers_caught_sending_a_result(tmp_path):
     for pid in out["pids"]:
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
     assert proc.stderr == ""
+
+
+def test_an_interrupted_run_exits_130_even_when_another_provider_failed() -> None:
+    """cli.md §5.3 and §1, with wizard.md §11's precedence: a Ctrl+C ends the run with 130 whatever else
+    happened in it (a script tells an interrupt from a failure by it); a failure alone is 1, else 0."""
+    from hypaware_tui.cli.backfill import closing_line
+    from hypaware_tui.core.runner import BackfillResult, ProviderResult
+
+    def result(*statuses: str) -> BackfillResult:
+        return BackfillResult("r", False, None, None,
+                              [ProviderResult(p, status=s) for p, s in zip(("claude", "codex"), statuses, strict=True)])
+
+    both = result("failed", "cancelled")
+    assert both.exit_code == 130 and both.to_json()["providers"][1]["status"] == "cancelled"
+    assert closing_line(both) == "Nothing was imported: claude failed (the error is above)."
+    assert result("cancelled", "failed").exit_code == 130
+    assert result("failed", "ok").exit_code == 1
+    assert result("ok", "skipped").exit_code == 0
