@@ -721,7 +721,10 @@ def test_config_selection(h):
         "Nothing to import: no client is enabled in the config. Name one (hyp backfill claude) or run hyp init."
     )
     data, p = h.json("backfill", fake="ok")
-    assert data["providers"] == []
+    assert data["providers"] == [] and data["dry_run"] is False
+    # (a script reads whether anything could have been written from `dry_run`, even when no client ran)
+    data, p = h.json("backfill", "--dry-run", fake="ok")
+    assert p.returncode == 0 and data["providers"] == [] and data["dry_run"] is True
 
 
 def test_invalid_config_exits_1_naming_the_file(h, inproc):
