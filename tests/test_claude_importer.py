@@ -1504,3 +1504,80 @@ def test_a_server_tool_that_failed_is_an_error_result(tmp_path):
     assert json.loads(code["status"]) == {"tool_status": "error", "error_code": "file_not_found"}
     assert (ok.get("content_text"), ok.get("is_error"), json.loads(ok["status"])) == (
         None, None, {"tool_status": "success"})
+
+
+def test_entrypoint_is_the_line_s_or_the_last_one_seen(tmp_path):
+    """claude.md §4.2: `entrypoint` is the line's, else the last value seen earlier in the file: a line
+    without one (most lines after the first) keeps the session's `claude-desktop` or `cli`."""
+    def user(uuid, **fields):
+        return {"type": "user", "sessionId": "s1", "uuid": uuid, "timestamp": "2026-05-20T10:00:00Z",
+                "message": {"role": "user", "content": uuid}, **fields}
+
+    rows = _rows_from_lines([user("u0", entrypoint="claude-desktop"), user("u1"), user("u2", entrypoint="cli"),
+                             user("u3")], "s1.jsonl", tmp=tmp_path)
+    assert [(r["message_id"], r.get("entrypoint")) for r in rows] == [
+        ("u0", "claude-desktop"), ("u1", "claude-desktop"), ("u2", "cli"), ("u3", "cli")]
+
+
+def test_a_false_is_error_or_is_compact_summary_is_stored_false_not_null(tmp_path):
+    """claude.md §5: a tool result's `is_error` is the block's when it is a boolean, so `false` (which Claude
+    Code writes on most results) is `false`, not null: `is_error = false` finds them; §4.2 likewise for
+    `isCompactSummary`. A value that is not a boolean gives null."""
+    base = {"sessionId": "s1", "timestamp": "2026-05-20T10:00:00Z"}
+    call = {**base, "type": "assistant", "uuid": "a1", "message": {"role": "assistant", "content": [
+        {"type": "tool_use", "id": f"t{i}", "name": "Bash", "input": {}} for i in range(4)]}}
+    results = {**base, "type": "user", "uuid": "r1", "isCompactSummary": False, "message": {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t0", "content": "ok", "is_error": False},
+        {"type": "tool_result", "tool_use_id": "t1", "content": "boom", "is_error": True},
+        {"type": "tool_result", "tool_use_id": "t2", "content": "no flag"},
+        {"type": "tool_result", "tool_use_id": "t3", "content": "odd flag", "is_error": "yes"}]}}
+    rows = _rows_from_lines([call, results], "s1.jsonl", tmp=tmp_path)
+    res = [r for r in rows if r["message_id"] == "r1"]
+    assert [(r["content_text"], r.get("is_error"), json.loads(r["status"])["tool_status"]) for r in res] == [
+        ("ok", False, "success"), ("boom", True, "error"), ("no flag", None, "success"), ("odd flag", None, "success")]
+    assert [r.get("is_compact_summary") for r in res] == [False] * 4
+    assert all(r.get("is_compact_summary") is None for r in rows if r["message_id"] == "a1")
+
+
+def test_a_line_s_agent_id_wins_over_the_file_and_makes_its_own_thread(tmp_path):
+    """claude.md §4.1: `agent_id` is the line's `agentId`, the file name only without one; the thread scope is
+    `session:agent`, so the agent's lines in a session file number and chain on their own, and the main
+    thread goes on where it stopped."""
+    base = {"type": "user", "sessionId": "s1", "timestamp": "2026-05-20T10:00:00Z"}
+    lines = [
+        {**base, "uuid": "m0", "message": {"role": "user", "content": "main 0"}},
+        {**base, "uuid": "g0", "agentId": "a9", "isSidechain": True, "message": {"role": "user", "content": "agent 0"}},
+        {**base, "uuid": "g1", "agentId": "a9", "isSidechain": True, "message": {"role": "user", "content": "agent 1"}},
+        {**base, "uuid": "m1", "message": {"role": "user", "content": "main 1"}},
+    ]
+    got = [(r["message_id"], r["agent_id"], r["message_index"], json.loads(r["previous_message_id"]))
+           for r in _rows_from_lines(lines, "s1.jsonl", tmp=tmp_path)]
+    assert got == [("m0", None, 0, []), ("g0", "a9", 0, []), ("g1", "a9", 1, ["g0"]), ("m1", None, 1, ["m0"])]
+    # in an agent file, the line's id too (the file name only for lines without one)
+    lines = [{**base, "uuid": "x0", "agentId": "a-line", "message": {"role": "user", "content": "with"}},
+             {**base, "uuid": "x1", "message": {"role": "user", "content": "without"}}]
+    got = [(r["message_id"], r["agent_id"]) for r in _rows_from_lines(lines, "agent-a-file.jsonl", tmp=tmp_path)]
+    assert got == [("x0", "a-line"), ("x1", "a-file")]
+
+
+def test_an_api_error_keeps_its_whole_message_and_a_boundary_its_is_meta(tmp_path):
+    """claude.md §6 rule 4: `status.error_message` is the whole text of the first text part (an API error's
+    JSON body runs to hundreds of characters; cut, it loses the reason), beside the `tool_status` of a result
+    part of the same line; §4.2: `attributes.claude.is_meta` for any line with `isMeta` true, a compact
+    boundary's included."""
+    base = {"sessionId": "s1", "timestamp": "2026-05-20T10:00:00Z"}
+    body = "API Error: 400 " + json.dumps({"type": "error", "error": {"type": "invalid_request_error",
+                                                                      "message": "prompt is too long: " + "x" * 300}})
+    lines = [
+        {**base, "type": "assistant", "uuid": "e1", "isApiErrorMessage": True, "message": {
+            "role": "assistant", "model": "<synthetic>", "content": [
+                {"type": "text", "text": body}, {"type": "tool_result", "tool_use_id": "t1", "content": "r"}]}},
+        {**base, "type": "system", "subtype": "compact_boundary", "uuid": "b1", "isMeta": True,
+         "content": "Conversation compacted"},
+    ]
+    rows = _rows_from_lines(lines, "s1.jsonl", tmp=tmp_path)
+    text, result, boundary = rows
+    assert json.loads(text["status"]) == {"error_code": "400", "error_message": body}
+    assert json.loads(result["status"]) == {"error_code": "400", "error_message": body, "tool_status": "success"}
+    assert (boundary["part_type"], attrs(boundary)) == (
+        "compaction", {"claude": {"is_meta": True}, "gateway": {"identity_source": "native"}})
