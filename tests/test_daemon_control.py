@@ -957,3 +957,102 @@ def test_start_with_relative_client_roots_watches_the_folders_meant_here(
     assert any(ln.startswith("  codex    watching") for ln in lines), lines
     assert run_cli(capsys, "daemon", "stop")[0] == 0
     _reap()
+
+
+# --- mutation audit: pid file, start, restart ------------------------------------------------------------------
+
+
+def test_a_daemon_that_stops_leaves_the_pid_file_of_the_one_that_took_over_alone(home: Home) -> None:
+    """run/daemon.pid removed by hand while a daemon runs (a cleanup of run/) lets a second daemon lock a new file.
+    The first one, stopping, must not remove that file: the second runs on, and a third start must be refused."""
+    first = PidLock(home.layout)
+    first.acquire()
+    home.layout.daemon_pid.unlink()
+    second = PidLock(home.layout)
+    second.acquire()
+    try:
+        first.release()
+        assert home.layout.daemon_pid.read_text() == f"{os.getpid()}\n"
+        assert control.lock_held(home.layout)
+        with pytest.raises(AlreadyRunning) as exc:
+            PidLock(home.layout).acquire()
+        assert str(exc.value) == f"already running (pid {os.getpid()})"
+    finally:
+        second.release()
+    assert not home.layout.daemon_pid.exists()
+
+
+def test_a_daemon_that_reports_running_then_dies_is_not_a_successful_start(home: Home) -> None:
+    """A daemon that wrote `running` and died right after (no `stopped`: a crash) did not start: exit 1 with the
+    log, not `capture daemon running (pid N)` for a process that is gone."""
+    def spawner(layout: Layout, env: dict[str, str]) -> Spawned:
+        code = ("import json, os, sys\n"
+                "st = {'pid': os.getpid(), 'state': 'running', 'mode': 'detached', 'updated_at': sys.argv[2]}\n"
+                "open(sys.argv[1], 'w').write(json.dumps(st))\nprint('crashed after running')\n")
+        layout.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = control.open_log_append(layout.daemon_log)
+        proc = subprocess.Popen([sys.executable, "-c", code, str(layout.daemon_status), control.utc_iso()],
+                                stdout=fd, stderr=fd)
+        os.close(fd)
+        proc.wait()  # (it has written `running` and is gone before the starter looks)
+        return Spawned(proc.pid, proc.poll)
+
+    res = start_daemon(home.layout, spawner=spawner, timeout=5)
+    assert (res.ok, res.exit_code) == (False, 1), res.message
+    assert res.message == f"the capture daemon exited while starting (log: {home.layout.daemon_log})"
+    assert res.log_tail == ["crashed after running"]
+
+
+def test_restart_whose_stop_fails_says_so_and_starts_nothing(
+    home: Home, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon still running 10 s after SIGTERM: `hyp daemon restart` exits 1 with stop's hint (run stop again),
+    and starts nothing (else its error was `already running`, and the hint went to stdout as a note)."""
+    code = ("import json, os, signal, sys, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "from hypaware_tui.core.daemon.control import PidLock, utc_iso, write_status_file\n"
+            "from hypaware_tui.core.paths import Layout\n"
+            "from pathlib import Path\n"
+            "layout = Layout(Path(sys.argv[1]))\n"
+            "lock = PidLock(layout)\nlock.acquire()\n"
+            "write_status_file(layout, {'pid': os.getpid(), 'state': 'running', 'mode': 'detached',\n"
+            "                           'started_at': utc_iso(), 'updated_at': utc_iso()})\n"
+            "print('ready', flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(home.layout.home)], stdout=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        spawned_before = home.layout.daemon_log.exists()
+        code_, out, err = run_cli(capsys, "daemon", "restart")
+        assert code_ == 1
+        assert out == ""
+        assert err.strip() == (f"hyp daemon restart: still running (pid {proc.pid}) after 10 s; it may be finishing "
+                               f"a large batch. Run hyp daemon stop again to end it at once (or kill {proc.pid}): the "
+                               "lines of the batch it has not written are read again next time")
+        assert proc.poll() is None and home.layout.daemon_log.exists() == spawned_before  # (nothing spawned)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_detached_daemon_started_with_a_relative_hyp_home_runs_on_it_and_not_in_this_folder(
+    home: Home, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`HYP_HOME=hyp hyp daemon start` in some folder: the detached daemon runs in `/` and must be handed the
+    absolute HYP_HOME (a relative one named /hyp there); and it keeps no folder busy (this one, say a USB drive
+    to unmount): its working directory is `/`."""
+    work = home.base / "work"
+    work.mkdir()
+    (work / "hyp-relative-home").symlink_to(home.layout.home)  # (a name no folder at / has)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HYP_HOME", "hyp-relative-home")
+    code, out, err = run_cli(capsys, "daemon", "start")
+    try:
+        assert code == 0, err + home.log_text()
+        pid = home.status()["pid"]
+        assert out.strip() == f"capture daemon running (pid {pid}, detached)"
+        assert os.readlink(f"/proc/{pid}/cwd") == "/"
+        assert json.loads(home.hyp_cmd("daemon", "status", "--json").stdout)["pid"] == pid
+    finally:
+        assert run_cli(capsys, "daemon", "stop")[0] == 0
+        _reap()
