@@ -2288,3 +2288,41 @@ def test_the_retention_pass_never_deletes_rows_the_config_on_disk_now_keeps(home
     finally:
         loop.shutdown()
         loop.close()
+
+
+def test_a_session_whose_file_event_was_missed_is_captured_at_the_safety_rescan(home: Home) -> None:
+    """daemon.md §4.2: file events can be lost (an inotify queue overflow, a folder created and filled before its
+    watch was added); the rescan every `rescan_seconds` is what finds such a file. A new session in a new project
+    folder, with no event for it, is captured at the next rescan (and not before: nothing announced it)."""
+    from hypaware_tui.core.daemon.watch import Watcher
+
+    class Deaf(Watcher):  # file events that never come
+        kind = "events"
+
+    record_capture_start(home.layout, ["claude"], 0)
+    home.session(S1).write_text(session_text(S1, 2, T))
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock, watcher_factory=Deaf)
+    assert loop.start() is None
+    try:
+        assert sum(part_ids(home.layout).values()) == 3
+        for _ in range(3):
+            clock.advance(2)
+            loop.step()
+        newdir = home.projects.parent / "-home-ada-src-new"
+        newdir.mkdir()
+        (newdir / f"{S2}.jsonl").write_text(session_text(S2, 2, T))
+        for _ in range(3):
+            clock.advance(2)
+            loop.step()
+        assert sum(part_ids(home.layout).values()) == 3  # (no event, not yet the rescan)
+        clock.advance(loop.settings.rescan_seconds)
+        for _ in range(3):
+            loop.step()
+            clock.advance(1)
+        loop.flush()
+        assert sum(part_ids(home.layout).values()) == 6
+        assert home.status()["clients"]["claude"]["rows_written"] == 6
+    finally:
+        loop.shutdown()
+        loop.close()
