@@ -1708,6 +1708,43 @@ def test_a_client_enabled_by_hand_captures_from_the_daemon_s_start(home: Home) -
     assert (cap["codex"].set_by, cap["codex"].capture_since_us) == ("daemon", T_US)
 
 
+def test_file_events_come_from_every_watched_folder(tmp_path: Path) -> None:
+    """The event watcher watches all the folders it is given (Claude's projects and Codex's sessions, say), with
+    the real watchfiles: a file written in the last of them is reported as in the first, not left to the
+    5-minute safety rescan."""
+    import threading
+    import time as _time
+
+    from watchfiles import watch as real_watch
+
+    from hypaware_tui.core.daemon.watch import EventWatcher
+
+    dirs = [tmp_path / name for name in ("projects", "sessions", "more")]
+    for d in dirs:
+        d.mkdir()
+    seen: list[str] = []
+    got = threading.Event()
+
+    def notify(paths: list[str]) -> None:
+        seen.extend(paths)
+        got.set()
+
+    watcher = EventWatcher(real_watch)
+    watcher.start([str(d) for d in dirs], lambda path: path.endswith(".jsonl"), notify)
+    try:
+        for d in (dirs[2], dirs[0]):
+            _time.sleep(0.3)  # (the watch in place)
+            got.clear()
+            (d / "s.jsonl").write_text("{}\n")
+            deadline = _time.monotonic() + 10
+            while str(d / "s.jsonl") not in seen:
+                assert got.wait(max(0.0, deadline - _time.monotonic())), f"no event from {d.name}/ in 10 s"
+                got.clear()
+        assert watcher.error is None
+    finally:
+        watcher.stop()
+
+
 def test_after_a_watcher_failure_file_events_are_tried_again(home: Home, caplog) -> None:
     """Polling is the fallback, not a life sentence: at each safety rescan the daemon tries file events
     again (the inotify watches may have been freed). A retry that fails the same way is not logged again; a
