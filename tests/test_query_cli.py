@@ -1089,3 +1089,21 @@ def test_a_json_result_is_written_row_by_row_as_the_same_document(filled: Path) 
     proc.returncode = 0  # (reaped above)
     assert head.startswith(b"[\n  {\n")
     assert usage.ru_maxrss < 600 * 1024, usage.ru_maxrss  # KiB: ~120 MB; the whole document took 840 MB
+
+
+def test_a_table_lines_up_wide_characters_by_the_columns_they_take(filled: Path) -> None:
+    """A CJK character or an emoji takes two columns of a terminal: the table is padded by the columns a cell
+    takes, not by its number of characters, whether written to a pipe or to a terminal (mutation audit: padded
+    by len(), every line after a wide cell was pushed right; on a terminal the cell was cut with `…`)."""
+    statement = ("select case when role = 'user' then '日本語のテキスト' else role end as t, count(*) as n "
+                 "from ai_gateway_messages group by role order by role")
+    p = run(filled, "query", "sql", statement)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "t                   n",
+        "─────────────────────",
+        "assistant          13",
+        "日本語のテキスト    2",
+    ], p.stdout
+    text = on_a_terminal(filled, "query", "sql", statement)
+    assert "日本語のテキスト    2" in text and "…" not in text, text
