@@ -1107,3 +1107,20 @@ def test_a_table_lines_up_wide_characters_by_the_columns_they_take(filled: Path)
     ], p.stdout
     text = on_a_terminal(filled, "query", "sql", statement)
     assert "日本語のテキスト    2" in text and "…" not in text, text
+
+
+def test_times_are_printed_in_utc_with_z_whatever_the_local_zone(home: Path) -> None:
+    """Every format writes a stored time as UTC with `Z` (cli.md §7.1), also where the local zone is far from
+    UTC (mutation audit: a time written in local wall-clock time with `Z` went unnoticed, every test ran in
+    UTC)."""
+    with Storage(Layout(home)) as st:
+        st.commit([claude("u1", "2026-05-09T22:30:00Z")], [])
+    statement = "select message_id, message_created_at from ai_gateway_messages"
+    for zone in ("Asia/Tokyo", "America/Los_Angeles"):
+        table = run(home, "query", "sql", statement, TZ=zone)
+        assert table.stdout.splitlines()[2].split() == ["u1", "2026-05-09T22:30:00Z"], (zone, table.stdout)
+        as_csv = run(home, "query", "sql", statement, "--format", "csv", TZ=zone)
+        assert as_csv.stdout.splitlines() == ["message_id,message_created_at", "u1,2026-05-09T22:30:00Z"], zone
+        as_json = run(home, "query", "sql", statement, "--format", "json", TZ=zone)
+        assert json.loads(as_json.stdout) == [{"message_id": "u1", "message_created_at": "2026-05-09T22:30:00Z"}]
+
