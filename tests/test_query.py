@@ -703,3 +703,12 @@ def test_the_overview_reads_only_the_period_and_the_carriers_that_share_its_ids(
     want = q.run_sql(filled, f"select count(*) as n from ai_gateway_messages where message_created_at between {period}")
     again = q.overview(filled, days=30, now=NOW, tz="Europe/Paris", home=HOME)
     assert again.rows == want.item() == before.rows - moved.height
+
+
+def test_usage_view_of_a_response_with_equal_tokens_keeps_its_latest_row(layout: Layout) -> None:
+    """schema.md §6: among a response's carriers with the same output and input tokens, the latest one is the
+    response's row (its time, its message). Mutation audit: no test failed when the earliest was kept."""
+    same = dict(api_message_id="msg_1", request_id="req_1", input_tokens=5, output_tokens=7)
+    commit(layout, [claude("early", "2026-05-09T10:00:00Z", **same), claude("late", "2026-05-09T10:00:05Z", **same)])
+    got = q.run_sql(layout, "select message_id, rows_collapsed from ai_gateway_usage")
+    assert got.rows() == [("late", 2)]
