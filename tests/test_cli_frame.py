@@ -24,7 +24,7 @@ from hypaware_tui.cli import main
 from hypaware_tui.core.checkpoints import StateDB
 from hypaware_tui.core.dataset import scan_messages
 from hypaware_tui.core.paths import Layout
-from hypaware_tui.core.storage import Storage
+from hypaware_tui.core.storage import Storage, damaged_file_advice
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -771,6 +771,55 @@ def test_cache_status(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
         at = again[key]
         assert at.endswith("Z") and "T" in at
         assert f"{label} {at[:10]} {at[11:16]} UTC" in text
+
+
+def test_cache_status_dates_tmp_files_and_the_retention_cut(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each figure of `hyp cache status` from its own set: the dates are those of the partitions that hold part
+    files, oldest first (swapped, or counting an empty `date=` folder, no test failed); the partition dated the
+    cut day itself is kept by a prune (storage.md §7: older than the cut), so it is not "older than that"; a
+    `.tmp` an interrupted write left is counted (a prune removes it)."""
+    write_config(home)  # (120 days)
+    layout = Layout(home)
+    with Storage(layout) as s:
+        s.commit(make_rows(2, created=f"{day(200)}T10:00:00Z"), [])
+        s.commit(make_rows(3, prefix="c", created=f"{day(120)}T10:00:00Z"), [])
+        s.commit(make_rows(1, prefix="n", created=f"{day(1)}T10:00:00Z"), [])
+    (layout.partition_dir("claude", day(1)) / ".part-0190a8b0c0de7000800000000000000a.parquet.tmp").write_bytes(b"x")
+    layout.partition_dir("claude", day(0)).mkdir()  # (a folder with no part file: no date of the dataset)
+    code, out, err = call(capsys, "cache", "status", "--json")
+    doc = json.loads(out)
+    assert (code, err) == (0, "")
+    assert (doc["oldest"], doc["newest"]) == (day(200), day(1))
+    assert doc["tmp_files"] == 1
+    assert doc["cut_date"] == day(120)
+    assert (doc["rows_older_than_retention"], doc["partitions_older_than_retention"]) == (2, 1)
+    code, out, _ = call(capsys, "cache", "status")
+    assert f"Dates        {day(200)} → {day(1)} (UTC)\n" in out
+    assert f"Retention    120 days, cut {day(120)} UTC: 2 rows in 1 partition older than that (hyp cache prune " \
+           "removes them)\n" in out
+    prune = json.loads(call(capsys, "cache", "prune", "--dry-run", "--json")[1])
+    assert [p["partition"] for p in prune["partitions"]] == [f"source=claude/date={day(200)}"]
+
+
+def test_cache_status_with_a_damaged_part_file_exits_1_and_says_what_to_do(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A part file that is not Parquet: `hyp cache status` lists it, says on stderr what it is and what to do, and
+    exits 1, with `--json` too (it exited 0 and no test failed: a script saw a healthy dataset)."""
+    write_config(home)
+    layout = Layout(home)
+    with Storage(layout) as s:
+        s.commit(make_rows(2, created=f"{day(3)}T10:00:00Z"), [])
+    bad = layout.partition_dir("claude", day(3)) / "part-0190a8b0c0de7000800000000000000b.parquet"
+    bad.write_bytes(b"not parquet at all")
+    advice = damaged_file_advice(layout)
+    for args in (("cache", "status"), ("cache", "status", "--json")):
+        code, out, err = call(capsys, *args)
+        assert code == 1, (args, out, err)
+        assert err == (f"hyp cache status: unreadable file {bad}: damaged or not written by hyp\n"
+                       f"hyp cache status: {advice}\n"), (args, err)
+    doc = json.loads(call(capsys, "cache", "status", "--json")[1])
+    assert doc["unreadable_files"] == [str(bad)] and doc["total_rows"] == 2
 
 
 def test_a_half_written_last_event_does_not_swallow_the_next(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
