@@ -93,6 +93,39 @@ def test_atomic_write_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]  # temp removed
 
 
+def test_atomic_write_bytes_fsyncs_the_whole_file_then_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """storage.md §3: write, fsync, rename, directory fsync. Without the file's fsync a power cut after the rename
+    can leave the config or the checkpoints' side files empty under their real name; no test failed without it."""
+    target = tmp_path / "d" / "f.json"
+    target.parent.mkdir()
+    synced: list[tuple[int, int, bool]] = []  # (inode, size, is a directory) at each fsync
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        synced.append((st.st_ino, st.st_size, stat.S_ISDIR(st.st_mode)))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_bytes(target, b"complete")
+    file_ino, dir_ino = target.stat().st_ino, target.parent.stat().st_ino
+    assert (file_ino, len(b"complete"), False) in synced, synced
+    assert (synced[-1][0], synced[-1][2]) == (dir_ino, True), synced  # (the last one: after the rename)
+
+
+def test_atomic_write_bytes_removes_its_temp_file_when_the_rename_fails(tmp_path: Path) -> None:
+    """The rename refused (a directory where the file belongs): the error is raised and no `.tmp` is left beside
+    it (one was left at every attempt, and no test failed)."""
+    target = tmp_path / "d" / "f.json"
+    (target / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        atomic_write_bytes(target, b"data")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
+    assert target.is_dir() and [p.name for p in target.iterdir()] == ["inside"]
+
+
 # --- ids -------------------------------------------------------------------------------------------------
 
 
