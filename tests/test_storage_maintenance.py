@@ -91,6 +91,10 @@ def test_compaction_keeps_distinct_part_ids_and_removes_duplicates(storage: Stor
     ev = events(layout, "cache.compact")[-1]
     assert ev["partitions"] == 1 and ev["files_removed"] == 12 and ev["duplicates_removed"] == 3
     assert ev["bytes_before"] > ev["bytes_after"] > 0
+    # storage.md §10: these fields and no others, and no path (HYP_HOME's folder names the user)
+    assert set(ev) == {"ts", "event", "dev_run_id", "dataset", "partitions", "files_removed", "duplicates_removed",
+                       "bytes_before", "bytes_after"}, ev
+    assert str(layout.home) not in layout.events_log.read_text()
     # The memo follows: re-committing the same rows adds nothing.
     assert storage.commit(make_rows(10), []).rows_written == 0
     assert storage.compact().partitions == []  # nothing left to do
@@ -264,6 +268,10 @@ def test_prune_removes_exactly_the_partitions_before_the_cut(storage: Storage, l
     assert list(layout.trash.iterdir()) == []  # deleted, not just moved
     ev = events(layout, "cache.prune")[-1]
     assert ev["partitions"] == 3 and ev["rows_removed"] == 5 and ev["bytes_before"] > ev["bytes_after"]
+    # storage.md §10: these fields and no others, and no path (HYP_HOME's folder names the user)
+    assert set(ev) == {"ts", "event", "dev_run_id", "dataset", "partitions", "files_removed", "rows_removed",
+                       "bytes_before", "bytes_after", "cut_date"}, ev
+    assert str(layout.home) not in layout.events_log.read_text()
     assert storage.prune(120, today=TODAY).partitions == []
 
 
