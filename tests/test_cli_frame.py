@@ -677,6 +677,7 @@ def test_status_config_ok_with_unknown_key_and_dataset(
     code, out, _ = call(capsys, "status")
     assert "ok" in out and "retention forever" in out and "claude 3, codex 2" in out
     assert "Next:" not in out and "\x1b[" not in out
+    assert f"{' ' * 10}messages from 2026-05-01 to 2026-05-03 (UTC)" in out.splitlines(), out  # (oldest first)
 
 
 def test_status_invalid_config_exits_1_with_the_report(
