@@ -463,6 +463,13 @@ def test_status_text_and_json(
     assert {"running", "state", "pid", "mode", "last_import_at", "rows_written", "last_error"} <= set(
         doc["daemon"]
     )
+    # every recent error is listed (the first one alone was shown and no test failed)
+    EventLog(layout, "R", enabled=True).emit("backfill.provider_finish", provider="claude", error="disk full")
+    with pytest.raises(SystemExit):
+        main(["status"])
+    lines = capsys.readouterr().out.splitlines()
+    i = lines.index("Recent errors")
+    assert sorted(line[31:] for line in lines[i + 1 : i + 3]) == ["claude: disk full", "codex: boom"], lines[i:]
 
 
 def test_status_shows_every_claude_root(
