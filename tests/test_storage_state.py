@@ -259,6 +259,50 @@ def test_a_database_from_before_since_us_is_read_and_then_extended(tmp_path: Pat
         assert db.get("a" * 16).since_us == 123 and db.get("a" * 16).offset == 0
 
 
+def test_a_database_from_before_tail_hashes_is_read_migrated_and_resumed(tmp_path: Path) -> None:
+    """A state database written before checkpoints kept a hash of the bytes before their offset: read-only
+    opens read its entries with no tail, the first writable open adds the columns, and its entries resume
+    with their head check alone (no reset, only the bytes added read)."""
+    from backfill_fakes import FakeImporter
+
+    from hypaware_tui.core.checkpoints import path_hash
+    from hypaware_tui.core.reader import FilePass
+    from hypaware_tui.importers.base import ParseStats, SourceFile, Window
+
+    src_path = tmp_path / "s.jsonl"
+    msg = lambda i: json.dumps({"type": "msg", "session": "s", "id": f"m{i}", "ts": "2026-05-01T10:00:00Z",  # noqa: E731
+                                "text": "x" * 500}).encode() + b"\n"  # fmt: skip
+    src_path.write_bytes(b"".join(msg(i) for i in range(20)))
+    src = SourceFile("claude", str(src_path), path_hash(str(src_path)), "incremental", True)
+    imp = FakeImporter("claude")
+    entry = list(FilePass(imp, src, None, Window(), ParseStats()).batches())[-1].update.entry
+    lay = Layout(tmp_path / "h")
+    with StateDB.open(lay, create=True) as db:
+        db.put(entry)
+    conn = sqlite3.connect(lay.ingest_db)
+    conn.execute("ALTER TABLE files DROP COLUMN tail_len")
+    conn.execute("ALTER TABLE files DROP COLUMN tail_sha256")
+    conn.commit()
+    conn.close()
+    old = replace(entry, tail_len=None, tail_sha256=None)
+    with StateDB.open(lay, create=False) as db:
+        assert db.get(entry.path_hash) == old and db.get_all() == {entry.path_hash: old}
+    with StateDB.open(lay, create=True) as db:
+        assert db.get(entry.path_hash) == old
+        db.put(entry)
+        assert db.get(entry.path_hash) == entry
+        db.put(old)
+    with sqlite3.connect(lay.ingest_db) as conn:
+        assert [r[1] for r in conn.execute("PRAGMA table_info(files)")][-2:] == ["tail_len", "tail_sha256"]
+    with src_path.open("ab") as fh:
+        fh.write(msg(20))
+    with StateDB.open(lay, create=False) as db:
+        got = db.get(entry.path_hash)
+    fp = FilePass(imp, src, got, Window(), ParseStats())
+    rows = [r["message_id"] for b in fp.batches() for r in b.rows]
+    assert (fp.status, fp.bytes_read, rows) == ("read", len(msg(20)), ["m20"])
+
+
 def test_an_old_database_gives_a_clients_entries_its_capture_start_as_their_bound(tmp_path: Path) -> None:
     """Entries written before the bound existed may be the daemon's, whose first pass over a file began at the
     capture start: with no bound, a backfill would never read the history it skipped. They get the capture
@@ -300,7 +344,8 @@ def test_statedb_schema_pragmas_and_modes(tmp_path: Path) -> None:
         ("device", "INTEGER", 0, 0), ("inode", "INTEGER", 0, 0), ("size", "INTEGER", 1, 0),
         ("mtime_ns", "INTEGER", 1, 0), ("offset", "INTEGER", 1, 0), ("head_len", "INTEGER", 1, 0),
         ("head_sha256", "TEXT", 1, 0), ("parser_state", "TEXT", 1, 0), ("rows_emitted", "INTEGER", 1, 0),
-        ("updated_at", "TEXT", 1, 0), ("since_us", "INTEGER", 0, 0),
+        ("updated_at", "TEXT", 1, 0), ("since_us", "INTEGER", 0, 0), ("tail_len", "INTEGER", 0, 0),
+        ("tail_sha256", "TEXT", 0, 0),
     ]  # fmt: skip
     assert [(r[1], r[2], r[3], r[5]) for r in conn.execute("PRAGMA table_info(meta)")] == [
         ("key", "TEXT", 0, 1),

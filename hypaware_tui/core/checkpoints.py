@@ -55,6 +55,12 @@ class Checkpoint:
     # were skipped, not imported: a backfill whose window starts earlier reads the file again from the start
     # (`reader.must_widen`). The daemon's first pass over a file begins at its capture start (daemon.md §2).
     since_us: int | None = None
+    # The last `tail_len` bytes before `offset` (min(offset, 4096)) as the pass that wrote this entry read them,
+    # and their sha256: a file rewritten in place (same inode) that keeps its head and a line start at the
+    # offset, but changed between the two, is read again from its start (`tail_ok`). None: an entry
+    # written before the columns existed (or by an older hyp), checked by its head alone.
+    tail_len: int | None = None
+    tail_sha256: str | None = None
 
 
 def earlier_bound(a: Checkpoint, b: Checkpoint) -> bool:
@@ -122,16 +128,25 @@ CREATE TABLE IF NOT EXISTS files (
   parser_state TEXT NOT NULL,
   rows_emitted INTEGER NOT NULL DEFAULT 0,
   updated_at   TEXT NOT NULL,
-  since_us     INTEGER
+  since_us     INTEGER,
+  tail_len     INTEGER,
+  tail_sha256  TEXT
 );
 """
 
 _CP_FIELDS = tuple(f.name for f in _dc_fields(Checkpoint))
 _IN_CHUNK = 500  # host parameters per IN (...) query: under SQLite's oldest limit of 999
 _SELECT = "SELECT " + ", ".join(_CP_FIELDS) + " FROM files"
-# A database written before `since_us` existed (read-only: `_legacy_bounds` fills it in; the first writable
-# open adds the column).
-_SELECT_OLD = "SELECT " + ", ".join(f if f != "since_us" else "NULL" for f in _CP_FIELDS) + " FROM files"
+# Columns added after the first release (nullable): a database written before them is read with NULL in their
+# place (read-only: `_legacy_bounds` fills `since_us` in); the first writable open adds them. An older hyp
+# ignores them, and its REPLACE of an entry leaves them NULL (no tail check for that entry).
+_ADDED_COLUMNS = {"since_us": "INTEGER", "tail_len": "INTEGER", "tail_sha256": "TEXT"}
+
+
+def _select_for(have: set[str]) -> str:
+    return "SELECT " + ", ".join(f if f in have or f not in _ADDED_COLUMNS else "NULL" for f in _CP_FIELDS) + (
+        " FROM files"
+    )
 
 
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
@@ -157,6 +172,26 @@ def head_digest(path: str | os.PathLike[str], size: int) -> tuple[int, str]:
     with open(path, "rb") as f:
         data = f.read(want)
     return len(data), hashlib.sha256(data).hexdigest()
+
+
+def tail_bytes(fd: int, head: bytes, offset: int) -> bytes:
+    """The last min(offset, 4096) bytes before `offset`: taken from `head` (the file's first bytes) when they
+    hold them, else one pread."""
+    if offset <= len(head):
+        return head[:offset]
+    n = min(offset, HEAD_MAX)
+    return os.pread(fd, n, offset - n)
+
+
+def tail_ok(fd: int, head: bytes, cp: Checkpoint) -> bool:
+    """Whether the bytes before `cp.offset` still hash to the checkpoint's tail (storage.md §5.4: a file
+    rewritten in place that kept its head and a line start at the offset but changed between the two must be
+    read again from its start, or the rows of its changed lines would never be). An entry without a tail (an
+    older hyp's) or with one that does not fit its offset (an older hyp's reset of it) is not checked."""
+    n = cp.tail_len
+    if n is None or cp.tail_sha256 is None or n != min(cp.offset, HEAD_MAX):
+        return True
+    return hashlib.sha256(tail_bytes(fd, head, cp.offset)).hexdigest() == cp.tail_sha256
 
 
 class StateDBError(RuntimeError):
@@ -217,7 +252,8 @@ _TABLES = {"meta": ("key", "value"), "files": (*_CP_FIELDS, "updated_at")}
 def _schema_problem(conn: sqlite3.Connection, *, read_only: bool) -> str | None:
     """What keeps this database's tables from being the ones this hyp writes, or None. (PRAGMA table_info:
     two cheap queries per open.) A read-only view takes a missing table for an empty one (what the first
-    writable open creates) and an older database's missing `since_us` as that open will add it."""
+    writable open creates) and an older database's missing `since_us` (and tail columns) as that open will add
+    them."""
     for table, wanted in _TABLES.items():
         info = conn.execute(f"PRAGMA table_info({table})").fetchall()
         if not info:
@@ -225,7 +261,7 @@ def _schema_problem(conn: sqlite3.Connection, *, read_only: bool) -> str | None:
                 continue
             return f"it has no {table} table"
         have = {r[1] for r in info}
-        missing = [c for c in wanted if c not in have and not (read_only and c == "since_us")]
+        missing = [c for c in wanted if c not in have and not (read_only and c in _ADDED_COLUMNS)]
         if missing:
             return f"its {table} table has no column {', '.join(missing)}"
         # (a column this hyp does not know that must be given a value: every write would fail)
@@ -364,9 +400,12 @@ class StateDB:
         self._select = _SELECT
         self._legacy: dict[str, int] | None = None
         self._has_meta = True
-        if conn is not None and not writable and "since_us" not in _columns(conn):
-            self._select = _SELECT_OLD
-            self._legacy = _legacy_bounds(Layout(path.parent.parent))
+        if conn is not None and not writable:
+            have = _columns(conn)
+            if any(c not in have for c in _ADDED_COLUMNS):
+                self._select = _select_for(have)
+            if "since_us" not in have:
+                self._legacy = _legacy_bounds(Layout(path.parent.parent))
 
     # -- opening -----------------------------------------------------------------------------------------
     @classmethod
@@ -470,6 +509,17 @@ class StateDB:
                         "UPDATE files SET since_us = ? WHERE client_name = ?",
                         [(b, c) for c, b in _legacy_bounds(layout).items()],
                     )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        if any(c not in _columns(conn) for c in _ADDED_COLUMNS):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                have = _columns(conn)  # (another process may have added them meanwhile)
+                for col, kind in _ADDED_COLUMNS.items():
+                    if col not in have:
+                        conn.execute(f"ALTER TABLE files ADD COLUMN {col} {kind}")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -672,7 +722,7 @@ class StateDB:
         with self._transaction() as conn:
             cur = conn.execute(
                 "UPDATE files SET offset = 0, parser_state = ?, size = 0, mtime_ns = 0, head_len = 0, "
-                "head_sha256 = '', rows_emitted = 0, updated_at = ?",
+                "head_sha256 = '', rows_emitted = 0, tail_len = NULL, tail_sha256 = NULL, updated_at = ?",
                 (FRESH_PARSER_STATE, _utc_now()),
             )
             _write_meta(conn, meta)
