@@ -327,6 +327,42 @@ def test_a_file_replaced_by_another_with_the_same_head_is_read_again_from_its_st
     assert rows == [f"old {i:02}" for i in range(8)] + [f"new {i:02}" for i in range(8, 15)]
 
 
+def test_a_file_rewritten_in_place_past_its_head_is_read_again_from_its_start(tmp_path) -> None:
+    """The same inode, the same first 4 KiB and a line start at the checkpoint's offset, but line 8 (past the
+    head, before the offset) rewritten in place: the bytes before the offset no longer hash to the checkpoint's
+    tail, so the pass resets and reads the file from its start. Resumed, the changed line was never read."""
+    path = tmp_path / "f.jsonl"
+    old = [_msg(i, f"old {i:02} " + "x" * 600) + b"\n" for i in range(10)]
+    path.write_bytes(b"".join(old))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    cp = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())[-1].update.entry
+    assert cp.offset == path.stat().st_size
+    new = old[:8] + [_msg(8, "new 08 " + "y" * 600) + b"\n", old[9]]
+    assert sum(map(len, new)) == cp.offset and sum(map(len, new[:8])) > 4096
+    with path.open("r+b") as fh:
+        fh.write(b"".join(new))
+        fh.write(_msg(10, "new 10") + b"\n")
+    assert path.stat().st_ino == cp.inode
+    fp = FilePass(IMP, src, cp, Window(), ParseStats())
+    rows = [r["content_text"][:6] for b in fp.batches() for r in b.rows]
+    assert fp.status == "reset" and fp.bytes_read == path.stat().st_size
+    assert rows == [f"old {i:02}" for i in range(8)] + ["new 08", "old 09", "new 10"]
+
+
+def test_a_file_appended_to_past_its_head_is_resumed_with_its_tail_unchanged(tmp_path) -> None:
+    """The tail check on an unchanged file: resumed at the offset, only the bytes added read."""
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"".join(_msg(i, f"old {i:02} " + "x" * 600) + b"\n" for i in range(10)))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    cp = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())[-1].update.entry
+    added = _msg(10, "new 10") + b"\n"
+    with path.open("ab") as fh:
+        fh.write(added)
+    fp = FilePass(IMP, src, cp, Window(), ParseStats())
+    rows = [r["content_text"] for b in fp.batches() for r in b.rows]
+    assert (fp.status, fp.bytes_read, rows) == ("read", len(added), ["new 10"])
+
+
 def test_a_file_rewritten_after_the_last_batch_check_hands_out_no_row_of_the_new_bytes(tmp_path) -> None:
     """The check before each batch covers the pass's last batch too: a file rewritten in place after the last
     full batch (its last lines still to read) gave rows of the new content, parsed with the old content's state,

@@ -1823,3 +1823,67 @@ def test_an_interrupted_run_exits_130_even_when_another_provider_failed() -> Non
     assert result("cancelled", "failed").exit_code == 130
     assert result("failed", "ok").exit_code == 1
     assert result("ok", "skipped").exit_code == 0
+
+
+# ------------------------------------------------------------- files rewritten in place (storage.md §5.4)
+
+_ROW_COLUMNS = ("part_id", "session_id", "message_id", "source_offset", "content_text")
+
+
+def _long_session(env) -> str:
+    """A transcript of 40 lines of ~330 bytes (13 KB: lines 13 on lie past the 4 KiB head)."""
+    path = os.path.join(env["FAKE_CLAUDE_ROOT"], "p0", "long.jsonl")
+    write_session(path, "L", times("2026-05-01T10:00:00Z", 40), text="t" * 250)
+    assert os.path.getsize(path) > 3 * 4096
+    return path
+
+
+def _append(path: str, ids: list[str]) -> int:
+    data = "".join(
+        json.dumps({"type": "msg", "session": "L", "id": i, "ts": "2026-05-01T12:00:00Z", "text": "late"}) + "\n"
+        for i in ids
+    ).encode()
+    with open(path, "ab") as fh:
+        fh.write(data)
+    return len(data)
+
+
+def test_a_file_rewritten_in_place_past_its_head_is_read_again_from_its_start(layout, env, tmp_path):
+    """A transcript rewritten in place (same inode) that keeps its first 4 KiB and a line start at the
+    checkpoint's offset, but whose line 30 (past the head, before the offset) changed, then appended to: the
+    next import reads it again from its start (the bytes before the offset no longer hash to the checkpoint's
+    tail), so the dataset holds every row a fresh import of the new bytes gives, each part_id once. Resumed at
+    the old offset instead, the changed line was never read: its row missing for good."""
+    path = _long_session(env)
+    run(layout, env, providers=["claude"])
+    ino = os.stat(path).st_ino
+    data = open(path, "rb").read()
+    assert data.index(b'"L-m30"') > 4096
+    with open(path, "r+b") as fh:  # in place: same inode, same length, same head
+        fh.write(data.replace(b'"L-m30"', b'"L-z30"'))
+    _append(path, ["late-1", "late-2"])
+    assert os.stat(path).st_ino == ino
+    second = run(layout, env, providers=["claude"]).providers[0]
+    assert second.status == "ok" and second.bytes_read == os.path.getsize(path)
+
+    fresh_layout = Layout(tmp_path / "fresh")
+    run(fresh_layout, env, providers=["claude"])
+    fresh = dataset(fresh_layout).select(_ROW_COLUMNS).sort("part_id")
+    got = dataset(layout)
+    assert got["part_id"].n_unique() == got.height
+    mine = got.select(_ROW_COLUMNS).filter(pl.col("part_id").is_in(fresh["part_id"].implode())).sort("part_id")
+    assert mine.to_dicts() == fresh.to_dicts()
+    assert "L-z30" in set(got["message_id"])
+
+
+def test_a_long_file_appended_to_is_resumed_reading_only_the_bytes_added(layout, env):
+    """The tail check costs no re-read: a transcript longer than the head, only appended to, is resumed at
+    its checkpoint and reads the bytes added alone."""
+    path = _long_session(env)
+    run(layout, env, providers=["claude"])
+    added = _append(path, ["late-1"])
+    claude = run(layout, env, providers=["claude"]).providers[0]
+    assert (claude.bytes_read, claude.rows_written, claude.duplicates_skipped) == (added, 1, 0)
+    added = _append(path, ["late-2"])
+    claude = run(layout, env, providers=["claude"]).providers[0]
+    assert (claude.bytes_read, claude.rows_written, claude.duplicates_skipped) == (added, 1, 0)

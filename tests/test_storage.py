@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from backfill_fakes import FakeImporter
 from helpers import make_row, make_rows
 
 from hypaware_tui.core import paths as paths_mod
@@ -21,6 +22,7 @@ from hypaware_tui.core.checkpoints import Checkpoint, CheckpointUpdate, StateDB,
 from hypaware_tui.core.dataset import MESSAGES_SCHEMA, scan_messages
 from hypaware_tui.core.events import EventLog
 from hypaware_tui.core.paths import Layout
+from hypaware_tui.core.reader import FilePass
 from hypaware_tui.core.schema import AI_GATEWAY_MESSAGES_SCHEMA, SchemaError
 from hypaware_tui.core.storage import (
     Storage,
@@ -29,6 +31,7 @@ from hypaware_tui.core.storage import (
     dataset_stats,
     list_part_files,
 )
+from hypaware_tui.importers.base import ParseStats, SourceFile, Window
 
 
 @pytest.fixture
@@ -325,6 +328,31 @@ def test_a_file_cut_below_the_batch_offset_keeps_the_rows_but_not_the_checkpoint
     with src.open("r+b") as fh:
         fh.truncate(5000)
     assert upd.entry.head_len == 4096 and upd.entry.offset > 5000
+    res = storage.commit(make_rows(2), [upd])
+    assert (res.rows_written, res.checkpoints_updated, res.checkpoints_mismatched) == (2, 0, 1)
+    with StateDB.open(layout, create=False) as db:
+        assert db.get(upd.entry.path_hash) is None
+
+
+def test_a_file_rewritten_in_place_past_its_head_before_the_commit_keeps_the_rows_but_not_the_checkpoint(
+    storage: Storage, layout: Layout, tmp_path: Path
+) -> None:
+    """§6.3's re-check under the lock compares the bytes before the batch's offset too (its tail hash): a file
+    rewritten in place after its batch was read, same inode, same first 4 KiB, same length (a line start at
+    the offset), but a line past the head changed. Stored, the checkpoint made the next pass resume after the
+    changed line, which it never read."""
+    data = b"".join(b'{"n":%d,"pad":"%s"}\n' % (i, b"x" * 90) for i in range(60))
+    src = source_file(tmp_path, data=data)
+    real = os.path.realpath(src)
+    fp = FilePass(FakeImporter("claude"), SourceFile("claude", real, path_hash(real), "incremental"), None,
+                  Window(), ParseStats())  # fmt: skip
+    upd = [b.update for b in fp.batches()][-1]
+    assert upd.entry.offset == len(data)
+    at = data.index(b'"n":50,')
+    assert at > 4096
+    with src.open("r+b") as fh:
+        fh.seek(at)
+        fh.write(b'"n":99,')
     res = storage.commit(make_rows(2), [upd])
     assert (res.rows_written, res.checkpoints_updated, res.checkpoints_mismatched) == (2, 0, 1)
     with StateDB.open(layout, create=False) as db:

@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from hypaware_tui.core.checkpoints import FRESH_PARSER_STATE, Checkpoint, CheckpointUpdate
+from hypaware_tui.core.checkpoints import (
+    FRESH_PARSER_STATE,
+    Checkpoint,
+    CheckpointUpdate,
+    tail_bytes,
+    tail_ok,
+)
 from hypaware_tui.importers.base import (
     DamagedFile,
     Importer,
@@ -51,9 +57,10 @@ def must_widen(cp_since_us: int | None, since_us: int | None) -> bool:
 
 
 def _checkpoint(file: SourceFile, st: os.stat_result, offset: int, state: str, head: bytes, *, size: int,
-                rows_emitted: int, since_us: int | None) -> CheckpointUpdate:
+                rows_emitted: int, since_us: int | None, tail: bytes | None = None) -> CheckpointUpdate:
     """The checkpoint of `file` consumed up to `offset` with parser state `state`, at stat `st` (its size
-    recorded as `size`) and the `head` read at that stat."""
+    recorded as `size`), the `head` read at that stat and the `tail` before the offset (`_tail`; None: not
+    recorded, as for a whole document, which is read again whenever it changes)."""
     entry = Checkpoint(
         path_hash=file.path_hash,
         client_name=file.client,
@@ -68,6 +75,8 @@ def _checkpoint(file: SourceFile, st: os.stat_result, offset: int, state: str, h
         parser_state=state,
         rows_emitted=rows_emitted,
         since_us=since_us,
+        tail_len=None if tail is None else len(tail),
+        tail_sha256=None if tail is None else hashlib.sha256(tail).hexdigest(),
     )
     return CheckpointUpdate(entry=entry, path=file.path)
 
@@ -83,7 +92,8 @@ def nothing_read(file: SourceFile, since_us: int | None) -> CheckpointUpdate:
     with open(file.path, "rb") as fh:
         st = os.fstat(fh.fileno())
         head = fh.read(min(st.st_size, HEAD_LEN))
-    return _checkpoint(file, st, 0, FRESH_PARSER_STATE, head, size=st.st_size, rows_emitted=0, since_us=since_us)
+    return _checkpoint(file, st, 0, FRESH_PARSER_STATE, head, size=st.st_size, rows_emitted=0, since_us=since_us,
+                       tail=b"")
 
 
 class _ChangedWhileRead(Exception):
@@ -219,11 +229,15 @@ class FilePass:
         self.rows_emitted += len(rows)
         return rows
 
-    def _update(self, st: os.stat_result, offset: int, state: str, head: bytes, *, size: int) -> CheckpointUpdate | None:
+    def _update(self, st: os.stat_result, offset: int, state: str, head: bytes, *, size: int,
+                fh: BinaryIO | None = None) -> CheckpointUpdate | None:
+        """The checkpoint at `offset`; with `fh` (an incremental pass), its tail read back from the open file
+        (one pread past the head, after `_check_still_there` found it holding what this pass read)."""
         if not self.write_checkpoints:
             return None
+        tail = None if fh is None else tail_bytes(fh.fileno(), head, offset)
         return _checkpoint(self.file, st, offset, state, head, size=size, rows_emitted=self.rows_emitted,
-                           since_us=self.pass_since_us)
+                           since_us=self.pass_since_us, tail=tail)
 
     def _incremental(self, st: os.stat_result) -> Iterator[Batch]:
         cp = self.checkpoint
@@ -236,7 +250,13 @@ class FilePass:
                 head_ok = cp.head_len <= len(head) and (
                     hashlib.sha256(head[: cp.head_len]).hexdigest() == cp.head_sha256
                 )
-                if st.st_size < cp.offset or not same_identity or not head_ok or not _at_line_start(fh, cp.offset):
+                if (
+                    st.st_size < cp.offset
+                    or not same_identity
+                    or not head_ok
+                    or not _at_line_start(fh, cp.offset)
+                    or not tail_ok(fh.fileno(), head, cp)
+                ):
                     reset = True
                 else:
                     start, state = cp.offset, loads_state(cp.parser_state)
@@ -297,7 +317,7 @@ class FilePass:
                         rows_made += len(rows)
                         # Mid-file: record size = offset so a crash before the end never makes the file look
                         # unchanged (storage.md §5.4 step 2).
-                        yield Batch(rows, self._update(st, offset, pstate, head, size=offset), offset - start)
+                        yield Batch(rows, self._update(st, offset, pstate, head, size=offset, fh=fh), offset - start)
                         if self.cancel():
                             self.cut_short = True
                             return
@@ -308,7 +328,7 @@ class FilePass:
             offset, pstate = parser.checkpoint(final=True)
             size = offset if stopped else st.st_size
             rows = self._take(parser)
-            yield Batch(rows, self._update(st, offset, pstate, head, size=size), end - start, final=True)
+            yield Batch(rows, self._update(st, offset, pstate, head, size=size, fh=fh), end - start, final=True)
 
     def _whole(self, st: os.stat_result) -> Iterator[Batch]:
         """A whole document (storage.md §5.3), its rows handed out as the importer reads them. Only the last

@@ -66,6 +66,7 @@ from hypaware_tui.core.checkpoints import (
     StateDBError,
     dir_identity,
     earlier_bound,
+    tail_ok,
 )
 from hypaware_tui.core.events import EventLog
 from hypaware_tui.core.ids import uuid7_hex
@@ -1628,11 +1629,11 @@ class Storage:
             if upd.path not in heads:
                 heads[upd.path] = _probe(upd.path)
             now = heads[upd.path]
-            if now is None or not _matches(now, entry):
+            if now is None or not _matches(now, entry, upd.path):
                 result.checkpoints_mismatched += 1  # (a) the file changed since the batch read it
                 continue
             current = pending.get(entry.path_hash) or stored.get(entry.path_hash)
-            if current is not None and _matches(now, current) and (
+            if current is not None and _matches(now, current, upd.path) and (
                 earlier_bound(current, entry)
                 or (
                     not earlier_bound(entry, current)
@@ -2259,11 +2260,20 @@ def _probe(path: str) -> tuple[os.stat_result, bytes] | None:
         return None
 
 
-def _matches(now: tuple[os.stat_result, bytes], cp: Checkpoint) -> bool:
-    """Does checkpoint `cp` still describe the file as it is now (same inode, long enough, same head)?"""
+def _matches(now: tuple[os.stat_result, bytes], cp: Checkpoint, path: str) -> bool:
+    """Does checkpoint `cp` still describe the file at `path` as it is now (same inode, long enough, same head,
+    same bytes before its offset: `tail_ok`)?"""
     st, head = now
     if cp.inode is not None and cp.device is not None and (st.st_dev, st.st_ino) != (cp.device, cp.inode):
         return False
     if st.st_size < cp.offset or st.st_size < cp.head_len or len(head) < cp.head_len:
         return False
-    return hashlib.sha256(head[: cp.head_len]).hexdigest() == cp.head_sha256
+    if hashlib.sha256(head[: cp.head_len]).hexdigest() != cp.head_sha256:
+        return False
+    if cp.tail_len is None or cp.offset <= len(head):
+        return tail_ok(-1, head, cp)  # (no tail, or one within the head: no read)
+    try:  # the bytes before the offset, as the reader checks them on resume (one pread)
+        with open(path, "rb") as f:
+            return tail_ok(f.fileno(), head, cp)
+    except OSError:
+        return False
