@@ -1814,6 +1814,110 @@ def test_after_a_watcher_failure_file_events_are_tried_again(home: Home, caplog)
         loop.close()
 
 
+def _event_loop(home: Home) -> tuple[DaemonLoop, FakeClock]:
+    """A daemon loop on the real watchfiles, its own timers on a fake clock."""
+    from watchfiles import watch as real_watch
+
+    from hypaware_tui.core.daemon.watch import EventWatcher
+
+    clock = FakeClock()
+    loop = DaemonLoop(home.layout, env=home.env, clock=clock, watcher_factory=lambda: EventWatcher(real_watch))
+    return loop, clock
+
+
+def _until_imported(home: Home, loop: DaemonLoop, clock: FakeClock, cond, what: str) -> None:
+    """Steps the loop (its clock moved half a second at a time, never up to the safety rescan) until `cond()`;
+    fails after 10 real seconds: what arrived, arrived through file events (and the daemon still watches for
+    them: a watcher that misses the new folder makes it fall back to polling, 'file events would miss
+    changes')."""
+    import time as _time
+
+    rescan_due, daily_due = loop.next_rescan, loop.next_retention
+    assert daily_due is not None and daily_due > rescan_due  # (the daily pass, which looks too, not due)
+    deadline = _time.monotonic() + 10
+    while not cond():
+        assert _time.monotonic() < deadline, f"{what}: not imported in 10 s, before the safety rescan"
+        if clock.monotonic() + 0.5 < rescan_due - 1:
+            clock.advance(0.5)
+        loop.step()
+        _time.sleep(0.05)
+    assert (loop.next_rescan, loop.next_retention) == (rescan_due, daily_due)  # no rescan brought it
+    assert home.status()["watch"] == "events" and loop.watch_failure is None, loop.watch_failure
+
+
+def _sessions(home: Home, client: str) -> set[str]:
+    df = dataset(home.layout)
+    return set(df.filter(df["client_name"] == client)["session_id"].to_list()) if df.height else set()
+
+
+def test_a_new_folder_created_with_its_first_session_is_imported_by_file_events(home: Home) -> None:
+    """daemon.md §4.2: a new Claude project folder, or a new Codex day folder (sessions/YYYY/MM/DD/), comes with
+    its first session file at once, before the watcher has a watch on the folder (here moved in whole, as a
+    restore or a sync does: the file itself gives no event, only the folder): the folder's own event makes the
+    daemon look in it, and the session is imported right away, not at the 5-minute safety rescan."""
+    import time as _time
+
+    home.write_config(clients={"claude": True, "codex": True}, capture={"poll_seconds": 2, "flush_seconds": 1})
+    record_capture_start(home.layout, ["claude", "codex"], 0)
+    home.session(S1).write_text(session_text(S1, 2, T))
+    codex_sessions = home.home / ".codex" / "sessions"
+    codex_sessions.mkdir(parents=True)
+    loop, clock = _event_loop(home)
+    try:
+        assert loop.start() is None
+        loop.step()  # (the first daily pass, due at the start: it looks in every folder too)
+        assert home.status()["watch"] == "events" and _sessions(home, "claude") == {S1}
+        _time.sleep(0.3)  # the watch in place
+        staging = home.base / "staging"  # (the same file system: a rename)
+        (staging / "other").mkdir(parents=True)
+        (staging / "other" / f"{S2}.jsonl").write_text(session_text(S2, 2, T + timedelta(minutes=1)))
+        (staging / "other").rename(home.claude / "projects" / "-home-ada-src-other")
+        _until_imported(home, loop, clock, lambda: S2 in _sessions(home, "claude"), "a session in a new project folder")
+        src = FIXTURES / "codex" / "rollout-2026-01-15T14-02-11-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl"
+        day = staging / "2026" / "01" / "15"
+        day.mkdir(parents=True)
+        (day / src.name).write_bytes(src.read_bytes())
+        (staging / "2026").rename(codex_sessions / "2026")
+        _until_imported(home, loop, clock, lambda: bool(_sessions(home, "codex")), "a session in a new Codex day folder")
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
+def test_a_client_folder_that_appears_while_the_daemon_runs_gets_file_events(home: Home) -> None:
+    """daemon.md §4.2: Claude and Codex enabled, Codex's folders made after the daemon started (Claude's
+    already watched): at the next poll the watcher is restarted with them, and a session written in each is
+    imported through file events, not left to the 5-minute safety rescan. The same when ~/.codex/sessions is
+    watched already and ~/.codex/archived_sessions appears."""
+    import time as _time
+
+    home.write_config(clients={"claude": True, "codex": True}, capture={"poll_seconds": 2, "flush_seconds": 1})
+    record_capture_start(home.layout, ["claude", "codex"], 0)
+    home.session(S1).write_text(session_text(S1, 2, T))
+    codex = home.home / ".codex"
+    fixtures = [FIXTURES / "codex" / name for name in (
+        "rollout-2025-07-02T18-21-09-5f2c9a7e-3b1d-4e8f-9a6b-2c4d6e8f0a1b.jsonl",
+        "rollout-2026-01-15T14-02-11-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b01.jsonl")]
+    loop, clock = _event_loop(home)
+    try:
+        assert loop.start() is None
+        loop.step()  # (the first daily pass, due at the start: it looks in every folder too)
+        assert home.status()["watch"] == "events" and _sessions(home, "claude") == {S1}
+        for sub, src in (("sessions", fixtures[0]), ("archived_sessions", fixtures[1])):
+            folder = codex / sub
+            folder.mkdir(parents=True)
+            clock.advance(loop.settings.poll_seconds)
+            loop.step()  # the poll sees the new folder
+            _time.sleep(0.3)  # the watch in place
+            before = _sessions(home, "codex")
+            (folder / src.name).write_bytes(src.read_bytes())
+            _until_imported(home, loop, clock, lambda b=before: len(_sessions(home, "codex")) > len(b),
+                            f"a session in ~/.codex/{sub}, made after the daemon started")
+    finally:
+        loop.shutdown()
+        loop.close()
+
+
 def test_capture_start_rules(tmp_path: Path) -> None:
     layout = Layout(tmp_path / "hyp")
     record_capture_start(layout, ["claude"], T_US, previously_enabled=[])
