@@ -355,6 +355,22 @@ def test_dry_run_over_an_existing_config_is_not_an_error(tmp_path: Path) -> None
     assert tree_listing(m.layout.home) == before
 
 
+def test_a_dry_run_over_an_existing_config_previews_its_clients_and_retention(tmp_path: Path) -> None:
+    """A dry run previews the real run (`--force`), which keeps the existing config's clients and retention
+    (cli.md §4.1): a preview that fell back to every detected client and 120 days showed a plan the real run
+    would not carry out (mutation audit)."""
+    m = make_machine(tmp_path)
+    m.layout.home.mkdir(mode=0o700)
+    m.layout.config.write_text('{"version": 1, "clients": {"claude": {"enabled": true}}, "retention_days": 365}\n')
+    code, out, err = headless(m, dry_run=True)
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["retention_days"] == 365
+    assert {c["client"]: c["selected"] for c in plan["clients"]} == {"claude": True, "codex": False}
+    assert "clients: claude (kept from existing config)" in err
+    assert "retention: 365 days (kept from existing config)" in err
+
+
 def test_dry_run_over_the_same_settings_says_a_real_run_needs_force(tmp_path: Path, fake_manager_env) -> None:
     """A config with the settings the run would write: the dry run said `unchanged` and `needs_force: false`,
     and the same command without --dry-run then exited 1 asking for --force (wizard.md §9.3, §10.1). The plan
