@@ -77,6 +77,7 @@ def test_not_interactive_exits_2_with_the_yes_hint_and_creates_nothing(tmp_path:
     (["init", "--force"], "hyp init --yes --force (add --dry-run to preview)"),
     (["init", "--client", "codex", "--retention-days", "30", "--no-backfill", "--no-daemon"],
      "hyp init --yes --client codex --retention-days 30 --no-backfill --no-daemon (add --dry-run to preview)"),
+    (["init", "--client", "codex", "--client", "codex"], "hyp init --yes --client codex (add --dry-run to preview)"),
 ])
 def test_not_interactive_hint_keeps_the_flags_given(tmp_path: Path, args: list[str], hint: str) -> None:
     """The hint said `hyp init --yes …` whatever was given: one who typed --demo and followed it imported the real
