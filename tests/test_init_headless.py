@@ -121,6 +121,20 @@ def test_yes_imports_both_clients(tmp_path: Path, fake_manager_env) -> None:
     assert "hyp: claude" in proc.stderr  # plain progress lines on a non-TTY stderr
 
 
+def test_yes_json_summary_names_the_clients_and_the_retention_chosen(tmp_path: Path) -> None:
+    """cli.md §4.2: the `--json` summary's `clients` are every client set up and `retention_days` the one
+    written; a script reading it was told one client, or 120 days after `--retention-days 30` (mutation audit)."""
+    m = make_machine(tmp_path)
+    code, out, err = headless(m, retention_days=30, no_backfill=True, no_daemon=True)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert {k: summary[k] for k in ("command", "dry_run", "demo_dir", "hyp_home", "clients", "retention_days",
+                                    "exit_code")} == {
+        "command": "init", "dry_run": False, "demo_dir": None, "hyp_home": str(m.layout.home),
+        "clients": ["claude", "codex"], "retention_days": 30, "exit_code": 0}
+    assert json.loads(m.layout.config.read_text())["retention_days"] == 30
+
+
 def test_demo_yes_keeps_the_real_home_untouched(tmp_path: Path, fake_manager_env) -> None:
     real_home = tmp_path / "real-home"
     real_home.mkdir()
