@@ -485,6 +485,20 @@ def test_failing_client_exit_1_and_text_summary(tmp_path: Path) -> None:
     assert next(line for line in lines if line.startswith("Next")).endswith(" · hyp daemon install")
 
 
+def test_a_failing_client_gives_exit_code_1_in_the_json_summary_too(tmp_path: Path) -> None:
+    """The `--json` summary's `exit_code` is the process's (cli.md §4.2, wizard.md §11): a script reading it was
+    told 0 for a run that exited 1 with a client failed (mutation audit)."""
+    from tests.test_wizard_flow import WrappedImporter
+
+    m = make_machine(tmp_path)
+    imps = {"claude": WrappedImporter("claude"), "codex": WrappedImporter("codex", fail_discover_after=1)}
+    code, out, _err = headless(m, importers=imps, no_daemon=True)
+    summary = json.loads(out)
+    assert code == 1 and summary["exit_code"] == 1
+    assert {p["provider"]: p["status"] for p in summary["backfill"]["providers"]} == {"claude": "ok",
+                                                                                      "codex": "failed"}
+
+
 def test_a_config_that_could_not_be_written_ends_without_the_next_steps_of_a_setup(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The config write failed (a HYP_HOME this user may not write in): the summary said "Config failed:
