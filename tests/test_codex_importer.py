@@ -1226,6 +1226,7 @@ def test_roots():
     env = {"HOME": "/home/ada"}
     assert IMP.roots(None, env) == ["/home/ada/.codex"]
     assert IMP.roots(None, {**env, "CODEX_HOME": "~/codex-alt"}) == ["/home/ada/codex-alt"]
+    assert IMP.roots(None, {**env, "CODEX_HOME": "~"}) == ["/home/ada"]  # (a bare `~` is HOME's too)
     assert IMP.roots(None, {**env, "CODEX_HOME": "  "}) == ["/home/ada/.codex"]
     assert IMP.roots("~/cfg-root", {**env, "CODEX_HOME": "/other"}) == ["/home/ada/cfg-root"]
     assert IMP.roots(None, {**env, "CODEX_HOME": "rel/dir"}) == [os.path.abspath("rel/dir")]
