@@ -590,6 +590,17 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
         assert needle in proc.stderr and proc.stdout == ""
 
 
+def test_retention_days_0_keeps_everything(tmp_path: Path) -> None:
+    """`--retention-days 0` is forever (cli.md §4.1: an integer ≥ 0), not a usage error: the edge of the range
+    accepted, where -1 is refused (mutation audit)."""
+    m = make_machine(tmp_path)
+    proc = hyp(["init", "--yes", "--dry-run", "--json", "--retention-days", "0"], m.env)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["retention_days"] == 0 and json.loads(plan["config"]["text"])["retention_days"] == 0
+    assert not m.layout.home.exists()
+
+
 def test_welcome_back_facts_after_a_setup(tmp_path: Path) -> None:
     from hypaware_tui.cli.init import welcome_back_facts
     from hypaware_tui.core.plan import gather_machine_state
