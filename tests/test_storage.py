@@ -291,16 +291,22 @@ def test_a_stored_entry_read_from_an_earlier_bound_is_kept_against_one_further_a
     assert (got.offset, got.since_us) == (8, None)
 
 
+def rows_kept_checkpoint_dropped(storage: Storage, layout: Layout, upd: CheckpointUpdate) -> None:
+    """A commit of two rows with `upd`, whose file no longer matches it: the rows are written, the checkpoint is
+    counted mismatched and not stored (§6.3)."""
+    res = storage.commit(make_rows(2), [upd])
+    assert (res.rows_written, res.checkpoints_updated, res.checkpoints_mismatched) == (2, 0, 1)
+    with StateDB.open(layout, create=False) as db:
+        assert db.get(upd.entry.path_hash) is None
+
+
 def test_identity_mismatch_keeps_rows_but_not_the_checkpoint(
     storage: Storage, layout: Layout, tmp_path: Path
 ) -> None:
     src = source_file(tmp_path)
     upd = checkpoint_for(src)
     src.write_bytes(b'{"rewritten":true}\n')  # head changed after the batch was parsed
-    res = storage.commit(make_rows(2), [upd])
-    assert (res.rows_written, res.checkpoints_updated, res.checkpoints_mismatched) == (2, 0, 1)
-    with StateDB.open(layout, create=False) as db:
-        assert db.get(upd.entry.path_hash) is None
+    rows_kept_checkpoint_dropped(storage, layout, upd)
 
 
 def test_replaced_inode_and_deleted_file_are_mismatches(
@@ -328,10 +334,7 @@ def test_a_file_cut_below_the_batch_offset_keeps_the_rows_but_not_the_checkpoint
     with src.open("r+b") as fh:
         fh.truncate(5000)
     assert upd.entry.head_len == 4096 and upd.entry.offset > 5000
-    res = storage.commit(make_rows(2), [upd])
-    assert (res.rows_written, res.checkpoints_updated, res.checkpoints_mismatched) == (2, 0, 1)
-    with StateDB.open(layout, create=False) as db:
-        assert db.get(upd.entry.path_hash) is None
+    rows_kept_checkpoint_dropped(storage, layout, upd)
 
 
 def test_a_file_rewritten_in_place_past_its_head_before_the_commit_keeps_the_rows_but_not_the_checkpoint(
@@ -353,10 +356,7 @@ def test_a_file_rewritten_in_place_past_its_head_before_the_commit_keeps_the_row
     with src.open("r+b") as fh:
         fh.seek(at)
         fh.write(b'"n":99,')
-    res = storage.commit(make_rows(2), [upd])
-    assert (res.rows_written, res.checkpoints_updated, res.checkpoints_mismatched) == (2, 0, 1)
-    with StateDB.open(layout, create=False) as db:
-        assert db.get(upd.entry.path_hash) is None
+    rows_kept_checkpoint_dropped(storage, layout, upd)
 
 
 def test_stored_entry_that_no_longer_matches_is_replaced_even_if_further(
