@@ -82,6 +82,16 @@ def polling_loop(home: Home, clock: FakeClock, **kw: object) -> DaemonLoop:
     return loop
 
 
+def reload_config(loop: DaemonLoop, home: Home, clock: FakeClock | None, **config: object) -> None:
+    """`config` written, then the reload a SIGHUP asks for (its handler sets the flag) at the next step, a
+    second later on `clock` when given."""
+    home.write_config(**config)
+    loop._reload_requested = True
+    if clock is not None:
+        clock.advance(1)
+    loop.step()
+
+
 # --- acceptance 1: no gap, no overlap ---------------------------------------------------------------------------
 
 
@@ -520,9 +530,8 @@ def test_reload_disables_a_client_and_survives_an_invalid_config(home: Home) -> 
 
         codex0, claude0 = count("codex"), count("claude")
         assert codex0 > 0 and claude0 == 3
-        home.write_config(clients={"claude": True, "codex": False}, capture={"poll_seconds": 2, "flush_seconds": 1})
-        loop._reload_requested = True
-        loop.step()
+        reload_config(loop, home, None, clients={"claude": True, "codex": False},
+                      capture={"poll_seconds": 2, "flush_seconds": 1})
         assert set(loop.clients) == {"claude"} and set(home.status()["clients"]) == {"claude"}
         rollout.write_bytes(b"".join(lines))
         with f.open("a") as fh:
@@ -543,9 +552,8 @@ def test_reload_disables_a_client_and_survives_an_invalid_config(home: Home) -> 
             clock.advance(1.5)
             loop.step()
         assert count("claude") == claude0 + 2
-        home.write_config(clients={"claude": True, "codex": True}, capture={"poll_seconds": 2, "flush_seconds": 1})
-        loop._reload_requested = True
-        loop.step()
+        reload_config(loop, home, None, clients={"claude": True, "codex": True},
+                      capture={"poll_seconds": 2, "flush_seconds": 1})
         for _ in range(3):
             clock.advance(1.5)
             loop.step()
@@ -563,9 +571,7 @@ def test_reload_with_capture_off_stops(home: Home) -> None:
     clock = FakeClock()
     loop = polling_loop(home, clock)
     try:
-        home.write_config(enabled=False)
-        loop._reload_requested = True
-        loop.step()
+        reload_config(loop, home, None, enabled=False)
         assert loop._stop_requested
     finally:
         loop.shutdown()
@@ -738,16 +744,10 @@ def test_a_reload_that_raises_retention_reads_the_older_history_at_once(home: Ho
         loop.step()
         recent = set(part_ids(home.layout))
         assert len(recent) == 6  # (4 lines of 10 days ago: 2 user + 2 assistant, one with 2 parts)
-        home.write_config(retention_days=60, capture=cap)
-        loop._reload_requested = True
-        clock.advance(1)
-        loop.step()
+        reload_config(loop, home, clock, retention_days=60, capture=cap)
         ids = part_ids(home.layout)
         assert len(ids) == len(set(ids)) == 12 and recent < set(ids)
-        home.write_config(retention_days=30, capture=cap)
-        loop._reload_requested = True
-        clock.advance(1)
-        loop.step()
+        reload_config(loop, home, clock, retention_days=30, capture=cap)
         assert sorted(part_ids(home.layout)) == sorted(ids)  # (deleted at the daily pass, not read again)
     finally:
         loop.shutdown()
@@ -1697,9 +1697,7 @@ def test_a_client_enabled_by_hand_captures_from_the_daemon_s_start(home: Home) -
     loop = polling_loop(home, clock)
     try:
         clock.advance(3600)
-        home.write_config(clients={"claude": True, "codex": True})
-        loop._reload_requested = True
-        loop.step()
+        reload_config(loop, home, None, clients={"claude": True, "codex": True})
         assert set(loop.clients) == {"claude", "codex"}
     finally:
         loop.shutdown()
