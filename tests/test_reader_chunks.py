@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 from backfill_fakes import FakeImporter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hypaware_tui.core.checkpoints import path_hash
+from hypaware_tui.core.checkpoints import Checkpoint, path_hash
 from hypaware_tui.core.reader import CHANGED_WHILE_READ, FilePass
 from hypaware_tui.importers.base import ParseStats, SourceFile, Window
 
@@ -181,17 +182,25 @@ def test_checkpoints_count_the_rows_a_file_gave_across_passes(tmp_path):
     assert one_pass(cp)[0] == [1]
 
 
+def read_whole(path: Path, lines: list[bytes]) -> tuple[SourceFile, list, Checkpoint]:
+    """`lines` written to `path` and read by a first pass: the file, the pass's batches, and its checkpoint,
+    which is at the file's end."""
+    path.write_bytes(b"".join(lines))
+    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
+    first = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())
+    cp = first[-1].update.entry
+    assert cp.offset == path.stat().st_size
+    return src, first, cp
+
+
 def test_a_file_truncated_in_place_and_grown_past_its_checkpoint_is_read_again(tmp_path):
     """storage.md §5.4 step 3: a file rewritten in place (same inode, same first 4 KiB) and grown past the old
     offset was read from there, the middle of a line now: its rows were lost and the line counted
     malformed. A checkpoint offset that no longer follows a newline resets the file."""
     path = tmp_path / "f.jsonl"
     lines = [_msg(i, f"line {i} " + "x" * 600) + b"\n" for i in range(18)]
-    path.write_bytes(b"".join(lines))
-    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
-    first = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())
-    cp = first[-1].update.entry
-    assert cp.offset == path.stat().st_size and len(first[-1].rows) == 18
+    src, first, cp = read_whole(path, lines)
+    assert len(first[-1].rows) == 18
     with path.open("r+b") as fh:  # keep the first 8 lines, then 30 new ones: longer than before
         fh.truncate(sum(map(len, lines[:8])))
         fh.seek(0, os.SEEK_END)
@@ -203,25 +212,36 @@ def test_a_file_truncated_in_place_and_grown_past_its_checkpoint_is_read_again(t
     assert [r["content_text"][:8] for r in rows] == [f"line {i} x" for i in range(8)] + ["new yyyy"] * 30
 
 
+def rewritten_after_two_batches(
+    tmp_path: Path, old: bytes, new: bytes, *, chunk_size: int
+) -> tuple[SourceFile, FilePass, list[str], list[Checkpoint]]:
+    """A pass over a file of `old` in batches of 5 rows, the file truncated and rewritten in place with `new`
+    (as an editor's save may do) once its second batch is handed out. Returns the file, the pass, the texts it
+    handed out and the checkpoints of its batches."""
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(old)
+    f = SourceFile(client="claude", path=str(path), path_hash=path_hash(str(path)), read_mode="incremental")
+    fp = FilePass(IMP, f, None, Window(), ParseStats(), chunk_size=chunk_size, batch_rows=5)
+    texts: list[str] = []
+    updates: list[Checkpoint] = []
+    for b in fp.batches():
+        texts += [r["content_text"] for r in b.rows]
+        updates.append(b.update.entry)
+        if len(updates) == 2:
+            with open(path, "r+b") as fh:
+                fh.truncate(0)
+                fh.write(new)
+    return f, fp, texts, updates
+
+
 def test_a_file_rewritten_while_it_is_read_hands_out_no_row_of_the_new_bytes(tmp_path) -> None:
     """A file truncated and rewritten in place during a pass (same inode): the lines after the cut came from
     the new content but were parsed with the old content's state, and were committed (a duplicate message
     under another fallback id, a wrong ordinal). The pass now checks the file before each batch: it stops,
     failed, without those rows; the next pass resets (its head changed) and reads the new content whole."""
-    path = tmp_path / "s.jsonl"
     old = b"".join(_msg(i, f"old {i}") + b"\n" for i in range(40))
     new = b"".join(_msg(i, f"new {i}") + b"\n" for i in range(60))
-    path.write_bytes(old)
-    f = SourceFile(client="claude", path=str(path), path_hash=path_hash(str(path)), read_mode="incremental")
-    fp = FilePass(IMP, f, None, Window(), ParseStats(), chunk_size=256, batch_rows=5)
-    texts, updates = [], []
-    for b in fp.batches():
-        texts += [r["content_text"] for r in b.rows]
-        updates.append(b.update.entry)
-        if len(updates) == 2:
-            with open(path, "r+b") as fh:  # truncated and rewritten in place, as an editor's save may do
-                fh.truncate(0)
-                fh.write(new)
+    f, fp, texts, updates = rewritten_after_two_batches(tmp_path, old, new, chunk_size=256)
     assert fp.status == "failed" and "rewritten while it was read" in (fp.error or "")
     assert texts == [f"old {i}" for i in range(10)]  # the two batches checked before the rewrite
     again = FilePass(IMP, f, updates[-1], Window(), ParseStats(), chunk_size=256, batch_rows=5)
@@ -309,11 +329,8 @@ def test_a_file_replaced_by_another_with_the_same_head_is_read_again_from_its_st
     which differ from the old ones, were never read: their rows lost."""
     path = tmp_path / "f.jsonl"
     old = [_msg(i, f"old {i:02} " + "x" * 600) + b"\n" for i in range(10)]
-    path.write_bytes(b"".join(old))
-    src = SourceFile("claude", str(path), path_hash(str(path)), "incremental", True)
-    first = list(FilePass(IMP, src, None, Window(), ParseStats()).batches())
-    cp = first[-1].update.entry
-    assert cp.offset == path.stat().st_size and sum(len(b.rows) for b in first) == 10
+    src, first, cp = read_whole(path, old)
+    assert sum(len(b.rows) for b in first) == 10
     # The first 8 lines (more than the 4 KiB head) kept; lines 8 and 9 differ, of the same lengths; 5 more after.
     new = old[:8] + [_msg(i, f"new {i:02} " + "y" * 600) + b"\n" for i in range(8, 15)]
     assert sum(map(len, new[:10])) == cp.offset and sum(map(len, new[:8])) > 4096
@@ -367,21 +384,11 @@ def test_a_file_rewritten_after_the_last_batch_check_hands_out_no_row_of_the_new
     """The check before each batch covers the pass's last batch too: a file rewritten in place after the last
     full batch (its last lines still to read) gave rows of the new content, parsed with the old content's state,
     in the final batch. Now the pass fails there, without them, and the next pass reads the new content whole."""
-    path = tmp_path / "s.jsonl"
     old = b"".join(_msg(i, f"old {i:02}") + b"\n" for i in range(12))
     new = b"".join(_msg(i, f"new {i:02}") + b"\n" for i in range(20))  # (lines of the same lengths)
-    path.write_bytes(old)
-    f = SourceFile(client="claude", path=str(path), path_hash=path_hash(str(path)), read_mode="incremental")
-    # (chunks shorter than a line: the lines after a batch are read from the file once it is handed out)
-    fp = FilePass(IMP, f, None, Window(), ParseStats(), chunk_size=16, batch_rows=5)
-    texts, updates = [], []
-    for b in fp.batches():
-        texts += [r["content_text"] for r in b.rows]
-        updates.append(b.update.entry)
-        if len(updates) == 2:  # the last full batch: 2 lines left, fewer than a batch
-            with open(path, "r+b") as fh:
-                fh.truncate(0)
-                fh.write(new)
+    # (chunks shorter than a line: the lines after a batch are read from the file once it is handed out; the
+    # second batch is the last full one, 2 lines are left)
+    f, fp, texts, updates = rewritten_after_two_batches(tmp_path, old, new, chunk_size=16)
     assert fp.status == "failed" and "rewritten while it was read" in (fp.error or "")
     assert texts == [f"old {i:02}" for i in range(10)]
     again = FilePass(IMP, f, updates[-1], Window(), ParseStats())
