@@ -500,19 +500,6 @@ class StateDB:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA_SQL + "COMMIT;")
-        if "since_us" not in _columns(conn):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if "since_us" not in _columns(conn):  # (another process may have added it meanwhile)
-                    conn.execute("ALTER TABLE files ADD COLUMN since_us INTEGER")
-                    conn.executemany(
-                        "UPDATE files SET since_us = ? WHERE client_name = ?",
-                        [(b, c) for c, b in _legacy_bounds(layout).items()],
-                    )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         if any(c not in _columns(conn) for c in _ADDED_COLUMNS):
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -520,6 +507,11 @@ class StateDB:
                 for col, kind in _ADDED_COLUMNS.items():
                     if col not in have:
                         conn.execute(f"ALTER TABLE files ADD COLUMN {col} {kind}")
+                if "since_us" not in have:  # (the bounds the older database's passes had)
+                    conn.executemany(
+                        "UPDATE files SET since_us = ? WHERE client_name = ?",
+                        [(b, c) for c, b in _legacy_bounds(layout).items()],
+                    )
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
