@@ -1081,14 +1081,19 @@ def test_a_json_result_is_written_row_by_row_as_the_same_document(filled: Path) 
            "ai_gateway_messages) c")
     env = dict(os.environ, HYP_HOME=str(filled), HOME=HOME, TZ="UTC")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "hypaware_tui", "query", "sql", big, "--format", "json"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    head = proc.stdout.read(4096)
-    proc.stdout.close()
-    _, _, usage = os.wait4(proc.pid, 0)
-    proc.returncode = 0  # (reaped above)
-    assert head.startswith(b"[\n  {\n")
-    assert usage.ru_maxrss < 600 * 1024, usage.ru_maxrss  # KiB: ~120 MB; the whole document took 840 MB
+    # (started by a small Python: a child's peak RSS as wait4 tells it starts from its parent's size at the fork,
+    # and this test process may have grown past the limit itself)
+    launcher = ("import os, subprocess, sys\n"
+                "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)\n"
+                "head = p.stdout.read(4096)\n"
+                "p.stdout.close()\n"
+                "ru = os.wait4(p.pid, 0)[2]\n"
+                "sys.stdout.buffer.write(b'%d ' % ru.ru_maxrss + head)\n")
+    got = subprocess.run([sys.executable, "-c", launcher, sys.executable, "-m", "hypaware_tui", "query", "sql", big,
+                          "--format", "json"], env=env, capture_output=True, timeout=120)
+    maxrss, _, head = got.stdout.partition(b" ")
+    assert head.startswith(b"[\n  {\n"), got
+    assert int(maxrss) < 600 * 1024, maxrss  # KiB: ~120 MB; the whole document took 840 MB
 
 
 def test_a_table_lines_up_wide_characters_by_the_columns_they_take(filled: Path) -> None:
