@@ -218,24 +218,39 @@ def _has_proc() -> bool:
     return os.path.exists("/proc/self/cmdline")
 
 
+# How often `/proc/locks` is read again when it names no single holder (see `_flock_holders`).
+LOCKS_READS = 5
+
+
 def _flock_holders(st: os.stat_result) -> list[int] | None:
     """The pids holding an exclusive `flock` on the file `st` according to `/proc/locks` (None when it cannot
     be read). A line: `1: FLOCK  ADVISORY  WRITE 26759 fe:00:2500849 0 EOF` (device in hex); a waiter's has
-    `->` after the number and is skipped. A pid of 0 or less (a holder in another pid namespace) is no answer."""
-    try:
-        text = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
+    `->` after the number and is skipped. A pid of 0 or less (a holder in another pid namespace) is no answer.
+
+    The kernel hands `/proc/locks` out a page (4 KiB, some 60 locks) per read, each page resuming at a line
+    number: a lock taken or dropped by another process in between shifts the lines, and one is read twice or
+    not at all. On a machine holding many locks (several test suites, daemons and SQLite databases at once)
+    the running daemon was then missed ("running (pid unknown)", with a warning) in about 4 % of the reads.
+    Only one process can hold the lock exclusively, so an answer other than one pid is read again, a few
+    times; a line read twice counts once."""
     want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    pids = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 6 or parts[1] == "->" or parts[1] != "FLOCK" or parts[3] != "WRITE":
-            continue
-        if parts[5] == want:
-            with contextlib.suppress(ValueError):
-                if int(parts[4]) > 0:
-                    pids.append(int(parts[4]))
+    pids: list[int] = []
+    for _ in range(LOCKS_READS):
+        try:
+            text = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return None
+        pids = []
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) < 6 or parts[1] == "->" or parts[1] != "FLOCK" or parts[3] != "WRITE":
+                continue
+            if parts[5] == want:
+                with contextlib.suppress(ValueError):
+                    if int(parts[4]) > 0 and int(parts[4]) not in pids:
+                        pids.append(int(parts[4]))
+        if len(pids) == 1 or len(text) < 4096:  # (one page was read whole: nothing shifted under it)
+            return pids
     return pids
 
 
