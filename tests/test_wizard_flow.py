@@ -182,6 +182,15 @@ def importers(**kwargs: Any) -> dict[str, WrappedImporter]:
     return {name: WrappedImporter(name, **kwargs.get(name, {})) for name in ("claude", "codex")}
 
 
+def held_importers() -> tuple[dict[str, WrappedImporter], threading.Event]:
+    """Claude read slowly (progress seconds long), Codex (read after it) held at its first line until the
+    returned gate is set, then read at full speed: the import cannot end before the test is done with it,
+    however slowly the test runs (a loaded machine). A fixed length of import (sleeps alone) ran out before the
+    keys of a slowed test."""
+    gate = threading.Event()
+    return importers(claude={"sleep_per_line_s": 0.02}, codex={"gate": gate}), gate
+
+
 def dataset_part_ids(layout) -> list[str]:
     files = sorted(layout.dataset_root.rglob("*.parquet"))
     if not files:
@@ -775,7 +784,7 @@ async def test_a_failing_client_does_not_stop_the_other_or_the_daemon(tmp_path: 
 async def test_stopping_the_import_keeps_data_consistent_and_runs_the_daemon(tmp_path: Path) -> None:
     """§12.18: stop mid-run: unfinished clients cancelled, no duplicate part_id, daemon action done, 130."""
     m = make_machine(tmp_path)
-    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})
+    imps, gate = held_importers()
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
         await to_consent(pilot)
@@ -786,6 +795,7 @@ async def test_stopping_the_import_keeps_data_consistent_and_runs_the_daemon(tmp
         await send_key(app, "c", lambda: screen.confirming)
         assert "Stop the import?" in str(screen.query_one("#stop-message").render())
         await send_key(app, "y", lambda: not screen.confirming)
+        gate.set()
         codex_panel = screen.query_one("#panel-codex")
         await wait_for(pilot, lambda: codex_panel.status == "cancelled" and codex_panel.finished_at is not None)
         assert codex_panel._speed_line().endswith("· cancelled")  # (it said "· done")
@@ -902,7 +912,7 @@ async def test_the_stop_question_under_the_resize_notice_is_named_and_answered_t
     a question about; `c`, `y`, `n` did nothing there. As for the quit dialog, the notice names the question and
     its keys; a second Ctrl+C stops the import (the daemon action still runs) and Done shows at 80×24."""
     m = make_machine(tmp_path)
-    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})  # (seconds long)
+    imps, gate = held_importers()
     app = WizardApp(wizard_settings(m, importers=imps))
     question = ("Stop the import? The current batch finishes and rows already written are kept. Finish later "
                 "with hyp backfill.\ny or Ctrl+C again: stop import · n: keep importing.")
@@ -926,6 +936,7 @@ async def test_the_stop_question_under_the_resize_notice_is_named_and_answered_t
         await send_key(app, "q", lambda: pending() == question)
         await send_key(app, "ctrl+c", lambda: screen.stopping)
         assert isinstance(app.screen, TooSmallScreen) and not screen.confirming
+        gate.set()
         await wait_for(pilot, lambda: screen._pending_finish or pending() == (
             "Stopping the import after the current batch…"))
         await pilot.resize_terminal(80, 24)
@@ -942,7 +953,7 @@ async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_p
     Import screen counted as current under the notice, dismissed itself, and popped the notice instead: the
     wizard was stuck on a finished Import screen that no key could leave."""
     m = make_machine(tmp_path)
-    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})  # (seconds long)
+    imps, gate = held_importers()
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
         await to_review(pilot)
@@ -950,7 +961,9 @@ async def test_an_import_that_ends_under_the_resize_notice_goes_on_to_done(tmp_p
         assert isinstance(screen, ImportScreen) and screen.query_one("#panel-claude").status != "ok"
         await pilot.resize_terminal(70, 24)
         await on_screen(pilot, TooSmallScreen)
-        await wait_for(pilot, lambda: screen._pending_finish, timeout=60)
+        assert not screen._pending_finish  # (it ends under the notice)
+        gate.set()
+        await wait_for(pilot, lambda: screen._pending_finish, timeout=120)
         assert isinstance(app.screen, TooSmallScreen)
         await pilot.resize_terminal(80, 24)
         done = await on_screen(pilot, DoneScreen, timeout=30)
@@ -1310,7 +1323,7 @@ async def test_enter_in_the_quit_dialog_and_the_stop_question_keeps_going(tmp_pa
     question. Enter pressed right after Ctrl+C (a reflex) keeps the setup and the import going; no test failed
     with `[Quit]` or `[Stop import]` focused instead (mutation audit)."""
     m = make_machine(tmp_path)
-    imps = importers(claude={"sleep_per_line_s": 0.02}, codex={"sleep_per_line_s": 0.02})
+    imps, gate = held_importers()
     app = WizardApp(wizard_settings(m, importers=imps))
     async with app.run_test(size=(80, 24)) as pilot:
         clients = await to_clients(pilot)
@@ -1334,6 +1347,7 @@ async def test_enter_in_the_quit_dialog_and_the_stop_question_keeps_going(tmp_pa
         assert "Stopping" not in str(screen.query_one("#steps").render())
         await send_key(app, "c", lambda: screen.confirming)  # (now stop it, to end the test quickly)
         await send_key(app, "y", lambda: not screen.confirming)
+        gate.set()
         await on_screen(pilot, DoneScreen, timeout=30)
         await pilot.press("enter")
     assert app.return_code == 130
