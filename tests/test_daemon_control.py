@@ -367,9 +367,9 @@ def test_a_running_daemon_is_named_while_other_processes_take_and_drop_many_lock
             os.sched_setaffinity(0, cpus)
         try:
             want = f"running (pid {os.getpid()}, detached)"
-            seen = [read_daemon_status(home.layout) for _ in range(1000)]
+            seen = [read_daemon_status(home.layout) for _ in range(500)]
             wrong = [r.message for r in seen if r.message != want or r.warning is not None]
-            assert wrong == [], f"{len(wrong)} of 1000: {wrong[0]}"
+            assert wrong == [], f"{len(wrong)} of 500: {wrong[0]}"
             code, out, _ = run_cli(capsys, "daemon", "status")
             assert out.splitlines()[0] == f"Capture daemon  {want}" and "Warning" not in out
         finally:
