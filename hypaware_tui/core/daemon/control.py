@@ -227,10 +227,10 @@ def _flock_holders(st: os.stat_result) -> list[int] | None:
     be read). A line: `1: FLOCK  ADVISORY  WRITE 26759 fe:00:2500849 0 EOF` (device in hex); a waiter's has
     `->` after the number and is skipped. A pid of 0 or less (a holder in another pid namespace) is no answer.
 
-    The kernel hands `/proc/locks` out a page (4 KiB, some 60 locks) per read, each page resuming at a line
+    The kernel hands `/proc/locks` out a page (4 KiB, some 70 locks) per read, each page resuming at a line
     number: a lock taken or dropped by another process in between shifts the lines, and one is read twice or
     not at all. On a machine holding many locks (several test suites, daemons and SQLite databases at once)
-    the running daemon was then missed ("running (pid unknown)", with a warning) in about 4 % of the reads.
+    the running daemon was then missed ("running (pid unknown)", with a warning) in 2 to 20 % of the reads.
     Only one process can hold the lock exclusively, so an answer other than one pid is read again, a few
     times; a line read twice counts once."""
     want = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
