@@ -49,7 +49,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
-from hypothesis import HealthCheck, settings
+import zstandard
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -61,6 +62,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from hypaware_tui.core.checkpoints import StateDB, path_hash
 from hypaware_tui.core.dataset import scan_messages
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.runner import run_backfill
@@ -68,8 +70,8 @@ from hypaware_tui.core.schema import COLUMN_NAMES
 from hypaware_tui.core.storage import Storage
 from hypaware_tui.importers.base import Window
 
-EXAMPLES = int(os.environ.get("HYP_STATEFUL_EXAMPLES", "12"))
-STEPS = int(os.environ.get("HYP_STATEFUL_STEPS", "25"))
+EXAMPLES = int(os.environ.get("HYP_STATEFUL_EXAMPLES", "40"))
+STEPS = int(os.environ.get("HYP_STATEFUL_STEPS", "30"))
 LOG = os.environ.get("HYP_STATEFUL_LOG")
 PID = COLUMN_NAMES.index("part_id")
 T0 = datetime(2026, 5, 20, 10, 0, tzinfo=UTC)
@@ -107,6 +109,8 @@ class Source:
         self.tools: list[str] = []
         self.total = {"input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0, "reasoning_output_tokens": 0}
         self.partial: bytes | None = None  # the rest of a half-written line (and the lines after it)
+        self.crlf = False  # lines end with \r\n (stripped by the importers)
+        self.frozen = False  # a compressed archived rollout: Codex never writes it again
         self.order = "after"  # Codex: token_count after the response's items, or before them
 
     def tick(self, ms: int = 1500) -> str:
@@ -235,7 +239,14 @@ class Source:
         raise AssertionError(kind)
 
     def event(self, kind: str) -> list[bytes]:
-        return self.claude_event(kind) if self.client == "claude" else self.codex_event(kind)
+        lines = self.claude_event(kind) if self.client == "claude" else self.codex_event(kind)
+        return self.eol(lines)
+
+    def header(self) -> list[bytes]:
+        return self.eol(self.codex_header()) if self.client == "codex" else []
+
+    def eol(self, lines: list[bytes]) -> list[bytes]:
+        return [line[:-1] + b"\r\n" for line in lines] if self.crlf else lines
 
 
 CLAUDE_EVENTS = ["user", "blocks", "split", "split3", "multi", "result", "noid", "untimed", "noise", "meta",
@@ -328,6 +339,9 @@ class ImportMachine(RuleBasedStateMachine):
         os.utime(src.path, ns=(self.mtime_ns, self.mtime_ns))
         self.last_was_backfill = False
 
+    def _writable(self, src: Source) -> bool:
+        return src in self.live and not src.frozen
+
     def _append(self, src: Source, data: bytes) -> None:
         with open(src.path, "ab") as fh:
             fh.write(data)
@@ -356,7 +370,7 @@ class ImportMachine(RuleBasedStateMachine):
             return old.replace(b"done ", b"Done ", 1)
         src.salt = self._salt()
         src.partial = None
-        body = src.codex_header() if src.client == "codex" else []
+        body = src.header()
         for kind in ("turn", "answer") if src.client == "codex" else ("user", "split"):
             body += src.event(kind)
         return b"".join(body)
@@ -365,21 +379,23 @@ class ImportMachine(RuleBasedStateMachine):
     @initialize(target=files, claude=events, codex=events, order=st.sampled_from(["after", "before"]))
     def two_sessions(self, claude, codex, order):
         """Every run starts with a session of each client."""
-        return multiple(self._new_session("claude", claude, False, order), self._new_session("codex", codex, False, order))
+        return multiple(self._new_session("claude", claude, False, order, False),
+                        self._new_session("codex", codex, False, order, False))  # fmt: skip
 
     @rule(target=files, client=st.sampled_from(["claude", "codex"]), picks=events, reuse=st.booleans(),
-          order=st.sampled_from(["after", "before"]))
+          order=st.sampled_from(["after", "before"]), crlf=st.sampled_from([False, False, True]))
     @counted
-    def new_session(self, client, picks, reuse, order):
-        return self._new_session(client, picks, reuse, order)
+    def new_session(self, client, picks, reuse, order, crlf):
+        return self._new_session(client, picks, reuse, order, crlf)
 
-    def _new_session(self, client, picks, reuse, order):
+    def _new_session(self, client, picks, reuse, order, crlf):
         salt = self._salt()
         path = self._new_path(client, salt, reuse)
         src = Source(client, path, salt)
         src.order = order
+        src.crlf = crlf
         path.parent.mkdir(parents=True, exist_ok=True)
-        body = src.codex_header() if client == "codex" else []
+        body = src.header()
         for kind in _kinds(src, picks):
             body += src.event(kind)
         if path.exists():  # (a deleted path reused: a stale copy of the model would be a bug here)
@@ -393,7 +409,7 @@ class ImportMachine(RuleBasedStateMachine):
     @rule(src=files, picks=events, finish_first=st.booleans())
     @counted
     def append_lines(self, src, picks, finish_first):
-        if src not in self.live:
+        if not self._writable(src):
             return
         data = b""
         if src.partial is not None and finish_first:
@@ -407,7 +423,7 @@ class ImportMachine(RuleBasedStateMachine):
     @rule(src=files, pick=st.integers(0, 11), cut=st.floats(0.05, 0.95))
     @counted
     def append_half_line(self, src, pick, cut):
-        if src not in self.live or src.partial is not None:
+        if not self._writable(src) or src.partial is not None:
             return
         lines = src.event(_kinds(src, [pick])[0])
         first = lines[0]
@@ -419,7 +435,7 @@ class ImportMachine(RuleBasedStateMachine):
     @rule(src=files)
     @counted
     def finish_half_line(self, src):
-        if src not in self.live or src.partial is None:
+        if not self._writable(src) or src.partial is None:
             return
         rest, src.partial = src.partial, None
         self._append(src, rest)
@@ -428,7 +444,7 @@ class ImportMachine(RuleBasedStateMachine):
     @rule(src=files, which=st.integers(0, len(MALFORMED) - 1), picks=events)
     @counted
     def append_malformed(self, src, which, picks):
-        if src not in self.live:
+        if not self._writable(src):
             return
         data = (src.partial or b"") + MALFORMED[which] + b"\n"
         src.partial = None
@@ -440,7 +456,7 @@ class ImportMachine(RuleBasedStateMachine):
     @rule(src=files, mode=st.sampled_from(["new", "edit", "retext"]))
     @counted
     def rewrite_in_place(self, src, mode):
-        if src not in self.live:
+        if not self._writable(src):
             return
         old = src.path.read_bytes()
         new = self._content_for_rewrite(src, mode, old)
@@ -460,7 +476,7 @@ class ImportMachine(RuleBasedStateMachine):
     @rule(src=files, mode=st.sampled_from(["new", "edit", "retext", "same"]))
     @counted
     def replace_file(self, src, mode):
-        if src not in self.live:
+        if not self._writable(src):
             return
         old = src.path.read_bytes()
         new = old if mode == "same" else self._content_for_rewrite(src, mode, old)
@@ -475,7 +491,7 @@ class ImportMachine(RuleBasedStateMachine):
     @rule(src=files, frac=st.floats(0.0, 1.0))
     @counted
     def truncate(self, src, frac):
-        if src not in self.live:
+        if not self._writable(src):
             return
         size = os.path.getsize(src.path)
         at = min(int(size * frac), size - 1, HEAD - 1)
@@ -485,6 +501,42 @@ class ImportMachine(RuleBasedStateMachine):
         src.partial = None  # (a cut inside a line leaves half a line; the next append joins it)
         self.append_only = False
         self._touch(src)
+
+    @precondition(lambda self: any(s.client == "codex" and not s.frozen for s in self.live))
+    @rule(src=files, how=st.sampled_from(["move", "copy", "zst", "zst_copy"]))
+    @counted
+    def archive(self, src, how):
+        """Codex archives a rollout: moved (or, as seen in the wild, copied) into `archived_sessions/`, or
+        compressed there as `.jsonl.zst` (codex.md §1 rules 2-4; a whole-document read, §2.1)."""
+        if not self._writable(src) or src.client != "codex" or "archived_sessions" in src.path.parts:
+            return
+        top = self.codex_root / "archived_sessions"
+        top.mkdir(exist_ok=True)
+        data = src.path.read_bytes()
+        target = top / (src.path.name + (".zst" if how.startswith("zst") else ""))
+        if target.exists():
+            return
+        if how.startswith("zst"):
+            target.write_bytes(zstandard.ZstdCompressor().compress(data))
+        else:
+            if how == "move":
+                os.rename(src.path, target)
+            else:
+                shutil.copyfile(src.path, target)
+        self.mtime_ns += 10**9
+        os.utime(target, ns=(self.mtime_ns, self.mtime_ns))
+        self.last_was_backfill = False
+        if how in ("copy", "zst_copy"):  # a second copy of the thread: the same part_ids (absorbed by dedupe)
+            copy = Source("codex", target, src.salt)
+            copy.frozen = True  # (only the one in sessions/ grows)
+            self.live.append(copy)
+            self.append_only = False if how == "zst_copy" else self.append_only
+            return
+        if how == "zst":
+            os.unlink(src.path)
+            src.frozen = True
+        src.path = target
+        self.append_only = False
 
     @precondition(lambda self: self.live)
     @rule(src=consumes(files))
@@ -499,29 +551,33 @@ class ImportMachine(RuleBasedStateMachine):
         self.last_was_backfill = False
 
     # -- rules: the core -----------------------------------------------------------------------------
-    def _backfill(self, layout: Layout):
+    def _backfill(self, layout: Layout, batch_rows: int = 50_000):
         result = run_backfill(layout, ["claude", "codex"], window=Window(), write_checkpoints=True, dry_run=False,
-                              env=self.env, workers=1, retention_days=0)  # fmt: skip
+                              env=self.env, workers=1, retention_days=0, batch_rows=batch_rows)  # fmt: skip
         for p in result.providers:
             assert p.status == "ok" and p.errors == 0 and p.error is None, (p.provider, p.status, p.error)
         return result
 
     def _fresh(self):
-        """A fresh import of the current files into an empty HYP_HOME: (rows, lines_skipped)."""
+        """A fresh import of the current files into an empty HYP_HOME: (rows, lines_skipped, checkpoint offset
+        by path hash)."""
         fresh = Layout(Path(tempfile.mkdtemp(prefix="fresh-", dir=self.tmp)) / "hyp")
         try:
             result = self._backfill(fresh)
             skips = Counter()
             for p in result.providers:
                 skips.update(p.lines_skipped)
-            return deduped(fresh), +skips
+            with StateDB.open(fresh, create=False) as db:
+                offsets = {h: cp.offset for h, cp in db.get_all().items()}
+            return deduped(fresh), +skips, offsets
         finally:
             shutil.rmtree(fresh.home.parent, ignore_errors=True)
 
-    @rule(twice=st.booleans())
+    @rule(twice=st.booleans(), batch_rows=st.sampled_from([50_000, 50_000, 1, 3]))
     @counted
-    def backfill(self, twice):
-        result = self._backfill(self.layout)
+    def backfill(self, twice, batch_rows):
+        """A backfill (with tiny batches: commits and checkpoints inside a file), maybe run again at once."""
+        result = self._backfill(self.layout, batch_rows)
         self.backfills += 1
         for p in result.providers:
             self.skips.update(p.lines_skipped)
@@ -553,7 +609,7 @@ class ImportMachine(RuleBasedStateMachine):
 
     # -- the checks ----------------------------------------------------------------------------------
     def check_dataset(self) -> None:
-        fresh_rows, fresh_skips = self._fresh()
+        fresh_rows, fresh_skips, offsets = self._fresh()
         for row in fresh_rows:
             self.versions.setdefault(row[PID], set()).add(row)
         parts = raw_partitions(self.layout)
@@ -580,9 +636,22 @@ class ImportMachine(RuleBasedStateMachine):
         if self.append_only:
             assert Counter(raw) == Counter(fresh_rows), _set_diff(raw, fresh_rows)
             assert +self.skips == fresh_skips, (dict(self.skips), dict(fresh_skips))
-        # 5. malformed lines are counted
-        ours = sum(line in MALFORMED for s in self.live for line in s.path.read_bytes().split(b"\n")[:-1])
+        # 5. malformed lines are counted: those the fresh import consumed (not those after a record held for a
+        # timestamp or its token count, schema.md §3.2 rule 3: they are read, and counted, once it is released)
+        ours = 0
+        for s in self.live:
+            body = _plain(s.path)
+            if s.path.suffix == ".zst":  # (read whole; skipped when the plain file is there, codex.md §1 rule 3)
+                end = 0 if s.path.with_suffix("").exists() else len(body)
+            else:
+                end = offsets.get(path_hash(os.path.realpath(s.path)), 0)
+            ours += sum(line in MALFORMED for line in body[:end].split(b"\n")[:-1])
         assert fresh_skips.get("malformed", 0) >= ours, (fresh_skips, ours)
+
+
+def _plain(path: Path) -> bytes:
+    data = path.read_bytes()
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data) if path.suffix == ".zst" else data
 
 
 def _diff(got: tuple, want: tuple) -> str:
@@ -602,5 +671,7 @@ ImportMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
+    # (HYP_STATEFUL_SHRINK=0: report the first failure as found; shrinking a long run can take minutes)
+    phases=[p for p in Phase if os.environ.get("HYP_STATEFUL_SHRINK", "1") != "0" or p is not Phase.shrink],
 )
 TestImportStateful = ImportMachine.TestCase
