@@ -4,11 +4,13 @@ root, and checks the product's promises after every backfill.
 
 Rules: a new session file of either client (user turns, multi-part content, streamed split assistant lines
 sharing a message id, tool calls and results, lines without a native id or a timestamp, Codex token events in
-either order); appending whole lines; appending half a line and finishing it later (or writing over it: the
+either order; some files with CRLF line ends); appending whole lines; appending half a line and finishing it later (or writing over it: the
 next line joins it); a malformed line (truncated JSON, invalid UTF-8, a non-object) between valid ones; a
 rewrite in place (same inode) with new or edited content; a replacement (write a temp file, `os.replace`); a
-truncation; a deletion (the path may come back later as a new session); a backfill (`run_backfill`,
-`workers=1`), sometimes twice in a row; a compaction.
+truncation; a deletion (the path may come back later as a new session); Codex archiving a rollout (moved or
+copied into `archived_sessions/`, or compressed there as `.jsonl.zst`); a backfill (`run_backfill`,
+`workers=1`, with batches of 50 000, 3 or 1 rows: commits and checkpoints inside a file), sometimes twice in
+a row; a compaction (`Storage.compact`, the `hyp cache compact` path).
 
 Invariants, after each backfill (B = the dataset, F = a FRESH import of the current files into an empty
 HYP_HOME):
@@ -23,10 +25,12 @@ HYP_HOME):
    excluded.
 3. Nothing invented, nothing lost: every row of B is one of the values a fresh import gave at some backfill;
    no `part_id` ever written disappears (retention is 0).
-4. While the run's history is append-only (no rewrite, replace, truncation, deletion): B equals F exactly
+4. While the run's history is append-only (no rewrite, replace, truncation, deletion, move or compressed
+   copy; a plain copy into `archived_sessions/` is allowed, its rows are the original's): B equals F exactly
    (same set of rows, no duplicates at all), and the skip counts summed over the backfills equal F's.
 5. A second backfill right after a backfill writes 0 rows and finds 0 duplicates; no import raises or
-   reports an error; every malformed line we wrote is counted as `malformed` in F.
+   reports an error; every malformed line we wrote is counted as `malformed` in F, once F consumed it (a
+   line after a record held for a timestamp or its token count waits, schema.md §3.2 rule 3).
 6. A compaction changes no row of the deduplicated relation and leaves one file per partition.
 
 The modification rules keep file mtimes moving (a model clock, one second per change): a same-size rewrite
@@ -34,7 +38,8 @@ within one mtime tick is skipped unopened by design (storage.md §5.4 step 2), a
 first 4 KiB of a same-inode file that does not shrink it below the checkpoint (§5.4 step 3, §5.4 step 5):
 in-place changes here always start in the first 4 KiB.
 
-CI runs a small number of examples; `HYP_STATEFUL_EXAMPLES=2000` (and `HYP_STATEFUL_STEPS`) search longer.
+CI runs a small number of examples; `HYP_STATEFUL_EXAMPLES=2000` (and `HYP_STATEFUL_STEPS`) search longer,
+`HYP_STATEFUL_SHRINK=0` reports a failure unshrunk, `HYP_STATEFUL_LOG=<file>` tallies the rules run.
 """
 
 from __future__ import annotations
