@@ -75,7 +75,7 @@ from hypaware_tui.core.schema import COLUMN_NAMES
 from hypaware_tui.core.storage import Storage
 from hypaware_tui.importers.base import Window
 
-EXAMPLES = int(os.environ.get("HYP_STATEFUL_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("HYP_STATEFUL_EXAMPLES", "100"))
 STEPS = int(os.environ.get("HYP_STATEFUL_STEPS", "30"))
 LOG = os.environ.get("HYP_STATEFUL_LOG")
 PID = COLUMN_NAMES.index("part_id")
@@ -551,7 +551,8 @@ class ImportMachine(RuleBasedStateMachine):
             return
         os.unlink(src.path)
         self.live.remove(src)
-        self.dead_paths.append((src.client, src.path))
+        if src.path.suffix == ".jsonl":  # (a new session may come back at its path; not at a .jsonl.zst one)
+            self.dead_paths.append((src.client, src.path))
         self.append_only = False
         self.last_was_backfill = False
 
