@@ -557,9 +557,11 @@ class ImportMachine(RuleBasedStateMachine):
         self.last_was_backfill = False
 
     # -- rules: the core -----------------------------------------------------------------------------
-    def _backfill(self, layout: Layout, batch_rows: int = 50_000):
+    def _backfill(self, layout: Layout, batch_rows: int = 50_000, **options):
+        """`options`: more arguments of `run_backfill` (the parallel variant's `workers` and `batch_bytes`)."""
+        options = {"workers": 1, **options}
         result = run_backfill(layout, ["claude", "codex"], window=Window(), write_checkpoints=True, dry_run=False,
-                              env=self.env, workers=1, retention_days=0, batch_rows=batch_rows)  # fmt: skip
+                              env=self.env, retention_days=0, batch_rows=batch_rows, **options)  # fmt: skip
         for p in result.providers:
             assert p.status == "ok" and p.errors == 0 and p.error is None, (p.provider, p.status, p.error)
         return result
