@@ -22,7 +22,7 @@ run may have read before the change are those of a fresh import taken just befor
 values seen (invariants 2 and 3). The run is then followed by a plain parallel backfill, after which the
 invariants must hold (a change during a run is the next run's to import: nothing lost, nothing twice).
 
-CI runs few examples (each backfill starts two worker processes, ~0.3 s each); `HYP_STATEFUL_PAR_EXAMPLES`
+CI runs 40 examples of 25 steps (about 20 s: each backfill starts two worker processes); `HYP_STATEFUL_PAR_EXAMPLES`
 and `HYP_STATEFUL_PAR_STEPS` search longer; `HYP_STATEFUL_SHRINK` and `HYP_STATEFUL_LOG` as in the base test.
 """
 
@@ -40,7 +40,7 @@ from test_import_stateful import PID, ImportMachine, counted, events
 
 from hypaware_tui.core import runner as runner_mod
 
-EXAMPLES = int(os.environ.get("HYP_STATEFUL_PAR_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("HYP_STATEFUL_PAR_EXAMPLES", "40"))
 STEPS = int(os.environ.get("HYP_STATEFUL_PAR_STEPS", "25"))
 WORKERS = 2
 
