@@ -302,6 +302,7 @@ def counted(fn):
 
 class ImportMachine(RuleBasedStateMachine):
     files = Bundle("files")
+    SKIP_TOTALS = True  # invariant 4: the backfills' skip counts sum to the fresh import's
 
     def __init__(self) -> None:
         super().__init__()
@@ -643,7 +644,8 @@ class ImportMachine(RuleBasedStateMachine):
         raw = [r for rows in parts.values() for r in rows]
         if self.append_only:
             assert Counter(raw) == Counter(fresh_rows), _set_diff(raw, fresh_rows)
-            assert +self.skips == fresh_skips, (dict(self.skips), dict(fresh_skips))
+            if self.SKIP_TOTALS:  # (a machine whose lines are also read elsewhere, the daemon's, has no such sum)
+                assert +self.skips == fresh_skips, (dict(self.skips), dict(fresh_skips))
         # 5. malformed lines are counted: those the fresh import consumed (not those after a record held for a
         # timestamp or its token count, schema.md §3.2 rule 3: they are read, and counted, once it is released)
         ours = 0
