@@ -7,7 +7,7 @@ the dataset and the checkpoints (storage lock, commit-time checks) and must neve
 Rules added: a daemon step after some time (0 s to a day: polls, debounce, flushes by age, the safety rescan,
 the daily pass and its compaction); a settle (time enough for every change to be read and flushed); a
 restart (shutdown flushes, then a new daemon's catch-up). The daemon captures everything (capture start at
-the epoch), flushes by rows (1, 3 or 2000 rows, also inside a file) or by age, and compacts a partition it
+the epoch), flushes by rows (1, 3 or 2000 rows, also inside a file) or by age (1 or 5 s), and compacts a partition it
 writes to at `COMPACT_AT_FILES` = 3 files.
 
 Invariants:
@@ -50,7 +50,7 @@ SETTLE_STEPS = 8
 
 
 class WatchedLoop(DaemonLoop):
-    """The daemon, telling the machine whether a step read a file and whether it committed a batch."""
+    """The daemon, telling the machine whether a step read a file, committed a batch, compacted."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
@@ -85,7 +85,6 @@ class DaemonMachine(base.ImportMachine):
         self.loop: WatchedLoop | None = None
         self.clock = FakeClock(self.mtime_ns / 1e9)
         self.recorded: frozenset | None = None  # the files when a fresh import last recorded their rows' values
-        self.daemon_steps = 0
         self.compact_at = loop_mod.COMPACT_AT_FILES
         loop_mod.COMPACT_AT_FILES = COMPACT_AT
 
@@ -148,7 +147,6 @@ class DaemonMachine(base.ImportMachine):
         assert self.loop is not None
         self._advance(seconds)
         self.loop.step()
-        self.daemon_steps += 1
         self._after_daemon()
 
     def _after_daemon(self) -> None:
