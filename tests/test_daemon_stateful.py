@@ -32,7 +32,6 @@ import os
 import sys
 
 import test_import_stateful as base
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
@@ -237,12 +236,5 @@ class DaemonMachine(base.ImportMachine):
         super().check_dataset()
 
 
-DaemonMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-    phases=[p for p in Phase if os.environ.get("HYP_STATEFUL_SHRINK", "1") != "0" or p is not Phase.shrink],
-)
+DaemonMachine.TestCase.settings = base.machine_settings(EXAMPLES, STEPS)
 TestDaemonStateful = DaemonMachine.TestCase

@@ -675,13 +675,18 @@ def _set_diff(raw: list[tuple], fresh: list[tuple]) -> str:
     return f"stored only: {[r[PID] for r in extra][:5]}; fresh only: {[r[PID] for r in missing][:5]}"
 
 
-ImportMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-    # (HYP_STATEFUL_SHRINK=0: report the first failure as found; shrinking a long run can take minutes)
-    phases=[p for p in Phase if os.environ.get("HYP_STATEFUL_SHRINK", "1") != "0" or p is not Phase.shrink],
-)
+def machine_settings(examples: int, steps: int) -> settings:
+    """The settings of every stateful machine (this one, the parallel import's, the daemon's)."""
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        # (HYP_STATEFUL_SHRINK=0: report the first failure as found; shrinking a long run can take minutes)
+        phases=[p for p in Phase if os.environ.get("HYP_STATEFUL_SHRINK", "1") != "0" or p is not Phase.shrink],
+    )
+
+
+ImportMachine.TestCase.settings = machine_settings(EXAMPLES, STEPS)
 TestImportStateful = ImportMachine.TestCase

@@ -33,10 +33,9 @@ import os
 from concurrent.futures import wait
 from unittest import mock
 
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, multiple, precondition, rule
-from test_import_stateful import PID, ImportMachine, counted, events
+from test_import_stateful import PID, ImportMachine, counted, events, machine_settings
 
 from hypaware_tui.core import runner as runner_mod
 
@@ -180,14 +179,7 @@ def during_run(at: int, apply):
         yield
 
 
-ParallelImportMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-    phases=[p for p in Phase if os.environ.get("HYP_STATEFUL_SHRINK", "1") != "0" or p is not Phase.shrink],
-)
+ParallelImportMachine.TestCase.settings = machine_settings(EXAMPLES, STEPS)
 TestImportStatefulParallel = ParallelImportMachine.TestCase
 
 
