@@ -697,6 +697,9 @@ def test_status_invalid_config_exits_1_with_the_report(
     for args in (("cache", "status"), ("cache", "status", "--json")):
         code, _, err = call(capsys, *args)
         assert code == 1 and err.startswith("hyp cache status: retention unknown: ") and "found -1" in err, err
+        # (what to do, as every other command says it)
+        assert err.rstrip("\n").endswith(". Fix the file, or replace it with hyp init (hyp init --yes --force "
+                                          "without a terminal; a backup is kept)."), err
     # `hyp init` without a terminal exits 2 and `hyp init --yes` stops on the file: the way out is named in full
     assert out.splitlines()[-1] == (f"Next: fix {home / 'hypaware-config.json'}, or replace it with hyp init "
                                     "(hyp init --yes --force without a terminal; a backup is kept)")
