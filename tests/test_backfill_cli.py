@@ -1545,16 +1545,28 @@ def test_each_file_error_is_logged_and_the_summary_counts_the_others(h, inproc):
     assert "symbolic link loop" in lines[at]
     assert lines[at + 1] in {f"    at ~/{p.relative_to(h.home)}" for p in bad}
     assert lines[at + 2] == ("  claude: and 2 more errors (hyp status shows the latest errors; the events log "
-                             "has each, by path hash).")
+                             "has each, by path hash; hyp backfill --dry-run lists their paths).")
     events = [json.loads(x) for x in (h.hyp / "logs" / "events.jsonl").read_text().splitlines()]
     logged = [e for e in events if e["event"] == "backfill.file_error"]
     assert len(logged) == 3 and all("symbolic link loop" in e["error"] and e["provider"] == "claude" for e in logged)
     assert str(h.tmp) not in json.dumps(events)
     rc, out, err = inproc("status", "--json")
     assert sum("symbolic link loop" in e["message"] for e in json.loads(out)["recent_errors"]) >= 3
-    # a dry run logs nothing, and says where the others can be seen
+    # a dry run logs nothing: it lists every error, each with its path (the daemon names a failing file by path
+    # hash only and sends a person here for its path, whichever of the errors it was)
+    from hypaware_tui.core.checkpoints import path_hash
+
     rc, out, err = inproc("backfill", "claude", "--dry-run")
-    assert "  claude: and 2 more errors (a run without --dry-run logs each one)." in out.splitlines()
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  claude: "))
+    hashes = {path_hash(os.path.realpath(p)): p for p in bad}
+    listed = lines[at:at + 6]
+    assert [line.split(":")[0] for line in listed[0::2]] == ["  claude"] * 3, lines
+    for said, where in zip(listed[0::2], listed[1::2], strict=True):
+        assert "symbolic link loop" in said
+        hash_ = re.search(r"\b([0-9a-f]{16}):", said).group(1)
+        assert where == f"    at ~/{hashes.pop(hash_).relative_to(h.home)}"
+    assert hashes == {} and "more error" not in out
 
 
 def test_a_session_linked_from_a_drive_not_mounted_is_a_file_error(h, inproc):

@@ -539,7 +539,7 @@ def test_file_errors_in_the_text_summary_name_the_first_file_and_count_the_other
     assert "symbolic link loop" in lines[at]
     assert lines[at + 1] in {f"    at ~/{(folder / f'loop{i}.jsonl').relative_to(m.home)}" for i in range(3)}
     assert lines[at + 2] == ("  claude: and 2 more errors (hyp status shows the latest errors; the events log "
-                             "has each, by path hash).")
+                             "has each, by path hash; hyp backfill --dry-run lists their paths).")
 
 
 def test_import_again_with_a_file_that_could_not_be_read_does_not_say_nothing_was_added(tmp_path: Path) -> None:

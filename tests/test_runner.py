@@ -266,11 +266,49 @@ def test_the_summary_names_the_first_bad_file_and_counts_the_others(layout, env)
     assert error_notes("claude", claude.error, claude.error_path, claude.other_errors, env, logged=True) == [
         f"  claude: {claude.error}",
         f"    at ~{first[len(env['HOME']):]}",
-        "  claude: and 2 more errors (hyp status shows the latest errors; the events log has each, by path hash).",
+        "  claude: and 2 more errors (hyp status shows the latest errors; the events log has each, by path hash; "
+        "hyp backfill --dry-run lists their paths).",
     ]
     assert error_notes("claude", claude.error, None, 1, env, logged=False)[-1] == (
         "  claude: and 1 more error (a run without --dry-run logs each one)."
     )
+    # a dry run lists the others too, each with its path: the daemon sends a person there for one
+    later = [os.path.realpath(p) for p in bad[1:]]
+    assert claude.more_places == [(f"file {path_hash(p)}: RuntimeError: cannot parse <file {path_hash(p)}>", p)
+                                  for p in later]
+    assert error_notes("claude", claude.error, claude.error_path, claude.other_errors, env, logged=False,
+                       more_places=claude.more_places) == [
+        f"  claude: {claude.error}",
+        f"    at ~{first[len(env['HOME']):]}",
+        f"  claude: {claude.more_places[0][0]}",
+        f"    at ~{later[0][len(env['HOME']):]}",
+        f"  claude: {claude.more_places[1][0]}",
+        f"    at ~{later[1][len(env['HOME']):]}",
+    ]
+
+
+def test_a_dry_run_lists_at_most_the_kept_errors_and_counts_the_rest(env):
+    """`ProviderResult.more_places` is bounded (a home of unreadable files must not grow it without end), and
+    the line after the list says how many errors were not listed."""
+    from hypaware_tui.core import runner
+
+    pr = runner.ProviderResult("claude")
+    home = env["HOME"]
+    for i in range(runner.MORE_PLACES_KEPT + 5):
+        pr.note_error(f"file {i:016x}: cannot read file: Permission denied", f"{home}/p/{i}.jsonl")
+    pr.note_error("claude: cannot list the root", None)
+    assert pr.errors == runner.MORE_PLACES_KEPT + 6 and len(pr.more_places) == runner.MORE_PLACES_KEPT
+    lines = runner.error_notes("claude", pr.error, pr.error_path, pr.other_errors, env, logged=False,
+                               more_places=pr.more_places)
+    assert len(lines) == 2 * (runner.MORE_PLACES_KEPT + 1) + 1
+    assert lines[-2] == f"    at ~/p/{runner.MORE_PLACES_KEPT}.jsonl"
+    assert lines[-1] == (f"  claude: and 5 more errors (only the first {runner.MORE_PLACES_KEPT + 1} are "
+                         "listed; a run without --dry-run logs each one).")
+    # a fatal error takes the first place: the file error it replaces is listed with the others
+    pr.fail("could not write rows: disk full")
+    assert pr.more_places[0] == ("file 0000000000000000: cannot read file: Permission denied",
+                                 f"{home}/p/0.jsonl")
+    assert len(pr.more_places) == runner.MORE_PLACES_KEPT and pr.other_errors == pr.errors
 
 
 def test_importer_raising_outside_files_fails_only_that_provider(layout, env):

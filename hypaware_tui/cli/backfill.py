@@ -689,7 +689,7 @@ def _summary_text(prog: str, result: Any) -> None:
 
     for p in result.providers:
         for line in error_notes(p.provider, p.error, p.error_path, p.other_errors, os.environ,
-                                logged=not result.dry_run):
+                                logged=not result.dry_run, more_places=p.more_places):
             console.print(line, markup=False, highlight=False)
     console.print(closing_line(result), markup=False)
 

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -59,6 +59,8 @@ DEFAULT_WORKERS = 2  # parse processes for large imports (issue 8; see default_w
 PROGRESS_INTERVAL_S = 0.1  # at most 10 progress events per second per provider
 
 STATUSES = ("ok", "failed", "skipped", "cancelled")
+#: the later errors with a path a provider's result keeps for a dry run's list (`ProviderResult.more_places`)
+MORE_PLACES_KEPT = 200
 
 
 # --------------------------------------------------------------------------------------------- results
@@ -81,6 +83,10 @@ class ProviderResult:
     # the path of the file or folder of the first error, for the terminal only: `error` (like every stored
     # message) names it by path hash, which a person cannot look up (storage.md §5.1, §10); never logged
     error_path: str | None = None
+    # the errors after it that name a file or folder, with its path (`MORE_PLACES_KEPT` at most): a dry run
+    # lists them, where the daemon's "Run hyp backfill --dry-run to see its path" sends a person whose file
+    # was not the first to fail (terminal only, never logged, as `error_path`)
+    more_places: list[tuple[str, str]] = field(default_factory=list)
     files_total: int = 0  # the files the pass reads (not those unchanged, nor those before the window)
     files_unchanged: int = 0
     # files not opened because they end before the window (`inventory.before_window`, `_dated_before_window`):
@@ -121,9 +127,14 @@ class ProviderResult:
         self.errors += 1
         if self.error is None:
             self.error, self.error_path = message, path
+        elif path is not None and len(self.more_places) < MORE_PLACES_KEPT:
+            self.more_places.append((message, path))
 
     def fail(self, message: str) -> None:
         """A fatal error: it replaces an earlier per-file message, since it matters more."""
+        if self.error is not None and self.error_path is not None and self.status != "failed":
+            self.more_places.insert(0, (self.error, self.error_path))  # (still one of `other_errors`)
+            del self.more_places[MORE_PLACES_KEPT:]
         self.status = "failed"
         self.error, self.error_path = message, None
 
@@ -134,27 +145,44 @@ class ProviderResult:
 
 
 def error_notes(name: str, error: str | None, path: str | None, more: int, env: Mapping[str, str], *,
-                logged: bool) -> list[str]:
+                logged: bool, more_places: Sequence[tuple[str, str]] = ()) -> list[str]:
     """The lines under a summary table about one client's errors (cli.md §5.3: its first error): the error,
     the path of its file or folder so a person can find it (terminal only: stored messages name it by path
-    hash), and how many more there were, and where to see them (`logged`: each is in the events log)."""
+    hash), and how many more there were, and where to see them (`logged`: each is in the events log).
+
+    A dry run (not `logged`) also lists `more_places`, the later errors that name a file or folder, each with
+    its path: the daemon names a failing file by path hash and sends a person to `hyp backfill --dry-run` for
+    its path, which must be there whichever error it was."""
     if not error:
         return []
-    # (printable: the error names a root or a file, whose escape sequence acted on the terminal)
-    lines = [f"  {name}: {printable(error)}"]
-    if path:
-        home = (env.get("HOME") or "").rstrip("/")
+    home = (env.get("HOME") or "").rstrip("/")
 
-        def shown(p: str) -> str:
-            # (printable: a name that is not UTF-8 shows its bytes as `\\xff`; a strict UTF-8 stdout refused it)
-            return printable("~" + p[len(home):] if home and p.startswith(home + "/") else p)
+    def shown(p: str) -> str:
+        # (printable: a name that is not UTF-8 shows its bytes as `\\xff`; a strict UTF-8 stdout refused it)
+        return printable("~" + p[len(home):] if home and p.startswith(home + "/") else p)
 
-        # a link to nothing: where it points too, which names the drive that is not mounted
-        target = dangling_link_target(path)
-        lines.append(f"    at {shown(path)}" + (f" (a link to {shown(target)})" if target else ""))
+    def note(message: str, where: str | None) -> None:
+        # (printable: the error names a root or a file, whose escape sequence acted on the terminal)
+        lines.append(f"  {name}: {printable(message)}")
+        if where:
+            # a link to nothing: where it points too, which names the drive that is not mounted
+            target = dangling_link_target(where)
+            lines.append(f"    at {shown(where)}" + (f" (a link to {shown(target)})" if target else ""))
+
+    lines: list[str] = []
+    note(error, path)
+    if not logged:
+        for message, where in more_places[:more]:
+            note(message, where)
+            more -= 1
     if more > 0:
-        where = (f"{prog.NAME} status shows the latest errors; the events log has each, by path hash" if logged
-                 else "a run without --dry-run logs each one")
+        if logged:
+            where = (f"{prog.NAME} status shows the latest errors; the events log has each, by path hash; "
+                     f"{prog.NAME} backfill --dry-run lists their paths")
+        else:
+            where = "a run without --dry-run logs each one"
+            if len(more_places) >= MORE_PLACES_KEPT:
+                where = f"only the first {MORE_PLACES_KEPT + 1:,} are listed; {where}"
         lines.append(f"  {name}: and {more:,} more {'error' if more == 1 else 'errors'} ({where}).")
     return lines
 
