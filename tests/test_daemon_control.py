@@ -144,7 +144,7 @@ def test_start_and_restart_on_an_invalid_config_say_the_way_out(
         for args in (["start"], ["restart"]):
             code, out, err = run_cli(capsys, "daemon", *args)
             assert (code, out) == (1, ""), args
-            assert err.startswith(f"hyp daemon {args[0]}: invalid config: ") and err.endswith(
+            assert err.startswith(f"hyp daemon {args[0]}: the config is invalid: ") and err.endswith(
                 ". Fix the file, or replace it with hyp init (hyp init --yes --force without a terminal; a "
                 "backup is kept).\n"), err
     finally:
@@ -164,7 +164,7 @@ def test_run_on_an_invalid_config_says_the_way_out_and_stores_the_bare_error(
     monkeypatch.delenv("HYP_DAEMON_MODE", raising=False)
     code, out, err = run_cli(capsys, "daemon", "run")
     assert (code, out) == (1, "")
-    bare = (f"invalid config: {hyp / 'hypaware-config.json'}: is not valid JSON: it ends early, at line 1, column 26 "
+    bare = (f"the config is invalid: {hyp / 'hypaware-config.json'}: is not valid JSON: it ends early, at line 1, column 26 "
             "(was it cut short?)")
     assert err == f"hyp daemon run: {bare}. Fix the file, or replace it with hyp init (hyp init --yes --force " \
                   "without a terminal; a backup is kept).\n"

@@ -425,7 +425,7 @@ def test_foreground_once_without_config_or_with_capture_off(tmp_path: Path) -> N
     assert home.status()["state"] == "stopped"
     home.layout.config.write_text("[1, 2]")
     r = home.hyp_cmd("daemon", "run")
-    assert r.returncode == 1 and "invalid config" in r.stderr
+    assert r.returncode == 1 and "hyp daemon run: the config is invalid: " in r.stderr
     st = home.status()
     assert st["state"] == "stopped" and "must be a JSON object" in st["last_error"]["message"]
     assert not home.layout.daemon_pid.exists()

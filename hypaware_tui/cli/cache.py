@@ -285,12 +285,14 @@ def cache_prune(
     prog = _prog()
     retention, _source, config_error = _retention(layout)
     if retention is None:
-        err(f"{prog} cache prune: {config_error}")
         # (a HYP_HOME that is a file: its problem says what to do, and hyp init cannot write a config there)
-        err("Nothing was removed." if hyp_home_problem(layout.home) else
+        home_problem = hyp_home_problem(layout.home) is not None
+        message = str(config_error) if home_problem else f"the config is invalid: {config_error}"
+        err(f"{prog} cache prune: {message}")
+        err("Nothing was removed." if home_problem else
             f"Nothing was removed. {config_advice(str(config_error), prog)}")
         if json_out:
-            print_json(_prune_doc(dry_run, None, None, str(config_error)))
+            print_json(_prune_doc(dry_run, None, None, message))
         raise typer.Exit(1)
     if not dry_run:
         set_umask()

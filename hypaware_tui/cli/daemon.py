@@ -52,7 +52,7 @@ def _where() -> str:
 
 def _with_remedy(message: str) -> str:
     """An invalid config's error with the way out the other commands give (the daemon stores the bare error)."""
-    if message.startswith("invalid config:"):
+    if message.startswith("the config is invalid:"):  # (core/daemon/settings.py)
         from hypaware_tui.cli.output import config_advice
 
         return f"{message.rstrip('.')}. {config_advice(message, _prog())}"

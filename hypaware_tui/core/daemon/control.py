@@ -760,7 +760,7 @@ def start_daemon(
 
     env = os.environ if env is None else env
     notes: list[str] = []
-    # (else: "invalid config: …/hypaware-config.json: … Not a directory"; or, for one that cannot be created,
+    # (else: "the config is invalid: …/hypaware-config.json: … Not a directory"; or, for one that cannot be created,
     # "not configured: run hyp init", which fails on it)
     problem = hyp_home_problem(layout.home, create=True)
     if problem is not None:

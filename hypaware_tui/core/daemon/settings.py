@@ -69,7 +69,7 @@ def load(layout: Layout) -> DaemonSettings:
     try:
         cfg = load_config(layout)
     except ConfigError as exc:
-        return DaemonSettings(error=f"invalid config: {exc}")
+        return DaemonSettings(error=f"the config is invalid: {exc}")
     if cfg is None:
         return DaemonSettings(error=not_set_up(), missing=True)
     return from_config(cfg)
