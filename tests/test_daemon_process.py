@@ -10,6 +10,7 @@ import ctypes
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -522,6 +523,35 @@ def test_an_unreadable_history_folder_is_called_a_folder_and_its_path_can_be_fou
         assert "cannot read a Codex sessions folder" in dry.stdout and "at ~/.codex/sessions/2026/11" in dry.stdout
     finally:
         blocked.chmod(0o755)
+
+
+def test_every_file_the_daemon_names_by_hash_has_its_path_in_the_dry_run(tmp_path: Path) -> None:
+    """The daemon names a file it cannot read by path hash and says "Run hyp backfill --dry-run to see its
+    path"; the dry run showed the path of each client's first error only, so a file that failed after another
+    could not be found. It lists every one now: whichever file the daemon names, its path is there."""
+    home = Home(tmp_path, clients={"claude": True, "codex": True})
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    day = home.home / ".codex" / "sessions" / "2026" / "11" / "20"
+    day.mkdir(parents=True)
+    damaged = [day / f"rollout-2026-11-20T1{i}-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b0{i}.jsonl.zst"
+               for i in range(3)]
+    for i, p in enumerate(damaged):
+        p.write_bytes(b"not zstd " * (i + 1))
+    r = _hyp_unprivileged(home, "daemon", "run", "--once")
+    assert r.returncode == 0, r.stderr
+    log = home.layout.daemon_log.read_text()
+    named = set(re.findall(r"codex: file ([0-9a-f]{16}): the compressed rollout .*Run hyp backfill --dry-run to "
+                           r"see its path\.", log))
+    assert named == {path_hash(os.path.realpath(p)) for p in damaged}, log
+
+    dry = _hyp_unprivileged(home, "backfill", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    for hash_ in named:
+        at = next(i for i, ln in enumerate(lines) if ln.startswith(f"  codex: file {hash_}: "))
+        path = next(p for p in damaged if path_hash(os.path.realpath(p)) == hash_)
+        assert lines[at + 1] == f"    at ~/{path.relative_to(home.home)}", dry.stdout
+    assert "more error" not in dry.stdout
 
 
 def test_daemon_commands_in_a_read_only_place_say_what_to_do(tmp_path: Path) -> None:
