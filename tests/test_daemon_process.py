@@ -127,6 +127,39 @@ def test_live_appends_partial_line_and_new_session(tmp_path: Path, mode: str) ->
     assert_matches_backfill(home, tmp_path)
 
 
+def _voluntary_switches(pid: int) -> dict[int, int]:
+    """Each thread of `pid` (but the main one): how many times it went to sleep (Linux /proc)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        if int(task.name) == pid:
+            continue
+        with contextlib.suppress(OSError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    out[int(task.name)] = int(line.split()[1])
+    return out
+
+
+def test_an_idle_daemon_watching_for_events_wakes_at_most_twice_a_second(tmp_path: Path) -> None:
+    """The watch thread woke every 100 ms to look at its stop event (10 wakeups a second, all day, on a laptop's
+    battery): now every 500 ms. Counted from the kernel's tally of each thread's sleeps, over 4 s of idling;
+    none of the daemon's other threads wakes more often."""
+    home = Home(tmp_path, capture=FAST)
+    home.session(S1).write_text(session_text(S1, 2, now_utc()))
+    proc = home.spawn_daemon()
+    try:
+        assert home.wait_state("running", pid=proc.pid)["watch"] == "events"
+        assert wait_for(lambda: rows_now(home) == 3, 15), home.log_text()
+        time.sleep(1.0)  # (the flush and status write after the catch-up are over)
+        before = _voluntary_switches(proc.pid)
+        time.sleep(4.0)
+        after = _voluntary_switches(proc.pid)
+        rates = {tid: (after[tid] - n) / 4.0 for tid, n in before.items() if tid in after}
+        assert rates and max(rates.values()) <= 2.5, rates
+    finally:
+        assert stop(proc) == 0
+
+
 def test_sigterm_flushes_buffered_rows_and_sighup_reload(tmp_path: Path) -> None:
     home = Home(tmp_path, capture=dict(FAST, flush_seconds=120))
     f1 = home.session(S1)
