@@ -53,6 +53,21 @@ def mem_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def wakeups(pid: int) -> int:
+    """How many times the process's threads went to sleep so far (voluntary context switches, all threads): each
+    is a wakeup when idle, which keeps a laptop's CPU out of its deep sleep states."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as fh:
+                for line in fh:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:  # (a thread that ended meanwhile)
+            pass
+    return total
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0, help="idle period measured (default 60)")
@@ -81,14 +96,14 @@ def main() -> int:
     try:
         st = home.wait_state("running", pid=proc.pid, timeout=120 + 10 * args.history_mb)
         time.sleep(5.0)  # settle: first retention pass, first heartbeat
-        t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
+        t0, c0, w0 = time.monotonic(), cpu_ticks(proc.pid), wakeups(proc.pid)
         peak_rss = 0
         samples = 0
         while time.monotonic() - t0 < args.seconds:
             time.sleep(1.0)
             peak_rss = max(peak_rss, mem_kib(proc.pid)["VmRSS"])
             samples += 1
-        t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
+        t1, c1, w1 = time.monotonic(), cpu_ticks(proc.pid), wakeups(proc.pid)
         mem = mem_kib(proc.pid)
         status = home.status() or {}
     finally:
@@ -104,6 +119,8 @@ def main() -> int:
         "history_mb": round((history.get("claude_bytes", 0) + history.get("codex_bytes", 0)) / 2**20, 1),
         "idle_seconds": round(t1 - t0, 1),
         "cpu_percent_of_one_core": round(cpu_pct, 3),
+        # (the sampling here wakes nothing in the daemon: it reads /proc)
+        "wakeups_per_second": round((w1 - w0) / (t1 - t0), 2),
         "rss_mib": round(mem["VmRSS"] / 1024, 1),
         "peak_rss_mib_during_idle": round(peak_rss / 1024, 1),
         "hwm_rss_mib": round(mem["VmHWM"] / 1024, 1),
@@ -124,6 +141,7 @@ def main() -> int:
         print(f"idle period       {result['idle_seconds']} s ({args.sessions} sessions{extra}, "
               f"{result['rows_written']} rows imported at start)")
         print(f"CPU               {result['cpu_percent_of_one_core']:.3f} % of one core (target < 1 %)")
+        print(f"wakeups           {result['wakeups_per_second']} a second (all threads)")
         print(f"RSS               {result['rss_mib']} MiB now, {result['peak_rss_mib_during_idle']} MiB peak "
               f"while idle, {result['hwm_rss_mib']} MiB high-water mark (target < 150 MiB)")
         print(f"RSS by kind       {result['rss_anon_mib']} MiB the process's own, {result['rss_file_mib']} MiB "
