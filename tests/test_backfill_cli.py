@@ -8,6 +8,7 @@ to control the importer (a crash, a slow parse for signals)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -1057,6 +1058,34 @@ def test_ctrl_c_at_a_terminal_keeps_its_notice_and_a_second_one_gives_the_cursor
     assert notice in [line.rstrip() for line in screen.lines]
     assert "Traceback" not in "".join(screen.lines)
     assert "leaked" not in after, after
+
+
+def test_error_notes_at_a_terminal_hang_under_their_text_and_keep_a_path_whole(h):
+    """At an 80-column terminal Rich wrapped the notes under the summary back to column 1: `    at` alone on
+    its line, then the path cut in two by a line break (a copy of it no longer named the file). Each note now
+    goes on under its text, and a path stays whole, for the terminal to fold."""
+    pexpect = pytest.importorskip("pexpect")
+    day = h.codex / "sessions" / "2026" / "01" / "15"
+    day.mkdir(parents=True)
+    damaged = day / "rollout-2026-01-15T10-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b00.jsonl.zst"
+    damaged.write_bytes(b"not zstd")
+    env = dict(h.env, TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "backfill", "codex", "--dry-run"], env=env,
+                          dimensions=(40, 80), encoding="utf-8", timeout=30)
+    screen = _Screen()
+    try:
+        child.expect(pexpect.EOF)
+        screen.feed(child.before)
+    finally:
+        child.close()
+    lines = [line.rstrip() for line in screen.lines]
+    at = next(i for i, line in enumerate(lines) if line.startswith("  codex: file "))
+    message = [lines[at]] + list(itertools.takewhile(lambda line: line.startswith(" " * 9) and line[9] != " ",
+                                                     lines[at + 1:]))
+    assert len(message) > 1 and all(len(line) <= 80 for line in message), lines
+    assert "nothing could be read from it." in message[-1], lines
+    assert lines[at + len(message)] == f"    at ~/{damaged.relative_to(h.home)}", lines
 
 
 # --------------------------------------------------------------------------------------------- both real importers

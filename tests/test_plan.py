@@ -550,6 +550,11 @@ def test_summary_fits_80_columns_with_large_numbers_and_wraps_next_between_comma
     narrow = summary_text(result, m.env, width=60)
     assert max(len(line) for line in narrow.splitlines()) <= 60, narrow
     assert "Claude Code  cancelled\n  files 12,345 · sessions 123,456 · rows written 1,234,567\n" in narrow
+    # the error's note goes on under its text, past `codex: ` (it went on two columns in)
+    notes = summary_text(result, m.env, width=40).splitlines()
+    at = notes.index("  codex: could not write to the dataset:")
+    assert notes[at + 1:at + 4] == ["         No space left", "    at ~/.codex/sessions",
+                                    "  codex: and 3 more errors (hyp status"], notes
 
 
 def test_counts_of_one_read_in_the_singular(tmp_path: Path) -> None:
@@ -571,3 +576,29 @@ def test_counts_of_one_read_in_the_singular(tmp_path: Path) -> None:
     assert nothing_new_text(1, 0) == "Nothing new to import: the 1 row in this window is already in the dataset."
     assert nothing_new_text(1, 1) == ("Nothing new to import: the 1 row read is already in the dataset and 1 file is "
                                       "unchanged since the last import.")
+
+
+def test_notes_under_the_summary_hang_under_their_text_and_keep_a_path_whole() -> None:
+    """The notes under an import's summary (`  codex: <error>`, `    at <path>`): wrapped to the terminal, each
+    goes on under its text (the init summary went on two columns in, the backfill summary and the Done screen
+    at column 1). A path longer than the line stays whole for the terminal to fold, so that a copy of it has no
+    break, unless the caller must cut it (a screen, which clips at its edge)."""
+    from hypaware_tui.core.fmt import hanging_lines
+
+    path = "~/.codex/sessions/2026/11/14/rollout-2026-11-20T10-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b00.jsonl.zst"
+    notes = ["  codex: file 36a271989c645a5d: the compressed rollout (.jsonl.zst) is damaged or not zstd data; "
+             "nothing could be read from it.", f"    at {path}", "  codex: short"]
+    assert hanging_lines(notes, None) == notes and hanging_lines(notes, 200) == notes
+    assert hanging_lines(notes, 60) == [
+        "  codex: file 36a271989c645a5d: the compressed rollout",
+        "         (.jsonl.zst) is damaged or not zstd data; nothing",
+        "         could be read from it.",
+        f"    at {path}",
+        "  codex: short",
+    ]
+    cut = hanging_lines(notes[1:2], 60, break_long_words=True)
+    assert cut == [f"    at {path[:53]}", f"       {path[53:]}"]
+    # a line with no `client: ` or `at ` hangs under its own indent; a label wider than half the line does not
+    assert hanging_lines(["    one two three four five six"], 16) == ["    one two", "    three four", "    five six"]
+    assert hanging_lines(["  a-very-long-client-name: one two three"], 30) == [
+        "  a-very-long-client-name: one", "  two three"]

@@ -258,6 +258,32 @@ async def test_done_wraps_next_between_commands_and_capture_under_its_text(tmp_p
     assert width <= 80 and all(len(line) <= width for line in capture + nxt)
 
 
+async def test_done_wraps_each_error_under_its_text(tmp_path: Path) -> None:
+    """At 80 columns the error notes under the summary went on at column 1, a file's path split across the
+    left edge ("    at" alone, then the path from column 1). Each note continues under its text now: an error
+    past `codex: `, a path past `at `, cut at the edge only where it is wider than the screen."""
+    m = make_machine(tmp_path)
+    folder = next(Path(m.env["CODEX_HOME"]).glob("sessions/*/*/*"))
+    for i in range(2):
+        (folder / f"rollout-2026-11-20T1{i}-00-00-019bc2a1-7f3e-7d10-9b1a-3c5e2f4a6b0{i}.jsonl.zst").write_bytes(
+            b"not zstd")
+    app = WizardApp(wizard_settings(m))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_review(pilot)
+        done = await enter_to(pilot, DoneScreen)
+        errors = drawn(done.query_one("#errors"))
+        width = done.query_one("#errors").size.width
+        await pilot.press("enter")
+    starts = ["  codex: ", " " * 9, " " * 9, "    at ~/", " " * 7, "  codex: ", " " * 9]
+    assert len(errors) == len(starts) and all(map(str.startswith, errors, starts)), errors
+    assert [errors[i][n] != " " for i, n in ((1, 9), (2, 9), (4, 7), (6, 9))] == [True] * 4, errors
+    assert errors[0].startswith("  codex: file ") and errors[-1].endswith("hyp backfill --dry-run lists their paths).")
+    path = errors[3][len("    at "):] + errors[4].lstrip()
+    assert (Path(m.env["HOME"]) / path[2:]).is_file(), errors
+    assert " ".join(line.strip() for line in errors[:3]).startswith("codex: file ")
+    assert all(len(line) <= width for line in errors)
+
+
 async def test_a_choice_typed_fast_is_the_one_taken(tmp_path: Path) -> None:
     """Up then Enter as fast as a terminal delivers them (a fast typist, a pasted sequence): the retention
     taken is the one the list shows. It used to be the previous one, remembered from a message that the

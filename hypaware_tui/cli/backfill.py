@@ -685,12 +685,16 @@ def _summary_text(prog: str, result: Any) -> None:
                 right={2, 3, 4, 5, 6, 7},
             )
         )
+    from hypaware_tui.core.fmt import hanging_lines
     from hypaware_tui.core.runner import error_notes
 
-    for p in result.providers:
-        for line in error_notes(p.provider, p.error, p.error_path, p.other_errors, os.environ,
-                                logged=not result.dry_run, more_places=p.more_places):
-            console.print(line, markup=False, highlight=False)
+    notes = [line for p in result.providers
+             for line in error_notes(p.provider, p.error, p.error_path, p.other_errors, os.environ,
+                                     logged=not result.dry_run, more_places=p.more_places)]
+    # (at a terminal, each continued under its text, a path whole: Rich wrapped them back to column 1, and cut
+    # a path in two; redirected output is never wrapped)
+    for line in hanging_lines(notes, None if console.soft_wrap else console.width):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     console.print(closing_line(result), markup=False)
 
 

@@ -8,6 +8,7 @@ No Textual or Rich here (the core renders the `hyp init` summary with these).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 # C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts a sequence, U+009B is a one-character
 # CSI); the invisible characters that change what a line seems to say: the bidi embeddings, overrides and
@@ -99,3 +100,28 @@ def human_size(n: int | float | None) -> str:
         if float(text) < 1000 or unit == "PB":  # (999.7 kB rounds to 1000: it is 1 MB)
             return f"{text.rstrip('0').rstrip('.') if '.' in text else text} {unit}"
     raise AssertionError("unreachable")
+
+
+# the part of a note line that its further lines hang under: its indent and a leading `client: ` or `at `
+_HANG = re.compile(r" *(?:at |[^ :]+: )?")
+
+
+def hanging_lines(lines: Sequence[str], width: int | None, *, break_long_words: bool = False) -> list[str]:
+    """`lines` (the notes under a summary: `  codex: <error>`, `    at <path>`) wrapped to `width` between
+    words, each continued under its own text, past its indent and its `codex: ` or `at `. A word longer than
+    the line (a path) stays whole, for the terminal to fold (a copy of it then keeps no break), unless
+    `break_long_words` (a screen that cuts it off at its edge otherwise)."""
+    import textwrap
+
+    out: list[str] = []
+    for line in lines:
+        if width is None or len(line) <= width:
+            out.append(line)
+            continue
+        hang = len(_HANG.match(line).group())  # type: ignore[union-attr]
+        if hang > width // 2:
+            hang = len(line) - len(line.lstrip(" "))
+        out.extend(textwrap.wrap(line[hang:], max(width, hang + 10), initial_indent=line[:hang],
+                                 subsequent_indent=" " * hang, break_long_words=break_long_words,
+                                 break_on_hyphens=False) or [line[:hang]])
+    return out

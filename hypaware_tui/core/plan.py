@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hypaware_tui.core import prog
-from hypaware_tui.core.fmt import plural, printable
+from hypaware_tui.core.fmt import hanging_lines, plural, printable
 from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.timeutil import us_to_iso, us_to_local
@@ -923,10 +923,7 @@ def summary_text(result: InitResult, env: Mapping[str, str], width: int | None =
         elif row["note"] and row["status"] == "skipped":
             notes.append(f"  {row['client']}: {printable(str(row['note']))}")
     lines.extend(summary_table(table, width))
-    for n in notes:
-        body = n.lstrip(" ")
-        indent = " " * (len(n) - len(body))
-        lines.extend(_wrap(body, width, indent, indent + "  "))
+    lines.extend(hanging_lines(notes, width))
     note = nothing_new_note(result)
     if note is not None:
         lines.extend(_wrap(note, width))

@@ -30,7 +30,7 @@ from hypaware_tui.core.plan import (
     nothing_new_note,
 )
 from hypaware_tui.screens.base import StepInfo, WizardScreen
-from hypaware_tui.screens.widgets import LabelledLine, plain
+from hypaware_tui.screens.widgets import HangingLines, LabelledLine, plain
 
 FIRST_LOOK_TIMEOUT_S = 5.0
 LABEL_WIDTH = 9  # "Capture  ": where the text of the Capture and Next lines starts
@@ -108,18 +108,13 @@ def summary_table(result: InitResult) -> Table:
     return table
 
 
-def error_lines(result: InitResult, env: Mapping[str, str]) -> Text:
-    out = Text()
+def error_lines(result: InitResult, env: Mapping[str, str]) -> list[str]:
+    out: list[str] = []
     for row in client_rows(result):
         if row["error"]:
-            lines = error_notes_of(row, env)
+            out.extend(error_notes_of(row, env))
         elif row["note"] and row["status"] == "skipped":
-            lines = [f"  {row['client']}: {row['note']}"]
-        else:
-            continue
-        if out:
-            out.append("\n")
-        out.append("\n".join(printable(line) for line in lines))  # (a reason or an error names a path)
+            out.append(f"  {row['client']}: {row['note']}")
     return out
 
 
@@ -159,7 +154,7 @@ class DoneScreen(WizardScreen):
         yield Static(summary_table(self.result), id="summary")
         errors = error_lines(self.result, self.env)
         if errors:
-            yield Static(errors, id="errors")
+            yield HangingLines(errors, id="errors")
         nothing_new = nothing_new_note(self.result)
         if nothing_new is not None:
             yield Static(nothing_new, id="nothing-new")

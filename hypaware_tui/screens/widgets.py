@@ -24,7 +24,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
-from hypaware_tui.core.fmt import printable
+from hypaware_tui.core.fmt import hanging_lines, printable
 
 
 def plain(text: str, *, newlines: bool = False) -> Text:
@@ -362,3 +362,22 @@ class LabelledLine(Widget):
         out.append(self.label, style="bold")
         out.append("\n".join(lines)[len(self.label):])
         return out
+
+
+
+class HangingLines(Widget):
+    """Lines of notes (an import's errors), each wrapped to the widget's width under its own text: a Static
+    wraps back to column 1, which at 80 columns split a file's path across the left edge."""
+
+    DEFAULT_CSS = "HangingLines { height: auto; }"
+
+    def __init__(self, lines: Sequence[str], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.note_lines = [printable(line) for line in lines]  # (an error names a path)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(hanging_lines(self.note_lines, width or None, break_long_words=True))
+
+    def render(self) -> Text:
+        return Text("\n".join(hanging_lines(self.note_lines, self.content_size.width or None,
+                                             break_long_words=True)))
