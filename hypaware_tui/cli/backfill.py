@@ -896,13 +896,13 @@ def list_command(
     console.print(local_dates_note(*shown), markup=False)
     # A folder of a detected client that could not be read (its `projects` a link to a drive not mounted): its
     # figures leave out whatever that folder holds, which "yes … 0 files" would not say
+    from hypaware_tui.core.fmt import hanging_lines
     from hypaware_tui.core.runner import error_notes
 
-    for ci in inv:
-        for fe in ci.failed:
-            if fe.folder:
-                for line in error_notes(ci.client, fe.message, fe.path, 0, os.environ, logged=False):
-                    console.print(line, markup=False, highlight=False)
+    notes = [line for ci in inv for fe in ci.failed if fe.folder
+             for line in error_notes(ci.client, fe.message, fe.path, 0, os.environ, logged=False)]
+    for line in hanging_lines(notes, None if console.soft_wrap else console.width):  # (as under a summary)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0)
 
 
