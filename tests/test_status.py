@@ -563,3 +563,45 @@ def test_the_last_import_and_whether_it_ended(
     assert doc == {"at": doc["at"], "status": "ok", "rows_written": 1}
     line = next(x for x in text.splitlines() if "last backfill" in x)
     assert line.endswith(f"last backfill {doc['at'][:10]} {doc['at'][11:16]} UTC: ok, 1 new row")
+
+
+def test_at_a_terminal_a_long_line_goes_on_under_its_text(tmp_path: Path, env: dict[str, str]) -> None:
+    """At an 80-column terminal `hyp status` and `hyp daemon status` let the terminal fold their long lines at
+    column 1, mid-word ("… · e" / "nabled"). A line now wraps between words and goes on under its text (two
+    columns in for `hyp status`, whose block lines are items each); a path longer than the line stays whole.
+    Redirected, nothing is wrapped (the other tests here)."""
+    import sys
+
+    pexpect = pytest.importorskip("pexpect")
+    layout = Layout(tmp_path / "hyp")
+    write_config(layout, capture={"enabled": False})  # (the daemon's Next line says how to turn it on: long)
+    message = ("file 36a271989c645a5d: the compressed rollout (.jsonl.zst) is damaged or not zstd data (zstd "
+               "decompressor error: Unknown frame descriptor); nothing could be read from it.")
+    EventLog(layout, "R", enabled=True).emit("backfill.file_error", provider="codex", error=message)
+    run_env = dict(os.environ, **env, HYP_HOME=str(layout.home), TERM="xterm-256color", COLUMNS="80")
+
+    def at_terminal(*args: str) -> list[str]:
+        child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", *args], env=run_env, dimensions=(50, 80),
+                              encoding="utf-8", timeout=30)
+        try:
+            child.expect(pexpect.EOF)
+            return [line.rstrip() for line in child.before.replace("\r\n", "\n").split("\n")]
+        finally:
+            child.close()
+
+    lines = at_terminal("status")
+    at = next(i for i, line in enumerate(lines) if "codex: file 36a271989c645a5d:" in line)
+    said = [lines[at]] + [line for line in lines[at + 1:at + 4] if line.startswith(" " * 12) and line[12] != " "]
+    assert len(said) > 1 and all(len(line) <= 80 for line in said), lines
+    assert " ".join(line.strip() for line in said).endswith(message), lines
+    assert lines[0].startswith("Config    /") and lines[1] == "            ok", lines  # (a path: whole)
+
+    def fits(line: str) -> bool:  # (or is one word after its label: a path, for the terminal to fold)
+        return len(line) <= 80 or len(line[16:].split()) == 1
+
+    assert all(map(fits, lines)), lines
+
+    lines = at_terminal("daemon", "status")
+    at = next(i for i, line in enumerate(lines) if line.startswith("Next            "))
+    assert lines[at + 1].startswith(" " * 16) and lines[at + 1][16] != " ", lines
+    assert all(map(fits, lines)), lines

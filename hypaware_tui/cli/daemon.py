@@ -15,7 +15,16 @@ from typing import Any
 import typer
 from typer._click.globals import get_current_context
 
-from hypaware_tui.cli.output import err, fmt_int, out, plural, print_json, short_path, utc_minute
+from hypaware_tui.cli.output import (
+    err,
+    fmt_int,
+    out,
+    out_labelled,
+    plural,
+    print_json,
+    short_path,
+    utc_minute,
+)
 from hypaware_tui.cli.status import daemon_next_step, failed_text
 
 app = typer.Typer(
@@ -226,6 +235,9 @@ def _service_line(service: dict[str, Any]) -> str:
     return f"installed ({unit})"
 
 
+STATUS_LABEL_WIDTH = 16  # "Capture daemon  ": where the text of `hyp daemon status`'s lines starts
+
+
 def _minute(at: object, missing: str) -> str:
     return utc_minute(at) if isinstance(at, str) and at else missing
 
@@ -258,33 +270,37 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
         doc["log_path"] = str(layout.daemon_log)
         print_json(doc)
         raise typer.Exit(0)
-    out(f"Capture daemon  {report.message}")
+
+    def show(text: str) -> None:  # (at a terminal, a line too long goes on under its text, not at column 1)
+        out_labelled(text, STATUS_LABEL_WIDTH)
+
+    show(f"Capture daemon  {report.message}")
     if warning:
-        out(f"Warning         {warning}")
+        show(f"Warning         {warning}")
     if config_warning:
-        out(f"Warning         {config_warning}")
+        show(f"Warning         {config_warning}")
     if not report.running and home_problem is None:
         from hypaware_tui.core.status import config_section
 
         step = daemon_next_step(doc, config_section(layout)[1], _prog(), layout.daemon_log)
         if step:
-            out(f"Next            {step}")
+            show(f"Next            {step}")
     s = doc
     if report.status is not None:
         watch = s.get("watch") or "-"
         if watch == "polling" and s.get("watch_reason"):
             watch += f": {s['watch_reason']}"  # (file events failed, or would miss changes: why, and what to do)
-        out(f"Watch           {watch}")
+        show(f"Watch           {watch}")
         # (times as `hyp status` and `hyp cache status` show them, to the minute in UTC; --json keeps ISO 8601)
-        out(f"Started         {_minute(s.get('started_at'), '-')}")
+        show(f"Started         {_minute(s.get('started_at'), '-')}")
         updated = f"Updated         {_minute(s.get('updated_at'), '-')}"
         age = report.status_age_s
         if report.running and age is not None and age > LAGGING_AFTER_S:
             # (no warning before STALE_AFTER_S: one long step may delay it; the fact is shown all the same)
             updated += f", status updated {fmt_age(age)} ago (written every {HEARTBEAT_S:g} s)"
-        out(updated)
-        out(f"Last import     {_minute(s.get('last_import_at'), 'none yet')}")
-        out(f"Rows written    {fmt_int(s.get('rows_written') or 0)} (since it started)")
+        show(updated)
+        show(f"Last import     {_minute(s.get('last_import_at'), 'none yet')}")
+        show(f"Rows written    {fmt_int(s.get('rows_written') or 0)} (since it started)")
         clients = s.get("clients") or {}
         for name, c in clients.items():
             if not isinstance(c, dict):
@@ -294,22 +310,22 @@ def daemon_status(json_out: bool = typer.Option(False, "--json", help="Print one
                     f"  last import {_minute(c.get('last_import_at'), 'none yet')}")
             if c.get("files_failed"):
                 line += f"  failed: {failed_text(c['files_failed'], c.get('folders_failed') or 0)}"
-            out(line)
+            show(line)
         le = s.get("last_error")
         if isinstance(le, dict):
-            out(f"Last error      {_minute(le.get('at'), '-')}  {le.get('message')}")
+            show(f"Last error      {_minute(le.get('at'), '-')}  {le.get('message')}")
         else:
-            out("Last error      none")
+            show("Last error      none")
         if log_error is not None:
-            out(f"Logged error    {utc_minute(log_error['at'])}  {log_error['message']} (in the log, not in the "
+            show(f"Logged error    {utc_minute(log_error['at'])}  {log_error['message']} (in the log, not in the "
                 "status)")
         if s.get("retention_applied_at"):
-            out(f"Retention       {utc_minute(s['retention_applied_at'])} "
+            show(f"Retention       {utc_minute(s['retention_applied_at'])} "
                 f"({plural(s.get('rows_pruned') or 0, 'row')} pruned)")
-    out(f"Service         {_service_line(service)}")
+    show(f"Service         {_service_line(service)}")
     if service["warning"]:
-        out(f"Warning         {service['warning']}")
-    out(f"Log             {short_path(layout.daemon_log)}")
+        show(f"Warning         {service['warning']}")
+    show(f"Log             {short_path(layout.daemon_log)}")
     raise typer.Exit(0)
 
 

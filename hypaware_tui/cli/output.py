@@ -239,6 +239,37 @@ def out(text: str = "") -> None:
     sys.stdout.write(printable(text, newlines=True) + "\n")
 
 
+def stdout_width() -> int | None:
+    """The width of the terminal stdout is, or None when it is not one (redirected output is never wrapped)."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+        return os.get_terminal_size(sys.stdout.fileno()).columns or None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def out_labelled(text: str, label_width: int, indent: int | None = None) -> None:
+    """`out` of a report's line (`Label     text`, its text from column `label_width`): at a terminal, wrapped
+    between words to its width, every further line `indent` columns in (default: under the text), where the
+    terminal folded it at column 1, mid-word. A word longer than the line (a path) stays whole, for the
+    terminal to fold: a copy of it keeps no break."""
+    width = stdout_width()
+    text = printable(text, newlines=True)
+    indent = label_width if indent is None else indent
+    if width is None or len(text) <= width or "\n" in text or width < indent + 20:
+        out(text)
+        return
+    import textwrap
+
+    label, body = text[:label_width], text[label_width:]
+    if not label.endswith(" ") or body.startswith(" "):  # (a label wider than its column: wrapped as one text)
+        label, body = "", text
+    for line in textwrap.wrap(body, width, initial_indent=label, subsequent_indent=" " * indent,
+                              break_long_words=False, break_on_hyphens=False):
+        sys.stdout.write(line + "\n")
+
+
 def err(text: str) -> None:
     """One plain line on stderr (notices, warnings, errors), its control characters shown as `out`'s are."""
     sys.stderr.write(printable(text, newlines=True) + "\n")

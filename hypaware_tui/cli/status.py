@@ -22,6 +22,7 @@ from hypaware_tui.cli.output import (
     fmt_int,
     human_size,
     out,
+    out_labelled,
     plural,
     print_json,
     short_path,
@@ -92,7 +93,8 @@ def _block(label: str, lines: list[str]) -> None:
         out(label)
         label = ""
     for i, line in enumerate(lines):
-        out(f"{(label if i == 0 else ''):<{LABEL_WIDTH}}{line}")
+        # (at a terminal, a line too long goes on two columns in from its text: each line of a block is one item)
+        out_labelled(f"{(label if i == 0 else ''):<{LABEL_WIDTH}}{line}", LABEL_WIDTH, LABEL_WIDTH + 2)
 
 
 def _last_import_line(last: dict[str, Any], prog: str) -> str:
