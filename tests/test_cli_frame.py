@@ -1352,3 +1352,23 @@ def test_a_large_write_whose_reader_leaves_midway_is_a_broken_pipe() -> None:
     assert raw.got == b"x\n" * 32768
     stream.buffer.raw.got = b""  # (closed cleanly: nothing left to flush)
     stream.detach()
+
+
+def test_an_error_at_a_terminal_wraps_between_words(home: Path) -> None:
+    """At an 80-column terminal a long error on stderr was folded by the terminal at column 1, mid-word; it
+    wraps between words now, a word longer than the line (a path) kept whole. Redirected, it is one line (every
+    other test here)."""
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, HYP_HOME=str(home), TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(sys.executable, ["-m", "hypaware_tui", "backfill", "--since", "the day before yesterday"],
+                          env=env, dimensions=(24, 80), encoding="utf-8", timeout=30)
+    try:
+        child.expect(pexpect.EOF)
+        lines = child.before.replace("\r\n", "\n").rstrip("\n").split("\n")
+    finally:
+        child.close()
+    assert child.exitstatus == 2, lines
+    assert lines[:2] == ["hyp backfill: --since: expected an ISO date or datetime like 2026-05-01 or",
+                         '2026-05-01T09:30 (got "the day before yesterday")'], lines
+    assert all(len(line) <= 80 for line in lines), lines

@@ -239,40 +239,53 @@ def out(text: str = "") -> None:
     sys.stdout.write(printable(text, newlines=True) + "\n")
 
 
-def stdout_width() -> int | None:
-    """The width of the terminal stdout is, or None when it is not one (redirected output is never wrapped)."""
+def terminal_width(stream: Any) -> int | None:
+    """The width of the terminal `stream` is, or None when it is not one (redirected output is never wrapped)."""
     try:
-        if not sys.stdout.isatty():
+        if not stream.isatty():
             return None
-        return os.get_terminal_size(sys.stdout.fileno()).columns or None
+        return os.get_terminal_size(stream.fileno()).columns or None
     except (OSError, ValueError, AttributeError):
         return None
 
 
-def out_labelled(text: str, label_width: int, indent: int | None = None) -> None:
-    """`out` of a report's line (`Label     text`, its text from column `label_width`): at a terminal, wrapped
-    between words to its width, every further line `indent` columns in (default: under the text), where the
-    terminal folded it at column 1, mid-word. A word longer than the line (a path) stays whole, for the
-    terminal to fold: a copy of it keeps no break."""
-    width = stdout_width()
-    text = printable(text, newlines=True)
-    indent = label_width if indent is None else indent
-    if width is None or len(text) <= width or "\n" in text or width < indent + 20:
-        out(text)
-        return
+def wrap_for_terminal(text: str, width: int | None, label_width: int = 0, indent: int = 0) -> list[str]:
+    """`text` (printable already) as the lines a terminal `width` wide shows well: each of its lines wrapped
+    between words, where the terminal would fold it at column 1 mid-word, further lines `indent` columns in.
+    Its first `label_width` columns (`Label     `) stay as they are. A word longer than the line (a path) stays
+    whole, for the terminal to fold: a copy of it keeps no break. `width` None: the lines as they are."""
     import textwrap
 
-    label, body = text[:label_width], text[label_width:]
-    if not label.endswith(" ") or body.startswith(" "):  # (a label wider than its column: wrapped as one text)
-        label, body = "", text
-    for line in textwrap.wrap(body, width, initial_indent=label, subsequent_indent=" " * indent,
-                              break_long_words=False, break_on_hyphens=False):
-        sys.stdout.write(line + "\n")
+    out: list[str] = []
+    for line in text.split("\n"):
+        if width is None or len(line) <= width or width < indent + 20:
+            out.append(line)
+            continue
+        label, body = line[:label_width], line[label_width:]
+        if label.strip(" ") and (not label.endswith(" ") or body.startswith(" ")):
+            label, body = "", line  # (a label wider than its column: wrapped as one text)
+        lead = len(body) - len(body.lstrip(" "))  # (an indented line keeps its indent)
+        label, body = label + body[:lead], body[lead:]
+        out.extend(textwrap.wrap(body, width, initial_indent=label, subsequent_indent=" " * max(indent, lead),
+                                 break_long_words=False, break_on_hyphens=False) or [line])
+    return out
+
+
+def out_labelled(text: str, label_width: int, indent: int | None = None) -> None:
+    """`out` of a report's line (`Label     text`, its text from column `label_width`): at a terminal, wrapped
+    between words to its width (`wrap_for_terminal`), every further line `indent` columns in (default: under
+    the text)."""
+    lines = wrap_for_terminal(printable(text, newlines=True), terminal_width(sys.stdout), label_width,
+                              label_width if indent is None else indent)
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def err(text: str) -> None:
-    """One plain line on stderr (notices, warnings, errors), its control characters shown as `out`'s are."""
-    sys.stderr.write(printable(text, newlines=True) + "\n")
+    """One plain line on stderr (notices, warnings, errors), its control characters shown as `out`'s are. At a
+    terminal, wrapped between words (`wrap_for_terminal`): the terminal folded a long error at column 1,
+    mid-word (`… from the history on this compute` / `r: stop the daemon …`)."""
+    lines = wrap_for_terminal(printable(text, newlines=True), terminal_width(sys.stderr))
+    sys.stderr.write("\n".join(lines) + "\n")
     sys.stderr.flush()
 
 
