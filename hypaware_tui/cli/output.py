@@ -251,23 +251,19 @@ def terminal_width(stream: Any) -> int | None:
 
 def wrap_for_terminal(text: str, width: int | None, label_width: int = 0, indent: int = 0) -> list[str]:
     """`text` (printable already) as the lines a terminal `width` wide shows well: each of its lines wrapped
-    between words, where the terminal would fold it at column 1 mid-word, further lines `indent` columns in.
-    Its first `label_width` columns (`Label     `) stay as they are. A word longer than the line (a path) stays
-    whole, for the terminal to fold: a copy of it keeps no break. `width` None: the lines as they are."""
-    import textwrap
+    between words (`core.fmt.wrap_line`), where the terminal would fold it at column 1 mid-word, further lines
+    `indent` columns in (an indented line's own indent, if more). Its first `label_width` columns
+    (`Label     `) stay as they are."""
+    from hypaware_tui.core.fmt import wrap_line
 
     out: list[str] = []
     for line in text.split("\n"):
-        if width is None or len(line) <= width or width < indent + 20:
-            out.append(line)
-            continue
-        label, body = line[:label_width], line[label_width:]
-        if label.strip(" ") and (not label.endswith(" ") or body.startswith(" ")):
-            label, body = "", line  # (a label wider than its column: wrapped as one text)
-        lead = len(body) - len(body.lstrip(" "))  # (an indented line keeps its indent)
-        label, body = label + body[:lead], body[lead:]
-        out.extend(textwrap.wrap(body, width, initial_indent=label, subsequent_indent=" " * max(indent, lead),
-                                 break_long_words=False, break_on_hyphens=False) or [line])
+        head = label_width
+        if line[:head].strip(" ") and (not line[:head].endswith(" ") or line[head:head + 1] == " "):
+            head = 0  # (a label wider than its column: wrapped as one text)
+        lead = len(line) - head - len(line[head:].lstrip(" "))  # (an indented line keeps its indent)
+        fits = width is None or width < indent + 20
+        out.extend([line] if fits else wrap_line(line, width, head + lead, max(indent, lead)))
     return out
 
 

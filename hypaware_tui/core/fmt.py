@@ -102,26 +102,31 @@ def human_size(n: int | float | None) -> str:
     raise AssertionError("unreachable")
 
 
+def wrap_line(line: str, width: int | None, head: int, indent: int, *, break_long_words: bool = False) -> list[str]:
+    """`line` wrapped to `width` between words: its first `head` characters as they are (a label, an indent),
+    each further line `indent` columns in. A word longer than the line (a path) stays whole, for the terminal
+    to fold (a copy of it then keeps no break), unless `break_long_words` (a screen that would cut it off at
+    its edge). `width` None, or a line that fits: the line as it is."""
+    import textwrap
+
+    if width is None or len(line) <= width:
+        return [line]
+    return textwrap.wrap(line[head:], max(width, indent + 10), initial_indent=line[:head],
+                         subsequent_indent=" " * indent, break_long_words=break_long_words,
+                         break_on_hyphens=False) or [line]
+
+
 # the part of a note line that its further lines hang under: its indent and a leading `client: ` or `at `
 _HANG = re.compile(r" *(?:at |[^ :]+: )?")
 
 
 def hanging_lines(lines: Sequence[str], width: int | None, *, break_long_words: bool = False) -> list[str]:
-    """`lines` (the notes under a summary: `  codex: <error>`, `    at <path>`) wrapped to `width` between
-    words, each continued under its own text, past its indent and its `codex: ` or `at `. A word longer than
-    the line (a path) stays whole, for the terminal to fold (a copy of it then keeps no break), unless
-    `break_long_words` (a screen that cuts it off at its edge otherwise)."""
-    import textwrap
-
+    """`lines` (the notes under a summary: `  codex: <error>`, `    at <path>`) wrapped to `width` by
+    `wrap_line`, each continued under its own text, past its indent and its `codex: ` or `at `."""
     out: list[str] = []
     for line in lines:
-        if width is None or len(line) <= width:
-            out.append(line)
-            continue
         hang = len(_HANG.match(line).group())  # type: ignore[union-attr]
-        if hang > width // 2:
+        if width is not None and hang > width // 2:
             hang = len(line) - len(line.lstrip(" "))
-        out.extend(textwrap.wrap(line[hang:], max(width, hang + 10), initial_indent=line[:hang],
-                                 subsequent_indent=" " * hang, break_long_words=break_long_words,
-                                 break_on_hyphens=False) or [line[:hang]])
+        out.extend(wrap_line(line, width, hang, hang, break_long_words=break_long_words))
     return out

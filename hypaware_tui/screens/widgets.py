@@ -364,7 +364,6 @@ class LabelledLine(Widget):
         return out
 
 
-
 class HangingLines(Widget):
     """Lines of notes (an import's errors), each wrapped to the widget's width under its own text: a Static
     wraps back to column 1, which at 80 columns split a file's path across the left edge."""
