@@ -249,6 +249,37 @@ async def test_the_demo_done_screen_shows_its_folder_and_commands_that_paste(tmp
     assert demo_lines(app.summary) == (where, look, delete)
 
 
+async def test_at_80_columns_the_demo_commands_go_on_under_themselves() -> None:
+    """A long TMPDIR (macOS: /var/folders/…/T/) at 80 columns: the Done screen wrapped `… hyp query` / `overview`
+    back to column 1, under the label. Each command goes on under its own start, between words, and its words
+    read back as the command."""
+    import itertools
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="hq-", dir="/tmp"))  # (short: every word of the command fits a line)
+    try:
+        deep = base / "v" / "T"
+        deep.mkdir(parents=True)
+        m = make_machine(deep)
+        app = WizardApp(wizard_settings(m, demo_dir=m.root))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await on_screen(pilot, WelcomeScreen)
+            await wait_for(pilot, lambda: app.inventory_done)
+            for screen in (ClientsScreen, RetentionScreen, ConsentScreen, ReviewScreen, DoneScreen):
+                done = await enter_to(pilot, screen)
+            shown = drawn(done.query_one("#demo"))
+            await pilot.press("enter")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    at = next(i for i, line in enumerate(shown) if line.startswith("Look at it:     HYP_HOME="))
+    more = list(itertools.takewhile(lambda line: line.startswith(" " * 16) and line[16] != " ", shown[at + 1:]))
+    assert more and shown[at + 1 + len(more)].startswith("Delete it:      rm -rf "), shown
+    assert all(len(line) <= 80 for line in shown), shown
+    look = " ".join(line[16:] for line in [shown[at], *more])
+    assert bash_words(look) == [f"HYP_HOME={m.root}/hyp".encode(), b"hyp", b"query", b"overview"], shown
+
+
 @pytest.mark.parametrize("tmp_name", ["t [old]", "it's", "t\x1b]0;T\x07"])
 def test_the_demo_summary_commands_paste_as_they_read(tmp_path: Path, tmp_name: str) -> None:
     """`hyp init --demo --yes`: the summary's commands name the demo's folder whatever TMPDIR holds (a control

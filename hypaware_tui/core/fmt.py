@@ -120,13 +120,15 @@ def wrap_line(line: str, width: int | None, head: int, indent: int, *, break_lon
 _HANG = re.compile(r" *(?:at |[^ :]+: )?")
 
 
-def hanging_lines(lines: Sequence[str], width: int | None, *, break_long_words: bool = False) -> list[str]:
+def hanging_lines(lines: Sequence[str], width: int | None, *, break_long_words: bool = False,
+                  hang: int | None = None) -> list[str]:
     """`lines` (the notes under a summary: `  codex: <error>`, `    at <path>`) wrapped to `width` by
-    `wrap_line`, each continued under its own text, past its indent and its `codex: ` or `at `."""
+    `wrap_line`, each continued under its own text, past its indent and its `codex: ` or `at ` (or past its
+    first `hang` columns: `Look at it:     <command>`)."""
     out: list[str] = []
     for line in lines:
-        hang = len(_HANG.match(line).group())  # type: ignore[union-attr]
-        if width is not None and hang > width // 2:
-            hang = len(line) - len(line.lstrip(" "))
-        out.extend(wrap_line(line, width, hang, hang, break_long_words=break_long_words))
+        head = len(_HANG.match(line).group()) if hang is None else hang  # type: ignore[union-attr]
+        if width is not None and head > width // 2:
+            head = len(line) - len(line.lstrip(" "))
+        out.extend(wrap_line(line, width, head, head, break_long_words=break_long_words))
     return out

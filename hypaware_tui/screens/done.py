@@ -34,6 +34,7 @@ from hypaware_tui.screens.widgets import HangingLines, LabelledLine, plain
 
 FIRST_LOOK_TIMEOUT_S = 5.0
 LABEL_WIDTH = 9  # "Capture  ": where the text of the Capture and Next lines starts
+DEMO_LABEL_WIDTH = 16  # "Look at it:     ": where the demo's commands start (core.demo.DemoDir.next_commands)
 SPARK = "▁▂▃▄▅▆▇█"
 NOTHING_YET = "Nothing imported yet. New sessions will show up in hyp query overview."
 # No daemon captures: nothing shows up by itself, and the sentence above said it would. With the import declined,
@@ -164,8 +165,8 @@ class DoneScreen(WizardScreen):
 
             # (the demo's folder is in the system temp area, TMPDIR: `[old]` in it vanished as markup, and the
             # `rm -rf` to copy deleted the parent folder)
-            yield Static(plain("\n".join(printable(c) for c in DemoDir(self.result.plan.demo_dir).next_commands()),
-                               newlines=True), id="demo")
+            # (at 80 columns a long TMPDIR wrapped `… hyp query` / `overview` back to column 1: under the command)
+            yield HangingLines(DemoDir(self.result.plan.demo_dir).next_commands(), hang=DEMO_LABEL_WIDTH, id="demo")
         yield Static(Text("First look", style="bold"), id="first-look-title")
         yield Static("Loading…", id="first-look")
         with Horizontal(id="first-look-side"):

@@ -365,18 +365,22 @@ class LabelledLine(Widget):
 
 
 class HangingLines(Widget):
-    """Lines of notes (an import's errors), each wrapped to the widget's width under its own text: a Static
-    wraps back to column 1, which at 80 columns split a file's path across the left edge."""
+    """Lines of notes (an import's errors) or of labelled commands, each wrapped to the widget's width under its
+    own text (`core.fmt.hanging_lines`; `hang`: past that many columns): a Static wraps back to column 1, which
+    at 80 columns split a file's path across the left edge, and went on with a command under its label."""
 
     DEFAULT_CSS = "HangingLines { height: auto; }"
 
-    def __init__(self, lines: Sequence[str], *, id: str | None = None) -> None:
+    def __init__(self, lines: Sequence[str], *, hang: int | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
         self.note_lines = [printable(line) for line in lines]  # (an error names a path)
+        self.hang = hang
+
+    def wrapped(self, width: int | None) -> list[str]:
+        return hanging_lines(self.note_lines, width, break_long_words=True, hang=self.hang)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return len(hanging_lines(self.note_lines, width or None, break_long_words=True))
+        return len(self.wrapped(width or None))
 
     def render(self) -> Text:
-        return Text("\n".join(hanging_lines(self.note_lines, self.content_size.width or None,
-                                             break_long_words=True)))
+        return Text("\n".join(self.wrapped(self.content_size.width or None)))
