@@ -598,6 +598,12 @@ def test_notes_under_the_summary_hang_under_their_text_and_keep_a_path_whole() -
     ]
     cut = hanging_lines(notes[1:2], 60, break_long_words=True)
     assert cut == [f"    at {path[:53]}", f"       {path[53:]}"]
+    # where the hang would cut a word that a line holds whole from the line's own indent, it is not used
+    folder = "/var/folders/x7/abcdefghijklmnopqrstuvwx/T/hyp-demo-x1"
+    assert hanging_lines([f"Demo directory: {folder}"], 60, break_long_words=True, hang=16) == [
+        "Demo directory:", folder]
+    assert hanging_lines([f"Demo directory: {folder}"], 80, break_long_words=True, hang=16) == [
+        f"Demo directory: {folder}"]
     # a line with no `client: ` or `at ` hangs under its own indent; a label wider than half the line does not
     assert hanging_lines(["    one two three four five six"], 16) == ["    one two", "    three four", "    five six"]
     assert hanging_lines(["  a-very-long-client-name: one two three"], 30) == [

@@ -128,7 +128,14 @@ def hanging_lines(lines: Sequence[str], width: int | None, *, break_long_words: 
     out: list[str] = []
     for line in lines:
         head = len(_HANG.match(line).group()) if hang is None else hang  # type: ignore[union-attr]
+        lead = len(line) - len(line.lstrip(" "))
         if width is not None and head > width // 2:
-            head = len(line) - len(line.lstrip(" "))
+            head = lead
+        elif width is not None and break_long_words and head > lead:
+            # a word (a path) that the hang would cut but that fits a line from the line's own indent: on a line
+            # of its own, whole (`Demo directory:` / `/var/folders/…/hyp-demo-x1`)
+            longest = max((len(word) for word in line[head:].split()), default=0)
+            if width - head < longest <= width - lead:
+                head = lead
         out.extend(wrap_line(line, width, head, head, break_long_words=break_long_words))
     return out
