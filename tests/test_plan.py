@@ -608,3 +608,26 @@ def test_notes_under_the_summary_hang_under_their_text_and_keep_a_path_whole() -
     assert hanging_lines(["    one two three four five six"], 16) == ["    one two", "    three four", "    five six"]
     assert hanging_lines(["  a-very-long-client-name: one two three"], 30) == [
         "  a-very-long-client-name: one", "  two three"]
+
+
+def test_a_wrapped_text_never_splits_a_hyp_command() -> None:
+    """Wrapped to a terminal, a message kept words together but not commands: `… replace it with hyp init (hyp
+    init` / `--yes --force …`, and a copy of the command across the break ran `hyp init` alone. At every width,
+    each command in the text is on one line; a path stays whole; the words are the text's words."""
+    from hypaware_tui.core.fmt import wrap_line
+
+    text = ("hyp backfill: the config is invalid: /tmp/t2/hyp/hypaware-config.json: is not valid JSON: it ends early "
+            "(was it cut short?). Fix the file, or replace it with hyp init (hyp init --yes --force without a "
+            "terminal; a backup is kept). Then run hyp backfill --since 2026-05-01 codex, or hyp daemon install "
+            "--python /usr/bin/python3, and see hyp status; hyp query sql \"select 1\" reads it.")
+    commands = ["hyp init --yes --force", "hyp backfill --since 2026-05-01 codex",
+                "hyp daemon install --python /usr/bin/python3", "hyp status", "hyp query sql"]
+    for width in range(40, 120):
+        lines = wrap_line(text, width, 0, 2)
+        assert " ".join(line.strip() for line in lines) == text, width
+        # (a line longer than the width holds one thing that must not break: a path, or a command longer than it)
+        assert all(len(line) <= width or " " not in line.strip() or line.strip().rstrip(",") in commands
+                   for line in lines), (width, lines)
+        for command in commands:
+            assert any(command in line for line in lines), (width, command, lines)
+        assert any("/tmp/t2/hyp/hypaware-config.json:" in line for line in lines), width

@@ -102,18 +102,30 @@ def human_size(n: int | float | None) -> str:
     raise AssertionError("unreachable")
 
 
+# A hyp command inside a text (`hyp init --yes --force`, `hyp backfill --dry-run`, `hyp daemon start`): its
+# subcommands, client names and flags (a flag's value too: a date, a path, a number or an UPPER placeholder).
+# A wrapped text keeps each one on one line: a copy of it taken across a line break ran `hyp init` alone.
+_WORDS = ("init|status|backfill|list|plan|query|overview|sql|cache|compact|prune|daemon|start|stop|restart|run|"
+          "install|uninstall|claude|codex")
+_FLAG = r"--?[a-z][\w-]*(?:=\S+)?(?: (?:[\d/~'\"$]\S*|[A-Z][A-Z_]+\b))?"
+_COMMAND = re.compile(rf"(?<![\w/.-])(?:hyp|hypaware)(?: (?:(?:{_WORDS})\b|{_FLAG}))+")
+_KEEP = "\x00"  # (stands for a space that must not break; `printable` leaves no NUL in a shown text)
+
+
 def wrap_line(line: str, width: int | None, head: int, indent: int, *, break_long_words: bool = False) -> list[str]:
     """`line` wrapped to `width` between words: its first `head` characters as they are (a label, an indent),
-    each further line `indent` columns in. A word longer than the line (a path) stays whole, for the terminal
-    to fold (a copy of it then keeps no break), unless `break_long_words` (a screen that would cut it off at
-    its edge). `width` None, or a line that fits: the line as it is."""
+    each further line `indent` columns in. A hyp command in it stays on one line (`_COMMAND`). A word longer
+    than the line (a path) stays whole, for the terminal to fold (a copy of it then keeps no break), unless
+    `break_long_words` (a screen that would cut it off at its edge). `width` None, or a line that fits: the
+    line as it is."""
     import textwrap
 
     if width is None or len(line) <= width:
         return [line]
-    return textwrap.wrap(line[head:], max(width, indent + 10), initial_indent=line[:head],
-                         subsequent_indent=" " * indent, break_long_words=break_long_words,
-                         break_on_hyphens=False) or [line]
+    body = _COMMAND.sub(lambda m: m.group().replace(" ", _KEEP), line[head:])
+    lines = textwrap.wrap(body, max(width, indent + 10), initial_indent=line[:head], subsequent_indent=" " * indent,
+                          break_long_words=break_long_words, break_on_hyphens=False)
+    return [text.replace(_KEEP, " ") for text in lines] or [line]
 
 
 # the part of a note line that its further lines hang under: its indent and a leading `client: ` or `at `
