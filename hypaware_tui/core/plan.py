@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hypaware_tui.core import prog
-from hypaware_tui.core.fmt import hanging_lines, plural, printable
+from hypaware_tui.core.fmt import hanging_lines, plural, printable, wrap_line
 from hypaware_tui.core.inventory import ClientInventory, Figures, Inventory, client_figures, older_than
 from hypaware_tui.core.paths import Layout
 from hypaware_tui.core.timeutil import us_to_iso, us_to_local
@@ -962,14 +962,10 @@ def summary_table(rows: Sequence[Sequence[str]], width: int | None = None) -> li
 
 
 def _wrap(text: str, width: int | None, first: str = "", rest: str | None = None) -> list[str]:
-    """`first + text` wrapped to `width` between words (a word longer than the line, a path, stays whole)."""
-    import textwrap
-
-    rest = first if rest is None else rest
-    if width is None or len(first) + len(text) <= width:
-        return [first + text]
-    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest, break_long_words=False,
-                         break_on_hyphens=False) or [first]
+    """`first + text` wrapped to `width` between words (`core.fmt.wrap_line`: a word longer than the line, a
+    path, stays whole, and so does a hyp command); further lines start with `rest` (spaces; default: as many
+    as `first` has characters)."""
+    return wrap_line(first + text, width, len(first), len(first if rest is None else rest))
 
 
 def _labelled(label: str, text: str, width: int | None) -> list[str]:
