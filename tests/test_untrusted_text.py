@@ -226,19 +226,26 @@ def demo_lines(text: str) -> tuple[str, str, str]:
     return where, look, delete
 
 
-async def test_the_demo_done_screen_shows_its_folder_and_commands_that_paste(tmp_path: Path) -> None:
-    """TMPDIR `/tmp/t [old]`: Done showed `…/t /hyp-demo-…`, and its `rm -rf /tmp/t /hyp-demo-…` deleted /tmp/t."""
-    (tmp_path / "t [old]").mkdir()
-    m = make_machine(tmp_path / "t [old]")
+async def demo_done_lines(tmpdir: Path, size: tuple[int, int]) -> tuple[WizardApp, Path, list[str]]:
+    """The demo wizard (its folder in `tmpdir`, as in TMPDIR) run to Done: the app, the demo's folder and the
+    lines its `#demo` block draws."""
+    m = make_machine(tmpdir)
     app = WizardApp(wizard_settings(m, demo_dir=m.root))
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await on_screen(pilot, WelcomeScreen)
         await wait_for(pilot, lambda: app.inventory_done)
         for screen in (ClientsScreen, RetentionScreen, ConsentScreen, ReviewScreen, DoneScreen):
             done = await enter_to(pilot, screen)
         shown = drawn(done.query_one("#demo"))
         await pilot.press("enter")
-    root = str(m.root)
+    return app, m.root, shown
+
+
+async def test_the_demo_done_screen_shows_its_folder_and_commands_that_paste(tmp_path: Path) -> None:
+    """TMPDIR `/tmp/t [old]`: Done showed `…/t /hyp-demo-…`, and its `rm -rf /tmp/t /hyp-demo-…` deleted /tmp/t."""
+    (tmp_path / "t [old]").mkdir()
+    app, demo_root, shown = await demo_done_lines(tmp_path / "t [old]", SIZE)
+    root = str(demo_root)
     assert "[old]" in root
     assert shown == [f"Demo directory: {root}",
                      f"Look at it:     HYP_HOME='{root}/hyp' hyp query overview",
@@ -261,15 +268,7 @@ async def test_at_80_columns_the_demo_commands_go_on_under_themselves() -> None:
     try:
         deep = base / "v" / "T"
         deep.mkdir(parents=True)
-        m = make_machine(deep)
-        app = WizardApp(wizard_settings(m, demo_dir=m.root))
-        async with app.run_test(size=(80, 24)) as pilot:
-            await on_screen(pilot, WelcomeScreen)
-            await wait_for(pilot, lambda: app.inventory_done)
-            for screen in (ClientsScreen, RetentionScreen, ConsentScreen, ReviewScreen, DoneScreen):
-                done = await enter_to(pilot, screen)
-            shown = drawn(done.query_one("#demo"))
-            await pilot.press("enter")
+        _app, root, shown = await demo_done_lines(deep, (80, 24))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     at = next(i for i, line in enumerate(shown) if line.startswith("Look at it:     HYP_HOME="))
@@ -277,7 +276,7 @@ async def test_at_80_columns_the_demo_commands_go_on_under_themselves() -> None:
     assert more and shown[at + 1 + len(more)].startswith("Delete it:      rm -rf "), shown
     assert all(len(line) <= 80 for line in shown), shown
     look = " ".join(line[16:] for line in [shown[at], *more])
-    assert bash_words(look) == [f"HYP_HOME={m.root}/hyp".encode(), b"hyp", b"query", b"overview"], shown
+    assert bash_words(look) == [f"HYP_HOME={root}/hyp".encode(), b"hyp", b"query", b"overview"], shown
 
 
 @pytest.mark.parametrize("tmp_name", ["t [old]", "it's", "t\x1b]0;T\x07"])
