@@ -262,8 +262,8 @@ def wrap_for_terminal(text: str, width: int | None, label_width: int = 0, indent
         if line[:head].strip(" ") and (not line[:head].endswith(" ") or line[head:head + 1] == " "):
             head = 0  # (a label wider than its column: wrapped as one text)
         lead = len(line) - head - len(line[head:].lstrip(" "))  # (an indented line keeps its indent)
-        fits = width is None or width < indent + 20
-        out.extend([line] if fits else wrap_line(line, width, head + lead, max(indent, lead)))
+        as_is = width is None or width < indent + 20  # (not a terminal, or one too narrow to wrap for)
+        out.extend([line] if as_is else wrap_line(line, width, head + lead, max(indent, lead)))
     return out
 
 
