@@ -247,8 +247,9 @@ def _flock_holders(st: os.stat_result) -> list[int] | None:
                 continue
             if parts[5] == want:
                 with contextlib.suppress(ValueError):
-                    if int(parts[4]) > 0 and int(parts[4]) not in pids:
-                        pids.append(int(parts[4]))
+                    pid = int(parts[4])
+                    if pid > 0 and pid not in pids:
+                        pids.append(pid)
         if len(pids) == 1 or len(text) < 4096:  # (one page was read whole: nothing shifted under it)
             return pids
     return pids
