@@ -696,7 +696,8 @@ def test_status_invalid_config_exits_1_with_the_report(
     assert err.startswith(f"hyp status: {why}"), err
     for args in (("cache", "status"), ("cache", "status", "--json")):
         code, _, err = call(capsys, *args)
-        assert code == 1 and err.startswith("hyp cache status: retention unknown: ") and "found -1" in err, err
+        assert code == 1 and err.startswith("hyp cache status: retention unknown: the config is invalid: ") \
+            and "found -1" in err, err
         # (what to do, as every other command says it)
         assert err.rstrip("\n").endswith(". Fix the file, or replace it with hyp init (hyp init --yes --force "
                                           "without a terminal; a backup is kept)."), err

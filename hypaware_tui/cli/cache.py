@@ -164,7 +164,8 @@ def _status_problems(prog: str, layout: Any, stats: Any, config_error: str | Non
     from hypaware_tui.core.storage import damaged_file_advice, mismatch_text, unopened_text
 
     if config_error:
-        err(f"{prog} cache status: retention unknown: {config_error}. {config_advice(config_error, prog)}")
+        err(f"{prog} cache status: retention unknown: the config is invalid: {config_error}. "
+            f"{config_advice(config_error, prog)}")
     if stats.unopened:
         err(f"{prog} cache status: {unopened_text(stats.unopened)}")
     if stats.unreadable:
